@@ -1,0 +1,51 @@
+# tshost — build, test, run, benchmark.
+#   make deps    install missing Debian packages (apt-get; sudo when not root)
+#   make         build ./tshost
+#   make test    build and run every test (ends with "N passed, N failed, N skipped")
+#   make run     deps + build + the main job
+#   make bench   training and inference throughput against PyTorch on this machine
+
+CC      ?= cc
+CFLAGS  ?= -O3 -march=x86-64-v3 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -Ihost \
+           $(shell pkg-config --cflags luajit openblas 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs luajit openblas 2>/dev/null) -lreadline -lm
+LDFLAGS += -fopenmp -rdynamic
+
+DEB_PACKAGES = gcc make pkg-config luajit libluajit-5.1-dev libopenblas-dev libstb-dev libreadline-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+HOST_SRC   = $(wildcard host/*.c)
+KERNEL_SRC = $(wildcard kernels/cpu/*.c)
+OBJ = $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERNEL_SRC))
+
+all: tshost
+
+tshost: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build/%.o: %.c host/ts.h host/internal.h kernels/cpu/cpu.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "all Debian packages present"; fi
+
+test: tshost
+	./tshost tests/run.lua
+
+run: deps
+	$(MAKE) tshost
+	./tshost experiments/baseline.lua
+
+bench: tshost
+	./tshost scripts/bench.lua
+
+clean:
+	rm -rf build tshost
+
+.PHONY: all deps test run bench clean

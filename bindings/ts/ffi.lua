@@ -1,0 +1,33 @@
+-- The C API, declared to LuaJIT's FFI straight from host/ts.h (one source of truth), and the one
+-- place where C failures become Lua errors.
+local ffi = require('ffi')
+
+local root = rawget(_G, '_TSHOST_ROOT') or os.getenv('TSHOST_ROOT') or '.'
+local f = assert(io.open(root .. '/host/ts.h', 'r'), 'ts: cannot find host/ts.h under ' .. root .. ' (set TSHOST_ROOT)')
+local header = f:read('*a')
+f:close()
+-- drop preprocessor lines; what is left is plain C declarations
+ffi.cdef((header:gsub('\n#[^\n]*', '\n'):gsub('^#[^\n]*', '')))
+ffi.cdef[[
+void free(void *);
+int posix_memalign(void **, size_t, size_t);
+]]
+
+local C = ffi.C
+local M = {C = C, root = root}
+
+-- Raises the last C error as a Lua error, blamed on the caller `level` frames up (default: the caller
+-- of the function that called check).
+function M.fail(level)
+   error(ffi.string(C.ts_last_error()), (level or 2) + 1)
+end
+
+-- The C handle of a tensor object, or NULL for nil (optional arguments such as a missing bias).
+function M.ptr(t) return t and t._c end
+
+function M.check(rc, level)
+   if rc ~= 0 then M.fail((level or 2) + 1) end
+   return rc
+end
+
+return M

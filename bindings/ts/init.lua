@@ -1,0 +1,100 @@
+-- The `ts` module: tensors, nn, optim, checkpoints, models, and the run-time settings.
+local ffi = require('ffi')
+local cffi = require('ts.ffi')
+local T = require('ts.tensor')
+local C = cffi.C
+
+local ts = {
+   nn = require('ts.nn'),
+   optim = require('ts.optim'),
+   models = require('ts.models'),
+   json = require('ts.json'),
+   repl = require('ts.repl'),
+   Tensor = T.Tensor,
+   root = cffi.root,
+   args = {},
+}
+
+for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'randn', 'arange', 'isTensor'}) do
+   ts[name] = T[name]
+end
+local serialize = require('ts.serialize')
+ts.save, ts.load = serialize.save, serialize.load
+
+-- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
+function ts.manualSeed(seed)
+   C.ts_manual_seed(seed)
+   math.randomseed(seed)
+end
+
+function ts.setThreads(n) cffi.check(C.ts_set_threads(n)) end
+function ts.getThreads() return C.ts_get_threads() end
+
+-- random integer in [1, n] from the global generator
+function ts.randint(n) return tonumber(C.ts_rng_u64() % n) + 1 end
+
+-- a random permutation of 1..n (Fisher-Yates over the global generator)
+function ts.randperm(n)
+   local p = {}
+   for i = 1, n do p[i] = i end
+   for i = n, 2, -1 do
+      local j = ts.randint(i)
+      p[i], p[j] = p[j], p[i]
+   end
+   return p
+end
+
+function ts.rngState()
+   local s = ffi.new('uint64_t[4]')
+   C.ts_rng_get_state(s)
+   local out = {}
+   for i = 0, 3 do out[i + 1] = ('%016x'):format(tonumber(bit.rshift(s[i], 32))) .. ('%08x'):format(tonumber(bit.band(s[i], 0xffffffff))):sub(-8) end
+   return out
+end
+
+-- key=value arguments after the script become ts.args (strings); the rest stay in arg
+function ts.parse_args(argv)
+   local out = {}
+   for i = 1, #(argv or {}) do
+      local k, v = argv[i]:match('^([%w_%.]+)=(.*)$')
+      if k then out[k] = v end
+   end
+   return out
+end
+
+-- ts.options{lr = 0.01, epochs = 10, name = 'run'}: the defaults overridden by ts.args, each converted to
+-- the type of its default; an unknown key in ts.args is an error (a typo in a sweep should not pass silently).
+function ts.options(defaults)
+   local out = {}
+   for k, v in pairs(defaults) do out[k] = v end
+   for k, v in pairs(ts.args) do
+      local d = defaults[k]
+      if d == nil then
+         local known = {}
+         for name in pairs(defaults) do known[#known + 1] = name end
+         table.sort(known)
+         error(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(known, ', ')), 2)
+      elseif type(d) == 'number' then
+         out[k] = tonumber(v) or error(('option %s: expected a number, got %q'):format(k, v), 2)
+      elseif type(d) == 'boolean' then
+         out[k] = v == 'true' or v == '1' or v == 'yes'
+      else
+         out[k] = v
+      end
+   end
+   return out
+end
+
+function ts.help()
+   return [[
+ts — tensors: ts.tensor{...}, ts.zeros(n, ...), ts.randn, ts.arange; t:size(), t[i], t[{{1,3}, 2}], t:view(...),
+     arithmetic (+ - * / with broadcasting), t:sum(d), t:max(d), t:mm(b), t:float(), t:totable()
+ts.nn — Conv2d, BatchNorm2d/1d, ReLU, LeakyReLU, ELU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear,
+     Dropout, Flatten, View, Identity, Sequential, Residual, Concat, CrossEntropyLoss;
+     m:forward(x), m:backward(x, g), m:parameters(), m:training(), m:evaluate(), m:zeroGrad(), m:freeze()
+ts.optim — SGD, Adam, AdamW (param groups), schedule.step/cosine/onecycle, opt:clipGradNorm(n)
+ts.save(path, model|table), ts.load(path [, model]) — safetensors with PyTorch names
+ts.models.refcnn() — the reference CNN; ts.manualSeed(n), ts.setThreads(n), ts.options{...}]]
+end
+
+return ts

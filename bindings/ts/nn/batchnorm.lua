@@ -1,0 +1,78 @@
+-- BatchNorm2d(C, opts) over [N,C,H,W] and BatchNorm1d(C, opts) over [N,C], with PyTorch's semantics:
+-- eps 1e-5, momentum 0.1 (running = (1-m) running + m batch; the variance kept unbiased), affine=true.
+-- In evaluation mode, or when frozen with opts.freeze_stats, the running statistics normalize.
+local Module = require('ts.nn.module')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+
+local BatchNorm = Module.class('BatchNorm', Module)
+BatchNorm._params = {'weight', 'bias'}
+BatchNorm._buffers = {'running_mean', 'running_var', 'num_batches_tracked'}
+
+function BatchNorm:__init(channels, opts)
+   opts = opts or {}
+   if type(channels) ~= 'number' or channels < 1 then error(self.__typename .. '(channels): channels must be a positive number', 3) end
+   self.channels = channels
+   self.eps = opts.eps or 1e-5
+   self.momentum = opts.momentum or 0.1
+   if opts.affine ~= false then
+      self.weight = T.ones(channels)
+      self.bias = T.zeros(channels)
+      self.grad.weight = T.zeros(channels)
+      self.grad.bias = T.zeros(channels)
+   end
+   self.running_mean = T.zeros(channels)
+   self.running_var = T.ones(channels)
+   self.num_batches_tracked = T.zeros({1}, 'int64'):view({})
+   self.save_mean = T.zeros(channels)
+   self.save_invstd = T.zeros(channels)
+end
+
+function BatchNorm:checkInput(input)
+   local want = self.__typename == 'BatchNorm1d' and 2 or 4
+   if input:dim() ~= want then
+      error(('%s: expected a %d-dim input, got %s'):format(self.__typename, want, tostring(input:size())), 3)
+   end
+end
+
+-- Batch statistics are used in training mode, unless the module was frozen and asked to keep its stats
+function BatchNorm:usesBatchStats() return self.train and not (self.frozen and self.freezeStats) end
+
+function BatchNorm:updateOutput(input)
+   self:checkInput(input)
+   local y = self:buffer('output', input:size())
+   local batch = self:usesBatchStats()
+   check(C.ts_batchnorm_forward(y._c, input._c, ptr(self.weight), ptr(self.bias), self.running_mean._c,
+                                self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0, self.momentum, self.eps))
+   if batch then
+      self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1)
+   else
+      -- the backward of evaluation mode needs the statistics in the same form as training's
+      self.save_mean:copy(self.running_mean)
+      self.save_invstd:copy((self.running_var + self.eps):sqrt():pow(-1))
+   end
+   return y
+end
+
+function BatchNorm:updateGradInput(input, gradOutput)
+   local gx = self:buffer('gradInput', input:size())
+   local frozen = self.frozen
+   check(C.ts_batchnorm_backward(gx._c, not frozen and ptr(self.grad.weight) or nil,
+                                 not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, ptr(self.weight),
+                                 self.save_mean._c, self.save_invstd._c,
+                                 self:usesBatchStats() and 1 or 0))
+   return gx
+end
+
+function BatchNorm:extraRepr()
+   local s = ('%d'):format(self.channels)
+   if self.eps ~= 1e-5 then s = s .. (', eps=%g'):format(self.eps) end
+   if self.momentum ~= 0.1 then s = s .. (', momentum=%g'):format(self.momentum) end
+   if not self.weight then s = s .. ', affine=false' end
+   return s
+end
+
+local BatchNorm2d = Module.class('BatchNorm2d', BatchNorm)
+local BatchNorm1d = Module.class('BatchNorm1d', BatchNorm)
+return {BatchNorm2d = BatchNorm2d, BatchNorm1d = BatchNorm1d}

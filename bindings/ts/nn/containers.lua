@@ -1,0 +1,140 @@
+-- Containers: Sequential (a chain), Residual (block(x) + shortcut(x)), Concat (outputs joined on a dim).
+local Module = require('ts.nn.module')
+local T = require('ts.tensor')
+
+local function describe_children(self, indent, header)
+   local lines = {header}
+   for _, c in ipairs(self._children) do
+      lines[#lines + 1] = indent .. '  (' .. c.name .. '): ' .. c.module:describe(indent .. '  ')
+   end
+   lines[#lines + 1] = indent .. ')'
+   return table.concat(lines, '\n')
+end
+
+local Container = Module.class('Container', Module)
+
+-- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.
+function Container:add(module, name)
+   if type(module) ~= 'table' or not module.forward then
+      error(self.__typename .. ':add: expected a module, got ' .. type(module), 2)
+   end
+   name = name or tostring(#self._children)
+   for _, c in ipairs(self._children) do
+      if c.name == name then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
+   end
+   self._children[#self._children + 1] = {name = name, module = module}
+   self[name] = module
+   return self
+end
+
+function Container:get(i) return self._children[i] and self._children[i].module end
+function Container:size() return #self._children end
+
+function Container:describe(indent)
+   return describe_children(self, indent or '', ('%s(  [%d params]'):format(self.__typename, self:numParameters()))
+end
+
+-- Sequential(m1, m2, ...) or Sequential{ {'name', m}, ... }
+local Sequential = Module.class('Sequential', Container)
+function Sequential:__init(...)
+   self._children = {}
+   local first = ...
+   if type(first) == 'table' and not first.forward then
+      for _, pair in ipairs(first) do self:add(pair[2], pair[1]) end
+   else
+      for i = 1, select('#', ...) do self:add((select(i, ...))) end
+   end
+end
+
+function Sequential:updateOutput(input)
+   local x = input
+   for i, c in ipairs(self._children) do
+      local ok, out = pcall(c.module.forward, c.module, x)
+      if not ok then error(('%s (%s): %s'):format(c.name, c.module.__typename, tostring(out)), 0) end
+      x = out
+   end
+   return x
+end
+
+function Sequential:backward(input, gradOutput)
+   local g = gradOutput
+   for i = #self._children, 1, -1 do
+      local c = self._children[i]
+      local x = i > 1 and self._children[i - 1].module.output or input
+      local ok, out = pcall(c.module.backward, c.module, x, g)
+      if not ok then error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(out)), 0) end
+      g = out
+   end
+   self.gradInput = g
+   return g
+end
+
+-- Residual(block [, shortcut]): y = block(x) + shortcut(x), the shortcut defaulting to the identity.
+-- Children are named 'block' and 'shortcut' unless given other names: Residual(b, s, {'conv', 'proj'}).
+local Residual = Module.class('Residual', Container)
+function Residual:__init(block, shortcut, names)
+   self._children = {}
+   names = names or {'block', 'shortcut'}
+   self:add(block, names[1])
+   if shortcut then self:add(shortcut, names[2]) end
+end
+
+function Residual:updateOutput(input)
+   local a = self._children[1].module:forward(input)
+   local b = self._children[2] and self._children[2].module:forward(input) or input
+   local out = self:buffer('output', a:size())
+   out:copy(a):add_(b)
+   return out
+end
+
+function Residual:backward(input, gradOutput)
+   local g = self:buffer('gradInput', input:size())
+   g:copy(self._children[1].module:backward(input, gradOutput))
+   if self._children[2] then g:add_(self._children[2].module:backward(input, gradOutput))
+   else g:add_(gradOutput) end
+   return g
+end
+
+-- Concat(dim, m1, m2, ...): every child sees the input; outputs joined along dim (2 = channels)
+local Concat = Module.class('Concat', Container)
+function Concat:__init(dim, ...)
+   if type(dim) ~= 'number' then error('Concat: first argument is the dim to join on', 3) end
+   self.dim = dim
+   self._children = {}
+   for i = 1, select('#', ...) do self:add((select(i, ...))) end
+end
+
+function Concat:extraRepr() return 'dim=' .. self.dim end
+function Concat:describe(indent)
+   return describe_children(self, indent or '', ('Concat(dim=%d  [%d params]'):format(self.dim, self:numParameters()))
+end
+
+function Concat:updateOutput(input)
+   local outs, shape, total = {}, nil, 0
+   for i, c in ipairs(self._children) do
+      outs[i] = c.module:forward(input)
+      shape = outs[i]:size()
+      total = total + shape[self.dim]
+   end
+   shape[self.dim] = total
+   local out = self:buffer('output', shape)
+   local at = 1
+   for _, o in ipairs(outs) do
+      out:narrow(self.dim, at, o:size(self.dim)):copy(o)
+      at = at + o:size(self.dim)
+   end
+   return out
+end
+
+function Concat:backward(input, gradOutput)
+   local g = self:buffer('gradInput', input:size()):zero()
+   local at = 1
+   for _, c in ipairs(self._children) do
+      local width = c.module.output:size(self.dim)
+      g:add_(c.module:backward(input, gradOutput:narrow(self.dim, at, width):contiguous()))
+      at = at + width
+   end
+   return g
+end
+
+return {Sequential = Sequential, Residual = Residual, Concat = Concat}

@@ -1,0 +1,112 @@
+-- Conv2d(in, out, kernel, opts) with opts (or positional stride, padding):
+--   stride, padding (n, {h, w}, {top, bottom, left, right}, or 'same' as TensorFlow pads: the extra
+--   pixel after), dilation, groups (in = groups: depthwise), bias (default true).
+-- weight [out, in/groups, kh, kw], bias [out]; PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+local ffi = require('ffi')
+local Module = require('ts.nn.module')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+
+local Conv2d = Module.class('Conv2d', Module)
+Conv2d._params = {'weight', 'bias'}
+
+local function pair(v, name)
+   if type(v) == 'number' then return v, v end
+   if type(v) == 'table' and #v == 2 then return v[1], v[2] end
+   error(('Conv2d: %s must be a number or {h, w}, got %s'):format(name, tostring(v)), 4)
+end
+
+function Conv2d:__init(nin, nout, kernel, opts, padding)
+   if type(opts) == 'number' then opts = {stride = opts, padding = padding} end
+   opts = opts or {}
+   for _, v in ipairs({nin, nout}) do
+      if type(v) ~= 'number' or v < 1 then error('Conv2d(in, out, kernel, opts): channel counts must be positive numbers', 3) end
+   end
+   self.nin, self.nout = nin, nout
+   self.kh, self.kw = pair(kernel, 'kernel')
+   self.sh, self.sw = pair(opts.stride or 1, 'stride')
+   self.dh, self.dw = pair(opts.dilation or 1, 'dilation')
+   self.groups = opts.groups or 1
+   if nin % self.groups ~= 0 or nout % self.groups ~= 0 then
+      error(('Conv2d: %d in and %d out channels are not divisible by groups=%d'):format(nin, nout, self.groups), 3)
+   end
+   local p = opts.padding or 0
+   if p == 'same' then self.same = true
+   elseif type(p) == 'table' and #p == 4 then self.pad = {p[1], p[2], p[3], p[4]}
+   else
+      local ph, pw = pair(p, 'padding')
+      self.pad = {ph, ph, pw, pw}
+   end
+   self.params = ffi.new('ts_conv2d_params')
+   self.weight = T.zeros(nout, nin / self.groups, self.kh, self.kw)
+   self.grad.weight = T.zeros(nout, nin / self.groups, self.kh, self.kw)
+   if opts.bias ~= false then
+      self.bias = T.zeros(nout)
+      self.grad.bias = T.zeros(nout)
+   end
+   self:reset()
+end
+
+function Conv2d:reset()
+   local bound = 1 / math.sqrt(self.nin / self.groups * self.kh * self.kw)
+   self.weight:uniform(-bound, bound)
+   if self.bias then self.bias:uniform(-bound, bound) end
+   return self
+end
+
+-- TensorFlow 'same': out = ceil(n / s), total = max((out - 1) s + k_eff - n, 0), before = floor(total / 2)
+local function same_pad(n, k, s, d)
+   local out = math.ceil(n / s)
+   local total = math.max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+   local before = math.floor(total / 2)
+   return before, total - before
+end
+
+function Conv2d:setup(input)
+   local p = self.params
+   p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.groups = self.sh, self.sw, self.dh, self.dw, self.groups
+   if self.same then
+      p.pad_top, p.pad_bottom = same_pad(input:size(3), self.kh, self.sh, self.dh)
+      p.pad_left, p.pad_right = same_pad(input:size(4), self.kw, self.sw, self.dw)
+   else
+      p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = self.pad[1], self.pad[2], self.pad[3], self.pad[4]
+   end
+   return p
+end
+
+local shape4 = ffi.new('int64_t[4]')
+function Conv2d:updateOutput(input)
+   local p = self:setup(input)
+   check(C.ts_conv2d_output_size(input._c, self.weight._c, p, shape4))
+   local y = self:buffer('output', {tonumber(shape4[0]), tonumber(shape4[1]), tonumber(shape4[2]), tonumber(shape4[3])})
+   check(C.ts_conv2d_forward(y._c, input._c, self.weight._c, ptr(self.bias), p))
+   return y
+end
+
+function Conv2d:updateGradInput(input, gradOutput)
+   -- the gradient of the weights is computed in the same pass (see accGradParameters)
+   local gx = self.needsGradInput == false and nil or self:buffer('gradInput', input:size())
+   local frozen = self.frozen
+   check(C.ts_conv2d_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
+                              not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c,
+                              self:setup(input)))
+   return gx
+end
+
+function Conv2d:extraRepr()
+   local s = ('%d, %d, kernel=%dx%d'):format(self.nin, self.nout, self.kh, self.kw)
+   if self.sh ~= 1 or self.sw ~= 1 then s = s .. (', stride=%d'):format(self.sh) end
+   if self.same then s = s .. ", padding='same'"
+   elseif self.pad[1] == self.pad[2] and self.pad[2] == self.pad[3] and self.pad[3] == self.pad[4] then
+      if self.pad[1] > 0 then s = s .. ', padding=' .. self.pad[1] end
+   else
+      s = s .. ', padding=' .. table.concat(self.pad, ',')
+   end
+   if self.dh ~= 1 then s = s .. (', dilation=%d'):format(self.dh) end
+   if self.groups ~= 1 then s = s .. (', groups=%d'):format(self.groups) end
+   if not self.bias then s = s .. ', bias=false' end
+   return s
+end
+
+return {Conv2d = Conv2d}

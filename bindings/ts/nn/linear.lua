@@ -1,0 +1,51 @@
+-- Linear(in, out, opts{bias = true}): y = x W^T + b, W [out, in]; PyTorch's default init.
+local Module = require('ts.nn.module')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+
+local Linear = Module.class('Linear', Module)
+Linear._params = {'weight', 'bias'}
+
+function Linear:__init(nin, nout, opts)
+   if type(nin) ~= 'number' or type(nout) ~= 'number' then error('Linear(in, out): sizes must be numbers', 3) end
+   opts = opts or {}
+   self.nin, self.nout = nin, nout
+   self.weight = T.zeros(nout, nin)
+   self.grad.weight = T.zeros(nout, nin)
+   if opts.bias ~= false then
+      self.bias = T.zeros(nout)
+      self.grad.bias = T.zeros(nout)
+   end
+   self:reset()
+end
+
+function Linear:reset()
+   local bound = 1 / math.sqrt(self.nin)
+   self.weight:uniform(-bound, bound)
+   if self.bias then self.bias:uniform(-bound, bound) end
+   return self
+end
+
+function Linear:updateOutput(input)
+   if input:dim() ~= 2 then
+      error(('Linear: expected input [N,%d], got %s (add nn.Flatten() before it?)'):format(self.nin, tostring(input:size())), 3)
+   end
+   local y = self:buffer('output', {input:size(1), self.nout})
+   check(C.ts_linear_forward(y._c, input._c, self.weight._c, ptr(self.bias)))
+   return y
+end
+
+function Linear:updateGradInput(input, gradOutput)
+   local gx = self.needsGradInput == false and nil or self:buffer('gradInput', input:size())
+   local frozen = self.frozen
+   check(C.ts_linear_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
+                              not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c))
+   return gx
+end
+
+function Linear:extraRepr()
+   return ('%d, %d%s'):format(self.nin, self.nout, self.bias and '' or ', bias=false')
+end
+
+return {Linear = Linear}

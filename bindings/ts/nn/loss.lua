@@ -1,0 +1,46 @@
+-- CrossEntropyLoss(opts{weight = per-class tensor, label_smoothing = 0}): from logits [N, classes] and
+-- 0-based int64 targets [N] (a Lua table or any-dtype tensor is converted); mean over the batch,
+-- weighted as PyTorch weighs it. forward returns the loss as a number; backward the gradient of the logits.
+local Module = require('ts.nn.module')
+local T = require('ts.tensor')
+local ffi = require('ffi')
+local cffi = require('ts.ffi')
+local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+
+local CrossEntropyLoss = Module.class('CrossEntropyLoss', Module)
+
+function CrossEntropyLoss:__init(opts)
+   opts = opts or {}
+   self.weight = opts.weight and (type(opts.weight) == 'table' and T.tensor(opts.weight) or opts.weight:float())
+   self.label_smoothing = opts.label_smoothing or 0
+end
+
+local function targets_of(target)
+   if type(target) == 'table' then return T.tensor(target, 'int64') end
+   if target:dtype() ~= 'int64' then return target:long() end
+   return target:contiguous()
+end
+
+local loss_out = ffi.new('double[1]')
+function CrossEntropyLoss:forward(logits, target)
+   check(C.ts_cross_entropy(loss_out, nil, logits._c, targets_of(target)._c, ptr(self.weight), self.label_smoothing))
+   self.output = loss_out[0]
+   return self.output
+end
+CrossEntropyLoss.updateOutput = CrossEntropyLoss.forward
+
+function CrossEntropyLoss:backward(logits, target)
+   local g = self:buffer('gradInput', logits:size())
+   check(C.ts_cross_entropy(loss_out, g._c, logits._c, targets_of(target)._c, ptr(self.weight), self.label_smoothing))
+   self.output = loss_out[0]
+   return g
+end
+
+function CrossEntropyLoss:extraRepr()
+   local s = {}
+   if self.weight then s[#s + 1] = 'weight=[' .. self.weight:numel() .. ']' end
+   if self.label_smoothing > 0 then s[#s + 1] = 'label_smoothing=' .. self.label_smoothing end
+   return table.concat(s, ', ')
+end
+
+return {CrossEntropyLoss = CrossEntropyLoss}

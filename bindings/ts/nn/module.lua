@@ -1,0 +1,134 @@
+-- nn.Module: the Torch7 protocol every layer follows.
+--   m:forward(x)              computes and returns m.output
+--   m:backward(x, gradOutput) computes and returns m.gradInput, and ACCUMULATES parameter gradients
+--   m:parameters()            two lists: parameters and their gradients (frozen ones left out)
+--   m:training() / m:evaluate(), m:zeroGrad(), m:freeze() / m:unfreeze()
+--   m:stateDict()             ordered {name, tensor} pairs named as PyTorch's state_dict()
+-- A layer lists its parameter names in self._params (gradients in self.grad[name]) and its other
+-- saved tensors in self._buffers; containers list their children in self._children.
+local ts_tensor = require('ts.tensor')
+
+local Module = {}
+Module.__index = Module
+Module.__typename = 'Module'
+
+-- Makes a module class: nn.class('Conv2d', Module); instances through Class(...) calling Class:__init(...)
+local function class(name, parent)
+   local cls = setmetatable({}, {
+      __index = parent,
+      __call = function(cls, ...)
+         local self = setmetatable({}, cls)
+         self.train = true
+         self.grad = {}
+         cls.__init(self, ...)
+         return self
+      end,
+   })
+   cls.__index = cls
+   cls.__typename = name
+   cls.__tostring = function(self) return self:describe('') end
+   return cls
+end
+Module.class = class
+
+function Module:__init() end
+
+function Module:forward(input)
+   self.output = self:updateOutput(input)
+   return self.output
+end
+
+function Module:backward(input, gradOutput)
+   self.gradInput = self:updateGradInput(input, gradOutput)
+   if not self.frozen then self:accGradParameters(input, gradOutput) end
+   return self.gradInput
+end
+
+function Module:accGradParameters(input, gradOutput) end
+
+-- Reuses self[field] when it already has `shape` (a size table), else allocates zeros of that shape.
+function Module:buffer(field, shape, dtype)
+   local t = self[field]
+   if t ~= nil and t:dim() == #shape and t:dtype() == (dtype or 'float32') then
+      local same = true
+      for i = 1, #shape do same = same and t:size(i) == shape[i] end
+      if same then return t end
+   end
+   t = ts_tensor.zeros(shape, dtype or 'float32')
+   self[field] = t
+   return t
+end
+
+function Module:children() return self._children or {} end
+
+function Module:apply(fn)
+   fn(self)
+   for _, c in ipairs(self:children()) do c.module:apply(fn) end
+   return self
+end
+
+function Module:training() return self:apply(function(m) m.train = true end) end
+function Module:evaluate() return self:apply(function(m) m.train = false end) end
+function Module:freeze() return self:apply(function(m) m.frozen = true end) end
+function Module:unfreeze() return self:apply(function(m) m.frozen = nil end) end
+
+function Module:parameters()
+   local params, grads = {}, {}
+   self:apply(function(m)
+      if m.frozen then return end
+      for _, name in ipairs(m._params or {}) do
+         if m[name] then
+            params[#params + 1] = m[name]
+            grads[#grads + 1] = m.grad[name]
+         end
+      end
+   end)
+   return params, grads
+end
+
+function Module:zeroGrad()
+   self:apply(function(m)
+      for _, g in pairs(m.grad) do g:zero() end
+   end)
+   return self
+end
+
+-- Every tensor of the state, named as PyTorch names it: children by their names (a Sequential's are
+-- 0, 1, 2, ...), then weight, bias, running_mean, ...
+function Module:stateDict(prefix, out)
+   prefix, out = prefix or '', out or {}
+   for _, name in ipairs(self._params or {}) do
+      if self[name] then out[#out + 1] = {prefix .. name, self[name]} end
+   end
+   for _, name in ipairs(self._buffers or {}) do
+      if self[name] then out[#out + 1] = {prefix .. name, self[name]} end
+   end
+   for _, c in ipairs(self:children()) do c.module:stateDict(prefix .. c.name .. '.', out) end
+   return out
+end
+
+function Module:numParameters()
+   local n = 0
+   self:apply(function(m)
+      for _, name in ipairs(m._params or {}) do
+         if m[name] then n = n + m[name]:numel() end
+      end
+   end)
+   return n
+end
+
+-- The one-line description of this layer (its constructor arguments)
+function Module:extraRepr() return '' end
+
+function Module:describe(indent)
+   local own = 0
+   for _, name in ipairs(self._params or {}) do
+      if self[name] then own = own + self[name]:numel() end
+   end
+   local s = self.__typename .. '(' .. self:extraRepr() .. ')'
+   if own > 0 then s = s .. ('  [%d params]'):format(own) end
+   if self.frozen then s = s .. ' frozen' end
+   return s
+end
+
+return Module

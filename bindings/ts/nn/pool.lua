@@ -1,0 +1,93 @@
+-- MaxPool2d(kernel, stride = kernel, padding = 0, opts{ceil_mode}), AvgPool2d(kernel, stride, padding,
+-- opts{ceil_mode, count_include_pad = true}), and GlobalAvgPool2d() = AdaptiveAvgPool2d(1): [N,C,H,W] -> [N,C,1,1].
+local ffi = require('ffi')
+local Module = require('ts.nn.module')
+local cffi = require('ts.ffi')
+local C, check = cffi.C, cffi.check
+
+local function pair(v)
+   if type(v) == 'table' then return v[1], v[2] end
+   return v, v
+end
+
+local function pool_params(self, input)
+   local p = self.params
+   if self.global then
+      p.kernel_h, p.kernel_w, p.stride_h, p.stride_w = input:size(3), input:size(4), 1, 1
+   end
+   return p
+end
+
+local function new_pool(self, kernel, stride, padding, opts)
+   if kernel == nil then error(self.__typename .. '(kernel, stride, padding): kernel size missing', 4) end
+   opts = opts or {}
+   local p = ffi.new('ts_pool2d_params')
+   p.kernel_h, p.kernel_w = pair(kernel)
+   p.stride_h, p.stride_w = pair(stride or kernel)
+   p.pad_h, p.pad_w = pair(padding or 0)
+   p.ceil_mode = opts.ceil_mode and 1 or 0
+   p.count_include_pad = opts.count_include_pad == false and 0 or 1
+   self.params = p
+end
+
+local function describe(self)
+   local p = self.params
+   if self.global then return '' end
+   local s = ('kernel=%dx%d, stride=%d'):format(p.kernel_h, p.kernel_w, p.stride_h)
+   if p.pad_h > 0 or p.pad_w > 0 then s = s .. (', padding=%d'):format(p.pad_h) end
+   if p.ceil_mode == 1 then s = s .. ', ceil_mode=true' end
+   return s
+end
+
+local shape4 = ffi.new('int64_t[4]')
+local function output_shape(input, p)
+   check(C.ts_pool2d_output_size(input._c, p, shape4), 3)
+   return {tonumber(shape4[0]), tonumber(shape4[1]), tonumber(shape4[2]), tonumber(shape4[3])}
+end
+
+local MaxPool2d = Module.class('MaxPool2d', Module)
+MaxPool2d.__init = new_pool
+MaxPool2d.extraRepr = describe
+
+function MaxPool2d:updateOutput(input)
+   local shape = output_shape(input, self.params)
+   local y = self:buffer('output', shape)
+   local idx = self:buffer('indices', shape, 'int32')
+   check(C.ts_maxpool2d_forward(y._c, idx._c, input._c, self.params))
+   return y
+end
+
+function MaxPool2d:updateGradInput(input, gradOutput)
+   local gx = self:buffer('gradInput', input:size())
+   check(C.ts_maxpool2d_backward(gx._c, gradOutput._c, self.indices._c))
+   return gx
+end
+
+local AvgPool2d = Module.class('AvgPool2d', Module)
+AvgPool2d.__init = new_pool
+AvgPool2d.extraRepr = describe
+
+function AvgPool2d:updateOutput(input)
+   local p = pool_params(self, input)
+   local y = self:buffer('output', output_shape(input, p))
+   check(C.ts_avgpool2d_forward(y._c, input._c, p))
+   return y
+end
+
+function AvgPool2d:updateGradInput(input, gradOutput)
+   local gx = self:buffer('gradInput', input:size())
+   check(C.ts_avgpool2d_backward(gx._c, gradOutput._c, pool_params(self, input)))
+   return gx
+end
+
+local GlobalAvgPool2d = Module.class('GlobalAvgPool2d', AvgPool2d)
+function GlobalAvgPool2d:__init()
+   new_pool(self, 1)
+   self.global = true
+end
+
+return {MaxPool2d = MaxPool2d, AvgPool2d = AvgPool2d, GlobalAvgPool2d = GlobalAvgPool2d,
+        AdaptiveAvgPool2d = function(size)
+           if size ~= 1 then error('AdaptiveAvgPool2d: only output size 1 (global pooling) is supported', 2) end
+           return GlobalAvgPool2d()
+        end}

@@ -1,0 +1,176 @@
+-- Optimizers over parameter groups, with torch.optim's update rules (kernels/cpu/optim.c):
+--   ts.optim.SGD(model, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4})
+--   ts.optim.AdamW({ {params = model.features, lr = 1e-4}, {params = model.head} }, {lr = 1e-3})
+-- A group's `params` is a module (its unfrozen parameters) or a {params, grads} pair of lists; each
+-- group may override any option. opt:step() applies the gradients, opt:zeroGrad() clears them.
+-- State (momentum buffers, Adam moments, step counts) lives in opt.state[i] per parameter, in order.
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+
+local optim = {}
+
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+local function params_of(spec)
+   if type(spec) == 'table' and spec.parameters then return spec:parameters() end
+   if type(spec) == 'table' and type(spec[1]) == 'table' and type(spec[2]) == 'table' then return spec[1], spec[2] end
+   error('optimizer: a group needs params = a module or {params, grads}', 4)
+end
+
+local function new_optimizer(kind, defaults, groups, opts)
+   local self = setmetatable({kind = kind, groups = {}, state = {}}, Optimizer)
+   opts = opts or {}
+   for k, v in pairs(opts) do
+      if defaults[k] == nil then error(('%s: unknown option %s'):format(kind, k), 3) end
+   end
+   if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
+   for _, g in ipairs(groups) do self:addParamGroup(g, defaults, opts) end
+   return self
+end
+
+function Optimizer:addParamGroup(g, defaults, opts)
+   defaults = defaults or self.defaults
+   opts = opts or self.options
+   self.defaults, self.options = defaults, opts
+   local group = {}
+   for k, v in pairs(defaults) do
+      if g[k] ~= nil then group[k] = g[k] elseif opts[k] ~= nil then group[k] = opts[k] else group[k] = v end
+   end
+   group.params, group.grads = params_of(g.params)
+   group.initial_lr = group.lr
+   if type(group.lr) ~= 'number' or group.lr < 0 then error(self.kind .. ': lr must be a non-negative number', 3) end
+   self.groups[#self.groups + 1] = group
+   for i = 1, #group.params do self.state[#self.state + 1] = {} end
+   return group
+end
+
+function Optimizer:zeroGrad()
+   for _, g in ipairs(self.groups) do
+      for _, grad in ipairs(g.grads) do grad:zero() end
+   end
+end
+
+-- the parameters with their state, in one flat order shared with self.state
+function Optimizer:each(fn)
+   local k = 0
+   for _, g in ipairs(self.groups) do
+      for i, p in ipairs(g.params) do
+         k = k + 1
+         fn(g, p, g.grads[i], self.state[k])
+      end
+   end
+end
+
+-- Scales all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
+function Optimizer:clipGradNorm(max_norm)
+   local sq = 0
+   self:each(function(_, _, grad) sq = sq + C.ts_tensor_sumsq(grad._c) end)
+   local norm = math.sqrt(sq)
+   if norm > max_norm then
+      local scale = max_norm / (norm + 1e-6)
+      self:each(function(_, _, grad) grad:mul_(scale) end)
+   end
+   return norm
+end
+
+function Optimizer:lr() return self.groups[1].lr end
+
+local SGD = setmetatable({}, {__index = Optimizer})
+SGD.__index = SGD
+function optim.SGD(groups, opts)
+   return setmetatable(new_optimizer('SGD', {lr = 0.01, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false},
+                                     groups, opts), SGD)
+end
+
+function SGD:step()
+   self:each(function(g, p, grad, st)
+      local first = false
+      if g.momentum ~= 0 and not st.momentum_buffer then
+         st.momentum_buffer = T.zeros(p:size())
+         first = true
+      end
+      check(C.ts_sgd_step(p._c, grad._c, ptr(st.momentum_buffer), g.lr, g.momentum, g.dampening, g.weight_decay,
+                          g.nesterov and 1 or 0, first and 1 or 0))
+   end)
+end
+
+local Adam = setmetatable({}, {__index = Optimizer})
+Adam.__index = Adam
+local function adam(kind, decoupled, wd)
+   return function(groups, opts)
+      local o = new_optimizer(kind, {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = wd}, groups, opts)
+      o.decoupled = decoupled
+      return setmetatable(o, Adam)
+   end
+end
+optim.Adam = adam('Adam', false, 0)
+optim.AdamW = adam('AdamW', true, 1e-2)
+
+function Adam:step()
+   self:each(function(g, p, grad, st)
+      if not st.exp_avg then
+         st.exp_avg, st.exp_avg_sq, st.step = T.zeros(p:size()), T.zeros(p:size()), 0
+      end
+      st.step = st.step + 1
+      check(C.ts_adam_step(p._c, grad._c, st.exp_avg._c, st.exp_avg_sq._c, st.step, g.lr, g.beta1, g.beta2, g.eps,
+                           g.weight_decay, self.decoupled and 1 or 0))
+   end)
+end
+
+-- ---- learning-rate schedules -------------------------------------------------------------------------
+-- A schedule maps the update count (from 0) to a factor of each group's initial lr; sched:step() advances
+-- it and writes the lr of every group. sched.count is the state to keep for resuming.
+local Schedule = {}
+Schedule.__index = Schedule
+
+local function schedule(opt, factor)
+   local s = setmetatable({opt = opt, factor = factor, count = 0}, Schedule)
+   s:apply()
+   return s
+end
+
+function Schedule:apply()
+   for _, g in ipairs(self.opt.groups) do g.lr = g.initial_lr * self.factor(self.count) end
+end
+
+function Schedule:step()
+   self.count = self.count + 1
+   self:apply()
+end
+
+optim.schedule = {}
+
+-- multiply by gamma every step_size updates
+function optim.schedule.step(opt, o)
+   local gamma = o.gamma or 0.1
+   return schedule(opt, function(n) return gamma ^ math.floor(n / o.step_size) end)
+end
+
+-- linear warmup from 0 over `warmup` updates, then half a cosine down to min_factor at `total`
+function optim.schedule.cosine(opt, o)
+   local warmup, total, floor = o.warmup or 0, o.total, o.min_factor or 0
+   assert(total and total > warmup, 'cosine schedule: total (number of updates) must exceed warmup')
+   return schedule(opt, function(n)
+      if n < warmup then return (n + 1) / warmup end
+      local t = math.min(1, (n - warmup) / (total - warmup))
+      return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+   end)
+end
+
+-- one-cycle (Smith): from 1/div_factor up to 1 over pct_start of `total` (cosine), then down to
+-- 1/(div_factor * final_div_factor); the groups' lr is the peak, as PyTorch's max_lr
+function optim.schedule.onecycle(opt, o)
+   local total, pct = o.total, o.pct_start or 0.3
+   local div, final_div = o.div_factor or 25, o.final_div_factor or 1e4
+   assert(total and total > 1, 'onecycle schedule: total (number of updates) is required')
+   local up = pct * total - 1   -- PyTorch's end of the first phase, a fractional step count
+   local function cos(a, b, t) return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t)) end
+   return schedule(opt, function(n)
+      if n <= up then return cos(1 / div, 1, n / up) end
+      return cos(1, 1 / (div * final_div), math.min(1, (n - up) / (total - 1 - up)))
+   end)
+end
+
+return optim

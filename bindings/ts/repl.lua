@@ -1,0 +1,89 @@
+-- The REPL's Lua half: evaluate a chunk, print results, complete names. host/main.c reads the lines.
+local repl = {}
+
+-- Results print compactly: tensors as a summary line (or in full when small), modules as their tree,
+-- tables as a short listing.
+function repl.show(v)
+   local t = type(v)
+   if t == 'table' and getmetatable(v) and getmetatable(v).__tostring then return tostring(v) end
+   if t == 'table' then
+      local parts, n = {}, 0
+      for k, x in pairs(v) do
+         n = n + 1
+         if n > 20 then parts[#parts + 1] = '...' break end
+         local xs = type(x) == 'string' and ('%q'):format(x) or tostring(x)
+         if #xs > 60 then xs = xs:sub(1, 57) .. '...' end
+         parts[#parts + 1] = (type(k) == 'string' and k or '[' .. tostring(k) .. ']') .. ' = ' .. xs
+      end
+      return '{' .. table.concat(parts, ', ') .. '}'
+   end
+   if t == 'string' then return ('%q'):format(v) end
+   return tostring(v)
+end
+
+local function print_results(ok, ...)
+   if not ok then
+      print('error: ' .. tostring((...)))
+      return
+   end
+   local n = select('#', ...)
+   local out = {}
+   for i = 1, n do out[i] = repl.show((select(i, ...))) end
+   if n > 0 then print(table.concat(out, '\t')) end
+end
+
+-- Returns true when the chunk is an unfinished statement that should continue on the next line.
+function repl.eval(chunk)
+   if chunk:match('^%s*$') then return false end
+   local fn, err = loadstring('return ' .. chunk, '=stdin')
+   if not fn then
+      fn, err = loadstring(chunk, '=stdin')
+      if not fn then
+         if err:match("<eof>$") or err:match("'<eof>'$") then return true end
+         print('error: ' .. err)
+         return false
+      end
+   end
+   print_results(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
+   return false
+end
+
+-- Candidate completions of `text` ("ts.nn.Co", "model:for", "pri") in readline's shape:
+-- {common prefix, candidate, ...}, or {the one candidate}.
+function repl.complete(text)
+   local base, sep, partial = text:match('^(.-)([%.:])([%w_]*)$')
+   local scope = _G
+   if base then
+      local ok, v = pcall(loadstring('return ' .. base))
+      if not ok or v == nil then return {} end
+      scope = v
+   else
+      partial, base, sep = text, '', ''
+   end
+   local names, seen = {}, {}
+   local function collect(tbl, depth)
+      if depth > 4 or type(tbl) ~= 'table' then return end
+      for k, v in pairs(tbl) do
+         if type(k) == 'string' and k:sub(1, #partial) == partial and not seen[k] and not k:match('^_') then
+            if sep ~= ':' or type(v) == 'function' then
+               seen[k] = true
+               names[#names + 1] = base .. sep .. k
+            end
+         end
+      end
+      local mt = getmetatable(tbl)
+      if mt and type(mt.__index) == 'table' then collect(mt.__index, depth + 1) end
+   end
+   if type(scope) == 'table' then collect(scope, 0)
+   elseif type(scope) == 'cdata' then collect(require('ts.tensor').Tensor, 0) end
+   table.sort(names)
+   if #names <= 1 then return names end
+   local prefix = names[1]
+   for _, n in ipairs(names) do
+      while n:sub(1, #prefix) ~= prefix do prefix = prefix:sub(1, -2) end
+   end
+   table.insert(names, 1, prefix)
+   return names
+end
+
+return repl

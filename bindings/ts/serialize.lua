@@ -1,0 +1,96 @@
+-- Checkpoints in the safetensors format, with PyTorch's state_dict names.
+--   ts.save(path, model [, metadata])   the model's stateDict(); metadata: a table of strings
+--   ts.save(path, {name = tensor, ...})  any tensors, e.g. for numpy or PyTorch
+--   ts.load(path)                        a table name -> tensor, and the metadata table
+--   ts.load(path, model [, {strict = false}])  copies into the model; strict (the default) fails on a
+--                                        missing, unexpected or mis-shaped tensor, naming all of them
+-- Writes are atomic: a crash while saving leaves the previous file as it was.
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, fail = cffi.C, cffi.check, cffi.fail
+local json = require('ts.json')
+
+local M = {}
+
+local function is_module(x) return type(x) == 'table' and x.stateDict ~= nil end
+
+function M.save(path, what, metadata)
+   if type(path) ~= 'string' then error('ts.save(path, model or table): path must be a string', 2) end
+   local pairs_list = {}
+   if is_module(what) then
+      pairs_list = what:stateDict()
+   elseif type(what) == 'table' then
+      for name, t in pairs(what) do
+         if not T.isTensor(t) then error(('ts.save: entry %s is not a tensor'):format(tostring(name)), 2) end
+         pairs_list[#pairs_list + 1] = {tostring(name), t}
+      end
+      table.sort(pairs_list, function(a, b) return a[1] < b[1] end)
+   else
+      error('ts.save(path, model or table of tensors): got ' .. type(what), 2)
+   end
+   local n = #pairs_list
+   local names = ffi.new('const char *[?]', math.max(n, 1))
+   local tensors = ffi.new('ts_tensor *[?]', math.max(n, 1))
+   for i, pair in ipairs(pairs_list) do
+      names[i - 1] = pair[1]
+      tensors[i - 1] = pair[2]._c
+   end
+   local meta = nil
+   if metadata then
+      for k, v in pairs(metadata) do
+         if type(v) ~= 'string' then metadata[k] = json.encode(v) end
+      end
+      meta = json.encode(metadata)
+   end
+   check(C.ts_safetensors_write(path, n, names, tensors, meta))
+   return path
+end
+
+local function read_all(path)
+   local f = C.ts_safetensors_open(path)
+   if f == nil then fail(3) end
+   f = ffi.gc(f, C.ts_safetensors_close)
+   local out, order = {}, {}
+   for i = 0, C.ts_safetensors_count(f) - 1 do
+      local name = ffi.string(C.ts_safetensors_name(f, i))
+      out[name] = T.wrap(C.ts_safetensors_tensor(f, i), 3)
+      order[#order + 1] = name
+   end
+   local meta = json.decode(ffi.string(C.ts_safetensors_metadata(f)))
+   return out, meta, order
+end
+
+function M.load(path, model, opts)
+   if type(path) ~= 'string' then error('ts.load(path [, model]): path must be a string', 2) end
+   local tensors, meta, order = read_all(path)
+   if not model then return tensors, meta end
+   local strict = not (opts and opts.strict == false)
+   local state = model:stateDict()
+   local problems, used, known = {}, {}, {}
+   for _, pair in ipairs(state) do
+      local name, dst = pair[1], pair[2]
+      local src = tensors[name]
+      known[name] = true
+      if not src then
+         problems[#problems + 1] = 'missing ' .. name
+      elseif tostring(src:size()) ~= tostring(dst:size()) then
+         problems[#problems + 1] = ('%s has shape %s in the file, %s in the model'):format(name, tostring(src:size()),
+                                                                                          tostring(dst:size()))
+      else
+         used[name] = true
+      end
+   end
+   for _, name in ipairs(order) do
+      if not known[name] then problems[#problems + 1] = 'unexpected ' .. name end
+   end
+   if strict and #problems > 0 then
+      error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 2)
+   end
+   for _, pair in ipairs(state) do
+      if used[pair[1]] then pair[2]:copy(tensors[pair[1]]) end
+   end
+   return model, meta
+end
+
+return M

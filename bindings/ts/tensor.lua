@@ -1,0 +1,481 @@
+-- ts.Tensor: a Lua object around a C tensor handle (field _c, what the C API takes), freed with it by
+-- the garbage collector.
+-- Indexing is 1-based as in Torch7: t[i] selects along dim 1 (a number for a 1-d tensor),
+-- t[{ {1,3}, 2, {} }] narrows, selects and keeps dims in one go. Dims are 1-based too.
+local ffi = require('ffi')
+local cffi = require('ts.ffi')
+local C, check, fail = cffi.C, cffi.check, cffi.fail
+
+local Tensor = {}          -- methods
+local mt = {}              -- metatable of tensor objects
+local T = {}               -- the module: constructors and helpers
+
+local dtypes = {float32 = 0, uint8 = 1, int32 = 2, int64 = 3, float64 = 4}
+local dtype_names = {[0] = 'float32', 'uint8', 'int32', 'int64', 'float64'}
+dtypes.float, dtypes.byte, dtypes.int, dtypes.long, dtypes.double = 0, 1, 2, 3, 4
+T.dtypes = dtypes
+
+local shape_buf = ffi.new('int64_t[5]')
+local index_buf = ffi.new('int64_t[5]')
+
+-- The GC cannot see C memory: collect after every ~512 MB of tensors allocated.
+local pressure = 0
+local function wrap(ptr, level)
+   if ptr == nil then fail((level or 2) + 1) end
+   pressure = pressure + tonumber(C.ts_alloc_pressure())
+   if pressure > 512 * 1024 * 1024 then
+      pressure = 0
+      collectgarbage('collect')
+   end
+   return setmetatable({_c = ffi.gc(ptr, C.ts_tensor_free)}, mt)
+end
+T.wrap = wrap
+
+local function is_tensor(x) return getmetatable(x) == mt end
+T.isTensor = is_tensor
+
+-- Accepts (2, 3, 4), ({2, 3, 4}) or (t:size()); returns ndim and fills shape_buf.
+local function shape_of(...)
+   local first = select(1, ...)
+   local dims = type(first) == 'table' and first or {...}
+   local n = #dims
+   if n > 5 then error('ts: at most 5 dims, got ' .. n, 3) end
+   for i = 1, n do
+      local d = dims[i]
+      if type(d) ~= 'number' or d < -1 or d ~= math.floor(d) then
+         error(('size %d must be a non-negative integer, got %s'):format(i, tostring(d)), 3)
+      end
+      shape_buf[i - 1] = d
+   end
+   return n
+end
+
+local function dtype_code(name, level)
+   if name == nil then return 0 end
+   local code = type(name) == 'number' and name or dtypes[name]
+   if not code then error('ts: unknown dtype ' .. tostring(name) .. ' (float32, uint8, int32, int64, float64)', level or 3) end
+   return code
+end
+T.dtypeCode = dtype_code
+
+local function new(dtype, ...)
+   local n = shape_of(...)
+   return wrap(C.ts_tensor_new(dtype, n, shape_buf), 2)
+end
+
+-- ts.zeros(2, 3), ts.zeros({2, 3}, 'int64')
+local function split_dtype(...)
+   local n = select('#', ...)
+   local last = select(n, ...)
+   if type(last) == 'string' then return dtype_code(last, 4), n - 1 end
+   return 0, n
+end
+
+function T.zeros(...)
+   local dtype, n = split_dtype(...)
+   return new(dtype, unpack({...}, 1, n))
+end
+T.empty = T.zeros
+
+function T.ones(...) return T.zeros(...):fill(1) end
+
+function T.full(shape, value, dtype)
+   return new(dtype_code(dtype), shape):fill(value)
+end
+
+function T.rand(...) local t = T.zeros(...); check(C.ts_tensor_uniform(t._c, 0, 1)); return t end
+function T.randn(...) local t = T.zeros(...); check(C.ts_tensor_normal(t._c, 0, 1)); return t end
+
+function T.arange(a, b, step)
+   if not b then a, b = 0, a - 1 end   -- arange(n) = 0 .. n-1
+   step = step or 1
+   local n = math.max(0, math.floor((b - a) / step) + 1)
+   local t = new(0, n)
+   local p = ffi.cast('float *', C.ts_tensor_data(t._c))
+   for i = 0, n - 1 do p[i] = a + i * step end
+   return t
+end
+
+-- ts.tensor{{1,2},{3,4}} or ts.tensor({1,2,3}, 'int64'): nested tables to a tensor
+function T.tensor(data, dtype)
+   if is_tensor(data) then return data:clone() end
+   if type(data) == 'number' then data = {data} end
+   if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
+   local shape, node = {}, data
+   while type(node) == 'table' do
+      shape[#shape + 1] = #node
+      node = node[1]
+   end
+   local flat = {}
+   local function walk(x, d)
+      if d > #shape then
+         if type(x) ~= 'number' then error('ts.tensor: non-number element ' .. tostring(x), 4) end
+         flat[#flat + 1] = x
+         return
+      end
+      if type(x) ~= 'table' or #x ~= shape[d] then
+         error(('ts.tensor: ragged table: dim %d should have %d entries'):format(d, shape[d]), 4)
+      end
+      for i = 1, #x do walk(x[i], d + 1) end
+   end
+   walk(data, 1)
+   local t = new(4, shape)
+   local p = ffi.cast('double *', C.ts_tensor_data(t._c))
+   for i = 1, #flat do p[i - 1] = flat[i] end
+   return t:type(dtype or 'float32')
+end
+
+-- ---- shape and access ------------------------------------------------------------------------------
+
+function Tensor:dim() return C.ts_tensor_ndim(self._c) end
+function Tensor:numel() return tonumber(C.ts_tensor_numel(self._c)) end
+Tensor.nElement = Tensor.numel
+function Tensor:dtype() return dtype_names[C.ts_tensor_dtype(self._c)] end
+function Tensor:isContiguous() return C.ts_tensor_is_contiguous(self._c) == 1 end
+function Tensor:data() return C.ts_tensor_data(self._c) end
+
+local size_mt = {__tostring = function(s) return '[' .. table.concat(s, 'x') .. ']' end}
+-- t:size() is a table of sizes; t:size(d) one of them
+function Tensor:size(d)
+   local n = C.ts_tensor_ndim(self._c)
+   if d then
+      if d < 0 then d = n + d + 1 end
+      if d < 1 or d > n then error(('size: dim %s out of range for a %d-dim tensor'):format(tostring(d), n), 2) end
+      return tonumber(C.ts_tensor_size(self._c, d - 1))
+   end
+   local s = {}
+   for i = 1, n do s[i] = tonumber(C.ts_tensor_size(self._c, i - 1)) end
+   return setmetatable(s, size_mt)
+end
+Tensor.shape = Tensor.size
+
+function Tensor:stride(d) return tonumber(C.ts_tensor_stride(self._c, d - 1)) end
+
+local function dim_arg(self, d, level)
+   local n = C.ts_tensor_ndim(self._c)
+   if type(d) ~= 'number' then error('expected a dim number, got ' .. type(d), level + 1) end
+   if d < 0 then d = n + d + 1 end
+   if d < 1 or d > n then error(('dim %d out of range for a %d-dim tensor'):format(d, n), level + 1) end
+   return d - 1
+end
+
+function Tensor:view(...) local n = shape_of(...); return wrap(C.ts_tensor_view(self._c, n, shape_buf)) end
+function Tensor:reshape(...)
+   if self:isContiguous() then return self:view(...) end
+   return self:contiguous():view(...)
+end
+function Tensor:narrow(d, start, len) return wrap(C.ts_tensor_narrow(self._c, dim_arg(self, d, 2), start - 1, len)) end
+function Tensor:select(d, i) return wrap(C.ts_tensor_select(self._c, dim_arg(self, d, 2), i - 1)) end
+function Tensor:transpose(a, b) return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2), dim_arg(self, b, 2))) end
+function Tensor:t() return self:transpose(1, 2) end
+function Tensor:expand(...) local n = shape_of(...); return wrap(C.ts_tensor_expand(self._c, n, shape_buf)) end
+function Tensor:contiguous() return wrap(C.ts_tensor_contiguous(self._c)) end
+function Tensor:flatten() return self:reshape(self:numel()) end
+
+function Tensor:clone()
+   local c = new(C.ts_tensor_dtype(self._c), self:size())
+   check(C.ts_tensor_copy(c._c, self._c))
+   return c
+end
+
+function Tensor:copy(src)
+   if type(src) == 'table' then src = T.tensor(src) end
+   check(C.ts_tensor_copy(self._c, src._c))
+   return self
+end
+
+function Tensor:fill(v) check(C.ts_tensor_fill(self._c, v)); return self end
+function Tensor:zero() return self:fill(0) end
+function Tensor:uniform(lo, hi) check(C.ts_tensor_uniform(self._c, lo or 0, hi or 1)); return self end
+function Tensor:normal(mean, std) check(C.ts_tensor_normal(self._c, mean or 0, std or 1)); return self end
+
+function Tensor:type(dtype)
+   if not dtype then return self:dtype() end
+   local code = dtype_code(dtype)
+   if code == C.ts_tensor_dtype(self._c) then return self end
+   local c = new(code, self:size())
+   check(C.ts_tensor_copy(c._c, self._c))
+   return c
+end
+function Tensor:float() return self:type('float32') end
+function Tensor:double() return self:type('float64') end
+function Tensor:long() return self:type('int64') end
+function Tensor:int() return self:type('int32') end
+function Tensor:byte() return self:type('uint8') end
+
+local function fill_index(self, ...)
+   local n = C.ts_tensor_ndim(self._c)
+   local k = select('#', ...)
+   if k ~= n then error(('expected %d indices for a %d-dim tensor, got %d'):format(n, n, k), 3) end
+   for i = 1, n do
+      local ix = select(i, ...)
+      local size = tonumber(C.ts_tensor_size(self._c, i - 1))
+      if type(ix) ~= 'number' or ix < 1 or ix > size then
+         error(('index %s out of range for dim %d of size %d'):format(tostring(ix), i, size), 3)
+      end
+      index_buf[i - 1] = ix - 1
+   end
+end
+
+-- t:get(i, j, ...) and t:set(i, j, ..., v): one element, 1-based
+function Tensor:get(...)
+   fill_index(self, ...)
+   return C.ts_tensor_get(self._c, index_buf)
+end
+
+function Tensor:set(...)
+   local k = select('#', ...)
+   local v = select(k, ...)
+   fill_index(self, unpack({...}, 1, k - 1))
+   check(C.ts_tensor_set(self._c, index_buf, v))
+   return self
+end
+
+function Tensor:item()
+   if self:numel() ~= 1 then error('item: tensor has ' .. self:numel() .. ' elements, not 1', 2) end
+   return self:contiguous():view(1):get(1)
+end
+
+function Tensor:totable()
+   local n = self:dim()
+   if n == 0 then return self:item() end
+   local out = {}
+   for i = 1, self:size(1) do
+      out[i] = n == 1 and self:get(i) or self:select(1, i):totable()
+   end
+   return out
+end
+
+-- t[{ {1,3}, 2, {} }]: a range narrows, a number selects, {} keeps the dim
+local function index_table(self, spec, level)
+   local t, d = self, 1
+   for _, s in ipairs(spec) do
+      if type(s) == 'number' then
+         t = t:select(d, s < 0 and t:size(d) + s + 1 or s)
+      elseif type(s) == 'table' then
+         local size = t:size(d)
+         local a, b = s[1] or 1, s[2] or s[1] or size
+         if a < 0 then a = size + a + 1 end
+         if b < 0 then b = size + b + 1 end
+         if a < 1 or b > size or b < a - 1 then
+            error(('index range {%d,%d} outside dim %d of size %d'):format(a, b, d, size), level + 1)
+         end
+         t = t:narrow(d, a, b - a + 1)
+         d = d + 1
+      else
+         error('index: expected numbers or {from, to} ranges, got ' .. type(s), level + 1)
+      end
+   end
+   return t
+end
+
+mt.__index = function(self, k)
+   -- only absent keys arrive here: numbers and tables index, strings name methods
+   if type(k) == 'number' then
+      local n = C.ts_tensor_ndim(self._c)
+      if n == 0 then error('cannot index a 0-dim tensor', 2) end
+      local size = tonumber(C.ts_tensor_size(self._c, 0))
+      if k < 1 or k > size or k ~= math.floor(k) then
+         error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), 2)
+      end
+      if n == 1 then
+         index_buf[0] = k - 1
+         return C.ts_tensor_get(self._c, index_buf)
+      end
+      return wrap(C.ts_tensor_select(self._c, 0, k - 1))
+   elseif type(k) == 'table' then
+      return index_table(self, k, 2)
+   end
+   return Tensor[k]
+end
+
+mt.__newindex = function(self, k, v)
+   local target
+   if type(k) == 'number' then
+      local size = C.ts_tensor_ndim(self._c) > 0 and tonumber(C.ts_tensor_size(self._c, 0)) or 0
+      if k < 1 or k > size or k ~= math.floor(k) then
+         error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), 2)
+      end
+      if C.ts_tensor_ndim(self._c) == 1 then
+         index_buf[0] = k - 1
+         check(C.ts_tensor_set(self._c, index_buf, v))
+         return
+      end
+      target = wrap(C.ts_tensor_select(self._c, 0, k - 1))
+   elseif type(k) == 'table' then
+      target = index_table(self, k, 2)
+   else
+      error('cannot set field ' .. tostring(k) .. ' of a tensor', 2)
+   end
+   if type(v) == 'number' then target:fill(v) else target:copy(v) end
+end
+
+mt.__len = function(self) return tonumber(C.ts_tensor_size(self._c, 0)) end
+
+-- ---- arithmetic ------------------------------------------------------------------------------------
+
+local ops = {add = 0, sub = 1, mul = 2, div = 3, maximum = 4, minimum = 5, pow = 6, eq = 7, lt = 8, gt = 9}
+local unops = {neg = 0, exp = 1, log = 2, sqrt = 3, abs = 4, tanh = 5, sigmoid = 6, floor = 7, square = 8}
+
+local function broadcast_shape(a, b)
+   local sa, sb = a:size(), b:size()
+   local n = math.max(#sa, #sb)
+   local out = {}
+   for i = 1, n do
+      local x = sa[#sa - n + i] or 1
+      local y = sb[#sb - n + i] or 1
+      if x ~= y and x ~= 1 and y ~= 1 then
+         error(('shapes %s and %s do not broadcast'):format(tostring(sa), tostring(sb)), 4)
+      end
+      out[i] = x == 1 and y or x
+   end
+   return out
+end
+
+-- out = a op b, where either may be a number; in place when out is given
+local function binary(op, a, b, out)
+   local code = ops[op]
+   if type(a) == 'number' then
+      out = out or new(0, b:size())
+      check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1), 3)
+   elseif type(b) == 'number' then
+      out = out or new(0, a:size())
+      check(C.ts_tensor_binary_scalar(out._c, a._c, b, code, 0), 3)
+   else
+      out = out or new(0, broadcast_shape(a, b))
+      check(C.ts_tensor_binary(out._c, a._c, b._c, code), 3)
+   end
+   return out
+end
+
+for name in pairs(ops) do
+   Tensor[name] = function(self, other) return binary(name, self, other) end
+   Tensor[name .. '_'] = function(self, other) return binary(name, self, other, self) end
+end
+for name, code in pairs(unops) do
+   Tensor[name] = function(self)
+      local out = new(0, self:size())
+      check(C.ts_tensor_unary(out._c, self._c, code))
+      return out
+   end
+   Tensor[name .. '_'] = function(self) check(C.ts_tensor_unary(self._c, self._c, code)); return self end
+end
+
+function Tensor:clamp(lo, hi)
+   local out = self
+   if lo then out = binary('maximum', out, lo) end
+   if hi then out = binary('minimum', out, hi) end
+   return out == self and self:clone() or out
+end
+
+mt.__add = function(a, b) return binary('add', a, b) end
+mt.__sub = function(a, b) return binary('sub', a, b) end
+mt.__mul = function(a, b) return binary('mul', a, b) end
+mt.__div = function(a, b) return binary('div', a, b) end
+mt.__pow = function(a, b) return binary('pow', a, b) end
+mt.__unm = function(a) return a:neg() end
+
+-- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1
+local red = {sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5}
+local function reduce(self, op, d, level)
+   local src = self
+   if src:dtype() ~= 'float32' then src = src:float() end
+   src = src:contiguous()
+   local arg = op == 'argmax' or op == 'argmin'
+   if not d then
+      local out = new(arg and 3 or 0, 1)
+      check(C.ts_tensor_reduce(out._c, src._c, -1, red[op]), level)
+      return arg and out:get(1) + 1 or out:get(1)
+   end
+   local shape = self:size()
+   local d0 = dim_arg(self, d, level)
+   shape[d0 + 1] = 1
+   local out = new(arg and 3 or 0, shape)
+   check(C.ts_tensor_reduce(out._c, src._c, d0, red[op]), level)
+   return out
+end
+
+function Tensor:sum(d)
+   if not d then return C.ts_tensor_sum_all(self._c) end
+   return reduce(self, 'sum', d, 3)
+end
+function Tensor:mean(d) return reduce(self, 'mean', d, 3) end
+-- max/min with a dim return values and 0-based int64 indices (as the class ids they usually are)
+function Tensor:max(d)
+   if not d then return reduce(self, 'max', nil, 3) end
+   return reduce(self, 'max', d, 3), reduce(self, 'argmax', d, 3)
+end
+function Tensor:min(d)
+   if not d then return reduce(self, 'min', nil, 3) end
+   return reduce(self, 'min', d, 3), reduce(self, 'argmin', d, 3)
+end
+-- argmax(): 1-based position of the maximum; argmax(d): 0-based indices along d (class ids)
+function Tensor:argmax(d) return reduce(self, 'argmax', d, 3) end
+function Tensor:argmin(d) return reduce(self, 'argmin', d, 3) end
+function Tensor:std() local m = self:mean(); return math.sqrt((self - m):square():sum() / math.max(1, self:numel() - 1)) end
+function Tensor:norm() return math.sqrt(self:contiguous():float():square():sum()) end
+
+function Tensor:mm(b, trans_a, trans_b)
+   local m = trans_a and self:size(2) or self:size(1)
+   local n = trans_b and b:size(1) or b:size(2)
+   local out = new(0, m, n)
+   check(C.ts_tensor_matmul(out._c, self:contiguous()._c, b:contiguous()._c, trans_a and 1 or 0, trans_b and 1 or 0))
+   return out
+end
+
+function Tensor:maxAbsDiff(other)
+   return (self:float() - other:float()):abs():max()
+end
+
+-- true when |a - b| <= atol + rtol |b| everywhere (numpy.allclose)
+function Tensor:allclose(other, rtol, atol)
+   rtol, atol = rtol or 1e-5, atol or 1e-8
+   local a, b = self:float(), other:float()
+   local excess = (a - b):abs() - b:abs():mul(rtol)
+   return excess:max() <= atol
+end
+
+function Tensor:equal(other)
+   if tostring(self:size()) ~= tostring(other:size()) then return false end
+   return (self:double() - other:double()):abs():max() == 0
+end
+
+-- ---- printing ------------------------------------------------------------------------------------
+
+local function fmt(v)
+   if v == math.floor(v) and math.abs(v) < 1e15 then return ('%d'):format(v) end
+   return ('%.4g'):format(v)
+end
+
+function Tensor:summary()
+   local n = self:numel()
+   local s = ('ts.Tensor %s %s'):format(self:dtype(), tostring(self:size()))
+   if n > 0 then
+      local f = self:float()
+      s = s .. ('  min %s  max %s  mean %s'):format(fmt(f:min()), fmt(f:max()), fmt(f:mean()))
+   end
+   return s
+end
+
+mt.__tostring = function(self)
+   local n = self:numel()
+   if n > 64 or self:dim() > 2 then return self:summary() end
+   local lines = {}
+   if self:dim() <= 1 then
+      local vals = {}
+      for i = 1, n do vals[i] = fmt(self:dim() == 0 and self:item() or self:get(i)) end
+      lines[1] = '{' .. table.concat(vals, ', ') .. '}'
+   else
+      for i = 1, self:size(1) do
+         local vals = {}
+         for j = 1, self:size(2) do vals[j] = fmt(self:get(i, j)) end
+         lines[i] = ' {' .. table.concat(vals, ', ') .. '}'
+      end
+      lines[1] = '{' .. lines[1]:sub(2)
+      lines[#lines] = lines[#lines] .. '}'
+   end
+   return table.concat(lines, '\n') .. ('\n[ts.Tensor %s %s]'):format(self:dtype(), tostring(self:size()))
+end
+
+T.Tensor = Tensor
+return T

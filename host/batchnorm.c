@@ -1,0 +1,67 @@
+/* BatchNorm1d/2d: argument checks and dispatch. x is [N,C] or [N,C,H,W], seen by the kernel as [N,C,S]. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "../kernels/cpu/cpu.h"
+
+static int bn_dims(const ts_tensor *x, int64_t *n, int64_t *c, int64_t *s)
+{
+    char a[96];
+    if (ts_check_f32("batchnorm: input", x)) return -1;
+    if (x->ndim != 2 && x->ndim != 4)
+        return ts_error("batchnorm: input must be [N,C] or [N,C,H,W], got %s", ts_shape_str(x, a, sizeof a));
+    *n = x->shape[0];
+    *c = x->shape[1];
+    *s = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+    return 0;
+}
+
+int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
+                         ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
+                         ts_tensor *save_invstd, int training, double momentum, double eps)
+{
+    int64_t n = 0, c = 0, s = 0;
+    if (bn_dims(x, &n, &c, &s)) return -1;
+    int64_t cs[1] = {c};
+    if (ts_check_shape("batchnorm: output", y, x->ndim, x->shape) ||
+        (weight && ts_check_shape("batchnorm: weight", weight, 1, cs)) ||
+        (bias && ts_check_shape("batchnorm: bias", bias, 1, cs)) ||
+        (running_mean && ts_check_shape("batchnorm: running_mean", running_mean, 1, cs)) ||
+        (running_var && ts_check_shape("batchnorm: running_var", running_var, 1, cs)))
+        return -1;
+    if (!!running_mean != !!running_var) return ts_error("batchnorm: running_mean and running_var go together");
+    if (training) {
+        if (ts_check_shape("batchnorm: save_mean", save_mean, 1, cs) ||
+            ts_check_shape("batchnorm: save_invstd", save_invstd, 1, cs))
+            return -1;
+        if (n * s < 2) return ts_error("batchnorm: training needs more than one value per channel, got input of %lld", (long long)(n * s));
+    } else if (!running_mean) {
+        return ts_error("batchnorm: evaluation mode needs running statistics");
+    }
+    tsk_cpu_batchnorm_forward(n, c, s, ts_f32(x), weight ? ts_f32(weight) : NULL, bias ? ts_f32(bias) : NULL,
+                              running_mean ? ts_f32(running_mean) : NULL, running_var ? ts_f32(running_var) : NULL,
+                              training ? ts_f32(save_mean) : NULL, training ? ts_f32(save_invstd) : NULL, training,
+                              (float)momentum, (float)eps, ts_f32(y));
+    return 0;
+}
+
+int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
+                          const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
+                          const ts_tensor *save_invstd, int training)
+{
+    int64_t n = 0, c = 0, s = 0;
+    if (bn_dims(x, &n, &c, &s)) return -1;
+    int64_t cs[1] = {c};
+    if (ts_check_shape("batchnorm: gradOutput", grad_y, x->ndim, x->shape) ||
+        (grad_x && ts_check_shape("batchnorm: gradInput", grad_x, x->ndim, x->shape)) ||
+        (weight && ts_check_shape("batchnorm: weight", weight, 1, cs)) ||
+        (grad_weight && ts_check_shape("batchnorm: gradWeight", grad_weight, 1, cs)) ||
+        (grad_bias && ts_check_shape("batchnorm: gradBias", grad_bias, 1, cs)) ||
+        ts_check_shape("batchnorm: mean", save_mean, 1, cs) || ts_check_shape("batchnorm: invstd", save_invstd, 1, cs))
+        return -1;
+    tsk_cpu_batchnorm_backward(n, c, s, ts_f32(x), ts_f32(grad_y), weight ? ts_f32(weight) : NULL, ts_f32(save_mean),
+                               ts_f32(save_invstd), training, grad_x ? ts_f32(grad_x) : NULL,
+                               grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
+    return 0;
+}

@@ -1,0 +1,256 @@
+/* tshost: the command line and the interactive REPL around LuaJIT with the `ts` module preloaded.
+ *
+ *   tshost [--threads N] SCRIPT [key=value ...]   run a script; key=value pairs land in ts.args
+ *   tshost [--threads N] -e 'code'                run code
+ *   tshost [--threads N] [-i]                     interactive REPL (also after a script with -i)
+ *
+ * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file only reads
+ * lines (GNU readline on a terminal, plain stdin otherwise) and keeps the history file. */
+#include <lauxlib.h>
+#include <libgen.h>
+#include <limits.h>
+#include <lua.h>
+#include <lualib.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ts.h"
+
+static const char usage[] =
+    "usage: tshost [options] [SCRIPT [key=value ...] [ARG ...]]\n"
+    "\n"
+    "Runs a Lua (LuaJIT) script with the `ts` module loaded as the global `ts`.\n"
+    "Without a script, opens an interactive REPL.\n"
+    "\n"
+    "options:\n"
+    "  -e CODE          run CODE (may be given several times; runs before SCRIPT)\n"
+    "  -i               enter the REPL after running SCRIPT or -e code\n"
+    "  --threads N      CPU threads for the kernels (default: TSHOST_THREADS, else all cores)\n"
+    "  -h, --help       this text\n"
+    "\n"
+    "Script arguments: every key=value after SCRIPT goes into the table ts.args (strings; use\n"
+    "ts.options{key = default, ...} to read them with defaults and types), which is how sweeps pass\n"
+    "hyperparameters: tshost experiments/baseline.lua lr=0.01 batch=64. Other arguments are in arg[1..].\n"
+    "\n"
+    "REPL: type Lua statements or expressions; results are printed (tensors as a summary). Line\n"
+    "editing and Tab completion of names (ts.<Tab>, model:<Tab>); an unfinished statement continues\n"
+    "on the next line (prompt >>). History is kept in ~/.tshost_history (TSHOST_HISTORY overrides).\n"
+    "An error prints a message and the REPL goes on. Ctrl-D or os.exit() leaves.\n"
+    "\n"
+    "environment:\n"
+    "  TSHOST_THREADS   CPU threads, as --threads\n"
+    "  TSHOST_DATA      the GTSRB pickle folder used by ts.data.gtsrb()\n"
+    "  TSHOST_MODELS    the pretrained models folder used by ts.models.pretrained()\n"
+    "  TSHOST_ROOT      where bindings/ and host/ts.h are (default: beside the executable)\n";
+
+static lua_State *L;
+
+static int traceback(lua_State *l)
+{
+    const char *msg = lua_tostring(l, 1);
+    if (!msg) msg = "(error object is not a string)";
+    luaL_traceback(l, l, msg, 1);
+    return 1;
+}
+
+/* Runs the chunk on top of the stack; prints the error and returns -1 on failure. */
+static int run_chunk(int nargs)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, 0, base);
+    lua_remove(L, base);
+    if (rc) {
+        fprintf(stderr, "tshost: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls ts.repl.<name>(string) and returns what it returned as a Lua value on the stack. */
+static int repl_call(const char *name, const char *text, int nresults)
+{
+    lua_getglobal(L, "ts");
+    lua_getfield(L, -1, "repl");
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 1, nresults, 0)) {
+        fprintf(stderr, "tshost: REPL internal error: %s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)start, (void)end;
+    rl_attempted_completion_over = 1;   /* no file-name completion */
+    if (repl_call("complete", text, 1) || !lua_istable(L, -1)) {
+        lua_settop(L, 0);
+        return NULL;
+    }
+    int n = (int)lua_objlen(L, -1);
+    if (n == 0) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    /* readline wants [common prefix, match1, ..., NULL]; ts.repl.complete returns it in that shape */
+    char **out = calloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        out[i] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (n == 1) rl_completion_suppress_append = 1;   /* a finished name: no space after it */
+    return out;
+}
+
+static char *read_line(const char *prompt, int tty)
+{
+    if (tty) return readline(prompt);
+    static char buf[65536];
+    if (!fgets(buf, sizeof buf, stdin)) return NULL;
+    buf[strcspn(buf, "\n")] = 0;
+    return strdup(buf);
+}
+
+static void repl(void)
+{
+    int tty = isatty(0) && isatty(1);
+    char history[PATH_MAX] = "";
+    if (getenv("TSHOST_HISTORY")) snprintf(history, sizeof history, "%s", getenv("TSHOST_HISTORY"));
+    else if (getenv("HOME")) snprintf(history, sizeof history, "%s/.tshost_history", getenv("HOME"));
+    if (tty) {
+        rl_readline_name = "tshost";
+        rl_attempted_completion_function = complete;
+        rl_basic_word_break_characters = " \t\n\"'><=;+-*/%^~#{}()[],";
+        rl_completer_word_break_characters = rl_basic_word_break_characters;
+        using_history();
+        if (*history) read_history(history);
+        printf("tshost REPL (LuaJIT) — ts is loaded; help: print(ts.help()) — Ctrl-D to quit\n");
+    }
+    char *pending = NULL;
+    for (;;) {
+        char *line = read_line(pending ? ">> " : "> ", tty);
+        if (!line) break;
+        size_t len = (pending ? strlen(pending) + 1 : 0) + strlen(line) + 1;
+        char *chunk = malloc(len);
+        snprintf(chunk, len, "%s%s%s", pending ? pending : "", pending ? "\n" : "", line);
+        free(line);
+        free(pending);
+        pending = NULL;
+        /* ts.repl.eval returns true when the chunk is an unfinished statement */
+        if (repl_call("eval", chunk, 1) == 0 && lua_toboolean(L, -1)) pending = chunk;
+        lua_settop(L, 0);
+        if (!pending) {
+            if (tty && *chunk) {
+                add_history(chunk);
+                if (*history) {
+                    append_history(1, history);
+                    history_truncate_file(history, 2000);
+                }
+            }
+            free(chunk);
+        }
+        fflush(stdout);
+    }
+    free(pending);
+    if (tty) printf("\n");
+}
+
+static void find_root(char *root, size_t size)
+{
+    if (getenv("TSHOST_ROOT")) {
+        snprintf(root, size, "%s", getenv("TSHOST_ROOT"));
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    snprintf(root, size, "%s", n > 0 ? dirname(exe) : ".");
+}
+
+int main(int argc, char **argv)
+{
+    int threads = getenv("TSHOST_THREADS") ? atoi(getenv("TSHOST_THREADS")) : ts_get_threads();
+    int interactive = 0, first_script = argc;
+    const char *code[64];
+    int ncode = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+        } else if (!strncmp(argv[i], "--threads=", 10)) {
+            threads = atoi(argv[i] + 10);
+        } else if (!strcmp(argv[i], "-e") && i + 1 < argc && ncode < 64) {
+            code[ncode++] = argv[++i];
+        } else if (!strcmp(argv[i], "-i")) {
+            interactive = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "tshost: unknown option %s (see tshost --help)\n", argv[i]);
+            return 2;
+        } else {
+            first_script = i;
+            break;
+        }
+    }
+    if (ts_set_threads(threads)) {
+        fprintf(stderr, "tshost: --threads/TSHOST_THREADS: %s\n", ts_last_error());
+        return 2;
+    }
+
+    char root[PATH_MAX], path[3 * PATH_MAX];
+    find_root(root, sizeof root);
+    L = luaL_newstate();
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    snprintf(path, sizeof path, "%s/bindings/?.lua;%s/bindings/?/init.lua;%s", root, root, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    lua_pushstring(L, root);
+    lua_setglobal(L, "_TSHOST_ROOT");
+
+    /* arg: arg[0] is the script, arg[1..] what follows it, as in the lua interpreter */
+    lua_newtable(L);
+    for (int i = first_script; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - first_script);
+    }
+    lua_setglobal(L, "arg");
+
+    luaL_loadstring(L, "ts = require('ts'); ts.args = ts.parse_args(arg)");
+    if (run_chunk(0)) return 1;
+    int status = 0;
+    for (int i = 0; i < ncode && !status; i++) {
+        if (luaL_loadbuffer(L, code[i], strlen(code[i]), "=(command line)")) {
+            fprintf(stderr, "tshost: %s\n", lua_tostring(L, -1));
+            return 1;
+        }
+        status = run_chunk(0);
+    }
+    if (!status && first_script < argc) {
+        if (luaL_loadfile(L, argv[first_script])) {
+            fprintf(stderr, "tshost: %s\n", lua_tostring(L, -1));
+            return 1;
+        }
+        status = run_chunk(0);
+    }
+    if (interactive || (first_script == argc && ncode == 0)) repl();
+    lua_close(L);
+    return status ? 1 : 0;
+}

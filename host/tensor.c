@@ -1,0 +1,460 @@
+/* Tensors: reference-counted storage, strided views, copies and fills.
+ * Elementwise arithmetic and reductions live in tensor_math.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int ts_dtype_size(int dtype)
+{
+    static const int sizes[] = {4, 1, 4, 8, 8};
+    return dtype >= 0 && dtype <= TS_FLOAT64 ? sizes[dtype] : 0;
+}
+
+static const char *dtype_name(int dtype)
+{
+    static const char *names[] = {"float32", "uint8", "int32", "int64", "float64"};
+    return dtype >= 0 && dtype <= TS_FLOAT64 ? names[dtype] : "unknown";
+}
+
+const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size)
+{
+    size_t n = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->ndim && n < size; d++)
+        n += (size_t)snprintf(buf + n, size - n, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+static void set_contiguous_strides(ts_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->stride[d] = s;
+        s *= t->shape[d];
+    }
+}
+
+static ts_tensor *handle_on(ts_storage *s, int dtype)
+{
+    ts_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        ts_error("out of memory allocating a tensor handle");
+        return NULL;
+    }
+    t->storage = s;
+    s->refcount++;
+    t->dtype = dtype;
+    t->refcount = 1;
+    return t;
+}
+
+static int check_shape_args(int dtype, int ndim, const int64_t *shape)
+{
+    if (!ts_dtype_size(dtype)) return ts_error("tensor: unknown dtype %d", dtype);
+    if (ndim < 0 || ndim > TS_MAX_DIMS) return ts_error("tensor: %d dims requested, at most %d supported", ndim, TS_MAX_DIMS);
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0) return ts_error("tensor: size %lld of dim %d is negative", (long long)shape[d], d + 1);
+    return 0;
+}
+
+ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape)
+{
+    if (check_shape_args(dtype, ndim, shape)) return NULL;
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    size_t bytes = (size_t)numel * (size_t)ts_dtype_size(dtype);
+    ts_storage *s = calloc(1, sizeof *s);
+    /* 64-byte alignment for AVX-512 loads; at least one byte so empty tensors still own storage */
+    void *data = NULL;
+    if (!s || posix_memalign(&data, 64, bytes ? (bytes + 63) / 64 * 64 : 64)) {
+        free(s);
+        ts_error("out of memory allocating a tensor of %zu bytes", bytes);
+        return NULL;
+    }
+    memset(data, 0, bytes);
+    s->data = data;
+    s->bytes = bytes;
+    ts_note_allocation(bytes);
+    ts_tensor *t = handle_on(s, dtype);
+    if (!t) {
+        free(data);
+        free(s);
+        return NULL;
+    }
+    t->ndim = ndim;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    set_contiguous_strides(t);
+    return t;
+}
+
+ts_tensor *ts_tensor_from_buffer(int dtype, int ndim, const int64_t *shape, const void *data)
+{
+    ts_tensor *t = ts_tensor_new(dtype, ndim, shape);
+    if (t) memcpy(t->storage->data, data, t->storage->bytes);
+    return t;
+}
+
+void ts_tensor_free(ts_tensor *t)
+{
+    if (!t || --t->refcount > 0) return;
+    if (--t->storage->refcount == 0) {
+        free(t->storage->data);
+        free(t->storage);
+    }
+    free(t);
+}
+
+ts_tensor *ts_tensor_retain(ts_tensor *t)
+{
+    t->refcount++;
+    return t;
+}
+
+int ts_tensor_ndim(const ts_tensor *t) { return t->ndim; }
+int64_t ts_tensor_size(const ts_tensor *t, int dim) { return dim >= 0 && dim < t->ndim ? t->shape[dim] : 0; }
+int64_t ts_tensor_stride(const ts_tensor *t, int dim) { return dim >= 0 && dim < t->ndim ? t->stride[dim] : 0; }
+int ts_tensor_dtype(const ts_tensor *t) { return t->dtype; }
+int ts_tensor_device(const ts_tensor *t) { return t->storage->device; }
+int ts_tensor_same_storage(const ts_tensor *a, const ts_tensor *b) { return a->storage == b->storage; }
+
+int64_t ts_tensor_numel(const ts_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+int ts_tensor_is_contiguous(const ts_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != s) return 0;
+        s *= t->shape[d];
+    }
+    return 1;
+}
+
+void *ts_tensor_data(const ts_tensor *t)
+{
+    return (char *)t->storage->data + t->offset * ts_dtype_size(t->dtype);
+}
+
+/* ---- views ---- */
+
+static ts_tensor *view_of(ts_tensor *t)
+{
+    ts_tensor *v = handle_on(t->storage, t->dtype);
+    if (!v) return NULL;
+    v->offset = t->offset;
+    v->ndim = t->ndim;
+    memcpy(v->shape, t->shape, sizeof v->shape);
+    memcpy(v->stride, t->stride, sizeof v->stride);
+    return v;
+}
+
+static int check_dim(const char *what, const ts_tensor *t, int dim)
+{
+    if (dim < 0 || dim >= t->ndim)
+        return ts_error("%s: dim %d out of range for a %d-dim tensor", what, dim + 1, t->ndim);
+    return 0;
+}
+
+ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
+{
+    char buf[96];
+    if (ndim < 0 || ndim > TS_MAX_DIMS) {
+        ts_error("view: %d dims requested, at most %d supported", ndim, TS_MAX_DIMS);
+        return NULL;
+    }
+    if (!ts_tensor_is_contiguous(t)) {
+        ts_error("view: tensor %s is not contiguous (call :contiguous() first)", ts_shape_str(t, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t known = 1, numel = ts_tensor_numel(t);
+    int infer = -1;
+    int64_t resolved[TS_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        resolved[d] = shape[d];
+        if (shape[d] == -1) {
+            if (infer >= 0) {
+                ts_error("view: only one size may be -1");
+                return NULL;
+            }
+            infer = d;
+        } else if (shape[d] < 0) {
+            ts_error("view: size %lld of dim %d is negative", (long long)shape[d], d + 1);
+            return NULL;
+        } else {
+            known *= shape[d];
+        }
+    }
+    if (infer >= 0) resolved[infer] = known ? numel / known : 0;
+    int64_t total = 1;
+    for (int d = 0; d < ndim; d++) total *= resolved[d];
+    if (total != numel) {
+        ts_error("view: cannot view %s (%lld elements) with %lld elements", ts_shape_str(t, buf, sizeof buf),
+                 (long long)numel, (long long)total);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    v->ndim = ndim;
+    memcpy(v->shape, resolved, sizeof(int64_t) * (size_t)ndim);
+    set_contiguous_strides(v);
+    return v;
+}
+
+ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length)
+{
+    if (check_dim("narrow", t, dim)) return NULL;
+    if (start < 0 || length < 0 || start + length > t->shape[dim]) {
+        ts_error("narrow: range %lld..%lld outside dim %d of size %lld", (long long)start + 1,
+                 (long long)(start + length), dim + 1, (long long)t->shape[dim]);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    v->offset += start * t->stride[dim];
+    v->shape[dim] = length;
+    return v;
+}
+
+ts_tensor *ts_tensor_select(ts_tensor *t, int dim, int64_t index)
+{
+    if (check_dim("select", t, dim)) return NULL;
+    if (index < 0 || index >= t->shape[dim]) {
+        ts_error("index %lld out of range for dim %d of size %lld", (long long)index + 1, dim + 1,
+                 (long long)t->shape[dim]);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    v->offset += index * t->stride[dim];
+    for (int d = dim; d < t->ndim - 1; d++) {
+        v->shape[d] = t->shape[d + 1];
+        v->stride[d] = t->stride[d + 1];
+    }
+    v->ndim--;
+    return v;
+}
+
+ts_tensor *ts_tensor_transpose(ts_tensor *t, int dim0, int dim1)
+{
+    if (check_dim("transpose", t, dim0) || check_dim("transpose", t, dim1)) return NULL;
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    v->shape[dim0] = t->shape[dim1];
+    v->shape[dim1] = t->shape[dim0];
+    v->stride[dim0] = t->stride[dim1];
+    v->stride[dim1] = t->stride[dim0];
+    return v;
+}
+
+ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape)
+{
+    char buf[96];
+    if (ndim < t->ndim || ndim > TS_MAX_DIMS) {
+        ts_error("expand: cannot expand %s to %d dims", ts_shape_str(t, buf, sizeof buf), ndim);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    int lead = ndim - t->ndim;
+    for (int d = 0; d < ndim; d++) {
+        int64_t have = d < lead ? 1 : t->shape[d - lead];
+        int64_t stride = d < lead ? 0 : t->stride[d - lead];
+        if (have != shape[d] && have != 1) {
+            ts_error("expand: size %lld of dim %d cannot broadcast to %lld", (long long)have, d + 1, (long long)shape[d]);
+            ts_tensor_free(v);
+            return NULL;
+        }
+        v->shape[d] = shape[d];
+        v->stride[d] = have == shape[d] ? stride : 0;
+    }
+    v->ndim = ndim;
+    return v;
+}
+
+ts_tensor *ts_tensor_contiguous(ts_tensor *t)
+{
+    if (ts_tensor_is_contiguous(t)) return ts_tensor_retain(t);
+    ts_tensor *c = ts_tensor_new(t->dtype, t->ndim, t->shape);
+    if (c && ts_tensor_copy(c, t)) {
+        ts_tensor_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- element access in any dtype ---- */
+
+static double load(const void *base, int dtype, int64_t i)
+{
+    switch (dtype) {
+    case TS_FLOAT32: return ((const float *)base)[i];
+    case TS_UINT8: return ((const uint8_t *)base)[i];
+    case TS_INT32: return ((const int32_t *)base)[i];
+    case TS_INT64: return (double)((const int64_t *)base)[i];
+    default: return ((const double *)base)[i];
+    }
+}
+
+static void store(void *base, int dtype, int64_t i, double v)
+{
+    switch (dtype) {
+    case TS_FLOAT32: ((float *)base)[i] = (float)v; break;
+    case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
+    case TS_INT32: ((int32_t *)base)[i] = (int32_t)v; break;
+    case TS_INT64: ((int64_t *)base)[i] = (int64_t)v; break;
+    default: ((double *)base)[i] = v; break;
+    }
+}
+
+/* Offset (in elements) of the first element of row r, where rows are all dims but the last. */
+int64_t ts_row_offset(const ts_tensor *t, int64_t r)
+{
+    int64_t off = 0;
+    for (int d = t->ndim - 2; d >= 0; d--) {
+        off += (r % t->shape[d]) * t->stride[d];
+        r /= t->shape[d];
+    }
+    return off;
+}
+
+int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
+{
+    char a[96], b[96];
+    int64_t n = ts_tensor_numel(dst);
+    if (n != ts_tensor_numel(src))
+        return ts_error("copy: destination %s and source %s differ in element count", ts_shape_str(dst, a, sizeof a),
+                        ts_shape_str(src, b, sizeof b));
+    void *d = ts_tensor_data(dst);
+    const void *s = ts_tensor_data(src);
+    if (ts_tensor_is_contiguous(dst) && ts_tensor_is_contiguous(src)) {
+        if (dst->dtype == src->dtype) {
+            memmove(d, s, (size_t)n * (size_t)ts_dtype_size(dst->dtype));
+        } else if (dst->dtype == TS_FLOAT32 && src->dtype == TS_UINT8) {
+            for (int64_t i = 0; i < n; i++) ((float *)d)[i] = ((const uint8_t *)s)[i];
+        } else {
+            for (int64_t i = 0; i < n; i++) store(d, dst->dtype, i, load(s, src->dtype, i));
+        }
+        return 0;
+    }
+    /* Strided: walk both in row-major element order; each row is the tensor's last dim. */
+    if (ts_tensor_same_storage(dst, src)) {
+        ts_tensor *tmp = ts_tensor_contiguous((ts_tensor *)src);
+        if (!tmp) return -1;
+        int rc = tmp == src ? ts_error("copy: overlapping strided copy") : ts_tensor_copy(dst, tmp);
+        ts_tensor_free(tmp);
+        return rc;
+    }
+    int64_t dl = dst->ndim ? dst->shape[dst->ndim - 1] : 1, sl = src->ndim ? src->shape[src->ndim - 1] : 1;
+    int64_t ds = dst->ndim ? dst->stride[dst->ndim - 1] : 1, ss = src->ndim ? src->stride[src->ndim - 1] : 1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t di = ts_row_offset(dst, i / dl) + (i % dl) * ds;
+        int64_t si = ts_row_offset(src, i / sl) + (i % sl) * ss;
+        store(d, dst->dtype, di, load(s, src->dtype, si));
+    }
+    return 0;
+}
+
+static int64_t element_offset(const ts_tensor *t, const int64_t *index, const char *what)
+{
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (index[d] < 0 || index[d] >= t->shape[d]) {
+            ts_error("%s: index %lld out of range for dim %d of size %lld", what, (long long)index[d] + 1, d + 1,
+                     (long long)t->shape[d]);
+            return -1;
+        }
+        off += index[d] * t->stride[d];
+    }
+    return off;
+}
+
+double ts_tensor_get(const ts_tensor *t, const int64_t *index)
+{
+    int64_t off = element_offset(t, index, "get");
+    return off < 0 ? 0.0 : load(ts_tensor_data(t), t->dtype, off);
+}
+
+int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
+{
+    int64_t off = element_offset(t, index, "set");
+    if (off < 0) return -1;
+    store(ts_tensor_data(t), t->dtype, off, value);
+    return 0;
+}
+
+/* Calls fn(value) for every element in row-major order, storing the results: fills, random draws. */
+static int fill_with(ts_tensor *t, double (*fn)(void *), void *ctx)
+{
+    int64_t n = ts_tensor_numel(t), last = t->ndim ? t->shape[t->ndim - 1] : 1;
+    int64_t ls = t->ndim ? t->stride[t->ndim - 1] : 1;
+    void *d = ts_tensor_data(t);
+    int contiguous = ts_tensor_is_contiguous(t);
+    for (int64_t i = 0; i < n; i++)
+        store(d, t->dtype, contiguous ? i : ts_row_offset(t, i / last) + (i % last) * ls, fn(ctx));
+    return 0;
+}
+
+static double constant(void *ctx) { return *(double *)ctx; }
+static double uniform(void *ctx)
+{
+    double *lohi = ctx;
+    return lohi[0] + (lohi[1] - lohi[0]) * ts_rng_uniform();
+}
+static double normal(void *ctx)
+{
+    double *ms = ctx;
+    return ms[0] + ms[1] * ts_rng_normal();
+}
+
+int ts_tensor_fill(ts_tensor *t, double value) { return fill_with(t, constant, &value); }
+
+int ts_tensor_uniform(ts_tensor *t, double lo, double hi)
+{
+    double lohi[2] = {lo, hi};
+    return fill_with(t, uniform, lohi);
+}
+
+int ts_tensor_normal(ts_tensor *t, double mean, double std)
+{
+    double ms[2] = {mean, std};
+    return fill_with(t, normal, ms);
+}
+
+/* ---- argument checks shared by the layers ---- */
+
+int ts_check_f32(const char *what, const ts_tensor *t)
+{
+    if (!t) return ts_error("%s: missing tensor", what);
+    if (t->dtype != TS_FLOAT32) return ts_error("%s: expected a float32 tensor, got %s", what, dtype_name(t->dtype));
+    if (!ts_tensor_is_contiguous(t)) return ts_error("%s: expected a contiguous tensor", what);
+    return 0;
+}
+
+int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape)
+{
+    char got[96], want[96];
+    if (ts_check_f32(what, t)) return -1;
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    if (ok) return 0;
+    size_t n = (size_t)snprintf(want, sizeof want, "[");
+    for (int d = 0; d < ndim && n < sizeof want; d++)
+        n += (size_t)snprintf(want + n, sizeof want - n, d ? ",%lld" : "%lld", (long long)shape[d]);
+    if (n < sizeof want) snprintf(want + n, sizeof want - n, "]");
+    return ts_error("%s: expected shape %s, got %s", what, want, ts_shape_str(t, got, sizeof got));
+}
+
+int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel)
+{
+    char got[96];
+    if (ts_check_f32(what, t)) return -1;
+    if (ts_tensor_numel(t) != numel)
+        return ts_error("%s: expected %lld elements, got %s", what, (long long)numel, ts_shape_str(t, got, sizeof got));
+    return 0;
+}

@@ -1,0 +1,209 @@
+/* Elementwise float32 arithmetic with broadcasting, reductions and matrix products on tensors.
+ * These serve Lua-level code (preprocessing, metrics, tests); the layers have their own kernels. */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+#include "../kernels/cpu/cpu.h"
+
+static double apply_binary(int op, double a, double b)
+{
+    switch (op) {
+    case TS_ADD: return a + b;
+    case TS_SUB: return a - b;
+    case TS_MUL: return a * b;
+    case TS_DIV: return a / b;
+    case TS_MAXIMUM: return a > b ? a : b;
+    case TS_MINIMUM: return a < b ? a : b;
+    case TS_POW: return pow(a, b);
+    case TS_EQ: return a == b;
+    case TS_LT: return a < b;
+    default: return a > b;
+    }
+}
+
+static double apply_unary(int op, double a)
+{
+    switch (op) {
+    case TS_NEG: return -a;
+    case TS_EXP: return exp(a);
+    case TS_LOG: return log(a);
+    case TS_SQRT: return sqrt(a);
+    case TS_ABS: return fabs(a);
+    case TS_TANH: return tanh(a);
+    case TS_SIGMOID: return 1.0 / (1.0 + exp(-a));
+    case TS_FLOOR: return floor(a);
+    default: return a * a;
+    }
+}
+
+/* Strides of t as seen through out's shape (NumPy broadcasting, right-aligned), or -1. */
+static int broadcast_strides(const ts_tensor *out, const ts_tensor *t, int64_t *stride, const char *what)
+{
+    char a[96], b[96];
+    int lead = out->ndim - t->ndim;
+    if (lead < 0) goto bad;
+    for (int d = 0; d < out->ndim; d++) {
+        int64_t size = d < lead ? 1 : t->shape[d - lead];
+        if (size == out->shape[d]) stride[d] = d < lead ? 0 : t->stride[d - lead];
+        else if (size == 1) stride[d] = 0;
+        else goto bad;
+    }
+    return 0;
+bad:
+    return ts_error("%s: operand %s does not broadcast to the result %s", what, ts_shape_str(t, a, sizeof a),
+                    ts_shape_str(out, b, sizeof b));
+}
+
+static int64_t offset_of(const ts_tensor *shape_of, const int64_t *stride, int64_t i)
+{
+    int64_t off = 0;
+    for (int d = shape_of->ndim - 1; d >= 0; d--) {
+        off += (i % shape_of->shape[d]) * stride[d];
+        i /= shape_of->shape[d];
+    }
+    return off;
+}
+
+int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op)
+{
+    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32 || b->dtype != TS_FLOAT32)
+        return ts_error("arithmetic: float32 tensors expected (convert with :float())");
+    int64_t sa[TS_MAX_DIMS], sb[TS_MAX_DIMS];
+    if (broadcast_strides(out, a, sa, "arithmetic") || broadcast_strides(out, b, sb, "arithmetic")) return -1;
+    int64_t n = ts_tensor_numel(out);
+    float *o = ts_f32(out);
+    const float *pa = ts_f32(a), *pb = ts_f32(b);
+    if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a) && ts_tensor_is_contiguous(b) &&
+        ts_tensor_numel(a) == n && ts_tensor_numel(b) == n) {
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) o[i] = (float)apply_binary(op, pa[i], pb[i]);
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        o[offset_of(out, out->stride, i)] = (float)apply_binary(op, pa[offset_of(out, sa, i)], pb[offset_of(out, sb, i)]);
+    return 0;
+}
+
+int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first)
+{
+    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
+        return ts_error("arithmetic: float32 tensors expected (convert with :float())");
+    if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("arithmetic: result and operand sizes differ");
+    int64_t n = ts_tensor_numel(out);
+    float *o = ts_f32(out);
+    const float *pa = ts_f32(a);
+    if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a)) {
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++)
+            o[i] = (float)(scalar_first ? apply_binary(op, s, pa[i]) : apply_binary(op, pa[i], s));
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double v = pa[offset_of(a, a->stride, i)];
+        o[offset_of(out, out->stride, i)] = (float)(scalar_first ? apply_binary(op, s, v) : apply_binary(op, v, s));
+    }
+    return 0;
+}
+
+int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
+{
+    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
+        return ts_error("math: float32 tensors expected (convert with :float())");
+    if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("math: result and operand sizes differ");
+    int64_t n = ts_tensor_numel(out);
+    float *o = ts_f32(out);
+    const float *pa = ts_f32(a);
+    if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a)) {
+        #pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) o[i] = (float)apply_unary(op, pa[i]);
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++)
+        o[offset_of(out, out->stride, i)] = (float)apply_unary(op, pa[offset_of(a, a->stride, i)]);
+    return 0;
+}
+
+int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
+{
+    if (ts_check_f32("axpy: y", y) || ts_check_numel("axpy: x", x, ts_tensor_numel(y))) return -1;
+    tsk_cpu_axpy(ts_tensor_numel(y), (float)alpha, ts_f32(x), ts_f32(y));
+    return 0;
+}
+
+int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
+{
+    char buf[96];
+    if (ts_check_f32("reduce: input", a)) return -1;
+    int arg = op == TS_ARGMAX || op == TS_ARGMIN;
+    if (out->dtype != (arg ? TS_INT64 : TS_FLOAT32) || !ts_tensor_is_contiguous(out))
+        return ts_error("reduce: the result must be a contiguous %s tensor", arg ? "int64" : "float32");
+    int64_t outer = 1, n = ts_tensor_numel(a), inner = 1;
+    if (dim >= 0) {
+        if (dim >= a->ndim) return ts_error("reduce: dim %d out of range for %s", dim + 1, ts_shape_str(a, buf, sizeof buf));
+        n = a->shape[dim];
+        for (int d = 0; d < dim; d++) outer *= a->shape[d];
+        for (int d = dim + 1; d < a->ndim; d++) inner *= a->shape[d];
+    }
+    if (ts_tensor_numel(out) != outer * inner) return ts_error("reduce: result has the wrong size");
+    if (n == 0 && op != TS_SUM) return ts_error("reduce: empty dimension");
+    const float *p = ts_f32(a);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *v = p + o * n * inner + i;
+            double acc = op == TS_SUM || op == TS_MEAN ? 0.0 : v[0];
+            int64_t best = 0;
+            for (int64_t k = 0; k < n; k++) {
+                double x = v[k * inner];
+                if (op == TS_SUM || op == TS_MEAN) acc += x;
+                else if ((op == TS_MAX || op == TS_ARGMAX) ? x > acc : x < acc) acc = x, best = k;
+            }
+            if (op == TS_MEAN) acc /= (double)n;
+            if (arg) ((int64_t *)ts_tensor_data(out))[o * inner + i] = best;
+            else ts_f32(out)[o * inner + i] = (float)acc;
+        }
+    return 0;
+}
+
+double ts_tensor_sum_all(const ts_tensor *a)
+{
+    ts_tensor *c = ts_tensor_contiguous((ts_tensor *)a);
+    if (!c) return NAN;
+    double s = 0;
+    int64_t n = ts_tensor_numel(c);
+    const void *d = ts_tensor_data(c);
+    for (int64_t i = 0; i < n; i++) {
+        switch (c->dtype) {
+        case TS_FLOAT32: s += ((const float *)d)[i]; break;
+        case TS_UINT8: s += ((const uint8_t *)d)[i]; break;
+        case TS_INT32: s += ((const int32_t *)d)[i]; break;
+        case TS_INT64: s += (double)((const int64_t *)d)[i]; break;
+        default: s += ((const double *)d)[i]; break;
+        }
+    }
+    ts_tensor_free(c);
+    return s;
+}
+
+double ts_tensor_sumsq(const ts_tensor *t)
+{
+    if (ts_check_f32("sumsq", t)) return NAN;
+    return tsk_cpu_sumsq(ts_tensor_numel(t), ts_f32(t));
+}
+
+int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b)
+{
+    char sa[96], sb[96];
+    if (ts_check_f32("matmul: a", a) || ts_check_f32("matmul: b", b) || ts_check_f32("matmul: result", out)) return -1;
+    if (a->ndim != 2 || b->ndim != 2) return ts_error("matmul: 2-d tensors expected, got %s and %s",
+                                                      ts_shape_str(a, sa, sizeof sa), ts_shape_str(b, sb, sizeof sb));
+    int64_t m = trans_a ? a->shape[1] : a->shape[0], k = trans_a ? a->shape[0] : a->shape[1];
+    int64_t kb = trans_b ? b->shape[1] : b->shape[0], n = trans_b ? b->shape[0] : b->shape[1];
+    if (k != kb) return ts_error("matmul: inner sizes differ: %s and %s", ts_shape_str(a, sa, sizeof sa),
+                                 ts_shape_str(b, sb, sizeof sb));
+    int64_t shape[2] = {m, n};
+    if (ts_check_shape("matmul: result", out, 2, shape)) return -1;
+    tsk_cpu_gemm(trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
+                 (int)b->shape[1], 0.0f, ts_f32(out), (int)n);
+    return 0;
+}

@@ -1,0 +1,165 @@
+/* ts.h — the C API of tshost, the one header the Lua bindings see.
+ *
+ * Conventions
+ *   - Every function that can fail returns an int (0 = success, -1 = failure) or a pointer (NULL = failure),
+ *     and leaves a message in ts_last_error(). Nothing below main.c aborts or exits.
+ *   - Tensors are opaque handles with reference-counted storage. A view shares the storage of its base.
+ *     The caller owns every tensor a function returns and releases it with ts_tensor_free().
+ *   - Layer functions follow Torch7: *_forward writes its output; *_backward overwrites gradInput
+ *     (when non-NULL) and ACCUMULATES into the parameter gradients (when non-NULL).
+ *   - Shapes are NCHW for images, [N, features] for vectors, as in PyTorch.
+ *
+ * The bindings parse this file with LuaJIT's ffi.cdef after dropping the preprocessor lines, so the
+ * declarations below use only plain C: no macros inside declarations.
+ */
+#ifndef TS_H
+#define TS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { TS_MAX_DIMS = 5 };
+
+typedef enum { TS_FLOAT32 = 0, TS_UINT8 = 1, TS_INT32 = 2, TS_INT64 = 3, TS_FLOAT64 = 4 } ts_dtype;
+typedef enum { TS_CPU = 0, TS_CUDA = 1 } ts_device;
+
+typedef struct ts_tensor ts_tensor;
+
+/* ---- errors and runtime (host/runtime.c) ---------------------------------------------------------- */
+const char *ts_last_error(void);                 /* message of the last failure on this thread */
+int ts_error(const char *fmt, ...);              /* sets the message; always returns -1 */
+int ts_set_threads(int n);                       /* CPU threads for kernels (OpenMP), n >= 1 */
+int ts_get_threads(void);
+/* The one global random generator (xoshiro256**), documented global state: weight init, dropout,
+ * shuffling and augmentation draw from it in program order, so one seed reproduces a run. */
+void ts_manual_seed(uint64_t seed);
+uint64_t ts_rng_u64(void);
+double ts_rng_uniform(void);                     /* [0, 1) */
+double ts_rng_normal(void);                      /* standard normal */
+void ts_rng_get_state(uint64_t *state4);
+void ts_rng_set_state(const uint64_t *state4);
+/* Bytes of tensor storage allocated since the last call; the bindings use it to pace the garbage
+ * collector, which cannot see C memory. */
+size_t ts_alloc_pressure(void);
+
+/* ---- tensors (host/tensor.c) ---------------------------------------------------------------------- */
+ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape);      /* zero-filled, contiguous */
+ts_tensor *ts_tensor_from_buffer(int dtype, int ndim, const int64_t *shape, const void *data); /* copies */
+void ts_tensor_free(ts_tensor *t);
+ts_tensor *ts_tensor_retain(ts_tensor *t);       /* same handle, one more reference */
+int ts_tensor_ndim(const ts_tensor *t);
+int64_t ts_tensor_size(const ts_tensor *t, int dim);
+int64_t ts_tensor_stride(const ts_tensor *t, int dim);
+int64_t ts_tensor_numel(const ts_tensor *t);
+int ts_tensor_dtype(const ts_tensor *t);
+int ts_tensor_device(const ts_tensor *t);
+int ts_tensor_is_contiguous(const ts_tensor *t);
+int ts_tensor_same_storage(const ts_tensor *a, const ts_tensor *b);
+void *ts_tensor_data(const ts_tensor *t);        /* address of element [0,...,0] */
+int ts_dtype_size(int dtype);
+
+/* views: share storage */
+ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape);  /* contiguous only; one dim may be -1 */
+ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length);
+ts_tensor *ts_tensor_select(ts_tensor *t, int dim, int64_t index);       /* drops the dim */
+ts_tensor *ts_tensor_transpose(ts_tensor *t, int dim0, int dim1);
+ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape); /* broadcast view, stride 0 */
+ts_tensor *ts_tensor_contiguous(ts_tensor *t);  /* the same tensor (retained) or a contiguous copy */
+
+/* copies and fills: any strides, dtype converted; shapes must have equal element counts in order */
+int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src);
+int ts_tensor_fill(ts_tensor *t, double value);
+int ts_tensor_uniform(ts_tensor *t, double lo, double hi);
+int ts_tensor_normal(ts_tensor *t, double mean, double std);
+double ts_tensor_get(const ts_tensor *t, const int64_t *index);
+int ts_tensor_set(ts_tensor *t, const int64_t *index, double value);
+
+/* elementwise float32 arithmetic with NumPy broadcasting; out has the broadcast shape and may alias an input */
+typedef enum { TS_ADD, TS_SUB, TS_MUL, TS_DIV, TS_MAXIMUM, TS_MINIMUM, TS_POW, TS_EQ, TS_LT, TS_GT } ts_binop;
+typedef enum { TS_NEG, TS_EXP, TS_LOG, TS_SQRT, TS_ABS, TS_TANH, TS_SIGMOID, TS_FLOOR, TS_SQUARE } ts_unop;
+int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op);
+int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first);
+int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op);
+int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x);          /* y += alpha x, same numel */
+/* reductions over one dim (out has that dim of size 1) or, with dim = -1, over everything (out numel 1) */
+typedef enum { TS_SUM, TS_MEAN, TS_MAX, TS_MIN, TS_ARGMAX, TS_ARGMIN } ts_reduce;
+int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op);
+double ts_tensor_sum_all(const ts_tensor *a);
+/* out[M,N] = a[M,K] @ b[K,N] (2-d, float32), optional transposes */
+int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b);
+
+/* ---- layers (one file each in host/) -------------------------------------------------------------- */
+typedef struct {
+    int stride_h, stride_w;
+    int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric zero padding (TensorFlow 'same') */
+    int dilation_h, dilation_w;
+    int groups;
+} ts_conv2d_params;
+int ts_conv2d_output_size(const ts_tensor *x, const ts_tensor *weight, const ts_conv2d_params *p, int64_t *shape4);
+/* x [N,C,H,W], weight [O,C/groups,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
+int ts_conv2d_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
+                      const ts_conv2d_params *p);
+int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
+                       const ts_tensor *x, const ts_tensor *weight, const ts_conv2d_params *p);
+
+/* x [N,C] or [N,C,H,W]; weight/bias [C] or NULL (affine=false); save_mean/save_invstd [C] are written in
+ * training mode and read by the backward. running stats updated in training mode with PyTorch's momentum. */
+int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
+                         ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
+                         ts_tensor *save_invstd, int training, double momentum, double eps);
+int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
+                          const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
+                          const ts_tensor *save_invstd, int training);
+
+typedef enum { TS_RELU, TS_LEAKY_RELU, TS_ELU } ts_activation;
+int ts_activation_forward(ts_tensor *y, const ts_tensor *x, int kind, double param);
+int ts_activation_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *x, const ts_tensor *y,
+                           int kind, double param);
+
+typedef struct {
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int ceil_mode;
+    int count_include_pad;   /* average pooling only, PyTorch's default is 1 */
+} ts_pool2d_params;
+int ts_pool2d_output_size(const ts_tensor *x, const ts_pool2d_params *p, int64_t *shape4);
+/* indices [N,C,OH,OW] int32: position of each maximum inside its input plane */
+int ts_maxpool2d_forward(ts_tensor *y, ts_tensor *indices, const ts_tensor *x, const ts_pool2d_params *p);
+int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices);
+int ts_avgpool2d_forward(ts_tensor *y, const ts_tensor *x, const ts_pool2d_params *p);
+int ts_avgpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_pool2d_params *p);
+
+/* x [N,I], weight [O,I], bias [O] or NULL -> y [N,O] = x weight^T + bias */
+int ts_linear_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias);
+int ts_linear_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
+                       const ts_tensor *x, const ts_tensor *weight);
+
+/* mask gets 0 or 1/(1-p), drawn from the global generator; y = x * mask */
+int ts_dropout_forward(ts_tensor *y, ts_tensor *mask, const ts_tensor *x, double p);
+
+/* logits [N,C], targets int64 [N] with 0-based classes, class_weight [C] or NULL; mean reduction as PyTorch's
+ * cross_entropy(weight=, label_smoothing=). grad_logits [N,C] (may be NULL) gets d loss / d logits. */
+int ts_cross_entropy(double *loss, ts_tensor *grad_logits, const ts_tensor *logits, const ts_tensor *targets,
+                     const ts_tensor *class_weight, double label_smoothing);
+
+/* ---- optimizers (host/optim.c): PyTorch's update rules, one parameter tensor per call ---------------- */
+int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buffer, double lr, double momentum,
+                double dampening, double weight_decay, int nesterov, int first_step);
+/* decoupled = 1 is AdamW; step counts from 1 */
+int ts_adam_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *exp_avg, ts_tensor *exp_avg_sq, int64_t step,
+                 double lr, double beta1, double beta2, double eps, double weight_decay, int decoupled);
+/* sum of squares of a tensor, for gradient-norm clipping */
+double ts_tensor_sumsq(const ts_tensor *t);
+
+/* ---- safetensors checkpoints (host/safetensors.c) ------------------------------------------------ */
+/* Writes path atomically: a temporary file beside it, fsync, rename. metadata_json is a JSON object of
+ * string values or NULL. */
+int ts_safetensors_write(const char *path, int count, const char *const *names, ts_tensor *const *tensors,
+                         const char *metadata_json);
+typedef struct ts_safetensors ts_safetensors;
+ts_safetensors *ts_safetensors_open(const char *path);
+void ts_safetensors_close(ts_safetensors *f);
+int ts_safetensors_count(const ts_safetensors *f);
+const char *ts_safetensors_name(const ts_safetensors *f, int i);
+ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i);   /* a new tensor holding a copy */
+const char *ts_safetensors_metadata(const ts_safetensors *f);     /* the __metadata__ object as JSON, or "{}" */
+
+#endif

@@ -1,0 +1,165 @@
+/* Convolution as im2col + sgemm, one image per thread at a time.
+ *
+ * Forward, per image n and group g (Cg = C/groups, Og = O/groups, K = Cg*KH*KW, P = OH*OW):
+ *   col[K, P]        = im2col(x[n, g*Cg:(g+1)*Cg])
+ *   y[n, g*Og.., P]  = w_g[Og, K] @ col[K, P]  (+ bias)
+ * Backward:
+ *   gw_g[Og, K]     += gy[n, g][Og, P] @ col[K, P]^T        (summed over images: per-thread partials,
+ *                                                           added in thread order, so deterministic;
+ *                      a partial is kept transposed, [K, Og] += col @ gy^T, the faster shape for sgemm)
+ *   gcol[K, P]       = w_g[Og, K]^T @ gy[n, g][Og, P]
+ *   gx[n, g]         = col2im(gcol)                           (the adjoint of im2col)
+ * A 1x1 convolution with stride 1 and no padding needs no im2col: col is the input itself. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+static int is_pointwise(const tsk_conv2d_shape *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
+           s->oh == s->h && s->ow == s->w;
+}
+
+/* x [Cg, H, W] -> col [Cg*KH*KW, OH*OW] */
+static void im2col(const tsk_conv2d_shape *s, int cg, const float *x, float *col)
+{
+    int p = s->oh * s->ow;
+    for (int c = 0; c < cg; c++)
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                float *row = col + (int64_t)((c * s->kh + ki) * s->kw + kj) * p;
+                const float *plane = x + (int64_t)c * s->h * s->w;
+                int dx = kj * s->dilation_w - s->pad_left;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride_h - s->pad_top + ki * s->dilation_h;
+                    float *out = row + oy * s->ow;
+                    if (iy < 0 || iy >= s->h) {
+                        memset(out, 0, sizeof(float) * (size_t)s->ow);
+                        continue;
+                    }
+                    const float *in = plane + (int64_t)iy * s->w;
+                    if (s->stride_w == 1) {
+                        /* ix = ox + dx: zeros where it falls outside, one contiguous run otherwise */
+                        int lo = dx < 0 ? -dx : 0, hi = s->w - dx < s->ow ? s->w - dx : s->ow;
+                        if (hi < lo) hi = lo;
+                        for (int ox = 0; ox < lo; ox++) out[ox] = 0;
+                        if (hi > lo) memcpy(out + lo, in + lo + dx, sizeof(float) * (size_t)(hi - lo));
+                        for (int ox = hi; ox < s->ow; ox++) out[ox] = 0;
+                    } else {
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            int ix = ox * s->stride_w + dx;
+                            out[ox] = ix >= 0 && ix < s->w ? in[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* col [Cg*KH*KW, OH*OW] -> x [Cg, H, W], accumulated: each input pixel sums every window it was in */
+static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x)
+{
+    int p = s->oh * s->ow;
+    for (int c = 0; c < cg; c++)
+        for (int ki = 0; ki < s->kh; ki++)
+            for (int kj = 0; kj < s->kw; kj++) {
+                const float *row = col + (int64_t)((c * s->kh + ki) * s->kw + kj) * p;
+                float *plane = x + (int64_t)c * s->h * s->w;
+                int dx = kj * s->dilation_w - s->pad_left;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    int iy = oy * s->stride_h - s->pad_top + ki * s->dilation_h;
+                    if (iy < 0 || iy >= s->h) continue;
+                    const float *in = row + oy * s->ow;
+                    float *out = plane + (int64_t)iy * s->w;
+                    if (s->stride_w == 1) {
+                        int lo = dx < 0 ? -dx : 0, hi = s->w - dx < s->ow ? s->w - dx : s->ow;
+                        for (int ox = lo; ox < hi; ox++) out[ox + dx] += in[ox];
+                    } else {
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            int ix = ox * s->stride_w + dx;
+                            if (ix >= 0 && ix < s->w) out[ix] += in[ox];
+                        }
+                    }
+                }
+            }
+}
+
+void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
+{
+    int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
+    int pointwise = is_pointwise(s);
+    #pragma omp parallel
+    {
+        float *col = pointwise ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->n; n++)
+            for (int g = 0; g < s->groups; g++) {
+                const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
+                float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
+                if (!pointwise) im2col(s, cg, xg, col);
+                tsk_cpu_gemm_serial(0, 0, og, p, k, 1.0f, w + (int64_t)g * og * k, k, pointwise ? xg : col, p, 0.0f,
+                                    yg, p);
+                if (bias)
+                    for (int o = 0; o < og; o++) {
+                        float b = bias[g * og + o];
+                        for (int i = 0; i < p; i++) yg[(int64_t)o * p + i] += b;
+                    }
+            }
+        free(col);
+    }
+}
+
+void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
+                             float *gx, float *gw, float *gb)
+{
+    int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
+    int pointwise = is_pointwise(s);
+    int64_t wsize = (int64_t)s->o * k;
+    int threads = omp_get_max_threads();
+    float *partials = gw ? calloc((size_t)threads * (size_t)wsize, sizeof(float)) : NULL;
+    if (gb) tsk_cpu_channel_sum(s->n, s->o, p, gy, gb);
+    #pragma omp parallel num_threads(threads)
+    {
+        float *col = pointwise || !gw ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
+        float *gcol = pointwise || !gx ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
+        float *my_gw = partials ? partials + (int64_t)omp_get_thread_num() * wsize : NULL;
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->n; n++)
+            for (int g = 0; g < s->groups; g++) {
+                const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
+                const float *gyg = gy + ((int64_t)n * s->o + (int64_t)g * og) * p;
+                const float *wg = w + (int64_t)g * og * k;
+                if (my_gw) {
+                    if (!pointwise) im2col(s, cg, xg, col);
+                    tsk_cpu_gemm_serial(0, 1, k, og, p, 1.0f, pointwise ? xg : col, p, gyg, p, 1.0f,
+                                        my_gw + (int64_t)g * og * k, og);
+                }
+                if (gx) {
+                    float *gxg = gx + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
+                    if (pointwise) {
+                        tsk_cpu_gemm_serial(1, 0, k, p, og, 1.0f, wg, k, gyg, p, 0.0f, gxg, p);
+                    } else {
+                        tsk_cpu_gemm_serial(1, 0, k, p, og, 1.0f, wg, k, gyg, p, 0.0f, gcol, p);
+                        memset(gxg, 0, sizeof(float) * (size_t)cg * (size_t)s->h * (size_t)s->w);
+                        col2im(s, cg, gcol, gxg);
+                    }
+                }
+            }
+        free(col);
+        free(gcol);
+        if (partials) {
+            #pragma omp barrier
+            #pragma omp for schedule(static)
+            for (int64_t i = 0; i < wsize; i++) {
+                /* gw[g*Og + o, j] from the transposed partials [g][j, o] */
+                int64_t g = i / ((int64_t)og * k), o = i / k % og, j = i % k;
+                int64_t at = g * og * k + j * og + o;
+                float acc = 0;
+                for (int t = 0; t < threads; t++) acc += partials[(int64_t)t * wsize + at];
+                gw[i] += acc;
+            }
+        }
+    }
+    free(partials);
+}

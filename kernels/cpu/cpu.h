@@ -1,0 +1,67 @@
+/* cpu.h — the CPU compute kernels: raw pointers and sizes in, no allocation policy beyond scratch
+ * buffers, no tensors, no Lua, no I/O. Work is split across OpenMP threads in a fixed, static way so
+ * that the same thread count gives bit-identical results. */
+#ifndef TSK_CPU_H
+#define TSK_CPU_H
+#include <stdint.h>
+
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major; split across threads by rows or columns of C */
+void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+/* the same on the calling thread only, for use inside parallel regions */
+void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc);
+
+void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y);   /* y += alpha x */
+double tsk_cpu_sumsq(int64_t n, const float *x);
+/* sums[c] += sum over n, s of x[n, c, s] for x [N, C, S] (bias gradients) */
+void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
+
+typedef struct {
+    int n, c, h, w;          /* input */
+    int o, kh, kw;           /* output channels, kernel */
+    int oh, ow;              /* output size */
+    int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups;
+} tsk_conv2d_shape;
+/* x [N,C,H,W], w [O,C/g,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
+void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
+/* gx [N,C,H,W] overwritten when non-NULL; gw [O,C/g,KH,KW] and gb [O] accumulated when non-NULL */
+void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
+                             float *gx, float *gw, float *gb);
+
+/* x [N,C,S]: training mode computes the batch mean and biased variance, writes save_mean/save_invstd
+ * and updates running stats (unbiased variance); eval mode normalizes with the running stats.
+ * weight/bias may be NULL (affine = false). */
+void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
+                               const float *bias, float *running_mean, float *running_var, float *save_mean,
+                               float *save_invstd, int training, float momentum, float eps, float *y);
+/* mean/invstd are the saved batch statistics in training mode, the running ones turned into invstd in eval */
+void tsk_cpu_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy,
+                                const float *weight, const float *mean, const float *invstd, int training,
+                                float *gx, float *gweight, float *gbias);
+
+/* kind: 0 relu, 1 leaky relu (param = negative slope), 2 elu (param = alpha) */
+void tsk_cpu_activation_forward(int64_t n, int kind, float param, const float *x, float *y);
+void tsk_cpu_activation_backward(int64_t n, int kind, float param, const float *x, const float *y,
+                                 const float *gy, float *gx);
+
+typedef struct {
+    int planes, h, w, oh, ow;     /* planes = N*C */
+    int kh, kw, sh, sw, ph, pw;
+    int count_include_pad;
+} tsk_pool2d_shape;
+void tsk_cpu_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices);
+void tsk_cpu_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
+void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y);
+void tsk_cpu_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, float *gx);
+
+/* logits [N,C]; returns the mean loss; glogits [N,C] or NULL */
+double tsk_cpu_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                             float smoothing, float *glogits);
+
+void tsk_cpu_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
+                      float weight_decay, int nesterov, int first_step);
+void tsk_cpu_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                       float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2);
+
+#endif

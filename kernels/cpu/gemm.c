@@ -1,0 +1,44 @@
+/* Matrix products over OpenBLAS's sgemm. The library itself runs on one thread (ts_set_threads sets
+ * that); tsk_cpu_gemm splits C into one block per OpenMP thread, so each element of C is computed by
+ * exactly one thread in a fixed order and results do not depend on scheduling. */
+#include <cblas.h>
+#include <omp.h>
+
+#include "cpu.h"
+
+void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc)
+{
+    int threads = omp_get_max_threads();
+    if (threads <= 1 || (double)m * n * k < 1e6) {
+        tsk_cpu_gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    int by_rows = m >= n;
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int total = by_rows ? m : n;
+        /* blocks rounded to 16 so each thread's part stays aligned with the BLAS kernel's tiles */
+        int chunk = ((total + nt - 1) / nt + 15) / 16 * 16;
+        int lo = t * chunk, hi = lo + chunk < total ? lo + chunk : total;
+        if (lo < hi) {
+            if (by_rows) {
+                const float *ap = trans_a ? a + lo : a + (int64_t)lo * lda;
+                tsk_cpu_gemm_serial(trans_a, trans_b, hi - lo, n, k, alpha, ap, lda, b, ldb, beta,
+                                    c + (int64_t)lo * ldc, ldc);
+            } else {
+                const float *bp = trans_b ? b + (int64_t)lo * ldb : b + lo;
+                tsk_cpu_gemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bp, ldb, beta, c + lo, ldc);
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+/* Max and average pooling over planes [N*C, H, W], padding implicit (-inf for max, 0 for average).
+ * The window of output (oy, ox) covers rows oy*sh - ph ... + kh-1 and columns likewise. */
+#include <float.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* the common 2x2 window with stride 2 and no padding, without bounds checks */
+static void maxpool_2x2(const tsk_pool2d_shape *s, const float *in, float *out, int32_t *idx)
+{
+    for (int oy = 0; oy < s->oh; oy++) {
+        const float *r0 = in + 2 * oy * s->w, *r1 = r0 + s->w;
+        for (int ox = 0; ox < s->ow; ox++) {
+            float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            int at = 2 * oy * s->w + 2 * ox;
+            float best = a;
+            int pos = at;
+            if (b > best || b != b) best = b, pos = at + 1;
+            if (c > best || c != c) best = c, pos = at + s->w;
+            if (d > best || d != d) best = d, pos = at + s->w + 1;
+            out[oy * s->ow + ox] = best;
+            idx[oy * s->ow + ox] = pos;
+        }
+    }
+}
+
+void tsk_cpu_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices)
+{
+    int fast = s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0 &&
+               2 * s->oh <= s->h && 2 * s->ow <= s->w;
+    #pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < s->planes; pl++) {
+        const float *in = x + (int64_t)pl * s->h * s->w;
+        float *out = y + (int64_t)pl * s->oh * s->ow;
+        int32_t *idx = indices + (int64_t)pl * s->oh * s->ow;
+        if (fast) {
+            maxpool_2x2(s, in, out, idx);
+            continue;
+        }
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox = 0; ox < s->ow; ox++) {
+                float best = -FLT_MAX;
+                int at = -1;
+                for (int ki = 0; ki < s->kh; ki++) {
+                    int iy = oy * s->sh - s->ph + ki;
+                    if (iy < 0 || iy >= s->h) continue;
+                    for (int kj = 0; kj < s->kw; kj++) {
+                        int ix = ox * s->sw - s->pw + kj;
+                        if (ix < 0 || ix >= s->w) continue;
+                        float v = in[iy * s->w + ix];
+                        /* NaN propagates as in PyTorch */
+                        if (at < 0 || v > best || v != v) best = v, at = iy * s->w + ix;
+                    }
+                }
+                out[oy * s->ow + ox] = best;
+                idx[oy * s->ow + ox] = at;
+            }
+    }
+}
+
+void tsk_cpu_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx)
+{
+    #pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < s->planes; pl++) {
+        float *g = gx + (int64_t)pl * s->h * s->w;
+        const float *go = gy + (int64_t)pl * s->oh * s->ow;
+        const int32_t *idx = indices + (int64_t)pl * s->oh * s->ow;
+        memset(g, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
+        for (int i = 0; i < s->oh * s->ow; i++)
+            if (idx[i] >= 0) g[idx[i]] += go[i];
+    }
+}
+
+/* The divisor of window (oy, ox): the full window when padding counts, else the part inside the image.
+ * Windows of ceil mode that run past the padded border are clipped in both cases, as in PyTorch. */
+static int window(const tsk_pool2d_shape *s, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+{
+    int ys = oy * s->sh - s->ph, xs = ox * s->sw - s->pw;
+    int ye = ys + s->kh, xe = xs + s->kw;
+    if (ye > s->h + s->ph) ye = s->h + s->ph;
+    if (xe > s->w + s->pw) xe = s->w + s->pw;
+    int padded = (ye - ys) * (xe - xs);
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ye > s->h ? s->h : ye;
+    *x1 = xe > s->w ? s->w : xe;
+    return s->count_include_pad ? padded : (*y1 - *y0) * (*x1 - *x0);
+}
+
+void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y)
+{
+    #pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < s->planes; pl++) {
+        const float *in = x + (int64_t)pl * s->h * s->w;
+        float *out = y + (int64_t)pl * s->oh * s->ow;
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox = 0; ox < s->ow; ox++) {
+                int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+                float sum = 0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) sum += in[iy * s->w + ix];
+                out[oy * s->ow + ox] = count > 0 ? sum / (float)count : 0.0f;
+            }
+    }
+}
+
+void tsk_cpu_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, float *gx)
+{
+    #pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < s->planes; pl++) {
+        float *g = gx + (int64_t)pl * s->h * s->w;
+        const float *go = gy + (int64_t)pl * s->oh * s->ow;
+        memset(g, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox = 0; ox < s->ow; ox++) {
+                int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+                if (count <= 0) continue;
+                float share = go[oy * s->ow + ox] / (float)count;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) g[iy * s->w + ix] += share;
+            }
+    }
+}

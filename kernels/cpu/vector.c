@@ -1,0 +1,30 @@
+/* Small vector kernels shared by the optimizers, clipping and bias gradients. */
+#include "cpu.h"
+
+void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y)
+{
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+double tsk_cpu_sumsq(int64_t n, const float *x)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)
+{
+    #pragma omp parallel for schedule(static) if (n * c * s > 65536)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double acc = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = x + (i * c + ch) * s;
+            float part = 0;
+            for (int64_t k = 0; k < s; k++) part += p[k];
+            acc += part;
+        }
+        sums[ch] += (float)acc;
+    }
+}

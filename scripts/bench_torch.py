@@ -1,0 +1,63 @@
+"""PyTorch CPU throughput of the reference network, for the ratio printed by `make bench`.
+
+Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 20]
+Prints two lines: `torch train <images/s>` and `torch infer <images/s>`.
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+
+
+def refcnn():
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(
+        *block(3, 32), *block(32, 32), nn.MaxPool2d(2),
+        *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
+        *block(64, 128), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 43))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = refcnn()
+    assert sum(p.numel() for p in net.parameters()) == 675339
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(a.batch, 3, 32, 32)
+    y = torch.randint(0, 43, (a.batch,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    net.train()
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    train = a.batch * a.steps / (time.perf_counter() - t)
+    net.eval()
+    with torch.no_grad():
+        for _ in range(3):
+            net(x)
+        t = time.perf_counter()
+        for _ in range(a.steps):
+            net(x)
+        infer = a.batch * a.steps / (time.perf_counter() - t)
+    print(f"torch train {train:.1f}")
+    print(f"torch infer {infer:.1f}")
+
+
+if __name__ == "__main__":
+    main()
