@@ -20,6 +20,9 @@ static int pool_shape(const ts_tensor *x, const ts_pool2d_params *p, tsk_pool2d_
         return ts_error("%s: kernel and stride must be >= 1, padding >= 0", what);
     if (2 * p->pad_h > p->kernel_h || 2 * p->pad_w > p->kernel_w)
         return ts_error("%s: padding must be at most half the kernel size", what);
+    if (x->shape[2] + 2 * p->pad_h < p->kernel_h || x->shape[3] + 2 * p->pad_w < p->kernel_w)
+        return ts_error("%s: kernel %dx%d is larger than the input %s", what, p->kernel_h, p->kernel_w,
+                        ts_shape_str(x, a, sizeof a));
     int64_t oh = pooled(x->shape[2], p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);
     int64_t ow = pooled(x->shape[3], p->kernel_w, p->stride_w, p->pad_w, p->ceil_mode);
     if (oh < 1 || ow < 1)

@@ -16,17 +16,17 @@ int posix_memalign(void **, size_t, size_t);
 local C = ffi.C
 local M = {C = C, root = root}
 
--- Raises the last C error as a Lua error, blamed on the caller `level` frames up (default: the caller
--- of the function that called check).
-function M.fail(level)
-   error(ffi.string(C.ts_last_error()), (level or 2) + 1)
+-- Raises the last C error as a Lua error. The message itself names the operation and the sizes, and
+-- containers prefix the layer's name, so no file position is added (a traceback still has it).
+function M.fail()
+   error(ffi.string(C.ts_last_error()), 0)
 end
 
 -- The C handle of a tensor object, or NULL for nil (optional arguments such as a missing bias).
 function M.ptr(t) return t and t._c end
 
-function M.check(rc, level)
-   if rc ~= 0 then M.fail((level or 2) + 1) end
+function M.check(rc)
+   if rc ~= 0 then M.fail() end
    return rc
 end
 

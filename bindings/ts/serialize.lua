@@ -49,12 +49,12 @@ end
 
 local function read_all(path)
    local f = C.ts_safetensors_open(path)
-   if f == nil then fail(3) end
+   if f == nil then fail() end
    f = ffi.gc(f, C.ts_safetensors_close)
    local out, order = {}, {}
    for i = 0, C.ts_safetensors_count(f) - 1 do
       local name = ffi.string(C.ts_safetensors_name(f, i))
-      out[name] = T.wrap(C.ts_safetensors_tensor(f, i), 3)
+      out[name] = T.wrap(C.ts_safetensors_tensor(f, i))
       order[#order + 1] = name
    end
    local meta = json.decode(ffi.string(C.ts_safetensors_metadata(f)))

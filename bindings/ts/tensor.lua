@@ -20,8 +20,8 @@ local index_buf = ffi.new('int64_t[5]')
 
 -- The GC cannot see C memory: collect after every ~512 MB of tensors allocated.
 local pressure = 0
-local function wrap(ptr, level)
-   if ptr == nil then fail((level or 2) + 1) end
+local function wrap(ptr)
+   if ptr == nil then fail() end
    pressure = pressure + tonumber(C.ts_alloc_pressure())
    if pressure > 512 * 1024 * 1024 then
       pressure = 0
@@ -60,7 +60,7 @@ T.dtypeCode = dtype_code
 
 local function new(dtype, ...)
    local n = shape_of(...)
-   return wrap(C.ts_tensor_new(dtype, n, shape_buf), 2)
+   return wrap(C.ts_tensor_new(dtype, n, shape_buf))
 end
 
 -- ts.zeros(2, 3), ts.zeros({2, 3}, 'int64')
@@ -310,8 +310,6 @@ mt.__newindex = function(self, k, v)
    if type(v) == 'number' then target:fill(v) else target:copy(v) end
 end
 
-mt.__len = function(self) return tonumber(C.ts_tensor_size(self._c, 0)) end
-
 -- ---- arithmetic ------------------------------------------------------------------------------------
 
 local ops = {add = 0, sub = 1, mul = 2, div = 3, maximum = 4, minimum = 5, pow = 6, eq = 7, lt = 8, gt = 9}
@@ -337,13 +335,13 @@ local function binary(op, a, b, out)
    local code = ops[op]
    if type(a) == 'number' then
       out = out or new(0, b:size())
-      check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1), 3)
+      check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1))
    elseif type(b) == 'number' then
       out = out or new(0, a:size())
-      check(C.ts_tensor_binary_scalar(out._c, a._c, b, code, 0), 3)
+      check(C.ts_tensor_binary_scalar(out._c, a._c, b, code, 0))
    else
       out = out or new(0, broadcast_shape(a, b))
-      check(C.ts_tensor_binary(out._c, a._c, b._c, code), 3)
+      check(C.ts_tensor_binary(out._c, a._c, b._c, code))
    end
    return out
 end
@@ -437,7 +435,7 @@ end
 
 function Tensor:equal(other)
    if tostring(self:size()) ~= tostring(other:size()) then return false end
-   return (self:double() - other:double()):abs():max() == 0
+   return self:numel() == 0 or (self:float() - other:float()):abs():max() == 0
 end
 
 -- ---- printing ------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ end
 
 local shape4 = ffi.new('int64_t[4]')
 local function output_shape(input, p)
-   check(C.ts_pool2d_output_size(input._c, p, shape4), 3)
+   check(C.ts_pool2d_output_size(input._c, p, shape4))
    return {tonumber(shape4[0]), tonumber(shape4[1]), tonumber(shape4[2]), tonumber(shape4[3])}
 end
 

@@ -1,0 +1,117 @@
+-- The test runner: tshost tests/run.lua [pattern]
+-- Runs every tests/test_*.lua (or those whose name contains pattern). A test file returns a function
+-- that receives the helpers below and registers tests with t.test(name, fn). Ends with the line
+-- "N passed, N failed, N skipped" and exits non-zero when a test failed.
+local dir = ts.root .. '/tests'
+local pattern = arg[1]
+
+local t = {dir = dir, tshost = ts.root .. '/tshost'}
+local tests = {}
+local SKIP = {}
+
+function t.test(name, fn) tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
+
+-- t.skip('reason'): ends the test as skipped, saying why
+function t.skip(reason) error(setmetatable({reason = reason}, SKIP), 0) end
+
+local function fail(msg, level) error(msg, (level or 1) + 2) end
+
+function t.truthy(v, msg) if not v then fail(msg or 'expected a true value', 1) end end
+function t.eq(a, b, msg)
+   if a ~= b then fail(('%sexpected %s, got %s'):format(msg and msg .. ': ' or '', tostring(b), tostring(a)), 1) end
+end
+-- numbers or tensors: |a - b| <= atol + rtol |b| everywhere
+function t.near(a, b, rtol, atol, msg)
+   rtol, atol = rtol or 1e-5, atol or 1e-6
+   if type(a) == 'number' then
+      if not (math.abs(a - b) <= atol + rtol * math.abs(b)) then
+         fail(('%sexpected %.9g, got %.9g'):format(msg and msg .. ': ' or '', b, a), 1)
+      end
+      return
+   end
+   if tostring(a:size()) ~= tostring(b:size()) then
+      fail(('%sshape %s, expected %s'):format(msg and msg .. ': ' or '', tostring(a:size()), tostring(b:size())), 1)
+   end
+   if not a:allclose(b, rtol, atol) then
+      fail(('%smax abs difference %.3g (rtol %g, atol %g)'):format(msg and msg .. ': ' or '', a:maxAbsDiff(b), rtol, atol), 1)
+   end
+end
+-- fn() must raise an error whose message contains `plain` (plain text, not a pattern)
+function t.raises(fn, plain, msg)
+   local ok, err = pcall(fn)
+   if ok then fail((msg or 'expected an error') .. (plain and (' containing "' .. plain .. '"') or ''), 1) end
+   if plain and not tostring(err):find(plain, 1, true) then
+      fail(('error "%s" does not contain "%s"'):format(tostring(err), plain), 1)
+   end
+   return err
+end
+
+-- a fresh temporary directory, removed at the end of the run
+local tmpdirs = {}
+function t.tmpdir()
+   local p = io.popen('mktemp -d')
+   local d = p:read('*l')
+   p:close()
+   tmpdirs[#tmpdirs + 1] = d
+   return d
+end
+
+-- runs a shell command, returning its exit code and combined output
+function t.sh(cmd)
+   local p = io.popen('(' .. cmd .. ') 2>&1; echo "__rc=$?"')
+   local out = p:read('*a')
+   p:close()
+   local rc = tonumber(out:match('__rc=(%d+)%s*$'))
+   return rc, (out:gsub('__rc=%d+%s*$', ''))
+end
+
+function t.readfile(path)
+   local f = assert(io.open(path, 'rb'))
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+function t.writefile(path, s)
+   local f = assert(io.open(path, 'wb'))
+   f:write(s)
+   f:close()
+end
+
+local p = io.popen('ls ' .. dir .. '/test_*.lua')
+local files = {}
+for f in p:lines() do
+   if not pattern or f:find(pattern, 1, true) then files[#files + 1] = f end
+end
+p:close()
+for _, f in ipairs(files) do
+   t.file = f:match('([^/]+)%.lua$')
+   local chunk = assert(loadfile(f))
+   chunk()(t)
+end
+
+local passed, failed, skipped = 0, 0, 0
+local clock = os.clock
+for _, case in ipairs(tests) do
+   ts.manualSeed(42)
+   local start = clock()
+   local ok, err = xpcall(case.fn, function(e)
+      if getmetatable(e) == SKIP then return e end
+      return debug.traceback(tostring(e), 2)
+   end)
+   local label = case.file .. ': ' .. case.name
+   if ok then
+      passed = passed + 1
+      print(('ok      %s (%.2fs)'):format(label, clock() - start))
+   elseif getmetatable(err) == SKIP then
+      skipped = skipped + 1
+      print(('skip    %s: %s'):format(label, err.reason))
+   else
+      failed = failed + 1
+      print(('FAIL    %s\n%s'):format(label, err))
+   end
+   io.stdout:flush()
+end
+for _, d in ipairs(tmpdirs) do os.execute('rm -rf ' .. d) end
+print(('%d passed, %d failed, %d skipped'):format(passed, failed, skipped))
+os.exit(failed == 0 and 0 or 1)

@@ -1,0 +1,119 @@
+-- Finite-difference gradient checks: for L = sum(forward(x) * r) with a fixed random r, every analytic
+-- derivative (input and parameters, from backward) against (L(v + h) - L(v - h)) / 2h, in float32.
+local nn = ts.nn
+
+return function(t)
+   local function loss_of(m, x, r)
+      local y = m:forward(x)
+      return (y * r):sum()
+   end
+
+   -- checks up to `samples` coordinates of each tensor, chosen at random
+   local function gradcheck(name, m, x, opts)
+      opts = opts or {}
+      local h, tol, samples = opts.h or 1e-2, opts.tol or 2e-2, opts.samples or 40
+      local seed = 1000
+      local function fwd()
+         ts.manualSeed(seed)   -- dropout draws the same mask every time
+         return m:forward(x)
+      end
+      local y = fwd()
+      local r = ts.randn(y:size())
+      m:zeroGrad()
+      fwd()
+      ts.manualSeed(seed)
+      local gx = m:backward(x, r):clone()
+      local targets = {{'input', x, gx}}
+      local params, grads = m:parameters()
+      for i, p in ipairs(params) do targets[#targets + 1] = {'param ' .. i, p, grads[i]:clone()} end
+      for _, tg in ipairs(targets) do
+         local label, v, g = tg[1], tg[2]:view(-1), tg[3]:view(-1)
+         local n = v:numel()
+         for k = 1, math.min(n, samples) do
+            local i = n <= samples and k or ts.randint(n)
+            local old = v[i]
+            v[i] = old + h
+            local lp = (fwd() * r):sum()
+            v[i] = old - h
+            local lm = (fwd() * r):sum()
+            v[i] = old
+            local numeric, analytic = (lp - lm) / (2 * h), g[i]
+            if math.abs(numeric - analytic) > tol * math.max(1, math.abs(numeric)) then
+               error(('%s: %s element %d: analytic %.6g, numeric %.6g'):format(name, label, i, analytic, numeric), 2)
+            end
+         end
+      end
+   end
+
+   t.test('gradcheck Conv2d: strides, paddings (incl. asymmetric), dilation, groups, depthwise, 1x1', function()
+      local configs = {
+         {4, 6, 3, {padding = 1}},
+         {3, 4, 3, {stride = 2, padding = {0, 1, 0, 1}}},
+         {3, 4, 3, {stride = 2, padding = 'same'}},
+         {2, 3, 3, {dilation = 2, padding = 2, bias = false}},
+         {4, 6, 3, {groups = 2, padding = 1}},
+         {4, 4, 3, {groups = 4, stride = 2, padding = 1, bias = false}},
+         {5, 3, 1, {}},
+         {3, 2, {2, 3}, {stride = {2, 1}, padding = {1, 0}}},
+      }
+      for i, c in ipairs(configs) do
+         local m = nn.Conv2d(c[1], c[2], c[3], c[4])
+         gradcheck('conv config ' .. i, m, ts.randn(2, c[1], 6, 7), {h = 1e-2, tol = 1e-2})
+      end
+   end)
+
+   t.test('gradcheck BatchNorm2d/1d in training and evaluation mode', function()
+      local bn = nn.BatchNorm2d(3)
+      bn.weight:uniform(0.5, 1.5)
+      bn.bias:uniform(-1, 1)
+      gradcheck('bn2d train', bn, ts.randn(4, 3, 3, 3), {h = 1e-2, tol = 3e-2})
+      bn:evaluate()
+      bn.running_var:uniform(0.5, 2)
+      gradcheck('bn2d eval', bn, ts.randn(4, 3, 3, 3))
+      gradcheck('bn1d train', nn.BatchNorm1d(5), ts.randn(6, 5), {tol = 3e-2})
+      gradcheck('bn2d no affine', nn.BatchNorm2d(2, {affine = false}), ts.randn(3, 2, 2, 2), {tol = 3e-2})
+   end)
+
+   t.test('gradcheck activations, pooling, linear, dropout, reshape', function()
+      local x = ts.randn(2, 3, 6, 6)
+      gradcheck('relu', nn.ReLU(), x, {h = 1e-3})
+      gradcheck('leaky', nn.LeakyReLU(0.1), x, {h = 1e-3})
+      gradcheck('elu', nn.ELU(0.8), x, {h = 1e-3})
+      gradcheck('maxpool 2', nn.MaxPool2d(2), x, {h = 1e-3})
+      gradcheck('maxpool 3/2/1', nn.MaxPool2d(3, 2, 1), x, {h = 1e-3})
+      gradcheck('maxpool ceil', nn.MaxPool2d(3, 2, 0, {ceil_mode = true}), ts.randn(1, 2, 7, 7), {h = 1e-3})
+      gradcheck('avgpool', nn.AvgPool2d(3, 2, 1), x)
+      gradcheck('avgpool exclude pad', nn.AvgPool2d(3, 2, 1, {count_include_pad = false}), x)
+      gradcheck('global avgpool', nn.GlobalAvgPool2d(), x)
+      gradcheck('linear', nn.Linear(7, 5), ts.randn(3, 7))
+      gradcheck('dropout', nn.Dropout(0.3), ts.randn(4, 5))
+      gradcheck('flatten+linear', nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), ts.randn(2, 3, 2, 2))
+   end)
+
+   t.test('gradcheck containers: Sequential, Residual (identity and projection shortcut), Concat', function()
+      local block = nn.Sequential(nn.Conv2d(3, 3, 3, {padding = 1}), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 3, 3, {padding = 1}))
+      gradcheck('residual identity', nn.Residual(block), ts.randn(2, 3, 4, 4), {tol = 3e-2})
+      local proj = nn.Residual(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.Conv2d(3, 4, 1, {stride = 2}))
+      gradcheck('residual projection', proj, ts.randn(2, 3, 5, 5))
+      gradcheck('concat', nn.Concat(2, nn.Conv2d(2, 3, 1), nn.Conv2d(2, 1, 3, {padding = 1})), ts.randn(2, 2, 3, 3))
+   end)
+
+   t.test('gradcheck CrossEntropy with class weights and label smoothing', function()
+      local logits = ts.randn(5, 4)
+      local target = ts.tensor({0, 3, 1, 1, 2}, 'int64')
+      for _, opts in ipairs({{}, {label_smoothing = 0.2}, {weight = ts.tensor{1, 2, 0.5, 1}, label_smoothing = 0.1}}) do
+         local loss = nn.CrossEntropyLoss(opts)
+         local g = loss:backward(logits, target):clone()
+         local v = logits:view(-1)
+         for i = 1, v:numel() do
+            local old = v[i]
+            v[i] = old + 1e-2
+            local lp = loss:forward(logits, target)
+            v[i] = old - 1e-2
+            local lm = loss:forward(logits, target)
+            v[i] = old
+            t.near(g:view(-1)[i], (lp - lm) / 2e-2, 1e-2, 1e-4)
+         end
+      end
+   end)
+end

@@ -1,0 +1,158 @@
+local nn = ts.nn
+
+-- a toy problem with learnable structure: the class is the quadrant holding a bright blob
+local function blobs(n)
+   local x, y = ts.randn(n, 1, 8, 8):mul_(0.3), ts.zeros({n}, 'int64')
+   for i = 1, n do
+      local c = ts.randint(4) - 1
+      y[i] = c
+      local r, q = 1 + 4 * (c % 2), 1 + 4 * math.floor(c / 2)
+      x[{i, 1, {r, r + 2}, {q, q + 2}}]:add_(1.5)
+   end
+   return x, y
+end
+
+local function small_net()
+   return nn.Sequential(nn.Conv2d(1, 8, 3, {padding = 1}), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, 4))
+end
+
+local function train(net, opt, x, y, steps)
+   local loss, losses = nn.CrossEntropyLoss(), {}
+   net:training()
+   for s = 1, steps do
+      local i = 1 + ((s - 1) * 32) % x:size(1)
+      local xb, yb = x:narrow(1, i, 32), y:narrow(1, i, 32)
+      opt:zeroGrad()
+      local out = net:forward(xb)
+      losses[s] = loss:forward(out, yb)
+      net:backward(xb, loss:backward(out, yb))
+      opt:step()
+   end
+   return losses
+end
+
+return function(t)
+   t.test('a small network converges on generated data (SGD+Nesterov, AdamW)', function()
+      local x, y = blobs(256)
+      for _, make in ipairs({
+         function(net) return ts.optim.SGD(net, {lr = 0.05, momentum = 0.9, nesterov = true}) end,
+         function(net) return ts.optim.AdamW(net, {lr = 0.01}) end,
+      }) do
+         local net = small_net()
+         local losses = train(net, make(net), x, y, 60)
+         t.truthy(losses[60] < 0.25 * losses[1], ('loss %.3f -> %.3f'):format(losses[1], losses[60]))
+         net:evaluate()
+         local _, pred = net:forward(x):max(2)
+         local correct = (pred:view(-1):float():eq(y:float())):sum()
+         t.truthy(correct / 256 > 0.95, 'accuracy ' .. correct / 256)
+      end
+   end)
+
+   t.test('same seed and thread count give bit-identical losses', function()
+      local function run()
+         ts.manualSeed(5)
+         local x, y = blobs(64)
+         local net = small_net()
+         return train(net, ts.optim.SGD(net, {lr = 0.1, momentum = 0.9}), x, y, 6)
+      end
+      local a, b = run(), run()
+      for i = 1, #a do t.eq(a[i], b[i], 'loss ' .. i) end
+   end)
+
+   t.test('BatchNorm: batch statistics in training, running statistics in evaluation', function()
+      local bn = nn.BatchNorm2d(2)
+      local x = ts.randn(8, 2, 4, 4):mul_(3):add_(5)
+      local y = bn:forward(x)
+      t.near(y:mean(), 0, 0, 1e-4)
+      t.near(bn.running_mean:mean(), 0.5, 0.05)        -- 0.1 * batch mean of about 5
+      t.eq(bn.num_batches_tracked:item(), 1)
+      bn:evaluate()
+      local ye = bn:forward(x)
+      t.truthy(ye:mean() > 3, 'evaluation mode must use the running statistics')
+      t.eq(bn.num_batches_tracked:item(), 1)
+      t.raises(function() bn:forward(ts.randn(2, 2)) end, 'expected a 4-dim input')
+   end)
+
+   t.test('Dropout: scaled mask in training, identity in evaluation', function()
+      local d = nn.Dropout(0.5)
+      local x = ts.ones(1000)
+      local y = d:forward(x)
+      local zeros = (y:eq(0)):sum()
+      t.truthy(zeros > 400 and zeros < 600, 'zeros: ' .. zeros)
+      t.near(y:max(), 2)
+      d:evaluate()
+      t.truthy(d:forward(x):equal(x))
+   end)
+
+   t.test('parameters, freezing and printing', function()
+      local net = ts.models.refcnn()
+      t.eq(net:numParameters(), 675339)
+      local params, grads = net:parameters()
+      t.eq(#params, 19)   -- 5 convs without bias, 5 BN (weight, bias), 2 linear (weight, bias)
+      t.eq(#grads, #params)
+      net:get(1):freeze()
+      local p2 = net:parameters()
+      t.eq(#p2, 18)
+      local s = tostring(net)
+      t.truthy(s:find('(0): Conv2d(3, 32, kernel=3x3, padding=1, bias=false)  [864 params] frozen', 1, true), s)
+      t.truthy(s:find('(20): Linear(2048, 256)  [524544 params]', 1, true), s)
+      -- a frozen layer accumulates no gradient
+      net:unfreeze()
+      net:get(1):freeze()
+      net:zeroGrad()
+      local x = ts.randn(2, 3, 32, 32)
+      local out = net:forward(x)
+      net:backward(x, ts.ones(out:size()))
+      t.eq(net:get(1).grad.weight:abs():sum(), 0)
+      t.truthy(net:get(4).grad.weight:abs():sum() > 0)
+   end)
+
+   t.test('state_dict names follow PyTorch', function()
+      local net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4),
+                                nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 1)), nil, {'body'}))
+      local names = {}
+      for _, pair in ipairs(net:stateDict()) do names[#names + 1] = pair[1] end
+      t.eq(table.concat(names, ' '), '0.weight 0.bias 1.weight 1.bias 1.running_mean 1.running_var ' ..
+                                      '1.num_batches_tracked 2.body.0.weight 2.body.0.bias')
+   end)
+
+   t.test('shape errors name the layer and the sizes', function()
+      local net = ts.models.refcnn()
+      local err = t.raises(function() net:forward(ts.randn(2, 1, 32, 32)) end,
+                           'input [2,1,32,32] has 1 channels but weight [32,3,3,3] expects 3')
+      t.truthy(tostring(err):find('0 (Conv2d)', 1, true), err)
+      t.raises(function() net:forward(ts.randn(2, 3, 16, 16)) end, '20 (Linear): linear: input [2,512] does not fit weight [256,2048]')
+      t.raises(function() nn.Conv2d(3, 4, 3, {groups = 2}) end, 'not divisible by groups=2')
+      t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), {0, 5}) end,
+               'target 5 of sample 2 is outside the classes 0..2')
+      t.raises(function() nn.MaxPool2d(5):forward(ts.randn(1, 1, 3, 3)) end, 'larger than the input')
+   end)
+
+   t.test('gradient clipping scales to the requested norm', function()
+      local lin = nn.Linear(3, 2)
+      local opt = ts.optim.SGD(lin, {lr = 0.1})
+      lin.grad.weight:fill(3)
+      lin.grad.bias:fill(4)
+      local norm = opt:clipGradNorm(1)
+      t.near(norm, math.sqrt(6 * 9 + 2 * 16), 1e-6)
+      t.near(math.sqrt(lin.grad.weight:square():sum() + lin.grad.bias:square():sum()), 1, 1e-4)
+   end)
+
+   t.test('parameter groups: own learning rates and frozen parts', function()
+      local body, head = nn.Linear(4, 4), nn.Linear(4, 2)
+      local opt = ts.optim.SGD({{params = body, lr = 0}, {params = head}}, {lr = 0.5})
+      local before_body, before_head = body.weight:clone(), head.weight:clone()
+      body.grad.weight:fill(1)
+      head.grad.weight:fill(1)
+      opt:step()
+      t.truthy(body.weight:equal(before_body))
+      t.near(head.weight, before_head - 0.5)
+      local sched = ts.optim.schedule.cosine(opt, {total = 10, warmup = 2})
+      t.near(opt.groups[2].lr, 0.25)
+      sched:step()
+      t.near(opt.groups[2].lr, 0.5)
+      for _ = 1, 9 do sched:step() end   -- update 10 of 10: the end of the cosine
+      t.near(opt.groups[2].lr, 0, 0, 1e-9)
+   end)
+end
