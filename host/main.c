@@ -66,6 +66,7 @@ static int run_chunk(int nargs)
     int rc = lua_pcall(L, nargs, 0, base);
     lua_remove(L, base);
     if (rc) {
+        fflush(stdout);   /* what the script printed comes before its error */
         fprintf(stderr, "tshost: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
@@ -149,19 +150,29 @@ static void repl(void)
         free(line);
         free(pending);
         pending = NULL;
-        /* ts.repl.eval returns true when the chunk is an unfinished statement */
-        if (repl_call("eval", chunk, 1) == 0 && lua_toboolean(L, -1)) pending = chunk;
-        lua_settop(L, 0);
-        if (!pending) {
-            if (tty && *chunk) {
-                add_history(chunk);
-                if (*history) {
-                    append_history(1, history);
-                    history_truncate_file(history, 2000);
-                }
-            }
-            free(chunk);
+        /* an unfinished statement continues on the next line */
+        if (repl_call("incomplete", chunk, 1) == 0 && lua_toboolean(L, -1)) {
+            lua_settop(L, 0);
+            pending = chunk;
+            continue;
         }
+        lua_settop(L, 0);
+        /* into the history before it runs, so a chunk that kills the process is still recorded; a
+         * multi-line chunk becomes one line, which Lua reads the same */
+        if (tty && *chunk) {
+            char *one = strdup(chunk);
+            for (char *c = one; *c; c++)
+                if (*c == '\n') *c = ' ';
+            add_history(one);
+            free(one);
+            if (*history) {
+                if (append_history(1, history) != 0) write_history(history);   /* first entry: create it */
+                history_truncate_file(history, 2000);
+            }
+        }
+        repl_call("eval", chunk, 0);
+        lua_settop(L, 0);
+        free(chunk);
         fflush(stdout);
     }
     free(pending);

@@ -32,20 +32,28 @@ local function print_results(ok, ...)
    if n > 0 then print(table.concat(out, '\t')) end
 end
 
--- Returns true when the chunk is an unfinished statement that should continue on the next line.
+-- the function of a chunk: an expression's value is returned (to print it), else the statements
+local function compile(chunk)
+   local fn = loadstring('return ' .. chunk, '=stdin')
+   if fn then return fn end
+   return loadstring(chunk, '=stdin')
+end
+
+-- true when the chunk is an unfinished statement that continues on the next line
+function repl.incomplete(chunk)
+   local _, err = compile(chunk)
+   return err ~= nil and err:match("<eof>'?$") ~= nil
+end
+
+-- runs the chunk and prints its results, or the error; never raises
 function repl.eval(chunk)
-   if chunk:match('^%s*$') then return false end
-   local fn, err = loadstring('return ' .. chunk, '=stdin')
+   if chunk:match('^%s*$') then return end
+   local fn, err = compile(chunk)
    if not fn then
-      fn, err = loadstring(chunk, '=stdin')
-      if not fn then
-         if err:match("<eof>$") or err:match("'<eof>'$") then return true end
-         print('error: ' .. err)
-         return false
-      end
+      print('error: ' .. err)
+      return
    end
    print_results(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
-   return false
 end
 
 -- Candidate completions of `text` ("ts.nn.Co", "model:for", "pri") in readline's shape:

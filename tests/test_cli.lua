@@ -1,0 +1,152 @@
+-- The tshost command line and the REPL, driven as a user would: through a shell and a pseudo-terminal.
+local ffi = require('ffi')
+
+ffi.cdef[[
+int forkpty(int *amaster, char *name, void *termp, void *winp);
+int execle(const char *path, const char *arg, ...);
+int execl(const char *path, const char *arg, ...);
+int setenv(const char *name, const char *value, int overwrite);
+long read(int fd, void *buf, size_t count);
+long write(int fd, const void *buf, size_t count);
+int close(int fd);
+struct pollfd_ts { int fd; short events; short revents; };
+int poll(struct pollfd_ts *fds, unsigned long nfds, int timeout);
+int waitpid(int pid, int *status, int options);
+int kill(int pid, int sig);
+void _exit(int status);
+]]
+
+-- A REPL session on a pseudo-terminal: send(text) types, expect(plain) reads until the text appears.
+local function pty_session(t, exe, home)
+   local master = ffi.new('int[1]')
+   local pid = ffi.C.forkpty(master, nil, nil, nil)
+   if pid < 0 then t.skip('forkpty failed') end
+   if pid == 0 then
+      ffi.C.setenv('HOME', home, 1)
+      ffi.C.setenv('TERM', 'dumb', 1)
+      ffi.C.setenv('INPUTRC', '/dev/null', 1)
+      ffi.C.execl(exe, exe, ffi.cast('const char *', nil))
+      ffi.C._exit(127)
+   end
+   local fd = master[0]
+   local s = {buffer = ''}
+   local buf = ffi.new('char[4096]')
+   local pfd = ffi.new('struct pollfd_ts[1]')
+   function s.send(text) ffi.C.write(fd, text, #text) end
+   function s.expect(plain, timeout_s)
+      local deadline = os.time() + (timeout_s or 10)
+      while true do
+         local at = s.buffer:find(plain, 1, true)
+         if at then
+            local seen = s.buffer:sub(1, at + #plain - 1)
+            s.buffer = s.buffer:sub(at + #plain)
+            return seen
+         end
+         if os.time() > deadline then
+            error(('REPL: expected %q, screen so far: %q'):format(plain, s.buffer), 2)
+         end
+         pfd[0].fd, pfd[0].events = fd, 1
+         if ffi.C.poll(pfd, 1, 200) > 0 then
+            local n = ffi.C.read(fd, buf, 4096)
+            if n <= 0 then error(('REPL ended early, screen: %q'):format(s.buffer), 2) end
+            s.buffer = s.buffer .. ffi.string(buf, n)
+         end
+      end
+   end
+   function s.close()
+      ffi.C.close(fd)
+      local status = ffi.new('int[1]')
+      for _ = 1, 50 do
+         if ffi.C.waitpid(pid, status, 1) == pid then return end
+         os.execute('sleep 0.1')
+      end
+      ffi.C.kill(pid, 9)
+      ffi.C.waitpid(pid, status, 0)
+   end
+   return s
+end
+
+return function(t)
+   local exe = t.tshost
+
+   t.test('--help explains scripts, -e, the REPL and threads', function()
+      local rc, out = t.sh(exe .. ' --help')
+      t.eq(rc, 0)
+      for _, word in ipairs({'-e CODE', '--threads N', 'TSHOST_THREADS', 'REPL', 'key=value', 'ts.args'}) do
+         t.truthy(out:find(word, 1, true), 'help lacks ' .. word)
+      end
+   end)
+
+   t.test('scripts get key=value options typed by ts.options, and errors exit non-zero', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/s.lua', [[
+local o = ts.options{lr = 0.1, name = 'x', flag = false}
+print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
+      local rc, out = t.sh(exe .. ' --threads 1 ' .. dir .. '/s.lua lr=0.25 name=run7 flag=true')
+      t.eq(rc, 0, out)
+      t.eq(out, '0.5\trun7\ttrue\tlr=0.25\t1\n')
+      rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua lrr=1')
+      t.eq(rc, 1)
+      t.truthy(out:find('unknown option lrr=1 (known: flag, lr, name)', 1, true), out)
+      rc, out = t.sh('TSHOST_THREADS=2 ' .. exe .. " -e 'print(ts.getThreads()); error(\"boom\")'")
+      t.eq(rc, 1)
+      t.truthy(out:find('2\n', 1, true), out)
+      t.truthy(out:find('boom', 1, true), out)
+      rc, out = t.sh(exe .. ' --threads 0 -e 1')
+      t.eq(rc, 2)
+      t.truthy(out:find('threads', 1, true), out)
+      rc, out = t.sh(exe .. ' ' .. dir .. '/missing.lua')
+      t.eq(rc, 1)
+      t.truthy(out:find('missing.lua', 1, true), out)
+   end)
+
+   t.test('piped input runs through the REPL evaluator without a terminal', function()
+      local rc, out = t.sh("printf 'x = 20\\nx + 1\\nfor i = 1, 2 do\\nprint(i)\\nend\\nnosuch()\\nprint(\"after\")\\n' | " .. exe)
+      t.eq(rc, 0, out)
+      t.truthy(out:find('21\n1\n2\n', 1, true), out)
+      t.truthy(out:find("error: ", 1, true), out)
+      t.truthy(out:find('after', 1, true), out)
+   end)
+
+   t.test('REPL on a terminal: results, tensor summaries, errors, multi-line input, completion, history', function()
+      local home = t.tmpdir()
+      local s = pty_session(t, exe, home)
+      s.expect('> ')
+      s.send('1 + 1\n')
+      s.expect('2\r\n')
+      s.send('x = ts.zeros(300, 300)\n')
+      s.expect('> ')
+      s.send('x\n')
+      s.expect('ts.Tensor float32 [300x300]  min 0  max 0  mean 0')
+      s.send('x:view(7)\n')
+      s.expect('error: ')
+      s.expect('cannot view [300,300]')
+      s.send('for i = 1, 3 do\n')
+      s.expect('>> ')
+      s.send('io.write(i * 10, " ")\n')
+      s.expect('>> ')
+      s.send('end\n')
+      s.expect('10 20 30')
+      s.send('ts.manualSe\t(3)\n')
+      s.expect('ts.manualSeed(3)')
+      s.send('ts.nn.BatchN\t')
+      s.expect('orm')   -- completed to the common prefix ts.nn.BatchNorm
+      s.send('\t\t')
+      s.expect('BatchNorm1d')
+      s.send('\021')   -- Ctrl-U clears the line
+      s.send('print("still here")\n')
+      s.expect('still here')
+      s.send('\004')   -- Ctrl-D leaves
+      s.close()
+      local hist = t.readfile(home .. '/.tshost_history')
+      t.truthy(hist:find('x = ts.zeros(300, 300)', 1, true), hist)
+      t.truthy(hist:find('for i = 1, 3 do io.write(i * 10, " ") end', 1, true), hist)
+      -- the history comes back in the next session: Up arrow recalls the last entry
+      s = pty_session(t, exe, home)
+      s.expect('> ')
+      s.send('\027[A\n')
+      s.expect('still here')
+      s.send('\004')
+      s.close()
+   end)
+end
