@@ -135,7 +135,8 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       s.expect('BatchNorm1d')
       s.send('\021')   -- Ctrl-U clears the line
       s.send('print("still here")\n')
-      s.expect('still here')
+      s.expect('still here")')   -- the terminal's echo of the typed line
+      s.expect('still here\r\n')  -- the output
       s.send('\004')   -- Ctrl-D leaves
       s.close()
       local hist = t.readfile(home .. '/.tshost_history')
@@ -145,7 +146,8 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       s = pty_session(t, exe, home)
       s.expect('> ')
       s.send('\027[A\n')
-      s.expect('still here')
+      s.expect('print("still here")')
+      s.expect('still here\r\n')
       s.send('\004')
       s.close()
    end)
