@@ -1,7 +1,8 @@
 -- make bench: throughput of the reference network (ts.models.refcnn, batch 128) for a training step
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
--- Options: batch=128 steps=20 threads=2 torch=true
-local opt = ts.options{batch = 128, steps = 20, threads = 2, torch = true}
+-- Options: batch=128 steps=10 rounds=5 threads=2 torch=true. Each figure is the median of `rounds`
+-- timings of `steps` steps (this machine's neighbours make single timings noisy).
+local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true}
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
 
@@ -29,9 +30,14 @@ end
 
 local function rate(fn)
    for _ = 1, 3 do fn() end
-   local t = now()
-   for _ = 1, opt.steps do fn() end
-   return opt.batch * opt.steps / (now() - t)
+   local rates = {}
+   for r = 1, opt.rounds do
+      local t = now()
+      for _ = 1, opt.steps do fn() end
+      rates[r] = opt.batch * opt.steps / (now() - t)
+   end
+   table.sort(rates)
+   return rates[math.ceil(#rates / 2)]
 end
 
 net:training()
@@ -42,8 +48,8 @@ local infer = rate(function() net:forward(x) end)
 print(('refcnn batch %d, %d threads'):format(opt.batch, opt.threads))
 print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
 if opt.torch then
-   local cmd = ('python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d 2>/dev/null')
-      :format(ts.root, opt.batch, opt.threads, opt.steps)
+   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds %d 2>/dev/null')
+      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.rounds)
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()

@@ -1,6 +1,7 @@
 """PyTorch CPU throughput of the reference network, for the ratio printed by `make bench`.
 
-Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 20]
+Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 10] [--rounds 5]
+Each figure is the median of `rounds` timings of `steps` steps, as scripts/bench.lua measures.
 Prints two lines: `torch train <images/s>` and `torch infer <images/s>`.
 """
 import argparse
@@ -24,7 +25,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -40,21 +42,22 @@ def main():
         loss_fn(net(x), y).backward()
         opt.step()
 
+    def rate(fn):
+        for _ in range(3):
+            fn()
+        rates = []
+        for _ in range(a.rounds):
+            t = time.perf_counter()
+            for _ in range(a.steps):
+                fn()
+            rates.append(a.batch * a.steps / (time.perf_counter() - t))
+        return sorted(rates)[(len(rates) - 1) // 2]
+
     net.train()
-    for _ in range(3):
-        step()
-    t = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    train = a.batch * a.steps / (time.perf_counter() - t)
+    train = rate(step)
     net.eval()
     with torch.no_grad():
-        for _ in range(3):
-            net(x)
-        t = time.perf_counter()
-        for _ in range(a.steps):
-            net(x)
-        infer = a.batch * a.steps / (time.perf_counter() - t)
+        infer = rate(lambda: net(x))
     print(f"torch train {train:.1f}")
     print(f"torch infer {infer:.1f}")
 

@@ -98,8 +98,7 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
                 if (!pointwise) im2col(s, cg, xg, col);
-                tsk_cpu_gemm_serial(0, 0, og, p, k, 1.0f, w + (int64_t)g * og * k, k, pointwise ? xg : col, p, 0.0f,
-                                    yg, p);
+                tsk_cpu_gemm_strided(og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, p, yg, p, 0);
                 if (bias)
                     for (int o = 0; o < og; o++) {
                         float b = bias[g * og + o];
@@ -137,10 +136,11 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
                 }
                 if (gx) {
                     float *gxg = gx + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
+                    /* A = w_g^T: A(i, r) = w_g[r, i] */
                     if (pointwise) {
-                        tsk_cpu_gemm_serial(1, 0, k, p, og, 1.0f, wg, k, gyg, p, 0.0f, gxg, p);
+                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gxg, p, 0);
                     } else {
-                        tsk_cpu_gemm_serial(1, 0, k, p, og, 1.0f, wg, k, gyg, p, 0.0f, gcol, p);
+                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gcol, p, 0);
                         memset(gxg, 0, sizeof(float) * (size_t)cg * (size_t)s->h * (size_t)s->w);
                         col2im(s, cg, gcol, gxg);
                     }

@@ -12,6 +12,14 @@ void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                          const float *b, int ldb, float beta, float *c, int ldc);
 
+/* C[M,N] (=, or += when accumulate) A B with A(i, r) = a[i*a_rs + r*a_cs], B and C row-major:
+ * AVX-512 where the processor has it (tsk_cpu_has_avx512), else OpenBLAS. Calling thread only. */
+void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                          int64_t ldb, float *c, int64_t ldc, int accumulate);
+void tsk_cpu_gemm_avx512(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                         int64_t ldb, float *c, int64_t ldc, int accumulate);
+int tsk_cpu_has_avx512(void);
+
 void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y);   /* y += alpha x */
 double tsk_cpu_sumsq(int64_t n, const float *x);
 /* sums[c] += sum over n, s of x[n, c, s] for x [N, C, S] (bias gradients) */

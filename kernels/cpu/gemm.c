@@ -14,6 +14,18 @@ void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float al
                 alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                          int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    if (tsk_cpu_has_avx512()) {
+        tsk_cpu_gemm_avx512(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+    } else if (a_cs == 1) {
+        tsk_cpu_gemm_serial(0, 0, m, n, k, 1.0f, a, (int)a_rs, b, (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
+    } else {   /* a_rs == 1: A is stored transposed */
+        tsk_cpu_gemm_serial(1, 0, m, n, k, 1.0f, a, (int)a_cs, b, (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
+    }
+}
+
 void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc)
 {
