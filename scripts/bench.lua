@@ -1,7 +1,8 @@
 -- make bench: throughput of the reference network (ts.models.refcnn, batch 128) for a training step
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
 -- Options: batch=128 steps=10 rounds=5 threads=2 torch=true. Each figure is the median of `rounds`
--- timings of `steps` steps (this machine's neighbours make single timings noisy).
+-- timings of `steps` steps; tshost's and PyTorch's rounds alternate, so that the speed changes of a
+-- shared machine fall on both alike and the ratio stays meaningful.
 local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true}
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
@@ -14,6 +15,7 @@ local function now()
 end
 
 local net = ts.models.refcnn()
+net.needsGradInput = false   -- as in PyTorch, where the input batch does not require a gradient
 local loss = ts.nn.CrossEntropyLoss()
 local sgd = ts.optim.SGD(net, {lr = 0.01, momentum = 0.9})
 local x = ts.randn(opt.batch, 3, 32, 32)
@@ -28,35 +30,44 @@ local function train_step()
    sgd:step()
 end
 
-local function rate(fn)
-   for _ = 1, 3 do fn() end
-   local rates = {}
-   for r = 1, opt.rounds do
-      local t = now()
-      for _ = 1, opt.steps do fn() end
-      rates[r] = opt.batch * opt.steps / (now() - t)
-   end
-   table.sort(rates)
-   return rates[math.ceil(#rates / 2)]
+local function time_steps(fn)
+   local t = now()
+   for _ = 1, opt.steps do fn() end
+   return opt.batch * opt.steps / (now() - t)
 end
 
-net:training()
-local train = rate(train_step)
-net:evaluate()
-local infer = rate(function() net:forward(x) end)
+local function median(list)
+   table.sort(list)
+   return list[math.ceil(#list / 2)]
+end
 
-print(('refcnn batch %d, %d threads'):format(opt.batch, opt.threads))
-print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
-if opt.torch then
-   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds %d 2>/dev/null')
-      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.rounds)
+-- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind
+local function torch_round()
+   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 2>/dev/null')
+      :format(ts.root, opt.batch, opt.threads, opt.steps)
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()
-   local tt, ti = out:match('torch train ([%d%.]+)'), out:match('torch infer ([%d%.]+)')
-   if tt then
-      tt, ti = tonumber(tt), tonumber(ti)
-      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s'):format(tt, ti))
+   return tonumber(out:match('torch train ([%d%.]+)')), tonumber(out:match('torch infer ([%d%.]+)'))
+end
+
+for _ = 1, 3 do train_step() end
+local r = {train = {}, infer = {}, ttrain = {}, tinfer = {}}
+for round = 1, opt.rounds do
+   net:training()
+   r.train[round] = time_steps(train_step)
+   net:evaluate()
+   r.infer[round] = time_steps(function() net:forward(x) end)
+   if opt.torch then r.ttrain[round], r.tinfer[round] = torch_round() end
+end
+local train, infer = median(r.train), median(r.infer)
+
+print(('refcnn batch %d, %d threads, median of %d rounds'):format(opt.batch, opt.threads, opt.rounds))
+print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
+if opt.torch then
+   if #r.ttrain == opt.rounds then
+      local tt, ti = median(r.ttrain), median(r.tinfer)
+      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (%s)'):format(tt, ti, 'python3-torch, CPU'))
       print(('  ratio   train %8.2fx            inference %8.2fx'):format(train / tt, infer / ti))
    else
       print('  PyTorch: not measured (install python3-torch: apt-get install python3-torch)')

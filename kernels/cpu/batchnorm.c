@@ -1,6 +1,7 @@
 /* Batch normalization over x [N, C, S] (S = H*W, or 1 for BatchNorm1d), one channel per thread.
  *
- * Training:  mean_c = 1/M sum x,  var_c = 1/M sum (x - mean)^2   (M = N*S, biased, as PyTorch normalizes)
+ * Training:  mean_c = 1/M sum x,  var_c = 1/M sum (x - mean)^2   (M = N*S, biased, as PyTorch normalizes;
+ *            computed in one pass over shifted values)
  *            y = (x - mean) * invstd * weight + bias,  invstd = 1/sqrt(var + eps)
  *            running_mean = (1-momentum) running_mean + momentum mean
  *            running_var  = (1-momentum) running_var  + momentum var * M/(M-1)   (unbiased)
@@ -21,21 +22,25 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
     for (int64_t ch = 0; ch < c; ch++) {
         double mean, var;
         if (training) {
+            /* one pass: sums of (x - shift) and its square, shifted by the channel's first value so the
+             * variance does not cancel when the mean is large against the spread */
+            float shift = x[ch * s];
             double sum = 0, sq = 0;
             for (int64_t i = 0; i < n; i++) {
                 const float *p = x + (i * c + ch) * s;
-                float part = 0;
-                for (int64_t k = 0; k < s; k++) part += p[k];
-                sum += part;
+                float a = 0, b = 0;
+                for (int64_t k = 0; k < s; k++) {
+                    float d = p[k] - shift;
+                    a += d;
+                    b += d * d;
+                }
+                sum += a;
+                sq += b;
             }
-            mean = sum / (double)m;
-            for (int64_t i = 0; i < n; i++) {
-                const float *p = x + (i * c + ch) * s;
-                float part = 0, mf = (float)mean;
-                for (int64_t k = 0; k < s; k++) part += (p[k] - mf) * (p[k] - mf);
-                sq += part;
-            }
-            var = sq / (double)m;
+            double dmean = sum / (double)m;
+            mean = shift + dmean;
+            var = sq / (double)m - dmean * dmean;
+            if (var < 0) var = 0;
             save_mean[ch] = (float)mean;
             save_invstd[ch] = (float)(1.0 / sqrt(var + eps));
             if (running_mean) {

@@ -6,7 +6,8 @@
  * Backward:
  *   gw_g[Og, K]     += gy[n, g][Og, P] @ col[K, P]^T        (summed over images: per-thread partials,
  *                                                           added in thread order, so deterministic;
- *                      a partial is kept transposed, [K, Og] += col @ gy^T, the faster shape for sgemm)
+ *                      a partial is kept transposed, [K, Og] += col[K, P] @ gyT[P, Og], gy transposed first
+ *                      so that both operands are row-major, the shape the sgemm kernels run fastest)
  *   gcol[K, P]       = w_g[Og, K]^T @ gy[n, g][Og, P]
  *   gx[n, g]         = col2im(gcol)                           (the adjoint of im2col)
  * A 1x1 convolution with stride 1 and no padding needs no im2col: col is the input itself. */
@@ -22,10 +23,18 @@ static int is_pointwise(const tsk_conv2d_shape *s)
            s->oh == s->h && s->ow == s->w;
 }
 
-/* x [Cg, H, W] -> col [Cg*KH*KW, OH*OW] */
-static void im2col(const tsk_conv2d_shape *s, int cg, const float *x, float *col)
+/* x [Cg, H, W] -> col [Cg*KH*KW, OH*OW], rows col_stride apart */
+/* Row stride of col: OH*OW, padded off multiples of 256 floats so that the rows a gemm tile reads
+ * together do not all map to the same cache sets (4 KiB aliasing at 32x32 images). */
+static int col_stride(const tsk_conv2d_shape *s)
 {
     int p = s->oh * s->ow;
+    return p % 256 == 0 ? p + 16 : p;
+}
+
+static void im2col(const tsk_conv2d_shape *s, int cg, const float *x, float *col)
+{
+    int p = col_stride(s);
     for (int c = 0; c < cg; c++)
         for (int ki = 0; ki < s->kh; ki++)
             for (int kj = 0; kj < s->kw; kj++) {
@@ -60,7 +69,7 @@ static void im2col(const tsk_conv2d_shape *s, int cg, const float *x, float *col
 /* col [Cg*KH*KW, OH*OW] -> x [Cg, H, W], accumulated: each input pixel sums every window it was in */
 static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x)
 {
-    int p = s->oh * s->ow;
+    int p = col_stride(s);
     for (int c = 0; c < cg; c++)
         for (int ki = 0; ki < s->kh; ki++)
             for (int kj = 0; kj < s->kw; kj++) {
@@ -85,20 +94,32 @@ static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x
             }
 }
 
+/* out[cols, rows] = in[rows, cols]^T, in 16x16 blocks so both sides stay in cache lines */
+static void transpose(int rows, int cols, const float *in, float *out)
+{
+    for (int r0 = 0; r0 < rows; r0 += 16)
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            int r1 = r0 + 16 < rows ? r0 + 16 : rows, c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++) out[(int64_t)c * rows + r] = in[(int64_t)r * cols + c];
+        }
+}
+
 void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
-    int pointwise = is_pointwise(s);
+    int pointwise = is_pointwise(s), lc = col_stride(s);
     #pragma omp parallel
     {
-        float *col = pointwise ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
+        float *col = pointwise ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
                 if (!pointwise) im2col(s, cg, xg, col);
-                tsk_cpu_gemm_strided(og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, p, yg, p, 0);
+                tsk_cpu_gemm_strided(og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, pointwise ? p : lc,
+                                     yg, p, 0);
                 if (bias)
                     for (int o = 0; o < og; o++) {
                         float b = bias[g * og + o];
@@ -113,16 +134,17 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
                              float *gx, float *gw, float *gb)
 {
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
-    int pointwise = is_pointwise(s);
+    int pointwise = is_pointwise(s), lc = col_stride(s);
     int64_t wsize = (int64_t)s->o * k;
     int threads = omp_get_max_threads();
     float *partials = gw ? calloc((size_t)threads * (size_t)wsize, sizeof(float)) : NULL;
     if (gb) tsk_cpu_channel_sum(s->n, s->o, p, gy, gb);
     #pragma omp parallel num_threads(threads)
     {
-        float *col = pointwise || !gw ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
-        float *gcol = pointwise || !gx ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)p);
+        float *col = pointwise || !gw ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        float *gcol = pointwise || !gx ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
         float *my_gw = partials ? partials + (int64_t)omp_get_thread_num() * wsize : NULL;
+        float *gyt = gw ? malloc(sizeof(float) * (size_t)og * (size_t)p) : NULL;
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
@@ -131,8 +153,9 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
                 const float *wg = w + (int64_t)g * og * k;
                 if (my_gw) {
                     if (!pointwise) im2col(s, cg, xg, col);
-                    tsk_cpu_gemm_serial(0, 1, k, og, p, 1.0f, pointwise ? xg : col, p, gyg, p, 1.0f,
-                                        my_gw + (int64_t)g * og * k, og);
+                    transpose(og, p, gyg, gyt);
+                    tsk_cpu_gemm_strided(k, og, p, pointwise ? xg : col, pointwise ? p : lc, 1, gyt, og,
+                                         my_gw + (int64_t)g * og * k, og, 1);
                 }
                 if (gx) {
                     float *gxg = gx + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
@@ -140,7 +163,7 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
                     if (pointwise) {
                         tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gxg, p, 0);
                     } else {
-                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gcol, p, 0);
+                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gcol, lc, 0);
                         memset(gxg, 0, sizeof(float) * (size_t)cg * (size_t)s->h * (size_t)s->w);
                         col2im(s, cg, gcol, gxg);
                     }
@@ -148,6 +171,7 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
             }
         free(col);
         free(gcol);
+        free(gyt);
         if (partials) {
             #pragma omp barrier
             #pragma omp for schedule(static)

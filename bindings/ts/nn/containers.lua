@@ -56,10 +56,13 @@ function Sequential:updateOutput(input)
    return x
 end
 
+-- model.needsGradInput = false (the input is data, not a layer's output) lets the first layer skip
+-- computing a gradient nobody reads; it passes down to the first child of each nested Sequential.
 function Sequential:backward(input, gradOutput)
    local g = gradOutput
    for i = #self._children, 1, -1 do
       local c = self._children[i]
+      if i == 1 then c.module.needsGradInput = self.needsGradInput end
       local x = i > 1 and self._children[i - 1].module.output or input
       local ok, out = pcall(c.module.backward, c.module, x, g)
       if not ok then error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(out)), 0) end

@@ -86,7 +86,8 @@ end
 
 function Conv2d:updateGradInput(input, gradOutput)
    -- the gradient of the weights is computed in the same pass (see accGradParameters)
-   local gx = self.needsGradInput == false and nil or self:buffer('gradInput', input:size())
+   local gx = nil
+   if self.needsGradInput ~= false then gx = self:buffer('gradInput', input:size()) end
    local frozen = self.frozen
    check(C.ts_conv2d_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
                               not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c,

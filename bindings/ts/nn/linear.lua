@@ -37,7 +37,8 @@ function Linear:updateOutput(input)
 end
 
 function Linear:updateGradInput(input, gradOutput)
-   local gx = self.needsGradInput == false and nil or self:buffer('gradInput', input:size())
+   local gx = nil
+   if self.needsGradInput ~= false then gx = self:buffer('gradInput', input:size()) end
    local frozen = self.frozen
    check(C.ts_linear_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
                               not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c))

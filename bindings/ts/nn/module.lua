@@ -4,6 +4,7 @@
 --   m:parameters()            two lists: parameters and their gradients (frozen ones left out)
 --   m:training() / m:evaluate(), m:zeroGrad(), m:freeze() / m:unfreeze()
 --   m:stateDict()             ordered {name, tensor} pairs named as PyTorch's state_dict()
+-- m.needsGradInput = false tells a layer that its gradInput is not needed (see Sequential).
 -- A layer lists its parameter names in self._params (gradients in self.grad[name]) and its other
 -- saved tensors in self._buffers; containers list their children in self._children.
 local ts_tensor = require('ts.tensor')
