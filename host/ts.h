@@ -162,4 +162,14 @@ const char *ts_safetensors_name(const ts_safetensors *f, int i);
 ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i);   /* a new tensor holding a copy */
 const char *ts_safetensors_metadata(const ts_safetensors *f);     /* the __metadata__ object as JSON, or "{}" */
 
+/* ---- dataset readers (host/pickle.c) ---------------------------------------------------------------- */
+/* A pickled dict of numpy arrays (protocols 2-5, numpy 1.x/2.x; uint8, int32, int64, float32, float64).
+ * Nothing in the file is executed: globals other than numpy's array reconstruction are refused. */
+typedef struct ts_pickle ts_pickle;
+ts_pickle *ts_pickle_load(const char *path);
+void ts_pickle_free(ts_pickle *p);
+int ts_pickle_count(const ts_pickle *p);
+const char *ts_pickle_key(const ts_pickle *p, int i);
+ts_tensor *ts_pickle_tensor(const ts_pickle *p, int i);   /* a new reference */
+
 #endif

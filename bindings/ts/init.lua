@@ -9,6 +9,7 @@ local ts = {
    optim = require('ts.optim'),
    models = require('ts.models'),
    json = require('ts.json'),
+   data = require('ts.data'),
    repl = require('ts.repl'),
    Tensor = T.Tensor,
    root = cffi.root,

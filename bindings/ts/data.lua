@@ -1,0 +1,177 @@
+-- ts.data: datasets as uint8 images in memory, read once from the files the course distributes.
+--   ts.data.readPickle(path)        a pickled dict of numpy arrays -> {name = tensor}
+--   ts.data.readLabelNames(path)    label_names.csv -> {[0] = 'Speed limit (20km/h)', ...}
+--   ts.data.gtsrb([dir])            {train, valid, test, classNames}; dir from the argument, else
+--                                   TSHOST_DATA, else data/
+-- A dataset: ds.x uint8 [N,H,W,C] (channels last, as stored), ds.y int64 [N] (0-based ClassIds),
+-- ds.classNames, ds:size(), ds:counts().
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, fail = cffi.C, cffi.fail
+
+local data = {}
+
+function data.readPickle(path)
+   local p = C.ts_pickle_load(path)
+   if p == nil then fail() end
+   p = ffi.gc(p, C.ts_pickle_free)
+   local out = {}
+   for i = 0, C.ts_pickle_count(p) - 1 do
+      out[ffi.string(C.ts_pickle_key(p, i))] = T.wrap(C.ts_pickle_tensor(p, i))
+   end
+   return out
+end
+
+-- a CSV line split on commas, with "quoted, fields" kept whole
+local function csv_fields(line)
+   local out, i = {}, 1
+   line = line:gsub('\r$', '')
+   while i <= #line + 1 do
+      if line:sub(i, i) == '"' then
+         local j, field = i + 1, {}
+         while true do
+            local c = line:sub(j, j)
+            if c == '' then error('unterminated quote', 0) end
+            if c == '"' and line:sub(j + 1, j + 1) == '"' then field[#field + 1] = '"'; j = j + 2
+            elseif c == '"' then j = j + 1 break
+            else field[#field + 1] = c; j = j + 1 end
+         end
+         out[#out + 1] = table.concat(field)
+         i = j + 1
+      else
+         local j = line:find(',', i, true) or #line + 1
+         out[#out + 1] = line:sub(i, j - 1)
+         i = j + 1
+      end
+   end
+   return out
+end
+data.csvFields = csv_fields
+
+-- rows of a CSV file with a header, as tables keyed by column name
+function data.readCSV(path)
+   local f, err = io.open(path, 'r')
+   if not f then error(('%s: cannot open (%s)'):format(path, err), 2) end
+   local header, rows, n = nil, {}, 0
+   for line in f:lines() do
+      n = n + 1
+      if line:match('%S') then
+         local ok, fields = pcall(csv_fields, line)
+         if not ok then f:close() error(('%s:%d: %s'):format(path, n, fields), 2) end
+         if not header then header = fields
+         else
+            local row = {}
+            for i, name in ipairs(header) do row[name] = fields[i] end
+            rows[#rows + 1] = row
+         end
+      end
+   end
+   f:close()
+   return rows, header
+end
+
+function data.readLabelNames(path)
+   local rows, header = data.readCSV(path)
+   if not header or header[1] ~= 'ClassId' or header[2] ~= 'SignName' then
+      error(('%s: expected the header ClassId,SignName'):format(path), 2)
+   end
+   local names = {}
+   for i, row in ipairs(rows) do
+      local id = tonumber(row.ClassId)
+      if not id then error(('%s: row %d has ClassId %q'):format(path, i + 1, tostring(row.ClassId)), 2) end
+      names[id] = row.SignName
+   end
+   return names
+end
+
+local Dataset = {}
+Dataset.__index = Dataset
+
+-- ds = ts.data.Dataset(x, y [, classNames, name]): x uint8 [N,H,W,C] or [N,C,H,W] (C = 1 or 3), y labels [N]
+function data.Dataset(x, y, classNames, name)
+   if not T.isTensor(x) or x:dim() ~= 4 then error('Dataset: images must be a 4-d tensor', 2) end
+   if x:size(4) ~= 1 and x:size(4) ~= 3 then
+      if x:size(2) == 1 or x:size(2) == 3 then
+         x = x:transpose(2, 3):transpose(3, 4):contiguous()   -- channels first -> last, once
+      else
+         error(('Dataset: images %s are neither [N,H,W,C] nor [N,C,H,W] with 1 or 3 channels'):format(tostring(x:size())), 2)
+      end
+   end
+   if x:dtype() ~= 'uint8' then x = x:byte() end
+   y = y:long():contiguous():view(-1)
+   if y:numel() ~= x:size(1) then
+      error(('Dataset: %d images but %d labels'):format(x:size(1), y:numel()), 2)
+   end
+   return setmetatable({x = x:contiguous(), y = y, classNames = classNames or {}, name = name or 'dataset'}, Dataset)
+end
+
+function Dataset:size() return self.x:size(1) end
+function Dataset:numClasses()
+   local n = self.y:numel() > 0 and self.y:max() + 1 or 0
+   for k in pairs(self.classNames) do n = math.max(n, k + 1) end
+   return n
+end
+
+-- counts[c] for c = 0 .. classes-1
+function Dataset:counts()
+   local counts = {}
+   for c = 0, self:numClasses() - 1 do counts[c] = 0 end
+   local p = ffi.cast('int64_t *', self.y:data())
+   for i = 0, self.y:numel() - 1 do counts[tonumber(p[i])] = counts[tonumber(p[i])] + 1 end
+   return counts
+end
+
+function Dataset:__tostring()
+   return ('Dataset %s: %d images %s, %d classes'):format(self.name, self:size(), tostring(self.x:size()), self:numClasses())
+end
+
+-- a dataset holding the given 1-based indices (a table or int64 tensor of 1-based positions)
+function Dataset:subset(indices, name)
+   local n = type(indices) == 'table' and #indices or indices:numel()
+   local x = T.zeros({n, self.x:size(2), self.x:size(3), self.x:size(4)}, 'uint8')
+   local y = T.zeros({n}, 'int64')
+   for i = 1, n do
+      local j = type(indices) == 'table' and indices[i] or indices:get(i)
+      x[i] = self.x[j]
+      y[i] = self.y[j]
+   end
+   return data.Dataset(x, y, self.classNames, name or self.name)
+end
+data.DatasetClass = Dataset
+
+local function exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() end
+   return f ~= nil
+end
+
+function data.gtsrb(dir)
+   dir = dir or os.getenv('TSHOST_DATA') or 'data'
+   local files = {'train.pickle', 'valid.pickle', 'test.pickle', 'label_names.csv'}
+   for _, f in ipairs(files) do
+      if not exists(dir .. '/' .. f) then
+         error(('GTSRB: %s not found in %s (looked there because %s). The dataset is the 32x32 pickled GTSRB of the ' ..
+                'traffic-sign course (train.pickle, valid.pickle, test.pickle, label_names.csv), made from the ' ..
+                'German Traffic Sign Recognition Benchmark (benchmark.ini.rub.de); put the files in data/ or point ' ..
+                'TSHOST_DATA at them'):format(f, dir, dir == 'data' and 'neither an argument nor TSHOST_DATA was given'
+                                                     or 'it was given'), 2)
+      end
+   end
+   local names = data.readLabelNames(dir .. '/label_names.csv')
+   local out = {classNames = names}
+   for _, split in ipairs({'train', 'valid', 'test'}) do
+      local path = dir .. '/' .. split .. '.pickle'
+      local d = data.readPickle(path)
+      if not d.features or not d.labels then
+         error(('%s: expected the keys features and labels'):format(path), 2)
+      end
+      local ok, ds = pcall(data.Dataset, d.features, d.labels, names, split)
+      if not ok then error(path .. ': ' .. ds, 2) end
+      ds.extra = d
+      out[split] = ds
+   end
+   return out
+end
+
+return data
