@@ -11,7 +11,7 @@ CC      ?= cc
 CFLAGS  ?= -O3 -march=x86-64-v3 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -Ihost \
            $(shell pkg-config --cflags luajit openblas 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs luajit openblas 2>/dev/null) -lreadline -lm
+LDLIBS  += $(shell pkg-config --libs luajit openblas 2>/dev/null) -lreadline -lpthread -lm
 LDFLAGS += -fopenmp -rdynamic
 
 DEB_PACKAGES = gcc make pkg-config luajit libluajit-5.1-dev libopenblas-dev libstb-dev libreadline-dev

@@ -32,4 +32,11 @@ int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t
 int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel);
 const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);
 
+/* batch.c, shared with the loader */
+int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
+                   int *out_c, int *oh, int *ow);
+int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
+                        const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
+                        const int32_t *flip_map, int flip_classes, uint64_t seed, int parallel);
+
 #endif

@@ -172,4 +172,59 @@ int ts_pickle_count(const ts_pickle *p);
 const char *ts_pickle_key(const ts_pickle *p, int i);
 ts_tensor *ts_pickle_tensor(const ts_pickle *p, int i);   /* a new reference */
 
+/* ---- images (host/image.c): uint8 [H, W, C] ------------------------------------------------------------ */
+/* PNG, JPEG, PPM/PGM, BMP, GIF, TGA through stb_image; channels 0 keeps the file's, 1-4 converts */
+ts_tensor *ts_image_load(const char *path, int channels);
+int ts_image_save_png(const char *path, const ts_tensor *image);
+/* dst's size is the output size; roi = {x1, y1, x2, y2} in source pixels (end exclusive) or NULL */
+int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi);
+
+/* ---- batches: preprocessing and augmentation (host/batch.c, kernels/cpu/augment.c) ----------------- */
+typedef struct {
+    double rotate;                  /* degrees, uniform in [-rotate, rotate] */
+    double scale_min, scale_max;    /* zoom factor (1, 1 = none) */
+    double translate;               /* fraction of the size, each axis uniform in [-t, t] */
+    double shear;                   /* degrees along x */
+    double perspective;             /* projective tilt, each axis uniform in [-p, p] (0.1 is strong) */
+    double brightness, contrast, saturation;   /* factors uniform in [1 - v, 1 + v] */
+    double hue;                     /* turns, uniform in [-v, v] */
+    double gamma_min, gamma_max;    /* log-uniform; 0 = none */
+    double blur_prob, blur_sigma;   /* Gaussian blur with this probability, sigma uniform up to blur_sigma */
+    double noise;                   /* Gaussian noise, standard deviation uniform in [0, noise] (0..1 scale) */
+    double cutout_prob;
+    int cutout_size;                /* a square of this side filled with the mean */
+    double flip_prob;               /* horizontal flip where the flip map allows it (and relabels) */
+} ts_augment;
+
+typedef struct {
+    int grayscale;                  /* one output channel: 0.299 R + 0.587 G + 0.114 B */
+    int equalize;                   /* 0 none, 1 global histogram equalization, 2 CLAHE, on luminance */
+    int clahe_tiles;                /* CLAHE grid (tiles x tiles) */
+    double clahe_clip;              /* CLAHE clip limit, times the mean bin count */
+    int out_h, out_w;               /* output size (0 = the images' own) */
+    float mean[3], std[3];          /* (x - mean) / std per output channel, x in 0..1 */
+} ts_preprocess;
+
+/* x float [count, C', H', W'] and y int64 [count] from images uint8 [N,H,W,C] and labels int64 [N] at the
+ * 0-based indices. aug may be NULL (no augmentation). flip_map[c] = the class a mirrored sign of class c
+ * shows, or -1 when mirroring is not allowed. Random draws depend on seed and batch position only. */
+int ts_batch_fill(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels, const int64_t *indices,
+                  int count, const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
+                  uint64_t seed);
+/* The source-to-output transform used by the augmentation (for tests and for showing what it does) */
+int ts_augment_matrix(double *forward9, int h, int w, int out_h, int out_w, double rotate_deg, double scale,
+                      double shear_deg, double tx, double ty, double px, double py);
+
+/* The prefetching loader (host/loader.c): a background thread builds an epoch's batches in order, up to
+ * `depth` ahead. It keeps references to images and labels and copies aug, pre and flip_map (aug NULL: none). */
+typedef struct ts_loader ts_loader;
+ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
+                         const int32_t *flip_map, int flip_classes, int depth);
+/* order: the epoch's 0-based image indices (copied), cut into batches; the last is smaller unless drop_last */
+int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed);
+/* 1 and new references in *x, *y; 0 at the end of the epoch; -1 on error */
+int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y);
+int ts_loader_batches(const ts_loader *l);
+void ts_loader_free(ts_loader *l);
+
 #endif

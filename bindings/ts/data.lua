@@ -174,4 +174,53 @@ function data.gtsrb(dir)
    return out
 end
 
+-- per-channel mean and standard deviation of the images in 0..1 (for ts.data.preprocess), over at most
+-- `limit` images spread evenly through the set
+function Dataset:channelStats(limit)
+   local n = self:size()
+   local step = math.max(1, math.floor(n / (limit or 5000)))
+   local count, c = 0, self.x:size(4)
+   local sum, sq = {}, {}
+   for ch = 1, c do sum[ch], sq[ch] = 0, 0 end
+   local hw = self.x:size(2) * self.x:size(3)
+   local p = ffi.cast('uint8_t *', self.x:data())
+   for i = 0, n - 1, step do
+      local base = i * hw * c
+      for k = 0, hw - 1 do
+         for ch = 1, c do
+            local v = p[base + k * c + ch - 1] / 255
+            sum[ch] = sum[ch] + v
+            sq[ch] = sq[ch] + v * v
+         end
+      end
+      count = count + hw
+   end
+   local mean, std = {}, {}
+   for ch = 1, c do
+      mean[ch] = sum[ch] / count
+      std[ch] = math.sqrt(math.max(sq[ch] / count - mean[ch] ^ 2, 1e-12))
+   end
+   return mean, std
+end
+
+-- imbalance figures: the largest and smallest class counts and their ratio
+function Dataset:imbalance()
+   local counts, most, least, cmost, cleast = self:counts(), -1, math.huge, nil, nil
+   for c, n in pairs(counts) do
+      if n > most then most, cmost = n, c end
+      if n > 0 and n < least then least, cleast = n, c end
+   end
+   return {largest = most, largest_class = cmost, smallest = least, smallest_class = cleast, ratio = most / least}
+end
+
+-- weights for CrossEntropyLoss that make every class count equally: total / (classes * count[c])
+function Dataset:classWeights()
+   local counts, classes = self:counts(), self:numClasses()
+   local w = T.zeros(classes)
+   for c = 0, classes - 1 do w[c + 1] = counts[c] > 0 and self:size() / (classes * counts[c]) or 0 end
+   return w
+end
+
+for k, v in pairs(require('ts.loader')) do data[k] = v end
+
 return data

@@ -10,6 +10,7 @@ local ts = {
    models = require('ts.models'),
    json = require('ts.json'),
    data = require('ts.data'),
+   image = require('ts.image'),
    repl = require('ts.repl'),
    Tensor = T.Tensor,
    root = cffi.root,

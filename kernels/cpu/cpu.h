@@ -72,4 +72,11 @@ void tsk_cpu_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr,
 void tsk_cpu_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
                        float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2);
 
+/* augmentation on one float image [H, W, C] in 0..1 (augment.c) */
+void tsk_cpu_warp(int h, int w, int oh, int ow, int c, const float *src, float *dst, const double *hm);
+void tsk_cpu_color(int n, int c, float *img, float brightness, float contrast, float saturation, float hue,
+                   float gamma);
+void tsk_cpu_blur(int h, int w, int c, float *img, float *tmp, float sigma);
+void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float clip);
+
 #endif

@@ -1,0 +1,71 @@
+-- ts.image: image files and resampling; images are uint8 tensors [H, W, C].
+--   ts.image.load(path [, channels = 3])       PNG, JPEG, PPM, BMP, ... (stb_image)
+--   ts.image.resize(img, h, w [, roi])           area/bilinear resampling (as Pillow's BILINEAR);
+--                                                roi = {x1, y1, x2, y2} crops first (end exclusive)
+--   ts.image.save(path, img)                     PNG; float [C,H,W] images in 0..1 are converted
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check = cffi.C, cffi.check
+
+local image = {}
+
+function image.load(path, channels)
+   if type(path) ~= 'string' then error('ts.image.load(path): path must be a string', 2) end
+   return T.wrap(C.ts_image_load(path, channels or 3))
+end
+
+local roi_buf = ffi.new('double[4]')
+function image.resize(img, h, w, roi)
+   if not T.isTensor(img) or img:dim() ~= 3 then error('ts.image.resize: expected an image [H,W,C]', 2) end
+   local out = T.zeros({h, w or h, img:size(3)}, 'uint8')
+   local r = nil
+   if roi then
+      for i = 1, 4 do roi_buf[i - 1] = roi[i] end
+      r = roi_buf
+   end
+   check(C.ts_image_resize(out._c, img:contiguous()._c, r))
+   return out
+end
+
+-- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as a PNG file
+function image.save(path, img)
+   if img:dtype() ~= 'uint8' then
+      img = (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
+   end
+   check(C.ts_image_save_png(path, img:contiguous()._c))
+   return path
+end
+
+-- a contact sheet: a batch x [B,C,H,W] (float) as one uint8 image [rows*(H+pad), cols*(W+pad), 3];
+-- opts: cols (8), pad (2), mean/std to undo a standardization, scale (integer upscaling, 1)
+function image.grid(x, opts)
+   opts = opts or {}
+   local b, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
+   local cols, pad, zoom = opts.cols or 8, opts.pad or 2, opts.scale or 1
+   local rows = math.ceil(b / cols)
+   local H, W = rows * (h * zoom + pad) + pad, cols * (w * zoom + pad) + pad
+   local out = T.zeros({H, W, 3}, 'uint8'):fill(opts.background or 255)
+   local src = x:float():contiguous()
+   local p = ffi.cast('float *', src:data())
+   local o = ffi.cast('uint8_t *', out:data())
+   local mean, std = opts.mean or {0, 0, 0}, opts.std or {1, 1, 1}
+   for i = 0, b - 1 do
+      local r, q = math.floor(i / cols), i % cols
+      local y0, x0 = pad + r * (h * zoom + pad), pad + q * (w * zoom + pad)
+      for ch = 0, 2 do
+         local sc = math.min(ch, c - 1)
+         local m, s = mean[sc + 1] or mean[1], std[sc + 1] or std[1]
+         for yy = 0, h * zoom - 1 do
+            for xx = 0, w * zoom - 1 do
+               local v = p[((i * c + sc) * h + math.floor(yy / zoom)) * w + math.floor(xx / zoom)] * s + m
+               v = math.floor(v * 255 + 0.5)
+               o[((y0 + yy) * W + x0 + xx) * 3 + ch] = v < 0 and 0 or v > 255 and 255 or v
+            end
+         end
+      end
+   end
+   return out
+end
+
+return image

@@ -1,0 +1,214 @@
+-- Batches for training and evaluation: augmentation and preprocessing settings, samplers that rebalance
+-- classes, and the prefetching Loader.
+--
+--   local aug = ts.data.augment{rotate = 15, scale = {0.9, 1.1}, translate = 0.1, brightness = 0.3, flip = 0.5}
+--   local pre = ts.data.preprocess{mean = {...}, std = {...}, equalize = 'clahe', grayscale = false}
+--   local loader = ts.data.Loader(train, {batch = 128, augment = aug, preprocess = pre, sampler = 'upsample'})
+--   for x, y in loader:epoch() do ... end      -- x float [B,C,H,W], y int64 [B]
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local cffi = require('ts.ffi')
+local C, check, fail = cffi.C, cffi.check, cffi.fail
+
+local M = {}
+
+local function range(v, name, default_lo, default_hi)
+   if v == nil then return default_lo, default_hi end
+   if type(v) == 'number' then return v, v end
+   if type(v) == 'table' and #v == 2 then return v[1], v[2] end
+   error(('augment: %s must be a number or {lo, hi}'):format(name), 4)
+end
+
+local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspective = 1, brightness = 1, contrast = 1,
+                      saturation = 1, hue = 1, gamma = 1, blur = 1, noise = 1, cutout = 1, flip = 1}
+
+-- ts.data.augment{...}: every transformation is off unless named.
+--   rotate (degrees), scale {lo, hi}, translate (fraction), shear (degrees), perspective (0.05 mild),
+--   brightness, contrast, saturation (factor spread), hue (turns), gamma {lo, hi},
+--   blur {probability, max sigma}, noise (std, 0..1 scale), cutout {probability, size}, flip (probability,
+--   applied only where the loader's flip map allows, relabelling mirrored signs)
+function M.augment(o)
+   o = o or {}
+   for k in pairs(o) do
+      if not augment_keys[k] then error('augment: unknown setting ' .. tostring(k), 2) end
+   end
+   local a = ffi.new('ts_augment')
+   a.rotate = o.rotate or 0
+   a.scale_min, a.scale_max = range(o.scale, 'scale', 1, 1)
+   a.translate = o.translate or 0
+   a.shear = o.shear or 0
+   a.perspective = o.perspective or 0
+   a.brightness, a.contrast, a.saturation, a.hue = o.brightness or 0, o.contrast or 0, o.saturation or 0, o.hue or 0
+   a.gamma_min, a.gamma_max = range(o.gamma, 'gamma', 0, 0)
+   a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
+   a.noise = o.noise or 0
+   local cp, cs = range(o.cutout, 'cutout', 0, 0)
+   a.cutout_prob, a.cutout_size = cp, cs
+   a.flip_prob = o.flip or 0
+   return {c = a, settings = o}
+end
+
+-- ts.data.preprocess{mean = {r, g, b}, std = {r, g, b}, grayscale = false, equalize = nil|'hist'|'clahe',
+--                    clahe_tiles = 4, clahe_clip = 2, size = {h, w} or n}
+function M.preprocess(o)
+   o = o or {}
+   local p = ffi.new('ts_preprocess')
+   p.grayscale = o.grayscale and 1 or 0
+   local eq = {none = 0, hist = 1, clahe = 2}
+   p.equalize = eq[o.equalize or 'none'] or error("preprocess: equalize must be nil, 'hist' or 'clahe'", 2)
+   p.clahe_tiles, p.clahe_clip = o.clahe_tiles or 4, o.clahe_clip or 2
+   if o.size then p.out_h, p.out_w = range(o.size, 'size') end
+   local mean, std = o.mean or {0, 0, 0}, o.std or {1, 1, 1}
+   for i = 1, 3 do
+      p.mean[i - 1] = mean[i] or mean[1]
+      p.std[i - 1] = std[i] or std[1]
+   end
+   return {c = p, settings = o}
+end
+
+-- The geometric transform the augmentation applies, as a function mapping source pixel coordinates
+-- (x, y) to output coordinates: ts.data.augmentMatrix{size = 32, rotate = 10, scale = 1.1, shear = 0,
+-- tx = 0, ty = 0 (pixels), px = 0, py = 0 (perspective), out = size}
+function M.augmentMatrix(o)
+   local m = ffi.new('double[9]')
+   local h, w = range(o.size, 'size')
+   local oh, ow = range(o.out or o.size, 'out')
+   C.ts_augment_matrix(m, h, w, oh, ow, o.rotate or 0, o.scale or 1, o.shear or 0, o.tx or 0, o.ty or 0,
+                       o.px or 0, o.py or 0)
+   return function(x, y)
+      local z = m[6] * x + m[7] * y + m[8]
+      return (m[0] * x + m[1] * y + m[2]) / z, (m[3] * x + m[4] * y + m[5]) / z
+   end
+end
+
+-- The class a horizontally mirrored GTSRB sign shows (0-based ClassIds): symmetric signs keep their class,
+-- left/right pairs swap, all others (digits, text, asymmetric pictograms) are never mirrored.
+M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18, [22] = 22, [26] = 26, [30] = 30,
+                [35] = 35, [19] = 20, [20] = 19, [33] = 34, [34] = 33, [36] = 37, [37] = 36, [38] = 39, [39] = 38}
+
+local function flip_array(map, classes)
+   if not map then return nil, 0 end
+   local arr = ffi.new('int32_t[?]', classes)
+   for c = 0, classes - 1 do arr[c] = map[c] or -1 end
+   return arr, classes
+end
+
+-- ---- samplers: the 0-based image order of one epoch -------------------------------------------------
+
+local function by_class(ds)
+   local groups = {}
+   local p = ffi.cast('int64_t *', ds.y:data())
+   for i = 0, ds.y:numel() - 1 do
+      local c = tonumber(p[i])
+      groups[c] = groups[c] or {}
+      groups[c][#groups[c] + 1] = i
+   end
+   return groups
+end
+
+local function shuffle(list)
+   for i = #list, 2, -1 do
+      local j = tonumber(C.ts_rng_u64() % i) + 1
+      list[i], list[j] = list[j], list[i]
+   end
+   return list
+end
+
+M.samplers = {}
+-- every image once, shuffled
+function M.samplers.shuffle(ds)
+   local order = {}
+   for i = 0, ds:size() - 1 do order[i + 1] = i end
+   return shuffle(order)
+end
+-- every image once, in order (evaluation)
+function M.samplers.sequential(ds)
+   local order = {}
+   for i = 0, ds:size() - 1 do order[i + 1] = i end
+   return order
+end
+-- every class up to the largest class's count: all of its images, then random repeats (which the
+-- augmentation turns into new variants)
+function M.samplers.upsample(ds)
+   local groups, order, most = by_class(ds), {}, 0
+   for _, g in pairs(groups) do most = math.max(most, #g) end
+   for _, g in pairs(groups) do
+      for i = 1, most do
+         order[#order + 1] = i <= #g and g[i] or g[tonumber(C.ts_rng_u64() % #g) + 1]
+      end
+   end
+   return shuffle(order)
+end
+-- every class down to the smallest class's count, a fresh random subset each epoch
+function M.samplers.downsample(ds)
+   local groups, order, least = by_class(ds), {}, math.huge
+   for _, g in pairs(groups) do least = math.min(least, #g) end
+   for _, g in pairs(groups) do
+      local copy = {unpack(g)}
+      shuffle(copy)
+      for i = 1, least do order[#order + 1] = copy[i] end
+   end
+   return shuffle(order)
+end
+
+-- ---- the loader ------------------------------------------------------------------------------------
+
+local Loader = {}
+Loader.__index = Loader
+
+-- opts: batch (128), augment, preprocess, sampler ('shuffle' | 'sequential' | 'upsample' | 'downsample' or a
+-- function(ds) -> 0-based order), flips (a flip map, default ts.data.gtsrbFlips when augment has flip),
+-- drop_last (false), prefetch (3 batches)
+function M.Loader(ds, opts)
+   opts = opts or {}
+   local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
+   self.sampler = type(opts.sampler) == 'function' and opts.sampler or M.samplers[opts.sampler or 'shuffle']
+   if not self.sampler then error('Loader: unknown sampler ' .. tostring(opts.sampler), 2) end
+   self.augment, self.preprocess = opts.augment, opts.preprocess or M.preprocess()
+   local flips = opts.flips
+   if flips == nil and self.augment and (self.augment.settings.flip or 0) > 0 then flips = M.gtsrbFlips end
+   self.flip_arr, self.flip_classes = flip_array(flips, math.max(ds:numClasses(), 43))
+   local l = C.ts_loader_new(ds.x._c, ds.y._c, self.augment and self.augment.c or nil, self.preprocess.c,
+                             self.flip_arr, self.flip_classes, opts.prefetch or 3)
+   if l == nil then fail() end
+   self.c = ffi.gc(l, C.ts_loader_free)
+   return self
+end
+
+-- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator
+function Loader:epoch()
+   local order = self.sampler(self.ds)
+   local arr = ffi.new('int64_t[?]', math.max(#order, 1))
+   for i, v in ipairs(order) do arr[i - 1] = v end
+   check(C.ts_loader_start(self.c, arr, #order, self.batch, self.drop_last and 1 or 0, C.ts_rng_u64()))
+   self.batches = C.ts_loader_batches(self.c)
+   local x, y = ffi.new('ts_tensor *[1]'), ffi.new('ts_tensor *[1]')
+   return function()
+      local rc = C.ts_loader_next(self.c, x, y)
+      if rc < 0 then fail() end
+      if rc == 0 then return nil end
+      return T.wrap(x[0]), T.wrap(y[0])
+   end
+end
+
+-- one batch of the given 1-based dataset positions, prepared now (no prefetch), e.g. for evaluation or pictures
+function M.batch(ds, positions, opts)
+   opts = opts or {}
+   local n = #positions
+   local pre = opts.preprocess or M.preprocess()
+   local idx = ffi.new('int64_t[?]', math.max(n, 1))
+   for i, p in ipairs(positions) do idx[i - 1] = p - 1 end
+   local ps = pre.c
+   local oc = ps.grayscale == 1 and 1 or ds.x:size(4)
+   local h = ps.out_h > 0 and ps.out_h or ds.x:size(2)
+   local w = ps.out_w > 0 and ps.out_w or ds.x:size(3)
+   local x, y = T.zeros(n, oc, h, w), T.zeros({n}, 'int64')
+   local flips = opts.flips
+   if flips == nil and opts.augment and (opts.augment.settings.flip or 0) > 0 then flips = M.gtsrbFlips end
+   local farr, fc = flip_array(flips, math.max(ds:numClasses(), 43))
+   check(C.ts_batch_fill(x._c, y._c, ds.x._c, ds.y._c, idx, n, opts.augment and opts.augment.c or nil, ps, farr, fc,
+                         opts.seed or C.ts_rng_u64()))
+   return x, y
+end
+
+return M

@@ -1,0 +1,268 @@
+/* Batches: uint8 images [N, H, W, C] -> float [B, C', H', W'] through preprocessing and augmentation.
+ *
+ * Per image: equalize luminance (global or CLAHE) -> 0..1 floats -> label-aware horizontal flip ->
+ * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
+ * size) -> brightness, contrast, saturation, hue, gamma -> blur -> noise -> cutout -> grayscale ->
+ * (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
+ * from the batch seed and its position, so results depend on the seed only, not on threads or timing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "../kernels/cpu/cpu.h"
+
+typedef struct { uint64_t s; } rng;
+
+static uint64_t next_u64(rng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double uniform(rng *r, double lo, double hi) { return lo + (hi - lo) * (double)(next_u64(r) >> 11) * 0x1.0p-53; }
+static double normal(rng *r)
+{
+    double u1 = uniform(r, 0, 1), u2 = uniform(r, 0, 1);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+static int has_geometry(const ts_augment *a)
+{
+    return a && (a->rotate != 0 || a->scale_min != 1 || a->scale_max != 1 || a->translate != 0 || a->shear != 0 ||
+                 a->perspective != 0);
+}
+
+/* 3x3 products and inverse, row-major */
+static void mul3(const double *a, const double *b, double *out)
+{
+    double t[9];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) t[3 * i + j] = a[3 * i] * b[j] + a[3 * i + 1] * b[3 + j] + a[3 * i + 2] * b[6 + j];
+    memcpy(out, t, sizeof t);
+}
+
+static int inv3(const double *m, double *out)
+{
+    double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
+    if (fabs(det) < 1e-12) return -1;
+    out[0] = (m[4] * m[8] - m[5] * m[7]) / det;
+    out[1] = (m[2] * m[7] - m[1] * m[8]) / det;
+    out[2] = (m[1] * m[5] - m[2] * m[4]) / det;
+    out[3] = (m[5] * m[6] - m[3] * m[8]) / det;
+    out[4] = (m[0] * m[8] - m[2] * m[6]) / det;
+    out[5] = (m[2] * m[3] - m[0] * m[5]) / det;
+    out[6] = (m[3] * m[7] - m[4] * m[6]) / det;
+    out[7] = (m[1] * m[6] - m[0] * m[7]) / det;
+    out[8] = (m[0] * m[4] - m[1] * m[3]) / det;
+    return 0;
+}
+
+/* The forward map from source pixel coordinates to output coordinates: about the image centre,
+ * rotate by `rot` degrees, scale, shear by `shear` degrees along x, tilt by the perspective terms, translate
+ * (in source pixels), then scale to the output size. */
+int ts_augment_matrix(double *forward, int h, int w, int out_h, int out_w, double rot, double scale, double shear,
+                      double tx, double ty, double px, double py)
+{
+    double cx = w / 2.0, cy = h / 2.0, r = rot * M_PI / 180.0, sh = tan(shear * M_PI / 180.0);
+    double to_center[9] = {1, 0, -cx, 0, 1, -cy, 0, 0, 1};
+    double a[9] = {scale * cos(r), -scale * sin(r), 0, scale * sin(r), scale * cos(r), 0, 0, 0, 1};
+    double s[9] = {1, sh, 0, 0, 1, 0, 0, 0, 1};
+    double p[9] = {1, 0, 0, 0, 1, 0, px / w, py / h, 1};
+    double back[9] = {(double)out_w / w, 0, out_w / 2.0 + tx * out_w / w, 0, (double)out_h / h, out_h / 2.0 + ty * out_h / h,
+                      0, 0, 1};
+    double m[9];
+    mul3(s, to_center, m);
+    mul3(a, m, m);
+    mul3(p, m, m);
+    mul3(back, m, forward);
+    return 0;
+}
+
+typedef struct {
+    float *src, *work, *tmp;   /* H*W*C, and the output size's */
+    uint8_t *raw;
+} scratch;
+
+static float luma_u8(const uint8_t *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
+
+static int scratch_alloc(scratch *sc, int h, int w, int oh, int ow, int c)
+{
+    size_t in = (size_t)h * w * c, out = (size_t)oh * ow * c;
+    sc->src = malloc(sizeof(float) * in);
+    sc->work = malloc(sizeof(float) * out);
+    sc->tmp = malloc(sizeof(float) * (out > in ? out : in));
+    sc->raw = malloc(in);
+    return sc->src && sc->work && sc->tmp && sc->raw ? 0 : ts_error("batch: out of memory");
+}
+
+static void scratch_free(scratch *sc)
+{
+    free(sc->src);
+    free(sc->work);
+    free(sc->tmp);
+    free(sc->raw);
+}
+
+static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
+                       const uint8_t *image, int h, int w, int c, int64_t label_in, int64_t *label_out,
+                       float *out, int out_c, int oh, int ow, rng *r, scratch *sc)
+{
+    int n = h * w;
+    memcpy(sc->raw, image, (size_t)n * (size_t)c);
+    if (pre && pre->equalize && c == 3) {
+        /* equalize the luma and move each pixel's RGB by the change of its luma */
+        uint8_t *lum = malloc((size_t)n);
+        if (!lum) return ts_error("batch: out of memory");
+        for (int i = 0; i < n; i++) lum[i] = (uint8_t)lrintf(luma_u8(sc->raw + 3 * i));
+        uint8_t *before = malloc((size_t)n);
+        if (!before) return free(lum), ts_error("batch: out of memory");
+        memcpy(before, lum, (size_t)n);
+        tsk_cpu_equalize(h, w, lum, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < 3; ch++) {
+                int v = sc->raw[3 * i + ch] + lum[i] - before[i];
+                sc->raw[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        free(lum);
+        free(before);
+    } else if (pre && pre->equalize) {
+        tsk_cpu_equalize(h, w, sc->raw, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+    }
+    for (int i = 0; i < n * c; i++) sc->src[i] = sc->raw[i] * (1.0f / 255.0f);
+
+    int64_t label = label_in;
+    int flip = 0;
+    if (aug && aug->flip_prob > 0 && flip_map && label >= 0 && label < flip_classes && flip_map[label] >= 0 &&
+        uniform(r, 0, 1) < aug->flip_prob) {
+        flip = 1;
+        label = flip_map[label];
+    }
+    *label_out = label;
+
+    /* geometry and resize as one warp: output pixel -> source pixel */
+    double rot = 0, scale = 1, shear = 0, tx = 0, ty = 0, px = 0, py = 0;
+    if (has_geometry(aug)) {
+        rot = uniform(r, -aug->rotate, aug->rotate);
+        scale = uniform(r, aug->scale_min, aug->scale_max);
+        shear = uniform(r, -aug->shear, aug->shear);
+        tx = uniform(r, -aug->translate, aug->translate) * w;
+        ty = uniform(r, -aug->translate, aug->translate) * h;
+        px = uniform(r, -aug->perspective, aug->perspective);
+        py = uniform(r, -aug->perspective, aug->perspective);
+    }
+    float *img = sc->src;
+    if (has_geometry(aug) || flip || oh != h || ow != w) {
+        double fwd[9], inv[9];
+        ts_augment_matrix(fwd, h, w, oh, ow, rot, scale, shear, tx, ty, px, py);
+        if (flip) {   /* mirror the source first: x -> w - x */
+            double mirror[9] = {-1, 0, w, 0, 1, 0, 0, 0, 1};
+            mul3(fwd, mirror, fwd);
+        }
+        if (inv3(fwd, inv)) return ts_error("batch: degenerate augmentation transform");
+        tsk_cpu_warp(h, w, oh, ow, c, sc->src, sc->work, inv);
+        img = sc->work;
+    }
+    int on = oh * ow;
+    if (aug) {
+        float b = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
+        float k = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
+        float s = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
+        float hue = (float)uniform(r, -aug->hue, aug->hue);
+        /* gamma log-uniform between its bounds, so 0.5 and 2 are equally likely */
+        float g = aug->gamma_min > 0 && aug->gamma_max > 0
+                      ? (float)exp(uniform(r, log(aug->gamma_min), log(aug->gamma_max))) : 1.0f;
+        tsk_cpu_color(on, c, img, b, k, s, hue, g);
+        if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
+            tsk_cpu_blur(oh, ow, c, img, sc->tmp, (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3));
+        if (aug->noise > 0) {
+            double sd = uniform(r, 0, aug->noise);
+            for (int i = 0; i < on * c; i++) img[i] += (float)(sd * normal(r));
+        }
+        if (aug->cutout_prob > 0 && aug->cutout_size > 0 && uniform(r, 0, 1) < aug->cutout_prob) {
+            int cy = (int)uniform(r, 0, oh), cx = (int)uniform(r, 0, ow), half = aug->cutout_size / 2;
+            for (int y = cy - half; y < cy - half + aug->cutout_size; y++)
+                for (int x = cx - half; x < cx - half + aug->cutout_size; x++)
+                    if (y >= 0 && y < oh && x >= 0 && x < ow)
+                        for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.5f;
+        }
+    }
+    /* channels first, grayscale if asked, standardized */
+    for (int oc = 0; oc < out_c; oc++) {
+        float mean = pre ? pre->mean[oc] : 0.0f, sd = pre && pre->std[oc] > 0 ? pre->std[oc] : 1.0f;
+        float *plane = out + (size_t)oc * on;
+        for (int i = 0; i < on; i++) {
+            float v = out_c == 1 && c == 3 ? 0.299f * img[3 * i] + 0.587f * img[3 * i + 1] + 0.114f * img[3 * i + 2]
+                                           : img[(size_t)i * c + oc];
+            plane[i] = (v - mean) / sd;
+        }
+    }
+    return 0;
+}
+
+/* the checks shared by ts_batch_fill and the loader; fills the sizes */
+int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
+                   int *out_c, int *oh, int *ow)
+{
+    char a[96];
+    if (!images || images->dtype != TS_UINT8 || images->ndim != 4 || !ts_tensor_is_contiguous(images) ||
+        (images->shape[3] != 1 && images->shape[3] != 3))
+        return ts_error("batch: images must be contiguous uint8 [N,H,W,C] with C = 1 or 3, got %s",
+                        images ? ts_shape_str(images, a, sizeof a) : "nothing");
+    if (!labels || labels->dtype != TS_INT64 || labels->ndim != 1 || labels->shape[0] != images->shape[0] ||
+        !ts_tensor_is_contiguous(labels))
+        return ts_error("batch: labels must be contiguous int64 [%lld]", (long long)images->shape[0]);
+    *h = (int)images->shape[1], *w = (int)images->shape[2], *c = (int)images->shape[3];
+    *out_c = pre && pre->grayscale ? 1 : *c;
+    *oh = pre && pre->out_h > 0 ? pre->out_h : *h;
+    *ow = pre && pre->out_w > 0 ? pre->out_w : *w;
+    return 0;
+}
+
+int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
+                        const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
+                        const int32_t *flip_map, int flip_classes, uint64_t seed, int parallel)
+{
+    int h, w, c, out_c, oh, ow;
+    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
+    if (ts_check_shape("batch: output", x, 4, xs)) return -1;
+    if (y->dtype != TS_INT64 || y->ndim != 1 || y->shape[0] != count) return ts_error("batch: label output must be int64 [%d]", count);
+    int64_t n = images->shape[0];
+    for (int i = 0; i < count; i++)
+        if (indices[i] < 0 || indices[i] >= n)
+            return ts_error("batch: index %lld outside the %lld images", (long long)indices[i] + 1, (long long)n);
+    (void)ys;
+    const uint8_t *base = ts_tensor_data(images);
+    const int64_t *lab = ts_tensor_data(labels);
+    int64_t *yout = ts_tensor_data(y);
+    float *xout = ts_f32(x);
+    int failed = 0;
+    #pragma omp parallel if (parallel)
+    {
+        scratch sc = {0};
+        int ok = scratch_alloc(&sc, h, w, oh, ow, c) == 0;
+        #pragma omp for schedule(static)
+        for (int i = 0; i < count; i++) {
+            if (!ok) continue;
+            rng r = {seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1))};
+            if (prepare_one(aug, pre, flip_map, flip_classes, base + (size_t)indices[i] * h * w * c, h, w, c,
+                            lab[indices[i]], &yout[i], xout + (size_t)i * out_c * oh * ow, out_c, oh, ow, &r, &sc))
+                ok = 0;
+        }
+        if (!ok) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        scratch_free(&sc);
+    }
+    return failed ? -1 : 0;
+}
+
+int ts_batch_fill(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels, const int64_t *indices,
+                  int count, const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
+                  uint64_t seed)
+{
+    return ts_batch_fill_range(x, y, images, labels, indices, count, aug, pre, flip_map, flip_classes, seed, 1);
+}

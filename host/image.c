@@ -1,0 +1,143 @@
+/* Image files and resampling. Images are uint8 tensors [H, W, C], channels last, as files store them.
+ *
+ * Resizing is separable resampling with a triangle (bilinear) kernel whose support widens with the
+ * reduction factor, so shrinking averages every source pixel under the output pixel (area-like, no
+ * aliasing) and enlarging interpolates bilinearly; this is what Pillow's BILINEAR resize does, which
+ * made the dataset's 32x32 images. An optional region of interest (x1, y1, x2, y2 in source pixels, end
+ * exclusive) is cropped first. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+
+#include "internal.h"
+
+ts_tensor *ts_image_load(const char *path, int channels)
+{
+    if (channels < 0 || channels > 4) {
+        ts_error("image: channels must be 0 (as stored) to 4, got %d", channels);
+        return NULL;
+    }
+    int w, h, n;
+    unsigned char *pixels = stbi_load(path, &w, &h, &n, channels);
+    if (!pixels) {
+        ts_error("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return NULL;
+    }
+    int64_t shape[3] = {h, w, channels ? channels : n};
+    ts_tensor *t = ts_tensor_from_buffer(TS_UINT8, 3, shape, pixels);
+    stbi_image_free(pixels);
+    return t;
+}
+
+int ts_image_save_png(const char *path, const ts_tensor *image)
+{
+    char buf[96];
+    if (image->dtype != TS_UINT8 || image->ndim != 3 || image->shape[2] < 1 || image->shape[2] > 4 ||
+        !ts_tensor_is_contiguous(image))
+        return ts_error("save_png: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s",
+                        ts_shape_str(image, buf, sizeof buf));
+    int w = (int)image->shape[1], h = (int)image->shape[0], c = (int)image->shape[2];
+    if (!stbi_write_png(path, w, h, c, ts_tensor_data(image), w * c))
+        return ts_error("%s: cannot write the PNG", path);
+    return 0;
+}
+
+/* Weights of each output position along one axis: out[i] = sum_k w[i][k] in[first[i] + k]. */
+typedef struct {
+    int taps;
+    int *first;
+    float *weights;   /* [out][taps] */
+} axis_filter;
+
+static int make_filter(axis_filter *f, int in_size, double start, double length, int out_size)
+{
+    double scale = length / out_size;
+    double support = scale > 1 ? scale : 1.0;   /* the triangle's half-width in source pixels */
+    f->taps = (int)ceil(support) * 2 + 1;
+    f->first = malloc(sizeof(int) * (size_t)out_size);
+    f->weights = calloc((size_t)out_size * (size_t)f->taps, sizeof(float));
+    if (!f->first || !f->weights) return ts_error("resize: out of memory");
+    for (int i = 0; i < out_size; i++) {
+        double center = start + (i + 0.5) * scale;
+        int lo = (int)floor(center - support), hi = (int)ceil(center + support);
+        if (lo < 0) lo = 0;
+        if (hi > in_size) hi = in_size;
+        if (hi - lo > f->taps) hi = lo + f->taps;
+        double total = 0;
+        float *w = f->weights + (size_t)i * (size_t)f->taps;
+        for (int x = lo; x < hi; x++) {
+            double d = fabs((x + 0.5 - center) / support);
+            w[x - lo] = (float)(d < 1 ? 1 - d : 0);
+            total += w[x - lo];
+        }
+        if (total <= 0) {   /* a region narrower than a pixel: take the nearest one */
+            int x = (int)floor(center);
+            lo = x < 0 ? 0 : x >= in_size ? in_size - 1 : x;
+            memset(w, 0, sizeof(float) * (size_t)f->taps);
+            w[0] = 1;
+            total = 1;
+        }
+        for (int k = 0; k < f->taps; k++) w[k] = (float)(w[k] / total);
+        f->first[i] = lo;
+    }
+    return 0;
+}
+
+static void free_filter(axis_filter *f)
+{
+    free(f->first);
+    free(f->weights);
+}
+
+int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi)
+{
+    char a[96], b[96];
+    if (src->dtype != TS_UINT8 || dst->dtype != TS_UINT8 || src->ndim != 3 || dst->ndim != 3 ||
+        src->shape[2] != dst->shape[2] || !ts_tensor_is_contiguous(src) || !ts_tensor_is_contiguous(dst))
+        return ts_error("resize: expected contiguous uint8 images [H,W,C] with equal channels, got %s -> %s",
+                        ts_shape_str(src, a, sizeof a), ts_shape_str(dst, b, sizeof b));
+    int ih = (int)src->shape[0], iw = (int)src->shape[1], c = (int)src->shape[2];
+    int oh = (int)dst->shape[0], ow = (int)dst->shape[1];
+    if (ih < 1 || iw < 1 || oh < 1 || ow < 1) return ts_error("resize: empty image");
+    double x0 = 0, y0 = 0, x1 = iw, y1 = ih;
+    if (roi) {
+        x0 = roi[0], y0 = roi[1], x1 = roi[2], y1 = roi[3];
+        if (!(x0 >= 0 && y0 >= 0 && x1 <= iw && y1 <= ih && x1 > x0 && y1 > y0))
+            return ts_error("resize: region %g,%g,%g,%g lies outside the %dx%d image", x0, y0, x1, y1, iw, ih);
+    }
+    axis_filter fx = {0}, fy = {0};
+    float *tmp = malloc(sizeof(float) * (size_t)ih * (size_t)ow * (size_t)c);
+    int rc = !tmp ? ts_error("resize: out of memory") : 0;
+    if (!rc) rc = make_filter(&fx, iw, x0, x1 - x0, ow);
+    if (!rc) rc = make_filter(&fy, ih, y0, y1 - y0, oh);
+    if (!rc) {
+        const uint8_t *in = ts_tensor_data(src);
+        uint8_t *out = ts_tensor_data(dst);
+        for (int y = 0; y < ih; y++)   /* horizontal pass: [ih, iw, c] -> [ih, ow, c] */
+            for (int x = 0; x < ow; x++)
+                for (int ch = 0; ch < c; ch++) {
+                    const float *w = fx.weights + (size_t)x * (size_t)fx.taps;
+                    float s = 0;
+                    for (int k = 0; k < fx.taps && fx.first[x] + k < iw; k++)
+                        s += w[k] * in[((size_t)y * iw + (size_t)(fx.first[x] + k)) * c + ch];
+                    tmp[((size_t)y * ow + x) * c + ch] = s;
+                }
+        for (int y = 0; y < oh; y++)   /* vertical pass: [ih, ow, c] -> [oh, ow, c] */
+            for (int x = 0; x < ow; x++)
+                for (int ch = 0; ch < c; ch++) {
+                    const float *w = fy.weights + (size_t)y * (size_t)fy.taps;
+                    float s = 0;
+                    for (int k = 0; k < fy.taps && fy.first[y] + k < ih; k++)
+                        s += w[k] * tmp[((size_t)(fy.first[y] + k) * ow + x) * c + ch];
+                    int v = (int)lrintf(s);
+                    out[((size_t)y * ow + x) * c + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+    }
+    free_filter(&fx);
+    free_filter(&fy);
+    free(tmp);
+    return rc;
+}

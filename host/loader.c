@@ -1,0 +1,177 @@
+/* The prefetching batch loader: one background thread builds the batches of an epoch in order, up to
+ * `depth` ahead of the consumer, so the training loop finds each batch ready. The batches are the same as
+ * ts_batch_fill would give (the seed of batch b is derived from the epoch seed and b), whatever the timing. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct ts_loader {
+    ts_tensor *images, *labels;
+    ts_augment aug;
+    int has_aug;
+    ts_preprocess pre;
+    int32_t *flip_map;
+    int flip_classes, depth;
+
+    /* the epoch */
+    int64_t *order, n;
+    int batch_size, batches;
+    uint64_t seed;
+
+    pthread_t thread;
+    int running;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int produced, consumed, stop, failed;
+    char error[512];
+    ts_tensor **x, **y;       /* ring of depth slots */
+};
+
+static uint64_t batch_seed(uint64_t seed, int b) { return seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xBF58476D1CE4E5B9ull; }
+
+static void *produce(void *arg)
+{
+    ts_loader *l = arg;
+    int h, w, c, out_c, oh, ow;
+    ts_batch_check(l->images, l->labels, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
+    for (int b = 0; b < l->batches; b++) {
+        pthread_mutex_lock(&l->lock);
+        while (!l->stop && l->produced - l->consumed >= l->depth) pthread_cond_wait(&l->changed, &l->lock);
+        int stop = l->stop;
+        pthread_mutex_unlock(&l->lock);
+        if (stop) break;
+        int64_t start = (int64_t)b * l->batch_size;
+        int count = (int)(start + l->batch_size <= l->n ? l->batch_size : l->n - start);
+        int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
+        ts_tensor *x = ts_tensor_new(TS_FLOAT32, 4, xs), *y = ts_tensor_new(TS_INT64, 1, ys);
+        int rc = !x || !y ? -1
+                          : ts_batch_fill_range(x, y, l->images, l->labels, l->order + start, count,
+                                                l->has_aug ? &l->aug : NULL, &l->pre, l->flip_map, l->flip_classes,
+                                                batch_seed(l->seed, b), 0);
+        pthread_mutex_lock(&l->lock);
+        if (rc) {
+            snprintf(l->error, sizeof l->error, "%s", ts_last_error());
+            l->failed = 1;
+            ts_tensor_free(x);
+            ts_tensor_free(y);
+        } else {
+            l->x[b % l->depth] = x;
+            l->y[b % l->depth] = y;
+            l->produced++;
+        }
+        pthread_cond_broadcast(&l->changed);
+        pthread_mutex_unlock(&l->lock);
+        if (rc) break;
+    }
+    return NULL;
+}
+
+static void stop_epoch(ts_loader *l)
+{
+    if (!l->running) return;
+    pthread_mutex_lock(&l->lock);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    l->running = 0;
+    for (int i = 0; i < l->depth; i++) {   /* batches built but never taken */
+        ts_tensor_free(l->x[i]);
+        ts_tensor_free(l->y[i]);
+        l->x[i] = l->y[i] = NULL;
+    }
+}
+
+ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
+                         const int32_t *flip_map, int flip_classes, int depth)
+{
+    int h, w, c, out_c, oh, ow;
+    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
+    if (depth < 1 || depth > 64) {
+        ts_error("loader: prefetch depth must be 1 to 64, got %d", depth);
+        return NULL;
+    }
+    ts_loader *l = calloc(1, sizeof *l);
+    if (!l || !(l->x = calloc((size_t)depth, sizeof(ts_tensor *))) || !(l->y = calloc((size_t)depth, sizeof(ts_tensor *)))) {
+        if (l) free(l->x);
+        free(l);
+        ts_error("loader: out of memory");
+        return NULL;
+    }
+    l->images = ts_tensor_retain(images);
+    l->labels = ts_tensor_retain(labels);
+    if (aug) l->aug = *aug, l->has_aug = 1;
+    if (pre) l->pre = *pre;
+    else for (int i = 0; i < 3; i++) l->pre.std[i] = 1;
+    if (flip_map && flip_classes > 0) {
+        l->flip_map = malloc(sizeof(int32_t) * (size_t)flip_classes);
+        if (l->flip_map) memcpy(l->flip_map, flip_map, sizeof(int32_t) * (size_t)flip_classes);
+        l->flip_classes = flip_classes;
+    }
+    l->depth = depth;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->changed, NULL);
+    return l;
+}
+
+int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed)
+{
+    stop_epoch(l);
+    if (batch_size < 1) return ts_error("loader: batch size must be positive, got %d", batch_size);
+    int64_t images = ts_tensor_size(l->images, 0);
+    for (int64_t i = 0; i < n; i++)
+        if (order[i] < 0 || order[i] >= images)
+            return ts_error("loader: index %lld outside the %lld images", (long long)order[i] + 1, (long long)images);
+    free(l->order);
+    l->order = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    if (!l->order) return ts_error("loader: out of memory");
+    memcpy(l->order, order, sizeof(int64_t) * (size_t)n);
+    l->n = drop_last ? n / batch_size * batch_size : n;
+    l->batch_size = batch_size;
+    l->batches = (int)((l->n + batch_size - 1) / batch_size);
+    l->seed = seed;
+    l->produced = l->consumed = l->stop = l->failed = 0;
+    if (pthread_create(&l->thread, NULL, produce, l)) return ts_error("loader: cannot start the worker thread");
+    l->running = 1;
+    return 0;
+}
+
+int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
+{
+    *x = *y = NULL;
+    if (!l->running || l->consumed >= l->batches) return 0;
+    pthread_mutex_lock(&l->lock);
+    while (l->produced <= l->consumed && !l->failed) pthread_cond_wait(&l->changed, &l->lock);
+    if (l->produced <= l->consumed) {
+        pthread_mutex_unlock(&l->lock);
+        return ts_error("%s", l->error);
+    }
+    int slot = l->consumed % l->depth;
+    *x = l->x[slot];
+    *y = l->y[slot];
+    l->x[slot] = l->y[slot] = NULL;
+    l->consumed++;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
+    return 1;
+}
+
+int ts_loader_batches(const ts_loader *l) { return l->batches; }
+
+void ts_loader_free(ts_loader *l)
+{
+    if (!l) return;
+    stop_epoch(l);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->changed);
+    ts_tensor_free(l->images);
+    ts_tensor_free(l->labels);
+    free(l->flip_map);
+    free(l->order);
+    free(l->x);
+    free(l->y);
+    free(l);
+}

@@ -1,0 +1,191 @@
+-- Images, resizing, preprocessing, augmentation, samplers and the prefetching loader.
+local ffi = require('ffi')
+
+-- a dataset of n single-class images with a bright pixel at (row, col) (1-based) on black
+local function dot_dataset(n, row, col, label, size)
+   size = size or 16
+   local x = ts.zeros({n, size, size, 3}, 'uint8')
+   for i = 1, n do x[{i, row, col}] = 255 end
+   local y = ts.full({n}, label or 0, 'int64')
+   return ts.data.Dataset(x, y)
+end
+
+local function brightest(img)   -- img float [C,H,W]: 1-based row, col of the maximum of channel 1
+   local plane = img[1]
+   local best, br, bc = -math.huge, 0, 0
+   for r = 1, plane:size(1) do
+      for c = 1, plane:size(2) do
+         local v = plane:get(r, c)
+         if v > best then best, br, bc = v, r, c end
+      end
+   end
+   return br, bc
+end
+
+return function(t)
+   t.test('resize averages when shrinking and crops a region of interest', function()
+      local img = ts.tensor({{{0}, {100}}, {{200}, {40}}}, 'uint8')   -- 2x2, one channel
+      local one = ts.image.resize(img, 1, 1)
+      t.eq(one:get(1, 1, 1), 85)
+      local big = ts.zeros({8, 8, 3}, 'uint8')
+      big[{{5, 8}, {5, 8}}] = 200
+      local roi = ts.image.resize(big, 2, 2, {4, 4, 8, 8})
+      t.eq(roi:get(2, 2, 1), 200)
+      t.raises(function() ts.image.resize(big, 2, 2, {0, 0, 9, 9}) end, 'outside the 8x8 image')
+   end)
+
+   t.test('PNG save and load round-trip; unreadable files are named', function()
+      local d = t.tmpdir()
+      local img = ts.zeros({5, 7, 3}, 'uint8')
+      img[{2, 3}] = ts.tensor({10, 20, 30}, 'uint8')
+      ts.image.save(d .. '/a.png', img)
+      local back = ts.image.load(d .. '/a.png')
+      t.truthy(back:equal(img))
+      t.writefile(d .. '/bad.png', 'not an image')
+      t.raises(function() ts.image.load(d .. '/bad.png') end, 'bad.png: cannot read the image')
+   end)
+
+   t.test('the original-resolution GTSRB images load in every format and resize like the pickles', function()
+      local dir = os.getenv('TSHOST_DATA')
+      if not dir then t.skip('TSHOST_DATA is not set') end
+      local rows = ts.data.readCSV(dir .. '/originals/labels.csv')
+      t.eq(#rows, 101)
+      local test = ts.data.gtsrb(dir).test
+      local formats = {}
+      for _, row in ipairs(rows) do
+         local img = ts.image.load(dir .. '/originals/' .. row.file)
+         t.eq(img:size(2), tonumber(row.Width), row.file)
+         t.eq(img:size(1), tonumber(row.Height), row.file)
+         formats[row.file:match('%.(%a+)$')] = true
+         if row.file:match('%.png$') then
+            -- the pickles were made with Pillow's bilinear resize of the whole image
+            local index = tonumber(row.file:match('_(%d+)')) + 1
+            t.eq(test.y[index], tonumber(row.ClassId), row.file)
+            local diff = (ts.image.resize(img, 32, 32):float() - test.x[index]:float()):abs()
+            t.truthy(diff:mean() < 0.6 and diff:max() <= 3, ('%s: mean %.2f max %d'):format(row.file, diff:mean(), diff:max()))
+         end
+      end
+      t.truthy(formats.png and formats.jpg and formats.ppm)
+   end)
+
+   t.test('geometry: a known point moves where the transform says', function()
+      -- rotation by 90 degrees about the centre (8, 8) of a 16x16 image: (x, y) -> (16 - y, x)
+      local move = ts.data.augmentMatrix{size = 16, rotate = 90}
+      local x, y = move(11.5, 3.5)
+      t.near(x, 12.5, 1e-9)
+      t.near(y, 11.5, 1e-9)
+      -- shear by 45 degrees along x: (x, y) -> (x + (y - 8), y); translation adds pixels
+      x, y = ts.data.augmentMatrix{size = 16, shear = 45, tx = 2, ty = -1}(10, 12)
+      t.near(x, 16, 1e-9)
+      t.near(y, 11, 1e-9)
+      -- through the batch pipeline: scaling by 2 about the centre moves the dot at pixel centre (9.5, 6.5)
+      -- to (11, 5), between 0-based columns 10 and 11 and rows 4 and 5
+      local ds = dot_dataset(1, 7, 10)
+      local out = ts.data.batch(ds, {1}, {augment = ts.data.augment{scale = {2, 2}}})
+      local r, c = brightest(out[1])
+      t.truthy(r >= 5 and r <= 6 and c >= 11 and c <= 12, ('dot at row %d col %d'):format(r, c))
+   end)
+
+   t.test('resizing to another output size maps the image onto it (96x96 for MobileNet)', function()
+      local ds = dot_dataset(1, 9, 9)   -- centre (8.5, 8.5) of 16 -> (51, 51) of 96
+      local x = ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{size = 96}})
+      t.eq(tostring(x:size()), '[1x3x96x96]')
+      local r, c = brightest(x[1])
+      t.truthy(math.abs(r - 52) <= 1 and math.abs(c - 52) <= 1, ('dot at %d,%d'):format(r, c))
+   end)
+
+   t.test('flips relabel mirrored signs and never mirror asymmetric ones', function()
+      -- class 38 (keep right) mirrored is 39 (keep left); class 1 (30 km/h) is never mirrored
+      local keep_right = dot_dataset(64, 5, 3, 38)
+      local aug = ts.data.augment{flip = 1}
+      local x, y = ts.data.batch(keep_right, (function() local p = {} for i = 1, 64 do p[i] = i end return p end)(), {augment = aug})
+      for i = 1, 64 do
+         t.eq(y[i], 39)
+         local r, c = brightest(x[i])
+         t.eq(c, 14, 'the dot is mirrored')   -- column 3 of 16 -> 14
+         t.eq(r, 5)
+      end
+      local speed = dot_dataset(8, 5, 3, 1)
+      x, y = ts.data.batch(speed, {1, 2, 3, 4, 5, 6, 7, 8}, {augment = aug})
+      for i = 1, 8 do
+         t.eq(y[i], 1)
+         local _, c = brightest(x[i])
+         t.eq(c, 3)
+      end
+   end)
+
+   t.test('augmentation is deterministic by seed and differs between seeds', function()
+      local ds = dot_dataset(4, 6, 6)
+      local aug = ts.data.augment{rotate = 20, translate = 0.1, brightness = 0.3, noise = 0.05, blur = {0.5, 1}}
+      local a = ts.data.batch(ds, {1, 2, 3, 4}, {augment = aug, seed = 11})
+      local b = ts.data.batch(ds, {1, 2, 3, 4}, {augment = aug, seed = 11})
+      local c = ts.data.batch(ds, {1, 2, 3, 4}, {augment = aug, seed = 12})
+      t.truthy(a:equal(b))
+      t.truthy(not a:equal(c))
+      t.truthy(not a[1]:equal(a[2]), 'each image in a batch gets its own draw')
+   end)
+
+   t.test('preprocessing: standardization, grayscale, histogram equalization and CLAHE', function()
+      local x = ts.zeros({1, 16, 16, 3}, 'uint8')
+      for r = 1, 16 do x[{1, r}] = 100 + r end   -- a narrow range of grays: 101 .. 116
+      local ds = ts.data.Dataset(x, ts.zeros({1}, 'int64'))
+      local plain = ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{mean = {0.5}, std = {0.25}}})
+      t.near(plain:get(1, 1, 1, 1), (101 / 255 - 0.5) / 0.25, 1e-5)
+      local gray = ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{grayscale = true}})
+      t.eq(gray:size(2), 1)
+      local eq = ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{equalize = 'hist'}})
+      t.truthy(eq:min() < 0.1 and eq:max() > 0.95, ('histogram equalization stretches: %.2f..%.2f'):format(eq:min(), eq:max()))
+      local clahe = ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{equalize = 'clahe', clahe_clip = 2}})
+      local spread = clahe:max() - clahe:min()
+      t.truthy(spread > plain:max() * 0 + 15 / 255 and spread < eq:max() - eq:min(),
+               ('CLAHE stretches less than global equalization: %.3f'):format(spread))
+   end)
+
+   t.test('samplers: up-sampling and down-sampling equalize the classes', function()
+      local y = ts.zeros({30}, 'int64')
+      for i = 21, 30 do y[i] = 1 end           -- 20 of class 0, 10 of class 1
+      for i = 29, 30 do y[i] = 2 end           -- class 2: 2 images
+      local ds = ts.data.Dataset(ts.zeros({30, 4, 4, 3}, 'uint8'), y)
+      t.eq(ds:imbalance().ratio, 10)
+      for name, want in pairs({upsample = 20, downsample = 2}) do
+         local order = ts.data.samplers[name](ds)
+         local count = {[0] = 0, 0, 0}
+         for _, i in ipairs(order) do count[ds.y:get(i + 1)] = count[ds.y:get(i + 1)] + 1 end
+         t.eq(count[0], want, name)
+         t.eq(count[1], want, name)
+         t.eq(count[2], want, name)
+      end
+      local w = ds:classWeights()
+      t.near(w, ts.tensor{30 / (3 * 20), 30 / (3 * 8), 30 / (3 * 2)})
+   end)
+
+   t.test('the loader prefetches every image of an epoch once, reproducibly', function()
+      local n = 300
+      local x = ts.zeros({n, 8, 8, 3}, 'uint8')
+      local y = ts.zeros({n}, 'int64')
+      for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
+      local ds = ts.data.Dataset(x, y)
+      local function epoch(seed)
+         ts.manualSeed(seed)
+         local loader = ts.data.Loader(ds, {batch = 64, augment = ts.data.augment{brightness = 0.2}})
+         local seen, sizes, sums = {}, {}, 0
+         for bx, by in loader:epoch() do
+            sizes[#sizes + 1] = bx:size(1)
+            for i = 1, by:numel() do seen[by[i]] = (seen[by[i]] or 0) + 1 end
+            sums = sums + bx:sum()
+         end
+         return seen, sizes, sums
+      end
+      local seen, sizes, s1 = epoch(3)
+      t.eq(table.concat(sizes, ','), '64,64,64,64,44')
+      for i = 0, n - 1 do t.eq(seen[i], 1, 'image ' .. i) end
+      local _, _, s2 = epoch(3)
+      t.eq(s1, s2)
+      -- stopping an epoch early and starting another is fine
+      local loader = ts.data.Loader(ds, {batch = 10})
+      for _ in loader:epoch() do break end
+      local count = 0
+      for _ in loader:epoch() do count = count + 1 end
+      t.eq(count, 30)
+   end)
+end
