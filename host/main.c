@@ -193,6 +193,7 @@ static void find_root(char *root, size_t size)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* progress reaches a log file line by line */
     int threads = getenv("TSHOST_THREADS") ? atoi(getenv("TSHOST_THREADS")) : ts_get_threads();
     int interactive = 0, first_script = argc;
     const char *code[64];

@@ -172,6 +172,9 @@ int ts_pickle_count(const ts_pickle *p);
 const char *ts_pickle_key(const ts_pickle *p, int i);
 ts_tensor *ts_pickle_tensor(const ts_pickle *p, int i);   /* a new reference */
 
+/* Generated traffic-sign-like images [N,H,W,3] with their classes (host/synth.c), deterministic by seed */
+int ts_synth_signs(ts_tensor *images, ts_tensor *labels, int classes, uint64_t seed);
+
 /* ---- images (host/image.c): uint8 [H, W, C] ------------------------------------------------------------ */
 /* PNG, JPEG, PPM/PGM, BMP, GIF, TGA through stb_image; channels 0 keeps the file's, 1-4 converts */
 ts_tensor *ts_image_load(const char *path, int channels);

@@ -128,11 +128,11 @@ end
 
 -- a dataset holding the given 1-based indices (a table or int64 tensor of 1-based positions)
 function Dataset:subset(indices, name)
-   local n = type(indices) == 'table' and #indices or indices:numel()
+   local n = T.isTensor(indices) and indices:numel() or #indices
    local x = T.zeros({n, self.x:size(2), self.x:size(3), self.x:size(4)}, 'uint8')
    local y = T.zeros({n}, 'int64')
    for i = 1, n do
-      local j = type(indices) == 'table' and indices[i] or indices:get(i)
+      local j = T.isTensor(indices) and indices:get(i) or indices[i]
       x[i] = self.x[j]
       y[i] = self.y[j]
    end
@@ -219,6 +219,29 @@ function Dataset:classWeights()
    local w = T.zeros(classes)
    for c = 0, classes - 1 do w[c + 1] = counts[c] > 0 and self:size() / (classes * counts[c]) or 0 end
    return w
+end
+
+-- A generated stand-in for GTSRB with the same API: ts.data.synthetic{train = 4000, valid = 800,
+-- test = 1600, classes = 43, size = 32, seed = 1}. Each class is a shape/palette/glyph combination
+-- (see host/synth.c); the splits use different seeds.
+function data.synthetic(o)
+   o = o or {}
+   local classes, size, seed = o.classes or 43, o.size or 32, o.seed or 1
+   local shapes = {'circle', 'triangle up', 'triangle down', 'octagon', 'diamond'}
+   local palettes = {'red rim', 'blue', 'yellow'}
+   local glyphs = {'bar', 'arrow', 'dots'}
+   local names = {}
+   for c = 0, classes - 1 do
+      names[c] = ('%s %s %s'):format(palettes[math.floor(c / 5) % 3 + 1], shapes[c % 5 + 1], glyphs[math.floor(c / 15) % 3 + 1])
+   end
+   local out = {classNames = names, synthetic = true}
+   for k, split in ipairs({'train', 'valid', 'test'}) do
+      local n = o[split] or ({4000, 800, 1600})[k]
+      local x, y = T.zeros({n, size, size, 3}, 'uint8'), T.zeros({n}, 'int64')
+      cffi.check(C.ts_synth_signs(x._c, y._c, classes, seed * 1000003 + k))
+      out[split] = data.Dataset(x, y, names, split)
+   end
+   return out
 end
 
 for k, v in pairs(require('ts.loader')) do data[k] = v end

@@ -11,6 +11,7 @@ local ts = {
    json = require('ts.json'),
    data = require('ts.data'),
    image = require('ts.image'),
+   metrics = require('ts.metrics'),
    repl = require('ts.repl'),
    Tensor = T.Tensor,
    root = cffi.root,
@@ -22,6 +23,9 @@ for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'rand
 end
 local serialize = require('ts.serialize')
 ts.save, ts.load = serialize.save, serialize.load
+local train = require('ts.train')
+ts.train, ts.evaluate = train.train, train.evaluate
+ts.experiment = require('ts.experiment')
 
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)

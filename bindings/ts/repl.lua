@@ -82,8 +82,8 @@ function repl.complete(text)
       local mt = getmetatable(tbl)
       if mt and type(mt.__index) == 'table' then collect(mt.__index, depth + 1) end
    end
-   if type(scope) == 'table' then collect(scope, 0)
-   elseif type(scope) == 'cdata' then collect(require('ts.tensor').Tensor, 0) end
+   if require('ts.tensor').isTensor(scope) then collect(require('ts.tensor').Tensor, 0)
+   elseif type(scope) == 'table' then collect(scope, 0) end
    table.sort(names)
    if #names <= 1 then return names end
    local prefix = names[1]

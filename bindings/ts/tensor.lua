@@ -179,7 +179,7 @@ function Tensor:clone()
 end
 
 function Tensor:copy(src)
-   if type(src) == 'table' then src = T.tensor(src) end
+   if not is_tensor(src) then src = T.tensor(src) end
    check(C.ts_tensor_copy(self._c, src._c))
    return self
 end

@@ -11,12 +11,12 @@ local CrossEntropyLoss = Module.class('CrossEntropyLoss', Module)
 
 function CrossEntropyLoss:__init(opts)
    opts = opts or {}
-   self.weight = opts.weight and (type(opts.weight) == 'table' and T.tensor(opts.weight) or opts.weight:float())
+   self.weight = opts.weight and (T.isTensor(opts.weight) and opts.weight:float():contiguous() or T.tensor(opts.weight))
    self.label_smoothing = opts.label_smoothing or 0
 end
 
 local function targets_of(target)
-   if type(target) == 'table' then return T.tensor(target, 'int64') end
+   if not T.isTensor(target) then return T.tensor(target, 'int64') end
    if target:dtype() ~= 'int64' then return target:long() end
    return target:contiguous()
 end

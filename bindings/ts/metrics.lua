@@ -1,0 +1,164 @@
+-- ts.metrics: classification metrics from predictions, all through the confusion matrix.
+--   local cm = ts.metrics.confusion(pred, target, classes)   -- cm[t][p] counts, 0-based, t = true class
+--   local m = ts.metrics.summary(cm)   -- accuracy, per_class[c] = {precision, recall, f1, support},
+--                                      -- macro and weighted {precision, recall, f1}
+--   print(ts.metrics.format(m, names)) -- an aligned table
+-- Precision of a class never predicted, and recall of a class absent from the targets, are 0 (as
+-- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
+local ffi = require('ffi')
+local T = require('ts.tensor')
+
+local metrics = {}
+
+local function values(v)
+   if not T.isTensor(v) then return v, #v, 1 end
+   local c = v:long():contiguous()
+   local p = ffi.cast('int64_t *', c:data())
+   return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
+end
+
+function metrics.confusion(pred, target, classes)
+   local pv, n, keep1 = values(pred)
+   local tv, m, keep2 = values(target)
+   if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end
+   local cm = {}
+   for t = 0, classes - 1 do
+      cm[t] = {}
+      for p = 0, classes - 1 do cm[t][p] = 0 end
+   end
+   for i = 1, n do
+      local t, p = tv[i], pv[i]
+      if t < 0 or t >= classes or p < 0 or p >= classes then
+         error(('confusion: class %d or %d outside 0..%d'):format(t, p, classes - 1), 2)
+      end
+      cm[t][p] = cm[t][p] + 1
+   end
+   cm.classes = classes
+   local _ = keep1, keep2
+   return cm
+end
+
+function metrics.summary(cm)
+   local classes, total, correct = cm.classes, 0, 0
+   local per, pred_count = {}, {}
+   for p = 0, classes - 1 do pred_count[p] = 0 end
+   for t = 0, classes - 1 do
+      for p = 0, classes - 1 do
+         total = total + cm[t][p]
+         pred_count[p] = pred_count[p] + cm[t][p]
+      end
+      correct = correct + cm[t][t]
+   end
+   local macro, weighted, present = {precision = 0, recall = 0, f1 = 0}, {precision = 0, recall = 0, f1 = 0}, 0
+   for c = 0, classes - 1 do
+      local support = 0
+      for p = 0, classes - 1 do support = support + cm[c][p] end
+      local tp = cm[c][c]
+      local precision = pred_count[c] > 0 and tp / pred_count[c] or 0
+      local recall = support > 0 and tp / support or 0
+      local f1 = precision + recall > 0 and 2 * precision * recall / (precision + recall) or 0
+      per[c] = {precision = precision, recall = recall, f1 = f1, support = support}
+      if support > 0 or pred_count[c] > 0 then
+         present = present + 1
+         for k, v in pairs({precision = precision, recall = recall, f1 = f1}) do
+            macro[k] = macro[k] + v
+            weighted[k] = weighted[k] + v * support
+         end
+      end
+   end
+   for k in pairs(macro) do
+      macro[k] = present > 0 and macro[k] / present or 0
+      weighted[k] = total > 0 and weighted[k] / total or 0
+   end
+   return {accuracy = total > 0 and correct / total or 0, total = total, correct = correct, per_class = per,
+           macro = macro, weighted = weighted, classes = classes}
+end
+
+-- fraction of rows of logits [N, C] whose target is among the k largest
+function metrics.topk(logits, target, k)
+   local l = logits:float():contiguous()
+   local tv, n = values(target)
+   local c = l:size(2)
+   local p = ffi.cast('float *', l:data())
+   local hits = 0
+   for i = 0, n - 1 do
+      local t = tv[i + 1]
+      local above = 0
+      for j = 0, c - 1 do
+         if p[i * c + j] > p[i * c + t] then above = above + 1 end
+      end
+      if above < k then hits = hits + 1 end
+   end
+   return hits / n
+end
+
+-- the n largest off-diagonal cells: {true, predicted, count}
+function metrics.mostConfused(cm, n)
+   local cells = {}
+   for t = 0, cm.classes - 1 do
+      for p = 0, cm.classes - 1 do
+         if t ~= p and cm[t][p] > 0 then cells[#cells + 1] = {t, p, cm[t][p]} end
+      end
+   end
+   table.sort(cells, function(a, b) return a[3] > b[3] or (a[3] == b[3] and (a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]))) end)
+   local out = {}
+   for i = 1, math.min(n or 10, #cells) do out[i] = cells[i] end
+   return out
+end
+
+-- Wilson 95% interval of a proportion k/n
+function metrics.interval(k, n)
+   if n == 0 then return 0, 1 end
+   local z, p = 1.959964, k / n
+   local d = 1 + z * z / n
+   local centre = (p + z * z / (2 * n)) / d
+   local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+   return math.max(0, centre - half), math.min(1, centre + half)
+end
+
+-- McNemar's test (exact binomial for few disagreements, chi-square with continuity correction otherwise)
+-- of two models' correctness on the same samples; b = only A right, c = only B right; returns b, c, p
+function metrics.mcnemar(correct_a, correct_b)
+   local b, c = 0, 0
+   for i = 1, #correct_a do
+      if correct_a[i] and not correct_b[i] then b = b + 1 end
+      if correct_b[i] and not correct_a[i] then c = c + 1 end
+   end
+   local n = b + c
+   if n == 0 then return b, c, 1 end
+   if n <= 50 then
+      local k, tail = math.min(b, c), 0
+      local logc = 0   -- log C(n, i), built up
+      for i = 0, k do
+         if i > 0 then logc = logc + math.log(n - i + 1) - math.log(i) end
+         tail = tail + math.exp(logc - n * math.log(2))
+      end
+      return b, c, math.min(1, 2 * tail)
+   end
+   local chi = (math.abs(b - c) - 1) ^ 2 / n
+   -- survival of chi-square with 1 degree of freedom: erfc(sqrt(chi / 2))
+   local x = math.sqrt(chi / 2)
+   local t = 1 / (1 + 0.5 * x)
+   local erfc = t * math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+      t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+   return b, c, erfc
+end
+
+-- the summary as an aligned text table, one row per class, then the averages
+function metrics.format(m, names)
+   local lines = {('%-4s %-44s %9s %9s %9s %8s'):format('id', 'class', 'precision', 'recall', 'f1', 'support')}
+   for c = 0, m.classes - 1 do
+      local r = m.per_class[c]
+      local name = names and names[c] or ''
+      if #name > 44 then name = name:sub(1, 41) .. '...' end
+      lines[#lines + 1] = ('%-4d %-44s %9.4f %9.4f %9.4f %8d'):format(c, name, r.precision, r.recall, r.f1, r.support)
+   end
+   for _, avg in ipairs({'macro', 'weighted'}) do
+      local r = m[avg]
+      lines[#lines + 1] = ('%-49s %9.4f %9.4f %9.4f %8d'):format(avg .. ' average', r.precision, r.recall, r.f1, m.total)
+   end
+   lines[#lines + 1] = ('%-49s %29.4f %8d'):format('accuracy', m.accuracy, m.total)
+   return table.concat(lines, '\n')
+end
+
+return metrics
