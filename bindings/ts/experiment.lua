@@ -49,6 +49,8 @@ function M.finish(result, g, opt)
    if run then
       train.writeFile(run .. '/final.json', json.encode(final))
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
+      local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
+      if not opt.quiet then print('report: ' .. path) end
    end
    if not opt.quiet then
       print(metrics.format(s, g.classNames))

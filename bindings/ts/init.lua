@@ -26,6 +26,7 @@ ts.save, ts.load = serialize.save, serialize.load
 local train = require('ts.train')
 ts.train, ts.evaluate = train.train, train.evaluate
 ts.experiment = require('ts.experiment')
+ts.report = require('ts.report')
 
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)

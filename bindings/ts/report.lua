@@ -1,0 +1,276 @@
+-- ts.report.write(run, {model, data, preprocess}): the run's self-contained HTML report, run/report.html,
+-- with its pictures in run/report_files/: learning curves, class distribution, per-class precision, recall
+-- and F1, the confusion matrix, the most confused pairs, a gallery of mispredicted test images,
+-- activation maps of random test images through every layer, and the first layer's filters.
+-- Charts are inline SVG; images are PNG files beside the report. Nothing is fetched from a network.
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local json = require('ts.json')
+local data = require('ts.data')
+local image = require('ts.image')
+local train = require('ts.train')
+local serialize = require('ts.serialize')
+local metrics = require('ts.metrics')
+
+local M = {}
+
+local function esc(s)
+   return (tostring(s):gsub('[&<>"]', {['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['"'] = '&quot;'}))
+end
+M.escape = esc
+
+-- a line chart: series = {{name, color, values (by epoch)}}, y range from the data
+local function line_chart(title, series, ylabel)
+   local w, h, l, r, t, b = 460, 260, 50, 110, 28, 36
+   local n, lo, hi = 0, math.huge, -math.huge
+   for _, s in ipairs(series) do
+      n = math.max(n, #s[3])
+      for _, v in ipairs(s[3]) do lo, hi = math.min(lo, v), math.max(hi, v) end
+   end
+   if n == 0 then return '' end
+   if hi - lo < 1e-9 then hi = lo + 1 end
+   local function X(i) return l + (n == 1 and 0 or (i - 1) / (n - 1)) * (w - l - r) end
+   local function Y(v) return t + (1 - (v - lo) / (hi - lo)) * (h - t - b) end
+   local out = {('<svg width="%d" height="%d" class="chart"><text x="%d" y="18" class="title">%s</text>'):format(w, h, l, esc(title))}
+   for k = 0, 4 do
+      local v = lo + (hi - lo) * k / 4
+      out[#out + 1] = ('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/><text x="%d" y="%.1f" class="tick" text-anchor="end">%.3g</text>')
+         :format(l, w - r, Y(v), Y(v), l - 4, Y(v) + 4, v)
+   end
+   out[#out + 1] = ('<text x="%d" y="%d" class="tick">epoch 1</text><text x="%d" y="%d" class="tick" text-anchor="end">%d</text>')
+      :format(l, h - 12, w - r, h - 12, n)
+   for k, s in ipairs(series) do
+      local pts = {}
+      for i, v in ipairs(s[3]) do pts[#pts + 1] = ('%.1f,%.1f'):format(X(i), Y(v)) end
+      out[#out + 1] = ('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'):format(s[2], table.concat(pts, ' '))
+      out[#out + 1] = ('<rect x="%d" y="%d" width="12" height="4" fill="%s"/><text x="%d" y="%d" class="tick">%s</text>')
+         :format(w - r + 8, t + 16 * k, s[2], w - r + 24, t + 16 * k + 5, esc(s[1]))
+   end
+   out[#out + 1] = '</svg>'
+   return table.concat(out)
+end
+M.lineChart = line_chart
+
+-- horizontal bars: rows = {{label, value, tooltip}}, values in 0..max
+local function bar_chart(title, rows, max, color, fmt)
+   local rh, l, w = 14, 300, 720
+   local out = {('<svg width="%d" height="%d" class="chart"><text x="4" y="16" class="title">%s</text>'):format(w, 28 + rh * #rows, esc(title))}
+   for i, row in ipairs(rows) do
+      local y = 24 + (i - 1) * rh
+      local bw = max > 0 and row[2] / max * (w - l - 70) or 0
+      out[#out + 1] = ('<g><title>%s</title><text x="%d" y="%d" class="tick" text-anchor="end">%s</text><rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/><text x="%.1f" y="%d" class="tick">%s</text></g>')
+         :format(esc(row[3] or row[1]), l - 6, y + 10, esc(row[1]), l, y + 2, bw, rh - 3, row[4] or color, l + bw + 4, y + 10, (fmt or '%d'):format(row[2]))
+   end
+   out[#out + 1] = '</svg>'
+   return table.concat(out)
+end
+M.barChart = bar_chart
+
+-- the confusion matrix as a heatmap: row-normalized colour, counts in tooltips
+local function heatmap(cm, names)
+   local n, cell, l, t = cm.classes, 13, 40, 40
+   local size = l + n * cell + 10
+   local out = {('<svg width="%d" height="%d" class="chart">'):format(size, t + n * cell + 40)}
+   out[#out + 1] = ('<text x="%d" y="14" class="tick">predicted class &#8594;</text><text x="4" y="%d" class="tick" transform="rotate(-90 10 %d)">true class &#8594;</text>')
+      :format(l, t + 80, t + 80)
+   for i = 0, n - 1 do
+      out[#out + 1] = ('<text x="%d" y="%d" class="tick small" text-anchor="middle">%d</text><text x="%d" y="%d" class="tick small" text-anchor="end">%d</text>')
+         :format(l + i * cell + cell / 2, t - 4, i, l - 3, t + i * cell + cell - 3, i)
+   end
+   for r = 0, n - 1 do
+      local total = 0
+      for c = 0, n - 1 do total = total + cm[r][c] end
+      for c = 0, n - 1 do
+         local v = cm[r][c]
+         if v > 0 then
+            local f = v / math.max(total, 1)
+            local color = r == c and ('rgb(%d,%d,%d)'):format(255 - math.floor(200 * f), 255 - math.floor(120 * f), 255 - math.floor(200 * f))
+                                  or ('rgb(255,%d,%d)'):format(math.floor(230 - 230 * math.min(1, f * 5)), math.floor(230 - 230 * math.min(1, f * 5)))
+            out[#out + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>true %d %s, predicted %d %s: %d (%.1f%% of the class)</title></rect>')
+               :format(l + c * cell, t + r * cell, cell - 1, cell - 1, color, r, esc(names[r] or ''), c, esc(names[c] or ''), v, 100 * f)
+         end
+      end
+   end
+   out[#out + 1] = ('<text x="%d" y="%d" class="tick">green: correct share of each true class; red: confusions (darker = larger share); hover a cell for counts</text>')
+      :format(l, t + n * cell + 20)
+   out[#out + 1] = '</svg>'
+   return table.concat(out)
+end
+
+local function png(run, name, img)
+   train.mkdirs(run .. '/report_files')
+   image.save(run .. '/report_files/' .. name, img)
+   return 'report_files/' .. name
+end
+
+-- activations of a few images through every layer of a Sequential (descending into nested ones):
+-- for each layer with a 4-d output, up to 8 channels, each normalized to its own range
+local function activation_maps(run, model, x, names)
+   local rows = {}
+   local layers = {}
+   local function walk(m, prefix)
+      if m._children and m.__typename == 'Sequential' then
+         for _, c in ipairs(m._children) do walk(c.module, prefix .. c.name .. '.') end
+      else
+         layers[#layers + 1] = {name = prefix:sub(1, -2), module = m}
+      end
+   end
+   walk(model, '')
+   model:evaluate()
+   model:forward(x)
+   for i, layer in ipairs(layers) do
+      local out = layer.module.output
+      if out and out:dim() == 4 then
+         local b, c, h, w = out:size(1), out:size(2), out:size(3), out:size(4)
+         local show = math.min(c, 8)
+         local tiles = T.zeros(b * show, 1, h, w)
+         for k = 1, b do
+            for ch = 1, show do
+               local plane = out[k][ch]:contiguous()
+               local lo, hi = plane:min(), plane:max()
+               tiles[(k - 1) * show + ch][1]:copy((plane - lo) / math.max(hi - lo, 1e-6))
+            end
+         end
+         local zoom = math.max(1, math.floor(48 / h))
+         rows[#rows + 1] = {name = layer.name, kind = layer.module.__typename, shape = tostring(out:size()),
+                            file = png(run, ('act_%02d.png'):format(i), image.grid(tiles, {cols = show, scale = zoom, pad = 1}))}
+      end
+   end
+   return rows
+end
+
+function M.write(run, opts)
+   local model, g, pre = opts.model, opts.data, opts.preprocess
+   local config = json.decode(train.readFile(run .. '/config.json') or '{}')
+   local final = json.decode(train.readFile(run .. '/final.json') or '{}')
+   local history = {}
+   for line in io.lines(run .. '/metrics.jsonl') do history[#history + 1] = json.decode(line) end
+   local names = g.classNames
+   local preds = serialize.load(run .. '/test_predictions.safetensors')
+   local cm = metrics.confusion(preds.pred, preds.target, math.max(g.test:numClasses(), 43))
+   local summary = metrics.summary(cm)
+   local h = {}
+   local function add(s) h[#h + 1] = s end
+   add('<!DOCTYPE html><html><head><meta charset="utf-8"><title>tshost report: ' .. esc(run) .. '</title><style>')
+   add('body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:28px}')
+   add('table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}td.l,th.l{text-align:left}')
+   add('.chart{background:#fafafa;border:1px solid #ddd;margin:4px}.title{font-size:13px;font-weight:bold}.tick{font-size:11px;fill:#444}.small{font-size:8px}.grid{stroke:#e4e4e4}')
+   add('.kpi{display:inline-block;margin:0 24px 8px 0}.kpi b{font-size:22px;display:block}.gallery figure{display:inline-block;margin:4px;width:120px;font-size:10px;vertical-align:top}.gallery img{width:96px;image-rendering:pixelated}')
+   add('img.act{image-rendering:pixelated}</style></head><body>')
+   add(('<h1>%s</h1><p>%s</p>'):format(esc(run), esc(config.note or '')))
+   local lo, hi = unpack(final.test_accuracy_ci95 or {0, 0})
+   add('<div>')
+   for _, kpi in ipairs({
+      {'test accuracy', ('%.2f%%'):format(100 * (final.test_accuracy or 0)), ('95%% CI %.2f-%.2f%%'):format(100 * lo, 100 * hi)},
+      {'macro-F1', ('%.4f'):format(final.test_macro_f1 or 0), ('weighted %.4f'):format(final.test_weighted_f1 or 0)},
+      {'parameters', tostring(final.parameters or config.parameters or '?'), ''},
+      {'training time', ('%.0f s'):format(final.train_seconds or 0), ('%.0f images/s'):format(final.images_per_second or 0)},
+      {'best epoch', tostring(final.best_epoch or '?'), ('valid accuracy %.2f%%'):format(100 * (final.best_valid_accuracy or 0))},
+   }) do
+      add(('<span class="kpi">%s<b>%s</b>%s</span>'):format(kpi[1], kpi[2], kpi[3]))
+   end
+   add('</div><p>data: ' .. (final.synthetic and 'generated traffic signs' or 'GTSRB') .. (', %d test images'):format(summary.total) .. '</p>')
+
+   add('<h2>Learning curves</h2>')
+   local tl, vl, ta, va = {}, {}, {}, {}
+   for _, r in ipairs(history) do
+      tl[#tl + 1], ta[#ta + 1] = r.train_loss, r.train_accuracy
+      if r.valid_loss then vl[#vl + 1], va[#va + 1] = r.valid_loss, r.valid_accuracy end
+   end
+   add(line_chart('loss', {{'train', '#1f77b4', tl}, {'validation', '#d62728', vl}}))
+   add(line_chart('accuracy', {{'train', '#1f77b4', ta}, {'validation', '#d62728', va}}))
+
+   add('<h2>Class distribution (training set)</h2>')
+   local counts, rows, most = g.train:counts(), {}, 0
+   for c = 0, g.train:numClasses() - 1 do
+      rows[#rows + 1] = {('%d %s'):format(c, names[c] or ''), counts[c]}
+      most = math.max(most, counts[c])
+   end
+   local imb = g.train:imbalance()
+   add(('<p>largest class %d (%d images), smallest %d (%d images): imbalance ratio %.1f</p>'):format(
+      imb.largest_class, imb.largest, imb.smallest_class, imb.smallest, imb.ratio))
+   add(bar_chart('training images per class', rows, most, '#7f7f7f'))
+
+   add('<h2>Per-class precision, recall and F1 (test set)</h2>')
+   local f1rows = {}
+   for c = 0, summary.classes - 1 do
+      local r = summary.per_class[c]
+      f1rows[#f1rows + 1] = {('%d %s'):format(c, names[c] or ''), r.f1,
+                             ('precision %.4f, recall %.4f, support %d'):format(r.precision, r.recall, r.support),
+                             r.f1 < 0.95 and '#d62728' or '#2ca02c'}
+   end
+   add(bar_chart('F1 per class (red below 0.95)', f1rows, 1, '#2ca02c', '%.3f'))
+   add('<table><tr><th>id</th><th class="l">class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>')
+   for c = 0, summary.classes - 1 do
+      local r = summary.per_class[c]
+      add(('<tr><td>%d</td><td class="l">%s</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>'):format(
+         c, esc(names[c] or ''), r.precision, r.recall, r.f1, r.support))
+   end
+   for _, avg in ipairs({'macro', 'weighted'}) do
+      local r = summary[avg]
+      add(('<tr><td></td><td class="l"><b>%s average</b></td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%d</td></tr>'):format(
+         avg, r.precision, r.recall, r.f1, summary.total))
+   end
+   add('</table>')
+
+   add('<h2>Confusion matrix (test set)</h2>')
+   add(heatmap(cm, names))
+   add('<h3>Most confused pairs</h3><table><tr><th class="l">true class</th><th class="l">predicted as</th><th>count</th></tr>')
+   for _, m in ipairs(metrics.mostConfused(cm, 12)) do
+      add(('<tr><td class="l">%d %s</td><td class="l">%d %s</td><td>%d</td></tr>'):format(m[1], esc(names[m[1]] or ''), m[2], esc(names[m[2]] or ''), m[3]))
+   end
+   add('</table>')
+
+   add('<h2>Mispredicted test images</h2><div class="gallery">')
+   local wrong = {}
+   local pp = ffi.cast('int64_t *', preds.pred:data())
+   local tp = ffi.cast('int64_t *', preds.target:data())
+   local cp = ffi.cast('float *', preds.confidence:data())
+   for i = 0, preds.pred:numel() - 1 do
+      if pp[i] ~= tp[i] then wrong[#wrong + 1] = {i = i + 1, t = tonumber(tp[i]), p = tonumber(pp[i]), conf = cp[i]} end
+   end
+   table.sort(wrong, function(a, b) return a.conf > b.conf end)
+   add(('<p>%d of %d test images are mispredicted; the %d most confident mistakes:</p>'):format(#wrong, preds.pred:numel(), math.min(#wrong, 48)))
+   for k = 1, math.min(#wrong, 48) do
+      local w = wrong[k]
+      local img = image.resize(g.test.x[w.i], 96, 96)
+      local file = png(run, ('wrong_%02d.png'):format(k), img)
+      add(('<figure><img src="%s" alt="test image %d"><figcaption>#%d<br>true: %d %s<br><b>predicted: %d %s</b> (%.0f%%)</figcaption></figure>'):format(
+         file, w.i, w.i, w.t, esc(names[w.t] or ''), w.p, esc(names[w.p] or ''), 100 * w.conf))
+   end
+   add('</div>')
+
+   if model then
+      add('<h2>Activation maps</h2><p>Four random test images through every layer (first 8 channels of each, each map scaled to its own range).</p>')
+      local picks = {}
+      for k = 1, 4 do picks[k] = 1 + (k * 7919 * 13) % g.test:size() end
+      local x = data.batch(g.test, picks, {preprocess = pre})
+      add('<table>')
+      for _, row in ipairs(activation_maps(run, model, x, names)) do
+         add(('<tr><td class="l">%s<br>%s<br>%s</td><td class="l"><img class="act" src="%s" alt="%s"></td></tr>'):format(
+            esc(row.name), esc(row.kind), esc(row.shape), row.file, esc(row.name)))
+      end
+      add('</table>')
+      -- the first convolution's filters
+      local first
+      model:apply(function(m) if not first and m.__typename == 'Conv2d' then first = m end end)
+      if first and first.weight:size(2) <= 3 then
+         local wgt = first.weight:contiguous()
+         local n = wgt:size(1)
+         local tiles = T.zeros(n, wgt:size(2), wgt:size(3), wgt:size(4))
+         for k = 1, n do
+            local f = wgt[k]
+            local lo2, hi2 = f:min(), f:max()
+            tiles[k]:copy((f - lo2) / math.max(hi2 - lo2, 1e-6))
+         end
+         add('<h2>First layer filters</h2>')
+         add(('<img class="act" src="%s" alt="filters">'):format(png(run, 'filters.png', image.grid(tiles, {cols = 16, scale = 12, pad = 2}))))
+      end
+   end
+   add(('<h2>Architecture</h2><pre>%s</pre>'):format(esc(config.architecture or '')))
+   add('</body></html>')
+   train.writeFile(run .. '/report.html', table.concat(h, '\n'))
+   return run .. '/report.html'
+end
+
+return M

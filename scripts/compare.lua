@@ -1,0 +1,69 @@
+-- tshost scripts/compare.lua runs/a runs/b ... [--html out.html]
+-- A side-by-side table of models: test accuracy with its 95% interval, macro-F1, parameters, training
+-- time, images/s and each run's note; then, for every pair evaluated on the same test set, McNemar's test
+-- of whether their difference in correctness is real.
+local runs, html = {}, nil
+local i = 1
+while i <= #arg do
+   if arg[i] == '--html' then html = arg[i + 1]; i = i + 1 else runs[#runs + 1] = arg[i] end
+   i = i + 1
+end
+if #runs == 0 then
+   io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
+   os.exit(2)
+end
+local train = require('ts.train')
+local rows = {}
+for _, run in ipairs(runs) do
+   local final = ts.json.decode(train.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)'))
+   local config = ts.json.decode(train.readFile(run .. '/config.json') or '{}')
+   local preds = ts.load(run .. '/test_predictions.safetensors')
+   local correct = {}
+   for k = 1, preds.pred:numel() do correct[k] = preds.pred[k] == preds.target[k] end
+   rows[#rows + 1] = {run = run, final = final, config = config, correct = correct, n = preds.pred:numel()}
+end
+table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
+
+local lines = {('%-28s %9s %17s %9s %10s %9s %8s  %s'):format('run', 'accuracy', '95% interval', 'macro-F1', 'params', 'train s', 'img/s', 'note')}
+for _, r in ipairs(rows) do
+   local f = r.final
+   lines[#lines + 1] = ('%-28s %8.2f%% %7.2f%% - %6.2f%% %9.4f %10d %9.0f %8.0f  %s'):format(r.run, 100 * f.test_accuracy,
+      100 * f.test_accuracy_ci95[1], 100 * f.test_accuracy_ci95[2], f.test_macro_f1, f.parameters, f.train_seconds,
+      f.images_per_second, f.note or r.config.note or '')
+end
+lines[#lines + 1] = ''
+lines[#lines + 1] = 'paired McNemar tests (b: only the first right, c: only the second right):'
+local pairs_out = {}
+for a = 1, #rows do
+   for b = a + 1, #rows do
+      local ra, rb = rows[a], rows[b]
+      if ra.n == rb.n then
+         local nb, nc, p = ts.metrics.mcnemar(ra.correct, rb.correct)
+         local verdict = p < 0.05 and 'a real difference (p < 0.05)' or 'not distinguishable (p >= 0.05)'
+         lines[#lines + 1] = ('  %-28s vs %-28s b=%4d c=%4d p=%.3g  %s'):format(ra.run, rb.run, nb, nc, p, verdict)
+         pairs_out[#pairs_out + 1] = {ra.run, rb.run, nb, nc, p, verdict}
+      else
+         lines[#lines + 1] = ('  %s vs %s: different test sets, not compared'):format(ra.run, rb.run)
+      end
+   end
+end
+print(table.concat(lines, '\n'))
+
+if html then
+   local esc = ts.report.escape
+   local h = {'<!DOCTYPE html><html><head><meta charset="utf-8"><title>tshost comparison</title><style>body{font-family:Helvetica,Arial,sans-serif;margin:24px}table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}td.l,th.l{text-align:left}</style></head><body><h1>Model comparison</h1>',
+              '<table><tr><th class="l">run</th><th>test accuracy</th><th>95% interval</th><th>macro-F1</th><th>parameters</th><th>training s</th><th>images/s</th><th class="l">note</th></tr>'}
+   for _, r in ipairs(rows) do
+      local f = r.final
+      h[#h + 1] = ('<tr><td class="l"><a href="%s/report.html">%s</a></td><td>%.2f%%</td><td>%.2f - %.2f%%</td><td>%.4f</td><td>%d</td><td>%.0f</td><td>%.0f</td><td class="l">%s</td></tr>'):format(
+         esc(r.run), esc(r.run), 100 * f.test_accuracy, 100 * f.test_accuracy_ci95[1], 100 * f.test_accuracy_ci95[2], f.test_macro_f1,
+         f.parameters, f.train_seconds, f.images_per_second, esc(f.note or ''))
+   end
+   h[#h + 1] = '</table><h2>Paired McNemar tests</h2><table><tr><th class="l">model A</th><th class="l">model B</th><th>only A right</th><th>only B right</th><th>p</th><th class="l">verdict</th></tr>'
+   for _, p in ipairs(pairs_out) do
+      h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td>%d</td><td>%d</td><td>%.3g</td><td class="l">%s</td></tr>'):format(esc(p[1]), esc(p[2]), p[3], p[4], p[5], p[6])
+   end
+   h[#h + 1] = '</table></body></html>'
+   train.writeFile(html, table.concat(h, '\n'))
+   print('wrote ' .. html)
+end

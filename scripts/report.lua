@@ -1,0 +1,9 @@
+-- tshost scripts/report.lua runs/<name> [more runs ...]: (re)writes each run's report.html from its files,
+-- reading the data the run was trained on (GTSRB through TSHOST_DATA, or the generated signs).
+for i = 1, #arg do
+   local run = arg[i]
+   local model, config = ts.models.load(run)
+   local final = ts.json.decode(require('ts.train').readFile(run .. '/final.json') or '{}')
+   local g = ts.experiment.dataset({synthetic = final.synthetic, seed = config.seed})
+   print(ts.report.write(run, {model = model, data = g, preprocess = ts.data.preprocess(config.preprocess)}))
+end
