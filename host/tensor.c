@@ -221,6 +221,22 @@ ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length
     return v;
 }
 
+ts_tensor *ts_tensor_slice(ts_tensor *t, int dim, int64_t start, int64_t length, int64_t step)
+{
+    if (check_dim("slice", t, dim)) return NULL;
+    if (step < 1 || start < 0 || length < 0 || (length > 0 && start + (length - 1) * step >= t->shape[dim])) {
+        ts_error("slice: %lld elements from %lld with step %lld do not fit dim %d of size %lld", (long long)length,
+                 (long long)start + 1, (long long)step, dim + 1, (long long)t->shape[dim]);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    v->offset += start * t->stride[dim];
+    v->shape[dim] = length;
+    v->stride[dim] *= step;
+    return v;
+}
+
 ts_tensor *ts_tensor_select(ts_tensor *t, int dim, int64_t index)
 {
     if (check_dim("select", t, dim)) return NULL;

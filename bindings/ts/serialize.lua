@@ -73,7 +73,7 @@ function M.load(path, model, opts)
       local src = tensors[name]
       known[name] = true
       if not src then
-         problems[#problems + 1] = 'missing ' .. name
+         if not pair[3] then problems[#problems + 1] = 'missing ' .. name end
       elseif tostring(src:size()) ~= tostring(dst:size()) then
          problems[#problems + 1] = ('%s has shape %s in the file, %s in the model'):format(name, tostring(src:size()),
                                                                                           tostring(dst:size()))

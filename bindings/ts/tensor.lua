@@ -165,6 +165,12 @@ function Tensor:reshape(...)
    return self:contiguous():view(...)
 end
 function Tensor:narrow(d, start, len) return wrap(C.ts_tensor_narrow(self._c, dim_arg(self, d, 2), start - 1, len)) end
+-- t:slice(d, from, to, step): elements from, from + step, ... up to `to` along d (1-based, inclusive), a view
+function Tensor:slice(d, from, to, step)
+   step = step or 1
+   local len = math.max(0, math.floor((to - from) / step) + 1)
+   return wrap(C.ts_tensor_slice(self._c, dim_arg(self, d, 2), from - 1, len, step))
+end
 function Tensor:select(d, i) return wrap(C.ts_tensor_select(self._c, dim_arg(self, d, 2), i - 1)) end
 function Tensor:transpose(a, b) return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2), dim_arg(self, b, 2))) end
 function Tensor:t() return self:transpose(1, 2) end

@@ -9,6 +9,7 @@ local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 local BatchNorm = Module.class('BatchNorm', Module)
 BatchNorm._params = {'weight', 'bias'}
 BatchNorm._buffers = {'running_mean', 'running_var', 'num_batches_tracked'}
+BatchNorm._optional = {num_batches_tracked = true}
 
 function BatchNorm:__init(channels, opts)
    opts = opts or {}

@@ -14,17 +14,31 @@ end
 local Container = Module.class('Container', Module)
 
 -- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.
+-- The name '' makes the child transparent in state names: its tensors are named as if they were the
+-- parent's own (a residual block's body in PyTorch's ResNets, for instance).
 function Container:add(module, name)
    if type(module) ~= 'table' or not module.forward then
       error(self.__typename .. ':add: expected a module, got ' .. type(module), 2)
    end
    name = name or tostring(#self._children)
    for _, c in ipairs(self._children) do
-      if c.name == name then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
+      if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
    end
    self._children[#self._children + 1] = {name = name, module = module}
-   self[name] = module
+   if name ~= '' then self[name] = module end
    return self
+end
+
+-- replace('linear', nn.Linear(64, 43)): swaps the named child (a new head for fine-tuning)
+function Container:replace(name, module)
+   for _, c in ipairs(self._children) do
+      if c.name == name then
+         c.module = module
+         self[name] = module
+         return self
+      end
+   end
+   error(self.__typename .. ':replace: no child named ' .. tostring(name), 2)
 end
 
 function Container:get(i) return self._children[i] and self._children[i].module end

@@ -95,16 +95,17 @@ function Module:zeroGrad()
 end
 
 -- Every tensor of the state, named as PyTorch names it: children by their names (a Sequential's are
--- 0, 1, 2, ...), then weight, bias, running_mean, ...
+-- 0, 1, 2, ...), then weight, bias, running_mean, ... A third field marks buffers a checkpoint may lack
+-- (num_batches_tracked, which Keras-converted and older PyTorch checkpoints do not have).
 function Module:stateDict(prefix, out)
    prefix, out = prefix or '', out or {}
    for _, name in ipairs(self._params or {}) do
       if self[name] then out[#out + 1] = {prefix .. name, self[name]} end
    end
    for _, name in ipairs(self._buffers or {}) do
-      if self[name] then out[#out + 1] = {prefix .. name, self[name]} end
+      if self[name] then out[#out + 1] = {prefix .. name, self[name], (self._optional or {})[name]} end
    end
-   for _, c in ipairs(self:children()) do c.module:stateDict(prefix .. c.name .. '.', out) end
+   for _, c in ipairs(self:children()) do c.module:stateDict(c.name == '' and prefix or prefix .. c.name .. '.', out) end
    return out
 end
 

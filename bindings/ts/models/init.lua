@@ -44,6 +44,12 @@ function models.baseline(opts)
    return models.refcnn(o)
 end
 
+for name, builder in pairs(require('ts.models.resnet')) do models[name] = builder end
+for name, builder in pairs(require('ts.models.mobilenet')) do models[name] = builder end
+local pretrained = require('ts.models.pretrained')
+function models.pretrained(name, opts) return pretrained.pretrained(models, name, opts) end
+models.catalog = pretrained.catalog
+
 -- A model from a run directory: its builder and options from config.json, its weights from
 -- model.safetensors; returns the model (in evaluation mode) and the run's config.
 function models.load(run)

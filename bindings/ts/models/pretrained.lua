@@ -1,0 +1,41 @@
+-- ts.models.pretrained(name [, {dir = models folder, strict = true}]): a published network with its weights,
+-- and the input convention it was trained with as model.inputConvention ({mean, std, size}: x in 0..1 is
+-- fed as (x - mean) / std at size x size), which ts.data.preprocess(model.inputConvention) applies.
+-- Weights come from <dir>/<folder>/model.safetensors, dir defaulting to TSHOST_MODELS.
+local serialize = require('ts.serialize')
+
+local M = {}
+
+M.catalog = {
+   resnet20 = {folder = 'resnet20-cifar10', builder = 'resnet20', classes = 10, head = 'linear', features = 64,
+               input = {mean = {0.485, 0.456, 0.406}, std = {0.229, 0.224, 0.225}, size = 32}},
+   resnet56 = {folder = 'resnet56-cifar10', builder = 'resnet56', classes = 10, head = 'linear', features = 64,
+               input = {mean = {0.485, 0.456, 0.406}, std = {0.229, 0.224, 0.225}, size = 32}},
+   resnet8 = {folder = 'resnet8-cifar10', builder = 'resnet8', classes = 10, head = 'fc', features = 64,
+              input = {mean = {0, 0, 0}, std = {1 / 255, 1 / 255, 1 / 255}, size = 32}},
+   mobilenet = {folder = 'mobilenetv1-025-vww96', builder = 'mobilenet_v1_025', classes = 2, head = 'fc', features = 256,
+                input = {mean = {0, 0, 0}, std = {1, 1, 1}, size = 96}},
+}
+
+function M.pretrained(models, name, opts)
+   opts = opts or {}
+   local entry = M.catalog[name]
+   if not entry then
+      local known = {}
+      for k in pairs(M.catalog) do known[#known + 1] = k end
+      table.sort(known)
+      error(('ts.models.pretrained: unknown model %s (known: %s)'):format(tostring(name), table.concat(known, ', ')), 3)
+   end
+   local dir = opts.dir or os.getenv('TSHOST_MODELS')
+   if not dir then error('ts.models.pretrained: set TSHOST_MODELS to the pretrained models folder (or pass dir)', 3) end
+   local path = dir .. '/' .. entry.folder .. '/model.safetensors'
+   local model = models[entry.builder]({classes = entry.classes})
+   local ok, err = pcall(serialize.load, path, model, {strict = opts.strict ~= false})
+   if not ok then error(err, 3) end
+   model:evaluate()
+   model.inputConvention = entry.input
+   model.pretrainedName, model.headName, model.featureSize = name, entry.head, entry.features
+   return model
+end
+
+return M

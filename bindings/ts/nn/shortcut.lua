@@ -1,0 +1,35 @@
+-- ZeroPadShortcut(cin, cout, stride): the parameter-free "option A" shortcut of the CIFAR ResNets (He et
+-- al. 2015): x[:, :, ::stride, ::stride] with (cout - cin) / 2 zero channels before and after.
+local Module = require('ts.nn.module')
+
+local ZeroPadShortcut = Module.class('ZeroPadShortcut', Module)
+
+function ZeroPadShortcut:__init(cin, cout, stride)
+   if (cout - cin) % 2 ~= 0 or cout < cin then error('ZeroPadShortcut: cout - cin must be even and >= 0', 3) end
+   self.cin, self.cout, self.stride, self.pad = cin, cout, stride or 2, (cout - cin) / 2
+end
+
+local function subsampled(t, s)
+   return t:slice(3, 1, t:size(3), s):slice(4, 1, t:size(4), s)
+end
+
+function ZeroPadShortcut:updateOutput(input)
+   if input:dim() ~= 4 or input:size(2) ~= self.cin then
+      error(('ZeroPadShortcut: expected [N,%d,H,W], got %s'):format(self.cin, tostring(input:size())), 3)
+   end
+   local s = self.stride
+   local y = self:buffer('output', {input:size(1), self.cout, math.ceil(input:size(3) / s), math.ceil(input:size(4) / s)})
+   y:zero()
+   y:narrow(2, self.pad + 1, self.cin):copy(subsampled(input, s))
+   return y
+end
+
+function ZeroPadShortcut:updateGradInput(input, gradOutput)
+   local gx = self:buffer('gradInput', input:size()):zero()
+   subsampled(gx, self.stride):copy(gradOutput:narrow(2, self.pad + 1, self.cin))
+   return gx
+end
+
+function ZeroPadShortcut:extraRepr() return ('%d, %d, stride=%d'):format(self.cin, self.cout, self.stride) end
+
+return {ZeroPadShortcut = ZeroPadShortcut}
