@@ -27,6 +27,7 @@ local train = require('ts.train')
 ts.train, ts.evaluate = train.train, train.evaluate
 ts.experiment = require('ts.experiment')
 ts.report = require('ts.report')
+ts.transfer = require('ts.transfer')
 
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)

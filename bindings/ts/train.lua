@@ -11,6 +11,7 @@
 --      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      note = 'free text for comparisons', quiet = false,
+--      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
 --   }
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
@@ -265,6 +266,7 @@ function M.train(user)
    local micro = 0
    local bad_epochs = 0
    for epoch = start_epoch, cfg.epochs do
+      if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
       model:training()
       local t0, seen, loss_sum, correct = now(), 0, 0, 0
       local step = 0

@@ -1,0 +1,112 @@
+-- ts.transfer: fine-tuning pretrained networks in a few lines.
+--   local m = ts.models.pretrained('resnet20')
+--   ts.transfer.newHead(m, 43)                        -- a fresh Linear(features, 43) in place of the head
+--   ts.transfer.freezeBackbone(m, {bn_eval = true})   -- linear probe: only the head learns; BN keeps its stats
+--   local groups = ts.transfer.paramGroups(m, {backbone_lr = 0.005, head_lr = 0.05})   -- full fine-tuning
+--   local f = ts.transfer.features(m, dataset, preprocess)   -- cached penultimate features [N, F]
+--   local head, acc = ts.transfer.linearProbe(m, train_f, train_y, valid_f, valid_y, {epochs = 30})
+-- Gradual unfreezing: unfreeze a part and give it to the optimizer, e.g. in ts.train's on_epoch hook:
+--   m.layer3:unfreeze(); opt:addParamGroup{params = m.layer3, lr = 0.005}
+local ffi = require('ffi')
+local T = require('ts.tensor')
+local nn = require('ts.nn')
+local optim = require('ts.optim')
+local data = require('ts.data')
+
+local M = {}
+
+local function head_name(model)
+   return model.headName or (model._children and model._children[#model._children].name)
+end
+
+function M.newHead(model, classes)
+   local name = head_name(model)
+   local old = model[name]
+   if not old or not old.nin then error('transfer.newHead: the model has no Linear head named ' .. tostring(name), 2) end
+   model:replace(name, nn.Linear(old.nin, classes))
+   return model[name]
+end
+
+-- every child but the head
+local function backbone_children(model)
+   local name, out = head_name(model), {}
+   for _, c in ipairs(model._children) do
+      if c.name ~= name then out[#out + 1] = c.module end
+   end
+   return out
+end
+
+function M.freezeBackbone(model, opts)
+   for _, m in ipairs(backbone_children(model)) do
+      m:freeze()
+      if opts and opts.bn_eval then m:apply(function(x) x.freezeStats = true end) end
+   end
+   return model
+end
+
+local function params_of(modules)
+   local ps, gs = {}, {}
+   for _, m in ipairs(modules) do
+      local p, g = m:parameters()
+      for i = 1, #p do ps[#ps + 1], gs[#gs + 1] = p[i], g[i] end
+   end
+   return {ps, gs}
+end
+
+-- two optimizer groups: the backbone at backbone_lr, the head at head_lr
+function M.paramGroups(model, o)
+   return {{params = params_of(backbone_children(model)), lr = o.backbone_lr},
+           {params = params_of({model[head_name(model)]}), lr = o.head_lr}}
+end
+
+-- the penultimate features (the output of the model's `flatten` child) of every image, in order
+function M.features(model, ds, preprocess, batch)
+   model:evaluate()
+   local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
+   local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess})
+   local out, at = nil, 0
+   for x in loader:epoch() do
+      model:forward(x)
+      local f = flatten.output
+      out = out or T.zeros(ds:size(), f:size(2))
+      out:narrow(1, at + 1, f:size(1)):copy(f)
+      at = at + f:size(1)
+   end
+   return out
+end
+
+-- trains a Linear head on cached features with AdamW; returns the head and its validation accuracy per epoch
+function M.linearProbe(features, labels, valid_features, valid_labels, o)
+   o = o or {}
+   local n, f = features:size(1), features:size(2)
+   local classes = o.classes or 43
+   local head = nn.Linear(f, classes)
+   local opt = optim.AdamW(head, {lr = o.lr or 3e-3, weight_decay = o.weight_decay or 1e-4})
+   local crit = nn.CrossEntropyLoss{label_smoothing = o.label_smoothing or 0}
+   local batch, history = o.batch or 256, {}
+   local idx = ffi.new('int64_t[?]', batch)
+   for epoch = 1, o.epochs or 30 do
+      local order = require('ts').randperm(n)
+      for s = 1, n, batch do
+         local b = math.min(batch, n - s + 1)
+         local xb, yb = T.zeros(b, f), T.zeros({b}, 'int64')
+         for k = 1, b do
+            xb[k] = features[order[s + k - 1]]
+            idx[k - 1] = labels:get(order[s + k - 1])
+            yb[k] = idx[k - 1]
+         end
+         opt:zeroGrad()
+         local out = head:forward(xb)
+         crit:forward(out, yb)
+         head:backward(xb, crit:backward(out, yb))
+         opt:step()
+      end
+      if valid_features then
+         local _, pred = head:forward(valid_features):max(2)
+         history[epoch] = pred:view(-1):float():eq(valid_labels:float()):sum() / valid_labels:numel()
+      end
+   end
+   return head, history
+end
+
+return M
