@@ -2,8 +2,8 @@
 -- norm, 823k parameters), label-aware augmentation, label smoothing, SGD with Nesterov momentum and a
 -- cosine schedule with warmup. The model is chosen on validation; the test set is evaluated once at the end.
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
-local opt = ts.options{epochs = 24, lr = 0.05, batch = 128, seed = 1, run = 'runs/baseline', data = '',
-                       synthetic = false, label_smoothing = 0.1, weight_decay = 5e-4, warmup = 1}
+local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
+                                  weight_decay = 5e-4, warmup = 1}
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
@@ -17,6 +17,6 @@ local result = ts.train{
                              brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
                              blur = {0.15, 1.0}, noise = 0.02, cutout = {0.25, 8}, flip = 0.5},
    preprocess = ts.data.preprocess{mean = mean, std = std},
-   run = opt.run, note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine',
+   run = opt.run, note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine', quiet = opt.quiet,
 }
-ts.experiment.finish(result, g, {note = 'baseline custom CNN'})
+ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet})

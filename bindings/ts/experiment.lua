@@ -8,6 +8,14 @@ local serialize = require('ts.serialize')
 
 local M = {}
 
+-- ts.options with the keys every experiment shares: data (the GTSRB folder), synthetic (use the generated
+-- signs), synthetic_train (their training-set size), seed, seeds (runs per variant), quiet
+function M.options(defaults)
+   local all = {data = '', synthetic = false, synthetic_train = 6000, seed = 1, seeds = 1, quiet = false}
+   for k, v in pairs(defaults) do all[k] = v end
+   return require('ts').options(all)
+end
+
 -- The real GTSRB when it can be found (opt.data, TSHOST_DATA, data/), else the generated stand-in,
 -- saying which. opt.synthetic = true forces the generated data.
 function M.dataset(opt)
@@ -20,7 +28,8 @@ function M.dataset(opt)
       end
       print('data: GTSRB not found (' .. tostring(g):match('^[^.]*') .. '); using the generated traffic signs instead')
    end
-   local g = data.synthetic{train = opt.synthetic_train or 6000, valid = 1000, test = 2000, seed = opt.seed or 1}
+   local n = opt.synthetic_train or 6000
+   local g = data.synthetic{train = n, valid = math.ceil(n / 6), test = math.ceil(n / 3), seed = opt.seed or 1}
    print(('data: generated traffic signs (%d train, %d valid, %d test)'):format(g.train:size(), g.valid:size(), g.test:size()))
    return g
 end
@@ -31,6 +40,7 @@ function M.finish(result, g, opt)
    opt = opt or {}
    local run = result.run
    local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess})
+   ev.target_y = g.test.y
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
@@ -49,8 +59,10 @@ function M.finish(result, g, opt)
    if run then
       train.writeFile(run .. '/final.json', json.encode(final))
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
-      local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
-      if not opt.quiet then print('report: ' .. path) end
+      if not opt.no_report then
+         local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
+         if not opt.quiet then print('report: ' .. path) end
+      end
    end
    if not opt.quiet then
       print(metrics.format(s, g.classNames))
@@ -64,6 +76,80 @@ function M.finish(result, g, opt)
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
    end
    return ev, final
+end
+
+-- The comparison recipe: a shorter training than the baseline's, the same for every variant, so that the
+-- differences come from the setting compared. opt: epochs, batch, seed, run (a folder for the runs).
+function M.recipe(opt)
+   return {
+      model = {name = 'refcnn', classes = 43},
+      epochs = opt.epochs or 6, batch = opt.batch or 128, lr = opt.lr or 0.05, optimizer = 'sgd', momentum = 0.9,
+      nesterov = true, weight_decay = 5e-4, schedule = 'cosine', warmup = 0.5, label_smoothing = 0.1,
+      augment = data.augment{rotate = 10, scale = {0.9, 1.1}, translate = 0.08, brightness = 0.3, contrast = 0.3,
+                             saturation = 0.2, blur = {0.1, 1.0}},
+   }
+end
+
+-- Trains one variant per seed (the recipe overridden by `changes`), evaluates each on the test set once,
+-- and returns {name, runs = {final...}, mean, sd, evals}. Runs go to <opt.run>/<name>-s<seed>.
+function M.variant(g, name, changes, opt)
+   local out = {name = name, runs = {}, evals = {}}
+   for k = 1, opt.seeds or 1 do
+      local cfg = M.recipe(opt)
+      for key, v in pairs(changes) do cfg[key] = v end
+      cfg.data = {train = changes.train or g.train, valid = g.valid}
+      cfg.train = nil
+      cfg.seed = (opt.seed or 1) + k - 1
+      cfg.run = opt.run and ('%s/%s-s%d'):format(opt.run, name, cfg.seed)
+      cfg.note = name
+      cfg.quiet = opt.quiet
+      if not cfg.preprocess then
+         local mean, std = g.train:channelStats()
+         cfg.preprocess = data.preprocess{mean = mean, std = std}
+      end
+      if not opt.quiet then print(('== %s (seed %d)'):format(name, cfg.seed)) end
+      local result = train.train(cfg)
+      local ev, final = M.finish(result, g, {note = name, quiet = true, no_report = opt.no_report})
+      out.runs[k], out.evals[k] = final, ev
+   end
+   local sum, sq = 0, 0
+   for _, f in ipairs(out.runs) do sum = sum + f.test_accuracy end
+   out.mean = sum / #out.runs
+   for _, f in ipairs(out.runs) do sq = sq + (f.test_accuracy - out.mean) ^ 2 end
+   out.sd = #out.runs > 1 and math.sqrt(sq / (#out.runs - 1)) or nil
+   return out
+end
+
+-- Prints the variants side by side and says, for each against the first, whether the difference exceeds
+-- the seed-to-seed spread (when several seeds ran) and what McNemar's paired test says on the first seed.
+function M.compare(variants, title)
+   print(('\n%s'):format(title or 'comparison'))
+   print(('%-28s %10s %8s %9s %9s'):format('variant', 'accuracy', 'sd', 'macro-F1', 'train s'))
+   for _, v in ipairs(variants) do
+      local f = v.runs[1]
+      print(('%-28s %9.2f%% %8s %9.4f %9.0f'):format(v.name, 100 * v.mean, v.sd and ('%.2f%%'):format(100 * v.sd) or '-',
+                                                   f.test_macro_f1, f.train_seconds))
+   end
+   local ref, verdicts = variants[1], {}
+   local function correct_of(ev, n)
+      local c = {}
+      for i = 1, n do c[i] = ev.pred[i] == ev.target_y[i] end
+      return c
+   end
+   for k = 2, #variants do
+      local v = variants[k]
+      local n = ref.evals[1].pred:numel()
+      local _, _, p = metrics.mcnemar(correct_of(ref.evals[1], n), correct_of(v.evals[1], n))
+      local diff = v.mean - ref.mean
+      local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
+      local verdict = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'
+      if spread then
+         verdict = verdict .. (math.abs(diff) > 2 * spread and ', beyond twice the seed spread' or ', within the seed spread')
+      end
+      print(('  %s vs %s: %+.2f points, p = %.3g: %s'):format(v.name, ref.name, 100 * diff, p, verdict))
+      verdicts[v.name] = {diff = diff, p = p, significant = p < 0.05 and (not spread or math.abs(diff) > 2 * spread)}
+   end
+   return verdicts
 end
 
 return M

@@ -18,7 +18,7 @@ local ts = {
    args = {},
 }
 
-for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'randn', 'arange', 'isTensor'}) do
+for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'randn', 'arange', 'isTensor', 'randint', 'randperm'}) do
    ts[name] = T[name]
 end
 local serialize = require('ts.serialize')
@@ -37,28 +37,6 @@ end
 
 function ts.setThreads(n) cffi.check(C.ts_set_threads(n)) end
 function ts.getThreads() return C.ts_get_threads() end
-
--- random integer in [1, n] from the global generator
-function ts.randint(n) return tonumber(C.ts_rng_u64() % n) + 1 end
-
--- a random permutation of 1..n (Fisher-Yates over the global generator)
-function ts.randperm(n)
-   local p = {}
-   for i = 1, n do p[i] = i end
-   for i = n, 2, -1 do
-      local j = ts.randint(i)
-      p[i], p[j] = p[j], p[i]
-   end
-   return p
-end
-
-function ts.rngState()
-   local s = ffi.new('uint64_t[4]')
-   C.ts_rng_get_state(s)
-   local out = {}
-   for i = 0, 3 do out[i + 1] = ('%016x'):format(tonumber(bit.rshift(s[i], 32))) .. ('%08x'):format(tonumber(bit.band(s[i], 0xffffffff))):sub(-8) end
-   return out
-end
 
 -- key=value arguments after the script become ts.args (strings); the rest stay in arg
 function ts.parse_args(argv)

@@ -108,7 +108,7 @@ end
 
 local function shuffle(list)
    for i = #list, 2, -1 do
-      local j = tonumber(C.ts_rng_u64() % i) + 1
+      local j = T.randint(i)
       list[i], list[j] = list[j], list[i]
    end
    return list
@@ -134,7 +134,7 @@ function M.samplers.upsample(ds)
    for _, g in pairs(groups) do most = math.max(most, #g) end
    for _, g in pairs(groups) do
       for i = 1, most do
-         order[#order + 1] = i <= #g and g[i] or g[tonumber(C.ts_rng_u64() % #g) + 1]
+         order[#order + 1] = i <= #g and g[i] or g[T.randint(#g)]
       end
    end
    return shuffle(order)

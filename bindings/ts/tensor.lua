@@ -96,6 +96,20 @@ function T.arange(a, b, step)
    return t
 end
 
+-- random integer in [1, n] from the global generator
+function T.randint(n) return tonumber(C.ts_rng_u64() % n) + 1 end
+
+-- a random permutation of 1..n (Fisher-Yates over the global generator)
+function T.randperm(n)
+   local p = {}
+   for i = 1, n do p[i] = i end
+   for i = n, 2, -1 do
+      local j = T.randint(i)
+      p[i], p[j] = p[j], p[i]
+   end
+   return p
+end
+
 -- ts.tensor{{1,2},{3,4}} or ts.tensor({1,2,3}, 'int64'): nested tables to a tensor
 function T.tensor(data, dtype)
    if is_tensor(data) then return data:clone() end

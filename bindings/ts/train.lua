@@ -190,7 +190,7 @@ end
 local function make_schedule(cfg, opt, updates_per_epoch)
    local total = cfg.epochs * updates_per_epoch
    if cfg.schedule == 'cosine' then
-      return optim.schedule.cosine(opt, {total = total, warmup = math.floor(cfg.warmup * updates_per_epoch)})
+      return optim.schedule.cosine(opt, {total = total, warmup = math.min(math.floor(cfg.warmup * updates_per_epoch), total - 1)})
    elseif cfg.schedule == 'onecycle' then
       return optim.schedule.onecycle(opt, {total = total})
    elseif cfg.schedule == 'step' then

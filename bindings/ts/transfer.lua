@@ -86,7 +86,7 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
    local batch, history = o.batch or 256, {}
    local idx = ffi.new('int64_t[?]', batch)
    for epoch = 1, o.epochs or 30 do
-      local order = require('ts').randperm(n)
+      local order = T.randperm(n)
       for s = 1, n, batch do
          local b = math.min(batch, n - s + 1)
          local xb, yb = T.zeros(b, f), T.zeros({b}, 'int64')

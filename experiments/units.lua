@@ -1,0 +1,64 @@
+-- Do deeper layers hold "one-sign" units? For each ReLU layer of a trained network (default runs/baseline),
+-- every unit's (channel's) mean activation per class over the test set, and its class selectivity
+-- (mu_max - mu_rest) / (mu_max + mu_rest) (Morcos et al. 2018): 1 = fires for one class only, 0 = for all alike.
+--   tshost experiments/units.lua [run=runs/baseline] [images=3000]
+local ffi = require('ffi')
+local opt = ts.experiment.options{run = 'runs/baseline', images = 3000}
+local model, config = ts.models.load(opt.run)
+local final = ts.json.decode(require('ts.train').readFile(opt.run .. '/final.json') or '{}')
+local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic})
+local n = math.min(opt.images, g.test:size())
+local step = g.test:size() / n
+local picks = {}
+for k = 1, n do picks[k] = math.floor((k - 1) * step) + 1 end
+local pre = ts.data.preprocess(config.preprocess)
+local relus = {}
+for i, c in ipairs(model._children) do
+   if c.module.__typename == 'ReLU' then relus[#relus + 1] = {index = i, name = c.name} end
+end
+local sums, counts = {}, {}
+for s = 1, n, 256 do
+   local chunk = {}
+   for k = s, math.min(n, s + 255) do chunk[#chunk + 1] = picks[k] end
+   local x, y = ts.data.batch(g.test, chunk, {preprocess = pre})
+   model:forward(x)
+   for li, r in ipairs(relus) do
+      local out = model._children[r.index].module.output
+      local per = out:dim() == 4 and out:mean(4):mean(3):view(out:size(1), out:size(2)) or out   -- [B, units]
+      per = per:contiguous()
+      local units = per:size(2)
+      sums[li] = sums[li] or {}
+      local p = ffi.cast('float *', per:data())
+      for b = 0, per:size(1) - 1 do
+         local c = y[b + 1]
+         sums[li][c] = sums[li][c] or ffi.new('double[?]', units)
+         counts[c] = (li == 1) and (counts[c] or 0) + 1 or counts[c]
+         for u = 0, units - 1 do sums[li][c][u] = sums[li][c][u] + p[b * units + u] end
+      end
+      relus[li].units = units
+   end
+end
+print(('%-6s %-8s %6s %12s %12s %22s'):format('layer', 'depth', 'units', 'mean sel.', 'top-5 sel.', 'most selective unit'))
+for li, r in ipairs(relus) do
+   local sel = {}
+   for u = 0, r.units - 1 do
+      local best, bestc, total, classes = -math.huge, 0, 0, 0
+      for c, s in pairs(sums[li]) do
+         local m = s[u] / counts[c]
+         total, classes = total + m, classes + 1
+         if m > best then best, bestc = m, c end
+      end
+      local rest = (total - best) / math.max(1, classes - 1)
+      sel[#sel + 1] = {best + rest > 0 and (best - rest) / (best + rest) or 0, u, bestc}
+   end
+   table.sort(sel, function(a, b) return a[1] > b[1] end)
+   local mean, top = 0, 0
+   for _, s in ipairs(sel) do mean = mean + s[1] end
+   for k = 1, math.min(5, #sel) do top = top + sel[k][1] end
+   r.mean, r.top = mean / #sel, top / math.min(5, #sel)
+   print(('%-6s %-8d %6d %12.3f %12.3f   unit %3d -> %2d %s'):format(r.name, li, r.units, r.mean, r.top, sel[1][2],
+         sel[1][3], (g.classNames[sel[1][3]] or ''):sub(1, 30)))
+end
+local deeper = relus[#relus].top > relus[1].top
+print(('conclusion: %s'):format(deeper and 'yes: the most selective units of the deep layers come much closer to "one-sign" units than those of layer 1, whose units respond to colours and edges shared by many signs'
+                                or 'no clear increase of selectivity with depth in this network'))

@@ -1,0 +1,56 @@
+-- Every experiment script runs end to end on a few generated images and prints its conclusion.
+return function(t)
+   local function run(script, args)
+      local cmd = ('%s --threads 2 %s/experiments/%s synthetic=true synthetic_train=300 quiet=true %s'):format(
+         t.tshost, ts.root, script, args or '')
+      local rc, out = t.sh(cmd)
+      t.eq(rc, 0, script .. ':\n' .. out)
+      return out
+   end
+
+   t.test('baseline, then mispredict, layers and units on its run directory', function()
+      local dir = t.tmpdir()
+      run('baseline.lua', ('epochs=1 run=%s/base'):format(dir))
+      local final = ts.json.decode(t.readfile(dir .. '/base/final.json'))
+      t.truthy(final.test_accuracy and final.test_macro_f1 and #final.per_class == 43)
+      for _, f in ipairs({'config.json', 'metrics.jsonl', 'model.safetensors', 'checkpoint.safetensors', 'final.json',
+                          'report.html', 'test_predictions.safetensors'}) do
+         t.truthy(io.open(dir .. '/base/' .. f), 'missing ' .. f)
+      end
+      -- the report references only files that exist
+      local html = t.readfile(dir .. '/base/report.html')
+      local refs = 0
+      for src in html:gmatch('src="([^"]+)"') do
+         refs = refs + 1
+         t.truthy(io.open(dir .. '/base/' .. src), 'report references a missing file: ' .. src)
+      end
+      t.truthy(refs > 5, 'the report shows pictures')
+      t.truthy(html:find('</html>', 1, true) and html:find('<svg', 1, true))
+      for _, script in ipairs({'mispredict.lua', 'layers.lua', 'units.lua'}) do
+         local out = run(script, ('run=%s/base'):format(dir))
+         t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
+      end
+      local out = select(2, t.sh(('%s %s/scripts/predict.lua %s/base %s/base/report_files/wrong_01.png --json'):format(
+         t.tshost, ts.root, dir, dir)))
+      t.truthy(out:find('"top5"', 1, true), out)
+   end)
+
+   t.test('comparison experiments: grayscale, balance, illumination, pooling, accumulate', function()
+      local dir = t.tmpdir()
+      for _, script in ipairs({'grayscale.lua', 'balance.lua', 'illumination.lua', 'pooling.lua'}) do
+         local out = run(script, ('epochs=1 run=%s/%s'):format(dir, script))
+         t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
+      end
+      local out = run('accumulate.lua', 'images=256')
+      local diff = tonumber(out:match('largest weight difference after %d+ updates: ([%d%.e%-]+)'))
+      t.truthy(diff and diff < 1e-5, out)
+   end)
+
+   t.test('transfer learning from every pretrained network', function()
+      if not os.getenv('TSHOST_MODELS') then t.skip('TSHOST_MODELS is not set') end
+      local dir = t.tmpdir()
+      local out = run('transfer.lua', ('epochs=1 probe_epochs=2 models=resnet8,mobilenet run=%s'):format(dir))
+      t.truthy(out:find('resnet8 fine-tuned', 1, true) and out:find('mobilenet from scratch', 1, true), out)
+      t.truthy(out:find('pretraining bought', 1, true), out)
+   end)
+end
