@@ -18,18 +18,7 @@ for i, c in ipairs(model._children) do
       local active = out:gt(0):sum() / out:numel()
       print(('%-4s %-12s %-16s %8.1f%% %9.3f'):format(c.name, c.module.__typename, tostring(out:size()), 100 * active, out:mean()))
       if out:dim() == 4 then
-         local b, ch, h, w = out:size(1), out:size(2), out:size(3), out:size(4)
-         local show = math.min(ch, 16)
-         local tiles = ts.zeros(b * show, 1, h, w)
-         for k = 1, b do
-            for j = 1, show do
-               local plane = out[k][j]:contiguous()
-               local lo, hi = plane:min(), plane:max()
-               tiles[(k - 1) * show + j][1]:copy((plane - lo) / math.max(hi - lo, 1e-6))
-            end
-         end
-         ts.image.save(('%s/layers/%02d_%s.png'):format(opt.run, i, c.module.__typename),
-                       ts.image.grid(tiles, {cols = show, scale = math.max(1, math.floor(48 / h)), pad = 1}))
+         ts.image.save(('%s/layers/%02d_%s.png'):format(opt.run, i, c.module.__typename), ts.image.activationGrid(out, 16))
       end
    end
 end

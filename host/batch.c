@@ -12,16 +12,8 @@
 #include "internal.h"
 #include "../kernels/cpu/cpu.h"
 
-typedef struct { uint64_t s; } rng;
-
-static uint64_t next_u64(rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double uniform(rng *r, double lo, double hi) { return lo + (hi - lo) * (double)(next_u64(r) >> 11) * 0x1.0p-53; }
+typedef ts_splitmix rng;
+static double uniform(rng *r, double lo, double hi) { return ts_splitmix_uniform(r, lo, hi); }
 static double normal(rng *r)
 {
     double u1 = uniform(r, 0, 1), u2 = uniform(r, 0, 1);

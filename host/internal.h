@@ -32,6 +32,20 @@ int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t
 int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel);
 const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);
 
+/* splitmix64: small independent generators, one per image, seeded from a batch seed and a position */
+typedef struct { uint64_t s; } ts_splitmix;
+static inline uint64_t ts_splitmix_next(ts_splitmix *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline double ts_splitmix_uniform(ts_splitmix *r, double lo, double hi)
+{
+    return lo + (hi - lo) * (double)(ts_splitmix_next(r) >> 11) * 0x1.0p-53;
+}
+
 /* batch.c, shared with the loader */
 int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
                    int *out_c, int *oh, int *ow);

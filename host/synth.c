@@ -8,15 +8,9 @@
 
 #include "internal.h"
 
-typedef struct { uint64_t s; } rng;
-static uint64_t next_u64(rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double uni(rng *r, double lo, double hi) { return lo + (hi - lo) * (double)(next_u64(r) >> 11) * 0x1.0p-53; }
+typedef ts_splitmix rng;
+static uint64_t next_u64(rng *r) { return ts_splitmix_next(r); }
+static double uni(rng *r, double lo, double hi) { return ts_splitmix_uniform(r, lo, hi); }
 
 /* inside the shape of radius 1 at (u, v), v pointing down */
 static int inside(int shape, double u, double v)

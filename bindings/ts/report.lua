@@ -121,19 +121,8 @@ local function activation_maps(run, model, x, names)
    for i, layer in ipairs(layers) do
       local out = layer.module.output
       if out and out:dim() == 4 then
-         local b, c, h, w = out:size(1), out:size(2), out:size(3), out:size(4)
-         local show = math.min(c, 8)
-         local tiles = T.zeros(b * show, 1, h, w)
-         for k = 1, b do
-            for ch = 1, show do
-               local plane = out[k][ch]:contiguous()
-               local lo, hi = plane:min(), plane:max()
-               tiles[(k - 1) * show + ch][1]:copy((plane - lo) / math.max(hi - lo, 1e-6))
-            end
-         end
-         local zoom = math.max(1, math.floor(48 / h))
          rows[#rows + 1] = {name = layer.name, kind = layer.module.__typename, shape = tostring(out:size()),
-                            file = png(run, ('act_%02d.png'):format(i), image.grid(tiles, {cols = show, scale = zoom, pad = 1}))}
+                            file = png(run, ('act_%02d.png'):format(i), image.activationGrid(out, 8))}
       end
    end
    return rows

@@ -86,8 +86,7 @@ end
 
 function Conv2d:updateGradInput(input, gradOutput)
    -- the gradient of the weights is computed in the same pass (see accGradParameters)
-   local gx = nil
-   if self.needsGradInput ~= false then gx = self:buffer('gradInput', input:size()) end
+   local gx = self:gradInputBuffer(input)
    local frozen = self.frozen
    check(C.ts_conv2d_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
                               not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c,

@@ -37,8 +37,7 @@ function Linear:updateOutput(input)
 end
 
 function Linear:updateGradInput(input, gradOutput)
-   local gx = nil
-   if self.needsGradInput ~= false then gx = self:buffer('gradInput', input:size()) end
+   local gx = self:gradInputBuffer(input)
    local frozen = self.frozen
    check(C.ts_linear_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
                               not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c))

@@ -60,6 +60,12 @@ function Module:buffer(field, shape, dtype)
    return t
 end
 
+-- the gradInput buffer shaped like input, or nil when needsGradInput is false (Conv2d, Linear)
+function Module:gradInputBuffer(input)
+   if self.needsGradInput == false then return nil end
+   return self:buffer('gradInput', input:size())
+end
+
 function Module:children() return self._children or {} end
 
 function Module:apply(fn)
