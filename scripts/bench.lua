@@ -7,12 +7,7 @@ local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch =
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
 
-local function now()
-   local f = io.popen('date +%s.%N')
-   local t = tonumber(f:read('*l'))
-   f:close()
-   return t
-end
+local now = require('ts.train').now
 
 local net = ts.models.refcnn()
 net.needsGradInput = false   -- as in PyTorch, where the input batch does not require a gradient
@@ -62,6 +57,17 @@ for round = 1, opt.rounds do
 end
 local train, infer = median(r.train), median(r.infer)
 
+-- the data side: augmented images per second from the loader's one worker thread (one core), the full
+-- augmentation of experiments/baseline.lua
+local g = ts.data.synthetic{train = 4096, valid = 8, test = 8}
+local loader = ts.data.Loader(g.train, {batch = opt.batch, preprocess = ts.data.preprocess{mean = {0.5}, std = {0.25}},
+   augment = ts.data.augment{rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
+                             brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
+                             blur = {0.15, 1.0}, noise = 0.02, cutout = {0.25, 8}, flip = 0.5}})
+local t0, images = now(), 0
+for xb in loader:epoch() do images = images + xb:size(1) end
+local augmented = images / (now() - t0)
+
 print(('refcnn batch %d, %d threads, median of %d rounds'):format(opt.batch, opt.threads, opt.rounds))
 print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
 if opt.torch then
@@ -73,3 +79,5 @@ if opt.torch then
       print('  PyTorch: not measured (install python3-torch: apt-get install python3-torch)')
    end
 end
+print(('augmentation: %.0f images/s on one core (the loader worker), %.1fx what training consumes'):format(
+   augmented, augmented / train))
