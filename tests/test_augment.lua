@@ -50,6 +50,9 @@ return function(t)
       if not dir then t.skip('TSHOST_DATA is not set') end
       local rows = ts.data.readCSV(dir .. '/originals/labels.csv')
       t.eq(#rows, 101)
+      local listed = ts.data.imageCSV(dir .. '/originals/labels.csv')
+      t.eq(listed:size(), 101)
+      t.eq(listed.y[1], tonumber(rows[1].ClassId))
       local test = ts.data.gtsrb(dir).test
       local formats = {}
       for _, row in ipairs(rows) do
@@ -66,6 +69,25 @@ return function(t)
          end
       end
       t.truthy(formats.png and formats.jpg and formats.ppm)
+   end)
+
+   t.test('image folders and CSV lists become datasets', function()
+      local d = t.tmpdir()
+      os.execute(('mkdir -p %s/imgs/00 %s/imgs/07'):format(d, d))
+      local red = ts.zeros({40, 30, 3}, 'uint8')
+      red[{{}, {}, 1}] = 200
+      ts.image.save(d .. '/imgs/00/a.png', red)
+      ts.image.save(d .. '/imgs/07/b.png', ts.full({20, 20, 3}, 90, 'uint8'))
+      ts.image.save(d .. '/imgs/07/c.png', ts.full({64, 48, 3}, 30, 'uint8'))
+      local ds = ts.data.imageFolder(d .. '/imgs')
+      t.eq(ds:size(), 3)
+      t.eq(tostring(ds.x:size()), '[3x32x32x3]')
+      t.eq(ds.y[1], 0); t.eq(ds.y[3], 7)
+      t.eq(ds.x:get(1, 16, 16, 1), 200)
+      t.writefile(d .. '/list.csv', 'Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\nimgs/00/a.png;30;40;5;5;24;34;3\n')
+      local csv = ts.data.imageCSV(d .. '/list.csv')
+      t.eq(csv:size(), 1); t.eq(csv.y[1], 3)
+      t.raises(function() ts.data.imageFolder(d .. '/none') end, 'missing or empty')
    end)
 
    t.test('geometry: a known point moves where the transform says', function()

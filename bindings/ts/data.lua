@@ -221,6 +221,91 @@ function Dataset:classWeights()
    return w
 end
 
+local image = require('ts.image')
+
+-- images of any size and format as a dataset of size x size images; items = {{path, label, roi}, ...}
+local function from_files(items, size, names, name)
+   local x = T.zeros({#items, size, size, 3}, 'uint8')
+   local y = T.zeros({#items}, 'int64')
+   for i, it in ipairs(items) do
+      local ok, img = pcall(image.load, it[1])
+      if not ok then error(img, 3) end
+      x[i]:copy(image.resize(img, size, size, it[3]))
+      y[i] = it[2]
+   end
+   return data.Dataset(x, y, names, name)
+end
+
+-- A folder with one subfolder per class: named by the 0-based ClassId (00, 1, 42, ...) or by any name
+-- (classes then numbered in sorted order). opts: size (32), classNames.
+function data.imageFolder(dir, opts)
+   opts = opts or {}
+   local p = io.popen(('ls -1 %q 2>/dev/null'):format(dir))
+   local subdirs = {}
+   for line in p:lines() do subdirs[#subdirs + 1] = line end
+   p:close()
+   if #subdirs == 0 then error(('imageFolder: %s is missing or empty'):format(dir), 2) end
+   table.sort(subdirs)
+   local numeric = true
+   for _, d in ipairs(subdirs) do numeric = numeric and tonumber(d) ~= nil end
+   local items, names = {}, opts.classNames or {}
+   for k, d in ipairs(subdirs) do
+      local label = numeric and tonumber(d) or k - 1
+      if not numeric then names[label] = d end
+      local q = io.popen(('ls -1 %q'):format(dir .. '/' .. d))
+      for f in q:lines() do
+         if f:lower():match('%.png$') or f:lower():match('%.jpe?g$') or f:lower():match('%.ppm$') or f:lower():match('%.bmp$') then
+            items[#items + 1] = {dir .. '/' .. d .. '/' .. f, label}
+         end
+      end
+      q:close()
+   end
+   return from_files(items, opts.size or 32, names, dir)
+end
+
+-- A CSV of image files and labels, as GTSRB's original layout has them (Filename;...;ClassId with ';', or
+-- Path/file columns with ','): columns file|Filename|Path and ClassId, optionally Roi.X1..Roi.Y2 to crop.
+-- opts: root (folder the paths are relative to, default the CSV's folder), size (32), roi (true),
+-- classNames.
+function data.imageCSV(path, opts)
+   opts = opts or {}
+   local f, err = io.open(path, 'r')
+   if not f then error(('imageCSV: %s: cannot open (%s)'):format(path, err), 2) end
+   local first = f:read('*l') or ''
+   f:close()
+   local sep = first:find(';', 1, true) and ';' or ','
+   local rows
+   if sep == ',' then rows = data.readCSV(path)
+   else
+      rows = {}
+      local header
+      for line in io.lines(path) do
+         local fields = {}
+         for field in (line:gsub('\r$', '') .. ';'):gmatch('([^;]*);') do fields[#fields + 1] = field end
+         if not header then header = fields
+         elseif #fields > 1 then
+            local row = {}
+            for i, name in ipairs(header) do row[name] = fields[i] end
+            rows[#rows + 1] = row
+         end
+      end
+   end
+   local root = opts.root or path:match('^(.*)/[^/]*$') or '.'
+   local items = {}
+   for i, row in ipairs(rows) do
+      local file = row.file or row.Filename or row.Path
+      local label = tonumber(row.ClassId)
+      if not file or not label then error(('imageCSV: %s row %d lacks a file or ClassId column'):format(path, i + 1), 2) end
+      local roi
+      if opts.roi ~= false and row['Roi.X1'] then
+         -- GTSRB gives Roi.X2/Roi.Y2 as the last pixel inside the box; the crop wants the end exclusive
+         roi = {tonumber(row['Roi.X1']), tonumber(row['Roi.Y1']), tonumber(row['Roi.X2']) + 1, tonumber(row['Roi.Y2']) + 1}
+      end
+      items[#items + 1] = {root .. '/' .. file, label, roi}
+   end
+   return from_files(items, opts.size or 32, opts.classNames or {}, path)
+end
+
 -- A generated stand-in for GTSRB with the same API: ts.data.synthetic{train = 4000, valid = 800,
 -- test = 1600, classes = 43, size = 32, seed = 1}. Each class is a shape/palette/glyph combination
 -- (see host/synth.c); the splits use different seeds.
