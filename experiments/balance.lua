@@ -19,39 +19,10 @@ for c = 0, g.train:numClasses() - 1 do
 end
 print(('rare classes (under half the median of %d): %s'):format(median, table.concat(rare, ' ')))
 
--- synthesis: strongly augmented copies of each rare image, made once, until every class reaches the median
-local function synthesize(ds, target)
-   local strong = ts.data.augment{rotate = 15, scale = {0.85, 1.15}, translate = 0.1, shear = 8, perspective = 0.05,
-                                  brightness = 0.4, contrast = 0.4, saturation = 0.3, gamma = {0.7, 1.5}, blur = {0.3, 1.0},
-                                  noise = 0.03}
-   local groups = {}
-   for i = 1, ds:size() do
-      local c = ds.y[i]
-      groups[c] = groups[c] or {}
-      groups[c][#groups[c] + 1] = i
-   end
-   local picks = {}
-   for c, list in pairs(groups) do
-      for k = 1, math.max(0, target - #list) do picks[#picks + 1] = list[(k - 1) % #list + 1] end
-   end
-   if #picks == 0 then return ds end
-   local x, y = ts.data.batch(ds, picks, {augment = strong})   -- float [K,3,H,W] in 0..1
-   local n = ds:size() + #picks
-   local images = ts.zeros({n, ds.x:size(2), ds.x:size(3), 3}, 'uint8')
-   local labels = ts.zeros({n}, 'int64')
-   images:narrow(1, 1, ds:size()):copy(ds.x)
-   labels:narrow(1, 1, ds:size()):copy(ds.y)
-   local hwc = (x * 255):clamp(0, 255):add_(0.5):floor_():transpose(2, 3):transpose(3, 4):contiguous()
-   images:narrow(1, ds:size() + 1, #picks):copy(hwc)
-   labels:narrow(1, ds:size() + 1, #picks):copy(y)
-   print(('synthesized %d images for the rare classes'):format(#picks))
-   return ts.data.Dataset(images, labels, ds.classNames, 'train+synthetic')
-end
-
 local variants = {
    ts.experiment.variant(g, 'none', {}, opt),
    ts.experiment.variant(g, 'upsample+augment', {sampler = 'upsample'}, opt),
-   ts.experiment.variant(g, 'synthesize', {train = synthesize(g.train, median)}, opt),
+   ts.experiment.variant(g, 'synthesize', {train = ts.data.synthesize(g.train, median)}, opt),
    ts.experiment.variant(g, 'downsample', {sampler = 'downsample', epochs = (opt.epochs or 6) * 3}, opt),
    ts.experiment.variant(g, 'class weights', {class_weights = 'balanced'}, opt),
 }

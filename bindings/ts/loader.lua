@@ -151,6 +151,27 @@ function M.samplers.downsample(ds)
    return shuffle(order)
 end
 
+-- Up-sampling by synthesis: strongly augmented copies of the images of every class with fewer than
+-- `target` images, made once, until each reaches target; returns a new dataset (the originals first).
+function M.synthesize(ds, target, augment)
+   local strong = augment or M.augment{rotate = 15, scale = {0.85, 1.15}, translate = 0.1, shear = 8, perspective = 0.05,
+                                       brightness = 0.4, contrast = 0.4, saturation = 0.3, gamma = {0.7, 1.5},
+                                       blur = {0.3, 1.0}, noise = 0.03}
+   local picks = {}
+   for _, list in pairs(by_class(ds)) do
+      for k = 1, math.max(0, target - #list) do picks[#picks + 1] = list[(k - 1) % #list + 1] + 1 end
+   end
+   if #picks == 0 then return ds end
+   local x, y = M.batch(ds, picks, {augment = strong})   -- float [K,C,H,W] in 0..1
+   local n, c = ds:size() + #picks, ds.x:size(4)
+   local images, labels = T.zeros({n, ds.x:size(2), ds.x:size(3), c}, 'uint8'), T.zeros({n}, 'int64')
+   images:narrow(1, 1, ds:size()):copy(ds.x)
+   labels:narrow(1, 1, ds:size()):copy(ds.y)
+   images:narrow(1, ds:size() + 1, #picks):copy((x * 255):clamp(0, 255):add_(0.5):floor_():transpose(2, 3):transpose(3, 4))
+   labels:narrow(1, ds:size() + 1, #picks):copy(y)
+   return require('ts.data').Dataset(images, labels, ds.classNames, ds.name .. '+synthetic')
+end
+
 -- ---- the loader ------------------------------------------------------------------------------------
 
 local Loader = {}
