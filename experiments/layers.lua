@@ -12,16 +12,23 @@ local x = ts.data.batch(g.test, picks, {preprocess = ts.data.preprocess(config.p
 model:forward(x)
 require('ts.train').mkdirs(opt.run .. '/layers')
 print(('%-4s %-12s %-16s %9s %9s'):format('#', 'layer', 'output', 'active', 'mean'))
+local relu_active = {}
 for i, c in ipairs(model._children) do
    local out = c.module.output
    if out and out:dim() >= 2 then
       local active = out:gt(0):sum() / out:numel()
       print(('%-4s %-12s %-16s %8.1f%% %9.3f'):format(c.name, c.module.__typename, tostring(out:size()), 100 * active, out:mean()))
+      if c.module.__typename == 'ReLU' and out:dim() == 4 then relu_active[#relu_active + 1] = {c.name, active, out:size(3)} end
       if out:dim() == 4 then
          ts.image.save(('%s/layers/%02d_%s.png'):format(opt.run, i, c.module.__typename), ts.image.activationGrid(out, 16))
       end
    end
 end
 print(('pictures in %s/layers/ (rows: the %d images; columns: the first channels)'):format(opt.run, opt.images))
-print('conclusion: the first layers respond to edges and colour blobs all over the image (dense maps); after each ' ..
-      'pooling the maps shrink and the ReLUs leave fewer units active, each responding to a larger part of the sign')
+local first, last = relu_active[1], relu_active[#relu_active]
+if first and last then
+   print(('conclusion: %.0f%% of the first convolutional layer\'s units are active on %dx%d maps (dense responses to edges and ' ..
+          'colours everywhere); %.0f%% of the last one\'s on %dx%d maps, each unit seeing a larger part of the sign%s'):format(
+          100 * first[2], first[3], first[3], 100 * last[2], last[3], last[3],
+          last[2] < first[2] and ': the code gets sparser with depth' or ''))
+end

@@ -69,11 +69,17 @@ print(('\n%-22s %12s %12s %14s'):format('', 'brightness', 'contrast', 'sharpness
 print(('%-22s %12.1f %12.1f %14.1f'):format('mispredicted', wb, wc, ws))
 print(('%-22s %12.1f %12.1f %14.1f'):format('correct (sample)', rb, rc, rs))
 local reasons = {}
-if wb < 0.85 * rb then reasons[#reasons + 1] = 'darker images' end
-if wc < 0.85 * rc then reasons[#reasons + 1] = 'lower contrast' end
-if ws < 0.7 * rs then reasons[#reasons + 1] = 'blur (low sharpness: motion blur or low resolution)' end
-print('conclusion: mistakes concentrate on ' .. (#reasons > 0 and table.concat(reasons, ', ') or 'no single image property')
-      .. '; the confused pairs above are look-alike classes (same shape and colour, different digit or pictogram)')
+local function compare(name, w, r, low, high)
+   if w < 0.85 * r then reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(low, 100 * w / r, name)
+   elseif w > 1.15 * r then reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(high, 100 * w / r, name) end
+end
+compare('brightness', wb, rb, 'darker images', 'brighter images (glare, washed-out colours)')
+compare('contrast', wc, rc, 'lower contrast', 'higher contrast')
+compare('sharpness', ws, rs, 'blurred images (motion blur, low resolution)', 'noisier, sharper-edged images')
+local pair = ts.metrics.mostConfused(cm, 1)[1]
+print('conclusion: the mistakes are ' .. (#reasons > 0 and table.concat(reasons, ', ') or 'not different in brightness, contrast or sharpness')
+      .. (pair and ('; the most frequent confusion, %s -> %s, is between look-alike signs (same shape and rim, similar pictograms at 32x32)'):format(
+            names[pair[1]] or pair[1], names[pair[2]] or pair[2]) or ''))
 
 -- a gallery of the mistakes: each mistake next to a correct example of the class it was taken for
 local picks = {}
