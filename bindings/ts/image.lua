@@ -69,7 +69,7 @@ function image.grid(x, opts)
 end
 
 -- feature maps [B,C,H,W] as a picture: one row per image, its first `channels` maps side by side, each
--- map scaled to its own range (so weak and strong maps are both visible), enlarged to about 48 pixels
+-- map scaled to its own range (so weak and strong maps are both visible), enlarged to about 64 pixels
 function image.activationGrid(maps, channels)
    local b, c, h, w = maps:size(1), maps:size(2), maps:size(3), maps:size(4)
    local show = math.min(c, channels or 8)
@@ -81,7 +81,7 @@ function image.activationGrid(maps, channels)
          tiles[(k - 1) * show + ch][1]:copy((plane - lo) / math.max(hi - lo, 1e-6))
       end
    end
-   return image.grid(tiles, {cols = show, scale = math.max(1, math.floor(48 / h)), pad = 1})
+   return image.grid(tiles, {cols = show, scale = math.max(2, math.floor(64 / h)), pad = 1})
 end
 
 return image
