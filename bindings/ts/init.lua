@@ -80,7 +80,10 @@ ts.nn — Conv2d, BatchNorm2d/1d, ReLU, LeakyReLU, ELU, MaxPool2d, AvgPool2d, Gl
      m:forward(x), m:backward(x, g), m:parameters(), m:training(), m:evaluate(), m:zeroGrad(), m:freeze()
 ts.optim — SGD, Adam, AdamW (param groups), schedule.step/cosine/onecycle, opt:clipGradNorm(n)
 ts.save(path, model|table), ts.load(path [, model]) — safetensors with PyTorch names
-ts.models.refcnn() — the reference CNN; ts.manualSeed(n), ts.setThreads(n), ts.options{...}]]
+ts.data — gtsrb(), synthetic{}, readPickle, imageFolder, imageCSV, augment{}, preprocess{}, Loader(ds, opts), batch
+ts.train{...}, ts.evaluate(model, ds), ts.metrics, ts.report.write(run, ...), ts.image (load, resize, save, grid)
+ts.models — refcnn, baseline, resnet20/56, resnet8, mobilenet_v1_025, pretrained(name), load(run); ts.transfer
+ts.manualSeed(n), ts.setThreads(n), ts.options{...} (script options from key=value arguments)]]
 end
 
 return ts

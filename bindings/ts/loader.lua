@@ -82,9 +82,12 @@ function M.augmentMatrix(o)
 end
 
 -- The class a horizontally mirrored GTSRB sign shows (0-based ClassIds): symmetric signs keep their class,
--- left/right pairs swap, all others (digits, text, asymmetric pictograms) are never mirrored.
-M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18, [22] = 22, [26] = 26, [30] = 30,
-                [35] = 35, [19] = 20, [20] = 19, [33] = 34, [34] = 33, [36] = 37, [37] = 36, [38] = 39, [39] = 38}
+-- left/right pairs swap, all others (digits, text, asymmetric pictograms) are never mirrored. Class 21
+-- (double curve) keeps its class: GTSRB files both of its mirrored variants under 21, and its test set
+-- holds the variant its training set lacks (experiments/mispredict.lua found it).
+M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18, [21] = 21, [22] = 22, [26] = 26,
+                [30] = 30, [35] = 35, [19] = 20, [20] = 19, [33] = 34, [34] = 33, [36] = 37, [37] = 36, [38] = 39,
+                [39] = 38}
 
 local function flip_array(map, classes)
    if not map then return nil, 0 end
