@@ -23,8 +23,9 @@ function data.readPickle(path)
    return out
 end
 
--- a CSV line split on commas, with "quoted, fields" kept whole
-local function csv_fields(line)
+-- a CSV line split on sep (',' by default), with "quoted, fields" kept whole
+local function csv_fields(line, sep)
+   sep = sep or ','
    local out, i = {}, 1
    line = line:gsub('\r$', '')
    while i <= #line + 1 do
@@ -40,7 +41,7 @@ local function csv_fields(line)
          out[#out + 1] = table.concat(field)
          i = j + 1
       else
-         local j = line:find(',', i, true) or #line + 1
+         local j = line:find(sep, i, true) or #line + 1
          out[#out + 1] = line:sub(i, j - 1)
          i = j + 1
       end
@@ -49,15 +50,17 @@ local function csv_fields(line)
 end
 data.csvFields = csv_fields
 
--- rows of a CSV file with a header, as tables keyed by column name
+-- rows of a CSV file with a header, as tables keyed by column name; the separator is ';' when the header
+-- has semicolons and no commas (GTSRB's original files), else ','
 function data.readCSV(path)
    local f, err = io.open(path, 'r')
    if not f then error(('%s: cannot open (%s)'):format(path, err), 2) end
-   local header, rows, n = nil, {}, 0
+   local header, rows, n, sep = nil, {}, 0, nil
    for line in f:lines() do
       n = n + 1
       if line:match('%S') then
-         local ok, fields = pcall(csv_fields, line)
+         sep = sep or ((line:find(';', 1, true) and not line:find(',', 1, true)) and ';' or ',')
+         local ok, fields = pcall(csv_fields, line, sep)
          if not ok then f:close() error(('%s:%d: %s'):format(path, n, fields), 2) end
          if not header then header = fields
          else
@@ -269,27 +272,8 @@ end
 -- classNames.
 function data.imageCSV(path, opts)
    opts = opts or {}
-   local f, err = io.open(path, 'r')
-   if not f then error(('imageCSV: %s: cannot open (%s)'):format(path, err), 2) end
-   local first = f:read('*l') or ''
-   f:close()
-   local sep = first:find(';', 1, true) and ';' or ','
-   local rows
-   if sep == ',' then rows = data.readCSV(path)
-   else
-      rows = {}
-      local header
-      for line in io.lines(path) do
-         local fields = {}
-         for field in (line:gsub('\r$', '') .. ';'):gmatch('([^;]*);') do fields[#fields + 1] = field end
-         if not header then header = fields
-         elseif #fields > 1 then
-            local row = {}
-            for i, name in ipairs(header) do row[name] = fields[i] end
-            rows[#rows + 1] = row
-         end
-      end
-   end
+   local ok, rows = pcall(data.readCSV, path)
+   if not ok then error('imageCSV: ' .. rows, 2) end
    local root = opts.root or path:match('^(.*)/[^/]*$') or '.'
    local items = {}
    for i, row in ipairs(rows) do

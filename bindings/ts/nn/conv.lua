@@ -4,7 +4,6 @@
 -- weight [out, in/groups, kh, kw], bias [out]; PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 local ffi = require('ffi')
 local Module = require('ts.nn.module')
-local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 
@@ -39,21 +38,12 @@ function Conv2d:__init(nin, nout, kernel, opts, padding)
       self.pad = {ph, ph, pw, pw}
    end
    self.params = ffi.new('ts_conv2d_params')
-   self.weight = T.zeros(nout, nin / self.groups, self.kh, self.kw)
-   self.grad.weight = T.zeros(nout, nin / self.groups, self.kh, self.kw)
-   if opts.bias ~= false then
-      self.bias = T.zeros(nout)
-      self.grad.bias = T.zeros(nout)
-   end
+   self:addParameter('weight', nout, nin / self.groups, self.kh, self.kw)
+   if opts.bias ~= false then self:addParameter('bias', nout) end
    self:reset()
 end
 
-function Conv2d:reset()
-   local bound = 1 / math.sqrt(self.nin / self.groups * self.kh * self.kw)
-   self.weight:uniform(-bound, bound)
-   if self.bias then self.bias:uniform(-bound, bound) end
-   return self
-end
+function Conv2d:reset() return self:resetUniform(self.nin / self.groups * self.kh * self.kw) end
 
 -- TensorFlow 'same': out = ceil(n / s), total = max((out - 1) s + k_eff - n, 0), before = floor(total / 2)
 local function same_pad(n, k, s, d)

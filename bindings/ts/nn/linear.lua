@@ -1,6 +1,5 @@
 -- Linear(in, out, opts{bias = true}): y = x W^T + b, W [out, in]; PyTorch's default init.
 local Module = require('ts.nn.module')
-local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 
@@ -11,21 +10,12 @@ function Linear:__init(nin, nout, opts)
    if type(nin) ~= 'number' or type(nout) ~= 'number' then error('Linear(in, out): sizes must be numbers', 3) end
    opts = opts or {}
    self.nin, self.nout = nin, nout
-   self.weight = T.zeros(nout, nin)
-   self.grad.weight = T.zeros(nout, nin)
-   if opts.bias ~= false then
-      self.bias = T.zeros(nout)
-      self.grad.bias = T.zeros(nout)
-   end
+   self:addParameter('weight', nout, nin)
+   if opts.bias ~= false then self:addParameter('bias', nout) end
    self:reset()
 end
 
-function Linear:reset()
-   local bound = 1 / math.sqrt(self.nin)
-   self.weight:uniform(-bound, bound)
-   if self.bias then self.bias:uniform(-bound, bound) end
-   return self
-end
+function Linear:reset() return self:resetUniform(self.nin) end
 
 function Linear:updateOutput(input)
    if input:dim() ~= 2 then

@@ -60,6 +60,22 @@ function Module:buffer(field, shape, dtype)
    return t
 end
 
+-- a learnable tensor self[name] of the given shape, with its gradient self.grad[name]
+function Module:addParameter(name, ...)
+   self[name] = ts_tensor.zeros(...)
+   self.grad[name] = ts_tensor.zeros(...)
+   return self[name]
+end
+
+-- PyTorch's default initialization of convolutions and linear layers (kaiming_uniform with a = sqrt(5)):
+-- weight and bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)]
+function Module:resetUniform(fan_in)
+   local bound = 1 / math.sqrt(fan_in)
+   self.weight:uniform(-bound, bound)
+   if self.bias then self.bias:uniform(-bound, bound) end
+   return self
+end
+
 -- the gradInput buffer shaped like input, or nil when needsGradInput is false (Conv2d, Linear)
 function Module:gradInputBuffer(input)
    if self.needsGradInput == false then return nil end
