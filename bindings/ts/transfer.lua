@@ -7,7 +7,6 @@
 --   local head, acc = ts.transfer.linearProbe(m, train_f, train_y, valid_f, valid_y, {epochs = 30})
 -- Gradual unfreezing: unfreeze a part and give it to the optimizer, e.g. in ts.train's on_epoch hook:
 --   m.layer3:unfreeze(); opt:addParamGroup{params = m.layer3, lr = 0.005}
-local ffi = require('ffi')
 local T = require('ts.tensor')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
@@ -84,7 +83,6 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
    local opt = optim.AdamW(head, {lr = o.lr or 3e-3, weight_decay = o.weight_decay or 1e-4})
    local crit = nn.CrossEntropyLoss{label_smoothing = o.label_smoothing or 0}
    local batch, history = o.batch or 256, {}
-   local idx = ffi.new('int64_t[?]', batch)
    for epoch = 1, o.epochs or 30 do
       local order = T.randperm(n)
       for s = 1, n, batch do
@@ -92,8 +90,7 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
          local xb, yb = T.zeros(b, f), T.zeros({b}, 'int64')
          for k = 1, b do
             xb[k] = features[order[s + k - 1]]
-            idx[k - 1] = labels:get(order[s + k - 1])
-            yb[k] = idx[k - 1]
+            yb[k] = labels:get(order[s + k - 1])
          end
          opt:zeroGrad()
          local out = head:forward(xb)
