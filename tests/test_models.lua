@@ -86,6 +86,15 @@ return function(t)
       t.eq(opt.groups[2].lr, 0.01)
    end)
 
+   t.test('a linear probe learns a linearly separable problem from cached features', function()
+      local f = ts.randn(200, 8)
+      local y = ts.zeros({200}, 'int64')
+      for i = 1, 200 do y[i] = f:get(i, 1) + 0.5 * f:get(i, 2) > 0 and 1 or 0 end
+      local head, history = ts.transfer.linearProbe(f, y, f, y, {epochs = 150, classes = 2, batch = 32})
+      t.eq(head.nout, 2)
+      t.truthy(history[150] > 0.95, 'probe accuracy ' .. history[150])
+   end)
+
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()
       local dir = os.getenv('TSHOST_MODELS')
       if not dir then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end
