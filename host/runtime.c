@@ -44,12 +44,8 @@ static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void ts_manual_seed(uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) {
-        uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        rng[i] = z ^ (z >> 31);
-    }
+    ts_splitmix s = {seed};
+    for (int i = 0; i < 4; i++) rng[i] = ts_splitmix_next(&s);
 }
 
 uint64_t ts_rng_u64(void)

@@ -199,6 +199,9 @@ function M.Loader(ds, opts)
    return self
 end
 
+-- the number of images one epoch of this loader's sampler yields
+function Loader:epochSize() return #self.sampler(self.ds) end
+
 -- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator
 function Loader:epoch()
    local order = self.sampler(self.ds)

@@ -232,8 +232,7 @@ function M.train(user)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
                                          sampler = cfg.sampler})
    local opt = make_optimizer(cfg, model)
-   local epoch_images = #(data.samplers[cfg.sampler] or data.samplers.shuffle)(train_ds)
-   local micro_per_epoch = math.ceil(epoch_images / cfg.batch)
+   local micro_per_epoch = math.ceil(loader:epochSize() / cfg.batch)
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
    local sched = make_schedule(cfg, opt, updates_per_epoch)
 
