@@ -1,79 +1,135 @@
--- Transfer learning from the published networks: for each pretrained model, a linear probe (frozen
--- backbone, head trained on cached features), full fine-tuning (backbone at a tenth of the head's learning
--- rate, BN statistics updated), and the same architecture trained from scratch with the fine-tuning budget;
--- plus the custom CNN of runs/baseline when it exists. One table, and what pretraining bought per class.
---   tshost experiments/transfer.lua [epochs=4] [models=resnet20,resnet8,mobilenet,resnet56] [run=runs/transfer]
+-- Transfer learning from the published networks. For each pretrained model, up to four recipes, each a run
+-- folder <run>/<model>-<recipe> with final.json, predictions and model.safetensors (PyTorch names):
+--   probe     the backbone frozen, a Linear head trained on its cached features (AdamW)
+--   finetune  everything trains: the new head at lr, the backbone at backbone_lr (lower), BN statistics updated
+--   unfreeze  gradual unfreezing: the head alone first, then one backbone stage more per epoch
+--   scratch   the same architecture from random weights, the same epochs, schedule and pipeline
+-- A model fed 0..255 (ResNet-8) has that scale folded into its first convolution first, so SGD sees 0..1.
+-- The table lists every run found under <run> (earlier invocations with other models or budgets too) and
+-- the custom CNN of runs/baseline, then what pretraining bought per class.
+--   tshost experiments/transfer.lua [epochs=4] [models=resnet20,resnet8,mobilenet,resnet56]
+--                                   [recipes=probe,finetune,unfreeze,scratch] [lr=0.05] [backbone_lr=0.02]
+local train = require('ts.train')
 local opt = ts.experiment.options{epochs = 4, models = 'resnet20,resnet8,mobilenet,resnet56', run = 'runs/transfer',
+                                  recipes = 'probe,finetune,unfreeze,scratch', lr = 0.05, backbone_lr = 0.02,
                                   probe_epochs = 30, baseline = 'runs/baseline'}
 local g = ts.experiment.dataset(opt)
-local rows = {}
-
-local function add_row(name, final, seconds)
-   rows[#rows + 1] = {name = name, acc = final.test_accuracy, f1 = final.test_macro_f1, params = final.parameters,
-                      seconds = seconds or final.train_seconds, per_class = final.per_class}
+local recipe_names = {'probe', 'finetune', 'unfreeze', 'scratch'}
+local recipe_labels = {probe = 'linear probe', finetune = 'fine-tuned', unfreeze = 'gradual unfreezing',
+                       scratch = 'from scratch'}
+local wanted = {}
+for r in opt.recipes:gmatch('[^,]+') do
+   if not recipe_labels[r] then error('unknown recipe ' .. r .. ' (probe, finetune, unfreeze, scratch)') end
+   wanted[r] = true
 end
 
-for name in opt.models:gmatch('[^,]+') do
-   local entry = ts.models.catalog[name] or error('unknown model ' .. name)
-   local pre = ts.data.preprocess(entry.input)
-   -- linear probe on cached features
-   local t0 = require('ts.train').now()
+local function pretrained(name)
    local m = ts.models.pretrained(name)
-   local ftrain = ts.transfer.features(m, g.train, pre)
-   local fvalid = ts.transfer.features(m, g.valid, pre)
-   local ftest = ts.transfer.features(m, g.test, pre)
-   local head = ts.transfer.linearProbe(ftrain, g.train.y, fvalid, g.valid.y, {epochs = opt.probe_epochs})
-   local _, pred = head:forward(ftest):max(2)
-   local cm = ts.metrics.confusion(pred:view(-1), g.test.y, 43)
-   local s = ts.metrics.summary(cm)
-   local per = {}
-   for c = 0, 42 do per[c + 1] = s.per_class[c] end
-   add_row(name .. ' linear probe', {test_accuracy = s.accuracy, test_macro_f1 = s.macro.f1,
-                                     parameters = head:numParameters(), per_class = per}, require('ts.train').now() - t0)
-   print(('%s linear probe: test accuracy %.4f'):format(name, s.accuracy))
-
-   -- full fine-tuning with a lower backbone learning rate
-   local ft = ts.models.pretrained(name)
-   ts.transfer.newHead(ft, 43)
-   local lr = 0.02
-   local r = ts.train{model = ft, data = {train = g.train, valid = g.valid}, epochs = opt.epochs, batch = 128,
-                      param_groups = ts.transfer.paramGroups(ft, {backbone_lr = lr / 10, head_lr = lr}), lr = lr,
-                      momentum = 0.9, weight_decay = 5e-4, schedule = 'cosine', label_smoothing = 0.1,
-                      augment = ts.data.augment{rotate = 10, scale = {0.9, 1.1}, translate = 0.08, brightness = 0.3, contrast = 0.3},
-                      preprocess = pre, run = opt.run .. '/' .. name .. '-finetune', note = name .. ' fine-tuned', quiet = opt.quiet}
-   local _, final = ts.experiment.finish(r, g, {note = name .. ' fine-tuned', quiet = true, no_report = true})
-   add_row(name .. ' fine-tuned', final)
-
-   -- the same architecture from scratch, same budget
-   local scratch = ts.models[entry.builder]({classes = 43})
-   r = ts.train{model = scratch, data = {train = g.train, valid = g.valid}, epochs = opt.epochs, batch = 128, lr = lr,
-                momentum = 0.9, weight_decay = 5e-4, schedule = 'cosine', label_smoothing = 0.1,
-                augment = ts.data.augment{rotate = 10, scale = {0.9, 1.1}, translate = 0.08, brightness = 0.3, contrast = 0.3},
-                preprocess = pre, run = opt.run .. '/' .. name .. '-scratch', note = name .. ' from scratch', quiet = opt.quiet}
-   _, final = ts.experiment.finish(r, g, {note = name .. ' from scratch', quiet = true, no_report = true})
-   add_row(name .. ' from scratch', final)
+   if m.inputConvention.std[1] < 0.1 then ts.transfer.foldInputScale(m) end
+   return m
 end
 
-local base = require('ts.train').readFile(opt.baseline .. '/final.json')
-if base then add_row('custom CNN (' .. opt.baseline .. ')', ts.json.decode(base)) end
-
-print(('\n%-32s %10s %9s %10s %9s'):format('model', 'accuracy', 'macro-F1', 'params', 'train s'))
-for _, r in ipairs(rows) do
-   print(('%-32s %9.2f%% %9.4f %10d %9.0f'):format(r.name, 100 * r.acc, r.f1, r.params, r.seconds))
+local augment = ts.data.augment{rotate = 10, scale = {0.9, 1.1}, translate = 0.08, brightness = 0.3, contrast = 0.3}
+local function fit(model, name, recipe, extra)
+   local cfg = {model = model, data = {train = g.train, valid = g.valid}, epochs = opt.epochs, batch = 128, lr = opt.lr,
+                momentum = 0.9, weight_decay = 5e-4, schedule = 'cosine', warmup = 0.25, label_smoothing = 0.1,
+                augment = augment, preprocess = ts.data.preprocess(model.inputConvention),
+                run = opt.run .. '/' .. name .. '-' .. recipe, note = name .. ' ' .. recipe_labels[recipe], quiet = opt.quiet}
+   for k, v in pairs(extra or {}) do cfg[k] = v end
+   local r = ts.train(cfg)
+   ts.experiment.finish(r, g, {note = cfg.note, quiet = true, no_report = true})
 end
--- what pretraining bought: fine-tuned minus from-scratch recall, per class, for the first model
+
+local recipes = {}
+
+function recipes.probe(name)
+   local t0 = train.now()
+   local m = pretrained(name)
+   local pre = ts.data.preprocess(m.inputConvention)
+   local ftrain, fvalid = ts.transfer.features(m, g.train, pre), ts.transfer.features(m, g.valid, pre)
+   local head, history = ts.transfer.linearProbe(ftrain, g.train.y, fvalid, g.valid.y, {epochs = opt.probe_epochs})
+   local new = ts.transfer.newHead(m, 43)
+   new.weight:copy(head.weight)
+   new.bias:copy(head.bias)
+   local run = opt.run .. '/' .. name .. '-probe'
+   train.mkdirs(run)
+   ts.save(run .. '/model.safetensors', m)
+   local result = {run = run, model = m, preprocess = pre, history = {}, train_seconds = train.now() - t0,
+                   best = {epoch = opt.probe_epochs, accuracy = history[#history]}}
+   ts.experiment.finish(result, g, {note = name .. ' linear probe', quiet = true, no_report = true})
+end
+
+function recipes.finetune(name)
+   local m = pretrained(name)
+   ts.transfer.newHead(m, 43)
+   fit(m, name, 'finetune', {param_groups = ts.transfer.paramGroups(m, {backbone_lr = opt.backbone_lr, head_lr = opt.lr})})
+end
+
+function recipes.unfreeze(name)
+   local m = pretrained(name)
+   ts.transfer.newHead(m, 43)
+   local groups, on_epoch = ts.transfer.gradualUnfreeze(m, {backbone_lr = opt.backbone_lr, head_lr = opt.lr,
+                                                            stages = math.max(1, opt.epochs - 1)})
+   fit(m, name, 'unfreeze', {param_groups = groups, on_epoch = on_epoch, resume = false})
+end
+
+function recipes.scratch(name)
+   local entry = ts.models.catalog[name]
+   local m = ts.models[entry.builder]({classes = 43})
+   -- the pretrained twin's pipeline, so that only the starting weights differ
+   m.inputConvention = pretrained(name).inputConvention
+   fit(m, name, 'scratch')
+end
+
 for name in opt.models:gmatch('[^,]+') do
-   local ft, sc
-   for _, r in ipairs(rows) do
-      if r.name == name .. ' fine-tuned' then ft = r end
-      if r.name == name .. ' from scratch' then sc = r end
+   if not ts.models.catalog[name] then error('unknown model ' .. name) end
+   for _, recipe in ipairs(recipe_names) do
+      if wanted[recipe] then
+         recipes[recipe](name)
+         print(('%s %s: done'):format(name, recipe_labels[recipe]))
+      end
    end
-   if ft and sc then
+end
+
+-- the table: every run of this experiment found on disk, then the baseline
+local rows, names = {}, {}
+for name in pairs(ts.models.catalog) do names[#names + 1] = name end
+table.sort(names)
+local function add_row(label, path)
+   local s = train.readFile(path .. '/final.json')
+   local final = s and ts.json.decode(s)
+   -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
+   if final and (final.synthetic or false) == (g.synthetic or false) then rows[#rows + 1] = {name = label, final = final} end
+end
+for _, name in ipairs(names) do
+   for _, recipe in ipairs(recipe_names) do
+      add_row(name .. ' ' .. recipe_labels[recipe], opt.run .. '/' .. name .. '-' .. recipe)
+   end
+end
+add_row('custom CNN (' .. opt.baseline .. ')', opt.baseline)
+
+print(('\n%-30s %10s %9s %10s %9s %9s'):format('model', 'accuracy', 'macro-F1', 'params', 'train s', 'best ep'))
+local by_name = {}
+for _, r in ipairs(rows) do
+   local f = r.final
+   by_name[r.name] = f
+   print(('%-30s %9.2f%% %9.4f %10d %9.0f %9s'):format(r.name, 100 * f.test_accuracy, f.test_macro_f1, f.parameters,
+                                                     f.train_seconds, tostring(f.best_epoch or '-')))
+end
+for _, name in ipairs(names) do
+   local sc = by_name[name .. ' from scratch']
+   local best
+   for _, recipe in ipairs({'finetune', 'unfreeze'}) do
+      local f = by_name[name .. ' ' .. recipe_labels[recipe]]
+      if f and (not best or f.test_accuracy > best.test_accuracy) then best = f end
+   end
+   if best and sc then
       local gains = {}
-      for c = 1, #ft.per_class do gains[#gains + 1] = {c - 1, ft.per_class[c].recall - sc.per_class[c].recall} end
+      for c = 1, #best.per_class do gains[c] = {c - 1, best.per_class[c].recall - sc.per_class[c].recall} end
       table.sort(gains, function(a, b) return a[2] > b[2] end)
       local top = {}
       for k = 1, 4 do top[k] = ('%d %s (%+.3f)'):format(gains[k][1], (g.classNames[gains[k][1]] or ''):sub(1, 28), gains[k][2]) end
-      print(('%s: pretraining bought %+.2f points overall; most for %s'):format(name, 100 * (ft.acc - sc.acc), table.concat(top, ', ')))
+      print(('%s: pretraining bought %+.2f points (%s vs from scratch); recall gained most for %s'):format(
+         name, 100 * (best.test_accuracy - sc.test_accuracy), best.note, table.concat(top, ', ')))
    end
 end

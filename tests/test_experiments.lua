@@ -50,7 +50,15 @@ return function(t)
       if not os.getenv('TSHOST_MODELS') then t.skip('TSHOST_MODELS is not set') end
       local dir = t.tmpdir()
       local out = run('transfer.lua', ('epochs=1 probe_epochs=2 models=resnet8,mobilenet run=%s'):format(dir))
-      t.truthy(out:find('resnet8 fine-tuned', 1, true) and out:find('mobilenet from scratch', 1, true), out)
-      t.truthy(out:find('pretraining bought', 1, true), out)
+      for _, row in ipairs({'resnet8 linear probe', 'resnet8 fine-tuned', 'resnet8 gradual unfreezing',
+                            'mobilenet from scratch', 'mobilenet linear probe'}) do
+         t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
+      end
+      t.truthy(out:find('resnet8: pretraining bought', 1, true), out)
+      -- every recipe leaves a model that loads back into its architecture
+      for _, recipe in ipairs({'probe', 'finetune', 'unfreeze', 'scratch'}) do
+         local m = ts.models.resnet8({classes = 43})
+         ts.load(dir .. '/resnet8-' .. recipe .. '/model.safetensors', m)
+      end
    end)
 end

@@ -86,6 +86,70 @@ return function(t)
       t.eq(opt.groups[2].lr, 0.01)
    end)
 
+   t.test('gradual unfreezing: the head first, then one stage per epoch from the top down', function()
+      local m = ts.models.resnet20()
+      ts.transfer.newHead(m, 43)
+      local groups, on_epoch, stages = ts.transfer.gradualUnfreeze(m, {backbone_lr = 0.01, head_lr = 0.1, stages = 3})
+      t.eq(#stages, 3)
+      t.truthy(stages[1][#stages[1]] == m.layer3, 'the first stage ends at the top of the backbone')
+      t.truthy(stages[3][1] == m.conv1, 'the last stage starts at the stem')
+      local opt = ts.optim.SGD(groups, {lr = 0.1, momentum = 0.9})
+      t.eq(#m:parameters(), 2)
+      m:training()
+      local x, total = ts.randn(2, 3, 32, 32), #ts.models.resnet20():parameters()
+      local w
+      m.layer3:apply(function(x) w = w or x.weight end)
+      local before = w:clone()
+      local rm = m.bn1.running_mean:clone()
+      m:forward(x)
+      t.truthy(m.bn1.running_mean:equal(rm), 'frozen BN keeps its statistics')
+      local counts = {}
+      for epoch = 1, 3 do
+         on_epoch(epoch, m, opt)
+         counts[epoch] = #m:parameters()
+         t.eq(#opt.groups, epoch + 1)
+         t.eq(opt.groups[epoch + 1].lr, 0.01)
+      end
+      t.truthy(counts[1] > 2 and counts[1] < counts[2] and counts[2] < counts[3], table.concat(counts, ' '))
+      t.eq(counts[3], total)
+      m:forward(x)
+      t.truthy(not m.bn1.running_mean:equal(rm), 'unfrozen BN updates its statistics again')
+      -- the unfrozen layers learn
+      local crit = ts.nn.CrossEntropyLoss()
+      local y = ts.tensor({1, 2}, 'int64')
+      opt:zeroGrad()
+      local out = m:forward(x)
+      crit:forward(out, y)
+      m:backward(x, crit:backward(out, y))
+      opt:step()
+      t.truthy(not w:equal(before), 'layer3 moved after it was unfrozen')
+   end)
+
+   t.test('folding the input scale into the first convolution changes nothing but the convention', function()
+      local a = ts.models.resnet8({classes = 10})
+      a:evaluate()
+      a.inputConvention = {mean = {0, 0, 0}, std = {1 / 255, 1 / 127.5, 1 / 64}, size = 32}
+      local b = ts.models.resnet8({classes = 10})
+      b:evaluate()
+      local pa = a:parameters()
+      local pb = b:parameters()
+      for i = 1, #pa do pb[i]:copy(pa[i]) end
+      b.inputConvention = a.inputConvention
+      for _, name in ipairs({'running_mean', 'running_var'}) do
+         local ba, bb = {}, {}
+         a:apply(function(m) if m[name] then ba[#ba + 1] = m[name] end end)
+         b:apply(function(m) if m[name] then bb[#bb + 1] = m[name] end end)
+         for i = 1, #ba do bb[i]:copy(ba[i]) end
+      end
+      ts.transfer.foldInputScale(b)
+      t.eq(b.inputConvention.std[2], 1)
+      local x = ts.rand(2, 3, 32, 32)
+      local xa = x:clone()
+      for c = 1, 3 do xa:narrow(2, c, 1):mul_(1 / a.inputConvention.std[c]) end
+      local want, got = a:forward(xa), b:forward(x)
+      t.truthy(got:maxAbsDiff(want) <= 1e-4 * want:abs():max(), 'difference ' .. got:maxAbsDiff(want))
+   end)
+
    t.test('a linear probe learns a linearly separable problem from cached features', function()
       local f = ts.randn(200, 8)
       local y = ts.zeros({200}, 'int64')

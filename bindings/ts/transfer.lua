@@ -5,8 +5,9 @@
 --   local groups = ts.transfer.paramGroups(m, {backbone_lr = 0.005, head_lr = 0.05})   -- full fine-tuning
 --   local f = ts.transfer.features(m, dataset, preprocess)   -- cached penultimate features [N, F]
 --   local head, acc = ts.transfer.linearProbe(m, train_f, train_y, valid_f, valid_y, {epochs = 30})
--- Gradual unfreezing: unfreeze a part and give it to the optimizer, e.g. in ts.train's on_epoch hook:
---   m.layer3:unfreeze(); opt:addParamGroup{params = m.layer3, lr = 0.005}
+--   local groups, on_epoch = ts.transfer.gradualUnfreeze(m, {backbone_lr = 0.01, head_lr = 0.05, stages = 3})
+--   ts.train{model = m, param_groups = groups, on_epoch = on_epoch, ...}   -- one more stage after each epoch
+--   ts.transfer.foldInputScale(m)   -- a 0..255 convention becomes 0..1, the scale moved into the first conv
 local T = require('ts.tensor')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
@@ -56,6 +57,57 @@ end
 function M.paramGroups(model, o)
    return {{params = params_of(backbone_children(model)), lr = o.backbone_lr},
            {params = params_of({model[head_name(model)]}), lr = o.head_lr}}
+end
+
+-- Gradual unfreezing (ULMFiT's recipe): first only the head learns, the backbone frozen with its BN
+-- statistics kept; after each epoch the next stage from the top down is unfrozen and joins the optimizer at
+-- backbone_lr. The backbone's children with parameters are split into o.stages stages (default: as many
+-- as there are such children). Returns the head's parameter group list and the on_epoch hook for ts.train.
+-- A run that changes its groups this way cannot be resumed from a checkpoint taken mid-way.
+function M.gradualUnfreeze(model, o)
+   local learnable = {}
+   for _, m in ipairs(backbone_children(model)) do
+      if #m:parameters() > 0 then learnable[#learnable + 1] = m end
+   end
+   M.freezeBackbone(model, {bn_eval = true})
+   local n = math.min(o.stages or #learnable, #learnable)
+   local stages = {}
+   for k = 1, n do
+      -- stage 1 is the top of the network; sizes differ by at most one child
+      local first = math.floor((k - 1) * #learnable / n)
+      local last = math.floor(k * #learnable / n)
+      stages[k] = {}
+      for i = #learnable - last + 1, #learnable - first do stages[k][#stages[k] + 1] = learnable[i] end
+   end
+   local groups = {{params = params_of({model[head_name(model)]}), lr = o.head_lr}}
+   local function on_epoch(epoch, _, opt)
+      local stage = stages[epoch]
+      if not stage then return end
+      for _, m in ipairs(stage) do
+         m:unfreeze()
+         m:apply(function(x) x.freezeStats = nil end)
+      end
+      opt:addParamGroup{params = params_of(stage), lr = o.backbone_lr}
+   end
+   return groups, on_epoch, stages
+end
+
+-- Moves a per-channel input scale into the first convolution: a model fed (x - mean) / std becomes one fed
+-- x - mean, with W'[:, c] = W[:, c] / std[c]. Exact (zero padding commutes with scaling), and it matters for
+-- SGD: a network trained on 0..255 inputs otherwise takes first-layer steps 255^2 times too large.
+function M.foldInputScale(model)
+   local conv
+   model:apply(function(m) if not conv and m.weight and m.weight:dim() == 4 then conv = m end end)
+   local conv_input = model.inputConvention
+   if not conv or not conv_input then error('transfer.foldInputScale: the model needs a convolution and an inputConvention', 2) end
+   local std = conv_input.std
+   for c = 1, conv.weight:size(2) do
+      conv.weight:narrow(2, c, 1):mul_(1 / std[c])
+   end
+   local folded = {mean = conv_input.mean, std = {}, size = conv_input.size}
+   for c = 1, #std do folded.std[c] = 1 end
+   model.inputConvention = folded
+   return model
 end
 
 -- the penultimate features (the output of the model's `flatten` child) of every image, in order
