@@ -1,6 +1,6 @@
 # tshost — build, test, run, benchmark.
 #   make deps    install missing Debian packages (apt-get; sudo when not root)
-#   make         build ./tshost
+#   make         build ./tshost, with the CUDA path when nvcc is found (CUDA=0: CPU only)
 #   make test    build and run every test, the file readers also under AddressSanitizer
 #                (ends with "N passed, N failed, N skipped")
 #   make run     deps + build + the main job
@@ -14,21 +14,44 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -Ihost \
 LDLIBS  += $(shell pkg-config --libs luajit openblas 2>/dev/null) -lreadline -lpthread -lm
 LDFLAGS += -fopenmp -rdynamic
 
+# The CUDA path: nvcc on the PATH or under CUDA_HOME; cuDNN and cuBLAS beside the runtime
+CUDA_HOME ?= /usr/local/cuda
+CUDA      ?= 1
+NVCC      := $(if $(filter 1,$(CUDA)),$(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc)))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall
+ifneq ($(NVCC),)
+CUDA_DEFS  = -DTS_WITH_CUDA
+CUDA_SRC   = $(wildcard kernels/cuda/*.cu)
+CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib \
+             -lcudnn -lcublas -lcudart -lstdc++
+endif
+
 DEB_PACKAGES = gcc make pkg-config luajit libluajit-5.1-dev libopenblas-dev libstb-dev libreadline-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 HOST_SRC   = $(wildcard host/*.c)
 KERNEL_SRC = $(wildcard kernels/cpu/*.c)
-OBJ = $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERNEL_SRC))
+OBJ = $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst %.cu,build/%.o,$(CUDA_SRC))
+HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/cpu/cpu.h kernels/cuda/cuda.h
 
 all: tshost
 
 tshost: $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUDA_LIBS)
 
-build/%.o: %.c host/ts.h host/internal.h kernels/cpu/cpu.h
+# objects are rebuilt when the build switches between CPU-only and CUDA
+build/config: FORCE
+	@mkdir -p build
+	@echo '$(CUDA_DEFS)' | cmp -s - $@ || echo '$(CUDA_DEFS)' > $@
+
+build/%.o: %.c $(HEADERS) build/config
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(CUDA_DEFS) -c -o $@ $<
+
+build/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -I$(CUDA_HOME)/include -DTS_WITH_CUDA -c -o $@ $<
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -50,7 +73,8 @@ bench: tshost
 
 ASAN_OBJ = $(patsubst %.c,build/asan/%.o,$(HOST_SRC) $(KERNEL_SRC))
 
-build/asan/%.o: %.c host/ts.h host/internal.h kernels/cpu/cpu.h
+# CPU only: the sanitizers check the file readers, which never touch the GPU
+build/asan/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -c -o $@ $<
 
@@ -64,4 +88,4 @@ asan: build/asan/tshost
 clean:
 	rm -rf build tshost
 
-.PHONY: all deps test run bench asan clean
+.PHONY: all deps test run bench asan clean FORCE

@@ -198,6 +198,7 @@ int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_pr
                    int *out_c, int *oh, int *ow)
 {
     char a[96];
+    if (ts_require_cpu("batch: images", images) || ts_require_cpu("batch: labels", labels)) return -1;
     if (!images || images->dtype != TS_UINT8 || images->ndim != 4 || !ts_tensor_is_contiguous(images) ||
         (images->shape[3] != 1 && images->shape[3] != 3))
         return ts_error("batch: images must be contiguous uint8 [N,H,W,C] with C = 1 or 3, got %s",
@@ -219,7 +220,9 @@ int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, con
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
-    if (ts_check_shape("batch: output", x, 4, xs)) return -1;
+    if (ts_check_shape("batch: output", x, 4, xs) || ts_require_cpu("batch: output", x) ||
+        ts_require_cpu("batch: label output", y))
+        return -1;
     if (y->dtype != TS_INT64 || y->ndim != 1 || y->shape[0] != count) return ts_error("batch: label output must be int64 [%d]", count);
     int64_t n = images->shape[0];
     for (int i = 0; i < count; i++)

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 #include "internal.h"
-#include "../kernels/cpu/cpu.h"
 
 static int bn_dims(const ts_tensor *x, int64_t *n, int64_t *c, int64_t *s)
 {
@@ -31,6 +30,10 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
         (running_var && ts_check_shape("batchnorm: running_var", running_var, 1, cs)))
         return -1;
     if (!!running_mean != !!running_var) return ts_error("batchnorm: running_mean and running_var go together");
+    if (ts_check_same_device("batchnorm", x, y, weight, bias) ||
+        ts_check_same_device("batchnorm", x, running_mean, running_var, training ? save_mean : NULL) ||
+        ts_check_same_device("batchnorm", x, training ? save_invstd : NULL, NULL, NULL))
+        return -1;
     if (training) {
         if (ts_check_shape("batchnorm: save_mean", save_mean, 1, cs) ||
             ts_check_shape("batchnorm: save_invstd", save_invstd, 1, cs))
@@ -39,11 +42,12 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
     } else if (!running_mean) {
         return ts_error("batchnorm: evaluation mode needs running statistics");
     }
-    tsk_cpu_batchnorm_forward(n, c, s, ts_f32(x), weight ? ts_f32(weight) : NULL, bias ? ts_f32(bias) : NULL,
+    const tsk_backend *k = ts_kernels(x);
+    k->batchnorm_forward(n, c, s, ts_f32(x), weight ? ts_f32(weight) : NULL, bias ? ts_f32(bias) : NULL,
                               running_mean ? ts_f32(running_mean) : NULL, running_var ? ts_f32(running_var) : NULL,
                               training ? ts_f32(save_mean) : NULL, training ? ts_f32(save_invstd) : NULL, training,
-                              (float)momentum, (float)eps, ts_f32(y));
-    return 0;
+                         (float)momentum, (float)eps, ts_f32(y));
+    return ts_kernel_status(k, "batchnorm");
 }
 
 int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
@@ -58,10 +62,14 @@ int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *
         (weight && ts_check_shape("batchnorm: weight", weight, 1, cs)) ||
         (grad_weight && ts_check_shape("batchnorm: gradWeight", grad_weight, 1, cs)) ||
         (grad_bias && ts_check_shape("batchnorm: gradBias", grad_bias, 1, cs)) ||
-        ts_check_shape("batchnorm: mean", save_mean, 1, cs) || ts_check_shape("batchnorm: invstd", save_invstd, 1, cs))
+        ts_check_shape("batchnorm: mean", save_mean, 1, cs) || ts_check_shape("batchnorm: invstd", save_invstd, 1, cs) ||
+        ts_check_same_device("batchnorm backward", x, grad_y, grad_x, weight) ||
+        ts_check_same_device("batchnorm backward", x, grad_weight, grad_bias, save_mean) ||
+        ts_check_same_device("batchnorm backward", x, save_invstd, NULL, NULL))
         return -1;
-    tsk_cpu_batchnorm_backward(n, c, s, ts_f32(x), ts_f32(grad_y), weight ? ts_f32(weight) : NULL, ts_f32(save_mean),
+    const tsk_backend *k = ts_kernels(x);
+    k->batchnorm_backward(n, c, s, ts_f32(x), ts_f32(grad_y), weight ? ts_f32(weight) : NULL, ts_f32(save_mean),
                                ts_f32(save_invstd), training, grad_x ? ts_f32(grad_x) : NULL,
-                               grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
-    return 0;
+                          grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
+    return ts_kernel_status(k, "batchnorm backward");
 }

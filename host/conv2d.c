@@ -1,6 +1,5 @@
 /* Conv2d: argument checks and dispatch to the kernels. */
 #include "internal.h"
-#include "../kernels/cpu/cpu.h"
 
 static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_params *p, tsk_conv2d_shape *s)
 {
@@ -49,9 +48,12 @@ int ts_conv2d_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight,
     tsk_conv2d_shape s = {0};
     if (conv_shape(x, weight, p, &s)) return -1;
     int64_t ys[4] = {s.n, s.o, s.oh, s.ow}, bs[1] = {s.o};
-    if (ts_check_shape("conv2d: output", y, 4, ys) || (bias && ts_check_shape("conv2d: bias", bias, 1, bs))) return -1;
-    tsk_cpu_conv2d_forward(&s, ts_f32(x), ts_f32(weight), bias ? ts_f32(bias) : NULL, ts_f32(y));
-    return 0;
+    if (ts_check_shape("conv2d: output", y, 4, ys) || (bias && ts_check_shape("conv2d: bias", bias, 1, bs)) ||
+        ts_check_same_device("conv2d", x, weight, bias, y))
+        return -1;
+    const tsk_backend *k = ts_kernels(x);
+    k->conv2d_forward(&s, ts_f32(x), ts_f32(weight), bias ? ts_f32(bias) : NULL, ts_f32(y));
+    return ts_kernel_status(k, "conv2d");
 }
 
 int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
@@ -63,9 +65,12 @@ int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *gra
     if (ts_check_shape("conv2d: gradOutput", grad_y, 4, ys) ||
         (grad_x && ts_check_shape("conv2d: gradInput", grad_x, 4, x->shape)) ||
         (grad_weight && ts_check_shape("conv2d: gradWeight", grad_weight, 4, weight->shape)) ||
-        (grad_bias && ts_check_shape("conv2d: gradBias", grad_bias, 1, bs)))
+        (grad_bias && ts_check_shape("conv2d: gradBias", grad_bias, 1, bs)) ||
+        ts_check_same_device("conv2d backward", x, weight, grad_y, grad_x) ||
+        ts_check_same_device("conv2d backward", x, grad_weight, grad_bias, NULL))
         return -1;
-    tsk_cpu_conv2d_backward(&s, ts_f32(x), ts_f32(weight), ts_f32(grad_y), grad_x ? ts_f32(grad_x) : NULL,
-                            grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
-    return 0;
+    const tsk_backend *k = ts_kernels(x);
+    k->conv2d_backward(&s, ts_f32(x), ts_f32(weight), ts_f32(grad_y), grad_x ? ts_f32(grad_x) : NULL,
+                       grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
+    return ts_kernel_status(k, "conv2d backward");
 }

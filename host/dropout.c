@@ -9,12 +9,19 @@ int ts_dropout_forward(ts_tensor *y, ts_tensor *mask, const ts_tensor *x, double
     if (ts_check_f32("dropout: input", x) || ts_check_shape("dropout: output", y, x->ndim, x->shape) ||
         ts_check_shape("dropout: mask", mask, x->ndim, x->shape))
         return -1;
+    if (ts_check_same_device("dropout", x, y, mask, NULL)) return -1;
+    /* the mask is drawn on the host, so that a seed gives the same mask on either device */
+    ts_tensor *host_mask = ts_on_cuda(mask) ? ts_tensor_new(TS_FLOAT32, mask->ndim, mask->shape) : ts_tensor_retain(mask);
+    if (!host_mask) return -1;
     int64_t n = ts_tensor_numel(x);
-    float *m = ts_f32(mask), *py = ts_f32(y), scale = (float)(1.0 / (1.0 - p));
-    const float *px = ts_f32(x);
+    float *m = ts_f32(host_mask), scale = (float)(1.0 / (1.0 - p));
     /* 53-bit uniforms compared in integer form: u >= p  <=>  bits >= p * 2^53 */
     uint64_t threshold = (uint64_t)(p * 9007199254740992.0);
     for (int64_t i = 0; i < n; i++) m[i] = (ts_rng_u64() >> 11) >= threshold ? scale : 0.0f;
-    for (int64_t i = 0; i < n; i++) py[i] = px[i] * m[i];
-    return 0;
+    int rc = host_mask == mask ? 0 : ts_tensor_copy(mask, host_mask);
+    ts_tensor_free(host_mask);
+    if (rc) return -1;
+    const tsk_backend *k = ts_kernels(x);
+    k->mul(n, ts_f32(x), ts_f32(mask), ts_f32(y));
+    return ts_kernel_status(k, "dropout");
 }

@@ -35,6 +35,7 @@ ts_tensor *ts_image_load(const char *path, int channels)
 int ts_image_save_png(const char *path, const ts_tensor *image)
 {
     char buf[96];
+    if (ts_require_cpu("save_png", image)) return -1;
     if (image->dtype != TS_UINT8 || image->ndim != 3 || image->shape[2] < 1 || image->shape[2] > 4 ||
         !ts_tensor_is_contiguous(image))
         return ts_error("save_png: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s",
@@ -94,6 +95,7 @@ static void free_filter(axis_filter *f)
 
 int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi)
 {
+    if (ts_require_cpu("resize", dst) || ts_require_cpu("resize", src)) return -1;
     char a[96], b[96];
     if (src->dtype != TS_UINT8 || dst->dtype != TS_UINT8 || src->ndim != 3 || dst->ndim != 3 ||
         src->shape[2] != dst->shape[2] || !ts_tensor_is_contiguous(src) || !ts_tensor_is_contiguous(dst))

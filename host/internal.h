@@ -5,8 +5,9 @@
 #include "ts.h"
 
 typedef struct {
-    void *data;
+    void *data;          /* on the device: a CUDA tensor's data is a device address */
     size_t bytes;
+    size_t granted;      /* what the allocator handed out (memory.c) */
     int refcount;
     int device;
 } ts_storage;
@@ -22,6 +23,25 @@ struct ts_tensor {
 };
 
 void ts_note_allocation(size_t bytes);
+
+/* memory.c: storage blocks per device (NULL and an out-of-memory error when there is no room) */
+void *ts_memory_alloc(int device, size_t bytes, size_t *granted);
+void ts_memory_release(int device, void *p, size_t granted);
+
+/* device.c: the kernels for a tensor's device, and what moves data between devices */
+#include "../kernels/kernels.h"
+const tsk_backend *ts_kernels(const ts_tensor *t);
+/* 0, or the backend's error as ours (marked out of memory when it was) */
+int ts_kernel_status(const tsk_backend *k, const char *what);
+/* "what: a is on cuda but b on cpu" when the non-NULL tensors disagree; 0 when they agree */
+int ts_check_same_device(const char *what, const ts_tensor *a, const ts_tensor *b, const ts_tensor *c,
+                         const ts_tensor *d);
+int ts_device_zero(void *data, size_t bytes);
+int ts_device_copy(ts_tensor *dst, const ts_tensor *src);     /* ts_tensor_copy with a CUDA side */
+/* a CPU tensor with t's values (t itself retained when it is on the CPU), NULL on failure */
+ts_tensor *ts_host_copy(const ts_tensor *t);
+static inline int ts_on_cuda(const ts_tensor *t) { return t && t->storage->device == TS_CUDA; }
+int ts_require_cpu(const char *what, const ts_tensor *t);   /* an error naming what for a CUDA tensor */
 int64_t ts_row_offset(const ts_tensor *t, int64_t r);  /* first element of row r (rows = all dims but the last) */
 
 static inline float *ts_f32(const ts_tensor *t) { return (float *)ts_tensor_data(t); }

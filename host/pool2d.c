@@ -1,6 +1,5 @@
 /* MaxPool2d and AvgPool2d: output sizes (PyTorch's floor/ceil rules), checks and dispatch. */
 #include "internal.h"
-#include "../kernels/cpu/cpu.h"
 
 static int64_t pooled(int64_t in, int k, int s, int pad, int ceil_mode)
 {
@@ -53,8 +52,10 @@ int ts_maxpool2d_forward(ts_tensor *y, ts_tensor *indices, const ts_tensor *x, c
     if (!indices || indices->dtype != TS_INT32 || ts_tensor_numel(indices) != ts_tensor_numel(y) ||
         !ts_tensor_is_contiguous(indices))
         return ts_error("maxpool2d: indices must be a contiguous int32 tensor shaped like the output");
-    tsk_cpu_maxpool2d_forward(&s, ts_f32(x), ts_f32(y), (int32_t *)ts_tensor_data(indices));
-    return 0;
+    if (ts_check_same_device("maxpool2d", x, y, indices, NULL)) return -1;
+    const tsk_backend *k = ts_kernels(x);
+    k->maxpool2d_forward(&s, ts_f32(x), ts_f32(y), (int32_t *)ts_tensor_data(indices));
+    return ts_kernel_status(k, "maxpool2d");
 }
 
 int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices)
@@ -66,10 +67,12 @@ int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_t
         return ts_error("maxpool2d: gradOutput %s does not match gradInput", ts_shape_str(grad_y, a, sizeof a));
     if (!indices || indices->dtype != TS_INT32 || ts_tensor_numel(indices) != ts_tensor_numel(grad_y))
         return ts_error("maxpool2d: indices do not match gradOutput (run forward first)");
+    if (ts_check_same_device("maxpool2d backward", grad_x, grad_y, indices, NULL)) return -1;
     tsk_pool2d_shape s = {.planes = (int)(grad_x->shape[0] * grad_x->shape[1]), .h = (int)grad_x->shape[2],
                           .w = (int)grad_x->shape[3], .oh = (int)grad_y->shape[2], .ow = (int)grad_y->shape[3]};
-    tsk_cpu_maxpool2d_backward(&s, ts_f32(grad_y), (const int32_t *)ts_tensor_data(indices), ts_f32(grad_x));
-    return 0;
+    const tsk_backend *k = ts_kernels(grad_x);
+    k->maxpool2d_backward(&s, ts_f32(grad_y), (const int32_t *)ts_tensor_data(indices), ts_f32(grad_x));
+    return ts_kernel_status(k, "maxpool2d backward");
 }
 
 int ts_avgpool2d_forward(ts_tensor *y, const ts_tensor *x, const ts_pool2d_params *p)
@@ -77,9 +80,10 @@ int ts_avgpool2d_forward(ts_tensor *y, const ts_tensor *x, const ts_pool2d_param
     tsk_pool2d_shape s = {0};
     if (pool_shape(x, p, &s, "avgpool2d")) return -1;
     int64_t ys[4] = {x->shape[0], x->shape[1], s.oh, s.ow};
-    if (ts_check_shape("avgpool2d: output", y, 4, ys)) return -1;
-    tsk_cpu_avgpool2d_forward(&s, ts_f32(x), ts_f32(y));
-    return 0;
+    if (ts_check_shape("avgpool2d: output", y, 4, ys) || ts_check_same_device("avgpool2d", x, y, NULL, NULL)) return -1;
+    const tsk_backend *k = ts_kernels(x);
+    k->avgpool2d_forward(&s, ts_f32(x), ts_f32(y));
+    return ts_kernel_status(k, "avgpool2d");
 }
 
 int ts_avgpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_pool2d_params *p)
@@ -87,7 +91,10 @@ int ts_avgpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_p
     tsk_pool2d_shape s = {0};
     if (pool_shape(grad_x, p, &s, "avgpool2d")) return -1;
     int64_t ys[4] = {grad_x->shape[0], grad_x->shape[1], s.oh, s.ow};
-    if (ts_check_shape("avgpool2d: gradOutput", grad_y, 4, ys)) return -1;
-    tsk_cpu_avgpool2d_backward(&s, ts_f32(grad_y), ts_f32(grad_x));
-    return 0;
+    if (ts_check_shape("avgpool2d: gradOutput", grad_y, 4, ys) ||
+        ts_check_same_device("avgpool2d backward", grad_x, grad_y, NULL, NULL))
+        return -1;
+    const tsk_backend *k = ts_kernels(grad_x);
+    k->avgpool2d_backward(&s, ts_f32(grad_y), ts_f32(grad_x));
+    return ts_kernel_status(k, "avgpool2d backward");
 }

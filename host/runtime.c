@@ -12,8 +12,10 @@
 #include "internal.h"
 
 static _Thread_local char error_message[1024];
+static _Thread_local int error_is_oom;
 
 const char *ts_last_error(void) { return error_message; }
+int ts_last_error_is_oom(void) { return error_is_oom; }
 
 int ts_error(const char *fmt, ...)
 {
@@ -21,6 +23,17 @@ int ts_error(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(error_message, sizeof error_message, fmt, ap);
     va_end(ap);
+    error_is_oom = 0;
+    return -1;
+}
+
+int ts_error_oom(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    error_is_oom = 1;
     return -1;
 }
 

@@ -435,7 +435,9 @@ int ts_safetensors_write(const char *path, int count, const char *const *names, 
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, hlen, fp) == hlen;
     for (int i = 0; ok && i < count; i++) {
-        ts_tensor *c = ts_tensor_contiguous(tensors[i]);
+        ts_tensor *h = ts_host_copy(tensors[i]);   /* a CUDA tensor is written from a host copy */
+        ts_tensor *c = h ? ts_tensor_contiguous(h) : NULL;
+        ts_tensor_free(h);
         ok = c != NULL;
         if (ok) {
             size_t bytes = (size_t)ts_tensor_numel(c) * (size_t)ts_dtype_size(c->dtype);

@@ -36,6 +36,7 @@ static int glyph(int g, double u, double v)
 
 int ts_synth_signs(ts_tensor *images, ts_tensor *labels, int classes, uint64_t seed)
 {
+    if (ts_require_cpu("synth: images", images) || ts_require_cpu("synth: labels", labels)) return -1;
     char buf[96];
     if (images->dtype != TS_UINT8 || images->ndim != 4 || images->shape[3] != 3 || !ts_tensor_is_contiguous(images))
         return ts_error("synth: images must be contiguous uint8 [N,H,W,3], got %s", ts_shape_str(images, buf, sizeof buf));

@@ -59,27 +59,35 @@ static int check_shape_args(int dtype, int ndim, const int64_t *shape)
     return 0;
 }
 
-ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape)
+ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape)
 {
     if (check_shape_args(dtype, ndim, shape)) return NULL;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    size_t bytes = (size_t)numel * (size_t)ts_dtype_size(dtype);
-    ts_storage *s = calloc(1, sizeof *s);
-    /* 64-byte alignment for AVX-512 loads; at least one byte so empty tensors still own storage */
-    void *data = NULL;
-    if (!s || posix_memalign(&data, 64, bytes ? (bytes + 63) / 64 * 64 : 64)) {
-        free(s);
-        ts_error("out of memory allocating a tensor of %zu bytes", bytes);
+    if (device != TS_CPU && device != TS_CUDA) {
+        ts_error("tensor: unknown device %d", device);
         return NULL;
     }
-    memset(data, 0, bytes);
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= shape[d];
+    size_t bytes = (size_t)numel * (size_t)ts_dtype_size(dtype), granted = 0;
+    ts_storage *s = calloc(1, sizeof *s);
+    if (!s) {
+        ts_error("out of memory allocating a tensor handle");
+        return NULL;
+    }
+    void *data = ts_memory_alloc(device, bytes, &granted);
+    if (!data || (device == TS_CPU ? (memset(data, 0, bytes), 0) : ts_device_zero(data, bytes))) {
+        ts_memory_release(device, data, granted);
+        free(s);
+        return NULL;
+    }
     s->data = data;
     s->bytes = bytes;
+    s->granted = granted;
+    s->device = device;
     ts_note_allocation(bytes);
     ts_tensor *t = handle_on(s, dtype);
     if (!t) {
-        free(data);
+        ts_memory_release(device, data, granted);
         free(s);
         return NULL;
     }
@@ -88,6 +96,8 @@ ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape)
     set_contiguous_strides(t);
     return t;
 }
+
+ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape) { return ts_tensor_new_on(TS_CPU, dtype, ndim, shape); }
 
 ts_tensor *ts_tensor_from_buffer(int dtype, int ndim, const int64_t *shape, const void *data)
 {
@@ -100,7 +110,7 @@ void ts_tensor_free(ts_tensor *t)
 {
     if (!t || --t->refcount > 0) return;
     if (--t->storage->refcount == 0) {
-        free(t->storage->data);
+        ts_memory_release(t->storage->device, t->storage->data, t->storage->granted);
         free(t->storage);
     }
     free(t);
@@ -296,7 +306,7 @@ ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape)
 ts_tensor *ts_tensor_contiguous(ts_tensor *t)
 {
     if (ts_tensor_is_contiguous(t)) return ts_tensor_retain(t);
-    ts_tensor *c = ts_tensor_new(t->dtype, t->ndim, t->shape);
+    ts_tensor *c = ts_tensor_new_on(t->storage->device, t->dtype, t->ndim, t->shape);
     if (c && ts_tensor_copy(c, t)) {
         ts_tensor_free(c);
         return NULL;
@@ -346,6 +356,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
     if (n != ts_tensor_numel(src))
         return ts_error("copy: destination %s and source %s differ in element count", ts_shape_str(dst, a, sizeof a),
                         ts_shape_str(src, b, sizeof b));
+    if (ts_on_cuda(dst) || ts_on_cuda(src)) return ts_device_copy(dst, src);
     void *d = ts_tensor_data(dst);
     const void *s = ts_tensor_data(src);
     if (ts_tensor_is_contiguous(dst) && ts_tensor_is_contiguous(src)) {
@@ -390,16 +401,42 @@ static int64_t element_offset(const ts_tensor *t, const int64_t *index, const ch
     return off;
 }
 
+/* one element of a tensor as a 0-d view, so that a CUDA tensor's element moves through ts_tensor_copy */
+static ts_tensor *element_view(ts_tensor *t, int64_t off)
+{
+    ts_tensor *v = view_of(t);
+    if (v) v->offset += off, v->ndim = 0;
+    return v;
+}
+
+static int cuda_element(ts_tensor *t, int64_t off, double *value, int write)
+{
+    ts_tensor *v = element_view(t, off), *h = ts_tensor_new(t->dtype, 0, NULL);
+    int rc = -1;
+    if (v && h) {
+        if (write) store(ts_tensor_data(h), h->dtype, 0, *value);
+        rc = write ? ts_tensor_copy(v, h) : ts_tensor_copy(h, v);
+        if (!rc && !write) *value = load(ts_tensor_data(h), h->dtype, 0);
+    }
+    ts_tensor_free(v);
+    ts_tensor_free(h);
+    return rc;
+}
+
 double ts_tensor_get(const ts_tensor *t, const int64_t *index)
 {
     int64_t off = element_offset(t, index, "get");
-    return off < 0 ? 0.0 : load(ts_tensor_data(t), t->dtype, off);
+    double v = 0;
+    if (off >= 0 && ts_on_cuda(t)) cuda_element((ts_tensor *)t, off, &v, 0);
+    else if (off >= 0) v = load(ts_tensor_data(t), t->dtype, off);
+    return v;
 }
 
 int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
 {
     int64_t off = element_offset(t, index, "set");
     if (off < 0) return -1;
+    if (ts_on_cuda(t)) return cuda_element(t, off, &value, 1);
     store(ts_tensor_data(t), t->dtype, off, value);
     return 0;
 }
@@ -407,6 +444,13 @@ int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
 /* Calls fn(value) for every element in row-major order, storing the results: fills, random draws. */
 static int fill_with(ts_tensor *t, double (*fn)(void *), void *ctx)
 {
+    if (ts_on_cuda(t)) {
+        /* drawn on the host, in the same order as for a CPU tensor, then copied */
+        ts_tensor *h = ts_tensor_new(t->dtype, t->ndim, t->shape);
+        int rc = !h || fill_with(h, fn, ctx) || ts_tensor_copy(t, h);
+        ts_tensor_free(h);
+        return rc ? -1 : 0;
+    }
     int64_t n = ts_tensor_numel(t), last = t->ndim ? t->shape[t->ndim - 1] : 1;
     int64_t ls = t->ndim ? t->stride[t->ndim - 1] : 1;
     void *d = ts_tensor_data(t);

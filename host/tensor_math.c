@@ -1,10 +1,11 @@
 /* Elementwise float32 arithmetic with broadcasting, reductions and matrix products on tensors.
- * These serve Lua-level code (preprocessing, metrics, tests); the layers have their own kernels. */
+ * These serve Lua-level code (preprocessing, metrics, tests); the layers have their own kernels.
+ * With a CUDA operand, arithmetic and reductions run on host copies (on_host); axpy, sums of squares and
+ * matrix products, which the training step uses, run on the device. */
 #include <math.h>
 #include <string.h>
 
 #include "internal.h"
-#include "../kernels/cpu/cpu.h"
 
 static double apply_binary(int op, double a, double b)
 {
@@ -65,8 +66,43 @@ static int64_t offset_of(const ts_tensor *shape_of, const int64_t *stride, int64
     return off;
 }
 
+typedef int (*op3)(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, const void *args);
+
+/* op on host copies of out, a and b (b may be NULL), the result copied back into out */
+static int on_host(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, op3 op, const void *args)
+{
+    ts_tensor *ho = ts_host_copy(out), *ha = ts_host_copy(a), *hb = b ? ts_host_copy(b) : NULL;
+    int rc = !ho || !ha || (b && !hb) || op(ho, ha, hb, args) || ts_tensor_copy(out, ho);
+    ts_tensor_free(ho);
+    ts_tensor_free(ha);
+    ts_tensor_free(hb);
+    return rc ? -1 : 0;
+}
+
+typedef struct { double s; int op, scalar_first, dim; } op_args;
+static int binary_op(ts_tensor *o, const ts_tensor *a, const ts_tensor *b, const void *x)
+{
+    return ts_tensor_binary(o, a, b, ((const op_args *)x)->op);
+}
+static int scalar_op(ts_tensor *o, const ts_tensor *a, const ts_tensor *b, const void *x)
+{
+    const op_args *p = x;
+    return ts_tensor_binary_scalar(o, a, p->s, p->op, p->scalar_first);
+}
+static int unary_op(ts_tensor *o, const ts_tensor *a, const ts_tensor *b, const void *x)
+{
+    return ts_tensor_unary(o, a, ((const op_args *)x)->op);
+}
+static int reduce_op(ts_tensor *o, const ts_tensor *a, const ts_tensor *b, const void *x)
+{
+    const op_args *p = x;
+    return ts_tensor_reduce(o, a, p->dim, p->op);
+}
+
 int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op)
 {
+    if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
+        return on_host(out, a, b, binary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32 || b->dtype != TS_FLOAT32)
         return ts_error("arithmetic: float32 tensors expected (convert with :float())");
     int64_t sa[TS_MAX_DIMS], sb[TS_MAX_DIMS];
@@ -87,6 +123,8 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
 
 int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first)
 {
+    if (ts_on_cuda(out) || ts_on_cuda(a))
+        return on_host(out, a, NULL, scalar_op, &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
         return ts_error("arithmetic: float32 tensors expected (convert with :float())");
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("arithmetic: result and operand sizes differ");
@@ -108,6 +146,7 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
 
 int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
 {
+    if (ts_on_cuda(out) || ts_on_cuda(a)) return on_host(out, a, NULL, unary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
         return ts_error("math: float32 tensors expected (convert with :float())");
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("math: result and operand sizes differ");
@@ -126,14 +165,18 @@ int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
 
 int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
 {
-    if (ts_check_f32("axpy: y", y) || ts_check_numel("axpy: x", x, ts_tensor_numel(y))) return -1;
-    tsk_cpu_axpy(ts_tensor_numel(y), (float)alpha, ts_f32(x), ts_f32(y));
-    return 0;
+    if (ts_check_f32("axpy: y", y) || ts_check_numel("axpy: x", x, ts_tensor_numel(y)) ||
+        ts_check_same_device("axpy", y, x, NULL, NULL))
+        return -1;
+    const tsk_backend *k = ts_kernels(y);
+    k->axpy(ts_tensor_numel(y), (float)alpha, ts_f32(x), ts_f32(y));
+    return ts_kernel_status(k, "axpy");
 }
 
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
 {
     char buf[96];
+    if (ts_on_cuda(out) || ts_on_cuda(a)) return on_host(out, a, NULL, reduce_op, &(op_args){.dim = dim, .op = op});
     if (ts_check_f32("reduce: input", a)) return -1;
     int arg = op == TS_ARGMAX || op == TS_ARGMIN;
     if (out->dtype != (arg ? TS_INT64 : TS_FLOAT32) || !ts_tensor_is_contiguous(out))
@@ -167,7 +210,9 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
 
 double ts_tensor_sum_all(const ts_tensor *a)
 {
-    ts_tensor *c = ts_tensor_contiguous((ts_tensor *)a);
+    ts_tensor *h = ts_host_copy(a);
+    ts_tensor *c = h ? ts_tensor_contiguous(h) : NULL;
+    ts_tensor_free(h);
     if (!c) return NAN;
     double s = 0;
     int64_t n = ts_tensor_numel(c);
@@ -188,13 +233,17 @@ double ts_tensor_sum_all(const ts_tensor *a)
 double ts_tensor_sumsq(const ts_tensor *t)
 {
     if (ts_check_f32("sumsq", t)) return NAN;
-    return tsk_cpu_sumsq(ts_tensor_numel(t), ts_f32(t));
+    const tsk_backend *k = ts_kernels(t);
+    double s = k->sumsq(ts_tensor_numel(t), ts_f32(t));
+    return ts_kernel_status(k, "sumsq") ? NAN : s;
 }
 
 int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b)
 {
     char sa[96], sb[96];
-    if (ts_check_f32("matmul: a", a) || ts_check_f32("matmul: b", b) || ts_check_f32("matmul: result", out)) return -1;
+    if (ts_check_f32("matmul: a", a) || ts_check_f32("matmul: b", b) || ts_check_f32("matmul: result", out) ||
+        ts_check_same_device("matmul", out, a, b, NULL))
+        return -1;
     if (a->ndim != 2 || b->ndim != 2) return ts_error("matmul: 2-d tensors expected, got %s and %s",
                                                       ts_shape_str(a, sa, sizeof sa), ts_shape_str(b, sb, sizeof sb));
     int64_t m = trans_a ? a->shape[1] : a->shape[0], k = trans_a ? a->shape[0] : a->shape[1];
@@ -203,7 +252,8 @@ int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
                                  ts_shape_str(b, sb, sizeof sb));
     int64_t shape[2] = {m, n};
     if (ts_check_shape("matmul: result", out, 2, shape)) return -1;
-    tsk_cpu_gemm(trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
-                 (int)b->shape[1], 0.0f, ts_f32(out), (int)n);
-    return 0;
+    const tsk_backend *kern = ts_kernels(out);
+    kern->gemm(trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
+               (int)b->shape[1], 0.0f, ts_f32(out), (int)n);
+    return ts_kernel_status(kern, "matmul");
 }

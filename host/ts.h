@@ -26,7 +26,9 @@ typedef struct ts_tensor ts_tensor;
 
 /* ---- errors and runtime (host/runtime.c) ---------------------------------------------------------- */
 const char *ts_last_error(void);                 /* message of the last failure on this thread */
+int ts_last_error_is_oom(void);                  /* 1 when that failure was a device running out of memory */
 int ts_error(const char *fmt, ...);              /* sets the message; always returns -1 */
+int ts_error_oom(const char *fmt, ...);          /* the same, marked as out of memory */
 int ts_set_threads(int n);                       /* CPU threads for kernels (OpenMP), n >= 1 */
 int ts_get_threads(void);
 /* The one global random generator (xoshiro256**), documented global state: weight init, dropout,
@@ -40,6 +42,29 @@ void ts_rng_set_state(const uint64_t *state4);
 /* Bytes of tensor storage allocated since the last call; the bindings use it to pace the garbage
  * collector, which cannot see C memory. */
 size_t ts_alloc_pressure(void);
+
+/* ---- devices and memory (host/device.c, host/memory.c) -------------------------------------------- */
+/* A tensor lives on one device for its whole life; operations dispatch on it. CUDA exists when tshost
+ * was built with nvcc and a device is present. Lua-level tensor arithmetic, reductions, random fills and
+ * element access on a CUDA tensor go through a host copy (they serve preprocessing, metrics and tests);
+ * layers, losses, optimizers and copies run on the device. */
+int ts_cuda_built(void);                         /* 1 when built with CUDA */
+int ts_cuda_available(void);                     /* built with CUDA, and a device answers */
+const char *ts_cuda_device_name(void);
+int ts_cuda_synchronize(void);
+int ts_cuda_set_deterministic(int on);
+ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape);   /* zero-filled */
+ts_tensor *ts_tensor_to(ts_tensor *t, int device);   /* t retained when already there, else a contiguous copy */
+/* Bytes of storage per device. The CUDA allocator caches freed blocks (cached); the limit, when set,
+ * makes allocations beyond it fail as a full device would (also on the CPU, to exercise that path). */
+typedef struct {
+    int64_t in_use, peak, cached, limit;
+    int64_t allocations, cache_hits, failures;
+} ts_memory_stats;
+int ts_memory_get_stats(int device, ts_memory_stats *out);
+int ts_memory_reset_peak(int device);
+int ts_memory_set_limit(int device, int64_t bytes);   /* 0: no limit */
+void ts_memory_empty_cache(void);                 /* cached CUDA blocks and workspaces back to the driver */
 
 /* ---- tensors (host/tensor.c) ---------------------------------------------------------------------- */
 ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape);      /* zero-filled, contiguous */

@@ -5,6 +5,8 @@
 #define TSK_CPU_H
 #include <stdint.h>
 
+#include "../kernels.h"   /* the shape descriptors and the backend table */
+
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major; split across threads by rows or columns of C */
 void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
@@ -21,16 +23,12 @@ void tsk_cpu_gemm_avx512(int m, int n, int k, const float *a, int64_t a_rs, int6
 int tsk_cpu_has_avx512(void);
 
 void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y);   /* y += alpha x */
+void tsk_cpu_mul(int64_t n, const float *a, const float *b, float *out);
+void tsk_cpu_fill_rows(int64_t n, int64_t c, const float *v, float *y);
 double tsk_cpu_sumsq(int64_t n, const float *x);
 /* sums[c] += sum over n, s of x[n, c, s] for x [N, C, S] (bias gradients) */
 void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
 
-typedef struct {
-    int n, c, h, w;          /* input */
-    int o, kh, kw;           /* output channels, kernel */
-    int oh, ow;              /* output size */
-    int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups;
-} tsk_conv2d_shape;
 /* x [N,C,H,W], w [O,C/g,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
 void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
 /* gx [N,C,H,W] overwritten when non-NULL; gw [O,C/g,KH,KW] and gb [O] accumulated when non-NULL */
@@ -53,11 +51,6 @@ void tsk_cpu_activation_forward(int64_t n, int kind, float param, const float *x
 void tsk_cpu_activation_backward(int64_t n, int kind, float param, const float *x, const float *y,
                                  const float *gy, float *gx);
 
-typedef struct {
-    int planes, h, w, oh, ow;     /* planes = N*C */
-    int kh, kw, sh, sw, ph, pw;
-    int count_include_pad;
-} tsk_pool2d_shape;
 void tsk_cpu_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices);
 void tsk_cpu_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
 void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y);

@@ -28,3 +28,15 @@ void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float 
         sums[ch] += (float)acc;
     }
 }
+
+void tsk_cpu_mul(int64_t n, const float *a, const float *b, float *out)
+{
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+void tsk_cpu_fill_rows(int64_t n, int64_t c, const float *v, float *y)
+{
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t k = 0; k < c; k++) y[r * c + k] = v[k];
+}

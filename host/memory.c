@@ -1,0 +1,203 @@
+/* memory.c — where tensor storage comes from, per device, with statistics and an optional limit.
+ *
+ *   CPU:  64-byte aligned blocks from the C heap (AVX-512 loads).
+ *   CUDA: a caching allocator. cudaMalloc and cudaFree synchronize the device and cost tens of
+ *         microseconds, and every training step frees and requests the same sizes again, so a freed block
+ *         is kept and handed out again for a request it fits without wasting more than half of it. Sizes
+ *         are rounded up to 512 bytes, and to 2 MiB from 1 MiB on, so that they repeat. Everything runs on
+ *         one stream, so a block reused is never still in use by an earlier kernel. When the driver has
+ *         no room, the cache is given back and the request tried once more before it fails.
+ *
+ * A limit makes allocations beyond it fail exactly as an exhausted device does (ts_error_oom): that is how
+ * the out-of-memory handling is exercised on a machine without a GPU.
+ * Global state, documented in ts.h: the statistics and the cache, under one mutex, because the loader's
+ * thread allocates the batches it prepares. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#ifdef TS_WITH_CUDA
+#include "../kernels/cuda/cuda.h"
+#endif
+
+typedef struct cached_block {
+    void *p;
+    size_t bytes;
+    struct cached_block *next;
+} cached_block;
+
+static ts_memory_stats stats[2];
+static cached_block *cache;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *human(int64_t bytes, char *buf, size_t size)
+{
+    if (bytes >= (int64_t)1 << 30) snprintf(buf, size, "%.2f GiB", (double)bytes / (1 << 30));
+    else if (bytes >= (int64_t)1 << 20) snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
+    else snprintf(buf, size, "%.1f KiB", (double)bytes / 1024);
+    return buf;
+}
+
+static int oom(int device, size_t bytes)
+{
+    ts_memory_stats *s = &stats[device];
+    char a[32], b[32], c[32], d[32];
+    s->failures++;
+    return ts_error_oom("out of memory on %s: %s requested with %s in use (peak %s)%s%s", device ? "cuda" : "cpu",
+                        human((int64_t)bytes, a, sizeof a), human(s->in_use, b, sizeof b), human(s->peak, c, sizeof c),
+                        s->limit ? ", limit " : "", s->limit ? human(s->limit, d, sizeof d) : "");
+}
+
+static void account(int device, size_t bytes)
+{
+    ts_memory_stats *s = &stats[device];
+    s->in_use += (int64_t)bytes;
+    s->allocations++;
+    if (s->in_use > s->peak) s->peak = s->in_use;
+}
+
+#ifdef TS_WITH_CUDA
+static size_t cuda_rounded(size_t bytes)
+{
+    size_t unit = bytes < ((size_t)1 << 20) ? 512 : (size_t)2 << 20;
+    return bytes ? (bytes + unit - 1) / unit * unit : unit;
+}
+
+/* gives every cached block back to the driver; lock held */
+static void release_cache(void)
+{
+    while (cache) {
+        cached_block *b = cache;
+        cache = b->next;
+        tsk_cuda_free(b->p);
+        stats[TS_CUDA].cached -= (int64_t)b->bytes;
+        free(b);
+    }
+}
+
+static void *cuda_alloc(size_t bytes, size_t *granted)
+{
+    size_t want = cuda_rounded(bytes);
+    cached_block **best = NULL;
+    for (cached_block **at = &cache; *at; at = &(*at)->next)
+        if ((*at)->bytes >= want && (*at)->bytes / 2 <= want && (!best || (*at)->bytes < (*best)->bytes)) best = at;
+    if (best) {
+        cached_block *b = *best;
+        void *p = b->p;
+        *best = b->next;
+        *granted = b->bytes;
+        stats[TS_CUDA].cached -= (int64_t)b->bytes;
+        stats[TS_CUDA].cache_hits++;
+        free(b);
+        account(TS_CUDA, *granted);
+        return p;
+    }
+    ts_memory_stats *s = &stats[TS_CUDA];
+    if (s->limit && s->in_use + s->cached + (int64_t)want > s->limit) release_cache();
+    if (s->limit && s->in_use + (int64_t)want > s->limit) {
+        oom(TS_CUDA, want);
+        return NULL;
+    }
+    void *p = tsk_cuda_malloc(want);
+    if (!p) {
+        release_cache();
+        tsk_cuda_release_workspace();
+        p = tsk_cuda_malloc(want);
+    }
+    if (!p) {
+        oom(TS_CUDA, want);
+        return NULL;
+    }
+    *granted = want;
+    account(TS_CUDA, want);
+    return p;
+}
+#endif
+
+void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&lock);
+    if (device == TS_CUDA) {
+#ifdef TS_WITH_CUDA
+        p = cuda_alloc(bytes, granted);
+#else
+        ts_error("cuda: tshost was built without CUDA (nvcc was not found at build time)");
+#endif
+    } else {
+        size_t want = bytes ? (bytes + 63) / 64 * 64 : 64;
+        ts_memory_stats *s = &stats[TS_CPU];
+        if (s->limit && s->in_use + (int64_t)want > s->limit) oom(TS_CPU, want);
+        else if (posix_memalign(&p, 64, want)) oom(TS_CPU, want), p = NULL;
+        else *granted = want, account(TS_CPU, want);
+    }
+    pthread_mutex_unlock(&lock);
+    return p;
+}
+
+void ts_memory_release(int device, void *p, size_t granted)
+{
+    if (!p) return;
+    pthread_mutex_lock(&lock);
+    stats[device].in_use -= (int64_t)granted;
+    if (device == TS_CUDA) {
+        cached_block *b = malloc(sizeof *b);
+        if (b) {
+            *b = (cached_block){p, granted, cache};
+            cache = b;
+            stats[TS_CUDA].cached += (int64_t)granted;
+        }
+#ifdef TS_WITH_CUDA
+        else tsk_cuda_free(p);
+#endif
+    } else {
+        free(p);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static int check_device(int device)
+{
+    if (device != TS_CPU && device != TS_CUDA) return ts_error("memory: unknown device %d", device);
+    return 0;
+}
+
+int ts_memory_get_stats(int device, ts_memory_stats *out)
+{
+    if (check_device(device)) return -1;
+    pthread_mutex_lock(&lock);
+    *out = stats[device];
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+int ts_memory_reset_peak(int device)
+{
+    if (check_device(device)) return -1;
+    pthread_mutex_lock(&lock);
+    stats[device].peak = stats[device].in_use;
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+int ts_memory_set_limit(int device, int64_t bytes)
+{
+    if (check_device(device)) return -1;
+    if (bytes < 0) return ts_error("memory: the limit must be >= 0 bytes (0: none), got %lld", (long long)bytes);
+    pthread_mutex_lock(&lock);
+    stats[device].limit = bytes;
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+void ts_memory_empty_cache(void)
+{
+#ifdef TS_WITH_CUDA
+    pthread_mutex_lock(&lock);
+    release_cache();
+    pthread_mutex_unlock(&lock);
+    tsk_cuda_release_workspace();
+#endif
+}

@@ -1,0 +1,84 @@
+/* kernels.h — what the CPU and CUDA kernels share: the shape descriptors, and the backend table through
+ * which the host calls either one, chosen per tensor at run time (darknet's way: one signature, two
+ * implementations side by side). Every pointer is on the backend's device; sizes are plain integers.
+ *
+ * A CPU kernel cannot fail. A CUDA kernel can (a launch, cuBLAS, cuDNN, a workspace it could not get):
+ * it then keeps the first message, and the host asks backend->error() after each call. */
+#ifndef TSK_KERNELS_H
+#define TSK_KERNELS_H
+#include <stdint.h>
+
+typedef struct {
+    int n, c, h, w;          /* input */
+    int o, kh, kw;           /* output channels, kernel */
+    int oh, ow;              /* output size */
+    int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups;
+} tsk_conv2d_shape;
+
+typedef struct {
+    int planes, h, w, oh, ow;     /* planes = N*C */
+    int kh, kw, sh, sw, ph, pw;
+    int count_include_pad;
+} tsk_pool2d_shape;
+
+typedef struct {
+    const char *name;
+    /* the first failure since the last call (and clears it), or NULL */
+    const char *(*error)(void);
+    /* 1 when the last error was the device running out of memory */
+    int (*error_is_oom)(void);
+
+    /* C[M,N] = alpha op(A) op(B) + beta C, row-major */
+    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+    /* y[r, :] = v for each of the n rows of y [N, C] */
+    void (*fill_rows)(int64_t n, int64_t c, const float *v, float *y);
+    void (*axpy)(int64_t n, float alpha, const float *x, float *y);          /* y += alpha x */
+    void (*mul)(int64_t n, const float *a, const float *b, float *out);       /* out = a * b */
+    double (*sumsq)(int64_t n, const float *x);
+    /* sums[c] += sum over n, s of x[n, c, s] (bias gradients) */
+    void (*channel_sum)(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
+
+    /* x [N,C,H,W], w [O,C/g,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
+    void (*conv2d_forward)(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
+    /* gx overwritten when non-NULL; gw and gb accumulated when non-NULL */
+    void (*conv2d_backward)(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
+                            float *gw, float *gb);
+
+    /* x [N,C,S]; training: batch statistics into save_mean/save_invstd, running stats updated with the
+     * unbiased variance; eval: running stats. weight/bias may be NULL (affine = false). */
+    void (*batchnorm_forward)(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
+                              float *running_mean, float *running_var, float *save_mean, float *save_invstd,
+                              int training, float momentum, float eps, float *y);
+    /* mean/invstd: the saved batch statistics in training mode, the running ones (as invstd) in eval */
+    void (*batchnorm_backward)(int64_t n, int64_t c, int64_t s, const float *x, const float *gy, const float *weight,
+                               const float *mean, const float *invstd, int training, float *gx, float *gweight,
+                               float *gbias);
+
+    /* kind: 0 relu, 1 leaky relu (param = negative slope), 2 elu (param = alpha) */
+    void (*activation_forward)(int64_t n, int kind, float param, const float *x, float *y);
+    void (*activation_backward)(int64_t n, int kind, float param, const float *x, const float *y, const float *gy,
+                                float *gx);
+
+    /* indices: the position of each maximum inside its input plane */
+    void (*maxpool2d_forward)(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices);
+    void (*maxpool2d_backward)(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
+    void (*avgpool2d_forward)(const tsk_pool2d_shape *s, const float *x, float *y);
+    void (*avgpool2d_backward)(const tsk_pool2d_shape *s, const float *gy, float *gx);
+
+    /* logits [N,C], targets [N]; returns the mean loss; glogits [N,C] or NULL */
+    double (*cross_entropy)(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                            float smoothing, float *glogits);
+
+    void (*sgd_step)(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
+                     float weight_decay, int nesterov, int first_step);
+    void (*adam_step)(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                      float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2);
+} tsk_backend;
+
+extern const tsk_backend tsk_cpu_backend;
+#ifdef TS_WITH_CUDA
+extern const tsk_backend tsk_cuda_backend;
+#endif
+
+#endif
