@@ -31,10 +31,10 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
         return -1;
     if (!!running_mean != !!running_var) return ts_error("batchnorm: running_mean and running_var go together");
     if (ts_check_same_device("batchnorm", x, y, weight, bias) ||
-        ts_check_same_device("batchnorm", x, running_mean, running_var, training ? save_mean : NULL) ||
-        ts_check_same_device("batchnorm", x, training ? save_invstd : NULL, NULL, NULL))
+        ts_check_same_device("batchnorm", x, running_mean, running_var, save_mean) ||
+        ts_check_same_device("batchnorm", x, save_invstd, NULL, NULL))
         return -1;
-    if (training) {
+    if (training || save_mean || save_invstd) {
         if (ts_check_shape("batchnorm: save_mean", save_mean, 1, cs) ||
             ts_check_shape("batchnorm: save_invstd", save_invstd, 1, cs))
             return -1;
@@ -45,7 +45,7 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
     const tsk_backend *k = ts_kernels(x);
     k->batchnorm_forward(n, c, s, ts_f32(x), weight ? ts_f32(weight) : NULL, bias ? ts_f32(bias) : NULL,
                               running_mean ? ts_f32(running_mean) : NULL, running_var ? ts_f32(running_var) : NULL,
-                              training ? ts_f32(save_mean) : NULL, training ? ts_f32(save_invstd) : NULL, training,
+                              save_mean ? ts_f32(save_mean) : NULL, save_invstd ? ts_f32(save_invstd) : NULL, training,
                          (float)momentum, (float)eps, ts_f32(y));
     return ts_kernel_status(k, "batchnorm");
 }

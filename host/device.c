@@ -78,6 +78,15 @@ int ts_cuda_set_deterministic(int on)
     return 0;
 }
 
+int ts_cuda_set_tf32(int on)
+{
+    if (need_cuda("cuda.tf32")) return -1;
+#ifdef TS_WITH_CUDA
+    tsk_cuda_set_tf32(on);
+#endif
+    return 0;
+}
+
 const tsk_backend *ts_kernels(const ts_tensor *t)
 {
 #ifdef TS_WITH_CUDA

@@ -1,8 +1,8 @@
 /* tshost: the command line and the interactive REPL around LuaJIT with the `ts` module preloaded.
  *
- *   tshost [--threads N] SCRIPT [key=value ...]   run a script; key=value pairs land in ts.args
- *   tshost [--threads N] -e 'code'                run code
- *   tshost [--threads N] [-i]                     interactive REPL (also after a script with -i)
+ *   tshost [--threads N] [--device cpu|cuda] SCRIPT [key=value ...]   run a script; key=value pairs land in ts.args
+ *   tshost [options] -e 'code'                run code
+ *   tshost [options] [-i]                     interactive REPL (also after a script with -i)
  *
  * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file only reads
  * lines (GNU readline on a terminal, plain stdin otherwise) and keeps the history file. */
@@ -30,6 +30,8 @@ static const char usage[] =
     "  -e CODE          run CODE (may be given several times; runs before SCRIPT)\n"
     "  -i               enter the REPL after running SCRIPT or -e code\n"
     "  --threads N      CPU threads for the kernels (default: TSHOST_THREADS, else all cores)\n"
+    "  --device D       cpu or cuda: where ts.train and ts.device() put models (default: TSHOST_DEVICE,\n"
+    "                   else the GPU when there is one)\n"
     "  -h, --help       this text\n"
     "\n"
     "Script arguments: every key=value after SCRIPT goes into the table ts.args (strings; use\n"
@@ -43,6 +45,7 @@ static const char usage[] =
     "\n"
     "environment:\n"
     "  TSHOST_THREADS   CPU threads, as --threads\n"
+    "  TSHOST_DEVICE    cpu or cuda, as --device\n"
     "  TSHOST_DATA      the GTSRB pickle folder used by ts.data.gtsrb()\n"
     "  TSHOST_MODELS    the pretrained models folder used by ts.models.pretrained()\n"
     "  TSHOST_ROOT      where bindings/ and host/ts.h are (default: beside the executable)\n";
@@ -206,6 +209,13 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         } else if (!strncmp(argv[i], "--threads=", 10)) {
             threads = atoi(argv[i] + 10);
+        } else if ((!strcmp(argv[i], "--device") && i + 1 < argc) || !strncmp(argv[i], "--device=", 9)) {
+            const char *d = argv[i][8] == '=' ? argv[i] + 9 : argv[++i];
+            if (strcmp(d, "cpu") && strcmp(d, "cuda")) {
+                fprintf(stderr, "tshost: --device: expected cpu or cuda, got %s\n", d);
+                return 2;
+            }
+            setenv("TSHOST_DEVICE", d, 1);   /* read by ts.device(), and by the scripts this one starts */
         } else if (!strcmp(argv[i], "-e") && i + 1 < argc && ncode < 64) {
             code[ncode++] = argv[++i];
         } else if (!strcmp(argv[i], "-i")) {

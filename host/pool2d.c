@@ -58,18 +58,16 @@ int ts_maxpool2d_forward(ts_tensor *y, ts_tensor *indices, const ts_tensor *x, c
     return ts_kernel_status(k, "maxpool2d");
 }
 
-int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices)
+int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices,
+                          const ts_pool2d_params *p)
 {
-    char a[96];
-    if (ts_check_f32("maxpool2d: gradInput", grad_x) || ts_check_f32("maxpool2d: gradOutput", grad_y)) return -1;
-    if (grad_x->ndim != 4 || grad_y->ndim != 4 || grad_x->shape[0] != grad_y->shape[0] ||
-        grad_x->shape[1] != grad_y->shape[1])
-        return ts_error("maxpool2d: gradOutput %s does not match gradInput", ts_shape_str(grad_y, a, sizeof a));
+    tsk_pool2d_shape s = {0};
+    if (pool_shape(grad_x, p, &s, "maxpool2d backward")) return -1;
+    int64_t ys[4] = {grad_x->shape[0], grad_x->shape[1], s.oh, s.ow};
+    if (ts_check_shape("maxpool2d: gradOutput", grad_y, 4, ys)) return -1;
     if (!indices || indices->dtype != TS_INT32 || ts_tensor_numel(indices) != ts_tensor_numel(grad_y))
         return ts_error("maxpool2d: indices do not match gradOutput (run forward first)");
     if (ts_check_same_device("maxpool2d backward", grad_x, grad_y, indices, NULL)) return -1;
-    tsk_pool2d_shape s = {.planes = (int)(grad_x->shape[0] * grad_x->shape[1]), .h = (int)grad_x->shape[2],
-                          .w = (int)grad_x->shape[3], .oh = (int)grad_y->shape[2], .ow = (int)grad_y->shape[3]};
     const tsk_backend *k = ts_kernels(grad_x);
     k->maxpool2d_backward(&s, ts_f32(grad_y), (const int32_t *)ts_tensor_data(indices), ts_f32(grad_x));
     return ts_kernel_status(k, "maxpool2d backward");

@@ -441,9 +441,13 @@ int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
     return 0;
 }
 
+static double constant(void *ctx);
+
 /* Calls fn(value) for every element in row-major order, storing the results: fills, random draws. */
 static int fill_with(ts_tensor *t, double (*fn)(void *), void *ctx)
 {
+    if (ts_on_cuda(t) && fn == constant && *(double *)ctx == 0 && ts_tensor_is_contiguous(t))
+        return ts_device_zero(ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
     if (ts_on_cuda(t)) {
         /* drawn on the host, in the same order as for a CPU tensor, then copied */
         ts_tensor *h = ts_tensor_new(t->dtype, t->ndim, t->shape);

@@ -99,8 +99,29 @@ static int reduce_op(ts_tensor *o, const ts_tensor *a, const ts_tensor *b, const
     return ts_tensor_reduce(o, a, p->dim, p->op);
 }
 
+/* the elementwise cases the layers use on whole tensors (residual sums, dropout, gradient scaling):
+ * float32, contiguous, one device, equal element counts. 1 when done (or failed: see the return code). */
+static int on_device(int *rc, ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op, double s)
+{
+    int64_t n = ts_tensor_numel(out);
+    const ts_tensor *all[3] = {out, a, b};
+    for (int i = 0; i < 3; i++)
+        if (all[i] && (all[i]->dtype != TS_FLOAT32 || !ts_tensor_is_contiguous(all[i]) || ts_tensor_numel(all[i]) != n ||
+                       all[i]->storage->device != out->storage->device))
+            return 0;
+    const tsk_backend *k = ts_kernels(out);
+    if (b && op == TS_ADD) k->add(n, ts_f32(a), ts_f32(b), ts_f32(out));
+    else if (b && op == TS_MUL) k->mul(n, ts_f32(a), ts_f32(b), ts_f32(out));
+    else if (!b && op == TS_MUL) k->scale(n, (float)s, ts_f32(a), ts_f32(out));
+    else return 0;
+    *rc = ts_kernel_status(k, "arithmetic");
+    return 1;
+}
+
 int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op)
 {
+    int rc = 0;
+    if (ts_on_cuda(out) && on_device(&rc, out, a, b, op, 0)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
         return on_host(out, a, b, binary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32 || b->dtype != TS_FLOAT32)
@@ -123,6 +144,8 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
 
 int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first)
 {
+    int rc = 0;
+    if (ts_on_cuda(out) && on_device(&rc, out, a, NULL, op, s)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(out, a, NULL, scalar_op, &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)

@@ -53,6 +53,7 @@ int ts_cuda_available(void);                     /* built with CUDA, and a devic
 const char *ts_cuda_device_name(void);
 int ts_cuda_synchronize(void);
 int ts_cuda_set_deterministic(int on);
+int ts_cuda_set_tf32(int on);                     /* TF32 tensor cores in convolutions (default on) */
 ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape);   /* zero-filled */
 ts_tensor *ts_tensor_to(ts_tensor *t, int device);   /* t retained when already there, else a contiguous copy */
 /* Bytes of storage per device. The CUDA allocator caches freed blocks (cached); the limit, when set,
@@ -127,8 +128,9 @@ int ts_conv2d_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight,
 int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
                        const ts_tensor *x, const ts_tensor *weight, const ts_conv2d_params *p);
 
-/* x [N,C] or [N,C,H,W]; weight/bias [C] or NULL (affine=false); save_mean/save_invstd [C] are written in
- * training mode and read by the backward. running stats updated in training mode with PyTorch's momentum. */
+/* x [N,C] or [N,C,H,W]; weight/bias [C] or NULL (affine=false); save_mean/save_invstd [C] get the batch's
+ * statistics in training mode and the running ones (as 1/sqrt(var + eps)) in eval mode when given, for the
+ * backward. running stats updated in training mode with PyTorch's momentum. */
 int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
                          ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
                          ts_tensor *save_invstd, int training, double momentum, double eps);
@@ -149,7 +151,8 @@ typedef struct {
 int ts_pool2d_output_size(const ts_tensor *x, const ts_pool2d_params *p, int64_t *shape4);
 /* indices [N,C,OH,OW] int32: position of each maximum inside its input plane */
 int ts_maxpool2d_forward(ts_tensor *y, ts_tensor *indices, const ts_tensor *x, const ts_pool2d_params *p);
-int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices);
+int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *indices,
+                          const ts_pool2d_params *p);
 int ts_avgpool2d_forward(ts_tensor *y, const ts_tensor *x, const ts_pool2d_params *p);
 int ts_avgpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_pool2d_params *p);
 

@@ -8,6 +8,10 @@
 #define TSK_KERNELS_H
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int n, c, h, w;          /* input */
     int o, kh, kw;           /* output channels, kernel */
@@ -34,7 +38,9 @@ typedef struct {
     /* y[r, :] = v for each of the n rows of y [N, C] */
     void (*fill_rows)(int64_t n, int64_t c, const float *v, float *y);
     void (*axpy)(int64_t n, float alpha, const float *x, float *y);          /* y += alpha x */
+    void (*add)(int64_t n, const float *a, const float *b, float *out);       /* out = a + b */
     void (*mul)(int64_t n, const float *a, const float *b, float *out);       /* out = a * b */
+    void (*scale)(int64_t n, float s, const float *a, float *out);            /* out = s a */
     double (*sumsq)(int64_t n, const float *x);
     /* sums[c] += sum over n, s of x[n, c, s] (bias gradients) */
     void (*channel_sum)(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
@@ -81,4 +87,7 @@ extern const tsk_backend tsk_cpu_backend;
 extern const tsk_backend tsk_cuda_backend;
 #endif
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -5,6 +5,12 @@
 local dir = ts.root .. '/tests'
 local pattern = arg[1]
 
+-- Tests run on the CPU unless they ask for the GPU (test_cuda does), here and in the tshost processes
+-- they start: results such as bit-identical losses are promised per device.
+require('ffi').cdef('int setenv(const char *name, const char *value, int overwrite);')
+require('ts.ffi').C.setenv('TSHOST_DEVICE', 'cpu', 1)
+ts.setDevice('cpu')
+
 local t = {dir = dir, tshost = ts.root .. '/tshost'}
 local tests = {}
 local SKIP = {}

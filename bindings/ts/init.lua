@@ -28,6 +28,10 @@ ts.train, ts.evaluate = train.train, train.evaluate
 ts.experiment = require('ts.experiment')
 ts.report = require('ts.report')
 ts.transfer = require('ts.transfer')
+ts.cuda = require('ts.cuda')
+ts.device, ts.setDevice = ts.cuda.device, ts.cuda.setDevice
+ts.memory, ts.setMemoryLimit = ts.cuda.memoryOf, ts.cuda.setMemoryLimitOf
+ts.zerosOn = T.zerosOn
 
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)

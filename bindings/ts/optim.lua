@@ -88,7 +88,7 @@ function SGD:step()
    self:each(function(g, p, grad, st)
       local first = false
       if g.momentum ~= 0 and not st.momentum_buffer then
-         st.momentum_buffer = T.zeros(p:size())
+         st.momentum_buffer = p:zerosLike()
          first = true
       end
       check(C.ts_sgd_step(p._c, grad._c, ptr(st.momentum_buffer), g.lr, g.momentum, g.dampening, g.weight_decay,
@@ -111,7 +111,7 @@ optim.AdamW = adam('AdamW', true, 1e-2)
 function Adam:step()
    self:each(function(g, p, grad, st)
       if not st.exp_avg then
-         st.exp_avg, st.exp_avg_sq, st.step = T.zeros(p:size()), T.zeros(p:size()), 0
+         st.exp_avg, st.exp_avg_sq, st.step = p:zerosLike(), p:zerosLike(), 0
       end
       st.step = st.step + 1
       check(C.ts_adam_step(p._c, grad._c, st.exp_avg._c, st.exp_avg_sq._c, st.step, g.lr, g.beta1, g.beta2, g.eps,

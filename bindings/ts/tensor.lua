@@ -58,9 +58,24 @@ local function dtype_code(name, level)
 end
 T.dtypeCode = dtype_code
 
-local function new(dtype, ...)
+local devices = {cpu = 0, cuda = 1}
+local device_names = {[0] = 'cpu', 'cuda'}
+local function device_code(name, level)
+   local code = type(name) == 'number' and name or devices[name]
+   if not device_names[code] then error(('ts: unknown device %s (cpu, cuda)'):format(tostring(name)), level or 3) end
+   return code
+end
+
+local function new_on(device, dtype, ...)
    local n = shape_of(...)
-   return wrap(C.ts_tensor_new(dtype, n, shape_buf))
+   return wrap(C.ts_tensor_new_on(device, dtype, n, shape_buf))
+end
+local function new(dtype, ...) return new_on(0, dtype, ...) end
+local function device_of(t) return C.ts_tensor_device(t._c) end
+
+-- ts.zerosOn('cuda', {2, 3} [, dtype]): zeros on a device
+function T.zerosOn(device, shape, dtype)
+   return new_on(device_code(device), dtype and dtype_code(dtype) or 0, shape)
 end
 
 -- ts.zeros(2, 3), ts.zeros({2, 3}, 'int64')
@@ -146,7 +161,23 @@ function Tensor:numel() return tonumber(C.ts_tensor_numel(self._c)) end
 Tensor.nElement = Tensor.numel
 function Tensor:dtype() return dtype_names[C.ts_tensor_dtype(self._c)] end
 function Tensor:isContiguous() return C.ts_tensor_is_contiguous(self._c) == 1 end
-function Tensor:data() return C.ts_tensor_data(self._c) end
+-- the address of the first element, for FFI code on the host; a CUDA tensor's is not readable here
+function Tensor:data()
+   if device_of(self) ~= 0 then error('data(): the tensor is on cuda; use :to(\'cpu\') first', 2) end
+   return C.ts_tensor_data(self._c)
+end
+function Tensor:device() return device_names[device_of(self)] end
+-- the same tensor when it is already on device, else a copy there
+function Tensor:to(device) return wrap(C.ts_tensor_to(self._c, device_code(device))) end
+-- moves this tensor object itself to device (its data is copied there; views of the old data keep it)
+function Tensor:moveTo(device)
+   if self:device() ~= device then self._c = self:to(device)._c end
+   return self
+end
+function Tensor:cuda() return self:to('cuda') end
+function Tensor:cpu() return self:to('cpu') end
+-- zeros of the same shape, dtype and device
+function Tensor:zerosLike() return new_on(device_of(self), C.ts_tensor_dtype(self._c), self:size()) end
 
 local size_mt = {__tostring = function(s) return '[' .. table.concat(s, 'x') .. ']' end}
 -- t:size() is a table of sizes; t:size(d) one of them
@@ -193,7 +224,7 @@ function Tensor:contiguous() return wrap(C.ts_tensor_contiguous(self._c)) end
 function Tensor:flatten() return self:reshape(self:numel()) end
 
 function Tensor:clone()
-   local c = new(C.ts_tensor_dtype(self._c), self:size())
+   local c = new_on(device_of(self), C.ts_tensor_dtype(self._c), self:size())
    check(C.ts_tensor_copy(c._c, self._c))
    return c
 end
@@ -213,7 +244,7 @@ function Tensor:type(dtype)
    if not dtype then return self:dtype() end
    local code = dtype_code(dtype)
    if code == C.ts_tensor_dtype(self._c) then return self end
-   local c = new(code, self:size())
+   local c = new_on(device_of(self), code, self:size())
    check(C.ts_tensor_copy(c._c, self._c))
    return c
 end
@@ -257,6 +288,7 @@ function Tensor:item()
 end
 
 function Tensor:totable()
+   if device_of(self) ~= 0 then return self:cpu():totable() end
    local n = self:dim()
    if n == 0 then return self:item() end
    local out = {}
@@ -354,13 +386,13 @@ end
 local function binary(op, a, b, out)
    local code = ops[op]
    if type(a) == 'number' then
-      out = out or new(0, b:size())
+      out = out or new_on(device_of(b), 0, b:size())
       check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1))
    elseif type(b) == 'number' then
-      out = out or new(0, a:size())
+      out = out or new_on(device_of(a), 0, a:size())
       check(C.ts_tensor_binary_scalar(out._c, a._c, b, code, 0))
    else
-      out = out or new(0, broadcast_shape(a, b))
+      out = out or new_on(device_of(a), 0, broadcast_shape(a, b))
       check(C.ts_tensor_binary(out._c, a._c, b._c, code))
    end
    return out
@@ -372,7 +404,7 @@ for name in pairs(ops) do
 end
 for name, code in pairs(unops) do
    Tensor[name] = function(self)
-      local out = new(0, self:size())
+      local out = new_on(device_of(self), 0, self:size())
       check(C.ts_tensor_unary(out._c, self._c, code))
       return out
    end
@@ -408,7 +440,7 @@ local function reduce(self, op, d, level)
    local shape = self:size()
    local d0 = dim_arg(self, d, level)
    shape[d0 + 1] = 1
-   local out = new(arg and 3 or 0, shape)
+   local out = new_on(device_of(self), arg and 3 or 0, shape)
    check(C.ts_tensor_reduce(out._c, src._c, d0, red[op]), level)
    return out
 end
@@ -436,7 +468,7 @@ function Tensor:norm() return math.sqrt(self:contiguous():float():square():sum()
 function Tensor:mm(b, trans_a, trans_b)
    local m = trans_a and self:size(2) or self:size(1)
    local n = trans_b and b:size(1) or b:size(2)
-   local out = new(0, m, n)
+   local out = new_on(device_of(self), 0, m, n)
    check(C.ts_tensor_matmul(out._c, self:contiguous()._c, b:contiguous()._c, trans_a and 1 or 0, trans_b and 1 or 0))
    return out
 end
@@ -467,9 +499,10 @@ end
 
 function Tensor:summary()
    local n = self:numel()
-   local s = ('ts.Tensor %s %s'):format(self:dtype(), tostring(self:size()))
+   local on = device_of(self) == 0 and '' or ' on ' .. self:device()
+   local s = ('ts.Tensor %s %s%s'):format(self:dtype(), tostring(self:size()), on)
    if n > 0 then
-      local f = self:float()
+      local f = self:cpu():float()
       s = s .. ('  min %s  max %s  mean %s'):format(fmt(f:min()), fmt(f:max()), fmt(f:mean()))
    end
    return s
@@ -477,7 +510,7 @@ end
 
 mt.__tostring = function(self)
    local n = self:numel()
-   if n > 64 or self:dim() > 2 then return self:summary() end
+   if n > 64 or self:dim() > 2 or device_of(self) ~= 0 then return self:summary() end
    local lines = {}
    if self:dim() <= 1 then
       local vals = {}

@@ -12,7 +12,13 @@
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      note = 'free text for comparisons', quiet = false,
 --      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
+--      device = ts.device() ('cuda' when there is one), auto_microbatch = false,
 --   }
+-- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
+-- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
+-- share), halving again until it fits; the size that fit is kept, reported, and written to
+-- metrics.jsonl. Batch norm then sees the smaller micro-batches' statistics, as with accumulate. An
+-- update already half-accumulated when memory runs out (accumulate > 1) is applied without the lost part.
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
 -- when validation accuracy improves. Returns {model, history, best, run}.
@@ -24,6 +30,7 @@ local data = require('ts.data')
 local metrics = require('ts.metrics')
 local json = require('ts.json')
 local serialize = require('ts.serialize')
+local cuda = require('ts.cuda')
 local C = require('ts.ffi').C
 
 local M = {}
@@ -74,6 +81,7 @@ M.readFile = read_file
 function M.evaluate(model, ds, opts)
    opts = opts or {}
    local was_training = model.train
+   local device = opts.device or model.device or 'cpu'
    model:evaluate()
    local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess})
    local crit = nn.CrossEntropyLoss()
@@ -82,9 +90,9 @@ function M.evaluate(model, ds, opts)
    local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
    local loss_sum, at, start = 0, 0, now()
    for x, y in loader:epoch() do
-      local out = model:forward(x)
+      local out = model:forward(x:to(device))
       loss_sum = loss_sum + crit:forward(out, y) * x:size(1)
-      local o = out:contiguous()
+      local o = out:cpu():contiguous()
       local op = ffi.cast('float *', o:data())
       local classes = o:size(2)
       for i = 0, x:size(1) - 1 do
@@ -142,7 +150,7 @@ local function save_checkpoint(path, model, opt, state)
    serialize.save(path, tensors, {state = json.encode(state)})
 end
 
-local function load_checkpoint(path, model, opt)
+local function load_checkpoint(path, model, opt, device)
    local tensors, meta = serialize.load(path)
    local state = json.decode(meta.state)
    for _, pair in ipairs(model:stateDict()) do
@@ -153,7 +161,7 @@ local function load_checkpoint(path, model, opt)
    for i, st in ipairs(opt.state) do
       for k, v in pairs(tensors) do
          local idx, field = k:match('^optim%.(%d+)%.(.+)$')
-         if tonumber(idx) == i then st[field] = v end
+         if tonumber(idx) == i then st[field] = v:to(device) end
       end
       if state.optim_steps[i] and state.optim_steps[i] > 0 then st.step = state.optim_steps[i] end
    end
@@ -165,7 +173,32 @@ end
 
 local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', lr = 0.05, momentum = 0.9,
                   nesterov = true, weight_decay = 5e-4, schedule = 'cosine', warmup = 0, label_smoothing = 0,
-                  sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1}
+                  sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false}
+
+-- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share
+-- of the batch and by 1/accumulate; returns the batch's mean loss and its logits' predictions (on the host).
+local function forward_backward(model, crit, x, y, micro, accumulate)
+   local n = x:size(1)
+   local loss, pred = 0, {}
+   for s = 1, n, micro do
+      local b = math.min(micro, n - s + 1)
+      local xs, ys = x, y
+      if b < n then xs, ys = x:narrow(1, s, b), y:narrow(1, s, b) end
+      local out = model:forward(xs)
+      local g = crit:backward(out, ys)
+      local share = b / n / accumulate
+      if share ~= 1 then g:mul_(share) end
+      model:backward(xs, g)
+      loss = loss + crit.output * b / n
+      local _, arg = out:cpu():max(2)
+      pred[#pred + 1] = arg
+   end
+   return loss, pred
+end
+
+local function is_oom(err)
+   return C.ts_last_error_is_oom() == 1 and type(err) == 'string' and err:find('out of memory', 1, true) ~= nil
+end
 
 local function build_model(spec)
    if type(spec) == 'table' and spec.forward then return spec, nil end
@@ -221,6 +254,8 @@ function M.train(user)
    C.ts_manual_seed(cfg.seed)
    local train_ds, valid_ds = cfg.data.train, cfg.data.valid
    local model, spec = build_model(cfg.model)
+   local device = cfg.device or cuda.device()
+   model:to(device)
    model.needsGradInput = false
    if not cfg.preprocess then
       local mean, std = train_ds:channelStats()
@@ -242,7 +277,7 @@ function M.train(user)
       M.mkdirs(run)
       local ckpt = run .. '/checkpoint.safetensors'
       if cfg.resume and read_file(ckpt) then
-         local state = load_checkpoint(ckpt, model, opt)
+         local state = load_checkpoint(ckpt, model, opt, device)
          start_epoch, history, best, elapsed = state.epoch + 1, state.history, state.best, state.elapsed or 0
          if sched then
             sched.count = state.schedule_count
@@ -259,10 +294,12 @@ function M.train(user)
       conf.class_names = train_ds.classNames
       conf.preprocess = cfg.preprocess.settings
       conf.architecture = tostring(model)
+      conf.device = device == 'cuda' and cuda.deviceName() or 'cpu'
       write_file(run .. '/config.json', json.encode(conf))
    end
 
    local micro = 0
+   local micro_batch = cfg.batch   -- lowered by auto_microbatch
    local bad_epochs = 0
    for epoch = start_epoch, cfg.epochs do
       if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
@@ -272,11 +309,24 @@ function M.train(user)
       opt:zeroGrad()
       for x, y in loader:epoch() do
          step = step + 1
-         local out = model:forward(x)
-         local loss = crit:forward(out, y)
-         local g = crit:backward(out, y)
-         if cfg.accumulate > 1 then g:mul_(1 / cfg.accumulate) end
-         model:backward(x, g)
+         x, y = x:to(device), y:to(device)
+         local ok, loss, pred
+         while true do
+            ok, loss, pred = pcall(forward_backward, model, crit, x, y, micro_batch, cfg.accumulate)
+            if ok then break end
+            if not (cfg.auto_microbatch and is_oom(loss) and micro_batch > 1) then error(loss, 0) end
+            micro_batch = math.ceil(micro_batch / 2)
+            model:clearState()
+            crit:clearState()
+            opt:zeroGrad()
+            collectgarbage('collect')
+            collectgarbage('collect')
+            cuda.emptyCache()
+            if not cfg.quiet then
+               print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch, micro_batch,
+                                                                                                   loss:match('^[^:]*')))
+            end
+         end
          micro = micro + 1
          if step % cfg.accumulate == 0 or step == micro_per_epoch then
             if cfg.clip then opt:clipGradNorm(cfg.clip) end
@@ -284,8 +334,13 @@ function M.train(user)
             opt:zeroGrad()
             if sched then sched:step() end
          end
-         local _, arg = out:max(2)
-         correct = correct + (arg:view(-1):float():eq(y:float())):sum()
+         local yh = y:cpu():float()
+         local at = 0
+         for _, arg in ipairs(pred) do
+            local b = arg:size(1)
+            correct = correct + arg:view(-1):float():eq(yh:narrow(1, at + 1, b)):sum()
+            at = at + b
+         end
          seen = seen + x:size(1)
          loss_sum = loss_sum + loss * x:size(1)
          local dt = now() - t0
@@ -298,8 +353,10 @@ function M.train(user)
       elapsed = elapsed + train_time
       local record = {epoch = epoch, train_loss = loss_sum / seen, train_accuracy = correct / seen, lr = opt:lr(),
                       seconds = train_time, images_per_second = seen / train_time}
+      if micro_batch < cfg.batch then record.micro_batch = micro_batch end
+      if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then
-         local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess})
+         local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device})
          record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
       end
       progress(cfg, epoch, micro_per_epoch, micro_per_epoch, record.train_loss, record.train_accuracy,
@@ -335,7 +392,7 @@ function M.train(user)
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
    end
    return {model = model, history = history, best = best, run = run, preprocess = cfg.preprocess,
-           train_seconds = elapsed, config = cfg}
+           train_seconds = elapsed, config = cfg, micro_batch = micro_batch, device = device}
 end
 
 return M

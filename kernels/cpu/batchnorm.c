@@ -8,7 +8,8 @@
  * Backward (training), with xhat = (x - mean) invstd:
  *            gbias += sum gy,  gweight += sum gy xhat
  *            gx = weight invstd / M * (M gy - sum gy - xhat sum(gy xhat))
- * Backward (eval): the statistics are constants, so gx = gy weight invstd. */
+ * Eval: the running statistics normalize, and are written to save_mean/save_invstd (when given) for
+ * the backward, where they are constants: gx = gy weight invstd. */
 #include <math.h>
 
 #include "cpu.h"
@@ -53,6 +54,7 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
             var = running_var[ch];
         }
         float invstd = (float)(1.0 / sqrt(var + eps));
+        if (!training && save_mean) save_mean[ch] = (float)mean, save_invstd[ch] = invstd;
         float scale = invstd * (weight ? weight[ch] : 1.0f);
         float shift = (bias ? bias[ch] : 0.0f) - (float)mean * scale;
         for (int64_t i = 0; i < n; i++) {

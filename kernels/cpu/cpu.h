@@ -23,7 +23,9 @@ void tsk_cpu_gemm_avx512(int m, int n, int k, const float *a, int64_t a_rs, int6
 int tsk_cpu_has_avx512(void);
 
 void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y);   /* y += alpha x */
+void tsk_cpu_add(int64_t n, const float *a, const float *b, float *out);
 void tsk_cpu_mul(int64_t n, const float *a, const float *b, float *out);
+void tsk_cpu_scale(int64_t n, float s, const float *a, float *out);
 void tsk_cpu_fill_rows(int64_t n, int64_t c, const float *v, float *y);
 double tsk_cpu_sumsq(int64_t n, const float *x);
 /* sums[c] += sum over n, s of x[n, c, s] for x [N, C, S] (bias gradients) */

@@ -29,6 +29,18 @@ void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float 
     }
 }
 
+void tsk_cpu_add(int64_t n, const float *a, const float *b, float *out)
+{
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void tsk_cpu_scale(int64_t n, float s, const float *a, float *out)
+{
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) out[i] = s * a[i];
+}
+
 void tsk_cpu_mul(int64_t n, const float *a, const float *b, float *out)
 {
     #pragma omp parallel for schedule(static) if (n > 65536)

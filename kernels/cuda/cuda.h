@@ -32,6 +32,8 @@ int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *d
 int tsk_cuda_synchronize(void);
 /* deterministic: only cuDNN algorithms that give the same bits every run, and no atomics in our kernels */
 void tsk_cuda_set_deterministic(int on);
+/* TF32 tensor cores for cuDNN convolutions (on by default, as in PyTorch); cuBLAS always computes in fp32 */
+void tsk_cuda_set_tf32(int on);
 size_t tsk_cuda_workspace_bytes(void);
 void tsk_cuda_release_workspace(void);
 /* the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow) */

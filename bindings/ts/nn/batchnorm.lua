@@ -9,6 +9,7 @@ local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 local BatchNorm = Module.class('BatchNorm', Module)
 BatchNorm._params = {'weight', 'bias'}
 BatchNorm._buffers = {'running_mean', 'running_var', 'num_batches_tracked'}
+BatchNorm._hostOnly = {num_batches_tracked = true}   -- a counter bumped every step: no device round trip
 BatchNorm._optional = {num_batches_tracked = true}
 
 function BatchNorm:__init(channels, opts)
@@ -46,13 +47,7 @@ function BatchNorm:updateOutput(input)
    local batch = self:usesBatchStats()
    check(C.ts_batchnorm_forward(y._c, input._c, ptr(self.weight), ptr(self.bias), self.running_mean._c,
                                 self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0, self.momentum, self.eps))
-   if batch then
-      self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1)
-   else
-      -- the backward of evaluation mode needs the statistics in the same form as training's
-      self.save_mean:copy(self.running_mean)
-      self.save_invstd:copy((self.running_var + self.eps):sqrt():pow(-1))
-   end
+   if batch then self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1) end
    return y
 end
 

@@ -15,23 +15,29 @@ function CrossEntropyLoss:__init(opts)
    self.label_smoothing = opts.label_smoothing or 0
 end
 
-local function targets_of(target)
-   if not T.isTensor(target) then return T.tensor(target, 'int64') end
-   if target:dtype() ~= 'int64' then return target:long() end
-   return target:contiguous()
+-- targets as contiguous int64 on the logits' device; the class weights follow the logits there too
+local function targets_of(self, logits, target)
+   local device = logits:device()
+   self.device = device
+   if self.weight and self.weight:device() ~= device then self.weight = self.weight:to(device) end
+   if not T.isTensor(target) then target = T.tensor(target, 'int64') end
+   if target:dtype() ~= 'int64' then target = target:long() end
+   return target:contiguous():to(device)
 end
 
 local loss_out = ffi.new('double[1]')
 function CrossEntropyLoss:forward(logits, target)
-   check(C.ts_cross_entropy(loss_out, nil, logits._c, targets_of(target)._c, ptr(self.weight), self.label_smoothing))
+   local t = targets_of(self, logits, target)
+   check(C.ts_cross_entropy(loss_out, nil, logits._c, t._c, ptr(self.weight), self.label_smoothing))
    self.output = loss_out[0]
    return self.output
 end
 CrossEntropyLoss.updateOutput = CrossEntropyLoss.forward
 
 function CrossEntropyLoss:backward(logits, target)
+   local t = targets_of(self, logits, target)
    local g = self:buffer('gradInput', logits:size())
-   check(C.ts_cross_entropy(loss_out, g._c, logits._c, targets_of(target)._c, ptr(self.weight), self.label_smoothing))
+   check(C.ts_cross_entropy(loss_out, g._c, logits._c, t._c, ptr(self.weight), self.label_smoothing))
    self.output = loss_out[0]
    return g
 end

@@ -4,10 +4,13 @@
 --   m:parameters()            two lists: parameters and their gradients (frozen ones left out)
 --   m:training() / m:evaluate(), m:zeroGrad(), m:freeze() / m:unfreeze()
 --   m:stateDict()             ordered {name, tensor} pairs named as PyTorch's state_dict()
+--   m:to('cuda' | 'cpu')      moves parameters, gradients and buffers; later buffers are made there
+--   m:clearState()            drops the outputs and scratch the layers keep between calls (Torch7's)
 -- m.needsGradInput = false tells a layer that its gradInput is not needed (see Sequential).
 -- A layer lists its parameter names in self._params (gradients in self.grad[name]) and its other
 -- saved tensors in self._buffers; containers list their children in self._children.
 local ts_tensor = require('ts.tensor')
+local C = require('ts.ffi').C
 
 local Module = {}
 Module.__index = Module
@@ -34,30 +37,97 @@ Module.class = class
 
 function Module:__init() end
 
+-- A device running out of memory inside a layer is reported with the layer's place in the network
+-- (m.path, set by m:to and ts.train) and the input's shape; the first layer to see it says so.
+local function out_of_memory(self, pass, input, err)
+   if type(err) ~= 'string' or C.ts_last_error_is_oom() == 0 or err:find('out of memory in layer', 1, true) then
+      error(err, 0)
+   end
+   local where = self.path and self.path ~= '' and self.path or '?'
+   error(('out of memory in layer %s (%s) %s, input %s on %s: %s'):format(where, self.__typename, pass,
+         tostring(input.size and input:size() or '?'), input.device and input:device() or '?', err), 0)
+end
+
+local function leaf(self) return not self._children end
+
 function Module:forward(input)
-   self.output = self:updateOutput(input)
+   if leaf(self) then
+      local ok, out = pcall(self.updateOutput, self, input)
+      if not ok then out_of_memory(self, 'forward', input, out) end
+      self.output = out
+   else
+      self.output = self:updateOutput(input)
+   end
    return self.output
 end
 
-function Module:backward(input, gradOutput)
+local function backward(self, input, gradOutput)
    self.gradInput = self:updateGradInput(input, gradOutput)
    if not self.frozen then self:accGradParameters(input, gradOutput) end
+end
+
+function Module:backward(input, gradOutput)
+   if leaf(self) then
+      local ok, err = pcall(backward, self, input, gradOutput)
+      if not ok then out_of_memory(self, 'backward', input, err) end
+   else
+      backward(self, input, gradOutput)
+   end
    return self.gradInput
 end
 
 function Module:accGradParameters(input, gradOutput) end
 
--- Reuses self[field] when it already has `shape` (a size table), else allocates zeros of that shape.
+-- Reuses self[field] when it already has `shape` (a size table), else allocates zeros of that shape on
+-- the module's device. clearState drops these.
 function Module:buffer(field, shape, dtype)
    local t = self[field]
-   if t ~= nil and t:dim() == #shape and t:dtype() == (dtype or 'float32') then
+   if t ~= nil and t:dim() == #shape and t:dtype() == (dtype or 'float32') and t:device() == (self.device or 'cpu') then
       local same = true
       for i = 1, #shape do same = same and t:size(i) == shape[i] end
       if same then return t end
    end
-   t = ts_tensor.zeros(shape, dtype or 'float32')
+   self[field] = nil   -- the old buffer may go before the new one is made
+   t = ts_tensor.zerosOn(self.device or 'cpu', shape, dtype or 'float32')
    self[field] = t
+   self._scratch = self._scratch or {}
+   self._scratch[field] = true
    return t
+end
+
+function Module:clearState()
+   return self:apply(function(m)
+      for field in pairs(m._scratch or {}) do m[field] = nil end
+      m.output, m.gradInput = nil, nil
+   end)
+end
+
+-- Moves every tensor the modules hold (parameters, gradients, statistics; scratch is dropped and made
+-- again where it is needed) to device, in place: a tensor object keeps its identity and now holds data
+-- on the device, so optimizer groups and references made before the move stay valid. Fields in
+-- _hostOnly stay on the host (counters read every step).
+function Module:to(device)
+   self:clearState()
+   self:apply(function(m)
+      m.device = device
+      for k, v in pairs(m) do
+         if ts_tensor.isTensor(v) and not (m._hostOnly and m._hostOnly[k]) then v:moveTo(device) end
+      end
+      for _, v in pairs(m.grad or {}) do v:moveTo(device) end
+   end)
+   self:namePaths()
+   return self
+end
+
+-- m.path = the dotted name of every module in the network ('layer3.1.conv1'), for messages
+function Module:namePaths(prefix)
+   self.path = prefix or ''
+   for _, c in ipairs(self:children()) do
+      local name = c.name ~= '' and c.name or nil
+      local path = prefix and prefix ~= '' and (name and prefix .. '.' .. name or prefix) or (name or '')
+      c.module:namePaths(path)
+   end
+   return self
 end
 
 -- a learnable tensor self[name] of the given shape, with its gradient self.grad[name]

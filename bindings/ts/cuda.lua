@@ -1,0 +1,67 @@
+-- ts.cuda: the GPU, when tshost was built with CUDA and a device answers.
+--   ts.cuda.isAvailable(), ts.cuda.isBuilt(), ts.cuda.deviceName(), ts.cuda.synchronize()
+--   ts.cuda.memory() -> {in_use, peak, cached, limit, allocations, cache_hits, failures} in bytes
+--   ts.cuda.resetPeak(), ts.cuda.emptyCache(), ts.cuda.setMemoryLimit(bytes)   (0: no limit)
+--   ts.cuda.deterministic(true): cuDNN algorithms that give the same bits every run (our kernels always do)
+--   ts.cuda.tf32(false): convolutions in full fp32 instead of TF32 tensor cores (PyTorch's default is TF32)
+-- The same statistics and limit exist for the host: ts.memory('cpu'), ts.setMemoryLimit('cpu', bytes).
+-- ts.device() is the default device of ts.train and friends: ts.setDevice(d), else TSHOST_DEVICE (which
+-- `tshost --device` sets), else cuda when available. Documented global state: that choice.
+local ffi = require('ffi')
+local cffi = require('ts.ffi')
+local C, check = cffi.C, cffi.check
+
+local M = {}
+local device_codes = {cpu = 0, cuda = 1}
+
+function M.isBuilt() return C.ts_cuda_built() == 1 end
+function M.isAvailable() return C.ts_cuda_available() == 1 end
+function M.deviceName() return ffi.string(C.ts_cuda_device_name()) end
+function M.synchronize() check(C.ts_cuda_synchronize()) end
+function M.deterministic(on) check(C.ts_cuda_set_deterministic(on == false and 0 or 1)) end
+function M.tf32(on) check(C.ts_cuda_set_tf32(on == false and 0 or 1)) end
+
+local function code_of(device)
+   return device_codes[device or 'cpu'] or error(('unknown device %s (cpu, cuda)'):format(tostring(device)), 3)
+end
+
+local stats = ffi.new('ts_memory_stats')
+function M.memoryOf(device)
+   check(C.ts_memory_get_stats(code_of(device), stats))
+   return {in_use = tonumber(stats.in_use), peak = tonumber(stats.peak), cached = tonumber(stats.cached),
+           limit = tonumber(stats.limit), allocations = tonumber(stats.allocations),
+           cache_hits = tonumber(stats.cache_hits), failures = tonumber(stats.failures)}
+end
+function M.memory() return M.memoryOf('cuda') end
+function M.resetPeak(device) check(C.ts_memory_reset_peak(code_of(device or 'cuda'))) end
+function M.emptyCache() C.ts_memory_empty_cache() end
+function M.setMemoryLimitOf(device, bytes) check(C.ts_memory_set_limit(code_of(device), bytes)) end
+function M.setMemoryLimit(bytes) M.setMemoryLimitOf('cuda', bytes) end
+
+-- why cuda cannot be used here, in words
+function M.unavailableReason()
+   if not M.isBuilt() then return 'tshost was built without CUDA (nvcc was not found when it was built)' end
+   return 'no CUDA device answered (no GPU, or no driver)'
+end
+
+local chosen
+function M.setDevice(device)
+   code_of(device)
+   if device == 'cuda' and not M.isAvailable() then error('setDevice: ' .. M.unavailableReason(), 2) end
+   chosen = device
+end
+
+function M.device()
+   if chosen then return chosen end
+   local env = os.getenv('TSHOST_DEVICE')
+   if env and env ~= '' then
+      if not device_codes[env] then error(('TSHOST_DEVICE=%s: expected cpu or cuda'):format(env), 2) end
+      if env == 'cuda' and not M.isAvailable() then error('TSHOST_DEVICE=cuda: ' .. M.unavailableReason(), 2) end
+      chosen = env
+   else
+      chosen = M.isAvailable() and 'cuda' or 'cpu'
+   end
+   return chosen
+end
+
+return M

@@ -1,0 +1,70 @@
+// cross_entropy.cu — the loss of kernels/cpu/cross_entropy.c (weights, label smoothing, mean reduction):
+//   loss_i = (1-e) w[y_i] (logsumexp - z[y_i]) + e/C sum_c w[c] (logsumexp - z[c]);  loss = sum loss_i / sum w[y_i]
+//   d loss / d z[i,k] = ((1-e) w[y_i] (p[k] - [k = y_i]) + e/C (W p[k] - w[k])) / sum_i w[y_i]
+// One block per sample; the per-sample losses are summed by one block in a fixed order. The host reads
+// the loss back (one small copy, which waits for the step's forward pass).
+#include "common.cuh"
+
+// sums[0] = sum_i w[y_i], sums[1] = sum_c w[c]
+__global__ void weight_sums_kernel(int n, int c, const int64_t *targets, const float *w, double *sums)
+{
+    double d = 0, all = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) d += w ? w[targets[i]] : 1.0;
+    for (int k = threadIdx.x; k < c; k += blockDim.x) all += w ? w[k] : 1.0;
+    d = tsk_block_sum(d);
+    all = tsk_block_sum(all);
+    if (threadIdx.x == 0) sums[0] = d, sums[1] = all;
+}
+
+__global__ void cross_entropy_kernel(int c, const float *logits, const int64_t *targets, const float *w, float e,
+                                     const double *sums, double *losses, float *glogits)
+{
+    int i = blockIdx.x;
+    const float *z = logits + (int64_t)i * c;
+    __shared__ double zmax_shared;
+    if (threadIdx.x == 0) {
+        double m = z[0];
+        for (int k = 1; k < c; k++) m = z[k] > m ? z[k] : m;
+        zmax_shared = m;
+    }
+    __syncthreads();
+    double zmax = zmax_shared, sum = 0;
+    for (int k = threadIdx.x; k < c; k += blockDim.x) sum += exp(z[k] - zmax);
+    double logsum = zmax + log(tsk_block_sum(sum));
+    int64_t y = targets[i];
+    double wy = w ? w[y] : 1.0, smooth = 0;
+    for (int k = threadIdx.x; k < c; k += blockDim.x) smooth += (w ? w[k] : 1.0) * (logsum - z[k]);
+    smooth = tsk_block_sum(smooth);
+    if (threadIdx.x == 0) losses[i] = (1.0 - e) * wy * (logsum - z[y]) + e / c * smooth;
+    if (glogits) {
+        double denom = sums[0], wsum = sums[1];
+        for (int k = threadIdx.x; k < c; k += blockDim.x) {
+            double p = exp(z[k] - logsum), wk = w ? w[k] : 1.0;
+            double d = (1.0 - e) * wy * (p - (k == y)) + e / c * (wsum * p - wk);
+            glogits[(int64_t)i * c + k] = (float)(d / denom);
+        }
+    }
+}
+
+__global__ void sum_losses_kernel(int n, const double *losses, double *total)
+{
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += losses[i];
+    s = tsk_block_sum(s);
+    if (threadIdx.x == 0) *total = s;
+}
+
+double tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                              float smoothing, float *glogits)
+{
+    // workspace: [denominator, weight sum, total, per-sample losses...]
+    double *ws = (double *)tsk_cuda_workspace(sizeof(double) * (size_t)(n + 3));
+    if (!ws || n == 0) return 0;
+    weight_sums_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, targets, class_weight, ws);
+    cross_entropy_kernel<<<n, TSK_THREADS, 0, tsk_ctx.stream>>>(c, logits, targets, class_weight, smoothing, ws,
+                                                                 ws + 3, glogits);
+    sum_losses_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ws + 3, ws + 2);
+    double host[3] = {1, 0, 0};
+    if (!tsk_launch_ok("cross_entropy") || tsk_cuda_download(host, ws, sizeof host)) return 0;
+    return host[2] / host[0];
+}

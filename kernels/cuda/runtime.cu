@@ -1,0 +1,206 @@
+// runtime.cu — the device, its stream and library handles, raw memory, copies, the first-error record.
+// Everything is queued on one stream: kernels, cuBLAS, cuDNN and copies run in program order, so memory
+// the host's caching allocator hands out again is never still being read by an earlier kernel.
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.cuh"
+
+tsk_cuda_context tsk_ctx;
+
+static char first_error[512];
+static int first_error_oom;
+
+void tsk_cuda_fail(int out_of_memory, const char *fmt, ...)
+{
+    if (first_error[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(first_error, sizeof first_error, fmt, ap);
+    va_end(ap);
+    first_error_oom = out_of_memory;
+}
+
+bool tsk_cuda_ok(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess) return true;
+    tsk_cuda_fail(e == cudaErrorMemoryAllocation, "%s: %s", what, cudaGetErrorString(e));
+    return false;
+}
+
+bool tsk_blas_ok(cublasStatus_t s, const char *what)
+{
+    if (s == CUBLAS_STATUS_SUCCESS) return true;
+    tsk_cuda_fail(s == CUBLAS_STATUS_ALLOC_FAILED, "%s: cuBLAS status %d", what, (int)s);
+    return false;
+}
+
+bool tsk_dnn_ok(cudnnStatus_t s, const char *what)
+{
+    if (s == CUDNN_STATUS_SUCCESS) return true;
+    tsk_cuda_fail(s == CUDNN_STATUS_ALLOC_FAILED, "%s: %s", what, cudnnGetErrorString(s));
+    return false;
+}
+
+bool tsk_launch_ok(const char *what) { return tsk_cuda_ok(cudaGetLastError(), what); }
+
+const char *tsk_cuda_error(void)
+{
+    static char reported[512];
+    if (!first_error[0]) return NULL;
+    memcpy(reported, first_error, sizeof reported);
+    first_error[0] = 0;
+    return reported;
+}
+
+int tsk_cuda_error_is_oom(void) { return first_error_oom; }
+
+extern "C" int tsk_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();   // a machine without a driver: not an error worth keeping
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int tsk_cuda_init(void)
+{
+    cudaDeviceProp prop;
+    if (!tsk_cuda_ok(cudaSetDevice(0), "cuda init") || !tsk_cuda_ok(cudaGetDeviceProperties(&prop, 0), "cuda init") ||
+        !tsk_cuda_ok(cudaStreamCreateWithFlags(&tsk_ctx.stream, cudaStreamNonBlocking), "cuda stream") ||
+        !tsk_blas_ok(cublasCreate(&tsk_ctx.blas), "cublasCreate") ||
+        !tsk_blas_ok(cublasSetStream(tsk_ctx.blas, tsk_ctx.stream), "cublasSetStream") ||
+        !tsk_dnn_ok(cudnnCreate(&tsk_ctx.dnn), "cudnnCreate") ||
+        !tsk_dnn_ok(cudnnSetStream(tsk_ctx.dnn, tsk_ctx.stream), "cudnnSetStream"))
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (!tsk_cuda_ok(cudaEventCreateWithFlags(&tsk_ctx.staging_free[i], cudaEventDisableTiming), "cuda event"))
+            return -1;
+    // cuBLAS in full fp32 (PyTorch's default for matmul); cuDNN convolutions may use TF32 (PyTorch's default
+    // for convolutions) unless tsk_cuda_set_tf32(0)
+    tsk_ctx.tf32 = 1;
+    snprintf(tsk_ctx.name, sizeof tsk_ctx.name, "%s (%.1f GiB, compute %d.%d)", prop.name,
+             (double)prop.totalGlobalMem / (1 << 30), prop.major, prop.minor);
+    return 0;
+}
+
+extern "C" const char *tsk_cuda_device_name(void) { return tsk_ctx.name; }
+
+extern "C" void *tsk_cuda_malloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        cudaGetLastError();   // the caller decides what running out means
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void tsk_cuda_free(void *p) { tsk_cuda_ok(cudaFree(p), "cudaFree"); }
+
+extern "C" int tsk_cuda_memset0(void *p, size_t bytes)
+{
+    return tsk_cuda_ok(cudaMemsetAsync(p, 0, bytes, tsk_ctx.stream), "cudaMemset") ? 0 : -1;
+}
+
+extern "C" int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
+{
+    // Pageable memory makes cudaMemcpyAsync wait; a pinned buffer lets the copy run behind the queued work.
+    // Two buffers in turn: the one used two uploads ago is reused once its copy has finished.
+    int k = tsk_ctx.next_staging;
+    tsk_ctx.next_staging ^= 1;
+    if (!tsk_cuda_ok(cudaEventSynchronize(tsk_ctx.staging_free[k]), "upload")) return -1;
+    if (tsk_ctx.staging_bytes[k] < bytes) {
+        if (tsk_ctx.staging[k] && !tsk_cuda_ok(cudaFreeHost(tsk_ctx.staging[k]), "upload")) return -1;
+        tsk_ctx.staging[k] = NULL;
+        tsk_ctx.staging_bytes[k] = 0;
+        if (!tsk_cuda_ok(cudaMallocHost(&tsk_ctx.staging[k], bytes), "pinned staging buffer")) return -1;
+        tsk_ctx.staging_bytes[k] = bytes;
+    }
+    memcpy(tsk_ctx.staging[k], src, bytes);
+    return tsk_cuda_ok(cudaMemcpyAsync(dst, tsk_ctx.staging[k], bytes, cudaMemcpyHostToDevice, tsk_ctx.stream), "upload") &&
+                   tsk_cuda_ok(cudaEventRecord(tsk_ctx.staging_free[k], tsk_ctx.stream), "upload")
+               ? 0 : -1;
+}
+
+extern "C" int tsk_cuda_download(void *dst, const void *src, size_t bytes)
+{
+    return tsk_cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, tsk_ctx.stream), "download") &&
+                   tsk_cuda_ok(cudaStreamSynchronize(tsk_ctx.stream), "download")
+               ? 0 : -1;
+}
+
+extern "C" int tsk_cuda_copy_device(void *dst, const void *src, size_t bytes)
+{
+    return tsk_cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, tsk_ctx.stream), "copy") ? 0 : -1;
+}
+
+struct strided_index {
+    int ndim;
+    int64_t shape[5], dst[5], src[5];
+};
+
+template <typename T>
+__global__ void copy_strided_kernel(int64_t n, strided_index ix, T *dst, const T *src)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i, d = 0, s = 0;
+        for (int k = ix.ndim - 1; k >= 0; k--) {
+            int64_t at = r % ix.shape[k];
+            r /= ix.shape[k];
+            d += at * ix.dst[k];
+            s += at * ix.src[k];
+        }
+        dst[d] = src[s];
+    }
+}
+
+extern "C" int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+                                     const void *src, const int64_t *src_stride)
+{
+    strided_index ix = {};
+    ix.ndim = ndim;
+    int64_t n = 1;
+    for (int k = 0; k < ndim; k++) {
+        ix.shape[k] = shape[k], ix.dst[k] = dst_stride[k], ix.src[k] = src_stride[k];
+        n *= shape[k];
+    }
+    if (n == 0) return 0;
+    int blocks = tsk_blocks(n);
+    if (elem_size == 1) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (uint8_t *)dst, (const uint8_t *)src);
+    else if (elem_size == 4) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (float *)dst, (const float *)src);
+    else copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (double *)dst, (const double *)src);
+    return tsk_launch_ok("strided copy") ? 0 : -1;
+}
+
+extern "C" int tsk_cuda_synchronize(void) { return tsk_cuda_ok(cudaStreamSynchronize(tsk_ctx.stream), "synchronize") ? 0 : -1; }
+
+extern "C" void tsk_cuda_set_deterministic(int on) { tsk_ctx.deterministic = on; }
+extern "C" void tsk_cuda_set_tf32(int on) { tsk_ctx.tf32 = on; }
+
+extern "C" void *tsk_cuda_workspace(size_t bytes)
+{
+    if (bytes <= tsk_ctx.workspace_bytes) return tsk_ctx.workspace;
+    tsk_cuda_release_workspace();
+    void *p = tsk_cuda_malloc(bytes);
+    if (!p) {
+        tsk_cuda_fail(1, "no room for a workspace of %.1f MiB", (double)bytes / (1 << 20));
+        return NULL;
+    }
+    tsk_ctx.workspace = p;
+    tsk_ctx.workspace_bytes = bytes;
+    return p;
+}
+
+extern "C" size_t tsk_cuda_workspace_bytes(void) { return tsk_ctx.workspace_bytes; }
+
+extern "C" void tsk_cuda_release_workspace(void)
+{
+    if (!tsk_ctx.workspace) return;
+    tsk_cuda_free(tsk_ctx.workspace);   // cudaFree waits for the kernels that may still use it
+    tsk_ctx.workspace = NULL;
+    tsk_ctx.workspace_bytes = 0;
+}

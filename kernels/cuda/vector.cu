@@ -1,0 +1,114 @@
+// vector.cu — small kernels for the optimizers, clipping, biases and dropout. Reductions use a fixed grid
+// and fixed tree order, so their results do not change from run to run.
+#include "common.cuh"
+
+__global__ void fill_rows_kernel(int64_t total, int64_t c, const float *v, float *y)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = v[i % c];
+}
+
+void tsk_cuda_fill_rows(int64_t n, int64_t c, const float *v, float *y)
+{
+    if (n * c == 0) return;
+    fill_rows_kernel<<<tsk_blocks(n * c), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c, c, v, y);
+    tsk_launch_ok("fill_rows");
+}
+
+__global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += alpha * x[i];
+}
+
+void tsk_cuda_axpy(int64_t n, float alpha, const float *x, float *y)
+{
+    if (n == 0) return;
+    axpy_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, alpha, x, y);
+    tsk_launch_ok("axpy");
+}
+
+__global__ void add_kernel(int64_t n, const float *a, const float *b, float *out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+
+void tsk_cuda_add(int64_t n, const float *a, const float *b, float *out)
+{
+    if (n == 0) return;
+    add_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, a, b, out);
+    tsk_launch_ok("add");
+}
+
+__global__ void scale_kernel(int64_t n, float s, const float *a, float *out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = s * a[i];
+}
+
+void tsk_cuda_scale(int64_t n, float s, const float *a, float *out)
+{
+    if (n == 0) return;
+    scale_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, s, a, out);
+    tsk_launch_ok("scale");
+}
+
+__global__ void mul_kernel(int64_t n, const float *a, const float *b, float *out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = a[i] * b[i];
+}
+
+void tsk_cuda_mul(int64_t n, const float *a, const float *b, float *out)
+{
+    if (n == 0) return;
+    mul_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, a, b, out);
+    tsk_launch_ok("mul");
+}
+
+static const int SUMSQ_BLOCKS = 256;
+
+__global__ void sumsq_partial_kernel(int64_t n, const float *x, double *partial)
+{
+    double s = 0;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    s = tsk_block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+__global__ void sum_partials_kernel(int count, double *partial)
+{
+    double s = 0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
+    s = tsk_block_sum(s);
+    if (threadIdx.x == 0) partial[0] = s;
+}
+
+double tsk_cuda_sumsq(int64_t n, const float *x)
+{
+    double *partial = (double *)tsk_cuda_workspace(SUMSQ_BLOCKS * sizeof(double)), result = 0;
+    if (!partial || n == 0) return 0;
+    sumsq_partial_kernel<<<SUMSQ_BLOCKS, TSK_THREADS, 0, tsk_ctx.stream>>>(n, x, partial);
+    sum_partials_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(SUMSQ_BLOCKS, partial);
+    if (tsk_launch_ok("sumsq")) tsk_cuda_download(&result, partial, sizeof result);
+    return result;
+}
+
+// one block per channel: sums[c] += sum over n, s of x[n, c, s]
+__global__ void channel_sum_kernel(int64_t n, int64_t c, int64_t s, const float *x, float *sums)
+{
+    int64_t ch = blockIdx.x;
+    double acc = 0;
+    for (int64_t i = threadIdx.x; i < n * s; i += blockDim.x) acc += x[(i / s * c + ch) * s + i % s];
+    acc = tsk_block_sum(acc);
+    if (threadIdx.x == 0) sums[ch] += (float)acc;
+}
+
+void tsk_cuda_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)
+{
+    if (c == 0) return;
+    channel_sum_kernel<<<(unsigned)c, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, sums);
+    tsk_launch_ok("channel_sum");
+}
