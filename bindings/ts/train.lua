@@ -17,7 +17,7 @@
 -- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
 -- share), halving again until it fits; the size that fit is kept, reported, and written to
--- metrics.jsonl. Batch norm then sees the smaller micro-batches' statistics, as with accumulate. An
+-- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches' statistics, as with accumulate. An
 -- update already half-accumulated when memory runs out (accumulate > 1) is applied without the lost part.
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
@@ -78,8 +78,35 @@ M.readFile = read_file
 
 -- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
 -- the softmax probability of the prediction), cm, summary, seconds}
+local function is_oom(err)
+   return C.ts_last_error_is_oom() == 1 and type(err) == 'string' and err:find('out of memory', 1, true) ~= nil
+end
+
+local evaluate
+-- opts.auto_microbatch: an evaluation that runs out of memory starts over with half the batch
 function M.evaluate(model, ds, opts)
    opts = opts or {}
+   if not opts.auto_microbatch then return evaluate(model, ds, opts) end
+   local o = {}
+   for k, v in pairs(opts) do o[k] = v end
+   o.batch = o.batch or 256
+   local was_training = model.train
+   while true do
+      local ok, result = pcall(evaluate, model, ds, o)
+      if ok then
+         if was_training then model:training() end
+         return result
+      end
+      if not is_oom(result) or o.batch == 1 then error(result, 0) end
+      o.batch = math.ceil(o.batch / 2)
+      model:clearState()
+      collectgarbage('collect')
+      collectgarbage('collect')
+      cuda.emptyCache()
+   end
+end
+
+function evaluate(model, ds, opts)
    local was_training = model.train
    local device = opts.device or model.device or 'cpu'
    model:evaluate()
@@ -196,9 +223,7 @@ local function forward_backward(model, crit, x, y, micro, accumulate)
    return loss, pred
 end
 
-local function is_oom(err)
-   return C.ts_last_error_is_oom() == 1 and type(err) == 'string' and err:find('out of memory', 1, true) ~= nil
-end
+M.forwardBackward = forward_backward
 
 local function build_model(spec)
    if type(spec) == 'table' and spec.forward then return spec, nil end
@@ -356,7 +381,8 @@ function M.train(user)
       if micro_batch < cfg.batch then record.micro_batch = micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then
-         local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device})
+         local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device,
+                                                auto_microbatch = cfg.auto_microbatch})
          record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
       end
       progress(cfg, epoch, micro_per_epoch, micro_per_epoch, record.train_loss, record.train_accuracy,

@@ -64,7 +64,9 @@ function Sequential:updateOutput(input)
    local x = input
    for i, c in ipairs(self._children) do
       local ok, out = pcall(c.module.forward, c.module, x)
-      if not ok then error(('%s (%s): %s'):format(c.name, c.module.__typename, tostring(out)), 0) end
+      if not ok then
+         error(('%s (%s): %s'):format(c.name, c.module.__typename, tostring(Module.describeError(out, x, 'forward'))), 0)
+      end
       x = out
    end
    return x
@@ -79,7 +81,9 @@ function Sequential:backward(input, gradOutput)
       if i == 1 then c.module.needsGradInput = self.needsGradInput end
       local x = i > 1 and self._children[i - 1].module.output or input
       local ok, out = pcall(c.module.backward, c.module, x, g)
-      if not ok then error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(out)), 0) end
+      if not ok then
+         error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(Module.describeError(out, x, 'backward'))), 0)
+      end
       g = out
    end
    self.gradInput = g

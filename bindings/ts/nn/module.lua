@@ -37,46 +37,30 @@ Module.class = class
 
 function Module:__init() end
 
--- A device running out of memory inside a layer is reported with the layer's place in the network
--- (m.path, set by m:to and ts.train) and the input's shape; the first layer to see it says so.
-local function out_of_memory(self, pass, input, err)
-   if type(err) ~= 'string' or C.ts_last_error_is_oom() == 0 or err:find('out of memory in layer', 1, true) then
-      error(err, 0)
-   end
-   local where = self.path and self.path ~= '' and self.path or '?'
-   error(('out of memory in layer %s (%s) %s, input %s on %s: %s'):format(where, self.__typename, pass,
-         tostring(input.size and input:size() or '?'), input.device and input:device() or '?', err), 0)
-end
-
-local function leaf(self) return not self._children end
-
 function Module:forward(input)
-   if leaf(self) then
-      local ok, out = pcall(self.updateOutput, self, input)
-      if not ok then out_of_memory(self, 'forward', input, out) end
-      self.output = out
-   else
-      self.output = self:updateOutput(input)
-   end
+   self.output = self:updateOutput(input)
    return self.output
 end
 
-local function backward(self, input, gradOutput)
+function Module:backward(input, gradOutput)
    self.gradInput = self:updateGradInput(input, gradOutput)
    if not self.frozen then self:accGradParameters(input, gradOutput) end
-end
-
-function Module:backward(input, gradOutput)
-   if leaf(self) then
-      local ok, err = pcall(backward, self, input, gradOutput)
-      if not ok then out_of_memory(self, 'backward', input, err) end
-   else
-      backward(self, input, gradOutput)
-   end
    return self.gradInput
 end
 
 function Module:accGradParameters(input, gradOutput) end
+
+-- An out-of-memory error from the innermost layer, with what it was given; the containers around it
+-- add the layer's name and place (Sequential prefixes "name (Type): ").
+function Module.describeError(err, input, pass)
+   if type(err) ~= 'string' or C.ts_last_error_is_oom() == 0 or not err:find('out of memory', 1, true) or
+      err:find('out of memory in ', 1, true) then
+      return err
+   end
+   local shape = type(input) == 'table' and input.size and tostring(input:size()) or '?'
+   local device = type(input) == 'table' and input.device and input:device() or '?'
+   return ('out of memory in %s, input %s on %s: %s'):format(pass, shape, device, err)
+end
 
 -- Reuses self[field] when it already has `shape` (a size table), else allocates zeros of that shape on
 -- the module's device. clearState drops these.
@@ -115,18 +99,6 @@ function Module:to(device)
       end
       for _, v in pairs(m.grad or {}) do v:moveTo(device) end
    end)
-   self:namePaths()
-   return self
-end
-
--- m.path = the dotted name of every module in the network ('layer3.1.conv1'), for messages
-function Module:namePaths(prefix)
-   self.path = prefix or ''
-   for _, c in ipairs(self:children()) do
-      local name = c.name ~= '' and c.name or nil
-      local path = prefix and prefix ~= '' and (name and prefix .. '.' .. name or prefix) or (name or '')
-      c.module:namePaths(path)
-   end
    return self
 end
 

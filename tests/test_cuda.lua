@@ -1,0 +1,169 @@
+-- The GPU path against the CPU path: every layer's forward and backward on random inputs, the loss and
+-- optimizer steps, a short training run, determinism, memory statistics and out-of-memory handling.
+-- Skipped, saying so, where there is no GPU. Convolutions compare in full fp32 (ts.cuda.tf32(false));
+-- tolerances: 1e-4 relative + 1e-5 absolute for layers (cuDNN sums in another order than our im2col),
+-- 2e-3 relative for losses after a few hundred training steps.
+local nn = ts.nn
+
+local function need_gpu(t)
+   if not ts.cuda.isAvailable() then t.skip(ts.cuda.unavailableReason()) end
+   ts.cuda.tf32(false)
+end
+
+-- the same module twice: one stays on the CPU, the other goes to the GPU with identical tensors
+local function twins(make)
+   local a, b = make(), make()
+   local pa, pb = a:stateDict(), b:stateDict()
+   for i = 1, #pa do pb[i][2]:copy(pa[i][2]) end
+   b:to('cuda')
+   return a, b
+end
+
+local layers = {
+   {'conv 3x3 pad 1', function() return nn.Conv2d(3, 8, 3, {padding = 1}) end, {4, 3, 12, 12}},
+   {'conv stride 2, TensorFlow same (asymmetric)', function() return nn.Conv2d(4, 6, 3, {stride = 2, padding = 'same'}) end, {3, 4, 10, 10}},
+   {'conv groups 2, dilation 2, no bias', function() return nn.Conv2d(4, 6, 3, {padding = 2, dilation = 2, groups = 2, bias = false}) end, {2, 4, 9, 9}},
+   {'depthwise conv', function() return nn.Conv2d(8, 8, 3, {padding = 1, groups = 8}) end, {2, 8, 7, 7}},
+   {'conv 1x1 stride 2', function() return nn.Conv2d(8, 16, 1, {stride = 2}) end, {2, 8, 8, 8}},
+   {'batchnorm 2d', function() return nn.BatchNorm2d(5) end, {6, 5, 4, 4}},
+   {'batchnorm 2d eps 1e-3', function() return nn.BatchNorm2d(5, {eps = 1e-3}) end, {6, 5, 4, 4}},
+   {'batchnorm without affine', function() return nn.BatchNorm2d(5, {affine = false}) end, {6, 5, 4, 4}},
+   {'batchnorm 1d', function() return nn.BatchNorm1d(7) end, {9, 7}},
+   {'relu', function() return nn.ReLU() end, {3, 4, 5, 5}},
+   {'leaky relu', function() return nn.LeakyReLU(0.1) end, {3, 4, 5, 5}},
+   {'elu', function() return nn.ELU(1.0) end, {3, 4, 5, 5}},
+   {'maxpool 2x2', function() return nn.MaxPool2d(2) end, {2, 3, 8, 8}},
+   {'maxpool 3 stride 2 pad 1 ceil', function() return nn.MaxPool2d(3, 2, 1, {ceil_mode = true}) end, {2, 3, 9, 9}},
+   {'avgpool 3 stride 2 pad 1, padding not counted', function() return nn.AvgPool2d(3, 2, 1, {count_include_pad = false}) end, {2, 3, 9, 9}},
+   {'global average pool', function() return nn.GlobalAvgPool2d() end, {2, 3, 5, 5}},
+   {'linear', function() return nn.Linear(20, 11) end, {6, 20}},
+   {'option-A shortcut', function() return nn.ZeroPadShortcut(4, 8, 2) end, {2, 4, 8, 8}},
+}
+
+return function(t)
+   t.test('every layer forward and backward on the GPU matches the CPU (training and eval)', function()
+      need_gpu(t)
+      for k, case in ipairs(layers) do
+         for _, mode in ipairs({'training', 'evaluate'}) do
+            ts.manualSeed(k)
+            local cpu, gpu = twins(case[2])
+            cpu[mode](cpu)
+            gpu[mode](gpu)
+            local x = ts.randn(case[3])
+            local y = cpu:forward(x)
+            local gy = ts.randn(y:size())
+            local gx = cpu:backward(x, gy)
+            local yg = gpu:forward(x:cuda())
+            local gxg = gpu:backward(x:cuda(), gy:cuda())
+            local what = case[1] .. ' (' .. mode .. ')'
+            t.eq(yg:device(), 'cuda', what)
+            t.near(yg:cpu(), y, 1e-4, 1e-5, what .. ' output')
+            t.near(gxg:cpu(), gx, 1e-4, 1e-5, what .. ' gradInput')
+            local _, g1 = cpu:parameters()
+            local _, g2 = gpu:parameters()
+            for i = 1, #g1 do t.near(g2[i]:cpu(), g1[i], 1e-4, 1e-5, what .. ' parameter gradient ' .. i) end
+            local s1, s2 = cpu:stateDict(), gpu:stateDict()
+            for i = 1, #s1 do t.near(s2[i][2]:cpu():float(), s1[i][2]:float(), 1e-5, 1e-6, what .. ' ' .. s1[i][1]) end
+         end
+      end
+   end)
+
+   t.test('dropout draws the same mask on both devices for a seed', function()
+      need_gpu(t)
+      local cpu, gpu = twins(function() return nn.Dropout(0.3) end)
+      local x = ts.randn(8, 50)
+      ts.manualSeed(4)
+      local a = cpu:forward(x)
+      ts.manualSeed(4)
+      local b = gpu:forward(x:cuda())
+      t.near(b:cpu(), a, 0, 0)
+      t.near(gpu:backward(x:cuda(), x:cuda()):cpu(), cpu:backward(x, x), 0, 0)
+   end)
+
+   t.test('cross entropy and optimizer steps match the CPU', function()
+      need_gpu(t)
+      local logits, target = ts.randn(16, 43), ts.zeros({16}, 'int64')
+      for i = 1, 16 do target[i] = (i * 5) % 43 end
+      local w = ts.rand(43):add_(0.5)
+      for _, opts in ipairs({{}, {label_smoothing = 0.1}, {weight = w, label_smoothing = 0.2}}) do
+         local a, b = nn.CrossEntropyLoss(opts), nn.CrossEntropyLoss(opts)
+         local ga = a:backward(logits, target)
+         local gb = b:backward(logits:cuda(), target)
+         t.near(b.output, a.output, 1e-5)
+         t.near(gb:cpu(), ga, 1e-5, 1e-7)
+      end
+      for _, make in ipairs({
+         function(m) return ts.optim.SGD(m, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4}) end,
+         function(m) return ts.optim.Adam(m, {lr = 0.01, weight_decay = 1e-4}) end,
+         function(m) return ts.optim.AdamW(m, {lr = 0.01, weight_decay = 0.05}) end,
+      }) do
+         local cpu, gpu = twins(function() return nn.Linear(30, 7) end)
+         local oa, ob = make(cpu), make(gpu)
+         for step = 1, 3 do
+            local _, ga = cpu:parameters()
+            local _, gb = gpu:parameters()
+            for i = 1, #ga do
+               ga[i]:copy(ts.randn(ga[i]:size()))
+               gb[i]:copy(ga[i])
+            end
+            oa:step()
+            ob:step()
+         end
+         t.near(gpu.weight:cpu(), cpu.weight, 1e-5, 1e-6, oa.kind)
+         t.near(oa:clipGradNorm(1e9), ob:clipGradNorm(1e9), 1e-5)
+      end
+   end)
+
+   t.test('a short training run on the GPU tracks the CPU run, and repeats itself exactly', function()
+      need_gpu(t)
+      local g = ts.data.synthetic{train = 1024, valid = 256, test = 256, seed = 5}
+      local function run(device)
+         ts.cuda.deterministic(true)
+         return ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 2,
+                         batch = 64, lr = 0.02, quiet = true, device = device, seed = 9}
+      end
+      local cpu, gpu, again = run('cpu'), run('cuda'), run('cuda')
+      for e = 1, 2 do
+         t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 2e-3, 0, 'epoch ' .. e .. ' loss')
+         t.eq(again.history[e].train_loss, gpu.history[e].train_loss, 'deterministic mode, epoch ' .. e)
+      end
+      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.02)
+      local ev = ts.evaluate(gpu.model, g.test, {preprocess = gpu.preprocess})
+      t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
+   end)
+
+   t.test('memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
+      need_gpu(t)
+      collectgarbage('collect')
+      ts.cuda.resetPeak()
+      local before = ts.cuda.memory()
+      local a = ts.zerosOn('cuda', {1024, 1024})
+      t.truthy(ts.cuda.memory().in_use >= before.in_use + 4 * 1024 * 1024)
+      a = nil
+      collectgarbage('collect')
+      collectgarbage('collect')
+      local after = ts.cuda.memory()
+      t.truthy(after.cached >= 4 * 1024 * 1024, 'freed blocks are kept for reuse')
+      local hits = after.cache_hits
+      local b = ts.zerosOn('cuda', {1024, 1024})
+      t.truthy(ts.cuda.memory().cache_hits == hits + 1, 'the same size comes from the cache')
+      b = nil
+      ts.cuda.emptyCache()
+      local m = ts.models.refcnn({classes = 43}):to('cuda')
+      local x = ts.randn(256, 3, 32, 32):cuda()
+      collectgarbage('collect')
+      ts.cuda.setMemoryLimit(ts.cuda.memory().in_use + 2 * 1024 * 1024)
+      local ok, err = pcall(m.forward, m, x)
+      ts.cuda.setMemoryLimit(0)
+      t.truthy(not ok and err:find('out of memory in forward, input [256x', 1, true) and err:find('on cuda', 1, true), tostring(err))
+      local g = ts.data.synthetic{train = 512, valid = 128, test = 64, seed = 1}
+      collectgarbage('collect')
+      ts.cuda.emptyCache()
+      ts.cuda.setMemoryLimit(ts.cuda.memory().in_use + 24 * 1024 * 1024)
+      local ok2, r = pcall(ts.train, {model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid},
+                                      epochs = 1, batch = 512, quiet = true, device = 'cuda', auto_microbatch = true})
+      ts.cuda.setMemoryLimit(0)
+      t.truthy(ok2, tostring(r))
+      t.truthy(r.micro_batch < 512, 'micro-batch ' .. tostring(r.micro_batch))
+   end)
+end

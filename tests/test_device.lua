@@ -1,0 +1,120 @@
+-- Devices and memory as far as this machine shows them: storage statistics, the memory limit that
+-- makes an allocation fail as a full GPU would, out-of-memory errors that name the layer, training that
+-- halves its micro-batch instead of failing, and the CPU-only answers of ts.cuda. test_cuda.lua covers
+-- the GPU itself.
+local nn = ts.nn
+
+local function net()
+   return nn.Sequential(nn.Conv2d(3, 16, 3, {padding = 1}), nn.ReLU(), nn.Conv2d(16, 32, 3, {padding = 1}), nn.ReLU(),
+                        nn.AvgPool2d(4), nn.Flatten(), nn.Linear(32 * 8 * 8, 43))
+end
+
+-- runs fn with the host's memory limited to what is in use now plus `headroom` bytes
+local function with_limit(headroom, fn)
+   collectgarbage('collect')
+   collectgarbage('collect')
+   ts.setMemoryLimit('cpu', ts.memory('cpu').in_use + headroom)
+   local ok, err = pcall(fn)
+   ts.setMemoryLimit('cpu', 0)
+   if not ok then error(err, 0) end
+end
+
+return function(t)
+   t.test('storage statistics follow allocations; a limit fails them as out of memory', function()
+      collectgarbage('collect')
+      local before = ts.memory('cpu')
+      local a = ts.zeros(256, 1024)   -- 1 MiB
+      local during = ts.memory('cpu')
+      t.truthy(during.in_use - before.in_use >= 1024 * 1024, 'in use grew by ' .. (during.in_use - before.in_use))
+      t.truthy(during.peak >= during.in_use and during.allocations > before.allocations)
+      a = nil
+      collectgarbage('collect')
+      collectgarbage('collect')
+      t.truthy(ts.memory('cpu').in_use <= during.in_use - 1024 * 1024, 'freed storage leaves the count')
+      with_limit(4096, function()
+         t.raises(function() return ts.zeros(1024, 1024) end, 'out of memory on cpu: 4.0 MiB requested')
+         t.eq(require('ts.ffi').C.ts_last_error_is_oom(), 1)
+         t.truthy(ts.zeros(16) ~= nil, 'small allocations still fit')
+      end)
+      t.truthy(ts.memory('cpu').failures >= 1)
+      t.raises(function() ts.setMemoryLimit('cpu', -1) end, 'must be >= 0')
+   end)
+
+   t.test('running out of memory inside a network names the layer and the input', function()
+      local m = net()
+      local x = ts.randn(64, 3, 32, 32)
+      m:forward(x)
+      m:clearState()
+      with_limit(3 * 1024 * 1024, function()   -- the first conv's output (4 MiB) does not fit
+         t.raises(function() m:forward(x) end, '0 (Conv2d): out of memory in forward, input [64x3x32x32] on cpu: out of memory on cpu: 4.0 MiB requested')
+      end)
+      local seq = nn.Sequential()
+      seq:add(m, 'features')
+      with_limit(6 * 1024 * 1024, function()
+         local ok, err = pcall(seq.forward, seq, x)
+         t.truthy(not ok and err:find('features (Sequential): 1 (ReLU): out of memory in forward, input [64x16x32x32] on cpu', 1, true), err)
+      end)
+   end)
+
+   t.test('micro-batches add up to the whole batch\'s gradient', function()
+      ts.manualSeed(3)
+      local m, crit = net(), nn.CrossEntropyLoss{label_smoothing = 0.1}
+      local x, y = ts.randn(24, 3, 32, 32), ts.tensor({}, 'int64')
+      y = ts.zeros({24}, 'int64')
+      for i = 1, 24 do y[i] = (i * 7) % 43 end
+      local train = require('ts.train')
+      local function grads(micro)
+         m:zeroGrad()
+         local loss = train.forwardBackward(m, crit, x, y, micro, 1)
+         local _, g = m:parameters()
+         local out = {}
+         for i = 1, #g do out[i] = g[i]:clone() end
+         return loss, out
+      end
+      local l1, g1 = grads(24)
+      local l2, g2 = grads(5)
+      t.near(l2, l1, 1e-5)
+      for i = 1, #g1 do t.near(g2[i], g1[i], 1e-4, 1e-6, 'gradient ' .. i) end
+   end)
+
+   t.test('auto_microbatch: a batch that does not fit is trained in halves instead of failing', function()
+      local g = ts.data.synthetic{train = 256, valid = 64, test = 64, seed = 2}
+      local function run(auto, headroom)
+         local result
+         with_limit(headroom, function()
+            result = ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 1,
+                              batch = 128, lr = 0.01, quiet = true, auto_microbatch = auto}
+         end)
+         return result
+      end
+      -- measure what a batch of 128 needs, then allow a little more than a quarter of it
+      collectgarbage('collect')
+      collectgarbage('collect')
+      ts.memory('cpu')
+      require('ts.ffi').C.ts_memory_reset_peak(0)
+      local base = ts.memory('cpu').in_use
+      run(false, 2 ^ 40)
+      local need = ts.memory('cpu').peak - base
+      local ok, err = pcall(run, false, math.floor(need * 0.3))
+      t.truthy(not ok and err:find('out of memory in forward', 1, true), tostring(err))
+      local r = run(true, math.floor(need * 0.3))
+      t.truthy(r.micro_batch < 128 and r.micro_batch >= 16, 'micro-batch ' .. tostring(r.micro_batch))
+      t.eq(r.history[1].micro_batch, r.micro_batch)
+      t.truthy(r.history[1].train_loss == r.history[1].train_loss and r.history[1].valid_accuracy, 'the epoch finished')
+   end)
+
+   t.test('without a GPU, cuda says why and everything stays on the host', function()
+      if ts.cuda.isAvailable() then t.skip('a GPU is present (test_cuda covers it)') end
+      t.eq(ts.device(), 'cpu')
+      t.raises(function() return ts.randn(2, 2):to('cuda') end, ts.cuda.isBuilt() and 'no CUDA device' or 'built without CUDA')
+      t.raises(function() return ts.zerosOn('cuda', {2}) end, 'cuda')
+      t.raises(function() ts.setDevice('cuda') end, 'setDevice')
+      t.raises(function() ts.cuda.synchronize() end, 'cuda')
+      local m = net()
+      local w = m:get(1).weight
+      m:to('cpu')
+      t.truthy(m:get(1).weight == w, 'moving to the same device keeps the tensor')
+      local rc, out = t.sh(('TSHOST_DEVICE=cuda %s -e "ts.train{model = {name = \'refcnn\'}, data = {train = ts.data.synthetic{train = 8}.train}}"'):format(t.tshost))
+      t.truthy(rc ~= 0 and out:find('TSHOST_DEVICE=cuda', 1, true), out)
+   end)
+end
