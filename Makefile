@@ -4,7 +4,8 @@
 #   make test    build and run every test, the file readers also under AddressSanitizer
 #                (ends with "N passed, N failed, N skipped")
 #   make run     deps + build + the main job
-#   make bench   training and inference throughput against PyTorch on this machine
+#   make bench   training and inference throughput against PyTorch on this machine (the reference and
+#                the baseline network; on the GPU when there is one)
 #   make asan    the file readers' tests (pickle, safetensors fuzzing) under AddressSanitizer
 
 CC      ?= cc
@@ -70,6 +71,7 @@ run: deps
 
 bench: tshost
 	./tshost scripts/bench.lua
+	./tshost scripts/bench.lua model=baseline
 
 ASAN_OBJ = $(patsubst %.c,build/asan/%.o,$(HOST_SRC) $(KERNEL_SRC))
 

@@ -1,6 +1,9 @@
-/* The prefetching batch loader: one background thread builds the batches of an epoch in order, up to
- * `depth` ahead of the consumer, so the training loop finds each batch ready. The batches are the same as
- * ts_batch_fill would give (the seed of batch b is derived from the epoch seed and b), whatever the timing. */
+/* The prefetching batch loader: `workers` background threads build the batches of an epoch, each taking
+ * the next batch not yet claimed, at most `depth` ahead of the consumer, who receives them in order; the
+ * training loop finds each batch ready. The batches are the same as ts_batch_fill would give (the seed of
+ * batch b is derived from the epoch seed and b), whatever the timing and the number of workers.
+ * One worker suits CPU training, where the kernels use the cores; with a GPU the cores are free and
+ * several workers keep augmentation ahead of it. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +24,13 @@ struct ts_loader {
     int batch_size, batches;
     uint64_t seed;
 
-    pthread_t thread;
-    int running;
+    pthread_t threads[TS_LOADER_MAX_WORKERS];
+    int workers, started;
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    int produced, consumed, stop, failed;
+    int claimed, consumed, stop, failed;
     char error[512];
-    ts_tensor **x, **y;       /* ring of depth slots */
+    ts_tensor **x, **y;       /* ring of depth slots: batch b in slot b % depth, NULL until built */
 };
 
 static uint64_t batch_seed(uint64_t seed, int b) { return seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xBF58476D1CE4E5B9ull; }
@@ -37,12 +40,17 @@ static void *produce(void *arg)
     ts_loader *l = arg;
     int h, w, c, out_c, oh, ow;
     ts_batch_check(l->images, l->labels, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
-    for (int b = 0; b < l->batches; b++) {
+    for (;;) {
+        /* claim the next batch once its slot is free: batch b - depth has been taken */
         pthread_mutex_lock(&l->lock);
-        while (!l->stop && l->produced - l->consumed >= l->depth) pthread_cond_wait(&l->changed, &l->lock);
-        int stop = l->stop;
+        while (!l->stop && !l->failed && l->claimed < l->batches && l->claimed - l->consumed >= l->depth)
+            pthread_cond_wait(&l->changed, &l->lock);
+        if (l->stop || l->failed || l->claimed >= l->batches) {
+            pthread_mutex_unlock(&l->lock);
+            break;
+        }
+        int b = l->claimed++;
         pthread_mutex_unlock(&l->lock);
-        if (stop) break;
         int64_t start = (int64_t)b * l->batch_size;
         int count = (int)(start + l->batch_size <= l->n ? l->batch_size : l->n - start);
         int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
@@ -53,14 +61,13 @@ static void *produce(void *arg)
                                                 batch_seed(l->seed, b), 0);
         pthread_mutex_lock(&l->lock);
         if (rc) {
-            snprintf(l->error, sizeof l->error, "%s", ts_last_error());
+            if (!l->failed) snprintf(l->error, sizeof l->error, "%s", ts_last_error());
             l->failed = 1;
             ts_tensor_free(x);
             ts_tensor_free(y);
         } else {
             l->x[b % l->depth] = x;
             l->y[b % l->depth] = y;
-            l->produced++;
         }
         pthread_cond_broadcast(&l->changed);
         pthread_mutex_unlock(&l->lock);
@@ -71,13 +78,13 @@ static void *produce(void *arg)
 
 static void stop_epoch(ts_loader *l)
 {
-    if (!l->running) return;
+    if (!l->started) return;
     pthread_mutex_lock(&l->lock);
     l->stop = 1;
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
-    pthread_join(l->thread, NULL);
-    l->running = 0;
+    for (int i = 0; i < l->started; i++) pthread_join(l->threads[i], NULL);
+    l->started = 0;
     for (int i = 0; i < l->depth; i++) {   /* batches built but never taken */
         ts_tensor_free(l->x[i]);
         ts_tensor_free(l->y[i]);
@@ -86,12 +93,16 @@ static void stop_epoch(ts_loader *l)
 }
 
 ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
-                         const int32_t *flip_map, int flip_classes, int depth)
+                         const int32_t *flip_map, int flip_classes, int depth, int workers)
 {
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
     if (depth < 1 || depth > 64) {
         ts_error("loader: prefetch depth must be 1 to 64, got %d", depth);
+        return NULL;
+    }
+    if (workers < 1 || workers > TS_LOADER_MAX_WORKERS) {
+        ts_error("loader: 1 to %d workers, got %d", TS_LOADER_MAX_WORKERS, workers);
         return NULL;
     }
     ts_loader *l = calloc(1, sizeof *l);
@@ -112,6 +123,7 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
         l->flip_classes = flip_classes;
     }
     l->depth = depth;
+    l->workers = workers;
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->changed, NULL);
     return l;
@@ -133,23 +145,28 @@ int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_siz
     l->batch_size = batch_size;
     l->batches = (int)((l->n + batch_size - 1) / batch_size);
     l->seed = seed;
-    l->produced = l->consumed = l->stop = l->failed = 0;
-    if (pthread_create(&l->thread, NULL, produce, l)) return ts_error("loader: cannot start the worker thread");
-    l->running = 1;
+    l->claimed = l->consumed = l->stop = l->failed = 0;
+    for (int i = 0; i < l->workers; i++) {
+        if (pthread_create(&l->threads[i], NULL, produce, l)) {
+            if (!l->started) return ts_error("loader: cannot start a worker thread");
+            break;   /* fewer workers than asked still produce every batch */
+        }
+        l->started++;
+    }
     return 0;
 }
 
 int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
 {
     *x = *y = NULL;
-    if (!l->running || l->consumed >= l->batches) return 0;
+    if (!l->started || l->consumed >= l->batches) return 0;
+    int slot = l->consumed % l->depth;
     pthread_mutex_lock(&l->lock);
-    while (l->produced <= l->consumed && !l->failed) pthread_cond_wait(&l->changed, &l->lock);
-    if (l->produced <= l->consumed) {
+    while (!l->x[slot] && !l->failed) pthread_cond_wait(&l->changed, &l->lock);
+    if (!l->x[slot]) {
         pthread_mutex_unlock(&l->lock);
         return ts_error("%s", l->error);
     }
-    int slot = l->consumed % l->depth;
     *x = l->x[slot];
     *y = l->y[slot];
     l->x[slot] = l->y[slot] = NULL;

@@ -1,27 +1,35 @@
 -- make bench: throughput of the reference network (ts.models.refcnn, batch 128) for a training step
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
--- Options: batch=128 steps=10 rounds=5 threads=2 torch=true. Each figure is the median of `rounds`
+-- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline device=cpu|cuda
+-- (default: the GPU when there is one; PyTorch then runs on it too, with cuDNN's benchmark mode; the
+-- GPU is synchronized before each clock reading). Each figure is the median of `rounds`
 -- timings of `steps` steps; tshost's and PyTorch's rounds alternate, so that the speed changes of a
 -- shared machine fall on both alike and the ratio stays meaningful.
-local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true}
+local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device()}
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
 
-local now = require('ts.train').now
+local clock = require('ts.train').now
+local gpu = opt.device == 'cuda'
+local function now()
+   if gpu then ts.cuda.synchronize() end
+   return clock()
+end
 
-local net = ts.models.refcnn()
+local net = ts.models[opt.model]()
+net:to(opt.device)
 net.needsGradInput = false   -- as in PyTorch, where the input batch does not require a gradient
 local loss = ts.nn.CrossEntropyLoss()
 local sgd = ts.optim.SGD(net, {lr = 0.01, momentum = 0.9})
-local x = ts.randn(opt.batch, 3, 32, 32)
+local x = ts.randn(opt.batch, 3, 32, 32):to(opt.device)
 local y = ts.zeros({opt.batch}, 'int64')
 for i = 1, opt.batch do y[i] = (i * 7) % 43 end
+y = y:to(opt.device)
 
 local function train_step()
    sgd:zeroGrad()
    local out = net:forward(x)
-   loss:forward(out, y)
-   net:backward(x, loss:backward(out, y))
+   net:backward(x, loss:backward(out, y))   -- the loss and its gradient in one pass
    sgd:step()
 end
 
@@ -38,8 +46,8 @@ end
 
 -- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind
 local function torch_round()
-   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 2>/dev/null')
-      :format(ts.root, opt.batch, opt.threads, opt.steps)
+   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s 2>/dev/null')
+      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device)
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()
@@ -68,12 +76,14 @@ local t0, images = now(), 0
 for xb in loader:epoch() do images = images + xb:size(1) end
 local augmented = images / (now() - t0)
 
-print(('refcnn batch %d, %d threads, median of %d rounds'):format(opt.batch, opt.threads, opt.rounds))
+print(('%s batch %d on %s, %d threads, median of %d rounds'):format(opt.model, opt.batch,
+      gpu and ts.cuda.deviceName() or 'the CPU', opt.threads, opt.rounds))
 print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
 if opt.torch then
    if #r.ttrain == opt.rounds then
       local tt, ti = median(r.ttrain), median(r.tinfer)
-      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (%s)'):format(tt, ti, 'python3-torch, CPU'))
+      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (%s)'):format(tt, ti,
+            gpu and 'CUDA, cuDNN benchmark mode' or 'python3-torch, CPU'))
       print(('  ratio   train %8.2fx            inference %8.2fx'):format(train / tt, infer / ti))
    else
       print('  PyTorch: not measured (install python3-torch: apt-get install python3-torch)')

@@ -1,6 +1,7 @@
 """PyTorch CPU throughput of the reference network, for the ratio printed by `make bench`.
 
 Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 10] [--rounds 5]
+                                     [--model refcnn|baseline] [--device cpu|cuda]
 Each figure is the median of `rounds` timings of `steps` steps, as scripts/bench.lua measures.
 Prints two lines: `torch train <images/s>` and `torch infer <images/s>`.
 """
@@ -11,13 +12,15 @@ import torch
 import torch.nn as nn
 
 
-def refcnn():
+def refcnn(stage3=1):
+    """ts.models.refcnn (stage3=1, 675,339 parameters) and ts.models.baseline (stage3=2, 823,051)"""
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    third = block(64, 128) + sum((block(128, 128) for _ in range(stage3 - 1)), [])
     return nn.Sequential(
         *block(3, 32), *block(32, 32), nn.MaxPool2d(2),
         *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
-        *block(64, 128), nn.MaxPool2d(2),
+        *third, nn.MaxPool2d(2),
         nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 43))
 
 
@@ -27,14 +30,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--model", choices=["refcnn", "baseline"], default="refcnn")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = refcnn()
-    assert sum(p.numel() for p in net.parameters()) == 675339
+    torch.backends.cudnn.benchmark = True
+    net = refcnn(2 if a.model == "baseline" else 1).to(a.device)
+    assert sum(p.numel() for p in net.parameters()) == (823051 if a.model == "baseline" else 675339)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(a.batch, 3, 32, 32)
-    y = torch.randint(0, 43, (a.batch,))
+    x = torch.randn(a.batch, 3, 32, 32, device=a.device)
+    y = torch.randint(0, 43, (a.batch,), device=a.device)
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
@@ -47,9 +57,11 @@ def main():
             fn()
         rates = []
         for _ in range(a.rounds):
+            sync()
             t = time.perf_counter()
             for _ in range(a.steps):
                 fn()
+            sync()
             rates.append(a.batch * a.steps / (time.perf_counter() - t))
         return sorted(rates)[(len(rates) - 1) // 2]
 

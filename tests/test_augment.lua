@@ -186,28 +186,36 @@ return function(t)
       t.near(w, ts.tensor{30 / (3 * 20), 30 / (3 * 8), 30 / (3 * 2)})
    end)
 
-   t.test('the loader prefetches every image of an epoch once, reproducibly', function()
+   t.test('the loader prefetches every image of an epoch once, reproducibly, with one worker or several', function()
       local n = 300
       local x = ts.zeros({n, 8, 8, 3}, 'uint8')
       local y = ts.zeros({n}, 'int64')
       for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
       local ds = ts.data.Dataset(x, y)
-      local function epoch(seed)
+      local function epoch(seed, workers)
          ts.manualSeed(seed)
-         local loader = ts.data.Loader(ds, {batch = 64, augment = ts.data.augment{brightness = 0.2}})
-         local seen, sizes, sums = {}, {}, 0
+         local loader = ts.data.Loader(ds, {batch = 64, augment = ts.data.augment{brightness = 0.2, rotate = 10},
+                                            workers = workers})
+         local seen, sizes, sums = {}, {}, {}
          for bx, by in loader:epoch() do
             sizes[#sizes + 1] = bx:size(1)
             for i = 1, by:numel() do seen[by[i]] = (seen[by[i]] or 0) + 1 end
-            sums = sums + bx:sum()
+            sums[#sums + 1] = bx:sum() + by:sum()
          end
-         return seen, sizes, sums
+         return seen, sizes, table.concat(sums, ' ')
       end
       local seen, sizes, s1 = epoch(3)
       t.eq(table.concat(sizes, ','), '64,64,64,64,44')
       for i = 0, n - 1 do t.eq(seen[i], 1, 'image ' .. i) end
       local _, _, s2 = epoch(3)
       t.eq(s1, s2)
+      -- several workers build the same batches, handed out in the same order
+      for _, workers in ipairs({2, 5}) do
+         local _, sizes_w, sw = epoch(3, workers)
+         t.eq(table.concat(sizes_w, ','), '64,64,64,64,44')
+         t.eq(sw, s1, workers .. ' workers')
+      end
+      t.raises(function() ts.data.Loader(ds, {workers = 0}) end, '1 to 32 workers')
       -- stopping an epoch early and starting another is fine
       local loader = ts.data.Loader(ds, {batch = 10})
       for _ in loader:epoch() do break end

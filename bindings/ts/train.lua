@@ -13,6 +13,7 @@
 --      note = 'free text for comparisons', quiet = false,
 --      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
 --      device = ts.device() ('cuda' when there is one), auto_microbatch = false,
+--      workers = threads preparing batches (default 1 on the CPU, the cores but one with a GPU),
 --   }
 -- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
@@ -289,8 +290,10 @@ function M.train(user)
    local class_weights = cfg.class_weights
    if class_weights == 'balanced' then class_weights = train_ds:classWeights() end
    local crit = nn.CrossEntropyLoss{weight = class_weights, label_smoothing = cfg.label_smoothing}
+   -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
+   local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
-                                         sampler = cfg.sampler})
+                                         sampler = cfg.sampler, workers = workers})
    local opt = make_optimizer(cfg, model)
    local micro_per_epoch = math.ceil(loader:epochSize() / cfg.batch)
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
