@@ -4,13 +4,20 @@
  * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
  * size) -> brightness, contrast, saturation, hue, gamma -> blur -> noise -> cutout -> grayscale ->
  * (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
- * from the batch seed and its position, so results depend on the seed only, not on threads or timing. */
+ * from the batch seed and its position, so results depend on the seed only, not on threads or timing.
+ *
+ * For a batch on the GPU the host only draws each image's plan and gathers its uint8 pixels; the GPU
+ * does the rest (kernels/cuda/augment.cu). Equalization, blur and noise exist on the CPU only: a batch
+ * that asks for them is built on the CPU and copied. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "../kernels/cpu/cpu.h"
+#ifdef TS_WITH_CUDA
+#include "../kernels/cuda/cuda.h"
+#endif
 
 typedef ts_splitmix rng;
 static double uniform(rng *r, double lo, double hi) { return ts_splitmix_uniform(r, lo, hi); }
@@ -97,42 +104,52 @@ static void scratch_free(scratch *sc)
     free(sc->raw);
 }
 
-static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
-                       const uint8_t *image, int h, int w, int c, int64_t label_in, int64_t *label_out,
-                       float *out, int out_c, int oh, int ow, rng *r, scratch *sc)
+/* Equalizes the luminance of a uint8 image [H, W, C] in place: the luma of RGB, each pixel's channels
+ * moved by the change of its luma. */
+static int equalize(const ts_preprocess *pre, uint8_t *raw, int h, int w, int c)
 {
     int n = h * w;
-    memcpy(sc->raw, image, (size_t)n * (size_t)c);
-    if (pre && pre->equalize && c == 3) {
-        /* equalize the luma and move each pixel's RGB by the change of its luma */
-        uint8_t *lum = malloc((size_t)n);
-        if (!lum) return ts_error("batch: out of memory");
-        for (int i = 0; i < n; i++) lum[i] = (uint8_t)lrintf(luma_u8(sc->raw + 3 * i));
-        uint8_t *before = malloc((size_t)n);
-        if (!before) return free(lum), ts_error("batch: out of memory");
-        memcpy(before, lum, (size_t)n);
-        tsk_cpu_equalize(h, w, lum, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
-        for (int i = 0; i < n; i++)
-            for (int ch = 0; ch < 3; ch++) {
-                int v = sc->raw[3 * i + ch] + lum[i] - before[i];
-                sc->raw[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-        free(lum);
-        free(before);
-    } else if (pre && pre->equalize) {
-        tsk_cpu_equalize(h, w, sc->raw, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+    if (c != 3) {
+        tsk_cpu_equalize(h, w, raw, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+        return 0;
     }
-    for (int i = 0; i < n * c; i++) sc->src[i] = sc->raw[i] * (1.0f / 255.0f);
+    uint8_t *lum = malloc((size_t)n), *before = malloc((size_t)n);
+    if (!lum || !before) return free(lum), free(before), ts_error("batch: out of memory");
+    for (int i = 0; i < n; i++) lum[i] = (uint8_t)lrintf(luma_u8(raw + 3 * i));
+    memcpy(before, lum, (size_t)n);
+    tsk_cpu_equalize(h, w, lum, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < 3; ch++) {
+            int v = raw[3 * i + ch] + lum[i] - before[i];
+            raw[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    free(lum);
+    free(before);
+    return 0;
+}
 
-    int64_t label = label_in;
-    int flip = 0;
+/* what a kernel needs (kernels.h), and what only the CPU path uses */
+typedef struct {
+    tsk_image_plan k;
+    int64_t label;
+    int flip;
+    float blur_sigma;
+    double noise_sd;
+} image_plan;
+
+/* The random choices for one image, drawn in a fixed order: flip, geometry, colour, blur, noise level;
+ * the cutout's place is drawn after the noise (draw_cutout). */
+static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_classes, int h, int w, int oh, int ow,
+                     int64_t label, rng *r, image_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->label = label;
+    p->k.brightness = p->k.contrast = p->k.saturation = p->k.gamma = 1;
     if (aug && aug->flip_prob > 0 && flip_map && label >= 0 && label < flip_classes && flip_map[label] >= 0 &&
         uniform(r, 0, 1) < aug->flip_prob) {
-        flip = 1;
-        label = flip_map[label];
+        p->flip = 1;
+        p->label = flip_map[label];
     }
-    *label_out = label;
-
     /* geometry and resize as one warp: output pixel -> source pixel */
     double rot = 0, scale = 1, shear = 0, tx = 0, ty = 0, px = 0, py = 0;
     if (has_geometry(aug)) {
@@ -144,41 +161,67 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
         px = uniform(r, -aug->perspective, aug->perspective);
         py = uniform(r, -aug->perspective, aug->perspective);
     }
-    float *img = sc->src;
-    if (has_geometry(aug) || flip || oh != h || ow != w) {
-        double fwd[9], inv[9];
+    if (has_geometry(aug) || p->flip || oh != h || ow != w) {
+        double fwd[9];
         ts_augment_matrix(fwd, h, w, oh, ow, rot, scale, shear, tx, ty, px, py);
-        if (flip) {   /* mirror the source first: x -> w - x */
+        if (p->flip) {   /* mirror the source first: x -> w - x */
             double mirror[9] = {-1, 0, w, 0, 1, 0, 0, 0, 1};
             mul3(fwd, mirror, fwd);
         }
-        if (inv3(fwd, inv)) return ts_error("batch: degenerate augmentation transform");
-        tsk_cpu_warp(h, w, oh, ow, c, sc->src, sc->work, inv);
+        if (inv3(fwd, p->k.inv)) return ts_error("batch: degenerate augmentation transform");
+        p->k.warp = 1;
+    }
+    if (!aug) return 0;
+    p->k.brightness = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
+    p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
+    p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
+    p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
+    /* gamma log-uniform between its bounds, so 0.5 and 2 are equally likely */
+    p->k.gamma = aug->gamma_min > 0 && aug->gamma_max > 0 ? (float)exp(uniform(r, log(aug->gamma_min), log(aug->gamma_max))) : 1.0f;
+    if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
+        p->blur_sigma = (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3);
+    if (aug->noise > 0) p->noise_sd = uniform(r, 0, aug->noise);
+    return 0;
+}
+
+static void draw_cutout(const ts_augment *aug, int oh, int ow, rng *r, image_plan *p)
+{
+    if (aug && aug->cutout_prob > 0 && aug->cutout_size > 0 && uniform(r, 0, 1) < aug->cutout_prob) {
+        int cy = (int)uniform(r, 0, oh), cx = (int)uniform(r, 0, ow);
+        p->k.cutout_size = aug->cutout_size;
+        p->k.cutout_y = cy - aug->cutout_size / 2;
+        p->k.cutout_x = cx - aug->cutout_size / 2;
+    }
+}
+
+static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
+                       const uint8_t *image, int h, int w, int c, int64_t label_in, int64_t *label_out,
+                       float *out, int out_c, int oh, int ow, rng *r, scratch *sc)
+{
+    int n = h * w;
+    memcpy(sc->raw, image, (size_t)n * (size_t)c);
+    if (pre && pre->equalize && equalize(pre, sc->raw, h, w, c)) return -1;
+    for (int i = 0; i < n * c; i++) sc->src[i] = sc->raw[i] * (1.0f / 255.0f);
+
+    image_plan p;
+    if (draw_plan(aug, flip_map, flip_classes, h, w, oh, ow, label_in, r, &p)) return -1;
+    *label_out = p.label;
+    float *img = sc->src;
+    if (p.k.warp) {
+        tsk_cpu_warp(h, w, oh, ow, c, sc->src, sc->work, p.k.inv);
         img = sc->work;
     }
     int on = oh * ow;
     if (aug) {
-        float b = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
-        float k = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
-        float s = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
-        float hue = (float)uniform(r, -aug->hue, aug->hue);
-        /* gamma log-uniform between its bounds, so 0.5 and 2 are equally likely */
-        float g = aug->gamma_min > 0 && aug->gamma_max > 0
-                      ? (float)exp(uniform(r, log(aug->gamma_min), log(aug->gamma_max))) : 1.0f;
-        tsk_cpu_color(on, c, img, b, k, s, hue, g);
-        if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
-            tsk_cpu_blur(oh, ow, c, img, sc->tmp, (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3));
-        if (aug->noise > 0) {
-            double sd = uniform(r, 0, aug->noise);
-            for (int i = 0; i < on * c; i++) img[i] += (float)(sd * normal(r));
-        }
-        if (aug->cutout_prob > 0 && aug->cutout_size > 0 && uniform(r, 0, 1) < aug->cutout_prob) {
-            int cy = (int)uniform(r, 0, oh), cx = (int)uniform(r, 0, ow), half = aug->cutout_size / 2;
-            for (int y = cy - half; y < cy - half + aug->cutout_size; y++)
-                for (int x = cx - half; x < cx - half + aug->cutout_size; x++)
-                    if (y >= 0 && y < oh && x >= 0 && x < ow)
-                        for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.5f;
-        }
+        tsk_cpu_color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.hue, p.k.gamma);
+        if (p.blur_sigma > 0) tsk_cpu_blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
+        if (p.noise_sd > 0)
+            for (int i = 0; i < on * c; i++) img[i] += (float)(p.noise_sd * normal(r));
+        draw_cutout(aug, oh, ow, r, &p);
+        for (int y = p.k.cutout_y; y < p.k.cutout_y + p.k.cutout_size; y++)
+            for (int x = p.k.cutout_x; x < p.k.cutout_x + p.k.cutout_size; x++)
+                if (y >= 0 && y < oh && x >= 0 && x < ow)
+                    for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.5f;
     }
     /* channels first, grayscale if asked, standardized */
     for (int oc = 0; oc < out_c; oc++) {
@@ -213,6 +256,98 @@ int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_pr
     return 0;
 }
 
+static rng image_rng(uint64_t seed, int i) { return (rng){seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1))}; }
+
+int ts_batch_device_capable(const ts_augment *aug, const ts_preprocess *pre)
+{
+    return !(pre && pre->equalize) && !(aug && (aug->blur_prob > 0 || aug->noise > 0));
+}
+
+int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
+                  const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
+                  const int32_t *flip_map, int flip_classes, uint64_t seed)
+{
+    int h, w, c, out_c, oh, ow;
+    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    int64_t rs[4] = {count, h, w, c};
+    if (raw->dtype != TS_UINT8 || ts_check_shape("batch: raw images", raw, 4, rs) || ts_require_cpu("batch: raw images", raw) ||
+        ts_require_cpu("batch: label output", y))
+        return -1;
+    if (!ts_batch_device_capable(aug, pre)) return ts_error("batch: equalization, blur and noise run on the CPU only");
+    int64_t n = images->shape[0];
+    size_t bytes = (size_t)h * w * c;
+    const uint8_t *base = ts_tensor_data(images);
+    const int64_t *lab = ts_tensor_data(labels);
+    for (int i = 0; i < count; i++) {
+        if (indices[i] < 0 || indices[i] >= n)
+            return ts_error("batch: index %lld outside the %lld images", (long long)indices[i] + 1, (long long)n);
+        rng r = image_rng(seed, i);
+        image_plan p;
+        /* the CPU path's draws in its order: without noise, the cutout follows the blur directly */
+        if (draw_plan(aug, flip_map, flip_classes, h, w, oh, ow, lab[indices[i]], &r, &p)) return -1;
+        draw_cutout(aug, oh, ow, &r, &p);
+        plans[i] = p.k;
+        ((int64_t *)ts_tensor_data(y))[i] = p.label;
+        memcpy((uint8_t *)ts_tensor_data(raw) + (size_t)i * bytes, base + (size_t)indices[i] * bytes, bytes);
+    }
+    return 0;
+}
+
+int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
+                             const ts_preprocess *pre)
+{
+#ifdef TS_WITH_CUDA
+    int c = (int)raw->shape[3], out_c = pre && pre->grayscale ? 1 : c;
+    int64_t xs[4] = {count, out_c, x->ndim == 4 ? x->shape[2] : 0, x->ndim == 4 ? x->shape[3] : 0};
+    if (!ts_on_cuda(x) || ts_check_shape("batch: output", x, 4, xs) || raw->shape[0] != count)
+        return ts_error("batch: the output must be a CUDA tensor [%d,%d,H,W]", count, out_c);
+    int64_t pb[1] = {(int64_t)(sizeof(tsk_image_plan) * (size_t)count)};
+    ts_tensor *d_raw = ts_tensor_to((ts_tensor *)raw, TS_CUDA), *h_plans = ts_tensor_from_buffer(TS_UINT8, 1, pb, plans);
+    ts_tensor *d_plans = h_plans ? ts_tensor_to(h_plans, TS_CUDA) : NULL;
+    float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
+    for (int i = 0; pre && i < 3; i++) mean[i] = pre->mean[i], std[i] = pre->std[i];
+    int rc = !d_raw || !d_plans ? -1
+             : tsk_cuda_augment_batch(count, (int)raw->shape[1], (int)raw->shape[2], c, ts_tensor_data(d_raw),
+                                      ts_tensor_data(d_plans), (int)x->shape[2], (int)x->shape[3], out_c, mean, std,
+                                      ts_f32(x))
+                   ? ts_kernel_status(&tsk_cuda_backend, "batch")
+                   : 0;
+    ts_tensor_free(d_raw);
+    ts_tensor_free(h_plans);
+    ts_tensor_free(d_plans);
+    return rc;
+#else
+    (void)x, (void)raw, (void)plans, (void)count, (void)pre;
+    return ts_error("batch: tshost was built without CUDA");
+#endif
+}
+
+/* a batch whose output is on the GPU: drawn here and finished there, or built on the CPU and copied */
+static int fill_on_device(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
+                          const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
+                          const int32_t *flip_map, int flip_classes, uint64_t seed)
+{
+    int h, w, c, out_c, oh, ow;
+    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    int rc;
+    if (ts_batch_device_capable(aug, pre)) {
+        int64_t rs[4] = {count, h, w, c};
+        ts_tensor *raw = ts_tensor_new(TS_UINT8, 4, rs);
+        tsk_image_plan *plans = malloc(sizeof *plans * (size_t)(count > 0 ? count : 1));
+        rc = !raw || !plans ? ts_error("batch: out of memory")
+             : ts_batch_draw(raw, plans, y, images, labels, indices, count, aug, pre, flip_map, flip_classes, seed) ||
+                   ts_batch_apply_on_device(x, raw, plans, count, pre);
+        ts_tensor_free(raw);
+        free(plans);
+    } else {
+        ts_tensor *tmp = ts_tensor_new(TS_FLOAT32, 4, x->shape);
+        rc = !tmp || ts_batch_fill_range(tmp, y, images, labels, indices, count, aug, pre, flip_map, flip_classes, seed, 1) ||
+             ts_tensor_copy(x, tmp);
+        ts_tensor_free(tmp);
+    }
+    return rc ? -1 : 0;
+}
+
 int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
                         const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
                         const int32_t *flip_map, int flip_classes, uint64_t seed, int parallel)
@@ -220,15 +355,14 @@ int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, con
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
-    if (ts_check_shape("batch: output", x, 4, xs) || ts_require_cpu("batch: output", x) ||
-        ts_require_cpu("batch: label output", y))
-        return -1;
+    if (ts_check_shape("batch: output", x, 4, xs) || ts_require_cpu("batch: label output", y)) return -1;
     if (y->dtype != TS_INT64 || y->ndim != 1 || y->shape[0] != count) return ts_error("batch: label output must be int64 [%d]", count);
     int64_t n = images->shape[0];
     for (int i = 0; i < count; i++)
         if (indices[i] < 0 || indices[i] >= n)
             return ts_error("batch: index %lld outside the %lld images", (long long)indices[i] + 1, (long long)n);
     (void)ys;
+    if (ts_on_cuda(x)) return fill_on_device(x, y, images, labels, indices, count, aug, pre, flip_map, flip_classes, seed);
     const uint8_t *base = ts_tensor_data(images);
     const int64_t *lab = ts_tensor_data(labels);
     int64_t *yout = ts_tensor_data(y);
@@ -241,7 +375,7 @@ int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, con
         #pragma omp for schedule(static)
         for (int i = 0; i < count; i++) {
             if (!ok) continue;
-            rng r = {seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1))};
+            rng r = image_rng(seed, i);
             if (prepare_one(aug, pre, flip_map, flip_classes, base + (size_t)indices[i] * h * w * c, h, w, c,
                             lab[indices[i]], &yout[i], xout + (size_t)i * out_c * oh * ow, out_c, oh, ow, &r, &sc))
                 ok = 0;

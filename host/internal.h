@@ -66,7 +66,15 @@ static inline double ts_splitmix_uniform(ts_splitmix *r, double lo, double hi)
     return lo + (hi - lo) * (double)(ts_splitmix_next(r) >> 11) * 0x1.0p-53;
 }
 
-/* batch.c, shared with the loader */
+/* batch.c, shared with the loader. The GPU path in two halves: ts_batch_draw on any thread (the plans and
+ * the batch's uint8 images gathered into raw [count,H,W,C]), ts_batch_apply_on_device on the thread that
+ * owns the GPU. ts_batch_device_capable: whether the augmentation asked for exists on the GPU. */
+int ts_batch_device_capable(const ts_augment *aug, const ts_preprocess *pre);
+int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
+                  const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
+                  const int32_t *flip_map, int flip_classes, uint64_t seed);
+int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
+                             const ts_preprocess *pre);
 int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
                    int *out_c, int *oh, int *ow);
 int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,

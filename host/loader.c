@@ -3,7 +3,9 @@
  * training loop finds each batch ready. The batches are the same as ts_batch_fill would give (the seed of
  * batch b is derived from the epoch seed and b), whatever the timing and the number of workers.
  * One worker suits CPU training, where the kernels use the cores; with a GPU the cores are free and
- * several workers keep augmentation ahead of it. */
+ * several workers keep augmentation ahead of it.
+ * For a CUDA loader the workers only draw each image's augmentation and gather its uint8 pixels; the
+ * consumer's thread, which owns the GPU, uploads them and finishes the batch there (host/batch.c). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,8 @@ struct ts_loader {
     int claimed, consumed, stop, failed;
     char error[512];
     ts_tensor **x, **y;       /* ring of depth slots: batch b in slot b % depth, NULL until built */
+    tsk_image_plan **plans;   /* per slot, on the GPU path: x holds the uint8 images, plans their augmentation */
+    int device, on_gpu;       /* on_gpu: the batches are finished on the GPU */
 };
 
 static uint64_t batch_seed(uint64_t seed, int b) { return seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xBF58476D1CE4E5B9ull; }
@@ -53,21 +57,27 @@ static void *produce(void *arg)
         pthread_mutex_unlock(&l->lock);
         int64_t start = (int64_t)b * l->batch_size;
         int count = (int)(start + l->batch_size <= l->n ? l->batch_size : l->n - start);
-        int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
-        ts_tensor *x = ts_tensor_new(TS_FLOAT32, 4, xs), *y = ts_tensor_new(TS_INT64, 1, ys);
-        int rc = !x || !y ? -1
-                          : ts_batch_fill_range(x, y, l->images, l->labels, l->order + start, count,
-                                                l->has_aug ? &l->aug : NULL, &l->pre, l->flip_map, l->flip_classes,
-                                                batch_seed(l->seed, b), 0);
+        int64_t xs[4] = {count, out_c, oh, ow}, rs[4] = {count, h, w, c}, ys[1] = {count};
+        ts_tensor *x = l->on_gpu ? ts_tensor_new(TS_UINT8, 4, rs) : ts_tensor_new(TS_FLOAT32, 4, xs);
+        ts_tensor *y = ts_tensor_new(TS_INT64, 1, ys);
+        tsk_image_plan *plans = l->on_gpu ? malloc(sizeof *plans * (size_t)count) : NULL;
+        const ts_augment *aug = l->has_aug ? &l->aug : NULL;
+        int rc = !x || !y || (l->on_gpu && !plans) ? ts_error("loader: out of memory")
+                 : l->on_gpu ? ts_batch_draw(x, plans, y, l->images, l->labels, l->order + start, count, aug, &l->pre,
+                                             l->flip_map, l->flip_classes, batch_seed(l->seed, b))
+                             : ts_batch_fill_range(x, y, l->images, l->labels, l->order + start, count, aug, &l->pre,
+                                                   l->flip_map, l->flip_classes, batch_seed(l->seed, b), 0);
         pthread_mutex_lock(&l->lock);
         if (rc) {
             if (!l->failed) snprintf(l->error, sizeof l->error, "%s", ts_last_error());
             l->failed = 1;
             ts_tensor_free(x);
             ts_tensor_free(y);
+            free(plans);
         } else {
             l->x[b % l->depth] = x;
             l->y[b % l->depth] = y;
+            l->plans[b % l->depth] = plans;
         }
         pthread_cond_broadcast(&l->changed);
         pthread_mutex_unlock(&l->lock);
@@ -88,12 +98,14 @@ static void stop_epoch(ts_loader *l)
     for (int i = 0; i < l->depth; i++) {   /* batches built but never taken */
         ts_tensor_free(l->x[i]);
         ts_tensor_free(l->y[i]);
+        free(l->plans[i]);
         l->x[i] = l->y[i] = NULL;
+        l->plans[i] = NULL;
     }
 }
 
 ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
-                         const int32_t *flip_map, int flip_classes, int depth, int workers)
+                         const int32_t *flip_map, int flip_classes, int depth, int workers, int device)
 {
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
@@ -105,9 +117,18 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
         ts_error("loader: 1 to %d workers, got %d", TS_LOADER_MAX_WORKERS, workers);
         return NULL;
     }
+    if (device != TS_CPU && device != TS_CUDA) {
+        ts_error("loader: unknown device %d", device);
+        return NULL;
+    }
+    if (device == TS_CUDA && !ts_cuda_available()) {
+        ts_error("loader: no CUDA device is available for the batches");
+        return NULL;
+    }
     ts_loader *l = calloc(1, sizeof *l);
-    if (!l || !(l->x = calloc((size_t)depth, sizeof(ts_tensor *))) || !(l->y = calloc((size_t)depth, sizeof(ts_tensor *)))) {
-        if (l) free(l->x);
+    if (!l || !(l->x = calloc((size_t)depth, sizeof(ts_tensor *))) || !(l->y = calloc((size_t)depth, sizeof(ts_tensor *))) ||
+        !(l->plans = calloc((size_t)depth, sizeof(tsk_image_plan *)))) {
+        if (l) free(l->x), free(l->y);
         free(l);
         ts_error("loader: out of memory");
         return NULL;
@@ -124,6 +145,8 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
     }
     l->depth = depth;
     l->workers = workers;
+    l->device = device;
+    l->on_gpu = device == TS_CUDA && ts_batch_device_capable(l->has_aug ? &l->aug : NULL, &l->pre);
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->changed, NULL);
     return l;
@@ -167,12 +190,38 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
         pthread_mutex_unlock(&l->lock);
         return ts_error("%s", l->error);
     }
-    *x = l->x[slot];
+    ts_tensor *built = l->x[slot];
+    tsk_image_plan *plans = l->plans[slot];
     *y = l->y[slot];
     l->x[slot] = l->y[slot] = NULL;
+    l->plans[slot] = NULL;
     l->consumed++;
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
+    if (l->device == TS_CPU) {
+        *x = built;
+        return 1;
+    }
+    /* the GPU's part, on this thread: finish the drawn batch there, or copy the one built on the CPU */
+    if (l->on_gpu) {
+        int h, w, c, out_c, oh, ow;
+        ts_batch_check(l->images, l->labels, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
+        int64_t xs[4] = {built->shape[0], out_c, oh, ow};
+        *x = ts_tensor_new_on(TS_CUDA, TS_FLOAT32, 4, xs);
+        if (*x && ts_batch_apply_on_device(*x, built, plans, (int)built->shape[0], &l->pre)) {
+            ts_tensor_free(*x);
+            *x = NULL;
+        }
+    } else {
+        *x = ts_tensor_to(built, TS_CUDA);
+    }
+    ts_tensor_free(built);
+    free(plans);
+    if (!*x) {
+        ts_tensor_free(*y);
+        *y = NULL;
+        return -1;
+    }
     return 1;
 }
 
@@ -190,5 +239,6 @@ void ts_loader_free(ts_loader *l)
     free(l->order);
     free(l->x);
     free(l->y);
+    free(l->plans);
     free(l);
 }

@@ -249,11 +249,12 @@ int ts_augment_matrix(double *forward9, int h, int w, int out_h, int out_w, doub
 
 /* The prefetching loader (host/loader.c): `workers` background threads build an epoch's batches, up to
  * `depth` ahead, handed out in order and identical whatever the number of workers. It keeps references
- * to images and labels and copies aug, pre and flip_map (aug NULL: none). */
+ * to images and labels and copies aug, pre and flip_map (aug NULL: none). device TS_CUDA: the images x
+ * come on the GPU (finished there when the augmentation allows: see host/batch.c), labels on the host. */
 enum { TS_LOADER_MAX_WORKERS = 32 };
 typedef struct ts_loader ts_loader;
 ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
-                         const int32_t *flip_map, int flip_classes, int depth, int workers);
+                         const int32_t *flip_map, int flip_classes, int depth, int workers, int device);
 /* order: the epoch's 0-based image indices (copied), cut into batches; the last is smaller unless drop_last */
 int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed);
 /* 1 and new references in *x, *y; 0 at the end of the epoch; -1 on error */

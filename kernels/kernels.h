@@ -25,6 +25,16 @@ typedef struct {
     int count_include_pad;
 } tsk_pool2d_shape;
 
+/* One image's augmentation, drawn on the host (host/batch.c) and applied by a kernel: the warp (rotation,
+ * scale, shear, translation, perspective, flip and resize in one projective map), the colour changes of
+ * kernels/cpu/augment.c, and a cutout square filled with the preprocessing mean. */
+typedef struct {
+    double inv[9];          /* output pixel centre -> source coordinates (row-major 3x3), when warp */
+    int warp;
+    float brightness, contrast, saturation, hue, gamma;
+    int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
+} tsk_image_plan;
+
 typedef struct {
     const char *name;
     /* the first failure since the last call (and clears it), or NULL */

@@ -132,6 +132,35 @@ return function(t)
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
    end)
 
+   t.test('batches finished on the GPU are the CPU\'s batches; the rest are built on the CPU and copied', function()
+      need_gpu(t)
+      local g = ts.data.synthetic{train = 200, valid = 8, test = 8}
+      local pre = ts.data.preprocess{mean = {0.5, 0.4, 0.3}, std = {0.25, 0.2, 0.2}}
+      local on_gpu = ts.data.augment{rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
+                                     brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
+                                     cutout = {0.5, 8}, flip = 0.5}
+      local cpu_only = ts.data.augment{rotate = 10, blur = {0.5, 1.0}, noise = 0.02}
+      for _, case in ipairs({{on_gpu, pre}, {cpu_only, pre}, {nil, ts.data.preprocess{mean = {0.5}, std = {0.25}, grayscale = true, size = 48}}}) do
+         local function batches(device)
+            ts.manualSeed(11)
+            local loader = ts.data.Loader(g.train, {batch = 64, augment = case[1], preprocess = case[2], device = device, workers = 3})
+            local xs, ys = {}, {}
+            for x, y in loader:epoch() do
+               t.eq(x:device(), device)
+               xs[#xs + 1], ys[#ys + 1] = x:cpu(), y
+            end
+            return xs, ys
+         end
+         local xc, yc = batches('cpu')
+         local xg, yg = batches('cuda')
+         t.eq(#xg, #xc)
+         for i = 1, #xc do
+            t.truthy(yg[i]:equal(yc[i]), 'labels (flips relabel) of batch ' .. i)
+            t.near(xg[i], xc[i], 1e-4, 1e-4, 'images of batch ' .. i)
+         end
+      end
+   end)
+
    t.test('memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
       need_gpu(t)
       collectgarbage('collect')

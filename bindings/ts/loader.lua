@@ -183,7 +183,7 @@ Loader.__index = Loader
 -- opts: batch (128), augment, preprocess, sampler ('shuffle' | 'sequential' | 'upsample' | 'downsample' or a
 -- function(ds) -> 0-based order), flips (a flip map, default ts.data.gtsrbFlips when augment has flip),
 -- drop_last (false), prefetch (3 batches, at least workers + 1), workers (1: threads building batches; the
--- batches do not depend on it)
+-- batches do not depend on it), device ('cpu'; 'cuda': the images arrive on the GPU, finished there)
 function M.Loader(ds, opts)
    opts = opts or {}
    local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
@@ -195,7 +195,8 @@ function M.Loader(ds, opts)
    self.flip_arr, self.flip_classes = flip_array(flips, math.max(ds:numClasses(), 43))
    local workers = opts.workers or 1
    local l = C.ts_loader_new(ds.x._c, ds.y._c, self.augment and self.augment.c or nil, self.preprocess.c,
-                             self.flip_arr, self.flip_classes, math.max(opts.prefetch or 3, workers + 1), workers)
+                             self.flip_arr, self.flip_classes, math.max(opts.prefetch or 3, workers + 1), workers,
+                             T.deviceCode(opts.device or 'cpu'))
    if l == nil then fail() end
    self.c = ffi.gc(l, C.ts_loader_free)
    return self

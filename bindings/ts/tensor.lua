@@ -71,6 +71,7 @@ local function new_on(device, dtype, ...)
    return wrap(C.ts_tensor_new_on(device, dtype, n, shape_buf))
 end
 local function new(dtype, ...) return new_on(0, dtype, ...) end
+T.deviceCode = device_code
 local function device_of(t) return C.ts_tensor_device(t._c) end
 
 -- ts.zerosOn('cuda', {2, 3} [, dtype]): zeros on a device

@@ -111,7 +111,8 @@ function evaluate(model, ds, opts)
    local was_training = model.train
    local device = opts.device or model.device or 'cpu'
    model:evaluate()
-   local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess})
+   local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess,
+                                   device = device})
    local crit = nn.CrossEntropyLoss()
    local n = ds:size()
    local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
@@ -293,7 +294,7 @@ function M.train(user)
    -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
-                                         sampler = cfg.sampler, workers = workers})
+                                         sampler = cfg.sampler, workers = workers, device = device})
    local opt = make_optimizer(cfg, model)
    local micro_per_epoch = math.ceil(loader:epochSize() / cfg.batch)
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)

@@ -117,7 +117,7 @@ function M.features(model, ds, preprocess, batch)
    local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess})
    local out, at = nil, 0
    for x in loader:epoch() do
-      model:forward(x)
+      model:forward(x:to(model.device or 'cpu'))
       local f = flatten.output
       out = out or T.zeros(ds:size(), f:size(2))
       out:narrow(1, at + 1, f:size(1)):copy(f)

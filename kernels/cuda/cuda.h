@@ -39,6 +39,11 @@ void tsk_cuda_release_workspace(void);
 /* the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow) */
 void *tsk_cuda_workspace(size_t bytes);
 
+/* out [count, out_c, oh, ow] from uint8 images [count, h, w, c] and one plan per image (all on the device);
+ * mean/std: the preprocessing, per output channel, on the host */
+int tsk_cuda_augment_batch(int count, int h, int w, int c, const uint8_t *images, const tsk_image_plan *plans, int oh,
+                           int ow, int out_c, const float *mean, const float *std, float *out);
+
 #ifdef __cplusplus
 }
 #endif
