@@ -117,10 +117,11 @@ local function activation_maps(run, model, x, names)
    end
    walk(model, '')
    model:evaluate()
-   model:forward(x)
+   model:forward(x:to(model.device or 'cpu'))
    for i, layer in ipairs(layers) do
       local out = layer.module.output
       if out and out:dim() == 4 then
+         out = out:cpu()
          rows[#rows + 1] = {name = layer.name, kind = layer.module.__typename, shape = tostring(out:size()),
                             file = png(run, ('act_%02d.png'):format(i), image.activationGrid(out, 8))}
       end

@@ -106,24 +106,33 @@ extern "C" int tsk_cuda_memset0(void *p, size_t bytes)
     return tsk_cuda_ok(cudaMemsetAsync(p, 0, bytes, tsk_ctx.stream), "cudaMemset") ? 0 : -1;
 }
 
+// Pageable memory makes cudaMemcpyAsync wait; a pinned buffer lets the copy run behind the queued work.
+// Two buffers of at most STAGING_CHUNK bytes in turn: one is filled while the other's copy runs, and a
+// buffer is reused once the copy out of it has finished.
+static const size_t STAGING_CHUNK = (size_t)16 << 20;
+
 extern "C" int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
 {
-    // Pageable memory makes cudaMemcpyAsync wait; a pinned buffer lets the copy run behind the queued work.
-    // Two buffers in turn: the one used two uploads ago is reused once its copy has finished.
-    int k = tsk_ctx.next_staging;
-    tsk_ctx.next_staging ^= 1;
-    if (!tsk_cuda_ok(cudaEventSynchronize(tsk_ctx.staging_free[k]), "upload")) return -1;
-    if (tsk_ctx.staging_bytes[k] < bytes) {
-        if (tsk_ctx.staging[k] && !tsk_cuda_ok(cudaFreeHost(tsk_ctx.staging[k]), "upload")) return -1;
-        tsk_ctx.staging[k] = NULL;
-        tsk_ctx.staging_bytes[k] = 0;
-        if (!tsk_cuda_ok(cudaMallocHost(&tsk_ctx.staging[k], bytes), "pinned staging buffer")) return -1;
-        tsk_ctx.staging_bytes[k] = bytes;
+    for (size_t at = 0; at < bytes; at += STAGING_CHUNK) {
+        size_t part = bytes - at < STAGING_CHUNK ? bytes - at : STAGING_CHUNK;
+        int k = tsk_ctx.next_staging;
+        tsk_ctx.next_staging ^= 1;
+        if (!tsk_cuda_ok(cudaEventSynchronize(tsk_ctx.staging_free[k]), "upload")) return -1;
+        if (tsk_ctx.staging_bytes[k] < part) {
+            if (tsk_ctx.staging[k] && !tsk_cuda_ok(cudaFreeHost(tsk_ctx.staging[k]), "upload")) return -1;
+            tsk_ctx.staging[k] = NULL;
+            tsk_ctx.staging_bytes[k] = 0;
+            size_t size = bytes < STAGING_CHUNK ? part : STAGING_CHUNK;
+            if (!tsk_cuda_ok(cudaMallocHost(&tsk_ctx.staging[k], size), "pinned staging buffer")) return -1;
+            tsk_ctx.staging_bytes[k] = size;
+        }
+        memcpy(tsk_ctx.staging[k], (const char *)src + at, part);
+        if (!tsk_cuda_ok(cudaMemcpyAsync((char *)dst + at, tsk_ctx.staging[k], part, cudaMemcpyHostToDevice, tsk_ctx.stream),
+                         "upload") ||
+            !tsk_cuda_ok(cudaEventRecord(tsk_ctx.staging_free[k], tsk_ctx.stream), "upload"))
+            return -1;
     }
-    memcpy(tsk_ctx.staging[k], src, bytes);
-    return tsk_cuda_ok(cudaMemcpyAsync(dst, tsk_ctx.staging[k], bytes, cudaMemcpyHostToDevice, tsk_ctx.stream), "upload") &&
-                   tsk_cuda_ok(cudaEventRecord(tsk_ctx.staging_free[k], tsk_ctx.stream), "upload")
-               ? 0 : -1;
+    return 0;
 }
 
 extern "C" int tsk_cuda_download(void *dst, const void *src, size_t bytes)
