@@ -20,7 +20,7 @@ CUDA_HOME ?= /usr/local/cuda
 CUDA      ?= 1
 NVCC      := $(if $(filter 1,$(CUDA)),$(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc)))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
-NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall
+NVCCFLAGS ?= -O3 -std=c++17 --extended-lambda $(CUDA_ARCH) -Xcompiler -Wall
 ifneq ($(NVCC),)
 CUDA_DEFS  = -DTS_WITH_CUDA
 CUDA_SRC   = $(wildcard kernels/cuda/*.cu)
@@ -46,11 +46,11 @@ build/config: FORCE
 	@mkdir -p build
 	@echo '$(CUDA_DEFS)' | cmp -s - $@ || echo '$(CUDA_DEFS)' > $@
 
-build/%.o: %.c $(HEADERS) build/config
+build/%.o: %.c $(HEADERS) kernels/pointwise.h build/config
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_DEFS) -c -o $@ $<
 
-build/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh
+build/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh kernels/pointwise.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I$(CUDA_HOME)/include -DTS_WITH_CUDA -c -o $@ $<
 

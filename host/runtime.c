@@ -17,13 +17,19 @@ static _Thread_local int error_is_oom;
 const char *ts_last_error(void) { return error_message; }
 int ts_last_error_is_oom(void) { return error_is_oom; }
 
+static int set_error(int oom, const char *fmt, va_list ap)
+{
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    error_is_oom = oom;
+    return -1;
+}
+
 int ts_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    set_error(0, fmt, ap);
     va_end(ap);
-    error_is_oom = 0;
     return -1;
 }
 
@@ -31,9 +37,8 @@ int ts_error_oom(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    set_error(1, fmt, ap);
     va_end(ap);
-    error_is_oom = 1;
     return -1;
 }
 

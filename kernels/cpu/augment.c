@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "../pointwise.h"
 
 /* dst [oh, ow, c](x, y) = src [h, w, c](H (x + .5, y + .5, 1) - .5): hm maps output pixel centres to
  * source coordinates (row-major 3x3, projective). Bilinear interpolation; outside the source the nearest
@@ -13,26 +14,15 @@ void tsk_cpu_warp(int h, int w, int oh, int ow, int c, const float *src, float *
 {
     for (int y = 0; y < oh; y++)
         for (int x = 0; x < ow; x++) {
-            double px = x + 0.5, py = y + 0.5;
-            double z = hm[6] * px + hm[7] * py + hm[8];
-            double sx = (hm[0] * px + hm[1] * py + hm[2]) / z - 0.5;
-            double sy = (hm[3] * px + hm[4] * py + hm[5]) / z - 0.5;
-            if (sx < 0) sx = 0;
-            if (sy < 0) sy = 0;
-            if (sx > w - 1) sx = w - 1;
-            if (sy > h - 1) sy = h - 1;
-            int x0 = (int)sx, y0 = (int)sy;
-            int x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
-            float fx = (float)(sx - x0), fy = (float)(sy - y0);
-            for (int ch = 0; ch < c; ch++) {
-                float a = src[((size_t)y0 * w + x0) * c + ch], b = src[((size_t)y0 * w + x1) * c + ch];
-                float d = src[((size_t)y1 * w + x0) * c + ch], e = src[((size_t)y1 * w + x1) * c + ch];
-                dst[((size_t)y * ow + x) * c + ch] = (a * (1 - fx) + b * fx) * (1 - fy) + (d * (1 - fx) + e * fx) * fy;
-            }
+            int x0, y0, x1, y1;
+            float fx, fy;
+            tsk_warp_source(hm, x, y, h, w, &x0, &y0, &x1, &y1, &fx, &fy);
+            for (int ch = 0; ch < c; ch++)
+                dst[((size_t)y * ow + x) * c + ch] =
+                    tsk_bilinear(src[((size_t)y0 * w + x0) * c + ch], src[((size_t)y0 * w + x1) * c + ch],
+                                 src[((size_t)y1 * w + x0) * c + ch], src[((size_t)y1 * w + x1) * c + ch], fx, fy);
         }
 }
-
-static float luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
 
 /* brightness b (multiply), contrast k (around the image's mean luma), saturation s (around each pixel's
  * luma), hue rotation by `hue` turns (in YIQ), gamma g; each is skipped at its identity value */
@@ -42,27 +32,18 @@ void tsk_cpu_color(int n, int c, float *img, float b, float k, float s, float hu
         for (int i = 0; i < n * c; i++) img[i] *= b;
     if (k != 1) {
         double mean = 0;
-        for (int i = 0; i < n; i++) mean += c == 3 ? luma(img + 3 * i) : img[i];
+        for (int i = 0; i < n; i++) mean += c == 3 ? tsk_luma(img + 3 * i) : img[i];
         float m = (float)(mean / n);
         for (int i = 0; i < n * c; i++) img[i] = m + (img[i] - m) * k;
     }
     if (c == 3 && s != 1)
         for (int i = 0; i < n; i++) {
-            float *p = img + 3 * i, l = luma(p);
+            float *p = img + 3 * i, l = tsk_luma(p);
             for (int ch = 0; ch < 3; ch++) p[ch] = l + (p[ch] - l) * s;
         }
     if (c == 3 && hue != 0) {
         float cs = cosf(6.2831853f * hue), sn = sinf(6.2831853f * hue);
-        for (int i = 0; i < n; i++) {
-            float *p = img + 3 * i;
-            float yy = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-            float ii = 0.596f * p[0] - 0.274f * p[1] - 0.322f * p[2];
-            float qq = 0.211f * p[0] - 0.523f * p[1] + 0.312f * p[2];
-            float i2 = ii * cs - qq * sn, q2 = ii * sn + qq * cs;
-            p[0] = yy + 0.956f * i2 + 0.621f * q2;
-            p[1] = yy - 0.272f * i2 - 0.647f * q2;
-            p[2] = yy - 1.106f * i2 + 1.703f * q2;
-        }
+        for (int i = 0; i < n; i++) tsk_hue_rotate(img + 3 * i, cs, sn);
     }
     for (int i = 0; i < n * c; i++) img[i] = img[i] < 0 ? 0 : img[i] > 1 ? 1 : img[i];
     if (g != 1)

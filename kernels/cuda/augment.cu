@@ -16,20 +16,12 @@ __global__ void warp_kernel(int64_t total, int h, int w, int c, int oh, int ow, 
         const uint8_t *src = images + b * h * w * c;
         float v;
         if (p.warp) {
-            const double *hm = p.inv;
-            double px = x + 0.5, py = y + 0.5;
-            double z = hm[6] * px + hm[7] * py + hm[8];
-            double sx = (hm[0] * px + hm[1] * py + hm[2]) / z - 0.5;
-            double sy = (hm[3] * px + hm[4] * py + hm[5]) / z - 0.5;
-            sx = sx < 0 ? 0 : sx > w - 1 ? w - 1 : sx;
-            sy = sy < 0 ? 0 : sy > h - 1 ? h - 1 : sy;
-            int x0 = (int)sx, y0 = (int)sy;
-            int x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
-            float fx = (float)(sx - x0), fy = (float)(sy - y0);
+            int x0, y0, x1, y1;
+            float fx, fy;
+            tsk_warp_source(p.inv, x, y, h, w, &x0, &y0, &x1, &y1, &fx, &fy);
             const float k = 1.0f / 255.0f;
-            float a = src[((int64_t)y0 * w + x0) * c + ch] * k, bb = src[((int64_t)y0 * w + x1) * c + ch] * k;
-            float d = src[((int64_t)y1 * w + x0) * c + ch] * k, e = src[((int64_t)y1 * w + x1) * c + ch] * k;
-            v = (a * (1 - fx) + bb * fx) * (1 - fy) + (d * (1 - fx) + e * fx) * fy;
+            v = tsk_bilinear(src[((int64_t)y0 * w + x0) * c + ch] * k, src[((int64_t)y0 * w + x1) * c + ch] * k,
+                             src[((int64_t)y1 * w + x0) * c + ch] * k, src[((int64_t)y1 * w + x1) * c + ch] * k, fx, fy);
         } else {
             v = src[((int64_t)y * w + x) * c + ch] * (1.0f / 255.0f);
         }
@@ -37,8 +29,6 @@ __global__ void warp_kernel(int64_t total, int h, int w, int c, int oh, int ow, 
         tmp[i] = v;
     }
 }
-
-__device__ inline float luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
 
 struct normalization {
     float mean[3], std[3];
@@ -54,7 +44,7 @@ __global__ void finish_kernel(int oh, int ow, int c, int out_c, const tsk_image_
     float m = 0;
     if (p.contrast != 1) {
         double s = 0;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) s += c == 3 ? luma(img + 3 * i) : img[i];
+        for (int i = threadIdx.x; i < n; i += blockDim.x) s += c == 3 ? tsk_luma(img + 3 * i) : img[i];
         m = (float)(tsk_block_sum(s) / n);
     }
     float cs = cosf(6.2831853f * p.hue), sn = sinf(6.2831853f * p.hue);
@@ -64,18 +54,10 @@ __global__ void finish_kernel(int oh, int ow, int c, int out_c, const tsk_image_
         if (p.contrast != 1)
             for (int ch = 0; ch < c; ch++) v[ch] = m + (v[ch] - m) * p.contrast;
         if (c == 3 && p.saturation != 1) {
-            float l = luma(v);
+            float l = tsk_luma(v);
             for (int ch = 0; ch < 3; ch++) v[ch] = l + (v[ch] - l) * p.saturation;
         }
-        if (c == 3 && p.hue != 0) {
-            float yy = 0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2];
-            float ii = 0.596f * v[0] - 0.274f * v[1] - 0.322f * v[2];
-            float qq = 0.211f * v[0] - 0.523f * v[1] + 0.312f * v[2];
-            float i2 = ii * cs - qq * sn, q2 = ii * sn + qq * cs;
-            v[0] = yy + 0.956f * i2 + 0.621f * q2;
-            v[1] = yy - 0.272f * i2 - 0.647f * q2;
-            v[2] = yy - 1.106f * i2 + 1.703f * q2;
-        }
+        if (c == 3 && p.hue != 0) tsk_hue_rotate(v, cs, sn);
         for (int ch = 0; ch < c; ch++) {
             v[ch] = v[ch] < 0 ? 0 : v[ch] > 1 ? 1 : v[ch];
             if (p.gamma != 1) v[ch] = powf(v[ch], p.gamma);
@@ -85,7 +67,7 @@ __global__ void finish_kernel(int oh, int ow, int c, int out_c, const tsk_image_
             x < p.cutout_x + p.cutout_size)
             for (int ch = 0; ch < c; ch++) v[ch] = norm.mean[ch];
         for (int oc = 0; oc < out_c; oc++) {
-            float value = out_c == 1 && c == 3 ? luma(v) : v[oc];
+            float value = out_c == 1 && c == 3 ? tsk_luma(v) : v[oc];
             out[((int64_t)b * out_c + oc) * n + i] = (value - norm.mean[oc]) / norm.std[oc];
         }
     }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cuda.h"
+#include "../pointwise.h"
 
 struct tsk_cuda_context {
     cudaStream_t stream;
@@ -74,6 +75,21 @@ static inline int tsk_blocks(int64_t n)
 {
     int64_t b = (n + TSK_THREADS - 1) / TSK_THREADS;
     return (int)(b < 1 ? 1 : b > 65535 ? 65535 : b);
+}
+
+// f(i) for every i in 0..n-1, one thread each in a grid-stride loop, on the stream; the launch checked
+template <typename F>
+__global__ void tsk_each_kernel(int64_t n, F f)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) f(i);
+}
+
+template <typename F>
+inline void tsk_each(int64_t n, const char *what, F f)
+{
+    if (n <= 0) return;
+    tsk_each_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, f);
+    tsk_launch_ok(what);
 }
 
 // The sum of v over a block of TSK_THREADS threads, in a fixed tree order (the same bits every run);

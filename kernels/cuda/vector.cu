@@ -1,70 +1,30 @@
-// vector.cu — small kernels for the optimizers, clipping, biases and dropout. Reductions use a fixed grid
-// and fixed tree order, so their results do not change from run to run.
+// vector.cu — small kernels for the optimizers, clipping, biases, residual sums and dropout. Reductions
+// use a fixed grid and a fixed tree order, so their results do not change from run to run.
 #include "common.cuh"
-
-__global__ void fill_rows_kernel(int64_t total, int64_t c, const float *v, float *y)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = v[i % c];
-}
 
 void tsk_cuda_fill_rows(int64_t n, int64_t c, const float *v, float *y)
 {
-    if (n * c == 0) return;
-    fill_rows_kernel<<<tsk_blocks(n * c), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c, c, v, y);
-    tsk_launch_ok("fill_rows");
-}
-
-__global__ void axpy_kernel(int64_t n, float alpha, const float *x, float *y)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] += alpha * x[i];
+    tsk_each(n * c, "fill_rows", [=] __device__(int64_t i) { y[i] = v[i % c]; });
 }
 
 void tsk_cuda_axpy(int64_t n, float alpha, const float *x, float *y)
 {
-    if (n == 0) return;
-    axpy_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, alpha, x, y);
-    tsk_launch_ok("axpy");
-}
-
-__global__ void add_kernel(int64_t n, const float *a, const float *b, float *out)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = a[i] + b[i];
+    tsk_each(n, "axpy", [=] __device__(int64_t i) { y[i] += alpha * x[i]; });
 }
 
 void tsk_cuda_add(int64_t n, const float *a, const float *b, float *out)
 {
-    if (n == 0) return;
-    add_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, a, b, out);
-    tsk_launch_ok("add");
-}
-
-__global__ void scale_kernel(int64_t n, float s, const float *a, float *out)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = s * a[i];
-}
-
-void tsk_cuda_scale(int64_t n, float s, const float *a, float *out)
-{
-    if (n == 0) return;
-    scale_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, s, a, out);
-    tsk_launch_ok("scale");
-}
-
-__global__ void mul_kernel(int64_t n, const float *a, const float *b, float *out)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = a[i] * b[i];
+    tsk_each(n, "add", [=] __device__(int64_t i) { out[i] = a[i] + b[i]; });
 }
 
 void tsk_cuda_mul(int64_t n, const float *a, const float *b, float *out)
 {
-    if (n == 0) return;
-    mul_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, a, b, out);
-    tsk_launch_ok("mul");
+    tsk_each(n, "mul", [=] __device__(int64_t i) { out[i] = a[i] * b[i]; });
+}
+
+void tsk_cuda_scale(int64_t n, float s, const float *a, float *out)
+{
+    tsk_each(n, "scale", [=] __device__(int64_t i) { out[i] = s * a[i]; });
 }
 
 static const int SUMSQ_BLOCKS = 256;

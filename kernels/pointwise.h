@@ -1,0 +1,94 @@
+/* pointwise.h — the per-element math both backends share, written once: the CPU kernels call these in
+ * their loops, the CUDA kernels in their threads (TSK_SHARED marks them for both compilers).
+ *
+ * Optimizer updates, as torch.optim (PyTorch 1.13) writes them:
+ *   SGD:  g = grad + wd p;  buf = g (first step) or momentum buf + (1 - dampening) g;
+ *         g = g + momentum buf (Nesterov) or buf;  p -= lr g
+ *   Adam: g = grad + wd p (Adam) | p *= 1 - lr wd (AdamW);  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *         p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step
+ * Activations:
+ *   relu:        y = max(x, 0)                      dy/dx = [x > 0]
+ *   leaky relu:  y = x if x > 0 else a x            dy/dx = 1 or a
+ *   elu:         y = x if x > 0 else a (e^x - 1)    dy/dx = 1 or y + a
+ * Colour: luma (ITU-R 601) and a hue rotation by an angle (cos cs, sin sn) in YIQ. */
+#ifndef TSK_POINTWISE_H
+#define TSK_POINTWISE_H
+#include <math.h>
+#include <stddef.h>
+
+#ifdef __CUDACC__
+#define TSK_SHARED static inline __host__ __device__
+#else
+#define TSK_SHARED static inline
+#endif
+
+TSK_SHARED void tsk_sgd_update(float *p, float g, float *buf, float lr, float momentum, float dampening,
+                               float weight_decay, int nesterov, int first_step)
+{
+    float d = g + weight_decay * *p;
+    if (buf) {
+        *buf = first_step ? d : momentum * *buf + (1.0f - dampening) * d;
+        d = nesterov ? d + momentum * *buf : *buf;
+    }
+    *p -= lr * d;
+}
+
+/* step_size = lr / bc1, bc2_sqrt = sqrt(bc2) */
+TSK_SHARED void tsk_adam_update(float *p, float g, float *m, float *v, float lr, float beta1, float beta2, float eps,
+                                float weight_decay, int decoupled, float step_size, float bc2_sqrt)
+{
+    if (decoupled) *p *= 1.0f - lr * weight_decay;
+    else g += weight_decay * *p;
+    *m = beta1 * *m + (1.0f - beta1) * g;
+    *v = beta2 * *v + (1.0f - beta2) * g * g;
+    *p -= step_size * *m / (sqrtf(*v) / bc2_sqrt + eps);
+}
+
+/* kind: 0 relu, 1 leaky relu (a = negative slope), 2 elu (a = alpha) */
+TSK_SHARED float tsk_activation(int kind, float a, float x)
+{
+    return x > 0 ? x : kind == 0 ? 0.0f : kind == 1 ? a * x : a * expm1f(x);
+}
+
+TSK_SHARED float tsk_activation_grad(int kind, float a, float x, float y, float gy)
+{
+    return x > 0 ? gy : kind == 0 ? 0.0f : kind == 1 ? a * gy : gy * (y + a);
+}
+
+TSK_SHARED float tsk_luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
+
+TSK_SHARED void tsk_hue_rotate(float *p, float cs, float sn)
+{
+    float yy = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+    float ii = 0.596f * p[0] - 0.274f * p[1] - 0.322f * p[2];
+    float qq = 0.211f * p[0] - 0.523f * p[1] + 0.312f * p[2];
+    float i2 = ii * cs - qq * sn, q2 = ii * sn + qq * cs;
+    p[0] = yy + 0.956f * i2 + 0.621f * q2;
+    p[1] = yy - 0.272f * i2 - 0.647f * q2;
+    p[2] = yy - 1.106f * i2 + 1.703f * q2;
+}
+
+/* The source position of output pixel (x, y) under hm (output pixel centres -> source coordinates,
+ * row-major 3x3), clamped to the image: the integer corner (x0, y0), its far neighbours (x1, y1) and
+ * the bilinear weights (fx, fy) */
+TSK_SHARED void tsk_warp_source(const double *hm, int x, int y, int h, int w, int *x0, int *y0, int *x1, int *y1,
+                                float *fx, float *fy)
+{
+    double px = x + 0.5, py = y + 0.5;
+    double z = hm[6] * px + hm[7] * py + hm[8];
+    double sx = (hm[0] * px + hm[1] * py + hm[2]) / z - 0.5;
+    double sy = (hm[3] * px + hm[4] * py + hm[5]) / z - 0.5;
+    sx = sx < 0 ? 0 : sx > w - 1 ? w - 1 : sx;
+    sy = sy < 0 ? 0 : sy > h - 1 ? h - 1 : sy;
+    *x0 = (int)sx, *y0 = (int)sy;
+    *x1 = *x0 + 1 < w ? *x0 + 1 : *x0;
+    *y1 = *y0 + 1 < h ? *y0 + 1 : *y0;
+    *fx = (float)(sx - *x0), *fy = (float)(sy - *y0);
+}
+
+TSK_SHARED float tsk_bilinear(float a, float b, float d, float e, float fx, float fy)
+{
+    return (a * (1 - fx) + b * fx) * (1 - fy) + (d * (1 - fx) + e * fx) * fy;
+}
+
+#endif
