@@ -1,6 +1,7 @@
 // batchnorm.cu — batch normalization over x [N, C, S], the math of kernels/cpu/batchnorm.c.
 // Forward: cuDNN's spatial batch norm (its running variance is the unbiased one, as PyTorch's), except
-// where cuDNN cannot (no affine parameters, or eps below CUDNN_BN_MIN_EPSILON): then our own kernels.
+// where cuDNN cannot (no affine parameters, no running statistics, or eps below CUDNN_BN_MIN_EPSILON):
+// then our own kernels.
 // Backward: our own, one block per channel for the two sums and a pointwise pass for gx, in both modes
 // (cuDNN has no evaluation-mode backward, which frozen BN layers need), in a fixed order.
 #include "common.cuh"
@@ -61,7 +62,7 @@ void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x,
                                 int training, float momentum, float eps, float *y)
 {
     if (n * c * s == 0) return;
-    if (weight && bias && eps >= CUDNN_BN_MIN_EPSILON) {
+    if (weight && bias && running_mean && eps >= CUDNN_BN_MIN_EPSILON) {
         cudnnTensorDescriptor_t xd = NULL, pd = NULL;
         float one = 1, zero = 0;
         if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&xd), "batchnorm") && tsk_dnn_ok(cudnnCreateTensorDescriptor(&pd), "batchnorm") &&
