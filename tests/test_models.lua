@@ -150,13 +150,17 @@ return function(t)
       t.truthy(got:maxAbsDiff(want) <= 1e-4 * want:abs():max(), 'difference ' .. got:maxAbsDiff(want))
    end)
 
-   t.test('a linear probe learns a linearly separable problem from cached features', function()
-      local f = ts.randn(200, 8)
+   t.test('a linear probe learns from tiny, offset features, and its head takes them raw', function()
+      local z = ts.randn(200, 8)
       local y = ts.zeros({200}, 'int64')
-      for i = 1, 200 do y[i] = f:get(i, 1) + 0.5 * f:get(i, 2) > 0 and 1 or 0 end
+      for i = 1, 200 do y[i] = z:get(i, 1) + 0.5 * z:get(i, 2) > 0 and 1 or 0 end
+      local f = z * 0.001 + 3   -- the scale of sparse, small backbone features
       local head, history = ts.transfer.linearProbe(f, y, f, y, {epochs = 150, classes = 2, batch = 32})
       t.eq(head.nout, 2)
       t.truthy(history[150] > 0.95, 'probe accuracy ' .. history[150])
+      local _, pred = head:forward(f):max(2)
+      local raw = pred:view(-1):float():eq(y:float()):sum() / 200
+      t.near(raw, history[150], 0, 0.011, 'the folded head on raw features')
    end)
 
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()

@@ -126,11 +126,18 @@ function M.features(model, ds, preprocess, batch)
    return out
 end
 
--- trains a Linear head on cached features with AdamW; returns the head and its validation accuracy per epoch
+-- Trains a Linear head on cached features with AdamW; returns the head and its validation accuracy per
+-- epoch. The features are standardized for training (a backbone's features can be tiny and sparse, as
+-- MobileNet's are, which stalls the optimizer) and the standardization is folded into the head at the
+-- end, W' = W / sd, b' = b - W' mean, so the head takes the raw features the backbone gives.
 function M.linearProbe(features, labels, valid_features, valid_labels, o)
    o = o or {}
    local n, f = features:size(1), features:size(2)
    local classes = o.classes or 43
+   local mean = features:mean(1)
+   local sd = (features - mean):square():mean(1):sqrt():clamp(1e-6)
+   local train_z = (features - mean) / sd
+   local valid_z = valid_features and (valid_features - mean) / sd
    local head = nn.Linear(f, classes)
    local opt = optim.AdamW(head, {lr = o.lr or 3e-3, weight_decay = o.weight_decay or 1e-4})
    local crit = nn.CrossEntropyLoss{label_smoothing = o.label_smoothing or 0}
@@ -141,20 +148,21 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
          local b = math.min(batch, n - s + 1)
          local xb, yb = T.zeros(b, f), T.zeros({b}, 'int64')
          for k = 1, b do
-            xb[k] = features[order[s + k - 1]]
+            xb[k] = train_z[order[s + k - 1]]
             yb[k] = labels:get(order[s + k - 1])
          end
          opt:zeroGrad()
          local out = head:forward(xb)
-         crit:forward(out, yb)
          head:backward(xb, crit:backward(out, yb))
          opt:step()
       end
-      if valid_features then
-         local _, pred = head:forward(valid_features):max(2)
+      if valid_z then
+         local _, pred = head:forward(valid_z):max(2)
          history[epoch] = pred:view(-1):float():eq(valid_labels:float()):sum() / valid_labels:numel()
       end
    end
+   head.weight:copy(head.weight / sd)
+   head.bias:copy(head.bias - (head.weight * mean):sum(2):view(-1))
    return head, history
 end
 
