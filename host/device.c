@@ -157,12 +157,6 @@ ts_tensor *ts_host_copy(const ts_tensor *t)
 }
 
 #ifdef TS_WITH_CUDA
-/* a handle on t's storage with another shape and contiguous strides (t must be contiguous) */
-static ts_tensor *reshaped(const ts_tensor *t, int ndim, const int64_t *shape)
-{
-    return ts_tensor_view((ts_tensor *)t, ndim, shape);
-}
-
 /* dst and src on the GPU, same dtype and element count, any strides */
 static int copy_on_device(ts_tensor *dst, const ts_tensor *src)
 {
@@ -177,8 +171,9 @@ static int copy_on_device(ts_tensor *dst, const ts_tensor *src)
     const ts_tensor *s = src;
     ts_tensor *d = dst, *tmp = NULL;
     if (!same_shape) {
-        if (ts_tensor_is_contiguous(src)) s = tmp = reshaped(src, dst->ndim, dst->shape);
-        else if (ts_tensor_is_contiguous(dst)) d = tmp = reshaped(dst, src->ndim, src->shape);
+        /* the contiguous side viewed with the other's shape, so that one index space walks both */
+        if (ts_tensor_is_contiguous(src)) s = tmp = ts_tensor_view((ts_tensor *)src, dst->ndim, dst->shape);
+        else if (ts_tensor_is_contiguous(dst)) d = tmp = ts_tensor_view(dst, src->ndim, src->shape);
         else {
             tmp = ts_tensor_new_on(TS_CUDA, src->dtype, src->ndim, src->shape);
             int rc = !tmp || copy_on_device(tmp, src) || copy_on_device(dst, tmp);

@@ -441,13 +441,9 @@ int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
     return 0;
 }
 
-static double constant(void *ctx);
-
 /* Calls fn(value) for every element in row-major order, storing the results: fills, random draws. */
 static int fill_with(ts_tensor *t, double (*fn)(void *), void *ctx)
 {
-    if (ts_on_cuda(t) && fn == constant && *(double *)ctx == 0 && ts_tensor_is_contiguous(t))
-        return ts_device_zero(ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
     if (ts_on_cuda(t)) {
         /* drawn on the host, in the same order as for a CPU tensor, then copied */
         ts_tensor *h = ts_tensor_new(t->dtype, t->ndim, t->shape);
@@ -476,7 +472,13 @@ static double normal(void *ctx)
     return ms[0] + ms[1] * ts_rng_normal();
 }
 
-int ts_tensor_fill(ts_tensor *t, double value) { return fill_with(t, constant, &value); }
+int ts_tensor_fill(ts_tensor *t, double value)
+{
+    /* zeroing a GPU tensor, which layers do every step, is a memset there rather than a host fill and copy */
+    if (ts_on_cuda(t) && value == 0 && ts_tensor_is_contiguous(t))
+        return ts_device_zero(ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
+    return fill_with(t, constant, &value);
+}
 
 int ts_tensor_uniform(ts_tensor *t, double lo, double hi)
 {

@@ -18,8 +18,9 @@
 -- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
 -- share), halving again until it fits; the size that fit is kept, reported, and written to
--- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches' statistics, as with accumulate. An
--- update already half-accumulated when memory runs out (accumulate > 1) is applied without the lost part.
+-- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches'
+-- statistics, as with accumulate. An update already half-accumulated when memory runs out (accumulate > 1)
+-- is applied without the lost part.
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
 -- when validation accuracy improves. Returns {model, history, best, run}.
@@ -77,14 +78,18 @@ M.readFile = read_file
 
 -- ---- evaluation ----------------------------------------------------------------------------------------
 
--- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
--- the softmax probability of the prediction), cm, summary, seconds}
-local function is_oom(err)
-   return C.ts_last_error_is_oom() == 1 and type(err) == 'string' and err:find('out of memory', 1, true) ~= nil
+-- after an out-of-memory error: the layers' outputs and scratch, then the allocator's cache, go back
+local function release_memory(...)
+   for _, m in ipairs({...}) do m:clearState() end
+   collectgarbage('collect')
+   collectgarbage('collect')
+   cuda.emptyCache()
 end
 
 local evaluate
--- opts.auto_microbatch: an evaluation that runs out of memory starts over with half the batch
+-- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
+-- the softmax probability of the prediction), cm, summary, seconds}. opts: batch, preprocess, device,
+-- auto_microbatch (an evaluation that runs out of memory starts over with half the batch).
 function M.evaluate(model, ds, opts)
    opts = opts or {}
    if not opts.auto_microbatch then return evaluate(model, ds, opts) end
@@ -98,12 +103,9 @@ function M.evaluate(model, ds, opts)
          if was_training then model:training() end
          return result
       end
-      if not is_oom(result) or o.batch == 1 then error(result, 0) end
+      if not nn.Module.isOutOfMemory(result) or o.batch == 1 then error(result, 0) end
       o.batch = math.ceil(o.batch / 2)
-      model:clearState()
-      collectgarbage('collect')
-      collectgarbage('collect')
-      cuda.emptyCache()
+      release_memory(model)
    end
 end
 
@@ -119,7 +121,7 @@ function evaluate(model, ds, opts)
    local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
    local loss_sum, at, start = 0, 0, now()
    for x, y in loader:epoch() do
-      local out = model:forward(x:to(device))
+      local out = model:forward(x)   -- the loader delivers it on the device
       loss_sum = loss_sum + crit:forward(out, y) * x:size(1)
       local o = out:cpu():contiguous()
       local op = ffi.cast('float *', o:data())
@@ -338,19 +340,15 @@ function M.train(user)
       opt:zeroGrad()
       for x, y in loader:epoch() do
          step = step + 1
-         x, y = x:to(device), y:to(device)
+         y = y:to(device)   -- the images come on the device from the loader, the labels from the host
          local ok, loss, pred
          while true do
             ok, loss, pred = pcall(forward_backward, model, crit, x, y, micro_batch, cfg.accumulate)
             if ok then break end
-            if not (cfg.auto_microbatch and is_oom(loss) and micro_batch > 1) then error(loss, 0) end
+            if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(loss) and micro_batch > 1) then error(loss, 0) end
             micro_batch = math.ceil(micro_batch / 2)
-            model:clearState()
-            crit:clearState()
             opt:zeroGrad()
-            collectgarbage('collect')
-            collectgarbage('collect')
-            cuda.emptyCache()
+            release_memory(model, crit)
             if not cfg.quiet then
                print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch, micro_batch,
                                                                                                    loss:match('^[^:]*')))

@@ -114,10 +114,11 @@ end
 function M.features(model, ds, preprocess, batch)
    model:evaluate()
    local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
-   local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess})
+   local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess,
+                                   device = model.device})
    local out, at = nil, 0
    for x in loader:epoch() do
-      model:forward(x:to(model.device or 'cpu'))
+      model:forward(x)
       local f = flatten.output
       out = out or T.zeros(ds:size(), f:size(2))
       out:narrow(1, at + 1, f:size(1)):copy(f)

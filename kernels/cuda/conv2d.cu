@@ -115,29 +115,27 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     return &plans[plan_count++];
 }
 
-// xp [N,C,PH,PW] = x [N,C,H,W] placed at (top, left), zeros around
-__global__ void pad_kernel(int64_t total, int h, int w, int ph, int pw, int top, int left, const float *x, float *xp)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int px = (int)(i % pw), py = (int)(i / pw % ph);
-        int64_t plane = i / ((int64_t)ph * pw);
-        int iy = py - top, ix = px - left;
-        xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(plane * h + iy) * w + ix] : 0.0f;
-    }
-}
-
-// gx [N,C,H,W] = the (top, left) window of gxp [N,C,PH,PW]
-__global__ void crop_kernel(int64_t total, int h, int w, int ph, int pw, int top, int left, const float *gxp, float *gx)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int ix = (int)(i % w), iy = (int)(i / w % h);
-        int64_t plane = i / ((int64_t)h * w);
-        gx[i] = gxp[(plane * ph + iy + top) * pw + ix + left];
-    }
-}
-
 // workspace: [padded input | padded input gradient | cuDNN's], each part 256-byte aligned
 static size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// the bytes of the explicitly padded input [N,C,PH,PW] (0 when cuDNN pads)
+static size_t padded_bytes(const tsk_conv2d_shape *s, const conv_plan *p)
+{
+    return p->padded_h ? aligned(sizeof(float) * (size_t)s->n * s->c * p->padded_h * p->padded_w) : 0;
+}
+
+// cuDNN's input: x itself, or x placed at (top, left) in xp [N,C,PH,PW] with zeros around
+static const float *conv_input(const tsk_conv2d_shape *s, const conv_plan *p, const float *x, float *xp)
+{
+    if (!p->padded_h) return x;
+    int h = s->h, w = s->w, ph = p->padded_h, pw = p->padded_w, top = s->pad_top, left = s->pad_left;
+    tsk_each((int64_t)s->n * s->c * ph * pw, "conv2d pad", [=] __device__(int64_t i) {
+        int px = (int)(i % pw), py = (int)(i / pw % ph), iy = py - top, ix = px - left;
+        int64_t plane = i / ((int64_t)ph * pw);
+        xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(plane * h + iy) * w + ix] : 0.0f;
+    });
+    return xp;
+}
 
 static const float one = 1.0f, zero = 0.0f;
 
@@ -146,16 +144,10 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
     conv_plan *p = plan_for(s);
     conv_descriptors d;
     if (!p || !describe(s, p, &d)) return;
-    size_t pad_bytes = p->padded_h ? aligned(sizeof(float) * (size_t)s->n * s->c * p->padded_h * p->padded_w) : 0;
+    size_t pad_bytes = padded_bytes(s, p);
     char *ws = (char *)tsk_cuda_workspace(pad_bytes + p->fwd_bytes + 256);
     if (ws) {
-        const float *input = x;
-        if (pad_bytes) {
-            int64_t total = (int64_t)s->n * s->c * p->padded_h * p->padded_w;
-            pad_kernel<<<tsk_blocks(total), TSK_THREADS, 0, tsk_ctx.stream>>>(total, s->h, s->w, p->padded_h, p->padded_w,
-                                                                             s->pad_top, s->pad_left, x, (float *)ws);
-            input = (const float *)ws;
-        }
+        const float *input = conv_input(s, p, x, (float *)ws);
         if (tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->fwd_math), "conv2d math") &&
             tsk_dnn_ok(cudnnConvolutionForward(tsk_ctx.dnn, &one, d.x, input, d.w, w, d.conv, p->fwd, ws + pad_bytes,
                                                p->fwd_bytes, &zero, d.y, y),
@@ -179,19 +171,13 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
     conv_plan *p = plan_for(s);
     conv_descriptors d;
     if (!p || !describe(s, p, &d)) return;
-    size_t pad_bytes = p->padded_h ? aligned(sizeof(float) * (size_t)s->n * s->c * p->padded_h * p->padded_w) : 0;
+    size_t pad_bytes = padded_bytes(s, p);
     size_t algo_bytes = p->data_bytes > p->filter_bytes ? p->data_bytes : p->filter_bytes;
     char *ws = (char *)tsk_cuda_workspace(2 * pad_bytes + algo_bytes + 256);
     if (ws) {
-        int64_t total = (int64_t)s->n * s->c * p->padded_h * p->padded_w;
-        const float *input = x;
+        const float *input = conv_input(s, p, x, (float *)ws);
         float *padded_grad = (float *)(ws + pad_bytes);
         char *algo_ws = ws + 2 * pad_bytes;
-        if (pad_bytes) {
-            pad_kernel<<<tsk_blocks(total), TSK_THREADS, 0, tsk_ctx.stream>>>(total, s->h, s->w, p->padded_h, p->padded_w,
-                                                                             s->pad_top, s->pad_left, x, (float *)ws);
-            input = (const float *)ws;
-        }
         if (gw && tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->filter_math), "conv2d math"))
             tsk_dnn_ok(cudnnConvolutionBackwardFilter(tsk_ctx.dnn, &one, d.x, input, d.y, gy, d.conv, p->bwd_filter, algo_ws,
                                                       p->filter_bytes, &one, d.w, gw),
@@ -201,9 +187,13 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
                                                     p->data_bytes, &zero, d.x, pad_bytes ? padded_grad : gx),
                        "cudnnConvolutionBackwardData") &&
             pad_bytes) {
-            int64_t n = (int64_t)s->n * s->c * s->h * s->w;
-            crop_kernel<<<tsk_blocks(n), TSK_THREADS, 0, tsk_ctx.stream>>>(n, s->h, s->w, p->padded_h, p->padded_w,
-                                                                          s->pad_top, s->pad_left, padded_grad, gx);
+            // gx [N,C,H,W] = the (top, left) window of the padded input's gradient [N,C,PH,PW]
+            int h = s->h, w = s->w, ph = p->padded_h, pw = p->padded_w, top = s->pad_top, left = s->pad_left;
+            const float *gxp = padded_grad;
+            tsk_each((int64_t)s->n * s->c * h * w, "conv2d crop", [=] __device__(int64_t i) {
+                int ix = (int)(i % w), iy = (int)(i / w % h);
+                gx[i] = gxp[(i / ((int64_t)h * w) * ph + iy + top) * pw + ix + left];
+            });
         }
         if (gb) tsk_cuda_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
     }

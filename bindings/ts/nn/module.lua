@@ -50,13 +50,16 @@ end
 
 function Module:accGradParameters(input, gradOutput) end
 
+-- whether a caught error is the device running out of memory (the C side's flag, and its message: the flag
+-- stays set until the next C error, so a later Lua error must not pass for one)
+function Module.isOutOfMemory(err)
+   return C.ts_last_error_is_oom() == 1 and type(err) == 'string' and err:find('out of memory', 1, true) ~= nil
+end
+
 -- An out-of-memory error from the innermost layer, with what it was given; the containers around it
 -- add the layer's name and place (Sequential prefixes "name (Type): ").
 function Module.describeError(err, input, pass)
-   if type(err) ~= 'string' or C.ts_last_error_is_oom() == 0 or not err:find('out of memory', 1, true) or
-      err:find('out of memory in ', 1, true) then
-      return err
-   end
+   if not Module.isOutOfMemory(err) or err:find('out of memory in ', 1, true) then return err end
    local shape = type(input) == 'table' and input.size and tostring(input:size()) or '?'
    local device = type(input) == 'table' and input.device and input:device() or '?'
    return ('out of memory in %s, input %s on %s: %s'):format(pass, shape, device, err)
