@@ -10,6 +10,7 @@ static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_pa
     if (p->groups < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1 ||
         p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return ts_error("conv2d: groups, strides and dilations must be >= 1 and paddings >= 0");
+    if (ts_check_math("conv2d", p->math)) return -1;
     if (x->shape[1] % p->groups || w->shape[0] % p->groups)
         return ts_error("conv2d: %lld input and %lld output channels are not divisible by groups=%d",
                         (long long)x->shape[1], (long long)w->shape[0], p->groups);
@@ -21,7 +22,7 @@ static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_pa
         .n = (int)x->shape[0], .c = (int)x->shape[1], .h = (int)x->shape[2], .w = (int)x->shape[3],
         .o = (int)w->shape[0], .kh = (int)w->shape[2], .kw = (int)w->shape[3],
         .stride_h = p->stride_h, .stride_w = p->stride_w, .pad_top = p->pad_top, .pad_left = p->pad_left,
-        .dilation_h = p->dilation_h, .dilation_w = p->dilation_w, .groups = p->groups,
+        .dilation_h = p->dilation_h, .dilation_w = p->dilation_w, .groups = p->groups, .math = p->math,
     };
     int64_t eh = (int64_t)p->dilation_h * (s->kh - 1) + 1, ew = (int64_t)p->dilation_w * (s->kw - 1) + 1;
     int64_t oh = (s->h + p->pad_top + p->pad_bottom - eh) / p->stride_h + 1;

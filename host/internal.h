@@ -30,6 +30,7 @@ void ts_memory_release(int device, void *p, size_t granted);
 
 /* device.c: the kernels for a tensor's device, and what moves data between devices */
 #include "../kernels/kernels.h"
+_Static_assert((int)TS_MATH_FP32 == (int)TSK_MATH_FP32 && (int)TS_MATH_BF16 == (int)TSK_MATH_BF16, "the host passes TS_MATH_* to the kernels");
 const tsk_backend *ts_kernels(const ts_tensor *t);
 /* 0, or the backend's error as ours (marked out of memory when it was) */
 int ts_kernel_status(const tsk_backend *k, const char *what);
@@ -50,6 +51,7 @@ static inline float *ts_f32(const ts_tensor *t) { return (float *)ts_tensor_data
 int ts_check_f32(const char *what, const ts_tensor *t);           /* float32, contiguous, non-NULL */
 int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape);
 int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel);
+int ts_check_math(const char *what, int math);                     /* a TS_MATH_* value */
 const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);
 
 /* splitmix64: small independent generators, one per image, seeded from a batch seed and a position */

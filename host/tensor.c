@@ -502,6 +502,13 @@ int ts_check_f32(const char *what, const ts_tensor *t)
     return 0;
 }
 
+int ts_check_math(const char *what, int math)
+{
+    if (math != TS_MATH_FP32 && math != TS_MATH_BF16)
+        return ts_error("%s: unknown compute precision %d (TS_MATH_FP32 or TS_MATH_BF16)", what, math);
+    return 0;
+}
+
 int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape)
 {
     char got[96], want[96];

@@ -276,7 +276,7 @@ int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
     int64_t shape[2] = {m, n};
     if (ts_check_shape("matmul: result", out, 2, shape)) return -1;
     const tsk_backend *kern = ts_kernels(out);
-    kern->gemm(trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
+    kern->gemm(TSK_MATH_FP32, trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
                (int)b->shape[1], 0.0f, ts_f32(out), (int)n);
     return ts_kernel_status(kern, "matmul");
 }

@@ -115,11 +115,16 @@ double ts_tensor_sum_all(const ts_tensor *a);
 int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b);
 
 /* ---- layers (one file each in host/) -------------------------------------------------------------- */
+/* Compute precision of the matrix products in convolutions and linear layers (mixed precision):
+ * TS_MATH_BF16 rounds their operands (inputs, weights, output gradients) to bfloat16 and sums the
+ * products in fp32; storage, every other layer, the loss and the optimizer stay fp32. */
+enum { TS_MATH_FP32 = 0, TS_MATH_BF16 = 1 };
 typedef struct {
     int stride_h, stride_w;
     int pad_top, pad_bottom, pad_left, pad_right;   /* asymmetric zero padding (TensorFlow 'same') */
     int dilation_h, dilation_w;
     int groups;
+    int math;                                       /* TS_MATH_* */
 } ts_conv2d_params;
 int ts_conv2d_output_size(const ts_tensor *x, const ts_tensor *weight, const ts_conv2d_params *p, int64_t *shape4);
 /* x [N,C,H,W], weight [O,C/groups,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
@@ -156,10 +161,10 @@ int ts_maxpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_t
 int ts_avgpool2d_forward(ts_tensor *y, const ts_tensor *x, const ts_pool2d_params *p);
 int ts_avgpool2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_pool2d_params *p);
 
-/* x [N,I], weight [O,I], bias [O] or NULL -> y [N,O] = x weight^T + bias */
-int ts_linear_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias);
+/* x [N,I], weight [O,I], bias [O] or NULL -> y [N,O] = x weight^T + bias; math: TS_MATH_* */
+int ts_linear_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias, int math);
 int ts_linear_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
-                       const ts_tensor *x, const ts_tensor *weight);
+                       const ts_tensor *x, const ts_tensor *weight, int math);
 
 /* mask gets 0 or 1/(1-p), drawn from the global generator; y = x * mask */
 int ts_dropout_forward(ts_tensor *y, ts_tensor *mask, const ts_tensor *x, double p);

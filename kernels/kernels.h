@@ -12,11 +12,16 @@
 extern "C" {
 #endif
 
+/* compute precision of the matrix products (convolutions, linear layers): operands rounded to it, sums
+ * and storage in fp32 */
+enum { TSK_MATH_FP32 = 0, TSK_MATH_BF16 = 1 };
+
 typedef struct {
     int n, c, h, w;          /* input */
     int o, kh, kw;           /* output channels, kernel */
     int oh, ow;              /* output size */
     int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups;
+    int math;                /* TSK_MATH_* */
 } tsk_conv2d_shape;
 
 typedef struct {
@@ -42,8 +47,8 @@ typedef struct {
     /* 1 when the last error was the device running out of memory */
     int (*error_is_oom)(void);
 
-    /* C[M,N] = alpha op(A) op(B) + beta C, row-major */
-    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+    /* C[M,N] = alpha op(A) op(B) + beta C, row-major, in compute precision math (TSK_MATH_*) */
+    void (*gemm)(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
     /* y[r, :] = v for each of the n rows of y [N, C] */
     void (*fill_rows)(int64_t n, int64_t c, const float *v, float *y);

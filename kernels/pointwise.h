@@ -10,11 +10,15 @@
  *   relu:        y = max(x, 0)                      dy/dx = [x > 0]
  *   leaky relu:  y = x if x > 0 else a x            dy/dx = 1 or a
  *   elu:         y = x if x > 0 else a (e^x - 1)    dy/dx = 1 or y + a
- * Colour: luma (ITU-R 601) and a hue rotation by an angle (cos cs, sin sn) in YIQ. */
+ * Colour: luma (ITU-R 601) and a hue rotation by an angle (cos cs, sin sn) in YIQ.
+ * bfloat16 (the "bf16" compute precision): the upper half of an fp32, rounded to nearest, ties to even;
+ * a NaN stays a (quiet) NaN, an overflow becomes infinity, subnormals are kept. */
 #ifndef TSK_POINTWISE_H
 #define TSK_POINTWISE_H
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifdef __CUDACC__
 #define TSK_SHARED static inline __host__ __device__
@@ -53,6 +57,22 @@ TSK_SHARED float tsk_activation(int kind, float a, float x)
 TSK_SHARED float tsk_activation_grad(int kind, float a, float x, float y, float gy)
 {
     return x > 0 ? gy : kind == 0 ? 0.0f : kind == 1 ? a * gy : gy * (y + a);
+}
+
+TSK_SHARED uint32_t tsk_bf16_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded;
+}
+
+TSK_SHARED float tsk_bf16_round(float x)
+{
+    uint32_t u = tsk_bf16_bits(x) << 16;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
 }
 
 TSK_SHARED float tsk_luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }

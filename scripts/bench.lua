@@ -2,10 +2,12 @@
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
 -- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline device=cpu|cuda
 -- (default: the GPU when there is one; PyTorch then runs on it too, with cuDNN's benchmark mode; the
--- GPU is synchronized before each clock reading). Each figure is the median of `rounds`
+-- GPU is synchronized before each clock reading) precision=fp32|bf16 (bf16: model:setPrecision('bf16')
+-- against PyTorch's torch.autocast with bfloat16, its mixed precision). Each figure is the median of `rounds`
 -- timings of `steps` steps; tshost's and PyTorch's rounds alternate, so that the speed changes of a
 -- shared machine fall on both alike and the ratio stays meaningful.
-local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device()}
+local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device(),
+                        precision = 'fp32'}
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
 
@@ -18,6 +20,7 @@ end
 
 local net = ts.models[opt.model]()
 net:to(opt.device)
+net:setPrecision(opt.precision)
 net.needsGradInput = false   -- as in PyTorch, where the input batch does not require a gradient
 local loss = ts.nn.CrossEntropyLoss()
 local sgd = ts.optim.SGD(net, {lr = 0.01, momentum = 0.9})
@@ -46,8 +49,8 @@ end
 
 -- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind
 local function torch_round()
-   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s 2>/dev/null')
-      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device)
+   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s 2>/dev/null')
+      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision)
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()
@@ -76,8 +79,8 @@ local t0, images = now(), 0
 for xb in loader:epoch() do images = images + xb:size(1) end
 local augmented = images / (now() - t0)
 
-print(('%s batch %d on %s, %d threads, median of %d rounds'):format(opt.model, opt.batch,
-      gpu and ts.cuda.deviceName() or 'the CPU', opt.threads, opt.rounds))
+print(('%s batch %d on %s, %d threads, %s, median of %d rounds'):format(opt.model, opt.batch,
+      gpu and ts.cuda.deviceName() or 'the CPU', opt.threads, opt.precision, opt.rounds))
 print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
 if opt.torch then
    if #r.ttrain == opt.rounds then

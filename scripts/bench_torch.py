@@ -2,6 +2,8 @@
 
 Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 10] [--rounds 5]
                                      [--model refcnn|baseline] [--device cpu|cuda]
+                                     [--precision fp32|bf16]
+bf16 runs the forward pass and the loss under torch.autocast with bfloat16 (PyTorch's mixed precision).
 Each figure is the median of `rounds` timings of `steps` steps, as scripts/bench.lua measures.
 Prints two lines: `torch train <images/s>` and `torch infer <images/s>`.
 """
@@ -32,6 +34,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", choices=["refcnn", "baseline"], default="refcnn")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -46,11 +49,18 @@ def main():
         if a.device == "cuda":
             torch.cuda.synchronize()
     loss_fn = nn.CrossEntropyLoss()
+    mixed = torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.precision == "bf16")
 
     def step():
         opt.zero_grad()
-        loss_fn(net(x), y).backward()
+        with mixed:
+            loss = loss_fn(net(x), y)
+        loss.backward()
         opt.step()
+
+    def forward():
+        with mixed:
+            net(x)
 
     def rate(fn):
         for _ in range(3):
@@ -69,7 +79,7 @@ def main():
     train = rate(step)
     net.eval()
     with torch.no_grad():
-        infer = rate(lambda: net(x))
+        infer = rate(forward)
     print(f"torch train {train:.1f}")
     print(f"torch infer {infer:.1f}")
 

@@ -14,6 +14,8 @@
 --      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
 --      device = ts.device() ('cuda' when there is one), auto_microbatch = false,
 --      workers = threads preparing batches (default 1 on the CPU, the cores but one with a GPU),
+--      precision = 'fp32' | 'bf16' (mixed precision for convolutions and linear layers: model:setPrecision;
+--      it stays set on the returned model, so its evaluation computes as its training did),
 --   }
 -- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
@@ -204,7 +206,8 @@ end
 
 local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', lr = 0.05, momentum = 0.9,
                   nesterov = true, weight_decay = 5e-4, schedule = 'cosine', warmup = 0, label_smoothing = 0,
-                  sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false}
+                  sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false,
+                  precision = 'fp32'}
 
 -- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share
 -- of the batch and by 1/accumulate; returns the batch's mean loss and its logits' predictions (on the host).
@@ -285,6 +288,7 @@ function M.train(user)
    local model, spec = build_model(cfg.model)
    local device = cfg.device or cuda.device()
    model:to(device)
+   model:setPrecision(cfg.precision)
    model.needsGradInput = false
    if not cfg.preprocess then
       local mean, std = train_ds:channelStats()

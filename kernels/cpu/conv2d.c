@@ -10,7 +10,8 @@
  *                      so that both operands are row-major, the shape the sgemm kernels run fastest)
  *   gcol[K, P]       = w_g[Og, K]^T @ gy[n, g][Og, P]
  *   gx[n, g]         = col2im(gcol)                           (the adjoint of im2col)
- * A 1x1 convolution with stride 1 and no padding needs no im2col: col is the input itself. */
+ * A 1x1 convolution with stride 1 and no padding needs no im2col: col is the input itself.
+ * Every product runs in the shape's compute precision (fp32, or bf16 operands with fp32 sums). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,28 @@ static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x
             }
 }
 
+/* C[M,N] (=, or += when accumulate) A B as tsk_cpu_gemm_strided, in the shape's precision; scratch: NULL
+ * for fp32, else a thread's buffer of bf16_scratch(s) bytes */
+static void product(const tsk_conv2d_shape *s, void *scratch, int m, int n, int k, const float *a, int64_t a_rs,
+                    int64_t a_cs, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    if (s->math == TSK_MATH_BF16)
+        tsk_cpu_gemm_bf16(m, n, k, 1.0f, a, a_rs, a_cs, b, ldb, 1, c, ldc, accumulate, scratch);
+    else
+        tsk_cpu_gemm_strided(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+}
+
+/* the scratch the largest of the three products needs (forward, weight and input gradients) */
+static size_t bf16_scratch(const tsk_conv2d_shape *s)
+{
+    int og = s->o / s->groups, k = s->c / s->groups * s->kh * s->kw, p = s->oh * s->ow;
+    size_t f = tsk_cpu_gemm_bf16_scratch(og, p, k), w = tsk_cpu_gemm_bf16_scratch(k, og, p);
+    size_t x = tsk_cpu_gemm_bf16_scratch(k, p, og);
+    return f > w ? (f > x ? f : x) : (w > x ? w : x);
+}
+
+static void *scratch_for(const tsk_conv2d_shape *s) { return s->math == TSK_MATH_BF16 ? malloc(bf16_scratch(s)) : NULL; }
+
 /* out[cols, rows] = in[rows, cols]^T, in 16x16 blocks so both sides stay in cache lines */
 static void transpose(int rows, int cols, const float *in, float *out)
 {
@@ -112,14 +135,15 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
     #pragma omp parallel
     {
         float *col = pointwise ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        void *scratch = scratch_for(s);
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
                 if (!pointwise) im2col(s, cg, xg, col);
-                tsk_cpu_gemm_strided(og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, pointwise ? p : lc,
-                                     yg, p, 0);
+                product(s, scratch, og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, pointwise ? p : lc, yg,
+                        p, 0);
                 if (bias)
                     for (int o = 0; o < og; o++) {
                         float b = bias[g * og + o];
@@ -127,6 +151,7 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
                     }
             }
         free(col);
+        free(scratch);
     }
 }
 
@@ -145,6 +170,7 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
         float *gcol = pointwise || !gx ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
         float *my_gw = partials ? partials + (int64_t)omp_get_thread_num() * wsize : NULL;
         float *gyt = gw ? malloc(sizeof(float) * (size_t)og * (size_t)p) : NULL;
+        void *scratch = scratch_for(s);
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
@@ -154,16 +180,16 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
                 if (my_gw) {
                     if (!pointwise) im2col(s, cg, xg, col);
                     transpose(og, p, gyg, gyt);
-                    tsk_cpu_gemm_strided(k, og, p, pointwise ? xg : col, pointwise ? p : lc, 1, gyt, og,
-                                         my_gw + (int64_t)g * og * k, og, 1);
+                    product(s, scratch, k, og, p, pointwise ? xg : col, pointwise ? p : lc, 1, gyt, og,
+                            my_gw + (int64_t)g * og * k, og, 1);
                 }
                 if (gx) {
                     float *gxg = gx + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                     /* A = w_g^T: A(i, r) = w_g[r, i] */
                     if (pointwise) {
-                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gxg, p, 0);
+                        product(s, scratch, k, p, og, wg, 1, k, gyg, p, gxg, p, 0);
                     } else {
-                        tsk_cpu_gemm_strided(k, p, og, wg, 1, k, gyg, p, gcol, lc, 0);
+                        product(s, scratch, k, p, og, wg, 1, k, gyg, p, gcol, lc, 0);
                         memset(gxg, 0, sizeof(float) * (size_t)cg * (size_t)s->h * (size_t)s->w);
                         col2im(s, cg, gcol, gxg);
                     }
@@ -172,6 +198,7 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
         free(col);
         free(gcol);
         free(gyt);
+        free(scratch);
         if (partials) {
             #pragma omp barrier
             #pragma omp for schedule(static)

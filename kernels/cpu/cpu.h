@@ -3,14 +3,16 @@
  * that the same thread count gives bit-identical results. */
 #ifndef TSK_CPU_H
 #define TSK_CPU_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../kernels.h"   /* the shape descriptors and the backend table */
 
-/* C[M,N] = alpha op(A) op(B) + beta C, row-major; split across threads by rows or columns of C */
-void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major, in the compute precision math (TSK_MATH_*; see
+ * tsk_cpu_gemm_bf16); split across threads by rows or columns of C */
+void tsk_cpu_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
-/* the same on the calling thread only, for use inside parallel regions */
+/* the same in fp32 on the calling thread only, for use inside parallel regions */
 void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                          const float *b, int ldb, float beta, float *c, int ldc);
 
@@ -18,9 +20,18 @@ void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float al
  * AVX-512 where the processor has it (tsk_cpu_has_avx512), else OpenBLAS. Calling thread only. */
 void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                           int64_t ldb, float *c, int64_t ldc, int accumulate);
-void tsk_cpu_gemm_avx512(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+/* the AVX-512 kernel: fp32 elements, or (bf16) packed bfloat16 pairs with depth = ceil(K/2) */
+void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64_t a_rs, int64_t a_cs, const void *b,
                          int64_t ldb, float *c, int64_t ldc, int accumulate);
 int tsk_cpu_has_avx512(void);
+int tsk_cpu_has_avx512_bf16(void);
+
+/* C[M,N] (=, or += when accumulate) (alpha A) B with bfloat16-rounded operands and fp32 sums,
+ * A(i, r) = a[i*a_rs + r*a_cs], B(r, j) = b[r*b_rs + j*b_cs]; scratch: tsk_cpu_gemm_bf16_scratch bytes.
+ * Calling thread only. */
+size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k);
+void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                       int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch);
 
 void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y);   /* y += alpha x */
 void tsk_cpu_add(int64_t n, const float *a, const float *b, float *out);

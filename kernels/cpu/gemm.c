@@ -3,6 +3,7 @@
  * exactly one thread in a fixed order and results do not depend on scheduling. */
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 
 #include "cpu.h"
 
@@ -18,7 +19,7 @@ void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int
                           int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     if (tsk_cpu_has_avx512()) {
-        tsk_cpu_gemm_avx512(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+        tsk_cpu_gemm_avx512(0, m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
     } else if (a_cs == 1) {
         tsk_cpu_gemm_serial(0, 0, m, n, k, 1.0f, a, (int)a_rs, b, (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
     } else {   /* a_rs == 1: A is stored transposed */
@@ -26,12 +27,30 @@ void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int
     }
 }
 
-void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+/* one thread's block of C in the precision math; bf16 reads op(A) and op(B) through strides and takes
+ * beta as "C +=" after scaling C by it (alpha goes into A before rounding) */
+static void gemm_block(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (math != TSK_MATH_BF16) {
+        tsk_cpu_gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (m <= 0 || n <= 0) return;
+    if (beta != 0.0f && beta != 1.0f)
+        for (int i = 0; i < m; i++) tsk_cpu_scale(n, beta, c + (int64_t)i * ldc, c + (int64_t)i * ldc);
+    void *scratch = malloc(tsk_cpu_gemm_bf16_scratch(m, n, k));
+    tsk_cpu_gemm_bf16(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb, trans_b ? ldb : 1, c,
+                      ldc, beta != 0.0f, scratch);
+    free(scratch);
+}
+
+void tsk_cpu_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc)
 {
     int threads = omp_get_max_threads();
     if (threads <= 1 || (double)m * n * k < 1e6) {
-        tsk_cpu_gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        gemm_block(math, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     int by_rows = m >= n;
@@ -45,11 +64,11 @@ void tsk_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
         if (lo < hi) {
             if (by_rows) {
                 const float *ap = trans_a ? a + lo : a + (int64_t)lo * lda;
-                tsk_cpu_gemm_serial(trans_a, trans_b, hi - lo, n, k, alpha, ap, lda, b, ldb, beta,
-                                    c + (int64_t)lo * ldc, ldc);
+                gemm_block(math, trans_a, trans_b, hi - lo, n, k, alpha, ap, lda, b, ldb, beta, c + (int64_t)lo * ldc,
+                           ldc);
             } else {
                 const float *bp = trans_b ? b + (int64_t)lo * ldb : b + lo;
-                tsk_cpu_gemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bp, ldb, beta, c + lo, ldc);
+                gemm_block(math, trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bp, ldb, beta, c + lo, ldc);
             }
         }
     }

@@ -1,12 +1,22 @@
-/* A small AVX-512 sgemm for the shapes convolutions make, used instead of OpenBLAS where the processor
- * has AVX-512 (OpenBLAS's Haswell kernels use half the vector width; see tsk_cpu_gemm_strided).
+/* A small AVX-512 matrix product for the shapes convolutions make, used instead of OpenBLAS where the
+ * processor has AVX-512 (OpenBLAS's Haswell kernels use half the vector width; see tsk_cpu_gemm_strided).
  *
- *   C[M,N] = A[M,K] B[K,N]  (or C += when accumulate), B and C row-major,
+ *   C[M,N] = A[M,D] B[D,N]  (or C += when accumulate), B and C row-major,
  *   A read through strides: A(i, r) = a[i * a_rs + r * a_cs], so A or A^T serve alike.
  *
- * C is computed in 8x32 tiles: 16 zmm accumulators; per step r, two 16-float loads of B's row r and
- * eight broadcasts of A's column r feed 16 fused multiply-adds. A tile's B panel (K x 32 floats) stays in
- * L2 while the tiles below it run. Edges are handled by smaller specializations and masked lanes. */
+ * Two element kinds, one loop structure. fp32: A and B hold floats, D = K. bf16 pairs (gemm_bf16.c packs
+ * them): each 32-bit element holds two bfloat16 of consecutive k (the lower k in the low half), D = K/2
+ * rounded up, and vdpbf16ps adds both products of a pair to an fp32 lane, so one instruction does the
+ * work of two fused multiply-adds.
+ *
+ * C is computed in 8x32 tiles: 16 zmm accumulators; per step r, two 16-lane loads of B's row r and
+ * eight broadcasts of A's column r feed 16 multiply-adds. A tile's B panel (D x 32 elements) stays in
+ * L2 while the tiles below it run. Edges are handled by smaller specializations and masked lanes.
+ *
+ * The file is compiled for AVX512-BF16 so that the bf16 tiles can be inlined; fp32 code gives the
+ * compiler nothing to turn into bf16 instructions, and the bf16 kind is only called after
+ * tsk_cpu_has_avx512_bf16(). */
+#pragma GCC target("avx512f,avx512bf16")
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -14,25 +24,29 @@
 
 enum { MR = 8, NR = 32 };
 
-__attribute__((target("avx512f"), always_inline)) static inline void tile(int mr, int nv, __mmask16 m0, __mmask16 m1,
-                                                                          int k, const float *a, int64_t a_rs,
-                                                                          int64_t a_cs, const float *b, int64_t ldb,
-                                                                          float *c, int64_t ldc, int accumulate)
+__attribute__((always_inline)) static inline __m512 multiply_add(int bf16, const void *a, __m512i b, __m512 acc)
+{
+    if (bf16) return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(*(const int32_t *)a), (__m512bh)b);
+    return _mm512_fmadd_ps(_mm512_set1_ps(*(const float *)a), _mm512_castsi512_ps(b), acc);
+}
+
+__attribute__((always_inline)) static inline void tile(int bf16, int mr, int nv, __mmask16 m0, __mmask16 m1, int depth,
+                                                       const uint32_t *a, int64_t a_rs, int64_t a_cs, const uint32_t *b,
+                                                       int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     __m512 acc[MR][2];
     #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int r = 0; r < k; r++) {
-        const float *br = b + (int64_t)r * ldb;
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, br);
-        __m512 b1 = nv > 1 ? _mm512_maskz_loadu_ps(m1, br + 16) : _mm512_setzero_ps();
-        const float *ar = a + (int64_t)r * a_cs;
+    for (int r = 0; r < depth; r++) {
+        const uint32_t *br = b + (int64_t)r * ldb;
+        __m512i b0 = _mm512_maskz_loadu_epi32(m0, br);
+        __m512i b1 = nv > 1 ? _mm512_maskz_loadu_epi32(m1, br + 16) : _mm512_setzero_si512();
+        const uint32_t *ar = a + (int64_t)r * a_cs;
         #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             if (i < mr) {
-                __m512 ai = _mm512_set1_ps(ar[i * a_rs]);
-                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                if (nv > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+                acc[i][0] = multiply_add(bf16, ar + i * a_rs, b0, acc[i][0]);
+                if (nv > 1) acc[i][1] = multiply_add(bf16, ar + i * a_rs, b1, acc[i][1]);
             }
         }
     }
@@ -50,35 +64,51 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile(int mr
     }
 }
 
-/* one specialization per (rows, vectors), so the loops above unroll with constant bounds */
-__attribute__((target("avx512f"))) static void tile_dispatch(int mr, int nv, __mmask16 m0, __mmask16 m1, int k,
-                                                             const float *a, int64_t a_rs, int64_t a_cs,
-                                                             const float *b, int64_t ldb, float *c, int64_t ldc,
-                                                             int accumulate)
+/* one specialization per (kind, rows, vectors), so the loops above unroll with constant bounds */
+#define TILE_ARGS m0, m1, depth, a, a_rs, a_cs, b, ldb, c, ldc, accumulate
+static void tile_dispatch(int bf16, int mr, int nv, __mmask16 m0, __mmask16 m1, int depth, const uint32_t *a,
+                          int64_t a_rs, int64_t a_cs, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
+                          int accumulate)
 {
-    switch (mr * 2 + nv - 1) {
-    case 2: tile(1, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 3: tile(1, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 4: tile(2, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 5: tile(2, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 6: tile(3, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 7: tile(3, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 8: tile(4, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 9: tile(4, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 10: tile(5, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 11: tile(5, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 12: tile(6, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 13: tile(6, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 14: tile(7, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 15: tile(7, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    case 16: tile(8, 1, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
-    default: tile(8, 2, m0, m1, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate); break;
+    switch (bf16 * 16 + mr * 2 + nv - 3) {
+    case 0: tile(0, 1, 1, TILE_ARGS); break;
+    case 1: tile(0, 1, 2, TILE_ARGS); break;
+    case 2: tile(0, 2, 1, TILE_ARGS); break;
+    case 3: tile(0, 2, 2, TILE_ARGS); break;
+    case 4: tile(0, 3, 1, TILE_ARGS); break;
+    case 5: tile(0, 3, 2, TILE_ARGS); break;
+    case 6: tile(0, 4, 1, TILE_ARGS); break;
+    case 7: tile(0, 4, 2, TILE_ARGS); break;
+    case 8: tile(0, 5, 1, TILE_ARGS); break;
+    case 9: tile(0, 5, 2, TILE_ARGS); break;
+    case 10: tile(0, 6, 1, TILE_ARGS); break;
+    case 11: tile(0, 6, 2, TILE_ARGS); break;
+    case 12: tile(0, 7, 1, TILE_ARGS); break;
+    case 13: tile(0, 7, 2, TILE_ARGS); break;
+    case 14: tile(0, 8, 1, TILE_ARGS); break;
+    case 15: tile(0, 8, 2, TILE_ARGS); break;
+    case 16: tile(1, 1, 1, TILE_ARGS); break;
+    case 17: tile(1, 1, 2, TILE_ARGS); break;
+    case 18: tile(1, 2, 1, TILE_ARGS); break;
+    case 19: tile(1, 2, 2, TILE_ARGS); break;
+    case 20: tile(1, 3, 1, TILE_ARGS); break;
+    case 21: tile(1, 3, 2, TILE_ARGS); break;
+    case 22: tile(1, 4, 1, TILE_ARGS); break;
+    case 23: tile(1, 4, 2, TILE_ARGS); break;
+    case 24: tile(1, 5, 1, TILE_ARGS); break;
+    case 25: tile(1, 5, 2, TILE_ARGS); break;
+    case 26: tile(1, 6, 1, TILE_ARGS); break;
+    case 27: tile(1, 6, 2, TILE_ARGS); break;
+    case 28: tile(1, 7, 1, TILE_ARGS); break;
+    case 29: tile(1, 7, 2, TILE_ARGS); break;
+    case 30: tile(1, 8, 1, TILE_ARGS); break;
+    default: tile(1, 8, 2, TILE_ARGS); break;
     }
 }
+#undef TILE_ARGS
 
-__attribute__((target("avx512f"))) void tsk_cpu_gemm_avx512(int m, int n, int k, const float *a, int64_t a_rs,
-                                                            int64_t a_cs, const float *b, int64_t ldb, float *c,
-                                                            int64_t ldc, int accumulate)
+void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64_t a_rs, int64_t a_cs, const void *b,
+                         int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     for (int j = 0; j < n; j += NR) {
         int cols = n - j < NR ? n - j : NR;
@@ -87,8 +117,8 @@ __attribute__((target("avx512f"))) void tsk_cpu_gemm_avx512(int m, int n, int k,
         int nv = cols > 16 ? 2 : 1;
         for (int i = 0; i < m; i += MR) {
             int rows = m - i < MR ? m - i : MR;
-            tile_dispatch(rows, nv, m0, m1, k, a + (int64_t)i * a_rs, a_rs, a_cs, b + j, ldb, c + (int64_t)i * ldc + j,
-                          ldc, accumulate);
+            tile_dispatch(bf16, rows, nv, m0, m1, depth, (const uint32_t *)a + (int64_t)i * a_rs, a_rs, a_cs,
+                          (const uint32_t *)b + j, ldb, c + (int64_t)i * ldc + j, ldc, accumulate);
         }
     }
 }
@@ -97,5 +127,12 @@ int tsk_cpu_has_avx512(void)
 {
     static int known = -1;
     if (known < 0) known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return known;
+}
+
+int tsk_cpu_has_avx512_bf16(void)
+{
+    static int known = -1;
+    if (known < 0) known = tsk_cpu_has_avx512() && __builtin_cpu_supports("avx512bf16") ? 1 : 0;
     return known;
 }

@@ -37,7 +37,7 @@ int tsk_cuda_error_is_oom(void);
 bool tsk_launch_ok(const char *what);
 
 // the kernels behind the backend table (backend.cu), with kernels.h's signatures
-void tsk_cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+void tsk_cuda_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                    int ldb, float beta, float *c, int ldc);
 void tsk_cuda_fill_rows(int64_t n, int64_t c, const float *v, float *y);
 void tsk_cuda_axpy(int64_t n, float alpha, const float *x, float *y);

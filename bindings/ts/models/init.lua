@@ -51,7 +51,8 @@ function models.pretrained(name, opts) return pretrained.pretrained(models, name
 models.catalog = pretrained.catalog
 
 -- A model from a run directory: its builder and options from config.json, its weights from
--- model.safetensors; returns the model (in evaluation mode) and the run's config.
+-- model.safetensors, in the precision it was trained in; returns the model (in evaluation mode) and the
+-- run's config.
 function models.load(run)
    local train = require('ts.train')
    local json = require('ts.json')
@@ -65,6 +66,7 @@ function models.load(run)
    if not builder then error('ts.models.load: no builder ts.models.' .. config.model.name, 2) end
    local model = builder(config.model)
    require('ts.serialize').load(run .. '/model.safetensors', model)
+   model:setPrecision(config.precision or 'fp32')
    model:evaluate()
    return model, config
 end

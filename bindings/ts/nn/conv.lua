@@ -56,6 +56,7 @@ end
 function Conv2d:setup(input)
    local p = self.params
    p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.groups = self.sh, self.sw, self.dh, self.dw, self.groups
+   p.math = self:mathCode()
    if self.same then
       p.pad_top, p.pad_bottom = same_pad(input:size(3), self.kh, self.sh, self.dh)
       p.pad_left, p.pad_right = same_pad(input:size(4), self.kw, self.sw, self.dw)
@@ -96,6 +97,7 @@ function Conv2d:extraRepr()
    if self.dh ~= 1 then s = s .. (', dilation=%d'):format(self.dh) end
    if self.groups ~= 1 then s = s .. (', groups=%d'):format(self.groups) end
    if not self.bias then s = s .. ', bias=false' end
+   if self.precision then s = s .. ', ' .. self.precision end
    return s
 end
 

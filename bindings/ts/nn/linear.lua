@@ -22,7 +22,7 @@ function Linear:updateOutput(input)
       error(('Linear: expected input [N,%d], got %s (add nn.Flatten() before it?)'):format(self.nin, tostring(input:size())), 3)
    end
    local y = self:buffer('output', {input:size(1), self.nout})
-   check(C.ts_linear_forward(y._c, input._c, self.weight._c, ptr(self.bias)))
+   check(C.ts_linear_forward(y._c, input._c, self.weight._c, ptr(self.bias), self:mathCode()))
    return y
 end
 
@@ -30,12 +30,14 @@ function Linear:updateGradInput(input, gradOutput)
    local gx = self:gradInputBuffer(input)
    local frozen = self.frozen
    check(C.ts_linear_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
-                              not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c))
+                              not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, self.weight._c,
+                              self:mathCode()))
    return gx
 end
 
 function Linear:extraRepr()
-   return ('%d, %d%s'):format(self.nin, self.nout, self.bias and '' or ', bias=false')
+   return ('%d, %d%s%s'):format(self.nin, self.nout, self.bias and '' or ', bias=false',
+                                self.precision and ', ' .. self.precision or '')
 end
 
 return {Linear = Linear}
