@@ -4,6 +4,7 @@
  * are on the same one. Copies between the host and the GPU go through kernels/cuda's pinned staging;
  * strided copies on the GPU run there too. A dtype conversion with a CUDA side is done on the host:
  * it serves loading and inspecting, not the training step. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,20 +70,20 @@ int ts_cuda_synchronize(void)
     return 0;
 }
 
-int ts_cuda_set_deterministic(int on)
+int ts_cuda_set(const char *option, int on)
 {
-    if (need_cuda("cuda.deterministic")) return -1;
+    static const char *const options[] = {"deterministic", "tf32", "channels_last"};
+    int which = -1;
+    for (int i = 0; i < 3; i++)
+        if (option && !strcmp(option, options[i])) which = i;
+    if (which < 0) return ts_error("cuda.set: unknown option %s (deterministic, tf32, channels_last)", option ? option : "NULL");
+    char what[64];
+    snprintf(what, sizeof what, "cuda.%s", option);
+    if (need_cuda(what)) return -1;
 #ifdef TS_WITH_CUDA
-    tsk_cuda_set_deterministic(on);
-#endif
-    return 0;
-}
-
-int ts_cuda_set_tf32(int on)
-{
-    if (need_cuda("cuda.tf32")) return -1;
-#ifdef TS_WITH_CUDA
-    tsk_cuda_set_tf32(on);
+    if (which == 0) tsk_cuda_set_deterministic(on);
+    else if (which == 1) tsk_cuda_set_tf32(on);
+    else tsk_cuda_set_channels_last(on);
 #endif
     return 0;
 }

@@ -52,8 +52,9 @@ int ts_cuda_built(void);                         /* 1 when built with CUDA */
 int ts_cuda_available(void);                     /* built with CUDA, and a device answers */
 const char *ts_cuda_device_name(void);
 int ts_cuda_synchronize(void);
-int ts_cuda_set_deterministic(int on);
-int ts_cuda_set_tf32(int on);                     /* TF32 tensor cores in convolutions (default on) */
+/* the CUDA path's switches: "deterministic" (cuDNN algorithms that give the same bits every run; off),
+ * "tf32" (TF32 tensor cores in fp32 convolutions; on), "channels_last" (bf16 convolutions in NHWC; on) */
+int ts_cuda_set(const char *option, int on);
 ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape);   /* zero-filled */
 ts_tensor *ts_tensor_to(ts_tensor *t, int device);   /* t retained when already there, else a contiguous copy */
 /* Bytes of storage per device. The CUDA allocator caches freed blocks (cached); the limit, when set,

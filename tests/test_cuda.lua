@@ -2,7 +2,9 @@
 -- optimizer steps, a short training run, determinism, memory statistics and out-of-memory handling.
 -- Skipped, saying so, where there is no GPU. Convolutions compare in full fp32 (ts.cuda.tf32(false));
 -- tolerances: 1e-4 relative + 1e-5 absolute for layers (cuDNN sums in another order than our im2col),
--- 2e-3 relative for losses after a few hundred training steps.
+-- 2e-3 relative for losses after a few hundred training steps. Mixed precision (bf16) against the CPU's
+-- bf16: the GPU rounds the operands the same way, but cuDNN hands back y, gx and gw in bf16 (one more
+-- rounding, 2^-9 relative) and sums in another order: 1e-2 relative + 1e-2 of the largest value.
 local nn = ts.nn
 
 local function need_gpu(t)
@@ -68,6 +70,36 @@ return function(t)
       end
    end)
 
+   t.test('bf16 convolutions (channels-last and NCHW) and linear layers on the GPU match the CPU\'s bf16', function()
+      need_gpu(t)
+      for _, channels_last in ipairs({true, false}) do
+         ts.cuda.channelsLast(channels_last)
+         for k, case in ipairs(layers) do
+            local probe = case[2]()
+            if probe.__typename == 'Conv2d' or probe.__typename == 'Linear' then
+               ts.manualSeed(k)
+               local cpu, gpu = twins(case[2])
+               cpu:setPrecision('bf16')
+               gpu:setPrecision('bf16')
+               local x = ts.randn(case[3])
+               local y = cpu:forward(x)
+               local gy = ts.randn(y:size())
+               local gx = cpu:backward(x, gy)
+               local yg = gpu:forward(x:cuda())
+               local gxg = gpu:backward(x:cuda(), gy:cuda())
+               local what = ('%s bf16 (%s)'):format(case[1], channels_last and 'NHWC' or 'NCHW')
+               local function close(a, b, name) t.near(a:cpu(), b, 1e-2, 1e-2 * b:abs():max(), what .. name) end
+               close(yg, y, ' output')
+               close(gxg, gx, ' gradInput')
+               local _, g1 = cpu:parameters()
+               local _, g2 = gpu:parameters()
+               for i = 1, #g1 do close(g2[i], g1[i], ' parameter gradient ' .. i) end
+            end
+         end
+      end
+      ts.cuda.channelsLast(true)
+   end)
+
    t.test('dropout draws the same mask on both devices for a seed', function()
       need_gpu(t)
       local cpu, gpu = twins(function() return nn.Dropout(0.3) end)
@@ -130,6 +162,18 @@ return function(t)
       t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.02)
       local ev = ts.evaluate(gpu.model, g.test, {preprocess = gpu.preprocess})
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
+   end)
+
+   t.test('a short bf16 training run on the GPU tracks the CPU\'s bf16 run', function()
+      need_gpu(t)
+      local g = ts.data.synthetic{train = 1024, valid = 256, test = 8, seed = 6}
+      local function run(device)
+         return ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 2,
+                         batch = 64, lr = 0.02, quiet = true, device = device, seed = 9, precision = 'bf16'}
+      end
+      local cpu, gpu = run('cpu'), run('cuda')
+      for e = 1, 2 do t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 3e-2, 0, 'epoch ' .. e .. ' loss') end
+      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.05)
    end)
 
    t.test('batches finished on the GPU are the CPU\'s batches; the rest are built on the CPU and copied', function()

@@ -4,6 +4,7 @@
 --   ts.cuda.resetPeak(), ts.cuda.emptyCache(), ts.cuda.setMemoryLimit(bytes)   (0: no limit)
 --   ts.cuda.deterministic(true): cuDNN algorithms that give the same bits every run (our kernels always do)
 --   ts.cuda.tf32(false): convolutions in full fp32 instead of TF32 tensor cores (PyTorch's default is TF32)
+--   ts.cuda.channelsLast(false): bf16 convolutions (model:setPrecision('bf16')) staged NCHW instead of NHWC
 -- The same statistics and limit exist for the host: ts.memory('cpu'), ts.setMemoryLimit('cpu', bytes).
 -- ts.device() is the default device of ts.train and friends: ts.setDevice(d), else TSHOST_DEVICE (which
 -- `tshost --device` sets), else cuda when available. Documented global state: that choice.
@@ -18,8 +19,9 @@ function M.isBuilt() return C.ts_cuda_built() == 1 end
 function M.isAvailable() return C.ts_cuda_available() == 1 end
 function M.deviceName() return ffi.string(C.ts_cuda_device_name()) end
 function M.synchronize() check(C.ts_cuda_synchronize()) end
-function M.deterministic(on) check(C.ts_cuda_set_deterministic(on == false and 0 or 1)) end
-function M.tf32(on) check(C.ts_cuda_set_tf32(on == false and 0 or 1)) end
+function M.deterministic(on) check(C.ts_cuda_set('deterministic', on == false and 0 or 1)) end
+function M.tf32(on) check(C.ts_cuda_set('tf32', on == false and 0 or 1)) end
+function M.channelsLast(on) check(C.ts_cuda_set('channels_last', on == false and 0 or 1)) end
 
 local function code_of(device)
    return device_codes[device or 'cpu'] or error(('unknown device %s (cpu, cuda)'):format(tostring(device)), 3)

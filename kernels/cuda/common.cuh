@@ -22,6 +22,7 @@ struct tsk_cuda_context {
     int next_staging;
     int deterministic;
     int tf32;
+    int channels_last;             // bf16 convolutions staged as NHWC (conv2d.cu)
     char name[320];
 };
 extern tsk_cuda_context tsk_ctx;

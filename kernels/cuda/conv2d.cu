@@ -1,22 +1,32 @@
 // conv2d.cu — convolutions through cuDNN, the algorithm chosen once per shape by timing cuDNN's
 // candidates (as PyTorch's cudnn.benchmark does) and cached.
 //   y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C/g,KH,KW]) + bias; gx overwritten, gw and gb accumulated.
-// cuDNN pads symmetrically. A TensorFlow-'same' layer pads one more row and column after than before
-// (stride 2): when the symmetric padding would not give the host's output size, x is copied into an
-// explicitly padded buffer and cuDNN runs without padding (and gx is cropped back out of its gradient).
+// cuDNN sees each operand either as the host keeps it (fp32 NCHW) or staged: copied into the workspace
+// first and copied back after. Staging happens for two reasons:
+//  - padding: cuDNN pads symmetrically. A TensorFlow-'same' layer pads one more row and column after than
+//    before (stride 2): when the symmetric padding would not give the host's output size, x is staged into
+//    an explicitly padded buffer and cuDNN runs without padding (gx is cropped back out of its gradient).
+//  - the bf16 precision (TSK_MATH_BF16): x, w and gy are rounded to bfloat16 as they are staged (the
+//    rounding of tsk_bf16_bits, as on the CPU), cuDNN computes with fp32 sums on the tensor cores, and y,
+//    gx and gw come back to fp32 (gw added to the fp32 gradient). Since every operand is copied anyway,
+//    the copy also lays it out channels-last (NHWC, filters KRSC), the layout cuDNN's tensor-core kernels
+//    run without transposing, unless channels-last is turned off (tsk_cuda_set_channels_last(0)).
+//    y, gx and gw pass through bfloat16 on the way out (cuDNN writes the operands' type): one more
+//    rounding than the CPU, which keeps its sums in fp32.
 #include <string.h>
 
 #include "common.cuh"
 
 struct conv_plan {
-    tsk_conv2d_shape shape;
-    int tf32, deterministic;
+    tsk_conv2d_shape shape;   // includes the precision
+    int tf32, deterministic, channels_last;
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     cudnnMathType_t fwd_math, data_math, filter_math;
     size_t fwd_bytes, data_bytes, filter_bytes;
     int padded_h, padded_w;   // 0: cuDNN pads; else the explicitly padded input size
+    int bf16, nhwc;           // the staged operands' element type and layout
 };
 
 static const int PLAN_CAPACITY = 512;
@@ -40,23 +50,29 @@ static void destroy(conv_descriptors *d)
 // the size cuDNN gives with symmetric padding pad
 static int cudnn_out(int in, int pad, int k, int dilation, int stride) { return (in + 2 * pad - (dilation * (k - 1) + 1)) / stride + 1; }
 
+static int input_h(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_h ? p->padded_h : s->h; }
+static int input_w(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_w ? p->padded_w : s->w; }
+
 static bool describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descriptors *d)
 {
     memset(d, 0, sizeof *d);
-    int h = p->padded_h ? p->padded_h : s->h, w = p->padded_w ? p->padded_w : s->w;
+    int h = input_h(s, p), w = input_w(s, p);
     int ph = p->padded_h ? 0 : s->pad_top, pw = p->padded_w ? 0 : s->pad_left;
+    cudnnDataType_t type = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    cudnnTensorFormat_t layout = p->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    // bf16 operands always run on the tensor cores; fp32 ones there only with TF32 allowed
+    cudnnMathType_t math = p->bf16 || p->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     return tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->x), "conv2d") && tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->y), "conv2d") &&
            tsk_dnn_ok(cudnnCreateFilterDescriptor(&d->w), "conv2d") &&
            tsk_dnn_ok(cudnnCreateConvolutionDescriptor(&d->conv), "conv2d") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->c, h, w), "conv2d input") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow), "conv2d output") &&
-           tsk_dnn_ok(cudnnSetFilter4dDescriptor(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->o, s->c / s->groups, s->kh, s->kw),
-                      "conv2d weight") &&
+           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->x, layout, type, s->n, s->c, h, w), "conv2d input") &&
+           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y, layout, type, s->n, s->o, s->oh, s->ow), "conv2d output") &&
+           tsk_dnn_ok(cudnnSetFilter4dDescriptor(d->w, type, layout, s->o, s->c / s->groups, s->kh, s->kw), "conv2d weight") &&
            tsk_dnn_ok(cudnnSetConvolution2dDescriptor(d->conv, ph, pw, s->stride_h, s->stride_w, s->dilation_h, s->dilation_w,
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                       "conv2d descriptor") &&
            tsk_dnn_ok(cudnnSetConvolutionGroupCount(d->conv, s->groups), "conv2d groups") &&
-           tsk_dnn_ok(cudnnSetConvolutionMathType(d->conv, p->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), "conv2d math");
+           tsk_dnn_ok(cudnnSetConvolutionMathType(d->conv, math), "conv2d math");
 }
 
 // the fastest successful candidate (deterministic ones only when asked); cuDNN lists them fastest first
@@ -72,13 +88,16 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
 {
     for (int i = 0; i < plan_count; i++)
         if (!memcmp(&plans[i].shape, s, sizeof *s) && plans[i].tf32 == tsk_ctx.tf32 &&
-            plans[i].deterministic == tsk_ctx.deterministic)
+            plans[i].deterministic == tsk_ctx.deterministic && plans[i].channels_last == tsk_ctx.channels_last)
             return &plans[i];
     conv_plan p;
     memset(&p, 0, sizeof p);
     p.shape = *s;
     p.tf32 = tsk_ctx.tf32;
     p.deterministic = tsk_ctx.deterministic;
+    p.channels_last = tsk_ctx.channels_last;
+    p.bf16 = s->math == TSK_MATH_BF16;
+    p.nhwc = p.bf16 && p.channels_last;
     if (cudnn_out(s->h, s->pad_top, s->kh, s->dilation_h, s->stride_h) != s->oh ||
         cudnn_out(s->w, s->pad_left, s->kw, s->dilation_w, s->stride_w) != s->ow) {
         p.padded_h = (s->oh - 1) * s->stride_h + s->dilation_h * (s->kh - 1) + 1;
@@ -115,27 +134,103 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     return &plans[plan_count++];
 }
 
-// workspace: [padded input | padded input gradient | cuDNN's], each part 256-byte aligned
+// ---- staging ---------------------------------------------------------------------------------------
+// An fp32 NCHW array [N,C,H,W] (x, y, w as [O,C/g,KH,KW], their gradients) and its staged copy [N,C,PH,PW]
+// (or [N,PH,PW,C] when nhwc) of bf16 bits or floats, holding the array at (top, left) with zeros around.
+
+struct stage_view {
+    int n, c, h, w;        // the host's array
+    int ph, pw, top, left; // the staged size and the array's place in it
+};
+
+static stage_view unpadded(int n, int c, int h, int w) { return {n, c, h, w, h, w, 0, 0}; }
+
 static size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-// the bytes of the explicitly padded input [N,C,PH,PW] (0 when cuDNN pads)
-static size_t padded_bytes(const tsk_conv2d_shape *s, const conv_plan *p)
+static size_t staged_bytes(const stage_view &v, int bf16)
 {
-    return p->padded_h ? aligned(sizeof(float) * (size_t)s->n * s->c * p->padded_h * p->padded_w) : 0;
+    return aligned((bf16 ? sizeof(uint16_t) : sizeof(float)) * (size_t)v.n * v.c * v.ph * v.pw);
 }
 
-// cuDNN's input: x itself, or x placed at (top, left) in xp [N,C,PH,PW] with zeros around
-static const float *conv_input(const tsk_conv2d_shape *s, const conv_plan *p, const float *x, float *xp)
+// staged element i -> the host array's index, or -1 in the padding
+__device__ static int64_t host_index(const stage_view &v, int nhwc, int64_t i)
 {
-    if (!p->padded_h) return x;
-    int h = s->h, w = s->w, ph = p->padded_h, pw = p->padded_w, top = s->pad_top, left = s->pad_left;
-    tsk_each((int64_t)s->n * s->c * ph * pw, "conv2d pad", [=] __device__(int64_t i) {
-        int px = (int)(i % pw), py = (int)(i / pw % ph), iy = py - top, ix = px - left;
-        int64_t plane = i / ((int64_t)ph * pw);
-        xp[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(plane * h + iy) * w + ix] : 0.0f;
-    });
-    return xp;
+    int ch, py, px;
+    if (nhwc) ch = (int)(i % v.c), px = (int)(i / v.c % v.pw), py = (int)(i / ((int64_t)v.c * v.pw) % v.ph);
+    else px = (int)(i % v.pw), py = (int)(i / v.pw % v.ph), ch = (int)(i / ((int64_t)v.pw * v.ph) % v.c);
+    int64_t img = i / ((int64_t)v.c * v.ph * v.pw);
+    int iy = py - v.top, ix = px - v.left;
+    return iy >= 0 && iy < v.h && ix >= 0 && ix < v.w ? ((img * v.c + ch) * v.h + iy) * v.w + ix : -1;
 }
+
+__device__ static void store(float *dst, float v) { *dst = v; }
+__device__ static void store(uint16_t *dst, float v) { *dst = (uint16_t)tsk_bf16_bits(v); }
+__device__ static float load(const float *src) { return *src; }
+__device__ static float load(const uint16_t *src) { return __uint_as_float((uint32_t)*src << 16); }
+
+template <typename T>
+static void stage_in(const stage_view v, int nhwc, const float *src, T *dst)
+{
+    tsk_each((int64_t)v.n * v.c * v.ph * v.pw, "conv2d staging", [=] __device__(int64_t i) {
+        int64_t at = host_index(v, nhwc, i);
+        store(dst + i, at >= 0 ? src[at] : 0.0f);
+    });
+}
+
+// the array back out of its staged copy (the padding dropped), overwriting dst or added to it
+template <typename T>
+static void stage_out(const stage_view v, int nhwc, const T *src, float *dst, int add)
+{
+    tsk_each((int64_t)v.n * v.c * v.ph * v.pw, "conv2d unstaging", [=] __device__(int64_t i) {
+        int64_t at = host_index(v, nhwc, i);
+        if (at >= 0) dst[at] = add ? dst[at] + load(src + i) : load(src + i);
+    });
+}
+
+// One operand as cuDNN sees it: the host's array itself, or its staged copy at offset in the workspace
+// (the staged copies first, one after the other, each 256-byte aligned; cuDNN's own workspace after them).
+struct operand {
+    stage_view view;
+    bool staged;
+    size_t offset;
+    void *at;
+};
+
+static operand operand_of(const stage_view &v, bool staged, const conv_plan *p, const void *host, size_t *used)
+{
+    operand o = {v, staged, *used, (void *)host};
+    if (staged) *used += staged_bytes(v, p->bf16);
+    return o;
+}
+
+static void locate(operand *o, char *workspace)
+{
+    if (o->staged) o->at = workspace + o->offset;
+}
+
+static void copy_in(const operand &o, const conv_plan *p, const float *src)
+{
+    if (!o.staged) return;
+    if (p->bf16) stage_in(o.view, p->nhwc, src, (uint16_t *)o.at);
+    else stage_in(o.view, p->nhwc, src, (float *)o.at);
+}
+
+static void copy_out(const operand &o, const conv_plan *p, float *dst, int add)
+{
+    if (!o.staged) return;
+    if (p->bf16) stage_out(o.view, p->nhwc, (const uint16_t *)o.at, dst, add);
+    else stage_out(o.view, p->nhwc, (const float *)o.at, dst, add);
+}
+
+// the input (or its gradient): staged when padded explicitly or in bf16
+static stage_view input_view(const tsk_conv2d_shape *s, const conv_plan *p)
+{
+    int ph = input_h(s, p), pw = input_w(s, p);
+    return {s->n, s->c, s->h, s->w, ph, pw, p->padded_h ? s->pad_top : 0, p->padded_w ? s->pad_left : 0};
+}
+
+static stage_view output_view(const tsk_conv2d_shape *s) { return unpadded(s->n, s->o, s->oh, s->ow); }
+static stage_view weight_view(const tsk_conv2d_shape *s) { return unpadded(s->o, s->c / s->groups, s->kh, s->kw); }
 
 static const float one = 1.0f, zero = 0.0f;
 
@@ -144,20 +239,32 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
     conv_plan *p = plan_for(s);
     conv_descriptors d;
     if (!p || !describe(s, p, &d)) return;
-    size_t pad_bytes = padded_bytes(s, p);
-    char *ws = (char *)tsk_cuda_workspace(pad_bytes + p->fwd_bytes + 256);
+    size_t used = 0;
+    operand xs = operand_of(input_view(s, p), p->bf16 || p->padded_h, p, x, &used);
+    operand wo = operand_of(weight_view(s), p->bf16, p, w, &used);
+    operand ys = operand_of(output_view(s), p->bf16, p, y, &used);
+    char *ws = (char *)tsk_cuda_workspace(used + p->fwd_bytes + 256);
     if (ws) {
-        const float *input = conv_input(s, p, x, (float *)ws);
+        locate(&xs, ws), locate(&wo, ws), locate(&ys, ws);
+        copy_in(xs, p, x);
+        copy_in(wo, p, w);
         if (tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->fwd_math), "conv2d math") &&
-            tsk_dnn_ok(cudnnConvolutionForward(tsk_ctx.dnn, &one, d.x, input, d.w, w, d.conv, p->fwd, ws + pad_bytes,
-                                               p->fwd_bytes, &zero, d.y, y),
-                       "cudnnConvolutionForward") &&
-            bias) {
-            cudnnTensorDescriptor_t bd;
-            if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&bd), "conv2d bias")) {
-                if (tsk_dnn_ok(cudnnSetTensor4dDescriptor(bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1), "conv2d bias"))
-                    tsk_dnn_ok(cudnnAddTensor(tsk_ctx.dnn, &one, bd, bias, &one, d.y, y), "conv2d bias");
-                cudnnDestroyTensorDescriptor(bd);
+            tsk_dnn_ok(cudnnConvolutionForward(tsk_ctx.dnn, &one, d.x, xs.at, d.w, wo.at, d.conv, p->fwd, ws + used,
+                                               p->fwd_bytes, &zero, d.y, ys.at),
+                       "cudnnConvolutionForward")) {
+            copy_out(ys, p, y, 0);
+            if (bias) {
+                cudnnTensorDescriptor_t bd, yd;
+                if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&bd), "conv2d bias")) {
+                    if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&yd), "conv2d bias")) {
+                        if (tsk_dnn_ok(cudnnSetTensor4dDescriptor(bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1), "conv2d bias") &&
+                            tsk_dnn_ok(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow),
+                                       "conv2d bias"))
+                            tsk_dnn_ok(cudnnAddTensor(tsk_ctx.dnn, &one, bd, bias, &one, yd, y), "conv2d bias");
+                        cudnnDestroyTensorDescriptor(yd);
+                    }
+                    cudnnDestroyTensorDescriptor(bd);
+                }
             }
         }
     }
@@ -171,30 +278,33 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
     conv_plan *p = plan_for(s);
     conv_descriptors d;
     if (!p || !describe(s, p, &d)) return;
-    size_t pad_bytes = padded_bytes(s, p);
+    bool stage_x = p->bf16 || p->padded_h;
+    size_t used = 0;
+    operand xs = operand_of(input_view(s, p), stage_x && gw, p, x, &used);
+    operand wo = operand_of(weight_view(s), p->bf16 && gx, p, w, &used);
+    operand gys = operand_of(output_view(s), p->bf16, p, gy, &used);
+    operand gxs = operand_of(input_view(s, p), stage_x && gx, p, gx, &used);
+    operand gws = operand_of(weight_view(s), p->bf16 && gw, p, gw, &used);
     size_t algo_bytes = p->data_bytes > p->filter_bytes ? p->data_bytes : p->filter_bytes;
-    char *ws = (char *)tsk_cuda_workspace(2 * pad_bytes + algo_bytes + 256);
+    char *ws = (char *)tsk_cuda_workspace(used + algo_bytes + 256);
     if (ws) {
-        const float *input = conv_input(s, p, x, (float *)ws);
-        float *padded_grad = (float *)(ws + pad_bytes);
-        char *algo_ws = ws + 2 * pad_bytes;
-        if (gw && tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->filter_math), "conv2d math"))
-            tsk_dnn_ok(cudnnConvolutionBackwardFilter(tsk_ctx.dnn, &one, d.x, input, d.y, gy, d.conv, p->bwd_filter, algo_ws,
-                                                      p->filter_bytes, &one, d.w, gw),
-                       "cudnnConvolutionBackwardFilter");
+        locate(&xs, ws), locate(&wo, ws), locate(&gys, ws), locate(&gxs, ws), locate(&gws, ws);
+        char *algo_ws = ws + used;
+        if (gw) copy_in(xs, p, x);
+        if (gx) copy_in(wo, p, w);
+        copy_in(gys, p, gy);
+        // a staged weight gradient starts from zero and is added to gw after; cuDNN adds to gw itself otherwise
+        const float *gw_beta = gws.staged ? &zero : &one;
+        if (gw && tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->filter_math), "conv2d math") &&
+            tsk_dnn_ok(cudnnConvolutionBackwardFilter(tsk_ctx.dnn, &one, d.x, xs.at, d.y, gys.at, d.conv, p->bwd_filter, algo_ws,
+                                                      p->filter_bytes, gw_beta, d.w, gws.at),
+                       "cudnnConvolutionBackwardFilter"))
+            copy_out(gws, p, gw, 1);
         if (gx && tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->data_math), "conv2d math") &&
-            tsk_dnn_ok(cudnnConvolutionBackwardData(tsk_ctx.dnn, &one, d.w, w, d.y, gy, d.conv, p->bwd_data, algo_ws,
-                                                    p->data_bytes, &zero, d.x, pad_bytes ? padded_grad : gx),
-                       "cudnnConvolutionBackwardData") &&
-            pad_bytes) {
-            // gx [N,C,H,W] = the (top, left) window of the padded input's gradient [N,C,PH,PW]
-            int h = s->h, w = s->w, ph = p->padded_h, pw = p->padded_w, top = s->pad_top, left = s->pad_left;
-            const float *gxp = padded_grad;
-            tsk_each((int64_t)s->n * s->c * h * w, "conv2d crop", [=] __device__(int64_t i) {
-                int ix = (int)(i % w), iy = (int)(i / w % h);
-                gx[i] = gxp[(i / ((int64_t)h * w) * ph + iy + top) * pw + ix + left];
-            });
-        }
+            tsk_dnn_ok(cudnnConvolutionBackwardData(tsk_ctx.dnn, &one, d.w, wo.at, d.y, gys.at, d.conv, p->bwd_data, algo_ws,
+                                                    p->data_bytes, &zero, d.x, gxs.at),
+                       "cudnnConvolutionBackwardData"))
+            copy_out(gxs, p, gx, 0);
         if (gb) tsk_cuda_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
     }
     tsk_launch_ok("conv2d backward");

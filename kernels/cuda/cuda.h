@@ -34,6 +34,8 @@ int tsk_cuda_synchronize(void);
 void tsk_cuda_set_deterministic(int on);
 /* TF32 tensor cores for cuDNN convolutions (on by default, as in PyTorch); cuBLAS always computes in fp32 */
 void tsk_cuda_set_tf32(int on);
+/* bf16 convolutions in the channels-last layout (NHWC; on by default), else NCHW */
+void tsk_cuda_set_channels_last(int on);
 size_t tsk_cuda_workspace_bytes(void);
 void tsk_cuda_release_workspace(void);
 /* the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow) */

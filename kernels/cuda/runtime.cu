@@ -82,6 +82,7 @@ extern "C" int tsk_cuda_init(void)
     // cuBLAS in full fp32 (PyTorch's default for matmul); cuDNN convolutions may use TF32 (PyTorch's default
     // for convolutions) unless tsk_cuda_set_tf32(0)
     tsk_ctx.tf32 = 1;
+    tsk_ctx.channels_last = 1;
     snprintf(tsk_ctx.name, sizeof tsk_ctx.name, "%s (%.1f GiB, compute %d.%d)", prop.name,
              (double)prop.totalGlobalMem / (1 << 30), prop.major, prop.minor);
     return 0;
@@ -189,6 +190,7 @@ extern "C" int tsk_cuda_synchronize(void) { return tsk_cuda_ok(cudaStreamSynchro
 
 extern "C" void tsk_cuda_set_deterministic(int on) { tsk_ctx.deterministic = on; }
 extern "C" void tsk_cuda_set_tf32(int on) { tsk_ctx.tf32 = on; }
+extern "C" void tsk_cuda_set_channels_last(int on) { tsk_ctx.channels_last = on; }
 
 extern "C" void *tsk_cuda_workspace(size_t bytes)
 {
