@@ -1,4 +1,4 @@
-/* Convolution as im2col + sgemm, one image per thread at a time.
+/* Convolution as im2col + matrix products, one image per thread at a time.
  *
  * Forward, per image n and group g (Cg = C/groups, Og = O/groups, K = Cg*KH*KW, P = OH*OW):
  *   col[K, P]        = im2col(x[n, g*Cg:(g+1)*Cg])
@@ -7,11 +7,14 @@
  *   gw_g[Og, K]     += gy[n, g][Og, P] @ col[K, P]^T        (summed over images: per-thread partials,
  *                                                           added in thread order, so deterministic;
  *                      a partial is kept transposed, [K, Og] += col[K, P] @ gyT[P, Og], gy transposed first
- *                      so that both operands are row-major, the shape the sgemm kernels run fastest)
+ *                      so that both operands are row-major, the shape the kernels run fastest)
  *   gcol[K, P]       = w_g[Og, K]^T @ gy[n, g][Og, P]
  *   gx[n, g]         = col2im(gcol)                           (the adjoint of im2col)
  * A 1x1 convolution with stride 1 and no padding needs no im2col: col is the input itself.
- * Every product runs in the shape's compute precision (fp32, or bf16 operands with fp32 sums). */
+ *
+ * In the bf16 precision the products read their operands packed as bfloat16 pairs (gemm_bf16.c): the
+ * weights are packed once per call, the per-image operands as they are made, col one row (or pair of
+ * rows) at a time from a small buffer, so that no fp32 col is written and read back. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,47 +27,44 @@ static int is_pointwise(const tsk_conv2d_shape *s)
            s->oh == s->h && s->ow == s->w;
 }
 
-/* x [Cg, H, W] -> col [Cg*KH*KW, OH*OW], rows col_stride apart */
-/* Row stride of col: OH*OW, padded off multiples of 256 floats so that the rows a gemm tile reads
- * together do not all map to the same cache sets (4 KiB aliasing at 32x32 images). */
+/* Row stride of col (and of packed per-image operands): OH*OW, padded off multiples of 256 elements so
+ * that the rows a kernel tile reads together do not all map to the same cache sets (4 KiB aliasing at
+ * 32x32 images). */
 static int col_stride(const tsk_conv2d_shape *s)
 {
     int p = s->oh * s->ow;
     return p % 256 == 0 ? p + 16 : p;
 }
 
-static void im2col(const tsk_conv2d_shape *s, int cg, const float *x, float *col)
+/* row r = (c, ki, kj) of col [Cg*KH*KW, OH*OW] for x [Cg, H, W]: input plane c seen through kernel tap
+ * (ki, kj), zeros where the tap falls in the padding */
+static void im2col_row(const tsk_conv2d_shape *s, const float *x, int r, float *out_row)
 {
-    int p = col_stride(s);
-    for (int c = 0; c < cg; c++)
-        for (int ki = 0; ki < s->kh; ki++)
-            for (int kj = 0; kj < s->kw; kj++) {
-                float *row = col + (int64_t)((c * s->kh + ki) * s->kw + kj) * p;
-                const float *plane = x + (int64_t)c * s->h * s->w;
-                int dx = kj * s->dilation_w - s->pad_left;
-                for (int oy = 0; oy < s->oh; oy++) {
-                    int iy = oy * s->stride_h - s->pad_top + ki * s->dilation_h;
-                    float *out = row + oy * s->ow;
-                    if (iy < 0 || iy >= s->h) {
-                        memset(out, 0, sizeof(float) * (size_t)s->ow);
-                        continue;
-                    }
-                    const float *in = plane + (int64_t)iy * s->w;
-                    if (s->stride_w == 1) {
-                        /* ix = ox + dx: zeros where it falls outside, one contiguous run otherwise */
-                        int lo = dx < 0 ? -dx : 0, hi = s->w - dx < s->ow ? s->w - dx : s->ow;
-                        if (hi < lo) hi = lo;
-                        for (int ox = 0; ox < lo; ox++) out[ox] = 0;
-                        if (hi > lo) memcpy(out + lo, in + lo + dx, sizeof(float) * (size_t)(hi - lo));
-                        for (int ox = hi; ox < s->ow; ox++) out[ox] = 0;
-                    } else {
-                        for (int ox = 0; ox < s->ow; ox++) {
-                            int ix = ox * s->stride_w + dx;
-                            out[ox] = ix >= 0 && ix < s->w ? in[ix] : 0.0f;
-                        }
-                    }
-                }
+    int c = r / (s->kh * s->kw), ki = r / s->kw % s->kh, kj = r % s->kw;
+    const float *plane = x + (int64_t)c * s->h * s->w;
+    int dx = kj * s->dilation_w - s->pad_left;
+    for (int oy = 0; oy < s->oh; oy++) {
+        int iy = oy * s->stride_h - s->pad_top + ki * s->dilation_h;
+        float *out = out_row + oy * s->ow;
+        if (iy < 0 || iy >= s->h) {
+            memset(out, 0, sizeof(float) * (size_t)s->ow);
+            continue;
+        }
+        const float *in = plane + (int64_t)iy * s->w;
+        if (s->stride_w == 1) {
+            /* ix = ox + dx: zeros where it falls outside, one contiguous run otherwise */
+            int lo = dx < 0 ? -dx : 0, hi = s->w - dx < s->ow ? s->w - dx : s->ow;
+            if (hi < lo) hi = lo;
+            for (int ox = 0; ox < lo; ox++) out[ox] = 0;
+            if (hi > lo) memcpy(out + lo, in + lo + dx, sizeof(float) * (size_t)(hi - lo));
+            for (int ox = hi; ox < s->ow; ox++) out[ox] = 0;
+        } else {
+            for (int ox = 0; ox < s->ow; ox++) {
+                int ix = ox * s->stride_w + dx;
+                out[ox] = ix >= 0 && ix < s->w ? in[ix] : 0.0f;
             }
+        }
+    }
 }
 
 /* col [Cg*KH*KW, OH*OW] -> x [Cg, H, W], accumulated: each input pixel sums every window it was in */
@@ -95,28 +95,6 @@ static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x
             }
 }
 
-/* C[M,N] (=, or += when accumulate) A B as tsk_cpu_gemm_strided, in the shape's precision; scratch: NULL
- * for fp32, else a thread's buffer of bf16_scratch(s) bytes */
-static void product(const tsk_conv2d_shape *s, void *scratch, int m, int n, int k, const float *a, int64_t a_rs,
-                    int64_t a_cs, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
-{
-    if (s->math == TSK_MATH_BF16)
-        tsk_cpu_gemm_bf16(m, n, k, 1.0f, a, a_rs, a_cs, b, ldb, 1, c, ldc, accumulate, scratch);
-    else
-        tsk_cpu_gemm_strided(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
-}
-
-/* the scratch the largest of the three products needs (forward, weight and input gradients) */
-static size_t bf16_scratch(const tsk_conv2d_shape *s)
-{
-    int og = s->o / s->groups, k = s->c / s->groups * s->kh * s->kw, p = s->oh * s->ow;
-    size_t f = tsk_cpu_gemm_bf16_scratch(og, p, k), w = tsk_cpu_gemm_bf16_scratch(k, og, p);
-    size_t x = tsk_cpu_gemm_bf16_scratch(k, p, og);
-    return f > w ? (f > x ? f : x) : (w > x ? w : x);
-}
-
-static void *scratch_for(const tsk_conv2d_shape *s) { return s->math == TSK_MATH_BF16 ? malloc(bf16_scratch(s)) : NULL; }
-
 /* out[cols, rows] = in[rows, cols]^T, in 16x16 blocks so both sides stay in cache lines */
 static void transpose(int rows, int cols, const float *in, float *out)
 {
@@ -128,77 +106,179 @@ static void transpose(int rows, int cols, const float *in, float *out)
         }
 }
 
+/* One operand of a product as the kernels read it: fp32 elements, or bf16 pairs in the bf16 precision;
+ * element (i, r) at p + i*rs + r*cs. */
+typedef struct {
+    const void *p;
+    int64_t rs, cs;
+} operand;
+
+/* C[M,N] (=, or += when accumulate) A B over depth elements (K, or K2 pairs); B's rows are contiguous */
+static void product(int bf16, int m, int n, int depth, operand a, operand b, float *c, int64_t ldc, int accumulate)
+{
+    if (bf16) tsk_cpu_gemm_pairs(m, n, depth, a.p, a.rs, a.cs, b.p, b.rs, c, ldc, accumulate);
+    else tsk_cpu_gemm_strided(m, n, depth, a.p, a.rs, a.cs, b.p, b.rs, c, ldc, accumulate);
+}
+
+static int pairs(int k) { return (k + 1) / 2; }
+
+/* A thread's buffers: col (fp32) or its packed forms, and what the backward pass adds */
+typedef struct {
+    float *col, *gcol, *gyt, *rows;
+    uint32_t *packed, *packed_gy;
+} buffers;
+
+static void release(buffers *b)
+{
+    free(b->col), free(b->gcol), free(b->gyt), free(b->rows), free(b->packed), free(b->packed_gy);
+}
+
+/* col[K, P] as the right-hand operand of the forward product: im2col into col (fp32; the input itself
+ * for a 1x1 convolution), or packed row pairs (bf16) made two rows at a time in b->rows */
+static operand lower_right(const tsk_conv2d_shape *s, int bf16, int k, const float *xg, buffers *b)
+{
+    int p = s->oh * s->ow, lc = col_stride(s);
+    if (!bf16) {
+        if (is_pointwise(s)) return (operand){xg, p, 1};
+        for (int r = 0; r < k; r++) im2col_row(s, xg, r, b->col + (int64_t)r * lc);
+        return (operand){b->col, lc, 1};
+    }
+    if (is_pointwise(s)) {
+        tsk_cpu_bf16_pack_b(k, p, xg, p, 1, b->packed);
+        return (operand){b->packed, p, 1};
+    }
+    for (int q = 0; q < pairs(k); q++) {
+        int rows = 2 * q + 1 < k ? 2 : 1;
+        for (int r = 0; r < rows; r++) im2col_row(s, xg, 2 * q + r, b->rows + (int64_t)r * p);
+        tsk_cpu_bf16_pack_b(rows, p, b->rows, p, 1, b->packed + (int64_t)q * lc);
+    }
+    return (operand){b->packed, lc, 1};
+}
+
+/* col[K, P] as the left-hand operand of the weight gradient, pairs along P in bf16 */
+static operand lower_left(const tsk_conv2d_shape *s, int bf16, int k, const float *xg, buffers *b)
+{
+    int p = s->oh * s->ow, p2 = pairs(p);
+    if (!bf16) return lower_right(s, 0, k, xg, b);
+    if (is_pointwise(s)) {
+        tsk_cpu_bf16_pack_a(k, p, 1.0f, xg, p, 1, b->packed);
+    } else {
+        for (int r = 0; r < k; r++) {
+            im2col_row(s, xg, r, b->rows);
+            tsk_cpu_bf16_pack_a(1, p, 1.0f, b->rows, p, 1, b->packed + (int64_t)r * p2);
+        }
+    }
+    return (operand){b->packed, p2, 1};
+}
+
+/* every group's weights packed for the bf16 products: w_g [Og, K] (forward) or w_g^T [K, Og] (input
+ * gradient), groups one after the other */
+static uint32_t *pack_weights(const tsk_conv2d_shape *s, const float *w, int transposed)
+{
+    int og = s->o / s->groups, k = s->c / s->groups * s->kh * s->kw;
+    int64_t size = transposed ? (int64_t)k * pairs(og) : (int64_t)og * pairs(k);
+    uint32_t *packed = malloc(sizeof(uint32_t) * (size_t)(size * s->groups));
+    for (int g = 0; g < s->groups; g++) {
+        const float *wg = w + (int64_t)g * og * k;
+        if (transposed) tsk_cpu_bf16_pack_a(k, og, 1.0f, wg, 1, k, packed + g * size);
+        else tsk_cpu_bf16_pack_a(og, k, 1.0f, wg, k, 1, packed + g * size);
+    }
+    return packed;
+}
+
 void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
-    int pointwise = is_pointwise(s), lc = col_stride(s);
+    int bf16 = s->math == TSK_MATH_BF16, lc = col_stride(s);
+    uint32_t *wp = bf16 ? pack_weights(s, w, 0) : NULL;
     #pragma omp parallel
     {
-        float *col = pointwise ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
-        void *scratch = scratch_for(s);
+        buffers b = {0};
+        if (bf16) {
+            b.packed = malloc(sizeof(uint32_t) * (size_t)pairs(k) * (size_t)lc);
+            b.rows = malloc(sizeof(float) * 2 * (size_t)p);
+        } else if (!is_pointwise(s)) {
+            b.col = malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        }
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
-                if (!pointwise) im2col(s, cg, xg, col);
-                product(s, scratch, og, p, k, w + (int64_t)g * og * k, k, 1, pointwise ? xg : col, pointwise ? p : lc, yg,
-                        p, 0);
+                operand wa = bf16 ? (operand){wp + (int64_t)g * og * pairs(k), pairs(k), 1}
+                                  : (operand){w + (int64_t)g * og * k, k, 1};
+                product(bf16, og, p, bf16 ? pairs(k) : k, wa, lower_right(s, bf16, k, xg, &b), yg, p, 0);
                 if (bias)
                     for (int o = 0; o < og; o++) {
-                        float b = bias[g * og + o];
-                        for (int i = 0; i < p; i++) yg[(int64_t)o * p + i] += b;
+                        float bo = bias[g * og + o];
+                        for (int i = 0; i < p; i++) yg[(int64_t)o * p + i] += bo;
                     }
             }
-        free(col);
-        free(scratch);
+        release(&b);
     }
+    free(wp);
 }
 
 void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
                              float *gx, float *gw, float *gb)
 {
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
-    int pointwise = is_pointwise(s), lc = col_stride(s);
+    int bf16 = s->math == TSK_MATH_BF16, pointwise = is_pointwise(s), lc = col_stride(s);
     int64_t wsize = (int64_t)s->o * k;
     int threads = omp_get_max_threads();
     float *partials = gw ? calloc((size_t)threads * (size_t)wsize, sizeof(float)) : NULL;
+    uint32_t *wtp = bf16 && gx ? pack_weights(s, w, 1) : NULL;
     if (gb) tsk_cpu_channel_sum(s->n, s->o, p, gy, gb);
     #pragma omp parallel num_threads(threads)
     {
-        float *col = pointwise || !gw ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
-        float *gcol = pointwise || !gx ? NULL : malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        buffers b = {0};
+        if (gw) b.gyt = malloc(sizeof(float) * (size_t)og * (size_t)p);
+        if (gx && !pointwise) b.gcol = malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        if (bf16) {
+            /* packed: col for the weight gradient; packed_gy: gyT for it, or gy for the input gradient */
+            size_t gyt = (size_t)pairs(p) * (size_t)og, gy_pairs = (size_t)pairs(og) * (size_t)p;
+            b.packed = malloc(sizeof(uint32_t) * (size_t)k * (size_t)pairs(p));
+            b.packed_gy = malloc(sizeof(uint32_t) * (gyt > gy_pairs ? gyt : gy_pairs));
+            b.rows = malloc(sizeof(float) * (size_t)p);
+        } else if (gw && !pointwise) {
+            b.col = malloc(sizeof(float) * (size_t)k * (size_t)lc);
+        }
         float *my_gw = partials ? partials + (int64_t)omp_get_thread_num() * wsize : NULL;
-        float *gyt = gw ? malloc(sizeof(float) * (size_t)og * (size_t)p) : NULL;
-        void *scratch = scratch_for(s);
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
             for (int g = 0; g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 const float *gyg = gy + ((int64_t)n * s->o + (int64_t)g * og) * p;
-                const float *wg = w + (int64_t)g * og * k;
                 if (my_gw) {
-                    if (!pointwise) im2col(s, cg, xg, col);
-                    transpose(og, p, gyg, gyt);
-                    product(s, scratch, k, og, p, pointwise ? xg : col, pointwise ? p : lc, 1, gyt, og,
+                    /* [K, Og] += col[K, P] @ gyT[P, Og] */
+                    transpose(og, p, gyg, b.gyt);
+                    operand right = {b.gyt, og, 1};
+                    if (bf16) {
+                        tsk_cpu_bf16_pack_b(p, og, b.gyt, og, 1, b.packed_gy);
+                        right.p = b.packed_gy;
+                    }
+                    product(bf16, k, og, bf16 ? pairs(p) : p, lower_left(s, bf16, k, xg, &b), right,
                             my_gw + (int64_t)g * og * k, og, 1);
                 }
                 if (gx) {
+                    /* gcol[K, P] = w_g^T[K, Og] @ gy[Og, P], written straight into gx for a 1x1 convolution */
                     float *gxg = gx + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
-                    /* A = w_g^T: A(i, r) = w_g[r, i] */
-                    if (pointwise) {
-                        product(s, scratch, k, p, og, wg, 1, k, gyg, p, gxg, p, 0);
-                    } else {
-                        product(s, scratch, k, p, og, wg, 1, k, gyg, p, gcol, lc, 0);
+                    operand wt = bf16 ? (operand){wtp + (int64_t)g * k * pairs(og), pairs(og), 1}
+                                      : (operand){w + (int64_t)g * og * k, 1, k};
+                    operand right = {gyg, p, 1};
+                    if (bf16) {
+                        tsk_cpu_bf16_pack_b(og, p, gyg, p, 1, b.packed_gy);
+                        right = (operand){b.packed_gy, p, 1};
+                    }
+                    float *out = pointwise ? gxg : b.gcol;
+                    product(bf16, k, p, bf16 ? pairs(og) : og, wt, right, out, pointwise ? p : lc, 0);
+                    if (!pointwise) {
                         memset(gxg, 0, sizeof(float) * (size_t)cg * (size_t)s->h * (size_t)s->w);
-                        col2im(s, cg, gcol, gxg);
+                        col2im(s, cg, b.gcol, gxg);
                     }
                 }
             }
-        free(col);
-        free(gcol);
-        free(gyt);
-        free(scratch);
+        release(&b);
         if (partials) {
             #pragma omp barrier
             #pragma omp for schedule(static)
@@ -213,4 +293,5 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
         }
     }
     free(partials);
+    free(wtp);
 }

@@ -26,6 +26,13 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 int tsk_cpu_has_avx512(void);
 int tsk_cpu_has_avx512_bf16(void);
 
+/* bf16 products from operands packed as pairs of consecutive k (gemm_bf16.c): A [M,K] -> ap [M][K2],
+ * B [K,N] -> bp [K2][N], K2 = ceil(K/2), alpha applied to A before rounding. The product reads packed
+ * A(i, q) = a[i*a_rs + q*a_cs] and B's row q at b + q*ldb. Calling thread only. */
+void tsk_cpu_bf16_pack_a(int m, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, uint32_t *ap);
+void tsk_cpu_bf16_pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_cs, uint32_t *bp);
+void tsk_cpu_gemm_pairs(int m, int n, int k2, const uint32_t *a, int64_t a_rs, int64_t a_cs, const uint32_t *b,
+                        int64_t ldb, float *c, int64_t ldc, int accumulate);
 /* C[M,N] (=, or += when accumulate) (alpha A) B with bfloat16-rounded operands and fp32 sums,
  * A(i, r) = a[i*a_rs + r*a_cs], B(r, j) = b[r*b_rs + j*b_cs]; scratch: tsk_cpu_gemm_bf16_scratch bytes.
  * Calling thread only. */

@@ -3,16 +3,16 @@
  * calls this fpmath_mode bf16; cuBLAS, CUBLAS_COMPUTE_32F_FAST_16BF). bf16 keeps fp32's exponent range, so
  * gradients neither overflow nor underflow where fp32 would not, and no loss scaling is needed.
  *
- *   C[M,N] (=, or += when accumulate) (alpha A)[M,K] B[K,N],
- *   A(i, r) = a[i*a_rs + r*a_cs], B(r, j) = b[r*b_rs + j*b_cs]   (alpha is applied before rounding)
- *
- * With AVX512-BF16 the operands are packed as pairs of consecutive k for vdpbf16ps (gemm_avx512.c):
- *   ap[i][q] = (A(i, 2q), A(i, 2q+1)),  bp[q][j] = (B(2q, j), B(2q+1, j)),  q < K2 = ceil(K/2),
- * the low half holding the lower k and an odd K's last pair padded with zero (contiguous rows are packed
- * 16 floats at a time, strided ones one by one). Without it, the rounded
- * operands go through the fp32 kernels: the same products, summed in another order. */
+ * The operands are packed as pairs of consecutive k, the form vdpbf16ps multiplies (gemm_avx512.c):
+ *   A [M,K] -> ap[i][q] = (A(i, 2q), A(i, 2q+1)),   B [K,N] -> bp[q][j] = (B(2q, j), B(2q+1, j)),
+ * q < K2 = ceil(K/2), each pair one 32-bit element with the lower k in the low half, an odd K's last pair
+ * padded with zero. Contiguous rows are packed 16 floats at a time, strided ones one by one. Callers
+ * that reuse an operand (a convolution's weights for every image) pack it once.
+ * The product of packed operands runs on the AVX512-BF16 kernel, or on a plain loop over the pairs where
+ * the processor lacks it: the same products, summed in another order. */
 #include <immintrin.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu.h"
 #include "../pointwise.h"
@@ -62,18 +62,17 @@ __attribute__((target("avx512f"))) static void pack_b_rows(int k, int n, const f
     }
 }
 
-size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k)
-{
-    return sizeof(float) * ((size_t)m * (size_t)(k + 1) + (size_t)(k + 1) * (size_t)n);
-}
-
 static uint32_t pair(const float *lo, const float *hi, float alpha)
 {
     return tsk_bf16_bits(alpha * *lo) | (hi ? tsk_bf16_bits(alpha * *hi) << 16 : 0u);
 }
 
-static void pack_a(int m, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, uint32_t *ap)
+void tsk_cpu_bf16_pack_a(int m, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, uint32_t *ap)
 {
+    if (a_cs == 1 && tsk_cpu_has_avx512()) {
+        pack_a_rows(m, k, alpha, a, a_rs, ap);
+        return;
+    }
     int k2 = (k + 1) / 2;
     for (int i = 0; i < m; i++)
         for (int q = 0; q < k2; q++) {
@@ -82,8 +81,12 @@ static void pack_a(int m, int k, float alpha, const float *a, int64_t a_rs, int6
         }
 }
 
-static void pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_cs, uint32_t *bp)
+void tsk_cpu_bf16_pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_cs, uint32_t *bp)
 {
+    if (b_cs == 1 && tsk_cpu_has_avx512()) {
+        pack_b_rows(k, n, b, b_rs, bp);
+        return;
+    }
     for (int q = 0; q < (k + 1) / 2; q++) {
         const float *lo = b + 2 * q * b_rs, *hi = 2 * q + 1 < k ? lo + b_rs : NULL;
         uint32_t *row = bp + (int64_t)q * n;
@@ -91,24 +94,40 @@ static void pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_cs, uin
     }
 }
 
-void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
-                       int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch)
+static float low_half(uint32_t u) { u <<= 16; float f; memcpy(&f, &u, sizeof f); return f; }
+static float high_half(uint32_t u) { u &= 0xffff0000u; float f; memcpy(&f, &u, sizeof f); return f; }
+
+void tsk_cpu_gemm_pairs(int m, int n, int k2, const uint32_t *a, int64_t a_rs, int64_t a_cs, const uint32_t *b,
+                        int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
     if (m <= 0 || n <= 0) return;
     if (tsk_cpu_has_avx512_bf16()) {
-        int k2 = (k + 1) / 2;
-        uint32_t *ap = scratch, *bp = ap + (int64_t)m * k2;
-        if (a_cs == 1) pack_a_rows(m, k, alpha, a, a_rs, ap);
-        else pack_a(m, k, alpha, a, a_rs, a_cs, ap);
-        if (b_cs == 1) pack_b_rows(k, n, b, b_rs, bp);
-        else pack_b(k, n, b, b_rs, b_cs, bp);
-        tsk_cpu_gemm_avx512(1, m, n, k2, ap, k2, 1, bp, n, c, ldc, accumulate);
+        tsk_cpu_gemm_avx512(1, m, n, k2, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
         return;
     }
-    float *ar = scratch, *br = ar + (int64_t)m * k;
-    for (int i = 0; i < m; i++)
-        for (int r = 0; r < k; r++) ar[(int64_t)i * k + r] = tsk_bf16_round(alpha * a[i * a_rs + r * a_cs]);
-    for (int r = 0; r < k; r++)
-        for (int j = 0; j < n; j++) br[(int64_t)r * n + j] = tsk_bf16_round(b[r * b_rs + j * b_cs]);
-    tsk_cpu_gemm_strided(m, n, k, ar, k, 1, br, n, c, ldc, accumulate);
+    for (int i = 0; i < m; i++) {
+        float *ci = c + (int64_t)i * ldc;
+        if (!accumulate) memset(ci, 0, sizeof(float) * (size_t)n);
+        for (int q = 0; q < k2; q++) {
+            uint32_t av = a[i * a_rs + q * a_cs];
+            float a0 = low_half(av), a1 = high_half(av);
+            const uint32_t *bq = b + (int64_t)q * ldb;
+            for (int j = 0; j < n; j++) ci[j] += a0 * low_half(bq[j]) + a1 * high_half(bq[j]);
+        }
+    }
+}
+
+size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k)
+{
+    return sizeof(uint32_t) * ((size_t)m * (size_t)((k + 1) / 2) + (size_t)((k + 1) / 2) * (size_t)n);
+}
+
+void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
+                       int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch)
+{
+    int k2 = (k + 1) / 2;
+    uint32_t *ap = scratch, *bp = ap + (int64_t)m * k2;
+    tsk_cpu_bf16_pack_a(m, k, alpha, a, a_rs, a_cs, ap);
+    tsk_cpu_bf16_pack_b(k, n, b, b_rs, b_cs, bp);
+    tsk_cpu_gemm_pairs(m, n, k2, ap, k2, 1, bp, n, c, ldc, accumulate);
 }
