@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16_avx512.h"
 #include "cpu.h"
 
 static int is_pointwise(const tsk_conv2d_shape *s)
@@ -154,8 +155,69 @@ static void release(buffers *b)
     free(b->col), free(b->gcol), free(b->gyt), free(b->rows), free(b->packed), free(b->packed_gy);
 }
 
+/* A kernel tap (c, ki, kj), row r of col: where its values come from in x [Cg, H, W] */
+typedef struct {
+    const float *plane;
+    int dy, dx;        /* input row = oy*stride_h + dy, input column = ox*stride_w + dx */
+} tap;
+
+static tap tap_of(const tsk_conv2d_shape *s, const float *x, int r)
+{
+    int c = r / (s->kh * s->kw), ki = r / s->kw % s->kh, kj = r % s->kw;
+    return (tap){x + (int64_t)c * s->h * s->w, ki * s->dilation_h - s->pad_top, kj * s->dilation_w - s->pad_left};
+}
+
+/* 16 values of a tap's row of col at output row oy, columns ox0..ox0+15 (stride_w = 1, so they lie
+ * side by side in one input row): zeros in the padding and past the output row's end. Masked lanes are
+ * not read. */
+__attribute__((target("avx512f"))) static inline __m512 tap16(const tsk_conv2d_shape *s, tap t, int oy, int ox0)
+{
+    int iy = oy * s->stride_h + t.dy;
+    if (iy < 0 || iy >= s->h) return _mm512_setzero_ps();
+    int lo = -t.dx - ox0, hi = s->w - t.dx - ox0;   /* lanes lo <= j < hi fall inside the input row */
+    if (hi > s->ow - ox0) hi = s->ow - ox0;
+    return _mm512_maskz_loadu_ps(first_lanes(hi) & (__mmask16)~first_lanes(lo), t.plane + (int64_t)iy * s->w + ox0 + t.dx);
+}
+
+/* col as packed row pairs [K2][P] (rows lc apart), straight from x: no fp32 col in between */
+__attribute__((target("avx512f"))) static void pack_col_pairs(const tsk_conv2d_shape *s, int k, const float *x,
+                                                              uint32_t *packed, int lc)
+{
+    for (int q = 0; q < pairs(k); q++) {
+        tap t0 = tap_of(s, x, 2 * q);
+        int second = 2 * q + 1 < k;
+        tap t1 = second ? tap_of(s, x, 2 * q + 1) : t0;
+        uint32_t *row = packed + (int64_t)q * lc;
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox0 = 0; ox0 < s->ow; ox0 += 16) {
+                __m512i v = bf16_bits16(tap16(s, t0, oy, ox0));
+                if (second) v = _mm512_or_si512(v, _mm512_slli_epi32(bf16_bits16(tap16(s, t1, oy, ox0)), 16));
+                _mm512_mask_storeu_epi32(row + oy * s->ow + ox0, first_lanes(s->ow - ox0), v);
+            }
+    }
+}
+
+/* col's rows as bf16 pairs along P [K][P2], straight from x */
+__attribute__((target("avx512f"))) static void pack_col_rows(const tsk_conv2d_shape *s, int k, const float *x,
+                                                             uint32_t *packed)
+{
+    int p = s->oh * s->ow;
+    for (int r = 0; r < k; r++) {
+        tap t = tap_of(s, x, r);
+        uint16_t *row = (uint16_t *)(packed + (int64_t)r * pairs(p));
+        for (int oy = 0; oy < s->oh; oy++)
+            for (int ox0 = 0; ox0 < s->ow; ox0 += 16)
+                _mm512_mask_cvtepi32_storeu_epi16(row + oy * s->ow + ox0, first_lanes(s->ow - ox0),
+                                                  bf16_bits16(tap16(s, t, oy, ox0)));
+        if (p % 2) row[p] = 0;
+    }
+}
+
+/* the packing straight from x needs AVX-512 and contiguous taps */
+static int packs_from_input(const tsk_conv2d_shape *s) { return s->stride_w == 1 && tsk_cpu_has_avx512(); }
+
 /* col[K, P] as the right-hand operand of the forward product: im2col into col (fp32; the input itself
- * for a 1x1 convolution), or packed row pairs (bf16) made two rows at a time in b->rows */
+ * for a 1x1 convolution), or packed row pairs (bf16) */
 static operand lower_right(const tsk_conv2d_shape *s, int bf16, int k, const float *xg, buffers *b)
 {
     int p = s->oh * s->ow, lc = col_stride(s);
@@ -168,10 +230,14 @@ static operand lower_right(const tsk_conv2d_shape *s, int bf16, int k, const flo
         tsk_cpu_bf16_pack_b(k, p, xg, p, 1, b->packed);
         return (operand){b->packed, p, 1};
     }
-    for (int q = 0; q < pairs(k); q++) {
-        int rows = 2 * q + 1 < k ? 2 : 1;
-        for (int r = 0; r < rows; r++) im2col_row(s, xg, 2 * q + r, b->rows + (int64_t)r * p);
-        tsk_cpu_bf16_pack_b(rows, p, b->rows, p, 1, b->packed + (int64_t)q * lc);
+    if (packs_from_input(s)) {
+        pack_col_pairs(s, k, xg, b->packed, lc);
+    } else {   /* two rows of col at a time in b->rows */
+        for (int q = 0; q < pairs(k); q++) {
+            int rows = 2 * q + 1 < k ? 2 : 1;
+            for (int r = 0; r < rows; r++) im2col_row(s, xg, 2 * q + r, b->rows + (int64_t)r * p);
+            tsk_cpu_bf16_pack_b(rows, p, b->rows, p, 1, b->packed + (int64_t)q * lc);
+        }
     }
     return (operand){b->packed, lc, 1};
 }
@@ -183,7 +249,9 @@ static operand lower_left(const tsk_conv2d_shape *s, int bf16, int k, const floa
     if (!bf16) return lower_right(s, 0, k, xg, b);
     if (is_pointwise(s)) {
         tsk_cpu_bf16_pack_a(k, p, 1.0f, xg, p, 1, b->packed);
-    } else {
+    } else if (packs_from_input(s)) {
+        pack_col_rows(s, k, xg, b->packed);
+    } else {   /* a row of col at a time in b->rows */
         for (int r = 0; r < k; r++) {
             im2col_row(s, xg, r, b->rows);
             tsk_cpu_bf16_pack_a(1, p, 1.0f, b->rows, p, 1, b->packed + (int64_t)r * p2);

@@ -14,21 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16_avx512.h"
 #include "cpu.h"
 #include "../pointwise.h"
-
-/* tsk_bf16_bits on 16 floats at once: the bits in the low half of each 32-bit lane */
-__attribute__((target("avx512f"))) static inline __m512i bf16_bits16(__m512 x)
-{
-    __m512i u = _mm512_castps_si512(x);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    return _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-}
-
-static __mmask16 first(int count) { return count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1); }
 
 /* A with contiguous rows (a_cs = 1): the pairs are the row's bf16 in order, two to a 32-bit element */
 __attribute__((target("avx512f"))) static void pack_a_rows(int m, int k, float alpha, const float *a, int64_t a_rs,
@@ -39,7 +27,7 @@ __attribute__((target("avx512f"))) static void pack_a_rows(int m, int k, float a
     for (int i = 0; i < m; i++) {
         uint16_t *out = (uint16_t *)(ap + (int64_t)i * k2);
         for (int r = 0; r < k; r += 16) {
-            __mmask16 mask = first(k - r);
+            __mmask16 mask = first_lanes(k - r);
             __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, a + i * a_rs + r), scale);
             _mm512_mask_cvtepi32_storeu_epi16(out + r, mask, bf16_bits16(x));
         }
@@ -54,7 +42,7 @@ __attribute__((target("avx512f"))) static void pack_b_rows(int k, int n, const f
         const float *lo = b + 2 * q * b_rs, *hi = 2 * q + 1 < k ? lo + b_rs : NULL;
         uint32_t *row = bp + (int64_t)q * n;
         for (int j = 0; j < n; j += 16) {
-            __mmask16 mask = first(n - j);
+            __mmask16 mask = first_lanes(n - j);
             __m512i pair = bf16_bits16(_mm512_maskz_loadu_ps(mask, lo + j));
             if (hi) pair = _mm512_or_si512(pair, _mm512_slli_epi32(bf16_bits16(_mm512_maskz_loadu_ps(mask, hi + j)), 16));
             _mm512_mask_storeu_epi32(row + j, mask, pair);
