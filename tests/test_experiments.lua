@@ -35,9 +35,9 @@ return function(t)
       t.truthy(out:find('"top5"', 1, true), out)
    end)
 
-   t.test('comparison experiments: grayscale, balance, illumination, pooling, accumulate', function()
+   t.test('comparison experiments: grayscale, balance, illumination, pooling, precision, accumulate', function()
       local dir = t.tmpdir()
-      for _, script in ipairs({'grayscale.lua', 'balance.lua', 'illumination.lua', 'pooling.lua'}) do
+      for _, script in ipairs({'grayscale.lua', 'balance.lua', 'illumination.lua', 'pooling.lua', 'precision.lua'}) do
          local out = run(script, ('epochs=1 run=%s/%s'):format(dir, script))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
       end
