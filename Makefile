@@ -5,7 +5,7 @@
 #                (ends with "N passed, N failed, N skipped")
 #   make run     deps + build + the main job
 #   make bench   training and inference throughput against PyTorch on this machine (the reference and
-#                the baseline network; on the GPU when there is one)
+#                the baseline network, and the reference in bf16 mixed precision; on the GPU when there is one)
 #   make asan    the file readers' tests (pickle, safetensors fuzzing) under AddressSanitizer
 
 CC      ?= cc
@@ -72,6 +72,7 @@ run: deps
 bench: tshost
 	./tshost scripts/bench.lua
 	./tshost scripts/bench.lua model=baseline
+	./tshost scripts/bench.lua precision=bf16
 
 ASAN_OBJ = $(patsubst %.c,build/asan/%.o,$(HOST_SRC) $(KERNEL_SRC))
 

@@ -25,7 +25,9 @@ for i = 1, n do
    if fp32.evals[1].pred[i] == bf16.evals[1].pred[i] then agree = agree + 1 end
 end
 print(('the two models agree on %d of %d test images (%.2f%%)'):format(agree, n, 100 * agree / n))
+local seeds = #fp32.runs
 print(('conclusion: %s'):format(
-   not verdict.significant and ('no significant accuracy difference: bf16 products are %.2fx as fast here for the same result'):format(s32 / s16)
-   or fp32.mean > bf16.mean and 'bf16 costs accuracy at this budget: keep fp32 where the last fraction of a point matters'
-   or 'bf16 is more accurate here (its rounding acts as noise); the difference is within what seeds move'))
+   not verdict.significant and ('no significant accuracy difference; bf16 trained %.2fx as fast'):format(s32 / s16)
+   or seeds == 1 and ('these two runs differ (%+.2f points), but one seed cannot tell precision from run-to-run variation: rerun with seeds=3'):format(100 * verdict.diff)
+   or verdict.diff < 0 and 'bf16 costs accuracy beyond the seed spread: keep fp32 where the last fraction of a point matters'
+   or 'bf16 is more accurate beyond the seed spread (its rounding acts as a regularizing noise)'))
