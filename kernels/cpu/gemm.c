@@ -1,6 +1,7 @@
-/* Matrix products over OpenBLAS's sgemm. The library itself runs on one thread (ts_set_threads sets
- * that); tsk_cpu_gemm splits C into one block per OpenMP thread, so each element of C is computed by
- * exactly one thread in a fixed order and results do not depend on scheduling. */
+/* Matrix products over OpenBLAS's sgemm, or over the bf16 products of gemm_bf16.c in that precision.
+ * The library itself runs on one thread (ts_set_threads sets that); tsk_cpu_gemm splits C into one block
+ * per OpenMP thread, so each element of C is computed by exactly one thread in a fixed order and results
+ * do not depend on scheduling. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
