@@ -113,15 +113,16 @@ return function(t)
                'conv2d: unknown compute precision 7')
    end)
 
-   t.test('training in bf16 tracks fp32 training and the run keeps its precision', function()
+   t.test('training in bf16 tracks fp32 training, repeats itself exactly, and the run keeps its precision', function()
       local g = ts.data.synthetic{train = 600, valid = 200, test = 10, seed = 5}
       local runs = {}
-      for _, precision in ipairs({'fp32', 'bf16'}) do
+      for _, precision in ipairs({'fp32', 'bf16', 'bf16 again'}) do
          runs[precision] = ts.train{model = {name = 'refcnn', widths = {8, 16, 16}, hidden = 32},
                                     data = {train = g.train, valid = g.valid}, epochs = 3, batch = 50, lr = 0.05,
-                                    precision = precision, run = t.tmpdir() .. '/' .. precision, quiet = true}
+                                    precision = precision:match('^%w+'), run = t.tmpdir() .. '/run', quiet = true}
       end
       local a, b = runs.fp32.history, runs.bf16.history
+      for e = 1, #b do t.eq(runs['bf16 again'].history[e].train_loss, b[e].train_loss, 'bf16 repeats itself, epoch ' .. e) end
       for e = 1, #a do
          t.near(b[e].train_loss, a[e].train_loss, 0.1, 0, 'epoch ' .. e .. ' training loss')
       end
