@@ -170,10 +170,16 @@ int ts_linear_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *gra
 /* mask gets 0 or 1/(1-p), drawn from the global generator; y = x * mask */
 int ts_dropout_forward(ts_tensor *y, ts_tensor *mask, const ts_tensor *x, double p);
 
-/* logits [N,C], targets int64 [N] with 0-based classes, class_weight [C] or NULL; mean reduction as PyTorch's
- * cross_entropy(weight=, label_smoothing=). grad_logits [N,C] (may be NULL) gets d loss / d logits. */
+/* logits [N,C], targets int64 [N] with 0-based classes (on the host or the logits' device), class_weight [C]
+ * or NULL; mean reduction as PyTorch's cross_entropy(weight=, label_smoothing=). grad_logits [N,C] (may be
+ * NULL) gets d loss / d logits. */
 int ts_cross_entropy(double *loss, ts_tensor *grad_logits, const ts_tensor *logits, const ts_tensor *targets,
                      const ts_tensor *class_weight, double label_smoothing);
+/* The same without waiting for the device: the mean loss is written into loss (float32 [1] on the logits'
+ * device) and, when correct (float32 [1], same device) is given, the number of samples whose largest logit
+ * is their target's is added to it. With targets on the host nothing waits for a GPU. */
+int ts_cross_entropy_into(ts_tensor *loss, ts_tensor *correct, ts_tensor *grad_logits, const ts_tensor *logits,
+                          const ts_tensor *targets, const ts_tensor *class_weight, double label_smoothing);
 
 /* ---- optimizers (host/optim.c): PyTorch's update rules, one parameter tensor per call ---------------- */
 int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buffer, double lr, double momentum,

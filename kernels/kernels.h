@@ -87,9 +87,12 @@ typedef struct {
     void (*avgpool2d_forward)(const tsk_pool2d_shape *s, const float *x, float *y);
     void (*avgpool2d_backward)(const tsk_pool2d_shape *s, const float *gy, float *gx);
 
-    /* logits [N,C], targets [N]; returns the mean loss; glogits [N,C] or NULL */
-    double (*cross_entropy)(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                            float smoothing, float *glogits);
+    /* logits [N,C], targets [N] (all in 0..C-1); the mean loss into *loss (one float on this device, so the
+     * host need not wait for it); glogits [N,C] or NULL */
+    void (*cross_entropy)(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                          float smoothing, float *glogits, float *loss);
+    /* *correct += the number of rows whose largest logit (the first of equals) is the target's */
+    void (*count_correct)(int n, int c, const float *logits, const int64_t *targets, float *correct);
 
     void (*sgd_step)(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
                      float weight_decay, int nesterov, int first_step);

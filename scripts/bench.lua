@@ -26,13 +26,14 @@ local loss = ts.nn.CrossEntropyLoss()
 local sgd = ts.optim.SGD(net, {lr = 0.01, momentum = 0.9})
 local x = ts.randn(opt.batch, 3, 32, 32):to(opt.device)
 local y = ts.zeros({opt.batch}, 'int64')
-for i = 1, opt.batch do y[i] = (i * 7) % 43 end
-y = y:to(opt.device)
+for i = 1, opt.batch do y[i] = (i * 7) % 43 end   -- labels stay on the host, as ts.train keeps them
 
+local sums = require('ts.train').sums(opt.device)
 local function train_step()
    sgd:zeroGrad()
    local out = net:forward(x)
-   net:backward(x, loss:backward(out, y))   -- the loss and its gradient in one pass
+   -- the loss and its gradient in one pass, the loss left on the device as ts.train leaves it
+   net:backward(x, loss:backwardInto(out, y, sums.last))
    sgd:step()
 end
 

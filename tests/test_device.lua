@@ -62,18 +62,29 @@ return function(t)
       local x, y = ts.randn(24, 3, 32, 32), ts.tensor({}, 'int64')
       y = ts.zeros({24}, 'int64')
       for i = 1, 24 do y[i] = (i * 7) % 43 end
+      -- every third label is what the untrained network predicts, so that some predictions are right
+      local _, guess = m:forward(x):max(2)
+      for i = 1, 24, 3 do y[i] = guess[i][1] end
       local train = require('ts.train')
       local function grads(micro)
          m:zeroGrad()
-         local loss = train.forwardBackward(m, crit, x, y, micro, 1)
+         local sums = train.sums('cpu')
+         train.forwardBackward(m, crit, x, y, micro, 1, sums)
          local _, g = m:parameters()
          local out = {}
          for i = 1, #g do out[i] = g[i]:clone() end
-         return loss, out
+         return sums.loss:get(1) / 24, out, sums.correct:get(1)
       end
-      local l1, g1 = grads(24)
-      local l2, g2 = grads(5)
+      local l1, g1, c1 = grads(24)
+      local l2, g2, c2 = grads(5)
       t.near(l2, l1, 1e-5)
+      t.eq(c2, c1, 'right predictions counted over the micro-batches')
+      t.truthy(c1 >= 8, 'right predictions: ' .. c1)
+      -- the loss and the count are those of one forward pass over the whole batch
+      local out = m:forward(x)
+      t.near(l1, crit:forward(out, y), 1e-5)
+      local _, arg = out:max(2)
+      t.eq(c1, arg:view(-1):float():eq(y:float()):sum())
       for i = 1, #g1 do t.near(g2[i], g1[i], 1e-4, 1e-6, 'gradient ' .. i) end
    end)
 

@@ -412,6 +412,12 @@ for name, code in pairs(unops) do
    Tensor[name .. '_'] = function(self) check(C.ts_tensor_unary(self._c, self._c, code)); return self end
 end
 
+-- self += alpha x, in place, on the tensors' device (same number of elements)
+function Tensor:axpy_(alpha, x)
+   check(C.ts_tensor_axpy(self._c, alpha, x._c))
+   return self
+end
+
 function Tensor:clamp(lo, hi)
    local out = self
    if lo then out = binary('maximum', out, lo) end

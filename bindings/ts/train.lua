@@ -209,25 +209,29 @@ local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', l
                   sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false,
                   precision = 'fp32'}
 
+-- Running sums of a training loop, kept on the device so that a step never waits for the GPU: loss (the
+-- sum over images of their loss), correct (right predictions) and last (the last micro-batch's mean loss).
+-- They are read (:get(1), which waits) only when a progress line or the epoch's record needs them.
+function M.sums(device)
+   return {loss = T.zerosOn(device, {1}), correct = T.zerosOn(device, {1}), last = T.zerosOn(device, {1})}
+end
+
 -- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share
--- of the batch and by 1/accumulate; returns the batch's mean loss and its logits' predictions (on the host).
-local function forward_backward(model, crit, x, y, micro, accumulate)
+-- of the batch and by 1/accumulate; the batch's summed loss and right predictions are added to sums.
+-- The labels y stay on the host: the loss checks them there and copies them to the device.
+local function forward_backward(model, crit, x, y, micro, accumulate, sums)
    local n = x:size(1)
-   local loss, pred = 0, {}
    for s = 1, n, micro do
       local b = math.min(micro, n - s + 1)
       local xs, ys = x, y
       if b < n then xs, ys = x:narrow(1, s, b), y:narrow(1, s, b) end
       local out = model:forward(xs)
-      local g = crit:backward(out, ys)
+      local g = crit:backwardInto(out, ys, sums.last, sums.correct)
       local share = b / n / accumulate
       if share ~= 1 then g:mul_(share) end
       model:backward(xs, g)
-      loss = loss + crit.output * b / n
-      local _, arg = out:cpu():max(2)
-      pred[#pred + 1] = arg
+      sums.loss:axpy_(b, sums.last)
    end
-   return loss, pred
 end
 
 M.forwardBackward = forward_backward
@@ -339,23 +343,26 @@ function M.train(user)
    for epoch = start_epoch, cfg.epochs do
       if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
       model:training()
-      local t0, seen, loss_sum, correct = now(), 0, 0, 0
+      local t0, seen, shown = now(), 0, now()
+      local epoch_sums, batch_sums = M.sums(device), M.sums(device)
       local step = 0
       opt:zeroGrad()
       for x, y in loader:epoch() do
          step = step + 1
-         y = y:to(device)   -- the images come on the device from the loader, the labels from the host
-         local ok, loss, pred
+         -- the images come on the device from the loader, the labels stay on the host (the loss moves them)
+         local ok, err
          while true do
-            ok, loss, pred = pcall(forward_backward, model, crit, x, y, micro_batch, cfg.accumulate)
+            batch_sums.loss:zero()
+            batch_sums.correct:zero()
+            ok, err = pcall(forward_backward, model, crit, x, y, micro_batch, cfg.accumulate, batch_sums)
             if ok then break end
-            if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(loss) and micro_batch > 1) then error(loss, 0) end
+            if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and micro_batch > 1) then error(err, 0) end
             micro_batch = math.ceil(micro_batch / 2)
             opt:zeroGrad()
             release_memory(model, crit)
             if not cfg.quiet then
                print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch, micro_batch,
-                                                                                                   loss:match('^[^:]*')))
+                                                                                                   err:match('^[^:]*')))
             end
          end
          micro = micro + 1
@@ -365,25 +372,24 @@ function M.train(user)
             opt:zeroGrad()
             if sched then sched:step() end
          end
-         local yh = y:cpu():float()
-         local at = 0
-         for _, arg in ipairs(pred) do
-            local b = arg:size(1)
-            correct = correct + arg:view(-1):float():eq(yh:narrow(1, at + 1, b)):sum()
-            at = at + b
-         end
+         epoch_sums.loss:axpy_(1, batch_sums.loss)
+         epoch_sums.correct:axpy_(1, batch_sums.correct)
          seen = seen + x:size(1)
-         loss_sum = loss_sum + loss * x:size(1)
-         local dt = now() - t0
-         local rate = seen / dt
-         local eta = (micro_per_epoch - step) * cfg.batch / rate +
-                     (cfg.epochs - epoch) * micro_per_epoch * cfg.batch / rate
-         progress(cfg, epoch, step, micro_per_epoch, loss_sum / seen, correct / seen, rate, eta, false)
+         -- a progress line reads the sums back (waiting for the GPU): every 50 steps, or 4 times a second on a terminal
+         if not cfg.quiet and (step % 50 == 0 or (tty and now() - shown > 0.25)) then
+            shown = now()
+            local rate = seen / (shown - t0)
+            local eta = (micro_per_epoch - step) * cfg.batch / rate +
+                        (cfg.epochs - epoch) * micro_per_epoch * cfg.batch / rate
+            progress(cfg, epoch, step, micro_per_epoch, epoch_sums.loss:get(1) / seen, epoch_sums.correct:get(1) / seen,
+                     rate, eta, false)
+         end
       end
       local train_time = now() - t0
       elapsed = elapsed + train_time
-      local record = {epoch = epoch, train_loss = loss_sum / seen, train_accuracy = correct / seen, lr = opt:lr(),
-                      seconds = train_time, images_per_second = seen / train_time}
+      local record = {epoch = epoch, train_loss = epoch_sums.loss:get(1) / seen,
+                      train_accuracy = epoch_sums.correct:get(1) / seen, lr = opt:lr(), seconds = train_time,
+                      images_per_second = seen / train_time}
       if micro_batch < cfg.batch then record.micro_batch = micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then

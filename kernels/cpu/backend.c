@@ -29,6 +29,7 @@ const tsk_backend tsk_cpu_backend = {
     .avgpool2d_forward = tsk_cpu_avgpool2d_forward,
     .avgpool2d_backward = tsk_cpu_avgpool2d_backward,
     .cross_entropy = tsk_cpu_cross_entropy,
+    .count_correct = tsk_cpu_count_correct,
     .sgd_step = tsk_cpu_sgd_step,
     .adam_step = tsk_cpu_adam_step,
 };

@@ -76,9 +76,11 @@ void tsk_cpu_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, cons
 void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y);
 void tsk_cpu_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, float *gx);
 
-/* logits [N,C]; returns the mean loss; glogits [N,C] or NULL */
-double tsk_cpu_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                             float smoothing, float *glogits);
+/* logits [N,C]; the mean loss into *loss; glogits [N,C] or NULL */
+void tsk_cpu_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                           float smoothing, float *glogits, float *loss);
+/* *correct += the number of rows whose first largest logit is at the target */
+void tsk_cpu_count_correct(int n, int c, const float *logits, const int64_t *targets, float *correct);
 
 void tsk_cpu_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
                       float weight_decay, int nesterov, int first_step);

@@ -24,6 +24,7 @@ const tsk_backend tsk_cuda_backend = {
     tsk_cuda_avgpool2d_forward,
     tsk_cuda_avgpool2d_backward,
     tsk_cuda_cross_entropy,
+    tsk_cuda_count_correct,
     tsk_cuda_sgd_step,
     tsk_cuda_adam_step,
 };

@@ -63,8 +63,9 @@ void tsk_cuda_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float
 void tsk_cuda_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
 void tsk_cuda_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y);
 void tsk_cuda_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, float *gx);
-double tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                              float smoothing, float *glogits);
+void tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                            float smoothing, float *glogits, float *loss);
+void tsk_cuda_count_correct(int n, int c, const float *logits, const int64_t *targets, float *correct);
 void tsk_cuda_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
                        float weight_decay, int nesterov, int first_step);
 void tsk_cuda_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,

@@ -1,8 +1,8 @@
 // cross_entropy.cu — the loss of kernels/cpu/cross_entropy.c (weights, label smoothing, mean reduction):
 //   loss_i = (1-e) w[y_i] (logsumexp - z[y_i]) + e/C sum_c w[c] (logsumexp - z[c]);  loss = sum loss_i / sum w[y_i]
 //   d loss / d z[i,k] = ((1-e) w[y_i] (p[k] - [k = y_i]) + e/C (W p[k] - w[k])) / sum_i w[y_i]
-// One block per sample; the per-sample losses are summed by one block in a fixed order. The host reads
-// the loss back (one small copy, which waits for the step's forward pass).
+// One block per sample; the per-sample losses are summed by one block in a fixed order, and the mean is
+// left on the device: nothing here waits for the GPU.
 #include "common.cuh"
 
 // sums[0] = sum_i w[y_i], sums[1] = sum_c w[c]
@@ -46,25 +46,46 @@ __global__ void cross_entropy_kernel(int c, const float *logits, const int64_t *
     }
 }
 
-__global__ void sum_losses_kernel(int n, const double *losses, double *total)
+// *loss = sum of the per-sample losses / sums[0]
+__global__ void mean_loss_kernel(int n, const double *losses, const double *sums, float *loss)
 {
     double s = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) s += losses[i];
     s = tsk_block_sum(s);
-    if (threadIdx.x == 0) *total = s;
+    if (threadIdx.x == 0) *loss = (float)(s / sums[0]);
 }
 
-double tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                              float smoothing, float *glogits)
+void tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
+                            float smoothing, float *glogits, float *loss)
 {
-    // workspace: [denominator, weight sum, total, per-sample losses...]
-    double *ws = (double *)tsk_cuda_workspace(sizeof(double) * (size_t)(n + 3));
-    if (!ws || n == 0) return 0;
+    // workspace: [denominator, weight sum, per-sample losses...]
+    double *ws = (double *)tsk_cuda_workspace(sizeof(double) * (size_t)(n + 2));
+    if (!ws || n == 0) return;
     weight_sums_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, targets, class_weight, ws);
     cross_entropy_kernel<<<n, TSK_THREADS, 0, tsk_ctx.stream>>>(c, logits, targets, class_weight, smoothing, ws,
-                                                                 ws + 3, glogits);
-    sum_losses_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ws + 3, ws + 2);
-    double host[3] = {1, 0, 0};
-    if (!tsk_launch_ok("cross_entropy") || tsk_cuda_download(host, ws, sizeof host)) return 0;
-    return host[2] / host[0];
+                                                                 ws + 2, glogits);
+    mean_loss_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ws + 2, ws, loss);
+    tsk_launch_ok("cross_entropy");
+}
+
+// *correct += the rows whose first largest logit is the target's; one block, rows summed in a fixed order
+__global__ void count_correct_kernel(int n, int c, const float *logits, const int64_t *targets, float *correct)
+{
+    double hits = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float *z = logits + (int64_t)i * c;
+        int best = 0;
+        for (int k = 1; k < c; k++)
+            if (z[k] > z[best]) best = k;
+        hits += best == targets[i];
+    }
+    hits = tsk_block_sum(hits);
+    if (threadIdx.x == 0) *correct += (float)hits;
+}
+
+void tsk_cuda_count_correct(int n, int c, const float *logits, const int64_t *targets, float *correct)
+{
+    if (n == 0) return;
+    count_correct_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, logits, targets, correct);
+    tsk_launch_ok("count_correct");
 }
