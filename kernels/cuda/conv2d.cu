@@ -1,5 +1,6 @@
 // conv2d.cu — convolutions through cuDNN, the algorithm chosen once per shape by timing cuDNN's
-// candidates (as PyTorch's cudnn.benchmark does) and cached.
+// candidates (as PyTorch's cudnn.benchmark does) and cached with the shape's descriptors, so that a call
+// costs the host no more than its launches.
 //   y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C/g,KH,KW]) + bias; gx overwritten, gw and gb accumulated.
 // cuDNN sees each operand either as the host keeps it (fp32 NCHW) or staged: copied into the workspace
 // first and copied back after. Staging happens for two reasons:
@@ -17,6 +18,14 @@
 
 #include "common.cuh"
 
+// cuDNN's descriptors of a plan's operands, made once with the plan: x, y, w as cuDNN reads them (staged or
+// not), and y as the host keeps it with the bias, for the bias addition
+struct conv_descriptors {
+    cudnnTensorDescriptor_t x, y, y_host, bias;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+};
+
 struct conv_plan {
     tsk_conv2d_shape shape;   // includes the precision
     int tf32, deterministic, channels_last;
@@ -27,24 +36,22 @@ struct conv_plan {
     size_t fwd_bytes, data_bytes, filter_bytes;
     int padded_h, padded_w;   // 0: cuDNN pads; else the explicitly padded input size
     int bf16, nhwc;           // the staged operands' element type and layout
+    conv_descriptors d;
 };
 
 static const int PLAN_CAPACITY = 512;
 static conv_plan plans[PLAN_CAPACITY];
 static int plan_count;
 
-struct conv_descriptors {
-    cudnnTensorDescriptor_t x, y;
-    cudnnFilterDescriptor_t w;
-    cudnnConvolutionDescriptor_t conv;
-};
-
 static void destroy(conv_descriptors *d)
 {
     if (d->x) cudnnDestroyTensorDescriptor(d->x);
     if (d->y) cudnnDestroyTensorDescriptor(d->y);
+    if (d->y_host) cudnnDestroyTensorDescriptor(d->y_host);
+    if (d->bias) cudnnDestroyTensorDescriptor(d->bias);
     if (d->w) cudnnDestroyFilterDescriptor(d->w);
     if (d->conv) cudnnDestroyConvolutionDescriptor(d->conv);
+    memset(d, 0, sizeof *d);
 }
 
 // the size cuDNN gives with symmetric padding pad
@@ -63,10 +70,15 @@ static bool describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descrip
     // bf16 operands always run on the tensor cores; fp32 ones there only with TF32 allowed
     cudnnMathType_t math = p->bf16 || p->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     return tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->x), "conv2d") && tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->y), "conv2d") &&
+           tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->y_host), "conv2d") &&
+           tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->bias), "conv2d") &&
            tsk_dnn_ok(cudnnCreateFilterDescriptor(&d->w), "conv2d") &&
            tsk_dnn_ok(cudnnCreateConvolutionDescriptor(&d->conv), "conv2d") &&
            tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->x, layout, type, s->n, s->c, h, w), "conv2d input") &&
            tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y, layout, type, s->n, s->o, s->oh, s->ow), "conv2d output") &&
+           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y_host, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow),
+                      "conv2d output") &&
+           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1), "conv2d bias") &&
            tsk_dnn_ok(cudnnSetFilter4dDescriptor(d->w, type, layout, s->o, s->c / s->groups, s->kh, s->kw), "conv2d weight") &&
            tsk_dnn_ok(cudnnSetConvolution2dDescriptor(d->conv, ph, pw, s->stride_h, s->stride_w, s->dilation_h, s->dilation_w,
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -103,7 +115,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
         p.padded_h = (s->oh - 1) * s->stride_h + s->dilation_h * (s->kh - 1) + 1;
         p.padded_w = (s->ow - 1) * s->stride_w + s->dilation_w * (s->kw - 1) + 1;
     }
-    conv_descriptors d;
+    conv_descriptors &d = p.d;
     bool ok = describe(s, &p, &d);
     cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -118,10 +130,14 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
          tsk_dnn_ok(cudnnFindConvolutionBackwardFilterAlgorithm(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
                     "conv2d: choosing the weight-gradient algorithm");
-    destroy(&d);
-    if (!ok) return NULL;
-    int f = pick(fwd, nf, p.deterministic), a = pick(data, nd, p.deterministic), b = pick(filter, nw, p.deterministic);
+    int f = ok ? pick(fwd, nf, p.deterministic) : -1, a = ok ? pick(data, nd, p.deterministic) : -1;
+    int b = ok ? pick(filter, nw, p.deterministic) : -1;
+    if (!ok) {
+        destroy(&d);
+        return NULL;
+    }
     if (f < 0 || a < 0 || b < 0) {
+        destroy(&d);
         tsk_cuda_fail(0, "conv2d: cuDNN has no %salgorithm for input [%d,%d,%d,%d], weight [%d,%d,%d,%d]",
                       p.deterministic ? "deterministic " : "", s->n, s->c, s->h, s->w, s->o, s->c / s->groups, s->kh, s->kw);
         return NULL;
@@ -130,6 +146,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     p.bwd_data = data[a].algo, p.data_math = data[a].mathType, p.data_bytes = data[a].memory;
     p.bwd_filter = filter[b].algo, p.filter_math = filter[b].mathType, p.filter_bytes = filter[b].memory;
     if (plan_count == PLAN_CAPACITY) plan_count = 0;   // a sweep over many shapes: start the cache over
+    destroy(&plans[plan_count].d);                      // the plan this one replaces, if any
     plans[plan_count] = p;
     return &plans[plan_count++];
 }
@@ -237,8 +254,8 @@ static const float one = 1.0f, zero = 0.0f;
 void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
     conv_plan *p = plan_for(s);
-    conv_descriptors d;
-    if (!p || !describe(s, p, &d)) return;
+    if (!p) return;
+    const conv_descriptors &d = p->d;
     size_t used = 0;
     operand xs = operand_of(input_view(s, p), p->bf16 || p->padded_h, p, x, &used);
     operand wo = operand_of(weight_view(s), p->bf16, p, w, &used);
@@ -253,31 +270,18 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
                                                p->fwd_bytes, &zero, d.y, ys.at),
                        "cudnnConvolutionForward")) {
             copy_out(ys, p, y, 0);
-            if (bias) {
-                cudnnTensorDescriptor_t bd, yd;
-                if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&bd), "conv2d bias")) {
-                    if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&yd), "conv2d bias")) {
-                        if (tsk_dnn_ok(cudnnSetTensor4dDescriptor(bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1), "conv2d bias") &&
-                            tsk_dnn_ok(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow),
-                                       "conv2d bias"))
-                            tsk_dnn_ok(cudnnAddTensor(tsk_ctx.dnn, &one, bd, bias, &one, yd, y), "conv2d bias");
-                        cudnnDestroyTensorDescriptor(yd);
-                    }
-                    cudnnDestroyTensorDescriptor(bd);
-                }
-            }
+            if (bias) tsk_dnn_ok(cudnnAddTensor(tsk_ctx.dnn, &one, d.bias, bias, &one, d.y_host, y), "conv2d bias");
         }
     }
     tsk_launch_ok("conv2d");
-    destroy(&d);
 }
 
 void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
                               float *gw, float *gb)
 {
     conv_plan *p = plan_for(s);
-    conv_descriptors d;
-    if (!p || !describe(s, p, &d)) return;
+    if (!p) return;
+    const conv_descriptors &d = p->d;
     bool stage_x = p->bf16 || p->padded_h;
     size_t used = 0;
     operand xs = operand_of(input_view(s, p), stage_x && gw, p, x, &used);
@@ -308,5 +312,4 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
         if (gb) tsk_cuda_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
     }
     tsk_launch_ok("conv2d backward");
-    destroy(&d);
 }
