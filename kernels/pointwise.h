@@ -67,14 +67,6 @@ TSK_SHARED uint32_t tsk_bf16_bits(float x)
     return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded;
 }
 
-TSK_SHARED float tsk_bf16_round(float x)
-{
-    uint32_t u = tsk_bf16_bits(x) << 16;
-    float r;
-    memcpy(&r, &u, sizeof r);
-    return r;
-}
-
 TSK_SHARED float tsk_luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
 
 TSK_SHARED void tsk_hue_rotate(float *p, float cs, float sn)

@@ -21,6 +21,20 @@ local function twins(make)
    return a, b
 end
 
+-- one forward and backward of the same random input and output gradient through the CPU twin and the GPU
+-- twin: each side's output, input gradient and parameter gradients
+local function both_ways(cpu, gpu, shape)
+   local x = ts.randn(shape)
+   local y = cpu:forward(x)
+   local gy = ts.randn(y:size())
+   local c = {y = y, gx = cpu:backward(x, gy)}
+   local g = {y = gpu:forward(x:cuda())}
+   g.gx = gpu:backward(x:cuda(), gy:cuda())
+   c.grads = select(2, cpu:parameters())
+   g.grads = select(2, gpu:parameters())
+   return c, g
+end
+
 local layers = {
    {'conv 3x3 pad 1', function() return nn.Conv2d(3, 8, 3, {padding = 1}) end, {4, 3, 12, 12}},
    {'conv stride 2, TensorFlow same (asymmetric)', function() return nn.Conv2d(4, 6, 3, {stride = 2, padding = 'same'}) end, {3, 4, 10, 10}},
@@ -51,19 +65,12 @@ return function(t)
             local cpu, gpu = twins(case[2])
             cpu[mode](cpu)
             gpu[mode](gpu)
-            local x = ts.randn(case[3])
-            local y = cpu:forward(x)
-            local gy = ts.randn(y:size())
-            local gx = cpu:backward(x, gy)
-            local yg = gpu:forward(x:cuda())
-            local gxg = gpu:backward(x:cuda(), gy:cuda())
+            local c, g = both_ways(cpu, gpu, case[3])
             local what = case[1] .. ' (' .. mode .. ')'
-            t.eq(yg:device(), 'cuda', what)
-            t.near(yg:cpu(), y, 1e-4, 1e-5, what .. ' output')
-            t.near(gxg:cpu(), gx, 1e-4, 1e-5, what .. ' gradInput')
-            local _, g1 = cpu:parameters()
-            local _, g2 = gpu:parameters()
-            for i = 1, #g1 do t.near(g2[i]:cpu(), g1[i], 1e-4, 1e-5, what .. ' parameter gradient ' .. i) end
+            t.eq(g.y:device(), 'cuda', what)
+            t.near(g.y:cpu(), c.y, 1e-4, 1e-5, what .. ' output')
+            t.near(g.gx:cpu(), c.gx, 1e-4, 1e-5, what .. ' gradInput')
+            for i = 1, #c.grads do t.near(g.grads[i]:cpu(), c.grads[i], 1e-4, 1e-5, what .. ' parameter gradient ' .. i) end
             local s1, s2 = cpu:stateDict(), gpu:stateDict()
             for i = 1, #s1 do t.near(s2[i][2]:cpu():float(), s1[i][2]:float(), 1e-5, 1e-6, what .. ' ' .. s1[i][1]) end
          end
@@ -81,19 +88,12 @@ return function(t)
                local cpu, gpu = twins(case[2])
                cpu:setPrecision('bf16')
                gpu:setPrecision('bf16')
-               local x = ts.randn(case[3])
-               local y = cpu:forward(x)
-               local gy = ts.randn(y:size())
-               local gx = cpu:backward(x, gy)
-               local yg = gpu:forward(x:cuda())
-               local gxg = gpu:backward(x:cuda(), gy:cuda())
+               local c, g = both_ways(cpu, gpu, case[3])
                local what = ('%s bf16 (%s)'):format(case[1], channels_last and 'NHWC' or 'NCHW')
                local function close(a, b, name) t.near(a:cpu(), b, 1e-2, 1e-2 * b:abs():max(), what .. name) end
-               close(yg, y, ' output')
-               close(gxg, gx, ' gradInput')
-               local _, g1 = cpu:parameters()
-               local _, g2 = gpu:parameters()
-               for i = 1, #g1 do close(g2[i], g1[i], ' parameter gradient ' .. i) end
+               close(g.y, c.y, ' output')
+               close(g.gx, c.gx, ' gradInput')
+               for i = 1, #c.grads do close(g.grads[i], c.grads[i], ' parameter gradient ' .. i) end
             end
          end
       end
