@@ -54,6 +54,11 @@ int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel);
 int ts_check_math(const char *what, int math);                     /* a TS_MATH_* value */
 const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);
 
+/* The element count and byte size of a shape, refused when a size is negative or a product leaves int64
+ * (shapes read from files are hostile: (2^32, 2^32, 3) must not wrap to a small count). Returns 0 and fills
+ * numel and bytes, or -1 with an error "what: ..." naming the shape. */
+int ts_shape_bytes(const char *what, int ndim, const int64_t *shape, int64_t elem_size, int64_t *numel, int64_t *bytes);
+
 /* splitmix64: small independent generators, one per image, seeded from a batch seed and a position */
 typedef struct { uint64_t s; } ts_splitmix;
 static inline uint64_t ts_splitmix_next(ts_splitmix *r)

@@ -59,6 +59,28 @@ static int check_shape_args(int dtype, int ndim, const int64_t *shape)
     return 0;
 }
 
+int ts_shape_bytes(const char *what, int ndim, const int64_t *shape, int64_t elem_size, int64_t *numel, int64_t *bytes)
+{
+    int64_t n = 1;
+    int overflow = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) return ts_error("%s: size %lld of dim %d is negative", what, (long long)shape[d], d + 1);
+        overflow |= __builtin_mul_overflow(n, shape[d], &n);
+    }
+    int64_t b = 0;
+    overflow |= __builtin_mul_overflow(n, elem_size, &b);
+    if (overflow) {
+        char dims[160];
+        size_t at = 0;
+        for (int d = 0; d < ndim && at < sizeof dims; d++)
+            at += (size_t)snprintf(dims + at, sizeof dims - at, "%s%lld", d ? "," : "", (long long)shape[d]);
+        return ts_error("%s: shape [%s] holds more elements than a 64-bit count (corrupt size field?)", what, dims);
+    }
+    *numel = n;
+    *bytes = b;
+    return 0;
+}
+
 ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape)
 {
     if (check_shape_args(dtype, ndim, shape)) return NULL;
@@ -66,9 +88,9 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
         ts_error("tensor: unknown device %d", device);
         return NULL;
     }
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) numel *= shape[d];
-    size_t bytes = (size_t)numel * (size_t)ts_dtype_size(dtype), granted = 0;
+    int64_t numel, nbytes;
+    if (ts_shape_bytes("tensor", ndim, shape, ts_dtype_size(dtype), &numel, &nbytes)) return NULL;
+    size_t bytes = (size_t)nbytes, granted = 0;
     ts_storage *s = calloc(1, sizeof *s);
     if (!s) {
         ts_error("out of memory allocating a tensor handle");
