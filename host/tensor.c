@@ -88,7 +88,7 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
         ts_error("tensor: unknown device %d", device);
         return NULL;
     }
-    int64_t numel, nbytes;
+    int64_t numel = 0, nbytes = 0;
     if (ts_shape_bytes("tensor", ndim, shape, ts_dtype_size(dtype), &numel, &nbytes)) return NULL;
     size_t bytes = (size_t)nbytes, granted = 0;
     ts_storage *s = calloc(1, sizeof *s);
