@@ -158,6 +158,31 @@ void ts_memory_release(int device, void *p, size_t granted)
     pthread_mutex_unlock(&lock);
 }
 
+/* The CPU kernels' scratch from the CPU allocator, so it is counted and limited as tensors are: a
+ * 64-byte header before the block keeps the size granted, which the release needs. Installed when the
+ * program starts, before any kernel runs. */
+static void *cpu_scratch_alloc(size_t bytes)
+{
+    size_t granted;
+    unsigned char *p = ts_memory_alloc(TS_CPU, bytes + 64, &granted);
+    if (!p) return NULL;
+    memcpy(p, &granted, sizeof granted);
+    return p + 64;
+}
+
+static void cpu_scratch_release(void *block)
+{
+    unsigned char *p = (unsigned char *)block - 64;
+    size_t granted;
+    memcpy(&granted, p, sizeof granted);
+    ts_memory_release(TS_CPU, p, granted);
+}
+
+__attribute__((constructor)) static void install_cpu_scratch(void)
+{
+    tsk_cpu_set_allocator((tsk_allocator){cpu_scratch_alloc, cpu_scratch_release});
+}
+
 static int check_device(int device)
 {
     if (device != TS_CPU && device != TS_CUDA) return ts_error("memory: unknown device %d", device);

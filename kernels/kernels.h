@@ -2,10 +2,12 @@
  * which the host calls either one, chosen per tensor at run time (darknet's way: one signature, two
  * implementations side by side). Every pointer is on the backend's device; sizes are plain integers.
  *
- * A CPU kernel cannot fail. A CUDA kernel can (a launch, cuBLAS, cuDNN, a workspace it could not get):
- * it then keeps the first message, and the host asks backend->error() after each call. */
+ * A kernel can fail: a CPU kernel when the host's allocator has no room for its scratch memory, a CUDA
+ * kernel also on a launch, cuBLAS, cuDNN or a workspace it could not get. It then keeps the first message,
+ * and the host asks backend->error() after each call. */
 #ifndef TSK_KERNELS_H
 #define TSK_KERNELS_H
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -101,6 +103,13 @@ typedef struct {
 } tsk_backend;
 
 extern const tsk_backend tsk_cpu_backend;
+/* Where the CPU backend's scratch memory comes from: the host sets its allocator once (counted, under the
+ * CPU memory limit); until then the C heap. alloc returns NULL when there is no room. */
+typedef struct {
+    void *(*alloc)(size_t bytes);
+    void (*release)(void *p);
+} tsk_allocator;
+void tsk_cpu_set_allocator(tsk_allocator a);
 #ifdef TS_WITH_CUDA
 extern const tsk_backend tsk_cuda_backend;
 #endif

@@ -56,6 +56,27 @@ return function(t)
       end)
    end)
 
+   t.test('the CPU kernels\' scratch memory is counted and limited: no room is an error naming the layer', function()
+      -- one convolution whose output fits but whose im2col columns (2 x 27 x 4096 floats a thread) do not
+      local conv = nn.Sequential(nn.Conv2d(3, 8, 3, {padding = 1}))
+      local x = ts.randn(2, 3, 64, 64)
+      local y = conv:forward(x)
+      collectgarbage('collect')
+      collectgarbage('collect')
+      ts.cuda.resetPeak('cpu')
+      local before = ts.memory('cpu')
+      local again = conv:forward(x)
+      local peak = ts.memory('cpu').peak - before.in_use
+      t.truthy(peak >= 27 * 4096 * 4 + 8 * 4096 * 4 * 2, 'the scratch is counted: peak grew by ' .. peak)
+      t.truthy(again:equal(y))
+      with_limit(8 * 4096 * 4 * 2 + 4096, function()   -- the output, not the columns
+         local ok, err = pcall(conv.forward, conv, x)
+         t.truthy(not ok and err:find('0 (Conv2d): out of memory in forward, input [2x3x64x64] on cpu', 1, true) and
+                  err:find('no room for', 1, true) and err:find('scratch memory on the cpu', 1, true), err)
+      end)
+      t.truthy(conv:forward(x):equal(y), 'the layer works again once there is room')
+   end)
+
    t.test('micro-batches add up to the whole batch\'s gradient', function()
       ts.manualSeed(3)
       local m, crit = net(), nn.CrossEntropyLoss{label_smoothing = 0.1}

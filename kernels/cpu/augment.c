@@ -84,13 +84,12 @@ void tsk_cpu_blur(int h, int w, int c, float *img, float *tmp, float sigma)
 /* Histogram equalization of a luminance plane lum[n] (0..255), globally or by CLAHE.
  * Global: v -> 255 cdf(v). CLAHE (Zuiderveld): the plane is cut into tiles x tiles regions, each region's
  * histogram is clipped at clip times the mean bin count (the excess spread over all bins), each gets its
- * own cdf mapping, and every pixel blends the mappings of the four nearest region centres bilinearly. */
-void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float clip)
+ * own cdf mapping, and every pixel blends the mappings of the four nearest region centres bilinearly.
+ * maps: room for 256 x tiles x tiles floats (256 for the global one). */
+void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float clip, float *maps)
 {
     if (!clahe) tiles = 1;
     if (tiles < 1) tiles = 1;
-    float *maps = malloc(sizeof(float) * 256 * (size_t)tiles * (size_t)tiles);
-    if (!maps) return;
     for (int ty = 0; ty < tiles; ty++)
         for (int tx = 0; tx < tiles; tx++) {
             int y0 = ty * h / tiles, y1 = (ty + 1) * h / tiles, x0 = tx * w / tiles, x1 = (tx + 1) * w / tiles;
@@ -131,5 +130,4 @@ void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float cl
             float out = (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy;
             lum[y * w + x] = (uint8_t)(out < 0 ? 0 : out > 255 ? 255 : out + 0.5f);
         }
-    free(maps);
 }

@@ -3,13 +3,10 @@
 
 #include "cpu.h"
 
-static const char *no_error(void) { return NULL; }
-static int never_oom(void) { return 0; }
-
 const tsk_backend tsk_cpu_backend = {
     .name = "cpu",
-    .error = no_error,
-    .error_is_oom = never_oom,
+    .error = tsk_cpu_error,
+    .error_is_oom = tsk_cpu_error_is_oom,
     .gemm = tsk_cpu_gemm,
     .fill_rows = tsk_cpu_fill_rows,
     .axpy = tsk_cpu_axpy,

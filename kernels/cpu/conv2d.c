@@ -150,9 +150,19 @@ typedef struct {
     uint32_t *packed, *packed_gy;
 } buffers;
 
+/* a scratch buffer when it is needed (want), else NULL; *ok cleared when there was no room */
+static void *take(int want, size_t bytes, int *ok)
+{
+    if (!want) return NULL;
+    void *p = tsk_cpu_scratch(bytes);
+    if (!p) *ok = 0;
+    return p;
+}
+
 static void release(buffers *b)
 {
-    free(b->col), free(b->gcol), free(b->gyt), free(b->rows), free(b->packed), free(b->packed_gy);
+    tsk_cpu_scratch_free(b->col), tsk_cpu_scratch_free(b->gcol), tsk_cpu_scratch_free(b->gyt);
+    tsk_cpu_scratch_free(b->rows), tsk_cpu_scratch_free(b->packed), tsk_cpu_scratch_free(b->packed_gy);
 }
 
 /* A kernel tap (c, ki, kj), row r of col: where its values come from in x [Cg, H, W] */
@@ -266,7 +276,8 @@ static uint32_t *pack_weights(const tsk_conv2d_shape *s, const float *w, int tra
 {
     int og = s->o / s->groups, k = s->c / s->groups * s->kh * s->kw;
     int64_t size = transposed ? (int64_t)k * pairs(og) : (int64_t)og * pairs(k);
-    uint32_t *packed = malloc(sizeof(uint32_t) * (size_t)(size * s->groups));
+    uint32_t *packed = tsk_cpu_scratch(sizeof(uint32_t) * (size_t)(size * s->groups));
+    if (!packed) return NULL;
     for (int g = 0; g < s->groups; g++) {
         const float *wg = w + (int64_t)g * og * k;
         if (transposed) tsk_cpu_bf16_pack_a(k, og, 1.0f, wg, 1, k, packed + g * size);
@@ -280,18 +291,18 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
     int bf16 = s->math == TSK_MATH_BF16, lc = col_stride(s);
     uint32_t *wp = bf16 ? pack_weights(s, w, 0) : NULL;
+    if (bf16 && !wp) return;
     #pragma omp parallel
     {
+        /* a thread without room for its buffers skips its images: the call reports the failure */
         buffers b = {0};
-        if (bf16) {
-            b.packed = malloc(sizeof(uint32_t) * (size_t)pairs(k) * (size_t)lc);
-            b.rows = malloc(sizeof(float) * 2 * (size_t)p);
-        } else if (!is_pointwise(s)) {
-            b.col = malloc(sizeof(float) * (size_t)k * (size_t)lc);
-        }
+        int ok = 1;
+        b.packed = take(bf16, sizeof(uint32_t) * (size_t)pairs(k) * (size_t)lc, &ok);
+        b.rows = take(bf16, sizeof(float) * 2 * (size_t)p, &ok);
+        b.col = take(!bf16 && !is_pointwise(s), sizeof(float) * (size_t)k * (size_t)lc, &ok);
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
-            for (int g = 0; g < s->groups; g++) {
+            for (int g = 0; ok && g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 float *yg = y + ((int64_t)n * s->o + (int64_t)g * og) * p;
                 operand wa = bf16 ? (operand){wp + (int64_t)g * og * pairs(k), pairs(k), 1}
@@ -305,7 +316,7 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
             }
         release(&b);
     }
-    free(wp);
+    tsk_cpu_scratch_free(wp);
 }
 
 void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
@@ -315,27 +326,33 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
     int bf16 = s->math == TSK_MATH_BF16, pointwise = is_pointwise(s), lc = col_stride(s);
     int64_t wsize = (int64_t)s->o * k;
     int threads = omp_get_max_threads();
-    float *partials = gw ? calloc((size_t)threads * (size_t)wsize, sizeof(float)) : NULL;
+    size_t partial_bytes = sizeof(float) * (size_t)threads * (size_t)wsize;
+    float *partials = gw ? tsk_cpu_scratch(partial_bytes) : NULL;
     uint32_t *wtp = bf16 && gx ? pack_weights(s, w, 1) : NULL;
+    if ((gw && !partials) || (bf16 && gx && !wtp)) {
+        tsk_cpu_scratch_free(partials);
+        tsk_cpu_scratch_free(wtp);
+        return;
+    }
+    if (partials) memset(partials, 0, partial_bytes);
     if (gb) tsk_cpu_channel_sum(s->n, s->o, p, gy, gb);
     #pragma omp parallel num_threads(threads)
     {
+        /* a thread without room for its buffers skips its images: the call reports the failure */
         buffers b = {0};
-        if (gw) b.gyt = malloc(sizeof(float) * (size_t)og * (size_t)p);
-        if (gx && !pointwise) b.gcol = malloc(sizeof(float) * (size_t)k * (size_t)lc);
-        if (bf16) {
-            /* packed: col for the weight gradient; packed_gy: gyT for it, or gy for the input gradient */
-            size_t gyt = (size_t)pairs(p) * (size_t)og, gy_pairs = (size_t)pairs(og) * (size_t)p;
-            b.packed = malloc(sizeof(uint32_t) * (size_t)k * (size_t)pairs(p));
-            b.packed_gy = malloc(sizeof(uint32_t) * (gyt > gy_pairs ? gyt : gy_pairs));
-            b.rows = malloc(sizeof(float) * (size_t)p);
-        } else if (gw && !pointwise) {
-            b.col = malloc(sizeof(float) * (size_t)k * (size_t)lc);
-        }
+        int ok = 1;
+        /* packed: col for the weight gradient; packed_gy: gyT for it, or gy for the input gradient */
+        size_t gyt = (size_t)pairs(p) * (size_t)og, gy_pairs = (size_t)pairs(og) * (size_t)p;
+        b.gyt = take(gw != NULL, sizeof(float) * (size_t)og * (size_t)p, &ok);
+        b.gcol = take(gx && !pointwise, sizeof(float) * (size_t)k * (size_t)lc, &ok);
+        b.packed = take(bf16, sizeof(uint32_t) * (size_t)k * (size_t)pairs(p), &ok);
+        b.packed_gy = take(bf16, sizeof(uint32_t) * (gyt > gy_pairs ? gyt : gy_pairs), &ok);
+        b.rows = take(bf16, sizeof(float) * (size_t)p, &ok);
+        b.col = take(!bf16 && gw && !pointwise, sizeof(float) * (size_t)k * (size_t)lc, &ok);
         float *my_gw = partials ? partials + (int64_t)omp_get_thread_num() * wsize : NULL;
         #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++)
-            for (int g = 0; g < s->groups; g++) {
+            for (int g = 0; ok && g < s->groups; g++) {
                 const float *xg = x + ((int64_t)n * s->c + (int64_t)g * cg) * s->h * s->w;
                 const float *gyg = gy + ((int64_t)n * s->o + (int64_t)g * og) * p;
                 if (my_gw) {
@@ -381,6 +398,6 @@ void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const fl
             }
         }
     }
-    free(partials);
-    free(wtp);
+    tsk_cpu_scratch_free(partials);
+    tsk_cpu_scratch_free(wtp);
 }

@@ -8,6 +8,13 @@
 
 #include "../kernels.h"   /* the shape descriptors and the backend table */
 
+/* scratch.c: scratch memory from the host's allocator; NULL when there is no room, the failure then recorded
+ * for tsk_cpu_error (the first message since the last read, cleared by reading it) */
+void *tsk_cpu_scratch(size_t bytes);
+void tsk_cpu_scratch_free(void *p);
+const char *tsk_cpu_error(void);
+int tsk_cpu_error_is_oom(void);
+
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major, in the compute precision math (TSK_MATH_*; see
  * tsk_cpu_gemm_bf16); split across threads by rows or columns of C */
 void tsk_cpu_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -92,6 +99,6 @@ void tsk_cpu_warp(int h, int w, int oh, int ow, int c, const float *src, float *
 void tsk_cpu_color(int n, int c, float *img, float brightness, float contrast, float saturation, float hue,
                    float gamma);
 void tsk_cpu_blur(int h, int w, int c, float *img, float *tmp, float sigma);
-void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float clip);
+void tsk_cpu_equalize(int h, int w, uint8_t *lum, int clahe, int tiles, float clip, float *maps);
 
 #endif

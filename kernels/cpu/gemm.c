@@ -40,10 +40,11 @@ static void gemm_block(int math, int trans_a, int trans_b, int m, int n, int k, 
     if (m <= 0 || n <= 0) return;
     if (beta != 0.0f && beta != 1.0f)
         for (int i = 0; i < m; i++) tsk_cpu_scale(n, beta, c + (int64_t)i * ldc, c + (int64_t)i * ldc);
-    void *scratch = malloc(tsk_cpu_gemm_bf16_scratch(m, n, k));
+    void *scratch = tsk_cpu_scratch(tsk_cpu_gemm_bf16_scratch(m, n, k));
+    if (!scratch) return;   /* recorded: the call reports it */
     tsk_cpu_gemm_bf16(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb, trans_b ? ldb : 1, c,
                       ldc, beta != 0.0f, scratch);
-    free(scratch);
+    tsk_cpu_scratch_free(scratch);
 }
 
 void tsk_cpu_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,

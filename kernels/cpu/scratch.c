@@ -1,0 +1,56 @@
+/* Scratch memory of the CPU kernels and their error record.
+ *
+ * A kernel's scratch (im2col columns, packed operands, per-thread weight-gradient partials) can be larger
+ * than the tensors it works on, so it comes from the host's allocator, which counts it and applies the CPU
+ * memory limit (tsk_cpu_set_allocator; the C heap until the host sets one). When there is no room the
+ * kernel records the failure and returns without finishing; the host reads the record after the call
+ * (backend->error), as it does for the CUDA backend. Any thread may record: the first message is kept. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cpu.h"
+
+static tsk_allocator allocator;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char message[256], reported[256];
+static int failed, failed_oom;
+
+void tsk_cpu_set_allocator(tsk_allocator a) { allocator = a; }
+
+void *tsk_cpu_scratch(size_t bytes)
+{
+    void *p = allocator.alloc ? allocator.alloc(bytes) : malloc(bytes ? bytes : 1);
+    if (!p) {
+        pthread_mutex_lock(&lock);
+        if (!failed) {
+            snprintf(message, sizeof message, "out of memory: no room for %.1f MiB of scratch memory on the cpu",
+                     (double)bytes / (1 << 20));
+            failed = failed_oom = 1;
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    return p;
+}
+
+void tsk_cpu_scratch_free(void *p)
+{
+    if (!p) return;
+    if (allocator.release) allocator.release(p);
+    else free(p);
+}
+
+const char *tsk_cpu_error(void)
+{
+    pthread_mutex_lock(&lock);
+    const char *out = NULL;
+    if (failed) {
+        snprintf(reported, sizeof reported, "%s", message);
+        out = reported;
+        failed = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    return out;
+}
+
+int tsk_cpu_error_is_oom(void) { return failed_oom; }
