@@ -108,16 +108,20 @@ static void scratch_free(scratch *sc)
  * moved by the change of its luma. */
 static int equalize(const ts_preprocess *pre, uint8_t *raw, int h, int w, int c)
 {
-    int n = h * w;
+    int n = h * w, clahe = pre->equalize == 2, tiles = clahe ? pre->clahe_tiles : 1;
+    float *maps = malloc(sizeof(float) * 256 * (size_t)tiles * (size_t)tiles);
+    if (!maps) return ts_error("batch: out of memory");
     if (c != 3) {
-        tsk_cpu_equalize(h, w, raw, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+        tsk_cpu_equalize(h, w, raw, clahe, tiles, (float)pre->clahe_clip, maps);
+        free(maps);
         return 0;
     }
     uint8_t *lum = malloc((size_t)n), *before = malloc((size_t)n);
-    if (!lum || !before) return free(lum), free(before), ts_error("batch: out of memory");
+    if (!lum || !before) return free(lum), free(before), free(maps), ts_error("batch: out of memory");
     for (int i = 0; i < n; i++) lum[i] = (uint8_t)lrintf(luma_u8(raw + 3 * i));
     memcpy(before, lum, (size_t)n);
-    tsk_cpu_equalize(h, w, lum, pre->equalize == 2, pre->clahe_tiles, (float)pre->clahe_clip);
+    tsk_cpu_equalize(h, w, lum, clahe, tiles, (float)pre->clahe_clip, maps);
+    free(maps);
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < 3; ch++) {
             int v = raw[3 * i + ch] + lum[i] - before[i];
@@ -236,11 +240,43 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     return 0;
 }
 
+/* Settings a warp, a blur or a division could turn into a crash or NaN images: every number finite,
+ * scales and standard deviations nonzero, sizes in range (the bindings check too; this is the C API's guard). */
+static int check_settings(const ts_augment *a, const ts_preprocess *pre)
+{
+    if (a) {
+        const struct { const char *name; double v; } f[] = {
+            {"rotate", a->rotate}, {"scale_min", a->scale_min}, {"scale_max", a->scale_max}, {"translate", a->translate},
+            {"shear", a->shear}, {"perspective", a->perspective}, {"brightness", a->brightness}, {"contrast", a->contrast},
+            {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
+            {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
+            {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            if (!isfinite(f[i].v)) return ts_error("batch: augmentation %s is not finite (%g)", f[i].name, fabs(f[i].v));
+        if (has_geometry(a) && (a->scale_min <= 0 || a->scale_max <= 0))
+            return ts_error("batch: augmentation scale must be positive, got %g..%g", a->scale_min, a->scale_max);
+        if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
+    }
+    if (pre) {
+        for (int i = 0; i < 3; i++)
+            if (!isfinite(pre->mean[i]) || !isfinite(pre->std[i]) || pre->std[i] == 0)
+                return ts_error("batch: preprocessing mean/std of channel %d must be finite with std != 0 (got %g, %g)",
+                                i + 1, pre->mean[i], pre->std[i]);
+        if (pre->out_h < 0 || pre->out_w < 0 || pre->out_h > 8192 || pre->out_w > 8192)
+            return ts_error("batch: output size %dx%d outside 0..8192", pre->out_h, pre->out_w);
+        if (pre->equalize == 2 && (pre->clahe_tiles < 1 || pre->clahe_tiles > 64 || !isfinite(pre->clahe_clip)))
+            return ts_error("batch: CLAHE needs 1..64 tiles and a finite clip limit (got %d, %g)", pre->clahe_tiles,
+                            pre->clahe_clip);
+    }
+    return 0;
+}
+
 /* the checks shared by ts_batch_fill and the loader; fills the sizes */
-int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
-                   int *out_c, int *oh, int *ow)
+int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
+                   int *h, int *w, int *c, int *out_c, int *oh, int *ow)
 {
     char a[96];
+    if (check_settings(aug, pre)) return -1;
     if (ts_require_cpu("batch: images", images) || ts_require_cpu("batch: labels", labels)) return -1;
     if (!images || images->dtype != TS_UINT8 || images->ndim != 4 || !ts_tensor_is_contiguous(images) ||
         (images->shape[3] != 1 && images->shape[3] != 3))
@@ -268,7 +304,7 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
                   const int32_t *flip_map, int flip_classes, uint64_t seed)
 {
     int h, w, c, out_c, oh, ow;
-    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int64_t rs[4] = {count, h, w, c};
     if (raw->dtype != TS_UINT8 || ts_check_shape("batch: raw images", raw, 4, rs) || ts_require_cpu("batch: raw images", raw) ||
         ts_require_cpu("batch: label output", y))
@@ -328,7 +364,7 @@ static int fill_on_device(ts_tensor *x, ts_tensor *y, const ts_tensor *images, c
                           const int32_t *flip_map, int flip_classes, uint64_t seed)
 {
     int h, w, c, out_c, oh, ow;
-    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int rc;
     if (ts_batch_device_capable(aug, pre)) {
         int64_t rs[4] = {count, h, w, c};
@@ -353,7 +389,7 @@ int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, con
                         const int32_t *flip_map, int flip_classes, uint64_t seed, int parallel)
 {
     int h, w, c, out_c, oh, ow;
-    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
+    if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int64_t xs[4] = {count, out_c, oh, ow}, ys[1] = {count};
     if (ts_check_shape("batch: output", x, 4, xs) || ts_require_cpu("batch: label output", y)) return -1;
     if (y->dtype != TS_INT64 || y->ndim != 1 || y->shape[0] != count) return ts_error("batch: label output must be int64 [%d]", count);

@@ -8,11 +8,28 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
 #include "internal.h"
+
+/* A decompression bomb (a small file declaring 50000 x 50000 pixels) would take gigabytes before any check
+ * could see it, so the header's size is checked first. Pillow's default limit; 0 until first asked. */
+static int64_t pixel_limit;
+
+int64_t ts_image_pixel_limit(int64_t limit)
+{
+    if (limit > 0) pixel_limit = limit;
+    if (!pixel_limit) {
+        const char *env = getenv("TSHOST_MAX_PIXELS");
+        char *end = NULL;
+        long long v = env ? strtoll(env, &end, 10) : 0;
+        pixel_limit = env && *env && !*end && v > 0 ? v : 89478485;
+    }
+    return pixel_limit;
+}
 
 ts_tensor *ts_image_load(const char *path, int channels)
 {
@@ -21,6 +38,19 @@ ts_tensor *ts_image_load(const char *path, int channels)
         return NULL;
     }
     int w, h, n;
+    if (!stbi_info(path, &w, &h, &n)) {
+        ts_error("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return NULL;
+    }
+    if (w <= 0 || h <= 0) {
+        ts_error("%s: the image declares %d x %d pixels", path, w, h);
+        return NULL;
+    }
+    if ((int64_t)w * h > ts_image_pixel_limit(0)) {
+        ts_error("%s: %d x %d pixels is more than the limit of %lld (ts.image.pixelLimit(n) or TSHOST_MAX_PIXELS "
+                 "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
+        return NULL;
+    }
     unsigned char *pixels = stbi_load(path, &w, &h, &n, channels);
     if (!pixels) {
         ts_error("%s: cannot read the image: %s", path, stbi_failure_reason());
@@ -32,17 +62,28 @@ ts_tensor *ts_image_load(const char *path, int channels)
     return t;
 }
 
-int ts_image_save_png(const char *path, const ts_tensor *image)
+/* true when path ends in ext, ignoring case */
+static int has_extension(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && !strcasecmp(path + n - e, ext);
+}
+
+int ts_image_save(const char *path, const ts_tensor *image)
 {
     char buf[96];
-    if (ts_require_cpu("save_png", image)) return -1;
+    if (ts_require_cpu("image.save", image)) return -1;
     if (image->dtype != TS_UINT8 || image->ndim != 3 || image->shape[2] < 1 || image->shape[2] > 4 ||
         !ts_tensor_is_contiguous(image))
-        return ts_error("save_png: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s",
+        return ts_error("image.save: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s",
                         ts_shape_str(image, buf, sizeof buf));
     int w = (int)image->shape[1], h = (int)image->shape[0], c = (int)image->shape[2];
-    if (!stbi_write_png(path, w, h, c, ts_tensor_data(image), w * c))
-        return ts_error("%s: cannot write the PNG", path);
+    const void *px = ts_tensor_data(image);
+    int ok = has_extension(path, ".jpg") || has_extension(path, ".jpeg") ? stbi_write_jpg(path, w, h, c, px, 95)
+             : has_extension(path, ".bmp")                               ? stbi_write_bmp(path, w, h, c, px)
+             : has_extension(path, ".tga")                               ? stbi_write_tga(path, w, h, c, px)
+                                                                         : stbi_write_png(path, w, h, c, px, w * c);
+    if (!ok) return ts_error("%s: cannot write the image", path);
     return 0;
 }
 

@@ -82,8 +82,8 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
                   const int32_t *flip_map, int flip_classes, uint64_t seed);
 int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
                              const ts_preprocess *pre);
-int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_preprocess *pre, int *h, int *w, int *c,
-                   int *out_c, int *oh, int *ow);
+int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
+                   int *h, int *w, int *c, int *out_c, int *oh, int *ow);
 int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
                         const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
                         const int32_t *flip_map, int flip_classes, uint64_t seed, int parallel);

@@ -43,7 +43,7 @@ static void *produce(void *arg)
 {
     ts_loader *l = arg;
     int h, w, c, out_c, oh, ow;
-    ts_batch_check(l->images, l->labels, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
+    ts_batch_check(l->images, l->labels, l->has_aug ? &l->aug : NULL, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
     for (;;) {
         /* claim the next batch once its slot is free: batch b - depth has been taken */
         pthread_mutex_lock(&l->lock);
@@ -108,7 +108,7 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
                          const int32_t *flip_map, int flip_classes, int depth, int workers, int device)
 {
     int h, w, c, out_c, oh, ow;
-    if (ts_batch_check(images, labels, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
+    if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
     if (depth < 1 || depth > 64) {
         ts_error("loader: prefetch depth must be 1 to 64, got %d", depth);
         return NULL;
@@ -152,10 +152,12 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
     return l;
 }
 
-int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed)
+int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed,
+                    int first_batch)
 {
     stop_epoch(l);
     if (batch_size < 1) return ts_error("loader: batch size must be positive, got %d", batch_size);
+    if (n < 0 || n / batch_size > INT32_MAX - 1) return ts_error("loader: %lld images in an epoch", (long long)n);
     int64_t images = ts_tensor_size(l->images, 0);
     for (int64_t i = 0; i < n; i++)
         if (order[i] < 0 || order[i] >= images)
@@ -168,7 +170,11 @@ int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_siz
     l->batch_size = batch_size;
     l->batches = (int)((l->n + batch_size - 1) / batch_size);
     l->seed = seed;
-    l->claimed = l->consumed = l->stop = l->failed = 0;
+    if (first_batch < 0 || first_batch > l->batches)
+        return ts_error("loader: cannot start at batch %d of an epoch of %d", first_batch + 1, l->batches);
+    /* a resumed epoch skips the batches already trained: batch b's images and seed depend only on b */
+    l->claimed = l->consumed = first_batch;
+    l->stop = l->failed = 0;
     for (int i = 0; i < l->workers; i++) {
         if (pthread_create(&l->threads[i], NULL, produce, l)) {
             if (!l->started) return ts_error("loader: cannot start a worker thread");
@@ -205,7 +211,7 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
     /* the GPU's part, on this thread: finish the drawn batch there, or copy the one built on the CPU */
     if (l->on_gpu) {
         int h, w, c, out_c, oh, ow;
-        ts_batch_check(l->images, l->labels, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
+        ts_batch_check(l->images, l->labels, l->has_aug ? &l->aug : NULL, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
         int64_t xs[4] = {built->shape[0], out_c, oh, ow};
         *x = ts_tensor_new_on(TS_CUDA, TS_FLOAT32, 4, xs);
         if (*x && ts_batch_apply_on_device(*x, built, plans, (int)built->shape[0], &l->pre)) {

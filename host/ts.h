@@ -217,9 +217,14 @@ ts_tensor *ts_pickle_tensor(const ts_pickle *p, int i);   /* a new reference */
 int ts_synth_signs(ts_tensor *images, ts_tensor *labels, int classes, uint64_t seed);
 
 /* ---- images (host/image.c): uint8 [H, W, C] ------------------------------------------------------------ */
-/* PNG, JPEG, PPM/PGM, BMP, GIF, TGA through stb_image; channels 0 keeps the file's, 1-4 converts */
+/* PNG, JPEG, PPM/PGM, BMP, GIF, TGA through stb_image; channels 0 keeps the file's, 1-4 converts.
+ * An image of more pixels than the limit is refused from its header, before anything is decoded. */
 ts_tensor *ts_image_load(const char *path, int channels);
-int ts_image_save_png(const char *path, const ts_tensor *image);
+/* the pixel limit (width x height) for ts_image_load: default 89,478,485 as Pillow's, or TSHOST_MAX_PIXELS;
+ * 0 leaves it as it is; returns the limit in force */
+int64_t ts_image_pixel_limit(int64_t limit);
+/* PNG, or JPEG (quality 95), BMP or TGA when the path ends in .jpg/.jpeg, .bmp or .tga */
+int ts_image_save(const char *path, const ts_tensor *image);
 /* dst's size is the output size; roi = {x1, y1, x2, y2} in source pixels (end exclusive) or NULL */
 int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi);
 
@@ -267,8 +272,10 @@ enum { TS_LOADER_MAX_WORKERS = 32 };
 typedef struct ts_loader ts_loader;
 ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
                          const int32_t *flip_map, int flip_classes, int depth, int workers, int device);
-/* order: the epoch's 0-based image indices (copied), cut into batches; the last is smaller unless drop_last */
-int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed);
+/* order: the epoch's 0-based image indices (copied), cut into batches; the last is smaller unless drop_last.
+ * first_batch (0-based) > 0 resumes an epoch there: the batches are those an epoch from 0 would give. */
+int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed,
+                    int first_batch);
 /* 1 and new references in *x, *y; 0 at the end of the epoch; -1 on error */
 int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y);
 int ts_loader_batches(const ts_loader *l);

@@ -90,8 +90,9 @@ TSK_SHARED void tsk_warp_source(const double *hm, int x, int y, int h, int w, in
     double z = hm[6] * px + hm[7] * py + hm[8];
     double sx = (hm[0] * px + hm[1] * py + hm[2]) / z - 0.5;
     double sy = (hm[3] * px + hm[4] * py + hm[5]) / z - 0.5;
-    sx = sx < 0 ? 0 : sx > w - 1 ? w - 1 : sx;
-    sy = sy < 0 ? 0 : sy > h - 1 ? h - 1 : sy;
+    /* written so that NaN (a degenerate transform: z = 0) lands on 0 instead of reaching the int cast */
+    sx = !(sx >= 0) ? 0 : sx > w - 1 ? w - 1 : sx;
+    sy = !(sy >= 0) ? 0 : sy > h - 1 ? h - 1 : sy;
     *x0 = (int)sx, *y0 = (int)sy;
     *x1 = *x0 + 1 < w ? *x0 + 1 : *x0;
     *y1 = *y0 + 1 < h ? *y0 + 1 : *y0;

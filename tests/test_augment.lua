@@ -43,6 +43,17 @@ return function(t)
       t.truthy(back:equal(img))
       t.writefile(d .. '/bad.png', 'not an image')
       t.raises(function() ts.image.load(d .. '/bad.png') end, 'bad.png: cannot read the image')
+      -- an image larger than the pixel limit is refused from its header, before decoding
+      local limit = ts.image.pixelLimit()
+      t.eq(limit, 89478485)
+      ts.image.pixelLimit(34)
+      local ok, err = pcall(ts.image.load, d .. '/a.png')
+      ts.image.pixelLimit(limit)
+      t.truthy(not ok and tostring(err):find('a.png: 7 x 5 pixels is more than the limit of 34', 1, true), err)
+      -- a PPM header declaring 100000 x 100000 pixels with no data: refused without allocating 30 GB
+      t.writefile(d .. '/bomb.ppm', 'P6\n100000 100000\n255\n')
+      t.raises(function() ts.image.load(d .. '/bomb.ppm') end, 'bomb.ppm: 100000 x 100000 pixels is more than the limit')
+      t.raises(function() ts.image.pixelLimit(0) end, 'n must be a whole number >= 1')
    end)
 
    t.test('the original-resolution GTSRB images load in every format and resize like the pickles', function()
@@ -222,5 +233,51 @@ return function(t)
       local count = 0
       for _ in loader:epoch() do count = count + 1 end
       t.eq(count, 30)
+      -- an epoch resumed at a batch yields the batches an epoch from the start gives from there on
+      local resumed = {}
+      ts.manualSeed(3)
+      local l2 = ts.data.Loader(ds, {batch = 64, augment = ts.data.augment{brightness = 0.2, rotate = 10}})
+      for bx, by in l2:epoch(4) do resumed[#resumed + 1] = bx:sum() + by:sum() end
+      local whole = {}
+      for v in s1:gmatch('%S+') do whole[#whole + 1] = v end
+      t.eq(table.concat(resumed, ' '), whole[4] .. ' ' .. whole[5])
+      t.raises(function() for _ in l2:epoch(7) do end end, 'cannot start at batch 7 of an epoch of 5')
+   end)
+
+   t.test('samplers that are not a list of image indices are refused', function()
+      local ds = dot_dataset(10, 2, 2)
+      local function epoch(order)
+         local loader = ts.data.Loader(ds, {batch = 4, sampler = function() return order end})
+         for _ in loader:epoch() do end
+      end
+      t.raises(function() epoch({0, 1, nil, 3}) end, 'the sampler returned a list with holes (position 3 of 4 is nil)')
+      t.raises(function() epoch({0, 2.5}) end, "the sampler's position 2 holds 2.5; indices are whole numbers 0 .. 9")
+      t.raises(function() epoch({0, 10}) end, "the sampler's position 2 holds 10")
+      t.raises(function() epoch({0, -1}) end, "the sampler's position 2 holds -1")
+      t.raises(function() epoch({a = 1}) end, 'the sampler returned a table with the key a')
+      t.raises(function() epoch(5) end, 'the sampler returned a number, not a table of indices')
+   end)
+
+   t.test('non-finite augmentation and preprocessing settings are refused, in Lua and in the C API', function()
+      for _, bad in ipairs({{rotate = 0 / 0}, {rotate = math.huge}, {scale = {0 / 0, 1}}, {scale = {1, -math.huge}},
+                            {brightness = 0 / 0}, {cutout = {0.5, 0 / 0}}, {blur = {1, math.huge}}, {flip = 0 / 0}}) do
+         local k = next(bad)
+         t.raises(function() ts.data.augment(bad) end, 'augment: ' .. k .. ' must be a finite number')
+      end
+      t.raises(function() ts.data.augment{scale = {0, 1}} end, 'scale must be positive')
+      t.raises(function() ts.data.preprocess{mean = {0 / 0, 0, 0}} end, 'preprocess: mean must be a finite number')
+      t.raises(function() ts.data.preprocess{std = {0, 1, 1}} end, 'preprocess: std must not be 0')
+      -- the C API refuses them too (a script that fills the struct itself): no crash in the warp
+      local ds = dot_dataset(4, 2, 2)
+      local aug = ts.data.augment{rotate = 10}
+      for _, field in ipairs({'rotate', 'scale_min', 'perspective'}) do
+         local saved = aug.c[field]
+         aug.c[field] = 0 / 0
+         t.raises(function() ts.data.batch(ds, {1, 2}, {augment = aug}) end, 'augmentation ' .. field .. ' is not finite (nan)')
+         aug.c[field] = saved
+      end
+      local pre = ts.data.preprocess()
+      pre.c.std[1] = 0
+      t.raises(function() ts.data.batch(ds, {1}, {preprocess = pre}) end, 'std != 0')
    end)
 end

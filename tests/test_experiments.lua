@@ -33,6 +33,16 @@ return function(t)
       local out = select(2, t.sh(('%s %s/scripts/predict.lua %s/base %s/base/report_files/wrong_01.png --json'):format(
          t.tshost, ts.root, dir, dir)))
       t.truthy(out:find('"top5"', 1, true), out)
+      -- one unreadable image among good ones: the good ones are reported, the bad one gets an error entry
+      t.writefile(dir .. '/broken.png', 'not an image')
+      local rc
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s/base/report_files/wrong_01.png %s/broken.png --json'):format(
+         t.tshost, ts.root, dir, dir, dir))
+      t.eq(rc, 1, out)
+      local results = ts.json.decode(out:match('^[^\n]*'))
+      t.eq(#results, 2, out)
+      t.truthy(results[1].top5 and #results[1].top5 == 5, out)
+      t.truthy(results[2].error and results[2].error:find(dir .. '/broken.png', 1, true), out)
    end)
 
    t.test('comparison experiments: grayscale, balance, illumination, pooling, precision, accumulate', function()

@@ -1,8 +1,10 @@
 -- ts.image: image files and resampling; images are uint8 tensors [H, W, C].
---   ts.image.load(path [, channels = 3])       PNG, JPEG, PPM, BMP, ... (stb_image)
+--   ts.image.load(path [, channels = 3])       PNG, JPEG, PPM, BMP, ... (stb_image), at most
+--                                                ts.image.pixelLimit() pixels
 --   ts.image.resize(img, h, w [, roi])           area/bilinear resampling (as Pillow's BILINEAR);
 --                                                roi = {x1, y1, x2, y2} crops first (end exclusive)
---   ts.image.save(path, img)                     PNG; float [C,H,W] images in 0..1 are converted
+--   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension); float [C,H,W]
+--                                                images in 0..1 are converted
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -13,6 +15,15 @@ local image = {}
 function image.load(path, channels)
    if type(path) ~= 'string' then error('ts.image.load(path): path must be a string', 2) end
    return T.wrap(C.ts_image_load(path, channels or 3))
+end
+
+-- ts.image.pixelLimit([n]): the largest width x height load accepts (checked from the file's header before
+-- decoding); n sets it; returns the limit in force
+function image.pixelLimit(n)
+   if n ~= nil and (type(n) ~= 'number' or n < 1 or n % 1 ~= 0) then
+      error('ts.image.pixelLimit(n): n must be a whole number >= 1, got ' .. tostring(n), 2)
+   end
+   return tonumber(C.ts_image_pixel_limit(n or 0))
 end
 
 local roi_buf = ffi.new('double[4]')
@@ -28,12 +39,12 @@ function image.resize(img, h, w, roi)
    return out
 end
 
--- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as a PNG file
+-- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
 function image.save(path, img)
    if img:dtype() ~= 'uint8' then
       img = (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
    end
-   check(C.ts_image_save_png(path, img:contiguous()._c))
+   check(C.ts_image_save(path, img:contiguous()._c))
    return path
 end
 

@@ -12,12 +12,25 @@ local C, check, fail = cffi.C, cffi.check, cffi.fail
 
 local M = {}
 
-local function range(v, name, default_lo, default_hi)
-   if v == nil then return default_lo, default_hi end
-   if type(v) == 'number' then return v, v end
-   if type(v) == 'table' and #v == 2 then return v[1], v[2] end
-   error(('augment: %s must be a number or {lo, hi}'):format(name), 4)
+-- a setting's number, refused when it is not a finite number (a NaN rotation reaches the warp as a NaN
+-- matrix; math.huge as an infinite one)
+local function finite(v, what, name, level)
+   if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+      error(('%s: %s must be a finite number, got %s'):format(what, name, tostring(v)), level + 1)
+   end
+   return v
 end
+
+local function range(v, name, default_lo, default_hi, what)
+   what = what or 'augment'
+   if v == nil then return default_lo, default_hi end
+   if type(v) == 'number' then return finite(v, what, name, 4), v end
+   if type(v) == 'table' and #v == 2 then return finite(v[1], what, name, 4), finite(v[2], what, name, 4) end
+   error(('%s: %s must be a number or {lo, hi}'):format(what, name), 4)
+end
+
+-- a single-number setting: nil gives 0 (off)
+local function number(o, name) return o[name] == nil and 0 or finite(o[name], 'augment', name, 3) end
 
 local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspective = 1, brightness = 1, contrast = 1,
                       saturation = 1, hue = 1, gamma = 1, blur = 1, noise = 1, cutout = 1, flip = 1}
@@ -33,18 +46,20 @@ function M.augment(o)
       if not augment_keys[k] then error('augment: unknown setting ' .. tostring(k), 2) end
    end
    local a = ffi.new('ts_augment')
-   a.rotate = o.rotate or 0
+   a.rotate = number(o, 'rotate')
    a.scale_min, a.scale_max = range(o.scale, 'scale', 1, 1)
-   a.translate = o.translate or 0
-   a.shear = o.shear or 0
-   a.perspective = o.perspective or 0
-   a.brightness, a.contrast, a.saturation, a.hue = o.brightness or 0, o.contrast or 0, o.saturation or 0, o.hue or 0
+   a.translate = number(o, 'translate')
+   a.shear = number(o, 'shear')
+   a.perspective = number(o, 'perspective')
+   a.brightness, a.contrast = number(o, 'brightness'), number(o, 'contrast')
+   a.saturation, a.hue = number(o, 'saturation'), number(o, 'hue')
    a.gamma_min, a.gamma_max = range(o.gamma, 'gamma', 0, 0)
    a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
-   a.noise = o.noise or 0
+   a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)
    a.cutout_prob, a.cutout_size = cp, cs
-   a.flip_prob = o.flip or 0
+   a.flip_prob = number(o, 'flip')
+   if a.scale_min <= 0 or a.scale_max <= 0 then error('augment: scale must be positive', 2) end
    return {c = a, settings = o}
 end
 
@@ -56,12 +71,14 @@ function M.preprocess(o)
    p.grayscale = o.grayscale and 1 or 0
    local eq = {none = 0, hist = 1, clahe = 2}
    p.equalize = eq[o.equalize or 'none'] or error("preprocess: equalize must be nil, 'hist' or 'clahe'", 2)
-   p.clahe_tiles, p.clahe_clip = o.clahe_tiles or 4, o.clahe_clip or 2
-   if o.size then p.out_h, p.out_w = range(o.size, 'size') end
+   p.clahe_tiles = o.clahe_tiles and finite(o.clahe_tiles, 'preprocess', 'clahe_tiles', 2) or 4
+   p.clahe_clip = o.clahe_clip and finite(o.clahe_clip, 'preprocess', 'clahe_clip', 2) or 2
+   if o.size then p.out_h, p.out_w = range(o.size, 'size', nil, nil, 'preprocess') end
    local mean, std = o.mean or {0, 0, 0}, o.std or {1, 1, 1}
    for i = 1, 3 do
-      p.mean[i - 1] = mean[i] or mean[1]
-      p.std[i - 1] = std[i] or std[1]
+      p.mean[i - 1] = finite(mean[i] or mean[1], 'preprocess', 'mean', 2)
+      p.std[i - 1] = finite(std[i] or std[1], 'preprocess', 'std', 2)
+      if p.std[i - 1] == 0 then error('preprocess: std must not be 0 (it divides)', 2) end
    end
    return {c = p, settings = o}
 end
@@ -203,14 +220,42 @@ function M.Loader(ds, opts)
 end
 
 -- the number of images one epoch of this loader's sampler yields
-function Loader:epochSize() return #self.sampler(self.ds) end
+function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), self.ds:size())) end
 
--- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator
-function Loader:epoch()
-   local order = self.sampler(self.ds)
-   local arr = ffi.new('int64_t[?]', math.max(#order, 1))
-   for i, v in ipairs(order) do arr[i - 1] = v end
-   check(C.ts_loader_start(self.c, arr, #order, self.batch, self.drop_last and 1 or 0, C.ts_rng_u64()))
+-- A sampler's order as C indices, refused unless it is a sequence of whole numbers in 0 .. N-1: a table
+-- with holes would otherwise deliver image 1 in their place, a fraction would be truncated.
+local function order_array(order, n)
+   if type(order) ~= 'table' then error('Loader: the sampler returned a ' .. type(order) .. ', not a table of indices', 3) end
+   local count, last = 0, 0
+   for k in pairs(order) do
+      if type(k) ~= 'number' or k < 1 or k % 1 ~= 0 then
+         error(('Loader: the sampler returned a table with the key %s; it must be a list {i1, i2, ...}'):format(tostring(k)), 3)
+      end
+      count, last = count + 1, math.max(last, k)
+   end
+   if count ~= last then
+      local hole = 1
+      while order[hole] ~= nil do hole = hole + 1 end
+      error(('Loader: the sampler returned a list with holes (position %d of %d is nil)'):format(hole, last), 3)
+   end
+   local arr = ffi.new('int64_t[?]', math.max(count, 1))
+   for i = 1, count do
+      local v = order[i]
+      if type(v) ~= 'number' or v % 1 ~= 0 or v < 0 or v >= n then
+         error(('Loader: the sampler\'s position %d holds %s; indices are whole numbers 0 .. %d (0-based)'):format(
+            i, tostring(v), n - 1), 3)
+      end
+      arr[i - 1] = v
+   end
+   return arr, count
+end
+
+-- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator.
+-- first (1-based, default 1): the batch to start at, for an epoch resumed in its middle (the batches are the
+-- ones an epoch from its start would give, without building those skipped)
+function Loader:epoch(first)
+   local arr, count = order_array(self.sampler(self.ds), self.ds:size())
+   check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, C.ts_rng_u64(), (first or 1) - 1))
    self.batches = C.ts_loader_batches(self.c)
    local x, y = ffi.new('ts_tensor *[1]'), ffi.new('ts_tensor *[1]')
    return function()
