@@ -61,13 +61,16 @@ static int check_shape_args(int dtype, int ndim, const int64_t *shape)
 
 int ts_shape_bytes(const char *what, int ndim, const int64_t *shape, int64_t elem_size, int64_t *numel, int64_t *bytes)
 {
-    int64_t n = 1;
-    int overflow = 0;
+    /* the product with zero sizes counted as 1 must fit too: the strides are products of the sizes after a
+     * dim, and those of [0, 2^62, 4] overflow although it holds no element */
+    int64_t extent = 1;
+    int overflow = 0, empty = 0;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0) return ts_error("%s: size %lld of dim %d is negative", what, (long long)shape[d], d + 1);
-        overflow |= __builtin_mul_overflow(n, shape[d], &n);
+        overflow |= __builtin_mul_overflow(extent, shape[d] ? shape[d] : 1, &extent);
+        empty |= !shape[d];
     }
-    int64_t b = 0;
+    int64_t n = empty ? 0 : extent, b = 0;
     overflow |= __builtin_mul_overflow(n, elem_size, &b);
     if (overflow) {
         char dims[160];
@@ -204,27 +207,21 @@ ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
         ts_error("view: tensor %s is not contiguous (call :contiguous() first)", ts_shape_str(t, buf, sizeof buf));
         return NULL;
     }
-    int64_t known = 1, numel = ts_tensor_numel(t);
+    int64_t numel = ts_tensor_numel(t), known, unused;
     int infer = -1;
-    int64_t resolved[TS_MAX_DIMS];
+    int64_t resolved[TS_MAX_DIMS] = {0};   /* the sizes asked for, -1 counted as 1 until it is inferred */
     for (int d = 0; d < ndim; d++) {
-        resolved[d] = shape[d];
-        if (shape[d] == -1) {
-            if (infer >= 0) {
-                ts_error("view: only one size may be -1");
-                return NULL;
-            }
-            infer = d;
-        } else if (shape[d] < 0) {
-            ts_error("view: size %lld of dim %d is negative", (long long)shape[d], d + 1);
+        if (shape[d] == -1 && infer >= 0) {
+            ts_error("view: only one size may be -1");
             return NULL;
-        } else {
-            known *= shape[d];
         }
+        if (shape[d] == -1) infer = d;
+        resolved[d] = shape[d] == -1 ? 1 : shape[d];
     }
+    /* the sizes are the user's: their product may leave int64 */
+    if (ts_shape_bytes("view", ndim, resolved, 1, &known, &unused)) return NULL;
     if (infer >= 0) resolved[infer] = known ? numel / known : 0;
-    int64_t total = 1;
-    for (int d = 0; d < ndim; d++) total *= resolved[d];
+    int64_t total = infer >= 0 ? known * resolved[infer] : known;   /* at most numel: no overflow */
     if (total != numel) {
         ts_error("view: cannot view %s (%lld elements) with %lld elements", ts_shape_str(t, buf, sizeof buf),
                  (long long)numel, (long long)total);
@@ -241,9 +238,10 @@ ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
 ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length)
 {
     if (check_dim("narrow", t, dim)) return NULL;
-    if (start < 0 || length < 0 || start + length > t->shape[dim]) {
-        ts_error("narrow: range %lld..%lld outside dim %d of size %lld", (long long)start + 1,
-                 (long long)(start + length), dim + 1, (long long)t->shape[dim]);
+    /* start + length is not formed: both are the user's and their sum may leave int64 */
+    if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start) {
+        ts_error("narrow: %lld elements from %lld fall outside dim %d of size %lld", (long long)length,
+                 (long long)start + 1, dim + 1, (long long)t->shape[dim]);
         return NULL;
     }
     ts_tensor *v = view_of(t);
@@ -256,16 +254,21 @@ ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length
 ts_tensor *ts_tensor_slice(ts_tensor *t, int dim, int64_t start, int64_t length, int64_t step)
 {
     if (check_dim("slice", t, dim)) return NULL;
-    if (step < 1 || start < 0 || length < 0 || (length > 0 && start + (length - 1) * step >= t->shape[dim])) {
+    /* the last index, start + (length - 1) * step, is bounded by division: the user's values may overflow it */
+    if (step < 1 || start < 0 || length < 0 ||
+        (length > 0 && (start >= t->shape[dim] || (length - 1) > (t->shape[dim] - 1 - start) / step))) {
         ts_error("slice: %lld elements from %lld with step %lld do not fit dim %d of size %lld", (long long)length,
                  (long long)start + 1, (long long)step, dim + 1, (long long)t->shape[dim]);
         return NULL;
     }
     ts_tensor *v = view_of(t);
     if (!v) return NULL;
-    v->offset += start * t->stride[dim];
+    /* start and step are the user's and may be huge: an empty slice reads nothing and one element needs no
+     * step, so only what is used is formed (with two or more elements, step < size keeps the stride in the
+     * storage) */
+    if (length > 0) v->offset += start * t->stride[dim];
     v->shape[dim] = length;
-    v->stride[dim] *= step;
+    if (length > 1) v->stride[dim] *= step;
     return v;
 }
 
@@ -307,6 +310,8 @@ ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape)
         ts_error("expand: cannot expand %s to %d dims", ts_shape_str(t, buf, sizeof buf), ndim);
         return NULL;
     }
+    int64_t numel, unused;   /* the sizes are the user's: an expanded count may leave int64 */
+    if (ts_shape_bytes("expand", ndim, shape, 1, &numel, &unused)) return NULL;
     ts_tensor *v = view_of(t);
     if (!v) return NULL;
     int lead = ndim - t->ndim;

@@ -200,6 +200,8 @@ ts_safetensors *ts_safetensors_open(const char *path);
 void ts_safetensors_close(ts_safetensors *f);
 int ts_safetensors_count(const ts_safetensors *f);
 const char *ts_safetensors_name(const ts_safetensors *f, int i);
+/* the file's dtype of tensor i ("F32", "BF16", ...): F16 and BF16 tensors are read as float32 */
+const char *ts_safetensors_dtype(const ts_safetensors *f, int i);
 ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i);   /* a new tensor holding a copy */
 const char *ts_safetensors_metadata(const ts_safetensors *f);     /* the __metadata__ object as JSON, or "{}" */
 

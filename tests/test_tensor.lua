@@ -99,4 +99,21 @@ return function(t)
       table.sort(p)
       for i = 1, 10 do t.eq(p[i], i) end
    end)
+
+   t.test('sizes from the user that overflow int64 are refused, not wrapped', function()
+      t.raises(function() return ts.zeros(2 ^ 31, 2 ^ 31, 2 ^ 31) end, 'more elements than a 64-bit count')
+      t.raises(function() return ts.zeros(0, 2 ^ 62, 4) end, 'more elements than a 64-bit count')
+      -- 2^40 x 2^40 wrapped to 0 elements, so an empty tensor took that shape and indexing read anywhere
+      t.raises(function() return ts.zeros(0):view(2 ^ 40, 2 ^ 40) end, 'view: shape [1099511627776,1099511627776]')
+      t.raises(function() return ts.zeros(4):view(-1, 2 ^ 62, 8) end, 'more elements than a 64-bit count')
+      t.raises(function() return ts.zeros(1):expand(2 ^ 40, 2 ^ 40) end, 'expand: shape')
+      t.eq(ts.zeros(1):expand(2 ^ 40):size(1), 2 ^ 40)   -- a large view of one element is fine
+      -- start + length and start + (length - 1) * step are not formed where they overflow
+      t.raises(function() return ts.zeros(3, 4):narrow(1, 2 ^ 62, 2 ^ 62) end, 'outside dim 1')
+      t.raises(function() return ts.zeros(3, 4):slice(1, 1, 2 ^ 63, 2 ^ 62) end, 'do not fit dim 1')
+      t.eq(ts.zeros(3, 4):slice(1, 2 ^ 62, 1):numel(), 0)   -- empty: its start is never used
+      local one = ts.arange(12):view(3, 4):slice(1, 2, 2, 2 ^ 62)   -- one element: its step is never used
+      t.eq(tostring(one:size()), '[1x4]')
+      t.eq(one:get(1, 4), 7)
+   end)
 end

@@ -3,7 +3,8 @@
 --   ts.save(path, {name = tensor, ...})  any tensors, e.g. for numpy or PyTorch
 --   ts.load(path)                        a table name -> tensor, and the metadata table
 --   ts.load(path, model [, {strict = false}])  copies into the model; strict (the default) fails on a
---                                        missing, unexpected or mis-shaped tensor, naming all of them
+--                                        missing, unexpected or mis-shaped tensor, naming all of them; a
+--                                        tensor whose file dtype cannot fill its parameter fails always
 -- Writes are atomic: a crash while saving leaves the previous file as it was.
 local ffi = require('ffi')
 local T = require('ts.tensor')
@@ -47,33 +48,49 @@ function M.save(path, what, metadata)
    return path
 end
 
+-- the tensors, the metadata, the names in file order and each tensor's dtype in the file ('F32', 'BF16', ...)
 local function read_all(path)
    local f = C.ts_safetensors_open(path)
    if f == nil then fail() end
    f = ffi.gc(f, C.ts_safetensors_close)
-   local out, order = {}, {}
+   local out, order, file_dtypes = {}, {}, {}
    for i = 0, C.ts_safetensors_count(f) - 1 do
       local name = ffi.string(C.ts_safetensors_name(f, i))
       out[name] = T.wrap(C.ts_safetensors_tensor(f, i))
       order[#order + 1] = name
+      file_dtypes[name] = ffi.string(C.ts_safetensors_dtype(f, i))
    end
    local meta = json.decode(ffi.string(C.ts_safetensors_metadata(f)))
-   return out, meta, order
+   return out, meta, order, file_dtypes
 end
+
+-- The file dtypes that may fill a model tensor of each dtype: the same kind of number only, widened
+-- exactly or rounded as usual (half precision and float64 weights become float32). An integer never fills
+-- a float nor a float an integer: F32 weights whose header says I32 would load as values near 1e9.
+local fills = {
+   float32 = {F32 = true, F16 = true, BF16 = true, F64 = true},
+   float64 = {F64 = true, F32 = true, F16 = true, BF16 = true},
+   int64 = {I64 = true, I32 = true, U8 = true},
+   int32 = {I32 = true, U8 = true},
+   uint8 = {U8 = true},
+}
 
 function M.load(path, model, opts)
    if type(path) ~= 'string' then error('ts.load(path [, model]): path must be a string', 2) end
-   local tensors, meta, order = read_all(path)
+   local tensors, meta, order, file_dtypes = read_all(path)
    if not model then return tensors, meta end
    local strict = not (opts and opts.strict == false)
    local state = model:stateDict()
-   local problems, used, known = {}, {}, {}
+   local problems, used, known, wrong_kind = {}, {}, {}, {}
    for _, pair in ipairs(state) do
       local name, dst = pair[1], pair[2]
       local src = tensors[name]
       known[name] = true
       if not src then
          if not pair[3] then problems[#problems + 1] = 'missing ' .. name end
+      elseif not fills[dst:dtype()][file_dtypes[name]] then
+         wrong_kind[#wrong_kind + 1] = ('%s has dtype %s in the file, %s in the model'):format(name, file_dtypes[name],
+                                                                                              dst:dtype())
       elseif tostring(src:size()) ~= tostring(dst:size()) then
          problems[#problems + 1] = ('%s has shape %s in the file, %s in the model'):format(name, tostring(src:size()),
                                                                                           tostring(dst:size()))
@@ -83,6 +100,10 @@ function M.load(path, model, opts)
    end
    for _, name in ipairs(order) do
       if not known[name] then problems[#problems + 1] = 'unexpected ' .. name end
+   end
+   if #wrong_kind > 0 then
+      error(('ts.load: %s does not fit the model: %s (integers and floats do not fill each other)'):format(path,
+            table.concat(wrong_kind, '; ')), 2)
    end
    if strict and #problems > 0 then
       error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 2)
