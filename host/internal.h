@@ -59,6 +59,11 @@ const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);
  * numel and bytes, or -1 with an error "what: ..." naming the shape. */
 int ts_shape_bytes(const char *what, int ndim, const int64_t *shape, int64_t elem_size, int64_t *numel, int64_t *bytes);
 
+/* Every NaN of a new contiguous CPU float tensor made the one quiet NaN. A NaN's payload read from a file
+ * would reach LuaJIT, which keeps numbers NaN-boxed and takes some NaN bit patterns for pointers: the float
+ * 0xFFEC000A read by :get() or :sum() was a string to it, and crashed it. Every reader of floats calls it. */
+void ts_tensor_plain_nans(ts_tensor *t);
+
 /* splitmix64: small independent generators, one per image, seeded from a batch seed and a position */
 typedef struct { uint64_t s; } ts_splitmix;
 static inline uint64_t ts_splitmix_next(ts_splitmix *r)

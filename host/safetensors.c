@@ -649,16 +649,7 @@ ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i)
             }
         }
     }
-    /* Every NaN becomes the one quiet NaN. A payload from the file would reach LuaJIT, which keeps numbers
-     * NaN-boxed and takes some NaN bit patterns for pointers: the float 0xFFEC000A read by :get() or :sum()
-     * was a string to it, and crashed it. */
-    if (t->dtype == TS_FLOAT32) {
-        for (float *p = ts_f32(t); n-- > 0; p++)
-            if (*p != *p) *p = NAN;
-    } else if (t->dtype == TS_FLOAT64) {
-        for (double *p = ts_tensor_data(t); n-- > 0; p++)
-            if (*p != *p) *p = NAN;
-    }
+    ts_tensor_plain_nans(t);
     return t;
 }
 

@@ -1,5 +1,6 @@
 /* Tensors: reference-counted storage, strided views, copies and fills.
  * Elementwise arithmetic and reductions live in tensor_math.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,18 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
 }
 
 ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape) { return ts_tensor_new_on(TS_CPU, dtype, ndim, shape); }
+
+void ts_tensor_plain_nans(ts_tensor *t)
+{
+    int64_t n = ts_tensor_numel(t);
+    if (t->dtype == TS_FLOAT32) {
+        for (float *p = ts_f32(t); n-- > 0; p++)
+            if (*p != *p) *p = NAN;
+    } else if (t->dtype == TS_FLOAT64) {
+        for (double *p = ts_tensor_data(t); n-- > 0; p++)
+            if (*p != *p) *p = NAN;
+    }
+}
 
 ts_tensor *ts_tensor_from_buffer(int dtype, int ndim, const int64_t *shape, const void *data)
 {
