@@ -63,6 +63,8 @@ int ts_shape_bytes(const char *what, int ndim, const int64_t *shape, int64_t ele
  * would reach LuaJIT, which keeps numbers NaN-boxed and takes some NaN bit patterns for pointers: the float
  * 0xFFEC000A read by :get() or :sum() was a string to it, and crashed it. Every reader of floats calls it. */
 void ts_tensor_plain_nans(ts_tensor *t);
+/* an IEEE half (binary16) as a float, exactly; its NaNs as the one quiet NaN (numpy's float16, safetensors' F16) */
+float ts_half_to_float(uint16_t h);
 
 /* splitmix64: small independent generators, one per image, seeded from a batch seed and a position */
 typedef struct { uint64_t s; } ts_splitmix;

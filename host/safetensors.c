@@ -605,26 +605,6 @@ const char *ts_safetensors_dtype(const ts_safetensors *f, int i)
 
 const char *ts_safetensors_metadata(const ts_safetensors *f) { return f->metadata ? f->metadata : "{}"; }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (!man) bits = sign;
-        else {   /* subnormal: renormalize */
-            exp = 113;
-            while (!(man & 0x400)) man <<= 1, exp--;
-            bits = sign | exp << 23 | (man & 0x3FF) << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | man << 13;
-    } else {
-        bits = sign | (exp + 112) << 23 | man << 13;
-    }
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
-
 ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i)
 {
     if (i < 0 || i >= f->count) {
@@ -642,7 +622,7 @@ ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i)
         float *out = ts_f32(t);
         for (int64_t k = 0; k < n; k++) {
             uint16_t h = (uint16_t)(src[2 * k] | src[2 * k + 1] << 8);
-            if (e->dtype == DT_F16) out[k] = half_to_float(h);
+            if (e->dtype == DT_F16) out[k] = ts_half_to_float(h);
             else {
                 uint32_t bits = (uint32_t)h << 16;
                 memcpy(&out[k], &bits, 4);

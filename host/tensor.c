@@ -125,6 +125,15 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
 
 ts_tensor *ts_tensor_new(int dtype, int ndim, const int64_t *shape) { return ts_tensor_new_on(TS_CPU, dtype, ndim, shape); }
 
+float ts_half_to_float(uint16_t h)
+{
+    int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    float f = exp == 0    ? ldexpf((float)man, -24)                      /* zero, subnormals */
+              : exp == 31 ? (man ? NAN : INFINITY)
+                          : ldexpf((float)(man | 0x400), exp - 25);
+    return h >> 15 ? -f : f;
+}
+
 void ts_tensor_plain_nans(ts_tensor *t)
 {
     int64_t n = ts_tensor_numel(t);

@@ -206,14 +206,19 @@ ts_tensor *ts_safetensors_tensor(const ts_safetensors *f, int i);   /* a new ten
 const char *ts_safetensors_metadata(const ts_safetensors *f);     /* the __metadata__ object as JSON, or "{}" */
 
 /* ---- dataset readers (host/pickle.c) ---------------------------------------------------------------- */
-/* A pickled dict of numpy arrays (protocols 2-5, numpy 1.x/2.x; uint8, int32, int64, float32, float64).
- * Nothing in the file is executed: globals other than numpy's array reconstruction are refused. */
+/* A pickled dict of numpy arrays (protocols 2-5, numpy 1.x/2.x). Every numeric dtype is read, as the
+ * tshost dtype that holds its values (bool -> uint8, int8/int16/uint16 -> int32, uint32/uint64 -> int64,
+ * float16 -> float32; big-endian arrays swapped). Nothing in the file is executed: globals other than numpy's
+ * array reconstruction are refused. Entries that are not numeric arrays (strings, objects, complex, dates,
+ * plain Python values) are skipped and listed as "key: why". */
 typedef struct ts_pickle ts_pickle;
 ts_pickle *ts_pickle_load(const char *path);
 void ts_pickle_free(ts_pickle *p);
 int ts_pickle_count(const ts_pickle *p);
 const char *ts_pickle_key(const ts_pickle *p, int i);
 ts_tensor *ts_pickle_tensor(const ts_pickle *p, int i);   /* a new reference */
+int ts_pickle_skipped_count(const ts_pickle *p);
+const char *ts_pickle_skipped(const ts_pickle *p, int i);   /* "key: why it was not read" */
 
 /* Generated traffic-sign-like images [N,H,W,3] with their classes (host/synth.c), deterministic by seed */
 int ts_synth_signs(ts_tensor *images, ts_tensor *labels, int classes, uint64_t seed);

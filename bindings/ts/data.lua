@@ -1,10 +1,13 @@
 -- ts.data: datasets as uint8 images in memory, read once from the files the course distributes.
---   ts.data.readPickle(path)        a pickled dict of numpy arrays -> {name = tensor}
+--   ts.data.readPickle(path [, {quiet = true}])
+--                                   a pickled dict of numpy arrays -> {name = tensor}, {'key: why', ...}:
+--                                   the entries it skipped (not numeric arrays), noted on stderr unless quiet
 --   ts.data.readLabelNames(path)    label_names.csv -> {[0] = 'Speed limit (20km/h)', ...}
 --   ts.data.gtsrb([dir])            {train, valid, test, classNames}; dir from the argument, else
 --                                   TSHOST_DATA, else data/
--- A dataset: ds.x uint8 [N,H,W,C] (channels last, as stored), ds.y int64 [N] (0-based ClassIds),
--- ds.classNames, ds:size(), ds:counts().
+-- A dataset: ds.x uint8 [N,H,W,C] (channels last, as stored), ds.y int64 [N] (0-based ClassIds below
+-- ts.data.maxClasses), ds.classNames, ds:size(), ds:counts(). From gtsrb also ds.extra (every array of the
+-- pickle) and, when the pickle has them, ds.coords [N,4] (bounding boxes) and ds.sizes [N,2] (original sizes).
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -12,16 +15,25 @@ local C, fail = cffi.C, cffi.fail
 
 local data = {}
 
-function data.readPickle(path)
+function data.readPickle(path, opts)
    local p = C.ts_pickle_load(path)
    if p == nil then fail() end
    p = ffi.gc(p, C.ts_pickle_free)
-   local out = {}
+   local out, skipped = {}, {}
    for i = 0, C.ts_pickle_count(p) - 1 do
       out[ffi.string(C.ts_pickle_key(p, i))] = T.wrap(C.ts_pickle_tensor(p, i))
    end
-   return out
+   for i = 0, C.ts_pickle_skipped_count(p) - 1 do
+      skipped[i + 1] = ffi.string(C.ts_pickle_skipped(p, i))
+      if not (opts and opts.quiet) then io.stderr:write(('note: %s: skipped %s\n'):format(path, skipped[i + 1])) end
+   end
+   return out, skipped
 end
+
+-- A sane bound on class ids, far above any real label set: a corrupt label or ClassId such as 2^40 would
+-- otherwise make per-class tables (counts, names) of that many entries.
+local MAX_CLASSES = 100000
+data.maxClasses = MAX_CLASSES
 
 -- a CSV line split on sep (',' by default), with "quoted, fields" kept whole
 local function csv_fields(line, sep)
@@ -74,16 +86,34 @@ function data.readCSV(path)
    return rows, header
 end
 
+-- what is wrong with a ClassId (a number or nil), or nil
+local function class_id_problem(id)
+   if not id or id ~= id then return 'is not a number' end
+   if id ~= math.floor(id) then return 'is not a whole number' end
+   if id < 0 then return 'is negative' end
+   if id >= MAX_CLASSES then return ('is beyond %d (ts.data.maxClasses - 1)'):format(MAX_CLASSES - 1) end
+end
+
+-- label_names.csv: a header ClassId,SignName (after a UTF-8 byte-order mark, as spreadsheets write one), then
+-- one row per class with ids 0..max, each once. Rows are counted with the header as row 1, blank lines skipped.
 function data.readLabelNames(path)
    local rows, header = data.readCSV(path)
-   if not header or header[1] ~= 'ClassId' or header[2] ~= 'SignName' then
+   local idcol = header and header[1]
+   if not idcol or idcol:gsub('^\239\187\191', '') ~= 'ClassId' or header[2] ~= 'SignName' then
       error(('%s: expected the header ClassId,SignName'):format(path), 2)
    end
-   local names = {}
+   local names, row_of, max = {}, {}, -1
    for i, row in ipairs(rows) do
-      local id = tonumber(row.ClassId)
-      if not id then error(('%s: row %d has ClassId %q'):format(path, i + 1, tostring(row.ClassId)), 2) end
-      names[id] = row.SignName
+      local text, id = row[idcol], tonumber(row[idcol])
+      local problem = class_id_problem(id) or names[id] and ('repeats row %d'):format(row_of[id])
+                      or not row.SignName and 'has no SignName'
+      if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
+      names[id], row_of[id], max = row.SignName, i + 1, math.max(max, id)
+   end
+   for id = 0, max do
+      if not names[id] then
+         error(('%s: no row has ClassId %d, though row %d has ClassId %d (ids must run 0..max)'):format(path, id, row_of[max], max), 2)
+      end
    end
    return names
 end
@@ -91,22 +121,87 @@ end
 local Dataset = {}
 Dataset.__index = Dataset
 
--- ds = ts.data.Dataset(x, y [, classNames, name]): x uint8 [N,H,W,C] or [N,C,H,W] (C = 1 or 3), y labels [N]
-function data.Dataset(x, y, classNames, name)
-   if not T.isTensor(x) or x:dim() ~= 4 then error('Dataset: images must be a 4-d tensor', 2) end
+local ctypes = {uint8 = 'uint8_t *', int32 = 'int32_t *', int64 = 'int64_t *', float32 = 'float *', float64 = 'double *'}
+
+-- one pass over a tensor's values: the smallest and largest finite ones, how many are NaN or infinite, and
+-- how many have a fraction
+local function survey(t)
+   t = t:cpu():contiguous()
+   local p = ffi.cast(ctypes[t:dtype()], t:data())
+   local lo, hi, nonfinite, fractional = math.huge, -math.huge, 0, 0
+   for i = 0, t:numel() - 1 do
+      local v = tonumber(p[i])
+      if v ~= v or v == math.huge or v == -math.huge then nonfinite = nonfinite + 1
+      else
+         if v < lo then lo = v end
+         if v > hi then hi = v end
+         if v ~= math.floor(v) then fractional = fractional + 1 end
+      end
+   end
+   return lo, hi, nonfinite, fractional
+end
+
+-- Images as uint8: integers in 0..255 as they are, floats in 0..255 rounded, floats within 0..1 (normalized
+-- images) scaled by 255 and rounded, with a note. Anything else is refused, not clamped: it means a wrong
+-- file or key. `where` and `key` name the images in messages.
+local function image_bytes(x, where, key)
+   if x:dtype() == 'uint8' or x:numel() == 0 then return x:byte() end
+   local lo, hi, nonfinite = survey(x)
+   if nonfinite > 0 then error(('%s: %s holds %d NaN or infinite values'):format(where, key, nonfinite), 0) end
+   if lo < 0 or hi > 255 then
+      error(('%s: %s holds %s values in [%.9g, %.9g], outside 0..255 (images are read as uint8)'):format(where, key, x:dtype(), lo, hi), 0)
+   end
+   if x:dtype() ~= 'float32' and x:dtype() ~= 'float64' then return x:byte() end
+   local scale = hi <= 1 and 255 or 1
+   if scale == 255 then
+      io.stderr:write(('note: %s: %s holds %s values in [%.9g, %.9g], read as 0..1 images: scaled by 255 and rounded to uint8\n')
+                      :format(where, key, x:dtype(), lo, hi))
+   end
+   x = x:cpu():contiguous()
+   local out = T.zeros(x:size(), 'uint8')
+   local src, dst = ffi.cast(ctypes[x:dtype()], x:data()), ffi.cast('uint8_t *', out:data())
+   for i = 0, x:numel() - 1 do dst[i] = math.floor(src[i] * scale + 0.5) end
+   return out
+end
+
+-- Labels as int64 class ids [N]: whole numbers in 0 .. maxClasses-1, whatever their dtype.
+local function class_ids(y, where, key)
+   if not T.isTensor(y) then error(('%s: %s must be a tensor'):format(where, key), 0) end
+   if y:numel() > 0 and y:dtype() ~= 'uint8' then
+      local lo, hi, nonfinite, fractional = survey(y)
+      if nonfinite > 0 then error(('%s: %s holds %d NaN or infinite labels'):format(where, key, nonfinite), 0) end
+      if fractional > 0 then error(('%s: %s holds %d labels that are not whole numbers'):format(where, key, fractional), 0) end
+      if lo < 0 or hi >= MAX_CLASSES then
+         error(('%s: %s holds labels from %.0f to %.0f; class ids lie in 0..%d'):format(where, key, lo, hi, MAX_CLASSES - 1), 0)
+      end
+   end
+   return y:long():contiguous():view(-1)
+end
+
+-- the dataset of images x and labels y, named in errors as `where` (the file) and `xkey`, `ykey`
+local function new_dataset(x, y, classNames, name, where, xkey, ykey)
+   if not T.isTensor(x) or x:dim() ~= 4 then error(('%s: %s must be a 4-d tensor'):format(where, xkey), 0) end
    if x:size(4) ~= 1 and x:size(4) ~= 3 then
       if x:size(2) == 1 or x:size(2) == 3 then
          x = x:transpose(2, 3):transpose(3, 4):contiguous()   -- channels first -> last, once
       else
-         error(('Dataset: images %s are neither [N,H,W,C] nor [N,C,H,W] with 1 or 3 channels'):format(tostring(x:size())), 2)
+         error(('%s: %s %s are neither [N,H,W,C] nor [N,C,H,W] with 1 or 3 channels'):format(where, xkey, tostring(x:size())), 0)
       end
    end
-   if x:dtype() ~= 'uint8' then x = x:byte() end
-   y = y:long():contiguous():view(-1)
+   x = image_bytes(x, where, xkey)
+   y = class_ids(y, where, ykey)
    if y:numel() ~= x:size(1) then
-      error(('Dataset: %d images but %d labels'):format(x:size(1), y:numel()), 2)
+      error(('%s: %d images (%s) but %d labels (%s)'):format(where, x:size(1), xkey, y:numel(), ykey), 0)
    end
    return setmetatable({x = x:contiguous(), y = y, classNames = classNames or {}, name = name or 'dataset'}, Dataset)
+end
+
+-- ds = ts.data.Dataset(x, y [, classNames, name]): x [N,H,W,C] or [N,C,H,W] (C = 1 or 3), uint8 or values that
+-- image_bytes reads as uint8; y labels [N]
+function data.Dataset(x, y, classNames, name)
+   local ok, ds = pcall(new_dataset, x, y, classNames, name, name and 'Dataset ' .. name or 'Dataset', 'images', 'labels')
+   if not ok then error(ds, 2) end
+   return ds
 end
 
 function Dataset:size() return self.x:size(1) end
@@ -143,6 +238,19 @@ function Dataset:subset(indices, name)
 end
 data.DatasetClass = Dataset
 
+-- the course's per-image bounding boxes (coords [N,4]) and original image sizes (sizes [N,2]) as ds.coords and
+-- ds.sizes, when the pickle has them in that shape
+local function attach_boxes(ds, d, path)
+   for _, k in ipairs({{'coords', 4}, {'sizes', 2}}) do
+      local key, width, t = k[1], k[2], d[k[1]]
+      if t and t:dim() == 2 and t:size(1) == ds:size() and t:size(2) == width then ds[key] = t
+      elseif t then
+         io.stderr:write(("note: %s: key '%s' is %s, not [%dx%d]; it is left in ds.extra only\n")
+                         :format(path, key, tostring(t:size()), ds:size(), width))
+      end
+   end
+end
+
 local function exists(path)
    local f = io.open(path, 'rb')
    if f then f:close() end
@@ -169,8 +277,9 @@ function data.gtsrb(dir)
       if not d.features or not d.labels then
          error(('%s: expected the keys features and labels'):format(path), 2)
       end
-      local ok, ds = pcall(data.Dataset, d.features, d.labels, names, split)
-      if not ok then error(path .. ': ' .. ds, 2) end
+      local ok, ds = pcall(new_dataset, d.features, d.labels, names, split, path, "key 'features'", "key 'labels'")
+      if not ok then error(ds, 2) end
+      attach_boxes(ds, d, path)
       ds.extra = d
       out[split] = ds
    end
