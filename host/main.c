@@ -4,8 +4,8 @@
  *   tshost [options] -e 'code'                run code
  *   tshost [options] [-i]                     interactive REPL (also after a script with -i)
  *
- * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file only reads
- * lines (GNU readline on a terminal, plain stdin otherwise) and keeps the history file. */
+ * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file reads lines
+ * (GNU readline on a terminal, plain stdin otherwise), keeps the history file and handles Ctrl-C. */
 #include <lauxlib.h>
 #include <libgen.h>
 #include <limits.h>
@@ -13,6 +13,7 @@
 #include <lualib.h>
 #include <readline/history.h>
 #include <readline/readline.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ static const char usage[] =
     "REPL: type Lua statements or expressions; results are printed (tensors as a summary). Line\n"
     "editing and Tab completion of names (ts.<Tab>, model:<Tab>); an unfinished statement continues\n"
     "on the next line (prompt >>). History is kept in ~/.tshost_history (TSHOST_HISTORY overrides).\n"
-    "An error prints a message and the REPL goes on. Ctrl-D or os.exit() leaves.\n"
+    "An error prints a message and the REPL goes on. Ctrl-C interrupts the running chunk (state kept) or\n"
+    "drops the line being typed; during ts.train it finishes the step, writes a checkpoint and stops (a\n"
+    "second Ctrl-C stops at once). Ctrl-D or os.exit() leaves.\n"
     "\n"
     "environment:\n"
     "  TSHOST_THREADS   CPU threads, as --threads\n"
@@ -51,6 +54,61 @@ static const char usage[] =
     "  TSHOST_ROOT      where bindings/ and host/ts.h are (default: beside the executable)\n";
 
 static lua_State *L;
+
+/* ---- Ctrl-C ------------------------------------------------------------------------------------------
+ * A script: the default action (the process ends, status 130). The REPL keeps its state: at the prompt the
+ * line is dropped and a fresh prompt shown; while a chunk runs, a hook raises "interrupted" in it at its next
+ * call, return or instruction count (lua.c's way; LuaJIT checks it in the interpreter, so a compiled loop
+ * that never leaves its trace is not stopped: a second Ctrl-C then ends the process). Deferred mode
+ * (ts.train): the first Ctrl-C only counts and the trainer finishes its step, checkpoints and stops; a second
+ * ends the process at once. Everything the handler touches is a sig_atomic_t, write(2) or _exit, except the
+ * hook and readline's redisplay, which lua.c and readline's own examples call from handlers too. */
+static volatile sig_atomic_t deferred, pending_interrupts, evaluating, at_prompt, prompt_interrupted;
+
+static void interrupt_hook(lua_State *l, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(l, NULL, 0, 0);
+    lua_pushliteral(l, "interrupted (Ctrl-C)");   /* the traceback says where */
+    lua_error(l);
+}
+
+static void say(const char *msg) { ssize_t w = write(2, msg, strlen(msg)); (void)w; }
+
+static void on_sigint(int sig)
+{
+    if (deferred) {
+        if (pending_interrupts++) {
+            say("\ntshost: interrupted again: stopping now\n");
+            _exit(130);
+        }
+        say("\ntshost: interrupt: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)\n");
+    } else if (evaluating) {
+        if (pending_interrupts++) _exit(130);   /* the first did not take effect: a loop inside a trace */
+        lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    } else if (at_prompt) {
+        prompt_interrupted = 1;
+        if (isatty(0)) {
+            ssize_t w = write(1, "\n", 1);
+            (void)w;
+            rl_set_prompt("> ");
+            rl_replace_line("", 0);
+            rl_on_new_line();
+            rl_redisplay();
+        }
+    } else {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+}
+
+void ts_interrupt_defer(int on)
+{
+    pending_interrupts = 0;
+    deferred = on;
+}
+
+int ts_interrupt_pending(void) { return deferred ? pending_interrupts : 0; }
 
 static int traceback(lua_State *l)
 {
@@ -119,13 +177,24 @@ static char **complete(const char *text, int start, int end)
     return out;
 }
 
+/* a line of any length (readline on a terminal, getline otherwise), without its newline; NULL at the end */
 static char *read_line(const char *prompt, int tty)
 {
-    if (tty) return readline(prompt);
-    static char buf[65536];
-    if (!fgets(buf, sizeof buf, stdin)) return NULL;
-    buf[strcspn(buf, "\n")] = 0;
-    return strdup(buf);
+    at_prompt = 1;
+    char *line = NULL;
+    if (tty) line = readline(prompt);
+    else {
+        size_t cap = 0;
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) {
+            free(line);
+            line = NULL;
+        } else if (n > 0 && line[n - 1] == '\n') {
+            line[n - 1] = 0;
+        }
+    }
+    at_prompt = 0;
+    return line;
 }
 
 static void repl(void)
@@ -147,6 +216,11 @@ static void repl(void)
     for (;;) {
         char *line = read_line(pending ? ">> " : "> ", tty);
         if (!line) break;
+        if (prompt_interrupted) {   /* Ctrl-C at the prompt also drops an unfinished statement */
+            prompt_interrupted = 0;
+            free(pending);
+            pending = NULL;
+        }
         size_t len = (pending ? strlen(pending) + 1 : 0) + strlen(line) + 1;
         char *chunk = malloc(len);
         snprintf(chunk, len, "%s%s%s", pending ? pending : "", pending ? "\n" : "", line);
@@ -173,7 +247,11 @@ static void repl(void)
                 history_truncate_file(history, 2000);
             }
         }
+        pending_interrupts = 0;
+        evaluating = 1;
         repl_call("eval", chunk, 0);
+        evaluating = 0;
+        lua_sethook(L, NULL, 0, 0);   /* a Ctrl-C that came as the chunk ended */
         lua_settop(L, 0);
         free(chunk);
         fflush(stdout);
@@ -194,30 +272,66 @@ static void find_root(char *root, size_t size)
     snprintf(root, size, "%s", n > 0 ? dirname(exe) : ".");
 }
 
+/* a thread count from an option or TSHOST_THREADS: a whole number 1..4096, or -1 after saying what is wrong */
+static int parse_threads(const char *what, const char *text)
+{
+    char *end = NULL;
+    long v = text && *text ? strtol(text, &end, 10) : 0;
+    if (!text || !*text || *end || v < 1 || v > 4096) {
+        fprintf(stderr, "tshost: %s: expected a whole number of threads from 1 to 4096, got '%s'\n", what,
+                text ? text : "");
+        return -1;
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress reaches a log file line by line */
-    int threads = getenv("TSHOST_THREADS") ? atoi(getenv("TSHOST_THREADS")) : ts_get_threads();
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    rl_catch_signals = 0;   /* on_sigint deals with Ctrl-C at the prompt too */
+    int threads = getenv("TSHOST_THREADS") ? parse_threads("TSHOST_THREADS", getenv("TSHOST_THREADS")) : ts_get_threads();
+    if (threads < 0) return 2;
     int interactive = 0, first_script = argc;
     const char *code[64];
     int ncode = 0;
     for (int i = 1; i < argc; i++) {
+        /* --opt VALUE or --opt=VALUE; NULL (and the message) when the value is missing */
+        const char *value = NULL;
+        int valued = !strcmp(argv[i], "--threads") || !strcmp(argv[i], "--device") || !strcmp(argv[i], "-e");
+        if (valued) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tshost: %s needs a value (see tshost --help)\n", argv[i]);
+                return 2;
+            }
+            value = argv[i + 1];
+        } else if (!strncmp(argv[i], "--threads=", 10) || !strncmp(argv[i], "--device=", 9)) {
+            value = strchr(argv[i], '=') + 1;
+        }
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage, stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-        } else if (!strncmp(argv[i], "--threads=", 10)) {
-            threads = atoi(argv[i] + 10);
-        } else if ((!strcmp(argv[i], "--device") && i + 1 < argc) || !strncmp(argv[i], "--device=", 9)) {
-            const char *d = argv[i][8] == '=' ? argv[i] + 9 : argv[++i];
-            if (strcmp(d, "cpu") && strcmp(d, "cuda")) {
-                fprintf(stderr, "tshost: --device: expected cpu or cuda, got %s\n", d);
+        } else if (!strncmp(argv[i], "--threads", 9) && value) {
+            if ((threads = parse_threads("--threads", value)) < 0) return 2;
+            i += valued;
+        } else if (!strncmp(argv[i], "--device", 8) && value) {
+            if (strcmp(value, "cpu") && strcmp(value, "cuda")) {
+                fprintf(stderr, "tshost: --device: expected cpu or cuda, got '%s'\n", value);
                 return 2;
             }
-            setenv("TSHOST_DEVICE", d, 1);   /* read by ts.device(), and by the scripts this one starts */
-        } else if (!strcmp(argv[i], "-e") && i + 1 < argc && ncode < 64) {
-            code[ncode++] = argv[++i];
+            setenv("TSHOST_DEVICE", value, 1);   /* read by ts.device(), and by the scripts this one starts */
+            i += valued;
+        } else if (!strcmp(argv[i], "-e") && value) {
+            if (ncode == 64) {
+                fprintf(stderr, "tshost: at most 64 -e chunks\n");
+                return 2;
+            }
+            code[ncode++] = value;
+            i++;
         } else if (!strcmp(argv[i], "-i")) {
             interactive = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {

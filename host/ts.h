@@ -223,6 +223,13 @@ const char *ts_pickle_skipped(const ts_pickle *p, int i);   /* "key: why it was 
 /* Generated traffic-sign-like images [N,H,W,3] with their classes (host/synth.c), deterministic by seed */
 int ts_synth_signs(ts_tensor *images, ts_tensor *labels, int classes, uint64_t seed);
 
+/* ---- Ctrl-C (host/main.c) ------------------------------------------------------------------------------ */
+/* Deferred mode, for the trainer: the first SIGINT only counts (the trainer finishes its update, writes a
+ * checkpoint and stops), a second one ends the process at once with status 130. on: deferred, count reset;
+ * off: back to the usual behaviour (a script ends, the REPL interrupts the chunk). */
+void ts_interrupt_defer(int on);
+int ts_interrupt_pending(void);   /* SIGINTs received since deferred mode was turned on (0 when off) */
+
 /* ---- images (host/image.c): uint8 [H, W, C] ------------------------------------------------------------ */
 /* PNG, JPEG, PPM/PGM, BMP, GIF, TGA through stb_image; channels 0 keeps the file's, 1-4 converts.
  * An image of more pixels than the limit is refused from its header, before anything is decoded. */

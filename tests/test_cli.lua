@@ -92,9 +92,25 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       t.eq(rc, 1)
       t.truthy(out:find('2\n', 1, true), out)
       t.truthy(out:find('boom', 1, true), out)
-      rc, out = t.sh(exe .. ' --threads 0 -e 1')
+      -- options and environment values that are not what they should be: exit 2, naming option and value
+      for cmd, message in pairs({
+         [' --threads 0 -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got '0'",
+         [' --threads 1.5 -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got '1.5'",
+         [' --threads 2abc -e 1'] = "got '2abc'",
+         [' --threads abc -e 1'] = "got 'abc'",
+         [' --threads=-3 -e 1'] = "got '-3'",
+         [' --threads'] = '--threads needs a value',
+         [' -e 1 --device'] = '--device needs a value',
+         [' --device gpu -e 1'] = "--device: expected cpu or cuda, got 'gpu'",
+         [' -e'] = '-e needs a value',
+      }) do
+         rc, out = t.sh(exe .. cmd)
+         t.eq(rc, 2, cmd)
+         t.truthy(out:find(message, 1, true), cmd .. ': ' .. out)
+      end
+      rc, out = t.sh('TSHOST_THREADS=2x ' .. exe .. ' -e 1')
       t.eq(rc, 2)
-      t.truthy(out:find('threads', 1, true), out)
+      t.truthy(out:find("TSHOST_THREADS: expected a whole number of threads from 1 to 4096, got '2x'", 1, true), out)
       rc, out = t.sh(exe .. ' ' .. dir .. '/missing.lua')
       t.eq(rc, 1)
       t.truthy(out:find('missing.lua', 1, true), out)
@@ -106,6 +122,86 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       t.truthy(out:find('21\n1\n2\n', 1, true), out)
       t.truthy(out:find("error: ", 1, true), out)
       t.truthy(out:find('after', 1, true), out)
+   end)
+
+   t.test('piped input: lines of any length', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/long.lua', ('s = "%s"\nprint(#s)\n'):format(('x'):rep(200000)))
+      local rc, out = t.sh(exe .. ' < ' .. dir .. '/long.lua')
+      t.eq(rc, 0, out:sub(1, 200))
+      t.eq(out, '200000\n')
+   end)
+
+   t.test('Ctrl-C in the REPL interrupts the running chunk, keeps the state, and the REPL goes on', function()
+      local dir = t.tmpdir()
+      -- the REPL reads a FIFO, a Ctrl-C (SIGINT) comes while a loop runs, then more lines follow
+      local script = ([[
+mkfifo %s/in
+%s < %s/in > %s/out 2>&1 & pid=$!
+exec 7> %s/in
+echo 'x = 41' >&7
+echo 'while true do end' >&7
+sleep 0.5; kill -INT $pid; sleep 0.3
+echo 'local n = 0; while true do n = n + 1; local z = ts.zeros(2) end' >&7
+sleep 0.5; kill -INT $pid; sleep 0.3
+echo "print('alive', x + 1)" >&7
+exec 7>&-
+wait $pid; echo "rc=$?" >> %s/out]]):format(dir, exe, dir, dir, dir, dir)
+      t.writefile(dir .. '/drive.sh', script)
+      local rc = t.sh('timeout 30 bash ' .. dir .. '/drive.sh')
+      local out = t.readfile(dir .. '/out')
+      t.eq(rc, 0, out)
+      local _, interrupts = out:gsub('error: interrupted %(Ctrl%-C%)', '')
+      t.eq(interrupts, 2, out)
+      t.truthy(out:find('alive\t42\n', 1, true), out)
+      t.truthy(out:find('rc=0', 1, true), out)
+   end)
+
+   t.test('Ctrl-C while training is deferred: the first is counted, the second stops the process at once', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/s.lua', [[
+local ffi = require('ffi')
+ffi.cdef('int getpid(void); int kill(int pid, int sig);')
+local C = require('ts.ffi').C
+C.ts_interrupt_defer(1)
+ffi.C.kill(ffi.C.getpid(), 2)
+print('pending', C.ts_interrupt_pending())
+C.ts_interrupt_defer(0)
+print('after defer(0)', C.ts_interrupt_pending())
+C.ts_interrupt_defer(1)
+ffi.C.kill(ffi.C.getpid(), 2)
+ffi.C.kill(ffi.C.getpid(), 2)
+print('never printed')]])
+      local rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua')
+      t.eq(rc, 130, out)
+      t.truthy(out:find('pending\t1\nafter defer(0)\t0\n', 1, true), out)
+      t.truthy(out:find('finishing this step and writing a checkpoint (Ctrl-C again to stop at once)', 1, true), out)
+      t.truthy(out:find('interrupted again: stopping now', 1, true) and not out:find('never printed', 1, true), out)
+      -- without deferral a script ends on Ctrl-C as any program does
+      t.writefile(dir .. '/plain.lua', "local ffi = require('ffi') ffi.cdef('int getpid(void); int kill(int, int);') " ..
+                  "ffi.C.kill(ffi.C.getpid(), 2) print('never printed')")
+      rc, out = t.sh(exe .. ' ' .. dir .. '/plain.lua')
+      t.eq(rc, 130, out)
+      t.truthy(not out:find('never printed', 1, true), out)
+   end)
+
+   t.test('Ctrl-C at the terminal prompt drops the line and an unfinished statement; in a loop it interrupts it', function()
+      local s = pty_session(t, exe, t.tmpdir())
+      s.expect('> ')
+      s.send('x = 1 +\n')
+      s.expect('>> ')
+      s.send('\003')   -- Ctrl-C: the unfinished statement is dropped
+      s.expect('> ')
+      s.send("print('after', x)\n")
+      s.expect('after\tnil')
+      s.send('while true do end\n')
+      os.execute('sleep 0.3')
+      s.send('\003')
+      s.expect('interrupted (Ctrl-C)')
+      s.send("print('again')\n")
+      s.expect('again\r\n')
+      s.send('\004')
+      s.close()
    end)
 
    t.test('REPL on a terminal: results, tensor summaries, errors, multi-line input, completion, history', function()

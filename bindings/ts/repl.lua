@@ -45,7 +45,10 @@ function repl.incomplete(chunk)
    return err ~= nil and err:match("<eof>'?$") ~= nil
 end
 
--- runs the chunk and prints its results, or the error; never raises
+-- Runs the chunk and prints its results, or the error; never raises. The chunk itself (and the functions
+-- it defines) runs in LuaJIT's interpreter, not as compiled traces: Ctrl-C stops a chunk through a hook, which
+-- compiled code never checks, so a loop typed here would otherwise be impossible to interrupt. The library it
+-- calls stays compiled, and the hook fires as soon as control is back in the chunk.
 function repl.eval(chunk)
    if chunk:match('^%s*$') then return end
    local fn, err = compile(chunk)
@@ -53,6 +56,7 @@ function repl.eval(chunk)
       print('error: ' .. err)
       return
    end
+   jit.off(fn, true)
    print_results(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
 end
 
