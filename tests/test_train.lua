@@ -74,42 +74,245 @@ return function(t)
       t.truthy(not other:get(5).weight:allclose(big:get(5).weight, 1e-4, 1e-6), 'the test must be able to fail')
    end)
 
-   t.test('a run killed with kill -9 resumes from its checkpoint and ends as an uninterrupted run', function()
-      local base = t.tmpdir()
-      local script = t.dir .. '/scripts/train_small.lua'
-      local rc, out = t.sh(('%s --threads 2 %s run=%s/whole'):format(t.tshost, script, base))
-      t.eq(rc, 0, out)
-      -- start the same run, kill it during its third epoch, then run it again
-      local cmd = ('%s --threads 2 %s run=%s/killed >/dev/null 2>&1 & echo $!'):format(t.tshost, script, base)
-      local p = io.popen(cmd)
-      local pid = p:read('*l')
-      p:close()
-      local killed = false
-      for _ = 1, 600 do
-         local f = io.open(base .. '/killed/metrics.jsonl')
-         local n = 0
-         if f then for _ in f:lines() do n = n + 1 end f:close() end
-         if n >= 2 then
-            os.execute('sleep 0.2; kill -9 ' .. pid)
-            killed = true
-            break
-         end
-         os.execute('sleep 0.05')
+   local function small_data(n)
+      return ts.data.synthetic{train = n or 200, valid = 50, test = 10, seed = 6}
+   end
+   local function tiny_net()
+      return nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(256, 43))
+   end
+
+   t.test('options that make no sense are refused, naming the option and the value', function()
+      local g = small_data()
+      local function bad(opts, plain)
+         opts.model, opts.data, opts.quiet = opts.model or tiny_net(), opts.data or {train = g.train}, true
+         t.raises(function() ts.train(opts) end, plain)
       end
-      t.truthy(killed, 'the run never reached its second epoch')
-      os.execute('sleep 0.3')
+      bad({lr = 0 / 0}, 'lr must be a finite number >= 0, got nan')
+      bad({lr = math.huge}, 'lr must be a finite number >= 0, got inf')
+      bad({epochs = -1}, 'epochs must be a whole number >= 1, got -1')
+      bad({epochs = 2.5}, 'epochs must be a whole number >= 1, got 2.5')
+      bad({epochs = 0}, 'epochs must be a whole number >= 1, got 0')
+      bad({weight_decay = -1}, 'weight_decay must be a finite number >= 0, got -1')
+      bad({batch = 0}, 'batch must be a whole number >= 1, got 0')
+      bad({accumulate = 1.5}, 'accumulate must be a whole number >= 1')
+      bad({early_stop = 0}, 'early_stop must be a whole number >= 1, got 0')
+      bad({clip = 0}, 'clip must be a finite number > 0, got 0')
+      bad({label_smoothing = 1}, 'label_smoothing must be below 1')
+      bad({warmpu = 2}, 'unknown option warmpu (known: ')
+      local empty = ts.data.Dataset(ts.zeros({0, 32, 32, 3}, 'uint8'), ts.zeros({0}, 'int64'))
+      bad({data = {train = empty}}, 'the training set has no images')
+      bad({data = {train = g.train, valid = empty}}, 'the validation set has no images')
+      bad({sampler = function() return {} end}, 'the sampler gives no images for an epoch')
+      bad({sampler = function() return {0, 1, nil, 3} end}, 'the sampler returned a list with holes (position 3 of 4 is nil)')
+      bad({sampler = function() return {0, 1.5} end}, "the sampler's position 2 holds 1.5")
+      -- the script options: a boolean that is not one is refused as a number that is not one is
+      local rc, out = t.sh(t.tshost .. " -e 'ts.args = {quiet = \"maybe\"} ts.options{quiet = false}'")
+      t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)
+   end)
+
+   t.test('a diverging run stops at the step, says where, keeps its last good files and never saves NaN weights', function()
+      local g = small_data()
+      local dir = t.tmpdir() .. '/run'
+      -- three good epochs, then the same run continued with a learning rate that blows up
+      ts.train{model = tiny_net(), data = {train = g.train, valid = g.valid}, epochs = 3, batch = 50, lr = 0.01,
+               schedule = 'none', run = dir, quiet = true}
+      local before = ts.load(dir .. '/model.safetensors')
+      local err = t.raises(function()
+         ts.train{model = tiny_net(), data = {train = g.train, valid = g.valid}, epochs = 6, batch = 50, lr = 1e6,
+                  schedule = 'none', run = dir, quiet = true}
+      end, 'training diverged and stopped')
+      t.truthy(tostring(err):find('at epoch 4, step %d'), err)
+      t.truthy(tostring(err):find('The checkpoint of epoch 3', 1, true), err)
+      local after = ts.load(dir .. '/model.safetensors')
+      for name, w in pairs(before) do t.truthy(after[name]:equal(w), 'the best model changed: ' .. name) end
       local lines = 0
-      for _ in io.lines(base .. '/killed/metrics.jsonl') do lines = lines + 1 end
-      t.truthy(lines < 5, 'the run finished before the kill; the test proves nothing')
-      rc, out = t.sh(('%s --threads 2 %s run=%s/killed'):format(t.tshost, script, base))
+      for line in io.lines(dir .. '/metrics.jsonl') do
+         lines = lines + 1
+         local r = ts.json.decode(line)
+         t.truthy(r.train_loss == r.train_loss and r.train_loss < math.huge)
+      end
+      t.eq(lines, 3)
+      for name, w in pairs(ts.load(dir .. '/checkpoint.safetensors')) do
+         if w:dtype() == 'float32' then t.truthy(w:sum() == w:sum() and math.abs(w:sum()) < math.huge, name) end
+      end
+   end)
+
+   t.test('max_nonfinite = k skips up to k steps whose loss is not finite, and stops at the next', function()
+      local g = small_data()
+      local function run(allowed, poisoned)
+         local net, calls = tiny_net(), 0
+         local forward = net.forward
+         net.forward = function(self, x)
+            local y = forward(self, x)
+            calls = calls + 1
+            if poisoned[calls] then y:fill(0 / 0) end
+            return y
+         end
+         return ts.train{model = net, data = {train = g.train}, epochs = 2, batch = 50, lr = 0.01, quiet = true,
+                         max_nonfinite = allowed}
+      end
+      local r = run(1, {[3] = true})
+      t.eq(r.history[1].skipped_images, 50)
+      t.truthy(r.history[1].train_loss < math.huge and r.history[1].train_loss == r.history[1].train_loss)
+      for _, p in ipairs(r.model:parameters()) do t.truthy(p:sum() == p:sum(), 'NaN weights after a skipped step') end
+      t.raises(function() run(1, {[3] = true, [6] = true}) end, 'the loss became nan at epoch 2, step 2')
+      t.raises(function() run(0, {[3] = true}) end, 'the loss became nan at epoch 1, step 3')
+   end)
+
+   t.test('early stopping counts its bad epochs across a resume', function()
+      -- lr = 0: epoch 1 sets the best score, no later epoch beats it; early_stop = 2 stops after epoch 3
+      local script = t.dir .. '/scripts/train_small.lua'
+      local base = t.tmpdir()
+      local common = 'train=200 lr=0 schedule=none early_stop=2'
+      local rc, out = t.sh(('%s %s %s epochs=6 run=%s/whole'):format(t.tshost, script, common, base))
       t.eq(rc, 0, out)
-      local a = ts.load(base .. '/whole/checkpoint.safetensors')
-      local b = ts.load(base .. '/killed/checkpoint.safetensors')
+      rc, out = t.sh(('%s %s %s epochs=2 run=%s/parts && %s %s %s epochs=6 run=%s/parts'):format(
+         t.tshost, script, common, base, t.tshost, script, common, base))
+      t.eq(rc, 0, out)
+      local function epochs(run)
+         local n = 0
+         for _ in io.lines(base .. '/' .. run .. '/metrics.jsonl') do n = n + 1 end
+         return n
+      end
+      t.eq(epochs('whole'), 3)
+      t.eq(epochs('parts'), 3, 'the resumed run forgot its bad epochs')
+   end)
+
+   t.test('one run directory, one writer: a second run names the process that holds it', function()
+      local g = small_data()
+      local dir = t.tmpdir() .. '/run'
+      os.execute('mkdir -p ' .. dir)
+      -- another process holds the run's lock (as a training run does) and has written its process id there
+      os.execute(("flock -n %s/.lock -c 'echo 4242 > %s/.lock; sleep 20' >/dev/null 2>&1 &"):format(dir, dir))
+      for _ = 1, 200 do
+         if (io.open(dir .. '/.lock') or io.open('/dev/null')):read('*a'):find('4242') then break end
+         os.execute('sleep 0.02')
+      end
+      t.raises(function()
+         ts.train{model = tiny_net(), data = {train = g.train}, epochs = 1, run = dir, quiet = true}
+      end, 'the run ' .. dir .. ' is in use by process 4242')
+      os.execute(('pkill -f "echo 4242 > %s/.lock"'):format(dir))
+      t.truthy(not io.open(dir .. '/metrics.jsonl'), 'the refused run wrote into the directory')
+   end)
+
+   t.test('temporary files of writes that were killed are removed when the run starts again', function()
+      local g = small_data()
+      local dir = t.tmpdir() .. '/run'
+      os.execute('mkdir -p ' .. dir)
+      -- a process id that is not running (the highest one the kernel can give, plus one)
+      local dead = tonumber(t.readfile('/proc/sys/kernel/pid_max')) + 1
+      for _, name in ipairs({'model.safetensors.tmp' .. dead, 'checkpoint.safetensors.tmp' .. dead,
+                             'config.json.tmp' .. dead}) do
+         t.writefile(dir .. '/' .. name, 'half a file')
+      end
+      ts.train{model = tiny_net(), data = {train = g.train}, epochs = 1, run = dir, quiet = true}
+      local p = io.popen('ls -a ' .. dir)
+      local listing = p:read('*a')
+      p:close()
+      t.truthy(not listing:find('%.tmp%d'), 'left behind:\n' .. listing)
+   end)
+
+   t.test('a write that fails names the file and the reason', function()
+      local g = small_data()
+      local dir = t.tmpdir() .. '/run'
+      os.execute('mkdir -p ' .. dir .. '/metrics.jsonl')   -- a directory where the run writes a file
+      t.raises(function()
+         ts.train{model = tiny_net(), data = {train = g.train}, epochs = 1, run = dir, quiet = true}
+      end, 'cannot write ' .. dir .. '/metrics.jsonl: ')
+      t.raises(function() require('ts.train').writeFile(dir .. '/no/such/dir/f.json', '{}') end,
+               'cannot write ' .. dir .. '/no/such/dir/f.json.tmp')
+   end)
+
+   -- the records of a run without their timings, which differ between any two runs
+   local function records(path)
+      local out = {}
+      for line in io.lines(path) do
+         local r = ts.json.decode(line)
+         r.seconds, r.images_per_second = nil, nil
+         out[#out + 1] = ts.json.encode(r)
+      end
+      return table.concat(out, '\n')
+   end
+   local function same_run(t, whole, other)
+      local a, b = ts.load(whole .. '/checkpoint.safetensors'), ts.load(other .. '/checkpoint.safetensors')
       for name, tensor in pairs(a) do
          t.truthy(b[name] and b[name]:equal(tensor), 'differs after resume: ' .. name)
       end
-      lines = 0
-      for _ in io.lines(base .. '/killed/metrics.jsonl') do lines = lines + 1 end
-      t.eq(lines, 5)
+      local ma, mb = ts.load(whole .. '/model.safetensors'), ts.load(other .. '/model.safetensors')
+      for name, tensor in pairs(ma) do t.truthy(mb[name]:equal(tensor), 'best model differs: ' .. name) end
+      t.eq(records(other .. '/metrics.jsonl'), records(whole .. '/metrics.jsonl'))
+      local p = io.popen('ls -a ' .. other)
+      local listing = p:read('*a')
+      p:close()
+      t.truthy(not listing:find('%.tmp'), 'temporary files left:\n' .. listing)
+   end
+
+   t.test('a run killed with kill -9 at random moments and during its file writes ends as an uninterrupted run', function()
+      local base = t.tmpdir()
+      local script = t.dir .. '/scripts/train_small.lua'
+      local args = 'train=300 epochs=6 hidden=4096'   -- 10 MB checkpoints: writes that last milliseconds
+      local rc, out = t.sh(('%s --threads 2 %s %s run=%s/whole'):format(t.tshost, script, args, base))
+      t.eq(rc, 0, out)
+      -- start the run, kill it, start it again, ... until a start runs to its end. Every other start is killed
+      -- the moment a model or checkpoint is being written (its temporary file appears: bash polls without
+      -- forking), the others after a random time.
+      math.randomseed(7)
+      local run, kills, during_writes, finished = base .. '/killed', 0, 0, false
+      os.execute('mkdir -p ' .. run)
+      for start = 1, 60 do
+         local p = io.popen(('%s --threads 2 %s %s run=%s >%s/out 2>&1 & echo $!'):format(t.tshost, script, args, run,
+                                                                                       base))
+         local pid = p:read('*l')
+         p:close()
+         if start % 2 == 0 then
+            os.execute(('bash -c \'for i in $(seq 200000); do compgen -G "%s/*.safetensors.tmp*" >/dev/null && break; done; ' ..
+                        'kill -9 %s\' 2>/dev/null'):format(run, pid))
+         else
+            os.execute(('sleep %.2f; kill -9 %s 2>/dev/null'):format(0.3 + 1.2 * math.random(), pid))
+         end
+         while io.open('/proc/' .. pid .. '/stat') do os.execute('sleep 0.01') end
+         if t.readfile(base .. '/out'):find('done', 1, true) then finished = true break end
+         kills = kills + 1
+         local ls = io.popen('ls -a ' .. run)
+         if ls:read('*a'):find('%.tmp%d') then during_writes = during_writes + 1 end
+         ls:close()
+      end
+      t.truthy(finished, 'the run never finished')
+      print(('        %d kills, %d of them during a file write'):format(kills, during_writes))
+      t.truthy(kills >= 4 and during_writes >= 2, ('too few kills to prove anything: %d (%d in writes)'):format(kills,
+                                                                                                   during_writes))
+      same_run(t, base .. '/whole', run)
+   end)
+
+   t.test('Ctrl-C in training: the step ends, a checkpoint is written in mid-epoch, and the resumed run ends as an uninterrupted one', function()
+      local base = t.tmpdir()
+      local script = t.dir .. '/scripts/train_small.lua'
+      local args = 'train=600 epochs=3'
+      local rc, out = t.sh(('%s --threads 2 %s %s run=%s/whole'):format(t.tshost, script, args, base))
+      t.eq(rc, 0, out)
+      local p = io.popen(('%s --threads 2 %s %s run=%s/stopped >%s/out 2>&1 & echo $!'):format(t.tshost, script, args,
+                                                                                            base, base))
+      local pid = p:read('*l')
+      p:close()
+      -- in the second epoch: after the first record
+      for _ = 1, 600 do
+         local f = io.open(base .. '/stopped/metrics.jsonl')
+         local n = f and #f:read('*a') or 0
+         if f then f:close() end
+         if n > 0 then break end
+         os.execute('sleep 0.02')
+      end
+      os.execute('sleep 0.15; kill -INT ' .. pid)
+      for _ = 1, 600 do
+         if not io.open('/proc/' .. pid .. '/stat') then break end
+         os.execute('sleep 0.02')
+      end
+      out = t.readfile(base .. '/out')
+      t.truthy(out:find('interrupted at epoch 2, step %d+ of 12; the checkpoint is in'), out)
+      t.truthy(out:find('run the same command again to resume', 1, true), out)
+      rc, out = t.sh(('%s --threads 2 %s %s run=%s/stopped'):format(t.tshost, script, args, base))
+      t.eq(rc, 0, out)
+      same_run(t, base .. '/whole', base .. '/stopped')
    end)
 end

@@ -67,7 +67,9 @@ function ts.options(defaults)
       elseif type(d) == 'number' then
          out[k] = tonumber(v) or error(('option %s: expected a number, got %q'):format(k, v), 2)
       elseif type(d) == 'boolean' then
-         out[k] = v == 'true' or v == '1' or v == 'yes'
+         local b = ({['true'] = true, ['1'] = true, yes = true, ['false'] = false, ['0'] = false, no = false})[v]
+         if b == nil then error(('option %s: expected true or false, got %q'):format(k, v), 2) end
+         out[k] = b
       else
          out[k] = v
       end

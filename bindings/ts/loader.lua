@@ -219,8 +219,6 @@ function M.Loader(ds, opts)
    return self
 end
 
--- the number of images one epoch of this loader's sampler yields
-function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), self.ds:size())) end
 
 -- A sampler's order as C indices, refused unless it is a sequence of whole numbers in 0 .. N-1: a table
 -- with holes would otherwise deliver image 1 in their place, a fraction would be truncated.
@@ -249,6 +247,9 @@ local function order_array(order, n)
    end
    return arr, count
 end
+
+-- the number of images one epoch of this loader's sampler yields
+function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), self.ds:size())) end
 
 -- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator.
 -- first (1-based, default 1): the batch to start at, for an epoch resumed in its middle (the batches are the

@@ -44,6 +44,19 @@ typedef struct { long tv_sec; long tv_nsec; } ts_timespec;
 int clock_gettime(int clock, ts_timespec *t);
 int isatty(int fd);
 int mkdir(const char *path, unsigned int mode);
+int open(const char *path, int flags, int mode);
+int close(int fd);
+int flock(int fd, int operation);
+int ftruncate(int fd, int64_t length);
+long write(int fd, const void *buf, size_t n);
+int getpid(void);
+int kill(int pid, int sig);
+typedef struct ts_dir ts_dir;
+struct ts_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
+ts_dir *opendir(const char *path);
+struct ts_dirent *readdir(ts_dir *dir);
+int closedir(ts_dir *dir);
+char *strerror(int errnum);
 ]]
 local tspec = ffi.new('ts_timespec')
 local function now()
@@ -60,14 +73,35 @@ function M.mkdirs(path)
    end
 end
 
+-- Every write names its file and the reason when it fails (a full disk, a read-only remount): io's
+-- buffered writes can fail at write, flush or close, so each result is checked.
+local function write_or_fail(f, path, s)
+   local ok, err = f:write(s)
+   if ok then ok, err = f:flush() end
+   local closed, cerr = f:close()
+   if not ok or not closed then error(('cannot write %s: %s'):format(path, tostring(err or cerr)), 0) end
+end
+
+local function open_or_fail(path, mode)
+   local f, err = io.open(path, mode)
+   if not f then error(('cannot write %s: %s'):format(path, tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')), 0) end
+   return f
+end
+
+-- whole-file writes are atomic: a temporary file beside the target (named with the writer's process id, as
+-- ts.save's are, so a later run can tell an abandoned one), then a rename
 local function write_file(path, s)
-   local tmp = path .. '.tmp'
-   local f = assert(io.open(tmp, 'w'))
-   f:write(s)
-   f:close()
-   assert(os.rename(tmp, path))
+   local tmp = ('%s.tmp%d'):format(path, C.getpid())
+   write_or_fail(open_or_fail(tmp, 'wb'), tmp, s)
+   local ok, err = os.rename(tmp, path)
+   if not ok then
+      os.remove(tmp)
+      error(('cannot write %s: %s'):format(path, tostring(err)), 0)
+   end
 end
 M.writeFile = write_file
+
+local function append_file(path, s) write_or_fail(open_or_fail(path, 'ab'), path, s) end
 
 local function read_file(path)
    local f = io.open(path, 'r')
@@ -164,7 +198,20 @@ end
 
 -- ---- checkpoints -----------------------------------------------------------------------------------------
 
-local function save_checkpoint(path, model, opt, state)
+local function rng_tensor()
+   local rng = ffi.new('uint64_t[4]')
+   C.ts_rng_get_state(rng)
+   local r = T.zeros({4}, 'int64')
+   ffi.copy(r:data(), rng, 32)
+   return r
+end
+
+local function set_rng(r) C.ts_rng_set_state(ffi.cast('uint64_t *', r:data())) end
+
+-- state: everything that decides the run's future besides the tensors (epoch, history, best, the early-stop
+-- counter, the schedule, the micro-batch size, an interrupted epoch's progress); epoch_rng: the generator
+-- at the start of an interrupted epoch, from which its order and augmentation seed are drawn again
+local function save_checkpoint(path, model, opt, state, epoch_rng)
    local tensors = {}
    for _, pair in ipairs(model:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
    local steps = {}
@@ -174,11 +221,8 @@ local function save_checkpoint(path, model, opt, state)
       end
       steps[i] = st.step or 0
    end
-   local rng = ffi.new('uint64_t[4]')
-   C.ts_rng_get_state(rng)
-   local r = T.zeros({4}, 'int64')
-   ffi.copy(r:data(), rng, 32)
-   tensors.rng = r
+   tensors.rng = rng_tensor()
+   tensors.epoch_rng = epoch_rng
    state.optim_steps = steps
    serialize.save(path, tensors, {state = json.encode(state)})
 end
@@ -198,16 +242,99 @@ local function load_checkpoint(path, model, opt, device)
       end
       if state.optim_steps[i] and state.optim_steps[i] > 0 then st.step = state.optim_steps[i] end
    end
-   C.ts_rng_set_state(ffi.cast('uint64_t *', tensors.rng:data()))
-   return state
+   set_rng(tensors.rng)
+   return state, tensors.epoch_rng
 end
 
--- ---- the loop --------------------------------------------------------------------------------------------
+-- ---- the run directory: one writer at a time, nothing left behind ----------------------------------------
+
+local O_RDWR, O_CREAT, LOCK_EX, LOCK_NB, ESRCH = 2, 64, 2, 4, 3
+
+local function errno_text() return ffi.string(C.strerror(ffi.errno())) end
+
+-- Locks run/.lock for this process with flock (the kernel releases it when the process ends, kill -9
+-- included) and writes the process id there, so that a second run on the same directory can say who holds
+-- it instead of interleaving its metrics and checkpoints with the first's. Returns the release function.
+local function lock_run(run)
+   local path = run .. '/.lock'
+   local fd = C.open(path, O_RDWR + O_CREAT, 420)
+   if fd < 0 then error(('cannot write %s: %s'):format(path, errno_text()), 0) end
+   if C.flock(fd, LOCK_EX + LOCK_NB) ~= 0 then
+      C.close(fd)
+      local holder = (read_file(path) or ''):match('%d+')
+      error(('ts.train: the run %s is in use by %s (it holds %s): wait for it to end, or choose another run'):format(
+         run, holder and 'process ' .. holder or 'another process', path), 0)
+   end
+   local pid = C.getpid() .. '\n'
+   if C.ftruncate(fd, 0) ~= 0 or C.write(fd, pid, #pid) ~= #pid then
+      local err = errno_text()
+      C.close(fd)
+      error(('cannot write %s: %s'):format(path, err), 0)
+   end
+   return function() C.close(fd) end
+end
+
+-- The temporary files that writes killed half-way left in the run (name.tmp<pid>, their process gone or
+-- this one, which holds the run's lock); returns how many were removed.
+local function remove_abandoned(run)
+   local dir = C.opendir(run)
+   if dir == nil then return 0 end
+   local stale, me = {}, C.getpid()
+   while true do
+      local e = C.readdir(dir)
+      if e == nil then break end
+      local name = ffi.string(e.d_name)
+      local pid = tonumber(name:match('%.tmp(%d+)$'))
+      if pid and (pid == me or (C.kill(pid, 0) ~= 0 and ffi.errno() == ESRCH)) then stale[#stale + 1] = name end
+   end
+   C.closedir(dir)
+   for _, name in ipairs(stale) do os.remove(run .. '/' .. name) end
+   return #stale
+end
+
+-- ---- the options -----------------------------------------------------------------------------------------
 
 local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', lr = 0.05, momentum = 0.9,
                   nesterov = true, weight_decay = 5e-4, schedule = 'cosine', warmup = 0, label_smoothing = 0,
                   sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false,
-                  precision = 'fp32'}
+                  precision = 'fp32', max_nonfinite = 0}
+-- the keys without a default; anything else given to ts.train is a typo and refused
+local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
+                  note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1}
+
+local function is_finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+
+-- the numeric options' ranges: {key, lowest, whole number?, lowest excluded?}
+local ranges = {{'epochs', 1, true}, {'batch', 1, true}, {'accumulate', 1, true}, {'lr', 0}, {'momentum', 0},
+                {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0}, {'step_size', 0, false, true},
+                {'gamma', 0, false, true}, {'seed', 0, true}, {'max_nonfinite', 0, true}, {'clip', 0, false, true},
+                {'early_stop', 1, true}, {'workers', 1, true}}
+
+local function check_options(user, cfg)
+   for k in pairs(user) do
+      if defaults[k] == nil and not optional[k] then
+         local known = {}
+         for name in pairs(defaults) do known[#known + 1] = name end
+         for name in pairs(optional) do known[#known + 1] = name end
+         table.sort(known)
+         error(('ts.train: unknown option %s (known: %s)'):format(tostring(k), table.concat(known, ', ')), 3)
+      end
+   end
+   for _, r in ipairs(ranges) do
+      local key, lo, whole, open = r[1], r[2], r[3], r[4]
+      local v = cfg[key]
+      if v ~= nil and (not is_finite(v) or v < lo or (open and v == lo) or (whole and v % 1 ~= 0)) then
+         error(('ts.train: %s must be %s%s %s %g, got %s'):format(key, whole and 'a whole number' or 'a finite number',
+               '', open and '>' or '>=', lo, tostring(v)), 3)
+      end
+   end
+   if cfg.label_smoothing >= 1 then error('ts.train: label_smoothing must be below 1, got ' .. cfg.label_smoothing, 3) end
+   if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
+   if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
+   if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
+end
+
+-- ---- the loop --------------------------------------------------------------------------------------------
 
 -- Running sums of a training loop, kept on the device so that a step never waits for the GPU: loss (the
 -- sum over images of their loss), correct (right predictions) and last (the last micro-batch's mean loss).
@@ -238,10 +365,10 @@ M.forwardBackward = forward_backward
 
 local function build_model(spec)
    if type(spec) == 'table' and spec.forward then return spec, nil end
-   if type(spec) ~= 'table' or not spec.name then error('ts.train: model must be a module or {name = builder, ...}', 3) end
+   if type(spec) ~= 'table' or not spec.name then error('ts.train: model must be a module or {name = builder, ...}', 0) end
    local models = require('ts.models')
    local builder = models[spec.name]
-   if type(builder) ~= 'function' then error('ts.train: no model builder ts.models.' .. tostring(spec.name), 3) end
+   if type(builder) ~= 'function' then error('ts.train: no model builder ts.models.' .. tostring(spec.name), 0) end
    return builder(spec), spec
 end
 
@@ -253,7 +380,7 @@ local function make_optimizer(cfg, model)
       return optim.SGD(cfg.param_groups or model, o)
    elseif cfg.optimizer == 'adam' then return optim.Adam(cfg.param_groups or model, o)
    elseif cfg.optimizer == 'adamw' then return optim.AdamW(cfg.param_groups or model, o) end
-   error('ts.train: unknown optimizer ' .. tostring(cfg.optimizer), 3)
+   error('ts.train: unknown optimizer ' .. tostring(cfg.optimizer), 0)
 end
 
 local function make_schedule(cfg, opt, updates_per_epoch)
@@ -267,7 +394,7 @@ local function make_schedule(cfg, opt, updates_per_epoch)
    elseif cfg.schedule == 'none' or cfg.schedule == nil then
       return nil
    end
-   error('ts.train: unknown schedule ' .. tostring(cfg.schedule), 3)
+   error('ts.train: unknown schedule ' .. tostring(cfg.schedule), 0)
 end
 
 -- a config's plain values, for config.json
@@ -282,14 +409,23 @@ local function plain(cfg)
    return out
 end
 
-function M.train(user)
-   local cfg = {}
-   for k, v in pairs(defaults) do cfg[k] = v end
-   for k, v in pairs(user) do cfg[k] = v end
-   if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 2) end
-   C.ts_manual_seed(cfg.seed)
+-- the first model tensor (parameter or buffer) holding a NaN or an infinity, or nil when all are finite
+local function nonfinite_tensor(model)
+   for _, pair in ipairs(model:stateDict()) do
+      if pair[2]:dtype() == 'float32' and not is_finite(pair[2]:sum()) then return pair[1] end
+   end
+end
+
+-- The run stops on a non-finite loss: nothing of this epoch is saved, the last checkpoint and best model stay.
+local function diverged(run, epoch, where, what, lr, completed)
+   error(('ts.train: the loss became %s at epoch %d, %s (lr %.3g): training diverged and stopped. %s Lower the ' ..
+          'learning rate, add warmup or clip, or let up to k such steps be skipped with max_nonfinite = k.'):format(
+          what, epoch, where, lr, run and ('The checkpoint of epoch %d and the best model so far are kept in %s.'):format(
+          completed, run) or 'Nothing was saved (no run directory).'), 0)
+end
+
+local function train(cfg, spec, model)
    local train_ds, valid_ds = cfg.data.train, cfg.data.valid
-   local model, spec = build_model(cfg.model)
    local device = cfg.device or cuda.device()
    model:to(device)
    model:setPrecision(cfg.precision)
@@ -307,26 +443,39 @@ function M.train(user)
                                          sampler = cfg.sampler, workers = workers, device = device})
    local opt = make_optimizer(cfg, model)
    local micro_per_epoch = math.ceil(loader:epochSize() / cfg.batch)
+   if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
    local sched = make_schedule(cfg, opt, updates_per_epoch)
 
    local run = cfg.run
-   local history, best, start_epoch, elapsed = {}, {accuracy = -1, epoch = 0}, 1, 0
+   -- the state a checkpoint carries; partial: the progress of an epoch interrupted in its middle
+   local st = {epoch = 0, history = {}, best = {accuracy = -1, epoch = 0}, elapsed = 0, bad_epochs = 0,
+               micro_batch = cfg.batch, nonfinite_steps = 0}
+   local epoch_rng
    if run then
-      M.mkdirs(run)
+      local removed = remove_abandoned(run)
+      if removed > 0 and not cfg.quiet then
+         print(('%s: removed %d temporary file(s) left by writes that were killed'):format(run, removed))
+      end
       local ckpt = run .. '/checkpoint.safetensors'
       if cfg.resume and read_file(ckpt) then
-         local state = load_checkpoint(ckpt, model, opt, device)
-         start_epoch, history, best, elapsed = state.epoch + 1, state.history, state.best, state.elapsed or 0
+         st, epoch_rng = load_checkpoint(ckpt, model, opt, device)
+         if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
+         st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
+                                                            st.nonfinite_steps or 0
          if sched then
-            sched.count = state.schedule_count
+            sched.count = st.schedule_count
             sched:apply()
          end
-         if not cfg.quiet then print(('resuming %s after epoch %d'):format(run, state.epoch)) end
-      else
-         local f = io.open(run .. '/metrics.jsonl', 'w')
-         if f then f:close() end
+         if not cfg.quiet then
+            print(st.partial and ('resuming %s in epoch %d after step %d'):format(run, st.epoch + 1, st.partial.step)
+                  or ('resuming %s after epoch %d'):format(run, st.epoch))
+         end
       end
+      -- metrics.jsonl holds exactly the checkpoint's epochs: a kill between the two writes leaves no extra record
+      local lines = {}
+      for _, record in ipairs(st.history) do lines[#lines + 1] = json.encode(record) .. '\n' end
+      write_file(run .. '/metrics.jsonl', table.concat(lines))
       local conf = plain(cfg)
       conf.model = spec or {module = tostring(model):match('^[^\n]*')}
       conf.parameters = model:numParameters()
@@ -337,60 +486,127 @@ function M.train(user)
       write_file(run .. '/config.json', json.encode(conf))
    end
 
-   local micro = 0
-   local micro_batch = cfg.batch   -- lowered by auto_microbatch
-   local bad_epochs = 0
-   for epoch = start_epoch, cfg.epochs do
+   local function checkpoint(partial, rng_at_start)
+      st.partial = partial
+      st.schedule_count = sched and sched.count or 0
+      save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start)
+   end
+
+   -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
+   -- (a wait per step) only when steps may be skipped, else the running sums are checked when they are read
+   local check_each_step = device ~= 'cuda' or cfg.max_nonfinite > 0
+   local inf = math.huge
+   for epoch = st.epoch + 1, cfg.epochs do
       if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
       model:training()
-      local t0, seen, shown = now(), 0, now()
+      local partial = st.partial
+      st.partial = nil
+      local start_rng = rng_tensor()
+      if partial then set_rng(epoch_rng) end
+      local epoch_start_rng = rng_tensor()
+      local batches = loader:epoch(partial and partial.step + 1 or 1)
+      if partial then set_rng(start_rng) end
+      local t0, shown = now() - (partial and partial.seconds or 0), now()
+      local seen, skipped = partial and partial.seen or 0, partial and partial.skipped or 0
       local epoch_sums, batch_sums = M.sums(device), M.sums(device)
-      local step = 0
+      if partial then
+         epoch_sums.loss:fill(partial.loss)
+         epoch_sums.correct:fill(partial.correct)
+      end
+      local step, checked, skip_update = partial and partial.step or 0, partial and partial.step or 0, false
       opt:zeroGrad()
-      for x, y in loader:epoch() do
+      for x, y in batches do
          step = step + 1
          -- the images come on the device from the loader, the labels stay on the host (the loss moves them)
          local ok, err
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()
-            ok, err = pcall(forward_backward, model, crit, x, y, micro_batch, cfg.accumulate, batch_sums)
+            ok, err = pcall(forward_backward, model, crit, x, y, st.micro_batch, cfg.accumulate, batch_sums)
             if ok then break end
-            if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and micro_batch > 1) then error(err, 0) end
-            micro_batch = math.ceil(micro_batch / 2)
+            if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and st.micro_batch > 1) then error(err, 0) end
+            st.micro_batch = math.ceil(st.micro_batch / 2)
             opt:zeroGrad()
             release_memory(model, crit)
             if not cfg.quiet then
-               print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch, micro_batch,
-                                                                                                   err:match('^[^:]*')))
+               print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch,
+                     st.micro_batch, err:match('^[^:]*')))
             end
          end
-         micro = micro + 1
-         if step % cfg.accumulate == 0 or step == micro_per_epoch then
-            if cfg.clip then opt:clipGradNorm(cfg.clip) end
-            opt:step()
-            opt:zeroGrad()
-            if sched then sched:step() end
+         local finite = true
+         if check_each_step then
+            local l = batch_sums.loss:get(1)
+            finite = is_finite(l)
+            if not finite then
+               st.nonfinite_steps = st.nonfinite_steps + 1
+               if st.nonfinite_steps > cfg.max_nonfinite then
+                  diverged(run, epoch, 'step ' .. step, tostring(l / x:size(1)), opt:lr(), st.epoch)
+               end
+               skip_update, skipped = true, skipped + x:size(1)
+               if not cfg.quiet then
+                  print(('epoch %d step %d: non-finite loss, update skipped (%d of %d allowed)'):format(epoch, step,
+                        st.nonfinite_steps, cfg.max_nonfinite))
+               end
+            end
          end
-         epoch_sums.loss:axpy_(1, batch_sums.loss)
-         epoch_sums.correct:axpy_(1, batch_sums.correct)
+         if finite then
+            epoch_sums.loss:axpy_(1, batch_sums.loss)
+            epoch_sums.correct:axpy_(1, batch_sums.correct)
+         end
          seen = seen + x:size(1)
+         if step % cfg.accumulate == 0 or step == micro_per_epoch then
+            if not skip_update then
+               if cfg.clip then opt:clipGradNorm(cfg.clip) end
+               opt:step()
+            end
+            opt:zeroGrad()
+            skip_update = false
+            if sched then sched:step() end
+            -- Ctrl-C (deferred while training): the update is complete, so the epoch can stop here and resume
+            if C.ts_interrupt_pending() > 0 then
+               local where = ('epoch %d, step %d of %d'):format(epoch, step, micro_per_epoch)
+               if run then
+                  checkpoint({step = step, seen = seen, skipped = skipped, seconds = now() - t0,
+                              loss = epoch_sums.loss:get(1), correct = epoch_sums.correct:get(1)}, epoch_start_rng)
+                  error(('ts.train: interrupted at %s; the checkpoint is in %s: run the same command again to resume ' ..
+                         'there (resume = true, the default)'):format(where, run), 0)
+               end
+               error(('ts.train: interrupted at %s (no run directory: nothing was saved)'):format(where), 0)
+            end
+         end
          -- a progress line reads the sums back (waiting for the GPU): every 50 steps, or 4 times a second on a terminal
          if not cfg.quiet and (step % 50 == 0 or (tty and now() - shown > 0.25)) then
+            local loss_sum = epoch_sums.loss:get(1)
+            if not check_each_step and not is_finite(loss_sum) then
+               diverged(run, epoch, ('between step %d and %d'):format(checked + 1, step), tostring(loss_sum), opt:lr(),
+                        st.epoch)
+            end
+            checked = step
             shown = now()
             local rate = seen / (shown - t0)
             local eta = (micro_per_epoch - step) * cfg.batch / rate +
                         (cfg.epochs - epoch) * micro_per_epoch * cfg.batch / rate
-            progress(cfg, epoch, step, micro_per_epoch, epoch_sums.loss:get(1) / seen, epoch_sums.correct:get(1) / seen,
-                     rate, eta, false)
+            progress(cfg, epoch, step, micro_per_epoch, loss_sum / math.max(seen - skipped, 1),
+                     epoch_sums.correct:get(1) / math.max(seen - skipped, 1), rate, eta, false)
          end
       end
       local train_time = now() - t0
-      elapsed = elapsed + train_time
-      local record = {epoch = epoch, train_loss = epoch_sums.loss:get(1) / seen,
-                      train_accuracy = epoch_sums.correct:get(1) / seen, lr = opt:lr(), seconds = train_time,
+      st.elapsed = st.elapsed + train_time   -- an interrupted epoch's earlier part included: it was never added
+      local counted = math.max(seen - skipped, 1)
+      local record = {epoch = epoch, train_loss = epoch_sums.loss:get(1) / counted,
+                      train_accuracy = epoch_sums.correct:get(1) / counted, lr = opt:lr(), seconds = train_time,
                       images_per_second = seen / train_time}
-      if micro_batch < cfg.batch then record.micro_batch = micro_batch end
+      if not is_finite(record.train_loss) then
+         diverged(run, epoch, ('between step %d and %d'):format(checked + 1, step), tostring(record.train_loss), opt:lr(),
+                  st.epoch)
+      end
+      local bad = nonfinite_tensor(model)
+      if bad then
+         error(('ts.train: %s holds NaN or infinite values after epoch %d (lr %.3g): training diverged and stopped; ' ..
+                'the last checkpoint and best model are kept'):format(bad, epoch, opt:lr()), 0)
+      end
+      if skipped > 0 then record.skipped_images = skipped end
+      if st.micro_batch < cfg.batch then record.micro_batch = st.micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then
          local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device,
@@ -403,34 +619,57 @@ function M.train(user)
          print(('  valid loss %.4f  accuracy %.4f  macro-F1 %.4f  (lr %.3g, %.0fs)'):format(record.valid_loss,
                record.valid_accuracy, record.valid_macro_f1, record.lr, train_time))
       end
-      history[#history + 1] = record
+      st.history[#st.history + 1] = record
+      st.epoch = epoch
       local score = record.valid_accuracy or -record.train_loss
-      local improved = score > best.accuracy
+      local improved = score > st.best.accuracy
       if improved then
-         best = {accuracy = score, epoch = epoch}
-         bad_epochs = 0
+         st.best = {accuracy = score, epoch = epoch}
+         st.bad_epochs = 0
       else
-         bad_epochs = bad_epochs + 1
+         st.bad_epochs = st.bad_epochs + 1
       end
       if run then
-         local f = io.open(run .. '/metrics.jsonl', 'a')
-         f:write(json.encode(record), '\n')
-         f:close()
          if improved then serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
-         save_checkpoint(run .. '/checkpoint.safetensors', model, opt,
-                         {epoch = epoch, history = history, best = best, elapsed = elapsed,
-                          schedule_count = sched and sched.count or 0})
+         checkpoint(nil, nil)
+         append_file(run .. '/metrics.jsonl', json.encode(record) .. '\n')
       end
-      if cfg.early_stop and bad_epochs >= cfg.early_stop then
-         if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(bad_epochs)) end
+      if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
+         if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(st.bad_epochs)) end
          break
       end
+      if C.ts_interrupt_pending() > 0 then
+         error(('ts.train: interrupted after epoch %d%s'):format(epoch, run and
+               ('; the checkpoint is in %s: run the same command again to resume (resume = true, the default)'):format(run)
+               or ' (no run directory: nothing was saved)'), 0)
+      end
    end
-   if run and valid_ds and best.epoch > 0 then
+   if run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
    end
-   return {model = model, history = history, best = best, run = run, preprocess = cfg.preprocess,
-           train_seconds = elapsed, config = cfg, micro_batch = micro_batch, device = device}
+   return {model = model, history = st.history, best = st.best, run = run, preprocess = cfg.preprocess,
+           train_seconds = st.elapsed, config = cfg, micro_batch = st.micro_batch, device = device}
+end
+
+function M.train(user)
+   local cfg = {}
+   for k, v in pairs(defaults) do cfg[k] = v end
+   for k, v in pairs(user) do cfg[k] = v end
+   check_options(user, cfg)
+   C.ts_manual_seed(cfg.seed)
+   local model, spec = build_model(cfg.model)
+   local release = function() end
+   if cfg.run then
+      M.mkdirs(cfg.run)
+      release = lock_run(cfg.run)
+   end
+   -- Ctrl-C finishes the current update, then the loop checkpoints and stops; a second Ctrl-C exits at once
+   C.ts_interrupt_defer(1)
+   local ok, result = pcall(train, cfg, spec, model)
+   C.ts_interrupt_defer(0)
+   release()
+   if not ok then error(result, 0) end
+   return result
 end
 
 return M
