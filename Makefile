@@ -21,7 +21,7 @@ CUDA_HOME ?= /usr/local/cuda
 CUDA      ?= 1
 NVCC      := $(if $(filter 1,$(CUDA)),$(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc)))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
-NVCCFLAGS ?= -O3 -std=c++17 --extended-lambda $(CUDA_ARCH) -Xcompiler -Wall
+NVCCFLAGS ?= -O3 -std=c++20 --extended-lambda $(CUDA_ARCH) -Xcompiler -Wall
 ifneq ($(NVCC),)
 CUDA_DEFS  = -DTS_WITH_CUDA
 CUDA_SRC   = $(wildcard kernels/cuda/*.cu)
@@ -35,7 +35,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST_SRC   = $(wildcard host/*.c)
 KERNEL_SRC = $(wildcard kernels/cpu/*.c)
 OBJ = $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst %.cu,build/%.o,$(CUDA_SRC))
-HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/cpu/cpu.h kernels/cuda/cuda.h
+HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/ops.def kernels/cpu/cpu.h
 
 all: tshost
 

@@ -14,10 +14,9 @@
 #include <string.h>
 
 #include "internal.h"
-#include "../kernels/cpu/cpu.h"
-#ifdef TS_WITH_CUDA
-#include "../kernels/cuda/cuda.h"
-#endif
+
+/* the CPU backend's augmentation ops (ops.def), which the batch builder calls image by image */
+static const tsk_backend *const cpu = &tsk_cpu_backend;
 
 typedef ts_splitmix rng;
 static double uniform(rng *r, double lo, double hi) { return ts_splitmix_uniform(r, lo, hi); }
@@ -112,7 +111,7 @@ static int equalize(const ts_preprocess *pre, uint8_t *raw, int h, int w, int c)
     float *maps = malloc(sizeof(float) * 256 * (size_t)tiles * (size_t)tiles);
     if (!maps) return ts_error("batch: out of memory");
     if (c != 3) {
-        tsk_cpu_equalize(h, w, raw, clahe, tiles, (float)pre->clahe_clip, maps);
+        cpu->equalize(h, w, raw, clahe, tiles, (float)pre->clahe_clip, maps);
         free(maps);
         return 0;
     }
@@ -120,7 +119,7 @@ static int equalize(const ts_preprocess *pre, uint8_t *raw, int h, int w, int c)
     if (!lum || !before) return free(lum), free(before), free(maps), ts_error("batch: out of memory");
     for (int i = 0; i < n; i++) lum[i] = (uint8_t)lrintf(luma_u8(raw + 3 * i));
     memcpy(before, lum, (size_t)n);
-    tsk_cpu_equalize(h, w, lum, clahe, tiles, (float)pre->clahe_clip, maps);
+    cpu->equalize(h, w, lum, clahe, tiles, (float)pre->clahe_clip, maps);
     free(maps);
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < 3; ch++) {
@@ -212,13 +211,13 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     *label_out = p.label;
     float *img = sc->src;
     if (p.k.warp) {
-        tsk_cpu_warp(h, w, oh, ow, c, sc->src, sc->work, p.k.inv);
+        cpu->warp(h, w, oh, ow, c, sc->src, sc->work, p.k.inv);
         img = sc->work;
     }
     int on = oh * ow;
     if (aug) {
-        tsk_cpu_color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.hue, p.k.gamma);
-        if (p.blur_sigma > 0) tsk_cpu_blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
+        cpu->color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.hue, p.k.gamma);
+        if (p.blur_sigma > 0) cpu->blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
         if (p.noise_sd > 0)
             for (int i = 0; i < on * c; i++) img[i] += (float)(p.noise_sd * normal(r));
         draw_cutout(aug, oh, ow, r, &p);
@@ -332,30 +331,27 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
 int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
                              const ts_preprocess *pre)
 {
-#ifdef TS_WITH_CUDA
     int c = (int)raw->shape[3], out_c = pre && pre->grayscale ? 1 : c;
     int64_t xs[4] = {count, out_c, x->ndim == 4 ? x->shape[2] : 0, x->ndim == 4 ? x->shape[3] : 0};
     if (!ts_on_cuda(x) || ts_check_shape("batch: output", x, 4, xs) || raw->shape[0] != count)
         return ts_error("batch: the output must be a CUDA tensor [%d,%d,H,W]", count, out_c);
+    const tsk_backend *k = ts_kernels(x);
+    if (!k->augment_batch) return ts_kernel_missing(k, "batch: augmentation");
     int64_t pb[1] = {(int64_t)(sizeof(tsk_image_plan) * (size_t)count)};
-    ts_tensor *d_raw = ts_tensor_to((ts_tensor *)raw, TS_CUDA), *h_plans = ts_tensor_from_buffer(TS_UINT8, 1, pb, plans);
-    ts_tensor *d_plans = h_plans ? ts_tensor_to(h_plans, TS_CUDA) : NULL;
+    int device = x->storage->device;
+    ts_tensor *d_raw = ts_tensor_to((ts_tensor *)raw, device), *h_plans = ts_tensor_from_buffer(TS_UINT8, 1, pb, plans);
+    ts_tensor *d_plans = h_plans ? ts_tensor_to(h_plans, device) : NULL;
     float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
     for (int i = 0; pre && i < 3; i++) mean[i] = pre->mean[i], std[i] = pre->std[i];
     int rc = !d_raw || !d_plans ? -1
-             : tsk_cuda_augment_batch(count, (int)raw->shape[1], (int)raw->shape[2], c, ts_tensor_data(d_raw),
-                                      ts_tensor_data(d_plans), (int)x->shape[2], (int)x->shape[3], out_c, mean, std,
-                                      ts_f32(x))
-                   ? ts_kernel_status(&tsk_cuda_backend, "batch")
+             : k->augment_batch(count, (int)raw->shape[1], (int)raw->shape[2], c, ts_tensor_data(d_raw),
+                                ts_tensor_data(d_plans), (int)x->shape[2], (int)x->shape[3], out_c, mean, std, ts_f32(x))
+                   ? ts_kernel_status(k, "batch")
                    : 0;
     ts_tensor_free(d_raw);
     ts_tensor_free(h_plans);
     ts_tensor_free(d_plans);
     return rc;
-#else
-    (void)x, (void)raw, (void)plans, (void)count, (void)pre;
-    return ts_error("batch: tshost was built without CUDA");
-#endif
 }
 
 /* a batch whose output is on the GPU: drawn here and finished there, or built on the CPU and copied */

@@ -1,73 +1,73 @@
-/* device.c — which device a tensor's work runs on, and moving data between devices.
+/* device.c — the backends by device, which device a tensor's work runs on, and moving data between devices.
  *
- * Every layer asks ts_kernels(x) for the backend of its input's device and checks that its other tensors
- * are on the same one. Copies between the host and the GPU go through kernels/cuda's pinned staging;
- * strided copies on the GPU run there too. A dtype conversion with a CUDA side is done on the host:
- * it serves loading and inspecting, not the training step. */
+ * Every layer asks ts_kernels(x) for the backend of its input's device and checks that its other tensors are
+ * on the same one. Memory, copies and synchronization go through the backend's runtime entries the same
+ * way, whatever the device. A dtype conversion with a device side is done on the host: it serves loading
+ * and inspecting, not the training step. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* The registry: the one place a build's CUDA backend is named. */
+static const tsk_backend *const registry[2] = {
+    [TS_CPU] = &tsk_cpu_backend,
 #ifdef TS_WITH_CUDA
-#include "../kernels/cuda/cuda.h"
+    [TS_CUDA] = &tsk_cuda_backend,
 #endif
+};
+
+/* whether each device answered its init (0 not tried, 1 ready, -1 not), and why not: documented global state */
+static int state[2];
+static char why_not[2][512];
 
 static const char *device_name(int device) { return device == TS_CUDA ? "cuda" : "cpu"; }
 
-int ts_cuda_built(void)
+const tsk_backend *ts_backend(int device)
 {
-#ifdef TS_WITH_CUDA
-    return 1;
-#else
-    return 0;
-#endif
+    if (device < 0 || device > 1 || !registry[device]) return NULL;
+    if (state[device] == 0) {
+        state[device] = registry[device]->init() == 0 ? 1 : -1;
+        const char *e = registry[device]->error();
+        if (state[device] < 0) snprintf(why_not[device], sizeof why_not[device], "%s", e ? e : "it did not start");
+    }
+    return state[device] == 1 ? registry[device] : NULL;
 }
 
-#ifdef TS_WITH_CUDA
-static int cuda_state;   /* 0 not tried, 1 ready, -1 unavailable: documented global state */
-
-static int cuda_ready(void)
+const tsk_backend *ts_backend_started(int device)
 {
-    if (cuda_state == 0) cuda_state = tsk_cuda_device_count() > 0 && tsk_cuda_init() == 0 ? 1 : -1;
-    return cuda_state == 1;
+    return device >= 0 && device <= 1 && state[device] == 1 ? registry[device] : NULL;
 }
-#endif
 
-int ts_cuda_available(void)
+int ts_cuda_built(void) { return registry[TS_CUDA] != NULL; }
+int ts_cuda_available(void) { return ts_backend(TS_CUDA) != NULL; }
+
+const char *ts_cuda_unavailable_reason(void)
 {
-#ifdef TS_WITH_CUDA
-    return cuda_ready();
-#else
-    return 0;
-#endif
+    if (!registry[TS_CUDA]) return "tshost was built without CUDA (nvcc was not found at build time)";
+    return ts_backend(TS_CUDA) ? "" : why_not[TS_CUDA];
 }
 
 const char *ts_cuda_device_name(void)
 {
-#ifdef TS_WITH_CUDA
-    if (cuda_ready()) return tsk_cuda_device_name();
-#endif
-    return "none";
+    const tsk_backend *k = ts_backend(TS_CUDA);
+    return k ? k->device_name() : "none";
 }
 
-static int need_cuda(const char *what)
+/* the backend of a device that must be there, or NULL with an error naming what needed it */
+static const tsk_backend *need(int device, const char *what)
 {
-#ifdef TS_WITH_CUDA
-    if (cuda_ready()) return 0;
-    return ts_error("%s: no CUDA device is available", what);
-#else
-    return ts_error("%s: tshost was built without CUDA (nvcc was not found at build time)", what);
-#endif
+    const tsk_backend *k = ts_backend(device);
+    if (!k) ts_error("%s: no CUDA device is available (%s)", what, ts_cuda_unavailable_reason());
+    return k;
 }
 
 int ts_cuda_synchronize(void)
 {
-    if (need_cuda("cuda.synchronize")) return -1;
-#ifdef TS_WITH_CUDA
-    if (tsk_cuda_synchronize()) return ts_kernel_status(&tsk_cuda_backend, "cuda.synchronize");
-#endif
-    return 0;
+    const tsk_backend *k = need(TS_CUDA, "cuda.synchronize");
+    if (!k) return -1;
+    return k->synchronize() ? ts_kernel_status(k, "cuda.synchronize") : 0;
 }
 
 int ts_cuda_set(const char *option, int on)
@@ -79,22 +79,17 @@ int ts_cuda_set(const char *option, int on)
     if (which < 0) return ts_error("cuda.set: unknown option %s (deterministic, tf32, channels_last)", option ? option : "NULL");
     char what[64];
     snprintf(what, sizeof what, "cuda.%s", option);
-    if (need_cuda(what)) return -1;
-#ifdef TS_WITH_CUDA
-    if (which == 0) tsk_cuda_set_deterministic(on);
-    else if (which == 1) tsk_cuda_set_tf32(on);
-    else tsk_cuda_set_channels_last(on);
-#endif
+    const tsk_backend *k = need(TS_CUDA, what);
+    if (!k) return -1;
+    k->set_option(option, on);
     return 0;
 }
 
-const tsk_backend *ts_kernels(const ts_tensor *t)
+const tsk_backend *ts_kernels(const ts_tensor *t) { return registry[t ? t->storage->device : TS_CPU]; }
+
+int ts_kernel_missing(const tsk_backend *k, const char *what)
 {
-#ifdef TS_WITH_CUDA
-    if (ts_on_cuda(t)) return &tsk_cuda_backend;
-#endif
-    (void)t;
-    return &tsk_cpu_backend;
+    return ts_error("%s: not available on %s", what, k->name);
 }
 
 int ts_kernel_status(const tsk_backend *k, const char *what)
@@ -125,15 +120,11 @@ int ts_require_cpu(const char *what, const ts_tensor *t)
     return 0;
 }
 
-int ts_device_zero(void *data, size_t bytes)
+int ts_device_zero(int device, void *data, size_t bytes)
 {
-#ifdef TS_WITH_CUDA
-    if (tsk_cuda_memset0(data, bytes)) return ts_kernel_status(&tsk_cuda_backend, "tensor");
-    return 0;
-#else
-    (void)data, (void)bytes;
-    return need_cuda("tensor");
-#endif
+    const tsk_backend *k = need(device, "tensor");
+    if (!k) return -1;
+    return k->zero(data, bytes) ? ts_kernel_status(k, "tensor") : 0;
 }
 
 ts_tensor *ts_tensor_to(ts_tensor *t, int device)
@@ -143,7 +134,7 @@ ts_tensor *ts_tensor_to(ts_tensor *t, int device)
         return NULL;
     }
     if (t->storage->device == device) return ts_tensor_retain(t);
-    if (device == TS_CUDA && need_cuda("to('cuda')")) return NULL;
+    if (!need(device, "to('cuda')")) return NULL;
     ts_tensor *c = ts_tensor_new_on(device, t->dtype, t->ndim, t->shape);
     if (c && ts_tensor_copy(c, t)) {
         ts_tensor_free(c);
@@ -157,17 +148,40 @@ ts_tensor *ts_host_copy(const ts_tensor *t)
     return ts_tensor_to((ts_tensor *)t, TS_CPU);
 }
 
-#ifdef TS_WITH_CUDA
-/* dst and src on the GPU, same dtype and element count, any strides */
-static int copy_on_device(ts_tensor *dst, const ts_tensor *src)
+/* The first and one-past-last element a view can reach in its storage (strides are never negative here). */
+static void extent(const ts_tensor *t, int64_t *lo, int64_t *hi)
 {
-    size_t elem = (size_t)ts_dtype_size(dst->dtype);
+    int64_t last = t->offset;
+    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->stride[d];
+    *lo = t->offset, *hi = last + 1;
+}
+
+/* Same dtype and element count, on one device, any strides: the device's copy, or its strided copy over one
+ * index space. Views of one storage whose ranges overlap go through a temporary, because the backends'
+ * copies assume they do not (memcpy; cudaMemcpyAsync within a device). */
+int ts_copy_within(ts_tensor *dst, const ts_tensor *src)
+{
+    const tsk_backend *k = ts_kernels(dst);
     int64_t n = ts_tensor_numel(dst);
-    if (ts_tensor_is_contiguous(dst) && ts_tensor_is_contiguous(src)) {
-        if (tsk_cuda_copy_device(ts_tensor_data(dst), ts_tensor_data(src), (size_t)n * elem))
-            return ts_kernel_status(&tsk_cuda_backend, "copy");
-        return 0;
+    size_t elem = (size_t)ts_dtype_size(dst->dtype);
+    if (n == 0) return 0;
+    if (ts_tensor_same_storage(dst, src)) {
+        int64_t dlo, dhi, slo, shi;
+        extent(dst, &dlo, &dhi);
+        extent(src, &slo, &shi);
+        if (dlo < shi && slo < dhi) {
+            if (dst->offset == src->offset && dst->ndim == src->ndim &&
+                !memcmp(dst->shape, src->shape, sizeof(int64_t) * (size_t)dst->ndim) &&
+                !memcmp(dst->stride, src->stride, sizeof(int64_t) * (size_t)dst->ndim))
+                return 0;   /* a view copied onto itself */
+            ts_tensor *tmp = ts_tensor_new_on(dst->storage->device, src->dtype, src->ndim, src->shape);
+            int rc = !tmp || ts_copy_within(tmp, src) || ts_copy_within(dst, tmp);
+            ts_tensor_free(tmp);
+            return rc ? -1 : 0;
+        }
     }
+    if (ts_tensor_is_contiguous(dst) && ts_tensor_is_contiguous(src))
+        return k->copy(ts_tensor_data(dst), ts_tensor_data(src), (size_t)n * elem) ? ts_kernel_status(k, "copy") : 0;
     int same_shape = dst->ndim == src->ndim && !memcmp(dst->shape, src->shape, sizeof(int64_t) * (size_t)dst->ndim);
     const ts_tensor *s = src;
     ts_tensor *d = dst, *tmp = NULL;
@@ -176,25 +190,24 @@ static int copy_on_device(ts_tensor *dst, const ts_tensor *src)
         if (ts_tensor_is_contiguous(src)) s = tmp = ts_tensor_view((ts_tensor *)src, dst->ndim, dst->shape);
         else if (ts_tensor_is_contiguous(dst)) d = tmp = ts_tensor_view(dst, src->ndim, src->shape);
         else {
-            tmp = ts_tensor_new_on(TS_CUDA, src->dtype, src->ndim, src->shape);
-            int rc = !tmp || copy_on_device(tmp, src) || copy_on_device(dst, tmp);
+            tmp = ts_tensor_new_on(src->storage->device, src->dtype, src->ndim, src->shape);
+            int rc = !tmp || ts_copy_within(tmp, src) || ts_copy_within(dst, tmp);
             ts_tensor_free(tmp);
             return rc ? -1 : 0;
         }
         if (!tmp) return -1;
     }
     int64_t one = 1;
-    int rc = tsk_cuda_copy_strided((int)elem, d->ndim ? d->ndim : 1, d->ndim ? d->shape : &one, ts_tensor_data(d),
-                                   d->ndim ? d->stride : &one, ts_tensor_data(s), s->ndim ? s->stride : &one);
+    int rc = k->copy_strided((int)elem, d->ndim ? d->ndim : 1, d->ndim ? d->shape : &one, ts_tensor_data(d),
+                             d->ndim ? d->stride : &one, ts_tensor_data(s), s->ndim ? s->stride : &one);
     ts_tensor_free(tmp);
-    return rc ? ts_kernel_status(&tsk_cuda_backend, "copy") : 0;
+    return rc ? ts_kernel_status(k, "copy") : 0;
 }
-#endif
 
-/* called by ts_tensor_copy when either side is on the GPU; element counts already agree */
+/* called by ts_tensor_copy when the two sides are on different devices, or differ in dtype with one side off
+ * the host; element counts already agree */
 int ts_device_copy(ts_tensor *dst, const ts_tensor *src)
 {
-#ifdef TS_WITH_CUDA
     if (dst->dtype != src->dtype) {
         /* convert on the host, then copy as the same dtype */
         ts_tensor *h = ts_host_copy(src);
@@ -204,38 +217,35 @@ int ts_device_copy(ts_tensor *dst, const ts_tensor *src)
         ts_tensor_free(c);
         return rc ? -1 : 0;
     }
-    if (ts_on_cuda(dst) && ts_on_cuda(src)) return copy_on_device(dst, src);
+    if (dst->storage->device == src->storage->device) return ts_copy_within(dst, src);
     size_t bytes = (size_t)ts_tensor_numel(dst) * (size_t)ts_dtype_size(dst->dtype);
+    int rc;
     if (ts_on_cuda(dst)) {
         /* host -> device: a contiguous host image, uploaded straight into dst or into a temporary */
+        const tsk_backend *k = ts_kernels(dst);
         ts_tensor *h = ts_tensor_contiguous((ts_tensor *)src);
         if (!h) return -1;
-        int rc;
         if (ts_tensor_is_contiguous(dst)) {
-            rc = tsk_cuda_upload(ts_tensor_data(dst), ts_tensor_data(h), bytes) ? ts_kernel_status(&tsk_cuda_backend, "copy") : 0;
+            rc = k->upload(ts_tensor_data(dst), ts_tensor_data(h), bytes) ? ts_kernel_status(k, "copy") : 0;
         } else {
-            ts_tensor *d = ts_tensor_new_on(TS_CUDA, h->dtype, h->ndim, h->shape);
-            rc = !d || ts_device_copy(d, h) || copy_on_device(dst, d) ? -1 : 0;
+            ts_tensor *d = ts_tensor_new_on(dst->storage->device, h->dtype, h->ndim, h->shape);
+            rc = !d || ts_device_copy(d, h) || ts_copy_within(dst, d) ? -1 : 0;
             ts_tensor_free(d);
         }
         ts_tensor_free(h);
         return rc;
     }
-    /* device -> host */
-    ts_tensor *d = ts_tensor_contiguous((ts_tensor *)src);   /* on the GPU */
+    /* device -> host: a contiguous device image, downloaded straight into dst or into a temporary */
+    const tsk_backend *k = ts_kernels(src);
+    ts_tensor *d = ts_tensor_contiguous((ts_tensor *)src);
     if (!d) return -1;
-    int rc;
     if (ts_tensor_is_contiguous(dst)) {
-        rc = tsk_cuda_download(ts_tensor_data(dst), ts_tensor_data(d), bytes) ? ts_kernel_status(&tsk_cuda_backend, "copy") : 0;
+        rc = k->download(ts_tensor_data(dst), ts_tensor_data(d), bytes) ? ts_kernel_status(k, "copy") : 0;
     } else {
         ts_tensor *h = ts_tensor_new(d->dtype, d->ndim, d->shape);
-        rc = !h || ts_device_copy(h, d) || ts_tensor_copy(dst, h) ? -1 : 0;
+        rc = !h || ts_device_copy(h, d) || ts_copy_within(dst, h) ? -1 : 0;
         ts_tensor_free(h);
     }
     ts_tensor_free(d);
     return rc;
-#else
-    (void)dst, (void)src;
-    return need_cuda("copy");
-#endif
 }

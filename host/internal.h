@@ -32,13 +32,22 @@ void ts_memory_release(int device, void *p, size_t granted);
 #include "../kernels/kernels.h"
 _Static_assert((int)TS_MATH_FP32 == (int)TSK_MATH_FP32 && (int)TS_MATH_BF16 == (int)TSK_MATH_BF16, "the host passes TS_MATH_* to the kernels");
 const tsk_backend *ts_kernels(const ts_tensor *t);
+/* the backend of a device, made ready on first use; NULL when the build or the machine has none (then
+ * ts_cuda_unavailable_reason says why) */
+const tsk_backend *ts_backend(int device);
+const tsk_backend *ts_backend_started(int device);   /* the same, without starting one that was never used */
+/* the error for an op a backend does not have (its table entry is NULL): "what: not available on cuda" */
+int ts_kernel_missing(const tsk_backend *k, const char *what);
 /* 0, or the backend's error as ours (marked out of memory when it was) */
 int ts_kernel_status(const tsk_backend *k, const char *what);
 /* "what: a is on cuda but b on cpu" when the non-NULL tensors disagree; 0 when they agree */
 int ts_check_same_device(const char *what, const ts_tensor *a, const ts_tensor *b, const ts_tensor *c,
                          const ts_tensor *d);
-int ts_device_zero(void *data, size_t bytes);
-int ts_device_copy(ts_tensor *dst, const ts_tensor *src);     /* ts_tensor_copy with a CUDA side */
+int ts_device_zero(int device, void *data, size_t bytes);
+/* ts_tensor_copy's two halves: same dtype on one device (any strides, overlap-safe), and the rest with a
+ * device side (across devices, or a dtype conversion, done on the host) */
+int ts_copy_within(ts_tensor *dst, const ts_tensor *src);
+int ts_device_copy(ts_tensor *dst, const ts_tensor *src);
 /* a CPU tensor with t's values (t itself retained when it is on the CPU), NULL on failure */
 ts_tensor *ts_host_copy(const ts_tensor *t);
 static inline int ts_on_cuda(const ts_tensor *t) { return t && t->storage->device == TS_CUDA; }

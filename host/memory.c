@@ -1,8 +1,9 @@
-/* memory.c — where tensor storage comes from, per device, with statistics and an optional limit.
+/* memory.c — where tensor storage comes from, per device (through its backend's alloc and release), with
+ * statistics and an optional limit.
  *
- *   CPU:  64-byte aligned blocks from the C heap (AVX-512 loads).
- *   CUDA: a caching allocator. cudaMalloc and cudaFree synchronize the device and cost tens of
- *         microseconds, and every training step frees and requests the same sizes again, so a freed block
+ *   A device whose allocation is cheap (the CPU: 64-byte aligned blocks from the C heap) is asked every time.
+ *   A caching device (CUDA: cudaMalloc and cudaFree synchronize the device and cost tens of microseconds, and
+ *         every training step frees and requests the same sizes again) gets a caching allocator: a freed block
  *         is kept and handed out again for a request it fits without wasting more than half of it. Sizes
  *         are rounded up to 512 bytes, and to 2 MiB from 1 MiB on, so that they repeat. Everything runs on
  *         one stream, so a block reused is never still in use by an earlier kernel. When the driver has
@@ -18,9 +19,6 @@
 #include <string.h>
 
 #include "internal.h"
-#ifdef TS_WITH_CUDA
-#include "../kernels/cuda/cuda.h"
-#endif
 
 typedef struct cached_block {
     void *p;
@@ -58,28 +56,27 @@ static void account(int device, size_t bytes)
     if (s->in_use > s->peak) s->peak = s->in_use;
 }
 
-#ifdef TS_WITH_CUDA
-static size_t cuda_rounded(size_t bytes)
+static size_t cached_size(size_t bytes)
 {
     size_t unit = bytes < ((size_t)1 << 20) ? 512 : (size_t)2 << 20;
     return bytes ? (bytes + unit - 1) / unit * unit : unit;
 }
 
-/* gives every cached block back to the driver; lock held */
-static void release_cache(void)
+/* gives every cached block back to the device; lock held. The cache holds blocks of the caching device. */
+static void release_cache(const tsk_backend *k, int device)
 {
     while (cache) {
         cached_block *b = cache;
         cache = b->next;
-        tsk_cuda_free(b->p);
-        stats[TS_CUDA].cached -= (int64_t)b->bytes;
+        k->release(b->p);
+        stats[device].cached -= (int64_t)b->bytes;
         free(b);
     }
 }
 
-static void *cuda_alloc(size_t bytes, size_t *granted)
+static void *cached_alloc(const tsk_backend *k, int device, size_t bytes, size_t *granted)
 {
-    size_t want = cuda_rounded(bytes);
+    size_t want = cached_size(bytes);
     cached_block **best = NULL;
     for (cached_block **at = &cache; *at; at = &(*at)->next)
         if ((*at)->bytes >= want && (*at)->bytes / 2 <= want && (!best || (*at)->bytes < (*best)->bytes)) best = at;
@@ -88,50 +85,50 @@ static void *cuda_alloc(size_t bytes, size_t *granted)
         void *p = b->p;
         *best = b->next;
         *granted = b->bytes;
-        stats[TS_CUDA].cached -= (int64_t)b->bytes;
-        stats[TS_CUDA].cache_hits++;
+        stats[device].cached -= (int64_t)b->bytes;
+        stats[device].cache_hits++;
         free(b);
-        account(TS_CUDA, *granted);
+        account(device, *granted);
         return p;
     }
-    ts_memory_stats *s = &stats[TS_CUDA];
-    if (s->limit && s->in_use + s->cached + (int64_t)want > s->limit) release_cache();
+    ts_memory_stats *s = &stats[device];
+    if (s->limit && s->in_use + s->cached + (int64_t)want > s->limit) release_cache(k, device);
     if (s->limit && s->in_use + (int64_t)want > s->limit) {
-        oom(TS_CUDA, want);
+        oom(device, want);
         return NULL;
     }
-    void *p = tsk_cuda_malloc(want);
+    void *p = k->alloc(want);
     if (!p) {
-        release_cache();
-        tsk_cuda_release_workspace();
-        p = tsk_cuda_malloc(want);
+        release_cache(k, device);
+        if (k->release_cache) k->release_cache();
+        p = k->alloc(want);
     }
     if (!p) {
-        oom(TS_CUDA, want);
+        oom(device, want);
         return NULL;
     }
     *granted = want;
-    account(TS_CUDA, want);
+    account(device, want);
     return p;
 }
-#endif
 
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
 {
+    const tsk_backend *k = ts_backend(device);
+    if (!k) {
+        ts_error("memory on cuda: no CUDA device is available (%s)", ts_cuda_unavailable_reason());
+        return NULL;
+    }
     void *p = NULL;
     pthread_mutex_lock(&lock);
-    if (device == TS_CUDA) {
-#ifdef TS_WITH_CUDA
-        p = cuda_alloc(bytes, granted);
-#else
-        ts_error("cuda: tshost was built without CUDA (nvcc was not found at build time)");
-#endif
+    if (k->caching) {
+        p = cached_alloc(k, device, bytes, granted);
     } else {
         size_t want = bytes ? (bytes + 63) / 64 * 64 : 64;
-        ts_memory_stats *s = &stats[TS_CPU];
-        if (s->limit && s->in_use + (int64_t)want > s->limit) oom(TS_CPU, want);
-        else if (posix_memalign(&p, 64, want)) oom(TS_CPU, want), p = NULL;
-        else *granted = want, account(TS_CPU, want);
+        ts_memory_stats *s = &stats[device];
+        if (s->limit && s->in_use + (int64_t)want > s->limit) oom(device, want);
+        else if (!(p = k->alloc(want))) oom(device, want);
+        else *granted = want, account(device, want);
     }
     pthread_mutex_unlock(&lock);
     return p;
@@ -140,20 +137,16 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
 void ts_memory_release(int device, void *p, size_t granted)
 {
     if (!p) return;
+    const tsk_backend *k = ts_backend(device);   /* ready: p came from it */
     pthread_mutex_lock(&lock);
     stats[device].in_use -= (int64_t)granted;
-    if (device == TS_CUDA) {
-        cached_block *b = malloc(sizeof *b);
-        if (b) {
-            *b = (cached_block){p, granted, cache};
-            cache = b;
-            stats[TS_CUDA].cached += (int64_t)granted;
-        }
-#ifdef TS_WITH_CUDA
-        else tsk_cuda_free(p);
-#endif
+    cached_block *b = k->caching ? malloc(sizeof *b) : NULL;
+    if (b) {
+        *b = (cached_block){p, granted, cache};
+        cache = b;
+        stats[device].cached += (int64_t)granted;
     } else {
-        free(p);
+        k->release(p);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -219,10 +212,12 @@ int ts_memory_set_limit(int device, int64_t bytes)
 
 void ts_memory_empty_cache(void)
 {
-#ifdef TS_WITH_CUDA
-    pthread_mutex_lock(&lock);
-    release_cache();
-    pthread_mutex_unlock(&lock);
-    tsk_cuda_release_workspace();
-#endif
+    for (int device = 0; device < 2; device++) {
+        const tsk_backend *k = ts_backend_started(device);   /* one never started has nothing to give back */
+        if (!k || !k->caching) continue;
+        pthread_mutex_lock(&lock);
+        release_cache(k, device);
+        pthread_mutex_unlock(&lock);
+        if (k->release_cache) k->release_cache();
+    }
 }

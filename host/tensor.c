@@ -101,7 +101,7 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
         return NULL;
     }
     void *data = ts_memory_alloc(device, bytes, &granted);
-    if (!data || (device == TS_CPU ? (memset(data, 0, bytes), 0) : ts_device_zero(data, bytes))) {
+    if (!data || ts_device_zero(device, data, bytes)) {
         ts_memory_release(device, data, granted);
         free(s);
         return NULL;
@@ -405,26 +405,26 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
     if (n != ts_tensor_numel(src))
         return ts_error("copy: destination %s and source %s differ in element count", ts_shape_str(dst, a, sizeof a),
                         ts_shape_str(src, b, sizeof b));
+    if (dst->dtype == src->dtype && dst->storage->device == src->storage->device) return ts_copy_within(dst, src);
     if (ts_on_cuda(dst) || ts_on_cuda(src)) return ts_device_copy(dst, src);
+    /* a dtype conversion on the host */
     void *d = ts_tensor_data(dst);
     const void *s = ts_tensor_data(src);
     if (ts_tensor_is_contiguous(dst) && ts_tensor_is_contiguous(src)) {
-        if (dst->dtype == src->dtype) {
-            memmove(d, s, (size_t)n * (size_t)ts_dtype_size(dst->dtype));
-        } else if (dst->dtype == TS_FLOAT32 && src->dtype == TS_UINT8) {
+        if (dst->dtype == TS_FLOAT32 && src->dtype == TS_UINT8) {
             for (int64_t i = 0; i < n; i++) ((float *)d)[i] = ((const uint8_t *)s)[i];
         } else {
             for (int64_t i = 0; i < n; i++) store(d, dst->dtype, i, load(s, src->dtype, i));
         }
         return 0;
     }
-    /* Strided: walk both in row-major element order; each row is the tensor's last dim. */
+    /* Strided: walk both in row-major element order; each row is the tensor's last dim. Two dtypes cannot
+     * share a storage's bytes meaningfully, but a view's bytes might be reinterpreted: through a temporary. */
     if (ts_tensor_same_storage(dst, src)) {
-        ts_tensor *tmp = ts_tensor_contiguous((ts_tensor *)src);
-        if (!tmp) return -1;
-        int rc = tmp == src ? ts_error("copy: overlapping strided copy") : ts_tensor_copy(dst, tmp);
+        ts_tensor *tmp = ts_tensor_new(src->dtype, src->ndim, src->shape);
+        int rc = !tmp || ts_copy_within(tmp, src) || ts_tensor_copy(dst, tmp);
         ts_tensor_free(tmp);
-        return rc;
+        return rc ? -1 : 0;
     }
     int64_t dl = dst->ndim ? dst->shape[dst->ndim - 1] : 1, sl = src->ndim ? src->shape[src->ndim - 1] : 1;
     int64_t ds = dst->ndim ? dst->stride[dst->ndim - 1] : 1, ss = src->ndim ? src->stride[src->ndim - 1] : 1;
@@ -525,7 +525,7 @@ int ts_tensor_fill(ts_tensor *t, double value)
 {
     /* zeroing a GPU tensor, which layers do every step, is a memset there rather than a host fill and copy */
     if (ts_on_cuda(t) && value == 0 && ts_tensor_is_contiguous(t))
-        return ts_device_zero(ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
+        return ts_device_zero(t->storage->device, ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
     return fill_with(t, constant, &value);
 }
 

@@ -50,6 +50,9 @@ size_t ts_alloc_pressure(void);
  * layers, losses, optimizers and copies run on the device. */
 int ts_cuda_built(void);                         /* 1 when built with CUDA */
 int ts_cuda_available(void);                     /* built with CUDA, and a device answers */
+/* why not ("" when it is available): built without CUDA, or the first failure of its start (no driver, a
+ * driver too old for this CUDA, no device, a library missing) */
+const char *ts_cuda_unavailable_reason(void);
 const char *ts_cuda_device_name(void);
 int ts_cuda_synchronize(void);
 /* the CUDA path's switches: "deterministic" (cuDNN algorithms that give the same bits every run; off),

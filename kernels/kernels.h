@@ -42,6 +42,7 @@ typedef struct {
     int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
 } tsk_image_plan;
 
+/* A backend: one device's runtime and compute ops, with the same contract on every device. */
 typedef struct {
     const char *name;
     /* the first failure since the last call (and clears it), or NULL */
@@ -49,60 +50,37 @@ typedef struct {
     /* 1 when the last error was the device running out of memory */
     int (*error_is_oom)(void);
 
-    /* C[M,N] = alpha op(A) op(B) + beta C, row-major, in compute precision math (TSK_MATH_*) */
-    void (*gemm)(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc);
-    /* y[r, :] = v for each of the n rows of y [N, C] */
-    void (*fill_rows)(int64_t n, int64_t c, const float *v, float *y);
-    void (*axpy)(int64_t n, float alpha, const float *x, float *y);          /* y += alpha x */
-    void (*add)(int64_t n, const float *a, const float *b, float *out);       /* out = a + b */
-    void (*mul)(int64_t n, const float *a, const float *b, float *out);       /* out = a * b */
-    void (*scale)(int64_t n, float s, const float *a, float *out);            /* out = s a */
-    double (*sumsq)(int64_t n, const float *x);
-    /* sums[c] += sum over n, s of x[n, c, s] (bias gradients) */
-    void (*channel_sum)(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
+    /* ---- the runtime ---- */
+    /* makes the device ready on the first call (later calls give the first answer): 0, or -1 with error() saying
+     * why (no driver, a driver too old, no device, a library missing) */
+    int (*init)(void);
+    const char *(*device_name)(void);
+    void *(*alloc)(size_t bytes);                              /* NULL when there is no room (no error kept) */
+    void (*release)(void *p);
+    int (*zero)(void *p, size_t bytes);
+    int (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device; src may be reused on return */
+    int (*download)(void *dst, const void *src, size_t bytes); /* device -> host; waits for the copy */
+    int (*copy)(void *dst, const void *src, size_t bytes);     /* within the device; the ranges do not overlap */
+    /* dst[i] = src[i] over a strided index space of 1 to 5 dims, elements of elem_size bytes (1, 2, 4 or 8) */
+    int (*copy_strided)(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+                        const void *src, const int64_t *src_stride);
+    int (*synchronize)(void);
+    /* "deterministic", "tf32", "channels_last" (checked by the host); NULL on a device without options */
+    void (*set_option)(const char *option, int on);
+    void (*release_cache)(void);   /* gives back memory the backend keeps for itself (workspaces); may be NULL */
+    /* 1 when alloc and release are slow and synchronize (cudaMalloc): the host's allocator keeps freed blocks */
+    int caching;
 
-    /* x [N,C,H,W], w [O,C/g,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
-    void (*conv2d_forward)(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
-    /* gx overwritten when non-NULL; gw and gb accumulated when non-NULL */
-    void (*conv2d_backward)(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
-                            float *gw, float *gb);
-
-    /* x [N,C,S]; training: batch statistics into save_mean/save_invstd, running stats updated with the
-     * unbiased variance; eval: running stats. weight/bias may be NULL (affine = false). */
-    void (*batchnorm_forward)(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
-                              float *running_mean, float *running_var, float *save_mean, float *save_invstd,
-                              int training, float momentum, float eps, float *y);
-    /* mean/invstd: the saved batch statistics in training mode, the running ones (as invstd) in eval */
-    void (*batchnorm_backward)(int64_t n, int64_t c, int64_t s, const float *x, const float *gy, const float *weight,
-                               const float *mean, const float *invstd, int training, float *gx, float *gweight,
-                               float *gbias);
-
-    /* kind: 0 relu, 1 leaky relu (param = negative slope), 2 elu (param = alpha) */
-    void (*activation_forward)(int64_t n, int kind, float param, const float *x, float *y);
-    void (*activation_backward)(int64_t n, int kind, float param, const float *x, const float *y, const float *gy,
-                                float *gx);
-
-    /* indices: the position of each maximum inside its input plane */
-    void (*maxpool2d_forward)(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices);
-    void (*maxpool2d_backward)(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
-    void (*avgpool2d_forward)(const tsk_pool2d_shape *s, const float *x, float *y);
-    void (*avgpool2d_backward)(const tsk_pool2d_shape *s, const float *gy, float *gx);
-
-    /* logits [N,C], targets [N] (all in 0..C-1); the mean loss into *loss (one float on this device, so the
-     * host need not wait for it); glogits [N,C] or NULL */
-    void (*cross_entropy)(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                          float smoothing, float *glogits, float *loss);
-    /* *correct += the number of rows whose largest logit (the first of equals) is the target's */
-    void (*count_correct)(int n, int c, const float *logits, const int64_t *targets, float *correct);
-
-    void (*sgd_step)(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
-                     float weight_decay, int nesterov, int first_step);
-    void (*adam_step)(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
-                      float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2);
+    /* ---- the compute ops, from ops.def; NULL where this device does not have one ---- */
+#define TSK_OP(where, ret, name, params) ret(*name) params;
+#include "ops.def"
+#undef TSK_OP
 } tsk_backend;
 
+/* The backends. The CUDA one exists only in a build with CUDA, and only the host's registry names it. */
 extern const tsk_backend tsk_cpu_backend;
+extern const tsk_backend tsk_cuda_backend;
+
 /* Where the CPU backend's scratch memory comes from: the host sets its allocator once (counted, under the
  * CPU memory limit); until then the C heap. alloc returns NULL when there is no room. */
 typedef struct {
@@ -110,9 +88,15 @@ typedef struct {
     void (*release)(void *p);
 } tsk_allocator;
 void tsk_cpu_set_allocator(tsk_allocator a);
-#ifdef TS_WITH_CUDA
-extern const tsk_backend tsk_cuda_backend;
-#endif
+
+/* For the backends' declarations and tables made from ops.def: TSK_IF_<backend>_<where>(yes, no) is yes when
+ * an op listed for `where` exists on that backend, else no. */
+#define TSK_IF_CPU_ALL(yes, no) yes
+#define TSK_IF_CPU_CPU(yes, no) yes
+#define TSK_IF_CPU_CUDA(yes, no) no
+#define TSK_IF_CUDA_ALL(yes, no) yes
+#define TSK_IF_CUDA_CPU(yes, no) no
+#define TSK_IF_CUDA_CUDA(yes, no) yes
 
 #ifdef __cplusplus
 }

@@ -1,32 +1,78 @@
-/* The CPU backend table: the host reaches every CPU kernel through it (kernels.h). */
-#include <stddef.h>
+/* The CPU backend: its runtime (memory from the C heap, 64-byte aligned for AVX-512 loads; copies that are
+ * memcpy; nothing to wait for; no options) with the CUDA runtime's contract, so the host allocates and moves
+ * data through one interface whatever the device; and the table through which the host reaches every CPU
+ * kernel (kernels.h), its compute entries made from ops.def. */
+#include <stdlib.h>
+#include <string.h>
 
 #include "cpu.h"
+
+static int cpu_init(void) { return 0; }
+static const char *cpu_name(void) { return "cpu"; }
+
+static void *cpu_malloc(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? (bytes + 63) / 64 * 64 : 64) ? NULL : p;
+}
+
+static void cpu_free(void *p) { free(p); }
+
+static int cpu_zero(void *p, size_t bytes)
+{
+    memset(p, 0, bytes);
+    return 0;
+}
+
+/* upload, download and copy within the device are all the same memcpy here */
+static int cpu_copy(void *dst, const void *src, size_t bytes)
+{
+    memcpy(dst, src, bytes);
+    return 0;
+}
+
+/* dst[i] = src[i] over the index space shape [ndim]: the last dim a run of elements, the others counted
+ * like an odometer */
+static int cpu_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+                            const void *src, const int64_t *src_stride)
+{
+    int64_t index[8] = {0}, rows = 1, last = shape[ndim - 1];
+    for (int d = 0; d < ndim - 1; d++) rows *= shape[d];
+    if (rows == 0 || last == 0) return 0;
+    char *out = dst;
+    const char *in = src;
+    int64_t ds = dst_stride[ndim - 1] * elem_size, ss = src_stride[ndim - 1] * elem_size;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t doff = 0, soff = 0;
+        for (int d = 0; d < ndim - 1; d++) doff += index[d] * dst_stride[d], soff += index[d] * src_stride[d];
+        char *o = out + doff * elem_size;
+        const char *i = in + soff * elem_size;
+        for (int64_t k = 0; k < last; k++) memcpy(o + k * ds, i + k * ss, (size_t)elem_size);
+        for (int d = ndim - 2; d >= 0 && ++index[d] == shape[d]; d--) index[d] = 0;
+    }
+    return 0;
+}
+
+static int cpu_synchronize(void) { return 0; }
 
 const tsk_backend tsk_cpu_backend = {
     .name = "cpu",
     .error = tsk_cpu_error,
     .error_is_oom = tsk_cpu_error_is_oom,
-    .gemm = tsk_cpu_gemm,
-    .fill_rows = tsk_cpu_fill_rows,
-    .axpy = tsk_cpu_axpy,
-    .add = tsk_cpu_add,
-    .mul = tsk_cpu_mul,
-    .scale = tsk_cpu_scale,
-    .sumsq = tsk_cpu_sumsq,
-    .channel_sum = tsk_cpu_channel_sum,
-    .conv2d_forward = tsk_cpu_conv2d_forward,
-    .conv2d_backward = tsk_cpu_conv2d_backward,
-    .batchnorm_forward = tsk_cpu_batchnorm_forward,
-    .batchnorm_backward = tsk_cpu_batchnorm_backward,
-    .activation_forward = tsk_cpu_activation_forward,
-    .activation_backward = tsk_cpu_activation_backward,
-    .maxpool2d_forward = tsk_cpu_maxpool2d_forward,
-    .maxpool2d_backward = tsk_cpu_maxpool2d_backward,
-    .avgpool2d_forward = tsk_cpu_avgpool2d_forward,
-    .avgpool2d_backward = tsk_cpu_avgpool2d_backward,
-    .cross_entropy = tsk_cpu_cross_entropy,
-    .count_correct = tsk_cpu_count_correct,
-    .sgd_step = tsk_cpu_sgd_step,
-    .adam_step = tsk_cpu_adam_step,
+    .init = cpu_init,
+    .device_name = cpu_name,
+    .alloc = cpu_malloc,
+    .release = cpu_free,
+    .zero = cpu_zero,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .copy_strided = cpu_copy_strided,
+    .synchronize = cpu_synchronize,
+    .set_option = NULL,      /* the CUDA options have no CPU meaning */
+    .release_cache = NULL,   /* scratch is returned after each call */
+    .caching = 0,
+#define TSK_OP(where, ret, name, params) .name = TSK_IF_CPU_##where(tsk_cpu_##name, NULL),
+#include "../ops.def"
+#undef TSK_OP
 };

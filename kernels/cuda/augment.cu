@@ -73,8 +73,8 @@ __global__ void finish_kernel(int oh, int ow, int c, int out_c, const tsk_image_
     }
 }
 
-extern "C" int tsk_cuda_augment_batch(int count, int h, int w, int c, const uint8_t *images, const tsk_image_plan *plans,
-                                      int oh, int ow, int out_c, const float *mean, const float *std, float *out)
+int tsk_cuda_augment_batch(int count, int h, int w, int c, const uint8_t *images, const tsk_image_plan *plans,
+                           int oh, int ow, int out_c, const float *mean, const float *std, float *out)
 {
     if (count == 0) return 0;
     int64_t total = (int64_t)count * oh * ow * c;

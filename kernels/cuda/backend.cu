@@ -1,30 +1,25 @@
-// backend.cu — the CUDA backend table: the host reaches every CUDA kernel through it (kernels.h).
+// backend.cu — the CUDA backend table: the host reaches the device's runtime and every CUDA kernel through
+// it (kernels.h); the compute entries are made from ops.def, in its order.
 #include "common.cuh"
 
 const tsk_backend tsk_cuda_backend = {
-    "cuda",
-    tsk_cuda_error,
-    tsk_cuda_error_is_oom,
-    tsk_cuda_gemm,
-    tsk_cuda_fill_rows,
-    tsk_cuda_axpy,
-    tsk_cuda_add,
-    tsk_cuda_mul,
-    tsk_cuda_scale,
-    tsk_cuda_sumsq,
-    tsk_cuda_channel_sum,
-    tsk_cuda_conv2d_forward,
-    tsk_cuda_conv2d_backward,
-    tsk_cuda_batchnorm_forward,
-    tsk_cuda_batchnorm_backward,
-    tsk_cuda_activation_forward,
-    tsk_cuda_activation_backward,
-    tsk_cuda_maxpool2d_forward,
-    tsk_cuda_maxpool2d_backward,
-    tsk_cuda_avgpool2d_forward,
-    tsk_cuda_avgpool2d_backward,
-    tsk_cuda_cross_entropy,
-    tsk_cuda_count_correct,
-    tsk_cuda_sgd_step,
-    tsk_cuda_adam_step,
+    .name = "cuda",
+    .error = tsk_cuda_error,
+    .error_is_oom = tsk_cuda_error_is_oom,
+    .init = tsk_cuda_init,
+    .device_name = tsk_cuda_device_name,
+    .alloc = tsk_cuda_malloc,
+    .release = tsk_cuda_free,
+    .zero = tsk_cuda_memset0,
+    .upload = tsk_cuda_upload,
+    .download = tsk_cuda_download,
+    .copy = tsk_cuda_copy_device,
+    .copy_strided = tsk_cuda_copy_strided,
+    .synchronize = tsk_cuda_synchronize,
+    .set_option = tsk_cuda_set_option,
+    .release_cache = tsk_cuda_release_workspace,
+    .caching = 1,
+#define TSK_OP(where, ret, name, params) .name = TSK_IF_CUDA_##where(tsk_cuda_##name, NULL),
+#include "../ops.def"
+#undef TSK_OP
 };

@@ -1,5 +1,10 @@
 // common.cuh — what the CUDA kernel files share: the one context (stream, library handles, workspace,
-// staging), the first-error record the host reads through the backend table, and launch sizes.
+// staging), the first-error record the host reads through the backend table, the declarations of the
+// runtime and the ops the table holds, and launch sizes.
+//
+// Global state, documented: one device, one stream, the cuBLAS and cuDNN handles, the cuDNN algorithm cache,
+// one growing workspace, two pinned staging buffers, the first error message. All of it is used from the Lua
+// thread only.
 #ifndef TSK_CUDA_COMMON_CUH
 #define TSK_CUDA_COMMON_CUH
 #include <cublas_v2.h>
@@ -7,7 +12,7 @@
 #include <cudnn.h>
 #include <stdint.h>
 
-#include "cuda.h"
+#include "../kernels.h"
 #include "../pointwise.h"
 
 struct tsk_cuda_context {
@@ -37,39 +42,27 @@ int tsk_cuda_error_is_oom(void);
 // after a launch: a bad configuration shows here, a fault only at the next synchronization
 bool tsk_launch_ok(const char *what);
 
-// the kernels behind the backend table (backend.cu), with kernels.h's signatures
-void tsk_cuda_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                   int ldb, float beta, float *c, int ldc);
-void tsk_cuda_fill_rows(int64_t n, int64_t c, const float *v, float *y);
-void tsk_cuda_axpy(int64_t n, float alpha, const float *x, float *y);
-void tsk_cuda_add(int64_t n, const float *a, const float *b, float *out);
-void tsk_cuda_mul(int64_t n, const float *a, const float *b, float *out);
-void tsk_cuda_scale(int64_t n, float s, const float *a, float *out);
-double tsk_cuda_sumsq(int64_t n, const float *x);
-void tsk_cuda_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums);
-void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
-void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
-                              float *gw, float *gb);
-void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
-                                float *running_mean, float *running_var, float *save_mean, float *save_invstd,
-                                int training, float momentum, float eps, float *y);
-void tsk_cuda_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy, const float *weight,
-                                 const float *mean, const float *invstd, int training, float *gx, float *gweight,
-                                 float *gbias);
-void tsk_cuda_activation_forward(int64_t n, int kind, float param, const float *x, float *y);
-void tsk_cuda_activation_backward(int64_t n, int kind, float param, const float *x, const float *y, const float *gy,
-                                  float *gx);
-void tsk_cuda_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y, int32_t *indices);
-void tsk_cuda_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, const int32_t *indices, float *gx);
-void tsk_cuda_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y);
-void tsk_cuda_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, float *gx);
-void tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *targets, const float *class_weight,
-                            float smoothing, float *glogits, float *loss);
-void tsk_cuda_count_correct(int n, int c, const float *logits, const int64_t *targets, float *correct);
-void tsk_cuda_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
-                       float weight_decay, int nesterov, int first_step);
-void tsk_cuda_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
-                        float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2);
+// the runtime behind the backend table (runtime.cu), with kernels.h's contract
+int tsk_cuda_init(void);
+const char *tsk_cuda_device_name(void);
+void *tsk_cuda_malloc(size_t bytes);
+void tsk_cuda_free(void *p);
+int tsk_cuda_memset0(void *p, size_t bytes);
+int tsk_cuda_upload(void *dst, const void *src, size_t bytes);     // through the pinned staging buffers
+int tsk_cuda_download(void *dst, const void *src, size_t bytes);
+int tsk_cuda_copy_device(void *dst, const void *src, size_t bytes);
+int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+                          const void *src, const int64_t *src_stride);
+int tsk_cuda_synchronize(void);
+void tsk_cuda_set_option(const char *option, int on);
+void tsk_cuda_release_workspace(void);
+// the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow)
+void *tsk_cuda_workspace(size_t bytes);
+
+// the compute ops behind the backend table, as ops.def lists them
+#define TSK_OP(where, ret, name, params) TSK_IF_CUDA_##where(ret tsk_cuda_##name params;, )
+#include "../ops.def"
+#undef TSK_OP
 
 // grid-stride loops: enough blocks to fill the device, never more than the work needs
 static const int TSK_THREADS = 256;

@@ -56,18 +56,24 @@ const char *tsk_cuda_error(void)
 
 int tsk_cuda_error_is_oom(void) { return first_error_oom; }
 
-extern "C" int tsk_cuda_device_count(void)
+// The device, its stream and handles, made once; the first answer is kept, and so is the reason of a failure
+// (a driver too old for this CUDA, cuDNN's libraries not found, no device), which error() reports once and the
+// host keeps for ts.cuda.unavailableReason().
+static int init_state;   // 0 not tried, 1 ready, -1 unavailable
+
+static int init_device(void)
 {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError();   // a machine without a driver: not an error worth keeping
-        return 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        tsk_cuda_fail(0, "no usable CUDA driver: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
     }
-    return n;
-}
-
-extern "C" int tsk_cuda_init(void)
-{
+    if (n == 0) {
+        tsk_cuda_fail(0, "the CUDA driver sees no device");
+        return -1;
+    }
     cudaDeviceProp prop;
     if (!tsk_cuda_ok(cudaSetDevice(0), "cuda init") || !tsk_cuda_ok(cudaGetDeviceProperties(&prop, 0), "cuda init") ||
         !tsk_cuda_ok(cudaStreamCreateWithFlags(&tsk_ctx.stream, cudaStreamNonBlocking), "cuda stream") ||
@@ -80,7 +86,7 @@ extern "C" int tsk_cuda_init(void)
         if (!tsk_cuda_ok(cudaEventCreateWithFlags(&tsk_ctx.staging_free[i], cudaEventDisableTiming), "cuda event"))
             return -1;
     // cuBLAS in full fp32 (PyTorch's default for matmul); cuDNN convolutions may use TF32 (PyTorch's default
-    // for convolutions) unless tsk_cuda_set_tf32(0)
+    // for convolutions) unless the tf32 option is turned off
     tsk_ctx.tf32 = 1;
     tsk_ctx.channels_last = 1;
     snprintf(tsk_ctx.name, sizeof tsk_ctx.name, "%s (%.1f GiB, compute %d.%d)", prop.name,
@@ -88,9 +94,15 @@ extern "C" int tsk_cuda_init(void)
     return 0;
 }
 
-extern "C" const char *tsk_cuda_device_name(void) { return tsk_ctx.name; }
+int tsk_cuda_init(void)
+{
+    if (init_state == 0) init_state = init_device() == 0 ? 1 : -1;
+    return init_state == 1 ? 0 : -1;
+}
 
-extern "C" void *tsk_cuda_malloc(size_t bytes)
+const char *tsk_cuda_device_name(void) { return tsk_ctx.name; }
+
+void *tsk_cuda_malloc(size_t bytes)
 {
     void *p = NULL;
     if (cudaMalloc(&p, bytes) != cudaSuccess) {
@@ -100,9 +112,9 @@ extern "C" void *tsk_cuda_malloc(size_t bytes)
     return p;
 }
 
-extern "C" void tsk_cuda_free(void *p) { tsk_cuda_ok(cudaFree(p), "cudaFree"); }
+void tsk_cuda_free(void *p) { tsk_cuda_ok(cudaFree(p), "cudaFree"); }
 
-extern "C" int tsk_cuda_memset0(void *p, size_t bytes)
+int tsk_cuda_memset0(void *p, size_t bytes)
 {
     return tsk_cuda_ok(cudaMemsetAsync(p, 0, bytes, tsk_ctx.stream), "cudaMemset") ? 0 : -1;
 }
@@ -112,7 +124,7 @@ extern "C" int tsk_cuda_memset0(void *p, size_t bytes)
 // buffer is reused once the copy out of it has finished.
 static const size_t STAGING_CHUNK = (size_t)16 << 20;
 
-extern "C" int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
+int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
 {
     for (size_t at = 0; at < bytes; at += STAGING_CHUNK) {
         size_t part = bytes - at < STAGING_CHUNK ? bytes - at : STAGING_CHUNK;
@@ -136,14 +148,14 @@ extern "C" int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
     return 0;
 }
 
-extern "C" int tsk_cuda_download(void *dst, const void *src, size_t bytes)
+int tsk_cuda_download(void *dst, const void *src, size_t bytes)
 {
     return tsk_cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, tsk_ctx.stream), "download") &&
                    tsk_cuda_ok(cudaStreamSynchronize(tsk_ctx.stream), "download")
                ? 0 : -1;
 }
 
-extern "C" int tsk_cuda_copy_device(void *dst, const void *src, size_t bytes)
+int tsk_cuda_copy_device(void *dst, const void *src, size_t bytes)
 {
     return tsk_cuda_ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, tsk_ctx.stream), "copy") ? 0 : -1;
 }
@@ -168,7 +180,7 @@ __global__ void copy_strided_kernel(int64_t n, strided_index ix, T *dst, const T
     }
 }
 
-extern "C" int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
                                      const void *src, const int64_t *src_stride)
 {
     strided_index ix = {};
@@ -186,13 +198,17 @@ extern "C" int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *sha
     return tsk_launch_ok("strided copy") ? 0 : -1;
 }
 
-extern "C" int tsk_cuda_synchronize(void) { return tsk_cuda_ok(cudaStreamSynchronize(tsk_ctx.stream), "synchronize") ? 0 : -1; }
+int tsk_cuda_synchronize(void) { return tsk_cuda_ok(cudaStreamSynchronize(tsk_ctx.stream), "synchronize") ? 0 : -1; }
 
-extern "C" void tsk_cuda_set_deterministic(int on) { tsk_ctx.deterministic = on; }
-extern "C" void tsk_cuda_set_tf32(int on) { tsk_ctx.tf32 = on; }
-extern "C" void tsk_cuda_set_channels_last(int on) { tsk_ctx.channels_last = on; }
+// the host has checked the name: deterministic, tf32 or channels_last
+void tsk_cuda_set_option(const char *option, int on)
+{
+    if (!strcmp(option, "deterministic")) tsk_ctx.deterministic = on;
+    else if (!strcmp(option, "tf32")) tsk_ctx.tf32 = on;
+    else tsk_ctx.channels_last = on;
+}
 
-extern "C" void *tsk_cuda_workspace(size_t bytes)
+void *tsk_cuda_workspace(size_t bytes)
 {
     if (bytes <= tsk_ctx.workspace_bytes) return tsk_ctx.workspace;
     tsk_cuda_release_workspace();
@@ -206,9 +222,7 @@ extern "C" void *tsk_cuda_workspace(size_t bytes)
     return p;
 }
 
-extern "C" size_t tsk_cuda_workspace_bytes(void) { return tsk_ctx.workspace_bytes; }
-
-extern "C" void tsk_cuda_release_workspace(void)
+void tsk_cuda_release_workspace(void)
 {
     if (!tsk_ctx.workspace) return;
     tsk_cuda_free(tsk_ctx.workspace);   // cudaFree waits for the kernels that may still use it
