@@ -152,6 +152,11 @@ int ts_activation_forward(ts_tensor *y, const ts_tensor *x, int kind, double par
 int ts_activation_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *x, const ts_tensor *y,
                            int kind, double param);
 
+/* Upsample2d, nearest neighbour by whole factors (host/upsample2d.c): x [N,C,H,W] -> y [N,C,H*sh,W*sw];
+ * the backward overwrites grad_x with each pixel's summed sh x sw block of grad_y */
+int ts_upsample2d_forward(ts_tensor *y, const ts_tensor *x, int sh, int sw);
+int ts_upsample2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, int sh, int sw);
+
 typedef struct {
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int ceil_mode;

@@ -104,4 +104,18 @@ TSK_SHARED float tsk_bilinear(float a, float b, float d, float e, float fx, floa
     return (a * (1 - fx) + b * fx) * (1 - fy) + (d * (1 - fx) + e * fx) * fy;
 }
 
+/* Nearest-neighbour upsampling by whole factors (sh, sw): output pixel (i, j) reads input pixel
+ * (i / sh, j / sw) of a plane w pixels wide; its offset there */
+TSK_SHARED int64_t tsk_upsample_source(int i, int j, int w, int sh, int sw) { return (int64_t)(i / sh) * w + j / sw; }
+
+/* its backward: input pixel (a, b)'s gradient, the sum of its sh x sw block of gy (a plane ow = w * sw wide),
+ * row by row in a fixed order */
+TSK_SHARED float tsk_upsample_grad(const float *gy, int ow, int a, int b, int sh, int sw)
+{
+    float s = 0;
+    for (int di = 0; di < sh; di++)
+        for (int dj = 0; dj < sw; dj++) s += gy[(int64_t)(a * sh + di) * ow + b * sw + dj];
+    return s;
+}
+
 #endif

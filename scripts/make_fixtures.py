@@ -201,6 +201,15 @@ put("refcnn", "x", x); put("refcnn", "target", target); put("refcnn", "logits", 
 put("refcnn", "loss", loss.reshape(1)); put("refcnn", "g0", net[0].weight.grad); put("refcnn", "g20", net[20].weight.grad)
 put("refcnn", "running_mean1", net[1].running_mean)
 
+# nearest-neighbour upsampling by whole factors (after every older case, so their random draws are unchanged)
+for name, scale in (("upsample_2", (2, 2)), ("upsample_2x3", (2, 3))):
+    x = torch.randn(2, 3, 5, 4, requires_grad=True)
+    y = F.interpolate(x, scale_factor=scale, mode="nearest")
+    gy = torch.randn_like(y)
+    y.backward(gy)
+    cases[name] = dict(kind="Upsample2d", scale=list(scale))
+    put(name, "x", x); put(name, "y", y); put(name, "gy", gy); put(name, "gx", x.grad)
+
 DT = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
 header, blobs, offset = {"__metadata__": {"cases": json.dumps(cases, sort_keys=True),
                                           "torch": torch.__version__}}, [], 0

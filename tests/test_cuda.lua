@@ -52,6 +52,7 @@ local layers = {
    {'maxpool 3 stride 2 pad 1 ceil', function() return nn.MaxPool2d(3, 2, 1, {ceil_mode = true}) end, {2, 3, 9, 9}},
    {'avgpool 3 stride 2 pad 1, padding not counted', function() return nn.AvgPool2d(3, 2, 1, {count_include_pad = false}) end, {2, 3, 9, 9}},
    {'global average pool', function() return nn.GlobalAvgPool2d() end, {2, 3, 5, 5}},
+   {'upsample nearest 2x3', function() return nn.Upsample2d{2, 3} end, {2, 3, 5, 4}},
    {'linear', function() return nn.Linear(20, 11) end, {6, 20}},
    {'option-A shortcut', function() return nn.ZeroPadShortcut(4, 8, 2) end, {2, 4, 8, 8}},
 }

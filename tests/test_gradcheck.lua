@@ -45,6 +45,16 @@ return function(t)
       end
    end
 
+   t.test('gradcheck Upsample2d: square and unequal factors, inside a network', function()
+      gradcheck('Upsample2d 2', nn.Upsample2d(2), ts.randn(2, 3, 4, 5))
+      gradcheck('Upsample2d 3x2', nn.Upsample2d{3, 2}, ts.randn(1, 2, 3, 3))
+      gradcheck('conv-upsample-conv', nn.Sequential(nn.Conv2d(2, 3, 3, {padding = 1}), nn.Upsample2d(2),
+                                                     nn.Conv2d(3, 2, 3, {padding = 1})), ts.randn(1, 2, 4, 4))
+      t.raises(function() nn.Upsample2d(1.5) end, 'whole factors >= 1, got 1.5')
+      t.raises(function() nn.Upsample2d(2, 'bilinear') end, "only mode = 'nearest'")
+      t.raises(function() nn.Upsample2d(2):forward(ts.randn(3, 4)) end, 'expected an input [N,C,H,W]')
+   end)
+
    t.test('gradcheck Conv2d: strides, paddings (incl. asymmetric), dilation, groups, depthwise, 1x1', function()
       local configs = {
          {4, 6, 3, {padding = 1}},

@@ -42,6 +42,7 @@ return function(t)
    function build.ReLU() return nn.ReLU() end
    function build.LeakyReLU(c) return nn.LeakyReLU(c.param) end
    function build.ELU(c) return nn.ELU(c.param) end
+   function build.Upsample2d(c) return nn.Upsample2d(c.scale) end
 
    for _, name in ipairs(names) do
       local c = cases[name]

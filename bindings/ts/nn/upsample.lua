@@ -1,0 +1,37 @@
+-- Upsample2d(scale_factor, mode = 'nearest'): [N,C,H,W] -> [N,C,H*sh,W*sw], as PyTorch's
+-- nn.Upsample(scale_factor=..., mode='nearest') for whole factors (e.g. a decoder, or a small input brought
+-- up to a pretrained network's size). scale_factor: a whole number, or {sh, sw}.
+local Module = require('ts.nn.module')
+local cffi = require('ts.ffi')
+local C, check = cffi.C, cffi.check
+
+local Upsample2d = Module.class('Upsample2d', Module)
+
+function Upsample2d:__init(scale, mode)
+   local sh, sw = scale, scale
+   if type(scale) == 'table' then sh, sw = scale[1], scale[2] end
+   for _, s in ipairs({sh, sw}) do
+      if type(s) ~= 'number' or s < 1 or s % 1 ~= 0 then
+         error('Upsample2d(scale_factor): whole factors >= 1, got ' .. tostring(s), 3)
+      end
+   end
+   if (mode or 'nearest') ~= 'nearest' then error("Upsample2d: only mode = 'nearest' is available, got " .. tostring(mode), 3) end
+   self.sh, self.sw = sh, sw
+end
+
+function Upsample2d:updateOutput(input)
+   if input:dim() ~= 4 then error(('Upsample2d: expected an input [N,C,H,W], got %s'):format(tostring(input:size())), 3) end
+   local y = self:buffer('output', {input:size(1), input:size(2), input:size(3) * self.sh, input:size(4) * self.sw})
+   check(C.ts_upsample2d_forward(y._c, input._c, self.sh, self.sw))
+   return y
+end
+
+function Upsample2d:updateGradInput(input, gradOutput)
+   local gx = self:buffer('gradInput', input:size())
+   check(C.ts_upsample2d_backward(gx._c, gradOutput._c, self.sh, self.sw))
+   return gx
+end
+
+function Upsample2d:extraRepr() return ('scale_factor=(%d, %d), mode=nearest'):format(self.sh, self.sw) end
+
+return {Upsample2d = Upsample2d}
