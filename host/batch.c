@@ -224,7 +224,7 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
         for (int y = p.k.cutout_y; y < p.k.cutout_y + p.k.cutout_size; y++)
             for (int x = p.k.cutout_x; x < p.k.cutout_x + p.k.cutout_size; x++)
                 if (y >= 0 && y < oh && x >= 0 && x < ow)
-                    for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.5f;
+                    for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.0f;
     }
     /* channels first, grayscale if asked, standardized */
     for (int oc = 0; oc < out_c; oc++) {

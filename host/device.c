@@ -55,6 +55,11 @@ const char *ts_cuda_device_name(void)
     return k ? k->device_name() : "none";
 }
 
+/* The debug switch (cuda.set('sync', on) or TSHOST_CUDA_SYNC=1): every kernel call waits for its device and
+ * checks, so an asynchronous fault (an illegal address) is reported by the op that caused it instead of by a
+ * later copy or allocation. -1: not read from the environment yet. */
+static int sync_each = -1;
+
 /* the backend of a device that must be there, or NULL with an error naming what needed it */
 static const tsk_backend *need(int device, const char *what)
 {
@@ -72,16 +77,18 @@ int ts_cuda_synchronize(void)
 
 int ts_cuda_set(const char *option, int on)
 {
-    static const char *const options[] = {"deterministic", "tf32", "channels_last"};
+    static const char *const options[] = {"deterministic", "tf32", "channels_last", "sync"};
     int which = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (option && !strcmp(option, options[i])) which = i;
-    if (which < 0) return ts_error("cuda.set: unknown option %s (deterministic, tf32, channels_last)", option ? option : "NULL");
+    if (which < 0)
+        return ts_error("cuda.set: unknown option %s (deterministic, tf32, channels_last, sync)", option ? option : "NULL");
     char what[64];
     snprintf(what, sizeof what, "cuda.%s", option);
     const tsk_backend *k = need(TS_CUDA, what);
     if (!k) return -1;
-    k->set_option(option, on);
+    if (which == 3) sync_each = on != 0;   /* the host's own switch */
+    else k->set_option(option, on);
     return 0;
 }
 
@@ -94,6 +101,8 @@ int ts_kernel_missing(const tsk_backend *k, const char *what)
 
 int ts_kernel_status(const tsk_backend *k, const char *what)
 {
+    if (sync_each < 0) sync_each = getenv("TSHOST_CUDA_SYNC") && !strcmp(getenv("TSHOST_CUDA_SYNC"), "1");
+    if (sync_each) k->synchronize();
     const char *e = k->error();
     if (!e) return 0;
     if (k->error_is_oom()) return ts_error_oom("%s: %s", what, e);

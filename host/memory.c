@@ -74,6 +74,19 @@ static void release_cache(const tsk_backend *k, int device)
     }
 }
 
+/* A block from the device. No room is NULL alone; any other failure is NULL with *failed set and an error
+ * that names it, never an out-of-memory one (an earlier kernel fault must not pass for a full device). */
+static void *device_alloc(const tsk_backend *k, size_t bytes, int *failed)
+{
+    void *p = k->alloc(bytes);
+    const char *e = p ? NULL : k->error();
+    if (e) {
+        ts_error("memory on %s: %s", k->name, e);
+        *failed = 1;
+    }
+    return p;
+}
+
 static void *cached_alloc(const tsk_backend *k, int device, size_t bytes, size_t *granted)
 {
     size_t want = cached_size(bytes);
@@ -97,14 +110,15 @@ static void *cached_alloc(const tsk_backend *k, int device, size_t bytes, size_t
         oom(device, want);
         return NULL;
     }
-    void *p = k->alloc(want);
-    if (!p) {
+    int failed = 0;
+    void *p = device_alloc(k, want, &failed);
+    if (!p && !failed) {
         release_cache(k, device);
         if (k->release_cache) k->release_cache();
-        p = k->alloc(want);
+        p = device_alloc(k, want, &failed);
     }
     if (!p) {
-        oom(device, want);
+        if (!failed) oom(device, want);
         return NULL;
     }
     *granted = want;
@@ -120,6 +134,7 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
         return NULL;
     }
     void *p = NULL;
+    int failed = 0;
     pthread_mutex_lock(&lock);
     if (k->caching) {
         p = cached_alloc(k, device, bytes, granted);
@@ -127,7 +142,7 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
         size_t want = bytes ? (bytes + 63) / 64 * 64 : 64;
         ts_memory_stats *s = &stats[device];
         if (s->limit && s->in_use + (int64_t)want > s->limit) oom(device, want);
-        else if (!(p = k->alloc(want))) oom(device, want);
+        else if (!(p = device_alloc(k, want, &failed)) && !failed) oom(device, want);
         else *granted = want, account(device, want);
     }
     pthread_mutex_unlock(&lock);

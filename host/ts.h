@@ -56,7 +56,9 @@ const char *ts_cuda_unavailable_reason(void);
 const char *ts_cuda_device_name(void);
 int ts_cuda_synchronize(void);
 /* the CUDA path's switches: "deterministic" (cuDNN algorithms that give the same bits every run; off),
- * "tf32" (TF32 tensor cores in fp32 convolutions; on), "channels_last" (bf16 convolutions in NHWC; on) */
+ * "tf32" (TF32 tensor cores in fp32 convolutions; on), "channels_last" (bf16 convolutions in NHWC; on),
+ * "sync" (debugging: wait and check after every kernel call, so a fault names its op; off, or
+ * TSHOST_CUDA_SYNC=1) */
 int ts_cuda_set(const char *option, int on);
 ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape);   /* zero-filled */
 ts_tensor *ts_tensor_to(ts_tensor *t, int device);   /* t retained when already there, else a contiguous copy */

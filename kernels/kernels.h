@@ -34,7 +34,8 @@ typedef struct {
 
 /* One image's augmentation, drawn on the host (host/batch.c) and applied by a kernel: the warp (rotation,
  * scale, shear, translation, perspective, flip and resize in one projective map), the colour changes of
- * kernels/cpu/augment.c, and a cutout square filled with the preprocessing mean. */
+ * kernels/cpu/augment.c, and a cutout square filled with the preprocessing mean (0 without preprocessing, on
+ * both devices). */
 typedef struct {
     double inv[9];          /* output pixel centre -> source coordinates (row-major 3x3), when warp */
     int warp;
@@ -55,7 +56,8 @@ typedef struct {
      * why (no driver, a driver too old, no device, a library missing) */
     int (*init)(void);
     const char *(*device_name)(void);
-    void *(*alloc)(size_t bytes);                              /* NULL when there is no room (no error kept) */
+    /* NULL when there is no room (no error kept), or NULL with error() set when the device failed otherwise */
+    void *(*alloc)(size_t bytes);
     void (*release)(void *p);
     int (*zero)(void *p, size_t bytes);
     int (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device; src may be reused on return */

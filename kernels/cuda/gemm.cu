@@ -8,6 +8,9 @@ void tsk_cuda_gemm(int math, int trans_a, int trans_b, int m, int n, int k, floa
                    const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0) return;
+    // k = 0 (C = beta C) with a transposed operand brings a leading dimension of 0, which cuBLAS refuses: any
+    // value >= 1 serves, no element being read
+    if (k == 0) lda = lda < 1 ? 1 : lda, ldb = ldb < 1 ? 1 : ldb;
     cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (math == TSK_MATH_BF16) {
         tsk_blas_ok(cublasGemmEx(tsk_ctx.blas, op_b, op_a, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c,

@@ -102,11 +102,19 @@ int tsk_cuda_init(void)
 
 const char *tsk_cuda_device_name(void) { return tsk_ctx.name; }
 
+// Only cudaErrorMemoryAllocation is a lack of room (NULL, no error kept: the caller decides what running out
+// means). Anything else, such as the sticky error a kernel's illegal address leaves, is kept and named, so it
+// is never taken for "out of memory" (which would empty the cache and halve the batch down to 1).
 void *tsk_cuda_malloc(size_t bytes)
 {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes) != cudaSuccess) {
-        cudaGetLastError();   // the caller decides what running out means
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        return NULL;
+    }
+    if (e != cudaSuccess) {
+        tsk_cuda_fail(0, "cudaMalloc of %zu bytes failed, not for lack of memory: %s", bytes, cudaGetErrorString(e));
         return NULL;
     }
     return p;
