@@ -6,6 +6,7 @@
  *
  * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file reads lines
  * (GNU readline on a terminal, plain stdin otherwise), keeps the history file and handles Ctrl-C. */
+#include <ctype.h>
 #include <lauxlib.h>
 #include <libgen.h>
 #include <limits.h>
@@ -57,19 +58,22 @@ static lua_State *L;
 
 /* ---- Ctrl-C ------------------------------------------------------------------------------------------
  * A script: the default action (the process ends, status 130). The REPL keeps its state: at the prompt the
- * line is dropped and a fresh prompt shown; while a chunk runs, a hook raises "interrupted" in it at its next
- * call, return or instruction count (lua.c's way; LuaJIT checks it in the interpreter, so a compiled loop
- * that never leaves its trace is not stopped: a second Ctrl-C then ends the process). Deferred mode
- * (ts.train): the first Ctrl-C only counts and the trainer finishes its step, checkpoints and stops; a second
- * ends the process at once. Everything the handler touches is a sig_atomic_t, write(2) or _exit, except the
- * hook and readline's redisplay, which lua.c and readline's own examples call from handlers too. */
-static volatile sig_atomic_t deferred, pending_interrupts, evaluating, at_prompt, prompt_interrupted;
+ * line is dropped and a fresh prompt shown, and a chunk entered but not yet started is dropped; while a chunk
+ * runs, a hook raises "interrupted" in it at its next call, return or instruction count (lua.c's way; LuaJIT
+ * checks it in the interpreter, so a compiled loop that never leaves its trace is not stopped: a second Ctrl-C
+ * then ends the process). Deferred mode (ts.train): the first Ctrl-C only counts and the trainer finishes its
+ * step, checkpoints and stops; a second ends the process at once. The handler touches only sig_atomic_t
+ * flags, write(2), _exit, signal and raise, and lua_sethook as lua.c does; readline's redisplay waits for
+ * prompt_after_sigint, which readline calls outside the handler. */
+enum { REPL_OFF, REPL_READING, REPL_BUSY, REPL_EVALUATING };   /* where the REPL is (REPL_OFF: not in it) */
+static volatile sig_atomic_t deferred, pending_interrupts, repl_state, line_dropped, prompt_stale;
+static const char interrupted[] = "interrupted (Ctrl-C)";
 
 static void interrupt_hook(lua_State *l, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(l, NULL, 0, 0);
-    lua_pushliteral(l, "interrupted (Ctrl-C)");   /* the traceback says where */
+    lua_pushstring(l, interrupted);   /* the traceback says where */
     lua_error(l);
 }
 
@@ -83,23 +87,32 @@ static void on_sigint(int sig)
             _exit(130);
         }
         say("\ntshost: interrupt: finishing this step and writing a checkpoint (Ctrl-C again to stop at once)\n");
-    } else if (evaluating) {
+    } else if (repl_state == REPL_EVALUATING) {
         if (pending_interrupts++) _exit(130);   /* the first did not take effect: a loop inside a trace */
         lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-    } else if (at_prompt) {
-        prompt_interrupted = 1;
-        if (isatty(0)) {
-            ssize_t w = write(1, "\n", 1);
-            (void)w;
-            rl_set_prompt("> ");
-            rl_replace_line("", 0);
-            rl_on_new_line();
-            rl_redisplay();
-        }
+    } else if (repl_state != REPL_OFF) {
+        line_dropped = 1;   /* the REPL loop drops the unfinished statement, or the chunk about to run */
+        prompt_stale = repl_state == REPL_READING;
     } else {
         signal(sig, SIG_DFL);
         raise(sig);
     }
+}
+
+/* Readline's event hook: called while it waits for a key, at once when a signal cut the wait short and every
+ * 0.1 s otherwise (so a Ctrl-C that came just before the wait began is not left until the next key). After a
+ * Ctrl-C the line being typed goes and a fresh "> " prompt is shown (the REPL loop drops an unfinished
+ * statement too); here, not in on_sigint, because readline's functions are not async-signal-safe. */
+static int prompt_after_sigint(void)
+{
+    if (!prompt_stale) return 0;
+    prompt_stale = 0;
+    rl_crlf();
+    rl_set_prompt("> ");
+    rl_replace_line("", 0);
+    rl_on_new_line();
+    rl_redisplay();
+    return 0;
 }
 
 void ts_interrupt_defer(int on)
@@ -180,7 +193,7 @@ static char **complete(const char *text, int start, int end)
 /* a line of any length (readline on a terminal, getline otherwise), without its newline; NULL at the end */
 static char *read_line(const char *prompt, int tty)
 {
-    at_prompt = 1;
+    repl_state = REPL_READING;
     char *line = NULL;
     if (tty) line = readline(prompt);
     else {
@@ -193,8 +206,41 @@ static char *read_line(const char *prompt, int tty)
             line[n - 1] = 0;
         }
     }
-    at_prompt = 0;
+    repl_state = REPL_BUSY;
+    prompt_stale = 0;   /* a Ctrl-C that readline had no wait left to show */
     return line;
+}
+
+/* Into the history before the chunk runs, so a chunk that kills the process is still recorded; a multi-line
+ * chunk becomes one line, which Lua reads the same. */
+static void remember(const char *chunk, const char *history)
+{
+    char *one = strdup(chunk);
+    for (char *c = one; *c; c++)
+        if (*c == '\n') *c = ' ';
+    add_history(one);
+    free(one);
+    if (*history) {
+        if (append_history(1, history) != 0) write_history(history);   /* first entry: create it */
+        history_truncate_file(history, 2000);
+    }
+}
+
+/* Runs a complete chunk through ts.repl.eval, which prints its results or its error; a Ctrl-C that came
+ * after its last line was entered drops it, as if it had come as the chunk began. */
+static void evaluate(const char *chunk)
+{
+    if (line_dropped) {
+        line_dropped = 0;
+        printf("error: %s\n", interrupted);
+        return;
+    }
+    pending_interrupts = 0;
+    repl_state = REPL_EVALUATING;
+    repl_call("eval", chunk, 0);
+    repl_state = REPL_BUSY;
+    lua_sethook(L, NULL, 0, 0);   /* a Ctrl-C that came as the chunk ended */
+    lua_settop(L, 0);
 }
 
 static void repl(void)
@@ -208,6 +254,7 @@ static void repl(void)
         rl_attempted_completion_function = complete;
         rl_basic_word_break_characters = " \t\n\"'><=;+-*/%^~#{}()[],";
         rl_completer_word_break_characters = rl_basic_word_break_characters;
+        rl_event_hook = prompt_after_sigint;
         using_history();
         if (*history) read_history(history);
         printf("tshost REPL (LuaJIT) — ts is loaded; help: print(ts.help()) — Ctrl-D to quit\n");
@@ -216,8 +263,8 @@ static void repl(void)
     for (;;) {
         char *line = read_line(pending ? ">> " : "> ", tty);
         if (!line) break;
-        if (prompt_interrupted) {   /* Ctrl-C at the prompt also drops an unfinished statement */
-            prompt_interrupted = 0;
+        if (line_dropped) {   /* Ctrl-C at the prompt also drops an unfinished statement */
+            line_dropped = 0;
             free(pending);
             pending = NULL;
         }
@@ -234,25 +281,8 @@ static void repl(void)
             continue;
         }
         lua_settop(L, 0);
-        /* into the history before it runs, so a chunk that kills the process is still recorded; a
-         * multi-line chunk becomes one line, which Lua reads the same */
-        if (tty && *chunk) {
-            char *one = strdup(chunk);
-            for (char *c = one; *c; c++)
-                if (*c == '\n') *c = ' ';
-            add_history(one);
-            free(one);
-            if (*history) {
-                if (append_history(1, history) != 0) write_history(history);   /* first entry: create it */
-                history_truncate_file(history, 2000);
-            }
-        }
-        pending_interrupts = 0;
-        evaluating = 1;
-        repl_call("eval", chunk, 0);
-        evaluating = 0;
-        lua_sethook(L, NULL, 0, 0);   /* a Ctrl-C that came as the chunk ended */
-        lua_settop(L, 0);
+        if (tty && *chunk) remember(chunk, history);
+        evaluate(chunk);
         free(chunk);
         fflush(stdout);
     }
@@ -275,14 +305,22 @@ static void find_root(char *root, size_t size)
 /* a thread count from an option or TSHOST_THREADS: a whole number 1..4096, or -1 after saying what is wrong */
 static int parse_threads(const char *what, const char *text)
 {
-    char *end = NULL;
-    long v = text && *text ? strtol(text, &end, 10) : 0;
-    if (!text || !*text || *end || v < 1 || v > 4096) {
-        fprintf(stderr, "tshost: %s: expected a whole number of threads from 1 to 4096, got '%s'\n", what,
-                text ? text : "");
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (!isdigit((unsigned char)*text) || *end || v < 1 || v > 4096) {   /* digits only: no sign, no blanks */
+        fprintf(stderr, "tshost: %s: expected a whole number of threads from 1 to 4096, got '%s'\n", what, text);
         return -1;
     }
     return (int)v;
+}
+
+/* a device name from --device or TSHOST_DEVICE: 0 for cpu or cuda, else -1 after saying what is wrong (whether
+ * cuda is there is ts.device()'s question: it names the reason) */
+static int check_device(const char *what, const char *text)
+{
+    if (!strcmp(text, "cpu") || !strcmp(text, "cuda")) return 0;
+    fprintf(stderr, "tshost: %s: expected cpu or cuda, got '%s'\n", what, text);
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -294,8 +332,11 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     rl_catch_signals = 0;   /* on_sigint deals with Ctrl-C at the prompt too */
-    int threads = getenv("TSHOST_THREADS") ? parse_threads("TSHOST_THREADS", getenv("TSHOST_THREADS")) : ts_get_threads();
+    /* the environment is checked as the options are (an empty variable counts as unset, as ts.device() has it) */
+    const char *env_threads = getenv("TSHOST_THREADS"), *env_device = getenv("TSHOST_DEVICE");
+    int threads = env_threads && *env_threads ? parse_threads("TSHOST_THREADS", env_threads) : ts_get_threads();
     if (threads < 0) return 2;
+    if (env_device && *env_device && check_device("TSHOST_DEVICE", env_device)) return 2;
     int interactive = 0, first_script = argc;
     const char *code[64];
     int ncode = 0;
@@ -319,10 +360,7 @@ int main(int argc, char **argv)
             if ((threads = parse_threads("--threads", value)) < 0) return 2;
             i += valued;
         } else if (!strncmp(argv[i], "--device", 8) && value) {
-            if (strcmp(value, "cpu") && strcmp(value, "cuda")) {
-                fprintf(stderr, "tshost: --device: expected cpu or cuda, got '%s'\n", value);
-                return 2;
-            }
+            if (check_device("--device", value)) return 2;
             setenv("TSHOST_DEVICE", value, 1);   /* read by ts.device(), and by the scripts this one starts */
             i += valued;
         } else if (!strcmp(argv[i], "-e") && value) {

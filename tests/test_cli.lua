@@ -99,6 +99,10 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
          [' --threads 2abc -e 1'] = "got '2abc'",
          [' --threads abc -e 1'] = "got 'abc'",
          [' --threads=-3 -e 1'] = "got '-3'",
+         [" --threads ' 2' -e 1"] = "got ' 2'",
+         [' --threads=+2 -e 1'] = "got '+2'",
+         [' --threads= -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got ''",
+         [' --device= -e 1'] = "--device: expected cpu or cuda, got ''",
          [' --threads'] = '--threads needs a value',
          [' -e 1 --device'] = '--device needs a value',
          [' --device gpu -e 1'] = "--device: expected cpu or cuda, got 'gpu'",
@@ -111,6 +115,13 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       rc, out = t.sh('TSHOST_THREADS=2x ' .. exe .. ' -e 1')
       t.eq(rc, 2)
       t.truthy(out:find("TSHOST_THREADS: expected a whole number of threads from 1 to 4096, got '2x'", 1, true), out)
+      rc, out = t.sh('TSHOST_DEVICE=gpu ' .. exe .. ' -e 1')
+      t.eq(rc, 2)
+      t.truthy(out:find("TSHOST_DEVICE: expected cpu or cuda, got 'gpu'", 1, true), out)
+      -- an empty variable counts as unset
+      rc, out = t.sh('TSHOST_THREADS= TSHOST_DEVICE= ' .. exe .. " -e 'print(ts.getThreads() >= 1)'")
+      t.eq(rc, 0, out)
+      t.eq(out, 'true\n')
       rc, out = t.sh(exe .. ' ' .. dir .. '/missing.lua')
       t.eq(rc, 1)
       t.truthy(out:find('missing.lua', 1, true), out)
@@ -122,6 +133,13 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       t.truthy(out:find('21\n1\n2\n', 1, true), out)
       t.truthy(out:find("error: ", 1, true), out)
       t.truthy(out:find('after', 1, true), out)
+      -- a result that fails to print is the chunk's error, not the REPL's
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/in.lua', "setmetatable({}, {__tostring = function() error('no tostring') end})\nprint('next')\n")
+      rc, out = t.sh(exe .. ' < ' .. dir .. '/in.lua')
+      t.eq(rc, 0, out)
+      t.truthy(out:find('error: stdin:1: no tostring', 1, true) and out:find('next\n', 1, true), out)
+      t.truthy(not out:find('internal error', 1, true), out)
    end)
 
    t.test('piped input: lines of any length', function()
@@ -144,7 +162,9 @@ echo 'while true do end' >&7
 sleep 0.5; kill -INT $pid; sleep 0.3
 echo 'local n = 0; while true do n = n + 1; local z = ts.zeros(2) end' >&7
 sleep 0.5; kill -INT $pid; sleep 0.3
-echo "print('alive', x + 1)" >&7
+echo 'y = 1 +' >&7
+sleep 0.5; kill -INT $pid; sleep 0.3
+echo "print('alive', x + 1, y)" >&7
 exec 7>&-
 wait $pid; echo "rc=$?" >> %s/out]]):format(dir, exe, dir, dir, dir, dir)
       t.writefile(dir .. '/drive.sh', script)
@@ -153,7 +173,8 @@ wait $pid; echo "rc=$?" >> %s/out]]):format(dir, exe, dir, dir, dir, dir)
       t.eq(rc, 0, out)
       local _, interrupts = out:gsub('error: interrupted %(Ctrl%-C%)', '')
       t.eq(interrupts, 2, out)
-      t.truthy(out:find('alive\t42\n', 1, true), out)
+      -- the third Ctrl-C came at the prompt: the unfinished statement y = 1 + was dropped
+      t.truthy(out:find('alive\t42\tnil\n', 1, true), out)
       t.truthy(out:find('rc=0', 1, true), out)
    end)
 
@@ -172,7 +193,7 @@ C.ts_interrupt_defer(1)
 ffi.C.kill(ffi.C.getpid(), 2)
 ffi.C.kill(ffi.C.getpid(), 2)
 print('never printed')]])
-      local rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua')
+      local rc, out = t.sh('timeout 20 ' .. exe .. ' ' .. dir .. '/s.lua')
       t.eq(rc, 130, out)
       t.truthy(out:find('pending\t1\nafter defer(0)\t0\n', 1, true), out)
       t.truthy(out:find('finishing this step and writing a checkpoint (Ctrl-C again to stop at once)', 1, true), out)
@@ -180,9 +201,28 @@ print('never printed')]])
       -- without deferral a script ends on Ctrl-C as any program does
       t.writefile(dir .. '/plain.lua', "local ffi = require('ffi') ffi.cdef('int getpid(void); int kill(int, int);') " ..
                   "ffi.C.kill(ffi.C.getpid(), 2) print('never printed')")
-      rc, out = t.sh(exe .. ' ' .. dir .. '/plain.lua')
+      rc, out = t.sh('timeout 20 ' .. exe .. ' ' .. dir .. '/plain.lua')
       t.eq(rc, 130, out)
       t.truthy(not out:find('never printed', 1, true), out)
+   end)
+
+   t.test('Ctrl-C in the REPL while deferred is counted, not raised; after defer(0) it interrupts again', function()
+      -- each chunk sends itself the SIGINT, so where it lands is certain
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/in.lua', [[
+ffi = require('ffi'); ffi.cdef('int getpid(void); int kill(int, int);'); C = require('ts.ffi').C
+C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); for i = 1, 100 do end; print('deferred', C.ts_interrupt_pending()); C.ts_interrupt_defer(0)
+ffi.C.kill(ffi.C.getpid(), 2); while true do end
+print('alive')
+C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(), 2); print('never printed')
+]])
+      local rc, out = t.sh('timeout 20 ' .. exe .. ' < ' .. dir .. '/in.lua')
+      t.eq(rc, 130, out)
+      t.truthy(out:find('deferred\t1\n', 1, true), out)
+      t.truthy(out:find('finishing this step and writing a checkpoint', 1, true), out)
+      local _, interrupts = out:gsub('error: interrupted %(Ctrl%-C%)', '')
+      t.eq(interrupts, 1, out)
+      t.truthy(out:find('alive\n', 1, true) and not out:find('never printed', 1, true), out)
    end)
 
    t.test('Ctrl-C at the terminal prompt drops the line and an unfinished statement; in a loop it interrupts it', function()

@@ -251,21 +251,24 @@ return function(t)
    t.test('a run killed with kill -9 at random moments and during its file writes ends as an uninterrupted run', function()
       local base = t.tmpdir()
       local script = t.dir .. '/scripts/train_small.lua'
-      local args = 'train=300 epochs=6 hidden=4096'   -- 10 MB checkpoints: writes that last milliseconds
+      local args = 'train=300 epochs=10 hidden=4096'   -- 10 MB checkpoints: writes that last milliseconds
       local rc, out = t.sh(('%s --threads 2 %s %s run=%s/whole'):format(t.tshost, script, args, base))
       t.eq(rc, 0, out)
-      -- start the run, kill it, start it again, ... until a start runs to its end. Every other start is killed
-      -- the moment a model or checkpoint is being written (its temporary file appears: bash polls without
-      -- forking), the others after a random time.
+      -- start the run, kill it, start it again, ... until 6 kills, 3 of them inside a write, have happened;
+      -- then let it run to its end. Every other start is killed the moment a model or checkpoint is being
+      -- written (its temporary file appears: bash polls without forking), the others after a random time.
       math.randomseed(7)
       local run, kills, during_writes, finished = base .. '/killed', 0, 0, false
       os.execute('mkdir -p ' .. run)
       for start = 1, 60 do
+         local enough = kills >= 6 and during_writes >= 3
          local p = io.popen(('%s --threads 2 %s %s run=%s >%s/out 2>&1 & echo $!'):format(t.tshost, script, args, run,
                                                                                        base))
          local pid = p:read('*l')
          p:close()
-         if start % 2 == 0 then
+         if enough then
+            -- no more kills: the last start runs to the end
+         elseif start % 2 == 0 then
             os.execute(('bash -c \'for i in $(seq 200000); do compgen -G "%s/*.safetensors.tmp*" >/dev/null && break; done; ' ..
                         'kill -9 %s\' 2>/dev/null'):format(run, pid))
          else
@@ -280,8 +283,8 @@ return function(t)
       end
       t.truthy(finished, 'the run never finished')
       print(('        %d kills, %d of them during a file write'):format(kills, during_writes))
-      t.truthy(kills >= 4 and during_writes >= 2, ('too few kills to prove anything: %d (%d in writes)'):format(kills,
-                                                                                                   during_writes))
+      t.truthy(kills >= 6 and during_writes >= 3, ('the run ended before enough kills: %d (%d in writes)'):format(kills,
+                                                                                                     during_writes))
       same_run(t, base .. '/whole', run)
    end)
 

@@ -21,11 +21,7 @@ function repl.show(v)
    return tostring(v)
 end
 
-local function print_results(ok, ...)
-   if not ok then
-      print('error: ' .. tostring((...)))
-      return
-   end
+local function print_results(...)
    local n = select('#', ...)
    local out = {}
    for i = 1, n do out[i] = repl.show((select(i, ...))) end
@@ -45,19 +41,24 @@ function repl.incomplete(chunk)
    return err ~= nil and err:match("<eof>'?$") ~= nil
 end
 
--- Runs the chunk and prints its results, or the error; never raises. The chunk itself (and the functions
--- it defines) runs in LuaJIT's interpreter, not as compiled traces: Ctrl-C stops a chunk through a hook, which
--- compiled code never checks, so a loop typed here would otherwise be impossible to interrupt. The library it
--- calls stays compiled, and the hook fires as soon as control is back in the chunk.
+-- Compiles and runs the chunk and prints its results: all inside repl.eval's protected call, so an error
+-- or a Ctrl-C while it compiles or while its results print (a __tostring that fails) is reported as the
+-- chunk's. The chunk itself (and the functions it defines) runs in LuaJIT's interpreter, not as compiled
+-- traces: Ctrl-C stops a chunk through a hook, which compiled code never checks, so a loop typed here would
+-- otherwise be impossible to interrupt. The library it calls stays compiled, and the hook fires as soon as
+-- control is back in the chunk.
+local function run(chunk)
+   local fn, err = compile(chunk)
+   if not fn then return print('error: ' .. err) end
+   jit.off(fn, true)
+   print_results(fn())
+end
+
+-- Runs the chunk and prints its results, or the error; never raises.
 function repl.eval(chunk)
    if chunk:match('^%s*$') then return end
-   local fn, err = compile(chunk)
-   if not fn then
-      print('error: ' .. err)
-      return
-   end
-   jit.off(fn, true)
-   print_results(xpcall(fn, function(e) return debug.traceback(tostring(e), 2) end))
+   local ok, err = xpcall(run, function(e) return debug.traceback(tostring(e), 2) end, chunk)
+   if not ok then print('error: ' .. err) end
 end
 
 -- Candidate completions of `text` ("ts.nn.Co", "model:for", "pri") in readline's shape:
