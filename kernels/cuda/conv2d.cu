@@ -1,6 +1,6 @@
 // conv2d.cu — convolutions through cuDNN, the algorithm chosen once per shape by timing cuDNN's
-// candidates (as PyTorch's cudnn.benchmark does) and cached with the shape's descriptors, so that a call
-// costs the host no more than its launches.
+// candidates (as PyTorch's cudnn.benchmark does; in deterministic mode from cuDNN's heuristics, untimed) and
+// cached with the shape's descriptors, so that a call costs the host no more than its launches.
 //   y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C/g,KH,KW]) + bias; gx overwritten, gw and gb accumulated.
 // cuDNN sees each operand either as the host keeps it (fp32 NCHW) or staged: copied into the workspace
 // first and copied back after. Staging happens for two reasons:
@@ -87,13 +87,28 @@ static bool describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descrip
            tsk_dnn_ok(cudnnSetConvolutionMathType(d->conv, math), "conv2d math");
 }
 
-// the fastest successful candidate (deterministic ones only when asked); cuDNN lists them fastest first
+// the first successful candidate (deterministic ones only when asked) whose workspace fits the cap; cuDNN
+// lists them best first
 template <typename Perf>
-static int pick(const Perf *perf, int count, int deterministic)
+static int pick(const Perf *perf, int count, int deterministic, size_t cap)
 {
     for (int i = 0; i < count; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) return i;
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC) &&
+            perf[i].memory <= cap)
+            return i;
     return -1;
+}
+
+// The workspace an algorithm may ask for: half the device's free memory when the plan is made (an FFT
+// algorithm can ask for gigabytes, which would then fail the first allocation after it)
+static size_t workspace_cap(void)
+{
+    size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return (size_t)1 << 30;
+    }
+    return free_bytes / 2;
 }
 
 static conv_plan *plan_for(const tsk_conv2d_shape *s)
@@ -121,17 +136,34 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int nf = 0, nd = 0, nw = 0;
-    ok = ok &&
-         tsk_dnn_ok(cudnnFindConvolutionForwardAlgorithm(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
-                    "conv2d: choosing the forward algorithm") &&
-         tsk_dnn_ok(cudnnFindConvolutionBackwardDataAlgorithm(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
-                                                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
-                    "conv2d: choosing the input-gradient algorithm") &&
-         tsk_dnn_ok(cudnnFindConvolutionBackwardFilterAlgorithm(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
-                                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
-                    "conv2d: choosing the weight-gradient algorithm");
-    int f = ok ? pick(fwd, nf, p.deterministic) : -1, a = ok ? pick(data, nd, p.deterministic) : -1;
-    int b = ok ? pick(filter, nw, p.deterministic) : -1;
+    // Deterministic mode chooses from cuDNN's heuristics (Get*_v7: the same ranking for a shape in every
+    // process), never by timing: Find*'s ranking moves with timing noise, so the next process could pick
+    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark.
+    if (p.deterministic)
+        ok = ok &&
+             tsk_dnn_ok(cudnnGetConvolutionForwardAlgorithm_v7(tsk_ctx.dnn, d.x, d.w, d.conv, d.y,
+                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
+                        "conv2d: choosing the forward algorithm") &&
+             tsk_dnn_ok(cudnnGetConvolutionBackwardDataAlgorithm_v7(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
+                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
+                        "conv2d: choosing the input-gradient algorithm") &&
+             tsk_dnn_ok(cudnnGetConvolutionBackwardFilterAlgorithm_v7(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
+                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
+                        "conv2d: choosing the weight-gradient algorithm");
+    else
+        ok = ok &&
+             tsk_dnn_ok(cudnnFindConvolutionForwardAlgorithm(tsk_ctx.dnn, d.x, d.w, d.conv, d.y,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
+                        "conv2d: choosing the forward algorithm") &&
+             tsk_dnn_ok(cudnnFindConvolutionBackwardDataAlgorithm(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
+                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
+                        "conv2d: choosing the input-gradient algorithm") &&
+             tsk_dnn_ok(cudnnFindConvolutionBackwardFilterAlgorithm(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
+                                                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
+                        "conv2d: choosing the weight-gradient algorithm");
+    size_t cap = workspace_cap();
+    int f = ok ? pick(fwd, nf, p.deterministic, cap) : -1, a = ok ? pick(data, nd, p.deterministic, cap) : -1;
+    int b = ok ? pick(filter, nw, p.deterministic, cap) : -1;
     if (!ok) {
         destroy(&d);
         return NULL;
