@@ -49,6 +49,13 @@ const char *ts_cuda_unavailable_reason(void)
     return ts_backend(TS_CUDA) ? "" : why_not[TS_CUDA];
 }
 
+int ts_device_about(int device, char *out, size_t size)
+{
+    if (device < 0 || device > 1 || !registry[device]) return ts_error("about: no backend for device %d in this build", device);
+    registry[device]->about(out, size);
+    return 0;
+}
+
 const char *ts_cuda_device_name(void)
 {
     const tsk_backend *k = ts_backend(TS_CUDA);

@@ -34,6 +34,8 @@ static const char usage[] =
     "  --threads N      CPU threads for the kernels (default: TSHOST_THREADS, else all cores)\n"
     "  --device D       cpu or cuda: where ts.train and ts.device() put models (default: TSHOST_DEVICE,\n"
     "                   else the GPU when there is one)\n"
+    "  --doctor         what to check when tshost or its GPU does not work: build, processor and kernels,\n"
+    "                   GPU and why it did not start, CUDA library versions and paths, environment\n"
     "  -h, --help       this text\n"
     "\n"
     "Script arguments: every key=value after SCRIPT goes into the table ts.args (strings; use\n"
@@ -337,7 +339,7 @@ int main(int argc, char **argv)
     int threads = env_threads && *env_threads ? parse_threads("TSHOST_THREADS", env_threads) : ts_get_threads();
     if (threads < 0) return 2;
     if (env_device && *env_device && check_device("TSHOST_DEVICE", env_device)) return 2;
-    int interactive = 0, first_script = argc;
+    int interactive = 0, doctor = 0, first_script = argc;
     const char *code[64];
     int ncode = 0;
     for (int i = 1; i < argc; i++) {
@@ -372,6 +374,8 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(argv[i], "-i")) {
             interactive = 1;
+        } else if (!strcmp(argv[i], "--doctor")) {
+            doctor = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "tshost: unknown option %s (see tshost --help)\n", argv[i]);
             return 2;
@@ -387,6 +391,12 @@ int main(int argc, char **argv)
 
     char root[PATH_MAX], path[3 * PATH_MAX];
     find_root(root, sizeof root);
+    if (doctor) {
+        static char report[16384];
+        ts_doctor_report(report, sizeof report, root);
+        fputs(report, stdout);
+        return 0;
+    }
     L = luaL_newstate();
     luaL_openlibs(L);
     lua_getglobal(L, "package");

@@ -54,6 +54,12 @@ int ts_cuda_available(void);                     /* built with CUDA, and a devic
  * driver too old for this CUDA, no device, a library missing) */
 const char *ts_cuda_unavailable_reason(void);
 const char *ts_cuda_device_name(void);
+/* a device's backend described for a person (library versions, processor features, kernels chosen), whether
+ * or not it started: what tshost --doctor prints */
+int ts_device_about(int device, char *out, size_t size);
+/* the whole report of tshost --doctor (build, bindings under root, threads, processor and CPU kernels, GPU and
+ * why it did not start, CUDA library versions and paths, environment) into out */
+int ts_doctor_report(char *out, size_t size, const char *root);
 int ts_cuda_synchronize(void);
 /* the CUDA path's switches: "deterministic" (cuDNN algorithms that give the same bits every run; off),
  * "tf32" (TF32 tensor cores in fp32 convolutions; on), "channels_last" (bf16 convolutions in NHWC; on),

@@ -56,6 +56,9 @@ typedef struct {
      * why (no driver, a driver too old, no device, a library missing) */
     int (*init)(void);
     const char *(*device_name)(void);
+    /* what a person needs when the device does not work: library versions, processor features and the
+     * kernels chosen, written into out (works whether or not init succeeded) */
+    void (*about)(char *out, size_t size);
     /* NULL when there is no room (no error kept), or NULL with error() set when the device failed otherwise */
     void *(*alloc)(size_t bytes);
     void (*release)(void *p);

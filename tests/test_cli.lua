@@ -77,6 +77,22 @@ return function(t)
       end
    end)
 
+   t.test('--doctor says what runs where: build, bindings, processor and kernels, GPU and why not, libraries', function()
+      local rc, out = t.sh(exe .. ' --doctor')
+      t.eq(rc, 0, out)
+      for _, want in ipairs({'build: ', 'bindings: ' .. ts.root .. '/bindings, ' .. ts.root .. '/host/ts.h found',
+                             'threads: ', 'matrix products: ', 'cuda: ', 'libluajit', 'libopenblas', 'TSHOST_DEVICE='}) do
+         t.truthy(out:find(want, 1, true), 'doctor lacks ' .. want .. ':\n' .. out)
+      end
+      if ts.cuda.isBuilt() and not ts.cuda.isAvailable() then
+         -- the reason the GPU did not start is the driver's or the runtime's own, not a generic one
+         t.truthy(out:find('cuda: not available: ', 1, true) and not out:find('no CUDA device answered', 1, true), out)
+      end
+      -- with the bindings out of reach it says where it looked
+      rc, out = t.sh('TSHOST_ROOT=/nonexistent ' .. exe .. ' --doctor')
+      t.truthy(out:find('/nonexistent/host/ts.h MISSING', 1, true), out)
+   end)
+
    t.test('scripts get key=value options typed by ts.options, and errors exit non-zero', function()
       local dir = t.tmpdir()
       t.writefile(dir .. '/s.lua', [[

@@ -2,6 +2,7 @@
  * memcpy; nothing to wait for; no options) with the CUDA runtime's contract, so the host allocates and moves
  * data through one interface whatever the device; and the table through which the host reaches every CPU
  * kernel (kernels.h), its compute entries made from ops.def. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,17 @@
 
 static int cpu_init(void) { return 0; }
 static const char *cpu_name(void) { return "cpu"; }
+
+static void cpu_about(char *out, size_t size)
+{
+    __builtin_cpu_init();
+    snprintf(out, size, "AVX2 %s, FMA %s, AVX-512 %s, AVX512-BF16 %s; matrix products: %s",
+             __builtin_cpu_supports("avx2") ? "yes" : "no", __builtin_cpu_supports("fma") ? "yes" : "no",
+             tsk_cpu_has_avx512() ? "yes" : "no", tsk_cpu_has_avx512_bf16() ? "yes" : "no",
+             tsk_cpu_has_avx512() ? (tsk_cpu_has_avx512_bf16() ? "tshost's AVX-512 kernel, bf16 pairs by vdpbf16ps"
+                                                               : "tshost's AVX-512 kernel, bf16 pairs by a plain loop")
+                                  : "OpenBLAS (fp32), bf16 pairs by a plain loop");
+}
 
 static void *cpu_malloc(size_t bytes)
 {
@@ -61,6 +73,7 @@ const tsk_backend tsk_cpu_backend = {
     .error_is_oom = tsk_cpu_error_is_oom,
     .init = cpu_init,
     .device_name = cpu_name,
+    .about = cpu_about,
     .alloc = cpu_malloc,
     .release = cpu_free,
     .zero = cpu_zero,

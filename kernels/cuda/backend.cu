@@ -8,6 +8,7 @@ const tsk_backend tsk_cuda_backend = {
     .error_is_oom = tsk_cuda_error_is_oom,
     .init = tsk_cuda_init,
     .device_name = tsk_cuda_device_name,
+    .about = tsk_cuda_about,
     .alloc = tsk_cuda_malloc,
     .release = tsk_cuda_free,
     .zero = tsk_cuda_memset0,

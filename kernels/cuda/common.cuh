@@ -45,6 +45,7 @@ bool tsk_launch_ok(const char *what);
 // the runtime behind the backend table (runtime.cu), with kernels.h's contract
 int tsk_cuda_init(void);
 const char *tsk_cuda_device_name(void);
+void tsk_cuda_about(char *out, size_t size);
 void *tsk_cuda_malloc(size_t bytes);
 void tsk_cuda_free(void *p);
 int tsk_cuda_memset0(void *p, size_t bytes);

@@ -102,6 +102,23 @@ int tsk_cuda_init(void)
 
 const char *tsk_cuda_device_name(void) { return tsk_ctx.name; }
 
+// versions as major.minor from CUDA's integer encodings (1000 * major + 10 * minor)
+void tsk_cuda_about(char *out, size_t size)
+{
+    int runtime = 0, driver = 0, blas_major = 0, blas_minor = 0;
+    cudaRuntimeGetVersion(&runtime);
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+    cudaGetLastError();
+    cublasGetProperty(MAJOR_VERSION, &blas_major);
+    cublasGetProperty(MINOR_VERSION, &blas_minor);
+    size_t dnn = cudnnGetVersion();
+    char drv[32] = "none (no driver)";
+    if (driver) snprintf(drv, sizeof drv, "%d.%d", driver / 1000, driver % 1000 / 10);
+    snprintf(out, size, "runtime %d.%d (built against %d.%d), driver supports up to %s, cuDNN %zu.%zu.%zu, cuBLAS %d.%d",
+             runtime / 1000, runtime % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, drv, dnn / 10000,
+             dnn / 100 % 100, dnn % 100, blas_major, blas_minor);
+}
+
 // Only cudaErrorMemoryAllocation is a lack of room (NULL, no error kept: the caller decides what running out
 // means). Anything else, such as the sticky error a kernel's illegal address leaves, is kept and named, so it
 // is never taken for "out of memory" (which would empty the cache and halve the batch down to 1).
