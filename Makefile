@@ -6,6 +6,7 @@
 #   make run     deps + build + the main job
 #   make bench   training and inference throughput against PyTorch on this machine (the reference and
 #                the baseline network, and the reference in bf16 mixed precision; on the GPU when there is one)
+#   make dist    a release folder and tarball in dist/ that runs anywhere (glibc >= 2.34) without installing
 #   make asan    the file readers' tests (pickle, safetensors, image fuzzing) under AddressSanitizer and
 #                UndefinedBehaviorSanitizer (signed overflow included)
 
@@ -34,24 +35,28 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 HOST_SRC   = $(wildcard host/*.c)
 KERNEL_SRC = $(wildcard kernels/cpu/*.c)
-OBJ = $(patsubst %.c,build/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst %.cu,build/%.o,$(CUDA_SRC))
+# BUILD: where the objects go (make dist builds a CPU-only copy in build/cpu); OUT: the program linked from them
+BUILD ?= build
+OUT   ?= tshost
+OBJ = $(patsubst %.c,$(BUILD)/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst %.cu,$(BUILD)/%.o,$(CUDA_SRC))
 HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/ops.def kernels/cpu/cpu.h
 
-all: tshost
+all: $(OUT)
 
-tshost: $(OBJ)
+$(OUT): $(OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUDA_LIBS)
 
 # objects are rebuilt when the build switches between CPU-only and CUDA
-build/config: FORCE
-	@mkdir -p build
+$(BUILD)/config: FORCE
+	@mkdir -p $(BUILD)
 	@echo '$(CUDA_DEFS)' | cmp -s - $@ || echo '$(CUDA_DEFS)' > $@
 
-build/%.o: %.c $(HEADERS) kernels/pointwise.h build/config
+$(BUILD)/%.o: %.c $(HEADERS) kernels/pointwise.h $(BUILD)/config
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_DEFS) -c -o $@ $<
 
-build/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh kernels/pointwise.h
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh kernels/pointwise.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I$(CUDA_HOME)/include -DTS_WITH_CUDA -c -o $@ $<
 
@@ -62,8 +67,9 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else echo "all Debian packages present"; fi
 
-# the readers' fuzz tests under AddressSanitizer first, then the whole suite (its summary line ends the output)
-test: tshost asan
+# the readers' fuzz tests under AddressSanitizer and the release (make dist) first, then the whole suite (its
+# summary line ends the output)
+test: tshost asan dist
 	./tshost tests/run.lua
 
 run: deps
@@ -95,7 +101,32 @@ asan: build/asan/tshost
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_serialize
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_image_fuzz
 
-clean:
-	rm -rf build tshost
+# A release that runs from any folder on a glibc >= 2.34 machine without installing anything:
+# dist/tshost-VERSION-linux-x86_64/ and its .tar.gz hold a launcher (scripts/dist/tshost.sh), a GPU build
+# (when nvcc was found) and a CPU-only build with an $$ORIGIN rpath, the non-system shared libraries they
+# need (LuaJIT, OpenBLAS, readline, OpenMP, libstdc++ ...), the Lua bindings and ts.h, the tests and the
+# experiments. CUDA's own libraries are not shipped: the launcher finds them (see the script).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DIST     = dist/tshost-$(VERSION)-linux-x86_64
+DIST_RPATH = -Wl,-rpath,'$$ORIGIN/../lib'
 
-.PHONY: all deps test run bench asan clean FORCE
+dist: $(OBJ)
+	$(MAKE) BUILD=build/cpu CUDA=0 OUT=build/cpu/tshost build/cpu/tshost
+	rm -rf $(DIST) $(DIST).tar.gz
+	mkdir -p $(DIST)/bin $(DIST)/lib $(DIST)/host
+	$(CC) $(LDFLAGS) $(DIST_RPATH) -o $(DIST)/bin/tshost-cpu $(patsubst build/%,build/cpu/%,$(filter-out build/kernels/cuda/%,$(OBJ))) $(LDLIBS)
+	$(if $(NVCC),$(CC) $(LDFLAGS) $(DIST_RPATH) -o $(DIST)/bin/tshost-cuda $(OBJ) $(LDLIBS) $(CUDA_LIBS))
+	for lib in $$(ldd $(DIST)/bin/* | awk '/=> \// {print $$3}' | sort -u); do \
+	  case $$(basename $$lib) in libc.so*|libm.so*|libpthread*|libdl.so*|librt.so*|ld-linux*|libcud*|libcublas*|libnv*) ;; \
+	  *) cp -L $$lib $(DIST)/lib/ ;; esac; \
+	done
+	cp scripts/dist/tshost.sh $(DIST)/tshost
+	cp host/ts.h $(DIST)/host/
+	cp -r bindings tests experiments scripts README.md $(DIST)/
+	tar -C dist -czf $(DIST).tar.gz $(notdir $(DIST))
+	@echo "$(DIST).tar.gz: $$(du -h $(DIST).tar.gz | cut -f1)"
+
+clean:
+	rm -rf build dist tshost
+
+.PHONY: all deps test run bench asan dist clean FORCE

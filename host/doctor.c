@@ -63,7 +63,7 @@ int ts_doctor_report(char *out, size_t size, const char *root)
     char text[1024], path[4096];
     out[0] = 0;
     add(&r, "tshost doctor\n");
-    add(&r, "build: %s gcc %s, %s\n", ts_cuda_built() ? "with CUDA," : "CPU only (nvcc was not found),", __VERSION__,
+    add(&r, "build: %s gcc %s, %s\n", ts_cuda_built() ? "with CUDA," : "CPU only,", __VERSION__,
         ts_cuda_built() ? "CUDA libraries linked at build time" : "no CUDA libraries");
     snprintf(path, sizeof path, "%s/host/ts.h", root ? root : ".");
     add(&r, "bindings: %s/bindings, %s %s\n", root ? root : ".", path,
@@ -84,7 +84,7 @@ int ts_doctor_report(char *out, size_t size, const char *root)
     add(&r, "libraries loaded:\n");
     dl_iterate_phdr(add_library, &r);
     add(&r, "environment:\n");
-    static const char *const vars[] = {"TSHOST_DEVICE", "TSHOST_THREADS", "TSHOST_ROOT", "TSHOST_CUDA_SYNC",
+    static const char *const vars[] = {"TSHOST_LIBRARIES", "TSHOST_DEVICE", "TSHOST_THREADS", "TSHOST_ROOT", "TSHOST_CUDA_SYNC",
                                        "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "LD_LIBRARY_PATH"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         add(&r, "  %s=%s\n", vars[i], getenv(vars[i]) ? getenv(vars[i]) : "(unset)");

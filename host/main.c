@@ -298,10 +298,16 @@ static void find_root(char *root, size_t size)
         snprintf(root, size, "%s", getenv("TSHOST_ROOT"));
         return;
     }
-    char exe[PATH_MAX];
+    /* beside the executable (a build tree), else one folder up (a release: bin/tshost-*) */
+    char exe[PATH_MAX], probe[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     snprintf(root, size, "%s", n > 0 ? dirname(exe) : ".");
+    snprintf(probe, sizeof probe, "%s/host/ts.h", root);
+    if (access(probe, R_OK)) {
+        snprintf(probe, sizeof probe, "%s/../host/ts.h", root);
+        if (!access(probe, R_OK)) snprintf(root + strlen(root), size - strlen(root), "/..");
+    }
 }
 
 /* a thread count from an option or TSHOST_THREADS: a whole number 1..4096, or -1 after saying what is wrong */
