@@ -31,7 +31,7 @@ print(('contrast (luminance standard deviation): 5%% %.1f, median %.1f, 95%% %.1
    contrasts[math.floor(0.05 * #contrasts)], contrasts[math.floor(0.5 * #contrasts)], contrasts[math.floor(0.95 * #contrasts)]))
 
 -- pictures: the 16 darkest and 16 brightest, raw, equalized and with CLAHE
-require('ts.train').mkdirs(opt.run)
+ts.files.mkdirs(opt.run)
 local picks = {}
 for k = 1, 16 do picks[k] = stats[k][1] end
 for k = 1, 16 do picks[16 + k] = stats[#stats - 16 + k][1] end

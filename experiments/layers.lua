@@ -4,16 +4,16 @@
 local opt = ts.experiment.options{run = 'runs/baseline', images = 4, seed = 7}
 ts.manualSeed(opt.seed)
 local model, config = ts.models.load(opt.run)
-local final = ts.json.decode(require('ts.train').readFile(opt.run .. '/final.json') or '{}')
+local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
 local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic})
 local picks = {}
 for k = 1, opt.images do picks[k] = ts.randint(g.test:size()) end
 local x = ts.data.batch(g.test, picks, {preprocess = ts.data.preprocess(config.preprocess)})
 model:forward(x)
-require('ts.train').mkdirs(opt.run .. '/layers')
+ts.files.mkdirs(opt.run .. '/layers')
 print(('%-4s %-12s %-16s %9s %9s'):format('#', 'layer', 'output', 'active', 'mean'))
 local relu_active = {}
-for i, c in ipairs(model._children) do
+for i, c in ipairs(model:children()) do
    local out = c.module.output
    if out and out:dim() >= 2 then
       local active = out:gt(0):sum() / out:numel()

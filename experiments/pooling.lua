@@ -3,34 +3,11 @@
 -- the head the same size). Accuracy, parameters, training time, and translation robustness: test accuracy
 -- when every test image is shifted by 1, 2 and 3 pixels.
 --   tshost experiments/pooling.lua [epochs=6] [seeds=1] [run=runs/pooling]
-local nn = ts.nn
 local opt = ts.experiment.options{epochs = 6, run = 'runs/pooling'}
 local g = ts.experiment.dataset(opt)
 
--- conv blocks of the reference network with `down` as the downsampling after each stage
-function ts.models.pooling_variant(o)
-   local net = nn.Sequential()
-   local function block(a, b, stride)
-      net:add(nn.Conv2d(a, b, 3, {padding = 1, stride = stride or 1, bias = false}))
-      net:add(nn.BatchNorm2d(b))
-      net:add(nn.ReLU())
-   end
-   local function down(c)
-      if o.down == 'max' then net:add(nn.MaxPool2d(2))
-      elseif o.down == 'avg' then net:add(nn.AvgPool2d(2)) end
-   end
-   local strided = o.down == 'stride' and 2 or 1
-   block(3, 32); block(32, 32, strided); down(32)
-   block(32, 64); block(64, 64, strided); down(64)
-   block(64, 128, strided); down(128)
-   if o.down == 'none' then net:add(nn.GlobalAvgPool2d()) end
-   net:add(nn.Flatten())
-   net:add(nn.Dropout(0.5))
-   net:add(nn.Linear(o.down == 'none' and 128 or 2048, 256))
-   net:add(nn.ReLU())
-   net:add(nn.Linear(256, 43))
-   return net
-end
+-- the variants' builder, pooling_variant, registers from a file of its own so that the runs can be reloaded
+dofile(ts.root .. '/experiments/models/pooling.lua')
 
 -- test accuracy with every image translated by (dx, dy) pixels (edges replicated)
 local function shifted_accuracy(model, pre, d)

@@ -9,7 +9,6 @@
 -- the custom CNN of runs/baseline, then what pretraining bought per class.
 --   tshost experiments/transfer.lua [epochs=4] [models=resnet20,resnet8,mobilenet,resnet56]
 --                                   [recipes=probe,finetune,unfreeze,scratch] [lr=0.05] [backbone_lr=0.02]
-local train = require('ts.train')
 local opt = ts.experiment.options{epochs = 4, models = 'resnet20,resnet8,mobilenet,resnet56', run = 'runs/transfer',
                                   recipes = 'probe,finetune,unfreeze,scratch', lr = 0.05, backbone_lr = 0.02,
                                   probe_epochs = 30, baseline = 'runs/baseline'}
@@ -43,7 +42,7 @@ end
 local recipes = {}
 
 function recipes.probe(name)
-   local t0 = train.now()
+   local t0 = ts.files.now()
    local m = pretrained(name)
    local pre = ts.data.preprocess(m.inputConvention)
    local ftrain, fvalid = ts.transfer.features(m, g.train, pre), ts.transfer.features(m, g.valid, pre)
@@ -52,9 +51,9 @@ function recipes.probe(name)
    new.weight:copy(head.weight)
    new.bias:copy(head.bias)
    local run = opt.run .. '/' .. name .. '-probe'
-   train.mkdirs(run)
+   ts.files.mkdirs(run)
    ts.save(run .. '/model.safetensors', m)
-   local result = {run = run, model = m, preprocess = pre, history = {}, train_seconds = train.now() - t0,
+   local result = {run = run, model = m, preprocess = pre, history = {}, train_seconds = ts.files.now() - t0,
                    best = {epoch = opt.probe_epochs, accuracy = history[#history]}}
    ts.experiment.finish(result, g, {note = name .. ' linear probe', quiet = true, no_report = true})
 end
@@ -96,7 +95,7 @@ local rows, names = {}, {}
 for name in pairs(ts.models.catalog) do names[#names + 1] = name end
 table.sort(names)
 local function add_row(label, path)
-   local s = train.readFile(path .. '/final.json')
+   local s = ts.files.readFile(path .. '/final.json')
    local final = s and ts.json.decode(s)
    -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
    if final and (final.synthetic or false) == (g.synthetic or false) then rows[#rows + 1] = {name = label, final = final} end

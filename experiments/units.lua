@@ -5,7 +5,7 @@
 local ffi = require('ffi')
 local opt = ts.experiment.options{run = 'runs/baseline', images = 3000}
 local model, config = ts.models.load(opt.run)
-local final = ts.json.decode(require('ts.train').readFile(opt.run .. '/final.json') or '{}')
+local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
 local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic})
 local n = math.min(opt.images, g.test:size())
 local step = g.test:size() / n
@@ -13,8 +13,8 @@ local picks = {}
 for k = 1, n do picks[k] = math.floor((k - 1) * step) + 1 end
 local pre = ts.data.preprocess(config.preprocess)
 local relus = {}
-for i, c in ipairs(model._children) do
-   if c.module.__typename == 'ReLU' then relus[#relus + 1] = {index = i, name = c.name} end
+for _, c in ipairs(model:children()) do
+   if c.module.__typename == 'ReLU' then relus[#relus + 1] = {module = c.module, name = c.name} end
 end
 local sums, counts = {}, {}
 for s = 1, n, 256 do
@@ -23,7 +23,7 @@ for s = 1, n, 256 do
    local x, y = ts.data.batch(g.test, chunk, {preprocess = pre})
    model:forward(x)
    for li, r in ipairs(relus) do
-      local out = model._children[r.index].module.output
+      local out = r.module.output
       local per = out:dim() == 4 and out:mean(4):mean(3):view(out:size(1), out:size(2)) or out   -- [B, units]
       per = per:contiguous()
       local units = per:size(2)

@@ -1,7 +1,8 @@
 /* Elementwise float32 arithmetic with broadcasting, reductions and matrix products on tensors.
  * These serve Lua-level code (preprocessing, metrics, tests); the layers have their own kernels.
- * With a CUDA operand, arithmetic and reductions run on host copies (on_host); axpy, sums of squares and
- * matrix products, which the training step uses, run on the device. */
+ * With a CUDA operand, arithmetic and reductions run on host copies (on_host), each one counted and, in strict
+ * mode, refused (ts_math_fallback); axpy, sums of squares, matrix products and the whole-tensor cases the layers
+ * use (on_device), which the training step needs, run on the device. */
 #include <math.h>
 #include <string.h>
 
@@ -66,11 +67,44 @@ static int64_t offset_of(const ts_tensor *shape_of, const int64_t *stride, int64
     return off;
 }
 
+/* A host round trip is right for metrics and inspection and wrong inside a training step, where it stalls
+ * every step: counted, so that it can be seen, and refused in strict mode (the training step on the GPU), so
+ * that a layer that hides one is found. Only the thread that drives the program does tensor math (the loader's
+ * workers never do), hence no atomics. */
+static int64_t fallbacks;
+static int strict;
+
+int ts_math_fallback(const char *op, int device)
+{
+    if (device == TS_CPU) return 0;
+    if (strict)
+        return ts_error("%s: computing on a host copy of a cuda tensor, refused in strict mode (the training step on "
+                        "the GPU): the op belongs on the device, or outside the step after an explicit :cpu()", op);
+    fallbacks++;
+    return 0;
+}
+
+int64_t ts_math_fallbacks(void) { return fallbacks; }
+int ts_math_is_strict(void) { return strict; }
+
+int ts_math_set_strict(int on)
+{
+    int was = strict;
+    strict = on != 0;
+    return was;
+}
+
+static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum", "pow", "eq", "lt", "gt"};
+static const char *const unary_names[] = {"neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "floor", "square"};
+static const char *const reduce_names[] = {"sum", "mean", "max", "min", "argmax", "argmin"};
+#define OP_NAME(names, op) ((op) >= 0 && (op) < (int)(sizeof names / sizeof *names) ? names[op] : "math")
+
 typedef int (*op3)(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, const void *args);
 
-/* op on host copies of out, a and b (b may be NULL), the result copied back into out */
-static int on_host(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, op3 op, const void *args)
+/* op (named name) on host copies of out, a and b (b may be NULL), the result copied back into out */
+static int on_host(const char *name, ts_tensor *out, const ts_tensor *a, const ts_tensor *b, op3 op, const void *args)
 {
+    if (ts_math_fallback(name, TS_CUDA)) return -1;
     ts_tensor *ho = ts_host_copy(out), *ha = ts_host_copy(a), *hb = b ? ts_host_copy(b) : NULL;
     int rc = !ho || !ha || (b && !hb) || op(ho, ha, hb, args) || ts_tensor_copy(out, ho);
     ts_tensor_free(ho);
@@ -123,7 +157,7 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
     int rc = 0;
     if (ts_on_cuda(out) && on_device(&rc, out, a, b, op, 0)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
-        return on_host(out, a, b, binary_op, &(op_args){.op = op});
+        return on_host(OP_NAME(binary_names, op), out, a, b, binary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32 || b->dtype != TS_FLOAT32)
         return ts_error("arithmetic: float32 tensors expected (convert with :float())");
     int64_t sa[TS_MAX_DIMS], sb[TS_MAX_DIMS];
@@ -147,7 +181,8 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
     int rc = 0;
     if (ts_on_cuda(out) && on_device(&rc, out, a, NULL, op, s)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a))
-        return on_host(out, a, NULL, scalar_op, &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
+        return on_host(OP_NAME(binary_names, op), out, a, NULL, scalar_op,
+                       &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
         return ts_error("arithmetic: float32 tensors expected (convert with :float())");
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("arithmetic: result and operand sizes differ");
@@ -169,7 +204,8 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
 
 int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
 {
-    if (ts_on_cuda(out) || ts_on_cuda(a)) return on_host(out, a, NULL, unary_op, &(op_args){.op = op});
+    if (ts_on_cuda(out) || ts_on_cuda(a))
+        return on_host(OP_NAME(unary_names, op), out, a, NULL, unary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
         return ts_error("math: float32 tensors expected (convert with :float())");
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("math: result and operand sizes differ");
@@ -199,7 +235,8 @@ int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
 {
     char buf[96];
-    if (ts_on_cuda(out) || ts_on_cuda(a)) return on_host(out, a, NULL, reduce_op, &(op_args){.dim = dim, .op = op});
+    if (ts_on_cuda(out) || ts_on_cuda(a))
+        return on_host(OP_NAME(reduce_names, op), out, a, NULL, reduce_op, &(op_args){.dim = dim, .op = op});
     if (ts_check_f32("reduce: input", a)) return -1;
     int arg = op == TS_ARGMAX || op == TS_ARGMIN;
     if (out->dtype != (arg ? TS_INT64 : TS_FLOAT32) || !ts_tensor_is_contiguous(out))
@@ -231,6 +268,8 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
     return 0;
 }
 
+/* any dtype, summed in double on the host; a NaN cannot carry an error, so the Lua caller takes the fallback
+ * decision for a CUDA tensor before calling */
 double ts_tensor_sum_all(const ts_tensor *a)
 {
     ts_tensor *h = ts_host_copy(a);

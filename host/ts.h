@@ -126,6 +126,16 @@ double ts_tensor_sum_all(const ts_tensor *a);
 /* out[M,N] = a[M,K] @ b[K,N] (2-d, float32), optional transposes */
 int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b);
 
+/* ---- host round trips of tensor math (host/tensor_math.c) ------------------------------------------- */
+/* The arithmetic and reductions above run on host copies when an operand is on cuda (all but the whole-tensor
+ * add/mul/scale the layers use). ts_math_fallback is the decision each such op takes, device being where its
+ * operands live: 0 to go on (counted when device is not the host), or -1 with an error naming op in strict
+ * mode, which the training step on the GPU runs in (a round trip there would stall every step). */
+int ts_math_fallback(const char *op, int device);
+int64_t ts_math_fallbacks(void);                 /* host round trips so far */
+int ts_math_set_strict(int on);                  /* returns the previous setting */
+int ts_math_is_strict(void);
+
 /* ---- layers (one file each in host/) -------------------------------------------------------------- */
 /* Compute precision of the matrix products in convolutions and linear layers (mixed precision):
  * TS_MATH_BF16 rounds their operands (inputs, weights, output gradients) to bfloat16 and sums the

@@ -11,7 +11,7 @@ local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch =
 ts.setThreads(opt.threads)
 ts.manualSeed(0)
 
-local clock = require('ts.train').now
+local clock = ts.files.now
 local gpu = opt.device == 'cuda'
 local function now()
    if gpu then ts.cuda.synchronize() end

@@ -12,11 +12,10 @@ if #runs == 0 then
    io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
    os.exit(2)
 end
-local train = require('ts.train')
 local rows = {}
 for _, run in ipairs(runs) do
-   local final = ts.json.decode(train.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)'))
-   local config = ts.json.decode(train.readFile(run .. '/config.json') or '{}')
+   local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)'))
+   local config = ts.json.decode(ts.files.readFile(run .. '/config.json') or '{}')
    local preds = ts.load(run .. '/test_predictions.safetensors')
    local correct = {}
    for k = 1, preds.pred:numel() do correct[k] = preds.pred[k] == preds.target[k] end
@@ -64,6 +63,6 @@ if html then
       h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td>%d</td><td>%d</td><td>%.3g</td><td class="l">%s</td></tr>'):format(esc(p[1]), esc(p[2]), p[3], p[4], p[5], p[6])
    end
    h[#h + 1] = '</table></body></html>'
-   train.writeFile(html, table.concat(h, '\n'))
+   ts.files.writeFile(html, table.concat(h, '\n'))
    print('wrote ' .. html)
 end

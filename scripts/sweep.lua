@@ -62,12 +62,12 @@ if slurm then
    for _, c in ipairs(commands) do lines[#lines + 1] = ('  %q'):format(c.cmd) end
    lines[#lines + 1] = ')'
    lines[#lines + 1] = 'eval "${commands[$SLURM_ARRAY_TASK_ID]}"'
-   require('ts.train').writeFile(slurm, table.concat(lines, '\n') .. '\n')
+   ts.files.writeFile(slurm, table.concat(lines, '\n') .. '\n')
    print(('wrote %s: a job array of %d runs; submit it with sbatch %s'):format(slurm, #commands, slurm))
    os.exit(0)
 end
 
-require('ts.train').mkdirs(dir)
+ts.files.mkdirs(dir)
 print(('sweep: %d runs, %d at a time, threads per run %d'):format(#commands, jobs, math.max(1, math.floor(ts.getThreads() / jobs))))
 local threads = math.max(1, math.floor(ts.getThreads() / jobs))
 -- run in waves of `jobs` background processes, each logging to its run's log file
@@ -75,7 +75,7 @@ for start = 1, #commands, jobs do
    local wave = {}
    for k = start, math.min(start + jobs - 1, #commands) do
       local c = commands[k]
-      require('ts.train').mkdirs(c.run)
+      ts.files.mkdirs(c.run)
       wave[#wave + 1] = ('(%s > %s/log.txt 2>&1; echo "$? %s")'):format(c.cmd:gsub('/tshost ', '/tshost --threads ' .. threads .. ' ', 1), c.run, c.run)
    end
    local p = io.popen(table.concat(wave, ' & ') .. ' & wait')

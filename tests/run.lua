@@ -97,7 +97,7 @@ for _, f in ipairs(files) do
 end
 
 local passed, failed, skipped = 0, 0, 0
-local clock = require('ts.train').now   -- wall time: some tests run subprocesses
+local clock = ts.files.now   -- wall time: some tests run subprocesses
 for _, case in ipairs(tests) do
    ts.manualSeed(42)
    local start = clock()

@@ -147,6 +147,18 @@ return function(t)
       end
    end)
 
+   t.test('Lua math on a cuda tensor: a counted host round trip, refused in strict mode', function()
+      need_gpu(t)
+      local x, before = ts.randn(8, 8):cuda(), ts.cuda.fallbacks()
+      x:exp(); x:sum()
+      x:mul_(2); x:add_(x)            -- the layers' whole-tensor cases stay on the device
+      t.eq(ts.cuda.fallbacks(), before + 2)
+      ts.cuda.strict(true)
+      local ok, err = pcall(function() return x:max(1) end)
+      ts.cuda.strict(false)
+      t.truthy(not ok and err:find('max: computing on a host copy of a cuda tensor', 1, true), tostring(err))
+   end)
+
    t.test('a short training run on the GPU tracks the CPU run, and repeats itself exactly', function()
       need_gpu(t)
       local g = ts.data.synthetic{train = 1024, valid = 256, test = 256, seed = 5}

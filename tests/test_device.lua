@@ -135,6 +135,55 @@ return function(t)
       t.truthy(r.history[1].train_loss == r.history[1].train_loss and r.history[1].valid_accuracy, 'the epoch finished')
    end)
 
+   -- The decision every Lua-level op on a device tensor takes before computing on a host copy, called here
+   -- with the device code of cuda (1): this machine may have no GPU to make such a tensor.
+   t.test('host round trips of tensor math: counted, refused in strict mode naming the op, none on the CPU', function()
+      local C, check = require('ts.ffi').C, require('ts.ffi').check
+      local before = ts.cuda.fallbacks()
+      check(C.ts_math_fallback('exp', 0))
+      t.eq(ts.cuda.fallbacks(), before, 'the CPU computes in place: nothing to count')
+      check(C.ts_math_fallback('exp', 1))
+      t.eq(ts.cuda.fallbacks(), before + 1)
+      t.eq(ts.cuda.strict(true), false, 'strict returns the previous setting')
+      t.truthy(ts.cuda.isStrict())
+      local ok, err = pcall(check, C.ts_math_fallback('argmax', 1))
+      local cpu_sum = ts.tensor{1, 2, 3}:exp():sum()   -- strict mode leaves the CPU alone
+      t.eq(ts.cuda.strict(false), true)
+      t.truthy(not ok and err:find('argmax: computing on a host copy of a cuda tensor, refused in strict mode', 1, true),
+               tostring(err))
+      t.near(cpu_sum, math.exp(1) + math.exp(2) + math.exp(3), 1e-6)
+      t.eq(ts.cuda.fallbacks(), before + 1, 'a refused op is not counted, CPU math never is')
+      t.truthy(not ts.cuda.isStrict())
+   end)
+
+   t.test("ts.train's step is strict on the GPU only, and leaves the setting as it found it", function()
+      local train = require('ts.train')
+      local seen
+      local function probe() seen = ts.cuda.isStrict() end
+      train.inStep('cuda', probe)
+      t.eq(seen, true, 'a step on cuda runs in strict mode')
+      t.truthy(not ts.cuda.isStrict(), 'and ends it')
+      -- a hidden round trip inside the step is an error naming the op; the mode is restored after it
+      local err = t.raises(function()
+         train.inStep('cuda', function() require('ts.ffi').check(require('ts.ffi').C.ts_math_fallback('max', 1)) end)
+      end, 'max: computing on a host copy')
+      t.truthy(not ts.cuda.isStrict(), err)
+      train.inStep('cpu', probe)
+      t.eq(seen, false, 'on the CPU nothing changes')
+      -- a whole CPU run: its layers see no strict mode, and nothing goes through a host copy
+      local Probe = nn.Module.class('Probe', nn.Identity)
+      function Probe:updateOutput(input)
+         if ts.cuda.isStrict() then seen = true end
+         return input
+      end
+      local before = ts.cuda.fallbacks()
+      local g = ts.data.synthetic{train = 32, valid = 16, test = 16, seed = 2}
+      local model = nn.Sequential(Probe(), nn.Flatten(), nn.Linear(3 * 32 * 32, 43))
+      ts.train{model = model, data = {train = g.train}, epochs = 1, batch = 16, quiet = true, device = 'cpu'}
+      t.eq(seen, false)
+      t.eq(ts.cuda.fallbacks(), before)
+   end)
+
    t.test('without a GPU, cuda says why and everything stays on the host', function()
       if ts.cuda.isAvailable() then t.skip('a GPU is present (test_cuda covers it)') end
       t.eq(ts.device(), 'cpu')

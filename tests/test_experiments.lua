@@ -51,7 +51,16 @@ return function(t)
          local out = run(script, ('epochs=1 run=%s/%s'):format(dir, script))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
       end
-      local out = run('accumulate.lua', 'images=256')
+      -- pooling's runs reload in another process: their builder registers from a file of its own
+      local pooled = dir .. '/pooling.lua/downsample stride-s1'
+      local config = ts.json.decode(t.readfile(pooled .. '/config.json'))
+      t.eq(config.model_source.file, 'experiments/models/pooling.lua')
+      t.eq(config.model_source.script, 'experiments/pooling.lua')
+      ts.image.save(dir .. '/sign.png', ts.data.synthetic{train = 1, valid = 1, test = 1}.train.x[1])
+      local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json"):format(t.tshost, ts.root, pooled, dir))
+      t.eq(rc, 0, out)
+      t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
+      out = run('accumulate.lua', 'images=256')
       local diff = tonumber(out:match('largest weight difference after %d+ updates: ([%d%.e%-]+)'))
       t.truthy(diff and diff < 1e-5, out)
    end)

@@ -163,6 +163,60 @@ return function(t)
       t.near(raw, history[150], 0, 0.011, 'the folded head on raw features')
    end)
 
+   t.test('a registered builder: ts.train records its file, another process rebuilds the run from it', function()
+      local dir = t.tmpdir()
+      local at = ts.files.realpath(dir)
+      t.writefile(dir .. '/net.lua', [[
+ts.models.register('tiny_registered', function(o)
+   local nn = ts.nn
+   return nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 4, padding = 1}), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, o.classes))
+end)
+]])
+      t.writefile(dir .. '/train.lua', ([[
+dofile('%s/net.lua')
+local g = ts.data.synthetic{train = 64, valid = 32, test = 16, seed = 1}
+ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 1,
+         batch = 32, run = '%s/run', quiet = true}
+]]):format(dir, dir))
+      local rc, out = t.sh(('cd %s && %s train.lua'):format(dir, t.tshost))
+      t.eq(rc, 0, out)
+      local config = ts.json.decode(t.readfile(dir .. '/run/config.json'))
+      t.eq(config.model.name, 'tiny_registered')
+      -- outside the tshost root, paths are kept absolute (experiments/pooling.lua's are relative to the root)
+      t.eq(config.model_source.file, at .. '/net.lua')
+      t.eq(config.model_source.script, at .. '/train.lua')
+      rc, out = t.sh(('%s -e "print(ts.models.load(\'%s/run\'):numParameters())"'):format(t.tshost, dir))
+      t.eq(rc, 0, out)
+      t.eq(tonumber(out:match('^(%d+)')), 4 * 3 * 9 + 4 + 4 * 8 * 8 * 43 + 43, out)
+      ts.image.save(dir .. '/sign.png', ts.data.synthetic{train = 1, valid = 1, test = 1}.train.x[1])
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --json'):format(t.tshost, ts.root, dir, dir))
+      t.eq(rc, 0, out)
+      t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
+      -- here too, where nothing registered it: the model is the run's, weights included
+      local m = ts.models.load(dir .. '/run')
+      t.truthy(m:get(1).weight:equal(ts.load(dir .. '/run/model.safetensors')['0.weight']))
+      -- a builder file that is gone, or no longer registers the name, is named
+      ts.files.mkdirs(dir .. '/gone')
+      t.writefile(dir .. '/gone/config.json', ts.json.encode{model = {name = 'tiny_gone'},
+                                                             model_source = {file = at .. '/gone.lua'}})
+      t.raises(function() ts.models.load(dir .. '/gone') end, 'from ' .. at .. '/gone.lua, which is gone')
+      t.writefile(dir .. '/gone/config.json', ts.json.encode{model = {name = 'tiny_renamed'},
+                                                             model_source = {file = at .. '/net.lua'}})
+      t.raises(function() ts.models.load(dir .. '/gone') end, 'no longer registers the builder tiny_renamed')
+   end)
+
+   t.test('ts.models.register refuses builders it could not run again, and names taken', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/inline.lua', "ts.models.register('tiny_inline', function() return ts.nn.Identity() end)")
+      local rc, out = t.sh(('%s %s/inline.lua'):format(t.tshost, dir))
+      t.truthy(rc ~= 0 and out:find('the builder tiny_inline is defined in ' .. dir .. '/inline.lua; define it in a ' ..
+                                    'file of its own', 1, true), out)
+      rc, out = t.sh(('%s -e "ts.models.register(\'tiny_e\', function() end)"'):format(t.tshost))
+      t.truthy(rc ~= 0 and out:find('defined in code that is not a file', 1, true), out)
+      t.raises(function() ts.models.register('refcnn', function() end) end, 'ts.models.refcnn exists already')
+      t.raises(function() ts.models.register('x', 'not a function') end, 'a name and a function')
+   end)
+
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()
       local dir = os.getenv('TSHOST_MODELS')
       if not dir then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end

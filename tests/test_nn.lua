@@ -108,6 +108,21 @@ return function(t)
       t.truthy(net:get(4).grad.weight:abs():sum() > 0)
    end)
 
+   t.test('printing shows each axis of strides, dilations and padding when they differ', function()
+      local function repr(m) return tostring(m):match('^[^\n]*') end
+      t.eq(repr(nn.Conv2d(3, 8, 3, {stride = {2, 1}, padding = {1, 2}, dilation = {1, 2}, bias = false})),
+           'Conv2d(3, 8, kernel=3x3, stride=(2, 1), padding=(1, 2), dilation=(1, 2), bias=false)  [216 params]')
+      t.eq(repr(nn.Conv2d(3, 8, {3, 5}, {stride = 2, padding = 1, dilation = 2})),
+           'Conv2d(3, 8, kernel=3x5, stride=2, padding=1, dilation=2)  [368 params]')
+      t.eq(repr(nn.Conv2d(3, 8, 3, {padding = {0, 1, 0, 1}})), 'Conv2d(3, 8, kernel=3x3, padding=(0, 1, 0, 1))  [224 params]')
+      t.eq(repr(nn.Conv2d(3, 8, 3, {padding = 'same', stride = {1, 2}})),
+           "Conv2d(3, 8, kernel=3x3, stride=(1, 2), padding='same')  [224 params]")
+      t.eq(repr(nn.Conv2d(3, 8, 1)), 'Conv2d(3, 8, kernel=1x1)  [32 params]')
+      t.eq(repr(nn.MaxPool2d({2, 3}, {2, 1}, {0, 1})), 'MaxPool2d(kernel=2x3, stride=(2, 1), padding=(0, 1))')
+      t.eq(repr(nn.AvgPool2d(3, 2, 1, {ceil_mode = true})), 'AvgPool2d(kernel=3x3, stride=2, padding=1, ceil_mode=true)')
+      t.eq(repr(nn.MaxPool2d(2)), 'MaxPool2d(kernel=2x2, stride=2)')
+   end)
+
    t.test('state_dict names follow PyTorch', function()
       local net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4),
                                 nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 1)), nil, {'body'}))

@@ -220,7 +220,7 @@ return function(t)
       t.raises(function()
          ts.train{model = tiny_net(), data = {train = g.train}, epochs = 1, run = dir, quiet = true}
       end, 'cannot write ' .. dir .. '/metrics.jsonl: ')
-      t.raises(function() require('ts.train').writeFile(dir .. '/no/such/dir/f.json', '{}') end,
+      t.raises(function() ts.files.writeFile(dir .. '/no/such/dir/f.json', '{}') end,
                'cannot write ' .. dir .. '/no/such/dir/f.json.tmp')
    end)
 

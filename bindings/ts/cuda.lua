@@ -5,6 +5,9 @@
 --   ts.cuda.deterministic(true): cuDNN algorithms that give the same bits every run (our kernels always do)
 --   ts.cuda.tf32(false): convolutions in full fp32 instead of TF32 tensor cores (PyTorch's default is TF32)
 --   ts.cuda.channelsLast(false): bf16 convolutions (model:setPrecision('bf16')) staged NCHW instead of NHWC
+--   ts.cuda.fallbacks(): how many Lua-level arithmetic ops and reductions on a CUDA tensor ran on a host copy
+--   ts.cuda.strict(true): such ops fail instead, naming the op (ts.train's step on the GPU runs so);
+--   returns the previous setting; ts.cuda.isStrict()
 -- The same statistics and limit exist for the host: ts.memory('cpu'), ts.setMemoryLimit('cpu', bytes).
 -- ts.device() is the default device of ts.train and friends: ts.setDevice(d), else TSHOST_DEVICE (which
 -- `tshost --device` sets), else cuda when available. Documented global state: that choice.
@@ -22,6 +25,9 @@ function M.synchronize() check(C.ts_cuda_synchronize()) end
 function M.deterministic(on) check(C.ts_cuda_set('deterministic', on == false and 0 or 1)) end
 function M.tf32(on) check(C.ts_cuda_set('tf32', on == false and 0 or 1)) end
 function M.channelsLast(on) check(C.ts_cuda_set('channels_last', on == false and 0 or 1)) end
+function M.fallbacks() return tonumber(C.ts_math_fallbacks()) end
+function M.strict(on) return C.ts_math_set_strict(on == false and 0 or 1) == 1 end
+function M.isStrict() return C.ts_math_is_strict() == 1 end
 
 local function code_of(device)
    return device_codes[device or 'cpu'] or error(('unknown device %s (cpu, cuda)'):format(tostring(device)), 3)
@@ -41,10 +47,9 @@ function M.setMemoryLimitOf(device, bytes) check(C.ts_memory_set_limit(code_of(d
 function M.setMemoryLimit(bytes) M.setMemoryLimitOf('cuda', bytes) end
 
 -- why cuda cannot be used here, in words
-function M.unavailableReason()
-   if not M.isBuilt() then return 'tshost was built without CUDA (nvcc was not found when it was built)' end
-   return 'no CUDA device answered (no GPU, or no driver)'
-end
+-- why the GPU is not there: built without CUDA, or the first failure of its start in the driver's or the
+-- runtime's own words (a driver too old for this CUDA, no device, a library missing)
+function M.unavailableReason() return ffi.string(C.ts_cuda_unavailable_reason()) end
 
 local chosen
 function M.setDevice(device)

@@ -4,6 +4,7 @@ local data = require('ts.data')
 local metrics = require('ts.metrics')
 local json = require('ts.json')
 local train = require('ts.train')
+local files = require('ts.files')
 local serialize = require('ts.serialize')
 
 local M = {}
@@ -57,7 +58,7 @@ function M.finish(result, g, opt)
       final.most_confused[#final.most_confused + 1] = {true_class = cell[1], predicted = cell[2], count = cell[3]}
    end
    if run then
-      train.writeFile(run .. '/final.json', json.encode(final))
+      files.writeFile(run .. '/final.json', json.encode(final))
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
       if not opt.no_report then
          local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})

@@ -9,6 +9,7 @@ local ts = {
    optim = require('ts.optim'),
    models = require('ts.models'),
    json = require('ts.json'),
+   files = require('ts.files'),
    data = require('ts.data'),
    image = require('ts.image'),
    metrics = require('ts.metrics'),
@@ -88,7 +89,10 @@ ts.optim — SGD, Adam, AdamW (param groups), schedule.step/cosine/onecycle, opt
 ts.save(path, model|table), ts.load(path [, model]) — safetensors with PyTorch names
 ts.data — gtsrb(), synthetic{}, readPickle, imageFolder, imageCSV, augment{}, preprocess{}, Loader(ds, opts), batch
 ts.train{...}, ts.evaluate(model, ds), ts.metrics, ts.report.write(run, ...), ts.image (load, resize, save, grid)
-ts.models — refcnn, baseline, resnet20/56, resnet8, mobilenet_v1_025, pretrained(name), load(run); ts.transfer
+ts.models — refcnn, baseline, resnet20/56, resnet8, mobilenet_v1_025, pretrained(name), load(run),
+     register(name, builder); ts.transfer
+ts.files — mkdirs, readFile, writeFile (atomic), appendFile, now, realpath
+ts.cuda — isAvailable, memory, fallbacks (math on host copies), strict(true) (such math fails), deterministic
 ts.manualSeed(n), ts.setThreads(n), ts.options{...} (script options from key=value arguments)]]
 end
 

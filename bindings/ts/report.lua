@@ -8,7 +8,7 @@ local T = require('ts.tensor')
 local json = require('ts.json')
 local data = require('ts.data')
 local image = require('ts.image')
-local train = require('ts.train')
+local files = require('ts.files')
 local serialize = require('ts.serialize')
 local metrics = require('ts.metrics')
 
@@ -98,7 +98,7 @@ local function heatmap(cm, names)
 end
 
 local function png(run, name, img)
-   train.mkdirs(run .. '/report_files')
+   files.mkdirs(run .. '/report_files')
    image.save(run .. '/report_files/' .. name, img)
    return 'report_files/' .. name
 end
@@ -109,8 +109,8 @@ local function activation_maps(run, model, x, names)
    local rows = {}
    local layers = {}
    local function walk(m, prefix)
-      if m._children and m.__typename == 'Sequential' then
-         for _, c in ipairs(m._children) do walk(c.module, prefix .. c.name .. '.') end
+      if m.__typename == 'Sequential' then
+         for _, c in ipairs(m:children()) do walk(c.module, prefix .. c.name .. '.') end
       else
          layers[#layers + 1] = {name = prefix:sub(1, -2), module = m}
       end
@@ -131,8 +131,8 @@ end
 
 function M.write(run, opts)
    local model, g, pre = opts.model, opts.data, opts.preprocess
-   local config = json.decode(train.readFile(run .. '/config.json') or '{}')
-   local final = json.decode(train.readFile(run .. '/final.json') or '{}')
+   local config = json.decode(files.readFile(run .. '/config.json') or '{}')
+   local final = json.decode(files.readFile(run .. '/final.json') or '{}')
    local history = {}
    for line in io.lines(run .. '/metrics.jsonl') do history[#history + 1] = json.decode(line) end
    local names = g.classNames
@@ -259,7 +259,7 @@ function M.write(run, opts)
    end
    add(('<h2>Architecture</h2><pre>%s</pre>'):format(esc(config.architecture or '')))
    add('</body></html>')
-   train.writeFile(run .. '/report.html', table.concat(h, '\n'))
+   files.writeFile(run .. '/report.html', table.concat(h, '\n'))
    return run .. '/report.html'
 end
 

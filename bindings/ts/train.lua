@@ -35,21 +35,21 @@ local metrics = require('ts.metrics')
 local json = require('ts.json')
 local serialize = require('ts.serialize')
 local cuda = require('ts.cuda')
+local models = require('ts.models')
 local C = require('ts.ffi').C
+local files = require('ts.files')
+local now, write_file, read_file = files.now, files.writeFile, files.readFile
 
 local M = {}
 
+-- getpid is declared by ts.files
 ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } ts_timespec;
-int clock_gettime(int clock, ts_timespec *t);
 int isatty(int fd);
-int mkdir(const char *path, unsigned int mode);
 int open(const char *path, int flags, int mode);
 int close(int fd);
 int flock(int fd, int operation);
 int ftruncate(int fd, int64_t length);
 long write(int fd, const void *buf, size_t n);
-int getpid(void);
 int kill(int pid, int sig);
 typedef struct ts_dir ts_dir;
 struct ts_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
@@ -58,59 +58,6 @@ struct ts_dirent *readdir(ts_dir *dir);
 int closedir(ts_dir *dir);
 char *strerror(int errnum);
 ]]
-local tspec = ffi.new('ts_timespec')
-local function now()
-   C.clock_gettime(1, tspec)
-   return tonumber(tspec.tv_sec) + tonumber(tspec.tv_nsec) * 1e-9
-end
-M.now = now
-
-function M.mkdirs(path)
-   local at = ''
-   for part in path:gmatch('[^/]+') do
-      at = (at == '' and path:sub(1, 1) == '/') and '/' .. part or (at == '' and part or at .. '/' .. part)
-      C.mkdir(at, 493)
-   end
-end
-
--- Every write names its file and the reason when it fails (a full disk, a read-only remount): io's
--- buffered writes can fail at write, flush or close, so each result is checked.
-local function write_or_fail(f, path, s)
-   local ok, err = f:write(s)
-   if ok then ok, err = f:flush() end
-   local closed, cerr = f:close()
-   if not ok or not closed then error(('cannot write %s: %s'):format(path, tostring(err or cerr)), 0) end
-end
-
-local function open_or_fail(path, mode)
-   local f, err = io.open(path, mode)
-   if not f then error(('cannot write %s: %s'):format(path, tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')), 0) end
-   return f
-end
-
--- whole-file writes are atomic: a temporary file beside the target (named with the writer's process id, as
--- ts.save's are, so a later run can tell an abandoned one), then a rename
-local function write_file(path, s)
-   local tmp = ('%s.tmp%d'):format(path, C.getpid())
-   write_or_fail(open_or_fail(tmp, 'wb'), tmp, s)
-   local ok, err = os.rename(tmp, path)
-   if not ok then
-      os.remove(tmp)
-      error(('cannot write %s: %s'):format(path, tostring(err)), 0)
-   end
-end
-M.writeFile = write_file
-
-local function append_file(path, s) write_or_fail(open_or_fail(path, 'ab'), path, s) end
-
-local function read_file(path)
-   local f = io.open(path, 'r')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
-M.readFile = read_file
 
 -- ---- evaluation ----------------------------------------------------------------------------------------
 
@@ -363,12 +310,33 @@ end
 
 M.forwardBackward = forward_backward
 
+-- fn(...) as a part of a training step on device. On the GPU it runs in strict mode (ts.cuda.strict): Lua
+-- code in a layer or the update that computes on a host copy of a device tensor, a round trip that would
+-- stall every step, fails naming its op. On the CPU nothing changes.
+function M.inStep(device, fn, ...)
+   if device ~= 'cuda' then
+      fn(...)
+      return
+   end
+   local was = cuda.strict(true)
+   local ok, err = pcall(fn, ...)
+   cuda.strict(was)
+   if not ok then error(err, 0) end
+end
+
+local function update(opt, clip)
+   if clip then opt:clipGradNorm(clip) end
+   opt:step()
+end
+
 local function build_model(spec)
    if type(spec) == 'table' and spec.forward then return spec, nil end
    if type(spec) ~= 'table' or not spec.name then error('ts.train: model must be a module or {name = builder, ...}', 0) end
-   local models = require('ts.models')
    local builder = models[spec.name]
-   if type(builder) ~= 'function' then error('ts.train: no model builder ts.models.' .. tostring(spec.name), 0) end
+   if type(builder) ~= 'function' then
+      error(('ts.train: no model builder ts.models.%s (a network of your own: ts.models.register)'):format(
+            tostring(spec.name)), 0)
+   end
    return builder(spec), spec
 end
 
@@ -478,6 +446,7 @@ local function train(cfg, spec, model)
       write_file(run .. '/metrics.jsonl', table.concat(lines))
       local conf = plain(cfg)
       conf.model = spec or {module = tostring(model):match('^[^\n]*')}
+      conf.model_source = spec and models.source(spec.name)   -- a registered builder's file
       conf.parameters = model:numParameters()
       conf.class_names = train_ds.classNames
       conf.preprocess = cfg.preprocess.settings
@@ -522,7 +491,8 @@ local function train(cfg, spec, model)
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()
-            ok, err = pcall(forward_backward, model, crit, x, y, st.micro_batch, cfg.accumulate, batch_sums)
+            ok, err = pcall(M.inStep, device, forward_backward, model, crit, x, y, st.micro_batch, cfg.accumulate,
+                            batch_sums)
             if ok then break end
             if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and st.micro_batch > 1) then error(err, 0) end
             st.micro_batch = math.ceil(st.micro_batch / 2)
@@ -555,10 +525,7 @@ local function train(cfg, spec, model)
          end
          seen = seen + x:size(1)
          if step % cfg.accumulate == 0 or step == micro_per_epoch then
-            if not skip_update then
-               if cfg.clip then opt:clipGradNorm(cfg.clip) end
-               opt:step()
-            end
+            if not skip_update then M.inStep(device, update, opt, cfg.clip) end
             opt:zeroGrad()
             skip_update = false
             if sched then sched:step() end
@@ -632,7 +599,7 @@ local function train(cfg, spec, model)
       if run then
          if improved then serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
          checkpoint(nil, nil)
-         append_file(run .. '/metrics.jsonl', json.encode(record) .. '\n')
+         files.appendFile(run .. '/metrics.jsonl', json.encode(record) .. '\n')
       end
       if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
          if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(st.bad_epochs)) end
@@ -660,7 +627,7 @@ function M.train(user)
    local model, spec = build_model(cfg.model)
    local release = function() end
    if cfg.run then
-      M.mkdirs(cfg.run)
+      files.mkdirs(cfg.run)
       release = lock_run(cfg.run)
    end
    -- Ctrl-C finishes the current update, then the loop checkpoints and stops; a second Ctrl-C exits at once

@@ -16,7 +16,8 @@ local data = require('ts.data')
 local M = {}
 
 local function head_name(model)
-   return model.headName or (model._children and model._children[#model._children].name)
+   local children = model:children()
+   return model.headName or (children[#children] and children[#children].name)
 end
 
 function M.newHead(model, classes)
@@ -30,7 +31,7 @@ end
 -- every child but the head
 local function backbone_children(model)
    local name, out = head_name(model), {}
-   for _, c in ipairs(model._children) do
+   for _, c in ipairs(model:children()) do
       if c.name ~= name then out[#out + 1] = c.module end
    end
    return out

@@ -1,5 +1,9 @@
--- ts.models: network definitions as ordinary nn containers.
+-- ts.models: network definitions as ordinary nn containers, and the builders scripts register.
 local nn = require('ts.nn')
+local files = require('ts.files')
+local json = require('ts.json')
+local serialize = require('ts.serialize')
+local root = require('ts.ffi').root
 
 local models = {}
 
@@ -50,22 +54,75 @@ local pretrained = require('ts.models.pretrained')
 function models.pretrained(name, opts) return pretrained.pretrained(models, name, opts) end
 models.catalog = pretrained.catalog
 
+-- ---- builders registered by scripts ----------------------------------------------------------------------
+-- ts.models.register(name, builder): an experiment's own network, which ts.train{model = {name = name, ...}}
+-- then builds like the ones above. ts.train records in config.json where the builder came from (model_source:
+-- its file, and the script that trained), so that ts.models.load, and with it scripts/predict.lua, can run
+-- that file again to rebuild the model in another process. The builder must therefore live in a file of its
+-- own whose running only registers (experiments/models/*.lua): running the training script again would train.
+local registered = {}   -- name -> {file, script}
+
+-- a path as config.json keeps it: relative to the tshost root when inside it (the run survives the checkout
+-- moving), else absolute
+local function recorded(path)
+   local abs, top = files.realpath(path), files.realpath(root)
+   if not abs then return path end
+   if top and abs:sub(1, #top + 1) == top .. '/' then return abs:sub(#top + 2) end
+   return abs
+end
+
+local function resolved(path) return path:sub(1, 1) == '/' and path or root .. '/' .. path end
+
+function models.register(name, builder)
+   if type(name) ~= 'string' or type(builder) ~= 'function' then
+      error('ts.models.register(name, builder): a name and a function', 2)
+   end
+   if models[name] ~= nil and not registered[name] then error('ts.models.register: ts.models.' .. name .. ' exists already', 2) end
+   local file = debug.getinfo(builder, 'S').source:match('^@(.+)$')
+   local script = arg and arg[0]
+   if not file or (script and files.realpath(script) == files.realpath(file)) then
+      error(('ts.models.register: the builder %s is defined in %s; define it in a file of its own that registers it ' ..
+             '(experiments/models/*.lua), which ts.models.load can run again to rebuild the model'):format(
+             name, file or 'code that is not a file'), 2)
+   end
+   registered[name] = {file = recorded(file), script = script and recorded(script)}
+   models[name] = builder
+end
+
+-- where a registered builder came from ({file, script}, as config.json records it), or nil for a built-in one
+function models.source(name)
+   local r = registered[name]
+   return r and {file = r.file, script = r.script}
+end
+
+-- the builder config.json names, its file run again when the run's builder is not the one registered here
+local function builder_of(run, config)
+   local name, source = config.model.name, config.model_source
+   if source and source.file and not (registered[name] and registered[name].file == source.file) then
+      local path = resolved(source.file)
+      if not files.realpath(path) then
+         error(('ts.models.load: %s was trained with the builder %s from %s, which is gone'):format(run, name, path), 3)
+      end
+      dofile(path)
+      if not registered[name] then
+         error(('ts.models.load: %s no longer registers the builder %s that %s was trained with'):format(path, name, run), 3)
+      end
+   end
+   return models[name] or error('ts.models.load: no builder ts.models.' .. name, 3)
+end
+
 -- A model from a run directory: its builder and options from config.json, its weights from
 -- model.safetensors, in the precision it was trained in; returns the model (in evaluation mode) and the
 -- run's config.
 function models.load(run)
-   local train = require('ts.train')
-   local json = require('ts.json')
-   local text = train.readFile(run .. '/config.json')
+   local text = files.readFile(run .. '/config.json')
    if not text then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
    local config = json.decode(text)
    if type(config.model) ~= 'table' or not config.model.name then
       error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 2)
    end
-   local builder = models[config.model.name]
-   if not builder then error('ts.models.load: no builder ts.models.' .. config.model.name, 2) end
-   local model = builder(config.model)
-   require('ts.serialize').load(run .. '/model.safetensors', model)
+   local model = builder_of(run, config)(config.model)
+   serialize.load(run .. '/model.safetensors', model)
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
    return model, config

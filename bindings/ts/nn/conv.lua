@@ -76,7 +76,6 @@ function Conv2d:updateOutput(input)
 end
 
 function Conv2d:updateGradInput(input, gradOutput)
-   -- the gradient of the weights is computed in the same pass (see accGradParameters)
    local gx = self:gradInputBuffer(input)
    local frozen = self.frozen
    check(C.ts_conv2d_backward(ptr(gx), not frozen and ptr(self.grad.weight) or nil,
@@ -86,15 +85,13 @@ function Conv2d:updateGradInput(input, gradOutput)
 end
 
 function Conv2d:extraRepr()
-   local s = ('%d, %d, kernel=%dx%d'):format(self.nin, self.nout, self.kh, self.kw)
-   if self.sh ~= 1 or self.sw ~= 1 then s = s .. (', stride=%d'):format(self.sh) end
+   local s = ('%d, %d, kernel=%dx%d'):format(self.nin, self.nout, self.kh, self.kw) ..
+             Module.axesRepr('stride', self.sh, self.sw, 1)
+   local p = self.pad
    if self.same then s = s .. ", padding='same'"
-   elseif self.pad[1] == self.pad[2] and self.pad[2] == self.pad[3] and self.pad[3] == self.pad[4] then
-      if self.pad[1] > 0 then s = s .. ', padding=' .. self.pad[1] end
-   else
-      s = s .. ', padding=' .. table.concat(self.pad, ',')
-   end
-   if self.dh ~= 1 then s = s .. (', dilation=%d'):format(self.dh) end
+   elseif p[1] == p[2] and p[3] == p[4] then s = s .. Module.axesRepr('padding', p[1], p[3], 0)
+   else s = s .. (', padding=(%d, %d, %d, %d)'):format(p[1], p[2], p[3], p[4]) end   -- top, bottom, left, right
+   s = s .. Module.axesRepr('dilation', self.dh, self.dw, 1)
    if self.groups ~= 1 then s = s .. (', groups=%d'):format(self.groups) end
    if not self.bias then s = s .. ', bias=false' end
    if self.precision then s = s .. ', ' .. self.precision end

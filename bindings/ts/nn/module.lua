@@ -43,13 +43,11 @@ function Module:forward(input)
    return self.output
 end
 
+-- a layer's updateGradInput also accumulates its parameters' gradients (unless frozen), in the same pass
 function Module:backward(input, gradOutput)
    self.gradInput = self:updateGradInput(input, gradOutput)
-   if not self.frozen then self:accGradParameters(input, gradOutput) end
    return self.gradInput
 end
-
-function Module:accGradParameters(input, gradOutput) end
 
 -- whether a caught error is the device running out of memory (the C side's flag, and its message: the flag
 -- stays set until the next C error, so a later Lua error must not pass for one)
@@ -129,6 +127,12 @@ function Module:gradInputBuffer(input)
 end
 
 function Module:children() return self._children or {} end
+
+-- for extraRepr: ', name=v', or ', name=(h, w)' when the two axes differ; '' when both are the default
+function Module.axesRepr(name, h, w, default)
+   if h == default and w == default then return '' end
+   return h == w and (', %s=%d'):format(name, h) or (', %s=(%d, %d)'):format(name, h, w)
+end
 
 function Module:apply(fn)
    fn(self)

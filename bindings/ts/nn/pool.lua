@@ -33,8 +33,9 @@ end
 local function describe(self)
    local p = self.params
    if self.global then return '' end
-   local s = ('kernel=%dx%d, stride=%d'):format(p.kernel_h, p.kernel_w, p.stride_h)
-   if p.pad_h > 0 or p.pad_w > 0 then s = s .. (', padding=%d'):format(p.pad_h) end
+   -- the stride is always shown (no default given): it defaults to the kernel, not to 1
+   local s = ('kernel=%dx%d'):format(p.kernel_h, p.kernel_w) .. Module.axesRepr('stride', p.stride_h, p.stride_w) ..
+             Module.axesRepr('padding', p.pad_h, p.pad_w, 0)
    if p.ceil_mode == 1 then s = s .. ', ceil_mode=true' end
    return s
 end

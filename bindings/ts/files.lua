@@ -1,0 +1,79 @@
+-- ts.files: the file helpers of runs, reports and scripts.
+--   ts.files.mkdirs(path)             a folder and its parents (those that exist are kept)
+--   ts.files.readFile(path)           the whole file, or nil when it cannot be read
+--   ts.files.writeFile(path, s)       atomic: a temporary file beside the target, then a rename
+--   ts.files.appendFile(path, s)      s added at the end
+--   ts.files.now()                    seconds on the monotonic clock (for durations)
+--   ts.files.realpath(path)           the absolute path without links, or nil when there is no such file
+-- Every write names its file and the reason when it fails (a full disk, a read-only remount).
+local ffi = require('ffi')
+local C = ffi.C
+
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } ts_timespec;
+int clock_gettime(int clock, ts_timespec *t);
+int mkdir(const char *path, unsigned int mode);
+int getpid(void);
+char *realpath(const char *path, char *resolved);
+]]
+
+local M = {}
+
+local CLOCK_MONOTONIC = 1
+local tspec = ffi.new('ts_timespec')
+function M.now()
+   C.clock_gettime(CLOCK_MONOTONIC, tspec)
+   return tonumber(tspec.tv_sec) + tonumber(tspec.tv_nsec) * 1e-9
+end
+
+function M.mkdirs(path)
+   local at = ''
+   for part in path:gmatch('[^/]+') do
+      at = (at == '' and path:sub(1, 1) == '/') and '/' .. part or (at == '' and part or at .. '/' .. part)
+      C.mkdir(at, 493)   -- 0755
+   end
+end
+
+function M.readFile(path)
+   local f = io.open(path, 'r')
+   if not f then return nil end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+-- io's buffered writes can fail at write, flush or close, so each result is checked
+local function write_or_fail(f, path, s)
+   local ok, err = f:write(s)
+   if ok then ok, err = f:flush() end
+   local closed, cerr = f:close()
+   if not ok or not closed then error(('cannot write %s: %s'):format(path, tostring(err or cerr)), 0) end
+end
+
+local function open_or_fail(path, mode)
+   local f, err = io.open(path, mode)
+   if not f then error(('cannot write %s: %s'):format(path, tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')), 0) end
+   return f
+end
+
+-- The temporary file is named with the writer's process id, as ts.save's are, so that a later run can tell
+-- an abandoned one (ts.train removes those whose process is gone).
+function M.writeFile(path, s)
+   local tmp = ('%s.tmp%d'):format(path, C.getpid())
+   write_or_fail(open_or_fail(tmp, 'wb'), tmp, s)
+   local ok, err = os.rename(tmp, path)
+   if not ok then
+      os.remove(tmp)
+      error(('cannot write %s: %s'):format(path, tostring(err)), 0)
+   end
+end
+
+function M.appendFile(path, s) write_or_fail(open_or_fail(path, 'ab'), path, s) end
+
+local resolved = ffi.new('char[4096]')   -- PATH_MAX
+function M.realpath(path)
+   local p = C.realpath(path, resolved)
+   return p ~= nil and ffi.string(p) or nil
+end
+
+return M
