@@ -251,7 +251,7 @@ return function(t)
    t.test('a run killed with kill -9 at random moments and during its file writes ends as an uninterrupted run', function()
       local base = t.tmpdir()
       local script = t.dir .. '/scripts/train_small.lua'
-      local args = 'train=300 epochs=10 hidden=4096'   -- 10 MB checkpoints: writes that last milliseconds
+      local args = 'train=300 epochs=12 hidden=16384'   -- 40 MB checkpoints: writes that last tens of milliseconds
       local rc, out = t.sh(('%s --threads 2 %s %s run=%s/whole'):format(t.tshost, script, args, base))
       t.eq(rc, 0, out)
       -- start the run, kill it, start it again, ... until 6 kills, 3 of them inside a write, have happened;
@@ -272,7 +272,7 @@ return function(t)
             os.execute(('bash -c \'for i in $(seq 200000); do compgen -G "%s/*.safetensors.tmp*" >/dev/null && break; done; ' ..
                         'kill -9 %s\' 2>/dev/null'):format(run, pid))
          else
-            os.execute(('sleep %.2f; kill -9 %s 2>/dev/null'):format(0.3 + 1.2 * math.random(), pid))
+            os.execute(('sleep %.2f; kill -9 %s 2>/dev/null'):format(0.2 + 0.8 * math.random(), pid))
          end
          while io.open('/proc/' .. pid .. '/stat') do os.execute('sleep 0.01') end
          if t.readfile(base .. '/out'):find('done', 1, true) then finished = true break end
