@@ -67,9 +67,17 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else echo "all Debian packages present"; fi
 
-# the readers' fuzz tests under AddressSanitizer and the release (make dist) first, then the whole suite (its
-# summary line ends the output)
+# the readers' fuzz tests under AddressSanitizer, the release (make dist), the PyTorch fixtures and the
+# precision tests under every CPU matrix-product path this processor runs (TSHOST_CPU; generic is the avx2
+# path), then the whole suite on the best path (its summary line ends the output)
 test: tshost asan dist
+	@for path in avx2 avx512 avx512bf16; do \
+	  if TSHOST_CPU=$$path ./tshost -e 'x = 1' 2>/dev/null; then \
+	    echo "== the $$path path"; \
+	    TSHOST_CPU=$$path ./tshost tests/run.lua test_torch_fixtures || exit 1; \
+	    TSHOST_CPU=$$path ./tshost tests/run.lua test_precision || exit 1; \
+	  else echo "== the $$path path: this processor cannot run it"; fi; \
+	done
 	./tshost tests/run.lua
 
 run: deps

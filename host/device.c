@@ -49,6 +49,12 @@ const char *ts_cuda_unavailable_reason(void)
     return ts_backend(TS_CUDA) ? "" : why_not[TS_CUDA];
 }
 
+int ts_cpu_select_path(const char *name)
+{
+    const char *why = tsk_cpu_select_path(name);
+    return why ? ts_error("TSHOST_CPU: %s", why) : 0;
+}
+
 int ts_device_about(int device, char *out, size_t size)
 {
     if (device < 0 || device > 1 || !registry[device]) return ts_error("about: no backend for device %d in this build", device);

@@ -84,7 +84,8 @@ int ts_doctor_report(char *out, size_t size, const char *root)
     add(&r, "libraries loaded:\n");
     dl_iterate_phdr(add_library, &r);
     add(&r, "environment:\n");
-    static const char *const vars[] = {"TSHOST_LIBRARIES", "TSHOST_DEVICE", "TSHOST_THREADS", "TSHOST_ROOT", "TSHOST_CUDA_SYNC",
+    static const char *const vars[] = {"TSHOST_LIBRARIES", "TSHOST_DEVICE", "TSHOST_THREADS", "TSHOST_CPU", "TSHOST_ROOT",
+                                       "TSHOST_CUDA_SYNC",
                                        "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "LD_LIBRARY_PATH"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         add(&r, "  %s=%s\n", vars[i], getenv(vars[i]) ? getenv(vars[i]) : "(unset)");

@@ -52,6 +52,8 @@ static const char usage[] =
     "environment:\n"
     "  TSHOST_THREADS   CPU threads, as --threads\n"
     "  TSHOST_DEVICE    cpu or cuda, as --device\n"
+    "  TSHOST_CPU       force a CPU matrix-product path: generic, avx2, avx512 or avx512bf16 (default: the best\n"
+    "                   this processor runs)\n"
     "  TSHOST_DATA      the GTSRB pickle folder used by ts.data.gtsrb()\n"
     "  TSHOST_MODELS    the pretrained models folder used by ts.models.pretrained()\n"
     "  TSHOST_ROOT      where bindings/ and host/ts.h are (default: beside the executable)\n";
@@ -345,6 +347,10 @@ int main(int argc, char **argv)
     int threads = env_threads && *env_threads ? parse_threads("TSHOST_THREADS", env_threads) : ts_get_threads();
     if (threads < 0) return 2;
     if (env_device && *env_device && check_device("TSHOST_DEVICE", env_device)) return 2;
+    if (ts_cpu_select_path(getenv("TSHOST_CPU"))) {
+        fprintf(stderr, "tshost: %s\n", ts_last_error());
+        return 2;
+    }
     int interactive = 0, doctor = 0, first_script = argc;
     const char *code[64];
     int ncode = 0;

@@ -57,6 +57,9 @@ const char *ts_cuda_device_name(void);
 /* a device's backend described for a person (library versions, processor features, kernels chosen), whether
  * or not it started: what tshost --doctor prints */
 int ts_device_about(int device, char *out, size_t size);
+/* the CPU matrix-product path forced by name (generic, avx2, avx512, avx512bf16; NULL or "": by the
+ * processor), refused when this processor cannot run it; main.c applies TSHOST_CPU with it at startup */
+int ts_cpu_select_path(const char *name);
 /* the whole report of tshost --doctor (build, bindings under root, threads, processor and CPU kernels, GPU and
  * why it did not start, CUDA library versions and paths, environment) into out */
 int ts_doctor_report(char *out, size_t size, const char *root);

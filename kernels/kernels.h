@@ -93,6 +93,11 @@ typedef struct {
     void (*release)(void *p);
 } tsk_allocator;
 void tsk_cpu_set_allocator(tsk_allocator a);
+/* The CPU matrix-product path: by the processor, or forced by name (generic, avx2, avx512, avx512bf16) so that
+ * each path this processor can run can be tested on it. NULL, or why not (a path this processor cannot run,
+ * an unknown name). tsk_cpu_path names the path in use. */
+const char *tsk_cpu_select_path(const char *name);
+const char *tsk_cpu_path(void);
 
 /* For the backends' declarations and tables made from ops.def: TSK_IF_<backend>_<where>(yes, no) is yes when
  * an op listed for `where` exists on that backend, else no. */

@@ -88,6 +88,17 @@ return function(t)
          -- the reason the GPU did not start is the driver's or the runtime's own, not a generic one
          t.truthy(out:find('cuda: not available: ', 1, true) and not out:find('no CUDA device answered', 1, true), out)
       end
+      -- TSHOST_CPU forces a matrix-product path; one this processor cannot run, or an unknown one, is refused
+      local doctor
+      rc, doctor = t.sh('TSHOST_CPU=avx2 ' .. exe .. ' --doctor')
+      t.truthy(rc == 0 and doctor:find('matrix products: the avx2 path (OpenBLAS (fp32), bf16 pairs by a plain loop, ' ..
+                                       'forced by TSHOST_CPU)', 1, true), doctor)
+      rc, out = t.sh('TSHOST_CPU=amx ' .. exe .. " -e 'x = 1'")
+      t.truthy(rc == 2 and out:find("TSHOST_CPU: unknown CPU path 'amx' (generic, avx2, avx512, avx512bf16)", 1, true), out)
+      if not doctor:find('AVX-512 yes', 1, true) then
+         rc, out = t.sh('TSHOST_CPU=avx512 ' .. exe .. " -e 'x = 1'")
+         t.truthy(rc == 2 and out:find('the avx512 path needs AVX-512, which this processor lacks', 1, true), out)
+      end
       -- with the bindings out of reach it says where it looked
       rc, out = t.sh('TSHOST_ROOT=/nonexistent ' .. exe .. ' --doctor')
       t.truthy(out:find('/nonexistent/host/ts.h MISSING', 1, true), out)

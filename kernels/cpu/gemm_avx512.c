@@ -20,6 +20,9 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include <stdio.h>
+#include <string.h>
+
 #include "cpu.h"
 
 enum { MR = 8, NR = 32 };
@@ -123,16 +126,58 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
     }
 }
 
+/* The matrix-product path, chosen by the processor or forced by tsk_cpu_select_path (TSHOST_CPU), so that every
+ * path this processor can run is tested on it: 0 avx2 (OpenBLAS fp32, the plain loop for bf16 pairs), 1 avx512
+ * (our AVX-512 kernel, the plain loop for bf16 pairs), 2 avx512bf16 (our kernel, bf16 pairs by vdpbf16ps).
+ * -1: not decided yet. */
+static int path = -1;
+static const char *const path_names[] = {"avx2", "avx512", "avx512bf16"};
+
+static int best_path(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+    return __builtin_cpu_supports("avx512bf16") ? 2 : 1;
+}
+
+const char *tsk_cpu_select_path(const char *name)
+{
+    static char error[256];
+    int best = best_path(), want = -1;
+    if (!name || !*name) {
+        path = best;
+        return NULL;
+    }
+    if (!strcmp(name, "generic")) want = 0;   /* the build needs AVX2 (x86-64-v3): generic is the avx2 path */
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, path_names[i])) want = i;
+    if (want < 0) {
+        snprintf(error, sizeof error, "unknown CPU path '%s' (generic, avx2, avx512, avx512bf16)", name);
+        return error;
+    }
+    if (want > best) {
+        snprintf(error, sizeof error, "the %s path needs %s, which this processor lacks (it runs up to %s)", name,
+                 want == 2 ? "AVX512-BF16" : "AVX-512", path_names[best]);
+        return error;
+    }
+    path = want;
+    return NULL;
+}
+
+const char *tsk_cpu_path(void)
+{
+    if (path < 0) path = best_path();
+    return path_names[path];
+}
+
 int tsk_cpu_has_avx512(void)
 {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return known;
+    if (path < 0) path = best_path();
+    return path >= 1;
 }
 
 int tsk_cpu_has_avx512_bf16(void)
 {
-    static int known = -1;
-    if (known < 0) known = tsk_cpu_has_avx512() && __builtin_cpu_supports("avx512bf16") ? 1 : 0;
-    return known;
+    if (path < 0) path = best_path();
+    return path == 2;
 }
