@@ -15,10 +15,13 @@
  * a NaN stays a (quiet) NaN, an overflow becomes infinity, subnormals are kept. */
 #ifndef TSK_POINTWISE_H
 #define TSK_POINTWISE_H
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "kernels.h"   /* the shape descriptors */
 
 #ifdef __CUDACC__
 #define TSK_SHARED static inline __host__ __device__
@@ -116,6 +119,48 @@ TSK_SHARED float tsk_upsample_grad(const float *gy, int ow, int a, int b, int sh
     for (int di = 0; di < sh; di++)
         for (int dj = 0; dj < sw; dj++) s += gy[(int64_t)(a * sh + di) * ow + b * sw + dj];
     return s;
+}
+
+/* ---- pooling (planes [H, W]; the window of output (oy, ox) starts at oy*sh - ph, ox*sw - pw) ---- */
+
+/* whether v takes the place of the best so far in a max scan: the first element, a larger one, or a NaN
+ * (a NaN wins and stays, as in PyTorch) */
+TSK_SHARED int tsk_max_takes(float v, float best, int first) { return first | (v > best) | (v != v); }
+
+/* the largest element of window (oy, ox) of plane in [H, W] and, in *at, its offset in the plane (-1 when the
+ * window holds no element) */
+TSK_SHARED float tsk_maxpool_window(const tsk_pool2d_shape *s, const float *in, int oy, int ox, int *at)
+{
+    float best = -FLT_MAX;
+    *at = -1;
+    for (int ki = 0; ki < s->kh; ki++) {
+        int iy = oy * s->sh - s->ph + ki;
+        if (iy < 0 || iy >= s->h) continue;
+        for (int kj = 0; kj < s->kw; kj++) {
+            int ix = ox * s->sw - s->pw + kj;
+            if (ix < 0 || ix >= s->w) continue;
+            float v = in[iy * s->w + ix];
+            if (tsk_max_takes(v, best, *at < 0)) best = v, *at = iy * s->w + ix;
+        }
+    }
+    return best;
+}
+
+/* Average pooling's window (oy, ox) clipped to the image, [y0, y1) x [x0, x1), and its divisor: the whole
+ * window when padding counts, else the part inside the image. Windows of ceil mode that run past the padded
+ * border are clipped in both cases, as in PyTorch. */
+TSK_SHARED int tsk_avgpool_window(const tsk_pool2d_shape *s, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+{
+    int ys = oy * s->sh - s->ph, xs = ox * s->sw - s->pw;
+    int ye = ys + s->kh, xe = xs + s->kw;
+    if (ye > s->h + s->ph) ye = s->h + s->ph;
+    if (xe > s->w + s->pw) xe = s->w + s->pw;
+    int padded = (ye - ys) * (xe - xs);
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ye > s->h ? s->h : ye;
+    *x1 = xe > s->w ? s->w : xe;
+    return s->count_include_pad ? padded : (*y1 - *y0) * (*x1 - *x0);
 }
 
 #endif

@@ -1,9 +1,10 @@
 /* Max and average pooling over planes [N*C, H, W], padding implicit (-inf for max, 0 for average).
- * The window of output (oy, ox) covers rows oy*sh - ph ... + kh-1 and columns likewise. */
-#include <float.h>
+ * The window of output (oy, ox) covers rows oy*sh - ph ... + kh-1 and columns likewise; the max scan and the
+ * average's window and divisor are kernels/pointwise.h's, shared with the GPU. */
 #include <string.h>
 
 #include "cpu.h"
+#include "../pointwise.h"
 
 /* the common 2x2 window with stride 2 and no padding, without bounds checks; written without branches
  * (selects) so that the compiler vectorizes it and random data costs no mispredictions */
@@ -19,12 +20,11 @@ static void maxpool_2x2(const tsk_pool2d_shape *s, const float *in, float *out, 
             float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
             float best = a;
             int32_t pos = 0;
-            /* a NaN wins and stays, as in PyTorch */
-            int take = (b > best) | (b != b);
+            int take = tsk_max_takes(b, best, 0);
             best = take ? b : best, pos = take ? 1 : pos;
-            take = (c > best) | (c != c);
+            take = tsk_max_takes(c, best, 0);
             best = take ? c : best, pos = take ? w : pos;
-            take = (d > best) | (d != d);
+            take = tsk_max_takes(d, best, 0);
             best = take ? d : best, pos = take ? w + 1 : pos;
             o[ox] = best;
             id[ox] = row + 2 * ox + pos;
@@ -47,20 +47,8 @@ void tsk_cpu_maxpool2d_forward(const tsk_pool2d_shape *s, const float *x, float 
         }
         for (int oy = 0; oy < s->oh; oy++)
             for (int ox = 0; ox < s->ow; ox++) {
-                float best = -FLT_MAX;
-                int at = -1;
-                for (int ki = 0; ki < s->kh; ki++) {
-                    int iy = oy * s->sh - s->ph + ki;
-                    if (iy < 0 || iy >= s->h) continue;
-                    for (int kj = 0; kj < s->kw; kj++) {
-                        int ix = ox * s->sw - s->pw + kj;
-                        if (ix < 0 || ix >= s->w) continue;
-                        float v = in[iy * s->w + ix];
-                        /* NaN propagates as in PyTorch */
-                        if (at < 0 || v > best || v != v) best = v, at = iy * s->w + ix;
-                    }
-                }
-                out[oy * s->ow + ox] = best;
+                int at;
+                out[oy * s->ow + ox] = tsk_maxpool_window(s, in, oy, ox, &at);
                 idx[oy * s->ow + ox] = at;
             }
     }
@@ -79,22 +67,6 @@ void tsk_cpu_maxpool2d_backward(const tsk_pool2d_shape *s, const float *gy, cons
     }
 }
 
-/* The divisor of window (oy, ox): the full window when padding counts, else the part inside the image.
- * Windows of ceil mode that run past the padded border are clipped in both cases, as in PyTorch. */
-static int window(const tsk_pool2d_shape *s, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
-{
-    int ys = oy * s->sh - s->ph, xs = ox * s->sw - s->pw;
-    int ye = ys + s->kh, xe = xs + s->kw;
-    if (ye > s->h + s->ph) ye = s->h + s->ph;
-    if (xe > s->w + s->pw) xe = s->w + s->pw;
-    int padded = (ye - ys) * (xe - xs);
-    *y0 = ys < 0 ? 0 : ys;
-    *x0 = xs < 0 ? 0 : xs;
-    *y1 = ye > s->h ? s->h : ye;
-    *x1 = xe > s->w ? s->w : xe;
-    return s->count_include_pad ? padded : (*y1 - *y0) * (*x1 - *x0);
-}
-
 void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float *y)
 {
     #pragma omp parallel for schedule(static)
@@ -103,7 +75,7 @@ void tsk_cpu_avgpool2d_forward(const tsk_pool2d_shape *s, const float *x, float 
         float *out = y + (int64_t)pl * s->oh * s->ow;
         for (int oy = 0; oy < s->oh; oy++)
             for (int ox = 0; ox < s->ow; ox++) {
-                int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+                int y0, y1, x0, x1, count = tsk_avgpool_window(s, oy, ox, &y0, &y1, &x0, &x1);
                 float sum = 0;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) sum += in[iy * s->w + ix];
@@ -121,7 +93,7 @@ void tsk_cpu_avgpool2d_backward(const tsk_pool2d_shape *s, const float *gy, floa
         memset(g, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
         for (int oy = 0; oy < s->oh; oy++)
             for (int ox = 0; ox < s->ow; ox++) {
-                int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+                int y0, y1, x0, x1, count = tsk_avgpool_window(s, oy, ox, &y0, &y1, &x0, &x1);
                 if (count <= 0) continue;
                 float share = go[oy * s->ow + ox] / (float)count;
                 for (int iy = y0; iy < y1; iy++)

@@ -1,30 +1,17 @@
-// pool2d.cu — max and average pooling over planes [N*C, H, W], the rules of kernels/cpu/pool2d.c.
+// pool2d.cu — max and average pooling over planes [N*C, H, W]: the max scan and the average's window and
+// divisor are kernels/pointwise.h's, shared with the CPU.
 // Own kernels rather than cuDNN's: the host's signature keeps the argmax indices (cuDNN's backward wants
 // x and y again), and avgpool's ceil-mode divisor follows PyTorch. The backward passes gather (one thread
 // per input element, summing the windows that cover it) instead of scattering with atomics, so they give
 // the same bits every run.
-#include <float.h>
-
 #include "common.cuh"
 
 __global__ void maxpool_forward_kernel(tsk_pool2d_shape s, int64_t total, const float *x, float *y, int32_t *indices)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int ox = (int)(i % s.ow), oy = (int)(i / s.ow % s.oh);
+        int ox = (int)(i % s.ow), oy = (int)(i / s.ow % s.oh), at;
         const float *in = x + i / ((int64_t)s.oh * s.ow) * s.h * s.w;
-        float best = -FLT_MAX;
-        int at = -1;
-        for (int ki = 0; ki < s.kh; ki++) {
-            int iy = oy * s.sh - s.ph + ki;
-            if (iy < 0 || iy >= s.h) continue;
-            for (int kj = 0; kj < s.kw; kj++) {
-                int ix = ox * s.sw - s.pw + kj;
-                if (ix < 0 || ix >= s.w) continue;
-                float v = in[iy * s.w + ix];
-                if (at < 0 || v > best || v != v) best = v, at = iy * s.w + ix;   // NaN propagates as in PyTorch
-            }
-        }
-        y[i] = best;
+        y[i] = tsk_maxpool_window(&s, in, oy, ox, &at);
         indices[i] = at;
     }
 }
@@ -58,22 +45,12 @@ __global__ void maxpool_backward_kernel(tsk_pool2d_shape s, int64_t total, const
     }
 }
 
-// the divisor of window (oy, ox), as in kernels/cpu/pool2d.c
-__device__ inline int window(const tsk_pool2d_shape &s, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
-{
-    int ys = oy * s.sh - s.ph, xs = ox * s.sw - s.pw;
-    int ye = min(ys + s.kh, s.h + s.ph), xe = min(xs + s.kw, s.w + s.pw);
-    int padded = (ye - ys) * (xe - xs);
-    *y0 = max(ys, 0), *x0 = max(xs, 0), *y1 = min(ye, s.h), *x1 = min(xe, s.w);
-    return s.count_include_pad ? padded : (*y1 - *y0) * (*x1 - *x0);
-}
-
 __global__ void avgpool_forward_kernel(tsk_pool2d_shape s, int64_t total, const float *x, float *y)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int ox = (int)(i % s.ow), oy = (int)(i / s.ow % s.oh);
         const float *in = x + i / ((int64_t)s.oh * s.ow) * s.h * s.w;
-        int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+        int y0, y1, x0, x1, count = tsk_avgpool_window(&s, oy, ox, &y0, &y1, &x0, &x1);
         float sum = 0;
         for (int iy = y0; iy < y1; iy++)
             for (int ix = x0; ix < x1; ix++) sum += in[iy * s.w + ix];
@@ -92,7 +69,7 @@ __global__ void avgpool_backward_kernel(tsk_pool2d_shape s, int64_t total, const
         float sum = 0;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++) {
-                int y0, y1, x0, x1, count = window(s, oy, ox, &y0, &y1, &x0, &x1);
+                int y0, y1, x0, x1, count = tsk_avgpool_window(&s, oy, ox, &y0, &y1, &x0, &x1);
                 if (count > 0 && iy >= y0 && iy < y1 && ix >= x0 && ix < x1) sum += go[oy * s.ow + ox] / (float)count;
             }
         gx[i] = sum;
