@@ -163,4 +163,38 @@ TSK_SHARED int tsk_avgpool_window(const tsk_pool2d_shape *s, int oy, int ox, int
     return s->count_include_pad ? padded : (*y1 - *y0) * (*x1 - *x0);
 }
 
+/* ---- cross entropy (PyTorch's, with class weights w and label smoothing e over C classes) ---- */
+
+TSK_SHARED double tsk_class_weight(const float *w, int64_t k) { return w ? w[k] : 1.0; }
+
+/* the largest logit of a row, scanned from the first (the softmax's shift) */
+TSK_SHARED double tsk_row_max(const float *z, int c)
+{
+    double m = z[0];
+    for (int k = 1; k < c; k++) m = z[k] > m ? z[k] : m;
+    return m;
+}
+
+/* the first of a row's largest logits, as argmax picks it */
+TSK_SHARED int tsk_first_argmax(const float *z, int c)
+{
+    int best = 0;
+    for (int k = 1; k < c; k++)
+        if (z[k] > z[best]) best = k;
+    return best;
+}
+
+/* sample i's loss: (1-e) w[y] (logsumexp - z[y]) + e/C sum_c w[c] (logsumexp - z[c]), smooth being that sum */
+TSK_SHARED double tsk_ce_loss(double logsum, float zy, double wy, double smooth, float e, int c)
+{
+    return (1.0 - e) * wy * (logsum - zy) + e / c * smooth;
+}
+
+/* d loss / d z[i,k] = ((1-e) w[y] (p[k] - [k = y]) + e/C (W p[k] - w[k])) / sum_i w[y_i], W = sum_c w[c] */
+TSK_SHARED float tsk_ce_grad(double p, int is_target, double wy, double wk, double wsum, float e, int c, double denom)
+{
+    double d = (1.0 - e) * wy * (p - is_target) + e / c * (wsum * p - wk);
+    return (float)(d / denom);
+}
+
 #endif

@@ -1,4 +1,5 @@
-// cross_entropy.cu — the loss of kernels/cpu/cross_entropy.c (weights, label smoothing, mean reduction):
+// cross_entropy.cu — the loss of kernels/cpu/cross_entropy.c (weights, label smoothing, mean reduction), with
+// its per-sample rules from kernels/pointwise.h:
 //   loss_i = (1-e) w[y_i] (logsumexp - z[y_i]) + e/C sum_c w[c] (logsumexp - z[c]);  loss = sum loss_i / sum w[y_i]
 //   d loss / d z[i,k] = ((1-e) w[y_i] (p[k] - [k = y_i]) + e/C (W p[k] - w[k])) / sum_i w[y_i]
 // One block per sample; the per-sample losses are summed by one block in a fixed order, and the mean is
@@ -9,8 +10,8 @@
 __global__ void weight_sums_kernel(int n, int c, const int64_t *targets, const float *w, double *sums)
 {
     double d = 0, all = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) d += w ? w[targets[i]] : 1.0;
-    for (int k = threadIdx.x; k < c; k += blockDim.x) all += w ? w[k] : 1.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) d += tsk_class_weight(w, targets[i]);
+    for (int k = threadIdx.x; k < c; k += blockDim.x) all += tsk_class_weight(w, k);
     d = tsk_block_sum(d);
     all = tsk_block_sum(all);
     if (threadIdx.x == 0) sums[0] = d, sums[1] = all;
@@ -22,28 +23,20 @@ __global__ void cross_entropy_kernel(int c, const float *logits, const int64_t *
     int i = blockIdx.x;
     const float *z = logits + (int64_t)i * c;
     __shared__ double zmax_shared;
-    if (threadIdx.x == 0) {
-        double m = z[0];
-        for (int k = 1; k < c; k++) m = z[k] > m ? z[k] : m;
-        zmax_shared = m;
-    }
+    if (threadIdx.x == 0) zmax_shared = tsk_row_max(z, c);
     __syncthreads();
     double zmax = zmax_shared, sum = 0;
     for (int k = threadIdx.x; k < c; k += blockDim.x) sum += exp(z[k] - zmax);
     double logsum = zmax + log(tsk_block_sum(sum));
     int64_t y = targets[i];
-    double wy = w ? w[y] : 1.0, smooth = 0;
-    for (int k = threadIdx.x; k < c; k += blockDim.x) smooth += (w ? w[k] : 1.0) * (logsum - z[k]);
+    double wy = tsk_class_weight(w, y), smooth = 0;
+    for (int k = threadIdx.x; k < c; k += blockDim.x) smooth += tsk_class_weight(w, k) * (logsum - z[k]);
     smooth = tsk_block_sum(smooth);
-    if (threadIdx.x == 0) losses[i] = (1.0 - e) * wy * (logsum - z[y]) + e / c * smooth;
-    if (glogits) {
-        double denom = sums[0], wsum = sums[1];
-        for (int k = threadIdx.x; k < c; k += blockDim.x) {
-            double p = exp(z[k] - logsum), wk = w ? w[k] : 1.0;
-            double d = (1.0 - e) * wy * (p - (k == y)) + e / c * (wsum * p - wk);
-            glogits[(int64_t)i * c + k] = (float)(d / denom);
-        }
-    }
+    if (threadIdx.x == 0) losses[i] = tsk_ce_loss(logsum, z[y], wy, smooth, e, c);
+    if (glogits)
+        for (int k = threadIdx.x; k < c; k += blockDim.x)
+            glogits[(int64_t)i * c + k] = tsk_ce_grad(exp(z[k] - logsum), k == y, wy, tsk_class_weight(w, k), sums[1], e, c,
+                                                      sums[0]);
 }
 
 // *loss = sum of the per-sample losses / sums[0]
@@ -72,13 +65,7 @@ void tsk_cuda_cross_entropy(int n, int c, const float *logits, const int64_t *ta
 __global__ void count_correct_kernel(int n, int c, const float *logits, const int64_t *targets, float *correct)
 {
     double hits = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float *z = logits + (int64_t)i * c;
-        int best = 0;
-        for (int k = 1; k < c; k++)
-            if (z[k] > z[best]) best = k;
-        hits += best == targets[i];
-    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) hits += tsk_first_argmax(logits + (int64_t)i * c, c) == targets[i];
     hits = tsk_block_sum(hits);
     if (threadIdx.x == 0) *correct += (float)hits;
 }
