@@ -197,4 +197,41 @@ TSK_SHARED float tsk_ce_grad(double p, int is_target, double wy, double wk, doub
     return (float)(d / denom);
 }
 
+/* ---- batch norm over channels of M = N*S values ---- */
+
+/* mean and biased variance from sums of d = x - shift and of d^2 (shifted by the channel's first value, so
+ * that a mean large against the spread does not cancel the variance) */
+TSK_SHARED void tsk_bn_moments(double sum, double sq, int64_t m, float shift, double *mean, double *var)
+{
+    double dmean = sum / (double)m;
+    *mean = shift + dmean;
+    *var = sq / (double)m - dmean * dmean;
+    if (*var < 0) *var = 0;
+}
+
+TSK_SHARED float tsk_bn_invstd(double var, float eps) { return (float)(1.0 / sqrt(var + eps)); }
+
+/* running statistics: (1-momentum) running + momentum batch, the variance made unbiased (M/(M-1)), as PyTorch */
+TSK_SHARED void tsk_bn_update_running(float *running_mean, float *running_var, double mean, double var, int64_t m,
+                                      float momentum)
+{
+    *running_mean = (float)((1.0 - momentum) * *running_mean + momentum * mean);
+    *running_var = (float)((1.0 - momentum) * *running_var + momentum * var * (double)m / (double)(m > 1 ? m - 1 : 1));
+}
+
+/* y = x scale + shift, with scale = invstd w and shift = b - mean scale (w = 1, b = 0 without affine) */
+TSK_SHARED void tsk_bn_affine(float mean, float invstd, const float *weight, const float *bias, int64_t ch,
+                              float *scale, float *shift)
+{
+    *scale = invstd * (weight ? weight[ch] : 1.0f);
+    *shift = (bias ? bias[ch] : 0.0f) - mean * *scale;
+}
+
+/* the input gradient in training mode: w invstd (gy - mean(gy) - (x - mean) mean(gy xhat) invstd) */
+TSK_SHARED float tsk_bn_grad_input(float gy, float x, float mean, float w, float invstd, float mean_gy,
+                                   float mean_gy_xhat)
+{
+    return w * invstd * (gy - mean_gy - (x - mean) * (mean_gy_xhat * invstd));
+}
+
 #endif

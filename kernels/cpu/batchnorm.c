@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "cpu.h"
+#include "../pointwise.h"
 
 void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                                const float *bias, float *running_mean, float *running_var, float *save_mean,
@@ -38,25 +39,17 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
                 sum += a;
                 sq += b;
             }
-            double dmean = sum / (double)m;
-            mean = shift + dmean;
-            var = sq / (double)m - dmean * dmean;
-            if (var < 0) var = 0;
+            tsk_bn_moments(sum, sq, m, shift, &mean, &var);
             save_mean[ch] = (float)mean;
-            save_invstd[ch] = (float)(1.0 / sqrt(var + eps));
-            if (running_mean) {
-                running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-                running_var[ch] =
-                    (float)((1.0 - momentum) * running_var[ch] + momentum * var * (double)m / (double)(m > 1 ? m - 1 : 1));
-            }
+            save_invstd[ch] = tsk_bn_invstd(var, eps);
+            if (running_mean) tsk_bn_update_running(&running_mean[ch], &running_var[ch], mean, var, m, momentum);
         } else {
             mean = running_mean[ch];
             var = running_var[ch];
         }
-        float invstd = (float)(1.0 / sqrt(var + eps));
+        float invstd = tsk_bn_invstd(var, eps), scale, shift;
         if (!training && save_mean) save_mean[ch] = (float)mean, save_invstd[ch] = invstd;
-        float scale = invstd * (weight ? weight[ch] : 1.0f);
-        float shift = (bias ? bias[ch] : 0.0f) - (float)mean * scale;
+        tsk_bn_affine((float)mean, invstd, weight, bias, ch, &scale, &shift);
         for (int64_t i = 0; i < n; i++) {
             const float *p = x + (i * c + ch) * s;
             float *q = y + (i * c + ch) * s;
@@ -93,8 +86,8 @@ void tsk_cpu_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x,
             const float *p = x + (i * c + ch) * s, *g = gy + (i * c + ch) * s;
             float *q = gx + (i * c + ch) * s;
             if (training) {
-                float k1 = w * is, k2 = (float)(sum_gy / (double)m), k3 = (float)(sum_gy_xhat / (double)m) * is;
-                for (int64_t k = 0; k < s; k++) q[k] = k1 * (g[k] - k2 - (p[k] - mu) * k3);
+                float mean_gy = (float)(sum_gy / (double)m), mean_gy_xhat = (float)(sum_gy_xhat / (double)m);
+                for (int64_t k = 0; k < s; k++) q[k] = tsk_bn_grad_input(g[k], p[k], mu, w, is, mean_gy, mean_gy_xhat);
             } else {
                 for (int64_t k = 0; k < s; k++) q[k] = g[k] * w * is;
             }

@@ -23,20 +23,14 @@ __global__ void bn_stats_kernel(int64_t n, int64_t c, int64_t s, const float *x,
         }
         sum = tsk_block_sum(sum);
         sq = tsk_block_sum(sq);
-        double dmean = sum / (double)m;
-        mean = shift + dmean;
-        var = sq / (double)m - dmean * dmean;
-        if (var < 0) var = 0;
+        tsk_bn_moments(sum, sq, m, shift, &mean, &var);
     } else {
         mean = running_mean[ch];
         var = running_var[ch];
     }
     if (threadIdx.x != 0) return;
-    if (mean_out) mean_out[ch] = (float)mean, invstd_out[ch] = (float)(1.0 / sqrt(var + eps));
-    if (training && running_mean) {
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * (double)m / (double)(m > 1 ? m - 1 : 1));
-    }
+    if (mean_out) mean_out[ch] = (float)mean, invstd_out[ch] = tsk_bn_invstd(var, eps);
+    if (training && running_mean) tsk_bn_update_running(&running_mean[ch], &running_var[ch], mean, var, m, momentum);
 }
 
 __global__ void bn_normalize_kernel(int64_t total, int64_t c, int64_t s, const float *x, const float *mean,
@@ -44,8 +38,9 @@ __global__ void bn_normalize_kernel(int64_t total, int64_t c, int64_t s, const f
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t ch = i / s % c;
-        float scale = invstd[ch] * (weight ? weight[ch] : 1.0f);
-        y[i] = (x[i] - mean[ch]) * scale + (bias ? bias[ch] : 0.0f);
+        float scale, shift;
+        tsk_bn_affine(mean[ch], invstd[ch], weight, bias, ch, &scale, &shift);
+        y[i] = x[i] * scale + shift;
     }
 }
 
@@ -128,7 +123,7 @@ __global__ void bn_backward_input_kernel(int64_t total, int64_t c, int64_t s, co
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t ch = i / s % c;
         float w = weight ? weight[ch] : 1.0f, is = invstd[ch];
-        gx[i] = training ? w * is * (gy[i] - sums[2 * ch] - (x[i] - mean[ch]) * sums[2 * ch + 1] * is) : gy[i] * w * is;
+        gx[i] = training ? tsk_bn_grad_input(gy[i], x[i], mean[ch], w, is, sums[2 * ch], sums[2 * ch + 1]) : gy[i] * w * is;
     }
 }
 
