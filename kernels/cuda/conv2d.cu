@@ -138,29 +138,19 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     int nf = 0, nd = 0, nw = 0;
     // Deterministic mode chooses from cuDNN's heuristics (Get*_v7: the same ranking for a shape in every
     // process), never by timing: Find*'s ranking moves with timing noise, so the next process could pick
-    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark.
-    if (p.deterministic)
-        ok = ok &&
-             tsk_dnn_ok(cudnnGetConvolutionForwardAlgorithm_v7(tsk_ctx.dnn, d.x, d.w, d.conv, d.y,
-                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
-                        "conv2d: choosing the forward algorithm") &&
-             tsk_dnn_ok(cudnnGetConvolutionBackwardDataAlgorithm_v7(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
-                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
-                        "conv2d: choosing the input-gradient algorithm") &&
-             tsk_dnn_ok(cudnnGetConvolutionBackwardFilterAlgorithm_v7(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
-                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
-                        "conv2d: choosing the weight-gradient algorithm");
-    else
-        ok = ok &&
-             tsk_dnn_ok(cudnnFindConvolutionForwardAlgorithm(tsk_ctx.dnn, d.x, d.w, d.conv, d.y,
-                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
-                        "conv2d: choosing the forward algorithm") &&
-             tsk_dnn_ok(cudnnFindConvolutionBackwardDataAlgorithm(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
-                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
-                        "conv2d: choosing the input-gradient algorithm") &&
-             tsk_dnn_ok(cudnnFindConvolutionBackwardFilterAlgorithm(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
-                                                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
-                        "conv2d: choosing the weight-gradient algorithm");
+    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark. The two
+    // families take the same arguments.
+    auto forward = p.deterministic ? cudnnGetConvolutionForwardAlgorithm_v7 : cudnnFindConvolutionForwardAlgorithm;
+    auto backward_data = p.deterministic ? cudnnGetConvolutionBackwardDataAlgorithm_v7 : cudnnFindConvolutionBackwardDataAlgorithm;
+    auto backward_filter =
+        p.deterministic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7 : cudnnFindConvolutionBackwardFilterAlgorithm;
+    ok = ok &&
+         tsk_dnn_ok(forward(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
+                    "conv2d: choosing the forward algorithm") &&
+         tsk_dnn_ok(backward_data(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
+                    "conv2d: choosing the input-gradient algorithm") &&
+         tsk_dnn_ok(backward_filter(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
+                    "conv2d: choosing the weight-gradient algorithm");
     size_t cap = workspace_cap();
     int f = ok ? pick(fwd, nf, p.deterministic, cap) : -1, a = ok ? pick(data, nd, p.deterministic, cap) : -1;
     int b = ok ? pick(filter, nw, p.deterministic, cap) : -1;
