@@ -16,8 +16,11 @@ return function(t)
       local rc, out = t.sh(('tar -C %s -xzf %s && ls %s'):format(dir, tar, dir))
       t.eq(rc, 0, out)
       local root = dir .. '/' .. out:match('^(%S+)')
-      -- a clean environment: no library path, no TSHOST_*, run from / so nothing is found by accident
-      local clean = 'cd / && env -i PATH=/usr/bin:/bin HOME=' .. dir .. ' '
+      -- a clean environment: no library path, no TSHOST_*, run from / so nothing is found by accident (only
+      -- OPENBLAS_CORETYPE is kept where it is set: some processors need it with older OpenBLAS builds)
+      local coretype = os.getenv('OPENBLAS_CORETYPE')
+      local clean = 'cd / && env -i PATH=/usr/bin:/bin HOME=' .. dir .. ' ' ..
+                    (coretype and ('OPENBLAS_CORETYPE=' .. coretype .. ' ') or '')
       rc, out = t.sh(clean .. root .. '/tshost --doctor')
       t.eq(rc, 0, out)
       t.truthy(out:find('bindings: ' .. root .. '/bindings, ' .. root .. '/host/ts.h found', 1, true), out)
