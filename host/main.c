@@ -375,6 +375,10 @@ int main(int argc, char **argv)
             i += valued;
         } else if (!strncmp(argv[i], "--device", 8) && value) {
             if (check_device("--device", value)) return 2;
+            if (!strcmp(value, "cuda") && !ts_cuda_available()) {   /* asked for by name: say at once why not */
+                fprintf(stderr, "tshost: --device cuda: %s\n", ts_cuda_unavailable_reason());
+                return 2;
+            }
             setenv("TSHOST_DEVICE", value, 1);   /* read by ts.device(), and by the scripts this one starts */
             i += valued;
         } else if (!strcmp(argv[i], "-e") && value) {

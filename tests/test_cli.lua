@@ -100,6 +100,10 @@ return function(t)
          t.truthy(rc == 2 and out:find('the avx512 path needs AVX-512, which this processor lacks', 1, true), out)
       end
       -- with the bindings out of reach it says where it looked
+      if ts.cuda.isBuilt() and not ts.cuda.isAvailable() then
+         rc, out = t.sh(exe .. " --device cuda -e 'x = 1'")
+         t.truthy(rc == 2 and out:find('--device cuda: ' .. ts.cuda.unavailableReason(), 1, true), out)
+      end
       rc, out = t.sh('TSHOST_ROOT=/nonexistent ' .. exe .. ' --doctor')
       t.truthy(out:find('/nonexistent/host/ts.h MISSING', 1, true), out)
    end)
