@@ -5,7 +5,8 @@
 -- GPU is synchronized before each clock reading) precision=fp32|bf16 (bf16: model:setPrecision('bf16')
 -- against PyTorch's torch.autocast with bfloat16, its mixed precision). Each figure is the median of `rounds`
 -- timings of `steps` steps; tshost's and PyTorch's rounds alternate, so that the speed changes of a
--- shared machine fall on both alike and the ratio stays meaningful.
+-- shared machine fall on both alike and the ratio stays meaningful. PyTorch is the one of TSHOST_PYTHON, else of
+-- python3 or /usr/bin/python3 (the first whose torch imports and, on the GPU, sees it); its version is printed.
 local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device(),
                         precision = 'fp32'}
 ts.setThreads(opt.threads)
@@ -48,10 +49,34 @@ local function median(list)
    return list[math.ceil(#list / 2)]
 end
 
+-- The Python whose PyTorch we compare against: TSHOST_PYTHON when set, else the first of python3 on the PATH
+-- and Debian's /usr/bin/python3 whose torch imports (and sees the GPU, when the bench runs there). Returns the
+-- interpreter and its torch version, or nil.
+local function find_python()
+   local want_cuda = opt.device == 'cuda'
+   local candidates = {os.getenv('TSHOST_PYTHON'), 'python3', '/usr/bin/python3'}
+   for i = 1, 3 do
+      local py = candidates[i]
+      if py and py ~= '' then
+         local p = io.popen(("'%s' -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null")
+                               :format(py))
+         local version, cuda = (p:read('*a') or ''):match('^(%S+) (%a+)')
+         p:close()
+         if version and (not want_cuda or cuda == 'True') then return py, version end
+         if i == 1 then
+            io.stderr:write(('bench: TSHOST_PYTHON=%s has no torch%s\n'):format(py, want_cuda and ' with CUDA' or ''))
+         end
+      end
+   end
+end
+local python, torch_version = nil, nil
+if opt.torch then python, torch_version = find_python() end
+
 -- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind
 local function torch_round()
-   local cmd = ('/usr/bin/python3 %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s 2>/dev/null')
-      :format(ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision)
+   if not python then return nil end
+   local cmd = ("'%s' %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s 2>/dev/null")
+      :format(python, ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision)
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()
@@ -86,11 +111,12 @@ print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train
 if opt.torch then
    if #r.ttrain == opt.rounds then
       local tt, ti = median(r.ttrain), median(r.tinfer)
-      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (%s)'):format(tt, ti,
-            gpu and 'CUDA, cuDNN benchmark mode' or 'python3-torch, CPU'))
+      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (torch %s from %s, %s)'):format(tt, ti,
+            torch_version, python, gpu and 'CUDA, cuDNN benchmark mode' or 'CPU'))
       print(('  ratio   train %8.2fx            inference %8.2fx'):format(train / tt, infer / ti))
    else
-      print('  PyTorch: not measured (install python3-torch: apt-get install python3-torch)')
+      print(('  PyTorch: not measured (%s)'):format(python and 'its rounds failed' or
+            'no Python with torch' .. (gpu and ' and CUDA' or '') .. ' found: set TSHOST_PYTHON, or apt-get install python3-torch'))
    end
 end
 print(('augmentation: %.0f images/s on one core (the loader worker), %.1fx what training consumes'):format(
