@@ -7,9 +7,18 @@
 -- rounding, 2^-9 relative) and sums in another order: 1e-2 relative + 1e-2 of the largest value.
 local nn = ts.nn
 
-local function need_gpu(t)
-   if not ts.cuda.isAvailable() then t.skip(ts.cuda.unavailableReason()) end
-   ts.cuda.tf32(false)
+-- A GPU test: skipped without a GPU; run with full fp32 convolutions (tf32 off); and every switch put back to
+-- its default after it, whatever happened, so that the tests after it (in this file and the next) see the
+-- defaults: deterministic off, tf32 on, channels-last on, strict math off.
+local defaults = {deterministic = false, tf32 = true, channelsLast = true, strict = false}
+local function gpu_test(t, name, fn)
+   t.test(name, function()
+      if not ts.cuda.isAvailable() then t.skip(ts.cuda.unavailableReason()) end
+      ts.cuda.tf32(false)
+      local ok, err = pcall(fn)
+      for switch, value in pairs(defaults) do ts.cuda[switch](value) end
+      if not ok then error(err, 0) end
+   end)
 end
 
 -- the same module twice: one stays on the CPU, the other goes to the GPU with identical tensors
@@ -58,8 +67,7 @@ local layers = {
 }
 
 return function(t)
-   t.test('every layer forward and backward on the GPU matches the CPU (training and eval)', function()
-      need_gpu(t)
+   gpu_test(t, 'every layer forward and backward on the GPU matches the CPU (training and eval)', function()
       for k, case in ipairs(layers) do
          for _, mode in ipairs({'training', 'evaluate'}) do
             ts.manualSeed(k)
@@ -78,8 +86,7 @@ return function(t)
       end
    end)
 
-   t.test('bf16 convolutions (channels-last and NCHW) and linear layers on the GPU match the CPU\'s bf16', function()
-      need_gpu(t)
+   gpu_test(t, 'bf16 convolutions (channels-last and NCHW) and linear layers on the GPU match the CPU\'s bf16', function()
       for _, channels_last in ipairs({true, false}) do
          ts.cuda.channelsLast(channels_last)
          for k, case in ipairs(layers) do
@@ -98,11 +105,9 @@ return function(t)
             end
          end
       end
-      ts.cuda.channelsLast(true)
    end)
 
-   t.test('dropout draws the same mask on both devices for a seed', function()
-      need_gpu(t)
+   gpu_test(t, 'dropout draws the same mask on both devices for a seed', function()
       local cpu, gpu = twins(function() return nn.Dropout(0.3) end)
       local x = ts.randn(8, 50)
       ts.manualSeed(4)
@@ -113,8 +118,7 @@ return function(t)
       t.near(gpu:backward(x:cuda(), x:cuda()):cpu(), cpu:backward(x, x), 0, 0)
    end)
 
-   t.test('cross entropy and optimizer steps match the CPU', function()
-      need_gpu(t)
+   gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()
       local logits, target = ts.randn(16, 43), ts.zeros({16}, 'int64')
       for i = 1, 16 do target[i] = (i * 5) % 43 end
       local w = ts.rand(43):add_(0.5)
@@ -147,20 +151,17 @@ return function(t)
       end
    end)
 
-   t.test('Lua math on a cuda tensor: a counted host round trip, refused in strict mode', function()
-      need_gpu(t)
+   gpu_test(t, 'Lua math on a cuda tensor: a counted host round trip, refused in strict mode', function()
       local x, before = ts.randn(8, 8):cuda(), ts.cuda.fallbacks()
       x:exp(); x:sum()
       x:mul_(2); x:add_(x)            -- the layers' whole-tensor cases stay on the device
       t.eq(ts.cuda.fallbacks(), before + 2)
       ts.cuda.strict(true)
       local ok, err = pcall(function() return x:max(1) end)
-      ts.cuda.strict(false)
       t.truthy(not ok and err:find('max: computing on a host copy of a cuda tensor', 1, true), tostring(err))
    end)
 
-   t.test('a short training run on the GPU tracks the CPU run, and repeats itself exactly', function()
-      need_gpu(t)
+   gpu_test(t, 'a short training run on the GPU tracks the CPU run, and repeats itself exactly', function()
       local g = ts.data.synthetic{train = 1024, valid = 256, test = 256, seed = 5}
       local function run(device)
          ts.cuda.deterministic(true)
@@ -177,8 +178,24 @@ return function(t)
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
    end)
 
-   t.test('a short bf16 training run on the GPU tracks the CPU\'s bf16 run', function()
-      need_gpu(t)
+   gpu_test(t, 'deterministic mode gives the same bits in two processes (the algorithms are not chosen by timing)', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/run.lua', [[
+ts.cuda.deterministic(true)
+local g = ts.data.synthetic{train = 512, valid = 64, test = 64, seed = 5}
+local r = ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train}, epochs = 1, batch = 64,
+                   quiet = true, device = 'cuda', seed = 9}
+print(('%.17g'):format(r.history[1].train_loss))]])
+      local outs = {}
+      for i = 1, 2 do
+         local rc, out = t.sh(('TSHOST_DEVICE=cuda %s %s/run.lua'):format(t.tshost, dir))
+         t.eq(rc, 0, out)
+         outs[i] = out
+      end
+      t.eq(outs[2], outs[1], 'the second process')
+   end)
+
+   gpu_test(t, 'a short bf16 training run on the GPU tracks the CPU\'s bf16 run', function()
       local g = ts.data.synthetic{train = 1024, valid = 256, test = 8, seed = 6}
       local function run(device)
          return ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 2,
@@ -189,8 +206,7 @@ return function(t)
       t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.05)
    end)
 
-   t.test('batches finished on the GPU are the CPU\'s batches; the rest are built on the CPU and copied', function()
-      need_gpu(t)
+   gpu_test(t, 'batches finished on the GPU are the CPU\'s batches; the rest are built on the CPU and copied', function()
       local g = ts.data.synthetic{train = 200, valid = 8, test = 8}
       local pre = ts.data.preprocess{mean = {0.5, 0.4, 0.3}, std = {0.25, 0.2, 0.2}}
       local on_gpu = ts.data.augment{rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
@@ -218,8 +234,7 @@ return function(t)
       end
    end)
 
-   t.test('memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
-      need_gpu(t)
+   gpu_test(t, 'memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
       collectgarbage('collect')
       ts.cuda.resetPeak()
       local before = ts.cuda.memory()
