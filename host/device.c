@@ -116,6 +116,8 @@ int ts_kernel_status(const tsk_backend *k, const char *what)
 {
     if (sync_each < 0) sync_each = getenv("TSHOST_CUDA_SYNC") && !strcmp(getenv("TSHOST_CUDA_SYNC"), "1");
     if (sync_each) k->synchronize();
+    const char *note = k->notice ? k->notice() : NULL;
+    if (note) fprintf(stderr, "tshost: note: %s: %s\n", what, note);
     const char *e = k->error();
     if (!e) return 0;
     if (k->error_is_oom()) return ts_error_oom("%s: %s", what, e);

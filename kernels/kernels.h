@@ -50,6 +50,8 @@ typedef struct {
     const char *(*error)(void);
     /* 1 when the last error was the device running out of memory */
     int (*error_is_oom)(void);
+    /* a message for the person that is not an error (a fallback taken), once, or NULL; may be NULL */
+    const char *(*notice)(void);
 
     /* ---- the runtime ---- */
     /* makes the device ready on the first call (later calls give the first answer): 0, or -1 with error() saying

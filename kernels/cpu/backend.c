@@ -74,6 +74,7 @@ const tsk_backend tsk_cpu_backend = {
     .name = "cpu",
     .error = tsk_cpu_error,
     .error_is_oom = tsk_cpu_error_is_oom,
+    .notice = NULL,   /* the CPU kernels take no fallbacks */
     .init = cpu_init,
     .device_name = cpu_name,
     .about = cpu_about,

@@ -6,6 +6,7 @@ const tsk_backend tsk_cuda_backend = {
     .name = "cuda",
     .error = tsk_cuda_error,
     .error_is_oom = tsk_cuda_error_is_oom,
+    .notice = tsk_cuda_notice,
     .init = tsk_cuda_init,
     .device_name = tsk_cuda_device_name,
     .about = tsk_cuda_about,

@@ -37,6 +37,9 @@ bool tsk_cuda_ok(cudaError_t e, const char *what);
 bool tsk_blas_ok(cublasStatus_t s, const char *what);
 bool tsk_dnn_ok(cudnnStatus_t s, const char *what);
 void tsk_cuda_fail(int out_of_memory, const char *fmt, ...);
+// a message for the person that is not an error (a fallback taken); the host prints it after the call
+void tsk_cuda_note(const char *fmt, ...);
+const char *tsk_cuda_notice(void);
 const char *tsk_cuda_error(void);
 int tsk_cuda_error_is_oom(void);
 // after a launch: a bad configuration shows here, a fault only at the next synchronization

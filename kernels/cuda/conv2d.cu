@@ -60,7 +60,16 @@ static int cudnn_out(int in, int pad, int k, int dilation, int stride) { return 
 static int input_h(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_h ? p->padded_h : s->h; }
 static int input_w(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_w ? p->padded_w : s->w; }
 
-static bool describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descriptors *d)
+// the first failing status of a chain of cuDNN calls (CUDNN_STATUS_SUCCESS when all succeed)
+#define DNN_TRY(call)                                      \
+    do {                                                   \
+        cudnnStatus_t status_ = (call);                    \
+        if (status_ != CUDNN_STATUS_SUCCESS) return status_; \
+    } while (0)
+
+// The plan's descriptors, for its staging (bf16 or fp32, NHWC or NCHW). Nothing is recorded on a failure: the
+// caller may try another staging.
+static cudnnStatus_t describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descriptors *d)
 {
     memset(d, 0, sizeof *d);
     int h = input_h(s, p), w = input_w(s, p);
@@ -69,22 +78,22 @@ static bool describe(const tsk_conv2d_shape *s, const conv_plan *p, conv_descrip
     cudnnTensorFormat_t layout = p->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     // bf16 operands always run on the tensor cores; fp32 ones there only with TF32 allowed
     cudnnMathType_t math = p->bf16 || p->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    return tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->x), "conv2d") && tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->y), "conv2d") &&
-           tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->y_host), "conv2d") &&
-           tsk_dnn_ok(cudnnCreateTensorDescriptor(&d->bias), "conv2d") &&
-           tsk_dnn_ok(cudnnCreateFilterDescriptor(&d->w), "conv2d") &&
-           tsk_dnn_ok(cudnnCreateConvolutionDescriptor(&d->conv), "conv2d") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->x, layout, type, s->n, s->c, h, w), "conv2d input") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y, layout, type, s->n, s->o, s->oh, s->ow), "conv2d output") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->y_host, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow),
-                      "conv2d output") &&
-           tsk_dnn_ok(cudnnSetTensor4dDescriptor(d->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1), "conv2d bias") &&
-           tsk_dnn_ok(cudnnSetFilter4dDescriptor(d->w, type, layout, s->o, s->c / s->groups, s->kh, s->kw), "conv2d weight") &&
-           tsk_dnn_ok(cudnnSetConvolution2dDescriptor(d->conv, ph, pw, s->stride_h, s->stride_w, s->dilation_h, s->dilation_w,
-                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
-                      "conv2d descriptor") &&
-           tsk_dnn_ok(cudnnSetConvolutionGroupCount(d->conv, s->groups), "conv2d groups") &&
-           tsk_dnn_ok(cudnnSetConvolutionMathType(d->conv, math), "conv2d math");
+    DNN_TRY(cudnnCreateTensorDescriptor(&d->x));
+    DNN_TRY(cudnnCreateTensorDescriptor(&d->y));
+    DNN_TRY(cudnnCreateTensorDescriptor(&d->y_host));
+    DNN_TRY(cudnnCreateTensorDescriptor(&d->bias));
+    DNN_TRY(cudnnCreateFilterDescriptor(&d->w));
+    DNN_TRY(cudnnCreateConvolutionDescriptor(&d->conv));
+    DNN_TRY(cudnnSetTensor4dDescriptor(d->x, layout, type, s->n, s->c, h, w));
+    DNN_TRY(cudnnSetTensor4dDescriptor(d->y, layout, type, s->n, s->o, s->oh, s->ow));
+    DNN_TRY(cudnnSetTensor4dDescriptor(d->y_host, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s->n, s->o, s->oh, s->ow));
+    DNN_TRY(cudnnSetTensor4dDescriptor(d->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s->o, 1, 1));
+    DNN_TRY(cudnnSetFilter4dDescriptor(d->w, type, layout, s->o, s->c / s->groups, s->kh, s->kw));
+    DNN_TRY(cudnnSetConvolution2dDescriptor(d->conv, ph, pw, s->stride_h, s->stride_w, s->dilation_h, s->dilation_w,
+                                            CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_TRY(cudnnSetConvolutionGroupCount(d->conv, s->groups));
+    DNN_TRY(cudnnSetConvolutionMathType(d->conv, math));
+    return CUDNN_STATUS_SUCCESS;
 }
 
 // the first successful candidate (deterministic ones only when asked) whose workspace fits the cap; cuDNN
@@ -111,6 +120,42 @@ static size_t workspace_cap(void)
     return free_bytes / 2;
 }
 
+// The descriptors and the three algorithms of p for its staging, or the reason there are none: a failing
+// cuDNN status, or CUDNN_STATUS_NOT_SUPPORTED when no candidate (deterministic when asked, with a workspace
+// under the cap) exists. Nothing is recorded: the caller may try another staging.
+static cudnnStatus_t choose(const tsk_conv2d_shape *s, conv_plan *p)
+{
+    conv_descriptors &d = p->d;
+    DNN_TRY(describe(s, p, &d));
+    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int nf = 0, nd = 0, nw = 0;
+    // Deterministic mode chooses from cuDNN's heuristics (Get*_v7: the same ranking for a shape in every
+    // process), never by timing: Find*'s ranking moves with timing noise, so the next process could pick
+    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark. The two
+    // families take the same arguments.
+    auto forward = p->deterministic ? cudnnGetConvolutionForwardAlgorithm_v7 : cudnnFindConvolutionForwardAlgorithm;
+    auto backward_data = p->deterministic ? cudnnGetConvolutionBackwardDataAlgorithm_v7 : cudnnFindConvolutionBackwardDataAlgorithm;
+    auto backward_filter =
+        p->deterministic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7 : cudnnFindConvolutionBackwardFilterAlgorithm;
+    DNN_TRY(forward(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd));
+    DNN_TRY(backward_data(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data));
+    DNN_TRY(backward_filter(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter));
+    size_t cap = workspace_cap();
+    int f = pick(fwd, nf, p->deterministic, cap), a = pick(data, nd, p->deterministic, cap);
+    int b = pick(filter, nw, p->deterministic, cap);
+    if (f < 0 || a < 0 || b < 0) return CUDNN_STATUS_NOT_SUPPORTED;
+    p->fwd = fwd[f].algo, p->fwd_math = fwd[f].mathType, p->fwd_bytes = fwd[f].memory;
+    p->bwd_data = data[a].algo, p->data_math = data[a].mathType, p->data_bytes = data[a].memory;
+    p->bwd_filter = filter[b].algo, p->filter_math = filter[b].mathType, p->filter_bytes = filter[b].memory;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+// The plan of a shape under the current switches: made once and cached. cuDNN refuses some cases in some
+// stagings (depthwise or grouped+dilated bf16, 3-channel NHWC bf16, a deterministic bf16 weight gradient):
+// bf16 channels-last falls back to bf16 NCHW, and bf16 to fp32 staging (exact fp32 sums of the same
+// operands, one rounding less), each fallback said once; only when every staging fails is it an error.
 static conv_plan *plan_for(const tsk_conv2d_shape *s)
 {
     for (int i = 0; i < plan_count; i++)
@@ -123,54 +168,42 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     p.tf32 = tsk_ctx.tf32;
     p.deterministic = tsk_ctx.deterministic;
     p.channels_last = tsk_ctx.channels_last;
-    p.bf16 = s->math == TSK_MATH_BF16;
-    p.nhwc = p.bf16 && p.channels_last;
     if (cudnn_out(s->h, s->pad_top, s->kh, s->dilation_h, s->stride_h) != s->oh ||
         cudnn_out(s->w, s->pad_left, s->kw, s->dilation_w, s->stride_w) != s->ow) {
         p.padded_h = (s->oh - 1) * s->stride_h + s->dilation_h * (s->kh - 1) + 1;
         p.padded_w = (s->ow - 1) * s->stride_w + s->dilation_w * (s->kw - 1) + 1;
     }
-    conv_descriptors &d = p.d;
-    bool ok = describe(s, &p, &d);
-    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int nf = 0, nd = 0, nw = 0;
-    // Deterministic mode chooses from cuDNN's heuristics (Get*_v7: the same ranking for a shape in every
-    // process), never by timing: Find*'s ranking moves with timing noise, so the next process could pick
-    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark. The two
-    // families take the same arguments.
-    auto forward = p.deterministic ? cudnnGetConvolutionForwardAlgorithm_v7 : cudnnFindConvolutionForwardAlgorithm;
-    auto backward_data = p.deterministic ? cudnnGetConvolutionBackwardDataAlgorithm_v7 : cudnnFindConvolutionBackwardDataAlgorithm;
-    auto backward_filter =
-        p.deterministic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7 : cudnnFindConvolutionBackwardFilterAlgorithm;
-    ok = ok &&
-         tsk_dnn_ok(forward(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd),
-                    "conv2d: choosing the forward algorithm") &&
-         tsk_dnn_ok(backward_data(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data),
-                    "conv2d: choosing the input-gradient algorithm") &&
-         tsk_dnn_ok(backward_filter(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter),
-                    "conv2d: choosing the weight-gradient algorithm");
-    size_t cap = workspace_cap();
-    int f = ok ? pick(fwd, nf, p.deterministic, cap) : -1, a = ok ? pick(data, nd, p.deterministic, cap) : -1;
-    int b = ok ? pick(filter, nw, p.deterministic, cap) : -1;
-    if (!ok) {
-        destroy(&d);
-        return NULL;
+    // the stagings to try, best first: {bf16, nhwc}
+    int bf16 = s->math == TSK_MATH_BF16, tries[3][2], count = 0;
+    if (bf16 && p.channels_last) tries[count][0] = 1, tries[count++][1] = 1;
+    if (bf16) tries[count][0] = 1, tries[count++][1] = 0;
+    tries[count][0] = 0, tries[count++][1] = 0;
+    static const char *const said[2] = {"bf16 channels-last: falling back to bf16 NCHW",
+                                        "bf16: falling back to fp32 operands (staged, summed in fp32)"};
+    static int told[2];
+    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+    for (int t = 0; t < count; t++) {
+        p.bf16 = tries[t][0], p.nhwc = tries[t][1];
+        status = choose(s, &p);
+        if (status == CUDNN_STATUS_SUCCESS) {
+            int kind = p.bf16 ? 0 : 1;   // which fallback this staging is, when it is one
+            if (t > 0 && !told[kind]) {
+                told[kind] = 1;
+                tsk_cuda_note("input [%d,%d,%d,%d], weight [%d,%d,%d,%d]: cuDNN has no %salgorithm in %s (said once)",
+                              s->n, s->c, s->h, s->w, s->o, s->c / s->groups, s->kh, s->kw,
+                              p.deterministic ? "deterministic " : "", said[kind]);
+            }
+            if (plan_count == PLAN_CAPACITY) plan_count = 0;   // a sweep over many shapes: start the cache over
+            destroy(&plans[plan_count].d);                      // the plan this one replaces, if any
+            plans[plan_count] = p;
+            return &plans[plan_count++];
+        }
+        destroy(&p.d);
     }
-    if (f < 0 || a < 0 || b < 0) {
-        destroy(&d);
-        tsk_cuda_fail(0, "conv2d: cuDNN has no %salgorithm for input [%d,%d,%d,%d], weight [%d,%d,%d,%d]",
-                      p.deterministic ? "deterministic " : "", s->n, s->c, s->h, s->w, s->o, s->c / s->groups, s->kh, s->kw);
-        return NULL;
-    }
-    p.fwd = fwd[f].algo, p.fwd_math = fwd[f].mathType, p.fwd_bytes = fwd[f].memory;
-    p.bwd_data = data[a].algo, p.data_math = data[a].mathType, p.data_bytes = data[a].memory;
-    p.bwd_filter = filter[b].algo, p.filter_math = filter[b].mathType, p.filter_bytes = filter[b].memory;
-    if (plan_count == PLAN_CAPACITY) plan_count = 0;   // a sweep over many shapes: start the cache over
-    destroy(&plans[plan_count].d);                      // the plan this one replaces, if any
-    plans[plan_count] = p;
-    return &plans[plan_count++];
+    tsk_cuda_fail(status == CUDNN_STATUS_ALLOC_FAILED, "conv2d: cuDNN has no %salgorithm for input [%d,%d,%d,%d], "
+                  "weight [%d,%d,%d,%d] in any staging (%s)", p.deterministic ? "deterministic " : "", s->n, s->c, s->h,
+                  s->w, s->o, s->c / s->groups, s->kh, s->kw, cudnnGetErrorString(status));
+    return NULL;
 }
 
 // ---- staging ---------------------------------------------------------------------------------------

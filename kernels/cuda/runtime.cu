@@ -22,6 +22,27 @@ void tsk_cuda_fail(int out_of_memory, const char *fmt, ...)
     first_error_oom = out_of_memory;
 }
 
+// A message for the person that is not an error (a fallback taken), kept until the host reads it.
+static char pending_note[512];
+
+void tsk_cuda_note(const char *fmt, ...)
+{
+    if (pending_note[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pending_note, sizeof pending_note, fmt, ap);
+    va_end(ap);
+}
+
+const char *tsk_cuda_notice(void)
+{
+    static char reported[512];
+    if (!pending_note[0]) return NULL;
+    memcpy(reported, pending_note, sizeof reported);
+    pending_note[0] = 0;
+    return reported;
+}
+
 bool tsk_cuda_ok(cudaError_t e, const char *what)
 {
     if (e == cudaSuccess) return true;
