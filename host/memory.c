@@ -62,16 +62,43 @@ static size_t cached_size(size_t bytes)
     return bytes ? (bytes + unit - 1) / unit * unit : unit;
 }
 
-/* gives every cached block back to the device; lock held. The cache holds blocks of the caching device. */
-static void release_cache(const tsk_backend *k, int device)
+/* Every cached block taken out of the cache (lock held), to be given back to the device after the lock is
+ * released: cudaFree synchronizes the device, and the loader's threads must not wait on it for their own
+ * allocations. The cache holds blocks of the caching device. */
+static cached_block *detach_cache(int device)
 {
-    while (cache) {
-        cached_block *b = cache;
-        cache = b->next;
+    cached_block *all = cache;
+    for (cached_block *b = all; b; b = b->next) stats[device].cached -= (int64_t)b->bytes;
+    cache = NULL;
+    return all;
+}
+
+static void give_back(const tsk_backend *k, cached_block *list)
+{
+    while (list) {
+        cached_block *b = list;
+        list = b->next;
         k->release(b->p);
-        stats[device].cached -= (int64_t)b->bytes;
         free(b);
     }
+}
+
+/* a cached block that fits a request of want bytes without wasting more than half of it (lock held) */
+static void *take_cached(int device, size_t want, size_t *granted)
+{
+    cached_block **best = NULL;
+    for (cached_block **at = &cache; *at; at = &(*at)->next)
+        if ((*at)->bytes >= want && (*at)->bytes / 2 <= want && (!best || (*at)->bytes < (*best)->bytes)) best = at;
+    if (!best) return NULL;
+    cached_block *b = *best;
+    void *p = b->p;
+    *best = b->next;
+    *granted = b->bytes;
+    stats[device].cached -= (int64_t)b->bytes;
+    stats[device].cache_hits++;
+    free(b);
+    account(device, *granted);
+    return p;
 }
 
 /* A block from the device. No room is NULL alone; any other failure is NULL with *failed set and an error
@@ -87,45 +114,6 @@ static void *device_alloc(const tsk_backend *k, size_t bytes, int *failed)
     return p;
 }
 
-static void *cached_alloc(const tsk_backend *k, int device, size_t bytes, size_t *granted)
-{
-    size_t want = cached_size(bytes);
-    cached_block **best = NULL;
-    for (cached_block **at = &cache; *at; at = &(*at)->next)
-        if ((*at)->bytes >= want && (*at)->bytes / 2 <= want && (!best || (*at)->bytes < (*best)->bytes)) best = at;
-    if (best) {
-        cached_block *b = *best;
-        void *p = b->p;
-        *best = b->next;
-        *granted = b->bytes;
-        stats[device].cached -= (int64_t)b->bytes;
-        stats[device].cache_hits++;
-        free(b);
-        account(device, *granted);
-        return p;
-    }
-    ts_memory_stats *s = &stats[device];
-    if (s->limit && s->in_use + s->cached + (int64_t)want > s->limit) release_cache(k, device);
-    if (s->limit && s->in_use + (int64_t)want > s->limit) {
-        oom(device, want);
-        return NULL;
-    }
-    int failed = 0;
-    void *p = device_alloc(k, want, &failed);
-    if (!p && !failed) {
-        release_cache(k, device);
-        if (k->release_cache) k->release_cache();
-        p = device_alloc(k, want, &failed);
-    }
-    if (!p) {
-        if (!failed) oom(device, want);
-        return NULL;
-    }
-    *granted = want;
-    account(device, want);
-    return p;
-}
-
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
 {
     const tsk_backend *k = ts_backend(device);
@@ -133,19 +121,43 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
         ts_error("memory on cuda: no CUDA device is available (%s)", ts_cuda_unavailable_reason());
         return NULL;
     }
-    void *p = NULL;
-    int failed = 0;
+    size_t want = k->caching ? cached_size(bytes) : bytes ? (bytes + 63) / 64 * 64 : 64;
+    ts_memory_stats *s = &stats[device];
     pthread_mutex_lock(&lock);
-    if (k->caching) {
-        p = cached_alloc(k, device, bytes, granted);
-    } else {
-        size_t want = bytes ? (bytes + 63) / 64 * 64 : 64;
-        ts_memory_stats *s = &stats[device];
-        if (s->limit && s->in_use + (int64_t)want > s->limit) oom(device, want);
-        else if (!(p = device_alloc(k, want, &failed)) && !failed) oom(device, want);
-        else *granted = want, account(device, want);
+    void *p = k->caching ? take_cached(device, want, granted) : NULL;
+    if (p) {
+        pthread_mutex_unlock(&lock);
+        return p;
     }
+    /* under a limit, the cache goes back first when it is what stands in the way */
+    cached_block *spare = s->limit && s->in_use + s->cached + (int64_t)want > s->limit ? detach_cache(device) : NULL;
+    int refused = s->limit && s->in_use + (int64_t)want > s->limit;
+    if (refused) oom(device, want);
+    else account(device, want);   /* reserved now, so that requests meanwhile count it against the limit */
     pthread_mutex_unlock(&lock);
+    give_back(k, spare);
+    if (refused) return NULL;
+    /* the device's own allocation, outside the lock (cudaMalloc synchronizes); when there is no room, the
+     * cache and the backend's own memory (workspaces) go back and it is tried once more */
+    int failed = 0;
+    p = device_alloc(k, want, &failed);
+    if (!p && !failed && k->caching) {
+        pthread_mutex_lock(&lock);
+        spare = detach_cache(device);
+        pthread_mutex_unlock(&lock);
+        give_back(k, spare);
+        if (k->release_cache) k->release_cache();
+        p = device_alloc(k, want, &failed);
+    }
+    if (!p) {
+        pthread_mutex_lock(&lock);
+        s->in_use -= (int64_t)want;   /* the reservation, undone */
+        s->allocations--;
+        if (!failed) oom(device, want);
+        pthread_mutex_unlock(&lock);
+        return NULL;
+    }
+    *granted = want;
     return p;
 }
 
@@ -160,10 +172,9 @@ void ts_memory_release(int device, void *p, size_t granted)
         *b = (cached_block){p, granted, cache};
         cache = b;
         stats[device].cached += (int64_t)granted;
-    } else {
-        k->release(p);
     }
     pthread_mutex_unlock(&lock);
+    if (!b) k->release(p);   /* outside the lock: cudaFree synchronizes */
 }
 
 /* The CPU kernels' scratch from the CPU allocator, so it is counted and limited as tensors are: a
@@ -231,8 +242,9 @@ void ts_memory_empty_cache(void)
         const tsk_backend *k = ts_backend_started(device);   /* one never started has nothing to give back */
         if (!k || !k->caching) continue;
         pthread_mutex_lock(&lock);
-        release_cache(k, device);
+        cached_block *spare = detach_cache(device);
         pthread_mutex_unlock(&lock);
+        give_back(k, spare);
         if (k->release_cache) k->release_cache();
     }
 }
