@@ -37,11 +37,15 @@ struct conv_plan {
     int padded_h, padded_w;   // 0: cuDNN pads; else the explicitly padded input size
     int bf16, nhwc;           // the staged operands' element type and layout
     conv_descriptors d;
+    uint64_t used;            // when the plan was last asked for (the cache's clock)
 };
 
+// The plan cache: when full, the least recently used plan makes room, so the shapes a run keeps using are never
+// planned again (starting the cache over re-ran cuDNN's search for them, and could change their algorithms).
 static const int PLAN_CAPACITY = 512;
 static conv_plan plans[PLAN_CAPACITY];
 static int plan_count;
+static uint64_t plan_clock;
 
 static void destroy(conv_descriptors *d)
 {
@@ -52,6 +56,17 @@ static void destroy(conv_descriptors *d)
     if (d->w) cudnnDestroyFilterDescriptor(d->w);
     if (d->conv) cudnnDestroyConvolutionDescriptor(d->conv);
     memset(d, 0, sizeof *d);
+}
+
+// the slot for a new plan: a free one, else the least recently used
+static int plan_slot(void)
+{
+    if (plan_count < PLAN_CAPACITY) return plan_count++;
+    int oldest = 0;
+    for (int i = 1; i < PLAN_CAPACITY; i++)
+        if (plans[i].used < plans[oldest].used) oldest = i;
+    destroy(&plans[oldest].d);
+    return oldest;
 }
 
 // the size cuDNN gives with symmetric padding pad
@@ -160,8 +175,10 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
 {
     for (int i = 0; i < plan_count; i++)
         if (!memcmp(&plans[i].shape, s, sizeof *s) && plans[i].tf32 == tsk_ctx.tf32 &&
-            plans[i].deterministic == tsk_ctx.deterministic && plans[i].channels_last == tsk_ctx.channels_last)
+            plans[i].deterministic == tsk_ctx.deterministic && plans[i].channels_last == tsk_ctx.channels_last) {
+            plans[i].used = ++plan_clock;
             return &plans[i];
+        }
     conv_plan p;
     memset(&p, 0, sizeof p);
     p.shape = *s;
@@ -193,10 +210,10 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
                               s->n, s->c, s->h, s->w, s->o, s->c / s->groups, s->kh, s->kw,
                               p.deterministic ? "deterministic " : "", said[kind]);
             }
-            if (plan_count == PLAN_CAPACITY) plan_count = 0;   // a sweep over many shapes: start the cache over
-            destroy(&plans[plan_count].d);                      // the plan this one replaces, if any
-            plans[plan_count] = p;
-            return &plans[plan_count++];
+            p.used = ++plan_clock;
+            int slot = plan_slot();
+            plans[slot] = p;
+            return &plans[slot];
         }
         destroy(&p.d);
     }
