@@ -30,6 +30,8 @@ void ts_memory_release(int device, void *p, size_t granted);
 
 /* device.c: the kernels for a tensor's device, and what moves data between devices */
 #include "../kernels/kernels.h"
+/* memory.c's allocator for a backend's own memory (scratch, workspaces), handed over when its device starts */
+tsk_allocator ts_memory_allocator(int device);
 _Static_assert((int)TS_MATH_FP32 == (int)TSK_MATH_FP32 && (int)TS_MATH_BF16 == (int)TSK_MATH_BF16, "the host passes TS_MATH_* to the kernels");
 const tsk_backend *ts_kernels(const ts_tensor *t);
 /* the backend of a device, made ready on first use; NULL when the build or the machine has none (then

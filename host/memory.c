@@ -177,29 +177,16 @@ void ts_memory_release(int device, void *p, size_t granted)
     if (!b) k->release(p);   /* outside the lock: cudaFree synchronizes */
 }
 
-/* The CPU kernels' scratch from the CPU allocator, so it is counted and limited as tensors are: a
- * 64-byte header before the block keeps the size granted, which the release needs. Installed when the
- * program starts, before any kernel runs. */
-static void *cpu_scratch_alloc(size_t bytes)
-{
-    size_t granted;
-    unsigned char *p = ts_memory_alloc(TS_CPU, bytes + 64, &granted);
-    if (!p) return NULL;
-    memcpy(p, &granted, sizeof granted);
-    return p + 64;
-}
+/* This allocator as a backend's for its own memory (the CPU kernels' scratch, the GPU's workspace), per
+ * device; device.c hands it to each backend when the device starts. */
+static void *cpu_block(size_t bytes, size_t *granted) { return ts_memory_alloc(TS_CPU, bytes, granted); }
+static void cpu_unblock(void *p, size_t granted) { ts_memory_release(TS_CPU, p, granted); }
+static void *cuda_block(size_t bytes, size_t *granted) { return ts_memory_alloc(TS_CUDA, bytes, granted); }
+static void cuda_unblock(void *p, size_t granted) { ts_memory_release(TS_CUDA, p, granted); }
 
-static void cpu_scratch_release(void *block)
+tsk_allocator ts_memory_allocator(int device)
 {
-    unsigned char *p = (unsigned char *)block - 64;
-    size_t granted;
-    memcpy(&granted, p, sizeof granted);
-    ts_memory_release(TS_CPU, p, granted);
-}
-
-__attribute__((constructor)) static void install_cpu_scratch(void)
-{
-    tsk_cpu_set_allocator((tsk_allocator){cpu_scratch_alloc, cpu_scratch_release});
+    return device == TS_CUDA ? (tsk_allocator){cuda_block, cuda_unblock} : (tsk_allocator){cpu_block, cpu_unblock};
 }
 
 static int check_device(int device)

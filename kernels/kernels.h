@@ -43,6 +43,14 @@ typedef struct {
     int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
 } tsk_image_plan;
 
+/* The host's allocator as a backend sees it, for the memory the backend needs besides tensors (the CPU
+ * kernels' scratch, the GPU's workspace): counted with the tensors and under the same limit. alloc returns
+ * NULL when there is no room (the host's error set) and the size granted; release takes that size back. */
+typedef struct {
+    void *(*alloc)(size_t bytes, size_t *granted);
+    void (*release)(void *p, size_t granted);
+} tsk_allocator;
+
 /* A backend: one device's runtime and compute ops, with the same contract on every device. */
 typedef struct {
     const char *name;
@@ -75,6 +83,9 @@ typedef struct {
     /* "deterministic", "tf32", "channels_last" (checked by the host); NULL on a device without options */
     void (*set_option)(const char *option, int on);
     void (*release_cache)(void);   /* gives back memory the backend keeps for itself (workspaces); may be NULL */
+    /* where the backend's own memory (scratch, workspaces) comes from: the host sets it when the device starts;
+     * until then the backend's own heap */
+    void (*set_allocator)(tsk_allocator a);
     /* 1 when alloc and release are slow and synchronize (cudaMalloc): the host's allocator keeps freed blocks */
     int caching;
 
@@ -88,13 +99,6 @@ typedef struct {
 extern const tsk_backend tsk_cpu_backend;
 extern const tsk_backend tsk_cuda_backend;
 
-/* Where the CPU backend's scratch memory comes from: the host sets its allocator once (counted, under the
- * CPU memory limit); until then the C heap. alloc returns NULL when there is no room. */
-typedef struct {
-    void *(*alloc)(size_t bytes);
-    void (*release)(void *p);
-} tsk_allocator;
-void tsk_cpu_set_allocator(tsk_allocator a);
 /* The CPU matrix-product path: by the processor, or forced by name (generic, avx2, avx512, avx512bf16) so that
  * each path this processor can run can be tested on it. NULL, or why not (a path this processor cannot run,
  * an unknown name). tsk_cpu_path names the path in use. */

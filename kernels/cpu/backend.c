@@ -88,6 +88,7 @@ const tsk_backend tsk_cpu_backend = {
     .synchronize = cpu_synchronize,
     .set_option = NULL,      /* the CUDA options have no CPU meaning */
     .release_cache = NULL,   /* scratch is returned after each call */
+    .set_allocator = tsk_cpu_set_allocator,
     .caching = 0,
 #define TSK_OP(where, ret, name, params) .name = TSK_IF_CPU_##where(tsk_cpu_##name, NULL),
 #include "../ops.def"

@@ -10,6 +10,7 @@
 
 /* scratch.c: scratch memory from the host's allocator; NULL when there is no room, the failure then recorded
  * for tsk_cpu_error (the first message since the last read, cleared by reading it) */
+void tsk_cpu_set_allocator(tsk_allocator a);   /* the backend table's set_allocator */
 void *tsk_cpu_scratch(size_t bytes);
 void tsk_cpu_scratch_free(void *p);
 const char *tsk_cpu_error(void);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu.h"
 
@@ -18,10 +19,19 @@ static int failed, failed_oom;
 
 void tsk_cpu_set_allocator(tsk_allocator a) { allocator = a; }
 
+/* A 64-byte header before each block keeps the size granted, which the release needs (and keeps the block
+ * 64-byte aligned for AVX-512 loads). */
+enum { HEADER = 64 };
+
 void *tsk_cpu_scratch(size_t bytes)
 {
-    void *p = allocator.alloc ? allocator.alloc(bytes) : malloc(bytes ? bytes : 1);
-    if (!p) {
+    size_t granted = bytes + HEADER;
+    unsigned char *p = allocator.alloc ? allocator.alloc(bytes + HEADER, &granted) : malloc(bytes + HEADER);
+    if (p) {
+        memcpy(p, &granted, sizeof granted);
+        return p + HEADER;
+    }
+    {
         pthread_mutex_lock(&lock);
         if (!failed) {
             snprintf(message, sizeof message, "out of memory: no room for %.1f MiB of scratch memory on the cpu",
@@ -30,13 +40,16 @@ void *tsk_cpu_scratch(size_t bytes)
         }
         pthread_mutex_unlock(&lock);
     }
-    return p;
+    return NULL;
 }
 
-void tsk_cpu_scratch_free(void *p)
+void tsk_cpu_scratch_free(void *block)
 {
-    if (!p) return;
-    if (allocator.release) allocator.release(p);
+    if (!block) return;
+    unsigned char *p = (unsigned char *)block - HEADER;
+    size_t granted;
+    memcpy(&granted, p, sizeof granted);
+    if (allocator.release) allocator.release(p, granted);
     else free(p);
 }
 

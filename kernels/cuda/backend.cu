@@ -20,6 +20,7 @@ const tsk_backend tsk_cuda_backend = {
     .synchronize = tsk_cuda_synchronize,
     .set_option = tsk_cuda_set_option,
     .release_cache = tsk_cuda_release_workspace,
+    .set_allocator = tsk_cuda_set_allocator,
     .caching = 1,
 #define TSK_OP(where, ret, name, params) .name = TSK_IF_CUDA_##where(tsk_cuda_##name, NULL),
 #include "../ops.def"

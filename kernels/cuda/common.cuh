@@ -60,6 +60,7 @@ int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *d
 int tsk_cuda_synchronize(void);
 void tsk_cuda_set_option(const char *option, int on);
 void tsk_cuda_release_workspace(void);
+void tsk_cuda_set_allocator(tsk_allocator a);
 // the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow)
 void *tsk_cuda_workspace(size_t bytes);
 

@@ -254,24 +254,36 @@ void tsk_cuda_set_option(const char *option, int on)
     else tsk_ctx.channels_last = on;
 }
 
+// The workspace comes from the host's allocator (set when the device starts), so it is counted in the
+// memory statistics, held to the limit, and goes back to the host's cache (reused, or given back when memory
+// runs short) instead of staying a block of its own. Everything runs on one stream, so a block handed out
+// again is never still in use by a kernel queued before.
+static tsk_allocator allocator;
+static size_t workspace_granted;
+
+void tsk_cuda_set_allocator(tsk_allocator a) { allocator = a; }
+
 void *tsk_cuda_workspace(size_t bytes)
 {
     if (bytes <= tsk_ctx.workspace_bytes) return tsk_ctx.workspace;
     tsk_cuda_release_workspace();
-    void *p = tsk_cuda_malloc(bytes);
+    size_t granted = bytes;
+    void *p = allocator.alloc ? allocator.alloc(bytes, &granted) : tsk_cuda_malloc(bytes);
     if (!p) {
         tsk_cuda_fail(1, "no room for a workspace of %.1f MiB", (double)bytes / (1 << 20));
         return NULL;
     }
     tsk_ctx.workspace = p;
     tsk_ctx.workspace_bytes = bytes;
+    workspace_granted = granted;
     return p;
 }
 
 void tsk_cuda_release_workspace(void)
 {
     if (!tsk_ctx.workspace) return;
-    tsk_cuda_free(tsk_ctx.workspace);   // cudaFree waits for the kernels that may still use it
+    if (allocator.release) allocator.release(tsk_ctx.workspace, workspace_granted);
+    else tsk_cuda_free(tsk_ctx.workspace);   // cudaFree waits for the kernels that may still use it
     tsk_ctx.workspace = NULL;
     tsk_ctx.workspace_bytes = 0;
 }
