@@ -2,35 +2,43 @@
 // Forward: cuDNN's spatial batch norm (its running variance is the unbiased one, as PyTorch's), except
 // where cuDNN cannot (no affine parameters, no running statistics, or eps below CUDNN_BN_MIN_EPSILON):
 // then our own kernels.
-// Backward: our own, one block per channel for the two sums and a pointwise pass for gx, in both modes
-// (cuDNN has no evaluation-mode backward, which frozen BN layers need), in a fixed order.
+// Backward: our own, the two per-channel sums by common.cuh's two-level reduction and a pointwise pass for gx,
+// in both modes (cuDNN has no evaluation-mode backward, which frozen BN layers need), in a fixed order.
 #include "common.cuh"
 
-// per channel: mean and invstd of the batch (training) or of the running stats (eval); running stats updated
-__global__ void bn_stats_kernel(int64_t n, int64_t c, int64_t s, const float *x, float *running_mean,
-                                float *running_var, float *mean_out, float *invstd_out, int training, float momentum,
-                                float eps)
+// per channel: mean and invstd of the batch (training: from the two-level sums of x - shift and its square,
+// common.cuh) or of the running stats (eval, partials NULL); running stats updated in training
+__global__ void bn_stats_kernel(int64_t n, int64_t c, int64_t s, const float *x, const double2 *partials, int parts,
+                                float *running_mean, float *running_var, float *mean_out, float *invstd_out,
+                                float momentum, float eps)
 {
-    int64_t ch = blockIdx.x, m = n * s;
-    double mean, var;
-    if (training) {
-        float shift = x[ch * s];   // shifted sums, as on the CPU, so that a large mean does not cancel the variance
-        double sum = 0, sq = 0;
-        for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-            double d = x[(i / s * c + ch) * s + i % s] - shift;
-            sum += d;
-            sq += d * d;
+    for (int64_t ch = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; ch < c; ch += (int64_t)gridDim.x * blockDim.x) {
+        double mean, var;
+        if (partials) {
+            double2 t = tsk_channel_total(partials, ch, parts);
+            tsk_bn_moments(t.x, t.y, n * s, x[ch * s], &mean, &var);
+            if (running_mean) tsk_bn_update_running(&running_mean[ch], &running_var[ch], mean, var, n * s, momentum);
+        } else {
+            mean = running_mean[ch];
+            var = running_var[ch];
         }
-        sum = tsk_block_sum(sum);
-        sq = tsk_block_sum(sq);
-        tsk_bn_moments(sum, sq, m, shift, &mean, &var);
-    } else {
-        mean = running_mean[ch];
-        var = running_var[ch];
+        if (mean_out) mean_out[ch] = (float)mean, invstd_out[ch] = tsk_bn_invstd(var, eps);
     }
-    if (threadIdx.x != 0) return;
-    if (mean_out) mean_out[ch] = (float)mean, invstd_out[ch] = tsk_bn_invstd(var, eps);
-    if (training && running_mean) tsk_bn_update_running(&running_mean[ch], &running_var[ch], mean, var, m, momentum);
+}
+
+// the batch statistics of x [N, C, S] into mean/invstd (running stats updated), or the running ones (eval):
+// shifted by each channel's first value, as on the CPU, so that a large mean does not cancel the variance
+static void bn_stats(int64_t n, int64_t c, int64_t s, const float *x, float *running_mean, float *running_var,
+                     float *mean, float *invstd, int training, float momentum, float eps, double2 *partials)
+{
+    int parts = tsk_channel_parts(n * s);
+    if (training)
+        tsk_channel_partials(n, c, s, parts, [=] __device__(int64_t at, int64_t ch) {
+            double d = x[at] - x[ch * s];
+            return make_double2(d, d * d);
+        }, partials, "batchnorm statistics");
+    bn_stats_kernel<<<tsk_blocks(c), TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, training ? partials : NULL, parts,
+                                                                     running_mean, running_var, mean, invstd, momentum, eps);
 }
 
 __global__ void bn_normalize_kernel(int64_t total, int64_t c, int64_t s, const float *x, const float *mean,
@@ -75,45 +83,34 @@ void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x,
         cudnnDestroyTensorDescriptor(xd);
         cudnnDestroyTensorDescriptor(pd);
         // evaluation mode: the running statistics as mean/invstd, for a backward through frozen statistics
-        if (!training && save_mean)
-            bn_stats_kernel<<<(unsigned)c, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, running_mean, running_var, save_mean,
-                                                                           save_invstd, 0, momentum, eps);
+        if (!training && save_mean) bn_stats(n, c, s, x, running_mean, running_var, save_mean, save_invstd, 0, momentum, eps, NULL);
         tsk_launch_ok("batchnorm");
         return;
     }
-    float *mean = save_mean, *invstd = save_invstd;
-    if (!mean) {   // evaluation without a place to keep the statistics: scratch
-        mean = (float *)tsk_cuda_workspace(2 * sizeof(float) * (size_t)c);
-        if (!mean) return;
-        invstd = mean + c;
-    }
-    bn_stats_kernel<<<(unsigned)c, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, running_mean, running_var, mean, invstd,
-                                                                   training, momentum, eps);
+    // the workspace: mean and invstd when there is no place to keep them (evaluation), then the partial sums
+    size_t stats_bytes = (2 * sizeof(float) * (size_t)c + 255) / 256 * 256;
+    char *ws = (char *)tsk_cuda_workspace(stats_bytes + sizeof(double2) * (size_t)(c * tsk_channel_parts(n * s)));
+    if (!ws) return;
+    float *mean = save_mean ? save_mean : (float *)ws, *invstd = save_mean ? save_invstd : (float *)ws + c;
+    bn_stats(n, c, s, x, running_mean, running_var, mean, invstd, training, momentum, eps, (double2 *)(ws + stats_bytes));
     bn_normalize_kernel<<<tsk_blocks(n * c * s), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c * s, c, s, x, mean, invstd,
                                                                                  weight, bias, y);
     tsk_launch_ok("batchnorm");
 }
 
-// per channel: a = sum gy, b = sum gy (x - mean) invstd; gbias += a, gweight += b; sums kept for gx
-__global__ void bn_backward_sums_kernel(int64_t n, int64_t c, int64_t s, const float *x, const float *gy,
-                                        const float *mean, const float *invstd, float *gweight, float *gbias,
-                                        float *sums)
+// per channel, from the two-level sums a = sum gy and b = sum gy (x - mean) (common.cuh): gbias += a,
+// gweight += b invstd; the means of gy and of gy xhat kept for gx
+__global__ void bn_backward_sums_kernel(int64_t c, int64_t m, const double2 *partials, int parts, const float *invstd,
+                                        float *gweight, float *gbias, float *sums)
 {
-    int64_t ch = blockIdx.x, m = n * s;
-    float mu = mean[ch];
-    double a = 0, b = 0;
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-        int64_t at = (i / s * c + ch) * s + i % s;
-        a += gy[at];
-        b += (double)gy[at] * (x[at] - mu);
+    for (int64_t ch = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; ch < c; ch += (int64_t)gridDim.x * blockDim.x) {
+        double2 t = tsk_channel_total(partials, ch, parts);
+        double a = t.x, b = t.y * invstd[ch];
+        if (gbias) gbias[ch] += (float)a;
+        if (gweight) gweight[ch] += (float)b;
+        sums[2 * ch] = (float)(a / (double)m);
+        sums[2 * ch + 1] = (float)(b / (double)m);
     }
-    a = tsk_block_sum(a);
-    b = tsk_block_sum(b) * invstd[ch];
-    if (threadIdx.x != 0) return;
-    if (gbias) gbias[ch] += (float)a;
-    if (gweight) gweight[ch] += (float)b;
-    sums[2 * ch] = (float)(a / (double)m);
-    sums[2 * ch + 1] = (float)(b / (double)m);
 }
 
 __global__ void bn_backward_input_kernel(int64_t total, int64_t c, int64_t s, const float *x, const float *gy,
@@ -132,10 +129,18 @@ void tsk_cuda_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x
                                  float *gbias)
 {
     if (n * c * s == 0) return;
-    float *sums = (float *)tsk_cuda_workspace(2 * sizeof(float) * (size_t)c);
-    if (!sums) return;
-    bn_backward_sums_kernel<<<(unsigned)c, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, gy, mean, invstd, gweight, gbias,
-                                                                           sums);
+    // the workspace: the means for gx, then the partial sums
+    int parts = tsk_channel_parts(n * s);
+    size_t sums_bytes = (2 * sizeof(float) * (size_t)c + 255) / 256 * 256;
+    char *ws = (char *)tsk_cuda_workspace(sums_bytes + sizeof(double2) * (size_t)(c * parts));
+    if (!ws) return;
+    float *sums = (float *)ws;
+    double2 *partials = (double2 *)(ws + sums_bytes);
+    tsk_channel_partials(n, c, s, parts, [=] __device__(int64_t at, int64_t ch) {
+        return make_double2(gy[at], (double)gy[at] * (x[at] - mean[ch]));
+    }, partials, "batchnorm backward");
+    bn_backward_sums_kernel<<<tsk_blocks(c), TSK_THREADS, 0, tsk_ctx.stream>>>(c, n * s, partials, parts, invstd, gweight,
+                                                                             gbias, sums);
     if (gx)
         bn_backward_input_kernel<<<tsk_blocks(n * c * s), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c * s, c, s, x, gy, weight,
                                                                                           mean, invstd, sums, training, gx);

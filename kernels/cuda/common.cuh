@@ -109,4 +109,48 @@ __device__ inline T tsk_block_sum(T v)
     return total;
 }
 
+// ---- per-channel reductions over x [N, C, S] ------------------------------------------------------------
+// Two levels, in the same order on every GPU: `parts` blocks per channel (chosen from the sizes alone) each sum
+// a fixed slice of the channel's M = N*S values with a block-wide tree, then one thread per channel adds its
+// parts in order (tsk_channel_total). One block per channel, the old way, left most of a large GPU idle with
+// 32 to 128 channels.
+static inline int tsk_channel_parts(int64_t m)
+{
+    int64_t p = m / 8192;
+    return (int)(p < 1 ? 1 : p > 64 ? 64 : p);
+}
+
+// partials[ch * parts + part] = the sums over the part's slice of the two values f(at, ch) gives (a double2),
+// at being the element's index in x
+template <typename F>
+__global__ void tsk_channel_partials_kernel(int64_t n, int64_t c, int64_t s, int parts, F f, double2 *partials)
+{
+    int64_t ch = blockIdx.x / parts, m = n * s;
+    int part = (int)(blockIdx.x % parts);
+    int64_t begin = m * part / parts, end = m * (part + 1) / parts;
+    double a = 0, b = 0;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        double2 v = f((i / s * c + ch) * s + i % s, ch);
+        a += v.x, b += v.y;
+    }
+    a = tsk_block_sum(a);
+    b = tsk_block_sum(b);
+    if (threadIdx.x == 0) partials[ch * parts + part] = make_double2(a, b);
+}
+
+template <typename F>
+inline void tsk_channel_partials(int64_t n, int64_t c, int64_t s, int parts, F f, double2 *partials, const char *what)
+{
+    tsk_channel_partials_kernel<<<(unsigned)(c * parts), TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, parts, f, partials);
+    tsk_launch_ok(what);
+}
+
+// channel ch's two sums: its parts added in order
+__device__ inline double2 tsk_channel_total(const double2 *partials, int64_t ch, int parts)
+{
+    double2 t = make_double2(0, 0);
+    for (int p = 0; p < parts; p++) t.x += partials[ch * parts + p].x, t.y += partials[ch * parts + p].y;
+    return t;
+}
+
 #endif

@@ -56,19 +56,21 @@ double tsk_cuda_sumsq(int64_t n, const float *x)
     return result;
 }
 
-// one block per channel: sums[c] += sum over n, s of x[n, c, s]
-__global__ void channel_sum_kernel(int64_t n, int64_t c, int64_t s, const float *x, float *sums)
+// sums[c] += the channel's total, its parts added in order (common.cuh's two-level reduction)
+__global__ void channel_sum_finish_kernel(int64_t c, int parts, const double2 *partials, float *sums)
 {
-    int64_t ch = blockIdx.x;
-    double acc = 0;
-    for (int64_t i = threadIdx.x; i < n * s; i += blockDim.x) acc += x[(i / s * c + ch) * s + i % s];
-    acc = tsk_block_sum(acc);
-    if (threadIdx.x == 0) sums[ch] += (float)acc;
+    for (int64_t ch = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; ch < c; ch += (int64_t)gridDim.x * blockDim.x)
+        sums[ch] += (float)tsk_channel_total(partials, ch, parts).x;
 }
 
 void tsk_cuda_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)
 {
     if (c == 0) return;
-    channel_sum_kernel<<<(unsigned)c, TSK_THREADS, 0, tsk_ctx.stream>>>(n, c, s, x, sums);
+    int parts = tsk_channel_parts(n * s);
+    double2 *partials = (double2 *)tsk_cuda_workspace(sizeof(double2) * (size_t)(c * parts));
+    if (!partials) return;
+    tsk_channel_partials(n, c, s, parts, [=] __device__(int64_t at, int64_t) { return make_double2(x[at], 0); }, partials,
+                         "channel_sum");
+    channel_sum_finish_kernel<<<tsk_blocks(c), TSK_THREADS, 0, tsk_ctx.stream>>>(c, parts, partials, sums);
     tsk_launch_ok("channel_sum");
 }
