@@ -9,39 +9,47 @@
 
 tsk_cuda_context tsk_ctx;
 
-static char first_error[512];
+// A message kept until the host reads it: the first one since the last read. Two of them: the first error, and
+// a note for the person that is not an error (a fallback taken).
+struct kept_message {
+    char text[512], reported[512];
+};
+static kept_message first_error, pending_note;
 static int first_error_oom;
+
+// keeps the message unless one is waiting already; returns whether it was kept
+static bool keep(kept_message *m, const char *fmt, va_list ap)
+{
+    if (m->text[0]) return false;
+    vsnprintf(m->text, sizeof m->text, fmt, ap);
+    return true;
+}
+
+static const char *take(kept_message *m)
+{
+    if (!m->text[0]) return NULL;
+    memcpy(m->reported, m->text, sizeof m->reported);
+    m->text[0] = 0;
+    return m->reported;
+}
 
 void tsk_cuda_fail(int out_of_memory, const char *fmt, ...)
 {
-    if (first_error[0]) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(first_error, sizeof first_error, fmt, ap);
+    if (keep(&first_error, fmt, ap)) first_error_oom = out_of_memory;
     va_end(ap);
-    first_error_oom = out_of_memory;
 }
-
-// A message for the person that is not an error (a fallback taken), kept until the host reads it.
-static char pending_note[512];
 
 void tsk_cuda_note(const char *fmt, ...)
 {
-    if (pending_note[0]) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pending_note, sizeof pending_note, fmt, ap);
+    keep(&pending_note, fmt, ap);
     va_end(ap);
 }
 
-const char *tsk_cuda_notice(void)
-{
-    static char reported[512];
-    if (!pending_note[0]) return NULL;
-    memcpy(reported, pending_note, sizeof reported);
-    pending_note[0] = 0;
-    return reported;
-}
+const char *tsk_cuda_notice(void) { return take(&pending_note); }
 
 bool tsk_cuda_ok(cudaError_t e, const char *what)
 {
@@ -66,14 +74,7 @@ bool tsk_dnn_ok(cudnnStatus_t s, const char *what)
 
 bool tsk_launch_ok(const char *what) { return tsk_cuda_ok(cudaGetLastError(), what); }
 
-const char *tsk_cuda_error(void)
-{
-    static char reported[512];
-    if (!first_error[0]) return NULL;
-    memcpy(reported, first_error, sizeof reported);
-    first_error[0] = 0;
-    return reported;
-}
+const char *tsk_cuda_error(void) { return take(&first_error); }
 
 int tsk_cuda_error_is_oom(void) { return first_error_oom; }
 
