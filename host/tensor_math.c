@@ -292,12 +292,25 @@ double ts_tensor_sum_all(const ts_tensor *a)
     return s;
 }
 
+int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t)
+{
+    if (acc->dtype != TS_FLOAT64 || acc->ndim != 1 || acc->shape[0] != 1)
+        return ts_error("sumsq: the sum must be a float64 tensor [1]");
+    if (ts_check_f32("sumsq", t) || ts_check_same_device("sumsq", acc, t, NULL, NULL)) return -1;
+    const tsk_backend *k = ts_kernels(t);
+    k->sumsq_add(ts_tensor_numel(t), ts_f32(t), ts_tensor_data(acc));
+    return ts_kernel_status(k, "sumsq");
+}
+
 double ts_tensor_sumsq(const ts_tensor *t)
 {
-    if (ts_check_f32("sumsq", t)) return NAN;
-    const tsk_backend *k = ts_kernels(t);
-    double s = k->sumsq(ts_tensor_numel(t), ts_f32(t));
-    return ts_kernel_status(k, "sumsq") ? NAN : s;
+    int64_t one[1] = {1};
+    ts_tensor *acc = ts_tensor_new_on(ts_tensor_device(t), TS_FLOAT64, 1, one);
+    ts_tensor *h = acc && !ts_tensor_sumsq_add(acc, t) ? ts_host_copy(acc) : NULL;   /* the one wait */
+    double s = h ? *(double *)ts_tensor_data(h) : NAN;
+    ts_tensor_free(h);
+    ts_tensor_free(acc);
+    return s;
 }
 
 int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b)

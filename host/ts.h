@@ -216,8 +216,10 @@ int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buf
 /* decoupled = 1 is AdamW; step counts from 1 */
 int ts_adam_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *exp_avg, ts_tensor *exp_avg_sq, int64_t step,
                  double lr, double beta1, double beta2, double eps, double weight_decay, int decoupled);
-/* sum of squares of a tensor, for gradient-norm clipping */
+/* sum of squares of a tensor (NaN on an error); _add adds it to acc, a float64 tensor [1] on t's device,
+ * without waiting for the device: gradient-norm clipping over many tensors waits once */
 double ts_tensor_sumsq(const ts_tensor *t);
+int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t);
 
 /* ---- safetensors checkpoints (host/safetensors.c) ------------------------------------------------ */
 /* Writes path atomically: a temporary file beside it, fsync, rename. metadata_json is a JSON object of

@@ -64,10 +64,14 @@ function Optimizer:each(fn)
 end
 
 -- Scales all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
+-- The squares are summed on the gradients' device and read once (one wait for the GPU, not one per tensor).
 function Optimizer:clipGradNorm(max_norm)
-   local sq = 0
-   self:each(function(_, _, grad) sq = sq + C.ts_tensor_sumsq(grad._c) end)
-   local norm = math.sqrt(sq)
+   local acc
+   self:each(function(_, _, grad)
+      acc = acc or T.zerosOn(grad:device(), {1}, 'float64')
+      check(C.ts_tensor_sumsq_add(acc._c, grad._c))
+   end)
+   local norm = acc and math.sqrt(acc:get(1)) or 0
    if norm > max_norm then
       local scale = max_norm / (norm + 1e-6)
       self:each(function(_, _, grad) grad:mul_(scale) end)

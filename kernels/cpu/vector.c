@@ -7,11 +7,11 @@ void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y)
     for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
-double tsk_cpu_sumsq(int64_t n, const float *x)
+void tsk_cpu_sumsq_add(int64_t n, const float *x, double *acc)
 {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return s;
+    *acc += s;
 }
 
 void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)

@@ -38,22 +38,22 @@ __global__ void sumsq_partial_kernel(int64_t n, const float *x, double *partial)
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-__global__ void sum_partials_kernel(int count, double *partial)
+// *acc += the partials, summed by one block in a fixed order
+__global__ void add_partials_kernel(int count, const double *partial, double *acc)
 {
     double s = 0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
     s = tsk_block_sum(s);
-    if (threadIdx.x == 0) partial[0] = s;
+    if (threadIdx.x == 0) *acc += s;
 }
 
-double tsk_cuda_sumsq(int64_t n, const float *x)
+void tsk_cuda_sumsq_add(int64_t n, const float *x, double *acc)
 {
-    double *partial = (double *)tsk_cuda_workspace(SUMSQ_BLOCKS * sizeof(double)), result = 0;
-    if (!partial || n == 0) return 0;
+    double *partial = (double *)tsk_cuda_workspace(SUMSQ_BLOCKS * sizeof(double));
+    if (!partial || n == 0) return;
     sumsq_partial_kernel<<<SUMSQ_BLOCKS, TSK_THREADS, 0, tsk_ctx.stream>>>(n, x, partial);
-    sum_partials_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(SUMSQ_BLOCKS, partial);
-    if (tsk_launch_ok("sumsq")) tsk_cuda_download(&result, partial, sizeof result);
-    return result;
+    add_partials_kernel<<<1, TSK_THREADS, 0, tsk_ctx.stream>>>(SUMSQ_BLOCKS, partial, acc);
+    tsk_launch_ok("sumsq");
 }
 
 // sums[c] += the channel's total, its parts added in order (common.cuh's two-level reduction)
