@@ -28,10 +28,15 @@ const tsk_backend *ts_backend(int device)
 {
     if (device < 0 || device > 1 || !registry[device]) return NULL;
     if (state[device] == 0) {
-        state[device] = registry[device]->init() == 0 ? 1 : -1;
-        if (state[device] == 1) registry[device]->set_allocator(ts_memory_allocator(device));
-        const char *e = registry[device]->error();
-        if (state[device] < 0) snprintf(why_not[device], sizeof why_not[device], "%s", e ? e : "it did not start");
+        const tsk_backend *k = registry[device];
+        if (k->init() == 0) {
+            state[device] = 1;
+            k->set_allocator(ts_memory_allocator(device));
+        } else {
+            const char *e = k->error();
+            state[device] = -1;
+            snprintf(why_not[device], sizeof why_not[device], "%s", e ? e : "it did not start");
+        }
     }
     return state[device] == 1 ? registry[device] : NULL;
 }

@@ -325,7 +325,7 @@ static int parse_threads(const char *what, const char *text)
 }
 
 /* a device name from --device or TSHOST_DEVICE: 0 for cpu or cuda, else -1 after saying what is wrong (whether
- * cuda is there is ts.device()'s question: it names the reason) */
+ * cuda is there is asked at once for --device, and for TSHOST_DEVICE when ts.device() first needs it) */
 static int check_device(const char *what, const char *text)
 {
     if (!strcmp(text, "cpu") || !strcmp(text, "cuda")) return 0;

@@ -22,7 +22,7 @@ for _, file in ipairs(files) do
    if not ok then
       -- one unreadable image among good ones: an error entry in its place, the others still reported
       failed = failed + 1
-      results[#results + 1] = {file = file, error = tostring(img):gsub('^.-: ' .. file:gsub('%p', '%%%0') .. ': ', file .. ': ')}
+      results[#results + 1] = {file = file, error = tostring(img)}   -- the message names the file
       goto continue
    end
    local small = ts.image.resize(img, size, size):view(1, size, size, 3)

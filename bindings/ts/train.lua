@@ -273,8 +273,8 @@ local function check_options(user, cfg)
       local key, lo, whole, open = r[1], r[2], r[3], r[4]
       local v = cfg[key]
       if v ~= nil and (not is_finite(v) or v < lo or (open and v == lo) or (whole and v % 1 ~= 0)) then
-         error(('ts.train: %s must be %s%s %s %g, got %s'):format(key, whole and 'a whole number' or 'a finite number',
-               '', open and '>' or '>=', lo, tostring(v)), 3)
+         error(('ts.train: %s must be %s %s %g, got %s'):format(key, whole and 'a whole number' or 'a finite number',
+               open and '>' or '>=', lo, tostring(v)), 3)
       end
    end
    if cfg.label_smoothing >= 1 then error('ts.train: label_smoothing must be below 1, got ' .. cfg.label_smoothing, 3) end
@@ -379,11 +379,18 @@ local function plain(cfg)
    return out
 end
 
--- the first model tensor (parameter or buffer) holding a NaN or an infinity, or nil when all are finite
+-- the first model tensor (parameter or buffer) holding a NaN or an infinity, or nil when all are finite: its
+-- sum of squares, in double on the tensor's device, is finite exactly when every element is
 local function nonfinite_tensor(model)
    for _, pair in ipairs(model:stateDict()) do
-      if pair[2]:dtype() == 'float32' and not is_finite(pair[2]:sum()) then return pair[1] end
+      if pair[2]:dtype() == 'float32' and not is_finite(C.ts_tensor_sumsq(pair[2]._c)) then return pair[1] end
    end
+end
+
+-- The run stops on a Ctrl-C (deferred while training): `where` it stopped, and how to resume.
+local function interrupted(where, run)
+   error(('ts.train: interrupted %s%s'):format(where, run and ('; the checkpoint is in %s: run the same command again ' ..
+         'to resume there (resume = true, the default)'):format(run) or ' (no run directory: nothing was saved)'), 0)
 end
 
 -- The run stops on a non-finite loss: nothing of this epoch is saved, the last checkpoint and best model stay.
@@ -466,17 +473,18 @@ local function train(cfg, spec, model)
    -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
    -- (a wait per step) only when steps may be skipped, else the running sums are checked when they are read
    local check_each_step = device ~= 'cuda' or cfg.max_nonfinite > 0
-   local inf = math.huge
    for epoch = st.epoch + 1, cfg.epochs do
       if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
       model:training()
       local partial = st.partial
       st.partial = nil
-      local start_rng = rng_tensor()
+      -- an interrupted epoch draws its order and seed again from the generator it started with, then goes on
+      -- with the generator as it was when it stopped
+      local now_rng = partial and rng_tensor()
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
       local batches = loader:epoch(partial and partial.step + 1 or 1)
-      if partial then set_rng(start_rng) end
+      if partial then set_rng(now_rng) end
       local t0, shown = now() - (partial and partial.seconds or 0), now()
       local seen, skipped = partial and partial.seen or 0, partial and partial.skipped or 0
       local epoch_sums, batch_sums = M.sums(device), M.sums(device)
@@ -533,14 +541,11 @@ local function train(cfg, spec, model)
             if sched then sched:step() end
             -- Ctrl-C (deferred while training): the update is complete, so the epoch can stop here and resume
             if C.ts_interrupt_pending() > 0 then
-               local where = ('epoch %d, step %d of %d'):format(epoch, step, micro_per_epoch)
                if run then
                   checkpoint({step = step, seen = seen, skipped = skipped, seconds = now() - t0,
                               loss = epoch_sums.loss:get(1), correct = epoch_sums.correct:get(1)}, epoch_start_rng)
-                  error(('ts.train: interrupted at %s; the checkpoint is in %s: run the same command again to resume ' ..
-                         'there (resume = true, the default)'):format(where, run), 0)
                end
-               error(('ts.train: interrupted at %s (no run directory: nothing was saved)'):format(where), 0)
+               interrupted(('at epoch %d, step %d of %d'):format(epoch, step, micro_per_epoch), run)
             end
          end
          -- a progress line reads the sums back (waiting for the GPU): every 50 steps, or 4 times a second on a terminal
@@ -607,11 +612,7 @@ local function train(cfg, spec, model)
          if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(st.bad_epochs)) end
          break
       end
-      if C.ts_interrupt_pending() > 0 then
-         error(('ts.train: interrupted after epoch %d%s'):format(epoch, run and
-               ('; the checkpoint is in %s: run the same command again to resume (resume = true, the default)'):format(run)
-               or ' (no run directory: nothing was saved)'), 0)
-      end
+      if C.ts_interrupt_pending() > 0 then interrupted(('after epoch %d'):format(epoch), run) end
    end
    if run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation

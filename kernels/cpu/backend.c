@@ -13,16 +13,12 @@ static const char *cpu_name(void) { return "cpu"; }
 
 static void cpu_about(char *out, size_t size)
 {
-    static const char *const kernels[] = {"OpenBLAS (fp32), bf16 pairs by a plain loop",
-                                          "tshost's AVX-512 kernel, bf16 pairs by a plain loop",
-                                          "tshost's AVX-512 kernel, bf16 pairs by vdpbf16ps"};
-    const char *path = tsk_cpu_path();
-    int level = !strcmp(path, "avx2") ? 0 : !strcmp(path, "avx512") ? 1 : 2;
     __builtin_cpu_init();
     snprintf(out, size, "AVX2 %s, FMA %s, AVX-512 %s, AVX512-BF16 %s; matrix products: the %s path (%s%s)",
              __builtin_cpu_supports("avx2") ? "yes" : "no", __builtin_cpu_supports("fma") ? "yes" : "no",
-             __builtin_cpu_supports("avx512f") ? "yes" : "no", __builtin_cpu_supports("avx512bf16") ? "yes" : "no", path,
-             kernels[level], getenv("TSHOST_CPU") && *getenv("TSHOST_CPU") ? ", forced by TSHOST_CPU" : "");
+             __builtin_cpu_supports("avx512f") ? "yes" : "no", __builtin_cpu_supports("avx512bf16") ? "yes" : "no",
+             tsk_cpu_path(), tsk_cpu_path_kernels(),
+             getenv("TSHOST_CPU") && *getenv("TSHOST_CPU") ? ", forced by TSHOST_CPU" : "");
 }
 
 static void *cpu_malloc(size_t bytes)

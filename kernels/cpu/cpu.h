@@ -29,6 +29,7 @@ void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int
 void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64_t a_rs, int64_t a_cs, const void *b,
                          int64_t ldb, float *c, int64_t ldc, int accumulate);
 int tsk_cpu_has_avx512(void);
+const char *tsk_cpu_path_kernels(void);   /* the kernels of the path in use, for a person */
 int tsk_cpu_has_avx512_bf16(void);
 
 /* bf16 products from operands packed as pairs of consecutive k (gemm_bf16.c): A [M,K] -> ap [M][K2],

@@ -127,17 +127,26 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 }
 
 /* The matrix-product path, chosen by the processor or forced by tsk_cpu_select_path (TSHOST_CPU), so that every
- * path this processor can run is tested on it: 0 avx2 (OpenBLAS fp32, the plain loop for bf16 pairs), 1 avx512
- * (our AVX-512 kernel, the plain loop for bf16 pairs), 2 avx512bf16 (our kernel, bf16 pairs by vdpbf16ps).
+ * path this processor can run is tested on it: 0 avx2, 1 avx512, 2 avx512bf16 (the kernels of each below).
  * -1: not decided yet. */
 static int path = -1;
-static const char *const path_names[] = {"avx2", "avx512", "avx512bf16"};
+static const struct {
+    const char *name, *kernels;
+} paths[] = {{"avx2", "OpenBLAS (fp32), bf16 pairs by a plain loop"},
+             {"avx512", "tshost's AVX-512 kernel, bf16 pairs by a plain loop"},
+             {"avx512bf16", "tshost's AVX-512 kernel, bf16 pairs by vdpbf16ps"}};
 
 static int best_path(void)
 {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f")) return 0;
     return __builtin_cpu_supports("avx512bf16") ? 2 : 1;
+}
+
+static int current_path(void)
+{
+    if (path < 0) path = best_path();
+    return path;
 }
 
 const char *tsk_cpu_select_path(const char *name)
@@ -150,34 +159,21 @@ const char *tsk_cpu_select_path(const char *name)
     }
     if (!strcmp(name, "generic")) want = 0;   /* the build needs AVX2 (x86-64-v3): generic is the avx2 path */
     for (int i = 0; i < 3; i++)
-        if (!strcmp(name, path_names[i])) want = i;
+        if (!strcmp(name, paths[i].name)) want = i;
     if (want < 0) {
         snprintf(error, sizeof error, "unknown CPU path '%s' (generic, avx2, avx512, avx512bf16)", name);
         return error;
     }
     if (want > best) {
         snprintf(error, sizeof error, "the %s path needs %s, which this processor lacks (it runs up to %s)", name,
-                 want == 2 ? "AVX512-BF16" : "AVX-512", path_names[best]);
+                 want == 2 ? "AVX512-BF16" : "AVX-512", paths[best].name);
         return error;
     }
     path = want;
     return NULL;
 }
 
-const char *tsk_cpu_path(void)
-{
-    if (path < 0) path = best_path();
-    return path_names[path];
-}
-
-int tsk_cpu_has_avx512(void)
-{
-    if (path < 0) path = best_path();
-    return path >= 1;
-}
-
-int tsk_cpu_has_avx512_bf16(void)
-{
-    if (path < 0) path = best_path();
-    return path == 2;
-}
+const char *tsk_cpu_path(void) { return paths[current_path()].name; }
+const char *tsk_cpu_path_kernels(void) { return paths[current_path()].kernels; }
+int tsk_cpu_has_avx512(void) { return current_path() >= 1; }
+int tsk_cpu_has_avx512_bf16(void) { return current_path() == 2; }

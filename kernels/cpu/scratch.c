@@ -14,32 +14,29 @@
 
 static tsk_allocator allocator;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char message[256], reported[256];
-static int failed, failed_oom;
+static char message[256], reported[256];   /* the first failure since the last read; "" when none */
 
 void tsk_cpu_set_allocator(tsk_allocator a) { allocator = a; }
 
-/* A 64-byte header before each block keeps the size granted, which the release needs (and keeps the block
- * 64-byte aligned for AVX-512 loads). */
+/* A 64-byte header before each block keeps the size granted, which the release needs, and keeps the block
+ * 64-byte aligned for AVX-512 loads. */
 enum { HEADER = 64 };
 
 void *tsk_cpu_scratch(size_t bytes)
 {
     size_t granted = bytes + HEADER;
-    unsigned char *p = allocator.alloc ? allocator.alloc(bytes + HEADER, &granted) : malloc(bytes + HEADER);
+    void *p = NULL;
+    if (allocator.alloc) p = allocator.alloc(bytes + HEADER, &granted);
+    else if (posix_memalign(&p, 64, bytes + HEADER)) p = NULL;
     if (p) {
         memcpy(p, &granted, sizeof granted);
-        return p + HEADER;
+        return (unsigned char *)p + HEADER;
     }
-    {
-        pthread_mutex_lock(&lock);
-        if (!failed) {
-            snprintf(message, sizeof message, "out of memory: no room for %.1f MiB of scratch memory on the cpu",
-                     (double)bytes / (1 << 20));
-            failed = failed_oom = 1;
-        }
-        pthread_mutex_unlock(&lock);
-    }
+    pthread_mutex_lock(&lock);
+    if (!message[0])
+        snprintf(message, sizeof message, "out of memory: no room for %.1f MiB of scratch memory on the cpu",
+                 (double)bytes / (1 << 20));
+    pthread_mutex_unlock(&lock);
     return NULL;
 }
 
@@ -57,13 +54,14 @@ const char *tsk_cpu_error(void)
 {
     pthread_mutex_lock(&lock);
     const char *out = NULL;
-    if (failed) {
-        snprintf(reported, sizeof reported, "%s", message);
+    if (message[0]) {
+        memcpy(reported, message, sizeof reported);
+        message[0] = 0;
         out = reported;
-        failed = 0;
     }
     pthread_mutex_unlock(&lock);
     return out;
 }
 
-int tsk_cpu_error_is_oom(void) { return failed_oom; }
+/* the CPU kernels' one failure is no room for their scratch */
+int tsk_cpu_error_is_oom(void) { return 1; }

@@ -11,7 +11,7 @@
 //    rounding of tsk_bf16_bits, as on the CPU), cuDNN computes with fp32 sums on the tensor cores, and y,
 //    gx and gw come back to fp32 (gw added to the fp32 gradient). Since every operand is copied anyway,
 //    the copy also lays it out channels-last (NHWC, filters KRSC), the layout cuDNN's tensor-core kernels
-//    run without transposing, unless channels-last is turned off (tsk_cuda_set_channels_last(0)).
+//    run without transposing, unless channels-last is turned off (ts.cuda.channelsLast(false)).
 //    y, gx and gw pass through bfloat16 on the way out (cuDNN writes the operands' type): one more
 //    rounding than the CPU, which keeps its sums in fp32.
 #include <string.h>
@@ -196,7 +196,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     if (bf16) tries[count][0] = 1, tries[count++][1] = 0;
     tries[count][0] = 0, tries[count++][1] = 0;
     static const char *const said[2] = {"bf16 channels-last: falling back to bf16 NCHW",
-                                        "bf16: falling back to fp32 operands (staged, summed in fp32)"};
+                                        "bf16: falling back to fp32 operands (summed in fp32)"};
     static int told[2];
     cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
     for (int t = 0; t < count; t++) {
