@@ -196,8 +196,11 @@ int ts_linear_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight,
 int ts_linear_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
                        const ts_tensor *x, const ts_tensor *weight, int math);
 
-/* mask gets 0 or 1/(1-p), drawn from the global generator; y = x * mask */
-int ts_dropout_forward(ts_tensor *y, ts_tensor *mask, const ts_tensor *x, double p);
+/* y = x * mask with mask 0 (probability p) or 1/(1-p), a function of seed and the element's index only (the
+ * Philox generator of kernels/pointwise.h), the same on either device: the forward draws a seed (from the
+ * global generator), and its backward passes the output gradient through the same mask with the same seed.
+ * y may be x. */
+int ts_dropout(ts_tensor *y, const ts_tensor *x, double p, uint64_t seed);
 
 /* logits [N,C], targets int64 [N] with 0-based classes (on the host or the logits' device), class_weight [C]
  * or NULL; mean reduction as PyTorch's cross_entropy(weight=, label_smoothing=). grad_logits [N,C] (may be

@@ -234,4 +234,33 @@ TSK_SHARED float tsk_bn_grad_input(float gy, float x, float mean, float w, float
     return w * invstd * (gy - mean_gy - (x - mean) * (mean_gy_xhat * invstd));
 }
 
+/* ---- dropout: a counter-based generator, so a mask is a function of (seed, element) on either device ---- */
+
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011): four 32-bit words from a
+ * 128-bit counter and a 64-bit key by ten rounds of two 32x32->64 products, the key bumped by the Weyl
+ * constants between rounds. Random123's known answers hold (tests/test_nn.lua). */
+TSK_SHARED void tsk_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c0 = n0, c1 = (uint32_t)p1, c2 = n2, c3 = (uint32_t)p0;
+        k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+    }
+    out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+
+/* Dropout with drop probability p in [0, 1): element i is dropped when word i mod 4 of Philox(counter (i / 4, 0),
+ * key seed) is below floor(p 2^32), so P(drop) is p to within 2^-32, and a kept element is scaled by 1/(1-p).
+ * The mask of the four elements 4q .. 4q+3 */
+TSK_SHARED void tsk_dropout_mask4(uint64_t seed, double p, int64_t q, float mask[4])
+{
+    uint32_t ctr[4] = {(uint32_t)q, (uint32_t)((uint64_t)q >> 32), 0, 0}, key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t bits[4], threshold = (uint32_t)(p * 4294967296.0);
+    float scale = (float)(1.0 / (1.0 - p));
+    tsk_philox4x32(ctr, key, bits);
+    for (int j = 0; j < 4; j++) mask[j] = bits[j] >= threshold ? scale : 0.0f;
+}
+
 #endif

@@ -108,14 +108,17 @@ return function(t)
    end)
 
    gpu_test(t, 'dropout draws the same mask on both devices for a seed', function()
-      local cpu, gpu = twins(function() return nn.Dropout(0.3) end)
-      local x = ts.randn(8, 50)
-      ts.manualSeed(4)
-      local a = cpu:forward(x)
-      ts.manualSeed(4)
-      local b = gpu:forward(x:cuda())
-      t.near(b:cpu(), a, 0, 0)
-      t.near(gpu:backward(x:cuda(), x:cuda()):cpu(), cpu:backward(x, x), 0, 0)
+      -- a size that is no multiple of 4, and one past the CPU's parallel threshold
+      for _, shape in ipairs({{7, 53}, {300, 301}}) do
+         local cpu, gpu = twins(function() return nn.Dropout(0.3) end)
+         local x, g = ts.randn(unpack(shape)), ts.randn(unpack(shape))
+         ts.manualSeed(4)
+         local a = cpu:forward(x)
+         ts.manualSeed(4)
+         local b = gpu:forward(x:cuda())
+         t.near(b:cpu(), a, 0, 0)
+         t.near(gpu:backward(x:cuda(), g:cuda()):cpu(), cpu:backward(x, g), 0, 0)
+      end
    end)
 
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()

@@ -1,4 +1,6 @@
 local nn = ts.nn
+local ffi = require('ffi')
+local cffi = require('ts.ffi')
 
 -- a toy problem with learnable structure: the class is the quadrant holding a bright blob
 local function blobs(n)
@@ -81,8 +83,66 @@ return function(t)
       local zeros = (y:eq(0)):sum()
       t.truthy(zeros > 400 and zeros < 600, 'zeros: ' .. zeros)
       t.near(y:max(), 2)
+      -- the backward passes the gradient through the forward's mask, which it rebuilds from the seed
+      local g = ts.randn(1000)
+      t.near(d:backward(x, g), g:clone():mul_(y), 0, 0)
       d:evaluate()
       t.truthy(d:forward(x):equal(x))
+   end)
+
+   t.test("Dropout's mask is Philox4x32-10 of (element / 4, seed), whatever the threads", function()
+      -- an independent Philox4x32-10 in Lua, checked against Random123's published known answers
+      local bit, u64 = require('bit'), ffi.typeof('uint64_t')
+      local function mulhilo(a, b)
+         local p = u64(a) * b
+         return tonumber(p / 4294967296ULL), tonumber(p % 4294967296ULL)
+      end
+      local function philox(c0, c1, c2, c3, k0, k1)
+         for _ = 1, 10 do
+            local h0, l0 = mulhilo(0xD2511F53, c0)
+            local h1, l1 = mulhilo(0xCD9E8D57, c2)
+            c0, c1, c2, c3 = bit.bxor(h1, c1, k0) % 2^32, l1, bit.bxor(h0, c3, k1) % 2^32, l0
+            k0, k1 = (k0 + 0x9E3779B9) % 2^32, (k1 + 0xBB67AE85) % 2^32
+         end
+         return {c0, c1, c2, c3}
+      end
+      local function words(w) return ('%08x %08x %08x %08x'):format(w[1], w[2], w[3], w[4]) end
+      t.eq(words(philox(0, 0, 0, 0, 0, 0)), '6627e8d5 e169c58d bc57ac4c 9b00dbd8')
+      local f = 0xffffffff
+      t.eq(words(philox(f, f, f, f, f, f)), '408f276d 41c83b0e a20bc7c6 6d5451fd')
+      t.eq(words(philox(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0)),
+           'd16cfe09 94fdcceb 5001e420 24126ea1')
+      -- the mask: element i dropped when word i % 4 of philox(i / 4, seed) < floor(p 2^32); a size past the
+      -- parallel threshold that is no multiple of 4
+      local n, p, seed = 70001, 0.3, 0x299f31d0a4093822ULL
+      local k0, k1 = tonumber(seed % 4294967296ULL), tonumber(seed / 4294967296ULL)
+      local threshold, scale = math.floor(p * 2^32), ffi.new('float[1]', 1 / (1 - p))[0]
+      local x = ts.rand(n):add_(1)
+      local masks = {}
+      for _, threads in ipairs({1, 2}) do
+         local before = ts.getThreads()
+         ts.setThreads(threads)
+         local y = ts.zeros(n)
+         cffi.check(cffi.C.ts_dropout(y._c, x._c, p, seed))
+         ts.setThreads(before)
+         masks[threads] = y
+      end
+      t.near(masks[1], masks[2], 0, 0, 'the mask must not depend on the thread count')
+      local xd, yd = ffi.cast('float *', x:data()), ffi.cast('float *', masks[2]:data())
+      local wrong, dropped = 0, 0
+      for q = 0, math.ceil(n / 4) - 1 do
+         local words = philox(q, 0, 0, 0, k0, k1)
+         for j = 0, 3 do
+            local i = 4 * q + j
+            if i < n then
+               local want = words[j + 1] >= threshold and ffi.new('float[1]', xd[i] * scale)[0] or 0
+               if yd[i] ~= want then wrong = wrong + 1 end
+               if yd[i] == 0 then dropped = dropped + 1 end
+            end
+         end
+      end
+      t.eq(wrong, 0, 'elements whose mask differs from the reference Philox')
+      t.truthy(math.abs(dropped / n - p) < 0.01, 'dropped fraction ' .. dropped / n)
    end)
 
    t.test('parameters, freezing and printing', function()

@@ -1,5 +1,7 @@
 -- Dropout(p = 0.5): in training, zeroes each element with probability p and scales the rest by 1/(1-p);
--- the identity in evaluation mode.
+-- the identity in evaluation mode. Each forward draws one seed from the global generator; the mask is a
+-- function of that seed and the element's index (a counter-based generator, the same on the CPU and the GPU),
+-- so the backward applies the same mask from the seed and nothing the size of the input is kept.
 local Module = require('ts.nn.module')
 local cffi = require('ts.ffi')
 local C, check = cffi.C, cffi.check
@@ -13,14 +15,17 @@ end
 
 function Dropout:updateOutput(input)
    if not self.train or self.p == 0 then return input end
+   self.seed = C.ts_rng_u64()
    local y = self:buffer('output', input:size())
-   check(C.ts_dropout_forward(y._c, self:buffer('mask', input:size())._c, input._c, self.p))
+   check(C.ts_dropout(y._c, input._c, self.p, self.seed))
    return y
 end
 
 function Dropout:updateGradInput(input, gradOutput)
    if not self.train or self.p == 0 then return gradOutput end
-   return self:buffer('gradInput', input:size()):copy(gradOutput):mul_(self.mask)
+   local g = self:buffer('gradInput', input:size())
+   check(C.ts_dropout(g._c, gradOutput:contiguous()._c, self.p, self.seed))
+   return g
 end
 
 function Dropout:extraRepr() return 'p=' .. self.p end
