@@ -1,6 +1,7 @@
-// conv2d.cu — convolutions through cuDNN, the algorithm chosen once per shape by timing cuDNN's
+// conv2d.cu — convolutions through cuDNN, the algorithm chosen once per layer by timing cuDNN's
 // candidates (as PyTorch's cudnn.benchmark does; in deterministic mode from cuDNN's heuristics, untimed) and
-// cached with the shape's descriptors, so that a call costs the host no more than its launches.
+// cached with the shape's descriptors, so that a call costs the host no more than its launches. Another batch
+// size of a layer already planned reuses its algorithms when cuDNN runs them at that size (no new search).
 //   y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C/g,KH,KW]) + bias; gx overwritten, gw and gb accumulated.
 // cuDNN sees each operand either as the host keeps it (fp32 NCHW) or staged: copied into the workspace
 // first and copied back after. Staging happens for two reasons:
@@ -167,6 +168,48 @@ static cudnnStatus_t choose(const tsk_conv2d_shape *s, conv_plan *p)
     return CUDNN_STATUS_SUCCESS;
 }
 
+// the same layer and switches, maybe another batch size
+static bool same_layer(const conv_plan *p, const tsk_conv2d_shape *s)
+{
+    tsk_conv2d_shape other = p->shape;
+    other.n = s->n;
+    return !memcmp(&other, s, sizeof other) && p->tf32 == tsk_ctx.tf32 && p->deterministic == tsk_ctx.deterministic &&
+           p->channels_last == tsk_ctx.channels_last;
+}
+
+// p takes the staging and the three algorithms of a plan of the same layer at another batch size, when cuDNN runs
+// them at this one within the workspace cap: a new batch size (an epoch's last batch, evaluation's batches) is then
+// no new search, and a layer keeps its algorithms, hence its rounding, whatever the batch size. A failing status
+// otherwise (nothing recorded).
+static cudnnStatus_t adopt(const tsk_conv2d_shape *s, conv_plan *p, const conv_plan *from)
+{
+    p->bf16 = from->bf16, p->nhwc = from->nhwc;
+    conv_descriptors &d = p->d;
+    DNN_TRY(describe(s, p, &d));
+    p->fwd = from->fwd, p->fwd_math = from->fwd_math;
+    p->bwd_data = from->bwd_data, p->data_math = from->data_math;
+    p->bwd_filter = from->bwd_filter, p->filter_math = from->filter_math;
+    // the math type is the descriptor's, set before each call as the calls do
+    DNN_TRY(cudnnSetConvolutionMathType(d.conv, p->fwd_math));
+    DNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, p->fwd, &p->fwd_bytes));
+    DNN_TRY(cudnnSetConvolutionMathType(d.conv, p->data_math));
+    DNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, p->bwd_data, &p->data_bytes));
+    DNN_TRY(cudnnSetConvolutionMathType(d.conv, p->filter_math));
+    DNN_TRY(cudnnGetConvolutionBackwardFilterWorkspaceSize(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, p->bwd_filter,
+                                                           &p->filter_bytes));
+    size_t cap = workspace_cap();
+    if (p->fwd_bytes > cap || p->data_bytes > cap || p->filter_bytes > cap) return CUDNN_STATUS_NOT_SUPPORTED;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static conv_plan *keep_plan(const conv_plan &p)
+{
+    int slot = plan_slot();
+    plans[slot] = p;
+    plans[slot].used = ++plan_clock;
+    return &plans[slot];
+}
+
 // The plan of a shape under the current switches: made once and cached. cuDNN refuses some cases in some
 // stagings (depthwise or grouped+dilated bf16, 3-channel NHWC bf16, a deterministic bf16 weight gradient):
 // bf16 channels-last falls back to bf16 NCHW, and bf16 to fp32 staging (exact fp32 sums of the same
@@ -190,6 +233,14 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
         p.padded_h = (s->oh - 1) * s->stride_h + s->dilation_h * (s->kh - 1) + 1;
         p.padded_w = (s->ow - 1) * s->stride_w + s->dilation_w * (s->kw - 1) + 1;
     }
+    // the same layer planned at another batch size (the largest, the run's usual batch): its algorithms
+    const conv_plan *sibling = NULL;
+    for (int i = 0; i < plan_count; i++)
+        if (same_layer(&plans[i], s) && (!sibling || plans[i].shape.n > sibling->shape.n)) sibling = &plans[i];
+    if (sibling) {
+        if (adopt(s, &p, sibling) == CUDNN_STATUS_SUCCESS) return keep_plan(p);
+        destroy(&p.d);
+    }
     // the stagings to try, best first: {bf16, nhwc}
     int bf16 = s->math == TSK_MATH_BF16, tries[3][2], count = 0;
     if (bf16 && p.channels_last) tries[count][0] = 1, tries[count++][1] = 1;
@@ -210,10 +261,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
                               s->n, s->c, s->h, s->w, s->o, s->c / s->groups, s->kh, s->kw,
                               p.deterministic ? "deterministic " : "", said[kind]);
             }
-            p.used = ++plan_clock;
-            int slot = plan_slot();
-            plans[slot] = p;
-            return &plans[slot];
+            return keep_plan(p);
         }
         destroy(&p.d);
     }
