@@ -328,8 +328,18 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
     return 0;
 }
 
+void ts_batch_buffer_free(ts_batch_buffer *b)
+{
+    ts_tensor_free(b->block);
+    b->block = NULL;
+    b->read_until = 0;
+}
+
+/* the images at the block's start, the plans after them at the next 64-byte boundary */
+static size_t plans_offset(size_t image_bytes) { return (image_bytes + 63) / 64 * 64; }
+
 int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
-                             const ts_preprocess *pre)
+                             const ts_preprocess *pre, ts_batch_buffer *buffer)
 {
     int c = (int)raw->shape[3], out_c = pre && pre->grayscale ? 1 : c;
     int64_t xs[4] = {count, out_c, x->ndim == 4 ? x->shape[2] : 0, x->ndim == 4 ? x->shape[3] : 0};
@@ -337,20 +347,31 @@ int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image
         return ts_error("batch: the output must be a CUDA tensor [%d,%d,H,W]", count, out_c);
     const tsk_backend *k = ts_kernels(x);
     if (!k->augment_batch) return ts_kernel_missing(k, "batch: augmentation");
-    int64_t pb[1] = {(int64_t)(sizeof(tsk_image_plan) * (size_t)count)};
+    size_t image_bytes = (size_t)ts_tensor_numel(raw), at = plans_offset(image_bytes);
+    size_t plan_bytes = sizeof(tsk_image_plan) * (size_t)count;
+    int64_t total[1] = {(int64_t)(at + plan_bytes)};
     int device = x->storage->device;
-    ts_tensor *d_raw = ts_tensor_to((ts_tensor *)raw, device), *h_plans = ts_tensor_from_buffer(TS_UINT8, 1, pb, plans);
-    ts_tensor *d_plans = h_plans ? ts_tensor_to(h_plans, device) : NULL;
+    ts_batch_buffer temporary = {0};
+    ts_batch_buffer *b = buffer ? buffer : &temporary;
+    if (!b->block || ts_tensor_numel(b->block) < total[0]) {
+        ts_batch_buffer_free(b);
+        if (!(b->block = ts_tensor_new_on(device, TS_UINT8, 1, total))) return -1;
+        /* a block fresh from the allocator may have been another tensor's, read by work still queued */
+        b->read_until = k->mark();
+    }
+    char *block = ts_tensor_data(b->block);
+    int rc = buffer ? k->upload_beside(block, ts_tensor_data(raw), image_bytes, b->read_until) ||
+                          k->upload_beside(block + at, plans, plan_bytes, b->read_until)
+                    : k->upload(block, ts_tensor_data(raw), image_bytes) || k->upload(block + at, plans, plan_bytes);
+    if (rc) rc = (ts_kernel_status(k, "batch upload"), -1);
     float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
     for (int i = 0; pre && i < 3; i++) mean[i] = pre->mean[i], std[i] = pre->std[i];
-    int rc = !d_raw || !d_plans ? -1
-             : k->augment_batch(count, (int)raw->shape[1], (int)raw->shape[2], c, ts_tensor_data(d_raw),
-                                ts_tensor_data(d_plans), (int)x->shape[2], (int)x->shape[3], out_c, mean, std, ts_f32(x))
-                   ? ts_kernel_status(k, "batch")
-                   : 0;
-    ts_tensor_free(d_raw);
-    ts_tensor_free(h_plans);
-    ts_tensor_free(d_plans);
+    if (!rc && k->augment_batch(count, (int)raw->shape[1], (int)raw->shape[2], c, (const uint8_t *)block,
+                                (const tsk_image_plan *)(block + at), (int)x->shape[2], (int)x->shape[3], out_c, mean,
+                                std, ts_f32(x)))
+        rc = ts_kernel_status(k, "batch");
+    if (buffer) buffer->read_until = k->mark();   /* the augmentation read the block: the next upload waits for it */
+    ts_batch_buffer_free(&temporary);
     return rc;
 }
 
@@ -368,7 +389,7 @@ static int fill_on_device(ts_tensor *x, ts_tensor *y, const ts_tensor *images, c
         tsk_image_plan *plans = malloc(sizeof *plans * (size_t)(count > 0 ? count : 1));
         rc = !raw || !plans ? ts_error("batch: out of memory")
              : ts_batch_draw(raw, plans, y, images, labels, indices, count, aug, pre, flip_map, flip_classes, seed) ||
-                   ts_batch_apply_on_device(x, raw, plans, count, pre);
+                   ts_batch_apply_on_device(x, raw, plans, count, pre, NULL);
         ts_tensor_free(raw);
         free(plans);
     } else {

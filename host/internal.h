@@ -98,8 +98,19 @@ int ts_batch_device_capable(const ts_augment *aug, const ts_preprocess *pre);
 int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,
                   const int64_t *indices, int count, const ts_augment *aug, const ts_preprocess *pre,
                   const int32_t *flip_map, int flip_classes, uint64_t seed);
+/* A device buffer for a batch's uint8 images and plans that its owner (the loader) keeps from batch to batch,
+ * so that they are uploaded beside the queued work (the backend's upload_beside): its block (NULL until the
+ * first batch) and the mark after the last work that read it. ts_batch_buffer_free gives the block back. */
+typedef struct {
+    ts_tensor *block;
+    uint64_t read_until;
+} ts_batch_buffer;
+void ts_batch_buffer_free(ts_batch_buffer *b);
+/* x [count, C', H', W'] on the device from raw [count, H, W, C] and plans on the host: both uploaded into one
+ * device block (buffer's, or a temporary one when buffer is NULL, uploaded behind the queued work) and finished
+ * there */
 int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image_plan *plans, int count,
-                             const ts_preprocess *pre);
+                             const ts_preprocess *pre, ts_batch_buffer *buffer);
 int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
                    int *h, int *w, int *c, int *out_c, int *oh, int *ow);
 int ts_batch_fill_range(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels,

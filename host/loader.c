@@ -5,7 +5,8 @@
  * One worker suits CPU training, where the kernels use the cores; with a GPU the cores are free and
  * several workers keep augmentation ahead of it.
  * For a CUDA loader the workers only draw each image's augmentation and gather its uint8 pixels; the
- * consumer's thread, which owns the GPU, uploads them and finishes the batch there (host/batch.c). */
+ * consumer's thread, which owns the GPU, uploads them beside the queued work into one of two device buffers the
+ * loader keeps, and finishes the batch there (host/batch.c). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@ struct ts_loader {
     ts_tensor **x, **y;       /* ring of depth slots: batch b in slot b % depth, NULL until built */
     tsk_image_plan **plans;   /* per slot, on the GPU path: x holds the uint8 images, plans their augmentation */
     int device, on_gpu;       /* on_gpu: the batches are finished on the GPU */
+    /* on the GPU path, two device buffers in turn for the uint8 images and plans: batch b's upload runs beside
+     * the work queued for batch b - 1, once batch b - 2's augmentation has read the buffer */
+    ts_batch_buffer device_buffers[2];
 };
 
 static uint64_t batch_seed(uint64_t seed, int b) { return seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xBF58476D1CE4E5B9ull; }
@@ -214,7 +218,8 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
         ts_batch_check(l->images, l->labels, l->has_aug ? &l->aug : NULL, &l->pre, &h, &w, &c, &out_c, &oh, &ow);
         int64_t xs[4] = {built->shape[0], out_c, oh, ow};
         *x = ts_tensor_new_on(TS_CUDA, TS_FLOAT32, 4, xs);
-        if (*x && ts_batch_apply_on_device(*x, built, plans, (int)built->shape[0], &l->pre)) {
+        ts_batch_buffer *buffer = &l->device_buffers[(l->consumed - 1) % 2];
+        if (*x && ts_batch_apply_on_device(*x, built, plans, (int)built->shape[0], &l->pre, buffer)) {
             ts_tensor_free(*x);
             *x = NULL;
         }
@@ -239,6 +244,7 @@ void ts_loader_free(ts_loader *l)
     stop_epoch(l);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->changed);
+    for (int i = 0; i < 2; i++) ts_batch_buffer_free(&l->device_buffers[i]);
     ts_tensor_free(l->images);
     ts_tensor_free(l->labels);
     free(l->flip_map);

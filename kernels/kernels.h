@@ -76,6 +76,14 @@ typedef struct {
     int (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device; src may be reused on return */
     int (*download)(void *dst, const void *src, size_t bytes); /* device -> host; waits for the copy */
     int (*copy)(void *dst, const void *src, size_t bytes);     /* within the device; the ranges do not overlap */
+    /* Uploads that run beside the queued work (a copy stream on the GPU), for device memory the host sets apart
+     * for them (the loader's batch buffers), which work queued after the call may read:
+     *   mark():  a point in the device's queue after all work queued so far (0 on a device without a queue);
+     *   upload_beside(dst, src, bytes, after): host -> device once the work queued before mark `after` (the
+     *            buffer's last readers; 0: none) has finished, src reusable on return; work queued later waits
+     *            for the copy, work queued earlier does not. */
+    uint64_t (*mark)(void);
+    int (*upload_beside)(void *dst, const void *src, size_t bytes, uint64_t after);
     /* dst[i] = src[i] over a strided index space of 1 to 5 dims, elements of elem_size bytes (1, 2, 4 or 8) */
     int (*copy_strided)(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
                         const void *src, const int64_t *src_stride);

@@ -66,6 +66,10 @@ static int cpu_copy_strided(int elem_size, int ndim, const int64_t *shape, void 
 
 static int cpu_synchronize(void) { return 0; }
 
+/* the CPU has no queue: every call has finished when it returns */
+static uint64_t cpu_mark(void) { return 0; }
+static int cpu_upload_beside(void *dst, const void *src, size_t bytes, uint64_t after) { return cpu_copy(dst, src, bytes); }
+
 const tsk_backend tsk_cpu_backend = {
     .name = "cpu",
     .error = tsk_cpu_error,
@@ -80,6 +84,8 @@ const tsk_backend tsk_cpu_backend = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .copy = cpu_copy,
+    .mark = cpu_mark,
+    .upload_beside = cpu_upload_beside,
     .copy_strided = cpu_copy_strided,
     .synchronize = cpu_synchronize,
     .set_option = NULL,      /* the CUDA options have no CPU meaning */

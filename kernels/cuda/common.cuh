@@ -2,9 +2,9 @@
 // staging), the first-error record the host reads through the backend table, the declarations of the
 // runtime and the ops the table holds, and launch sizes.
 //
-// Global state, documented: one device, one stream, the cuBLAS and cuDNN handles, the cuDNN algorithm cache,
-// one growing workspace, two pinned staging buffers, the first error message. All of it is used from the Lua
-// thread only.
+// Global state, documented: one device, one stream for all work and a copy stream for uploads beside it, the
+// cuBLAS and cuDNN handles, the cuDNN algorithm cache, one growing workspace, a ring of pinned staging buffers,
+// the queue's marks, the first error message. All of it is used from the Lua thread only.
 #ifndef TSK_CUDA_COMMON_CUH
 #define TSK_CUDA_COMMON_CUH
 #include <cublas_v2.h>
@@ -21,10 +21,7 @@ struct tsk_cuda_context {
     cudnnHandle_t dnn;
     void *workspace;               // grown on demand: cuDNN workspaces and reduction scratch
     size_t workspace_bytes;
-    void *staging[2];              // pinned host buffers for uploads, used in turn
-    size_t staging_bytes[2];
-    cudaEvent_t staging_free[2];   // recorded after the copy out of each buffer
-    int next_staging;
+    cudaStream_t copy_stream;      // uploads beside the queued work (upload_beside)
     int deterministic;
     int tf32;
     int channels_last;             // bf16 convolutions staged as NHWC (conv2d.cu)
@@ -53,6 +50,8 @@ void *tsk_cuda_malloc(size_t bytes);
 void tsk_cuda_free(void *p);
 int tsk_cuda_memset0(void *p, size_t bytes);
 int tsk_cuda_upload(void *dst, const void *src, size_t bytes);     // through the pinned staging buffers
+uint64_t tsk_cuda_mark(void);
+int tsk_cuda_upload_beside(void *dst, const void *src, size_t bytes, uint64_t after);
 int tsk_cuda_download(void *dst, const void *src, size_t bytes);
 int tsk_cuda_copy_device(void *dst, const void *src, size_t bytes);
 int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,

@@ -1,6 +1,8 @@
-// runtime.cu — the device, its stream and library handles, raw memory, copies, the first-error record.
-// Everything is queued on one stream: kernels, cuBLAS, cuDNN and copies run in program order, so memory
-// the host's caching allocator hands out again is never still being read by an earlier kernel.
+// runtime.cu — the device, its streams and library handles, raw memory, copies, the first-error record.
+// All work is queued on one stream: kernels, cuBLAS, cuDNN and copies run in program order, so memory the
+// host's caching allocator hands out again is never still being read by an earlier kernel. The one exception
+// is upload_beside, on a copy stream, for memory the host keeps apart for it (the loader's batch buffers),
+// ordered against the stream by events both ways.
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +80,81 @@ const char *tsk_cuda_error(void) { return take(&first_error); }
 
 int tsk_cuda_error_is_oom(void) { return first_error_oom; }
 
+// ---- uploads ----
+// Pageable memory makes cudaMemcpyAsync wait for the copy; a pinned buffer lets the copy run behind the queued
+// work. A ring of STAGING_SLOTS pinned buffers of at most STAGING_CHUNK bytes each, used in turn: a slot is
+// filled once the copy out of it has finished (its event), so the host waits only when it is STAGING_SLOTS
+// copies ahead of the device (two buffers made every upload wait for the one two uploads back, queued behind
+// the previous step's backward: the host could not run more than about a step ahead).
+static const int STAGING_SLOTS = 8;
+static const size_t STAGING_CHUNK = (size_t)4 << 20;
+static char *staging[STAGING_SLOTS];
+static size_t staging_bytes[STAGING_SLOTS];
+static cudaEvent_t staging_free[STAGING_SLOTS];
+static int next_slot;
+
+// The queue's marks (mark()): events recorded on the stream in a ring. Mark m lives in event (m - 1) % MARKS;
+// once that event is recorded again for a later mark, waiting for it waits for the later point, which the stream's
+// order puts after m: later than asked, never too early.
+static const int MARKS = 64;
+static cudaEvent_t marks[MARKS];
+static uint64_t marks_made;
+static cudaEvent_t beside_done;   // the last copy beside the queued work, which later work waits for
+
+static int make_events(void)
+{
+    for (int i = 0; i < STAGING_SLOTS; i++)
+        if (!tsk_cuda_ok(cudaEventCreateWithFlags(&staging_free[i], cudaEventDisableTiming), "cuda event")) return -1;
+    for (int i = 0; i < MARKS; i++)
+        if (!tsk_cuda_ok(cudaEventCreateWithFlags(&marks[i], cudaEventDisableTiming), "cuda event")) return -1;
+    return tsk_cuda_ok(cudaEventCreateWithFlags(&beside_done, cudaEventDisableTiming), "cuda event") ? 0 : -1;
+}
+
+// src copied to dst on `stream` through the staging ring, in chunks
+static int staged_copy(cudaStream_t stream, void *dst, const void *src, size_t bytes)
+{
+    for (size_t at = 0; at < bytes; at += STAGING_CHUNK) {
+        size_t part = bytes - at < STAGING_CHUNK ? bytes - at : STAGING_CHUNK;
+        int k = next_slot;
+        next_slot = (next_slot + 1) % STAGING_SLOTS;
+        if (!tsk_cuda_ok(cudaEventSynchronize(staging_free[k]), "upload")) return -1;
+        if (staging_bytes[k] < part) {
+            if (staging[k] && !tsk_cuda_ok(cudaFreeHost(staging[k]), "upload")) return -1;
+            staging[k] = NULL;
+            staging_bytes[k] = 0;
+            // a slot grows to what is asked (small uploads keep small slots), a chunk at most
+            if (!tsk_cuda_ok(cudaMallocHost((void **)&staging[k], part), "pinned staging buffer")) return -1;
+            staging_bytes[k] = part;
+        }
+        memcpy(staging[k], (const char *)src + at, part);
+        if (!tsk_cuda_ok(cudaMemcpyAsync((char *)dst + at, staging[k], part, cudaMemcpyHostToDevice, stream), "upload") ||
+            !tsk_cuda_ok(cudaEventRecord(staging_free[k], stream), "upload"))
+            return -1;
+    }
+    return 0;
+}
+
+// on the stream, after the work queued before: dst may be memory the host's allocator has just handed out again
+int tsk_cuda_upload(void *dst, const void *src, size_t bytes) { return staged_copy(tsk_ctx.stream, dst, src, bytes); }
+
+uint64_t tsk_cuda_mark(void)
+{
+    uint64_t m = ++marks_made;
+    return tsk_cuda_ok(cudaEventRecord(marks[(m - 1) % MARKS], tsk_ctx.stream), "mark") ? m : 0;
+}
+
+// On the copy stream, which first waits for mark `after` (the buffer's last readers); the stream then waits for
+// the copy before the work queued after this call, so the copy overlaps only the work queued before it.
+int tsk_cuda_upload_beside(void *dst, const void *src, size_t bytes, uint64_t after)
+{
+    if (after && !tsk_cuda_ok(cudaStreamWaitEvent(tsk_ctx.copy_stream, marks[(after - 1) % MARKS], 0), "upload"))
+        return -1;
+    if (staged_copy(tsk_ctx.copy_stream, dst, src, bytes)) return -1;
+    return tsk_cuda_ok(cudaEventRecord(beside_done, tsk_ctx.copy_stream), "upload") &&
+                   tsk_cuda_ok(cudaStreamWaitEvent(tsk_ctx.stream, beside_done, 0), "upload")
+               ? 0 : -1;
+}
+
 // The device, its stream and handles, made once; the first answer is kept, and so is the reason of a failure
 // (a driver too old for this CUDA, cuDNN's libraries not found, no device), which error() reports once and the
 // host keeps for ts.cuda.unavailableReason().
@@ -104,9 +181,9 @@ static int init_device(void)
         !tsk_dnn_ok(cudnnCreate(&tsk_ctx.dnn), "cudnnCreate") ||
         !tsk_dnn_ok(cudnnSetStream(tsk_ctx.dnn, tsk_ctx.stream), "cudnnSetStream"))
         return -1;
-    for (int i = 0; i < 2; i++)
-        if (!tsk_cuda_ok(cudaEventCreateWithFlags(&tsk_ctx.staging_free[i], cudaEventDisableTiming), "cuda event"))
-            return -1;
+    if (!tsk_cuda_ok(cudaStreamCreateWithFlags(&tsk_ctx.copy_stream, cudaStreamNonBlocking), "cuda copy stream") ||
+        make_events() != 0)
+        return -1;
     // cuBLAS in full fp32 (PyTorch's default for matmul); cuDNN convolutions may use TF32 (PyTorch's default
     // for convolutions) unless the tf32 option is turned off
     tsk_ctx.tf32 = 1;
@@ -164,35 +241,6 @@ void tsk_cuda_free(void *p) { tsk_cuda_ok(cudaFree(p), "cudaFree"); }
 int tsk_cuda_memset0(void *p, size_t bytes)
 {
     return tsk_cuda_ok(cudaMemsetAsync(p, 0, bytes, tsk_ctx.stream), "cudaMemset") ? 0 : -1;
-}
-
-// Pageable memory makes cudaMemcpyAsync wait; a pinned buffer lets the copy run behind the queued work.
-// Two buffers of at most STAGING_CHUNK bytes in turn: one is filled while the other's copy runs, and a
-// buffer is reused once the copy out of it has finished.
-static const size_t STAGING_CHUNK = (size_t)16 << 20;
-
-int tsk_cuda_upload(void *dst, const void *src, size_t bytes)
-{
-    for (size_t at = 0; at < bytes; at += STAGING_CHUNK) {
-        size_t part = bytes - at < STAGING_CHUNK ? bytes - at : STAGING_CHUNK;
-        int k = tsk_ctx.next_staging;
-        tsk_ctx.next_staging ^= 1;
-        if (!tsk_cuda_ok(cudaEventSynchronize(tsk_ctx.staging_free[k]), "upload")) return -1;
-        if (tsk_ctx.staging_bytes[k] < part) {
-            if (tsk_ctx.staging[k] && !tsk_cuda_ok(cudaFreeHost(tsk_ctx.staging[k]), "upload")) return -1;
-            tsk_ctx.staging[k] = NULL;
-            tsk_ctx.staging_bytes[k] = 0;
-            size_t size = bytes < STAGING_CHUNK ? part : STAGING_CHUNK;
-            if (!tsk_cuda_ok(cudaMallocHost(&tsk_ctx.staging[k], size), "pinned staging buffer")) return -1;
-            tsk_ctx.staging_bytes[k] = size;
-        }
-        memcpy(tsk_ctx.staging[k], (const char *)src + at, part);
-        if (!tsk_cuda_ok(cudaMemcpyAsync((char *)dst + at, tsk_ctx.staging[k], part, cudaMemcpyHostToDevice, tsk_ctx.stream),
-                         "upload") ||
-            !tsk_cuda_ok(cudaEventRecord(tsk_ctx.staging_free[k], tsk_ctx.stream), "upload"))
-            return -1;
-    }
-    return 0;
 }
 
 int tsk_cuda_download(void *dst, const void *src, size_t bytes)
