@@ -357,7 +357,7 @@ int ts_batch_apply_on_device(ts_tensor *x, const ts_tensor *raw, const tsk_image
         ts_batch_buffer_free(b);
         if (!(b->block = ts_tensor_new_on(device, TS_UINT8, 1, total))) return -1;
         /* a block fresh from the allocator may have been another tensor's, read by work still queued */
-        b->read_until = k->mark();
+        if (buffer) b->read_until = k->mark();
     }
     char *block = ts_tensor_data(b->block);
     int rc = buffer ? k->upload_beside(block, ts_tensor_data(raw), image_bytes, b->read_until) ||

@@ -1,7 +1,8 @@
 // conv2d.cu — convolutions through cuDNN, the algorithm chosen once per layer by timing cuDNN's
 // candidates (as PyTorch's cudnn.benchmark does; in deterministic mode from cuDNN's heuristics, untimed) and
 // cached with the shape's descriptors, so that a call costs the host no more than its launches. Another batch
-// size of a layer already planned reuses its algorithms when cuDNN runs them at that size (no new search).
+// size of a layer already planned reuses its algorithms when cuDNN runs them at that size (no new search;
+// not in deterministic mode, where the choice must not depend on the batch sizes a process met first).
 //   y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C/g,KH,KW]) + bias; gx overwritten, gw and gb accumulated.
 // cuDNN sees each operand either as the host keeps it (fp32 NCHW) or staged: copied into the workspace
 // first and copied back after. Staging happens for two reasons:
@@ -177,15 +178,39 @@ static bool same_layer(const conv_plan *p, const tsk_conv2d_shape *s)
            p->channels_last == tsk_ctx.channels_last;
 }
 
-// p takes the staging and the three algorithms of a plan of the same layer at another batch size, when cuDNN runs
-// them at this one within the workspace cap: a new batch size (an epoch's last batch, evaluation's batches) is then
-// no new search, and a layer keeps its algorithms, hence its rounding, whatever the batch size. A failing status
-// otherwise (nothing recorded).
+// whether cuDNN's heuristics list algorithm `algo` with math type `math` as runnable for these descriptors
+template <typename Perf, typename Algo>
+static bool listed(const Perf *perf, int count, Algo algo, cudnnMathType_t math)
+{
+    for (int i = 0; i < count; i++)
+        if (perf[i].algo == algo && perf[i].mathType == math && perf[i].status == CUDNN_STATUS_SUCCESS) return true;
+    return false;
+}
+
+// p takes the staging and the three algorithms of a plan of the same layer at another batch size, when cuDNN's
+// heuristics list them as runnable at this one and they fit the workspace cap: a new batch size (an epoch's last
+// batch, evaluation's batches) is then no new search, and a layer keeps its algorithms, hence its rounding,
+// whatever the batch size. Not in deterministic mode, whose algorithms must not depend on the batch sizes a
+// process met first. A failing status otherwise (nothing recorded).
 static cudnnStatus_t adopt(const tsk_conv2d_shape *s, conv_plan *p, const conv_plan *from)
 {
+    if (p->deterministic) return CUDNN_STATUS_NOT_SUPPORTED;
     p->bf16 = from->bf16, p->nhwc = from->nhwc;
     conv_descriptors &d = p->d;
     DNN_TRY(describe(s, p, &d));
+    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int nf = 0, nd = 0, nw = 0;
+    DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                   &nf, fwd));
+    DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
+                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data));
+    DNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
+                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter));
+    if (!listed(fwd, nf, from->fwd, from->fwd_math) || !listed(data, nd, from->bwd_data, from->data_math) ||
+        !listed(filter, nw, from->bwd_filter, from->filter_math))
+        return CUDNN_STATUS_NOT_SUPPORTED;
     p->fwd = from->fwd, p->fwd_math = from->fwd_math;
     p->bwd_data = from->bwd_data, p->data_math = from->data_math;
     p->bwd_filter = from->bwd_filter, p->filter_math = from->filter_math;

@@ -127,9 +127,12 @@ static int staged_copy(cudaStream_t stream, void *dst, const void *src, size_t b
             staging_bytes[k] = part;
         }
         memcpy(staging[k], (const char *)src + at, part);
-        if (!tsk_cuda_ok(cudaMemcpyAsync((char *)dst + at, staging[k], part, cudaMemcpyHostToDevice, stream), "upload") ||
-            !tsk_cuda_ok(cudaEventRecord(staging_free[k], stream), "upload"))
+        if (!tsk_cuda_ok(cudaMemcpyAsync((char *)dst + at, staging[k], part, cudaMemcpyHostToDevice, stream), "upload"))
             return -1;
+        if (!tsk_cuda_ok(cudaEventRecord(staging_free[k], stream), "upload")) {
+            cudaStreamSynchronize(stream);   // the slot's event is stale: its copy must end before the slot is reused
+            return -1;
+        }
     }
     return 0;
 }
@@ -137,10 +140,13 @@ static int staged_copy(cudaStream_t stream, void *dst, const void *src, size_t b
 // on the stream, after the work queued before: dst may be memory the host's allocator has just handed out again
 int tsk_cuda_upload(void *dst, const void *src, size_t bytes) { return staged_copy(tsk_ctx.stream, dst, src, bytes); }
 
+// 0 ("nothing to wait for") when the event could not be recorded, once the stream has drained, so that it is true
 uint64_t tsk_cuda_mark(void)
 {
     uint64_t m = ++marks_made;
-    return tsk_cuda_ok(cudaEventRecord(marks[(m - 1) % MARKS], tsk_ctx.stream), "mark") ? m : 0;
+    if (tsk_cuda_ok(cudaEventRecord(marks[(m - 1) % MARKS], tsk_ctx.stream), "mark")) return m;
+    cudaStreamSynchronize(tsk_ctx.stream);
+    return 0;
 }
 
 // On the copy stream, which first waits for mark `after` (the buffer's last readers); the stream then waits for
@@ -149,10 +155,13 @@ int tsk_cuda_upload_beside(void *dst, const void *src, size_t bytes, uint64_t af
 {
     if (after && !tsk_cuda_ok(cudaStreamWaitEvent(tsk_ctx.copy_stream, marks[(after - 1) % MARKS], 0), "upload"))
         return -1;
-    if (staged_copy(tsk_ctx.copy_stream, dst, src, bytes)) return -1;
-    return tsk_cuda_ok(cudaEventRecord(beside_done, tsk_ctx.copy_stream), "upload") &&
-                   tsk_cuda_ok(cudaStreamWaitEvent(tsk_ctx.stream, beside_done, 0), "upload")
-               ? 0 : -1;
+    if (!staged_copy(tsk_ctx.copy_stream, dst, src, bytes) &&
+        tsk_cuda_ok(cudaEventRecord(beside_done, tsk_ctx.copy_stream), "upload") &&
+        tsk_cuda_ok(cudaStreamWaitEvent(tsk_ctx.stream, beside_done, 0), "upload"))
+        return 0;
+    // chunks may be queued that the stream does not wait for: they end before dst can be handed out again
+    cudaStreamSynchronize(tsk_ctx.copy_stream);
+    return -1;
 }
 
 // The device, its stream and handles, made once; the first answer is kept, and so is the reason of a failure
