@@ -39,7 +39,7 @@ KERNEL_SRC = $(wildcard kernels/cpu/*.c)
 BUILD ?= build
 OUT   ?= tshost
 OBJ = $(patsubst %.c,$(BUILD)/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst %.cu,$(BUILD)/%.o,$(CUDA_SRC))
-HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/ops.def kernels/cpu/cpu.h
+HEADERS = host/ts.h host/internal.h kernels/kernels.h kernels/ops.def $(wildcard kernels/cpu/*.h)
 
 all: $(OUT)
 
@@ -68,7 +68,7 @@ deps:
 	else echo "all Debian packages present"; fi
 
 # the readers' fuzz tests under AddressSanitizer, the release (make dist), the PyTorch fixtures and the
-# precision tests under every CPU matrix-product path this processor runs (TSHOST_CPU; generic is the avx2
+# precision tests and the convolution algorithms under every CPU path this processor runs (TSHOST_CPU; generic is the avx2
 # path), then the whole suite on the best path (its summary line ends the output)
 test: tshost asan dist
 	@for path in avx2 avx512 avx512bf16; do \
@@ -76,6 +76,7 @@ test: tshost asan dist
 	    echo "== the $$path path"; \
 	    TSHOST_CPU=$$path ./tshost tests/run.lua test_torch_fixtures || exit 1; \
 	    TSHOST_CPU=$$path ./tshost tests/run.lua test_precision || exit 1; \
+	    TSHOST_CPU=$$path ./tshost tests/run.lua test_conv || exit 1; \
 	  else echo "== the $$path path: this processor cannot run it"; fi; \
 	done
 	./tshost tests/run.lua

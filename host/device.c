@@ -111,6 +111,13 @@ int ts_cuda_set(const char *option, int on)
     return 0;
 }
 
+int ts_cpu_set(const char *option, int on)
+{
+    if (!option || strcmp(option, "winograd")) return ts_error("cpu.set: unknown option %s (winograd)", option ? option : "NULL");
+    registry[TS_CPU]->set_option(option, on);
+    return 0;
+}
+
 const tsk_backend *ts_kernels(const ts_tensor *t) { return registry[t ? t->storage->device : TS_CPU]; }
 
 int ts_kernel_missing(const tsk_backend *k, const char *what)

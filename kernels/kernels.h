@@ -88,7 +88,8 @@ typedef struct {
     int (*copy_strided)(int elem_size, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
                         const void *src, const int64_t *src_stride);
     int (*synchronize)(void);
-    /* "deterministic", "tf32", "channels_last" (checked by the host); NULL on a device without options */
+    /* the device's switches, the names checked by the host: "deterministic", "tf32", "channels_last" on the GPU,
+     * "winograd" on the CPU */
     void (*set_option)(const char *option, int on);
     void (*release_cache)(void);   /* gives back memory the backend keeps for itself (workspaces); may be NULL */
     /* where the backend's own memory (scratch, workspaces) comes from: the host sets it when the device starts;

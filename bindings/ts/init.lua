@@ -42,6 +42,9 @@ end
 
 function ts.setThreads(n) cffi.check(C.ts_set_threads(n)) end
 function ts.getThreads() return C.ts_get_threads() end
+-- ts.cpuWinograd(false): 3x3 stride-1 convolutions on the CPU by im2col instead of Winograd's F(2x2, 3x3) (the
+-- default), to compare the two
+function ts.cpuWinograd(on) cffi.check(C.ts_cpu_set('winograd', on == false and 0 or 1)) end
 
 -- key=value arguments after the script become ts.args (strings); the rest stay in arg
 function ts.parse_args(argv)

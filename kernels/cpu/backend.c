@@ -66,6 +66,9 @@ static int cpu_copy_strided(int elem_size, int ndim, const int64_t *shape, void 
 
 static int cpu_synchronize(void) { return 0; }
 
+/* the host has checked the name: "winograd" */
+static void cpu_set_option(const char *option, int on) { tsk_cpu_winograd_enable(on); }
+
 /* the CPU has no queue: every call has finished when it returns */
 static uint64_t cpu_mark(void) { return 0; }
 static int cpu_upload_beside(void *dst, const void *src, size_t bytes, uint64_t after) { return cpu_copy(dst, src, bytes); }
@@ -88,7 +91,7 @@ const tsk_backend tsk_cpu_backend = {
     .upload_beside = cpu_upload_beside,
     .copy_strided = cpu_copy_strided,
     .synchronize = cpu_synchronize,
-    .set_option = NULL,      /* the CUDA options have no CPU meaning */
+    .set_option = cpu_set_option,
     .release_cache = NULL,   /* scratch is returned after each call */
     .set_allocator = tsk_cpu_set_allocator,
     .caching = 0,

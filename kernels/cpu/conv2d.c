@@ -1,4 +1,5 @@
-/* Convolution as im2col + matrix products, one image per thread at a time.
+/* Convolution as im2col + matrix products, one image per thread at a time (3x3 stride-1 convolutions go to
+ * winograd.c instead).
  *
  * Forward, per image n and group g (Cg = C/groups, Og = O/groups, K = Cg*KH*KW, P = OH*OW):
  *   col[K, P]        = im2col(x[n, g*Cg:(g+1)*Cg])
@@ -288,6 +289,10 @@ static uint32_t *pack_weights(const tsk_conv2d_shape *s, const float *w, int tra
 
 void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
+    if (tsk_cpu_winograd_applies(s)) {
+        tsk_cpu_winograd_forward(s, x, w, bias, y);
+        return;
+    }
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
     int bf16 = s->math == TSK_MATH_BF16, lc = col_stride(s);
     uint32_t *wp = bf16 ? pack_weights(s, w, 0) : NULL;
@@ -322,6 +327,12 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
 void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
                              float *gx, float *gw, float *gb)
 {
+    if (tsk_cpu_winograd_applies(s)) {
+        if (gb) tsk_cpu_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
+        if (gw) tsk_cpu_winograd_backward_filter(s, x, gy, gw);
+        if (gx) tsk_cpu_winograd_backward_data(s, w, gy, gx);
+        return;
+    }
     int cg = s->c / s->groups, og = s->o / s->groups, k = cg * s->kh * s->kw, p = s->oh * s->ow;
     int bf16 = s->math == TSK_MATH_BF16, pointwise = is_pointwise(s), lc = col_stride(s);
     int64_t wsize = (int64_t)s->o * k;

@@ -46,6 +46,15 @@ size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k);
 void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                        int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch);
 
+/* winograd.c: 3x3 convolutions with stride 1 (no dilation, one group, fp32) by Winograd's F(2x2, 3x3), which
+ * conv2d.c calls when tsk_cpu_winograd_applies: the shape fits and the option is on (the backend's set_option
+ * "winograd", on by default; off: im2col, for comparison). gx is overwritten, gw accumulated. */
+void tsk_cpu_winograd_enable(int on);
+int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s);
+void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
+void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx);
+void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x, const float *gy, float *gw);
+
 /* the compute ops of the backend table, as ops.def lists them */
 #define TSK_OP(where, ret, name, params) TSK_IF_CPU_##where(ret tsk_cpu_##name params;, )
 #include "../ops.def"

@@ -1,0 +1,257 @@
+/* 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast algorithms
+ * for convolutional neural networks", 2016): each 2x2 block of outputs (a tile) comes from its 4x4 input window
+ * with 16 multiplications per channel pair instead of 36, 2.25 times fewer.
+ *
+ *   U = G g G^T   weights 3x3 -> 4x4     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *   V = B^T d B   input window 4x4       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t]      16 matrix products, xi the position in the 4x4
+ *   y = A^T M A   4x4 -> the 2x2 tile    A^T = [1 1 1 0; 0 1 -1 -1]
+ *
+ * Backward. The input gradient is the same kind of convolution, of gy with the weights turned by 180 degrees,
+ * input and output channels swapped, and padding 2 - pad (for stride 1, gx[c, i, j] = sum_o sum_(a,b)
+ * gy[o, i + pt - a, j + pl - b] w[o, c, a, b]). The weight gradient is the adjoint of the forward chain:
+ *   dM = A gy A^T (2x2 -> 4x4),  dU[xi][o][c] = sum_t dM[xi][o][t] V[xi][c][t],  gw += G^T dU G.
+ *
+ * Tiles are numbered image by image, row by row (t = (n TH + ty) TW + tx, TH x TW tiles covering the output,
+ * the last row and column cut off when the output size is odd). Blocks of TB consecutive tiles are transformed
+ * into buffers that stay in the cache, the 16 products run on them, and the results go straight to y (or into
+ * the thread's weight-gradient sums); one thread per block in a static schedule, so every output has one
+ * writer and the weight gradient's per-thread partial sums are added in thread order: the same thread count
+ * gives the same bits. Within a block the transforms run over runs of up to 16 (AVX-512) or 8 (AVX2) tiles of one
+ * tile row, one per vector lane (winograd_lanes.h, once per width). */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+static int enabled = 1;   /* documented global state: the backend's "winograd" option */
+
+void tsk_cpu_winograd_enable(int on) { enabled = on != 0; }
+
+int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s)
+{
+    return enabled && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dilation_h == 1 &&
+           s->dilation_w == 1 && s->groups == 1 && s->math == TSK_MATH_FP32 && s->c >= 8 && s->o >= 8;
+}
+
+/* The geometry of one Winograd pass: input planes [N, C, H, W] read through a window offset (-pt, -pl) and
+ * output planes [N, O, OH, OW] in tiles */
+typedef struct {
+    int n, c, h, w, o, oh, ow, pt, pl;
+    int th, tw;          /* tiles per column and row */
+    int64_t tiles;       /* N TH TW */
+    int tb;              /* tiles per block */
+    int lanes;           /* tiles per run: the vector width */
+} geometry;
+
+/* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block */
+typedef struct {
+    int img, ty, tx, count, at;
+} run;
+
+/* the transforms of one vector width (winograd_lanes.h), over the runs of a block */
+typedef struct {
+    int lanes;
+    void (*input)(const geometry *g, const float *x, const run *runs, int count, float *v);
+    void (*output)(const geometry *g, const float *m, const float *bias, const run *runs, int count, float *y);
+    void (*output_gradient)(const geometry *g, const float *gy, const run *runs, int count, float *dmt);
+} transforms;
+
+/* The distance between two xi's matrices in a block's buffers, each 16 floats (64 bytes) more than the matrix
+ * so that the 16 rows a transform writes or reads together do not fall into the same cache sets (matrices of
+ * 4 KiB multiples would): V [16][C][TB], M [16][O][TB], and the tile-major output gradient dMT [16][TB + lanes][O],
+ * where a run's transposed block may spill zeros up to `lanes` rows past the block. */
+static int64_t v_plane(const geometry *g) { return (int64_t)g->c * g->tb + 16; }
+static int64_t m_plane(const geometry *g) { return (int64_t)g->o * g->tb + 16; }
+static int64_t dmt_plane(const geometry *g) { return (int64_t)(g->tb + g->lanes) * g->o + 16; }
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#define TSK_SIMD_LANES 16
+#include "winograd_lanes.h"
+#undef TSK_SIMD_LANES
+#pragma GCC pop_options
+#define TSK_SIMD_LANES 8
+#include "winograd_lanes.h"
+#undef TSK_SIMD_LANES
+
+static const transforms *transforms_in_use(void) { return tsk_cpu_has_avx512() ? &transforms_16 : &transforms_8; }
+
+static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, int pt, int pl)
+{
+    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes};
+    g.tiles = (int64_t)n * g.th * g.tw;
+    /* a block's transformed input and products, 16 (C + O) TB floats, within about 512 KiB of cache */
+    int tb = 8192 / (c + o) / 16 * 16;
+    g.tb = tb < 16 ? 16 : tb > 128 ? 128 : tb;
+    return g;
+}
+
+/* the run starting at tile t of a block [start, end): at most `lanes` tiles, not past the tile row */
+static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
+{
+    int64_t row = t / g->tw;
+    run r = {(int)(row / g->th), (int)(row % g->th), (int)(t % g->tw), 0, (int)(t - start)};
+    int64_t count = g->tw - r.tx;
+    if (count > g->lanes) count = g->lanes;
+    if (count > end - t) count = end - t;
+    r.count = (int)count;
+    return r;
+}
+
+/* ---- the transforms --------------------------------------------------------------------------------------- */
+
+/* U[xi][row][col] (16 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
+ * turned by 180 degrees when flip */
+static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
+{
+    int64_t plane = (int64_t)rows * cols;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float *k = w + r * rs + c * cs;
+            float g[3][3], t[4][3];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) g[i][j] = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
+            for (int j = 0; j < 3; j++) {   /* t = G g */
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) {   /* U = t G^T */
+                float *out = u + (int64_t)r * cols + c;
+                out[(i * 4 + 0) * plane] = t[i][0];
+                out[(i * 4 + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                out[(i * 4 + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                out[(i * 4 + 3) * plane] = t[i][2];
+            }
+        }
+}
+
+/* gw[o][c] += G^T dU G for the 16 matrices dUT[xi][c][o] */
+static void weight_gradient_out(int o_count, int c_count, const float *dut, float *gw)
+{
+    int64_t plane = (int64_t)c_count * o_count;
+    for (int o = 0; o < o_count; o++)
+        for (int c = 0; c < c_count; c++) {
+            float d[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++) d[xi / 4][xi % 4] = dut[xi * plane + (int64_t)c * o_count + o];
+            for (int j = 0; j < 4; j++) {   /* t = G^T d */
+                t[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
+                t[1][j] = 0.5f * (d[1][j] - d[2][j]);
+                t[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
+            }
+            float *k = gw + ((int64_t)o * c_count + c) * 9;
+            for (int i = 0; i < 3; i++) {   /* (G^T d) G */
+                k[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+                k[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
+                k[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            }
+        }
+}
+
+/* ---- the passes --------------------------------------------------------------------------------------------- */
+
+static int64_t blocks_of(const geometry *g) { return (g->tiles + g->tb - 1) / g->tb; }
+
+static int block_tiles(const geometry *g, int64_t b)
+{
+    int64_t left = g->tiles - b * g->tb;
+    return (int)(left < g->tb ? left : g->tb);
+}
+
+/* the runs of block b, in tile order, into runs[] (room for TB); their number */
+static int runs_of(const geometry *g, int64_t b, run *runs)
+{
+    int count = 0;
+    for (int64_t start = b * g->tb, end = start + block_tiles(g, b), t = start; t < end; t += runs[count++].count)
+        runs[count] = run_at(g, t, end, start);
+    return count;
+}
+
+/* y [N, O, OH, OW] = the convolution of x [N, C, H, W] by the transformed weights u [16][O][C] (+ bias) */
+static void convolve(const geometry *g, const float *u, const float *x, const float *bias, float *y)
+{
+    const transforms *tr = transforms_in_use();
+    size_t vbytes = sizeof(float) * 16 * (size_t)v_plane(g), mbytes = sizeof(float) * 16 * (size_t)m_plane(g);
+    int64_t blocks = blocks_of(g);
+    #pragma omp parallel
+    {
+        float *v = tsk_cpu_scratch(vbytes), *m = tsk_cpu_scratch(mbytes);
+        run *runs = tsk_cpu_scratch(sizeof(run) * (size_t)g->tb);
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            if (!v || !m || !runs) continue;   /* no room: recorded, the call reports it */
+            int tiles = block_tiles(g, b), count = runs_of(g, b, runs);
+            tr->input(g, x, runs, count, v);
+            for (int xi = 0; xi < 16; xi++)   /* M[xi] [O, tiles] = U[xi] [O, C] V[xi] [C, tiles] */
+                tsk_cpu_gemm_strided(g->o, tiles, g->c, u + (int64_t)xi * g->o * g->c, g->c, 1,
+                                     v + xi * v_plane(g), g->tb, m + xi * m_plane(g), g->tb, 0);
+            tr->output(g, m, bias, runs, count, y);
+        }
+        tsk_cpu_scratch_free(runs);
+        tsk_cpu_scratch_free(v);
+        tsk_cpu_scratch_free(m);
+    }
+}
+
+void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
+{
+    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
+    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
+    if (!u) return;
+    transform_weights(s->o, s->c, w, (int64_t)s->c * 9, 9, 0, u);
+    convolve(&g, u, x, bias, y);
+    tsk_cpu_scratch_free(u);
+}
+
+/* gx [N, C, H, W] (overwritten) from gy: the forward pass over gy with the turned, transposed weights */
+void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx)
+{
+    geometry g = geometry_of(s->n, s->o, s->oh, s->ow, s->c, s->h, s->w, 2 - s->pad_top, 2 - s->pad_left);
+    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
+    if (!u) return;
+    transform_weights(s->c, s->o, w, 9, (int64_t)s->c * 9, 1, u);   /* u[xi][c][o] from w[o][c] turned */
+    convolve(&g, u, gy, NULL, gx);
+    tsk_cpu_scratch_free(u);
+}
+
+/* gw [O, C, 3, 3] += the weight gradient from x and gy */
+void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x, const float *gy, float *gw)
+{
+    const transforms *tr = transforms_in_use();
+    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
+    int threads = omp_get_max_threads();
+    int64_t usize = 16 * (int64_t)s->c * s->o, blocks = blocks_of(&g), dplane = dmt_plane(&g);
+    float *partials = tsk_cpu_scratch(sizeof(float) * (size_t)(usize * threads));
+    if (!partials) return;
+    memset(partials, 0, sizeof(float) * (size_t)(usize * threads));
+    size_t vbytes = sizeof(float) * 16 * (size_t)v_plane(&g), dbytes = sizeof(float) * 16 * (size_t)dplane;
+    #pragma omp parallel num_threads(threads)
+    {
+        float *v = tsk_cpu_scratch(vbytes), *dmt = tsk_cpu_scratch(dbytes);
+        run *runs = tsk_cpu_scratch(sizeof(run) * (size_t)g.tb);
+        float *dut = partials + (int64_t)omp_get_thread_num() * usize;   /* dUT[xi][c][o], this thread's sums */
+        #pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            if (!v || !dmt || !runs) continue;
+            int tiles = block_tiles(&g, b), count = runs_of(&g, b, runs);
+            tr->input(&g, x, runs, count, v);
+            tr->output_gradient(&g, gy, runs, count, dmt);
+            for (int xi = 0; xi < 16; xi++)   /* dUT[xi] [C, O] += V[xi] [C, tiles] dMT[xi] [tiles, O] */
+                tsk_cpu_gemm_strided(g.c, g.o, tiles, v + xi * v_plane(&g), g.tb, 1, dmt + xi * dplane, g.o,
+                                     dut + (int64_t)xi * g.c * g.o, g.o, 1);
+        }
+        tsk_cpu_scratch_free(v);
+        tsk_cpu_scratch_free(dmt);
+        tsk_cpu_scratch_free(runs);
+        #pragma omp barrier
+        #pragma omp for schedule(static)
+        for (int64_t i = 0; i < usize; i++)   /* the threads' sums, added in thread order */
+            for (int t = 1; t < threads; t++) partials[i] += partials[(int64_t)t * usize + i];
+    }
+    weight_gradient_out(s->o, s->c, partials, gw);
+    tsk_cpu_scratch_free(partials);
+}
