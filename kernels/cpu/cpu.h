@@ -22,13 +22,16 @@ void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float al
                          const float *b, int ldb, float beta, float *c, int ldc);
 
 /* C[M,N] (=, or += when accumulate) A B with A(i, r) = a[i*a_rs + r*a_cs], B and C row-major:
- * AVX-512 where the processor has it (tsk_cpu_has_avx512), else OpenBLAS. Calling thread only. */
+ * AVX-512 where the processor has it (tsk_cpu_has_avx512), else AVX2. Calling thread only. */
 void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                           int64_t ldb, float *c, int64_t ldc, int accumulate);
 /* the AVX-512 kernel: fp32 elements, or (bf16) packed bfloat16 pairs with depth = ceil(K/2) */
 void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64_t a_rs, int64_t a_cs, const void *b,
                          int64_t ldb, float *c, int64_t ldc, int accumulate);
 int tsk_cpu_has_avx512(void);
+/* the AVX2+FMA kernel (fp32), the same contract, for the processors without AVX-512 */
+void tsk_cpu_gemm_avx2(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,
+                       float *c, int64_t ldc, int accumulate);
 const char *tsk_cpu_path_kernels(void);   /* the kernels of the path in use, for a person */
 int tsk_cpu_has_avx512_bf16(void);
 

@@ -1,4 +1,5 @@
-/* Matrix products over OpenBLAS's sgemm, or over the bf16 products of gemm_bf16.c in that precision.
+/* Matrix products over OpenBLAS's sgemm, or over the bf16 products of gemm_bf16.c in that precision (the
+ * convolutions' own products go through tsk_cpu_gemm_strided, to our AVX-512 or AVX2 kernel).
  * The library itself runs on one thread (ts_set_threads sets that); tsk_cpu_gemm splits C into one block
  * per OpenMP thread, so each element of C is computed by exactly one thread in a fixed order and results
  * do not depend on scheduling. */
@@ -19,13 +20,8 @@ void tsk_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float al
 void tsk_cpu_gemm_strided(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                           int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
-    if (tsk_cpu_has_avx512()) {
-        tsk_cpu_gemm_avx512(0, m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
-    } else if (a_cs == 1) {
-        tsk_cpu_gemm_serial(0, 0, m, n, k, 1.0f, a, (int)a_rs, b, (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
-    } else {   /* a_rs == 1: A is stored transposed */
-        tsk_cpu_gemm_serial(1, 0, m, n, k, 1.0f, a, (int)a_cs, b, (int)ldb, accumulate ? 1.0f : 0.0f, c, (int)ldc);
-    }
+    if (tsk_cpu_has_avx512()) tsk_cpu_gemm_avx512(0, m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+    else tsk_cpu_gemm_avx2(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
 }
 
 /* one thread's block of C in the precision math; bf16 reads op(A) and op(B) through strides and takes

@@ -132,7 +132,7 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 static int path = -1;
 static const struct {
     const char *name, *kernels;
-} paths[] = {{"avx2", "OpenBLAS (fp32), bf16 pairs by a plain loop"},
+} paths[] = {{"avx2", "tshost's AVX2 kernel and OpenBLAS (fp32), bf16 pairs by a plain loop"},
              {"avx512", "tshost's AVX-512 kernel, bf16 pairs by a plain loop"},
              {"avx512bf16", "tshost's AVX-512 kernel, bf16 pairs by vdpbf16ps"}};
 
