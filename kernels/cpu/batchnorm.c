@@ -15,6 +15,53 @@
 #include "cpu.h"
 #include "../pointwise.h"
 
+/* The sums a channel's statistics need over one image's plane p [S], in LANES interleaved partial sums (lane j
+ * sums elements j, j + LANES, ...) added in lane order at the end: vectorizable without reassociating, and the
+ * same order every run. */
+enum { LANES = 16 };
+
+/* *sum += sum (p - shift), *sq += sum (p - shift)^2 */
+static void shifted_sums(int64_t s, const float *p, float shift, double *sum, double *sq)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int64_t k = 0;
+    for (; k + LANES <= s; k += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float d = p[k + j] - shift;
+            a[j] += d;
+            b[j] += d * d;
+        }
+    for (int j = 0; k + j < s; j++) {
+        float d = p[k + j] - shift;
+        a[j] += d;
+        b[j] += d * d;
+    }
+    float ta = 0, tb = 0;
+    for (int j = 0; j < LANES; j++) ta += a[j], tb += b[j];
+    *sum += ta;
+    *sq += tb;
+}
+
+/* *sum_g += sum g, *sum_gx += sum g (p - mu) */
+static void gradient_sums(int64_t s, const float *p, const float *g, float mu, double *sum_g, double *sum_gx)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int64_t k = 0;
+    for (; k + LANES <= s; k += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a[j] += g[k + j];
+            b[j] += g[k + j] * (p[k + j] - mu);
+        }
+    for (int j = 0; k + j < s; j++) {
+        a[j] += g[k + j];
+        b[j] += g[k + j] * (p[k + j] - mu);
+    }
+    float ta = 0, tb = 0;
+    for (int j = 0; j < LANES; j++) ta += a[j], tb += b[j];
+    *sum_g += ta;
+    *sum_gx += tb;
+}
+
 void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                                const float *bias, float *running_mean, float *running_var, float *save_mean,
                                float *save_invstd, int training, float momentum, float eps, float *y)
@@ -28,17 +75,7 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
              * variance does not cancel when the mean is large against the spread */
             float shift = x[ch * s];
             double sum = 0, sq = 0;
-            for (int64_t i = 0; i < n; i++) {
-                const float *p = x + (i * c + ch) * s;
-                float a = 0, b = 0;
-                for (int64_t k = 0; k < s; k++) {
-                    float d = p[k] - shift;
-                    a += d;
-                    b += d * d;
-                }
-                sum += a;
-                sq += b;
-            }
+            for (int64_t i = 0; i < n; i++) shifted_sums(s, x + (i * c + ch) * s, shift, &sum, &sq);
             tsk_bn_moments(sum, sq, m, shift, &mean, &var);
             save_mean[ch] = (float)mean;
             save_invstd[ch] = tsk_bn_invstd(var, eps);
@@ -67,16 +104,7 @@ void tsk_cpu_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x,
     for (int64_t ch = 0; ch < c; ch++) {
         float mu = mean[ch], is = invstd[ch];
         double sum_gy = 0, sum_gy_xhat = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const float *p = x + (i * c + ch) * s, *g = gy + (i * c + ch) * s;
-            float a = 0, b = 0;
-            for (int64_t k = 0; k < s; k++) {
-                a += g[k];
-                b += g[k] * (p[k] - mu);
-            }
-            sum_gy += a;
-            sum_gy_xhat += b;
-        }
+        for (int64_t i = 0; i < n; i++) gradient_sums(s, x + (i * c + ch) * s, gy + (i * c + ch) * s, mu, &sum_gy, &sum_gy_xhat);
         sum_gy_xhat *= is;
         if (gbias) gbias[ch] += (float)sum_gy;
         if (gweight) gweight[ch] += (float)sum_gy_xhat;
