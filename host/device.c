@@ -61,6 +61,8 @@ int ts_cpu_select_path(const char *name)
     return why ? ts_error("TSHOST_CPU: %s", why) : 0;
 }
 
+double ts_cpu_peak_flops(void) { return tsk_cpu_peak_flops(); }
+
 int ts_device_about(int device, char *out, size_t size)
 {
     if (device < 0 || device > 1 || !registry[device]) return ts_error("about: no backend for device %d in this build", device);

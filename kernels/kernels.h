@@ -113,6 +113,8 @@ extern const tsk_backend tsk_cuda_backend;
  * an unknown name). tsk_cpu_path names the path in use. */
 const char *tsk_cpu_select_path(const char *name);
 const char *tsk_cpu_path(void);
+/* the fp32 floating-point operations per second of fused multiply-adds on every thread, on the path in use */
+double tsk_cpu_peak_flops(void);
 
 /* For the backends' declarations and tables made from ops.def: TSK_IF_<backend>_<where>(yes, no) is yes when
  * an op listed for `where` exists on that backend, else no. */

@@ -1,15 +1,29 @@
 -- make bench: throughput of the reference network (ts.models.refcnn, batch 128) for a training step
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
--- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline device=cpu|cuda
+-- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline device=cpu|cuda cpu=avx2
 -- (default: the GPU when there is one; PyTorch then runs on it too, with cuDNN's benchmark mode; the
 -- GPU is synchronized before each clock reading) precision=fp32|bf16 (bf16: model:setPrecision('bf16')
--- against PyTorch's torch.autocast with bfloat16, its mixed precision). Each figure is the median of `rounds`
--- timings of `steps` steps; tshost's and PyTorch's rounds alternate, so that the speed changes of a
--- shared machine fall on both alike and the ratio stays meaningful. PyTorch is the one of TSHOST_PYTHON, else of
--- python3 or /usr/bin/python3 (the first whose torch imports and, on the GPU, sees it); its version is printed.
+-- against PyTorch's torch.autocast with bfloat16, its mixed precision) layers=false (true: a table of each
+-- layer's forward and backward milliseconds in a training step, tshost's and the newest PyTorch's in its best
+-- layout, timed by module hooks, so the next bottleneck shows).
+-- Each figure is the median of `rounds` timings of `steps` steps; tshost's and PyTorch's rounds alternate, so
+-- that the speed changes of a shared machine fall on all alike and the ratios stay meaningful.
+-- PyTorch: every distinct torch among the Pythons of TSHOST_PYTHON (one, or several separated by ':'), python3
+-- and /usr/bin/python3 (those whose torch imports and, on the GPU, sees it), each in both memory layouts
+-- (NCHW and channels-last), the ratios taken against each torch's best layout.
+-- On the CPU it also measures the processor's fp32 peak (fused multiply-adds on every thread, the CPU path in
+-- use) and gives each rate as a fraction of it, counting a network's operations as direct convolutions and
+-- matrix products would (Winograd's do fewer multiplications: the fraction is the step's, not the kernels').
+local C = require('ts.ffi').C
+local ffi = require('ffi')
 local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device(),
-                        precision = 'fp32'}
+                        precision = 'fp32', layers = false, cpu = ''}
 ts.setThreads(opt.threads)
+-- cpu=avx2 on a processor with AVX-512: tshost's avx2 path against PyTorch held to AVX2 too (its ATen kernels and
+-- oneDNN's), to see what a processor without AVX-512 would (the clock and the caches stay this processor's)
+if opt.cpu ~= '' then require('ts.ffi').check(C.ts_cpu_select_path(opt.cpu)) end
+local torch_env = opt.cpu == 'avx2' and 'ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ' or ''
+if opt.cpu ~= '' and opt.cpu ~= 'avx2' then error('bench: cpu=avx2 is the one restriction it can give PyTorch too', 0) end
 ts.manualSeed(0)
 
 local clock = ts.files.now
@@ -45,52 +59,105 @@ local function time_steps(fn)
 end
 
 local function median(list)
-   table.sort(list)
-   return list[math.ceil(#list / 2)]
+   local sorted = {}
+   for i, v in ipairs(list) do sorted[i] = v end
+   table.sort(sorted)
+   return sorted[math.ceil(#sorted / 2)]
 end
 
--- The Python whose PyTorch we compare against: TSHOST_PYTHON when set, else the first of python3 on the PATH
--- and Debian's /usr/bin/python3 whose torch imports (and sees the GPU, when the bench runs there). Returns the
--- interpreter and its torch version, or nil.
-local function find_python()
-   local want_cuda = opt.device == 'cuda'
-   local candidates = {os.getenv('TSHOST_PYTHON'), 'python3', '/usr/bin/python3'}
-   for i = 1, 3 do
-      local py = candidates[i]
-      if py and py ~= '' then
-         local p = io.popen(("'%s' -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null")
-                               :format(py))
-         local version, cuda = (p:read('*a') or ''):match('^(%S+) (%a+)')
-         p:close()
-         if version and (not want_cuda or cuda == 'True') then return py, version end
-         if i == 1 then
-            io.stderr:write(('bench: TSHOST_PYTHON=%s has no torch%s\n'):format(py, want_cuda and ' with CUDA' or ''))
+-- Operations per image, as direct convolutions and matrix products count them: the forward pass, and a training
+-- step's forward, input gradients (none for the first layer, whose input is data) and weight gradients.
+-- Found by running one image through the network with its convolutions and linear layers recording their sizes.
+local function operations()
+   local forward, first = 0, nil
+   local patched = {}
+   local function walk(m)
+      for _, c in ipairs(m:children()) do walk(c.module) end
+      if m.__typename == 'Conv2d' or m.__typename == 'Linear' then
+         local f = m.forward
+         patched[#patched + 1] = {m, f}
+         m.forward = function(self, input)
+            local out = f(self, input)
+            local per_output = self.__typename == 'Conv2d' and self.nin / self.groups * self.kh * self.kw or self.weight:size(2)
+            local ops = 2 * per_output * out:numel() / out:size(1)
+            forward = forward + ops
+            first = first or ops
+            return out
          end
       end
    end
+   walk(net)
+   net:evaluate()
+   net:forward(ts.randn(1, 3, 32, 32):to(opt.device))
+   for _, p in ipairs(patched) do p[1].forward = p[2] end
+   return forward, 3 * forward - first
 end
-local python, torch_version = nil, nil
-if opt.torch then python, torch_version = find_python() end
+local forward_ops, train_ops = operations()
 
--- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind
-local function torch_round()
-   if not python then return nil end
-   local cmd = ("'%s' %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s 2>/dev/null")
-      :format(python, ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision)
+-- The Pythons whose PyTorch we compare against, one per distinct torch version: TSHOST_PYTHON's (':'-separated),
+-- python3 on the PATH and Debian's /usr/bin/python3, those whose torch imports (and sees the GPU, when the bench
+-- runs there). A list of {python, version}, the newest first.
+local function find_pythons()
+   local want_cuda = opt.device == 'cuda'
+   local candidates = {}
+   for py in (os.getenv('TSHOST_PYTHON') or ''):gmatch('[^:]+') do candidates[#candidates + 1] = {py, true} end
+   candidates[#candidates + 1] = {'python3'}
+   candidates[#candidates + 1] = {'/usr/bin/python3'}
+   local found, seen = {}, {}
+   for _, c in ipairs(candidates) do
+      local py = c[1]
+      local p = io.popen(("'%s' -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null"):format(py))
+      local version, cuda = (p:read('*a') or ''):match('^(%S+) (%a+)')
+      p:close()
+      if version and (not want_cuda or cuda == 'True') then
+         if not seen[version] then
+            seen[version] = true
+            found[#found + 1] = {python = py, version = version}
+         end
+      elseif c[2] then
+         io.stderr:write(('bench: TSHOST_PYTHON names %s, which has no torch%s\n'):format(py, want_cuda and ' with CUDA' or ''))
+      end
+   end
+   local function numeric(v)
+      local a, b, c = v:match('^(%d+)%.(%d+)%.?(%d*)')
+      return (tonumber(a) or 0) * 1e6 + (tonumber(b) or 0) * 1e3 + (tonumber(c) or 0)
+   end
+   table.sort(found, function(p, q) return numeric(p.version) > numeric(q.version) end)
+   return found
+end
+local torches = opt.torch and find_pythons() or {}
+local layouts = {'nchw', 'channels_last'}
+
+-- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind; with layers, its table
+local function torch_round(torch, layout, layers)
+   local cmd = (torch_env .. "'%s' %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s --layout %s%s 2>/dev/null")
+      :format(torch.python, ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision, layout,
+              layers and ' --layers' or '')
    local p = io.popen(cmd)
    local out = p:read('*a')
    p:close()
-   return tonumber(out:match('torch train ([%d%.]+)')), tonumber(out:match('torch infer ([%d%.]+)'))
+   local rows = {}
+   for i, f, b in out:gmatch('layer (%d+) %S+ (%S+) (%S+)') do rows[tonumber(i) + 1] = {tonumber(f), tonumber(b)} end
+   return tonumber(out:match('torch train ([%d%.]+)')), tonumber(out:match('torch infer ([%d%.]+)')), rows
 end
 
 for _ = 1, 3 do train_step() end
-local r = {train = {}, infer = {}, ttrain = {}, tinfer = {}}
+local r = {train = {}, infer = {}, torch = {}}
+for _, t in ipairs(torches) do
+   r.torch[t.version] = {}
+   for _, layout in ipairs(layouts) do r.torch[t.version][layout] = {train = {}, infer = {}} end
+end
 for round = 1, opt.rounds do
    net:training()
    r.train[round] = time_steps(train_step)
    net:evaluate()
    r.infer[round] = time_steps(function() net:forward(x) end)
-   if opt.torch then r.ttrain[round], r.tinfer[round] = torch_round() end
+   for _, t in ipairs(torches) do
+      for _, layout in ipairs(layouts) do
+         local s = r.torch[t.version][layout]
+         s.train[#s.train + 1], s.infer[#s.infer + 1] = torch_round(t, layout)
+      end
+   end
 end
 local train, infer = median(r.train), median(r.infer)
 
@@ -105,19 +172,96 @@ local t0, images = now(), 0
 for xb in loader:epoch() do images = images + xb:size(1) end
 local augmented = images / (now() - t0)
 
-print(('%s batch %d on %s, %d threads, %s, median of %d rounds'):format(opt.model, opt.batch,
-      gpu and ts.cuda.deviceName() or 'the CPU', opt.threads, opt.precision, opt.rounds))
-print(('  tshost  train %8.1f images/s   inference %8.1f images/s'):format(train, infer))
-if opt.torch then
-   if #r.ttrain == opt.rounds then
-      local tt, ti = median(r.ttrain), median(r.tinfer)
-      print(('  PyTorch train %8.1f images/s   inference %8.1f images/s   (torch %s from %s, %s)'):format(tt, ti,
-            torch_version, python, gpu and 'CUDA, cuDNN benchmark mode' or 'CPU'))
-      print(('  ratio   train %8.2fx            inference %8.2fx'):format(train / tt, infer / ti))
-   else
-      print(('  PyTorch: not measured (%s)'):format(python and 'its rounds failed' or
-            'no Python with torch' .. (gpu and ' and CUDA' or '') .. ' found: set TSHOST_PYTHON, or apt-get install python3-torch'))
+local function processor()
+   local f = io.open('/proc/cpuinfo')
+   local name = f and f:read('*a'):match('model name%s*:%s*([^\n]+)') or 'unknown processor'
+   if f then f:close() end
+   local about = ffi.new('char[512]')
+   C.ts_device_about(0, about, 512)
+   local text = ffi.string(about)
+   local extensions = text:find('AVX%-512 yes') and (text:find('AVX512%-BF16 yes') and 'AVX-512 and AVX512-BF16' or 'AVX-512')
+                      or 'AVX2 and FMA, no AVX-512'
+   return ('%s (%s), the %s path'):format(name, extensions, text:match('the (%S+) path') or '?')
+end
+
+local peak = not gpu and C.ts_cpu_peak_flops() or nil
+local function share(rate, ops) return peak and (' (%2.0f%% of peak)'):format(100 * rate * ops / peak) or '' end
+
+print(('%s batch %d on %s, %d threads, %s, median of %d rounds%s'):format(opt.model, opt.batch,
+      gpu and ts.cuda.deviceName() or 'the CPU', opt.threads, opt.precision, opt.rounds,
+      torch_env ~= '' and ', tshost and PyTorch both held to AVX2' or ''))
+if not gpu then
+   print(('  processor: %s; fp32 peak %.0f GFLOP/s (fused multiply-adds on %d threads)'):format(processor(), peak / 1e9,
+         opt.threads))
+end
+print(('  a training step %.1f MFLOP per image, inference %.1f (as direct convolutions and matrix products count them)')
+      :format(train_ops / 1e6, forward_ops / 1e6))
+local function line(name, tr, inf)
+   print(('  %-34s train %8.1f images/s%s   inference %8.1f images/s%s'):format(name, tr, share(tr, train_ops), inf,
+         share(inf, forward_ops)))
+end
+line('tshost', train, infer)
+local best = {}
+for _, t in ipairs(torches) do
+   for _, layout in ipairs(layouts) do
+      local s = r.torch[t.version][layout]
+      if #s.train == opt.rounds and #s.infer == opt.rounds then
+         local tt, ti = median(s.train), median(s.infer)
+         line(('torch %s %s'):format(t.version, layout == 'nchw' and 'NCHW' or 'channels-last'), tt, ti)
+         local b = best[t.version] or {train = 0, infer = 0}
+         best[t.version] = {train = math.max(b.train, tt), infer = math.max(b.infer, ti),
+                            train_layout = tt > b.train and layout or b.train_layout,
+                            infer_layout = ti > b.infer and layout or b.infer_layout}
+      else
+         print(('  torch %s %s: its rounds failed'):format(t.version, layout))
+      end
    end
+end
+for _, t in ipairs(torches) do
+   local b = best[t.version]
+   if b then
+      print(('  against torch %s (%s): train %.2fx (its best layout, %s), inference %.2fx (%s)'):format(t.version,
+            t.python, train / b.train, b.train_layout, infer / b.infer, b.infer_layout))
+   end
+end
+if opt.torch and #torches == 0 then
+   print('  PyTorch: not measured (no Python with torch' .. (gpu and ' and CUDA' or '') ..
+         ' found: set TSHOST_PYTHON, or apt-get install python3-torch)')
 end
 print(('augmentation: %.0f images/s on one core (the loader worker), %.1fx what training consumes'):format(
    augmented, augmented / train))
+
+-- Each layer's forward and backward in a training step, tshost's next to the newest torch's in its best layout
+if opt.layers then
+   local fwd, bwd = {}, {}
+   local children = net:children()
+   local originals = {}
+   for i, c in ipairs(children) do
+      local m = c.module
+      originals[i] = {m.forward, m.backward}
+      local f, b = m.forward, m.backward
+      fwd[i], bwd[i] = 0, 0
+      m.forward = function(self, input) local t = now(); local o = f(self, input); fwd[i] = fwd[i] + now() - t; return o end
+      m.backward = function(self, input, grad) local t = now(); local o = b(self, input, grad); bwd[i] = bwd[i] + now() - t; return o end
+   end
+   net:training()
+   for _ = 1, 3 do train_step() end
+   for i in ipairs(children) do fwd[i], bwd[i] = 0, 0 end
+   for _ = 1, opt.steps do train_step() end
+   for i, c in ipairs(children) do c.module.forward, c.module.backward = originals[i][1], originals[i][2] end
+   local newest, rows = torches[1], {}
+   local layout = newest and best[newest.version] and best[newest.version].train_layout or 'nchw'
+   if newest then rows = select(3, torch_round(newest, layout, true)) end
+   print(('\nper layer, ms per training step of %d images (forward, backward)%s'):format(opt.batch,
+         newest and (': tshost, torch %s %s'):format(newest.version, layout) or ''))
+   local function ms(v) return v and v == v and ('%7.2f'):format(v) or '      -' end
+   local total = {0, 0, 0, 0}
+   for i, c in ipairs(children) do
+      local tf, tb = fwd[i] / opt.steps * 1e3, bwd[i] / opt.steps * 1e3
+      local p = rows[i] or {}
+      print(('  %-3s %-42s %s %s   %s %s'):format(c.name, c.module:describe(''):sub(1, 42), ms(tf), ms(tb), ms(p[1]), ms(p[2])))
+      total[1], total[2] = total[1] + tf, total[2] + tb
+      total[3], total[4] = total[3] + (p[1] or 0), total[4] + ((p[2] and p[2] == p[2]) and p[2] or 0)
+   end
+   print(('  %-46s %s %s   %s %s'):format('all layers', ms(total[1]), ms(total[2]), ms(newest and total[3]), ms(newest and total[4])))
+end

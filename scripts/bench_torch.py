@@ -1,11 +1,14 @@
-"""PyTorch CPU throughput of the reference network, for the ratio printed by `make bench`.
+"""PyTorch throughput of the reference network, for the ratios printed by `make bench`.
 
 Usage: python3 scripts/bench_torch.py [--batch 128] [--threads 2] [--steps 10] [--rounds 5]
                                      [--model refcnn|baseline] [--device cpu|cuda]
-                                     [--precision fp32|bf16]
+                                     [--precision fp32|bf16] [--layout nchw|channels_last] [--layers]
 bf16 runs the forward pass and the loss under torch.autocast with bfloat16 (PyTorch's mixed precision).
+channels_last puts the network and the batch in that memory format (oneDNN's preferred layout on the CPU).
 Each figure is the median of `rounds` timings of `steps` steps, as scripts/bench.lua measures.
-Prints two lines: `torch train <images/s>` and `torch infer <images/s>`.
+Prints two lines: `torch train <images/s>` and `torch infer <images/s>`; with --layers also one line per
+layer of a training step, `layer <index> <name> <forward ms> <backward ms>`, timed by module hooks (the first
+layer's backward is not seen by them: nan).
 """
 import argparse
 import time
@@ -26,6 +29,33 @@ def refcnn(stage3=1):
         nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 43))
 
 
+def layer_times(net, step, steps, sync):
+    """forward and backward milliseconds per top-level layer over `steps` training steps, from hooks: a layer's
+    forward from its pre-hook to its hook, its backward from its backward pre-hook to its backward hook"""
+    fwd, bwd, start = {}, {}, {}
+
+    def clock():
+        sync()
+        return time.perf_counter()
+
+    for i, m in enumerate(net):
+        fwd[i] = bwd[i] = 0.0
+        m.register_forward_pre_hook(lambda mod, inp, i=i: start.__setitem__(('f', i), clock()))
+        m.register_forward_hook(lambda mod, inp, out, i=i: fwd.__setitem__(i, fwd[i] + clock() - start[('f', i)]))
+        m.register_full_backward_pre_hook(lambda mod, g, i=i: start.__setitem__(('b', i), clock()))
+        m.register_full_backward_hook(lambda mod, gi, go, i=i: bwd.__setitem__(i, bwd[i] + clock() - start[('b', i)]))
+    for _ in range(3):
+        step()
+    for i in fwd:
+        fwd[i] = bwd[i] = 0.0
+    for _ in range(steps):
+        step()
+    # the first layer's input needs no gradient, so its backward hook fires before its weight gradient is made:
+    # not measured (nan)
+    return [(i, type(m).__name__, fwd[i] / steps * 1e3, float("nan") if i == 0 else bwd[i] / steps * 1e3)
+            for i, m in enumerate(net)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=128)
@@ -35,14 +65,19 @@ def main():
     ap.add_argument("--model", choices=["refcnn", "baseline"], default="refcnn")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw")
+    ap.add_argument("--layers", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
     net = refcnn(2 if a.model == "baseline" else 1).to(a.device)
     assert sum(p.numel() for p in net.parameters()) == (823051 if a.model == "baseline" else 675339)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(a.batch, 3, 32, 32, device=a.device)
+    if a.layout == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     y = torch.randint(0, 43, (a.batch,), device=a.device)
 
     def sync():
@@ -82,6 +117,12 @@ def main():
         infer = rate(forward)
     print(f"torch train {train:.1f}")
     print(f"torch infer {infer:.1f}")
+    if a.layers:
+        import warnings
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        net.train()
+        for i, name, f, b in layer_times(net, step, a.steps, sync):
+            print(f"layer {i} {name} {f:.3f} {b:.3f}")
 
 
 if __name__ == "__main__":
