@@ -18,7 +18,7 @@ static int bn_dims(const ts_tensor *x, int64_t *n, int64_t *c, int64_t *s)
 
 int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
                          ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
-                         ts_tensor *save_invstd, int training, double momentum, double eps)
+                         ts_tensor *save_invstd, int training, int relu, double momentum, double eps)
 {
     int64_t n = 0, c = 0, s = 0;
     if (bn_dims(x, &n, &c, &s)) return -1;
@@ -44,20 +44,21 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
     }
     const tsk_backend *k = ts_kernels(x);
     k->batchnorm_forward(n, c, s, ts_f32(x), weight ? ts_f32(weight) : NULL, bias ? ts_f32(bias) : NULL,
-                              running_mean ? ts_f32(running_mean) : NULL, running_var ? ts_f32(running_var) : NULL,
-                              save_mean ? ts_f32(save_mean) : NULL, save_invstd ? ts_f32(save_invstd) : NULL, training,
+                         running_mean ? ts_f32(running_mean) : NULL, running_var ? ts_f32(running_var) : NULL,
+                         save_mean ? ts_f32(save_mean) : NULL, save_invstd ? ts_f32(save_invstd) : NULL, training, relu != 0,
                          (float)momentum, (float)eps, ts_f32(y));
     return ts_kernel_status(k, "batchnorm");
 }
 
 int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
-                          const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
+                          const ts_tensor *relu_y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
                           const ts_tensor *save_invstd, int training)
 {
     int64_t n = 0, c = 0, s = 0;
     if (bn_dims(x, &n, &c, &s)) return -1;
     int64_t cs[1] = {c};
     if (ts_check_shape("batchnorm: gradOutput", grad_y, x->ndim, x->shape) ||
+        (relu_y && ts_check_shape("batchnorm: the fused ReLU's output", relu_y, x->ndim, x->shape)) ||
         (grad_x && ts_check_shape("batchnorm: gradInput", grad_x, x->ndim, x->shape)) ||
         (weight && ts_check_shape("batchnorm: weight", weight, 1, cs)) ||
         (grad_weight && ts_check_shape("batchnorm: gradWeight", grad_weight, 1, cs)) ||
@@ -65,11 +66,11 @@ int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *
         ts_check_shape("batchnorm: mean", save_mean, 1, cs) || ts_check_shape("batchnorm: invstd", save_invstd, 1, cs) ||
         ts_check_same_device("batchnorm backward", x, grad_y, grad_x, weight) ||
         ts_check_same_device("batchnorm backward", x, grad_weight, grad_bias, save_mean) ||
-        ts_check_same_device("batchnorm backward", x, save_invstd, NULL, NULL))
+        ts_check_same_device("batchnorm backward", x, save_invstd, relu_y, NULL))
         return -1;
     const tsk_backend *k = ts_kernels(x);
-    k->batchnorm_backward(n, c, s, ts_f32(x), ts_f32(grad_y), weight ? ts_f32(weight) : NULL, ts_f32(save_mean),
-                               ts_f32(save_invstd), training, grad_x ? ts_f32(grad_x) : NULL,
+    k->batchnorm_backward(n, c, s, ts_f32(x), ts_f32(grad_y), relu_y ? ts_f32(relu_y) : NULL, weight ? ts_f32(weight) : NULL,
+                          ts_f32(save_mean), ts_f32(save_invstd), training, grad_x ? ts_f32(grad_x) : NULL,
                           grad_weight ? ts_f32(grad_weight) : NULL, grad_bias ? ts_f32(grad_bias) : NULL);
     return ts_kernel_status(k, "batchnorm backward");
 }

@@ -165,12 +165,15 @@ int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *gra
 
 /* x [N,C] or [N,C,H,W]; weight/bias [C] or NULL (affine=false); save_mean/save_invstd [C] get the batch's
  * statistics in training mode and the running ones (as 1/sqrt(var + eps)) in eval mode when given, for the
- * backward. running stats updated in training mode with PyTorch's momentum. */
+ * backward. running stats updated in training mode with PyTorch's momentum. relu: the ReLU that follows, fused
+ * (y = relu(batchnorm(x)); batch norm's own output is never stored). */
 int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
                          ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
-                         ts_tensor *save_invstd, int training, double momentum, double eps);
+                         ts_tensor *save_invstd, int training, int relu, double momentum, double eps);
+/* relu_y: the fused ReLU's output (the forward's y with relu), grad_y being the gradient of that output; NULL
+ * when no ReLU was fused */
 int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
-                          const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
+                          const ts_tensor *relu_y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
                           const ts_tensor *save_invstd, int training);
 
 typedef enum { TS_RELU, TS_LEAKY_RELU, TS_ELU } ts_activation;

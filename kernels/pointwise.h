@@ -227,6 +227,10 @@ TSK_SHARED void tsk_bn_affine(float mean, float invstd, const float *weight, con
     *shift = (bias ? bias[ch] : 0.0f) - mean * *scale;
 }
 
+/* gy taken back through a ReLU fused after batch norm, from the ReLU's output y (y > 0 exactly where its input
+ * was: relu's derivative [x > 0]); y NULL: no ReLU */
+TSK_SHARED float tsk_through_relu(float gy, const float *y, int64_t i) { return !y || y[i] > 0 ? gy : 0.0f; }
+
 /* the input gradient in training mode: w invstd (gy - mean(gy) - (x - mean) mean(gy xhat) invstd) */
 TSK_SHARED float tsk_bn_grad_input(float gy, float x, float mean, float w, float invstd, float mean_gy,
                                    float mean_gy_xhat)

@@ -236,19 +236,27 @@ if opt.layers then
    local fwd, bwd = {}, {}
    local children = net:children()
    local originals = {}
+   -- a fused pair (a batch norm and its ReLU) is timed as the batch norm's
+   local timed = {forward = fwd, forwardWithReLU = fwd, backward = bwd, backwardWithReLU = bwd}
    for i, c in ipairs(children) do
       local m = c.module
-      originals[i] = {m.forward, m.backward}
-      local f, b = m.forward, m.backward
+      originals[i] = {}
       fwd[i], bwd[i] = 0, 0
-      m.forward = function(self, input) local t = now(); local o = f(self, input); fwd[i] = fwd[i] + now() - t; return o end
-      m.backward = function(self, input, grad) local t = now(); local o = b(self, input, grad); bwd[i] = bwd[i] + now() - t; return o end
+      for name, into in pairs(timed) do
+         local f = m[name]
+         if f then
+            originals[i][name] = rawget(m, name) or false
+            m[name] = function(self, ...) local t = now(); local o = f(self, ...); into[i] = into[i] + now() - t; return o end
+         end
+      end
    end
    net:training()
    for _ = 1, 3 do train_step() end
    for i in ipairs(children) do fwd[i], bwd[i] = 0, 0 end
    for _ = 1, opt.steps do train_step() end
-   for i, c in ipairs(children) do c.module.forward, c.module.backward = originals[i][1], originals[i][2] end
+   for i, c in ipairs(children) do
+      for name, f in pairs(originals[i]) do c.module[name] = f or nil end
+   end
    local newest, rows = torches[1], {}
    local layout = newest and best[newest.version] and best[newest.version].train_layout or 'nchw'
    if newest then rows = select(3, torch_round(newest, layout, true)) end

@@ -76,6 +76,35 @@ return function(t)
       t.raises(function() bn:forward(ts.randn(2, 2)) end, 'expected a 4-dim input')
    end)
 
+   t.test('a batch norm and its ReLU run fused in training, with the bits of the two run apart', function()
+      local function net()
+         ts.manualSeed(3)
+         return nn.Sequential(nn.Conv2d(3, 8, 3, {padding = 1}), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3))
+      end
+      local x, g = ts.randn(4, 3, 9, 9), ts.randn(4, 4, 7, 7)
+      local fused, apart = net(), net()
+      local y = fused:forward(x)
+      local gx = fused:backward(x, g)
+      t.eq(fused:get(2).output, nil, "the fused batch norm keeps no output of its own")
+      -- apart: each child's forward and backward by hand
+      local outs, h = {}, x
+      for i = 1, 4 do
+         h = apart:get(i):forward(h)
+         outs[i] = h
+      end
+      local gh = g
+      for i = 4, 1, -1 do gh = apart:get(i):backward(i > 1 and outs[i - 1] or x, gh) end
+      t.near(y, outs[4], 0, 0, 'output')
+      t.near(gx, gh, 0, 0, 'input gradient')
+      local pf, pa = select(2, fused:parameters()), select(2, apart:parameters())
+      for i = 1, #pa do t.near(pf[i], pa[i], 0, 0, 'parameter gradient ' .. i) end
+      t.near(fused:get(2).running_var, apart:get(2).running_var, 0, 0, 'running variance')
+      t.near(fused:get(3).output, outs[3], 0, 0, "the ReLU's output")
+      fused:evaluate()
+      fused:forward(x)
+      t.truthy(fused:get(2).output ~= nil, 'in evaluation each layer keeps its output (nothing is fused)')
+   end)
+
    t.test('Dropout: scaled mask in training, identity in evaluation', function()
       local d = nn.Dropout(0.5)
       local x = ts.ones(1000)

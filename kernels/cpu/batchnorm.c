@@ -9,7 +9,10 @@
  *            gbias += sum gy,  gweight += sum gy xhat
  *            gx = weight invstd / M * (M gy - sum gy - xhat sum(gy xhat))
  * Eval: the running statistics normalize, and are written to save_mean/save_invstd (when given) for
- * the backward, where they are constants: gx = gy weight invstd. */
+ * the backward, where they are constants: gx = gy weight invstd.
+ * A ReLU that follows may be fused (relu): y = relu(batchnorm(x)) in the normalizing pass, and the backward
+ * takes gy through it from its output (gy [y > 0]) as it reads gy, so the normalized values and their
+ * gradient never go through memory. */
 #include <math.h>
 
 #include "cpu.h"
@@ -42,19 +45,22 @@ static void shifted_sums(int64_t s, const float *p, float shift, double *sum, do
     *sq += tb;
 }
 
-/* *sum_g += sum g, *sum_gx += sum g (p - mu) */
-static void gradient_sums(int64_t s, const float *p, const float *g, float mu, double *sum_g, double *sum_gx)
+/* *sum_g += sum g, *sum_gx += sum g (p - mu), g being gy through the fused ReLU of output y (NULL: none) */
+static void gradient_sums(int64_t s, const float *p, const float *gy, const float *y, float mu, double *sum_g,
+                          double *sum_gx)
 {
     float a[LANES] = {0}, b[LANES] = {0};
     int64_t k = 0;
     for (; k + LANES <= s; k += LANES)
         for (int j = 0; j < LANES; j++) {
-            a[j] += g[k + j];
-            b[j] += g[k + j] * (p[k + j] - mu);
+            float g = tsk_through_relu(gy[k + j], y, k + j);
+            a[j] += g;
+            b[j] += g * (p[k + j] - mu);
         }
     for (int j = 0; k + j < s; j++) {
-        a[j] += g[k + j];
-        b[j] += g[k + j] * (p[k + j] - mu);
+        float g = tsk_through_relu(gy[k + j], y, k + j);
+        a[j] += g;
+        b[j] += g * (p[k + j] - mu);
     }
     float ta = 0, tb = 0;
     for (int j = 0; j < LANES; j++) ta += a[j], tb += b[j];
@@ -64,7 +70,7 @@ static void gradient_sums(int64_t s, const float *p, const float *g, float mu, d
 
 void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight,
                                const float *bias, float *running_mean, float *running_var, float *save_mean,
-                               float *save_invstd, int training, float momentum, float eps, float *y)
+                               float *save_invstd, int training, int relu, float momentum, float eps, float *y)
 {
     int64_t m = n * s;
     #pragma omp parallel for schedule(static)
@@ -90,34 +96,42 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
         for (int64_t i = 0; i < n; i++) {
             const float *p = x + (i * c + ch) * s;
             float *q = y + (i * c + ch) * s;
-            for (int64_t k = 0; k < s; k++) q[k] = p[k] * scale + shift;
+            if (relu)
+                for (int64_t k = 0; k < s; k++) q[k] = tsk_activation(0, 0.0f, p[k] * scale + shift);
+            else
+                for (int64_t k = 0; k < s; k++) q[k] = p[k] * scale + shift;
         }
     }
 }
 
 void tsk_cpu_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy,
-                                const float *weight, const float *mean, const float *invstd, int training,
-                                float *gx, float *gweight, float *gbias)
+                                const float *relu_y, const float *weight, const float *mean, const float *invstd,
+                                int training, float *gx, float *gweight, float *gbias)
 {
     int64_t m = n * s;
     #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++) {
         float mu = mean[ch], is = invstd[ch];
         double sum_gy = 0, sum_gy_xhat = 0;
-        for (int64_t i = 0; i < n; i++) gradient_sums(s, x + (i * c + ch) * s, gy + (i * c + ch) * s, mu, &sum_gy, &sum_gy_xhat);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t at = (i * c + ch) * s;
+            gradient_sums(s, x + at, gy + at, relu_y ? relu_y + at : NULL, mu, &sum_gy, &sum_gy_xhat);
+        }
         sum_gy_xhat *= is;
         if (gbias) gbias[ch] += (float)sum_gy;
         if (gweight) gweight[ch] += (float)sum_gy_xhat;
         if (!gx) continue;
         float w = weight ? weight[ch] : 1.0f;
         for (int64_t i = 0; i < n; i++) {
-            const float *p = x + (i * c + ch) * s, *g = gy + (i * c + ch) * s;
-            float *q = gx + (i * c + ch) * s;
+            int64_t at = (i * c + ch) * s;
+            const float *p = x + at, *g = gy + at, *r = relu_y ? relu_y + at : NULL;
+            float *q = gx + at;
             if (training) {
                 float mean_gy = (float)(sum_gy / (double)m), mean_gy_xhat = (float)(sum_gy_xhat / (double)m);
-                for (int64_t k = 0; k < s; k++) q[k] = tsk_bn_grad_input(g[k], p[k], mu, w, is, mean_gy, mean_gy_xhat);
+                for (int64_t k = 0; k < s; k++)
+                    q[k] = tsk_bn_grad_input(tsk_through_relu(g[k], r, k), p[k], mu, w, is, mean_gy, mean_gy_xhat);
             } else {
-                for (int64_t k = 0; k < s; k++) q[k] = g[k] * w * is;
+                for (int64_t k = 0; k < s; k++) q[k] = tsk_through_relu(g[k], r, k) * w * is;
             }
         }
     }

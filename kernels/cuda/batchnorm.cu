@@ -4,6 +4,7 @@
 // then our own kernels.
 // Backward: our own, the two per-channel sums by common.cuh's two-level reduction and a pointwise pass for gx,
 // in both modes (cuDNN has no evaluation-mode backward, which frozen BN layers need), in a fixed order.
+// A fused ReLU (batchnorm.c): applied in place after the forward, and gy taken through it in the backward.
 #include "common.cuh"
 
 // per channel: mean and invstd of the batch (training: from the two-level sums of x - shift and its square,
@@ -60,11 +61,10 @@ static bool set_descriptors(cudnnTensorDescriptor_t xd, cudnnTensorDescriptor_t 
                       "batchnorm descriptor");
 }
 
-void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
-                                float *running_mean, float *running_var, float *save_mean, float *save_invstd,
-                                int training, float momentum, float eps, float *y)
+static void batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
+                              float *running_mean, float *running_var, float *save_mean, float *save_invstd, int training,
+                              float momentum, float eps, float *y)
 {
-    if (n * c * s == 0) return;
     if (weight && bias && running_mean && eps >= CUDNN_BN_MIN_EPSILON) {
         cudnnTensorDescriptor_t xd = NULL, pd = NULL;
         float one = 1, zero = 0;
@@ -98,6 +98,15 @@ void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x,
     tsk_launch_ok("batchnorm");
 }
 
+void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, const float *weight, const float *bias,
+                                float *running_mean, float *running_var, float *save_mean, float *save_invstd,
+                                int training, int relu, float momentum, float eps, float *y)
+{
+    if (n * c * s == 0) return;
+    batchnorm_forward(n, c, s, x, weight, bias, running_mean, running_var, save_mean, save_invstd, training, momentum, eps, y);
+    if (relu) tsk_cuda_activation_forward(n * c * s, 0, 0.0f, y, y);   // the fused ReLU, in place (cuDNN's has none)
+}
+
 // per channel, from the two-level sums a = sum gy and b = sum gy (x - mean) (common.cuh): gbias += a,
 // gweight += b invstd; the means of gy and of gy xhat kept for gx
 __global__ void bn_backward_sums_kernel(int64_t c, int64_t m, const double2 *partials, int parts, const float *invstd,
@@ -114,19 +123,19 @@ __global__ void bn_backward_sums_kernel(int64_t c, int64_t m, const double2 *par
 }
 
 __global__ void bn_backward_input_kernel(int64_t total, int64_t c, int64_t s, const float *x, const float *gy,
-                                         const float *weight, const float *mean, const float *invstd,
-                                         const float *sums, int training, float *gx)
+                                         const float *relu_y, const float *weight, const float *mean,
+                                         const float *invstd, const float *sums, int training, float *gx)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t ch = i / s % c;
-        float w = weight ? weight[ch] : 1.0f, is = invstd[ch];
-        gx[i] = training ? tsk_bn_grad_input(gy[i], x[i], mean[ch], w, is, sums[2 * ch], sums[2 * ch + 1]) : gy[i] * w * is;
+        float w = weight ? weight[ch] : 1.0f, is = invstd[ch], g = tsk_through_relu(gy[i], relu_y, i);
+        gx[i] = training ? tsk_bn_grad_input(g, x[i], mean[ch], w, is, sums[2 * ch], sums[2 * ch + 1]) : g * w * is;
     }
 }
 
-void tsk_cuda_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy, const float *weight,
-                                 const float *mean, const float *invstd, int training, float *gx, float *gweight,
-                                 float *gbias)
+void tsk_cuda_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy, const float *relu_y,
+                                 const float *weight, const float *mean, const float *invstd, int training, float *gx,
+                                 float *gweight, float *gbias)
 {
     if (n * c * s == 0) return;
     // the workspace: the means for gx, then the partial sums
@@ -137,12 +146,14 @@ void tsk_cuda_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x
     float *sums = (float *)ws;
     double2 *partials = (double2 *)(ws + sums_bytes);
     tsk_channel_partials(n, c, s, parts, [=] __device__(int64_t at, int64_t ch) {
-        return make_double2(gy[at], (double)gy[at] * (x[at] - mean[ch]));
+        float g = tsk_through_relu(gy[at], relu_y, at);
+        return make_double2(g, (double)g * (x[at] - mean[ch]));
     }, partials, "batchnorm backward");
     bn_backward_sums_kernel<<<tsk_blocks(c), TSK_THREADS, 0, tsk_ctx.stream>>>(c, n * s, partials, parts, invstd, gweight,
                                                                              gbias, sums);
     if (gx)
-        bn_backward_input_kernel<<<tsk_blocks(n * c * s), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c * s, c, s, x, gy, weight,
-                                                                                          mean, invstd, sums, training, gx);
+        bn_backward_input_kernel<<<tsk_blocks(n * c * s), TSK_THREADS, 0, tsk_ctx.stream>>>(n * c * s, c, s, x, gy, relu_y,
+                                                                                          weight, mean, invstd, sums,
+                                                                                          training, gx);
     tsk_launch_ok("batchnorm backward");
 }

@@ -1,6 +1,9 @@
 -- BatchNorm2d(C, opts) over [N,C,H,W] and BatchNorm1d(C, opts) over [N,C], with PyTorch's semantics:
 -- eps 1e-5, momentum 0.1 (running = (1-m) running + m batch; the variance kept unbiased), affine=true.
 -- In evaluation mode, or when frozen with opts.freeze_stats, the running statistics normalize.
+-- In training, a Sequential fuses a ReLU that follows into the batch norm (forwardWithReLU): y = relu(bn(x)) is
+-- written straight into the ReLU's output and the backward takes the gradient through it, so the normalized
+-- values and their gradient never go through memory; the batch norm's own output is then not kept (nil).
 local Module = require('ts.nn.module')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -41,24 +44,51 @@ end
 -- Batch statistics are used in training mode, unless the module was frozen and asked to keep its stats
 function BatchNorm:usesBatchStats() return self.train and not (self.frozen and self.freezeStats) end
 
-function BatchNorm:updateOutput(input)
+-- y = bn(x), or relu(bn(x)) when relu
+local function normalize(self, input, y, relu)
    self:checkInput(input)
-   local y = self:buffer('output', input:size())
    local batch = self:usesBatchStats()
    check(C.ts_batchnorm_forward(y._c, input._c, ptr(self.weight), ptr(self.bias), self.running_mean._c,
-                                self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0, self.momentum, self.eps))
+                                self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0,
+                                relu and 1 or 0, self.momentum, self.eps))
    if batch then self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1) end
    return y
 end
 
-function BatchNorm:updateGradInput(input, gradOutput)
+-- the input gradient from gradOutput, which is the fused ReLU's output's gradient when relu_output is given
+local function gradient(self, input, gradOutput, relu_output)
    local gx = self:buffer('gradInput', input:size())
    local frozen = self.frozen
    check(C.ts_batchnorm_backward(gx._c, not frozen and ptr(self.grad.weight) or nil,
-                                 not frozen and ptr(self.grad.bias) or nil, gradOutput._c, input._c, ptr(self.weight),
-                                 self.save_mean._c, self.save_invstd._c,
+                                 not frozen and ptr(self.grad.bias) or nil, gradOutput._c, ptr(relu_output), input._c,
+                                 ptr(self.weight), self.save_mean._c, self.save_invstd._c,
                                  self:usesBatchStats() and 1 or 0))
    return gx
+end
+
+function BatchNorm:updateOutput(input)
+   self.fusedReLU = nil
+   return normalize(self, input, self:buffer('output', input:size()), false)
+end
+
+function BatchNorm:updateGradInput(input, gradOutput) return gradient(self, input, gradOutput, nil) end
+
+-- Whether this batch norm takes the module after it, `next`, into its forward: in training, a plain ReLU
+function BatchNorm:fusesWith(next) return self.train and next ~= nil and next.__typename == 'ReLU' end
+
+-- The forward of this batch norm and the ReLU after it in one pass: relu(bn(x)) into relu.output; this
+-- module's own output is not kept (nil) until an unfused forward
+function BatchNorm:forwardWithReLU(input, relu)
+   self.output, self.fusedReLU = nil, relu
+   relu.output = normalize(self, input, relu:buffer('output', input:size()), true)
+   return relu.output
+end
+
+-- the backward of the pair from the gradient of the ReLU's output
+function BatchNorm:backwardWithReLU(input, gradOutput)
+   self.gradInput = gradient(self, input, gradOutput, self.fusedReLU.output)
+   self.fusedReLU.gradInput = nil
+   return self.gradInput
 end
 
 function BatchNorm:extraRepr()

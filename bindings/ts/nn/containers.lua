@@ -60,14 +60,23 @@ function Sequential:__init(...)
    end
 end
 
+-- A child that fuses the one after it into its forward (BatchNorm:fusesWith, in training: a batch norm and the
+-- ReLU after it) runs both as one pass (forwardWithReLU), and the backward runs the pair as one again.
 function Sequential:updateOutput(input)
-   local x = input
-   for i, c in ipairs(self._children) do
-      local ok, out = pcall(c.module.forward, c.module, x)
+   local x, children, i = input, self._children, 1
+   while i <= #children do
+      local c, next = children[i], children[i + 1]
+      local fused = c.module.fusesWith and c.module:fusesWith(next and next.module)
+      local ok, out
+      if fused then ok, out = pcall(c.module.forwardWithReLU, c.module, x, next.module)
+      else ok, out = pcall(c.module.forward, c.module, x) end
       if not ok then
-         error(('%s (%s): %s'):format(c.name, c.module.__typename, tostring(Module.describeError(out, x, 'forward'))), 0)
+         local what = fused and ('%s (%s) and %s (%s)'):format(c.name, c.module.__typename, next.name, next.module.__typename)
+                      or ('%s (%s)'):format(c.name, c.module.__typename)
+         error(('%s: %s'):format(what, tostring(Module.describeError(out, x, 'forward'))), 0)
       end
       x = out
+      i = i + (fused and 2 or 1)
    end
    return x
 end
@@ -75,16 +84,22 @@ end
 -- model.needsGradInput = false (the input is data, not a layer's output) lets the first layer skip
 -- computing a gradient nobody reads; it passes down to the first child of each nested Sequential.
 function Sequential:backward(input, gradOutput)
-   local g = gradOutput
-   for i = #self._children, 1, -1 do
-      local c = self._children[i]
-      if i == 1 then c.module.needsGradInput = self.needsGradInput end
-      local x = i > 1 and self._children[i - 1].module.output or input
-      local ok, out = pcall(c.module.backward, c.module, x, g)
+   local g, children, i = gradOutput, self._children, #self._children
+   while i >= 1 do
+      -- the pair the forward fused: the first of the two takes the second's gradient
+      local fused = i > 1 and children[i - 1].module.fusedReLU == children[i].module
+      local first = fused and i - 1 or i
+      local c = children[first]
+      if first == 1 then c.module.needsGradInput = self.needsGradInput end
+      local x = first > 1 and children[first - 1].module.output or input
+      local ok, out
+      if fused then ok, out = pcall(c.module.backwardWithReLU, c.module, x, g)
+      else ok, out = pcall(c.module.backward, c.module, x, g) end
       if not ok then
          error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(Module.describeError(out, x, 'backward'))), 0)
       end
       g = out
+      i = first - 1
    end
    self.gradInput = g
    return g
