@@ -50,6 +50,27 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
     return ts_kernel_status(k, "batchnorm");
 }
 
+int ts_batchnorm_fold(ts_tensor *w_out, ts_tensor *b_out, const ts_tensor *w, const ts_tensor *b, const ts_tensor *gamma,
+                      const ts_tensor *beta, const ts_tensor *running_mean, const ts_tensor *running_var, double eps)
+{
+    if (ts_check_f32("batchnorm fold: weight", w) || w->ndim < 2) return ts_error("batchnorm fold: the weight must be [O, ...]");
+    int64_t o = w->shape[0], k = ts_tensor_numel(w) / (o > 0 ? o : 1), os[1] = {o};
+    if (ts_check_shape("batchnorm fold: folded weight", w_out, w->ndim, w->shape) ||
+        ts_check_shape("batchnorm fold: folded bias", b_out, 1, os) || (b && ts_check_shape("batchnorm fold: bias", b, 1, os)) ||
+        (gamma && ts_check_shape("batchnorm fold: batch norm weight", gamma, 1, os)) ||
+        (beta && ts_check_shape("batchnorm fold: batch norm bias", beta, 1, os)) ||
+        ts_check_shape("batchnorm fold: running_mean", running_mean, 1, os) ||
+        ts_check_shape("batchnorm fold: running_var", running_var, 1, os) ||
+        ts_check_same_device("batchnorm fold", w, w_out, b_out, b) ||
+        ts_check_same_device("batchnorm fold", w, gamma, beta, running_mean) ||
+        ts_check_same_device("batchnorm fold", w, running_var, NULL, NULL))
+        return -1;
+    const tsk_backend *k_ = ts_kernels(w);
+    k_->batchnorm_fold(o, k, ts_f32(w), b ? ts_f32(b) : NULL, gamma ? ts_f32(gamma) : NULL, beta ? ts_f32(beta) : NULL,
+                       ts_f32(running_mean), ts_f32(running_var), (float)eps, ts_f32(w_out), ts_f32(b_out));
+    return ts_kernel_status(k_, "batchnorm fold");
+}
+
 int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,
                           const ts_tensor *relu_y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *save_mean,
                           const ts_tensor *save_invstd, int training)

@@ -23,6 +23,7 @@ static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_pa
         .o = (int)w->shape[0], .kh = (int)w->shape[2], .kw = (int)w->shape[3],
         .stride_h = p->stride_h, .stride_w = p->stride_w, .pad_top = p->pad_top, .pad_left = p->pad_left,
         .dilation_h = p->dilation_h, .dilation_w = p->dilation_w, .groups = p->groups, .math = p->math,
+        .relu = p->relu != 0,
     };
     int64_t eh = (int64_t)p->dilation_h * (s->kh - 1) + 1, ew = (int64_t)p->dilation_w * (s->kw - 1) + 1;
     int64_t oh = (s->h + p->pad_top + p->pad_bottom - eh) / p->stride_h + 1;

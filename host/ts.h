@@ -155,6 +155,7 @@ typedef struct {
     int dilation_h, dilation_w;
     int groups;
     int math;                                       /* TS_MATH_* */
+    int relu;                                       /* the forward's output through a ReLU, fused; 0: none */
 } ts_conv2d_params;
 int ts_conv2d_output_size(const ts_tensor *x, const ts_tensor *weight, const ts_conv2d_params *p, int64_t *shape4);
 /* x [N,C,H,W], weight [O,C/groups,KH,KW], bias [O] or NULL -> y [N,O,OH,OW] */
@@ -170,6 +171,11 @@ int ts_conv2d_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *gra
 int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weight, const ts_tensor *bias,
                          ts_tensor *running_mean, ts_tensor *running_var, ts_tensor *save_mean,
                          ts_tensor *save_invstd, int training, int relu, double momentum, double eps);
+/* A batch norm in evaluation folded into the convolution (or linear layer) before it, for inference:
+ * w_out = w scale, b_out = b scale + shift per output channel (scale = gamma / sqrt(running_var + eps), shift =
+ * beta - running_mean scale; b, gamma, beta may be NULL), so that conv(x, w_out) + b_out = bn(conv(x, w) + b) */
+int ts_batchnorm_fold(ts_tensor *w_out, ts_tensor *b_out, const ts_tensor *w, const ts_tensor *b, const ts_tensor *gamma,
+                      const ts_tensor *beta, const ts_tensor *running_mean, const ts_tensor *running_var, double eps);
 /* relu_y: the fused ReLU's output (the forward's y with relu), grad_y being the gradient of that output; NULL
  * when no ReLU was fused */
 int ts_batchnorm_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *grad_bias, const ts_tensor *grad_y,

@@ -24,6 +24,7 @@ typedef struct {
     int oh, ow;              /* output size */
     int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups;
     int math;                /* TSK_MATH_* */
+    int relu;                /* the forward's output through a ReLU (a fused ReLU that follows) */
 } tsk_conv2d_shape;
 
 typedef struct {

@@ -150,7 +150,7 @@ end
 for round = 1, opt.rounds do
    net:training()
    r.train[round] = time_steps(train_step)
-   net:evaluate()
+   net:evaluate{fused = true}   -- as ts.evaluate and predict.lua run it
    r.infer[round] = time_steps(function() net:forward(x) end)
    for _, t in ipairs(torches) do
       for _, layout in ipairs(layouts) do

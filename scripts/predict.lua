@@ -13,6 +13,7 @@ if not run or #files == 0 then
    os.exit(2)
 end
 local model, config = ts.models.load(run)
+model:evaluate{fused = true}   -- only the logits are read: convolutions with their batch norms folded in
 local pre = ts.data.preprocess(config.preprocess)
 local size = 32
 local names = config.class_names or {}

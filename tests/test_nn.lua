@@ -105,6 +105,34 @@ return function(t)
       t.truthy(fused:get(2).output ~= nil, 'in evaluation each layer keeps its output (nothing is fused)')
    end)
 
+   t.test('fused evaluation: a convolution, its batch norm and ReLU as one, the outputs equal to rounding', function()
+      ts.manualSeed(4)
+      local function block(bias) return nn.Sequential(nn.Conv2d(6, 16, 3, {padding = 1, bias = bias}), nn.BatchNorm2d(16), nn.ReLU(),
+                                                      nn.Conv2d(16, 8, 1), nn.BatchNorm2d(8), nn.MaxPool2d(2)) end
+      for _, bias in ipairs({false, true}) do
+         local net = block(bias)
+         -- running statistics and affine parameters away from their initial values
+         net:training()
+         for _ = 1, 3 do net:forward(ts.randn(5, 6, 10, 10):mul_(2):add_(1)) end
+         net:get(2).weight:uniform(0.5, 1.5)
+         net:get(2).bias:uniform(-0.5, 0.5)
+         local x = ts.randn(5, 6, 10, 10)
+         net:evaluate()
+         local plain = net:forward(x):clone()
+         local relu_out = net:get(3).output:clone()
+         net:evaluate{fused = true}
+         local fused = net:forward(x)
+         t.near(fused, plain, 1e-5, 1e-5, 'output')
+         t.near(net:get(3).output, relu_out, 1e-5, 1e-5, 'the ReLU ends the fused group')
+         t.eq(net:get(1).output, nil, 'the convolution of a fused group keeps no output')
+         t.truthy(net:get(5).output ~= nil, 'a group without its ReLU ends at the batch norm (conv 1x1 + BN)')
+         t.raises(function() net:backward(x, ts.randn(fused:size())) end, 'ran fused for inference')
+         net:evaluate()
+         net:forward(x)
+         t.truthy(net:get(1).output ~= nil, 'plain evaluation keeps every output again')
+      end
+   end)
+
    t.test('Dropout: scaled mask in training, identity in evaluation', function()
       local d = nn.Dropout(0.5)
       local x = ts.ones(1000)

@@ -113,7 +113,7 @@ end
 
 -- the penultimate features (the output of the model's `flatten` child) of every image, in order
 function M.features(model, ds, preprocess, batch)
-   model:evaluate()
+   model:evaluate{fused = true}   -- the flatten child is never inside a fused group
    local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
    local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess,
                                    device = model.device})

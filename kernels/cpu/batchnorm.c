@@ -104,6 +104,17 @@ void tsk_cpu_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, 
     }
 }
 
+void tsk_cpu_batchnorm_fold(int64_t o, int64_t k, const float *w, const float *b, const float *gamma, const float *beta,
+                            const float *running_mean, const float *running_var, float eps, float *w_out, float *b_out)
+{
+    for (int64_t ch = 0; ch < o; ch++) {
+        float scale, shift;
+        tsk_bn_affine(running_mean[ch], tsk_bn_invstd(running_var[ch], eps), gamma, beta, ch, &scale, &shift);
+        for (int64_t j = 0; j < k; j++) w_out[ch * k + j] = w[ch * k + j] * scale;
+        b_out[ch] = (b ? b[ch] : 0.0f) * scale + shift;
+    }
+}
+
 void tsk_cpu_batchnorm_backward(int64_t n, int64_t c, int64_t s, const float *x, const float *gy,
                                 const float *relu_y, const float *weight, const float *mean, const float *invstd,
                                 int training, float *gx, float *gweight, float *gbias)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pointwise.h"
 #include "bf16_avx512.h"
 #include "cpu.h"
 
@@ -318,6 +319,8 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
                         float bo = bias[g * og + o];
                         for (int i = 0; i < p; i++) yg[(int64_t)o * p + i] += bo;
                     }
+                if (s->relu)   /* the fused ReLU, while the image's output is in the cache */
+                    for (int64_t i = 0; i < (int64_t)og * p; i++) yg[i] = tsk_activation(0, 0.0f, yg[i]);
             }
         release(&b);
     }

@@ -132,9 +132,9 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 static int path = -1;
 static const struct {
     const char *name, *kernels;
-} paths[] = {{"avx2", "tshost's AVX2 kernel and OpenBLAS (fp32), bf16 pairs by a plain loop"},
-             {"avx512", "tshost's AVX-512 kernel, bf16 pairs by a plain loop"},
-             {"avx512bf16", "tshost's AVX-512 kernel, bf16 pairs by vdpbf16ps"}};
+} paths[] = {{"avx2", "tshost's AVX2 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by a plain loop"},
+             {"avx512", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by a plain loop"},
+             {"avx512bf16", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by vdpbf16ps"}};
 
 static int best_path(void)
 {

@@ -23,6 +23,8 @@ static inline lanes16 range16(int lo, int hi)   /* lanes lo <= j < hi */
 }
 static inline vec16 vzero16(void) { return _mm512_setzero_ps(); }
 static inline vec16 vset16(float v) { return _mm512_set1_ps(v); }
+/* max(v, 0), a NaN becoming 0 as tsk_activation's ReLU makes it (maxps gives the second operand then) */
+static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(v, _mm512_setzero_ps()); }
 /* the elements of p in lanes m, zeros elsewhere; the others are not read (p + j may lie outside the array) */
 static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loadu_ps(m, p); }
 static inline void vstore16(float *p, vec16 v, lanes16 m) { _mm512_mask_storeu_ps(p, m, v); }
@@ -88,6 +90,7 @@ static inline lanes8 range8(int lo, int hi)
 }
 static inline vec8 vzero8(void) { return _mm256_setzero_ps(); }
 static inline vec8 vset8(float v) { return _mm256_set1_ps(v); }
+static inline vec8 vrelu8(vec8 v) { return _mm256_max_ps(v, _mm256_setzero_ps()); }
 static inline vec8 vload8(const float *p, lanes8 m) { return _mm256_maskload_ps(p, m); }
 static inline void vstore8(float *p, vec8 v, lanes8 m) { _mm256_maskstore_ps(p, m, v); }
 static inline void deinterleave8(vec8 a, vec8 b, vec8 *even, vec8 *odd)

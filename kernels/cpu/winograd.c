@@ -44,6 +44,7 @@ typedef struct {
     int64_t tiles;       /* N TH TW */
     int tb;              /* tiles per block */
     int lanes;           /* tiles per run: the vector width */
+    int relu;            /* the output through a ReLU */
 } geometry;
 
 /* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block */
@@ -81,7 +82,7 @@ static const transforms *transforms_in_use(void) { return tsk_cpu_has_avx512() ?
 
 static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, int pt, int pl)
 {
-    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes};
+    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes, 0};
     g.tiles = (int64_t)n * g.th * g.tw;
     /* a block's transformed input and products, 16 (C + O) TB floats, within about 512 KiB of cache */
     int tb = 8192 / (c + o) / 16 * 16;
@@ -200,6 +201,7 @@ static void convolve(const geometry *g, const float *u, const float *x, const fl
 void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
     geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
+    g.relu = s->relu;
     float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
     if (!u) return;
     transform_weights(s->o, s->c, w, (int64_t)s->c * 9, 9, 0, u);

@@ -66,8 +66,8 @@ static void S(transform_input)(const geometry *g, const float *x, const run *run
         }
 }
 
-/* y [N, O, OH, OW] of the tiles of a block's runs = A^T M A (+ bias) from M[xi][o][at + l] (rows TB apart), channel
- * by channel */
+/* y [N, O, OH, OW] of the tiles of a block's runs = A^T M A (+ bias, through a ReLU when g->relu) from M[xi][o][at + l]
+ * (rows TB apart), channel by channel */
 static void S(transform_output)(const geometry *g, const float *m, const float *bias, const run *runs, int count, float *y)
 {
     enum { LANES = TSK_SIMD_LANES };
@@ -87,11 +87,14 @@ static void S(transform_output)(const geometry *g, const float *m, const float *
             if (o + 1 < g->o)   /* the next channel's output rows, for writing (as the input's, above) */
                 for (int i = 0; i < 2; i++)
                     for (int e = 0; e < width; e += 16) __builtin_prefetch(out + plane + i * g->ow + e, 1, 3);
-            S(interleave)(t[0] + t[1] + t[2] + b, t[1] - t[2] - t[3] + b, &lo, &hi);
+            VEC y00 = t[0] + t[1] + t[2] + b, y01 = t[1] - t[2] - t[3] + b;
+            VEC y10 = u[0] + u[1] + u[2] + b, y11 = u[1] - u[2] - u[3] + b;
+            if (g->relu) y00 = S(vrelu)(y00), y01 = S(vrelu)(y01), y10 = S(vrelu)(y10), y11 = S(vrelu)(y11);
+            S(interleave)(y00, y01, &lo, &hi);
             S(vstore)(out, lo, first);
             S(vstore)(out + LANES, hi, second);
             if (oy + 1 < g->oh) {
-                S(interleave)(u[0] + u[1] + u[2] + b, u[1] - u[2] - u[3] + b, &lo, &hi);
+                S(interleave)(y10, y11, &lo, &hi);
                 S(vstore)(out + g->ow, lo, first);
                 S(vstore)(out + g->ow + LANES, hi, second);
             }

@@ -107,6 +107,18 @@ void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x,
     if (relu) tsk_cuda_activation_forward(n * c * s, 0, 0.0f, y, y);   // the fused ReLU, in place (cuDNN's has none)
 }
 
+void tsk_cuda_batchnorm_fold(int64_t o, int64_t k, const float *w, const float *b, const float *gamma, const float *beta,
+                             const float *running_mean, const float *running_var, float eps, float *w_out, float *b_out)
+{
+    tsk_each(o * k, "batchnorm fold", [=] __device__(int64_t i) {
+        int64_t ch = i / k;
+        float scale, shift;
+        tsk_bn_affine(running_mean[ch], tsk_bn_invstd(running_var[ch], eps), gamma, beta, ch, &scale, &shift);
+        w_out[i] = w[i] * scale;
+        if (i % k == 0) b_out[ch] = (b ? b[ch] : 0.0f) * scale + shift;
+    });
+}
+
 // per channel, from the two-level sums a = sum gy and b = sum gy (x - mean) (common.cuh): gbias += a,
 // gweight += b invstd; the means of gy and of gy xhat kept for gx
 __global__ void bn_backward_sums_kernel(int64_t c, int64_t m, const double2 *partials, int parts, const float *invstd,

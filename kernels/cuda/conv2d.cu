@@ -416,6 +416,7 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
                        "cudnnConvolutionForward")) {
             copy_out(ys, p, y, 0);
             if (bias) tsk_dnn_ok(cudnnAddTensor(tsk_ctx.dnn, &one, d.bias, bias, &one, d.y_host, y), "conv2d bias");
+            if (s->relu) tsk_cuda_activation_forward((int64_t)s->n * s->o * s->oh * s->ow, 0, 0.0f, y, y);   // fused ReLU
         }
     }
     tsk_launch_ok("conv2d");

@@ -1,8 +1,8 @@
 -- BatchNorm2d(C, opts) over [N,C,H,W] and BatchNorm1d(C, opts) over [N,C], with PyTorch's semantics:
 -- eps 1e-5, momentum 0.1 (running = (1-m) running + m batch; the variance kept unbiased), affine=true.
 -- In evaluation mode, or when frozen with opts.freeze_stats, the running statistics normalize.
--- In training, a Sequential fuses a ReLU that follows into the batch norm (forwardWithReLU): y = relu(bn(x)) is
--- written straight into the ReLU's output and the backward takes the gradient through it, so the normalized
+-- In training, a Sequential fuses a ReLU that follows into the batch norm (Module's fusion protocol): relu(bn(x))
+-- is written straight into the ReLU's output and the backward takes the gradient through it, so the normalized
 -- values and their gradient never go through memory; the batch norm's own output is then not kept (nil).
 local Module = require('ts.nn.module')
 local T = require('ts.tensor')
@@ -67,25 +67,23 @@ local function gradient(self, input, gradOutput, relu_output)
 end
 
 function BatchNorm:updateOutput(input)
-   self.fusedReLU = nil
    return normalize(self, input, self:buffer('output', input:size()), false)
 end
 
 function BatchNorm:updateGradInput(input, gradOutput) return gradient(self, input, gradOutput, nil) end
 
--- Whether this batch norm takes the module after it, `next`, into its forward: in training, a plain ReLU
-function BatchNorm:fusesWith(next) return self.train and next ~= nil and next.__typename == 'ReLU' end
+-- The fusion protocol (Module): in training, a plain ReLU after this batch norm joins its forward
+function BatchNorm:fuses(next) return self.train and next ~= nil and next.__typename == 'ReLU' and 1 or 0 end
 
--- The forward of this batch norm and the ReLU after it in one pass: relu(bn(x)) into relu.output; this
--- module's own output is not kept (nil) until an unfused forward
-function BatchNorm:forwardWithReLU(input, relu)
+-- relu(bn(x)) into the ReLU's output, in one pass; this module's own output is not kept (nil) until an unfused forward
+function BatchNorm:forwardFused(input, count, relu)
    self.output, self.fusedReLU = nil, relu
    relu.output = normalize(self, input, relu:buffer('output', input:size()), true)
    return relu.output
 end
 
 -- the backward of the pair from the gradient of the ReLU's output
-function BatchNorm:backwardWithReLU(input, gradOutput)
+function BatchNorm:backwardFused(input, gradOutput)
    self.gradInput = gradient(self, input, gradOutput, self.fusedReLU.output)
    self.fusedReLU.gradInput = nil
    return self.gradInput

@@ -60,23 +60,30 @@ function Sequential:__init(...)
    end
 end
 
--- A child that fuses the one after it into its forward (BatchNorm:fusesWith, in training: a batch norm and the
--- ReLU after it) runs both as one pass (forwardWithReLU), and the backward runs the pair as one again.
+local function names(children, first, last)
+   local out = {}
+   for i = first, last do out[#out + 1] = ('%s (%s)'):format(children[i].name, children[i].module.__typename) end
+   return table.concat(out, ' + ')
+end
+
+-- A child that takes the ones after it into its forward (Module's fusion protocol: a batch norm and its ReLU in
+-- training, a convolution, its batch norm and ReLU in fused evaluation) runs them as one, and the backward runs
+-- such a group as one again (self._fused: the group's first child by its last).
 function Sequential:updateOutput(input)
    local x, children, i = input, self._children, 1
+   self._fused = {}
    while i <= #children do
-      local c, next = children[i], children[i + 1]
-      local fused = c.module.fusesWith and c.module:fusesWith(next and next.module)
+      local m, a, b = children[i].module, children[i + 1], children[i + 2]
+      local count = m.fuses and m:fuses(a and a.module, b and b.module) or 0
       local ok, out
-      if fused then ok, out = pcall(c.module.forwardWithReLU, c.module, x, next.module)
-      else ok, out = pcall(c.module.forward, c.module, x) end
+      if count > 0 then ok, out = pcall(m.forwardFused, m, x, count, a.module, b and b.module)
+      else ok, out = pcall(m.forward, m, x) end
       if not ok then
-         local what = fused and ('%s (%s) and %s (%s)'):format(c.name, c.module.__typename, next.name, next.module.__typename)
-                      or ('%s (%s)'):format(c.name, c.module.__typename)
-         error(('%s: %s'):format(what, tostring(Module.describeError(out, x, 'forward'))), 0)
+         error(('%s: %s'):format(names(children, i, i + count), tostring(Module.describeError(out, x, 'forward'))), 0)
       end
+      if count > 0 then self._fused[i + count] = i end
       x = out
-      i = i + (fused and 2 or 1)
+      i = i + count + 1
    end
    return x
 end
@@ -86,15 +93,21 @@ end
 function Sequential:backward(input, gradOutput)
    local g, children, i = gradOutput, self._children, #self._children
    while i >= 1 do
-      -- the pair the forward fused: the first of the two takes the second's gradient
-      local fused = i > 1 and children[i - 1].module.fusedReLU == children[i].module
-      local first = fused and i - 1 or i
+      -- a group the forward fused: its first child takes the last one's gradient
+      local first = self._fused and self._fused[i] or i
       local c = children[first]
       if first == 1 then c.module.needsGradInput = self.needsGradInput end
       local x = first > 1 and children[first - 1].module.output or input
       local ok, out
-      if fused then ok, out = pcall(c.module.backwardWithReLU, c.module, x, g)
-      else ok, out = pcall(c.module.backward, c.module, x, g) end
+      if first < i then
+         if not c.module.backwardFused then
+            error(('%s ran fused for inference (model:evaluate{fused = true}) and has no backward: evaluate() without fusion to take gradients')
+                  :format(names(children, first, i)), 0)
+         end
+         ok, out = pcall(c.module.backwardFused, c.module, x, g)
+      else
+         ok, out = pcall(c.module.backward, c.module, x, g)
+      end
       if not ok then
          error(('%s (%s) backward: %s'):format(c.name, c.module.__typename, tostring(Module.describeError(out, x, 'backward'))), 0)
       end

@@ -75,6 +75,31 @@ function Conv2d:updateOutput(input)
    return y
 end
 
+-- The fusion protocol (Module): in fused evaluation, the batch norm after this convolution (using its running
+-- statistics), and a ReLU after that, join the forward: the batch norm is folded into the weights and bias
+-- (ts_batchnorm_fold) and the ReLU into the convolution's output
+function Conv2d:fuses(bn, relu)
+   if not self.fuseInference or self.train or not bn or bn.__typename ~= 'BatchNorm2d' or bn:usesBatchStats() then return 0 end
+   return relu and relu.__typename == 'ReLU' and 2 or 1
+end
+
+function Conv2d:forwardFused(input, count, bn, relu)
+   local w, b = self:buffer('foldedWeight', self.weight:size()), self:buffer('foldedBias', {self.nout})
+   check(C.ts_batchnorm_fold(w._c, b._c, self.weight._c, ptr(self.bias), ptr(bn.weight), ptr(bn.bias), bn.running_mean._c,
+                             bn.running_var._c, bn.eps))
+   local p = self:setup(input)
+   check(C.ts_conv2d_output_size(input._c, w._c, p, shape4))
+   local last = count == 2 and relu or bn
+   local y = last:buffer('output', {tonumber(shape4[0]), tonumber(shape4[1]), tonumber(shape4[2]), tonumber(shape4[3])})
+   p.relu = count == 2 and 1 or 0
+   local ok, err = pcall(check, C.ts_conv2d_forward(y._c, input._c, w._c, b._c, p))
+   p.relu = 0
+   if not ok then error(err, 0) end
+   self.output = nil
+   if count == 2 then bn.output = nil end   -- else y is the batch norm's output (its buffer)
+   return y
+end
+
 function Conv2d:updateGradInput(input, gradOutput)
    local gx = self:gradInputBuffer(input)
    local frozen = self.frozen

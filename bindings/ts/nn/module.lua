@@ -157,8 +157,20 @@ end
 -- the TS_MATH_* code of this module's precision, for the C layers
 function Module:mathCode() return Module.precisions[self.precision or 'fp32'] end
 
-function Module:training() return self:apply(function(m) m.train = true end) end
-function Module:evaluate() return self:apply(function(m) m.train = false end) end
+-- training() and evaluate() set the mode of every module. evaluate{fused = true} also lets a Sequential run a
+-- convolution, its batch norm and ReLU as one convolution with the batch norm folded into it (inference: fewer
+-- passes over memory, outputs equal to float rounding); the layers inside such a group then keep no outputs of
+-- their own and take no gradients, so activation maps and saliency want plain evaluate().
+--
+-- The fusion protocol a module may follow, for the Sequential that holds it: m:fuses(a, b) says how many of
+-- the modules after it (a, then b) its forward takes in (0: none); m:forwardFused(x, count, a, b) runs them as
+-- one and returns (and sets as its output) the last one's output; m:backwardFused(x, g), when present, is the
+-- group's backward from the last one's output gradient.
+function Module:training() return self:apply(function(m) m.train, m.fuseInference = true, nil end) end
+function Module:evaluate(opts)
+   local fused = opts and opts.fused or nil
+   return self:apply(function(m) m.train, m.fuseInference = false, fused end)
+end
 function Module:freeze() return self:apply(function(m) m.frozen = true end) end
 function Module:unfreeze() return self:apply(function(m) m.frozen = nil end) end
 
