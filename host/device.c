@@ -62,6 +62,7 @@ int ts_cpu_select_path(const char *name)
 }
 
 double ts_cpu_peak_flops(void) { return tsk_cpu_peak_flops(); }
+const char *ts_cpu_path(void) { return tsk_cpu_path(); }
 
 int ts_device_about(int device, char *out, size_t size)
 {

@@ -236,8 +236,8 @@ if opt.layers then
    local fwd, bwd = {}, {}
    local children = net:children()
    local originals = {}
-   -- a fused pair (a batch norm and its ReLU) is timed as the batch norm's
-   local timed = {forward = fwd, forwardWithReLU = fwd, backward = bwd, backwardWithReLU = bwd}
+   -- a fused group (a batch norm and its ReLU) is timed as its first layer's
+   local timed = {forward = fwd, forwardFused = fwd, backward = bwd, backwardFused = bwd}
    for i, c in ipairs(children) do
       local m = c.module
       originals[i] = {}

@@ -288,8 +288,11 @@ static uint32_t *pack_weights(const tsk_conv2d_shape *s, const float *w, int tra
     return packed;
 }
 
-void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
+void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *requested, const float *x, const float *w, const float *bias, float *y)
 {
+    tsk_conv2d_shape runs = *requested;   /* in the precision this processor runs */
+    runs.math = tsk_cpu_math(requested->math);
+    const tsk_conv2d_shape *s = &runs;
     if (tsk_cpu_winograd_applies(s)) {
         tsk_cpu_winograd_forward(s, x, w, bias, y);
         return;
@@ -327,9 +330,12 @@ void tsk_cpu_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const flo
     tsk_cpu_scratch_free(wp);
 }
 
-void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy,
+void tsk_cpu_conv2d_backward(const tsk_conv2d_shape *requested, const float *x, const float *w, const float *gy,
                              float *gx, float *gw, float *gb)
 {
+    tsk_conv2d_shape runs = *requested;
+    runs.math = tsk_cpu_math(requested->math);
+    const tsk_conv2d_shape *s = &runs;
     if (tsk_cpu_winograd_applies(s)) {
         if (gb) tsk_cpu_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
         if (gw) tsk_cpu_winograd_backward_filter(s, x, gy, gw);

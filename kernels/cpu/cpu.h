@@ -34,6 +34,10 @@ void tsk_cpu_gemm_avx2(int m, int n, int k, const float *a, int64_t a_rs, int64_
                        float *c, int64_t ldc, int accumulate);
 const char *tsk_cpu_path_kernels(void);   /* the kernels of the path in use, for a person */
 int tsk_cpu_has_avx512_bf16(void);
+/* the precision the CPU runs for a requested one: bf16 only with AVX512-BF16, else fp32 with a notice (once) that
+ * tsk_cpu_notice hands the host */
+int tsk_cpu_math(int math);
+const char *tsk_cpu_notice(void);
 
 /* bf16 products from operands packed as pairs of consecutive k (gemm_bf16.c): A [M,K] -> ap [M][K2],
  * B [K,N] -> bp [K2][N], K2 = ceil(K/2), alpha applied to A before rounding. The product reads packed
@@ -49,7 +53,8 @@ size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k);
 void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t a_rs, int64_t a_cs, const float *b,
                        int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch);
 
-/* winograd.c: 3x3 convolutions with stride 1 (no dilation, one group, fp32) by Winograd's F(2x2, 3x3), which
+/* winograd.c: 3x3 convolutions with stride 1 (no dilation, one group, at least 8 channels in and out) by Winograd's
+ * F(2x2, 3x3) in fp32 (bf16: the operands rounded as they are read), which
  * conv2d.c calls when tsk_cpu_winograd_applies: the shape fits and the option is on (the backend's set_option
  * "winograd", on by default; off: im2col, for comparison). gx is overwritten, gw accumulated. */
 void tsk_cpu_winograd_enable(int on);

@@ -46,6 +46,7 @@ static void gemm_block(int math, int trans_a, int trans_b, int m, int n, int k, 
 void tsk_cpu_gemm(int math, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc)
 {
+    math = tsk_cpu_math(math);
     int threads = omp_get_max_threads();
     if (threads <= 1 || (double)m * n * k < 1e6) {
         gemm_block(math, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

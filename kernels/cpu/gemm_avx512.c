@@ -132,8 +132,8 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 static int path = -1;
 static const struct {
     const char *name, *kernels;
-} paths[] = {{"avx2", "tshost's AVX2 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by a plain loop"},
-             {"avx512", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by a plain loop"},
+} paths[] = {{"avx2", "tshost's AVX2 kernel for convolutions, OpenBLAS for linear layers, bf16 by the fp32 kernels"},
+             {"avx512", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 by the fp32 kernels"},
              {"avx512bf16", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by vdpbf16ps"}};
 
 static int best_path(void)
@@ -171,6 +171,30 @@ const char *tsk_cpu_select_path(const char *name)
     }
     path = want;
     return NULL;
+}
+
+/* The precision the CPU computes in: bf16 products only with AVX512-BF16; without it bfloat16 pairs would be
+ * multiplied by a plain loop, slower than fp32, so the fp32 kernels run instead and a notice says so once. Called
+ * on the host's thread, before a kernel's parallel region. */
+static const char *pending_notice;
+
+int tsk_cpu_math(int math)
+{
+    static int told;
+    if (math != TSK_MATH_BF16 || tsk_cpu_has_avx512_bf16()) return math;
+    if (!told) {
+        told = 1;
+        pending_notice = "precision bf16: this processor (or the forced CPU path) has no AVX512-BF16, so the fp32 kernels "
+                         "run, faster than bfloat16 products would be without it (said once)";
+    }
+    return TSK_MATH_FP32;
+}
+
+const char *tsk_cpu_notice(void)
+{
+    const char *n = pending_notice;
+    pending_notice = NULL;
+    return n;
 }
 
 const char *tsk_cpu_path(void) { return paths[current_path()].name; }

@@ -8,8 +8,8 @@
  * q < K2 = ceil(K/2), each pair one 32-bit element with the lower k in the low half, an odd K's last pair
  * padded with zero. Contiguous rows are packed 16 floats at a time, strided ones one by one. Callers
  * that reuse an operand (a convolution's weights for every image) pack it once.
- * The product of packed operands runs on the AVX512-BF16 kernel, or on a plain loop over the pairs where
- * the processor lacks it: the same products, summed in another order. */
+ * The product of packed operands runs on the AVX512-BF16 kernel; a processor without it runs bf16 layers in
+ * fp32 (tsk_cpu_math), so nothing here is called there. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,27 +82,10 @@ void tsk_cpu_bf16_pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_c
     }
 }
 
-static float low_half(uint32_t u) { u <<= 16; float f; memcpy(&f, &u, sizeof f); return f; }
-static float high_half(uint32_t u) { u &= 0xffff0000u; float f; memcpy(&f, &u, sizeof f); return f; }
-
 void tsk_cpu_gemm_pairs(int m, int n, int k2, const uint32_t *a, int64_t a_rs, int64_t a_cs, const uint32_t *b,
                         int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
-    if (m <= 0 || n <= 0) return;
-    if (tsk_cpu_has_avx512_bf16()) {
-        tsk_cpu_gemm_avx512(1, m, n, k2, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
-        return;
-    }
-    for (int i = 0; i < m; i++) {
-        float *ci = c + (int64_t)i * ldc;
-        if (!accumulate) memset(ci, 0, sizeof(float) * (size_t)n);
-        for (int q = 0; q < k2; q++) {
-            uint32_t av = a[i * a_rs + q * a_cs];
-            float a0 = low_half(av), a1 = high_half(av);
-            const uint32_t *bq = b + (int64_t)q * ldb;
-            for (int j = 0; j < n; j++) ci[j] += a0 * low_half(bq[j]) + a1 * high_half(bq[j]);
-        }
-    }
+    if (m > 0 && n > 0) tsk_cpu_gemm_avx512(1, m, n, k2, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
 }
 
 size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k)

@@ -12,6 +12,10 @@
  * gy[o, i + pt - a, j + pl - b] w[o, c, a, b]). The weight gradient is the adjoint of the forward chain:
  *   dM = A gy A^T (2x2 -> 4x4),  dU[xi][o][c] = sum_t dM[xi][o][t] V[xi][c][t],  gw += G^T dU G.
  *
+ * In the bf16 precision the operands (x or gy, and the weights) are rounded to bfloat16 as the transforms read
+ * them, and everything after is fp32: the fp32 convolution of the rounded operands, the bf16 semantics of the
+ * im2col path (whose products multiply bfloat16 pairs), at fp32 Winograd's speed.
+ *
  * Tiles are numbered image by image, row by row (t = (n TH + ty) TW + tx, TH x TW tiles covering the output,
  * the last row and column cut off when the output size is odd). Blocks of TB consecutive tiles are transformed
  * into buffers that stay in the cache, the 16 products run on them, and the results go straight to y (or into
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pointwise.h"
 #include "cpu.h"
 
 static int enabled = 1;   /* documented global state: the backend's "winograd" option */
@@ -33,7 +38,7 @@ void tsk_cpu_winograd_enable(int on) { enabled = on != 0; }
 int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s)
 {
     return enabled && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dilation_h == 1 &&
-           s->dilation_w == 1 && s->groups == 1 && s->math == TSK_MATH_FP32 && s->c >= 8 && s->o >= 8;
+           s->dilation_w == 1 && s->groups == 1 && s->c >= 8 && s->o >= 8;
 }
 
 /* The geometry of one Winograd pass: input planes [N, C, H, W] read through a window offset (-pt, -pl) and
@@ -45,6 +50,7 @@ typedef struct {
     int tb;              /* tiles per block */
     int lanes;           /* tiles per run: the vector width */
     int relu;            /* the output through a ReLU */
+    int round;           /* the bf16 precision: the input (x, or gy) rounded to bfloat16 as it is read */
 } geometry;
 
 /* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block */
@@ -82,7 +88,7 @@ static const transforms *transforms_in_use(void) { return tsk_cpu_has_avx512() ?
 
 static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, int pt, int pl)
 {
-    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes, 0};
+    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes, 0, 0};
     g.tiles = (int64_t)n * g.th * g.tw;
     /* a block's transformed input and products, 16 (C + O) TB floats, within about 512 KiB of cache */
     int tb = 8192 / (c + o) / 16 * 16;
@@ -104,9 +110,18 @@ static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
 
 /* ---- the transforms --------------------------------------------------------------------------------------- */
 
+/* the value bfloat16 keeps of v (tsk_bf16_bits) */
+static float bf16_value(float v)
+{
+    uint32_t u = tsk_bf16_bits(v) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* U[xi][row][col] (16 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
- * turned by 180 degrees when flip */
-static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
+ * turned by 180 degrees when flip, rounded to bfloat16 first when round */
+static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, int round, float *u)
 {
     int64_t plane = (int64_t)rows * cols;
     for (int r = 0; r < rows; r++)
@@ -114,7 +129,10 @@ static void transform_weights(int rows, int cols, const float *w, int64_t rs, in
             const float *k = w + r * rs + c * cs;
             float g[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) g[i][j] = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
+                for (int j = 0; j < 3; j++) {
+                    float v = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
+                    g[i][j] = round ? bf16_value(v) : v;
+                }
             for (int j = 0; j < 3; j++) {   /* t = G g */
                 t[0][j] = g[0][j];
                 t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
@@ -202,9 +220,10 @@ void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const f
 {
     geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
     g.relu = s->relu;
+    g.round = s->math == TSK_MATH_BF16;
     float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
     if (!u) return;
-    transform_weights(s->o, s->c, w, (int64_t)s->c * 9, 9, 0, u);
+    transform_weights(s->o, s->c, w, (int64_t)s->c * 9, 9, 0, g.round, u);
     convolve(&g, u, x, bias, y);
     tsk_cpu_scratch_free(u);
 }
@@ -213,9 +232,10 @@ void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const f
 void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx)
 {
     geometry g = geometry_of(s->n, s->o, s->oh, s->ow, s->c, s->h, s->w, 2 - s->pad_top, 2 - s->pad_left);
+    g.round = s->math == TSK_MATH_BF16;
     float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
     if (!u) return;
-    transform_weights(s->c, s->o, w, 9, (int64_t)s->c * 9, 1, u);   /* u[xi][c][o] from w[o][c] turned */
+    transform_weights(s->c, s->o, w, 9, (int64_t)s->c * 9, 1, g.round, u);   /* u[xi][c][o] from w[o][c] turned */
     convolve(&g, u, gy, NULL, gx);
     tsk_cpu_scratch_free(u);
 }
@@ -225,6 +245,7 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
 {
     const transforms *tr = transforms_in_use();
     geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
+    g.round = s->math == TSK_MATH_BF16;
     int threads = omp_get_max_threads();
     int64_t usize = 16 * (int64_t)s->c * s->o, blocks = blocks_of(&g), dplane = dmt_plane(&g);
     float *partials = tsk_cpu_scratch(sizeof(float) * (size_t)(usize * threads));

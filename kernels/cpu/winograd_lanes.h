@@ -21,18 +21,20 @@ static inline S(row_masks) S(row_masks_of)(int ix0, int w)
     return m;
 }
 
-/* a window row of the run's tiles, p its first element: e0..e3[l] = p[2l + 0..3] (zeros outside the plane) */
-static inline void S(window_row)(const float *p, S(row_masks) m, VEC *e0, VEC *e1, VEC *e2, VEC *e3)
+/* a window row of the run's tiles, p its first element: e0..e3[l] = p[2l + 0..3] (zeros outside the plane), rounded
+ * to bfloat16 when round */
+static inline void S(window_row)(const float *p, S(row_masks) m, int round, VEC *e0, VEC *e1, VEC *e2, VEC *e3)
 {
     enum { LANES = TSK_SIMD_LANES };
     VEC a = S(vload)(p, m.a), b = S(vload)(p + LANES, m.b), c = S(vload)(p + 2 * LANES, m.c);
+    if (round) a = S(vbf16_)(a), b = S(vbf16_)(b), c = S(vbf16_)(c);
     S(deinterleave)(a, b, e0, e1);
     *e2 = S(shift_in)(*e0, c, 0);
     *e3 = S(shift_in)(*e1, c, 1);
 }
 
-/* V[xi][c][at + l] = (B^T d B)[xi] for the tiles of a block's runs, x [N, C, H, W] (V's rows TB apart). Channel by
- * channel, so that the runs read one plane's rows in order. */
+/* V[xi][c][at + l] = (B^T d B)[xi] for the tiles of a block's runs, x [N, C, H, W] (V's rows TB apart; x rounded to
+ * bfloat16 when g->round). Channel by channel, so that the runs read one plane's rows in order. */
 static void S(transform_input)(const geometry *g, const float *x, const run *runs, int count, float *v)
 {
     int64_t plane = (int64_t)g->h * g->w, image = (int64_t)g->c * plane, ldv = g->tb, vplane = v_plane(g);
@@ -52,7 +54,7 @@ static void S(transform_input)(const geometry *g, const float *x, const run *run
             VEC a[4][4];   /* each window row times B */
             for (int i = 0; i < 4; i++) {
                 VEC e0 = S(vzero)(), e1 = e0, e2 = e0, e3 = e0;
-                if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(p + (int64_t)i * g->w, m, &e0, &e1, &e2, &e3);
+                if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(p + (int64_t)i * g->w, m, g->round, &e0, &e1, &e2, &e3);
                 a[i][0] = e0 - e2, a[i][1] = e1 + e2, a[i][2] = e2 - e1, a[i][3] = e1 - e3;
             }
             float *out = v + c * ldv + r.at;
@@ -103,7 +105,7 @@ static void S(transform_output)(const geometry *g, const float *m, const float *
 }
 
 /* dMT[xi][at + l][o] = (A gy A^T)[xi] for the tiles of a block's runs and every channel of gy [N, O, OH, OW] (zeros
- * past the output's edge), tile-major so that it is the right-hand operand of the weight gradient's products:
+ * past the output's edge; gy rounded to bfloat16 when g->round), tile-major so that it is the right-hand operand of the weight gradient's products:
  * TSK_SIMD_LANES channels at a time into a small buffer [16][channel][lane], then transposed out */
 static void S(transform_output_gradient)(const geometry *g, const float *gy, const run *runs, int count, float *dmt)
 {
@@ -123,10 +125,14 @@ static void S(transform_output_gradient)(const geometry *g, const float *gy, con
                 if (o0 + k + 1 < g->o)   /* the next channel's rows, as in transform_input */
                     for (int i = 0; i < 2 && oy + i < g->oh; i++)
                         for (int e = 0; e < width; e += 16) __builtin_prefetch(in + plane + i * g->ow + e, 0, 3);
-                VEC g00, g01, g10 = S(vzero)(), g11 = S(vzero)();
-                S(deinterleave)(S(vload)(in, first), S(vload)(in + LANES, second), &g00, &g01);
-                if (oy + 1 < g->oh)
-                    S(deinterleave)(S(vload)(in + g->ow, first), S(vload)(in + g->ow + LANES, second), &g10, &g11);
+                VEC g00, g01, g10 = S(vzero)(), g11 = S(vzero)(), r0 = S(vload)(in, first), r1 = S(vload)(in + LANES, second);
+                if (g->round) r0 = S(vbf16_)(r0), r1 = S(vbf16_)(r1);
+                S(deinterleave)(r0, r1, &g00, &g01);
+                if (oy + 1 < g->oh) {
+                    VEC s0 = S(vload)(in + g->ow, first), s1 = S(vload)(in + g->ow + LANES, second);
+                    if (g->round) s0 = S(vbf16_)(s0), s1 = S(vbf16_)(s1);
+                    S(deinterleave)(s0, s1, &g10, &g11);
+                }
                 VEC h0[4] = {g00, g00 + g01, g00 - g01, -g01}, h1[4] = {g10, g10 + g11, g10 - g11, -g11};   /* rows times A^T */
                 for (int j = 0; j < 4; j++) {   /* A times the columns */
                     S(vstore)(buf[0 + j][k], h0[j], all);
