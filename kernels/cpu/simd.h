@@ -25,17 +25,6 @@ static inline vec16 vzero16(void) { return _mm512_setzero_ps(); }
 static inline vec16 vset16(float v) { return _mm512_set1_ps(v); }
 /* max(v, 0), a NaN becoming 0 as tsk_activation's ReLU makes it (maxps gives the second operand then) */
 static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(v, _mm512_setzero_ps()); }
-/* v rounded to bfloat16 and back, lane by lane as tsk_bf16_bits rounds (nearest, ties to even; a NaN stays a
- * quiet NaN) */
-static inline vec16 vbf16_16(vec16 v)
-{
-    __m512i u = _mm512_castps_si512(v), hi = _mm512_set1_epi32((int)0xffff0000u);
-    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), hi);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    __m512i quiet = _mm512_or_si512(_mm512_and_si512(u, hi), _mm512_set1_epi32(0x00400000));
-    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(rounded, nan, quiet));
-}
 /* the elements of p in lanes m, zeros elsewhere; the others are not read (p + j may lie outside the array) */
 static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loadu_ps(m, p); }
 static inline void vstore16(float *p, vec16 v, lanes16 m) { _mm512_mask_storeu_ps(p, m, v); }
@@ -102,16 +91,6 @@ static inline lanes8 range8(int lo, int hi)
 static inline vec8 vzero8(void) { return _mm256_setzero_ps(); }
 static inline vec8 vset8(float v) { return _mm256_set1_ps(v); }
 static inline vec8 vrelu8(vec8 v) { return _mm256_max_ps(v, _mm256_setzero_ps()); }
-static inline vec8 vbf16_8(vec8 v)
-{
-    __m256i u = _mm256_castps_si256(v), hi = _mm256_set1_epi32((int)0xffff0000u);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i rounded = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), hi);
-    /* NaN: the magnitude above infinity's, compared signed (it fits: the sign bit is cleared) */
-    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
-    __m256i quiet = _mm256_or_si256(_mm256_and_si256(u, hi), _mm256_set1_epi32(0x00400000));
-    return _mm256_castsi256_ps(_mm256_blendv_epi8(rounded, quiet, nan));
-}
 static inline vec8 vload8(const float *p, lanes8 m) { return _mm256_maskload_ps(p, m); }
 static inline void vstore8(float *p, vec8 v, lanes8 m) { _mm256_maskstore_ps(p, m, v); }
 static inline void deinterleave8(vec8 a, vec8 b, vec8 *even, vec8 *odd)

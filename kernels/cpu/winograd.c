@@ -12,9 +12,10 @@
  * gy[o, i + pt - a, j + pl - b] w[o, c, a, b]). The weight gradient is the adjoint of the forward chain:
  *   dM = A gy A^T (2x2 -> 4x4),  dU[xi][o][c] = sum_t dM[xi][o][t] V[xi][c][t],  gw += G^T dU G.
  *
- * In the bf16 precision the operands (x or gy, and the weights) are rounded to bfloat16 as the transforms read
- * them, and everything after is fp32: the fp32 convolution of the rounded operands, the bf16 semantics of the
- * im2col path (whose products multiply bfloat16 pairs), at fp32 Winograd's speed.
+ * In the bf16 precision (AVX512-BF16 only) the products run on bfloat16 pairs (vdpbf16ps, twice fp32's rate) with
+ * fp32 sums: the transformed operands V, U and dM are rounded to bfloat16 as they are written, the transforms
+ * themselves being fp32. That is Winograd's bf16 (as cuDNN's reduced-precision Winograd), not the fp32
+ * products of rounded inputs the im2col path computes: its error is bf16's size, a few times 2^-9 of the output.
  *
  * Tiles are numbered image by image, row by row (t = (n TH + ty) TW + tx, TH x TW tiles covering the output,
  * the last row and column cut off when the output size is odd). Blocks of TB consecutive tiles are transformed
@@ -50,32 +51,44 @@ typedef struct {
     int tb;              /* tiles per block */
     int lanes;           /* tiles per run: the vector width */
     int relu;            /* the output through a ReLU */
-    int round;           /* the bf16 precision: the input (x, or gy) rounded to bfloat16 as it is read */
+    int bf16;            /* the products on bfloat16 pairs */
 } geometry;
 
-/* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block */
+/* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block, and at2 in the bf16
+ * weight gradient's layout, where each run starts at an even place (pairs of tiles never straddle two runs) */
 typedef struct {
-    int img, ty, tx, count, at;
+    int img, ty, tx, count, at, at2;
 } run;
 
 /* the transforms of one vector width (winograd_lanes.h), over the runs of a block */
 typedef struct {
     int lanes;
-    void (*input)(const geometry *g, const float *x, const run *runs, int count, float *v);
+    void (*input)(const geometry *g, const float *x, const run *runs, int count, int layout, void *v);
     void (*output)(const geometry *g, const float *m, const float *bias, const run *runs, int count, float *y);
-    void (*output_gradient)(const geometry *g, const float *gy, const run *runs, int count, float *dmt);
+    void (*output_gradient)(const geometry *g, const float *gy, const run *runs, int count, int bf16, void *dmt);
 } transforms;
 
-/* The distance between two xi's matrices in a block's buffers, each 16 floats (64 bytes) more than the matrix
- * so that the 16 rows a transform writes or reads together do not fall into the same cache sets (matrices of
- * 4 KiB multiples would): V [16][C][TB], M [16][O][TB], and the tile-major output gradient dMT [16][TB + lanes][O],
- * where a run's transposed block may spill zeros up to `lanes` rows past the block. */
+/* The distance between two xi's matrices in a block's buffers, in 32-bit words, each 16 words (64 bytes) more than
+ * the matrix so that the 16 rows a transform writes or reads together do not fall into the same cache sets
+ * (matrices of 4 KiB multiples would): V [16][C][TB] (its bf16 layouts no larger), M [16][O][TB], and the tile-major
+ * output gradient dMT [16][TB][O] (in bf16, at most TB pairs of tiles: a block's runs padded to even counts hold
+ * at most twice its tiles). */
 static int64_t v_plane(const geometry *g) { return (int64_t)g->c * g->tb + 16; }
 static int64_t m_plane(const geometry *g) { return (int64_t)g->o * g->tb + 16; }
-static int64_t dmt_plane(const geometry *g) { return (int64_t)(g->tb + g->lanes) * g->o + 16; }
+static int64_t dmt_plane(const geometry *g) { return (int64_t)g->tb * g->o + 16; }
+
+/* The layouts of the transformed input V of a block's runs (each xi's matrix v_plane(g) 32-bit words apart):
+ *   V_FP32        floats V[xi][c][at + l], rows TB apart (the products of fp32 blocks);
+ *   V_BF16_PAIRS  the forward's bf16 operand: 32-bit pairs of channels (c even low, c + 1 high) [xi][c / 2][at + l],
+ *                 rows TB apart, an odd C's last pair zero in its high half;
+ *   V_BF16_ROWS   the weight gradient's bf16 operand, pairs along the tiles: bfloat16 V[xi][c][at2 + l], rows 2 TB
+ *                 apart, a run of an odd count followed by a zero (its padded place, at2). */
+enum { V_FP32, V_BF16_PAIRS, V_BF16_ROWS };
+
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#include "bf16_avx512.h"
 #define TSK_SIMD_LANES 16
 #include "winograd_lanes.h"
 #undef TSK_SIMD_LANES
@@ -100,7 +113,7 @@ static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, i
 static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
 {
     int64_t row = t / g->tw;
-    run r = {(int)(row / g->th), (int)(row % g->th), (int)(t % g->tw), 0, (int)(t - start)};
+    run r = {(int)(row / g->th), (int)(row % g->th), (int)(t % g->tw), 0, (int)(t - start), 0};
     int64_t count = g->tw - r.tx;
     if (count > g->lanes) count = g->lanes;
     if (count > end - t) count = end - t;
@@ -110,18 +123,9 @@ static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
 
 /* ---- the transforms --------------------------------------------------------------------------------------- */
 
-/* the value bfloat16 keeps of v (tsk_bf16_bits) */
-static float bf16_value(float v)
-{
-    uint32_t u = tsk_bf16_bits(v) << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* U[xi][row][col] (16 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
- * turned by 180 degrees when flip, rounded to bfloat16 first when round */
-static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, int round, float *u)
+ * turned by 180 degrees when flip */
+static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
 {
     int64_t plane = (int64_t)rows * cols;
     for (int r = 0; r < rows; r++)
@@ -129,10 +133,7 @@ static void transform_weights(int rows, int cols, const float *w, int64_t rs, in
             const float *k = w + r * rs + c * cs;
             float g[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) {
-                    float v = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
-                    g[i][j] = round ? bf16_value(v) : v;
-                }
+                for (int j = 0; j < 3; j++) g[i][j] = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
             for (int j = 0; j < 3; j++) {   /* t = G g */
                 t[0][j] = g[0][j];
                 t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
@@ -181,17 +182,39 @@ static int block_tiles(const geometry *g, int64_t b)
     return (int)(left < g->tb ? left : g->tb);
 }
 
-/* the runs of block b, in tile order, into runs[] (room for TB); their number */
-static int runs_of(const geometry *g, int64_t b, run *runs)
+/* the runs of block b, in tile order, into runs[] (room for TB); their number, and in *padded the tiles of the bf16
+ * weight gradient's layout */
+static int runs_of(const geometry *g, int64_t b, run *runs, int *padded)
 {
-    int count = 0;
-    for (int64_t start = b * g->tb, end = start + block_tiles(g, b), t = start; t < end; t += runs[count++].count)
+    int count = 0, at2 = 0;
+    for (int64_t start = b * g->tb, end = start + block_tiles(g, b), t = start; t < end; t += runs[count++].count) {
         runs[count] = run_at(g, t, end, start);
+        runs[count].at2 = at2;
+        at2 += (runs[count].count + 1) / 2 * 2;
+    }
+    *padded = at2;
     return count;
 }
 
-/* y [N, O, OH, OW] = the convolution of x [N, C, H, W] by the transformed weights u [16][O][C] (+ bias) */
-static void convolve(const geometry *g, const float *u, const float *x, const float *bias, float *y)
+/* The transformed weights as the products read them: u [16][rows][cols] floats, or in bf16 their pairs along cols
+ * ([16][rows][cols / 2 rounded up] 32-bit pairs, the lower column low) */
+typedef struct {
+    const void *u;
+    int64_t plane, row;   /* 32-bit words between two xi's matrices, and two rows */
+} weights;
+
+static weights pack_weights(const geometry *g, int rows, int cols, const float *u, uint32_t *packed)
+{
+    if (!g->bf16) return (weights){u, (int64_t)rows * cols, cols};
+    int pairs = (cols + 1) / 2;
+    for (int xi = 0; xi < 16; xi++)
+        tsk_cpu_bf16_pack_a(rows, cols, 1.0f, u + (int64_t)xi * rows * cols, cols, 1, packed + (int64_t)xi * rows * pairs);
+    return (weights){packed, (int64_t)rows * pairs, pairs};
+}
+
+/* y [N, O, OH, OW] = the convolution of x [N, C, H, W] by the transformed weights (+ bias): per block, V, the 16
+ * products M[xi] [O, tiles] = U[xi] [O, C] V[xi] [C, tiles] (on pairs along C in bf16), and y from M */
+static void convolve(const geometry *g, weights u, const float *x, const float *bias, float *y)
 {
     const transforms *tr = transforms_in_use();
     size_t vbytes = sizeof(float) * 16 * (size_t)v_plane(g), mbytes = sizeof(float) * 16 * (size_t)m_plane(g);
@@ -203,11 +226,14 @@ static void convolve(const geometry *g, const float *u, const float *x, const fl
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
             if (!v || !m || !runs) continue;   /* no room: recorded, the call reports it */
-            int tiles = block_tiles(g, b), count = runs_of(g, b, runs);
-            tr->input(g, x, runs, count, v);
-            for (int xi = 0; xi < 16; xi++)   /* M[xi] [O, tiles] = U[xi] [O, C] V[xi] [C, tiles] */
-                tsk_cpu_gemm_strided(g->o, tiles, g->c, u + (int64_t)xi * g->o * g->c, g->c, 1,
-                                     v + xi * v_plane(g), g->tb, m + xi * m_plane(g), g->tb, 0);
+            int padded, tiles = block_tiles(g, b), count = runs_of(g, b, runs, &padded);
+            tr->input(g, x, runs, count, g->bf16 ? V_BF16_PAIRS : V_FP32, v);
+            for (int xi = 0; xi < 16; xi++) {
+                const uint32_t *uxi = (const uint32_t *)u.u + xi * u.plane, *vxi = (const uint32_t *)v + xi * v_plane(g);
+                float *mxi = m + xi * m_plane(g);
+                if (g->bf16) tsk_cpu_gemm_pairs(g->o, tiles, (g->c + 1) / 2, uxi, u.row, 1, vxi, g->tb, mxi, g->tb, 0);
+                else tsk_cpu_gemm_strided(g->o, tiles, g->c, (const float *)uxi, u.row, 1, (const float *)vxi, g->tb, mxi, g->tb, 0);
+            }
             tr->output(g, m, bias, runs, count, y);
         }
         tsk_cpu_scratch_free(runs);
@@ -216,36 +242,44 @@ static void convolve(const geometry *g, const float *u, const float *x, const fl
     }
 }
 
+/* a pass with weights w seen as rows x cols kernels (rs, cs apart, turned when flip): transformed, packed for bf16,
+ * convolved */
+static void run_pass(const geometry *g, int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip,
+                     const float *x, const float *bias, float *y)
+{
+    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)rows * cols);
+    uint32_t *packed = g->bf16 ? tsk_cpu_scratch(sizeof(uint32_t) * 16 * (size_t)rows * ((cols + 1) / 2)) : NULL;
+    if (u && (packed || !g->bf16)) {
+        transform_weights(rows, cols, w, rs, cs, flip, u);
+        convolve(g, pack_weights(g, rows, cols, u, packed), x, bias, y);
+    }
+    tsk_cpu_scratch_free(u);
+    tsk_cpu_scratch_free(packed);
+}
+
 void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
     geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
     g.relu = s->relu;
-    g.round = s->math == TSK_MATH_BF16;
-    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
-    if (!u) return;
-    transform_weights(s->o, s->c, w, (int64_t)s->c * 9, 9, 0, g.round, u);
-    convolve(&g, u, x, bias, y);
-    tsk_cpu_scratch_free(u);
+    g.bf16 = s->math == TSK_MATH_BF16;
+    run_pass(&g, s->o, s->c, w, (int64_t)s->c * 9, 9, 0, x, bias, y);
 }
 
 /* gx [N, C, H, W] (overwritten) from gy: the forward pass over gy with the turned, transposed weights */
 void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx)
 {
     geometry g = geometry_of(s->n, s->o, s->oh, s->ow, s->c, s->h, s->w, 2 - s->pad_top, 2 - s->pad_left);
-    g.round = s->math == TSK_MATH_BF16;
-    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)s->o * s->c);
-    if (!u) return;
-    transform_weights(s->c, s->o, w, 9, (int64_t)s->c * 9, 1, g.round, u);   /* u[xi][c][o] from w[o][c] turned */
-    convolve(&g, u, gy, NULL, gx);
-    tsk_cpu_scratch_free(u);
+    g.bf16 = s->math == TSK_MATH_BF16;
+    run_pass(&g, s->c, s->o, w, 9, (int64_t)s->c * 9, 1, gy, NULL, gx);   /* u[xi][c][o] from w[o][c] turned */
 }
 
-/* gw [O, C, 3, 3] += the weight gradient from x and gy */
+/* gw [O, C, 3, 3] += the weight gradient from x and gy: per block, V and dM, and the 16 products dUT[xi] [C, O] +=
+ * V[xi] [C, tiles] dMT[xi] [tiles, O] into the thread's sums (on pairs of tiles in bf16) */
 void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x, const float *gy, float *gw)
 {
     const transforms *tr = transforms_in_use();
     geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
-    g.round = s->math == TSK_MATH_BF16;
+    g.bf16 = s->math == TSK_MATH_BF16;
     int threads = omp_get_max_threads();
     int64_t usize = 16 * (int64_t)s->c * s->o, blocks = blocks_of(&g), dplane = dmt_plane(&g);
     float *partials = tsk_cpu_scratch(sizeof(float) * (size_t)(usize * threads));
@@ -260,12 +294,15 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
             if (!v || !dmt || !runs) continue;
-            int tiles = block_tiles(&g, b), count = runs_of(&g, b, runs);
-            tr->input(&g, x, runs, count, v);
-            tr->output_gradient(&g, gy, runs, count, dmt);
-            for (int xi = 0; xi < 16; xi++)   /* dUT[xi] [C, O] += V[xi] [C, tiles] dMT[xi] [tiles, O] */
-                tsk_cpu_gemm_strided(g.c, g.o, tiles, v + xi * v_plane(&g), g.tb, 1, dmt + xi * dplane, g.o,
-                                     dut + (int64_t)xi * g.c * g.o, g.o, 1);
+            int padded, tiles = block_tiles(&g, b), count = runs_of(&g, b, runs, &padded);
+            tr->input(&g, x, runs, count, g.bf16 ? V_BF16_ROWS : V_FP32, v);
+            tr->output_gradient(&g, gy, runs, count, g.bf16, dmt);
+            for (int xi = 0; xi < 16; xi++) {
+                const uint32_t *vxi = (const uint32_t *)v + xi * v_plane(&g), *dxi = (const uint32_t *)dmt + xi * dplane;
+                float *uxi = dut + (int64_t)xi * g.c * g.o;
+                if (g.bf16) tsk_cpu_gemm_pairs(g.c, g.o, padded / 2, vxi, g.tb, 1, dxi, g.o, uxi, g.o, 1);
+                else tsk_cpu_gemm_strided(g.c, g.o, tiles, (const float *)vxi, g.tb, 1, (const float *)dxi, g.o, uxi, g.o, 1);
+            }
         }
         tsk_cpu_scratch_free(v);
         tsk_cpu_scratch_free(dmt);

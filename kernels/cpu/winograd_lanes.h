@@ -1,9 +1,8 @@
-
-
 /* winograd_lanes.h — the Winograd transforms of winograd.c for one vector width (TSK_SIMD_LANES tiles at a time,
  * one per lane), included by winograd.c once per width inside a target region. The math is in winograd.c's
  * comment; here each run of tiles is loaded with masks (lanes outside the input read nothing and hold 0) and
- * its even and odd columns separated, so each lane does one tile's arithmetic. */
+ * its even and odd columns separated, so each lane does one tile's arithmetic. The bf16 layouts of the
+ * transformed operands exist at 16 lanes only: bf16 runs only where the processor has AVX512-BF16. */
 #include "simd.h"
 
 /* The masks of a run's window rows, which start at input column ix0 of a row w wide: the lanes of the three
@@ -21,50 +20,79 @@ static inline S(row_masks) S(row_masks_of)(int ix0, int w)
     return m;
 }
 
-/* a window row of the run's tiles, p its first element: e0..e3[l] = p[2l + 0..3] (zeros outside the plane), rounded
- * to bfloat16 when round */
-static inline void S(window_row)(const float *p, S(row_masks) m, int round, VEC *e0, VEC *e1, VEC *e2, VEC *e3)
+/* a window row of the run's tiles, p its first element: e0..e3[l] = p[2l + 0..3] (zeros outside the plane) */
+static inline void S(window_row)(const float *p, S(row_masks) m, VEC *e0, VEC *e1, VEC *e2, VEC *e3)
 {
     enum { LANES = TSK_SIMD_LANES };
     VEC a = S(vload)(p, m.a), b = S(vload)(p + LANES, m.b), c = S(vload)(p + 2 * LANES, m.c);
-    if (round) a = S(vbf16_)(a), b = S(vbf16_)(b), c = S(vbf16_)(c);
     S(deinterleave)(a, b, e0, e1);
     *e2 = S(shift_in)(*e0, c, 0);
     *e3 = S(shift_in)(*e1, c, 1);
 }
 
-/* V[xi][c][at + l] = (B^T d B)[xi] for the tiles of a block's runs, x [N, C, H, W] (V's rows TB apart; x rounded to
- * bfloat16 when g->round). Channel by channel, so that the runs read one plane's rows in order. */
-static void S(transform_input)(const geometry *g, const float *x, const run *runs, int count, float *v)
+/* v[xi] = (B^T d B)[xi] of run r's tiles in one channel plane of one image (plane: that plane's first element) */
+static inline void S(input_values)(const geometry *g, const float *plane, run r, VEC v[16])
 {
-    int64_t plane = (int64_t)g->h * g->w, image = (int64_t)g->c * plane, ldv = g->tb, vplane = v_plane(g);
-    for (int c = 0; c < g->c; c++)
+    int64_t next = (int64_t)g->h * g->w;
+    int iy0 = 2 * r.ty - g->pt, ix0 = 2 * r.tx - g->pl;
+    S(row_masks) m = S(row_masks_of)(ix0, g->w);
+    const float *p = plane + (int64_t)iy0 * g->w + ix0;
+    /* the next channel's window rows: a plane's few rows at a time are streams too short for the hardware
+     * prefetchers, and without this the transform waits for memory (the convolution of a batch that is not in the
+     * cache took 1.5 times as long); the plane after the image's last is the next image's first */
+    for (int i = 0; i < 4; i++)
+        if (iy0 + i >= 0 && iy0 + i < g->h)
+            for (int e = 0; e < 2 * TSK_SIMD_LANES + 2; e += 16) __builtin_prefetch(p + next + i * g->w + e, 0, 3);
+    VEC a[4][4];   /* each window row times B */
+    for (int i = 0; i < 4; i++) {
+        VEC e0 = S(vzero)(), e1 = e0, e2 = e0, e3 = e0;
+        if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(p + (int64_t)i * g->w, m, &e0, &e1, &e2, &e3);
+        a[i][0] = e0 - e2, a[i][1] = e1 + e2, a[i][2] = e2 - e1, a[i][3] = e1 - e3;
+    }
+    for (int j = 0; j < 4; j++) {   /* B^T times the columns */
+        v[0 + j] = a[0][j] - a[2][j];
+        v[4 + j] = a[1][j] + a[2][j];
+        v[8 + j] = a[2][j] - a[1][j];
+        v[12 + j] = a[1][j] - a[3][j];
+    }
+}
+
+/* The transformed input V of a block's runs, x [N, C, H, W], in `layout` (winograd.c), channel by channel so that
+ * the runs read one plane's rows in order */
+static void S(transform_input)(const geometry *g, const float *x, const run *runs, int count, int layout, void *v)
+{
+    int64_t plane = (int64_t)g->h * g->w, image = (int64_t)g->c * plane, vplane = v_plane(g);
+    int step = layout == V_BF16_PAIRS ? 2 : 1;
+    for (int c = 0; c < g->c; c += step)
         for (int k = 0; k < count; k++) {
             run r = runs[k];
-            int iy0 = 2 * r.ty - g->pt, ix0 = 2 * r.tx - g->pl;
-            S(row_masks) m = S(row_masks_of)(ix0, g->w);
-            const float *p = x + r.img * image + c * plane + (int64_t)iy0 * g->w + ix0;
-            /* the next channel's window rows: a plane's few rows at a time are streams too short for the
-             * hardware prefetchers, and without this the transform waits for memory (the convolution of a
-             * batch that is not in the cache took 1.5 times as long) */
-            if (c + 1 < g->c)
-                for (int i = 0; i < 4; i++)
-                    if (iy0 + i >= 0 && iy0 + i < g->h)
-                        for (int e = 0; e < 2 * TSK_SIMD_LANES + 2; e += 16) __builtin_prefetch(p + plane + i * g->w + e, 0, 3);
-            VEC a[4][4];   /* each window row times B */
-            for (int i = 0; i < 4; i++) {
-                VEC e0 = S(vzero)(), e1 = e0, e2 = e0, e3 = e0;
-                if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(p + (int64_t)i * g->w, m, g->round, &e0, &e1, &e2, &e3);
-                a[i][0] = e0 - e2, a[i][1] = e1 + e2, a[i][2] = e2 - e1, a[i][3] = e1 - e3;
+            const float *first = x + r.img * image + c * plane;
+            VEC out[16];
+            S(input_values)(g, first, r, out);
+            LANES_T tiles = S(range)(0, r.count);
+            if (layout == V_FP32) {
+                float *at = (float *)v + (int64_t)c * g->tb + r.at;
+                for (int xi = 0; xi < 16; xi++) S(vstore)(at + xi * vplane, out[xi], tiles);
+                continue;
             }
-            float *out = v + c * ldv + r.at;
-            LANES_T store = S(range)(0, r.count);
-            for (int j = 0; j < 4; j++) {   /* B^T times the columns */
-                S(vstore)(out + (0 + j) * vplane, a[0][j] - a[2][j], store);
-                S(vstore)(out + (4 + j) * vplane, a[1][j] + a[2][j], store);
-                S(vstore)(out + (8 + j) * vplane, a[2][j] - a[1][j], store);
-                S(vstore)(out + (12 + j) * vplane, a[1][j] - a[3][j], store);
+#if TSK_SIMD_LANES == 16
+            if (layout == V_BF16_PAIRS) {
+                VEC high[16];
+                if (c + 1 < g->c) S(input_values)(g, first + plane, r, high);
+                uint32_t *at = (uint32_t *)v + (int64_t)(c / 2) * g->tb + r.at;
+                for (int xi = 0; xi < 16; xi++) {
+                    __m512i pair = bf16_bits16(out[xi]);
+                    if (c + 1 < g->c) pair = _mm512_or_si512(pair, _mm512_slli_epi32(bf16_bits16(high[xi]), 16));
+                    _mm512_mask_storeu_epi32(at + xi * vplane, tiles, pair);
+                }
+            } else {
+                uint16_t *at = (uint16_t *)v + (int64_t)c * 2 * g->tb + r.at2;
+                for (int xi = 0; xi < 16; xi++) {
+                    _mm512_mask_cvtepi32_storeu_epi16(at + 2 * xi * vplane, tiles, bf16_bits16(out[xi]));
+                    if (r.count % 2) at[2 * xi * vplane + r.count] = 0;
+                }
             }
+#endif
         }
 }
 
@@ -104,10 +132,12 @@ static void S(transform_output)(const geometry *g, const float *m, const float *
     }
 }
 
-/* dMT[xi][at + l][o] = (A gy A^T)[xi] for the tiles of a block's runs and every channel of gy [N, O, OH, OW] (zeros
- * past the output's edge; gy rounded to bfloat16 when g->round), tile-major so that it is the right-hand operand of the weight gradient's products:
- * TSK_SIMD_LANES channels at a time into a small buffer [16][channel][lane], then transposed out */
-static void S(transform_output_gradient)(const geometry *g, const float *gy, const run *runs, int count, float *dmt)
+/* The transformed output gradient dM = A gy A^T of a block's runs, gy [N, O, OH, OW] (zeros past the output's edge),
+ * tile-major, the right-hand operand of the weight gradient's products (each xi's matrix dmt_plane(g) words apart):
+ * fp32, floats dMT[xi][at + l][o]; bf16, 32-bit pairs of tiles (at2 + l even low, the next high) [xi][(at2 + l) / 2][o]
+ * (a run of an odd count pairs its last tile with a zero). TSK_SIMD_LANES channels at a time go into a small buffer
+ * [16][channel][lane], transposed out. */
+static void S(transform_output_gradient)(const geometry *g, const float *gy, const run *runs, int count, int bf16, void *dmt)
 {
     enum { LANES = TSK_SIMD_LANES };
     int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->o * plane, dplane = dmt_plane(g);
@@ -125,14 +155,9 @@ static void S(transform_output_gradient)(const geometry *g, const float *gy, con
                 if (o0 + k + 1 < g->o)   /* the next channel's rows, as in transform_input */
                     for (int i = 0; i < 2 && oy + i < g->oh; i++)
                         for (int e = 0; e < width; e += 16) __builtin_prefetch(in + plane + i * g->ow + e, 0, 3);
-                VEC g00, g01, g10 = S(vzero)(), g11 = S(vzero)(), r0 = S(vload)(in, first), r1 = S(vload)(in + LANES, second);
-                if (g->round) r0 = S(vbf16_)(r0), r1 = S(vbf16_)(r1);
-                S(deinterleave)(r0, r1, &g00, &g01);
-                if (oy + 1 < g->oh) {
-                    VEC s0 = S(vload)(in + g->ow, first), s1 = S(vload)(in + g->ow + LANES, second);
-                    if (g->round) s0 = S(vbf16_)(s0), s1 = S(vbf16_)(s1);
-                    S(deinterleave)(s0, s1, &g10, &g11);
-                }
+                VEC g00, g01, g10 = S(vzero)(), g11 = S(vzero)();
+                S(deinterleave)(S(vload)(in, first), S(vload)(in + LANES, second), &g00, &g01);
+                if (oy + 1 < g->oh) S(deinterleave)(S(vload)(in + g->ow, first), S(vload)(in + g->ow + LANES, second), &g10, &g11);
                 VEC h0[4] = {g00, g00 + g01, g00 - g01, -g01}, h1[4] = {g10, g10 + g11, g10 - g11, -g11};   /* rows times A^T */
                 for (int j = 0; j < 4; j++) {   /* A times the columns */
                     S(vstore)(buf[0 + j][k], h0[j], all);
@@ -141,16 +166,24 @@ static void S(transform_output_gradient)(const geometry *g, const float *gy, con
                     S(vstore)(buf[12 + j][k], -h1[j], all);
                 }
             }
-            /* a whole group is transposed as a block: rows past the run's tiles get zeros, which the next run
-             * overwrites (each xi's rows have TSK_SIMD_LANES to spare after the block's: dmt_plane) */
-            float *out = dmt + (int64_t)r.at * g->o + o0;
+            for (int k = group; k < LANES; k++)   /* channels past O: zero, never stored */
+                for (int xi = 0; xi < 16; xi++) S(vstore)(buf[xi][k], S(vzero)(), all);
             for (int xi = 0; xi < 16; xi++) {
-                if (group == LANES) {
-                    S(transpose)(&buf[xi][0][0], LANES, out + xi * dplane, g->o);
-                } else {
-                    for (int l = 0; l < r.count; l++)
-                        for (int k = 0; k < group; k++) out[xi * dplane + (int64_t)l * g->o + k] = buf[xi][k][l];
+                float rows[LANES][LANES];   /* rows[l][k]: tile l's channels; lanes past the run's tiles hold zeros */
+                S(transpose)(&buf[xi][0][0], LANES, &rows[0][0], LANES);
+                if (!bf16) {
+                    float *out = (float *)dmt + xi * dplane + (int64_t)r.at * g->o + o0;
+                    for (int l = 0; l < r.count; l++) S(vstore)(out + (int64_t)l * g->o, S(vload)(rows[l], all), S(range)(0, group));
+                    continue;
                 }
+#if TSK_SIMD_LANES == 16
+                uint32_t *out = (uint32_t *)dmt + xi * dplane + (int64_t)(r.at2 / 2) * g->o + o0;
+                for (int l = 0; l < r.count; l += 2) {
+                    __m512i pair = _mm512_or_si512(bf16_bits16(_mm512_loadu_ps(rows[l])),
+                                                   _mm512_slli_epi32(bf16_bits16(_mm512_loadu_ps(rows[l + 1])), 16));
+                    _mm512_mask_storeu_epi32(out + (int64_t)(l / 2) * g->o, S(range)(0, group), pair);
+                }
+#endif
             }
         }
 }
