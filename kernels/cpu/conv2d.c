@@ -24,6 +24,8 @@
 #include "../pointwise.h"
 #include "bf16_avx512.h"
 #include "cpu.h"
+#define TSK_SIMD_LANES 8   /* transpose8: the 8x8 register transpose */
+#include "simd.h"
 
 static int is_pointwise(const tsk_conv2d_shape *s)
 {
@@ -99,33 +101,12 @@ static void col2im(const tsk_conv2d_shape *s, int cg, const float *col, float *x
             }
 }
 
-/* out[8 x 8 block] = in[8 x 8 block]^T in AVX registers (unpack pairs, then quads, then halves) */
-static void transpose_8x8(const float *in, int64_t in_stride, float *out, int64_t out_stride)
-{
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + i * in_stride);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(out + i * out_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(out + (i + 4) * out_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-    }
-}
-
 /* out[cols, rows] = in[rows, cols]^T: 8x8 register blocks, the ragged edges element by element */
 static void transpose(int rows, int cols, const float *in, float *out)
 {
     int r8 = rows / 8 * 8, c8 = cols / 8 * 8;
     for (int r = 0; r < r8; r += 8)
-        for (int c = 0; c < c8; c += 8) transpose_8x8(in + (int64_t)r * cols + c, cols, out + (int64_t)c * rows + r, rows);
+        for (int c = 0; c < c8; c += 8) transpose8(in + (int64_t)r * cols + c, cols, out + (int64_t)c * rows + r, rows);
     for (int r = 0; r < rows; r++)
         for (int c = r < r8 ? c8 : 0; c < cols; c++) out[(int64_t)c * rows + r] = in[(int64_t)r * cols + c];
 }

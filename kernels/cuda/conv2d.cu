@@ -137,6 +137,28 @@ static size_t workspace_cap(void)
     return free_bytes / 2;
 }
 
+// cuDNN's three rankings of algorithms for the descriptors d: its heuristics (Get*_v7: untimed, the same ranking
+// for a shape in every process) or its timed search (Find*); the two families take the same arguments
+struct rankings {
+    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int nf, nd, nw;
+};
+
+static cudnnStatus_t rank(const conv_descriptors &d, bool timed, rankings *r)
+{
+    auto forward = timed ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7;
+    auto backward_data = timed ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7;
+    auto backward_filter =
+        timed ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7;
+    r->nf = r->nd = r->nw = 0;
+    DNN_TRY(forward(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &r->nf, r->fwd));
+    DNN_TRY(backward_data(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &r->nd, r->data));
+    DNN_TRY(backward_filter(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &r->nw, r->filter));
+    return CUDNN_STATUS_SUCCESS;
+}
+
 // The descriptors and the three algorithms of p for its staging, or the reason there are none: a failing
 // cuDNN status, or CUDNN_STATUS_NOT_SUPPORTED when no candidate (deterministic when asked, with a workspace
 // under the cap) exists. Nothing is recorded: the caller may try another staging.
@@ -144,28 +166,18 @@ static cudnnStatus_t choose(const tsk_conv2d_shape *s, conv_plan *p)
 {
     conv_descriptors &d = p->d;
     DNN_TRY(describe(s, p, &d));
-    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int nf = 0, nd = 0, nw = 0;
-    // Deterministic mode chooses from cuDNN's heuristics (Get*_v7: the same ranking for a shape in every
-    // process), never by timing: Find*'s ranking moves with timing noise, so the next process could pick
-    // another algorithm and get other bits. Otherwise the timed ranking, as PyTorch's cudnn.benchmark. The two
-    // families take the same arguments.
-    auto forward = p->deterministic ? cudnnGetConvolutionForwardAlgorithm_v7 : cudnnFindConvolutionForwardAlgorithm;
-    auto backward_data = p->deterministic ? cudnnGetConvolutionBackwardDataAlgorithm_v7 : cudnnFindConvolutionBackwardDataAlgorithm;
-    auto backward_filter =
-        p->deterministic ? cudnnGetConvolutionBackwardFilterAlgorithm_v7 : cudnnFindConvolutionBackwardFilterAlgorithm;
-    DNN_TRY(forward(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &nf, fwd));
-    DNN_TRY(backward_data(tsk_ctx.dnn, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data));
-    DNN_TRY(backward_filter(tsk_ctx.dnn, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter));
+    // Deterministic mode chooses from cuDNN's heuristics, never by timing: Find*'s ranking moves with timing noise,
+    // so the next process could pick another algorithm and get other bits. Otherwise the timed ranking, as
+    // PyTorch's cudnn.benchmark.
+    rankings r;
+    DNN_TRY(rank(d, !p->deterministic, &r));
     size_t cap = workspace_cap();
-    int f = pick(fwd, nf, p->deterministic, cap), a = pick(data, nd, p->deterministic, cap);
-    int b = pick(filter, nw, p->deterministic, cap);
+    int f = pick(r.fwd, r.nf, p->deterministic, cap), a = pick(r.data, r.nd, p->deterministic, cap);
+    int b = pick(r.filter, r.nw, p->deterministic, cap);
     if (f < 0 || a < 0 || b < 0) return CUDNN_STATUS_NOT_SUPPORTED;
-    p->fwd = fwd[f].algo, p->fwd_math = fwd[f].mathType, p->fwd_bytes = fwd[f].memory;
-    p->bwd_data = data[a].algo, p->data_math = data[a].mathType, p->data_bytes = data[a].memory;
-    p->bwd_filter = filter[b].algo, p->filter_math = filter[b].mathType, p->filter_bytes = filter[b].memory;
+    p->fwd = r.fwd[f].algo, p->fwd_math = r.fwd[f].mathType, p->fwd_bytes = r.fwd[f].memory;
+    p->bwd_data = r.data[a].algo, p->data_math = r.data[a].mathType, p->data_bytes = r.data[a].memory;
+    p->bwd_filter = r.filter[b].algo, p->filter_math = r.filter[b].mathType, p->filter_bytes = r.filter[b].memory;
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -198,18 +210,10 @@ static cudnnStatus_t adopt(const tsk_conv2d_shape *s, conv_plan *p, const conv_p
     p->bf16 = from->bf16, p->nhwc = from->nhwc;
     conv_descriptors &d = p->d;
     DNN_TRY(describe(s, p, &d));
-    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int nf = 0, nd = 0, nw = 0;
-    DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(tsk_ctx.dnn, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                   &nf, fwd));
-    DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(tsk_ctx.dnn, d.w, d.y, d.conv, d.x,
-                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &nd, data));
-    DNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(tsk_ctx.dnn, d.x, d.y, d.conv, d.w,
-                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, filter));
-    if (!listed(fwd, nf, from->fwd, from->fwd_math) || !listed(data, nd, from->bwd_data, from->data_math) ||
-        !listed(filter, nw, from->bwd_filter, from->filter_math))
+    rankings r;
+    DNN_TRY(rank(d, false, &r));
+    if (!listed(r.fwd, r.nf, from->fwd, from->fwd_math) || !listed(r.data, r.nd, from->bwd_data, from->data_math) ||
+        !listed(r.filter, r.nw, from->bwd_filter, from->filter_math))
         return CUDNN_STATUS_NOT_SUPPORTED;
     p->fwd = from->fwd, p->fwd_math = from->fwd_math;
     p->bwd_data = from->bwd_data, p->data_math = from->data_math;
