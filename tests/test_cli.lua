@@ -92,7 +92,7 @@ return function(t)
       local doctor
       rc, doctor = t.sh('TSHOST_CPU=avx2 ' .. exe .. ' --doctor')
       t.truthy(rc == 0 and doctor:find("matrix products: the avx2 path (tshost's AVX2 kernel for convolutions, OpenBLAS for " ..
-                                       'linear layers, bf16 pairs by a plain loop, forced by TSHOST_CPU)', 1, true), doctor)
+                                       'linear layers, bf16 by the fp32 kernels, forced by TSHOST_CPU)', 1, true), doctor)
       rc, out = t.sh('TSHOST_CPU=amx ' .. exe .. " -e 'x = 1'")
       t.truthy(rc == 2 and out:find("TSHOST_CPU: unknown CPU path 'amx' (generic, avx2, avx512, avx512bf16)", 1, true), out)
       if not doctor:find('AVX-512 yes', 1, true) then
