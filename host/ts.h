@@ -217,6 +217,21 @@ int ts_linear_backward(ts_tensor *grad_x, ts_tensor *grad_weight, ts_tensor *gra
  * y may be x. */
 int ts_dropout(ts_tensor *y, const ts_tensor *x, double p, uint64_t seed);
 
+/* Metric learning on embeddings x [N, D] (host/metric.c). y = x / max(||x||, eps) row by row, and its backward.
+ * Batch-hard mining: for each anchor i (labels int64 [N]) the farthest row of its class and the nearest of another
+ * (int32 [N] each; -1, and anchor -1, where there is none). The triplet margin loss (PyTorch's TripletMarginLoss,
+ * p = 2): the mean of max(d(a,p) - d(a,n) + margin, 0) over the triplets (int32 [T] row indices, 0-based; one with a
+ * -1 is skipped), d(u,v) = ||u - v + eps||. The contrastive loss over every pair of the batch: (d^2 for one class,
+ * max(margin - d, 0)^2 for two) / 2, averaged. loss: float32 [1] on x's device (nothing waits for it); grad_x
+ * [N, D] or NULL, overwritten. */
+int ts_normalize_rows(ts_tensor *y, const ts_tensor *x, double eps);
+int ts_normalize_rows_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_tensor *x, const ts_tensor *y, double eps);
+int ts_triplet_mine(ts_tensor *anchors, ts_tensor *positives, ts_tensor *negatives, const ts_tensor *x,
+                    const ts_tensor *labels, double eps);
+int ts_triplet_loss(ts_tensor *loss, ts_tensor *grad_x, const ts_tensor *x, const ts_tensor *anchors,
+                    const ts_tensor *positives, const ts_tensor *negatives, double margin, double eps);
+int ts_contrastive_loss(ts_tensor *loss, ts_tensor *grad_x, const ts_tensor *x, const ts_tensor *labels, double margin);
+
 /* logits [N,C], targets int64 [N] with 0-based classes (on the host or the logits' device), class_weight [C]
  * or NULL; mean reduction as PyTorch's cross_entropy(weight=, label_smoothing=). grad_logits [N,C] (may be
  * NULL) gets d loss / d logits. */

@@ -267,4 +267,110 @@ TSK_SHARED void tsk_dropout_mask4(uint64_t seed, double p, int64_t q, float mask
     for (int j = 0; j < 4; j++) mask[j] = bits[j] >= threshold ? scale : 0.0f;
 }
 
+/* ---- metric learning on embeddings x [N, D] (rows of D floats) ---- */
+
+/* row i's L2 norm, as F.normalize divides by it: max(||x_i||, eps) */
+TSK_SHARED double tsk_row_norm(const float *x, int64_t d, float eps)
+{
+    double s = 0;
+    for (int64_t k = 0; k < d; k++) s += (double)x[k] * x[k];
+    s = sqrt(s);
+    return s > eps ? s : eps;
+}
+
+/* the gradient through y = x / max(||x||, eps): (gy - y (y . gy)) / ||x|| where the norm is above eps, gy / eps below
+ * (the division by a constant) */
+TSK_SHARED void tsk_normalize_grad(const float *x, const float *y, const float *gy, int64_t d, float eps, float *gx)
+{
+    double norm = tsk_row_norm(x, d, eps), dot = 0;
+    int scaled = norm > eps;
+    for (int64_t k = 0; k < d; k++) dot += (double)y[k] * gy[k];
+    for (int64_t k = 0; k < d; k++) gx[k] = (float)((gy[k] - (scaled ? y[k] * dot : 0.0)) / norm);
+}
+
+/* PyTorch's pairwise_distance, ||u - v + eps||, and its gradient with respect to u (minus that for v): (u - v + eps) / d */
+TSK_SHARED double tsk_pair_distance(const float *u, const float *v, int64_t d, float eps)
+{
+    double s = 0;
+    for (int64_t k = 0; k < d; k++) {
+        double e = (double)u[k] - v[k] + eps;
+        s += e * e;
+    }
+    return sqrt(s);
+}
+
+/* Batch-hard mining (Hermans et al., "In defense of the triplet loss", 2017) for anchor a: the farthest row of its
+ * class (positive) and the nearest of another class (negative) by pairwise distance, the first of equals; -1 where
+ * there is none */
+TSK_SHARED void tsk_hardest(int n, int64_t d, const float *x, const int64_t *labels, int a, float eps, int32_t *pos,
+                            int32_t *neg)
+{
+    double far = -1, near = 0;
+    *pos = *neg = -1;
+    for (int j = 0; j < n; j++) {
+        if (j == a) continue;
+        double dist = tsk_pair_distance(x + (int64_t)a * d, x + (int64_t)j * d, d, eps);
+        if (labels[j] == labels[a]) {
+            if (dist > far) far = dist, *pos = j;
+        } else if (*neg < 0 || dist < near) {
+            near = dist, *neg = j;
+        }
+    }
+}
+
+/* a triplet whose three rows exist (mining leaves -1 where an anchor has no positive or no negative) */
+TSK_SHARED int tsk_triplet_valid(int32_t a, int32_t p, int32_t q) { return a >= 0 && p >= 0 && q >= 0; }
+
+/* PyTorch's TripletMarginLoss for one triplet: max(d(a, p) - d(a, n) + margin, 0), d = tsk_pair_distance */
+TSK_SHARED double tsk_triplet_loss(const float *x, int64_t d, int32_t a, int32_t p, int32_t q, float margin, float eps)
+{
+    double l = tsk_pair_distance(x + a * d, x + p * d, d, eps) - tsk_pair_distance(x + a * d, x + q * d, d, eps) + margin;
+    return l > 0 ? l : 0;
+}
+
+/* row r's gradient of the mean triplet loss over the valid triplets (scale = 1 / their number), gathered over
+ * every triplet r takes part in, in triplet order: for an active triplet (loss > 0), d d(a,p) / da = (a - p + eps) /
+ * d(a,p) goes to a and minus it to p, and minus d d(a,n) / da likewise to a and plus it to n */
+TSK_SHARED void tsk_triplet_row_grad(int r, int t, int64_t d, const float *x, const int32_t *as, const int32_t *ps,
+                                     const int32_t *qs, float margin, float eps, double scale, float *g)
+{
+    for (int64_t k = 0; k < d; k++) g[k] = 0;
+    for (int i = 0; i < t; i++) {
+        int32_t a = as[i], p = ps[i], q = qs[i];
+        if (!tsk_triplet_valid(a, p, q) || (r != a && r != p && r != q)) continue;
+        if (tsk_triplet_loss(x, d, a, p, q, margin, eps) <= 0) continue;
+        double dp = tsk_pair_distance(x + a * d, x + p * d, d, eps), dn = tsk_pair_distance(x + a * d, x + q * d, d, eps);
+        for (int64_t k = 0; k < d; k++) {
+            double up = (x[a * d + k] - x[p * d + k] + eps) / (dp > 0 ? dp : 1);
+            double un = (x[a * d + k] - x[q * d + k] + eps) / (dn > 0 ? dn : 1);
+            double v = (r == a ? up - un : 0) + (r == p ? -up : 0) + (r == q ? un : 0);
+            g[k] += (float)(v * scale);
+        }
+    }
+}
+
+/* The contrastive loss (Hadsell, Chopra and LeCun, 2006) over every pair i < j of the batch, d = ||x_i - x_j||:
+ * (d^2 for a pair of one class, max(margin - d, 0)^2 for two classes) / 2, averaged over the N (N - 1) / 2 pairs. */
+TSK_SHARED double tsk_contrastive_pair(const float *x, int64_t d, int i, int j, int same, float margin)
+{
+    double dist = tsk_pair_distance(x + (int64_t)i * d, x + (int64_t)j * d, d, 0.0f), m = margin - dist;
+    return same ? 0.5 * dist * dist : m > 0 ? 0.5 * m * m : 0;
+}
+
+/* row i's gradient: sum over j != i of c_ij (x_i - x_j) scale (scale = 1 / pairs), c = 1 for one class and
+ * -(margin - d) / d for two classes closer than the margin (0 at d = 0, where no direction exists) */
+TSK_SHARED void tsk_contrastive_row_grad(int n, int64_t d, const float *x, const int64_t *labels, int i, float margin,
+                                         double scale, float *g)
+{
+    for (int64_t k = 0; k < d; k++) g[k] = 0;
+    for (int j = 0; j < n; j++) {
+        if (j == i) continue;
+        double dist = tsk_pair_distance(x + (int64_t)i * d, x + (int64_t)j * d, d, 0.0f), c;
+        if (labels[i] == labels[j]) c = 1;
+        else c = dist < margin && dist > 0 ? -(margin - dist) / dist : 0;
+        if (c == 0) continue;
+        for (int64_t k = 0; k < d; k++) g[k] += (float)(c * scale * ((double)x[(int64_t)i * d + k] - x[(int64_t)j * d + k]));
+    }
+}
+
 #endif

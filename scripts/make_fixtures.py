@@ -210,6 +210,55 @@ for name, scale in (("upsample_2", (2, 2)), ("upsample_2x3", (2, 3))):
     cases[name] = dict(kind="Upsample2d", scale=list(scale))
     put(name, "x", x); put(name, "y", y); put(name, "gy", gy); put(name, "gx", x.grad)
 
+# metric learning (after every older case): F.normalize, TripletMarginLoss on given and on batch-hard triplets,
+# the contrastive loss written out
+x = torch.randn(6, 5)
+x[2] = 1e-14   # a row shorter than eps: divided by eps
+x.requires_grad_(True)
+y = F.normalize(x, dim=1)
+gy = torch.randn_like(y)
+y.backward(gy)
+cases["normalize"] = dict(kind="Normalize")
+put("normalize", "x", x); put("normalize", "y", y); put("normalize", "gy", gy); put("normalize", "gx", x.grad)
+
+k, margin = 7, 0.7
+x = torch.randn(3 * k, 4, requires_grad=True)
+loss = nn.TripletMarginLoss(margin=margin)(x[:k], x[k:2 * k], x[2 * k:])
+loss.backward()
+cases["triplet_given"] = dict(kind="triplet", margin=margin, triplets=k)
+put("triplet_given", "x", x); put("triplet_given", "loss", loss.reshape(1)); put("triplet_given", "gx", x.grad)
+
+x = torch.randn(12, 4, requires_grad=True)
+labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 3, 0, 1, 2])   # class 3 has one row: no positive, left out
+d = F.pairwise_distance(x.detach()[:, None, :], x.detach()[None, :, :], eps=1e-6)   # d[a, j] = ||x_a - x_j + eps||
+anchors, positives, negatives = [], [], []
+for a in range(12):
+    same = [j for j in range(12) if j != a and labels[j] == labels[a]]
+    other = [j for j in range(12) if labels[j] != labels[a]]
+    if same and other:
+        anchors.append(a)
+        positives.append(max(same, key=lambda j: (d[a, j].item(), -j)))   # the farthest, the first of equals
+        negatives.append(min(other, key=lambda j: (d[a, j].item(), j)))
+loss = nn.TripletMarginLoss(margin=1.0)(x[anchors], x[positives], x[negatives])
+loss.backward()
+cases["triplet_batch_hard"] = dict(kind="triplet", margin=1.0)
+put("triplet_batch_hard", "x", x); put("triplet_batch_hard", "labels", labels)
+put("triplet_batch_hard", "positives", torch.tensor(positives)); put("triplet_batch_hard", "negatives", torch.tensor(negatives))
+put("triplet_batch_hard", "anchors", torch.tensor(anchors))
+put("triplet_batch_hard", "loss", loss.reshape(1)); put("triplet_batch_hard", "gx", x.grad)
+
+x = torch.randn(9, 3, requires_grad=True)
+labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1, 2])
+margin = 2.0
+i, j = torch.triu_indices(9, 9, offset=1)
+dist = (x[i] - x[j]).norm(dim=1)
+same = (labels[i] == labels[j]).float()
+loss = (same * dist ** 2 + (1 - same) * torch.clamp(margin - dist, min=0) ** 2).mean() / 2
+loss.backward()
+cases["contrastive"] = dict(kind="contrastive", margin=margin)
+put("contrastive", "x", x); put("contrastive", "labels", labels); put("contrastive", "loss", loss.reshape(1))
+put("contrastive", "gx", x.grad)
+
 DT = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
 header, blobs, offset = {"__metadata__": {"cases": json.dumps(cases, sort_keys=True),
                                           "torch": torch.__version__}}, [], 0

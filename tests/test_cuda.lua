@@ -121,6 +121,25 @@ return function(t)
       end
    end)
 
+   gpu_test(t, 'the embedding head and the metric losses match the CPU', function()
+      ts.manualSeed(6)
+      local x, labels = ts.randn(40, 16), {}
+      for i = 1, 40 do labels[i] = i % 7 end
+      local cpu, gpu = nn.Normalize(), nn.Normalize()
+      local g = ts.randn(40, 16)
+      t.near(gpu:forward(x:cuda()):cpu(), cpu:forward(x), 1e-6, 1e-7, 'normalize')
+      t.near(gpu:backward(x:cuda(), g:cuda()):cpu(), cpu:backward(x, g), 1e-5, 1e-7, 'normalize backward')
+      local e = cpu.output
+      for _, loss in ipairs({nn.TripletMarginLoss{margin = 0.5}, nn.ContrastiveLoss{margin = 1.5}}) do
+         local a = loss:forward(e, labels)
+         local ga = loss:backward(e, labels):clone()
+         local b = loss:forward(e:cuda(), labels)
+         local gb = loss:backward(e:cuda(), labels):cpu()
+         t.near(b, a, 1e-5, 1e-7, loss.__typename .. ' loss')
+         t.near(gb, ga, 1e-4, 1e-6, loss.__typename .. ' gradient')
+      end
+   end)
+
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()
       local logits, target = ts.randn(16, 43), ts.zeros({16}, 'int64')
       for i = 1, 16 do target[i] = (i * 5) % 43 end

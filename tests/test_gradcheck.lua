@@ -126,4 +126,33 @@ return function(t)
          end
       end
    end)
+
+   t.test('gradcheck the embedding head and the metric losses: Normalize, triplet (mined and given), contrastive', function()
+      gradcheck('normalize', nn.Normalize(), ts.randn(4, 6))
+      gradcheck('embedding head', nn.Sequential(nn.Linear(5, 3), nn.Normalize()), ts.randn(6, 5))
+      ts.manualSeed(8)
+      local x = ts.randn(10, 4)
+      local labels = {0, 1, 0, 1, 2, 2, 0, 1, 2, 3}
+      local given = {anchors = {1, 2, 5}, positives = {3, 4, 6}, negatives = {2, 9, 1}}
+      local function numeric_check(name, loss, target)
+         local g = loss:backward(x, target):clone()
+         local v = x:view(-1)
+         for i = 1, v:numel() do
+            local old = v[i]
+            v[i] = old + 1e-3
+            local lp = loss:forward(x, target)
+            v[i] = old - 1e-3
+            local lm = loss:forward(x, target)
+            v[i] = old
+            -- mining is piecewise: a step that changes the chosen triplet would show as a jump, so the step is small
+            t.near(g:view(-1)[i], (lp - lm) / 2e-3, 2e-2, 2e-3, name .. ' element ' .. i)
+         end
+      end
+      numeric_check('triplet, batch hard', nn.TripletMarginLoss{margin = 3}, labels)
+      numeric_check('triplet, given', nn.TripletMarginLoss{margin = 2}, given)
+      numeric_check('contrastive', nn.ContrastiveLoss{margin = 2.5}, labels)
+      t.raises(function() nn.TripletMarginLoss():forward(x, {anchors = {1}, positives = {11}, negatives = {2}}) end,
+               'names row 10 of 10 embeddings')
+   end)
+
 end

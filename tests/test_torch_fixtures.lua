@@ -43,6 +43,7 @@ return function(t)
    function build.LeakyReLU(c) return nn.LeakyReLU(c.param) end
    function build.ELU(c) return nn.ELU(c.param) end
    function build.Upsample2d(c) return nn.Upsample2d(c.scale) end
+   function build.Normalize() return nn.Normalize() end
 
    for _, name in ipairs(names) do
       local c = cases[name]
@@ -131,4 +132,43 @@ return function(t)
       t.near(net:get(21).grad.weight, get('refcnn', 'g20'), 1e-3, 1e-5, 'linear 20 weight gradient')
       t.near(net:get(2).running_mean, get('refcnn', 'running_mean1'), 1e-5, 1e-6, 'running mean')
    end)
+
+   -- the metric losses: the loss and the gradient of the embeddings
+   local function rows(case, what)   -- 0-based row indices as 1-based row numbers
+      local t, out = get(case, what), {}
+      for i = 1, t:numel() do out[i] = t[i] + 1 end
+      return out
+   end
+   t.test('matches PyTorch: TripletMarginLoss on given triplets', function()
+      local x, k = get('triplet_given', 'x'), cases.triplet_given.triplets
+      local target = {anchors = {}, positives = {}, negatives = {}}
+      for i = 1, k do target.anchors[i], target.positives[i], target.negatives[i] = i, k + i, 2 * k + i end
+      local loss = nn.TripletMarginLoss{margin = cases.triplet_given.margin}
+      t.near(loss:forward(x, target), get('triplet_given', 'loss'):get(1), 1e-5, 1e-6, 'loss')
+      t.near(loss:backward(x, target), get('triplet_given', 'gx'), 1e-4, 1e-6, 'gradient')
+   end)
+   t.test('matches PyTorch: batch-hard triplets mined from the labels (farthest positive, nearest negative)', function()
+      local case, x = 'triplet_batch_hard', get('triplet_batch_hard', 'x')
+      local loss = nn.TripletMarginLoss{margin = cases[case].margin}
+      local a, p, q = loss:triplets(x, get(case, 'labels'))
+      local mined = {anchors = {}, positives = {}, negatives = {}}
+      for i = 1, a:numel() do
+         if a[i] >= 0 then
+            mined.anchors[#mined.anchors + 1], mined.positives[#mined.anchors + 1] = a[i] + 1, p[i] + 1
+            mined.negatives[#mined.anchors] = q[i] + 1
+         end
+      end
+      t.eq(table.concat(mined.anchors, ','), table.concat(rows(case, 'anchors'), ','), 'anchors')
+      t.eq(table.concat(mined.positives, ','), table.concat(rows(case, 'positives'), ','), 'positives')
+      t.eq(table.concat(mined.negatives, ','), table.concat(rows(case, 'negatives'), ','), 'negatives')
+      t.near(loss:forward(x, get(case, 'labels')), get(case, 'loss'):get(1), 1e-5, 1e-6, 'loss')
+      t.near(loss:backward(x, get(case, 'labels')), get(case, 'gx'), 1e-4, 1e-6, 'gradient')
+   end)
+   t.test('matches PyTorch: the contrastive loss over every pair', function()
+      local x, labels = get('contrastive', 'x'), get('contrastive', 'labels')
+      local loss = nn.ContrastiveLoss{margin = cases.contrastive.margin}
+      t.near(loss:forward(x, labels), get('contrastive', 'loss'):get(1), 1e-5, 1e-6, 'loss')
+      t.near(loss:backward(x, labels), get('contrastive', 'gx'), 1e-4, 1e-6, 'gradient')
+   end)
+
 end
