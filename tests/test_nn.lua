@@ -133,6 +133,40 @@ return function(t)
       end
    end)
 
+   t.test('Checkpoint: the same gradients (dropout and batch norm inside) for less activation memory', function()
+      local function net(checkpointed)
+         ts.manualSeed(12)
+         local stage = nn.Sequential(nn.Conv2d(3, 16, 3, {padding = 1}), nn.BatchNorm2d(16), nn.ReLU(),
+                                     nn.Conv2d(16, 16, 3, {padding = 1}), nn.BatchNorm2d(16), nn.ReLU(), nn.Dropout(0.3))
+         return nn.Sequential(checkpointed and nn.Checkpoint(stage) or stage, nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 8 * 8, 5))
+      end
+      local x, g = ts.randn(8, 3, 16, 16), ts.randn(8, 5)
+      local results = {}
+      for _, checkpointed in ipairs({false, true}) do
+         local m = net(checkpointed)
+         collectgarbage('collect')
+         ts.cuda.resetPeak('cpu')
+         local base = ts.memory('cpu').in_use
+         ts.manualSeed(3)
+         local y = m:forward(x)
+         local after_forward = ts.memory('cpu').in_use - base
+         local gx = m:backward(x, g)
+         local grads = {}
+         for i, p in ipairs(select(2, m:parameters())) do grads[i] = p:clone() end
+         local state = {}
+         for _, entry in ipairs(m:stateDict()) do state[entry[1]] = entry[2] end
+         results[#results + 1] = {y = y:clone(), gx = gx:clone(), grads = grads, kept = after_forward,
+                                  running = state['0.1.running_var']:clone(), names = state}
+      end
+      local plain, ck = results[1], results[2]
+      t.near(ck.y, plain.y, 0, 0, 'output')
+      t.near(ck.gx, plain.gx, 0, 0, 'input gradient')
+      for i = 1, #plain.grads do t.near(ck.grads[i], plain.grads[i], 0, 0, 'parameter gradient ' .. i) end
+      t.near(ck.running, plain.running, 0, 0, 'the second forward leaves the running statistics as the first did')
+      for name in pairs(plain.names) do t.truthy(ck.names[name], 'the checkpointed model names ' .. name .. ' as the plain one') end
+      t.truthy(ck.kept < plain.kept / 2, ('memory kept after the forward: %d bytes checkpointed, %d plain'):format(ck.kept, plain.kept))
+   end)
+
    t.test('Dropout: scaled mask in training, identity in evaluation', function()
       local d = nn.Dropout(0.5)
       local x = ts.ones(1000)

@@ -157,6 +157,15 @@ end
 
 -- ---- shape and access ------------------------------------------------------------------------------
 
+-- Gives this handle's C tensor back now instead of at a later garbage collection (the collector does not see
+-- C memory); its storage goes when no other handle or view holds it. The Lua object cannot be used afterwards.
+function Tensor:free()
+   if self._c ~= nil then
+      C.ts_tensor_free(ffi.gc(self._c, nil))
+      self._c = nil
+   end
+end
+
 function Tensor:dim() return C.ts_tensor_ndim(self._c) end
 function Tensor:numel() return tonumber(C.ts_tensor_numel(self._c)) end
 Tensor.nElement = Tensor.numel

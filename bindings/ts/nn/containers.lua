@@ -1,6 +1,9 @@
--- Containers: Sequential (a chain), Residual (block(x) + shortcut(x)), Concat (outputs joined on a dim).
+-- Containers: Sequential (a chain), Residual (block(x) + shortcut(x)), Concat (outputs joined on a dim),
+-- Checkpoint (a module whose inside activations are made again in the backward instead of kept).
+local ffi = require('ffi')
 local Module = require('ts.nn.module')
 local T = require('ts.tensor')
+local cffi = require('ts.ffi')
 
 local function describe_children(self, indent, header)
    local lines = {header}
@@ -186,4 +189,73 @@ function Concat:backward(input, gradOutput)
    return g
 end
 
-return {Sequential = Sequential, Residual = Residual, Concat = Concat}
+-- Checkpoint(module): activation checkpointing. The forward keeps only the module's input and output: what the
+-- layers inside made on the way (their outputs, their buffers) is dropped, and the backward runs the forward
+-- again before going back through it, one more forward for the activation memory of everything inside. The
+-- second forward draws the same random numbers (the generator's state is replayed: the same dropout masks) and
+-- leaves batch norm's running statistics as the first left them, so the gradients are the plain module's (the
+-- same bits on the CPU). The child is transparent in state names: a checkpointed model saves and loads as the
+-- plain one.
+local Checkpoint = Module.class('Checkpoint', Container)
+function Checkpoint:__init(module)
+   self._children = {}
+   self:add(module, '')
+end
+
+local function rng_state()
+   local s = ffi.new('uint64_t[4]')
+   cffi.C.ts_rng_get_state(s)
+   return s
+end
+
+-- Drops what the layers inside made (clearState) and gives the tensors back at once (the garbage collector would
+-- keep them until its next cycle, so the memory would not fall), except those in keep
+local function release_inside(module, keep)
+   local tensors = {}
+   module:apply(function(m)
+      for field in pairs(m._scratch or {}) do tensors[m[field] or false] = true end
+      tensors[m.output or false], tensors[m.gradInput or false] = true, true
+   end)
+   module:clearState()
+   for t in pairs(tensors) do
+      if t and T.isTensor(t) and not keep[t] then t:free() end
+   end
+end
+
+-- the running statistics of every batch norm inside, to put back after the second forward
+local function running_stats(module)
+   local saved = {}
+   module:apply(function(m)
+      if m.running_mean then
+         saved[#saved + 1] = {m, m.running_mean:clone(), m.running_var:clone(), m.num_batches_tracked:clone()}
+      end
+   end)
+   return saved
+end
+
+function Checkpoint:updateOutput(input)
+   local m = self._children[1].module
+   self.rng = rng_state()
+   local out = m:forward(input)
+   release_inside(m, {[out] = true, [input] = true})   -- a layer may hand its input on as its output (Identity)
+   return out
+end
+
+function Checkpoint:backward(input, gradOutput)
+   local m = self._children[1].module
+   m.needsGradInput = self.needsGradInput
+   local now, stats = rng_state(), running_stats(m)
+   cffi.C.ts_rng_set_state(self.rng)
+   m:forward(input)
+   cffi.C.ts_rng_set_state(now)
+   for _, s in ipairs(stats) do
+      s[1].running_mean:copy(s[2])
+      s[1].running_var:copy(s[3])
+      s[1].num_batches_tracked:copy(s[4])
+   end
+   self.gradInput = m:backward(input, gradOutput)
+   release_inside(m, {[self.gradInput] = true, [self.output] = true, [input] = true, [gradOutput] = true})
+   return self.gradInput
+end
+
+return {Sequential = Sequential, Residual = Residual, Concat = Concat, Checkpoint = Checkpoint}
