@@ -80,4 +80,14 @@ return function(t)
          ts.load(dir .. '/resnet8-' .. recipe .. '/model.safetensors', m)
       end
    end)
+
+   t.test("the course's questions as experiments: verification and recognition by triplet embeddings, memory remedies", function()
+      local out = run('verification.lua', 'steps=4 images=300 subsets=2 batch=32 per_class=4')
+      t.truthy(out:find('one image per identity', 1, true) and out:find('conclusion', 1, true), out)
+      -- one picture per identity: no anchor finds a positive, so no triplet is valid
+      t.truthy(out:match('one image per identity %(each image its own class%)%s+[%d.]+%s+[%d.]+%%%s+[%d.]+%s+0%%'), out)
+      out = run('memory.lua', 'steps=1 batches=16,32')
+      t.truthy(out:find('activation checkpointing', 1, true) and out:find('auto_microbatch under', 1, true), out)
+   end)
+
 end
