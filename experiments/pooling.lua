@@ -1,9 +1,10 @@
 -- What pooling buys and costs: the reference network with 2x2 max pooling, 2x2 average pooling, stride-2
 -- convolutions in place of pooling, and no downsampling at all (global average pooling at the end keeps
 -- the head the same size). Accuracy, parameters, training time, and translation robustness: test accuracy
--- when every test image is shifted by 1, 2 and 3 pixels.
---   tshost experiments/pooling.lua [epochs=6] [seeds=1] [run=runs/pooling]
-local opt = ts.experiment.options{epochs = 6, run = 'runs/pooling'}
+-- when every test image is shifted by 1, 2 and 3 pixels. Then how many pooling stages (what=stages): 2x2 max
+-- pooling after the first one, two or three of the network's three stages (the head takes the last map whole).
+--   tshost experiments/pooling.lua [epochs=6] [seeds=1] [run=runs/pooling] [what=down,stages]
+local opt = ts.experiment.options{epochs = 6, run = 'runs/pooling', what = 'down,stages'}
 local g = ts.experiment.dataset(opt)
 
 -- the variants' builder, pooling_variant, registers from a file of its own so that the runs can be reloaded
@@ -18,6 +19,32 @@ local function shifted_accuracy(model, pre, d)
    local shifted = ts.data.Dataset(x, ds.y, ds.classNames)
    return ts.evaluate(model, shifted, {preprocess = pre}).accuracy
 end
+
+-- how many pooling stages: each 2x2 pool halves the side, so a 32x32 input is 16, 8, 4, 2, then 1 pixel after
+-- five of them, and a sixth has nothing left to pool
+if opt.what:find('stages', 1, true) then
+   local side, sides = 32, {}
+   for p = 1, 6 do
+      side = math.floor(side / 2)
+      sides[#sides + 1] = ('%d pools: %dx%d'):format(p, side, side)
+   end
+   print('a 32x32 input after stacked 2x2 pools: ' .. table.concat(sides, ', '))
+   local stages = {}
+   for pools = 1, 3 do
+      stages[#stages + 1] = ts.experiment.variant(g, ('%d pooling stage%s'):format(pools, pools > 1 and 's' or ''),
+                                                  {model = {name = 'pooling_variant', down = 'max', pools = pools}}, opt)
+   end
+   ts.experiment.compare(stages, 'pooling stages (2x2 max pooling after the first k of 3)')
+   local best = stages[1]
+   for _, v in ipairs(stages) do
+      print(('  %-18s params %9d'):format(v.name, v.runs[1].parameters))
+      if v.mean > best.mean then best = v end
+   end
+   print(('conclusion (stages): %s gives the best accuracy (%.2f%%); fewer pools keep larger maps, so every later '
+          .. 'layer costs more and the head grows four times per pool left out (parameters above)'):format(
+         best.name, 100 * best.mean))
+end
+if not opt.what:find('down', 1, true) then return end
 
 local variants = {}
 for _, down in ipairs({'max', 'avg', 'stride', 'none'}) do
