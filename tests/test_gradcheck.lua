@@ -108,22 +108,26 @@ return function(t)
       gradcheck('concat', nn.Concat(2, nn.Conv2d(2, 3, 1), nn.Conv2d(2, 1, 3, {padding = 1})), ts.randn(2, 2, 3, 3))
    end)
 
+   -- a criterion's gradient of its input against central differences of its value, every element
+   local function criterion_check(name, loss, input, target, h, rtol, atol)
+      local g = loss:backward(input, target):clone()
+      local v = input:view(-1)
+      for i = 1, v:numel() do
+         local old = v[i]
+         v[i] = old + h
+         local lp = loss:forward(input, target)
+         v[i] = old - h
+         local lm = loss:forward(input, target)
+         v[i] = old
+         t.near(g:view(-1)[i], (lp - lm) / (2 * h), rtol, atol, name .. ' element ' .. i)
+      end
+   end
+
    t.test('gradcheck CrossEntropy with class weights and label smoothing', function()
       local logits = ts.randn(5, 4)
       local target = ts.tensor({0, 3, 1, 1, 2}, 'int64')
       for _, opts in ipairs({{}, {label_smoothing = 0.2}, {weight = ts.tensor{1, 2, 0.5, 1}, label_smoothing = 0.1}}) do
-         local loss = nn.CrossEntropyLoss(opts)
-         local g = loss:backward(logits, target):clone()
-         local v = logits:view(-1)
-         for i = 1, v:numel() do
-            local old = v[i]
-            v[i] = old + 1e-2
-            local lp = loss:forward(logits, target)
-            v[i] = old - 1e-2
-            local lm = loss:forward(logits, target)
-            v[i] = old
-            t.near(g:view(-1)[i], (lp - lm) / 2e-2, 1e-2, 1e-4)
-         end
+         criterion_check('cross entropy', nn.CrossEntropyLoss(opts), logits, target, 1e-2, 1e-2, 1e-4)
       end
    end)
 
@@ -134,23 +138,10 @@ return function(t)
       local x = ts.randn(10, 4)
       local labels = {0, 1, 0, 1, 2, 2, 0, 1, 2, 3}
       local given = {anchors = {1, 2, 5}, positives = {3, 4, 6}, negatives = {2, 9, 1}}
-      local function numeric_check(name, loss, target)
-         local g = loss:backward(x, target):clone()
-         local v = x:view(-1)
-         for i = 1, v:numel() do
-            local old = v[i]
-            v[i] = old + 1e-3
-            local lp = loss:forward(x, target)
-            v[i] = old - 1e-3
-            local lm = loss:forward(x, target)
-            v[i] = old
-            -- mining is piecewise: a step that changes the chosen triplet would show as a jump, so the step is small
-            t.near(g:view(-1)[i], (lp - lm) / 2e-3, 2e-2, 2e-3, name .. ' element ' .. i)
-         end
-      end
-      numeric_check('triplet, batch hard', nn.TripletMarginLoss{margin = 3}, labels)
-      numeric_check('triplet, given', nn.TripletMarginLoss{margin = 2}, given)
-      numeric_check('contrastive', nn.ContrastiveLoss{margin = 2.5}, labels)
+      -- mining is piecewise: a step that changes the chosen triplet would show as a jump, so the step is small
+      criterion_check('triplet, batch hard', nn.TripletMarginLoss{margin = 3}, x, labels, 1e-3, 2e-2, 2e-3)
+      criterion_check('triplet, given', nn.TripletMarginLoss{margin = 2}, x, given, 1e-3, 2e-2, 2e-3)
+      criterion_check('contrastive', nn.ContrastiveLoss{margin = 2.5}, x, labels, 1e-3, 2e-2, 2e-3)
       t.raises(function() nn.TripletMarginLoss():forward(x, {anchors = {1}, positives = {11}, negatives = {2}}) end,
                'names row 10 of 10 embeddings')
    end)
