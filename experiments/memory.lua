@@ -12,7 +12,9 @@ local device = ts.device()
 local batches = {}
 for b in tostring(opt.batches):gmatch('%d+') do batches[#batches + 1] = tonumber(b) end
 
--- the baseline, its convolution stages (the layers between the poolings) checkpointed when asked
+-- the baseline, its convolution stages (the layers between the poolings) checkpointed when asked. Not each block:
+-- with batch norm and ReLU fused in training a block keeps two tensors, its input and its output, which a
+-- checkpoint around it keeps as well; a stage of several blocks is where checkpointing saves memory
 local function model(checkpointed)
    ts.manualSeed(opt.seed)
    local net = ts.models.baseline{classes = 43}

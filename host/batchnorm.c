@@ -38,7 +38,8 @@ int ts_batchnorm_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *weig
         if (ts_check_shape("batchnorm: save_mean", save_mean, 1, cs) ||
             ts_check_shape("batchnorm: save_invstd", save_invstd, 1, cs))
             return -1;
-        if (n * s < 2) return ts_error("batchnorm: training needs more than one value per channel, got input of %lld", (long long)(n * s));
+        if (training && n * s < 2)
+            return ts_error("batchnorm: training needs more than one value per channel, got input of %lld", (long long)(n * s));
     } else if (!running_mean) {
         return ts_error("batchnorm: evaluation mode needs running statistics");
     }
