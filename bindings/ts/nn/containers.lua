@@ -195,7 +195,9 @@ end
 -- second forward draws the same random numbers (the generator's state is replayed: the same dropout masks) and
 -- leaves batch norm's running statistics as the first left them, so the gradients are the plain module's (the
 -- same bits on the CPU). The child is transparent in state names: a checkpointed model saves and loads as the
--- plain one.
+-- plain one. Its output and gradInput are the inside's, given back (Tensor:free) when the next forward and
+-- backward make new ones, as other modules overwrite their buffers: a handle kept from an earlier step is then
+-- unusable instead of silently holding the memory until the collector runs.
 local Checkpoint = Module.class('Checkpoint', Container)
 function Checkpoint:__init(module)
    self._children = {}
@@ -233,8 +235,17 @@ local function running_stats(module)
    return saved
 end
 
+-- gives back t unless it is one of the tensors still in use
+local function free_unless(t, ...)
+   if not t then return end
+   for i = 1, select('#', ...) do if select(i, ...) == t then return end end
+   t:free()
+end
+
 function Checkpoint:updateOutput(input)
    local m = self._children[1].module
+   free_unless(self.output, input)
+   self.output = nil
    self.rng = rng_state()
    local out = m:forward(input)
    release_inside(m, {[out] = true, [input] = true})   -- a layer may hand its input on as its output (Identity)
@@ -244,6 +255,8 @@ end
 function Checkpoint:backward(input, gradOutput)
    local m = self._children[1].module
    m.needsGradInput = self.needsGradInput
+   free_unless(self.gradInput, input, gradOutput, self.output)
+   self.gradInput = nil
    local now, stats = rng_state(), running_stats(m)
    cffi.C.ts_rng_set_state(self.rng)
    m:forward(input)
