@@ -2,7 +2,8 @@
 #   make deps    install missing Debian packages (apt-get; sudo when not root)
 #   make         build ./tshost, with the CUDA path when nvcc is found (CUDA=0: CPU only)
 #   make test    build and run every test, the file readers also under AddressSanitizer
-#                (ends with "N passed, N failed, N skipped")
+#                (ends with "N passed, N failed, N skipped"); make testenv first gets the Python tools some
+#                tests read tshost's files with (TensorBoard, onnx, onnxruntime) into build/testenv
 #   make run     deps + build + the main job
 #   make bench   training and inference throughput against PyTorch on this machine (the reference and
 #                the baseline network, and the reference in bf16 mixed precision; on the GPU when there is one)
@@ -30,7 +31,8 @@ CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -Wl,-rpath,$(CUDA_HOME)/lib
              -lcudnn -lcublas -lcudart -lstdc++
 endif
 
-DEB_PACKAGES = gcc make pkg-config luajit libluajit-5.1-dev libopenblas-dev libstb-dev libreadline-dev
+# python3-venv: for make testenv only (the tests' Python tools); tshost itself needs no Python
+DEB_PACKAGES = gcc make pkg-config luajit libluajit-5.1-dev libopenblas-dev libstb-dev libreadline-dev python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 HOST_SRC   = $(wildcard host/*.c)
@@ -70,7 +72,7 @@ deps:
 # the readers' fuzz tests under AddressSanitizer, the release (make dist), the PyTorch fixtures and the
 # precision tests and the convolution algorithms under every CPU path this processor runs (TSHOST_CPU; generic is the avx2
 # path), then the whole suite on the best path (its summary line ends the output)
-test: tshost asan dist
+test: tshost asan dist testenv
 	@for path in avx2 avx512 avx512bf16; do \
 	  if TSHOST_CPU=$$path ./tshost -e 'x = 1' 2>/dev/null; then \
 	    echo "== the $$path path"; \
@@ -80,6 +82,15 @@ test: tshost asan dist
 	  else echo "== the $$path path: this processor cannot run it"; fi; \
 	done
 	./tshost tests/run.lua
+
+# Python packages only the tests use, to read tshost's files with other tools' own readers (TensorBoard's event
+# reader, onnx's checker, onnxruntime): a virtual environment in build/testenv from PyPI. Where they cannot be had
+# (no network), the tests that need them skip, saying so.
+TEST_PYTHON_PACKAGES = onnx onnxruntime tensorboard numpy
+testenv:
+	@build/testenv/bin/python -c 'import onnx, onnxruntime, tensorboard' 2>/dev/null || \
+	  { python3 -m venv build/testenv && build/testenv/bin/pip install -q $(TEST_PYTHON_PACKAGES); } || \
+	  echo "testenv: could not install $(TEST_PYTHON_PACKAGES) from PyPI; the tests that read with them will skip"
 
 run: deps
 	$(MAKE) tshost
@@ -138,4 +149,4 @@ dist: $(OBJ)
 clean:
 	rm -rf build dist tshost
 
-.PHONY: all deps test run bench asan dist clean FORCE
+.PHONY: all deps test testenv run bench asan dist clean FORCE

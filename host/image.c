@@ -69,14 +69,57 @@ static int has_extension(const char *path, const char *ext)
     return n > e && !strcasecmp(path + n - e, ext);
 }
 
-int ts_image_save(const char *path, const ts_tensor *image)
+static int check_image(const char *what, const ts_tensor *image)
 {
     char buf[96];
-    if (ts_require_cpu("image.save", image)) return -1;
+    if (ts_require_cpu(what, image)) return -1;
     if (image->dtype != TS_UINT8 || image->ndim != 3 || image->shape[2] < 1 || image->shape[2] > 4 ||
         !ts_tensor_is_contiguous(image))
-        return ts_error("image.save: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s",
+        return ts_error("%s: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s", what,
                         ts_shape_str(image, buf, sizeof buf));
+    return 0;
+}
+
+/* stb's PNG writer hands its output in pieces: appended to a growing buffer */
+typedef struct {
+    unsigned char *data;
+    size_t size, capacity;
+    int failed;
+} byte_buffer;
+
+static void append(void *context, void *data, int size)
+{
+    byte_buffer *b = context;
+    if (b->failed || size <= 0) return;
+    if (b->size + (size_t)size > b->capacity) {
+        size_t capacity = (b->size + (size_t)size) * 2;
+        unsigned char *grown = realloc(b->data, capacity);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown, b->capacity = capacity;
+    }
+    memcpy(b->data + b->size, data, (size_t)size);
+    b->size += (size_t)size;
+}
+
+ts_tensor *ts_image_encode_png(const ts_tensor *image)
+{
+    if (check_image("image.encodePng", image)) return NULL;
+    int w = (int)image->shape[1], h = (int)image->shape[0], c = (int)image->shape[2];
+    byte_buffer b = {0};
+    int ok = stbi_write_png_to_func(append, &b, w, h, c, ts_tensor_data(image), w * c);
+    ts_tensor *out = NULL;
+    if (!ok || b.failed) ts_error("image.encodePng: out of memory encoding a %dx%d image", w, h);
+    else out = ts_tensor_from_buffer(TS_UINT8, 1, (int64_t[1]){(int64_t)b.size}, b.data);
+    free(b.data);
+    return out;
+}
+
+int ts_image_save(const char *path, const ts_tensor *image)
+{
+    if (check_image("image.save", image)) return -1;
     int w = (int)image->shape[1], h = (int)image->shape[0], c = (int)image->shape[2];
     const void *px = ts_tensor_data(image);
     int ok = has_extension(path, ".jpg") || has_extension(path, ".jpeg") ? stbi_write_jpg(path, w, h, c, px, 95)

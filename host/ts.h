@@ -303,6 +303,10 @@ ts_tensor *ts_image_load(const char *path, int channels);
 int64_t ts_image_pixel_limit(int64_t limit);
 /* PNG, or JPEG (quality 95), BMP or TGA when the path ends in .jpg/.jpeg, .bmp or .tga */
 int ts_image_save(const char *path, const ts_tensor *image);
+/* the PNG file of a uint8 image [H,W,C] (C = 1 to 4), as a uint8 tensor of its bytes (TensorBoard's images) */
+ts_tensor *ts_image_encode_png(const ts_tensor *image);
+/* CRC-32C (Castagnoli) of n bytes, TFRecord's checksum (host/crc32c.c) */
+uint32_t ts_crc32c(const void *data, size_t n);
 /* dst's size is the output size; roi = {x1, y1, x2, y2} in source pixels (end exclusive) or NULL */
 int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi);
 

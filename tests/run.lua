@@ -84,6 +84,18 @@ function t.writefile(path, s)
    f:close()
 end
 
+-- A Python in which every one of `modules` imports, for the tests that check tshost's files with another tool's
+-- own reader: make test's environment (build/testenv, made by make testenv from PyPI), TSHOST_PYTHON, python3.
+-- Returns the interpreter, or nil and why not (the test then skips, saying so).
+function t.python(modules)
+   local imports = 'import ' .. table.concat(modules, ', ')
+   for _, py in ipairs({ts.root .. '/build/testenv/bin/python', os.getenv('TSHOST_PYTHON') or '', 'python3'}) do
+      if py ~= '' and t.sh(("'%s' -c '%s'"):format(py, imports)) == 0 then return py end
+   end
+   return nil, ('no Python with %s (make testenv installs them from PyPI into build/testenv)'):format(
+      table.concat(modules, ', '))
+end
+
 local p = io.popen('ls ' .. dir .. '/test_*.lua')
 local files = {}
 for f in p:lines() do

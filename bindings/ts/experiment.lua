@@ -64,6 +64,7 @@ function M.finish(result, g, opt)
          local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
          if not opt.quiet then print('report: ' .. path) end
       end
+      M.tensorboardPictures(run, ev, g, result.best.epoch)
    end
    if not opt.quiet then
       print(metrics.format(s, g.classNames))
@@ -77,6 +78,24 @@ function M.finish(result, g, opt)
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
    end
    return ev, final
+end
+
+-- Adds the test set's confusion matrix and its most confident mispredictions (up to 8) to the run's TensorBoard
+-- event file, at the step of the chosen epoch
+function M.tensorboardPictures(run, ev, g, step)
+   local tensorboard, image = require('ts.tensorboard'), require('ts.image')
+   local tb = tensorboard.writer(run, {append = true})
+   tb:image('test/confusion_matrix', tensorboard.confusionImage(ev.cm, ev.summary.classes), step)
+   local wrong = {}
+   for i = 1, ev.pred:numel() do
+      if ev.pred[i] ~= g.test.y[i] then wrong[#wrong + 1] = {i = i, conf = ev.confidence[i]} end
+   end
+   table.sort(wrong, function(a, b) return a.conf > b.conf or (a.conf == b.conf and a.i < b.i) end)
+   for k = 1, math.min(8, #wrong) do
+      local i = wrong[k].i
+      tb:image(('test/mispredicted/%d: %d as %d'):format(k, g.test.y[i], ev.pred[i]), image.resize(g.test.x[i], 96, 96), step)
+   end
+   tb:close()
 end
 
 -- The comparison recipe: a shorter training than the baseline's, the same for every variant, so that the

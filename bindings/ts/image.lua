@@ -5,6 +5,7 @@
 --                                                roi = {x1, y1, x2, y2} crops first (end exclusive)
 --   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension); float [C,H,W]
 --                                                images in 0..1 are converted
+--   ts.image.encodePng(img)                      the PNG file's bytes, as a Lua string (the same conversion)
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -39,13 +40,21 @@ function image.resize(img, h, w, roi)
    return out
 end
 
+-- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C]; a uint8 image as it is
+local function as_bytes(img)
+   if img:dtype() == 'uint8' then return img:contiguous() end
+   return (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
+end
+
 -- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
 function image.save(path, img)
-   if img:dtype() ~= 'uint8' then
-      img = (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
-   end
-   check(C.ts_image_save(path, img:contiguous()._c))
+   check(C.ts_image_save(path, as_bytes(img)._c))
    return path
+end
+
+function image.encodePng(img)
+   local png = T.wrap(C.ts_image_encode_png(as_bytes(img)._c))
+   return ffi.string(png:data(), png:numel())
 end
 
 -- a contact sheet: a batch x [B,C,H,W] (float) as one uint8 image [rows*(H+pad), cols*(W+pad), 3];

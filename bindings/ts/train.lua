@@ -38,6 +38,7 @@ local cuda = require('ts.cuda')
 local models = require('ts.models')
 local C = require('ts.ffi').C
 local files = require('ts.files')
+local tensorboard = require('ts.tensorboard')
 local now, write_file, read_file = files.now, files.writeFile, files.readFile
 
 local M = {}
@@ -379,6 +380,18 @@ local function plain(cfg)
    return out
 end
 
+-- The hyperparameters TensorBoard's HParams dashboard shows for a run: the settings that are single values
+-- (numbers, strings, booleans), the model's name and whether augmentation was on
+local function hparams_of(cfg)
+   local out = {}
+   for k, v in pairs(plain(cfg)) do
+      if type(v) ~= 'table' and k ~= 'run' and k ~= 'quiet' then out[k] = v end
+   end
+   out.model = type(cfg.model) == 'table' and cfg.model.name or type(cfg.model) == 'string' and cfg.model or 'custom'
+   out.augment = cfg.augment ~= nil
+   return out
+end
+
 -- the first model tensor (parameter or buffer) holding a NaN or an infinity, or nil when all are finite: its
 -- sum of squares, in double on the tensor's device, is finite exactly when every element is
 local function nonfinite_tensor(model)
@@ -428,7 +441,7 @@ local function train(cfg, spec, model)
    -- the state a checkpoint carries; partial: the progress of an epoch interrupted in its middle
    local st = {epoch = 0, history = {}, best = {accuracy = -1, epoch = 0}, elapsed = 0, bad_epochs = 0,
                micro_batch = cfg.batch, nonfinite_steps = 0}
-   local epoch_rng
+   local epoch_rng, tb
    if run then
       local removed = remove_abandoned(run)
       if removed > 0 and not cfg.quiet then
@@ -453,6 +466,12 @@ local function train(cfg, spec, model)
       local lines = {}
       for _, record in ipairs(st.history) do lines[#lines + 1] = json.encode(record) .. '\n' end
       write_file(run .. '/metrics.jsonl', table.concat(lines))
+      -- TensorBoard: a fresh event file holding the same epochs (an earlier one may hold epochs the checkpoint
+      -- does not), with the hyperparameters
+      for _, old in ipairs(tensorboard.files(run)) do os.remove(old) end
+      tb = tensorboard.writer(run)
+      tb:hparams(hparams_of(cfg), {'accuracy/valid', 'loss/valid', 'accuracy/train', 'loss/train'})
+      for _, record in ipairs(st.history) do tb:epoch(record) end
       local conf = plain(cfg)
       conf.model = spec or {module = tostring(model):match('^[^\n]*')}
       conf.model_source = spec and models.source(spec.name)   -- a registered builder's file
@@ -607,6 +626,7 @@ local function train(cfg, spec, model)
          if improved then serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
          checkpoint(nil, nil)
          files.appendFile(run .. '/metrics.jsonl', json.encode(record) .. '\n')
+         tb:epoch(record)
       end
       if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
          if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(st.bad_epochs)) end
@@ -616,6 +636,10 @@ local function train(cfg, spec, model)
    end
    if run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
+   end
+   if tb then
+      tb:sessionEnd(true)
+      tb:close()
    end
    return {model = model, history = st.history, best = st.best, run = run, preprocess = cfg.preprocess,
            train_seconds = st.elapsed, config = cfg, micro_batch = st.micro_batch, device = device}

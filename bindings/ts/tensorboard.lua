@@ -1,0 +1,188 @@
+-- ts.tensorboard: event files that TensorBoard reads (`tensorboard --logdir runs` shows every run of a sweep side
+-- by side). ts.train writes one into each run directory: the epoch's scalars, and the hyperparameters for the
+-- HParams dashboard; ts.experiment.finish adds the test set's confusion matrix and the most confident
+-- mispredictions as images.
+--   local w = ts.tensorboard.writer(dir)     a new event file in dir (ts.train's replaces the run's earlier ones)
+--   w:scalar(tag, value, step); w:image(tag, img, step) (uint8 [H,W,C], or float [C,H,W] in 0..1)
+--   w:hparams(values, metric_tags)           values: name -> number, string or boolean
+--   w:sessionEnd(ok); w:close()
+-- The file is TFRecord framing (little-endian length, its masked CRC-32C, the record, its masked CRC-32C) of
+-- tensorflow.Event protobufs (tensorboard/compat/proto/event.proto, summary.proto) and the HParams plugin's
+-- messages (tensorboard/plugins/hparams/plugin_data.proto, api.proto). Every record is flushed as it is written,
+-- and a record cut by a kill fails its checksum, which TensorBoard's reader takes for the end of the file.
+local ffi = require('ffi')
+local bit = require('bit')
+local pb = require('ts.protobuf')
+local files = require('ts.files')
+local image = require('ts.image')
+local cffi = require('ts.ffi')
+local C = cffi.C
+
+local M = {}
+
+-- TFRecord's masked CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8, modulo 2^32
+local function masked_crc(s)
+   local crc = C.ts_crc32c(s, #s)
+   local rotated = bit.bor(bit.rshift(crc, 15), bit.lshift(crc, 17))
+   return (rotated % 2 ^ 32 + 0xa282ead8) % 2 ^ 32
+end
+
+local u32, u64 = ffi.new('uint32_t[1]'), ffi.new('uint64_t[1]')
+local function le32(v) u32[0] = v return ffi.string(u32, 4) end
+local function le64(v) u64[0] = v return ffi.string(u64, 8) end
+
+local function record(data)
+   local length = le64(#data)
+   return length .. le32(masked_crc(length)) .. data .. le32(masked_crc(data))
+end
+M.record = record
+
+local Writer = {}
+Writer.__index = Writer
+
+-- the files this module writes in a directory (a tshost event file ends in .tshost)
+function M.files(dir)
+   local out = {}
+   local p = io.popen(("ls -1 '%s' 2>/dev/null"):format(dir))
+   for name in p:lines() do
+      if name:match('^events%.out%.tfevents%..*%.tshost$') then out[#out + 1] = dir .. '/' .. name end
+   end
+   p:close()
+   table.sort(out)
+   return out
+end
+
+local function hostname()
+   local f = io.open('/proc/sys/kernel/hostname')
+   local h = f and f:read('*l') or 'localhost'
+   if f then f:close() end
+   return h
+end
+
+-- a new event file in dir; opts.append: append to the newest tshost event file there instead (a run's last
+-- pictures after its training)
+function M.writer(dir, opts)
+   opts = opts or {}
+   files.mkdirs(dir)
+   local path
+   if opts.append then path = M.files(dir)[#M.files(dir)] end
+   local fresh = not path
+   path = path or ('%s/events.out.tfevents.%010d.%s.%d.tshost'):format(dir, os.time(), hostname(), C.getpid())
+   local f, err = io.open(path, fresh and 'wb' or 'ab')
+   if not f then error(('tensorboard: %s'):format(err), 2) end
+   local w = setmetatable({file = f, path = path}, Writer)
+   if fresh then w:event(pb.message():double(1, files.now()):string(3, 'brain.Event:2')) end
+   return w
+end
+
+function Writer:event(ev)
+   local ok, err = self.file:write(record(ev:encode()))
+   if ok then ok, err = self.file:flush() end
+   if not ok then error(('tensorboard: %s: %s'):format(self.path, tostring(err)), 3) end
+end
+
+-- an Event holding one Summary.Value (tag, and the value's own fields set by fill)
+function Writer:summary(step, fill)
+   local value = pb.message()
+   fill(value)
+   self:event(pb.message():double(1, files.now()):varint(2, step):message(5, pb.message():message(1, value)))
+end
+
+function Writer:scalar(tag, v, step)
+   if type(v) ~= 'number' then return end
+   self:summary(step, function(value) value:string(1, tag):float(2, v) end)
+end
+
+function Writer:image(tag, img, step)
+   local bytes = image.encodePng(img)
+   local h, w, c = img:dtype() == 'uint8' and img:size(1) or img:size(2), img:dtype() == 'uint8' and img:size(2) or img:size(3),
+                   img:dtype() == 'uint8' and img:size(3) or img:size(1)
+   self:summary(step, function(value)
+      value:string(1, tag):message(4, pb.message():varint(1, h):varint(2, w):varint(3, c):bytes(4, bytes))
+   end)
+end
+
+-- a Summary.Value of the HParams plugin: the tag and the plugin data's one field (HParamsPluginData, version 0)
+local function hparams_value(tag, field, content)
+   local data = pb.message():varint(1, 0):message(field, content)
+   local plugin = pb.message():string(1, 'hparams'):bytes(2, data:encode())
+   return function(value) value:string(1, tag):message(9, pb.message():message(1, plugin)) end
+end
+
+-- google.protobuf.Value of a number, a string or a boolean
+local function proto_value(v)
+   local m = pb.message()
+   if type(v) == 'number' then m:double(2, v)
+   elseif type(v) == 'boolean' then m:varint(4, v)
+   else m:string(3, tostring(v)) end
+   return m
+end
+
+-- the hyperparameters of this run (values: name -> number, string or boolean) and the metrics the dashboard
+-- lists for it: an Experiment (the columns) and the SessionStartInfo (this run's values)
+function Writer:hparams(values, metric_tags)
+   local names = {}
+   for name in pairs(values) do names[#names + 1] = name end
+   table.sort(names)
+   local experiment, start = pb.message(), pb.message()
+   for _, name in ipairs(names) do
+      local v = values[name]
+      local kind = type(v) == 'number' and 3 or type(v) == 'boolean' and 2 or 1   -- DATA_TYPE_FLOAT64, BOOL, STRING
+      experiment:message(4, pb.message():string(1, name):varint(4, kind))
+      start:message(1, pb.message():string(1, name):message(2, proto_value(v)))   -- a map entry
+   end
+   for _, tag in ipairs(metric_tags or {}) do experiment:message(5, pb.message():message(1, pb.message():string(2, tag))) end
+   start:double(5, files.now())
+   self:summary(0, hparams_value('_hparams_/experiment', 2, experiment))
+   self:summary(0, hparams_value('_hparams_/session_start_info', 3, start))
+end
+
+function Writer:sessionEnd(ok)
+   local info = pb.message():varint(1, ok and 1 or 2):double(2, files.now())   -- STATUS_SUCCESS or STATUS_FAILURE
+   self:summary(0, hparams_value('_hparams_/session_end_info', 4, info))
+end
+
+function Writer:close()
+   if self.file then self.file:close() end
+   self.file = nil
+end
+
+-- the tags ts.train gives an epoch record's fields
+M.epochTags = {train_loss = 'loss/train', valid_loss = 'loss/valid', train_accuracy = 'accuracy/train',
+               valid_accuracy = 'accuracy/valid', valid_macro_f1 = 'macro_f1/valid', lr = 'learning_rate',
+               images_per_second = 'images_per_second'}
+
+function Writer:epoch(record)
+   local names = {}
+   for field in pairs(M.epochTags) do names[#names + 1] = field end
+   table.sort(names)
+   for _, field in ipairs(names) do self:scalar(M.epochTags[field], record[field], record.epoch) end
+end
+
+-- the confusion matrix cm [C][C] (true rows, predicted columns, 0-based) as a picture: each cell `cell` pixels,
+-- green on the diagonal and red off it, as deep as the row's share
+function M.confusionImage(cm, classes, cell)
+   cell = cell or 8
+   local side = classes * cell
+   local img = require('ts.tensor').zeros({side, side, 3}, 'uint8')
+   local p = ffi.cast('uint8_t *', img:data())
+   for t = 0, classes - 1 do
+      local total = 0
+      for q = 0, classes - 1 do total = total + (cm[t] and cm[t][q] or 0) end
+      for q = 0, classes - 1 do
+         local share = total > 0 and (cm[t] and cm[t][q] or 0) / total or 0
+         local shade = math.floor(255 * (1 - share) + 0.5)
+         local r, g, b = 255, shade, shade
+         if t == q then r, g, b = shade, 255, shade end
+         for y = t * cell, (t + 1) * cell - 1 do
+            for x = q * cell, (q + 1) * cell - 1 do
+               local at = (y * side + x) * 3
+               p[at], p[at + 1], p[at + 2] = r, g, b
+            end
+         end
+      end
+   end
+   return img
+end
+
+return M

@@ -1,0 +1,90 @@
+-- TensorBoard's event files: the wire format's pieces against known answers, and a run's files read back by
+-- TensorBoard's own reader (the tensorboard package, skipped with a message where it cannot be had) with the
+-- values of metrics.jsonl, the test set's pictures and the hyperparameters; a resumed run keeps one file.
+local ffi = require('ffi')
+local pb = require('ts.protobuf')
+local tensorboard = require('ts.tensorboard')
+
+return function(t)
+   local function hex(s) return (s:gsub('.', function(c) return ('%02x'):format(c:byte()) end)) end
+
+   t.test('protobuf varints, fixed values and CRC-32C against known answers', function()
+      t.eq(hex(pb.varint(0)), '00')
+      t.eq(hex(pb.varint(150)), '9601')               -- the protobuf guide's example
+      t.eq(hex(pb.varint(2 ^ 35)), '8080808080' .. '01')
+      t.eq(hex(pb.varint(-1)), 'ffffffffffffffffff01')
+      t.eq(hex(pb.message():varint(1, 150):encode()), '089601')
+      t.eq(hex(pb.message():string(2, 'testing'):encode()), '120774657374696e67')
+      t.eq(hex(pb.message():float(5, 1):encode()), '2d0000803f')
+      t.raises(function() pb.varint(1.5) end, 'not a whole number')
+      t.eq(('%08x'):format(require('ts.ffi').C.ts_crc32c('123456789', 9)), 'e3069283')   -- CRC-32C's check value
+      -- TFRecord framing: length, masked CRC of it, data, masked CRC of the data
+      local r = tensorboard.record('abc')
+      t.eq(#r, 8 + 4 + 3 + 4)
+      t.eq(hex(r:sub(1, 8)), '0300000000000000')
+   end)
+
+   local function train(dir, epochs)
+      local g = ts.data.synthetic{train = 240, valid = 60, test = 60, seed = 3}
+      local r = ts.train{model = {name = 'refcnn', widths = {4, 8, 8}, hidden = 16}, data = {train = g.train, valid = g.valid},
+                         epochs = epochs, batch = 60, lr = 0.05, run = dir, quiet = true,
+                         augment = ts.data.augment{rotate = 5}}
+      return r, g
+   end
+
+   local function read(py, dir)
+      local rc, out = t.sh(("'%s' %s/scripts/read_tensorboard.py '%s'"):format(py, t.dir, dir))
+      t.eq(rc, 0, out)
+      return ts.json.decode(out:match('{.*}'))
+   end
+
+   t.test("a run's event files, read by TensorBoard: metrics.jsonl's values, the pictures, the hyperparameters", function()
+      local py, why = t.python({'tensorboard'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir() .. '/run'
+      local r, g = train(dir, 3)
+      ts.experiment.finish(r, g, {quiet = true, no_report = true})
+      local events = tensorboard.files(dir)
+      t.eq(#events, 1, 'one event file')
+      local got = read(py, dir)
+      local records = {}
+      for line in t.readfile(dir .. '/metrics.jsonl'):gmatch('[^\n]+') do records[#records + 1] = ts.json.decode(line) end
+      t.eq(#records, 3)
+      for field, tag in pairs(tensorboard.epochTags) do
+         local series = got.scalars[tag]
+         t.truthy(series and #series == #records, tag .. ': ' .. #(series or {}) .. ' points')
+         for i, rec in ipairs(records) do
+            t.eq(series[i][1], rec.epoch, tag .. ' step')
+            -- stored as float32
+            t.near(series[i][2], ffi.new('float[1]', rec[field])[0], 0, 0, tag .. ' at epoch ' .. rec.epoch)
+         end
+      end
+      local cm = got.images['test/confusion_matrix']
+      t.truthy(cm and cm[1][2] == 43 * 8 and cm[1][3] == 43 * 8, 'the confusion matrix, 8 pixels a class')
+      local wrong = 0
+      for tag, img in pairs(got.images) do
+         if tag:find('^test/mispredicted/') then
+            wrong = wrong + 1
+            t.eq(img[1][2], 96)
+         end
+      end
+      t.truthy(wrong >= 1 and wrong <= 8, 'mispredicted test images: ' .. wrong)
+      t.near(got.hparams.lr, 0.05, 1e-12, 0)
+      t.eq(got.hparams.model, 'refcnn')
+      t.eq(got.hparams.batch, 60)
+      table.sort(got.hparams_messages)
+      t.eq(table.concat(got.hparams_messages, ','), 'experiment,session_end_info,session_start_info')
+   end)
+
+   t.test('a resumed run rewrites its one event file from the checkpoint, each epoch once', function()
+      local py, why = t.python({'tensorboard'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir() .. '/run'
+      train(dir, 2)
+      train(dir, 4)   -- resumes after epoch 2
+      t.eq(#tensorboard.files(dir), 1, 'one event file')
+      local steps = {}
+      for _, point in ipairs(read(py, dir).scalars['loss/train']) do steps[#steps + 1] = point[1] end
+      t.eq(table.concat(steps, ','), '1,2,3,4')
+   end)
+end
