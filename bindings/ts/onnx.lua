@@ -1,0 +1,258 @@
+-- ts.onnx: a network as an ONNX model (https://onnx.ai; the messages of onnx/onnx.proto3, written by ts.protobuf),
+-- for onnxruntime, TensorRT, OpenCV's dnn and the rest of the ecosystem.
+--   ts.onnx.export(model, path, {input = {1, 3, 32, 32}, opset = 17, preprocess = ts.data.preprocess{...} or its
+--                  settings, classes = {[0] = 'name', ...}})
+-- The batch dimension is dynamic (named N); the others are opts.input's. The model is exported as it evaluates
+-- (batch norm with its running statistics, dropout left out). With opts.preprocess the model takes images in 0..1
+-- and does the preprocessing itself (grayscale, then (x - mean) / std), as tshost's loader does before the network;
+-- without it, the network's own input. The class names, when given, are in the model's metadata (class_names, a JSON
+-- list in class order). Every layer tshost has is exported: Conv2d (any padding, groups, dilation), BatchNorm2d/1d,
+-- ReLU, LeakyReLU, ELU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear, Flatten, View, Dropout, Identity, Upsample2d,
+-- Sequential, Checkpoint, Residual, Concat, ZeroPadShortcut, Normalize; anything else is an error naming it.
+local ffi = require('ffi')
+local pb = require('ts.protobuf')
+local T = require('ts.tensor')
+local json = require('ts.json')
+local files = require('ts.files')
+
+local M = {}
+
+local FLOAT, INT64 = 1, 7                             -- TensorProto.DataType
+local A_FLOAT, A_INT, A_STRING, A_INTS = 1, 2, 3, 7   -- AttributeProto.AttributeType
+
+-- The graph being built: nodes, initializers (weights and constants) and fresh names
+local Graph = {}
+Graph.__index = Graph
+
+local function new_graph() return setmetatable({nodes = {}, initializers = {}, count = 0}, Graph) end
+
+function Graph:name(prefix)
+   self.count = self.count + 1
+   return ('%s_%d'):format(prefix, self.count)
+end
+
+-- a float32 or int64 initializer from a tensor (raw little-endian data), named
+function Graph:constant(prefix, t)
+   local name = self:name(prefix)
+   t = t:contiguous()
+   local m = pb.message()
+   for i = 1, t:dim() do m:varint(1, t:size(i)) end
+   local int64 = t:dtype() == 'int64'
+   m:varint(2, int64 and INT64 or FLOAT):string(8, name)
+   if not int64 then t = t:float() end
+   m:bytes(9, ffi.string(t:cpu():contiguous():data(), t:numel() * (int64 and 8 or 4)))
+   self.initializers[#self.initializers + 1] = m
+   return name
+end
+
+function Graph:ints(prefix, list)
+   local t = T.zeros({#list}, 'int64')
+   for i, v in ipairs(list) do t[i] = v end
+   return self:constant(prefix, t)
+end
+
+function Graph:floats(prefix, shape, list)
+   local t = T.zeros(shape)
+   local p = ffi.cast('float *', t:data())
+   for i, v in ipairs(list) do p[i - 1] = v end
+   return self:constant(prefix, t)
+end
+
+-- an attribute message: a list of whole numbers (ints), a string, {float = v}, or a whole number (int)
+local function attribute(name, v)
+   local a = pb.message():string(1, name)
+   if type(v) == 'string' then return a:bytes(4, v):varint(20, A_STRING) end
+   if type(v) == 'table' and v.float then return a:float(2, v.float):varint(20, A_FLOAT) end
+   if type(v) == 'table' then
+      for _, x in ipairs(v) do a:varint(8, x) end
+      return a:varint(20, A_INTS)
+   end
+   return a:varint(3, v):varint(20, A_INT)
+end
+
+-- a node op(inputs) -> its output, named `out` or a fresh name; attrs: name -> value (see attribute)
+function Graph:node(op, inputs, attrs, out)
+   out = out or self:name(op:lower())
+   local n = pb.message()
+   for _, i in ipairs(inputs) do n:string(1, i) end
+   n:string(2, out):string(3, out):string(4, op)
+   local names = {}
+   for k in pairs(attrs or {}) do names[#names + 1] = k end
+   table.sort(names)
+   for _, k in ipairs(names) do n:message(5, attribute(k, attrs[k])) end
+   self.nodes[#self.nodes + 1] = n
+   return out
+end
+
+-- ---- the layers: emit[typename](graph, module, input name) -> output name ---------------------------------------
+
+local emit = {}
+
+local function chain(g, m, x)
+   for _, c in ipairs(m:children()) do x = M.emit(g, c.module, x) end
+   return x
+end
+emit.Sequential, emit.Checkpoint = chain, chain
+emit.Dropout = function(g, m, x) return x end
+emit.Identity = emit.Dropout
+
+function emit.Conv2d(g, m, x)
+   local p = m.params   -- as the forward set it (TensorFlow 'same' padding from the input's size)
+   local inputs = {x, g:constant('weight', m.weight)}
+   if m.bias then inputs[3] = g:constant('bias', m.bias) end
+   return g:node('Conv', inputs, {kernel_shape = {m.kh, m.kw}, strides = {p.stride_h, p.stride_w},
+                                  dilations = {p.dilation_h, p.dilation_w}, group = p.groups,
+                                  pads = {p.pad_top, p.pad_left, p.pad_bottom, p.pad_right}})
+end
+
+local function batchnorm(g, m, x)
+   local c = m.channels
+   return g:node('BatchNormalization', {x, g:constant('scale', m.weight or T.ones(c)), g:constant('shift', m.bias or T.zeros(c)),
+                                         g:constant('mean', m.running_mean), g:constant('var', m.running_var)},
+                 {epsilon = {float = m.eps}})
+end
+emit.BatchNorm2d, emit.BatchNorm1d = batchnorm, batchnorm
+
+emit.ReLU = function(g, m, x) return g:node('Relu', {x}) end
+emit.LeakyReLU = function(g, m, x) return g:node('LeakyRelu', {x}, {alpha = {float = m.param}}) end
+emit.ELU = function(g, m, x) return g:node('Elu', {x}, {alpha = {float = m.param}}) end
+
+local function pool(op, extra)
+   return function(g, m, x)
+      local p = m.params
+      local attrs = {kernel_shape = {p.kernel_h, p.kernel_w}, strides = {p.stride_h, p.stride_w},
+                     pads = {p.pad_h, p.pad_w, p.pad_h, p.pad_w}, ceil_mode = p.ceil_mode}
+      if extra then extra(attrs, p) end
+      return g:node(op, {x}, attrs)
+   end
+end
+emit.MaxPool2d = pool('MaxPool')
+emit.AvgPool2d = pool('AveragePool', function(attrs, p) attrs.count_include_pad = p.count_include_pad end)
+emit.GlobalAvgPool2d = function(g, m, x) return g:node('GlobalAveragePool', {x}) end
+
+emit.Linear = function(g, m, x)
+   local inputs = {x, g:constant('weight', m.weight)}
+   if m.bias then inputs[3] = g:constant('bias', m.bias) end
+   return g:node('Gemm', inputs, {transB = 1})
+end
+emit.Flatten = function(g, m, x) return g:node('Flatten', {x}, {axis = 1}) end
+emit.View = function(g, m, x)
+   local shape = {0}   -- 0: the batch dimension as it is
+   for _, s in ipairs(m.sizes) do shape[#shape + 1] = s end
+   return g:node('Reshape', {x, g:ints('shape', shape)})
+end
+
+emit.Upsample2d = function(g, m, x)
+   return g:node('Resize', {x, '', g:floats('scales', {4}, {1, 1, m.sh, m.sw})},
+                 {mode = 'nearest', coordinate_transformation_mode = 'asymmetric', nearest_mode = 'floor'})
+end
+
+emit.Residual = function(g, m, x)
+   local children = m:children()
+   local a = M.emit(g, children[1].module, x)
+   local b = children[2] and M.emit(g, children[2].module, x) or x
+   return g:node('Add', {a, b})
+end
+
+emit.Concat = function(g, m, x)
+   local outs = {}
+   for i, c in ipairs(m:children()) do outs[i] = M.emit(g, c.module, x) end
+   return g:node('Concat', outs, {axis = m.dim - 1})
+end
+
+-- x[:, :, ::s, ::s] with (cout - cin) / 2 zero channels before and after
+emit.ZeroPadShortcut = function(g, m, x)
+   local big = 2 ^ 53
+   local sub = g:node('Slice', {x, g:ints('starts', {0, 0}), g:ints('ends', {big, big}), g:ints('axes', {2, 3}),
+                                g:ints('steps', {m.stride, m.stride})})
+   return g:node('Pad', {sub, g:ints('pads', {0, m.pad, 0, 0, 0, m.pad, 0, 0})}, {mode = 'constant'})
+end
+
+-- y = x / max(||x||, eps) along dim 2
+emit.Normalize = function(g, m, x)
+   local norm = g:node('ReduceL2', {x}, {axes = {1}, keepdims = 1})
+   local floor = g:node('Max', {norm, g:floats('eps', {1}, {m.eps})})
+   return g:node('Div', {x, floor})
+end
+
+function M.emit(g, m, x)
+   local f = emit[m.__typename]
+   if not f then error(('ts.onnx.export: no ONNX form for %s (%s)'):format(m.__typename, m:describe('')), 0) end
+   return f(g, m, x)
+end
+
+-- the preprocessing a loader applies (settings of ts.data.preprocess: grayscale, mean, std), as nodes on x in 0..1
+local function preprocess(g, settings, x, channels)
+   if settings.equalize and settings.equalize ~= 'none' then
+      error('ts.onnx.export: histogram equalization and CLAHE have no ONNX form: export without the preprocessing ' ..
+            'and equalize the images before the model', 0)
+   end
+   if settings.grayscale then
+      x = g:node('Conv', {x, g:floats('luma', {1, 3, 1, 1}, {0.299, 0.587, 0.114})}, {kernel_shape = {1, 1}})
+      channels = 1
+   end
+   local mean, std = {}, {}
+   for c = 1, channels do
+      mean[c] = settings.mean and settings.mean[#settings.mean == 1 and 1 or c] or 0
+      std[c] = settings.std and settings.std[#settings.std == 1 and 1 or c] or 1
+   end
+   x = g:node('Sub', {x, g:floats('mean', {1, channels, 1, 1}, mean)})
+   return g:node('Div', {x, g:floats('std', {1, channels, 1, 1}, std)}), channels
+end
+
+local function value_info(name, dims)
+   local shape = pb.message()
+   for i, d in ipairs(dims) do
+      shape:message(1, i == 1 and pb.message():string(2, 'N') or pb.message():varint(1, d))
+   end
+   local tensor = pb.message():varint(1, FLOAT):message(2, shape)
+   return pb.message():string(1, name):message(2, pb.message():message(1, tensor))
+end
+
+function M.export(model, path, opts)
+   opts = opts or {}
+   local input = opts.input or {1, 3, 32, 32}
+   local opset = opts.opset or 17
+   local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
+   local was_training = model.train
+   model:evaluate()
+   -- one forward in plain evaluation: every layer sets its parameters for this input size ('same' padding) and
+   -- its output, whose size the graph's output takes
+   local channels_in = input[2]
+   local net_channels = settings and settings.grayscale and 1 or channels_in
+   local probe = T.zeros({input[1], net_channels, input[3], input[4]}):to(model.device or 'cpu')
+   local out = model:forward(probe)
+   local g = new_graph()
+   local x = 'images'
+   if settings then x = preprocess(g, settings, x, channels_in) end
+   g:node('Identity', {M.emit(g, model, x)}, nil, 'logits')   -- the output's own name, whatever the last layer was
+   if was_training then model:training() end
+
+   local graph = pb.message()
+   for _, n in ipairs(g.nodes) do graph:message(1, n) end
+   graph:string(2, 'tshost')
+   for _, init in ipairs(g.initializers) do graph:message(5, init) end
+   local out_dims = {input[1]}
+   for i = 2, out:dim() do out_dims[i] = out:size(i) end
+   graph:message(11, value_info('images', input))
+   graph:message(12, value_info('logits', out_dims))
+
+   local model_proto = pb.message():varint(1, opts.ir_version or 8):string(2, 'tshost'):string(3, '1')
+   model_proto:message(7, graph):message(8, pb.message():string(1, ''):varint(2, opset))
+   local doc = ('exported by tshost from %s'):format(tostring(model):match('^[^\n]*'))
+   model_proto:string(6, doc)
+   if opts.classes then
+      local names = {}
+      local n = 0
+      for c in pairs(opts.classes) do if type(c) == 'number' and c + 1 > n then n = c + 1 end end
+      for c = 0, n - 1 do names[c + 1] = opts.classes[c] or tostring(c) end
+      model_proto:message(14, pb.message():string(1, 'class_names'):string(2, json.encode(names)))
+   end
+   if settings then
+      model_proto:message(14, pb.message():string(1, 'input'):string(2, 'images in 0..1, RGB, channels first; preprocessing inside'))
+   end
+   files.writeFile(path, model_proto:encode())
+   return path
+end
+
+return M

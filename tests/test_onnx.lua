@@ -1,0 +1,92 @@
+-- ONNX export: the exported networks pass onnx's checker and give tshost's logits under onnxruntime (1e-4 of the
+-- largest logit) at another batch size than the one exported (the batch dimension is dynamic): every layer kind,
+-- the baseline and the reference network, the four pretrained networks (TSHOST_MODELS), a trained run through
+-- scripts/export.lua with its preprocessing baked in. Skipped, saying so, without onnx and onnxruntime.
+local ffi = require('ffi')
+local nn = ts.nn
+
+return function(t)
+   local function write_f32(path, x)
+      x = x:contiguous()
+      t.writefile(path, ffi.string(x:data(), x:numel() * 4))
+   end
+
+   -- exports (or takes) model.onnx, runs both on x [N, C, H, W], returns onnxruntime's verdict
+   local function check(py, dir, name, model, x, exported, expected)
+      local path = dir .. '/' .. name .. '.onnx'
+      if not exported then ts.onnx.export(model, path, {input = {1, x:size(2), x:size(3), x:size(4)}}) end
+      if not expected then
+         model:evaluate()
+         expected = model:forward(x):clone()
+      end
+      write_f32(dir .. '/x.f32', x)
+      write_f32(dir .. '/y.f32', expected)
+      local rc, out = t.sh(("'%s' %s/scripts/check_onnx.py '%s' %s/x.f32 %s/y.f32 %d %d %d %d"):format(py, t.dir, exported or path,
+                           dir, dir, x:size(1), x:size(2), x:size(3), x:size(4)))
+      t.eq(rc, 0, name .. ': ' .. out)
+      local r = ts.json.decode(out:match('{.*}'))
+      t.truthy(r.relative <= 1e-4, ('%s: onnxruntime differs by %.3g of the largest logit'):format(name, r.relative))
+      print(('        onnx %s: onnxruntime within %.2g of the largest logit (opset %d)'):format(name, r.relative, r.opset))
+      return r
+   end
+
+   t.test('every layer kind, the baseline and the reference network: onnx checker and onnxruntime agree', function()
+      local py, why = t.python({'onnx', 'onnxruntime', 'numpy'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir()
+      ts.manualSeed(2)
+      local layers = nn.Sequential(
+         nn.Conv2d(3, 8, 3, {padding = 1}), nn.BatchNorm2d(8), nn.ReLU(),
+         nn.Conv2d(8, 8, 3, {stride = 2, padding = 'same', groups = 2, bias = false}), nn.LeakyReLU(0.1),
+         nn.Conv2d(8, 8, 3, {padding = 2, dilation = 2}), nn.ELU(0.7),
+         nn.Residual(nn.Sequential(nn.Conv2d(8, 8, 3, {padding = 1}), nn.BatchNorm2d(8))),
+         nn.Residual(nn.Conv2d(8, 12, 3, {stride = 2, padding = 1}), nn.ZeroPadShortcut(8, 12, 2)),
+         nn.Concat(2, nn.Conv2d(12, 4, 1), nn.Identity()), nn.Upsample2d(2),
+         nn.MaxPool2d(3, 2, 1, {ceil_mode = false}), nn.AvgPool2d(2, 1, 1, {count_include_pad = false}),
+         nn.Checkpoint(nn.Sequential(nn.Conv2d(16, 16, 1), nn.ReLU())),
+         nn.GlobalAvgPool2d(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(16, 24), nn.View(4, 6), nn.Flatten(),
+         nn.BatchNorm1d(24), nn.Linear(24, 10), nn.Normalize())
+      layers:training()
+      for _ = 1, 2 do layers:forward(ts.randn(6, 3, 16, 16)) end   -- running statistics away from 0 and 1
+      check(py, dir, 'layers', layers, ts.randn(3, 3, 16, 16))
+      check(py, dir, 'baseline', ts.models.baseline(), ts.randn(2, 3, 32, 32))
+      check(py, dir, 'refcnn', ts.models.refcnn(), ts.randn(2, 3, 32, 32))
+   end)
+
+   t.test('the four pretrained networks export and run in onnxruntime with their logits', function()
+      local py, why = t.python({'onnx', 'onnxruntime', 'numpy'})
+      if not py then t.skip(why) end
+      if not os.getenv('TSHOST_MODELS') then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end
+      local dir = t.tmpdir()
+      for _, name in ipairs({'resnet8', 'resnet20', 'resnet56', 'mobilenet'}) do
+         ts.manualSeed(3)
+         local m = ts.models.pretrained(name)
+         local size = m.inputConvention.size
+         check(py, dir, name, m, ts.randn(2, 3, size, size))
+      end
+   end)
+
+   t.test('scripts/export.lua: a trained run with its preprocessing inside, its class names in the metadata', function()
+      local py, why = t.python({'onnx', 'onnxruntime', 'numpy'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir()
+      local g = ts.data.synthetic{train = 200, valid = 40, test = 40, seed = 4}
+      ts.train{model = {name = 'refcnn', widths = {4, 8, 8}, hidden = 16}, data = {train = g.train, valid = g.valid},
+               epochs = 2, batch = 50, run = dir .. '/run', quiet = true,
+               preprocess = ts.data.preprocess{mean = {0.4, 0.5, 0.6}, std = {0.2, 0.25, 0.3}}}
+      local rc, out = t.sh(('%s %s/scripts/export.lua %s/run %s/run.onnx'):format(t.tshost, ts.root, dir, dir))
+      t.eq(rc, 0, out)
+      -- tshost: the run's own preprocessing, then the model; onnxruntime: the raw images in 0..1
+      local model, config = ts.models.load(dir .. '/run')
+      local picks = {1, 7, 13}
+      local expected = model:forward((ts.data.batch(g.test, picks, {preprocess = ts.data.preprocess(config.preprocess)})))
+      local raw = ts.data.batch(g.test, picks)   -- no preprocessing: x / 255
+      local r = check(py, dir, 'run', model, raw, dir .. '/run.onnx', expected:clone())
+      local names = ts.json.decode(r.metadata.class_names)
+      t.eq(#names, 43)
+      t.eq(names[1], g.train.classNames[0])
+      rc, out = t.sh(('%s %s/scripts/export.lua %s/run'):format(t.tshost, ts.root, dir))
+      t.eq(rc, 2, 'no output named: ' .. out)
+   end)
+
+end
