@@ -83,14 +83,20 @@ test: tshost asan dist testenv
 	done
 	./tshost tests/run.lua
 
-# Python packages only the tests use, to read tshost's files with other tools' own readers (TensorBoard's event
-# reader, onnx's checker, onnxruntime): a virtual environment in build/testenv from PyPI. Where they cannot be had
-# (no network), the tests that need them skip, saying so.
+# What only the tests use: Python packages to read tshost's files with other tools' own readers (TensorBoard's
+# event reader, onnx's checker, onnxruntime), in a virtual environment in build/testenv from PyPI; and Debian's
+# Slurm (a controller, a node daemon and munge), which the sweep test starts on this machine as one node. Where
+# they cannot be had (no network, no root), the tests that need them skip, saying so.
 TEST_PYTHON_PACKAGES = onnx onnxruntime tensorboard numpy
+TEST_DEB_PACKAGES = slurmctld slurmd slurm-client munge
 testenv:
 	@build/testenv/bin/python -c 'import onnx, onnxruntime, tensorboard' 2>/dev/null || \
 	  { python3 -m venv build/testenv && build/testenv/bin/pip install -q $(TEST_PYTHON_PACKAGES); } || \
 	  echo "testenv: could not install $(TEST_PYTHON_PACKAGES) from PyPI; the tests that read with them will skip"
+	@missing=$$(for p in $(TEST_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	  echo "testenv: could not install $$missing; the Slurm test will skip"; fi
 
 run: deps
 	$(MAKE) tshost

@@ -1,15 +1,39 @@
--- tshost scripts/sweep.lua EXPERIMENT.lua key=v1,v2 key2=a,b ... [--jobs N] [--slurm FILE] [--dir runs/sweep]
--- Runs the experiment once per point of the grid, each as its own tshost process with key=value options
--- and run=<dir>/<point>, N at a time; then compares all finished runs (scripts/compare.lua). With --slurm,
--- writes a Slurm job-array script for a cluster instead of running anything.
-local experiment, grid, jobs, slurm, dir = nil, {}, 1, nil, 'runs/sweep'
+-- tshost scripts/sweep.lua EXPERIMENT.lua key=v1,v2 key2=a,b ... [--jobs N] [--dir runs/sweep]
+--                          [--slurm FILE [--wait] [--no-submit] [--partition P] [--time T] [--cpus N] [--gpus N]]
+-- Runs the experiment once per point of the grid, each as its own tshost process with key=value options and
+-- run=<dir>/<point>, N at a time; then compares all finished runs (scripts/compare.lua).
+-- With --slurm, a Slurm job array instead, one array task per point: FILE is written (it can be submitted by hand
+-- with sbatch) and, when sbatch is on the PATH (and not --no-submit), submitted. A point whose run has finished
+-- (final.json) is left out of the array, so submitting again runs only what is missing, and a run that was killed
+-- (scancel, a node lost) resumes from its checkpoint. --wait waits for the array (sbatch --wait) and then compares
+-- the finished runs. --partition, --time (Slurm's format), --cpus (per task, default 4; the run's threads) and
+-- --gpus (per task, default 0) go to #SBATCH lines.
+local experiment, grid, jobs, dir = nil, {}, 1, 'runs/sweep'
+local slurm = {file = nil, wait = false, submit = true, cpus = 4, gpus = 0}
 local extra = {}
+local function value(i, name)
+   local v = arg[i + 1]
+   if not v then
+      io.stderr:write(('sweep: %s needs a value\n'):format(name))
+      os.exit(2)
+   end
+   return v
+end
 local i = 1
 while i <= #arg do
    local a = arg[i]
-   if a == '--jobs' then jobs = tonumber(arg[i + 1]); i = i + 1
-   elseif a == '--slurm' then slurm = arg[i + 1]; i = i + 1
-   elseif a == '--dir' then dir = arg[i + 1]; i = i + 1
+   if a == '--jobs' then jobs = tonumber(value(i, a)); i = i + 1
+   elseif a == '--dir' then dir = value(i, a); i = i + 1
+   elseif a == '--slurm' then slurm.file = value(i, a); i = i + 1
+   elseif a == '--wait' then slurm.wait = true
+   elseif a == '--no-submit' then slurm.submit = false
+   elseif a == '--partition' then slurm.partition = value(i, a); i = i + 1
+   elseif a == '--time' then slurm.time = value(i, a); i = i + 1
+   elseif a == '--cpus' then slurm.cpus = tonumber(value(i, a)); i = i + 1
+   elseif a == '--gpus' then slurm.gpus = tonumber(value(i, a)); i = i + 1
+   elseif a:sub(1, 2) == '--' then
+      io.stderr:write(('sweep: unknown option %s\n'):format(a))
+      os.exit(2)
    elseif not experiment then experiment = a
    else
       local k, v = a:match('^([%w_]+)=(.*)$')
@@ -24,8 +48,10 @@ while i <= #arg do
    end
    i = i + 1
 end
-if not experiment or not jobs or jobs < 1 then
-   io.stderr:write('usage: tshost scripts/sweep.lua EXPERIMENT key=v1,v2 ... [--jobs N] [--slurm FILE] [--dir DIR]\n')
+local function whole(n) return n and n >= 0 and n % 1 == 0 end
+if not experiment or not jobs or jobs < 1 or not whole(slurm.cpus) or slurm.cpus < 1 or not whole(slurm.gpus) then
+   io.stderr:write('usage: tshost scripts/sweep.lua EXPERIMENT key=v1,v2 ... [--jobs N] [--dir DIR] [--slurm FILE ' ..
+                   '[--wait] [--no-submit] [--partition P] [--time T] [--cpus N] [--gpus N]]\n')
    os.exit(2)
 end
 
@@ -48,35 +74,86 @@ local function name_of(p)
    return s ~= '' and s or 'default'
 end
 
+-- one command per point; THREADS is replaced by the run's thread count
 local commands = {}
 for _, p in ipairs(points) do
    local args = table.concat(p, ' ') .. ' ' .. table.concat(extra, ' ')
    commands[#commands + 1] = {run = dir .. '/' .. name_of(p),
-                              cmd = ('%s/tshost %s %s run=%s/%s'):format(ts.root, experiment, args, dir, name_of(p))}
+                              cmd = ('%s/tshost --threads THREADS %s %s run=%s/%s'):format(ts.root, experiment, args, dir, name_of(p))}
 end
 
-if slurm then
-   local lines = {'#!/bin/bash', '#SBATCH --job-name=tshost-sweep', ('#SBATCH --array=0-%d'):format(#commands - 1),
-                  '#SBATCH --cpus-per-task=4', '#SBATCH --gres=gpu:1', '#SBATCH --output=' .. dir .. '/slurm-%A_%a.log',
-                  'set -euo pipefail', 'mkdir -p ' .. dir, 'commands=('}
-   for _, c in ipairs(commands) do lines[#lines + 1] = ('  %q'):format(c.cmd) end
+local function finished(c) return io.open(c.run .. '/final.json') ~= nil end
+
+local function compare()
+   local done = {}
+   for _, c in ipairs(commands) do if finished(c) then done[#done + 1] = c.run end end
+   if #done > 0 then
+      os.execute(('%s/tshost %s/scripts/compare.lua %s --html %s/comparison.html'):format(ts.root, ts.root,
+                 table.concat(done, ' '), dir))
+   end
+   return #done
+end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+if slurm.file then
+   ts.files.mkdirs(dir)
+   local missing = {}
+   for k, c in ipairs(commands) do if not finished(c) then missing[#missing + 1] = k - 1 end end
+   local lines = {'#!/bin/bash', '#SBATCH --job-name=tshost-sweep', ('#SBATCH --cpus-per-task=%d'):format(slurm.cpus),
+                  '#SBATCH --output=' .. dir .. '/slurm-%A_%a.log'}
+   if #missing > 0 then lines[#lines + 1] = '#SBATCH --array=' .. table.concat(missing, ',') end
+   if slurm.gpus > 0 then lines[#lines + 1] = ('#SBATCH --gres=gpu:%d'):format(slurm.gpus) end
+   if slurm.partition then lines[#lines + 1] = '#SBATCH --partition=' .. slurm.partition end
+   if slurm.time then lines[#lines + 1] = '#SBATCH --time=' .. slurm.time end
+   lines[#lines + 1] = 'set -euo pipefail'
+   lines[#lines + 1] = '# one grid point per array task; a finished run is skipped, a killed one resumes from its checkpoint'
+   lines[#lines + 1] = 'commands=('
+   for _, c in ipairs(commands) do lines[#lines + 1] = '  ' .. quote(c.cmd) end
    lines[#lines + 1] = ')'
-   lines[#lines + 1] = 'eval "${commands[$SLURM_ARRAY_TASK_ID]}"'
-   ts.files.writeFile(slurm, table.concat(lines, '\n') .. '\n')
-   print(('wrote %s: a job array of %d runs; submit it with sbatch %s'):format(slurm, #commands, slurm))
+   lines[#lines + 1] = 'eval "${commands[$SLURM_ARRAY_TASK_ID]//THREADS/${SLURM_CPUS_PER_TASK:-1}}"'
+   ts.files.writeFile(slurm.file, table.concat(lines, '\n') .. '\n')
+   if #missing == 0 then
+      print(('wrote %s; all %d points have finished runs in %s: nothing to submit'):format(slurm.file, #commands, dir))
+      if slurm.wait then compare() end
+      os.exit(0)
+   end
+   local has_sbatch = os.execute('command -v sbatch > /dev/null 2>&1') == 0
+   if not slurm.submit or not has_sbatch then
+      print(('wrote %s: a job array of %d runs (%d of %d points not finished)%s; submit it with sbatch %s'):format(
+         slurm.file, #missing, #missing, #commands, has_sbatch and '' or ' (no sbatch on the PATH)', slurm.file))
+      os.exit(0)
+   end
+   local cmd = ('sbatch --parsable%s %s 2>&1'):format(slurm.wait and ' --wait' or '', quote(slurm.file))
+   print(('wrote %s; submitting %d of %d points%s'):format(slurm.file, #missing, #commands, slurm.wait and ' and waiting' or ''))
+   io.stdout:flush()
+   local p = io.popen(cmd)
+   local out = p:read('*a')
+   local ok = p:close()
+   local job = out:match('^(%d+)')
+   if not job then
+      io.stderr:write('sweep: sbatch failed: ' .. out)
+      os.exit(1)
+   end
+   print(('submitted job %s (array tasks %s)'):format(job, table.concat(missing, ',')))
+   if slurm.wait then
+      local done = compare()
+      print(('%d of %d points finished%s'):format(done, #commands, ok and '' or '; some array tasks failed (see the slurm-*.log files)'))
+      os.exit(done == #commands and 0 or 1)
+   end
    os.exit(0)
 end
 
 ts.files.mkdirs(dir)
-print(('sweep: %d runs, %d at a time, threads per run %d'):format(#commands, jobs, math.max(1, math.floor(ts.getThreads() / jobs))))
 local threads = math.max(1, math.floor(ts.getThreads() / jobs))
+print(('sweep: %d runs, %d at a time, threads per run %d'):format(#commands, jobs, threads))
 -- run in waves of `jobs` background processes, each logging to its run's log file
 for start = 1, #commands, jobs do
    local wave = {}
    for k = start, math.min(start + jobs - 1, #commands) do
       local c = commands[k]
       ts.files.mkdirs(c.run)
-      wave[#wave + 1] = ('(%s > %s/log.txt 2>&1; echo "$? %s")'):format(c.cmd:gsub('/tshost ', '/tshost --threads ' .. threads .. ' ', 1), c.run, c.run)
+      wave[#wave + 1] = ('(%s > %s/log.txt 2>&1; echo "$? %s")'):format(c.cmd:gsub('THREADS', tostring(threads), 1), c.run, c.run)
    end
    local p = io.popen(table.concat(wave, ' & ') .. ' & wait')
    for line in p:lines() do
@@ -85,10 +162,4 @@ for start = 1, #commands, jobs do
    end
    p:close()
 end
-local finished = {}
-for _, c in ipairs(commands) do
-   if io.open(c.run .. '/final.json') then finished[#finished + 1] = c.run end
-end
-if #finished > 0 then
-   os.execute(('%s/tshost %s/scripts/compare.lua %s --html %s/comparison.html'):format(ts.root, ts.root, table.concat(finished, ' '), dir))
-end
+compare()

@@ -1,0 +1,146 @@
+-- scripts/sweep.lua: a grid of runs on this machine, the Slurm script it writes, and a real Slurm (Debian's
+-- slurmctld, slurmd and munge, one node, started and stopped here; skipped, saying so, where they are missing or
+-- this is not root): a 2x2 sweep through sbatch, one task killed with scancel in mid-run and resumed by a second
+-- submission, and the comparison listing all four points.
+return function(t)
+   local quick = 'synthetic=true synthetic_train=300 quiet=true'
+
+   local function sweep(args, env)
+      return t.sh(('%s%s %s/scripts/sweep.lua experiments/baseline.lua %s'):format(env or '', t.tshost, ts.root, args))
+   end
+
+   t.test('a sweep on this machine: each point its own run, then the comparison; its Slurm script skips finished points', function()
+      local dir = t.tmpdir()
+      local rc, out = sweep(('epochs=1 lr=0.05,0.1 %s --jobs 2 --dir %s/sweep'):format(quick, dir))
+      t.eq(rc, 0, out)
+      for _, point in ipairs({'lr0.05', 'lr0.1'}) do
+         t.truthy(io.open(('%s/sweep/%s/final.json'):format(dir, point)), point .. ' finished:\n' .. out)
+      end
+      t.truthy(out:find('lr0.05', 1, true) and io.open(dir .. '/sweep/comparison.html'), out)
+      -- the job array of the same grid plus one new point: only the new one is left to run
+      rc, out = sweep(('epochs=1 lr=0.05,0.1,0.2 %s --dir %s/sweep --slurm %s/job.sh --no-submit --cpus 2 --gpus 1 --time 0:30:00')
+                      :format(quick, dir, dir))
+      t.eq(rc, 0, out)
+      local script = t.readfile(dir .. '/job.sh')
+      t.truthy(script:find('#SBATCH --array=2\n', 1, true), script)
+      t.truthy(script:find('#SBATCH --gres=gpu:1', 1, true) and script:find('#SBATCH --time=0:30:00', 1, true), script)
+      t.truthy(script:find('#SBATCH --cpus-per-task=2', 1, true), script)
+      rc, out = sweep(('lr=0.05,0.1 --slurm %s/job.sh --frobnicate'):format(dir))
+      t.eq(rc, 2, 'an unknown option: ' .. out)
+   end)
+
+   t.test('a real Slurm: a 2x2 sweep through sbatch, one task killed by scancel and resumed by a second submission', function()
+      for _, tool in ipairs({'slurmctld', 'slurmd', 'munged', 'sbatch', 'scancel', 'squeue'}) do
+         if t.sh('command -v ' .. tool .. ' || test -x /usr/sbin/' .. tool) ~= 0 then
+            t.skip(tool .. ' is not installed (make testenv installs Debian\'s slurmctld, slurmd and munge when it can)')
+         end
+      end
+      local _, uid = t.sh('id -u')
+      if tonumber(uid) ~= 0 then t.skip('starting slurmd and munged takes root') end
+      if not io.open('/etc/munge/munge.key') then t.skip('munge has no key (/etc/munge/munge.key)') end
+      local dir = t.tmpdir()
+      local _, host = t.sh('hostname -s')
+      host = host:match('%S+')
+      local port = 17000 + math.floor(ts.files.now() * 1000) % 2000 * 2
+      local conf = ([[
+ClusterName=tshosttest
+SlurmctldHost=%s
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=%s/munge.socket
+CredType=cred/munge
+SlurmctldPort=%d
+SlurmdPort=%d
+StateSaveLocation=%s/state
+SlurmdSpoolDir=%s/spool
+SlurmctldPidFile=%s/slurmctld.pid
+SlurmdPidFile=%s/slurmd.pid
+SlurmctldLogFile=%s/slurmctld.log
+SlurmdLogFile=%s/slurmd.log
+ProctrackType=proctrack/pgid
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName=%s CPUs=2 State=UNKNOWN
+PartitionName=debug Nodes=%s Default=YES MaxTime=INFINITE State=UP
+]]):format(host, dir, port, port + 1, dir, dir, dir, dir, dir, dir, host, host)
+      t.sh(('mkdir -p %s/state %s/spool'):format(dir, dir))
+      t.writefile(dir .. '/slurm.conf', conf)
+      local env = ('SLURM_CONF=%s/slurm.conf '):format(dir)
+      local daemons = {
+         ('munged --force --socket=%s/munge.socket --key-file=/etc/munge/munge.key --pid-file=%s/munged.pid ' ..
+          '--log-file=%s/munged.log --seed-file=%s/munged.seed'):format(dir, dir, dir, dir),
+         ('%sslurmctld -c -f %s/slurm.conf'):format(env, dir),
+         ('%sslurmd -f %s/slurm.conf'):format(env, dir),
+      }
+      local function stop()   -- and wait for the daemons to be gone (the test's folder goes next)
+         for _, pid in ipairs({'slurmd', 'slurmctld', 'munged'}) do
+            t.sh(('test -f %s/%s.pid && p=$(cat %s/%s.pid) && kill $p && for i in $(seq 50); do kill -0 $p 2>/dev/null || break; sleep 0.1; done')
+                 :format(dir, pid, dir, pid))
+         end
+      end
+      local ok, err = pcall(function()
+         for _, d in ipairs(daemons) do
+            local rc, out = t.sh('PATH=$PATH:/usr/sbin ' .. d)
+            t.eq(rc, 0, d .. ': ' .. out)
+         end
+         -- the node up
+         local up = false
+         for _ = 1, 50 do
+            local _, out = t.sh(env .. 'sinfo -h -o %t')
+            if out:match('idle') or out:match('mix') then up = true break end
+            t.sh('sleep 0.2')
+         end
+         t.truthy(up, 'the Slurm node did not come up: ' .. t.readfile(dir .. '/slurmctld.log'))
+         local sdir = dir .. '/sweep'
+         -- not quiet: the logs say when a run resumes
+         local grid = ('epochs=8 lr=0.05,0.1 batch=50,100 synthetic=true synthetic_train=300 --dir %s --slurm %s/job.sh --cpus 1')
+            :format(sdir, dir)
+         local rc, out = sweep(grid, env)
+         t.eq(rc, 0, out)
+         local job = out:match('submitted job (%d+)')
+         t.truthy(job, out)
+         -- kill array task 0 once its run has a checkpoint and no final.json
+         local first = sdir .. '/lr0.05_batch50'
+         local killed = false
+         for _ = 1, 600 do
+            if io.open(first .. '/checkpoint.safetensors') and not io.open(first .. '/final.json') then
+               t.sh(('%sscancel %s_0'):format(env, job))
+               killed = true
+               break
+            end
+            t.sh('sleep 0.1')
+         end
+         t.truthy(killed, 'task 0 never reached a checkpoint before finishing')
+         -- the rest of the array runs to its end
+         for _ = 1, 1200 do
+            local _, q = t.sh(env .. 'squeue -h -j ' .. job)
+            if not q:match('%d') then break end
+            t.sh('sleep 0.2')
+         end
+         t.truthy(not io.open(first .. '/final.json'), 'the killed task did not finish')
+         local others = 0
+         for _, p in ipairs({'lr0.05_batch100', 'lr0.1_batch50', 'lr0.1_batch100'}) do
+            if io.open(sdir .. '/' .. p .. '/final.json') then others = others + 1 end
+         end
+         t.eq(others, 3, 'the other three points finished')
+         -- submitting again runs only the killed point, which resumes; then the comparison lists all four
+         rc, out = sweep(grid .. ' --wait', env)
+         t.eq(rc, 0, out)
+         t.truthy(out:find('submitting 1 of 4 points', 1, true), out)
+         t.truthy(out:find('4 of 4 points finished', 1, true), out)
+         for _, p in ipairs({'lr0.05_batch50', 'lr0.05_batch100', 'lr0.1_batch50', 'lr0.1_batch100'}) do
+            t.truthy(out:find(p, 1, true), 'the comparison lists ' .. p .. ':\n' .. out)
+         end
+         local _, logs = t.sh(('cat %s/slurm-*_0.log'):format(sdir))
+         t.truthy(logs:find('resuming', 1, true), 'the killed run resumed from its checkpoint:\n' .. logs)
+      end)
+      stop()
+      if not ok then error(err, 0) end
+   end)
+end
