@@ -70,6 +70,7 @@ return function(t)
       end
       t.truthy(wrong >= 1 and wrong <= 8, 'mispredicted test images: ' .. wrong)
       t.near(got.hparams.lr, 0.05, 1e-12, 0)
+      t.truthy(math.abs(got.wall_time - os.time()) < 600, 'events are stamped with the wall clock: ' .. got.wall_time)
       t.eq(got.hparams.model, 'refcnn')
       t.eq(got.hparams.batch, 60)
       table.sort(got.hparams_messages)

@@ -4,6 +4,7 @@
 --   ts.files.writeFile(path, s)       atomic: a temporary file beside the target, then a rename
 --   ts.files.appendFile(path, s)      s added at the end
 --   ts.files.now()                    seconds on the monotonic clock (for durations)
+--   ts.files.wallClock()              seconds since 1970 (UTC), with fractions (for timestamps)
 --   ts.files.realpath(path)           the absolute path without links, or nil when there is no such file
 -- Every write names its file and the reason when it fails (a full disk, a read-only remount).
 local ffi = require('ffi')
@@ -19,12 +20,14 @@ char *realpath(const char *path, char *resolved);
 
 local M = {}
 
-local CLOCK_MONOTONIC = 1
+local CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
 local tspec = ffi.new('ts_timespec')
-function M.now()
-   C.clock_gettime(CLOCK_MONOTONIC, tspec)
+local function clock(which)
+   C.clock_gettime(which, tspec)
    return tonumber(tspec.tv_sec) + tonumber(tspec.tv_nsec) * 1e-9
 end
+function M.now() return clock(CLOCK_MONOTONIC) end
+function M.wallClock() return clock(CLOCK_REALTIME) end
 
 function M.mkdirs(path)
    local at = ''

@@ -71,7 +71,7 @@ function M.writer(dir, opts)
    local f, err = io.open(path, fresh and 'wb' or 'ab')
    if not f then error(('tensorboard: %s'):format(err), 2) end
    local w = setmetatable({file = f, path = path}, Writer)
-   if fresh then w:event(pb.message():double(1, files.now()):string(3, 'brain.Event:2')) end
+   if fresh then w:event(pb.message():double(1, files.wallClock()):string(3, 'brain.Event:2')) end
    return w
 end
 
@@ -85,7 +85,7 @@ end
 function Writer:summary(step, fill)
    local value = pb.message()
    fill(value)
-   self:event(pb.message():double(1, files.now()):varint(2, step):message(5, pb.message():message(1, value)))
+   self:event(pb.message():double(1, files.wallClock()):varint(2, step):message(5, pb.message():message(1, value)))
 end
 
 function Writer:scalar(tag, v, step)
@@ -132,13 +132,13 @@ function Writer:hparams(values, metric_tags)
       start:message(1, pb.message():string(1, name):message(2, proto_value(v)))   -- a map entry
    end
    for _, tag in ipairs(metric_tags or {}) do experiment:message(5, pb.message():message(1, pb.message():string(2, tag))) end
-   start:double(5, files.now())
+   start:double(5, files.wallClock())
    self:summary(0, hparams_value('_hparams_/experiment', 2, experiment))
    self:summary(0, hparams_value('_hparams_/session_start_info', 3, start))
 end
 
 function Writer:sessionEnd(ok)
-   local info = pb.message():varint(1, ok and 1 or 2):double(2, files.now())   -- STATUS_SUCCESS or STATUS_FAILURE
+   local info = pb.message():varint(1, ok and 1 or 2):double(2, files.wallClock())   -- STATUS_SUCCESS or STATUS_FAILURE
    self:summary(0, hparams_value('_hparams_/session_end_info', 4, info))
 end
 

@@ -1,6 +1,6 @@
 """Reads a run directory's event files with TensorBoard's own reader and prints what it found as JSON: every
-scalar (step, value), every image (step, width, height, PNG bytes), the HParams plugin's hyperparameters and
-which of its three messages are present. Used by tests/test_tensorboard.lua."""
+scalar (step, value) and the last one's wall time, every image (step, width, height, PNG bytes), the HParams
+plugin's hyperparameters and which of its three messages are present. Used by tests/test_tensorboard.lua."""
 import json
 import sys
 
@@ -13,6 +13,7 @@ tags = ea.Tags()
 out = {"scalars": {}, "images": {}, "hparams": {}, "hparams_messages": []}
 for tag in tags["scalars"]:
     out["scalars"][tag] = [[e.step, e.value] for e in ea.Scalars(tag)]
+    out["wall_time"] = ea.Scalars(tag)[-1].wall_time
 for tag in tags["images"]:
     out["images"][tag] = [[e.step, e.width, e.height, len(e.encoded_image_string)] for e in ea.Images(tag)]
 for tag, content in ea.PluginTagToContent("hparams").items():
