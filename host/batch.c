@@ -2,7 +2,7 @@
  *
  * Per image: equalize luminance (global or CLAHE) -> 0..1 floats -> label-aware horizontal flip ->
  * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
- * size) -> brightness, contrast, saturation, hue, gamma -> blur -> noise -> cutout -> grayscale ->
+ * size) -> brightness (and overexposure), contrast, saturation, hue, gamma -> blur -> noise -> cutout -> grayscale ->
  * (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
  * from the batch seed and its position, so results depend on the seed only, not on threads or timing.
  *
@@ -188,6 +188,8 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
     }
     if (!aug) return 0;
     p->k.brightness = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
+    if (aug->exposure_prob > 0 && uniform(r, 0, 1) < aug->exposure_prob)   /* drawn only when asked for, so */
+        p->k.brightness *= (float)exp(uniform(r, 0, log(aug->exposure_max)));   /* older plans replay alike */
     p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
     p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
     p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
@@ -259,12 +261,15 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             {"rotate", a->rotate}, {"scale_min", a->scale_min}, {"scale_max", a->scale_max}, {"translate", a->translate},
             {"shear", a->shear}, {"perspective", a->perspective}, {"brightness", a->brightness}, {"contrast", a->contrast},
             {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
+            {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
             {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
             {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
             if (!isfinite(f[i].v)) return ts_error("batch: augmentation %s is not finite (%g)", f[i].name, fabs(f[i].v));
         if (has_geometry(a) && (a->scale_min <= 0 || a->scale_max <= 0))
             return ts_error("batch: augmentation scale must be positive, got %g..%g", a->scale_min, a->scale_max);
+        if (a->exposure_prob > 0 && a->exposure_max < 1)
+            return ts_error("batch: augmentation exposure gain %g must be at least 1", a->exposure_max);
         if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
     }
     if (pre) {

@@ -320,6 +320,9 @@ typedef struct {
     double brightness, contrast, saturation;   /* factors uniform in [1 - v, 1 + v] */
     double hue;                     /* turns, uniform in [-v, v] */
     double gamma_min, gamma_max;    /* log-uniform; 0 = none */
+    double exposure_prob, exposure_max;   /* overexposure: with this probability a gain log-uniform in
+                                             [1, exposure_max] before the clip to 0..1, so bright parts
+                                             saturate channel by channel, as on a sensor (washed-out rims) */
     double blur_prob, blur_sigma;   /* Gaussian blur with this probability, sigma uniform up to blur_sigma */
     double noise;                   /* Gaussian noise, standard deviation uniform in [0, noise] (0..1 scale) */
     double cutout_prob;

@@ -1,9 +1,10 @@
--- The test runner: tshost tests/run.lua [pattern]
--- Runs every tests/test_*.lua (or those whose name contains pattern). A test file returns a function
+-- The test runner: tshost tests/run.lua [pattern [name]]
+-- Runs every tests/test_*.lua (or those whose name contains pattern; of those, the tests whose name
+-- contains `name`). A test file returns a function
 -- that receives the helpers below and registers tests with t.test(name, fn). Ends with the line
 -- "N passed, N failed, N skipped" and exits non-zero when a test failed.
 local dir = ts.root .. '/tests'
-local pattern = arg[1]
+local pattern, name_pattern = arg[1], arg[2]
 
 -- Tests run on the CPU unless they ask for the GPU (test_cuda does), here and in the tshost processes
 -- they start: results such as bit-identical losses are promised per device.
@@ -15,7 +16,9 @@ local t = {dir = dir, tshost = ts.root .. '/tshost'}
 local tests = {}
 local SKIP = {}
 
-function t.test(name, fn) tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
+function t.test(name, fn)
+   if not name_pattern or name:find(name_pattern, 1, true) then tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
+end
 
 -- t.skip('reason'): ends the test as skipped, saying why
 function t.skip(reason) error(setmetatable({reason = reason}, SKIP), 0) end

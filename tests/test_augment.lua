@@ -147,6 +147,39 @@ return function(t)
       end
    end)
 
+   t.test('overexposure saturates channel by channel: a red rim washes out towards white, never darker', function()
+      -- 64 images of one red pixel (200, 60, 60) on grey (128): with probability 1 a gain in [1, 4]
+      local n = 64
+      local x = ts.full({n, 4, 4, 3}, 128, 'uint8')
+      for i = 1, n do x[{i, 2, 2}] = ts.tensor({200, 60, 60}, 'uint8') end
+      local ds = ts.data.Dataset(x, ts.zeros({n}, 'int64'))
+      local pos = {}
+      for i = 1, n do pos[i] = i end
+      local out = ts.data.batch(ds, pos, {augment = ts.data.augment{exposure = {1, 4}}, seed = 3})
+      local gains, clipped = {}, 0
+      for i = 1, n do
+         local r, g, b = out:get(i, 1, 2, 2), out:get(i, 2, 2, 2), out:get(i, 3, 2, 2)
+         local gain = g / (60 / 255)
+         t.truthy(gain >= 1 - 1e-5 and gain <= 4 + 1e-5, 'gain in [1, 4], got ' .. gain)
+         t.near(b, g, 1e-6)
+         t.near(r, math.min(1, gain * 200 / 255), 1e-5, 1e-6, 'red clipped at 1, not rescaled')
+         t.near(out:get(i, 1, 1, 1), math.min(1, gain * 128 / 255), 1e-5)
+         if r == 1 then clipped = clipped + 1 end
+         gains[#gains + 1] = gain
+      end
+      table.sort(gains)
+      t.truthy(clipped > n / 4 and clipped < n, ('some images saturate the red, not all (%d of %d)'):format(clipped, n))
+      -- log-uniform: the median gain is near sqrt(4) = 2
+      t.truthy(gains[n / 2] > 1.6 and gains[n / 2] < 2.5, 'median gain ' .. gains[n / 2])
+      -- probability 0.25: about a quarter of the images change
+      local some = ts.data.batch(ds, pos, {augment = ts.data.augment{exposure = {0.25, 4}}, seed = 3})
+      local changed = 0
+      for i = 1, n do if math.abs(some:get(i, 2, 2, 2) - 60 / 255) > 1e-6 then changed = changed + 1 end end
+      t.truthy(changed > 6 and changed < 28, ('about a quarter changed (%d of %d)'):format(changed, n))
+      t.raises(function() ts.data.augment{exposure = {0.5, 0.8}} end, 'exposure gain must be at least 1')
+      t.raises(function() ts.data.augment{exposure = {0.5, 0 / 0}} end, 'augment: exposure must be a finite number')
+   end)
+
    t.test('augmentation is deterministic by seed and differs between seeds', function()
       local ds = dot_dataset(4, 6, 6)
       local aug = ts.data.augment{rotate = 20, translate = 0.1, brightness = 0.3, noise = 0.05, blur = {0.5, 1}}

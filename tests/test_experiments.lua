@@ -43,11 +43,49 @@ return function(t)
       t.eq(#results, 2, out)
       t.truthy(results[1].top5 and #results[1].top5 == 5, out)
       t.truthy(results[2].error and results[2].error:find(dir .. '/broken.png', 1, true), out)
+      -- calibrated probabilities: the temperature fitted on validation divides the logits, so the log-ratio
+      -- of two classes' probabilities is the raw one over T; --abstain p says "not sure" below p
+      local cal = ts.json.decode(t.readfile(dir .. '/base/calibration.json'))
+      t.truthy(cal.temperature > 0 and cal.valid.after.nll <= cal.valid.before.nll + 1e-9, t.readfile(dir .. '/base/calibration.json'))
+      t.eq(final.temperature, cal.temperature)
+      local image = dir .. '/base/report_files/wrong_01.png'
+      local function predict(extra)
+         local rc2, o = t.sh(('%s %s/scripts/predict.lua %s/base %s --json %s'):format(t.tshost, ts.root, dir, image, extra or ''))
+         t.eq(rc2, 0, o)
+         return ts.json.decode(o:match('^[^\n]*'))[1]
+      end
+      local calibrated = predict()
+      os.rename(dir .. '/base/calibration.json', dir .. '/base/calibration.saved')
+      local raw = predict()
+      -- calibrate.lua fits the same temperature again from the validation set
+      local rc3, o3 = t.sh(('%s %s/scripts/calibrate.lua %s/base synthetic_train=300'):format(t.tshost, ts.root, dir))
+      t.eq(rc3, 0, o3)
+      t.near(ts.json.decode(t.readfile(dir .. '/base/calibration.json')).temperature, cal.temperature, 1e-9)
+      os.remove(dir .. '/base/calibration.saved')
+      local function ratio(r) return math.log(r.top5[1].probability / r.top5[2].probability) end
+      t.eq(raw.top5[1].class, calibrated.top5[1].class)
+      t.near(ratio(calibrated), ratio(raw) / cal.temperature, 1e-4)
+      local top1 = calibrated.top5[1].probability
+      t.truthy(predict(('--abstain %.6f'):format((top1 + 1) / 2)).not_sure == true)
+      t.truthy(predict(('--abstain %.6f'):format(top1 / 2)).not_sure == nil)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --abstain 2'):format(t.tshost, ts.root, dir, image))
+      t.eq(rc, 2, out)
+      t.truthy(out:find('--abstain needs a probability between 0 and 1, got 2', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --tta 0'):format(t.tshost, ts.root, dir, image))
+      t.eq(rc, 2, out)
+      t.truthy(out:find('--tta needs a number of views 1..1024, got 0', 1, true), out)
+      -- a temperature fitted for 3 views: predict then averages 3 views, and says so when told otherwise
+      rc, out = t.sh(('%s %s/scripts/calibrate.lua %s/base tta=3 synthetic_train=300'):format(t.tshost, ts.root, dir))
+      t.eq(rc, 0, out)
+      t.eq(ts.json.decode(t.readfile(dir .. '/base/calibration.json')).tta, 3)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --tta 2'):format(t.tshost, ts.root, dir, image))
+      t.truthy(rc == 0 and out:find('the temperature was fitted with 3 view(s), these predictions use 2', 1, true), out)
    end)
 
-   t.test('comparison experiments: grayscale, balance, illumination, pooling, precision, accumulate', function()
+   t.test('comparison experiments: grayscale, balance, illumination, pooling, precision, exposure, accumulate', function()
       local dir = t.tmpdir()
-      for _, script in ipairs({'grayscale.lua', 'balance.lua', 'illumination.lua', 'pooling.lua', 'precision.lua'}) do
+      for _, script in ipairs({'grayscale.lua', 'balance.lua', 'illumination.lua', 'pooling.lua', 'precision.lua',
+                                 'exposure.lua'}) do
          local out = run(script, ('epochs=1 run=%s/%s'):format(dir, script))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
       end

@@ -36,6 +36,143 @@ return function(t)
       t.truthy(p2 < 1e-8, 'chi-square tail ' .. p2)
    end)
 
+   t.test('calibration: NLL and ECE by hand; temperature scaling recovers the temperature of over-confident logits', function()
+      local l3 = math.log(3)   -- softmax {ln 3, 0} = {0.75, 0.25}
+      local logits = ts.tensor{{l3, 0}, {l3, 0}, {l3, 0}, {l3, 0}}
+      local c = ts.metrics.calibration(logits, {0, 0, 0, 1})
+      t.near(c.accuracy, 0.75); t.near(c.confidence, 0.75); t.near(c.ece, 0, 0, 1e-6)
+      t.near(c.nll, -(3 * math.log(0.75) + math.log(0.25)) / 4, 1e-6)
+      c = ts.metrics.calibration(logits, {0, 1, 1, 1})
+      t.near(c.ece, 0.5, 1e-6)
+      t.near(ts.metrics.calibration(logits, {0, 1, 1, 1}, 2).confidence, math.sqrt(3) / (math.sqrt(3) + 1), 1e-6)
+      t.raises(function() ts.metrics.calibration(logits, {0, 1, 2, 1}) end, 'target 2 outside 0..1')
+      -- labels drawn from softmax(a); the model reports 2.5 a: the fitted temperature is 2.5
+      math.randomseed(5)
+      local n, k = 20000, 4
+      local z, y = ts.zeros(n, k), ts.zeros({n}, 'int64')
+      for i = 1, n do
+         local a, total = {}, 0
+         for j = 1, k do
+            a[j] = 1.5 * math.sqrt(-2 * math.log(1 - math.random())) * math.cos(2 * math.pi * math.random())
+            total = total + math.exp(a[j])
+         end
+         local u, pick = math.random() * total, k
+         for j = 1, k do
+            u = u - math.exp(a[j])
+            if u <= 0 then pick = j break end
+         end
+         for j = 1, k do z[{i, j}] = 2.5 * a[j] end
+         y[i] = pick - 1
+      end
+      local temperature = ts.metrics.temperature(z, y)
+      t.near(temperature, 2.5, 0.05)
+      local before, after = ts.metrics.calibration(z, y), ts.metrics.calibration(z, y, temperature)
+      t.truthy(after.nll < before.nll and after.ece < 0.02 and before.ece > 0.1,
+               ('NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(before.nll, after.nll, before.ece, after.ece))
+      t.eq(after.accuracy, before.accuracy, 'the predictions do not change')
+   end)
+
+   t.test('evaluation with test-time augmentation: the mean probability over the views, reproducible by seed', function()
+      local function softmax(z)   -- rows of z [N, C], in double
+         local out = ts.zeros(z:size(1), z:size(2))
+         for i = 1, z:size(1) do
+            local m, total = -math.huge, 0
+            for c = 1, z:size(2) do m = math.max(m, z:get(i, c)) end
+            for c = 1, z:size(2) do total = total + math.exp(z:get(i, c) - m) end
+            for c = 1, z:size(2) do out[{i, c}] = math.exp(z:get(i, c) - m) / total end
+         end
+         return out
+      end
+      local g = ts.data.synthetic{train = 8, valid = 8, test = 40, seed = 3}
+      ts.manualSeed(4)
+      local net = nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                nn.Linear(4 * 8 * 8, 43))
+      local pre = ts.data.preprocess{mean = {0.5, 0.5, 0.5}, std = {0.25, 0.25, 0.25}}
+      local plain = ts.evaluate(net, g.test, {preprocess = pre, logits = true})
+      -- one view is the plain evaluation; its logits are log-probabilities
+      local one = ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = 1})
+      t.near(one.logits, plain.logits, 0, 0)
+      local out = net:forward(ts.data.batch(g.test, (function() local p = {} for i = 1, 40 do p[i] = i end return p end)(),
+                                            {preprocess = pre}))
+      t.near(plain.logits:exp(), softmax(out), 1e-5, 1e-7)
+      -- four views: view 1 plain, views 2..4 the Loader epochs of the documented seeds; probabilities averaged
+      local aug = ts.data.augment{rotate = 20, translate = 0.1}
+      local tta = ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 9}})
+      local mean = plain.logits:exp()
+      for v = 2, 4 do
+         local loader = ts.data.Loader(g.test, {batch = 256, sampler = 'sequential', preprocess = pre, augment = aug})
+         for x in loader:epoch(1, require('ts.train').ttaViewSeed(9, v)) do mean = mean + softmax(net:forward(x)) end
+      end
+      mean = mean / 4
+      t.near(tta.logits:exp(), mean, 1e-5, 1e-7)
+      t.truthy(not tta.logits:allclose(plain.logits, 1e-3, 1e-3), 'the views differ from the plain image')
+      local expect_loss = 0
+      for i = 1, 40 do
+         local arg = 1
+         for c = 2, 43 do if mean:get(i, c) > mean:get(i, arg) then arg = c end end
+         t.eq(tta.pred[i], arg - 1)
+         t.near(tta.confidence[i], mean:get(i, arg), 1e-5)
+         expect_loss = expect_loss - math.log(mean:get(i, g.test.y[i] + 1))
+      end
+      t.near(tta.loss, expect_loss / 40, 1e-5)
+      -- the same seed, the same answer; another seed, other views
+      t.near(ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 9}}).logits, tta.logits, 0, 0)
+      t.truthy(not ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 10}}).logits:allclose(tta.logits, 1e-4, 1e-4))
+      t.raises(function() ts.evaluate(net, g.test, {tta = 0}) end, 'tta views must be a whole number 1..1024, got 0')
+      t.raises(function() ts.evaluate(net, g.test, {tta = {augment = ts.data.augment{flip = 0.5}}}) end, 'tta augment cannot flip')
+      t.raises(function() ts.evaluate(net, g.test, {tta = 'yes'}) end, 'tta must be a number of views')
+   end)
+
+   t.test('ema: the model is the moving average of the weights after each update; a resumed run keeps it', function()
+      local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
+      local function net()
+         ts.manualSeed(3)
+         return nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(4 * 8 * 8, 43))
+      end
+      -- one update per epoch; the weights at the start of each epoch are those after the update before; the
+      -- fourth epoch's update has lr 0, so its weights are the third's
+      local snaps = {}
+      local function snapshot(m)
+         local out = {}
+         for _, pair in ipairs(m:stateDict()) do out[pair[1]] = pair[2]:clone() end
+         return out
+      end
+      local result = ts.train{model = net(), data = {train = g.train}, epochs = 4, batch = 32, lr = 0.5, momentum = 0,
+                              weight_decay = 0, schedule = 'none', ema = 0.2, quiet = true,
+                              on_epoch = function(epoch, m, opt)
+                                 snaps[epoch] = snapshot(m)
+                                 if epoch == 4 then opt.groups[1].lr = 0 end
+                              end}
+      local weights = {snaps[1], snaps[2], snaps[3], snaps[4], snaps[4]}
+      for _, pair in ipairs(result.model:stateDict()) do
+         local shadow = weights[1][pair[1]]:clone()
+         for k = 1, 4 do
+            local decay = math.min(0.2, k / (9 + k))   -- the warm-up of the decay, capped at 0.2
+            shadow = shadow * decay + weights[k + 1][pair[1]] * (1 - decay)
+         end
+         t.near(pair[2], shadow, 1e-5, 1e-7, pair[1])
+         t.truthy(not pair[2]:allclose(snaps[4][pair[1]], 1e-4, 1e-6), pair[1] .. ' is not simply the live weights')
+      end
+      -- interrupted after epoch 1 and resumed: the same saved model as one run of 2 epochs
+      local dir = t.tmpdir()
+      local function run(where, epochs)
+         return ts.train{model = net(), data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
+                         schedule = 'none', ema = 0.5, run = where, quiet = true}
+      end
+      run(dir .. '/whole', 2)
+      run(dir .. '/parts', 1)
+      run(dir .. '/parts', 2)
+      local a, b = ts.load(dir .. '/whole/model.safetensors'), ts.load(dir .. '/parts/model.safetensors')
+      for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
+      -- a checkpoint without the average cannot be resumed with ema
+      ts.train{model = net(), data = {train = g.train}, epochs = 1, batch = 16, run = dir .. '/plain', quiet = true}
+      t.raises(function()
+         ts.train{model = net(), data = {train = g.train}, epochs = 2, batch = 16, ema = 0.9, run = dir .. '/plain', quiet = true}
+      end, 'checkpoint lacks ema.')
+      t.raises(function() ts.train{model = net(), data = {train = g.train}, ema = 1} end, 'ema must be a decay between 0 and 1')
+   end)
+
    t.test('the trainer learns the generated signs and keeps its run directory', function()
       local g = ts.data.synthetic{train = 2000, valid = 400, test = 400, seed = 2}
       local dir = t.tmpdir() .. '/run'

@@ -35,13 +35,28 @@ function M.dataset(opt)
    return g
 end
 
--- Evaluates the chosen model on the test set once, writes final.json and test_predictions.safetensors
--- into the run, prints the per-class table and the most confused pairs; returns the evaluation.
+-- Temperature scaling fitted on the validation set (metrics.temperature), with the NLL and calibration
+-- error before and after on validation and, when given, on the test evaluation `ev` (with its logits, and
+-- the same tta): {temperature, tta (views), valid = {before, after}, test = {before, after}}, each a
+-- metrics.calibration table.
+function M.calibrate(model, g, preprocess, ev, tta)
+   local val = train.evaluate(model, g.valid, {preprocess = preprocess, logits = true, tta = tta})
+   local temperature = metrics.temperature(val.logits, g.valid.y)
+   local function both(logits, y)
+      return {before = metrics.calibration(logits, y), after = metrics.calibration(logits, y, temperature)}
+   end
+   return {temperature = temperature, tta = tta or 1, valid = both(val.logits, g.valid.y), test = ev and both(ev.logits, g.test.y) or nil}
+end
+
+-- Evaluates the chosen model on the test set once, fits the temperature on validation (calibration.json:
+-- predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
+-- table and the most confused pairs; returns the evaluation.
 function M.finish(result, g, opt)
    opt = opt or {}
    local run = result.run
-   local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess})
+   local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true})
    ev.target_y = g.test.y
+   local cal = M.calibrate(result.model, g, result.preprocess, ev)
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
@@ -51,6 +66,7 @@ function M.finish(result, g, opt)
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
       note = opt.note, synthetic = g.synthetic or false,
+      temperature = cal.temperature, test_ece = cal.test.before.ece, test_ece_calibrated = cal.test.after.ece,
       per_class = {}, most_confused = {},
    }
    for c = 0, s.classes - 1 do final.per_class[c + 1] = s.per_class[c] end
@@ -59,6 +75,7 @@ function M.finish(result, g, opt)
    end
    if run then
       files.writeFile(run .. '/final.json', json.encode(final))
+      files.writeFile(run .. '/calibration.json', json.encode(cal))
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
       if not opt.no_report then
          local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
@@ -74,6 +91,8 @@ function M.finish(result, g, opt)
          print(('  %2d %-40s -> %2d %-40s %d'):format(m.true_class, g.classNames[m.true_class] or '', m.predicted,
                                                     g.classNames[m.predicted] or '', m.count))
       end
+      print(('calibration: temperature %.3f fitted on validation; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
+         cal.temperature, cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
       print(('test accuracy %.4f (95%% CI %.4f-%.4f), macro-F1 %.4f, %d parameters, trained %.0f s'):format(
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
    end
@@ -110,12 +129,38 @@ function M.recipe(opt)
    }
 end
 
--- Trains one variant per seed (the recipe overridden by `changes`), evaluates each on the test set once,
+-- The main job's recipe (experiments/baseline.lua): ts.models.baseline with label-aware augmentation
+-- (M.baselineAugment, the settings, so that an experiment can change one; overexposure measured in
+-- experiments/exposure.lua), label smoothing, SGD with Nesterov momentum, a cosine schedule with warmup.
+-- opt: epochs (24), lr, batch, label_smoothing, weight_decay, warmup.
+M.baselineAugment = {rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
+                     brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
+                     exposure = {0.3, 3}, blur = {0.15, 1.0}, noise = 0.02, cutout = {0.25, 8}, flip = 0.5}
+function M.baseline(opt)
+   return {
+      model = {name = 'baseline', classes = 43},
+      epochs = opt.epochs or 24, batch = opt.batch or 128, lr = opt.lr or 0.05,
+      optimizer = 'sgd', momentum = 0.9, nesterov = true, weight_decay = opt.weight_decay or 5e-4,
+      schedule = 'cosine', warmup = opt.warmup or 1, label_smoothing = opt.label_smoothing or 0.1,
+      augment = data.augment(M.baselineAugment),
+   }
+end
+
+-- settings with some changed and some removed (a list of keys): a new table, the original untouched
+function M.with(settings, changes, removed)
+   local out = {}
+   for k, v in pairs(settings) do out[k] = v end
+   for k, v in pairs(changes) do out[k] = v end
+   for _, k in ipairs(removed or {}) do out[k] = nil end
+   return out
+end
+
+-- Trains one variant per seed (the recipe, M.recipe or opt.recipe, overridden by `changes`), evaluates each on the test set once,
 -- and returns {name, runs = {final...}, mean, sd, evals}. Runs go to <opt.run>/<name>-s<seed>.
 function M.variant(g, name, changes, opt)
    local out = {name = name, runs = {}, evals = {}}
    for k = 1, opt.seeds or 1 do
-      local cfg = M.recipe(opt)
+      local cfg = (opt.recipe or M.recipe)(opt)
       for key, v in pairs(changes) do cfg[key] = v end
       cfg.data = {train = changes.train or g.train, valid = g.valid}
       cfg.train = nil

@@ -33,11 +33,12 @@ end
 local function number(o, name) return o[name] == nil and 0 or finite(o[name], 'augment', name, 3) end
 
 local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspective = 1, brightness = 1, contrast = 1,
-                      saturation = 1, hue = 1, gamma = 1, blur = 1, noise = 1, cutout = 1, flip = 1}
+                      saturation = 1, hue = 1, gamma = 1, exposure = 1, blur = 1, noise = 1, cutout = 1, flip = 1}
 
 -- ts.data.augment{...}: every transformation is off unless named.
 --   rotate (degrees), scale {lo, hi}, translate (fraction), shear (degrees), perspective (0.05 mild),
 --   brightness, contrast, saturation (factor spread), hue (turns), gamma {lo, hi},
+--   exposure {probability, max gain} (overexposure: a gain >= 1 before the clip, washing out bright colours),
 --   blur {probability, max sigma}, noise (std, 0..1 scale), cutout {probability, size}, flip (probability,
 --   applied only where the loader's flip map allows, relabelling mirrored signs)
 function M.augment(o)
@@ -54,6 +55,8 @@ function M.augment(o)
    a.brightness, a.contrast = number(o, 'brightness'), number(o, 'contrast')
    a.saturation, a.hue = number(o, 'saturation'), number(o, 'hue')
    a.gamma_min, a.gamma_max = range(o.gamma, 'gamma', 0, 0)
+   a.exposure_prob, a.exposure_max = range(o.exposure, 'exposure', 0, 1)
+   if a.exposure_prob > 0 and a.exposure_max < 1 then error('augment: exposure gain must be at least 1', 2) end
    a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
    a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)
@@ -100,9 +103,10 @@ end
 
 -- The class a horizontally mirrored GTSRB sign shows (0-based ClassIds): symmetric signs keep their class,
 -- left/right pairs swap, all others (digits, text, asymmetric pictograms) are never mirrored. Class 21
--- (double curve) keeps its class: GTSRB files both of its mirrored variants under 21, and its test set
--- holds the variant its training set lacks (experiments/mispredict.lua found it).
-M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18, [21] = 21, [22] = 22, [26] = 26,
+-- (double curve, first to the left) is not mirrored either: its mirror image is another sign (first to the
+-- right), and every class-21 image of GTSRB, test set included, shows the same variant
+-- (experiments/exposure.lua shows them side by side; its test mistakes are washed-out rims, not mirrors).
+M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18, [22] = 22, [26] = 26,
                 [30] = 30, [35] = 35, [19] = 20, [20] = 19, [33] = 34, [34] = 33, [36] = 37, [37] = 36, [38] = 39,
                 [39] = 38}
 
@@ -251,12 +255,14 @@ end
 -- the number of images one epoch of this loader's sampler yields
 function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), self.ds:size())) end
 
--- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator.
--- first (1-based, default 1): the batch to start at, for an epoch resumed in its middle (the batches are the
--- ones an epoch from its start would give, without building those skipped)
-function Loader:epoch(first)
+-- iterator over the batches of one epoch; the order and the augmentation seed come from the global generator,
+-- the augmentation's seed from `seed` when given. first (1-based, default 1): the batch to start at, for an
+-- epoch resumed in its middle (the batches are the ones an epoch from its start would give, without building
+-- those skipped)
+function Loader:epoch(first, seed)
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
-   check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, C.ts_rng_u64(), (first or 1) - 1))
+   check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, seed or C.ts_rng_u64(),
+                           (first or 1) - 1))
    self.batches = C.ts_loader_batches(self.c)
    local x, y = ffi.new('ts_tensor *[1]'), ffi.new('ts_tensor *[1]')
    return function()

@@ -3,6 +3,7 @@
 --   local m = ts.metrics.summary(cm)   -- accuracy, per_class[c] = {precision, recall, f1, support},
 --                                      -- macro and weighted {precision, recall, f1}
 --   print(ts.metrics.format(m, names)) -- an aligned table
+--   ts.metrics.temperature(logits, y), ts.metrics.calibration(logits, y, T)   -- temperature scaling, NLL, ECE
 -- Precision of a class never predicted, and recall of a class absent from the targets, are 0 (as
 -- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
 local ffi = require('ffi')
@@ -90,6 +91,60 @@ function metrics.topk(logits, target, k)
       if above < k then hits = hits + 1 end
    end
    return hits / n
+end
+
+-- ---- calibration -------------------------------------------------------------------------------------
+
+-- How well softmax(logits / temperature) states its own chance of being right, on logits [N, C] and
+-- targets [N]: {nll (mean negative log-likelihood), ece, accuracy, confidence (the mean top-1
+-- probability)}. ECE, the expected calibration error: the top-1 probabilities in `bins` equal-width bins
+-- (15), the sum over bins of |accuracy - mean confidence| weighted by the bin's share of the samples.
+function metrics.calibration(logits, target, temperature, bins)
+   local l = logits:float():contiguous()
+   local tv, n = values(target)
+   local c = l:size(2)
+   local p = ffi.cast('float *', l:data())
+   local inv = 1 / (temperature or 1)
+   bins = bins or 15
+   local count, hit, conf = {}, {}, {}
+   for b = 1, bins do count[b], hit[b], conf[b] = 0, 0, 0 end
+   local nll, right, conf_sum = 0, 0, 0
+   for i = 0, n - 1 do
+      local row, t = p + i * c, tv[i + 1]
+      if t < 0 or t >= c then error(('calibration: target %d outside 0..%d'):format(t, c - 1), 2) end
+      local best, arg = -math.huge, 0
+      for j = 0, c - 1 do if row[j] > best then best, arg = row[j], j end end
+      local z = 0
+      for j = 0, c - 1 do z = z + math.exp((row[j] - best) * inv) end
+      nll = nll + math.log(z) - (row[t] - best) * inv
+      local top = 1 / z
+      local b = math.min(bins, math.floor(top * bins) + 1)
+      count[b], conf[b] = count[b] + 1, conf[b] + top
+      if arg == t then hit[b], right = hit[b] + 1, right + 1 end
+      conf_sum = conf_sum + top
+   end
+   local ece = 0
+   for b = 1, bins do
+      if count[b] > 0 then ece = ece + math.abs(hit[b] - conf[b]) / n end
+   end
+   return {nll = nll / n, ece = ece, accuracy = right / n, confidence = conf_sum / n}
+end
+
+-- Temperature scaling (Guo et al. 2017): the one T > 0 for which softmax(logits / T) has the least
+-- negative log-likelihood on held-out logits [N, C] and targets [N]. The predictions do not change (the
+-- order of the logits is kept), only how sure they say they are. The NLL is convex in 1/T: a golden-section
+-- search over log T in [1/100, 100] finds it to 1e-4 relative.
+function metrics.temperature(logits, target)
+   local function nll(u) return metrics.calibration(logits, target, math.exp(u)).nll end
+   local lo, hi = math.log(0.01), math.log(100)
+   local phi = (math.sqrt(5) - 1) / 2
+   local a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
+   local fa, fb = nll(a), nll(b)
+   while hi - lo > 1e-4 do
+      if fa < fb then hi, b, fb = b, a, fa; a = hi - phi * (hi - lo); fa = nll(a)
+      else lo, a, fa = a, b, fb; b = lo + phi * (hi - lo); fb = nll(b) end
+   end
+   return math.exp((lo + hi) / 2)
 end
 
 -- the n largest off-diagonal cells: {true, predicted, count}

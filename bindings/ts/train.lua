@@ -10,6 +10,7 @@
 --      augment = ts.data.augment{...}, preprocess = ts.data.preprocess{...} (default: standardize with the
 --      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
+--      ema = nil | decay (0.999: validate, keep and return the moving average of the weights),
 --      note = 'free text for comparisons', quiet = false,
 --      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
 --      device = ts.device() ('cuda' when there is one), auto_microbatch = false,
@@ -74,8 +75,17 @@ end
 
 local evaluate
 -- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
--- the softmax probability of the prediction), cm, summary, seconds}. opts: batch, preprocess, device,
--- auto_microbatch (an evaluation that runs out of memory starts over with half the batch).
+-- the probability of the prediction), cm, summary, seconds, logits (float [N, classes], the log-probabilities,
+-- when opts.logits)}. opts: batch, preprocess, device, logits, tta, auto_microbatch (an evaluation that runs
+-- out of memory starts over with half the batch).
+-- tta (test-time augmentation): a number of views, or {views = n, augment = ts.data.augment{...}, seed = 1}.
+-- The first view is the image as it is; the others are drawn from the augmentation (by default small shifts,
+-- rotations and zooms: M.ttaAugment), the same draws on every call with the same seed. The prediction is
+-- the class of largest mean probability over the views.
+M.ttaAugment = {rotate = 6, scale = {0.94, 1.06}, translate = 0.05}
+-- the augmentation seed of view v (2..) of a tta with this seed: its images are those of a Loader epoch
+-- started with it
+function M.ttaViewSeed(seed, view) return seed * 1000003 + view end
 function M.evaluate(model, ds, opts)
    opts = opts or {}
    if not opts.auto_microbatch then return evaluate(model, ds, opts) end
@@ -95,39 +105,81 @@ function M.evaluate(model, ds, opts)
    end
 end
 
+-- opts.tta as {views, augment, seed}, refused when it makes no sense
+local function tta_settings(tta)
+   if tta == nil or tta == false then return {views = 1} end
+   if type(tta) == 'number' then tta = {views = tta} end
+   if type(tta) ~= 'table' then error('evaluate: tta must be a number of views or {views, augment, seed}', 4) end
+   local views = tta.views or 8
+   if type(views) ~= 'number' or views < 1 or views % 1 ~= 0 or views > 1024 then
+      error(('evaluate: tta views must be a whole number 1..1024, got %s'):format(tostring(views)), 4)
+   end
+   local augment = tta.augment or data.augment(M.ttaAugment)
+   if (augment.settings.flip or 0) > 0 then
+      error('evaluate: tta augment cannot flip (a mirrored sign can be another class)', 4)
+   end
+   return {views = views, augment = augment, seed = tta.seed or 1}
+end
+
 function evaluate(model, ds, opts)
    local was_training = model.train
    local device = opts.device or model.device or 'cpu'
+   local tta = tta_settings(opts.tta)
    model:evaluate{fused = true}   -- only the logits are read: convolutions run with their batch norms folded in
-   local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess,
-                                   device = device})
-   local crit = nn.CrossEntropyLoss()
-   local n = ds:size()
+   local n, start = ds:size(), now()
+   -- lp[i * classes + c]: log of the mean over the views so far of image i's probability of class c, added up
+   -- as log-sum-exp of each view's log-softmax (stable: no probability underflows to a log of zero)
+   local lp, classes
+   for view = 1, tta.views do
+      local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess,
+                                      device = device, augment = view > 1 and tta.augment or nil})
+      local at = 0
+      for x in loader:epoch(1, view > 1 and M.ttaViewSeed(tta.seed, view) or nil) do
+         local o = model:forward(x):cpu():contiguous()   -- the loader delivers x on the device
+         local op = ffi.cast('float *', o:data())
+         classes = classes or o:size(2)
+         lp = lp or ffi.new('double[?]', math.max(n * classes, 1))
+         for i = 0, x:size(1) - 1 do
+            local row, acc = op + i * classes, lp + (at + i) * classes
+            local best = -math.huge
+            for c = 0, classes - 1 do if row[c] > best then best = row[c] end end
+            local z = 0
+            for c = 0, classes - 1 do z = z + math.exp(row[c] - best) end
+            local lse = best + math.log(z)
+            for c = 0, classes - 1 do
+               local v = row[c] - lse
+               if view == 1 then acc[c] = v
+               else   -- log(exp(a) + exp(v)), the larger one factored out
+                  local a = acc[c]
+                  acc[c] = a > v and a + math.log(1 + math.exp(v - a)) or v + math.log(1 + math.exp(a - v))
+               end
+            end
+         end
+         at = at + x:size(1)
+      end
+   end
    local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
    local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
-   local loss_sum, at, start = 0, 0, now()
-   for x, y in loader:epoch() do
-      local out = model:forward(x)   -- the loader delivers it on the device
-      loss_sum = loss_sum + crit:forward(out, y) * x:size(1)
-      local o = out:cpu():contiguous()
-      local op = ffi.cast('float *', o:data())
-      local classes = o:size(2)
-      for i = 0, x:size(1) - 1 do
-         local best, arg = -math.huge, 0
-         for c = 0, classes - 1 do
-            if op[i * classes + c] > best then best, arg = op[i * classes + c], c end
-         end
-         local z = 0
-         for c = 0, classes - 1 do z = z + math.exp(op[i * classes + c] - best) end
-         pp[at + i], cp[at + i] = arg, 1 / z
+   local yp, logits = ffi.cast('int64_t *', ds.y:long():contiguous():data()), opts.logits and n > 0 and T.zeros(n, classes)
+   local lgp = logits and ffi.cast('float *', logits:data())
+   local log_views, loss_sum = math.log(tta.views), 0
+   for i = 0, n - 1 do
+      local acc = lp + i * classes
+      local best, arg = -math.huge, 0
+      for c = 0, classes - 1 do
+         if acc[c] > best then best, arg = acc[c], c end
+         if lgp then lgp[i * classes + c] = acc[c] - log_views end
       end
-      at = at + x:size(1)
+      pp[i], cp[i] = arg, math.exp(best - log_views)
+      local y = tonumber(yp[i])
+      if y >= 0 and y < classes then loss_sum = loss_sum + log_views - acc[y]
+      else error(('evaluate: label %d of image %d is outside the model\'s %d classes'):format(y, i + 1, classes), 3) end
    end
    if was_training then model:training() end
-   local cm = metrics.confusion(pred, ds.y, math.max(ds:numClasses(), opts.classes or 0))
+   local cm = metrics.confusion(pred, ds.y, math.max(ds:numClasses(), classes or 0, opts.classes or 0))
    local summary = metrics.summary(cm)
    return {loss = loss_sum / math.max(n, 1), accuracy = summary.accuracy, pred = pred, confidence = conf, cm = cm,
-           summary = summary, seconds = now() - start}
+           summary = summary, seconds = now() - start, logits = logits or nil}
 end
 
 -- ---- the progress line -----------------------------------------------------------------------------------
@@ -161,9 +213,13 @@ local function set_rng(r) C.ts_rng_set_state(ffi.cast('uint64_t *', r:data())) e
 -- state: everything that decides the run's future besides the tensors (epoch, history, best, the early-stop
 -- counter, the schedule, the micro-batch size, an interrupted epoch's progress); epoch_rng: the generator
 -- at the start of an interrupted epoch, from which its order and augmentation seed are drawn again
-local function save_checkpoint(path, model, opt, state, epoch_rng)
+local function save_checkpoint(path, model, opt, state, epoch_rng, ema)
    local tensors = {}
    for _, pair in ipairs(model:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
+   if ema then
+      for _, p in ipairs(ema.pairs) do tensors['ema.' .. p.name] = p.shadow end
+      state.ema_updates = ema.updates
+   end
    local steps = {}
    for i, st in ipairs(opt.state) do
       for k, v in pairs(st) do
@@ -177,9 +233,20 @@ local function save_checkpoint(path, model, opt, state, epoch_rng)
    serialize.save(path, tensors, {state = json.encode(state)})
 end
 
-local function load_checkpoint(path, model, opt, device)
+local function load_checkpoint(path, model, opt, device, ema)
    local tensors, meta = serialize.load(path)
    local state = json.decode(meta.state)
+   if ema then
+      for _, p in ipairs(ema.pairs) do
+         local t = tensors['ema.' .. p.name]
+         if not t then
+            error(('%s: checkpoint lacks ema.%s (the run was started without ema: resume it without, or start a ' ..
+                   'new run)'):format(path, p.name), 0)
+         end
+         p.shadow:copy(t)
+      end
+      ema.updates = state.ema_updates or 0
+   end
    for _, pair in ipairs(model:stateDict()) do
       local t = tensors['model.' .. pair[1]]
       if not t then error(path .. ': checkpoint lacks model.' .. pair[1], 0) end
@@ -250,7 +317,7 @@ local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', l
                   precision = 'fp32', max_nonfinite = 0}
 -- the keys without a default; anything else given to ts.train is a typo and refused
 local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
-                  note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1}
+                  note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1}
 
 local function is_finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 
@@ -279,9 +346,46 @@ local function check_options(user, cfg)
       end
    end
    if cfg.label_smoothing >= 1 then error('ts.train: label_smoothing must be below 1, got ' .. cfg.label_smoothing, 3) end
+   if cfg.ema ~= nil and not (is_finite(cfg.ema) and cfg.ema > 0 and cfg.ema < 1) then
+      error('ts.train: ema must be a decay between 0 and 1 (0.999 is usual), got ' .. tostring(cfg.ema), 3)
+   end
    if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
+end
+
+-- ---- the exponential moving average of the weights ------------------------------------------------------
+
+-- The shadow weights of ema = d (Polyak averaging as in timm's ModelEma): after every update each float
+-- tensor of the model's state (parameters, and batch norm's running statistics) moves towards the live one,
+-- shadow <- decay shadow + (1 - decay) live, with decay = min(d, (1 + n) / (10 + n)) after n updates so that
+-- the first updates are not tied to the initial weights. Validation, the saved best model and the final
+-- model are the shadow's; training goes on with the live weights.
+local function ema_new(model)
+   local e = {updates = 0, pairs = {}}
+   for _, pair in ipairs(model:stateDict()) do
+      if pair[2]:dtype() == 'float32' then
+         e.pairs[#e.pairs + 1] = {name = pair[1], live = pair[2], shadow = pair[2]:clone(), spare = pair[2]:clone()}
+      end
+   end
+   return e
+end
+
+local function ema_update(e, d)
+   local decay = math.min(d, (1 + e.updates) / (10 + e.updates))
+   e.updates = e.updates + 1
+   for _, p in ipairs(e.pairs) do p.shadow:mul_(decay):axpy_(1 - decay, p.live) end
+end
+
+-- runs fn() with the shadow weights in the model, then puts the live ones back
+local function with_shadow(e, fn)
+   for _, p in ipairs(e.pairs) do
+      p.spare:copy(p.live)
+      p.live:copy(p.shadow)
+   end
+   local ok, err = pcall(fn)
+   for _, p in ipairs(e.pairs) do p.live:copy(p.spare) end
+   if not ok then error(err, 0) end
 end
 
 -- ---- the loop --------------------------------------------------------------------------------------------
@@ -436,6 +540,7 @@ local function train(cfg, spec, model)
    if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
    local sched = make_schedule(cfg, opt, updates_per_epoch)
+   local ema = cfg.ema and ema_new(model)
 
    local run = cfg.run
    -- the state a checkpoint carries; partial: the progress of an epoch interrupted in its middle
@@ -449,7 +554,7 @@ local function train(cfg, spec, model)
       end
       local ckpt = run .. '/checkpoint.safetensors'
       if cfg.resume and read_file(ckpt) then
-         st, epoch_rng = load_checkpoint(ckpt, model, opt, device)
+         st, epoch_rng = load_checkpoint(ckpt, model, opt, device, ema)
          if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
          st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
                                                             st.nonfinite_steps or 0
@@ -486,7 +591,7 @@ local function train(cfg, spec, model)
    local function checkpoint(partial, rng_at_start)
       st.partial = partial
       st.schedule_count = sched and sched.count or 0
-      save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start)
+      save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start, ema)
    end
 
    -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
@@ -554,7 +659,10 @@ local function train(cfg, spec, model)
          end
          seen = seen + x:size(1)
          if step % cfg.accumulate == 0 or step == micro_per_epoch then
-            if not skip_update then M.inStep(device, update, opt, cfg.clip) end
+            if not skip_update then
+               M.inStep(device, update, opt, cfg.clip)
+               if ema then ema_update(ema, cfg.ema) end
+            end
             opt:zeroGrad()
             skip_update = false
             if sched then sched:step() end
@@ -602,9 +710,12 @@ local function train(cfg, spec, model)
       if st.micro_batch < cfg.batch then record.micro_batch = st.micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then
-         local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device,
-                                                auto_microbatch = cfg.auto_microbatch})
-         record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
+         local function validate()
+            local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device,
+                                                   auto_microbatch = cfg.auto_microbatch})
+            record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
+         end
+         if ema then with_shadow(ema, validate) else validate() end
       end
       progress(cfg, epoch, micro_per_epoch, micro_per_epoch, record.train_loss, record.train_accuracy,
                record.images_per_second, (cfg.epochs - epoch) * train_time, true)
@@ -623,7 +734,10 @@ local function train(cfg, spec, model)
          st.bad_epochs = st.bad_epochs + 1
       end
       if run then
-         if improved then serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
+         if improved then
+            local function save() serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
+            if ema then with_shadow(ema, save) else save() end
+         end
          checkpoint(nil, nil)
          files.appendFile(run .. '/metrics.jsonl', json.encode(record) .. '\n')
          tb:epoch(record)
@@ -636,6 +750,8 @@ local function train(cfg, spec, model)
    end
    if run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
+   elseif ema then
+      for _, p in ipairs(ema.pairs) do p.live:copy(p.shadow) end   -- no choice made: the average is the model
    end
    if tb then
       tb:sessionEnd(true)

@@ -1,0 +1,65 @@
+-- Ingredients of the main recipe, each measured against the recipe without it: the baseline recipe
+-- (ts.experiment.baseline) trained per seed with and without the ingredient, each model's test set evaluated
+-- once, McNemar's test on the first seed and the seed-to-seed spread (ts.experiment.compare). Runs that
+-- finished are reused (a second call with more ingredients trains only the new ones).
+-- The runs go to runs/recipe, with those of experiments/exposure.lua (the baseline's are shared).
+--   tshost experiments/ingredients.lua [what=ema,tta] [epochs=24] [seeds=1] [run=runs/recipe]
+-- what: a comma-separated list of
+--   ema   the exponential moving average of the weights (decay 0.999) is validated, chosen and tested
+--   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
+--         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
+--         on the test set)
+local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe', what = 'ema,tta'}
+local g = ts.experiment.dataset(opt)
+local recipe = {recipe = ts.experiment.baseline}
+for k, v in pairs(opt) do recipe[k] = v end
+
+local TTA_VIEWS = 8
+local ingredients = {
+   ema = function(base)
+      return ts.experiment.variant(g, 'baseline+ema', {ema = 0.999}, recipe)
+   end,
+   tta = function(base)
+      -- the baseline's models, their test sets evaluated with the views
+      local out = {name = ('baseline+tta%d'):format(TTA_VIEWS), runs = {}, evals = {}}
+      for k, final in ipairs(base.runs) do
+         local run = ('%s/%s-s%d'):format(opt.run, base.name, (opt.seed or 1) + k - 1)
+         local model, config = ts.models.load(run)
+         local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = TTA_VIEWS})
+         ev.target_y = g.test.y
+         out.evals[k] = ev
+         out.runs[k] = {test_accuracy = ev.accuracy, test_macro_f1 = ev.summary.macro.f1, train_seconds = final.train_seconds}
+      end
+      local sum, sq = 0, 0
+      for _, f in ipairs(out.runs) do sum = sum + f.test_accuracy end
+      out.mean = sum / #out.runs
+      for _, f in ipairs(out.runs) do sq = sq + (f.test_accuracy - out.mean) ^ 2 end
+      out.sd = #out.runs > 1 and math.sqrt(sq / (#out.runs - 1)) or nil
+      return out
+   end,
+}
+
+local chosen = {}
+for name in opt.what:gmatch('[^,%s]+') do
+   if not ingredients[name] then
+      local known = {}
+      for k in pairs(ingredients) do known[#known + 1] = k end
+      table.sort(known)
+      error(('ingredients.lua: unknown ingredient %s in what=%s (known: %s)'):format(name, opt.what, table.concat(known, ', ')), 0)
+   end
+   chosen[#chosen + 1] = name
+end
+if #chosen == 0 then error('ingredients.lua: what= names no ingredient', 0) end
+
+local base = ts.experiment.variant(g, 'baseline', {}, recipe)
+local variants = {base}
+for _, name in ipairs(chosen) do variants[#variants + 1] = ingredients[name](base) end
+local verdicts = ts.experiment.compare(variants, ('ingredients of the baseline recipe (%d epochs, %d seed(s))'):format(
+   opt.epochs, opt.seeds))
+local kept = {}
+for k = 2, #variants do
+   local v = verdicts[variants[k].name]
+   if v.significant and v.diff > 0 then kept[#kept + 1] = variants[k].name end
+end
+print(('conclusion: %s'):format(#kept > 0 and ('worth keeping: ' .. table.concat(kept, ', '))
+                                or 'no ingredient gives a significant gain over the baseline recipe'))

@@ -1,0 +1,19 @@
+-- tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]
+-- Fits the temperature of a finished run on its validation set (temperature scaling; runs that finish
+-- do this themselves, with one view) and writes RUN_DIR/calibration.json, which predict.lua uses; tta=n
+-- fits it for predictions averaged over n views (predict then uses n views). Prints the validation NLL
+-- and expected calibration error before and after. The test set is not touched.
+local run = arg[1]
+if not run or run:sub(1, 1) == '-' then
+   io.stderr:write('usage: tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]\n')
+   os.exit(2)
+end
+local opt = ts.experiment.options{tta = 1}   -- and the data options of the experiment that made the run
+local model, config = ts.models.load(run)
+local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
+opt.synthetic = final.synthetic or opt.synthetic
+local g = ts.experiment.dataset(opt)
+local cal = ts.experiment.calibrate(model, g, ts.data.preprocess(config.preprocess), nil, opt.tta)
+ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))
+print(('%s: temperature %.3f (%d view%s); validation NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s/calibration.json'):format(
+   run, cal.temperature, cal.tta, cal.tta > 1 and 's' or '', cal.valid.before.nll, cal.valid.after.nll, cal.valid.before.ece, cal.valid.after.ece, run))
