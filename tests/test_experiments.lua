@@ -98,6 +98,18 @@ return function(t)
       local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json"):format(t.tshost, ts.root, pooled, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
+      -- an ensemble of exposure's two runs, written as a run of its own; a run twice over is that run
+      local a, b = dir .. '/exposure.lua/baseline-s1', dir .. '/exposure.lua/no-exposure-s1'
+      out = run('ensemble.lua', ('runs=%s,%s run=%s/ens'):format(a, b, dir))
+      t.truthy(out:find('ensemble of 2', 1, true) and out:find('conclusion', 1, true), out)
+      local ens = ts.json.decode(t.readfile(dir .. '/ens/final.json'))
+      t.eq(#ens.members, 2)
+      t.truthy(ens.temperature > 0 and ens.test_accuracy >= 0, t.readfile(dir .. '/ens/final.json'))
+      out = run('ensemble.lua', ('runs=%s,%s run=%s/twice'):format(a, a, dir))
+      t.near(ts.json.decode(t.readfile(dir .. '/twice/final.json')).test_accuracy,
+             ts.json.decode(t.readfile(a .. '/final.json')).test_accuracy, 1e-12)
+      rc, out = t.sh(('%s %s/experiments/ensemble.lua runs=%s'):format(t.tshost, ts.root, a))
+      t.truthy(rc ~= 0 and out:find('needs at least two run directories', 1, true), out)
       out = run('accumulate.lua', 'images=256')
       local diff = tonumber(out:match('largest weight difference after %d+ updates: ([%d%.e%-]+)'))
       t.truthy(diff and diff < 1e-5, out)

@@ -123,6 +123,20 @@ return function(t)
       t.raises(function() ts.evaluate(net, g.test, {tta = 'yes'}) end, 'tta must be a number of views')
    end)
 
+   t.test('an ensemble predicts the class of largest mean probability over its members', function()
+      local a = {logits = ts.tensor{{math.log(0.9), math.log(0.1)}, {math.log(0.3), math.log(0.7)}}}
+      local b = {logits = ts.tensor{{0, math.log(4)}, {5, 5}}}   -- raw logits: softmax {0.2, 0.8}, {0.5, 0.5}
+      local y = ts.tensor({1, 1}, 'int64')
+      local e = ts.ensemble({a, b}, y)
+      t.eq(e.pred[1], 0); t.eq(e.pred[2], 1)   -- {0.55, 0.45} and {0.4, 0.6}
+      t.near(e.confidence[1], 0.55, 1e-6); t.near(e.confidence[2], 0.6, 1e-6)
+      t.near(e.logits, ts.tensor{{math.log(0.55), math.log(0.45)}, {math.log(0.4), math.log(0.6)}}, 1e-6, 1e-7)
+      t.near(e.loss, -(math.log(0.45) + math.log(0.6)) / 2, 1e-6)
+      t.near(e.accuracy, 0.5)
+      t.raises(function() ts.ensemble({a, {logits = ts.zeros(3, 2)}}, y) end, 'member 2 scored 3x2, member 1 2x2')
+      t.raises(function() ts.ensemble({a, {}}, y) end, 'member 2 was evaluated without logits = true')
+   end)
+
    t.test('ema: the model is the moving average of the weights after each update; a resumed run keeps it', function()
       local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
       local function net()

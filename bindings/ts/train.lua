@@ -121,65 +121,103 @@ local function tta_settings(tta)
    return {views = views, augment = augment, seed = tta.seed or 1}
 end
 
+-- The mean of several predictions' probabilities (views of an image, members of an ensemble), kept as
+-- lp[i * classes + c] = log sum over the predictions so far of image i's probability of class c: each
+-- prediction's log-softmax is added by log-sum-exp, so no probability underflows to a log of zero.
+local function mean_probability(n, classes)
+   return {n = n, classes = classes, count = 0, lp = ffi.new('double[?]', math.max(n * classes, 1))}
+end
+
+-- adds rows (float* to [rows, classes] scores, logits or log-probabilities) for images first .. first + rows - 1
+-- (0-based) of prediction number `which` (1 for the first)
+local function add_scores(m, which, first, rows, scores)
+   local classes = m.classes
+   for i = 0, rows - 1 do
+      local row, acc = scores + i * classes, m.lp + (first + i) * classes
+      local best = -math.huge
+      for c = 0, classes - 1 do if row[c] > best then best = row[c] end end
+      local z = 0
+      for c = 0, classes - 1 do z = z + math.exp(row[c] - best) end
+      local lse = best + math.log(z)
+      for c = 0, classes - 1 do
+         local v = row[c] - lse
+         if which == 1 then acc[c] = v
+         else   -- log(exp(a) + exp(v)), the larger one factored out
+            local a = acc[c]
+            acc[c] = a > v and a + math.log(1 + math.exp(v - a)) or v + math.log(1 + math.exp(a - v))
+         end
+      end
+   end
+   m.count = math.max(m.count, which)
+end
+
+-- evaluate's result from the mean probabilities: pred, confidence, loss (the mean negative log of the mean
+-- probability of the label), cm, summary, logits (log mean probabilities, when want_logits)
+local function scores_result(m, y, want_logits, at_least_classes, where)
+   local n, classes = m.n, m.classes
+   local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
+   local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
+   local yp, logits = ffi.cast('int64_t *', y:long():contiguous():data()), want_logits and n > 0 and T.zeros(n, classes)
+   local lgp = logits and ffi.cast('float *', logits:data())
+   local log_count, loss_sum = math.log(math.max(m.count, 1)), 0
+   for i = 0, n - 1 do
+      local acc = m.lp + i * classes
+      local best, arg = -math.huge, 0
+      for c = 0, classes - 1 do
+         if acc[c] > best then best, arg = acc[c], c end
+         if lgp then lgp[i * classes + c] = acc[c] - log_count end
+      end
+      pp[i], cp[i] = arg, math.exp(best - log_count)
+      local label = tonumber(yp[i])
+      if label >= 0 and label < classes then loss_sum = loss_sum + log_count - acc[label]
+      else error(('%s: label %d of image %d is outside the model\'s %d classes'):format(where, label, i + 1, classes), 4) end
+   end
+   local cm = metrics.confusion(pred, y, math.max(at_least_classes, classes))
+   local summary = metrics.summary(cm)
+   return {loss = loss_sum / math.max(n, 1), accuracy = summary.accuracy, pred = pred, confidence = conf, cm = cm,
+           summary = summary, logits = logits or nil}
+end
+
 function evaluate(model, ds, opts)
    local was_training = model.train
    local device = opts.device or model.device or 'cpu'
    local tta = tta_settings(opts.tta)
    model:evaluate{fused = true}   -- only the logits are read: convolutions run with their batch norms folded in
    local n, start = ds:size(), now()
-   -- lp[i * classes + c]: log of the mean over the views so far of image i's probability of class c, added up
-   -- as log-sum-exp of each view's log-softmax (stable: no probability underflows to a log of zero)
-   local lp, classes
+   local mean
    for view = 1, tta.views do
       local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess,
                                       device = device, augment = view > 1 and tta.augment or nil})
       local at = 0
       for x in loader:epoch(1, view > 1 and M.ttaViewSeed(tta.seed, view) or nil) do
          local o = model:forward(x):cpu():contiguous()   -- the loader delivers x on the device
-         local op = ffi.cast('float *', o:data())
-         classes = classes or o:size(2)
-         lp = lp or ffi.new('double[?]', math.max(n * classes, 1))
-         for i = 0, x:size(1) - 1 do
-            local row, acc = op + i * classes, lp + (at + i) * classes
-            local best = -math.huge
-            for c = 0, classes - 1 do if row[c] > best then best = row[c] end end
-            local z = 0
-            for c = 0, classes - 1 do z = z + math.exp(row[c] - best) end
-            local lse = best + math.log(z)
-            for c = 0, classes - 1 do
-               local v = row[c] - lse
-               if view == 1 then acc[c] = v
-               else   -- log(exp(a) + exp(v)), the larger one factored out
-                  local a = acc[c]
-                  acc[c] = a > v and a + math.log(1 + math.exp(v - a)) or v + math.log(1 + math.exp(a - v))
-               end
-            end
-         end
+         mean = mean or mean_probability(n, o:size(2))
+         add_scores(mean, view, at, x:size(1), ffi.cast('float *', o:data()))
          at = at + x:size(1)
       end
    end
-   local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
-   local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
-   local yp, logits = ffi.cast('int64_t *', ds.y:long():contiguous():data()), opts.logits and n > 0 and T.zeros(n, classes)
-   local lgp = logits and ffi.cast('float *', logits:data())
-   local log_views, loss_sum = math.log(tta.views), 0
-   for i = 0, n - 1 do
-      local acc = lp + i * classes
-      local best, arg = -math.huge, 0
-      for c = 0, classes - 1 do
-         if acc[c] > best then best, arg = acc[c], c end
-         if lgp then lgp[i * classes + c] = acc[c] - log_views end
-      end
-      pp[i], cp[i] = arg, math.exp(best - log_views)
-      local y = tonumber(yp[i])
-      if y >= 0 and y < classes then loss_sum = loss_sum + log_views - acc[y]
-      else error(('evaluate: label %d of image %d is outside the model\'s %d classes'):format(y, i + 1, classes), 3) end
-   end
    if was_training then model:training() end
-   local cm = metrics.confusion(pred, ds.y, math.max(ds:numClasses(), classes or 0, opts.classes or 0))
-   local summary = metrics.summary(cm)
-   return {loss = loss_sum / math.max(n, 1), accuracy = summary.accuracy, pred = pred, confidence = conf, cm = cm,
-           summary = summary, seconds = now() - start, logits = logits or nil}
+   local out = scores_result(mean or mean_probability(n, 0), ds.y, opts.logits,
+                             math.max(ds:numClasses(), opts.classes or 0), 'evaluate')
+   out.seconds = now() - start
+   return out
+end
+
+-- An ensemble's evaluation from its members' evaluations of the same images (each with logits): the mean
+-- of their probabilities, as evaluate's result (loss, accuracy, pred, confidence, cm, summary, logits).
+function M.ensemble(evals, y)
+   if #evals == 0 then error('ensemble: no member evaluations', 2) end
+   local first = evals[1].logits or error('ensemble: member 1 was evaluated without logits = true', 2)
+   local mean = mean_probability(first:size(1), first:size(2))
+   for k, ev in ipairs(evals) do
+      local l = ev.logits and ev.logits:contiguous() or error(('ensemble: member %d was evaluated without logits = true'):format(k), 2)
+      if l:size(1) ~= mean.n or l:size(2) ~= mean.classes then
+         error(('ensemble: member %d scored %dx%d, member 1 %dx%d (the same images and classes are needed)'):format(
+            k, l:size(1), l:size(2), mean.n, mean.classes), 2)
+      end
+      add_scores(mean, k, 0, mean.n, ffi.cast('float *', l:data()))
+   end
+   return scores_result(mean, y, true, 0, 'ensemble')
 end
 
 -- ---- the progress line -----------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+-- An ensemble of finished runs: the mean of their probabilities (ts.ensemble), on the validation and the
+-- test set, against each member and, with McNemar's test, against the member that validation would choose.
+-- The budget is the sum of the members' training times. The result goes to `run` as a run of its own
+-- (final.json, test_predictions.safetensors, calibration.json), for scripts/compare.lua.
+--   tshost experiments/ensemble.lua [runs=A,B,...] [tta=1] [run=runs/ensemble]
+-- runs: comma-separated run directories (default: the baseline recipe's three seeds in runs/recipe, made by
+-- experiments/exposure.lua seeds=3); tta: views per image for every member (1: none).
+local opt = ts.experiment.options{runs = 'runs/recipe/baseline-s1,runs/recipe/baseline-s2,runs/recipe/baseline-s3',
+                                  tta = 1, run = 'runs/ensemble'}
+local final0 = {}
+local members = {}
+for dir in opt.runs:gmatch('[^,]+') do members[#members + 1] = {run = dir} end
+if #members < 2 then error('ensemble.lua: runs= needs at least two run directories, got ' .. opt.runs, 0) end
+for _, m in ipairs(members) do
+   m.final = ts.json.decode(ts.files.readFile(m.run .. '/final.json') or
+                            error(m.run .. '/final.json not found (did the run finish?)', 0))
+   final0.synthetic = final0.synthetic or m.final.synthetic
+end
+local g = ts.experiment.dataset({data = opt.data, synthetic = final0.synthetic or opt.synthetic,
+                                 synthetic_train = opt.synthetic_train, seed = opt.seed})
+
+local valid_evals, test_evals, parameters, seconds = {}, {}, 0, 0
+print(('\n%-36s %10s %10s %10s %9s'):format('member', 'valid', 'test', 'params', 'train s'))
+for k, m in ipairs(members) do
+   local model, config = ts.models.load(m.run)
+   local pre = ts.data.preprocess(config.preprocess)
+   valid_evals[k] = ts.evaluate(model, g.valid, {preprocess = pre, logits = true, tta = opt.tta})
+   test_evals[k] = ts.evaluate(model, g.test, {preprocess = pre, logits = true, tta = opt.tta})
+   parameters, seconds = parameters + model:numParameters(), seconds + (m.final.train_seconds or 0)
+   print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(m.run, 100 * valid_evals[k].accuracy, 100 * test_evals[k].accuracy,
+                                                   model:numParameters(), m.final.train_seconds or 0))
+end
+local valid = ts.ensemble(valid_evals, g.valid.y)
+local test = ts.ensemble(test_evals, g.test.y)
+print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(('ensemble of %d'):format(#members), 100 * valid.accuracy,
+                                                100 * test.accuracy, parameters, seconds))
+
+-- the member validation picks, against the ensemble
+local chosen = 1
+for k = 2, #members do if valid_evals[k].accuracy > valid_evals[chosen].accuracy then chosen = k end end
+local function correct(ev)
+   local c = {}
+   for i = 1, ev.pred:numel() do c[i] = ev.pred[i] == g.test.y[i] end
+   return c
+end
+local b, c, p = ts.metrics.mcnemar(correct(test_evals[chosen]), correct(test))
+local mean, sq = 0, 0
+for _, ev in ipairs(test_evals) do mean = mean + ev.accuracy / #test_evals end
+for _, ev in ipairs(test_evals) do sq = sq + (ev.accuracy - mean) ^ 2 end
+print(('members: mean test accuracy %.2f%% (sd %.2f%%); the one validation chooses: %s, %.2f%%'):format(
+   100 * mean, 100 * math.sqrt(sq / (#test_evals - 1)), members[chosen].run, 100 * test_evals[chosen].accuracy))
+print(('McNemar, chosen member vs ensemble: %d right only for the member, %d only for the ensemble, p = %.3g'):format(b, c, p))
+
+-- the ensemble as a run of its own
+ts.files.mkdirs(opt.run)
+local s = test.summary
+local lo, hi = ts.metrics.interval(s.correct, s.total)
+local temperature = ts.metrics.temperature(valid.logits, g.valid.y)
+local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
+               test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
+               best_valid_accuracy = valid.accuracy, train_seconds = seconds, parameters = parameters,
+               images_per_second = 0, members = {}, tta = opt.tta, temperature = temperature,
+               note = ('ensemble of %d (mean probability)'):format(#members), synthetic = g.synthetic or false}
+for k, m in ipairs(members) do final.members[k] = m.run end
+ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
+ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
+ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
+   valid = {before = ts.metrics.calibration(valid.logits, g.valid.y),
+            after = ts.metrics.calibration(valid.logits, g.valid.y, temperature)}}))
+print(('wrote %s (final.json, test_predictions.safetensors, calibration.json)'):format(opt.run))
+print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over the member validation chooses (%s)'):format(
+   #members, 100 * test.accuracy, 100 * (test.accuracy - test_evals[chosen].accuracy),
+   p < 0.05 and 'significant, McNemar p < 0.05' or 'not significant'))
