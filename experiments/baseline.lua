@@ -1,10 +1,12 @@
 -- The custom CNN pushed as far as the CPU budget allows: ts.models.baseline (three conv stages with batch
 -- norm, 823k parameters), label-aware augmentation, label smoothing, SGD with Nesterov momentum and a
 -- cosine schedule with warmup (the recipe is ts.experiment.baseline). The model is chosen on validation;
--- the test set is evaluated once at the end.
+-- the test set is evaluated once at the end. Then the sign detector that lets scripts/predict.lua find the
+-- sign in a photo where it is a small part of the scene (ts.detect.train; experiments/scenes.lua measures it).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
+--                                  [detector=true] [detector_scenes=3000]
 local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
-                                  weight_decay = 5e-4, warmup = 1}
+                                  weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000}
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
@@ -15,3 +17,11 @@ cfg.preprocess = ts.data.preprocess{mean = mean, std = std}
 cfg.note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine'
 local result = ts.train(cfg)
 ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet})
+
+-- the sign detector predict.lua searches photos with (runs/baseline/detector; detector=false leaves it out)
+if opt.detector ~= false then
+   local det = ts.detect.train(g, {run = opt.run .. '/detector', scenes = opt.detector_scenes, seed = opt.seed,
+                                   quiet = opt.quiet})
+   print(('sign detector: validation accuracy %.2f%% (sign or no sign, windows of generated scenes), %.0f s'):format(
+      100 * det.best.accuracy, det.train_seconds))
+end

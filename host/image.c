@@ -202,7 +202,10 @@ int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi)
     if (!rc) {
         const uint8_t *in = ts_tensor_data(src);
         uint8_t *out = ts_tensor_data(dst);
-        for (int y = 0; y < ih; y++)   /* horizontal pass: [ih, iw, c] -> [ih, ow, c] */
+        /* only the rows the vertical pass reads (a region's, for a window cut from a large image):
+           first[] does not decrease, so they run from the first output row's first tap to the last's */
+        int row_end = fy.first[oh - 1] + fy.taps < ih ? fy.first[oh - 1] + fy.taps : ih;
+        for (int y = fy.first[0]; y < row_end; y++)   /* horizontal pass: [ih, iw, c] -> [ih, ow, c] */
             for (int x = 0; x < ow; x++)
                 for (int ch = 0; ch < c; ch++) {
                     const float *w = fx.weights + (size_t)x * (size_t)fx.taps;

@@ -1,21 +1,37 @@
 -- tshost scripts/predict.lua runs/<name> photo.jpg [more images ...] [--json] [--abstain p] [--tta n]
+--                                                            [--draw out.png] [--whole] [--detector DIR]
 -- The top-5 classes of each image (any size and format stb_image reads), with names and probabilities,
--- from the model, preprocessing and class names stored in the run directory. The probabilities are
--- calibrated when the run has a calibration.json (its temperature, fitted on the validation set when the
--- run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p answers "not sure" for an
--- image whose top-1 probability is below p (the top 5 are still listed). --tta n averages the probabilities
--- over n views (the image and n - 1 slightly shifted, rotated, zoomed copies; by default as many as the
--- calibration was fitted with, else 1). An image that cannot be read
--- gets an error entry in its place (the others are still reported) and the exit status is 1.
+-- from the model, preprocessing and class names stored in the run directory.
+-- Where the sign is a small part of the photo, it is found first: when the run has a sign detector
+-- (<run>/detector, trained by the main job or scripts/detector.lua; --detector DIR names another) the photo
+-- is searched with windows at every scale and position (ts.detect.search), and the window with the largest
+-- P(sign) x P(top class) is the answer; its box is printed (x1,y1-x2,y2 in the photo's pixels, end
+-- exclusive). When no window's P(sign) x P(top class) reaches 0.5 the answer is "no sign found", with the
+-- whole image's reading (the rejection measured in experiments/scenes.lua). --whole classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png
+-- writes the photo with the box drawn (red: a sign found; orange around the whole photo: none found); with
+-- several images out is a folder, one PNG per image.
+-- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
+-- validation set when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
+-- answers "not sure" for an image whose top-1 probability is below p, or where no sign was found (the top 5
+-- are still listed). --tta n averages the probabilities over n views (the image and n - 1 slightly shifted,
+-- rotated, zoomed copies; by default as many as the calibration was fitted with, else 1). An image that
+-- cannot be read gets an error entry in its place (the others are still reported) and the exit status is 1.
 local function usage(why)
    if why then io.stderr:write('predict: ' .. why .. '\n') end
-   io.stderr:write('usage: tshost scripts/predict.lua RUN_DIR IMAGE [IMAGE ...] [--json] [--abstain p] [--tta n]\n')
+   io.stderr:write('usage: tshost scripts/predict.lua RUN_DIR IMAGE [IMAGE ...] [--json] [--abstain p] [--tta n] '
+                   .. '[--draw out.png] [--whole] [--detector DIR]\n')
    os.exit(2)
 end
-local run, files, as_json, abstain, tta = nil, {}, false, nil, nil
+local run, files, as_json, abstain, tta, draw, whole, detector = nil, {}, false, nil, nil, nil, false, nil
+local sign_threshold = 0.5
 local i = 1
 while i <= #arg do
    if arg[i] == '--json' then as_json = true
+   elseif arg[i] == '--whole' then whole = true
+   elseif arg[i] == '--draw' or arg[i] == '--detector' then
+      if not arg[i + 1] or arg[i + 1]:sub(1, 2) == '--' then usage(arg[i] .. ' needs a path') end
+      if arg[i] == '--draw' then draw = arg[i + 1] else detector = arg[i + 1] end
+      i = i + 1
    elseif arg[i] == '--abstain' then
       abstain = tonumber(arg[i + 1])
       if not abstain or not (abstain > 0 and abstain < 1) then
@@ -28,12 +44,26 @@ while i <= #arg do
          usage(('--tta needs a number of views 1..1024, got %s'):format(tostring(arg[i + 1])))
       end
       i = i + 1
+   elseif arg[i]:sub(1, 2) == '--' then usage('unknown option ' .. arg[i])
    elseif not run then run = arg[i]
    else files[#files + 1] = arg[i] end
    i = i + 1
 end
 if not run or #files == 0 then usage() end
 local model, config = ts.models.load(run)
+if whole and detector then usage('--whole and --detector exclude each other') end
+if detector and not ts.files.exists(detector .. '/model.safetensors') then
+   io.stderr:write(('predict: --detector %s: no model.safetensors there\n'):format(detector))
+   os.exit(1)
+end
+if not whole and not detector then
+   detector = ts.files.exists(run .. '/detector/model.safetensors') and run .. '/detector' or nil
+   if not detector then
+      io.stderr:write(('predict: note: %s has no sign detector (scripts/detector.lua %s trains one), so each whole '
+                       .. 'image is classified\n'):format(run, run))
+   end
+end
+local draw_dir = draw and (#files > 1 or not draw:lower():match('%.png$'))
 local pre = ts.data.preprocess(config.preprocess)
 -- the images are resized to 32x32 by the area filter, as the GTSRB images the run learned from were; a
 -- preprocessing with another size then resizes them as it resized those
@@ -59,7 +89,21 @@ elseif abstain then
                     .. '(scripts/calibrate.lua %s fits the temperature)\n'):format(run, run))
 end
 
--- every readable image resized into one dataset; an unreadable one gets an error entry in its place
+-- the top 5 of a row of log-probabilities (or logits), calibrated: softmax(row / T)
+local function top5(row)
+   local probs = ts.detect.softmax(row, temperature)
+   local ranked = {}
+   for c = 1, #probs do ranked[c] = {c - 1, probs[c]} end
+   table.sort(ranked, function(a, b) return a[2] > b[2] end)
+   local top = {}
+   for j = 1, math.min(5, #ranked) do
+      local c = ranked[j][1]
+      top[j] = {class = c, name = names[tostring(c)] or names[c] or '', probability = ranked[j][2]}
+   end
+   return top
+end
+
+-- every readable image; an unreadable one gets an error entry in its place
 local results, failed, loaded = {}, 0, {}
 for _, file in ipairs(files) do
    local ok, img = pcall(ts.image.load, file)
@@ -71,33 +115,46 @@ for _, file in ipairs(files) do
       results[#results + 1] = {file = file, error = tostring(img)}   -- the message names the file
    end
 end
-if #loaded > 0 then
+local scorers = ts.detect.scorers(model, pre, {detector = detector, temperature = temperature, views = views})
+if #loaded > 0 and not detector then
+   -- the whole image, resized to 32x32 by the area filter as the GTSRB images were: one batch for all
    local x = ts.zeros({#loaded, size_h, size_w, 3}, 'uint8')
    for k, l in ipairs(loaded) do x[k]:copy(ts.image.resize(l.image, size_h, size_w)) end
-   -- ts.evaluate's log-probabilities (the mean over the views with test-time augmentation), then the
-   -- calibrated probabilities softmax(log p / T)
-   local ev = ts.evaluate(model, ts.data.Dataset(x, ts.zeros({#loaded}, 'int64')),
-                          {preprocess = pre, logits = true, tta = views})
-   for k, l in ipairs(loaded) do
-      local row = ev.logits[k]
-      local classes = row:numel()
-      local best = -math.huge
-      for c = 1, classes do best = math.max(best, row[c]) end
-      local probs, total = {}, 0
-      for c = 1, classes do
-         probs[c] = math.exp((row[c] - best) / temperature)
-         total = total + probs[c]
+   local logp = scorers.classify(x)
+   for k, l in ipairs(loaded) do results[l.result].top5 = top5(logp[k]) end
+else
+   -- the window search: the best window where the detector finds a sign, else the whole image
+   for _, l in ipairs(loaded) do
+      local found = ts.detect.search(l.image, scorers, {temperature = temperature})
+      local best, r = found.detections[1], results[l.result]
+      r.sign, r.score = best.sign, best.score
+      if best.score >= sign_threshold then
+         local b = best.box
+         r.box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
+         r.top5 = top5(best.logp)
+      else
+         r.no_sign, r.top5 = true, top5(found.whole.logp)
       end
-      local ranked = {}
-      for c = 1, classes do ranked[c] = {c - 1, probs[c] / total} end
-      table.sort(ranked, function(a, b) return a[2] > b[2] end)
-      local top = {}
-      for j = 1, math.min(5, #ranked) do
-         local c = ranked[j][1]
-         top[j] = {class = c, name = names[tostring(c)] or names[c] or '', probability = ranked[j][2]}
+      r.windows = found.windows
+   end
+end
+for _, l in ipairs(loaded) do
+   local r = results[l.result]
+   r.not_sure = abstain and (r.no_sign or r.top5[1].probability < abstain) or nil
+   if draw then
+      local img = l.image:contiguous():clone()
+      local label = r.box and r.box or {0, 0, img:size(2), img:size(1)}
+      ts.image.drawBox(img, label, r.box and {255, 0, 0} or {255, 160, 0},
+                       math.max(1, math.floor(math.min(img:size(1), img:size(2)) / 160)))
+      local path = #loaded == 1 and not draw_dir and draw or
+                   ('%s/%s.png'):format(draw, (l.file:match('([^/]+)$') or l.file):gsub('%.[^.]*$', ''))
+      if draw_dir then ts.files.mkdirs(draw) end
+      local ok, err = pcall(ts.image.save, path, img)
+      if not ok then
+         io.stderr:write(('predict: --draw: %s\n'):format(tostring(err)))
+         os.exit(1)
       end
-      local r = results[l.result]
-      r.top5, r.not_sure = top, abstain and top[1].probability < abstain or nil
+      r.drawn = path
    end
 end
 if as_json then
@@ -107,8 +164,11 @@ else
       if r.error then
          print(('%s: error: %s'):format(r.file, r.error))
       else
-         print(('%s (%dx%d)%s'):format(r.file, r.width, r.height,
-                                     r.not_sure and (': not sure (top-1 below %g)'):format(abstain) or ''))
+         local where = r.box and (': sign at %d,%d-%d,%d (P(sign) %.2f)'):format(r.box[1], r.box[2], r.box[3], r.box[4], r.sign)
+                    or r.no_sign and (': no sign found (best window: P(sign) %.2f x P(class) %.2f); the whole image reads'):format(
+                       r.sign, r.score / math.max(r.sign, 1e-12)) or ''
+         print(('%s (%dx%d)%s%s'):format(r.file, r.width, r.height, where,
+                                       r.not_sure and (', not sure (top-1 below %g)'):format(abstain) or ''))
          for k, t in ipairs(r.top5) do print(('  %d. %5.1f%%  %2d %s'):format(k, 100 * t.probability, t.class, t.name)) end
       end
    end

@@ -32,6 +32,11 @@ return function(t)
       local roi = ts.image.resize(big, 2, 2, {4, 4, 8, 8})
       t.eq(roi:get(2, 2, 1), 200)
       t.raises(function() ts.image.resize(big, 2, 2, {0, 0, 9, 9}) end, 'outside the 8x8 image')
+      -- a region is resampled with the whole image's filters: the lower half of a 64x64 image shrunk by 2 is
+      -- the lower half of the whole image shrunk by 2, filter taps across the cut included
+      local noise = (ts.rand(64, 64, 3) * 255):byte()
+      local whole, lower = ts.image.resize(noise, 32, 32), ts.image.resize(noise, 16, 32, {0, 32, 64, 64})
+      t.eq((whole[{{17, 32}}]:float() - lower:float()):abs():max(), 0)
    end)
 
    t.test('PNG save and load round-trip; unreadable files are named', function()

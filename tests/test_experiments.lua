@@ -10,7 +10,7 @@ return function(t)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
       local dir = t.tmpdir()
-      run('baseline.lua', ('epochs=1 run=%s/base'):format(dir))
+      run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/base/final.json'))
       t.truthy(final.test_accuracy and final.test_macro_f1 and #final.per_class == 43)
       for _, f in ipairs({'config.json', 'metrics.jsonl', 'model.safetensors', 'checkpoint.safetensors', 'final.json',
@@ -44,13 +44,14 @@ return function(t)
       t.truthy(results[1].top5 and #results[1].top5 == 5, out)
       t.truthy(results[2].error and results[2].error:find(dir .. '/broken.png', 1, true), out)
       -- calibrated probabilities: the temperature fitted on validation divides the logits, so the log-ratio
-      -- of two classes' probabilities is the raw one over T; --abstain p says "not sure" below p
+      -- of two classes' probabilities is the raw one over T; --abstain p says "not sure" below p (the whole
+      -- crop classified: the one-epoch detector's search is tested below)
       local cal = ts.json.decode(t.readfile(dir .. '/base/calibration.json'))
       t.truthy(cal.temperature > 0 and cal.valid.after.nll <= cal.valid.before.nll + 1e-9, t.readfile(dir .. '/base/calibration.json'))
       t.eq(final.temperature, cal.temperature)
       local image = dir .. '/base/report_files/wrong_01.png'
       local function predict(extra)
-         local rc2, o = t.sh(('%s %s/scripts/predict.lua %s/base %s --json %s'):format(t.tshost, ts.root, dir, image, extra or ''))
+         local rc2, o = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --whole %s'):format(t.tshost, ts.root, dir, image, extra or ''))
          t.eq(rc2, 0, o)
          return ts.json.decode(o:match('^[^\n]*'))[1]
       end
@@ -80,6 +81,36 @@ return function(t)
       t.eq(ts.json.decode(t.readfile(dir .. '/base/calibration.json')).tta, 3)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --tta 2'):format(t.tshost, ts.root, dir, image))
       t.truthy(rc == 0 and out:find('the temperature was fitted with 3 view(s), these predictions use 2', 1, true), out)
+
+      -- the main job trained the sign detector: scenes.lua measures the search on generated scenes, and
+      -- predict searches one of them, prints the box and draws it
+      t.truthy(io.open(dir .. '/base/detector/model.safetensors'), 'the main job trains the sign detector')
+      out = run('scenes.lua', ('run=%s/base scenes=4 out=%s/scenes'):format(dir, dir))
+      t.truthy(out:find('scenes of test crops', 1, true) and out:find('conclusion', 1, true), out)
+      local measured = ts.json.decode(t.readfile(dir .. '/scenes/results.json'))
+      t.eq(measured.sets[1].images, 4)
+      t.truthy(measured.sets[1].search_top1 >= 0 and measured.sets[1].whole_top1 >= 0 and measured.empty.images == 1, t.readfile(dir .. '/scenes/results.json'))
+      local scene_file = dir .. '/scenes/images/1_0001.png'
+      local labels = ts.data.readCSV(dir .. '/scenes/images/labels.csv')
+      t.eq(#labels, 4)
+      t.eq(labels[1].file, '1_0001.png')
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --draw %s/drawn.png'):format(t.tshost, ts.root, dir, scene_file, dir))
+      t.eq(rc, 0, out)
+      local found = ts.json.decode(out:match('^[^\n]*'))[1]
+      t.truthy((found.box and #found.box == 4) or found.no_sign, out)
+      t.truthy(found.sign >= 0 and found.sign <= 1 and found.windows > 1000 and #found.top5 == 5, out)
+      local drawn, original = ts.image.load(dir .. '/drawn.png'), ts.image.load(scene_file)
+      t.eq(drawn:size(1), original:size(1))
+      t.truthy((drawn:float() - original:float()):abs():max() > 0, 'the box is drawn')
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s'):format(t.tshost, ts.root, dir, scene_file))
+      t.truthy(rc == 0 and (out:find(': sign at %d+,%d+%-%d+,%d+ %(P%(sign%)') or out:find('no sign found', 1, true)), out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --whole'):format(t.tshost, ts.root, dir, scene_file))
+      local plain = ts.json.decode(out:match('^[^\n]*'))[1]
+      t.truthy(rc == 0 and not plain.box and not plain.windows and #plain.top5 == 5, out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --detector %s/nowhere'):format(t.tshost, ts.root, dir, scene_file, dir))
+      t.truthy(rc == 1 and out:find('--detector ' .. dir .. '/nowhere: no model.safetensors there', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --draw'):format(t.tshost, ts.root, dir, scene_file))
+      t.truthy(rc == 2 and out:find('--draw needs a path', 1, true), out)
    end)
 
    t.test('comparison experiments: grayscale, balance, illumination, pooling, precision, exposure, accumulate', function()

@@ -1,6 +1,7 @@
 -- ts.files: the file helpers of runs, reports and scripts.
 --   ts.files.mkdirs(path)             a folder and its parents (those that exist are kept)
 --   ts.files.readFile(path)           the whole file, or nil when it cannot be read
+--   ts.files.exists(path)             whether a file can be opened for reading
 --   ts.files.writeFile(path, s)       atomic: a temporary file beside the target, then a rename
 --   ts.files.appendFile(path, s)      s added at the end
 --   ts.files.now()                    seconds on the monotonic clock (for durations)
@@ -35,6 +36,12 @@ function M.mkdirs(path)
       at = (at == '' and path:sub(1, 1) == '/') and '/' .. part or (at == '' and part or at .. '/' .. part)
       C.mkdir(at, 493)   -- 0755
    end
+end
+
+function M.exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() end
+   return f ~= nil
 end
 
 function M.readFile(path)

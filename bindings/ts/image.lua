@@ -5,6 +5,7 @@
 --                                                roi = {x1, y1, x2, y2} crops first (end exclusive)
 --   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension); float [C,H,W]
 --                                                images in 0..1 are converted
+--   ts.image.drawBox(img, box [, rgb, thickness])   a rectangle's outline, in place
 --   ts.image.encodePng(img)                      the PNG file's bytes, as a Lua string (the same conversion)
 local ffi = require('ffi')
 local T = require('ts.tensor')
@@ -38,6 +39,27 @@ function image.resize(img, h, w, roi)
    end
    check(C.ts_image_resize(out._c, img:contiguous()._c, r))
    return out
+end
+
+-- draws a rectangle's outline into a uint8 image [H,W,3] in place: box = {x1, y1, x2, y2} in pixels (0-based,
+-- end exclusive, clipped to the image), rgb (red), thickness in pixels (2); returns the image
+function image.drawBox(img, box, rgb, thickness)
+   if not T.isTensor(img) or img:dim() ~= 3 or img:dtype() ~= 'uint8' or img:size(3) ~= 3 or not img:isContiguous() then
+      error('ts.image.drawBox: expected a contiguous uint8 image [H,W,3]', 2)
+   end
+   rgb, thickness = rgb or {255, 0, 0}, thickness or 2
+   local h, w = img:size(1), img:size(2)
+   local o = ffi.cast('uint8_t *', img:data())
+   local x1, y1 = math.floor(box[1] + 0.5), math.floor(box[2] + 0.5)
+   local x2, y2 = math.floor(box[3] + 0.5) - 1, math.floor(box[4] + 0.5) - 1
+   for y = math.max(0, y1), math.min(h - 1, y2) do
+      for x = math.max(0, x1), math.min(w - 1, x2) do
+         if x < x1 + thickness or x > x2 - thickness or y < y1 + thickness or y > y2 - thickness then
+            for c = 0, 2 do o[(y * w + x) * 3 + c] = rgb[c + 1] end
+         end
+      end
+   end
+   return img
 end
 
 -- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C]; a uint8 image as it is

@@ -1,0 +1,378 @@
+-- ts.detect: finding the sign in a photo where it is a small part of the scene, by a window search.
+-- Square windows at every scale and position are cut out and shrunk to 32x32, as the GTSRB crops were; a
+-- small "sign here" network (the detector: sign vs no sign, learned from generated scenes) scores them all,
+-- the best few after non-maximum suppression go to the classifier, and a window's score is
+-- P(sign) x P(its top class). Boxes are {x1, y1, x2, y2} in the photo's pixels (0-based, end exclusive).
+--   ts.detect.windows(h, w [, opts])         the search's windows: the whole image first, then squares
+--   ts.detect.crops(img, windows [, size])    uint8 [N, size, size, 3]
+--   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
+--                                              and back
+--   ts.detect.iou(a, b), ts.detect.nms(items, threshold)
+--   ts.detect.search(img, scorers [, opts])   the detections, best first, and the whole image's answer
+--   ts.detect.samples(scenes [, opts])        training windows for the detector from generated scenes
+--   ts.detect.signScorer(net, pre)            P(sign) of crops by a detector network
+--   ts.detect.mine(scenes, sign [, opts])     hard negatives: the windows without a sign it likes best
+--   ts.detect.train(g, opts)                  trains and saves a detector (a run directory of its own)
+--   ts.detect.scorers(model, pre, opts)       the search's scorers from a classifier and a detector's folder
+local T = require('ts.tensor')
+local image = require('ts.image')
+local scene = require('ts.scene')
+
+local M = {}
+
+-- the square window around a sign box whose crop looks like a GTSRB image: the sign 1 - 2m of its side
+function M.window(box)
+   local cx, cy = (box[1] + box[3]) / 2, (box[2] + box[4]) / 2
+   local side = math.max(box[3] - box[1], box[4] - box[2]) / (1 - 2 * scene.cropMargin)
+   return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2}
+end
+
+function M.signBox(win)
+   local m = scene.cropMargin * (win[3] - win[1])
+   local n = scene.cropMargin * (win[4] - win[2])
+   return {win[1] + m, win[2] + n, win[3] - m, win[4] - n}
+end
+
+function M.iou(a, b)
+   local iw = math.min(a[3], b[3]) - math.max(a[1], b[1])
+   local ih = math.min(a[4], b[4]) - math.max(a[2], b[2])
+   if iw <= 0 or ih <= 0 then return 0 end
+   local inter = iw * ih
+   return inter / ((a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - inter)
+end
+
+-- items (each with .window and .score), best first; those overlapping a better one by more than
+-- `threshold` IoU dropped
+function M.nms(items, threshold)
+   table.sort(items, function(a, b) return a.score > b.score end)
+   local kept = {}
+   for _, it in ipairs(items) do
+      local ok = true
+      for _, k in ipairs(kept) do
+         if M.iou(it.window, k.window) > threshold then ok = false break end
+      end
+      if ok then kept[#kept + 1] = it end
+   end
+   return kept
+end
+
+-- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search),
+-- then squares of side min(h, w), shrinking by opts.step (0.8) down to opts.min (24) pixels, each scale's
+-- squares opts.stride (a quarter) of their side apart and spread evenly to reach both edges.
+function M.windows(h, w, opts)
+   opts = opts or {}
+   local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
+   local out = {{0, 0, w, h}}
+   local side = math.min(h, w)
+   while side >= smallest do
+      local nx = math.max(1, math.ceil((w - side) / (side * stride)) + 1)
+      local ny = math.max(1, math.ceil((h - side) / (side * stride)) + 1)
+      for j = 0, ny - 1 do
+         for i = 0, nx - 1 do
+            local x = nx > 1 and (w - side) * i / (nx - 1) or (w - side) / 2
+            local y = ny > 1 and (h - side) * j / (ny - 1) or (h - side) / 2
+            out[#out + 1] = {x, y, x + side, y + side}
+         end
+      end
+      side = side * step
+   end
+   return out
+end
+
+-- a window clipped to the image (the part outside a photo's edge has no pixels to cut)
+local function clip(win, h, w)
+   return {math.max(0, win[1]), math.max(0, win[2]), math.min(w, win[3]), math.min(h, win[4])}
+end
+
+function M.crops(img, windows, size)
+   size = size or 32
+   local h, w = img:size(1), img:size(2)
+   local x = T.zeros({#windows, size, size, 3}, 'uint8')
+   local src = img:contiguous()
+   for k, win in ipairs(windows) do x[k]:copy(image.resize(src, size, size, clip(win, h, w))) end
+   return x
+end
+
+local function softmax_row(row, temperature)
+   local n, best = row:numel(), -math.huge
+   for c = 1, n do best = math.max(best, row[c]) end
+   local p, total = {}, 0
+   for c = 1, n do p[c] = math.exp((row[c] - best) / (temperature or 1)); total = total + p[c] end
+   for c = 1, n do p[c] = p[c] / total end
+   return p
+end
+M.softmax = softmax_row
+
+-- The search. scorers.sign(x) -> P(sign) for each crop of x (uint8 [N, 32, 32, 3]) as a Lua list or a
+-- float tensor [N]; scorers.classify(x) -> log-probabilities (or logits) [N, classes], a tensor; nil
+-- scorers.sign: every window counts as a sign (the classifier's confidence alone then ranks them).
+-- opts: max_side (640: a larger photo is searched shrunk to it), keep (16: windows classified), min, step,
+-- stride (the windows), temperature (1, dividing the classifier's log-probabilities), overlap (0.3: NMS).
+-- Returns {detections = {{window, box, sign, class, probability, probs, logp, score}, ...} best first,
+-- whole = the whole image's (the same fields), windows = the number searched}; logp is the classifier's
+-- row, probs its softmax at the temperature. Boxes are in the
+-- photo's own pixels.
+function M.search(img, scorers, opts)
+   opts = opts or {}
+   local H, W = img:size(1), img:size(2)
+   local f = math.max(1, math.max(H, W) / (opts.max_side or 640))
+   local work = f > 1 and image.resize(img:contiguous(), math.max(1, math.floor(H / f + 0.5)),
+                                        math.max(1, math.floor(W / f + 0.5))) or img
+   local h, w = work:size(1), work:size(2)
+   local sx, sy = W / w, H / h
+   local smallest = opts.min or 24
+   local wins = M.windows(h, w, opts)
+   local x = M.crops(work, wins)
+   local sign = scorers.sign and scorers.sign(x)
+   local searched = #wins
+   local items = {}
+   for k, win in ipairs(wins) do items[k] = {crop = x[k], window = win, sign = sign and tonumber(sign[k]) or 1} end
+   for _, it in ipairs(items) do it.score = it.sign end   -- ranked by P(sign) until classified
+   local whole = items[1]
+   local chosen = {}
+   local squares = {}
+   for k = 2, #items do squares[k - 1] = items[k] end
+   for _, it in ipairs(M.nms(squares, opts.overlap or 0.3)) do
+      if #chosen >= (opts.keep or 16) then break end
+      chosen[#chosen + 1] = it
+   end
+   -- each candidate refined: shifted by an eighth of its side and scaled by 0.8 to 1.25 about itself, the
+   -- window the detector likes best kept (the grid's steps are a quarter of a side and a scale of 0.8, and
+   -- the suppression above may have dropped a better-framed neighbour of another scale)
+   if scorers.sign and #chosen > 0 then
+      local near = {}
+      for _, it in ipairs(chosen) do
+         local win = it.window
+         local side = win[3] - win[1]
+         for _, scale in ipairs({0.8, 0.9, 1, 1.12, 1.25}) do
+            for dy = -1, 1 do
+               for dx = -1, 1 do
+                  local s2 = side * scale
+                  local cx, cy = (win[1] + win[3]) / 2 + dx * side / 8, (win[2] + win[4]) / 2 + dy * side / 8
+                  local x1 = math.min(math.max(0, cx - s2 / 2), w - s2)
+                  local y1 = math.min(math.max(0, cy - s2 / 2), h - s2)
+                  if s2 <= math.min(h, w) and s2 >= smallest then
+                     near[#near + 1] = {owner = it, window = {x1, y1, x1 + s2, y1 + s2}}
+                  end
+               end
+            end
+         end
+      end
+      if #near > 0 then
+         local near_windows = {}
+         for k, n in ipairs(near) do near_windows[k] = n.window end
+         local nx = M.crops(work, near_windows)
+         local ns = scorers.sign(nx)
+         searched = searched + #near
+         for k, n in ipairs(near) do
+            local p = tonumber(ns[k])
+            if p > n.owner.sign then n.owner.sign, n.owner.window, n.owner.crop = p, n.window, nx[k] end
+         end
+      end
+   end
+   table.insert(chosen, 1, whole)
+   local cx = T.zeros({#chosen, 32, 32, 3}, 'uint8')
+   for k, it in ipairs(chosen) do cx[k]:copy(it.crop) end
+   local logp = scorers.classify(cx)
+   for k, it in ipairs(chosen) do
+      it.logp = logp[k]:clone()
+      it.probs = softmax_row(it.logp, opts.temperature)
+      local best = 1
+      for c = 2, #it.probs do if it.probs[c] > it.probs[best] then best = c end end
+      it.class, it.probability = best - 1, it.probs[best]
+      it.score = it.sign * it.probability
+      local win = it.window
+      it.window = {win[1] * sx, win[2] * sy, win[3] * sx, win[4] * sy}
+      it.box = M.signBox(it.window)
+   end
+   local detections = M.nms(chosen, opts.overlap or 0.3)   -- (chosen is not used again: sorting it is harmless)
+   return {detections = detections, whole = whole, windows = searched}
+end
+
+-- ---- the detector's training windows ---------------------------------------------------------------------
+-- From generated scenes: positives (label 1) are windows around a sign's crop window, shifted by up to 7% and
+-- scaled by 0.88..1.14 (IoU >= 0.6 with it); negatives (label 0) overlap every sign's window by IoU < 0.3:
+-- near misses (half or twice the size, or shifted by half a side or more: a sign cut off or lost in its
+-- scene) and windows drawn as the search draws them (any scale, anywhere, the whole scene among them).
+-- opts: seed, positives (3 per sign), near (3 per sign), random (8 per scene), min (24). Returns uint8
+-- x [N, 32, 32, 3], int64 y [N], and each sample's window and scene (index into scenes) as two lists.
+function M.samples(scenes, opts)
+   opts = opts or {}
+   local r = scene.Random(opts.seed or 1)
+   local smallest = opts.min or 24
+   local wins, labels, owners = {}, {}, {}
+   local function add(k, win, label) wins[#wins + 1], labels[#labels + 1], owners[#owners + 1] = win, label, k end
+   for k, s in ipairs(scenes) do
+      local h, w = s.image:size(1), s.image:size(2)
+      local targets = {}
+      for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
+      local function best_iou(win)
+         local b = 0
+         for _, t in ipairs(targets) do b = math.max(b, M.iou(win, t)) end
+         return b
+      end
+      local function around(t, scale, dx, dy)
+         local side = (t[3] - t[1]) * scale
+         local cx, cy = (t[1] + t[3]) / 2 + dx * side, (t[2] + t[4]) / 2 + dy * side
+         return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2}
+      end
+      for _, t in ipairs(targets) do
+         for _ = 1, opts.positives or 3 do
+            local win = around(t, r:uniform(0.88, 1.14), r:uniform(-0.07, 0.07), r:uniform(-0.07, 0.07))
+            if M.iou(win, t) >= 0.6 then add(k, win, 1) end
+         end
+         for _ = 1, opts.near or 3 do
+            local kind = r:int(1, 3)
+            local win = kind == 1 and around(t, r:uniform(0.4, 0.6), r:uniform(-0.5, 0.5), r:uniform(-0.5, 0.5))
+                     or kind == 2 and around(t, r:uniform(1.8, 3), r:uniform(-0.3, 0.3), r:uniform(-0.3, 0.3))
+                     or around(t, r:uniform(0.8, 1.2), (r:chance(0.5) and 1 or -1) * r:uniform(0.5, 0.9), r:uniform(-0.6, 0.6))
+            if best_iou(win) < 0.3 then add(k, win, 0) end
+         end
+      end
+      for j = 1, opts.random or 8 do
+         local win
+         if j == 1 then win = {0, 0, w, h}
+         else
+            local side = r:logUniform(smallest, math.min(h, w))
+            local x, y = r:uniform(0, w - side), r:uniform(0, h - side)
+            win = {x, y, x + side, y + side}
+         end
+         if best_iou(win) < 0.3 then add(k, win, 0) end
+      end
+   end
+   local x = T.zeros({#wins, 32, 32, 3}, 'uint8')
+   local y = T.zeros({#wins}, 'int64')
+   for i, win in ipairs(wins) do
+      local img = scenes[owners[i]].image
+      x[i]:copy(image.resize(img, 32, 32, clip(win, img:size(1), img:size(2))))
+      y[i] = labels[i]
+   end
+   return x, y, wins, owners
+end
+
+-- ---- the detector: a small network, sign (1) or no sign (0) -----------------------------------------------
+local function score_rows(net, pre, x, views)
+   local data, train = require('ts.data'), require('ts.train')
+   return train.evaluate(net, data.Dataset(x, T.zeros({x:size(1)}, 'int64')),
+                         {preprocess = pre, logits = true, tta = views}).logits
+end
+
+-- P(sign) of each crop of x (uint8 [N, 32, 32, 3]) by a detector network and its preprocessing, as a list
+function M.signScorer(net, pre)
+   return function(x)
+      local l = score_rows(net, pre, x, 1)
+      local p = {}
+      for i = 1, x:size(1) do p[i] = softmax_row(l[i])[2] end
+      return p
+   end
+end
+
+-- Hard negatives: in each scene, the search's windows that overlap no sign's window by IoU 0.3 or more
+-- and that sign(x) likes best (after non-maximum suppression), at most per_scene of them and only those
+-- above P(sign) `above`. Returns uint8 [N, 32, 32, 3].
+function M.mine(scenes, sign, opts)
+   opts = opts or {}
+   local picked = {}
+   for _, s in ipairs(scenes) do
+      local h, w = s.image:size(1), s.image:size(2)
+      local targets = {}
+      for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
+      local wins = M.windows(h, w, opts)
+      local x = M.crops(s.image, wins)
+      local p = sign(x)
+      local items = {}
+      for k, win in ipairs(wins) do
+         local overlap = 0
+         for _, t in ipairs(targets) do overlap = math.max(overlap, M.iou(win, t)) end
+         if overlap < 0.3 and p[k] > (opts.above or 0.1) then items[#items + 1] = {window = win, score = p[k], crop = x[k]} end
+      end
+      for j, it in ipairs(M.nms(items, 0.3)) do
+         if j > (opts.per_scene or 6) then break end
+         picked[#picked + 1] = it.crop
+      end
+   end
+   local out = T.zeros({#picked, 32, 32, 3}, 'uint8')
+   for k, c in ipairs(picked) do out[k]:copy(c) end
+   return out
+end
+
+-- images (uint8 [N, 32, 32, 3] tensors) and labels (int64 [N] tensors, or a number for all) as one dataset
+local function dataset_of(parts)
+   local n = 0
+   for _, part in ipairs(parts) do n = n + part.x:size(1) end
+   local x, y = T.zeros({n, 32, 32, 3}, 'uint8'), T.zeros({n}, 'int64')
+   local at = 0
+   for _, part in ipairs(parts) do
+      local m = part.x:size(1)
+      if m > 0 then
+         x[{{at + 1, at + m}}]:copy(part.x)
+         if type(part.y) == 'number' then y[{{at + 1, at + m}}]:fill(part.y) else y[{{at + 1, at + m}}]:copy(part.y) end
+      end
+      at = at + m
+   end
+   return require('ts.data').Dataset(x, y, {[0] = 'no sign', [1] = 'sign'}, 'scene windows')
+end
+
+-- Trains it in two rounds. Round 1 learns from windows of generated scenes whose signs are g.train's crops
+-- (M.samples), with the training crops themselves among the positives (a photo that is already a tight crop
+-- is a sign). Round 2 starts afresh on the same windows plus the hard negatives round 1's network finds
+-- when it searches new scenes (a fifth of them without a sign): a search looks at thousands of windows per
+-- photo, so the false alarms that matter are the rare ones. Validation uses scenes of g.valid's crops (no
+-- sign picture shared), with their hard negatives mined the same way. opts: run (the folder it is saved
+-- in), scenes (3000 training scenes; a sixth as many for validation, a tenth for mining), epochs (6 per round),
+-- seed, quiet. Returns round 2's ts.train result, then its training and validation datasets.
+function M.train(g, opts)
+   local data, train = require('ts.data'), require('ts.train')
+   opts = opts or {}
+   local n, seed = opts.scenes or 3000, opts.seed or 1
+   local function windows(ds, count, s)
+      local x, y = M.samples(scene.generate{n = count, seed = s, signs = ds, empty = 0.2}, {seed = s})
+      local crops = math.min(ds:size(), math.ceil(x:size(1) / 6))   -- whole crops: a sixth as many again
+      local cx = T.zeros({crops, 32, 32, 3}, 'uint8')
+      local r = scene.Random(s + 7)
+      for i = 1, crops do cx[i]:copy(ds.x[r:int(1, ds:size())]) end
+      return {x = x, y = y}, {x = cx, y = 1}
+   end
+   local tw, tc = windows(g.train, n, seed)
+   local vw, vc = windows(g.valid, math.max(1, math.ceil(n / 6)), seed + 1000)
+   local tr, va = dataset_of({tw, tc}), dataset_of({vw, vc})
+   local mean, std = tr:channelStats()
+   local function round(train_set, valid_set, run)
+      return train.train{
+         model = {name = 'refcnn', classes = 2, widths = {16, 32, 32}, hidden = 64, dropout = 0.3},
+         data = {train = train_set, valid = valid_set}, preprocess = data.preprocess{mean = mean, std = std},
+         epochs = opts.epochs or 6, batch = 128, lr = 0.05, optimizer = 'sgd', momentum = 0.9, nesterov = true,
+         weight_decay = 5e-4, schedule = 'cosine', warmup = 0.5, seed = seed, run = run, quiet = opts.quiet,
+         note = 'sign detector',
+         augment = data.augment{brightness = 0.3, contrast = 0.3, saturation = 0.2, blur = {0.2, 1.0}, noise = 0.02},
+      }
+   end
+   local first = round(tr, va, nil)
+   local sign = M.signScorer(first.model, first.preprocess)
+   local mined = math.max(1, math.ceil(n / 10))
+   local hard_train = M.mine(scene.generate{n = mined, seed = seed + 2000, signs = g.train, empty = 0.2}, sign)
+   local hard_valid = M.mine(scene.generate{n = math.max(1, math.ceil(mined / 6)), seed = seed + 3000, signs = g.valid,
+                                            empty = 0.2}, sign)
+   if not opts.quiet then
+      print(('sign detector: %d hard negatives mined from %d scenes for round 2'):format(hard_train:size(1), mined))
+   end
+   tr = dataset_of({tw, tc, {x = hard_train, y = 0}})
+   va = dataset_of({vw, vc, {x = hard_valid, y = 0}})
+   return round(tr, va, opts.run), tr, va
+end
+
+-- The search's scorers for a classifier and its preprocessing: classify (with `views` test-time views)
+-- and, given a detector's folder (opts.detector), sign. Returns {classify, sign (nil without a detector),
+-- temperature, detector}.
+function M.scorers(model, preprocess, opts)
+   opts = opts or {}
+   local out = {temperature = opts.temperature or 1, detector = opts.detector}
+   out.classify = function(x) return score_rows(model, preprocess, x, opts.views or 1) end
+   if opts.detector then
+      local det, config = require('ts.models').load(opts.detector)
+      out.sign = M.signScorer(det, require('ts.data').preprocess(config.preprocess))
+   end
+   return out
+end
+
+return M

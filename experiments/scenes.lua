@@ -1,0 +1,129 @@
+-- Real photos, where the sign is a small part of the scene: the whole photo squeezed to 32x32 (what predict
+-- did before) against the window search (ts.detect: the detector's P(sign) times the classifier's top-1).
+--   1. the run's detector (<run>/detector), trained first when it has none (ts.detect.train: windows of
+--      scenes made from the training crops, validated on scenes of the validation crops);
+--   2. a test set of generated scenes, one sign each, made from the TEST crops (never seen in training),
+--      a second one from the class icons (pictograms, a look no training image has) when the data folder
+--      has icons/, and scenes with no sign; written as PNGs with labels.csv (file, ClassId, the sign's box as
+--      Roi.X1..Roi.Y2, GTSRB's inclusive convention) so scripts/predict.lua can be pointed at them;
+--   3. top-1 for the whole image and for the search on each (the class of its best window, found or not),
+--      how often the search's box covers the sign (IoU >= 0.5), how often it says it found a sign (its best
+--      window's P(sign) x P(top class) >= threshold, as predict decides), how often an empty scene is
+--      rightly "no sign", and the same top-1s on the
+--      original-resolution test images in <data>/originals (tight crops: the search must not lose them);
+--   4. a contact sheet: the truth in green, the search's box in red.
+--   tshost experiments/scenes.lua [run=runs/baseline] [scenes=200] [out=runs/scenes] [detector_scenes=3000]
+--                                [detector_epochs=6] [threshold=0.5]
+local opt = ts.experiment.options{run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
+                                  detector_epochs = 6, threshold = 0.5}
+local model, config = ts.models.load(opt.run)
+local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
+local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
+                                 synthetic_train = opt.synthetic_train, seed = opt.seed})
+local pre = ts.data.preprocess(config.preprocess)
+local cal = ts.files.readFile(opt.run .. '/calibration.json')
+local temperature = cal and ts.json.decode(cal).temperature or 1
+local data_dir = (opt.data ~= '' and opt.data) or os.getenv('TSHOST_DATA') or 'data'
+
+-- 1. the detector
+local detector = opt.run .. '/detector'
+if not ts.files.exists(detector .. '/model.safetensors') then
+   print(('training the sign detector into %s (%d scenes, %d epochs)'):format(detector, opt.detector_scenes, opt.detector_epochs))
+   ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
+end
+local scorers = ts.detect.scorers(model, pre, {detector = detector, temperature = temperature})
+local search_opts = {temperature = temperature}
+
+-- 2. the test scenes
+local sets = {{name = 'scenes of test crops', scenes = ts.scene.generate{n = opt.scenes, seed = 101, signs = g.test,
+                                                                         per_scene = {1, 1}}}}
+local ok_icons, icons = pcall(ts.scene.icons, data_dir .. '/icons')
+if ok_icons then
+   sets[#sets + 1] = {name = 'scenes of icons', scenes = ts.scene.generate{n = math.ceil(opt.scenes / 2), seed = 102,
+                                                                            icons = icons, per_scene = {1, 1}}}
+else
+   print(('(no icons in %s/icons: the icon scenes are left out)'):format(data_dir))
+end
+local empty = ts.scene.generate{n = math.ceil(opt.scenes / 4), seed = 103, signs = g.test, empty = 1}
+ts.files.mkdirs(opt.out .. '/images')
+local rows = {'file,ClassId,Width,Height,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2'}
+for k, set in ipairs(sets) do
+   for i, s in ipairs(set.scenes) do
+      local file = ('%d_%04d.png'):format(k, i)
+      local b = s.signs[1].box
+      ts.image.save(opt.out .. '/images/' .. file, s.image)
+      rows[#rows + 1] = ('%s,%d,%d,%d,%d,%d,%d,%d'):format(file, s.signs[1].class, s.image:size(2), s.image:size(1),
+         math.floor(b[1]), math.floor(b[2]), math.ceil(b[3]) - 1, math.ceil(b[4]) - 1)
+   end
+end
+ts.files.writeFile(opt.out .. '/images/labels.csv', table.concat(rows, '\n') .. '\n')
+
+-- 3. whole image against the search
+local results, sheet_items = {}, {}
+local function measure(name, items)   -- items: {image, class, box or nil}
+   local whole, search, boxed, found, start = 0, 0, 0, 0, ts.files.now()
+   for _, it in ipairs(items) do
+      local r = ts.detect.search(it.image, scorers, search_opts)
+      local best = r.detections[1]
+      if r.whole.class == it.class then whole = whole + 1 end
+      if best.class == it.class then search = search + 1 end
+      if best.score >= opt.threshold then found = found + 1 end
+      if it.box and ts.detect.iou(best.box, it.box) >= 0.5 then boxed = boxed + 1 end
+      if #sheet_items < 12 and it.box then sheet_items[#sheet_items + 1] = {it = it, best = best} end
+   end
+   local n = #items
+   results[#results + 1] = {set = name, images = n, whole_top1 = whole / n, search_top1 = search / n,
+                            box_iou50 = items[1].box and boxed / n or nil, sign_found = found / n,
+                            seconds_per_image = (ts.files.now() - start) / n}
+end
+for _, set in ipairs(sets) do
+   local items = {}
+   for i, s in ipairs(set.scenes) do items[i] = {image = s.image, class = s.signs[1].class, box = s.signs[1].box} end
+   measure(set.name, items)
+end
+local ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv')
+if ok_csv then
+   local items = {}
+   for _, row in ipairs(originals) do
+      items[#items + 1] = {image = ts.image.load(data_dir .. '/originals/' .. row.file), class = tonumber(row.ClassId)}
+   end
+   measure('original-resolution test images (tight crops)', items)
+else
+   print(('(no %s/originals/labels.csv: the original-resolution images are left out)'):format(data_dir))
+end
+-- the empty scenes: a sign "found" there is a false alarm
+local alarms, worst = 0, 0
+for _, s in ipairs(empty) do
+   local best = ts.detect.search(s.image, scorers, search_opts).detections[1]
+   if best.score >= opt.threshold then alarms = alarms + 1 end
+   worst = math.max(worst, best.score)
+end
+
+print(('\n%-48s %7s %9s %9s %9s %9s %8s'):format('set', 'images', 'whole', 'search', 'box hit', 'found', 's/image'))
+for _, r in ipairs(results) do
+   print(('%-48s %7d %8.1f%% %8.1f%% %9s %8.1f%% %8.2f'):format(r.set, r.images, 100 * r.whole_top1, 100 * r.search_top1,
+      r.box_iou50 and ('%.1f%%'):format(100 * r.box_iou50) or '-', 100 * r.sign_found, r.seconds_per_image))
+end
+print(('%-48s %7d   no sign said for %.1f%% (largest P(sign) x P(class) %.2f)'):format('scenes without a sign', #empty,
+   100 * (1 - alarms / #empty), worst))
+local out = {run = opt.run, detector = detector, threshold = opt.threshold, temperature = temperature, sets = results,
+             empty = {images = #empty, no_sign = 1 - alarms / #empty}}
+ts.files.writeFile(opt.out .. '/results.json', ts.json.encode(out))
+
+-- 4. the contact sheet: truth green, search red
+local cols, th, tw = 4, 240, 320
+local sheet = ts.zeros({math.ceil(#sheet_items / cols) * th, cols * tw, 3}, 'uint8'):fill(255)
+for k, s in ipairs(sheet_items) do
+   local img = ts.image.resize(s.it.image, th, tw)
+   local fx, fy = tw / s.it.image:size(2), th / s.it.image:size(1)
+   local function scaled(b) return {b[1] * fx, b[2] * fy, b[3] * fx, b[4] * fy} end
+   ts.image.drawBox(img, scaled(s.it.box), {0, 220, 0}, 2)
+   ts.image.drawBox(img, scaled(s.best.box), s.best.class == s.it.class and {230, 0, 0} or {255, 140, 0}, 1)
+   local r, c = math.floor((k - 1) / cols), (k - 1) % cols
+   sheet[{{r * th + 1, (r + 1) * th}, {c * tw + 1, (c + 1) * tw}}]:copy(img)
+end
+if #sheet_items > 0 then ts.image.save(opt.out .. '/search.png', sheet) end
+print(('wrote %s/images (PNGs, labels.csv), %s/results.json, %s/search.png'):format(opt.out, opt.out, opt.out))
+local first = results[1]
+print(('conclusion: on %s the search reads %.1f%% of the signs right where the whole image reads %.1f%%'):format(
+   first.set, 100 * first.search_top1, 100 * first.whole_top1))

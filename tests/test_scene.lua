@@ -1,0 +1,152 @@
+-- Generated scenes and the window search: signs land where their boxes say, the windows cover the photo,
+-- and the search finds a sign by its scorers, in a photo larger than it searches too.
+local ffi = require('ffi')
+
+return function(t)
+   -- a "sign" in a colour no background has: 32x32 crops, grey with a magenta square in their middle 24x24
+   -- (75%: framed as the GTSRB crops are, the sign 74% of the crop on average)
+   local function magenta(n)
+      local x = ts.zeros({n or 1, 32, 32, 3}, 'uint8'):fill(128)
+      for i = 1, n or 1 do
+         local inner = x[i][{{5, 28}, {5, 28}}]
+         inner:select(3, 1):fill(255)
+         inner:select(3, 2):fill(0)
+         inner:select(3, 3):fill(255)
+      end
+      return x
+   end
+   local function is_magenta(img, px, py)
+      local p = ffi.cast('uint8_t *', img:contiguous():data()) + (py * img:size(2) + px) * 3
+      return p[0] > 200 and p[1] < 60 and p[2] > 200
+   end
+
+   t.test('scenes: signs where their boxes say, the same scenes for the same seed', function()
+      local signs = ts.data.Dataset(magenta(3), ts.tensor({5, 6, 7}, 'int64'))
+      local a = ts.scene.generate{n = 6, seed = 4, signs = signs, per_scene = {1, 2}, size = {40, 110}, weather = false}
+      local b = ts.scene.generate{n = 6, seed = 4, signs = signs, per_scene = {1, 2}, size = {40, 110}, weather = false}
+      for k, s in ipairs(a) do
+         t.eq(s.image:size(1), 240)
+         t.eq(s.image:size(2), 320)
+         t.eq((s.image:float() - b[k].image:float()):abs():max(), 0, 'scene ' .. k .. ' differs for the same seed')
+         t.truthy(#s.signs >= 1 and #s.signs <= 2)
+         for _, sg in ipairs(s.signs) do
+            local x1, y1, x2, y2 = sg.box[1], sg.box[2], sg.box[3], sg.box[4]
+            t.truthy(x1 >= 0 and y1 >= 0 and x2 <= 320 and y2 <= 240 and x2 > x1 and y2 > y1, table.concat(sg.box, ','))
+            t.truthy(sg.class >= 5 and sg.class <= 7)
+            -- the box is the crop's inside, where its sign is: magenta at its centre and just inside its corners,
+            -- the crop's grey margin just outside
+            local cy = math.floor((y1 + y2) / 2)
+            t.truthy(is_magenta(s.image, math.floor((x1 + x2) / 2), cy), 'centre of ' .. table.concat(sg.box, ','))
+            t.truthy(is_magenta(s.image, math.ceil(x1) + 1, math.ceil(y1) + 1) and is_magenta(s.image, math.floor(x2) - 2, math.floor(y2) - 2))
+            t.truthy(not is_magenta(s.image, math.floor(x1) - 2, cy) and not is_magenta(s.image, math.ceil(x2) + 1, cy))
+         end
+      end
+      -- an icon's box is where its alpha is: a 20x20 opaque square in the middle of a 40x40 transparent icon
+      local icon = ts.zeros({40, 40, 4}, 'uint8')
+      icon[{{11, 30}, {11, 30}}] = 255
+      local img = ts.zeros({100, 100, 3}, 'uint8')
+      local box = ts.scene.paste(img, icon, 10, 20, 80)
+      t.eq(table.concat(box, ','), '30,40,70,80')
+      t.eq(img:get(60, 50, 2), 255)
+      t.eq(img:get(30, 20, 2), 0)
+      t.raises(function() ts.scene.generate{n = 1} end, 'give signs (a dataset) or icons')
+   end)
+
+   t.test('the search windows: the whole image first, squares inside it reaching both edges', function()
+      local wins = ts.detect.windows(240, 320, {min = 24})
+      t.eq(table.concat(wins[1], ','), '0,0,320,240')
+      local right, bottom, smallest = 0, 0, math.huge
+      for k = 2, #wins do
+         local w = wins[k]
+         t.truthy(w[1] >= -1e-9 and w[2] >= -1e-9 and w[3] <= 320 + 1e-9 and w[4] <= 240 + 1e-9, table.concat(w, ','))
+         t.near(w[3] - w[1], w[4] - w[2], 1e-9)
+         right, bottom, smallest = math.max(right, w[3]), math.max(bottom, w[4]), math.min(smallest, w[3] - w[1])
+      end
+      t.near(right, 320, 1e-9)
+      t.near(bottom, 240, 1e-9)
+      t.truthy(smallest >= 24 and smallest < 24 / 0.8, smallest)
+      -- a sign box and the GTSRB-framed window around it go back and forth
+      local win = ts.detect.window({10, 20, 50, 60})
+      t.near(win[3] - win[1], 40 / 0.74, 1e-9)
+      local back = ts.detect.signBox(win)
+      for i = 1, 4 do t.near(back[i], ({10, 20, 50, 60})[i], 1e-9) end
+      t.near(ts.detect.iou({0, 0, 10, 10}, {5, 0, 15, 10}), 50 / 150, 1e-12)
+      t.eq(ts.detect.iou({0, 0, 10, 10}, {10, 0, 20, 10}), 0)
+   end)
+
+   -- scorers that know what a sign is: a window is a sign by how much of its middle is magenta and how little
+   -- of its margin (framed as a GTSRB crop), and the class is 3 when there is magenta
+   local function share(x, i, inside)
+      local p = ffi.cast('uint8_t *', x[i]:contiguous():data())
+      local hit, n = 0, 0
+      for yy = 0, 31 do
+         for xx = 0, 31 do
+            local middle = xx >= 5 and xx < 27 and yy >= 5 and yy < 27
+            if middle == inside then
+               local q = p + (yy * 32 + xx) * 3
+               if q[0] > 200 and q[1] < 60 and q[2] > 200 then hit = hit + 1 end
+               n = n + 1
+            end
+         end
+      end
+      return hit / n
+   end
+   local scorers = {
+      sign = function(x)
+         local p = {}
+         for i = 1, x:size(1) do p[i] = math.max(0, share(x, i, true) - share(x, i, false)) end
+         return p
+      end,
+      classify = function(x)
+         local l = ts.zeros(x:size(1), 5)
+         for i = 1, x:size(1) do l[i][share(x, i, true) > 0.3 and 4 or 1] = 10 end
+         return l
+      end,
+   }
+
+   t.test('the search finds a sign by its scorers, in a photo larger than it searches', function()
+      local img = ts.scene.background(ts.scene.Random(3), 900, 1200)
+      local truth = ts.scene.paste(img, magenta()[1], 700, 300, 150)
+      local found = ts.detect.search(img, scorers, {max_side = 640})
+      local best = found.detections[1]
+      t.truthy(ts.detect.iou(best.box, truth) > 0.6, ('found %s, truth %s'):format(table.concat(best.box, ','), table.concat(truth, ',')))
+      t.eq(best.class, 3)
+      t.truthy(best.score > 0.8, best.score)
+      t.truthy(found.windows > 1000, found.windows)
+      -- a background without the sign: the whole image's class, no window with a sign
+      local empty = ts.scene.background(ts.scene.Random(3), 240, 320)
+      local none = ts.detect.search(empty, scorers)
+      t.truthy(none.detections[1].score < 0.05, none.detections[1].score)
+      t.eq(none.whole.class, 0)
+   end)
+
+   t.test('training windows and hard negatives for the detector', function()
+      local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      local scenes = ts.scene.generate{n = 8, seed = 2, signs = signs, per_scene = {1, 1}, weather = false}
+      local x, y, wins, owners = ts.detect.samples(scenes, {seed = 2})
+      t.eq(x:size(1), y:size(1))
+      t.eq(#wins, x:size(1))
+      local pos, neg = 0, 0
+      for i = 1, y:size(1) do
+         -- a positive frames a sign as the crops do (its middle mostly magenta); a negative overlaps no
+         -- sign's framing window by IoU 0.3
+         local target = ts.detect.window(scenes[owners[i]].signs[1].box)
+         local overlap = ts.detect.iou(wins[i], target)
+         if y[i] == 1 then
+            pos = pos + 1
+            t.truthy(overlap >= 0.6 and share(x, i, true) > 0.6, ('positive %d: IoU %.2f, magenta %.2f'):format(i, overlap, share(x, i, true)))
+         else
+            neg = neg + 1
+            t.truthy(overlap < 0.3, ('negative %d: IoU %.2f'):format(i, overlap))
+         end
+      end
+      t.truthy(pos >= 8 and neg >= 8 * 4, pos .. ' positives, ' .. neg .. ' negatives')
+      -- the hard negatives a scorer that likes magenta anywhere finds lie off the signs' windows
+      local hard = ts.detect.mine(scenes, function(c)
+         local p = {}
+         for i = 1, c:size(1) do p[i] = 0.2 + share(c, i, true) * 0.5 + share(c, i, false) * 0.3 end
+         return p
+      end, {per_scene = 3})
+      t.eq(hard:size(1), 24)
+   end)
+end
