@@ -6,6 +6,10 @@
 --   tshost experiments/ingredients.lua [what=ema,tta] [epochs=24] [seeds=1] [run=runs/recipe]
 -- what: a comma-separated list of
 --   ema   the exponential moving average of the weights (decay 0.999) is validated, chosen and tested
+--   clahe contrast-limited adaptive histogram equalization of every image before the network (in training,
+--         after the augmentation, and in evaluation); experiments/illumination.lua compares it at a short budget
+--   stn   a spatial transformer in front of the network (ts.models.localization: it learns an affine warp of
+--         each image, a crop, zoom or turn, before the baseline sees it)
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
@@ -18,6 +22,14 @@ local TTA_VIEWS = 8
 local ingredients = {
    ema = function(base)
       return ts.experiment.variant(g, 'baseline+ema', {ema = 0.999}, recipe)
+   end,
+   clahe = function(base)
+      local mean, std = g.train:channelStats()
+      return ts.experiment.variant(g, 'baseline+clahe',
+                                   {preprocess = ts.data.preprocess{equalize = 'clahe', mean = mean, std = std}}, recipe)
+   end,
+   stn = function(base)
+      return ts.experiment.variant(g, 'baseline+stn', {model = {name = 'baseline', classes = 43, stn = true}}, recipe)
    end,
    tta = function(base)
       -- the baseline's models, their test sets evaluated with the views

@@ -193,6 +193,15 @@ int ts_activation_backward(ts_tensor *grad_x, const ts_tensor *grad_y, const ts_
 int ts_upsample2d_forward(ts_tensor *y, const ts_tensor *x, int sh, int sw);
 int ts_upsample2d_backward(ts_tensor *grad_x, const ts_tensor *grad_y, int sh, int sw);
 
+/* The spatial transformer (host/spatial_transformer.c), as PyTorch's affine_grid and grid_sample (bilinear, zero
+ * padding, align_corners = false): theta [N,2,3] -> grid [N,H,W,2] (H, W from grid's shape); x [N,C,H,W] sampled
+ * at grid [N,OH,OW,2] -> y [N,C,OH,OW]. The backwards overwrite their outputs; grad_x or grad_grid may be NULL. */
+int ts_affine_grid_forward(ts_tensor *grid, const ts_tensor *theta);
+int ts_affine_grid_backward(ts_tensor *grad_theta, const ts_tensor *grad_grid);
+int ts_grid_sample_forward(ts_tensor *y, const ts_tensor *x, const ts_tensor *grid);
+int ts_grid_sample_backward(ts_tensor *grad_x, ts_tensor *grad_grid, const ts_tensor *x, const ts_tensor *grid,
+                            const ts_tensor *grad_y);
+
 typedef struct {
     int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int ceil_mode;

@@ -373,4 +373,55 @@ TSK_SHARED void tsk_contrastive_row_grad(int n, int64_t d, const float *x, const
     }
 }
 
+/* ---- the spatial transformer (PyTorch's affine_grid and grid_sample: bilinear, zero padding,
+ * align_corners = false) ----
+ * Pixel centres in normalized coordinates: column j of w sits at x_j = (2j + 1) / w - 1 (so -1 and 1 are the
+ * image's outer edges). affine_grid: grid(i, j) = theta (x_j, y_i, 1), theta a 2x3 matrix, row-major.
+ * grid_sample: a grid point (gx, gy) reads the image at pixel coordinates ix = ((gx + 1) w - 1) / 2,
+ * iy = ((gy + 1) h - 1) / 2, bilinearly from its four neighbours, a neighbour outside the image counting 0:
+ *   out = (1-b)((1-a) v00 + a v01) + b((1-a) v10 + a v11),  a = ix - floor(ix), b = iy - floor(iy)
+ * and its derivatives d out / d ix = (1-b)(v01 - v00) + b(v11 - v10), d out / d iy = (1-a)(v10 - v00) +
+ * a(v11 - v01), with d ix / d gx = w / 2 and d iy / d gy = h / 2. */
+TSK_SHARED float tsk_grid_coord(int i, int n) { return (2.0f * i + 1.0f) / n - 1.0f; }
+TSK_SHARED float tsk_grid_pixel(float g, int n) { return ((g + 1.0f) * n - 1.0f) * 0.5f; }
+
+typedef struct { int x0, y0; float a, b; } tsk_grid_point;
+
+TSK_SHARED tsk_grid_point tsk_grid_point_at(float ix, float iy)
+{
+    tsk_grid_point p;
+    float fx = floorf(ix), fy = floorf(iy);
+    /* far outside (or NaN): every neighbour is outside, clamped so the int conversion stays defined */
+    p.x0 = fx > -2.0f && fx < 2147483000.0f ? (int)fx : -2;
+    p.y0 = fy > -2.0f && fy < 2147483000.0f ? (int)fy : -2;
+    p.a = ix - fx, p.b = iy - fy;
+    return p;
+}
+
+TSK_SHARED float tsk_pixel_or_zero(const float *plane, int h, int w, int y, int x)
+{
+    return y >= 0 && y < h && x >= 0 && x < w ? plane[(int64_t)y * w + x] : 0.0f;
+}
+
+/* one plane [h, w] sampled at p; *d_ix, *d_iy (when not NULL) get the derivatives of the value */
+TSK_SHARED float tsk_grid_sample_at(const float *plane, int h, int w, tsk_grid_point p, float *d_ix, float *d_iy)
+{
+    float v00 = tsk_pixel_or_zero(plane, h, w, p.y0, p.x0), v01 = tsk_pixel_or_zero(plane, h, w, p.y0, p.x0 + 1);
+    float v10 = tsk_pixel_or_zero(plane, h, w, p.y0 + 1, p.x0), v11 = tsk_pixel_or_zero(plane, h, w, p.y0 + 1, p.x0 + 1);
+    if (d_ix) *d_ix = (1 - p.b) * (v01 - v00) + p.b * (v11 - v10);
+    if (d_iy) *d_iy = (1 - p.a) * (v10 - v00) + p.a * (v11 - v01);
+    return tsk_bilinear(v00, v01, v10, v11, p.a, p.b);
+}
+
+/* the sample's backward into the image: g spread over the four neighbours with the same weights (those
+ * outside dropped), added into the plane gplane [h, w] */
+TSK_SHARED void tsk_grid_scatter(float *gplane, int h, int w, tsk_grid_point p, float g)
+{
+    const float wt[4] = {(1 - p.a) * (1 - p.b), p.a * (1 - p.b), (1 - p.a) * p.b, p.a * p.b};
+    for (int k = 0; k < 4; k++) {
+        int y = p.y0 + (k >> 1), x = p.x0 + (k & 1);
+        if (y >= 0 && y < h && x >= 0 && x < w) gplane[(int64_t)y * w + x] += g * wt[k];
+    }
+}
+
 #endif

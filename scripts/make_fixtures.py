@@ -259,6 +259,24 @@ cases["contrastive"] = dict(kind="contrastive", margin=margin)
 put("contrastive", "x", x); put("contrastive", "labels", labels); put("contrastive", "loss", loss.reshape(1))
 put("contrastive", "gx", x.grad)
 
+# the spatial transformer: theta from a Linear over the flattened input (near the identity warp, with enough
+# rotation, shear, zoom and shift that some reads fall outside the image), an output of another size
+x = torch.randn(2, 3, 5, 6, requires_grad=True)
+loc = nn.Linear(90, 6)
+with torch.no_grad():
+    loc.weight.mul_(0.2)
+    loc.bias.copy_(torch.tensor([0.9, 0.15, 0.1, -0.2, 1.1, -0.05]))
+theta = loc(x.flatten(1)).view(-1, 2, 3)
+grid = F.affine_grid(theta, (2, 3, 4, 7), align_corners=False)
+y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+gy = torch.randn_like(y)
+y.backward(gy)
+cases["spatial_transformer"] = dict(kind="spatial_transformer", size=[4, 7])
+put("spatial_transformer", "x", x); put("spatial_transformer", "weight", loc.weight); put("spatial_transformer", "bias", loc.bias)
+put("spatial_transformer", "theta", theta); put("spatial_transformer", "y", y); put("spatial_transformer", "gy", gy)
+put("spatial_transformer", "gx", x.grad); put("spatial_transformer", "gweight", loc.weight.grad)
+put("spatial_transformer", "gbias", loc.bias.grad)
+
 DT = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
 header, blobs, offset = {"__metadata__": {"cases": json.dumps(cases, sort_keys=True),
                                           "torch": torch.__version__}}, [], 0

@@ -63,6 +63,11 @@ local layers = {
    {'global average pool', function() return nn.GlobalAvgPool2d() end, {2, 3, 5, 5}},
    {'upsample nearest 2x3', function() return nn.Upsample2d{2, 3} end, {2, 3, 5, 4}},
    {'linear', function() return nn.Linear(20, 11) end, {6, 20}},
+   {'spatial transformer, output 6x7', function()
+      local linear = nn.Linear(75, 6)
+      linear.bias:copy(ts.tensor({0.9, 0.15, 0.1, -0.2, 1.1, -0.05}))
+      return nn.SpatialTransformer(nn.Sequential(nn.Flatten(), linear), {6, 7})
+   end, {3, 3, 5, 5}},
    {'option-A shortcut', function() return nn.ZeroPadShortcut(4, 8, 2) end, {2, 4, 8, 8}},
 }
 

@@ -55,6 +55,29 @@ return function(t)
       t.raises(function() nn.Upsample2d(2):forward(ts.randn(3, 4)) end, 'expected an input [N,C,H,W]')
    end)
 
+   t.test('gradcheck SpatialTransformer: the input through the sampling and the localization, its parameters', function()
+      -- theta away from the identity (where every read would sit on a pixel centre, the kinks of bilinear
+      -- sampling) and from the image (some reads outside count zero); a small step, as a read that crosses a
+      -- pixel line changes its slope, and a fixed seed: the check is of the code, not of the draw
+      ts.manualSeed(11)
+      local function stn(c, h, w, size)
+         local linear = nn.Linear(c * h * w, 6)
+         linear.weight:mul_(0.3)
+         linear.bias:copy(ts.tensor({0.83, 0.17, 0.11, -0.21, 1.13, -0.07}))
+         return nn.SpatialTransformer(nn.Sequential(nn.Flatten(), linear), size)
+      end
+      gradcheck('SpatialTransformer', stn(2, 4, 5), ts.randn(2, 2, 4, 5), {h = 5e-4, tol = 3e-2})
+      gradcheck('SpatialTransformer 3x7', stn(3, 5, 4, {3, 7}), ts.randn(2, 3, 5, 4), {h = 5e-4, tol = 3e-2})
+      -- the identity warp gives the input back
+      local linear = nn.SpatialTransformer.identity(nn.Linear(12, 6))
+      local m = nn.SpatialTransformer(nn.Sequential(nn.Flatten(), linear))
+      local x = ts.randn(2, 1, 3, 4)
+      t.near(m:forward(x), x, 1e-6, 1e-6)
+      t.raises(function() nn.SpatialTransformer(nn.Sequential(nn.Flatten(), nn.Linear(12, 5))):forward(x) end,
+               'the localization network gave')
+      t.raises(function() nn.SpatialTransformer(nn.Identity(), {0, 3}) end, 'size must be {h, w}')
+   end)
+
    t.test('gradcheck Conv2d: strides, paddings (incl. asymmetric), dilation, groups, depthwise, 1x1', function()
       local configs = {
          {4, 6, 3, {padding = 1}},

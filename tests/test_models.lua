@@ -18,6 +18,16 @@ return function(t)
       local cases = {{'refcnn', 675339}, {'baseline', 823051}, {'resnet20', 269722}, {'resnet56', 853018},
                      {'resnet8', 78186}, {'mobilenet_v1_025', 216322}}
       for _, c in ipairs(cases) do t.eq(ts.models[c[1]]():numParameters(), c[2], c[1]) end
+      -- the spatial transformer in front of the baseline: its localization's 47,270 more, starting at the
+      -- identity warp, so the untrained network computes what the plain one would
+      local stn, plain = ts.models.baseline{stn = true}, ts.models.baseline()
+      t.eq(stn:numParameters(), 823051 + 47270)
+      t.eq(stn:stateDict()[1][1], 'stn.localization.1.weight')
+      local sd = stn:stateDict()
+      for i, pair in ipairs(plain:stateDict()) do sd[#sd - #plain:stateDict() + i][2]:copy(pair[2]) end
+      stn:evaluate(); plain:evaluate()
+      local x = ts.randn(2, 3, 32, 32)
+      t.near(stn:forward(x), plain:forward(x), 1e-5, 1e-5)
       local names = {}
       for _, pair in ipairs(ts.models.resnet20():stateDict()) do names[pair[1]] = true end
       for _, n in ipairs({'conv1.weight', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer2.0.bn2.bias',

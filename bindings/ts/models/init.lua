@@ -11,12 +11,14 @@ local models = {}
 -- conv stages of widths {32, 64, 128} (3x3 without bias, BN, ReLU; two convs in the first two stages),
 -- each followed by a 2x2 max-pool, then Flatten, Dropout, Linear(2048, 256), ReLU, Linear(256, classes).
 -- opts: classes (43), channels (3 input channels), widths, hidden (256), dropout (0.5),
--- stage3 (convolutions in the third stage, 1).
+-- stage3 (convolutions in the third stage, 1), stn (a spatial transformer in front: models.localization's
+-- network predicts an affine warp of the input, which the rest then sees; false).
 function models.refcnn(opts)
    opts = opts or {}
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
    local net = nn.Sequential()
+   if opts.stn then net:add(nn.SpatialTransformer(models.localization(cin)), 'stn') end
    local function block(a, b)
       net:add(nn.Conv2d(a, b, 3, {padding = 1, bias = false}))
       net:add(nn.BatchNorm2d(b))
@@ -37,6 +39,15 @@ function models.refcnn(opts)
    net:add(nn.ReLU())
    net:add(nn.Linear(hidden, classes))
    return net
+end
+
+-- The spatial transformer's localization network for 32x32 inputs (in the manner of Arcos-Garcia et al.
+-- 2018, smaller): 2x2 max-pool to 16x16, conv 5x5 to 16 channels, ReLU, pool, conv 5x5 to 32, ReLU, pool to
+-- 4x4, Linear(512, 64), ReLU, Linear(64, 6) starting at the identity warp; 47,270 parameters for 3 channels.
+function models.localization(channels)
+   return nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(channels, 16, 5, {padding = 2}), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(16, 32, 5, {padding = 2}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(512, 64), nn.ReLU(), nn.SpatialTransformer.identity(nn.Linear(64, 6)))
 end
 
 -- The custom CNN of experiments/baseline.lua: the reference network with two convolutions in its third

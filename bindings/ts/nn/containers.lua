@@ -271,4 +271,4 @@ function Checkpoint:backward(input, gradOutput)
    return self.gradInput
 end
 
-return {Sequential = Sequential, Residual = Residual, Concat = Concat, Checkpoint = Checkpoint}
+return {Container = Container, Sequential = Sequential, Residual = Residual, Concat = Concat, Checkpoint = Checkpoint}
