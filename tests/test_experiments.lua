@@ -126,7 +126,7 @@ return function(t)
       t.eq(config.model_source.file, 'experiments/models/pooling.lua')
       t.eq(config.model_source.script, 'experiments/pooling.lua')
       ts.image.save(dir .. '/sign.png', ts.data.synthetic{train = 1, valid = 1, test = 1}.train.x[1])
-      local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json"):format(t.tshost, ts.root, pooled, dir))
+      local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json --whole"):format(t.tshost, ts.root, pooled, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- an ensemble of exposure's two runs, written as a run of its own; a run twice over is that run

@@ -199,7 +199,7 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.eq(rc, 0, out)
       t.eq(tonumber(out:match('^(%d+)')), 4 * 3 * 9 + 4 + 4 * 8 * 8 * 43 + 43, out)
       ts.image.save(dir .. '/sign.png', ts.data.synthetic{train = 1, valid = 1, test = 1}.train.x[1])
-      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --json'):format(t.tshost, ts.root, dir, dir))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --json --whole'):format(t.tshost, ts.root, dir, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- here too, where nothing registered it: the model is the run's, weights included

@@ -3,7 +3,7 @@
 -- this is not root): a 2x2 sweep through sbatch, one task killed with scancel in mid-run and resumed by a second
 -- submission, and the comparison listing all four points.
 return function(t)
-   local quick = 'synthetic=true synthetic_train=300 quiet=true'
+   local quick = 'synthetic=true synthetic_train=300 quiet=true detector=false'
 
    local function sweep(args, env)
       return t.sh(('%s%s %s/scripts/sweep.lua experiments/baseline.lua %s'):format(env or '', t.tshost, ts.root, args))
@@ -99,7 +99,7 @@ PartitionName=debug Nodes=%s Default=YES MaxTime=INFINITE State=UP
          t.truthy(up, 'the Slurm node did not come up: ' .. t.readfile(dir .. '/slurmctld.log'))
          local sdir = dir .. '/sweep'
          -- not quiet: the logs say when a run resumes
-         local grid = ('epochs=8 lr=0.05,0.1 batch=50,100 synthetic=true synthetic_train=300 --dir %s --slurm %s/job.sh --cpus 1')
+         local grid = ('epochs=8 lr=0.05,0.1 batch=50,100 synthetic=true synthetic_train=300 detector=false --dir %s --slurm %s/job.sh --cpus 1')
             :format(sdir, dir)
          local rc, out = sweep(grid, env)
          t.eq(rc, 0, out)
