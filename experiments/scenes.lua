@@ -23,7 +23,8 @@ local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or
 local pre = ts.data.preprocess(config.preprocess)
 local cal = ts.files.readFile(opt.run .. '/calibration.json')
 local temperature = cal and ts.json.decode(cal).temperature or 1
-local data_dir = (opt.data ~= '' and opt.data) or os.getenv('TSHOST_DATA') or 'data'
+-- the icons and the original-resolution images are GTSRB's: left out when the run learned the generated signs
+local data_dir = not g.synthetic and ((opt.data ~= '' and opt.data) or os.getenv('TSHOST_DATA') or 'data') or nil
 
 -- 1. the detector
 local detector = opt.run .. '/detector'
@@ -37,12 +38,14 @@ local search_opts = {temperature = temperature}
 -- 2. the test scenes
 local sets = {{name = 'scenes of test crops', scenes = ts.scene.generate{n = opt.scenes, seed = 101, signs = g.test,
                                                                          per_scene = {1, 1}}}}
-local ok_icons, icons = pcall(ts.scene.icons, data_dir .. '/icons')
+local ok_icons, icons = false, nil
+if data_dir then ok_icons, icons = pcall(ts.scene.icons, data_dir .. '/icons') end
 if ok_icons then
    sets[#sets + 1] = {name = 'scenes of icons', scenes = ts.scene.generate{n = math.ceil(opt.scenes / 2), seed = 102,
                                                                             icons = icons, per_scene = {1, 1}}}
 else
-   print(('(no icons in %s/icons: the icon scenes are left out)'):format(data_dir))
+   print(data_dir and ('(no icons in %s/icons: the icon scenes are left out)'):format(data_dir)
+         or '(a run of the generated signs: the icon scenes and the original-resolution images are left out)')
 end
 local empty = ts.scene.generate{n = math.ceil(opt.scenes / 4), seed = 103, signs = g.test, empty = 1}
 ts.files.mkdirs(opt.out .. '/images')
@@ -81,14 +84,15 @@ for _, set in ipairs(sets) do
    for i, s in ipairs(set.scenes) do items[i] = {image = s.image, class = s.signs[1].class, box = s.signs[1].box} end
    measure(set.name, items)
 end
-local ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv')
+local ok_csv, originals = false, nil
+if data_dir then ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv') end
 if ok_csv then
    local items = {}
    for _, row in ipairs(originals) do
       items[#items + 1] = {image = ts.image.load(data_dir .. '/originals/' .. row.file), class = tonumber(row.ClassId)}
    end
    measure('original-resolution test images (tight crops)', items)
-else
+elseif data_dir then
    print(('(no %s/originals/labels.csv: the original-resolution images are left out)'):format(data_dir))
 end
 -- the empty scenes: a sign "found" there is a false alarm
