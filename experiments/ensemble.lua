@@ -38,17 +38,12 @@ print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(('ensemble of %d'):format(#mem
 -- the member validation picks, against the ensemble
 local chosen = 1
 for k = 2, #members do if valid_evals[k].accuracy > valid_evals[chosen].accuracy then chosen = k end end
-local function correct(ev)
-   local c = {}
-   for i = 1, ev.pred:numel() do c[i] = ev.pred[i] == g.test.y[i] end
-   return c
-end
-local b, c, p = ts.metrics.mcnemar(correct(test_evals[chosen]), correct(test))
-local mean, sq = 0, 0
-for _, ev in ipairs(test_evals) do mean = mean + ev.accuracy / #test_evals end
-for _, ev in ipairs(test_evals) do sq = sq + (ev.accuracy - mean) ^ 2 end
+local b, c, p = ts.metrics.mcnemar(ts.metrics.correct(test_evals[chosen].pred, g.test.y), ts.metrics.correct(test.pred, g.test.y))
+local accuracies = {}
+for k, ev in ipairs(test_evals) do accuracies[k] = ev.accuracy end
+local mean, sd = ts.metrics.meanSd(accuracies)
 print(('members: mean test accuracy %.2f%% (sd %.2f%%); the one validation chooses: %s, %.2f%%'):format(
-   100 * mean, 100 * math.sqrt(sq / (#test_evals - 1)), members[chosen].run, 100 * test_evals[chosen].accuracy))
+   100 * mean, 100 * sd, members[chosen].run, 100 * test_evals[chosen].accuracy))
 print(('McNemar, chosen member vs ensemble: %d right only for the member, %d only for the ensemble, p = %.3g'):format(b, c, p))
 
 -- the ensemble as a run of its own

@@ -42,12 +42,7 @@ local ingredients = {
          out.evals[k] = ev
          out.runs[k] = {test_accuracy = ev.accuracy, test_macro_f1 = ev.summary.macro.f1, train_seconds = final.train_seconds}
       end
-      local sum, sq = 0, 0
-      for _, f in ipairs(out.runs) do sum = sum + f.test_accuracy end
-      out.mean = sum / #out.runs
-      for _, f in ipairs(out.runs) do sq = sq + (f.test_accuracy - out.mean) ^ 2 end
-      out.sd = #out.runs > 1 and math.sqrt(sq / (#out.runs - 1)) or nil
-      return out
+      return ts.experiment.settle(out)
    end,
 }
 

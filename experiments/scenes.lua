@@ -32,7 +32,7 @@ if not ts.files.exists(detector .. '/model.safetensors') then
    print(('training the sign detector into %s (%d scenes, %d epochs)'):format(detector, opt.detector_scenes, opt.detector_epochs))
    ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
 end
-local scorers = ts.detect.scorers(model, pre, {detector = detector, temperature = temperature})
+local scorers = ts.detect.scorers(model, pre, {detector = detector})
 local search_opts = {temperature = temperature}
 
 -- 2. the test scenes

@@ -91,7 +91,7 @@ end
 
 -- the top 5 of a row of log-probabilities (or logits), calibrated: softmax(row / T)
 local function top5(row)
-   local probs = ts.detect.softmax(row, temperature)
+   local probs = ts.metrics.softmax(row, temperature)
    local ranked = {}
    for c = 1, #probs do ranked[c] = {c - 1, probs[c]} end
    table.sort(ranked, function(a, b) return a[2] > b[2] end)
@@ -115,7 +115,7 @@ for _, file in ipairs(files) do
       results[#results + 1] = {file = file, error = tostring(img)}   -- the message names the file
    end
 end
-local scorers = ts.detect.scorers(model, pre, {detector = detector, temperature = temperature, views = views})
+local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
 if #loaded > 0 and not detector then
    -- the whole image, resized to 32x32 by the area filter as the GTSRB images were: one batch for all
    local x = ts.zeros({#loaded, size_h, size_w, 3}, 'uint8')
@@ -143,8 +143,7 @@ for _, l in ipairs(loaded) do
    r.not_sure = abstain and (r.no_sign or r.top5[1].probability < abstain) or nil
    if draw then
       local img = l.image:contiguous():clone()
-      local label = r.box and r.box or {0, 0, img:size(2), img:size(1)}
-      ts.image.drawBox(img, label, r.box and {255, 0, 0} or {255, 160, 0},
+      ts.image.drawBox(img, r.box or {0, 0, img:size(2), img:size(1)}, r.box and {255, 0, 0} or {255, 160, 0},
                        math.max(1, math.floor(math.min(img:size(1), img:size(2)) / 160)))
       local path = #loaded == 1 and not draw_dir and draw or
                    ('%s/%s.png'):format(draw, (l.file:match('([^/]+)$') or l.file):gsub('%.[^.]*$', ''))

@@ -129,6 +129,11 @@ return function(t)
       local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json --whole"):format(t.tshost, ts.root, pooled, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
+      -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe run=%s/exposure.lua'):format(dir))
+      for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'conclusion'}) do
+         t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
+      end
       -- an ensemble of exposure's two runs, written as a run of its own; a run twice over is that run
       local a, b = dir .. '/exposure.lua/baseline-s1', dir .. '/exposure.lua/no-exposure-s1'
       out = run('ensemble.lua', ('runs=%s,%s run=%s/ens'):format(a, b, dir))

@@ -17,14 +17,17 @@
 local T = require('ts.tensor')
 local image = require('ts.image')
 local scene = require('ts.scene')
+local metrics = require('ts.metrics')
 
 local M = {}
 
+-- the square of the given side centred on (cx, cy)
+local function square(cx, cy, side) return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2} end
+
 -- the square window around a sign box whose crop looks like a GTSRB image: the sign 1 - 2m of its side
 function M.window(box)
-   local cx, cy = (box[1] + box[3]) / 2, (box[2] + box[4]) / 2
-   local side = math.max(box[3] - box[1], box[4] - box[2]) / (1 - 2 * scene.cropMargin)
-   return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2}
+   return square((box[1] + box[3]) / 2, (box[2] + box[4]) / 2,
+                 math.max(box[3] - box[1], box[4] - box[2]) / (1 - 2 * scene.cropMargin))
 end
 
 function M.signBox(win)
@@ -93,16 +96,6 @@ function M.crops(img, windows, size)
    return x
 end
 
-local function softmax_row(row, temperature)
-   local n, best = row:numel(), -math.huge
-   for c = 1, n do best = math.max(best, row[c]) end
-   local p, total = {}, 0
-   for c = 1, n do p[c] = math.exp((row[c] - best) / (temperature or 1)); total = total + p[c] end
-   for c = 1, n do p[c] = p[c] / total end
-   return p
-end
-M.softmax = softmax_row
-
 -- The search. scorers.sign(x) -> P(sign) for each crop of x (uint8 [N, 32, 32, 3]) as a Lua list or a
 -- float tensor [N]; scorers.classify(x) -> log-probabilities (or logits) [N, classes], a tensor; nil
 -- scorers.sign: every window counts as a sign (the classifier's confidence alone then ranks them).
@@ -126,8 +119,10 @@ function M.search(img, scorers, opts)
    local sign = scorers.sign and scorers.sign(x)
    local searched = #wins
    local items = {}
-   for k, win in ipairs(wins) do items[k] = {crop = x[k], window = win, sign = sign and tonumber(sign[k]) or 1} end
-   for _, it in ipairs(items) do it.score = it.sign end   -- ranked by P(sign) until classified
+   for k, win in ipairs(wins) do   -- ranked by P(sign) until classified
+      local p = sign and tonumber(sign[k]) or 1
+      items[k] = {crop = x[k], window = win, sign = p, score = p}
+   end
    local whole = items[1]
    local chosen = {}
    local squares = {}
@@ -148,10 +143,9 @@ function M.search(img, scorers, opts)
             for dy = -1, 1 do
                for dx = -1, 1 do
                   local s2 = side * scale
-                  local cx, cy = (win[1] + win[3]) / 2 + dx * side / 8, (win[2] + win[4]) / 2 + dy * side / 8
-                  local x1 = math.min(math.max(0, cx - s2 / 2), w - s2)
-                  local y1 = math.min(math.max(0, cy - s2 / 2), h - s2)
-                  if s2 <= math.min(h, w) and s2 >= smallest then
+                  if s2 <= math.min(h, w) and s2 >= smallest then   -- moved inside the image where it sticks out
+                     local q = square((win[1] + win[3]) / 2 + dx * side / 8, (win[2] + win[4]) / 2 + dy * side / 8, s2)
+                     local x1, y1 = math.min(math.max(0, q[1]), w - s2), math.min(math.max(0, q[2]), h - s2)
                      near[#near + 1] = {owner = it, window = {x1, y1, x1 + s2, y1 + s2}}
                   end
                end
@@ -176,7 +170,7 @@ function M.search(img, scorers, opts)
    local logp = scorers.classify(cx)
    for k, it in ipairs(chosen) do
       it.logp = logp[k]:clone()
-      it.probs = softmax_row(it.logp, opts.temperature)
+      it.probs = metrics.softmax(it.logp, opts.temperature)
       local best = 1
       for c = 2, #it.probs do if it.probs[c] > it.probs[best] then best = c end end
       it.class, it.probability = best - 1, it.probs[best]
@@ -213,8 +207,7 @@ function M.samples(scenes, opts)
       end
       local function around(t, scale, dx, dy)
          local side = (t[3] - t[1]) * scale
-         local cx, cy = (t[1] + t[3]) / 2 + dx * side, (t[2] + t[4]) / 2 + dy * side
-         return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2}
+         return square((t[1] + t[3]) / 2 + dx * side, (t[2] + t[4]) / 2 + dy * side, side)
       end
       for _, t in ipairs(targets) do
          for _ = 1, opts.positives or 3 do
@@ -262,7 +255,7 @@ function M.signScorer(net, pre)
    return function(x)
       local l = score_rows(net, pre, x, 1)
       local p = {}
-      for i = 1, x:size(1) do p[i] = softmax_row(l[i])[2] end
+      for i = 1, x:size(1) do p[i] = metrics.softmax(l[i])[2] end
       return p
    end
 end
@@ -362,11 +355,10 @@ function M.train(g, opts)
 end
 
 -- The search's scorers for a classifier and its preprocessing: classify (with `views` test-time views)
--- and, given a detector's folder (opts.detector), sign. Returns {classify, sign (nil without a detector),
--- temperature, detector}.
+-- and, given a detector's folder (opts.detector), sign. Returns {classify, sign (nil without a detector)}.
 function M.scorers(model, preprocess, opts)
    opts = opts or {}
-   local out = {temperature = opts.temperature or 1, detector = opts.detector}
+   local out = {}
    out.classify = function(x) return score_rows(model, preprocess, x, opts.views or 1) end
    if opts.detector then
       local det, config = require('ts.models').load(opts.detector)

@@ -156,7 +156,7 @@ function M.with(settings, changes, removed)
 end
 
 -- Trains one variant per seed (the recipe, M.recipe or opt.recipe, overridden by `changes`), evaluates each on the test set once,
--- and returns {name, runs = {final...}, mean, sd, evals}. Runs go to <opt.run>/<name>-s<seed>.
+-- and returns {name, runs = {final...}, mean, sd, evals} (M.settle). Runs go to <opt.run>/<name>-s<seed>.
 function M.variant(g, name, changes, opt)
    local out = {name = name, runs = {}, evals = {}}
    for k = 1, opt.seeds or 1 do
@@ -177,11 +177,15 @@ function M.variant(g, name, changes, opt)
       local ev, final = M.finish(result, g, {note = name, quiet = true, no_report = opt.no_report})
       out.runs[k], out.evals[k] = final, ev
    end
-   local sum, sq = 0, 0
-   for _, f in ipairs(out.runs) do sum = sum + f.test_accuracy end
-   out.mean = sum / #out.runs
-   for _, f in ipairs(out.runs) do sq = sq + (f.test_accuracy - out.mean) ^ 2 end
-   out.sd = #out.runs > 1 and math.sqrt(sq / (#out.runs - 1)) or nil
+   return M.settle(out)
+end
+
+-- a variant's mean test accuracy over its runs and the seed-to-seed spread (sample sd; nil for one run),
+-- into out.mean and out.sd; returns out
+function M.settle(out)
+   local accuracies = {}
+   for k, f in ipairs(out.runs) do accuracies[k] = f.test_accuracy end
+   out.mean, out.sd = metrics.meanSd(accuracies)
    return out
 end
 
@@ -196,15 +200,10 @@ function M.compare(variants, title)
                                                    f.test_macro_f1, f.train_seconds))
    end
    local ref, verdicts = variants[1], {}
-   local function correct_of(ev, n)
-      local c = {}
-      for i = 1, n do c[i] = ev.pred[i] == ev.target_y[i] end
-      return c
-   end
    for k = 2, #variants do
       local v = variants[k]
-      local n = ref.evals[1].pred:numel()
-      local _, _, p = metrics.mcnemar(correct_of(ref.evals[1], n), correct_of(v.evals[1], n))
+      local a, b = ref.evals[1], v.evals[1]
+      local _, _, p = metrics.mcnemar(metrics.correct(a.pred, a.target_y), metrics.correct(b.pred, b.target_y))
       local diff = v.mean - ref.mean
       local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
       local verdict = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'

@@ -4,6 +4,7 @@
 --                                      -- macro and weighted {precision, recall, f1}
 --   print(ts.metrics.format(m, names)) -- an aligned table
 --   ts.metrics.temperature(logits, y), ts.metrics.calibration(logits, y, T)   -- temperature scaling, NLL, ECE
+--   ts.metrics.softmax(row, T), ts.metrics.correct(pred, y), ts.metrics.meanSd(list), ts.metrics.mcnemar(a, b)
 -- Precision of a class never predicted, and recall of a class absent from the targets, are 0 (as
 -- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
 local ffi = require('ffi')
@@ -95,6 +96,17 @@ end
 
 -- ---- calibration -------------------------------------------------------------------------------------
 
+-- softmax(row / temperature) of one row of logits (a 1-D tensor), as a Lua list; the largest is subtracted
+-- first so that no exponential overflows
+function metrics.softmax(row, temperature)
+   local n, best = row:numel(), -math.huge
+   for c = 1, n do best = math.max(best, row[c]) end
+   local p, total = {}, 0
+   for c = 1, n do p[c] = math.exp((row[c] - best) / (temperature or 1)); total = total + p[c] end
+   for c = 1, n do p[c] = p[c] / total end
+   return p
+end
+
 -- How well softmax(logits / temperature) states its own chance of being right, on logits [N, C] and
 -- targets [N]: {nll (mean negative log-likelihood), ece, accuracy, confidence (the mean top-1
 -- probability)}. ECE, the expected calibration error: the top-1 probabilities in `bins` equal-width bins
@@ -173,6 +185,26 @@ end
 
 -- McNemar's test (exact binomial for few disagreements, chi-square with continuity correction otherwise)
 -- of two models' correctness on the same samples; b = only A right, c = only B right; returns b, c, p
+-- whether each prediction is its target's class (tensors or lists): the list McNemar's test pairs
+function metrics.correct(pred, target)
+   local pv, n, keep1 = values(pred)
+   local tv, m, keep2 = values(target)
+   if n ~= m then error(('correct: %d predictions but %d targets'):format(n, m), 2) end
+   local c = {}
+   for i = 1, n do c[i] = pv[i] == tv[i] end
+   local _ = keep1, keep2   -- the tensors values() reads stay alive until here
+   return c
+end
+
+-- the mean of a list of numbers and its sample standard deviation (nil for fewer than two)
+function metrics.meanSd(list)
+   local sum, sq = 0, 0
+   for _, v in ipairs(list) do sum = sum + v end
+   local mean = sum / #list
+   for _, v in ipairs(list) do sq = sq + (v - mean) ^ 2 end
+   return mean, #list > 1 and math.sqrt(sq / (#list - 1)) or nil
+end
+
 function metrics.mcnemar(correct_a, correct_b)
    local b, c = 0, 0
    for i = 1, #correct_a do

@@ -40,16 +40,6 @@ end
 -- ---- a float canvas: p[(y * w + x) * 3 + c] in 0..255 ----------------------------------------------------
 local function canvas(h, w) return {h = h, w = w, p = ffi.new('float[?]', h * w * 3)} end
 
-local function to_image(cv)
-   local img = T.zeros({cv.h, cv.w, 3}, 'uint8')
-   local o, p = ffi.cast('uint8_t *', img:data()), cv.p
-   for i = 0, cv.h * cv.w * 3 - 1 do
-      local v = p[i]
-      o[i] = v < 0 and 0 or v > 255 and 255 or math.floor(v + 0.5)
-   end
-   return img
-end
-
 local function from_image(img)
    local h, w = img:size(1), img:size(2)
    local cv = canvas(h, w)
@@ -58,13 +48,17 @@ local function from_image(img)
    return cv
 end
 
+-- the canvas rounded and clipped into img (uint8 [h, w, 3], contiguous); returns img
 local function write_back(cv, img)
    local o = ffi.cast('uint8_t *', img:data())
    for i = 0, cv.h * cv.w * 3 - 1 do
       local v = cv.p[i]
       o[i] = v < 0 and 0 or v > 255 and 255 or math.floor(v + 0.5)
    end
+   return img
 end
+
+local function to_image(cv) return write_back(cv, T.zeros({cv.h, cv.w, 3}, 'uint8')) end
 
 -- smooth value noise in -1..1 as a float array [h * w]: a grid of random values, cells `cell` pixels wide,
 -- resampled bilinearly to h x w (ts.image.resize), `octaves` of halving cells added with halving weights
