@@ -1,15 +1,20 @@
 -- Overexposure: why the baseline reads the test set's "Double curve" (class 21) as "Right-of-way" (11),
 -- and whether an exposure augmentation cures it.
---   1. pictures: class-21 images of the training set, the test images the model gets right and those it
---      gets wrong, and the same test images mirrored; the shares of clipped and of rim-red pixels;
---   2. the baseline recipe (which has overexposure: a gain >= 1 before the clip, with probability 0.3 up to
---      3) trained without and with it, seeds each, compared with McNemar, with class 21's recall and its
---      21 -> 11 count;
+--   1. pictures: class-21 images of the training set, the test images the first variant's model gets right
+--      and those it gets wrong, and the same test images mirrored; the shares of clipped and of rim-red pixels;
+--      training batches as each augmentation delivers them;
+--   2. the baseline recipe trained in variants, seeds each, compared with McNemar against the first, with
+--      class 21's recall and its 21 -> 11 count:
+--        no-exposure  without overexposure
+--        baseline     the recipe: a fixed gain >= 1 before the clip, with probability 0.3, up to 3
+--        washout      the fixed gain replaced by one relative to each image's light (ts.data.augment's washout:
+--                     its bright level brought to 1, times up to 3, probability 0.3): a fixed gain leaves most
+--                     of the dark training images of class 21 unclipped, where the test track is washed out
 --   3. each model on the validation set brightened by a gain of 1, 2 and 3 (channels clipped at 255).
 -- The runs go to runs/recipe, where experiments/ingredients.lua finds the baseline's runs again.
---   tshost experiments/exposure.lua [epochs=24] [seeds=1] [run=runs/recipe]
+--   tshost experiments/exposure.lua [epochs=24] [seeds=1] [run=runs/recipe] [variants=no-exposure,baseline,washout]
 local ffi = require('ffi')
-local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe'}
+local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe', variants = 'no-exposure,baseline,washout'}
 local g = ts.experiment.dataset(opt)
 ts.files.mkdirs(opt.run)
 local DOUBLE_CURVE, RIGHT_OF_WAY = 21, 11
@@ -62,34 +67,45 @@ local function sheet(ds, list, file, what, batch_opts)
    print(('wrote %s (%s)'):format(file, what))
 end
 
--- 2. the baseline recipe without and with overexposure
+-- 2. the baseline recipe in variants
 local without_exposure = ts.experiment.with(ts.experiment.baselineAugment, {}, {'exposure'})
+local washout = ts.experiment.with(ts.experiment.baselineAugment, {washout = {0.3, 3}}, {'exposure'})
+local augments = {['no-exposure'] = without_exposure, baseline = ts.experiment.baselineAugment, washout = washout}
 local recipe = {recipe = ts.experiment.baseline}
 for k, v in pairs(opt) do recipe[k] = v end
-local variants = {
-   ts.experiment.variant(g, 'no-exposure', {augment = ts.data.augment(without_exposure)}, recipe),
-   ts.experiment.variant(g, 'baseline', {}, recipe),
-}
+local variants, names = {}, {}
+for name in opt.variants:gmatch('[^,%s]+') do
+   if not augments[name] then
+      error(('exposure.lua: unknown variant %s in variants=%s (known: no-exposure, baseline, washout)'):format(
+         name, opt.variants), 0)
+   end
+   names[#names + 1] = name
+end
+if #names == 0 then error('exposure.lua: variants= names none', 0) end
+for k, name in ipairs(names) do
+   local changes = name == 'baseline' and {} or {augment = ts.data.augment(augments[name])}
+   variants[k] = ts.experiment.variant(g, name, changes, recipe)
+end
 local verdicts = ts.experiment.compare(variants, 'overexposure augmentation (baseline recipe, same budget)')
 
--- 1. pictures, from the model without overexposure (first seed)
+-- 1. pictures, from the first variant's model (first seed)
 local ev = variants[1].evals[1]
 local train21, right21, wrong21 = indices(g.train, DOUBLE_CURVE), {}, {}
 for _, i in ipairs(indices(g.test, DOUBLE_CURVE)) do
    if ev.pred[i] == DOUBLE_CURVE then right21[#right21 + 1] = i else wrong21[#wrong21 + 1] = i end
 end
-print(('\nclass %d (%s): %d training images, %d test images, %d of them mispredicted without overexposure'):format(
-   DOUBLE_CURVE, g.classNames[DOUBLE_CURVE] or '', #train21, #right21 + #wrong21, #wrong21))
+print(('\nclass %d (%s): %d training images, %d test images, %d of them mispredicted by %s'):format(
+   DOUBLE_CURVE, g.classNames[DOUBLE_CURVE] or '', #train21, #right21 + #wrong21, #wrong21, names[1]))
 sheet(g.train, train21, opt.run .. '/class21_train.png', 'training images, evenly spaced: every track')
 sheet(g.test, right21, opt.run .. '/class21_test_right.png', 'test images it gets right')
 sheet(g.test, wrong21, opt.run .. '/class21_test_wrong.png', 'test images it gets wrong')
 local mirror = ts.data.augment{flip = 1}
 sheet(g.test, wrong21, opt.run .. '/class21_test_wrong_mirrored.png', 'the mistakes mirrored: compare with the training images',
       {augment = mirror, flips = {[DOUBLE_CURVE] = DOUBLE_CURVE}})
-sheet(g.train, train21, opt.run .. '/class21_train_batches.png', 'training images as the augmentation without overexposure delivers them',
-      {augment = ts.data.augment(without_exposure), seed = 7})
-sheet(g.train, train21, opt.run .. '/class21_train_batches_exposure.png', 'the same with overexposure (the baseline)',
-      {augment = ts.data.augment(ts.experiment.baselineAugment), seed = 7})
+for _, name in ipairs{'no-exposure', 'baseline', 'washout'} do
+   sheet(g.train, train21, ('%s/class21_train_batches_%s.png'):format(opt.run, name),
+         ('training images as the %s augmentation delivers them'):format(name), {augment = ts.data.augment(augments[name]), seed = 7})
+end
 print(('%-30s %10s %10s'):format('pixels (class ' .. DOUBLE_CURVE .. ')', 'clipped', 'rim red'))
 for _, row in ipairs({{'training', g.train, train21}, {'test, right', g.test, right21}, {'test, mispredicted', g.test, wrong21}}) do
    print(('%-30s %9.1f%% %9.1f%%'):format(row[1], mean_shares(row[2], row[3])))
@@ -121,7 +137,10 @@ for _, v in ipairs(variants) do
    end
    print(line)
 end
-local name = variants[2].name
-local verdict = not verdicts[name].significant and 'makes no significant difference'
-                or verdicts[name].diff > 0 and 'pays' or 'hurts'
-print(('conclusion: overexposure augmentation %s (%+.2f points on test)'):format(verdict, 100 * verdicts[name].diff))
+for k = 2, #variants do
+   local name = variants[k].name
+   local verdict = not verdicts[name].significant and 'makes no significant difference'
+                   or verdicts[name].diff > 0 and 'pays' or 'hurts'
+   print(('conclusion: %s against %s %s (%+.2f points on test)'):format(name, names[1], verdict,
+                                                                      100 * verdicts[name].diff))
+end

@@ -2,8 +2,8 @@
  *
  * Per image: equalize luminance (global or CLAHE) -> 0..1 floats -> label-aware horizontal flip ->
  * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
- * size) -> brightness (and overexposure), contrast, saturation, hue, gamma -> blur -> noise -> cutout -> grayscale ->
- * (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
+ * size) -> brightness (and overexposure, absolute or relative to the image's light: the washout), contrast,
+ * saturation, hue, gamma -> blur -> noise -> cutout -> grayscale -> (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
  * from the batch seed and its position, so results depend on the seed only, not on threads or timing.
  *
  * For a batch on the GPU the host only draws each image's plan and gathers its uint8 pixels; the GPU
@@ -152,10 +152,27 @@ typedef struct {
     double noise_sd;
 } image_plan;
 
-/* The random choices for one image, drawn in a fixed order: flip, geometry, colour, blur, noise level;
- * the cutout's place is drawn after the noise (draw_cutout). */
-static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_classes, int h, int w, int oh, int ow,
-                     int64_t label, rng *r, image_plan *p)
+/* An image's bright level for the washout, 0..1: the 90th percentile over its pixels of the brightest channel
+ * (a histogram of 256 bins), at least 1/10 so that a black frame's gain stays finite and bounded. */
+static double bright_level(const uint8_t *raw, int n, int c)
+{
+    int count[256] = {0};
+    for (int i = 0; i < n; i++) {
+        const uint8_t *px = raw + (size_t)i * c;
+        int m = px[0];
+        for (int ch = 1; ch < c; ch++) m = px[ch] > m ? px[ch] : m;
+        count[m]++;
+    }
+    int v = 255, above = 0;
+    while (v > 0 && (above += count[v]) < n / 10) v--;
+    return v < 26 ? 0.1 : v / 255.0;
+}
+
+/* The random choices for one image (its raw pixels, h x w x c, for the washout's bright level), drawn in a
+ * fixed order: flip, geometry, colour, blur, noise level; the cutout's place is drawn after the noise
+ * (draw_cutout). */
+static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_classes, const uint8_t *raw, int h, int w,
+                     int c, int oh, int ow, int64_t label, rng *r, image_plan *p)
 {
     memset(p, 0, sizeof *p);
     p->label = label;
@@ -190,6 +207,8 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
     p->k.brightness = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
     if (aug->exposure_prob > 0 && uniform(r, 0, 1) < aug->exposure_prob)   /* drawn only when asked for, so */
         p->k.brightness *= (float)exp(uniform(r, 0, log(aug->exposure_max)));   /* older plans replay alike */
+    if (aug->washout_prob > 0 && uniform(r, 0, 1) < aug->washout_prob)
+        p->k.brightness *= (float)(exp(uniform(r, 0, log(aug->washout_max))) / bright_level(raw, h * w, c));
     p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
     p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
     p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
@@ -221,7 +240,7 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     for (int i = 0; i < n * c; i++) sc->src[i] = sc->raw[i] * (1.0f / 255.0f);
 
     image_plan p;
-    if (draw_plan(aug, flip_map, flip_classes, h, w, oh, ow, label_in, r, &p)) return -1;
+    if (draw_plan(aug, flip_map, flip_classes, sc->raw, h, w, c, oh, ow, label_in, r, &p)) return -1;
     *label_out = p.label;
     float *img = sc->src;
     if (p.k.warp) {
@@ -262,6 +281,7 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             {"shear", a->shear}, {"perspective", a->perspective}, {"brightness", a->brightness}, {"contrast", a->contrast},
             {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
             {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
+            {"washout_prob", a->washout_prob}, {"washout_max", a->washout_max},
             {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
             {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -270,6 +290,8 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             return ts_error("batch: augmentation scale must be positive, got %g..%g", a->scale_min, a->scale_max);
         if (a->exposure_prob > 0 && a->exposure_max < 1)
             return ts_error("batch: augmentation exposure gain %g must be at least 1", a->exposure_max);
+        if (a->washout_prob > 0 && a->washout_max < 1)
+            return ts_error("batch: augmentation washout gain %g must be at least 1", a->washout_max);
         if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
     }
     if (pre) {
@@ -335,11 +357,12 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
         rng r = image_rng(seed, i);
         image_plan p;
         /* the CPU path's draws in its order: without noise, the cutout follows the blur directly */
-        if (draw_plan(aug, flip_map, flip_classes, h, w, oh, ow, lab[indices[i]], &r, &p)) return -1;
+        const uint8_t *src = base + (size_t)indices[i] * bytes;
+        if (draw_plan(aug, flip_map, flip_classes, src, h, w, c, oh, ow, lab[indices[i]], &r, &p)) return -1;
         draw_cutout(aug, oh, ow, &r, &p);
         plans[i] = p.k;
         ((int64_t *)ts_tensor_data(y))[i] = p.label;
-        memcpy((uint8_t *)ts_tensor_data(raw) + (size_t)i * bytes, base + (size_t)indices[i] * bytes, bytes);
+        memcpy((uint8_t *)ts_tensor_data(raw) + (size_t)i * bytes, src, bytes);
     }
     return 0;
 }

@@ -332,6 +332,10 @@ typedef struct {
     double exposure_prob, exposure_max;   /* overexposure: with this probability a gain log-uniform in
                                              [1, exposure_max] before the clip to 0..1, so bright parts
                                              saturate channel by channel, as on a sensor (washed-out rims) */
+    double washout_prob, washout_max;   /* overexposure relative to the image's own light: with this probability
+                                           the gain that brings its bright level (the 90th percentile of each
+                                           pixel's brightest channel) to 1, times a gain log-uniform in
+                                           [1, washout_max]: a dark image's rim washes out as a bright one's */
     double blur_prob, blur_sigma;   /* Gaussian blur with this probability, sigma uniform up to blur_sigma */
     double noise;                   /* Gaussian noise, standard deviation uniform in [0, noise] (0..1 scale) */
     double cutout_prob;

@@ -185,6 +185,40 @@ return function(t)
       t.raises(function() ts.data.augment{exposure = {0.5, 0 / 0}} end, 'augment: exposure must be a finite number')
    end)
 
+   t.test('the washout overexposes relative to the image: a dark and a bright image wash out alike', function()
+      -- 10x10 images, grey with a 2x2 red patch (4 of 100 pixels, above the 90th percentile): the bright level is
+      -- the grey. A dark one (grey 40, red 70/20/20), a bright one (grey 160, red 250/80/80), a near-black one
+      -- (grey 10: its level is held at 1/10, the gain at 10)
+      local x = ts.zeros({3, 10, 10, 3}, 'uint8')
+      for i, v in ipairs{{40, {70, 20, 20}}, {160, {250, 80, 80}}, {10, {17, 5, 5}}} do
+         x[i]:fill(v[1])
+         for y = 4, 5 do for xx = 4, 5 do x[{i, y, xx}] = ts.tensor(v[2], 'uint8') end end
+      end
+      local ds = ts.data.Dataset(x, ts.zeros({3}, 'int64'))
+      local out = ts.data.batch(ds, {1, 2, 3}, {augment = ts.data.augment{washout = {1, 1}}, seed = 5})
+      for i = 1, 2 do
+         t.near(out:get(i, 2, 1, 1), 1, 1e-5, 1e-6, 'the grey brought to 1')
+         t.near(out:get(i, 1, 4, 4), 1, 1e-6, 1e-6, 'the red clipped')
+         t.near(out:get(i, 2, 4, 4), 0.5, 1e-5, 1e-6, 'green and blue at half the grey, the rim pink-white')
+      end
+      t.near(out:get(3, 2, 1, 1), 10 * 10 / 255, 1e-5, 1e-6, 'a near-black frame: gain 10, not 25.5')
+      -- a further gain log-uniform in [1, 4] on top: the grey clips, the green lands in [0.5, 1]
+      local n = 64
+      local many = ts.data.Dataset(x[{{1, 1}}]:expand(n, 10, 10, 3):contiguous(), ts.zeros({n}, 'int64'))
+      local pos = {}
+      for i = 1, n do pos[i] = i end
+      local more = ts.data.batch(many, pos, {augment = ts.data.augment{washout = {1, 4}}, seed = 5})
+      local above = 0
+      for i = 1, n do
+         local g = more:get(i, 2, 4, 4)
+         t.truthy(g >= 0.5 - 1e-5 and g <= 1 + 1e-6, 'green in [0.5, 1], got ' .. g)
+         if g > 0.75 then above = above + 1 end
+      end
+      t.truthy(above > 8 and above < 56, ('the further gain spreads (%d of %d above 1.5)'):format(above, n))
+      t.raises(function() ts.data.augment{washout = {0.5, 0.8}} end, 'washout gain must be at least 1')
+      t.raises(function() ts.data.augment{washout = {0.5, 1 / 0}} end, 'augment: washout must be a finite number')
+   end)
+
    t.test('augmentation is deterministic by seed and differs between seeds', function()
       local ds = dot_dataset(4, 6, 6)
       local aug = ts.data.augment{rotate = 20, translate = 0.1, brightness = 0.3, noise = 0.05, blur = {0.5, 1}}

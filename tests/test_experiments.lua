@@ -29,7 +29,13 @@ return function(t)
       for _, script in ipairs({'mispredict.lua', 'layers.lua', 'units.lua'}) do
          local out = run(script, ('run=%s/base'):format(dir))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
+         if script == 'exposure.lua' then
+            t.truthy(out:find('conclusion: washout against no-exposure', 1, true), 'the washout variant: ' .. out)
+         end
       end
+      local rc, out = t.sh(('%s %s/experiments/exposure.lua synthetic=true synthetic_train=300 epochs=1 variants=baseline,glare run=%s/x'):format(
+         t.tshost, ts.root, dir))
+      t.truthy(rc ~= 0 and out:find('unknown variant glare', 1, true), out)
       local out = select(2, t.sh(('%s %s/scripts/predict.lua %s/base %s/base/report_files/wrong_01.png --json'):format(
          t.tshost, ts.root, dir, dir)))
       t.truthy(out:find('"top5"', 1, true), out)
@@ -119,14 +125,20 @@ return function(t)
                                  'exposure.lua'}) do
          local out = run(script, ('epochs=1 run=%s/%s'):format(dir, script))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
+         if script == 'exposure.lua' then
+            t.truthy(out:find('conclusion: washout against no-exposure', 1, true), 'the washout variant: ' .. out)
+         end
       end
+      local rc, out = t.sh(('%s %s/experiments/exposure.lua synthetic=true synthetic_train=300 epochs=1 variants=baseline,glare run=%s/x'):format(
+         t.tshost, ts.root, dir))
+      t.truthy(rc ~= 0 and out:find('unknown variant glare', 1, true), out)
       -- pooling's runs reload in another process: their builder registers from a file of its own
       local pooled = dir .. '/pooling.lua/downsample stride-s1'
       local config = ts.json.decode(t.readfile(pooled .. '/config.json'))
       t.eq(config.model_source.file, 'experiments/models/pooling.lua')
       t.eq(config.model_source.script, 'experiments/pooling.lua')
       ts.image.save(dir .. '/sign.png', ts.data.synthetic{train = 1, valid = 1, test = 1}.train.x[1])
-      local rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json --whole"):format(t.tshost, ts.root, pooled, dir))
+      rc, out = t.sh(("%s %s/scripts/predict.lua '%s' %s/sign.png --json --whole"):format(t.tshost, ts.root, pooled, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
