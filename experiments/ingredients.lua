@@ -10,6 +10,8 @@
 --         after the augmentation, and in evaluation); experiments/illumination.lua compares it at a short budget
 --   stn   a spatial transformer in front of the network (ts.models.localization: it learns an affine warp of
 --         each image, a crop, zoom or turn, before the baseline sees it)
+--   multiscale  the first stage's features fed to the classifier too (ts.models.refcnn's multiscale, as
+--         Sermanet & LeCun's multi-scale network: 131k more weights)
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
@@ -30,6 +32,10 @@ local ingredients = {
    end,
    stn = function(base)
       return ts.experiment.variant(g, 'baseline+stn', {model = {name = 'baseline', classes = 43, stn = true}}, recipe)
+   end,
+   multiscale = function(base)
+      return ts.experiment.variant(g, 'baseline+multiscale', {model = {name = 'baseline', classes = 43, multiscale = true}},
+                                   recipe)
    end,
    tta = function(base)
       -- the baseline's models, their test sets evaluated with the views

@@ -142,8 +142,9 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe run=%s/exposure.lua'):format(dir))
-      for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'conclusion'}) do
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale run=%s/exposure.lua'):format(dir))
+      for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale',
+                            'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
       -- an ensemble of exposure's two runs, written as a run of its own; a run twice over is that run

@@ -129,6 +129,13 @@ return function(t)
       local proj = nn.Residual(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.Conv2d(3, 4, 1, {stride = 2}))
       gradcheck('residual projection', proj, ts.randn(2, 3, 5, 5))
       gradcheck('concat', nn.Concat(2, nn.Conv2d(2, 3, 1), nn.Conv2d(2, 1, 3, {padding = 1})), ts.randn(2, 2, 3, 3))
+      -- refcnn's multi-scale shape, small: the first convolution's gradient is the sum of its two ways to the
+      -- classifier, one pooled by 4 (a whole refcnn, pooling after pooling, has too many kinks for central
+      -- differences: a step of h moves some maximum to another element)
+      local deep = nn.Sequential(nn.Conv2d(3, 2, 3, {padding = 1}), nn.Flatten())
+      local ms = nn.Sequential(nn.Conv2d(2, 3, 3, {padding = 1}),
+                               nn.Concat(2, deep, nn.Sequential(nn.MaxPool2d(4), nn.Flatten())), nn.Linear(2 * 64 + 3 * 4, 3))
+      gradcheck('multi-scale', ms, ts.randn(2, 2, 8, 8))
    end)
 
    -- a criterion's gradient of its input against central differences of its value, every element

@@ -28,7 +28,22 @@ return function(t)
       stn:evaluate(); plain:evaluate()
       local x = ts.randn(2, 3, 32, 32)
       t.near(stn:forward(x), plain:forward(x), 1e-5, 1e-5)
+      -- multi-scale: the first stage's 32 maps pooled to 4x4 join the 2,048 features, 512 more inputs to the Linear
+      local ms = ts.models.baseline{multiscale = true}
+      t.eq(ms:numParameters(), 823051 + 512 * 256)
       local names = {}
+      for _, pair in ipairs(ms:stateDict()) do names[pair[1]] = tostring(pair[2]:size()) end
+      t.eq(names['scales.0.0.weight'], '[64x32x3x3]')
+      t.eq(names['9.weight'], '[256x2560]')
+      -- the joined features: the deep ones first, then the first stage's, its pooled maps channel by channel
+      ms:evaluate()
+      local x = ts.randn(2, 3, 32, 32)
+      ms:forward(x)
+      local joined, first = ms:get(8).output, ms:get(7).output
+      t.eq(tostring(joined:size()), '[2x2560]')
+      t.near(joined:narrow(2, 2049, 512):contiguous():view(2, 32, 4, 4):narrow(3, 2, 1):narrow(4, 3, 1):contiguous():view(2, 32),
+             first:narrow(3, 5, 4):narrow(4, 9, 4):contiguous():view(2, 32, 16):max(3):contiguous():view(2, 32), 1e-6, 1e-6)
+      names = {}
       for _, pair in ipairs(ts.models.resnet20():stateDict()) do names[pair[1]] = true end
       for _, n in ipairs({'conv1.weight', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer2.0.bn2.bias',
                           'layer3.2.conv2.weight', 'linear.weight', 'linear.bias'}) do

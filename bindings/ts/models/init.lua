@@ -12,30 +12,40 @@ local models = {}
 -- each followed by a 2x2 max-pool, then Flatten, Dropout, Linear(2048, 256), ReLU, Linear(256, classes).
 -- opts: classes (43), channels (3 input channels), widths, hidden (256), dropout (0.5),
 -- stage3 (convolutions in the third stage, 1), stn (a spatial transformer in front: models.localization's
--- network predicts an affine warp of the input, which the rest then sees; false).
+-- network predicts an affine warp of the input, which the rest then sees; false), multiscale (false: true
+-- feeds the classifier the first stage's features too, as Sermanet & LeCun's multi-scale network does: the
+-- pooled 16x16 maps pooled again by 4 to 4x4, 16 w1 features joined to the last stage's 16 w3, so the
+-- classifier sees the coarse layout and the fine shapes; 131,072 more weights in the first Linear).
 function models.refcnn(opts)
    opts = opts or {}
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
    local net = nn.Sequential()
    if opts.stn then net:add(nn.SpatialTransformer(models.localization(cin)), 'stn') end
-   local function block(a, b)
-      net:add(nn.Conv2d(a, b, 3, {padding = 1, bias = false}))
-      net:add(nn.BatchNorm2d(b))
-      net:add(nn.ReLU())
+   local function block(into, a, b)
+      into:add(nn.Conv2d(a, b, 3, {padding = 1, bias = false}))
+      into:add(nn.BatchNorm2d(b))
+      into:add(nn.ReLU())
    end
-   block(cin, w[1])
-   block(w[1], w[1])
+   block(net, cin, w[1])
+   block(net, w[1], w[1])
    net:add(nn.MaxPool2d(2))
-   block(w[1], w[2])
-   block(w[2], w[2])
-   net:add(nn.MaxPool2d(2))
-   block(w[2], w[3])
-   for _ = 2, opts.stage3 or 1 do block(w[3], w[3]) end
-   net:add(nn.MaxPool2d(2))
-   net:add(nn.Flatten())
+   -- stages 2 and 3: [N, w1, 16, 16] -> [N, 16 w3]
+   local deep = opts.multiscale and nn.Sequential() or net
+   block(deep, w[1], w[2])
+   block(deep, w[2], w[2])
+   deep:add(nn.MaxPool2d(2))
+   block(deep, w[2], w[3])
+   for _ = 2, opts.stage3 or 1 do block(deep, w[3], w[3]) end
+   deep:add(nn.MaxPool2d(2))
+   deep:add(nn.Flatten())
+   local features = 16 * w[3]
+   if opts.multiscale then
+      net:add(nn.Concat(2, deep, nn.Sequential(nn.MaxPool2d(4), nn.Flatten())), 'scales')
+      features = features + 16 * w[1]
+   end
    net:add(nn.Dropout(opts.dropout or 0.5))
-   net:add(nn.Linear(16 * w[3], hidden))
+   net:add(nn.Linear(features, hidden))
    net:add(nn.ReLU())
    net:add(nn.Linear(hidden, classes))
    return net
