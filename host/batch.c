@@ -163,8 +163,8 @@ static double bright_level(const uint8_t *raw, int n, int c)
         for (int ch = 1; ch < c; ch++) m = px[ch] > m ? px[ch] : m;
         count[m]++;
     }
-    int v = 255, above = 0;
-    while (v > 0 && (above += count[v]) < n / 10) v--;
+    int v = 255, above = 0, tenth = n >= 10 ? n / 10 : 1;
+    while (v > 0 && (above += count[v]) < tenth) v--;
     return v < 26 ? 0.1 : v / 255.0;
 }
 
