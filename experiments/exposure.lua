@@ -71,13 +71,14 @@ end
 local without_exposure = ts.experiment.with(ts.experiment.baselineAugment, {}, {'exposure'})
 local washout = ts.experiment.with(ts.experiment.baselineAugment, {washout = {0.3, 3}}, {'exposure'})
 local augments = {['no-exposure'] = without_exposure, baseline = ts.experiment.baselineAugment, washout = washout}
+local KNOWN = {'no-exposure', 'baseline', 'washout'}
 local recipe = {recipe = ts.experiment.baseline}
 for k, v in pairs(opt) do recipe[k] = v end
 local variants, names = {}, {}
 for name in opt.variants:gmatch('[^,%s]+') do
    if not augments[name] then
-      error(('exposure.lua: unknown variant %s in variants=%s (known: no-exposure, baseline, washout)'):format(
-         name, opt.variants), 0)
+      error(('exposure.lua: unknown variant %s in variants=%s (known: %s)'):format(name, opt.variants,
+                                                                                 table.concat(KNOWN, ', ')), 0)
    end
    names[#names + 1] = name
 end
@@ -102,7 +103,7 @@ sheet(g.test, wrong21, opt.run .. '/class21_test_wrong.png', 'test images it get
 local mirror = ts.data.augment{flip = 1}
 sheet(g.test, wrong21, opt.run .. '/class21_test_wrong_mirrored.png', 'the mistakes mirrored: compare with the training images',
       {augment = mirror, flips = {[DOUBLE_CURVE] = DOUBLE_CURVE}})
-for _, name in ipairs{'no-exposure', 'baseline', 'washout'} do
+for _, name in ipairs(KNOWN) do
    sheet(g.train, train21, ('%s/class21_train_batches_%s.png'):format(opt.run, name),
          ('training images as the %s augmentation delivers them'):format(name), {augment = ts.data.augment(augments[name]), seed = 7})
 end

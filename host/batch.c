@@ -3,8 +3,9 @@
  * Per image: equalize luminance (global or CLAHE) -> 0..1 floats -> label-aware horizontal flip ->
  * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
  * size) -> brightness (and overexposure, absolute or relative to the image's light: the washout), contrast,
- * saturation, hue, gamma -> blur -> noise -> cutout -> grayscale -> (x - mean) / std, channels first. Each image draws its random numbers from its own generator, seeded
- * from the batch seed and its position, so results depend on the seed only, not on threads or timing.
+ * saturation, hue, gamma -> blur -> noise -> cutout -> grayscale -> (x - mean) / std, channels first. Each
+ * image draws its random numbers from its own generator, seeded from the batch seed and its position, so
+ * results depend on the seed only, not on threads or timing.
  *
  * For a batch on the GPU the host only draws each image's plan and gathers its uint8 pixels; the GPU
  * does the rest (kernels/cuda/augment.cu). Equalization, blur and noise exist on the CPU only: a batch
@@ -20,6 +21,8 @@ static const tsk_backend *const cpu = &tsk_cpu_backend;
 
 typedef ts_splitmix rng;
 static double uniform(rng *r, double lo, double hi) { return ts_splitmix_uniform(r, lo, hi); }
+/* log-uniform in [lo, hi] (lo, hi > 0): a gain and its inverse equally likely */
+static double log_uniform(rng *r, double lo, double hi) { return exp(uniform(r, log(lo), log(hi))); }
 /* img[i] += sd z_i for n standard normal z, drawn in pairs by Marsaglia's polar method: no trigonometry, one
  * logarithm per pair (a fifth of the pairs drawn again). Box-Muller's cosine and logarithm per value were 40%
  * of the augmentation's time. */
@@ -206,14 +209,13 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
     if (!aug) return 0;
     p->k.brightness = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
     if (aug->exposure_prob > 0 && uniform(r, 0, 1) < aug->exposure_prob)   /* drawn only when asked for, so */
-        p->k.brightness *= (float)exp(uniform(r, 0, log(aug->exposure_max)));   /* older plans replay alike */
+        p->k.brightness *= (float)log_uniform(r, 1, aug->exposure_max);   /* older plans replay alike */
     if (aug->washout_prob > 0 && uniform(r, 0, 1) < aug->washout_prob)
-        p->k.brightness *= (float)(exp(uniform(r, 0, log(aug->washout_max))) / bright_level(raw, h * w, c));
+        p->k.brightness *= (float)(log_uniform(r, 1, aug->washout_max) / bright_level(raw, h * w, c));
     p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
     p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
     p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
-    /* gamma log-uniform between its bounds, so 0.5 and 2 are equally likely */
-    p->k.gamma = aug->gamma_min > 0 && aug->gamma_max > 0 ? (float)exp(uniform(r, log(aug->gamma_min), log(aug->gamma_max))) : 1.0f;
+    p->k.gamma = aug->gamma_min > 0 && aug->gamma_max > 0 ? (float)log_uniform(r, aug->gamma_min, aug->gamma_max) : 1.0f;
     if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
         p->blur_sigma = (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3);
     if (aug->noise > 0) p->noise_sd = uniform(r, 0, aug->noise);
