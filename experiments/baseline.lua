@@ -2,11 +2,13 @@
 -- norm, 823k parameters), label-aware augmentation, label smoothing, SGD with Nesterov momentum and a
 -- cosine schedule with warmup (the recipe is ts.experiment.baseline). The model is chosen on validation;
 -- the test set is evaluated once at the end. Then the sign detector that lets scripts/predict.lua find the
--- sign in a photo where it is a small part of the scene (ts.detect.train; experiments/scenes.lua measures it).
+-- sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which
+-- the search says "no sign" (ts.detect.fitRun, on validation scenes; experiments/scenes.lua measures both).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
---                                  [detector=true] [detector_scenes=3000]
+--                                  [detector=true] [detector_scenes=3000] [fit_scenes=150]
 local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
-                                  weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000}
+                                  weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
+                                  fit_scenes = 150}
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
@@ -24,4 +26,5 @@ if opt.detector ~= false then
                                    quiet = opt.quiet})
    print(('sign detector: validation accuracy %.2f%% (sign or no sign, windows of generated scenes), %.0f s'):format(
       100 * det.best.accuracy, det.train_seconds))
+   print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g, {scenes = opt.fit_scenes})))
 end

@@ -8,14 +8,15 @@
 --      Roi.X1..Roi.Y2, GTSRB's inclusive convention) so scripts/predict.lua can be pointed at them;
 --   3. top-1 for the whole image and for the search on each (the class of its best window, found or not),
 --      how often the search's box covers the sign (IoU >= 0.5), how often it says it found a sign (its best
---      window's P(sign) x P(top class) >= threshold, as predict decides), how often an empty scene is
+--      window's P(sign) x P(top class) >= the threshold predict uses: the run's fitted one, search.json, or
+--      threshold= given; the search's answer is right when found and of the right class), how often an empty scene is
 --      rightly "no sign", and the same top-1s on the
 --      original-resolution test images in <data>/originals (tight crops: the search must not lose them);
 --   4. a contact sheet: the truth in green, the search's box in red.
 --   tshost experiments/scenes.lua [run=runs/baseline] [scenes=200] [out=runs/scenes] [detector_scenes=3000]
---                                [detector_epochs=6] [threshold=0.5]
+--                                [detector_epochs=6] [threshold=the run's]
 local opt = ts.experiment.options{run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
-                                  detector_epochs = 6, threshold = 0.5}
+                                  detector_epochs = 6, threshold = ''}
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
 local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
@@ -31,7 +32,16 @@ local detector = opt.run .. '/detector'
 if not ts.files.exists(detector .. '/model.safetensors') then
    print(('training the sign detector into %s (%d scenes, %d epochs)'):format(detector, opt.detector_scenes, opt.detector_epochs))
    ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
+   print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g)))
 end
+if opt.threshold == '' then
+   local why
+   opt.threshold, why = ts.detect.threshold(opt.run, true, temperature)
+   if why then print(('(%s: the threshold is 0.5)'):format(why)) end
+elseif type(opt.threshold) ~= 'number' or not (opt.threshold > 0 and opt.threshold < 1) then
+   error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)))
+end
+print(('a sign is found at P(sign) x P(class) >= %.3f'):format(opt.threshold))
 local scorers = ts.detect.scorers(model, pre, {detector = detector})
 local search_opts = {temperature = temperature}
 
@@ -64,19 +74,23 @@ ts.files.writeFile(opt.out .. '/images/labels.csv', table.concat(rows, '\n') .. 
 -- 3. whole image against the search
 local results, sheet_items = {}, {}
 local function measure(name, items)   -- items: {image, class, box or nil}
-   local whole, search, boxed, found, start = 0, 0, 0, 0, ts.files.now()
+   local whole, search, boxed, found, answered, start = 0, 0, 0, 0, 0, ts.files.now()
    for _, it in ipairs(items) do
       local r = ts.detect.search(it.image, scorers, search_opts)
       local best = r.detections[1]
       if r.whole.class == it.class then whole = whole + 1 end
       if best.class == it.class then search = search + 1 end
-      if best.score >= opt.threshold then found = found + 1 end
+      if best.score >= opt.threshold then
+         found = found + 1
+         if best.class == it.class then answered = answered + 1 end
+      end
       if it.box and ts.detect.iou(best.box, it.box) >= 0.5 then boxed = boxed + 1 end
       if #sheet_items < 12 and it.box then sheet_items[#sheet_items + 1] = {it = it, best = best} end
    end
    local n = #items
    results[#results + 1] = {set = name, images = n, whole_top1 = whole / n, search_top1 = search / n,
                             box_iou50 = items[1].box and boxed / n or nil, sign_found = found / n,
+                            found_right = answered / n,
                             seconds_per_image = (ts.files.now() - start) / n}
 end
 for _, set in ipairs(sets) do
@@ -103,10 +117,12 @@ for _, s in ipairs(empty) do
    worst = math.max(worst, best.score)
 end
 
-print(('\n%-48s %7s %9s %9s %9s %9s %8s'):format('set', 'images', 'whole', 'search', 'box hit', 'found', 's/image'))
+print(('\n%-48s %7s %9s %9s %9s %9s %11s %8s'):format('set', 'images', 'whole', 'search', 'box hit', 'found',
+   'found+right', 's/image'))
 for _, r in ipairs(results) do
-   print(('%-48s %7d %8.1f%% %8.1f%% %9s %8.1f%% %8.2f'):format(r.set, r.images, 100 * r.whole_top1, 100 * r.search_top1,
-      r.box_iou50 and ('%.1f%%'):format(100 * r.box_iou50) or '-', 100 * r.sign_found, r.seconds_per_image))
+   print(('%-48s %7d %8.1f%% %8.1f%% %9s %8.1f%% %10.1f%% %8.2f'):format(r.set, r.images, 100 * r.whole_top1,
+      100 * r.search_top1, r.box_iou50 and ('%.1f%%'):format(100 * r.box_iou50) or '-', 100 * r.sign_found,
+      100 * r.found_right, r.seconds_per_image))
 end
 print(('%-48s %7d   no sign said for %.1f%% (largest P(sign) x P(class) %.2f)'):format('scenes without a sign', #empty,
    100 * (1 - alarms / #empty), worst))

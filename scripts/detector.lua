@@ -1,14 +1,18 @@
--- tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N]
+-- tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N] [fit_scenes=150]
+--                             [fit_only=false]
 -- Trains the sign detector scripts/predict.lua searches photos with (ts.detect.train: a small network that
 -- tells a window holding a sign, framed as the GTSRB crops are, from one that does not, learned from
 -- generated street scenes of the run's training crops) and saves it in RUN_DIR/detector, replacing one
--- that is there. Prints its validation accuracy (windows of scenes made from the validation crops).
+-- that is there. Prints its validation accuracy (windows of scenes made from the validation crops). Then it
+-- fits the "no sign" threshold predict uses (ts.detect.fitRun: searches of fit_scenes validation scenes
+-- with a sign and half as many without) into RUN_DIR/search.json; fit_only=true fits it for the detector
+-- that is there without training a new one.
 local run = arg[1]
 if not run or run:sub(1, 1) == '-' then
-   io.stderr:write('usage: tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N]\n')
+   io.stderr:write('usage: tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N] [fit_scenes=150] [fit_only=false]\n')
    os.exit(2)
 end
-local opt = ts.experiment.options{scenes = 3000, epochs = 6}   -- and the data options of the run's experiment
+local opt = ts.experiment.options{scenes = 3000, epochs = 6, fit_scenes = 150, fit_only = false}   -- and the data options of the run's experiment
 if not ts.files.exists(run .. '/model.safetensors') then
    io.stderr:write(('detector: %s has no model.safetensors (is it a finished run?)\n'):format(run))
    os.exit(1)
@@ -16,8 +20,14 @@ end
 local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
 opt.synthetic = final.synthetic or opt.synthetic
 local g = ts.experiment.dataset(opt)
-os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed
-local result = ts.detect.train(g, {run = run .. '/detector', scenes = opt.scenes, epochs = opt.epochs, seed = opt.seed,
-                                   quiet = opt.quiet})
-print(('%s/detector: validation accuracy %.2f%% (sign or no sign, %d scenes, %d epochs, %.0f s)'):format(
-   run, 100 * result.best.accuracy, opt.scenes, opt.epochs, result.train_seconds or 0))
+if opt.fit_only ~= true then
+   os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed
+   local result = ts.detect.train(g, {run = run .. '/detector', scenes = opt.scenes, epochs = opt.epochs, seed = opt.seed,
+                                      quiet = opt.quiet})
+   print(('%s/detector: validation accuracy %.2f%% (sign or no sign, %d scenes, %d epochs, %.0f s)'):format(
+      run, 100 * result.best.accuracy, opt.scenes, opt.epochs, result.train_seconds or 0))
+elseif not ts.files.exists(run .. '/detector/model.safetensors') then
+   io.stderr:write(('detector: fit_only=true, but %s has no detector/model.safetensors\n'):format(run))
+   os.exit(1)
+end
+print(ts.detect.describeFit(run, ts.detect.fitRun(run, g, {scenes = opt.fit_scenes})))

@@ -6,8 +6,10 @@
 -- (<run>/detector, trained by the main job or scripts/detector.lua; --detector DIR names another) the photo
 -- is searched with windows at every scale and position (ts.detect.search), and the window with the largest
 -- P(sign) x P(top class) is the answer; its box is printed (x1,y1-x2,y2 in the photo's pixels, end
--- exclusive). When no window's P(sign) x P(top class) reaches 0.5 the answer is "no sign found", with the
--- whole image's reading (the rejection measured in experiments/scenes.lua). --whole classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png
+-- exclusive). When no window's P(sign) x P(top class) reaches the threshold the answer is "no sign found",
+-- with the whole image's reading. The threshold is the run's own (search.json, fitted on validation scenes
+-- with and without a sign when the detector was trained: ts.detect.fitRun), else 0.5 with a note; the
+-- rejection is measured in experiments/scenes.lua. --whole classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png
 -- writes the photo with the box drawn (red: a sign found; orange around the whole photo: none found); with
 -- several images out is a folder, one PNG per image.
 -- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
@@ -23,7 +25,6 @@ local function usage(why)
    os.exit(2)
 end
 local run, files, as_json, abstain, tta, draw, whole, detector = nil, {}, false, nil, nil, nil, false, nil
-local sign_threshold = 0.5
 local i = 1
 while i <= #arg do
    if arg[i] == '--json' then as_json = true
@@ -116,6 +117,11 @@ for _, file in ipairs(files) do
    end
 end
 local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
+local sign_threshold, why = 0.5, nil
+if detector then
+   sign_threshold, why = ts.detect.threshold(run, detector == run .. '/detector', temperature)
+   if why then io.stderr:write(('predict: note: %s, so a sign is "found" at P(sign) x P(class) >= 0.5\n'):format(why)) end
+end
 if #loaded > 0 and not detector then
    -- the whole image, resized to 32x32 by the area filter as the GTSRB images were: one batch for all
    local x = ts.zeros({#loaded, size_h, size_w, 3}, 'uint8')
@@ -127,7 +133,7 @@ else
    for _, l in ipairs(loaded) do
       local found = ts.detect.search(l.image, scorers, {temperature = temperature})
       local best, r = found.detections[1], results[l.result]
-      r.sign, r.score = best.sign, best.score
+      r.sign, r.score, r.threshold = best.sign, best.score, sign_threshold
       if best.score >= sign_threshold then
          local b = best.box
          r.box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
@@ -164,8 +170,8 @@ else
          print(('%s: error: %s'):format(r.file, r.error))
       else
          local where = r.box and (': sign at %d,%d-%d,%d (P(sign) %.2f)'):format(r.box[1], r.box[2], r.box[3], r.box[4], r.sign)
-                    or r.no_sign and (': no sign found (best window: P(sign) %.2f x P(class) %.2f); the whole image reads'):format(
-                       r.sign, r.score / math.max(r.sign, 1e-12)) or ''
+                    or r.no_sign and (': no sign found (best window: P(sign) %.2f x P(class) %.2f, below %.2f); the whole image reads'):format(
+                       r.sign, r.score / math.max(r.sign, 1e-12), r.threshold) or ''
          print(('%s (%dx%d)%s%s'):format(r.file, r.width, r.height, where,
                                        r.not_sure and (', not sure (top-1 below %g)'):format(abstain) or ''))
          for k, t in ipairs(r.top5) do print(('  %d. %5.1f%%  %2d %s'):format(k, 100 * t.probability, t.class, t.name)) end

@@ -10,7 +10,7 @@ return function(t)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
       local dir = t.tmpdir()
-      run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60'):format(dir))
+      run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/base/final.json'))
       t.truthy(final.test_accuracy and final.test_macro_f1 and #final.per_class == 43)
       for _, f in ipairs({'config.json', 'metrics.jsonl', 'model.safetensors', 'checkpoint.safetensors', 'final.json',
@@ -88,10 +88,24 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --tta 2'):format(t.tshost, ts.root, dir, image))
       t.truthy(rc == 0 and out:find('the temperature was fitted with 3 view(s), these predictions use 2', 1, true), out)
 
-      -- the main job trained the sign detector: scenes.lua measures the search on generated scenes, and
-      -- predict searches one of them, prints the box and draws it
+      -- the main job trained the sign detector and fitted its "no sign" threshold on 4 + 2 validation scenes
+      -- (at the one-view temperature; the run is now calibrated for 3 views, so that threshold no longer
+      -- holds): scenes.lua measures the search on generated scenes, and predict searches one of them, prints
+      -- the box and draws it
       t.truthy(io.open(dir .. '/base/detector/model.safetensors'), 'the main job trains the sign detector')
+      local fit = ts.json.decode(t.readfile(dir .. '/base/search.json'))
+      t.truthy(fit.threshold > 0 and fit.threshold < 1 and fit.scenes == 4 and fit.empty == 2 and fit.views == 1,
+               t.readfile(dir .. '/base/search.json'))
+      t.near(fit.temperature, cal.temperature, 1e-12)
       out = run('scenes.lua', ('run=%s/base scenes=4 out=%s/scenes'):format(dir, dir))
+      t.truthy(out:find('was fitted at temperature', 1, true) and out:find('>= 0.500', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/detector.lua %s/base fit_only=true fit_scenes=4 synthetic=true synthetic_train=300'):format(
+         t.tshost, ts.root, dir))
+      t.truthy(rc == 0 and out:find('search.json: "no sign" below', 1, true), out)
+      fit = ts.json.decode(t.readfile(dir .. '/base/search.json'))
+      t.eq(fit.views, 3)
+      out = run('scenes.lua', ('run=%s/base scenes=4 out=%s/scenes'):format(dir, dir))
+      t.truthy(out:find(('>= %.3f'):format(fit.threshold), 1, true) and not out:find('was fitted at', 1, true), out)
       t.truthy(out:find('scenes of test crops', 1, true) and out:find('conclusion', 1, true), out)
       local measured = ts.json.decode(t.readfile(dir .. '/scenes/results.json'))
       t.eq(measured.sets[1].images, 4)
@@ -104,6 +118,8 @@ return function(t)
       t.eq(rc, 0, out)
       local found = ts.json.decode(out:match('^[^\n]*'))[1]
       t.truthy((found.box and #found.box == 4) or found.no_sign, out)
+      t.eq(found.threshold, fit.threshold)
+      t.eq(found.no_sign == true, found.score < fit.threshold)
       t.truthy(found.sign >= 0 and found.sign <= 1 and found.windows > 1000 and #found.top5 == 5, out)
       local drawn, original = ts.image.load(dir .. '/drawn.png'), ts.image.load(scene_file)
       t.eq(drawn:size(1), original:size(1))
@@ -113,6 +129,11 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --whole'):format(t.tshost, ts.root, dir, scene_file))
       local plain = ts.json.decode(out:match('^[^\n]*'))[1]
       t.truthy(rc == 0 and not plain.box and not plain.windows and #plain.top5 == 5, out)
+      -- another detector than the run's own: the fitted threshold is not its, and predict says so
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --detector %s/base/detector/.'):format(t.tshost, ts.root, dir,
+         scene_file, dir))
+      t.truthy(rc == 0 and out:find('holds the threshold of its own detector', 1, true)
+               and ts.json.decode(out:match('(%[[^\n]*)'))[1].threshold == 0.5, out)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --detector %s/nowhere'):format(t.tshost, ts.root, dir, scene_file, dir))
       t.truthy(rc == 1 and out:find('--detector ' .. dir .. '/nowhere: no model.safetensors there', 1, true), out)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --draw'):format(t.tshost, ts.root, dir, scene_file))

@@ -149,4 +149,32 @@ return function(t)
       end, {per_scene = 3})
       t.eq(hard:size(1), 24)
    end)
+
+   t.test('the "no sign" threshold answers the most validation scenes right, whatever their counts', function()
+      -- five scenes with a sign (one read wrong at 0.6, one right but faint at 0.3), three without
+      local outcomes = {{score = 0.9, right = true}, {score = 0.8, right = true}, {score = 0.7, right = true},
+                        {score = 0.6, right = false}, {score = 0.3, right = true},
+                        {score = 0.5, empty = true}, {score = 0.2, empty = true}, {score = 0.1, empty = true}}
+      -- (0.5, 0.7] rejects every empty scene and finds 3 of 5 (balanced 0.8); the lowest of the tie, halfway
+      -- between 0.6 and the next score below it
+      local th, signs, empty = ts.detect.bestThreshold(outcomes)
+      t.near(th, 0.55, 1e-12)
+      t.near(signs, 0.6, 1e-12)
+      t.eq(empty, 1)
+      -- ten times as many empty scenes scoring alike do not move it: the rates are balanced, not pooled
+      for i = 1, 9 do
+         for _, sc in ipairs({0.5, 0.2, 0.1}) do outcomes[#outcomes + 1] = {score = sc, empty = true} end
+      end
+      t.near(ts.detect.bestThreshold(outcomes), 0.55, 1e-12)
+      -- a faint right sign above every empty scene's score is found: the threshold drops below it
+      local th2, signs2, empty2 = ts.detect.bestThreshold({{score = 0.3, right = true}, {score = 0.2, empty = true}})
+      t.near(th2, 0.25, 1e-12)
+      t.eq(signs2, 1)
+      t.eq(empty2, 1)
+      -- equal scores go together: a right sign and an empty scene both at 0.4
+      local th3 = ts.detect.bestThreshold({{score = 0.4, right = true}, {score = 0.4, empty = true}, {score = 0.9, right = true}})
+      t.near(th3, 0.65, 1e-12)
+      t.raises(function() ts.detect.bestThreshold({{score = 0.5, right = true}}) end, 'scenes with a sign and scenes without')
+      t.raises(function() ts.detect.bestThreshold({{right = true}, {score = 0.1, empty = true}}) end, 'has no score')
+   end)
 end

@@ -14,6 +14,11 @@
 --   ts.detect.mine(scenes, sign [, opts])     hard negatives: the windows without a sign it likes best
 --   ts.detect.train(g, opts)                  trains and saves a detector (a run directory of its own)
 --   ts.detect.scorers(model, pre, opts)       the search's scorers from a classifier and a detector's folder
+--   ts.detect.bestThreshold(outcomes)         the "no sign" threshold that answers the most scenes right
+--   ts.detect.fitThreshold(scorers, signs, o) that threshold, from searches of validation scenes
+--   ts.detect.threshold(run, own, T)          the threshold predict uses: fitted (run/search.json) or 0.5
+--   ts.detect.fitRun(run, g [, opts])          fits it for a run and its own detector, writes run/search.json
+--   ts.detect.describeFit(run, fit)            that fit in one line
 local T = require('ts.tensor')
 local image = require('ts.image')
 local scene = require('ts.scene')
@@ -365,6 +370,113 @@ function M.scorers(model, preprocess, opts)
       out.sign = M.signScorer(det, require('ts.data').preprocess(config.preprocess))
    end
    return out
+end
+
+-- ---- the "no sign" threshold ------------------------------------------------------------------------------
+-- A search answers with its best window when that window's score (P(sign) x P(top class)) reaches the
+-- threshold, else "no sign found". A scene with a sign is answered right when the best window reaches it
+-- and its class is the sign's; a scene without one, when it does not. The threshold chosen maximizes the
+-- balanced accuracy 1/2 (right on scenes with a sign + right on scenes without), so that the count of each
+-- kind among the validation scenes does not decide it.
+-- outcomes: a list of {score = s, empty = true} or {score = s, right = true|false}. Every threshold between
+-- two neighbouring scores answers alike, so the candidates are the scores themselves (found: score >= t)
+-- and one above the largest; the threshold returned lies halfway between the best candidate and the score
+-- below it (ties: the lowest such threshold, which finds the most signs). Returns the threshold and the two
+-- rates at it: right on scenes with a sign, right on scenes without.
+function M.bestThreshold(outcomes)
+   local signs, empties = 0, 0
+   for _, o in ipairs(outcomes) do
+      if type(o.score) ~= 'number' or o.score ~= o.score then error('ts.detect.bestThreshold: an outcome has no score') end
+      if o.empty then empties = empties + 1 else signs = signs + 1 end
+   end
+   if signs == 0 or empties == 0 then
+      error(('ts.detect.bestThreshold: needs scenes with a sign and scenes without (got %d and %d)'):format(signs, empties))
+   end
+   local sorted = {}
+   for k, o in ipairs(outcomes) do sorted[k] = o end
+   table.sort(sorted, function(a, b) return a.score < b.score end)
+   -- threshold just above everything: every sign scene is "no sign", every empty one right
+   local right_signs, right_empty = 0, 0
+   for _, o in ipairs(sorted) do if o.empty then right_empty = right_empty + 1 end end
+   local best = {value = 0.5 * right_empty / empties, at = #sorted + 1, signs = 0, empty = right_empty / empties}
+   -- lowering the threshold past sorted[i] (and every equal score) finds those windows
+   local i = #sorted
+   while i >= 1 do
+      local s = sorted[i].score
+      while i >= 1 and sorted[i].score == s do
+         if sorted[i].empty then right_empty = right_empty - 1 elseif sorted[i].right then right_signs = right_signs + 1 end
+         i = i - 1
+      end
+      local value = 0.5 * (right_signs / signs + right_empty / empties)
+      if value >= best.value then best = {value = value, at = i + 1, signs = right_signs / signs, empty = right_empty / empties} end
+   end
+   local above = sorted[best.at] and sorted[best.at].score or sorted[#sorted].score + 1e-3
+   local below = best.at > 1 and sorted[best.at - 1].score or 0
+   return 0.5 * (above + below), best.signs, best.empty
+end
+
+-- Fits the threshold on scenes made from `signs` (the validation crops: a dataset none of the networks
+-- learned from), searched as predict searches them: opts.scenes (150) with one sign, half as many without,
+-- opts.seed (5000: scenes of their own), opts.search (ts.detect.search's options, the temperature among
+-- them). Returns {threshold, sign_right, no_sign, scenes, empty, temperature}.
+function M.fitThreshold(scorers, signs, opts)
+   opts = opts or {}
+   local n, seed = opts.scenes or 150, opts.seed or 5000
+   local outcomes = {}
+   for _, s in ipairs(scene.generate{n = n, seed = seed, signs = signs, per_scene = {1, 1}}) do
+      local best = M.search(s.image, scorers, opts.search).detections[1]
+      outcomes[#outcomes + 1] = {score = best.score, right = best.class == s.signs[1].class}
+   end
+   local empty = math.max(1, math.ceil(n / 2))
+   for _, s in ipairs(scene.generate{n = empty, seed = seed + 1, signs = signs, empty = 1}) do
+      outcomes[#outcomes + 1] = {score = M.search(s.image, scorers, opts.search).detections[1].score, empty = true}
+   end
+   local t, sign_right, no_sign = M.bestThreshold(outcomes)
+   return {threshold = t, sign_right = sign_right, no_sign = no_sign, scenes = n, empty = empty,
+           temperature = opts.search and opts.search.temperature or 1}
+end
+
+-- Fits the threshold of a finished run that has its detector (run/detector): its classifier at the
+-- temperature and views of its calibration.json, on scenes of g.valid; writes run/search.json. opts:
+-- scenes, seed (M.fitThreshold's). Returns the fit.
+function M.fitRun(run, g, opts)
+   local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
+   opts = opts or {}
+   local model, config = models.load(run)
+   local cal_text = files.readFile(run .. '/calibration.json')
+   local cal = cal_text and json.decode(cal_text) or {}
+   local temperature, views = tonumber(cal.temperature) or 1, tonumber(cal.tta) or 1
+   local scorers = M.scorers(model, require('ts.data').preprocess(config.preprocess),
+                             {detector = run .. '/detector', views = views})
+   local fit = M.fitThreshold(scorers, g.valid, {scenes = opts.scenes, seed = opts.seed,
+                                                 search = {temperature = temperature}})
+   fit.detector, fit.views = 'detector', views
+   files.writeFile(run .. '/search.json', json.encode(fit))
+   return fit
+end
+
+-- One line for a person: the fitted threshold and what it answers right on the validation scenes
+function M.describeFit(run, fit)
+   return ('%s/search.json: "no sign" below P(sign) x P(class) %.3f, fitted on validation scenes: %.1f%% of %d scenes '
+           .. 'with a sign found and read right, %.1f%% of %d without one said "no sign"'):format(
+      run, fit.threshold, 100 * fit.sign_right, fit.scenes, 100 * fit.no_sign, fit.empty)
+end
+
+-- The threshold predict and scenes.lua use for a run: the one fitted for the run's own detector (own = true)
+-- at the temperature the run is calibrated to, kept in run/search.json; else 0.5, and why as a second value.
+function M.threshold(run, own, temperature)
+   local files, json = require('ts.files'), require('ts.json')
+   local text = files.readFile(run .. '/search.json')
+   if not text then return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run) end
+   local ok, fit = pcall(json.decode, text)
+   local t = ok and type(fit) == 'table' and tonumber(fit.threshold)
+   if not t or not (t > 0 and t < 1) then error(('%s/search.json: no threshold between 0 and 1'):format(run)) end
+   if not own then return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run) end
+   if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
+      return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(
+         run, tostring(fit.temperature), tostring(temperature))
+   end
+   return t
 end
 
 return M
