@@ -214,6 +214,8 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
         p->k.brightness *= (float)(log_uniform(r, 1, aug->washout_max) / bright_level(raw, h * w, c));
     p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
     p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
+    if (aug->fade_prob > 0 && uniform(r, 0, 1) < aug->fade_prob)   /* drawn only when asked for (see exposure) */
+        p->k.fade = (float)uniform(r, 0, aug->fade_max);
     p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
     p->k.gamma = aug->gamma_min > 0 && aug->gamma_max > 0 ? (float)log_uniform(r, aug->gamma_min, aug->gamma_max) : 1.0f;
     if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
@@ -251,7 +253,7 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     }
     int on = oh * ow;
     if (aug) {
-        cpu->color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.hue, p.k.gamma);
+        cpu->color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.fade, p.k.hue, p.k.gamma);
         if (p.blur_sigma > 0) cpu->blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
         if (p.noise_sd > 0) add_noise(r, img, on * c, p.noise_sd);
         draw_cutout(aug, oh, ow, r, &p);
@@ -284,6 +286,7 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
             {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
             {"washout_prob", a->washout_prob}, {"washout_max", a->washout_max},
+            {"fade_prob", a->fade_prob}, {"fade_max", a->fade_max},
             {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
             {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -294,6 +297,8 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             return ts_error("batch: augmentation exposure gain %g must be at least 1", a->exposure_max);
         if (a->washout_prob > 0 && a->washout_max < 1)
             return ts_error("batch: augmentation washout gain %g must be at least 1", a->washout_max);
+        if (a->fade_prob > 0 && !(a->fade_max > 0 && a->fade_max <= 1))
+            return ts_error("batch: augmentation fade %g must be in (0, 1]", a->fade_max);
         if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
     }
     if (pre) {

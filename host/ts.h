@@ -336,6 +336,9 @@ typedef struct {
                                            the gain that brings its bright level (the 90th percentile of each
                                            pixel's brightest channel) to 1, times a gain log-uniform in
                                            [1, washout_max]: a dark image's rim washes out as a bright one's */
+    double fade_prob, fade_max;     /* faded red paint: with this probability a fraction uniform in [0, fade_max]
+                                       of each pixel's excess of red moved into green and blue (sun-bleached
+                                       rims: a red-rimmed sign pales toward white, its black symbol stays) */
     double blur_prob, blur_sigma;   /* Gaussian blur with this probability, sigma uniform up to blur_sigma */
     double noise;                   /* Gaussian noise, standard deviation uniform in [0, noise] (0..1 scale) */
     double cutout_prob;

@@ -40,7 +40,7 @@ typedef struct {
 typedef struct {
     double inv[9];          /* output pixel centre -> source coordinates (row-major 3x3), when warp */
     int warp;
-    float brightness, contrast, saturation, hue, gamma;
+    float brightness, contrast, saturation, fade, hue, gamma;   /* fade: faded red paint, 0 = none */
     int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
 } tsk_image_plan;
 

@@ -72,6 +72,18 @@ TSK_SHARED uint32_t tsk_bf16_bits(float x)
 
 TSK_SHARED float tsk_luma(const float *p) { return 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]; }
 
+/* Faded red paint: a pixel's excess of red over its other channels, e = max(0, R - max(G, B)), moved into G
+ * and B by the fraction f, so that a sign's red rim pales toward the white it is printed on (f = 1: no red
+ * left) while white, black, grey and blue pixels stay as they are. */
+TSK_SHARED void tsk_fade_red(float *p, float f)
+{
+    float e = p[0] - (p[1] > p[2] ? p[1] : p[2]);
+    if (e > 0) {
+        p[1] += f * e;
+        p[2] += f * e;
+    }
+}
+
 TSK_SHARED void tsk_hue_rotate(float *p, float cs, float sn)
 {
     float yy = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];

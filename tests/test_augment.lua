@@ -219,6 +219,49 @@ return function(t)
       t.raises(function() ts.data.augment{washout = {0.5, 1 / 0}} end, 'augment: washout must be a finite number')
    end)
 
+   t.test('faded red paint: a red rim pales toward white, white, black, grey and blue stay', function()
+      -- one 2x5 image: red rim 200/40/40, white 230, black 20, blue 30/60/180, brown 120/80/40
+      local px = {{200, 40, 40}, {230, 230, 230}, {20, 20, 20}, {30, 60, 180}, {120, 80, 40}}
+      local x = ts.zeros({1, 2, 5, 3}, 'uint8')
+      for k, v in ipairs(px) do
+         for y = 1, 2 do x[{1, y, k}] = ts.tensor(v, 'uint8') end
+      end
+      local ds = ts.data.Dataset(x, ts.zeros({1}, 'int64'))
+      local full = ts.data.batch(ds, {1}, {augment = ts.data.augment{fade = {1, 1}}, seed = 3})
+      local function at(out, k, ch) return out:get(1, ch, 1, k) * 255 end
+      -- fade f in [0, 1] drawn: the red's green and blue rise by f (200 - 40), its red stays
+      local f = (at(full, 1, 2) - 40) / 160
+      t.truthy(f > 0 and f <= 1, 'a fraction drawn in (0, 1]: ' .. f)
+      t.near(at(full, 1, 1), 200, 1e-3)
+      t.near(at(full, 1, 3), 40 + 160 * f, 1e-3)
+      for k = 2, 4 do
+         for ch = 1, 3 do t.near(at(full, k, ch), px[k][ch], 1e-3, 0, ('pixel %d channel %d unchanged'):format(k, ch)) end
+      end
+      t.near(at(full, 5, 2), 80 + 40 * f, 1e-3, 0, 'brown: its 40 of red excess, by the same fraction')
+      t.near(at(full, 5, 3), 40 + 40 * f, 1e-3)
+      -- over many draws the fraction spreads over [0, max]; with probability 0.5 about half the images fade
+      local n = 200
+      local many = ts.data.Dataset(x:expand(n, 2, 5, 3):contiguous(), ts.zeros({n}, 'int64'))
+      local pos = {}
+      for i = 1, n do pos[i] = i end
+      local out = ts.data.batch(many, pos, {augment = ts.data.augment{fade = {0.5, 0.6}}, seed = 4})
+      local faded, high = 0, 0
+      for i = 1, n do
+         local fi = (out:get(i, 2, 1, 1) * 255 - 40) / 160
+         t.truthy(fi > -1e-5 and fi <= 0.6 + 1e-5, 'fraction in [0, 0.6], got ' .. fi)
+         if fi > 1e-4 then faded = faded + 1 end
+         if fi > 0.3 then high = high + 1 end
+      end
+      t.truthy(faded > 70 and faded < 130, ('about half fade (%d of %d)'):format(faded, n))
+      t.truthy(high > faded / 4 and high < faded * 3 / 4, ('the fraction spreads (%d of %d above half the max)'):format(high, faded))
+      -- a grayscale image has no red to fade; bad settings are refused
+      local gray = ts.data.Dataset(ts.zeros({1, 2, 2, 1}, 'uint8'):fill(90), ts.zeros({1}, 'int64'))
+      t.near(ts.data.batch(gray, {1}, {augment = ts.data.augment{fade = {1, 1}}}):get(1, 1, 1, 1) * 255, 90, 1e-3)
+      t.raises(function() ts.data.augment{fade = {0.5, 1.5}} end, 'fade must be in (0, 1]')
+      t.raises(function() ts.data.augment{fade = {0.5, 0}} end, 'fade must be in (0, 1]')
+      t.raises(function() ts.data.augment{fade = {0.5, 0 / 0}} end, 'augment: fade must be a finite number')
+   end)
+
    t.test('augmentation is deterministic by seed and differs between seeds', function()
       local ds = dot_dataset(4, 6, 6)
       local aug = ts.data.augment{rotate = 20, translate = 0.1, brightness = 0.3, noise = 0.05, blur = {0.5, 1}}

@@ -33,7 +33,7 @@ end
 local function number(o, name) return o[name] == nil and 0 or finite(o[name], 'augment', name, 3) end
 
 local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspective = 1, brightness = 1, contrast = 1,
-                      saturation = 1, hue = 1, gamma = 1, exposure = 1, washout = 1,
+                      saturation = 1, hue = 1, gamma = 1, exposure = 1, washout = 1, fade = 1,
                       blur = 1, noise = 1, cutout = 1, flip = 1}
 
 -- ts.data.augment{...}: every transformation is off unless named.
@@ -43,6 +43,8 @@ local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspecti
 --   washout {probability, max gain} (overexposure relative to the image's light: the gain that brings its
 --   bright level, the 90th percentile of each pixel's brightest channel, to 1, times one >= 1; a dark image
 --   washes out as a bright one, which a fixed gain leaves unclipped),
+--   fade {probability, max} (faded red paint: a fraction up to max <= 1 of each pixel's excess of red over
+--   its green and blue added to both, so a sun-bleached red rim pales toward white and its symbol stays),
 --   blur {probability, max sigma}, noise (std, 0..1 scale), cutout {probability, size}, flip (probability,
 --   applied only where the loader's flip map allows, relabelling mirrored signs)
 function M.augment(o)
@@ -63,6 +65,8 @@ function M.augment(o)
    if a.exposure_prob > 0 and a.exposure_max < 1 then error('augment: exposure gain must be at least 1', 2) end
    a.washout_prob, a.washout_max = range(o.washout, 'washout', 0, 1)
    if a.washout_prob > 0 and a.washout_max < 1 then error('augment: washout gain must be at least 1', 2) end
+   a.fade_prob, a.fade_max = range(o.fade, 'fade', 0, 0)
+   if a.fade_prob > 0 and not (a.fade_max > 0 and a.fade_max <= 1) then error('augment: fade must be in (0, 1]', 2) end
    a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
    a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)

@@ -25,8 +25,9 @@ void tsk_cpu_warp(int h, int w, int oh, int ow, int c, const float *src, float *
 }
 
 /* brightness b (multiply), contrast k (around the image's mean luma), saturation s (around each pixel's
- * luma), hue rotation by `hue` turns (in YIQ), gamma g; each is skipped at its identity value */
-void tsk_cpu_color(int n, int c, float *img, float b, float k, float s, float hue, float g)
+ * luma), faded red paint f (tsk_fade_red), hue rotation by `hue` turns (in YIQ), gamma g; each is skipped at
+ * its identity value */
+void tsk_cpu_color(int n, int c, float *img, float b, float k, float s, float f, float hue, float g)
 {
     if (b != 1)
         for (int i = 0; i < n * c; i++) img[i] *= b;
@@ -41,6 +42,8 @@ void tsk_cpu_color(int n, int c, float *img, float b, float k, float s, float hu
             float *p = img + 3 * i, l = tsk_luma(p);
             for (int ch = 0; ch < 3; ch++) p[ch] = l + (p[ch] - l) * s;
         }
+    if (c == 3 && f != 0)
+        for (int i = 0; i < n; i++) tsk_fade_red(img + 3 * i, f);
     if (c == 3 && hue != 0) {
         float cs = cosf(6.2831853f * hue), sn = sinf(6.2831853f * hue);
         for (int i = 0; i < n; i++) tsk_hue_rotate(img + 3 * i, cs, sn);

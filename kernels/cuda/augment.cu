@@ -1,6 +1,7 @@
 // augment.cu — a batch built on the GPU: uint8 images [B, H, W, C] in, float [B, C', OH, OW] out, through
 // each image's plan (kernels.h): the projective warp with bilinear sampling (edge pixels repeated), then
-// brightness, contrast around the image's mean luma, saturation, hue (YIQ), clamping, gamma, the cutout,
+// brightness, contrast around the image's mean luma, saturation, faded red paint, hue (YIQ), clamping,
+// gamma, the cutout,
 // grayscale and (x - mean) / std. The math of kernels/cpu/augment.c and host/batch.c, so that a plan
 // gives the same image on either device (to rounding: the mean luma is summed in another order).
 #include "common.cuh"
@@ -57,6 +58,7 @@ __global__ void finish_kernel(int oh, int ow, int c, int out_c, const tsk_image_
             float l = tsk_luma(v);
             for (int ch = 0; ch < 3; ch++) v[ch] = l + (v[ch] - l) * p.saturation;
         }
+        if (c == 3 && p.fade != 0) tsk_fade_red(v, p.fade);
         if (c == 3 && p.hue != 0) tsk_hue_rotate(v, cs, sn);
         for (int ch = 0; ch < c; ch++) {
             v[ch] = v[ch] < 0 ? 0 : v[ch] > 1 ? 1 : v[ch];
