@@ -386,11 +386,14 @@ end
 function M.bestThreshold(outcomes)
    local signs, empties = 0, 0
    for _, o in ipairs(outcomes) do
-      if type(o.score) ~= 'number' or o.score ~= o.score then error('ts.detect.bestThreshold: an outcome has no score') end
+      if type(o.score) ~= 'number' or o.score ~= o.score then
+         error('ts.detect.bestThreshold: an outcome has no score')
+      end
       if o.empty then empties = empties + 1 else signs = signs + 1 end
    end
    if signs == 0 or empties == 0 then
-      error(('ts.detect.bestThreshold: needs scenes with a sign and scenes without (got %d and %d)'):format(signs, empties))
+      error(('ts.detect.bestThreshold: needs scenes with a sign and scenes without (got %d and %d)'):format(
+         signs, empties))
    end
    local sorted = {}
    for k, o in ipairs(outcomes) do sorted[k] = o end
@@ -404,11 +407,17 @@ function M.bestThreshold(outcomes)
    while i >= 1 do
       local s = sorted[i].score
       while i >= 1 and sorted[i].score == s do
-         if sorted[i].empty then right_empty = right_empty - 1 elseif sorted[i].right then right_signs = right_signs + 1 end
+         if sorted[i].empty then
+            right_empty = right_empty - 1
+         elseif sorted[i].right then
+            right_signs = right_signs + 1
+         end
          i = i - 1
       end
       local value = 0.5 * (right_signs / signs + right_empty / empties)
-      if value >= best.value then best = {value = value, at = i + 1, signs = right_signs / signs, empty = right_empty / empties} end
+      if value >= best.value then
+         best = {value = value, at = i + 1, signs = right_signs / signs, empty = right_empty / empties}
+      end
    end
    local above = sorted[best.at] and sorted[best.at].score or sorted[#sorted].score + 1e-3
    local below = best.at > 1 and sorted[best.at - 1].score or 0
@@ -467,11 +476,15 @@ end
 function M.threshold(run, own, temperature)
    local files, json = require('ts.files'), require('ts.json')
    local text = files.readFile(run .. '/search.json')
-   if not text then return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run) end
+   if not text then
+      return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)
+   end
    local ok, fit = pcall(json.decode, text)
    local t = ok and type(fit) == 'table' and tonumber(fit.threshold)
    if not t or not (t > 0 and t < 1) then error(('%s/search.json: no threshold between 0 and 1'):format(run)) end
-   if not own then return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run) end
+   if not own then
+      return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
+   end
    if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
       return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(
          run, tostring(fit.temperature), tostring(temperature))
