@@ -8,10 +8,12 @@
 --      Roi.X1..Roi.Y2, GTSRB's inclusive convention) so scripts/predict.lua can be pointed at them;
 --   3. top-1 for the whole image and for the search on each (the class of its best window, found or not),
 --      how often the search's box covers the sign (IoU >= 0.5), how often it says it found a sign (its best
---      window's P(sign) x P(top class) >= the threshold predict uses: the run's fitted one, search.json, or
---      threshold= given; the search's answer is right when found and of the right class), how often an empty scene is
---      rightly "no sign", and the same top-1s on the
---      original-resolution test images in <data>/originals (tight crops: the search must not lose them);
+--      window's P(sign) x P(top class) reaches the threshold predict uses: the run's fitted one in
+--      search.json, or threshold=) and how often it finds it and reads it right (predict's answer is then
+--      right), how often an empty scene is rightly "no sign", and the same on the original-resolution test
+--      images in <data>/originals (tight crops: the search must not lose them); with a fitted threshold,
+--      the same searches judged at the fixed 0.5 too (results.json keeps each image's best score and
+--      whether its class was right, so any threshold can be judged afterwards);
 --   4. a contact sheet: the truth in green, the search's box in red.
 --   tshost experiments/scenes.lua [run=runs/baseline] [scenes=200] [out=runs/scenes] [detector_scenes=3000]
 --                                [detector_epochs=6] [threshold=the run's]
@@ -73,25 +75,33 @@ ts.files.writeFile(opt.out .. '/images/labels.csv', table.concat(rows, '\n') .. 
 
 -- 3. whole image against the search
 local results, sheet_items = {}, {}
+-- how many of a set's outcomes ({score, right}) a threshold finds, and finds read right
+local function at_threshold(outcomes, th)
+   local found, right = 0, 0
+   for _, o in ipairs(outcomes) do
+      if o.score >= th then
+         found = found + 1
+         if o.right then right = right + 1 end
+      end
+   end
+   return found / #outcomes, right / #outcomes
+end
 local function measure(name, items)   -- items: {image, class, box or nil}
-   local whole, search, boxed, found, answered, start = 0, 0, 0, 0, 0, ts.files.now()
+   local whole, search, boxed, outcomes, start = 0, 0, 0, {}, ts.files.now()
    for _, it in ipairs(items) do
       local r = ts.detect.search(it.image, scorers, search_opts)
       local best = r.detections[1]
       if r.whole.class == it.class then whole = whole + 1 end
       if best.class == it.class then search = search + 1 end
-      if best.score >= opt.threshold then
-         found = found + 1
-         if best.class == it.class then answered = answered + 1 end
-      end
+      outcomes[#outcomes + 1] = {score = best.score, right = best.class == it.class}
       if it.box and ts.detect.iou(best.box, it.box) >= 0.5 then boxed = boxed + 1 end
       if #sheet_items < 12 and it.box then sheet_items[#sheet_items + 1] = {it = it, best = best} end
    end
    local n = #items
+   local found, right = at_threshold(outcomes, opt.threshold)
    results[#results + 1] = {set = name, images = n, whole_top1 = whole / n, search_top1 = search / n,
-                            box_iou50 = items[1].box and boxed / n or nil, sign_found = found / n,
-                            found_right = answered / n,
-                            seconds_per_image = (ts.files.now() - start) / n}
+                            box_iou50 = items[1].box and boxed / n or nil, sign_found = found, found_right = right,
+                            outcomes = outcomes, seconds_per_image = (ts.files.now() - start) / n}
 end
 for _, set in ipairs(sets) do
    local items = {}
@@ -110,12 +120,13 @@ elseif data_dir then
    print(('(no %s/originals/labels.csv: the original-resolution images are left out)'):format(data_dir))
 end
 -- the empty scenes: a sign "found" there is a false alarm
-local alarms, worst = 0, 0
+local empty_outcomes, worst = {}, 0
 for _, s in ipairs(empty) do
    local best = ts.detect.search(s.image, scorers, search_opts).detections[1]
-   if best.score >= opt.threshold then alarms = alarms + 1 end
+   empty_outcomes[#empty_outcomes + 1] = {score = best.score}
    worst = math.max(worst, best.score)
 end
+local alarms = at_threshold(empty_outcomes, opt.threshold)
 
 print(('\n%-48s %7s %9s %9s %9s %9s %11s %8s'):format('set', 'images', 'whole', 'search', 'box hit', 'found',
    'found+right', 's/image'))
@@ -125,9 +136,19 @@ for _, r in ipairs(results) do
       100 * r.found_right, r.seconds_per_image))
 end
 print(('%-48s %7d   no sign said for %.1f%% (largest P(sign) x P(class) %.2f)'):format('scenes without a sign', #empty,
-   100 * (1 - alarms / #empty), worst))
+   100 * (1 - alarms), worst))
+-- the same searches at the fixed 0.5 that predict used before the threshold was fitted
+if opt.threshold ~= 0.5 then
+   local parts = {}
+   for _, r in ipairs(results) do
+      local found, right = at_threshold(r.outcomes, 0.5)
+      parts[#parts + 1] = ('%s: found %.1f%%, found+right %.1f%%'):format(r.set, 100 * found, 100 * right)
+   end
+   print(('at 0.5 instead: %s; without a sign: no sign said for %.1f%%'):format(table.concat(parts, '; '),
+      100 * (1 - at_threshold(empty_outcomes, 0.5))))
+end
 local out = {run = opt.run, detector = detector, threshold = opt.threshold, temperature = temperature, sets = results,
-             empty = {images = #empty, no_sign = 1 - alarms / #empty}}
+             empty = {images = #empty, no_sign = 1 - alarms, outcomes = empty_outcomes}}
 ts.files.writeFile(opt.out .. '/results.json', ts.json.encode(out))
 
 -- 4. the contact sheet: truth green, search red
