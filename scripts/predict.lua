@@ -7,11 +7,12 @@
 -- is searched with windows at every scale and position (ts.detect.search), and the window with the largest
 -- P(sign) x P(top class) is the answer; its box is printed (x1,y1-x2,y2 in the photo's pixels, end
 -- exclusive). When no window's P(sign) x P(top class) reaches the threshold the answer is "no sign found",
--- with the whole image's reading. The threshold is the run's own (search.json, fitted on validation scenes
--- with and without a sign when the detector was trained: ts.detect.fitRun), else 0.5 with a note; the
--- rejection is measured in experiments/scenes.lua. --whole classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png
--- writes the photo with the box drawn (red: a sign found; orange around the whole photo: none found); with
--- several images out is a folder, one PNG per image.
+-- with the best window's box (best_window in --json) and reading all the same. The threshold is the run's
+-- own (search.json, fitted on validation scenes with and without a sign when the detector was trained:
+-- ts.detect.fitRun), else 0.5 with a note; the rejection is measured in experiments/scenes.lua. --whole
+-- classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png writes the photo with
+-- the box drawn (red: a sign found; orange: the best window where none was found); with several images out
+-- is a folder, one PNG per image.
 -- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
 -- validation set when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
 -- answers "not sure" for an image whose top-1 probability is below p, or where no sign was found (the top 5
@@ -129,18 +130,17 @@ if #loaded > 0 and not detector then
    local logp = scorers.classify(x)
    for k, l in ipairs(loaded) do results[l.result].top5 = top5(logp[k]) end
 else
-   -- the window search: the best window where the detector finds a sign, else the whole image
+   -- the window search: the best window's reading, its box when it reaches the threshold (a sign found),
+   -- else as best_window with no_sign (the search's best guess: its class is still right more often than
+   -- the whole photo's, see experiments/scenes.lua)
    for _, l in ipairs(loaded) do
       local found = ts.detect.search(l.image, scorers, {temperature = temperature})
       local best, r = found.detections[1], results[l.result]
       r.sign, r.score, r.threshold = best.sign, best.score, sign_threshold
-      if best.score >= sign_threshold then
-         local b = best.box
-         r.box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
-         r.top5 = top5(best.logp)
-      else
-         r.no_sign, r.top5 = true, top5(found.whole.logp)
-      end
+      local b = best.box
+      local box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
+      if best.score >= sign_threshold then r.box = box else r.no_sign, r.best_window = true, box end
+      r.top5 = top5(best.logp)
       r.windows = found.windows
    end
 end
@@ -149,7 +149,7 @@ for _, l in ipairs(loaded) do
    r.not_sure = abstain and (r.no_sign or r.top5[1].probability < abstain) or nil
    if draw then
       local img = l.image:contiguous():clone()
-      ts.image.drawBox(img, r.box or {0, 0, img:size(2), img:size(1)}, r.box and {255, 0, 0} or {255, 160, 0},
+      ts.image.drawBox(img, r.box or r.best_window or {0, 0, img:size(2), img:size(1)}, r.box and {255, 0, 0} or {255, 160, 0},
                        math.max(1, math.floor(math.min(img:size(1), img:size(2)) / 160)))
       local path = #loaded == 1 and not draw_dir and draw or
                    ('%s/%s.png'):format(draw, (l.file:match('([^/]+)$') or l.file):gsub('%.[^.]*$', ''))
@@ -170,8 +170,9 @@ else
          print(('%s: error: %s'):format(r.file, r.error))
       else
          local where = r.box and (': sign at %d,%d-%d,%d (P(sign) %.2f)'):format(r.box[1], r.box[2], r.box[3], r.box[4], r.sign)
-                    or r.no_sign and (': no sign found (best window: P(sign) %.2f x P(class) %.2f, below %.2f); the whole image reads'):format(
-                       r.sign, r.score / math.max(r.sign, 1e-12), r.threshold) or ''
+                    or r.no_sign and (': no sign found (the best window, %d,%d-%d,%d: P(sign) %.2f x P(class) %.2f is below %.2f); '
+                                      .. 'that window reads'):format(r.best_window[1], r.best_window[2], r.best_window[3],
+                       r.best_window[4], r.sign, r.score / math.max(r.sign, 1e-12), r.threshold) or ''
          print(('%s (%dx%d)%s%s'):format(r.file, r.width, r.height, where,
                                        r.not_sure and (', not sure (top-1 below %g)'):format(abstain) or ''))
          for k, t in ipairs(r.top5) do print(('  %d. %5.1f%%  %2d %s'):format(k, 100 * t.probability, t.class, t.name)) end

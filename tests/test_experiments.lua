@@ -118,9 +118,22 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --draw %s/drawn.png'):format(t.tshost, ts.root, dir, scene_file, dir))
       t.eq(rc, 0, out)
       local found = ts.json.decode(out:match('^[^\n]*'))[1]
-      t.truthy((found.box and #found.box == 4) or found.no_sign, out)
+      t.truthy((found.box and #found.box == 4 and not found.best_window)
+               or (found.no_sign and #found.best_window == 4 and not found.box), out)
       t.eq(found.threshold, fit.threshold)
       t.eq(found.no_sign == true, found.score < fit.threshold)
+      -- a threshold no window reaches: "no sign found", with the best window's box and reading all the same
+      local fitted = t.readfile(dir .. '/base/search.json')
+      local strict = ts.json.decode(fitted)
+      strict.threshold = 1 - 1e-15
+      t.writefile(dir .. '/base/search.json', ts.json.encode(strict))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json'):format(t.tshost, ts.root, dir, scene_file))
+      local none = ts.json.decode(out:match('^[^\n]*'))[1]
+      t.truthy(rc == 0 and none.no_sign and not none.box and #none.best_window == 4, out)
+      t.eq(none.top5[1].class, found.top5[1].class)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s'):format(t.tshost, ts.root, dir, scene_file))
+      t.truthy(rc == 0 and out:find(': no sign found %(the best window, %d+,%d+%-%d+,%d+: P%(sign%) [%d.]+ x P%(class%) [%d.]+ is below 1.00%); that window reads'), out)
+      t.writefile(dir .. '/base/search.json', fitted)
       t.truthy(found.sign >= 0 and found.sign <= 1 and found.windows > 1000 and #found.top5 == 5, out)
       local drawn, original = ts.image.load(dir .. '/drawn.png'), ts.image.load(scene_file)
       t.eq(drawn:size(1), original:size(1))
