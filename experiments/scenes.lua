@@ -24,8 +24,10 @@ local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}'
 local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
                                  synthetic_train = opt.synthetic_train, seed = opt.seed})
 local pre = ts.data.preprocess(config.preprocess)
-local cal = ts.files.readFile(opt.run .. '/calibration.json')
-local temperature = cal and ts.json.decode(cal).temperature or 1
+-- the temperature and the views of the run's calibration, as predict uses them
+local cal_text = ts.files.readFile(opt.run .. '/calibration.json')
+local cal = cal_text and ts.json.decode(cal_text) or {}
+local temperature, views = tonumber(cal.temperature) or 1, tonumber(cal.tta) or 1
 -- the icons and the original-resolution images are GTSRB's: left out when the run learned the generated signs
 local data_dir = not g.synthetic and ((opt.data ~= '' and opt.data) or os.getenv('TSHOST_DATA') or 'data') or nil
 
@@ -38,13 +40,13 @@ if not ts.files.exists(detector .. '/model.safetensors') then
 end
 if opt.threshold == '' then
    local why
-   opt.threshold, why = ts.detect.threshold(opt.run, true, temperature)
+   opt.threshold, why = ts.detect.threshold(opt.run, true, temperature, views)
    if why then print(('(%s: the threshold is 0.5)'):format(why)) end
 elseif type(opt.threshold) ~= 'number' or not (opt.threshold > 0 and opt.threshold < 1) then
    error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)))
 end
 print(('a sign is found at P(sign) x P(class) >= %.3f'):format(opt.threshold))
-local scorers = ts.detect.scorers(model, pre, {detector = detector})
+local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
 local search_opts = {temperature = temperature}
 
 -- 2. the test scenes

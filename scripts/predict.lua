@@ -120,7 +120,7 @@ end
 local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
 local sign_threshold, why = 0.5, nil
 if detector then
-   sign_threshold, why = ts.detect.threshold(run, detector == run .. '/detector', temperature)
+   sign_threshold, why = ts.detect.threshold(run, detector == run .. '/detector', temperature, views)
    if why then io.stderr:write(('predict: note: %s, so a sign is "found" at P(sign) x P(class) >= 0.5\n'):format(why)) end
 end
 if #loaded > 0 and not detector then

@@ -174,6 +174,8 @@ return function(t)
       -- equal scores go together: a right sign and an empty scene both at 0.4
       local th3 = ts.detect.bestThreshold({{score = 0.4, right = true}, {score = 0.4, empty = true}, {score = 0.9, right = true}})
       t.near(th3, 0.65, 1e-12)
+      -- nothing worth finding (the sign read wrong, an empty scene scoring higher): above every score, at most 1
+      t.near(ts.detect.bestThreshold({{score = 0.9, empty = true}, {score = 0.5, right = false}}), 0.95, 1e-12)
       t.raises(function() ts.detect.bestThreshold({{score = 0.5, right = true}}) end, 'scenes with a sign and scenes without')
       t.raises(function() ts.detect.bestThreshold({{right = true}, {score = 0.1, empty = true}}) end, 'has no score')
    end)

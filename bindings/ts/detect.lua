@@ -16,7 +16,7 @@
 --   ts.detect.scorers(model, pre, opts)       the search's scorers from a classifier and a detector's folder
 --   ts.detect.bestThreshold(outcomes)         the "no sign" threshold that answers the most scenes right
 --   ts.detect.fitThreshold(scorers, signs, o) that threshold, from searches of validation scenes
---   ts.detect.threshold(run, own, T)          the threshold predict uses: fitted (run/search.json) or 0.5
+--   ts.detect.threshold(run, own, T, views)   the threshold predict uses: fitted (run/search.json) or 0.5
 --   ts.detect.fitRun(run, g [, opts])          fits it for a run and its own detector, writes run/search.json
 --   ts.detect.describeFit(run, fit)            that fit in one line
 local T = require('ts.tensor')
@@ -380,7 +380,7 @@ end
 -- kind among the validation scenes does not decide it.
 -- outcomes: a list of {score = s, empty = true} or {score = s, right = true|false}. Every threshold between
 -- two neighbouring scores answers alike, so the candidates are the scores themselves (found: score >= t)
--- and one above the largest; the threshold returned lies halfway between the best candidate and the score
+-- and 1, above them all; the threshold returned lies halfway between the best candidate and the score
 -- below it (ties: the lowest such threshold, which finds the most signs). Returns the threshold and the two
 -- rates at it: right on scenes with a sign, right on scenes without.
 function M.bestThreshold(outcomes)
@@ -419,7 +419,7 @@ function M.bestThreshold(outcomes)
          best = {value = value, at = i + 1, signs = right_signs / signs, empty = right_empty / empties}
       end
    end
-   local above = sorted[best.at] and sorted[best.at].score or sorted[#sorted].score + 1e-3
+   local above = sorted[best.at] and sorted[best.at].score or 1   -- (scores are at most 1)
    local below = best.at > 1 and sorted[best.at - 1].score or 0
    return 0.5 * (above + below), best.signs, best.empty
 end
@@ -472,8 +472,9 @@ function M.describeFit(run, fit)
 end
 
 -- The threshold predict and scenes.lua use for a run: the one fitted for the run's own detector (own = true)
--- at the temperature the run is calibrated to, kept in run/search.json; else 0.5, and why as a second value.
-function M.threshold(run, own, temperature)
+-- at the temperature and number of views the search now uses, kept in run/search.json; else 0.5, and why
+-- as a second value.
+function M.threshold(run, own, temperature, views)
    local files, json = require('ts.files'), require('ts.json')
    local text = files.readFile(run .. '/search.json')
    if not text then
@@ -481,13 +482,17 @@ function M.threshold(run, own, temperature)
    end
    local ok, fit = pcall(json.decode, text)
    local t = ok and type(fit) == 'table' and tonumber(fit.threshold)
-   if not t or not (t > 0 and t < 1) then error(('%s/search.json: no threshold between 0 and 1'):format(run)) end
+   if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run)) end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end
    if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
       return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(
          run, tostring(fit.temperature), tostring(temperature))
+   end
+   if (tonumber(fit.views) or 1) ~= (views or 1) then
+      return 0.5, ('%s/search.json was fitted with %s view(s), the search now uses %d'):format(
+         run, tostring(fit.views), views or 1)
    end
    return t
 end
