@@ -131,11 +131,12 @@ end
 
 -- The main job's recipe (experiments/baseline.lua): ts.models.baseline with label-aware augmentation
 -- (M.baselineAugment, the settings, so that an experiment can change one; overexposure measured in
--- experiments/exposure.lua), label smoothing, SGD with Nesterov momentum, a cosine schedule with warmup.
+-- experiments/exposure.lua, faded red paint in experiments/ingredients.lua), label smoothing, SGD with Nesterov momentum, a cosine schedule with warmup.
 -- opt: epochs (24), lr, batch, label_smoothing, weight_decay, warmup.
 M.baselineAugment = {rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
                      brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
-                     exposure = {0.3, 3}, blur = {0.15, 1.0}, noise = 0.02, cutout = {0.25, 8}, flip = 0.5}
+                     exposure = {0.3, 3}, fade = {0.3, 1}, blur = {0.15, 1.0}, noise = 0.02, cutout = {0.25, 8},
+                     flip = 0.5}
 function M.baseline(opt)
    return {
       model = {name = 'baseline', classes = 43},
