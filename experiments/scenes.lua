@@ -19,6 +19,9 @@
 --                                [detector_epochs=6] [threshold=the run's]
 local opt = ts.experiment.options{run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
                                   detector_epochs = 6, threshold = ''}
+if opt.threshold ~= '' and (type(opt.threshold) ~= 'number' or not (opt.threshold > 0 and opt.threshold < 1)) then
+   error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)), 0)
+end
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
 local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
@@ -42,8 +45,6 @@ if opt.threshold == '' then
    local why
    opt.threshold, why = ts.detect.threshold(opt.run, true, temperature, views)
    if why then print(('(%s: the threshold is 0.5)'):format(why)) end
-elseif type(opt.threshold) ~= 'number' or not (opt.threshold > 0 and opt.threshold < 1) then
-   error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)))
 end
 print(('a sign is found at P(sign) x P(class) >= %.3f'):format(opt.threshold))
 local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
