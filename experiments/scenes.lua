@@ -28,9 +28,7 @@ local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or
                                  synthetic_train = opt.synthetic_train, seed = opt.seed})
 local pre = ts.data.preprocess(config.preprocess)
 -- the temperature and the views of the run's calibration, as predict uses them
-local cal_text = ts.files.readFile(opt.run .. '/calibration.json')
-local cal = cal_text and ts.json.decode(cal_text) or {}
-local temperature, views = tonumber(cal.temperature) or 1, tonumber(cal.tta) or 1
+local temperature, views = ts.experiment.readCalibration(opt.run)
 -- the icons and the original-resolution images are GTSRB's: left out when the run learned the generated signs
 local data_dir = not g.synthetic and ((opt.data ~= '' and opt.data) or os.getenv('TSHOST_DATA') or 'data') or nil
 

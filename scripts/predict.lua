@@ -71,17 +71,13 @@ local pre = ts.data.preprocess(config.preprocess)
 -- preprocessing with another size then resizes them as it resized those
 local size_h, size_w = 32, 32
 local names = config.class_names or {}
-local temperature, views = 1, tta or 1
-local cal_text = ts.files.readFile(run .. '/calibration.json')
-if cal_text then
-   local ok, cal = pcall(ts.json.decode, cal_text)
-   temperature = ok and type(cal) == 'table' and tonumber(cal.temperature) or nil
-   if not temperature or not (temperature > 0 and temperature < math.huge) then
-      io.stderr:write(('predict: %s/calibration.json has no valid temperature\n'):format(run))
-      os.exit(1)
-   end
-   local fitted = tonumber(cal.tta) or 1
-   views = tta or fitted
+local ok_cal, temperature, fitted, calibrated = pcall(ts.experiment.readCalibration, run)
+if not ok_cal then
+   io.stderr:write(('predict: %s\n'):format(tostring(temperature)))
+   os.exit(1)
+end
+local views = tta or fitted
+if calibrated then
    if views ~= fitted then
       io.stderr:write(('predict: note: the temperature was fitted with %d view(s), these predictions use %d\n'):format(
          fitted, views))

@@ -452,9 +452,7 @@ function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
    opts = opts or {}
    local model, config = models.load(run)
-   local cal_text = files.readFile(run .. '/calibration.json')
-   local cal = cal_text and json.decode(cal_text) or {}
-   local temperature, views = tonumber(cal.temperature) or 1, tonumber(cal.tta) or 1
+   local temperature, views = require('ts.experiment').readCalibration(run)
    local scorers = M.scorers(model, require('ts.data').preprocess(config.preprocess),
                              {detector = run .. '/detector', views = views})
    local fit = M.fitThreshold(scorers, g.valid, {scenes = opts.scenes, seed = opts.seed,

@@ -48,6 +48,20 @@ function M.calibrate(model, g, preprocess, ev, tta)
    return {temperature = temperature, tta = tta or 1, valid = both(val.logits, g.valid.y), test = ev and both(ev.logits, g.test.y) or nil}
 end
 
+-- A run's calibration as predict and the window search use it: the temperature and the number of views it
+-- was fitted with, and whether the run has a calibration.json (without one: 1, 1, false). A calibration.json
+-- without a valid temperature is an error naming the file.
+function M.readCalibration(run)
+   local text = files.readFile(run .. '/calibration.json')
+   if not text then return 1, 1, false end
+   local ok, cal = pcall(json.decode, text)
+   local temperature = ok and type(cal) == 'table' and tonumber(cal.temperature) or nil
+   if not temperature or not (temperature > 0 and temperature < math.huge) then
+      error(('%s/calibration.json has no valid temperature'):format(run), 0)
+   end
+   return temperature, tonumber(cal.tta) or 1, true
+end
+
 -- Evaluates the chosen model on the test set once, fits the temperature on validation (calibration.json:
 -- predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
 -- table and the most confused pairs; returns the evaluation.
