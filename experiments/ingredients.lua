@@ -3,7 +3,7 @@
 -- once, McNemar's test on the first seed and the seed-to-seed spread (ts.experiment.compare). Runs that
 -- finished are reused (a second call with more ingredients trains only the new ones).
 -- The runs go to runs/recipe, with those of experiments/exposure.lua (the baseline's are shared).
---   tshost experiments/ingredients.lua [what=ema,tta] [epochs=24] [seeds=1] [run=runs/recipe]
+--   tshost experiments/ingredients.lua [what=ema,tta] [epochs=24] [seeds=1] [teachers=3] [run=runs/recipe]
 -- what: a comma-separated list of
 --   ema   the exponential moving average of the weights (decay 0.999) is validated, chosen and tested
 --   clahe contrast-limited adaptive histogram equalization of every image before the network (in training,
@@ -15,15 +15,19 @@
 --   nofade  the recipe WITHOUT its faded red paint (ts.data.augment's fade, probability 0.3, up to all of
 --         it: a red rim paled toward white, the symbol kept; in the recipe since it cured the sun-bleached
 --         double curves on three seeds)
+--   distill  knowledge distillation (ts.train's distill): the baseline's first `teachers` seeds, an ensemble,
+--         see every training batch of the student, whose loss is half the recipe's and half the divergence
+--         from the teachers' mean probabilities (temperature 1); the teachers are trained first when missing
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
-local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe', what = 'ema,tta'}
+local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe', what = 'ema,tta', teachers = 3}
 local g = ts.experiment.dataset(opt)
 local recipe = {recipe = ts.experiment.baseline}
 for k, v in pairs(opt) do recipe[k] = v end
 
 local TTA_VIEWS = 8
+local DISTILL = {weight = 0.5, temperature = 1}
 local ingredients = {
    ema = function(base)
       return ts.experiment.variant(g, 'baseline+ema', {ema = 0.999}, recipe)
@@ -43,6 +47,18 @@ local ingredients = {
    nofade = function(base)
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {}, {'fade'})
       return ts.experiment.variant(g, 'baseline-nofade', {augment = ts.data.augment(aug)}, recipe)
+   end,
+   distill = function(base)
+      local teaching = {}
+      for k, v in pairs(recipe) do teaching[k] = v end
+      teaching.seeds = opt.teachers
+      if opt.teachers % 1 ~= 0 or opt.teachers < 1 or opt.teachers > 16 then
+         error(('ingredients.lua: teachers= must be a whole number of seeds from 1 to 16, got %s'):format(opt.teachers), 0)
+      end
+      local taught, teachers = ts.experiment.variant(g, 'baseline', {}, teaching), {}
+      for k = 1, #taught.runs do teachers[k] = ('%s/baseline-s%d'):format(opt.run, (opt.seed or 1) + k - 1) end
+      return ts.experiment.variant(g, ('baseline+distill%d'):format(#teachers), {distill = {teachers = teachers,
+                                   weight = DISTILL.weight, temperature = DISTILL.temperature}}, recipe)
    end,
    tta = function(base)
       -- the baseline's models, their test sets evaluated with the views

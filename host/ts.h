@@ -252,6 +252,13 @@ int ts_cross_entropy(double *loss, ts_tensor *grad_logits, const ts_tensor *logi
 int ts_cross_entropy_into(ts_tensor *loss, ts_tensor *correct, ts_tensor *grad_logits, const ts_tensor *logits,
                           const ts_tensor *targets, const ts_tensor *class_weight, double label_smoothing);
 
+/* Distillation (host/distill.c): logits [N,C] of the student, teacher_logits [M,N,C] of 1 to 16 teachers (the
+ * mean of their softmax(t / temperature) is the target), on one device. Adds weight T^2 / N sum_i KL(p_i || q_i),
+ * q = softmax(logits / T), to loss (float32 [1]) and weight T / N (q - p) to grad_logits [N,C] (may be NULL):
+ * called after ts_cross_entropy_into, whose share the caller has scaled, it makes the mixed loss. */
+int ts_distill_into(ts_tensor *loss, ts_tensor *grad_logits, const ts_tensor *logits, const ts_tensor *teacher_logits,
+                    double temperature, double weight);
+
 /* ---- optimizers (host/optim.c): PyTorch's update rules, one parameter tensor per call ---------------- */
 int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buffer, double lr, double momentum,
                 double dampening, double weight_decay, int nesterov, int first_step);

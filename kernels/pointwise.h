@@ -209,6 +209,40 @@ TSK_SHARED float tsk_ce_grad(double p, int is_target, double wy, double wk, doub
     return (float)(d / denom);
 }
 
+/* ---- distillation (Hinton et al. 2015): the student's softened softmax against the teachers' ---- */
+
+/* the most teachers one call averages (their row normalizers are kept in a fixed array on either device) */
+#define TSK_DISTILL_MAX_TEACHERS 16
+
+/* log sum_k exp(z[k] s): the normalizer of softmax(z s), shifted by the row's largest logit */
+TSK_SHARED double tsk_logsumexp_scaled(const float *z, int c, double s)
+{
+    double zmax = tsk_row_max(z, c), sum = 0;
+    for (int k = 0; k < c; k++) sum += exp((z[k] - zmax) * s);
+    return zmax * s + log(sum);
+}
+
+/* One sample of m teachers' rows t[j * stride + k] (logits) and the student's row z [C], at temperature T
+ * (s = 1/T): p = 1/m sum_j softmax(t_j s), q = softmax(z s). Returns KL(p || q) = sum_k p_k (log p_k - log q_k)
+ * and, when g is given, adds gscale (q_k - p_k) to g[k] (d KL / d z_k = s (q_k - p_k); the caller folds s,
+ * T^2, the weight and 1/N into gscale). */
+TSK_SHARED double tsk_distill_row(int m, int64_t stride, const float *t, const float *z, int c, double s, double gscale,
+                                  float *g)
+{
+    double lt[TSK_DISTILL_MAX_TEACHERS];
+    for (int j = 0; j < m; j++) lt[j] = tsk_logsumexp_scaled(t + j * stride, c, s);
+    double lz = tsk_logsumexp_scaled(z, c, s), kl = 0;
+    for (int k = 0; k < c; k++) {
+        double p = 0;
+        for (int j = 0; j < m; j++) p += exp(t[j * stride + k] * s - lt[j]);
+        p /= m;
+        double logq = z[k] * s - lz;
+        if (p > 0) kl += p * (log(p) - logq);
+        if (g) g[k] += (float)(gscale * (exp(logq) - p));
+    }
+    return kl;
+}
+
 /* ---- batch norm over channels of M = N*S values ---- */
 
 /* mean and biased variance from sums of d = x - shift and of d^2 (shifted by the channel's first value, so

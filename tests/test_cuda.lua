@@ -145,6 +145,23 @@ return function(t)
       end
    end)
 
+   gpu_test(t, 'the distillation loss from an ensemble of teachers matches the CPU', function()
+      local x, logits, target = ts.randn(16, 10), ts.randn(16, 43), ts.zeros({16}, 'int64')
+      for i = 1, 16 do target[i] = (i * 5) % 43 end
+      for _, o in ipairs({{weight = 0.5, temperature = 1}, {weight = 1, temperature = 4, label_smoothing = 0.1}}) do
+         local cpu1, gpu1 = twins(function() return nn.Linear(10, 43) end)
+         local cpu2, gpu2 = twins(function() return nn.Linear(10, 43) end)
+         local a = nn.DistillationLoss{teachers = {cpu1, cpu2}, weight = o.weight, temperature = o.temperature,
+                                       label_smoothing = o.label_smoothing}
+         local b = nn.DistillationLoss{teachers = {gpu1, gpu2}, weight = o.weight, temperature = o.temperature,
+                                       label_smoothing = o.label_smoothing}
+         local ga = a:backward(logits, target, x)
+         local gb = b:backward(logits:cuda(), target, x:cuda())
+         t.near(b.output, a.output, 1e-5, 1e-7, 'loss')
+         t.near(gb:cpu(), ga, 1e-5, 1e-7, 'gradient')
+      end
+   end)
+
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()
       local logits, target = ts.randn(16, 43), ts.zeros({16}, 'int64')
       for i = 1, 16 do target[i] = (i * 5) % 43 end

@@ -180,11 +180,15 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade,distill teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
-                            'conclusion'}) do
+                            'baseline+distill2', 'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
+      -- the student was taught by the recipe's first two seeds (the second trained for it)
+      local taught = ts.json.decode(t.readfile(dir .. '/exposure.lua/baseline+distill2-s1/config.json')).distill
+      t.eq(taught.teachers[2], dir .. '/exposure.lua/baseline-s2')
+      t.eq(taught.weight, 0.5)
       -- an ensemble of exposure's two runs, written as a run of its own; a run twice over is that run
       local a, b = dir .. '/exposure.lua/baseline-s1', dir .. '/exposure.lua/no-exposure-s1'
       out = run('ensemble.lua', ('runs=%s,%s run=%s/ens'):format(a, b, dir))

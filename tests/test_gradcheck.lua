@@ -161,6 +161,23 @@ return function(t)
       end
    end)
 
+   t.test('gradcheck the distillation loss from two teachers, with label smoothing, at several temperatures', function()
+      ts.manualSeed(12)
+      local x, logits = ts.randn(5, 3), ts.randn(5, 4):mul_(2)
+      local target = ts.tensor({0, 3, 1, 1, 2}, 'int64')
+      local teachers = {nn.Linear(3, 4), nn.Linear(3, 4)}
+      for _, o in ipairs({{weight = 0.5, temperature = 1}, {weight = 0.8, temperature = 4, label_smoothing = 0.1},
+                          {weight = 1, temperature = 0.5}}) do
+         o.teachers = teachers
+         local d = nn.DistillationLoss(o)
+         -- the criterion with the batch's images bound, as criterion_check calls it
+         local bound = {forward = function(_, z, y) return d:forward(z, y, x) end,
+                        backward = function(_, z, y) return d:backward(z, y, x) end}
+         criterion_check(('distillation, weight %g, T %g'):format(o.weight, o.temperature), bound, logits, target, 1e-2,
+                         1e-2, 1e-4)
+      end
+   end)
+
    t.test('gradcheck the embedding head and the metric losses: Normalize, triplet (mined and given), contrastive', function()
       gradcheck('normalize', nn.Normalize(), ts.randn(4, 6))
       gradcheck('embedding head', nn.Sequential(nn.Linear(5, 3), nn.Normalize()), ts.randn(6, 5))

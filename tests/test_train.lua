@@ -262,6 +262,130 @@ return function(t)
       t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)
    end)
 
+   -- the mixed distillation loss computed here in double from the teachers' outputs, as the kernel's comment
+   -- states it: (1 - w) CE + w T^2 / N sum_i KL(mean_j softmax(t_j / T) || softmax(z / T))
+   local function distill_by_hand(z, teacher_logits, target, w, temperature, smoothing)
+      local n, c = z:size(1), z:size(2)
+      local function softmax(row, s)
+         local m, out, sum = -math.huge, {}, 0
+         for k = 1, c do m = math.max(m, row[k]) end
+         for k = 1, c do out[k] = math.exp((row[k] - m) * s); sum = sum + out[k] end
+         for k = 1, c do out[k] = out[k] / sum end
+         return out
+      end
+      local ce, kl = 0, 0
+      for i = 1, n do
+         local zi = {}
+         for k = 1, c do zi[k] = z[i][k] end
+         local p1 = softmax(zi, 1)
+         local y = target[i] + 1
+         ce = ce + (1 - smoothing) * -math.log(p1[y])
+         for k = 1, c do ce = ce + smoothing / c * -math.log(p1[k]) end
+         local q, p = softmax(zi, 1 / temperature), {}
+         for k = 1, c do p[k] = 0 end
+         for _, tl in ipairs(teacher_logits) do
+            local row = {}
+            for k = 1, c do row[k] = tl[i][k] end
+            local pt = softmax(row, 1 / temperature)
+            for k = 1, c do p[k] = p[k] + pt[k] / #teacher_logits end
+         end
+         for k = 1, c do kl = kl + p[k] * (math.log(p[k]) - math.log(q[k])) end
+      end
+      return (1 - w) * ce / n + w * temperature ^ 2 * kl / n
+   end
+
+   t.test('distillation: the loss is the hard loss mixed with the softened teachers\' divergence, as computed by hand', function()
+      ts.manualSeed(21)
+      local x = ts.randn(6, 5)
+      local teachers = {nn.Linear(5, 4), nn.Linear(5, 4)}
+      local z = ts.randn(6, 4):mul_(2)
+      local target = ts.tensor({0, 3, 1, 1, 2, 0}, 'int64')
+      local outs = {teachers[1]:forward(x):clone(), teachers[2]:forward(x):clone()}
+      for _, case in ipairs({{w = 0.5, T = 1, e = 0}, {w = 0.3, T = 4, e = 0.1}, {w = 1, T = 2, e = 0.1}}) do
+         local d = nn.DistillationLoss{teachers = teachers, weight = case.w, temperature = case.T, label_smoothing = case.e}
+         t.near(d:forward(z, target, x), distill_by_hand(z, outs, target, case.w, case.T, case.e), 1e-5, 1e-6,
+                ('weight %g, T %g'):format(case.w, case.T))
+      end
+      -- weight 0 is the cross entropy itself, loss and gradient
+      local d0 = nn.DistillationLoss{teachers = teachers, weight = 0, label_smoothing = 0.1}
+      local ce = nn.CrossEntropyLoss{label_smoothing = 0.1}
+      t.near(d0:forward(z, target, x), ce:forward(z, target), 1e-6)
+      t.near(d0:backward(z, target, x), ce:backward(z, target), 1e-6, 1e-7)
+      -- a student that already answers as its one teacher has nothing to learn from it: only the hard share is left
+      local same = nn.DistillationLoss{teachers = {teachers[1]}, weight = 0.4, temperature = 3}
+      local g = same:backward(outs[1], target, x):clone()
+      t.near(g, nn.CrossEntropyLoss():backward(outs[1], target):mul_(0.6), 1e-5, 1e-7)
+      t.near(same.output, 0.6 * nn.CrossEntropyLoss():forward(outs[1], target), 1e-5, 1e-7)
+      -- the training loop's call: the loss left in a one-element tensor, the student's right predictions counted
+      local loss, correct = ts.zeros(1), ts.zeros(1)
+      nn.DistillationLoss{teachers = teachers, weight = 0.5, temperature = 4}:backwardInto(z, target, loss, correct, x)
+      t.near(loss:get(1), distill_by_hand(z, outs, target, 0.5, 4, 0), 1e-5, 1e-6)
+      local right = 0
+      for i = 1, 6 do
+         local best = 1
+         for k = 2, 4 do if z[i][k] > z[i][best] then best = k end end
+         if best - 1 == target[i] then right = right + 1 end
+      end
+      t.eq(correct:get(1), right)
+   end)
+
+   t.test('distillation: settings that make no sense are refused, naming them', function()
+      local teacher = nn.Linear(5, 4)
+      t.raises(function() nn.DistillationLoss{teachers = {}} end, 'teachers must be a list of 1 to 16 modules')
+      local many = {}
+      for j = 1, 17 do many[j] = teacher end
+      t.raises(function() nn.DistillationLoss{teachers = many} end, 'teachers must be a list of 1 to 16 modules')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher, 'runs/a'}} end, 'teacher 2 is not a module')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher}, weight = 1.5} end, 'weight must be in [0, 1]')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0} end, 'temperature must be a finite number > 0')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0 / 0} end, 'temperature must be a finite number > 0')
+      local d = nn.DistillationLoss{teachers = {teacher}}
+      t.raises(function() d:forward(ts.randn(3, 4), {0, 1, 2}) end, "the batch's input images are needed")
+      -- a teacher of other classes than the student's
+      t.raises(function() d:forward(ts.randn(3, 7), {0, 1, 2}, ts.randn(3, 5)) end, 'distill: teacher logits: expected shape [1,3,7], got [1,3,4]')
+      local g = small_data()
+      local function bad(distill, plain, preprocess)
+         t.raises(function()
+            ts.train{model = tiny_net(), data = {train = g.train}, quiet = true, distill = distill, preprocess = preprocess}
+         end, plain)
+      end
+      bad({teachers = {}}, 'distill must be {teachers = {run directories or modules}')
+      bad({teachers = {teacher}, weigth = 1}, 'distill has no option weigth')
+      bad({teachers = {42}}, 'teacher 1 must be a run directory or a module, got number')
+      bad({teachers = {t.tmpdir() .. '/none'}}, 'config.json not found')
+      bad({teachers = {teacher}, weight = -1}, 'weight must be in [0, 1]')
+      -- a teacher run that prepared its images otherwise than the student
+      local dir = t.tmpdir() .. '/teacher'
+      ts.train{model = {name = 'refcnn', widths = {4, 4, 4}, hidden = 8}, data = {train = g.train, valid = g.valid}, epochs = 1,
+               run = dir, quiet = true}
+      bad({teachers = {dir}}, 'was trained with the preprocessing', ts.data.preprocess{mean = {0.5}, std = {0.25}})
+   end)
+
+   t.test('distillation in training: a student taught by the teacher alone (weight 1, no labels) learns the signs', function()
+      local g = ts.data.synthetic{train = 2000, valid = 400, test = 400, seed = 2}
+      local dir = t.tmpdir()
+      local teacher = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64}, data = {train = g.train, valid = g.valid},
+                               epochs = 6, batch = 50, lr = 0.05, run = dir .. '/teacher', quiet = true}
+      t.truthy(teacher.best.accuracy > 0.6, 'teacher validation accuracy ' .. teacher.best.accuracy)
+      -- the labels weigh nothing: what the student learns it learns from the teacher's probabilities
+      local student = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64}, data = {train = g.train, valid = g.valid},
+                               epochs = 6, batch = 50, lr = 0.05, run = dir .. '/student', quiet = true, seed = 5,
+                               distill = {teachers = {dir .. '/teacher'}, weight = 1, temperature = 2}}
+      t.truthy(student.best.accuracy > 0.6, 'student validation accuracy ' .. student.best.accuracy)
+      -- the labels scrambled: a student of the teacher still learns the signs, one of the labels cannot
+      local shuffled = ts.data.Dataset(g.train.x, g.train.y:clone())
+      for i = 1, shuffled.y:numel() do shuffled.y[i] = (i * 7) % 43 end
+      local scrambled = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64},
+                                 data = {train = shuffled, valid = g.valid}, epochs = 4, batch = 50, lr = 0.05,
+                                 quiet = true, seed = 5, preprocess = teacher.preprocess,
+                                 distill = {teachers = {dir .. '/teacher'}, weight = 1, temperature = 2}}
+      t.truthy(scrambled.best.accuracy > 0.4, 'student of scrambled labels ' .. scrambled.best.accuracy)
+      local config = ts.json.decode(ts.files.readFile(dir .. '/student/config.json'))
+      t.eq(config.distill.teachers[1], dir .. '/teacher')
+      t.eq(config.distill.weight, 1)
+      t.eq(config.distill.temperature, 2)
+   end)
+
    t.test('a diverging run stops at the step, says where, keeps its last good files and never saves NaN weights', function()
       local g = small_data()
       local dir = t.tmpdir() .. '/run'

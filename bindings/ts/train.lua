@@ -11,6 +11,10 @@
 --      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      ema = nil | decay (0.999: validate, keep and return the moving average of the weights),
+--      distill = nil | {teachers = {run directories or modules}, weight = 0.5, temperature = 1}: knowledge
+--      distillation (nn.DistillationLoss): the teachers, an ensemble when several, see each training batch and
+--      the loss is (1 - weight) of the usual one plus weight T^2 KL(teachers' softened mean || student's);
+--      teachers from run directories must have been trained with the same preprocessing,
 --      note = 'free text for comparisons', quiet = false,
 --      param_groups = optimizer groups (ts.transfer.paramGroups), on_epoch = function(epoch, model, opt) end,
 --      device = ts.device() ('cuda' when there is one), auto_microbatch = false,
@@ -355,7 +359,8 @@ local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', l
                   precision = 'fp32', max_nonfinite = 0}
 -- the keys without a default; anything else given to ts.train is a typo and refused
 local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
-                  note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1}
+                  note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1,
+                  distill = 1}
 
 local function is_finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 
@@ -445,7 +450,7 @@ local function forward_backward(model, crit, x, y, micro, accumulate, sums)
       local xs, ys = x, y
       if b < n then xs, ys = x:narrow(1, s, b), y:narrow(1, s, b) end
       local out = model:forward(xs)
-      local g = crit:backwardInto(out, ys, sums.last, sums.correct)
+      local g = crit:backwardInto(out, ys, sums.last, sums.correct, xs)   -- xs: a distillation's teachers see it
       local share = b / n / accumulate
       if share ~= 1 then g:mul_(share) end
       model:backward(xs, g)
@@ -556,6 +561,57 @@ local function diverged(run, epoch, where, what, lr, completed)
           completed, run) or 'Nothing was saved (no run directory).'), 0)
 end
 
+-- whether two ts.data.preprocess settings prepare an image alike (the means and deviations a run's config.json
+-- recorded are equal up to their printed digits)
+local function same_preprocess(a, b)
+   local x, y = a.c, b.c
+   if x.grayscale ~= y.grayscale or x.equalize ~= y.equalize or x.out_h ~= y.out_h or x.out_w ~= y.out_w or
+      math.abs(x.clahe_tiles - y.clahe_tiles) > 0 or math.abs(x.clahe_clip - y.clahe_clip) > 1e-6 then
+      return false
+   end
+   for i = 0, 2 do
+      if math.abs(x.mean[i] - y.mean[i]) > 1e-6 or math.abs(x.std[i] - y.std[i]) > 1e-6 then return false end
+   end
+   return true
+end
+
+-- The criterion of distill = {teachers, weight, temperature} (nil without it): run directories are loaded
+-- (ts.models.load) and must share the student's preprocessing, since the teachers see the student's batches.
+-- cfg.distill gets the settings config.json records.
+local function distillation(cfg, class_weights)
+   local d = cfg.distill
+   if d == nil then return nil end
+   if type(d) ~= 'table' or type(d.teachers) ~= 'table' or #d.teachers == 0 then
+      error('ts.train: distill must be {teachers = {run directories or modules}, weight = 0.5, temperature = 1}', 0)
+   end
+   for k in pairs(d) do
+      if k ~= 'teachers' and k ~= 'weight' and k ~= 'temperature' and k ~= 'settings' then
+         error(('ts.train: distill has no option %s (teachers, weight, temperature)'):format(tostring(k)), 0)
+      end
+   end
+   local teachers, names, want = {}, {}, cfg.preprocess.settings
+   for j, t in ipairs(d.teachers) do
+      if type(t) == 'string' then
+         local model, config = models.load(t)
+         if not same_preprocess(data.preprocess(config.preprocess), cfg.preprocess) then
+            error(('ts.train: distill: teacher %s was trained with the preprocessing %s, the student has %s: the ' ..
+                   'teachers see the student\'s batches, so they must be the same'):format(t, json.encode(config.preprocess),
+                   json.encode(want)), 0)
+         end
+         teachers[j], names[j] = model, t
+      elseif type(t) == 'table' and t.forward then
+         teachers[j], names[j] = t, 'module: ' .. tostring(t):match('^[^\n]*')
+      else
+         error(('ts.train: distill: teacher %d must be a run directory or a module, got %s'):format(j, type(t)), 0)
+      end
+   end
+   local crit = nn.DistillationLoss{teachers = teachers, weight = d.weight, temperature = d.temperature,
+                                    class_weight = class_weights, label_smoothing = cfg.label_smoothing}
+   cfg.distill = {teachers = d.teachers, weight = d.weight, temperature = d.temperature,
+                  settings = {teachers = names, weight = crit.weight, temperature = crit.temperature}}
+   return crit
+end
+
 local function train(cfg, spec, model)
    local train_ds, valid_ds = cfg.data.train, cfg.data.valid
    local device = cfg.device or cuda.device()
@@ -568,7 +624,8 @@ local function train(cfg, spec, model)
    end
    local class_weights = cfg.class_weights
    if class_weights == 'balanced' then class_weights = train_ds:classWeights() end
-   local crit = nn.CrossEntropyLoss{weight = class_weights, label_smoothing = cfg.label_smoothing}
+   local crit = distillation(cfg, class_weights) or
+                nn.CrossEntropyLoss{weight = class_weights, label_smoothing = cfg.label_smoothing}
    -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,

@@ -60,4 +60,102 @@ function CrossEntropyLoss:extraRepr()
    return table.concat(s, ', ')
 end
 
-return {CrossEntropyLoss = CrossEntropyLoss}
+-- DistillationLoss(opts{teachers = {modules}, weight = 0.5, temperature = 1, label_smoothing, class weight}):
+-- knowledge distillation (Hinton et al. 2015) from one teacher or an ensemble. The teachers see the same
+-- batch as the student (the same augmented images: a consistent teacher, as Beyer et al. 2022 found best)
+-- and teach the mean of their softened probabilities p = mean_j softmax(t_j / T):
+--   loss = (1 - weight) CE(logits, target) + weight T^2 KL(p || softmax(logits / T))
+-- CE is CrossEntropyLoss with the label smoothing and class weights given. The teachers run in evaluation
+-- mode with their batch norms folded, on the logits' device (they are moved there). forward, backward and
+-- backwardInto take the batch's input images as their last argument; backwardInto's count of right
+-- predictions is the student's.
+local DistillationLoss = Module.class('DistillationLoss', Module)
+
+local MAX_TEACHERS = 16   -- kernels/pointwise.h's TSK_DISTILL_MAX_TEACHERS
+
+local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+
+function DistillationLoss:__init(opts)
+   opts = opts or {}
+   local teachers = opts.teachers
+   if type(teachers) ~= 'table' or #teachers < 1 or #teachers > MAX_TEACHERS then
+      error(('DistillationLoss: teachers must be a list of 1 to %d modules'):format(MAX_TEACHERS), 3)
+   end
+   for j, t in ipairs(teachers) do
+      if type(t) ~= 'table' or not t.forward then error(('DistillationLoss: teacher %d is not a module'):format(j), 3) end
+   end
+   self.weight = opts.weight == nil and 0.5 or opts.weight
+   self.temperature = opts.temperature or 1
+   if not (finite(self.weight) and self.weight >= 0 and self.weight <= 1) then
+      error('DistillationLoss: weight must be in [0, 1] (the distillation term\'s share), got ' .. tostring(self.weight), 3)
+   end
+   if not (finite(self.temperature) and self.temperature > 0) then
+      error('DistillationLoss: temperature must be a finite number > 0, got ' .. tostring(self.temperature), 3)
+   end
+   self.teachers = teachers
+   self.hard = CrossEntropyLoss{weight = opts.class_weight, label_smoothing = opts.label_smoothing}
+   for _, t in ipairs(teachers) do t:evaluate{fused = true} end
+end
+
+-- the teachers' logits for the batch x, stacked [teachers, N, classes] on x's device
+function DistillationLoss:teach(x)
+   if not T.isTensor(x) then
+      error('DistillationLoss: the batch\'s input images are needed as the last argument (the teachers see them)', 3)
+   end
+   local device = x:device()
+   self.device = device
+   local stack
+   for j, t in ipairs(self.teachers) do
+      if (t.device or 'cpu') ~= device then
+         t:to(device)
+         t:evaluate{fused = true}
+      end
+      local out = t:forward(x)
+      stack = stack or self:buffer('teacherLogits', {#self.teachers, out:size(1), out:size(2)})
+      stack:select(1, j):copy(out)
+   end
+   return stack
+end
+
+-- the mixed loss into loss (one float on the device) and its gradient into g
+function DistillationLoss:mix(logits, target, loss, correct, x)
+   local stack = self:teach(x)
+   local g = self.hard:backwardInto(logits, target, loss, correct)
+   if self.weight ~= 0 then
+      if self.weight ~= 1 then
+         g:mul_(1 - self.weight)
+         loss:mul_(1 - self.weight)
+      else
+         g:zero()
+         loss:zero()
+      end
+      check(C.ts_distill_into(loss._c, g._c, logits._c, stack._c, self.temperature, self.weight))
+   end
+   return g
+end
+
+function DistillationLoss:backwardInto(logits, target, loss, correct, x)
+   return self:mix(logits, target, loss, correct, x)
+end
+
+function DistillationLoss:backward(logits, target, x)
+   local loss = self:buffer('lossOut', {1})
+   local g = self:mix(logits, target, loss, nil, x)
+   self.output = loss:get(1)
+   self.gradInput = g
+   return g
+end
+
+function DistillationLoss:forward(logits, target, x)
+   self:backward(logits, target, x)
+   return self.output
+end
+DistillationLoss.updateOutput = DistillationLoss.forward
+
+function DistillationLoss:extraRepr()
+   local hard = self.hard:extraRepr()
+   return ('%d teacher(s), weight=%g, temperature=%g%s'):format(#self.teachers, self.weight, self.temperature,
+                                                               hard ~= '' and ', ' .. hard or '')
+end
+
+return {CrossEntropyLoss = CrossEntropyLoss, DistillationLoss = DistillationLoss}
