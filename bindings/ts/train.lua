@@ -578,7 +578,7 @@ end
 -- The criterion of distill = {teachers, weight, temperature} (nil without it): run directories are loaded
 -- (ts.models.load) and must share the student's preprocessing, since the teachers see the student's batches.
 -- cfg.distill gets the settings config.json records.
-local function distillation(cfg, class_weights)
+local function distillation(cfg, class_weights, device)
    local d = cfg.distill
    if d == nil then return nil end
    if type(d) ~= 'table' or type(d.teachers) ~= 'table' or #d.teachers == 0 then
@@ -605,6 +605,8 @@ local function distillation(cfg, class_weights)
          error(('ts.train: distill: teacher %d must be a run directory or a module, got %s'):format(j, type(t)), 0)
       end
    end
+   -- on the training device before the first step: a step moves nothing there (on the GPU it may not)
+   for _, t in ipairs(teachers) do t:to(device) end
    local crit = nn.DistillationLoss{teachers = teachers, weight = d.weight, temperature = d.temperature,
                                     class_weight = class_weights, label_smoothing = cfg.label_smoothing}
    cfg.distill = {teachers = d.teachers, weight = d.weight, temperature = d.temperature,
@@ -624,7 +626,7 @@ local function train(cfg, spec, model)
    end
    local class_weights = cfg.class_weights
    if class_weights == 'balanced' then class_weights = train_ds:classWeights() end
-   local crit = distillation(cfg, class_weights) or
+   local crit = distillation(cfg, class_weights, device) or
                 nn.CrossEntropyLoss{weight = class_weights, label_smoothing = cfg.label_smoothing}
    -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
