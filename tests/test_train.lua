@@ -365,21 +365,23 @@ return function(t)
       local g = ts.data.synthetic{train = 2000, valid = 400, test = 400, seed = 2}
       local dir = t.tmpdir()
       local teacher = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64}, data = {train = g.train, valid = g.valid},
-                               epochs = 6, batch = 50, lr = 0.05, run = dir .. '/teacher', quiet = true}
-      t.truthy(teacher.best.accuracy > 0.6, 'teacher validation accuracy ' .. teacher.best.accuracy)
+                               epochs = 10, batch = 50, lr = 0.05, run = dir .. '/teacher', quiet = true}
+      t.truthy(teacher.best.accuracy > 0.75, 'teacher validation accuracy ' .. teacher.best.accuracy)
       -- the labels weigh nothing: what the student learns it learns from the teacher's probabilities
       local student = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64}, data = {train = g.train, valid = g.valid},
-                               epochs = 6, batch = 50, lr = 0.05, run = dir .. '/student', quiet = true, seed = 5,
+                               epochs = 10, batch = 50, lr = 0.05, run = dir .. '/student', quiet = true, seed = 5,
                                distill = {teachers = {dir .. '/teacher'}, weight = 1, temperature = 2}}
-      t.truthy(student.best.accuracy > 0.6, 'student validation accuracy ' .. student.best.accuracy)
+      -- 6 epochs were too few for this network, with or without a teacher (0.59-0.67 by seed): at 10 the
+      -- student and a network of the labels both reach about 0.85 here
+      t.truthy(student.best.accuracy > 0.7, 'student validation accuracy ' .. student.best.accuracy)
       -- the labels scrambled: a student of the teacher still learns the signs, one of the labels cannot
       local shuffled = ts.data.Dataset(g.train.x, g.train.y:clone())
       for i = 1, shuffled.y:numel() do shuffled.y[i] = (i * 7) % 43 end
       local scrambled = ts.train{model = {name = 'refcnn', widths = {8, 16, 32}, hidden = 64},
-                                 data = {train = shuffled, valid = g.valid}, epochs = 4, batch = 50, lr = 0.05,
+                                 data = {train = shuffled, valid = g.valid}, epochs = 6, batch = 50, lr = 0.05,
                                  quiet = true, seed = 5, preprocess = teacher.preprocess,
                                  distill = {teachers = {dir .. '/teacher'}, weight = 1, temperature = 2}}
-      t.truthy(scrambled.best.accuracy > 0.4, 'student of scrambled labels ' .. scrambled.best.accuracy)
+      t.truthy(scrambled.best.accuracy > 0.6, 'student of scrambled labels ' .. scrambled.best.accuracy)
       local config = ts.json.decode(ts.files.readFile(dir .. '/student/config.json'))
       t.eq(config.distill.teachers[1], dir .. '/teacher')
       t.eq(config.distill.weight, 1)
