@@ -473,6 +473,26 @@ return function(t)
       t.truthy(not io.open(dir .. '/metrics.jsonl'), 'the refused run wrote into the directory')
    end)
 
+   t.test('a run directory is resumed only by its own network; more epochs are a resume, a wider layer is refused', function()
+      local g = small_data(40)
+      local dir = t.tmpdir() .. '/run'
+      local function net(width)
+         return nn.Sequential(nn.Conv2d(3, width, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(64 * width, 43))
+      end
+      ts.train{model = net(4), data = {train = g.train}, epochs = 1, batch = 20, run = dir, quiet = true}
+      ts.train{model = net(4), data = {train = g.train}, epochs = 2, batch = 20, run = dir, quiet = true}
+      local epochs = 0
+      for _ in io.lines(dir .. '/metrics.jsonl') do epochs = epochs + 1 end
+      t.eq(epochs, 2, 'the same network resumes and trains on')
+      local before = t.readfile(dir .. '/checkpoint.safetensors')
+      t.raises(function()
+         ts.train{model = net(6), data = {train = g.train}, epochs = 3, batch = 20, run = dir, quiet = true}
+      end, dir .. ' holds a run of another network (its config.json has (0): Conv2d(3, 4, kernel=3x3, stride=2, ' ..
+           'padding=1)  [112 params] where this model has (0): Conv2d(3, 6,')
+      t.eq(t.readfile(dir .. '/checkpoint.safetensors') == before, true, 'the refused run touched the checkpoint')
+   end)
+
    t.test('temporary files of writes that were killed are removed when the run starts again', function()
       local g = small_data()
       local dir = t.tmpdir() .. '/run'

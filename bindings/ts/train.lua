@@ -275,6 +275,40 @@ local function save_checkpoint(path, model, opt, state, epoch_rng, ema)
    serialize.save(path, tensors, {state = json.encode(state)})
 end
 
+-- A run directory is resumed only by the network it was started with: config.json's architecture (the
+-- printed network, every layer's shape) must be the model's; the training settings may change (more epochs).
+-- Otherwise a changed recipe would resume an old run under its name, or fail later on a tensor of another
+-- size; the error names the first layer that differs.
+local function check_same_network(run, model)
+   local text = read_file(run .. '/config.json')
+   local recorded = text and json.decode(text).architecture
+   if not recorded then return end
+   -- the layers, without whether they are frozen (a transfer recipe unfreezes as it goes)
+   local function layers(text)
+      local out = {}
+      for line in text:gmatch('[^\n]+') do out[#out + 1] = line:gsub(' frozen$', '') end
+      return out
+   end
+   local now_lines, old_lines = layers(tostring(model)), layers(recorded)
+   -- the first line that differs, a layer rather than a container's header (whose count of parameters
+   -- differs whenever a layer inside does)
+   local first
+   for k = 1, math.max(#now_lines, #old_lines) do
+      if now_lines[k] ~= old_lines[k] then
+         local header = (now_lines[k] or ''):find('%(  %[%d+ params%]$')
+         if not first or (first.header and not header) then first = {k = k, header = header} end
+         if not header then break end
+      end
+   end
+   if first then
+      local k = first.k
+      error(('ts.train: %s holds a run of another network (its config.json has %s where this model has %s): ' ..
+             'give this training another run= directory, or remove that one to start it again'):format(
+             run, (old_lines[k] or 'no more layers'):match('^%s*(.-)%s*$'),
+             (now_lines[k] or 'no more layers'):match('^%s*(.-)%s*$')), 0)
+   end
+end
+
 local function load_checkpoint(path, model, opt, device, ema)
    local tensors, meta = serialize.load(path)
    local state = json.decode(meta.state)
@@ -651,6 +685,7 @@ local function train(cfg, spec, model)
       end
       local ckpt = run .. '/checkpoint.safetensors'
       if cfg.resume and read_file(ckpt) then
+         check_same_network(run, model)
          st, epoch_rng = load_checkpoint(ckpt, model, opt, device, ema)
          if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
          st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
