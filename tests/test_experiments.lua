@@ -13,6 +13,8 @@ return function(t)
       run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/base/final.json'))
       t.truthy(final.test_accuracy and final.test_macro_f1 and #final.per_class == 43)
+      -- the recipe's network: the baseline at widths 48, 96, 192
+      t.eq(ts.json.decode(t.readfile(dir .. '/base/config.json')).parameters, 1443195)
       for _, f in ipairs({'config.json', 'metrics.jsonl', 'model.safetensors', 'checkpoint.safetensors', 'final.json',
                           'report.html', 'test_predictions.safetensors'}) do
          t.truthy(io.open(dir .. '/base/' .. f), 'missing ' .. f)
@@ -180,9 +182,9 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade,distill teachers=2 run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade,narrow,distill teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
-                            'baseline+distill2', 'conclusion'}) do
+                            'baseline-narrow', 'baseline+distill2', 'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
       -- the student was taught by the recipe's first two seeds (the second trained for it)
