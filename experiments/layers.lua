@@ -5,7 +5,7 @@ local opt = ts.experiment.options{run = 'runs/baseline', images = 4, seed = 7}
 ts.manualSeed(opt.seed)
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
-local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic})
+local g = ts.experiment.runData(opt.run, final, opt)
 local picks = {}
 for k = 1, opt.images do picks[k] = ts.randint(g.test:size()) end
 local x = ts.data.batch(g.test, picks, {preprocess = ts.data.preprocess(config.preprocess)})

@@ -6,7 +6,7 @@ local ffi = require('ffi')
 local opt = ts.experiment.options{run = 'runs/baseline'}
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
-local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic})
+local g = ts.experiment.runData(opt.run, final, opt)
 local preds = ts.load(opt.run .. '/test_predictions.safetensors')
 local names = g.classNames
 

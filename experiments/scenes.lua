@@ -24,8 +24,7 @@ if opt.threshold ~= '' and (type(opt.threshold) ~= 'number' or not (opt.threshol
 end
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
-local g = ts.experiment.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
-                                 synthetic_train = opt.synthetic_train, seed = opt.seed})
+local g = ts.experiment.runData(opt.run, final, opt)
 local pre = ts.data.preprocess(config.preprocess)
 -- the temperature and the views of the run's calibration, as predict uses them
 local temperature, views = ts.experiment.readCalibration(opt.run)

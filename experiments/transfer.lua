@@ -98,7 +98,7 @@ local function add_row(label, path)
    local s = ts.files.readFile(path .. '/final.json')
    local final = s and ts.json.decode(s)
    -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
-   if final and (final.synthetic or false) == (g.synthetic or false) then rows[#rows + 1] = {name = label, final = final} end
+   if final and not final.synthetic == not g.synthetic then rows[#rows + 1] = {name = label, final = final} end
 end
 for _, name in ipairs(names) do
    for _, recipe in ipairs(recipe_names) do

@@ -8,6 +8,20 @@ return function(t)
       return out
    end
 
+   t.test('a run\'s generated signs are made again from its final.json; a test set of another size is refused', function()
+      local g = ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 3}
+      local final = ts.json.decode(ts.json.encode({synthetic = g.synthetic, test_images = g.test:size()}))
+      -- other command-line sizes and seed than the run's do not matter: the record decides
+      local again = ts.experiment.runData('runs/x', final, {synthetic_train = 300, seed = 1})
+      t.eq(again.test:size(), 20)
+      t.truthy(again.test.x:equal(g.test.x) and again.train.y:equal(g.train.y), 'other images than the run\'s')
+      t.truthy(not ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 1}.test.x:equal(g.test.x),
+               'the test must be able to fail: another seed makes other images')
+      -- a run recorded before the settings were kept: the command line's size, checked against the run's count
+      t.raises(function() ts.experiment.runData('runs/x', {synthetic = true, test_images = 20}, {synthetic_train = 300}) end,
+               'runs/x was tested on 20 images, and the data here has 100 test images')
+   end)
+
    t.test('baseline, then mispredict, layers and units on its run directory', function()
       local dir = t.tmpdir()
       run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))

@@ -401,7 +401,8 @@ end
 
 -- A generated stand-in for GTSRB with the same API: ts.data.synthetic{train = 4000, valid = 800,
 -- test = 1600, classes = 43, size = 32, seed = 1}. Each class is a shape/palette/glyph combination
--- (see host/synth.c); the splits use different seeds.
+-- (see host/synth.c); the splits use different seeds. The result's `synthetic` holds the settings that made
+-- it (sizes, classes, size, seed), which a run's final.json keeps, so that the same images can be made again.
 function data.synthetic(o)
    o = o or {}
    local classes, size, seed = o.classes or 43, o.size or 32, o.seed or 1
@@ -412,9 +413,10 @@ function data.synthetic(o)
    for c = 0, classes - 1 do
       names[c] = ('%s %s %s'):format(palettes[math.floor(c / 5) % 3 + 1], shapes[c % 5 + 1], glyphs[math.floor(c / 15) % 3 + 1])
    end
-   local out = {classNames = names, synthetic = true}
+   local out = {classNames = names, synthetic = {classes = classes, size = size, seed = seed}}
    for k, split in ipairs({'train', 'valid', 'test'}) do
       local n = o[split] or ({4000, 800, 1600})[k]
+      out.synthetic[split] = n
       local x, y = T.zeros({n, size, size, 3}, 'uint8'), T.zeros({n}, 'int64')
       cffi.check(C.ts_synth_signs(x._c, y._c, classes, seed * 1000003 + k))
       out[split] = data.Dataset(x, y, names, split)

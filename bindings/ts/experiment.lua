@@ -18,9 +18,16 @@ function M.options(defaults)
 end
 
 -- The real GTSRB when it can be found (opt.data, TSHOST_DATA, data/), else the generated stand-in,
--- saying which. opt.synthetic = true forces the generated data.
+-- saying which. opt.synthetic = true forces the generated data (opt.synthetic_train images, opt.seed);
+-- a table, as a run's final.json records it (ts.data.synthetic's settings), makes exactly those images.
 function M.dataset(opt)
    local dir = (opt.data and opt.data ~= '') and opt.data or os.getenv('TSHOST_DATA') or 'data'
+   if type(opt.synthetic) == 'table' then
+      local g = data.synthetic(opt.synthetic)
+      print(('data: generated traffic signs as the run had them (%d train, %d valid, %d test, seed %d)'):format(
+         g.train:size(), g.valid:size(), g.test:size(), g.synthetic.seed))
+      return g
+   end
    if not opt.synthetic then
       local ok, g = pcall(data.gtsrb, dir)
       if ok then
@@ -32,6 +39,21 @@ function M.dataset(opt)
    local n = opt.synthetic_train or 6000
    local g = data.synthetic{train = n, valid = math.ceil(n / 6), test = math.ceil(n / 3), seed = opt.seed or 1}
    print(('data: generated traffic signs (%d train, %d valid, %d test)'):format(g.train:size(), g.valid:size(), g.test:size()))
+   return g
+end
+
+-- The data a finished run was trained and tested on, for the scripts that study it (mispredict, layers, units,
+-- scenes, report): its generated signs made again from final.json, or GTSRB from opt.data / TSHOST_DATA. A
+-- test set of another size than the run's is refused, naming both: the run's test_predictions would be read
+-- against other images.
+function M.runData(run, final, opt)
+   local g = M.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
+                        synthetic_train = opt.synthetic_train, seed = opt.seed})
+   if final.test_images and g.test:size() ~= final.test_images then
+      error(('%s was tested on %d images, and the data here has %d test images: give the data it was trained on ' ..
+             '(data=, TSHOST_DATA, or for the generated signs synthetic_train= and seed=)'):format(
+             run, final.test_images, g.test:size()), 0)
+   end
    return g
 end
 
