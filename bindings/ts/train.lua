@@ -283,29 +283,23 @@ local function check_same_network(run, model)
    local text = read_file(run .. '/config.json')
    local recorded = text and json.decode(text).architecture
    if not recorded then return end
-   -- the layers, without whether they are frozen (a transfer recipe unfreezes as it goes)
+   -- the layers, without whether they are frozen (a transfer recipe unfreezes as it goes), and containers'
+   -- headers without their count of parameters (it differs whenever a layer inside does, which is named then)
    local function layers(text)
       local out = {}
-      for line in text:gmatch('[^\n]+') do out[#out + 1] = line:gsub(' frozen$', '') end
+      for line in text:gmatch('[^\n]+') do
+         out[#out + 1] = line:gsub(' frozen$', ''):gsub('%(  %[%d+ params%]$', '(')
+      end
       return out
    end
    local now_lines, old_lines = layers(tostring(model)), layers(recorded)
-   -- the first line that differs, a layer rather than a container's header (whose count of parameters
-   -- differs whenever a layer inside does)
-   local first
    for k = 1, math.max(#now_lines, #old_lines) do
       if now_lines[k] ~= old_lines[k] then
-         local header = (now_lines[k] or ''):find('%(  %[%d+ params%]$')
-         if not first or (first.header and not header) then first = {k = k, header = header} end
-         if not header then break end
+         error(('ts.train: %s holds a run of another network (its config.json has %s where this model has %s): ' ..
+                'give this training another run= directory, or remove that one to start it again'):format(
+                run, (old_lines[k] or 'no more layers'):match('^%s*(.-)%s*$'),
+                (now_lines[k] or 'no more layers'):match('^%s*(.-)%s*$')), 0)
       end
-   end
-   if first then
-      local k = first.k
-      error(('ts.train: %s holds a run of another network (its config.json has %s where this model has %s): ' ..
-             'give this training another run= directory, or remove that one to start it again'):format(
-             run, (old_lines[k] or 'no more layers'):match('^%s*(.-)%s*$'),
-             (now_lines[k] or 'no more layers'):match('^%s*(.-)%s*$')), 0)
    end
 end
 
