@@ -7,17 +7,16 @@
 -- experiments/exposure.lua seeds=3); tta: views per image for every member (1: none).
 local opt = ts.experiment.options{runs = 'runs/recipe/baseline-s1,runs/recipe/baseline-s2,runs/recipe/baseline-s3',
                                   tta = 1, run = 'runs/ensemble'}
-local final0 = {}
 local members = {}
 for dir in opt.runs:gmatch('[^,]+') do members[#members + 1] = {run = dir} end
 if #members < 2 then error('ensemble.lua: runs= needs at least two run directories, got ' .. opt.runs, 0) end
 for _, m in ipairs(members) do
    m.final = ts.json.decode(ts.files.readFile(m.run .. '/final.json') or
                             error(m.run .. '/final.json not found (did the run finish?)', 0))
-   final0.synthetic = final0.synthetic or m.final.synthetic
 end
-local g = ts.experiment.dataset({data = opt.data, synthetic = final0.synthetic or opt.synthetic,
-                                 synthetic_train = opt.synthetic_train, seed = opt.seed})
+-- the first member's data, which every other member must have been trained and tested on too
+local g = ts.experiment.runData(members[1].run, members[1].final, opt)
+for k = 2, #members do ts.experiment.checkRunData(members[k].run, members[k].final, g) end
 
 local valid_evals, test_evals, parameters, seconds = {}, {}, 0, 0
 print(('\n%-36s %10s %10s %10s %9s'):format('member', 'valid', 'test', 'params', 'train s'))

@@ -11,8 +11,7 @@ end
 local opt = ts.experiment.options{tta = 1}   -- and the data options of the experiment that made the run
 local model, config = ts.models.load(run)
 local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
-opt.synthetic = final.synthetic or opt.synthetic
-local g = ts.experiment.dataset(opt)
+local g = ts.experiment.runData(run, final, opt)
 local cal = ts.experiment.calibrate(model, g, ts.data.preprocess(config.preprocess), nil, opt.tta)
 ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))
 print(('%s: temperature %.3f (%d view%s); validation NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s/calibration.json'):format(

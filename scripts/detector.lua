@@ -18,8 +18,7 @@ if not ts.files.exists(run .. '/model.safetensors') then
    os.exit(1)
 end
 local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
-opt.synthetic = final.synthetic or opt.synthetic
-local g = ts.experiment.dataset(opt)
+local g = ts.experiment.runData(run, final, opt)
 if opt.fit_only ~= true then
    os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed
    local result = ts.detect.train(g, {run = run .. '/detector', scenes = opt.scenes, epochs = opt.epochs, seed = opt.seed,

@@ -43,16 +43,30 @@ function M.dataset(opt)
 end
 
 -- The data a finished run was trained and tested on, for the scripts that study it (mispredict, layers, units,
--- scenes, report): its generated signs made again from final.json, or GTSRB from opt.data / TSHOST_DATA. A
--- test set of another size than the run's is refused, naming both: the run's test_predictions would be read
--- against other images.
+-- scenes, report, ensemble, calibrate, detector): its generated signs made again from final.json, or GTSRB from
+-- opt.data / TSHOST_DATA, checked against the run by M.checkRunData.
 function M.runData(run, final, opt)
    local g = M.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
                         synthetic_train = opt.synthetic_train, seed = opt.seed})
-   if final.test_images and g.test:size() ~= final.test_images then
-      error(('%s was tested on %d images, and the data here has %d test images: give the data it was trained on ' ..
-             '(data=, TSHOST_DATA, or for the generated signs synthetic_train= and seed=)'):format(
-             run, final.test_images, g.test:size()), 0)
+   return M.checkRunData(run, final, g)
+end
+
+-- g, when it is the data of the run whose final.json is `final`; otherwise an error naming both. A split of
+-- another size than the run's is refused (its test_predictions would be read against other images, its
+-- temperature fitted on another validation set), and so are generated signs for a run of GTSRB or the reverse.
+-- Runs from before final.json kept the train and valid sizes are checked on what they kept.
+function M.checkRunData(run, final, g)
+   if not final.synthetic ~= not g.synthetic then
+      error(('%s was trained on %s, and the data here is %s'):format(run,
+            final.synthetic and 'generated signs' or 'GTSRB', g.synthetic and 'generated signs' or 'GTSRB'), 0)
+   end
+   for _, split in ipairs{'train', 'valid', 'test'} do
+      local n = final[split .. '_images']
+      if n and g[split]:size() ~= n then
+         error(('%s was trained on %d %s images, and the data here has %d: give the data it was trained on ' ..
+                '(data=, TSHOST_DATA, or for the generated signs synthetic_train= and seed=)'):format(
+                run, n, split, g[split]:size()), 0)
+      end
    end
    return g
 end
@@ -98,6 +112,7 @@ function M.finish(result, g, opt)
    local final = {
       test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
       test_weighted_f1 = s.weighted.f1, test_loss = ev.loss, test_images = s.total,
+      train_images = g.train:size(), valid_images = g.valid:size(),
       best_epoch = result.best.epoch, best_valid_accuracy = result.best.accuracy,
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
