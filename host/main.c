@@ -52,7 +52,7 @@ static const char usage[] =
     "environment:\n"
     "  TSHOST_THREADS   CPU threads, as --threads\n"
     "  TSHOST_DEVICE    cpu or cuda, as --device\n"
-    "  TSHOST_CPU       force a CPU matrix-product path: generic, avx2, avx512 or avx512bf16 (default: the best\n"
+    "  TSHOST_CPU       force a CPU matrix-product path: generic, avx2, avx512, avx512bf16 or amx (default: the best\n"
     "                   this processor runs)\n"
     "  TSHOST_DATA      the GTSRB pickle folder used by ts.data.gtsrb()\n"
     "  TSHOST_MODELS    the pretrained models folder used by ts.models.pretrained()\n"

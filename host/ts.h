@@ -57,10 +57,10 @@ const char *ts_cuda_device_name(void);
 /* a device's backend described for a person (library versions, processor features, kernels chosen), whether
  * or not it started: what tshost --doctor prints */
 int ts_device_about(int device, char *out, size_t size);
-/* the CPU matrix-product path forced by name (generic, avx2, avx512, avx512bf16; NULL or "": by the
+/* the CPU matrix-product path forced by name (generic, avx2, avx512, avx512bf16, amx; NULL or "": by the
  * processor), refused when this processor cannot run it; main.c applies TSHOST_CPU with it at startup */
 int ts_cpu_select_path(const char *name);
-const char *ts_cpu_path(void);   /* the CPU path in use: avx2, avx512 or avx512bf16 */
+const char *ts_cpu_path(void);   /* the CPU path in use: avx2, avx512, avx512bf16 or amx */
 /* the processor's fp32 peak on the path in use, measured (about 0.3 s): every thread's fused multiply-adds, in
  * floating-point operations per second */
 double ts_cpu_peak_flops(void);

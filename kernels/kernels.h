@@ -109,7 +109,7 @@ typedef struct {
 extern const tsk_backend tsk_cpu_backend;
 extern const tsk_backend tsk_cuda_backend;
 
-/* The CPU matrix-product path: by the processor, or forced by name (generic, avx2, avx512, avx512bf16) so that
+/* The CPU matrix-product path: by the processor, or forced by name (generic, avx2, avx512, avx512bf16, amx) so that
  * each path this processor can run can be tested on it. NULL, or why not (a path this processor cannot run,
  * an unknown name). tsk_cpu_path names the path in use. */
 const char *tsk_cpu_select_path(const char *name);

@@ -31,7 +31,7 @@ local function same(t, a, ref, what, winograd)
    else t.near(a, ref, 1e-5, 1e-5 * math.max(1, ref:abs():max()), what) end
 end
 
-local runs_bf16 = ts.cpuPath() == 'avx512bf16'
+local runs_bf16 = ts.cpuPath() == 'avx512bf16' or ts.cpuPath() == 'amx'
 
 local convs = {
    {'3x3 pad 1, 3 input channels (odd depth 27)', {3, 8, 3, {padding = 1}}, {4, 3, 12, 12}},

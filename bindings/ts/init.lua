@@ -49,8 +49,8 @@ function ts.getThreads() return C.ts_get_threads() end
 -- ts.cpuWinograd(false): 3x3 stride-1 convolutions on the CPU by im2col instead of Winograd's F(2x2, 3x3) (the
 -- default), to compare the two
 function ts.cpuWinograd(on) cffi.check(C.ts_cpu_set('winograd', on == false and 0 or 1)) end
--- the CPU path in use (avx2, avx512, avx512bf16: TSHOST_CPU, else the best this processor runs); bf16 layers
--- compute in bf16 only on avx512bf16, in fp32 elsewhere
+-- the CPU path in use (avx2, avx512, avx512bf16, amx: TSHOST_CPU, else the best this processor runs); bf16 layers
+-- compute in bf16 only on avx512bf16 and amx (AMX tiles for the convolutions' products), in fp32 elsewhere
 function ts.cpuPath() return ffi.string(C.ts_cpu_path()) end
 
 -- key=value arguments after the script become ts.args (strings); the rest stay in arg

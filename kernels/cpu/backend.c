@@ -14,9 +14,10 @@ static const char *cpu_name(void) { return "cpu"; }
 static void cpu_about(char *out, size_t size)
 {
     __builtin_cpu_init();
-    snprintf(out, size, "AVX2 %s, FMA %s, AVX-512 %s, AVX512-BF16 %s; matrix products: the %s path (%s%s)",
+    snprintf(out, size, "AVX2 %s, FMA %s, AVX-512 %s, AVX512-BF16 %s, AMX-BF16 %s; matrix products: the %s path (%s%s)",
              __builtin_cpu_supports("avx2") ? "yes" : "no", __builtin_cpu_supports("fma") ? "yes" : "no",
              __builtin_cpu_supports("avx512f") ? "yes" : "no", __builtin_cpu_supports("avx512bf16") ? "yes" : "no",
+             __builtin_cpu_supports("amx-bf16") ? "yes" : "no",
              tsk_cpu_path(), tsk_cpu_path_kernels(),
              getenv("TSHOST_CPU") && *getenv("TSHOST_CPU") ? ", forced by TSHOST_CPU" : "");
 }

@@ -33,7 +33,13 @@ int tsk_cpu_has_avx512(void);
 void tsk_cpu_gemm_avx2(int m, int n, int k, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t ldb,
                        float *c, int64_t ldc, int accumulate);
 const char *tsk_cpu_path_kernels(void);   /* the kernels of the path in use, for a person */
-int tsk_cpu_has_avx512_bf16(void);
+int tsk_cpu_has_avx512_bf16(void);   /* the avx512bf16 or the amx path */
+/* gemm_amx.c: the product of packed pairs with A's pairs contiguous (a_cs = 1) on AMX tiles, on the amx path
+ * (tsk_cpu_has_amx); tsk_cpu_amx_usable: the processor has AMX-BF16 and the kernel lent this process its tiles */
+int tsk_cpu_has_amx(void);
+int tsk_cpu_amx_usable(void);
+void tsk_cpu_gemm_amx(int m, int n, int k2, const uint32_t *a, int64_t a_rs, const uint32_t *b, int64_t ldb, float *c,
+                      int64_t ldc, int accumulate);
 /* the precision the CPU runs for a requested one: bf16 only with AVX512-BF16, else fp32 with a notice (once) that
  * tsk_cpu_notice hands the host */
 int tsk_cpu_math(int math);

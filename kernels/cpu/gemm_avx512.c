@@ -127,20 +127,23 @@ void tsk_cpu_gemm_avx512(int bf16, int m, int n, int depth, const void *a, int64
 }
 
 /* The matrix-product path, chosen by the processor or forced by tsk_cpu_select_path (TSHOST_CPU), so that every
- * path this processor can run is tested on it: 0 avx2, 1 avx512, 2 avx512bf16 (the kernels of each below).
+ * path this processor can run is tested on it: 0 avx2, 1 avx512, 2 avx512bf16, 3 amx (the kernels of each below).
  * -1: not decided yet. */
 static int path = -1;
 static const struct {
     const char *name, *kernels;
 } paths[] = {{"avx2", "tshost's AVX2 kernel for convolutions, OpenBLAS for linear layers, bf16 by the fp32 kernels"},
              {"avx512", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 by the fp32 kernels"},
-             {"avx512bf16", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by vdpbf16ps"}};
+             {"avx512bf16", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by vdpbf16ps"},
+             {"amx", "tshost's AVX-512 kernel for convolutions, OpenBLAS for linear layers, bf16 pairs by AMX tiles"}};
+enum { PATHS = sizeof paths / sizeof paths[0] };
 
 static int best_path(void)
 {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f")) return 0;
-    return __builtin_cpu_supports("avx512bf16") ? 2 : 1;
+    if (!__builtin_cpu_supports("avx512bf16")) return 1;
+    return tsk_cpu_amx_usable() ? 3 : 2;
 }
 
 static int current_path(void)
@@ -158,15 +161,18 @@ const char *tsk_cpu_select_path(const char *name)
         return NULL;
     }
     if (!strcmp(name, "generic")) want = 0;   /* the build needs AVX2 (x86-64-v3): generic is the avx2 path */
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < PATHS; i++)
         if (!strcmp(name, paths[i].name)) want = i;
     if (want < 0) {
-        snprintf(error, sizeof error, "unknown CPU path '%s' (generic, avx2, avx512, avx512bf16)", name);
+        snprintf(error, sizeof error, "unknown CPU path '%s' (generic, avx2, avx512, avx512bf16, amx)", name);
         return error;
     }
     if (want > best) {
         snprintf(error, sizeof error, "the %s path needs %s, which this processor lacks (it runs up to %s)", name,
-                 want == 2 ? "AVX512-BF16" : "AVX-512", paths[best].name);
+                 want == 3   ? "AMX-BF16 and the operating system's leave to use its tiles"
+                 : want == 2 ? "AVX512-BF16"
+                             : "AVX-512",
+                 paths[best].name);
         return error;
     }
     path = want;
@@ -200,4 +206,5 @@ const char *tsk_cpu_notice(void)
 const char *tsk_cpu_path(void) { return paths[current_path()].name; }
 const char *tsk_cpu_path_kernels(void) { return paths[current_path()].kernels; }
 int tsk_cpu_has_avx512(void) { return current_path() >= 1; }
-int tsk_cpu_has_avx512_bf16(void) { return current_path() == 2; }
+int tsk_cpu_has_avx512_bf16(void) { return current_path() >= 2; }
+int tsk_cpu_has_amx(void) { return current_path() == 3; }

@@ -8,8 +8,9 @@
  * q < K2 = ceil(K/2), each pair one 32-bit element with the lower k in the low half, an odd K's last pair
  * padded with zero. Contiguous rows are packed 16 floats at a time, strided ones one by one. Callers
  * that reuse an operand (a convolution's weights for every image) pack it once.
- * The product of packed operands runs on the AVX512-BF16 kernel; a processor without it runs bf16 layers in
- * fp32 (tsk_cpu_math), so nothing here is called there. */
+ * The product of packed operands runs on AMX where the processor has it and A's pairs are contiguous
+ * (gemm_amx.c), else on the AVX512-BF16 kernel; a processor without AVX512-BF16 runs bf16 layers in fp32
+ * (tsk_cpu_math), so nothing here is called there. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,9 @@ void tsk_cpu_bf16_pack_b(int k, int n, const float *b, int64_t b_rs, int64_t b_c
 void tsk_cpu_gemm_pairs(int m, int n, int k2, const uint32_t *a, int64_t a_rs, int64_t a_cs, const uint32_t *b,
                         int64_t ldb, float *c, int64_t ldc, int accumulate)
 {
-    if (m > 0 && n > 0) tsk_cpu_gemm_avx512(1, m, n, k2, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
+    if (m <= 0 || n <= 0) return;
+    if (a_cs == 1 && tsk_cpu_has_amx()) tsk_cpu_gemm_amx(m, n, k2, a, a_rs, b, ldb, c, ldc, accumulate);
+    else tsk_cpu_gemm_avx512(1, m, n, k2, a, a_rs, a_cs, b, ldb, c, ldc, accumulate);
 }
 
 size_t tsk_cpu_gemm_bf16_scratch(int m, int n, int k)
