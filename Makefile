@@ -5,8 +5,8 @@
 #                (ends with "N passed, N failed, N skipped"); make testenv first gets the Python tools some
 #                tests read tshost's files with (TensorBoard, onnx, onnxruntime) into build/testenv
 #   make run     deps + build + the main job
-#   make bench   training and inference throughput against PyTorch on this machine (the reference and
-#                the baseline network, and the reference in bf16 mixed precision; on the GPU when there is one)
+#   make bench   training and inference throughput against PyTorch on this machine (the reference network
+#                and the one make run trains, each in fp32 and bf16 mixed precision; on the GPU when there is one)
 #   make dist    a release folder and tarball in dist/ that runs anywhere (glibc >= 2.34) without installing
 #   make asan    the file readers' tests (pickle, safetensors, image fuzzing) under AddressSanitizer and
 #                UndefinedBehaviorSanitizer (signed overflow included)
@@ -73,7 +73,7 @@ deps:
 # precision tests and the convolution algorithms under every CPU path this processor runs (TSHOST_CPU; generic is the avx2
 # path), then the whole suite on the best path (its summary line ends the output)
 test: tshost asan dist testenv
-	@for path in avx2 avx512 avx512bf16; do \
+	@for path in avx2 avx512 avx512bf16 amx; do \
 	  if TSHOST_CPU=$$path ./tshost -e 'x = 1' 2>/dev/null; then \
 	    echo "== the $$path path"; \
 	    TSHOST_CPU=$$path ./tshost tests/run.lua test_torch_fixtures || exit 1; \
@@ -104,8 +104,9 @@ run: deps
 
 bench: tshost
 	./tshost scripts/bench.lua
-	./tshost scripts/bench.lua model=baseline
+	./tshost scripts/bench.lua model=recipe
 	./tshost scripts/bench.lua precision=bf16
+	./tshost scripts/bench.lua model=recipe precision=bf16
 
 ASAN_OBJ = $(patsubst %.c,build/asan/%.o,$(HOST_SRC) $(KERNEL_SRC))
 

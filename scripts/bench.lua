@@ -1,6 +1,6 @@
 -- make bench: throughput of the reference network (ts.models.refcnn, batch 128) for a training step
 -- (forward + backward + SGD update) and for inference, next to PyTorch's on the same machine.
--- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline device=cpu|cuda cpu=avx2
+-- Options: batch=128 steps=10 rounds=5 threads=2 torch=true model=refcnn|baseline|recipe device=cpu|cuda cpu=avx2
 -- (default: the GPU when there is one; PyTorch then runs on it too, with cuDNN's benchmark mode; the
 -- GPU is synchronized before each clock reading) precision=fp32|bf16 (bf16: model:setPrecision('bf16')
 -- against PyTorch's torch.autocast with bfloat16, its mixed precision) layers=false (true: a table of each
@@ -33,7 +33,8 @@ local function now()
    return clock()
 end
 
-local net = ts.models[opt.model]()
+-- recipe: the baseline at the widths experiments/baseline.lua trains (ts.experiment.baselineWidths)
+local net = opt.model == 'recipe' and ts.models.baseline{widths = ts.experiment.baselineWidths} or ts.models[opt.model]()
 net:to(opt.device)
 net:setPrecision(opt.precision)
 net.needsGradInput = false   -- as in PyTorch, where the input batch does not require a gradient

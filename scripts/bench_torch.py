@@ -17,16 +17,22 @@ import torch
 import torch.nn as nn
 
 
-def refcnn(stage3=1):
-    """ts.models.refcnn (stage3=1, 675,339 parameters) and ts.models.baseline (stage3=2, 823,051)"""
+def refcnn(stage3=1, widths=(32, 64, 128)):
+    """ts.models.refcnn (stage3=1, 675,339 parameters), ts.models.baseline (stage3=2, 823,051) and the
+    baseline at the widths experiments/baseline.lua trains (48, 96, 192: 1,443,195)"""
     def block(cin, cout):
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-    third = block(64, 128) + sum((block(128, 128) for _ in range(stage3 - 1)), [])
+    w1, w2, w3 = widths
+    third = block(w2, w3) + sum((block(w3, w3) for _ in range(stage3 - 1)), [])
     return nn.Sequential(
-        *block(3, 32), *block(32, 32), nn.MaxPool2d(2),
-        *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
+        *block(3, w1), *block(w1, w1), nn.MaxPool2d(2),
+        *block(w1, w2), *block(w2, w2), nn.MaxPool2d(2),
         *third, nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 43))
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(16 * w3, 256), nn.ReLU(), nn.Linear(256, 43))
+
+
+MODELS = {"refcnn": (1, (32, 64, 128), 675339), "baseline": (2, (32, 64, 128), 823051),
+          "recipe": (2, (48, 96, 192), 1443195)}
 
 
 def layer_times(net, step, steps, sync):
@@ -62,7 +68,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--model", choices=["refcnn", "baseline"], default="refcnn")
+    ap.add_argument("--model", choices=sorted(MODELS), default="refcnn")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw")
@@ -71,8 +77,9 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
-    net = refcnn(2 if a.model == "baseline" else 1).to(a.device)
-    assert sum(p.numel() for p in net.parameters()) == (823051 if a.model == "baseline" else 675339)
+    stage3, widths, parameters = MODELS[a.model]
+    net = refcnn(stage3, widths).to(a.device)
+    assert sum(p.numel() for p in net.parameters()) == parameters
     x = torch.randn(a.batch, 3, 32, 32, device=a.device)
     if a.layout == "channels_last":
         net = net.to(memory_format=torch.channels_last)
