@@ -8,7 +8,7 @@ return function(t)
       return out
    end
 
-   t.test('a run\'s generated signs are made again from its final.json; a test set of another size is refused', function()
+   t.test('a run\'s generated signs are made again from its final.json; data of other sizes or kind is refused', function()
       local g = ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 3}
       local final = ts.json.decode(ts.json.encode({synthetic = g.synthetic, test_images = g.test:size()}))
       -- other command-line sizes and seed than the run's do not matter: the record decides
@@ -19,7 +19,14 @@ return function(t)
                'the test must be able to fail: another seed makes other images')
       -- a run recorded before the settings were kept: the command line's size, checked against the run's count
       t.raises(function() ts.experiment.runData('runs/x', {synthetic = true, test_images = 20}, {synthetic_train = 300}) end,
-               'runs/x was tested on 20 images, and the data here has 100 test images')
+               'runs/x was trained on 20 test images, and the data here has 100')
+      -- every split the run kept is checked, and the kind of data
+      t.raises(function() ts.experiment.checkRunData('runs/x', {synthetic = g.synthetic, valid_images = 11}, g) end,
+               'runs/x was trained on 11 valid images, and the data here has 10')
+      t.raises(function() ts.experiment.checkRunData('runs/x', {synthetic = false}, g) end,
+               'runs/x was trained on GTSRB, and the data here is generated signs')
+      t.eq(ts.experiment.checkRunData('runs/x', {synthetic = g.synthetic, train_images = 60, valid_images = 10,
+                                                 test_images = 20}, g), g)
    end)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
@@ -196,9 +203,9 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade,narrow,distill teachers=2 run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,stn,clahe,multiscale,nofade,narrow,bf16,distill teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
-                            'baseline-narrow', 'baseline+distill2', 'conclusion'}) do
+                            'baseline-narrow', 'baseline+bf16', 'baseline+distill2', 'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
       -- the student was taught by the recipe's first two seeds (the second trained for it)
@@ -217,6 +224,14 @@ return function(t)
              ts.json.decode(t.readfile(a .. '/final.json')).test_accuracy, 1e-12)
       rc, out = t.sh(('%s %s/experiments/ensemble.lua runs=%s'):format(t.tshost, ts.root, a))
       t.truthy(rc ~= 0 and out:find('needs at least two run directories', 1, true), out)
+      -- a member tested on other data than the first is refused, named
+      t.sh(('cp -r %s %s/other'):format(b, dir))
+      local other = ts.json.decode(t.readfile(dir .. '/other/final.json'))
+      other.test_images = other.test_images + 1
+      ts.files.writeFile(dir .. '/other/final.json', ts.json.encode(other))
+      rc, out = t.sh(('%s %s/experiments/ensemble.lua runs=%s,%s/other synthetic=true synthetic_train=300'):format(
+         t.tshost, ts.root, a, dir))
+      t.truthy(rc ~= 0 and out:find(('%s/other was trained on %d test images'):format(dir, other.test_images), 1, true), out)
       out = run('accumulate.lua', 'images=256')
       local diff = tonumber(out:match('largest weight difference after %d+ updates: ([%d%.e%-]+)'))
       t.truthy(diff and diff < 1e-5, out)
