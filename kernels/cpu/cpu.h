@@ -35,7 +35,8 @@ void tsk_cpu_gemm_avx2(int m, int n, int k, const float *a, int64_t a_rs, int64_
 const char *tsk_cpu_path_kernels(void);   /* the kernels of the path in use, for a person */
 int tsk_cpu_has_avx512_bf16(void);   /* the avx512bf16 or the amx path */
 /* gemm_amx.c: the product of packed pairs with A's pairs contiguous (a_cs = 1) on AMX tiles, on the amx path
- * (tsk_cpu_has_amx); tsk_cpu_amx_usable: the processor has AMX-BF16 and the kernel lent this process its tiles */
+ * (tsk_cpu_has_amx); tsk_cpu_amx_usable: the processor has AMX-BF16 and the kernel lent this process its tiles
+ * (asked of a processor with AVX512-BF16 only: the amx path's edges run the vdpbf16ps kernel) */
 int tsk_cpu_has_amx(void);
 int tsk_cpu_amx_usable(void);
 void tsk_cpu_gemm_amx(int m, int n, int k2, const uint32_t *a, int64_t a_rs, const uint32_t *b, int64_t ldb, float *c,

@@ -16,7 +16,8 @@
  * two kernels sum the same exact products in fp32 and differ only in the order of the sums.
  *
  * Linux lends a process the tile registers only on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA):
- * tsk_cpu_amx_usable asks once, and the amx path exists only where it was granted. Each call loads the tile
+ * tsk_cpu_amx_usable asks when the CPU path is chosen, and the amx path exists only where it was granted.
+ * The amx path is chosen only above avx512bf16 (gemm_avx512.c's best_path), whose kernel does the edges. Each call loads the tile
  * configuration on its own thread and releases the tiles at the end (the kernel then saves no tile state
  * when the thread is switched out). */
 #pragma GCC target("amx-tile,amx-bf16,avx512f,avx512bf16")
@@ -32,8 +33,7 @@ enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
 int tsk_cpu_amx_usable(void)
 {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("avx512bf16"))
-        return 0;
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return 0;
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
@@ -72,7 +72,8 @@ static void configure_tiles(void)
     } while (0)
 
 /* C's block of (16 or 32) x (16 or 32) at c; a at the block's first row, b at its first column; the padded
- * tail (when tail) at at (rows of 16 pairs) and bt (rows of the call's tail_n pairs), at the same block */
+ * last step, when the depth has one, at at (rows of 16 pairs) and bt (rows of bt_rs pairs), at the same block;
+ * NULL when it has none */
 __attribute__((always_inline)) static inline void block(int two_a, int two_b, int steps, const uint32_t *a, int64_t a_rs,
                                                         const uint32_t *b, int64_t ldb, const uint32_t *at,
                                                         const uint32_t *bt, int64_t bt_rs, float *c, int64_t ldc,
