@@ -142,6 +142,23 @@ return function(t)
       t.eq(raw['1.num_batches_tracked']:dtype(), 'int64')
    end)
 
+   t.test('a model loads from the tensors named with a prefix, as in a training checkpoint', function()
+      local dir = t.tmpdir()
+      local a = ts.models.refcnn{widths = {4, 4, 8}, hidden = 8}
+      local tensors = {['optim.1.momentum'] = ts.randn(3), rng = ts.zeros({4}, 'int64')}
+      for _, pair in ipairs(a:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
+      ts.save(dir .. '/c.safetensors', tensors)
+      local b = ts.models.refcnn{widths = {4, 4, 8}, hidden = 8}
+      ts.load(dir .. '/c.safetensors', b, {prefix = 'model.'})
+      for i, pair in ipairs(a:stateDict()) do t.truthy(pair[2]:equal(b:stateDict()[i][2]), pair[1]) end
+      -- without the prefix nothing is the model's; a prefixed tensor the model lacks is still unexpected
+      t.raises(function() ts.load(dir .. '/c.safetensors', b) end, 'missing 0.weight')
+      tensors['model.extra'] = ts.randn(2)
+      ts.save(dir .. '/c.safetensors', tensors)
+      t.raises(function() ts.load(dir .. '/c.safetensors', b, {prefix = 'model.'}) end, 'unexpected model.extra')
+      t.raises(function() ts.load(dir .. '/c.safetensors', b, {prefix = 1}) end, 'prefix must be a string')
+   end)
+
    t.test('tables of tensors of every dtype round-trip', function()
       local dir = t.tmpdir()
       local src = {f = ts.randn(3, 4), u = ts.tensor({1, 2, 255}, 'uint8'), l = ts.tensor({-5, 7}, 'int64'),

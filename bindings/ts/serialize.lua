@@ -5,6 +5,9 @@
 --   ts.load(path, model [, {strict = false}])  copies into the model; strict (the default) fails on a
 --                                        missing, unexpected or mis-shaped tensor, naming all of them; a
 --                                        tensor whose file dtype cannot fill its parameter fails always
+--   ts.load(path, model, {prefix = 'model.'})  the model's tensors are the file's named prefix .. name
+--                                        (a training checkpoint's weights beside its optimizer state);
+--                                        tensors without the prefix are not the model's and are ignored
 -- Writes are atomic: a crash while saving leaves the previous file as it was.
 local ffi = require('ffi')
 local T = require('ts.tensor')
@@ -80,10 +83,12 @@ function M.load(path, model, opts)
    local tensors, meta, order, file_dtypes = read_all(path)
    if not model then return tensors, meta end
    local strict = not (opts and opts.strict == false)
+   local prefix = opts and opts.prefix or ''
+   if type(prefix) ~= 'string' then error('ts.load: prefix must be a string', 2) end
    local state = model:stateDict()
    local problems, used, known, wrong_kind = {}, {}, {}, {}
    for _, pair in ipairs(state) do
-      local name, dst = pair[1], pair[2]
+      local name, dst = prefix .. pair[1], pair[2]
       local src = tensors[name]
       known[name] = true
       if not src then
@@ -99,7 +104,7 @@ function M.load(path, model, opts)
       end
    end
    for _, name in ipairs(order) do
-      if not known[name] then problems[#problems + 1] = 'unexpected ' .. name end
+      if not known[name] and name:sub(1, #prefix) == prefix then problems[#problems + 1] = 'unexpected ' .. name end
    end
    if #wrong_kind > 0 then
       error(('ts.load: %s does not fit the model: %s (integers and floats do not fill each other)'):format(path,
@@ -109,7 +114,7 @@ function M.load(path, model, opts)
       error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 2)
    end
    for _, pair in ipairs(state) do
-      if used[pair[1]] then pair[2]:copy(tensors[pair[1]]) end
+      if used[prefix .. pair[1]] then pair[2]:copy(tensors[prefix .. pair[1]]) end
    end
    return model, meta
 end

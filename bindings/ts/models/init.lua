@@ -134,9 +134,14 @@ local function builder_of(run, config)
 end
 
 -- A model from a run directory: its builder and options from config.json, its weights from
--- model.safetensors, in the precision it was trained in; returns the model (in evaluation mode) and the
--- run's config.
-function models.load(run)
+-- model.safetensors (the model chosen on validation), or with opts.weights = 'last' from the checkpoint
+-- the run ended on (checkpoint.safetensors: the weights of its last epoch), in the precision it was trained
+-- in; returns the model (in evaluation mode) and the run's config.
+function models.load(run, opts)
+   local weights = opts and opts.weights or 'best'
+   if weights ~= 'best' and weights ~= 'last' then
+      error(("ts.models.load: weights must be 'best' or 'last', got %s"):format(tostring(weights)), 2)
+   end
    local text = files.readFile(run .. '/config.json')
    if not text then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
    local config = json.decode(text)
@@ -144,7 +149,15 @@ function models.load(run)
       error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 2)
    end
    local model = builder_of(run, config)(config.model)
-   serialize.load(run .. '/model.safetensors', model)
+   if weights == 'best' then
+      serialize.load(run .. '/model.safetensors', model)
+   else
+      local path = run .. '/checkpoint.safetensors'
+      if not files.exists(path) then
+         error(('ts.models.load: %s not found (the run has no checkpoint of its last epoch)'):format(path), 2)
+      end
+      serialize.load(path, model, {prefix = 'model.'})
+   end
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
    return model, config
