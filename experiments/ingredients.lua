@@ -39,14 +39,14 @@ for k, v in pairs(opt) do recipe[k] = v end
 local TTA_VIEWS = 8
 local DISTILL = {weight = 0.5, temperature = 1}
 -- The baseline's runs, each model loaded with `load` (ts.models.load's options) and its test set evaluated
--- with `evaluate` (ts.evaluate's options): an ingredient that changes how a trained model is used, not its
+-- with `tta` views (nil: the image alone): an ingredient that changes how a trained model is used, not its
 -- training
-local function reevaluate(base, name, load, evaluate)
+local function reevaluate(base, name, load, tta)
    local out = {name = name, runs = {}, evals = {}}
    for k, final in ipairs(base.runs) do
       local run = ('%s/%s-s%d'):format(opt.run, base.name, (opt.seed or 1) + k - 1)
       local model, config = ts.models.load(run, load)
-      local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = evaluate.tta})
+      local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = tta})
       ev.target_y = g.test.y
       out.evals[k] = ev
       out.runs[k] = {test_accuracy = ev.accuracy, test_macro_f1 = ev.summary.macro.f1, train_seconds = final.train_seconds}
@@ -94,10 +94,10 @@ local ingredients = {
                                    weight = DISTILL.weight, temperature = DISTILL.temperature}}, recipe)
    end,
    tta = function(base)
-      return reevaluate(base, ('baseline+tta%d'):format(TTA_VIEWS), {}, {tta = TTA_VIEWS})
+      return reevaluate(base, ('baseline+tta%d'):format(TTA_VIEWS), {}, TTA_VIEWS)
    end,
    last = function(base)
-      return reevaluate(base, 'baseline@last', {weights = 'last'}, {})
+      return reevaluate(base, 'baseline@last', {weights = 'last'})
    end,
 }
 
