@@ -149,8 +149,12 @@ return function(t)
       for _, pair in ipairs(a:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
       ts.save(dir .. '/c.safetensors', tensors)
       local b = ts.models.refcnn{widths = {4, 4, 8}, hidden = 8}
-      ts.load(dir .. '/c.safetensors', b, {prefix = 'model.'})
+      local filled, _, all = ts.load(dir .. '/c.safetensors', b, {prefix = 'model.'})
+      t.eq(filled, b, 'returns the model it filled')
       for i, pair in ipairs(a:stateDict()) do t.truthy(pair[2]:equal(b:stateDict()[i][2]), pair[1]) end
+      -- and every tensor of the file, the model's and the rest, from the same read
+      t.truthy(all['optim.1.momentum']:equal(tensors['optim.1.momentum']), 'the optimizer state comes back')
+      t.truthy(all['model.0.weight']:equal(tensors['model.0.weight']), 'the weights come back under their names')
       -- without the prefix nothing is the model's; a prefixed tensor the model lacks is still unexpected
       t.raises(function() ts.load(dir .. '/c.safetensors', b) end, 'missing 0.weight')
       tensors['model.extra'] = ts.randn(2)

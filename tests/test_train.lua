@@ -493,6 +493,27 @@ return function(t)
       t.eq(t.readfile(dir .. '/checkpoint.safetensors') == before, true, 'the refused run touched the checkpoint')
    end)
 
+   t.test('a checkpoint whose weights do not fit the network is refused by name and shape, and left as it was', function()
+      local g = small_data(40)
+      local dir = t.tmpdir() .. '/run'
+      local function net()
+         return nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(256, 43))
+      end
+      ts.train{model = net(), data = {train = g.train}, epochs = 1, batch = 20, run = dir, quiet = true}
+      -- the same network's description in config.json, but the first convolution's weights cut to 3 filters
+      local ckpt = dir .. '/checkpoint.safetensors'
+      local tensors, meta = ts.load(ckpt)
+      tensors['model.0.weight'] = ts.zeros(3, 3, 3, 3)
+      ts.save(ckpt, tensors, meta)
+      local before = t.readfile(ckpt)
+      local err = t.raises(function()
+         ts.train{model = net(), data = {train = g.train}, epochs = 2, batch = 20, run = dir, quiet = true}
+      end, 'ts.load: ' .. ckpt .. ' does not fit the model: model.0.weight has shape [3x3x3x3] in the file, [4x3x3x3] in the model')
+      t.eq(err:sub(1, 9), 'ts.load: ', 'the message begins with a place in the code')
+      t.eq(t.readfile(ckpt) == before, true, 'the refused run touched the checkpoint')
+   end)
+
    t.test('temporary files of writes that were killed are removed when the run starts again', function()
       local g = small_data()
       local dir = t.tmpdir() .. '/run'

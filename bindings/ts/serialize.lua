@@ -8,6 +8,8 @@
 --   ts.load(path, model, {prefix = 'model.'})  the model's tensors are the file's named prefix .. name
 --                                        (a training checkpoint's weights beside its optimizer state);
 --                                        tensors without the prefix are not the model's and are ignored
+-- With a model it returns the model, the metadata and all of the file's tensors (name -> tensor), so that
+-- a reader of a checkpoint fills the model with the checks above and takes the rest from the same read.
 -- Writes are atomic: a crash while saving leaves the previous file as it was.
 local ffi = require('ffi')
 local T = require('ts.tensor')
@@ -116,7 +118,7 @@ function M.load(path, model, opts)
    for _, pair in ipairs(state) do
       if used[prefix .. pair[1]] then pair[2]:copy(tensors[prefix .. pair[1]]) end
    end
-   return model, meta
+   return model, meta, tensors
 end
 
 return M

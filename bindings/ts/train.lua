@@ -304,7 +304,10 @@ local function check_same_network(run, model)
 end
 
 local function load_checkpoint(path, model, opt, device, ema)
-   local tensors, meta = serialize.load(path)
+   -- the weights with ts.load's checks (each present, of its shape and kind of number), the rest as read;
+   -- called through pcall, ts.load's message carries no place in this file
+   local ok, err, meta, tensors = pcall(serialize.load, path, model, {prefix = 'model.'})
+   if not ok then error(err, 0) end
    local state = json.decode(meta.state)
    if ema then
       for _, p in ipairs(ema.pairs) do
@@ -316,11 +319,6 @@ local function load_checkpoint(path, model, opt, device, ema)
          p.shadow:copy(t)
       end
       ema.updates = state.ema_updates or 0
-   end
-   for _, pair in ipairs(model:stateDict()) do
-      local t = tensors['model.' .. pair[1]]
-      if not t then error(path .. ': checkpoint lacks model.' .. pair[1], 0) end
-      pair[2]:copy(t)
    end
    for i, st in ipairs(opt.state) do
       for k, v in pairs(tensors) do
