@@ -130,7 +130,7 @@ print(head)
 local sets = {}
 for k, gain in ipairs(gains) do sets[k] = gain == 1 and g.valid or brightened(g.valid, gain) end
 for _, v in ipairs(variants) do
-   local model, config = ts.models.load(('%s/%s-s%d'):format(opt.run, v.name, opt.seed or 1))
+   local model, config = ts.models.load(v.dirs[1])
    local line = ('%-28s'):format(v.name)
    for k in ipairs(gains) do
       local r = ts.evaluate(model, sets[k], {preprocess = ts.data.preprocess(config.preprocess)})

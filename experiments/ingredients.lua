@@ -47,8 +47,7 @@ local DISTILL = {weight = 0.5, temperature = 1}
 local function reevaluate(base, name, load, tta)
    local out = {name = name, runs = {}, evals = {}}
    for k, final in ipairs(base.runs) do
-      local run = ('%s/%s-s%d'):format(opt.run, base.name, (opt.seed or 1) + k - 1)
-      local model, config = ts.models.load(run, load)
+      local model, config = ts.models.load(base.dirs[k], load)
       local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = tta})
       ev.target_y = g.test.y
       out.evals[k] = ev
@@ -94,8 +93,7 @@ local ingredients = {
       if opt.teachers % 1 ~= 0 or opt.teachers < 1 or opt.teachers > 16 then
          error(('ingredients.lua: teachers= must be a whole number of seeds from 1 to 16, got %s'):format(opt.teachers), 0)
       end
-      local taught, teachers = ts.experiment.variant(g, 'baseline', {}, teaching), {}
-      for k = 1, #taught.runs do teachers[k] = ('%s/baseline-s%d'):format(opt.run, (opt.seed or 1) + k - 1) end
+      local teachers = ts.experiment.variant(g, 'baseline', {}, teaching).dirs
       return ts.experiment.variant(g, ('baseline+distill%d'):format(#teachers), {distill = {teachers = teachers,
                                    weight = DISTILL.weight, temperature = DISTILL.temperature}}, recipe)
    end,

@@ -54,7 +54,7 @@ end
 ts.experiment.compare(variants, 'downsampling (same budget)')
 print('\ntranslation robustness (test accuracy with images shifted by d pixels right and down):')
 for _, v in ipairs(variants) do
-   local model, config = ts.models.load(('%s/%s-s%d'):format(opt.run, v.name, opt.seed))
+   local model, config = ts.models.load(v.dirs[1])
    local pre = ts.data.preprocess(config.preprocess)
    local row = {}
    for _, d in ipairs({1, 2, 3}) do row[#row + 1] = ('d=%d %.2f%%'):format(d, 100 * shifted_accuracy(model, pre, d)) end

@@ -211,9 +211,10 @@ function M.with(settings, changes, removed)
 end
 
 -- Trains one variant per seed (the recipe, M.recipe or opt.recipe, overridden by `changes`), evaluates each on the test set once,
--- and returns {name, runs = {final...}, mean, sd, evals} (M.settle). Runs go to <opt.run>/<name>-s<seed>.
+-- and returns {name, runs = {final...}, dirs = {run directory...}, mean, sd, evals} (M.settle). Runs go to
+-- <opt.run>/<name>-s<seed> (dirs is empty without opt.run).
 function M.variant(g, name, changes, opt)
-   local out = {name = name, runs = {}, evals = {}}
+   local out = {name = name, runs = {}, dirs = {}, evals = {}}
    for k = 1, opt.seeds or 1 do
       local cfg = (opt.recipe or M.recipe)(opt)
       for key, v in pairs(changes) do cfg[key] = v end
@@ -230,7 +231,7 @@ function M.variant(g, name, changes, opt)
       if not opt.quiet then print(('== %s (seed %d)'):format(name, cfg.seed)) end
       local result = train.train(cfg)
       local ev, final = M.finish(result, g, {note = name, quiet = true, no_report = opt.no_report})
-      out.runs[k], out.evals[k] = final, ev
+      out.runs[k], out.dirs[k], out.evals[k] = final, cfg.run, ev
    end
    return M.settle(out)
 end
