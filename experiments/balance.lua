@@ -1,5 +1,6 @@
 -- Is the training set balanced, and what do the cures do? Counts and imbalance ratio; then the same
--- network trained with no rebalancing, up-sampling with augmentation, synthesized images of rare classes,
+-- network trained with no rebalancing, up-sampling with augmentation, square-root sampling (an epoch of the
+-- same size whose class shares follow the square roots of the counts), synthesized images of rare classes,
 -- down-sampling, and class-weighted loss: overall accuracy and the recall of the rare classes.
 --   tshost experiments/balance.lua [epochs=6] [seeds=1] [run=runs/balance]
 local opt = ts.experiment.options{epochs = 6, run = 'runs/balance'}
@@ -22,6 +23,7 @@ print(('rare classes (under half the median of %d): %s'):format(median, table.co
 local variants = {
    ts.experiment.variant(g, 'none', {}, opt),
    ts.experiment.variant(g, 'upsample+augment', {sampler = 'upsample'}, opt),
+   ts.experiment.variant(g, 'sqrt sampling', {sampler = 'sqrt'}, opt),
    ts.experiment.variant(g, 'synthesize', {train = ts.data.synthesize(g.train, median)}, opt),
    ts.experiment.variant(g, 'downsample', {sampler = 'downsample', epochs = (opt.epochs or 6) * 3}, opt),
    ts.experiment.variant(g, 'class weights', {class_weights = 'balanced'}, opt),

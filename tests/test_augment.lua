@@ -289,7 +289,7 @@ return function(t)
                ('CLAHE stretches less than global equalization: %.3f'):format(spread))
    end)
 
-   t.test('samplers: up-sampling and down-sampling equalize the classes', function()
+   t.test('samplers: up-sampling and down-sampling equalize the classes, square-root sampling tempers them', function()
       local y = ts.zeros({30}, 'int64')
       for i = 21, 30 do y[i] = 1 end           -- 20 of class 0, 10 of class 1
       for i = 29, 30 do y[i] = 2 end           -- class 2: 2 images
@@ -303,6 +303,21 @@ return function(t)
          t.eq(count[1], want, name)
          t.eq(count[2], want, name)
       end
+      -- square-root sampling: shares 30 * sqrt(n) / (sqrt 20 + sqrt 8 + sqrt 2) = 15.39, 9.74, 4.87, rounded by
+      -- largest remainder to 15, 10, 5 (30 in all); class 0 a subset without repeats, the others all of theirs
+      local order = ts.data.samplers.sqrt(ds)
+      t.eq(#order, 30)
+      local count, distinct = {[0] = 0, 0, 0}, {[0] = {}, {}, {}}
+      for _, i in ipairs(order) do
+         local c = ds.y:get(i + 1)
+         count[c] = count[c] + 1
+         distinct[c][i] = true
+      end
+      local function size(set) local n = 0 for _ in pairs(set) do n = n + 1 end return n end
+      t.eq(count[0], 15); t.eq(count[1], 10); t.eq(count[2], 5)
+      t.eq(size(distinct[0]), 15, 'the largest class is cut to a subset, no image twice')
+      t.eq(size(distinct[1]), 8, 'a class below its share keeps every image')
+      t.eq(size(distinct[2]), 2)
       local more = ts.data.synthesize(ds, 20)
       t.eq(more:size(), 60)
       local c = more:counts()

@@ -52,6 +52,9 @@ return function(t)
       for _, script in ipairs({'mispredict.lua', 'layers.lua', 'units.lua'}) do
          local out = run(script, ('run=%s/base'):format(dir))
          t.truthy(out:find('conclusion', 1, true), script .. ': ' .. out)
+         if script == 'balance.lua' then
+            t.truthy(out:find('sqrt sampling', 1, true), 'the square-root sampler: ' .. out)
+         end
          if script == 'exposure.lua' then
             t.truthy(out:find('conclusion: washout against no-exposure', 1, true), 'the washout variant: ' .. out)
          end
@@ -203,9 +206,9 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,stn,clahe,multiscale,nofade,narrow,wider,bf16,distill teachers=2 run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,stn,clahe,multiscale,nofade,narrow,wider,bf16,sqrt,distill teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline@last', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
-                            'baseline-narrow', 'baseline-wider', 'baseline+bf16', 'baseline+distill2', 'conclusion'}) do
+                            'baseline-narrow', 'baseline-wider', 'baseline+bf16', 'baseline+sqrt', 'baseline+distill2', 'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
       -- the student was taught by the recipe's first two seeds (the second trained for it)

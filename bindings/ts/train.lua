@@ -8,7 +8,7 @@
 --      schedule = 'cosine' | 'onecycle' | 'step' | 'none', warmup = 1 (epochs), step_size, gamma,
 --      label_smoothing = 0, class_weights = nil | tensor | 'balanced', clip = nil (max gradient norm),
 --      augment = ts.data.augment{...}, preprocess = ts.data.preprocess{...} (default: standardize with the
---      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample',
+--      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample' | 'sqrt',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      ema = nil | decay (0.999: validate, keep and return the moving average of the weights),
 --      distill = nil | {teachers = {run directories or modules}, weight = 0.5, temperature = 1}: knowledge
