@@ -318,6 +318,12 @@ return function(t)
       t.eq(size(distinct[0]), 15, 'the largest class is cut to a subset, no image twice')
       t.eq(size(distinct[1]), 8, 'a class below its share keeps every image')
       t.eq(size(distinct[2]), 2)
+      -- a class larger than Lua can unpack (8,000 values) is cut down without copying it through unpack
+      local big_y = ts.zeros({9003}, 'int64')
+      for i = 9001, 9003 do big_y[i] = 1 end
+      local big = ts.data.Dataset(ts.zeros({9003, 1, 1, 3}, 'uint8'), big_y)
+      t.eq(#ts.data.samplers.downsample(big), 6)
+      t.eq(#ts.data.samplers.sqrt(big), 9003)
       local more = ts.data.synthesize(ds, 20)
       t.eq(more:size(), 60)
       local c = more:counts()
