@@ -2,7 +2,7 @@
  *
  * Per image: equalize luminance (global or CLAHE) -> 0..1 floats -> label-aware horizontal flip ->
  * one projective warp (rotation, scale, shear, translation, perspective, and the resize to the output
- * size) -> brightness (and overexposure, absolute or relative to the image's light: the washout), contrast,
+ * size) -> cast shadow -> brightness (and overexposure, absolute or relative to the image's light: the washout), contrast,
  * saturation, hue, gamma -> blur -> noise -> cutout -> grayscale -> (x - mean) / std, channels first. Each
  * image draws its random numbers from its own generator, seeded from the batch seed and its position, so
  * results depend on the seed only, not on threads or timing.
@@ -221,6 +221,16 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
     if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
         p->blur_sigma = (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3);
     if (aug->noise > 0) p->noise_sd = uniform(r, 0, aug->noise);
+    if (aug->shadow_prob > 0 && uniform(r, 0, 1) < aug->shadow_prob) {   /* drawn last, only when asked for */
+        double angle = uniform(r, 0, M_PI), size = oh > ow ? oh : ow;
+        double cx = uniform(r, 0, ow), cy = uniform(r, 0, oh);
+        p->k.shadow_nx = (float)cos(angle);
+        p->k.shadow_ny = (float)sin(angle);
+        p->k.shadow_d = (float)(cos(angle) * cx + sin(angle) * cy);   /* the band's centre line passes (cx, cy) */
+        p->k.shadow_half = (float)(uniform(r, 0.05, 0.6) * size);
+        p->k.shadow_soft = (float)uniform(r, 0.5, 3);
+        p->k.shadow_gain = (float)uniform(r, aug->shadow_min, 1);
+    }
     return 0;
 }
 
@@ -253,6 +263,7 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     }
     int on = oh * ow;
     if (aug) {
+        if (p.k.shadow_half > 0) cpu->shadow(oh, ow, c, img, &p.k);
         cpu->color(on, c, img, p.k.brightness, p.k.contrast, p.k.saturation, p.k.fade, p.k.hue, p.k.gamma);
         if (p.blur_sigma > 0) cpu->blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
         if (p.noise_sd > 0) add_noise(r, img, on * c, p.noise_sd);
@@ -287,6 +298,7 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
             {"washout_prob", a->washout_prob}, {"washout_max", a->washout_max},
             {"fade_prob", a->fade_prob}, {"fade_max", a->fade_max},
+            {"shadow_prob", a->shadow_prob}, {"shadow_min", a->shadow_min},
             {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
             {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -299,6 +311,8 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             return ts_error("batch: augmentation washout gain %g must be at least 1", a->washout_max);
         if (a->fade_prob > 0 && !(a->fade_max > 0 && a->fade_max <= 1))
             return ts_error("batch: augmentation fade %g must be in (0, 1]", a->fade_max);
+        if (a->shadow_prob > 0 && !(a->shadow_min >= 0 && a->shadow_min < 1))
+            return ts_error("batch: augmentation shadow gain %g must be in [0, 1)", a->shadow_min);
         if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
     }
     if (pre) {

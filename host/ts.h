@@ -346,6 +346,10 @@ typedef struct {
     double fade_prob, fade_max;     /* faded red paint: with this probability a fraction uniform in [0, fade_max]
                                        of each pixel's excess of red moved into green and blue (sun-bleached
                                        rims: a red-rimmed sign pales toward white, its black symbol stays) */
+    double shadow_prob, shadow_min; /* a cast shadow: with this probability a band between two parallel lines at a
+                                       random angle and place, from a pole's width to most of the image, darkened
+                                       by a gain uniform in [shadow_min, 1], its edges soft over 0.5 to 3 pixels
+                                       (the shade of a pole, a branch or a roof edge across a sunlit sign) */
     double blur_prob, blur_sigma;   /* Gaussian blur with this probability, sigma uniform up to blur_sigma */
     double noise;                   /* Gaussian noise, standard deviation uniform in [0, noise] (0..1 scale) */
     double cutout_prob;

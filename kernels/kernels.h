@@ -34,13 +34,16 @@ typedef struct {
 } tsk_pool2d_shape;
 
 /* One image's augmentation, drawn on the host (host/batch.c) and applied by a kernel: the warp (rotation,
- * scale, shear, translation, perspective, flip and resize in one projective map), the colour changes of
- * kernels/cpu/augment.c, and a cutout square filled with the preprocessing mean (0 without preprocessing, on
- * both devices). */
+ * scale, shear, translation, perspective, flip and resize in one projective map), a cast shadow
+ * (tsk_shadow_factor), the colour changes of kernels/cpu/augment.c, and a cutout square filled with the
+ * preprocessing mean (0 without preprocessing, on both devices). */
 typedef struct {
     double inv[9];          /* output pixel centre -> source coordinates (row-major 3x3), when warp */
     int warp;
     float brightness, contrast, saturation, fade, hue, gamma;   /* fade: faded red paint, 0 = none */
+    /* the shadow's band: unit normal (nx, ny), centre line nx x + ny y = d (output pixel coordinates, centres
+     * at + .5), half-width, edge ramp width (pixels) and gain inside; half 0: none */
+    float shadow_nx, shadow_ny, shadow_d, shadow_half, shadow_soft, shadow_gain;
     int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
 } tsk_image_plan;
 

@@ -84,6 +84,20 @@ TSK_SHARED void tsk_fade_red(float *p, float f)
     }
 }
 
+/* A cast shadow's factor at output pixel (x, y): 1 outside the band, its gain inside, and between them a
+ * linear ramp `soft` pixels wide centred on each edge (a penumbra):
+ *   dist = |nx (x + .5) + ny (y + .5) - d|,  cover = clamp((half - dist) / soft + 1/2, 0, 1),
+ *   factor = 1 - (1 - gain) cover.
+ * Multiplying every channel by it darkens the scene's light there, as a shade does (a gain commutes with
+ * the camera's gamma: (k x)^g = k^g x^g). */
+TSK_SHARED float tsk_shadow_factor(const tsk_image_plan *p, int x, int y)
+{
+    float dist = fabsf(p->shadow_nx * (x + 0.5f) + p->shadow_ny * (y + 0.5f) - p->shadow_d);
+    float cover = (p->shadow_half - dist) / p->shadow_soft + 0.5f;
+    cover = cover < 0 ? 0 : cover > 1 ? 1 : cover;
+    return 1.0f - (1.0f - p->shadow_gain) * cover;
+}
+
 TSK_SHARED void tsk_hue_rotate(float *p, float cs, float sn)
 {
     float yy = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];

@@ -262,6 +262,63 @@ return function(t)
       t.raises(function() ts.data.augment{fade = {0.5, 0 / 0}} end, 'augment: fade must be a finite number')
    end)
 
+   t.test('cast shadow: a grey band of straight, soft edges, its gain in [darkest, 1], drawn after the rest', function()
+      local n, h, w = 200, 24, 32
+      local ds = ts.data.Dataset(ts.zeros({n, h, w, 3}, 'uint8'):fill(160), ts.zeros({n}, 'int64'))
+      local pos = {}
+      for i = 1, n do pos[i] = i end
+      local out = ts.data.batch(ds, pos, {augment = ts.data.augment{shadow = {0.5, 0.3}}, seed = 6})
+      local grey = 160 / 255
+      -- a factor along a line through a band is a valley: it falls to a floor, then rises (never the reverse)
+      local function valley(f)
+         local rising = false
+         for k = 2, #f do
+            if f[k] > f[k - 1] + 1e-6 then rising = true
+            elseif f[k] < f[k - 1] - 1e-6 and rising then return false end
+         end
+         return true
+      end
+      local shaded, darkest, lightest = 0, 1, 0
+      for i = 1, n do
+         local low = 1
+         for y = 1, h do
+            local row = {}
+            for x = 1, w do
+               local f = out:get(i, 1, y, x) / grey
+               t.truthy(f >= 0.3 - 1e-5 and f <= 1 + 1e-5, ('image %d: factor %g outside [0.3, 1]'):format(i, f))
+               for ch = 2, 3 do t.near(out:get(i, ch, y, x) / grey, f, 1e-5, 0, 'a shade darkens every channel alike') end
+               row[x] = f
+               if f < low then low = f end
+            end
+            t.truthy(valley(row), ('image %d row %d: not a band'):format(i, y))
+         end
+         for x = 1, w do
+            local col = {}
+            for y = 1, h do col[y] = out:get(i, 1, y, x) / grey end
+            t.truthy(valley(col), ('image %d column %d: not a band'):format(i, x))
+         end
+         if low < 1 - 1e-4 then
+            shaded = shaded + 1
+            darkest, lightest = math.min(darkest, low), math.max(lightest, low)
+         end
+      end
+      t.truthy(shaded > 70 and shaded < 130, ('about half are shaded (%d of %d)'):format(shaded, n))
+      t.truthy(darkest < 0.4 and lightest > 0.85, ('gains spread over [0.3, 1]: %.3f .. %.3f'):format(darkest, lightest))
+      -- the shadow is drawn after every other setting: the same seed warps and brightens as without it, and
+      -- the shade only divides the light (a textured image, a rotation and a brightness change)
+      local tex = ts.data.Dataset((ts.rand(8, h, w, 3) * 100 + 50):byte(), ts.zeros({8}, 'int64'))
+      local base = {rotate = 15, brightness = 0.2}
+      local plain = ts.data.batch(tex, {1, 2, 3, 4, 5, 6, 7, 8}, {augment = ts.data.augment(base), seed = 9})
+      base.shadow = {1, 0.3}
+      local shade = ts.data.batch(tex, {1, 2, 3, 4, 5, 6, 7, 8}, {augment = ts.data.augment(base), seed = 9})
+      local ratio = shade:div(plain)
+      t.truthy(ratio:min() >= 0.3 - 1e-5 and ratio:max() <= 1 + 1e-5, ('shaded / plain in [0.3, 1]: %g .. %g'):format(ratio:min(), ratio:max()))
+      t.truthy(ratio:min() < 0.99, 'probability 1 shades')
+      t.raises(function() ts.data.augment{shadow = {0.5, 1}} end, 'shadow gain must be in [0, 1)')
+      t.raises(function() ts.data.augment{shadow = {0.5, -0.1}} end, 'shadow gain must be in [0, 1)')
+      t.raises(function() ts.data.augment{shadow = {0.5, 0 / 0}} end, 'augment: shadow must be a finite number')
+   end)
+
    t.test('augmentation is deterministic by seed and differs between seeds', function()
       local ds = dot_dataset(4, 6, 6)
       local aug = ts.data.augment{rotate = 20, translate = 0.1, brightness = 0.3, noise = 0.05, blur = {0.5, 1}}

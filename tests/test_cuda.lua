@@ -255,7 +255,7 @@ print(('%.17g'):format(r.history[1].train_loss))]])
       local pre = ts.data.preprocess{mean = {0.5, 0.4, 0.3}, std = {0.25, 0.2, 0.2}}
       local on_gpu = ts.data.augment{rotate = 12, scale = {0.9, 1.1}, translate = 0.08, shear = 6, perspective = 0.03,
                                      brightness = 0.35, contrast = 0.35, saturation = 0.3, hue = 0.02, gamma = {0.7, 1.4},
-                                     exposure = {0.3, 3}, washout = {0.3, 3}, fade = {0.5, 1}, cutout = {0.5, 8}, flip = 0.5}
+                                     exposure = {0.3, 3}, washout = {0.3, 3}, fade = {0.5, 1}, shadow = {0.5, 0.3}, cutout = {0.5, 8}, flip = 0.5}
       local cpu_only = ts.data.augment{rotate = 10, blur = {0.5, 1.0}, noise = 0.02}
       for _, case in ipairs({{on_gpu, pre}, {cpu_only, pre}, {nil, ts.data.preprocess{mean = {0.5}, std = {0.25}, grayscale = true, size = 48}}}) do
          local function batches(device)

@@ -33,7 +33,7 @@ end
 local function number(o, name) return o[name] == nil and 0 or finite(o[name], 'augment', name, 3) end
 
 local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspective = 1, brightness = 1, contrast = 1,
-                      saturation = 1, hue = 1, gamma = 1, exposure = 1, washout = 1, fade = 1,
+                      saturation = 1, hue = 1, gamma = 1, exposure = 1, washout = 1, fade = 1, shadow = 1,
                       blur = 1, noise = 1, cutout = 1, flip = 1}
 
 -- ts.data.augment{...}: every transformation is off unless named.
@@ -45,6 +45,8 @@ local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspecti
 --   washes out as a bright one, which a fixed gain leaves unclipped),
 --   fade {probability, max} (faded red paint: a fraction up to max <= 1 of each pixel's excess of red over
 --   its green and blue added to both, so a sun-bleached red rim pales toward white and its symbol stays),
+--   shadow {probability, darkest gain} (a cast shadow: a band at a random angle and place, from a pole's
+--   width to most of the image, its light times a gain uniform in [darkest, 1], with soft edges),
 --   blur {probability, max sigma}, noise (std, 0..1 scale), cutout {probability, size}, flip (probability,
 --   applied only where the loader's flip map allows, relabelling mirrored signs)
 function M.augment(o)
@@ -67,6 +69,10 @@ function M.augment(o)
    if a.washout_prob > 0 and a.washout_max < 1 then error('augment: washout gain must be at least 1', 2) end
    a.fade_prob, a.fade_max = range(o.fade, 'fade', 0, 0)
    if a.fade_prob > 0 and not (a.fade_max > 0 and a.fade_max <= 1) then error('augment: fade must be in (0, 1]', 2) end
+   a.shadow_prob, a.shadow_min = range(o.shadow, 'shadow', 0, 0)
+   if a.shadow_prob > 0 and not (a.shadow_min >= 0 and a.shadow_min < 1) then
+      error('augment: shadow gain must be in [0, 1)', 2)
+   end
    a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
    a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)

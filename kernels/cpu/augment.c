@@ -24,6 +24,15 @@ void tsk_cpu_warp(int h, int w, int oh, int ow, int c, const float *src, float *
         }
 }
 
+void tsk_cpu_shadow(int h, int w, int c, float *img, const tsk_image_plan *plan)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float f = tsk_shadow_factor(plan, x, y);
+            for (int ch = 0; ch < c; ch++) img[((size_t)y * w + x) * c + ch] *= f;
+        }
+}
+
 /* brightness b (multiply), contrast k (around the image's mean luma), saturation s (around each pixel's
  * luma), faded red paint f (tsk_fade_red), hue rotation by `hue` turns (in YIQ), gamma g; each is skipped at
  * its identity value */

@@ -1,6 +1,6 @@
 // augment.cu — a batch built on the GPU: uint8 images [B, H, W, C] in, float [B, C', OH, OW] out, through
 // each image's plan (kernels.h): the projective warp with bilinear sampling (edge pixels repeated), then
-// brightness, contrast around the image's mean luma, saturation, faded red paint, hue (YIQ), clamping,
+// the cast shadow, brightness, contrast around the image's mean luma, saturation, faded red paint, hue (YIQ), clamping,
 // gamma, the cutout,
 // grayscale and (x - mean) / std. The math of kernels/cpu/augment.c and host/batch.c, so that a plan
 // gives the same image on either device (to rounding: the mean luma is summed in another order).
@@ -26,6 +26,7 @@ __global__ void warp_kernel(int64_t total, int h, int w, int c, int oh, int ow, 
         } else {
             v = src[((int64_t)y * w + x) * c + ch] * (1.0f / 255.0f);
         }
+        if (p.shadow_half > 0) v *= tsk_shadow_factor(&p, x, y);
         if (p.brightness != 1) v *= p.brightness;
         tmp[i] = v;
     }
