@@ -34,6 +34,9 @@
 --         share proportional to the square root of its count, so that the rare classes whose test images
 --         the recipe gets wrong most often (27 pedestrians, 42 end of no passing by lorries: 210 images each
 --         against up to 2,010) are seen about twice as often and the commonest about 0.7 times
+--   mix   MixUp and CutMix (ts.train's mix: half the batches mixed with themselves in reverse order, by MixUp
+--         with lam ~ Beta(0.2, 0.2) or CutMix with a box of 1 - lam ~ Beta(1, 1) of the image, each half the
+--         time; the loss mixed alike), a regularizer of the labels as well as of the images
 --   shadow  cast shadows in training (ts.data.augment's shadow, probability 0.3, gain down to 0.3: a band at a
 --         random angle and place, a pole's width to most of the image, darkened with soft edges), since the
 --         recipe's commonest test mistakes (27 pedestrians read as 11, 42 as 6 or 41) carry shadows of poles
@@ -50,6 +53,7 @@ local TTA_VIEWS = 8
 local WIDER = {56, 112, 224}
 local DISTILL = {weight = 0.5, temperature = 1}
 local SHADOW = {0.3, 0.3}   -- probability, darkest gain
+local MIX = {mixup = 0.2, cutmix = 1, prob = 0.5, switch = 0.5}
 -- The baseline's runs, each model loaded with `load` (ts.models.load's options) and its test set evaluated
 -- with `tta` views (nil: the image alone): an ingredient that changes how a trained model is used, not its
 -- training
@@ -93,6 +97,9 @@ local ingredients = {
    end,
    sqrt = function(base)
       return ts.experiment.variant(g, 'baseline+sqrt', {sampler = 'sqrt'}, recipe)
+   end,
+   mix = function(base)
+      return ts.experiment.variant(g, 'baseline+mix', {mix = ts.data.mix(MIX)}, recipe)
    end,
    shadow = function(base)
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {shadow = SHADOW})

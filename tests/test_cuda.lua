@@ -222,6 +222,28 @@ return function(t)
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
    end)
 
+   gpu_test(t, 'MixUp and CutMix mix a batch on the GPU as on the CPU, and a mixed training run tracks the CPU run', function()
+      ts.manualSeed(8)
+      local x, y = ts.randn(16, 3, 32, 32), ts.zeros({16}, 'int64')
+      for i = 1, 16 do y[i] = i % 5 end
+      local m = ts.data.mix{mixup = 0.4, cutmix = 1}
+      for _, d in ipairs({{lam = 0.3}, {lam = 0.75, box = {5, 9, 16, 16}}}) do
+         local a, ya = m:apply(x, y, d)
+         a = a:clone()
+         local b, yb = m:apply(x:cuda(), y, d)
+         t.near(b:cpu(), a, 1e-6, 1e-7, d.box and 'cutmix' or 'mixup')
+         t.truthy(yb:equal(ya))
+      end
+      local g = ts.data.synthetic{train = 512, valid = 128, test = 16, seed = 5}
+      local function run(device)
+         ts.cuda.deterministic(true)
+         return ts.train{model = {name = 'refcnn', classes = 43}, data = {train = g.train, valid = g.valid}, epochs = 1,
+                         batch = 64, lr = 0.02, quiet = true, device = device, seed = 9, mix = {mixup = 0.4, cutmix = 1}}
+      end
+      local cpu, gpu = run('cpu'), run('cuda')
+      t.near(gpu.history[1].train_loss, cpu.history[1].train_loss, 2e-3, 0, 'the mixed loss')
+   end)
+
    gpu_test(t, 'deterministic mode gives the same bits in two processes (the algorithms are not chosen by timing)', function()
       local dir = t.tmpdir()
       t.writefile(dir .. '/run.lua', [[

@@ -294,6 +294,139 @@ return function(t)
       return (1 - w) * ce / n + w * temperature ^ 2 * kl / n
    end
 
+   t.test('mix: MixUp blends each image with its partner in reverse order, CutMix pastes one box, lam from Beta', function()
+      ts.manualSeed(4)
+      local x, y = ts.randn(6, 2, 4, 5), ts.tensor({0, 1, 2, 3, 4, 5}, 'int64')
+      local up = ts.data.mix{mixup = 0.4}
+      local d = up:draw(4, 5)
+      t.truthy(d.lam > 0 and d.lam < 1 and not d.box, 'a mixup draw: ' .. tostring(d.lam))
+      local out, y2, lam = up:apply(x, y, d)
+      t.eq(lam, d.lam)
+      for i = 1, 6 do
+         t.eq(y2:get(i), 6 - i, 'the partner of image i is image 7 - i')
+         t.near(out[i], x[i] * lam + x[7 - i] * (1 - lam), 1e-6, 1e-7, 'image ' .. i)
+      end
+      -- CutMix: inside the box the partner, outside the image itself; lam is the share left outside
+      local cut = ts.data.mix{cutmix = 1}
+      local boxes = 0
+      for _ = 1, 20 do
+         local c = cut:draw(4, 5)
+         if c.box then
+            boxes = boxes + 1
+            local b = c.box
+            local o = cut:apply(x, y, c)
+            t.near(c.lam, 1 - b[3] * b[4] / 20, 1e-12)
+            t.truthy(b[1] >= 1 and b[2] >= 1 and b[1] + b[3] - 1 <= 4 and b[2] + b[4] - 1 <= 5, 'the box lies in the image')
+            for i = 1, 6 do
+               for r = 1, 4 do
+                  for q = 1, 5 do
+                     local inside = r >= b[1] and r < b[1] + b[3] and q >= b[2] and q < b[2] + b[4]
+                     local from = inside and x[7 - i] or x[i]
+                     t.eq(o:get(i, 2, r, q), from:get(2, r, q), ('image %d pixel %d,%d'):format(i, r, q))
+                  end
+               end
+            end
+         else
+            t.eq(c.lam, 1, 'a box clipped to nothing leaves the images as they are')
+         end
+      end
+      t.truthy(boxes >= 10, 'most cutmix draws cut a box: ' .. boxes)
+      -- Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)); prob: the share of mixed batches
+      local mix = require('ts.mix')
+      for _, a in ipairs({0.4, 2}) do
+         local n, sum, sq = 4000, 0, 0
+         for _ = 1, n do
+            local v = mix.beta(a)
+            t.truthy(v >= 0 and v <= 1)
+            sum, sq = sum + v, sq + v * v
+         end
+         local mean = sum / n
+         t.near(mean, 0.5, 0, 0.03, 'Beta mean for a = ' .. a)
+         t.near(sq / n - mean * mean, 1 / (4 * (2 * a + 1)), 0, 0.012, 'Beta variance for a = ' .. a)
+      end
+      local some, hits = ts.data.mix{mixup = 1, cutmix = 1, prob = 0.3, switch = 0}, 0
+      for _ = 1, 1000 do
+         local e = some:draw(4, 5)
+         if e then
+            hits = hits + 1
+            t.truthy(not e.box, 'switch 0: mixup only')
+         end
+      end
+      t.truthy(hits > 250 and hits < 350, ('prob 0.3: %d of 1000 batches mixed'):format(hits))
+      -- settings that make no sense are refused, in ts.data.mix and in ts.train
+      t.raises(function() ts.data.mix{} end, 'mix: give mixup or cutmix an alpha above 0')
+      t.raises(function() ts.data.mix{mixup = -1} end, 'mix: mixup must be a Beta parameter alpha >= 0')
+      t.raises(function() ts.data.mix{cutmix = 0 / 0} end, 'mix: cutmix must be a Beta parameter alpha >= 0')
+      t.raises(function() ts.data.mix{mixup = 1, prob = 1.5} end, 'mix: prob must be a probability in [0, 1]')
+      t.raises(function() ts.data.mix{mixup = 1, alpha = 1} end, 'mix: unknown setting alpha')
+      local g = ts.data.synthetic{train = 16, valid = 8, test = 8, seed = 2}
+      t.raises(function() ts.train{model = tiny_net(), data = {train = g.train}, mix = {mixup = 1, prob = -1}, quiet = true} end,
+               'ts.train: mix: prob must be a probability in [0, 1], got -1')
+      t.raises(function() ts.train{model = tiny_net(), data = {train = g.train}, mix = {mixup = 1}, quiet = true,
+                                   distill = {teachers = {tiny_net()}}} end, 'mix and distill together are not supported')
+   end)
+
+   t.test('mix: the loss and gradient of a mixed batch are lam L(y) + (1 - lam) L(y reversed), in micro-batches too', function()
+      ts.manualSeed(5)
+      local m, crit = tiny_net(), nn.CrossEntropyLoss{label_smoothing = 0.1}
+      local x, y = ts.randn(10, 3, 32, 32), ts.zeros({10}, 'int64')
+      for i = 1, 10 do y[i] = (i * 5) % 43 end
+      local mixer = ts.data.mix{mixup = 1}
+      local xm, y2, lam = mixer:apply(x, y, {lam = 0.3})
+      local train = require('ts.train')
+      local function grads(micro)
+         m:zeroGrad()
+         local sums = train.sums('cpu')
+         train.forwardBackward(m, crit, xm, y, micro, 1, sums, {y = y2, lam = lam})
+         local _, g = m:parameters()
+         local out = {}
+         for i = 1, #g do out[i] = g[i]:clone() end
+         return sums.loss:get(1) / 10, out, sums.correct:get(1)
+      end
+      local l1, g1, c1 = grads(10)
+      local l2, g2, c2 = grads(3)
+      -- by hand: the two criteria on the mixed batch's output, the gradient mixed alike
+      m:zeroGrad()
+      local out = m:forward(xm)
+      t.near(l1, 0.3 * crit:forward(out, y) + 0.7 * crit:forward(out, y2), 1e-5, 1e-7)
+      t.near(l2, l1, 1e-5, 1e-7, 'micro-batches')
+      local g = crit:backward(out, y):clone():mul_(0.3):axpy_(0.7, crit:backward(out, y2))
+      m:backward(xm, g)
+      local _, want = m:parameters()
+      for i = 1, #want do
+         t.near(g1[i], want[i], 1e-4, 1e-6, 'gradient ' .. i)
+         t.near(g2[i], want[i], 1e-4, 1e-6, 'micro-batched gradient ' .. i)
+      end
+      -- right predictions are counted against the heavier label (here the partner's, 0.7)
+      local _, arg = out:max(2)
+      t.eq(c1, arg:view(-1):float():eq(y2:float()):sum())
+      t.eq(c2, c1)
+   end)
+
+   t.test('mix in training: it learns, it changes the run, and a resumed run ends as an uninterrupted one', function()
+      local g = ts.data.synthetic{train = 1000, valid = 200, test = 10, seed = 6}
+      local dir = t.tmpdir()
+      local function run(where, epochs, mix)
+         ts.manualSeed(3)
+         return ts.train{model = tiny_net(), data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 40,
+                         lr = 0.05, schedule = 'none', run = where, quiet = true, mix = mix}
+      end
+      local both = {mixup = 0.4, cutmix = 1, prob = 0.8}
+      local whole = run(dir .. '/whole', 6, both)
+      run(dir .. '/parts', 2, both)
+      run(dir .. '/parts', 6, both)
+      local a, b = ts.load(dir .. '/whole/model.safetensors'), ts.load(dir .. '/parts/model.safetensors')
+      for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
+      t.truthy(whole.best.accuracy > 0.3, 'validation accuracy with mix (chance: 0.023): ' .. whole.best.accuracy)
+      run(dir .. '/plain', 6)
+      local plain = ts.load(dir .. '/plain/model.safetensors')
+      local differs = false
+      for name, v in pairs(a) do if not v:allclose(plain[name], 1e-4, 1e-6) then differs = true end end
+      t.truthy(differs, 'mix changes the training')
+      local config = ts.json.decode(t.readfile(dir .. '/whole/config.json'))
+      t.eq(config.mix.cutmix, 1, 'the run directory records the mix')
+   end)
+
    t.test('distillation: the loss is the hard loss mixed with the softened teachers\' divergence, as computed by hand', function()
       ts.manualSeed(21)
       local x = ts.randn(6, 5)

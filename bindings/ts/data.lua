@@ -425,5 +425,6 @@ function data.synthetic(o)
 end
 
 for k, v in pairs(require('ts.loader')) do data[k] = v end
+data.mix = require('ts.mix').new
 
 return data

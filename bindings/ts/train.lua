@@ -11,6 +11,8 @@
 --      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample' | 'sqrt',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      ema = nil | decay (0.999: validate, keep and return the moving average of the weights),
+--      mix = nil | ts.data.mix{mixup = alpha, cutmix = alpha, prob = 1, switch = 0.5} (or its settings table):
+--      MixUp / CutMix of each training batch with itself reversed, the loss mixed alike (ts/mix.lua),
 --      distill = nil | {teachers = {run directories or modules}, weight = 0.5, temperature = 1}: knowledge
 --      distillation (nn.DistillationLoss): the teachers, an ensemble when several, see each training batch and
 --      the loss is (1 - weight) of the usual one plus weight T^2 KL(teachers' softened mean || student's);
@@ -36,6 +38,7 @@ local T = require('ts.tensor')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
 local data = require('ts.data')
+local mix = require('ts.mix')
 local metrics = require('ts.metrics')
 local json = require('ts.json')
 local serialize = require('ts.serialize')
@@ -386,7 +389,7 @@ local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', l
 -- the keys without a default; anything else given to ts.train is a typo and refused
 local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
                   note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1,
-                  distill = 1}
+                  distill = 1, mix = 1}
 
 local function is_finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 
@@ -418,6 +421,12 @@ local function check_options(user, cfg)
    if cfg.ema ~= nil and not (is_finite(cfg.ema) and cfg.ema > 0 and cfg.ema < 1) then
       error('ts.train: ema must be a decay between 0 and 1 (0.999 is usual), got ' .. tostring(cfg.ema), 3)
    end
+   if cfg.mix ~= nil and not (type(cfg.mix) == 'table' and cfg.mix.draw) then
+      local ok, m = pcall(mix.new, cfg.mix)
+      if not ok then error('ts.train: ' .. tostring(m):gsub('^[^:]*:%d+: ', ''), 3) end
+      cfg.mix = m
+   end
+   if cfg.mix and cfg.distill then error('ts.train: mix and distill together are not supported (the teachers would see mixed images)', 3) end
    if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
@@ -466,17 +475,32 @@ function M.sums(device)
    return {loss = T.zerosOn(device, {1}), correct = T.zerosOn(device, {1}), last = T.zerosOn(device, {1})}
 end
 
+-- A mixed batch's loss lam L(out, ya) + (1 - lam) L(out, yb) into sums.last and its gradient (returned):
+-- the lighter label's part first, kept aside; the heavier label's call counts the right predictions
+local function mixed_backward(crit, out, ya, yb, lam, sums)
+   local light, heavy, w = yb, ya, 1 - lam
+   if lam < 0.5 then light, heavy, w = ya, yb, lam end
+   local g_light = crit:backwardInto(out, light, sums.last, nil):clone()
+   local l_light = sums.last:clone()
+   local g = crit:backwardInto(out, heavy, sums.last, sums.correct)
+   g:mul_(1 - w):axpy_(w, g_light)
+   sums.last:mul_(1 - w):axpy_(w, l_light)
+   return g
+end
+
 -- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share
 -- of the batch and by 1/accumulate; the batch's summed loss and right predictions are added to sums.
--- The labels y stay on the host: the loss checks them there and copies them to the device.
-local function forward_backward(model, crit, x, y, micro, accumulate, sums)
+-- The labels y stay on the host: the loss checks them there and copies them to the device. mixed: a
+-- ts.data.mix batch's {y = the partners' labels, lam} (x is then the mixed batch).
+local function forward_backward(model, crit, x, y, micro, accumulate, sums, mixed)
    local n = x:size(1)
    for s = 1, n, micro do
       local b = math.min(micro, n - s + 1)
-      local xs, ys = x, y
-      if b < n then xs, ys = x:narrow(1, s, b), y:narrow(1, s, b) end
+      local xs, ys, y2 = x, y, mixed and mixed.y
+      if b < n then xs, ys, y2 = x:narrow(1, s, b), y:narrow(1, s, b), y2 and y2:narrow(1, s, b) end
       local out = model:forward(xs)
-      local g = crit:backwardInto(out, ys, sums.last, sums.correct, xs)   -- xs: a distillation's teachers see it
+      local g = mixed and mixed_backward(crit, out, ys, y2, mixed.lam, sums) or
+                crit:backwardInto(out, ys, sums.last, sums.correct, xs)   -- xs: a distillation's teachers see it
       local share = b / n / accumulate
       if share ~= 1 then g:mul_(share) end
       model:backward(xs, g)
@@ -746,11 +770,18 @@ local function train(cfg, spec, model)
          step = step + 1
          -- the images come on the device from the loader, the labels stay on the host (the loss moves them)
          local ok, err
+         local xin, mixed = x, nil
+         local d = cfg.mix and cfg.mix:draw(x:size(3), x:size(4))
+         if d then
+            local y2, lam
+            xin, y2, lam = cfg.mix:apply(x, y, d)
+            mixed = {y = y2, lam = lam}
+         end
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()
-            ok, err = pcall(M.inStep, device, forward_backward, model, crit, x, y, st.micro_batch, cfg.accumulate,
-                            batch_sums)
+            ok, err = pcall(M.inStep, device, forward_backward, model, crit, xin, y, st.micro_batch, cfg.accumulate,
+                            batch_sums, mixed)
             if ok then break end
             if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and st.micro_batch > 1) then error(err, 0) end
             st.micro_batch = math.ceil(st.micro_batch / 2)

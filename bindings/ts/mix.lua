@@ -1,0 +1,109 @@
+-- ts.data.mix{mixup = alpha, cutmix = alpha, prob = 1, switch = 0.5}: MixUp and CutMix of a training
+-- batch, as timm's Mixup does them in batch mode (Zhang et al. 2018; Yun et al. 2019).
+--
+-- Each step, with probability prob, the batch x [N, C, H, W] is mixed with itself in reverse order (image i
+-- with image N + 1 - i; the loader's order is already random), by one of
+--   mixup:  x_i <- lam x_i + (1 - lam) x_(N+1-i),          lam ~ Beta(alpha, alpha)
+--   cutmix: a box of about (1 - lam) H W pixels, the same for the whole batch, taken from x_(N+1-i), and
+--           lam set to the share of the image left outside the box (the box is clipped at the edges)
+-- (switch: the probability of cutmix when both are given). The loss is the same mixture of the criterion
+-- on either label, lam L(out, y) + (1 - lam) L(out, y reversed), which for cross-entropy is the loss of the
+-- mixed one-hot target (label smoothing, class weights and all). Train accuracy counts the label that
+-- weighs more. The draws come from the training generator (ts.manualSeed, saved in checkpoints), so a run
+-- resumes as it would have gone on; recipes without mix draw nothing.
+local T = require('ts.tensor')
+local ffi = require('ffi')
+local C = require('ts.ffi').C
+
+local M = {}
+local Mix = {}
+Mix.__index = Mix
+
+local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+
+local known = {mixup = 1, cutmix = 1, prob = 1, switch = 1}
+
+function M.new(o)
+   if type(o) ~= 'table' then error('mix: settings must be a table {mixup = alpha, cutmix = alpha, prob, switch}', 2) end
+   for k in pairs(o) do
+      if not known[k] then error(('mix: unknown setting %s (mixup, cutmix, prob, switch)'):format(tostring(k)), 2) end
+   end
+   local m = setmetatable({settings = o, mixup = o.mixup or 0, cutmix = o.cutmix or 0, prob = o.prob or 1,
+                           switch = o.switch or 0.5}, Mix)
+   for _, k in ipairs({'mixup', 'cutmix'}) do
+      if not finite(m[k]) or m[k] < 0 then error(('mix: %s must be a Beta parameter alpha >= 0 (0: off), got %s'):format(k, tostring(m[k])), 2) end
+   end
+   if m.mixup == 0 and m.cutmix == 0 then error('mix: give mixup or cutmix an alpha above 0', 2) end
+   for _, k in ipairs({'prob', 'switch'}) do
+      if not finite(m[k]) or m[k] < 0 or m[k] > 1 then error(('mix: %s must be a probability in [0, 1], got %s'):format(k, tostring(m[k])), 2) end
+   end
+   return m
+end
+
+-- Gamma(a, 1) by Marsaglia and Tsang's method; below a = 1 through Gamma(a + 1) U^(1/a)
+local function gamma(a)
+   if a < 1 then return gamma(a + 1) * C.ts_rng_uniform() ^ (1 / a) end
+   local d = a - 1 / 3
+   local c = 1 / math.sqrt(9 * d)
+   while true do
+      local z = C.ts_rng_normal()
+      local v = (1 + c * z) ^ 3
+      if v > 0 and math.log(1 - C.ts_rng_uniform()) < 0.5 * z * z + d - d * v + d * math.log(v) then return d * v end
+   end
+end
+
+-- Beta(a, a) as G1 / (G1 + G2); for tiny a both gammas may underflow to 0: then lam is 0 or 1, as the
+-- distribution itself nearly is
+function M.beta(a)
+   local g1, g2 = gamma(a), gamma(a)
+   if g1 + g2 == 0 then return C.ts_rng_uniform() < 0.5 and 0 or 1 end
+   return g1 / (g1 + g2)
+end
+
+-- One step's draw for images of h x w: nil (this batch is not mixed), or {lam, box = {y, x, h, w} (1-based
+-- corner and size) for cutmix}
+function Mix:draw(h, w)
+   if self.prob < 1 and C.ts_rng_uniform() >= self.prob then return nil end
+   local cut = self.cutmix > 0 and (self.mixup == 0 or C.ts_rng_uniform() < self.switch)
+   local lam = M.beta(cut and self.cutmix or self.mixup)
+   if not cut then return {lam = lam} end
+   local r = math.sqrt(1 - lam)
+   local ch, cw = math.floor(h * r), math.floor(w * r)
+   local cy, cx = math.floor(C.ts_rng_uniform() * h), math.floor(C.ts_rng_uniform() * w)
+   local y0, y1 = math.max(cy - math.floor(ch / 2), 0), math.min(cy + math.floor(ch / 2), h)
+   local x0, x1 = math.max(cx - math.floor(cw / 2), 0), math.min(cx + math.floor(cw / 2), w)
+   if y1 <= y0 or x1 <= x0 then return {lam = 1} end
+   return {lam = 1 - (y1 - y0) * (x1 - x0) / (h * w), box = {y0 + 1, x0 + 1, y1 - y0, x1 - x0}}
+end
+
+-- the batch in reverse order, into a buffer of the mixer's (on x's device)
+local function reversed(self, x)
+   local n = x:size(1)
+   if not self.rev or self.rev:device() ~= x:device() or self.rev:numel() ~= x:numel() then
+      self.rev, self.out = x:zerosLike(), x:zerosLike()
+   end
+   local rev = self.rev:view(x:size())
+   for i = 1, n do rev:select(1, i):copy(x:select(1, n + 1 - i)) end
+   return rev
+end
+
+-- x [N, C, H, W] (float, any device) and labels y (host int64 [N]) mixed by draw d: the mixed batch (a
+-- buffer of the mixer's, valid until the next call), the partners' labels (y reversed) and lam
+function Mix:apply(x, y, d)
+   local n = x:size(1)
+   local rev = reversed(self, x)
+   local out = self.out:view(x:size())
+   out:copy(x)
+   if d.box then
+      local b = d.box
+      out:narrow(3, b[1], b[3]):narrow(4, b[2], b[4]):copy(rev:narrow(3, b[1], b[3]):narrow(4, b[2], b[4]))
+   else
+      out:mul_(d.lam):axpy_(1 - d.lam, rev)
+   end
+   local yc, yr = y:long():contiguous(), T.zeros({n}, 'int64')
+   local src, dst = ffi.cast('int64_t *', yc:data()), ffi.cast('int64_t *', yr:data())
+   for i = 0, n - 1 do dst[i] = src[n - 1 - i] end
+   return out, yr, d.lam
+end
+
+return M
