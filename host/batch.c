@@ -172,7 +172,7 @@ static double bright_level(const uint8_t *raw, int n, int c)
 }
 
 /* The random choices for one image (its raw pixels, h x w x c, for the washout's bright level), drawn in a
- * fixed order: flip, geometry, colour, blur, noise level; the cutout's place is drawn after the noise
+ * fixed order: flip, geometry, colour, blur, noise level, shadow; the cutout's place is drawn after them all
  * (draw_cutout). */
 static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_classes, const uint8_t *raw, int h, int w,
                      int c, int oh, int ow, int64_t label, rng *r, image_plan *p)
@@ -377,7 +377,7 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
             return ts_error("batch: index %lld outside the %lld images", (long long)indices[i] + 1, (long long)n);
         rng r = image_rng(seed, i);
         image_plan p;
-        /* the CPU path's draws in its order: without noise, the cutout follows the blur directly */
+        /* the CPU path's draws in its order (the plan, then the cutout), so both devices see the same images */
         const uint8_t *src = base + (size_t)indices[i] * bytes;
         if (draw_plan(aug, flip_map, flip_classes, src, h, w, c, oh, ow, lab[indices[i]], &r, &p)) return -1;
         draw_cutout(aug, oh, ow, &r, &p);

@@ -314,6 +314,23 @@ return function(t)
       local ratio = shade:div(plain)
       t.truthy(ratio:min() >= 0.3 - 1e-5 and ratio:max() <= 1 + 1e-5, ('shaded / plain in [0.3, 1]: %g .. %g'):format(ratio:min(), ratio:max()))
       t.truthy(ratio:min() < 0.99, 'probability 1 shades')
+      -- and the shade is a band in the output's frame, alike in every channel: a shadow applied before the
+      -- warp would come out rotated, bilinearly mixed with the texture, and its ratio would not be a valley
+      for i = 1, 8 do
+         for y = 1, h do
+            local row = {}
+            for x = 1, w do
+               row[x] = ratio:get(i, 1, y, x)
+               for ch = 2, 3 do t.near(ratio:get(i, ch, y, x), row[x], 1e-4, 0, 'one factor for every channel') end
+            end
+            t.truthy(valley(row), ('textured image %d row %d: the shade is not a band'):format(i, y))
+         end
+         for x = 1, w do
+            local col = {}
+            for y = 1, h do col[y] = ratio:get(i, 1, y, x) end
+            t.truthy(valley(col), ('textured image %d column %d: the shade is not a band'):format(i, x))
+         end
+      end
       t.raises(function() ts.data.augment{shadow = {0.5, 1}} end, 'shadow gain must be in [0, 1)')
       t.raises(function() ts.data.augment{shadow = {0.5, -0.1}} end, 'shadow gain must be in [0, 1)')
       t.raises(function() ts.data.augment{shadow = {0.5, 0 / 0}} end, 'augment: shadow must be a finite number')
