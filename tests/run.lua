@@ -55,6 +55,20 @@ function t.raises(fn, plain, msg)
    return err
 end
 
+-- One batch's forward and backward through ts.train in micro-batches of `micro` images, on the CPU, from
+-- zeroed gradients (mixed: a ts.data.mix batch's {y, lam}): the mean loss, copies of the parameters'
+-- gradients and the count of right predictions
+function t.batchGradients(model, crit, x, y, micro, mixed)
+   local train = require('ts.train')
+   model:zeroGrad()
+   local sums = train.sums('cpu')
+   train.forwardBackward(model, crit, x, y, micro, 1, sums, mixed)
+   local _, g = model:parameters()
+   local out = {}
+   for i = 1, #g do out[i] = g[i]:clone() end
+   return sums.loss:get(1) / x:size(1), out, sums.correct:get(1)
+end
+
 -- a fresh temporary directory, removed at the end of the run
 local tmpdirs = {}
 function t.tmpdir()

@@ -87,18 +87,8 @@ return function(t)
       -- every third label is what the untrained network predicts, so that some predictions are right
       local _, guess = m:forward(x):max(2)
       for i = 1, 24, 3 do y[i] = guess[i][1] end
-      local train = require('ts.train')
-      local function grads(micro)
-         m:zeroGrad()
-         local sums = train.sums('cpu')
-         train.forwardBackward(m, crit, x, y, micro, 1, sums)
-         local _, g = m:parameters()
-         local out = {}
-         for i = 1, #g do out[i] = g[i]:clone() end
-         return sums.loss:get(1) / 24, out, sums.correct:get(1)
-      end
-      local l1, g1, c1 = grads(24)
-      local l2, g2, c2 = grads(5)
+      local l1, g1, c1 = t.batchGradients(m, crit, x, y, 24)
+      local l2, g2, c2 = t.batchGradients(m, crit, x, y, 5)
       t.near(l2, l1, 1e-5)
       t.eq(c2, c1, 'right predictions counted over the micro-batches')
       t.truthy(c1 >= 8, 'right predictions: ' .. c1)

@@ -373,18 +373,8 @@ return function(t)
       for i = 1, 10 do y[i] = (i * 5) % 43 end
       local mixer = ts.data.mix{mixup = 1}
       local xm, y2, lam = mixer:apply(x, y, {lam = 0.3})
-      local train = require('ts.train')
-      local function grads(micro)
-         m:zeroGrad()
-         local sums = train.sums('cpu')
-         train.forwardBackward(m, crit, xm, y, micro, 1, sums, {y = y2, lam = lam})
-         local _, g = m:parameters()
-         local out = {}
-         for i = 1, #g do out[i] = g[i]:clone() end
-         return sums.loss:get(1) / 10, out, sums.correct:get(1)
-      end
-      local l1, g1, c1 = grads(10)
-      local l2, g2, c2 = grads(3)
+      local l1, g1, c1 = t.batchGradients(m, crit, xm, y, 10, {y = y2, lam = lam})
+      local l2, g2, c2 = t.batchGradients(m, crit, xm, y, 3, {y = y2, lam = lam})
       -- by hand: the two criteria on the mixed batch's output, the gradient mixed alike
       m:zeroGrad()
       local out = m:forward(xm)
