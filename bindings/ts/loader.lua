@@ -15,7 +15,7 @@ local M = {}
 -- a setting's number, refused when it is not a finite number (a NaN rotation reaches the warp as a NaN
 -- matrix; math.huge as an infinite one)
 local function finite(v, what, name, level)
-   if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+   if not T.isFinite(v) then
       error(('%s: %s must be a finite number, got %s'):format(what, name, tostring(v)), level + 1)
    end
    return v

@@ -19,7 +19,7 @@ local M = {}
 local Mix = {}
 Mix.__index = Mix
 
-local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+local finite = T.isFinite
 
 local known = {mixup = 1, cutmix = 1, prob = 1, switch = 1}
 

@@ -34,6 +34,9 @@ T.wrap = wrap
 local function is_tensor(x) return getmetatable(x) == mt end
 T.isTensor = is_tensor
 
+-- whether v is a Lua number that is neither NaN nor infinite (how settings are checked before they reach C)
+function T.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+
 -- Accepts (2, 3, 4), ({2, 3, 4}) or (t:size()); returns ndim and fills shape_buf.
 local function shape_of(...)
    local first = select(1, ...)

@@ -391,7 +391,7 @@ local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weight
                   note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1,
                   distill = 1, mix = 1}
 
-local function is_finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+local is_finite = T.isFinite
 
 -- the numeric options' ranges: {key, lowest, whole number?, lowest excluded?}
 local ranges = {{'epochs', 1, true}, {'batch', 1, true}, {'accumulate', 1, true}, {'lr', 0}, {'momentum', 0},

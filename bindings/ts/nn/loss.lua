@@ -73,7 +73,7 @@ local DistillationLoss = Module.class('DistillationLoss', Module)
 
 local MAX_TEACHERS = 16   -- kernels/pointwise.h's TSK_DISTILL_MAX_TEACHERS
 
-local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+local finite = T.isFinite
 
 function DistillationLoss:__init(opts)
    opts = opts or {}
