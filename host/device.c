@@ -117,6 +117,8 @@ int ts_cuda_set(const char *option, int on)
 int ts_cpu_set(const char *option, int on)
 {
     if (!option || strcmp(option, "winograd")) return ts_error("cpu.set: unknown option %s (winograd)", option ? option : "NULL");
+    if (on != 0 && on != 1 && on != 2 && on != 4)
+        return ts_error("cpu.set: winograd must be 0 (off), 1 (the tile size per shape), 2 or 4 (that tile size), not %d", on);
     registry[TS_CPU]->set_option(option, on);
     return 0;
 }

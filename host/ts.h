@@ -73,7 +73,8 @@ int ts_cuda_synchronize(void);
  * "sync" (debugging: wait and check after every kernel call, so a fault names its op; off, or
  * TSHOST_CUDA_SYNC=1) */
 int ts_cuda_set(const char *option, int on);
-/* the CPU's switch: "winograd" (3x3 stride-1 convolutions by Winograd's F(2x2, 3x3); on; off: im2col) */
+/* the CPU's switch: "winograd" (3x3 stride-1 convolutions by Winograd's F(m x m, 3x3): 1, the default, the tile size
+ * m per shape; 2 or 4, that m; 0, im2col) */
 int ts_cpu_set(const char *option, int on);
 ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shape);   /* zero-filled */
 ts_tensor *ts_tensor_to(ts_tensor *t, int device);   /* t retained when already there, else a contiguous copy */

@@ -1,11 +1,13 @@
--- CPU convolution algorithms against each other: 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (the
--- default) give im2col's outputs and gradients to float rounding, for any padding, odd sizes, channel counts
--- that are no multiple of the vector width, batches whose tiles straddle images, and with a bias; and the
--- same bits for the same thread count.
+-- CPU convolution algorithms against each other: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) and F(2x2, 3x3)
+-- (each forced, and the default that picks one per shape) give im2col's outputs and gradients to float rounding, for
+-- any padding, odd sizes, channel counts that are no multiple of the vector width, batches whose tiles straddle
+-- images, and with a bias; the default takes F(4x4) on large maps and F(2x2) on small ones; and the same bits for
+-- the same thread count.
 local nn = ts.nn
 
 return function(t)
-   -- forward, input gradient and accumulated parameter gradients of conv on x, with Winograd on or off
+   -- forward, input gradient and accumulated parameter gradients of conv on x, with Winograd as ts.cpuWinograd
+   -- takes it (true: the tile per shape, 2 or 4: that tile, false: im2col)
    local function run(conv, x, g, winograd)
       ts.cpuWinograd(winograd)
       local ok, out = pcall(function()
@@ -22,7 +24,13 @@ return function(t)
       return out
    end
 
-   t.test('3x3 convolutions by Winograd equal im2col: paddings, odd sizes, channel counts, bias', function()
+   local function same(a, b, what)
+      t.near(a.y, b.y, 0, 0, what .. ': output')
+      t.near(a.gx, b.gx, 0, 0, what .. ': input gradient')
+      for i = 1, #b.grads do t.near(a.grads[i], b.grads[i], 0, 0, what .. ': parameter gradient ' .. i) end
+   end
+
+   t.test('3x3 convolutions by Winograd equal im2col: both tile sizes, paddings, odd sizes, channel counts, bias', function()
       ts.manualSeed(5)
       local cases = {
          -- n, c, o, h, w, padding, bias
@@ -34,6 +42,10 @@ return function(t)
          {5, 12, 20, 6, 4, 'same', true},           -- tiles of a row fewer than a block: blocks span images
          {1, 64, 128, 8, 8, 1, false},
          {2, 9, 33, 40, 3, 1, false},               -- long columns, 3 wide
+         {3, 8, 8, 3, 3, 1, true},                  -- one tile, cut off on both sides
+         {2, 10, 12, 4, 4, 1, false},               -- one whole F(4x4) tile per image
+         {2, 8, 8, 70, 9, 1, false},                -- a row of more tiles than the widest vector
+         {4, 192, 192, 8, 8, 1, false},             -- the recipe's widest layer: rounding summed over 192 channels
       }
       for _, case in ipairs(cases) do
          local n, c, o, h, w, pad, bias = unpack(case)
@@ -41,12 +53,34 @@ return function(t)
          local x = ts.randn(n, c, h, w)
          local y = conv:forward(x)
          local g = ts.randn(y:size())
-         local a, b = run(conv, x, g, true), run(conv, x, g, false)
+         local ref = run(conv, x, g, false)
          local what = ('%dx%dx%dx%d -> %d, padding %s'):format(n, c, h, w, o, type(pad) == 'table' and table.concat(pad, ',') or tostring(pad))
-         local function close(p, q, name) t.near(p, q, 1e-4, 2e-5 * q:abs():max(), what .. ': ' .. name) end
-         close(a.y, b.y, 'output')
-         close(a.gx, b.gx, 'input gradient')
-         for i = 1, #b.grads do close(a.grads[i], b.grads[i], 'parameter gradient ' .. i) end
+         for _, tile in ipairs({4, 2}) do
+            local a = run(conv, x, g, tile)
+            local function close(p, q, name)
+               t.near(p, q, 1e-4, 2e-5 * q:abs():max(), ('%s, F(%dx%d): %s'):format(what, tile, tile, name))
+            end
+            close(a.y, ref.y, 'output')
+            close(a.gx, ref.gx, 'input gradient')
+            for i = 1, #ref.grads do close(a.grads[i], ref.grads[i], 'parameter gradient ' .. i) end
+         end
+      end
+   end)
+
+   t.test('Winograd by default: F(4x4) on large maps, F(2x2) on small ones', function()
+      ts.manualSeed(6)
+      -- output sides, and the tile with fewer multiplications there (its tiles counted whole; F(2x2) on a tie)
+      for _, case in ipairs({{32, 4}, {16, 4}, {7, 4}, {3, 4}, {6, 2}, {5, 2}, {2, 2}}) do
+         local side, tile = unpack(case)
+         local conv = nn.Conv2d(8, 8, 3, {padding = 1})
+         local x = ts.randn(2, 8, side, side)
+         local g = ts.randn(2, 8, side, side)
+         local chosen, forced, other = run(conv, x, g, true), run(conv, x, g, tile), run(conv, x, g, 6 - tile)
+         same(chosen, forced, ('%dx%d maps'):format(side, side))
+         t.truthy((chosen.y - other.y):abs():max() > 0, ('%dx%d maps: F(%dx%d) gives other bits'):format(side, side, 6 - tile, 6 - tile))
+      end
+      for _, bad in ipairs({3, 0, 'yes'}) do
+         t.raises(function() ts.cpuWinograd(bad) end, 'expected true, false, 2 or 4')
       end
    end)
 
@@ -58,10 +92,9 @@ return function(t)
          local conv = nn.Conv2d(16, 24, 3, {padding = 1})
          local x = ts.randn(3, 16, 14, 10)
          local g = ts.randn(3, 24, 14, 10)
-         local a, b = run(conv, x, g, true), run(conv, x, g, true)
-         t.near(a.y, b.y, 0, 0, 'output')
-         t.near(a.gx, b.gx, 0, 0, 'input gradient')
-         t.near(a.grads[1], b.grads[1], 0, 0, 'weight gradient')
+         for _, tile in ipairs({2, 4}) do
+            same(run(conv, x, g, tile), run(conv, x, g, tile), ('%d threads, F(%dx%d)'):format(threads, tile, tile))
+         end
       end
       ts.setThreads(before)
    end)

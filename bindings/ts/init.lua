@@ -46,9 +46,14 @@ end
 
 function ts.setThreads(n) cffi.check(C.ts_set_threads(n)) end
 function ts.getThreads() return C.ts_get_threads() end
--- ts.cpuWinograd(false): 3x3 stride-1 convolutions on the CPU by im2col instead of Winograd's F(2x2, 3x3) (the
--- default), to compare the two
-function ts.cpuWinograd(on) cffi.check(C.ts_cpu_set('winograd', on == false and 0 or 1)) end
+-- ts.cpuWinograd(how): 3x3 stride-1 convolutions on the CPU by Winograd's F(m x m, 3x3) with the tile size m chosen per
+-- shape (true, the default: F(4x4), but F(2x2) in bf16 and on maps of 1, 2, 5 or 6 where its tiles waste less), with
+-- m = 2 or 4 forced (2, 4), or by im2col (false), to compare them
+function ts.cpuWinograd(how)
+   local value = ({[false] = 0, [true] = 1, [2] = 2, [4] = 4})[how == nil and true or how]
+   if not value then error(('ts.cpuWinograd: expected true, false, 2 or 4, got %s'):format(tostring(how)), 2) end
+   cffi.check(C.ts_cpu_set('winograd', value))
+end
 -- the CPU path in use (avx2, avx512, avx512bf16, amx: TSHOST_CPU, else the best this processor runs); bf16 layers
 -- compute in bf16 only on avx512bf16 and amx (AMX tiles for the convolutions' products), in fp32 elsewhere
 function ts.cpuPath() return ffi.string(C.ts_cpu_path()) end

@@ -67,8 +67,8 @@ static int cpu_copy_strided(int elem_size, int ndim, const int64_t *shape, void 
 
 static int cpu_synchronize(void) { return 0; }
 
-/* the host has checked the name: "winograd" */
-static void cpu_set_option(const char *option, int on) { tsk_cpu_winograd_enable(on); }
+/* the host has checked the name and the value: "winograd", 0, 1, 2 or 4 */
+static void cpu_set_option(const char *option, int value) { tsk_cpu_winograd_set(value); }
 
 /* the CPU has no queue: every call has finished when it returns */
 static uint64_t cpu_mark(void) { return 0; }

@@ -61,10 +61,11 @@ void tsk_cpu_gemm_bf16(int m, int n, int k, float alpha, const float *a, int64_t
                        int64_t b_rs, int64_t b_cs, float *c, int64_t ldc, int accumulate, void *scratch);
 
 /* winograd.c: 3x3 convolutions with stride 1 (no dilation, one group, at least 8 channels in and out) by Winograd's
- * F(2x2, 3x3) in fp32 (bf16: the operands rounded as they are read), which
+ * F(4x4, 3x3) or F(2x2, 3x3) in fp32 (bf16: F(2x2), the operands rounded as they are read), which
  * conv2d.c calls when tsk_cpu_winograd_applies: the shape fits and the option is on (the backend's set_option
- * "winograd", on by default; off: im2col, for comparison). gx is overwritten, gw accumulated. */
-void tsk_cpu_winograd_enable(int on);
+ * "winograd": 1, the default, the tile size per shape; 2 or 4, that one; 0, im2col, for comparison). gx is
+ * overwritten, gw accumulated. */
+void tsk_cpu_winograd_set(int mode);
 int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s);
 void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y);
 void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx);

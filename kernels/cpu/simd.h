@@ -9,6 +9,9 @@
 #define S(name) SIMD_CAT(name, TSK_SIMD_LANES)
 #define VEC S(vec)
 #define LANES_T S(lanes)   /* a set of lanes: a mask */
+/* vput and vget store and load every lane, vstore the lanes of a mask: a masked store is several times slower than a whole one on
+ * AMD's processors (Zen 1 microcodes it), so the transforms store whole vectors wherever the lanes past the data
+ * may be overwritten */
 
 #if TSK_SIMD_LANES == 16
 typedef __m512 vec16;
@@ -28,6 +31,8 @@ static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(v, _mm512_setzero_ps
 /* the elements of p in lanes m, zeros elsewhere; the others are not read (p + j may lie outside the array) */
 static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loadu_ps(m, p); }
 static inline void vstore16(float *p, vec16 v, lanes16 m) { _mm512_mask_storeu_ps(p, m, v); }
+static inline void vput16(float *p, vec16 v) { _mm512_storeu_ps(p, v); }
+static inline vec16 vget16(const float *p) { return _mm512_loadu_ps(p); }
 /* the even and the odd elements of the 32 elements a, b */
 static inline void deinterleave16(vec16 a, vec16 b, vec16 *even, vec16 *odd)
 {
@@ -93,6 +98,8 @@ static inline vec8 vset8(float v) { return _mm256_set1_ps(v); }
 static inline vec8 vrelu8(vec8 v) { return _mm256_max_ps(v, _mm256_setzero_ps()); }
 static inline vec8 vload8(const float *p, lanes8 m) { return _mm256_maskload_ps(p, m); }
 static inline void vstore8(float *p, vec8 v, lanes8 m) { _mm256_maskstore_ps(p, m, v); }
+static inline void vput8(float *p, vec8 v) { _mm256_storeu_ps(p, v); }
+static inline vec8 vget8(const float *p) { return _mm256_loadu_ps(p); }
 static inline void deinterleave8(vec8 a, vec8 b, vec8 *even, vec8 *odd)
 {
     /* per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6, then the middle quarters swapped */

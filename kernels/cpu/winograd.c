@@ -1,16 +1,31 @@
-/* 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast algorithms
- * for convolutional neural networks", 2016): each 2x2 block of outputs (a tile) comes from its 4x4 input window
- * with 16 multiplications per channel pair instead of 36, 2.25 times fewer.
+/* 3x3 convolutions with stride 1 by Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray, "Fast algorithms
+ * for convolutional neural networks", 2016): each m x m block of outputs (a tile) comes from its a x a input window,
+ * a = m + 2, with a^2 multiplications per channel pair instead of 9 m^2. Two tile sizes:
+ *   F(2x2, 3x3): 16 multiplications for 4 outputs (2.25 times fewer than direct), transforms of 0 and +-1 only;
+ *   F(4x4, 3x3): 36 for 16 (4 times fewer), transforms with coefficients up to 8 (5 and 1/24 in B and G), so the
+ *                rounding of the fp32 transforms is a few times F(2x2)'s (as in cuDNN's and oneDNN's F(4x4)).
  *
- *   U = G g G^T   weights 3x3 -> 4x4     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
- *   V = B^T d B   input window 4x4       B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
- *   M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t]      16 matrix products, xi the position in the 4x4
- *   y = A^T M A   4x4 -> the 2x2 tile    A^T = [1 1 1 0; 0 1 -1 -1]
+ *   U = G g G^T   weights 3x3 -> a x a
+ *   V = B^T d B   input window a x a
+ *   M[xi][o][t] = sum_c U[xi][o][c] V[xi][c][t]      a^2 matrix products, xi the position in the a x a window
+ *   y = A^T M A   a x a -> the m x m tile
+ * with, for m = 2 (interpolation points 0, 1, -1 and infinity)
+ *   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * and for m = 4 (points 0, 1, -1, 2, -2 and infinity)
+ *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+ * Each 2-D transform is its 1-D one applied to the rows, then to the columns (winograd_lanes.h).
+ * The tile size is chosen per pass (the backend's "winograd" option: 1, the default, takes for the pass's output size
+ * the one with fewer multiplications, tiles cut off at the edges counted whole, F(2x2) on a tie; 2 or 4 force one):
+ * F(4x4) on the maps of 3, 4 and 7 or more, F(2x2) on those of 1, 2, 5 and 6, and F(2x2) always in bf16, whose
+ * rounding of the transformed operands F(4x4)'s larger coefficients would magnify.
  *
  * Backward. The input gradient is the same kind of convolution, of gy with the weights turned by 180 degrees,
  * input and output channels swapped, and padding 2 - pad (for stride 1, gx[c, i, j] = sum_o sum_(a,b)
  * gy[o, i + pt - a, j + pl - b] w[o, c, a, b]). The weight gradient is the adjoint of the forward chain:
- *   dM = A gy A^T (2x2 -> 4x4),  dU[xi][o][c] = sum_t dM[xi][o][t] V[xi][c][t],  gw += G^T dU G.
+ *   dM = A gy A^T (m x m -> a x a),  dU[xi][o][c] = sum_t dM[xi][o][t] V[xi][c][t],  gw += G^T dU G.
  *
  * In the bf16 precision (AVX512-BF16 only) the products run on bfloat16 pairs (vdpbf16ps, twice fp32's rate) with
  * fp32 sums: the transformed operands V, U and dM are rounded to bfloat16 as they are written, the transforms
@@ -18,9 +33,9 @@
  * products of rounded inputs the im2col path computes: its error is bf16's size, a few times 2^-9 of the output.
  *
  * Tiles are numbered image by image, row by row (t = (n TH + ty) TW + tx, TH x TW tiles covering the output,
- * the last row and column cut off when the output size is odd). Blocks of TB consecutive tiles are transformed
- * into buffers that stay in the cache, the 16 products run on them, and the results go straight to y (or into
- * the thread's weight-gradient sums); one thread per block in a static schedule, so every output has one
+ * the last row and column cut off when the output size is no multiple of m). Blocks of TB consecutive tiles are
+ * transformed into buffers that stay in the cache, the a^2 products run on them, and the results go straight to y
+ * (or into the thread's weight-gradient sums); one thread per block in a static schedule, so every output has one
  * writer and the weight gradient's per-thread partial sums are added in thread order: the same thread count
  * gives the same bits. Within a block the transforms run over runs of up to 16 (AVX-512) or 8 (AVX2) tiles of one
  * tile row, one per vector lane (winograd_lanes.h, once per width). */
@@ -32,13 +47,13 @@
 #include "../pointwise.h"
 #include "cpu.h"
 
-static int enabled = 1;   /* documented global state: the backend's "winograd" option */
+static int mode = 1;   /* documented global state: the backend's "winograd" option (0 off, 1 per shape, 2 or 4) */
 
-void tsk_cpu_winograd_enable(int on) { enabled = on != 0; }
+void tsk_cpu_winograd_set(int value) { mode = value; }
 
 int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s)
 {
-    return enabled && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dilation_h == 1 &&
+    return mode != 0 && s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->dilation_h == 1 &&
            s->dilation_w == 1 && s->groups == 1 && s->c >= 8 && s->o >= 8;
 }
 
@@ -46,6 +61,7 @@ int tsk_cpu_winograd_applies(const tsk_conv2d_shape *s)
  * output planes [N, O, OH, OW] in tiles */
 typedef struct {
     int n, c, h, w, o, oh, ow, pt, pl;
+    int m, a, xis;       /* outputs per tile side (2 or 4), the input window's side m + 2, its a^2 positions */
     int th, tw;          /* tiles per column and row */
     int64_t tiles;       /* N TH TW */
     int tb;              /* tiles per block */
@@ -69,9 +85,9 @@ typedef struct {
 } transforms;
 
 /* The distance between two xi's matrices in a block's buffers, in 32-bit words, each 16 words (64 bytes) more than
- * the matrix so that the 16 rows a transform writes or reads together do not fall into the same cache sets
- * (matrices of 4 KiB multiples would): V [16][C][TB] (its bf16 layouts no larger), M [16][O][TB], and the tile-major
- * output gradient dMT [16][TB][O] (in bf16, at most TB pairs of tiles: a block's runs padded to even counts hold
+ * the matrix so that the a^2 rows a transform writes or reads together do not fall into the same cache sets
+ * (matrices of 4 KiB multiples would), and so that a whole vector stored at a matrix's last run stays inside: V [a^2][C][TB] (its bf16 layouts no larger), M [a^2][O][TB], and the tile-major
+ * output gradient dMT [a^2][TB][O] (in bf16, at most TB pairs of tiles: a block's runs padded to even counts hold
  * at most twice its tiles). */
 static int64_t v_plane(const geometry *g) { return (int64_t)g->c * g->tb + 16; }
 static int64_t m_plane(const geometry *g) { return (int64_t)g->o * g->tb + 16; }
@@ -99,12 +115,30 @@ enum { V_FP32, V_BF16_PAIRS, V_BF16_ROWS };
 
 static const transforms *transforms_in_use(void) { return tsk_cpu_has_avx512() ? &transforms_16 : &transforms_8; }
 
-static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, int pt, int pl)
+/* the multiplications of F(m x m, 3x3) per channel pair over an oh x ow output: its tiles, cut-off ones whole */
+static int64_t tile_cost(int m, int oh, int ow) { return (int64_t)((oh + m - 1) / m) * ((ow + m - 1) / m) * (m + 2) * (m + 2); }
+
+static int tile_size(int oh, int ow, int bf16)
 {
-    geometry g = {n, c, h, w, o, oh, ow, pt, pl, (oh + 1) / 2, (ow + 1) / 2, 0, 0, transforms_in_use()->lanes, 0, 0};
+    if (bf16) return 2;
+    if (mode == 2 || mode == 4) return mode;
+    return tile_cost(4, oh, ow) < tile_cost(2, oh, ow) ? 4 : 2;
+}
+
+/* the geometry of a pass over an oh x ow output, its tile size chosen for that output */
+static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, int pt, int pl, int bf16)
+{
+    int m = tile_size(oh, ow, bf16);
+    geometry g = {n, c, h, w, o, oh, ow, pt, pl, m, m + 2, (m + 2) * (m + 2), (oh + m - 1) / m, (ow + m - 1) / m, 0, 0,
+                  transforms_in_use()->lanes, 0, bf16};
     g.tiles = (int64_t)n * g.th * g.tw;
-    /* a block's transformed input and products, 16 (C + O) TB floats, within about 512 KiB of cache */
-    int tb = 8192 / (c + o) / 16 * 16;
+    /* a block's transformed input and products, a^2 (C + O) TB floats, within about 512 KiB of cache (a core's
+     * second level on AMD's processors); but every block's products read all the transformed weights, a^2 C O
+     * floats, and where those outgrow a core's share of the last level (2 MiB: F(4x4) at 192 channels in and out
+     * holds 5.3 MiB) they come from memory once a block: blocks of at least 64 tiles then (on a 2-core Zen 1 the
+     * 192-channel layers of the recipe took 25% longer at 16) */
+    int tb = 131072 / g.xis / (c + o) / 16 * 16;
+    if ((int64_t)g.xis * c * o * (int64_t)sizeof(float) > ((int64_t)2 << 20) && tb < 64) tb = 64;
     g.tb = tb < 16 ? 16 : tb > 128 ? 128 : tb;
     return g;
 }
@@ -123,52 +157,71 @@ static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
 
 /* ---- the transforms --------------------------------------------------------------------------------------- */
 
-/* U[xi][row][col] (16 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
+/* G of F(m x m, 3x3), a x 3 (winograd.c's first comment): the weight transform U = G g G^T, its adjoint G^T dU G */
+static const float G2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float G4[6][3] = {{1 / 4.0f, 0, 0},           {-1 / 6.0f, -1 / 6.0f, -1 / 6.0f}, {-1 / 6.0f, 1 / 6.0f, -1 / 6.0f},
+                               {1 / 24.0f, 1 / 12.0f, 1 / 6.0f}, {1 / 24.0f, -1 / 12.0f, 1 / 6.0f}, {0, 0, 1}};
+
+static const float *g_matrix(int m) { return m == 2 ? &G2[0][0] : &G4[0][0]; }
+
+/* U[xi][row][col] (a^2 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
  * turned by 180 degrees when flip */
-static void transform_weights(int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
+static void transform_weights(int m, int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
 {
+    const float *G = g_matrix(m);
+    int a = m + 2;
     int64_t plane = (int64_t)rows * cols;
+    #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             const float *k = w + r * rs + c * cs;
-            float g[3][3], t[4][3];
+            float g[3][3], t[6][3];
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) g[i][j] = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
-            for (int j = 0; j < 3; j++) {   /* t = G g */
-                t[0][j] = g[0][j];
-                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-                t[3][j] = g[2][j];
-            }
-            for (int i = 0; i < 4; i++) {   /* U = t G^T */
-                float *out = u + (int64_t)r * cols + c;
-                out[(i * 4 + 0) * plane] = t[i][0];
-                out[(i * 4 + 1) * plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                out[(i * 4 + 2) * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                out[(i * 4 + 3) * plane] = t[i][2];
-            }
+            for (int i = 0; i < a; i++)   /* t = G g, the zero coefficients left out */
+                for (int j = 0; j < 3; j++) {
+                    float sum = 0.0f;
+                    for (int q = 0; q < 3; q++)
+                        if (G[i * 3 + q] != 0.0f) sum += G[i * 3 + q] * g[q][j];
+                    t[i][j] = sum;
+                }
+            float *out = u + (int64_t)r * cols + c;
+            for (int i = 0; i < a; i++)   /* U = t G^T */
+                for (int j = 0; j < a; j++) {
+                    float sum = 0.0f;
+                    for (int q = 0; q < 3; q++)
+                        if (G[j * 3 + q] != 0.0f) sum += t[i][q] * G[j * 3 + q];
+                    out[(i * a + j) * plane] = sum;
+                }
         }
 }
 
-/* gw[o][c] += G^T dU G for the 16 matrices dUT[xi][c][o] */
-static void weight_gradient_out(int o_count, int c_count, const float *dut, float *gw)
+/* gw[o][c] += G^T dU G for the a^2 matrices dUT[xi][c][o] */
+static void weight_gradient_out(int m, int o_count, int c_count, const float *dut, float *gw)
 {
+    const float *G = g_matrix(m);
+    int a = m + 2;
     int64_t plane = (int64_t)c_count * o_count;
+    #pragma omp parallel for schedule(static)
     for (int o = 0; o < o_count; o++)
         for (int c = 0; c < c_count; c++) {
-            float d[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) d[xi / 4][xi % 4] = dut[xi * plane + (int64_t)c * o_count + o];
-            for (int j = 0; j < 4; j++) {   /* t = G^T d */
-                t[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
-                t[1][j] = 0.5f * (d[1][j] - d[2][j]);
-                t[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
-            }
+            float d[6][6], t[3][6];
+            for (int xi = 0; xi < a * a; xi++) d[xi / a][xi % a] = dut[xi * plane + (int64_t)c * o_count + o];
+            for (int i = 0; i < 3; i++)   /* t = G^T d */
+                for (int j = 0; j < a; j++) {
+                    float sum = 0.0f;
+                    for (int q = 0; q < a; q++)
+                        if (G[q * 3 + i] != 0.0f) sum += G[q * 3 + i] * d[q][j];
+                    t[i][j] = sum;
+                }
             float *k = gw + ((int64_t)o * c_count + c) * 9;
-            for (int i = 0; i < 3; i++) {   /* (G^T d) G */
-                k[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-                k[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
-                k[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
-            }
+            for (int i = 0; i < 3; i++)   /* (G^T d) G */
+                for (int j = 0; j < 3; j++) {
+                    float sum = 0.0f;
+                    for (int q = 0; q < a; q++)
+                        if (G[q * 3 + j] != 0.0f) sum += t[i][q] * G[q * 3 + j];
+                    k[i * 3 + j] += sum;
+                }
         }
 }
 
@@ -196,8 +249,8 @@ static int runs_of(const geometry *g, int64_t b, run *runs, int *padded)
     return count;
 }
 
-/* The transformed weights as the products read them: u [16][rows][cols] floats, or in bf16 their pairs along cols
- * ([16][rows][cols / 2 rounded up] 32-bit pairs, the lower column low) */
+/* The transformed weights as the products read them: u [a^2][rows][cols] floats, or in bf16 their pairs along cols
+ * ([a^2][rows][cols / 2 rounded up] 32-bit pairs, the lower column low) */
 typedef struct {
     const void *u;
     int64_t plane, row;   /* 32-bit words between two xi's matrices, and two rows */
@@ -207,17 +260,17 @@ static weights pack_weights(const geometry *g, int rows, int cols, const float *
 {
     if (!g->bf16) return (weights){u, (int64_t)rows * cols, cols};
     int pairs = (cols + 1) / 2;
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < g->xis; xi++)
         tsk_cpu_bf16_pack_a(rows, cols, 1.0f, u + (int64_t)xi * rows * cols, cols, 1, packed + (int64_t)xi * rows * pairs);
     return (weights){packed, (int64_t)rows * pairs, pairs};
 }
 
-/* y [N, O, OH, OW] = the convolution of x [N, C, H, W] by the transformed weights (+ bias): per block, V, the 16
+/* y [N, O, OH, OW] = the convolution of x [N, C, H, W] by the transformed weights (+ bias): per block, V, the a^2
  * products M[xi] [O, tiles] = U[xi] [O, C] V[xi] [C, tiles] (on pairs along C in bf16), and y from M */
 static void convolve(const geometry *g, weights u, const float *x, const float *bias, float *y)
 {
     const transforms *tr = transforms_in_use();
-    size_t vbytes = sizeof(float) * 16 * (size_t)v_plane(g), mbytes = sizeof(float) * 16 * (size_t)m_plane(g);
+    size_t vbytes = sizeof(float) * (size_t)g->xis * (size_t)v_plane(g), mbytes = sizeof(float) * (size_t)g->xis * (size_t)m_plane(g);
     int64_t blocks = blocks_of(g);
     #pragma omp parallel
     {
@@ -228,7 +281,7 @@ static void convolve(const geometry *g, weights u, const float *x, const float *
             if (!v || !m || !runs) continue;   /* no room: recorded, the call reports it */
             int padded, tiles = block_tiles(g, b), count = runs_of(g, b, runs, &padded);
             tr->input(g, x, runs, count, g->bf16 ? V_BF16_PAIRS : V_FP32, v);
-            for (int xi = 0; xi < 16; xi++) {
+            for (int xi = 0; xi < g->xis; xi++) {
                 const uint32_t *uxi = (const uint32_t *)u.u + xi * u.plane, *vxi = (const uint32_t *)v + xi * v_plane(g);
                 float *mxi = m + xi * m_plane(g);
                 if (g->bf16) tsk_cpu_gemm_pairs(g->o, tiles, (g->c + 1) / 2, uxi, u.row, 1, vxi, g->tb, mxi, g->tb, 0);
@@ -247,10 +300,10 @@ static void convolve(const geometry *g, weights u, const float *x, const float *
 static void run_pass(const geometry *g, int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip,
                      const float *x, const float *bias, float *y)
 {
-    float *u = tsk_cpu_scratch(sizeof(float) * 16 * (size_t)rows * cols);
-    uint32_t *packed = g->bf16 ? tsk_cpu_scratch(sizeof(uint32_t) * 16 * (size_t)rows * ((cols + 1) / 2)) : NULL;
+    float *u = tsk_cpu_scratch(sizeof(float) * (size_t)g->xis * (size_t)rows * cols);
+    uint32_t *packed = g->bf16 ? tsk_cpu_scratch(sizeof(uint32_t) * (size_t)g->xis * (size_t)rows * ((cols + 1) / 2)) : NULL;
     if (u && (packed || !g->bf16)) {
-        transform_weights(rows, cols, w, rs, cs, flip, u);
+        transform_weights(g->m, rows, cols, w, rs, cs, flip, u);
         convolve(g, pack_weights(g, rows, cols, u, packed), x, bias, y);
     }
     tsk_cpu_scratch_free(u);
@@ -259,33 +312,31 @@ static void run_pass(const geometry *g, int rows, int cols, const float *w, int6
 
 void tsk_cpu_winograd_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
-    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
+    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left, s->math == TSK_MATH_BF16);
     g.relu = s->relu;
-    g.bf16 = s->math == TSK_MATH_BF16;
     run_pass(&g, s->o, s->c, w, (int64_t)s->c * 9, 9, 0, x, bias, y);
 }
 
 /* gx [N, C, H, W] (overwritten) from gy: the forward pass over gy with the turned, transposed weights */
 void tsk_cpu_winograd_backward_data(const tsk_conv2d_shape *s, const float *w, const float *gy, float *gx)
 {
-    geometry g = geometry_of(s->n, s->o, s->oh, s->ow, s->c, s->h, s->w, 2 - s->pad_top, 2 - s->pad_left);
-    g.bf16 = s->math == TSK_MATH_BF16;
+    geometry g = geometry_of(s->n, s->o, s->oh, s->ow, s->c, s->h, s->w, 2 - s->pad_top, 2 - s->pad_left,
+                             s->math == TSK_MATH_BF16);
     run_pass(&g, s->c, s->o, w, 9, (int64_t)s->c * 9, 1, gy, NULL, gx);   /* u[xi][c][o] from w[o][c] turned */
 }
 
-/* gw [O, C, 3, 3] += the weight gradient from x and gy: per block, V and dM, and the 16 products dUT[xi] [C, O] +=
+/* gw [O, C, 3, 3] += the weight gradient from x and gy: per block, V and dM, and the a^2 products dUT[xi] [C, O] +=
  * V[xi] [C, tiles] dMT[xi] [tiles, O] into the thread's sums (on pairs of tiles in bf16) */
 void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x, const float *gy, float *gw)
 {
     const transforms *tr = transforms_in_use();
-    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left);
-    g.bf16 = s->math == TSK_MATH_BF16;
+    geometry g = geometry_of(s->n, s->c, s->h, s->w, s->o, s->oh, s->ow, s->pad_top, s->pad_left, s->math == TSK_MATH_BF16);
     int threads = omp_get_max_threads();
-    int64_t usize = 16 * (int64_t)s->c * s->o, blocks = blocks_of(&g), dplane = dmt_plane(&g);
+    int64_t usize = g.xis * (int64_t)s->c * s->o, blocks = blocks_of(&g), dplane = dmt_plane(&g);
     float *partials = tsk_cpu_scratch(sizeof(float) * (size_t)(usize * threads));
     if (!partials) return;
     memset(partials, 0, sizeof(float) * (size_t)(usize * threads));
-    size_t vbytes = sizeof(float) * 16 * (size_t)v_plane(&g), dbytes = sizeof(float) * 16 * (size_t)dplane;
+    size_t vbytes = sizeof(float) * (size_t)g.xis * (size_t)v_plane(&g), dbytes = sizeof(float) * (size_t)g.xis * (size_t)dplane;
     #pragma omp parallel num_threads(threads)
     {
         float *v = tsk_cpu_scratch(vbytes), *dmt = tsk_cpu_scratch(dbytes);
@@ -297,7 +348,7 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
             int padded, tiles = block_tiles(&g, b), count = runs_of(&g, b, runs, &padded);
             tr->input(&g, x, runs, count, g.bf16 ? V_BF16_ROWS : V_FP32, v);
             tr->output_gradient(&g, gy, runs, count, g.bf16, dmt);
-            for (int xi = 0; xi < 16; xi++) {
+            for (int xi = 0; xi < g.xis; xi++) {
                 const uint32_t *vxi = (const uint32_t *)v + xi * v_plane(&g), *dxi = (const uint32_t *)dmt + xi * dplane;
                 float *uxi = dut + (int64_t)xi * g.c * g.o;
                 if (g.bf16) tsk_cpu_gemm_pairs(g.c, g.o, padded / 2, vxi, g.tb, 1, dxi, g.o, uxi, g.o, 1);
@@ -312,6 +363,6 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
         for (int64_t i = 0; i < usize; i++)   /* the threads' sums, added in thread order */
             for (int t = 1; t < threads; t++) partials[i] += partials[(int64_t)t * usize + i];
     }
-    weight_gradient_out(s->o, s->c, partials, gw);
+    weight_gradient_out(g.m, s->o, s->c, partials, gw);
     tsk_cpu_scratch_free(partials);
 }
