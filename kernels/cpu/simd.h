@@ -33,6 +33,8 @@ static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loa
 static inline void vstore16(float *p, vec16 v, lanes16 m) { _mm512_mask_storeu_ps(p, m, v); }
 static inline void vput16(float *p, vec16 v) { _mm512_storeu_ps(p, v); }
 static inline vec16 vget16(const float *p) { return _mm512_loadu_ps(p); }
+/* v with the lanes m loaded from p (as vload reads them), the others kept */
+static inline vec16 vload_into16(vec16 v, const float *p, lanes16 m) { return _mm512_mask_loadu_ps(v, m, p); }
 /* the even and the odd elements of the 32 elements a, b */
 static inline void deinterleave16(vec16 a, vec16 b, vec16 *even, vec16 *odd)
 {
@@ -100,6 +102,10 @@ static inline vec8 vload8(const float *p, lanes8 m) { return _mm256_maskload_ps(
 static inline void vstore8(float *p, vec8 v, lanes8 m) { _mm256_maskstore_ps(p, m, v); }
 static inline void vput8(float *p, vec8 v) { _mm256_storeu_ps(p, v); }
 static inline vec8 vget8(const float *p) { return _mm256_loadu_ps(p); }
+static inline vec8 vload_into8(vec8 v, const float *p, lanes8 m)
+{
+    return _mm256_blendv_ps(v, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
 static inline void deinterleave8(vec8 a, vec8 b, vec8 *even, vec8 *odd)
 {
     /* per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6, then the middle quarters swapped */

@@ -37,8 +37,9 @@
  * transformed into buffers that stay in the cache, the a^2 products run on them, and the results go straight to y
  * (or into the thread's weight-gradient sums); one thread per block in a static schedule, so every output has one
  * writer and the weight gradient's per-thread partial sums are added in thread order: the same thread count
- * gives the same bits. Within a block the transforms run over runs of up to 16 (AVX-512) or 8 (AVX2) tiles of one
- * tile row, one per vector lane (winograd_lanes.h, once per width). */
+ * gives the same bits. Within a block the transforms run over runs of up to 16 (AVX-512) or 8 (AVX2) consecutive
+ * tiles, one per vector lane (winograd_lanes.h, once per width); on maps whose tile rows are shorter than a vector
+ * (16x16 and 8x8 under F(4x4)) a run takes several rows, so that the lanes stay full. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -70,18 +71,34 @@ typedef struct {
     int bf16;            /* the products on bfloat16 pairs */
 } geometry;
 
-/* A run: tiles tx .. tx + count - 1 of tile row ty of image img, at offset `at` in its block, and at2 in the bf16
- * weight gradient's layout, where each run starts at an even place (pairs of tiles never straddle two runs) */
+/* A run: `count` consecutive tiles, the first tile tx of tile row ty of image img, at offset `at` in its block, and at2
+ * in the bf16 weight gradient's layout, where each run starts at an even place (pairs of tiles never straddle two
+ * runs). Where a tile row holds fewer tiles than a vector has lanes (the smaller maps), a run goes on into the next
+ * rows, and images: it is made of `segments` pieces of tile rows, each a stretch of lanes. */
 typedef struct {
     int img, ty, tx, count, at, at2;
+    int seg0, segments;   /* its segments in the block's list */
 } run;
+
+/* A segment: lanes lane .. lane + count - 1 of a run hold tiles tx .. tx + count - 1 of tile row ty of image img */
+typedef struct {
+    int lane, count, img, ty, tx;
+} segment;
+
+/* A block's runs in tile order, with their segments (run k's are segments[runs[k].seg0 ..], in lane order), each
+ * list with room for TB; tiles: the block's, padded: their places in the bf16 weight gradient's layout */
+typedef struct {
+    run *runs;
+    segment *segments;
+    int count, tiles, padded;
+} block;
 
 /* the transforms of one vector width (winograd_lanes.h), over the runs of a block */
 typedef struct {
     int lanes;
-    void (*input)(const geometry *g, const float *x, const run *runs, int count, int layout, void *v);
-    void (*output)(const geometry *g, const float *m, const float *bias, const run *runs, int count, float *y);
-    void (*output_gradient)(const geometry *g, const float *gy, const run *runs, int count, int bf16, void *dmt);
+    void (*input)(const geometry *g, const float *x, const block *b, int layout, void *v);
+    void (*output)(const geometry *g, const float *m, const float *bias, const block *b, float *y);
+    void (*output_gradient)(const geometry *g, const float *gy, const block *b, int bf16, void *dmt);
 } transforms;
 
 /* The distance between two xi's matrices in a block's buffers, in 32-bit words, each 16 words (64 bytes) more than
@@ -143,16 +160,13 @@ static geometry geometry_of(int n, int c, int h, int w, int o, int oh, int ow, i
     return g;
 }
 
-/* the run starting at tile t of a block [start, end): at most `lanes` tiles, not past the tile row */
-static run run_at(const geometry *g, int64_t t, int64_t end, int64_t start)
+/* the segment of `count` tiles at most from tile t on, in its tile row, at lane `lane` of its run */
+static segment segment_at(const geometry *g, int64_t t, int count, int lane)
 {
     int64_t row = t / g->tw;
-    run r = {(int)(row / g->th), (int)(row % g->th), (int)(t % g->tw), 0, (int)(t - start), 0};
-    int64_t count = g->tw - r.tx;
-    if (count > g->lanes) count = g->lanes;
-    if (count > end - t) count = end - t;
-    r.count = (int)count;
-    return r;
+    segment s = {lane, count, (int)(row / g->th), (int)(row % g->th), (int)(t % g->tw)};
+    if (s.count > g->tw - s.tx) s.count = g->tw - s.tx;
+    return s;
 }
 
 /* ---- the transforms --------------------------------------------------------------------------------------- */
@@ -235,18 +249,38 @@ static int block_tiles(const geometry *g, int64_t b)
     return (int)(left < g->tb ? left : g->tb);
 }
 
-/* the runs of block b, in tile order, into runs[] (room for TB); their number, and in *padded the tiles of the bf16
- * weight gradient's layout */
-static int runs_of(const geometry *g, int64_t b, run *runs, int *padded)
+/* the lists of a block, from the thread's scratch memory (NULL lists: no room, recorded) */
+static block block_lists(const geometry *g)
 {
-    int count = 0, at2 = 0;
-    for (int64_t start = b * g->tb, end = start + block_tiles(g, b), t = start; t < end; t += runs[count++].count) {
-        runs[count] = run_at(g, t, end, start);
-        runs[count].at2 = at2;
-        at2 += (runs[count].count + 1) / 2 * 2;
+    return (block){tsk_cpu_scratch(sizeof(run) * (size_t)g->tb), tsk_cpu_scratch(sizeof(segment) * (size_t)g->tb), 0, 0, 0};
+}
+
+static void block_free(block *k)
+{
+    tsk_cpu_scratch_free(k->runs);
+    tsk_cpu_scratch_free(k->segments);
+}
+
+/* block b's runs (at most `lanes` consecutive tiles each) and their segments, in tile order, into k's lists */
+static void block_fill(const geometry *g, int64_t b, block *k)
+{
+    int segments = 0, at2 = 0;
+    int64_t start = b * g->tb, end = start + block_tiles(g, b);
+    k->count = 0;
+    for (int64_t t = start; t < end;) {
+        run *r = &k->runs[k->count++];
+        int count = (int)(end - t < g->lanes ? end - t : g->lanes);
+        segment first = segment_at(g, t, count, 0);
+        *r = (run){first.img, first.ty, first.tx, count, (int)(t - start), at2, segments, 0};
+        for (int lane = 0; lane < count; lane += k->segments[segments - 1].count) {
+            k->segments[segments++] = segment_at(g, t + lane, count - lane, lane);
+            r->segments++;
+        }
+        at2 += (count + 1) / 2 * 2;
+        t += count;
     }
-    *padded = at2;
-    return count;
+    k->tiles = (int)(end - start);
+    k->padded = at2;
 }
 
 /* The transformed weights as the products read them: u [a^2][rows][cols] floats, or in bf16 their pairs along cols
@@ -275,21 +309,22 @@ static void convolve(const geometry *g, weights u, const float *x, const float *
     #pragma omp parallel
     {
         float *v = tsk_cpu_scratch(vbytes), *m = tsk_cpu_scratch(mbytes);
-        run *runs = tsk_cpu_scratch(sizeof(run) * (size_t)g->tb);
+        block k = block_lists(g);
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
-            if (!v || !m || !runs) continue;   /* no room: recorded, the call reports it */
-            int padded, tiles = block_tiles(g, b), count = runs_of(g, b, runs, &padded);
-            tr->input(g, x, runs, count, g->bf16 ? V_BF16_PAIRS : V_FP32, v);
+            if (!v || !m || !k.runs || !k.segments) continue;   /* no room: recorded, the call reports it */
+            block_fill(g, b, &k);
+            int tiles = k.tiles;
+            tr->input(g, x, &k, g->bf16 ? V_BF16_PAIRS : V_FP32, v);
             for (int xi = 0; xi < g->xis; xi++) {
                 const uint32_t *uxi = (const uint32_t *)u.u + xi * u.plane, *vxi = (const uint32_t *)v + xi * v_plane(g);
                 float *mxi = m + xi * m_plane(g);
                 if (g->bf16) tsk_cpu_gemm_pairs(g->o, tiles, (g->c + 1) / 2, uxi, u.row, 1, vxi, g->tb, mxi, g->tb, 0);
                 else tsk_cpu_gemm_strided(g->o, tiles, g->c, (const float *)uxi, u.row, 1, (const float *)vxi, g->tb, mxi, g->tb, 0);
             }
-            tr->output(g, m, bias, runs, count, y);
+            tr->output(g, m, bias, &k, y);
         }
-        tsk_cpu_scratch_free(runs);
+        block_free(&k);
         tsk_cpu_scratch_free(v);
         tsk_cpu_scratch_free(m);
     }
@@ -340,14 +375,15 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
     #pragma omp parallel num_threads(threads)
     {
         float *v = tsk_cpu_scratch(vbytes), *dmt = tsk_cpu_scratch(dbytes);
-        run *runs = tsk_cpu_scratch(sizeof(run) * (size_t)g.tb);
+        block k = block_lists(&g);
         float *dut = partials + (int64_t)omp_get_thread_num() * usize;   /* dUT[xi][c][o], this thread's sums */
         #pragma omp for schedule(static)
         for (int64_t b = 0; b < blocks; b++) {
-            if (!v || !dmt || !runs) continue;
-            int padded, tiles = block_tiles(&g, b), count = runs_of(&g, b, runs, &padded);
-            tr->input(&g, x, runs, count, g.bf16 ? V_BF16_ROWS : V_FP32, v);
-            tr->output_gradient(&g, gy, runs, count, g.bf16, dmt);
+            if (!v || !dmt || !k.runs || !k.segments) continue;
+            block_fill(&g, b, &k);
+            int padded = k.padded, tiles = k.tiles;
+            tr->input(&g, x, &k, g.bf16 ? V_BF16_ROWS : V_FP32, v);
+            tr->output_gradient(&g, gy, &k, g.bf16, dmt);
             for (int xi = 0; xi < g.xis; xi++) {
                 const uint32_t *vxi = (const uint32_t *)v + xi * v_plane(&g), *dxi = (const uint32_t *)dmt + xi * dplane;
                 float *uxi = dut + (int64_t)xi * g.c * g.o;
@@ -357,7 +393,7 @@ void tsk_cpu_winograd_backward_filter(const tsk_conv2d_shape *s, const float *x,
         }
         tsk_cpu_scratch_free(v);
         tsk_cpu_scratch_free(dmt);
-        tsk_cpu_scratch_free(runs);
+        block_free(&k);
         #pragma omp barrier
         #pragma omp for schedule(static)
         for (int64_t i = 0; i < usize; i++)   /* the threads' sums, added in thread order */

@@ -48,11 +48,11 @@ INLINE void S(output_gradient_1d)(int m, const VEC *g, VEC *o)
 
 /* ---- a run's rows ---- */
 
-/* lanes 0 .. n - 1 of v to p: a whole store when all fit, a masked one when some do */
-INLINE void S(store_first)(float *p, VEC v, int n)
+/* lanes lo .. hi - 1 of v to p: a whole store when that is all of them, a masked one when some */
+INLINE void S(store_lanes)(float *p, VEC v, int lo, int hi)
 {
-    if (n >= TSK_SIMD_LANES) S(vput)(p, v);
-    else if (n > 0) S(vstore)(p, v, S(range)(0, n));
+    if (lo <= 0 && hi >= TSK_SIMD_LANES) S(vput)(p, v);
+    else if (lo < hi && hi > 0 && lo < TSK_SIMD_LANES) S(vstore)(p, v, S(range)(lo, hi));
 }
 
 /* e[k][l] = element m l + k of the m vectors v (m lanes elements in order): the m-way split, by halving twice for 4 */
@@ -113,27 +113,67 @@ INLINE void S(window_row)(int m, const float *p, const S(row_masks) *mask, VEC *
     e[m + 1] = S(shift_in)(e[1], v[m], 1);
 }
 
-/* v[xi] = (B^T d B)[xi] of run r's tiles in one channel plane of one image (plane: that plane's first element) */
-INLINE void S(input_values)(const geometry *g, int m, const float *plane, run r, VEC *v)
+/* Window row i of a run of several segments: e[k][l] = element m l' + k of the window row of lane l's tile, l' its
+ * lane in its segment (zeros outside the plane). The segments' stretches are put together as window_row loads one
+ * run's row: v, with each segment's first m count elements from its place m lane on, and v2, the same two elements
+ * further on; splitting v gives e[0 .. m - 1], and splitting v2 the last two (which shift_in would take from the next
+ * segment at a segment's end). channel: the channel's plane in the first image */
+INLINE void S(segments_window_row)(const geometry *g, int m, const float *channel, const segment *seg, int segments, int i,
+                                   VEC *e)
+{
+    enum { LANES = TSK_SIMD_LANES };
+    int64_t plane = (int64_t)g->h * g->w, image = (int64_t)g->c * plane;
+    VEC v[4], v2[4], split2[4];
+    for (int q = 0; q < m; q++) v[q] = v2[q] = S(vzero)();
+    for (int s = 0; s < segments; s++) {
+        int iy = m * seg[s].ty - g->pt + i, ix0 = m * seg[s].tx - g->pl;
+        if (iy < 0 || iy >= g->h) continue;
+        const float *p = channel + seg[s].img * image + (int64_t)iy * g->w + ix0;
+        int start = m * seg[s].lane, end = start + m * seg[s].count;   /* the places it fills */
+        for (int e = 0; e < end - start + 2; e += 16) __builtin_prefetch(p + plane + e, 0, 3);   /* see input_values */
+        for (int shift = 0; shift <= 2; shift += 2) {
+            /* place start + k holds p[k + shift], which lies inside the row for 0 <= ix0 + k + shift < w */
+            int lo = start - ix0 - shift > start ? start - ix0 - shift : start;
+            int hi = start + g->w - ix0 - shift < end ? start + g->w - ix0 - shift : end;
+            VEC *row = shift ? v2 : v;
+            for (int q = start / LANES; q * LANES < end && lo < hi; q++)
+                row[q] = S(vload_into)(row[q], p + shift + q * LANES - start, S(range)(lo - q * LANES, hi - q * LANES));
+        }
+    }
+    S(split)(m, v, e);
+    S(split)(m, v2, split2);
+    e[m] = split2[m - 2], e[m + 1] = split2[m - 1];
+}
+
+/* v[xi] = (B^T d B)[xi] of run r's tiles in one channel (channel: its plane in the first image), seg its segments */
+INLINE void S(input_values)(const geometry *g, int m, const float *channel, run r, const segment *seg, VEC *v)
 {
     int a = m + 2;
-    int64_t next = (int64_t)g->h * g->w;
-    int iy0 = m * r.ty - g->pt, ix0 = m * r.tx - g->pl;
-    S(row_masks) mask = S(row_masks_of)(m, ix0, g->w);
-    const float *p = plane + (int64_t)iy0 * g->w + ix0;
-    /* the next channel's window rows: a plane's few rows at a time are streams too short for the hardware
-     * prefetchers, and without this the transform waits for memory (the convolution of a batch that is not in the
-     * cache took 1.5 times as long); the plane after the image's last is the next image's first */
-    for (int i = 0; i < a; i++)
-        if (iy0 + i >= 0 && iy0 + i < g->h)
-            for (int e = 0; e < m * TSK_SIMD_LANES + 2; e += 16) __builtin_prefetch(p + next + i * g->w + e, 0, 3);
     VEC rows[6][6];   /* each window row times B */
-    for (int i = 0; i < a; i++) {
-        VEC e[6];
-        if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(m, p + (int64_t)i * g->w, &mask, e);
-        else
-            for (int k = 0; k < a; k++) e[k] = S(vzero)();
-        S(input_1d)(m, e, rows[i]);
+    if (r.segments > 1)
+        for (int i = 0; i < a; i++) {
+            VEC e[6];
+            S(segments_window_row)(g, m, channel, seg, r.segments, i, e);
+            S(input_1d)(m, e, rows[i]);
+        }
+    else {   /* one tile row: its window rows loaded whole, with the two elements after them */
+        int64_t next = (int64_t)g->h * g->w;
+        int iy0 = m * r.ty - g->pt, ix0 = m * r.tx - g->pl;
+        S(row_masks) mask = S(row_masks_of)(m, ix0, g->w);
+        const float *p = channel + r.img * (int64_t)g->c * next + (int64_t)iy0 * g->w + ix0;
+        /* the next channel's window rows: a plane's few rows at a time are streams too short for the hardware
+         * prefetchers, and without this the transform waits for memory (the convolution of a batch that is not in the
+         * cache took 1.5 times as long); the plane after the image's last is the next image's first */
+        for (int i = 0; i < a; i++)
+            if (iy0 + i >= 0 && iy0 + i < g->h)
+                for (int e = 0; e < m * TSK_SIMD_LANES + 2; e += 16) __builtin_prefetch(p + next + i * g->w + e, 0, 3);
+        for (int i = 0; i < a; i++) {
+            VEC e[6];
+            if (iy0 + i >= 0 && iy0 + i < g->h) S(window_row)(m, p + (int64_t)i * g->w, &mask, e);
+            else
+                for (int k = 0; k < a; k++) e[k] = S(vzero)();
+            S(input_1d)(m, e, rows[i]);
+        }
     }
     for (int j = 0; j < a; j++) {   /* B^T times the columns */
         VEC column[6], out[6];
@@ -145,17 +185,18 @@ INLINE void S(input_values)(const geometry *g, int m, const float *plane, run r,
 
 /* The transformed input V of a block's runs, x [N, C, H, W], in `layout` (winograd.c), channel by channel so that
  * the runs read one plane's rows in order */
-INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const run *runs, int count, int layout, void *v)
+INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const block *b, int layout, void *v)
 {
     int xis = (m + 2) * (m + 2);
-    int64_t plane = (int64_t)g->h * g->w, image = (int64_t)g->c * plane, vplane = v_plane(g);
+    int64_t plane = (int64_t)g->h * g->w, vplane = v_plane(g);
     int step = layout == V_BF16_PAIRS ? 2 : 1;
     for (int c = 0; c < g->c; c += step)
-        for (int k = 0; k < count; k++) {
-            run r = runs[k];
-            const float *first = x + r.img * image + c * plane;
+        for (int k = 0; k < b->count; k++) {
+            run r = b->runs[k];
+            const segment *seg = b->segments + r.seg0;
+            const float *channel = x + c * plane;
             VEC out[36];
-            S(input_values)(g, m, first, r, out);
+            S(input_values)(g, m, channel, r, seg, out);
             if (layout == V_FP32) {   /* whole vectors: the lanes past the run land where a later run or channel writes, or
                                        * in the matrix's padding (v_plane), and the products read only the block's tiles */
                 float *at = (float *)v + (int64_t)c * g->tb + r.at;
@@ -166,7 +207,7 @@ INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const run *
             LANES_T tiles = S(range)(0, r.count);
             if (layout == V_BF16_PAIRS) {
                 VEC high[36];
-                if (c + 1 < g->c) S(input_values)(g, m, first + plane, r, high);
+                if (c + 1 < g->c) S(input_values)(g, m, channel + plane, r, seg, high);
                 uint32_t *at = (uint32_t *)v + (int64_t)(c / 2) * g->tb + r.at;
                 for (int xi = 0; xi < xis; xi++) {
                     __m512i pair = bf16_bits16(out[xi]);
@@ -185,18 +226,18 @@ INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const run *
 }
 
 /* y [N, O, OH, OW] of the tiles of a block's runs = A^T M A (+ bias, through a ReLU when g->relu) from M[xi][o][at + l]
- * (rows TB apart), channel by channel */
-INLINE void S(output_tiles)(const geometry *g, int m, const float *mb, const float *bias, const run *runs, int count, float *y)
+ * (rows TB apart), channel by channel; each output row of a run is put together as one row (merge) and stored in its
+ * segments' stretches */
+INLINE void S(output_tiles)(const geometry *g, int m, const float *mb, const float *bias, const block *b, float *y)
 {
     enum { LANES = TSK_SIMD_LANES };
     int a = m + 2;
     int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->o * plane, ldm = g->tb, mplane = m_plane(g);
     for (int o = 0; o < g->o; o++) {
-        VEC b = S(vset)(bias ? bias[o] : 0.0f);
-        for (int k = 0; k < count; k++) {
-            run r = runs[k];
-            int oy = m * r.ty, ox = m * r.tx;
-            int width = g->ow - ox < m * r.count ? g->ow - ox : m * r.count;   /* the run's output columns */
+        VEC shift = S(vset)(bias ? bias[o] : 0.0f);
+        for (int k = 0; k < b->count; k++) {
+            run r = b->runs[k];
+            const segment *seg = b->segments + r.seg0;
             LANES_T tiles = S(range)(0, r.count);
             const float *in = mb + o * ldm + r.at;
             VEC t[4][6];   /* A^T times the columns: t[i][j], row i of the tile */
@@ -206,19 +247,24 @@ INLINE void S(output_tiles)(const geometry *g, int m, const float *mb, const flo
                 S(output_1d)(m, column, out);
                 for (int i = 0; i < m; i++) t[i][j] = out[i];
             }
-            float *out = y + r.img * image + o * plane + (int64_t)oy * g->ow + ox;
-            if (o + 1 < g->o)   /* the next channel's output rows, for writing (as the input's, above) */
-                for (int i = 0; i < m; i++)
-                    for (int e = 0; e < width; e += 16) __builtin_prefetch(out + plane + i * g->ow + e, 1, 3);
-            for (int i = 0; i < m && oy + i < g->oh; i++) {   /* the rows times A */
+            for (int i = 0; i < m; i++) {   /* the rows times A */
                 VEC row[4], merged[4];
                 S(output_1d)(m, t[i], row);
                 for (int q = 0; q < m; q++) {
-                    row[q] = row[q] + b;
+                    row[q] = row[q] + shift;
                     if (g->relu) row[q] = S(vrelu)(row[q]);
                 }
                 S(merge)(m, row, merged);
-                for (int q = 0; q < m; q++) S(store_first)(out + (int64_t)i * g->ow + q * LANES, merged[q], width - q * LANES);
+                for (int s = 0; s < r.segments; s++) {
+                    int oy = m * seg[s].ty + i, ox = m * seg[s].tx;
+                    if (oy >= g->oh) continue;
+                    int start = m * seg[s].lane, end = start + (g->ow - ox < m * seg[s].count ? g->ow - ox : m * seg[s].count);
+                    float *out = y + seg[s].img * image + o * plane + (int64_t)oy * g->ow + ox - start;   /* place p at out + p */
+                    /* the next channel's row, for writing (as the input's, in input_values) */
+                    for (int e = start; e < end; e += 16) __builtin_prefetch(out + plane + e, 1, 3);
+                    for (int q = start / LANES; q * LANES < end; q++)
+                        S(store_lanes)(out + q * LANES, merged[q], start - q * LANES, end - q * LANES);
+                }
             }
         }
     }
@@ -227,32 +273,36 @@ INLINE void S(output_tiles)(const geometry *g, int m, const float *mb, const flo
 /* The transformed output gradient dM = A gy A^T of a block's runs, gy [N, O, OH, OW] (zeros past the output's edge),
  * tile-major, the right-hand operand of the weight gradient's products (each xi's matrix dmt_plane(g) words apart):
  * fp32, floats dMT[xi][at + l][o]; bf16, 32-bit pairs of tiles (at2 + l even low, the next high) [xi][(at2 + l) / 2][o]
- * (a run of an odd count pairs its last tile with a zero). TSK_SIMD_LANES channels at a time go into a small buffer
- * [a^2][channel][lane], transposed out. */
-INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, const run *runs, int count, int bf16, void *dmt)
+ * (a run of an odd count pairs its last tile with a zero). A run's gy rows are put together from its segments' stretches
+ * and split m ways, as the input's; TSK_SIMD_LANES channels at a time go into a small buffer [a^2][channel][lane],
+ * transposed out. */
+INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, const block *b, int bf16, void *dmt)
 {
     enum { LANES = TSK_SIMD_LANES };
     int a = m + 2, xis = a * a;
     int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->o * plane, dplane = dmt_plane(g);
     float buf[36][LANES][LANES];
     for (int o0 = 0; o0 < g->o; o0 += LANES)
-        for (int q = 0; q < count; q++) {
-            run r = runs[q];
-            int oy = m * r.ty, ox = m * r.tx;
-            int width = g->ow - ox < m * r.count ? g->ow - ox : m * r.count;
+        for (int q = 0; q < b->count; q++) {
+            run r = b->runs[q];
+            const segment *seg = b->segments + r.seg0;
             int group = g->o - o0 < LANES ? g->o - o0 : LANES;
             for (int k = 0; k < group; k++) {
-                const float *in = gy + r.img * image + (o0 + k) * plane + (int64_t)oy * g->ow + ox;
-                if (o0 + k + 1 < g->o)   /* the next channel's rows, as in transform_input */
-                    for (int i = 0; i < m && oy + i < g->oh; i++)
-                        for (int e = 0; e < width; e += 16) __builtin_prefetch(in + plane + i * g->ow + e, 0, 3);
+                const float *channel = gy + (o0 + k) * plane;
                 VEC h[4][6];   /* the tile's rows times A^T */
                 for (int i = 0; i < m; i++) {
-                    VEC loaded[4], split[4];
-                    for (int v = 0; v < m; v++)
-                        loaded[v] = oy + i < g->oh ? S(vload)(in + (int64_t)i * g->ow + v * LANES, S(range)(0, width - v * LANES))
-                                                   : S(vzero)();
-                    S(split)(m, loaded, split);
+                    VEC row[4], split[4];
+                    for (int v = 0; v < m; v++) row[v] = S(vzero)();
+                    for (int s = 0; s < r.segments; s++) {
+                        int oy = m * seg[s].ty + i, ox = m * seg[s].tx;
+                        if (oy >= g->oh) continue;
+                        int start = m * seg[s].lane, end = start + (g->ow - ox < m * seg[s].count ? g->ow - ox : m * seg[s].count);
+                        const float *in = channel + seg[s].img * image + (int64_t)oy * g->ow + ox - start;   /* place p at in + p */
+                        for (int e = start; e < end; e += 16) __builtin_prefetch(in + plane + e, 0, 3);   /* the next channel's */
+                        for (int v = start / LANES; v * LANES < end; v++)
+                            row[v] = S(vload_into)(row[v], in + v * LANES, S(range)(start - v * LANES, end - v * LANES));
+                    }
+                    S(split)(m, row, split);
                     S(output_gradient_1d)(m, split, h[i]);
                 }
                 for (int j = 0; j < a; j++) {   /* A times the columns */
@@ -269,7 +319,7 @@ INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, 
                 S(transpose)(&buf[xi][0][0], LANES, &rows[0][0], LANES);
                 if (!bf16) {
                     float *out = (float *)dmt + xi * dplane + (int64_t)r.at * g->o + o0;
-                    for (int l = 0; l < r.count; l++) S(store_first)(out + (int64_t)l * g->o, S(vget)(rows[l]), group);
+                    for (int l = 0; l < r.count; l++) S(store_lanes)(out + (int64_t)l * g->o, S(vget)(rows[l]), 0, group);
                     continue;
                 }
 #if TSK_SIMD_LANES == 16
@@ -285,22 +335,22 @@ INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, 
 }
 
 /* the transforms as winograd.c calls them, each body specialized for the two tile sizes */
-static void S(transform_input)(const geometry *g, const float *x, const run *runs, int count, int layout, void *v)
+static void S(transform_input)(const geometry *g, const float *x, const block *b, int layout, void *v)
 {
-    if (g->m == 2) S(input_tiles)(g, 2, x, runs, count, layout, v);
-    else S(input_tiles)(g, 4, x, runs, count, layout, v);
+    if (g->m == 2) S(input_tiles)(g, 2, x, b, layout, v);
+    else S(input_tiles)(g, 4, x, b, layout, v);
 }
 
-static void S(transform_output)(const geometry *g, const float *mb, const float *bias, const run *runs, int count, float *y)
+static void S(transform_output)(const geometry *g, const float *mb, const float *bias, const block *b, float *y)
 {
-    if (g->m == 2) S(output_tiles)(g, 2, mb, bias, runs, count, y);
-    else S(output_tiles)(g, 4, mb, bias, runs, count, y);
+    if (g->m == 2) S(output_tiles)(g, 2, mb, bias, b, y);
+    else S(output_tiles)(g, 4, mb, bias, b, y);
 }
 
-static void S(transform_output_gradient)(const geometry *g, const float *gy, const run *runs, int count, int bf16, void *dmt)
+static void S(transform_output_gradient)(const geometry *g, const float *gy, const block *b, int bf16, void *dmt)
 {
-    if (g->m == 2) S(output_gradient_tiles)(g, 2, gy, runs, count, bf16, dmt);
-    else S(output_gradient_tiles)(g, 4, gy, runs, count, bf16, dmt);
+    if (g->m == 2) S(output_gradient_tiles)(g, 2, gy, b, bf16, dmt);
+    else S(output_gradient_tiles)(g, 4, gy, b, bf16, dmt);
 }
 
 static const transforms S(transforms_) = {TSK_SIMD_LANES, S(transform_input), S(transform_output),
