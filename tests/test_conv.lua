@@ -44,7 +44,8 @@ return function(t)
          {2, 9, 33, 40, 3, 1, false},               -- long columns, 3 wide
          {3, 8, 8, 3, 3, 1, true},                  -- one tile, cut off on both sides
          {2, 10, 12, 4, 4, 1, false},               -- one whole F(4x4) tile per image
-         {2, 8, 8, 70, 9, 1, false},                -- a row of more tiles than the widest vector
+         {2, 8, 8, 70, 9, 1, false},                -- long columns of short rows: runs of many tile rows
+         {1, 8, 16, 6, 70, 1, true},                -- rows of more tiles than the widest vector (18 or 35)
          {4, 192, 192, 8, 8, 1, false},             -- the recipe's widest layer: rounding summed over 192 channels
       }
       for _, case in ipairs(cases) do

@@ -37,9 +37,9 @@
  * transformed into buffers that stay in the cache, the a^2 products run on them, and the results go straight to y
  * (or into the thread's weight-gradient sums); one thread per block in a static schedule, so every output has one
  * writer and the weight gradient's per-thread partial sums are added in thread order: the same thread count
- * gives the same bits. Within a block the transforms run over runs of up to 16 (AVX-512) or 8 (AVX2) consecutive
- * tiles, one per vector lane (winograd_lanes.h, once per width); on maps whose tile rows are shorter than a vector
- * (16x16 and 8x8 under F(4x4)) a run takes several rows, so that the lanes stay full. */
+ * gives the same bits. Within a block the transforms run over runs of 16 (AVX-512) or 8 (AVX2) consecutive tiles, one
+ * per vector lane (winograd_lanes.h, once per width), which take several tile rows where a row's tiles do not fill
+ * the lanes (16x16 and 8x8 maps under F(4x4)), so that the lanes stay full. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -71,10 +71,11 @@ typedef struct {
     int bf16;            /* the products on bfloat16 pairs */
 } geometry;
 
-/* A run: `count` consecutive tiles, the first tile tx of tile row ty of image img, at offset `at` in its block, and at2
- * in the bf16 weight gradient's layout, where each run starts at an even place (pairs of tiles never straddle two
- * runs). Where a tile row holds fewer tiles than a vector has lanes (the smaller maps), a run goes on into the next
- * rows, and images: it is made of `segments` pieces of tile rows, each a stretch of lanes. */
+/* A run: `count` consecutive tiles (a vector's lanes, fewer only at a block's end), at offset `at` in its block, and
+ * at2 in the bf16 weight gradient's layout, where each run starts at an even place (pairs of tiles never straddle two
+ * runs). A run that reaches past its first tile row (on maps of fewer tiles a row than lanes, and wherever the tiles of
+ * a row are no multiple of the lanes) goes on into the next rows and images: it is made of `segments` pieces of tile
+ * rows, each a stretch of lanes; img, ty, tx give its first tile, which is all a run of one segment needs. */
 typedef struct {
     int img, ty, tx, count, at, at2;
     int seg0, segments;   /* its segments in the block's list */
@@ -103,9 +104,9 @@ typedef struct {
 
 /* The distance between two xi's matrices in a block's buffers, in 32-bit words, each 16 words (64 bytes) more than
  * the matrix so that the a^2 rows a transform writes or reads together do not fall into the same cache sets
- * (matrices of 4 KiB multiples would), and so that a whole vector stored at a matrix's last run stays inside: V [a^2][C][TB] (its bf16 layouts no larger), M [a^2][O][TB], and the tile-major
- * output gradient dMT [a^2][TB][O] (in bf16, at most TB pairs of tiles: a block's runs padded to even counts hold
- * at most twice its tiles). */
+ * (matrices of 4 KiB multiples would), and so that a whole vector stored at a matrix's last run stays inside:
+ * V [a^2][C][TB] (its bf16 layouts no larger), M [a^2][O][TB], and the tile-major output gradient dMT [a^2][TB][O]
+ * (in bf16, TB / 2 pairs of tiles: only a block's last run may be odd, and its padding stays within TB). */
 static int64_t v_plane(const geometry *g) { return (int64_t)g->c * g->tb + 16; }
 static int64_t m_plane(const geometry *g) { return (int64_t)g->o * g->tb + 16; }
 static int64_t dmt_plane(const geometry *g) { return (int64_t)g->tb * g->o + 16; }
@@ -270,12 +271,13 @@ static void block_fill(const geometry *g, int64_t b, block *k)
     for (int64_t t = start; t < end;) {
         run *r = &k->runs[k->count++];
         int count = (int)(end - t < g->lanes ? end - t : g->lanes);
-        segment first = segment_at(g, t, count, 0);
-        *r = (run){first.img, first.ty, first.tx, count, (int)(t - start), at2, segments, 0};
+        *r = (run){0, 0, 0, count, (int)(t - start), at2, segments, 0};
         for (int lane = 0; lane < count; lane += k->segments[segments - 1].count) {
             k->segments[segments++] = segment_at(g, t + lane, count - lane, lane);
             r->segments++;
         }
+        const segment *first = &k->segments[r->seg0];
+        r->img = first->img, r->ty = first->ty, r->tx = first->tx;
         at2 += (count + 1) / 2 * 2;
         t += count;
     }

@@ -281,7 +281,7 @@ INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, 
     enum { LANES = TSK_SIMD_LANES };
     int a = m + 2, xis = a * a;
     int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->o * plane, dplane = dmt_plane(g);
-    float buf[36][LANES][LANES];
+    float buf[xis][LANES][LANES];   /* a fixed size once m is (the body is inlined with m a constant) */
     for (int o0 = 0; o0 < g->o; o0 += LANES)
         for (int q = 0; q < b->count; q++) {
             run r = b->runs[q];
