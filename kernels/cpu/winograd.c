@@ -179,64 +179,82 @@ static const float G4[6][3] = {{1 / 4.0f, 0, 0},           {-1 / 6.0f, -1 / 6.0f
 
 static const float *g_matrix(int m) { return m == 2 ? &G2[0][0] : &G4[0][0]; }
 
+/* U = G g G^T of one 3x3 kernel g into out[xi plane]; inlined with m a constant, the loops unroll over the constant
+ * table and its zero coefficients drop out */
+static inline __attribute__((always_inline)) void kernel_transform(int m, const float g[3][3], float *out, int64_t plane)
+{
+    const float *G = g_matrix(m);
+    int a = m + 2;
+    float t[6][3];
+    for (int i = 0; i < a; i++)   /* t = G g */
+        for (int j = 0; j < 3; j++) {
+            float sum = 0.0f;
+            for (int q = 0; q < 3; q++)
+                if (G[i * 3 + q] != 0.0f) sum += G[i * 3 + q] * g[q][j];
+            t[i][j] = sum;
+        }
+    for (int i = 0; i < a; i++)   /* U = t G^T */
+        for (int j = 0; j < a; j++) {
+            float sum = 0.0f;
+            for (int q = 0; q < 3; q++)
+                if (G[j * 3 + q] != 0.0f) sum += t[i][q] * G[j * 3 + q];
+            out[(i * a + j) * plane] = sum;
+        }
+}
+
+/* k += G^T d G, of one a x a gradient d to its 3x3 kernel (as kernel_transform) */
+static inline __attribute__((always_inline)) void kernel_gradient(int m, const float d[6][6], float *k)
+{
+    const float *G = g_matrix(m);
+    int a = m + 2;
+    float t[3][6];
+    for (int i = 0; i < 3; i++)   /* t = G^T d */
+        for (int j = 0; j < a; j++) {
+            float sum = 0.0f;
+            for (int q = 0; q < a; q++)
+                if (G[q * 3 + i] != 0.0f) sum += G[q * 3 + i] * d[q][j];
+            t[i][j] = sum;
+        }
+    for (int i = 0; i < 3; i++)   /* (G^T d) G */
+        for (int j = 0; j < 3; j++) {
+            float sum = 0.0f;
+            for (int q = 0; q < a; q++)
+                if (G[q * 3 + j] != 0.0f) sum += t[i][q] * G[q * 3 + j];
+            k[i * 3 + j] += sum;
+        }
+}
+
 /* U[xi][row][col] (a^2 matrices [rows, cols]) = G g G^T of the 3x3 kernels g = w + row * rs + col * cs, each
  * turned by 180 degrees when flip */
 static void transform_weights(int m, int rows, int cols, const float *w, int64_t rs, int64_t cs, int flip, float *u)
 {
-    const float *G = g_matrix(m);
-    int a = m + 2;
     int64_t plane = (int64_t)rows * cols;
     #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             const float *k = w + r * rs + c * cs;
-            float g[3][3], t[6][3];
+            float g[3][3];
             for (int i = 0; i < 3; i++)
                 for (int j = 0; j < 3; j++) g[i][j] = flip ? k[(2 - i) * 3 + 2 - j] : k[i * 3 + j];
-            for (int i = 0; i < a; i++)   /* t = G g, the zero coefficients left out */
-                for (int j = 0; j < 3; j++) {
-                    float sum = 0.0f;
-                    for (int q = 0; q < 3; q++)
-                        if (G[i * 3 + q] != 0.0f) sum += G[i * 3 + q] * g[q][j];
-                    t[i][j] = sum;
-                }
             float *out = u + (int64_t)r * cols + c;
-            for (int i = 0; i < a; i++)   /* U = t G^T */
-                for (int j = 0; j < a; j++) {
-                    float sum = 0.0f;
-                    for (int q = 0; q < 3; q++)
-                        if (G[j * 3 + q] != 0.0f) sum += t[i][q] * G[j * 3 + q];
-                    out[(i * a + j) * plane] = sum;
-                }
+            if (m == 2) kernel_transform(2, g, out, plane);
+            else kernel_transform(4, g, out, plane);
         }
 }
 
 /* gw[o][c] += G^T dU G for the a^2 matrices dUT[xi][c][o] */
 static void weight_gradient_out(int m, int o_count, int c_count, const float *dut, float *gw)
 {
-    const float *G = g_matrix(m);
     int a = m + 2;
     int64_t plane = (int64_t)c_count * o_count;
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < o_count; o++)
         for (int c = 0; c < c_count; c++) {
-            float d[6][6], t[3][6];
+            float d[6][6];
             for (int xi = 0; xi < a * a; xi++) d[xi / a][xi % a] = dut[xi * plane + (int64_t)c * o_count + o];
-            for (int i = 0; i < 3; i++)   /* t = G^T d */
-                for (int j = 0; j < a; j++) {
-                    float sum = 0.0f;
-                    for (int q = 0; q < a; q++)
-                        if (G[q * 3 + i] != 0.0f) sum += G[q * 3 + i] * d[q][j];
-                    t[i][j] = sum;
-                }
             float *k = gw + ((int64_t)o * c_count + c) * 9;
-            for (int i = 0; i < 3; i++)   /* (G^T d) G */
-                for (int j = 0; j < 3; j++) {
-                    float sum = 0.0f;
-                    for (int q = 0; q < a; q++)
-                        if (G[q * 3 + j] != 0.0f) sum += t[i][q] * G[q * 3 + j];
-                    k[i * 3 + j] += sum;
-                }
+            if (m == 2) kernel_gradient(2, d, k);
+            else kernel_gradient(4, d, k);
         }
 }
 
