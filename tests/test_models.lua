@@ -43,6 +43,15 @@ return function(t)
       t.eq(tostring(joined:size()), '[2x2560]')
       t.near(joined:narrow(2, 2049, 512):contiguous():view(2, 32, 4, 4):narrow(3, 2, 1):narrow(4, 3, 1):contiguous():view(2, 32),
              first:narrow(3, 5, 4):narrow(4, 9, 4):contiguous():view(2, 32, 16):max(3):contiguous():view(2, 32), 1e-6, 1e-6)
+      -- fine: the last stage's 8x8 maps unpooled, a 1x1 convolution to 32 channels (4,096 weights, BN 64), the
+      -- Linear's inputs 64 x 32 = 2,048 as before; its features are that convolution's maps through BN and ReLU
+      local fine = ts.models.baseline{fine = 32}
+      t.eq(fine:numParameters(), 823051 + 128 * 32 + 2 * 32)
+      fine:evaluate()
+      fine:forward(x)
+      t.eq(tostring(fine:get(23).output:size()), '[2x32x8x8]')
+      t.eq(tostring(fine:get(24).output:size()), '[2x2048]')
+      t.near(fine:get(24).output, fine:get(23).output:contiguous():view(2, 2048), 0, 0)
       names = {}
       for _, pair in ipairs(ts.models.resnet20():stateDict()) do names[pair[1]] = true end
       for _, n in ipairs({'conv1.weight', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer2.0.bn2.bias',

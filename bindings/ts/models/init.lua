@@ -15,7 +15,11 @@ local models = {}
 -- network predicts an affine warp of the input, which the rest then sees; false), multiscale (false: true
 -- feeds the classifier the first stage's features too, as Sermanet & LeCun's multi-scale network does: the
 -- pooled 16x16 maps pooled again by 4 to 4x4, 16 w1 features joined to the last stage's 16 w3, so the
--- classifier sees the coarse layout and the fine shapes; 131,072 more weights in the first Linear).
+-- classifier sees the coarse layout and the fine shapes; 131,072 more weights in the first Linear), fine (nil: the
+-- third stage pooled to 4x4 as the others are; k: its 8x8 maps kept whole and brought to k channels by a 1x1
+-- convolution with BN and ReLU, so that the classifier sees 64 places of k features where a 2x2 max-pool would
+-- have kept the largest of each window: the digits of the speed limits and the small symbols of the "end of"
+-- signs live at that scale; with k = w3 / 4 the first Linear keeps its size).
 function models.refcnn(opts)
    opts = opts or {}
    local classes, cin = opts.classes or 43, opts.channels or 3
@@ -37,9 +41,15 @@ function models.refcnn(opts)
    deep:add(nn.MaxPool2d(2))
    block(deep, w[2], w[3])
    for _ = 2, opts.stage3 or 1 do block(deep, w[3], w[3]) end
-   deep:add(nn.MaxPool2d(2))
+   if opts.fine then
+      deep:add(nn.Conv2d(w[3], opts.fine, 1, {bias = false}))
+      deep:add(nn.BatchNorm2d(opts.fine))
+      deep:add(nn.ReLU())
+   else
+      deep:add(nn.MaxPool2d(2))
+   end
    deep:add(nn.Flatten())
-   local features = 16 * w[3]
+   local features = opts.fine and 64 * opts.fine or 16 * w[3]
    if opts.multiscale then
       net:add(nn.Concat(2, deep, nn.Sequential(nn.MaxPool2d(4), nn.Flatten())), 'scales')
       features = features + 16 * w[1]
