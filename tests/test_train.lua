@@ -616,6 +616,40 @@ return function(t)
       t.eq(t.readfile(dir .. '/checkpoint.safetensors') == before, true, 'the refused run touched the checkpoint')
    end)
 
+   t.test('a run directory is resumed only on its own data: one changed pixel or label, or another validation set, is refused', function()
+      local g = small_data(40)
+      local dir = t.tmpdir() .. '/run'
+      local function go(train, valid, epochs)
+         ts.train{model = tiny_net(), data = {train = train, valid = valid}, epochs = epochs, batch = 20, run = dir, quiet = true}
+      end
+      go(g.train, g.valid, 1)
+      local recorded = ts.json.decode(t.readfile(dir .. '/config.json')).data
+      t.eq(recorded.train, g.train:fingerprint())
+      t.truthy(recorded.train:find('^40 images 32x32x3, crc32c %x%x%x%x%x%x%x%x, labels crc32c %x%x%x%x%x%x%x%x$'), recorded.train)
+      go(g.train, g.valid, 2)   -- the same data: resumed
+      local before = t.readfile(dir .. '/checkpoint.safetensors')
+      local function copy(ds)   -- the same images and labels in new tensors
+         local all = {}
+         for i = 1, ds:size() do all[i] = i end
+         return ds:subset(all)
+      end
+      local pixel = copy(g.train)
+      local px = require('ffi').cast('uint8_t *', pixel.x:data())
+      px[777] = (px[777] + 1) % 256
+      t.raises(function() go(pixel, g.valid, 3) end,
+               dir .. ' was started on other train data (its config.json has ' .. g.train:fingerprint() .. ', the data here is ' ..
+               pixel:fingerprint() .. '): give it the data it was started with')
+      t.eq(copy(g.train):fingerprint(), g.train:fingerprint())
+      local label = copy(g.train)
+      local py = require('ffi').cast('int64_t *', label.y:data())
+      py[5] = (py[5] + 1) % 43
+      t.raises(function() go(label, g.valid, 3) end, 'was started on other train data')
+      t.raises(function() go(g.train, nil, 3) end, 'was started on other valid data (its config.json has 50 images')
+      t.raises(function() go(g.train, g.train, 3) end, 'was started on other valid data')
+      t.eq(t.readfile(dir .. '/checkpoint.safetensors') == before, true, 'a refused run touched the checkpoint')
+      t.eq(ts.json.decode(t.readfile(dir .. '/config.json')).data.train, g.train:fingerprint(), 'a refused run rewrote config.json')
+   end)
+
    t.test('a checkpoint whose weights do not fit the network is refused by name and shape, and left as it was', function()
       local g = small_data(40)
       local dir = t.tmpdir() .. '/run'

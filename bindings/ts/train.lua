@@ -306,6 +306,27 @@ local function check_same_network(run, model)
    end
 end
 
+-- A run directory is resumed only on the data it was started with: config.json's data (each split's
+-- Dataset:fingerprint) must be the data given now. Otherwise a run trained on GTSRB and resumed where GTSRB
+-- is not found would go on, or be tested, on the generated signs, and its files would be overwritten with the
+-- other data's numbers. Runs from before config.json kept the data are not checked.
+local function data_fingerprints(train_ds, valid_ds)
+   return {train = train_ds:fingerprint(), valid = valid_ds and valid_ds:fingerprint() or 'none'}
+end
+
+local function check_same_data(run, fingerprints)
+   local text = read_file(run .. '/config.json')
+   local recorded = text and json.decode(text).data
+   if not recorded then return end
+   for _, split in ipairs{'train', 'valid'} do
+      if recorded[split] ~= fingerprints[split] then
+         error(('ts.train: %s was started on other %s data (its config.json has %s, the data here is %s): ' ..
+                'give it the data it was started with, or give this training another run= directory'):format(
+                run, split, tostring(recorded[split]), fingerprints[split]), 0)
+      end
+   end
+end
+
 local function load_checkpoint(path, model, opt, device, ema)
    -- the weights with ts.load's checks (each present, of its shape and kind of number), the rest as read;
    -- called through pcall, ts.load's message carries no place in this file
@@ -693,15 +714,17 @@ local function train(cfg, spec, model)
    -- the state a checkpoint carries; partial: the progress of an epoch interrupted in its middle
    local st = {epoch = 0, history = {}, best = {accuracy = -1, epoch = 0}, elapsed = 0, bad_epochs = 0,
                micro_batch = cfg.batch, nonfinite_steps = 0}
-   local epoch_rng, tb
+   local epoch_rng, tb, fingerprints
    if run then
       local removed = remove_abandoned(run)
       if removed > 0 and not cfg.quiet then
          print(('%s: removed %d temporary file(s) left by writes that were killed'):format(run, removed))
       end
       local ckpt = run .. '/checkpoint.safetensors'
+      fingerprints = data_fingerprints(train_ds, valid_ds)
       if cfg.resume and read_file(ckpt) then
          check_same_network(run, model)
+         check_same_data(run, fingerprints)
          st, epoch_rng = load_checkpoint(ckpt, model, opt, device, ema)
          if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
          st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
@@ -732,6 +755,7 @@ local function train(cfg, spec, model)
       conf.class_names = train_ds.classNames
       conf.preprocess = cfg.preprocess.settings
       conf.architecture = tostring(model)
+      conf.data = fingerprints
       conf.device = device == 'cuda' and cuda.deviceName() or 'cpu'
       write_file(run .. '/config.json', json.encode(conf))
    end
