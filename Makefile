@@ -10,6 +10,8 @@
 #   make dist    a release folder and tarball in dist/ that runs anywhere (glibc >= 2.34) without installing
 #   make asan    the file readers' tests (pickle, safetensors, image fuzzing) under AddressSanitizer and
 #                UndefinedBehaviorSanitizer (signed overflow included)
+#   make lanes16 the convolution tests with AVX-512's 16-lane Winograd transforms in plain C, under the same
+#                sanitizers, on any processor
 
 CC      ?= cc
 CFLAGS  ?= -O3 -march=x86-64-v3 -g
@@ -58,7 +60,9 @@ $(BUILD)/%.o: %.c $(HEADERS) kernels/pointwise.h $(BUILD)/config
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CUDA_DEFS) -c -o $@ $<
 
-$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu $(HEADERS) kernels/cuda/common.cuh kernels/pointwise.h
+# the CUDA kernels include the shared kernel headers only (not the CPU kernels' nor the host's): a change there
+# does not recompile them, the slowest objects to build
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu kernels/kernels.h kernels/ops.def kernels/pointwise.h kernels/cuda/common.cuh
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I$(CUDA_HOME)/include -DTS_WITH_CUDA -c -o $@ $<
 
@@ -72,7 +76,7 @@ deps:
 # the readers' fuzz tests under AddressSanitizer, the release (make dist), the PyTorch fixtures and the
 # precision tests and the convolution algorithms under every CPU path this processor runs (TSHOST_CPU; generic is the avx2
 # path), then the whole suite on the best path (its summary line ends the output)
-test: tshost asan dist testenv
+test: tshost asan lanes16 dist testenv
 	@for path in avx2 avx512 avx512bf16 amx; do \
 	  if TSHOST_CPU=$$path ./tshost -e 'x = 1' 2>/dev/null; then \
 	    echo "== the $$path path"; \
@@ -123,6 +127,20 @@ build/asan/%.o: %.c $(HEADERS)
 build/asan/tshost: $(ASAN_OBJ)
 	$(CC) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
 
+# The 16-lane Winograd transforms (AVX-512's) in plain C (simd.h's TSK_SIMD16_PORTABLE), the rest as in
+# build/asan, under the same sanitizers: make test runs test_conv with them, so that the 16-lane code (runs that
+# span tile rows, whole vectors stored into the buffers' padding) is checked on processors without AVX-512 too
+build/lanes16/kernels/cpu/winograd.o: kernels/cpu/winograd.c $(HEADERS) kernels/pointwise.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-psabi -DTSK_SIMD16_PORTABLE -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer -c -o $@ $<
+
+build/lanes16/tshost: $(filter-out build/asan/kernels/cpu/winograd.o,$(ASAN_OBJ)) build/lanes16/kernels/cpu/winograd.o
+	$(CC) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+
+lanes16: build/lanes16/tshost
+	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/lanes16/tshost tests/run.lua test_conv
+
 asan: build/asan/tshost
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_pickle
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_serialize
@@ -156,4 +174,4 @@ dist: $(OBJ)
 clean:
 	rm -rf build dist tshost
 
-.PHONY: all deps test testenv run bench asan dist clean FORCE
+.PHONY: all deps test testenv run bench asan lanes16 dist clean FORCE

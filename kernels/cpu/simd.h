@@ -1,8 +1,12 @@
 /* simd.h — the few vector operations the Winograd transforms need, for one vector width: TSK_SIMD_LANES 16
  * (AVX-512) or 8 (AVX2). winograd_lanes.h includes it once per width inside a matching target region; every
  * name ends in the width (S(vload) is vload16 or vload8), so both sets live in one file. Lane j of a vector
- * holds element j of the run it was loaded from. */
+ * holds element j of the run it was loaded from.
+ * TSK_SIMD16_PORTABLE (a test build's): the 16-lane operations in plain C on GCC's vectors, lane by lane as the
+ * AVX-512 instructions define them, so that the 16-lane transforms run and are checked (under AddressSanitizer)
+ * on a processor without AVX-512. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #define SIMD_CAT2(a, b) a##b
 #define SIMD_CAT(a, b) SIMD_CAT2(a, b)
@@ -14,9 +18,13 @@
  * may be overwritten */
 
 #if TSK_SIMD_LANES == 16
+#ifdef TSK_SIMD16_PORTABLE
+typedef float vec16 __attribute__((vector_size(64)));
+typedef uint16_t lanes16;
+#else
 typedef __m512 vec16;
-
 typedef __mmask16 lanes16;
+#endif
 
 static inline lanes16 range16(int lo, int hi)   /* lanes lo <= j < hi */
 {
@@ -24,6 +32,74 @@ static inline lanes16 range16(int lo, int hi)   /* lanes lo <= j < hi */
     unsigned below_lo = lo >= 16 ? 0xFFFFu : lo <= 0 ? 0u : (1u << lo) - 1;
     return (lanes16)(below_hi & ~below_lo);
 }
+
+#ifdef TSK_SIMD16_PORTABLE
+#define LANE_IN(m, j) (((m) >> (j)) & 1)
+static inline vec16 vzero16(void) { return (vec16){0}; }
+static inline vec16 vset16(float v) { return (vec16){0} + v; }
+static inline vec16 vrelu16(vec16 v)
+{
+    for (int j = 0; j < 16; j++) v[j] = v[j] > 0.0f ? v[j] : 0.0f;   /* maxps(v, 0): a NaN gives 0 */
+    return v;
+}
+static inline vec16 vload_into16(vec16 v, const float *p, lanes16 m)
+{
+    for (int j = 0; j < 16; j++)
+        if (LANE_IN(m, j)) v[j] = p[j];
+    return v;
+}
+static inline vec16 vload16(const float *p, lanes16 m) { return vload_into16(vzero16(), p, m); }
+static inline void vstore16(float *p, vec16 v, lanes16 m)
+{
+    for (int j = 0; j < 16; j++)
+        if (LANE_IN(m, j)) p[j] = v[j];
+}
+static inline void vput16(float *p, vec16 v) { vstore16(p, v, 0xFFFF); }
+static inline vec16 vget16(const float *p) { return vload16(p, 0xFFFF); }
+static inline void deinterleave16(vec16 a, vec16 b, vec16 *even, vec16 *odd)
+{
+    for (int j = 0; j < 8; j++) {
+        (*even)[j] = a[2 * j], (*even)[j + 8] = b[2 * j];
+        (*odd)[j] = a[2 * j + 1], (*odd)[j + 8] = b[2 * j + 1];
+    }
+}
+static inline vec16 shift_in16(vec16 v, vec16 c, int k)
+{
+    vec16 out;
+    for (int j = 0; j < 15; j++) out[j] = v[j + 1];
+    out[15] = c[k];
+    return out;
+}
+static inline void interleave16(vec16 a, vec16 b, vec16 *lo, vec16 *hi)
+{
+    for (int j = 0; j < 8; j++) {
+        (*lo)[2 * j] = a[j], (*lo)[2 * j + 1] = b[j];
+        (*hi)[2 * j] = a[j + 8], (*hi)[2 * j + 1] = b[j + 8];
+    }
+}
+static inline void transpose16(const float *in, int64_t in_stride, float *out, int64_t out_stride)
+{
+    float t[16][16];
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) t[j][i] = in[i * in_stride + j];
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) out[i * out_stride + j] = t[i][j];
+}
+/* bf16 stores (winograd_lanes.h's bf16 layouts): the lanes m of p = lo's bfloat16 in each low half, hi's (when
+ * has_hi) in each high half; and the lanes m of the 16-bit p = v's bfloat16 */
+static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, int has_hi, lanes16 m)
+{
+    for (int j = 0; j < 16; j++)
+        if (LANE_IN(m, j)) p[j] = tsk_bf16_bits(lo[j]) | (has_hi ? tsk_bf16_bits(hi[j]) << 16 : 0);
+}
+static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m)
+{
+    for (int j = 0; j < 16; j++)
+        if (LANE_IN(m, j)) p[j] = (uint16_t)tsk_bf16_bits(v[j]);
+}
+#undef LANE_IN
+
+#else
 static inline vec16 vzero16(void) { return _mm512_setzero_ps(); }
 static inline vec16 vset16(float v) { return _mm512_set1_ps(v); }
 /* max(v, 0), a NaN becoming 0 as tsk_activation's ReLU makes it (maxps gives the second operand then) */
@@ -83,6 +159,14 @@ static inline void transpose16(const float *in, int64_t in_stride, float *out, i
     }
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(out + i * out_stride, r[i]);
 }
+static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, int has_hi, lanes16 m)
+{
+    __m512i pair = bf16_bits16(lo);
+    if (has_hi) pair = _mm512_or_si512(pair, _mm512_slli_epi32(bf16_bits16(hi), 16));
+    _mm512_mask_storeu_epi32(p, m, pair);
+}
+static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m) { _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits16(v)); }
+#endif
 
 #elif TSK_SIMD_LANES == 8
 typedef __m256 vec8;

@@ -120,6 +120,13 @@ static int64_t dmt_plane(const geometry *g) { return (int64_t)g->tb * g->o + 16;
 enum { V_FP32, V_BF16_PAIRS, V_BF16_ROWS };
 
 
+/* 16 lanes on AVX-512, 8 on AVX2; a build with TSK_SIMD16_PORTABLE (make test's) runs the 16-lane transforms in
+ * plain C (simd.h) on any processor, so that they are tested where AVX-512 is not */
+#ifdef TSK_SIMD16_PORTABLE
+#define TSK_SIMD_LANES 16
+#include "winograd_lanes.h"
+#undef TSK_SIMD_LANES
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 #include "bf16_avx512.h"
@@ -127,11 +134,17 @@ enum { V_FP32, V_BF16_PAIRS, V_BF16_ROWS };
 #include "winograd_lanes.h"
 #undef TSK_SIMD_LANES
 #pragma GCC pop_options
+#endif
 #define TSK_SIMD_LANES 8
 #include "winograd_lanes.h"
 #undef TSK_SIMD_LANES
 
-static const transforms *transforms_in_use(void) { return tsk_cpu_has_avx512() ? &transforms_16 : &transforms_8; }
+#ifdef TSK_SIMD16_PORTABLE
+#define WIDE_TRANSFORMS 1
+#else
+#define WIDE_TRANSFORMS tsk_cpu_has_avx512()
+#endif
+static const transforms *transforms_in_use(void) { return WIDE_TRANSFORMS ? &transforms_16 : &transforms_8; }
 
 /* the multiplications of F(m x m, 3x3) per channel pair over an oh x ow output: its tiles, cut-off ones whole */
 static int64_t tile_cost(int m, int oh, int ow) { return (int64_t)((oh + m - 1) / m) * ((ow + m - 1) / m) * (m + 2) * (m + 2); }

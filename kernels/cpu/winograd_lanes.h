@@ -94,7 +94,7 @@ INLINE S(row_masks) S(row_masks_of)(int m, int ix0, int w)
 {
     enum { LANES = TSK_SIMD_LANES };
     int lo = -ix0, hi = w - ix0;   /* elements lo <= j < hi lie inside the row */
-    S(row_masks) r;
+    S(row_masks) r = {0};   /* the masks past m unused */
     for (int q = 0; q <= m; q++) {
         int top = hi - q * LANES;
         r.v[q] = S(range)(lo - q * LANES, q == m && top > 2 ? 2 : top);
@@ -209,15 +209,12 @@ INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const block
                 VEC high[36];
                 if (c + 1 < g->c) S(input_values)(g, m, channel + plane, r, seg, high);
                 uint32_t *at = (uint32_t *)v + (int64_t)(c / 2) * g->tb + r.at;
-                for (int xi = 0; xi < xis; xi++) {
-                    __m512i pair = bf16_bits16(out[xi]);
-                    if (c + 1 < g->c) pair = _mm512_or_si512(pair, _mm512_slli_epi32(bf16_bits16(high[xi]), 16));
-                    _mm512_mask_storeu_epi32(at + xi * vplane, tiles, pair);
-                }
+                for (int xi = 0; xi < xis; xi++)
+                    vstore_bf16_pairs16(at + xi * vplane, out[xi], c + 1 < g->c ? high[xi] : out[xi], c + 1 < g->c, tiles);
             } else {
                 uint16_t *at = (uint16_t *)v + (int64_t)c * 2 * g->tb + r.at2;
                 for (int xi = 0; xi < xis; xi++) {
-                    _mm512_mask_cvtepi32_storeu_epi16(at + 2 * xi * vplane, tiles, bf16_bits16(out[xi]));
+                    vstore_bf16_16(at + 2 * xi * vplane, out[xi], tiles);
                     if (r.count % 2) at[2 * xi * vplane + r.count] = 0;
                 }
             }
@@ -324,11 +321,8 @@ INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, 
                 }
 #if TSK_SIMD_LANES == 16
                 uint32_t *out = (uint32_t *)dmt + xi * dplane + (int64_t)(r.at2 / 2) * g->o + o0;
-                for (int l = 0; l < r.count; l += 2) {
-                    __m512i pair = _mm512_or_si512(bf16_bits16(_mm512_loadu_ps(rows[l])),
-                                                   _mm512_slli_epi32(bf16_bits16(_mm512_loadu_ps(rows[l + 1])), 16));
-                    _mm512_mask_storeu_epi32(out + (int64_t)(l / 2) * g->o, S(range)(0, group), pair);
-                }
+                for (int l = 0; l < r.count; l += 2)
+                    vstore_bf16_pairs16(out + (int64_t)(l / 2) * g->o, vget16(rows[l]), vget16(rows[l + 1]), 1, range16(0, group));
 #endif
             }
         }
