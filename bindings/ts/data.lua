@@ -315,13 +315,32 @@ function Dataset:channelStats(limit)
    return mean, std
 end
 
--- What identifies these images and labels, for a run to check that it resumes on the data it started with:
--- "N images HxWxC, crc32c XXXXXXXX, labels crc32c XXXXXXXX" (CRC-32C of the uint8 pixels and of the int64
--- labels, about a tenth of a second for GTSRB's training set)
+-- What identifies these images and labels, for a run to check that it goes on or is studied with the data it
+-- was trained on: "N images HxWxC, crc32c XXXXXXXX, labels crc32c XXXXXXXX" (CRC-32C of the uint8 pixels and of
+-- the int64 labels, 28 ms for GTSRB's training set)
 function Dataset:fingerprint()
    local x, y = self.x:contiguous(), self.y:contiguous()
    return ('%d images %dx%dx%d, crc32c %08x, labels crc32c %08x'):format(self:size(), x:size(2), x:size(3), x:size(4),
       C.ts_crc32c(x:data(), x:numel()), C.ts_crc32c(y:data(), y:numel() * 8))
+end
+
+-- The fingerprints of the splits of sets ({train =, valid =, test =}; a split not given is 'none'), as a run
+-- records them
+function data.fingerprints(sets, splits)
+   local out = {}
+   for _, split in ipairs(splits) do out[split] = sets[split] and sets[split]:fingerprint() or 'none' end
+   return out
+end
+
+-- An error unless every split `recorded` holds (a run's record, read from its `file`) has the fingerprint
+-- `now` gives it: "<run> <did> other <split> data (its <file> has ..., the data here is ...): <advice>"
+function data.checkFingerprints(run, did, file, recorded, now, advice)
+   for _, split in ipairs{'train', 'valid', 'test'} do
+      if recorded[split] ~= nil and recorded[split] ~= now[split] then
+         error(('%s %s other %s data (its %s has %s, the data here is %s): %s'):format(run, did, split, file,
+               tostring(recorded[split]), tostring(now[split]), advice), 0)
+      end
+   end
 end
 
 -- imbalance figures: the largest and smallest class counts and their ratio

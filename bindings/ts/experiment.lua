@@ -53,8 +53,10 @@ end
 
 -- g, when it is the data of the run whose final.json is `final`; otherwise an error naming both. A split of
 -- another size than the run's is refused (its test_predictions would be read against other images, its
--- temperature fitted on another validation set), and so are generated signs for a run of GTSRB or the reverse.
--- Runs from before final.json kept the train and valid sizes are checked on what they kept.
+-- temperature fitted on another validation set), and so are generated signs for a run of GTSRB or the reverse,
+-- and any split whose images or labels differ from those the run recorded (final.json's data, each split's
+-- Dataset:fingerprint). Runs from before final.json kept these are checked on what they kept.
+local DATA_ADVICE = 'give the data it was trained on (data=, TSHOST_DATA, or for the generated signs synthetic_train= and seed=)'
 function M.checkRunData(run, final, g)
    if not final.synthetic ~= not g.synthetic then
       error(('%s was trained on %s, and the data here is %s'):format(run,
@@ -63,10 +65,13 @@ function M.checkRunData(run, final, g)
    for _, split in ipairs{'train', 'valid', 'test'} do
       local n = final[split .. '_images']
       if n and g[split]:size() ~= n then
-         error(('%s was trained on %d %s images, and the data here has %d: give the data it was trained on ' ..
-                '(data=, TSHOST_DATA, or for the generated signs synthetic_train= and seed=)'):format(
-                run, n, split, g[split]:size()), 0)
+         error(('%s was trained on %d %s images, and the data here has %d: %s'):format(run, n, split, g[split]:size(),
+               DATA_ADVICE), 0)
       end
+   end
+   if type(final.data) == 'table' then
+      data.checkFingerprints(run, 'was trained and tested on', 'final.json', final.data,
+                             data.fingerprints(g, {'train', 'valid', 'test'}), DATA_ADVICE)
    end
    return g
 end
@@ -116,7 +121,7 @@ function M.finish(result, g, opt)
       best_epoch = result.best.epoch, best_valid_accuracy = result.best.accuracy,
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
-      note = opt.note, synthetic = g.synthetic or false,
+      note = opt.note, synthetic = g.synthetic or false, data = data.fingerprints(g, {'train', 'valid', 'test'}),
       temperature = cal.temperature, test_ece = cal.test.before.ece, test_ece_calibrated = cal.test.after.ece,
       per_class = {}, most_confused = {},
    }

@@ -310,21 +310,12 @@ end
 -- Dataset:fingerprint) must be the data given now. Otherwise a run trained on GTSRB and resumed where GTSRB
 -- is not found would go on, or be tested, on the generated signs, and its files would be overwritten with the
 -- other data's numbers. Runs from before config.json kept the data are not checked.
-local function data_fingerprints(train_ds, valid_ds)
-   return {train = train_ds:fingerprint(), valid = valid_ds and valid_ds:fingerprint() or 'none'}
-end
-
 local function check_same_data(run, fingerprints)
    local text = read_file(run .. '/config.json')
    local recorded = text and json.decode(text).data
    if not recorded then return end
-   for _, split in ipairs{'train', 'valid'} do
-      if recorded[split] ~= fingerprints[split] then
-         error(('ts.train: %s was started on other %s data (its config.json has %s, the data here is %s): ' ..
-                'give it the data it was started with, or give this training another run= directory'):format(
-                run, split, tostring(recorded[split]), fingerprints[split]), 0)
-      end
-   end
+   data.checkFingerprints('ts.train: ' .. run, 'was started on', 'config.json', recorded, fingerprints,
+                          'give it the data it was started with, or give this training another run= directory')
 end
 
 local function load_checkpoint(path, model, opt, device, ema)
@@ -721,7 +712,7 @@ local function train(cfg, spec, model)
          print(('%s: removed %d temporary file(s) left by writes that were killed'):format(run, removed))
       end
       local ckpt = run .. '/checkpoint.safetensors'
-      fingerprints = data_fingerprints(train_ds, valid_ds)
+      fingerprints = data.fingerprints(cfg.data, {'train', 'valid'})
       if cfg.resume and read_file(ckpt) then
          check_same_network(run, model)
          check_same_data(run, fingerprints)
