@@ -118,25 +118,25 @@ ASAN_OBJ = $(patsubst %.c,build/asan/%.o,$(HOST_SRC) $(KERNEL_SRC))
 # stb_image_write shift signed values left past their range (well-defined on gcc, UB in ISO C) and pass
 # NULL to memcpy for 0 bytes, so UBSan's shift and nonnull checks are off for that one file;
 # AddressSanitizer still guards every memory access of the decoders.
+SANITIZE = -fsanitize=address,undefined
+SANITIZE_CFLAGS = -O1 $(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 build/asan/host/stb.o: ASAN_EXCEPT = -fno-sanitize=shift,nonnull-attribute
 build/asan/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all $(ASAN_EXCEPT) -fno-omit-frame-pointer \
-	    -c -o $@ $<
+	$(CC) $(CFLAGS) $(SANITIZE_CFLAGS) $(ASAN_EXCEPT) -c -o $@ $<
 
 build/asan/tshost: $(ASAN_OBJ)
-	$(CC) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
 # The 16-lane Winograd transforms (AVX-512's) in plain C (simd.h's TSK_SIMD16_PORTABLE), the rest as in
 # build/asan, under the same sanitizers: make test runs test_conv with them, so that the 16-lane code (runs that
 # span tile rows, whole vectors stored into the buffers' padding) is checked on processors without AVX-512 too
 build/lanes16/kernels/cpu/winograd.o: kernels/cpu/winograd.c $(HEADERS) kernels/pointwise.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-psabi -DTSK_SIMD16_PORTABLE -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer -c -o $@ $<
+	$(CC) $(CFLAGS) $(SANITIZE_CFLAGS) -Wno-psabi -DTSK_SIMD16_PORTABLE -c -o $@ $<
 
 build/lanes16/tshost: $(filter-out build/asan/kernels/cpu/winograd.o,$(ASAN_OBJ)) build/lanes16/kernels/cpu/winograd.o
-	$(CC) $(LDFLAGS) -fsanitize=address,undefined -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS)
 
 lanes16: build/lanes16/tshost
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/lanes16/tshost tests/run.lua test_conv

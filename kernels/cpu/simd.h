@@ -85,12 +85,12 @@ static inline void transpose16(const float *in, int64_t in_stride, float *out, i
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 16; j++) out[i * out_stride + j] = t[i][j];
 }
-/* bf16 stores (winograd_lanes.h's bf16 layouts): the lanes m of p = lo's bfloat16 in each low half, hi's (when
- * has_hi) in each high half; and the lanes m of the 16-bit p = v's bfloat16 */
-static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, int has_hi, lanes16 m)
+/* bf16 stores (winograd_lanes.h's bf16 layouts): the lanes m of p = lo's bfloat16 in each low half, hi's in each
+ * high half (a zero hi leaves it 0); and the lanes m of the 16-bit p = v's bfloat16 */
+static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, lanes16 m)
 {
     for (int j = 0; j < 16; j++)
-        if (LANE_IN(m, j)) p[j] = tsk_bf16_bits(lo[j]) | (has_hi ? tsk_bf16_bits(hi[j]) << 16 : 0);
+        if (LANE_IN(m, j)) p[j] = tsk_bf16_bits(lo[j]) | tsk_bf16_bits(hi[j]) << 16;
 }
 static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m)
 {
@@ -159,11 +159,9 @@ static inline void transpose16(const float *in, int64_t in_stride, float *out, i
     }
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(out + i * out_stride, r[i]);
 }
-static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, int has_hi, lanes16 m)
+static inline void vstore_bf16_pairs16(uint32_t *p, vec16 lo, vec16 hi, lanes16 m)
 {
-    __m512i pair = bf16_bits16(lo);
-    if (has_hi) pair = _mm512_or_si512(pair, _mm512_slli_epi32(bf16_bits16(hi), 16));
-    _mm512_mask_storeu_epi32(p, m, pair);
+    _mm512_mask_storeu_epi32(p, m, _mm512_or_si512(bf16_bits16(lo), _mm512_slli_epi32(bf16_bits16(hi), 16)));
 }
 static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m) { _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits16(v)); }
 #endif

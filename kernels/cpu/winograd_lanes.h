@@ -210,7 +210,7 @@ INLINE void S(input_tiles)(const geometry *g, int m, const float *x, const block
                 if (c + 1 < g->c) S(input_values)(g, m, channel + plane, r, seg, high);
                 uint32_t *at = (uint32_t *)v + (int64_t)(c / 2) * g->tb + r.at;
                 for (int xi = 0; xi < xis; xi++)
-                    vstore_bf16_pairs16(at + xi * vplane, out[xi], c + 1 < g->c ? high[xi] : out[xi], c + 1 < g->c, tiles);
+                    vstore_bf16_pairs16(at + xi * vplane, out[xi], c + 1 < g->c ? high[xi] : vzero16(), tiles);
             } else {
                 uint16_t *at = (uint16_t *)v + (int64_t)c * 2 * g->tb + r.at2;
                 for (int xi = 0; xi < xis; xi++) {
@@ -322,7 +322,7 @@ INLINE void S(output_gradient_tiles)(const geometry *g, int m, const float *gy, 
 #if TSK_SIMD_LANES == 16
                 uint32_t *out = (uint32_t *)dmt + xi * dplane + (int64_t)(r.at2 / 2) * g->o + o0;
                 for (int l = 0; l < r.count; l += 2)
-                    vstore_bf16_pairs16(out + (int64_t)(l / 2) * g->o, vget16(rows[l]), vget16(rows[l + 1]), 1, range16(0, group));
+                    vstore_bf16_pairs16(out + (int64_t)(l / 2) * g->o, vget16(rows[l]), vget16(rows[l + 1]), range16(0, group));
 #endif
             }
         }
