@@ -71,8 +71,13 @@ static int plan_slot(void)
     return oldest;
 }
 
-// the size cuDNN gives with symmetric padding pad
-static int cudnn_out(int in, int pad, int k, int dilation, int stride) { return (in + 2 * pad - (dilation * (k - 1) + 1)) / stride + 1; }
+// the size cuDNN gives with symmetric padding pad; -1 when the padded input is shorter than the dilated kernel
+// (C's division would round that negative span up to an output of 1, which may match the host's size by chance)
+static int cudnn_out(int in, int pad, int k, int dilation, int stride)
+{
+    int span = in + 2 * pad - (dilation * (k - 1) + 1);
+    return span < 0 ? -1 : span / stride + 1;
+}
 
 static int input_h(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_h ? p->padded_h : s->h; }
 static int input_w(const tsk_conv2d_shape *s, const conv_plan *p) { return p->padded_w ? p->padded_w : s->w; }
@@ -294,8 +299,9 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
         }
         destroy(&p.d);
     }
-    tsk_cuda_fail(status == CUDNN_STATUS_ALLOC_FAILED, "conv2d: cuDNN has no %salgorithm for input [%d,%d,%d,%d], "
-                  "weight [%d,%d,%d,%d] in any staging (%s)", p.deterministic ? "deterministic " : "", s->n, s->c, s->h,
+    tsk_cuda_fail(status == CUDNN_STATUS_ALLOC_FAILED, "conv2d: %scuDNN has no %salgorithm for input [%d,%d,%d,%d], "
+                  "weight [%d,%d,%d,%d] in any staging (%s)", status == CUDNN_STATUS_ALLOC_FAILED ? "out of memory: " : "",
+                  p.deterministic ? "deterministic " : "", s->n, s->c, s->h,
                   s->w, s->o, s->c / s->groups, s->kh, s->kw, cudnnGetErrorString(status));
     return NULL;
 }
@@ -310,6 +316,10 @@ struct stage_view {
 };
 
 static stage_view unpadded(int n, int c, int h, int w) { return {n, c, h, w, h, w, 0, 0}; }
+
+// whether every element of the host's array has a place in the staged copy: not so for an input whose last
+// rows or columns no window reaches (stride > 1 with little padding after), which the staging leaves out
+static bool covers(const stage_view &v) { return v.top + v.h <= v.ph && v.left + v.w <= v.pw; }
 
 static size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
@@ -457,8 +467,11 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
         if (gx && tsk_dnn_ok(cudnnSetConvolutionMathType(d.conv, p->data_math), "conv2d math") &&
             tsk_dnn_ok(cudnnConvolutionBackwardData(tsk_ctx.dnn, &one, d.w, wo.at, d.y, gys.at, d.conv, p->bwd_data, algo_ws,
                                                     p->data_bytes, &zero, d.x, gxs.at),
-                       "cudnnConvolutionBackwardData"))
+                       "cudnnConvolutionBackwardData")) {
+            // the input left out of the staging reaches no window: its gradient is 0, as on the CPU
+            if (gxs.staged && !covers(gxs.view)) tsk_cuda_memset0(gx, sizeof(float) * (size_t)s->n * s->c * s->h * s->w);
             copy_out(gxs, p, gx, 0);
+        }
         if (gb) tsk_cuda_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
     }
     tsk_launch_ok("conv2d backward");
