@@ -27,7 +27,7 @@ typedef struct cached_block {
 } cached_block;
 
 static ts_memory_stats stats[2];
-static cached_block *cache;
+static cached_block *cache[2];   /* per device: only a caching device's ever holds blocks */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *human(int64_t bytes, char *buf, size_t size)
@@ -62,14 +62,14 @@ static size_t cached_size(size_t bytes)
     return bytes ? (bytes + unit - 1) / unit * unit : unit;
 }
 
-/* Every cached block taken out of the cache (lock held), to be given back to the device after the lock is
+/* Every block in a device's cache taken out (lock held), to be given back to that device after the lock is
  * released: cudaFree synchronizes the device, and the loader's threads must not wait on it for their own
- * allocations. The cache holds blocks of the caching device. */
+ * allocations. */
 static cached_block *detach_cache(int device)
 {
-    cached_block *all = cache;
+    cached_block *all = cache[device];
     for (cached_block *b = all; b; b = b->next) stats[device].cached -= (int64_t)b->bytes;
-    cache = NULL;
+    cache[device] = NULL;
     return all;
 }
 
@@ -83,11 +83,22 @@ static void give_back(const tsk_backend *k, cached_block *list)
     }
 }
 
+/* A caching device's idle memory all given back: its own (the workspace, which its release hands to this
+ * cache) first, then the cache. */
+static void give_back_cache(int device, const tsk_backend *k)
+{
+    if (k->release_cache) k->release_cache();
+    pthread_mutex_lock(&lock);
+    cached_block *spare = detach_cache(device);
+    pthread_mutex_unlock(&lock);
+    give_back(k, spare);
+}
+
 /* a cached block that fits a request of want bytes without wasting more than half of it (lock held) */
 static void *take_cached(int device, size_t want, size_t *granted)
 {
     cached_block **best = NULL;
-    for (cached_block **at = &cache; *at; at = &(*at)->next)
+    for (cached_block **at = &cache[device]; *at; at = &(*at)->next)
         if ((*at)->bytes >= want && (*at)->bytes / 2 <= want && (!best || (*at)->bytes < (*best)->bytes)) best = at;
     if (!best) return NULL;
     cached_block *b = *best;
@@ -132,6 +143,7 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
     /* under a limit, the cache goes back first when it is what stands in the way */
     cached_block *spare = s->limit && s->in_use + s->cached + (int64_t)want > s->limit ? detach_cache(device) : NULL;
     int refused = s->limit && s->in_use + (int64_t)want > s->limit;
+    int64_t peak = s->peak;   /* put back if the device refuses: the peak is of memory held */
     if (refused) oom(device, want);
     else account(device, want);   /* reserved now, so that requests meanwhile count it against the limit */
     pthread_mutex_unlock(&lock);
@@ -142,17 +154,14 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
     int failed = 0;
     p = device_alloc(k, want, &failed);
     if (!p && !failed && k->caching) {
-        pthread_mutex_lock(&lock);
-        spare = detach_cache(device);
-        pthread_mutex_unlock(&lock);
-        give_back(k, spare);
-        if (k->release_cache) k->release_cache();
+        give_back_cache(device, k);
         p = device_alloc(k, want, &failed);
     }
     if (!p) {
         pthread_mutex_lock(&lock);
         s->in_use -= (int64_t)want;   /* the reservation, undone */
         s->allocations--;
+        if (s->peak > peak) s->peak = peak > s->in_use ? peak : s->in_use;
         if (!failed) oom(device, want);
         pthread_mutex_unlock(&lock);
         return NULL;
@@ -169,8 +178,8 @@ void ts_memory_release(int device, void *p, size_t granted)
     stats[device].in_use -= (int64_t)granted;
     cached_block *b = k->caching ? malloc(sizeof *b) : NULL;
     if (b) {
-        *b = (cached_block){p, granted, cache};
-        cache = b;
+        *b = (cached_block){p, granted, cache[device]};
+        cache[device] = b;
         stats[device].cached += (int64_t)granted;
     }
     pthread_mutex_unlock(&lock);
@@ -183,10 +192,16 @@ static void *cpu_block(size_t bytes, size_t *granted) { return ts_memory_alloc(T
 static void cpu_unblock(void *p, size_t granted) { ts_memory_release(TS_CPU, p, granted); }
 static void *cuda_block(size_t bytes, size_t *granted) { return ts_memory_alloc(TS_CUDA, bytes, granted); }
 static void cuda_unblock(void *p, size_t granted) { ts_memory_release(TS_CUDA, p, granted); }
+static const char *failure(int *out_of_memory)
+{
+    *out_of_memory = ts_last_error_is_oom();
+    return ts_last_error();
+}
 
 tsk_allocator ts_memory_allocator(int device)
 {
-    return device == TS_CUDA ? (tsk_allocator){cuda_block, cuda_unblock} : (tsk_allocator){cpu_block, cpu_unblock};
+    return device == TS_CUDA ? (tsk_allocator){cuda_block, cuda_unblock, failure}
+                             : (tsk_allocator){cpu_block, cpu_unblock, failure};
 }
 
 static int check_device(int device)
@@ -227,11 +242,6 @@ void ts_memory_empty_cache(void)
 {
     for (int device = 0; device < 2; device++) {
         const tsk_backend *k = ts_backend_started(device);   /* one never started has nothing to give back */
-        if (!k || !k->caching) continue;
-        pthread_mutex_lock(&lock);
-        cached_block *spare = detach_cache(device);
-        pthread_mutex_unlock(&lock);
-        give_back(k, spare);
-        if (k->release_cache) k->release_cache();
+        if (k && k->caching) give_back_cache(device, k);
     }
 }

@@ -49,10 +49,13 @@ typedef struct {
 
 /* The host's allocator as a backend sees it, for the memory the backend needs besides tensors (the CPU
  * kernels' scratch, the GPU's workspace): counted with the tensors and under the same limit. alloc returns
- * NULL when there is no room (the host's error set) and the size granted; release takes that size back. */
+ * the block and the size granted, which release takes back, or NULL with the host's error set; why gives that
+ * error's message and whether it is the device out of room (*out_of_memory 1) or another failure (0: a fault
+ * of the device, which must not pass for a full one). */
 typedef struct {
     void *(*alloc)(size_t bytes, size_t *granted);
     void (*release)(void *p, size_t granted);
+    const char *(*why)(int *out_of_memory);
 } tsk_allocator;
 
 /* A backend: one device's runtime and compute ops, with the same contract on every device. */

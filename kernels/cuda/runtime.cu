@@ -63,14 +63,17 @@ bool tsk_cuda_ok(cudaError_t e, const char *what)
 bool tsk_blas_ok(cublasStatus_t s, const char *what)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return true;
-    tsk_cuda_fail(s == CUBLAS_STATUS_ALLOC_FAILED, "%s: cuBLAS status %d", what, (int)s);
+    if (s == CUBLAS_STATUS_ALLOC_FAILED) tsk_cuda_fail(1, "%s: out of memory (cuBLAS could not allocate)", what);
+    else tsk_cuda_fail(0, "%s: cuBLAS status %d", what, (int)s);
     return false;
 }
 
 bool tsk_dnn_ok(cudnnStatus_t s, const char *what)
 {
     if (s == CUDNN_STATUS_SUCCESS) return true;
-    tsk_cuda_fail(s == CUDNN_STATUS_ALLOC_FAILED, "%s: %s", what, cudnnGetErrorString(s));
+    // an out-of-memory failure says so in words, which is what the Lua side's isOutOfMemory reads with the flag
+    tsk_cuda_fail(s == CUDNN_STATUS_ALLOC_FAILED, "%s: %s%s", what, s == CUDNN_STATUS_ALLOC_FAILED ? "out of memory: " : "",
+                  cudnnGetErrorString(s));
     return false;
 }
 
@@ -123,7 +126,12 @@ static int staged_copy(cudaStream_t stream, void *dst, const void *src, size_t b
             staging[k] = NULL;
             staging_bytes[k] = 0;
             // a slot grows to what is asked (small uploads keep small slots), a chunk at most
-            if (!tsk_cuda_ok(cudaMallocHost((void **)&staging[k], part), "pinned staging buffer")) return -1;
+            // pinned host memory: a failure is not the GPU's memory, which a smaller batch would spare
+            cudaError_t e = cudaMallocHost((void **)&staging[k], part);
+            if (e != cudaSuccess) {
+                tsk_cuda_fail(0, "pinned staging buffer of %zu bytes on the host: %s", part, cudaGetErrorString(e));
+                return -1;
+            }
             staging_bytes[k] = part;
         }
         memcpy(staging[k], (const char *)src + at, part);
@@ -297,8 +305,13 @@ int tsk_cuda_copy_strided(int elem_size, int ndim, const int64_t *shape, void *d
     if (n == 0) return 0;
     int blocks = tsk_blocks(n);
     if (elem_size == 1) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (uint8_t *)dst, (const uint8_t *)src);
+    else if (elem_size == 2) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (uint16_t *)dst, (const uint16_t *)src);
     else if (elem_size == 4) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (float *)dst, (const float *)src);
-    else copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (double *)dst, (const double *)src);
+    else if (elem_size == 8) copy_strided_kernel<<<blocks, TSK_THREADS, 0, tsk_ctx.stream>>>(n, ix, (double *)dst, (const double *)src);
+    else {
+        tsk_cuda_fail(0, "strided copy: elements of %d bytes (1, 2, 4 or 8 expected)", elem_size);
+        return -1;
+    }
     return tsk_launch_ok("strided copy") ? 0 : -1;
 }
 
@@ -323,12 +336,17 @@ void tsk_cuda_set_allocator(tsk_allocator a) { allocator = a; }
 
 void *tsk_cuda_workspace(size_t bytes)
 {
+    if (bytes == 0) bytes = 1;   // a workspace for nothing is still a pointer: NULL means the allocation failed
     if (bytes <= tsk_ctx.workspace_bytes) return tsk_ctx.workspace;
     tsk_cuda_release_workspace();
     size_t granted = bytes;
     void *p = allocator.alloc ? allocator.alloc(bytes, &granted) : tsk_cuda_malloc(bytes);
     if (!p) {
-        tsk_cuda_fail(1, "no room for a workspace of %.1f MiB", (double)bytes / (1 << 20));
+        // the host's reason, as it is: no room (its message says out of memory), or a fault that must not
+        // pass for a full device
+        int out_of_memory = 1;
+        const char *why = allocator.why ? allocator.why(&out_of_memory) : "out of memory";
+        tsk_cuda_fail(out_of_memory, "workspace of %.1f MiB: %s", (double)bytes / (1 << 20), why);
         return NULL;
     }
     tsk_ctx.workspace = p;
