@@ -54,7 +54,7 @@ int ts_cross_entropy(double *loss, ts_tensor *grad_logits, const ts_tensor *logi
     ts_tensor *l = ts_tensor_new_on(logits->storage->device, TS_FLOAT32, 1, one);
     if (!l) return -1;
     int rc = ts_cross_entropy_into(l, NULL, grad_logits, logits, targets, class_weight, label_smoothing);
-    if (!rc) *loss = ts_tensor_get(l, at);   /* from the device: waits for it */
+    if (!rc) rc = ts_tensor_get(l, at, loss);   /* from the device: waits for it */
     ts_tensor_free(l);
     return rc;
 }

@@ -472,13 +472,13 @@ static int cuda_element(ts_tensor *t, int64_t off, double *value, int write)
     return rc;
 }
 
-double ts_tensor_get(const ts_tensor *t, const int64_t *index)
+int ts_tensor_get(const ts_tensor *t, const int64_t *index, double *value)
 {
     int64_t off = element_offset(t, index, "get");
-    double v = 0;
-    if (off >= 0 && ts_on_cuda(t)) cuda_element((ts_tensor *)t, off, &v, 0);
-    else if (off >= 0) v = load(ts_tensor_data(t), t->dtype, off);
-    return v;
+    if (off < 0) return -1;
+    if (ts_on_cuda(t)) return cuda_element((ts_tensor *)t, off, value, 0);
+    *value = load(ts_tensor_data(t), t->dtype, off);
+    return 0;
 }
 
 int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)

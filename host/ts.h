@@ -119,7 +119,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src);
 int ts_tensor_fill(ts_tensor *t, double value);
 int ts_tensor_uniform(ts_tensor *t, double lo, double hi);
 int ts_tensor_normal(ts_tensor *t, double mean, double std);
-double ts_tensor_get(const ts_tensor *t, const int64_t *index);
+int ts_tensor_get(const ts_tensor *t, const int64_t *index, double *value);   /* a device's element is copied */
 int ts_tensor_set(ts_tensor *t, const int64_t *index, double value);
 
 /* elementwise float32 arithmetic with NumPy broadcasting; out has the broadcast shape and may alias an input */

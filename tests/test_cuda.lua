@@ -9,8 +9,9 @@ local nn = ts.nn
 
 -- A GPU test: skipped without a GPU; run with full fp32 convolutions (tf32 off); and every switch put back to
 -- its default after it, whatever happened, so that the tests after it (in this file and the next) see the
--- defaults: deterministic off, tf32 on, channels-last on, strict math off.
-local defaults = {deterministic = false, tf32 = true, channelsLast = true, strict = false}
+-- defaults: deterministic off, tf32 on, channels-last on, strict math off, debug as TSHOST_CUDA_SYNC says.
+local defaults = {deterministic = false, tf32 = true, channelsLast = true, strict = false,
+                  debug = os.getenv('TSHOST_CUDA_SYNC') == '1'}
 local function gpu_test(t, name, fn)
    t.test(name, function()
       if not ts.cuda.isAvailable() then t.skip(ts.cuda.unavailableReason()) end
@@ -88,6 +89,31 @@ return function(t)
             local s1, s2 = cpu:stateDict(), gpu:stateDict()
             for i = 1, #s1 do t.near(s2[i][2]:cpu():float(), s1[i][2]:float(), 1e-5, 1e-6, what .. ' ' .. s1[i][1]) end
          end
+      end
+   end)
+
+   -- Shapes cuDNN's symmetric padding cannot give, which go through an explicitly padded copy: padding
+   -- {top 1, bottom 0} at stride 2 leaves the input's last row and column out of every window (their gradient
+   -- is 0 and must still be written, over whatever the buffer held), and TensorFlow's 'same' for a 2x2 kernel
+   -- at stride 2 on a 1x1 map pads only after it, so the kernel is longer than cuDNN's own padded input.
+   -- Run in debug mode (every op checked as it ends), which must not change a result.
+   gpu_test(t, 'convolutions through an explicitly padded copy write every input gradient (debug mode on)', function()
+      ts.cuda.debug(true)
+      local cases = {
+         {'padding {1, 0, 1, 0}, stride 2', function() return nn.Conv2d(2, 3, 3, {stride = 2, padding = {1, 0, 1, 0}}) end, {2, 2, 5, 5}},
+         {'2x2 kernel, stride 2, same, on 1x1', function() return nn.Conv2d(2, 3, 2, {stride = 2, padding = 'same'}) end, {2, 2, 1, 1}},
+      }
+      for k, case in ipairs(cases) do
+         ts.manualSeed(k)
+         local cpu, gpu = twins(case[2])
+         local c, g = both_ways(cpu, gpu, case[3])
+         t.near(g.y:cpu(), c.y, 1e-4, 1e-5, case[1] .. ' output')
+         t.near(g.gx:cpu(), c.gx, 1e-4, 1e-5, case[1] .. ' gradInput')
+         -- the same backward into a buffer full of another value: nothing of it may be left
+         local x, gy = ts.randn(case[3]), ts.randn(c.y:size())
+         local want = cpu:backward(x, gy)
+         g.gx:fill(7)
+         t.near(gpu:backward(x:cuda(), gy:cuda()):cpu(), want, 1e-4, 1e-5, case[1] .. ' gradInput over a used buffer')
       end
    end)
 
@@ -302,9 +328,14 @@ print(('%.17g'):format(r.history[1].train_loss))]])
    end)
 
    gpu_test(t, 'memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
+      -- from an empty cache: the earlier tests' blocks and the convolutions' workspace all given back (the
+      -- workspace is released into the cache, so it must go first for the cache to end empty)
       collectgarbage('collect')
+      collectgarbage('collect')
+      ts.cuda.emptyCache()
       ts.cuda.resetPeak()
       local before = ts.cuda.memory()
+      t.eq(before.cached, 0, 'emptyCache leaves nothing cached, the workspace included')
       local a = ts.zerosOn('cuda', {1024, 1024})
       t.truthy(ts.cuda.memory().in_use >= before.in_use + 4 * 1024 * 1024)
       a = nil

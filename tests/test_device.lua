@@ -183,6 +183,7 @@ return function(t)
       t.raises(function() ts.setDevice('cuda') end, 'setDevice')
       t.raises(function() ts.cuda.synchronize() end, 'cuda')
       t.raises(function() ts.cuda.channelsLast(false) end, 'cuda.channels_last: ')
+      t.raises(function() ts.cuda.debug(true) end, 'cuda.sync: ')
       t.raises(function() require('ts.ffi').check(require('ts.ffi').C.ts_cuda_set('fp16', 1)) end,
                'cuda.set: unknown option fp16')
       local m = net()

@@ -5,6 +5,8 @@
 --   ts.cuda.deterministic(true): cuDNN algorithms that give the same bits every run (our kernels always do)
 --   ts.cuda.tf32(false): convolutions in full fp32 instead of TF32 tensor cores (PyTorch's default is TF32)
 --   ts.cuda.channelsLast(false): bf16 convolutions (model:setPrecision('bf16')) staged NCHW instead of NHWC
+--   ts.cuda.debug(true): every GPU op waits for the device and checks, so an asynchronous fault (an illegal
+--   address) is named by the op that caused it, not by a later one (slow; TSHOST_CUDA_SYNC=1 does the same)
 --   ts.cuda.fallbacks(): how many Lua-level arithmetic ops and reductions on a CUDA tensor ran on a host copy
 --   ts.cuda.strict(true): such ops fail instead, naming the op (ts.train's step on the GPU runs so);
 --   returns the previous setting; ts.cuda.isStrict()
@@ -25,6 +27,7 @@ function M.synchronize() check(C.ts_cuda_synchronize()) end
 function M.deterministic(on) check(C.ts_cuda_set('deterministic', on == false and 0 or 1)) end
 function M.tf32(on) check(C.ts_cuda_set('tf32', on == false and 0 or 1)) end
 function M.channelsLast(on) check(C.ts_cuda_set('channels_last', on == false and 0 or 1)) end
+function M.debug(on) check(C.ts_cuda_set('sync', on == false and 0 or 1)) end
 function M.fallbacks() return tonumber(C.ts_math_fallbacks()) end
 function M.strict(on) return C.ts_math_set_strict(on == false and 0 or 1) == 1 end
 function M.isStrict() return C.ts_math_is_strict() == 1 end

@@ -17,6 +17,13 @@ T.dtypes = dtypes
 
 local shape_buf = ffi.new('int64_t[5]')
 local index_buf = ffi.new('int64_t[5]')
+local value_buf = ffi.new('double[1]')
+
+-- one element at index_buf (a device's is copied, which can fail)
+local function element(t)
+   check(C.ts_tensor_get(t._c, index_buf, value_buf))
+   return value_buf[0]
+end
 
 -- The GC cannot see C memory: collect after every ~512 MB of tensors allocated.
 local pressure = 0
@@ -284,7 +291,7 @@ end
 -- t:get(i, j, ...) and t:set(i, j, ..., v): one element, 1-based
 function Tensor:get(...)
    fill_index(self, ...)
-   return C.ts_tensor_get(self._c, index_buf)
+   return element(self)
 end
 
 function Tensor:set(...)
@@ -345,7 +352,7 @@ mt.__index = function(self, k)
       end
       if n == 1 then
          index_buf[0] = k - 1
-         return C.ts_tensor_get(self._c, index_buf)
+         return element(self)
       end
       return wrap(C.ts_tensor_select(self._c, 0, k - 1))
    elseif type(k) == 'table' then
