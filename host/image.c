@@ -5,10 +5,13 @@
  * aliasing) and enlarging interpolates bilinearly; this is what Pillow's BILINEAR resize does, which
  * made the dataset's 32x32 images. An optional region of interest (x1, y1, x2, y2 in source pixels, end
  * exclusive) is cropped first. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -31,34 +34,180 @@ int64_t ts_image_pixel_limit(int64_t limit)
     return pixel_limit;
 }
 
+/* The whole file in memory, read once: a pipe (/dev/stdin) can be read only once, and the size checked is then
+ * that of the image decoded. NULL with an error naming the file: a directory, an empty file, one that cannot
+ * be opened (the system's reason), or one larger than any image within the pixel limit would be. */
+enum { FILE_LIMIT = 1 << 30 };
+
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ts_error("%s: cannot open the image: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        ts_error("%s: is a directory, not an image", path);
+        return NULL;
+    }
+    unsigned char *data = NULL;
+    size_t used = 0, capacity = 0;
+    for (;;) {
+        if (used == capacity) {
+            size_t grown = capacity ? capacity * 2 : (size_t)1 << 16;
+            unsigned char *p = capacity < FILE_LIMIT ? realloc(data, grown) : NULL;
+            if (!p) {
+                ts_error(capacity < FILE_LIMIT ? "%s: out of memory reading the image"
+                                               : "%s: larger than 1 GiB, more than any image tshost reads", path);
+                break;
+            }
+            data = p, capacity = grown;
+        }
+        size_t got = fread(data + used, 1, capacity - used, f);
+        used += got;
+        if (got == 0) {
+            if (ferror(f)) ts_error("%s: cannot read the image: %s", path, strerror(errno));
+            else if (!used) ts_error("%s: is empty, not an image", path);
+            else {
+                fclose(f);
+                *size = used;
+                return data;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    free(data);
+    return NULL;
+}
+
+/* what the first bytes say the file is, for messages ("" when no format tshost reads starts so) */
+static const char *format_of(const unsigned char *d, size_t n)
+{
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return "PNG ";
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return "JPEG ";
+    if (n >= 4 && !memcmp(d, "GIF8", 4)) return "GIF ";
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP ";
+    return "";
+}
+
+/* TIFF's numbers (the Exif block is a TIFF file), little-endian ("II") or big-endian ("MM") */
+static unsigned tiff_u16(const unsigned char *p, int le) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; }
+static uint32_t tiff_u32(const unsigned char *p, int le)
+{
+    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+              : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* The Exif orientation of a JPEG: how a viewer turns the stored pixels to show the photo (tag 0x0112 of the
+ * first image directory: 1 as stored; 2 mirrored; 3 turned 180 degrees; 4 flipped; 5 transposed; 6 turned 90
+ * degrees clockwise; 7 transversed; 8 turned 90 degrees anticlockwise). Phones store portrait photos
+ * landscape with 6 or 8. 1 when there is none or it cannot be read. */
+static int tiff_orientation(const unsigned char *t, size_t n)
+{
+    if (n < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M'))) return 1;
+    int le = t[0] == 'I';
+    uint32_t ifd = tiff_u32(t + 4, le);
+    if (tiff_u16(t + 2, le) != 42 || ifd < 8 || ifd > n - 2) return 1;
+    unsigned count = tiff_u16(t + ifd, le);
+    for (unsigned i = 0; i < count && ifd + 2 + 12 * (size_t)(i + 1) <= n; i++) {
+        const unsigned char *e = t + ifd + 2 + 12 * (size_t)i;
+        if (tiff_u16(e, le) == 0x0112 && tiff_u16(e + 2, le) == 3 && tiff_u32(e + 4, le) == 1) {
+            unsigned v = tiff_u16(e + 8, le);   /* one SHORT, held in the entry's first two value bytes */
+            return v >= 1 && v <= 8 ? (int)v : 1;
+        }
+    }
+    return 1;
+}
+
+static int exif_orientation(const unsigned char *d, size_t n)
+{
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return 1;
+    size_t at = 2;
+    while (at + 4 <= n && d[at] == 0xFF) {
+        int marker = d[at + 1];
+        if (marker == 0xFF) {   /* a fill byte before the marker */
+            at++;
+            continue;
+        }
+        if (marker == 0xDA || marker == 0xD9) break;   /* the image data: no header comes after it */
+        size_t len = (size_t)d[at + 2] << 8 | d[at + 3];
+        if (len < 2 || at + 2 + len > n) break;
+        if (marker == 0xE1 && len - 2 >= 6 && !memcmp(d + at + 4, "Exif\0\0", 6))
+            return tiff_orientation(d + at + 10, len - 8);
+        at += 2 + len;
+    }
+    return 1;
+}
+
+/* The pixels [h, w, c] as a viewer shows them for an Exif orientation: a new buffer (malloc), its size in
+ * *dw x *dh (swapped for 5 to 8). Display pixel (x, y) comes from stored pixel (sx, sy). */
+static unsigned char *reorient(const unsigned char *px, int w, int h, int c, int orientation, int *dw, int *dh)
+{
+    int swap = orientation >= 5;
+    *dw = swap ? h : w, *dh = swap ? w : h;
+    unsigned char *out = malloc((size_t)w * (size_t)h * (size_t)c);
+    if (!out) return NULL;
+    for (int y = 0; y < *dh; y++)
+        for (int x = 0; x < *dw; x++) {
+            int sx, sy;
+            switch (orientation) {
+            case 2: sx = w - 1 - x, sy = y; break;
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;
+            case 4: sx = x, sy = h - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = h - 1 - x; break;
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;
+            case 8: sx = w - 1 - y, sy = x; break;
+            default: sx = x, sy = y; break;
+            }
+            memcpy(out + ((size_t)y * (size_t)*dw + (size_t)x) * (size_t)c, px + ((size_t)sy * (size_t)w + (size_t)sx) * (size_t)c,
+                   (size_t)c);
+        }
+    return out;
+}
+
 ts_tensor *ts_image_load(const char *path, int channels)
 {
     if (channels < 0 || channels > 4) {
         ts_error("image: channels must be 0 (as stored) to 4, got %d", channels);
         return NULL;
     }
+    size_t size = 0;
+    unsigned char *data = read_file(path, &size);
+    if (!data) return NULL;
+    ts_tensor *t = NULL;
+    unsigned char *pixels = NULL, *turned = NULL;
     int w, h, n;
-    if (!stbi_info(path, &w, &h, &n)) {
-        ts_error("%s: cannot read the image: %s", path, stbi_failure_reason());
-        return NULL;
-    }
-    if (w <= 0 || h <= 0) {
+    const char *reason;
+    if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
+        /* stb tries every format in turn, so a known file it refuses (too large for stb, or broken) ends with
+           the last format's "unknown type": the signature says which it was */
+        reason = stbi_failure_reason();
+        ts_error("%s: cannot read the %simage: %s", path, format_of(data, size),
+                 *format_of(data, size) ? "corrupt, or larger than stb_image decodes" : reason && *reason ? reason : "no image data");
+    } else if (w <= 0 || h <= 0)
         ts_error("%s: the image declares %d x %d pixels", path, w, h);
-        return NULL;
-    }
-    if ((int64_t)w * h > ts_image_pixel_limit(0)) {
+    else if ((int64_t)w * h > ts_image_pixel_limit(0))
         ts_error("%s: %d x %d pixels is more than the limit of %lld (ts.image.pixelLimit(n) or TSHOST_MAX_PIXELS "
                  "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
-        return NULL;
+    else if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
+        reason = stbi_failure_reason();
+        ts_error("%s: cannot read the %simage: %s", path, format_of(data, size), reason && *reason ? reason : "no image data");
+    } else {
+        int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
+        if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))
+            ts_error("%s: out of memory turning the image upright", path);
+        else {
+            int64_t shape[3] = {dh, dw, c};
+            t = ts_tensor_from_buffer(TS_UINT8, 3, shape, turned ? turned : pixels);
+        }
     }
-    unsigned char *pixels = stbi_load(path, &w, &h, &n, channels);
-    if (!pixels) {
-        ts_error("%s: cannot read the image: %s", path, stbi_failure_reason());
-        return NULL;
-    }
-    int64_t shape[3] = {h, w, channels ? channels : n};
-    ts_tensor *t = ts_tensor_from_buffer(TS_UINT8, 3, shape, pixels);
-    stbi_image_free(pixels);
+    free(turned);
+    if (pixels) stbi_image_free(pixels);
+    free(data);
     return t;
 }
 
@@ -194,39 +343,48 @@ int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi)
         if (!(x0 >= 0 && y0 >= 0 && x1 <= iw && y1 <= ih && x1 > x0 && y1 > y0))
             return ts_error("resize: region %g,%g,%g,%g lies outside the %dx%d image", x0, y0, x1, y1, iw, ih);
     }
+    /* The horizontal pass filters one source row at a time into row [ow, c], which is added at once into every
+     * output row whose vertical taps reach it, in acc [oh, ow, c]: each output row sums its taps in source order,
+     * as a vertical pass over a whole filtered copy would, without that copy (a 1 x 4,000,000 strip would need
+     * 1.5 GB of it). */
     axis_filter fx = {0}, fy = {0};
-    float *tmp = malloc(sizeof(float) * (size_t)ih * (size_t)ow * (size_t)c);
-    int rc = !tmp ? ts_error("resize: out of memory") : 0;
+    float *row = malloc(sizeof(float) * (size_t)ow * (size_t)c);
+    float *acc = calloc((size_t)oh * (size_t)ow * (size_t)c, sizeof(float));
+    int rc = !row || !acc ? ts_error("resize: out of memory") : 0;
     if (!rc) rc = make_filter(&fx, iw, x0, x1 - x0, ow);
     if (!rc) rc = make_filter(&fy, ih, y0, y1 - y0, oh);
     if (!rc) {
         const uint8_t *in = ts_tensor_data(src);
         uint8_t *out = ts_tensor_data(dst);
-        /* only the rows the vertical pass reads (a region's, for a window cut from a large image):
-           first[] does not decrease, so they run from the first output row's first tap to the last's */
-        int row_end = fy.first[oh - 1] + fy.taps < ih ? fy.first[oh - 1] + fy.taps : ih;
-        for (int y = fy.first[0]; y < row_end; y++)   /* horizontal pass: [ih, iw, c] -> [ih, ow, c] */
-            for (int x = 0; x < ow; x++)
+        size_t width = (size_t)ow * (size_t)c;
+        /* only the rows the vertical taps read (a region's, for a window cut from a large image): first[] does
+           not decrease, so they run from the first output row's first tap to the last's, and the output rows
+           a source row y reaches are a run from `low` on */
+        int row_end = fy.first[oh - 1] + fy.taps < ih ? fy.first[oh - 1] + fy.taps : ih, low = 0;
+        for (int y = fy.first[0]; y < row_end; y++) {
+            for (int x = 0; x < ow; x++)   /* horizontal: [iw, c] -> [ow, c] */
                 for (int ch = 0; ch < c; ch++) {
                     const float *w = fx.weights + (size_t)x * (size_t)fx.taps;
                     float s = 0;
                     for (int k = 0; k < fx.taps && fx.first[x] + k < iw; k++)
                         s += w[k] * in[((size_t)y * iw + (size_t)(fx.first[x] + k)) * c + ch];
-                    tmp[((size_t)y * ow + x) * c + ch] = s;
+                    row[(size_t)x * c + ch] = s;
                 }
-        for (int y = 0; y < oh; y++)   /* vertical pass: [ih, ow, c] -> [oh, ow, c] */
-            for (int x = 0; x < ow; x++)
-                for (int ch = 0; ch < c; ch++) {
-                    const float *w = fy.weights + (size_t)y * (size_t)fy.taps;
-                    float s = 0;
-                    for (int k = 0; k < fy.taps && fy.first[y] + k < ih; k++)
-                        s += w[k] * tmp[((size_t)(fy.first[y] + k) * ow + x) * c + ch];
-                    int v = (int)lrintf(s);
-                    out[((size_t)y * ow + x) * c + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
+            while (low < oh && fy.first[low] + fy.taps <= y) low++;
+            for (int o = low; o < oh && fy.first[o] <= y; o++) {   /* vertical: tap y - first[o] of output row o */
+                float w = fy.weights[(size_t)o * (size_t)fy.taps + (size_t)(y - fy.first[o])];
+                float *a = acc + (size_t)o * width;
+                for (size_t i = 0; i < width; i++) a[i] += w * row[i];
+            }
+        }
+        for (size_t i = 0; i < (size_t)oh * width; i++) {
+            int v = (int)lrintf(acc[i]);
+            out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
     }
     free_filter(&fx);
     free_filter(&fy);
-    free(tmp);
+    free(row);
+    free(acc);
     return rc;
 }

@@ -16,12 +16,25 @@ end
 local function le32(v) return string.char(v % 256, math.floor(v / 256) % 256, math.floor(v / 65536) % 256,
                                           math.floor(v / 16777216) % 256) end
 local function be32(v) return le32(v):reverse() end
+local function le16(v) return string.char(v % 256, math.floor(v / 256) % 256) end
+local function be16(v) return le16(v):reverse() end
 
 -- the values a size or length field is set to: zero, one, a few, the signed and unsigned extremes
 local extremes = {0, 1, 2, 255, 256, 65535, 65536, 0x7fffffff, 0x80000000, 0xffffffff, 0x40000000, 33}
 
 -- a 1x1 GIF (the smallest valid one: header, screen, palette, image, LZW data, trailer)
 local gif = 'GIF89a\1\0\1\0\128\0\0\0\0\0\255\255\255,\0\0\0\0\1\0\1\0\0\2\2D\1\0;'
+
+-- A JPEG with an Exif block (APP1 right after the start marker) holding one tag, the orientation (0x0112,
+-- one SHORT), as cameras write it: a TIFF header, little-endian ("II") or big-endian ("MM"), its first
+-- directory at offset 8 with one 12-byte entry. Byte 13 of the result is the TIFF header's first byte.
+local function with_orientation(jpeg, orientation, big_endian)
+   local u16, u32 = big_endian and be16 or le16, big_endian and be32 or le32
+   local tiff = (big_endian and 'MM' or 'II') .. u16(42) .. u32(8) .. u16(1) ..
+                u16(0x0112) .. u16(3) .. u32(1) .. u16(orientation) .. '\0\0' .. u32(0)
+   local app1 = '\255\225' .. string.char(0, 2 + 6 + #tiff) .. 'Exif\0\0' .. tiff
+   return jpeg:sub(1, 2) .. app1 .. jpeg:sub(3)
+end
 
 return function(t)
    t.test('hostile PNG, JPEG, BMP, TGA, PPM and GIF files are errors naming the file, never crashes', function()
@@ -35,6 +48,7 @@ return function(t)
       end
       seeds.ppm = 'P6\n9 6\n255\n' .. string.rep('\100\150\200', 54)
       seeds.gif = gif
+      seeds.exif = with_orientation(seeds.jpg, 6)
       -- where each format keeps its size and length fields (byte offsets, 1-based), and their byte order
       local fields = {
          png = {{17, be32}, {21, be32}, {9, be32}, {34, be32}},   -- IHDR width, height; chunk lengths
@@ -43,12 +57,15 @@ return function(t)
          tga = {{13, le32}, {15, le32}, {1, le32}, {3, le32}},
          jpg = {},   -- markers are found by scanning below
          ppm = {}, gif = {{7, le32}, {9, le32}},
+         -- the Exif block's length, the TIFF header's magic and directory offset, the entry count, the tag's
+         -- type and count, and the orientation itself
+         exif = {{5, be16}, {15, le16}, {17, le32}, {21, le16}, {25, le16}, {27, le32}, {31, le16}},
       }
       -- JPEG: the two length bytes after every marker, and the frame's height and width
       local j = seeds.jpg
       for at = 1, #j - 3 do
          if j:byte(at) == 0xFF and j:byte(at + 1) >= 0xC0 and j:byte(at + 1) <= 0xFE and j:byte(at + 1) ~= 0xD8 then
-            fields.jpg[#fields.jpg + 1] = {at + 2, function(v) return string.char(math.floor(v / 256) % 256, v % 256) end}
+            fields.jpg[#fields.jpg + 1] = {at + 2, be16}
          end
       end
 
@@ -74,7 +91,7 @@ return function(t)
             t.truthy(tostring(res):find(file, 1, true), 'error without the file name: ' .. tostring(res))
          end
       end
-      for _, ext in ipairs({'png', 'jpg', 'bmp', 'tga', 'ppm', 'gif'}) do   -- in a fixed order: one generator
+      for _, ext in ipairs({'png', 'jpg', 'bmp', 'tga', 'ppm', 'gif', 'exif'}) do   -- in a fixed order: one generator
          local seed = seeds[ext]
          try(ext, seed)
          -- every length/size field set to each extreme value
@@ -104,5 +121,65 @@ return function(t)
       ts.image.pixelLimit(limit)
       print(('        %d hostile images: %d loaded, %d refused with the file named'):format(cases, loaded, refused))
       t.truthy(refused > 0 and cases > 1000)
+   end)
+
+   -- Phones store a portrait photo landscape and say in Exif how to turn it; a viewer shows it turned, and so
+   -- must the classifier see it. Four flat quadrants (red, green / blue, white) survive JPEG's rounding; each
+   -- orientation puts them in the corners the Exif standard says (its words for each case below).
+   t.test('JPEG photos are turned upright as their Exif orientation says, in either byte order', function()
+      local dir = t.tmpdir()
+      local img = ts.zeros({16, 24, 3}, 'uint8')
+      local R, G, B, W = {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}
+      img[{{1, 8}, {1, 12}}] = ts.tensor(R, 'uint8'):view(1, 1, 3):expand(8, 12, 3)
+      img[{{1, 8}, {13, 24}}] = ts.tensor(G, 'uint8'):view(1, 1, 3):expand(8, 12, 3)
+      img[{{9, 16}, {1, 12}}] = ts.tensor(B, 'uint8'):view(1, 1, 3):expand(8, 12, 3)
+      img[{{9, 16}, {13, 24}}] = ts.tensor(W, 'uint8'):view(1, 1, 3):expand(8, 12, 3)
+      ts.image.save(dir .. '/plain.jpg', img)
+      local plain = t.readfile(dir .. '/plain.jpg')
+      -- the display's corners (top-left, top-right, bottom-left, bottom-right) for each orientation
+      local corners = {
+         {R, G, B, W},   -- 1: as stored
+         {G, R, W, B},   -- 2: mirrored left to right
+         {W, B, G, R},   -- 3: turned 180 degrees
+         {B, W, R, G},   -- 4: flipped top to bottom
+         {R, B, G, W},   -- 5: row 0 is the left side, column 0 the top
+         {B, R, W, G},   -- 6: row 0 is the right side, column 0 the top (turned 90 degrees clockwise)
+         {W, G, B, R},   -- 7: row 0 is the right side, column 0 the bottom
+         {G, W, R, B},   -- 8: row 0 is the left side, column 0 the bottom (turned 90 degrees anticlockwise)
+      }
+      local function near(px, rgb)
+         for c = 1, 3 do if math.abs(px[c] - rgb[c]) > 40 then return false end end
+         return true
+      end
+      for o = 1, 8 do
+         for _, big in ipairs({false, true}) do
+            local file = ('%s/o%d%s.jpg'):format(dir, o, big and 'mm' or 'ii')
+            t.writefile(file, with_orientation(plain, o, big))
+            local got = ts.image.load(file)
+            local h, w = got:size(1), got:size(2)
+            t.eq(('%dx%d'):format(h, w), o >= 5 and '24x16' or '16x24', file .. ' size')
+            local at = {{3, 3}, {3, w - 2}, {h - 2, 3}, {h - 2, w - 2}}
+            for k = 1, 4 do
+               local px = {got[at[k][1]][at[k][2]][1], got[at[k][1]][at[k][2]][2], got[at[k][1]][at[k][2]][3]}
+               t.truthy(near(px, corners[o][k]), ('%s corner %d: %d,%d,%d'):format(file, k, px[1], px[2], px[3]))
+            end
+         end
+      end
+   end)
+
+   t.test('a directory, an empty file, a missing one and a piped one', function()
+      local dir = t.tmpdir()
+      t.raises(function() ts.image.load(dir) end, dir .. ': is a directory, not an image')
+      t.writefile(dir .. '/empty.png', '')
+      t.raises(function() ts.image.load(dir .. '/empty.png') end, 'empty.png: is empty, not an image')
+      t.raises(function() ts.image.load(dir .. '/none.png') end, 'none.png: cannot open the image: No such file')
+      -- a PNG whose header declares more than stb_image decodes (2^24 + 1 rows): named as a PNG it refuses
+      t.writefile(dir .. '/tall.png', '\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\0\1\1\0\0\1\8\2\0\0\0\0\0\0\0')
+      t.raises(function() ts.image.load(dir .. '/tall.png') end, 'tall.png: cannot read the PNG image: corrupt, or larger')
+      -- a pipe can be read once: the image is read whole, then decoded
+      local img = (ts.rand(5, 7, 3) * 255):byte()
+      ts.image.save(dir .. '/a.png', img)
+      local rc, out = t.sh(('cat %s/a.png | %s -e "print(ts.image.load(\'/dev/stdin\'):size())"'):format(dir, t.tshost))
+      t.truthy(rc == 0 and out:find('5x7x3', 1, true), out)
    end)
 end
