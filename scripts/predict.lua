@@ -11,14 +11,17 @@
 -- own (search.json, fitted on validation scenes with and without a sign when the detector was trained:
 -- ts.detect.fitRun), else 0.5 with a note; the rejection is measured in experiments/scenes.lua. --whole
 -- classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png writes the photo with
--- the box drawn (red: a sign found; orange: the best window where none was found); with several images out
--- is a folder, one PNG per image.
+-- the box drawn (red: a sign found; orange: the best window where none was found); with several images, or a
+-- name that is not an image's (.png, .jpg, .jpeg, .bmp, .tga), out is a folder, one PNG per image named after
+-- it, never over an input image nor over another drawing of the same command. A JPEG is turned upright as
+-- its Exif orientation says, as a viewer shows it, and its size and box are in those pixels.
 -- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
 -- validation set when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
 -- answers "not sure" for an image whose top-1 probability is below p, or where no sign was found (the top 5
 -- are still listed). --tta n averages the probabilities over n views (the image and n - 1 slightly shifted,
 -- rotated, zoomed copies; by default as many as the calibration was fitted with, else 1). An image that
--- cannot be read gets an error entry in its place (the others are still reported) and the exit status is 1.
+-- cannot be read, or whose drawing cannot be written, gets an error in its place (the others are still
+-- reported) and the exit status is 1.
 local function usage(why)
    if why then io.stderr:write('predict: ' .. why .. '\n') end
    io.stderr:write('usage: tshost scripts/predict.lua RUN_DIR IMAGE [IMAGE ...] [--json] [--abstain p] [--tta n] '
@@ -65,7 +68,6 @@ if not whole and not detector then
                        .. 'image is classified\n'):format(run, run))
    end
 end
-local draw_dir = draw and (#files > 1 or not draw:lower():match('%.png$'))
 local pre = ts.data.preprocess(config.preprocess)
 -- the images are resized to 32x32 by the area filter, as the GTSRB images the run learned from were; a
 -- preprocessing with another size then resizes them as it resized those
@@ -101,61 +103,91 @@ local function top5(row)
    return top
 end
 
--- every readable image; an unreadable one gets an error entry in its place
-local results, failed, loaded = {}, 0, {}
-for _, file in ipairs(files) do
-   local ok, img = pcall(ts.image.load, file)
-   if ok then
-      loaded[#loaded + 1] = {file = file, image = img, result = #results + 1}
-      results[#results + 1] = {file = file, width = img:size(2), height = img:size(1)}
-   else
-      failed = failed + 1
-      results[#results + 1] = {file = file, error = tostring(img)}   -- the message names the file
-   end
+-- --draw: a file for one image when it is named as an image (.png, .jpg, .jpeg, .bmp, .tga), else a folder
+-- with one PNG per image, named after it. Checked before any search, so that a place that cannot be written
+-- costs no work. A drawing never replaces an input image, nor another drawing of this command (two inputs
+-- of one name, a.jpg and a.png: a.png and a-2.png).
+local image_ext = {png = true, jpg = true, jpeg = true, bmp = true, tga = true}
+local draw_dir = draw and (#files > 1 or not image_ext[(draw:match('%.([^./]+)$') or ''):lower()])
+local inputs, drawn = {}, {}
+for _, file in ipairs(files) do inputs[ts.files.realpath(file) or file] = true end
+local function fail(message)
+   io.stderr:write('predict: ' .. message .. '\n')
+   os.exit(1)
 end
-local scorers = ts.detect.scorers(model, pre, {detector = detector, views = views})
+if draw_dir then
+   ts.files.mkdirs(draw)
+   local probe = ('%s/.predict-%d'):format(draw, os.time())
+   local f = ts.files.isDir(draw) and io.open(probe, 'wb')
+   if not f then fail(('--draw %s: not a folder that can be written'):format(draw)) end
+   f:close()
+   os.remove(probe)
+elseif draw and inputs[ts.files.realpath(draw) or ''] then
+   fail(('--draw %s is the input image: it would be overwritten'):format(draw))
+end
+local function draw_path(file)
+   if not draw_dir then return draw end
+   local base = (file:match('([^/]+)$') or file):gsub('%.[^.]*$', '')
+   local path, k = ('%s/%s.png'):format(draw, base), 1
+   while drawn[path] or inputs[ts.files.realpath(path) or ''] do
+      k = k + 1
+      path = ('%s/%s-%d.png'):format(draw, base, k)
+   end
+   drawn[path] = true
+   return path
+end
+
+local ok_scorers, scorers = pcall(ts.detect.scorers, model, pre, {detector = detector, views = views})
+if not ok_scorers then fail(tostring(scorers)) end
 local sign_threshold, why = 0.5, nil
 if detector then
-   sign_threshold, why = ts.detect.threshold(run, detector == run .. '/detector', temperature, views)
+   local own = ts.files.realpath(detector) == ts.files.realpath(run .. '/detector')
+   sign_threshold, why = ts.detect.threshold(run, own, temperature, views)
    if why then io.stderr:write(('predict: note: %s, so a sign is "found" at P(sign) x P(class) >= 0.5\n'):format(why)) end
 end
-if #loaded > 0 and not detector then
-   -- the whole image, resized to 32x32 by the area filter as the GTSRB images were: one batch for all
-   local x = ts.zeros({#loaded, size_h, size_w, 3}, 'uint8')
-   for k, l in ipairs(loaded) do x[k]:copy(ts.image.resize(l.image, size_h, size_w)) end
-   local logp = scorers.classify(x)
-   for k, l in ipairs(loaded) do results[l.result].top5 = top5(logp[k]) end
-else
-   -- the window search: the best window's reading, its box when it reaches the threshold (a sign found),
-   -- else as best_window with no_sign (the search's best guess: its class is still right more often than
-   -- the whole photo's, see experiments/scenes.lua)
-   for _, l in ipairs(loaded) do
-      local found = ts.detect.search(l.image, scorers, {temperature = temperature})
-      local best, r = found.detections[1], results[l.result]
-      r.sign, r.score, r.threshold = best.sign, best.score, sign_threshold
-      local b = best.box
-      local box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
-      if best.score >= sign_threshold then r.box = box else r.no_sign, r.best_window = true, box end
-      r.top5 = top5(best.logp)
-      r.windows = found.windows
-   end
-end
-for _, l in ipairs(loaded) do
-   local r = results[l.result]
-   r.not_sure = abstain and (r.no_sign or r.top5[1].probability < abstain) or nil
-   if draw then
-      local img = l.image:contiguous():clone()
-      ts.image.drawBox(img, r.box or r.best_window or {0, 0, img:size(2), img:size(1)}, r.box and {255, 0, 0} or {255, 160, 0},
-                       math.max(1, math.floor(math.min(img:size(1), img:size(2)) / 160)))
-      local path = #loaded == 1 and not draw_dir and draw or
-                   ('%s/%s.png'):format(draw, (l.file:match('([^/]+)$') or l.file):gsub('%.[^.]*$', ''))
-      if draw_dir then ts.files.mkdirs(draw) end
-      local ok, err = pcall(ts.image.save, path, img)
-      if not ok then
-         io.stderr:write(('predict: --draw: %s\n'):format(tostring(err)))
-         os.exit(1)
+
+-- One image at a time (a folder of phone photos must not be held in memory at once): read, classify the
+-- whole image or search it, draw. An image that cannot be read gets an error entry in its place.
+local results, failed, draw_failed = {}, 0, 0
+for _, file in ipairs(files) do
+   local r = {file = file}
+   results[#results + 1] = r
+   local ok, img = pcall(ts.image.load, file)
+   if not ok then
+      failed = failed + 1
+      r.error = tostring(img)   -- the message names the file
+   else
+      r.width, r.height = img:size(2), img:size(1)
+      if not detector then
+         -- the whole image, resized to 32x32 by the area filter as the GTSRB images were
+         r.top5 = top5(scorers.classify(ts.image.resize(img, size_h, size_w):view(1, size_h, size_w, 3))[1])
+      else
+         -- the window search: the best window's reading, its box when it reaches the threshold (a sign found),
+         -- else as best_window with no_sign (the search's best guess: its class is still right more often
+         -- than the whole photo's, see experiments/scenes.lua)
+         local found = ts.detect.search(img, scorers, {temperature = temperature})
+         local best = found.detections[1]
+         r.sign, r.score, r.threshold = best.sign, best.score, sign_threshold
+         local b = best.box
+         local box = {math.floor(b[1] + 0.5), math.floor(b[2] + 0.5), math.floor(b[3] + 0.5), math.floor(b[4] + 0.5)}
+         if best.score >= sign_threshold then r.box = box else r.no_sign, r.best_window = true, box end
+         r.top5 = top5(best.logp)
+         r.windows = found.windows
       end
-      r.drawn = path
+      r.not_sure = abstain and (r.no_sign or r.top5[1].probability < abstain) or nil
+      if draw then
+         local copy = img:contiguous():clone()
+         ts.image.drawBox(copy, r.box or r.best_window or {0, 0, copy:size(2), copy:size(1)},
+                          r.box and {255, 0, 0} or {255, 160, 0},
+                          math.max(1, math.floor(math.min(copy:size(1), copy:size(2)) / 160)))
+         local path = draw_path(file)
+         local saved, err = pcall(ts.image.save, path, copy)
+         if saved then r.drawn = path
+         else
+            draw_failed = draw_failed + 1
+            r.draw_error = tostring(err)
+         end
+      end
    end
 end
 if as_json then
@@ -172,10 +204,11 @@ else
          print(('%s (%dx%d)%s%s'):format(r.file, r.width, r.height, where,
                                        r.not_sure and (', not sure (top-1 below %g)'):format(abstain) or ''))
          for k, t in ipairs(r.top5) do print(('  %d. %5.1f%%  %2d %s'):format(k, 100 * t.probability, t.class, t.name)) end
+         if r.drawn then print('  drawn: ' .. r.drawn) end
+         if r.draw_error then print('  not drawn: ' .. r.draw_error) end
       end
    end
 end
-if failed > 0 then
-   io.stderr:write(('predict: %d of %d images could not be read\n'):format(failed, #files))
-   os.exit(1)
-end
+if failed > 0 then io.stderr:write(('predict: %d of %d images could not be read\n'):format(failed, #files)) end
+if draw_failed > 0 then io.stderr:write(('predict: %d of %d drawings could not be written\n'):format(draw_failed, #files)) end
+if failed > 0 or draw_failed > 0 then os.exit(1) end

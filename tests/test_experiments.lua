@@ -172,11 +172,35 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --whole'):format(t.tshost, ts.root, dir, scene_file))
       local plain = ts.json.decode(out:match('^[^\n]*'))[1]
       t.truthy(rc == 0 and not plain.box and not plain.windows and #plain.top5 == 5, out)
-      -- another detector than the run's own: the fitted threshold is not its, and predict says so
-      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --detector %s/base/detector/.'):format(t.tshost, ts.root, dir,
+      -- another detector than the run's own (a copy elsewhere): the fitted threshold is not its, and predict
+      -- says so; the run's own, however spelled, keeps it
+      t.eq((t.sh(('cp -r %s/base/detector %s/other_detector'):format(dir, dir))), 0)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --detector %s/other_detector'):format(t.tshost, ts.root, dir,
          scene_file, dir))
       t.truthy(rc == 0 and out:find('holds the threshold of its own detector', 1, true)
                and ts.json.decode(out:match('(%[[^\n]*)'))[1].threshold == 0.5, out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --detector %s/base/detector/.'):format(t.tshost, ts.root, dir,
+         scene_file, dir))
+      t.truthy(rc == 0 and ts.json.decode(out:match('(%[[^\n]*)'))[1].threshold == fit.threshold, out)
+      -- a classifier given as the detector: its P(class 1) would pass for P(sign)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --detector %s/base'):format(t.tshost, ts.root, dir, scene_file, dir))
+      t.truthy(rc == 1 and out:find('base is not a sign detector: its model has 43 classes', 1, true), out)
+      -- drawings into the inputs' own folder: two inputs of one name (a.png, a.jpg) get a-2.png and a-3.png,
+      -- the input a.png is left as it was; --draw naming an input, or a folder that cannot be made, is refused
+      -- before any search
+      ts.files.mkdirs(dir .. '/in')
+      t.writefile(dir .. '/in/a.png', t.readfile(scene_file))
+      ts.image.save(dir .. '/in/a.jpg', ts.image.load(scene_file))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s/in/a.png %s/in/a.jpg --whole --json --draw %s/in'):format(
+         t.tshost, ts.root, dir, dir, dir, dir))
+      local two = ts.json.decode(out:match('(%[[^\n]*)'))
+      t.truthy(rc == 0 and two[1].drawn == dir .. '/in/a-2.png' and two[2].drawn == dir .. '/in/a-3.png', out)
+      t.truthy(t.readfile(dir .. '/in/a.png') == t.readfile(scene_file), 'the input image is left as it was')
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s/in/a.png --whole --draw %s/in/a.png'):format(t.tshost, ts.root, dir, dir, dir))
+      t.truthy(rc == 1 and out:find('in/a.png is the input image: it would be overwritten', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s/in/a.png --whole --draw %s/in/a.png/boxes'):format(t.tshost, ts.root, dir, dir, dir))
+      t.truthy(rc == 1 and out:find('a.png/boxes: not a folder that can be written', 1, true), out)
+      t.truthy(t.readfile(dir .. '/in/a.png') == t.readfile(scene_file), 'the input image is left as it was')
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --detector %s/nowhere'):format(t.tshost, ts.root, dir, scene_file, dir))
       t.truthy(rc == 1 and out:find('--detector ' .. dir .. '/nowhere: no model.safetensors there', 1, true), out)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --draw'):format(t.tshost, ts.root, dir, scene_file))

@@ -367,6 +367,12 @@ function M.scorers(model, preprocess, opts)
    out.classify = function(x) return score_rows(model, preprocess, x, opts.views or 1) end
    if opts.detector then
       local det, config = require('ts.models').load(opts.detector)
+      -- P(sign) is the second of two outputs: another run's classifier would give P(its class 1) in its place
+      local classes = type(config.model) == 'table' and config.model.classes
+      if classes ~= 2 then
+         error(('%s is not a sign detector: its model has %s classes, a detector two (no sign, sign)'):format(
+            opts.detector, tostring(classes)), 2)
+      end
       out.sign = M.signScorer(det, require('ts.data').preprocess(config.preprocess))
    end
    return out

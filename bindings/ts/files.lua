@@ -7,6 +7,7 @@
 --   ts.files.now()                    seconds on the monotonic clock (for durations)
 --   ts.files.wallClock()              seconds since 1970 (UTC), with fractions (for timestamps)
 --   ts.files.realpath(path)           the absolute path without links, or nil when there is no such file
+--   ts.files.isDir(path)              whether path is a folder (a link to one included)
 -- Every write names its file and the reason when it fails (a full disk, a read-only remount).
 local ffi = require('ffi')
 local C = ffi.C
@@ -85,5 +86,8 @@ function M.realpath(path)
    local p = C.realpath(path, resolved)
    return p ~= nil and ffi.string(p) or nil
 end
+
+-- only a folder has a "." inside it to resolve
+function M.isDir(path) return C.realpath(path .. '/.', resolved) ~= nil end
 
 return M
