@@ -5,13 +5,10 @@
  * aliasing) and enlarging interpolates bilinearly; this is what Pillow's BILINEAR resize does, which
  * made the dataset's 32x32 images. An optional region of interest (x1, y1, x2, y2 in source pixels, end
  * exclusive) is cropped first. */
-#include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -32,65 +29,6 @@ int64_t ts_image_pixel_limit(int64_t limit)
         pixel_limit = env && *env && !*end && v > 0 ? v : 89478485;
     }
     return pixel_limit;
-}
-
-/* The whole file in memory, read once: a pipe (/dev/stdin) can be read only once, and the size checked is then
- * that of the image decoded. NULL with an error naming the file: a directory, an empty file, one that cannot
- * be opened (the system's reason), or one larger than any image within the pixel limit would be. */
-enum { FILE_LIMIT = 1 << 30 };
-
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ts_error("%s: cannot open the image: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        ts_error("%s: is a directory, not an image", path);
-        return NULL;
-    }
-    unsigned char *data = NULL;
-    size_t used = 0, capacity = 0;
-    for (;;) {
-        if (used == capacity) {
-            size_t grown = capacity ? capacity * 2 : (size_t)1 << 16;
-            unsigned char *p = capacity < FILE_LIMIT ? realloc(data, grown) : NULL;
-            if (!p) {
-                ts_error(capacity < FILE_LIMIT ? "%s: out of memory reading the image"
-                                               : "%s: larger than 1 GiB, more than any image tshost reads", path);
-                break;
-            }
-            data = p, capacity = grown;
-        }
-        size_t got = fread(data + used, 1, capacity - used, f);
-        used += got;
-        if (got == 0) {
-            if (ferror(f)) ts_error("%s: cannot read the image: %s", path, strerror(errno));
-            else if (!used) ts_error("%s: is empty, not an image", path);
-            else {
-                fclose(f);
-                *size = used;
-                return data;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    free(data);
-    return NULL;
-}
-
-/* what the first bytes say the file is, for messages ("" when no format tshost reads starts so) */
-static const char *format_of(const unsigned char *d, size_t n)
-{
-    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return "PNG ";
-    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return "JPEG ";
-    if (n >= 4 && !memcmp(d, "GIF8", 4)) return "GIF ";
-    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP ";
-    return "";
 }
 
 /* TIFF's numbers (the Exif block is a TIFF file), little-endian ("II") or big-endian ("MM") */
@@ -175,19 +113,25 @@ ts_tensor *ts_image_load(const char *path, int channels)
         ts_error("image: channels must be 0 (as stored) to 4, got %d", channels);
         return NULL;
     }
+    /* read once, then decoded from memory: a pipe can be read only once, and the size checked against the
+       limit is then that of the image decoded */
     size_t size = 0;
-    unsigned char *data = read_file(path, &size);
+    /* the most a file of an image within the pixel limit can hold: 16-bit RGBA uncompressed, and its header */
+    size_t limit = (size_t)ts_image_pixel_limit(0) * 8 + ((size_t)1 << 20);
+    unsigned char *data = ts_read_file(path, limit, &size);
     if (!data) return NULL;
     ts_tensor *t = NULL;
     unsigned char *pixels = NULL, *turned = NULL;
     int w, h, n;
-    const char *reason;
-    if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
-        /* stb tries every format in turn, so a known file it refuses (too large for stb, or broken) ends with
-           the last format's "unknown type": the signature says which it was */
+    const char *reason, *kind = ts_file_kind(data, size);
+    if (!size) ts_error("%s: is empty, not an image", path);
+    else if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
+        /* stb tries every format in turn, so an image it refuses (too large for stb, or broken) ends with the
+           last format's "unknown type": the first bytes say which it was */
         reason = stbi_failure_reason();
-        ts_error("%s: cannot read the %simage: %s", path, format_of(data, size),
-                 *format_of(data, size) ? "corrupt, or larger than stb_image decodes" : reason && *reason ? reason : "no image data");
+        if (kind && strstr(kind, "image")) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
+        else if (kind) ts_error("%s: is %s, not an image", path, kind);
+        else ts_error("%s: cannot read the image: %s", path, reason && *reason ? reason : "no image data");
     } else if (w <= 0 || h <= 0)
         ts_error("%s: the image declares %d x %d pixels", path, w, h);
     else if ((int64_t)w * h > ts_image_pixel_limit(0))
@@ -195,7 +139,7 @@ ts_tensor *ts_image_load(const char *path, int channels)
                  "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
     else if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
         reason = stbi_failure_reason();
-        ts_error("%s: cannot read the %simage: %s", path, format_of(data, size), reason && *reason ? reason : "no image data");
+        ts_error("%s: cannot read the image: %s", path, reason && *reason ? reason : "no image data");
     } else {
         int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
         if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))

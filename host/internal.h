@@ -24,6 +24,12 @@ struct ts_tensor {
 
 void ts_note_allocation(size_t bytes);
 
+/* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
+ * directory, or is longer than limit bytes), and what a file's first bytes say it is ("a gzip-compressed
+ * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) */
+unsigned char *ts_read_file(const char *path, size_t limit, size_t *size);
+const char *ts_file_kind(const unsigned char *bytes, size_t n);
+
 /* memory.c: storage blocks per device (NULL and an out-of-memory error when there is no room) */
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted);
 void ts_memory_release(int device, void *p, size_t granted);

@@ -14,7 +14,6 @@
  * uint8, int8/int16/uint16 -> int32, uint32/uint64 -> int64, float16 -> float32), big-endian ones
  * byte-swapped. Entries that are not such arrays (strings, objects, complex numbers, dates, plain Python
  * values) are skipped, each with its reason, for the caller to report. */
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -843,32 +842,20 @@ static ts_pickle *entries(machine *m, const value *top)
     return p;
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        ts_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = n >= 0 ? malloc(n > 0 ? (size_t)n : 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        ts_error("%s: cannot read the file", path);
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *size = n > 0 ? (size_t)n : 0;
-    return buf;
-}
-
 ts_pickle *ts_pickle_load(const char *path)
 {
     size_t size = 0;
-    unsigned char *buf = read_file(path, &size);
+    unsigned char *buf = ts_read_file(path, SIZE_MAX, &size);
     if (!buf) return NULL;
+    /* protocols 2 to 5 begin with PROTO; anything else is named for what it is, not by its first opcode */
+    const char *kind = size ? ts_file_kind(buf, size) : NULL;
+    if (size && buf[0] != 0x80) {
+        if (kind) ts_error("%s: is %s, not a pickle", path, kind);
+        else ts_error("%s: not a pickle of protocol 2 to 5 (0x%02x at byte 0, not PROTO): protocols 0 and 1 are not "
+                      "read; save it again with pickle.dump(data, f, protocol=4)", path, buf[0]);
+        free(buf);
+        return NULL;
+    }
     /* A dict of arrays needs values of about its own size (protocol 2 decodes its bytes into the arena);
      * four times that, and room for a small file's thousands of values, stops a flood of cheap opcodes. */
     machine m = {.path = path, .buf = buf, .size = size, .end = size, .loose_from = NO_LOOSE_RUN, .budget = 4 * size + (64 << 20),

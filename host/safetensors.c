@@ -531,27 +531,6 @@ void ts_safetensors_close(ts_safetensors *f)
     free(f);
 }
 
-static int read_whole(const char *path, unsigned char **bytes, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ts_error("%s: cannot open: %s", path, strerror(errno));
-    long end = fseek(fp, 0, SEEK_END) ? -1 : ftell(fp);
-    if (end < 0 || fseek(fp, 0, SEEK_SET)) {
-        fclose(fp);
-        return ts_error("%s: cannot read: %s", path, strerror(errno));
-    }
-    *size = (size_t)end;
-    *bytes = malloc(*size ? *size : 1);
-    if (!*bytes || fread(*bytes, 1, *size, fp) != *size) {
-        fclose(fp);
-        free(*bytes);
-        *bytes = NULL;
-        return ts_error("%s: cannot read %zu bytes", path, *size);
-    }
-    fclose(fp);
-    return 0;
-}
-
 /* The header: its length field, UTF-8, one JSON object from its first byte, then only spaces. */
 static int parse_header(ts_safetensors *f)
 {
@@ -559,6 +538,8 @@ static int parse_header(ts_safetensors *f)
         return ts_error("%s: not a safetensors file (%zu bytes, shorter than the 8-byte header length)", f->path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->bytes[i];
+    const char *kind = ts_file_kind(f->bytes, f->size);   /* a torch.save file named .safetensors, say */
+    if (hlen > f->size - 8 && kind) return ts_error("%s: is %s, not a safetensors file", f->path, kind);
     if (hlen > f->size - 8)
         return ts_error("%s: truncated: the header claims %llu bytes but the file has %zu after the length", f->path,
                         (unsigned long long)hlen, f->size - 8);
@@ -584,7 +565,7 @@ ts_safetensors *ts_safetensors_open(const char *path)
         ts_error("out of memory");
         return NULL;
     }
-    if (read_whole(path, &f->bytes, &f->size) || parse_header(f)) {
+    if (!(f->bytes = ts_read_file(path, SIZE_MAX, &f->size)) || parse_header(f)) {
         ts_safetensors_close(f);
         return NULL;
     }

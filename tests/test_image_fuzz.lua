@@ -169,13 +169,15 @@ return function(t)
 
    t.test('a directory, an empty file, a missing one and a piped one', function()
       local dir = t.tmpdir()
-      t.raises(function() ts.image.load(dir) end, dir .. ': is a directory, not an image')
+      t.raises(function() ts.image.load(dir) end, dir .. ': is a directory, not a file')
       t.writefile(dir .. '/empty.png', '')
       t.raises(function() ts.image.load(dir .. '/empty.png') end, 'empty.png: is empty, not an image')
-      t.raises(function() ts.image.load(dir .. '/none.png') end, 'none.png: cannot open the image: No such file')
+      t.raises(function() ts.image.load(dir .. '/none.png') end, 'none.png: cannot open: No such file')
+      t.writefile(dir .. '/packed.png', '\31\139\8\0\0\0\0\0')
+      t.raises(function() ts.image.load(dir .. '/packed.png') end, 'packed.png: is a gzip-compressed file, not an image')
       -- a PNG whose header declares more than stb_image decodes (2^24 + 1 rows): named as a PNG it refuses
       t.writefile(dir .. '/tall.png', '\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\0\1\1\0\0\1\8\2\0\0\0\0\0\0\0')
-      t.raises(function() ts.image.load(dir .. '/tall.png') end, 'tall.png: cannot read the PNG image: corrupt, or larger')
+      t.raises(function() ts.image.load(dir .. '/tall.png') end, 'tall.png: a PNG image that stb_image cannot read: corrupt, or larger')
       -- a pipe can be read once: the image is read whole, then decoded
       local img = (ts.rand(5, 7, 3) * 255):byte()
       ts.image.save(dir .. '/a.png', img)

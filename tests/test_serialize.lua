@@ -184,6 +184,11 @@ return function(t)
       t.truthy(err:find('unexpected extra', 1, true), err)
       t.truthy(err:find('0.weight has shape [2x2] in the file, [2x3] in the model', 1, true), err)
       ts.load(dir .. '/x.safetensors', ts.nn.Sequential(ts.nn.Linear(2, 2, {bias = false})), {strict = false})
+      -- not strict, but nothing fits (DataParallel's 'module.' before every name): refused, the model would
+      -- keep its random weights
+      ts.save(dir .. '/dp.safetensors', {['module.0.weight'] = ts.zeros(2, 3), ['module.0.bias'] = ts.zeros(2)})
+      err = t.raises(function() ts.load(dir .. '/dp.safetensors', net, {strict = false}) end, 'nothing in ')
+      t.truthy(err:find('unexpected module.0.weight', 1, true), err)
    end)
 
    t.test('truncated and corrupt files give an error naming the file, at every cut', function()
@@ -204,6 +209,9 @@ return function(t)
          pcall(ts.load, cut)
       end
       t.raises(function() ts.load(dir .. '/absent.safetensors') end, 'absent.safetensors: cannot open')
+      -- what torch.save writes (a zip archive), named .safetensors
+      t.writefile(dir .. '/torch.safetensors', 'PK\3\4' .. string.rep('\0', 60))
+      t.raises(function() ts.load(dir .. '/torch.safetensors') end, 'torch.safetensors: is a zip archive (torch.save')
    end)
 
    t.test('a failed save leaves the previous checkpoint intact', function()

@@ -1,0 +1,81 @@
+/* readfile.c — a whole file into memory, for the readers that parse from memory (images, pickles,
+ * safetensors), and what a file's first bytes say it is, for their messages.
+ *
+ * The file is read in growing chunks until its end rather than by its size: a pipe (/dev/stdin) has no size
+ * and can be read only once. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ts_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        ts_error("%s: is a directory, not a file", path);
+        return NULL;
+    }
+    unsigned char *data = NULL;
+    size_t used = 0, capacity = 0;
+    for (;;) {
+        if (used == capacity) {
+            if (capacity >= limit) {
+                ts_error("%s: larger than %.0f MiB, the most this reader takes", path, (double)limit / (1 << 20));
+                break;
+            }
+            size_t grown = capacity ? capacity * 2 : (size_t)1 << 16;
+            if (grown > limit) grown = limit;
+            unsigned char *p = realloc(data, grown);
+            if (!p) {
+                ts_error("%s: out of memory reading %zu bytes", path, grown);
+                break;
+            }
+            data = p, capacity = grown;
+        }
+        size_t got = fread(data + used, 1, capacity - used, f);
+        used += got;
+        if (got > 0) continue;
+        if (ferror(f)) {
+            ts_error("%s: cannot read: %s", path, strerror(errno));
+            break;
+        }
+        fclose(f);
+        *size = used;
+        return data;
+    }
+    fclose(f);
+    free(data);
+    return NULL;
+}
+
+const char *ts_file_kind(const unsigned char *b, size_t n)
+{
+    static const struct {
+        const char *magic;
+        size_t length;
+        const char *kind;
+    } kinds[] = {
+        {"\x89PNG\r\n\x1a\n", 8, "a PNG image"},
+        {"\xff\xd8\xff", 3, "a JPEG image"},
+        {"GIF8", 4, "a GIF image"},
+        {"BM", 2, "a BMP image"},
+        {"\x1f\x8b", 2, "a gzip-compressed file"},
+        {"PK\x03\x04", 4, "a zip archive (torch.save and numpy.savez write these)"},
+        {"\x93NUMPY", 6, "a NumPy .npy file"},
+        {"\x80", 1, "a Python pickle"},
+        {"BZh", 3, "a bzip2-compressed file"},
+        {"\xfd" "7zXZ", 5, "an xz-compressed file"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (n >= kinds[i].length && !memcmp(b, kinds[i].magic, kinds[i].length)) return kinds[i].kind;
+    return NULL;
+}
