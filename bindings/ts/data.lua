@@ -63,13 +63,15 @@ end
 data.csvFields = csv_fields
 
 -- rows of a CSV file with a header, as tables keyed by column name; the separator is ';' when the header
--- has semicolons and no commas (GTSRB's original files), else ','
+-- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
+-- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
 function data.readCSV(path)
    local f, err = io.open(path, 'r')
    if not f then error(('%s: cannot open (%s)'):format(path, err), 2) end
    local header, rows, n, sep = nil, {}, 0, nil
    for line in f:lines() do
       n = n + 1
+      if n == 1 then line = line:gsub('^\239\187\191', '') end
       if line:match('%S') then
          sep = sep or ((line:find(';', 1, true) and not line:find(',', 1, true)) and ';' or ',')
          local ok, fields = pcall(csv_fields, line, sep)
@@ -94,12 +96,12 @@ local function class_id_problem(id)
    if id >= MAX_CLASSES then return ('is beyond %d (ts.data.maxClasses - 1)'):format(MAX_CLASSES - 1) end
 end
 
--- label_names.csv: a header ClassId,SignName (after a UTF-8 byte-order mark, as spreadsheets write one), then
--- one row per class with ids 0..max, each once. Rows are counted with the header as row 1, blank lines skipped.
+-- label_names.csv: a header ClassId,SignName, then one row per class with ids 0..max, each once. Rows are
+-- counted with the header as row 1, blank lines skipped.
 function data.readLabelNames(path)
    local rows, header = data.readCSV(path)
    local idcol = header and header[1]
-   if not idcol or idcol:gsub('^\239\187\191', '') ~= 'ClassId' or header[2] ~= 'SignName' then
+   if idcol ~= 'ClassId' or header[2] ~= 'SignName' then
       error(('%s: expected the header ClassId,SignName'):format(path), 2)
    end
    local names, row_of, max = {}, {}, -1
@@ -141,9 +143,11 @@ local function survey(t)
    return lo, hi, nonfinite, fractional
 end
 
--- Images as uint8: integers in 0..255 as they are, floats in 0..255 rounded, floats within 0..1 (normalized
--- images) scaled by 255 and rounded, with a note. Anything else is refused, not clamped: it means a wrong
--- file or key. `where` and `key` name the images in messages.
+-- Images as uint8: integers in 0..255 as they are, floats within 0..1 (normalized images) scaled by 255 and
+-- rounded, floats in 0..255 rounded, each reading of floats said in a note. Anything else is refused, not
+-- clamped: it means a wrong file or key. So is a brightest value between 1 and 2: 0..1 images pushed past 1
+-- (a brightness change left unclipped) that read as 0..255 would come out all but black, and 0..255 images
+-- are not that dark.
 local function image_bytes(x, where, key)
    if x:dtype() == 'uint8' or x:numel() == 0 then return x:byte() end
    local lo, hi, nonfinite = survey(x)
@@ -152,11 +156,13 @@ local function image_bytes(x, where, key)
       error(('%s: %s holds %s values in [%.9g, %.9g], outside 0..255 (images are read as uint8)'):format(where, key, x:dtype(), lo, hi), 0)
    end
    if x:dtype() ~= 'float32' and x:dtype() ~= 'float64' then return x:byte() end
-   local scale = hi <= 1 and 255 or 1
-   if scale == 255 then
-      io.stderr:write(('note: %s: %s holds %s values in [%.9g, %.9g], read as 0..1 images: scaled by 255 and rounded to uint8\n')
-                      :format(where, key, x:dtype(), lo, hi))
+   if hi > 1 and hi < 2 then
+      error(('%s: %s holds %s values in [%.9g, %.9g]: neither 0..1 images (some lie above 1) nor 0..255 ones (the '
+             .. 'brightest is below 2); clip 0..1 images to 1 before saving them'):format(where, key, x:dtype(), lo, hi), 0)
    end
+   local scale = hi <= 1 and 255 or 1
+   io.stderr:write(('note: %s: %s holds %s values in [%.9g, %.9g], read as %s\n'):format(where, key, x:dtype(), lo, hi,
+                   scale == 255 and '0..1 images: scaled by 255 and rounded to uint8' or '0..255 images: rounded to uint8'))
    x = x:cpu():contiguous()
    local out = T.zeros(x:size(), 'uint8')
    local src, dst = ffi.cast(ctypes[x:dtype()], x:data()), ffi.cast('uint8_t *', out:data())
@@ -279,6 +285,12 @@ function data.gtsrb(dir)
       end
       local ok, ds = pcall(new_dataset, d.features, d.labels, names, split, path, "key 'features'", "key 'labels'")
       if not ok then error(ds, 2) end
+      -- a label without a name (1-based labels, a row missing from the CSV) would shift every name it shows
+      local top = ds:size() > 0 and ds.y:max() or -1
+      if top >= 0 and not names[top] then
+         error(('%s: a label %d, which %s/label_names.csv does not name (it names %d classes)'):format(path, top, dir,
+               names[0] and #names + 1 or 0), 2)
+      end
       attach_boxes(ds, d, path)
       ds.extra = d
       out[split] = ds

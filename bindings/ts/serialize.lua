@@ -115,6 +115,16 @@ function M.load(path, model, opts)
    if strict and #problems > 0 then
       error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 2)
    end
+   -- not strict: what is left out is said, and a file of which nothing fits (another network, or every name
+   -- under a prefix such as DataParallel's 'module.') is refused: the model would keep its random weights
+   if #problems > 0 then
+      if not next(used) and #state > 0 then
+         error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path,
+               table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')), 2)
+      end
+      io.stderr:write(('note: ts.load: %s: %d tensor(s) left as they were or not used (strict = false): %s\n'):format(path,
+                      #problems, table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')))
+   end
    for _, pair in ipairs(state) do
       if used[prefix .. pair[1]] then pair[2]:copy(tensors[prefix .. pair[1]]) end
    end
