@@ -26,7 +26,7 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the pickle reader assumes a little-endian host");
 
 typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_BYTES, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_ARRAY, V_DTYPE, V_MARK } vkind;
-typedef enum { G_RECONSTRUCT, G_NDARRAY, G_DTYPE, G_FROMBUFFER, G_ENCODE } gkind;
+typedef enum { G_RECONSTRUCT, G_NDARRAY, G_DTYPE, G_FROMBUFFER, G_ENCODE, G_SCALAR } gkind;
 
 typedef struct value value;
 
@@ -314,7 +314,8 @@ static int global(machine *m, const char *module, size_t mlen, const char *name,
 {
     static const struct { const char *module, *name; gkind kind; } allowed[] = {
         {"numpy.core.multiarray", "_reconstruct", G_RECONSTRUCT}, {"numpy._core.multiarray", "_reconstruct", G_RECONSTRUCT},
-        {"numpy", "ndarray", G_NDARRAY}, {"numpy", "dtype", G_DTYPE},
+        {"numpy", "ndarray", G_NDARRAY}, {"numpy", "memmap", G_NDARRAY}, {"numpy", "dtype", G_DTYPE},
+        {"numpy.core.multiarray", "scalar", G_SCALAR}, {"numpy._core.multiarray", "scalar", G_SCALAR},
         {"numpy.core.numeric", "_frombuffer", G_FROMBUFFER}, {"numpy._core.numeric", "_frombuffer", G_FROMBUFFER},
         {"_codecs", "encode", G_ENCODE},
     };
@@ -383,6 +384,19 @@ static value *reduce_frombuffer(machine *m, const value *args)
     return a;
 }
 
+/* scalar(dtype, bytes): a numpy scalar kept beside the arrays (n_classes = y.max() + 1 is an np.int64), as a
+ * 0-d array */
+static value *reduce_scalar(machine *m, const value *args)
+{
+    if (args->n != 2 || args->items[0]->kind != V_DTYPE || args->items[1]->kind != V_BYTES) {
+        fail(m, "corrupt pickle: %s", "numpy scalar arguments");
+        return NULL;
+    }
+    value *a = new_array(m);
+    if (a) *a->arr = (pickled_array){.shape = &m->empty_tuple, .dtype = args->items[0], .data = args->items[1]};
+    return a;
+}
+
 /* _codecs.encode(text, 'latin1'): protocol 2's bytes, the text being UTF-8 of code points below 256 */
 static value *reduce_encode(machine *m, const value *args)
 {
@@ -421,6 +435,7 @@ static int reduce(machine *m)
     case G_DTYPE: return push(m, reduce_dtype(m, args));
     case G_FROMBUFFER: return push(m, reduce_frombuffer(m, args));
     case G_ENCODE: return push(m, reduce_encode(m, args));
+    case G_SCALAR: return push(m, reduce_scalar(m, args));
     default: return fail(m, "corrupt pickle: %s", "ndarray called directly");
     }
 }

@@ -126,6 +126,34 @@ local function pickle_records(entries, protocol)
       raw(n <= 3 and string.char(132 + n) or 't')
       memoize()
    end
+   -- dtype(descr, False, True) with its byte order set by BUILD, as numpy pickles one
+   local function dtype(descr, order, objects)
+      global('numpy', 'dtype')
+      text(descr, 'descr')
+      raw('\137\136')
+      tuple(3)
+      raw('R')
+      memoize()
+      raw('(')
+      int(3)
+      text(order or '<', 'order')
+      raw('NNN')
+      int(-1)
+      int(-1)
+      int(objects and 63 or 0)
+      raw('t')
+      memoize()
+      raw('b')
+   end
+   -- numpy.core.multiarray.scalar(dtype, bytes): a numpy scalar (np.int64(43)) as numpy pickles one
+   local function scalar(a)
+      global('numpy.core.multiarray', 'scalar')
+      dtype(a.descr, a.order)
+      bytes(a.data, 'data')
+      tuple(2)
+      raw('R')
+      memoize()
+   end
    local function array(a)
       global('numpy.core.multiarray', '_reconstruct')
       global('numpy', 'ndarray')
@@ -140,22 +168,7 @@ local function pickle_records(entries, protocol)
       if #a.shape > 3 then raw('(') end
       for _, s in ipairs(a.shape) do int(s, 'shape') end
       tuple(#a.shape)
-      global('numpy', 'dtype')
-      text(a.descr, 'descr')
-      raw('\137\136')
-      tuple(3)
-      raw('R')
-      memoize()
-      raw('(')
-      int(3)
-      text(a.order or '<', 'order')
-      raw('NNN')
-      int(-1)
-      int(-1)
-      int(a.objects and 63 or 0)
-      raw('t')
-      memoize()
-      raw('b')
+      dtype(a.descr, a.order, a.objects)
       raw(a.fortran and '\136' or '\137')
       if a.objects then
          raw(']')
@@ -175,7 +188,7 @@ local function pickle_records(entries, protocol)
    raw('(')
    for _, e in ipairs(entries) do
       text(e[1])
-      if e.array then array(e.array) else text(e.text) end
+      if e.array then array(e.array) elseif e.scalar then scalar(e.scalar) else text(e.text) end
    end
    raw('u.')
    return recs
@@ -249,6 +262,19 @@ return function(t)
          end
          t.eq(d.note, nil, 'non-array entries are not tensors')
          t.eq(table.concat(skipped, '|'), 'note: a Python str, not an array', name)
+      end
+   end)
+
+   t.test('numpy scalars beside the arrays (n_classes = y.max() + 1) read as 0-d arrays, in protocols 2 and 4', function()
+      for _, protocol in ipairs({2, 4}) do
+         local ok, d = load(pickle_bytes(dataset_entries(3, {extra = {
+            {'n_classes', scalar = {descr = 'i8', data = pack('i8', '<', {43})}},
+            {'scale', scalar = {descr = 'f4', data = pack('f4', '<', {0.5})}}}}), protocol))
+         t.truthy(ok, tostring(d))
+         t.eq(d.n_classes:dim(), 0)
+         t.eq(d.n_classes:get(), 43)
+         t.eq(d.scale:get(), 0.5)
+         t.eq(d.features:size(1), 3)
       end
    end)
 
