@@ -36,6 +36,8 @@ typedef struct {
     const value *dtype;     /* a V_DTYPE */
     const value *data;      /* V_BYTES for numeric arrays (object arrays hold a list) */
     int fortran;
+    const value *axes;      /* numpy 2's protocol 5 order 'K': the data hold transpose(axes) of the array, in C
+                               order, with shape `shape`; NULL otherwise */
 } pickled_array;
 
 struct value {
@@ -371,16 +373,19 @@ static value *reduce_dtype(machine *m, const value *args)
     return d;
 }
 
-/* _frombuffer(buffer, dtype, shape, order): numpy 2's protocol 5 arrays */
+/* _frombuffer(buffer, dtype, shape, order[, axes]): numpy 2's protocol 5 arrays; an array contiguous in
+ * neither order (a permuted view, as torch's permute(0, 2, 3, 1).numpy()) comes as order 'K' and the axes */
 static value *reduce_frombuffer(machine *m, const value *args)
 {
-    if (args->n != 4 || args->items[0]->kind != V_BYTES || args->items[1]->kind != V_DTYPE) {
+    int permuted = args->n == 5 && args->items[4]->kind == V_TUPLE;
+    if ((args->n != 4 && args->n != 5) || args->items[0]->kind != V_BYTES || args->items[1]->kind != V_DTYPE ||
+        (permuted && !str_is(args->items[3], "K"))) {
         fail(m, "corrupt pickle: %s", "_frombuffer arguments");
         return NULL;
     }
     value *a = new_array(m);
     if (a) *a->arr = (pickled_array){.shape = args->items[2], .dtype = args->items[1], .data = args->items[0],
-                                     .fortran = str_is(args->items[3], "F")};
+                                     .fortran = str_is(args->items[3], "F"), .axes = permuted ? args->items[4] : NULL};
     return a;
 }
 
@@ -721,6 +726,45 @@ static int array_shape(const value *shape, const char *what, int64_t dims[64])
     return (int)shape->n;
 }
 
+/* Where the array's dims lie in its data: perm[i] is the dim of the data's C-order layout that is the array's
+ * dim i. Fortran order lays out the shape reversed; order 'K' lays out the pickled shape, the array being
+ * its transpose by the axes (numpy's _frombuffer). Returns 0, or -1 with an error for axes that are not a
+ * permutation of the dims. */
+static int array_axes(const pickled_array *a, int ndim, const char *what, int perm[64])
+{
+    for (int i = 0; i < ndim; i++) perm[i] = a->fortran ? ndim - 1 - i : i;
+    if (!a->axes) return 0;
+    int seen[64] = {0};
+    if (a->axes->n != ndim) return ts_error("%s: %lld axes for %d dims (corrupt pickle)", what, (long long)a->axes->n, ndim);
+    for (int i = 0; i < ndim; i++) {
+        const value *v = a->axes->items[i];
+        if (v->kind != V_INT || v->i < 0 || v->i >= ndim || seen[v->i]++)
+            return ts_error("%s: the axes are not a permutation of the %d dims (corrupt pickle)", what, ndim);
+        perm[i] = (int)v->i;
+    }
+    return 0;
+}
+
+/* a contiguous tensor whose dim i is dim perm[i] of t (t is consumed) */
+static ts_tensor *permuted(ts_tensor *t, int ndim, const int *perm)
+{
+    int at[64];   /* at[k]: the dim of t now in place k */
+    for (int k = 0; k < ndim; k++) at[k] = k;
+    for (int i = 0; i < ndim && t; i++) {
+        int j = i;
+        while (at[j] != perm[i]) j++;
+        if (j == i) continue;
+        ts_tensor *swapped = ts_tensor_transpose(t, i, j);
+        ts_tensor_free(t);
+        t = swapped;
+        int keep = at[i];
+        at[i] = at[j], at[j] = keep;
+    }
+    ts_tensor *out = t ? ts_tensor_contiguous(t) : NULL;
+    ts_tensor_free(t);
+    return out;
+}
+
 /* The tensor of a numeric array whose byte count was checked: copied as it is, or converted element by
  * element; NULL with *why set for uint64 values that int64 cannot hold. */
 static ts_tensor *array_data(const pickled_array *a, numpy_type t, int dtype, int ndim, const int64_t *dims, int64_t numel,
@@ -749,7 +793,7 @@ static ts_tensor *array_to_tensor(machine *m, const pickled_array *a, const char
         return NULL;
     }
     int64_t dims[64], numel, bytes;
-    int ndim = array_shape(a->shape, what, dims);
+    int ndim = array_shape(a->shape, what, dims), perm[64];
     numpy_type t = {0, 1};   /* an unknown type code: its size unknown, the shape still checked */
     int parsed = parse_type(a->dtype, &t) == 0;
     if (ndim < 0 || ts_shape_bytes(what, ndim, dims, t.size, &numel, &bytes)) return NULL;
@@ -762,8 +806,13 @@ static ts_tensor *array_to_tensor(machine *m, const pickled_array *a, const char
     else if (a->data->n != bytes)
         ts_error("%s: the array holds %lld bytes where its shape needs %lld (corrupt pickle)", what, (long long)a->data->n,
                  (long long)bytes);
-    else if (a->fortran && ndim > 1) ts_error("%s: the array is in Fortran order; save it with numpy.ascontiguousarray", what);
-    else return array_data(a, t, dtype, ndim, dims, numel, why);
+    else if (!array_axes(a, ndim, what, perm)) {
+        /* the data in their own layout, then the array's dims put in place */
+        int64_t layout[64];
+        for (int i = 0; i < ndim; i++) layout[a->fortran ? ndim - 1 - i : i] = dims[i];
+        ts_tensor *out = array_data(a, t, dtype, ndim, layout, numel, why);
+        return out ? permuted(out, ndim, perm) : NULL;
+    }
     return NULL;
 }
 

@@ -154,7 +154,28 @@ local function pickle_records(entries, protocol)
       raw('R')
       memoize()
    end
+   local function ints(list, role)
+      if #list > 3 then raw('(') end
+      for _, v in ipairs(list) do int(v, role) end
+      tuple(#list)
+   end
+   -- numpy 2's protocol 5 form, _frombuffer(data, dtype, shape, order[, axes]): with axes (order 'K') the data
+   -- hold, in C order and of that shape, the array's transpose by the axes
+   local function frombuffer(a)
+      global('numpy._core.numeric', '_frombuffer')
+      raw('(')
+      bytes(a.data, 'data')
+      dtype(a.descr, a.order)
+      ints(a.shape, 'shape')
+      text(a.axes and 'K' or (a.fortran and 'F' or 'C'))
+      if a.axes then ints(a.axes) end
+      raw('t')
+      memoize()
+      raw('R')
+      memoize()
+   end
    local function array(a)
+      if a.frombuffer then return frombuffer(a) end
       global('numpy.core.multiarray', '_reconstruct')
       global('numpy', 'ndarray')
       int(0)
@@ -165,9 +186,7 @@ local function pickle_records(entries, protocol)
       memoize()
       raw('(')
       int(1)
-      if #a.shape > 3 then raw('(') end
-      for _, s in ipairs(a.shape) do int(s, 'shape') end
-      tuple(#a.shape)
+      ints(a.shape, 'shape')
       dtype(a.descr, a.order, a.objects)
       raw(a.fortran and '\136' or '\137')
       if a.objects then
@@ -263,6 +282,33 @@ return function(t)
          t.eq(d.note, nil, 'non-array entries are not tensors')
          t.eq(table.concat(skipped, '|'), 'note: a Python str, not an array', name)
       end
+   end)
+
+   -- An array A [2,3,2] (A[i][j][k] = 6i + 2j + k) laid out in Fortran order (i fastest), and as numpy 2
+   -- pickles a permuted view with protocol 5: data of shape [2,2,3] in C order holding L[i][k][j] = A[i][j][k],
+   -- with axes (0, 2, 1).
+   t.test('arrays in Fortran order or as a permuted view (numpy 2, order K) read as the arrays they are', function()
+      local fortran, layout, want = {}, {}, ts.zeros({2, 3, 2}, 'int64')
+      for i = 0, 1 do for j = 0, 2 do for k = 0, 1 do
+         local v = 6 * i + 2 * j + k
+         want[{i + 1, j + 1, k + 1}] = v
+         fortran[1 + i + 2 * j + 6 * k] = v
+         layout[1 + 6 * i + 3 * k + j] = v
+      end end end
+      local forms = {
+         {'Fortran order, _reconstruct', {descr = 'i2', shape = {2, 3, 2}, fortran = true, data = pack('i2', '<', fortran)}, 2},
+         {'Fortran order, _frombuffer', {descr = 'i2', shape = {2, 3, 2}, fortran = true, frombuffer = true, data = pack('i2', '<', fortran)}, 5},
+         {'order K', {descr = 'i2', shape = {2, 2, 3}, axes = {0, 2, 1}, frombuffer = true, data = pack('i2', '<', layout)}, 5},
+      }
+      for _, f in ipairs(forms) do
+         local ok, d = load(pickle_bytes({{'a', array = f[2]}}, f[3]))
+         t.truthy(ok, f[1] .. ': ' .. tostring(d))
+         t.eq(tostring(d.a:size()), '[2x3x2]', f[1])
+         t.truthy(d.a:long():equal(want), f[1] .. ': the values in their places')
+      end
+      local ok, err = load(pickle_bytes({{'a', array = {descr = 'i2', shape = {2, 2, 3}, axes = {0, 2, 2}, frombuffer = true,
+                                                         data = pack('i2', '<', layout)}}}, 5))
+      t.truthy(not ok and tostring(err):find('the axes are not a permutation of the 3 dims', 1, true), tostring(err))
    end)
 
    t.test('numpy scalars beside the arrays (n_classes = y.max() + 1) read as 0-d arrays, in protocols 2 and 4', function()
