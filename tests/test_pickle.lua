@@ -638,6 +638,10 @@ return function(t)
       t.writefile(d .. '/bomq.csv', '\239\187\191"ClassId","SignName"\r\n"0","Stop"\r\n"1","Yield"\r\n')
       names = ts.data.readLabelNames(d .. '/bomq.csv')
       t.eq(names[1], 'Yield')
+      -- rows of empty cells after the last class, as a spreadsheet exports them
+      t.writefile(d .. '/sheet.csv', 'ClassId,SignName\n0,Stop\n1,Yield\n,\n,\n')
+      names = ts.data.readLabelNames(d .. '/sheet.csv')
+      t.truthy(names[1] == 'Yield' and not names[2])
       t.writefile(d .. '/bad.csv', 'id,name\n0,x\n')
       t.raises(function() ts.data.readLabelNames(d .. '/bad.csv') end, 'bad.csv: expected the header ClassId,SignName')
       for rows, words in pairs({

@@ -76,8 +76,10 @@ function data.readCSV(path)
          sep = sep or ((line:find(';', 1, true) and not line:find(',', 1, true)) and ';' or ',')
          local ok, fields = pcall(csv_fields, line, sep)
          if not ok then f:close() error(('%s:%d: %s'):format(path, n, fields), 2) end
-         if not header then header = fields
-         else
+         local cells = false   -- a row of empty cells only (',,' as spreadsheets end a sheet) is a blank line
+         for _, v in ipairs(fields) do cells = cells or v ~= '' end
+         if cells and not header then header = fields
+         elseif cells then
             local row = {}
             for i, name in ipairs(header) do row[name] = fields[i] end
             rows[#rows + 1] = row
