@@ -376,13 +376,17 @@ static double load(const void *base, int dtype, int64_t i)
     }
 }
 
+static int64_t to_int64(double v) { return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN; }
+
 static void store(void *base, int dtype, int64_t i, double v)
 {
     switch (dtype) {
     case TS_FLOAT32: ((float *)base)[i] = (float)v; break;
     case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
-    case TS_INT32: ((int32_t *)base)[i] = (int32_t)v; break;
-    case TS_INT64: ((int64_t *)base)[i] = (int64_t)v; break;
+    /* integers wrap as C's and numpy's integer casts do (int64 2^32 + 5 -> int32 5); NaN and what int64 cannot
+       hold become INT64_MIN, as x86's conversion gives, instead of C's undefined behaviour */
+    case TS_INT32: ((int32_t *)base)[i] = (int32_t)(uint32_t)(uint64_t)to_int64(v); break;
+    case TS_INT64: ((int64_t *)base)[i] = to_int64(v); break;
     default: ((double *)base)[i] = v; break;
     }
 }

@@ -15,8 +15,8 @@ static double apply_binary(int op, double a, double b)
     case TS_SUB: return a - b;
     case TS_MUL: return a * b;
     case TS_DIV: return a / b;
-    case TS_MAXIMUM: return a > b ? a : b;
-    case TS_MINIMUM: return a < b ? a : b;
+    case TS_MAXIMUM: return a > b || a != a ? a : b;   /* a NaN on either side propagates, as numpy.maximum */
+    case TS_MINIMUM: return a < b || a != a ? a : b;
     case TS_POW: return pow(a, b);
     case TS_EQ: return a == b;
     case TS_LT: return a < b;
@@ -152,8 +152,42 @@ static int on_device(int *rc, ts_tensor *out, const ts_tensor *a, const ts_tenso
     return 1;
 }
 
+/* out written through more than one index (an expanded view, stride 0): refused, as PyTorch does; numpy's
+ * broadcast views are read-only */
+static int check_writable(const char *what, const ts_tensor *out)
+{
+    for (int d = 0; d < out->ndim; d++)
+        if (out->shape[d] > 1 && out->stride[d] == 0)
+            return ts_error("%s: the result is an expanded view (stride 0 in dim %d): write into a :clone()", what, d + 1);
+    return 0;
+}
+
+/* an operand that shares out's storage without being out's own view is read from a copy (numpy's rule for
+ * overlapping operands), so that no element is read after the loop has written it */
+static const ts_tensor *unaliased(const ts_tensor *out, const ts_tensor *x, ts_tensor **tmp)
+{
+    *tmp = NULL;
+    if (x == out || !ts_tensor_same_storage(out, x) || ts_tensor_numel(out) == 0) return x;
+    if (x->offset == out->offset && x->ndim == out->ndim &&
+        !memcmp(x->shape, out->shape, sizeof(int64_t) * (size_t)x->ndim) &&
+        !memcmp(x->stride, out->stride, sizeof(int64_t) * (size_t)x->ndim))
+        return x;
+    *tmp = ts_tensor_new_on(x->storage->device, x->dtype, x->ndim, x->shape);
+    if (!*tmp || ts_tensor_copy(*tmp, x)) return NULL;
+    return *tmp;
+}
+
 int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op)
 {
+    if (check_writable("arithmetic", out)) return -1;
+    ts_tensor *ta = NULL, *tb = NULL;
+    const ts_tensor *ua = unaliased(out, a, &ta), *ub = ua ? unaliased(out, b, &tb) : NULL;
+    if (ta || tb || !ua || !ub) {   /* on either device: the operation again, on the copies */
+        int rc = ua && ub ? ts_tensor_binary(out, ua, ub, op) : -1;
+        ts_tensor_free(ta);
+        ts_tensor_free(tb);
+        return rc;
+    }
     int rc = 0;
     if (ts_on_cuda(out) && on_device(&rc, out, a, b, op, 0)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
@@ -178,6 +212,7 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
 
 int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first)
 {
+    if (check_writable("arithmetic", out)) return -1;
     int rc = 0;
     if (ts_on_cuda(out) && on_device(&rc, out, a, NULL, op, s)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a))
@@ -204,6 +239,7 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
 
 int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
 {
+    if (check_writable("math", out)) return -1;
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(unary_names, op), out, a, NULL, unary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
@@ -227,9 +263,13 @@ int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
     if (ts_check_f32("axpy: y", y) || ts_check_numel("axpy: x", x, ts_tensor_numel(y)) ||
         ts_check_same_device("axpy", y, x, NULL, NULL))
         return -1;
+    ts_tensor *tx = NULL;
+    const ts_tensor *ux = unaliased(y, x, &tx);
     const tsk_backend *k = ts_kernels(y);
-    k->axpy(ts_tensor_numel(y), (float)alpha, ts_f32(x), ts_f32(y));
-    return ts_kernel_status(k, "axpy");
+    if (ux) k->axpy(ts_tensor_numel(y), (float)alpha, ts_f32(ux), ts_f32(y));
+    int rc = ux ? ts_kernel_status(k, "axpy") : -1;
+    ts_tensor_free(tx);
+    return rc;
 }
 
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
@@ -259,7 +299,8 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
             for (int64_t k = 0; k < n; k++) {
                 double x = v[k * inner];
                 if (op == TS_SUM || op == TS_MEAN) acc += x;
-                else if ((op == TS_MAX || op == TS_ARGMAX) ? x > acc : x < acc) acc = x, best = k;
+                else if (acc == acc && (x != x || ((op == TS_MAX || op == TS_ARGMAX) ? x > acc : x < acc)))
+                    acc = x, best = k;   /* the first NaN wins and stays, as numpy's max and argmax */
             }
             if (op == TS_MEAN) acc /= (double)n;
             if (arg) ((int64_t *)ts_tensor_data(out))[o * inner + i] = best;

@@ -56,6 +56,67 @@ return function(t)
       t.eq(c:get(1, 1), 2)
    end)
 
+   -- what numpy answers (and PyTorch answers or refuses) where a loop over the elements would go wrong
+   t.test('in-place arithmetic on overlapping views, writes into expanded views, NaN in reductions, exact equal', function()
+      local T = ts.tensor
+      local a = T{{1, 2}, {3, 4}}
+      a:add_(a:t())   -- a += a.T reads a from before the first write
+      t.eq(a:get(2, 1), 5)
+      t.eq(a:get(1, 2), 5)
+      local x = T{1, 2, 3, 4}
+      x:narrow(1, 2, 3):add_(x:narrow(1, 1, 3))
+      t.truthy(x:equal(T{1, 3, 5, 7}), tostring(x))
+      local rows = T{{1, 2}, {3, 4}, {5, 6}}
+      rows:sub_(rows:narrow(1, 1, 1))   -- each row minus the first row as it was
+      t.truthy(rows:equal(T{{0, 0}, {2, 2}, {4, 4}}), tostring(rows))
+      local y = T{1, 2, 3, 4}
+      y:narrow(1, 2, 3):axpy_(1, y:narrow(1, 1, 3))
+      t.truthy(y:equal(T{1, 3, 5, 7}), tostring(y))
+      -- an expanded view written would apply the operation once per repeat
+      local z = ts.zeros(1, 3)
+      t.raises(function() z:expand(2, 3):add_(1) end, 'the result is an expanded view')
+      t.raises(function() z:expand(2, 3):exp_() end, 'the result is an expanded view')
+      t.eq(z:sum(), 0)
+      -- NaN: the first one wins max and argmax wherever it stands, and maximum, minimum and clamp keep it
+      local nan = 0 / 0
+      t.truthy(T{1, nan, 3}:max() ~= T{1, nan, 3}:max(), 'max with a NaN is NaN')
+      t.eq(T{1, nan, 3}:argmax(), 2)
+      local m, i = T{{1, nan, 3}, {2, 1, 0}}:max(2)
+      t.truthy(m:get(1, 1) ~= m:get(1, 1) and i:get(1, 1) == 1 and m:get(2, 1) == 2, tostring(m) .. tostring(i))
+      local mx = T{nan, 1}:maximum(T{1, nan})
+      t.truthy(mx:get(1) ~= mx:get(1) and mx:get(2) ~= mx:get(2), tostring(mx))
+      t.truthy(T{nan}:clamp(0, 1):get(1) ~= T{nan}:clamp(0, 1):get(1), 'clamp keeps NaN')
+      -- equal compares exactly, int64 as int64 and float64 as float64; NaN equals nothing
+      t.eq(T({1, 1 + 1e-12}, 'float64'):equal(T({1, 1}, 'float64')), false)
+      t.eq(T({16777217}, 'int64'):equal(T({16777216}, 'int64')), false)
+      t.eq(T{1, nan}:equal(T{1, 2}), false)
+      t.eq(T{1, 2}:equal(T{1, 2}), true)
+      -- allclose: the same infinities are close wherever they stand, NaN is close to nothing, empty is close
+      t.eq(T{math.huge, 1}:allclose(T{math.huge, 1}), true)
+      t.eq(T{1, nan}:allclose(T{1, nan}), false)
+      t.eq(ts.zeros(0):allclose(ts.zeros(0)), true)
+   end)
+
+   t.test('arange stops before its end, std and norm take no argument they ignore, a freed tensor says so', function()
+      t.eq(ts.arange(5):numel(), 5)
+      t.truthy(ts.arange(1, 5):equal(ts.tensor{1, 2, 3, 4}))
+      t.truthy(ts.arange(0, 1, 0.25):equal(ts.tensor{0, 0.25, 0.5, 0.75}))
+      t.raises(function() ts.arange(0, 1, 0) end, 'step must be a non-zero number')
+      local x = ts.tensor{{1, 2}, {3, 5}}
+      t.near(x:std(1), ts.tensor{{math.sqrt(2), math.sqrt(4.5)}}, 1e-6)
+      t.raises(function() x:norm(1) end, 'only the L2 norm')
+      t.raises(function() x[{1.5}] = 0 end, 'not an integer')
+      t.raises(function() return x:get(1, 1.5) end, 'out of range')
+      t.raises(function() return x:stride(3) end, 'dim 3 out of range')
+      local f = ts.zeros(2)
+      f:free()
+      t.raises(function() return f:dim() end, 'tensor used after :free()')
+      f:free()   -- twice is harmless
+      t.eq(tostring(ts.zeros(0, 3)):find('{}', 1, true) ~= nil, true)
+      -- integer casts wrap as numpy's do; a float int64 cannot hold is INT64_MIN, not undefined
+      t.eq(ts.tensor({2 ^ 32 + 5}, 'int64'):int():get(1), 5)
+   end)
+
    t.test('dtype conversions round-trip and saturate', function()
       local x = ts.tensor{-3.7, 0, 2.5, 300}
       t.eq(x:long():get(1), -3)

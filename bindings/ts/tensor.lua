@@ -92,6 +92,7 @@ end
 -- ts.zeros(2, 3), ts.zeros({2, 3}, 'int64')
 local function split_dtype(...)
    local n = select('#', ...)
+   if n == 0 then return 0, 0 end
    local last = select(n, ...)
    if type(last) == 'string' then return dtype_code(last, 4), n - 1 end
    return 0, n
@@ -113,9 +114,10 @@ function T.rand(...) local t = T.zeros(...); check(C.ts_tensor_uniform(t._c, 0, 
 function T.randn(...) local t = T.zeros(...); check(C.ts_tensor_normal(t._c, 0, 1)); return t end
 
 function T.arange(a, b, step)
-   if not b then a, b = 0, a - 1 end   -- arange(n) = 0 .. n-1
+   if not b then a, b = 0, a end   -- arange(n) = 0 .. n-1; arange(a, b) stops before b, as numpy and PyTorch
    step = step or 1
-   local n = math.max(0, math.floor((b - a) / step) + 1)
+   if step == 0 or step ~= step then error('arange: step must be a non-zero number', 2) end
+   local n = math.max(0, math.ceil((b - a) / step))
    local t = new(0, n)
    local p = ffi.cast('float *', C.ts_tensor_data(t._c))
    for i = 0, n - 1 do p[i] = a + i * step end
@@ -169,10 +171,16 @@ end
 
 -- Gives this handle's C tensor back now instead of at a later garbage collection (the collector does not see
 -- C memory); its storage goes when no other handle or view holds it. The Lua object cannot be used afterwards.
+local freed_mt = {__index = function(_, k)
+   if k == 'free' then return function() end end   -- freeing twice is harmless
+   error('tensor used after :free()', 2)
+end}
+freed_mt.__newindex = function() error('tensor used after :free()', 2) end
 function Tensor:free()
-   if self._c ~= nil then
+   if rawget(self, '_c') ~= nil then
       C.ts_tensor_free(ffi.gc(self._c, nil))
       self._c = nil
+      setmetatable(self, freed_mt)
    end
 end
 
@@ -214,15 +222,16 @@ function Tensor:size(d)
 end
 Tensor.shape = Tensor.size
 
-function Tensor:stride(d) return tonumber(C.ts_tensor_stride(self._c, d - 1)) end
 
 local function dim_arg(self, d, level)
    local n = C.ts_tensor_ndim(self._c)
    if type(d) ~= 'number' then error('expected a dim number, got ' .. type(d), level + 1) end
+   if d ~= math.floor(d) then error(('dim %s is not an integer'):format(tostring(d)), level + 1) end
    if d < 0 then d = n + d + 1 end
    if d < 1 or d > n then error(('dim %d out of range for a %d-dim tensor'):format(d, n), level + 1) end
    return d - 1
 end
+function Tensor:stride(d) return tonumber(C.ts_tensor_stride(self._c, dim_arg(self, d, 2))) end
 
 function Tensor:view(...) local n = shape_of(...); return wrap(C.ts_tensor_view(self._c, n, shape_buf)) end
 function Tensor:reshape(...)
@@ -281,7 +290,7 @@ local function fill_index(self, ...)
    for i = 1, n do
       local ix = select(i, ...)
       local size = tonumber(C.ts_tensor_size(self._c, i - 1))
-      if type(ix) ~= 'number' or ix < 1 or ix > size then
+      if type(ix) ~= 'number' or ix < 1 or ix > size or ix ~= math.floor(ix) then
          error(('index %s out of range for dim %d of size %d'):format(tostring(ix), i, size), 3)
       end
       index_buf[i - 1] = ix - 1
@@ -322,6 +331,11 @@ end
 local function index_table(self, spec, level)
    local t, d = self, 1
    for _, s in ipairs(spec) do
+      for _, v in ipairs(type(s) == 'table' and s or {s}) do
+         if type(v) == 'number' and v ~= math.floor(v) then
+            error(('index %s is not an integer'):format(tostring(v)), level + 1)
+         end
+      end
       if type(s) == 'number' then
          t = t:select(d, s < 0 and t:size(d) + s + 1 or s)
       elseif type(s) == 'table' then
@@ -490,8 +504,20 @@ end
 -- argmax(): 1-based position of the maximum; argmax(d): 0-based indices along d (class ids)
 function Tensor:argmax(d) return reduce(self, 'argmax', d, 3) end
 function Tensor:argmin(d) return reduce(self, 'argmin', d, 3) end
-function Tensor:std() local m = self:mean(); return math.sqrt((self - m):square():sum() / math.max(1, self:numel() - 1)) end
-function Tensor:norm() return math.sqrt(self:contiguous():float():square():sum()) end
+-- the unbiased standard deviation (n - 1: NaN for one element, as torch.std); t:std(d) along dim d, kept with size 1
+function Tensor:std(d)
+   if d then
+      local x = self:float()
+      return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt()
+   end
+   local m = self:mean()
+   return math.sqrt((self - m):square():sum() / (self:numel() - 1))
+end
+-- the L2 norm of all elements (other p and per-dim norms are refused rather than answered with this one)
+function Tensor:norm(p, d)
+   if (p ~= nil and p ~= 2) or d ~= nil then error('norm: only the L2 norm of the whole tensor, t:norm()', 2) end
+   return math.sqrt(self:contiguous():float():square():sum())
+end
 
 function Tensor:mm(b, trans_a, trans_b)
    local m = trans_a and self:size(2) or self:size(1)
@@ -509,13 +535,24 @@ end
 function Tensor:allclose(other, rtol, atol)
    rtol, atol = rtol or 1e-5, atol or 1e-8
    local a, b = self:float(), other:float()
+   if a:numel() == 0 then return true end
    local excess = (a - b):abs() - b:abs():mul(rtol)
-   return excess:max() <= atol
+   -- close where excess <= atol (a NaN excess is not), or where a == b (inf == inf, as numpy.allclose)
+   local ok = excess:gt(atol):neg():add(1):mul(excess:eq(excess)):maximum(a:eq(b))
+   return ok:min() == 1
 end
 
+-- same sizes and elements, compared exactly (int64 as int64, the rest as float64); NaN equals nothing
 function Tensor:equal(other)
    if tostring(self:size()) ~= tostring(other:size()) then return false end
-   return self:numel() == 0 or (self:float() - other:float()):abs():max() == 0
+   local wide = (self:dtype() == 'int64' and other:dtype() == 'int64') and 'int64' or 'float64'
+   local a, b = self:cpu():contiguous():type(wide), other:cpu():contiguous():type(wide)
+   local ct = wide == 'int64' and 'int64_t *' or 'double *'
+   local pa, pb = ffi.cast(ct, a:data()), ffi.cast(ct, b:data())
+   for i = 0, a:numel() - 1 do
+      if pa[i] ~= pb[i] then return false end
+   end
+   return true
 end
 
 -- ---- printing ------------------------------------------------------------------------------------
@@ -550,6 +587,7 @@ mt.__tostring = function(self)
          for j = 1, self:size(2) do vals[j] = fmt(self:get(i, j)) end
          lines[i] = ' {' .. table.concat(vals, ', ') .. '}'
       end
+      if #lines == 0 then lines[1] = ' {}' end
       lines[1] = '{' .. lines[1]:sub(2)
       lines[#lines] = lines[#lines] .. '}'
    end
