@@ -95,6 +95,10 @@ return function(t)
       t.eq(T{math.huge, 1}:allclose(T{math.huge, 1}), true)
       t.eq(T{1, nan}:allclose(T{1, nan}), false)
       t.eq(ts.zeros(0):allclose(ts.zeros(0)), true)
+      -- whole-tensor reductions of other dtypes in their own values, not through float32
+      t.eq(T({16777217, 3}, 'int64'):max(), 16777217)
+      t.eq(T({1.0000000001, 1.00000000005, 1.0000000002}, 'float64'):argmax(), 3)
+      t.eq(T({1, 2}, 'int32'):mean(), 1.5)
    end)
 
    t.test('arange stops before its end, std and norm take no argument they ignore, a freed tensor says so', function()

@@ -467,7 +467,33 @@ mt.__unm = function(a) return a:neg() end
 
 -- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1
 local red = {sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5}
+-- The whole of a tensor of another dtype than float32 reduced in its own values, as numpy does (through
+-- float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would read 2^24 or 1): max, min, their 1-based
+-- positions (the first NaN winning, as in C), mean in double.
+local element_types = {uint8 = 'uint8_t *', int32 = 'int32_t *', int64 = 'int64_t *', float64 = 'double *'}
+local function reduce_exact(self, op, level)
+   check(C.ts_math_fallback(op, device_of(self)), level)   -- a CUDA tensor's is a host round trip, counted
+   local x = self:cpu():contiguous()
+   local n = x:numel()
+   if n == 0 then error('reduce: empty dimension', level + 1) end
+   local p = ffi.cast(element_types[x:dtype()], C.ts_tensor_data(x._c))
+   if op == 'mean' then
+      local acc = 0
+      for i = 0, n - 1 do acc = acc + tonumber(p[i]) end
+      return acc / n
+   end
+   local larger = op == 'max' or op == 'argmax'
+   local best, at = p[0], 0
+   for i = 1, n - 1 do
+      local v = p[i]
+      if best == best and (v ~= v or (larger and v > best or not larger and v < best)) then best, at = v, i end
+   end
+   if op == 'argmax' or op == 'argmin' then return at + 1 end
+   return tonumber(best)
+end
+
 local function reduce(self, op, d, level)
+   if not d and element_types[self:dtype()] then return reduce_exact(self, op, level) end
    local src = self
    if src:dtype() ~= 'float32' then src = src:float() end
    src = src:contiguous()
