@@ -5,6 +5,7 @@
  * aliasing) and enlarging interpolates bilinearly; this is what Pillow's BILINEAR resize does, which
  * made the dataset's 32x32 images. An optional region of interest (x1, y1, x2, y2 in source pixels, end
  * exclusive) is cropped first. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,13 @@ static unsigned char *reorient(const unsigned char *px, int w, int h, int c, int
     return out;
 }
 
+/* why stb_image failed, in its words (it gives none for some files) */
+static const char *stb_reason(void)
+{
+    const char *reason = stbi_failure_reason();
+    return reason && *reason ? reason : "no image data";
+}
+
 ts_tensor *ts_image_load(const char *path, int channels)
 {
     if (channels < 0 || channels > 4) {
@@ -116,30 +124,30 @@ ts_tensor *ts_image_load(const char *path, int channels)
     /* read once, then decoded from memory: a pipe can be read only once, and the size checked against the
        limit is then that of the image decoded */
     size_t size = 0;
-    /* the most a file of an image within the pixel limit can hold: 16-bit RGBA uncompressed, and its header */
-    size_t limit = (size_t)ts_image_pixel_limit(0) * 8 + ((size_t)1 << 20);
+    /* a file about as large as an image within the pixel limit takes uncompressed (16-bit RGBA, and a header),
+       and at most what stb's int lengths hold */
+    int64_t pixels_max = ts_image_pixel_limit(0);
+    size_t limit = pixels_max < (INT_MAX - (1 << 20)) / 8 ? (size_t)pixels_max * 8 + (1 << 20) : (size_t)INT_MAX;
     unsigned char *data = ts_read_file(path, limit, &size);
     if (!data) return NULL;
     ts_tensor *t = NULL;
     unsigned char *pixels = NULL, *turned = NULL;
     int w, h, n;
-    const char *reason, *kind = ts_file_kind(data, size);
+    const char *kind = ts_file_kind(data, size);
     if (!size) ts_error("%s: is empty, not an image", path);
     else if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
         /* stb tries every format in turn, so an image it refuses (too large for stb, or broken) ends with the
            last format's "unknown type": the first bytes say which it was */
-        reason = stbi_failure_reason();
         if (kind && strstr(kind, "image")) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
         else if (kind) ts_error("%s: is %s, not an image", path, kind);
-        else ts_error("%s: cannot read the image: %s", path, reason && *reason ? reason : "no image data");
+        else ts_error("%s: cannot read the image: %s", path, stb_reason());
     } else if (w <= 0 || h <= 0)
         ts_error("%s: the image declares %d x %d pixels", path, w, h);
     else if ((int64_t)w * h > ts_image_pixel_limit(0))
         ts_error("%s: %d x %d pixels is more than the limit of %lld (ts.image.pixelLimit(n) or TSHOST_MAX_PIXELS "
                  "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
     else if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
-        reason = stbi_failure_reason();
-        ts_error("%s: cannot read the image: %s", path, reason && *reason ? reason : "no image data");
+        ts_error("%s: cannot read the image: %s", path, stb_reason());
     } else {
         int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
         if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))

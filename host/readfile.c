@@ -4,6 +4,7 @@
  * The file is read in growing chunks until its end rather than by its size: a pipe (/dev/stdin) has no size
  * and can be read only once. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +19,24 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
         ts_error("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct stat st;
+    struct stat st = {0};
     if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
         fclose(f);
         ts_error("%s: is a directory, not a file", path);
         return NULL;
     }
+    /* a regular file's size is the first guess (one byte more, to see its end in the same read), so that a
+       large one is not grown by doubling past twice its size */
     unsigned char *data = NULL;
-    size_t used = 0, capacity = 0;
+    size_t used = 0, capacity = 0, first = S_ISREG(st.st_mode) && st.st_size >= 0 ? (size_t)st.st_size + 1 : (size_t)1 << 16;
+    size_t most = limit < SIZE_MAX ? limit + 1 : SIZE_MAX;   /* a file of exactly limit bytes ends within it */
     for (;;) {
         if (used == capacity) {
-            if (capacity >= limit) {
+            if (capacity == most) {
                 ts_error("%s: larger than %.0f MiB, the most this reader takes", path, (double)limit / (1 << 20));
                 break;
             }
-            size_t grown = capacity ? capacity * 2 : (size_t)1 << 16;
-            if (grown > limit) grown = limit;
+            size_t grown = !capacity ? (first < most ? first : most) : capacity > most / 2 ? most : capacity * 2;
             unsigned char *p = realloc(data, grown);
             if (!p) {
                 ts_error("%s: out of memory reading %zu bytes", path, grown);

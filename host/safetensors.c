@@ -538,7 +538,8 @@ static int parse_header(ts_safetensors *f)
         return ts_error("%s: not a safetensors file (%zu bytes, shorter than the 8-byte header length)", f->path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->bytes[i];
-    const char *kind = ts_file_kind(f->bytes, f->size);   /* a torch.save file named .safetensors, say */
+    /* a torch.save file named .safetensors, say; a cut safetensors file still has its header's '{' */
+    const char *kind = f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size) : NULL;
     if (hlen > f->size - 8 && kind) return ts_error("%s: is %s, not a safetensors file", f->path, kind);
     if (hlen > f->size - 8)
         return ts_error("%s: truncated: the header claims %llu bytes but the file has %zu after the length", f->path,

@@ -382,7 +382,7 @@ static void store(void *base, int dtype, int64_t i, double v)
 {
     switch (dtype) {
     case TS_FLOAT32: ((float *)base)[i] = (float)v; break;
-    case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
+    case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(v > 255 ? 255 : v > 0 ? v : 0); break;   /* NaN: 0 */
     /* integers wrap as C's and numpy's integer casts do (int64 2^32 + 5 -> int32 5); NaN and what int64 cannot
        hold become INT64_MIN, as x86's conversion gives, instead of C's undefined behaviour */
     case TS_INT32: ((int32_t *)base)[i] = (int32_t)(uint32_t)(uint64_t)to_int64(v); break;
@@ -409,6 +409,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
     if (n != ts_tensor_numel(src))
         return ts_error("copy: destination %s and source %s differ in element count", ts_shape_str(dst, a, sizeof a),
                         ts_shape_str(src, b, sizeof b));
+    if (ts_check_writable("copy", dst)) return -1;
     if (dst->dtype == src->dtype && dst->storage->device == src->storage->device) return ts_copy_within(dst, src);
     if (ts_on_cuda(dst) || ts_on_cuda(src)) return ts_device_copy(dst, src);
     /* a dtype conversion on the host */
@@ -546,6 +547,14 @@ int ts_tensor_normal(ts_tensor *t, double mean, double std)
 }
 
 /* ---- argument checks shared by the layers ---- */
+
+int ts_check_writable(const char *what, const ts_tensor *out)
+{
+    for (int d = 0; d < out->ndim; d++)
+        if (out->shape[d] > 1 && out->stride[d] == 0)
+            return ts_error("%s: the result is an expanded view (stride 0 in dim %d): write into a :clone()", what, d + 1);
+    return 0;
+}
 
 int ts_check_f32(const char *what, const ts_tensor *t)
 {

@@ -152,16 +152,6 @@ static int on_device(int *rc, ts_tensor *out, const ts_tensor *a, const ts_tenso
     return 1;
 }
 
-/* out written through more than one index (an expanded view, stride 0): refused, as PyTorch does; numpy's
- * broadcast views are read-only */
-static int check_writable(const char *what, const ts_tensor *out)
-{
-    for (int d = 0; d < out->ndim; d++)
-        if (out->shape[d] > 1 && out->stride[d] == 0)
-            return ts_error("%s: the result is an expanded view (stride 0 in dim %d): write into a :clone()", what, d + 1);
-    return 0;
-}
-
 /* an operand that shares out's storage without being out's own view is read from a copy (numpy's rule for
  * overlapping operands), so that no element is read after the loop has written it */
 static const ts_tensor *unaliased(const ts_tensor *out, const ts_tensor *x, ts_tensor **tmp)
@@ -179,7 +169,7 @@ static const ts_tensor *unaliased(const ts_tensor *out, const ts_tensor *x, ts_t
 
 int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op)
 {
-    if (check_writable("arithmetic", out)) return -1;
+    if (ts_check_writable("arithmetic", out)) return -1;
     ts_tensor *ta = NULL, *tb = NULL;
     const ts_tensor *ua = unaliased(out, a, &ta), *ub = ua ? unaliased(out, b, &tb) : NULL;
     if (ta || tb || !ua || !ub) {   /* on either device: the operation again, on the copies */
@@ -212,7 +202,7 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
 
 int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first)
 {
-    if (check_writable("arithmetic", out)) return -1;
+    if (ts_check_writable("arithmetic", out)) return -1;
     int rc = 0;
     if (ts_on_cuda(out) && on_device(&rc, out, a, NULL, op, s)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a))
@@ -239,7 +229,7 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
 
 int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
 {
-    if (check_writable("math", out)) return -1;
+    if (ts_check_writable("math", out)) return -1;
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(unary_names, op), out, a, NULL, unary_op, &(op_args){.op = op});
     if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)

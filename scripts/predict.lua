@@ -28,6 +28,10 @@ local function usage(why)
                    .. '[--draw out.png] [--whole] [--detector DIR]\n')
    os.exit(2)
 end
+local function fail(message)
+   io.stderr:write('predict: ' .. message .. '\n')
+   os.exit(1)
+end
 local run, files, as_json, abstain, tta, draw, whole, detector = nil, {}, false, nil, nil, nil, false, nil
 local i = 1
 while i <= #arg do
@@ -58,8 +62,7 @@ if not run or #files == 0 then usage() end
 local model, config = ts.models.load(run)
 if whole and detector then usage('--whole and --detector exclude each other') end
 if detector and not ts.files.exists(detector .. '/model.safetensors') then
-   io.stderr:write(('predict: --detector %s: no model.safetensors there\n'):format(detector))
-   os.exit(1)
+   fail(('--detector %s: no model.safetensors there'):format(detector))
 end
 if not whole and not detector then
    detector = ts.files.exists(run .. '/detector/model.safetensors') and run .. '/detector' or nil
@@ -74,10 +77,7 @@ local pre = ts.data.preprocess(config.preprocess)
 local size_h, size_w = 32, 32
 local names = config.class_names or {}
 local ok_cal, temperature, fitted, calibrated = pcall(ts.experiment.readCalibration, run)
-if not ok_cal then
-   io.stderr:write(('predict: %s\n'):format(tostring(temperature)))
-   os.exit(1)
-end
+if not ok_cal then fail(tostring(temperature)) end
 local views = tta or fitted
 if calibrated then
    if views ~= fitted then
@@ -111,10 +111,6 @@ local image_ext = {png = true, jpg = true, jpeg = true, bmp = true, tga = true}
 local draw_dir = draw and (#files > 1 or not image_ext[(draw:match('%.([^./]+)$') or ''):lower()])
 local inputs, drawn = {}, {}
 for _, file in ipairs(files) do inputs[ts.files.realpath(file) or file] = true end
-local function fail(message)
-   io.stderr:write('predict: ' .. message .. '\n')
-   os.exit(1)
-end
 if draw_dir then
    ts.files.mkdirs(draw)
    local probe = ('%s/.predict-%d'):format(draw, os.time())
@@ -187,7 +183,9 @@ for _, file in ipairs(files) do
             draw_failed = draw_failed + 1
             r.draw_error = tostring(err)
          end
+         copy:free()
       end
+      img:free()   -- now, not at a garbage collection that may come after several photos
    end
 end
 if as_json then

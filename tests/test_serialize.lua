@@ -212,6 +212,9 @@ return function(t)
       -- what torch.save writes (a zip archive), named .safetensors
       t.writefile(dir .. '/torch.safetensors', 'PK\3\4' .. string.rep('\0', 60))
       t.raises(function() ts.load(dir .. '/torch.safetensors') end, 'torch.safetensors: is a zip archive (torch.save')
+      -- a cut file whose header length's first byte happens to be a pickle's (0x80) is still a cut file
+      t.writefile(dir .. '/cut.safetensors', '\128\2\0\0\0\0\0\0{"a": {"dtype": "F32"')
+      t.raises(function() ts.load(dir .. '/cut.safetensors') end, 'cut.safetensors: truncated')
    end)
 
    t.test('a failed save leaves the previous checkpoint intact', function()

@@ -88,6 +88,6 @@ function M.realpath(path)
 end
 
 -- only a folder has a "." inside it to resolve
-function M.isDir(path) return C.realpath(path .. '/.', resolved) ~= nil end
+function M.isDir(path) return path ~= '' and C.realpath(path .. '/.', resolved) ~= nil end
 
 return M

@@ -118,12 +118,12 @@ function M.load(path, model, opts)
    -- not strict: what is left out is said, and a file of which nothing fits (another network, or every name
    -- under a prefix such as DataParallel's 'module.') is refused: the model would keep its random weights
    if #problems > 0 then
+      local listed = table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')
       if not next(used) and #state > 0 then
-         error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path,
-               table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')), 2)
+         error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path, listed), 2)
       end
       io.stderr:write(('note: ts.load: %s: %d tensor(s) left as they were or not used (strict = false): %s\n'):format(path,
-                      #problems, table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')))
+                      #problems, listed))
    end
    for _, pair in ipairs(state) do
       if used[prefix .. pair[1]] then pair[2]:copy(tensors[prefix .. pair[1]]) end

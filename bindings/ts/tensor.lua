@@ -290,7 +290,9 @@ local function fill_index(self, ...)
    for i = 1, n do
       local ix = select(i, ...)
       local size = tonumber(C.ts_tensor_size(self._c, i - 1))
-      if type(ix) ~= 'number' or ix < 1 or ix > size or ix ~= math.floor(ix) then
+      if type(ix) == 'number' and ix ~= math.floor(ix) then
+         error(('index %s is not an integer'):format(tostring(ix)), 3)
+      elseif type(ix) ~= 'number' or ix < 1 or ix > size then
          error(('index %s out of range for dim %d of size %d'):format(tostring(ix), i, size), 3)
       end
       index_buf[i - 1] = ix - 1
@@ -532,12 +534,9 @@ function Tensor:argmax(d) return reduce(self, 'argmax', d, 3) end
 function Tensor:argmin(d) return reduce(self, 'argmin', d, 3) end
 -- the unbiased standard deviation (n - 1: NaN for one element, as torch.std); t:std(d) along dim d, kept with size 1
 function Tensor:std(d)
-   if d then
-      local x = self:float()
-      return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt()
-   end
-   local m = self:mean()
-   return math.sqrt((self - m):square():sum() / (self:numel() - 1))
+   local x = self:float()
+   if d then return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt() end
+   return math.sqrt((x - x:mean()):square():sum() / (x:numel() - 1))
 end
 -- the L2 norm of all elements (other p and per-dim norms are refused rather than answered with this one)
 function Tensor:norm(p, d)

@@ -129,6 +129,7 @@ static int staged_copy(cudaStream_t stream, void *dst, const void *src, size_t b
             // pinned host memory: a failure is not the GPU's memory, which a smaller batch would spare
             cudaError_t e = cudaMallocHost((void **)&staging[k], part);
             if (e != cudaSuccess) {
+                cudaGetLastError();   // not left pending for the next kernel's check to report as the GPU's
                 tsk_cuda_fail(0, "pinned staging buffer of %zu bytes on the host: %s", part, cudaGetErrorString(e));
                 return -1;
             }
