@@ -262,15 +262,66 @@ int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
     return rc;
 }
 
+/* The position of the largest (larger = 1) or smallest of n elements `step` apart, compared in their own type
+ * (through float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would tie with its neighbour): the first
+ * of equals, and the first NaN, which wins and stays, as numpy's argmax. One definition for every type. */
+#define ARG_BEST(T)                                                                  \
+    static int64_t arg_best_##T(const T *v, int64_t n, int64_t step, int larger)     \
+    {                                                                                \
+        T best = v[0];                                                               \
+        int64_t at = 0;                                                              \
+        for (int64_t k = 1; k < n; k++) {                                            \
+            T x = v[k * step];                                                       \
+            if (best == best && (x != x || (larger ? x > best : x < best))) best = x, at = k; \
+        }                                                                            \
+        return at;                                                                   \
+    }
+ARG_BEST(float)
+ARG_BEST(double)
+ARG_BEST(uint8_t)
+ARG_BEST(int32_t)
+ARG_BEST(int64_t)
+#undef ARG_BEST
+
+static int64_t arg_best(const ts_tensor *a, const void *v, int64_t n, int64_t step, int larger)
+{
+    switch (a->dtype) {
+    case TS_FLOAT32: return arg_best_float(v, n, step, larger);
+    case TS_UINT8: return arg_best_uint8_t(v, n, step, larger);
+    case TS_INT32: return arg_best_int32_t(v, n, step, larger);
+    case TS_INT64: return arg_best_int64_t(v, n, step, larger);
+    default: return arg_best_double(v, n, step, larger);
+    }
+}
+
+/* element i of a contiguous block of dtype t, as a double (exact but for int64 beyond 2^53) */
+static double element(const void *p, int dtype, int64_t i)
+{
+    switch (dtype) {
+    case TS_FLOAT32: return ((const float *)p)[i];
+    case TS_UINT8: return ((const uint8_t *)p)[i];
+    case TS_INT32: return ((const int32_t *)p)[i];
+    case TS_INT64: return (double)((const int64_t *)p)[i];
+    default: return ((const double *)p)[i];
+    }
+}
+
+/* Any dtype in, its values reduced in their own type: max/min compare exactly, sum/mean add in double. The
+ * result's dtype: int64 for argmax/argmin (0-based positions), the input's own or float32 or float64 for max/min
+ * (the winning element, converted once), float32 or float64 for sum/mean. */
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
 {
     char buf[96];
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(reduce_names, op), out, a, NULL, reduce_op, &(op_args){.dim = dim, .op = op});
-    if (ts_check_f32("reduce: input", a)) return -1;
-    int arg = op == TS_ARGMAX || op == TS_ARGMIN;
-    if (out->dtype != (arg ? TS_INT64 : TS_FLOAT32) || !ts_tensor_is_contiguous(out))
-        return ts_error("reduce: the result must be a contiguous %s tensor", arg ? "int64" : "float32");
+    if (op < TS_SUM || op > TS_ARGMIN) return ts_error("reduce: unknown reduction %d", op);
+    if (!ts_tensor_is_contiguous(a)) return ts_error("reduce: the input must be contiguous");
+    int arg = op == TS_ARGMAX || op == TS_ARGMIN, pick = op == TS_MAX || op == TS_MIN;
+    int fits = arg ? out->dtype == TS_INT64
+                   : out->dtype == TS_FLOAT32 || out->dtype == TS_FLOAT64 || (pick && out->dtype == a->dtype);
+    if (!fits || !ts_tensor_is_contiguous(out))
+        return ts_error("reduce: the result must be a contiguous %s tensor", arg ? "int64"
+                        : pick ? "float32, float64 or input-typed" : "float32 or float64");
     int64_t outer = 1, n = ts_tensor_numel(a), inner = 1;
     if (dim >= 0) {
         if (dim >= a->ndim) return ts_error("reduce: dim %d out of range for %s", dim + 1, ts_shape_str(a, buf, sizeof buf));
@@ -280,21 +331,28 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
     }
     if (ts_tensor_numel(out) != outer * inner) return ts_error("reduce: result has the wrong size");
     if (n == 0 && op != TS_SUM) return ts_error("reduce: empty dimension");
-    const float *p = ts_f32(a);
-    for (int64_t o = 0; o < outer; o++)
+    size_t size = ts_dtype_size(a->dtype);
+    const char *p = ts_tensor_data(a);
+    char *o = ts_tensor_data(out);
+    for (int64_t j = 0; j < outer; j++)
         for (int64_t i = 0; i < inner; i++) {
-            const float *v = p + o * n * inner + i;
-            double acc = op == TS_SUM || op == TS_MEAN ? 0.0 : v[0];
-            int64_t best = 0;
-            for (int64_t k = 0; k < n; k++) {
-                double x = v[k * inner];
-                if (op == TS_SUM || op == TS_MEAN) acc += x;
-                else if (acc == acc && (x != x || ((op == TS_MAX || op == TS_ARGMAX) ? x > acc : x < acc)))
-                    acc = x, best = k;   /* the first NaN wins and stays, as numpy's max and argmax */
+            int64_t first = j * n * inner + i, at = j * inner + i;
+            if (arg || pick) {
+                int64_t best = arg_best(a, p + (size_t)first * size, n, inner, op == TS_MAX || op == TS_ARGMAX);
+                if (arg) ((int64_t *)o)[at] = best;
+                else if (out->dtype == a->dtype) memcpy(o + (size_t)at * size, p + (size_t)(first + best * inner) * size, size);
+                else {
+                    double v = element(p, a->dtype, first + best * inner);
+                    if (out->dtype == TS_FLOAT32) ((float *)o)[at] = (float)v;
+                    else ((double *)o)[at] = v;
+                }
+                continue;
             }
+            double acc = 0.0;
+            for (int64_t k = 0; k < n; k++) acc += element(p, a->dtype, first + k * inner);
             if (op == TS_MEAN) acc /= (double)n;
-            if (arg) ((int64_t *)ts_tensor_data(out))[o * inner + i] = best;
-            else ts_f32(out)[o * inner + i] = (float)acc;
+            if (out->dtype == TS_FLOAT32) ((float *)o)[at] = (float)acc;
+            else ((double *)o)[at] = acc;
         }
     return 0;
 }
@@ -310,15 +368,7 @@ double ts_tensor_sum_all(const ts_tensor *a)
     double s = 0;
     int64_t n = ts_tensor_numel(c);
     const void *d = ts_tensor_data(c);
-    for (int64_t i = 0; i < n; i++) {
-        switch (c->dtype) {
-        case TS_FLOAT32: s += ((const float *)d)[i]; break;
-        case TS_UINT8: s += ((const uint8_t *)d)[i]; break;
-        case TS_INT32: s += ((const int32_t *)d)[i]; break;
-        case TS_INT64: s += (double)((const int64_t *)d)[i]; break;
-        default: s += ((const double *)d)[i]; break;
-        }
-    }
+    for (int64_t i = 0; i < n; i++) s += element(d, c->dtype, i);
     ts_tensor_free(c);
     return s;
 }

@@ -467,48 +467,25 @@ mt.__div = function(a, b) return binary('div', a, b) end
 mt.__pow = function(a, b) return binary('pow', a, b) end
 mt.__unm = function(a) return a:neg() end
 
--- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1
+-- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1. Every dtype is reduced in its own
+-- values, as numpy does (through float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would read 2^24 or
+-- 1): max/min compare exactly, sum/mean add in double. Along a dim, max/min keep the input's dtype (the
+-- values are its elements, as in PyTorch), sum/mean give float32 (rounded once, at the end), argmax/argmin
+-- 0-based int64; over the whole tensor a Lua number (argmax/argmin 1-based).
 local red = {sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5}
--- The whole of a tensor of another dtype than float32 reduced in its own values, as numpy does (through
--- float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would read 2^24 or 1): max, min, their 1-based
--- positions (the first NaN winning, as in C), mean in double.
-local element_types = {uint8 = 'uint8_t *', int32 = 'int32_t *', int64 = 'int64_t *', float64 = 'double *'}
-local function reduce_exact(self, op, level)
-   check(C.ts_math_fallback(op, device_of(self)), level)   -- a CUDA tensor's is a host round trip, counted
-   local x = self:cpu():contiguous()
-   local n = x:numel()
-   if n == 0 then error('reduce: empty dimension', level + 1) end
-   local p = ffi.cast(element_types[x:dtype()], C.ts_tensor_data(x._c))
-   if op == 'mean' then
-      local acc = 0
-      for i = 0, n - 1 do acc = acc + tonumber(p[i]) end
-      return acc / n
-   end
-   local larger = op == 'max' or op == 'argmax'
-   local best, at = p[0], 0
-   for i = 1, n - 1 do
-      local v = p[i]
-      if best == best and (v ~= v or (larger and v > best or not larger and v < best)) then best, at = v, i end
-   end
-   if op == 'argmax' or op == 'argmin' then return at + 1 end
-   return tonumber(best)
-end
-
 local function reduce(self, op, d, level)
-   if not d and element_types[self:dtype()] then return reduce_exact(self, op, level) end
-   local src = self
-   if src:dtype() ~= 'float32' then src = src:float() end
-   src = src:contiguous()
+   local src = self:contiguous()
    local arg = op == 'argmax' or op == 'argmin'
    if not d then
-      local out = new(arg and 3 or 0, 1)
+      local out = new(dtype_code(arg and 'int64' or 'float64'), 1)
       check(C.ts_tensor_reduce(out._c, src._c, -1, red[op]), level)
       return arg and out:get(1) + 1 or out:get(1)
    end
    local shape = self:size()
    local d0 = dim_arg(self, d, level)
    shape[d0 + 1] = 1
-   local out = new_on(device_of(self), arg and 3 or 0, shape)
+   local dtype = arg and 'int64' or (op == 'max' or op == 'min') and self:dtype() or 'float32'
+   local out = new_on(device_of(self), dtype_code(dtype), shape)
    check(C.ts_tensor_reduce(out._c, src._c, d0, red[op]), level)
    return out
 end
