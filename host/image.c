@@ -133,12 +133,13 @@ ts_tensor *ts_image_load(const char *path, int channels)
     ts_tensor *t = NULL;
     unsigned char *pixels = NULL, *turned = NULL;
     int w, h, n;
-    const char *kind = ts_file_kind(data, size);
+    int image_kind;
+    const char *kind = ts_file_kind(data, size, &image_kind);
     if (!size) ts_error("%s: is empty, not an image", path);
     else if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
         /* stb tries every format in turn, so an image it refuses (too large for stb, or broken) ends with the
            last format's "unknown type": the first bytes say which it was */
-        if (kind && strstr(kind, "image")) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
+        if (image_kind) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
         else if (kind) ts_error("%s: is %s, not an image", path, kind);
         else ts_error("%s: cannot read the image: %s", path, stb_reason());
     } else if (w <= 0 || h <= 0)

@@ -26,9 +26,10 @@ void ts_note_allocation(size_t bytes);
 
 /* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
  * directory, or is longer than limit bytes), and what a file's first bytes say it is ("a gzip-compressed
- * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) */
+ * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) and, when is_image is given,
+ * whether that kind is an image format */
 unsigned char *ts_read_file(const char *path, size_t limit, size_t *size);
-const char *ts_file_kind(const unsigned char *bytes, size_t n);
+const char *ts_file_kind(const unsigned char *bytes, size_t n, int *is_image);
 
 /* memory.c: storage blocks per device (NULL and an out-of-memory error when there is no room) */
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted);

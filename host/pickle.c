@@ -912,7 +912,7 @@ ts_pickle *ts_pickle_load(const char *path)
     unsigned char *buf = ts_read_file(path, SIZE_MAX, &size);
     if (!buf) return NULL;
     /* protocols 2 to 5 begin with PROTO; anything else is named for what it is, not by its first opcode */
-    const char *kind = size ? ts_file_kind(buf, size) : NULL;
+    const char *kind = size ? ts_file_kind(buf, size, NULL) : NULL;
     if (size && buf[0] != 0x80) {
         if (kind) ts_error("%s: is %s, not a pickle", path, kind);
         else ts_error("%s: not a pickle of protocol 2 to 5 (0x%02x at byte 0, not PROTO): protocols 0 and 1 are not "

@@ -60,25 +60,30 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
     return NULL;
 }
 
-const char *ts_file_kind(const unsigned char *b, size_t n)
+const char *ts_file_kind(const unsigned char *b, size_t n, int *is_image)
 {
     static const struct {
         const char *magic;
         size_t length;
         const char *kind;
+        int image;
     } kinds[] = {
-        {"\x89PNG\r\n\x1a\n", 8, "a PNG image"},
-        {"\xff\xd8\xff", 3, "a JPEG image"},
-        {"GIF8", 4, "a GIF image"},
-        {"BM", 2, "a BMP image"},
-        {"\x1f\x8b", 2, "a gzip-compressed file"},
-        {"PK\x03\x04", 4, "a zip archive (torch.save and numpy.savez write these)"},
-        {"\x93NUMPY", 6, "a NumPy .npy file"},
-        {"\x80", 1, "a Python pickle"},
-        {"BZh", 3, "a bzip2-compressed file"},
-        {"\xfd" "7zXZ", 5, "an xz-compressed file"},
+        {"\x89PNG\r\n\x1a\n", 8, "a PNG image", 1},
+        {"\xff\xd8\xff", 3, "a JPEG image", 1},
+        {"GIF8", 4, "a GIF image", 1},
+        {"BM", 2, "a BMP image", 1},
+        {"\x1f\x8b", 2, "a gzip-compressed file", 0},
+        {"PK\x03\x04", 4, "a zip archive (torch.save and numpy.savez write these)", 0},
+        {"\x93NUMPY", 6, "a NumPy .npy file", 0},
+        {"\x80", 1, "a Python pickle", 0},
+        {"BZh", 3, "a bzip2-compressed file", 0},
+        {"\xfd" "7zXZ", 5, "an xz-compressed file", 0},
     };
+    if (is_image) *is_image = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (n >= kinds[i].length && !memcmp(b, kinds[i].magic, kinds[i].length)) return kinds[i].kind;
+        if (n >= kinds[i].length && !memcmp(b, kinds[i].magic, kinds[i].length)) {
+            if (is_image) *is_image = kinds[i].image;
+            return kinds[i].kind;
+        }
     return NULL;
 }

@@ -539,7 +539,7 @@ static int parse_header(ts_safetensors *f)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->bytes[i];
     /* a torch.save file named .safetensors, say; a cut safetensors file still has its header's '{' */
-    const char *kind = f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size) : NULL;
+    const char *kind = f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size, NULL) : NULL;
     if (hlen > f->size - 8 && kind) return ts_error("%s: is %s, not a safetensors file", f->path, kind);
     if (hlen > f->size - 8)
         return ts_error("%s: truncated: the header claims %llu bytes but the file has %zu after the length", f->path,
