@@ -24,6 +24,11 @@ struct ts_tensor {
 
 void ts_note_allocation(size_t bytes);
 
+/* tensor.c: element i of a block of the given dtype, as a double (exact but for int64 beyond 2^53), and stored
+ * from one (uint8 saturates, NaN gives 0; int32 wraps from int64; out of range and NaN give INT64_MIN for int64) */
+double ts_element_load(const void *base, int dtype, int64_t i);
+void ts_element_store(void *base, int dtype, int64_t i, double v);
+
 /* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
  * directory, or is longer than limit bytes), and what a file's first bytes say it is ("a gzip-compressed
  * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) and, when is_image is given,

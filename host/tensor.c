@@ -365,7 +365,7 @@ ts_tensor *ts_tensor_contiguous(ts_tensor *t)
 
 /* ---- element access in any dtype ---- */
 
-static double load(const void *base, int dtype, int64_t i)
+double ts_element_load(const void *base, int dtype, int64_t i)
 {
     switch (dtype) {
     case TS_FLOAT32: return ((const float *)base)[i];
@@ -378,7 +378,7 @@ static double load(const void *base, int dtype, int64_t i)
 
 static int64_t to_int64(double v) { return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN; }
 
-static void store(void *base, int dtype, int64_t i, double v)
+void ts_element_store(void *base, int dtype, int64_t i, double v)
 {
     switch (dtype) {
     case TS_FLOAT32: ((float *)base)[i] = (float)v; break;
@@ -419,7 +419,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
         if (dst->dtype == TS_FLOAT32 && src->dtype == TS_UINT8) {
             for (int64_t i = 0; i < n; i++) ((float *)d)[i] = ((const uint8_t *)s)[i];
         } else {
-            for (int64_t i = 0; i < n; i++) store(d, dst->dtype, i, load(s, src->dtype, i));
+            for (int64_t i = 0; i < n; i++) ts_element_store(d, dst->dtype, i, ts_element_load(s, src->dtype, i));
         }
         return 0;
     }
@@ -436,7 +436,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
     for (int64_t i = 0; i < n; i++) {
         int64_t di = ts_row_offset(dst, i / dl) + (i % dl) * ds;
         int64_t si = ts_row_offset(src, i / sl) + (i % sl) * ss;
-        store(d, dst->dtype, di, load(s, src->dtype, si));
+        ts_element_store(d, dst->dtype, di, ts_element_load(s, src->dtype, si));
     }
     return 0;
 }
@@ -468,9 +468,9 @@ static int cuda_element(ts_tensor *t, int64_t off, double *value, int write)
     ts_tensor *v = element_view(t, off), *h = ts_tensor_new(t->dtype, 0, NULL);
     int rc = -1;
     if (v && h) {
-        if (write) store(ts_tensor_data(h), h->dtype, 0, *value);
+        if (write) ts_element_store(ts_tensor_data(h), h->dtype, 0, *value);
         rc = write ? ts_tensor_copy(v, h) : ts_tensor_copy(h, v);
-        if (!rc && !write) *value = load(ts_tensor_data(h), h->dtype, 0);
+        if (!rc && !write) *value = ts_element_load(ts_tensor_data(h), h->dtype, 0);
     }
     ts_tensor_free(v);
     ts_tensor_free(h);
@@ -482,7 +482,7 @@ int ts_tensor_get(const ts_tensor *t, const int64_t *index, double *value)
     int64_t off = element_offset(t, index, "get");
     if (off < 0) return -1;
     if (ts_on_cuda(t)) return cuda_element((ts_tensor *)t, off, value, 0);
-    *value = load(ts_tensor_data(t), t->dtype, off);
+    *value = ts_element_load(ts_tensor_data(t), t->dtype, off);
     return 0;
 }
 
@@ -491,7 +491,7 @@ int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
     int64_t off = element_offset(t, index, "set");
     if (off < 0) return -1;
     if (ts_on_cuda(t)) return cuda_element(t, off, &value, 1);
-    store(ts_tensor_data(t), t->dtype, off, value);
+    ts_element_store(ts_tensor_data(t), t->dtype, off, value);
     return 0;
 }
 
@@ -510,7 +510,7 @@ static int fill_with(ts_tensor *t, double (*fn)(void *), void *ctx)
     void *d = ts_tensor_data(t);
     int contiguous = ts_tensor_is_contiguous(t);
     for (int64_t i = 0; i < n; i++)
-        store(d, t->dtype, contiguous ? i : ts_row_offset(t, i / last) + (i % last) * ls, fn(ctx));
+        ts_element_store(d, t->dtype, contiguous ? i : ts_row_offset(t, i / last) + (i % last) * ls, fn(ctx));
     return 0;
 }
 

@@ -294,18 +294,6 @@ static int64_t arg_best(const ts_tensor *a, const void *v, int64_t n, int64_t st
     }
 }
 
-/* element i of a contiguous block of dtype t, as a double (exact but for int64 beyond 2^53) */
-static double element(const void *p, int dtype, int64_t i)
-{
-    switch (dtype) {
-    case TS_FLOAT32: return ((const float *)p)[i];
-    case TS_UINT8: return ((const uint8_t *)p)[i];
-    case TS_INT32: return ((const int32_t *)p)[i];
-    case TS_INT64: return (double)((const int64_t *)p)[i];
-    default: return ((const double *)p)[i];
-    }
-}
-
 /* Any dtype in, its values reduced in their own type: max/min compare exactly, sum/mean add in double. The
  * result's dtype: int64 for argmax/argmin (0-based positions), the input's own or float32 or float64 for max/min
  * (the winning element, converted once), float32 or float64 for sum/mean. */
@@ -341,18 +329,12 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
                 int64_t best = arg_best(a, p + (size_t)first * size, n, inner, op == TS_MAX || op == TS_ARGMAX);
                 if (arg) ((int64_t *)o)[at] = best;
                 else if (out->dtype == a->dtype) memcpy(o + (size_t)at * size, p + (size_t)(first + best * inner) * size, size);
-                else {
-                    double v = element(p, a->dtype, first + best * inner);
-                    if (out->dtype == TS_FLOAT32) ((float *)o)[at] = (float)v;
-                    else ((double *)o)[at] = v;
-                }
+                else ts_element_store(o, out->dtype, at, ts_element_load(p, a->dtype, first + best * inner));
                 continue;
             }
             double acc = 0.0;
-            for (int64_t k = 0; k < n; k++) acc += element(p, a->dtype, first + k * inner);
-            if (op == TS_MEAN) acc /= (double)n;
-            if (out->dtype == TS_FLOAT32) ((float *)o)[at] = (float)acc;
-            else ((double *)o)[at] = acc;
+            for (int64_t k = 0; k < n; k++) acc += ts_element_load(p, a->dtype, first + k * inner);
+            ts_element_store(o, out->dtype, at, op == TS_MEAN ? acc / (double)n : acc);
         }
     return 0;
 }
@@ -368,7 +350,7 @@ double ts_tensor_sum_all(const ts_tensor *a)
     double s = 0;
     int64_t n = ts_tensor_numel(c);
     const void *d = ts_tensor_data(c);
-    for (int64_t i = 0; i < n; i++) s += element(d, c->dtype, i);
+    for (int64_t i = 0; i < n; i++) s += ts_element_load(d, c->dtype, i);
     ts_tensor_free(c);
     return s;
 }
