@@ -120,6 +120,38 @@ return function(t)
       t.eq(none.whole.class, 0)
    end)
 
+   t.test('a photo the sign fills: its parts, read more surely as another class, do not win', function()
+      -- a 120x120 magenta sign framed as a crop; every part of it looks like a sign (magenta in its middle)
+      -- and is read as class 2 for sure, the whole sign as class 3 at 0.65
+      local img = ts.image.resize(magenta()[1], 120, 120)
+      local fooled = {
+         sign = function(x)
+            local p = {}
+            for i = 1, x:size(1) do p[i] = share(x, i, true) end
+            return p
+         end,
+         classify = function(x)
+            local l = ts.zeros(x:size(1), 5)
+            for i = 1, x:size(1) do
+               if share(x, i, false) > 0.9 then l[i][3] = 10 elseif share(x, i, true) > 0.3 then l[i][4] = 2 end
+            end
+            return l
+         end,
+      }
+      local found = ts.detect.search(img, fooled)
+      local best = found.detections[1]
+      t.eq(best.class, 3)
+      t.truthy(best.window[3] - best.window[1] > 100, table.concat(best.window, ','))
+      for _, d in ipairs(found.detections) do t.truthy(d.class ~= 2, 'a part of the sign is still a detection') end
+      -- a part is dropped only inside a window the detector holds to be a sign: beside a larger window it
+      -- doubts (P(sign) 0.5), or that scores less than half as much, the part stays
+      local part = {window = {10, 10, 40, 40}, sign = 1, score = 1}
+      t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.95, score = 0.6}}), 1)
+      t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.5, score = 0.5}}), 2)
+      t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.95, score = 0.4}}), 2)
+      t.eq(#ts.detect.dropParts({part, {window = {30, 30, 130, 130}, sign = 0.95, score = 0.6}}), 2)
+   end)
+
    t.test('training windows and hard negatives for the detector', function()
       local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
       local scenes = ts.scene.generate{n = 8, seed = 2, signs = signs, per_scene = {1, 1}, weather = false}
@@ -141,6 +173,16 @@ return function(t)
          end
       end
       t.truthy(pos >= 8 and neg >= 8 * 4, pos .. ' positives, ' .. neg .. ' negatives')
+      -- among the negatives, parts of a sign: windows inside its box, a quarter to a half of its side
+      local parts = 0
+      for i = 1, y:size(1) do
+         local b, w = scenes[owners[i]].signs[1].box, wins[i]
+         if y[i] == 0 and w[1] >= b[1] and w[2] >= b[2] and w[3] <= b[3] and w[4] <= b[4] then
+            parts = parts + 1
+            t.truthy(share(x, i, true) > 0.9 and share(x, i, false) > 0.9, 'a part of a sign is all magenta')
+         end
+      end
+      t.truthy(parts >= 8, parts .. ' parts of signs')
       -- the hard negatives a scorer that likes magenta anywhere finds lie off the signs' windows
       local hard = ts.detect.mine(scenes, function(c)
          local p = {}
