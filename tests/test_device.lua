@@ -126,6 +126,40 @@ return function(t)
       t.truthy(r.history[1].train_loss == r.history[1].train_loss and r.history[1].valid_accuracy, 'the epoch finished')
    end)
 
+   t.test('auto_microbatch inside an accumulated update: the redone step starts from the gradients gathered before it', function()
+      -- a network without batch norm, whose gradient is the same in any micro-batches; the second step of the
+      -- first update (accumulate 2) runs out of memory after its backward, the worst moment: what the first
+      -- step gathered must survive, and what the second added must not count twice
+      local g = ts.data.synthetic{train = 128, valid = 32, test = 32, seed = 3}
+      local train = require('ts.train')
+      local function run(fail_at)
+         ts.manualSeed(4)
+         local net = ts.nn.Sequential():add(ts.nn.Flatten()):add(ts.nn.Linear(3 * 32 * 32, 43))
+         local step, plain = 0, train.inStep
+         train.inStep = function(device, fn, ...)
+            step = step + 1
+            plain(device, fn, ...)
+            if step == fail_at then
+               ts.setMemoryLimit('cpu', ts.memory('cpu').in_use + 1)
+               local ok, err = pcall(ts.zeros, 4096)
+               ts.setMemoryLimit('cpu', 0)
+               error(err, 0)
+            end
+         end
+         local ok, r = pcall(ts.train, {model = net, data = {train = g.train, valid = g.valid}, epochs = 1, batch = 32,
+                                        accumulate = 2, optimizer = 'sgd', momentum = 0, lr = 0.5, quiet = true,
+                                        auto_microbatch = true})
+         train.inStep = plain
+         if not ok then error(r, 0) end
+         return r
+      end
+      local plain, redone = run(nil), run(2)
+      t.eq(plain.micro_batch, 32)
+      t.eq(redone.micro_batch, 16)
+      local a, b = plain.model:parameters(), redone.model:parameters()
+      for i = 1, #a do t.near(b[i], a[i], 1e-5, 1e-6, 'parameter ' .. i) end
+   end)
+
    -- The decision every Lua-level op on a device tensor takes before computing on a host copy, called here
    -- with the device code of cuda (1): this machine may have no GPU to make such a tensor.
    t.test('host round trips of tensor math: counted, refused in strict mode naming the op, none on the CPU', function()

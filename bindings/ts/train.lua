@@ -28,8 +28,9 @@
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
 -- share), halving again until it fits; the size that fit is kept, reported, and written to
 -- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches'
--- statistics, as with accumulate. An update already half-accumulated when memory runs out (accumulate > 1)
--- is applied without the lost part.
+-- statistics, as with accumulate. With accumulate > 1 the gradients an update has gathered before the step
+-- that ran out are kept, and the step is redone on top of them (the batch norms' running statistics have
+-- seen part of that batch twice).
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
 -- when validation accuracy improves. Returns {model, history, best, run}.
@@ -78,6 +79,18 @@ local function release_memory(...)
    collectgarbage('collect')
    collectgarbage('collect')
    cuda.emptyCache()
+end
+
+-- The optimizer's gradients copied (a list of new tensors), or, given such a list, copied back into them
+local function copy_grads(opt, from)
+   local out, k = from or {}, 0
+   for _, g in ipairs(opt.groups) do
+      for _, grad in ipairs(g.grads) do
+         k = k + 1
+         if from then grad:copy(from[k]) else out[k] = grad:clone() end
+      end
+   end
+   return out
 end
 
 local evaluate
@@ -792,6 +805,9 @@ local function train(cfg, spec, model)
             xin, y2, lam = cfg.mix:apply(x, y, d)
             mixed = {y = y2, lam = lam}
          end
+         -- a step that may be redone in smaller micro-batches, inside an update that has gathered gradients
+         -- already (accumulate > 1): those are kept aside, so that the redo starts from them, not from zero
+         local before = cfg.auto_microbatch and (step - 1) % cfg.accumulate ~= 0 and copy_grads(opt) or nil
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()
@@ -800,13 +816,14 @@ local function train(cfg, spec, model)
             if ok then break end
             if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and st.micro_batch > 1) then error(err, 0) end
             st.micro_batch = math.ceil(st.micro_batch / 2)
-            opt:zeroGrad()
+            if before then copy_grads(opt, before) else opt:zeroGrad() end
             release_memory(model, crit)
             if not cfg.quiet then
                print(('out of memory at batch %d: continuing in micro-batches of %d (%s)'):format(cfg.batch,
                      st.micro_batch, err:match('^[^:]*')))
             end
          end
+         if before then for _, g in ipairs(before) do g:free() end end
          local finite = true
          if check_each_step then
             local l = batch_sums.loss:get(1)
