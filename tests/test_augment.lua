@@ -443,6 +443,15 @@ return function(t)
       local count = 0
       for _ in loader:epoch() do count = count + 1 end
       t.eq(count, 30)
+      -- closed in the middle of an epoch: the batch taken stays, its threads and prefetched batches go now
+      local batches = loader:epoch()
+      local bx, by = batches()
+      loader:close()
+      t.eq(bx:size(1), 10)
+      t.eq(by:numel(), 10)
+      t.truthy(by:min() >= 0 and by:max() < n, tostring(by))
+      t.raises(function() loader:epoch() end, 'closed; it cannot start another epoch')
+      loader:close()   -- twice is harmless
       -- an epoch resumed at a batch yields the batches an epoch from the start gives from there on
       local resumed = {}
       ts.manualSeed(3)

@@ -303,6 +303,14 @@ local function order_array(order, n)
    return arr, count
 end
 
+-- Frees the loader now: its threads, its prefetched batches and, with device 'cuda', its buffers on the GPU,
+-- instead of at a garbage collection that may come much later (an evaluation's loader, every epoch). A
+-- batch already taken stays valid; the loader cannot start another epoch.
+function Loader:close()
+   if self.c ~= nil then C.ts_loader_free(ffi.gc(self.c, nil)) end
+   self.c = nil
+end
+
 -- the number of images one epoch of this loader's sampler yields
 function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), self.ds:size())) end
 
@@ -311,6 +319,7 @@ function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), 
 -- epoch resumed in its middle (the batches are the ones an epoch from its start would give, without building
 -- those skipped)
 function Loader:epoch(first, seed)
+   if self.c == nil then error('Loader: closed; it cannot start another epoch', 2) end
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
    check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, seed or C.ts_rng_u64(),
                            (first or 1) - 1))

@@ -215,6 +215,7 @@ function evaluate(model, ds, opts)
          add_scores(mean, view, at, x:size(1), ffi.cast('float *', o:data()))
          at = at + x:size(1)
       end
+      loader:close()
    end
    if was_training then model:training() end
    local out = scores_result(mean or mean_probability(n, 0), ds.y, opts.logits,
@@ -935,6 +936,7 @@ local function train(cfg, spec, model)
       end
       if C.ts_interrupt_pending() > 0 then interrupted(('after epoch %d'):format(epoch), run) end
    end
+   loader:close()
    if run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
    elseif ema then
