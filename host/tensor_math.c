@@ -276,23 +276,25 @@ int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x)
         }                                                                            \
         return at;                                                                   \
     }
-ARG_BEST(float)
-ARG_BEST(double)
-ARG_BEST(uint8_t)
-ARG_BEST(int32_t)
-ARG_BEST(int64_t)
-#undef ARG_BEST
-
-static int64_t arg_best(const ts_tensor *a, const void *v, int64_t n, int64_t step, int larger)
-{
-    switch (a->dtype) {
-    case TS_FLOAT32: return arg_best_float(v, n, step, larger);
-    case TS_UINT8: return arg_best_uint8_t(v, n, step, larger);
-    case TS_INT32: return arg_best_int32_t(v, n, step, larger);
-    case TS_INT64: return arg_best_int64_t(v, n, step, larger);
-    default: return arg_best_double(v, n, step, larger);
+/* The sum of n elements `step` apart, in double (exact for integers up to 2^53) */
+#define SUM_OF(T)                                                                    \
+    static double sum_of_##T(const T *v, int64_t n, int64_t step)                    \
+    {                                                                                \
+        double acc = 0.0;                                                            \
+        for (int64_t k = 0; k < n; k++) acc += (double)v[k * step];                  \
+        return acc;                                                                  \
     }
-}
+#define BY_TYPE(MAKE) MAKE(float) MAKE(double) MAKE(uint8_t) MAKE(int32_t) MAKE(int64_t)
+BY_TYPE(ARG_BEST)
+BY_TYPE(SUM_OF)
+#undef ARG_BEST
+#undef SUM_OF
+
+/* fn_<the element type of dtype>(args) */
+#define DISPATCH(dtype, fn, ...)                                                     \
+    ((dtype) == TS_FLOAT32 ? fn##_float(__VA_ARGS__) : (dtype) == TS_UINT8 ? fn##_uint8_t(__VA_ARGS__) :   \
+     (dtype) == TS_INT32 ? fn##_int32_t(__VA_ARGS__) : (dtype) == TS_INT64 ? fn##_int64_t(__VA_ARGS__) :   \
+     fn##_double(__VA_ARGS__))
 
 /* Any dtype in, its values reduced in their own type: max/min compare exactly, sum/mean add in double. The
  * result's dtype: int64 for argmax/argmin (0-based positions), the input's own or float32 or float64 for max/min
@@ -326,14 +328,14 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
         for (int64_t i = 0; i < inner; i++) {
             int64_t first = j * n * inner + i, at = j * inner + i;
             if (arg || pick) {
-                int64_t best = arg_best(a, p + (size_t)first * size, n, inner, op == TS_MAX || op == TS_ARGMAX);
+                int64_t best = DISPATCH(a->dtype, arg_best, (const void *)(p + (size_t)first * size), n, inner,
+                                        op == TS_MAX || op == TS_ARGMAX);
                 if (arg) ((int64_t *)o)[at] = best;
                 else if (out->dtype == a->dtype) memcpy(o + (size_t)at * size, p + (size_t)(first + best * inner) * size, size);
                 else ts_element_store(o, out->dtype, at, ts_element_load(p, a->dtype, first + best * inner));
                 continue;
             }
-            double acc = 0.0;
-            for (int64_t k = 0; k < n; k++) acc += ts_element_load(p, a->dtype, first + k * inner);
+            double acc = DISPATCH(a->dtype, sum_of, (const void *)(p + (size_t)first * size), n, inner);
             ts_element_store(o, out->dtype, at, op == TS_MEAN ? acc / (double)n : acc);
         }
     return 0;
@@ -347,10 +349,7 @@ double ts_tensor_sum_all(const ts_tensor *a)
     ts_tensor *c = h ? ts_tensor_contiguous(h) : NULL;
     ts_tensor_free(h);
     if (!c) return NAN;
-    double s = 0;
-    int64_t n = ts_tensor_numel(c);
-    const void *d = ts_tensor_data(c);
-    for (int64_t i = 0; i < n; i++) s += ts_element_load(d, c->dtype, i);
+    double s = DISPATCH(c->dtype, sum_of, ts_tensor_data(c), ts_tensor_numel(c), 1);
     ts_tensor_free(c);
     return s;
 }

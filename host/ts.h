@@ -129,7 +129,9 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
 int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op, int scalar_first);
 int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op);
 int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x);          /* y += alpha x, same numel */
-/* reductions over one dim (out has that dim of size 1) or, with dim = -1, over everything (out numel 1) */
+/* reductions over one dim (out has that dim of size 1) or, with dim = -1, over everything (out numel 1); a
+ * contiguous input of any dtype, compared in its own type, summed in double. out: int64 for argmax/argmin
+ * (0-based), float32/float64 or the input's dtype for max/min, float32/float64 for sum/mean */
 typedef enum { TS_SUM, TS_MEAN, TS_MAX, TS_MIN, TS_ARGMAX, TS_ARGMIN } ts_reduce;
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op);
 double ts_tensor_sum_all(const ts_tensor *a);

@@ -451,6 +451,7 @@ return function(t)
       t.eq(by:numel(), 10)
       t.truthy(by:min() >= 0 and by:max() < n, tostring(by))
       t.raises(function() loader:epoch() end, 'closed; it cannot start another epoch')
+      t.raises(batches, 'closed in the middle of its epoch')
       loader:close()   -- twice is harmless
       -- an epoch resumed at a batch yields the batches an epoch from the start gives from there on
       local resumed = {}

@@ -163,6 +163,13 @@ return function(t)
       -- views other than those it was fitted with: the threshold does not hold, predict says so
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --tta 2'):format(t.tshost, ts.root, dir, scene_file))
       t.truthy(rc == 0 and out:find('search.json was fitted with 3 view(s), the search now uses 2', 1, true), out)
+      -- a threshold fitted for an earlier search does not hold for this one
+      local old = ts.json.decode(fitted)
+      old.search = nil
+      t.writefile(dir .. '/base/search.json', ts.json.encode(old))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s'):format(t.tshost, ts.root, dir, scene_file))
+      t.truthy(rc == 0 and out:find('search.json was fitted for an earlier search', 1, true), out)
+      t.writefile(dir .. '/base/search.json', fitted)
       t.truthy(found.sign >= 0 and found.sign <= 1 and found.windows > 1000 and #found.top5 == 5, out)
       local drawn, original = ts.image.load(dir .. '/drawn.png'), ts.image.load(scene_file)
       t.eq(drawn:size(1), original:size(1))

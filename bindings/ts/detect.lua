@@ -26,6 +26,9 @@ local scene = require('ts.scene')
 local metrics = require('ts.metrics')
 
 local M = {}
+-- the search's version, kept with a fitted threshold (search.json), which holds only for the search it was
+-- fitted with. 2: parts of a larger sign dropped (M.dropParts)
+M.version = 2
 
 -- the square of the given side centred on (cx, cy)
 local function square(cx, cy, side) return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2} end
@@ -112,7 +115,7 @@ end
 -- Signs do not nest. A search of a photo that a sign fills finds its parts at every scale (a red arc, the
 -- pictogram alone), and the classifier may read a part as a sign of another class more surely than it reads
 -- the whole sign. items (each with .window, .sign and .score): those lying, nine tenths of them, inside a
--- window at least 1.5 times larger that the detector holds to be a sign (P(sign) >= 0.9) and that scores at
+-- window more than 1.5 times larger that the detector holds to be a sign (P(sign) >= 0.9) and that scores at
 -- least half as much, dropped as parts of that sign. (Measured in experiments/scenes.lua: the rule loses no
 -- sign of the generated scenes, where such a window around a sign scores low, and reads the class icons,
 -- which fill their pictures, right twice as often.)
@@ -218,7 +221,8 @@ function M.search(img, scorers, opts)
       it.window = {win[1] * sx, win[2] * sy, win[3] * sx, win[4] * sy}
       it.box = M.signBox(it.window)
    end
-   local detections = M.nms(M.dropParts(chosen), opts.overlap or 0.3)
+   -- (without a detector every window counts as a sign: none could be told from a part)
+   local detections = M.nms(scorers.sign and M.dropParts(chosen) or chosen, opts.overlap or 0.3)
    return {detections = detections, whole = whole, windows = searched}
 end
 
@@ -509,7 +513,7 @@ function M.fitRun(run, g, opts)
                              {detector = run .. '/detector', views = views})
    local fit = M.fitThreshold(scorers, g.valid, {scenes = opts.scenes, seed = opts.seed,
                                                  search = {temperature = temperature}})
-   fit.detector, fit.views = 'detector', views
+   fit.detector, fit.views, fit.search = 'detector', views, M.version
    files.writeFile(run .. '/search.json', json.encode(fit))
    return fit
 end
@@ -535,6 +539,10 @@ function M.threshold(run, own, temperature, views)
    if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run)) end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
+   end
+   if fit.search ~= M.version then
+      return 0.5, ('%s/search.json was fitted for an earlier search (scripts/detector.lua %s fit_only=true fits it '
+                   .. 'again, or without fit_only trains a better detector first)'):format(run, run)
    end
    if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
       return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(

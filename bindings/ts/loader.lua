@@ -5,6 +5,7 @@
 --   local pre = ts.data.preprocess{mean = {...}, std = {...}, equalize = 'clahe', grayscale = false}
 --   local loader = ts.data.Loader(train, {batch = 128, augment = aug, preprocess = pre, sampler = 'upsample'})
 --   for x, y in loader:epoch() do ... end      -- x float [B,C,H,W], y int64 [B]
+--   loader:close()                               -- its threads and buffers freed now, not at a collection
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -326,6 +327,7 @@ function Loader:epoch(first, seed)
    self.batches = C.ts_loader_batches(self.c)
    local x, y = ffi.new('ts_tensor *[1]'), ffi.new('ts_tensor *[1]')
    return function()
+      if self.c == nil then error('Loader: closed in the middle of its epoch', 2) end
       local rc = C.ts_loader_next(self.c, x, y)
       if rc < 0 then fail() end
       if rc == 0 then return nil end

@@ -30,7 +30,7 @@
 -- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches'
 -- statistics, as with accumulate. With accumulate > 1 the gradients an update has gathered before the step
 -- that ran out are kept, and the step is redone on top of them (the batch norms' running statistics have
--- seen part of that batch twice).
+-- seen part of that batch twice): each later step of an update holds a copy of the gradients for this.
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
 -- when validation accuracy improves. Returns {model, history, best, run}.
@@ -808,7 +808,19 @@ local function train(cfg, spec, model)
          end
          -- a step that may be redone in smaller micro-batches, inside an update that has gathered gradients
          -- already (accumulate > 1): those are kept aside, so that the redo starts from them, not from zero
-         local before = cfg.auto_microbatch and (step - 1) % cfg.accumulate ~= 0 and copy_grads(opt) or nil
+         -- (a copy that does not fit itself leaves the old way: the redo starts from zero, said so)
+         local before
+         if cfg.auto_microbatch and (step - 1) % cfg.accumulate ~= 0 then
+            local copied, c = pcall(copy_grads, opt)
+            if copied then before = c
+            elseif not nn.Module.isOutOfMemory(c) then error(c, 0)
+            else
+               release_memory(model, crit)   -- the part copied
+               if not cfg.quiet then
+                  print(('step %d: no room to keep the update\'s gradients aside; a redo would lose them'):format(step))
+               end
+            end
+         end
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()

@@ -125,6 +125,7 @@ function M.features(model, ds, preprocess, batch)
       out:narrow(1, at + 1, f:size(1)):copy(f)
       at = at + f:size(1)
    end
+   loader:close()
    return out
 end
 
