@@ -8,7 +8,7 @@
 --   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
 --                                              and back
 --   ts.detect.iou(a, b), ts.detect.nms(items, threshold)
---   ts.detect.dropParts(items)                 windows inside a larger one that is a sign dropped (its parts)
+--   ts.detect.dropParts(items, h, w)          windows inside one that spans the photo and is a sign: its parts
 --   ts.detect.search(img, scorers [, opts])   the detections, best first, and the whole image's answer
 --   ts.detect.samples(scenes [, opts])        training windows for the detector from generated scenes
 --   ts.detect.signScorer(net, pre)            P(sign) of crops by a detector network
@@ -27,7 +27,7 @@ local metrics = require('ts.metrics')
 
 local M = {}
 -- the search's version, kept with a fitted threshold (search.json), which holds only for the search it was
--- fitted with. 2: parts of a larger sign dropped (M.dropParts)
+-- fitted with. 2: the parts of a sign that spans the photo dropped (M.dropParts)
 M.version = 2
 
 -- the square of the given side centred on (cx, cy)
@@ -112,23 +112,26 @@ local function within(a, b)
    return iw > 0 and ih > 0 and iw * ih / ((a[3] - a[1]) * (a[4] - a[2])) or 0
 end
 
--- Signs do not nest. A search of a photo that a sign fills finds its parts at every scale (a red arc, the
--- pictogram alone), and the classifier may read a part as a sign of another class more surely than it reads
--- the whole sign. items (each with .window, .sign and .score): those lying, nine tenths of them, inside a
--- window more than 1.5 times larger that the detector holds to be a sign (P(sign) >= 0.9) and that scores at
--- least half as much, dropped as parts of that sign. (Measured in experiments/scenes.lua: the rule loses no
--- sign of the generated scenes, where such a window around a sign scores low, and reads the class icons,
--- which fill their pictures, right twice as often.)
-function M.dropParts(items)
+-- A photo that a sign fills: the search also finds the sign's parts (a red arc, the pictogram alone), and
+-- the classifier may read a part as a sign of another class more surely than it reads the whole sign (a
+-- clean pictogram, a close-up). items (each with .window, .sign and .score) of an h x w photo: those lying,
+-- nine tenths of them, inside a window more than 1.5 times larger that spans the photo (at least 0.9 of its
+-- short side), that the detector holds to be a sign (P(sign) >= 0.9) and that scores at least half as much,
+-- dropped as parts of that sign. Only a window spanning the photo counts: in a street scene a window around
+-- a small sign and much background can have the detector's favour too, and would swallow the sign.
+-- (experiments/scenes.lua: no scene read differently, a third more of the class icons read right.)
+function M.dropParts(items, h, w)
+   local span = 0.9 * math.min(h, w)
    local kept = {}
    for _, it in ipairs(items) do
-      local w = it.window
-      local area = (w[3] - w[1]) * (w[4] - w[2])
+      local a = it.window
+      local area = (a[3] - a[1]) * (a[4] - a[2])
       local part = false
       for _, other in ipairs(items) do
          local o = other.window
          if other ~= it and other.sign >= 0.9 and other.score >= 0.5 * it.score
-            and (o[3] - o[1]) * (o[4] - o[2]) > 1.5 * area and within(w, o) >= 0.9 then
+            and math.min(o[3] - o[1], o[4] - o[2]) >= span
+            and (o[3] - o[1]) * (o[4] - o[2]) > 1.5 * area and within(a, o) >= 0.9 then
             part = true
             break
          end
@@ -144,7 +147,8 @@ end
 -- opts: max_side (640: a larger photo is searched shrunk to it), keep (16: windows classified), min, step,
 -- stride (the windows), temperature (1, dividing the classifier's log-probabilities), overlap (0.3: NMS).
 -- Returns {detections = {{window, box, sign, class, probability, probs, logp, score}, ...} best first (the
--- classified windows but the parts of a larger sign, M.dropParts, and those overlapping a better one),
+-- classified windows but the parts of a sign that spans the photo, M.dropParts, and those overlapping a
+-- better one),
 -- whole = the whole image's (the same fields), windows = the number searched}; logp is the classifier's
 -- row, probs its softmax at the temperature. Boxes are in the photo's own pixels.
 function M.search(img, scorers, opts)
@@ -222,7 +226,7 @@ function M.search(img, scorers, opts)
       it.box = M.signBox(it.window)
    end
    -- (without a detector every window counts as a sign: none could be told from a part)
-   local detections = M.nms(scorers.sign and M.dropParts(chosen) or chosen, opts.overlap or 0.3)
+   local detections = M.nms(scorers.sign and M.dropParts(chosen, H, W) or chosen, opts.overlap or 0.3)
    return {detections = detections, whole = whole, windows = searched}
 end
 
@@ -230,9 +234,8 @@ end
 -- From generated scenes: positives (label 1) are windows around a sign's crop window, shifted by up to 7% and
 -- scaled by 0.88..1.14 (IoU >= 0.6 with it); negatives (label 0) overlap every sign's window by IoU < 0.3:
 -- near misses (half or twice the size, or shifted by half a side or more: a sign cut off or lost in its
--- scene), parts inside a sign, and windows drawn as the search draws them (any scale, anywhere, the whole
--- scene among them). opts: seed, positives (3 per sign), near (3 per sign), inside (2 per sign), random (8
--- per scene), min (24). Returns uint8
+-- scene) and windows drawn as the search draws them (any scale, anywhere, the whole scene among them).
+-- opts: seed, positives (3 per sign), near (3 per sign), random (8 per scene), min (24). Returns uint8
 -- x [N, 32, 32, 3], int64 y [N], and each sample's window and scene (index into scenes) as two lists.
 function M.samples(scenes, opts)
    opts = opts or {}
@@ -253,7 +256,7 @@ function M.samples(scenes, opts)
          local side = (t[3] - t[1]) * scale
          return square((t[1] + t[3]) / 2 + dx * side, (t[2] + t[4]) / 2 + dy * side, side)
       end
-      for j, t in ipairs(targets) do
+      for _, t in ipairs(targets) do
          for _ = 1, opts.positives or 3 do
             local win = around(t, r:uniform(0.88, 1.14), r:uniform(-0.07, 0.07), r:uniform(-0.07, 0.07))
             if M.iou(win, t) >= 0.6 then add(k, win, 1) end
@@ -263,17 +266,6 @@ function M.samples(scenes, opts)
             local win = kind == 1 and around(t, r:uniform(0.4, 0.6), r:uniform(-0.5, 0.5), r:uniform(-0.5, 0.5))
                      or kind == 2 and around(t, r:uniform(1.8, 3), r:uniform(-0.3, 0.3), r:uniform(-0.3, 0.3))
                      or around(t, r:uniform(0.8, 1.2), (r:chance(0.5) and 1 or -1) * r:uniform(0.5, 0.9), r:uniform(-0.6, 0.6))
-            if best_iou(win) < 0.3 then add(k, win, 0) end
-         end
-         -- parts of the sign: a quarter to a half of its side, anywhere inside it. A search of a photo the
-         -- sign fills finds such parts at every scale (a red arc, the pictogram alone), and they look like
-         -- signs of other classes; only a window that frames the whole sign is one
-         local b = s.signs[j].box
-         local bw, bh = b[3] - b[1], b[4] - b[2]
-         for _ = 1, opts.inside or 2 do
-            local side = math.min(bw, bh) * r:uniform(0.25, 0.5)
-            local x, y = b[1] + r:uniform(0, bw - side), b[2] + r:uniform(0, bh - side)
-            local win = {x, y, x + side, y + side}
             if best_iou(win) < 0.3 then add(k, win, 0) end
          end
       end
@@ -542,7 +534,7 @@ function M.threshold(run, own, temperature, views)
    end
    if fit.search ~= M.version then
       return 0.5, ('%s/search.json was fitted for an earlier search (scripts/detector.lua %s fit_only=true fits it '
-                   .. 'again, or without fit_only trains a better detector first)'):format(run, run)
+                   .. 'again)'):format(run, run)
    end
    if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
       return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(
