@@ -173,4 +173,21 @@ function models.load(run, opts)
    return model, config
 end
 
+-- A sentence when a run's training stopped before its last epoch (killed or interrupted, without early
+-- stopping: its metrics.jsonl holds fewer epochs than config.json asks for), else nil. Its model.safetensors is
+-- then the best of the epochs it had, not what its recipe makes: a search with a sign detector cut off after
+-- one of its epochs read 12 in 200 street scenes fewer right.
+function models.unfinished(run)
+   local config = json.decode(files.readFile(run .. '/config.json') or '{}')
+   local planned = tonumber(config.epochs)
+   if not planned or config.early_stop then return nil end
+   local text = files.readFile(run .. '/metrics.jsonl')
+   if not text then return nil end   -- weights copied without their record: nothing to tell
+   local done = 0
+   for _ in text:gmatch('[^\n]+') do done = done + 1 end
+   if done >= planned then return nil end
+   return ('%s stopped after %d of its %d epochs: its training was cut off, and its model is not what its '
+           .. 'recipe makes'):format(run, done, planned)
+end
+
 return models
