@@ -38,10 +38,6 @@ if not ts.files.exists(detector .. '/model.safetensors') then
    ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
    print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g)))
 end
-for _, dir in ipairs({opt.run, detector}) do   -- a network whose training was cut off answers worse: said
-   local why = ts.models.unfinished(dir)
-   if why then print(('(note: %s)'):format(why)) end
-end
 if opt.threshold == '' then
    local why
    opt.threshold, why = ts.detect.threshold(opt.run, true, temperature, views)

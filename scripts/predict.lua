@@ -71,10 +71,6 @@ if not whole and not detector then
                        .. 'image is classified\n'):format(run, run))
    end
 end
-for _, dir in ipairs({run, detector}) do   -- a network whose training was cut off answers worse: said
-   local why = ts.models.unfinished(dir)
-   if why then io.stderr:write(('predict: note: %s\n'):format(why)) end
-end
 local pre = ts.data.preprocess(config.preprocess)
 -- the images are resized to 32x32 by the area filter, as the GTSRB images the run learned from were; a
 -- preprocessing with another size then resizes them as it resized those

@@ -146,7 +146,8 @@ end
 -- A model from a run directory: its builder and options from config.json, its weights from
 -- model.safetensors (the model chosen on validation), or with opts.weights = 'last' from the checkpoint
 -- the run ended on (checkpoint.safetensors: the weights of its last epoch), in the precision it was trained
--- in; returns the model (in evaluation mode) and the run's config.
+-- in; returns the model (in evaluation mode) and the run's config. A run whose training was cut off before
+-- its last epoch is said so on stderr (models.unfinished), whatever script loads it.
 function models.load(run, opts)
    local weights = opts and opts.weights or 'best'
    if weights ~= 'best' and weights ~= 'last' then
@@ -170,6 +171,8 @@ function models.load(run, opts)
    end
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
+   local why = models.unfinished(run)
+   if why then io.stderr:write(('ts.models.load: note: %s\n'):format(why)) end
    return model, config
 end
 
