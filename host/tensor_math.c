@@ -341,19 +341,6 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
     return 0;
 }
 
-/* any dtype, summed in double on the host; a NaN cannot carry an error, so the Lua caller takes the fallback
- * decision for a CUDA tensor before calling */
-double ts_tensor_sum_all(const ts_tensor *a)
-{
-    ts_tensor *h = ts_host_copy(a);
-    ts_tensor *c = h ? ts_tensor_contiguous(h) : NULL;
-    ts_tensor_free(h);
-    if (!c) return NAN;
-    double s = DISPATCH(c->dtype, sum_of, ts_tensor_data(c), ts_tensor_numel(c), 1);
-    ts_tensor_free(c);
-    return s;
-}
-
 int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t)
 {
     if (acc->dtype != TS_FLOAT64 || acc->ndim != 1 || acc->shape[0] != 1)

@@ -134,7 +134,6 @@ int ts_tensor_axpy(ts_tensor *y, double alpha, const ts_tensor *x);          /* 
  * (0-based), float32/float64 or the input's dtype for max/min, float32/float64 for sum/mean */
 typedef enum { TS_SUM, TS_MEAN, TS_MAX, TS_MIN, TS_ARGMAX, TS_ARGMIN } ts_reduce;
 int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op);
-double ts_tensor_sum_all(const ts_tensor *a);
 /* out[M,N] = a[M,K] @ b[K,N] (2-d, float32), optional transposes */
 int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int trans_a, int trans_b);
 

@@ -45,12 +45,18 @@ function M.signBox(win)
    return {win[1] + m, win[2] + n, win[3] - m, win[4] - n}
 end
 
-function M.iou(a, b)
+local function area(w) return (w[3] - w[1]) * (w[4] - w[2]) end
+
+-- the area two boxes share
+local function shared(a, b)
    local iw = math.min(a[3], b[3]) - math.max(a[1], b[1])
    local ih = math.min(a[4], b[4]) - math.max(a[2], b[2])
-   if iw <= 0 or ih <= 0 then return 0 end
-   local inter = iw * ih
-   return inter / ((a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - inter)
+   return iw > 0 and ih > 0 and iw * ih or 0
+end
+
+function M.iou(a, b)
+   local inter = shared(a, b)
+   return inter > 0 and inter / (area(a) + area(b) - inter) or 0
 end
 
 -- items (each with .window and .score), best first; those overlapping a better one by more than
@@ -105,13 +111,6 @@ function M.crops(img, windows, size)
    return x
 end
 
--- the share of window a that lies inside window b
-local function within(a, b)
-   local iw = math.min(a[3], b[3]) - math.max(a[1], b[1])
-   local ih = math.min(a[4], b[4]) - math.max(a[2], b[2])
-   return iw > 0 and ih > 0 and iw * ih / ((a[3] - a[1]) * (a[4] - a[2])) or 0
-end
-
 -- A photo that a sign fills: the search also finds the sign's parts (a red arc, the pictogram alone), and
 -- the classifier may read a part as a sign of another class more surely than it reads the whole sign (a
 -- clean pictogram, a close-up). items (each with .window, .sign and .score) of an h x w photo: those lying,
@@ -125,13 +124,12 @@ function M.dropParts(items, h, w)
    local kept = {}
    for _, it in ipairs(items) do
       local a = it.window
-      local area = (a[3] - a[1]) * (a[4] - a[2])
       local part = false
       for _, other in ipairs(items) do
          local o = other.window
          if other ~= it and other.sign >= 0.9 and other.score >= 0.5 * it.score
             and math.min(o[3] - o[1], o[4] - o[2]) >= span
-            and (o[3] - o[1]) * (o[4] - o[2]) > 1.5 * area and within(a, o) >= 0.9 then
+            and area(o) > 1.5 * area(a) and shared(a, o) >= 0.9 * area(a) then
             part = true
             break
          end

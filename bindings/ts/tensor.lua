@@ -490,12 +490,7 @@ local function reduce(self, op, d, level)
    return out
 end
 
-function Tensor:sum(d)
-   if d then return reduce(self, 'sum', d, 3) end
-   -- every dtype, summed in double on the host: for a CUDA tensor the round trip the other reductions take in C
-   check(C.ts_math_fallback('sum', device_of(self)))
-   return C.ts_tensor_sum_all(self._c)
-end
+function Tensor:sum(d) return reduce(self, 'sum', d, 3) end
 function Tensor:mean(d) return reduce(self, 'mean', d, 3) end
 -- max/min with a dim return values and 0-based int64 indices (as the class ids they usually are)
 function Tensor:max(d)

@@ -171,7 +171,7 @@ function models.load(run, opts)
    end
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
-   local why = models.unfinished(run)
+   local why = models.unfinished(run, config)
    if why then io.stderr:write(('ts.models.load: note: %s\n'):format(why)) end
    return model, config
 end
@@ -179,9 +179,10 @@ end
 -- A sentence when a run's training stopped before its last epoch (killed or interrupted, without early
 -- stopping: its metrics.jsonl holds fewer epochs than config.json asks for), else nil. Its model.safetensors is
 -- then the best of the epochs it had, not what its recipe makes: a search with a sign detector cut off after
--- one of its epochs read 12 in 200 street scenes fewer right.
-function models.unfinished(run)
-   local config = json.decode(files.readFile(run .. '/config.json') or '{}')
+-- one of its epochs read 12 in 200 street scenes fewer right. config: the run's config.json when it is read
+-- already.
+function models.unfinished(run, config)
+   config = config or json.decode(files.readFile(run .. '/config.json') or '{}')
    local planned = tonumber(config.epochs)
    if not planned or config.early_stop then return nil end
    local text = files.readFile(run .. '/metrics.jsonl')
