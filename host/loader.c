@@ -29,9 +29,11 @@ struct ts_loader {
 
     pthread_t threads[TS_LOADER_MAX_WORKERS];
     int workers, started;
+    int epoch_ready;   /* an epoch has started (ts_loader_retry has one to go on with) */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int claimed, consumed, stop, failed;
+    int failed_batch, failed_oom;   /* the first batch that could not be built or delivered; an out-of-memory? */
     char error[512];
     ts_tensor **x, **y;       /* ring of depth slots: batch b in slot b % depth, NULL until built */
     tsk_image_plan **plans;   /* per slot, on the GPU path: x holds the uint8 images, plans their augmentation */
@@ -42,6 +44,20 @@ struct ts_loader {
 };
 
 static uint64_t batch_seed(uint64_t seed, int b) { return seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xBF58476D1CE4E5B9ull; }
+
+/* batch b failed with this thread's last error, kept for the consumer (the lock held): the batches before the
+ * earliest failure are still delivered, and from there on the error, until ts_loader_retry */
+static void record_failure(ts_loader *l, int b)
+{
+    if (l->failed && l->failed_batch <= b) return;
+    snprintf(l->error, sizeof l->error, "%s", ts_last_error());
+    l->failed_oom = ts_last_error_is_oom();
+    l->failed_batch = b;
+    l->failed = 1;
+}
+
+/* the consumer has reached the earliest failure (the lock held) */
+static int failed_here(const ts_loader *l) { return l->failed && l->consumed >= l->failed_batch; }
 
 static void *produce(void *arg)
 {
@@ -66,15 +82,15 @@ static void *produce(void *arg)
         ts_tensor *y = ts_tensor_new(TS_INT64, 1, ys);
         tsk_image_plan *plans = l->on_gpu ? malloc(sizeof *plans * (size_t)count) : NULL;
         const ts_augment *aug = l->has_aug ? &l->aug : NULL;
-        int rc = !x || !y || (l->on_gpu && !plans) ? ts_error("loader: out of memory")
+        int rc = !x || !y ? -1   /* the allocation said why */
+                 : l->on_gpu && !plans ? ts_error_oom("loader: out of memory for the augmentation of %d images", count)
                  : l->on_gpu ? ts_batch_draw(x, plans, y, l->images, l->labels, l->order + start, count, aug, &l->pre,
                                              l->flip_map, l->flip_classes, batch_seed(l->seed, b))
                              : ts_batch_fill_range(x, y, l->images, l->labels, l->order + start, count, aug, &l->pre,
                                                    l->flip_map, l->flip_classes, batch_seed(l->seed, b), 0);
         pthread_mutex_lock(&l->lock);
         if (rc) {
-            if (!l->failed) snprintf(l->error, sizeof l->error, "%s", ts_last_error());
-            l->failed = 1;
+            record_failure(l, b);
             ts_tensor_free(x);
             ts_tensor_free(y);
             free(plans);
@@ -156,10 +172,26 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
     return l;
 }
 
+/* the workers of the current epoch, building its batches from `first` (0-based) on */
+static int start_workers(ts_loader *l, int first)
+{
+    l->claimed = l->consumed = first;
+    l->stop = l->failed = l->failed_oom = 0;
+    for (int i = 0; i < l->workers; i++) {
+        if (pthread_create(&l->threads[i], NULL, produce, l)) {
+            if (!l->started) return ts_error("loader: cannot start a worker thread");
+            break;   /* fewer workers than asked still produce every batch */
+        }
+        l->started++;
+    }
+    return 0;
+}
+
 int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed,
                     int first_batch)
 {
     stop_epoch(l);
+    l->epoch_ready = 0;
     if (batch_size < 1) return ts_error("loader: batch size must be positive, got %d", batch_size);
     if (n < 0 || n / batch_size > INT32_MAX - 1) return ts_error("loader: %lld images in an epoch", (long long)n);
     int64_t images = ts_tensor_size(l->images, 0);
@@ -177,16 +209,15 @@ int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_siz
     if (first_batch < 0 || first_batch > l->batches)
         return ts_error("loader: cannot start at batch %d of an epoch of %d", first_batch + 1, l->batches);
     /* a resumed epoch skips the batches already trained: batch b's images and seed depend only on b */
-    l->claimed = l->consumed = first_batch;
-    l->stop = l->failed = 0;
-    for (int i = 0; i < l->workers; i++) {
-        if (pthread_create(&l->threads[i], NULL, produce, l)) {
-            if (!l->started) return ts_error("loader: cannot start a worker thread");
-            break;   /* fewer workers than asked still produce every batch */
-        }
-        l->started++;
-    }
-    return 0;
+    l->epoch_ready = 1;
+    return start_workers(l, first_batch);
+}
+
+int ts_loader_retry(ts_loader *l)
+{
+    if (!l->epoch_ready) return ts_error("loader: no epoch has started, so there is none to go on with");
+    stop_epoch(l);
+    return start_workers(l, l->consumed);
 }
 
 int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
@@ -195,10 +226,10 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
     if (!l->started || l->consumed >= l->batches) return 0;
     int slot = l->consumed % l->depth;
     pthread_mutex_lock(&l->lock);
-    while (!l->x[slot] && !l->failed) pthread_cond_wait(&l->changed, &l->lock);
-    if (!l->x[slot]) {
+    while (!l->x[slot] && !failed_here(l)) pthread_cond_wait(&l->changed, &l->lock);
+    if (failed_here(l)) {   /* (the slot may hold a later batch after a failure to deliver this one) */
         pthread_mutex_unlock(&l->lock);
-        return ts_error("%s", l->error);
+        return l->failed_oom ? ts_error_oom("%s", l->error) : ts_error("%s", l->error);
     }
     ts_tensor *built = l->x[slot];
     tsk_image_plan *plans = l->plans[slot];
@@ -228,9 +259,14 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
     }
     ts_tensor_free(built);
     free(plans);
-    if (!*x) {
+    if (!*x) {   /* not delivered: the epoch stops here, and ts_loader_retry builds this batch again */
         ts_tensor_free(*y);
         *y = NULL;
+        pthread_mutex_lock(&l->lock);
+        l->consumed--;
+        record_failure(l, l->consumed);
+        pthread_cond_broadcast(&l->changed);
+        pthread_mutex_unlock(&l->lock);
         return -1;
     }
     return 1;

@@ -390,8 +390,13 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
  * first_batch (0-based) > 0 resumes an epoch there: the batches are those an epoch from 0 would give. */
 int ts_loader_start(ts_loader *l, const int64_t *order, int64_t n, int batch_size, int drop_last, uint64_t seed,
                     int first_batch);
-/* 1 and new references in *x, *y; 0 at the end of the epoch; -1 on error */
+/* 1 and new references in *x, *y; 0 at the end of the epoch; -1 on error (ts_last_error_is_oom says whether
+ * it was an out-of-memory, in a worker or while the batch was finished on the GPU), after which the epoch
+ * delivers nothing more until ts_loader_retry */
 int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y);
+/* the epoch goes on from the first batch not yet delivered, built again (the same images and draws), the
+ * batches built ahead dropped: after a failure, once memory has been released */
+int ts_loader_retry(ts_loader *l);
 int ts_loader_batches(const ts_loader *l);
 void ts_loader_free(ts_loader *l);
 

@@ -464,6 +464,71 @@ return function(t)
       t.raises(function() for _ in l2:epoch(7) do end end, 'cannot start at batch 7 of an epoch of 5')
    end)
 
+   t.test('a loader that runs out of memory goes on, after retry, with the batches an uninterrupted epoch gives', function()
+      local n = 300
+      local x = ts.zeros({n, 8, 8, 3}, 'uint8')
+      local y = ts.zeros({n}, 'int64')
+      for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
+      local ds = ts.data.Dataset(x, y)
+      local function loader() return ts.data.Loader(ds, {batch = 10, augment = ts.data.augment{brightness = 0.2, rotate = 10}}) end
+      local function sum(bx, by) return tostring(bx:sum() + by:sum()) end
+      ts.manualSeed(5)
+      local whole = {}
+      for bx, by in loader():epoch(1, 77) do whole[#whole + 1] = sum(bx, by) end
+      t.eq(#whole, 30)
+      local function limited(fn)   -- the host's memory limited to what is in use now plus a little
+         collectgarbage('collect')
+         ts.setMemoryLimit('cpu', ts.memory('cpu').in_use + 1024)
+         local ok, err = pcall(fn)
+         ts.setMemoryLimit('cpu', 0)
+         return ok, err
+      end
+      -- two batches taken, then no room for the worker's next ones: an out-of-memory error at the batch it did
+      -- not build (wherever the prefetch had got to), raised again until retry, then the rest of the epoch
+      ts.manualSeed(5)
+      local l = loader()
+      local batches, got, failures = l:epoch(1, 77), {}, 0
+      for _ = 1, 2 do got[#got + 1] = sum(batches()) end
+      collectgarbage('collect')
+      ts.setMemoryLimit('cpu', ts.memory('cpu').in_use + 1024)
+      while true do
+         local ok, bx, by = pcall(batches)
+         if not ok then
+            ts.setMemoryLimit('cpu', 0)
+            failures = failures + 1
+            t.truthy(tostring(bx):find('out of memory on cpu', 1, true), tostring(bx))
+            t.eq(require('ts.ffi').C.ts_last_error_is_oom(), 1, 'the consumer sees an out-of-memory')
+            t.raises(batches, 'out of memory on cpu')   -- nothing more until retry
+            l:retry()
+         elseif bx == nil then break
+         else got[#got + 1] = sum(bx, by) end
+      end
+      ts.setMemoryLimit('cpu', 0)
+      t.eq(failures, 1)
+      t.eq(table.concat(got, ' '), table.concat(whole, ' '))
+      -- retry without a failure rebuilds what was prefetched: the same batches still
+      ts.manualSeed(5)
+      local l2 = loader()
+      local b2, again = l2:epoch(1, 77), {}
+      again[1] = sum(b2())
+      l2:retry()
+      for bx, by in b2 do again[#again + 1] = sum(bx, by) end
+      t.eq(table.concat(again, ' '), table.concat(whole, ' '))
+      -- an epoch without room for its first batch goes on from the first
+      ts.manualSeed(5)
+      local l3 = loader()
+      local b3
+      local ok, err = limited(function() b3 = l3:epoch(1, 77); return b3() end)
+      t.truthy(not ok and tostring(err):find('out of memory on cpu', 1, true), tostring(err))
+      l3:retry()
+      local third = {}
+      for bx, by in b3 do third[#third + 1] = sum(bx, by) end
+      t.eq(table.concat(third, ' '), table.concat(whole, ' '))
+      t.raises(function() loader():retry() end, 'no epoch has started')
+      l3:close()
+      t.raises(function() l3:retry() end, 'closed; there is no epoch to go on with')
+   end)
+
    t.test('samplers that are not a list of image indices are refused', function()
       local ds = dot_dataset(10, 2, 2)
       local function epoch(order)

@@ -327,6 +327,33 @@ print(('%.17g'):format(r.history[1].train_loss))]])
       end
    end)
 
+   gpu_test(t, 'a batch the GPU had no room to finish is finished again after retry: the epoch is the undisturbed one', function()
+      local g = ts.data.synthetic{train = 320, valid = 8, test = 8}
+      local aug = ts.data.augment{rotate = 12, brightness = 0.3, cutout = {0.5, 8}, flip = 0.5}
+      local function loader()
+         ts.manualSeed(12)
+         return ts.data.Loader(g.train, {batch = 64, augment = aug, device = 'cuda', workers = 2})
+      end
+      local whole = {}
+      for x in loader():epoch(1, 5) do whole[#whole + 1] = x:cpu() end
+      local l = loader()
+      local batches, got = l:epoch(1, 5), {}
+      got[1] = batches():cpu()
+      collectgarbage('collect')
+      collectgarbage('collect')
+      ts.cuda.emptyCache()
+      ts.cuda.setMemoryLimit(ts.cuda.memory().in_use + 4096)   -- no room for the next batch's images
+      local ok, err = pcall(batches)
+      ts.cuda.setMemoryLimit(0)
+      t.truthy(not ok and tostring(err):find('out of memory on cuda', 1, true), tostring(err))
+      t.eq(require('ts.ffi').C.ts_last_error_is_oom(), 1)
+      t.raises(batches, 'out of memory on cuda')   -- nothing more until retry
+      l:retry()
+      for x in batches do got[#got + 1] = x:cpu() end
+      t.eq(#got, #whole)
+      for i = 1, #whole do t.near(got[i], whole[i], 0, 0, 'batch ' .. i) end
+   end)
+
    gpu_test(t, 'memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
       -- from an empty cache: the earlier tests' blocks and the convolutions' workspace all given back (the
       -- workspace is released into the cache, so it must go first for the cache to end empty)

@@ -160,6 +160,47 @@ return function(t)
       for i = 1, #a do t.near(b[i], a[i], 1e-5, 1e-6, 'parameter ' .. i) end
    end)
 
+   t.test('auto_microbatch: a batch the loader had no memory for is built again, and training ends as without it', function()
+      -- the loader's iterator raises a real out-of-memory error once, at the third batch (as a worker, or the
+      -- GPU's finishing of a batch, would); training releases memory, has the loader build that batch again,
+      -- and gets the parameters an undisturbed run gets
+      local g = ts.data.synthetic{train = 128, valid = 32, test = 32, seed = 3}
+      local Loader = getmetatable(ts.data.Loader(g.train))
+      local function run(fail_at, auto)
+         ts.manualSeed(4)
+         local net = ts.nn.Sequential():add(ts.nn.Flatten()):add(ts.nn.Linear(3 * 32 * 32, 43))
+         local epoch, retry, calls, retries = Loader.epoch, Loader.retry, 0, 0
+         Loader.epoch = function(self, ...)
+            local it = epoch(self, ...)
+            return function()
+               calls = calls + 1
+               if calls == fail_at then
+                  collectgarbage('collect')
+                  ts.setMemoryLimit('cpu', ts.memory('cpu').in_use + 1)
+                  local _, err = pcall(ts.zeros, 4096)
+                  ts.setMemoryLimit('cpu', 0)
+                  error(err, 0)
+               end
+               return it()
+            end
+         end
+         Loader.retry = function(self) retries = retries + 1; return retry(self) end
+         local ok, r = pcall(ts.train, {model = net, data = {train = g.train, valid = g.valid}, epochs = 1, batch = 32,
+                                        optimizer = 'sgd', momentum = 0, lr = 0.5, quiet = true, auto_microbatch = auto})
+         Loader.epoch, Loader.retry = epoch, retry
+         if not ok then error(r, 0) end
+         return r, retries
+      end
+      local plain, none = run(nil, true)
+      local redone, retries = run(3, true)
+      t.eq(none, 0)
+      t.eq(retries, 1)
+      t.eq(redone.micro_batch, 32, 'the step itself was not halved')
+      local a, b = plain.model:parameters(), redone.model:parameters()
+      for i = 1, #a do t.near(b[i], a[i], 0, 0, 'parameter ' .. i) end
+      t.raises(function() run(3, false) end, 'out of memory on cpu')
+   end)
+
    -- The decision every Lua-level op on a device tensor takes before computing on a host copy, called here
    -- with the device code of cuda (1): this machine may have no GPU to make such a tensor.
    t.test('host round trips of tensor math: counted, refused in strict mode naming the op, none on the CPU', function()

@@ -335,6 +335,15 @@ function Loader:epoch(first, seed)
    end
 end
 
+-- After the epoch's iterator raised an error (an out-of-memory, in a worker or while a batch was finished on the
+-- GPU), the epoch goes on from the first batch it did not deliver, built again: the same images and draws, so a
+-- training that releases memory and retries sees the batches an uninterrupted epoch would. Until then the
+-- iterator raises the same error.
+function Loader:retry()
+   if self.c == nil then error('Loader: closed; there is no epoch to go on with', 2) end
+   check(C.ts_loader_retry(self.c))
+end
+
 -- one batch of the given 1-based dataset positions, prepared now (no prefetch), e.g. for evaluation or pictures
 function M.batch(ds, positions, opts)
    opts = opts or {}

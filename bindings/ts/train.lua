@@ -30,7 +30,9 @@
 -- metrics.jsonl; validation halves its batch the same way. Batch norm then sees the smaller micro-batches'
 -- statistics, as with accumulate. With accumulate > 1 the gradients an update has gathered before the step
 -- that ran out are kept, and the step is redone on top of them (the batch norms' running statistics have
--- seen part of that batch twice): each later step of an update holds a copy of the gradients for this.
+-- seen part of that batch twice): each later step of an update holds a copy of the gradients for this. A batch
+-- the loader runs out of memory building, or finishing on the GPU, is built again once the model's memory is
+-- released (Loader:retry: the same images and draws).
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
 -- when validation accuracy improves. Returns {model, history, best, run}.
@@ -784,7 +786,18 @@ local function train(cfg, spec, model)
       local now_rng = partial and rng_tensor()
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
-      local batches = loader:epoch(partial and partial.step + 1 or 1)
+      local epoch_batches = loader:epoch(partial and partial.step + 1 or 1)
+      -- the loader's next batch; with auto_microbatch, one it could not build or finish on the device for want of
+      -- memory is built again (the same images and draws) once the model's memory is released
+      local function batches()
+         local ok, x, y = pcall(epoch_batches)
+         if ok then return x, y end
+         if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(x)) then error(x, 0) end
+         release_memory(model, crit)
+         if not cfg.quiet then print(('out of memory in the loader: batch built again (%s)'):format(x:match('^[^\n]*'))) end
+         loader:retry()
+         return epoch_batches()
+      end
       if partial then set_rng(now_rng) end
       local t0, shown = now() - (partial and partial.seconds or 0), now()
       local seen, skipped = partial and partial.seen or 0, partial and partial.skipped or 0
