@@ -10,6 +10,14 @@ local function dot_dataset(n, row, col, label, size)
    return ts.data.Dataset(x, y)
 end
 
+-- n 8x8 images, image i labelled i - 1 with i % 256 in its first byte: each batch's sums tell its images apart
+local function numbered_dataset(n)
+   local x = ts.zeros({n, 8, 8, 3}, 'uint8')
+   local y = ts.zeros({n}, 'int64')
+   for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
+   return ts.data.Dataset(x, y)
+end
+
 local function brightest(img)   -- img float [C,H,W]: 1-based row, col of the maximum of channel 1
    local plane = img[1]
    local best, br, bc = -math.huge, 0, 0
@@ -409,10 +417,7 @@ return function(t)
 
    t.test('the loader prefetches every image of an epoch once, reproducibly, with one worker or several', function()
       local n = 300
-      local x = ts.zeros({n, 8, 8, 3}, 'uint8')
-      local y = ts.zeros({n}, 'int64')
-      for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
-      local ds = ts.data.Dataset(x, y)
+      local ds = numbered_dataset(n)
       local function epoch(seed, workers)
          ts.manualSeed(seed)
          local loader = ts.data.Loader(ds, {batch = 64, augment = ts.data.augment{brightness = 0.2, rotate = 10},
@@ -465,11 +470,7 @@ return function(t)
    end)
 
    t.test('a loader that runs out of memory goes on, after retry, with the batches an uninterrupted epoch gives', function()
-      local n = 300
-      local x = ts.zeros({n, 8, 8, 3}, 'uint8')
-      local y = ts.zeros({n}, 'int64')
-      for i = 1, n do x[{i, 1, 1, 1}] = i % 256; y[i] = i - 1 end
-      local ds = ts.data.Dataset(x, y)
+      local ds = numbered_dataset(300)
       local function loader() return ts.data.Loader(ds, {batch = 10, augment = ts.data.augment{brightness = 0.2, rotate = 10}}) end
       local function sum(bx, by) return tostring(bx:sum() + by:sum()) end
       ts.manualSeed(5)
