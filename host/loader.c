@@ -228,8 +228,11 @@ int ts_loader_next(ts_loader *l, ts_tensor **x, ts_tensor **y)
     pthread_mutex_lock(&l->lock);
     while (!l->x[slot] && !failed_here(l)) pthread_cond_wait(&l->changed, &l->lock);
     if (failed_here(l)) {   /* (the slot may hold a later batch after a failure to deliver this one) */
+        char error[sizeof l->error];
+        int oom = l->failed_oom;
+        memcpy(error, l->error, sizeof error);
         pthread_mutex_unlock(&l->lock);
-        return l->failed_oom ? ts_error_oom("%s", l->error) : ts_error("%s", l->error);
+        return oom ? ts_error_oom("%s", error) : ts_error("%s", error);
     }
     ts_tensor *built = l->x[slot];
     tsk_image_plan *plans = l->plans[slot];
