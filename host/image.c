@@ -293,8 +293,13 @@ int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi)
     double x0 = 0, y0 = 0, x1 = iw, y1 = ih;
     if (roi) {
         x0 = roi[0], y0 = roi[1], x1 = roi[2], y1 = roi[3];
-        if (!(x0 >= 0 && y0 >= 0 && x1 <= iw && y1 <= ih && x1 > x0 && y1 > y0))
-            return ts_error("resize: region %g,%g,%g,%g lies outside the %dx%d image", x0, y0, x1, y1, iw, ih);
+        /* a region may reach beyond the image, by at most the image's size (a search window framing a sign
+           at the photo's edge): the filters' taps stop at the edge and are renormalized, so the border pixels
+           repeat there. It must overlap the image (NaN fails every test). */
+        if (!(x1 > x0 && y1 > y0 && x0 < iw && y0 < ih && x1 > 0 && y1 > 0 && x0 >= -iw && y0 >= -ih &&
+              x1 <= 2.0 * iw && y1 <= 2.0 * ih))
+            return ts_error("resize: region %g,%g,%g,%g is empty, misses the %dx%d image or reaches more than its size "
+                            "beyond it", x0, y0, x1, y1, iw, ih);
     }
     /* The horizontal pass filters one source row at a time into row [ow, c], which is added at once into every
      * output row whose vertical taps reach it, in acc [oh, ow, c]: each output row sums its taps in source order,

@@ -325,7 +325,8 @@ int ts_image_save(const char *path, const ts_tensor *image);
 ts_tensor *ts_image_encode_png(const ts_tensor *image);
 /* CRC-32C (Castagnoli) of n bytes, TFRecord's checksum (host/crc32c.c) */
 uint32_t ts_crc32c(const void *data, size_t n);
-/* dst's size is the output size; roi = {x1, y1, x2, y2} in source pixels (end exclusive) or NULL */
+/* dst's size is the output size; roi = {x1, y1, x2, y2} in source pixels (end exclusive) or NULL; a region
+   that overlaps the image may reach up to the image's size beyond it, where its border pixels repeat */
 int ts_image_resize(ts_tensor *dst, const ts_tensor *src, const double *roi);
 
 /* ---- batches: preprocessing and augmentation (host/batch.c, kernels/cpu/augment.c) ----------------- */

@@ -39,7 +39,18 @@ return function(t)
       big[{{5, 8}, {5, 8}}] = 200
       local roi = ts.image.resize(big, 2, 2, {4, 4, 8, 8})
       t.eq(roi:get(2, 2, 1), 200)
-      t.raises(function() ts.image.resize(big, 2, 2, {0, 0, 9, 9}) end, 'outside the 8x8 image')
+      -- a region reaching beyond the image repeats its border pixels there: the 8x8 image framed by a margin
+      -- of 4 on every side, shrunk to 4x4, is its four corners' quarters (the border of each repeated)
+      local framed = ts.image.resize(big, 4, 4, {-4, -4, 12, 12})
+      t.eq(framed:get(1, 1, 1), 0)
+      t.eq(framed:get(4, 4, 1), 200)
+      t.eq(framed:get(1, 4, 1), 0)
+      local edge = ts.zeros({4, 4, 1}, 'uint8')
+      edge[{{}, {4}}] = 90   -- the right column, repeated to the right of the image
+      t.eq(ts.image.resize(edge, 4, 4, {3, 0, 7, 4}):float():min(), 90)
+      t.raises(function() ts.image.resize(big, 2, 2, {8, 0, 12, 4}) end, 'misses the 8x8 image')
+      t.raises(function() ts.image.resize(big, 2, 2, {-9, 0, 4, 4}) end, 'more than its size')
+      t.raises(function() ts.image.resize(big, 2, 2, {0 / 0, 0, 4, 4}) end, 'misses the 8x8 image')
       -- a region is resampled with the whole image's filters: the lower half of a 64x64 image shrunk by 2 is
       -- the lower half of the whole image shrunk by 2, filter taps across the cut included
       local noise = (ts.rand(64, 64, 3) * 255):byte()

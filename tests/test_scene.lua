@@ -52,11 +52,17 @@ return function(t)
       t.raises(function() ts.scene.generate{n = 1} end, 'give signs (a dataset) or icons')
    end)
 
-   t.test('the search windows: the whole image first, squares inside it reaching both edges', function()
+   t.test('the search windows: the whole image, the photo framed as a crop, squares inside it reaching both edges', function()
       local wins = ts.detect.windows(240, 320, {min = 24})
       t.eq(table.concat(wins[1], ','), '0,0,320,240')
+      -- framed: the 240-pixel short side is the middle 1 - 2 x 0.13 of a square centred on the photo
+      local f = wins[2]
+      t.near(f[3] - f[1], 240 / 0.74, 1e-9)
+      t.near(f[4] - f[2], 240 / 0.74, 1e-9)
+      t.near((f[1] + f[3]) / 2, 160, 1e-9)
+      t.near((f[2] + f[4]) / 2, 120, 1e-9)
       local right, bottom, smallest = 0, 0, math.huge
-      for k = 2, #wins do
+      for k = 3, #wins do
          local w = wins[k]
          t.truthy(w[1] >= -1e-9 and w[2] >= -1e-9 and w[3] <= 320 + 1e-9 and w[4] <= 240 + 1e-9, table.concat(w, ','))
          t.near(w[3] - w[1], w[4] - w[2], 1e-9)
@@ -154,6 +160,24 @@ return function(t)
       t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.95, score = 0.4}}, 100, 100), 2)
       t.eq(#ts.detect.dropParts({part, {window = {30, 30, 130, 130}, sign = 0.95, score = 0.6}}, 130, 130), 2)
       t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.95, score = 0.6}}, 200, 300), 2)
+   end)
+
+   t.test('a photo a sign fills edge to edge (a close-up, an icon): the photo framed as a crop is the sign', function()
+      -- a 100x100 photo, magenta but for a 5-pixel grey border: every window inside it has magenta in its
+      -- margin as well as its middle, which the detector above does not call a sign; the photo framed by a
+      -- margin of repeated border pixels looks as a GTSRB crop of the sign does
+      local img = ts.zeros({100, 100, 3}, 'uint8'):fill(128)
+      local inner = img[{{6, 95}, {6, 95}}]
+      inner:select(3, 1):fill(255)
+      inner:select(3, 2):fill(0)
+      inner:select(3, 3):fill(255)
+      local found = ts.detect.search(img, scorers)
+      local best = found.detections[1]
+      t.near(best.window[3] - best.window[1], 100 / 0.74, 1e-6)
+      t.truthy(best.window[1] < 0 and best.window[3] > 100, table.concat(best.window, ','))
+      t.truthy(best.sign > 0.8, best.sign)
+      t.eq(best.class, 3)
+      t.truthy(found.whole.sign < 0.5, found.whole.sign)
    end)
 
    t.test('training windows and hard negatives for the detector', function()

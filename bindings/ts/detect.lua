@@ -3,7 +3,7 @@
 -- small "sign here" network (the detector: sign vs no sign, learned from generated scenes) scores them all,
 -- the best few after non-maximum suppression go to the classifier, and a window's score is
 -- P(sign) x P(its top class). Boxes are {x1, y1, x2, y2} in the photo's pixels (0-based, end exclusive).
---   ts.detect.windows(h, w [, opts])         the search's windows: the whole image first, then squares
+--   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, the photo framed, squares
 --   ts.detect.crops(img, windows [, size])    uint8 [N, size, size, 3]
 --   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
 --                                              and back
@@ -27,8 +27,9 @@ local metrics = require('ts.metrics')
 
 local M = {}
 -- the search's version, kept with a fitted threshold (search.json), which holds only for the search it was
--- fitted with. 2: the parts of a sign that spans the photo dropped (M.dropParts)
-M.version = 2
+-- fitted with. 2: the parts of a sign that spans the photo dropped (M.dropParts); 3: the photo framed as a
+-- crop among the windows (M.windows)
+M.version = 3
 
 -- the square of the given side centred on (cx, cy)
 local function square(cx, cy, side) return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2} end
@@ -74,14 +75,17 @@ function M.nms(items, threshold)
    return kept
 end
 
--- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search),
--- then squares of side min(h, w), shrinking by opts.step (0.8) down to opts.min (24) pixels, each scale's
--- squares opts.stride (a quarter) of their side apart and spread evenly to reach both edges.
+-- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search);
+-- the photo framed as a GTSRB crop frames its sign (the square centred on it whose middle 1 - 2m is its short
+-- side: it reaches beyond the photo by the margin, where the border pixels repeat), for a photo that a sign
+-- fills edge to edge (a close-up, a clean icon): without a margin the detector doubts it is a sign and a
+-- part of it wins; then squares of side min(h, w), shrinking by opts.step (0.8) down to opts.min (24) pixels,
+-- each scale's squares opts.stride (a quarter) of their side apart and spread evenly to reach both edges.
 function M.windows(h, w, opts)
    opts = opts or {}
    local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
-   local out = {{0, 0, w, h}}
    local side = math.min(h, w)
+   local out = {{0, 0, w, h}, square(w / 2, h / 2, side / (1 - 2 * scene.cropMargin))}
    while side >= smallest do
       local nx = math.max(1, math.ceil((w - side) / (side * stride)) + 1)
       local ny = math.max(1, math.ceil((h - side) / (side * stride)) + 1)
@@ -97,17 +101,12 @@ function M.windows(h, w, opts)
    return out
 end
 
--- a window clipped to the image (the part outside a photo's edge has no pixels to cut)
-local function clip(win, h, w)
-   return {math.max(0, win[1]), math.max(0, win[2]), math.min(w, win[3]), math.min(h, win[4])}
-end
-
+-- the windows' crops, each shrunk to size x size; beyond the image's edge its border pixels repeat
 function M.crops(img, windows, size)
    size = size or 32
-   local h, w = img:size(1), img:size(2)
    local x = T.zeros({#windows, size, size, 3}, 'uint8')
    local src = img:contiguous()
-   for k, win in ipairs(windows) do x[k]:copy(image.resize(src, size, size, clip(win, h, w))) end
+   for k, win in ipairs(windows) do x[k]:copy(image.resize(src, size, size, win)) end
    return x
 end
 
@@ -278,11 +277,15 @@ function M.samples(scenes, opts)
          if best_iou(win) < 0.3 then add(k, win, 0) end
       end
    end
+   -- a window sticking out of its scene is cut at the edge (and squeezed to a square), as the detector has
+   -- always learnt; the search's own windows lie inside the photo but for the framed photo (M.windows)
    local x = T.zeros({#wins, 32, 32, 3}, 'uint8')
    local y = T.zeros({#wins}, 'int64')
    for i, win in ipairs(wins) do
       local img = scenes[owners[i]].image
-      x[i]:copy(image.resize(img, 32, 32, clip(win, img:size(1), img:size(2))))
+      local h, w = img:size(1), img:size(2)
+      local cut = {math.max(0, win[1]), math.max(0, win[2]), math.min(w, win[3]), math.min(h, win[4])}
+      x[i]:copy(image.resize(img, 32, 32, cut))
       y[i] = labels[i]
    end
    return x, y, wins, owners

@@ -2,7 +2,9 @@
 --   ts.image.load(path [, channels = 3])       PNG, JPEG, PPM, BMP, ... (stb_image), at most
 --                                                ts.image.pixelLimit() pixels
 --   ts.image.resize(img, h, w [, roi])           area/bilinear resampling (as Pillow's BILINEAR);
---                                                roi = {x1, y1, x2, y2} crops first (end exclusive)
+--                                                roi = {x1, y1, x2, y2} crops first (end exclusive); it
+--                                                may reach beyond the image by up to its size, where the
+--                                                border pixels repeat; one that misses it is an error
 --   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension); float [C,H,W]
 --                                                images in 0..1 are converted
 --   ts.image.drawBox(img, box [, rgb, thickness])   a rectangle's outline, in place
