@@ -52,6 +52,14 @@ return function(t)
       t.eq(tostring(fine:get(23).output:size()), '[2x32x8x8]')
       t.eq(tostring(fine:get(24).output:size()), '[2x2048]')
       t.near(fine:get(24).output, fine:get(23).output:contiguous():view(2, 2048), 0, 0)
+      -- gap: the last stage's 128 maps averaged over their 8x8 places, 128 inputs to the first Linear instead of 2,048
+      local gap = ts.models.baseline{gap = true}
+      t.eq(gap:numParameters(), 823051 - (2048 - 128) * 256)
+      gap:evaluate()
+      gap:forward(x)
+      t.eq(tostring(gap:get(22).output:size()), '[2x128]')
+      t.near(gap:get(22).output, gap:get(20).output:contiguous():view(2, 128, 64):mean(3):contiguous():view(2, 128), 1e-6, 1e-6)
+      t.raises(function() ts.models.baseline{gap = true, fine = 32} end, 'fine and gap')
       names = {}
       for _, pair in ipairs(ts.models.resnet20():stateDict()) do names[pair[1]] = true end
       for _, n in ipairs({'conv1.weight', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer2.0.bn2.bias',

@@ -19,7 +19,10 @@ local models = {}
 -- third stage pooled to 4x4 as the others are; k: its 8x8 maps kept whole and brought to k channels by a 1x1
 -- convolution with BN and ReLU, so that the classifier sees 64 places of k features where a 2x2 max-pool would
 -- have kept the largest of each window: the digits of the speed limits and the small symbols of the "end of"
--- signs live at that scale; with k = w3 / 4 the first Linear keeps its size).
+-- signs live at that scale; with k = w3 / 4 the first Linear keeps its size), gap (false: true averages the
+-- third stage's 8x8 maps over all their places, global average pooling, so that the classifier sees w3 features
+-- that say what is there and not where: fine's 64 places overfitted to where details lie in the training tracks,
+-- and 16 places may too; the first Linear shrinks from 16 w3 to w3 inputs).
 function models.refcnn(opts)
    opts = opts or {}
    local classes, cin = opts.classes or 43, opts.channels or 3
@@ -41,15 +44,18 @@ function models.refcnn(opts)
    deep:add(nn.MaxPool2d(2))
    block(deep, w[2], w[3])
    for _ = 2, opts.stage3 or 1 do block(deep, w[3], w[3]) end
+   if opts.fine and opts.gap then error('ts.models.refcnn: fine and gap are two ways to end the third stage; give one', 2) end
    if opts.fine then
       deep:add(nn.Conv2d(w[3], opts.fine, 1, {bias = false}))
       deep:add(nn.BatchNorm2d(opts.fine))
       deep:add(nn.ReLU())
+   elseif opts.gap then
+      deep:add(nn.GlobalAvgPool2d())
    else
       deep:add(nn.MaxPool2d(2))
    end
    deep:add(nn.Flatten())
-   local features = opts.fine and 64 * opts.fine or 16 * w[3]
+   local features = opts.fine and 64 * opts.fine or opts.gap and w[3] or 16 * w[3]
    if opts.multiscale then
       net:add(nn.Concat(2, deep, nn.Sequential(nn.MaxPool2d(4), nn.Flatten())), 'scales')
       features = features + 16 * w[1]
