@@ -52,25 +52,38 @@ return function(t)
       t.raises(function() ts.scene.generate{n = 1} end, 'give signs (a dataset) or icons')
    end)
 
-   t.test('the search windows: the whole image, the photo framed as a crop, squares inside it reaching both edges', function()
+   t.test('the search windows: the whole image, squares inside it reaching both edges, and squares framing a sign at its edge', function()
+      local m = ts.scene.cropMargin
       local wins = ts.detect.windows(240, 320, {min = 24})
       t.eq(table.concat(wins[1], ','), '0,0,320,240')
-      -- framed: the 240-pixel short side is the middle 1 - 2 x 0.13 of a square centred on the photo
-      local f = wins[2]
-      t.near(f[3] - f[1], 240 / 0.74, 1e-9)
-      t.near(f[4] - f[2], 240 / 0.74, 1e-9)
-      t.near((f[1] + f[3]) / 2, 160, 1e-9)
-      t.near((f[2] + f[4]) / 2, 120, 1e-9)
-      local right, bottom, smallest = 0, 0, math.huge
-      for k = 3, #wins do
+      local right, bottom, smallest, largest, outside = 0, 0, math.huge, 0, 0
+      local have = {}
+      for k = 2, #wins do
          local w = wins[k]
-         t.truthy(w[1] >= -1e-9 and w[2] >= -1e-9 and w[3] <= 320 + 1e-9 and w[4] <= 240 + 1e-9, table.concat(w, ','))
-         t.near(w[3] - w[1], w[4] - w[2], 1e-9)
-         right, bottom, smallest = math.max(right, w[3]), math.max(bottom, w[4]), math.min(smallest, w[3] - w[1])
+         local side = w[3] - w[1]
+         t.near(side, w[4] - w[2], 1e-9)
+         -- the middle, where a sign lies, inside the photo; only the margin may reach beyond it
+         local r = m * side
+         t.truthy(w[1] + r >= -1e-9 and w[2] + r >= -1e-9 and w[3] - r <= 320 + 1e-9 and w[4] - r <= 240 + 1e-9, table.concat(w, ','))
+         if w[1] < 0 or w[2] < 0 or w[3] > 320 or w[4] > 240 then outside = outside + 1 end
+         right, bottom = math.max(right, w[3] - r), math.max(bottom, w[4] - r)
+         smallest, largest = math.min(smallest, side), math.max(largest, side)
+         have[('%.6f,%.6f,%.6f'):format(w[1], w[2], side)] = true
       end
       t.near(right, 320, 1e-9)
       t.near(bottom, 240, 1e-9)
       t.truthy(smallest >= 24 and smallest < 24 / 0.8, smallest)
+      t.near(largest, 240 / (1 - 2 * m), 1e-9)   -- its middle spans the short side
+      t.truthy(outside > 0 and outside < #wins / 3, outside)
+      -- the squares inside the photo as before: at side 240, five places a quarter of a side apart ... of
+      -- which three are inside, and one each side reaching out by the margin
+      for _, x in ipairs({0, 40, 80, -240 * m, 80 + 240 * m}) do
+         t.truthy(have[('%.6f,%.6f,%.6f'):format(x, 0, 240)], 'no window of side 240 at x = ' .. x)
+      end
+      -- a square photo framed as a crop: the second window, centred on it
+      local sq = ts.detect.windows(100, 100)[2]
+      t.near(sq[1], -100 * m / (1 - 2 * m), 1e-9)
+      t.near(sq[3], 100 + 100 * m / (1 - 2 * m), 1e-9)
       -- a sign box and the GTSRB-framed window around it go back and forth
       local win = ts.detect.window({10, 20, 50, 60})
       t.near(win[3] - win[1], 40 / 0.74, 1e-9)
@@ -162,7 +175,7 @@ return function(t)
       t.eq(#ts.detect.dropParts({part, {window = {0, 0, 100, 100}, sign = 0.95, score = 0.6}}, 200, 300), 2)
    end)
 
-   t.test('a photo a sign fills edge to edge (a close-up, an icon): the photo framed as a crop is the sign', function()
+   t.test('a photo a sign fills edge to edge (a close-up, an icon), or a sign on its edge: windows framing it reach beyond the photo', function()
       -- a 100x100 photo, magenta but for a 5-pixel grey border: every window inside it has magenta in its
       -- margin as well as its middle, which the detector above does not call a sign; the photo framed by a
       -- margin of repeated border pixels looks as a GTSRB crop of the sign does
@@ -178,6 +191,16 @@ return function(t)
       t.truthy(best.sign > 0.8, best.sign)
       t.eq(best.class, 3)
       t.truthy(found.whole.sign < 0.5, found.whole.sign)
+      -- a sign on the photo's left edge: the window framing it reaches beyond that edge (no window inside the
+      -- photo frames it: the best of those, 0,0,100,100, has P(sign) 0.57)
+      local edge = ts.zeros({100, 140, 3}, 'uint8'):fill(128)
+      local sign = edge[{{14, 87}, {1, 74}}]
+      sign:select(3, 1):fill(255)
+      sign:select(3, 2):fill(0)
+      sign:select(3, 3):fill(255)
+      best = ts.detect.search(edge, scorers).detections[1]
+      t.truthy(best.window[1] < 0 and best.sign > 0.65, ('%s: P(sign) %.2f'):format(table.concat(best.window, ','), best.sign))
+      t.eq(best.class, 3)
    end)
 
    t.test('training windows and hard negatives for the detector', function()

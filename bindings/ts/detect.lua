@@ -3,7 +3,8 @@
 -- small "sign here" network (the detector: sign vs no sign, learned from generated scenes) scores them all,
 -- the best few after non-maximum suppression go to the classifier, and a window's score is
 -- P(sign) x P(its top class). Boxes are {x1, y1, x2, y2} in the photo's pixels (0-based, end exclusive).
---   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, the photo framed, squares
+--   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, then squares framing
+--                                              signs inside it
 --   ts.detect.crops(img, windows [, size])    uint8 [N, size, size, 3]
 --   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
 --                                              and back
@@ -27,9 +28,10 @@ local metrics = require('ts.metrics')
 
 local M = {}
 -- the search's version, kept with a fitted threshold (search.json), which holds only for the search it was
--- fitted with. 2: the parts of a sign that spans the photo dropped (M.dropParts); 3: the photo framed as a
--- crop among the windows (M.windows)
-M.version = 3
+-- fitted with. 2: the parts of a sign that spans the photo dropped (M.dropParts); 3: the photo framed as a crop
+-- among the windows; 4: every scale's windows joined by those reaching beyond the photo by their margin, a sign
+-- at its edge or filling it framed (M.windows)
+M.version = 4
 
 -- the square of the given side centred on (cx, cy)
 local function square(cx, cy, side) return {cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2} end
@@ -75,28 +77,46 @@ function M.nms(items, threshold)
    return kept
 end
 
--- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search);
--- the photo framed as a GTSRB crop frames its sign (the square centred on it whose middle 1 - 2m is its short
--- side: it reaches beyond the photo by the margin, where the border pixels repeat), for a photo that a sign
--- fills edge to edge (a close-up, a clean icon): without a margin the detector doubts it is a sign and a
--- part of it wins; then squares of side min(h, w), shrinking by opts.step (0.8) down to opts.min (24) pixels,
--- each scale's squares opts.stride (a quarter) of their side apart and spread evenly to reach both edges.
+-- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search),
+-- then squares of side min(h, w), shrinking by opts.step (0.8) down to opts.min (24) pixels, each scale's
+-- squares opts.stride (a quarter) of their side apart and spread evenly to reach both edges. A sign that fills
+-- the photo or touches its edge has no margin in those: the detector, which learnt signs framed as GTSRB crops
+-- frame them, doubts it, and a part of it wins. So each scale's rows and columns are joined by one more at
+-- each edge that reaches beyond the photo by the window's margin m (scene.cropMargin of its side; the border
+-- pixels repeat there), its middle 1 - 2m, where a sign lies, still inside; and a larger scale comes first,
+-- whose middle spans the short side: the photo framed as a crop frames its sign.
 function M.windows(h, w, opts)
    opts = opts or {}
    local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
-   local side = math.min(h, w)
-   local out = {{0, 0, w, h}, square(w / 2, h / 2, side / (1 - 2 * scene.cropMargin))}
-   while side >= smallest do
-      local nx = math.max(1, math.ceil((w - side) / (side * stride)) + 1)
-      local ny = math.max(1, math.ceil((h - side) / (side * stride)) + 1)
-      for j = 0, ny - 1 do
-         for i = 0, nx - 1 do
-            local x = nx > 1 and (w - side) * i / (nx - 1) or (w - side) / 2
-            local y = ny > 1 and (h - side) * j / (ny - 1) or (h - side) / 2
-            out[#out + 1] = {x, y, x + side, y + side}
-         end
+   local m = scene.cropMargin
+   local out = {{0, 0, w, h}}
+   -- the positions along an axis of length n for squares of the given side: spread evenly inside (none when
+   -- the side is longer), then the two that reach out by the margin (one, centred, when they meet)
+   local function positions(n, side)
+      local at = {}
+      if side <= n then
+         local k = math.max(1, math.ceil((n - side) / (side * stride)) + 1)
+         for i = 0, k - 1 do at[#at + 1] = k > 1 and (n - side) * i / (k - 1) or (n - side) / 2 end
       end
+      local reach = m * side
+      local lo, hi = -reach, n - side + reach
+      if hi - lo < 1e-9 * side then at[#at + 1] = (lo + hi) / 2
+      elseif hi > lo then at[#at + 1], at[#at + 2] = lo, hi end
+      return at
+   end
+   local short = math.min(h, w)
+   local side = short / (1 - 2 * m)
+   local sides = {side}
+   side = short
+   while side >= smallest do
+      sides[#sides + 1] = side
       side = side * step
+   end
+   for _, s in ipairs(sides) do
+      local xs, ys = positions(w, s), positions(h, s)
+      for _, y in ipairs(ys) do
+         for _, x in ipairs(xs) do out[#out + 1] = {x, y, x + s, y + s} end
+      end
    end
    return out
 end
@@ -156,7 +176,7 @@ function M.search(img, scorers, opts)
                                         math.max(1, math.floor(W / f + 0.5))) or img
    local h, w = work:size(1), work:size(2)
    local sx, sy = W / w, H / h
-   local smallest = opts.min or 24
+   local smallest, margin = opts.min or 24, scene.cropMargin
    local wins = M.windows(h, w, opts)
    local x = M.crops(work, wins)
    local sign = scorers.sign and scorers.sign(x)
@@ -186,9 +206,11 @@ function M.search(img, scorers, opts)
             for dy = -1, 1 do
                for dx = -1, 1 do
                   local s2 = side * scale
-                  if s2 <= math.min(h, w) and s2 >= smallest then   -- moved inside the image where it sticks out
+                  -- moved where its middle sticks out of the image (its margin may, as the grid's do)
+                  if s2 * (1 - 2 * margin) <= math.min(h, w) + 1e-9 and s2 >= smallest then
                      local q = square((win[1] + win[3]) / 2 + dx * side / 8, (win[2] + win[4]) / 2 + dy * side / 8, s2)
-                     local x1, y1 = math.min(math.max(0, q[1]), w - s2), math.min(math.max(0, q[2]), h - s2)
+                     local r = margin * s2
+                     local x1, y1 = math.min(math.max(-r, q[1]), w - s2 + r), math.min(math.max(-r, q[2]), h - s2 + r)
                      near[#near + 1] = {owner = it, window = {x1, y1, x1 + s2, y1 + s2}}
                   end
                end
@@ -278,7 +300,8 @@ function M.samples(scenes, opts)
       end
    end
    -- a window sticking out of its scene is cut at the edge (and squeezed to a square), as the detector has
-   -- always learnt; the search's own windows lie inside the photo but for the framed photo (M.windows)
+   -- always learnt; the search's windows that reach beyond a photo repeat its border pixels instead (M.windows):
+   -- a detector that learns from those too is not measured yet
    local x = T.zeros({#wins, 32, 32, 3}, 'uint8')
    local y = T.zeros({#wins}, 'int64')
    for i, win in ipairs(wins) do
