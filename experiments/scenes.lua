@@ -11,7 +11,8 @@
 --      window's P(sign) x P(top class) reaches the threshold predict uses: the run's fitted one in
 --      search.json, or threshold=) and how often it finds it and reads it right (predict's answer is then
 --      right), how often an empty scene is rightly "no sign", and the same on the original-resolution test
---      images in <data>/originals (tight crops: the search must not lose them); with a fitted threshold,
+--      images in <data>/originals (tight crops: the search must not lose them), and on close-ups (the scenes
+--      of test crops cut to photos the sign fills most of, its edge often on the photo's); with a fitted threshold,
 --      the same searches judged at the fixed 0.5 too (results.json keeps each image's best score and
 --      whether its class was right, so any threshold can be judged afterwards);
 --   4. a contact sheet: the truth in green, the search's box in red.
@@ -19,8 +20,12 @@
 --                                [detector_epochs=6] [threshold=the run's]
 local opt = ts.experiment.options{run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
                                   detector_epochs = 6, threshold = ''}
-if opt.threshold ~= '' and (type(opt.threshold) ~= 'number' or not (opt.threshold > 0 and opt.threshold < 1)) then
-   error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)), 0)
+if opt.threshold ~= '' then   -- a string option (its default says "the run's"): read as a number here
+   local th = tonumber(opt.threshold)
+   if not (th and th > 0 and th < 1) then
+      error(('scenes.lua: threshold=%s: give a number between 0 and 1'):format(tostring(opt.threshold)), 0)
+   end
+   opt.threshold = th
 end
 local model, config = ts.models.load(opt.run)
 local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
@@ -60,17 +65,42 @@ else
          or '(a run of the generated signs: the icon scenes and the original-resolution images are left out)')
 end
 local empty = ts.scene.generate{n = math.ceil(opt.scenes / 4), seed = 103, signs = g.test, empty = 1}
+-- close-ups: photos a sign fills most of, as a person takes them of a sign in front of them. Each scene of
+-- test crops cut to a rectangle (aspect 3:4 to 4:3) whose short side the sign's box spans 60-100% of, the sign
+-- anywhere in it (on each axis half the time with its edge on the photo's); the cut stays inside the scene.
+local function closeups(scenes, seed)
+   local r, items = ts.scene.Random(seed), {}
+   for _, s in ipairs(scenes) do
+      local b, H, W = s.signs[1].box, s.image:size(1), s.image:size(2)
+      local side = math.max(b[3] - b[1], b[4] - b[2])
+      local short = math.min(side / r:uniform(0.6, 1), H, W)
+      local aspect = r:uniform(0.75, 4 / 3)
+      local cw = math.floor(math.min(W, math.max(short * aspect, short)) + 0.5)
+      local ch = math.floor(math.min(H, math.max(short / aspect, short)) + 0.5)
+      -- the cut's left and top: any place that keeps the sign inside it and the cut inside the scene
+      local function place(lo_sign, hi_sign, extent, total)
+         local lo, hi = math.max(0, math.ceil(hi_sign) - extent), math.min(total - extent, math.floor(lo_sign))
+         if hi < lo then return math.max(0, math.min(total - extent, math.floor((lo_sign + hi_sign - extent) / 2))) end
+         return r:chance(0.5) and (r:chance(0.5) and lo or hi) or math.floor(r:uniform(lo, hi) + 0.5)
+      end
+      local x0, y0 = place(b[1], b[3], cw, W), place(b[2], b[4], ch, H)
+      local cut = s.image[{{y0 + 1, y0 + ch}, {x0 + 1, x0 + cw}}]:contiguous()
+      items[#items + 1] = {image = cut, class = s.signs[1].class, box = {b[1] - x0, b[2] - y0, b[3] - x0, b[4] - y0}}
+   end
+   return items
+end
+local close = closeups(sets[1].scenes, 104)
 ts.files.mkdirs(opt.out .. '/images')
 local rows = {'file,ClassId,Width,Height,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2'}
-for k, set in ipairs(sets) do
-   for i, s in ipairs(set.scenes) do
-      local file = ('%d_%04d.png'):format(k, i)
-      local b = s.signs[1].box
-      ts.image.save(opt.out .. '/images/' .. file, s.image)
-      rows[#rows + 1] = ('%s,%d,%d,%d,%d,%d,%d,%d'):format(file, s.signs[1].class, s.image:size(2), s.image:size(1),
-         math.floor(b[1]), math.floor(b[2]), math.ceil(b[3]) - 1, math.ceil(b[4]) - 1)
-   end
+local function write(file, img, class, b)
+   ts.image.save(opt.out .. '/images/' .. file, img)
+   rows[#rows + 1] = ('%s,%d,%d,%d,%d,%d,%d,%d'):format(file, class, img:size(2), img:size(1),
+      math.floor(b[1]), math.floor(b[2]), math.ceil(b[3]) - 1, math.ceil(b[4]) - 1)
 end
+for k, set in ipairs(sets) do
+   for i, s in ipairs(set.scenes) do write(('%d_%04d.png'):format(k, i), s.image, s.signs[1].class, s.signs[1].box) end
+end
+for i, it in ipairs(close) do write(('close_%04d.png'):format(i), it.image, it.class, it.box) end
 ts.files.writeFile(opt.out .. '/images/labels.csv', table.concat(rows, '\n') .. '\n')
 
 -- 3. whole image against the search
@@ -108,6 +138,7 @@ for _, set in ipairs(sets) do
    for i, s in ipairs(set.scenes) do items[i] = {image = s.image, class = s.signs[1].class, box = s.signs[1].box} end
    measure(set.name, items)
 end
+measure('close-ups of test crops', close)
 local ok_csv, originals = false, nil
 if data_dir then ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv') end
 if ok_csv then

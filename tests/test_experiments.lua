@@ -134,13 +134,27 @@ return function(t)
       t.truthy(out:find(('>= %.3f'):format(fit.threshold), 1, true) and not out:find('was fitted at', 1, true)
                and out:find('at 0.5 instead: scenes of test crops: found', 1, true), out)
       t.truthy(out:find('scenes of test crops', 1, true) and out:find('conclusion', 1, true), out)
+      -- a threshold of one's own, from the command line
+      out = run('scenes.lua', ('run=%s/base scenes=2 out=%s/scenes-own threshold=0.25'):format(dir, dir))
+      t.truthy(out:find('>= 0.250', 1, true), out)
+      rc, out = t.sh(('%s %s/experiments/scenes.lua run=%s/base threshold=2'):format(t.tshost, ts.root, dir))
+      t.truthy(rc ~= 0 and out:find('threshold=2: give a number between 0 and 1', 1, true), out)
       local measured = ts.json.decode(t.readfile(dir .. '/scenes/results.json'))
       t.eq(measured.sets[1].images, 4)
       t.truthy(measured.sets[1].search_top1 >= 0 and measured.sets[1].whole_top1 >= 0 and measured.empty.images == 1, t.readfile(dir .. '/scenes/results.json'))
       local scene_file = dir .. '/scenes/images/1_0001.png'
       local labels = ts.data.readCSV(dir .. '/scenes/images/labels.csv')
-      t.eq(#labels, 4)
+      t.eq(#labels, 8)   -- the 4 scenes and their 4 close-ups
       t.eq(labels[1].file, '1_0001.png')
+      t.eq(labels[5].file, 'close_0001.png')
+      -- a close-up: the sign's box inside the photo and at least 60% of its short side (a pixel of rounding)
+      local cut, roi = ts.image.load(dir .. '/scenes/images/close_0001.png'), {}
+      for _, k in ipairs({'Roi.X1', 'Roi.Y1', 'Roi.X2', 'Roi.Y2'}) do roi[#roi + 1] = tonumber(labels[5][k]) end
+      local side = math.max(roi[3] - roi[1], roi[4] - roi[2]) + 1
+      t.truthy(side >= 0.6 * math.min(cut:size(1), cut:size(2)) - 1 and roi[1] >= 0 and roi[2] >= 0 and
+               roi[3] < cut:size(2) and roi[4] < cut:size(1), t.readfile(dir .. '/scenes/images/labels.csv'))
+      t.eq(#measured.sets, 2)
+      t.eq(measured.sets[2].set, 'close-ups of test crops')
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --draw %s/drawn.png'):format(t.tshost, ts.root, dir, scene_file, dir))
       t.eq(rc, 0, out)
       local found = ts.json.decode(out:match('^[^\n]*'))[1]

@@ -3,8 +3,8 @@
 -- small "sign here" network (the detector: sign vs no sign, learned from generated scenes) scores them all,
 -- the best few after non-maximum suppression go to the classifier, and a window's score is
 -- P(sign) x P(its top class). Boxes are {x1, y1, x2, y2} in the photo's pixels (0-based, end exclusive).
---   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, then squares framing
---                                              signs inside it
+--   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, then squares, some
+--                                              reaching beyond the photo by their margin
 --   ts.detect.crops(img, windows [, size])    uint8 [N, size, size, 3]
 --   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
 --                                              and back
