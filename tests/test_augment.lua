@@ -122,6 +122,9 @@ return function(t)
       t.writefile(d .. '/list.csv', 'Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\nimgs/00/a.png;30;40;5;5;24;34;3\n')
       local csv = ts.data.imageCSV(d .. '/list.csv')
       t.eq(csv:size(), 1); t.eq(csv.y[1], 3)
+      -- a box reaching out of its image (the 30x40 image's last column is 29) is a mistake in the list
+      t.writefile(d .. '/bad.csv', 'Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\nimgs/00/a.png;30;40;5;5;30;34;3\n')
+      t.raises(function() ts.data.imageCSV(d .. '/bad.csv') end, 'a.png: its box 5,5,31,35 (end exclusive) does not lie in the 30x40 image')
       t.raises(function() ts.data.imageFolder(d .. '/none') end, 'missing or empty')
    end)
 

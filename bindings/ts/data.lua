@@ -384,7 +384,15 @@ local function from_files(items, size, names, name)
    for i, it in ipairs(items) do
       local ok, img = pcall(image.load, it[1])
       if not ok then error(img, 3) end
-      x[i]:copy(image.resize(img, size, size, it[3]))
+      local roi = it[3]
+      -- a list's box must lie in its image (resize would repeat the border pixels beyond the edge, as a search
+      -- window may, and a wrong box would pass unnoticed)
+      if roi and not (roi[1] >= 0 and roi[2] >= 0 and roi[3] <= img:size(2) and roi[4] <= img:size(1)
+                      and roi[3] > roi[1] and roi[4] > roi[2]) then
+         error(('%s: its box %s,%s,%s,%s (end exclusive) does not lie in the %dx%d image'):format(it[1],
+               tostring(roi[1]), tostring(roi[2]), tostring(roi[3]), tostring(roi[4]), img:size(2), img:size(1)), 3)
+      end
+      x[i]:copy(image.resize(img, size, size, roi))
       y[i] = it[2]
    end
    return data.Dataset(x, y, names, name)
