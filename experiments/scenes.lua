@@ -65,31 +65,8 @@ else
          or '(a run of the generated signs: the icon scenes and the original-resolution images are left out)')
 end
 local empty = ts.scene.generate{n = math.ceil(opt.scenes / 4), seed = 103, signs = g.test, empty = 1}
--- close-ups: photos a sign fills most of, as a person takes them of a sign in front of them. Each scene of
--- test crops cut to a rectangle (aspect 3:4 to 4:3) whose short side the sign's box spans 60-100% of, the sign
--- anywhere in it (on each axis half the time with its edge on the photo's); the cut stays inside the scene.
-local function closeups(scenes, seed)
-   local r, items = ts.scene.Random(seed), {}
-   for _, s in ipairs(scenes) do
-      local b, H, W = s.signs[1].box, s.image:size(1), s.image:size(2)
-      local side = math.max(b[3] - b[1], b[4] - b[2])
-      local short = math.min(side / r:uniform(0.6, 1), H, W)
-      local aspect = r:uniform(0.75, 4 / 3)
-      local cw = math.floor(math.min(W, math.max(short * aspect, short)) + 0.5)
-      local ch = math.floor(math.min(H, math.max(short / aspect, short)) + 0.5)
-      -- the cut's left and top: any place that keeps the sign inside it and the cut inside the scene
-      local function place(lo_sign, hi_sign, extent, total)
-         local lo, hi = math.max(0, math.ceil(hi_sign) - extent), math.min(total - extent, math.floor(lo_sign))
-         if hi < lo then return math.max(0, math.min(total - extent, math.floor((lo_sign + hi_sign - extent) / 2))) end
-         return r:chance(0.5) and (r:chance(0.5) and lo or hi) or math.floor(r:uniform(lo, hi) + 0.5)
-      end
-      local x0, y0 = place(b[1], b[3], cw, W), place(b[2], b[4], ch, H)
-      local cut = s.image[{{y0 + 1, y0 + ch}, {x0 + 1, x0 + cw}}]:contiguous()
-      items[#items + 1] = {image = cut, class = s.signs[1].class, box = {b[1] - x0, b[2] - y0, b[3] - x0, b[4] - y0}}
-   end
-   return items
-end
-local close = closeups(sets[1].scenes, 104)
+-- close-ups: the scenes of test crops cut to photos their sign fills most of (ts.scene.closeups)
+local close = ts.scene.closeups(sets[1].scenes, 104)
 ts.files.mkdirs(opt.out .. '/images')
 local rows = {'file,ClassId,Width,Height,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2'}
 local function write(file, img, class, b)
@@ -100,7 +77,7 @@ end
 for k, set in ipairs(sets) do
    for i, s in ipairs(set.scenes) do write(('%d_%04d.png'):format(k, i), s.image, s.signs[1].class, s.signs[1].box) end
 end
-for i, it in ipairs(close) do write(('close_%04d.png'):format(i), it.image, it.class, it.box) end
+for i, s in ipairs(close) do write(('close_%04d.png'):format(i), s.image, s.signs[1].class, s.signs[1].box) end
 ts.files.writeFile(opt.out .. '/images/labels.csv', table.concat(rows, '\n') .. '\n')
 
 -- 3. whole image against the search
@@ -133,12 +110,13 @@ local function measure(name, items)   -- items: {image, class, box or nil}
                             box_iou50 = items[1].box and boxed / n or nil, sign_found = found, found_right = right,
                             outcomes = outcomes, seconds_per_image = (ts.files.now() - start) / n}
 end
-for _, set in ipairs(sets) do
+local function items_of(scenes)
    local items = {}
-   for i, s in ipairs(set.scenes) do items[i] = {image = s.image, class = s.signs[1].class, box = s.signs[1].box} end
-   measure(set.name, items)
+   for i, s in ipairs(scenes) do items[i] = {image = s.image, class = s.signs[1].class, box = s.signs[1].box} end
+   return items
 end
-measure('close-ups of test crops', close)
+for _, set in ipairs(sets) do measure(set.name, items_of(set.scenes)) end
+measure('close-ups of test crops', items_of(close))
 local ok_csv, originals = false, nil
 if data_dir then ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv') end
 if ok_csv then

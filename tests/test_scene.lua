@@ -228,6 +228,33 @@ return function(t)
       t.eq(hard:size(1), 24)
    end)
 
+   t.test('close-ups: each scene cut so its sign fills most of the photo, often with its edge on the photo\'s', function()
+      local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      local scenes = ts.scene.generate{n = 12, seed = 3, signs = signs, per_scene = {1, 1}, weather = false}
+      local close = ts.scene.closeups(scenes, 5)
+      local again = ts.scene.closeups(scenes, 5)
+      t.eq(#close, 12)
+      local at_edge = 0
+      for k, c in ipairs(close) do
+         local h, w = c.image:size(1), c.image:size(2)
+         local b, full = c.signs[1].box, scenes[k].signs[1].box
+         t.eq(c.signs[1].class, scenes[k].signs[1].class)
+         t.eq((c.image:float() - again[k].image:float()):abs():max(), 0, 'close-up ' .. k .. ' differs for the same seed')
+         -- the sign inside the photo, spanning 60-100% of its short side (a pixel of rounding), and the photo
+         -- the scene's pixels where the box moved by the cut says
+         local side = math.max(b[3] - b[1], b[4] - b[2])
+         t.truthy(b[1] >= 0 and b[2] >= 0 and b[3] <= w and b[4] <= h, table.concat(b, ','))
+         t.truthy(side >= 0.6 * math.min(h, w) - 1 and side <= math.min(h, w) + 1, ('%s in %dx%d'):format(table.concat(b, ','), w, h))
+         t.truthy(h / w >= 0.75 - 0.02 and h / w <= 4 / 3 + 0.02, ('%dx%d'):format(w, h))
+         local x0, y0 = full[1] - b[1], full[2] - b[2]
+         t.eq(x0 % 1, 0)
+         t.eq((c.image:float() - scenes[k].image[{{y0 + 1, y0 + h}, {x0 + 1, x0 + w}}]:float()):abs():max(), 0)
+         if b[1] < 1 or b[2] < 1 or b[3] > w - 1 or b[4] > h - 1 then at_edge = at_edge + 1 end
+      end
+      t.truthy(at_edge >= 3, at_edge .. ' of 12 signs on the photo\'s edge')
+      t.raises(function() ts.scene.closeups({{image = scenes[1].image, signs = {}}}) end, 'without a sign')
+   end)
+
    t.test('the "no sign" threshold answers the most validation scenes right, whatever their counts', function()
       -- five scenes with a sign (one read wrong at 0.6, one right but faint at 0.3), three without
       local outcomes = {{score = 0.9, right = true}, {score = 0.8, right = true}, {score = 0.7, right = true},

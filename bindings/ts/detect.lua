@@ -299,9 +299,10 @@ function M.samples(scenes, opts)
          if best_iou(win) < 0.3 then add(k, win, 0) end
       end
    end
-   -- a window sticking out of its scene is cut at the edge (and squeezed to a square), as the detector has
-   -- always learnt; the search's windows that reach beyond a photo repeat its border pixels instead (M.windows):
-   -- a detector that learns from those too is not measured yet
+   -- a window sticking out of its scene is cut at the edge (and squeezed to a square), although the search's
+   -- windows that reach beyond a photo repeat its border pixels (M.windows): a detector that learnt them framed
+   -- so, with close-ups of a sign at the photo's edge among its scenes, searched worse on every set
+   -- (experiments/README.md, scenes.lua)
    local x = T.zeros({#wins, 32, 32, 3}, 'uint8')
    local y = T.zeros({#wins}, 'int64')
    for i, win in ipairs(wins) do

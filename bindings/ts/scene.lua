@@ -9,6 +9,7 @@
 --   ts.scene.weather(r, img [, opts])            lighting (gain, gamma, colour cast, dusk), fog, rain, blur and
 --                                                sensor noise over the whole image, in place
 --   ts.scene.generate(opts)                     a list of scenes {image, signs = {{class, box}, ...}}
+--   ts.scene.closeups(scenes, seed)             those scenes cut to photos their first sign fills most of
 -- A GTSRB crop shows its sign with a margin of about 13% on every side (the test set's boxes: the sign is
 -- 74% of the crop's width on average), so a crop's box is its inner part; an icon's box is where its alpha is.
 local ffi = require('ffi')
@@ -317,6 +318,36 @@ function M.generate(opts)
       scenes[k] = {image = img, signs = signs}
    end
    return scenes
+end
+
+-- Close-ups: photos a sign fills most of, as a person takes them of a sign in front of them. Each scene cut
+-- to a rectangle (aspect 3:4 to 4:3) whose short side its first sign's box spans 60-100% of, the sign anywhere
+-- in it (on each axis half the time with its edge on the photo's); the cut stays inside the scene. Other signs
+-- of the scene are not kept track of: give scenes of one sign each (per_scene = {1, 1}). Returns scenes as
+-- M.generate does, each with the one sign.
+function M.closeups(scenes, seed)
+   local r, out = M.Random(seed or 1), {}
+   for _, s in ipairs(scenes) do
+      local sign = s.signs[1]
+      if not sign then error('ts.scene.closeups: a scene without a sign has no close-up', 2) end
+      local b, H, W = sign.box, s.image:size(1), s.image:size(2)
+      local side = math.max(b[3] - b[1], b[4] - b[2])
+      local short = math.min(side / r:uniform(0.6, 1), H, W)
+      local aspect = r:uniform(0.75, 4 / 3)
+      local cw = math.floor(math.min(W, math.max(short * aspect, short)) + 0.5)
+      local ch = math.floor(math.min(H, math.max(short / aspect, short)) + 0.5)
+      -- the cut's left and top: any place that keeps the sign inside it and the cut inside the scene
+      local function place(lo_sign, hi_sign, extent, total)
+         local lo, hi = math.max(0, math.ceil(hi_sign) - extent), math.min(total - extent, math.floor(lo_sign))
+         if hi < lo then return math.max(0, math.min(total - extent, math.floor((lo_sign + hi_sign - extent) / 2))) end
+         return r:chance(0.5) and (r:chance(0.5) and lo or hi) or math.floor(r:uniform(lo, hi) + 0.5)
+      end
+      local x0, y0 = place(b[1], b[3], cw, W), place(b[2], b[4], ch, H)
+      out[#out + 1] = {image = s.image[{{y0 + 1, y0 + ch}, {x0 + 1, x0 + cw}}]:contiguous(),
+                       signs = {{class = sign.class, source = sign.source,
+                                 box = {b[1] - x0, b[2] - y0, b[3] - x0, b[4] - y0}}}}
+   end
+   return out
 end
 
 -- the class icons of a folder of NN.png files (RGBA; GTSRB's Meta pictures): {{image, class}, ...}
