@@ -4,8 +4,9 @@
 --      scenes made from the training crops, validated on scenes of the validation crops);
 --   2. a test set of generated scenes, one sign each, made from the TEST crops (never seen in training),
 --      a second one from the class icons (pictograms, a look no training image has) when the data folder
---      has icons/, and scenes with no sign; written as PNGs with labels.csv (file, ClassId, the sign's box as
---      Roi.X1..Roi.Y2, GTSRB's inclusive convention) so scripts/predict.lua can be pointed at them;
+--      has icons/, a third of small signs (20-64 pixels) in large photos (960x720), and scenes with no
+--      sign; written as PNGs with labels.csv (file, ClassId, the sign's box as Roi.X1..Roi.Y2, GTSRB's
+--      inclusive convention) so scripts/predict.lua can be pointed at them;
 --   3. top-1 for the whole image and for the search on each (the class of its best window, found or not),
 --      how often the search's box covers the sign (IoU >= 0.5), how often it says it found a sign (its best
 --      window's P(sign) x P(top class) reaches the threshold predict uses: the run's fitted one in
@@ -64,6 +65,10 @@ else
    print(data_dir and ('(no icons in %s/icons: the icon scenes are left out)'):format(data_dir)
          or '(a run of the generated signs: the icon scenes and the original-resolution images are left out)')
 end
+-- small signs in large photos: 960x720 scenes whose sign is 20-64 pixels wide (2-7% of the width), as a sign
+-- some way off is in a photo; predict shrinks a photo to its max_side before the search, which loses the smallest
+sets[#sets + 1] = {name = 'small signs in 960x720 photos', scenes = ts.scene.generate{n = math.ceil(opt.scenes / 2),
+   seed = 105, signs = g.test, per_scene = {1, 1}, height = 720, width = 960, size = {20, 64}}}
 local empty = ts.scene.generate{n = math.ceil(opt.scenes / 4), seed = 103, signs = g.test, empty = 1}
 -- close-ups: the scenes of test crops cut to photos their sign fills most of (ts.scene.closeups)
 local close = ts.scene.closeups(sets[1].scenes, 104)

@@ -1,12 +1,14 @@
 -- tshost scripts/predict.lua runs/<name> photo.jpg [more images ...] [--json] [--abstain p] [--tta n]
 --                                                            [--draw out.png] [--whole] [--detector DIR]
+--                                                            [--max-side n]
 -- The top-5 classes of each image (any size and format stb_image reads), with names and probabilities,
 -- from the model, preprocessing and class names stored in the run directory.
 -- Where the sign is a small part of the photo, it is found first: when the run has a sign detector
 -- (<run>/detector, trained by the main job or scripts/detector.lua; --detector DIR names another) the photo
 -- is searched with windows at every scale and position (ts.detect.search), and the window with the largest
 -- P(sign) x P(top class) is the answer; its box is printed (x1,y1-x2,y2 in the photo's pixels, end
--- exclusive). When no window's P(sign) x P(top class) reaches the threshold the answer is "no sign found",
+-- exclusive). A photo larger than --max-side pixels (1024) is searched shrunk to that size: a larger value finds
+-- smaller signs, in more time. When no window's P(sign) x P(top class) reaches the threshold the answer is "no sign found",
 -- with the best window's box (best_window in --json) and reading all the same. The threshold is the run's
 -- own (search.json, fitted on validation scenes with and without a sign when the detector was trained:
 -- ts.detect.fitRun), else 0.5 with a note; the rejection is measured in experiments/scenes.lua. --whole
@@ -25,14 +27,14 @@
 local function usage(why)
    if why then io.stderr:write('predict: ' .. why .. '\n') end
    io.stderr:write('usage: tshost scripts/predict.lua RUN_DIR IMAGE [IMAGE ...] [--json] [--abstain p] [--tta n] '
-                   .. '[--draw out.png] [--whole] [--detector DIR]\n')
+                   .. '[--draw out.png] [--whole] [--detector DIR] [--max-side n]\n')
    os.exit(2)
 end
 local function fail(message)
    io.stderr:write('predict: ' .. message .. '\n')
    os.exit(1)
 end
-local run, files, as_json, abstain, tta, draw, whole, detector = nil, {}, false, nil, nil, nil, false, nil
+local run, files, as_json, abstain, tta, draw, whole, detector, max_side = nil, {}, false, nil, nil, nil, false, nil, nil
 local i = 1
 while i <= #arg do
    if arg[i] == '--json' then as_json = true
@@ -45,6 +47,12 @@ while i <= #arg do
       abstain = tonumber(arg[i + 1])
       if not abstain or not (abstain > 0 and abstain < 1) then
          usage(('--abstain needs a probability between 0 and 1, got %s'):format(tostring(arg[i + 1])))
+      end
+      i = i + 1
+   elseif arg[i] == '--max-side' then
+      max_side = tonumber(arg[i + 1])
+      if not max_side or max_side < 32 or max_side % 1 ~= 0 or max_side > 16384 then
+         usage(('--max-side needs a whole number of pixels 32..16384, got %s'):format(tostring(arg[i + 1])))
       end
       i = i + 1
    elseif arg[i] == '--tta' then
@@ -161,7 +169,7 @@ for _, file in ipairs(files) do
          -- the window search: the best window's reading, its box when it reaches the threshold (a sign found),
          -- else as best_window with no_sign (the search's best guess: its class is still right more often
          -- than the whole photo's, see experiments/scenes.lua)
-         local found = ts.detect.search(img, scorers, {temperature = temperature})
+         local found = ts.detect.search(img, scorers, {temperature = temperature, max_side = max_side})
          local best = found.detections[1]
          r.sign, r.score, r.threshold = best.sign, best.score, sign_threshold
          local b = best.box

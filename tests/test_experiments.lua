@@ -144,17 +144,20 @@ return function(t)
       t.truthy(measured.sets[1].search_top1 >= 0 and measured.sets[1].whole_top1 >= 0 and measured.empty.images == 1, t.readfile(dir .. '/scenes/results.json'))
       local scene_file = dir .. '/scenes/images/1_0001.png'
       local labels = ts.data.readCSV(dir .. '/scenes/images/labels.csv')
-      t.eq(#labels, 8)   -- the 4 scenes and their 4 close-ups
+      t.eq(#labels, 10)   -- the 4 scenes, 2 large photos with small signs, and the 4 scenes' close-ups
       t.eq(labels[1].file, '1_0001.png')
-      t.eq(labels[5].file, 'close_0001.png')
+      t.eq(labels[5].file, '2_0001.png')
+      t.eq(labels[5].Width .. 'x' .. labels[5].Height, '960x720')
+      t.eq(labels[7].file, 'close_0001.png')
       -- a close-up: the sign's box inside the photo and at least 60% of its short side (a pixel of rounding)
       local cut, roi = ts.image.load(dir .. '/scenes/images/close_0001.png'), {}
-      for _, k in ipairs({'Roi.X1', 'Roi.Y1', 'Roi.X2', 'Roi.Y2'}) do roi[#roi + 1] = tonumber(labels[5][k]) end
+      for _, k in ipairs({'Roi.X1', 'Roi.Y1', 'Roi.X2', 'Roi.Y2'}) do roi[#roi + 1] = tonumber(labels[7][k]) end
       local side = math.max(roi[3] - roi[1], roi[4] - roi[2]) + 1
       t.truthy(side >= 0.6 * math.min(cut:size(1), cut:size(2)) - 1 and roi[1] >= 0 and roi[2] >= 0 and
                roi[3] < cut:size(2) and roi[4] < cut:size(1), t.readfile(dir .. '/scenes/images/labels.csv'))
-      t.eq(#measured.sets, 2)
-      t.eq(measured.sets[2].set, 'close-ups of test crops')
+      t.eq(#measured.sets, 3)
+      t.eq(measured.sets[2].set, 'small signs in 960x720 photos')
+      t.eq(measured.sets[3].set, 'close-ups of test crops')
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --draw %s/drawn.png'):format(t.tshost, ts.root, dir, scene_file, dir))
       t.eq(rc, 0, out)
       local found = ts.json.decode(out:match('^[^\n]*'))[1]
@@ -193,6 +196,17 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --json --whole'):format(t.tshost, ts.root, dir, scene_file))
       local plain = ts.json.decode(out:match('^[^\n]*'))[1]
       t.truthy(rc == 0 and not plain.box and not plain.windows and #plain.top5 == 5, out)
+      -- --max-side: a 960x720 photo searched shrunk to 480 pixels looks at fewer windows than at its own size
+      local function windows_at(extra)
+         local code, o = t.sh(('%s %s/scripts/predict.lua %s/base %s/scenes/images/2_0001.png --json %s'):format(
+            t.tshost, ts.root, dir, dir, extra))
+         t.eq(code, 0, o)
+         return ts.json.decode(o:match('^[^\n]*'))[1].windows
+      end
+      local few, many = windows_at('--max-side 480'), windows_at('')
+      t.truthy(few > 1000 and few * 3 < many, few .. ' against ' .. many)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/base %s --max-side 10'):format(t.tshost, ts.root, dir, scene_file))
+      t.truthy(rc == 2 and out:find('--max-side needs a whole number of pixels 32..16384, got 10', 1, true), out)
       -- another detector than the run's own (a copy elsewhere): the fitted threshold is not its, and predict
       -- says so; the run's own, however spelled, keeps it
       t.eq((t.sh(('cp -r %s/base/detector %s/other_detector'):format(dir, dir))), 0)

@@ -53,12 +53,11 @@ return function(t)
       t.raises(function() ts.scene.generate{n = 1} end, 'give signs (a dataset) or icons')
    end)
 
-   t.test('the search windows: the whole image, squares inside it reaching both edges, and squares framing a sign at its edge', function()
+   t.test('the search windows: the whole image, then regular grids of squares reaching beyond each edge by up to their margin', function()
       local m = ts.scene.cropMargin
-      local wins = ts.detect.windows(240, 320, {min = 24})
+      local wins, grids = ts.detect.windows(240, 320, {min = 24})
       t.eq(table.concat(wins[1], ','), '0,0,320,240')
-      local right, bottom, smallest, largest, outside = 0, 0, math.huge, 0, 0
-      local have = {}
+      local smallest, largest, outside, count = math.huge, 0, 0, 1
       for k = 2, #wins do
          local w = wins[k]
          local side = w[3] - w[1]
@@ -67,20 +66,33 @@ return function(t)
          local r = m * side
          t.truthy(w[1] + r >= -1e-9 and w[2] + r >= -1e-9 and w[3] - r <= 320 + 1e-9 and w[4] - r <= 240 + 1e-9, table.concat(w, ','))
          if w[1] < 0 or w[2] < 0 or w[3] > 320 or w[4] > 240 then outside = outside + 1 end
-         right, bottom = math.max(right, w[3] - r), math.max(bottom, w[4] - r)
          smallest, largest = math.min(smallest, side), math.max(largest, side)
-         have[('%.6f,%.6f,%.6f'):format(w[1], w[2], side)] = true
       end
-      t.near(right, 320, 1e-9)
-      t.near(bottom, 240, 1e-9)
       t.truthy(smallest >= 24 and smallest < 24 / 0.8, smallest)
       t.near(largest, 240 / (1 - 2 * m), 1e-9)   -- its middle spans the short side
-      t.truthy(outside > 0 and outside < #wins / 3, outside)
-      -- the squares inside the photo as before, and beside them those reaching out by the margin: at side 240,
-      -- three inside (x = 0, 40, 80) and one beyond each edge
-      for _, x in ipairs({0, 40, 80, -240 * m, 80 + 240 * m}) do
-         t.truthy(have[('%.6f,%.6f,%.6f'):format(x, 0, 240)], 'no window of side 240 at x = ' .. x)
+      t.truthy(outside > 0 and outside < #wins / 2, outside)
+      -- each scale a grid a quarter of a side apart, its first square reaching beyond the photo by its margin
+      -- less under an eighth of its side (the grid centred), the last as far on the other side: the middles
+      -- reach within an eighth of a side of every edge, which the search's refinement moves by
+      for _, g in ipairs(grids) do
+         local s, gap = g.side, g.side / 4
+         t.eq(g.first, count + 1)
+         for _, a in ipairs({{g.x0, g.nx, 320}, {g.y0, g.ny, 240}}) do
+            local first, n, len = a[1], a[2], a[3]
+            t.truthy(first >= -m * s - 1e-9 and first < -m * s + s / 8, ('side %.1f: first at %.2f'):format(s, first))
+            t.near(first + (n - 1) * gap + s, len - first, 1e-9)
+         end
+         for j = 0, g.ny - 1 do
+            for i = 0, g.nx - 1 do
+               local w = wins[g.first + j * g.nx + i]
+               t.near(w[1], g.x0 + i * gap, 1e-9)
+               t.near(w[2], g.y0 + j * gap, 1e-9)
+               t.near(w[3] - w[1], s, 1e-9)
+            end
+         end
+         count = count + g.nx * g.ny
       end
+      t.eq(count, #wins)
       -- a square photo framed as a crop: the second window, centred on it
       local sq = ts.detect.windows(100, 100)[2]
       t.near(sq[1], -100 * m / (1 - 2 * m), 1e-9)
@@ -138,6 +150,48 @@ return function(t)
       local none = ts.detect.search(empty, scorers)
       t.truthy(none.detections[1].score < 0.05, none.detections[1].score)
       t.eq(none.whole.class, 0)
+   end)
+
+   t.test('the detector\'s scan: every window of a grid scored at once, as its own crop would be', function()
+      local nn = ts.nn
+      ts.manualSeed(5)
+      -- a trunk of 1x1 convolutions (no padding, so a window's crop and the scan see the same pixels) and
+      -- three poolings: the scan must give each window its own crop's P(sign); the head is the detector's
+      local function detector(kernel)
+         local net = nn.Sequential(nn.Conv2d(3, 6, kernel, {padding = (kernel - 1) / 2}), nn.BatchNorm2d(6), nn.ReLU(),
+                                   nn.MaxPool2d(2), nn.Conv2d(6, 8, 1), nn.ReLU(), nn.MaxPool2d(2), nn.MaxPool2d(2),
+                                   nn.Flatten(), nn.Linear(8 * 16, 10), nn.ReLU(), nn.Linear(10, 2))
+         net:evaluate()
+         return net
+      end
+      local pre = ts.data.preprocess{mean = {0.4, 0.5, 0.45}, std = {0.25, 0.2, 0.3}}
+      local net = detector(1)
+      local scan = ts.detect.signScanner(net, pre)
+      t.near(scan.stride, 0.25, 0)
+      local img = ts.scene.background(ts.scene.Random(4), 90, 130)
+      local wins, grids = ts.detect.windows(90, 130, {min = 24})
+      local fast, slow = scan(img, grids), ts.detect.signScorer(net, pre)(ts.detect.crops(img, wins))
+      t.eq(fast[1], nil)   -- the whole image is no grid's: the search crops it
+      local worst = 0
+      for k = 2, #wins do worst = math.max(worst, math.abs(fast[k] - slow[k])) end
+      t.truthy(worst < 2e-4, worst)
+      -- the search with it finds what the crops find
+      local scorers = {sign = ts.detect.signScorer(net, pre), classify = function(x) return ts.zeros(x:size(1), 3) end}
+      local a = ts.detect.search(img, scorers).detections[1]
+      scorers.scan = scan
+      local b = ts.detect.search(img, scorers).detections[1]
+      t.eq(table.concat(a.window, ','), table.concat(b.window, ','))
+      t.near(a.sign, b.sign, 2e-4)
+      -- 3x3 convolutions: the scan sees a window's neighbours where its crop is zero-padded, a small difference
+      net = detector(3)
+      fast, slow = ts.detect.signScanner(net, pre)(img, grids), ts.detect.signScorer(net, pre)(ts.detect.crops(img, wins))
+      local sum = 0
+      for k = 2, #wins do sum = sum + math.abs(fast[k] - slow[k]) end
+      t.truthy(sum / (#wins - 1) < 0.05, sum / (#wins - 1))
+      -- not a chain of local layers before its Flatten, or a trunk whose stride does not divide 32: no scan
+      t.eq(ts.detect.signScanner(nn.Sequential(nn.Flatten(), nn.Linear(3072, 2)), pre), nil)
+      t.eq(ts.detect.signScanner(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Dropout(0.5), nn.Flatten(), nn.Linear(4096, 2)), pre), nil)
+      t.eq(ts.detect.signScanner(nn.Sequential(nn.Conv2d(3, 4, 1), nn.MaxPool2d(3), nn.Flatten(), nn.Linear(400, 2)), pre), nil)
    end)
 
    t.test('a photo the sign fills: its parts, read more surely as another class, do not win', function()
@@ -220,11 +274,11 @@ return function(t)
       end
       t.truthy(pos >= 8 and neg >= 8 * 4, pos .. ' positives, ' .. neg .. ' negatives')
       -- the hard negatives a scorer that likes magenta anywhere finds lie off the signs' windows
-      local hard = ts.detect.mine(scenes, function(c)
+      local hard = ts.detect.mine(scenes, {sign = function(c)
          local p = {}
          for i = 1, c:size(1) do p[i] = 0.2 + share(c, i, true) * 0.5 + share(c, i, false) * 0.3 end
          return p
-      end, {per_scene = 3})
+      end}, {per_scene = 3})
       t.eq(hard:size(1), 24)
    end)
 
