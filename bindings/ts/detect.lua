@@ -3,8 +3,8 @@
 -- small "sign here" network (the detector: sign vs no sign, learned from generated scenes) scores them all,
 -- the best few after non-maximum suppression go to the classifier, and a window's score is
 -- P(sign) x P(its top class). Boxes are {x1, y1, x2, y2} in the photo's pixels (0-based, end exclusive).
---   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, then squares, some
---                                              reaching beyond the photo by their margin
+--   ts.detect.windows(h, w [, opts])         the search's windows: the whole image, then a grid of squares
+--                                              per scale, some reaching beyond the photo by their margin
 --   ts.detect.crops(img, windows [, size])    uint8 [N, size, size, 3]
 --   ts.detect.window(box) / signBox(window)   the crop a sign box calls for (the margin GTSRB crops have),
 --                                              and back
@@ -13,6 +13,8 @@
 --   ts.detect.search(img, scorers [, opts])   the detections, best first, and the whole image's answer
 --   ts.detect.samples(scenes [, opts])        training windows for the detector from generated scenes
 --   ts.detect.signScorer(net, pre)            P(sign) of crops by a detector network
+--   ts.detect.signScanner(net, pre)           P(sign) of every window of the search's grids at once (nil for
+--                                              a network that is no chain of convolutions and poolings first)
 --   ts.detect.mine(scenes, sign [, opts])     hard negatives: the windows without a sign it likes best
 --   ts.detect.train(g, opts)                  trains and saves a detector (a run directory of its own)
 --   ts.detect.scorers(model, pre, opts)       the search's scorers from a classifier and a detector's folder
