@@ -34,6 +34,14 @@ local function fail(message)
    io.stderr:write('predict: ' .. message .. '\n')
    os.exit(1)
 end
+-- the whole number lo..hi that follows the option arg[i]
+local function whole_after(i, lo, hi, what)
+   local v = tonumber(arg[i + 1])
+   if not v or v < lo or v % 1 ~= 0 or v > hi then
+      usage(('%s needs %s %d..%d, got %s'):format(arg[i], what, lo, hi, tostring(arg[i + 1])))
+   end
+   return v
+end
 local run, files, as_json, abstain, tta, draw, whole, detector, max_side = nil, {}, false, nil, nil, nil, false, nil, nil
 local i = 1
 while i <= #arg do
@@ -50,16 +58,10 @@ while i <= #arg do
       end
       i = i + 1
    elseif arg[i] == '--max-side' then
-      max_side = tonumber(arg[i + 1])
-      if not max_side or max_side < 32 or max_side % 1 ~= 0 or max_side > 16384 then
-         usage(('--max-side needs a whole number of pixels 32..16384, got %s'):format(tostring(arg[i + 1])))
-      end
+      max_side = whole_after(i, 32, 16384, 'a whole number of pixels')
       i = i + 1
    elseif arg[i] == '--tta' then
-      tta = tonumber(arg[i + 1])
-      if not tta or tta < 1 or tta % 1 ~= 0 or tta > 1024 then
-         usage(('--tta needs a number of views 1..1024, got %s'):format(tostring(arg[i + 1])))
-      end
+      tta = whole_after(i, 1, 1024, 'a number of views')
       i = i + 1
    elseif arg[i]:sub(1, 2) == '--' then usage('unknown option ' .. arg[i])
    elseif not run then run = arg[i]
