@@ -139,19 +139,19 @@ end
 -- at once, and the opts.proposals (256) it likes best, with the whole image, are scored again on their own
 -- crops, which is what the detector learnt from (the scan sees a window's neighbours where a crop is
 -- zero-padded, and can be wrong by half a probability on a window); the other windows get 0, out of the
--- running. Else every window is scored on its crop.
+-- running. Else, or where the grids hold no more windows than it would propose, every window is scored on
+-- its crop.
 local function score_windows(img, wins, grids, scorers, opts)
-   if not (scorers.scan and (opts.stride or 0.25) == scorers.scan.stride) then
+   local proposals = opts.proposals or 256
+   if not (scorers.scan and (opts.stride or 0.25) == scorers.scan.stride and #wins - 1 > proposals) then
       return scorers.sign(M.crops(img, wins))
    end
    local scanned = scorers.scan(img, grids)
    local order = {}
    for k = 2, #wins do order[k - 1] = k end
    table.sort(order, function(a, b) return scanned[a] > scanned[b] or (scanned[a] == scanned[b] and a < b) end)
-   local picked = {1}
-   for j = 1, math.min(#order, opts.proposals or 256) do picked[j + 1] = order[j] end
-   local chosen = {}
-   for j, k in ipairs(picked) do chosen[j] = wins[k] end
+   local picked, chosen = {1}, {wins[1]}   -- the whole image and the proposals: their indices and windows
+   for j = 1, proposals do picked[j + 1], chosen[j + 1] = order[j], wins[order[j]] end
    local exact = scorers.sign(M.crops(img, chosen))
    local p = {}
    for k = 1, #wins do p[k] = 0 end
@@ -374,7 +374,7 @@ end
 -- Returns nil when the network is not such a chain; else scan(img, grids) -> {[grid windows' indices] =
 -- P(sign)}, with scan.stride the grid spacing it needs (a fraction of the side).
 function M.signScanner(net, pre)
-   local nn, loader = require('ts.nn'), require('ts.loader')
+   local nn, data = require('ts.nn'), require('ts.data')
    if not (net.__typename == 'Sequential') then return nil end
    local trunk, head, in_head = nn.Sequential(), nn.Sequential(), false
    local local_layers = {Conv2d = true, BatchNorm2d = true, ReLU = true, MaxPool2d = true}
@@ -388,8 +388,8 @@ function M.signScanner(net, pre)
    if not in_head or trunk:size() == 0 or pre.c.out_h > 0 or pre.c.equalize ~= 0 then return nil end
    trunk:evaluate{fused = true}
    local function map_of(img)   -- uint8 [h, w, 3] -> the trunk's map [1, C, h', w']
-      local ds = require('ts.data').Dataset(img:view(1, img:size(1), img:size(2), img:size(3)), T.zeros({1}, 'int64'))
-      return trunk:forward(loader.batch(ds, {1}, {preprocess = pre})):contiguous()
+      local ds = data.Dataset(img:view(1, img:size(1), img:size(2), img:size(3)), T.zeros({1}, 'int64'))
+      return trunk:forward(data.batch(ds, {1}, {preprocess = pre})):contiguous()
    end
    local probe = map_of(T.zeros({32, 32, 3}, 'uint8'))
    local cells = probe:size(3)
