@@ -187,6 +187,67 @@ return function(t)
       t.raises(function() ts.train{model = net(), data = {train = g.train}, ema = 1} end, 'ema must be a decay between 0 and 1')
    end)
 
+   t.test('updateBatchNorm: the running statistics become the exact mean and variance of the input over a dataset', function()
+      local g = ts.data.synthetic{train = 37, valid = 8, test = 8, seed = 5}
+      local pre = ts.data.preprocess{mean = {0.4, 0.4, 0.4}, std = {0.3, 0.3, 0.3}}
+      ts.manualSeed(4)
+      local conv, bn2 = nn.Conv2d(3, 4, 3, {padding = 1}), nn.BatchNorm2d(4)
+      local linear, bn1 = nn.Linear(4 * 16 * 16, 6), nn.BatchNorm1d(6)
+      local net = nn.Sequential(conv, bn2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.5), linear, bn1)
+      -- every image at once, as the loader gives them: the reference statistics of each batch norm's input
+      local loader = ts.data.Loader(g.train, {batch = 37, sampler = 'sequential', preprocess = pre})
+      local x
+      for b in loader:epoch(1) do x = b end
+      loader:close()
+      local function stats(v, channels)   -- v [N, C, ...]: the per-channel mean and unbiased variance, in doubles
+         local per = v:transpose(1, 2):contiguous():view(channels, -1)
+         local mean, var = {}, {}
+         for c = 1, channels do
+            local row, s, q = per[c], 0, 0
+            local m = row:numel()
+            for i = 1, m do s = s + row[i] end
+            mean[c] = s / m
+            for i = 1, m do q = q + (row[i] - mean[c]) ^ 2 end
+            var[c] = q / (m - 1)
+         end
+         return ts.tensor(mean), ts.tensor(var)
+      end
+      local m2, v2 = stats(conv:forward(x), 4)
+      net:training()
+      local weights = linear.weight:clone()
+      -- batches of 8, 8, 8, 8 and 5: not a mean of batch means, which would weigh the last 5 images as 8
+      t.eq(ts.updateBatchNorm(net, g.train, {batch = 8, preprocess = pre}), 2)
+      t.near(bn2.running_mean, m2, 1e-4, 1e-5, 'BatchNorm2d mean')
+      t.near(bn2.running_var, v2, 1e-4, 1e-5, 'BatchNorm2d variance')
+      t.truthy(net.train, 'a model in training is left in training')
+      t.near(linear.weight, weights, 0, 0, 'the weights are untouched')
+      t.eq(bn2.num_batches_tracked:item(), 0, 'no batch counted as trained on')
+      -- the Linear's input as the pass saw it: the first batch norm normalizing each batch by its own statistics
+      -- (dropout off); the second batch norm's statistics are those of all 37 rows of the Linear's output
+      local rows = ts.zeros(37, 6)
+      net:evaluate()
+      for _, first in ipairs({1, 9, 17, 25, 33}) do
+         local xb = x:narrow(1, first, math.min(8, 38 - first))
+         local m, v = stats(conv:forward(xb), 4)
+         local h = (conv.output - m:view(1, 4, 1, 1)) / (v:view(1, 4, 1, 1) * (xb:size(1) * 256 - 1) / (xb:size(1) * 256) + 1e-5):sqrt()
+         h = h * bn2.weight:view(1, 4, 1, 1) + bn2.bias:view(1, 4, 1, 1)
+         rows:narrow(1, first, xb:size(1)):copy(linear:forward(nn.MaxPool2d(2):forward(h:clamp(0, math.huge)):contiguous():view(xb:size(1), -1)))
+      end
+      local m1, v1 = stats(rows, 6)
+      t.near(bn1.running_mean, m1, 1e-4, 1e-4, 'BatchNorm1d mean')
+      t.near(bn1.running_var, v1, 1e-4, 1e-4, 'BatchNorm1d variance')
+      -- an error in the pass (a 3-channel dataset into a 1-channel network) gives back the statistics it had
+      local gray_first, gray_bn = nn.BatchNorm2d(3), nn.BatchNorm2d(2)
+      local gray = nn.Sequential(gray_first, nn.Conv2d(1, 2, 3), gray_bn)
+      gray_bn.running_mean:fill(0.25)
+      t.raises(function() ts.updateBatchNorm(gray, g.train) end, 'Conv2d')
+      t.near(gray_bn.running_mean, ts.full({2}, 0.25), 0, 0, 'restored after the error')
+      t.eq(gray_bn.momentum, 0.1, 'momentum restored')
+      t.near(gray_first.running_mean, ts.zeros(3), 0, 0, 'a batch norm before the error restored too')
+      t.raises(function() ts.updateBatchNorm(net, g.train:subset({}, 'empty')) end, 'the dataset is empty')
+      t.raises(function() ts.updateBatchNorm(net, g.train, {batch = 0}) end, 'batch must be a positive whole number')
+   end)
+
    t.test('the trainer learns the generated signs and keeps its run directory', function()
       local g = ts.data.synthetic{train = 2000, valid = 400, test = 400, seed = 2}
       local dir = t.tmpdir() .. '/run'

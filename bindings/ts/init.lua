@@ -26,6 +26,7 @@ local serialize = require('ts.serialize')
 ts.save, ts.load = serialize.save, serialize.load
 local train = require('ts.train')
 ts.train, ts.evaluate, ts.ensemble = train.train, train.evaluate, train.ensemble
+ts.updateBatchNorm = require('ts.bnstats').update
 ts.experiment = require('ts.experiment')
 ts.report = require('ts.report')
 ts.tensorboard = require('ts.tensorboard')

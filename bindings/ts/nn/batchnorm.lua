@@ -4,6 +4,7 @@
 -- In training, a Sequential fuses a ReLU that follows into the batch norm (Module's fusion protocol): relu(bn(x))
 -- is written straight into the ReLU's output and the backward takes the gradient through it, so the normalized
 -- values and their gradient never go through memory; the batch norm's own output is then not kept (nil).
+local ffi = require('ffi')
 local Module = require('ts.nn.module')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
@@ -44,6 +45,55 @@ end
 -- Batch statistics are used in training mode, unless the module was frozen and asked to keep its stats
 function BatchNorm:usesBatchStats() return self.train and not (self.frozen and self.freezeStats) end
 
+-- Gathering the statistics of the input over many batches (ts.updateBatchNorm), between startGathering and
+-- finishGathering: every batch normalized with its own statistics adds them, in doubles, by Chan's pairwise
+-- combination of (count, mean, sum of squared deviations), so the result is the mean and variance of all the
+-- batches' values together, whatever the batches' sizes, not a mean of batch means. The kernel hands a batch's mean
+-- and unbiased variance over in the running statistics, which momentum 1 sets to them alone.
+function BatchNorm:startGathering()
+   self.gathering = {count = 0, mean = ffi.new('double[?]', self.channels), m2 = ffi.new('double[?]', self.channels),
+                     momentum = self.momentum, running_mean = self.running_mean:clone(), running_var = self.running_var:clone(),
+                     num_batches_tracked = self.num_batches_tracked:clone()}
+   self.momentum = 1
+end
+
+-- adds the batch just normalized (m values a channel) to the gathered statistics
+local function gather(self, input)
+   local g, m = self.gathering, input:numel() / self.channels
+   local bm, bv = self.running_mean:cpu():contiguous(), self.running_var:cpu():contiguous()
+   local pm, pv = ffi.cast('float *', bm:data()), ffi.cast('float *', bv:data())
+   local n = g.count + m
+   for c = 0, self.channels - 1 do
+      local d = pm[c] - g.mean[c]
+      g.mean[c] = g.mean[c] + d * m / n
+      g.m2[c] = g.m2[c] + pv[c] * (m - 1) + d * d * g.count * m / n
+   end
+   g.count = n
+end
+
+-- Ends the gathering: with keep, the running statistics become the gathered mean and unbiased variance (left as they
+-- were when no batch was gathered); without it, they are restored to what they were before it began. The count of
+-- batches trained on is not changed by the gathering. Returns the number of values a channel gathered.
+function BatchNorm:finishGathering(keep)
+   local g = self.gathering
+   if not g then return 0 end
+   self.gathering, self.momentum = nil, g.momentum
+   self.num_batches_tracked:copy(g.num_batches_tracked)
+   if keep and g.count > 0 then
+      local mean, var = T.zeros(self.channels), T.zeros(self.channels)
+      local pm, pv = ffi.cast('float *', mean:data()), ffi.cast('float *', var:data())
+      for c = 0, self.channels - 1 do
+         pm[c], pv[c] = g.mean[c], g.m2[c] / math.max(g.count - 1, 1)
+      end
+      self.running_mean:copy(mean)
+      self.running_var:copy(var)
+   else
+      self.running_mean:copy(g.running_mean)
+      self.running_var:copy(g.running_var)
+   end
+   return g.count
+end
+
 -- y = bn(x), or relu(bn(x)) when relu
 local function normalize(self, input, y, relu)
    self:checkInput(input)
@@ -52,6 +102,7 @@ local function normalize(self, input, y, relu)
                                 self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0,
                                 relu and 1 or 0, self.momentum, self.eps))
    if batch then self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1) end
+   if batch and self.gathering then gather(self, input) end
    return y
 end
 

@@ -1,0 +1,48 @@
+-- Batch norm statistics recomputed with a model's weights as they are (PyTorch's torch.optim.swa_utils.update_bn,
+-- "precise BN"). A training leaves each batch norm a moving average of batch statistics taken while the weights
+-- were still changing, over augmented images; weights averaged afterwards (an EMA, several checkpoints) or layers
+-- changed after training have none that fit them. This passes a dataset through the model once and sets every batch
+-- norm's running mean and variance to the exact mean and unbiased variance of its input over all of it.
+--
+-- ts.updateBatchNorm(model, ds, opts) -> the number of batch norms updated
+-- opts: preprocess (ts.data.preprocess; the identity when nil), augment (ts.data.augment: the images augmented as in
+-- training; nil: as they are), seed (of the augmentation's draws), batch (128), device (the model's).
+-- The other modules run as in evaluation (dropout off). A batch norm frozen with its statistics kept
+-- (freeze_stats) is left as it is. The model is left in evaluation mode; on an error every batch norm gets back
+-- the statistics it had.
+local data = require('ts.data')
+
+local M = {}
+
+function M.update(model, ds, opts)
+   opts = opts or {}
+   if type(model) ~= 'table' or not model.apply then error('updateBatchNorm: model must be a ts.nn module', 2) end
+   if type(ds) ~= 'table' or not ds.size then error('updateBatchNorm: ds must be a ts.data.Dataset', 2) end
+   if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end
+   local batch = opts.batch or 128
+   if type(batch) ~= 'number' or batch < 1 or batch % 1 ~= 0 then
+      error(('updateBatchNorm: batch must be a positive whole number, got %s'):format(tostring(batch)), 2)
+   end
+   local was_training = model.train
+   model:evaluate()
+   local norms = {}
+   model:apply(function(m)
+      if m.startGathering then
+         m.train = true
+         if m:usesBatchStats() then norms[#norms + 1] = m; m:startGathering() else m.train = false end
+      end
+   end)
+   local loader = data.Loader(ds, {batch = batch, sampler = 'sequential', preprocess = opts.preprocess,
+                                   augment = opts.augment, device = opts.device or model.device or 'cpu'})
+   local ok, err = pcall(function()
+      for x in loader:epoch(1, opts.seed) do model:forward(x) end
+   end)
+   loader:close()
+   for _, m in ipairs(norms) do m:finishGathering(ok) end
+   model:evaluate()
+   if was_training then model:training() end
+   if not ok then error(err, 0) end
+   return #norms
+end
+
+return M
