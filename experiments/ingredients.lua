@@ -49,6 +49,15 @@
 --         max-pooled to 4x4 and flattened (ts.models.baseline's gap; 192 inputs to the first Linear instead of
 --         3,072, 737,280 fewer parameters): fine, with more places, learnt where details lie in the training
 --         tracks and lost 0.65 points, so the recipe's 16 places may cost too
+--   nocutout  the recipe WITHOUT its cutout (ts.data.augment's cutout, probability 0.25, an 8-pixel square of the image
+--         blanked): MixUp and CutMix (mix) made 60 km/h read as 80 four times as often, as a box can hide the one
+--         stroke that tells them apart, and cutout's box is as large as a digit's half
+--   precisebn  the batch norms' running statistics recomputed with the chosen weights over the training images as
+--         they are (ts.updateBatchNorm): the training leaves a moving average over augmented batches taken while
+--         the weights still moved, and the test images are not augmented; no training of its own
+--   average  one network whose weights are the mean of the best validation epoch's and the last epoch's (the run's
+--         checkpoint), its batch norms' statistics recomputed for them as precisebn does: two points of one
+--         trajectory averaged, as stochastic weight averaging does with many; no training of its own
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
@@ -63,14 +72,16 @@ local FINE = 48   -- the channels the last stage's 8x8 maps are brought to: 64 x
 local DISTILL = {weight = 0.5, temperature = 1}
 local SHADOW = {0.3, 0.3}   -- probability, darkest gain
 local MIX = {mixup = 0.2, cutmix = 1, prob = 0.5, switch = 0.5}
--- The baseline's runs, each model loaded with `load` (ts.models.load's options) and its test set evaluated
--- with `tta` views (nil: the image alone): an ingredient that changes how a trained model is used, not its
--- training
-local function reevaluate(base, name, load, tta)
+-- The baseline's runs, each model loaded with `load` (ts.models.load's options), then given to `prepare` (when
+-- given: prepare(model, preprocess, run directory)), and its test set evaluated with `tta` views (nil: the image
+-- alone): an ingredient that changes how a trained model is used, not its training
+local function reevaluate(base, name, load, tta, prepare)
    local out = {name = name, runs = {}, evals = {}}
    for k, final in ipairs(base.runs) do
       local model, config = ts.models.load(base.dirs[k], load)
-      local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = tta})
+      local pre = ts.data.preprocess(config.preprocess)
+      if prepare then prepare(model, pre, base.dirs[k]) end
+      local ev = ts.evaluate(model, g.test, {preprocess = pre, tta = tta})
       ev.target_y = g.test.y
       out.evals[k] = ev
       out.runs[k] = {test_accuracy = ev.accuracy, test_macro_f1 = ev.summary.macro.f1, train_seconds = final.train_seconds}
@@ -122,6 +133,10 @@ local ingredients = {
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {shadow = SHADOW})
       return ts.experiment.variant(g, 'baseline+shadow', {augment = ts.data.augment(aug)}, recipe)
    end,
+   nocutout = function(base)
+      local aug = ts.experiment.with(ts.experiment.baselineAugment, {}, {'cutout'})
+      return ts.experiment.variant(g, 'baseline-nocutout', {augment = ts.data.augment(aug)}, recipe)
+   end,
    nofade = function(base)
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {}, {'fade'})
       return ts.experiment.variant(g, 'baseline-nofade', {augment = ts.data.augment(aug)}, recipe)
@@ -142,6 +157,21 @@ local ingredients = {
    end,
    last = function(base)
       return reevaluate(base, 'baseline@last', {weights = 'last'})
+   end,
+   average = function(base)
+      return reevaluate(base, 'baseline+average', {}, nil, function(model, pre, dir)
+         local last = {}
+         for _, pair in ipairs(ts.models.load(dir, {weights = 'last'}):stateDict()) do last[pair[1]] = pair[2] end
+         for _, pair in ipairs(model:stateDict()) do
+            if pair[2]:dtype() == 'float32' then pair[2]:add_(last[pair[1]]):mul_(0.5) end
+         end
+         ts.updateBatchNorm(model, g.train, {preprocess = pre})
+      end)
+   end,
+   precisebn = function(base)
+      return reevaluate(base, 'baseline+precisebn', {}, nil, function(model, pre)
+         ts.updateBatchNorm(model, g.train, {preprocess = pre})
+      end)
    end,
 }
 
