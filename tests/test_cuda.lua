@@ -188,6 +188,23 @@ return function(t)
       end
    end)
 
+   gpu_test(t, 'updateBatchNorm on the GPU gathers the statistics the CPU gathers, and writes them on the device', function()
+      local g = ts.data.synthetic{train = 45, valid = 8, test = 8, seed = 7}
+      local cpu, gpu = twins(function()
+         return nn.Sequential(nn.Conv2d(3, 6, 3, {padding = 1}), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(6 * 16 * 16, 5), nn.BatchNorm1d(5))
+      end)
+      t.eq(ts.updateBatchNorm(cpu, g.train, {batch = 16}), 2)
+      t.eq(ts.updateBatchNorm(gpu, g.train, {batch = 16}), 2)
+      local pc, pg = cpu:stateDict(), gpu:stateDict()
+      for i = 1, #pc do
+         if pc[i][1]:find('running_') then
+            t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
+            t.near(pg[i][2]:cpu(), pc[i][2], 1e-4, 1e-5, pc[i][1])
+         end
+      end
+   end)
+
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()
       local logits, target = ts.randn(16, 43), ts.zeros({16}, 'int64')
       for i = 1, 16 do target[i] = (i * 5) % 43 end
