@@ -88,6 +88,8 @@ local function reevaluate(base, name, load, tta, prepare)
    end
    return ts.experiment.settle(out)
 end
+-- the batch norms' statistics recomputed over the training images as they are (precisebn, and after average)
+local function precise_bn(model, pre) ts.updateBatchNorm(model, g.train, {preprocess = pre}) end
 
 local ingredients = {
    ema = function(base)
@@ -165,13 +167,11 @@ local ingredients = {
          for _, pair in ipairs(model:stateDict()) do
             if pair[2]:dtype() == 'float32' then pair[2]:add_(last[pair[1]]):mul_(0.5) end
          end
-         ts.updateBatchNorm(model, g.train, {preprocess = pre})
+         precise_bn(model, pre)
       end)
    end,
    precisebn = function(base)
-      return reevaluate(base, 'baseline+precisebn', {}, nil, function(model, pre)
-         ts.updateBatchNorm(model, g.train, {preprocess = pre})
-      end)
+      return reevaluate(base, 'baseline+precisebn', {}, nil, precise_bn)
    end,
 }
 
