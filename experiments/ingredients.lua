@@ -58,6 +58,10 @@
 --   average  one network whose weights are the mean of the best validation epoch's and the last epoch's (the run's
 --         checkpoint), its batch norms' statistics recomputed for them as precisebn does: two points of one
 --         trajectory averaged, as stochastic weight averaging does with many; no training of its own
+--   swa   stochastic weight averaging (ts.train's swa): the mean of the weights the last quarter of the epochs end on
+--         (epochs 19-24 of 24, as PyTorch's examples start at 75%), the schedule left as it is, then
+--         batch norm statistics of its own; the training's path is the baseline's, so the same run's model.safetensors
+--         is the baseline's choice (ts.models.load(run) against ts.models.load(run, {weights = 'swa'}))
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
@@ -169,6 +173,9 @@ local ingredients = {
          end
          precise_bn(model, pre)
       end)
+   end,
+   swa = function(base)
+      return ts.experiment.variant(g, 'baseline+swa', {swa = {start = opt.epochs - math.ceil(opt.epochs / 4) + 1}}, recipe)
    end,
    precisebn = function(base)
       return reevaluate(base, 'baseline+precisebn', {}, nil, precise_bn)

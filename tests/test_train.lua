@@ -187,6 +187,112 @@ return function(t)
       t.raises(function() ts.train{model = net(), data = {train = g.train}, ema = 1} end, 'ema must be a decay between 0 and 1')
    end)
 
+   t.test('swa: the model is the mean of the weights of the last epochs, with batch norm statistics of its own', function()
+      local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
+      local spec = {name = 'baseline', classes = 43, widths = {4, 8, 8}}
+      local snaps = {}
+      local function snapshot(m)
+         local out = {}
+         for _, pair in ipairs(m:stateDict()) do out[pair[1]] = pair[2]:clone() end
+         return out
+      end
+      -- one update per epoch; the weights at the start of each epoch are those the epoch before ended on; the
+      -- fourth epoch's update has lr 0, so it ends on the third's weights: swa from epoch 2 averages the weights
+      -- epochs 2, 3 and 3 ended on
+      local dir = t.tmpdir()
+      local result = ts.train{model = spec, data = {train = g.train, valid = g.valid}, epochs = 4, batch = 32, lr = 0.2,
+                              momentum = 0, weight_decay = 0, schedule = 'none', swa = {start = 2}, quiet = true,
+                              run = dir .. '/whole', on_epoch = function(epoch, m, opt)
+                                 snaps[epoch] = snapshot(m)
+                                 if epoch == 4 then opt.groups[1].lr = 0 end
+                              end}
+      t.eq(result.swa.first_epoch, 2); t.eq(result.swa.last_epoch, 4); t.eq(result.swa.epochs, 3)
+      -- the expected model: the mean of the parameters, then its batch norms' statistics over the training images
+      local expect = ts.models.baseline(spec)
+      local want = {}
+      for _, pair in ipairs(expect:stateDict()) do
+         local name = pair[1]
+         if pair[2]:dtype() == 'float32' then
+            pair[2]:copy((snaps[3][name] + snaps[4][name] * 2) / 3)
+         else
+            pair[2]:fill(snaps[4][name]:item() + 1)   -- num_batches_tracked: the live count, after epoch 4's batch
+         end
+         want[name] = pair[2]
+      end
+      ts.updateBatchNorm(expect, g.train, {preprocess = result.preprocess, batch = 32})
+      local running = 0
+      for _, pair in ipairs(result.model:stateDict()) do
+         t.near(pair[2], want[pair[1]], 1e-5, 1e-6, pair[1])
+         if pair[1]:match('running_mean$') then
+            running = running + 1
+            local avg = (snaps[3][pair[1]] + snaps[4][pair[1]] * 2) / 3
+            t.truthy(not pair[2]:allclose(avg, 1e-4, 1e-6), pair[1] .. ' is taken again, not averaged')
+         end
+      end
+      t.truthy(running >= 3, 'the network has batch norms')
+      -- validated and saved; model.safetensors keeps the epoch validation chose
+      local ev = ts.evaluate(result.model, g.valid, {preprocess = result.preprocess})
+      t.near(result.swa.valid_accuracy, ev.accuracy, 0)
+      local swa_model = ts.models.load(dir .. '/whole', {weights = 'swa'})
+      for _, pair in ipairs(swa_model:stateDict()) do t.near(pair[2], want[pair[1]], 1e-5, 1e-6, pair[1]) end
+      local best = ts.models.load(dir .. '/whole')
+      t.truthy(not best:stateDict()[1][2]:allclose(swa_model:stateDict()[1][2], 1e-6, 1e-8), 'the best epoch is kept apart')
+      -- stopped after epoch 3 and resumed: the same average as one run of 4 epochs
+      local function run(where, epochs)
+         return ts.train{model = spec, data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
+                         schedule = 'none', swa = {start = 2}, run = where, quiet = true}
+      end
+      run(dir .. '/one', 4)
+      run(dir .. '/parts', 3)
+      run(dir .. '/parts', 4)
+      local a, b = ts.load(dir .. '/one/swa.safetensors'), ts.load(dir .. '/parts/swa.safetensors')
+      for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
+      t.raises(function() ts.models.load(dir .. '/one', {weights = 'average'}) end, "weights must be 'best', 'last' or 'swa'")
+      -- a run without swa has no average to load, nor to resume with
+      ts.train{model = spec, data = {train = g.train}, epochs = 1, batch = 16, run = dir .. '/plain', quiet = true}
+      t.raises(function() ts.models.load(dir .. '/plain', {weights = 'swa'}) end, 'swa.safetensors not found')
+      t.raises(function()
+         ts.train{model = spec, data = {train = g.train}, epochs = 2, batch = 16, swa = {start = 1}, run = dir .. '/plain',
+                  quiet = true}
+      end, 'checkpoint lacks swa.')
+      local function bad(swa) return function() ts.train{model = spec, data = {train = g.train}, epochs = 4, swa = swa} end end
+      t.raises(bad({start = 0}), 'swa.start must be an epoch from 1 to epochs (4), got 0')
+      t.raises(bad({start = 5}), 'swa.start must be an epoch from 1 to epochs (4), got 5')
+      t.raises(bad({start = 2.5}), 'swa.start must be an epoch')
+      t.raises(bad({start = 2, lr = 0}), 'swa.lr must be a learning rate > 0')
+      t.raises(bad({start = 2, anneal = -1}), 'swa.anneal must be a number of epochs >= 0')
+      t.raises(bad({start = 2, every = 2}), 'swa has no option every')
+      t.raises(bad(3), 'swa must be a table')
+   end)
+
+   t.test('swa.lr: the schedule until swa.start, then a cosine to swa.lr over swa.anneal epochs, then held (SWALR)', function()
+      local g = ts.data.synthetic{train = 32, valid = 8, test = 8, seed = 2}
+      local spec = {name = 'baseline', classes = 43, widths = {4, 8, 8}}
+      local function lrs(swa)
+         local r = ts.train{model = spec, data = {train = g.train}, epochs = 6, batch = 8, lr = 0.1, schedule = 'cosine',
+                            warmup = 1, swa = swa, quiet = true}
+         local out = {}
+         for k, rec in ipairs(r.history) do out[k] = rec.lr end
+         return out
+      end
+      local plain, held = lrs(nil), lrs({start = 3, lr = 0.02})
+      -- record k's lr is the one for the update after epoch k's last (the schedule's count 4k): epochs 1 and 2
+      -- train on the cosine, epoch 3 on is at swa.lr
+      t.near(held[1], plain[1], 0)
+      t.truthy(math.abs(plain[2] - 0.02) > 0.01, 'the cosine is elsewhere')
+      for k = 2, 6 do t.near(held[k], 0.02, 1e-12) end
+      -- the schedule alone: cosine from the base's factor at `start` to `factor` over `anneal` updates
+      local opt = ts.optim.SGD(nn.Linear(2, 2), {lr = 1})
+      local base = ts.optim.schedule.cosine(opt, {total = 100})
+      local s = ts.optim.schedule.swa(opt, {base = base, start = 40, anneal = 10, factor = 0.05})
+      t.near(s.factor(39), base.factor(39), 0)
+      t.near(s.factor(40), base.factor(40), 1e-12)
+      t.near(s.factor(45), (base.factor(40) + 0.05) / 2, 1e-12)
+      t.near(s.factor(50), 0.05, 0); t.near(s.factor(99), 0.05, 0)
+      local none = ts.optim.schedule.swa(opt, {start = 5, factor = 0.5})
+      t.near(none.factor(4), 1, 0); t.near(none.factor(5), 0.5, 0)
+   end)
+
    t.test('updateBatchNorm: the running statistics become the exact mean and variance of the input over a dataset', function()
       local g = ts.data.synthetic{train = 37, valid = 8, test = 8, seed = 5}
       local pre = ts.data.preprocess{mean = {0.4, 0.4, 0.4}, std = {0.3, 0.3, 0.3}}

@@ -163,6 +163,22 @@ function optim.schedule.cosine(opt, o)
    end)
 end
 
+-- Stochastic weight averaging's learning rate (PyTorch's SWALR): `base` (a schedule, or nil for the groups' own lr)
+-- until update `start`, then a cosine from base's factor there to `factor` over `anneal` updates, then `factor`
+-- held (each group at that share of its initial lr, as every schedule here scales them)
+function optim.schedule.swa(opt, o)
+   local base, start, anneal, target = o.base and o.base.factor, o.start, o.anneal or 0, o.factor
+   assert(start and start >= 0 and target and target >= 0, 'swa schedule: start (an update count) and factor are required')
+   local from = base and base(start) or 1
+   return schedule(opt, function(n)
+      if n < start then return base and base(n) or 1 end
+      if n < start + anneal then
+         return target + (from - target) * 0.5 * (1 + math.cos(math.pi * (n - start) / anneal))
+      end
+      return target
+   end)
+end
+
 -- one-cycle (Smith): from 1/div_factor up to 1 over pct_start of `total` (cosine), then down to
 -- 1/(div_factor * final_div_factor); the groups' lr is the peak, as PyTorch's max_lr
 function optim.schedule.onecycle(opt, o)

@@ -11,6 +11,14 @@
 --      training set's statistics), sampler = 'shuffle' | 'upsample' | 'downsample' | 'sqrt',
 --      early_stop = nil | patience in epochs, run = 'runs/name' (nil: no files), resume = true, seed = 1,
 --      ema = nil | decay (0.999: validate, keep and return the moving average of the weights),
+--      swa = nil | {start = epoch, lr = nil, anneal = 0}: stochastic weight averaging (Izmailov et al. 2018; PyTorch's
+--      swa_utils): the mean of the weights at the end of every epoch from `start` on; with lr, the schedule's rate
+--      moves to lr (each parameter group in proportion, as schedules scale them) by a cosine over `anneal` epochs
+--      from `start` and is held there (SWALR), without it the schedule is left as it is (the average then costs
+--      the training nothing). After the last epoch the average gets batch norm statistics of its own
+--      (ts.updateBatchNorm over the training images, preprocessed, not augmented), is validated, saved as
+--      swa.safetensors (ts.models.load(run, {weights = 'swa'})) and returned as the model, with result.swa its
+--      record; model.safetensors keeps the epoch validation chose,
 --      mix = nil | ts.data.mix{mixup = alpha, cutmix = alpha, prob = 1, switch = 0.5} (or its settings table):
 --      MixUp / CutMix of each training batch with itself reversed, the loss mixed alike (ts/mix.lua),
 --      distill = nil | {teachers = {run directories or modules}, weight = 0.5, temperature = 1}: knowledge
@@ -50,6 +58,7 @@ local models = require('ts.models')
 local C = require('ts.ffi').C
 local files = require('ts.files')
 local tensorboard = require('ts.tensorboard')
+local bnstats = require('ts.bnstats')
 local now, write_file, read_file = files.now, files.writeFile, files.readFile
 
 local M = {}
@@ -274,12 +283,14 @@ local function set_rng(r) C.ts_rng_set_state(ffi.cast('uint64_t *', r:data())) e
 -- state: everything that decides the run's future besides the tensors (epoch, history, best, the early-stop
 -- counter, the schedule, the micro-batch size, an interrupted epoch's progress); epoch_rng: the generator
 -- at the start of an interrupted epoch, from which its order and augmentation seed are drawn again
-local function save_checkpoint(path, model, opt, state, epoch_rng, ema)
+-- averages: {ema = average or nil, swa = average or nil}, kept as their tensors under 'ema.' and 'swa.' and their
+-- counts of updates in the state
+local function save_checkpoint(path, model, opt, state, epoch_rng, averages)
    local tensors = {}
    for _, pair in ipairs(model:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
-   if ema then
-      for _, p in ipairs(ema.pairs) do tensors['ema.' .. p.name] = p.shadow end
-      state.ema_updates = ema.updates
+   for kind, avg in pairs(averages) do
+      for _, p in ipairs(avg.pairs) do tensors[kind .. '.' .. p.name] = p.shadow end
+      state[kind .. '_updates'] = avg.updates
    end
    local steps = {}
    for i, st in ipairs(opt.state) do
@@ -334,22 +345,22 @@ local function check_same_data(run, fingerprints)
                           'give it the data it was started with, or give this training another run= directory')
 end
 
-local function load_checkpoint(path, model, opt, device, ema)
+local function load_checkpoint(path, model, opt, device, averages)
    -- the weights with ts.load's checks (each present, of its shape and kind of number), the rest as read;
    -- called through pcall, ts.load's message carries no place in this file
    local ok, err, meta, tensors = pcall(serialize.load, path, model, {prefix = 'model.'})
    if not ok then error(err, 0) end
    local state = json.decode(meta.state)
-   if ema then
-      for _, p in ipairs(ema.pairs) do
-         local t = tensors['ema.' .. p.name]
+   for kind, avg in pairs(averages) do
+      for _, p in ipairs(avg.pairs) do
+         local t = tensors[kind .. '.' .. p.name]
          if not t then
-            error(('%s: checkpoint lacks ema.%s (the run was started without ema: resume it without, or start a ' ..
-                   'new run)'):format(path, p.name), 0)
+            error(('%s: checkpoint lacks %s.%s (the run was started without %s: resume it without, or start a ' ..
+                   'new run)'):format(path, kind, p.name, kind), 0)
          end
          p.shadow:copy(t)
       end
-      ema.updates = state.ema_updates or 0
+      avg.updates = state[kind .. '_updates'] or 0
    end
    for i, st in ipairs(opt.state) do
       for k, v in pairs(tensors) do
@@ -417,7 +428,7 @@ local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', l
 -- the keys without a default; anything else given to ts.train is a typo and refused
 local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
                   note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1,
-                  distill = 1, mix = 1}
+                  distill = 1, mix = 1, swa = 1}
 
 local is_finite = T.isFinite
 
@@ -426,6 +437,27 @@ local ranges = {{'epochs', 1, true}, {'batch', 1, true}, {'accumulate', 1, true}
                 {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0}, {'step_size', 0, false, true},
                 {'gamma', 0, false, true}, {'seed', 0, true}, {'max_nonfinite', 0, true}, {'clip', 0, false, true},
                 {'early_stop', 1, true}, {'workers', 1, true}}
+
+-- swa = {start, lr, anneal} checked, as {start, lr, anneal, settings} (settings: what config.json records)
+local function swa_settings(o, epochs)
+   if type(o) ~= 'table' then error('ts.train: swa must be a table {start = epoch, lr = nil, anneal = 0}', 4) end
+   for k in pairs(o) do
+      if k ~= 'start' and k ~= 'lr' and k ~= 'anneal' and k ~= 'settings' then
+         error(('ts.train: swa has no option %s (start, lr, anneal)'):format(tostring(k)), 4)
+      end
+   end
+   local start, lr, anneal = o.start, o.lr, o.anneal or 0
+   if not (is_finite(start) and start % 1 == 0 and start >= 1 and start <= epochs) then
+      error(('ts.train: swa.start must be an epoch from 1 to epochs (%d), got %s'):format(epochs, tostring(start)), 4)
+   end
+   if lr ~= nil and not (is_finite(lr) and lr > 0) then
+      error(('ts.train: swa.lr must be a learning rate > 0 (or nil: the schedule as it is), got %s'):format(tostring(lr)), 4)
+   end
+   if not (is_finite(anneal) and anneal >= 0) then
+      error(('ts.train: swa.anneal must be a number of epochs >= 0, got %s'):format(tostring(anneal)), 4)
+   end
+   return {start = start, lr = lr, anneal = anneal, settings = {start = start, lr = lr, anneal = anneal}}
+end
 
 local function check_options(user, cfg)
    for k in pairs(user) do
@@ -449,6 +481,7 @@ local function check_options(user, cfg)
    if cfg.ema ~= nil and not (is_finite(cfg.ema) and cfg.ema > 0 and cfg.ema < 1) then
       error('ts.train: ema must be a decay between 0 and 1 (0.999 is usual), got ' .. tostring(cfg.ema), 3)
    end
+   if cfg.swa ~= nil then cfg.swa = swa_settings(cfg.swa, cfg.epochs) end
    if cfg.mix ~= nil and not (type(cfg.mix) == 'table' and cfg.mix.draw) then
       local ok, m = pcall(mix.new, cfg.mix)
       if not ok then error('ts.train: ' .. tostring(m):gsub('^[^:]*:%d+: ', ''), 3) end
@@ -460,14 +493,16 @@ local function check_options(user, cfg)
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
 end
 
--- ---- the exponential moving average of the weights ------------------------------------------------------
+-- ---- averages of the weights: exponential (ema) and stochastic weight averaging (swa) ----------------------
 
--- The shadow weights of ema = d (Polyak averaging as in timm's ModelEma): after every update each float
--- tensor of the model's state (parameters, and batch norm's running statistics) moves towards the live one,
--- shadow <- decay shadow + (1 - decay) live, with decay = min(d, (1 + n) / (10 + n)) after n updates so that
--- the first updates are not tied to the initial weights. Validation, the saved best model and the final
--- model are the shadow's; training goes on with the live weights.
-local function ema_new(model)
+-- An average keeps a shadow of each float tensor of the model's state (parameters, and batch norm's running
+-- statistics), `updates` counting what it has taken in; training goes on with the live weights.
+-- ema = d (Polyak averaging as in timm's ModelEma): after every update the shadow moves towards the live
+-- weights, shadow <- decay shadow + (1 - decay) live, with decay = min(d, (1 + n) / (10 + n)) after n updates so
+-- that the first updates are not tied to the initial weights; validation, the saved best model and the final
+-- model are the shadow's.
+-- swa: at the end of an epoch, shadow <- the mean of the n + 1 epochs' weights (n/(n+1) shadow + live/(n+1)).
+local function average_new(model)
    local e = {updates = 0, pairs = {}}
    for _, pair in ipairs(model:stateDict()) do
       if pair[2]:dtype() == 'float32' then
@@ -481,6 +516,14 @@ local function ema_update(e, d)
    local decay = math.min(d, (1 + e.updates) / (10 + e.updates))
    e.updates = e.updates + 1
    for _, p in ipairs(e.pairs) do p.shadow:mul_(decay):axpy_(1 - decay, p.live) end
+end
+
+local function swa_update(e)
+   local n = e.updates
+   e.updates = n + 1
+   for _, p in ipairs(e.pairs) do
+      if n == 0 then p.shadow:copy(p.live) else p.shadow:mul_(n / (n + 1)):axpy_(1 / (n + 1), p.live) end
+   end
 end
 
 -- runs fn() with the shadow weights in the model, then puts the live ones back
@@ -692,6 +735,39 @@ local function distillation(cfg, class_weights, device)
    return crit
 end
 
+-- The end of stochastic weight averaging: the average into the model, its batch norm statistics taken over the
+-- training images (each epoch's running statistics belong to that epoch's weights; their mean fits none), then
+-- validated and saved as swa.safetensors. Returns its record {first_epoch, last_epoch, epochs, valid_*}, or nil
+-- when the training stopped before the first epoch averaged (said so).
+local function swa_finish(cfg, model, swa, st, device)
+   if swa.updates == 0 then
+      if not cfg.quiet then
+         print(('swa: the training stopped after epoch %d, before swa.start (%d): no average; the model is the ' ..
+                'run\'s as without swa'):format(st.epoch, cfg.swa.start))
+      end
+      return nil
+   end
+   for _, p in ipairs(swa.pairs) do p.live:copy(p.shadow) end
+   bnstats.update(model, cfg.data.train, {preprocess = cfg.preprocess, batch = cfg.batch, device = device})
+   local rec = {first_epoch = cfg.swa.start, last_epoch = cfg.swa.start + swa.updates - 1, epochs = swa.updates}
+   if cfg.data.valid then
+      local v = M.evaluate(model, cfg.data.valid, {preprocess = cfg.preprocess, device = device,
+                                                   auto_microbatch = cfg.auto_microbatch})
+      rec.valid_loss, rec.valid_accuracy, rec.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
+   end
+   if cfg.run then
+      local meta = {epochs = ('%d-%d'):format(rec.first_epoch, rec.last_epoch)}
+      if rec.valid_accuracy then meta.valid_accuracy = ('%.6f'):format(rec.valid_accuracy) end
+      serialize.save(cfg.run .. '/swa.safetensors', model, meta)
+   end
+   if not cfg.quiet then
+      print(('swa: the mean of the weights of epochs %d-%d%s'):format(rec.first_epoch, rec.last_epoch,
+            rec.valid_accuracy and ('  valid loss %.4f  accuracy %.4f  macro-F1 %.4f (the epoch validation chose: %.4f)'):format(
+               rec.valid_loss, rec.valid_accuracy, rec.valid_macro_f1, st.best.accuracy) or ''))
+   end
+   return rec
+end
+
 local function train(cfg, spec, model)
    local train_ds, valid_ds = cfg.data.train, cfg.data.valid
    local device = cfg.device or cuda.device()
@@ -715,7 +791,14 @@ local function train(cfg, spec, model)
    if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
    local sched = make_schedule(cfg, opt, updates_per_epoch)
-   local ema = cfg.ema and ema_new(model)
+   local ema = cfg.ema and average_new(model)
+   local swa = cfg.swa and average_new(model)
+   if swa and cfg.swa.lr then
+      sched = optim.schedule.swa(opt, {base = sched, start = (cfg.swa.start - 1) * updates_per_epoch,
+                                       anneal = math.floor(cfg.swa.anneal * updates_per_epoch + 0.5),
+                                       factor = cfg.swa.lr / opt.groups[1].initial_lr})
+   end
+   local averages = {ema = ema, swa = swa}
 
    local run = cfg.run
    -- the state a checkpoint carries; partial: the progress of an epoch interrupted in its middle
@@ -732,7 +815,7 @@ local function train(cfg, spec, model)
       if cfg.resume and read_file(ckpt) then
          check_same_network(run, model)
          check_same_data(run, fingerprints)
-         st, epoch_rng = load_checkpoint(ckpt, model, opt, device, ema)
+         st, epoch_rng = load_checkpoint(ckpt, model, opt, device, averages)
          if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
          st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
                                                             st.nonfinite_steps or 0
@@ -770,7 +853,7 @@ local function train(cfg, spec, model)
    local function checkpoint(partial, rng_at_start)
       st.partial = partial
       st.schedule_count = sched and sched.count or 0
-      save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start, ema)
+      save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start, averages)
    end
 
    -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
@@ -919,6 +1002,7 @@ local function train(cfg, spec, model)
          error(('ts.train: %s holds NaN or infinite values after epoch %d (lr %.3g): training diverged and stopped; ' ..
                 'the last checkpoint and best model are kept'):format(bad, epoch, opt:lr()), 0)
       end
+      if swa and epoch >= cfg.swa.start then swa_update(swa) end
       if skipped > 0 then record.skipped_images = skipped end
       if st.micro_batch < cfg.batch then record.micro_batch = st.micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
@@ -962,7 +1046,10 @@ local function train(cfg, spec, model)
       if C.ts_interrupt_pending() > 0 then interrupted(('after epoch %d'):format(epoch), run) end
    end
    loader:close()
-   if run and valid_ds and st.best.epoch > 0 then
+   local swa_record = swa and swa_finish(cfg, model, swa, st, device)
+   if swa_record then
+      -- the model is the average; model.safetensors keeps the epoch validation chose
+   elseif run and valid_ds and st.best.epoch > 0 then
       serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
    elseif ema then
       for _, p in ipairs(ema.pairs) do p.live:copy(p.shadow) end   -- no choice made: the average is the model
@@ -972,7 +1059,7 @@ local function train(cfg, spec, model)
       tb:close()
    end
    return {model = model, history = st.history, best = st.best, run = run, preprocess = cfg.preprocess,
-           train_seconds = st.elapsed, config = cfg, micro_batch = st.micro_batch, device = device}
+           train_seconds = st.elapsed, config = cfg, micro_batch = st.micro_batch, device = device, swa = swa_record}
 end
 
 function M.train(user)

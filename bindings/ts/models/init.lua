@@ -150,14 +150,15 @@ local function builder_of(run, config)
 end
 
 -- A model from a run directory: its builder and options from config.json, its weights from
--- model.safetensors (the model chosen on validation), or with opts.weights = 'last' from the checkpoint
--- the run ended on (checkpoint.safetensors: the weights of its last epoch), in the precision it was trained
+-- model.safetensors (the model chosen on validation), with opts.weights = 'last' from the checkpoint
+-- the run ended on (checkpoint.safetensors: the weights of its last epoch), with 'swa' from swa.safetensors (the
+-- average of ts.train's swa, with its batch norm statistics), in the precision it was trained
 -- in; returns the model (in evaluation mode) and the run's config. A run whose training was cut off before
 -- its last epoch is said so on stderr (models.unfinished), whatever script loads it.
 function models.load(run, opts)
    local weights = opts and opts.weights or 'best'
-   if weights ~= 'best' and weights ~= 'last' then
-      error(("ts.models.load: weights must be 'best' or 'last', got %s"):format(tostring(weights)), 2)
+   if weights ~= 'best' and weights ~= 'last' and weights ~= 'swa' then
+      error(("ts.models.load: weights must be 'best', 'last' or 'swa', got %s"):format(tostring(weights)), 2)
    end
    local text = files.readFile(run .. '/config.json')
    if not text then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
@@ -168,6 +169,12 @@ function models.load(run, opts)
    local model = builder_of(run, config)(config.model)
    if weights == 'best' then
       serialize.load(run .. '/model.safetensors', model)
+   elseif weights == 'swa' then
+      local path = run .. '/swa.safetensors'
+      if not files.exists(path) then
+         error(('ts.models.load: %s not found (the run was trained without swa, or stopped before its end)'):format(path), 2)
+      end
+      serialize.load(path, model)
    else
       local path = run .. '/checkpoint.safetensors'
       if not files.exists(path) then
