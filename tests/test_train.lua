@@ -1,6 +1,23 @@
 -- Metrics on hand-computed cases; the trainer: convergence, gradient accumulation, resume after kill -9.
 local nn = ts.nn
 
+-- a copy of every tensor of a model's state, by name
+local function snapshot(m)
+   local out = {}
+   for _, pair in ipairs(m:stateDict()) do out[pair[1]] = pair[2]:clone() end
+   return out
+end
+
+-- train(dir, epochs) into dir/whole for `epochs`, and into dir/parts for `first` epochs, then resumed to `epochs`:
+-- the run's `file` must come out the same to the bit
+local function same_after_resume(t, dir, first, epochs, file, train)
+   train(dir .. '/whole', epochs)
+   train(dir .. '/parts', first)
+   train(dir .. '/parts', epochs)
+   local a, b = ts.load(dir .. '/whole/' .. file), ts.load(dir .. '/parts/' .. file)
+   for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
+end
+
 return function(t)
    t.test('metrics match hand-computed values on a small confusion matrix', function()
       -- targets 0 0 0 1 1 2, predictions 0 0 1 1 2 2
@@ -147,11 +164,6 @@ return function(t)
       -- one update per epoch; the weights at the start of each epoch are those after the update before; the
       -- fourth epoch's update has lr 0, so its weights are the third's
       local snaps = {}
-      local function snapshot(m)
-         local out = {}
-         for _, pair in ipairs(m:stateDict()) do out[pair[1]] = pair[2]:clone() end
-         return out
-      end
       local result = ts.train{model = net(), data = {train = g.train}, epochs = 4, batch = 32, lr = 0.5, momentum = 0,
                               weight_decay = 0, schedule = 'none', ema = 0.2, quiet = true,
                               on_epoch = function(epoch, m, opt)
@@ -170,15 +182,10 @@ return function(t)
       end
       -- interrupted after epoch 1 and resumed: the same saved model as one run of 2 epochs
       local dir = t.tmpdir()
-      local function run(where, epochs)
-         return ts.train{model = net(), data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
-                         schedule = 'none', ema = 0.5, run = where, quiet = true}
-      end
-      run(dir .. '/whole', 2)
-      run(dir .. '/parts', 1)
-      run(dir .. '/parts', 2)
-      local a, b = ts.load(dir .. '/whole/model.safetensors'), ts.load(dir .. '/parts/model.safetensors')
-      for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
+      same_after_resume(t, dir, 1, 2, 'model.safetensors', function(where, epochs)
+         ts.train{model = net(), data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
+                  schedule = 'none', ema = 0.5, run = where, quiet = true}
+      end)
       -- a checkpoint without the average cannot be resumed with ema
       ts.train{model = net(), data = {train = g.train}, epochs = 1, batch = 16, run = dir .. '/plain', quiet = true}
       t.raises(function()
@@ -191,11 +198,6 @@ return function(t)
       local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
       local spec = {name = 'baseline', classes = 43, widths = {4, 8, 8}}
       local snaps = {}
-      local function snapshot(m)
-         local out = {}
-         for _, pair in ipairs(m:stateDict()) do out[pair[1]] = pair[2]:clone() end
-         return out
-      end
       -- one update per epoch; the weights at the start of each epoch are those the epoch before ended on; the
       -- fourth epoch's update has lr 0, so it ends on the third's weights: swa from epoch 2 averages the weights
       -- epochs 2, 3 and 3 ended on
@@ -238,16 +240,11 @@ return function(t)
       local best = ts.models.load(dir .. '/whole')
       t.truthy(not best:stateDict()[1][2]:allclose(swa_model:stateDict()[1][2], 1e-6, 1e-8), 'the best epoch is kept apart')
       -- stopped after epoch 3 and resumed: the same average as one run of 4 epochs
-      local function run(where, epochs)
-         return ts.train{model = spec, data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
-                         schedule = 'none', swa = {start = 2}, run = where, quiet = true}
-      end
-      run(dir .. '/one', 4)
-      run(dir .. '/parts', 3)
-      run(dir .. '/parts', 4)
-      local a, b = ts.load(dir .. '/one/swa.safetensors'), ts.load(dir .. '/parts/swa.safetensors')
-      for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end
-      t.raises(function() ts.models.load(dir .. '/one', {weights = 'average'}) end, "weights must be 'best', 'last' or 'swa'")
+      same_after_resume(t, dir .. '/resumed', 3, 4, 'swa.safetensors', function(where, epochs)
+         ts.train{model = spec, data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 8,
+                  schedule = 'none', swa = {start = 2}, run = where, quiet = true}
+      end)
+      t.raises(function() ts.models.load(dir .. '/whole', {weights = 'average'}) end, "weights must be 'best', 'last' or 'swa'")
       -- a run without swa has no average to load, nor to resume with
       ts.train{model = spec, data = {train = g.train}, epochs = 1, batch = 16, run = dir .. '/plain', quiet = true}
       t.raises(function() ts.models.load(dir .. '/plain', {weights = 'swa'}) end, 'swa.safetensors not found')
