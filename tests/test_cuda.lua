@@ -265,6 +265,25 @@ return function(t)
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
    end)
 
+   gpu_test(t, 'stochastic weight averaging on the GPU: the average and its batch norm statistics track the CPU run\'s', function()
+      local g = ts.data.synthetic{train = 512, valid = 128, test = 64, seed = 6}
+      local function run(device)
+         ts.cuda.deterministic(true)
+         return ts.train{model = {name = 'baseline', classes = 43, widths = {8, 16, 16}}, data = {train = g.train, valid = g.valid},
+                         epochs = 3, batch = 64, lr = 0.02, quiet = true, device = device, seed = 4,
+                         swa = {start = 2, lr = 0.01}}
+      end
+      local cpu, gpu = run('cpu'), run('cuda')
+      t.eq(gpu.swa.epochs, 2)
+      t.truthy(math.abs(gpu.swa.valid_accuracy - cpu.swa.valid_accuracy) < 0.03,
+               ('valid accuracy %.4f on the GPU, %.4f on the CPU'):format(gpu.swa.valid_accuracy, cpu.swa.valid_accuracy))
+      local pc, pg = cpu.model:stateDict(), gpu.model:stateDict()
+      for i = 1, #pc do
+         t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
+         if pc[i][2]:dtype() == 'float32' then t.near(pg[i][2]:cpu(), pc[i][2], 2e-2, 2e-3, pc[i][1]) end
+      end
+   end)
+
    gpu_test(t, 'MixUp and CutMix mix a batch on the GPU as on the CPU, and a mixed training run tracks the CPU run', function()
       ts.manualSeed(8)
       local x, y = ts.randn(16, 3, 32, 32), ts.zeros({16}, 'int64')
