@@ -255,7 +255,7 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       -- the last epoch's weights come from the checkpoint the run ended on
       local last = ts.models.load(dir .. '/run', {weights = 'last'})
       t.truthy(last:get(1).weight:equal(ts.load(dir .. '/run/checkpoint.safetensors')['model.0.weight']))
-      t.raises(function() ts.models.load(dir .. '/run', {weights = 'first'}) end, "weights must be 'best' or 'last'")
+      t.raises(function() ts.models.load(dir .. '/run', {weights = 'first'}) end, "weights must be 'best', 'last' or 'swa'")
       os.remove(dir .. '/run/checkpoint.safetensors')
       t.raises(function() ts.models.load(dir .. '/run', {weights = 'last'}) end, 'has no checkpoint of its last epoch')
       -- a builder file that is gone, or no longer registers the name, is named
