@@ -62,6 +62,9 @@
 --         (epochs 19-24 of 24, as PyTorch's examples start at 75%), the schedule left as it is, then
 --         batch norm statistics of its own; the training's path is the baseline's, so the same run's model.safetensors
 --         is the baseline's choice (ts.models.load(run) against ts.models.load(run, {weights = 'swa'}))
+--   swalr  stochastic weight averaging as Izmailov et al. run it: the same average, but from epoch 19 the rate moves
+--         (a cosine over one epoch) to 0.01 and stays there instead of going on down to 0 (ts.train's swa.lr, PyTorch's
+--         SWALR), so that the averaged epochs end at different points around the minimum
 --   tta   test-time augmentation: 8 views of each test image, their probabilities averaged; no training of
 --         its own, the baseline's models are evaluated so (the number of views is fixed here, not chosen
 --         on the test set)
@@ -76,6 +79,8 @@ local FINE = 48   -- the channels the last stage's 8x8 maps are brought to: 64 x
 local DISTILL = {weight = 0.5, temperature = 1}
 local SHADOW = {0.3, 0.3}   -- probability, darkest gain
 local MIX = {mixup = 0.2, cutmix = 1, prob = 0.5, switch = 0.5}
+local swa_start = opt.epochs - math.ceil(opt.epochs / 4) + 1   -- the last quarter of the epochs averaged
+local SWA_LR = 0.01   -- swalr's held rate: a little above the cosine's 0.008 where averaging starts (epoch 19 of 24)
 -- The baseline's runs, each model loaded with `load` (ts.models.load's options), then given to `prepare` (when
 -- given: prepare(model, preprocess, run directory)), and its test set evaluated with `tta` views (nil: the image
 -- alone): an ingredient that changes how a trained model is used, not its training
@@ -175,7 +180,10 @@ local ingredients = {
       end)
    end,
    swa = function(base)
-      return ts.experiment.variant(g, 'baseline+swa', {swa = {start = opt.epochs - math.ceil(opt.epochs / 4) + 1}}, recipe)
+      return ts.experiment.variant(g, 'baseline+swa', {swa = {start = swa_start}}, recipe)
+   end,
+   swalr = function(base)
+      return ts.experiment.variant(g, 'baseline+swalr', {swa = {start = swa_start, lr = SWA_LR, anneal = 1}}, recipe)
    end,
    precisebn = function(base)
       return reevaluate(base, 'baseline+precisebn', {}, nil, precise_bn)
