@@ -735,6 +735,13 @@ local function distillation(cfg, class_weights, device)
    return crit
 end
 
+-- the model's validation loss, accuracy and macro-F1 into record's valid_* fields
+local function validate_into(record, model, cfg, device)
+   local v = M.evaluate(model, cfg.data.valid, {preprocess = cfg.preprocess, device = device,
+                                                auto_microbatch = cfg.auto_microbatch})
+   record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
+end
+
 -- The end of stochastic weight averaging: the average into the model, its batch norm statistics taken over the
 -- training images (each epoch's running statistics belong to that epoch's weights; their mean fits none), then
 -- validated and saved as swa.safetensors. Returns its record {first_epoch, last_epoch, epochs, valid_*}, or nil
@@ -750,11 +757,7 @@ local function swa_finish(cfg, model, swa, st, device)
    for _, p in ipairs(swa.pairs) do p.live:copy(p.shadow) end
    bnstats.update(model, cfg.data.train, {preprocess = cfg.preprocess, batch = cfg.batch, device = device})
    local rec = {first_epoch = cfg.swa.start, last_epoch = cfg.swa.start + swa.updates - 1, epochs = swa.updates}
-   if cfg.data.valid then
-      local v = M.evaluate(model, cfg.data.valid, {preprocess = cfg.preprocess, device = device,
-                                                   auto_microbatch = cfg.auto_microbatch})
-      rec.valid_loss, rec.valid_accuracy, rec.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
-   end
+   if cfg.data.valid then validate_into(rec, model, cfg, device) end
    if cfg.run then
       local meta = {epochs = ('%d-%d'):format(rec.first_epoch, rec.last_epoch)}
       if rec.valid_accuracy then meta.valid_accuracy = ('%.6f'):format(rec.valid_accuracy) end
@@ -1007,11 +1010,7 @@ local function train(cfg, spec, model)
       if st.micro_batch < cfg.batch then record.micro_batch = st.micro_batch end
       if device == 'cuda' then record.cuda_peak_bytes = cuda.memory().peak end
       if valid_ds then
-         local function validate()
-            local v = M.evaluate(model, valid_ds, {preprocess = cfg.preprocess, device = device,
-                                                   auto_microbatch = cfg.auto_microbatch})
-            record.valid_loss, record.valid_accuracy, record.valid_macro_f1 = v.loss, v.accuracy, v.summary.macro.f1
-         end
+         local function validate() validate_into(record, model, cfg, device) end
          if ema then with_shadow(ema, validate) else validate() end
       end
       progress(cfg, epoch, micro_per_epoch, micro_per_epoch, record.train_loss, record.train_accuracy,
@@ -1046,13 +1045,14 @@ local function train(cfg, spec, model)
       if C.ts_interrupt_pending() > 0 then interrupted(('after epoch %d'):format(epoch), run) end
    end
    loader:close()
+   -- with swa the model is the average (model.safetensors keeps the epoch validation chose)
    local swa_record = swa and swa_finish(cfg, model, swa, st, device)
-   if swa_record then
-      -- the model is the average; model.safetensors keeps the epoch validation chose
-   elseif run and valid_ds and st.best.epoch > 0 then
-      serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
-   elseif ema then
-      for _, p in ipairs(ema.pairs) do p.live:copy(p.shadow) end   -- no choice made: the average is the model
+   if not swa_record then
+      if run and valid_ds and st.best.epoch > 0 then
+         serialize.load(run .. '/model.safetensors', model)   -- the model chosen on validation
+      elseif ema then
+         for _, p in ipairs(ema.pairs) do p.live:copy(p.shadow) end   -- no choice made: the average is the model
+      end
    end
    if tb then
       tb:sessionEnd(true)
