@@ -506,7 +506,7 @@ local function average_new(model)
    local e = {updates = 0, pairs = {}}
    for _, pair in ipairs(model:stateDict()) do
       if pair[2]:dtype() == 'float32' then
-         e.pairs[#e.pairs + 1] = {name = pair[1], live = pair[2], shadow = pair[2]:clone(), spare = pair[2]:clone()}
+         e.pairs[#e.pairs + 1] = {name = pair[1], live = pair[2], shadow = pair[2]:clone()}
       end
    end
    return e
@@ -526,10 +526,11 @@ local function swa_update(e)
    end
 end
 
--- runs fn() with the shadow weights in the model, then puts the live ones back
+-- runs fn() with the shadow weights in the model, then puts the live ones back (kept meanwhile in a spare
+-- tensor, made at the first call: swa, which never validates its shadow during the training, needs none)
 local function with_shadow(e, fn)
    for _, p in ipairs(e.pairs) do
-      p.spare:copy(p.live)
+      if p.spare then p.spare:copy(p.live) else p.spare = p.live:clone() end
       p.live:copy(p.shadow)
    end
    local ok, err = pcall(fn)
