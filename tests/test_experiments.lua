@@ -259,7 +259,7 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,precisebn,average,swa,swalr,stn,clahe,multiscale,nofade,nocutout,narrow,wider,fine,gap,bf16,sqrt,shadow,mix,distill teachers=2 run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,precisebn,average,swa,swalr,blur,stn,clahe,multiscale,nofade,nocutout,narrow,wider,fine,gap,bf16,sqrt,shadow,mix,distill teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline@last', 'baseline+precisebn',
                             'baseline+average', 'baseline+swa', 'baseline+swalr', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
                             'baseline-nocutout', 'baseline-narrow', 'baseline-wider', 'baseline+fine', 'baseline+gap', 'baseline+bf16', 'baseline+sqrt', 'baseline+shadow', 'baseline+mix', 'baseline+distill2', 'conclusion'}) do
