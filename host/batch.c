@@ -364,7 +364,7 @@ int ts_batch_draw(ts_tensor *raw, tsk_image_plan *plans, ts_tensor *y, const ts_
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return -1;
     int64_t rs[4] = {count, h, w, c};
-    if (raw->dtype != TS_UINT8 || ts_check_shape("batch: raw images", raw, 4, rs) || ts_require_cpu("batch: raw images", raw) ||
+    if (ts_check_shape_of("batch: raw images", raw, TS_UINT8, 4, rs) || ts_require_cpu("batch: raw images", raw) ||
         ts_require_cpu("batch: label output", y))
         return -1;
     if (!ts_batch_device_capable(aug, pre)) return ts_error("batch: equalization, blur and noise run on the CPU only");

@@ -71,11 +71,13 @@ int64_t ts_row_offset(const ts_tensor *t, int64_t r);  /* first element of row r
 static inline float *ts_f32(const ts_tensor *t) { return (float *)ts_tensor_data(t); }
 
 /* Shape checks that produce "name: expected ..., got [2,3,4]" messages. Each returns 0 or -1. */
+int ts_check_dtype(const char *what, const ts_tensor *t, ts_dtype dtype);   /* that dtype, contiguous, non-NULL */
 int ts_check_f32(const char *what, const ts_tensor *t);           /* float32, contiguous, non-NULL */
 /* a result written through one index per element: an expanded view (stride 0) is refused, as PyTorch does
  * (numpy's broadcast views are read-only), since the operation would be applied once per repeat */
 int ts_check_writable(const char *what, const ts_tensor *out);
-int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape);
+int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape);   /* float32 */
+int ts_check_shape_of(const char *what, const ts_tensor *t, ts_dtype dtype, int ndim, const int64_t *shape);
 int ts_check_numel(const char *what, const ts_tensor *t, int64_t numel);
 int ts_check_math(const char *what, int math);                     /* a TS_MATH_* value */
 const char *ts_shape_str(const ts_tensor *t, char *buf, size_t size);

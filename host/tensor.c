@@ -556,13 +556,16 @@ int ts_check_writable(const char *what, const ts_tensor *out)
     return 0;
 }
 
-int ts_check_f32(const char *what, const ts_tensor *t)
+int ts_check_dtype(const char *what, const ts_tensor *t, ts_dtype dtype)
 {
     if (!t) return ts_error("%s: missing tensor", what);
-    if (t->dtype != TS_FLOAT32) return ts_error("%s: expected a float32 tensor, got %s", what, dtype_name(t->dtype));
+    if (t->dtype != dtype)
+        return ts_error("%s: expected a %s tensor, got %s", what, dtype_name(dtype), dtype_name(t->dtype));
     if (!ts_tensor_is_contiguous(t)) return ts_error("%s: expected a contiguous tensor", what);
     return 0;
 }
+
+int ts_check_f32(const char *what, const ts_tensor *t) { return ts_check_dtype(what, t, TS_FLOAT32); }
 
 int ts_check_math(const char *what, int math)
 {
@@ -573,8 +576,13 @@ int ts_check_math(const char *what, int math)
 
 int ts_check_shape(const char *what, const ts_tensor *t, int ndim, const int64_t *shape)
 {
+    return ts_check_shape_of(what, t, TS_FLOAT32, ndim, shape);
+}
+
+int ts_check_shape_of(const char *what, const ts_tensor *t, ts_dtype dtype, int ndim, const int64_t *shape)
+{
     char got[96], want[96];
-    if (ts_check_f32(what, t)) return -1;
+    if (ts_check_dtype(what, t, dtype)) return -1;
     int ok = t->ndim == ndim;
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
     if (ok) return 0;
