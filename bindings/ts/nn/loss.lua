@@ -139,6 +139,7 @@ function DistillationLoss:backwardInto(logits, target, loss, correct, x)
 end
 
 function DistillationLoss:backward(logits, target, x)
+   self:follow(logits)
    local loss = self:buffer('lossOut', {1})
    local g = self:mix(logits, target, loss, nil, x)
    self.output = loss:get(1)

@@ -72,6 +72,7 @@ end
 
 function TripletMarginLoss:forward(x, target) return triplet(self, x, target, nil) end
 function TripletMarginLoss:backward(x, target)
+   self:follow(x)
    local g = self:buffer('gradInput', x:size())
    triplet(self, x, target, g)
    return g
@@ -89,6 +90,7 @@ local function contrastive(self, x, labels, grad)
 end
 function ContrastiveLoss:forward(x, labels) return contrastive(self, x, labels, nil) end
 function ContrastiveLoss:backward(x, labels)
+   self:follow(x)
    local g = self:buffer('gradInput', x:size())
    contrastive(self, x, labels, g)
    return g

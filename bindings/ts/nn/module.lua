@@ -38,13 +38,36 @@ Module.class = class
 
 function Module:__init() end
 
+-- whether the module holds tensors of its own (parameters, running statistics), as opposed to scratch and results
+local function holds_tensors(m)
+   for k, v in pairs(m) do
+      if ts_tensor.isTensor(v) and not (m._scratch and m._scratch[k]) and k ~= 'output' and k ~= 'gradInput' then
+         return true
+      end
+   end
+   return false
+end
+
+-- A module without tensors of its own and without children (Normalize, ReLU, pooling, a loss) follows its input to
+-- the input's device, as PyTorch's stateless modules work on any device: its scratch is made where the input is.
+-- One that holds tensors stays where :to() put them, and a mismatch is an error naming both devices.
+function Module:follow(input)
+   local device = ts_tensor.isTensor(input) and input:device()
+   if device and device ~= (self.device or 'cpu') and #self:children() == 0 and not holds_tensors(self) then
+      self:clearState()
+      self.device = device
+   end
+end
+
 function Module:forward(input)
+   self:follow(input)
    self.output = self:updateOutput(input)
    return self.output
 end
 
 -- a layer's updateGradInput also accumulates its parameters' gradients (unless frozen), in the same pass
 function Module:backward(input, gradOutput)
+   self:follow(input)
    self.gradInput = self:updateGradInput(input, gradOutput)
    return self.gradInput
 end
