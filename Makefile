@@ -10,6 +10,7 @@
 #   make dist    a release folder and tarball in dist/ that runs anywhere (glibc >= 2.34) without installing
 #   make asan    the file readers' tests (pickle, safetensors, image fuzzing) under AddressSanitizer and
 #                UndefinedBehaviorSanitizer (signed overflow included)
+#   make emu     tests/test_cuda.lua against an emulated GPU on the CPU (tests/cuda_emu): the GPU code runs without one
 #   make lanes16 the convolution tests with AVX-512's 16-lane Winograd transforms in plain C, under the same
 #                sanitizers, on any processor
 
@@ -76,7 +77,7 @@ deps:
 # the readers' fuzz tests under AddressSanitizer, the release (make dist), the PyTorch fixtures and the
 # precision tests and the convolution algorithms under every CPU path this processor runs (TSHOST_CPU; generic is the avx2
 # path), then the whole suite on the best path (its summary line ends the output)
-test: tshost asan lanes16 dist testenv
+test: tshost asan lanes16 emu dist testenv
 	@for path in avx2 avx512 avx512bf16 amx; do \
 	  if TSHOST_CPU=$$path ./tshost -e 'x = 1' 2>/dev/null; then \
 	    echo "== the $$path path"; \
@@ -146,6 +147,40 @@ asan: build/asan/tshost
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_serialize
 	TSHOST_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=0 build/asan/tshost tests/run.lua test_image_fuzz
 
+# The CUDA emulation (tests/cuda_emu; emu.h says how it works): the same kernels/cuda sources compiled by the host's
+# C++ compiler, each launch rewritten into a call (the sed below), linked with reference versions of the CUDA
+# runtime, cuBLAS and cuDNN calls instead of the libraries. build/emu/tshost's CUDA device runs on the CPU, and
+# make test runs test_cuda against it, so the GPU code (kernels, library calls, the host's device paths) runs and
+# is tested where there is no GPU. It needs the CUDA toolkit's headers, not a GPU.
+EMU_CXXFLAGS = -std=c++20 -O2 -g -Wall -Wno-unused-parameter -Wno-sign-compare -Wno-attributes -Wno-deprecated-declarations \
+               -I$(CUDA_HOME)/include -Ikernels/cuda $(shell pkg-config --cflags openblas 2>/dev/null) -DTS_WITH_CUDA \
+               -include tests/cuda_emu/emu.h
+EMU_OBJ = $(patsubst kernels/cuda/%.cu,build/emu/%.o,$(wildcard kernels/cuda/*.cu)) build/emu/emu.o
+EMU_LAUNCH = sed -E 's/([A-Za-z_][A-Za-z_0-9]*)<<<(.*)>>>\(/tsk_emu_launch(tsk_emu_config(\2), [\&](auto \&\&...a_) { \1(a_...); })(/'
+
+build/emu/%.cpp: kernels/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(EMU_LAUNCH) $< > $@
+build/emu/common.cuh: kernels/cuda/common.cuh
+	@mkdir -p $(dir $@)
+	$(EMU_LAUNCH) $< > $@
+build/emu/%.o: build/emu/%.cpp build/emu/common.cuh tests/cuda_emu/emu.h kernels/kernels.h kernels/ops.def kernels/pointwise.h
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+build/emu/emu.o: tests/cuda_emu/emu.cpp tests/cuda_emu/emu.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
+
+ifneq ($(NVCC),)
+build/emu/tshost: $(filter-out $(BUILD)/kernels/cuda/%,$(OBJ)) $(EMU_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++
+
+emu: build/emu/tshost
+	TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu/tshost build/emu/tshost tests/run.lua test_cuda
+else
+emu:
+	@echo "emu: no CUDA toolkit (nvcc) found: the CUDA emulation is not built and test_cuda does not run under it"
+endif
+
 # A release that runs from any folder on a glibc >= 2.34 machine without installing anything:
 # dist/tshost-VERSION-linux-x86_64/ and its .tar.gz hold a launcher (scripts/dist/tshost.sh), a GPU build
 # (when nvcc was found) and a CPU-only build with an $$ORIGIN rpath, the non-system shared libraries they
@@ -174,4 +209,4 @@ dist: $(OBJ)
 clean:
 	rm -rf build dist tshost
 
-.PHONY: all deps test testenv run bench asan lanes16 dist clean FORCE
+.PHONY: all deps test testenv run bench asan lanes16 emu dist clean FORCE

@@ -12,7 +12,8 @@ require('ffi').cdef('int setenv(const char *name, const char *value, int overwri
 require('ts.ffi').C.setenv('TSHOST_DEVICE', 'cpu', 1)
 ts.setDevice('cpu')
 
-local t = {dir = dir, tshost = ts.root .. '/tshost'}
+-- tshost: the program the tests start in other processes (TSHOST_TEST_PROGRAM: another build, such as make emu's)
+local t = {dir = dir, tshost = os.getenv('TSHOST_TEST_PROGRAM') or ts.root .. '/tshost'}
 local tests = {}
 local SKIP = {}
 

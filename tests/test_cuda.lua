@@ -256,8 +256,10 @@ return function(t)
                          batch = 64, lr = 0.02, quiet = true, device = device, seed = 9}
       end
       local cpu, gpu, again = run('cpu'), run('cuda'), run('cuda')
+      -- 1e-2: at this rate a rounding's difference grows over the steps; the CPU alone, at 1 and at 2 threads, ends
+      -- the two epochs 1.4e-3 and 3.8e-3 apart (relative)
       for e = 1, 2 do
-         t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 2e-3, 0, 'epoch ' .. e .. ' loss')
+         t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 1e-2, 0, 'epoch ' .. e .. ' loss')
          t.eq(again.history[e].train_loss, gpu.history[e].train_loss, 'deterministic mode, epoch ' .. e)
       end
       t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.02)
@@ -277,10 +279,15 @@ return function(t)
       t.eq(gpu.swa.epochs, 2)
       t.truthy(math.abs(gpu.swa.valid_accuracy - cpu.swa.valid_accuracy) < 0.03,
                ('valid accuracy %.4f on the GPU, %.4f on the CPU'):format(gpu.swa.valid_accuracy, cpu.swa.valid_accuracy))
+      -- the tolerance is twice the CPU's own spread: the same run at 1 and at 2 threads ends up to 0.0625 + 2e-2 |x|
+      -- apart (a late batch norm's running mean), as a rounding's difference grows over three epochs at this rate
       local pc, pg = cpu.model:stateDict(), gpu.model:stateDict()
+      -- (batch norm's num_batches_tracked, an int64 counter bumped every step, is kept on the host by design)
       for i = 1, #pc do
-         t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
-         if pc[i][2]:dtype() == 'float32' then t.near(pg[i][2]:cpu(), pc[i][2], 2e-2, 2e-3, pc[i][1]) end
+         if pc[i][2]:dtype() == 'float32' then
+            t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
+            t.near(pg[i][2]:cpu(), pc[i][2], 4e-2, 0.125, pc[i][1])
+         end
       end
    end)
 
