@@ -7,10 +7,12 @@ local dir = ts.root .. '/tests'
 local pattern, name_pattern = arg[1], arg[2]
 
 -- Tests run on the CPU unless they ask for the GPU (test_cuda does), here and in the tshost processes
--- they start: results such as bit-identical losses are promised per device.
+-- they start: results such as bit-identical losses are promised per device. TSHOST_TEST_DEVICE=cuda runs them
+-- on the GPU instead (with make emu's build/emu/tshost: every training path of a test file on the emulated GPU).
 require('ffi').cdef('int setenv(const char *name, const char *value, int overwrite);')
-require('ts.ffi').C.setenv('TSHOST_DEVICE', 'cpu', 1)
-ts.setDevice('cpu')
+local device = os.getenv('TSHOST_TEST_DEVICE') or 'cpu'
+require('ts.ffi').C.setenv('TSHOST_DEVICE', device, 1)
+ts.setDevice(device)
 
 -- tshost: the program the tests start in other processes (TSHOST_TEST_PROGRAM: another build, such as make emu's)
 local t = {dir = dir, tshost = os.getenv('TSHOST_TEST_PROGRAM') or ts.root .. '/tshost'}
