@@ -166,7 +166,16 @@ void tsk_emu_run(const tsk_emu_config &c, const std::function<void()> &body)
 // ---- the runtime ----------------------------------------------------------------------------------------
 
 static std::map<void *, size_t> allocations;   // device allocations, to check frees and count use
-static size_t allocated, memory_cap;
+static size_t allocated;
+
+// TSHOST_EMU_MEMORY bytes when set (allocations beyond it fail as on a full GPU), else 0: no cap
+static size_t memory_cap(void)
+{
+    static const size_t cap = getenv("TSHOST_EMU_MEMORY") ? strtoull(getenv("TSHOST_EMU_MEMORY"), NULL, 10) : 0;
+    return cap;
+}
+// the emulated device's memory: the cap, else 8 GiB
+static size_t device_memory(void) { return memory_cap() ? memory_cap() : (size_t)8 << 30; }
 
 static cudaError_t result(cudaError_t e)
 {
@@ -214,9 +223,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
     if (device != 0) return result(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
     snprintf(prop->name, sizeof prop->name, "CUDA emulation on the CPU");
-    const char *cap = getenv("TSHOST_EMU_MEMORY");
-    memory_cap = cap ? strtoull(cap, NULL, 10) : 0;
-    prop->totalGlobalMem = memory_cap ? memory_cap : (size_t)8 << 30;
+    prop->totalGlobalMem = device_memory();
     prop->major = 9, prop->minor = 0;
     prop->multiProcessorCount = 4;
     prop->maxThreadsPerBlock = MAX_THREADS;
@@ -239,7 +246,7 @@ cudaError_t cudaRuntimeGetVersion(int *v)
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
     STICKY();
-    *total = memory_cap ? memory_cap : (size_t)8 << 30;
+    *total = device_memory();
     *free_bytes = *total - allocated;
     return cudaSuccess;
 }
@@ -248,7 +255,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     STICKY();
     *p = NULL;
-    if (memory_cap && allocated + bytes > memory_cap) return result(cudaErrorMemoryAllocation);
+    if (memory_cap() && allocated + bytes > memory_cap()) return result(cudaErrorMemoryAllocation);
     // 256-byte aligned as cudaMalloc's memory is; filled with a pattern so that reading what was never written shows
     size_t rounded = (bytes + 255) / 256 * 256;
     void *q = aligned_alloc(256, rounded ? rounded : 256);

@@ -15,7 +15,7 @@
 // - device memory is host memory: a device pointer is readable by the host, which the real CUDA forbids, so the
 //   emulation cannot catch a host access to device memory (the host's code goes through the backend table).
 // What it cannot show: races between threads (they run in turn), timing, and the GPU's rounding (fused
-// multiply-adds, fast math); cuBLAS and cuDNN are naive reference versions of their documented semantics.
+// multiply-adds, fast math); cuBLAS and cuDNN are reference versions of their documented semantics.
 #ifndef TSK_CUDA_EMU_H
 #define TSK_CUDA_EMU_H
 #include <cuda_runtime.h>
@@ -71,20 +71,12 @@ tsk_emu_launcher<K> tsk_emu_launch(tsk_emu_config c, K k)
     return tsk_emu_launcher<K>{c, k};
 }
 
-// device math the host's library lacks
-static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+// the device intrinsics the kernels use that the host's library lacks
 static inline float __uint_as_float(unsigned u)
 {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
-}
-static inline unsigned __float_as_uint(float f)
-{
-    unsigned u;
-    memcpy(&u, &f, sizeof u);
-    return u;
 }
 
 #endif
