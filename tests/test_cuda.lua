@@ -262,7 +262,11 @@ return function(t)
          t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 1e-2, 0, 'epoch ' .. e .. ' loss')
          t.eq(again.history[e].train_loss, gpu.history[e].train_loss, 'deterministic mode, epoch ' .. e)
       end
-      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.02)
+      -- the validation loss is as smooth as the training loss; the accuracy (256 images, near 20% after two epochs, the
+      -- steep part of the curve) is not: the CPU alone ends at 19.1% on 1 thread and 21.5% on 2, so it gets twice that
+      t.near(gpu.history[2].valid_loss, cpu.history[2].valid_loss, 1e-2, 0, 'validation loss')
+      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.05,
+               ('valid accuracy %.4f on the GPU, %.4f on the CPU'):format(gpu.history[2].valid_accuracy, cpu.history[2].valid_accuracy))
       local ev = ts.evaluate(gpu.model, g.test, {preprocess = gpu.preprocess})
       t.truthy(ev.accuracy > 0 and ev.pred:device() == 'cpu')
    end)
@@ -338,7 +342,11 @@ print(('%.17g'):format(r.history[1].train_loss))]])
       end
       local cpu, gpu = run('cpu'), run('cuda')
       for e = 1, 2 do t.near(gpu.history[e].train_loss, cpu.history[e].train_loss, 3e-2, 0, 'epoch ' .. e .. ' loss') end
-      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.05)
+      -- as in the fp32 run, the loss is the measure; the accuracy after two epochs moves by whole images (the CPU's bf16
+      -- run alone: 25.0% on 1 thread, 23.4% on 2; the emulated GPU 26.2%)
+      t.near(gpu.history[2].valid_loss, cpu.history[2].valid_loss, 3e-2, 0, 'validation loss')
+      t.truthy(math.abs(gpu.history[2].valid_accuracy - cpu.history[2].valid_accuracy) < 0.08,
+               ('valid accuracy %.4f on the GPU, %.4f on the CPU'):format(gpu.history[2].valid_accuracy, cpu.history[2].valid_accuracy))
    end)
 
    gpu_test(t, 'batches finished on the GPU are the CPU\'s batches; the rest are built on the CPU and copied', function()
