@@ -1,6 +1,6 @@
 -- The test runner: tshost tests/run.lua [pattern [name]]
 -- Runs every tests/test_*.lua (or those whose name contains pattern; of those, the tests whose name
--- contains `name`). A test file returns a function
+-- contains `name`, or one of its parts separated by |). A test file returns a function
 -- that receives the helpers below and registers tests with t.test(name, fn). Ends with the line
 -- "N passed, N failed, N skipped" and exits non-zero when a test failed.
 local dir = ts.root .. '/tests'
@@ -20,7 +20,9 @@ local tests = {}
 local SKIP = {}
 
 function t.test(name, fn)
-   if not name_pattern or name:find(name_pattern, 1, true) then tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
+   local wanted = not name_pattern
+   for part in (name_pattern or ''):gmatch('[^|]+') do wanted = wanted or name:find(part, 1, true) ~= nil end
+   if wanted then tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
 end
 
 -- t.skip('reason'): ends the test as skipped, saying why

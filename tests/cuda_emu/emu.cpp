@@ -111,24 +111,37 @@ static void resume(int t, dim3 block)
     current = -1;
 }
 
+// TSHOST_EMU_ORDER=reverse runs the threads between two barriers, and the blocks of a grid, last first. CUDA
+// promises no order, so a kernel whose result changes with it has a race: a thread reading what another writes
+// without a barrier between them (a missing __syncthreads, an in-place update that overlaps), or a block reading
+// another block's output. Run the tests both ways and compare.
+static bool reverse_order(void)
+{
+    static const bool reverse = getenv("TSHOST_EMU_ORDER") && !strcmp(getenv("TSHOST_EMU_ORDER"), "reverse");
+    return reverse;
+}
+// the i-th of n threads or blocks to run
+static unsigned nth(unsigned i, unsigned n) { return reverse_order() ? n - 1 - i : i; }
+
 static void run_block(dim3 block)
 {
     int threads = (int)(block.x * block.y * block.z);
-    // thread 0 first, as a fiber: if it finishes without a barrier, so must every thread (a barrier is reached by
-    // all threads of a block or by none), and the others run directly, which is much faster
+    // the first thread to run goes as a fiber: if it finishes without a barrier, so must every thread (a barrier is
+    // reached by all threads of a block or by none), and the others run directly, which is much faster
     reached_barrier = false;
-    resume(0, block);
+    make_fibers((int)nth(0, threads) + 1);
+    resume((int)nth(0, threads), block);
     if (!reached_barrier) {
         direct_mode = true;
-        for (int t = 1; t < threads && sticky_error == cudaSuccess; t++) {
-            tsk_emu_thread = thread_index((unsigned)t, block);
+        for (int i = 1; i < threads && sticky_error == cudaSuccess; i++) {
+            tsk_emu_thread = thread_index(nth(i, threads), block);
             (*kernel_body)();
         }
         direct_mode = false;
         return;
     }
     make_fibers(threads);
-    for (int t = 1; t < threads; t++) resume(t, block);
+    for (int i = 1; i < threads; i++) resume((int)nth(i, threads), block);
     // every thread is now at a barrier or finished; a barrier some reached and others finished without is a fault
     for (;;) {
         int waiting = 0, done = 0;
@@ -138,7 +151,7 @@ static void run_block(dim3 block)
             fault("__syncthreads reached by some threads of a block while others had finished");
             return;
         }
-        for (int t = 0; t < threads; t++) resume(t, block);
+        for (int i = 0; i < threads; i++) resume((int)nth(i, threads), block);
     }
 }
 
@@ -152,13 +165,12 @@ void tsk_emu_run(const tsk_emu_config &c, const std::function<void()> &body)
         return;
     }
     kernel_body = &body;
-    make_fibers(1);
     tsk_emu_block_dim = c.block;
     tsk_emu_grid_dim = c.grid;
     for (unsigned z = 0; z < c.grid.z; z++)
         for (unsigned y = 0; y < c.grid.y; y++)
             for (unsigned x = 0; x < c.grid.x && sticky_error == cudaSuccess; x++) {
-                tsk_emu_block = dim3(x, y, z);
+                tsk_emu_block = dim3(nth(x, c.grid.x), nth(y, c.grid.y), nth(z, c.grid.z));
                 run_block(c.block);
             }
 }

@@ -14,7 +14,8 @@
 // - __shared__ variables are static: one copy, which each block in turn has to itself;
 // - device memory is host memory: a device pointer is readable by the host, which the real CUDA forbids, so the
 //   emulation cannot catch a host access to device memory (the host's code goes through the backend table).
-// What it cannot show: races between threads (they run in turn), timing, and the GPU's rounding (fused
+// - TSHOST_EMU_ORDER=reverse runs them last first (emu.cpp): a race shows as a result that depends on the order.
+// What it cannot show: a race that gives the same result in both orders, timing, and the GPU's rounding (fused
 // multiply-adds, fast math); cuBLAS and cuDNN are reference versions of their documented semantics.
 #ifndef TSK_CUDA_EMU_H
 #define TSK_CUDA_EMU_H
