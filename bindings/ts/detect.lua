@@ -387,9 +387,11 @@ function M.signScanner(net, pre)
    end
    if not in_head or trunk:size() == 0 or pre.c.out_h > 0 or pre.c.equalize ~= 0 then return nil end
    trunk:evaluate{fused = true}
-   local function map_of(img)   -- uint8 [h, w, 3] -> the trunk's map [1, C, h', w']
+   -- the layers run where they are (a detector trained on the GPU stays there); the map's blocks are cut on the host
+   local device = net.device or 'cpu'
+   local function map_of(img)   -- uint8 [h, w, 3] -> the trunk's map [1, C, h', w'], on the host
       local ds = data.Dataset(img:view(1, img:size(1), img:size(2), img:size(3)), T.zeros({1}, 'int64'))
-      return trunk:forward(data.batch(ds, {1}, {preprocess = pre})):contiguous()
+      return trunk:forward(data.batch(ds, {1}, {preprocess = pre}):to(device)):to('cpu'):contiguous()
    end
    local probe = map_of(T.zeros({32, 32, 3}, 'uint8'))
    local cells = probe:size(3)
@@ -422,7 +424,7 @@ function M.signScanner(net, pre)
                end
             end
          end
-         local logits = head:forward(blocks):contiguous()
+         local logits = head:forward(blocks:to(device)):to('cpu'):contiguous()
          local lp = ffi.cast('float *', logits:data())
          for q = 0, n - 1 do
             local a, b = lp[2 * q], lp[2 * q + 1]
