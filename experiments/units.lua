@@ -67,9 +67,21 @@ local with = {}
 for li, r in ipairs(relus) do
    if r.one > 0 then with[#with + 1] = ('layer %d (%d of %d units)'):format(li, r.one, r.units) end
 end
-local lowest = relus[1]
-for _, r in ipairs(relus) do if r.mean < lowest.mean then lowest = r end end
-print(('conclusion: one-sign units (selectivity above 0.9) appear in %s; mean selectivity goes from %.3f in layer 1 ' ..
-       'down to %.3f in the middle of the network and up to %.3f in the last layer: the early and middle layers hold ' ..
-       'features shared across signs, and selectivity for single signs lives deeper'):format(
-   #with > 0 and table.concat(with, ', ') or 'no layer', relus[1].mean, lowest.mean, relus[#relus].mean))
+-- the shape of the mean selectivity over depth, said as the numbers have it
+local low = 1
+for li, r in ipairs(relus) do if r.mean < relus[low].mean then low = li end end
+local first, last = relus[1].mean, relus[#relus].mean
+local shape
+if low > 1 and low < #relus then
+   shape = ('goes from %.3f in layer 1 down to %.3f in layer %d and up to %.3f in the last layer: the middle layers ' ..
+            'hold features shared across signs, and selectivity for single signs comes back near the output'):format(
+      first, relus[low].mean, low, last)
+elseif low == #relus and #relus > 1 then
+   shape = ('falls from %.3f in layer 1 to its lowest, %.3f, in the last layer: the features are most shared across ' ..
+            'signs at the output'):format(first, last)
+else
+   shape = ('rises from %.3f in layer 1 to %.3f in the last layer: selectivity for single signs grows with depth'):format(
+      first, last)
+end
+print(('conclusion: one-sign units (selectivity above 0.9) appear in %s; mean selectivity %s'):format(
+   #with > 0 and table.concat(with, ', ') or 'no layer', shape))
