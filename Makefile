@@ -11,6 +11,7 @@
 #   make asan    the file readers' tests (pickle, safetensors, image fuzzing) under AddressSanitizer and
 #                UndefinedBehaviorSanitizer (signed overflow included)
 #   make emu     tests/test_cuda.lua against an emulated GPU on the CPU (tests/cuda_emu): the GPU code runs without one
+#                (the layer tests again with the threads in reverse order, and under AddressSanitizer)
 #   make lanes16 the convolution tests with AVX-512's 16-lane Winograd transforms in plain C, under the same
 #                sanitizers, on any processor
 
@@ -170,17 +171,37 @@ build/emu/emu.o: tests/cuda_emu/emu.cpp tests/cuda_emu/emu.h
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c -o $@ $<
 
+# build/emu-asan: the same under AddressSanitizer and UBSan (the host's objects too, with the CUDA path). Run with
+# TSHOST_MEMORY_EXACT=1, device blocks are the size asked for and the emulation poisons their alignment padding,
+# so a kernel or a library call reading or writing past a tensor's end stops with the access named.
+EMU_ASAN_OBJ = $(patsubst %.c,build/emu-asan/%.o,$(HOST_SRC) $(KERNEL_SRC)) $(patsubst build/emu/%,build/emu-asan/cuda/%,$(EMU_OBJ))
+build/emu-asan/host/stb.o: ASAN_EXCEPT = -fno-sanitize=shift,nonnull-attribute
+build/emu-asan/%.o: %.c $(HEADERS) kernels/pointwise.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANITIZE_CFLAGS) $(ASAN_EXCEPT) $(CUDA_DEFS) -c -o $@ $<
+build/emu-asan/cuda/%.o: build/emu/%.cpp build/emu/common.cuh tests/cuda_emu/emu.h kernels/kernels.h kernels/ops.def kernels/pointwise.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) $(SANITIZE_CFLAGS) -c -o $@ $<
+build/emu-asan/cuda/emu.o: tests/cuda_emu/emu.cpp tests/cuda_emu/emu.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) $(SANITIZE_CFLAGS) -c -o $@ $<
+
 ifneq ($(NVCC),)
 build/emu/tshost: $(filter-out $(BUILD)/kernels/cuda/%,$(OBJ)) $(EMU_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++
+build/emu-asan/tshost: $(EMU_ASAN_OBJ)
+	$(CC) $(LDFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS) -lstdc++
 
 # then the layer-level tests again with every kernel's threads and blocks run last first (TSHOST_EMU_ORDER): a race
-# gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits)
+# gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits);
+# and once more under AddressSanitizer with blocks of the exact size (build/emu-asan, above)
 EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|updateBatchNorm|cross entropy|finished on the GPU|no room
-emu: build/emu/tshost
+emu: build/emu/tshost build/emu-asan/tshost
 	TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu/tshost build/emu/tshost tests/run.lua test_cuda
 	TSHOST_EMU_ORDER=reverse TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu/tshost \
 	  build/emu/tshost tests/run.lua test_cuda '$(EMU_QUICK)'
+	TSHOST_MEMORY_EXACT=1 ASAN_OPTIONS=detect_leaks=0 TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu-asan/tshost \
+	  build/emu-asan/tshost tests/run.lua test_cuda '$(EMU_QUICK)'
 else
 emu:
 	@echo "emu: no CUDA toolkit (nvcc) found: the CUDA emulation is not built and test_cuda does not run under it"

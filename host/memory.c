@@ -11,6 +11,11 @@
  *
  * A limit makes allocations beyond it fail exactly as an exhausted device does (ts_error_oom): that is how
  * the out-of-memory handling is exercised on a machine without a GPU.
+ *
+ * TSHOST_MEMORY_EXACT=1 turns the cache and the rounding off: every block is the size asked for and goes back to
+ * the device when freed. A memory checker (compute-sanitizer on a GPU, AddressSanitizer on make emu's) sees an
+ * overrun only past a block's end, and a cached or rounded-up block hides it; PyTorch's
+ * PYTORCH_NO_CUDA_MEMORY_CACHING is the same switch. Slow: every step allocates from the device.
  * Global state, documented in ts.h: the statistics and the cache, under one mutex, because the loader's
  * thread allocates the batches it prepares. */
 #include <pthread.h>
@@ -125,6 +130,15 @@ static void *device_alloc(const tsk_backend *k, size_t bytes, int *failed)
     return p;
 }
 
+/* whether a device's freed blocks are kept for reuse (TSHOST_MEMORY_EXACT=1 says no; read once, before threads) */
+static int exact_blocks(void)
+{
+    static int exact = -1;
+    if (exact < 0) exact = getenv("TSHOST_MEMORY_EXACT") && !strcmp(getenv("TSHOST_MEMORY_EXACT"), "1");
+    return exact;
+}
+static int caches(const tsk_backend *k) { return k->caching && !exact_blocks(); }
+
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
 {
     const tsk_backend *k = ts_backend(device);
@@ -132,10 +146,11 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
         ts_error("memory on cuda: no CUDA device is available (%s)", ts_cuda_unavailable_reason());
         return NULL;
     }
-    size_t want = k->caching ? cached_size(bytes) : bytes ? (bytes + 63) / 64 * 64 : 64;
+    /* a caching device's sizes are rounded so that they repeat; the CPU's blocks are whole 64-byte lines */
+    size_t want = caches(k) ? cached_size(bytes) : k->caching ? (bytes ? bytes : 1) : bytes ? (bytes + 63) / 64 * 64 : 64;
     ts_memory_stats *s = &stats[device];
     pthread_mutex_lock(&lock);
-    void *p = k->caching ? take_cached(device, want, granted) : NULL;
+    void *p = caches(k) ? take_cached(device, want, granted) : NULL;
     if (p) {
         pthread_mutex_unlock(&lock);
         return p;
@@ -153,7 +168,7 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
      * cache and the backend's own memory (workspaces) go back and it is tried once more */
     int failed = 0;
     p = device_alloc(k, want, &failed);
-    if (!p && !failed && k->caching) {
+    if (!p && !failed && caches(k)) {
         give_back_cache(device, k);
         p = device_alloc(k, want, &failed);
     }
@@ -176,7 +191,7 @@ void ts_memory_release(int device, void *p, size_t granted)
     const tsk_backend *k = ts_backend(device);   /* ready: p came from it */
     pthread_mutex_lock(&lock);
     stats[device].in_use -= (int64_t)granted;
-    cached_block *b = k->caching ? malloc(sizeof *b) : NULL;
+    cached_block *b = caches(k) ? malloc(sizeof *b) : NULL;
     if (b) {
         *b = (cached_block){p, granted, cache[device]};
         cache[device] = b;

@@ -118,7 +118,7 @@ ts_tensor *ts_tensor_new_on(int device, int dtype, int ndim, const int64_t *shap
         return NULL;
     }
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);   /* a scalar's shape may be NULL */
     set_contiguous_strides(t);
     return t;
 }
@@ -559,7 +559,7 @@ int ts_check_writable(const char *what, const ts_tensor *out)
 int ts_check_dtype(const char *what, const ts_tensor *t, ts_dtype dtype)
 {
     if (!t) return ts_error("%s: missing tensor", what);
-    if (t->dtype != dtype)
+    if (t->dtype != (int)dtype)
         return ts_error("%s: expected a %s tensor, got %s", what, dtype_name(dtype), dtype_name(t->dtype));
     if (!ts_tensor_is_contiguous(t)) return ts_error("%s: expected a contiguous tensor", what);
     return 0;

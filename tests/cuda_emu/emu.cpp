@@ -16,6 +16,7 @@
 #include <ucontext.h>
 
 #include <cblas.h>
+#include <sanitizer/asan_interface.h>   // (the poisoning macros do nothing in a build without AddressSanitizer)
 
 #include <algorithm>
 #include <functional>
@@ -38,7 +39,8 @@ struct fiber {
     ucontext_t ctx;
     jmp_buf jb;
     char *stack;
-    int state;   // 0 running, 1 at the barrier, 2 finished
+    int state;    // 0 running, 1 at the barrier, 2 finished
+    void *fake;   // AddressSanitizer's record of its stack while it is switched out
 };
 static fiber fibers[MAX_THREADS];
 static int made;                // slots 0..made-1 have their fiber
@@ -48,6 +50,25 @@ static int current = -1;        // the fiber running, -1 when threads run direct
 static bool direct_mode;        // threads after thread 0 run without fibers: a barrier there is a fault
 static bool reached_barrier;    // thread 0 of the block reached a barrier
 static const std::function<void()> *kernel_body;
+
+// Under AddressSanitizer (make emu-asan) every switch between stacks is announced before the jump and finished on
+// arrival, so that it knows which stack is live; otherwise these do nothing. The host's stack (the scheduler's) is
+// learnt when a fiber first arrives from it.
+static void *host_fake;
+static const void *host_bottom;
+static size_t host_size;
+static void leave_for(void **fake, const void *bottom, size_t size)
+{
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#endif
+}
+static void arrived(void *fake, const void **from_bottom, size_t *from_size)
+{
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_finish_switch_fiber(fake, from_bottom, from_size);
+#endif
+}
 
 static void fault(const char *what)
 {
@@ -59,7 +80,11 @@ static void fault(const char *what)
 // the running fiber gives the scheduler its turn; it goes on from here when resumed
 static void yield(void)
 {
-    if (!_setjmp(fibers[current].jb)) _longjmp(scheduler, 1);
+    if (!_setjmp(fibers[current].jb)) {
+        leave_for(&fibers[current].fake, host_bottom, host_size);
+        _longjmp(scheduler, 1);
+    }
+    arrived(fibers[current].fake, &host_bottom, &host_size);
 }
 
 void tsk_emu_syncthreads(void)
@@ -77,7 +102,13 @@ void tsk_emu_syncthreads(void)
 // a fiber's life: ready (back to its creator), then the kernel's body once for each time it is resumed at the top
 static void fiber_main(void)
 {
-    if (!_setjmp(fibers[made].jb)) swapcontext(&fibers[made].ctx, &creator);
+    fiber &self = fibers[made];
+    arrived(NULL, &host_bottom, &host_size);
+    if (!_setjmp(self.jb)) {
+        leave_for(&self.fake, host_bottom, host_size);
+        swapcontext(&self.ctx, &creator);
+    }
+    arrived(self.fake, &host_bottom, &host_size);
     for (;;) {
         (*kernel_body)();
         fibers[current].state = 2;
@@ -95,7 +126,9 @@ static void make_fibers(int threads)
         f.ctx.uc_stack.ss_size = FIBER_STACK;
         f.ctx.uc_link = NULL;
         makecontext(&f.ctx, fiber_main, 0);
+        leave_for(&host_fake, f.stack, FIBER_STACK);
         swapcontext(&creator, &f.ctx);
+        arrived(host_fake, NULL, NULL);
     }
 }
 
@@ -107,7 +140,11 @@ static void resume(int t, dim3 block)
     current = t;
     tsk_emu_thread = thread_index((unsigned)t, block);
     fibers[t].state = 0;
-    if (!_setjmp(scheduler)) _longjmp(fibers[t].jb, 1);
+    if (!_setjmp(scheduler)) {
+        leave_for(&host_fake, fibers[t].stack, FIBER_STACK);
+        _longjmp(fibers[t].jb, 1);
+    }
+    arrived(host_fake, NULL, NULL);
     current = -1;
 }
 
@@ -263,16 +300,19 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
     return cudaSuccess;
 }
 
+// a block's bytes with its alignment padding: 256-byte aligned as cudaMalloc's memory is
+static size_t padded(size_t bytes) { return bytes ? (bytes + 255) / 256 * 256 : 256; }
+
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     STICKY();
     *p = NULL;
     if (memory_cap() && allocated + bytes > memory_cap()) return result(cudaErrorMemoryAllocation);
-    // 256-byte aligned as cudaMalloc's memory is; filled with a pattern so that reading what was never written shows
-    size_t rounded = (bytes + 255) / 256 * 256;
-    void *q = aligned_alloc(256, rounded ? rounded : 256);
+    void *q = aligned_alloc(256, padded(bytes));
     if (!q) return result(cudaErrorMemoryAllocation);
-    memset(q, 0xff, rounded);   // NaN as float: an uninitialized read poisons the results
+    memset(q, 0xff, padded(bytes));   // NaN as float: reading what was never written poisons the results
+    // under AddressSanitizer (make emu-asan), the alignment's padding is out of bounds as the block's end is
+    ASAN_POISON_MEMORY_REGION((char *)q + bytes, padded(bytes) - bytes);
     allocations[q] = bytes;
     allocated += bytes;
     *p = q;
@@ -285,6 +325,7 @@ cudaError_t cudaFree(void *p)
     auto it = allocations.find(p);
     if (it == allocations.end()) return result(cudaErrorInvalidDevicePointer);
     allocated -= it->second;
+    ASAN_UNPOISON_MEMORY_REGION((char *)p + it->second, padded(it->second) - it->second);
     allocations.erase(it);
     free(p);
     return cudaSuccess;
