@@ -351,6 +351,16 @@ int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t)
     return ts_kernel_status(k, "sumsq");
 }
 
+int ts_tensor_clip_scale(ts_tensor *t, const ts_tensor *sumsq, double max_norm)
+{
+    if (sumsq->dtype != TS_FLOAT64 || sumsq->ndim != 1 || sumsq->shape[0] != 1)
+        return ts_error("clip: the sum of squares must be a float64 tensor [1]");
+    if (ts_check_f32("clip", t) || ts_check_same_device("clip", t, sumsq, NULL, NULL)) return -1;
+    const tsk_backend *k = ts_kernels(t);
+    k->clip_scale(ts_tensor_numel(t), ts_tensor_data(sumsq), max_norm, ts_f32(t));
+    return ts_kernel_status(k, "clip");
+}
+
 double ts_tensor_sumsq(const ts_tensor *t)
 {
     int64_t one[1] = {1};

@@ -268,9 +268,11 @@ int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buf
 int ts_adam_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *exp_avg, ts_tensor *exp_avg_sq, int64_t step,
                  double lr, double beta1, double beta2, double eps, double weight_decay, int decoupled);
 /* sum of squares of a tensor (NaN on an error); _add adds it to acc, a float64 tensor [1] on t's device,
- * without waiting for the device: gradient-norm clipping over many tensors waits once */
+ * without waiting for the device: gradient-norm clipping over many tensors sums there and scales from it there */
 double ts_tensor_sumsq(const ts_tensor *t);
 int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t);
+/* t *= max_norm / (sqrt(sumsq) + 1e-6) when sqrt(sumsq) > max_norm, sumsq a float64 [1] on t's device (not read back) */
+int ts_tensor_clip_scale(ts_tensor *t, const ts_tensor *sumsq, double max_norm);
 
 /* ---- safetensors checkpoints (host/safetensors.c) ------------------------------------------------ */
 /* Writes path atomically: a temporary file beside it, fsync, rename. metadata_json is a JSON object of

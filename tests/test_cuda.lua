@@ -259,7 +259,40 @@ return function(t)
          end
          t.near(gpu.weight:cpu(), cpu.weight, 1e-5, 1e-6, oa.kind)
          t.near(oa:clipGradNorm(1e9), ob:clipGradNorm(1e9), 1e-5)
+         -- clipping that bites, the GPU's without reading the norm back (as ts.train clips)
+         local norm = oa:clipGradNorm(0.5)
+         t.truthy(norm > 0.5, norm)
+         t.eq(ob:clipGradNorm(0.5, {wait = false}), nil)
+         t.near(gpu.grad.weight:cpu(), cpu.grad.weight, 1e-5, 1e-7, oa.kind .. ' clipped')
+         t.near(ob:clipGradNorm(1e9), 0.5, 1e-5)
       end
+   end)
+
+   gpu_test(t, 'a training step never waits for the GPU: an epoch of 16 steps waits no more often than one of 8', function()
+      -- the emulation counts the host's waits for the whole queue (stream synchronizations, cudaFree); a real GPU
+      -- cannot count them this way. Every training feature that runs each step is on: augmentation finished on the
+      -- GPU, MixUp/CutMix, dropout, label smoothing and class weights, accumulation, clipping, AdamW with a
+      -- one-cycle schedule, the moving average. (max_nonfinite = k waits each step by design: it must see a step's
+      -- loss before its update.)
+      local ffi = require('ffi')
+      local counted = pcall(function()
+         ffi.cdef('long tsk_emu_host_waits(void);')
+         return ffi.C.tsk_emu_host_waits
+      end)
+      if not counted then t.skip('counts the host\'s waits on make emu\'s emulated GPU only') end
+      local waits = {}
+      for _, n in ipairs({256, 512}) do
+         local g = ts.data.synthetic{train = n, valid = 64, test = 8, seed = 5}
+         local before = ffi.C.tsk_emu_host_waits()
+         ts.train{model = {name = 'baseline', classes = 43, widths = {8, 16, 16}}, data = {train = g.train}, epochs = 1,
+                  batch = 32, quiet = true, device = 'cuda', seed = 9, clip = 1, ema = 0.99, accumulate = 2,
+                  augment = ts.data.augment{rotate = 10, brightness = 0.2, cutout = 0.5, scale = {0.9, 1.1}},
+                  mix = {mixup = 0.4, cutmix = 1}, label_smoothing = 0.1, class_weights = 'balanced',
+                  optimizer = 'adamw', lr = 1e-3, schedule = 'onecycle'}
+         waits[#waits + 1] = tonumber(ffi.C.tsk_emu_host_waits() - before)
+      end
+      t.truthy(waits[1] > 0, 'the count must be able to fail: the epoch\'s end reads its sums')
+      t.eq(waits[2], waits[1], 'waits in an epoch of 16 steps against one of 8')
    end)
 
    gpu_test(t, 'Lua math on a cuda tensor: a counted host round trip, refused in strict mode', function()

@@ -65,18 +65,19 @@ end
 
 -- Scales all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
 -- The squares are summed on the gradients' device and read once (one wait for the GPU, not one per tensor).
-function Optimizer:clipGradNorm(max_norm)
+-- Scales the gradients so that their joint L2 norm is at most max_norm (PyTorch's clip_grad_norm_). The norm is
+-- summed and used where the gradients are; returned as a number, which waits for the device once, or, with
+-- {wait = false} (ts.train's every step), not read back at all, so that a step on the GPU never waits for it.
+function Optimizer:clipGradNorm(max_norm, opts)
    local acc
    self:each(function(_, _, grad)
       acc = acc or T.zerosOn(grad:device(), {1}, 'float64')
       check(C.ts_tensor_sumsq_add(acc._c, grad._c))
    end)
-   local norm = acc and math.sqrt(acc:get(1)) or 0
-   if norm > max_norm then
-      local scale = max_norm / (norm + 1e-6)
-      self:each(function(_, _, grad) grad:mul_(scale) end)
-   end
-   return norm
+   if not acc then return 0 end
+   self:each(function(_, _, grad) check(C.ts_tensor_clip_scale(grad._c, acc._c, max_norm)) end)
+   if opts and opts.wait == false then return nil end
+   return math.sqrt(acc:get(1))
 end
 
 function Optimizer:lr() return self.groups[1].lr end

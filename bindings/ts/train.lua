@@ -597,7 +597,7 @@ function M.inStep(device, fn, ...)
 end
 
 local function update(opt, clip)
-   if clip then opt:clipGradNorm(clip) end
+   if clip then opt:clipGradNorm(clip, {wait = false}) end
    opt:step()
 end
 

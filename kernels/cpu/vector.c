@@ -1,4 +1,6 @@
 /* Small vector kernels shared by the optimizers, clipping and bias gradients. */
+#include <math.h>
+
 #include "cpu.h"
 
 void tsk_cpu_axpy(int64_t n, float alpha, const float *x, float *y)
@@ -12,6 +14,14 @@ void tsk_cpu_sumsq_add(int64_t n, const float *x, double *acc)
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     *acc += s;
+}
+
+void tsk_cpu_clip_scale(int64_t n, const double *sumsq, double max_norm, float *x)
+{
+    double norm = sqrt(*sumsq);
+    if (!(norm > max_norm)) return;   /* (a NaN norm scales nothing, as it compares false) */
+    float s = (float)(max_norm / (norm + 1e-6));
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
 }
 
 void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)

@@ -56,6 +56,14 @@ void tsk_cuda_sumsq_add(int64_t n, const float *x, double *acc)
     tsk_launch_ok("sumsq");
 }
 
+void tsk_cuda_clip_scale(int64_t n, const double *sumsq, double max_norm, float *x)
+{
+    tsk_each(n, "clip_scale", [=] __device__(int64_t i) {
+        double norm = sqrt(*sumsq);
+        if (norm > max_norm) x[i] *= (float)(max_norm / (norm + 1e-6));
+    });
+}
+
 // sums[c] += the channel's total, its parts added in order (common.cuh's two-level reduction)
 __global__ void channel_sum_finish_kernel(int64_t c, int parts, const double2 *partials, float *sums)
 {

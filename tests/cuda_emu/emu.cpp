@@ -300,6 +300,11 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
     return cudaSuccess;
 }
 
+// The host's waits for the whole queue: stream synchronizations, and cudaFree, which synchronizes the device. A
+// step that makes one cannot run ahead of the GPU, so tests count them (tsk_emu_host_waits, read through the FFI).
+static long host_waits;
+extern "C" long tsk_emu_host_waits(void) { return host_waits; }
+
 // a block's bytes with its alignment padding: 256-byte aligned as cudaMalloc's memory is
 static size_t padded(size_t bytes) { return bytes ? (bytes + 255) / 256 * 256 : 256; }
 
@@ -324,6 +329,7 @@ cudaError_t cudaFree(void *p)
     if (!p) return cudaSuccess;
     auto it = allocations.find(p);
     if (it == allocations.end()) return result(cudaErrorInvalidDevicePointer);
+    host_waits++;
     allocated -= it->second;
     ASAN_UNPOISON_MEMORY_REGION((char *)p + it->second, padded(it->second) - it->second);
     allocations.erase(it);
@@ -386,7 +392,11 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
     *s = (cudaStream_t)(intptr_t)(++streams);
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { return sticky_error; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    host_waits++;
+    return sticky_error;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) { return sticky_error; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
