@@ -197,10 +197,10 @@ build/emu-asan/tshost: $(EMU_ASAN_OBJ)
 # and once more under AddressSanitizer with blocks of the exact size (build/emu-asan, above)
 EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|updateBatchNorm|cross entropy|finished on the GPU|no room
 emu: build/emu/tshost build/emu-asan/tshost
-	TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu/tshost build/emu/tshost tests/run.lua test_cuda
-	TSHOST_EMU_ORDER=reverse TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu/tshost \
+	TSHOST_ROOT=$(CURDIR) build/emu/tshost tests/run.lua test_cuda
+	TSHOST_EMU_ORDER=reverse TSHOST_ROOT=$(CURDIR) \
 	  build/emu/tshost tests/run.lua test_cuda '$(EMU_QUICK)'
-	TSHOST_MEMORY_EXACT=1 ASAN_OPTIONS=detect_leaks=0 TSHOST_ROOT=$(CURDIR) TSHOST_TEST_PROGRAM=$(CURDIR)/build/emu-asan/tshost \
+	TSHOST_MEMORY_EXACT=1 ASAN_OPTIONS=detect_leaks=0 TSHOST_ROOT=$(CURDIR) \
 	  build/emu-asan/tshost tests/run.lua test_cuda '$(EMU_QUICK)'
 else
 emu:

@@ -300,15 +300,19 @@ static void find_root(char *root, size_t size)
         snprintf(root, size, "%s", getenv("TSHOST_ROOT"));
         return;
     }
-    /* beside the executable (a build tree), else one folder up (a release: bin/tshost-*) */
+    /* beside the executable (a build tree), else one folder up (a release: bin/tshost-*; build/asan/tshost) or two
+     * (build/emu/tshost) */
     char exe[PATH_MAX], probe[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     snprintf(root, size, "%s", n > 0 ? dirname(exe) : ".");
-    snprintf(probe, sizeof probe, "%s/host/ts.h", root);
-    if (access(probe, R_OK)) {
-        snprintf(probe, sizeof probe, "%s/../host/ts.h", root);
-        if (!access(probe, R_OK)) snprintf(root + strlen(root), size - strlen(root), "/..");
+    static const char *const up[] = {"", "/..", "/../.."};
+    for (int i = 0; i < 3; i++) {
+        snprintf(probe, sizeof probe, "%s%s/host/ts.h", root, up[i]);
+        if (!access(probe, R_OK)) {
+            snprintf(root + strlen(root), size - strlen(root), "%s", up[i]);
+            return;
+        }
     }
 }
 
@@ -424,6 +428,15 @@ int main(int argc, char **argv)
     lua_pop(L, 1);
     lua_pushstring(L, root);
     lua_setglobal(L, "_TSHOST_ROOT");
+    /* the command that starts this same tshost again (a sweep's runs, the tests' subprocesses), as Python's
+     * sys.executable: the release's launcher when it started this one (it sets TSHOST_PROGRAM, so that a run on
+     * another node picks that node's build), else this executable */
+    char program[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", program, sizeof program - 1);
+    program[n > 0 ? n : 0] = 0;
+    const char *launcher = getenv("TSHOST_PROGRAM");
+    lua_pushstring(L, launcher && *launcher ? launcher : n > 0 ? program : argv[0]);
+    lua_setglobal(L, "_TSHOST_PROGRAM");
 
     /* arg: arg[0] is the script, arg[1..] what follows it, as in the lua interpreter */
     lua_newtable(L);

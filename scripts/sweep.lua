@@ -79,7 +79,7 @@ local commands = {}
 for _, p in ipairs(points) do
    local args = table.concat(p, ' ') .. ' ' .. table.concat(extra, ' ')
    commands[#commands + 1] = {run = dir .. '/' .. name_of(p),
-                              cmd = ('%s/tshost --threads THREADS %s %s run=%s/%s'):format(ts.root, experiment, args, dir, name_of(p))}
+                              cmd = ('%s --threads THREADS %s %s run=%s/%s'):format(ts.program, experiment, args, dir, name_of(p))}
 end
 
 local function finished(c) return io.open(c.run .. '/final.json') ~= nil end
@@ -88,7 +88,7 @@ local function compare()
    local done = {}
    for _, c in ipairs(commands) do if finished(c) then done[#done + 1] = c.run end end
    if #done > 0 then
-      os.execute(('%s/tshost %s/scripts/compare.lua %s --html %s/comparison.html'):format(ts.root, ts.root,
+      os.execute(('%s %s/scripts/compare.lua %s --html %s/comparison.html'):format(ts.program, ts.root,
                  table.concat(done, ' '), dir))
    end
    return #done

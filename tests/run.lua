@@ -14,8 +14,8 @@ local device = os.getenv('TSHOST_TEST_DEVICE') or 'cpu'
 require('ts.ffi').C.setenv('TSHOST_DEVICE', device, 1)
 ts.setDevice(device)
 
--- tshost: the program the tests start in other processes (TSHOST_TEST_PROGRAM: another build, such as make emu's)
-local t = {dir = dir, tshost = os.getenv('TSHOST_TEST_PROGRAM') or ts.root .. '/tshost'}
+-- tshost: the program the tests start in other processes, the one running them (make emu's build runs its own)
+local t = {dir = dir, tshost = ts.program}
 local tests = {}
 local SKIP = {}
 

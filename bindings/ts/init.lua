@@ -16,6 +16,8 @@ local ts = {
    repl = require('ts.repl'),
    Tensor = T.Tensor,
    root = cffi.root,
+   -- the command that starts this same tshost again (the release's launcher, else this executable)
+   program = rawget(_G, '_TSHOST_PROGRAM') or cffi.root .. '/tshost',
    args = {},
 }
 

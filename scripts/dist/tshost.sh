@@ -7,6 +7,7 @@
 # Where they were found, or what was missing, is in TSHOST_LIBRARIES (tshost --doctor prints it).
 here=$(cd "$(dirname "$0")" && pwd)
 export TSHOST_ROOT="$here"
+export TSHOST_PROGRAM="$here/tshost"   # ts.program: what a sweep's runs and the tests start, this launcher again
 
 candidates="${CUDA_HOME:+$CUDA_HOME/lib64 $CUDA_HOME/lib} /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib"
 python=${TSHOST_PYTHON:-python3}
