@@ -195,7 +195,7 @@ build/emu-asan/tshost: $(EMU_ASAN_OBJ)
 # then the layer-level tests again with every kernel's threads and blocks run last first (TSHOST_EMU_ORDER): a race
 # gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits);
 # and once more under AddressSanitizer with blocks of the exact size (build/emu-asan, above)
-EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|updateBatchNorm|cross entropy|finished on the GPU|no room
+EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|pretrained|updateBatchNorm|cross entropy|finished on the GPU|no room
 emu: build/emu/tshost build/emu-asan/tshost
 	TSHOST_ROOT=$(CURDIR) build/emu/tshost tests/run.lua test_cuda
 	TSHOST_EMU_ORDER=reverse TSHOST_ROOT=$(CURDIR) \

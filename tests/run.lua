@@ -100,6 +100,15 @@ function t.readfile(path)
    return s
 end
 
+-- a float32 tensor of the given shape from a raw little-endian file (the pretrained models' reference outputs)
+function t.readFloats(path, shape)
+   local s = t.readfile(path)
+   local x = ts.zeros(shape)
+   assert(#s == x:numel() * 4, path .. ': unexpected size')
+   require('ffi').copy(x:data(), s, #s)
+   return x
+end
+
 function t.writefile(path, s)
    local f = assert(io.open(path, 'wb'))
    f:write(s)

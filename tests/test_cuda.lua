@@ -212,6 +212,22 @@ return function(t)
       t.eq(gpu.device, 'cuda')
    end)
 
+   gpu_test(t, 'the pretrained networks on the GPU reproduce their published outputs, as on the CPU', function()
+      local dir = os.getenv('TSHOST_MODELS')
+      if not dir then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end
+      for name, e in pairs(ts.models.catalog) do
+         local m = ts.models.pretrained(name):to('cuda')
+         m:evaluate()
+         local ref = dir .. '/' .. e.folder .. '/reference/'
+         local x = t.readFloats(ref .. 'input.bin', {4, 3, e.input.size, e.input.size})
+         local logits = m:forward(x:cuda()):cpu()
+         local want = t.readFloats(ref .. 'logits.bin', {4, e.classes})
+         local feats = t.readFloats(ref .. 'features.bin', {4, e.features})
+         t.truthy(logits:maxAbsDiff(want) <= 1e-4 * want:abs():max(), name .. ' logits: ' .. logits:maxAbsDiff(want))
+         t.truthy(m.flatten.output:cpu():maxAbsDiff(feats) <= 1e-4 * feats:abs():max(), name .. ' features')
+      end
+   end)
+
    gpu_test(t, 'updateBatchNorm on the GPU gathers the statistics the CPU gathers, and writes them on the device', function()
       local g = ts.data.synthetic{train = 45, valid = 8, test = 8, seed = 7}
       local cpu, gpu = twins(function()

@@ -1,17 +1,6 @@
 -- Model builders and the pretrained networks (these need TSHOST_MODELS), and the quirks they depend on,
 -- checked here against values computed independently.
-local ffi = require('ffi')
 local nn = ts.nn
-
-local function readbin(path, shape)
-   local f = assert(io.open(path, 'rb'))
-   local s = f:read('*a')
-   f:close()
-   local t = ts.zeros(shape)
-   assert(#s == t:numel() * 4, path .. ': unexpected size')
-   ffi.copy(t:data(), s, #s)
-   return t
-end
 
 return function(t)
    t.test('builders: parameter counts and checkpoint names', function()
@@ -286,10 +275,10 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       for name, e in pairs(ts.models.catalog) do
          local m = ts.models.pretrained(name)
          local ref = dir .. '/' .. e.folder .. '/reference/'
-         local x = readbin(ref .. 'input.bin', {4, 3, e.input.size, e.input.size})
+         local x = t.readFloats(ref .. 'input.bin', {4, 3, e.input.size, e.input.size})
          local logits = m:forward(x)
-         local want = readbin(ref .. 'logits.bin', {4, e.classes})
-         local feats = readbin(ref .. 'features.bin', {4, e.features})
+         local want = t.readFloats(ref .. 'logits.bin', {4, e.classes})
+         local feats = t.readFloats(ref .. 'features.bin', {4, e.features})
          t.truthy(logits:maxAbsDiff(want) <= 1e-4 * want:abs():max(), name .. ' logits: ' .. logits:maxAbsDiff(want))
          t.truthy(m.flatten.output:maxAbsDiff(feats) <= 1e-4 * feats:abs():max(), name .. ' features')
       end
