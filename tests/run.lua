@@ -67,7 +67,7 @@ function t.batchGradients(model, crit, x, y, micro, mixed)
    local train = require('ts.train')
    model:zeroGrad()
    local sums = train.sums('cpu')
-   train.forwardBackward(model, crit, x, y, micro, 1, sums, mixed)
+   train.forwardBackward(model, crit, x, y, micro, x:size(1), sums, mixed)
    local _, g = model:parameters()
    local out = {}
    for i = 1, #g do out[i] = g[i]:clone() end

@@ -560,11 +560,12 @@ local function mixed_backward(crit, out, ya, yb, lam, sums)
    return g
 end
 
--- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share
--- of the batch and by 1/accumulate; the batch's summed loss and right predictions are added to sums.
--- The labels y stay on the host: the loss checks them there and copies them to the device. mixed: a
--- ts.data.mix batch's {y = the partners' labels, lam} (x is then the mixed batch).
-local function forward_backward(model, crit, x, y, micro, accumulate, sums, mixed)
+-- Forward and backward of one batch in micro-batches of `micro` images, each gradient scaled by its share of
+-- the update's `images` (the batch's size, or the sum of the sizes of the batches an update accumulates): the
+-- update's gradient is the mean over its images, as one batch of them all would give. The batch's summed loss
+-- and right predictions are added to sums. The labels y stay on the host: the loss checks them there and copies
+-- them to the device. mixed: a ts.data.mix batch's {y = the partners' labels, lam} (x is then the mixed batch).
+local function forward_backward(model, crit, x, y, micro, images, sums, mixed)
    local n = x:size(1)
    for s = 1, n, micro do
       local b = math.min(micro, n - s + 1)
@@ -573,7 +574,7 @@ local function forward_backward(model, crit, x, y, micro, accumulate, sums, mixe
       local out = model:forward(xs)
       local g = mixed and mixed_backward(crit, out, ys, y2, mixed.lam, sums) or
                 crit:backwardInto(out, ys, sums.last, sums.correct, xs)   -- xs: a distillation's teachers see it
-      local share = b / n / accumulate
+      local share = b / images
       if share ~= 1 then g:mul_(share) end
       model:backward(xs, g)
       sums.loss:axpy_(b, sums.last)
@@ -581,6 +582,16 @@ local function forward_backward(model, crit, x, y, micro, accumulate, sums, mixe
 end
 
 M.forwardBackward = forward_backward
+
+-- The images of the update that the epoch's micro-batch `step` (from 1) belongs to: `accumulate` batches, fewer in
+-- the epoch's last update, whose last batch holds what is left of the epoch's images. Each batch's gradient is
+-- weighed by its share of them, so that accumulating k batches of B is one batch of kB to float rounding, the
+-- epoch's last, shorter update included (a fixed 1/k would weigh that one's images more than the others').
+local function update_images(step, batch, accumulate, epoch_images, micro_per_epoch)
+   local first = step - (step - 1) % accumulate
+   local last = math.min(first + accumulate - 1, micro_per_epoch)
+   return math.min(last * batch, epoch_images) - (first - 1) * batch
+end
 
 -- fn(...) as a part of a training step on device. On the GPU it runs in strict mode (ts.cuda.strict): Lua
 -- code in a layer or the update that computes on a host copy of a device tensor, a round trip that would
@@ -791,7 +802,8 @@ local function train(cfg, spec, model)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
                                          sampler = cfg.sampler, workers = workers, device = device})
    local opt = make_optimizer(cfg, model)
-   local micro_per_epoch = math.ceil(loader:epochSize() / cfg.batch)
+   local epoch_images = loader:epochSize()
+   local micro_per_epoch = math.ceil(epoch_images / cfg.batch)
    if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
    local updates_per_epoch = math.ceil(micro_per_epoch / cfg.accumulate)
    local sched = make_schedule(cfg, opt, updates_per_epoch)
@@ -924,7 +936,8 @@ local function train(cfg, spec, model)
          while true do
             batch_sums.loss:zero()
             batch_sums.correct:zero()
-            ok, err = pcall(M.inStep, device, forward_backward, model, crit, xin, y, st.micro_batch, cfg.accumulate,
+            ok, err = pcall(M.inStep, device, forward_backward, model, crit, xin, y, st.micro_batch,
+                            update_images(step, cfg.batch, cfg.accumulate, epoch_images, micro_per_epoch),
                             batch_sums, mixed)
             if ok then break end
             if not (cfg.auto_microbatch and nn.Module.isOutOfMemory(err) and st.micro_batch > 1) then error(err, 0) end
