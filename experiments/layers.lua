@@ -27,8 +27,9 @@ end
 print(('pictures in %s/layers/ (rows: the %d images; columns: the first channels)'):format(opt.run, opt.images))
 local first, last = relu_active[1], relu_active[#relu_active]
 if first and last then
-   print(('conclusion: %.0f%% of the first convolutional layer\'s units are active on %dx%d maps (dense responses to edges and ' ..
-          'colours everywhere); %.0f%% of the last one\'s on %dx%d maps, each unit seeing a larger part of the sign%s'):format(
-          100 * first[2], first[3], first[3], 100 * last[2], last[3], last[3],
-          last[2] < first[2] and ': the code gets sparser with depth' or ''))
+   print(('conclusion: %.0f%% of the first convolutional layer\'s units are active on %dx%d maps%s; %.0f%% of the last ' ..
+          'one\'s on %dx%d maps, each unit seeing a larger part of the sign%s'):format(
+          100 * first[2], first[3], first[3], first[2] > 0.5 and ' (dense: most units respond almost everywhere)' or '',
+          100 * last[2], last[3], last[3],
+          last[2] < first[2] and ': the code gets sparser with depth' or last[2] > first[2] and ': the code gets denser with depth' or ''))
 end

@@ -92,7 +92,7 @@ end
 local function mib(bytes) return bytes / 1048576 end
 print(('baseline network on %s, %d steps each; peak memory in MiB and images/s'):format(device, opt.steps))
 print(('%-6s %-44s %10s %10s'):format('batch', 'remedy', 'peak MiB', 'images/s'))
-local plain_peak = {}
+local plain_peak, last = {}, {}   -- last: each remedy's {name, peak, rate} at the largest batch
 for _, b in ipairs(batches) do
    local rows = {
       {'plain', model(false), 1},
@@ -103,19 +103,38 @@ for _, b in ipairs(batches) do
    for i, r in ipairs(rows) do
       local peak, rate = measure(r[2], b, r[3], r[4])
       if i == 1 then plain_peak[b] = peak end
+      last[i] = {name = r[1]:match('^[^:(]*'):gsub(' $', ''), peak = peak, rate = rate}
       print(('%-6d %-44s %10.1f %10.1f'):format(b, r[1], mib(peak), rate))
    end
 end
 -- auto_microbatch: a limit of 60% of the largest batch's plain peak
 local b = batches[#batches]
-local micro, peak = auto(b, math.floor(plain_peak[b] * 0.6))
+local limit = math.floor(plain_peak[b] * 0.6)
+local micro, peak = auto(b, limit)
 if micro then
    print(('%-6d %-44s %10.1f %10s'):format(b, ('auto_microbatch under a %.0f MiB limit: micro-batches of %d'):format(
-      mib(plain_peak[b] * 0.6), micro), mib(peak), '-'))
+      mib(limit), micro), mib(peak), '-'))
 else
    print('auto_microbatch: ' .. peak)
 end
-print('conclusion: the activation memory grows with the batch; accumulation keeps the update of the large batch at ' ..
-      'the memory of the small one, checkpointing keeps only each stage\'s input for one more forward pass, ' ..
-      'auto_microbatch finds the micro-batch that fits by itself; bf16 here buys speed, not memory (the ' ..
-      'activations stay fp32)')
+
+-- the conclusion, as the numbers have it: how the plain peak grows, then each remedy against plain at the largest batch
+local first = batches[1]
+local parts = {('the plain step\'s peak goes from %.1f MiB at batch %d to %.1f MiB at batch %d (%.1fx for %.0fx the images)'):format(
+   mib(plain_peak[first]), first, mib(plain_peak[b]), b, plain_peak[b] / plain_peak[first], b / first)}
+local function versus(x, base, more, less)   -- a ratio as words, 10% either way counting as the same
+   local r = x / base
+   return r < 0.9 and ('%.0f%% %s'):format(100 * (1 - r), less) or r > 1.1 and ('%.0f%% %s'):format(100 * (r - 1), more) or 'about the same'
+end
+for i = 2, #last do
+   local r = last[i]
+   parts[#parts + 1] = ('%s: memory %s, speed %s'):format(r.name, versus(r.peak, last[1].peak, 'more', 'less'),
+                                                         versus(r.rate, last[1].rate, 'faster', 'slower'))
+end
+if micro then
+   parts[#parts + 1] = ('auto_microbatch %s (micro-batches of %d, peak %.1f MiB under a %.1f MiB limit)'):format(
+      micro < b and 'found a micro-batch that fits by itself' or 'did not need to split the batch', micro, mib(peak), mib(limit))
+else
+   parts[#parts + 1] = 'auto_microbatch did not find a micro-batch that fits'
+end
+print(('conclusion, at batch %d: %s'):format(b, table.concat(parts, '; ')))

@@ -52,34 +52,45 @@ for _, m in ipairs(ts.metrics.mostConfused(cm, 10)) do
    print(('  %2d %-42s -> %2d %-42s %d'):format(m[1], names[m[1]] or '', m[2], names[m[2]] or '', m[3]))
 end
 
+-- the mean and the standard error of each statistic over a list of images
 local function averages(list)
-   local b, c, s = 0, 0, 0
+   local sum, sq = {0, 0, 0}, {0, 0, 0}
    for _, i in ipairs(list) do
-      local mb, mc, ms = image_stats(i)
-      b, c, s = b + mb, c + mc, s + ms
+      local v = {image_stats(i)}
+      for k = 1, 3 do sum[k], sq[k] = sum[k] + v[k], sq[k] + v[k] * v[k] end
    end
-   return b / #list, c / #list, s / #list
+   local n, mean, se = #list, {}, {}
+   for k = 1, 3 do
+      mean[k] = sum[k] / n
+      se[k] = math.sqrt(math.max(0, sq[k] / n - mean[k] ^ 2) / math.max(n - 1, 1))
+   end
+   return mean, se
 end
 local step = math.max(1, math.floor(#right / 2000))
 local sample = {}
 for k = 1, #right, step do sample[#sample + 1] = right[k] end
-local wb, wc, ws = averages(wrong)
-local rb, rc, rs = averages(sample)
+local wm, wse = averages(wrong)
+local rm, rse = averages(sample)
 print(('\n%-22s %12s %12s %14s'):format('', 'brightness', 'contrast', 'sharpness'))
-print(('%-22s %12.1f %12.1f %14.1f'):format('mispredicted', wb, wc, ws))
-print(('%-22s %12.1f %12.1f %14.1f'):format('correct (sample)', rb, rc, rs))
+print(('%-22s %12.1f %12.1f %14.1f'):format('mispredicted', wm[1], wm[2], wm[3]))
+print(('%-22s %12.1f %12.1f %14.1f'):format('correct (sample)', rm[1], rm[2], rm[3]))
+-- a difference is named when it is large (15% of the correct images' mean) and clear (more than twice the standard
+-- error of the difference of the two means: Welch's statistic over 2)
 local reasons = {}
-local function compare(name, w, r, low, high)
-   if w < 0.85 * r then reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(low, 100 * w / r, name)
-   elseif w > 1.15 * r then reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(high, 100 * w / r, name) end
+local names3 = {{'brightness', 'darker images', 'brighter images'}, {'contrast', 'lower contrast', 'higher contrast'},
+                {'sharpness', 'blurrier images', 'sharper-edged images'}}
+for k, n in ipairs(names3) do
+   local w, r = wm[k], rm[k]
+   local clear = math.abs(w - r) > 2 * math.sqrt(wse[k] ^ 2 + rse[k] ^ 2)
+   if clear and (w < 0.85 * r or w > 1.15 * r) then
+      reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(w < r and n[2] or n[3], 100 * w / r, n[1])
+   end
 end
-compare('brightness', wb, rb, 'darker images', 'brighter images (glare, washed-out colours)')
-compare('contrast', wc, rc, 'lower contrast', 'higher contrast')
-compare('sharpness', ws, rs, 'blurred images (motion blur, low resolution)', 'noisier, sharper-edged images')
 local pair = ts.metrics.mostConfused(cm, 1)[1]
-print('conclusion: the mistakes are ' .. (#reasons > 0 and table.concat(reasons, ', ') or 'not different in brightness, contrast or sharpness')
-      .. (pair and ('; the most frequent confusion, %s -> %s, is between look-alike signs (same shape and rim, similar pictograms at 32x32)'):format(
-            names[pair[1]] or pair[1], names[pair[2]] or pair[2]) or ''))
+print('conclusion: the mistakes are ' ..
+      (#reasons > 0 and table.concat(reasons, ', ') or 'not clearly different in brightness, contrast or sharpness') ..
+      (pair and ('; the most frequent confusion is %s -> %s (%d images; mispredicted_pairs.png puts each mistake beside the ' ..
+                 'class it was taken for)'):format(names[pair[1]] or pair[1], names[pair[2]] or pair[2], pair[3]) or ''))
 
 -- a gallery of the mistakes: each mistake next to a correct example of the class it was taken for
 local picks = {}

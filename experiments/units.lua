@@ -67,21 +67,23 @@ local with = {}
 for li, r in ipairs(relus) do
    if r.one > 0 then with[#with + 1] = ('layer %d (%d of %d units)'):format(li, r.one, r.units) end
 end
--- the shape of the mean selectivity over depth, said as the numbers have it
-local low = 1
-for li, r in ipairs(relus) do if r.mean < relus[low].mean then low = li end end
-local first, last = relus[1].mean, relus[#relus].mean
-local shape
-if low > 1 and low < #relus then
-   shape = ('goes from %.3f in layer 1 down to %.3f in layer %d and up to %.3f in the last layer: the middle layers ' ..
-            'hold features shared across signs, and selectivity for single signs comes back near the output'):format(
-      first, relus[low].mean, low, last)
-elseif low == #relus and #relus > 1 then
-   shape = ('falls from %.3f in layer 1 to its lowest, %.3f, in the last layer: the features are most shared across ' ..
-            'signs at the output'):format(first, last)
-else
-   shape = ('rises from %.3f in layer 1 to %.3f in the last layer: selectivity for single signs grows with depth'):format(
-      first, last)
+-- the shape of the mean selectivity over depth, said as the numbers have it: where it is lowest and highest, and
+-- a reading only where the shape is plain (steadily up, steadily down, or a dip with both ends above it)
+local low, high, rising, falling = 1, 1, true, true
+for li, r in ipairs(relus) do
+   if r.mean < relus[low].mean then low = li end
+   if r.mean > relus[high].mean then high = li end
+   if li > 1 then
+      rising = rising and r.mean >= relus[li - 1].mean
+      falling = falling and r.mean <= relus[li - 1].mean
+   end
 end
-print(('conclusion: one-sign units (selectivity above 0.9) appear in %s; mean selectivity %s'):format(
+local shape = ('mean selectivity is %.3f in layer 1 and %.3f in the last, lowest in layer %d (%.3f), highest in layer %d (%.3f)'):format(
+   relus[1].mean, relus[#relus].mean, low, relus[low].mean, high, relus[high].mean)
+if #relus > 1 and relus[high].mean > relus[low].mean then
+   if rising then shape = shape .. ': it grows with depth, single-sign units deeper'
+   elseif falling then shape = shape .. ': it falls with depth, the features most shared across signs at the output'
+   elseif low > 1 and low < #relus then shape = shape .. ': a dip, the layers around it shared across signs and both ends more selective' end
+end
+print(('conclusion: one-sign units (selectivity above 0.9) appear in %s; %s'):format(
    #with > 0 and table.concat(with, ', ') or 'no layer', shape))
