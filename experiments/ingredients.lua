@@ -216,10 +216,22 @@ local variants = {base}
 for _, name in ipairs(chosen) do variants[#variants + 1] = ingredients[name](base) end
 local verdicts = ts.experiment.compare(variants, ('ingredients of the baseline recipe (%d epochs, %d seed(s))'):format(
    opt.epochs, opt.seeds))
-local kept = {}
+-- an addition (baseline+x) gains when it is better; a removal (baseline-x: the recipe without one of its parts)
+-- says that part pays when the recipe without it is worse
+local said = {add = {}, hurts = {}, keep = {}, drop = {}}
 for k = 2, #variants do
-   local v = verdicts[variants[k].name]
-   if v.significant and v.diff > 0 then kept[#kept + 1] = variants[k].name end
+   local name = variants[k].name
+   local v = verdicts[name]
+   if v.significant then
+      local removal = name:find('^baseline%-') ~= nil
+      local list = removal and (v.diff < 0 and said.keep or said.drop) or (v.diff > 0 and said.add or said.hurts)
+      list[#list + 1] = removal and name:gsub('^baseline%-', '') or name
+   end
 end
-print(('conclusion: %s'):format(#kept > 0 and ('worth keeping: ' .. table.concat(kept, ', '))
-                                or 'no ingredient gives a significant gain over the baseline recipe'))
+local parts = {}
+for _, p in ipairs({{said.add, 'worth adding: '}, {said.hurts, 'hurts: '}, {said.keep, 'the recipe\'s own parts that pay: '},
+                    {said.drop, 'the recipe\'s own parts worth dropping: '}}) do
+   if #p[1] > 0 then parts[#parts + 1] = p[2] .. table.concat(p[1], ', ') end
+end
+print(('conclusion: %s'):format(#parts > 0 and table.concat(parts, '; ')
+                                or 'no ingredient changes the test accuracy significantly (McNemar and the seed spread)'))

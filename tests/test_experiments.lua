@@ -29,6 +29,28 @@ return function(t)
                                                  test_images = 20}, g), g)
    end)
 
+   t.test('the comparison\'s verdict: significant only when McNemar\'s seed 1 and the mean over seeds agree', function()
+      -- 100 test images; the reference gets the first 90 right; each variant's seed-1 predictions and mean are set
+      local y = ts.zeros({100}, 'int64')
+      local function eval(right)   -- predictions right exactly at the listed positions
+         local pred = ts.full({100}, 1):long()
+         for _, i in ipairs(right) do pred[i] = 0 end
+         return {pred = pred, target_y = y}
+      end
+      local function range(a, b) local r = {} for i = a, b do r[#r + 1] = i end return r end
+      local function variant(name, right, mean)
+         return {name = name, mean = mean, runs = {{test_macro_f1 = 0, train_seconds = 0}}, evals = {eval(right)}}
+      end
+      local ref = variant('baseline', range(1, 90), 0.90)
+      local better = variant('baseline+good', range(1, 100), 0.95)        -- 10 more right on seed 1, p ~ 0.002
+      local against = variant('baseline+odd', range(1, 100), 0.85)        -- seed 1 better, the mean worse
+      local worse = variant('baseline-part', range(1, 75), 0.75)          -- 15 fewer right
+      local v = ts.experiment.compare({ref, better, against, worse}, 'test')
+      t.truthy(v['baseline+good'].significant and v['baseline+good'].diff > 0)
+      t.truthy(not v['baseline+odd'].significant, 'seed 1 and the mean disagree')
+      t.truthy(v['baseline-part'].significant and v['baseline-part'].diff < 0)
+   end)
+
    t.test('baseline, then mispredict, layers and units on its run directory', function()
       local dir = t.tmpdir()
       run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))

@@ -264,15 +264,19 @@ function M.compare(variants, title)
    for k = 2, #variants do
       local v = variants[k]
       local a, b = ref.evals[1], v.evals[1]
-      local _, _, p = metrics.mcnemar(metrics.correct(a.pred, a.target_y), metrics.correct(b.pred, b.target_y))
+      local only_ref, only_v, p = metrics.mcnemar(metrics.correct(a.pred, a.target_y), metrics.correct(b.pred, b.target_y))
       local diff = v.mean - ref.mean
+      -- McNemar's seed 1 must point the way the mean over the seeds does, or its p says nothing about that difference
+      local agrees = (only_v - only_ref) * diff > 0
       local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
       local verdict = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'
+      if p < 0.05 and not agrees then verdict = 'not significant (McNemar\'s seed 1 points the other way from the mean)' end
       if spread then
          verdict = verdict .. (math.abs(diff) > 2 * spread and ', beyond twice the seed spread' or ', within the seed spread')
       end
       print(('  %s vs %s: %+.2f points, p = %.3g: %s'):format(v.name, ref.name, 100 * diff, p, verdict))
-      verdicts[v.name] = {diff = diff, p = p, significant = p < 0.05 and (not spread or math.abs(diff) > 2 * spread)}
+      verdicts[v.name] = {diff = diff, p = p,
+                          significant = p < 0.05 and agrees and (not spread or math.abs(diff) > 2 * spread)}
    end
    return verdicts
 end
