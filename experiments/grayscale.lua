@@ -19,10 +19,16 @@ local pc, pg = colour.runs[1].per_class, gray.runs[1].per_class
 local deltas = {}
 for c = 1, #pc do deltas[#deltas + 1] = {c - 1, pg[c].recall - pc[c].recall} end
 table.sort(deltas, function(a, b) return a[2] < b[2] end)
-print('classes that lose most recall in grayscale:')
+local losers = 0
 for k = 1, math.min(5, #deltas) do
-   print(('  %2d %-45s %+.3f'):format(deltas[k][1], g.classNames[deltas[k][1]] or '', deltas[k][2]))
+   if deltas[k][2] < 0 then
+      if losers == 0 then print('classes that lose most recall in grayscale:') end
+      losers = losers + 1
+      print(('  %2d %-45s %+.3f'):format(deltas[k][1], g.classNames[deltas[k][1]] or '', deltas[k][2]))
+   end
 end
-print(('conclusion: %s'):format(not verdict.significant and 'no significant difference at this budget: shape carries most of the information'
-                                 or colour.mean > gray.mean and 'colour helps: signs are coded by colour as well as by shape'
-                                 or 'grayscale is better here: fewer input channels to fit, colour casts removed'))
+if losers == 0 then print('no class loses recall in grayscale') end
+-- the verdict decides the words; why colour would help or hurt is not measured here, so it is not said
+print(('conclusion: %s'):format(not verdict.significant and 'no significant difference at this budget: shape alone carries as much as shape and colour'
+                                 or colour.mean > gray.mean and ('colour helps (%+.2f points, significant)'):format(-100 * verdict.diff)
+                                 or ('grayscale is better here (%+.2f points, significant)'):format(100 * verdict.diff)))

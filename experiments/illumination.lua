@@ -48,8 +48,5 @@ for _, mode in ipairs({'none', 'hist', 'clahe'}) do
    variants[#variants + 1] = ts.experiment.variant(g, 'equalize ' .. mode,
       {preprocess = ts.data.preprocess{equalize = mode ~= 'none' and mode or nil, mean = mean, std = std}}, opt)
 end
-local v = ts.experiment.compare(variants, 'illumination normalization (same network and budget)')
-local best = variants[1]
-for _, x in ipairs(variants) do if x.mean > best.mean then best = x end end
-print(('conclusion: %s gives the best test accuracy%s'):format(best.name,
-      (v[best.name] and not v[best.name].significant) and ', but the difference is not significant' or ''))
+ts.experiment.compare(variants, 'illumination normalization (same network and budget)')
+print('conclusion: ' .. select(2, ts.experiment.best(variants)))

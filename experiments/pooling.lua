@@ -35,14 +35,9 @@ if opt.what:find('stages', 1, true) then
                                                   {model = {name = 'pooling_variant', down = 'max', pools = pools}}, opt)
    end
    ts.experiment.compare(stages, 'pooling stages (2x2 max pooling after the first k of 3)')
-   local best = stages[1]
-   for _, v in ipairs(stages) do
-      print(('  %-18s params %9d'):format(v.name, v.runs[1].parameters))
-      if v.mean > best.mean then best = v end
-   end
-   print(('conclusion (stages): %s gives the best accuracy (%.2f%%); fewer pools keep larger maps, so every later '
-          .. 'layer costs more and the head grows four times per pool left out (parameters above)'):format(
-         best.name, 100 * best.mean))
+   for _, v in ipairs(stages) do print(('  %-18s params %9d'):format(v.name, v.runs[1].parameters)) end
+   print(('conclusion (stages): %s; fewer pools keep larger maps, so every later layer costs more and the head grows '
+          .. 'four times per pool left out (parameters above)'):format(select(2, ts.experiment.best(stages))))
 end
 if not opt.what:find('down', 1, true) then return end
 
@@ -60,11 +55,10 @@ for _, v in ipairs(variants) do
    for _, d in ipairs({1, 2, 3}) do row[#row + 1] = ('d=%d %.2f%%'):format(d, 100 * shifted_accuracy(model, pre, d)) end
    print(('  %-18s params %7d  %s'):format(v.name, v.runs[1].parameters, table.concat(row, '  ')))
 end
-local best, cheapest = variants[1], variants[1]
+local cheapest = variants[1]
 for _, v in ipairs(variants) do
-   if v.mean > best.mean then best = v end
    if v.runs[1].train_seconds < cheapest.runs[1].train_seconds then cheapest = v end
 end
-print(('conclusion: %s gives the best accuracy (%.2f%%) and %s the cheapest training (%.0f s); the shifted ' ..
-       'accuracies above show how much of each one\'s accuracy survives small translations'):format(
-   best.name, 100 * best.mean, cheapest.name, cheapest.runs[1].train_seconds))
+print(('conclusion: %s, and %s the cheapest training (%.0f s); the shifted accuracies above show how much of each ' ..
+       'one\'s accuracy survives small translations'):format(select(2, ts.experiment.best(variants)), cheapest.name,
+   cheapest.runs[1].train_seconds))

@@ -29,5 +29,5 @@ local seeds = #fp32.runs
 print(('conclusion: %s'):format(
    not verdict.significant and ('no significant accuracy difference; bf16 trained %.2fx as fast'):format(s32 / s16)
    or seeds == 1 and ('these two runs differ (%+.2f points), but one seed cannot tell precision from run-to-run variation: rerun with seeds=3'):format(100 * verdict.diff)
-   or verdict.diff < 0 and 'bf16 costs accuracy beyond the seed spread: keep fp32 where the last fraction of a point matters'
-   or 'bf16 is more accurate beyond the seed spread (its rounding acts as a regularizing noise)'))
+   or verdict.diff < 0 and ('bf16 costs %.2f points beyond the seed spread: keep fp32 where that matters'):format(-100 * verdict.diff)
+   or ('bf16 is %.2f points more accurate beyond the seed spread'):format(100 * verdict.diff)))

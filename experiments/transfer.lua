@@ -98,7 +98,7 @@ local function add_row(label, path)
    local s = ts.files.readFile(path .. '/final.json')
    local final = s and ts.json.decode(s)
    -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
-   if final and not final.synthetic == not g.synthetic then rows[#rows + 1] = {name = label, final = final} end
+   if final and not final.synthetic == not g.synthetic then rows[#rows + 1] = {name = label, final = final, path = path} end
 end
 for _, name in ipairs(names) do
    for _, recipe in ipairs(recipe_names) do
@@ -111,24 +111,41 @@ print(('\n%-30s %10s %9s %10s %9s %9s'):format('model', 'accuracy', 'macro-F1', 
 local by_name = {}
 for _, r in ipairs(rows) do
    local f = r.final
-   by_name[r.name] = f
+   by_name[r.name] = r
    print(('%-30s %9.2f%% %9.4f %10d %9.0f %9s'):format(r.name, 100 * f.test_accuracy, f.test_macro_f1, f.parameters,
                                                      f.train_seconds, tostring(f.best_epoch or '-')))
 end
+-- which test images a run got right
+local function correctness(path)
+   local p = ts.load(path .. '/test_predictions.safetensors')
+   return ts.metrics.correct(p.pred, p.target)
+end
 for _, name in ipairs(names) do
    local sc = by_name[name .. ' from scratch']
+   -- the pretrained recipe validation prefers (the test set would favour itself)
    local best
    for _, recipe in ipairs({'finetune', 'unfreeze'}) do
-      local f = by_name[name .. ' ' .. recipe_labels[recipe]]
-      if f and (not best or f.test_accuracy > best.test_accuracy) then best = f end
+      local r = by_name[name .. ' ' .. recipe_labels[recipe]]
+      if r and (not best or r.final.best_valid_accuracy > best.final.best_valid_accuracy) then best = r end
    end
    if best and sc then
+      local diff = best.final.test_accuracy - sc.final.test_accuracy
+      local only_sc, only_best, p = ts.metrics.mcnemar(correctness(sc.path), correctness(best.path))
+      local significant = p < 0.05 and (only_best - only_sc) * diff > 0
       local gains = {}
-      for c = 1, #best.per_class do gains[c] = {c - 1, best.per_class[c].recall - sc.per_class[c].recall} end
+      for c = 1, #best.final.per_class do
+         gains[c] = {c - 1, best.final.per_class[c].recall - sc.final.per_class[c].recall}
+      end
       table.sort(gains, function(a, b) return a[2] > b[2] end)
       local top = {}
-      for k = 1, 4 do top[k] = ('%d %s (%+.3f)'):format(gains[k][1], (g.classNames[gains[k][1]] or ''):sub(1, 28), gains[k][2]) end
-      print(('%s: pretraining bought %+.2f points (%s vs from scratch); recall gained most for %s'):format(
-         name, 100 * (best.test_accuracy - sc.test_accuracy), best.note, table.concat(top, ', ')))
+      for k = 1, 4 do
+         if gains[k][2] > 0 then
+            top[#top + 1] = ('%d %s (%+.3f)'):format(gains[k][1], (g.classNames[gains[k][1]] or ''):sub(1, 28), gains[k][2])
+         end
+      end
+      print(('%s: pretraining %s %.2f points (%s, chosen on validation, against from scratch; McNemar p = %.3g: %s); %s'):format(
+         name, diff >= 0 and 'bought' or 'cost', math.abs(100 * diff), best.final.note, p,
+         significant and 'significant' or 'not significant',
+         #top > 0 and 'recall gained most for ' .. table.concat(top, ', ') or 'no class gained recall'))
    end
 end

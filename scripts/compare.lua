@@ -17,9 +17,8 @@ for _, run in ipairs(runs) do
    local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)'))
    local config = ts.json.decode(ts.files.readFile(run .. '/config.json') or '{}')
    local preds = ts.load(run .. '/test_predictions.safetensors')
-   local correct = {}
-   for k = 1, preds.pred:numel() do correct[k] = preds.pred[k] == preds.target[k] end
-   rows[#rows + 1] = {run = run, final = final, config = config, correct = correct, n = preds.pred:numel()}
+   rows[#rows + 1] = {run = run, final = final, config = config, correct = ts.metrics.correct(preds.pred, preds.target),
+                      n = preds.pred:numel()}
 end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
 

@@ -49,6 +49,14 @@ return function(t)
       t.truthy(v['baseline+good'].significant and v['baseline+good'].diff > 0)
       t.truthy(not v['baseline+odd'].significant, 'seed 1 and the mean disagree')
       t.truthy(v['baseline-part'].significant and v['baseline-part'].diff < 0)
+      -- the best, and whether it is ahead of the runner-up
+      local best, said = ts.experiment.best({ref, better, worse})
+      t.eq(best.name, 'baseline+good')
+      t.truthy(said:find('significantly ahead of baseline (90.00%', 1, true), said)
+      local tie = variant('baseline+tie', range(2, 91), 0.905)   -- one image changes places
+      best, said = ts.experiment.best({ref, tie})
+      t.eq(best.name, 'baseline+tie')
+      t.truthy(said:find('not significantly ahead of baseline', 1, true), said)
    end)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
@@ -332,7 +340,7 @@ return function(t)
                             'mobilenet from scratch', 'mobilenet linear probe'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
-      t.truthy(out:find('resnet8: pretraining bought', 1, true), out)
+      t.truthy(out:find('resnet8: pretraining [bc]o[us]g?h?t [%d.]+ points %(.-McNemar p = '), out)
       -- every recipe leaves a model that loads back into its architecture
       for _, recipe in ipairs({'probe', 'finetune', 'unfreeze', 'scratch'}) do
          local m = ts.models.resnet8({classes = 43})

@@ -250,6 +250,23 @@ function M.settle(out)
    return out
 end
 
+-- v against ref: the difference of the mean test accuracies, McNemar's p on the first seed, and whether it is
+-- significant: p < 0.05, seed 1 pointing the way of the mean (else its p says nothing about that difference) and,
+-- when both ran several seeds, beyond twice the larger seed-to-seed spread; with the verdict in words
+local function versus(ref, v)
+   local a, b = ref.evals[1], v.evals[1]
+   local only_ref, only_v, p = metrics.mcnemar(metrics.correct(a.pred, a.target_y), metrics.correct(b.pred, b.target_y))
+   local diff = v.mean - ref.mean
+   local agrees, against = (only_v - only_ref) * diff > 0, (only_v - only_ref) * diff < 0
+   local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
+   local words = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'
+   if p < 0.05 and against then words = 'not significant (McNemar\'s seed 1 points the other way from the mean)' end
+   local spread_words = spread and (math.abs(diff) > 2 * spread and ', beyond twice the seed spread' or ', within the seed spread') or ''
+   return {diff = diff, p = p, significant = p < 0.05 and agrees and (not spread or math.abs(diff) > 2 * spread),
+           words = words .. spread_words,
+           detail = ('McNemar p = %.3g%s%s'):format(p, against and ' on seed 1, which points the other way' or '', spread_words)}
+end
+
 -- Prints the variants side by side and says, for each against the first, whether the difference exceeds
 -- the seed-to-seed spread (when several seeds ran) and what McNemar's paired test says on the first seed.
 function M.compare(variants, title)
@@ -263,22 +280,24 @@ function M.compare(variants, title)
    local ref, verdicts = variants[1], {}
    for k = 2, #variants do
       local v = variants[k]
-      local a, b = ref.evals[1], v.evals[1]
-      local only_ref, only_v, p = metrics.mcnemar(metrics.correct(a.pred, a.target_y), metrics.correct(b.pred, b.target_y))
-      local diff = v.mean - ref.mean
-      -- McNemar's seed 1 must point the way the mean over the seeds does, or its p says nothing about that difference
-      local agrees = (only_v - only_ref) * diff > 0
-      local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
-      local verdict = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'
-      if p < 0.05 and not agrees then verdict = 'not significant (McNemar\'s seed 1 points the other way from the mean)' end
-      if spread then
-         verdict = verdict .. (math.abs(diff) > 2 * spread and ', beyond twice the seed spread' or ', within the seed spread')
-      end
-      print(('  %s vs %s: %+.2f points, p = %.3g: %s'):format(v.name, ref.name, 100 * diff, p, verdict))
-      verdicts[v.name] = {diff = diff, p = p,
-                          significant = p < 0.05 and agrees and (not spread or math.abs(diff) > 2 * spread)}
+      local r = versus(ref, v)
+      print(('  %s vs %s: %+.2f points, p = %.3g: %s'):format(v.name, ref.name, 100 * r.diff, r.p, r.words))
+      verdicts[v.name] = r
    end
    return verdicts
+end
+
+-- The variant with the best mean test accuracy, and a sentence that says whether it is significantly ahead of the
+-- runner-up (versus: McNemar on seed 1 and the seed spread), so that "the best" is not read into a tie
+function M.best(variants)
+   local order = {}
+   for k, v in ipairs(variants) do order[k] = v end
+   table.sort(order, function(a, b) return a.mean > b.mean end)
+   local best, second = order[1], order[2]
+   if not second then return best, ('%s (%.2f%%)'):format(best.name, 100 * best.mean) end
+   local r = versus(second, best)
+   return best, ('%s gives the best test accuracy (%.2f%%), %s ahead of %s (%.2f%%; %s)'):format(best.name,
+      100 * best.mean, r.significant and 'significantly' or 'not significantly', second.name, 100 * second.mean, r.detail)
 end
 
 return M
