@@ -29,6 +29,6 @@ for k = 1, math.min(5, #deltas) do
 end
 if losers == 0 then print('no class loses recall in grayscale') end
 -- the verdict decides the words; why colour would help or hurt is not measured here, so it is not said
-print(('conclusion: %s'):format(not verdict.significant and 'no significant difference at this budget: shape alone carries as much as shape and colour'
+print(('conclusion: %s'):format(not verdict.significant and 'no significant difference at this budget'
                                  or colour.mean > gray.mean and ('colour helps (%+.2f points, significant)'):format(-100 * verdict.diff)
                                  or ('grayscale is better here (%+.2f points, significant)'):format(100 * verdict.diff)))

@@ -105,6 +105,12 @@ end
 -- the batch norms' statistics recomputed over the training images as they are (precisebn, and after average)
 local function precise_bn(model, pre) ts.updateBatchNorm(model, g.train, {preprocess = pre}) end
 
+-- a variant that is the recipe without one of its parts: the conclusion reads its verdict the other way round
+local function removal(variant, part)
+   variant.removes = part
+   return variant
+end
+
 local ingredients = {
    ema = function(base)
       return ts.experiment.variant(g, 'baseline+ema', {ema = 0.999}, recipe)
@@ -123,7 +129,8 @@ local ingredients = {
                                    widths = ts.experiment.baselineWidths}}, recipe)
    end,
    narrow = function(base)
-      return ts.experiment.variant(g, 'baseline-narrow', {model = {name = 'baseline', classes = 43}}, recipe)
+      return removal(ts.experiment.variant(g, 'baseline-narrow', {model = {name = 'baseline', classes = 43}}, recipe),
+                     'the 1.5x width')
    end,
    wider = function(base)
       return ts.experiment.variant(g, 'baseline-wider', {model = {name = 'baseline', classes = 43, widths = WIDER}}, recipe)
@@ -155,11 +162,11 @@ local ingredients = {
    end,
    nocutout = function(base)
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {}, {'cutout'})
-      return ts.experiment.variant(g, 'baseline-nocutout', {augment = ts.data.augment(aug)}, recipe)
+      return removal(ts.experiment.variant(g, 'baseline-nocutout', {augment = ts.data.augment(aug)}, recipe), 'cutout')
    end,
    nofade = function(base)
       local aug = ts.experiment.with(ts.experiment.baselineAugment, {}, {'fade'})
-      return ts.experiment.variant(g, 'baseline-nofade', {augment = ts.data.augment(aug)}, recipe)
+      return removal(ts.experiment.variant(g, 'baseline-nofade', {augment = ts.data.augment(aug)}, recipe), 'faded red paint')
    end,
    distill = function(base)
       local teaching = {}
@@ -216,16 +223,16 @@ local variants = {base}
 for _, name in ipairs(chosen) do variants[#variants + 1] = ingredients[name](base) end
 local verdicts = ts.experiment.compare(variants, ('ingredients of the baseline recipe (%d epochs, %d seed(s))'):format(
    opt.epochs, opt.seeds))
--- an addition (baseline+x) gains when it is better; a removal (baseline-x: the recipe without one of its parts)
--- says that part pays when the recipe without it is worse
+-- an addition gains when it is better; a removal (the recipe without one of its parts) says that part pays when the
+-- recipe without it is worse
 local said = {add = {}, hurts = {}, keep = {}, drop = {}}
 for k = 2, #variants do
-   local name = variants[k].name
-   local v = verdicts[name]
+   local variant = variants[k]
+   local v = verdicts[variant.name]
    if v.significant then
-      local removal = name:find('^baseline%-') ~= nil
-      local list = removal and (v.diff < 0 and said.keep or said.drop) or (v.diff > 0 and said.add or said.hurts)
-      list[#list + 1] = removal and name:gsub('^baseline%-', '') or name
+      local part = variant.removes
+      local list = part and (v.diff < 0 and said.keep or said.drop) or (v.diff > 0 and said.add or said.hurts)
+      list[#list + 1] = part or variant.name
    end
 end
 local parts = {}

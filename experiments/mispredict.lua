@@ -62,9 +62,14 @@ local function averages(list)
    local n, mean, se = #list, {}, {}
    for k = 1, 3 do
       mean[k] = sum[k] / n
-      se[k] = math.sqrt(math.max(0, sq[k] / n - mean[k] ^ 2) / math.max(n - 1, 1))
+      -- (one image has no spread to measure: its error is unknown, so no difference is called clear)
+      se[k] = n > 1 and math.sqrt(math.max(0, sq[k] / n - mean[k] ^ 2) / (n - 1)) or math.huge
    end
    return mean, se
+end
+if #wrong == 0 then
+   print('conclusion: no test image is mispredicted')
+   return
 end
 local step = math.max(1, math.floor(#right / 2000))
 local sample = {}

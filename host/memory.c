@@ -12,8 +12,8 @@
  * A limit makes allocations beyond it fail exactly as an exhausted device does (ts_error_oom): that is how
  * the out-of-memory handling is exercised on a machine without a GPU.
  *
- * TSHOST_MEMORY_EXACT=1 turns the cache and the rounding off: every block is the size asked for and goes back to
- * the device when freed. A memory checker (compute-sanitizer on a GPU, AddressSanitizer on make emu's) sees an
+ * TSHOST_MEMORY_EXACT=1 turns the cache and the rounding off for a caching device: every block is the size asked
+ * for and goes back to the device when freed (the CPU's blocks stay whole 64-byte lines). A memory checker (compute-sanitizer on a GPU, AddressSanitizer on make emu's) sees an
  * overrun only past a block's end, and a cached or rounded-up block hides it; PyTorch's
  * PYTORCH_NO_CUDA_MEMORY_CACHING is the same switch. Slow: every step allocates from the device.
  * Global state, documented in ts.h: the statistics and the cache, under one mutex, because the loader's
@@ -168,7 +168,7 @@ void *ts_memory_alloc(int device, size_t bytes, size_t *granted)
      * cache and the backend's own memory (workspaces) go back and it is tried once more */
     int failed = 0;
     p = device_alloc(k, want, &failed);
-    if (!p && !failed && caches(k)) {
+    if (!p && !failed && k->caching) {   /* (in exact mode the cache is empty, but the workspace is not) */
         give_back_cache(device, k);
         p = device_alloc(k, want, &failed);
     }

@@ -20,7 +20,7 @@ local tests = {}
 local SKIP = {}
 
 function t.test(name, fn)
-   local wanted = not name_pattern
+   local wanted = not name_pattern or name_pattern == ''
    for part in (name_pattern or ''):gmatch('[^|]+') do wanted = wanted or name:find(part, 1, true) ~= nil end
    if wanted then tests[#tests + 1] = {name = name, fn = fn, file = t.file} end
 end

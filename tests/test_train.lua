@@ -425,6 +425,15 @@ return function(t)
       bad({sampler = function() return {} end}, 'the sampler gives no images for an epoch')
       bad({sampler = function() return {0, 1, nil, 3} end}, 'the sampler returned a list with holes (position 3 of 4 is nil)')
       bad({sampler = function() return {0, 1.5} end}, "the sampler's position 2 holds 1.5")
+      -- a sampler whose epochs differ in size: the counts of updates and of each batch's share would be wrong
+      local calls = 0
+      local function growing()
+         calls = calls + 1
+         local order = {}
+         for i = 1, 40 * calls do order[i] = (i - 1) % g.train:size() end
+         return order
+      end
+      bad({sampler = growing, epochs = 2, batch = 16}, 'the sampler gave 80 images for epoch 1 and 40 before')
       -- the script options: a boolean that is not one is refused as a number that is not one is
       local rc, out = t.sh(t.tshost .. " -e 'ts.args = {quiet = \"maybe\"} ts.options{quiet = false}'")
       t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)

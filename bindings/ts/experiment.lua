@@ -261,6 +261,7 @@ local function versus(ref, v)
    local spread = (ref.sd and v.sd) and math.max(ref.sd, v.sd) or nil
    local words = p < 0.05 and 'significant (McNemar p < 0.05)' or 'not significant (McNemar p >= 0.05)'
    if p < 0.05 and against then words = 'not significant (McNemar\'s seed 1 points the other way from the mean)' end
+   if p < 0.05 and diff == 0 then words = 'not significant (the means over the seeds are equal)' end
    local spread_words = spread and (math.abs(diff) > 2 * spread and ', beyond twice the seed spread' or ', within the seed spread') or ''
    return {diff = diff, p = p, significant = p < 0.05 and agrees and (not spread or math.abs(diff) > 2 * spread),
            words = words .. spread_words,
@@ -290,6 +291,7 @@ end
 -- The variant with the best mean test accuracy, and a sentence that says whether it is significantly ahead of the
 -- runner-up (versus: McNemar on seed 1 and the seed spread), so that "the best" is not read into a tie
 function M.best(variants)
+   if #variants == 0 then error('ts.experiment.best: no variants', 2) end
    local order = {}
    for k, v in ipairs(variants) do order[k] = v end
    table.sort(order, function(a, b) return a.mean > b.mean end)

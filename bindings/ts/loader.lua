@@ -322,6 +322,7 @@ function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), 
 function Loader:epoch(first, seed)
    if self.c == nil then error('Loader: closed; it cannot start another epoch', 2) end
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
+   self.epoch_images = count   -- this epoch's, which a custom sampler may change from epoch to epoch
    check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, seed or C.ts_rng_u64(),
                            (first or 1) - 1))
    self.batches = C.ts_loader_batches(self.c)

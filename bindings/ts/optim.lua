@@ -63,20 +63,23 @@ function Optimizer:each(fn)
    end
 end
 
--- Scales all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
--- The squares are summed on the gradients' device and read once (one wait for the GPU, not one per tensor).
 -- Scales the gradients so that their joint L2 norm is at most max_norm (PyTorch's clip_grad_norm_). The norm is
--- summed and used where the gradients are; returned as a number, which waits for the device once, or, with
--- {wait = false} (ts.train's every step), not read back at all, so that a step on the GPU never waits for it.
+-- summed and used where the gradients are; the norm before clipping is returned as a number, which waits for the
+-- device once, or, with {wait = false} (ts.train's every step), not read back at all (nil), so that a step on the
+-- GPU never waits for it.
 function Optimizer:clipGradNorm(max_norm, opts)
    local acc
    self:each(function(_, _, grad)
       acc = acc or T.zerosOn(grad:device(), {1}, 'float64')
       check(C.ts_tensor_sumsq_add(acc._c, grad._c))
    end)
-   if not acc then return 0 end
+   local read = not (opts and opts.wait == false)
+   if not acc then
+      if read then return 0 end
+      return nil
+   end
    self:each(function(_, _, grad) check(C.ts_tensor_clip_scale(grad._c, acc._c, max_norm)) end)
-   if opts and opts.wait == false then return nil end
+   if not read then return nil end
    return math.sqrt(acc:get(1))
 end
 

@@ -886,6 +886,12 @@ local function train(cfg, spec, model)
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
       local epoch_batches = loader:epoch(partial and partial.step + 1 or 1)
+      -- the updates, the schedule and each batch's share of its update are counted from the epoch's images
+      if loader.epoch_images ~= epoch_images then
+         error(('ts.train: the sampler gave %d images for epoch %d and %d before: every epoch must have as many (the ' ..
+                'updates, the schedule and the gradient accumulation are counted from them)'):format(loader.epoch_images,
+                epoch, epoch_images), 0)
+      end
       -- the loader's next batch; with auto_microbatch, one it could not build or finish on the device for want of
       -- memory is built again (the same images and draws) once the model's memory is released
       local function batches()

@@ -20,8 +20,10 @@ void tsk_cpu_clip_scale(int64_t n, const double *sumsq, double max_norm, float *
 {
     double norm = sqrt(*sumsq);
     if (!(norm > max_norm)) return;   /* (a NaN norm scales nothing, as it compares false) */
-    float s = (float)(max_norm / (norm + 1e-6));
-    for (int64_t i = 0; i < n; i++) x[i] *= s;
+    double s = max_norm / (norm + 1e-6);
+    /* the product in double, rounded once: the bits Tensor:mul_(s) gave when clipping was Lua code */
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((double)x[i] * s);
 }
 
 void tsk_cpu_channel_sum(int64_t n, int64_t c, int64_t s, const float *x, float *sums)

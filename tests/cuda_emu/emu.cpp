@@ -47,11 +47,11 @@ static int made;                // slots 0..made-1 have their fiber
 static ucontext_t creator;
 static jmp_buf scheduler;
 static int current = -1;        // the fiber running, -1 when threads run directly
-static bool direct_mode;        // threads after thread 0 run without fibers: a barrier there is a fault
-static bool reached_barrier;    // thread 0 of the block reached a barrier
+static bool direct_mode;        // threads after the block's first run without fibers: a barrier there is a fault
+static bool reached_barrier;    // the block's first thread to run (thread 0, or the last in reverse) reached a barrier
 static const std::function<void()> *kernel_body;
 
-// Under AddressSanitizer (make emu-asan) every switch between stacks is announced before the jump and finished on
+// Under AddressSanitizer (build/emu-asan) every switch between stacks is announced before the jump and finished on
 // arrival, so that it knows which stack is live; otherwise these do nothing. The host's stack (the scheduler's) is
 // learnt when a fiber first arrives from it.
 static void *host_fake;
@@ -90,7 +90,7 @@ static void yield(void)
 void tsk_emu_syncthreads(void)
 {
     if (direct_mode) {
-        fault("__syncthreads reached by a thread when thread 0 of its block did not reach it");
+        fault("__syncthreads reached by a thread when the first thread of its block to run did not reach it");
         return;
     }
     if (current < 0) return;
@@ -316,7 +316,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     void *q = aligned_alloc(256, padded(bytes));
     if (!q) return result(cudaErrorMemoryAllocation);
     memset(q, 0xff, padded(bytes));   // NaN as float: reading what was never written poisons the results
-    // under AddressSanitizer (make emu-asan), the alignment's padding is out of bounds as the block's end is
+    // under AddressSanitizer (build/emu-asan), the alignment's padding is out of bounds as the block's end is
     ASAN_POISON_MEMORY_REGION((char *)q + bytes, padded(bytes) - bytes);
     allocations[q] = bytes;
     allocated += bytes;

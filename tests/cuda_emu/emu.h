@@ -8,8 +8,8 @@
 //   tsk_emu_launch(tsk_emu_config(grid, block, smem, stream), <a call of k>)(args); it runs at once, block after
 //   block, on the calling thread, as if the stream had one block resident at a time (a legal CUDA schedule);
 // - the threads of a block are fibers (ucontext) when the kernel synchronizes: __syncthreads switches to the next
-//   thread, and the block goes on when every thread has reached the barrier; a kernel whose thread 0 never
-//   reaches one runs its other threads one after another (__syncthreads must be reached by all threads of a block
+//   thread, and the block goes on when every thread has reached the barrier; a kernel whose first thread to run
+//   (thread 0) never reaches one runs its other threads one after another (__syncthreads must be reached by all threads of a block
 //   or none, so a later thread reaching one is reported as a fault);
 // - __shared__ variables are static: one copy, which each block in turn has to itself;
 // - device memory is host memory: a device pointer is readable by the host, which the real CUDA forbids, so the
