@@ -193,12 +193,13 @@ build/emu-asan/tshost: $(EMU_ASAN_OBJ)
 	$(CC) $(LDFLAGS) $(SANITIZE) -o $@ $^ $(LDLIBS) -lstdc++
 
 # then the layer-level tests again with every kernel's threads and blocks run last first (TSHOST_EMU_ORDER): a race
-# gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits);
+# gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits),
+# and with the device's memory out of the host's reach (TSHOST_EMU_GUARD: a host access stops with its stack);
 # and once more under AddressSanitizer with blocks of the exact size (build/emu-asan, above)
 EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|pretrained|updateBatchNorm|cross entropy|finished on the GPU|no room
 emu: build/emu/tshost build/emu-asan/tshost
 	TSHOST_ROOT=$(CURDIR) build/emu/tshost tests/run.lua test_cuda
-	TSHOST_EMU_ORDER=reverse TSHOST_ROOT=$(CURDIR) \
+	TSHOST_EMU_ORDER=reverse TSHOST_EMU_GUARD=1 TSHOST_ROOT=$(CURDIR) \
 	  build/emu/tshost tests/run.lua test_cuda '$(EMU_QUICK)'
 	TSHOST_MEMORY_EXACT=1 ASAN_OPTIONS=detect_leaks=0 TSHOST_ROOT=$(CURDIR) \
 	  build/emu-asan/tshost tests/run.lua test_cuda '$(EMU_QUICK)'

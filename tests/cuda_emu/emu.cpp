@@ -8,12 +8,16 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <execinfo.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <sanitizer/asan_interface.h>   // (the poisoning macros do nothing in a build without AddressSanitizer)
@@ -21,9 +25,91 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <vector>
 
 #include "emu.h"
+
+// a block's bytes with its alignment padding: 256-byte aligned as cudaMalloc's memory is
+static size_t padded(size_t bytes) { return bytes ? (bytes + 255) / 256 * 256 : 256; }
+
+// ---- the device boundary (TSHOST_EMU_GUARD=1) ------------------------------------------------------------
+// On a GPU the host cannot read or write device memory (a segmentation fault, or garbage); here it is host memory,
+// and such an access would go unseen. With TSHOST_EMU_GUARD=1 every device allocation comes from one reserved
+// region that is inaccessible (PROT_NONE) while the host's own code runs, and opened only while a kernel, a copy,
+// a memset or a library call runs (device_access). A host access then stops at once with its stack.
+static bool guarded(void)
+{
+    static const bool on = getenv("TSHOST_EMU_GUARD") && !strcmp(getenv("TSHOST_EMU_GUARD"), "1");
+    return on;
+}
+static const size_t ARENA = (size_t)1 << 40;   // address space only (MAP_NORESERVE): pages exist once written
+static char *arena;
+static size_t arena_top;                       // bytes handed out, bump-allocated; freed pages are given back
+static int open_count;                         // device_access scopes alive, on any thread
+static std::mutex arena_lock;
+static size_t page_up(size_t n) { return (n + 4095) & ~(size_t)4095; }
+static void arena_protect(void)
+{
+    if (arena_top) mprotect(arena, page_up(arena_top), open_count ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
+struct device_access {
+    device_access()
+    {
+        if (!guarded()) return;
+        std::lock_guard<std::mutex> hold(arena_lock);
+        if (open_count++ == 0) arena_protect();
+    }
+    ~device_access()
+    {
+        if (!guarded()) return;
+        std::lock_guard<std::mutex> hold(arena_lock);
+        if (--open_count == 0) arena_protect();
+    }
+};
+
+static void touched_device(int sig, siginfo_t *info, void *context)
+{
+    const char *at = (const char *)info->si_addr;
+    if (!(arena && at >= arena && at < arena + ARENA)) {   // not the device's memory: the fault it is
+        signal(SIGSEGV, SIG_DFL);
+        return;
+    }
+    static const char say[] = "cuda emulation: the host read or wrote device memory (on a GPU: a crash, or garbage); "
+                              "the host's stack:\n";
+    if (write(2, say, sizeof say - 1) < 0) _exit(134);
+    void *frames[48];
+    backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
+    _exit(134);
+}
+
+// a block of the guarded region, or NULL
+static void *arena_alloc(size_t bytes)
+{
+    std::lock_guard<std::mutex> hold(arena_lock);
+    if (!arena) {
+        void *r = mmap(NULL, ARENA, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED) return NULL;
+        arena = (char *)r;
+        struct sigaction sa = {};
+        sa.sa_sigaction = touched_device;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    if (arena_top + padded(bytes) > ARENA) return NULL;
+    char *q = arena + arena_top;   // (arena_top stays a multiple of 256)
+    arena_top += padded(bytes);
+    arena_protect();
+    return q;
+}
+
+// a guarded block's whole pages given back (its neighbours' pages stay)
+static void arena_free(void *p, size_t bytes)
+{
+    uintptr_t from = page_up((uintptr_t)p), to = ((uintptr_t)p + padded(bytes)) & ~(uintptr_t)4095;
+    if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+}
 
 // ---- the grid: blocks in turn, a block's threads as fibers ----------------------------------------------
 
@@ -195,6 +281,7 @@ static void run_block(dim3 block)
 void tsk_emu_run(const tsk_emu_config &c, const std::function<void()> &body)
 {
     if (sticky_error != cudaSuccess) return;
+    device_access open;
     unsigned threads = c.block.x * c.block.y * c.block.z;
     if (threads == 0 || threads > MAX_THREADS || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||
         c.grid.y > 65535 || c.grid.z > 65535 || (uint64_t)c.grid.x > 2147483647u || c.smem > 48 * 1024) {
@@ -305,16 +392,14 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 static long host_waits;
 extern "C" long tsk_emu_host_waits(void) { return host_waits; }
 
-// a block's bytes with its alignment padding: 256-byte aligned as cudaMalloc's memory is
-static size_t padded(size_t bytes) { return bytes ? (bytes + 255) / 256 * 256 : 256; }
-
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     STICKY();
     *p = NULL;
     if (memory_cap() && allocated + bytes > memory_cap()) return result(cudaErrorMemoryAllocation);
-    void *q = aligned_alloc(256, padded(bytes));
+    void *q = guarded() ? arena_alloc(bytes) : aligned_alloc(256, padded(bytes));
     if (!q) return result(cudaErrorMemoryAllocation);
+    device_access open;
     memset(q, 0xff, padded(bytes));   // NaN as float: reading what was never written poisons the results
     // under AddressSanitizer (build/emu-asan), the alignment's padding is out of bounds as the block's end is
     ASAN_POISON_MEMORY_REGION((char *)q + bytes, padded(bytes) - bytes);
@@ -332,8 +417,9 @@ cudaError_t cudaFree(void *p)
     host_waits++;
     allocated -= it->second;
     ASAN_UNPOISON_MEMORY_REGION((char *)p + it->second, padded(it->second) - it->second);
+    if (guarded()) arena_free(p, it->second);
+    else free(p);
     allocations.erase(it);
-    free(p);
     return cudaSuccess;
 }
 
@@ -373,6 +459,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
         fprintf(stderr, "cuda emulation: cudaMemcpyAsync between overlapping ranges (undefined on a GPU)\n");
         return result(cudaErrorInvalidValue);
     }
+    device_access open;
     memcpy(dst, src, bytes);
     return cudaSuccess;
 }
@@ -381,6 +468,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t strea
 {
     STICKY();
     if (bytes && !on_device(p, bytes)) return result(cudaErrorInvalidValue);
+    device_access open;
     memset(p, value, bytes);
     return cudaSuccess;
 }
@@ -457,6 +545,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
                               const float *alpha, const float *a, int lda, const float *b, int ldb, const float *beta,
                               float *c, int ldc)
 {
+    device_access open;   // a library call reads and writes the device's memory
     return gemm(ta, tb, m, n, k, *alpha, a, lda, b, ldb, *beta, c, ldc);
 }
 
@@ -465,6 +554,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             int ldb, const void *beta, void *c, cudaDataType ct, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t algo)
 {
+    device_access open;   // a library call reads and writes the device's memory
     if (at != CUDA_R_32F || bt != CUDA_R_32F || ct != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
     return gemm(ta, tb, m, n, k, *(const float *)alpha, (const float *)a, lda, (const float *)b, ldb,
                 *(const float *)beta, (float *)c, ldc);
@@ -718,6 +808,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, cudnnT
                                       cudnnConvolutionFwdAlgo_t algo, void *ws, size_t ws_bytes, const void *beta,
                                       cudnnTensorDescriptor_t yd, void *y)
 {
+    device_access open;   // a library call reads and writes the device's memory
     cudnnStatus_t s = ready(xd, wd, cv, yd, algo, ws_bytes);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     conv_geometry g = geometry(xd, wd, cv, yd);
@@ -743,6 +834,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
                                            cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t ws_bytes,
                                            const void *beta, cudnnTensorDescriptor_t dxd, void *dx)
 {
+    device_access open;   // a library call reads and writes the device's memory
     cudnnStatus_t s = ready(dxd, wd, cv, dyd, algo, ws_bytes);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     conv_geometry g = geometry(dxd, wd, cv, dyd);
@@ -769,6 +861,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              void *ws, size_t ws_bytes, const void *beta, cudnnFilterDescriptor_t dwd,
                                              void *dw)
 {
+    device_access open;   // a library call reads and writes the device's memory
     cudnnStatus_t s = ready(xd, dwd, cv, dyd, algo, ws_bytes);
     if (s != CUDNN_STATUS_SUCCESS) return s;
     conv_geometry g = geometry(xd, dwd, cv, dyd);
@@ -874,6 +967,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, cu
 cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t ad, const void *a,
                              const void *beta, cudnnTensorDescriptor_t cd, void *c)
 {
+    device_access open;   // a library call reads and writes the device's memory
     if ((ad->n != 1 && ad->n != cd->n) || (ad->c != 1 && ad->c != cd->c) || (ad->h != 1 && ad->h != cd->h) ||
         (ad->w != 1 && ad->w != cd->w))
         return CUDNN_STATUS_BAD_PARAM;
@@ -943,6 +1037,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardTraining(cudnnHandle_t h, cudnnBatch
                                                      const void *scale, const void *bias, double factor, void *run_mean,
                                                      void *run_var, double eps, void *save_mean, void *save_invstd)
 {
+    device_access open;   // a library call reads and writes the device's memory
     return batchnorm(true, mode, alpha, beta, xd, x, yd, y, pd, scale, bias, factor, run_mean, run_var, eps, save_mean,
                      save_invstd);
 }
@@ -953,6 +1048,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardInference(cudnnHandle_t h, cudnnBatc
                                                       const void *scale, const void *bias, const void *mean,
                                                       const void *var, double eps)
 {
+    device_access open;   // a library call reads and writes the device's memory
     return batchnorm(false, mode, alpha, beta, xd, x, yd, y, pd, scale, bias, 0, (void *)mean, (void *)var, eps, NULL,
                      NULL);
 }

@@ -12,8 +12,8 @@
 //   (thread 0) never reaches one runs its other threads one after another (__syncthreads must be reached by all threads of a block
 //   or none, so a later thread reaching one is reported as a fault);
 // - __shared__ variables are static: one copy, which each block in turn has to itself;
-// - device memory is host memory: a device pointer is readable by the host, which the real CUDA forbids, so the
-//   emulation cannot catch a host access to device memory (the host's code goes through the backend table).
+// - device memory is host memory; with TSHOST_EMU_GUARD=1 (emu.cpp) it is out of the host's reach except while a
+//   kernel, a copy or a library call runs, so a host access to a device pointer stops as a GPU's would crash.
 // - TSHOST_EMU_ORDER=reverse runs them last first (emu.cpp): a race shows as a result that depends on the order.
 // What it cannot show: a race that gives the same result in both orders, timing, and the GPU's rounding (fused
 // multiply-adds, fast math); cuBLAS and cuDNN are reference versions of their documented semantics.
