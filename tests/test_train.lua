@@ -879,12 +879,14 @@ return function(t)
                'cannot write ' .. dir .. '/no/such/dir/f.json.tmp')
    end)
 
-   -- the records of a run without their timings, which differ between any two runs
+   -- the records of a run without their timings, which differ between any two runs, and without the GPU's peak
+   -- memory, which depends on the process's history (a resumed run starts with an empty cache and its garbage is
+   -- collected at other moments)
    local function records(path)
       local out = {}
       for line in io.lines(path) do
          local r = ts.json.decode(line)
-         r.seconds, r.images_per_second = nil, nil
+         r.seconds, r.images_per_second, r.cuda_peak_bytes = nil, nil, nil
          out[#out + 1] = ts.json.encode(r)
       end
       return table.concat(out, '\n')
