@@ -294,7 +294,8 @@ static void repl(void)
     if (tty) printf("\n");
 }
 
-static void find_root(char *root, size_t size)
+/* exe: this executable's path ("" when unknown) */
+static void find_root(char *root, size_t size, const char *exe)
 {
     if (getenv("TSHOST_ROOT")) {
         snprintf(root, size, "%s", getenv("TSHOST_ROOT"));
@@ -302,10 +303,9 @@ static void find_root(char *root, size_t size)
     }
     /* beside the executable (a build tree), else one folder up (a release: bin/tshost-*; build/asan/tshost) or two
      * (build/emu/tshost) */
-    char exe[PATH_MAX], probe[PATH_MAX + 32];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    snprintf(root, size, "%s", n > 0 ? dirname(exe) : ".");
+    char folder[PATH_MAX], probe[PATH_MAX + 32];
+    snprintf(folder, sizeof folder, "%s", exe);   /* dirname writes into its argument */
+    snprintf(root, size, "%s", *exe ? dirname(folder) : ".");
     static const char *const up[] = {"", "/..", "/../.."};
     for (int i = 0; i < 3; i++) {
         snprintf(probe, sizeof probe, "%s%s/host/ts.h", root, up[i]);
@@ -410,7 +410,11 @@ int main(int argc, char **argv)
     }
 
     char root[PATH_MAX], path[3 * PATH_MAX];
-    find_root(root, sizeof root);
+    /* this executable, for the root and for ts.program */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    find_root(root, sizeof root, exe);
     if (doctor) {
         static char report[16384];
         ts_doctor_report(report, sizeof report, root);
@@ -431,11 +435,8 @@ int main(int argc, char **argv)
     /* the command that starts this same tshost again (a sweep's runs, the tests' subprocesses), as Python's
      * sys.executable: the release's launcher when it started this one (it sets TSHOST_PROGRAM, so that a run on
      * another node picks that node's build), else this executable */
-    char program[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", program, sizeof program - 1);
-    program[n > 0 ? n : 0] = 0;
     const char *launcher = getenv("TSHOST_PROGRAM");
-    lua_pushstring(L, launcher && *launcher ? launcher : n > 0 ? program : argv[0]);
+    lua_pushstring(L, launcher && *launcher ? launcher : *exe ? exe : argv[0]);
     lua_setglobal(L, "_TSHOST_PROGRAM");
 
     /* arg: arg[0] is the script, arg[1..] what follows it, as in the lua interpreter */

@@ -13,9 +13,10 @@
  * the out-of-memory handling is exercised on a machine without a GPU.
  *
  * TSHOST_MEMORY_EXACT=1 turns the cache and the rounding off for a caching device: every block is the size asked
- * for and goes back to the device when freed (the CPU's blocks stay whole 64-byte lines). A memory checker (compute-sanitizer on a GPU, AddressSanitizer on make emu's) sees an
- * overrun only past a block's end, and a cached or rounded-up block hides it; PyTorch's
- * PYTORCH_NO_CUDA_MEMORY_CACHING is the same switch. Slow: every step allocates from the device.
+ * for and goes back to the device when freed (the CPU's blocks stay whole 64-byte lines). A memory checker
+ * (compute-sanitizer on a GPU, AddressSanitizer on make emu's) sees an overrun only past a block's end, and a cached
+ * or rounded-up block hides it; PyTorch's PYTORCH_NO_CUDA_MEMORY_CACHING is the same switch. Slow: every step
+ * allocates from the device.
  * Global state, documented in ts.h: the statistics and the cache, under one mutex, because the loader's
  * thread allocates the batches it prepares. */
 #include <pthread.h>

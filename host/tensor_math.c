@@ -341,11 +341,17 @@ int ts_tensor_reduce(ts_tensor *out, const ts_tensor *a, int dim, int op)
     return 0;
 }
 
+/* a sum of squares for a gradient norm: a float64 [1] on t's device, and t a float32 tensor */
+static int check_sumsq(const char *what, const ts_tensor *sumsq, const ts_tensor *t)
+{
+    if (sumsq->dtype != TS_FLOAT64 || sumsq->ndim != 1 || sumsq->shape[0] != 1)
+        return ts_error("%s: the sum of squares must be a float64 tensor [1]", what);
+    return ts_check_f32(what, t) || ts_check_same_device(what, sumsq, t, NULL, NULL) ? -1 : 0;
+}
+
 int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t)
 {
-    if (acc->dtype != TS_FLOAT64 || acc->ndim != 1 || acc->shape[0] != 1)
-        return ts_error("sumsq: the sum must be a float64 tensor [1]");
-    if (ts_check_f32("sumsq", t) || ts_check_same_device("sumsq", acc, t, NULL, NULL)) return -1;
+    if (check_sumsq("sumsq", acc, t)) return -1;
     const tsk_backend *k = ts_kernels(t);
     k->sumsq_add(ts_tensor_numel(t), ts_f32(t), ts_tensor_data(acc));
     return ts_kernel_status(k, "sumsq");
@@ -353,9 +359,7 @@ int ts_tensor_sumsq_add(ts_tensor *acc, const ts_tensor *t)
 
 int ts_tensor_clip_scale(ts_tensor *t, const ts_tensor *sumsq, double max_norm)
 {
-    if (sumsq->dtype != TS_FLOAT64 || sumsq->ndim != 1 || sumsq->shape[0] != 1)
-        return ts_error("clip: the sum of squares must be a float64 tensor [1]");
-    if (ts_check_f32("clip", t) || ts_check_same_device("clip", t, sumsq, NULL, NULL)) return -1;
+    if (check_sumsq("clip", sumsq, t)) return -1;
     const tsk_backend *k = ts_kernels(t);
     k->clip_scale(ts_tensor_numel(t), ts_tensor_data(sumsq), max_norm, ts_f32(t));
     return ts_kernel_status(k, "clip");

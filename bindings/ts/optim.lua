@@ -73,14 +73,9 @@ function Optimizer:clipGradNorm(max_norm, opts)
       acc = acc or T.zerosOn(grad:device(), {1}, 'float64')
       check(C.ts_tensor_sumsq_add(acc._c, grad._c))
    end)
-   local read = not (opts and opts.wait == false)
-   if not acc then
-      if read then return 0 end
-      return nil
-   end
-   self:each(function(_, _, grad) check(C.ts_tensor_clip_scale(grad._c, acc._c, max_norm)) end)
-   if not read then return nil end
-   return math.sqrt(acc:get(1))
+   if acc then self:each(function(_, _, grad) check(C.ts_tensor_clip_scale(grad._c, acc._c, max_norm)) end) end
+   if opts and opts.wait == false then return nil end
+   return acc and math.sqrt(acc:get(1)) or 0
 end
 
 function Optimizer:lr() return self.groups[1].lr end
