@@ -196,7 +196,7 @@ build/emu-asan/tshost: $(EMU_ASAN_OBJ)
 # gives another result in one of the two orders (test_cuda's two-process test compares a whole training's bits),
 # and with the device's memory out of the host's reach (TSHOST_EMU_GUARD: a host access stops with its stack);
 # and once more under AddressSanitizer with blocks of the exact size (build/emu-asan, above)
-EMU_QUICK = every layer|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|pretrained|updateBatchNorm|cross entropy|finished on the GPU|no room
+EMU_QUICK = every layer|group of 42|padded copy|bf16 convolutions|dropout|metric losses|distillation|sign search|pretrained|updateBatchNorm|cross entropy|finished on the GPU|no room
 emu: build/emu/tshost build/emu-asan/tshost
 	TSHOST_ROOT=$(CURDIR) build/emu/tshost tests/run.lua test_cuda
 	TSHOST_EMU_ORDER=reverse TSHOST_EMU_GUARD=1 TSHOST_ROOT=$(CURDIR) \

@@ -17,6 +17,9 @@
 --         multiply-adds and is in the recipe since it gained 0.38 points on test)
 --   wider  the recipe's network at widths 56, 112, 224 (1,806,835 parameters, within the 2M budget of a single
 --         network; about 1.36 times the recipe's multiply-adds)
+--   deep  three convolutions in every stage instead of two (ts.models.refcnn's convs = {3, 3, 3}: 1,879,323
+--         parameters, within the 2M budget of a single network; about 1.6 times the recipe's multiply-adds):
+--         wider layers (wider) bought nothing at 32x32, so the depth the receptive fields get may
 --   bf16  the recipe in bf16 mixed precision (ts.train's precision: the convolutions' and linear layers' operands
 --         rounded to bfloat16, their products summed in fp32; AMX tiles or vdpbf16ps where the processor has
 --         them, the fp32 kernels elsewhere): the accuracy it costs at the full budget, and the time it saves
@@ -79,6 +82,7 @@ for k, v in pairs(opt) do recipe[k] = v end
 
 local TTA_VIEWS = 8
 local WIDER = {56, 112, 224}
+local DEEP = {3, 3, 3}   -- convolutions per stage
 local FINE = 48   -- the channels the last stage's 8x8 maps are brought to: 64 x 48 = 3,072 inputs, as the recipe's
 local DISTILL = {weight = 0.5, temperature = 1}
 local SHADOW = {0.3, 0.3}   -- probability, darkest gain
@@ -134,6 +138,10 @@ local ingredients = {
    end,
    wider = function(base)
       return ts.experiment.variant(g, 'baseline-wider', {model = {name = 'baseline', classes = 43, widths = WIDER}}, recipe)
+   end,
+   deep = function(base)
+      return ts.experiment.variant(g, 'baseline-deep', {model = {name = 'baseline', classes = 43,
+                                   widths = ts.experiment.baselineWidths, convs = DEEP}}, recipe)
    end,
    fine = function(base)
       return ts.experiment.variant(g, 'baseline+fine', {model = {name = 'baseline', classes = 43, widths = ts.experiment.baselineWidths,

@@ -261,12 +261,16 @@ int ts_cross_entropy_into(ts_tensor *loss, ts_tensor *correct, ts_tensor *grad_l
 int ts_distill_into(ts_tensor *loss, ts_tensor *grad_logits, const ts_tensor *logits, const ts_tensor *teacher_logits,
                     double temperature, double weight);
 
-/* ---- optimizers (host/optim.c): PyTorch's update rules, one parameter tensor per call ---------------- */
-int ts_sgd_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *momentum_buffer, double lr, double momentum,
-                double dampening, double weight_decay, int nesterov, int first_step);
-/* decoupled = 1 is AdamW; step counts from 1 */
-int ts_adam_step(ts_tensor *param, const ts_tensor *grad, ts_tensor *exp_avg, ts_tensor *exp_avg_sq, int64_t step,
-                 double lr, double beta1, double beta2, double eps, double weight_decay, int decoupled);
+/* ---- optimizers (host/optim.c): PyTorch's update rules over the `count` tensors of a parameter group --------
+ * (one launch on a GPU for all of them). Each list has count entries; a tensor listed twice, or sharing memory
+ * with another's state, is refused. SGD: momentum_buffers NULL (no momentum) or one per tensor, first_step[k]
+ * nonzero where that buffer starts as the gradient (may be NULL: none does). */
+int ts_sgd_step(int count, ts_tensor *const *params, ts_tensor *const *grads, ts_tensor *const *momentum_buffers,
+                const int *first_step, double lr, double momentum, double dampening, double weight_decay, int nesterov);
+/* decoupled = 1 is AdamW; steps[k] is tensor k's step count, from 1 */
+int ts_adam_step(int count, ts_tensor *const *params, ts_tensor *const *grads, ts_tensor *const *exp_avg,
+                 ts_tensor *const *exp_avg_sq, const int64_t *steps, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, int decoupled);
 /* sum of squares of a tensor (NaN on an error); _add adds it to acc, a float64 tensor [1] on t's device,
  * without waiting for the device: gradient-norm clipping over many tensors sums there and scales from it there */
 double ts_tensor_sumsq(const ts_tensor *t);

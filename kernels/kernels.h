@@ -47,6 +47,20 @@ typedef struct {
     int cutout_y, cutout_x, cutout_size;   /* top-left corner and side; size 0: none */
 } tsk_image_plan;
 
+/* One parameter tensor of an optimizer step over many (the step's list is on the host, the pointers in it on
+ * the device): all tensors of a parameter group are updated by one call, one launch on a GPU however many
+ * there are (PyTorch's foreach/fused steps), since a launch per tensor costs more than the update of a small
+ * one. What differs between them is here; what a group shares (lr, momentum, ...) is the call's. */
+typedef struct {
+    int64_t n;               /* elements */
+    float *p;                /* the parameter, updated in place */
+    const float *g;          /* its gradient */
+    float *m, *v;            /* SGD: m the momentum buffer (NULL: no momentum), v unused; Adam: the two moments */
+    float step_size;         /* Adam: lr / (1 - beta1^t) for this tensor's step count t */
+    float bc2_sqrt;          /* Adam: sqrt(1 - beta2^t) */
+    int first_step;          /* SGD: the momentum buffer starts as this step's gradient */
+} tsk_param;
+
 /* The host's allocator as a backend sees it, for the memory the backend needs besides tensors (the CPU
  * kernels' scratch, the GPU's workspace): counted with the tensors and under the same limit. alloc returns
  * the block and the size granted, which release takes back, or NULL with the host's error set; why gives that

@@ -284,6 +284,45 @@ return function(t)
       end
    end)
 
+   gpu_test(t, 'an optimizer step over a group of 42 tensors matches the CPU and launches a kernel per 32', function()
+      -- 21 Linear layers of different sizes (42 tensors, from 1 to 108 elements): past one launch's 32 tensors, so the
+      -- joined index range of each launch and the search for a tensor in it are both crossed
+      local function net()
+         local s = nn.Sequential()
+         for i = 1, 21 do s:add(nn.Linear(i % 9 + 1, (i * 5) % 12 + 1)) end
+         return s
+      end
+      local ffi = require('ffi')
+      local counted = pcall(function()
+         ffi.cdef('long tsk_emu_launches(void);')
+         return ffi.C.tsk_emu_launches
+      end)
+      for _, make in ipairs({
+         function(m) return ts.optim.SGD(m, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4}) end,
+         function(m) return ts.optim.AdamW(m, {lr = 0.01, weight_decay = 0.05}) end,
+      }) do
+         local cpu, gpu = twins(net)
+         local oa, ob = make(cpu), make(gpu)
+         local _, ga = cpu:parameters()
+         local pb, gb = gpu:parameters()
+         t.eq(#pb, 42)
+         for step = 1, 3 do
+            for i = 1, #ga do
+               ga[i]:copy(ts.randn(ga[i]:size()))
+               gb[i]:copy(ga[i])
+            end
+            oa:step()
+            local before = counted and ffi.C.tsk_emu_launches()
+            ob:step()
+            if counted and step > 1 then   -- the first step also makes the state
+               t.eq(tonumber(ffi.C.tsk_emu_launches() - before), 2, oa.kind .. ': launches for 42 tensors')
+            end
+         end
+         local pa = cpu:parameters()
+         for i = 1, #pa do t.near(pb[i]:cpu(), pa[i], 1e-5, 1e-6, oa.kind .. ' parameter ' .. i) end
+      end
+   end)
+
    gpu_test(t, 'a training step never waits for the GPU: an epoch of 16 steps waits no more often than one of 8', function()
       -- the emulation counts the host's waits for the whole queue (stream synchronizations, cudaFree); a real GPU
       -- cannot count them this way. Every training feature that runs each step is on: augmentation finished on the

@@ -318,6 +318,45 @@ return function(t)
       t.near(math.sqrt(lin.grad.weight:square():sum() + lin.grad.bias:square():sum()), 1, 1e-4)
    end)
 
+   t.test('an optimizer steps all the tensors of a group in one call, as it steps them one by one', function()
+      local function net() ts.manualSeed(4); return nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3), nn.Linear(3, 2)) end
+      for _, make in ipairs({
+         function(groups) return ts.optim.SGD(groups, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4}) end,
+         function(groups) return ts.optim.SGD(groups, {lr = 0.1}) end,
+         function(groups) return ts.optim.Adam(groups, {lr = 0.01, weight_decay = 1e-4}) end,
+         function(groups) return ts.optim.AdamW(groups, {lr = 0.01}) end,
+      }) do
+         local a, b = net(), net()
+         local pb, gb = b:parameters()
+         local singles = {}
+         for i = 1, #pb do singles[i] = {params = {{pb[i]}, {gb[i]}}} end
+         local oa, ob = make(a), make(singles)
+         for step = 1, 3 do
+            local _, ga = a:parameters()
+            for i = 1, #ga do
+               ga[i]:copy(ts.randn(ga[i]:size()))
+               gb[i]:copy(ga[i])
+            end
+            oa:step()
+            ob:step()
+         end
+         local pa = a:parameters()
+         for i = 1, #pa do t.truthy(pa[i]:equal(pb[i]), oa.kind .. ': parameter ' .. i .. ' differs') end
+      end
+   end)
+
+   t.test('an optimizer refuses a tensor listed twice and names the parameter whose gradient does not fit', function()
+      local w, g = ts.randn(3, 2), ts.randn(3, 2)
+      t.raises(function() ts.optim.SGD({{params = {{w, w}, {g, g}}}}, {lr = 0.1}):step() end,
+               'sgd: parameters 1 and 2 (or their state) share memory')
+      t.raises(function() ts.optim.Adam({{params = {{ts.randn(2), w}, {ts.randn(2), ts.randn(5)}}}}):step() end,
+               'adam: gradient of parameter 2')
+      -- a view of another parameter's memory is the same memory
+      local flat = ts.randn(10)
+      t.raises(function() ts.optim.SGD({{params = {{flat, flat:narrow(1, 4, 3)}, {ts.randn(10), ts.randn(3)}}}}, {lr = 1}):step() end,
+               'share memory')
+   end)
+
    t.test('parameter groups: own learning rates and frozen parts', function()
       local body, head = nn.Linear(4, 4), nn.Linear(4, 2)
       local opt = ts.optim.SGD({{params = body, lr = 0}, {params = head}}, {lr = 0.5})

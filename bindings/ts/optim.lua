@@ -4,9 +4,11 @@
 -- A group's `params` is a module (its unfrozen parameters) or a {params, grads} pair of lists; each
 -- group may override any option. opt:step() applies the gradients, opt:zeroGrad() clears them.
 -- State (momentum buffers, Adam moments, step counts) lives in opt.state[i] per parameter, in order.
+local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
-local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+local C, check = cffi.C, cffi.check
+local tensors = ffi.typeof('ts_tensor *[?]')
 
 local optim = {}
 
@@ -63,6 +65,30 @@ function Optimizer:each(fn)
    end
 end
 
+-- fn(group, states) for each group, states[i] being the state of the group's parameter i (the tables of self.state)
+function Optimizer:eachGroup(fn)
+   local k = 0
+   for _, g in ipairs(self.groups) do
+      local states = {}
+      for i = 1, #g.params do states[i] = self.state[k + i] end
+      k = k + #g.params
+      fn(g, states)
+   end
+end
+
+-- The C lists of a group's tensors for one step: {params, grads} and, for each state name given, the states' tensors
+local function lists(g, states, ...)
+   local n = #g.params
+   local out = {tensors(n), tensors(n)}
+   for i = 1, n do out[1][i - 1], out[2][i - 1] = g.params[i]._c, g.grads[i]._c end
+   for j, name in ipairs({...}) do
+      local l = tensors(n)
+      for i = 1, n do l[i - 1] = states[i][name]._c end
+      out[2 + j] = l
+   end
+   return unpack(out)
+end
+
 -- Scales the gradients so that their joint L2 norm is at most max_norm (PyTorch's clip_grad_norm_). The norm is
 -- summed and used where the gradients are; the norm before clipping is returned as a number, which waits for the
 -- device once, or, with {wait = false} (ts.train's every step), not read back at all (nil), so that a step on the
@@ -87,15 +113,18 @@ function optim.SGD(groups, opts)
                                      groups, opts), SGD)
 end
 
+-- every tensor of a group in one call (one launch on a GPU)
 function SGD:step()
-   self:each(function(g, p, grad, st)
-      local first = false
-      if g.momentum ~= 0 and not st.momentum_buffer then
-         st.momentum_buffer = p:zerosLike()
-         first = true
+   self:eachGroup(function(g, states)
+      local n, first = #g.params, ffi.new('int[?]', #g.params)
+      if g.momentum ~= 0 then
+         for i, st in ipairs(states) do
+            if not st.momentum_buffer then st.momentum_buffer, first[i - 1] = g.params[i]:zerosLike(), 1 end
+         end
       end
-      check(C.ts_sgd_step(p._c, grad._c, ptr(st.momentum_buffer), g.lr, g.momentum, g.dampening, g.weight_decay,
-                          g.nesterov and 1 or 0, first and 1 or 0))
+      local params, grads, buffers = lists(g, states, g.momentum ~= 0 and 'momentum_buffer' or nil)
+      check(C.ts_sgd_step(n, params, grads, buffers, first, g.lr, g.momentum, g.dampening, g.weight_decay,
+                          g.nesterov and 1 or 0))
    end)
 end
 
@@ -112,13 +141,16 @@ optim.Adam = adam('Adam', false, 0)
 optim.AdamW = adam('AdamW', true, 1e-2)
 
 function Adam:step()
-   self:each(function(g, p, grad, st)
-      if not st.exp_avg then
-         st.exp_avg, st.exp_avg_sq, st.step = p:zerosLike(), p:zerosLike(), 0
+   self:eachGroup(function(g, states)
+      local n, steps = #g.params, ffi.new('int64_t[?]', #g.params)
+      for i, st in ipairs(states) do
+         if not st.exp_avg then st.exp_avg, st.exp_avg_sq, st.step = g.params[i]:zerosLike(), g.params[i]:zerosLike(), 0 end
+         st.step = st.step + 1
+         steps[i - 1] = st.step
       end
-      st.step = st.step + 1
-      check(C.ts_adam_step(p._c, grad._c, st.exp_avg._c, st.exp_avg_sq._c, st.step, g.lr, g.beta1, g.beta2, g.eps,
-                           g.weight_decay, self.decoupled and 1 or 0))
+      local params, grads, m, v = lists(g, states, 'exp_avg', 'exp_avg_sq')
+      check(C.ts_adam_step(n, params, grads, m, v, steps, g.lr, g.beta1, g.beta2, g.eps, g.weight_decay,
+                           self.decoupled and 1 or 0))
    end)
 end
 

@@ -1,22 +1,28 @@
-/* Optimizer updates over whole tensors; the rules, shared with the GPU, are in kernels/pointwise.h. */
-#include <math.h>
-
+/* Optimizer updates over the tensors of a parameter group; the rules, shared with the GPU, are in
+ * kernels/pointwise.h. Each tensor's elements are split among the threads when it is large. */
 #include "cpu.h"
 #include "../pointwise.h"
 
-void tsk_cpu_sgd_step(int64_t n, float *p, const float *g, float *buf, float lr, float momentum, float dampening,
-                      float weight_decay, int nesterov, int first_step)
+void tsk_cpu_sgd_step(int count, const tsk_param *params, float lr, float momentum, float dampening,
+                      float weight_decay, int nesterov)
 {
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-        tsk_sgd_update(&p[i], g[i], buf ? &buf[i] : NULL, lr, momentum, dampening, weight_decay, nesterov, first_step);
+    for (int k = 0; k < count; k++) {
+        const tsk_param t = params[k];
+        #pragma omp parallel for schedule(static) if (t.n > 65536)
+        for (int64_t i = 0; i < t.n; i++)
+            tsk_sgd_update(&t.p[i], t.g[i], t.m ? &t.m[i] : NULL, lr, momentum, dampening, weight_decay, nesterov,
+                           t.first_step);
+    }
 }
 
-void tsk_cpu_adam_step(int64_t n, float *p, const float *g, float *m, float *v, float lr, float beta1, float beta2,
-                       float eps, float weight_decay, int decoupled, float bias_correction1, float bias_correction2)
+void tsk_cpu_adam_step(int count, const tsk_param *params, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, int decoupled)
 {
-    float step_size = lr / bias_correction1, bc2_sqrt = sqrtf(bias_correction2);
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-        tsk_adam_update(&p[i], g[i], &m[i], &v[i], lr, beta1, beta2, eps, weight_decay, decoupled, step_size, bc2_sqrt);
+    for (int k = 0; k < count; k++) {
+        const tsk_param t = params[k];
+        #pragma omp parallel for schedule(static) if (t.n > 65536)
+        for (int64_t i = 0; i < t.n; i++)
+            tsk_adam_update(&t.p[i], t.g[i], &t.m[i], &t.v[i], lr, beta1, beta2, eps, weight_decay, decoupled,
+                            t.step_size, t.bc2_sqrt);
+    }
 }

@@ -278,9 +278,15 @@ static void run_block(dim3 block)
     }
 }
 
+// Kernel launches, counted so that tests can hold a step to the launches it should make (tsk_emu_launches, read
+// through the FFI as tsk_emu_host_waits is): a launch costs a few microseconds, more than a small kernel's work.
+static long launches;
+extern "C" long tsk_emu_launches(void) { return launches; }
+
 void tsk_emu_run(const tsk_emu_config &c, const std::function<void()> &body)
 {
     if (sticky_error != cudaSuccess) return;
+    launches++;
     device_access open;
     unsigned threads = c.block.x * c.block.y * c.block.z;
     if (threads == 0 || threads > MAX_THREADS || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||

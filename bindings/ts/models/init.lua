@@ -11,7 +11,8 @@ local models = {}
 -- conv stages of widths {32, 64, 128} (3x3 without bias, BN, ReLU; two convs in the first two stages),
 -- each followed by a 2x2 max-pool, then Flatten, Dropout, Linear(2048, 256), ReLU, Linear(256, classes).
 -- opts: classes (43), channels (3 input channels), widths, hidden (256), dropout (0.5),
--- stage3 (convolutions in the third stage, 1), stn (a spatial transformer in front: models.localization's
+-- stage3 (convolutions in the third stage, 1), convs ({2, 2, stage3}: convolutions in each of the three stages,
+-- a deeper network at the same widths), stn (a spatial transformer in front: models.localization's
 -- network predicts an affine warp of the input, which the rest then sees; false), multiscale (false: true
 -- feeds the classifier the first stage's features too, as Sermanet & LeCun's multi-scale network does: the
 -- pooled 16x16 maps pooled again by 4 to 4x4, 16 w1 features joined to the last stage's 16 w3, so the
@@ -34,16 +35,18 @@ function models.refcnn(opts)
       into:add(nn.BatchNorm2d(b))
       into:add(nn.ReLU())
    end
-   block(net, cin, w[1])
-   block(net, w[1], w[1])
+   local convs = opts.convs or {2, 2, opts.stage3 or 1}
+   local function stage(into, a, b, n)
+      block(into, a, b)
+      for _ = 2, n do block(into, b, b) end
+   end
+   stage(net, cin, w[1], convs[1])
    net:add(nn.MaxPool2d(2))
    -- stages 2 and 3: [N, w1, 16, 16] -> [N, 16 w3]
    local deep = opts.multiscale and nn.Sequential() or net
-   block(deep, w[1], w[2])
-   block(deep, w[2], w[2])
+   stage(deep, w[1], w[2], convs[2])
    deep:add(nn.MaxPool2d(2))
-   block(deep, w[2], w[3])
-   for _ = 2, opts.stage3 or 1 do block(deep, w[3], w[3]) end
+   stage(deep, w[2], w[3], convs[3])
    if opts.fine and opts.gap then error('ts.models.refcnn: fine and gap are two ways to end the third stage; give one', 2) end
    if opts.fine then
       deep:add(nn.Conv2d(w[3], opts.fine, 1, {bias = false}))
