@@ -108,11 +108,43 @@ static unsigned char *reorient(const unsigned char *px, int w, int h, int c, int
     return out;
 }
 
+/* The bytes a binary PNM (P5, P6) or an uncompressed BMP with this header needs, or 0 for other files: stb reads
+ * these formats without checking that the pixels are all there, and a truncated file came back as an image
+ * whose missing part was black. h is the height stb reports (negative for a top-down BMP). */
+static size_t declared_bytes(const unsigned char *d, size_t n, int w, int h, int c)
+{
+    if (h < 0) h = -h;
+    if (n >= 54 && d[0] == 'B' && d[1] == 'M') {
+        uint32_t offset = d[10] | d[11] << 8 | d[12] << 16 | (uint32_t)d[13] << 24;
+        unsigned bpp = d[28] | d[29] << 8;
+        uint32_t compression = d[30] | d[31] << 8 | d[32] << 16 | (uint32_t)d[33] << 24;
+        if (compression != 0 && compression != 3) return 0;   /* RLE and embedded JPEG/PNG: sizes vary */
+        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
+        return (size_t)(offset + row * (uint64_t)h);
+    }
+    if (n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6')) {
+        /* magic, width, height, maxval, each after whitespace or comments, then one whitespace byte */
+        size_t at = 2;
+        long maxval = 0;
+        for (int field = 0; field < 3; field++) {
+            while (at < n && (d[at] == ' ' || d[at] == '\t' || d[at] == '\n' || d[at] == '\r' || d[at] == '#'))
+                if (d[at] == '#') while (at < n && d[at] != '\n') at++;
+                else at++;
+            long v = 0;
+            while (at < n && d[at] >= '0' && d[at] <= '9' && v < 1L << 20) v = v * 10 + (d[at++] - '0');
+            if (field == 2) maxval = v;
+        }
+        at++;
+        return at + (uint64_t)w * h * c * (maxval > 255 ? 2 : 1);
+    }
+    return 0;
+}
+
 /* why stb_image failed, in its words (it gives none for some files) */
 static const char *stb_reason(void)
 {
     const char *reason = stbi_failure_reason();
-    return reason && *reason ? reason : "no image data";
+    return reason && *reason ? reason : "stb_image gives no reason";
 }
 
 ts_tensor *ts_image_load(const char *path, int channels)
@@ -135,8 +167,11 @@ ts_tensor *ts_image_load(const char *path, int channels)
     int w, h, n;
     int image_kind;
     const char *kind = ts_file_kind(data, size, &image_kind);
+    int known = size && stbi_info_from_memory(data, (int)size, &w, &h, &n);
+    if (known && h < 0 && h > INT_MIN && kind && !strcmp(kind, "a BMP image")) h = -h;   /* a top-down BMP */
+    size_t needed = known && w > 0 && h > 0 ? declared_bytes(data, size, w, h, n) : 0;
     if (!size) ts_error("%s: is empty, not an image", path);
-    else if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) {
+    else if (!known) {
         /* stb tries every format in turn, so an image it refuses (too large for stb, or broken) ends with the
            last format's "unknown type": the first bytes say which it was */
         if (image_kind) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
@@ -147,8 +182,12 @@ ts_tensor *ts_image_load(const char *path, int channels)
     else if ((int64_t)w * h > ts_image_pixel_limit(0))
         ts_error("%s: %d x %d pixels is more than the limit of %lld (ts.image.pixelLimit(n) or TSHOST_MAX_PIXELS "
                  "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
+    else if (size < needed)
+        ts_error("%s: is truncated: %d x %d pixels need %zu bytes, the file has %zu", path, w, h, needed, size);
     else if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
-        ts_error("%s: cannot read the image: %s", path, stb_reason());
+        /* stb's reason is often a format it tried before this one ("Not a PNG" for a truncated JPEG) */
+        if (kind) ts_error("%s: %s that is truncated or corrupt", path, kind);
+        else ts_error("%s: cannot read the image: %s", path, stb_reason());
     } else {
         int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
         if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))
@@ -178,6 +217,11 @@ static int check_image(const char *what, const ts_tensor *image)
     if (image->dtype != TS_UINT8 || image->ndim != 3 || image->shape[2] < 1 || image->shape[2] > 4 ||
         !ts_tensor_is_contiguous(image))
         return ts_error("%s: expected a contiguous uint8 image [H,W,C] with 1 to 4 channels, got %s", what,
+                        ts_shape_str(image, buf, sizeof buf));
+    /* an image file holds at least one pixel (a PNG of height 0 is one no reader opens), and stb's int sizes */
+    if (image->shape[0] < 1 || image->shape[1] < 1 || image->shape[0] > (1 << 24) || image->shape[1] > (1 << 24) ||
+        image->shape[0] * image->shape[1] * image->shape[2] > INT_MAX / 2)
+        return ts_error("%s: an image of %s pixels cannot be written (1 to 16,777,216 a side, under 1 GB)", what,
                         ts_shape_str(image, buf, sizeof buf));
     return 0;
 }
@@ -219,17 +263,23 @@ ts_tensor *ts_image_encode_png(const ts_tensor *image)
     return out;
 }
 
+/* The file is encoded in memory, then written whole or not at all (ts_write_file): stb's own file writers
+ * ignore a failed write, and a full disk gave a truncated image and a success */
 int ts_image_save(const char *path, const ts_tensor *image)
 {
+    if (!path) return ts_error("image.save: no path");
     if (check_image("image.save", image)) return -1;
     int w = (int)image->shape[1], h = (int)image->shape[0], c = (int)image->shape[2];
     const void *px = ts_tensor_data(image);
-    int ok = has_extension(path, ".jpg") || has_extension(path, ".jpeg") ? stbi_write_jpg(path, w, h, c, px, 95)
-             : has_extension(path, ".bmp")                               ? stbi_write_bmp(path, w, h, c, px)
-             : has_extension(path, ".tga")                               ? stbi_write_tga(path, w, h, c, px)
-                                                                         : stbi_write_png(path, w, h, c, px, w * c);
-    if (!ok) return ts_error("%s: cannot write the image", path);
-    return 0;
+    byte_buffer b = {0};
+    int ok = has_extension(path, ".jpg") || has_extension(path, ".jpeg") ? stbi_write_jpg_to_func(append, &b, w, h, c, px, 95)
+             : has_extension(path, ".bmp")                               ? stbi_write_bmp_to_func(append, &b, w, h, c, px)
+             : has_extension(path, ".tga")                               ? stbi_write_tga_to_func(append, &b, w, h, c, px)
+                                                                         : stbi_write_png_to_func(append, &b, w, h, c, px, w * c);
+    int rc = !ok || b.failed ? ts_error("%s: out of memory encoding a %dx%d image", path, w, h)
+                             : ts_write_file(path, b.data, b.size);
+    free(b.data);
+    return rc;
 }
 
 /* Weights of each output position along one axis: out[i] = sum_k w[i][k] in[first[i] + k]. */

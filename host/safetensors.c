@@ -654,43 +654,24 @@ int ts_safetensors_write(const char *path, int count, const char *const *names, 
     while ((ftell(h) % 8) != 0) fputc(' ', h);   /* data aligned to 8 bytes, as the reference writer does */
     fclose(h);
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(header);
-        return ts_error("out of memory");
-    }
-    snprintf(tmp, tlen, "%s.tmp%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
+    ts_atomic_file *fp = ts_atomic_open(path);
     if (!fp) {
-        int rc = ts_error("%s: cannot create: %s", tmp, strerror(errno));
         free(header);
-        free(tmp);
-        return rc;
+        return -1;
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, hlen, fp) == hlen;
+    ts_atomic_write(fp, len8, 8);
+    ts_atomic_write(fp, header, hlen);
+    free(header);
+    int ok = 1;
     for (int i = 0; ok && i < count; i++) {
         ts_tensor *h = ts_host_copy(tensors[i]);   /* a CUDA tensor is written from a host copy */
         ts_tensor *c = h ? ts_tensor_contiguous(h) : NULL;
         ts_tensor_free(h);
         ok = c != NULL;
-        if (ok) {
-            size_t bytes = (size_t)ts_tensor_numel(c) * (size_t)ts_dtype_size(c->dtype);
-            ok = fwrite(ts_tensor_data(c), 1, bytes, fp) == bytes;
-        }
+        if (ok) ts_atomic_write(fp, ts_tensor_data(c), (size_t)ts_tensor_numel(c) * (size_t)ts_dtype_size(c->dtype));
         ts_tensor_free(c);
     }
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = fclose(fp) == 0 && ok;
-    free(header);
-    if (!ok || rename(tmp, path)) {
-        int rc = ts_error("%s: write failed: %s (the previous file, if any, is untouched)", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return 0;
+    return ts_atomic_close(fp, ok);
 }

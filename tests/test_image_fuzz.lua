@@ -167,6 +167,50 @@ return function(t)
       end
    end)
 
+   -- stb reads PPM and BMP pixels without checking they are all there: a cut file came back as an image whose
+   -- missing part was black, and was classified
+   t.test('a cut BMP or PPM is refused, a top-down BMP loads upright, a cut JPEG is named as one', function()
+      local dir = t.tmpdir()
+      local img = (ts.rand(6, 9, 3) * 255):byte()
+      ts.image.save(dir .. '/a.bmp', img)
+      local bmp = t.readfile(dir .. '/a.bmp')
+      t.writefile(dir .. '/cut.bmp', bmp:sub(1, #bmp - 20))
+      t.raises(function() ts.image.load(dir .. '/cut.bmp') end, 'cut.bmp: is truncated: 9 x 6 pixels need')
+      local ppm = 'P6\n# a comment\n9 6\n255\n' .. string.rep('\100\150\200', 54)
+      t.writefile(dir .. '/a.ppm', ppm)
+      t.eq(tostring(ts.image.load(dir .. '/a.ppm'):size()), '[6x9x3]')
+      t.writefile(dir .. '/cut.ppm', ppm:sub(1, #ppm - 1))
+      t.raises(function() ts.image.load(dir .. '/cut.ppm') end, 'cut.ppm: is truncated')
+      -- top-down: the height negated and the rows (28 bytes each: 27 and a byte of padding) in reading order
+      local offset = bmp:byte(11) + 256 * bmp:byte(12)
+      local rows = {}
+      for r = 5, 0, -1 do rows[#rows + 1] = bmp:sub(offset + 1 + 28 * r, offset + 28 * (r + 1)) end
+      t.writefile(dir .. '/down.bmp', bmp:sub(1, 22) .. le32(0x100000000 - 6) .. bmp:sub(27, offset) .. table.concat(rows))
+      t.truthy(ts.image.load(dir .. '/down.bmp'):equal(img), 'the top-down BMP is not the image')
+      ts.image.save(dir .. '/a.jpg', img)
+      local jpg = t.readfile(dir .. '/a.jpg')
+      t.writefile(dir .. '/cut.jpg', jpg:sub(1, 200))
+      t.raises(function() ts.image.load(dir .. '/cut.jpg') end, 'cut.jpg: a JPEG image that is truncated or corrupt')
+   end)
+
+   -- An image is written whole or not at all, as ts.save writes: encoded in memory, written beside the target,
+   -- flushed and renamed (stb's own writers ignored a failed write, and a full disk gave a cut image and success)
+   t.test('ts.image.save writes whole or not at all, and says why it could not', function()
+      local dir = t.tmpdir()
+      local small = ts.zeros({8, 8, 3}, 'uint8')
+      ts.image.save(dir .. '/a.png', small)
+      -- a file size limit of 2 blocks (1 KiB) makes the large write fail (SIGXFSZ ignored: the write returns EFBIG)
+      local rc, out = t.sh(("cd %s && trap '' XFSZ && ulimit -f 2 && %s -e \"print(pcall(ts.image.save, 'a.png', " ..
+                            "ts.rand(3, 300, 300)))\""):format(dir, t.tshost))
+      t.truthy(rc == 0 and out:find('a.png: write failed: File too large (the previous file, if any, is untouched)', 1, true), out)
+      t.truthy(ts.image.load(dir .. '/a.png'):equal(small), 'the previous image was damaged')
+      t.eq(select(2, t.sh(('ls %s'):format(dir))), 'a.png\n', 'the temporary file is left behind')
+      t.raises(function() ts.image.save(dir .. '/none/b.png', small) end, 'none/b.png.tmp')
+      t.raises(function() ts.image.save(nil, small) end, 'ts.image.save(path, img): path must be a string')
+      t.raises(function() ts.image.save(dir .. '/c.png', nil) end, 'ts.image.save(path, img): expected an image tensor, got nil')
+      t.raises(function() ts.image.save(dir .. '/c.png', ts.zeros({0, 4, 3}, 'uint8')) end, 'cannot be written')
+   end)
+
    t.test('a directory, an empty file, a missing one and a piped one', function()
       local dir = t.tmpdir()
       t.raises(function() ts.image.load(dir) end, dir .. ': is a directory, not a file')

@@ -65,19 +65,21 @@ function image.drawBox(img, box, rgb, thickness)
 end
 
 -- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C]; a uint8 image as it is
-local function as_bytes(img)
+local function as_bytes(img, what)
+   if not T.isTensor(img) then error(('%s: expected an image tensor, got %s'):format(what, type(img)), 3) end
    if img:dtype() == 'uint8' then return img:contiguous() end
    return (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
 end
 
 -- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
 function image.save(path, img)
-   check(C.ts_image_save(path, as_bytes(img)._c))
+   if type(path) ~= 'string' then error('ts.image.save(path, img): path must be a string', 2) end
+   check(C.ts_image_save(path, as_bytes(img, 'ts.image.save(path, img)')._c))
    return path
 end
 
 function image.encodePng(img)
-   local png = T.wrap(C.ts_image_encode_png(as_bytes(img)._c))
+   local png = T.wrap(C.ts_image_encode_png(as_bytes(img, 'ts.image.encodePng(img)')._c))
    return ffi.string(png:data(), png:numel())
 end
 
