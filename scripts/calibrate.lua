@@ -10,7 +10,7 @@ if not run or run:sub(1, 1) == '-' then
 end
 local opt = ts.experiment.options{tta = 1}   -- and the data options of the experiment that made the run
 local model, config = ts.models.load(run)
-local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
+local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
 local cal = ts.experiment.calibrate(model, g, ts.data.preprocess(config.preprocess), nil, opt.tta)
 ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))

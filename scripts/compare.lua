@@ -14,8 +14,8 @@ if #runs == 0 then
 end
 local rows = {}
 for _, run in ipairs(runs) do
-   local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)'))
-   local config = ts.json.decode(ts.files.readFile(run .. '/config.json') or '{}')
+   local final = ts.json.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)', 0)
+   local config = ts.json.readFile(run .. '/config.json') or {}
    local preds = ts.load(run .. '/test_predictions.safetensors')
    rows[#rows + 1] = {run = run, final = final, config = config, correct = ts.metrics.correct(preds.pred, preds.target),
                       n = preds.pred:numel()}

@@ -17,7 +17,7 @@ if not ts.files.exists(run .. '/model.safetensors') then
    io.stderr:write(('detector: %s has no model.safetensors (is it a finished run?)\n'):format(run))
    os.exit(1)
 end
-local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
+local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
 if opt.fit_only ~= true then
    os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed

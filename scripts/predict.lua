@@ -15,7 +15,7 @@
 -- classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png writes the photo with
 -- the box drawn (red: a sign found; orange: the best window where none was found); with several images, or a
 -- name that is not an image's (.png, .jpg, .jpeg, .bmp, .tga), out is a folder, one PNG per image named after
--- it, never over an input image nor over another drawing of the same command. A JPEG is turned upright as
+-- it, never over a file that is there already (a-2.png when a.png exists). A JPEG is turned upright as
 -- its Exif orientation says, as a viewer shows it, and its size and box are in those pixels.
 -- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
 -- validation set when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
@@ -69,7 +69,8 @@ while i <= #arg do
    i = i + 1
 end
 if not run or #files == 0 then usage() end
-local model, config = ts.models.load(run)
+local loaded, model, config = pcall(ts.models.load, run)
+if not loaded then fail(tostring(model)) end
 if whole and detector then usage('--whole and --detector exclude each other') end
 if detector and not ts.files.exists(detector .. '/model.safetensors') then
    fail(('--detector %s: no model.safetensors there'):format(detector))
@@ -85,7 +86,8 @@ local pre = ts.data.preprocess(config.preprocess)
 -- the images are resized to 32x32 by the area filter, as the GTSRB images the run learned from were; a
 -- preprocessing with another size then resizes them as it resized those
 local size_h, size_w = 32, 32
-local names = config.class_names or {}
+local ok_names, names = pcall(ts.data.classNamesById, config.class_names, run .. '/config.json')
+if not ok_names then fail(tostring(names)) end
 local ok_cal, temperature, fitted, calibrated = pcall(ts.experiment.readCalibration, run)
 if not ok_cal then fail(tostring(temperature)) end
 local views = tta or fitted
@@ -108,34 +110,45 @@ local function top5(row)
    local top = {}
    for j = 1, math.min(5, #ranked) do
       local c = ranked[j][1]
-      top[j] = {class = c, name = names[tostring(c)] or names[c] or '', probability = ranked[j][2]}
+      top[j] = {class = c, name = names[c] or '', probability = ranked[j][2]}
    end
    return top
 end
 
 -- --draw: a file for one image when it is named as an image (.png, .jpg, .jpeg, .bmp, .tga), else a folder
 -- with one PNG per image, named after it. Checked before any search, so that a place that cannot be written
--- costs no work. A drawing never replaces an input image, nor another drawing of this command (two inputs
--- of one name, a.jpg and a.png: a.png and a-2.png).
+-- costs no work. In a folder a drawing never replaces a file that is there already (an input image, a photo
+-- of the user's, an earlier drawing) nor another drawing of this command: a.jpg is drawn as a.png, or a-2.png
+-- when a.png exists. A file named for one image is written as asked, but never over that input image.
 local image_ext = {png = true, jpg = true, jpeg = true, bmp = true, tga = true}
 local draw_dir = draw and (#files > 1 or not image_ext[(draw:match('%.([^./]+)$') or ''):lower()])
 local inputs, drawn = {}, {}
 for _, file in ipairs(files) do inputs[ts.files.realpath(file) or file] = true end
-if draw_dir then
-   ts.files.mkdirs(draw)
-   local probe = ('%s/.predict-%d'):format(draw, os.time())
-   local f = ts.files.isDir(draw) and io.open(probe, 'wb')
-   if not f then fail(('--draw %s: not a folder that can be written'):format(draw)) end
+-- fails unless a file can be created in folder dir
+local function check_writable(dir)
+   if not ts.files.isDir(dir) then
+      fail(('--draw %s: %s %s'):format(draw, dir, ts.files.exists(dir) and 'is not a folder' or 'does not exist'))
+   end
+   local probe = ('%s/.predict-%d-%d'):format(dir, require('ts.ffi').C.getpid(), os.time())
+   local f, err = io.open(probe, 'wb')
+   if not f then fail(('--draw %s: %s cannot be written to (%s)'):format(draw, dir, tostring(err):gsub('^.-: ', ''))) end
    f:close()
    os.remove(probe)
-elseif draw and inputs[ts.files.realpath(draw) or ''] then
-   fail(('--draw %s is the input image: it would be overwritten'):format(draw))
+end
+if draw_dir then
+   local made, err = pcall(ts.files.mkdirs, draw)
+   if not made then fail(('--draw %s: the folder cannot be made (%s)'):format(draw, tostring(err))) end
+   check_writable(draw)
+elseif draw then
+   if inputs[ts.files.realpath(draw) or ''] then fail(('--draw %s is the input image: it would be overwritten'):format(draw)) end
+   if ts.files.isDir(draw) then fail(('--draw %s is a folder; name a file for one image, or give several'):format(draw)) end
+   check_writable(draw:match('^(.*)/[^/]*$') or '.')
 end
 local function draw_path(file)
    if not draw_dir then return draw end
    local base = (file:match('([^/]+)$') or file):gsub('%.[^.]*$', '')
    local path, k = ('%s/%s.png'):format(draw, base), 1
-   while drawn[path] or inputs[ts.files.realpath(path) or ''] do
+   while drawn[path] or ts.files.exists(path) do
       k = k + 1
       path = ('%s/%s-%d.png'):format(draw, base, k)
    end

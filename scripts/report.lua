@@ -3,7 +3,7 @@
 for i = 1, #arg do
    local run = arg[i]
    local model, config = ts.models.load(run)
-   local final = ts.json.decode(ts.files.readFile(run .. '/final.json') or '{}')
+   local final = ts.json.readFile(run .. '/final.json') or {}
    local g = ts.experiment.runData(run, final, {seed = config.seed})
    print(ts.report.write(run, {model = model, data = g, preprocess = ts.data.preprocess(config.preprocess)}))
 end

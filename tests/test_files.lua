@@ -50,4 +50,35 @@ return function(t)
       local b = files.now()
       t.truthy(type(a) == 'number' and b >= a and a > 0)
    end)
+
+   t.test('JSON: output that parses anywhere, nulls kept in place, nesting bounded, errors naming the file', function()
+      local json = ts.json
+      -- a file name in Latin-1 (byte 0xFF) or a cut character: U+FFFD, never bytes that are not UTF-8
+      t.eq(json.encode('bad\255name \195\169 \237\160\128'), '"bad\239\191\189name \195\169 \239\191\189\239\191\189\239\191\189"')
+      t.eq(json.encode('\240\159\152\128'), '"\240\159\152\128"')   -- valid four-byte UTF-8 kept
+      -- a surrogate pair is one character; a lone surrogate none
+      t.eq(json.decode('"\\ud83d\\ude00|\\ud800|\\u00e9"'), '\240\159\152\128|\239\191\189|\195\169')
+      local a = json.decode('[1, null, 3]')
+      t.truthy(a[1] == 1 and a[2] == nil and a[3] == 3)
+      t.raises(function() json.decode(string.rep('[', 100000)) end, 'json: nesting deeper than 200')
+      t.eq(#json.decode(string.rep('[', 200) .. string.rep(']', 200)), 1)
+      local dir = t.tmpdir()
+      files.writeFile(dir .. '/bad.json', '{"a": 1,')
+      t.raises(function() json.readFile(dir .. '/bad.json') end, dir .. '/bad.json: json: ')
+      t.eq(json.readFile(dir .. '/missing.json'), nil)
+   end)
+
+   t.test('class names by id from a table keyed by id, JSON\'s string keys, or a list (the first name is class 0)', function()
+      local by = ts.data.classNamesById
+      t.eq(by({[0] = 'a', [1] = 'b'}, 'x')[1], 'b')
+      t.eq(by({['0'] = 'a', ['2'] = 'c'}, 'x')[2], 'c')
+      local list = by({'a', 'b', 'c'}, 'x')
+      t.truthy(list[0] == 'a' and list[2] == 'c' and list[3] == nil)
+      t.eq(next(by(nil, 'x')), nil)
+      t.raises(function() by(5, 'run/config.json') end, 'run/config.json: class names must be a table')
+      t.raises(function() by({['-1'] = 'a'}, 'run/config.json') end, 'must map a class id from 0 to a string, got -1 = a')
+      t.raises(function() by({[0] = 3}, 'run/config.json') end, 'got 0 = 3')
+      t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), ts.tensor({0, 1}, 'int64'), {x = 'a'}) end,
+               'Dataset: class names must map a class id from 0')
+   end)
 end

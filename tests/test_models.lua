@@ -238,6 +238,28 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --json --whole'):format(t.tshost, ts.root, dir, dir))
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
+      -- class names given as a list (a JSON array, as Python writes one) name classes from 0, not from 1
+      local config_text = t.readfile(dir .. '/run/config.json')
+      local listed = ts.json.decode(config_text)
+      listed.class_names = {}
+      for c = 0, 42 do listed.class_names[c + 1] = 'class ' .. c end
+      t.writefile(dir .. '/run/config.json', ts.json.encode(listed))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --json --whole'):format(t.tshost, ts.root, dir, dir))
+      for _, top in ipairs(ts.json.decode(out:match('^[^\n]*'))[1].top5) do t.eq(top.name, 'class ' .. top.class, out) end
+      -- a damaged config.json is named; so are weights holding a NaN, whose answers would read as confident
+      t.writefile(dir .. '/run/config.json', config_text:sub(1, 40))
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 1 and out:find(dir .. '/run/config.json: json: unterminated string', 1, true)
+               and not out:find('traceback', 1, true), out)
+      t.writefile(dir .. '/run/config.json', config_text)
+      local weights = ts.load(dir .. '/run/model.safetensors')
+      local good = weights['3.bias']:clone()
+      weights['3.bias'][7] = 0 / 0
+      ts.save(dir .. '/run/model.safetensors', weights)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run %s/sign.png --abstain 0.9'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 1 and out:find('model.safetensors: 3.bias holds NaN or infinite values', 1, true), out)
+      weights['3.bias'] = good
+      ts.save(dir .. '/run/model.safetensors', weights)
       -- here too, where nothing registered it: the model is the run's, weights included
       local m = ts.models.load(dir .. '/run')
       t.truthy(m:get(1).weight:equal(ts.load(dir .. '/run/model.safetensors')['0.weight']))

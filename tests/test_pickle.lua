@@ -653,9 +653,14 @@ return function(t)
          ['0,a\n,b\n'] = 'row 3: ClassId "" is not a number',
          ['0,a\n1000000000,b\n'] = 'row 3: ClassId "1000000000" is beyond 99999',
          ['0,a\n1\n'] = 'row 3: ClassId "1" has no SignName',
+         ['0,a\n0x1,b\n'] = 'row 3: ClassId "0x1" is not a number',
+         ['0,a\n1e0,b\n'] = 'row 3: ClassId "1e0" is not a number',
+         -- text after a closing quote would be lost; a NUL byte joined two rows
+         ['0,"Speed"limit\n'] = ':2: text after the closing quote of field 2: "Speed"l',
+         ['0,a\0b\n1,c\n'] = ':2: a NUL byte: not a text file',
       }) do
          t.writefile(d .. '/ids.csv', 'ClassId,SignName\n' .. rows)
-         t.raises(function() ts.data.readLabelNames(d .. '/ids.csv') end, d .. '/ids.csv: ' .. words)
+         t.raises(function() ts.data.readLabelNames(d .. '/ids.csv') end, d .. '/ids.csv' .. (words:sub(1, 1) == ':' and '' or ': ') .. words)
       end
    end)
 

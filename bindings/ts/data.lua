@@ -51,6 +51,10 @@ local function csv_fields(line, sep)
             elseif c == '"' then j = j + 1 break
             else field[#field + 1] = c; j = j + 1 end
          end
+         -- a quoted field ends at its closing quote: text after it ("Speed"limit) would be lost
+         if j <= #line and line:sub(j, j) ~= sep then
+            error(('text after the closing quote of field %d: %s'):format(#out + 1, line:sub(i, j)), 0)
+         end
          out[#out + 1] = table.concat(field)
          i = j + 1
       else
@@ -67,16 +71,25 @@ data.csvFields = csv_fields
 -- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
 -- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
 function data.readCSV(path)
-   local f, err = io.open(path, 'r')
-   if not f then error(('%s: cannot open (%s)'):format(path, err), 2) end
+   local f, err = io.open(path, 'rb')
+   if not f then error(('%s: cannot open (%s)'):format(path, err), 0) end
+   local text = f:read('*a')
+   f:close()
+   if not text then error(('%s: cannot be read (a folder?)'):format(path), 0) end
+   -- a NUL byte is no text (a binary file, or damage): read line by line it silently joined two rows
+   local nul = text:find('\0', 1, true)
+   if nul then
+      local _, lines = text:sub(1, nul):gsub('\n', '')
+      error(('%s:%d: a NUL byte: not a text file'):format(path, lines + 1), 0)
+   end
    local header, rows, n, sep = nil, {}, 0, nil
-   for line in f:lines() do
+   for line in text:gmatch('([^\n]*)\n?') do
       n = n + 1
       if n == 1 then line = line:gsub('^\239\187\191', '') end
       if line:match('%S') then
          sep = sep or ((line:find(';', 1, true) and not line:find(',', 1, true)) and ';' or ',')
          local ok, fields = pcall(csv_fields, line, sep)
-         if not ok then f:close() error(('%s:%d: %s'):format(path, n, fields), 2) end
+         if not ok then error(('%s:%d: %s'):format(path, n, fields), 0) end
          local cells = false   -- a row of empty cells only (',,' as spreadsheets end a sheet) is a blank line
          for _, v in ipairs(fields) do cells = cells or v ~= '' end
          if cells and not header then header = fields
@@ -87,7 +100,6 @@ function data.readCSV(path)
          end
       end
    end
-   f:close()
    return rows, header
 end
 
@@ -109,7 +121,9 @@ function data.readLabelNames(path)
    end
    local names, row_of, max = {}, {}, -1
    for i, row in ipairs(rows) do
-      local text, id = row[idcol], tonumber(row[idcol])
+      -- in decimal digits: tonumber would also take 0x1 and 1e0
+      local text = row[idcol]
+      local id = text and text:match('^%s*%-?%d+%.?%d*%s*$') and tonumber(text) or nil
       local problem = class_id_problem(id) or names[id] and ('repeats row %d'):format(row_of[id])
                       or not row.SignName and 'has no SignName'
       if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
@@ -187,6 +201,31 @@ local function class_ids(y, where, key)
    return y:long():contiguous():view(-1)
 end
 
+-- Class names keyed by class id from 0, from any of the ways they come: a table keyed by id (numbers, or the
+-- strings JSON makes of them: config.json's class_names), or a list of names in class order (a Lua list from 1,
+-- a JSON array), whose first name is class 0's as a Python list's is. Anything else is an error naming `where`;
+-- nil gives an empty table.
+function data.classNamesById(names, where)
+   if names == nil then return {} end
+   if type(names) ~= 'table' then
+      error(('%s: class names must be a table (id -> name) or a list of names, got %s'):format(where, type(names)), 2)
+   end
+   local out, n = {}, #names
+   local list = names[0] == nil and n > 0
+   for k in pairs(names) do
+      if not (type(k) == 'number' and k % 1 == 0 and k >= 1 and k <= n) then list = false end
+   end
+   for k, v in pairs(names) do
+      local id = list and k - 1 or tonumber(k)
+      if not id or id % 1 ~= 0 or id < 0 or id > 1e6 or type(v) ~= 'string' then
+         error(('%s: class names must map a class id from 0 to a string, got %s = %s'):format(where, tostring(k),
+               tostring(v)), 2)
+      end
+      out[id] = v
+   end
+   return out
+end
+
 -- the dataset of images x and labels y, named in errors as `where` (the file) and `xkey`, `ykey`
 local function new_dataset(x, y, classNames, name, where, xkey, ykey)
    if not T.isTensor(x) or x:dim() ~= 4 then error(('%s: %s must be a 4-d tensor'):format(where, xkey), 0) end
@@ -202,7 +241,8 @@ local function new_dataset(x, y, classNames, name, where, xkey, ykey)
    if y:numel() ~= x:size(1) then
       error(('%s: %d images (%s) but %d labels (%s)'):format(where, x:size(1), xkey, y:numel(), ykey), 0)
    end
-   return setmetatable({x = x:contiguous(), y = y, classNames = classNames or {}, name = name or 'dataset'}, Dataset)
+   return setmetatable({x = x:contiguous(), y = y, classNames = data.classNamesById(classNames, where),
+                        name = name or 'dataset'}, Dataset)
 end
 
 -- ds = ts.data.Dataset(x, y [, classNames, name]): x [N,H,W,C] or [N,C,H,W] (C = 1 or 3), uint8 or values that

@@ -2,6 +2,33 @@
 -- Tables with 1..n integer keys are arrays; others objects with sorted keys (stable output).
 local M = {}
 
+-- A string as valid UTF-8 for JSON (RFC 8259 text is Unicode): each byte that does not start a well-formed
+-- sequence (a Latin-1 file name, a cut character) becomes U+FFFD, as Python's errors='replace' does, so
+-- that the output parses everywhere; valid text, ASCII above all, is returned as it is.
+local function utf8_valid(v)
+   if not v:find('[\128-\255]') then return v end
+   local out, i, n = {}, 1, #v
+   while i <= n do
+      local b = v:byte(i)
+      local len = b < 0x80 and 1 or (b >= 0xC2 and b <= 0xDF) and 2 or (b >= 0xE0 and b <= 0xEF) and 3
+                  or (b >= 0xF0 and b <= 0xF4) and 4 or 0
+      local ok = len > 0 and i + len - 1 <= n
+      for k = 1, ok and len - 1 or 0 do
+         local c = v:byte(i + k)
+         if c < 0x80 or c > 0xBF then ok = false end
+      end
+      if ok and len >= 3 then   -- no overlong forms, no surrogates, nothing past U+10FFFF
+         local c1 = v:byte(i + 1)
+         if (b == 0xE0 and c1 < 0xA0) or (b == 0xED and c1 > 0x9F) or (b == 0xF0 and c1 < 0x90) or (b == 0xF4 and c1 > 0x8F) then
+            ok = false
+         end
+      end
+      if ok then out[#out + 1] = v:sub(i, i + len - 1); i = i + len
+      else out[#out + 1] = '\239\191\189'; i = i + 1 end
+   end
+   return table.concat(out)
+end
+
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b', ['\f'] = '\\f'}
 
 local function encode(v, out)
@@ -13,7 +40,7 @@ local function encode(v, out)
       elseif v == math.floor(v) and math.abs(v) < 1e15 then out[#out + 1] = ('%d'):format(v)
       else out[#out + 1] = ('%.17g'):format(v) end
    elseif t == 'string' then
-      out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c) return escapes[c] or ('\\u%04x'):format(c:byte()) end) .. '"'
+      out[#out + 1] = '"' .. utf8_valid(v):gsub('[%c"\\]', function(c) return escapes[c] or ('\\u%04x'):format(c:byte()) end) .. '"'
    elseif t == 'table' then
       local n = #v
       local is_array = n > 0 or next(v) == nil
@@ -60,6 +87,7 @@ function M.decode(s)
    local function fail(what) error(('json: %s at character %d'):format(what, pos), 0) end
    local function ws() pos = s:find('[^ \t\r\n]', pos) or #s + 1 end
    local value
+   local depth = 0   -- of arrays and objects: a hostile file nested thousands deep would overflow the C stack
    local function str()
       local out = {}
       pos = pos + 1
@@ -71,11 +99,25 @@ function M.decode(s)
             local e = s:sub(pos + 1, pos + 1)
             local map = {n = '\n', t = '\t', r = '\r', b = '\b', f = '\f', ['"'] = '"', ['\\'] = '\\', ['/'] = '/'}
             if e == 'u' then
-               local code = tonumber(s:sub(pos + 2, pos + 5), 16) or fail('bad \\u escape')
+               local hex = s:sub(pos + 2, pos + 5)
+               local code = hex:match('^%x%x%x%x$') and tonumber(hex, 16) or fail('bad \\u escape')
+               pos = pos + 6
+               -- a UTF-16 surrogate pair is one character beyond U+FFFF; a lone surrogate is none (U+FFFD)
+               local low = code >= 0xD800 and code <= 0xDBFF and s:sub(pos, pos + 1) == '\\u' and s:sub(pos + 2, pos + 5)
+               low = low and low:match('^%x%x%x%x$') and tonumber(low, 16)
+               if low and low >= 0xDC00 and low <= 0xDFFF then
+                  code, pos = 0x10000 + (code - 0xD800) * 1024 + (low - 0xDC00), pos + 6
+               elseif code >= 0xD800 and code <= 0xDFFF then
+                  code = 0xFFFD
+               end
                if code < 0x80 then out[#out + 1] = string.char(code)
                elseif code < 0x800 then out[#out + 1] = string.char(0xC0 + math.floor(code / 64), 0x80 + code % 64)
-               else out[#out + 1] = string.char(0xE0 + math.floor(code / 4096), 0x80 + math.floor(code / 64) % 64, 0x80 + code % 64) end
-               pos = pos + 6
+               elseif code < 0x10000 then
+                  out[#out + 1] = string.char(0xE0 + math.floor(code / 4096), 0x80 + math.floor(code / 64) % 64, 0x80 + code % 64)
+               else
+                  out[#out + 1] = string.char(0xF0 + math.floor(code / 262144), 0x80 + math.floor(code / 4096) % 64,
+                                              0x80 + math.floor(code / 64) % 64, 0x80 + code % 64)
+               end
             else
                out[#out + 1] = map[e] or fail('bad escape')
                pos = pos + 2
@@ -90,11 +132,15 @@ function M.decode(s)
    function value()
       ws()
       local c = s:sub(pos, pos)
+      if c == '{' or c == '[' then
+         depth = depth + 1
+         if depth > 200 then fail('nesting deeper than 200') end
+      end
       if c == '{' then
          local obj = {}
          pos = pos + 1
          ws()
-         if s:sub(pos, pos) == '}' then pos = pos + 1 return obj end
+         if s:sub(pos, pos) == '}' then pos, depth = pos + 1, depth - 1 return obj end
          while true do
             ws()
             if s:sub(pos, pos) ~= '"' then fail('expected a key') end
@@ -106,20 +152,22 @@ function M.decode(s)
             ws()
             local d = s:sub(pos, pos)
             pos = pos + 1
-            if d == '}' then return obj end
+            if d == '}' then depth = depth - 1 return obj end
             if d ~= ',' then fail("expected ',' or '}'") end
          end
       elseif c == '[' then
-         local arr = {}
+         -- counted, not appended: a null stays a hole at its place ([1, null, 2] has 2 at index 3)
+         local arr, n = {}, 0
          pos = pos + 1
          ws()
-         if s:sub(pos, pos) == ']' then pos = pos + 1 return arr end
+         if s:sub(pos, pos) == ']' then pos, depth = pos + 1, depth - 1 return arr end
          while true do
-            arr[#arr + 1] = value()
+            n = n + 1
+            arr[n] = value()
             ws()
             local d = s:sub(pos, pos)
             pos = pos + 1
-            if d == ']' then return arr end
+            if d == ']' then depth = depth - 1 return arr end
             if d ~= ',' then fail("expected ',' or ']'") end
          end
       elseif c == '"' then
@@ -137,6 +185,19 @@ function M.decode(s)
    local v = value()
    ws()
    if pos <= #s then fail('trailing characters') end
+   return v
+end
+
+-- A JSON file decoded, its errors naming the file ("run/config.json: json: unexpected input at character 1"); nil
+-- when the file does not exist (or cannot be opened: the caller says what was needed)
+function M.readFile(path)
+   local f = io.open(path, 'rb')
+   if not f then return nil end
+   local text = f:read('*a')
+   f:close()
+   if not text then error(('%s: cannot be read (a folder?)'):format(path), 0) end
+   local ok, v = pcall(M.decode, text)
+   if not ok then error(('%s: %s'):format(path, tostring(v)), 0) end
    return v
 end
 

@@ -131,10 +131,14 @@ end
 
 function M.write(run, opts)
    local model, g, pre = opts.model, opts.data, opts.preprocess
-   local config = json.decode(files.readFile(run .. '/config.json') or '{}')
-   local final = json.decode(files.readFile(run .. '/final.json') or '{}')
+   local config = json.readFile(run .. '/config.json') or {}
+   local final = json.readFile(run .. '/final.json') or {}
    local history = {}
-   for line in io.lines(run .. '/metrics.jsonl') do history[#history + 1] = json.decode(line) end
+   for line in io.lines(run .. '/metrics.jsonl') do
+      local ok, record = pcall(json.decode, line)
+      if not ok then error(('%s/metrics.jsonl, line %d: %s'):format(run, #history + 1, tostring(record)), 0) end
+      history[#history + 1] = record
+   end
    local names = g.classNames
    local preds = serialize.load(run .. '/test_predictions.safetensors')
    local cm = metrics.confusion(preds.pred, preds.target, math.max(g.test:numClasses(), 43))

@@ -310,8 +310,7 @@ end
 -- Otherwise a changed recipe would resume an old run under its name, or fail later on a tensor of another
 -- size; the error names the first layer that differs.
 local function check_same_network(run, model)
-   local text = read_file(run .. '/config.json')
-   local recorded = text and json.decode(text).architecture
+   local recorded = (json.readFile(run .. '/config.json') or {}).architecture
    if not recorded then return end
    -- the layers, without whether they are frozen (a transfer recipe unfreezes as it goes), and containers'
    -- headers without their count of parameters (it differs whenever a layer inside does, which is named then)
@@ -338,8 +337,7 @@ end
 -- is not found would go on, or be tested, on the generated signs, and its files would be overwritten with the
 -- other data's numbers. Runs from before config.json kept the data are not checked.
 local function check_same_data(run, fingerprints)
-   local text = read_file(run .. '/config.json')
-   local recorded = text and json.decode(text).data
+   local recorded = (json.readFile(run .. '/config.json') or {}).data
    if not recorded then return end
    data.checkFingerprints('ts.train: ' .. run, 'was started on', 'config.json', recorded, fingerprints,
                           'give it the data it was started with, or give this training another run= directory')

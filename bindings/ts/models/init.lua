@@ -163,27 +163,42 @@ function models.load(run, opts)
    if weights ~= 'best' and weights ~= 'last' and weights ~= 'swa' then
       error(("ts.models.load: weights must be 'best', 'last' or 'swa', got %s"):format(tostring(weights)), 2)
    end
-   local text = files.readFile(run .. '/config.json')
-   if not text then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
-   local config = json.decode(text)
+   if type(run) ~= 'string' then error('ts.models.load(run): run must be a run directory\'s path, got ' .. type(run), 2) end
+   local ok, config = pcall(json.readFile, run .. '/config.json')
+   if not ok then error('ts.models.load: ' .. tostring(config), 2) end
+   if not config then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
+   if type(config) ~= 'table' then error(('ts.models.load: %s/config.json is not a JSON object'):format(run), 2) end
    if type(config.model) ~= 'table' or not config.model.name then
       error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 2)
    end
    local model = builder_of(run, config)(config.model)
+   local path = run .. '/model.safetensors'
    if weights == 'best' then
-      serialize.load(run .. '/model.safetensors', model)
+      serialize.load(path, model)
    elseif weights == 'swa' then
-      local path = run .. '/swa.safetensors'
+      path = run .. '/swa.safetensors'
       if not files.exists(path) then
          error(('ts.models.load: %s not found (the run was trained without swa, or stopped before its end)'):format(path), 2)
       end
       serialize.load(path, model)
    else
-      local path = run .. '/checkpoint.safetensors'
+      path = run .. '/checkpoint.safetensors'
       if not files.exists(path) then
          error(('ts.models.load: %s not found (the run has no checkpoint of its last epoch)'):format(path), 2)
       end
       serialize.load(path, model, {prefix = 'model.'})
+   end
+   -- a NaN or an infinity in the weights makes every answer NaN, which reads as a confident prediction (and
+   -- passes an abstention threshold, NaN < p being false): refused here, where the file can be named
+   for _, pair in ipairs(model:stateDict()) do
+      local t = pair[2]
+      if t:dtype() == 'float32' and t:numel() > 0 then
+         local sum = t:sum()
+         if sum ~= sum or sum == math.huge or sum == -math.huge then
+            error(('ts.models.load: %s: %s holds NaN or infinite values: the weights are damaged, or the training '
+                   .. 'diverged'):format(path, pair[1]), 2)
+         end
+      end
    end
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
@@ -198,7 +213,7 @@ end
 -- one of its epochs read 12 in 200 street scenes fewer right. config: the run's config.json when it is read
 -- already.
 function models.unfinished(run, config)
-   config = config or json.decode(files.readFile(run .. '/config.json') or '{}')
+   config = config or json.readFile(run .. '/config.json') or {}
    local planned = tonumber(config.epochs)
    if not planned or config.early_stop then return nil end
    local text = files.readFile(run .. '/metrics.jsonl')
