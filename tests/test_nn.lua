@@ -298,6 +298,16 @@ return function(t)
       t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), {0, 5}) end,
                'target 5 of sample 2 is outside the classes 0..2')
       t.raises(function() nn.MaxPool2d(5):forward(ts.randn(1, 1, 3, 3)) end, 'larger than the input')
+      -- settings that made NaN outputs, and targets that are not class ids
+      t.raises(function() nn.Conv2d(3, 8, 0) end, 'Conv2d: kernel must be a whole number >= 1')
+      t.raises(function() nn.Conv2d(3, 8, 3, {stride = 1.5}) end, 'stride must be a whole number >= 1')
+      t.raises(function() nn.Conv2d(3, 8, 3, {padding = -1}) end, 'padding must be a whole number >= 0')
+      t.raises(function() nn.Linear(2.5, 3) end, 'Linear(in, out): sizes must be whole numbers >= 0, got 2.5')
+      local empty = nn.Linear(0, 2):forward(ts.zeros(1, 0))
+      t.truthy(empty:get(1, 1) == 0 and empty:get(1, 2) == 0, 'Linear(0, 2) of nothing: its zero bias')
+      t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), ts.tensor({0, 1.5})) end,
+               'the float32 targets hold values that are not class ids')
+      t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), {0, 1.5}) end, 'target 2 is 1.5, not a class id')
    end)
 
    t.test('gradient clipping scales to the requested norm', function()

@@ -162,6 +162,17 @@ return function(t)
       t.raises(function() return ts.tensor{{1, 2}, {3}} end, 'ragged')
       t.raises(function() return ts.zeros(2, 'complex') end, 'unknown dtype')
       t.raises(function() return x:mm(x) end, 'inner sizes differ')
+      -- values an integer dtype cannot hold are errors, as in torch.tensor, not saturated or wrapped numbers;
+      -- fractions are truncated toward zero, as there
+      t.raises(function() return ts.tensor({1, 300}, 'uint8') end, 'element 2 (300) does not fit uint8')
+      t.raises(function() return ts.tensor({0 / 0}, 'int64') end, 'element 1 (nan) does not fit int64')
+      t.raises(function() return ts.tensor({2 ^ 63}, 'int64') end, 'does not fit int64')
+      t.raises(function() return ts.tensor({2 ^ 31}, 'int32') end, 'does not fit int32')
+      t.eq(ts.tensor({255.9, -0.9}, 'uint8'):get(1), 255)
+      t.eq(ts.tensor({-2 ^ 63}, 'int64'):get(1), -2 ^ 63)
+      -- a size that no Lua number holds exactly (2^63, inf) once wrapped to a negative one
+      t.raises(function() return ts.zeros(2 ^ 63) end, 'size 1 must be a non-negative integer below 2^53')
+      t.raises(function() return ts.zeros(math.huge) end, 'below 2^53, got inf')
    end)
 
    t.test('printing summarizes large tensors', function()
@@ -188,10 +199,11 @@ return function(t)
 
    t.test('sizes from the user that overflow int64 are refused, not wrapped', function()
       t.raises(function() return ts.zeros(2 ^ 31, 2 ^ 31, 2 ^ 31) end, 'more elements than a 64-bit count')
-      t.raises(function() return ts.zeros(0, 2 ^ 62, 4) end, 'more elements than a 64-bit count')
+      t.raises(function() return ts.zeros(0, 2 ^ 52, 2 ^ 12) end, 'more elements than a 64-bit count')
+      t.raises(function() return ts.zeros(0, 2 ^ 62, 4) end, 'below 2^53')   -- no Lua number counts exactly there
       -- 2^40 x 2^40 wrapped to 0 elements, so an empty tensor took that shape and indexing read anywhere
       t.raises(function() return ts.zeros(0):view(2 ^ 40, 2 ^ 40) end, 'view: shape [1099511627776,1099511627776]')
-      t.raises(function() return ts.zeros(4):view(-1, 2 ^ 62, 8) end, 'more elements than a 64-bit count')
+      t.raises(function() return ts.zeros(4):view(-1, 2 ^ 52, 2 ^ 12) end, 'more elements than a 64-bit count')
       t.raises(function() return ts.zeros(1):expand(2 ^ 40, 2 ^ 40) end, 'expand: shape')
       t.eq(ts.zeros(1):expand(2 ^ 40):size(1), 2 ^ 40)   -- a large view of one element is fine
       -- start + length and start + (length - 1) * step are not formed where they overflow

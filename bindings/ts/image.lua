@@ -24,8 +24,8 @@ end
 -- ts.image.pixelLimit([n]): the largest width x height load accepts (checked from the file's header before
 -- decoding); n sets it; returns the limit in force
 function image.pixelLimit(n)
-   if n ~= nil and (type(n) ~= 'number' or n < 1 or n % 1 ~= 0) then
-      error('ts.image.pixelLimit(n): n must be a whole number >= 1, got ' .. tostring(n), 2)
+   if n ~= nil and (type(n) ~= 'number' or n < 1 or n % 1 ~= 0 or n >= 2 ^ 53) then
+      error('ts.image.pixelLimit(n): n must be a whole number from 1 to 2^53, got ' .. tostring(n), 2)
    end
    return tonumber(C.ts_image_pixel_limit(n or 0))
 end
@@ -50,6 +50,18 @@ function image.drawBox(img, box, rgb, thickness)
       error('ts.image.drawBox: expected a contiguous uint8 image [H,W,3]', 2)
    end
    rgb, thickness = rgb or {255, 0, 0}, thickness or 2
+   if type(box) ~= 'table' then error('ts.image.drawBox: box must be {x1, y1, x2, y2}, got ' .. type(box), 2) end
+   for i = 1, 4 do
+      if not T.isFinite(box[i]) then error(('ts.image.drawBox: box[%d] must be a finite number, got %s'):format(i, tostring(box[i])), 2) end
+   end
+   if not T.isFinite(thickness) or thickness < 1 then
+      error('ts.image.drawBox: thickness must be a number >= 1, got ' .. tostring(thickness), 2)
+   end
+   for i = 1, 3 do
+      if type(rgb[i]) ~= 'number' or rgb[i] < 0 or rgb[i] > 255 then
+         error(('ts.image.drawBox: rgb[%d] must be 0..255, got %s'):format(i, tostring(rgb[i])), 2)
+      end
+   end
    local h, w = img:size(1), img:size(2)
    local o = ffi.cast('uint8_t *', img:data())
    local x1, y1 = math.floor(box[1] + 0.5), math.floor(box[2] + 0.5)

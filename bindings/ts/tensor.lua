@@ -52,8 +52,9 @@ local function shape_of(...)
    if n > 5 then error('ts: at most 5 dims, got ' .. n, 3) end
    for i = 1, n do
       local d = dims[i]
-      if type(d) ~= 'number' or d < -1 or d ~= math.floor(d) then
-         error(('size %d must be a non-negative integer, got %s'):format(i, tostring(d)), 3)
+      -- below 2^53: above it a Lua number is no exact integer, and 2^63 or inf wrapped to a negative int64
+      if type(d) ~= 'number' or d < -1 or d ~= math.floor(d) or d >= 2 ^ 53 then
+         error(('size %d must be a non-negative integer below 2^53, got %s'):format(i, tostring(d)), 3)
       end
       shape_buf[i - 1] = d
    end
@@ -161,6 +162,17 @@ function T.tensor(data, dtype)
       for i = 1, #x do walk(x[i], d + 1) end
    end
    walk(data, 1)
+   -- an integer dtype takes each value truncated toward zero, as torch.tensor does; one that does not fit
+   -- (300 as uint8, NaN, 2^63 as int64) is an error, as in PyTorch, not a saturated or wrapped number
+   -- (open bounds: what truncates into the range; -(2^63 + 2^11) is the double below -2^63)
+   local range = ({uint8 = {-1, 256}, int32 = {-2 ^ 31 - 1, 2 ^ 31}, int64 = {-(2 ^ 63 + 2 ^ 11), 2 ^ 63}})[dtype]
+   if range then
+      for i, v in ipairs(flat) do
+         if not (v > range[1] and v < range[2]) then
+            error(('ts.tensor: element %d (%s) does not fit %s'):format(i, tostring(v), dtype), 2)
+         end
+      end
+   end
    local t = new(4, shape)
    local p = ffi.cast('double *', C.ts_tensor_data(t._c))
    for i = 1, #flat do p[i - 1] = flat[i] end

@@ -10,22 +10,32 @@ local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 local Conv2d = Module.class('Conv2d', Module)
 Conv2d._params = {'weight', 'bias'}
 
-local function pair(v, name)
-   if type(v) == 'number' then return v, v end
-   if type(v) == 'table' and #v == 2 then return v[1], v[2] end
-   error(('Conv2d: %s must be a number or {h, w}, got %s'):format(name, tostring(v)), 4)
+-- a size given once for both axes or as {h, w}, each a whole number of at least `least` (a kernel of 0 gave an
+-- output of NaN)
+local function pair(v, name, least)
+   local h, w = v, v
+   if type(v) == 'table' and #v == 2 then h, w = v[1], v[2] end
+   for _, x in ipairs({h, w}) do
+      if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
+         error(('Conv2d: %s must be a whole number >= %d or {h, w} of them, got %s'):format(name, least,
+               type(v) == 'table' and ('{%s}'):format(table.concat(v, ', ')) or tostring(v)), 4)
+      end
+   end
+   return h, w
 end
 
 function Conv2d:__init(nin, nout, kernel, opts, padding)
    if type(opts) == 'number' then opts = {stride = opts, padding = padding} end
    opts = opts or {}
    for _, v in ipairs({nin, nout}) do
-      if type(v) ~= 'number' or v < 1 then error('Conv2d(in, out, kernel, opts): channel counts must be positive numbers', 3) end
+      if type(v) ~= 'number' or v < 1 or v % 1 ~= 0 then
+         error('Conv2d(in, out, kernel, opts): channel counts must be positive whole numbers', 3)
+      end
    end
    self.nin, self.nout = nin, nout
-   self.kh, self.kw = pair(kernel, 'kernel')
-   self.sh, self.sw = pair(opts.stride or 1, 'stride')
-   self.dh, self.dw = pair(opts.dilation or 1, 'dilation')
+   self.kh, self.kw = pair(kernel, 'kernel', 1)
+   self.sh, self.sw = pair(opts.stride or 1, 'stride', 1)
+   self.dh, self.dw = pair(opts.dilation or 1, 'dilation', 1)
    self.groups = opts.groups or 1
    if nin % self.groups ~= 0 or nout % self.groups ~= 0 then
       error(('Conv2d: %d in and %d out channels are not divisible by groups=%d'):format(nin, nout, self.groups), 3)
@@ -34,7 +44,7 @@ function Conv2d:__init(nin, nout, kernel, opts, padding)
    if p == 'same' then self.same = true
    elseif type(p) == 'table' and #p == 4 then self.pad = {p[1], p[2], p[3], p[4]}
    else
-      local ph, pw = pair(p, 'padding')
+      local ph, pw = pair(p, 'padding', 0)
       self.pad = {ph, ph, pw, pw}
    end
    self.params = ffi.new('ts_conv2d_params')

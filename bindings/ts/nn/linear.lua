@@ -7,7 +7,11 @@ local Linear = Module.class('Linear', Module)
 Linear._params = {'weight', 'bias'}
 
 function Linear:__init(nin, nout, opts)
-   if type(nin) ~= 'number' or type(nout) ~= 'number' then error('Linear(in, out): sizes must be numbers', 3) end
+   for _, v in ipairs({nin, nout}) do
+      if type(v) ~= 'number' or v < 0 or v % 1 ~= 0 or v >= 2 ^ 31 then
+         error(('Linear(in, out): sizes must be whole numbers >= 0, got %s'):format(tostring(v)), 3)
+      end
+   end
    opts = opts or {}
    self.nin, self.nout = nin, nout
    self:addParameter('weight', nout, nin)

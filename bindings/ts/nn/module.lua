@@ -137,7 +137,8 @@ end
 -- PyTorch's default initialization of convolutions and linear layers (kaiming_uniform with a = sqrt(5)):
 -- weight and bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)]
 function Module:resetUniform(fan_in)
-   local bound = 1 / math.sqrt(fan_in)
+   -- no inputs (Linear(0, n)): nothing to scale by, so zeros, as PyTorch's bias bound is then (1/sqrt(0) made NaN)
+   local bound = fan_in > 0 and 1 / math.sqrt(fan_in) or 0
    self.weight:uniform(-bound, bound)
    if self.bias then self.bias:uniform(-bound, bound) end
    return self
