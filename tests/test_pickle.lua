@@ -580,6 +580,15 @@ return function(t)
       g = ts.data.gtsrb(gtsrb_dir({all = bad}))
       t.eq(g.train.coords, nil)
       t.eq(tostring(g.train.extra.coords:size()), '[3x3]')
+      -- splits of another image size are named here, not inside a layer later; so are one-hot labels
+      local gray = dataset_entries(n)
+      gray[1] = {'features', array = {descr = 'u1', order = '|', shape = {n, 4, 4, 1}, data = ('\7'):rep(n * 16)}}
+      t.raises(function() ts.data.gtsrb(gtsrb_dir({train = dataset_entries(n), valid = gray, test = dataset_entries(n)})) end,
+               "valid.pickle: images [3x4x4x1] do not match")
+      local onehot = dataset_entries(n)
+      onehot[2] = {'labels', array = {descr = 'u1', order = '|', shape = {n, 43}, data = ('\0'):rep(n * 43)}}
+      t.raises(function() ts.data.gtsrb(gtsrb_dir({all = onehot})) end,
+               "key 'labels' must be class ids [N], got [3x43] (one-hot")
    end)
 
    t.test('0..1 float images are scaled by 255 and rounded; values beyond 0..255, NaN, bad labels refused naming file and key', function()

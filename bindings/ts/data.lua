@@ -190,6 +190,10 @@ end
 -- Labels as int64 class ids [N]: whole numbers in 0 .. maxClasses-1, whatever their dtype.
 local function class_ids(y, where, key)
    if not T.isTensor(y) then error(('%s: %s must be a tensor'):format(where, key), 0) end
+   if y:dim() > 2 or (y:dim() == 2 and y:size(2) ~= 1) then
+      error(('%s: %s must be class ids [N], got %s (one-hot or probability rows? give their argmax)'):format(where, key,
+            tostring(y:size())), 0)
+   end
    if y:numel() > 0 and y:dtype() ~= 'uint8' then
       local lo, hi, nonfinite, fractional = survey(y)
       if nonfinite > 0 then error(('%s: %s holds %d NaN or infinite labels'):format(where, key, nonfinite), 0) end
@@ -333,6 +337,12 @@ function data.gtsrb(dir)
       if top >= 0 and not names[top] then
          error(('%s: a label %d, which %s/label_names.csv does not name (it names %d classes)'):format(path, top, dir,
                names[0] and #names + 1 or 0), 2)
+      end
+      -- the splits feed one network: images of another size or channel count would fail later, inside a layer
+      local first = out.train
+      if first and tostring(first.x:size()):gsub('^%[%d+', '') ~= tostring(ds.x:size()):gsub('^%[%d+', '') then
+         error(('%s: images %s do not match %s/train.pickle\'s %s (same height, width and channels in every split)'):format(
+               path, tostring(ds.x:size()), dir, tostring(first.x:size())), 2)
       end
       attach_boxes(ds, d, path)
       ds.extra = d

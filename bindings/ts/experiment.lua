@@ -100,7 +100,12 @@ function M.readCalibration(run)
    if not temperature or not (temperature > 0 and temperature < math.huge) then
       error(('%s/calibration.json has no valid temperature'):format(run), 0)
    end
-   return temperature, tonumber(cal.tta) or 1, true
+   local views = cal.tta == nil and 1 or tonumber(cal.tta)
+   if not views or views % 1 ~= 0 or views < 1 or views > 1024 then
+      error(('%s/calibration.json: tta must be a whole number of views from 1 to 1024, got %s'):format(run,
+            tostring(cal.tta)), 0)
+   end
+   return temperature, views, true
 end
 
 -- Evaluates the chosen model on the test set once, fits the temperature on validation (calibration.json:

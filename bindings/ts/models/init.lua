@@ -171,7 +171,11 @@ function models.load(run, opts)
    if type(config.model) ~= 'table' or not config.model.name then
       error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 2)
    end
-   local model = builder_of(run, config)(config.model)
+   local built, model = pcall(builder_of(run, config), config.model)
+   if not built then
+      error(('ts.models.load: %s/config.json: its model %s does not build: %s'):format(run, tostring(config.model.name),
+            tostring(model)), 2)
+   end
    local path = run .. '/model.safetensors'
    if weights == 'best' then
       serialize.load(path, model)
