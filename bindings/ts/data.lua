@@ -166,7 +166,19 @@ end
 -- (a brightness change left unclipped) that read as 0..255 would come out all but black, and 0..255 images
 -- are not that dark.
 local function image_bytes(x, where, key)
-   if x:dtype() == 'uint8' or x:numel() == 0 then return x:byte() end
+   if x:numel() == 0 then return x:byte() end
+   if x:dtype() == 'uint8' then
+      -- 0s and 1s only (a numpy bool array, a mask): images that dark are readable by nothing, so say so (the
+      -- scan stops at the first brighter value, within a few bytes of a real image)
+      x = x:cpu():contiguous()
+      local p = ffi.cast('uint8_t *', x:data())
+      for i = 0, x:numel() - 1 do
+         if p[i] > 1 then return x end
+      end
+      io.stderr:write(('note: %s: %s holds only the values 0 and 1 (a bool array or a mask?): read as 0..255 images, '
+                       .. 'nearly black\n'):format(where, key))
+      return x
+   end
    local lo, hi, nonfinite = survey(x)
    if nonfinite > 0 then error(('%s: %s holds %d NaN or infinite values'):format(where, key, nonfinite), 0) end
    if lo < 0 or hi > 255 then
