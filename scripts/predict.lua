@@ -137,7 +137,7 @@ local function check_writable(dir)
 end
 if draw_dir then
    local made, err = pcall(ts.files.mkdirs, draw)
-   if not made then fail(('--draw %s: the folder cannot be made (%s)'):format(draw, tostring(err))) end
+   if not made then fail(('--draw %s: %s'):format(draw, tostring(err))) end
    check_writable(draw)
 elseif draw then
    if inputs[ts.files.realpath(draw) or ''] then fail(('--draw %s is the input image: it would be overwritten'):format(draw)) end

@@ -43,6 +43,9 @@ return function(t)
       t.eq(files.readFile(dir .. '/a/b/c/log'), 'one\ntwo\n')
       t.eq(files.realpath(dir .. '/a/b/../b/c/log'), files.realpath(dir) .. '/a/b/c/log')
       t.eq(files.realpath(dir .. '/a/none'), nil)
+      -- a part that cannot be made is named with the reason (it was skipped, and the folder silently missing)
+      t.raises(function() files.mkdirs(dir .. '/a/b/c/log/d') end,
+               ('cannot make the folder %s/a/b/c/log/d: %s/a/b/c/log: a file of that name is in the way'):format(dir, dir))
    end)
 
    t.test('now is a clock that does not go back', function()

@@ -166,19 +166,7 @@ end
 -- (a brightness change left unclipped) that read as 0..255 would come out all but black, and 0..255 images
 -- are not that dark.
 local function image_bytes(x, where, key)
-   if x:numel() == 0 then return x:byte() end
-   if x:dtype() == 'uint8' then
-      -- 0s and 1s only (a numpy bool array, a mask): images that dark are readable by nothing, so say so (the
-      -- scan stops at the first brighter value, within a few bytes of a real image)
-      x = x:cpu():contiguous()
-      local p = ffi.cast('uint8_t *', x:data())
-      for i = 0, x:numel() - 1 do
-         if p[i] > 1 then return x end
-      end
-      io.stderr:write(('note: %s: %s holds only the values 0 and 1 (a bool array or a mask?): read as 0..255 images, '
-                       .. 'nearly black\n'):format(where, key))
-      return x
-   end
+   if x:dtype() == 'uint8' or x:numel() == 0 then return x:byte() end
    local lo, hi, nonfinite = survey(x)
    if nonfinite > 0 then error(('%s: %s holds %d NaN or infinite values'):format(where, key, nonfinite), 0) end
    if lo < 0 or hi > 255 then
@@ -349,6 +337,16 @@ function data.gtsrb(dir)
       if top >= 0 and not names[top] then
          error(('%s: a label %d, which %s/label_names.csv does not name (it names %d classes)'):format(path, top, dir,
                names[0] and #names + 1 or 0), 2)
+      end
+      -- 0s and 1s only (a numpy bool array, a mask): images that dark are readable by nothing, so say so (the
+      -- scan stops at the first brighter value, within a few bytes of a real image)
+      local p, bright = ffi.cast('uint8_t *', ds.x:data()), false
+      for i = 0, ds.x:numel() - 1 do
+         if p[i] > 1 then bright = true break end
+      end
+      if not bright and ds.x:numel() > 0 then
+         io.stderr:write(('note: %s: key \'features\' holds only the values 0 and 1 (a bool array or a mask?): read as '
+                          .. '0..255 images, nearly black\n'):format(path))
       end
       -- the splits feed one network: images of another size or channel count would fail later, inside a layer
       local first = out.train

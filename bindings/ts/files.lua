@@ -18,6 +18,7 @@ int clock_gettime(int clock, ts_timespec *t);
 int mkdir(const char *path, unsigned int mode);
 int getpid(void);
 char *realpath(const char *path, char *resolved);
+char *strerror(int errnum);
 ]]
 
 local M = {}
@@ -31,11 +32,19 @@ end
 function M.now() return clock(CLOCK_MONOTONIC) end
 function M.wallClock() return clock(CLOCK_REALTIME) end
 
+-- The parts that exist are kept; a part that cannot be made (a file in the way, no permission, a full disk) is an
+-- error naming it and the reason, not a folder silently missing later.
 function M.mkdirs(path)
+   if type(path) ~= 'string' or path == '' then error('ts.files.mkdirs(path): path must be a non-empty string', 2) end
    local at = ''
    for part in path:gmatch('[^/]+') do
       at = (at == '' and path:sub(1, 1) == '/') and '/' .. part or (at == '' and part or at .. '/' .. part)
-      C.mkdir(at, 493)   -- 0755
+      local failed = C.mkdir(at, 493) ~= 0   -- 0755
+      local err = ffi.errno()
+      if failed and not M.isDir(at) then   -- EEXIST for a folder that is there is fine
+         local why = err == 17 and 'a file of that name is in the way' or ffi.string(C.strerror(err))
+         error(('cannot make the folder %s: %s: %s'):format(path, at, why), 2)
+      end
    end
 end
 
