@@ -173,6 +173,11 @@ return function(t)
       -- a size that no Lua number holds exactly (2^63, inf) once wrapped to a negative one
       t.raises(function() return ts.zeros(2 ^ 63) end, 'size 1 must be a non-negative integer below 2^53')
       t.raises(function() return ts.zeros(math.huge) end, 'below 2^53, got inf')
+      -- nil or a string where a tensor goes: named, not a Lua error from inside
+      t.raises(function() return x + nil end, 'add: operands are tensors or numbers, got nil')
+      t.raises(function() return x * 'abc' end, 'mul: operands are tensors or numbers, got string')
+      t.raises(function() return x:mm(nil) end, 'mm: the second operand must be a tensor, got nil')
+      t.raises(function() return ts.nn.Linear(3, 2):forward(nil) end, 'Linear:forward(input): input is nil')
    end)
 
    t.test('printing summarizes large tensors', function()

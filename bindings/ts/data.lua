@@ -71,6 +71,7 @@ data.csvFields = csv_fields
 -- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
 -- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
 function data.readCSV(path)
+   if type(path) ~= 'string' then error('ts.data.readCSV(path): path must be a string, got ' .. type(path), 3) end
    local f, err = io.open(path, 'rb')
    if not f then error(('%s: cannot open (%s)'):format(path, err), 0) end
    local text = f:read('*a')

@@ -49,6 +49,7 @@ function M.mkdirs(path)
 end
 
 function M.exists(path)
+   if type(path) ~= 'string' then error('ts.files.exists(path): path must be a string, got ' .. type(path), 2) end
    local f = io.open(path, 'rb')
    if f then f:close() end
    return f ~= nil

@@ -433,6 +433,11 @@ end
 -- out = a op b, where either may be a number; in place when out is given
 local function binary(op, a, b, out)
    local code = ops[op]
+   if not (type(a) == 'number' or is_tensor(a)) or not (type(b) == 'number' or is_tensor(b)) then
+      local bad = a
+      if type(a) == 'number' or is_tensor(a) then bad = b end
+      error(('%s: operands are tensors or numbers, got %s'):format(op, type(bad)), 3)
+   end
    if type(a) == 'number' then
       out = out or new_on(device_of(b), 0, b:size())
       check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1))
@@ -529,6 +534,7 @@ function Tensor:norm(p, d)
 end
 
 function Tensor:mm(b, trans_a, trans_b)
+   if not is_tensor(b) then error('mm: the second operand must be a tensor, got ' .. type(b), 2) end
    local m = trans_a and self:size(2) or self:size(1)
    local n = trans_b and b:size(1) or b:size(2)
    local out = new_on(device_of(self), 0, m, n)

@@ -60,6 +60,7 @@ function Module:follow(input)
 end
 
 function Module:forward(input)
+   if input == nil then error(('%s:forward(input): input is nil'):format(self.__typename or 'module'), 2) end
    self:follow(input)
    self.output = self:updateOutput(input)
    return self.output
