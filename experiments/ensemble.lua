@@ -11,8 +11,7 @@ local members = {}
 for dir in opt.runs:gmatch('[^,]+') do members[#members + 1] = {run = dir} end
 if #members < 2 then error('ensemble.lua: runs= needs at least two run directories, got ' .. opt.runs, 0) end
 for _, m in ipairs(members) do
-   m.final = ts.json.decode(ts.files.readFile(m.run .. '/final.json') or
-                            error(m.run .. '/final.json not found (did the run finish?)', 0))
+   m.final = ts.json.readFile(m.run .. '/final.json') or error(m.run .. '/final.json not found (did the run finish?)', 0)
 end
 -- the first member's data, which every other member must have been trained and tested on too
 local g = ts.experiment.runData(members[1].run, members[1].final, opt)

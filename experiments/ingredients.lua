@@ -18,8 +18,9 @@
 --   wider  the recipe's network at widths 56, 112, 224 (1,806,835 parameters, within the 2M budget of a single
 --         network; about 1.36 times the recipe's multiply-adds)
 --   deep  three convolutions in every stage instead of two (ts.models.refcnn's convs = {3, 3, 3}: 1,879,323
---         parameters, within the 2M budget of a single network; about 1.6 times the recipe's multiply-adds):
---         wider layers (wider) bought nothing at 32x32, so the depth the receptive fields get may
+--         parameters, within the 2M budget of a single network; about 1.73 times the recipe's multiply-adds,
+--         151M against 87M an image): wider layers (wider) bought nothing at 32x32, so the question is whether
+--         depth, which widens every unit's receptive field, does
 --   bf16  the recipe in bf16 mixed precision (ts.train's precision: the convolutions' and linear layers' operands
 --         rounded to bfloat16, their products summed in fp32; AMX tiles or vdpbf16ps where the processor has
 --         them, the fp32 kernels elsewhere): the accuracy it costs at the full budget, and the time it saves

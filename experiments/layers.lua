@@ -4,7 +4,7 @@
 local opt = ts.experiment.options{run = 'runs/baseline', images = 4, seed = 7}
 ts.manualSeed(opt.seed)
 local model, config = ts.models.load(opt.run)
-local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
+local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)
 local picks = {}
 for k = 1, opt.images do picks[k] = ts.randint(g.test:size()) end

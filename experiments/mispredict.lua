@@ -5,7 +5,7 @@
 local ffi = require('ffi')
 local opt = ts.experiment.options{run = 'runs/baseline'}
 local model, config = ts.models.load(opt.run)
-local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
+local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)
 local preds = ts.load(opt.run .. '/test_predictions.safetensors')
 local names = g.classNames

@@ -29,7 +29,7 @@ if opt.threshold ~= '' then   -- a string option (its default says "the run's"):
    opt.threshold = th
 end
 local model, config = ts.models.load(opt.run)
-local final = ts.json.decode(ts.files.readFile(opt.run .. '/final.json') or '{}')
+local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)
 local pre = ts.data.preprocess(config.preprocess)
 -- the temperature and the views of the run's calibration, as predict uses them

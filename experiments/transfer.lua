@@ -95,8 +95,7 @@ local rows, names = {}, {}
 for name in pairs(ts.models.catalog) do names[#names + 1] = name end
 table.sort(names)
 local function add_row(label, path)
-   local s = ts.files.readFile(path .. '/final.json')
-   local final = s and ts.json.decode(s)
+   local final = ts.json.readFile(path .. '/final.json')
    -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
    if final and not final.synthetic == not g.synthetic then rows[#rows + 1] = {name = label, final = final, path = path} end
 end

@@ -114,13 +114,20 @@ static unsigned char *reorient(const unsigned char *px, int w, int h, int c, int
 static size_t declared_bytes(const unsigned char *d, size_t n, int w, int h, int c)
 {
     if (h < 0) h = -h;
-    if (n >= 54 && d[0] == 'B' && d[1] == 'M') {
+    if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
         uint32_t offset = d[10] | d[11] << 8 | d[12] << 16 | (uint32_t)d[13] << 24;
-        unsigned bpp = d[28] | d[29] << 8;
-        uint32_t compression = d[30] | d[31] << 8 | d[32] << 16 | (uint32_t)d[33] << 24;
-        if (compression != 0 && compression != 3) return 0;   /* RLE and embedded JPEG/PNG: sizes vary */
-        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
-        return (size_t)(offset + row * (uint64_t)h);
+        uint32_t header = d[14] | d[15] << 8 | d[16] << 16 | (uint32_t)d[17] << 24;
+        unsigned bpp;
+        if (header == 12) bpp = d[24] | d[25] << 8;   /* OS/2's BITMAPCOREHEADER: 16-bit sizes, no compression */
+        else if (n < 34) return 0;
+        else {
+            uint32_t compression = d[30] | d[31] << 8 | d[32] << 16 | (uint32_t)d[33] << 24;
+            if (compression != 0 && compression != 3) return 0;   /* RLE and embedded JPEG/PNG: sizes vary */
+            bpp = d[28] | d[29] << 8;
+        }
+        /* rows padded to 4 bytes, but the last one's padding is not needed (stb reads without it) */
+        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4, last = ((uint64_t)w * bpp + 7) / 8;
+        return (size_t)(offset + row * (uint64_t)(h - 1) + last);
     }
     if (n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6')) {
         /* magic, width, height, maxval, each after whitespace or comments, then one whitespace byte */
@@ -168,7 +175,7 @@ ts_tensor *ts_image_load(const char *path, int channels)
     int image_kind;
     const char *kind = ts_file_kind(data, size, &image_kind);
     int known = size && stbi_info_from_memory(data, (int)size, &w, &h, &n);
-    if (known && h < 0 && h > INT_MIN && kind && !strcmp(kind, "a BMP image")) h = -h;   /* a top-down BMP */
+    if (known && h < 0 && h > INT_MIN && size >= 2 && data[0] == 'B' && data[1] == 'M') h = -h;   /* a top-down BMP */
     size_t needed = known && w > 0 && h > 0 ? declared_bytes(data, size, w, h, n) : 0;
     if (!size) ts_error("%s: is empty, not an image", path);
     else if (!known) {
@@ -263,8 +270,9 @@ ts_tensor *ts_image_encode_png(const ts_tensor *image)
     return out;
 }
 
-/* The file is encoded in memory, then written whole or not at all (ts_write_file): stb's own file writers
- * ignore a failed write, and a full disk gave a truncated image and a success */
+/* The file is encoded in memory, then written whole or not at all (ts_write_file; not flushed to the disk, which
+ * took about as long as encoding a 320x240 photo): stb's own file writers ignore a failed write, and a full disk gave a truncated
+ * image and a success */
 int ts_image_save(const char *path, const ts_tensor *image)
 {
     if (!path) return ts_error("image.save: no path");
@@ -277,7 +285,7 @@ int ts_image_save(const char *path, const ts_tensor *image)
              : has_extension(path, ".tga")                               ? stbi_write_tga_to_func(append, &b, w, h, c, px)
                                                                          : stbi_write_png_to_func(append, &b, w, h, c, px, w * c);
     int rc = !ok || b.failed ? ts_error("%s: out of memory encoding a %dx%d image", path, w, h)
-                             : ts_write_file(path, b.data, b.size);
+                             : ts_write_file(path, b.data, b.size, 0);
     free(b.data);
     return rc;
 }

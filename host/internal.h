@@ -36,15 +36,14 @@ void ts_element_store(void *base, int dtype, int64_t i, double v);
 unsigned char *ts_read_file(const char *path, size_t limit, size_t *size);
 const char *ts_file_kind(const unsigned char *bytes, size_t n, int *is_image);
 
-/* writefile.c: a file written whole or not at all (a temporary file beside it, flushed to the disk, then renamed
- * over it), failures named with the system's reason. ts_atomic_write keeps the first failure; ts_atomic_close
+/* writefile.c: a file written whole or not at all (a temporary file beside it, with durable flushed to the disk,
+ * then renamed over it), failures named with the system's reason. ts_atomic_write keeps the first failure; ts_atomic_close
  * with ok = 1 commits (0, or -1 with the error and the previous file untouched), with ok = 0 abandons (-1, the
- * caller's error kept). ts_write_file: the three for one buffer. */
+ * caller's error kept). ts_write_file (ts.h) is the three for one buffer. */
 typedef struct ts_atomic_file ts_atomic_file;
-ts_atomic_file *ts_atomic_open(const char *path);
+ts_atomic_file *ts_atomic_open(const char *path, int durable);
 void ts_atomic_write(ts_atomic_file *f, const void *data, size_t bytes);
 int ts_atomic_close(ts_atomic_file *f, int ok);
-int ts_write_file(const char *path, const void *data, size_t bytes);
 
 /* memory.c: storage blocks per device (NULL and an out-of-memory error when there is no room) */
 void *ts_memory_alloc(int device, size_t bytes, size_t *granted);

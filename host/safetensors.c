@@ -654,7 +654,7 @@ int ts_safetensors_write(const char *path, int count, const char *const *names, 
     while ((ftell(h) % 8) != 0) fputc(' ', h);   /* data aligned to 8 bytes, as the reference writer does */
     fclose(h);
 
-    ts_atomic_file *fp = ts_atomic_open(path);
+    ts_atomic_file *fp = ts_atomic_open(path, 1);
     if (!fp) {
         free(header);
         return -1;

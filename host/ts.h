@@ -261,6 +261,13 @@ int ts_cross_entropy_into(ts_tensor *loss, ts_tensor *correct, ts_tensor *grad_l
 int ts_distill_into(ts_tensor *loss, ts_tensor *grad_logits, const ts_tensor *logits, const ts_tensor *teacher_logits,
                     double temperature, double weight);
 
+/* ---- files (host/writefile.c) ----------------------------------------------------------------------------
+ * bytes written to path whole or not at all: a temporary file beside it (path.tmp<pid>), renamed over it; a
+ * failure (named with the system's reason) leaves the previous file as it was. durable: flushed to the disk
+ * before the rename, so that a power cut cannot leave an empty file either (run files, models; an image is
+ * not worth the wait). */
+int ts_write_file(const char *path, const void *data, size_t bytes, int durable);
+
 /* ---- optimizers (host/optim.c): PyTorch's update rules over the `count` tensors of a parameter group --------
  * (one launch on a GPU for all of them). Each list has count entries; a tensor listed twice, or sharing memory
  * with another's state, is refused. SGD: momentum_buffers NULL (no momentum) or one per tensor, first_step[k]

@@ -14,6 +14,6 @@ end
 local model, config = ts.models.load(run)
 local pre = config.preprocess or {}
 local size = type(pre.size) == 'table' and pre.size[1] or pre.size or 32
-local names = ts.data.classNamesById(config.class_names, run .. '/config.json')
+local names = ts.data.classNamesById(config.class_names, run .. '/config.json', true)
 ts.onnx.export(model, out, {input = {1, 3, size, size}, preprocess = bake and pre or nil, classes = names})
 print(('%s: %s from %s%s'):format(out, tostring(model):match('^[^\n]*'), run, bake and ', preprocessing inside' or ''))

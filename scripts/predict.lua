@@ -86,7 +86,7 @@ local pre = ts.data.preprocess(config.preprocess)
 -- the images are resized to 32x32 by the area filter, as the GTSRB images the run learned from were; a
 -- preprocessing with another size then resizes them as it resized those
 local size_h, size_w = 32, 32
-local ok_names, names = pcall(ts.data.classNamesById, config.class_names, run .. '/config.json')
+local ok_names, names = pcall(ts.data.classNamesById, config.class_names, run .. '/config.json', true)
 if not ok_names then fail(tostring(names)) end
 local ok_cal, temperature, fitted, calibrated = pcall(ts.experiment.readCalibration, run)
 if not ok_cal then fail(tostring(temperature)) end
@@ -142,7 +142,8 @@ if draw_dir then
 elseif draw then
    if inputs[ts.files.realpath(draw) or ''] then fail(('--draw %s is the input image: it would be overwritten'):format(draw)) end
    if ts.files.isDir(draw) then fail(('--draw %s is a folder; name a file for one image, or give several'):format(draw)) end
-   check_writable(draw:match('^(.*)/[^/]*$') or '.')
+   local folder = draw:match('^(.*)/[^/]*$') or '.'
+   check_writable(folder == '' and '/' or folder)
 end
 local function draw_path(file)
    if not draw_dir then return draw end

@@ -298,7 +298,7 @@ return function(t)
          return ffi.C.tsk_emu_launches
       end)
       for _, make in ipairs({
-         function(m) return ts.optim.SGD(m, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4}) end,
+         function(m) return ts.optim.SGD(m, {lr = 0.1, momentum = 0.9, dampening = 0.1, weight_decay = 5e-4}) end,
          function(m) return ts.optim.AdamW(m, {lr = 0.01, weight_decay = 0.05}) end,
       }) do
          local cpu, gpu = twins(net)
@@ -306,6 +306,15 @@ return function(t)
          local _, ga = cpu:parameters()
          local pb, gb = gpu:parameters()
          t.eq(#pb, 42)
+         -- state of its own for every third tensor: momentum already there, or Adam moments and a step count
+         for i = 3, #pb, 3 do
+            local m = ts.randn(pb[i]:size()):mul_(0.1)
+            for _, o in ipairs({oa, ob}) do
+               local st, dev = o.state[i], o == ob and 'cuda' or 'cpu'
+               if o.kind == 'SGD' then st.momentum_buffer = m:to(dev)
+               else st.exp_avg, st.exp_avg_sq, st.step = m:to(dev), m:square():to(dev), 7 * i end
+            end
+         end
          for step = 1, 3 do
             for i = 1, #ga do
                ga[i]:copy(ts.randn(ga[i]:size()))

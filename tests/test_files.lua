@@ -25,12 +25,12 @@ return function(t)
    t.test('every failed write names the file and the reason', function()
       local dir = t.tmpdir()
       t.raises(function() files.writeFile(dir .. '/no/such/f.json', '{}') end,
-               ('cannot write %s/no/such/f.json.tmp%d: No such file or directory'):format(dir, pid))
+               ('%s/no/such/f.json.tmp%d: cannot create: No such file or directory'):format(dir, pid))
       t.raises(function() files.appendFile(dir .. '/no/log', 'x') end, 'cannot write ' .. dir .. '/no/log: No such file')
       -- the rename fails (a folder is in the way): the target is named, the temporary file removed
       files.mkdirs(dir .. '/taken')
       files.writeFile(dir .. '/taken/inside', 'x')
-      t.raises(function() files.writeFile(dir .. '/taken', 'y') end, 'cannot write ' .. dir .. '/taken: ')
+      t.raises(function() files.writeFile(dir .. '/taken', 'y') end, dir .. '/taken: write failed: Is a directory')
       t.eq(listing(dir), 'taken')
    end)
 
@@ -63,6 +63,8 @@ return function(t)
       t.eq(json.decode('"\\ud83d\\ude00|\\ud800|\\u00e9"'), '\240\159\152\128|\239\191\189|\195\169')
       local a = json.decode('[1, null, 3]')
       t.truthy(a[1] == 1 and a[2] == nil and a[3] == 3)
+      t.eq(json.encode(a), '[1,null,3]')   -- written back as the array it was
+      t.eq(json.encode({[1] = 'a', [1000] = 'b'}), '{"1":"a","1000":"b"}')   -- sparse ids: an object
       t.raises(function() json.decode(string.rep('[', 100000)) end, 'json: nesting deeper than 200')
       t.eq(#json.decode(string.rep('[', 200) .. string.rep(']', 200)), 1)
       local dir = t.tmpdir()
@@ -71,17 +73,21 @@ return function(t)
       t.eq(json.readFile(dir .. '/missing.json'), nil)
    end)
 
-   t.test('class names by id from a table keyed by id, JSON\'s string keys, or a list (the first name is class 0)', function()
+   t.test('class names by id from a table keyed by id, JSON\'s string keys, or a JSON array (the first name is class 0)', function()
       local by = ts.data.classNamesById
       t.eq(by({[0] = 'a', [1] = 'b'}, 'x')[1], 'b')
       t.eq(by({['0'] = 'a', ['2'] = 'c'}, 'x')[2], 'c')
-      local list = by({'a', 'b', 'c'}, 'x')
-      t.truthy(list[0] == 'a' and list[2] == 'c' and list[3] == nil)
+      local list = by(ts.json.decode('["a", "b", null, "d"]'), 'x', true)
+      t.truthy(list[0] == 'a' and list[1] == 'b' and list[2] == nil and list[3] == 'd' and list[4] == nil)
+      -- a Lua table keeps its ids: names for classes 1 and 2 only, passed on from dataset to subset to subset
+      local ds = ts.data.Dataset(ts.zeros({3, 4, 4, 3}, 'uint8'), ts.tensor({1, 2, 1}, 'int64'), {'one', 'two'})
+      local sub = ds:subset({1, 2}):subset({1})
+      t.truthy(sub.classNames[1] == 'one' and sub.classNames[2] == 'two' and sub.classNames[0] == nil)
       t.eq(next(by(nil, 'x')), nil)
       t.raises(function() by(5, 'run/config.json') end, 'run/config.json: class names must be a table')
-      t.raises(function() by({['-1'] = 'a'}, 'run/config.json') end, 'must map a class id from 0 to a string, got -1 = a')
+      t.raises(function() by({['-1'] = 'a'}, 'run/config.json') end, 'must map a class id from 0 to 99999 to a string, got -1 = a')
       t.raises(function() by({[0] = 3}, 'run/config.json') end, 'got 0 = 3')
       t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), ts.tensor({0, 1}, 'int64'), {x = 'a'}) end,
-               'Dataset: class names must map a class id from 0')
+               'Dataset: class names must map a class id from 0 to 99999')
    end)
 end

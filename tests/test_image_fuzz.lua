@@ -176,6 +176,16 @@ return function(t)
       local bmp = t.readfile(dir .. '/a.bmp')
       t.writefile(dir .. '/cut.bmp', bmp:sub(1, #bmp - 20))
       t.raises(function() ts.image.load(dir .. '/cut.bmp') end, 'cut.bmp: is truncated: 9 x 6 pixels need')
+      -- without the last row's padding byte the pixels are all there: it loads, as stb reads it
+      t.writefile(dir .. '/nopad.bmp', bmp:sub(1, #bmp - 1))
+      t.truthy(ts.image.load(dir .. '/nopad.bmp'):equal(img), 'a BMP without its last padding byte')
+      -- OS/2's 12-byte header keeps its bit depth elsewhere: 2x2, 24 bits, rows of 6 bytes padded to 8, bottom up
+      local os2 = 'BM' .. le32(42) .. le32(0) .. le32(26) .. le32(12) .. le16(2) .. le16(2) .. le16(1) .. le16(24) ..
+                  '\0\0\255\0\255\0\0\0' .. '\255\0\0\255\255\255\0\0'
+      t.writefile(dir .. '/os2.bmp', os2)
+      local o = ts.image.load(dir .. '/os2.bmp')
+      t.truthy(o:get(1, 1, 3) == 255 and o:get(2, 1, 1) == 255 and o:get(1, 2, 1) == 255 and o:get(1, 2, 2) == 255,
+               'the OS/2 BMP: ' .. tostring(o))
       local ppm = 'P6\n# a comment\n9 6\n255\n' .. string.rep('\100\150\200', 54)
       t.writefile(dir .. '/a.ppm', ppm)
       t.eq(tostring(ts.image.load(dir .. '/a.ppm'):size()), '[6x9x3]')
@@ -206,6 +216,14 @@ return function(t)
       t.truthy(ts.image.load(dir .. '/a.png'):equal(small), 'the previous image was damaged')
       t.eq(select(2, t.sh(('ls %s'):format(dir))), 'a.png\n', 'the temporary file is left behind')
       t.raises(function() ts.image.save(dir .. '/none/b.png', small) end, 'none/b.png.tmp')
+      -- a link keeps pointing at its file, which is the one replaced, with its permissions; a device is written
+      -- in place (nothing can be renamed over /dev/full), its failure named
+      t.sh(('cd %s && cp a.png real.png && chmod 600 real.png && ln -s real.png link.png'):format(dir))
+      ts.image.save(dir .. '/link.png', ts.zeros({3, 5, 3}, 'uint8'))
+      local _, listing = t.sh(('cd %s && stat -c "%%A %%N" link.png real.png'):format(dir))
+      t.truthy(listing:find("'link.png' -> 'real.png'", 1, true) and listing:find("-rw------- 'real.png'", 1, true), listing)
+      t.eq(tostring(ts.image.load(dir .. '/real.png'):size()), '[3x5x3]')
+      t.raises(function() ts.image.save('/dev/full', small) end, '/dev/full: write failed: No space left on device')
       t.raises(function() ts.image.save(nil, small) end, 'ts.image.save(path, img): path must be a string')
       t.raises(function() ts.image.save(dir .. '/c.png', nil) end, 'ts.image.save(path, img): expected an image tensor, got nil')
       t.raises(function() ts.image.save(dir .. '/c.png', ts.zeros({0, 4, 3}, 'uint8')) end, 'cannot be written')

@@ -333,6 +333,8 @@ return function(t)
       for _, make in ipairs({
          function(groups) return ts.optim.SGD(groups, {lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4}) end,
          function(groups) return ts.optim.SGD(groups, {lr = 0.1}) end,
+         -- with dampening the first step differs (the buffer starts as the gradient, not (1 - dampening) of it)
+         function(groups) return ts.optim.SGD(groups, {lr = 0.1, momentum = 0.9, dampening = 0.1}) end,
          function(groups) return ts.optim.Adam(groups, {lr = 0.01, weight_decay = 1e-4}) end,
          function(groups) return ts.optim.AdamW(groups, {lr = 0.01}) end,
       }) do
@@ -341,6 +343,16 @@ return function(t)
          local singles = {}
          for i = 1, #pb do singles[i] = {params = {{pb[i]}, {gb[i]}}} end
          local oa, ob = make(a), make(singles)
+         -- state that differs between the tensors of the group: every other tensor starts with momentum, or with
+         -- Adam moments and a step count of its own (so a kernel that took tensor 1's for all would differ)
+         for i = 2, #pb, 2 do
+            local m = ts.randn(pb[i]:size()):mul_(0.1)
+            for _, o in ipairs({oa, ob}) do
+               local st = o.state[i]
+               if o.kind == 'SGD' and o.groups[1].momentum ~= 0 then st.momentum_buffer = m:clone()
+               elseif o.kind ~= 'SGD' then st.exp_avg, st.exp_avg_sq, st.step = m:clone(), m:square(), 10 * i end
+            end
+         end
          for step = 1, 3 do
             local _, ga = a:parameters()
             for i = 1, #ga do

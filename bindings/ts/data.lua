@@ -71,7 +71,7 @@ data.csvFields = csv_fields
 -- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
 -- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
 function data.readCSV(path)
-   if type(path) ~= 'string' then error('ts.data.readCSV(path): path must be a string, got ' .. type(path), 3) end
+   if type(path) ~= 'string' then error('ts.data.readCSV(path): path must be a string, got ' .. type(path), 2) end
    local f, err = io.open(path, 'rb')
    if not f then error(('%s: cannot open (%s)'):format(path, err), 0) end
    local text = f:read('*a')
@@ -115,6 +115,7 @@ end
 -- label_names.csv: a header ClassId,SignName, then one row per class with ids 0..max, each once. Rows are
 -- counted with the header as row 1, blank lines skipped.
 function data.readLabelNames(path)
+   if type(path) ~= 'string' then error('ts.data.readLabelNames(path): path must be a string, got ' .. type(path), 2) end
    local rows, header = data.readCSV(path)
    local idcol = header and header[1]
    if idcol ~= 'ClassId' or header[2] ~= 'SignName' then
@@ -141,25 +142,9 @@ end
 local Dataset = {}
 Dataset.__index = Dataset
 
-local ctypes = {uint8 = 'uint8_t *', int32 = 'int32_t *', int64 = 'int64_t *', float32 = 'float *', float64 = 'double *'}
+local ctypes = T.ctypes
 
--- one pass over a tensor's values: the smallest and largest finite ones, how many are NaN or infinite, and
--- how many have a fraction
-local function survey(t)
-   t = t:cpu():contiguous()
-   local p = ffi.cast(ctypes[t:dtype()], t:data())
-   local lo, hi, nonfinite, fractional = math.huge, -math.huge, 0, 0
-   for i = 0, t:numel() - 1 do
-      local v = tonumber(p[i])
-      if v ~= v or v == math.huge or v == -math.huge then nonfinite = nonfinite + 1
-      else
-         if v < lo then lo = v end
-         if v > hi then hi = v end
-         if v ~= math.floor(v) then fractional = fractional + 1 end
-      end
-   end
-   return lo, hi, nonfinite, fractional
-end
+local survey = T.survey
 
 -- Images as uint8: integers in 0..255 as they are, floats within 0..1 (normalized images) scaled by 255 and
 -- rounded, floats in 0..255 rounded, each reading of floats said in a note. Anything else is refused, not
@@ -206,25 +191,28 @@ local function class_ids(y, where, key)
    return y:long():contiguous():view(-1)
 end
 
--- Class names keyed by class id from 0, from any of the ways they come: a table keyed by id (numbers, or the
--- strings JSON makes of them: config.json's class_names), or a list of names in class order (a Lua list from 1,
--- a JSON array), whose first name is class 0's as a Python list's is. Anything else is an error naming `where`;
--- nil gives an empty table.
-function data.classNamesById(names, where)
+-- Class names keyed by class id from 0: from a table keyed by id (numbers, or the strings JSON makes of them, as
+-- ts.train writes config.json's class_names). With from_json, a JSON array (a list from 1 once decoded, holes
+-- where it had nulls) is a list of names in class order whose first is class 0's, as a Python list's is; a Lua
+-- table is always keyed by id (a dataset's names, whose class 0 may have none, keep their ids however often they
+-- pass through here). Anything else is an error naming `where`; nil gives an empty table.
+function data.classNamesById(names, where, from_json)
    if names == nil then return {} end
    if type(names) ~= 'table' then
       error(('%s: class names must be a table (id -> name) or a list of names, got %s'):format(where, type(names)), 2)
    end
-   local out, n = {}, #names
-   local list = names[0] == nil and n > 0
-   for k in pairs(names) do
-      if not (type(k) == 'number' and k % 1 == 0 and k >= 1 and k <= n) then list = false end
+   local list = from_json and names[0] == nil and names['0'] == nil and next(names) ~= nil
+   if list then
+      for k in pairs(names) do
+         if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 then list = false end
+      end
    end
+   local out = {}
    for k, v in pairs(names) do
       local id = list and k - 1 or tonumber(k)
-      if not id or id % 1 ~= 0 or id < 0 or id > 1e6 or type(v) ~= 'string' then
-         error(('%s: class names must map a class id from 0 to a string, got %s = %s'):format(where, tostring(k),
-               tostring(v)), 2)
+      if not id or id % 1 ~= 0 or id < 0 or id >= MAX_CLASSES or type(v) ~= 'string' then
+         error(('%s: class names must map a class id from 0 to %d to a string, got %s = %s'):format(where,
+               MAX_CLASSES - 1, tostring(k), tostring(v)), 2)
       end
       out[id] = v
    end

@@ -655,13 +655,12 @@ end
 -- at the temperature and number of views the search now uses, kept in run/search.json; else 0.5, and why
 -- as a second value.
 function M.threshold(run, own, temperature, views)
-   local files, json = require('ts.files'), require('ts.json')
-   local text = files.readFile(run .. '/search.json')
-   if not text then
+   local json = require('ts.json')
+   local fit = json.readFile(run .. '/search.json')
+   if not fit then
       return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)
    end
-   local ok, fit = pcall(json.decode, text)
-   local t = ok and type(fit) == 'table' and tonumber(fit.threshold)
+   local t = type(fit) == 'table' and tonumber(fit.threshold)
    if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run)) end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)

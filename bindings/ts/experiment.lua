@@ -93,10 +93,9 @@ end
 -- was fitted with, and whether the run has a calibration.json (without one: 1, 1, false). A calibration.json
 -- without a valid temperature is an error naming the file.
 function M.readCalibration(run)
-   local text = files.readFile(run .. '/calibration.json')
-   if not text then return 1, 1, false end
-   local ok, cal = pcall(json.decode, text)
-   local temperature = ok and type(cal) == 'table' and tonumber(cal.temperature) or nil
+   local cal = json.readFile(run .. '/calibration.json')
+   if not cal then return 1, 1, false end
+   local temperature = type(cal) == 'table' and tonumber(cal.temperature) or nil
    if not temperature or not (temperature > 0 and temperature < math.huge) then
       error(('%s/calibration.json has no valid temperature'):format(run), 0)
    end

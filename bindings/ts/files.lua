@@ -10,6 +10,7 @@
 --   ts.files.isDir(path)              whether path is a folder (a link to one included)
 -- Every write names its file and the reason when it fails (a full disk, a read-only remount).
 local ffi = require('ffi')
+local cffi = require('ts.ffi')
 local C = ffi.C
 
 ffi.cdef[[
@@ -48,11 +49,12 @@ function M.mkdirs(path)
    end
 end
 
+-- whether something is at path: a file (readable or not), a folder, a link to either
 function M.exists(path)
    if type(path) ~= 'string' then error('ts.files.exists(path): path must be a string, got ' .. type(path), 2) end
    local f = io.open(path, 'rb')
    if f then f:close() end
-   return f ~= nil
+   return f ~= nil or M.realpath(path) ~= nil
 end
 
 function M.readFile(path)
@@ -77,16 +79,14 @@ local function open_or_fail(path, mode)
    return f
 end
 
--- The temporary file is named with the writer's process id, as ts.save's are, so that a later run can tell
--- an abandoned one (ts.train removes those whose process is gone).
+-- Whole or not at all and flushed to the disk, as every run file tshost writes (host/writefile.c): the temporary
+-- file is named with the writer's process id, as ts.save's are, so that a later run can tell an abandoned one
+-- (ts.train removes those whose process is gone).
 function M.writeFile(path, s)
-   local tmp = ('%s.tmp%d'):format(path, C.getpid())
-   write_or_fail(open_or_fail(tmp, 'wb'), tmp, s)
-   local ok, err = os.rename(tmp, path)
-   if not ok then
-      os.remove(tmp)
-      error(('cannot write %s: %s'):format(path, tostring(err)), 0)
+   if type(path) ~= 'string' or type(s) ~= 'string' then
+      error('ts.files.writeFile(path, s): path and contents must be strings', 2)
    end
+   cffi.check(C.ts_write_file(path, s, #s, 1))
 end
 
 function M.appendFile(path, s) write_or_fail(open_or_fail(path, 'ab'), path, s) end

@@ -42,14 +42,15 @@ local function encode(v, out)
    elseif t == 'string' then
       out[#out + 1] = '"' .. utf8_valid(v):gsub('[%c"\\]', function(c) return escapes[c] or ('\\u%04x'):format(c:byte()) end) .. '"'
    elseif t == 'table' then
-      local n = #v
-      local is_array = n > 0 or next(v) == nil
-      if is_array then
-         for k in pairs(v) do
-            if type(k) ~= 'number' or k < 1 or k > n or k ~= math.floor(k) then is_array = false break end
-         end
+      -- an array: whole keys from 1, at least half of 1..n present (a decoded array with nulls has holes there,
+      -- written back as null; a sparse table of a few large ids is an object)
+      local n, count, is_array = 0, 0, true
+      for k in pairs(v) do
+         count = count + 1
+         if type(k) ~= 'number' or k < 1 or k ~= math.floor(k) then is_array = false
+         elseif k > n then n = k end
       end
-      if is_array and n > 0 then
+      if is_array and n > 0 and n <= 2 * count then
          out[#out + 1] = '['
          for i = 1, n do
             if i > 1 then out[#out + 1] = ',' end

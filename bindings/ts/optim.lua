@@ -76,17 +76,14 @@ function Optimizer:eachGroup(fn)
    end
 end
 
--- The C lists of a group's tensors for one step: {params, grads} and, for each state name given, the states' tensors
-local function lists(g, states, ...)
-   local n = #g.params
-   local out = {tensors(n), tensors(n)}
-   for i = 1, n do out[1][i - 1], out[2][i - 1] = g.params[i]._c, g.grads[i]._c end
-   for j, name in ipairs({...}) do
-      local l = tensors(n)
-      for i = 1, n do l[i - 1] = states[i][name]._c end
-      out[2 + j] = l
+-- The C list of a group's tensors: those of get(i) for each parameter i (a tensor, or nil: NULL)
+local function list(n, get)
+   local l = tensors(n)
+   for i = 1, n do
+      local t = get(i)
+      l[i - 1] = t and t._c or nil
    end
-   return unpack(out)
+   return l
 end
 
 -- Scales the gradients so that their joint L2 norm is at most max_norm (PyTorch's clip_grad_norm_). The norm is
@@ -113,18 +110,19 @@ function optim.SGD(groups, opts)
                                      groups, opts), SGD)
 end
 
--- every tensor of a group in one call (one launch on a GPU)
+-- every tensor of a group in one call (one launch on a GPU); the state it makes is kept only when the step is taken
 function SGD:step()
    self:eachGroup(function(g, states)
       local n, first = #g.params, ffi.new('int[?]', #g.params)
-      if g.momentum ~= 0 then
-         for i, st in ipairs(states) do
-            if not st.momentum_buffer then st.momentum_buffer, first[i - 1] = g.params[i]:zerosLike(), 1 end
-         end
+      local buffers = {}
+      for i, st in ipairs(states) do
+         buffers[i] = st.momentum_buffer
+         if g.momentum ~= 0 and not buffers[i] then buffers[i], first[i - 1] = g.params[i]:zerosLike(), 1 end
       end
-      local params, grads, buffers = lists(g, states, g.momentum ~= 0 and 'momentum_buffer' or nil)
-      check(C.ts_sgd_step(n, params, grads, buffers, first, g.lr, g.momentum, g.dampening, g.weight_decay,
-                          g.nesterov and 1 or 0))
+      check(C.ts_sgd_step(n, list(n, function(i) return g.params[i] end), list(n, function(i) return g.grads[i] end),
+                          g.momentum ~= 0 and list(n, function(i) return buffers[i] end) or nil, first, g.lr, g.momentum,
+                          g.dampening, g.weight_decay, g.nesterov and 1 or 0))
+      for i, st in ipairs(states) do st.momentum_buffer = buffers[i] end
    end)
 end
 
@@ -143,14 +141,15 @@ optim.AdamW = adam('AdamW', true, 1e-2)
 function Adam:step()
    self:eachGroup(function(g, states)
       local n, steps = #g.params, ffi.new('int64_t[?]', #g.params)
+      local m, v = {}, {}
       for i, st in ipairs(states) do
-         if not st.exp_avg then st.exp_avg, st.exp_avg_sq, st.step = g.params[i]:zerosLike(), g.params[i]:zerosLike(), 0 end
-         st.step = st.step + 1
-         steps[i - 1] = st.step
+         m[i], v[i] = st.exp_avg or g.params[i]:zerosLike(), st.exp_avg_sq or g.params[i]:zerosLike()
+         steps[i - 1] = (st.step or 0) + 1
       end
-      local params, grads, m, v = lists(g, states, 'exp_avg', 'exp_avg_sq')
-      check(C.ts_adam_step(n, params, grads, m, v, steps, g.lr, g.beta1, g.beta2, g.eps, g.weight_decay,
-                           self.decoupled and 1 or 0))
+      check(C.ts_adam_step(n, list(n, function(i) return g.params[i] end), list(n, function(i) return g.grads[i] end),
+                           list(n, function(i) return m[i] end), list(n, function(i) return v[i] end), steps, g.lr,
+                           g.beta1, g.beta2, g.eps, g.weight_decay, self.decoupled and 1 or 0))
+      for i, st in ipairs(states) do st.exp_avg, st.exp_avg_sq, st.step = m[i], v[i], tonumber(steps[i - 1]) end
    end)
 end
 

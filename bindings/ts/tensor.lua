@@ -139,6 +139,26 @@ function T.randperm(n)
    return p
 end
 
+-- One pass over a tensor's values (any dtype, any device: read from a host copy): the smallest and largest finite
+-- ones, how many are NaN or infinite, and how many have a fraction. What readers of labels and images check.
+-- (T.ctypes: the C pointer type of each dtype's elements, for FFI loops over a tensor's data)
+T.ctypes = {uint8 = 'uint8_t *', int32 = 'int32_t *', int64 = 'int64_t *', float32 = 'float *', float64 = 'double *'}
+function T.survey(t)
+   t = t:cpu():contiguous()
+   local p = ffi.cast(T.ctypes[t:dtype()], t:data())
+   local lo, hi, nonfinite, fractional = math.huge, -math.huge, 0, 0
+   for i = 0, t:numel() - 1 do
+      local v = tonumber(p[i])
+      if v ~= v or v == math.huge or v == -math.huge then nonfinite = nonfinite + 1
+      else
+         if v < lo then lo = v end
+         if v > hi then hi = v end
+         if v ~= math.floor(v) then fractional = fractional + 1 end
+      end
+   end
+   return lo, hi, nonfinite, fractional
+end
+
 -- ts.tensor{{1,2},{3,4}} or ts.tensor({1,2,3}, 'int64'): nested tables to a tensor
 function T.tensor(data, dtype)
    if is_tensor(data) then return data:clone() end

@@ -856,7 +856,9 @@ local function train(cfg, spec, model)
       conf.model = spec or {module = tostring(model):match('^[^\n]*')}
       conf.model_source = spec and models.source(spec.name)   -- a registered builder's file
       conf.parameters = model:numParameters()
-      conf.class_names = train_ds.classNames
+      -- keyed by strings, so that JSON writes an object whatever the ids (names for 1..n alone would be an array)
+      conf.class_names = {}
+      for id, name in pairs(train_ds.classNames) do conf.class_names[tostring(id)] = name end
       conf.preprocess = cfg.preprocess.settings
       conf.architecture = tostring(model)
       conf.data = fingerprints

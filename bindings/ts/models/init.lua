@@ -35,7 +35,14 @@ function models.refcnn(opts)
       into:add(nn.BatchNorm2d(b))
       into:add(nn.ReLU())
    end
+   if opts.convs and opts.stage3 then error('ts.models.refcnn: convs and stage3 both set the third stage; give one', 2) end
    local convs = opts.convs or {2, 2, opts.stage3 or 1}
+   if type(convs) ~= 'table' or #convs ~= 3 then error('ts.models.refcnn: convs must be three counts, one per stage', 2) end
+   for _, n in ipairs(convs) do
+      if type(n) ~= 'number' or n % 1 ~= 0 or n < 1 or n > 64 then
+         error(('ts.models.refcnn: convs must be whole numbers from 1 to 64, got %s'):format(tostring(n)), 2)
+      end
+   end
    local function stage(into, a, b, n)
       block(into, a, b)
       for _ = 2, n do block(into, b, b) end

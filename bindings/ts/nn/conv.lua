@@ -18,7 +18,7 @@ local function pair(v, name, least)
    for _, x in ipairs({h, w}) do
       if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
          error(('Conv2d: %s must be a whole number >= %d or {h, w} of them, got %s'):format(name, least,
-               type(v) == 'table' and ('{%s}'):format(table.concat(v, ', ')) or tostring(v)), 4)
+               type(v) == 'table' and ('{%s, %s}'):format(tostring(h), tostring(w)) or tostring(v)), 4)
       end
    end
    return h, w

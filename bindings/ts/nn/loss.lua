@@ -25,14 +25,6 @@ local function targets_of(self, logits, target)
    self.device = device
    if self.weight and self.weight:device() ~= device then self.weight = self.weight:to(device) end
    -- class ids are whole numbers: a float target of 1.5 (a probability or a mistake) must not pass as class 1
-   local function whole(t)
-      local f = t:cpu():type('float64'):contiguous()
-      local p = ffi.cast('double *', f:data())
-      for i = 0, f:numel() - 1 do
-         if p[i] % 1 ~= 0 then return false end   -- NaN too: NaN % 1 is NaN
-      end
-      return true
-   end
    if not T.isTensor(target) then
       if type(target) == 'table' then
          for i, v in ipairs(target) do
@@ -44,7 +36,8 @@ local function targets_of(self, logits, target)
       target = T.tensor(target, 'int64')
    end
    if target:dtype() == 'float32' or target:dtype() == 'float64' then
-      if not whole(target) then
+      local _, _, nonfinite, fractional = T.survey(target)
+      if nonfinite + fractional > 0 then
          error(('CrossEntropyLoss: the %s targets hold values that are not class ids (whole numbers); class ids are ' ..
                 'int64, and probabilities as targets are not supported'):format(target:dtype()), 3)
       end
