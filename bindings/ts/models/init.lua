@@ -92,7 +92,7 @@ end
 function models.baseline(opts)
    local o = {}
    for k, v in pairs(opts or {}) do o[k] = v end
-   o.stage3 = o.stage3 or 2
+   if not o.convs then o.stage3 = o.stage3 or 2 end
    return models.refcnn(o)
 end
 
