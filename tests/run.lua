@@ -93,6 +93,33 @@ function t.sh(cmd)
    return rc, (out:gsub('__rc=%d+%s*$', ''))
 end
 
+-- Optimizer tests. seedState: state of its own for every k-th parameter of each optimizer (the same values in
+-- each, copies on each one's device): a momentum buffer for SGD with momentum, Adam's moments and a step count of 7 i, so
+-- that a step that gave every tensor of a group the first one's state differs. stepTogether: `steps` steps of
+-- two optimizers with the same random gradients (ga, gb: their gradient lists); step_b(ob, k), when given, takes
+-- the second one's step k, for a test that counts what it does.
+function t.seedState(optimizers, params, k)
+   for i = k, #params, k do
+      local m = ts.randn(params[i]:size()):mul_(0.1)
+      for _, o in ipairs(optimizers) do
+         local st, device = o.state[i], o.groups[1].params[1]:device()
+         if o.kind ~= 'SGD' then st.exp_avg, st.exp_avg_sq, st.step = m:clone():to(device), m:square():to(device), 7 * i
+         elseif o.groups[1].momentum ~= 0 then st.momentum_buffer = m:clone():to(device) end
+      end
+   end
+end
+
+function t.stepTogether(oa, ga, ob, gb, steps, step_b)
+   for k = 1, steps do
+      for i = 1, #ga do
+         ga[i]:copy(ts.randn(ga[i]:size()))
+         gb[i]:copy(ga[i])
+      end
+      oa:step()
+      if step_b then step_b(ob, k) else ob:step() end
+   end
+end
+
 function t.readfile(path)
    local f = assert(io.open(path, 'rb'))
    local s = f:read('*a')

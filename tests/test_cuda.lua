@@ -263,16 +263,9 @@ return function(t)
       }) do
          local cpu, gpu = twins(function() return nn.Linear(30, 7) end)
          local oa, ob = make(cpu), make(gpu)
-         for step = 1, 3 do
-            local _, ga = cpu:parameters()
-            local _, gb = gpu:parameters()
-            for i = 1, #ga do
-               ga[i]:copy(ts.randn(ga[i]:size()))
-               gb[i]:copy(ga[i])
-            end
-            oa:step()
-            ob:step()
-         end
+         local _, ga = cpu:parameters()
+         local _, gb = gpu:parameters()
+         t.stepTogether(oa, ga, ob, gb, 3)
          t.near(gpu.weight:cpu(), cpu.weight, 1e-5, 1e-6, oa.kind)
          t.near(oa:clipGradNorm(1e9), ob:clipGradNorm(1e9), 1e-5)
          -- clipping that bites, the GPU's without reading the norm back (as ts.train clips)
@@ -306,27 +299,14 @@ return function(t)
          local _, ga = cpu:parameters()
          local pb, gb = gpu:parameters()
          t.eq(#pb, 42)
-         -- state of its own for every third tensor: momentum already there, or Adam moments and a step count
-         for i = 3, #pb, 3 do
-            local m = ts.randn(pb[i]:size()):mul_(0.1)
-            for _, o in ipairs({oa, ob}) do
-               local st, dev = o.state[i], o == ob and 'cuda' or 'cpu'
-               if o.kind == 'SGD' then st.momentum_buffer = m:to(dev)
-               else st.exp_avg, st.exp_avg_sq, st.step = m:to(dev), m:square():to(dev), 7 * i end
-            end
-         end
-         for step = 1, 3 do
-            for i = 1, #ga do
-               ga[i]:copy(ts.randn(ga[i]:size()))
-               gb[i]:copy(ga[i])
-            end
-            oa:step()
+         t.seedState({oa, ob}, pb, 3)   -- state of its own for every third tensor
+         t.stepTogether(oa, ga, ob, gb, 3, function(o, step)
             local before = counted and ffi.C.tsk_emu_launches()
-            ob:step()
+            o:step()
             if counted and step > 1 then   -- the first step also makes the state
                t.eq(tonumber(ffi.C.tsk_emu_launches() - before), 2, oa.kind .. ': launches for 42 tensors')
             end
-         end
+         end)
          local pa = cpu:parameters()
          for i = 1, #pa do t.near(pb[i]:cpu(), pa[i], 1e-5, 1e-6, oa.kind .. ' parameter ' .. i) end
       end

@@ -345,24 +345,9 @@ return function(t)
          local oa, ob = make(a), make(singles)
          -- state that differs between the tensors of the group: every other tensor starts with momentum, or with
          -- Adam moments and a step count of its own (so a kernel that took tensor 1's for all would differ)
-         for i = 2, #pb, 2 do
-            local m = ts.randn(pb[i]:size()):mul_(0.1)
-            for _, o in ipairs({oa, ob}) do
-               local st = o.state[i]
-               if o.kind == 'SGD' and o.groups[1].momentum ~= 0 then st.momentum_buffer = m:clone()
-               elseif o.kind ~= 'SGD' then st.exp_avg, st.exp_avg_sq, st.step = m:clone(), m:square(), 10 * i end
-            end
-         end
-         for step = 1, 3 do
-            local _, ga = a:parameters()
-            for i = 1, #ga do
-               ga[i]:copy(ts.randn(ga[i]:size()))
-               gb[i]:copy(ga[i])
-            end
-            oa:step()
-            ob:step()
-         end
-         local pa = a:parameters()
+         t.seedState({oa, ob}, pb, 2)
+         local pa, ga = a:parameters()
+         t.stepTogether(oa, ga, ob, gb, 3)
          for i = 1, #pa do t.truthy(pa[i]:equal(pb[i]), oa.kind .. ': parameter ' .. i .. ' differs') end
       end
    end)
