@@ -36,11 +36,15 @@ while i <= #arg do
       os.exit(2)
    elseif not experiment then experiment = a
    else
-      local k, v = a:match('^([%w_]+)=(.*)$')
+      local k, v = a:match('^([%w_][%w_%.]*)=(.*)$')
       if not k then error('sweep: expected key=value[,value...], got ' .. a, 0) end
       if v:find(',') then
-         local values = {}
-         for x in v:gmatch('[^,]+') do values[#values + 1] = x end
+         -- each value once and none empty: two points of one name would share a run directory at once
+         local values, seen = {}, {}
+         for x in (v .. ','):gmatch('([^,]*),') do
+            if x == '' or seen[x] then error(('sweep: %s: every value once and none empty, got %s'):format(k, v), 0) end
+            values[#values + 1], seen[x] = x, true
+         end
          grid[#grid + 1] = {k, values}
       else
          extra[#extra + 1] = a
@@ -48,8 +52,8 @@ while i <= #arg do
    end
    i = i + 1
 end
-local function whole(n) return n and n >= 0 and n % 1 == 0 end
-if not experiment or not jobs or jobs < 1 or not whole(slurm.cpus) or slurm.cpus < 1 or not whole(slurm.gpus) then
+local function whole(n) return n and n >= 0 and n % 1 == 0 and n < 2 ^ 31 end
+if not experiment or not whole(jobs) or jobs < 1 or not whole(slurm.cpus) or slurm.cpus < 1 or not whole(slurm.gpus) then
    io.stderr:write('usage: tshost scripts/sweep.lua EXPERIMENT key=v1,v2 ... [--jobs N] [--dir DIR] [--slurm FILE ' ..
                    '[--wait] [--no-submit] [--partition P] [--time T] [--cpus N] [--gpus N]]\n')
    os.exit(2)
@@ -74,12 +78,23 @@ local function name_of(p)
    return s ~= '' and s or 'default'
 end
 
--- one command per point; THREADS is replaced by the run's thread count
-local commands = {}
+-- a word for the shell, whatever it holds (spaces, quotes, ;): nothing in a value runs as a command
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- one command per point, every part quoted; THREADS is replaced by the run's thread count
+local commands, names = {}, {}
 for _, p in ipairs(points) do
-   local args = table.concat(p, ' ') .. ' ' .. table.concat(extra, ' ')
-   commands[#commands + 1] = {run = dir .. '/' .. name_of(p),
-                              cmd = ('%s --threads THREADS %s %s run=%s/%s'):format(ts.program, experiment, args, dir, name_of(p))}
+   local name = name_of(p)
+   if names[name] then
+      error(('sweep: the points %s and %s would share the run %s/%s'):format(names[name], table.concat(p, ' '), dir, name), 0)
+   end
+   names[name] = table.concat(p, ' ')
+   local args = {}
+   for _, a in ipairs(p) do args[#args + 1] = quote(a) end
+   for _, a in ipairs(extra) do args[#args + 1] = quote(a) end
+   local run = dir .. '/' .. name
+   commands[#commands + 1] = {run = run, cmd = ('%s --threads THREADS %s %s %s'):format(quote(ts.program), quote(experiment),
+                                                                                       table.concat(args, ' '), quote('run=' .. run))}
 end
 
 local function finished(c) return io.open(c.run .. '/final.json') ~= nil end
@@ -88,13 +103,13 @@ local function compare()
    local done = {}
    for _, c in ipairs(commands) do if finished(c) then done[#done + 1] = c.run end end
    if #done > 0 then
-      os.execute(('%s %s/scripts/compare.lua %s --html %s/comparison.html'):format(ts.program, ts.root,
-                 table.concat(done, ' '), dir))
+      local runs = {}
+      for k, run in ipairs(done) do runs[k] = quote(run) end
+      os.execute(('%s %s %s --html %s'):format(quote(ts.program), quote(ts.root .. '/scripts/compare.lua'),
+                 table.concat(runs, ' '), quote(dir .. '/comparison.html')))
    end
    return #done
 end
-
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 if slurm.file then
    ts.files.mkdirs(dir)
@@ -153,13 +168,16 @@ for start = 1, #commands, jobs do
    for k = start, math.min(start + jobs - 1, #commands) do
       local c = commands[k]
       ts.files.mkdirs(c.run)
-      wave[#wave + 1] = ('(%s > %s/log.txt 2>&1; echo "$? %s")'):format(c.cmd:gsub('THREADS', tostring(threads), 1), c.run, c.run)
+      wave[#wave + 1] = ('(%s > %s 2>&1; echo "$? %d")'):format(c.cmd:gsub('THREADS', tostring(threads), 1),
+                                                                 quote(c.run .. '/log.txt'), k)
    end
    local p = io.popen(table.concat(wave, ' & ') .. ' & wait')
    for line in p:lines() do
-      local rc, run = line:match('^(%d+) (.*)$')
-      print(('  %s %s'):format(rc == '0' and 'done  ' or 'FAILED', run))
+      local rc, k = line:match('^(%d+) (%d+)$')
+      local c = commands[tonumber(k)]
+      print(('  %s %s%s'):format(rc == '0' and 'done  ' or 'FAILED', c.run, rc == '0' and '' or ' (see its log.txt)'))
    end
    p:close()
 end
-compare()
+-- the exit status says whether every point finished, as with --slurm --wait
+os.exit(compare() == #commands and 0 or 1)

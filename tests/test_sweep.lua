@@ -27,6 +27,15 @@ return function(t)
       t.truthy(script:find('#SBATCH --cpus-per-task=2', 1, true), script)
       rc, out = sweep(('lr=0.05,0.1 --slurm %s/job.sh --frobnicate'):format(dir))
       t.eq(rc, 2, 'an unknown option: ' .. out)
+      -- a value is one word, whatever it holds: nothing in it runs as a command, and the point it makes fails as
+      -- a bad lr (the sweep's exit status says so); a folder with a space is one folder
+      rc, out = sweep(("epochs=1 'lr=0.05,0.1;touch${IFS}%s/pwned' %s --jobs 2 --dir '%s/with space'"):format(dir, quick, dir))
+      t.truthy(rc == 1 and out:find('FAILED ' .. dir .. '/with space/lr0.1touchIFS', 1, true), out)
+      t.truthy(io.open(dir .. '/with space/lr0.05/final.json') and not io.open(dir .. '/pwned'), out)
+      rc, out = sweep('lr=0.1,0.1 --jobs 2')
+      t.truthy(rc == 1 and out:find('lr: every value once and none empty, got 0.1,0.1', 1, true), out)
+      rc, out = sweep('lr=0.1,0.2 --jobs 1.5')
+      t.eq(rc, 2, '--jobs 1.5: ' .. out)
    end)
 
    t.test('a real Slurm: a 2x2 sweep through sbatch, one task killed by scancel and resumed by a second submission', function()
