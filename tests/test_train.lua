@@ -434,9 +434,42 @@ return function(t)
          return order
       end
       bad({sampler = growing, epochs = 2, batch = 16}, 'the sampler gave 80 images for epoch 1 and 40 before')
+      -- options once checked only where they were used, after the run directory had been written: refused first,
+      -- and the run directory is left as it was (not made)
+      local dir = t.tmpdir() .. '/never'
+      for opts, words in pairs({
+         [{sampler = 'bogus'}] = 'sampler must be one of downsample, sequential, shuffle, sqrt, upsample',
+         [{precision = 'fp16'}] = "precision must be 'fp32' or 'bf16', got fp16",
+         [{device = 'gpu'}] = "device must be 'cpu' or 'cuda', got gpu",
+         [{augment = 5}] = 'augment must be made by ts.data.augment{...}, got number',
+         [{preprocess = 'x'}] = 'preprocess must be made by ts.data.preprocess{...}, got string',
+         [{workers = 100000}] = 'workers must be 1 to 63, got 100000',
+         [{nesterov = 'false'}] = 'nesterov must be true or false, got string false',
+         [{warmup = 5, epochs = 1}] = 'warmup (5 epochs) is longer than the training (1 epochs)',
+         [{class_weights = {1, -1}}] = 'class_weights must be finite, non-negative and not all zero',
+         [{class_weights = ts.zeros(43)}] = 'class_weights must be finite, non-negative and not all zero',
+         [{on_epoch = 5}] = 'on_epoch must be a function(epoch, model, optimizer), got number',
+      }) do
+         opts.run = dir
+         bad(opts, words)
+         t.truthy(not ts.files.exists(dir), 'the run directory was made for a refused option: ' .. words)
+      end
       -- the script options: a boolean that is not one is refused as a number that is not one is
       local rc, out = t.sh(t.tshost .. " -e 'ts.args = {quiet = \"maybe\"} ts.options{quiet = false}'")
       t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)
+   end)
+
+   t.test('a resume that fails at its first step leaves the run\'s config.json as it was', function()
+      local g = small_data()
+      local dir = t.tmpdir() .. '/run'
+      ts.train{model = tiny_net(), data = {train = g.train}, epochs = 1, batch = 16, run = dir, quiet = true}
+      local before = t.readfile(dir .. '/config.json')
+      -- more epochs at another rate, with class weights that do not fit the model: refused by the loss
+      t.raises(function()
+         ts.train{model = tiny_net(), data = {train = g.train}, epochs = 3, lr = 0.3, batch = 16, run = dir, quiet = true,
+                  class_weights = ts.ones(10)}
+      end, 'class weights: expected shape')
+      t.eq(t.readfile(dir .. '/config.json'), before, 'config.json now records a training that never ran')
    end)
 
    -- the mixed distillation loss computed here in double from the teachers' outputs, as the kernel's comment

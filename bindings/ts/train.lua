@@ -476,6 +476,51 @@ local function check_options(user, cfg)
       end
    end
    if cfg.label_smoothing >= 1 then error('ts.train: label_smoothing must be below 1, got ' .. cfg.label_smoothing, 3) end
+   -- the options that were only checked where they are used, after the run directory had been written
+   if cfg.warmup > cfg.epochs then
+      error(('ts.train: warmup (%g epochs) is longer than the training (%d epochs)'):format(cfg.warmup, cfg.epochs), 3)
+   end
+   if cfg.workers and cfg.workers > 63 then error('ts.train: workers must be 1 to 63, got ' .. cfg.workers, 3) end
+   for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do
+      if cfg[key] ~= nil and type(cfg[key]) ~= 'boolean' then
+         error(('ts.train: %s must be true or false, got %s %s'):format(key, type(cfg[key]), tostring(cfg[key])), 3)
+      end
+   end
+   if not (type(cfg.sampler) == 'function' or data.samplers[cfg.sampler]) then
+      local known = {}
+      for name in pairs(data.samplers) do known[#known + 1] = name end
+      table.sort(known)
+      error(('ts.train: sampler must be one of %s or a function(dataset) -> order, got %s'):format(
+            table.concat(known, ', '), tostring(cfg.sampler)), 3)
+   end
+   if cfg.precision ~= 'fp32' and cfg.precision ~= 'bf16' then
+      error(("ts.train: precision must be 'fp32' or 'bf16', got %s"):format(tostring(cfg.precision)), 3)
+   end
+   if cfg.device ~= nil and cfg.device ~= 'cpu' and cfg.device ~= 'cuda' then
+      error(("ts.train: device must be 'cpu' or 'cuda', got %s"):format(tostring(cfg.device)), 3)
+   end
+   for _, key in ipairs({'augment', 'preprocess'}) do
+      local v = cfg[key]
+      if v ~= nil and not (type(v) == 'table' and v.c ~= nil and v.settings ~= nil) then
+         error(('ts.train: %s must be made by ts.data.%s{...}, got %s'):format(key, key, type(v)), 3)
+      end
+   end
+   if cfg.on_epoch ~= nil and type(cfg.on_epoch) ~= 'function' then
+      error('ts.train: on_epoch must be a function(epoch, model, optimizer), got ' .. type(cfg.on_epoch), 3)
+   end
+   if cfg.run ~= nil and (type(cfg.run) ~= 'string' or cfg.run == '') then
+      error('ts.train: run must be a folder\'s path, got ' .. tostring(cfg.run), 3)
+   end
+   local w = cfg.class_weights
+   if w ~= nil and w ~= 'balanced' then
+      if not (T.isTensor(w) or type(w) == 'table') then
+         error("ts.train: class_weights must be 'balanced', a tensor or a list of numbers, got " .. tostring(w), 3)
+      end
+      local lo, _, nonfinite = T.survey(T.isTensor(w) and w or T.tensor(w))
+      if nonfinite > 0 or lo < 0 or (T.isTensor(w) and w or T.tensor(w)):sum() <= 0 then
+         error('ts.train: class_weights must be finite, non-negative and not all zero', 3)
+      end
+   end
    if cfg.ema ~= nil and not (is_finite(cfg.ema) and cfg.ema > 0 and cfg.ema < 1) then
       error('ts.train: ema must be a decay between 0 and 1 (0.999 is usual), got ' .. tostring(cfg.ema), 3)
    end
@@ -852,6 +897,13 @@ local function train(cfg, spec, model)
       tb = tensorboard.writer(run)
       tb:hparams(hparams_of(cfg), {'accuracy/valid', 'loss/valid', 'accuracy/train', 'loss/train'})
       for _, record in ipairs(st.history) do tb:epoch(record) end
+   end
+   -- config.json, written with the first checkpoint: a run that fails before it (a resume refused by its first
+   -- step, class weights that do not fit the model) leaves the record of the run as it was
+   local config_written = false
+   local function write_config()
+      if config_written or not run then return end
+      config_written = true
       local conf = plain(cfg)
       conf.model = spec or {module = tostring(model):match('^[^\n]*')}
       conf.model_source = spec and models.source(spec.name)   -- a registered builder's file
@@ -867,6 +919,7 @@ local function train(cfg, spec, model)
    end
 
    local function checkpoint(partial, rng_at_start)
+      write_config()
       st.partial = partial
       st.schedule_count = sched and sched.count or 0
       save_checkpoint(run .. '/checkpoint.safetensors', model, opt, st, rng_at_start, averages)
