@@ -127,11 +127,20 @@ void ts_interrupt_defer(int on)
 
 int ts_interrupt_pending(void) { return deferred ? pending_interrupts : 0; }
 
+/* The error's message, with the stack where it came from when it carries a source position ("x.lua:12: ..."): a
+ * bug's or a script's own. A message without one was raised for the user (error(msg, 0): "run/final.json is
+ * missing ..."), and a traceback would only bury it; TSHOST_TRACEBACK=1 shows it anyway. An error object with a
+ * __tostring says what it is. */
 static int traceback(lua_State *l)
 {
     const char *msg = lua_tostring(l, 1);
+    if (!msg && luaL_callmeta(l, 1, "__tostring") && lua_isstring(l, -1)) msg = lua_tostring(l, -1);
     if (!msg) msg = "(error object is not a string)";
-    luaL_traceback(l, l, msg, 1);
+    const char *colon = strchr(msg, ':');
+    int positioned = colon && colon[1] >= '0' && colon[1] <= '9';
+    const char *force = getenv("TSHOST_TRACEBACK");
+    if (positioned || (force && !strcmp(force, "1"))) luaL_traceback(l, l, msg, 1);
+    else lua_pushstring(l, msg);
     return 1;
 }
 

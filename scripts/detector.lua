@@ -13,6 +13,14 @@ if not run or run:sub(1, 1) == '-' then
    os.exit(2)
 end
 local opt = ts.experiment.options{scenes = 3000, epochs = 6, fit_scenes = 150, fit_only = false}   -- and the data options of the run's experiment
+-- checked before anything is made or removed (an inf scene count generated scenes until memory ran out)
+for key, range in pairs({scenes = {10, 1e6}, epochs = {1, 1000}, fit_scenes = {2, 1e5}}) do
+   local v = opt[key]
+   if type(v) ~= 'number' or v % 1 ~= 0 or v < range[1] or v > range[2] then
+      io.stderr:write(('detector: %s must be a whole number from %d to %d, got %s\n'):format(key, range[1], range[2], tostring(v)))
+      os.exit(2)
+   end
+end
 if not ts.files.exists(run .. '/model.safetensors') then
    io.stderr:write(('detector: %s has no model.safetensors (is it a finished run?)\n'):format(run))
    os.exit(1)
