@@ -268,10 +268,13 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
         if (p.blur_sigma > 0) cpu->blur(oh, ow, c, img, sc->tmp, p.blur_sigma);
         if (p.noise_sd > 0) add_noise(r, img, on * c, p.noise_sd);
         draw_cutout(aug, oh, ow, r, &p);
-        for (int y = p.k.cutout_y; y < p.k.cutout_y + p.k.cutout_size; y++)
-            for (int x = p.k.cutout_x; x < p.k.cutout_x + p.k.cutout_size; x++)
-                if (y >= 0 && y < oh && x >= 0 && x < ow)
-                    for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.0f;
+        /* the square's part inside the image (a square larger than it once looped over every pixel of the square) */
+        int y0 = p.k.cutout_y > 0 ? p.k.cutout_y : 0, x0 = p.k.cutout_x > 0 ? p.k.cutout_x : 0;
+        int y1 = p.k.cutout_y + p.k.cutout_size < oh ? p.k.cutout_y + p.k.cutout_size : oh;
+        int x1 = p.k.cutout_x + p.k.cutout_size < ow ? p.k.cutout_x + p.k.cutout_size : ow;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++)
+                for (int ch = 0; ch < c; ch++) img[((size_t)y * ow + x) * c + ch] = pre ? pre->mean[ch] : 0.0f;
     }
     /* channels first, grayscale if asked, standardized */
     for (int oc = 0; oc < out_c; oc++) {
@@ -286,35 +289,58 @@ static int prepare_one(const ts_augment *aug, const ts_preprocess *pre, const in
     return 0;
 }
 
-/* Settings a warp, a blur or a division could turn into a crash or NaN images: every number finite,
- * scales and standard deviations nonzero, sizes in range (the bindings check too; this is the C API's guard). */
+/* Augmentation settings that would give NaN images, a setting silently off, or a loop of hours: every number
+ * finite, probabilities in 0..1, magnitudes in the ranges where the transformations mean something (a gain of
+ * 1e300 made NaN pixels, a gamma of 0 turned gamma off, a blur sigma of 5e9 wrapped the kernel's radius to
+ * nothing), scales positive. `what` names the caller in the message. */
+int ts_augment_check(const char *what, const ts_augment *a)
+{
+    const struct { const char *name; double v; } f[] = {
+        {"rotate", a->rotate}, {"scale_min", a->scale_min}, {"scale_max", a->scale_max}, {"translate", a->translate},
+        {"shear", a->shear}, {"perspective", a->perspective}, {"brightness", a->brightness}, {"contrast", a->contrast},
+        {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
+        {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
+        {"washout_prob", a->washout_prob}, {"washout_max", a->washout_max},
+        {"fade_prob", a->fade_prob}, {"fade_max", a->fade_max},
+        {"shadow_prob", a->shadow_prob}, {"shadow_min", a->shadow_min},
+        {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
+        {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!isfinite(f[i].v)) return ts_error("%s: %s is not finite (%g)", what, f[i].name, fabs(f[i].v));
+    const struct { const char *name; double v, lo, hi; } r[] = {
+        {"rotate (degrees)", a->rotate, 0, 180}, {"translate (a fraction of the size)", a->translate, 0, 1},
+        {"shear (degrees)", a->shear, 0, 60}, {"perspective", a->perspective, 0, 0.5},
+        {"brightness", a->brightness, 0, 10}, {"contrast", a->contrast, 0, 10}, {"saturation", a->saturation, 0, 10},
+        {"hue (turns)", a->hue, 0, 0.5},
+        {"the exposure probability", a->exposure_prob, 0, 1}, {"the exposure gain", a->exposure_max, 0, 1000},
+        {"the washout probability", a->washout_prob, 0, 1}, {"the washout gain", a->washout_max, 0, 1000},
+        {"the fade probability", a->fade_prob, 0, 1}, {"the shadow probability", a->shadow_prob, 0, 1},
+        {"the blur probability", a->blur_prob, 0, 1}, {"the blur sigma (pixels; its kernel reaches 8)", a->blur_sigma, 0, 4},
+        {"noise", a->noise, 0, 1}, {"the cutout probability", a->cutout_prob, 0, 1},
+        {"the cutout size (pixels)", a->cutout_size, 0, 4096}, {"flip", a->flip_prob, 0, 1}};
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (r[i].v < r[i].lo || r[i].v > r[i].hi)
+            return ts_error("%s: %s must be in %g..%g, got %g", what, r[i].name, r[i].lo, r[i].hi, r[i].v);
+    if (has_geometry(a) && !(a->scale_min >= 1e-3 && a->scale_min <= 100 && a->scale_max >= 1e-3 && a->scale_max <= 100))
+        return ts_error("%s: scale must be in 0.001..100, got %g..%g", what, a->scale_min, a->scale_max);
+    if ((a->gamma_min != 0 || a->gamma_max != 0) && !(a->gamma_min > 0 && a->gamma_max >= a->gamma_min && a->gamma_max <= 10))
+        return ts_error("%s: gamma must be {lo, hi} with 0 < lo <= hi <= 10, got %g..%g", what, a->gamma_min, a->gamma_max);
+    if (a->exposure_prob > 0 && a->exposure_max < 1)
+        return ts_error("%s: exposure gain %g must be at least 1", what, a->exposure_max);
+    if (a->washout_prob > 0 && a->washout_max < 1)
+        return ts_error("%s: washout gain %g must be at least 1", what, a->washout_max);
+    if (a->fade_prob > 0 && !(a->fade_max > 0 && a->fade_max <= 1))
+        return ts_error("%s: fade %g must be in (0, 1]", what, a->fade_max);
+    if (a->shadow_prob > 0 && !(a->shadow_min >= 0 && a->shadow_min < 1))
+        return ts_error("%s: shadow gain %g must be in [0, 1)", what, a->shadow_min);
+    return 0;
+}
+
+/* Settings a warp, a blur or a division could turn into a crash or NaN images (this is the C API's guard; the
+ * bindings check the augmentation when it is made) */
 static int check_settings(const ts_augment *a, const ts_preprocess *pre)
 {
-    if (a) {
-        const struct { const char *name; double v; } f[] = {
-            {"rotate", a->rotate}, {"scale_min", a->scale_min}, {"scale_max", a->scale_max}, {"translate", a->translate},
-            {"shear", a->shear}, {"perspective", a->perspective}, {"brightness", a->brightness}, {"contrast", a->contrast},
-            {"saturation", a->saturation}, {"hue", a->hue}, {"gamma_min", a->gamma_min}, {"gamma_max", a->gamma_max},
-            {"exposure_prob", a->exposure_prob}, {"exposure_max", a->exposure_max},
-            {"washout_prob", a->washout_prob}, {"washout_max", a->washout_max},
-            {"fade_prob", a->fade_prob}, {"fade_max", a->fade_max},
-            {"shadow_prob", a->shadow_prob}, {"shadow_min", a->shadow_min},
-            {"blur_prob", a->blur_prob}, {"blur_sigma", a->blur_sigma}, {"noise", a->noise},
-            {"cutout_prob", a->cutout_prob}, {"flip_prob", a->flip_prob}};
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-            if (!isfinite(f[i].v)) return ts_error("batch: augmentation %s is not finite (%g)", f[i].name, fabs(f[i].v));
-        if (has_geometry(a) && (a->scale_min <= 0 || a->scale_max <= 0))
-            return ts_error("batch: augmentation scale must be positive, got %g..%g", a->scale_min, a->scale_max);
-        if (a->exposure_prob > 0 && a->exposure_max < 1)
-            return ts_error("batch: augmentation exposure gain %g must be at least 1", a->exposure_max);
-        if (a->washout_prob > 0 && a->washout_max < 1)
-            return ts_error("batch: augmentation washout gain %g must be at least 1", a->washout_max);
-        if (a->fade_prob > 0 && !(a->fade_max > 0 && a->fade_max <= 1))
-            return ts_error("batch: augmentation fade %g must be in (0, 1]", a->fade_max);
-        if (a->shadow_prob > 0 && !(a->shadow_min >= 0 && a->shadow_min < 1))
-            return ts_error("batch: augmentation shadow gain %g must be in [0, 1)", a->shadow_min);
-        if (a->cutout_size < 0) return ts_error("batch: cutout size %d is negative", a->cutout_size);
-    }
+    if (a && ts_augment_check("batch: augmentation", a)) return -1;
     if (pre) {
         for (int i = 0; i < 3; i++)
             if (!isfinite(pre->mean[i]) || !isfinite(pre->std[i]) || pre->std[i] == 0)

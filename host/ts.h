@@ -388,6 +388,8 @@ typedef struct {
 int ts_batch_fill(ts_tensor *x, ts_tensor *y, const ts_tensor *images, const ts_tensor *labels, const int64_t *indices,
                   int count, const ts_augment *aug, const ts_preprocess *pre, const int32_t *flip_map, int flip_classes,
                   uint64_t seed);
+/* 0, or -1 with an error "what: ..." naming the first setting that is not finite or outside its range */
+int ts_augment_check(const char *what, const ts_augment *aug);
 /* The source-to-output transform used by the augmentation (for tests and for showing what it does) */
 int ts_augment_matrix(double *forward9, int h, int w, int out_h, int out_w, double rotate_deg, double scale,
                       double shear_deg, double tx, double ty, double px, double py);

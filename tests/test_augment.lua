@@ -571,6 +571,22 @@ return function(t)
          t.raises(function() ts.data.augment(bad) end, 'augment: ' .. k .. ' must be a finite number')
       end
       t.raises(function() ts.data.augment{scale = {0, 1}} end, 'scale must be positive')
+      -- finite, but NaN images (a gain of 1e300), a setting silently off (gamma 0, a blur whose radius wrapped),
+      -- probabilities that are not, a cutout of hours: refused when the augmentation is made
+      for settings, words in pairs({
+         [{hue = 1e300}] = 'hue (turns) must be in 0..0.5, got 1e+300',
+         [{exposure = {1, 1e300}}] = 'the exposure gain must be in 0..1000',
+         [{exposure = {5, 2}}] = 'the exposure probability must be in 0..1, got 5',
+         [{shadow = {-1, 0.5}}] = 'the shadow probability must be in 0..1, got -1',
+         [{gamma = {-1, 2}}] = 'gamma must be {lo, hi} with 0 < lo <= hi <= 10',
+         [{gamma = 0}] = 'gamma must be {lo, hi} with 0 < lo <= hi <= 10',
+         [{blur = {1, 5e9}}] = 'the blur sigma (pixels; its kernel reaches 8) must be in 0..4',
+         [{cutout = {1, 8.7}}] = 'the cutout size must be a whole number of pixels 0..4096, got 8.7',
+         [{cutout = {1, 3e9}}] = 'the cutout size must be a whole number of pixels 0..4096, got 3000000000',
+         [{flip = 2}] = 'flip must be in 0..1, got 2',
+      }) do
+         t.raises(function() ts.data.augment(settings) end, 'augment: ' .. words)
+      end
       t.raises(function() ts.data.preprocess{mean = {0 / 0, 0, 0}} end, 'preprocess: mean must be a finite number')
       t.raises(function() ts.data.preprocess{std = {0, 1, 1}} end, 'preprocess: std must not be 0')
       -- the C API refuses them too (a script that fills the struct itself): no crash in the warp
@@ -579,7 +595,7 @@ return function(t)
       for _, field in ipairs({'rotate', 'scale_min', 'perspective'}) do
          local saved = aug.c[field]
          aug.c[field] = 0 / 0
-         t.raises(function() ts.data.batch(ds, {1, 2}, {augment = aug}) end, 'augmentation ' .. field .. ' is not finite (nan)')
+         t.raises(function() ts.data.batch(ds, {1, 2}, {augment = aug}) end, 'augmentation: ' .. field .. ' is not finite (nan)')
          aug.c[field] = saved
       end
       local pre = ts.data.preprocess()

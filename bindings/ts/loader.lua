@@ -64,6 +64,9 @@ function M.augment(o)
    a.brightness, a.contrast = number(o, 'brightness'), number(o, 'contrast')
    a.saturation, a.hue = number(o, 'saturation'), number(o, 'hue')
    a.gamma_min, a.gamma_max = range(o.gamma, 'gamma', 0, 0)
+   if o.gamma ~= nil and a.gamma_min <= 0 then   -- 0 is how C says "off", which only nil means here
+      error(('augment: gamma must be {lo, hi} with 0 < lo <= hi <= 10, got %s'):format(tostring(a.gamma_min)), 2)
+   end
    a.exposure_prob, a.exposure_max = range(o.exposure, 'exposure', 0, 1)
    if a.exposure_prob > 0 and a.exposure_max < 1 then error('augment: exposure gain must be at least 1', 2) end
    a.washout_prob, a.washout_max = range(o.washout, 'washout', 0, 1)
@@ -77,9 +80,12 @@ function M.augment(o)
    a.blur_prob, a.blur_sigma = range(o.blur, 'blur', 0, 0)
    a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)
+   -- a whole number of pixels, checked before the C int takes it (3e9 wrapped to a negative size)
+   if cs % 1 ~= 0 or cs < 0 or cs > 4096 then error('augment: the cutout size must be a whole number of pixels 0..4096, got ' .. cs, 2) end
    a.cutout_prob, a.cutout_size = cp, cs
    a.flip_prob = number(o, 'flip')
    if a.scale_min <= 0 or a.scale_max <= 0 then error('augment: scale must be positive', 2) end
+   if C.ts_augment_check('augment', a) ~= 0 then error(ffi.string(C.ts_last_error()), 2) end
    return {c = a, settings = o}
 end
 
