@@ -5,20 +5,31 @@
 local runs, html = {}, nil
 local i = 1
 while i <= #arg do
-   if arg[i] == '--html' then html = arg[i + 1]; i = i + 1 else runs[#runs + 1] = arg[i] end
+   if arg[i] == '--html' then html = arg[i + 1] or ''; i = i + 1 else runs[#runs + 1] = arg[i] end
    i = i + 1
 end
-if #runs == 0 then
+if #runs == 0 or html == '' then
    io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
    os.exit(2)
 end
 local rows = {}
 for _, run in ipairs(runs) do
    local final = ts.json.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)', 0)
+   -- the fields the table shows, each a number where one is expected: a damaged file is named, not a Lua error
+   local ci = type(final) == 'table' and final.test_accuracy_ci95
+   if type(final) ~= 'table' or type(final.test_accuracy) ~= 'number' or type(ci) ~= 'table' or type(ci[1]) ~= 'number'
+      or type(ci[2]) ~= 'number' or type(final.test_macro_f1) ~= 'number' then
+      error(run .. '/final.json: not a finished run\'s record (test_accuracy, test_accuracy_ci95, test_macro_f1)', 0)
+   end
    local config = ts.json.readFile(run .. '/config.json') or {}
-   local preds = ts.load(run .. '/test_predictions.safetensors')
-   rows[#rows + 1] = {run = run, final = final, config = config, correct = ts.metrics.correct(preds.pred, preds.target),
-                      n = preds.pred:numel()}
+   local path = run .. '/test_predictions.safetensors'
+   local preds = ts.load(path)
+   if not (preds.pred and preds.target) then error(path .. ': expected the tensors pred and target', 0) end
+   local ok, correct = pcall(ts.metrics.correct, preds.pred, preds.target)
+   if not ok then error(path .. ': ' .. tostring(correct), 0) end
+   local data = type(final.data) == 'table' and final.data.test
+   rows[#rows + 1] = {run = run, final = final, config = config, correct = correct, target = preds.target,
+                      test = type(data) == 'table' and ts.json.encode(data) or nil}
 end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
 
@@ -35,7 +46,11 @@ local pairs_out = {}
 for a = 1, #rows do
    for b = a + 1, #rows do
       local ra, rb = rows[a], rows[b]
-      if ra.n == rb.n then
+      -- the same test set: the same labels in the same order, and the same images where both runs recorded them
+      -- (two generated test sets of one size were once compared image by image)
+      local same = ra.target:numel() == rb.target:numel() and ra.target:equal(rb.target) and
+                   (not ra.test or not rb.test or ra.test == rb.test)
+      if same then
          local nb, nc, p = ts.metrics.mcnemar(ra.correct, rb.correct)
          local verdict = p < 0.05 and 'a real difference (p < 0.05)' or 'not distinguishable (p >= 0.05)'
          lines[#lines + 1] = ('  %-28s vs %-28s b=%4d c=%4d p=%.3g  %s'):format(ra.run, rb.run, nb, nc, p, verdict)

@@ -8,6 +8,24 @@ return function(t)
       return out
    end
 
+   t.test('compare.lua: McNemar only on one test set; damaged run files are named', function()
+      local dir = t.tmpdir()
+      for seed = 1, 2 do
+         run('baseline.lua', ('synthetic_train=60 epochs=1 detector=false seed=%d run=%s/s%d'):format(seed, dir, seed))
+      end
+      local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
+      -- two generated test sets of one size: other images, so no paired test (it once said "not distinguishable")
+      local rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
+      t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true) and not out:find('b=', 1, true), out)
+      rc, out = compare(('%s/s1 %s/s1 --html %s/c.html'):format(dir, dir, dir))
+      t.truthy(rc == 0 and out:find('b=   0 c=   0 p=1', 1, true) and io.open(dir .. '/c.html'), out)
+      rc, out = compare(('%s/s1 --html'):format(dir))
+      t.eq(rc, 2, '--html without a file: ' .. out)
+      t.writefile(dir .. '/s2/final.json', '[1, 2, 3]')
+      rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
+      t.truthy(rc == 1 and out:find(dir .. "/s2/final.json: not a finished run's record", 1, true), out)
+   end)
+
    t.test('a run\'s generated signs are made again from its final.json; data of other sizes or kind is refused', function()
       local g = ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 3}
       local final = ts.json.decode(ts.json.encode({synthetic = g.synthetic, test_images = g.test:size()}))
