@@ -325,13 +325,14 @@ static void find_root(char *root, size_t size, const char *exe)
     }
 }
 
-/* a thread count from an option or TSHOST_THREADS: a whole number 1..4096, or -1 after saying what is wrong */
+/* a thread count from an option or TSHOST_THREADS: a whole number 1..1024 (what ts_set_threads takes), or -1
+ * after saying what is wrong */
 static int parse_threads(const char *what, const char *text)
 {
     char *end;
     long v = strtol(text, &end, 10);
-    if (!isdigit((unsigned char)*text) || *end || v < 1 || v > 4096) {   /* digits only: no sign, no blanks */
-        fprintf(stderr, "tshost: %s: expected a whole number of threads from 1 to 4096, got '%s'\n", what, text);
+    if (!isdigit((unsigned char)*text) || *end || v < 1 || v > 1024) {   /* digits only: no sign, no blanks */
+        fprintf(stderr, "tshost: %s: expected a whole number of threads from 1 to 1024, got '%s'\n", what, text);
         return -1;
     }
     return (int)v;

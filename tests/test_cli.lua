@@ -123,20 +123,27 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua lrr=1')
       t.eq(rc, 1)
       t.truthy(out:find('unknown option lrr=1 (known: flag, lr, name)', 1, true), out)
+      -- what looks like an option but is no key=value would be dropped and the script run with its defaults
+      for _, a in ipairs({'--lr=1', '=5'}) do
+         rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua ' .. a)
+         t.truthy(rc == 1 and out:find('option ' .. a .. ': options are key=value', 1, true), out)
+      end
+      rc, out = t.sh(exe .. ' --threads 2000 -e 1')
+      t.truthy(rc == 2 and out:find('from 1 to 1024', 1, true), out)
       rc, out = t.sh('TSHOST_THREADS=2 ' .. exe .. " -e 'print(ts.getThreads()); error(\"boom\")'")
       t.eq(rc, 1)
       t.truthy(out:find('2\n', 1, true), out)
       t.truthy(out:find('boom', 1, true), out)
       -- options and environment values that are not what they should be: exit 2, naming option and value
       for cmd, message in pairs({
-         [' --threads 0 -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got '0'",
-         [' --threads 1.5 -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got '1.5'",
+         [' --threads 0 -e 1'] = "--threads: expected a whole number of threads from 1 to 1024, got '0'",
+         [' --threads 1.5 -e 1'] = "--threads: expected a whole number of threads from 1 to 1024, got '1.5'",
          [' --threads 2abc -e 1'] = "got '2abc'",
          [' --threads abc -e 1'] = "got 'abc'",
          [' --threads=-3 -e 1'] = "got '-3'",
          [" --threads ' 2' -e 1"] = "got ' 2'",
          [' --threads=+2 -e 1'] = "got '+2'",
-         [' --threads= -e 1'] = "--threads: expected a whole number of threads from 1 to 4096, got ''",
+         [' --threads= -e 1'] = "--threads: expected a whole number of threads from 1 to 1024, got ''",
          [' --device= -e 1'] = "--device: expected cpu or cuda, got ''",
          [' --threads'] = '--threads needs a value',
          [' -e 1 --device'] = '--device needs a value',
@@ -149,7 +156,7 @@ print(o.lr * 2, o.name, o.flag, arg[1], ts.getThreads())]])
       end
       rc, out = t.sh('TSHOST_THREADS=2x ' .. exe .. ' -e 1')
       t.eq(rc, 2)
-      t.truthy(out:find("TSHOST_THREADS: expected a whole number of threads from 1 to 4096, got '2x'", 1, true), out)
+      t.truthy(out:find("TSHOST_THREADS: expected a whole number of threads from 1 to 1024, got '2x'", 1, true), out)
       rc, out = t.sh('TSHOST_DEVICE=gpu ' .. exe .. ' -e 1')
       t.eq(rc, 2)
       t.truthy(out:find("TSHOST_DEVICE: expected cpu or cuda, got 'gpu'", 1, true), out)

@@ -74,6 +74,13 @@ end
 -- ts.options{lr = 0.01, epochs = 10, name = 'run'}: the defaults overridden by ts.args, each converted to
 -- the type of its default; an unknown key in ts.args is an error (a typo in a sweep should not pass silently).
 function ts.options(defaults)
+   -- an argument that looks like an option but is no key=value (--epochs=1, =5) would be dropped, and the
+   -- script run with its defaults: refused (a bare word stays, for the scripts that take a run directory first)
+   for _, a in ipairs(arg or {}) do
+      if type(a) == 'string' and (a:sub(1, 1) == '-' or (a:find('=', 1, true) and not a:match('^[%w_%.]+='))) then
+         error(('option %s: options are key=value, as epochs=3'):format(a), 2)
+      end
+   end
    local out = {}
    for k, v in pairs(defaults) do out[k] = v end
    for k, v in pairs(ts.args) do
