@@ -89,4 +89,17 @@ return function(t)
       t.eq(rc, 2, 'no output named: ' .. out)
    end)
 
+
+   t.test('export refuses what the graph would carry wrong, naming it', function()
+      local m, path = ts.models.refcnn{widths = {4, 8, 8}}, t.tmpdir() .. '/m.onnx'
+      for opts, words in pairs({
+         [{input = {1, 3, 32, 32, 1}}] = 'input must be {N, C, H, W}, four whole numbers >= 1',
+         [{opset = 0}] = 'opset must be a whole number from 13 to 21, got 0',
+         [{preprocess = {std = {0, 1, 1}}}] = 'preprocess std[1] must be a finite number other than 0, got 0',
+         [{classes = {[0] = 'a', [1e9] = 'b'}}] = 'classes: class names must map a class id from 0 to 99999',
+      }) do
+         t.raises(function() ts.onnx.export(m, path, opts) end, 'ts.onnx.export: ' .. words)
+      end
+      t.truthy(not ts.files.exists(path), 'a refused export wrote its file')
+   end)
 end

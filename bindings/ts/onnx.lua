@@ -211,9 +211,36 @@ end
 
 function M.export(model, path, opts)
    opts = opts or {}
+   if type(path) ~= 'string' then error('ts.onnx.export(model, path, opts): path must be a string', 2) end
    local input = opts.input or {1, 3, 32, 32}
    local opset = opts.opset or 17
+   -- what the graph would carry wrong: an input of another rank, an opset older than the forms the operators are
+   -- written in (13: Pad, Slice and Resize taking their settings as inputs), a standardization dividing by zero,
+   -- class ids no list holds
+   local ok_input = type(input) == 'table' and #input == 4
+   for i = 1, 4 do
+      if ok_input and not (type(input[i]) == 'number' and input[i] % 1 == 0 and input[i] >= 1 and input[i] <= 65536) then
+         ok_input = false
+      end
+   end
+   if not ok_input then error('ts.onnx.export: input must be {N, C, H, W}, four whole numbers >= 1', 2) end
+   if not (type(opset) == 'number' and opset % 1 == 0 and opset >= 13 and opset <= 21) then
+      error('ts.onnx.export: opset must be a whole number from 13 to 21, got ' .. tostring(opset), 2)
+   end
    local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
+   if settings ~= nil and type(settings) ~= 'table' then
+      error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. type(settings), 2)
+   end
+   for _, key in ipairs({'mean', 'std'}) do
+      for i, v in ipairs(settings and type(settings[key]) == 'table' and settings[key] or {}) do
+         if not T.isFinite(v) or (key == 'std' and v == 0) then
+            error(('ts.onnx.export: preprocess %s[%d] must be a finite number%s, got %s'):format(key, i,
+                  key == 'std' and ' other than 0' or '', tostring(v)), 2)
+         end
+      end
+   end
+   local named, classes = pcall(require('ts.data').classNamesById, opts.classes, 'ts.onnx.export: classes')
+   if not named then error(tostring(classes):gsub('^[^:]*:%d+: ', ''), 2) end
    local was_training = model.train
    model:evaluate()
    -- one forward in plain evaluation: every layer sets its parameters for this input size ('same' padding) and
@@ -241,11 +268,11 @@ function M.export(model, path, opts)
    model_proto:message(7, graph):message(8, pb.message():string(1, ''):varint(2, opset))
    local doc = ('exported by tshost from %s'):format(tostring(model):match('^[^\n]*'))
    model_proto:string(6, doc)
-   if opts.classes then
+   if next(classes) then
       local names = {}
       local n = 0
-      for c in pairs(opts.classes) do if type(c) == 'number' and c + 1 > n then n = c + 1 end end
-      for c = 0, n - 1 do names[c + 1] = opts.classes[c] or tostring(c) end
+      for c in pairs(classes) do if c + 1 > n then n = c + 1 end end
+      for c = 0, n - 1 do names[c + 1] = classes[c] or tostring(c) end
       model_proto:message(14, pb.message():string(1, 'class_names'):string(2, json.encode(names)))
    end
    if settings then
