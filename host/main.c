@@ -240,23 +240,27 @@ static void remember(const char *chunk, const char *history)
 }
 
 /* Runs a complete chunk through ts.repl.eval, which prints its results or its error; a Ctrl-C that came
- * after its last line was entered drops it, as if it had come as the chunk began. */
-static void evaluate(const char *chunk)
+ * after its last line was entered drops it, as if it had come as the chunk began. Returns 0, or -1 when the
+ * chunk failed. */
+static int evaluate(const char *chunk)
 {
     if (line_dropped) {
         line_dropped = 0;
         printf("error: %s\n", interrupted);
-        return;
+        return -1;
     }
     pending_interrupts = 0;
     repl_state = REPL_EVALUATING;
-    repl_call("eval", chunk, 0);
+    int ok = repl_call("eval", chunk, 1) == 0 && lua_toboolean(L, -1);
     repl_state = REPL_BUSY;
     lua_sethook(L, NULL, 0, 0);   /* a Ctrl-C that came as the chunk ended */
     lua_settop(L, 0);
+    return ok ? 0 : -1;
 }
 
-static void repl(void)
+/* Reads and runs chunks until the input ends. Returns how many failed: input that is not a terminal (a file or a
+ * pipe, a batch's script) ends with exit status 1 when any did, as a script would. */
+static int repl(void)
 {
     int tty = isatty(0) && isatty(1);
     char history[PATH_MAX] = "";
@@ -273,9 +277,15 @@ static void repl(void)
         printf("tshost REPL (LuaJIT) — ts is loaded; help: print(ts.help()) — Ctrl-D to quit\n");
     }
     char *pending = NULL;
+    int failed = 0;
     for (;;) {
         char *line = read_line(pending ? ">> " : "> ", tty);
-        if (!line) break;
+        if (!line) {
+            /* the input ended inside a statement: run it, so that its error ("unexpected <eof>") is seen rather
+               than the statement dropped without a word */
+            if (pending) failed += evaluate(pending) != 0;
+            break;
+        }
         if (line_dropped) {   /* Ctrl-C at the prompt also drops an unfinished statement */
             line_dropped = 0;
             free(pending);
@@ -295,12 +305,13 @@ static void repl(void)
         }
         lua_settop(L, 0);
         if (tty && *chunk) remember(chunk, history);
-        evaluate(chunk);
+        failed += evaluate(chunk) != 0;
         free(chunk);
         fflush(stdout);
     }
     free(pending);
     if (tty) printf("\n");
+    return failed;
 }
 
 /* exe: this executable's path ("" when unknown) */
@@ -474,7 +485,10 @@ int main(int argc, char **argv)
         }
         status = run_chunk(0);
     }
-    if (interactive || (first_script == argc && ncode == 0)) repl();
+    if (interactive || (first_script == argc && ncode == 0)) {
+        int failed = repl();
+        if (failed && !(isatty(0) && isatty(1))) status = -1;
+    }
     lua_close(L);
     return status ? 1 : 0;
 }

@@ -49,16 +49,21 @@ end
 -- control is back in the chunk.
 local function run(chunk)
    local fn, err = compile(chunk)
-   if not fn then return print('error: ' .. err) end
+   if not fn then
+      print('error: ' .. err)
+      return false
+   end
    jit.off(fn, true)
    print_results(fn())
+   return true
 end
 
--- Runs the chunk and prints its results, or the error; never raises.
+-- Runs the chunk and prints its results, or the error; never raises. Returns whether it ran without error.
 function repl.eval(chunk)
-   if chunk:match('^%s*$') then return end
-   local ok, err = xpcall(run, function(e) return debug.traceback(tostring(e), 2) end, chunk)
-   if not ok then print('error: ' .. err) end
+   if chunk:match('^%s*$') then return true end
+   local ok, ran = xpcall(run, function(e) return debug.traceback(tostring(e), 2) end, chunk)
+   if not ok then print('error: ' .. ran) end
+   return ok and ran
 end
 
 -- Candidate completions of `text` ("ts.nn.Co", "model:for", "pri") in readline's shape:
