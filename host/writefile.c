@@ -25,6 +25,10 @@ struct ts_atomic_file {
 
 ts_atomic_file *ts_atomic_open(const char *path, int durable)
 {
+    if (!path || !*path) {
+        ts_error("write: no file named (an empty path)");
+        return NULL;
+    }
     /* a link is followed to the file it names (realpath), which is then the one replaced */
     char resolved[PATH_MAX];
     struct stat link, st;
@@ -43,7 +47,9 @@ ts_atomic_file *ts_atomic_open(const char *path, int durable)
     f->durable = durable;
     if (!in_place) snprintf(f->tmp, n + 32, "%s.tmp%ld", target, (long)getpid());
     if (!(f->fp = fopen(in_place ? f->path : f->tmp, "wb"))) {
-        ts_error("%s: cannot create: %s", in_place ? f->path : f->tmp, strerror(errno));
+        /* named by the file asked for; the temporary one is where it failed */
+        if (in_place) ts_error("%s: cannot write: %s", f->path, strerror(errno));
+        else ts_error("%s: cannot write: %s (creating %s)", f->path, strerror(errno), f->tmp);
         free(f->path), free(f->tmp), free(f);
         return NULL;
     }

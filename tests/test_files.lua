@@ -25,7 +25,8 @@ return function(t)
    t.test('every failed write names the file and the reason', function()
       local dir = t.tmpdir()
       t.raises(function() files.writeFile(dir .. '/no/such/f.json', '{}') end,
-               ('%s/no/such/f.json.tmp%d: cannot create: No such file or directory'):format(dir, pid))
+               ('%s/no/such/f.json: cannot write: No such file or directory (creating %s/no/such/f.json.tmp%d)'):format(dir, dir, pid))
+      t.raises(function() files.writeFile('', '{}') end, 'write: no file named (an empty path)')
       t.raises(function() files.appendFile(dir .. '/no/log', 'x') end, 'cannot write ' .. dir .. '/no/log: No such file')
       -- the rename fails (a folder is in the way): the target is named, the temporary file removed
       files.mkdirs(dir .. '/taken')

@@ -534,6 +534,12 @@ local function check_options(user, cfg)
    if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
+   -- images of another size or channel count would fail inside a layer, after a whole epoch of training
+   local function image_shape(ds) return (tostring(ds.x:size()):gsub('^%[%d+', '')) end
+   if cfg.data.valid and image_shape(cfg.data.valid) ~= image_shape(cfg.data.train) then
+      error(('ts.train: the validation images %s are not of the training images\' size %s'):format(
+            tostring(cfg.data.valid.x:size()), tostring(cfg.data.train.x:size())), 3)
+   end
 end
 
 -- ---- averages of the weights: exponential (ema) and stochastic weight averaging (swa) ----------------------
