@@ -584,6 +584,7 @@ return function(t)
          [{cutout = {1, 8.7}}] = 'the cutout size must be a whole number of pixels 0..4096, got 8.7',
          [{cutout = {1, 3e9}}] = 'the cutout size must be a whole number of pixels 0..4096, got 3000000000',
          [{flip = 2}] = 'flip must be in 0..1, got 2',
+         [{cutout = 0.5}] = 'cutout must be {probability, size}, got 0.5',
       }) do
          t.raises(function() ts.data.augment(settings) end, 'augment: ' .. words)
       end

@@ -330,7 +330,7 @@ return function(t)
          local before = ffi.C.tsk_emu_host_waits()
          ts.train{model = {name = 'baseline', classes = 43, widths = {8, 16, 16}}, data = {train = g.train}, epochs = 1,
                   batch = 32, quiet = true, device = 'cuda', seed = 9, clip = 1, ema = 0.99, accumulate = 2,
-                  augment = ts.data.augment{rotate = 10, brightness = 0.2, cutout = 0.5, scale = {0.9, 1.1}},
+                  augment = ts.data.augment{rotate = 10, brightness = 0.2, cutout = {0.5, 8}, scale = {0.9, 1.1}},
                   mix = {mixup = 0.4, cutmix = 1}, label_smoothing = 0.1, class_weights = 'balanced',
                   optimizer = 'adamw', lr = 1e-3, schedule = 'onecycle'}
          waits[#waits + 1] = tonumber(ffi.C.tsk_emu_host_waits() - before)

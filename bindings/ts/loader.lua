@@ -55,6 +55,14 @@ function M.augment(o)
    for k in pairs(o) do
       if not augment_keys[k] then error('augment: unknown setting ' .. tostring(k), 2) end
    end
+   -- the settings that are a probability and a magnitude: one number would be both (cutout = 0.5, a square of half a
+   -- pixel half the time, was silently none)
+   for key, magnitude in pairs({exposure = 'max gain', washout = 'max gain', fade = 'max', shadow = 'darkest gain',
+                                blur = 'max sigma', cutout = 'size'}) do
+      if o[key] ~= nil and type(o[key]) ~= 'table' then
+         error(('augment: %s must be {probability, %s}, got %s'):format(key, magnitude, tostring(o[key])), 2)
+      end
+   end
    local a = ffi.new('ts_augment')
    a.rotate = number(o, 'rotate')
    a.scale_min, a.scale_max = range(o.scale, 'scale', 1, 1)
