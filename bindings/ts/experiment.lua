@@ -47,8 +47,8 @@ end
 -- opt.data / TSHOST_DATA, checked against the run by M.checkRunData.
 function M.runData(run, final, opt)
    -- before any data is made: without its final.json a run cannot say what it was trained on
-   if type(final) ~= 'table' or next(final) == nil or final.test_accuracy == nil then
-      error(('%s/final.json is missing or holds no test result: is %s a finished run?'):format(run, run), 0)
+   if type(final) ~= 'table' or next(final) == nil then
+      error(('%s/final.json is missing or empty: is %s a finished run?'):format(run, run), 0)
    end
    local g = M.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
                         synthetic_train = opt.synthetic_train, seed = opt.seed})
