@@ -28,16 +28,20 @@ local function print_results(...)
    if n > 0 then print(table.concat(out, '\t')) end
 end
 
--- the function of a chunk: an expression's value is returned (to print it), else the statements
+-- the function of a chunk: an expression's values are returned (to print them), else the statements. The
+-- expression is returned through select(1, ...), all its values kept, so that its last call is no tail call:
+-- error('x') typed here was reported at repl.lua's line, the chunk's frame gone; 'return x;' is the fallback for
+-- what select's parentheses do not take.
 local function compile(chunk)
-   local fn = loadstring('return ' .. chunk, '=stdin')
+   local fn = loadstring('return select(1, ' .. chunk .. '\n)', '=stdin') or loadstring('return ' .. chunk, '=stdin')
    if fn then return fn end
    return loadstring(chunk, '=stdin')
 end
 
 -- true when the chunk is an unfinished statement that continues on the next line
 function repl.incomplete(chunk)
-   local _, err = compile(chunk)
+   if loadstring('return ' .. chunk, '=stdin') then return false end
+   local _, err = loadstring(chunk, '=stdin')
    return err ~= nil and err:match("<eof>'?$") ~= nil
 end
 
