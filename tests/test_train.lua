@@ -39,6 +39,9 @@ return function(t)
    end)
 
    t.test('Wilson interval and McNemar test', function()
+      t.raises(function() ts.metrics.interval(101, 100) end, 'expected 0 <= k <= n, got 101 of 100')
+      t.raises(function() ts.metrics.mcnemar({1, 0, 1}, {0, 0, 0}) end, 'result 1 is not true or false')
+      t.raises(function() ts.metrics.mcnemar({true}, {true, false}) end, '1 results against 2')
       local lo, hi = ts.metrics.interval(95, 100)
       t.near(lo, 0.8882, 1e-3); t.near(hi, 0.9785, 1e-3)
       local a, b = {}, {}
@@ -62,7 +65,14 @@ return function(t)
       c = ts.metrics.calibration(logits, {0, 1, 1, 1})
       t.near(c.ece, 0.5, 1e-6)
       t.near(ts.metrics.calibration(logits, {0, 1, 1, 1}, 2).confidence, math.sqrt(3) / (math.sqrt(3) + 1), 1e-6)
-      t.raises(function() ts.metrics.calibration(logits, {0, 1, 2, 1}) end, 'target 2 outside 0..1')
+      t.raises(function() ts.metrics.calibration(logits, {0, 1, 2, 1}) end, 'target 3 is 2, outside the classes 0..1')
+      -- reads past the logits once: a target beyond the classes, more targets than rows; a temperature that is none
+      t.raises(function() ts.metrics.topk(logits, {0, 1, 1e9, 1}, 1) end, 'topk: target 3 is 1000000000, outside')
+      t.raises(function() ts.metrics.topk(logits, ts.zeros({2000000}, 'int64'), 1) end, 'topk: 4 rows of logits but 2000000 targets')
+      t.raises(function() ts.metrics.calibration(logits, {0, 1}) end, 'calibration: 4 rows of logits but 2 targets')
+      t.raises(function() ts.metrics.calibration(logits, {0, 1, 1, 1}, -1) end, 'the temperature must be a finite number > 0')
+      t.raises(function() ts.metrics.softmax(ts.tensor{1, 2}, 0) end, 'the temperature must be a finite number > 0, got 0')
+      t.raises(function() ts.metrics.calibration(ts.tensor{{0 / 0, 0}}, {0}) end, 'the logits hold NaN or infinities')
       -- labels drawn from softmax(a); the model reports 2.5 a: the fitted temperature is 2.5
       math.randomseed(5)
       local n, k = 20000, 4

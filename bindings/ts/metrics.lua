@@ -76,12 +76,36 @@ function metrics.summary(cm)
            macro = macro, weighted = weighted, classes = classes}
 end
 
+-- logits [N, C] as contiguous floats with their pointer, and targets [N] each a class 0..C-1 (an FFI read of
+-- row i at column t must stay inside the tensor: a target of 1e9, or fewer rows than targets, read anywhere)
+local function rows_and_targets(what, logits, target)
+   if not T.isTensor(logits) or logits:dim() ~= 2 then error(what .. ': logits must be a tensor [N, C]', 3) end
+   local l = logits:float():contiguous()
+   local tv, n, keep = values(target)
+   local c = l:size(2)
+   if n ~= l:size(1) then error(('%s: %d rows of logits but %d targets'):format(what, l:size(1), n), 3) end
+   for i = 1, n do
+      local t = tv[i]
+      if type(t) ~= 'number' or t % 1 ~= 0 or t < 0 or t >= c then
+         error(('%s: target %d is %s, outside the classes 0..%d'):format(what, i, tostring(t), c - 1), 3)
+      end
+   end
+   return l, ffi.cast('float *', l:data()), tv, n, c, keep
+end
+
+-- a temperature: a finite number > 0 (nil: 1); 0, a negative or NaN one inverted or emptied the distribution
+local function temperature_of(what, temperature)
+   if temperature == nil then return 1 end
+   if not T.isFinite(temperature) or temperature <= 0 then
+      error(('%s: the temperature must be a finite number > 0, got %s'):format(what, tostring(temperature)), 3)
+   end
+   return temperature
+end
+
 -- fraction of rows of logits [N, C] whose target is among the k largest
 function metrics.topk(logits, target, k)
-   local l = logits:float():contiguous()
-   local tv, n = values(target)
-   local c = l:size(2)
-   local p = ffi.cast('float *', l:data())
+   local l, p, tv, n, c, keep = rows_and_targets('topk', logits, target)
+   if n == 0 then error('topk: no rows', 2) end
    local hits = 0
    for i = 0, n - 1 do
       local t = tv[i + 1]
@@ -91,6 +115,7 @@ function metrics.topk(logits, target, k)
       end
       if above < k then hits = hits + 1 end
    end
+   local _ = l, keep   -- the tensors the pointers read stay alive until here
    return hits / n
 end
 
@@ -101,8 +126,9 @@ end
 function metrics.softmax(row, temperature)
    local n, best = row:numel(), -math.huge
    for c = 1, n do best = math.max(best, row[c]) end
+   local t = temperature_of('softmax', temperature)
    local p, total = {}, 0
-   for c = 1, n do p[c] = math.exp((row[c] - best) / (temperature or 1)); total = total + p[c] end
+   for c = 1, n do p[c] = math.exp((row[c] - best) / t); total = total + p[c] end
    for c = 1, n do p[c] = p[c] / total end
    return p
 end
@@ -112,24 +138,25 @@ end
 -- probability)}. ECE, the expected calibration error: the top-1 probabilities in `bins` equal-width bins
 -- (15), the sum over bins of |accuracy - mean confidence| weighted by the bin's share of the samples.
 function metrics.calibration(logits, target, temperature, bins)
-   local l = logits:float():contiguous()
-   local tv, n = values(target)
-   local c = l:size(2)
-   local p = ffi.cast('float *', l:data())
-   local inv = 1 / (temperature or 1)
+   local l, p, tv, n, c, keep = rows_and_targets('calibration', logits, target)
+   if n == 0 then error('calibration: no rows', 2) end
+   local inv = 1 / temperature_of('calibration', temperature)
    bins = bins or 15
+   if type(bins) ~= 'number' or bins % 1 ~= 0 or bins < 1 or bins > 1e6 then
+      error('calibration: bins must be a whole number >= 1, got ' .. tostring(bins), 2)
+   end
    local count, hit, conf = {}, {}, {}
    for b = 1, bins do count[b], hit[b], conf[b] = 0, 0, 0 end
    local nll, right, conf_sum = 0, 0, 0
    for i = 0, n - 1 do
       local row, t = p + i * c, tv[i + 1]
-      if t < 0 or t >= c then error(('calibration: target %d outside 0..%d'):format(t, c - 1), 2) end
       local best, arg = -math.huge, 0
       for j = 0, c - 1 do if row[j] > best then best, arg = row[j], j end end
       local z = 0
       for j = 0, c - 1 do z = z + math.exp((row[j] - best) * inv) end
       nll = nll + math.log(z) - (row[t] - best) * inv
       local top = 1 / z
+      if top ~= top or nll ~= nll then error('calibration: the logits hold NaN or infinities', 2) end
       local b = math.min(bins, math.floor(top * bins) + 1)
       count[b], conf[b] = count[b] + 1, conf[b] + top
       if arg == t then hit[b], right = hit[b] + 1, right + 1 end
@@ -139,6 +166,7 @@ function metrics.calibration(logits, target, temperature, bins)
    for b = 1, bins do
       if count[b] > 0 then ece = ece + math.abs(hit[b] - conf[b]) / n end
    end
+   local _ = l, keep
    return {nll = nll / n, ece = ece, accuracy = right / n, confidence = conf_sum / n}
 end
 
@@ -175,6 +203,9 @@ end
 
 -- Wilson 95% interval of a proportion k/n
 function metrics.interval(k, n)
+   if not (T.isFinite(k) and T.isFinite(n) and n >= 0 and k >= 0 and k <= n) then
+      error(('interval: expected 0 <= k <= n, got %s of %s'):format(tostring(k), tostring(n)), 2)
+   end
    if n == 0 then return 0, 1 end
    local z, p = 1.959964, k / n
    local d = 1 + z * z / n
@@ -206,6 +237,16 @@ function metrics.meanSd(list)
 end
 
 function metrics.mcnemar(correct_a, correct_b)
+   -- two lists of booleans of one length (metrics.correct's): a 0 is true in Lua, so 0/1 lists counted nothing
+   if #correct_a ~= #correct_b then
+      error(('mcnemar: %d results against %d: the two models must be judged on the same samples'):format(#correct_a,
+            #correct_b), 2)
+   end
+   for i = 1, #correct_a do
+      if type(correct_a[i]) ~= 'boolean' or type(correct_b[i]) ~= 'boolean' then
+         error(('mcnemar: result %d is not true or false (metrics.correct gives such lists)'):format(i), 2)
+      end
+   end
    local b, c = 0, 0
    for i = 1, #correct_a do
       if correct_a[i] and not correct_b[i] then b = b + 1 end
