@@ -227,6 +227,12 @@ return function(t)
       t.raises(function() ts.image.save(nil, small) end, 'ts.image.save(path, img): path must be a string')
       t.raises(function() ts.image.save(dir .. '/c.png', nil) end, 'ts.image.save(path, img): expected an image tensor, got nil')
       t.raises(function() ts.image.save(dir .. '/c.png', ts.zeros({0, 4, 3}, 'uint8')) end, 'cannot be written')
+      -- a contact sheet's sizes: a negative pad wrote outside the picture (a segfault), a fractional column count
+      -- across rows, no channels before the first image
+      t.raises(function() ts.image.grid(ts.rand(64, 3, 16, 16), {pad = -8}) end, 'pad must be a whole number from 0 to 4096, got -8')
+      t.raises(function() ts.image.grid(ts.rand(4, 3, 8, 8), {cols = 1.5}) end, 'cols must be a whole number from 1 to 4096')
+      t.raises(function() ts.image.grid(ts.rand(4, 0, 8, 8)) end, 'expected images [B, C, H, W] with B >= 1 and 1 to 4 channels')
+      t.eq(tostring(ts.image.grid(ts.rand(3, 3, 8, 8), {cols = 10}):size()), '[12x102x3]')
    end)
 
    t.test('a directory, an empty file, a missing one and a piped one', function()

@@ -99,8 +99,19 @@ end
 -- opts: cols (8), pad (2), mean/std to undo a standardization, scale (integer upscaling, 1)
 function image.grid(x, opts)
    opts = opts or {}
+   -- every write below goes through a raw pointer: sizes that do not add up would write outside the picture
+   if not T.isTensor(x) or x:dim() ~= 4 or x:size(1) < 1 or x:size(2) < 1 or x:size(2) > 4 then
+      error('ts.image.grid: expected images [B, C, H, W] with B >= 1 and 1 to 4 channels, got ' ..
+            (T.isTensor(x) and tostring(x:size()) or type(x)), 2)
+   end
    local b, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
    local cols, pad, zoom = opts.cols or 8, opts.pad or 2, opts.scale or 1
+   for name, v in pairs({cols = cols, pad = pad, scale = zoom}) do
+      local least = name == 'pad' and 0 or 1
+      if type(v) ~= 'number' or v % 1 ~= 0 or v < least or v > 4096 then
+         error(('ts.image.grid: %s must be a whole number from %d to 4096, got %s'):format(name, least, tostring(v)), 2)
+      end
+   end
    local rows = math.ceil(b / cols)
    local H, W = rows * (h * zoom + pad) + pad, cols * (w * zoom + pad) + pad
    local out = T.zeros({H, W, 3}, 'uint8'):fill(opts.background or 255)
