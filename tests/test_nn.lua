@@ -308,6 +308,13 @@ return function(t)
       t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), ts.tensor({0, 1.5})) end,
                'the float32 targets hold values that are not class ids')
       t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3), {0, 1.5}) end, 'target 2 is 1.5, not a class id')
+      -- a module at two places in one network: Sequential(A, A) computed A's second output into the buffer it
+      -- read, and counted A's parameters twice
+      local A = nn.Linear(4, 4)
+      t.raises(function() nn.Sequential(A, A) end, 'Sequential:add: the Linear is in this network already')
+      local inner = nn.Sequential(A)
+      t.raises(function() nn.Sequential(inner, nn.Sequential(A)) end, 'the Linear is in this network already')
+      t.raises(function() inner:add(inner) end, 'the Sequential is in this network already')
    end)
 
    t.test('gradient clipping scales to the requested norm', function()

@@ -16,6 +16,12 @@ end
 
 local Container = Module.class('Container', Module)
 
+-- fn(m) for the module and every module inside it
+local function each_module(m, fn)
+   fn(m)
+   for _, c in ipairs(m._children or {}) do each_module(c.module, fn) end
+end
+
 -- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.
 -- The name '' makes the child transparent in state names: its tensors are named as if they were the
 -- parent's own (a residual block's body in PyTorch's ResNets, for instance).
@@ -27,6 +33,17 @@ function Container:add(module, name)
    for _, c in ipairs(self._children) do
       if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
    end
+   -- a module is at one place in a network: each keeps one output and one gradInput, so a layer used twice
+   -- overwrote its first output with its second (Sequential(A, A) computed A(x) into the buffer it read, and a
+   -- backward through A twice saw the second call's values), and its parameters counted twice
+   local here = {}
+   each_module(self, function(m) here[m] = true end)
+   each_module(module, function(m)
+      if here[m] then
+         error(('%s:add: the %s is in this network already: a module keeps one output, so give each place a module ' ..
+                'of its own'):format(self.__typename, m.__typename), 3)
+      end
+   end)
    self._children[#self._children + 1] = {name = name, module = module}
    if name ~= '' then self[name] = module end
    return self
