@@ -315,6 +315,14 @@ return function(t)
       local inner = nn.Sequential(A)
       t.raises(function() nn.Sequential(inner, nn.Sequential(A)) end, 'the Linear is in this network already')
       t.raises(function() inner:add(inner) end, 'the Sequential is in this network already')
+      -- an empty batch keeps its sample shape through Flatten and View (a -1 had nothing to divide: [0x0])
+      t.eq(tostring(nn.Flatten():forward(ts.zeros(0, 10, 3, 3)):size()), '[0x90]')
+      t.eq(tostring(nn.View(-1):forward(ts.zeros(0, 10, 3)):size()), '[0x30]')
+      t.raises(function() nn.View(7, -1):forward(ts.zeros(0, 10, 3)) end, 'View(7, -1): the input [0x10x3] holds 30 elements a sample')
+      -- batch norm's backward in training needs the statistics of a forward: before one, it gave zero gradients
+      local bn = nn.BatchNorm2d(3)
+      t.raises(function() bn:backward(ts.randn(2, 3, 4, 4), ts.randn(2, 3, 4, 4)) end,
+               'BatchNorm2d:backward: no forward in training mode came before it')
    end)
 
    t.test('gradient clipping scales to the requested norm', function()

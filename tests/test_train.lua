@@ -471,6 +471,15 @@ return function(t)
       t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)
    end)
 
+   t.test('evaluate refuses scores that are no [N, classes] or not finite, rather than give an accuracy of them', function()
+      local g = small_data()
+      t.raises(function() ts.evaluate(ts.nn.Sequential(ts.nn.Conv2d(3, 4, 3, {padding = 1})), g.train) end,
+               'evaluate: the model gives [')
+      local net = tiny_net()
+      for _, p in ipairs(net:parameters()) do p:fill(0 / 0) end
+      t.raises(function() ts.evaluate(net, g.train) end, "evaluate: the model's scores hold NaN or infinities")
+   end)
+
    t.test('a resume that fails at its first step leaves the run\'s config.json as it was', function()
       local g = small_data()
       local dir = t.tmpdir() .. '/run'

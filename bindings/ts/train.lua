@@ -222,6 +222,11 @@ function evaluate(model, ds, opts)
       local at = 0
       for x in loader:epoch(1, view > 1 and M.ttaViewSeed(tta.seed, view) or nil) do
          local o = model:forward(x):cpu():contiguous()   -- the loader delivers x on the device
+         -- scores [N, classes]: a model ending in maps (a convolution) was read as the first N x C floats of them
+         if o:dim() ~= 2 or o:size(1) ~= x:size(1) then
+            error(('evaluate: the model gives %s for %d images; scores [N, classes] are needed (a Flatten and a Linear ' ..
+                   'at its end?)'):format(tostring(o:size()), x:size(1)), 0)
+         end
          mean = mean or mean_probability(n, o:size(2))
          add_scores(mean, view, at, x:size(1), ffi.cast('float *', o:data()))
          at = at + x:size(1)
@@ -231,6 +236,10 @@ function evaluate(model, ds, opts)
    if was_training then model:training() end
    local out = scores_result(mean or mean_probability(n, 0), ds.y, opts.logits,
                              math.max(ds:numClasses(), opts.classes or 0), 'evaluate')
+   -- a NaN or an infinite score makes the loss NaN, and every such image class 0: an accuracy would mislead
+   if out.loss ~= out.loss then
+      error('evaluate: the model\'s scores hold NaN or infinities (a diverged or damaged model)', 0)
+   end
    out.seconds = now() - start
    return out
 end

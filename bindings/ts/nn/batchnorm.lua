@@ -102,12 +102,17 @@ local function normalize(self, input, y, relu)
                                 self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0,
                                 relu and 1 or 0, self.momentum, self.eps))
    if batch then self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1) end
+   self.batch_saved = batch or nil   -- save_mean and save_invstd now hold this batch's statistics
    if batch and self.gathering then gather(self, input) end
    return y
 end
 
 -- the input gradient from gradOutput, which is the fused ReLU's output's gradient when relu_output is given
 local function gradient(self, input, gradOutput, relu_output)
+   -- in training the gradient needs the statistics of the batch the forward saw: before any, it was zeros
+   if self:usesBatchStats() and not self.batch_saved then
+      error(self.__typename .. ':backward: no forward in training mode came before it (the batch statistics are needed)', 3)
+   end
    local gx = self:buffer('gradInput', input:size())
    local frozen = self.frozen
    check(C.ts_batchnorm_backward(gx._c, not frozen and ptr(self.grad.weight) or nil,

@@ -1,15 +1,35 @@
 -- Shape-only layers: Flatten() [N, ...] -> [N, prod(...)], View(...) with -1 allowed, Identity().
 local Module = require('ts.nn.module')
 
+-- the elements of one sample of input [N, ...]: counted from the sizes, so that an empty batch (N = 0, where a
+-- -1 had nothing to divide) keeps its sample shape, [0, 90] and not [0, 0]
+local function per_sample(input)
+   local n = 1
+   for d = 2, input:dim() do n = n * input:size(d) end
+   return n
+end
+
 local Flatten = Module.class('Flatten', Module)
-function Flatten:updateOutput(input) return input:reshape(input:size(1), -1) end
+function Flatten:updateOutput(input) return input:reshape(input:size(1), per_sample(input)) end
 function Flatten:updateGradInput(input, gradOutput) return gradOutput:reshape(input:size()) end
 
 -- View(2048) or View(-1, 2048): sizes of one sample; the batch dim is kept
 local View = Module.class('View', Module)
 function View:__init(...) self.sizes = {...} end
 function View:updateOutput(input)
-   return input:reshape(input:size(1), unpack(self.sizes))
+   -- a -1 is the sample's elements over the other sizes (read from the sample, so an empty batch keeps it)
+   local sizes, known, free = {}, 1, nil
+   for i, s in ipairs(self.sizes) do
+      sizes[i] = s
+      if s == -1 then free = i else known = known * s end
+   end
+   local sample = per_sample(input)
+   if free and known > 0 and sample % known == 0 then sizes[free], known = sample / known, sample end
+   if known ~= sample then
+      error(('View(%s): the input %s holds %d elements a sample'):format(table.concat(self.sizes, ', '), tostring(input:size()),
+            sample), 3)
+   end
+   return input:reshape(input:size(1), unpack(sizes))
 end
 function View:updateGradInput(input, gradOutput) return gradOutput:reshape(input:size()) end
 function View:extraRepr() return table.concat(self.sizes, ', ') end
