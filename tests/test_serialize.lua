@@ -140,6 +140,14 @@ return function(t)
       local raw = ts.load(dir .. '/m.safetensors')
       t.eq(tostring(raw['0.weight']:size()), '[4x3x3x3]')
       t.eq(raw['1.num_batches_tracked']:dtype(), 'int64')
+      -- what ts.load could not read back is refused or written so that it can: integer metadata keys (a JSON
+      -- array), a tensor named __metadata__; the caller's metadata is left as it was
+      local m = {[1] = 'x', epochs = 3}
+      ts.save(dir .. '/k.safetensors', {w = ts.zeros(2)}, m)
+      local _, kept = ts.load(dir .. '/k.safetensors')
+      t.truthy(kept['1'] == 'x' and kept.epochs == '3' and m.epochs == 3, 'metadata keys as strings, the table untouched')
+      t.raises(function() ts.save(dir .. '/n.safetensors', {__metadata__ = ts.zeros(2)}) end,
+               '__metadata__ cannot name a tensor')
    end)
 
    t.test('a model loads from the tensors named with a prefix, as in a training checkpoint', function()

@@ -29,6 +29,10 @@ function M.save(path, what, metadata)
    elseif type(what) == 'table' then
       for name, t in pairs(what) do
          if not T.isTensor(t) then error(('ts.save: entry %s is not a tensor'):format(tostring(name)), 2) end
+         -- names a file can hold and ts.load read back: strings (or numbers), not the header's own key
+         if (type(name) ~= 'string' and type(name) ~= 'number') or name == '__metadata__' or name == '' then
+            error(('ts.save: %s cannot name a tensor (a non-empty string other than __metadata__)'):format(tostring(name)), 2)
+         end
          pairs_list[#pairs_list + 1] = {tostring(name), t}
       end
       table.sort(pairs_list, function(a, b) return a[1] < b[1] end)
@@ -42,12 +46,17 @@ function M.save(path, what, metadata)
       names[i - 1] = pair[1]
       tensors[i - 1] = pair[2]._c
    end
+   -- metadata: string keys to strings (safetensors' rule); other values go as their JSON, in a copy (the caller's
+   -- table was rewritten), and keys as strings (integer keys made a JSON array that no reader loads)
    local meta = nil
    if metadata then
+      if type(metadata) ~= 'table' then error('ts.save: metadata must be a table, got ' .. type(metadata), 2) end
+      local copy = {}
       for k, v in pairs(metadata) do
-         if type(v) ~= 'string' then metadata[k] = json.encode(v) end
+         if type(k) ~= 'string' and type(k) ~= 'number' then error('ts.save: metadata keys must be strings', 2) end
+         copy[tostring(k)] = type(v) == 'string' and v or json.encode(v)
       end
-      meta = json.encode(metadata)
+      meta = json.encode(copy)
    end
    check(C.ts_safetensors_write(path, n, names, tensors, meta))
    return path
