@@ -174,6 +174,7 @@ return function(t)
       t.raises(function() return ts.zeros(2 ^ 63) end, 'size 1 must be a non-negative integer below 2^53')
       t.raises(function() return ts.zeros(math.huge) end, 'below 2^53, got inf')
       t.raises(function() ts.manualSeed(1.5) end, 'seed must be a whole number from 0 to 2^53, got 1.5')
+      t.raises(function() return x[ts.tensor({1, 2})] end, 'a tensor cannot index a tensor')
       -- nil or a string where a tensor goes: named, not a Lua error from inside
       t.raises(function() return x + nil end, 'add: operands are tensors or numbers, got nil')
       t.raises(function() return x * 'abc' end, 'mul: operands are tensors or numbers, got string')

@@ -478,6 +478,8 @@ return function(t)
       local net = tiny_net()
       for _, p in ipairs(net:parameters()) do p:fill(0 / 0) end
       t.raises(function() ts.evaluate(net, g.train) end, "evaluate: the model's scores hold NaN or infinities")
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {temprature = 2}) end, 'evaluate: unknown option temprature')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {batch = 2.5}) end, 'evaluate: batch must be a whole number >= 1')
    end)
 
    t.test('a resume that fails at its first step leaves the run\'s config.json as it was', function()

@@ -363,6 +363,10 @@ end
 
 -- t[{ {1,3}, 2, {} }]: a range narrows, a number selects, {} keeps the dim
 local function index_table(self, spec, level)
+   -- a tensor of indices is no index list here (it read as an empty one: the whole tensor came back)
+   if is_tensor(spec) then
+      error('a tensor cannot index a tensor: t[{i, j}] takes numbers and {first, last} ranges', level + 1)
+   end
    local t, d = self, 1
    for _, s in ipairs(spec) do
       for _, v in ipairs(type(s) == 'table' and s or {s}) do

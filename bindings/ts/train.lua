@@ -117,8 +117,21 @@ M.ttaAugment = {rotate = 6, scale = {0.94, 1.06}, translate = 0.05}
 -- the augmentation seed of view v (2..) of a tta with this seed: its images are those of a Loader epoch
 -- started with it
 function M.ttaViewSeed(seed, view) return seed * 1000003 + view end
+local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta = 1, auto_microbatch = 1, classes = 1}
 function M.evaluate(model, ds, opts)
    opts = opts or {}
+   -- a misspelt option (temprature = 2) was ignored, and the evaluation ran without it
+   for k in pairs(opts) do
+      if not evaluate_options[k] then
+         error(('evaluate: unknown option %s (batch, classes, device, logits, preprocess, tta, auto_microbatch)'):format(
+               tostring(k)), 2)
+      end
+   end
+   if type(model) ~= 'table' or not model.forward then error('evaluate(model, dataset, opts): model must be a module', 2) end
+   if type(ds) ~= 'table' or not ds.x or not ds.y then error('evaluate(model, dataset, opts): dataset must be a ts.data dataset', 2) end
+   if opts.batch ~= nil and not (type(opts.batch) == 'number' and opts.batch % 1 == 0 and opts.batch >= 1) then
+      error('evaluate: batch must be a whole number >= 1, got ' .. tostring(opts.batch), 2)
+   end
    if not opts.auto_microbatch then return evaluate(model, ds, opts) end
    local o = {}
    for k, v in pairs(opts) do o[k] = v end
