@@ -247,6 +247,8 @@ function data.Dataset(x, y, classNames, name)
 end
 
 function Dataset:size() return self.x:size(1) end
+-- an image's shape, [HxWxC] as a string: what every split fed to one network must share
+function Dataset:imageShape() return (tostring(self.x:size()):gsub('^%[%d+x?', '[')) end
 function Dataset:numClasses()
    local n = self.y:numel() > 0 and self.y:max() + 1 or 0
    for k in pairs(self.classNames) do n = math.max(n, k + 1) end
@@ -339,7 +341,7 @@ function data.gtsrb(dir)
       end
       -- the splits feed one network: images of another size or channel count would fail later, inside a layer
       local first = out.train
-      if first and tostring(first.x:size()):gsub('^%[%d+', '') ~= tostring(ds.x:size()):gsub('^%[%d+', '') then
+      if first and first:imageShape() ~= ds:imageShape() then
          error(('%s: images %s do not match %s/train.pickle\'s %s (same height, width and channels in every split)'):format(
                path, tostring(ds.x:size()), dir, tostring(first.x:size())), 2)
       end

@@ -54,18 +54,8 @@ function Optimizer:zeroGrad()
    end
 end
 
--- the parameters with their state, in one flat order shared with self.state
-function Optimizer:each(fn)
-   local k = 0
-   for _, g in ipairs(self.groups) do
-      for i, p in ipairs(g.params) do
-         k = k + 1
-         fn(g, p, g.grads[i], self.state[k])
-      end
-   end
-end
-
--- fn(group, states) for each group, states[i] being the state of the group's parameter i (the tables of self.state)
+-- fn(group, states) for each group, states[i] being the state of the group's parameter i (the tables of self.state,
+-- whose one flat order follows the groups')
 function Optimizer:eachGroup(fn)
    local k = 0
    for _, g in ipairs(self.groups) do
@@ -76,13 +66,17 @@ function Optimizer:eachGroup(fn)
    end
 end
 
--- The C list of a group's tensors: those of get(i) for each parameter i (a tensor, or nil: NULL)
-local function list(n, get)
+-- fn(group, param, grad, state) for each parameter
+function Optimizer:each(fn)
+   self:eachGroup(function(g, states)
+      for i, p in ipairs(g.params) do fn(g, p, g.grads[i], states[i]) end
+   end)
+end
+
+-- The C list of n tensors (a Lua list of them; a missing one is NULL)
+local function list(n, ts_list)
    local l = tensors(n)
-   for i = 1, n do
-      local t = get(i)
-      l[i - 1] = t and t._c or nil
-   end
+   for i = 1, n do l[i - 1] = ts_list[i] and ts_list[i]._c or nil end
    return l
 end
 
@@ -119,9 +113,8 @@ function SGD:step()
          buffers[i] = st.momentum_buffer
          if g.momentum ~= 0 and not buffers[i] then buffers[i], first[i - 1] = g.params[i]:zerosLike(), 1 end
       end
-      check(C.ts_sgd_step(n, list(n, function(i) return g.params[i] end), list(n, function(i) return g.grads[i] end),
-                          g.momentum ~= 0 and list(n, function(i) return buffers[i] end) or nil, first, g.lr, g.momentum,
-                          g.dampening, g.weight_decay, g.nesterov and 1 or 0))
+      check(C.ts_sgd_step(n, list(n, g.params), list(n, g.grads), g.momentum ~= 0 and list(n, buffers) or nil, first,
+                          g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov and 1 or 0))
       for i, st in ipairs(states) do st.momentum_buffer = buffers[i] end
    end)
 end
@@ -146,8 +139,7 @@ function Adam:step()
          m[i], v[i] = st.exp_avg or g.params[i]:zerosLike(), st.exp_avg_sq or g.params[i]:zerosLike()
          steps[i - 1] = (st.step or 0) + 1
       end
-      check(C.ts_adam_step(n, list(n, function(i) return g.params[i] end), list(n, function(i) return g.grads[i] end),
-                           list(n, function(i) return m[i] end), list(n, function(i) return v[i] end), steps, g.lr,
+      check(C.ts_adam_step(n, list(n, g.params), list(n, g.grads), list(n, m), list(n, v), steps, g.lr,
                            g.beta1, g.beta2, g.eps, g.weight_decay, self.decoupled and 1 or 0))
       for i, st in ipairs(states) do st.exp_avg, st.exp_avg_sq, st.step = m[i], v[i], tonumber(steps[i - 1]) end
    end)

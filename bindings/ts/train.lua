@@ -538,8 +538,9 @@ local function check_options(user, cfg)
       if not (T.isTensor(w) or type(w) == 'table') then
          error("ts.train: class_weights must be 'balanced', a tensor or a list of numbers, got " .. tostring(w), 3)
       end
-      local lo, _, nonfinite = T.survey(T.isTensor(w) and w or T.tensor(w))
-      if nonfinite > 0 or lo < 0 or (T.isTensor(w) and w or T.tensor(w)):sum() <= 0 then
+      -- finite and non-negative, so not all zero is a largest weight above 0
+      local lo, hi, nonfinite = T.survey(T.isTensor(w) and w or T.tensor(w))
+      if nonfinite > 0 or lo < 0 or hi <= 0 then
          error('ts.train: class_weights must be finite, non-negative and not all zero', 3)
       end
    end
@@ -557,8 +558,7 @@ local function check_options(user, cfg)
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
    -- images of another size or channel count would fail inside a layer, after a whole epoch of training
-   local function image_shape(ds) return (tostring(ds.x:size()):gsub('^%[%d+', '')) end
-   if cfg.data.valid and image_shape(cfg.data.valid) ~= image_shape(cfg.data.train) then
+   if cfg.data.valid and cfg.data.valid:imageShape() ~= cfg.data.train:imageShape() then
       error(('ts.train: the validation images %s are not of the training images\' size %s'):format(
             tostring(cfg.data.valid.x:size()), tostring(cfg.data.train.x:size())), 3)
    end
