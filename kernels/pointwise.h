@@ -10,6 +10,8 @@
  *   relu:        y = max(x, 0)                      dy/dx = [x > 0]
  *   leaky relu:  y = x if x > 0 else a x            dy/dx = 1 or a
  *   elu:         y = x if x > 0 else a (e^x - 1)    dy/dx = 1 or y + a
+ *   A NaN goes through all three, forward and backward (as PyTorch's): a ReLU that turned it into 0 would let a
+ *   network with NaN weights train on with a finite loss.
  * Colour: luma (ITU-R 601) and a hue rotation by an angle (cos cs, sin sn) in YIQ.
  * bfloat16 (the "bf16" compute precision): the upper half of an fp32, rounded to nearest, ties to even;
  * a NaN stays a (quiet) NaN, an overflow becomes infinity, subnormals are kept. */
@@ -54,12 +56,12 @@ TSK_SHARED void tsk_adam_update(float *p, float g, float *m, float *v, float lr,
 /* kind: 0 relu, 1 leaky relu (a = negative slope), 2 elu (a = alpha) */
 TSK_SHARED float tsk_activation(int kind, float a, float x)
 {
-    return x > 0 ? x : kind == 0 ? 0.0f : kind == 1 ? a * x : a * expm1f(x);
+    return !(x <= 0) ? x : kind == 0 ? 0.0f : kind == 1 ? a * x : a * expm1f(x);
 }
 
 TSK_SHARED float tsk_activation_grad(int kind, float a, float x, float y, float gy)
 {
-    return x > 0 ? gy : kind == 0 ? 0.0f : kind == 1 ? a * gy : gy * (y + a);
+    return !(x <= 0) ? gy : kind == 0 ? 0.0f : kind == 1 ? a * gy : gy * (y + a);
 }
 
 TSK_SHARED uint32_t tsk_bf16_bits(float x)
@@ -289,7 +291,7 @@ TSK_SHARED void tsk_bn_affine(float mean, float invstd, const float *weight, con
 
 /* gy taken back through a ReLU fused after batch norm, from the ReLU's output y (y > 0 exactly where its input
  * was: relu's derivative [x > 0]); y NULL: no ReLU */
-TSK_SHARED float tsk_through_relu(float gy, const float *y, int64_t i) { return !y || y[i] > 0 ? gy : 0.0f; }
+TSK_SHARED float tsk_through_relu(float gy, const float *y, int64_t i) { return !y || !(y[i] <= 0) ? gy : 0.0f; }
 
 /* the input gradient in training mode: w invstd (gy - mean(gy) - (x - mean) mean(gy xhat) invstd) */
 TSK_SHARED float tsk_bn_grad_input(float gy, float x, float mean, float w, float invstd, float mean_gy,

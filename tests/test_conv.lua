@@ -1,8 +1,8 @@
 -- CPU convolution algorithms against each other: 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) and F(2x2, 3x3)
 -- (each forced, and the default that picks one per shape) give im2col's outputs and gradients to float rounding, for
 -- any padding, odd sizes, channel counts that are no multiple of the vector width, batches whose tiles straddle
--- images, and with a bias; the default takes F(4x4) on large maps and F(2x2) on small ones; and the same bits for
--- the same thread count.
+-- images, and with a bias; the default takes F(4x4) on large maps and F(2x2) on small ones; the same bits for
+-- the same thread count; and a NaN through every path's fused ReLU.
 local nn = ts.nn
 
 return function(t)
@@ -98,5 +98,34 @@ return function(t)
          end
       end
       ts.setThreads(before)
+   end)
+
+   t.test('a NaN goes through a ReLU, alone or fused after im2col or Winograd, forward and backward, as in PyTorch', function()
+      local function has_nan(v) local s = v:sum(); return s ~= s end
+      local relu = nn.ReLU()
+      local y = relu:forward(ts.tensor({0 / 0, -1, 2, 0}))
+      t.truthy(y[1] ~= y[1], 'relu(NaN) is NaN, got ' .. tostring(y[1]))
+      t.near(y:narrow(1, 2, 3), ts.tensor({0, 2, 0}), 0, 0, 'the other elements')
+      t.near(relu:backward(ts.tensor({0 / 0, -1, 2, 0}), ts.ones(4)), ts.tensor({1, 0, 1, 0}), 0, 0, 'the gradient passes a NaN')
+      for _, winograd in ipairs({false, 2, 4}) do
+         for _, n in ipairs({8, 16, 64}) do   -- output channels no multiple of a vector's lanes, and several vectors
+            local what = ('%d channels, %s'):format(n, winograd and ('F(%dx%d)'):format(winograd, winograd) or 'im2col')
+            ts.manualSeed(5)
+            local net = nn.Sequential(nn.Conv2d(8, n, 3, {padding = 1}), nn.BatchNorm2d(n), nn.ReLU())
+            local x = ts.randn(2, 8, 12, 12)
+            x[{2, 1, 6, 6}] = 0 / 0
+            ts.cpuWinograd(winograd)
+            local ok, err = pcall(function()
+               net:evaluate{fused = true}
+               local out = net:forward(x)
+               t.truthy(has_nan(out:narrow(1, 2, 1)), what .. ': the fused convolution, batch norm and ReLU')
+               t.truthy(not has_nan(out:narrow(1, 1, 1)), what .. ': the image without a NaN stays finite')
+               net:training()   -- last: the batch's NaN statistics go into the running ones
+               t.truthy(has_nan(net:forward(x)), what .. ': the fused batch norm and ReLU in training')
+            end)
+            ts.cpuWinograd(true)
+            if not ok then error(err, 0) end
+         end
+      end
    end)
 end

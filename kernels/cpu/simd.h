@@ -39,7 +39,7 @@ static inline vec16 vzero16(void) { return (vec16){0}; }
 static inline vec16 vset16(float v) { return (vec16){0} + v; }
 static inline vec16 vrelu16(vec16 v)
 {
-    for (int j = 0; j < 16; j++) v[j] = v[j] > 0.0f ? v[j] : 0.0f;   /* maxps(v, 0): a NaN gives 0 */
+    for (int j = 0; j < 16; j++) v[j] = v[j] <= 0.0f ? 0.0f : v[j];   /* maxps(0, v): a NaN stays */
     return v;
 }
 static inline vec16 vload_into16(vec16 v, const float *p, lanes16 m)
@@ -103,7 +103,8 @@ static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m)
 static inline vec16 vzero16(void) { return _mm512_setzero_ps(); }
 static inline vec16 vset16(float v) { return _mm512_set1_ps(v); }
 /* max(v, 0), a NaN becoming 0 as tsk_activation's ReLU makes it (maxps gives the second operand then) */
-static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(v, _mm512_setzero_ps()); }
+/* maxps gives its second operand when either is a NaN: max(0, v) lets a NaN through, as tsk_activation does */
+static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(_mm512_setzero_ps(), v); }
 /* the elements of p in lanes m, zeros elsewhere; the others are not read (p + j may lie outside the array) */
 static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loadu_ps(m, p); }
 static inline void vstore16(float *p, vec16 v, lanes16 m) { _mm512_mask_storeu_ps(p, m, v); }
@@ -179,7 +180,7 @@ static inline lanes8 range8(int lo, int hi)
 }
 static inline vec8 vzero8(void) { return _mm256_setzero_ps(); }
 static inline vec8 vset8(float v) { return _mm256_set1_ps(v); }
-static inline vec8 vrelu8(vec8 v) { return _mm256_max_ps(v, _mm256_setzero_ps()); }
+static inline vec8 vrelu8(vec8 v) { return _mm256_max_ps(_mm256_setzero_ps(), v); }   /* a NaN stays, as vrelu16 */
 static inline vec8 vload8(const float *p, lanes8 m) { return _mm256_maskload_ps(p, m); }
 static inline void vstore8(float *p, vec8 v, lanes8 m) { _mm256_maskstore_ps(p, m, v); }
 static inline void vput8(float *p, vec8 v) { _mm256_storeu_ps(p, v); }
