@@ -91,4 +91,26 @@ return function(t)
       t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), ts.tensor({0, 1}, 'int64'), {x = 'a'}) end,
                'Dataset: class names must map a class id from 0 to 99999')
    end)
+
+   t.test('datasets joined: images and labels in order, names kept; other shapes or names refused', function()
+      local function ds(first, n, names, size)
+         local x = ts.zeros({n, size or 4, 4, 3}, 'uint8')
+         local y = ts.zeros({n}, 'int64')
+         for i = 1, n do x[i]:fill(first + i); y[i] = (first + i) % 3 end
+         return ts.data.Dataset(x, y, names or {[0] = 'a', 'b', 'c'}, 'part' .. first)
+      end
+      local a, b = ds(0, 3), ds(10, 2)
+      local j = ts.data.join({a, b, a:subset({}, 'none')}, 'both')
+      t.eq(j:size(), 5); t.eq(j.name, 'both'); t.eq(j.classNames[2], 'c')
+      local want = {1, 2, 3, 11, 12}
+      for i = 1, 5 do
+         t.eq(j.x[i][{4, 4, 3}]:item(), want[i], 'image ' .. i)
+         t.eq(j.y[i], want[i] % 3, 'label ' .. i)
+      end
+      t.raises(function() ts.data.join({a, ds(0, 1, nil, 5)}) end, 'part 2 (part0) has images [5x4x3], part 1 (part0) [4x4x3]')
+      t.raises(function() ts.data.join({a, ds(0, 1, {[0] = 'a', 'b'})}) end, 'class 2 is unnamed in part 2')
+      t.raises(function() ts.data.join({a, ds(0, 1, {[0] = 'a', 'B', 'c'})}) end, 'class 1 is "B" in part 2')
+      t.raises(function() ts.data.join({a, 5}) end, 'part 2 is not a dataset')
+      t.raises(function() ts.data.join({}) end, 'expects a list of datasets')
+   end)
 end

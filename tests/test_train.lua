@@ -204,6 +204,29 @@ return function(t)
       t.raises(function() ts.train{model = net(), data = {train = g.train}, ema = 1} end, 'ema must be a decay between 0 and 1')
    end)
 
+   t.test('without a validation set the model is the last epoch\'s, on disk as returned; early_stop needs validation', function()
+      local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
+      ts.manualSeed(3)
+      local net = nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                nn.Linear(4 * 8 * 8, 43))
+      -- one update an epoch; epoch 3's at a rate that wrecks the weights, so epoch 4's training loss (taken before
+      -- its update, at lr 0) is the worst: choosing by training loss would keep an earlier epoch
+      local dir = t.tmpdir()
+      local result = ts.train{model = net, data = {train = g.train}, epochs = 4, batch = 32, lr = 0.1, momentum = 0,
+                              weight_decay = 0, schedule = 'none', run = dir, quiet = true,
+                              on_epoch = function(epoch, m, opt) opt.groups[1].lr = ({0.1, 0.1, 200, 0})[epoch] end}
+      local losses = {}
+      for k, rec in ipairs(result.history) do losses[k] = rec.train_loss end
+      t.truthy(losses[4] > math.min(losses[1], losses[2], losses[3]), 'the last epoch is not the lowest loss: ' ..
+               table.concat(losses, ', '))
+      t.eq(result.best.epoch, 4)
+      t.eq(result.best.accuracy, nil, 'no validation accuracy to report')
+      local saved = ts.load(dir .. '/model.safetensors')
+      for _, pair in ipairs(result.model:stateDict()) do t.near(saved[pair[1]], pair[2], 0, 0, pair[1]) end
+      t.raises(function() ts.train{model = net, data = {train = g.train}, epochs = 2, early_stop = 1, quiet = true} end,
+               'early_stop needs a validation set')
+   end)
+
    t.test('swa: the model is the mean of the weights of the last epochs, with batch norm statistics of its own', function()
       local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
       local spec = {name = 'baseline', classes = 43, widths = {4, 8, 8}}

@@ -282,6 +282,42 @@ function Dataset:subset(indices, name)
 end
 data.DatasetClass = Dataset
 
+-- Several datasets as one, their images in the order given: train and valid together, for a last training on every
+-- labelled image once validation has fixed the recipe. Every part must have the first's image shape and class
+-- names (the same id naming the same sign); boxes (coords, sizes) are not carried over.
+function data.join(list, name)
+   if type(list) ~= 'table' or #list == 0 then error('ts.data.join: expects a list of datasets', 2) end
+   local n, first = 0, list[1]
+   for k, ds in ipairs(list) do
+      if getmetatable(ds) ~= Dataset then error(('ts.data.join: part %d is not a dataset'):format(k), 2) end
+      if ds:imageShape() ~= first:imageShape() then
+         error(('ts.data.join: part %d (%s) has images %s, part 1 (%s) %s'):format(k, ds.name, ds:imageShape(),
+               first.name, first:imageShape()), 2)
+      end
+      for _, pair in ipairs({{ds.classNames, first.classNames}, {first.classNames, ds.classNames}}) do
+         for id, label in pairs(pair[1]) do
+            if pair[2][id] ~= label then
+               local function named(name) return name and ('%q'):format(name) or 'unnamed' end
+               error(('ts.data.join: class %d is %s in part %d (%s) but %s in part 1 (%s)'):format(id,
+                     named(ds.classNames[id]), k, ds.name, named(first.classNames[id]), first.name), 2)
+            end
+         end
+      end
+      n = n + ds:size()
+   end
+   local x = T.zeros({n, first.x:size(2), first.x:size(3), first.x:size(4)}, 'uint8')
+   local y = T.zeros({n}, 'int64')
+   local at = 1
+   for _, ds in ipairs(list) do
+      if ds:size() > 0 then
+         x:narrow(1, at, ds:size()):copy(ds.x)
+         y:narrow(1, at, ds:size()):copy(ds.y)
+      end
+      at = at + ds:size()
+   end
+   return data.Dataset(x, y, first.classNames, name or first.name)
+end
+
 -- the course's per-image bounding boxes (coords [N,4]) and original image sizes (sizes [N,2]) as ds.coords and
 -- ds.sizes, when the pickle has them in that shape
 local function attach_boxes(ds, d, path)

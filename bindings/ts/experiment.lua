@@ -119,18 +119,25 @@ function M.finish(result, g, opt)
    local run = result.run
    local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true})
    ev.target_y = g.test.y
-   local cal = M.calibrate(result.model, g, result.preprocess, ev)
+   -- what the run was trained and validated on (a variant may train on other images than g.train, or without a
+   -- validation set when g.valid is part of its training: then nothing is left to fit a temperature on, and the
+   -- run has no calibration)
+   local used = result.config and result.config.data or g
+   local validated = used.valid ~= nil
+   local cal = validated and M.calibrate(result.model, g, result.preprocess, ev) or nil
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
       test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
       test_weighted_f1 = s.weighted.f1, test_loss = ev.loss, test_images = s.total,
-      train_images = g.train:size(), valid_images = g.valid:size(),
-      best_epoch = result.best.epoch, best_valid_accuracy = result.best.accuracy,
+      train_images = used.train:size(), valid_images = validated and used.valid:size() or nil,
+      best_epoch = result.best.epoch, best_valid_accuracy = validated and result.best.accuracy or nil,
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
-      note = opt.note, synthetic = g.synthetic or false, data = data.fingerprints(g, {'train', 'valid', 'test'}),
-      temperature = cal.temperature, test_ece = cal.test.before.ece, test_ece_calibrated = cal.test.after.ece,
+      note = opt.note, synthetic = g.synthetic or false,
+      data = data.fingerprints({train = used.train, valid = used.valid, test = g.test}, {'train', 'valid', 'test'}),
+      temperature = cal and cal.temperature, test_ece = cal and cal.test.before.ece,
+      test_ece_calibrated = cal and cal.test.after.ece,
       per_class = {}, most_confused = {},
    }
    for c = 0, s.classes - 1 do final.per_class[c + 1] = s.per_class[c] end
@@ -139,7 +146,7 @@ function M.finish(result, g, opt)
    end
    if run then
       files.writeFile(run .. '/final.json', json.encode(final))
-      files.writeFile(run .. '/calibration.json', json.encode(cal))
+      if cal then files.writeFile(run .. '/calibration.json', json.encode(cal)) end
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
       if not opt.no_report then
          local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})
@@ -155,8 +162,12 @@ function M.finish(result, g, opt)
          print(('  %2d %-40s -> %2d %-40s %d'):format(m.true_class, g.classNames[m.true_class] or '', m.predicted,
                                                     g.classNames[m.predicted] or '', m.count))
       end
-      print(('calibration: temperature %.3f fitted on validation; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
-         cal.temperature, cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
+      if cal then
+         print(('calibration: temperature %.3f fitted on validation; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
+            cal.temperature, cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
+      else
+         print('calibration: none (the validation images were part of the training)')
+      end
       print(('test accuracy %.4f (95%% CI %.4f-%.4f), macro-F1 %.4f, %d parameters, trained %.0f s'):format(
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
    end
@@ -231,8 +242,10 @@ function M.variant(g, name, changes, opt)
    for k = 1, opt.seeds or 1 do
       local cfg = (opt.recipe or M.recipe)(opt)
       for key, v in pairs(changes) do cfg[key] = v end
-      cfg.data = {train = changes.train or g.train, valid = g.valid}
-      cfg.train = nil
+      -- changes.train: other training images; changes.valid = false: no validation during training (the validation
+      -- images are in changes.train), so the model is the one the training ends with
+      cfg.data = {train = changes.train or g.train, valid = changes.valid ~= false and g.valid or nil}
+      cfg.train, cfg.valid = nil, nil
       cfg.seed = (opt.seed or 1) + k - 1
       cfg.run = opt.run and ('%s/%s-s%d'):format(opt.run, name, cfg.seed)
       cfg.note = name

@@ -43,7 +43,8 @@
 -- released (Loader:retry: the same images and draws).
 -- Every epoch: validation, metrics.jsonl, the checkpoint (model, optimizer, schedule, epoch and random
 -- generator: a killed run resumes where it was and ends as an uninterrupted one would), and model.safetensors
--- when validation accuracy improves. Returns {model, history, best, run}.
+-- when validation accuracy improves (every epoch without a validation set: the model is then the last one).
+-- Returns {model, history, best = {epoch, accuracy (nil without validation)}, run}.
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local nn = require('ts.nn')
@@ -557,6 +558,9 @@ local function check_options(user, cfg)
    if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
+   if cfg.early_stop and not cfg.data.valid then
+      error('ts.train: early_stop needs a validation set (data.valid) to tell when the model stops improving', 3)
+   end
    -- images of another size or channel count would fail inside a layer, after a whole epoch of training
    if cfg.data.valid and cfg.data.valid:imageShape() ~= cfg.data.train:imageShape() then
       error(('ts.train: the validation images %s are not of the training images\' size %s'):format(
@@ -1122,10 +1126,10 @@ local function train(cfg, spec, model)
       end
       st.history[#st.history + 1] = record
       st.epoch = epoch
-      local score = record.valid_accuracy or -record.train_loss
-      local improved = score > st.best.accuracy
+      -- without a validation set nothing chooses among the epochs: the model is the one the training has reached
+      local improved = not valid_ds or record.valid_accuracy > st.best.accuracy
       if improved then
-         st.best = {accuracy = score, epoch = epoch}
+         st.best = {accuracy = record.valid_accuracy, epoch = epoch}
          st.bad_epochs = 0
       else
          st.bad_epochs = st.bad_epochs + 1
