@@ -227,6 +227,29 @@ return function(t)
                'early_stop needs a validation set')
    end)
 
+   t.test('a variant trained on train and valid joined records what it trained on, and has no calibration', function()
+      local g = ts.data.synthetic{train = 64, valid = 32, test = 32, seed = 2}
+      local dir = t.tmpdir()
+      local opt = {run = dir, quiet = true, recipe = function()
+         return {model = {name = 'refcnn', widths = {4, 8, 16}, hidden = 16, classes = 43}, epochs = 2, batch = 32, lr = 0.05}
+      end}
+      local joined = ts.experiment.variant(g, 'joined', {train = ts.data.join({g.train, g.valid}), valid = false}, opt)
+      local plain = ts.experiment.variant(g, 'plain', {}, opt)
+      local final = ts.json.readFile(dir .. '/joined-s1/final.json')
+      t.eq(final.train_images, 96); t.eq(final.valid_images, nil); t.eq(final.best_valid_accuracy, nil)
+      t.eq(final.best_epoch, 2, 'the last epoch')
+      t.eq(final.temperature, nil)
+      t.eq(final.data.valid, 'none'); t.eq(final.data.test, g.test:fingerprint())
+      t.truthy(final.data.train ~= g.train:fingerprint(), 'the joined set, not the training set alone')
+      t.eq(ts.json.readFile(dir .. '/joined-s1/calibration.json'), nil, 'no temperature fitted on images it trained on')
+      t.truthy(t.readfile(dir .. '/joined-s1/report.html'):find('the last: no validation', 1, true))
+      t.near(joined.mean, final.test_accuracy, 0)
+      local p = ts.json.readFile(dir .. '/plain-s1/final.json')
+      t.eq(p.train_images, 64); t.eq(p.valid_images, 32); t.eq(p.data.train, g.train:fingerprint())
+      t.truthy(ts.json.readFile(dir .. '/plain-s1/calibration.json').temperature > 0)
+      t.near(plain.mean, p.test_accuracy, 0)
+   end)
+
    t.test('swa: the model is the mean of the weights of the last epochs, with batch norm statistics of its own', function()
       local g = ts.data.synthetic{train = 32, valid = 16, test = 8, seed = 2}
       local spec = {name = 'baseline', classes = 43, widths = {4, 8, 8}}

@@ -159,7 +159,9 @@ function M.write(run, opts)
       {'macro-F1', ('%.4f'):format(final.test_macro_f1 or 0), ('weighted %.4f'):format(final.test_weighted_f1 or 0)},
       {'parameters', tostring(final.parameters or config.parameters or '?'), ''},
       {'training time', ('%.0f s'):format(final.train_seconds or 0), ('%.0f images/s'):format(final.images_per_second or 0)},
-      {'best epoch', tostring(final.best_epoch or '?'), ('valid accuracy %.2f%%'):format(100 * (final.best_valid_accuracy or 0))},
+      final.best_valid_accuracy
+         and {'best epoch', tostring(final.best_epoch or '?'), ('valid accuracy %.2f%%'):format(100 * final.best_valid_accuracy)}
+         or {'epoch', tostring(final.best_epoch or '?'), 'the last: no validation'},
    }) do
       add(('<span class="kpi">%s<b>%s</b>%s</span>'):format(kpi[1], kpi[2], kpi[3]))
    end
