@@ -323,6 +323,26 @@ return function(t)
       local bn = nn.BatchNorm2d(3)
       t.raises(function() bn:backward(ts.randn(2, 3, 4, 4), ts.randn(2, 3, 4, 4)) end,
                'BatchNorm2d:backward: no forward in training mode came before it')
+      -- so do the layers that keep what their backward takes (they indexed nil), and the containers
+      local x, gy = ts.randn(2, 4, 4, 4), ts.randn(2, 4, 2, 2)
+      for _, case in ipairs({{nn.ReLU(), 'ReLU', 'output', x}, {nn.MaxPool2d(2), 'MaxPool2d', 'indices', gy},
+                             {nn.Dropout(0.5), 'Dropout', 'seed', x},
+                             {nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)), 'Sequential', 'output', x},
+                             {nn.Concat(2, nn.Identity(), nn.Identity()), 'Concat', 'output', ts.randn(2, 8, 4, 4)}}) do
+         local m, name, field, g = case[1], case[2], case[3], case[4]
+         t.raises(function() m:backward(x, g) end, ('%s:backward: no forward came before it to keep its %s'):format(name, field))
+         m:forward(x)
+         m:backward(x, g)   -- after a forward it runs
+         m:clearState()
+         t.raises(function() m:backward(x, g) end, name .. ':backward: no forward came before it', 'after clearState')
+      end
+      local norm, e = nn.Normalize(), ts.randn(3, 5)
+      t.raises(function() norm:backward(e, e) end, 'Normalize:backward: no forward came before it to keep its output')
+      -- a dropout's forward in evaluation leaves no mask for a backward in training
+      local drop = nn.Dropout(0.5)
+      drop:forward(x)
+      drop:evaluate(); drop:forward(x); drop:training()
+      t.raises(function() drop:backward(x, x) end, 'Dropout:backward: no forward came before it')
    end)
 
    t.test('gradient clipping scales to the requested norm', function()

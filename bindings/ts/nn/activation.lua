@@ -15,7 +15,7 @@ local function activation(name, kind, param_name, default)
    end
    function cls:updateGradInput(input, gradOutput)
       local gx = self:buffer('gradInput', input:size())
-      check(C.ts_activation_backward(gx._c, gradOutput._c, input._c, self.output._c, kind, self.param))
+      check(C.ts_activation_backward(gx._c, gradOutput._c, input._c, self:fromForward('output')._c, kind, self.param))
       return gx
    end
    function cls:extraRepr()

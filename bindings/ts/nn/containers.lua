@@ -111,6 +111,7 @@ end
 -- model.needsGradInput = false (the input is data, not a layer's output) lets the first layer skip
 -- computing a gradient nobody reads; it passes down to the first child of each nested Sequential.
 function Sequential:backward(input, gradOutput)
+   self:fromForward('output')   -- the children's outputs are their successors' inputs
    local g, children, i = gradOutput, self._children, #self._children
    while i >= 1 do
       -- a group the forward fused: its first child takes the last one's gradient
@@ -196,6 +197,7 @@ function Concat:updateOutput(input)
 end
 
 function Concat:backward(input, gradOutput)
+   self:fromForward('output')   -- each child's output gives its width of the gradient
    local g = self:buffer('gradInput', input:size()):zero()
    local at = 1
    for _, c in ipairs(self._children) do

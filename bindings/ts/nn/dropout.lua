@@ -14,8 +14,13 @@ function Dropout:__init(p)
 end
 
 function Dropout:updateOutput(input)
-   if not self.train or self.p == 0 then return input end
+   if not self.train or self.p == 0 then
+      self.seed = nil   -- a backward in training after this forward has no mask to take
+      return input
+   end
    self.seed = C.ts_rng_u64()
+   self._scratch = self._scratch or {}
+   self._scratch.seed = true   -- kept for the backward only: clearState drops it with the buffers
    local y = self:buffer('output', input:size())
    check(C.ts_dropout(y._c, input._c, self.p, self.seed))
    return y
@@ -24,7 +29,7 @@ end
 function Dropout:updateGradInput(input, gradOutput)
    if not self.train or self.p == 0 then return gradOutput end
    local g = self:buffer('gradInput', input:size())
-   check(C.ts_dropout(g._c, gradOutput:contiguous()._c, self.p, self.seed))
+   check(C.ts_dropout(g._c, gradOutput:contiguous()._c, self.p, self:fromForward('seed')))
    return g
 end
 

@@ -23,7 +23,7 @@ function Normalize:updateOutput(input)
 end
 function Normalize:updateGradInput(input, gradOutput)
    local gx = self:buffer('gradInput', input:size())
-   check(C.ts_normalize_rows_backward(gx._c, gradOutput:contiguous()._c, input:contiguous()._c, self.output._c, self.eps))
+   check(C.ts_normalize_rows_backward(gx._c, gradOutput:contiguous()._c, input:contiguous()._c, self:fromForward('output')._c, self.eps))
    return gx
 end
 

@@ -73,6 +73,17 @@ function Module:backward(input, gradOutput)
    return self.gradInput
 end
 
+-- What a backward takes from the forward before it (a ReLU's output, a max pool's indices, a dropout's seed, a
+-- container's children's outputs): an error naming the module when there is none (no forward yet, or clearState
+-- or :to() dropped what it kept), instead of indexing nil
+function Module:fromForward(field)
+   local v = self[field]
+   if v == nil then
+      error(('%s:backward: no forward came before it to keep its %s'):format(self.__typename or 'module', field), 0)
+   end
+   return v
+end
+
 -- whether a caught error is the device running out of memory (the C side's flag, and its message: the flag
 -- stays set until the next C error, so a later Lua error must not pass for one)
 function Module.isOutOfMemory(err)

@@ -60,7 +60,7 @@ end
 
 function MaxPool2d:updateGradInput(input, gradOutput)
    local gx = self:buffer('gradInput', input:size())
-   check(C.ts_maxpool2d_backward(gx._c, gradOutput._c, self.indices._c, self.params))
+   check(C.ts_maxpool2d_backward(gx._c, gradOutput._c, self:fromForward('indices')._c, self.params))
    return gx
 end
 

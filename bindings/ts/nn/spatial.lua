@@ -51,7 +51,7 @@ end
 function SpatialTransformer:backward(input, gradOutput)
    local loc = self._children[1].module
    local gx = self:buffer('gradInput', input:size())
-   local ggrid = self:buffer('gradGrid', self.grid:size())
+   local ggrid = self:buffer('gradGrid', self:fromForward('grid'):size())
    check(C.ts_grid_sample_backward(gx._c, ggrid._c, input._c, self.grid._c, gradOutput:contiguous()._c))
    local gtheta = self:buffer('gradTheta', {input:size(1), 2, 3})
    check(C.ts_affine_grid_backward(gtheta._c, ggrid._c))
