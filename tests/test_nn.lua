@@ -319,6 +319,9 @@ return function(t)
       t.eq(tostring(nn.Flatten():forward(ts.zeros(0, 10, 3, 3)):size()), '[0x90]')
       t.eq(tostring(nn.View(-1):forward(ts.zeros(0, 10, 3)):size()), '[0x30]')
       t.raises(function() nn.View(7, -1):forward(ts.zeros(0, 10, 3)) end, 'View(7, -1): the input [0x10x3] holds 30 elements a sample')
+      t.raises(function() nn.BatchNorm2d(3):forward(ts.randn(2, 4, 3, 3)) end,
+               'BatchNorm2d(3): the input [2x4x3x3] has 4 channels, the layer normalizes 3')
+      t.raises(function() nn.BatchNorm1d(3):forward(ts.randn(2, 5)) end, 'BatchNorm1d(3): the input [2x5] has 5 features')
       -- batch norm's backward in training needs the statistics of a forward: before one, it gave zero gradients
       local bn = nn.BatchNorm2d(3)
       t.raises(function() bn:backward(ts.randn(2, 3, 4, 4), ts.randn(2, 3, 4, 4)) end,

@@ -367,27 +367,36 @@ local function index_table(self, spec, level)
    if is_tensor(spec) then
       error('a tensor cannot index a tensor: t[{i, j}] takes numbers and {first, last} ranges', level + 1)
    end
+   if #spec > self:dim() then
+      error(('index: %d indices for a tensor of %d dims'):format(#spec, self:dim()), level + 1)
+   end
+   -- dim k of the tensor is spec[k]; d is where it is in t, after the selects before it took their dims away
    local t, d = self, 1
-   for _, s in ipairs(spec) do
+   for k, s in ipairs(spec) do
+      local size, shown = t:size(d), type(s) == 'table' and '{' .. table.concat(s, ',') .. '}' or tostring(s)
       for _, v in ipairs(type(s) == 'table' and s or {s}) do
-         if type(v) == 'number' and v ~= math.floor(v) then
-            error(('index %s is not an integer'):format(tostring(v)), level + 1)
+         if type(v) ~= 'number' or v ~= math.floor(v) then
+            error(('index %s (dim %d) is %s'):format(shown, k, type(v) == 'number' and 'not an integer'
+                  or 'neither an integer nor a {first, last} range of integers'), level + 1)
          end
       end
       if type(s) == 'number' then
-         t = t:select(d, s < 0 and t:size(d) + s + 1 or s)
-      elseif type(s) == 'table' then
-         local size = t:size(d)
+         local i = s < 0 and size + s + 1 or s
+         if i < 1 or i > size then error(('index %s out of range for dim %d of size %d'):format(shown, k, size), level + 1) end
+         t = t:select(d, i)
+      else
+         if #s > 2 or next(s, #s > 0 and #s or nil) ~= nil then
+            error(('index range %s (dim %d): a range is {first, last} (or {first}, or {} for all); no steps'):format(
+                  shown, k), level + 1)
+         end
          local a, b = s[1] or 1, s[2] or s[1] or size
          if a < 0 then a = size + a + 1 end
          if b < 0 then b = size + b + 1 end
          if a < 1 or b > size or b < a - 1 then
-            error(('index range {%d,%d} outside dim %d of size %d'):format(a, b, d, size), level + 1)
+            error(('index range %s outside dim %d of size %d'):format(shown, k, size), level + 1)
          end
          t = t:narrow(d, a, b - a + 1)
          d = d + 1
-      else
-         error('index: expected numbers or {from, to} ranges, got ' .. type(s), level + 1)
       end
    end
    return t

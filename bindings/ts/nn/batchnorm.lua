@@ -40,6 +40,10 @@ function BatchNorm:checkInput(input)
    if input:dim() ~= want then
       error(('%s: expected a %d-dim input, got %s'):format(self.__typename, want, tostring(input:size())), 3)
    end
+   if input:size(2) ~= self.channels then
+      error(('%s(%d): the input %s has %d %s, the layer normalizes %d'):format(self.__typename, self.channels,
+            tostring(input:size()), input:size(2), want == 2 and 'features' or 'channels', self.channels), 3)
+   end
 end
 
 -- Batch statistics are used in training mode, unless the module was frozen and asked to keep its stats
