@@ -402,6 +402,32 @@ return function(t)
                'share memory')
    end)
 
+   t.test('an optimizer checks its hyperparameters as torch.optim does, in every group', function()
+      local l = nn.Linear(2, 2)
+      for _, case in ipairs({
+         {'SGD', {momentum = -0.5}, 'SGD: momentum must be >= 0, got -0.5'},
+         {'SGD', {weight_decay = -1}, 'SGD: weight_decay must be >= 0'},
+         {'SGD', {lr = 0 / 0}, 'SGD: lr must be a finite number, got nan'},
+         {'SGD', {dampening = 'x'}, 'SGD: dampening must be a finite number'},
+         {'SGD', {nesterov = true}, 'SGD: Nesterov momentum needs a momentum above 0 and no dampening (momentum 0'},
+         {'SGD', {nesterov = true, momentum = 0.9, dampening = 0.1}, 'and no dampening (momentum 0.9, dampening 0.1)'},
+         {'SGD', {nesterov = 1, momentum = 0.9}, 'SGD: nesterov must be true or false, got 1'},
+         {'Adam', {beta1 = 1}, 'Adam: beta1 must be in [0, 1), got 1'},
+         {'AdamW', {beta2 = -0.1}, 'AdamW: beta2 must be in [0, 1)'},
+         {'Adam', {eps = -1e-8}, 'Adam: eps must be >= 0'},
+      }) do
+         local opts = {lr = 0.1}
+         for k, v in pairs(case[2]) do opts[k] = v end
+         t.raises(function() ts.optim[case[1]](l, opts) end, case[3])
+         local group = {params = l}
+         for k, v in pairs(case[2]) do group[k] = v end
+         t.raises(function() ts.optim[case[1]]({group}, {lr = 0.1}) end, case[3], 'the same in a group')
+      end
+      t.raises(function() ts.optim.SGD({{params = l, lrr = 1}}, {lr = 0.1}) end, 'SGD: unknown option lrr in a parameter group')
+      -- what torch.optim takes is taken: momentum above 1, no weight decay, lr 0
+      ts.optim.SGD(l, {lr = 0, momentum = 1.5, nesterov = true})
+   end)
+
    t.test('parameter groups: own learning rates and frozen parts', function()
       local body, head = nn.Linear(4, 4), nn.Linear(4, 2)
       local opt = ts.optim.SGD({{params = body, lr = 0}, {params = head}}, {lr = 0.5})

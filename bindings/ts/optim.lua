@@ -21,6 +21,29 @@ local function params_of(spec)
    error('optimizer: a group needs params = a module or {params, grads}', 4)
 end
 
+-- The hyperparameters of a group, as torch.optim checks them (an lr, momentum, weight decay or eps below 0, a beta
+-- outside [0, 1), Nesterov without momentum or with dampening), and each a finite number where one is expected
+local function check_group(kind, g)
+   for k, v in pairs(g) do
+      if k ~= 'nesterov' and not (type(v) == 'number' and v > -math.huge and v < math.huge) then
+         error(('%s: %s must be a finite number, got %s'):format(kind, k, tostring(v)), 0)
+      end
+   end
+   for _, k in ipairs({'lr', 'momentum', 'weight_decay', 'eps'}) do
+      if g[k] and g[k] < 0 then error(('%s: %s must be >= 0, got %s'):format(kind, k, g[k]), 0) end
+   end
+   for _, k in ipairs({'beta1', 'beta2'}) do
+      if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), 0) end
+   end
+   if g.nesterov ~= nil and type(g.nesterov) ~= 'boolean' then
+      error(('%s: nesterov must be true or false, got %s'):format(kind, tostring(g.nesterov)), 0)
+   end
+   if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
+      error(('%s: Nesterov momentum needs a momentum above 0 and no dampening (momentum %s, dampening %s)'):format(kind,
+            g.momentum, g.dampening), 0)
+   end
+end
+
 local function new_optimizer(kind, defaults, groups, opts)
    local self = setmetatable({kind = kind, groups = {}, state = {}}, Optimizer)
    opts = opts or {}
@@ -40,9 +63,12 @@ function Optimizer:addParamGroup(g, defaults, opts)
    for k, v in pairs(defaults) do
       if g[k] ~= nil then group[k] = g[k] elseif opts[k] ~= nil then group[k] = opts[k] else group[k] = v end
    end
+   for k in pairs(g) do
+      if k ~= 'params' and defaults[k] == nil then error(('%s: unknown option %s in a parameter group'):format(self.kind, k), 0) end
+   end
+   check_group(self.kind, group)
    group.params, group.grads = params_of(g.params)
    group.initial_lr = group.lr
-   if type(group.lr) ~= 'number' or group.lr < 0 then error(self.kind .. ': lr must be a non-negative number', 3) end
    self.groups[#self.groups + 1] = group
    for i = 1, #group.params do self.state[#self.state + 1] = {} end
    return group
