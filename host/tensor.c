@@ -391,6 +391,20 @@ void ts_element_store(void *base, int dtype, int64_t i, double v)
     }
 }
 
+/* One element converted from one dtype to another. Between integer dtypes through int64, so that an int64 beyond
+ * 2^53 (which a double cannot hold) wraps into int32 as numpy's cast does instead of through a rounded double. */
+static int is_integer_dtype(int dtype) { return dtype == TS_UINT8 || dtype == TS_INT32 || dtype == TS_INT64; }
+static void convert_element(void *d, int dtype, int64_t di, const void *s, int src_dtype, int64_t si)
+{
+    if (!is_integer_dtype(dtype) || !is_integer_dtype(src_dtype) || dtype == TS_UINT8) {
+        ts_element_store(d, dtype, di, ts_element_load(s, src_dtype, si));
+        return;
+    }
+    int64_t v = src_dtype == TS_INT64 ? ((const int64_t *)s)[si] : (int64_t)ts_element_load(s, src_dtype, si);
+    if (dtype == TS_INT64) ((int64_t *)d)[di] = v;
+    else ((int32_t *)d)[di] = (int32_t)(uint32_t)(uint64_t)v;
+}
+
 /* Offset (in elements) of the first element of row r, where rows are all dims but the last. */
 int64_t ts_row_offset(const ts_tensor *t, int64_t r)
 {
@@ -419,7 +433,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
         if (dst->dtype == TS_FLOAT32 && src->dtype == TS_UINT8) {
             for (int64_t i = 0; i < n; i++) ((float *)d)[i] = ((const uint8_t *)s)[i];
         } else {
-            for (int64_t i = 0; i < n; i++) ts_element_store(d, dst->dtype, i, ts_element_load(s, src->dtype, i));
+            for (int64_t i = 0; i < n; i++) convert_element(d, dst->dtype, i, s, src->dtype, i);
         }
         return 0;
     }
@@ -436,7 +450,7 @@ int ts_tensor_copy(ts_tensor *dst, const ts_tensor *src)
     for (int64_t i = 0; i < n; i++) {
         int64_t di = ts_row_offset(dst, i / dl) + (i % dl) * ds;
         int64_t si = ts_row_offset(src, i / sl) + (i % sl) * ss;
-        ts_element_store(d, dst->dtype, di, ts_element_load(s, src->dtype, si));
+        convert_element(d, dst->dtype, di, s, src->dtype, si);
     }
     return 0;
 }
@@ -489,7 +503,7 @@ int ts_tensor_get(const ts_tensor *t, const int64_t *index, double *value)
 int ts_tensor_set(ts_tensor *t, const int64_t *index, double value)
 {
     int64_t off = element_offset(t, index, "set");
-    if (off < 0) return -1;
+    if (off < 0 || ts_check_writable("set", t)) return -1;
     if (ts_on_cuda(t)) return cuda_element(t, off, &value, 1);
     ts_element_store(ts_tensor_data(t), t->dtype, off, value);
     return 0;
@@ -528,6 +542,7 @@ static double normal(void *ctx)
 
 int ts_tensor_fill(ts_tensor *t, double value)
 {
+    if (ts_check_writable("fill", t)) return -1;
     /* zeroing a GPU tensor, which layers do every step, is a memset there rather than a host fill and copy */
     if (ts_on_cuda(t) && value == 0 && ts_tensor_is_contiguous(t))
         return ts_device_zero(t->storage->device, ts_tensor_data(t), (size_t)ts_tensor_numel(t) * (size_t)ts_dtype_size(t->dtype));
@@ -536,12 +551,18 @@ int ts_tensor_fill(ts_tensor *t, double value)
 
 int ts_tensor_uniform(ts_tensor *t, double lo, double hi)
 {
+    if (ts_check_writable("uniform", t)) return -1;
+    if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi))
+        return ts_error("uniform: expected finite bounds with from <= to, got %g and %g", lo, hi);
     double lohi[2] = {lo, hi};
     return fill_with(t, uniform, lohi);
 }
 
 int ts_tensor_normal(ts_tensor *t, double mean, double std)
 {
+    if (ts_check_writable("normal", t)) return -1;
+    if (!(std >= 0) || !isfinite(std) || !isfinite(mean))
+        return ts_error("normal: expected a finite mean and a finite std >= 0, got mean %g, std %g", mean, std);
     double ms[2] = {mean, std};
     return fill_with(t, normal, ms);
 }
@@ -550,6 +571,7 @@ int ts_tensor_normal(ts_tensor *t, double mean, double std)
 
 int ts_check_writable(const char *what, const ts_tensor *out)
 {
+    if (ts_tensor_numel(out) == 0) return 0;   /* nothing is written (an empty tensor's strides may be 0) */
     for (int d = 0; d < out->ndim; d++)
         if (out->shape[d] > 1 && out->stride[d] == 0)
             return ts_error("%s: the result is an expanded view (stride 0 in dim %d): write into a :clone()", what, d + 1);

@@ -229,4 +229,79 @@ return function(t)
       t.eq(tostring(one:size()), '[1x4]')
       t.eq(one:get(1, 4), 7)
    end)
+
+   t.test('careless arguments: refused or answered as PyTorch would, never hung, truncated or wrapped', function()
+      local ffi = require('ffi')
+      -- printing: an empty tensor of many rows, and an expanded view, without making its elements
+      t.eq(tostring(ts.zeros(2 ^ 40, 0)), '{}\n[ts.Tensor float32 [1099511627776x0]]')
+      t.truthy(tostring(ts.full({1}, 3):expand(2 ^ 40)):find('min 3  max 3  mean 3', 1, true))
+      -- a table holding itself; dtype aliases and codes are range-checked as their names are
+      local loop = {}
+      loop[1] = loop
+      t.raises(function() ts.tensor(loop) end, 'more than 5 nested levels')
+      t.raises(function() ts.tensor({300}, 'byte') end, 'element 1 (300) does not fit uint8')
+      t.raises(function() ts.tensor({2 ^ 31}, 'int') end, 'does not fit int32')
+      t.raises(function() ts.tensor({0 / 0}, 3) end, 'does not fit int64')
+      -- int64 to int32 beyond 2^53 wraps exactly, as numpy's astype (it went through a rounded double)
+      local big = ts.zeros(3, 'int64')
+      local p = ffi.cast('int64_t *', big:data())
+      p[0], p[1], p[2] = 9007199254740993LL, 9223372036854775807LL, -9223372036854775807LL
+      local small = big:int()
+      t.eq(small:get(1), 1); t.eq(small:get(2), -1); t.eq(small:get(3), 1)
+      -- fractions and negative dims
+      t.raises(function() ts.arange(5):narrow(1, 1.5, 2) end, 'narrow: start must be a whole number, got 1.5')
+      t.raises(function() ts.arange(5):narrow(1, 1, 2.9) end, 'narrow: length must be a whole number')
+      t.raises(function() ts.zeros(5, 1):select(1, 2.7) end, 'select: index must be a whole number')
+      t.raises(function() ts.zeros(2, 2):size(1.5) end, 'size: dim 1.5 is not an integer')
+      t.raises(function() ts.arange(5):slice(1, 1, 5, 0.5) end, 'slice: step must be a whole number')
+      t.raises(function() ts.arange(5):slice(1, 5, 1, -1) end, 'slice: step must be 1 or more')
+      t.raises(function() ts.tensor{1, 2}:max(-2) end, 'dim -2 out of range for a 1-dim tensor (1 to 1, or -1 to -1)')
+      t.raises(function() ts.zeros(2, 2):transpose(1, -3) end, 'transpose: dim -3 out of range for a 2-dim tensor')
+      t.eq(ts.zeros(2, 3):size(-1), 3)
+      -- sizes: a nil, or a table with more after it, is no size
+      t.raises(function() ts.zeros(nil) end, 'size 1 must be a non-negative integer below 2^53, got nil')
+      t.raises(function() ts.zeros(2, nil, 3) end, 'size 2 must be')
+      t.raises(function() ts.zeros({2}, 7) end, 'sizes are one table or numbers, not a table and 1 more')
+      t.raises(function() return ts.zeros(2, 2, 2)[{1, nil, 2}] end, 'index 2 is nil')
+      -- values an integer dtype cannot hold, and non-numbers, are refused by fill, set and assignment
+      t.raises(function() ts.zeros(2, 'int32'):fill(0 / 0) end, 'fill: the value (nan) does not fit int32')
+      t.raises(function() ts.zeros(2, 'uint8'):fill(300) end, 'does not fit uint8')
+      t.raises(function() ts.zeros(2, 'int32'):set(1, 1e20) end, 'set: the value (1e+20) does not fit int32')
+      t.raises(function() local z = ts.zeros(2); z[1] = true end, 'expected a number, got boolean')
+      -- an expanded view is read-only for every write, as copy and add_ already were
+      local e = ts.zeros(1, 3):expand(2, 3)
+      for _, write in ipairs({function() e:uniform() end, function() e:normal() end, function() e:fill(1) end,
+                              function() e:set(1, 1, 7) end}) do
+         t.raises(write, 'the result is an expanded view (stride 0 in dim 1)')
+      end
+      t.eq(ts.zeros(3):sum(), 0, 'nothing was written')
+      t.raises(function() ts.zeros(3):normal(0, -1) end, 'normal: expected a finite mean and a finite std >= 0')
+      t.raises(function() ts.zeros(3):uniform(1, 0) end, 'uniform: expected finite bounds with from <= to')
+      -- empty reductions: the mean (and std) of nothing is NaN as in PyTorch; the max of nothing an error
+      local m = ts.zeros(0):mean()
+      t.truthy(m ~= m, 'mean of nothing: ' .. tostring(m))
+      local s = ts.zeros(0):std()
+      t.truthy(s ~= s)
+      local rows = ts.zeros(2, 0):mean(2)
+      t.eq(tostring(rows:size()), '[2x1]'); t.truthy(rows:get(1, 1) ~= rows:get(1, 1))
+      t.raises(function() ts.zeros(0):max() end, 'empty')
+      -- randint and arange
+      for _, n in ipairs({0, -1, 0 / 0, 2.5}) do t.raises(function() ts.randint(n) end, 'randint: n must be a whole number') end
+      t.raises(function() ts.arange(2 ^ 24, 2 ^ 24 + 4) end, "not exact in float32; give the dtype")
+      t.truthy(ts.arange(2 ^ 24, 2 ^ 24 + 4, 'int64'):equal(ts.tensor({16777216, 16777217, 16777218, 16777219}, 'int64')))
+      t.eq(ts.arange(3, 'int32'):dtype(), 'int32')
+      t.raises(function() ts.arange(0 / 0) end, 'arange: end must be a finite number')
+      t.raises(function() ts.arange(-1, 300, 'uint8') end, 'does not fit uint8')
+      -- a negative index counts from the end with t[k] as with t[{k}]
+      local r = ts.arange(3)
+      t.eq(r[-1], 2)
+      r[-1] = 7
+      t.eq(r:get(3), 7)
+      t.raises(function() return r[-4] end, 'index -4 out of range for dim 1 of size 3')
+      -- mm, axpy_ and equal name what they were given
+      t.raises(function() ts.zeros(2, 3):mm(ts.zeros(3)) end, 'mm: both operands must be matrices (2 dims), got [2x3] and [3]')
+      t.raises(function() ts.zeros(2, 2):mm(ts.zeros(2, 2), 0, 0) end, 'mm: trans_a must be true or false, got 0')
+      t.raises(function() ts.zeros(2):axpy_(1, 3) end, 'axpy_(alpha, x): expected a number and a tensor')
+      t.raises(function() ts.zeros(1):equal({1}) end, 'equal: expected a tensor, got table')
+   end)
 end

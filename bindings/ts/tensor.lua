@@ -46,9 +46,13 @@ function T.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge 
 
 -- Accepts (2, 3, 4), ({2, 3, 4}) or (t:size()); returns ndim and fills shape_buf.
 local function shape_of(...)
-   local first = select(1, ...)
+   local first, count = select(1, ...), select('#', ...)
+   if type(first) == 'table' and count > 1 then
+      error(('sizes are one table or numbers, not a table and %d more argument(s)'):format(count - 1), 3)
+   end
    local dims = type(first) == 'table' and first or {...}
-   local n = #dims
+   local n = type(first) == 'table' and #dims or count
+   if table.maxn(dims) > n then n = table.maxn(dims) end
    if n > 5 then error('ts: at most 5 dims, got ' .. n, 3) end
    for i = 1, n do
       local d = dims[i]
@@ -68,6 +72,18 @@ local function dtype_code(name, level)
    return code
 end
 T.dtypeCode = dtype_code
+
+-- An integer dtype takes a value truncated toward zero, as torch.tensor does; one that does not fit (300 as uint8,
+-- NaN, 2^63 as int64) is an error, as in PyTorch, not a saturated or wrapped number (open bounds: what truncates
+-- into the range; -(2^63 + 2^11) is the double below -2^63). Also what fill and set store.
+local int_ranges = {uint8 = {-1, 256}, int32 = {-2 ^ 31 - 1, 2 ^ 31}, int64 = {-(2 ^ 63 + 2 ^ 11), 2 ^ 63}}
+local function check_fits(what, v, dtype, level)
+   if type(v) ~= 'number' then error(('%s: expected a number, got %s'):format(what, type(v)), level + 1) end
+   local range = int_ranges[dtype]
+   if range and not (v > range[1] and v < range[2]) then
+      error(('%s (%s) does not fit %s'):format(what, tostring(v), dtype), level + 1)
+   end
+end
 
 local devices = {cpu = 0, cuda = 1}
 local device_names = {[0] = 'cpu', 'cuda'}
@@ -114,19 +130,41 @@ end
 function T.rand(...) local t = T.zeros(...); check(C.ts_tensor_uniform(t._c, 0, 1)); return t end
 function T.randn(...) local t = T.zeros(...); check(C.ts_tensor_normal(t._c, 0, 1)); return t end
 
-function T.arange(a, b, step)
+-- float32, as the tensors it mostly indexes and scales; values float32 cannot hold exactly (whole numbers beyond
+-- 2^24) are refused rather than rounded into repeats: ask for 'int64' or 'float64' as the last argument
+function T.arange(...)
+   local args, dtype = {...}, 'float32'
+   if type(args[#args]) == 'string' then dtype = dtype_names[dtype_code(table.remove(args), 2)] end
+   local a, b, step = args[1], args[2], args[3]
    if not b then a, b = 0, a end   -- arange(n) = 0 .. n-1; arange(a, b) stops before b, as numpy and PyTorch
    step = step or 1
-   if step == 0 or step ~= step then error('arange: step must be a non-zero number', 2) end
+   for _, v in ipairs({{a, 'start'}, {b, 'end'}, {step, 'step'}}) do
+      if not T.isFinite(v[1]) then error(('arange: %s must be a finite number, got %s'):format(v[2], tostring(v[1])), 2) end
+   end
+   if step == 0 then error('arange: step must be a non-zero number', 2) end
    local n = math.max(0, math.ceil((b - a) / step))
-   local t = new(0, n)
-   local p = ffi.cast('float *', C.ts_tensor_data(t._c))
+   if n >= 2 ^ 53 then error(('arange: %.0f elements are too many'):format(n), 2) end
+   local last = a + (n - 1) * step
+   if dtype == 'float32' and n > 0 and math.max(math.abs(a), math.abs(last)) > 2 ^ 24 then
+      error(('arange: values up to %s are not exact in float32; give the dtype: ts.arange(%s, %s, %s, \'int64\')'):format(
+            tostring(last), tostring(a), tostring(b), tostring(step)), 2)
+   end
+   local t = new(4, n)
+   local p = ffi.cast('double *', C.ts_tensor_data(t._c))
    for i = 0, n - 1 do p[i] = a + i * step end
-   return t
+   if int_ranges[dtype] and n > 0 then
+      for _, v in ipairs({a, last}) do check_fits('arange: the value', v, dtype, 2) end
+   end
+   return t:type(dtype)
 end
 
 -- random integer in [1, n] from the global generator
-function T.randint(n) return tonumber(C.ts_rng_u64() % n) + 1 end
+function T.randint(n)
+   if type(n) ~= 'number' or n < 1 or n ~= math.floor(n) or n >= 2 ^ 53 then
+      error(('randint: n must be a whole number from 1 to 2^53, got %s'):format(tostring(n)), 2)
+   end
+   return tonumber(C.ts_rng_u64() % n) + 1
+end
 
 -- a random permutation of 1..n (Fisher-Yates over the global generator)
 function T.randperm(n)
@@ -166,6 +204,8 @@ function T.tensor(data, dtype)
    if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
    local shape, node = {}, data
    while type(node) == 'table' do
+      -- a table that holds itself would go on for ever
+      if #shape == 5 then error('ts.tensor: more than 5 nested levels (at most 5 dims)', 2) end
       shape[#shape + 1] = #node
       node = node[1]
    end
@@ -182,17 +222,8 @@ function T.tensor(data, dtype)
       for i = 1, #x do walk(x[i], d + 1) end
    end
    walk(data, 1)
-   -- an integer dtype takes each value truncated toward zero, as torch.tensor does; one that does not fit
-   -- (300 as uint8, NaN, 2^63 as int64) is an error, as in PyTorch, not a saturated or wrapped number
-   -- (open bounds: what truncates into the range; -(2^63 + 2^11) is the double below -2^63)
-   local range = ({uint8 = {-1, 256}, int32 = {-2 ^ 31 - 1, 2 ^ 31}, int64 = {-(2 ^ 63 + 2 ^ 11), 2 ^ 63}})[dtype]
-   if range then
-      for i, v in ipairs(flat) do
-         if not (v > range[1] and v < range[2]) then
-            error(('ts.tensor: element %d (%s) does not fit %s'):format(i, tostring(v), dtype), 2)
-         end
-      end
-   end
+   local name = dtype_names[dtype_code(dtype, 3)]
+   for i, v in ipairs(flat) do check_fits('ts.tensor: element ' .. i, v, name, 3) end
    local t = new(4, shape)
    local p = ffi.cast('double *', C.ts_tensor_data(t._c))
    for i = 1, #flat do p[i - 1] = flat[i] end
@@ -239,15 +270,35 @@ function Tensor:cpu() return self:to('cpu') end
 -- zeros of the same shape, dtype and device
 function Tensor:zerosLike() return new_on(device_of(self), C.ts_tensor_dtype(self._c), self:size()) end
 
+-- a dim argument (1-based; a negative one counts from the end) as the C API's 0-based dim; errors name the
+-- dim as given and the range a tensor of this many dims takes, as PyTorch's do
+local function dim_arg(self, d, level, what)
+   local n = C.ts_tensor_ndim(self._c)
+   what = what and what .. ': ' or ''
+   if type(d) ~= 'number' then error(('%sexpected a dim number, got %s'):format(what, type(d)), level + 1) end
+   if d ~= math.floor(d) then error(('%sdim %s is not an integer'):format(what, tostring(d)), level + 1) end
+   local k = d < 0 and n + d + 1 or d
+   if k < 1 or k > n then
+      error(('%sdim %s out of range for a %d-dim tensor (%s)'):format(what, tostring(d), n,
+            n > 0 and ('1 to %d, or -%d to -1'):format(n, n) or 'it has no dims'), level + 1)
+   end
+   return k - 1
+end
+
+-- a whole number argument (a start, a length, an index, a step) that int64 holds: a fraction was truncated in C;
+-- C checks the sizes it makes
+local function int_arg(v, what, level)
+   if type(v) ~= 'number' or v ~= math.floor(v) or not (v > -2 ^ 63 and v < 2 ^ 63) then
+      error(('%s must be a whole number, got %s'):format(what, tostring(v)), level + 1)
+   end
+   return v
+end
+
 local size_mt = {__tostring = function(s) return '[' .. table.concat(s, 'x') .. ']' end}
 -- t:size() is a table of sizes; t:size(d) one of them
 function Tensor:size(d)
    local n = C.ts_tensor_ndim(self._c)
-   if d then
-      if d < 0 then d = n + d + 1 end
-      if d < 1 or d > n then error(('size: dim %s out of range for a %d-dim tensor'):format(tostring(d), n), 2) end
-      return tonumber(C.ts_tensor_size(self._c, d - 1))
-   end
+   if d then return tonumber(C.ts_tensor_size(self._c, dim_arg(self, d, 2, 'size'))) end
    local s = {}
    for i = 1, n do s[i] = tonumber(C.ts_tensor_size(self._c, i - 1)) end
    return setmetatable(s, size_mt)
@@ -255,14 +306,6 @@ end
 Tensor.shape = Tensor.size
 
 
-local function dim_arg(self, d, level)
-   local n = C.ts_tensor_ndim(self._c)
-   if type(d) ~= 'number' then error('expected a dim number, got ' .. type(d), level + 1) end
-   if d ~= math.floor(d) then error(('dim %s is not an integer'):format(tostring(d)), level + 1) end
-   if d < 0 then d = n + d + 1 end
-   if d < 1 or d > n then error(('dim %d out of range for a %d-dim tensor'):format(d, n), level + 1) end
-   return d - 1
-end
 function Tensor:stride(d) return tonumber(C.ts_tensor_stride(self._c, dim_arg(self, d, 2))) end
 
 function Tensor:view(...) local n = shape_of(...); return wrap(C.ts_tensor_view(self._c, n, shape_buf)) end
@@ -270,15 +313,28 @@ function Tensor:reshape(...)
    if self:isContiguous() then return self:view(...) end
    return self:contiguous():view(...)
 end
-function Tensor:narrow(d, start, len) return wrap(C.ts_tensor_narrow(self._c, dim_arg(self, d, 2), start - 1, len)) end
+function Tensor:narrow(d, start, len)
+   local dim = dim_arg(self, d, 2, 'narrow')
+   return wrap(C.ts_tensor_narrow(self._c, dim, int_arg(start, 'narrow: start', 2) - 1, int_arg(len, 'narrow: length', 2)))
+end
 -- t:slice(d, from, to, step): elements from, from + step, ... up to `to` along d (1-based, inclusive), a view
 function Tensor:slice(d, from, to, step)
    step = step or 1
+   int_arg(from, 'slice: from', 2); int_arg(step, 'slice: step', 2)
+   if type(to) ~= 'number' or to ~= math.floor(to) or math.abs(to) > 2 ^ 63 then   -- not passed on: C sees the length
+      error(('slice: to must be a whole number, got %s'):format(tostring(to)), 2)
+   end
+   if step < 1 then error(('slice: step must be 1 or more, got %s'):format(step), 2) end
    local len = math.max(0, math.floor((to - from) / step) + 1)
    return wrap(C.ts_tensor_slice(self._c, dim_arg(self, d, 2), from - 1, len, step))
 end
-function Tensor:select(d, i) return wrap(C.ts_tensor_select(self._c, dim_arg(self, d, 2), i - 1)) end
-function Tensor:transpose(a, b) return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2), dim_arg(self, b, 2))) end
+function Tensor:select(d, i)
+   local dim = dim_arg(self, d, 2, 'select')
+   return wrap(C.ts_tensor_select(self._c, dim, int_arg(i, 'select: index', 2) - 1))
+end
+function Tensor:transpose(a, b)
+   return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2, 'transpose'), dim_arg(self, b, 2, 'transpose')))
+end
 function Tensor:t() return self:transpose(1, 2) end
 function Tensor:expand(...) local n = shape_of(...); return wrap(C.ts_tensor_expand(self._c, n, shape_buf)) end
 function Tensor:contiguous() return wrap(C.ts_tensor_contiguous(self._c)) end
@@ -296,7 +352,11 @@ function Tensor:copy(src)
    return self
 end
 
-function Tensor:fill(v) check(C.ts_tensor_fill(self._c, v)); return self end
+function Tensor:fill(v)
+   check_fits('fill: the value', v, self:dtype(), 2)
+   check(C.ts_tensor_fill(self._c, v))
+   return self
+end
 function Tensor:zero() return self:fill(0) end
 function Tensor:uniform(lo, hi) check(C.ts_tensor_uniform(self._c, lo or 0, hi or 1)); return self end
 function Tensor:normal(mean, std) check(C.ts_tensor_normal(self._c, mean or 0, std or 1)); return self end
@@ -341,6 +401,7 @@ function Tensor:set(...)
    local k = select('#', ...)
    local v = select(k, ...)
    fill_index(self, unpack({...}, 1, k - 1))
+   check_fits('set: the value', v, self:dtype(), 2)
    check(C.ts_tensor_set(self._c, index_buf, v))
    return self
 end
@@ -366,6 +427,9 @@ local function index_table(self, spec, level)
    -- a tensor of indices is no index list here (it read as an empty one: the whole tensor came back)
    if is_tensor(spec) then
       error('a tensor cannot index a tensor: t[{i, j}] takes numbers and {first, last} ranges', level + 1)
+   end
+   if table.maxn(spec) > #spec then
+      error(('index %d is nil (t[{...}] takes numbers and {first, last} ranges)'):format(#spec + 1), level + 1)
    end
    if #spec > self:dim() then
       error(('index: %d indices for a tensor of %d dims'):format(#spec, self:dim()), level + 1)
@@ -402,20 +466,26 @@ local function index_table(self, spec, level)
    return t
 end
 
+-- t[k]'s place along dim 1 (1-based; a negative k counts from the end, as t[{k}] and PyTorch's t[k] do)
+local function first_dim_index(self, k, level)
+   local size = tonumber(C.ts_tensor_size(self._c, 0))
+   if k ~= math.floor(k) then error(('index %s is not an integer'):format(tostring(k)), level) end
+   local i = k < 0 and size + k + 1 or k
+   if i < 1 or i > size then error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), level) end
+   return i
+end
+
 mt.__index = function(self, k)
    -- only absent keys arrive here: numbers and tables index, strings name methods
    if type(k) == 'number' then
       local n = C.ts_tensor_ndim(self._c)
       if n == 0 then error('cannot index a 0-dim tensor', 2) end
-      local size = tonumber(C.ts_tensor_size(self._c, 0))
-      if k < 1 or k > size or k ~= math.floor(k) then
-         error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), 2)
-      end
+      local i = first_dim_index(self, k, 3)
       if n == 1 then
-         index_buf[0] = k - 1
+         index_buf[0] = i - 1
          return element(self)
       end
-      return wrap(C.ts_tensor_select(self._c, 0, k - 1))
+      return wrap(C.ts_tensor_select(self._c, 0, i - 1))
    elseif type(k) == 'table' then
       return index_table(self, k, 2)
    end
@@ -425,16 +495,15 @@ end
 mt.__newindex = function(self, k, v)
    local target
    if type(k) == 'number' then
-      local size = C.ts_tensor_ndim(self._c) > 0 and tonumber(C.ts_tensor_size(self._c, 0)) or 0
-      if k < 1 or k > size or k ~= math.floor(k) then
-         error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), 2)
-      end
+      if C.ts_tensor_ndim(self._c) == 0 then error('cannot index a 0-dim tensor', 2) end
+      local i = first_dim_index(self, k, 3)
       if C.ts_tensor_ndim(self._c) == 1 then
-         index_buf[0] = k - 1
+         check_fits(('t[%s] = v: the value'):format(tostring(k)), v, self:dtype(), 2)
+         index_buf[0] = i - 1
          check(C.ts_tensor_set(self._c, index_buf, v))
          return
       end
-      target = wrap(C.ts_tensor_select(self._c, 0, k - 1))
+      target = wrap(C.ts_tensor_select(self._c, 0, i - 1))
    elseif type(k) == 'table' then
       target = index_table(self, k, 2)
    else
@@ -499,6 +568,9 @@ end
 
 -- self += alpha x, in place, on the tensors' device (same number of elements)
 function Tensor:axpy_(alpha, x)
+   if type(alpha) ~= 'number' or not is_tensor(x) then
+      error(('axpy_(alpha, x): expected a number and a tensor, got %s and %s'):format(type(alpha), type(x)), 2)
+   end
    check(C.ts_tensor_axpy(self._c, alpha, x._c))
    return self
 end
@@ -541,7 +613,14 @@ local function reduce(self, op, d, level)
 end
 
 function Tensor:sum(d) return reduce(self, 'sum', d, 3) end
-function Tensor:mean(d) return reduce(self, 'mean', d, 3) end
+-- the mean of nothing is NaN, as in PyTorch (0 / 0)
+function Tensor:mean(d)
+   if self:numel() == 0 then
+      if not d then return 0 / 0 end
+      return reduce(self, 'sum', d, 3):fill(0 / 0)
+   end
+   return reduce(self, 'mean', d, 3)
+end
 -- max/min with a dim return values and 0-based int64 indices (as the class ids they usually are)
 function Tensor:max(d)
    if not d then return reduce(self, 'max', nil, 3) end
@@ -557,6 +636,7 @@ function Tensor:argmin(d) return reduce(self, 'argmin', d, 3) end
 -- the unbiased standard deviation (n - 1: NaN for one element, as torch.std); t:std(d) along dim d, kept with size 1
 function Tensor:std(d)
    local x = self:float()
+   if x:numel() == 0 then return x:mean(d) end   -- NaN, as the mean
    if d then return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt() end
    return math.sqrt((x - x:mean()):square():sum() / (x:numel() - 1))
 end
@@ -568,6 +648,14 @@ end
 
 function Tensor:mm(b, trans_a, trans_b)
    if not is_tensor(b) then error('mm: the second operand must be a tensor, got ' .. type(b), 2) end
+   if self:dim() ~= 2 or b:dim() ~= 2 then
+      error(('mm: both operands must be matrices (2 dims), got %s and %s'):format(tostring(self:size()), tostring(b:size())), 2)
+   end
+   for _, flag in ipairs({{trans_a, 'trans_a'}, {trans_b, 'trans_b'}}) do
+      if flag[1] ~= nil and type(flag[1]) ~= 'boolean' then
+         error(('mm: %s must be true or false, got %s'):format(flag[2], tostring(flag[1])), 2)
+      end
+   end
    local m = trans_a and self:size(2) or self:size(1)
    local n = trans_b and b:size(1) or b:size(2)
    local out = new_on(device_of(self), 0, m, n)
@@ -592,6 +680,7 @@ end
 
 -- same sizes and elements, compared exactly (int64 as int64, the rest as float64); NaN equals nothing
 function Tensor:equal(other)
+   if not is_tensor(other) then error('equal: expected a tensor, got ' .. type(other), 2) end
    if tostring(self:size()) ~= tostring(other:size()) then return false end
    local wide = (self:dtype() == 'int64' and other:dtype() == 'int64') and 'int64' or 'float64'
    local a, b = self:cpu():contiguous():type(wide), other:cpu():contiguous():type(wide)
@@ -615,7 +704,12 @@ function Tensor:summary()
    local on = device_of(self) == 0 and '' or ' on ' .. self:device()
    local s = ('ts.Tensor %s %s%s'):format(self:dtype(), tostring(self:size()), on)
    if n > 0 then
-      local f = self:cpu():float()
+      -- an expanded view repeats its source's values: their statistics, without making the repeats
+      local f = self
+      for d = 1, self:dim() do
+         if self:stride(d) == 0 and self:size(d) > 1 then f = f:narrow(d, 1, 1) end
+      end
+      f = f:cpu():float()
       s = s .. ('  min %s  max %s  mean %s'):format(fmt(f:min()), fmt(f:max()), fmt(f:mean()))
    end
    return s
@@ -623,6 +717,7 @@ end
 
 mt.__tostring = function(self)
    local n = self:numel()
+   if n == 0 and self:dim() > 0 then return ('{}\n[ts.Tensor %s %s]'):format(self:dtype(), tostring(self:size())) end
    if n > 64 or self:dim() > 2 or device_of(self) ~= 0 then return self:summary() end
    local lines = {}
    if self:dim() <= 1 then
