@@ -108,6 +108,24 @@ static unsigned char *reorient(const unsigned char *px, int w, int h, int c, int
     return out;
 }
 
+/* A binary PNM's (P5, P6) header: the offset of its first sample and, in *maxval, its largest sample value; 0 for
+ * other files. The magic, width, height and maxval, each after whitespace or comments, then one whitespace byte. */
+static size_t pnm_header(const unsigned char *d, size_t n, long *maxval)
+{
+    if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return 0;
+    size_t at = 2;
+    *maxval = 0;
+    for (int field = 0; field < 3; field++) {
+        while (at < n && (d[at] == ' ' || d[at] == '\t' || d[at] == '\n' || d[at] == '\r' || d[at] == '#'))
+            if (d[at] == '#') while (at < n && d[at] != '\n') at++;
+            else at++;
+        long v = 0;
+        while (at < n && d[at] >= '0' && d[at] <= '9' && v < 1L << 20) v = v * 10 + (d[at++] - '0');
+        if (field == 2) *maxval = v;
+    }
+    return at + 1;
+}
+
 /* The bytes a binary PNM (P5, P6) or an uncompressed BMP with this header needs, or 0 for other files: stb reads
  * these formats without checking that the pixels are all there, and a truncated file came back as an image
  * whose missing part was black. h is the height stb reports (negative for a top-down BMP). */
@@ -129,22 +147,37 @@ static size_t declared_bytes(const unsigned char *d, size_t n, int w, int h, int
         uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4, last = ((uint64_t)w * bpp + 7) / 8;
         return (size_t)(offset + row * (uint64_t)(h - 1) + last);
     }
-    if (n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6')) {
-        /* magic, width, height, maxval, each after whitespace or comments, then one whitespace byte */
-        size_t at = 2;
-        long maxval = 0;
-        for (int field = 0; field < 3; field++) {
-            while (at < n && (d[at] == ' ' || d[at] == '\t' || d[at] == '\n' || d[at] == '\r' || d[at] == '#'))
-                if (d[at] == '#') while (at < n && d[at] != '\n') at++;
-                else at++;
-            long v = 0;
-            while (at < n && d[at] >= '0' && d[at] <= '9' && v < 1L << 20) v = v * 10 + (d[at++] - '0');
-            if (field == 2) maxval = v;
-        }
-        at++;
-        return at + (uint64_t)w * h * c * (maxval > 255 ? 2 : 1);
+    long maxval;
+    size_t at = pnm_header(d, n, &maxval);
+    return at ? at + (uint64_t)w * h * c * (maxval > 255 ? 2 : 1) : 0;
+}
+
+/* stb_image 2.27 and before read a 16-bit PNM's samples in the host's byte order, though the format stores them
+ * big-endian: on x86 each sample came back as its low byte. Whether this stb does is asked once, of a one-pixel
+ * file, so that a fixed stb is left alone. */
+static int stb_swaps_pnm16(void)
+{
+    static int swaps = -1;
+    if (swaps < 0) {
+        static const unsigned char probe[] = "P5 1 1 65535\n\x12\x34";
+        int w, h, n;
+        unsigned char *p = stbi_load_from_memory(probe, (int)sizeof probe - 1, &w, &h, &n, 1);
+        swaps = p && p[0] == 0x34;
+        if (p) stbi_image_free(p);
     }
-    return 0;
+    return swaps;
+}
+
+/* a 16-bit PNM's samples (all there: its size was checked) swapped into the order this stb reads them in */
+static void swap_pnm16(unsigned char *d, size_t n, int w, int h, int c)
+{
+    long maxval;
+    size_t at = pnm_header(d, n, &maxval);
+    if (!at || maxval <= 255 || !stb_swaps_pnm16()) return;
+    for (size_t i = 0, count = (size_t)w * (size_t)h * (size_t)c; i < count; i++) {
+        unsigned char hi = d[at + 2 * i];
+        d[at + 2 * i] = d[at + 2 * i + 1], d[at + 2 * i + 1] = hi;
+    }
 }
 
 /* why stb_image failed, in its words (it gives none for some files) */
@@ -191,17 +224,20 @@ ts_tensor *ts_image_load(const char *path, int channels)
                  "raises it)", path, w, h, (long long)ts_image_pixel_limit(0));
     else if (size < needed)
         ts_error("%s: is truncated: %d x %d pixels need %zu bytes, the file has %zu", path, w, h, needed, size);
-    else if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
-        /* stb's reason is often a format it tried before this one ("Not a PNG" for a truncated JPEG) */
-        if (kind) ts_error("%s: %s that is truncated or corrupt", path, kind);
-        else ts_error("%s: cannot read the image: %s", path, stb_reason());
-    } else {
-        int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
-        if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))
-            ts_error("%s: out of memory turning the image upright", path);
-        else {
-            int64_t shape[3] = {dh, dw, c};
-            t = ts_tensor_from_buffer(TS_UINT8, 3, shape, turned ? turned : pixels);
+    else {
+        swap_pnm16(data, size, w, h, n);
+        if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
+            /* stb's reason is often a format it tried before this one ("Not a PNG" for a truncated JPEG) */
+            if (kind) ts_error("%s: %s that is truncated or corrupt", path, kind);
+            else ts_error("%s: cannot read the image: %s", path, stb_reason());
+        } else {
+            int c = channels ? channels : n, orientation = exif_orientation(data, size), dw = w, dh = h;
+            if (orientation != 1 && !(turned = reorient(pixels, w, h, c, orientation, &dw, &dh)))
+                ts_error("%s: out of memory turning the image upright", path);
+            else {
+                int64_t shape[3] = {dh, dw, c};
+                t = ts_tensor_from_buffer(TS_UINT8, 3, shape, turned ? turned : pixels);
+            }
         }
     }
     free(turned);

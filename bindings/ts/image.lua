@@ -5,8 +5,8 @@
 --                                                roi = {x1, y1, x2, y2} crops first (end exclusive); it
 --                                                may reach beyond the image by up to its size, where the
 --                                                border pixels repeat; one that misses it is an error
---   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension); float [C,H,W]
---                                                images in 0..1 are converted
+--   ts.image.save(path, img)                     PNG (JPEG, BMP, TGA by the extension; another one is an
+--                                                error); float [C,H,W] images in 0..1 are converted
 --   ts.image.drawBox(img, box [, rgb, thickness])   a rectangle's outline, in place
 --   ts.image.encodePng(img)                      the PNG file's bytes, as a Lua string (the same conversion)
 local ffi = require('ffi')
@@ -16,8 +16,14 @@ local C, check = cffi.C, cffi.check
 
 local image = {}
 
+-- a path for C: a string without a NUL byte (C would stop reading it there: 'a.png\0.jpg' wrote a.png)
+local function check_path(path, what)
+   if type(path) ~= 'string' then error(('%s: path must be a string, got %s'):format(what, type(path)), 3) end
+   if path:find('\0', 1, true) then error(('%s: the path %q holds a NUL byte'):format(what, path), 3) end
+end
+
 function image.load(path, channels)
-   if type(path) ~= 'string' then error('ts.image.load(path): path must be a string', 2) end
+   check_path(path, 'ts.image.load(path)')
    return T.wrap(C.ts_image_load(path, channels or 3))
 end
 
@@ -76,16 +82,30 @@ function image.drawBox(img, box, rgb, thickness)
    return img
 end
 
--- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C]; a uint8 image as it is
+-- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C]; a uint8 image as it is. Other integer dtypes are
+-- refused: read as 0..1 floats, 3 became 255
 local function as_bytes(img, what)
    if not T.isTensor(img) then error(('%s: expected an image tensor, got %s'):format(what, type(img)), 3) end
    if img:dtype() == 'uint8' then return img:contiguous() end
+   if img:dtype() ~= 'float32' and img:dtype() ~= 'float64' then
+      error(('%s: an image is uint8 [H,W,C] or float [C,H,W] in 0..1, got %s %s (:byte() or :float():div(255) first)')
+            :format(what, img:dtype(), tostring(img:size())), 3)
+   end
+   if img:dim() ~= 3 or img:size(1) < 1 or img:size(1) > 4 then
+      error(('%s: a float image is [C,H,W] with 1 to 4 channels, got %s'):format(what, tostring(img:size())), 3)
+   end
    return (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
 end
 
 -- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
+local SAVED_AS = {png = 1, jpg = 1, jpeg = 1, bmp = 1, tga = 1}
 function image.save(path, img)
-   if type(path) ~= 'string' then error('ts.image.save(path, img): path must be a string', 2) end
+   check_path(path, 'ts.image.save(path, img)')
+   -- the format is the extension's; a file without one (a device such as /dev/stdout) is PNG
+   local ext = path:match('%.([^./]+)$')
+   if ext and not SAVED_AS[ext:lower()] then
+      error(('ts.image.save: %s: .%s is not a format it writes (png, jpg, jpeg, bmp, tga)'):format(path, ext), 2)
+   end
    check(C.ts_image_save(path, as_bytes(img, 'ts.image.save(path, img)')._c))
    return path
 end
@@ -100,8 +120,9 @@ end
 function image.grid(x, opts)
    opts = opts or {}
    -- every write below goes through a raw pointer: sizes that do not add up would write outside the picture
-   if not T.isTensor(x) or x:dim() ~= 4 or x:size(1) < 1 or x:size(2) < 1 or x:size(2) > 4 then
-      error('ts.image.grid: expected images [B, C, H, W] with B >= 1 and 1 to 4 channels, got ' ..
+   if not T.isTensor(x) or x:dim() ~= 4 or x:size(1) < 1 or x:size(2) < 1 or x:size(2) > 4 or x:size(3) < 1 or
+      x:size(4) < 1 then
+      error('ts.image.grid: expected images [B, C, H, W] with B >= 1, 1 to 4 channels and H, W >= 1, got ' ..
             (T.isTensor(x) and tostring(x:size()) or type(x)), 2)
    end
    local b, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
@@ -112,10 +133,21 @@ function image.grid(x, opts)
          error(('ts.image.grid: %s must be a whole number from %d to 4096, got %s'):format(name, least, tostring(v)), 2)
       end
    end
+   for _, name in ipairs({'mean', 'std'}) do
+      local v = opts[name]
+      if v ~= nil and (type(v) ~= 'table' or #v < 1 or #v > 4) then
+         error(('ts.image.grid: %s must be a list of 1 to 4 numbers (one per channel), got %s'):format(name, tostring(v)), 2)
+      end
+      for i = 1, v and #v or 0 do
+         if not T.isFinite(v[i]) then error(('ts.image.grid: %s[%d] must be a finite number, got %s'):format(name, i, tostring(v[i])), 2) end
+      end
+   end
+   cols = math.min(cols, b)   -- no more columns than images, as torchvision's make_grid
    local rows = math.ceil(b / cols)
    local H, W = rows * (h * zoom + pad) + pad, cols * (w * zoom + pad) + pad
    local out = T.zeros({H, W, 3}, 'uint8'):fill(opts.background or 255)
-   local src = x:float():contiguous()
+   -- uint8 images are 0..255, float ones 0..1
+   local src = x:dtype() == 'uint8' and x:float():div(255):contiguous() or x:float():contiguous()
    local p = ffi.cast('float *', src:data())
    local o = ffi.cast('uint8_t *', out:data())
    local mean, std = opts.mean or {0, 0, 0}, opts.std or {1, 1, 1}
@@ -140,6 +172,10 @@ end
 -- feature maps [B,C,H,W] as a picture: one row per image, its first `channels` maps side by side, each
 -- map scaled to its own range (so weak and strong maps are both visible), enlarged to about 64 pixels
 function image.activationGrid(maps, channels)
+   if not T.isTensor(maps) or maps:dim() ~= 4 or maps:numel() == 0 then
+      error('ts.image.activationGrid: expected feature maps [B, C, H, W] with no empty dim, got ' ..
+            (T.isTensor(maps) and tostring(maps:size()) or type(maps)), 2)
+   end
    local b, c, h, w = maps:size(1), maps:size(2), maps:size(3), maps:size(4)
    local show = math.min(c, channels or 8)
    local tiles = T.zeros(b * show, 1, h, w)
