@@ -113,4 +113,24 @@ return function(t)
       t.raises(function() ts.data.join({a, 5}) end, 'part 2 is not a dataset')
       t.raises(function() ts.data.join({}) end, 'expects a list of datasets')
    end)
+
+   t.test('a path with a NUL byte is refused by every reader and writer (C and io.open would cut it there)', function()
+      local dir = t.tmpdir()
+      local bad = dir .. '/cut\0.bak'
+      for what, call in pairs({
+         ['ts.files.writeFile'] = function() ts.files.writeFile(bad, 'x') end,
+         ['ts.files.appendFile'] = function() ts.files.appendFile(bad, 'x') end,
+         ['ts.files.readFile'] = function() ts.files.readFile(bad) end,
+         ['ts.files.mkdirs'] = function() ts.files.mkdirs(bad) end,
+         ['ts.files.exists'] = function() ts.files.exists(bad) end,
+         ['ts.save'] = function() ts.save(bad, {a = ts.zeros(1)}) end,
+         ['ts.load'] = function() ts.load(bad) end,
+         ['ts.data.readPickle'] = function() ts.data.readPickle(bad) end,
+      }) do
+         t.raises(call, what .. '(path')
+         t.raises(call, 'holds a NUL byte')
+      end
+      t.eq(ts.files.exists(dir .. '/cut'), false, 'nothing written under the cut name')
+      t.raises(function() ts.save(5, {}) end, 'ts.save(path, model or table): path must be a string, got number')
+   end)
 end

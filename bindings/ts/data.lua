@@ -16,7 +16,7 @@ local C, fail = cffi.C, cffi.fail
 local data = {}
 
 function data.readPickle(path, opts)
-   if type(path) ~= 'string' then error('ts.data.readPickle(path): path must be a string, got ' .. type(path), 2) end
+   cffi.path(path, 'ts.data.readPickle(path)')
    local p = C.ts_pickle_load(path)
    if p == nil then fail() end
    p = ffi.gc(p, C.ts_pickle_free)

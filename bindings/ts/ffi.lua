@@ -25,6 +25,14 @@ end
 -- The C handle of a tensor object, or NULL for nil (optional arguments such as a missing bias).
 function M.ptr(t) return t and t._c end
 
+-- A path for C or for io.open: a string without a NUL byte, which C would stop reading at ('a.png\0.jpg' wrote
+-- a.png); an error naming `what` (the call) otherwise, at the caller's caller's level. Returns the path.
+function M.path(path, what, level)
+   if type(path) ~= 'string' then error(('%s: path must be a string, got %s'):format(what, type(path)), (level or 2) + 1) end
+   if path:find('\0', 1, true) then error(('%s: the path %q holds a NUL byte'):format(what, path), (level or 2) + 1) end
+   return path
+end
+
 function M.check(rc)
    if rc ~= 0 then M.fail() end
    return rc

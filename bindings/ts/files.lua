@@ -36,7 +36,8 @@ function M.wallClock() return clock(CLOCK_REALTIME) end
 -- The parts that exist are kept; a part that cannot be made (a file in the way, no permission, a full disk) is an
 -- error naming it and the reason, not a folder silently missing later.
 function M.mkdirs(path)
-   if type(path) ~= 'string' or path == '' then error('ts.files.mkdirs(path): path must be a non-empty string', 2) end
+   cffi.path(path, 'ts.files.mkdirs(path)')
+   if path == '' then error('ts.files.mkdirs(path): path must be a non-empty string', 2) end
    local at = ''
    for part in path:gmatch('[^/]+') do
       at = (at == '' and path:sub(1, 1) == '/') and '/' .. part or (at == '' and part or at .. '/' .. part)
@@ -51,14 +52,14 @@ end
 
 -- whether something is at path: a file (readable or not), a folder, a link to either
 function M.exists(path)
-   if type(path) ~= 'string' then error('ts.files.exists(path): path must be a string, got ' .. type(path), 2) end
+   cffi.path(path, 'ts.files.exists(path)')
    local f = io.open(path, 'rb')
    if f then f:close() end
    return f ~= nil or M.realpath(path) ~= nil
 end
 
 function M.readFile(path)
-   local f = io.open(path, 'r')
+   local f = io.open(cffi.path(path, 'ts.files.readFile(path)'), 'r')
    if not f then return nil end
    local s = f:read('*a')
    f:close()
@@ -83,21 +84,20 @@ end
 -- file is named with the writer's process id, as ts.save's are, so that a later run can tell an abandoned one
 -- (ts.train removes those whose process is gone).
 function M.writeFile(path, s)
-   if type(path) ~= 'string' or type(s) ~= 'string' then
-      error('ts.files.writeFile(path, s): path and contents must be strings', 2)
-   end
+   cffi.path(path, 'ts.files.writeFile(path, s)')
+   if type(s) ~= 'string' then error('ts.files.writeFile(path, s): the contents must be a string, got ' .. type(s), 2) end
    cffi.check(C.ts_write_file(path, s, #s, 1))
 end
 
-function M.appendFile(path, s) write_or_fail(open_or_fail(path, 'ab'), path, s) end
+function M.appendFile(path, s) write_or_fail(open_or_fail(cffi.path(path, 'ts.files.appendFile(path, s)'), 'ab'), path, s) end
 
 local resolved = ffi.new('char[4096]')   -- PATH_MAX
 function M.realpath(path)
-   local p = C.realpath(path, resolved)
+   local p = C.realpath(cffi.path(path, 'ts.files.realpath(path)'), resolved)
    return p ~= nil and ffi.string(p) or nil
 end
 
 -- only a folder has a "." inside it to resolve
-function M.isDir(path) return path ~= '' and C.realpath(path .. '/.', resolved) ~= nil end
+function M.isDir(path) return cffi.path(path, 'ts.files.isDir(path)') ~= '' and C.realpath(path .. '/.', resolved) ~= nil end
 
 return M

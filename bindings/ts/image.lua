@@ -16,14 +16,8 @@ local C, check = cffi.C, cffi.check
 
 local image = {}
 
--- a path for C: a string without a NUL byte (C would stop reading it there: 'a.png\0.jpg' wrote a.png)
-local function check_path(path, what)
-   if type(path) ~= 'string' then error(('%s: path must be a string, got %s'):format(what, type(path)), 3) end
-   if path:find('\0', 1, true) then error(('%s: the path %q holds a NUL byte'):format(what, path), 3) end
-end
-
 function image.load(path, channels)
-   check_path(path, 'ts.image.load(path)')
+   cffi.path(path, 'ts.image.load(path)')
    return T.wrap(C.ts_image_load(path, channels or 3))
 end
 
@@ -100,7 +94,7 @@ end
 -- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
 local SAVED_AS = {png = 1, jpg = 1, jpeg = 1, bmp = 1, tga = 1}
 function image.save(path, img)
-   check_path(path, 'ts.image.save(path, img)')
+   cffi.path(path, 'ts.image.save(path, img)')
    -- the format is the extension's; a file without one (a device such as /dev/stdout) is PNG
    local ext = path:match('%.([^./]+)$')
    if ext and not SAVED_AS[ext:lower()] then

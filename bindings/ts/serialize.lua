@@ -22,7 +22,7 @@ local M = {}
 local function is_module(x) return type(x) == 'table' and x.stateDict ~= nil end
 
 function M.save(path, what, metadata)
-   if type(path) ~= 'string' then error('ts.save(path, model or table): path must be a string', 2) end
+   cffi.path(path, 'ts.save(path, model or table)')
    local pairs_list = {}
    if is_module(what) then
       pairs_list = what:stateDict()
@@ -90,7 +90,7 @@ local fills = {
 }
 
 function M.load(path, model, opts)
-   if type(path) ~= 'string' then error('ts.load(path [, model]): path must be a string', 2) end
+   cffi.path(path, 'ts.load(path [, model])')
    local tensors, meta, order, file_dtypes = read_all(path)
    if not model then return tensors, meta end
    local strict = not (opts and opts.strict == false)
