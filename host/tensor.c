@@ -245,8 +245,18 @@ ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
     if (infer >= 0) resolved[infer] = known ? numel / known : 0;
     int64_t total = infer >= 0 ? known * resolved[infer] : known;   /* at most numel: no overflow */
     if (total != numel) {
-        ts_error("view: cannot view %s (%lld elements) with %lld elements", ts_shape_str(t, buf, sizeof buf),
-                 (long long)numel, (long long)total);
+        /* the shape asked for, as given (with its -1) */
+        char asked[96];
+        int at = snprintf(asked, sizeof asked, "[");
+        for (int d = 0; d < ndim && at < (int)sizeof asked; d++)
+            at += snprintf(asked + at, sizeof asked - (size_t)at, "%s%lld", d ? "," : "", (long long)shape[d]);
+        if (at < (int)sizeof asked) snprintf(asked + at, sizeof asked - (size_t)at, "]");
+        if (infer >= 0)
+            ts_error("view: cannot view %s (%lld elements) as %s: %lld is not a multiple of %lld",
+                     ts_shape_str(t, buf, sizeof buf), (long long)numel, asked, (long long)numel, (long long)known);
+        else
+            ts_error("view: cannot view %s (%lld elements) as %s (%lld elements)", ts_shape_str(t, buf, sizeof buf),
+                     (long long)numel, asked, (long long)total);
         return NULL;
     }
     ts_tensor *v = view_of(t);

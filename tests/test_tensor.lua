@@ -303,5 +303,7 @@ return function(t)
       t.raises(function() ts.zeros(2, 2):mm(ts.zeros(2, 2), 0, 0) end, 'mm: trans_a must be true or false, got 0')
       t.raises(function() ts.zeros(2):axpy_(1, 3) end, 'axpy_(alpha, x): expected a number and a tensor')
       t.raises(function() ts.zeros(1):equal({1}) end, 'equal: expected a tensor, got table')
+      t.raises(function() ts.arange(6):view(4, -1) end, 'view: cannot view [6] (6 elements) as [4,-1]: 6 is not a multiple of 4')
+      t.raises(function() ts.arange(6):view(4, 2) end, 'as [4,2] (8 elements)')
    end)
 end
