@@ -36,6 +36,12 @@ return function(t)
       t.truthy(ts.metrics.format(m, {[0] = 'a', 'b', 'c'}):find('macro average', 1, true))
       t.near(ts.metrics.topk(ts.tensor{{0.1, 0.5, 0.4}, {0.9, 0.05, 0.05}}, {2, 1}, 1), 0)
       t.near(ts.metrics.topk(ts.tensor{{0.1, 0.5, 0.4}, {0.9, 0.04, 0.06}}, {2, 1}, 2), 0.5)
+      -- ties go as argmax breaks them (the lowest id first): a constant model is right only for class 0
+      local y4 = ts.tensor({0, 1, 2, 3}, 'int64')
+      t.near(ts.metrics.topk(ts.zeros(4, 10), y4, 1), 0.25)
+      t.near(ts.metrics.topk(ts.zeros(4, 10), y4, 2), 0.5)
+      t.raises(function() ts.metrics.topk(ts.full({4, 10}, 0 / 0), y4, 1) end, 'topk: row 1 holds NaN')
+      t.raises(function() ts.metrics.topk(ts.zeros(4, 10), y4) end, 'topk: k must be a whole number from 1 to the 10 classes, got nil')
    end)
 
    t.test('Wilson interval and McNemar test', function()
@@ -202,6 +208,24 @@ return function(t)
          ts.train{model = net(), data = {train = g.train}, epochs = 2, batch = 16, ema = 0.9, run = dir .. '/plain', quiet = true}
       end, 'checkpoint lacks ema.')
       t.raises(function() ts.train{model = net(), data = {train = g.train}, ema = 1} end, 'ema must be a decay between 0 and 1')
+   end)
+
+   t.test('evaluate reads float64 scores as numbers, refuses integer ones, and keeps 43 equal huge scores uncertain', function()
+      local g = ts.data.synthetic{train = 8, valid = 8, test = 32, seed = 1}
+      ts.manualSeed(2)
+      local m = nn.Sequential(nn.Flatten(), nn.Linear(3072, 43))
+      local plain = ts.evaluate(m, g.test)
+      local forward = m.forward
+      m.forward = function(self, x) return forward(self, x):double() end
+      local wide = ts.evaluate(m, g.test)
+      t.near(wide.loss, plain.loss, 1e-6)
+      t.truthy(wide.pred:equal(plain.pred), 'the same predictions')
+      m.forward = function(_, x) return ts.zeros(x:size(1), 43, 'uint8') end
+      t.raises(function() ts.evaluate(m, g.test) end, 'evaluate: the model gives uint8 scores; float scores are needed')
+      m.forward = function(_, x) return ts.full({x:size(1), 43}, 1e17) end
+      local flat = ts.evaluate(m, g.test)
+      t.near(flat.loss, math.log(43), 1e-6, 0, 'log 43, not 0')
+      t.near(flat.confidence[1], 1 / 43, 1e-6)
    end)
 
    t.test('without a validation set the model is the last epoch\'s, on disk as returned; early_stop needs validation', function()

@@ -106,14 +106,21 @@ end
 function metrics.topk(logits, target, k)
    local l, p, tv, n, c, keep = rows_and_targets('topk', logits, target)
    if n == 0 then error('topk: no rows', 2) end
+   if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 or k > c then
+      error(('topk: k must be a whole number from 1 to the %d classes, got %s'):format(c, tostring(k)), 2)
+   end
    local hits = 0
    for i = 0, n - 1 do
-      local t = tv[i + 1]
-      local above = 0
+      -- the classes ranked before the target: higher scores, and equal ones of a lower id (argmax takes the first
+      -- of equal scores; counting only higher ones made a constant model 100% right)
+      local t, target = tv[i + 1], p[i * c + tv[i + 1]]
+      local before = 0
       for j = 0, c - 1 do
-         if p[i * c + j] > p[i * c + t] then above = above + 1 end
+         local v = p[i * c + j]
+         if v ~= v then error(('topk: row %d holds NaN'):format(i + 1), 2) end
+         if v > target or (v == target and j < t) then before = before + 1 end
       end
-      if above < k then hits = hits + 1 end
+      if before < k then hits = hits + 1 end
    end
    local _ = l, keep   -- the tensors the pointers read stay alive until here
    return hits / n

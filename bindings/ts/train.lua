@@ -175,6 +175,14 @@ end
 
 -- adds rows (float* to [rows, classes] scores, logits or log-probabilities) for images first .. first + rows - 1
 -- (0-based) of prediction number `which` (1 for the first)
+-- scores as float32, which add_scores reads (float64 rounded; integer scores are no scores: refused, as they were
+-- read as floats, past their end for uint8)
+local function float_scores(o, what)
+   if o:dtype() == 'float32' then return o end
+   if o:dtype() ~= 'float64' then error(('%s %s scores; float scores are needed'):format(what, o:dtype()), 0) end
+   return o:float()
+end
+
 local function add_scores(m, which, first, rows, scores)
    local classes = m.classes
    for i = 0, rows - 1 do
@@ -183,9 +191,11 @@ local function add_scores(m, which, first, rows, scores)
       for c = 0, classes - 1 do if row[c] > best then best = row[c] end end
       local z = 0
       for c = 0, classes - 1 do z = z + math.exp(row[c] - best) end
-      local lse = best + math.log(z)
+      -- (row - best) - log z, not row - (best + log z): at scores of 1e17, best + log z is best, and 43 equal
+      -- scores read as a certainty
+      local log_z = math.log(z)
       for c = 0, classes - 1 do
-         local v = row[c] - lse
+         local v = (row[c] - best) - log_z
          if which == 1 then acc[c] = v
          else   -- log(exp(a) + exp(v)), the larger one factored out
             local a = acc[c]
@@ -241,6 +251,7 @@ function evaluate(model, ds, opts)
             error(('evaluate: the model gives %s for %d images; scores [N, classes] are needed (a Flatten and a Linear ' ..
                    'at its end?)'):format(tostring(o:size()), x:size(1)), 0)
          end
+         o = float_scores(o, 'evaluate: the model gives')
          mean = mean or mean_probability(n, o:size(2))
          add_scores(mean, view, at, x:size(1), ffi.cast('float *', o:data()))
          at = at + x:size(1)
@@ -265,7 +276,8 @@ function M.ensemble(evals, y)
    local first = evals[1].logits or error('ensemble: member 1 was evaluated without logits = true', 2)
    local mean = mean_probability(first:size(1), first:size(2))
    for k, ev in ipairs(evals) do
-      local l = ev.logits and ev.logits:contiguous() or error(('ensemble: member %d was evaluated without logits = true'):format(k), 2)
+      local l = ev.logits and float_scores(ev.logits, ('ensemble: member %d has'):format(k)):contiguous()
+                or error(('ensemble: member %d was evaluated without logits = true'):format(k), 2)
       if l:size(1) ~= mean.n or l:size(2) ~= mean.classes then
          error(('ensemble: member %d scored %dx%d, member 1 %dx%d (the same images and classes are needed)'):format(
             k, l:size(1), l:size(2), mean.n, mean.classes), 2)
