@@ -7,7 +7,7 @@ local opt = ts.experiment.options{run = 'runs/baseline'}
 local model, config = ts.models.load(opt.run)
 local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)
-local preds = ts.load(opt.run .. '/test_predictions.safetensors')
+local preds = ts.experiment.readPredictions(opt.run, g.test:size())
 local names = g.classNames
 
 local function image_stats(i)

@@ -116,7 +116,7 @@ for _, r in ipairs(rows) do
 end
 -- which test images a run got right
 local function correctness(path)
-   local p = ts.load(path .. '/test_predictions.safetensors')
+   local p = ts.experiment.readPredictions(path)
    return ts.metrics.correct(p.pred, p.target)
 end
 for _, name in ipairs(names) do

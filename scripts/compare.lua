@@ -12,6 +12,18 @@ if #runs == 0 or html == '' then
    io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
    os.exit(2)
 end
+-- the page goes beside the runs, never into one (--html runs/a/report.html replaced that run's own report, and
+-- runs/a/final.json its record)
+if html then
+   local folder = ts.files.realpath(html:match('^(.*)/[^/]*$') or '.')
+   for _, run in ipairs(runs) do
+      local r = ts.files.realpath(run)
+      if folder and r and (folder == r or folder:sub(1, #r + 1) == r .. '/') then
+         error(('compare.lua: --html %s is inside the run %s, whose own files it could replace: write it elsewhere')
+               :format(html, run), 0)
+      end
+   end
+end
 local rows = {}
 for _, run in ipairs(runs) do
    local final = ts.json.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)', 0)
@@ -23,8 +35,7 @@ for _, run in ipairs(runs) do
    end
    local config = ts.json.readFile(run .. '/config.json') or {}
    local path = run .. '/test_predictions.safetensors'
-   local preds = ts.load(path)
-   if not (preds.pred and preds.target) then error(path .. ': expected the tensors pred and target', 0) end
+   local preds = ts.experiment.readPredictions(run)
    local ok, correct = pcall(ts.metrics.correct, preds.pred, preds.target)
    if not ok then error(path .. ': ' .. tostring(correct), 0) end
    local data = type(final.data) == 'table' and final.data.test

@@ -1,5 +1,9 @@
 -- tshost scripts/report.lua runs/<name> [more runs ...]: (re)writes each run's report.html from its files,
 -- reading the data the run was trained on (GTSRB through TSHOST_DATA, or the generated signs).
+if #arg == 0 then
+   io.stderr:write('usage: tshost scripts/report.lua RUN [RUN ...]\n')
+   os.exit(2)
+end
 for i = 1, #arg do
    local run = arg[i]
    local model, config = ts.models.load(run)

@@ -111,6 +111,27 @@ function M.readCalibration(run)
    return temperature, views, true
 end
 
+-- A run's test_predictions.safetensors, checked: pred and target int64 [N], confidence float32 [N], and N the
+-- test set's size when `n` is given. Readers cast these to C pointers: a float pred was read 8 bytes at a time
+-- past its end. An error names the file otherwise.
+function M.readPredictions(run, n)
+   local path = run .. '/test_predictions.safetensors'
+   local preds = serialize.load(path)
+   local want = {pred = 'int64', target = 'int64', confidence = 'float32'}
+   local count
+   for _, name in ipairs({'pred', 'target', 'confidence'}) do
+      local t = preds[name]
+      if not t or t:dtype() ~= want[name] or t:dim() ~= 1 then
+         error(('%s: expected %s as %s [N], got %s'):format(path, name, want[name],
+               t and ('%s %s'):format(t:dtype(), tostring(t:size())) or 'none'), 0)
+      end
+      count = count or t:numel()
+      if t:numel() ~= count then error(('%s: pred, target and confidence differ in length'):format(path), 0) end
+   end
+   if n and count ~= n then error(('%s: %d predictions for %d test images'):format(path, count, n), 0) end
+   return preds
+end
+
 -- Evaluates the chosen model on the test set once, fits the temperature on validation (calibration.json:
 -- predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
 -- table and the most confused pairs; returns the evaluation.

@@ -9,7 +9,6 @@ local json = require('ts.json')
 local data = require('ts.data')
 local image = require('ts.image')
 local files = require('ts.files')
-local serialize = require('ts.serialize')
 local metrics = require('ts.metrics')
 
 local M = {}
@@ -140,7 +139,7 @@ function M.write(run, opts)
       history[#history + 1] = record
    end
    local names = g.classNames
-   local preds = serialize.load(run .. '/test_predictions.safetensors')
+   local preds = require('ts.experiment').readPredictions(run, g.test:size())
    local cm = metrics.confusion(preds.pred, preds.target, math.max(g.test:numClasses(), 43))
    local summary = metrics.summary(cm)
    local h = {}

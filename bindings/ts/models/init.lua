@@ -172,16 +172,16 @@ function models.load(run, opts)
    end
    if type(run) ~= 'string' then error('ts.models.load(run): run must be a run directory\'s path, got ' .. type(run), 2) end
    local ok, config = pcall(json.readFile, run .. '/config.json')
-   if not ok then error('ts.models.load: ' .. tostring(config), 2) end
-   if not config then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 2) end
-   if type(config) ~= 'table' then error(('ts.models.load: %s/config.json is not a JSON object'):format(run), 2) end
+   if not ok then error('ts.models.load: ' .. tostring(config), 0) end
+   if not config then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 0) end
+   if type(config) ~= 'table' then error(('ts.models.load: %s/config.json is not a JSON object'):format(run), 0) end
    if type(config.model) ~= 'table' or not config.model.name then
-      error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 2)
+      error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 0)
    end
    local built, model = pcall(builder_of(run, config), config.model)
    if not built then
       error(('ts.models.load: %s/config.json: its model %s does not build: %s'):format(run, tostring(config.model.name),
-            tostring(model)), 2)
+            tostring(model)), 0)
    end
    local path = run .. '/model.safetensors'
    if weights == 'best' then
@@ -189,13 +189,13 @@ function models.load(run, opts)
    elseif weights == 'swa' then
       path = run .. '/swa.safetensors'
       if not files.exists(path) then
-         error(('ts.models.load: %s not found (the run was trained without swa, or stopped before its end)'):format(path), 2)
+         error(('ts.models.load: %s not found (the run was trained without swa, or stopped before its end)'):format(path), 0)
       end
       serialize.load(path, model)
    else
       path = run .. '/checkpoint.safetensors'
       if not files.exists(path) then
-         error(('ts.models.load: %s not found (the run has no checkpoint of its last epoch)'):format(path), 2)
+         error(('ts.models.load: %s not found (the run has no checkpoint of its last epoch)'):format(path), 0)
       end
       serialize.load(path, model, {prefix = 'model.'})
    end
