@@ -269,6 +269,17 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.raises(function() ts.models.load(dir .. '/run', {weights = 'first'}) end, "weights must be 'best', 'last' or 'swa'")
       os.remove(dir .. '/run/checkpoint.safetensors')
       t.raises(function() ts.models.load(dir .. '/run', {weights = 'last'}) end, 'has no checkpoint of its last epoch')
+      -- a config.json without the normalization the model learnt with, or with a broken one, is named (predict fed
+      -- such a run unnormalized images, silently)
+      local good = t.readfile(dir .. '/run/config.json')
+      local config = ts.json.decode(good)
+      config.preprocess = nil
+      t.writefile(dir .. '/run/config.json', ts.json.encode(config))
+      t.raises(function() ts.models.load(dir .. '/run') end, dir .. '/run/config.json: no preprocess settings')
+      config.preprocess = {mean = 'abc'}
+      t.writefile(dir .. '/run/config.json', ts.json.encode(config))
+      t.raises(function() ts.models.load(dir .. '/run') end, 'config.json: preprocess: mean must be a list of 1 or 3 numbers')
+      t.writefile(dir .. '/run/config.json', good)
       -- a builder file that is gone, or no longer registers the name, is named
       ts.files.mkdirs(dir .. '/gone')
       t.writefile(dir .. '/gone/config.json', ts.json.encode{model = {name = 'tiny_gone'},

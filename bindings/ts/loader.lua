@@ -99,8 +99,22 @@ end
 
 -- ts.data.preprocess{mean = {r, g, b}, std = {r, g, b}, grayscale = false, equalize = nil|'hist'|'clahe',
 --                    clahe_tiles = 4, clahe_clip = 2, size = {h, w} or n}
+local preprocess_keys = {mean = 1, std = 1, grayscale = 1, equalize = 1, clahe_tiles = 1, clahe_clip = 1, size = 1}
 function M.preprocess(o)
    o = o or {}
+   if type(o) ~= 'table' then error('preprocess: expected a table of settings, got ' .. type(o), 2) end
+   for k in pairs(o) do
+      if not preprocess_keys[k] then error(('preprocess: unknown setting %s'):format(tostring(k)), 2) end
+   end
+   for _, k in ipairs({'mean', 'std'}) do
+      local v = o[k]
+      if v ~= nil and (type(v) ~= 'table' or (#v ~= 1 and #v ~= 3)) then
+         error(('preprocess: %s must be a list of 1 or 3 numbers (one per channel), got %s'):format(k, tostring(v)), 2)
+      end
+   end
+   if o.grayscale ~= nil and type(o.grayscale) ~= 'boolean' then
+      error('preprocess: grayscale must be true or false, got ' .. tostring(o.grayscale), 2)
+   end
    local p = ffi.new('ts_preprocess')
    p.grayscale = o.grayscale and 1 or 0
    local eq = {none = 0, hist = 1, clahe = 2}

@@ -183,6 +183,13 @@ function models.load(run, opts)
       error(('ts.models.load: %s/config.json: its model %s does not build: %s'):format(run, tostring(config.model.name),
             tostring(model)), 0)
    end
+   -- the images' normalization the model was trained with: ts.train records it always, so a run without a valid one
+   -- would be fed other numbers than it learnt on, silently
+   local pre_ok, why = pcall(require('ts.loader').preprocess, config.preprocess)
+   if type(config.preprocess) ~= 'table' or not pre_ok then
+      error(('ts.models.load: %s/config.json: %s'):format(run, type(config.preprocess) ~= 'table'
+            and 'no preprocess settings (the normalization the model was trained with)' or tostring(why)), 0)
+   end
    local path = run .. '/model.safetensors'
    if weights == 'best' then
       serialize.load(path, model)
