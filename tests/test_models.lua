@@ -314,6 +314,9 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
          local feats = t.readFloats(ref .. 'features.bin', {4, e.features})
          t.truthy(logits:maxAbsDiff(want) <= 1e-4 * want:abs():max(), name .. ' logits: ' .. logits:maxAbsDiff(want))
          t.truthy(m.flatten.output:maxAbsDiff(feats) <= 1e-4 * feats:abs():max(), name .. ' features')
+         -- each model's convention is its own copy: changing it changed the catalog, so every later load
+         m.inputConvention.std[1] = 5
+         t.eq(ts.models.pretrained(name).inputConvention.std[1], e.input.std[1], name .. ': the catalog untouched')
       end
    end)
 

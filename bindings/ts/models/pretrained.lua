@@ -33,7 +33,8 @@ function M.pretrained(models, name, opts)
    local ok, err = pcall(serialize.load, path, model, {strict = opts.strict ~= false})
    if not ok then error(err, 3) end
    model:evaluate()
-   model.inputConvention = entry.input
+   -- a copy: a caller that changes its model's convention must not change the catalog's, and so every later load's
+   model.inputConvention = {mean = {unpack(entry.input.mean)}, std = {unpack(entry.input.std)}, size = entry.input.size}
    model.pretrainedName, model.headName, model.featureSize = name, entry.head, entry.features
    return model
 end
