@@ -320,6 +320,15 @@ local function set_rng(r) C.ts_rng_set_state(ffi.cast('uint64_t *', r:data())) e
 -- at the start of an interrupted epoch, from which its order and augmentation seed are drawn again
 -- averages: {ema = average or nil, swa = average or nil}, kept as their tensors under 'ema.' and 'swa.' and their
 -- counts of updates in the state
+-- the model's name of each tensor the optimizer updates, in its state's order (optim.<i> in a checkpoint)
+local function optimized_names(model, opt)
+   local by_tensor = {}
+   for _, pair in ipairs(model:stateDict()) do by_tensor[pair[2]] = pair[1] end
+   local names = {}
+   opt:each(function(_, p) names[#names + 1] = by_tensor[p] or '?' end)
+   return names
+end
+
 local function save_checkpoint(path, model, opt, state, epoch_rng, averages)
    local tensors = {}
    for _, pair in ipairs(model:stateDict()) do tensors['model.' .. pair[1]] = pair[2] end
@@ -337,6 +346,7 @@ local function save_checkpoint(path, model, opt, state, epoch_rng, averages)
    tensors.rng = rng_tensor()
    tensors.epoch_rng = epoch_rng
    state.optim_steps = steps
+   state.optim_params = optimized_names(model, opt)
    serialize.save(path, tensors, {state = json.encode(state)})
 end
 
@@ -384,6 +394,18 @@ local function load_checkpoint(path, model, opt, device, averages)
    local ok, err, meta, tensors = pcall(serialize.load, path, model, {prefix = 'model.'})
    if not ok then error(err, 0) end
    local state = json.decode(meta.state)
+   -- the optimizer's state is by position: a resume with a layer frozen or unfrozen gave one layer's momentum to
+   -- another of its shape, or failed at its first step after the run's files were rewritten
+   local recorded, now = state.optim_params, optimized_names(model, opt)
+   if recorded then
+      for k = 1, math.max(#recorded, #now) do
+         if recorded[k] ~= now[k] then
+            error(('%s: the optimizer state is for other trainable parameters (%d of them; %d now, the first that ' ..
+                   'differs: %s in the checkpoint, %s now): a layer was frozen or unfrozen since; restore that, or ' ..
+                   'start a new run'):format(path, #recorded, #now, tostring(recorded[k] or 'none'), tostring(now[k] or 'none')), 0)
+         end
+      end
+   end
    for kind, avg in pairs(averages) do
       for _, p in ipairs(avg.pairs) do
          local t = tensors[kind .. '.' .. p.name]
