@@ -302,6 +302,19 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.raises(function() ts.models.register('x', 'not a function') end, 'a name and a function')
    end)
 
+   t.test('builders refuse options they do not take and sizes of nothing', function()
+      t.raises(function() ts.models.refcnn{widths = {4, 8, 16}, widht = {1}} end,
+               'ts.models.refcnn: unknown option widht (known: channels, classes, convs, dropout, fine, gap, hidden')
+      t.raises(function() ts.models.baseline{hidden = 0} end, 'ts.models.refcnn: hidden must be a whole number from 1, got 0')
+      t.raises(function() ts.models.refcnn{widths = {4, 8}} end, 'widths must be three whole numbers >= 1, one per stage, got {4, 8}')
+      t.raises(function() ts.models.refcnn{dropout = 1} end, 'dropout must be in [0, 1), got 1')
+      t.raises(function() ts.models.resnet8{classes = 0} end, 'ts.models.resnet8: classes must be a whole number from 1')
+      t.raises(function() ts.models.resnet20{clases = 3} end, 'ts.models.resnet20: unknown option clases (known: channels, classes)')
+      t.raises(function() ts.models.mobilenet_v1_025{channel = 1} end, 'ts.models.mobilenet_v1_025: unknown option channel')
+      -- a spec reaches its builder with its name, which is no option
+      t.eq(ts.models.refcnn{name = 'refcnn', widths = {4, 8, 16}, hidden = 8, classes = 43}:numParameters(), 4791)
+   end)
+
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()
       local dir = os.getenv('TSHOST_MODELS')
       if not dir then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end

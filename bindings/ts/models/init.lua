@@ -4,6 +4,7 @@ local files = require('ts.files')
 local json = require('ts.json')
 local serialize = require('ts.serialize')
 local root = require('ts.ffi').root
+local options = require('ts.models.options')
 
 local models = {}
 
@@ -24,8 +25,24 @@ local models = {}
 -- third stage's 8x8 maps over all their places, global average pooling, so that the classifier sees w3 features
 -- that say what is there and not where: fine's 64 places overfitted to where details lie in the training tracks,
 -- and 16 places may too; the first Linear shrinks from 16 w3 to w3 inputs).
+local REFCNN_OPTIONS = {classes = 1, channels = 1, widths = 1, hidden = 1, dropout = 1, stage3 = 1, convs = 1, stn = 1,
+                        multiscale = 1, fine = 1, gap = 1}
 function models.refcnn(opts)
-   opts = opts or {}
+   opts = options.check('refcnn', opts, REFCNN_OPTIONS, {'classes', 'channels', 'hidden', 'fine', 'stage3'})
+   if opts.widths ~= nil then
+      local w = opts.widths
+      local ok = type(w) == 'table' and #w == 3
+      for i = 1, 3 do ok = ok and type(w[i]) == 'number' and w[i] % 1 == 0 and w[i] >= 1 end
+      if not ok then
+         local shown = {}
+         for i, v in ipairs(type(w) == 'table' and w or {}) do shown[i] = tostring(v) end
+         error(('ts.models.refcnn: widths must be three whole numbers >= 1, one per stage, got %s'):format(
+               type(w) == 'table' and '{' .. table.concat(shown, ', ') .. '}' or tostring(w)), 0)
+      end
+   end
+   if opts.dropout ~= nil and not (type(opts.dropout) == 'number' and opts.dropout >= 0 and opts.dropout < 1) then
+      error(('ts.models.refcnn: dropout must be in [0, 1), got %s'):format(tostring(opts.dropout)), 0)
+   end
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
    local net = nn.Sequential()

@@ -3,11 +3,12 @@
 -- pooling and `fc`. Keras conventions: every conv has a bias, BN eps 1e-3, 'same' padding. Runs at any
 -- input size (96x96 natively); `flatten` outputs the 256 features.
 local nn = require('ts.nn')
+local options = require('ts.models.options')
 
 local M = {}
 
 function M.mobilenet_v1_025(opts)
-   opts = opts or {}
+   opts = options.check('mobilenet_v1_025', opts, {classes = 1, channels = 1}, {'classes', 'channels'})
    local net = nn.Sequential()
    net:add(nn.Conv2d(opts.channels or 3, 8, 3, {stride = 2, padding = 'same'}), 'conv1')
    net:add(nn.BatchNorm2d(8, {eps = 1e-3}), 'bn1')

@@ -5,6 +5,7 @@
 --     padding (0 before, 1 after at stride 2), 1x1 convolution shortcuts; head named `fc`.
 -- Every network is a Sequential whose child `flatten` outputs the penultimate features.
 local nn = require('ts.nn')
+local options = require('ts.models.options')
 
 local M = {}
 
@@ -24,8 +25,9 @@ local function basic_block(cin, cout, stride, o)
    return block
 end
 
-local function cifar_resnet(blocks, opts)
-   opts = opts or {}
+local RESNET_OPTIONS = {classes = 1, channels = 1}
+local function cifar_resnet(name, blocks, opts)
+   opts = options.check(name, opts, RESNET_OPTIONS, {'classes', 'channels'})
    local o = {padding = 1, bias = false, eps = 1e-5,
               shortcut = function(cin, cout, stride) return nn.ZeroPadShortcut(cin, cout, stride) end}
    local net = nn.Sequential()
@@ -47,11 +49,11 @@ local function cifar_resnet(blocks, opts)
    return net
 end
 
-function M.resnet20(opts) return cifar_resnet(3, opts) end
-function M.resnet56(opts) return cifar_resnet(9, opts) end
+function M.resnet20(opts) return cifar_resnet('resnet20', 3, opts) end
+function M.resnet56(opts) return cifar_resnet('resnet56', 9, opts) end
 
 function M.resnet8(opts)
-   opts = opts or {}
+   opts = options.check('resnet8', opts, RESNET_OPTIONS, {'classes', 'channels'})
    local o = {padding = 'same', bias = true, eps = 1e-3,
               shortcut = function(cin, cout, stride) return nn.Conv2d(cin, cout, 1, {stride = stride}) end}
    local net = nn.Sequential()
