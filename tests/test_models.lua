@@ -311,6 +311,12 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.raises(function() ts.models.resnet8{classes = 0} end, 'ts.models.resnet8: classes must be a whole number from 1')
       t.raises(function() ts.models.resnet20{clases = 3} end, 'ts.models.resnet20: unknown option clases (known: channels, classes)')
       t.raises(function() ts.models.mobilenet_v1_025{channel = 1} end, 'ts.models.mobilenet_v1_025: unknown option channel')
+      -- a spec names a builder, not another of ts.models' functions (name = 'load' called ts.models.load)
+      t.eq(ts.models.builder('load'), nil); t.eq(ts.models.builder('source'), nil); t.eq(ts.models.builder(5), nil)
+      t.eq(ts.models.builder('resnet8'), ts.models.resnet8)
+      local g = ts.data.synthetic{train = 8, valid = 8, test = 8, seed = 1}
+      t.raises(function() ts.train{model = {name = 'unfinished'}, data = {train = g.train}, quiet = true} end,
+               'ts.train: no model builder ts.models.unfinished')
       -- a spec reaches its builder with its name, which is no option
       t.eq(ts.models.refcnn{name = 'refcnn', widths = {4, 8, 16}, hidden = 8, classes = 43}:numParameters(), 4791)
    end)

@@ -724,8 +724,8 @@ end
 local function build_model(spec)
    if type(spec) == 'table' and spec.forward then return spec, nil end
    if type(spec) ~= 'table' or not spec.name then error('ts.train: model must be a module or {name = builder, ...}', 0) end
-   local builder = models[spec.name]
-   if type(builder) ~= 'function' then
+   local builder = models.builder(spec.name)
+   if not builder then
       error(('ts.train: no model builder ts.models.%s (a network of your own: ts.models.register)'):format(
             tostring(spec.name)), 0)
    end

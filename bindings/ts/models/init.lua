@@ -113,8 +113,12 @@ function models.baseline(opts)
    return models.refcnn(o)
 end
 
-for name, builder in pairs(require('ts.models.resnet')) do models[name] = builder end
-for name, builder in pairs(require('ts.models.mobilenet')) do models[name] = builder end
+-- the networks a spec ({name = ...}) can name: these and the registered ones, not ts.models' other functions (a spec
+-- named 'load' or 'source' called them)
+local builtin = {refcnn = true, baseline = true}
+for _, family in ipairs({require('ts.models.resnet'), require('ts.models.mobilenet')}) do
+   for name, builder in pairs(family) do models[name], builtin[name] = builder, true end
+end
 local pretrained = require('ts.models.pretrained')
 function models.pretrained(name, opts) return pretrained.pretrained(models, name, opts) end
 models.catalog = pretrained.catalog
@@ -154,6 +158,11 @@ function models.register(name, builder)
    models[name] = builder
 end
 
+-- the builder a spec's name stands for, or nil
+function models.builder(name)
+   return type(name) == 'string' and (builtin[name] or registered[name]) and models[name] or nil
+end
+
 -- where a registered builder came from ({file, script}, as config.json records it), or nil for a built-in one
 function models.source(name)
    local r = registered[name]
@@ -163,17 +172,20 @@ end
 -- the builder config.json names, its file run again when the run's builder is not the one registered here
 local function builder_of(run, config)
    local name, source = config.model.name, config.model_source
-   if source and source.file and not (registered[name] and registered[name].file == source.file) then
+   if source ~= nil and (type(source) ~= 'table' or type(source.file) ~= 'string') then
+      error(('ts.models.load: %s/config.json: model_source must be {file = path}, got %s'):format(run, json.encode(source)), 0)
+   end
+   if source and not (registered[name] and registered[name].file == source.file) then
       local path = resolved(source.file)
       if not files.realpath(path) then
-         error(('ts.models.load: %s was trained with the builder %s from %s, which is gone'):format(run, name, path), 3)
+         error(('ts.models.load: %s was trained with the builder %s from %s, which is gone'):format(run, name, path), 0)
       end
       dofile(path)
       if not registered[name] then
-         error(('ts.models.load: %s no longer registers the builder %s that %s was trained with'):format(path, name, run), 3)
+         error(('ts.models.load: %s no longer registers the builder %s that %s was trained with'):format(path, name, run), 0)
       end
    end
-   return models[name] or error('ts.models.load: no builder ts.models.' .. name, 3)
+   return models.builder(name) or error(('ts.models.load: %s/config.json: no builder ts.models.%s'):format(run, tostring(name)), 0)
 end
 
 -- A model from a run directory: its builder and options from config.json, its weights from
