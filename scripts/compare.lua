@@ -44,12 +44,16 @@ for _, run in ipairs(runs) do
 end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
 
+-- what a run may not have recorded (an ensemble's speed, an older record's fields): '?' in the width given ('' none)
+local function optional(v, width)
+   return type(v) == 'number' and ('%' .. width .. '.0f'):format(v) or ('%' .. width .. 's'):format('?')
+end
 local lines = {('%-28s %9s %17s %9s %10s %9s %8s  %s'):format('run', 'accuracy', '95% interval', 'macro-F1', 'params', 'train s', 'img/s', 'note')}
 for _, r in ipairs(rows) do
    local f = r.final
-   lines[#lines + 1] = ('%-28s %8.2f%% %7.2f%% - %6.2f%% %9.4f %10d %9.0f %8.0f  %s'):format(r.run, 100 * f.test_accuracy,
-      100 * f.test_accuracy_ci95[1], 100 * f.test_accuracy_ci95[2], f.test_macro_f1, f.parameters, f.train_seconds,
-      f.images_per_second, f.note or r.config.note or '')
+   lines[#lines + 1] = ('%-28s %8.2f%% %7.2f%% - %6.2f%% %9.4f %s %s %s  %s'):format(r.run, 100 * f.test_accuracy,
+      100 * f.test_accuracy_ci95[1], 100 * f.test_accuracy_ci95[2], f.test_macro_f1, optional(f.parameters, 10),
+      optional(f.train_seconds, 9), optional(f.images_per_second, 8), tostring(f.note or r.config.note or ''))
 end
 lines[#lines + 1] = ''
 lines[#lines + 1] = 'paired McNemar tests (b: only the first right, c: only the second right):'
@@ -79,9 +83,9 @@ if html then
               '<table><tr><th class="l">run</th><th>test accuracy</th><th>95% interval</th><th>macro-F1</th><th>parameters</th><th>training s</th><th>images/s</th><th class="l">note</th></tr>'}
    for _, r in ipairs(rows) do
       local f = r.final
-      h[#h + 1] = ('<tr><td class="l"><a href="%s/report.html">%s</a></td><td>%.2f%%</td><td>%.2f - %.2f%%</td><td>%.4f</td><td>%d</td><td>%.0f</td><td>%.0f</td><td class="l">%s</td></tr>'):format(
+      h[#h + 1] = ('<tr><td class="l"><a href="%s/report.html">%s</a></td><td>%.2f%%</td><td>%.2f - %.2f%%</td><td>%.4f</td><td>%s</td><td>%s</td><td>%s</td><td class="l">%s</td></tr>'):format(
          esc(r.run), esc(r.run), 100 * f.test_accuracy, 100 * f.test_accuracy_ci95[1], 100 * f.test_accuracy_ci95[2], f.test_macro_f1,
-         f.parameters, f.train_seconds, f.images_per_second, esc(f.note or ''))
+         optional(f.parameters, ''), optional(f.train_seconds, ''), optional(f.images_per_second, ''), esc(tostring(f.note or '')))
    end
    h[#h + 1] = '</table><h2>Paired McNemar tests</h2><table><tr><th class="l">model A</th><th class="l">model B</th><th>only A right</th><th>only B right</th><th>p</th><th class="l">verdict</th></tr>'
    for _, p in ipairs(pairs_out) do

@@ -38,6 +38,12 @@ return function(t)
                                                           confidence = preds.confidence:narrow(1, 1, 3)})
       rc, out = t.sh(('%s %s/scripts/report.lua %s/s2'):format(t.tshost, ts.root, dir))
       t.truthy(rc == 1 and out:find('3 predictions for ', 1, true), out)
+      -- a record without the optional fields (parameters, times) shows them as '?' instead of a Lua error
+      local f1 = ts.json.readFile(dir .. '/s1/final.json')
+      f1.parameters, f1.train_seconds = nil, nil
+      ts.files.writeFile(dir .. '/s1/final.json', ts.json.encode(f1))
+      rc, out = compare(('%s/s1 --html %s/c2.html'):format(dir, dir))
+      t.truthy(rc == 0 and out:find('          ?         ?', 1, true), out)
       t.writefile(dir .. '/s2/final.json', '[1, 2, 3]')
       rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
       t.truthy(rc == 1 and out:find(dir .. "/s2/final.json: not a finished run's record", 1, true), out)

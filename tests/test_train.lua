@@ -572,6 +572,15 @@ return function(t)
       t.raises(function() ts.evaluate(net, g.train) end, "evaluate: the model's scores hold NaN or infinities")
       t.raises(function() ts.evaluate(tiny_net(), g.train, {temprature = 2}) end, 'evaluate: unknown option temprature')
       t.raises(function() ts.evaluate(tiny_net(), g.train, {batch = 2.5}) end, 'evaluate: batch must be a whole number >= 1')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {classes = -5}) end, 'evaluate: classes must be a whole number >= 1, got -5')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {tta = {views = 2, seed = 'x'}}) end, 'tta seed must be a whole number')
+      -- the confusion matrix takes class ids: a fraction (0.9 as a float tensor read as class 0), a NaN or no class
+      -- count is refused by name
+      t.raises(function() ts.metrics.confusion({0.5, 1}, {0, 1}, 3) end, 'confusion: prediction 1 is 0.5, not a class id in 0..2')
+      t.raises(function() ts.metrics.confusion(ts.tensor({0, 1.7}), ts.tensor({0, 1}), 3) end, 'prediction 2 is 1.70000')
+      t.raises(function() ts.metrics.confusion({0}, {0 / 0}, 3) end, 'confusion: target 1 is nan')
+      t.raises(function() ts.metrics.confusion({0}, {0}) end, 'confusion: classes must be a whole number from 1')
+      t.raises(function() ts.metrics.mostConfused({classes = 2}) end, 'mostConfused: expected a confusion matrix')
    end)
 
    t.test('a resume that fails at its first step leaves the run\'s config.json as it was', function()

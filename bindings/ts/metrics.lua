@@ -12,14 +12,19 @@ local T = require('ts.tensor')
 
 local metrics = {}
 
+-- a list or tensor's values as a 1-based accessor, its length and what keeps a tensor's memory alive; a tensor is
+-- read as doubles, so that a fraction (0.9 read as class 0) or a NaN is seen by the caller's checks
 local function values(v)
    if not T.isTensor(v) then return v, #v, 1 end
-   local c = v:long():contiguous()
-   local p = ffi.cast('int64_t *', c:data())
+   local c = v:contiguous():double()
+   local p = ffi.cast('double *', c:data())
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
 end
 
 function metrics.confusion(pred, target, classes)
+   if type(classes) ~= 'number' or classes % 1 ~= 0 or classes < 1 or classes > 100000 then
+      error(('confusion: classes must be a whole number from 1 to 100000, got %s'):format(tostring(classes)), 2)
+   end
    local pv, n, keep1 = values(pred)
    local tv, m, keep2 = values(target)
    if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end
@@ -30,8 +35,10 @@ function metrics.confusion(pred, target, classes)
    end
    for i = 1, n do
       local t, p = tv[i], pv[i]
-      if t < 0 or t >= classes or p < 0 or p >= classes then
-         error(('confusion: class %d or %d outside 0..%d'):format(t, p, classes - 1), 2)
+      for _, v in ipairs({{t, 'target'}, {p, 'prediction'}}) do
+         if type(v[1]) ~= 'number' or v[1] % 1 ~= 0 or v[1] < 0 or v[1] >= classes then
+            error(('confusion: %s %d is %s, not a class id in 0..%d'):format(v[2], i, tostring(v[1]), classes - 1), 2)
+         end
       end
       cm[t][p] = cm[t][p] + 1
    end
@@ -196,6 +203,9 @@ end
 
 -- the n largest off-diagonal cells: {true, predicted, count}
 function metrics.mostConfused(cm, n)
+   if type(cm) ~= 'table' or type(cm.classes) ~= 'number' or (cm.classes > 0 and type(cm[0]) ~= 'table') then
+      error('mostConfused: expected a confusion matrix (ts.metrics.confusion)', 2)
+   end
    local cells = {}
    for t = 0, cm.classes - 1 do
       for p = 0, cm.classes - 1 do
@@ -284,7 +294,7 @@ function metrics.format(m, names)
    local lines = {('%-4s %-44s %9s %9s %9s %8s'):format('id', 'class', 'precision', 'recall', 'f1', 'support')}
    for c = 0, m.classes - 1 do
       local r = m.per_class[c]
-      local name = names and names[c] or ''
+      local name = names and names[c] ~= nil and tostring(names[c]) or ''
       if #name > 44 then name = name:sub(1, 41) .. '...' end
       lines[#lines + 1] = ('%-4d %-44s %9.4f %9.4f %9.4f %8d'):format(c, name, r.precision, r.recall, r.f1, r.support)
    end

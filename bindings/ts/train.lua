@@ -130,8 +130,11 @@ function M.evaluate(model, ds, opts)
    end
    if type(model) ~= 'table' or not model.forward then error('evaluate(model, dataset, opts): model must be a module', 2) end
    if type(ds) ~= 'table' or not ds.x or not ds.y then error('evaluate(model, dataset, opts): dataset must be a ts.data dataset', 2) end
-   if opts.batch ~= nil and not (type(opts.batch) == 'number' and opts.batch % 1 == 0 and opts.batch >= 1) then
-      error('evaluate: batch must be a whole number >= 1, got ' .. tostring(opts.batch), 2)
+   for _, k in ipairs({'batch', 'classes'}) do
+      local v = opts[k]
+      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
+         error(('evaluate: %s must be a whole number >= 1, got %s'):format(k, tostring(v)), 2)
+      end
    end
    if not opts.auto_microbatch then return evaluate(model, ds, opts) end
    local o = {}
@@ -163,7 +166,11 @@ local function tta_settings(tta)
    if (augment.settings.flip or 0) > 0 then
       error('evaluate: tta augment cannot flip (a mirrored sign can be another class)', 4)
    end
-   return {views = views, augment = augment, seed = tta.seed or 1}
+   local seed = tta.seed or 1
+   if type(seed) ~= 'number' or seed % 1 ~= 0 or seed < 0 or seed >= 2 ^ 31 then
+      error(('evaluate: tta seed must be a whole number from 0 to 2^31, got %s'):format(tostring(seed)), 4)
+   end
+   return {views = views, augment = augment, seed = seed}
 end
 
 -- The mean of several predictions' probabilities (views of an image, members of an ensemble), kept as
