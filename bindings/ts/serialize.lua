@@ -119,17 +119,17 @@ function M.load(path, model, opts)
    end
    if #wrong_kind > 0 then
       error(('ts.load: %s does not fit the model: %s (integers and floats do not fill each other)'):format(path,
-            table.concat(wrong_kind, '; ')), 2)
+            table.concat(wrong_kind, '; ')), 0)
    end
    if strict and #problems > 0 then
-      error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 2)
+      error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 0)
    end
    -- not strict: what is left out is said, and a file of which nothing fits (another network, or every name
    -- under a prefix such as DataParallel's 'module.') is refused: the model would keep its random weights
    if #problems > 0 then
       local listed = table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')
       if not next(used) and #state > 0 then
-         error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path, listed), 2)
+         error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path, listed), 0)
       end
       io.stderr:write(('note: ts.load: %s: %d tensor(s) left as they were or not used (strict = false): %s\n'):format(path,
                       #problems, listed))
