@@ -661,7 +661,7 @@ function M.threshold(run, own, temperature, views)
       return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)
    end
    local t = type(fit) == 'table' and tonumber(fit.threshold)
-   if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run)) end
+   if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run), 0) end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end
