@@ -363,7 +363,7 @@ function data.gtsrb(dir)
       local top = ds:size() > 0 and ds.y:max() or -1
       if top >= 0 and not names[top] then
          error(('%s: a label %d, which %s/label_names.csv does not name (it names %d classes)'):format(path, top, dir,
-               names[0] and #names + 1 or 0), 2)
+               names[0] and #names + 1 or 0), 0)
       end
       -- 0s and 1s only (a numpy bool array, a mask): images that dark are readable by nothing, so say so (the
       -- scan stops at the first brighter value, within a few bytes of a real image)
@@ -379,7 +379,7 @@ function data.gtsrb(dir)
       local first = out.train
       if first and first:imageShape() ~= ds:imageShape() then
          error(('%s: images %s do not match %s/train.pickle\'s %s (same height, width and channels in every split)'):format(
-               path, tostring(ds.x:size()), dir, tostring(first.x:size())), 2)
+               path, tostring(ds.x:size()), dir, tostring(first.x:size())), 0)
       end
       attach_boxes(ds, d, path)
       ds.extra = d
