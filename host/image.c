@@ -7,6 +7,7 @@
  * exclusive) is cropped first. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -155,17 +156,20 @@ static size_t declared_bytes(const unsigned char *d, size_t n, int w, int h, int
 /* stb_image 2.27 and before read a 16-bit PNM's samples in the host's byte order, though the format stores them
  * big-endian: on x86 each sample came back as its low byte. Whether this stb does is asked once, of a one-pixel
  * file, so that a fixed stb is left alone. */
+static int pnm16_swapped;
+static void probe_pnm16(void)
+{
+    static const unsigned char probe[] = "P5 1 1 65535\n\x12\x34";
+    int w, h, n;
+    unsigned char *p = stbi_load_from_memory(probe, (int)sizeof probe - 1, &w, &h, &n, 1);
+    pnm16_swapped = p && p[0] == 0x34;
+    if (p) stbi_image_free(p);
+}
 static int stb_swaps_pnm16(void)
 {
-    static int swaps = -1;
-    if (swaps < 0) {
-        static const unsigned char probe[] = "P5 1 1 65535\n\x12\x34";
-        int w, h, n;
-        unsigned char *p = stbi_load_from_memory(probe, (int)sizeof probe - 1, &w, &h, &n, 1);
-        swaps = p && p[0] == 0x34;
-        if (p) stbi_image_free(p);
-    }
-    return swaps;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;   /* images may be loaded by several threads */
+    pthread_once(&once, probe_pnm16);
+    return pnm16_swapped;
 }
 
 /* a 16-bit PNM's samples (all there: its size was checked) swapped into the order this stb reads them in */

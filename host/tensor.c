@@ -251,7 +251,10 @@ ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
         for (int d = 0; d < ndim && at < (int)sizeof asked; d++)
             at += snprintf(asked + at, sizeof asked - (size_t)at, "%s%lld", d ? "," : "", (long long)shape[d]);
         if (at < (int)sizeof asked) snprintf(asked + at, sizeof asked - (size_t)at, "]");
-        if (infer >= 0)
+        if (infer >= 0 && known == 0)
+            ts_error("view: cannot view %s (%lld elements) as %s: a size of 0 leaves the -1 undetermined",
+                     ts_shape_str(t, buf, sizeof buf), (long long)numel, asked);
+        else if (infer >= 0)
             ts_error("view: cannot view %s (%lld elements) as %s: %lld is not a multiple of %lld",
                      ts_shape_str(t, buf, sizeof buf), (long long)numel, asked, (long long)numel, (long long)known);
         else

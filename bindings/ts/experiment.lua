@@ -140,23 +140,25 @@ function M.finish(result, g, opt)
    local run = result.run
    local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true})
    ev.target_y = g.test.y
-   -- what the run was trained and validated on (a variant may train on other images than g.train, or without a
-   -- validation set when g.valid is part of its training: then nothing is left to fit a temperature on, and the
-   -- run has no calibration)
+   -- train_images, valid_images and data describe g, which the run's readers rebuild and check (checkRunData); a
+   -- variant that trained on other images (changes.train) or without validation says so in trained_on.
+   -- opt.no_calibration (a reason): no temperature, as when the validation images were part of the training
    local used = result.config and result.config.data or g
    local validated = used.valid ~= nil
-   local cal = validated and M.calibrate(result.model, g, result.preprocess, ev) or nil
+   local cal = not opt.no_calibration and M.calibrate(result.model, g, result.preprocess, ev) or nil
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
       test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
       test_weighted_f1 = s.weighted.f1, test_loss = ev.loss, test_images = s.total,
-      train_images = used.train:size(), valid_images = validated and used.valid:size() or nil,
+      train_images = g.train:size(), valid_images = g.valid:size(),
       best_epoch = result.best.epoch, best_valid_accuracy = validated and result.best.accuracy or nil,
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
       note = opt.note, synthetic = g.synthetic or false,
-      data = data.fingerprints({train = used.train, valid = used.valid, test = g.test}, {'train', 'valid', 'test'}),
+      data = data.fingerprints(g, {'train', 'valid', 'test'}),
+      trained_on = (used.train ~= g.train or used.valid ~= g.valid) and {train_images = used.train:size(),
+         train = used.train:fingerprint(), valid = validated and used.valid:fingerprint() or 'none'} or nil,
       temperature = cal and cal.temperature, test_ece = cal and cal.test.before.ece,
       test_ece_calibrated = cal and cal.test.after.ece,
       per_class = {}, most_confused = {},
@@ -187,7 +189,7 @@ function M.finish(result, g, opt)
          print(('calibration: temperature %.3f fitted on validation; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
             cal.temperature, cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
       else
-         print('calibration: none (the validation images were part of the training)')
+         print(('calibration: none (%s)'):format(opt.no_calibration))
       end
       print(('test accuracy %.4f (95%% CI %.4f-%.4f), macro-F1 %.4f, %d parameters, trained %.0f s'):format(
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
@@ -277,7 +279,8 @@ function M.variant(g, name, changes, opt)
       end
       if not opt.quiet then print(('== %s (seed %d)'):format(name, cfg.seed)) end
       local result = train.train(cfg)
-      local ev, final = M.finish(result, g, {note = name, quiet = true, no_report = opt.no_report})
+      local ev, final = M.finish(result, g, {note = name, quiet = true, no_report = opt.no_report,
+                                 no_calibration = changes.valid == false and 'the validation images were part of the training' or nil})
       out.runs[k], out.dirs[k], out.evals[k] = final, cfg.run, ev
    end
    return M.settle(out)

@@ -48,7 +48,7 @@ local function new_optimizer(kind, defaults, groups, opts)
    local self = setmetatable({kind = kind, groups = {}, state = {}}, Optimizer)
    opts = opts or {}
    for k, v in pairs(opts) do
-      if defaults[k] == nil then error(('%s: unknown option %s'):format(kind, k), 3) end
+      if defaults[k] == nil then error(('%s: unknown option %s'):format(kind, k), 0) end
    end
    if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
    for _, g in ipairs(groups) do self:addParamGroup(g, defaults, opts) end

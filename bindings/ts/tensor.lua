@@ -47,6 +47,8 @@ function T.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge 
 -- Accepts (2, 3, 4), ({2, 3, 4}) or (t:size()); returns ndim and fills shape_buf.
 local function shape_of(...)
    local first, count = select(1, ...), select('#', ...)
+   -- trailing nils are no sizes (an optional dtype passed on as nil), but a first nil is (a misspelt variable)
+   while count > 1 and select(count, ...) == nil do count = count - 1 end
    if type(first) == 'table' and count > 1 then
       error(('sizes are one table or numbers, not a table and %d more argument(s)'):format(count - 1), 3)
    end
@@ -223,7 +225,10 @@ function T.tensor(data, dtype)
    end
    walk(data, 1)
    local name = dtype_names[dtype_code(dtype, 3)]
-   for i, v in ipairs(flat) do check_fits('ts.tensor: element ' .. i, v, name, 3) end
+   local range = int_ranges[name]
+   for i, v in ipairs(flat) do   -- the message made only for an element that does not fit
+      if range and not (v > range[1] and v < range[2]) then check_fits('ts.tensor: element ' .. i, v, name, 3) end
+   end
    local t = new(4, shape)
    local p = ffi.cast('double *', C.ts_tensor_data(t._c))
    for i = 1, #flat do p[i - 1] = flat[i] end
@@ -437,7 +442,13 @@ local function index_table(self, spec, level)
    -- dim k of the tensor is spec[k]; d is where it is in t, after the selects before it took their dims away
    local t, d = self, 1
    for k, s in ipairs(spec) do
-      local size, shown = t:size(d), type(s) == 'table' and '{' .. table.concat(s, ',') .. '}' or tostring(s)
+      local shown = tostring(s)
+      if type(s) == 'table' then
+         local parts = {}
+         for i, v in ipairs(s) do parts[i] = tostring(v) end
+         shown = '{' .. table.concat(parts, ',') .. '}'
+      end
+      local size = t:size(d)
       for _, v in ipairs(type(s) == 'table' and s or {s}) do
          if type(v) ~= 'number' or v ~= math.floor(v) then
             error(('index %s (dim %d) is %s'):format(shown, k, type(v) == 'number' and 'not an integer'

@@ -102,8 +102,8 @@ static inline void vstore_bf16_16(uint16_t *p, vec16 v, lanes16 m)
 #else
 static inline vec16 vzero16(void) { return _mm512_setzero_ps(); }
 static inline vec16 vset16(float v) { return _mm512_set1_ps(v); }
-/* max(v, 0), a NaN becoming 0 as tsk_activation's ReLU makes it (maxps gives the second operand then) */
-/* maxps gives its second operand when either is a NaN: max(0, v) lets a NaN through, as tsk_activation does */
+/* maxps gives its second operand when either is a NaN: max(0, v) lets a NaN through, as tsk_activation does
+ * (and -0.0 stays -0.0 where tsk_activation gives +0.0: the same number) */
 static inline vec16 vrelu16(vec16 v) { return _mm512_max_ps(_mm512_setzero_ps(), v); }
 /* the elements of p in lanes m, zeros elsewhere; the others are not read (p + j may lie outside the array) */
 static inline vec16 vload16(const float *p, lanes16 m) { return _mm512_maskz_loadu_ps(m, p); }

@@ -52,12 +52,12 @@ function models.refcnn(opts)
       into:add(nn.BatchNorm2d(b))
       into:add(nn.ReLU())
    end
-   if opts.convs and opts.stage3 then error('ts.models.refcnn: convs and stage3 both set the third stage; give one', 2) end
+   if opts.convs and opts.stage3 then error('ts.models.refcnn: convs and stage3 both set the third stage; give one', 0) end
    local convs = opts.convs or {2, 2, opts.stage3 or 1}
-   if type(convs) ~= 'table' or #convs ~= 3 then error('ts.models.refcnn: convs must be three counts, one per stage', 2) end
+   if type(convs) ~= 'table' or #convs ~= 3 then error('ts.models.refcnn: convs must be three counts, one per stage', 0) end
    for _, n in ipairs(convs) do
       if type(n) ~= 'number' or n % 1 ~= 0 or n < 1 or n > 64 then
-         error(('ts.models.refcnn: convs must be whole numbers from 1 to 64, got %s'):format(tostring(n)), 2)
+         error(('ts.models.refcnn: convs must be whole numbers from 1 to 64, got %s'):format(tostring(n)), 0)
       end
    end
    local function stage(into, a, b, n)
@@ -71,7 +71,7 @@ function models.refcnn(opts)
    stage(deep, w[1], w[2], convs[2])
    deep:add(nn.MaxPool2d(2))
    stage(deep, w[2], w[3], convs[3])
-   if opts.fine and opts.gap then error('ts.models.refcnn: fine and gap are two ways to end the third stage; give one', 2) end
+   if opts.fine and opts.gap then error('ts.models.refcnn: fine and gap are two ways to end the third stage; give one', 0) end
    if opts.fine then
       deep:add(nn.Conv2d(w[3], opts.fine, 1, {bias = false}))
       deep:add(nn.BatchNorm2d(opts.fine))
