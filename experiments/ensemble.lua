@@ -17,6 +17,12 @@ end
 local g = ts.experiment.runData(members[1].run, members[1].final, opt)
 for k = 2, #members do ts.experiment.checkRunData(members[k].run, members[k].final, g) end
 
+-- members trained on the validation images too (final.json's trained_on): validation can neither choose among them nor
+-- fit the ensemble's temperature; the first member is the reference, and the ensemble has no calibration
+local validated = true
+for _, m in ipairs(members) do
+   if type(m.final.trained_on) == 'table' and m.final.trained_on.valid == 'none' then validated = false end
+end
 local valid_evals, test_evals, parameters, seconds = {}, {}, 0, 0
 print(('\n%-36s %10s %10s %10s %9s'):format('member', 'valid', 'test', 'params', 'train s'))
 for k, m in ipairs(members) do
@@ -33,34 +39,39 @@ local test = ts.ensemble(test_evals, g.test.y)
 print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(('ensemble of %d'):format(#members), 100 * valid.accuracy,
                                                 100 * test.accuracy, parameters, seconds))
 
--- the member validation picks, against the ensemble
+-- the member validation picks (the first, when validation cannot pick), against the ensemble
 local chosen = 1
-for k = 2, #members do if valid_evals[k].accuracy > valid_evals[chosen].accuracy then chosen = k end end
+for k = 2, validated and #members or 1 do if valid_evals[k].accuracy > valid_evals[chosen].accuracy then chosen = k end end
+local picked = validated and 'the one validation chooses' or 'the first (trained on the validation images, so unchosen)'
 local b, c, p = ts.metrics.mcnemar(ts.metrics.correct(test_evals[chosen].pred, g.test.y), ts.metrics.correct(test.pred, g.test.y))
 local accuracies = {}
 for k, ev in ipairs(test_evals) do accuracies[k] = ev.accuracy end
 local mean, sd = ts.metrics.meanSd(accuracies)
-print(('members: mean test accuracy %.2f%% (sd %.2f%%); the one validation chooses: %s, %.2f%%'):format(
-   100 * mean, 100 * sd, members[chosen].run, 100 * test_evals[chosen].accuracy))
+print(('members: mean test accuracy %.2f%% (sd %.2f%%); %s: %s, %.2f%%'):format(
+   100 * mean, 100 * sd, picked, members[chosen].run, 100 * test_evals[chosen].accuracy))
 print(('McNemar, chosen member vs ensemble: %d right only for the member, %d only for the ensemble, p = %.3g'):format(b, c, p))
 
 -- the ensemble as a run of its own
 ts.files.mkdirs(opt.run)
 local s = test.summary
 local lo, hi = ts.metrics.interval(s.correct, s.total)
-local temperature = ts.metrics.temperature(valid.logits, g.valid.y)
+local temperature = validated and ts.metrics.temperature(valid.logits, g.valid.y) or nil
 local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
-               best_valid_accuracy = valid.accuracy, train_seconds = seconds, parameters = parameters,
+               best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
                images_per_second = 0, members = {}, tta = opt.tta, temperature = temperature,
                note = ('ensemble of %d (mean probability)'):format(#members), synthetic = g.synthetic or false}
 for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
-ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
-   valid = {before = ts.metrics.calibration(valid.logits, g.valid.y),
-            after = ts.metrics.calibration(valid.logits, g.valid.y, temperature)}}))
-print(('wrote %s (final.json, test_predictions.safetensors, calibration.json)'):format(opt.run))
-print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over the member validation chooses (%s)'):format(
-   #members, 100 * test.accuracy, 100 * (test.accuracy - test_evals[chosen].accuracy),
+if validated then
+   ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
+      valid = {before = ts.metrics.calibration(valid.logits, g.valid.y),
+               after = ts.metrics.calibration(valid.logits, g.valid.y, temperature)}}))
+end
+print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, validated and ', calibration.json' or
+      '; no calibration.json: members trained on the validation images'))
+print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over %s (%s)'):format(
+   #members, 100 * test.accuracy, 100 * (test.accuracy - test_evals[chosen].accuracy), validated and
+   'the member validation chooses' or 'its first member',
    p < 0.05 and 'significant, McNemar p < 0.05' or 'not significant'))

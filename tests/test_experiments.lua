@@ -354,10 +354,10 @@ return function(t)
       t.eq(rc, 0, out)
       t.eq(#ts.json.decode(out:match('^[^\n]*'))[1].top5, 5, out)
       -- every ingredient against the baseline recipe, the baseline's runs shared with exposure's
-      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,precisebn,average,swa,swalr,blur,stn,clahe,multiscale,nofade,nocutout,narrow,wider,fine,gap,bf16,sqrt,shadow,mix,distill teachers=2 run=%s/exposure.lua'):format(dir))
+      out = run('ingredients.lua', ('epochs=1 what=ema,tta,last,precisebn,average,swa,swalr,blur,stn,clahe,multiscale,nofade,nocutout,narrow,wider,fine,gap,bf16,sqrt,shadow,mix,distill,trainval teachers=2 run=%s/exposure.lua'):format(dir))
       for _, row in ipairs({'baseline+ema', 'baseline+tta8', 'baseline@last', 'baseline+precisebn',
                             'baseline+average', 'baseline+swa', 'baseline+swalr', 'baseline+stn', 'baseline+clahe', 'baseline+multiscale', 'baseline-nofade',
-                            'baseline-nocutout', 'baseline-narrow', 'baseline-wider', 'baseline+fine', 'baseline+gap', 'baseline+bf16', 'baseline+sqrt', 'baseline+shadow', 'baseline+mix', 'baseline+distill2', 'conclusion'}) do
+                            'baseline-nocutout', 'baseline-narrow', 'baseline-wider', 'baseline+fine', 'baseline+gap', 'baseline+bf16', 'baseline+sqrt', 'baseline+shadow', 'baseline+mix', 'baseline+distill2', 'baseline+trainval', 'conclusion'}) do
          t.truthy(out:find(row, 1, true), row .. ' missing:\n' .. out)
       end
       -- the student was taught by the recipe's first two seeds (the second trained for it)
@@ -374,6 +374,11 @@ return function(t)
       out = run('ensemble.lua', ('runs=%s,%s run=%s/twice'):format(a, a, dir))
       t.near(ts.json.decode(t.readfile(dir .. '/twice/final.json')).test_accuracy,
              ts.json.decode(t.readfile(a .. '/final.json')).test_accuracy, 1e-12)
+      -- with a member trained on the validation images too, validation chooses nothing and fits no temperature
+      out = run('ensemble.lua', ('runs=%s,%s/exposure.lua/baseline+trainval-s1 run=%s/ens-tv'):format(a, dir, dir))
+      t.truthy(out:find('over its first member', 1, true) and out:find('no calibration.json', 1, true), out)
+      t.eq(ts.json.decode(t.readfile(dir .. '/ens-tv/final.json')).temperature, nil)
+      t.eq(io.open(dir .. '/ens-tv/calibration.json'), nil)
       rc, out = t.sh(('%s %s/experiments/ensemble.lua runs=%s'):format(t.tshost, ts.root, a))
       t.truthy(rc ~= 0 and out:find('needs at least two run directories', 1, true), out)
       -- a member tested on other data than the first is refused, named
