@@ -272,6 +272,7 @@ return function(t)
       t.raises(function() ts.zeros(2, 'uint8'):fill(300) end, 'does not fit uint8')
       t.raises(function() ts.zeros(2, 'int32'):set(1, 1e20) end, 'set: the value (1e+20) does not fit int32')
       t.raises(function() local z = ts.zeros(2); z[1] = true end, 'expected a number, got boolean')
+      t.raises(function() local z = ts.zeros(2, 2, 'uint8'); z[{1, {}}] = 300 end, 't[...] = v: the value (300) does not fit uint8')
       -- an expanded view is read-only for every write, as copy and add_ already were
       local e = ts.zeros(1, 3):expand(2, 3)
       for _, write in ipairs({function() e:uniform() end, function() e:normal() end, function() e:fill(1) end,

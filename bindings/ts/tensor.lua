@@ -520,7 +520,10 @@ mt.__newindex = function(self, k, v)
    else
       error('cannot set field ' .. tostring(k) .. ' of a tensor', 2)
    end
-   if type(v) == 'number' then target:fill(v) else target:copy(v) end
+   if type(v) == 'number' then
+      check_fits('t[...] = v: the value', v, target:dtype(), 2)   -- named at the assignment, not inside fill
+      target:fill(v)
+   else target:copy(v) end
 end
 
 -- ---- arithmetic ------------------------------------------------------------------------------------
