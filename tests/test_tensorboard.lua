@@ -88,4 +88,33 @@ return function(t)
       for _, point in ipairs(read(py, dir).scalars['loss/train']) do steps[#steps + 1] = point[1] end
       t.eq(table.concat(steps, ','), '1,2,3,4')
    end)
+
+   t.test('event files: a folder named with a quote lists without a shell, writers never share a file, steps are checked', function()
+      local dir = t.tmpdir()
+      local odd = dir .. "/q';touch " .. dir .. "/PWNED;'"
+      local w = tensorboard.writer(odd)
+      w:scalar('x', 1, 1)
+      w:close()
+      t.eq(#tensorboard.files(odd), 1, 'listed')
+      local again = tensorboard.writer(odd, {append = true})
+      again:scalar('x', 2, 2)
+      again:close()
+      t.eq(#tensorboard.files(odd), 1, 'appended to it, not a new file')
+      t.eq(ts.files.exists(dir .. '/PWNED'), false, 'no shell ran the name')
+      -- two writers of one process in one second: two files, neither emptied
+      local a = tensorboard.writer(dir .. '/two')
+      a:scalar('x', 1, 1)
+      local b = tensorboard.writer(dir .. '/two')
+      b:scalar('y', 3, 3)
+      a:close(); b:close()
+      local made = tensorboard.files(dir .. '/two')
+      t.eq(#made, 2)
+      for _, f in ipairs(made) do t.truthy(#t.readfile(f) > 40, f .. ' holds its events') end
+      local c = tensorboard.writer(dir .. '/steps')
+      t.raises(function() c:scalar('x', 1, 1e30) end, 'the step must be a whole number from 0 below 2^53, got 1e+30')
+      t.raises(function() c:scalar('x', 1, -1) end, 'the step must be a whole number')
+      t.raises(function() c:scalar('x', '0.5', 1) end, 'scalar(tag, value, step) takes a string and a number, got string and string')
+      c:close()
+      t.raises(function() c:scalar('x', 1, 1) end, 'is closed')
+   end)
 end

@@ -11,6 +11,7 @@
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
+local files = require('ts.files')
 local C, fail = cffi.C, cffi.fail
 
 local data = {}
@@ -490,25 +491,19 @@ end
 -- (classes then numbered in sorted order). opts: size (32), classNames.
 function data.imageFolder(dir, opts)
    opts = opts or {}
-   local p = io.popen(('ls -1 %q 2>/dev/null'):format(dir))
-   local subdirs = {}
-   for line in p:lines() do subdirs[#subdirs + 1] = line end
-   p:close()
+   local subdirs = files.list(dir) or {}
    if #subdirs == 0 then error(('imageFolder: %s is missing or empty'):format(dir), 2) end
-   table.sort(subdirs)
    local numeric = true
    for _, d in ipairs(subdirs) do numeric = numeric and tonumber(d) ~= nil end
    local items, names = {}, opts.classNames or {}
    for k, d in ipairs(subdirs) do
       local label = numeric and tonumber(d) or k - 1
       if not numeric then names[label] = d end
-      local q = io.popen(('ls -1 %q'):format(dir .. '/' .. d))
-      for f in q:lines() do
+      for _, f in ipairs(files.list(dir .. '/' .. d) or {}) do
          if f:lower():match('%.png$') or f:lower():match('%.jpe?g$') or f:lower():match('%.ppm$') or f:lower():match('%.bmp$') then
             items[#items + 1] = {dir .. '/' .. d .. '/' .. f, label}
          end
       end
-      q:close()
    end
    return from_files(items, opts.size or 32, names, dir)
 end

@@ -8,6 +8,7 @@
 --   ts.files.wallClock()              seconds since 1970 (UTC), with fractions (for timestamps)
 --   ts.files.realpath(path)           the absolute path without links, or nil when there is no such file
 --   ts.files.isDir(path)              whether path is a folder (a link to one included)
+--   ts.files.list(dir)                the names in a folder, sorted (nil, reason when it cannot be read)
 -- Every write names its file and the reason when it fails (a full disk, a read-only remount).
 local ffi = require('ffi')
 local cffi = require('ts.ffi')
@@ -95,6 +96,19 @@ local resolved = ffi.new('char[4096]')   -- PATH_MAX
 function M.realpath(path)
    local p = C.realpath(cffi.path(path, 'ts.files.realpath(path)'), resolved)
    return p ~= nil and ffi.string(p) or nil
+end
+
+-- the names in a folder (not . and ..), sorted; nil and the reason when it cannot be read. No shell: a name with a
+-- quote or a $( ) is only a name
+function M.list(dir)
+   local p = C.ts_list_dir(cffi.path(dir, 'ts.files.list(dir)'))
+   if p == nil then return nil, ffi.string(C.ts_last_error()) end
+   local text = ffi.string(p)
+   C.free(p)
+   local names = {}
+   for name in text:gmatch('[^\n]+') do names[#names + 1] = name end
+   table.sort(names)
+   return names
 end
 
 -- only a folder has a "." inside it to resolve

@@ -19,7 +19,10 @@ function M.message() return setmetatable({parts = {}}, Message) end
 
 -- the varint of a non-negative whole number below 2^53, or of a negative one as its 64-bit two's complement
 local function varint(v)
-   if v ~= v or v % 1 ~= 0 then error(('protobuf: %s is not a whole number'):format(tostring(v)), 3) end
+   -- a protobuf varint holds 64 bits; beyond 2^53 a Lua number is no exact whole number anyway
+   if type(v) ~= 'number' or v ~= v or v % 1 ~= 0 or v >= 2 ^ 53 or v < -2 ^ 63 then
+      error(('protobuf: %s is not a whole number below 2^53'):format(tostring(v)), 3)
+   end
    local out = {}
    if v < 0 then
       local u = ffi.cast('uint64_t', ffi.cast('int64_t', v))

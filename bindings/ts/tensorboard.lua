@@ -43,12 +43,9 @@ Writer.__index = Writer
 -- the files this module writes in a directory (a tshost event file ends in .tshost)
 function M.files(dir)
    local out = {}
-   local p = io.popen(("ls -1 '%s' 2>/dev/null"):format(dir))
-   for name in p:lines() do
+   for _, name in ipairs(files.list(dir) or {}) do
       if name:match('^events%.out%.tfevents%..*%.tshost$') then out[#out + 1] = dir .. '/' .. name end
    end
-   p:close()
-   table.sort(out)
    return out
 end
 
@@ -67,7 +64,15 @@ function M.writer(dir, opts)
    local path
    if opts.append then path = M.files(dir)[#M.files(dir)] end
    local fresh = not path
-   path = path or ('%s/events.out.tfevents.%010d.%s.%d.tshost'):format(dir, os.time(), hostname(), C.getpid())
+   if not path then
+      -- a second writer in the same second of the same process would open the first one's file again and empty it
+      local stem = ('%s/events.out.tfevents.%010d.%s.%d'):format(dir, os.time(), hostname(), C.getpid())
+      path = stem .. '.tshost'
+      for k = 2, math.huge do
+         if not files.exists(path) then break end
+         path = ('%s.%d.tshost'):format(stem, k)
+      end
+   end
    local f, err = io.open(path, fresh and 'wb' or 'ab')
    if not f then error(('tensorboard: %s'):format(err), 2) end
    local w = setmetatable({file = f, path = path}, Writer)
@@ -83,12 +88,19 @@ end
 
 -- an Event holding one Summary.Value (tag, and the value's own fields set by fill)
 function Writer:summary(step, fill)
+   if not self.file then error(('tensorboard: %s is closed'):format(self.path), 3) end
+   if type(step) ~= 'number' or step % 1 ~= 0 or step < 0 or step >= 2 ^ 53 then
+      error(('tensorboard: the step must be a whole number from 0 below 2^53, got %s'):format(tostring(step)), 3)
+   end
    local value = pb.message()
    fill(value)
    self:event(pb.message():double(1, files.wallClock()):varint(2, step):message(5, pb.message():message(1, value)))
 end
 
 function Writer:scalar(tag, v, step)
+   if type(tag) ~= 'string' or type(v) ~= 'number' then
+      error(('tensorboard: scalar(tag, value, step) takes a string and a number, got %s and %s'):format(type(tag), type(v)), 2)
+   end
    if type(v) ~= 'number' then return end
    self:summary(step, function(value) value:string(1, tag):float(2, v) end)
 end
