@@ -603,4 +603,27 @@ return function(t)
       pre.c.std[1] = 0
       t.raises(function() ts.data.batch(ds, {1}, {preprocess = pre}) end, 'std != 0')
    end)
+
+   t.test('batch positions, mix labels and generated-sign settings are checked, not read past or ignored', function()
+      local g = ts.data.synthetic{train = 8, valid = 8, test = 8, seed = 1}
+      t.raises(function() ts.data.batch(g.train, {5, nil, 3, 4}) end, 'ts.data.batch: position 2 is nil; positions are whole numbers 1 .. 8')
+      t.raises(function() ts.data.batch(g.train, {1.5}) end, 'position 1 is 1.5')
+      t.raises(function() ts.data.batch(g.train, {9}) end, 'position 1 is 9')
+      local x = ts.data.batch(g.train, ts.tensor({3, 1}, 'int64'))
+      t.near(x, ts.data.batch(g.train, {3, 1}), 0, 0, 'a tensor of positions as the list')
+      local m = ts.data.mix{mixup = 1}
+      t.raises(function() m:apply(ts.zeros(4, 1, 1, 1), ts.tensor({7}, 'int64'), {lam = 0.5}) end,
+               'mix:apply(x, y, d): 4 images but 1 labels')
+      t.raises(function() ts.data.synthetic{seed = -1} end, 'ts.data.synthetic: seed must be a whole number from 0')
+      t.raises(function() ts.data.synthetic{seed = 0 / 0} end, 'seed must be a whole number')
+      t.raises(function() ts.data.synthetic{classes = 2.5} end, 'classes must be a whole number')
+      t.raises(function() ts.data.synthetic{clases = 3} end, 'ts.data.synthetic: unknown setting clases')
+      t.raises(function() ts.ensemble({{logits = ts.zeros(30, 1)}}, ts.tensor({0}, 'int64')) end, 'ensemble: 30 images but 1 labels')
+      t.raises(function() ts.ensemble({{logits = ts.zeros(3, 3, 2)}}, ts.zeros({3}, 'int64')) end, "member 1's logits must be [N, classes]")
+      t.raises(function() ts.ensemble({{logits = ts.full({3, 2}, 0 / 0)}}, ts.zeros({3}, 'int64')) end, 'hold NaN')
+      t.raises(function() ts.ensemble({{logits = ts.zeros(3, 2)}, nil, {logits = ts.zeros(3, 2)}}, ts.zeros({3}, 'int64')) end,
+               'ensemble: member 2 is missing')
+      t.raises(function() ts.transfer.gradualUnfreeze(ts.models.resnet8(), {stages = 1.5}) end,
+               'ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got 1.5')
+   end)
 end

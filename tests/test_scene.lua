@@ -338,4 +338,23 @@ return function(t)
       t.raises(function() ts.detect.bestThreshold({{score = 0.5, right = true}}) end, 'scenes with a sign and scenes without')
       t.raises(function() ts.detect.bestThreshold({{right = true}, {score = 0.1, empty = true}}) end, 'has no score')
    end)
+
+   t.test('scene writers and the window grid refuse what they would write outside of or never finish', function()
+      -- an expanded view, a column slice, a float image: pixels were written outside them (a segfault)
+      local r = ts.scene.Random(1)
+      t.raises(function() ts.scene.weather(r, ts.zeros({1, 1, 3}, 'uint8'):expand(30, 30, 3), {}) end,
+               'ts.scene.weather: the scene must be a contiguous uint8 image [H, W, 3], got uint8 [30x30x3] (not contiguous)')
+      local big = ts.zeros(20, 40, 3, 'uint8')
+      local sign = ts.full({8, 8, 3}, 200, 'uint8')
+      t.raises(function() ts.scene.paste(big[{{}, {1, 20}}], sign, 0, 0, 10) end, '(not contiguous)')
+      t.raises(function() ts.scene.paste(ts.zeros(20, 20, 3), sign, 0, 0, 10) end, 'got float32 [20x20x3]')
+      t.raises(function() ts.scene.paste(big, ts.zeros(8, 8, 1, 'uint8'), 0, 0, 10) end, 'the sign must be a uint8 image [h, w, 3 or 4]')
+      t.raises(function() ts.scene.paste(big, sign, 100, 100, 10) end, 'a sign of 10 pixels at (100, 100) lies outside the 40x20 scene')
+      t.eq(big:sum(), 0, 'nothing written')
+      -- options that looped for ever or made windows until memory ran out
+      t.raises(function() ts.detect.windows(40, 40, {step = 1}) end, 'step must be in (0, 1), got 1')
+      t.raises(function() ts.detect.windows(40, 40, {min = 0}) end, 'min must be a number of pixels >= 2')
+      t.raises(function() ts.detect.windows(40, 40, {stride = 0}) end, 'stride must be a share of the side from 1/min to 1')
+      t.raises(function() ts.detect.windows(40, 40, {stride = 0 / 0}) end, 'stride must be')
+   end)
 end

@@ -536,9 +536,20 @@ end
 -- test = 1600, classes = 43, size = 32, seed = 1}. Each class is a shape/palette/glyph combination
 -- (see host/synth.c); the splits use different seeds. The result's `synthetic` holds the settings that made
 -- it (sizes, classes, size, seed), which a run's final.json keeps, so that the same images can be made again.
+local synthetic_keys = {train = 1, valid = 1, test = 1, classes = 1, size = 1, seed = 1}
 function data.synthetic(o)
    o = o or {}
+   if type(o) ~= 'table' then error('ts.data.synthetic: expected a table of settings, got ' .. type(o), 2) end
+   for k in pairs(o) do
+      if not synthetic_keys[k] then error(('ts.data.synthetic: unknown setting %s'):format(tostring(k)), 2) end
+   end
    local classes, size, seed = o.classes or 43, o.size or 32, o.seed or 1
+   -- whole numbers in range: seeds of -1, NaN or 1e19 overflowed into one and the same set of images
+   for _, v in ipairs({{classes, 'classes', 1, 1000}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31}}) do
+      if type(v[1]) ~= 'number' or v[1] % 1 ~= 0 or v[1] < v[3] or v[1] > v[4] then
+         error(('ts.data.synthetic: %s must be a whole number from %d to %d, got %s'):format(v[2], v[3], v[4], tostring(v[1])), 2)
+      end
+   end
    local shapes = {'circle', 'triangle up', 'triangle down', 'octagon', 'diamond'}
    local palettes = {'red rim', 'blue', 'yellow'}
    local glyphs = {'bar', 'arrow', 'dots'}

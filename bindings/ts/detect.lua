@@ -95,6 +95,13 @@ end
 function M.windows(h, w, opts)
    opts = opts or {}
    local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
+   -- each scale smaller than the one before, squares at least 2 pixels and a stride of at least a pixel's share of the
+   -- smallest: step = 1 or min = 0 looped for ever, stride = 0 made windows until memory ran out
+   if not (T.isFinite(step) and step > 0 and step < 1) then error(('ts.detect.windows: step must be in (0, 1), got %s'):format(tostring(step)), 2) end
+   if not (T.isFinite(smallest) and smallest >= 2) then error(('ts.detect.windows: min must be a number of pixels >= 2, got %s'):format(tostring(smallest)), 2) end
+   if not (T.isFinite(stride) and stride >= 1 / smallest and stride <= 1) then
+      error(('ts.detect.windows: stride must be a share of the side from 1/min to 1, got %s'):format(tostring(stride)), 2)
+   end
    local m = scene.cropMargin
    local out, grids = {{0, 0, w, h}}, {}
    -- along an axis of length n: the first square's place and their count, as many as fit between -m side and

@@ -376,10 +376,20 @@ end
 -- one batch of the given 1-based dataset positions, prepared now (no prefetch), e.g. for evaluation or pictures
 function M.batch(ds, positions, opts)
    opts = opts or {}
-   local n = #positions
-   local pre = opts.preprocess or M.preprocess()
+   -- a list or a 1-d tensor of 1-based positions (as Dataset:subset takes), each a whole number in the dataset: a
+   -- hole made the rest image 1, a tensor an empty batch, a fraction another image
+   if T.isTensor(positions) and positions:dim() == 1 then positions = positions:totable() end
+   if type(positions) ~= 'table' then error('ts.data.batch: positions must be a list or a 1-d tensor, got ' .. type(positions), 2) end
+   local n = table.maxn(positions)
    local idx = ffi.new('int64_t[?]', math.max(n, 1))
-   for i, p in ipairs(positions) do idx[i - 1] = p - 1 end
+   for i = 1, n do
+      local p = positions[i]
+      if type(p) ~= 'number' or p % 1 ~= 0 or p < 1 or p > ds:size() then
+         error(('ts.data.batch: position %d is %s; positions are whole numbers 1 .. %d'):format(i, tostring(p), ds:size()), 2)
+      end
+      idx[i - 1] = p - 1
+   end
+   local pre = opts.preprocess or M.preprocess()
    local ps = pre.c
    local oc = ps.grayscale == 1 and 1 or ds.x:size(4)
    local h = ps.out_h > 0 and ps.out_h or ds.x:size(2)

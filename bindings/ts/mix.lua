@@ -90,7 +90,13 @@ end
 -- x [N, C, H, W] (float, any device) and labels y (host int64 [N]) mixed by draw d: the mixed batch (a
 -- buffer of the mixer's, valid until the next call), the partners' labels (y reversed) and lam
 function Mix:apply(x, y, d)
+   if not T.isTensor(x) or x:dim() ~= 4 then error('mix:apply(x, y, d): x must be images [N, C, H, W]', 2) end
    local n = x:size(1)
+   -- y's labels are read through a pointer: a shorter y was read past its end
+   if not T.isTensor(y) or y:numel() ~= n then
+      error(('mix:apply(x, y, d): %d images but %s labels'):format(n, T.isTensor(y) and y:numel() or type(y)), 2)
+   end
+   if type(d) ~= 'table' or type(d.lam) ~= 'number' then error('mix:apply(x, y, d): d must be a draw of mix:draw()', 2) end
    local rev = reversed(self, x)
    local out = self.out:view(x:size())
    out:copy(x)

@@ -49,6 +49,16 @@ local function from_image(img)
    return cv
 end
 
+-- what the functions that write into a scene image take: a contiguous uint8 [H, W, 3] (they write through its
+-- pointer: an expanded view or a column slice had pixels written outside it), and a sign's uint8 [h, w, 3 or 4]
+local function check_scene(img, what)
+   if not T.isTensor(img) or img:dtype() ~= 'uint8' or img:dim() ~= 3 or img:size(3) ~= 3 or not img:isContiguous()
+      or img:numel() == 0 then
+      error(('%s: the scene must be a contiguous uint8 image [H, W, 3], got %s'):format(what, T.isTensor(img) and
+            ('%s %s%s'):format(img:dtype(), tostring(img:size()), img:isContiguous() and '' or ' (not contiguous)') or type(img)), 3)
+   end
+end
+
 -- the canvas rounded and clipped into img (uint8 [h, w, 3], contiguous); returns img
 local function write_back(cv, img)
    local o = ffi.cast('uint8_t *', img:data())
@@ -191,8 +201,19 @@ end
 -- opts.pole draws a grey post under the sign first. Returns the sign's box {x1, y1, x2, y2}.
 function M.paste(img, sign, x, y, size, opts)
    opts = opts or {}
+   check_scene(img, 'ts.scene.paste')
+   if not T.isTensor(sign) or sign:dtype() ~= 'uint8' or sign:dim() ~= 3 or (sign:size(3) ~= 3 and sign:size(3) ~= 4) then
+      error('ts.scene.paste: the sign must be a uint8 image [h, w, 3 or 4], got ' ..
+            (T.isTensor(sign) and ('%s %s'):format(sign:dtype(), tostring(sign:size())) or type(sign)), 2)
+   end
+   for _, v in ipairs({{x, 'x'}, {y, 'y'}, {size, 'size'}}) do
+      if not T.isFinite(v[1]) then error(('ts.scene.paste: %s must be a finite number, got %s'):format(v[2], tostring(v[1])), 2) end
+   end
    size = math.max(2, math.floor(size))
    local h, w, channels = img:size(1), img:size(2), sign:size(3)
+   if x >= w or y >= h or x + size <= 0 or y + size <= 0 then   -- its box would come back inverted
+      error(('ts.scene.paste: a sign of %d pixels at (%g, %g) lies outside the %dx%d scene'):format(size, x, y, w, h), 2)
+   end
    if opts.pole then
       local cv = from_image(img)
       local pw = math.max(1, size * 0.06)
@@ -233,6 +254,7 @@ end
 -- blur (0.3), noise (sigma up to 8)
 function M.weather(r, img, opts)
    opts = opts or {}
+   check_scene(img, 'ts.scene.weather')
    local h, w = img:size(1), img:size(2)
    local cv = from_image(img)
    local p, n = cv.p, h * w

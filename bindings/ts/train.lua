@@ -279,19 +279,29 @@ end
 -- An ensemble's evaluation from its members' evaluations of the same images (each with logits): the mean
 -- of their probabilities, as evaluate's result (loss, accuracy, pred, confidence, cm, summary, logits).
 function M.ensemble(evals, y)
-   if #evals == 0 then error('ensemble: no member evaluations', 2) end
+   if type(evals) ~= 'table' or #evals == 0 then error('ensemble: no member evaluations', 2) end
+   for k = 1, table.maxn(evals) do
+      if type(evals[k]) ~= 'table' then error(('ensemble: member %d is missing'):format(k), 2) end
+   end
    local first = evals[1].logits or error('ensemble: member 1 was evaluated without logits = true', 2)
+   if not T.isTensor(first) or first:dim() ~= 2 then error('ensemble: member 1\'s logits must be [N, classes]', 2) end
+   -- the labels are read through a pointer, one per image
+   if not T.isTensor(y) or y:numel() ~= first:size(1) then
+      error(('ensemble: %d images but %s labels'):format(first:size(1), T.isTensor(y) and y:numel() or type(y)), 2)
+   end
    local mean = mean_probability(first:size(1), first:size(2))
    for k, ev in ipairs(evals) do
       local l = ev.logits and float_scores(ev.logits, ('ensemble: member %d has'):format(k)):contiguous()
                 or error(('ensemble: member %d was evaluated without logits = true'):format(k), 2)
-      if l:size(1) ~= mean.n or l:size(2) ~= mean.classes then
+      if l:dim() ~= 2 or l:size(1) ~= mean.n or l:size(2) ~= mean.classes then
          error(('ensemble: member %d scored %dx%d, member 1 %dx%d (the same images and classes are needed)'):format(
             k, l:size(1), l:size(2), mean.n, mean.classes), 2)
       end
       add_scores(mean, k, 0, mean.n, ffi.cast('float *', l:data()))
    end
-   return scores_result(mean, y, true, 0, 'ensemble')
+   local out = scores_result(mean, y, true, 0, 'ensemble')
+   if out.loss ~= out.loss then error('ensemble: a member\'s logits hold NaN or infinities', 2) end
+   return out
 end
 
 -- ---- the progress line -----------------------------------------------------------------------------------

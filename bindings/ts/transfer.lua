@@ -70,6 +70,11 @@ function M.gradualUnfreeze(model, o)
    for _, m in ipairs(backbone_children(model)) do
       if #m:parameters() > 0 then learnable[#learnable + 1] = m end
    end
+   o = o or {}
+   if o.stages ~= nil and not (type(o.stages) == 'number' and o.stages % 1 == 0 and o.stages >= 1) then
+      -- 1.5 or 0 stages left part of the backbone frozen for good
+      error(('ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got %s'):format(tostring(o.stages)), 2)
+   end
    M.freezeBackbone(model, {bn_eval = true})
    local n = math.min(o.stages or #learnable, #learnable)
    local stages = {}
