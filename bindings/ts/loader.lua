@@ -285,8 +285,19 @@ Loader.__index = Loader
 -- function(ds) -> 0-based order), flips (a flip map, default ts.data.gtsrbFlips when augment has flip),
 -- drop_last (false), prefetch (3 batches, at least workers + 1), workers (1: threads building batches; the
 -- batches do not depend on it), device ('cpu'; 'cuda': the images arrive on the GPU, finished there)
+local loader_options = {batch = 1, drop_last = 1, sampler = 1, augment = 1, preprocess = 1, flips = 1, workers = 1,
+                        prefetch = 1, device = 1}
 function M.Loader(ds, opts)
    opts = opts or {}
+   for k in pairs(opts) do   -- batch_size = 2 was ignored: batches of 128
+      if not loader_options[k] then error(('Loader: unknown option %s'):format(tostring(k)), 2) end
+   end
+   for _, k in ipairs({'batch', 'workers', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size
+      local v = opts[k]
+      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
+         error(('Loader: %s must be a whole number from 1 to 2^24, got %s'):format(k, tostring(v)), 2)
+      end
+   end
    local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
    self.sampler = type(opts.sampler) == 'function' and opts.sampler or M.samplers[opts.sampler or 'shuffle']
    if not self.sampler then error('Loader: unknown sampler ' .. tostring(opts.sampler), 2) end

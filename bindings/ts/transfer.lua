@@ -4,7 +4,7 @@
 --   ts.transfer.freezeBackbone(m, {bn_eval = true})   -- linear probe: only the head learns; BN keeps its stats
 --   local groups = ts.transfer.paramGroups(m, {backbone_lr = 0.005, head_lr = 0.05})   -- full fine-tuning
 --   local f = ts.transfer.features(m, dataset, preprocess)   -- cached penultimate features [N, F]
---   local head, acc = ts.transfer.linearProbe(m, train_f, train_y, valid_f, valid_y, {epochs = 30})
+--   local head, acc = ts.transfer.linearProbe(train_f, train_y, valid_f, valid_y, {epochs = 30})
 --   local groups, on_epoch = ts.transfer.gradualUnfreeze(m, {backbone_lr = 0.01, head_lr = 0.05, stages = 3})
 --   ts.train{model = m, param_groups = groups, on_epoch = on_epoch, ...}   -- one more stage after each epoch
 --   ts.transfer.foldInputScale(m)   -- a 0..255 convention becomes 0..1, the scale moved into the first conv
@@ -138,8 +138,23 @@ end
 -- epoch. The features are standardized for training (a backbone's features can be tiny and sparse, as
 -- MobileNet's are, which stalls the optimizer) and the standardization is folded into the head at the
 -- end, W' = W / sd, b' = b - W' mean, so the head takes the raw features the backbone gives.
+local probe_options = {classes = 1, lr = 1, weight_decay = 1, label_smoothing = 1, batch = 1, epochs = 1}
 function M.linearProbe(features, labels, valid_features, valid_labels, o)
    o = o or {}
+   for k in pairs(o) do
+      if not probe_options[k] then error(('ts.transfer.linearProbe: unknown option %s'):format(tostring(k)), 2) end
+   end
+   for _, k in ipairs({'classes', 'batch', 'epochs'}) do   -- batch = -1 ran no step and returned an untrained head
+      local v = o[k]
+      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1) then
+         error(('ts.transfer.linearProbe: %s must be a whole number >= 1, got %s'):format(k, tostring(v)), 2)
+      end
+   end
+   if not T.isTensor(features) or features:dim() ~= 2 then
+      error('ts.transfer.linearProbe(features, labels, ...): features must be [N, F] (the model is not an argument)', 2)
+   end
+   local _, _, nonfinite = T.survey(features)
+   if nonfinite > 0 then error(('ts.transfer.linearProbe: %d features are NaN or infinite'):format(nonfinite), 2) end
    local n, f = features:size(1), features:size(2)
    local classes = o.classes or 43
    local mean = features:mean(1)
