@@ -117,4 +117,16 @@ return function(t)
       c:close()
       t.raises(function() c:scalar('x', 1, 1) end, 'is closed')
    end)
+
+   t.test('a run without validation writes no validation points', function()
+      local py, why = t.python({'tensorboard'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir() .. '/novalid'
+      local g = ts.data.synthetic{train = 60, valid = 10, test = 10, seed = 3}
+      ts.train{model = {name = 'refcnn', widths = {4, 8, 8}, hidden = 16}, data = {train = g.train}, epochs = 2, batch = 30,
+               run = dir, quiet = true}
+      local got = read(py, dir)
+      t.eq(got.scalars['loss/valid'], nil, 'no validation loss')
+      t.eq(#got.scalars['loss/train'], 2)
+   end)
 end

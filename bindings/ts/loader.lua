@@ -292,7 +292,7 @@ function M.Loader(ds, opts)
    for k in pairs(opts) do   -- batch_size = 2 was ignored: batches of 128
       if not loader_options[k] then error(('Loader: unknown option %s'):format(tostring(k)), 2) end
    end
-   for _, k in ipairs({'batch', 'workers', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size
+   for _, k in ipairs({'batch', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size (C checks workers)
       local v = opts[k]
       if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
          error(('Loader: %s must be a whole number from 1 to 2^24, got %s'):format(k, tostring(v)), 2)

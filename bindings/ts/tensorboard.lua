@@ -101,7 +101,6 @@ function Writer:scalar(tag, v, step)
    if type(tag) ~= 'string' or type(v) ~= 'number' then
       error(('tensorboard: scalar(tag, value, step) takes a string and a number, got %s and %s'):format(type(tag), type(v)), 2)
    end
-   if type(v) ~= 'number' then return end
    self:summary(step, function(value) value:string(1, tag):float(2, v) end)
 end
 
@@ -168,7 +167,10 @@ function Writer:epoch(record)
    local names = {}
    for field in pairs(M.epochTags) do names[#names + 1] = field end
    table.sort(names)
-   for _, field in ipairs(names) do self:scalar(M.epochTags[field], record[field], record.epoch) end
+   -- a field the record lacks (the validation's, in a run without one) is no point
+   for _, field in ipairs(names) do
+      if record[field] ~= nil then self:scalar(M.epochTags[field], record[field], record.epoch) end
+   end
 end
 
 -- the confusion matrix cm [C][C] (true rows, predicted columns, 0-based) as a picture: each cell `cell` pixels,
