@@ -624,6 +624,9 @@ return function(t)
       t.raises(function() ts.ensemble({{logits = ts.zeros(3, 2)}, nil, {logits = ts.zeros(3, 2)}}, ts.zeros({3}, 'int64')) end,
                'ensemble: member 2 is missing')
       t.raises(function() ts.data.Loader(g.train, {batch_size = 2}) end, 'Loader: unknown option batch_size')
+      t.raises(function() ts.data.batch(g.train, {1}, {preprocesss = 1}) end, 'ts.data.batch: unknown option preprocesss')
+      t.raises(function() ts.updateBatchNorm(ts.nn.Sequential(ts.nn.BatchNorm2d(3)), g.train, {batch_size = 0}) end,
+               'updateBatchNorm: unknown option batch_size')
       t.raises(function() ts.data.Loader(g.train, {batch = 2.5}) end, 'Loader: batch must be a whole number from 1 to 2^24, got 2.5')
       t.raises(function() ts.data.Loader(g.train, {batch = 2 ^ 31}) end, 'Loader: batch must be a whole number')
       t.raises(function() ts.transfer.linearProbe(ts.randn(4, 3), ts.zeros({4}, 'int64'), nil, nil, {batch = -1}) end,
@@ -631,6 +634,11 @@ return function(t)
       t.raises(function() ts.transfer.linearProbe(ts.randn(4, 3), ts.zeros({4}, 'int64'), nil, nil, {epoch = 1}) end,
                'linearProbe: unknown option epoch')
       t.raises(function() ts.transfer.linearProbe(ts.full({4, 3}, 0 / 0), ts.zeros({4}, 'int64')) end, '12 features are NaN')
+      local m = ts.models.resnet8()
+      m.inputConvention = {mean = {0, 0, 0}, std = {0, 1, 1}, size = 32}
+      t.raises(function() ts.transfer.foldInputScale(m) end, 'inputConvention.std[1] must be a finite number other than 0, got 0')
+      m.inputConvention.std = {1, 1}
+      t.raises(function() ts.transfer.foldInputScale(m) end, 'std[3] must be a finite number other than 0, got nil')
       t.raises(function() ts.transfer.gradualUnfreeze(ts.models.resnet8(), {stages = 1.5}) end,
                'ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got 1.5')
    end)

@@ -14,8 +14,14 @@ local data = require('ts.data')
 
 local M = {}
 
+local options = {batch = 1, preprocess = 1, augment = 1, device = 1, seed = 1}
 function M.update(model, ds, opts)
    opts = opts or {}
+   for k in pairs(opts) do   -- batch_size = 0 was ignored
+      if not options[k] then
+         error(('updateBatchNorm: unknown option %s (batch, preprocess, augment, device, seed)'):format(tostring(k)), 2)
+      end
+   end
    if type(model) ~= 'table' or not model.apply then error('updateBatchNorm: model must be a ts.nn module', 2) end
    if type(ds) ~= 'table' or not ds.size then error('updateBatchNorm: ds must be a ts.data.Dataset', 2) end
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end

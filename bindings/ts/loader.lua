@@ -385,8 +385,12 @@ function Loader:retry()
 end
 
 -- one batch of the given 1-based dataset positions, prepared now (no prefetch), e.g. for evaluation or pictures
+local batch_options = {preprocess = 1, augment = 1, flips = 1, seed = 1}
 function M.batch(ds, positions, opts)
    opts = opts or {}
+   for k in pairs(opts) do   -- preprocesss = ... was ignored: the images came unnormalized
+      if not batch_options[k] then error(('ts.data.batch: unknown option %s (preprocess, augment, flips, seed)'):format(tostring(k)), 2) end
+   end
    -- a list or a 1-d tensor of 1-based positions (as Dataset:subset takes), each a whole number in the dataset: a
    -- hole made the rest image 1, a tensor an empty batch, a fraction another image
    if T.isTensor(positions) and positions:dim() == 1 then positions = positions:totable() end

@@ -107,6 +107,14 @@ function M.foldInputScale(model)
    local conv_input = model.inputConvention
    if not conv or not conv_input then error('transfer.foldInputScale: the model needs a convolution and an inputConvention', 2) end
    local std = conv_input.std
+   -- one finite, non-zero std per input channel: a 0 made the weights infinite, a short list a nil in arithmetic
+   for c = 1, conv.weight:size(2) do
+      local v = type(std) == 'table' and std[c]
+      if not (T.isFinite(v) and v ~= 0) then
+         error(('transfer.foldInputScale: inputConvention.std[%d] must be a finite number other than 0, got %s'):format(
+               c, tostring(v)), 2)
+      end
+   end
    for c = 1, conv.weight:size(2) do
       conv.weight:narrow(2, c, 1):mul_(1 / std[c])
    end
