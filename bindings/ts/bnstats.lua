@@ -11,17 +11,14 @@
 -- (freeze_stats) is left as it is. The model is left in evaluation mode; on an error every batch norm gets back
 -- the statistics it had.
 local data = require('ts.data')
+local keys = require('ts.keys')
 
 local M = {}
 
 local options = {batch = 1, preprocess = 1, augment = 1, device = 1, seed = 1}
 function M.update(model, ds, opts)
    opts = opts or {}
-   for k in pairs(opts) do   -- batch_size = 0 was ignored
-      if not options[k] then
-         error(('updateBatchNorm: unknown option %s (batch, preprocess, augment, device, seed)'):format(tostring(k)), 2)
-      end
-   end
+   keys.check('updateBatchNorm', opts, options, 2)   -- batch_size = 0 was ignored
    if type(model) ~= 'table' or not model.apply then error('updateBatchNorm: model must be a ts.nn module', 2) end
    if type(ds) ~= 'table' or not ds.size then error('updateBatchNorm: ds must be a ts.data.Dataset', 2) end
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end

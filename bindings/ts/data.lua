@@ -12,6 +12,7 @@ local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local files = require('ts.files')
+local keys = require('ts.keys')
 local C, fail = cffi.C, cffi.fail
 
 local data = {}
@@ -540,9 +541,7 @@ local synthetic_keys = {train = 1, valid = 1, test = 1, classes = 1, size = 1, s
 function data.synthetic(o)
    o = o or {}
    if type(o) ~= 'table' then error('ts.data.synthetic: expected a table of settings, got ' .. type(o), 2) end
-   for k in pairs(o) do
-      if not synthetic_keys[k] then error(('ts.data.synthetic: unknown setting %s'):format(tostring(k)), 2) end
-   end
+   keys.check('ts.data.synthetic', o, synthetic_keys, 2, 'setting')
    local classes, size, seed = o.classes or 43, o.size or 32, o.seed or 1
    -- whole numbers in range: seeds of -1, NaN or 1e19 overflowed into one and the same set of images
    for _, v in ipairs({{classes, 'classes', 1, 1000}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31}}) do

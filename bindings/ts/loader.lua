@@ -8,6 +8,7 @@
 --   loader:close()                               -- its threads and buffers freed now, not at a collection
 local ffi = require('ffi')
 local T = require('ts.tensor')
+local keys = require('ts.keys')
 local cffi = require('ts.ffi')
 local C, check, fail = cffi.C, cffi.check, cffi.fail
 
@@ -52,9 +53,7 @@ local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspecti
 --   applied only where the loader's flip map allows, relabelling mirrored signs)
 function M.augment(o)
    o = o or {}
-   for k in pairs(o) do
-      if not augment_keys[k] then error('augment: unknown setting ' .. tostring(k), 2) end
-   end
+   keys.check('augment', o, augment_keys, 2, 'setting')
    -- the settings that are a probability and a magnitude: one number would be both (cutout = 0.5, a square of half a
    -- pixel half the time, was silently none)
    for key, magnitude in pairs({exposure = 'max gain', washout = 'max gain', fade = 'max', shadow = 'darkest gain',
@@ -103,9 +102,7 @@ local preprocess_keys = {mean = 1, std = 1, grayscale = 1, equalize = 1, clahe_t
 function M.preprocess(o)
    o = o or {}
    if type(o) ~= 'table' then error('preprocess: expected a table of settings, got ' .. type(o), 2) end
-   for k in pairs(o) do
-      if not preprocess_keys[k] then error(('preprocess: unknown setting %s'):format(tostring(k)), 2) end
-   end
+   keys.check('preprocess', o, preprocess_keys, 2, 'setting')
    for _, k in ipairs({'mean', 'std'}) do
       local v = o[k]
       if v ~= nil and (type(v) ~= 'table' or (#v ~= 1 and #v ~= 3)) then
@@ -289,9 +286,7 @@ local loader_options = {batch = 1, drop_last = 1, sampler = 1, augment = 1, prep
                         prefetch = 1, device = 1}
 function M.Loader(ds, opts)
    opts = opts or {}
-   for k in pairs(opts) do   -- batch_size = 2 was ignored: batches of 128
-      if not loader_options[k] then error(('Loader: unknown option %s'):format(tostring(k)), 2) end
-   end
+   keys.check('Loader', opts, loader_options, 2)   -- batch_size = 2 was ignored: batches of 128
    for _, k in ipairs({'batch', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size (C checks workers)
       local v = opts[k]
       if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
@@ -388,9 +383,7 @@ end
 local batch_options = {preprocess = 1, augment = 1, flips = 1, seed = 1}
 function M.batch(ds, positions, opts)
    opts = opts or {}
-   for k in pairs(opts) do   -- preprocesss = ... was ignored: the images came unnormalized
-      if not batch_options[k] then error(('ts.data.batch: unknown option %s (preprocess, augment, flips, seed)'):format(tostring(k)), 2) end
-   end
+   keys.check('ts.data.batch', opts, batch_options, 2)   -- preprocesss = ... was ignored: the images came unnormalized
    -- a list or a 1-d tensor of 1-based positions (as Dataset:subset takes), each a whole number in the dataset: a
    -- hole made the rest image 1, a tensor an empty batch, a fraction another image
    if T.isTensor(positions) and positions:dim() == 1 then positions = positions:totable() end

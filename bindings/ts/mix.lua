@@ -12,6 +12,7 @@
 -- weighs more. The draws come from the training generator (ts.manualSeed, saved in checkpoints), so a run
 -- resumes as it would have gone on; recipes without mix draw nothing.
 local T = require('ts.tensor')
+local keys = require('ts.keys')
 local ffi = require('ffi')
 local C = require('ts.ffi').C
 
@@ -25,9 +26,7 @@ local known = {mixup = 1, cutmix = 1, prob = 1, switch = 1}
 
 function M.new(o)
    if type(o) ~= 'table' then error('mix: settings must be a table {mixup = alpha, cutmix = alpha, prob, switch}', 2) end
-   for k in pairs(o) do
-      if not known[k] then error(('mix: unknown setting %s (mixup, cutmix, prob, switch)'):format(tostring(k)), 2) end
-   end
+   keys.check('mix', o, known, 2, 'setting')
    local m = setmetatable({settings = o, mixup = o.mixup or 0, cutmix = o.cutmix or 0, prob = o.prob or 1,
                            switch = o.switch or 0.5}, Mix)
    for _, k in ipairs({'mixup', 'cutmix'}) do

@@ -47,6 +47,7 @@
 -- Returns {model, history, best = {epoch, accuracy (nil without validation)}, run}.
 local ffi = require('ffi')
 local T = require('ts.tensor')
+local keys = require('ts.keys')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
 local data = require('ts.data')
@@ -121,13 +122,7 @@ function M.ttaViewSeed(seed, view) return seed * 1000003 + view end
 local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta = 1, auto_microbatch = 1, classes = 1}
 function M.evaluate(model, ds, opts)
    opts = opts or {}
-   -- a misspelt option (temprature = 2) was ignored, and the evaluation ran without it
-   for k in pairs(opts) do
-      if not evaluate_options[k] then
-         error(('evaluate: unknown option %s (batch, classes, device, logits, preprocess, tta, auto_microbatch)'):format(
-               tostring(k)), 2)
-      end
-   end
+   keys.check('evaluate', opts, evaluate_options, 2)   -- temprature = 2 was ignored, and the evaluation ran without it
    if type(model) ~= 'table' or not model.forward then error('evaluate(model, dataset, opts): model must be a module', 2) end
    if type(ds) ~= 'table' or not ds.x or not ds.y then error('evaluate(model, dataset, opts): dataset must be a ts.data dataset', 2) end
    for _, k in ipairs({'batch', 'classes'}) do

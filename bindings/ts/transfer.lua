@@ -9,6 +9,7 @@
 --   ts.train{model = m, param_groups = groups, on_epoch = on_epoch, ...}   -- one more stage after each epoch
 --   ts.transfer.foldInputScale(m)   -- a 0..255 convention becomes 0..1, the scale moved into the first conv
 local T = require('ts.tensor')
+local keys = require('ts.keys')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
 local data = require('ts.data')
@@ -149,9 +150,7 @@ end
 local probe_options = {classes = 1, lr = 1, weight_decay = 1, label_smoothing = 1, batch = 1, epochs = 1}
 function M.linearProbe(features, labels, valid_features, valid_labels, o)
    o = o or {}
-   for k in pairs(o) do
-      if not probe_options[k] then error(('ts.transfer.linearProbe: unknown option %s'):format(tostring(k)), 2) end
-   end
+   keys.check('ts.transfer.linearProbe', o, probe_options, 2)
    for _, k in ipairs({'classes', 'batch', 'epochs'}) do   -- batch = -1 ran no step and returned an untrained head
       local v = o[k]
       if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1) then

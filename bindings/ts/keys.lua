@@ -1,0 +1,20 @@
+-- The one check of a settings table's keys: wherever tshost takes a table of options, a misspelt key (batch_size,
+-- temprature, widht) was ignored and the work ran without it. Every taker refuses it here, naming the known ones.
+local M = {}
+
+-- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
+-- 'option' (the default) or 'setting'; level as error's, counted from the caller (0: no position)
+function M.check(what, t, known, level, noun)
+   for k in pairs(t) do
+      if not known[k] then
+         local names = {}
+         for name in pairs(known) do names[#names + 1] = tostring(name) end
+         table.sort(names)
+         error(('%s: unknown %s %s (known: %s)'):format(what, noun or 'option', tostring(k), table.concat(names, ', ')),
+               level == 0 and 0 or (level or 1) + 1)
+      end
+   end
+   return t
+end
+
+return M
