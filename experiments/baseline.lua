@@ -4,26 +4,45 @@
 -- the test set is evaluated once at the end. Then the sign detector that lets scripts/predict.lua find the
 -- sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which
 -- the search says "no sign" (ts.detect.fitRun, on validation scenes; experiments/scenes.lua measures both).
--- trainval=true trains on the training and validation images together (ts.data.join: about 12% more tracks), with
--- no validation: the model is the last epoch's (which validation's choice did not beat, ingredients.lua's last), and
--- nothing held out is left for the temperature or the detector's threshold: the run has neither (predict then
--- uses the softmax as it is and the threshold 0.5, and says so). ingredients.lua's trainval measures what it buys.
+-- trainval=true trains on the training images and the validation images but a held-out share of their tracks
+-- (held_out=0.1: every tenth track, Dataset:splitTracks; ts.data.join: about 10% more tracks), with no validation:
+-- the model is the last epoch's (which validation's choice did not beat, ingredients.lua's last). The temperature
+-- and the detector's threshold are fitted on the held-out tracks; held_out=0 trains on every validation image and
+-- leaves the run without either (predict then uses the softmax as it is and the threshold 0.5, and says so).
+-- ingredients.lua's trainval measures what it buys.
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
 --                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=false]
+--                                  [held_out=0.1]
 local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                   weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
-                                  fit_scenes = 150, trainval = false}
+                                  fit_scenes = 150, trainval = false, held_out = 0.1}
+if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1) then
+   error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
+         tostring(opt.held_out)), 0)
+end
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
 local cfg = ts.experiment.baseline(opt)
-cfg.data = opt.trainval and {train = ts.data.join({g.train, g.valid}, 'train+valid')} or {train = g.train, valid = g.valid}
+local held   -- {set, record}: the validation tracks a trainval run keeps out of its training
+if opt.trainval then
+   local kept = g.valid
+   if opt.held_out ~= 0 then
+      local set, record
+      kept, set, record = g.valid:splitTracks{share = opt.held_out}
+      held = {set = set, record = record}
+   end
+   cfg.data = {train = ts.data.join({g.train, kept}, 'train+valid')}
+else
+   cfg.data = {train = g.train, valid = g.valid}
+end
 cfg.seed, cfg.run, cfg.quiet = opt.seed, opt.run, opt.quiet
 cfg.preprocess = ts.data.preprocess{mean = mean, std = std}
 cfg.note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine'
 local result = ts.train(cfg)
-local held_out = opt.trainval and 'the validation images were part of the training' or nil
-ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet, no_calibration = held_out})
+local no_calibration = opt.trainval and not held and 'every validation image was part of the training' or nil
+ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet, held_out = held,
+                                 no_calibration = no_calibration})
 
 -- the sign detector predict.lua searches photos with (runs/baseline/detector; detector=false leaves it out)
 if opt.detector ~= false then
@@ -31,6 +50,6 @@ if opt.detector ~= false then
                                    quiet = opt.quiet})
    print(('sign detector: validation accuracy %.2f%% (sign or no sign, windows of generated scenes), %.0f s'):format(
       100 * det.best.accuracy, det.train_seconds))
-   if held_out then print(('sign detector: no threshold fitted (%s)'):format(held_out))
+   if no_calibration then print(('sign detector: no threshold fitted (%s)'):format(no_calibration))
    else print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g, {scenes = opt.fit_scenes}))) end
 end

@@ -17,24 +17,34 @@ end
 local g = ts.experiment.runData(members[1].run, members[1].final, opt)
 for k = 2, #members do ts.experiment.checkRunData(members[k].run, members[k].final, g) end
 
--- members trained on the validation images too (final.json's trained_on): validation can neither choose among them nor
--- fit the ensemble's temperature; the first member is the reference, and the ensemble has no calibration
-local validated = true
+-- the validation images no member trained on (experiment.heldOut): all of them, or the tracks trainval members held
+-- out (the same share for every such member), which choose the reference member and fit the ensemble's temperature.
+-- With a member trained on every validation image, or members that held out different tracks, there are none: the
+-- first member is the reference, and the ensemble has no calibration
+local unseen, why = g.valid, nil
 for _, m in ipairs(members) do
-   if type(m.final.trained_on) == 'table' and m.final.trained_on.valid == 'none' then validated = false end
+   local own, because = ts.experiment.heldOut(m.run, m.final, g)
+   if not own then unseen, why = nil, because break end
+   if own ~= g.valid then
+      if unseen ~= g.valid and unseen:fingerprint() ~= own:fingerprint() then
+         unseen, why = nil, ('%s held out other validation tracks than another member'):format(m.run) break
+      end
+      unseen = own
+   end
 end
+local validated = unseen ~= nil
 local valid_evals, test_evals, parameters, seconds = {}, {}, 0, 0
 print(('\n%-36s %10s %10s %10s %9s'):format('member', 'valid', 'test', 'params', 'train s'))
 for k, m in ipairs(members) do
    local model, config = ts.models.load(m.run)
    local pre = ts.data.preprocess(config.preprocess)
-   valid_evals[k] = ts.evaluate(model, g.valid, {preprocess = pre, logits = true, tta = opt.tta})
+   valid_evals[k] = ts.evaluate(model, unseen or g.valid, {preprocess = pre, logits = true, tta = opt.tta})
    test_evals[k] = ts.evaluate(model, g.test, {preprocess = pre, logits = true, tta = opt.tta})
    parameters, seconds = parameters + model:numParameters(), seconds + (m.final.train_seconds or 0)
    print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(m.run, 100 * valid_evals[k].accuracy, 100 * test_evals[k].accuracy,
                                                    model:numParameters(), m.final.train_seconds or 0))
 end
-local valid = ts.ensemble(valid_evals, g.valid.y)
+local valid = ts.ensemble(valid_evals, (unseen or g.valid).y)
 local test = ts.ensemble(test_evals, g.test.y)
 print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(('ensemble of %d'):format(#members), 100 * valid.accuracy,
                                                 100 * test.accuracy, parameters, seconds))
@@ -42,7 +52,7 @@ print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(('ensemble of %d'):format(#mem
 -- the member validation picks (the first, when validation cannot pick), against the ensemble
 local chosen = 1
 for k = 2, validated and #members or 1 do if valid_evals[k].accuracy > valid_evals[chosen].accuracy then chosen = k end end
-local picked = validated and 'the one validation chooses' or 'the first (trained on the validation images, so unchosen)'
+local picked = validated and 'the one validation chooses' or ('the first (unchosen: %s)'):format(why)
 local b, c, p = ts.metrics.mcnemar(ts.metrics.correct(test_evals[chosen].pred, g.test.y), ts.metrics.correct(test.pred, g.test.y))
 local accuracies = {}
 for k, ev in ipairs(test_evals) do accuracies[k] = ev.accuracy end
@@ -55,7 +65,7 @@ print(('McNemar, chosen member vs ensemble: %d right only for the member, %d onl
 ts.files.mkdirs(opt.run)
 local s = test.summary
 local lo, hi = ts.metrics.interval(s.correct, s.total)
-local temperature = validated and ts.metrics.temperature(valid.logits, g.valid.y) or nil
+local temperature = validated and ts.metrics.temperature(valid.logits, unseen.y) or nil
 local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
                best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
@@ -66,11 +76,11 @@ ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
 if validated then
    ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
-      valid = {before = ts.metrics.calibration(valid.logits, g.valid.y),
-               after = ts.metrics.calibration(valid.logits, g.valid.y, temperature)}}))
+      valid_images = unseen:size(), valid = {before = ts.metrics.calibration(valid.logits, unseen.y),
+                                             after = ts.metrics.calibration(valid.logits, unseen.y, temperature)}}))
 end
 print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, validated and ', calibration.json' or
-      '; no calibration.json: members trained on the validation images'))
+      '; no calibration.json: ' .. tostring(why)))
 print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over %s (%s)'):format(
    #members, 100 * test.accuracy, 100 * (test.accuracy - test_evals[chosen].accuracy), validated and
    'the member validation chooses' or 'its first member',

@@ -1,8 +1,9 @@
 -- tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]
--- Fits the temperature of a finished run on its validation set (temperature scaling; runs that finish
--- do this themselves, with one view) and writes RUN_DIR/calibration.json, which predict.lua uses; tta=n
--- fits it for predictions averaged over n views (predict then uses n views). Prints the validation NLL
--- and expected calibration error before and after. The test set is not touched.
+-- Fits the temperature of a finished run on the validation images it did not train on (all of them, or the share
+-- of their tracks a trainval run held out; temperature scaling: runs that finish do this themselves, with one
+-- view) and writes RUN_DIR/calibration.json, which predict.lua uses; tta=n fits it for predictions averaged over
+-- n views (predict then uses n views). Prints the NLL and expected calibration error before and after on those
+-- images. The test set is not touched.
 local run = arg[1]
 if not run or run:sub(1, 1) == '-' then
    io.stderr:write('usage: tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]\n')
@@ -12,7 +13,9 @@ local opt = ts.experiment.options{tta = 1}   -- and the data options of the expe
 local model, config = ts.models.load(run)
 local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
-local cal = ts.experiment.calibrate(model, g, ts.data.preprocess(config.preprocess), nil, opt.tta)
+local unseen, why = ts.experiment.heldOut(run, final, g)   -- a trainval run: the tracks it held out
+if not unseen then error(('%s: no validation images left to fit a temperature on'):format(why), 0) end
+local cal = ts.experiment.calibrate(model, {valid = unseen}, ts.data.preprocess(config.preprocess), nil, opt.tta)
 ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))
-print(('%s: temperature %.3f (%d view%s); validation NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s/calibration.json'):format(
-   run, cal.temperature, cal.tta, cal.tta > 1 and 's' or '', cal.valid.before.nll, cal.valid.after.nll, cal.valid.before.ece, cal.valid.after.ece, run))
+print(('%s: temperature %.3f (%d view%s, %d validation images); NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s/calibration.json'):format(
+   run, cal.temperature, cal.tta, cal.tta > 1 and 's' or '', cal.valid_images, cal.valid.before.nll, cal.valid.after.nll, cal.valid.before.ece, cal.valid.after.ece, run))

@@ -100,16 +100,47 @@ return function(t)
       t.truthy(said:find('not significantly ahead of baseline', 1, true), said)
    end)
 
-   t.test('baseline trainval=true: trained on train and valid, the last epoch, no temperature nor threshold', function()
+   t.test('baseline trainval=true: trained on train and valid but a held-out tenth of the tracks, which the temperature '
+          .. 'and the threshold are fitted on; held_out=0: neither', function()
       local dir = t.tmpdir()
-      local out = run('baseline.lua', ('synthetic_train=60 epochs=1 trainval=true detector_scenes=60 run=%s/tv'):format(dir))
+      run('baseline.lua', ('synthetic_train=120 epochs=1 trainval=true detector_scenes=60 fit_scenes=4 '
+                                       .. 'run=%s/tv'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/tv/final.json'))
       local g = ts.data.synthetic(final.synthetic)
-      t.eq(final.trained_on.train_images, g.train:size() + g.valid:size())
+      local kept, held, record = g.valid:splitTracks{share = 0.1}
+      t.eq(final.trained_on.train_images, g.train:size() + kept:size())
+      t.eq(final.trained_on.train, ts.data.join({g.train, kept}):fingerprint())
       t.eq(final.trained_on.valid, 'none'); t.eq(final.best_epoch, 1)
-      t.eq(io.open(dir .. '/tv/calibration.json'), nil, 'no temperature fitted on trained-on images')
-      t.eq(io.open(dir .. '/tv/search.json'), nil, 'no threshold fitted on scenes of trained-on images')
-      t.truthy(out:find('no threshold fitted (the validation images were part of the training)', 1, true), out)
+      t.eq(final.trained_on.held_out.fingerprint, record.fingerprint); t.eq(final.trained_on.held_out.images, held:size())
+      t.eq(ts.experiment.heldOut(dir .. '/tv', final, g):fingerprint(), held:fingerprint(), 'readers rebuild it')
+      local cal = ts.json.decode(t.readfile(dir .. '/tv/calibration.json'))
+      t.eq(cal.valid_images, held:size())
+      t.truthy(ts.json.decode(t.readfile(dir .. '/tv/search.json')).threshold, 'a threshold fitted on held-out scenes')
+      -- scripts/calibrate.lua refits on the same images; a run whose record names other images is refused
+      local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=120'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 0 and o:find(('(1 view, %d validation images)'):format(held:size()), 1, true), o)
+      final.trained_on.held_out.share = 0.5
+      t.raises(function() ts.experiment.heldOut(dir .. '/tv', final, g) end,
+               'tv/final.json: the held-out validation images were')
+      final.trained_on.held_out = {share = 2}
+      t.raises(function() ts.experiment.heldOut(dir .. '/tv', final, g) end,
+               'tv/final.json: trained_on.held_out: splitTracks: share must be')
+
+      local out = run('baseline.lua', ('synthetic_train=60 epochs=1 trainval=true held_out=0 detector_scenes=60 run=%s/all')
+                                :format(dir))
+      final = ts.json.decode(t.readfile(dir .. '/all/final.json'))
+      g = ts.data.synthetic(final.synthetic)
+      t.eq(final.trained_on.train_images, g.train:size() + g.valid:size())
+      t.eq(io.open(dir .. '/all/calibration.json'), nil, 'no temperature fitted on trained-on images')
+      t.eq(io.open(dir .. '/all/search.json'), nil, 'no threshold fitted on scenes of trained-on images')
+      t.truthy(out:find('no threshold fitted (every validation image was part of the training)', 1, true), out)
+      t.eq(select(2, ts.experiment.heldOut(dir .. '/all', final, g)), dir .. '/all trained on every validation image')
+      rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/all synthetic_train=60'):format(t.tshost, ts.root, dir))
+      t.truthy(rc ~= 0 and o:find('trained on every validation image: no validation images left to fit a temperature on',
+                                  1, true), o)
+      t.raises(function() ts.detect.fitRun(dir .. '/all', g) end, 'no validation images left to fit the "no sign" threshold on')
+      rc, o = t.sh(('%s %s/experiments/baseline.lua held_out=1 synthetic_train=60'):format(t.tshost, ts.root))
+      t.truthy(rc ~= 0 and o:find('held_out must be a share of the validation tracks from 0 to below 1, got 1', 1, true), o)
    end)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
@@ -379,6 +410,14 @@ return function(t)
       t.truthy(out:find('over its first member', 1, true) and out:find('no calibration.json', 1, true), out)
       t.eq(ts.json.decode(t.readfile(dir .. '/ens-tv/final.json')).temperature, nil)
       t.eq(io.open(dir .. '/ens-tv/calibration.json'), nil)
+      -- with a member that held out a share of the validation tracks, that share (unseen by every member) chooses the
+      -- reference and fits the temperature
+      run('baseline.lua', ('epochs=1 trainval=true detector=false run=%s/tvheld'):format(dir))
+      out = run('ensemble.lua', ('runs=%s,%s/tvheld run=%s/ens-held'):format(a, dir, dir))
+      local record = ts.json.decode(t.readfile(dir .. '/tvheld/final.json')).trained_on.held_out
+      t.truthy(out:find('over the member validation chooses', 1, true), out)
+      t.eq(ts.json.decode(t.readfile(dir .. '/ens-held/calibration.json')).valid_images, record.images)
+      t.truthy(ts.json.decode(t.readfile(dir .. '/ens-held/final.json')).temperature > 0)
       rc, out = t.sh(('%s %s/experiments/ensemble.lua runs=%s'):format(t.tshost, ts.root, a))
       t.truthy(rc ~= 0 and out:find('needs at least two run directories', 1, true), out)
       -- a member tested on other data than the first is refused, named

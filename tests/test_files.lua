@@ -114,6 +114,39 @@ return function(t)
       t.raises(function() ts.data.join({}) end, 'expects a list of datasets')
    end)
 
+   t.test('splitTracks: every tenth track held out whole, cut at label changes and every `track` images', function()
+      -- labels in tracks as GTSRB stores them: class 0 has 7 tracks of 3 frames, class 1 a track of 3 and one of 2
+      -- (a short last track), class 2 a run of 7 that is cut into 3, 3, 1; 12 tracks, image i holds the value i
+      local labels = {}
+      for _ = 1, 21 do labels[#labels + 1] = 0 end
+      for _ = 1, 5 do labels[#labels + 1] = 1 end
+      for _ = 1, 7 do labels[#labels + 1] = 2 end
+      local n = #labels
+      local x = ts.zeros({n, 2, 2, 3}, 'uint8')
+      for i = 1, n do x[i]:fill(i) end
+      local ds = ts.data.Dataset(x, ts.tensor(labels, 'int64'), {[0] = 'a', 'b', 'c'}, 'v')
+      local function list(d) local v = {} for i = 1, d:size() do v[i] = d.x[i][{1, 1, 1}]:item() end return v end
+      local function values(d) return table.concat(list(d), ' ') end
+      -- share 0.25: tracks 4, 8, 12 (1-based: floor(i/4) steps up at i = 4, 8, 12): class 0's 4th, class 1's 1st
+      -- (the 8th track), class 2's last cut of one image (the 12th)
+      local kept, held, record = ds:splitTracks{share = 0.25, track = 3}
+      t.eq(values(held), '10 11 12 22 23 24 33')
+      t.eq(kept:size() + held:size(), n)
+      t.eq(table.concat(held.y:totable(), ' '), '0 0 0 1 1 1 2')
+      t.eq(record.tracks, 12); t.eq(record.held_tracks, 3); t.eq(record.images, 7)
+      t.eq(record.fingerprint, held:fingerprint()); t.eq(held.name, 'v (held out)'); t.eq(kept.name, 'v (kept)')
+      for _, v in ipairs(list(kept)) do t.truthy(v < 10 or (v > 12 and v < 22) or (v > 24 and v < 33), v) end
+      -- the default, one tenth of 30-image tracks: here 3 tracks (the labels) and none of them held
+      t.raises(function() ds:splitTracks() end, 'v has 3 tracks of up to 30 images; a share of 0.1 holds out 0 of them: nothing to hold out')
+      t.eq(select(2, ds:splitTracks{share = 0.5}):size(), 5, 'tracks 2 of 3: the 5 images of class 1')
+      t.raises(function() ds:splitTracks{share = 0} end, 'share must be a number between 0 and 1')
+      t.raises(function() ds:splitTracks{share = 0 / 0} end, 'share must be a number between 0 and 1')
+      t.raises(function() ds:splitTracks{track = 2.5} end, 'track must be a whole number')
+      t.raises(function() ds:splitTracks{shares = 0.1} end, 'unknown option shares')
+      -- single images: every other one
+      t.eq(values(select(2, ds:splitTracks{share = 0.5, track = 1})), '2 4 6 8 10 12 14 16 18 20 22 24 26 28 30 32')
+   end)
+
    t.test('a path with a NUL byte is refused by every reader and writer (C and io.open would cut it there)', function()
       local dir = t.tmpdir()
       local bad = dir .. '/cut\0.bak'

@@ -320,6 +320,43 @@ function data.join(list, name)
    return data.Dataset(x, y, first.classNames, name or first.name)
 end
 
+-- kept, held, record = ds:splitTracks{share = 0.1, track = 30}: an evenly spaced share of the set's tracks held out
+-- whole, the rest kept. A track is a run of consecutive images of one label, cut every `track` images: GTSRB's
+-- pickles store a physical sign's 30 frames together, and frames of one sign on both sides would make the held-out
+-- images look easier than a new sign is. Track i (0-based, in stored order) is held when floor((i+1)*share) >
+-- floor(i*share): floor(tracks*share) of them, spread over the order (GTSRB's is by class), so their classes follow
+-- the set's proportions. record = {share, track, tracks, held_tracks, images, fingerprint} names the held-out part
+-- so that a run can rebuild and check it. track = 1 holds out single images.
+local split_keys = {share = 1, track = 1}
+function Dataset:splitTracks(opts)
+   opts = keys.check('splitTracks', opts or {}, split_keys, 2)
+   local share, track = opts.share or 0.1, opts.track or 30
+   if type(share) ~= 'number' or not (share > 0 and share < 1) then
+      error(('splitTracks: share must be a number between 0 and 1 (exclusive), got %s'):format(tostring(share)), 2)
+   end
+   if type(track) ~= 'number' or track % 1 ~= 0 or track < 1 or track > 2^31 then
+      error(('splitTracks: track must be a whole number of images from 1, got %s'):format(tostring(track)), 2)
+   end
+   local y, n = ffi.cast('int64_t *', self.y:data()), self:size()
+   local kept, held, tracks, held_tracks, i = {}, {}, 0, 0, 0
+   while i < n do   -- one track: images i .. i+len-1
+      local len = 1
+      while i + len < n and len < track and y[i + len] == y[i] do len = len + 1 end
+      local hold = math.floor((tracks + 1) * share) > math.floor(tracks * share)
+      local into = hold and held or kept
+      for j = i + 1, i + len do into[#into + 1] = j end
+      tracks, held_tracks, i = tracks + 1, held_tracks + (hold and 1 or 0), i + len
+   end
+   if #held == 0 or #kept == 0 then
+      error(('splitTracks: %s has %d tracks of up to %d images; a share of %g holds out %d of them: nothing to %s'):format(
+            self.name, tracks, track, share, held_tracks, #held == 0 and 'hold out' or 'keep'), 2)
+   end
+   local h = self:subset(held, self.name .. ' (held out)')
+   return self:subset(kept, self.name .. ' (kept)'), h,
+          {share = share, track = track, tracks = tracks, held_tracks = held_tracks, images = #held,
+           fingerprint = h:fingerprint()}
+end
+
 -- the course's per-image bounding boxes (coords [N,4]) and original image sizes (sizes [N,2]) as ds.coords and
 -- ds.sizes, when the pickle has them in that shape
 local function attach_boxes(ds, d, path)

@@ -635,16 +635,19 @@ function M.fitThreshold(scorers, signs, opts)
 end
 
 -- Fits the threshold of a finished run that has its detector (run/detector): its classifier at the
--- temperature and views of its calibration.json, on scenes of g.valid; writes run/search.json. opts:
--- scenes, seed (M.fitThreshold's). Returns the fit.
+-- temperature and views of its calibration.json, on scenes of the validation images it did not train on (all of
+-- g.valid, or a trainval run's held-out tracks: experiment.heldOut); writes run/search.json. opts: scenes, seed
+-- (M.fitThreshold's). Returns the fit.
 function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
    opts = opts or {}
+   local unseen, why = require('ts.experiment').heldOut(run, json.readFile(run .. '/final.json'), g)
+   if not unseen then error(('%s: no validation images left to fit the "no sign" threshold on'):format(why), 0) end
    local model, config = models.load(run)
    local temperature, views = require('ts.experiment').readCalibration(run)
    local scorers = M.scorers(model, require('ts.data').preprocess(config.preprocess),
                              {detector = run .. '/detector', views = views})
-   local fit = M.fitThreshold(scorers, g.valid, {scenes = opts.scenes, seed = opts.seed,
+   local fit = M.fitThreshold(scorers, unseen, {scenes = opts.scenes, seed = opts.seed,
                                                  search = {temperature = temperature}})
    fit.detector, fit.views, fit.search = 'detector', views, M.version
    files.writeFile(run .. '/search.json', json.encode(fit))

@@ -82,15 +82,34 @@ end
 
 -- Temperature scaling fitted on the validation set (metrics.temperature), with the NLL and calibration
 -- error before and after on validation and, when given, on the test evaluation `ev` (with its logits, and
--- the same tta): {temperature, tta (views), valid = {before, after}, test = {before, after}}, each a
--- metrics.calibration table.
+-- the same tta): {temperature, tta (views), valid_images, valid = {before, after}, test = {before, after}}, each
+-- a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut).
 function M.calibrate(model, g, preprocess, ev, tta)
    local val = train.evaluate(model, g.valid, {preprocess = preprocess, logits = true, tta = tta})
    local temperature = metrics.temperature(val.logits, g.valid.y)
    local function both(logits, y)
       return {before = metrics.calibration(logits, y), after = metrics.calibration(logits, y, temperature)}
    end
-   return {temperature = temperature, tta = tta or 1, valid = both(val.logits, g.valid.y), test = ev and both(ev.logits, g.test.y) or nil}
+   return {temperature = temperature, tta = tta or 1, valid_images = g.valid:size(), valid = both(val.logits, g.valid.y),
+           test = ev and both(ev.logits, g.test.y) or nil}
+end
+
+-- The validation images a finished run (its final.json, `final`) did not train on, for what must be fitted on images
+-- the network has not seen (the temperature, the detector's "no sign" threshold): all of g.valid for a run that
+-- validated on it; the share of the tracks a trainval run held out (trained_on.held_out, Dataset:splitTracks's
+-- record), split again and checked against its fingerprint; nil and why for a run that trained on every one.
+function M.heldOut(run, final, g)
+   local on = type(final) == 'table' and final.trained_on
+   if type(on) ~= 'table' or on.valid ~= 'none' then return g.valid end
+   local r = on.held_out
+   if r == nil then return nil, ('%s trained on every validation image'):format(run) end
+   local ok, _, held = pcall(g.valid.splitTracks, g.valid, type(r) == 'table' and {share = r.share, track = r.track} or r)
+   if not ok then error(('%s/final.json: trained_on.held_out: %s'):format(run, tostring(_):gsub('^[^:]*:%d+: ', '')), 0) end
+   if held:fingerprint() ~= r.fingerprint then
+      error(('%s/final.json: the held-out validation images were %s, and the same share of the validation here is %s: %s')
+            :format(run, tostring(r.fingerprint), held:fingerprint(), DATA_ADVICE), 0)
+   end
+   return held
 end
 
 -- A run's calibration as predict and the window search use it: the temperature and the number of views it
@@ -142,10 +161,14 @@ function M.finish(result, g, opt)
    ev.target_y = g.test.y
    -- train_images, valid_images and data describe g, which the run's readers rebuild and check (checkRunData); a
    -- variant that trained on other images (changes.train) or without validation says so in trained_on.
-   -- opt.no_calibration (a reason): no temperature, as when the validation images were part of the training
+   -- opt.held_out = {set, record} (Dataset:splitTracks's held part and record): the validation images a trainval
+   -- run kept out of its training, which the temperature is fitted on instead of g.valid. opt.no_calibration (a
+   -- reason): no temperature, as when every validation image was part of the training
    local used = result.config and result.config.data or g
    local validated = used.valid ~= nil
-   local cal = not opt.no_calibration and M.calibrate(result.model, g, result.preprocess, ev) or nil
+   local held = opt.held_out
+   local cal = not opt.no_calibration and M.calibrate(result.model, held and {valid = held.set, test = g.test} or g,
+                                                      result.preprocess, ev) or nil
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
@@ -158,7 +181,8 @@ function M.finish(result, g, opt)
       note = opt.note, synthetic = g.synthetic or false,
       data = data.fingerprints(g, {'train', 'valid', 'test'}),
       trained_on = (used.train ~= g.train or used.valid ~= g.valid) and {train_images = used.train:size(),
-         train = used.train:fingerprint(), valid = validated and used.valid:fingerprint() or 'none'} or nil,
+         train = used.train:fingerprint(), valid = validated and used.valid:fingerprint() or 'none',
+         held_out = held and held.record} or nil,
       temperature = cal and cal.temperature, test_ece = cal and cal.test.before.ece,
       test_ece_calibrated = cal and cal.test.after.ece,
       per_class = {}, most_confused = {},
@@ -186,8 +210,9 @@ function M.finish(result, g, opt)
                                                     g.classNames[m.predicted] or '', m.count))
       end
       if cal then
-         print(('calibration: temperature %.3f fitted on validation; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
-            cal.temperature, cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
+         print(('calibration: temperature %.3f fitted on %s; test NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(
+            cal.temperature, held and ('the %d held-out validation images'):format(held.set:size()) or 'validation',
+            cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
       else
          print(('calibration: none (%s)'):format(opt.no_calibration))
       end
