@@ -624,6 +624,8 @@ return function(t)
       t.raises(function() ts.ensemble({{logits = ts.zeros(3, 2)}, nil, {logits = ts.zeros(3, 2)}}, ts.zeros({3}, 'int64')) end,
                'ensemble: member 2 is missing')
       t.raises(function() ts.data.Loader(g.train, {batch_size = 2}) end, 'Loader: unknown option batch_size')
+      t.raises(function() ts.data.Loader(g.train, 128) end, 'Loader: the options must be a table, got number')
+      t.raises(function() ts.evaluate(ts.nn.Sequential(), g.train, 'fast') end, 'evaluate: the options must be a table, got string')
       t.raises(function() ts.data.batch(g.train, {1}, {preprocesss = 1}) end, 'ts.data.batch: unknown option preprocesss')
       t.raises(function() ts.updateBatchNorm(ts.nn.Sequential(ts.nn.BatchNorm2d(3)), g.train, {batch_size = 0}) end,
                'updateBatchNorm: unknown option batch_size')

@@ -5,6 +5,9 @@ local M = {}
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
 -- 'option' (the default) or 'setting'; level as error's, counted from the caller (0: no position)
 function M.check(what, t, known, level, noun)
+   if type(t) ~= 'table' then
+      error(('%s: the %ss must be a table, got %s'):format(what, noun or 'option', type(t)), level == 0 and 0 or (level or 1) + 1)
+   end
    for k in pairs(t) do
       if not known[k] then
          local names = {}
