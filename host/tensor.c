@@ -244,7 +244,8 @@ ts_tensor *ts_tensor_view(ts_tensor *t, int ndim, const int64_t *shape)
     if (ts_shape_bytes("view", ndim, resolved, 1, &known, &unused)) return NULL;
     if (infer >= 0) resolved[infer] = known ? numel / known : 0;
     int64_t total = infer >= 0 ? known * resolved[infer] : known;   /* at most numel: no overflow */
-    if (total != numel) {
+    /* a -1 beside a size of 0 could be anything, even when the tensor is empty (PyTorch refuses it too) */
+    if (total != numel || (infer >= 0 && known == 0)) {
         /* the shape asked for, as given (with its -1) */
         char asked[96];
         int at = snprintf(asked, sizeof asked, "[");

@@ -644,4 +644,26 @@ return function(t)
       t.raises(function() ts.transfer.gradualUnfreeze(ts.models.resnet8(), {stages = 1.5}) end,
                'ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got 1.5')
    end)
+
+   t.test('augmentMatrix and synthesize name the argument or option they were given wrong', function()
+      t.raises(function() ts.data.augmentMatrix() end, 'ts.data.augmentMatrix(o): o must be a table {size, rotate, scale, ...}, got nil')
+      t.raises(function() ts.data.augmentMatrix{rotate = 10} end,
+               'ts.data.augmentMatrix: size must be a whole number of pixels from 1, or {h, w} of them, got nil')
+      t.raises(function() ts.data.augmentMatrix{size = 16, rotation = 10} end,
+               'ts.data.augmentMatrix: unknown option rotation (known: out, px, py, rotate, scale, shear, size, tx, ty)')
+      t.raises(function() ts.data.augmentMatrix{size = 0} end, 'size must be a whole number of pixels from 1')
+      t.raises(function() ts.data.augmentMatrix{size = {16, 2.5}} end, 'got {16, 2.5}')
+      t.raises(function() ts.data.augmentMatrix{size = 16, out = {8}} end, 'out must be a whole number of pixels from 1')
+      t.raises(function() ts.data.augmentMatrix{size = 16, rotate = 0 / 0} end, 'ts.data.augmentMatrix: rotate must be a finite number, got nan')
+      t.raises(function() ts.data.augmentMatrix{size = 16, scale = 0} end, 'ts.data.augmentMatrix: scale must be positive, got 0')
+      local x, y = ts.data.augmentMatrix{size = {16, 16}, out = 32}(8, 8)
+      t.near(x, 16, 1e-9); t.near(y, 16, 1e-9)
+      local ds = ts.data.Dataset(ts.zeros({4, 8, 8, 3}, 'uint8'), ts.tensor({0, 0, 0, 1}, 'int64'))
+      t.raises(function() ts.data.synthesize() end, 'ts.data.synthesize(ds, target [, augment]): ds must be a dataset (ts.data.Dataset), got nil')
+      t.raises(function() ts.data.synthesize(ds) end, 'ts.data.synthesize(ds, target [, augment]): target must be a whole number of images per class from 0, got nil')
+      t.raises(function() ts.data.synthesize(ds, 2.5) end, 'got 2.5')
+      t.raises(function() ts.data.synthesize(ds, 3, {rotate = 10}) end, 'augment must be the settings ts.data.augment{...} makes')
+      t.eq(ts.data.synthesize(ds, 0):size(), 4)
+      t.eq(ts.data.synthesize(ds, 2, ts.data.augment{rotate = 5}):size(), 5)
+   end)
 end

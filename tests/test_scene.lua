@@ -357,4 +357,92 @@ return function(t)
       t.raises(function() ts.detect.windows(40, 40, {stride = 0}) end, 'stride must be a share of the side from 1/min to 1')
       t.raises(function() ts.detect.windows(40, 40, {stride = 0 / 0}) end, 'stride must be')
    end)
+
+   t.test('scene and search functions name the argument or option they were given wrong', function()
+      -- missing or mistyped arguments: "attempt to index a nil value" before
+      local r = ts.scene.Random(1)
+      t.raises(function() ts.scene.background(r, nil, 40) end,
+               'ts.scene.background(r, h, w): h must be a whole number of pixels from 1, got nil')
+      t.raises(function() ts.scene.background(r, 30, 2.5) end, 'w must be a whole number of pixels from 1, got 2.5')
+      t.raises(function() ts.scene.background(nil, 30, 40) end, 'ts.scene.background(r, h, w): r must be a ts.scene.Random, got nil')
+      t.raises(function() ts.scene.weather(nil, ts.zeros(4, 4, 3, 'uint8')) end, 'ts.scene.weather(r, img [, opts]): r must be a ts.scene.Random')
+      t.raises(function() ts.scene.generate() end, 'ts.scene.generate(opts): opts must be a table of options, got nil')
+      t.raises(function() ts.scene.closeups() end, 'ts.scene.closeups(scenes [, seed]): scenes must be a list of scenes')
+      t.raises(function() ts.scene.closeups({{signs = {}}}) end, 'scene 1 has no image')
+      t.raises(function() ts.scene.closeups({{image = ts.zeros(8, 8, 3, 'uint8')}}) end, 'scene 1 has no list of signs')
+      -- a seed that is no number: NaN made every draw NaN
+      t.raises(function() ts.scene.Random(0 / 0) end, 'ts.scene.Random(seed): seed must be a finite number, got nan')
+      t.raises(function() ts.scene.Random('7') end, 'seed must be a finite number, got 7')
+      t.raises(function() ts.scene.closeups({}, 1 / 0) end, 'ts.scene.closeups: seed must be a finite number, got inf')
+      t.eq(ts.scene.Random():next(), ts.scene.Random(1):next(), 'no seed is seed 1')
+      -- out-of-range weather: a negative gain made negative pixels (all black), a fog probability of 2 always fog
+      local img = ts.zeros(6, 6, 3, 'uint8')
+      t.raises(function() ts.scene.weather(r, img, {gain = {-1, 2}}) end,
+               'ts.scene.weather: gain must be {lo, hi} with 0 < lo <= hi, finite, got {-1, 2}')
+      t.raises(function() ts.scene.weather(r, img, {gain = {0.5, 1 / 0}}) end, 'gain must be {lo, hi}')
+      t.raises(function() ts.scene.weather(r, img, {fog = 2}) end, 'ts.scene.weather: fog must be a probability in [0, 1], got 2')
+      t.raises(function() ts.scene.weather(r, img, {noise = 0 / 0}) end, 'ts.scene.weather: noise must be a finite sigma >= 0, got nan')
+      t.raises(function() ts.scene.weather(r, img, {rian = 0.5}) end, 'ts.scene.weather: unknown option rian (known: blur, fog, gain')
+      t.eq(img:sum(), 0, 'nothing written')
+      ts.scene.weather(r, img, {gain = {1, 1}, fog = 0, rain = 1, night = 0, blur = 0, noise = 0})
+      -- a sign of no pixels: drawn 2 pixels wide before
+      local sign = ts.full({8, 8, 3}, 200, 'uint8')
+      t.raises(function() ts.scene.paste(ts.zeros(20, 20, 3, 'uint8'), sign, 0, 0, 0) end,
+               'ts.scene.paste: size must be a number of pixels >= 1, got 0')
+      -- generate: misspelt options were ignored, a size of 0 pasted signs of nothing, icon_share without icons
+      -- indexed nil
+      local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, per_scen = {1, 1}} end,
+               'ts.scene.generate: unknown option per_scen (known: empty, height, icon_share, icons, n, per_scene, seed, signs, size, weather, width)')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, size = {0, 20}} end,
+               'ts.scene.generate: size must be {lo, hi} pixels with 1 <= lo <= hi, got {0, 20}')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, size = 30} end, 'size must be {lo, hi}')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, height = 0} end, 'ts.scene.generate: height must be a whole number of pixels from 1, got 0')
+      t.raises(function() ts.scene.generate{n = 1.5, signs = signs} end, 'ts.scene.generate: n must be a whole number from 0, got 1.5')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, per_scene = {2, 1}} end,
+               'ts.scene.generate: per_scene must be {lo, hi}, whole numbers with 0 <= lo <= hi, got {2, 1}')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, empty = -0.5} end, 'ts.scene.generate: empty must be a probability in [0, 1], got -0.5')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, icon_share = 0.5} end, 'ts.scene.generate: icon_share 0.5 needs icons')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, seed = 0 / 0} end, 'ts.scene.generate: seed must be a finite number, got nan')
+      t.raises(function() ts.scene.generate{n = 1, signs = {}} end, 'ts.scene.generate: signs must be a dataset (ts.data.Dataset) of at least one image')
+      t.raises(function() ts.scene.generate{n = 1, icons = {}} end, 'ts.scene.generate: icons must be a non-empty list of {image, class}')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, weather = {gian = {1, 2}}} end,
+               'ts.scene.generate: weather: unknown option gian')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, weather = {gain = {0, 1}}} end, 'ts.scene.generate: weather: gain must be')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, weather = 'none'} end,
+               'ts.scene.generate: weather must be a table of ts.scene.weather options or false, got none')
+      local ok = ts.scene.generate{n = 1, seed = 2, signs = signs, height = 40, width = 50, size = {1, 20}, per_scene = {0, 1},
+                                    empty = 0, icon_share = 0, weather = {gain = {1, 1}}}
+      t.eq(#ok, 1)
+      t.eq(#ts.scene.generate{n = 0, signs = signs}, 0)
+
+      -- the search: without scorers, or scorers without a classifier, it indexed nil deep inside
+      local bg = ts.scene.background(ts.scene.Random(3), 60, 80)
+      t.raises(function() ts.detect.search(bg) end, 'ts.detect.search(img, scorers [, opts]): scorers must be a table {classify [, sign, scan]}, got nil')
+      t.raises(function() ts.detect.search(bg, {sign = scorers.sign}) end,
+               'ts.detect.search(img, scorers [, opts]): scorers.classify must be a function (crops to log-probabilities), got nil')
+      t.raises(function() ts.detect.search(bg, {classify = scorers.classify, sign = 0.5}) end, 'scorers.sign must be a function')
+      t.raises(function() ts.detect.search(nil, scorers) end, 'ts.detect.search(img, scorers [, opts]): img must be a uint8 image [H, W, 3], got nil')
+      t.raises(function() ts.detect.search(bg:float(), scorers) end, 'img must be a uint8 image [H, W, 3], got float32 [60x80x3]')
+      t.raises(function() ts.detect.search(bg, scorers, {temprature = 2}) end,
+               'ts.detect.search: unknown option temprature (known: keep, max_side, min, overlap, proposals, step, stride, temperature)')
+      t.raises(function() ts.detect.search(bg, scorers, {max_side = 0 / 0}) end, 'ts.detect.search: max_side must be a number of pixels >= 1, got nan')
+      t.raises(function() ts.detect.search(bg, scorers, {keep = 0}) end, 'ts.detect.search: keep must be a whole number from 1, got 0')
+      t.raises(function() ts.detect.search(bg, scorers, {overlap = -1}) end, 'ts.detect.search: overlap must be an IoU in [0, 1], got -1')
+      t.raises(function() ts.detect.search(bg, scorers, {temperature = 0}) end, 'ts.detect.search: temperature must be a finite number > 0, got 0')
+      -- every option the repository passes still works
+      t.eq(type(ts.detect.search(bg, scorers, {max_side = 1024, keep = 4, min = 24, step = 0.8, stride = 0.25, proposals = 16,
+                                               temperature = 1.5, overlap = 0.3}).detections), 'table')
+      -- nms and describeFit
+      t.raises(function() ts.detect.nms(nil, 0.3) end, 'ts.detect.nms(items, threshold [, limit]): items must be a list of {window, score}, got nil')
+      t.raises(function() ts.detect.nms({{window = {0, 0, 1, 1}, score = 1}}) end, 'ts.detect.nms(items, threshold [, limit]): threshold must be an IoU in [0, 1], got nil')
+      t.raises(function() ts.detect.nms({{window = {0, 0, 1, 1}}}, 0.3) end, 'ts.detect.nms: item 1 has no score (a number), got nil')
+      t.raises(function() ts.detect.nms({{score = 1}}, 0.3) end, 'ts.detect.nms: item 1 has no window {x1, y1, x2, y2}')
+      t.raises(function() ts.detect.nms({{window = {0, 0, 1, 1}, score = 1}}, 0.3, -1) end, 'ts.detect.nms: limit must be a whole number from 0, got -1')
+      t.eq(#ts.detect.nms({{window = {0, 0, 10, 10}, score = 1}, {window = {1, 0, 11, 10}, score = 2}}, 0.3), 1)
+      t.raises(function() ts.detect.describeFit('run') end, 'ts.detect.describeFit(run, fit): fit must be a table (ts.detect.fitRun\'s), got nil')
+      t.raises(function() ts.detect.describeFit('run', {threshold = 0.5}) end, 'ts.detect.describeFit(run, fit): fit.sign_right must be a number, got nil')
+      t.raises(function() ts.detect.describeFit(nil, {}) end, 'ts.detect.describeFit(run, fit): run must be a string (the run\'s folder), got nil')
+      t.truthy(ts.detect.describeFit('r', {threshold = 0.5, sign_right = 0.9, no_sign = 0.8, scenes = 10, empty = 5}):find('r/search.json', 1, true))
+   end)
 end

@@ -28,6 +28,7 @@ local T = require('ts.tensor')
 local image = require('ts.image')
 local scene = require('ts.scene')
 local metrics = require('ts.metrics')
+local keys = require('ts.keys')
 
 local M = {}
 -- the search's version, kept with a fitted threshold (search.json), which holds only for the search it was
@@ -69,6 +70,23 @@ end
 -- items (each with .window and .score), best first; those overlapping a better one by more than
 -- `threshold` IoU dropped; the first `limit` of them (all by default)
 function M.nms(items, threshold, limit)
+   -- (a nil threshold failed in a comparison, a nil or NaN score in the sort)
+   local call = 'ts.detect.nms(items, threshold [, limit])'
+   if type(items) ~= 'table' then error(('%s: items must be a list of {window, score}, got %s'):format(call, tostring(items)), 2) end
+   if not (T.isFinite(threshold) and threshold >= 0 and threshold <= 1) then
+      error(('%s: threshold must be an IoU in [0, 1], got %s'):format(call, tostring(threshold)), 2)
+   end
+   if limit ~= nil and not (T.isFinite(limit) and limit % 1 == 0 and limit >= 0) then
+      error(('ts.detect.nms: limit must be a whole number from 0, got %s'):format(tostring(limit)), 2)
+   end
+   for k, it in ipairs(items) do
+      if type(it) ~= 'table' or type(it.window) ~= 'table' then
+         error(('ts.detect.nms: item %d has no window {x1, y1, x2, y2}'):format(k), 2)
+      end
+      if type(it.score) ~= 'number' or it.score ~= it.score then
+         error(('ts.detect.nms: item %d has no score (a number), got %s'):format(k, tostring(it.score)), 2)
+      end
+   end
    table.sort(items, function(a, b) return a.score > b.score end)
    local kept = {}
    for _, it in ipairs(items) do
@@ -206,8 +224,50 @@ end
 -- better one),
 -- whole = the whole image's (the same fields), windows = the number searched}; logp is the classifier's
 -- row, probs its softmax at the temperature. Boxes are in the photo's own pixels.
+local search_options = {max_side = 1, keep = 1, min = 1, step = 1, stride = 1, proposals = 1, temperature = 1, overlap = 1}
+-- a scorer: a function, or a table called as one (M.signScanner's)
+local function callable(f)
+   local mt = type(f) == 'table' and getmetatable(f)
+   return type(f) == 'function' or (type(mt) == 'table' and type(mt.__call) == 'function')
+end
 function M.search(img, scorers, opts)
+   -- the arguments checked before the work (no scorers, or none that classify, indexed nil deep inside; a
+   -- misspelt temprature was ignored)
+   local call = 'ts.detect.search(img, scorers [, opts])'
+   if not (T.isTensor(img) and img:dtype() == 'uint8' and img:dim() == 3 and img:size(3) == 3 and img:numel() > 0) then
+      error(('%s: img must be a uint8 image [H, W, 3], got %s'):format(call, T.isTensor(img) and
+            ('%s %s'):format(img:dtype(), tostring(img:size())) or tostring(img)), 2)
+   end
+   if type(scorers) ~= 'table' then
+      error(('%s: scorers must be a table {classify [, sign, scan]}, got %s'):format(call, tostring(scorers)), 2)
+   end
+   if not callable(scorers.classify) then
+      error(('%s: scorers.classify must be a function (crops to log-probabilities), got %s'):format(call,
+            tostring(scorers.classify)), 2)
+   end
+   for _, k in ipairs({'sign', 'scan'}) do
+      if scorers[k] ~= nil and not callable(scorers[k]) then
+         error(('%s: scorers.%s must be a function, got %s'):format(call, k, tostring(scorers[k])), 2)
+      end
+   end
    opts = opts or {}
+   if type(opts) ~= 'table' then error(('%s: opts must be a table, got %s'):format(call, tostring(opts)), 2) end
+   keys.check('ts.detect.search', opts, search_options, 2)
+   if opts.max_side ~= nil and not (T.isFinite(opts.max_side) and opts.max_side >= 1) then
+      error(('ts.detect.search: max_side must be a number of pixels >= 1, got %s'):format(tostring(opts.max_side)), 2)
+   end
+   for _, k in ipairs({'keep', 'proposals'}) do
+      local v = opts[k]
+      if v ~= nil and not (T.isFinite(v) and v % 1 == 0 and v >= 1) then
+         error(('ts.detect.search: %s must be a whole number from 1, got %s'):format(k, tostring(v)), 2)
+      end
+   end
+   if opts.overlap ~= nil and not (T.isFinite(opts.overlap) and opts.overlap >= 0 and opts.overlap <= 1) then
+      error(('ts.detect.search: overlap must be an IoU in [0, 1], got %s'):format(tostring(opts.overlap)), 2)
+   end
+   if opts.temperature ~= nil and not (T.isFinite(opts.temperature) and opts.temperature > 0) then
+      error(('ts.detect.search: temperature must be a finite number > 0, got %s'):format(tostring(opts.temperature)), 2)
+   end
    local H, W = img:size(1), img:size(2)
    local f = math.max(1, math.max(H, W) / (opts.max_side or 1024))
    local work = f > 1 and image.resize(img:contiguous(), math.max(1, math.floor(H / f + 0.5)),
@@ -656,6 +716,12 @@ end
 
 -- One line for a person: the fitted threshold and what it answers right on the validation scenes
 function M.describeFit(run, fit)
+   local call = 'ts.detect.describeFit(run, fit)'   -- (a nil fit failed on indexing it, a field in the format)
+   if type(run) ~= 'string' then error(("%s: run must be a string (the run's folder), got %s"):format(call, tostring(run)), 2) end
+   if type(fit) ~= 'table' then error(("%s: fit must be a table (ts.detect.fitRun's), got %s"):format(call, tostring(fit)), 2) end
+   for _, k in ipairs({'threshold', 'sign_right', 'scenes', 'no_sign', 'empty'}) do
+      if type(fit[k]) ~= 'number' then error(('%s: fit.%s must be a number, got %s'):format(call, k, tostring(fit[k])), 2) end
+   end
    return ('%s/search.json: "no sign" below P(sign) x P(class) %.3f, fitted on validation scenes: %.1f%% of %d scenes '
            .. 'with a sign found and read right, %.1f%% of %d without one said "no sign"'):format(
       run, fit.threshold, 100 * fit.sign_right, fit.scenes, 100 * fit.no_sign, fit.empty)

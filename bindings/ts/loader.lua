@@ -131,10 +131,36 @@ end
 -- The geometric transform the augmentation applies, as a function mapping source pixel coordinates
 -- (x, y) to output coordinates: ts.data.augmentMatrix{size = 32, rotate = 10, scale = 1.1, shear = 0,
 -- tx = 0, ty = 0 (pixels), px = 0, py = 0 (perspective), out = size}
+local matrix_options = {size = 1, out = 1, rotate = 1, scale = 1, shear = 1, tx = 1, ty = 1, px = 1, py = 1}
+-- a size of the matrix: n or {h, w}, whole numbers of pixels (a nil size reached C as a nil int, 0 divided by zero)
+local function matrix_size(v, name)
+   if type(v) == 'number' then v = {v, v} end
+   local ok = type(v) == 'table' and #v == 2
+   for i = 1, 2 do ok = ok and T.isFinite(v[i]) and v[i] % 1 == 0 and v[i] >= 1 and v[i] < 2 ^ 31 end
+   if not ok then
+      local shown = tostring(v)
+      if type(v) == 'table' then
+         local parts = {}
+         for i = 1, #v do parts[i] = tostring(v[i]) end
+         shown = '{' .. table.concat(parts, ', ') .. '}'
+      end
+      error(('ts.data.augmentMatrix: %s must be a whole number of pixels from 1, or {h, w} of them, got %s'):format(name,
+            shown), 3)
+   end
+   return v[1], v[2]
+end
 function M.augmentMatrix(o)
+   if type(o) ~= 'table' then
+      error(('ts.data.augmentMatrix(o): o must be a table {size, rotate, scale, ...}, got %s'):format(tostring(o)), 2)
+   end
+   keys.check('ts.data.augmentMatrix', o, matrix_options, 2)   -- rotation = 10 was ignored: no rotation
+   for _, k in ipairs({'rotate', 'scale', 'shear', 'tx', 'ty', 'px', 'py'}) do   -- a NaN made a NaN matrix
+      if o[k] ~= nil then finite(o[k], 'ts.data.augmentMatrix', k, 2) end
+   end
+   if o.scale ~= nil and o.scale <= 0 then error(('ts.data.augmentMatrix: scale must be positive, got %s'):format(o.scale), 2) end
    local m = ffi.new('double[9]')
-   local h, w = range(o.size, 'size')
-   local oh, ow = range(o.out or o.size, 'out')
+   local h, w = matrix_size(o.size, 'size')
+   local oh, ow = matrix_size(o.out or o.size, 'out')
    C.ts_augment_matrix(m, h, w, oh, ow, o.rotate or 0, o.scale or 1, o.shear or 0, o.tx or 0, o.ty or 0,
                        o.px or 0, o.py or 0)
    return function(x, y)
@@ -255,6 +281,17 @@ end
 -- Up-sampling by synthesis: strongly augmented copies of the images of every class with fewer than
 -- `target` images, made once, until each reaches target; returns a new dataset (the originals first).
 function M.synthesize(ds, target, augment)
+   -- (a nil dataset or target failed on indexing or arithmetic inside)
+   local call = 'ts.data.synthesize(ds, target [, augment])'
+   if type(ds) ~= 'table' or not T.isTensor(ds.x) or not T.isTensor(ds.y) or type(ds.size) ~= 'function' then
+      error(('%s: ds must be a dataset (ts.data.Dataset), got %s'):format(call, tostring(ds)), 2)
+   end
+   if not (T.isFinite(target) and target % 1 == 0 and target >= 0) then
+      error(('%s: target must be a whole number of images per class from 0, got %s'):format(call, tostring(target)), 2)
+   end
+   if augment ~= nil and not (type(augment) == 'table' and augment.c ~= nil and type(augment.settings) == 'table') then
+      error(('%s: augment must be the settings ts.data.augment{...} makes, got %s'):format(call, tostring(augment)), 2)
+   end
    local strong = augment or M.augment{rotate = 15, scale = {0.85, 1.15}, translate = 0.1, shear = 8, perspective = 0.05,
                                        brightness = 0.4, contrast = 0.4, saturation = 0.3, gamma = {0.7, 1.5},
                                        blur = {0.3, 1.0}, noise = 0.03}

@@ -15,17 +15,61 @@
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local image = require('ts.image')
+local keys = require('ts.keys')
 
 local M = {}
 M.cropMargin = 0.13
+
+-- ---- argument checks ---------------------------------------------------------------------------------------
+-- Errors that name the function and the argument, where a nil or a string reached arithmetic or indexing deep inside
+-- ("attempt to index a nil value"); level as error's, counted from the function that checks.
+
+-- a value as a message shows it: {lo, hi} as such
+local function show(v)
+   if type(v) ~= 'table' then return tostring(v) end
+   local parts = {}
+   for i = 1, #v do parts[i] = tostring(v[i]) end
+   return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+local function whole(v) return T.isFinite(v) and v % 1 == 0 end
+
+-- a size in pixels: a whole number from 1
+local function check_pixels(v, call, name, level)
+   if not (whole(v) and v >= 1) then
+      error(('%s: %s must be a whole number of pixels from 1, got %s'):format(call, name, tostring(v)), level + 1)
+   end
+end
+
+local function check_probability(v, call, name, level)
+   if v ~= nil and not (T.isFinite(v) and v >= 0 and v <= 1) then
+      error(('%s: %s must be a probability in [0, 1], got %s'):format(call, name, tostring(v)), level + 1)
+   end
+end
+
+-- a seed: a finite number, or nil for 1 (NaN made every draw NaN; a string was read by tonumber)
+local function check_seed(seed, call, level)
+   if seed ~= nil and not T.isFinite(seed) then
+      error(('%s: seed must be a finite number, got %s'):format(call, tostring(seed)), level + 1)
+   end
+end
 
 -- ---- a deterministic generator: Park and Miller's minimal standard, exact in doubles ----------------------
 local Random = {}
 Random.__index = Random
 function M.Random(seed)
-   local s = math.floor(tonumber(seed) or 1) % 2147483646 + 1
+   check_seed(seed, 'ts.scene.Random(seed)', 2)
+   local s = math.floor(seed or 1) % 2147483646 + 1
    return setmetatable({s = s}, Random)
 end
+
+-- the generator argument: a ts.scene.Random
+local function check_random(r, call, level)
+   if getmetatable(r) ~= Random then
+      error(('%s: r must be a ts.scene.Random, got %s'):format(call, tostring(r)), level + 1)
+   end
+end
+
 function Random:next()
    self.s = self.s * 16807 % 2147483647
    return (self.s - 1) / 2147483646
@@ -123,6 +167,9 @@ local cars = {{200, 30, 30}, {30, 40, 160}, {230, 230, 230}, {25, 25, 28}, {120,
               {30, 120, 60}}
 
 function M.background(r, h, w)
+   check_random(r, 'ts.scene.background(r, h, w)', 2)
+   check_pixels(h, 'ts.scene.background(r, h, w)', 'h', 2)
+   check_pixels(w, 'ts.scene.background(r, h, w)', 'w', 2)
    local cv = canvas(h, w)
    local p = cv.p
    local horizon = math.floor(h * r:uniform(0.35, 0.65))
@@ -209,6 +256,8 @@ function M.paste(img, sign, x, y, size, opts)
    for _, v in ipairs({{x, 'x'}, {y, 'y'}, {size, 'size'}}) do
       if not T.isFinite(v[1]) then error(('ts.scene.paste: %s must be a finite number, got %s'):format(v[2], tostring(v[1])), 2) end
    end
+   -- (a size of 0, or one that rounds down to it, was drawn 2 pixels wide)
+   if size < 1 then error(('ts.scene.paste: size must be a number of pixels >= 1, got %s'):format(tostring(size)), 2) end
    size = math.max(2, math.floor(size))
    local h, w, channels = img:size(1), img:size(2), sign:size(3)
    if x >= w or y >= h or x + size <= 0 or y + size <= 0 then   -- its box would come back inverted
@@ -252,9 +301,27 @@ end
 -- ---- lighting and weather --------------------------------------------------------------------------------
 -- opts: gain {lo, hi} (log-uniform, {0.45, 1.8}), fog (probability 0.25), rain (0.2), night (0.15),
 -- blur (0.3), noise (sigma up to 8)
+local weather_options = {gain = 1, fog = 1, rain = 1, night = 1, blur = 1, noise = 1}
+-- those options checked before a pixel changes (a negative gain made every pixel negative, black; a probability of 2
+-- or a NaN sigma went through); call: the name errors give
+local function check_weather(o, call, level)
+   keys.check(call, o, weather_options, level + 1)
+   local g = o.gain
+   if g ~= nil and not (type(g) == 'table' and T.isFinite(g[1]) and T.isFinite(g[2]) and g[1] > 0 and g[1] <= g[2]) then
+      error(('%s: gain must be {lo, hi} with 0 < lo <= hi, finite, got %s'):format(call, show(g)), level + 1)
+   end
+   for _, k in ipairs({'fog', 'rain', 'night', 'blur'}) do check_probability(o[k], call, k, level + 1) end
+   if o.noise ~= nil and not (T.isFinite(o.noise) and o.noise >= 0) then
+      error(('%s: noise must be a finite sigma >= 0, got %s'):format(call, tostring(o.noise)), level + 1)
+   end
+end
+
 function M.weather(r, img, opts)
+   check_random(r, 'ts.scene.weather(r, img [, opts])', 2)
    opts = opts or {}
+   if type(opts) ~= 'table' then error(('ts.scene.weather(r, img [, opts]): opts must be a table, got %s'):format(tostring(opts)), 2) end
    check_scene(img, 'ts.scene.weather')
+   check_weather(opts, 'ts.scene.weather', 2)
    local h, w = img:size(1), img:size(2)
    local cv = from_image(img)
    local p, n = cv.p, h * w
@@ -300,15 +367,63 @@ end
 -- for M.weather, or false for none).
 -- Signs do not overlap one another. Returns {{image, signs = {{class, box, source}, ...}}, ...}, source being
 -- 'crop <index>' or 'icon'.
+local generate_options = {n = 1, seed = 1, height = 1, width = 1, signs = 1, icons = 1, icon_share = 1, per_scene = 1,
+                          size = 1, empty = 1, weather = 1}
 function M.generate(opts)
-   local r = M.Random(opts.seed or 1)
+   if type(opts) ~= 'table' then
+      error(('ts.scene.generate(opts): opts must be a table of options, got %s'):format(tostring(opts)), 2)
+   end
+   local call = 'ts.scene.generate'
+   keys.check(call, opts, generate_options, 2)   -- per_scen = {1, 1} was ignored: scenes of one or two signs
+   -- the options checked before a scene is made (a size of 0 pasted signs of nothing, icon_share without icons
+   -- indexed nil)
+   local n = opts.n or 1
+   if not (whole(n) and n >= 0) then error(('%s: n must be a whole number from 0, got %s'):format(call, tostring(n)), 2) end
+   check_seed(opts.seed, call, 2)
    local H, W = opts.height or 240, opts.width or 320
+   check_pixels(H, call, 'height', 2)
+   check_pixels(W, call, 'width', 2)
    local size = opts.size or {18, 110}
+   if not (type(size) == 'table' and T.isFinite(size[1]) and T.isFinite(size[2]) and size[1] >= 1 and size[1] <= size[2]) then
+      error(('%s: size must be {lo, hi} pixels with 1 <= lo <= hi, got %s'):format(call, show(size)), 2)
+   end
    local per = opts.per_scene or {1, 2}
-   local icon_share = opts.icon_share or (opts.icons and opts.signs and 0.5) or (opts.icons and 1) or 0
+   if not (type(per) == 'table' and whole(per[1]) and whole(per[2]) and per[1] >= 0 and per[1] <= per[2]) then
+      error(('%s: per_scene must be {lo, hi}, whole numbers with 0 <= lo <= hi, got %s'):format(call, show(per)), 2)
+   end
+   check_probability(opts.empty, call, 'empty', 2)
+   check_probability(opts.icon_share, call, 'icon_share', 2)
    if not opts.signs and not opts.icons then error('ts.scene.generate: give signs (a dataset) or icons', 2) end
+   local crops, icons = opts.signs, opts.icons   -- (signs in the loop below are a scene's)
+   if crops and not (type(crops) == 'table' and type(crops.size) == 'function' and T.isTensor(crops.x)
+                     and crops.x:dim() == 4 and crops.x:size(1) >= 1 and T.isTensor(crops.y)) then
+      error(('%s: signs must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got %s'):format(call,
+            tostring(crops)), 2)
+   end
+   if icons then
+      local ok = type(icons) == 'table' and #icons >= 1
+      for _, icon in ipairs(ok and icons or {}) do
+         ok = ok and type(icon) == 'table' and T.isTensor(icon.image) and type(icon.class) == 'number'
+      end
+      if not ok then
+         error(('%s: icons must be a non-empty list of {image, class} (ts.scene.icons), got %s'):format(call, tostring(icons)), 2)
+      end
+   end
+   local icon_share = opts.icon_share or (icons and crops and 0.5) or (icons and 1) or 0
+   if icon_share > 0 and not icons then error(('%s: icon_share %g needs icons'):format(call, icon_share), 2) end
+   if icon_share < 1 and not crops then
+      error(('%s: icon_share %g needs signs (a dataset) for the rest'):format(call, icon_share), 2)
+   end
+   if opts.weather ~= nil and opts.weather ~= false then
+      if type(opts.weather) ~= 'table' then
+         error(('%s: weather must be a table of ts.scene.weather options or false, got %s'):format(call,
+               tostring(opts.weather)), 2)
+      end
+      check_weather(opts.weather, call .. ': weather', 2)
+   end
+   local r = M.Random(opts.seed or 1)
    local scenes = {}
-   for k = 1, opts.n or 1 do
+   for k = 1, n do
       local img = M.background(r, H, W)
       local signs, placed = {}, {}
       local count = r:chance(opts.empty or 0) and 0 or r:int(per[1], per[2])
@@ -348,10 +463,23 @@ end
 -- of the scene are not kept track of: give scenes of one sign each (per_scene = {1, 1}). Returns scenes as
 -- M.generate does, each with the one sign.
 function M.closeups(scenes, seed)
+   if type(scenes) ~= 'table' then
+      error(("ts.scene.closeups(scenes [, seed]): scenes must be a list of scenes (ts.scene.generate's), got %s"):format(
+            tostring(scenes)), 2)
+   end
+   check_seed(seed, 'ts.scene.closeups', 2)
    local r, out = M.Random(seed or 1), {}
-   for _, s in ipairs(scenes) do
+   for k, s in ipairs(scenes) do
+      if type(s) ~= 'table' or not T.isTensor(s.image) or s.image:dim() ~= 3 then
+         error(('ts.scene.closeups: scene %d has no image [H, W, 3]'):format(k), 2)
+      end
+      if type(s.signs) ~= 'table' then error(('ts.scene.closeups: scene %d has no list of signs'):format(k), 2) end
       local sign = s.signs[1]
       if not sign then error('ts.scene.closeups: a scene without a sign has no close-up', 2) end
+      local box = type(sign) == 'table' and sign.box
+      if not (type(box) == 'table' and T.isFinite(box[1]) and T.isFinite(box[2]) and T.isFinite(box[3]) and T.isFinite(box[4])) then
+         error(('ts.scene.closeups: scene %d\'s first sign has no box {x1, y1, x2, y2}, got %s'):format(k, show(box)), 2)
+      end
       local b, H, W = sign.box, s.image:size(1), s.image:size(2)
       local side = math.max(b[3] - b[1], b[4] - b[2])
       local short = math.min(side / r:uniform(0.6, 1), H, W)

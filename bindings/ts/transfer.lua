@@ -38,10 +38,41 @@ local function backbone_children(model)
    return out
 end
 
+-- the model argument, or an error naming the call (a nil model failed on indexing it, deep inside)
+local function check_model(model, call)
+   if type(model) ~= 'table' or type(model.children) ~= 'function' then
+      error(('%s: model must be a network (a ts.nn module), got %s'):format(call, tostring(model)), 3)
+   end
+end
+
+-- the options table o of function `name` (nil gives {}), its keys checked against `known` (a misspelt bn_evel left
+-- the BN statistics updating); call: the name with its arguments, what: o's name among them
+local function options(o, name, call, what, known)
+   if o == nil then return {} end
+   if type(o) ~= 'table' then error(('%s: %s must be a table, got %s'):format(call, what, tostring(o)), 3) end
+   return keys.check(name, o, known, 3)
+end
+
+-- learning rates given: finite and >= 0 (nil: the optimizer's own lr)
+local function check_lrs(o, name)
+   for _, k in ipairs({'backbone_lr', 'head_lr'}) do
+      local v = o[k]
+      if v ~= nil and not (T.isFinite(v) and v >= 0) then
+         error(('%s: %s must be a finite number >= 0, got %s'):format(name, k, tostring(v)), 3)
+      end
+   end
+end
+
+local freeze_options = {bn_eval = 1}
 function M.freezeBackbone(model, opts)
+   check_model(model, 'ts.transfer.freezeBackbone(model [, opts])')
+   opts = options(opts, 'ts.transfer.freezeBackbone', 'ts.transfer.freezeBackbone(model [, opts])', 'opts', freeze_options)
+   if opts.bn_eval ~= nil and type(opts.bn_eval) ~= 'boolean' then
+      error(('ts.transfer.freezeBackbone: bn_eval must be true or false, got %s'):format(tostring(opts.bn_eval)), 2)
+   end
    for _, m in ipairs(backbone_children(model)) do
       m:freeze()
-      if opts and opts.bn_eval then m:apply(function(x) x.freezeStats = true end) end
+      if opts.bn_eval then m:apply(function(x) x.freezeStats = true end) end
    end
    return model
 end
@@ -55,8 +86,15 @@ local function params_of(modules)
    return {ps, gs}
 end
 
--- two optimizer groups: the backbone at backbone_lr, the head at head_lr
+-- two optimizer groups: the backbone at backbone_lr, the head at head_lr (either nil: the optimizer's lr)
+local group_options = {backbone_lr = 1, head_lr = 1}
 function M.paramGroups(model, o)
+   check_model(model, 'ts.transfer.paramGroups(model, o)')
+   if type(o) ~= 'table' then
+      error(('ts.transfer.paramGroups(model, o): o must be a table {backbone_lr, head_lr}, got %s'):format(tostring(o)), 2)
+   end
+   keys.check('ts.transfer.paramGroups', o, group_options, 2)
+   check_lrs(o, 'ts.transfer.paramGroups')
    return {{params = params_of(backbone_children(model)), lr = o.backbone_lr},
            {params = params_of({model[head_name(model)]}), lr = o.head_lr}}
 end
@@ -66,12 +104,15 @@ end
 -- backbone_lr. The backbone's children with parameters are split into o.stages stages (default: as many
 -- as there are such children). Returns the head's parameter group list and the on_epoch hook for ts.train.
 -- A run that changes its groups this way cannot be resumed from a checkpoint taken mid-way.
+local unfreeze_options = {backbone_lr = 1, head_lr = 1, stages = 1}
 function M.gradualUnfreeze(model, o)
+   check_model(model, 'ts.transfer.gradualUnfreeze(model [, o])')
+   o = options(o, 'ts.transfer.gradualUnfreeze', 'ts.transfer.gradualUnfreeze(model [, o])', 'o', unfreeze_options)
+   check_lrs(o, 'ts.transfer.gradualUnfreeze')
    local learnable = {}
    for _, m in ipairs(backbone_children(model)) do
       if #m:parameters() > 0 then learnable[#learnable + 1] = m end
    end
-   o = o or {}
    if o.stages ~= nil and not (type(o.stages) == 'number' and o.stages % 1 == 0 and o.stages >= 1) then
       -- 1.5 or 0 stages left part of the backbone frozen for good
       error(('ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got %s'):format(tostring(o.stages)), 2)
