@@ -16,7 +16,7 @@ int ts_cross_entropy_into(ts_tensor *loss, ts_tensor *correct, ts_tensor *grad_l
     if (!targets || targets->dtype != TS_INT64 || !ts_tensor_is_contiguous(targets) || targets->ndim != 1 ||
         targets->shape[0] != n)
         return ts_error("cross_entropy: targets must be a contiguous int64 tensor [%lld] of class indices", (long long)n);
-    if (label_smoothing < 0 || label_smoothing > 1)
+    if (!(label_smoothing >= 0 && label_smoothing <= 1))   /* so written that NaN fails: it made the loss NaN */
         return ts_error("cross_entropy: label smoothing must be in [0, 1], got %g", label_smoothing);
     if (class_weight && ts_check_shape("cross_entropy: class weights", class_weight, 1, cs)) return -1;
     if (grad_logits && ts_check_shape("cross_entropy: gradInput", grad_logits, 2, logits->shape)) return -1;

@@ -68,6 +68,16 @@ return function(t)
       t.eq(json.encode({[1] = 'a', [1000] = 'b'}), '{"1":"a","1000":"b"}')   -- sparse ids: an object
       t.raises(function() json.decode(string.rep('[', 100000)) end, 'json: nesting deeper than 200')
       t.eq(#json.decode(string.rep('[', 200) .. string.rep(']', 200)), 1)
+      -- and in the encoder: a table that holds itself ended in Lua's "stack overflow", naming nothing
+      local loop = {}
+      loop.self = loop
+      t.raises(function() json.encode(loop) end, 'json: cannot encode tables nested deeper than 200')
+      t.eq(#json.encode(json.decode(string.rep('[', 200) .. string.rep(']', 200))), 400)
+      -- keys that would be written alike, or that are no strings nor numbers: a value was lost (a duplicate key, null)
+      t.raises(function() json.encode({[1] = 'a', ['1'] = 'b', x = 1}) end,
+               'json: two keys of the table (a number and a string?) would both be written as "1"')
+      t.raises(function() json.encode({[true] = 1}) end, 'json: cannot encode a table key that is a boolean')
+      t.eq(json.encode({[1.5] = 'a', [-1] = 'b', c = false}), '{"-1":"b","1.5":"a","c":false}')
       local dir = t.tmpdir()
       files.writeFile(dir .. '/bad.json', '{"a": 1,')
       t.raises(function() json.readFile(dir .. '/bad.json') end, dir .. '/bad.json: json: ')

@@ -348,6 +348,39 @@ return function(t)
       t.raises(function() drop:backward(x, x) end, 'Dropout:backward: no forward came before it')
    end)
 
+   t.test('layer options that make no sense are refused when the layer is made, naming the layer and the option', function()
+      -- groups and the four paddings are whole numbers: the FFI cut 0.5 to 0, and groups of 1.5 made a weight of
+      -- the wrong shape that failed only in the forward
+      t.raises(function() nn.Conv2d(3, 3, 3, {groups = 1.5}) end, 'Conv2d: groups must be a whole number >= 1, got 1.5')
+      t.raises(function() nn.Conv2d(3, 3, 3, {groups = -3}) end, 'Conv2d: groups must be a whole number >= 1, got -3')
+      t.raises(function() nn.Conv2d(3, 4, 3, {padding = {0.5, 0, 0, 0}}) end,
+               'Conv2d: padding must be a whole number >= 0 or {top, bottom, left, right} of them, got {0.5, 0, 0, 0}')
+      t.raises(function() nn.Conv2d(3, 4, 3, {padding = {-1, 0, 0, 0}}) end, 'got {-1, 0, 0, 0}')
+      t.raises(function() nn.Conv2d(3, 4, {3}) end, 'Conv2d: kernel must be a whole number >= 1 or {h, w} of them, got {3}')
+      -- pooling sizes likewise: a kernel of 2.5 pooled 2x2 windows, a stride of 1.5 strode 1
+      t.raises(function() nn.MaxPool2d(2.5) end, 'MaxPool2d: kernel must be a whole number >= 1 or {h, w} of them, got 2.5')
+      t.raises(function() nn.AvgPool2d(2, 1.5) end, 'AvgPool2d: stride must be a whole number >= 1 or {h, w} of them, got 1.5')
+      t.raises(function() nn.MaxPool2d({2}) end, 'MaxPool2d: kernel must be a whole number >= 1 or {h, w} of them, got {2}')
+      t.raises(function() nn.AvgPool2d('2') end, 'AvgPool2d: kernel must be a whole number >= 1 or {h, w} of them, got "2"')
+      t.eq(tostring(nn.MaxPool2d({2, 3}, 1, {1, 0}):forward(ts.randn(1, 1, 4, 4)):size()), '[1x1x5x2]')
+      -- a NaN p, eps or momentum, a negative eps, a momentum above 1: NaN outputs or running statistics
+      t.raises(function() nn.Dropout(0 / 0) end, 'Dropout(p): p must be in [0, 1), got nan')
+      t.raises(function() nn.BatchNorm2d(3, {eps = -1}) end, 'BatchNorm2d: eps must be a finite number >= 0, got -1')
+      t.raises(function() nn.BatchNorm2d(3, {momentum = 0 / 0}) end, 'BatchNorm2d: momentum must be a number from 0 to 1, got nan')
+      t.raises(function() nn.BatchNorm1d(3, {momentum = 2}) end, 'BatchNorm1d: momentum must be a number from 0 to 1, got 2')
+      t.raises(function() nn.BatchNorm2d(1.5) end, 'BatchNorm2d(channels): channels must be a positive whole number, got 1.5')
+      -- a NaN label smoothing, and class weights that are NaN, negative or all 0: a NaN or unbounded loss
+      t.raises(function() nn.CrossEntropyLoss{label_smoothing = 0 / 0}:forward(ts.randn(2, 3), {0, 1}) end,
+               'cross_entropy: label smoothing must be in [0, 1]')
+      t.raises(function() nn.CrossEntropyLoss{weight = {1, 0 / 0, 1}} end, 'CrossEntropyLoss: class weight 2 (class 1) is nan')
+      t.raises(function() nn.CrossEntropyLoss{weight = ts.tensor({1, -1, 1})} end, 'class weight 2 (class 1) is -1')
+      t.raises(function() nn.CrossEntropyLoss{weight = {0, 0, 0}} end, 'CrossEntropyLoss: the class weights are all 0')
+      t.truthy(nn.CrossEntropyLoss{weight = {0, 1, 2}}:forward(ts.randn(2, 3), {1, 2}) > 0)
+      -- a class for a module (nn.ReLU for nn.ReLU()) failed only in the forward, inside the layer's code
+      t.raises(function() nn.Sequential(nn.Linear(2, 2), nn.ReLU) end,
+               'Sequential:add: expected a module, got the class ReLU (make one: ReLU(...))')
+   end)
+
    t.test('gradient clipping scales to the requested norm', function()
       local lin = nn.Linear(3, 2)
       local opt = ts.optim.SGD(lin, {lr = 0.1})

@@ -60,6 +60,11 @@ return function(t)
       for i = 1, 100 do b[i] = i > 60 end
       local _, _, p2 = ts.metrics.mcnemar(a, b)
       t.truthy(p2 < 1e-8, 'chi-square tail ' .. p2)
+      -- 26 against 25: chi-square 0, where the approximation of erfc gave a p of 1.00000003
+      local c, d = {}, {}
+      for i = 1, 51 do c[i], d[i] = i <= 26, i > 26 end
+      local _, _, p3 = ts.metrics.mcnemar(c, d)
+      t.truthy(p3 <= 1 and p3 > 0.99, 'p ' .. p3)
    end)
 
    t.test('calibration: NLL and ECE by hand; temperature scaling recovers the temperature of over-confident logits', function()
@@ -79,6 +84,11 @@ return function(t)
       t.raises(function() ts.metrics.calibration(logits, {0, 1, 1, 1}, -1) end, 'the temperature must be a finite number > 0')
       t.raises(function() ts.metrics.softmax(ts.tensor{1, 2}, 0) end, 'the temperature must be a finite number > 0, got 0')
       t.raises(function() ts.metrics.calibration(ts.tensor{{0 / 0, 0}}, {0}) end, 'the logits hold NaN or infinities')
+      -- a NaN or +inf logit made every probability NaN (predict printed nan%); -inf is a probability of 0
+      t.raises(function() ts.metrics.softmax(ts.tensor{1, 0 / 0, 2}) end, 'softmax: logit 2 is nan')
+      t.raises(function() ts.metrics.softmax(ts.tensor{1, 1 / 0}) end, 'softmax: logit 2 is inf')
+      t.raises(function() ts.metrics.softmax(ts.tensor{-1 / 0, -1 / 0}) end, 'softmax: every logit is -inf')
+      t.eq(ts.metrics.softmax(ts.tensor{0, -1 / 0})[2], 0)
       -- labels drawn from softmax(a); the model reports 2.5 a: the fitted temperature is 2.5
       math.randomseed(5)
       local n, k = 20000, 4

@@ -580,8 +580,11 @@ function data.synthetic(o)
    if type(o) ~= 'table' then error('ts.data.synthetic: expected a table of settings, got ' .. type(o), 2) end
    keys.check('ts.data.synthetic', o, synthetic_keys, 2, 'setting')
    local classes, size, seed = o.classes or 43, o.size or 32, o.seed or 1
-   -- whole numbers in range: seeds of -1, NaN or 1e19 overflowed into one and the same set of images
-   for _, v in ipairs({{classes, 'classes', 1, 1000}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31}}) do
+   local counts = {o.train or 4000, o.valid or 800, o.test or 1600}
+   -- whole numbers in range: seeds of -1, NaN or 1e19 overflowed into one and the same set of images; no training
+   -- images made a NaN channel mean that only preprocess named
+   for _, v in ipairs({{classes, 'classes', 1, 1000}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31},
+                       {counts[1], 'train', 1, 1e7}, {counts[2], 'valid', 0, 1e7}, {counts[3], 'test', 0, 1e7}}) do
       if type(v[1]) ~= 'number' or v[1] % 1 ~= 0 or v[1] < v[3] or v[1] > v[4] then
          error(('ts.data.synthetic: %s must be a whole number from %d to %d, got %s'):format(v[2], v[3], v[4], tostring(v[1])), 2)
       end
@@ -595,7 +598,7 @@ function data.synthetic(o)
    end
    local out = {classNames = names, synthetic = {classes = classes, size = size, seed = seed}}
    for k, split in ipairs({'train', 'valid', 'test'}) do
-      local n = o[split] or ({4000, 800, 1600})[k]
+      local n = counts[k]
       out.synthetic[split] = n
       local x, y = T.zeros({n, size, size, 3}, 'uint8'), T.zeros({n}, 'int64')
       cffi.check(C.ts_synth_signs(x._c, y._c, classes, seed * 1000003 + k))

@@ -31,7 +31,7 @@ end
 
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b', ['\f'] = '\\f'}
 
-local function encode(v, out)
+local function encode(v, out, depth)
    local t = type(v)
    if t == 'nil' then out[#out + 1] = 'null'
    elseif t == 'boolean' then out[#out + 1] = tostring(v)
@@ -42,6 +42,9 @@ local function encode(v, out)
    elseif t == 'string' then
       out[#out + 1] = '"' .. utf8_valid(v):gsub('[%c"\\]', function(c) return escapes[c] or ('\\u%04x'):format(c:byte()) end) .. '"'
    elseif t == 'table' then
+      -- decode's limit: a table that holds itself recursed until Lua's "stack overflow", which named nothing
+      depth = (depth or 0) + 1
+      if depth > 200 then error('json: cannot encode tables nested deeper than 200 (a table that holds itself?)', 0) end
       -- an array: whole keys from 1, at least half of 1..n present (a decoded array with nulls has holes there,
       -- written back as null; a sparse table of a few large ids is an object)
       local n, count, is_array = 0, 0, true
@@ -54,21 +57,30 @@ local function encode(v, out)
          out[#out + 1] = '['
          for i = 1, n do
             if i > 1 then out[#out + 1] = ',' end
-            encode(v[i], out)
+            encode(v[i], out, depth)
          end
          out[#out + 1] = ']'
       else
-         local keys = {}
-         for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+         -- keys are written as strings: a boolean or table key, or the number 1 beside the string '1', wrote a key
+         -- whose value was lost (null, or the same key twice with one of the two values)
+         local keys, values = {}, {}
+         for k, val in pairs(v) do
+            if type(k) ~= 'string' and type(k) ~= 'number' then
+               error(('json: cannot encode a table key that is a %s (%s)'):format(type(k), tostring(k)), 0)
+            end
+            local name = tostring(k)
+            if values[name] ~= nil then
+               error(('json: two keys of the table (a number and a string?) would both be written as "%s"'):format(name), 0)
+            end
+            keys[#keys + 1], values[name] = name, val
+         end
          table.sort(keys)
          out[#out + 1] = '{'
          for i, k in ipairs(keys) do
             if i > 1 then out[#out + 1] = ',' end
             encode(k, out)
             out[#out + 1] = ':'
-            local val = v[k]
-            if val == nil then val = v[tonumber(k)] end
-            encode(val, out)
+            encode(values[k], out, depth)
          end
          out[#out + 1] = '}'
       end

@@ -139,7 +139,13 @@ end
 -- first so that no exponential overflows
 function metrics.softmax(row, temperature)
    local n, best = row:numel(), -math.huge
-   for c = 1, n do best = math.max(best, row[c]) end
+   for c = 1, n do
+      local v = row[c]
+      -- a NaN or +inf logit (or none above -inf) gave every probability as NaN, which predict printed as nan%
+      if v ~= v or v == math.huge then error(('softmax: logit %d is %s'):format(c, tostring(v)), 2) end
+      best = math.max(best, v)
+   end
+   if best == -math.huge then error(n == 0 and 'softmax: the row is empty' or 'softmax: every logit is -inf', 2) end
    local t = temperature_of('softmax', temperature)
    local p, total = {}, 0
    for c = 1, n do p[c] = math.exp((row[c] - best) / t); total = total + p[c] end
@@ -286,7 +292,8 @@ function metrics.mcnemar(correct_a, correct_b)
    local t = 1 / (1 + 0.5 * x)
    local erfc = t * math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
       t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-   return b, c, erfc
+   -- the approximation of erfc is good to 1.2e-7, and above 1 near 0: a p of 1.00000003 where b and c differ by 1
+   return b, c, math.min(1, erfc)
 end
 
 -- the summary as an aligned text table, one row per class, then the averages

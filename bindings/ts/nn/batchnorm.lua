@@ -18,10 +18,20 @@ BatchNorm._optional = {num_batches_tracked = true}
 
 function BatchNorm:__init(channels, opts)
    opts = opts or {}
-   if type(channels) ~= 'number' or channels < 1 then error(self.__typename .. '(channels): channels must be a positive number', 3) end
+   if type(channels) ~= 'number' or not (channels >= 1 and channels % 1 == 0) then
+      error(self.__typename .. '(channels): channels must be a positive whole number, got ' .. tostring(channels), 3)
+   end
    self.channels = channels
    self.eps = opts.eps or 1e-5
    self.momentum = opts.momentum or 0.1
+   -- checked here, not at the first forward: a negative or NaN eps made every output NaN, and a momentum outside
+   -- [0, 1] (or NaN) turned the running statistics, which evaluation and the saved model use, into nonsense
+   if not (T.isFinite(self.eps) and self.eps >= 0) then
+      error(('%s: eps must be a finite number >= 0, got %s'):format(self.__typename, tostring(self.eps)), 3)
+   end
+   if not (T.isFinite(self.momentum) and self.momentum >= 0 and self.momentum <= 1) then
+      error(('%s: momentum must be a number from 0 to 1, got %s'):format(self.__typename, tostring(self.momentum)), 3)
+   end
    if opts.affine ~= false then
       self.weight = T.ones(channels)
       self.bias = T.zeros(channels)

@@ -10,20 +10,6 @@ local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 local Conv2d = Module.class('Conv2d', Module)
 Conv2d._params = {'weight', 'bias'}
 
--- a size given once for both axes or as {h, w}, each a whole number of at least `least` (a kernel of 0 gave an
--- output of NaN)
-local function pair(v, name, least)
-   local h, w = v, v
-   if type(v) == 'table' and #v == 2 then h, w = v[1], v[2] end
-   for _, x in ipairs({h, w}) do
-      if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
-         error(('Conv2d: %s must be a whole number >= %d or {h, w} of them, got %s'):format(name, least,
-               type(v) == 'table' and ('{%s, %s}'):format(tostring(h), tostring(w)) or tostring(v)), 4)
-      end
-   end
-   return h, w
-end
-
 function Conv2d:__init(nin, nout, kernel, opts, padding)
    if type(opts) == 'number' then opts = {stride = opts, padding = padding} end
    opts = opts or {}
@@ -33,18 +19,19 @@ function Conv2d:__init(nin, nout, kernel, opts, padding)
       end
    end
    self.nin, self.nout = nin, nout
-   self.kh, self.kw = pair(kernel, 'kernel', 1)
-   self.sh, self.sw = pair(opts.stride or 1, 'stride', 1)
-   self.dh, self.dw = pair(opts.dilation or 1, 'dilation', 1)
-   self.groups = opts.groups or 1
+   -- the sizes checked (Module.sizes), errors at the code that made the layer (3 levels up: __init, the class's call)
+   self.kh, self.kw = Module.sizes(kernel, 'Conv2d', 'kernel', 1, 2, 3)
+   self.sh, self.sw = Module.sizes(opts.stride or 1, 'Conv2d', 'stride', 1, 2, 3)
+   self.dh, self.dw = Module.sizes(opts.dilation or 1, 'Conv2d', 'dilation', 1, 2, 3)
+   self.groups = Module.sizes(opts.groups or 1, 'Conv2d', 'groups', 1, 1, 3)
    if nin % self.groups ~= 0 or nout % self.groups ~= 0 then
       error(('Conv2d: %d in and %d out channels are not divisible by groups=%d'):format(nin, nout, self.groups), 3)
    end
    local p = opts.padding or 0
    if p == 'same' then self.same = true
-   elseif type(p) == 'table' and #p == 4 then self.pad = {p[1], p[2], p[3], p[4]}
+   elseif type(p) == 'table' and #p == 4 then self.pad = {Module.sizes(p, 'Conv2d', 'padding', 0, 4, 3)}
    else
-      local ph, pw = pair(p, 'padding', 0)
+      local ph, pw = Module.sizes(p, 'Conv2d', 'padding', 0, 2, 3)
       self.pad = {ph, ph, pw, pw}
    end
    self.params = ffi.new('ts_conv2d_params')

@@ -10,7 +10,10 @@ local Dropout = Module.class('Dropout', Module)
 
 function Dropout:__init(p)
    self.p = p or 0.5
-   if type(self.p) ~= 'number' or self.p < 0 or self.p >= 1 then error('Dropout(p): p must be in [0, 1)', 3) end
+   -- written so that NaN fails too: it passed, and was an identity in evaluation until training's forward refused it
+   if type(self.p) ~= 'number' or not (self.p >= 0 and self.p < 1) then
+      error('Dropout(p): p must be in [0, 1), got ' .. tostring(self.p), 3)
+   end
 end
 
 function Dropout:updateOutput(input)

@@ -16,6 +16,21 @@ function CrossEntropyLoss:__init(opts)
    opts = opts or {}
    self.weight = opts.weight and (T.isTensor(opts.weight) and opts.weight:float():contiguous() or T.tensor(opts.weight))
    self.label_smoothing = opts.label_smoothing or 0
+   -- class weights are shares: a NaN, or weights that are all 0, made every loss NaN, and a negative weight a loss
+   -- that training drives down without end by getting that class wrong
+   if self.weight then
+      local w = self.weight:view(-1):totable()
+      local positive = 0
+      for i = 1, #w do
+         local v = w[i]
+         if not (T.isFinite(v) and v >= 0) then
+            error(('CrossEntropyLoss: class weight %d (class %d) is %s: weights must be finite numbers >= 0'):format(
+                  i, i - 1, tostring(v)), 3)
+         end
+         if v > 0 then positive = positive + 1 end
+      end
+      if positive == 0 then error('CrossEntropyLoss: the class weights are all 0', 3) end
+   end
 end
 
 -- targets as contiguous int64 (on the host or the logits' device: C checks them on the host and moves them);

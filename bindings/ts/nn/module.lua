@@ -38,6 +38,32 @@ Module.class = class
 
 function Module:__init() end
 
+-- The size arguments of a layer (kernel, stride, padding, dilation, groups) as whole numbers of at least `least`,
+-- checked when the layer is made: the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0 without a word, and
+-- a kernel of 0 gave NaN. v is one number for all `count` values or a list of exactly `count`; count 2 ({h, w}, the
+-- default), 4 ({top, bottom, left, right}) or 1. Returns the count values; errors name the layer (what) and the
+-- argument (name), at `level` as error's counted from the caller (default: the caller's caller).
+local arrangement = {'', ' or {h, w} of them', nil, ' or {top, bottom, left, right} of them'}
+function Module.sizes(v, what, name, least, count, level)
+   count = count or 2
+   local values = {}
+   if type(v) == 'table' and count > 1 and #v == count then
+      for i = 1, count do values[i] = v[i] end
+   else
+      for i = 1, count do values[i] = v end
+   end
+   for _, x in ipairs(values) do
+      if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
+         local shown = {}
+         for i, y in ipairs(type(v) == 'table' and v or {}) do shown[i] = tostring(y) end
+         error(('%s: %s must be a whole number >= %d%s, got %s'):format(what, name, least, arrangement[count],
+               type(v) == 'table' and '{' .. table.concat(shown, ', ') .. '}' or type(v) == 'string' and ('%q'):format(v)
+               or tostring(v)), (level or 2) + 1)
+      end
+   end
+   return unpack(values)
+end
+
 -- whether the module holds tensors of its own (parameters, running statistics), as opposed to scratch and results
 local function holds_tensors(m)
    for k, v in pairs(m) do

@@ -5,11 +5,6 @@ local Module = require('ts.nn.module')
 local cffi = require('ts.ffi')
 local C, check = cffi.C, cffi.check
 
-local function pair(v)
-   if type(v) == 'table' then return v[1], v[2] end
-   return v, v
-end
-
 local function pool_params(self, input)
    local p = self.params
    if self.global then
@@ -19,12 +14,13 @@ local function pool_params(self, input)
 end
 
 local function new_pool(self, kernel, stride, padding, opts)
-   if kernel == nil then error(self.__typename .. '(kernel, stride, padding): kernel size missing', 4) end
+   if kernel == nil then error(self.__typename .. '(kernel, stride, padding): kernel size missing', 3) end
    opts = opts or {}
    local p = ffi.new('ts_pool2d_params')
-   p.kernel_h, p.kernel_w = pair(kernel)
-   p.stride_h, p.stride_w = pair(stride or kernel)
-   p.pad_h, p.pad_w = pair(padding or 0)
+   local what = self.__typename   -- (Module.sizes: a kernel of 2.5 was cut to 2; errors at the code making the layer)
+   p.kernel_h, p.kernel_w = Module.sizes(kernel, what, 'kernel', 1, 2, 3)
+   p.stride_h, p.stride_w = Module.sizes(stride or kernel, what, 'stride', 1, 2, 3)
+   p.pad_h, p.pad_w = Module.sizes(padding or 0, what, 'padding', 0, 2, 3)
    p.ceil_mode = opts.ceil_mode and 1 or 0
    p.count_include_pad = opts.count_include_pad == false and 0 or 1
    self.params = p
