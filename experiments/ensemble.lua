@@ -65,7 +65,8 @@ print(('McNemar, chosen member vs ensemble: %d right only for the member, %d onl
 ts.files.mkdirs(opt.run)
 local s = test.summary
 local lo, hi = ts.metrics.interval(s.correct, s.total)
-local temperature = validated and ts.metrics.temperature(valid.logits, unseen.y) or nil
+local temperature
+if validated then temperature, why = ts.metrics.temperature(valid.logits, unseen.y) end
 local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
                best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
@@ -74,12 +75,12 @@ local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_m
 for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
-if validated then
+if temperature then
    ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
       valid_images = unseen:size(), valid = {before = ts.metrics.calibration(valid.logits, unseen.y),
                                              after = ts.metrics.calibration(valid.logits, unseen.y, temperature)}}))
 end
-print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, validated and ', calibration.json' or
+print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, temperature and ', calibration.json' or
       '; no calibration.json: ' .. tostring(why)))
 print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over %s (%s)'):format(
    #members, 100 * test.accuracy, 100 * (test.accuracy - test_evals[chosen].accuracy), validated and

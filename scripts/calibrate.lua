@@ -15,7 +15,8 @@ local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
 local unseen, why = ts.experiment.heldOut(run, final, g)   -- a trainval run: the tracks it held out
 if not unseen then error(('%s: no validation images left to fit a temperature on'):format(why), 0) end
-local cal = ts.experiment.calibrate(model, {valid = unseen}, ts.data.preprocess(config.preprocess), nil, opt.tta)
+local cal, unfit = ts.experiment.calibrate(model, {valid = unseen}, ts.data.preprocess(config.preprocess), nil, opt.tta)
+if not cal then error(('%s: no temperature fitted: %s'):format(run, unfit), 0) end
 ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))
 print(('%s: temperature %.3f (%d view%s, %d validation images); NLL %.4f -> %.4f, ECE %.4f -> %.4f; wrote %s/calibration.json'):format(
    run, cal.temperature, cal.tta, cal.tta > 1 and 's' or '', cal.valid_images, cal.valid.before.nll, cal.valid.after.nll, cal.valid.before.ece, cal.valid.after.ece, run))

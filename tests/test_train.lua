@@ -113,6 +113,13 @@ return function(t)
       t.truthy(after.nll < before.nll and after.ece < 0.02 and before.ece > 0.1,
                ('NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(before.nll, after.nll, before.ece, after.ece))
       t.eq(after.accuracy, before.accuracy, 'the predictions do not change')
+      -- images with no mistake (or nothing right) have no likeliest temperature: none, and why
+      local right = ts.tensor({{3, 0, 0}, {0, 2, 0}}, 'float32')
+      local none, why = ts.metrics.temperature(right, ts.tensor({0, 1}, 'int64'))
+      t.eq(none, nil)
+      t.eq(why, '2 images, 100.00% of them predicted right, leave no temperature from 0.01 to 100 the likeliest '
+                .. '(with no mistake, the surer the better)')
+      t.eq(ts.metrics.temperature(right, ts.tensor({2, 2}, 'int64')), nil, 'all wrong')
    end)
 
    t.test('evaluation with test-time augmentation: the mean probability over the views, reproducible by seed', function()

@@ -83,10 +83,12 @@ end
 -- Temperature scaling fitted on the validation set (metrics.temperature), with the NLL and calibration
 -- error before and after on validation and, when given, on the test evaluation `ev` (with its logits, and
 -- the same tta): {temperature, tta (views), valid_images, valid = {before, after}, test = {before, after}}, each
--- a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut).
+-- a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut). nil and why
+-- when those images fit no temperature (metrics.temperature).
 function M.calibrate(model, g, preprocess, ev, tta)
    local val = train.evaluate(model, g.valid, {preprocess = preprocess, logits = true, tta = tta})
-   local temperature = metrics.temperature(val.logits, g.valid.y)
+   local temperature, why = metrics.temperature(val.logits, g.valid.y)
+   if not temperature then return nil, why end
    local function both(logits, y)
       return {before = metrics.calibration(logits, y), after = metrics.calibration(logits, y, temperature)}
    end
@@ -167,8 +169,10 @@ function M.finish(result, g, opt)
    local used = result.config and result.config.data or g
    local validated = used.valid ~= nil
    local held = opt.held_out
-   local cal = not opt.no_calibration and M.calibrate(result.model, held and {valid = held.set, test = g.test} or g,
-                                                      result.preprocess, ev) or nil
+   local cal, no_calibration = nil, opt.no_calibration
+   if not no_calibration then
+      cal, no_calibration = M.calibrate(result.model, held and {valid = held.set, test = g.test} or g, result.preprocess, ev)
+   end
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
    local final = {
@@ -214,7 +218,7 @@ function M.finish(result, g, opt)
             cal.temperature, held and ('the %d held-out validation images'):format(held.set:size()) or 'validation',
             cal.test.before.nll, cal.test.after.nll, cal.test.before.ece, cal.test.after.ece))
       else
-         print(('calibration: none (%s)'):format(opt.no_calibration))
+         print(('calibration: none (%s)'):format(no_calibration))
       end
       print(('test accuracy %.4f (95%% CI %.4f-%.4f), macro-F1 %.4f, %d parameters, trained %.0f s'):format(
          s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))

@@ -193,8 +193,17 @@ end
 -- Temperature scaling (Guo et al. 2017): the one T > 0 for which softmax(logits / T) has the least
 -- negative log-likelihood on held-out logits [N, C] and targets [N]. The predictions do not change (the
 -- order of the logits is kept), only how sure they say they are. The NLL is convex in 1/T: a golden-section
--- search over log T in [1/100, 100] finds it to 1e-4 relative.
+-- search over log T in [1/100, 100] finds it to 1e-4 relative. When the images leave it no minimum inside that
+-- range (every one predicted right: the NLL falls without end as T -> 0, all wrong: as T grows) there is no
+-- temperature to fit: nil and why (a T at the edge made every probability 1, and --abstain never said "not sure").
 function metrics.temperature(logits, target)
+   local function unfit(c)
+      return nil, ('%d images, %.2f%% of them predicted right, leave no temperature from 0.01 to 100 the likeliest%s')
+         :format(target:numel(), 100 * c.accuracy, c.accuracy == 1 and ' (with no mistake, the surer the better)' or '')
+   end
+   -- (with no mistake the NLL reaches 0 in float before T does, and the search stopped on that flat stretch)
+   local c = metrics.calibration(logits, target)
+   if c.accuracy == 1 or c.accuracy == 0 then return unfit(c) end
    local function nll(u) return metrics.calibration(logits, target, math.exp(u)).nll end
    local lo, hi = math.log(0.01), math.log(100)
    local phi = (math.sqrt(5) - 1) / 2
@@ -204,7 +213,9 @@ function metrics.temperature(logits, target)
       if fa < fb then hi, b, fb = b, a, fa; a = hi - phi * (hi - lo); fa = nll(a)
       else lo, a, fa = a, b, fb; b = lo + phi * (hi - lo); fb = nll(b) end
    end
-   return math.exp((lo + hi) / 2)
+   local u = (lo + hi) / 2
+   if u < math.log(0.01) + 1e-3 or u > math.log(100) - 1e-3 then return unfit(c) end
+   return math.exp(u)
 end
 
 -- the n largest off-diagonal cells: {true, predicted, count}
