@@ -361,6 +361,10 @@ return function(t)
       t.raises(function() nn.MaxPool2d(2.5) end, 'MaxPool2d: kernel must be a whole number >= 1 or {h, w} of them, got 2.5')
       t.raises(function() nn.AvgPool2d(2, 1.5) end, 'AvgPool2d: stride must be a whole number >= 1 or {h, w} of them, got 1.5')
       t.raises(function() nn.MaxPool2d({2}) end, 'MaxPool2d: kernel must be a whole number >= 1 or {h, w} of them, got {2}')
+      -- a NaN slope or alpha made every negative input NaN
+      t.raises(function() nn.LeakyReLU(0 / 0) end, 'LeakyReLU(negative_slope): negative_slope must be a finite number, got nan')
+      t.raises(function() nn.ELU(math.huge) end, 'ELU(alpha): alpha must be a finite number, got inf')
+      t.eq(nn.LeakyReLU(0.2).param, 0.2)
       t.raises(function() nn.AvgPool2d('2') end, 'AvgPool2d: kernel must be a whole number >= 1 or {h, w} of them, got "2"')
       t.eq(tostring(nn.MaxPool2d({2, 3}, 1, {1, 0}):forward(ts.randn(1, 1, 4, 4)):size()), '[1x1x5x2]')
       -- a NaN p, eps or momentum, a negative eps, a momentum above 1: NaN outputs or running statistics

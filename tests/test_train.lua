@@ -48,6 +48,8 @@ return function(t)
       t.raises(function() ts.metrics.interval(101, 100) end, 'expected 0 <= k <= n, got 101 of 100')
       t.raises(function() ts.metrics.mcnemar({1, 0, 1}, {0, 0, 0}) end, 'result 1 is not true or false')
       t.raises(function() ts.metrics.mcnemar({true}, {true, false}) end, '1 results against 2')
+      t.raises(function() ts.metrics.mcnemar(nil, {true}) end, 'mcnemar: expected two lists of booleans (metrics.correct), got nil and table')
+      t.raises(function() ts.metrics.summary() end, 'summary: expected a confusion matrix (ts.metrics.confusion), got nil')
       local lo, hi = ts.metrics.interval(95, 100)
       t.near(lo, 0.8882, 1e-3); t.near(hi, 0.9785, 1e-3)
       local a, b = {}, {}

@@ -48,6 +48,9 @@ function metrics.confusion(pred, target, classes)
 end
 
 function metrics.summary(cm)
+   if type(cm) ~= 'table' or type(cm.classes) ~= 'number' then
+      error('summary: expected a confusion matrix (ts.metrics.confusion), got ' .. type(cm), 2)
+   end
    local classes, total, correct = cm.classes, 0, 0
    local per, pred_count = {}, {}
    for p = 0, classes - 1 do pred_count[p] = 0 end
@@ -272,6 +275,10 @@ end
 
 function metrics.mcnemar(correct_a, correct_b)
    -- two lists of booleans of one length (metrics.correct's): a 0 is true in Lua, so 0/1 lists counted nothing
+   if type(correct_a) ~= 'table' or type(correct_b) ~= 'table' then
+      error(('mcnemar: expected two lists of booleans (metrics.correct), got %s and %s'):format(type(correct_a),
+            type(correct_b)), 2)
+   end
    if #correct_a ~= #correct_b then
       error(('mcnemar: %d results against %d: the two models must be judged on the same samples'):format(#correct_a,
             #correct_b), 2)

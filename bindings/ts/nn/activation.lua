@@ -7,6 +7,10 @@ local function activation(name, kind, param_name, default)
    local cls = Module.class(name, Module)
    function cls:__init(param)
       self.param = param or default
+      -- a NaN or infinite slope or alpha passed to C and made every negative input NaN
+      if param_name and not (type(self.param) == 'number' and self.param == self.param and math.abs(self.param) < math.huge) then
+         error(('%s(%s): %s must be a finite number, got %s'):format(name, param_name, param_name, tostring(self.param)), 3)
+      end
    end
    function cls:updateOutput(input)
       local y = self:buffer('output', input:size())
