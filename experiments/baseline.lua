@@ -1,21 +1,22 @@
 -- The custom CNN pushed as far as the CPU budget allows: ts.models.baseline (three conv stages with batch
--- norm) at widths 48, 96, 192 (1.44M parameters), label-aware augmentation, label smoothing, SGD with Nesterov momentum and a
--- cosine schedule with warmup (the recipe is ts.experiment.baseline). The model is chosen on validation;
--- the test set is evaluated once at the end. Then the sign detector that lets scripts/predict.lua find the
--- sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which
--- the search says "no sign" (ts.detect.fitRun, on validation scenes; experiments/scenes.lua measures both).
--- trainval=true trains on the training images and the validation images but a held-out share of their tracks
--- (held_out=0.1: every tenth track, Dataset:splitTracks; ts.data.join: about 10% more tracks), with no validation:
--- the model is the last epoch's (which validation's choice did not beat, ingredients.lua's last). The temperature
--- and the detector's threshold are fitted on the held-out tracks; held_out=0 trains on every validation image and
--- leaves the run without either (predict then uses the softmax as it is and the threshold 0.5, and says so).
--- ingredients.lua's trainval measures what it buys.
+-- norm) at widths 48, 96, 192 (1.44M parameters), label-aware augmentation, label smoothing, SGD with Nesterov
+-- momentum and a cosine schedule with warmup (the recipe is ts.experiment.baseline, which validation fixed).
+-- It trains on the training images and on the validation images but a held-out share of their tracks (held_out=0.1:
+-- every tenth track, whole, Dataset:splitTracks; ts.data.join: about 10% more tracks, the largest gain measured,
+-- ingredients.lua's trainval), with no validation: the model is the last epoch's, which validation's choice did not
+-- beat (ingredients.lua's last). The test set is evaluated once at the end; the temperature (calibration.json, for
+-- predict's --abstain) is fitted on the held-out tracks. Then the sign detector that lets scripts/predict.lua find
+-- the sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which the
+-- search says "no sign" (ts.detect.fitRun, on scenes of the held-out tracks; experiments/scenes.lua measures both).
+-- trainval=false trains the recipe on the training images alone and chooses its epoch on validation; held_out=0
+-- trains on every validation image and leaves the run without a temperature or a threshold (predict then uses the
+-- softmax as it is and the threshold 0.5, and says so).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
---                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=false]
+--                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=true]
 --                                  [held_out=0.1]
 local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                   weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
-                                  fit_scenes = 150, trainval = false, held_out = 0.1}
+                                  fit_scenes = 150, trainval = true, held_out = 0.1}
 if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1) then
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)
@@ -28,8 +29,12 @@ local held   -- {set, record}: the validation tracks a trainval run keeps out of
 if opt.trainval then
    local kept = g.valid
    if opt.held_out ~= 0 then
-      local set, record
-      kept, set, record = g.valid:splitTracks{share = opt.held_out}
+      local ok, set, record
+      ok, kept, set, record = pcall(g.valid.splitTracks, g.valid, {share = opt.held_out})
+      if not ok then   -- too few tracks for that share
+         error(('baseline.lua: held_out=%g: %s (give a larger held_out, held_out=0 or trainval=false)'):format(
+               opt.held_out, tostring(kept):gsub('^splitTracks: ', '')), 0)
+      end
       held = {set = set, record = record}
    end
    cfg.data = {train = ts.data.join({g.train, kept}, 'train+valid')}
@@ -50,6 +55,8 @@ if opt.detector ~= false then
                                    quiet = opt.quiet})
    print(('sign detector: validation accuracy %.2f%% (sign or no sign, windows of generated scenes), %.0f s'):format(
       100 * det.best.accuracy, det.train_seconds))
-   if no_calibration then print(('sign detector: no threshold fitted (%s)'):format(no_calibration))
+   if no_calibration then   -- (and no search.json of an earlier run in this folder left to speak for this one)
+      os.remove(opt.run .. '/search.json')
+      print(('sign detector: no threshold fitted (%s)'):format(no_calibration))
    else print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g, {scenes = opt.fit_scenes}))) end
 end

@@ -65,8 +65,9 @@ print(('McNemar, chosen member vs ensemble: %d right only for the member, %d onl
 ts.files.mkdirs(opt.run)
 local s = test.summary
 local lo, hi = ts.metrics.interval(s.correct, s.total)
-local temperature
-if validated then temperature, why = ts.metrics.temperature(valid.logits, unseen.y) end
+local temperature, fit
+if validated then temperature, fit = ts.metrics.temperature(valid.logits, unseen.y) end
+if validated and not temperature then why = fit end
 local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
                best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
@@ -76,7 +77,7 @@ for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
 if temperature then
-   ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, tta = opt.tta,
+   ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, fit = fit, tta = opt.tta,
       valid_images = unseen:size(), valid = {before = ts.metrics.calibration(valid.logits, unseen.y),
                                              after = ts.metrics.calibration(valid.logits, unseen.y, temperature)}}))
 end

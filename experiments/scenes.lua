@@ -42,7 +42,9 @@ local detector = opt.run .. '/detector'
 if not ts.files.exists(detector .. '/model.safetensors') then
    print(('training the sign detector into %s (%d scenes, %d epochs)'):format(detector, opt.detector_scenes, opt.detector_epochs))
    ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
-   print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g)))
+   local unseen, why = ts.experiment.heldOut(opt.run, final, g)
+   if unseen then print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g)))
+   else print(('no threshold fitted: %s'):format(why)) end
 end
 if opt.threshold == '' then
    local why

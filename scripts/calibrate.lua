@@ -13,8 +13,7 @@ local opt = ts.experiment.options{tta = 1}   -- and the data options of the expe
 local model, config = ts.models.load(run)
 local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
-local unseen, why = ts.experiment.heldOut(run, final, g)   -- a trainval run: the tracks it held out
-if not unseen then error(('%s: no validation images left to fit a temperature on'):format(why), 0) end
+local unseen = ts.experiment.heldOut(run, final, g, 'a temperature')   -- a trainval run: the tracks it held out
 local cal, unfit = ts.experiment.calibrate(model, {valid = unseen}, ts.data.preprocess(config.preprocess), nil, opt.tta)
 if not cal then error(('%s: no temperature fitted: %s'):format(run, unfit), 0) end
 ts.files.writeFile(run .. '/calibration.json', ts.json.encode(cal))

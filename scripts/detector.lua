@@ -4,8 +4,8 @@
 -- tells a window holding a sign, framed as the GTSRB crops are, from one that does not, learned from
 -- generated street scenes of the run's training crops) and saves it in RUN_DIR/detector, replacing one
 -- that is there. Prints its validation accuracy (windows of scenes made from the validation crops). Then it
--- fits the "no sign" threshold predict uses (ts.detect.fitRun: searches of fit_scenes validation scenes
--- with a sign and half as many without) into RUN_DIR/search.json; fit_only=true fits it for the detector
+-- fits the "no sign" threshold predict uses (ts.detect.fitRun: searches of fit_scenes scenes of the validation
+-- images the run did not train on, with a sign, and half as many without) into RUN_DIR/search.json; fit_only=true fits it for the detector
 -- that is there without training a new one.
 local run = arg[1]
 if not run or run:sub(1, 1) == '-' then
@@ -27,6 +27,7 @@ if not ts.files.exists(run .. '/model.safetensors') then
 end
 local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
+ts.experiment.heldOut(run, final, g, 'the "no sign" threshold')   -- refused before the detector's minutes of training
 if opt.fit_only ~= true then
    os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed
    local result = ts.detect.train(g, {run = run .. '/detector', scenes = opt.scenes, epochs = opt.epochs, seed = opt.seed,

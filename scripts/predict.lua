@@ -10,7 +10,7 @@
 -- exclusive). A photo larger than --max-side pixels (1024) is searched shrunk to that size: a larger value finds
 -- smaller signs, in more time. When no window's P(sign) x P(top class) reaches the threshold the answer is "no sign found",
 -- with the best window's box (best_window in --json) and reading all the same. The threshold is the run's
--- own (search.json, fitted on validation scenes with and without a sign when the detector was trained:
+-- own (search.json, fitted on scenes of unseen validation images, with and without a sign, when the detector was trained:
 -- ts.detect.fitRun), else 0.5 with a note; the rejection is measured in experiments/scenes.lua. --whole
 -- classifies the whole photo squeezed to 32x32 (as without a detector). --draw out.png writes the photo with
 -- the box drawn (red: a sign found; orange: the best window where none was found); with several images, or a
@@ -18,7 +18,7 @@
 -- it, never over a file that is there already (a-2.png when a.png exists). A JPEG is turned upright as
 -- its Exif orientation says, as a viewer shows it, and its size and box are in those pixels.
 -- The probabilities are calibrated when the run has a calibration.json (its temperature, fitted on the
--- validation set when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
+-- validation images it did not train on when the run finished, or by scripts/calibrate.lua): softmax(logits / T). --abstain p
 -- answers "not sure" for an image whose top-1 probability is below p, or where no sign was found (the top 5
 -- are still listed). --tta n averages the probabilities over n views (the image and n - 1 slightly shifted,
 -- rotated, zoomed copies; by default as many as the calibration was fitted with, else 1). An image that

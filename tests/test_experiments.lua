@@ -11,7 +11,8 @@ return function(t)
    t.test('compare.lua: McNemar only on one test set; damaged run files are named', function()
       local dir = t.tmpdir()
       for seed = 1, 2 do
-         run('baseline.lua', ('synthetic_train=60 epochs=1 detector=false seed=%d run=%s/s%d'):format(seed, dir, seed))
+         run('baseline.lua', ('synthetic_train=60 epochs=1 trainval=false detector=false seed=%d run=%s/s%d'):format(seed,
+             dir, seed))
       end
       local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
       -- two generated test sets of one size: other images, so no paired test (it once said "not distinguishable")
@@ -100,14 +101,15 @@ return function(t)
       t.truthy(said:find('not significantly ahead of baseline', 1, true), said)
    end)
 
-   t.test('baseline trainval=true: trained on train and valid but a held-out tenth of the tracks, which the temperature '
+   t.test('baseline trainval=true: trained on train and valid but a held-out share of the tracks, which the temperature '
           .. 'and the threshold are fitted on; held_out=0: neither', function()
       local dir = t.tmpdir()
-      run('baseline.lua', ('synthetic_train=120 epochs=1 trainval=true detector_scenes=60 fit_scenes=4 '
-                                       .. 'run=%s/tv'):format(dir))
+      -- half the tracks held out (25 images): a one-epoch network gets some of them right and some wrong, so that they
+      -- fit a temperature (a tenth, 5 images, might all be wrong)
+      run('baseline.lua', ('epochs=1 trainval=true held_out=0.5 detector_scenes=60 fit_scenes=4 run=%s/tv'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/tv/final.json'))
       local g = ts.data.synthetic(final.synthetic)
-      local kept, held, record = g.valid:splitTracks{share = 0.1}
+      local kept, held, record = g.valid:splitTracks{share = 0.5}
       t.eq(final.trained_on.train_images, g.train:size() + kept:size())
       t.eq(final.trained_on.train, ts.data.join({g.train, kept}):fingerprint())
       t.eq(final.trained_on.valid, 'none'); t.eq(final.best_epoch, 1)
@@ -117,9 +119,9 @@ return function(t)
       t.eq(cal.valid_images, held:size())
       t.truthy(ts.json.decode(t.readfile(dir .. '/tv/search.json')).threshold, 'a threshold fitted on held-out scenes')
       -- scripts/calibrate.lua refits on the same images; a run whose record names other images is refused
-      local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=120'):format(t.tshost, ts.root, dir))
+      local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=300'):format(t.tshost, ts.root, dir))
       t.truthy(rc == 0 and o:find(('(1 view, %d validation images)'):format(held:size()), 1, true), o)
-      final.trained_on.held_out.share = 0.5
+      final.trained_on.held_out.share = 0.25
       t.raises(function() ts.experiment.heldOut(dir .. '/tv', final, g) end,
                'tv/final.json: the held-out validation images were')
       final.trained_on.held_out = {share = 2}
@@ -141,11 +143,18 @@ return function(t)
       t.raises(function() ts.detect.fitRun(dir .. '/all', g) end, 'no validation images left to fit the "no sign" threshold on')
       rc, o = t.sh(('%s %s/experiments/baseline.lua held_out=1 synthetic_train=60'):format(t.tshost, ts.root))
       t.truthy(rc ~= 0 and o:find('held_out must be a share of the validation tracks from 0 to below 1, got 1', 1, true), o)
+      -- a share too small for the tracks there are: said before any training, with what to do
+      rc, o = t.sh(('%s %s/experiments/baseline.lua held_out=0.01 synthetic=true synthetic_train=60'):format(t.tshost, ts.root))
+      t.truthy(rc ~= 0 and o:find('baseline.lua: held_out=0.01: valid has 10 tracks of up to 30 images; a share of 0.01 '
+                                  .. 'holds out 0 of them: nothing to hold out (give a larger held_out, held_out=0 or '
+                                  .. 'trainval=false)', 1, true), o)
    end)
 
    t.test('baseline, then mispredict, layers and units on its run directory', function()
       local dir = t.tmpdir()
-      run('baseline.lua', ('epochs=1 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))
+      -- the main job as make run runs it, but for half the validation tracks held out (so that a one-epoch network
+      -- gets some of them wrong: they fit the temperature)
+      run('baseline.lua', ('epochs=1 held_out=0.5 run=%s/base detector_scenes=60 fit_scenes=4'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/base/final.json'))
       t.truthy(final.test_accuracy and final.test_macro_f1 and #final.per_class == 43)
       -- the recipe's network: the baseline at widths 48, 96, 192
@@ -412,7 +421,7 @@ return function(t)
       t.eq(io.open(dir .. '/ens-tv/calibration.json'), nil)
       -- with a member that held out a share of the validation tracks, that share (unseen by every member) chooses the
       -- reference and fits the temperature
-      run('baseline.lua', ('epochs=1 trainval=true detector=false run=%s/tvheld'):format(dir))
+      run('baseline.lua', ('epochs=1 held_out=0.5 detector=false run=%s/tvheld'):format(dir))
       out = run('ensemble.lua', ('runs=%s,%s/tvheld run=%s/ens-held'):format(a, dir, dir))
       local record = ts.json.decode(t.readfile(dir .. '/tvheld/final.json')).trained_on.held_out
       t.truthy(out:find('over the member validation chooses', 1, true), out)

@@ -115,13 +115,19 @@ return function(t)
       t.truthy(after.nll < before.nll and after.ece < 0.02 and before.ece > 0.1,
                ('NLL %.4f -> %.4f, ECE %.4f -> %.4f'):format(before.nll, after.nll, before.ece, after.ece))
       t.eq(after.accuracy, before.accuracy, 'the predictions do not change')
-      -- images with no mistake (or nothing right) have no likeliest temperature: none, and why
+      t.eq(select(2, ts.metrics.temperature(z, y)), 'likeliest')
+      -- images with no mistake have no likeliest temperature (the surer the better): the one whose mean confidence is
+      -- the rule of succession's accuracy, (n+1)/(n+2); a list of targets is taken as a tensor is
       local right = ts.tensor({{3, 0, 0}, {0, 2, 0}}, 'float32')
-      local none, why = ts.metrics.temperature(right, ts.tensor({0, 1}, 'int64'))
+      local succession, how = ts.metrics.temperature(right, {0, 1})
+      t.eq(how, 'succession')
+      t.near(ts.metrics.calibration(right, {0, 1}, succession).confidence, 3 / 4, 1e-4)
+      -- every image wrong, the right class the least likely: the NLL falls as T grows, to the range's edge: none
+      local none, why = ts.metrics.temperature(right, ts.tensor({2, 2}, 'int64'))
       t.eq(none, nil)
-      t.eq(why, '2 images, 100.00% of them predicted right, leave no temperature from 0.01 to 100 the likeliest '
-                .. '(with no mistake, the surer the better)')
-      t.eq(ts.metrics.temperature(right, ts.tensor({2, 2}, 'int64')), nil, 'all wrong')
+      t.eq(why, '2 images, 0.00% of them predicted right, leave no temperature from 0.01 to 100 to fit')
+      -- every image wrong, the right class the second: a likeliest T inside the range all the same
+      t.truthy(ts.metrics.temperature(ts.tensor({{3, 2, -10}, {-10, 3, 2}}, 'float32'), {1, 2}))
    end)
 
    t.test('evaluation with test-time augmentation: the mean probability over the views, reproducible by seed', function()

@@ -701,8 +701,7 @@ end
 function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
    opts = opts or {}
-   local unseen, why = require('ts.experiment').heldOut(run, json.readFile(run .. '/final.json'), g)
-   if not unseen then error(('%s: no validation images left to fit the "no sign" threshold on'):format(why), 0) end
+   local unseen = require('ts.experiment').heldOut(run, json.readFile(run .. '/final.json'), g, 'the "no sign" threshold')
    local model, config = models.load(run)
    local temperature, views = require('ts.experiment').readCalibration(run)
    local scorers = M.scorers(model, require('ts.data').preprocess(config.preprocess),
@@ -714,7 +713,7 @@ function M.fitRun(run, g, opts)
    return fit
 end
 
--- One line for a person: the fitted threshold and what it answers right on the validation scenes
+-- One line for a person: the fitted threshold and what it answers right on the scenes of unseen validation images
 function M.describeFit(run, fit)
    local call = 'ts.detect.describeFit(run, fit)'   -- (a nil fit failed on indexing it, a field in the format)
    if type(run) ~= 'string' then error(("%s: run must be a string (the run's folder), got %s"):format(call, tostring(run)), 2) end
@@ -722,7 +721,7 @@ function M.describeFit(run, fit)
    for _, k in ipairs({'threshold', 'sign_right', 'scenes', 'no_sign', 'empty'}) do
       if type(fit[k]) ~= 'number' then error(('%s: fit.%s must be a number, got %s'):format(call, k, tostring(fit[k])), 2) end
    end
-   return ('%s/search.json: "no sign" below P(sign) x P(class) %.3f, fitted on validation scenes: %.1f%% of %d scenes '
+   return ('%s/search.json: "no sign" below P(sign) x P(class) %.3f, fitted on scenes of unseen validation images: %.1f%% of %d scenes '
            .. 'with a sign found and read right, %.1f%% of %d without one said "no sign"'):format(
       run, fit.threshold, 100 * fit.sign_right, fit.scenes, 100 * fit.no_sign, fit.empty)
 end

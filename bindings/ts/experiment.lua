@@ -82,29 +82,34 @@ end
 
 -- Temperature scaling fitted on the validation set (metrics.temperature), with the NLL and calibration
 -- error before and after on validation and, when given, on the test evaluation `ev` (with its logits, and
--- the same tta): {temperature, tta (views), valid_images, valid = {before, after}, test = {before, after}}, each
--- a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut). nil and why
+-- the same tta): {temperature, fit (how: metrics.temperature's), tta (views), valid_images, valid = {before, after},
+-- test = {before, after}}, each a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut). nil and why
 -- when those images fit no temperature (metrics.temperature).
 function M.calibrate(model, g, preprocess, ev, tta)
    local val = train.evaluate(model, g.valid, {preprocess = preprocess, logits = true, tta = tta})
-   local temperature, why = metrics.temperature(val.logits, g.valid.y)
-   if not temperature then return nil, why end
+   local temperature, how = metrics.temperature(val.logits, g.valid.y)
+   if not temperature then return nil, how end
    local function both(logits, y)
       return {before = metrics.calibration(logits, y), after = metrics.calibration(logits, y, temperature)}
    end
-   return {temperature = temperature, tta = tta or 1, valid_images = g.valid:size(), valid = both(val.logits, g.valid.y),
+   return {temperature = temperature, fit = how, tta = tta or 1, valid_images = g.valid:size(), valid = both(val.logits, g.valid.y),
            test = ev and both(ev.logits, g.test.y) or nil}
 end
 
 -- The validation images a finished run (its final.json, `final`) did not train on, for what must be fitted on images
 -- the network has not seen (the temperature, the detector's "no sign" threshold): all of g.valid for a run that
 -- validated on it; the share of the tracks a trainval run held out (trained_on.held_out, Dataset:splitTracks's
--- record), split again and checked against its fingerprint; nil and why for a run that trained on every one.
-function M.heldOut(run, final, g)
+-- record), split again and checked against its fingerprint; nil and why for a run that trained on every one, or,
+-- when `need` names what is to be fitted on them ('a temperature'), an error saying so.
+function M.heldOut(run, final, g, need)
    local on = type(final) == 'table' and final.trained_on
    if type(on) ~= 'table' or on.valid ~= 'none' then return g.valid end
    local r = on.held_out
-   if r == nil then return nil, ('%s trained on every validation image'):format(run) end
+   if r == nil then
+      local why = ('%s trained on every validation image'):format(run)
+      if need then error(('%s: no validation images left to fit %s on'):format(why, need), 0) end
+      return nil, why
+   end
    local ok, _, held = pcall(g.valid.splitTracks, g.valid, type(r) == 'table' and {share = r.share, track = r.track} or r)
    if not ok then error(('%s/final.json: trained_on.held_out: %s'):format(run, tostring(_):gsub('^[^:]*:%d+: ', '')), 0) end
    if held:fingerprint() ~= r.fingerprint then
@@ -153,8 +158,8 @@ function M.readPredictions(run, n)
    return preds
 end
 
--- Evaluates the chosen model on the test set once, fits the temperature on validation (calibration.json:
--- predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
+-- Evaluates the chosen model on the test set once, fits the temperature on the validation images it did not train
+-- on (calibration.json: predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
 -- table and the most confused pairs; returns the evaluation.
 function M.finish(result, g, opt)
    opt = opt or {}
@@ -197,7 +202,8 @@ function M.finish(result, g, opt)
    end
    if run then
       files.writeFile(run .. '/final.json', json.encode(final))
-      if cal then files.writeFile(run .. '/calibration.json', json.encode(cal)) end
+      -- (a calibration.json of an earlier run in this folder would otherwise speak for this one)
+      if cal then files.writeFile(run .. '/calibration.json', json.encode(cal)) else os.remove(run .. '/calibration.json') end
       serialize.save(run .. '/test_predictions.safetensors', {pred = ev.pred, confidence = ev.confidence, target = g.test.y})
       if not opt.no_report then
          local path = require('ts.report').write(run, {model = result.model, data = g, preprocess = result.preprocess})

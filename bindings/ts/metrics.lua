@@ -196,19 +196,34 @@ end
 -- Temperature scaling (Guo et al. 2017): the one T > 0 for which softmax(logits / T) has the least
 -- negative log-likelihood on held-out logits [N, C] and targets [N]. The predictions do not change (the
 -- order of the logits is kept), only how sure they say they are. The NLL is convex in 1/T: a golden-section
--- search over log T in [1/100, 100] finds it to 1e-4 relative. When the images leave it no minimum inside that
--- range (every one predicted right: the NLL falls without end as T -> 0, all wrong: as T grows) there is no
--- temperature to fit: nil and why (a T at the edge made every probability 1, and --abstain never said "not sure").
+-- search over log T in [1/100, 100] finds it to 1e-4 relative. With no mistake among the images the NLL falls
+-- without end as T -> 0 (a few hundred held-out images of a 99.7% network often have none): then T is the one
+-- whose mean confidence is the rule of succession's accuracy, (n+1)/(n+2) for n of n right, rather than whatever
+-- flat stretch float rounding ended the search on (T = 0.05, every probability near 1). Returns T and how it was
+-- fitted ('likeliest' or 'succession'), or nil and why when no T in the range fits (the optimum at its edge).
+local T_LO, T_HI = math.log(0.01), math.log(100)
+
+-- the mean top-1 probability at temperature exp(u)
+local function mean_confidence(logits, target, u) return metrics.calibration(logits, target, math.exp(u)).confidence end
+
 function metrics.temperature(logits, target)
-   local function unfit(c)
-      return nil, ('%d images, %.2f%% of them predicted right, leave no temperature from 0.01 to 100 the likeliest%s')
-         :format(target:numel(), 100 * c.accuracy, c.accuracy == 1 and ' (with no mistake, the surer the better)' or '')
-   end
-   -- (with no mistake the NLL reaches 0 in float before T does, and the search stopped on that flat stretch)
+   local n = T.isTensor(target) and target:numel() or #target
    local c = metrics.calibration(logits, target)
-   if c.accuracy == 1 or c.accuracy == 0 then return unfit(c) end
+   local function unfit()
+      return nil, ('%d images, %.2f%% of them predicted right, leave no temperature from 0.01 to 100 to fit'):format(
+         n, 100 * c.accuracy)
+   end
+   if c.accuracy == 1 then   -- the mean confidence falls as T grows: bisect log T for the succession's accuracy
+      local want, lo, hi = (n + 1) / (n + 2), T_LO, T_HI
+      if mean_confidence(logits, target, lo) < want or mean_confidence(logits, target, hi) > want then return unfit() end
+      while hi - lo > 1e-4 do
+         local mid = (lo + hi) / 2
+         if mean_confidence(logits, target, mid) > want then lo = mid else hi = mid end
+      end
+      return math.exp((lo + hi) / 2), 'succession'
+   end
    local function nll(u) return metrics.calibration(logits, target, math.exp(u)).nll end
-   local lo, hi = math.log(0.01), math.log(100)
+   local lo, hi = T_LO, T_HI
    local phi = (math.sqrt(5) - 1) / 2
    local a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
    local fa, fb = nll(a), nll(b)
@@ -217,8 +232,8 @@ function metrics.temperature(logits, target)
       else lo, a, fa = a, b, fb; b = lo + phi * (hi - lo); fb = nll(b) end
    end
    local u = (lo + hi) / 2
-   if u < math.log(0.01) + 1e-3 or u > math.log(100) - 1e-3 then return unfit(c) end
-   return math.exp(u)
+   if u < T_LO + 1e-3 or u > T_HI - 1e-3 then return unfit() end
+   return math.exp(u), 'likeliest'
 end
 
 -- the n largest off-diagonal cells: {true, predicted, count}
