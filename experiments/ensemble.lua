@@ -65,9 +65,9 @@ print(('McNemar, chosen member vs ensemble: %d right only for the member, %d onl
 ts.files.mkdirs(opt.run)
 local s = test.summary
 local lo, hi = ts.metrics.interval(s.correct, s.total)
-local temperature, fit
-if validated then temperature, fit = ts.metrics.temperature(valid.logits, unseen.y) end
-if validated and not temperature then why = fit end
+local cal
+if validated then cal, why = ts.experiment.fitCalibration(valid.logits, unseen.y, nil, nil, opt.tta) end
+local temperature = cal and cal.temperature
 local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_macro_f1 = s.macro.f1,
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
                best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
@@ -76,11 +76,7 @@ local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_m
 for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
-if temperature then
-   ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode({temperature = temperature, fit = fit, tta = opt.tta,
-      valid_images = unseen:size(), valid = {before = ts.metrics.calibration(valid.logits, unseen.y),
-                                             after = ts.metrics.calibration(valid.logits, unseen.y, temperature)}}))
-end
+if cal then ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode(cal)) end
 print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, temperature and ', calibration.json' or
       '; no calibration.json: ' .. tostring(why)))
 print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over %s (%s)'):format(

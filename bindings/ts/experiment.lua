@@ -80,20 +80,25 @@ function M.checkRunData(run, final, g)
    return g
 end
 
--- Temperature scaling fitted on the validation set (metrics.temperature), with the NLL and calibration
--- error before and after on validation and, when given, on the test evaluation `ev` (with its logits, and
--- the same tta): {temperature, fit (how: metrics.temperature's), tta (views), valid_images, valid = {before, after},
--- test = {before, after}}, each a metrics.calibration table. g.valid is whatever set the network has not trained on (M.heldOut). nil and why
--- when those images fit no temperature (metrics.temperature).
+-- Temperature scaling fitted on held-out logits [N, C] and labels y (metrics.temperature), with the NLL and
+-- calibration error before and after on them and, when given, on test logits and labels (of the same number of
+-- views, tta): {temperature, fit (how: metrics.temperature's), tta, valid_images, valid = {before, after}, test =
+-- {before, after}}, each a metrics.calibration table; nil and why when those images fit no temperature.
+function M.fitCalibration(logits, y, test_logits, test_y, tta)
+   local temperature, how = metrics.temperature(logits, y)
+   if not temperature then return nil, how end
+   local function both(z, labels)
+      return {before = metrics.calibration(z, labels), after = metrics.calibration(z, labels, temperature)}
+   end
+   return {temperature = temperature, fit = how, tta = tta or 1, valid_images = y:numel(), valid = both(logits, y),
+           test = test_logits and both(test_logits, test_y) or nil}
+end
+
+-- A model's calibration (M.fitCalibration) on g.valid, whatever set the network has not trained on (M.heldOut),
+-- and, when given, on the test evaluation `ev` (with its logits, and the same tta) of g.test
 function M.calibrate(model, g, preprocess, ev, tta)
    local val = train.evaluate(model, g.valid, {preprocess = preprocess, logits = true, tta = tta})
-   local temperature, how = metrics.temperature(val.logits, g.valid.y)
-   if not temperature then return nil, how end
-   local function both(logits, y)
-      return {before = metrics.calibration(logits, y), after = metrics.calibration(logits, y, temperature)}
-   end
-   return {temperature = temperature, fit = how, tta = tta or 1, valid_images = g.valid:size(), valid = both(val.logits, g.valid.y),
-           test = ev and both(ev.logits, g.test.y) or nil}
+   return M.fitCalibration(val.logits, g.valid.y, ev and ev.logits, ev and g.test.y, tta)
 end
 
 -- The validation images a finished run (its final.json, `final`) did not train on, for what must be fitted on images
