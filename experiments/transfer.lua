@@ -104,7 +104,10 @@ for _, name in ipairs(names) do
       add_row(name .. ' ' .. recipe_labels[recipe], opt.run .. '/' .. name .. '-' .. recipe)
    end
 end
-add_row('custom CNN (' .. opt.baseline .. ')', opt.baseline)
+-- the main job's run trains on part of the validation images too (trainval): its row says how many more it saw
+local on = (ts.json.readFile(opt.baseline .. '/final.json') or {}).trained_on
+local more = type(on) == 'table' and tonumber(on.train_images) and on.train_images - g.train:size() or 0
+add_row(('custom CNN (%s%s)'):format(opt.baseline, more > 0 and (', +%d valid images'):format(more) or ''), opt.baseline)
 
 print(('\n%-30s %10s %9s %10s %9s %9s'):format('model', 'accuracy', 'macro-F1', 'params', 'train s', 'best ep'))
 local by_name = {}
