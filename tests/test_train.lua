@@ -579,8 +579,8 @@ return function(t)
          [{workers = 100000}] = 'workers must be 1 to 63, got 100000',
          [{nesterov = 'false'}] = 'nesterov must be true or false, got string false',
          [{warmup = 5, epochs = 1}] = 'warmup (5 epochs) is longer than the training (1 epochs)',
-         [{class_weights = {1, -1}}] = 'class_weights must be finite, non-negative and not all zero',
-         [{class_weights = ts.zeros(43)}] = 'class_weights must be finite, non-negative and not all zero',
+         [{class_weights = {1, -1}}] = 'ts.train: class_weights: class weight 2 (class 1) is -1',
+         [{class_weights = ts.zeros(43)}] = 'ts.train: class_weights: the class weights are all 0',
          [{on_epoch = 5}] = 'on_epoch must be a function(epoch, model, optimizer), got number',
       }) do
          opts.run = dir

@@ -77,14 +77,14 @@ function M.nms(items, threshold, limit)
       error(('%s: threshold must be an IoU in [0, 1], got %s'):format(call, tostring(threshold)), 2)
    end
    if limit ~= nil and not (T.isFinite(limit) and limit % 1 == 0 and limit >= 0) then
-      error(('ts.detect.nms: limit must be a whole number from 0, got %s'):format(tostring(limit)), 2)
+      error(('%s: limit must be a whole number from 0, got %s'):format(call, tostring(limit)), 2)
    end
    for k, it in ipairs(items) do
       if type(it) ~= 'table' or type(it.window) ~= 'table' then
-         error(('ts.detect.nms: item %d has no window {x1, y1, x2, y2}'):format(k), 2)
+         error(('%s: item %d has no window {x1, y1, x2, y2}'):format(call, k), 2)
       end
       if type(it.score) ~= 'number' or it.score ~= it.score then
-         error(('ts.detect.nms: item %d has no score (a number), got %s'):format(k, tostring(it.score)), 2)
+         error(('%s: item %d has no score (a number), got %s'):format(call, k, tostring(it.score)), 2)
       end
    end
    table.sort(items, function(a, b) return a.score > b.score end)

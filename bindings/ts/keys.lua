@@ -20,4 +20,13 @@ function M.check(what, t, known, level, noun)
    return t
 end
 
+-- A value as an error message shows it: a list as {a, b, c} (tostring gave "table: 0x..."), a string quoted
+function M.show(v)
+   if type(v) == 'string' then return ('%q'):format(v) end
+   if type(v) ~= 'table' then return tostring(v) end
+   local parts = {}
+   for i = 1, #v do parts[i] = type(v[i]) == 'string' and ('%q'):format(v[i]) or tostring(v[i]) end
+   return '{' .. table.concat(parts, ', ') .. '}'
+end
+
 return M

@@ -138,14 +138,8 @@ local function matrix_size(v, name)
    local ok = type(v) == 'table' and #v == 2
    for i = 1, 2 do ok = ok and T.isFinite(v[i]) and v[i] % 1 == 0 and v[i] >= 1 and v[i] < 2 ^ 31 end
    if not ok then
-      local shown = tostring(v)
-      if type(v) == 'table' then
-         local parts = {}
-         for i = 1, #v do parts[i] = tostring(v[i]) end
-         shown = '{' .. table.concat(parts, ', ') .. '}'
-      end
       error(('ts.data.augmentMatrix: %s must be a whole number of pixels from 1, or {h, w} of them, got %s'):format(name,
-            shown), 3)
+            keys.show(v)), 3)
    end
    return v[1], v[2]
 end

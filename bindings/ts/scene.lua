@@ -24,13 +24,7 @@ M.cropMargin = 0.13
 -- Errors that name the function and the argument, where a nil or a string reached arithmetic or indexing deep inside
 -- ("attempt to index a nil value"); level as error's, counted from the function that checks.
 
--- a value as a message shows it: {lo, hi} as such
-local function show(v)
-   if type(v) ~= 'table' then return tostring(v) end
-   local parts = {}
-   for i = 1, #v do parts[i] = tostring(v[i]) end
-   return '{' .. table.concat(parts, ', ') .. '}'
-end
+local show = keys.show
 
 local function whole(v) return T.isFinite(v) and v % 1 == 0 end
 

@@ -585,11 +585,7 @@ local function check_options(user, cfg)
       if not (T.isTensor(w) or type(w) == 'table') then
          error("ts.train: class_weights must be 'balanced', a tensor or a list of numbers, got " .. tostring(w), 3)
       end
-      -- finite and non-negative, so not all zero is a largest weight above 0
-      local lo, hi, nonfinite = T.survey(T.isTensor(w) and w or T.tensor(w))
-      if nonfinite > 0 or lo < 0 or hi <= 0 then
-         error('ts.train: class_weights must be finite, non-negative and not all zero', 3)
-      end
+      nn.CrossEntropyLoss.checkWeights(w, 'ts.train: class_weights', 3)
    end
    if cfg.ema ~= nil and not (is_finite(cfg.ema) and cfg.ema > 0 and cfg.ema < 1) then
       error('ts.train: ema must be a decay between 0 and 1 (0.999 is usual), got ' .. tostring(cfg.ema), 3)

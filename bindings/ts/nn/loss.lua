@@ -12,25 +12,31 @@ local C, check, ptr = cffi.C, cffi.check, cffi.ptr
 
 local CrossEntropyLoss = Module.class('CrossEntropyLoss', Module)
 
+-- Class weights are shares: a NaN, or weights that are all 0, made every loss NaN, and a negative weight a loss that
+-- training drives down without end by getting that class wrong. w a tensor or a list; what names the caller in the
+-- error, at `level` as error's counted from the caller. ts.train checks its class_weights here too, before a run.
+function CrossEntropyLoss.checkWeights(w, what, level)
+   local ok, t = pcall(function() return T.isTensor(w) and w or T.tensor(w) end)
+   if not ok or t:numel() == 0 then
+      error(('%s: class weights must be a tensor or a list of numbers, got %s'):format(what, tostring(w)), level + 1)
+   end
+   local values = t:contiguous():view(-1):totable()
+   local positive = 0
+   for i, v in ipairs(values) do
+      if not (T.isFinite(v) and v >= 0) then
+         error(('%s: class weight %d (class %d) is %s: weights must be finite numbers >= 0'):format(what, i, i - 1,
+               tostring(v)), level + 1)
+      end
+      if v > 0 then positive = positive + 1 end
+   end
+   if positive == 0 then error(('%s: the class weights are all 0'):format(what), level + 1) end
+end
+
 function CrossEntropyLoss:__init(opts)
    opts = opts or {}
+   if opts.weight then CrossEntropyLoss.checkWeights(opts.weight, 'CrossEntropyLoss', 3) end
    self.weight = opts.weight and (T.isTensor(opts.weight) and opts.weight:float():contiguous() or T.tensor(opts.weight))
    self.label_smoothing = opts.label_smoothing or 0
-   -- class weights are shares: a NaN, or weights that are all 0, made every loss NaN, and a negative weight a loss
-   -- that training drives down without end by getting that class wrong
-   if self.weight then
-      local w = self.weight:view(-1):totable()
-      local positive = 0
-      for i = 1, #w do
-         local v = w[i]
-         if not (T.isFinite(v) and v >= 0) then
-            error(('CrossEntropyLoss: class weight %d (class %d) is %s: weights must be finite numbers >= 0'):format(
-                  i, i - 1, tostring(v)), 3)
-         end
-         if v > 0 then positive = positive + 1 end
-      end
-      if positive == 0 then error('CrossEntropyLoss: the class weights are all 0', 3) end
-   end
 end
 
 -- targets as contiguous int64 (on the host or the logits' device: C checks them on the host and moves them);

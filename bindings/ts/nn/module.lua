@@ -54,11 +54,8 @@ function Module.sizes(v, what, name, least, count, level)
    end
    for _, x in ipairs(values) do
       if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
-         local shown = {}
-         for i, y in ipairs(type(v) == 'table' and v or {}) do shown[i] = tostring(y) end
          error(('%s: %s must be a whole number >= %d%s, got %s'):format(what, name, least, arrangement[count],
-               type(v) == 'table' and '{' .. table.concat(shown, ', ') .. '}' or type(v) == 'string' and ('%q'):format(v)
-               or tostring(v)), (level or 2) + 1)
+               require('ts.keys').show(v)), (level or 2) + 1)
       end
    end
    return unpack(values)
