@@ -5,7 +5,9 @@
 local runs, html = {}, nil
 local i = 1
 while i <= #arg do
-   if arg[i] == '--html' then html = arg[i + 1] or ''; i = i + 1 else runs[#runs + 1] = arg[i] end
+   if arg[i] == '--html' then html = arg[i + 1] or ''; i = i + 1
+   elseif arg[i]:sub(1, 2) == '--' then html = ''   -- --htlm x.html was read as a run named --htlm
+   else runs[#runs + 1] = arg[i] end
    i = i + 1
 end
 if #runs == 0 or html == '' then
@@ -32,6 +34,14 @@ for _, run in ipairs(runs) do
    if type(final) ~= 'table' or type(final.test_accuracy) ~= 'number' or type(ci) ~= 'table' or type(ci[1]) ~= 'number'
       or type(ci[2]) ~= 'number' or type(final.test_macro_f1) ~= 'number' then
       error(run .. '/final.json: not a finished run\'s record (test_accuracy, test_accuracy_ci95, test_macro_f1)', 0)
+   end
+   -- shares from 0 to 1, the interval low to high: 7 was shown as 700.00%, 1e999 as inf% and ranked first
+   local function share(v) return v >= 0 and v <= 1 end
+   if not (share(final.test_accuracy) and share(ci[1]) and share(ci[2]) and share(final.test_macro_f1) and
+           ci[1] <= ci[2]) then
+      error(('%s/final.json: test_accuracy %s, test_accuracy_ci95 {%s, %s}, test_macro_f1 %s: not shares from 0 to 1 ' ..
+             '(the interval low to high)'):format(run, tostring(final.test_accuracy), tostring(ci[1]), tostring(ci[2]),
+             tostring(final.test_macro_f1)), 0)
    end
    local config = ts.json.readFile(run .. '/config.json') or {}
    local path = run .. '/test_predictions.safetensors'

@@ -10,7 +10,7 @@
 -- --gpus (per task, default 0) go to #SBATCH lines.
 local experiment, grid, jobs, dir = nil, {}, 1, 'runs/sweep'
 local slurm = {file = nil, wait = false, submit = true, cpus = 4, gpus = 0}
-local extra = {}
+local extra, given = {}, {}
 local function value(i, name)
    local v = arg[i + 1]
    if not v then
@@ -38,6 +38,13 @@ while i <= #arg do
    else
       local k, v = a:match('^([%w_][%w_%.]*)=(.*)$')
       if not k then error('sweep: expected key=value[,value...], got ' .. a, 0) end
+      -- each key once, and run= is the sweep's: lr=0.1,0.2 lr=0.5 ran both points at lr=0.5 (the last value wins),
+      -- under names saying 0.1 and 0.2
+      if given[k] or k == 'run' then
+         error(('sweep: %s: %s'):format(k, k == 'run' and 'each point runs in <dir>/<point>; choose the folder with --dir'
+               or ('given twice (%s and %s): give a key once, its values comma-separated'):format(given[k], a)), 0)
+      end
+      given[k] = a
       if v:find(',') then
          -- each value once and none empty: two points of one name would share a run directory at once
          local values, seen = {}, {}

@@ -354,4 +354,25 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = t.sh(('%s %s/scripts/detector.lua %s scenes=2.5'):format(t.tshost, ts.root, t.tmpdir()))
       t.truthy(rc == 2 and out:find('scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
    end)
+
+   t.test('compare.lua: a record whose numbers are no shares, and an unknown option, are refused', function()
+      local dir = t.tmpdir()
+      ts.files.mkdirs(dir .. '/r')
+      local function record(acc, lo, hi, f1)
+         t.writefile(dir .. '/r/final.json', ts.json.encode({test_accuracy = acc, test_accuracy_ci95 = {lo, hi},
+                                                           test_macro_f1 = f1}))
+         return t.sh(('%s %s/scripts/compare.lua %s/r'):format(t.tshost, ts.root, dir))
+      end
+      -- 7 was shown as 700.00% and an interval from 90% to 10% as it was, each ranked by its number
+      local rc, out = record(7, 0.5, 0.9, 0.5)
+      t.truthy(rc == 1 and out:find(dir .. '/r/final.json: test_accuracy 7, test_accuracy_ci95 {0.5, 0.9}, test_macro_f1 0.5: ' ..
+                                    'not shares from 0 to 1', 1, true), out)
+      rc, out = record(0.5, 0.9, 0.1, 0.5)
+      t.truthy(rc == 1 and out:find('not shares from 0 to 1 (the interval low to high)', 1, true), out)
+      rc, out = record(0.5, 0.4, 0.6, -1)
+      t.truthy(rc == 1 and out:find('test_macro_f1 -1: not shares', 1, true), out)
+      -- --htlm out.html was read as a run named --htlm
+      rc, out = t.sh(('%s %s/scripts/compare.lua %s/r --htlm %s/c.html'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
+   end)
 end

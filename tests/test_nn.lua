@@ -385,6 +385,66 @@ return function(t)
                'Sequential:add: expected a module, got the class ReLU (make one: ReLU(...))')
    end)
 
+   t.test('hostile inputs to the layers and containers: a named error, no crash and no silent result', function()
+      -- a Checkpoint's backward before its forward gave the generator a NULL state: the process crashed
+      t.raises(function() nn.Checkpoint(nn.Linear(3, 2)):backward(ts.randn(2, 3), ts.randn(2, 2)) end,
+               'Checkpoint:backward: no forward came before it to keep its rng')
+      -- a table or a number where a tensor goes failed inside the layer as "attempt to call method 'dim'"
+      t.raises(function() nn.Linear(3, 2):forward({{1, 2, 3}}) end, 'Linear:forward(input): input must be a tensor, got table')
+      t.raises(function() nn.Linear(3, 2):backward(ts.randn(2, 3), {1}) end,
+               'Linear:backward(input, gradOutput): gradOutput must be a tensor, got table')
+      t.raises(function() nn.CrossEntropyLoss():forward({1, 2}, {0, 1}) end, 'CrossEntropyLoss: the logits must be a tensor')
+      t.raises(function() nn.Sequential({nn.Linear(3, 2), nn.ReLU()}) end,
+               "Sequential{...}: entry 1 is not a {'name', module} pair: give the modules as arguments")
+      -- Concat: outputs that differ on another dim than dim were copied element by element into a wrong shape, a
+      -- dim of 0 and no children indexed nil, a wider gradient was read in part
+      t.raises(function() nn.Concat(2, nn.Identity(), nn.Flatten()):forward(ts.randn(2, 3, 1)) end,
+               'Concat(dim=2): 1 (Flatten) gives [2x3] and the first module [2x3x1]: the outputs must differ only along dim 2')
+      t.raises(function() nn.Concat(0, nn.Identity()) end, 'Concat: dim must be a whole number >= 1, got 0')
+      t.raises(function() nn.Concat(3, nn.Identity()):forward(ts.randn(2, 3)) end, 'Concat(dim=3): 0 (Identity) gives [2x3], which has no dim 3')
+      t.raises(function() nn.Concat(2):forward(ts.randn(2, 3)) end, 'Concat: no modules to join')
+      local cat = nn.Concat(2, nn.Identity(), nn.Identity())
+      cat:forward(ts.randn(2, 3))
+      t.raises(function() cat:backward(ts.randn(2, 3), ts.randn(2, 8)) end, 'Concat:backward: gradOutput is [2x8], the forward gave [2x6]')
+      -- Residual: a shortcut of another shape was broadcast over the block's output
+      t.raises(function() nn.Residual(nn.Linear(3, 4)):forward(ts.randn(2, 3)) end,
+               'Residual: the block gives [2x4] and the identity shortcut (the input) [2x3]: they must have one shape')
+      t.raises(function() nn.Residual(nn.Linear(3, 3), nn.Linear(3, 1)):forward(ts.randn(2, 3)) end, 'and the shortcut [2x1]')
+      local res = nn.Residual(nn.Linear(3, 3))
+      t.raises(function() res:backward(ts.randn(2, 3), ts.randn(2, 3)) end, 'Residual:backward: no forward came before it')
+      res:forward(ts.randn(2, 3))
+      t.raises(function() res:backward(ts.randn(2, 3), ts.randn(2, 4)) end, 'Residual:backward: gradOutput is [2x4], the forward gave [2x3]')
+      -- reshapes: a gradient of the same count and another shape was reshaped as it was; View(-1, -1) made [N,1,M]
+      local flat = nn.Flatten()
+      flat:forward(ts.randn(2, 3, 4))
+      t.raises(function() flat:backward(ts.randn(2, 3, 4), ts.randn(4, 6)) end, 'Flatten:backward: gradOutput is [4x6], the forward gave [2x12]')
+      local view = nn.View(3, 4)
+      view:forward(ts.randn(2, 12))
+      t.raises(function() view:backward(ts.randn(2, 12), ts.randn(2, 4, 3)) end, 'View:backward: gradOutput is [2x4x3]')
+      t.raises(function() nn.View(-1, -1) end, 'View(...): sizes must be whole numbers >= 0 and at most one -1, got {-1, -1}')
+      t.raises(function() nn.View(8, 1.5) end, 'got {8, 1.5}')
+      -- the shortcut: a stride of 0 failed in the forward, a gradient with more channels was read in part
+      t.raises(function() nn.ZeroPadShortcut(2, 4, 0) end, 'ZeroPadShortcut: stride must be a whole number >= 1, got 0')
+      local pad = nn.ZeroPadShortcut(2, 4)
+      pad:forward(ts.randn(1, 2, 4, 4))
+      t.raises(function() pad:backward(ts.randn(1, 2, 4, 4), ts.randn(1, 5, 2, 2)) end,
+               'ZeroPadShortcut:backward: gradOutput is [1x5x2x2], the forward gave [1x4x2x2]')
+      -- Upsample2d({2}) was made without a width factor; global pooling of no pixels named neither layer nor input
+      t.raises(function() nn.Upsample2d({2}) end, 'Upsample2d(scale_factor): whole factors >= 1, got {2}')
+      t.raises(function() nn.GlobalAvgPool2d():forward(ts.randn(2, 3, 0, 4)) end,
+               'GlobalAvgPool2d: expected an input [N,C,H,W] with H, W >= 1, got [2x3x0x4]')
+      t.raises(function() nn.GlobalAvgPool2d():forward(ts.randn(3, 4, 4)) end, 'got [3x4x4]')
+      -- the losses' options: a misspelt one was ignored (temprature = 4 distilled at T = 1); a class as a teacher
+      -- passed; teachers of other shapes failed as an unnamed copy
+      t.raises(function() nn.CrossEntropyLoss{label_smothing = 0.1} end, 'CrossEntropyLoss: unknown option label_smothing')
+      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear(3, 4)}, temprature = 4} end,
+               'DistillationLoss: unknown option temprature')
+      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear}} end, 'DistillationLoss: teacher 1 is the class Linear, not a module')
+      local d = nn.DistillationLoss{teachers = {nn.Linear(3, 4), nn.Linear(3, 5)}}
+      t.raises(function() d:forward(ts.randn(2, 4), {0, 1}, ts.randn(2, 3)) end,
+               "DistillationLoss: teacher 2 gives [2x5], teacher 1 [2x4]: the teachers' logits must be [N, classes]")
+   end)
+
    t.test('gradient clipping scales to the requested norm', function()
       local lin = nn.Linear(3, 2)
       local opt = ts.optim.SGD(lin, {lr = 0.1})

@@ -102,4 +102,32 @@ return function(t)
       end
       t.truthy(not ts.files.exists(path), 'a refused export wrote its file')
    end)
+
+   t.test('export: a misspelt option or setting, a preprocessing short of channels, a class for the model are refused; a failed export keeps the mode', function()
+      local m, path = ts.models.refcnn{widths = {4, 8, 8}}, t.tmpdir() .. '/m.onnx'
+      for opts, words in pairs({
+         -- inputs = {...} was ignored and the model exported for 32x32; meen was left out of the graph
+         [{inputs = {1, 3, 48, 48}}] = 'unknown option inputs',
+         [{preprocess = {meen = {0.5}}}] = 'preprocess: unknown setting meen',
+         -- a mean of 2 values for 3 channels subtracted 0 from the third
+         [{preprocess = {mean = {0.5, 0.5}}}] = 'preprocess mean has 2 values for 3 channels',
+         [{ir_version = 'x'}] = 'ir_version must be a whole number from 3 to 11, got "x"',
+      }) do
+         t.raises(function() ts.onnx.export(m, path, opts) end, 'ts.onnx.export: ' .. words)
+      end
+      t.raises(function() ts.onnx.export(nn.Linear, path) end, 'ts.onnx.export(model, path, opts): model must be a module, got the class Linear')
+      t.truthy(not ts.files.exists(path), 'a refused export wrote its file')
+      -- a layer without an ONNX form, or an input the network does not take: the model was left in evaluation mode,
+      -- and the training that went on had dropout off and batch norm on its running statistics
+      local st = nn.Sequential(nn.SpatialTransformer(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 6))), nn.Dropout(0.5))
+      st:training()
+      t.raises(function() ts.onnx.export(st, path, {input = {1, 3, 8, 8}}) end, 'no ONNX form for SpatialTransformer')
+      t.truthy(st.train and st:get(2).train, 'the model is in training mode again')
+      m:training()
+      t.raises(function() ts.onnx.export(m, path, {input = {1, 1, 32, 32}}) end, 'has 1 channels')
+      t.truthy(m.train, 'the model is in training mode again')
+      m:evaluate{fused = true}
+      ts.onnx.export(m, path)
+      t.truthy(not m.train and m.fuseInference, 'a model in fused evaluation stays in it')
+   end)
 end

@@ -38,6 +38,19 @@ return function(t)
       t.eq(rc, 2, '--jobs 1.5: ' .. out)
    end)
 
+   t.test('a sweep refuses a key given twice and run=, before any run starts', function()
+      local dir = t.tmpdir()
+      -- lr=0.1,0.2 lr=0.5 ran both points at lr=0.5 (the last value wins) in folders named lr0.1 and lr0.2
+      for args, words in pairs({['lr=0.1,0.2 lr=0.5'] = 'lr: given twice (lr=0.1,0.2 and lr=0.5)',
+                                ['lr=0.1,0.2 lr=0.3,0.4'] = 'lr: given twice (lr=0.1,0.2 and lr=0.3,0.4)',
+                                ['seed=1 seed=2'] = 'seed: given twice',
+                                ['lr=0.1,0.2 run=x'] = 'run: each point runs in <dir>/<point>; choose the folder with --dir'}) do
+         local rc, out = sweep(('%s epochs=1 %s --jobs 1 --dir %s/sweep'):format(args, quick, dir))
+         t.truthy(rc == 1 and out:find('sweep: ' .. words, 1, true), args .. ': ' .. out)
+      end
+      t.truthy(not ts.files.exists(dir .. '/sweep'), 'a refused sweep made its folder')
+   end)
+
    t.test('a real Slurm: a 2x2 sweep through sbatch, one task killed by scancel and resumed by a second submission', function()
       for _, tool in ipairs({'slurmctld', 'slurmd', 'munged', 'sbatch', 'scancel', 'squeue'}) do
          if t.sh('command -v ' .. tool .. ' || test -x /usr/sbin/' .. tool) ~= 0 then

@@ -14,6 +14,7 @@ local pb = require('ts.protobuf')
 local T = require('ts.tensor')
 local json = require('ts.json')
 local files = require('ts.files')
+local keys = require('ts.keys')
 
 local M = {}
 
@@ -209,8 +210,15 @@ local function value_info(name, dims)
    return pb.message():string(1, name):message(2, pb.message():message(1, tensor))
 end
 
+local export_options = {input = 1, opset = 1, preprocess = 1, classes = 1, ir_version = 1}
+
 function M.export(model, path, opts)
-   opts = opts or {}
+   -- a misspelt option (inputs = {1, 3, 48, 48}) was ignored: the model was exported for 32x32 images
+   opts = keys.check('ts.onnx.export', opts or {}, export_options, 2)
+   if type(model) ~= 'table' or not model.forward or rawget(model, '__typename') then
+      error(('ts.onnx.export(model, path, opts): model must be a module, got %s'):format(
+            type(model) == 'table' and model.__typename and 'the class ' .. model.__typename or type(model)), 2)
+   end
    if type(path) ~= 'string' then error('ts.onnx.export(model, path, opts): path must be a string', 2) end
    local input = opts.input or {1, 3, 32, 32}
    local opset = opts.opset or 17
@@ -227,33 +235,54 @@ function M.export(model, path, opts)
    if not (type(opset) == 'number' and opset % 1 == 0 and opset >= 13 and opset <= 21) then
       error('ts.onnx.export: opset must be a whole number from 13 to 21, got ' .. tostring(opset), 2)
    end
+   local ir_version = opts.ir_version or 8
+   if not (type(ir_version) == 'number' and ir_version % 1 == 0 and ir_version >= 3 and ir_version <= 11) then
+      error('ts.onnx.export: ir_version must be a whole number from 3 to 11, got ' .. keys.show(ir_version), 2)
+   end
    local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
    if settings ~= nil and type(settings) ~= 'table' then
       error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. type(settings), 2)
    end
    for _, key in ipairs({'mean', 'std'}) do
-      for i, v in ipairs(settings and type(settings[key]) == 'table' and settings[key] or {}) do
+      local list = settings and settings[key]
+      for i, v in ipairs(type(list) == 'table' and list or {}) do
          if not T.isFinite(v) or (key == 'std' and v == 0) then
             error(('ts.onnx.export: preprocess %s[%d] must be a finite number%s, got %s'):format(key, i,
                   key == 'std' and ' other than 0' or '', tostring(v)), 2)
          end
       end
+      -- one value for all channels or one per channel: a mean of 3 values for 4 channels subtracted 0 from the fourth
+      local channels = settings and settings.grayscale and 1 or input[2]
+      if type(list) == 'table' and #list ~= 1 and #list < channels then
+         error(('ts.onnx.export: preprocess %s has %d values for %d channels: give 1, or one per channel, got %s')
+               :format(key, #list, channels, keys.show(list)), 2)
+      end
    end
+   -- the rest as ts.data.preprocess checks them (a misspelt setting, meen = {...}, was left out of the graph)
+   local valid, why = pcall(require('ts.data').preprocess, settings)
+   if settings and not valid then error('ts.onnx.export: ' .. tostring(why):gsub('^[^:]*:%d+: ', ''), 2) end
    local named, classes = pcall(require('ts.data').classNamesById, opts.classes, 'ts.onnx.export: classes')
    if not named then error(tostring(classes):gsub('^[^:]*:%d+: ', ''), 2) end
-   local was_training = model.train
+   local was_training, was_fused = model.train, model.fuseInference
    model:evaluate()
    -- one forward in plain evaluation: every layer sets its parameters for this input size ('same' padding) and
    -- its output, whose size the graph's output takes
    local channels_in = input[2]
    local net_channels = settings and settings.grayscale and 1 or channels_in
-   local probe = T.zeros({input[1], net_channels, input[3], input[4]}):to(model.device or 'cpu')
-   local out = model:forward(probe)
-   local g = new_graph()
-   local x = 'images'
-   if settings then x = preprocess(g, settings, x, channels_in) end
-   g:node('Identity', {M.emit(g, model, x)}, nil, 'logits')   -- the output's own name, whatever the last layer was
-   if was_training then model:training() end
+   local built, out, g = pcall(function()
+      local probe = T.zeros({input[1], net_channels, input[3], input[4]}):to(model.device or 'cpu')
+      local out = model:forward(probe)
+      local g = new_graph()
+      local x = 'images'
+      if settings then x = preprocess(g, settings, x, channels_in) end
+      g:node('Identity', {M.emit(g, model, x)}, nil, 'logits')   -- the output's own name, whatever the last layer was
+      return out, g
+   end)
+   -- the mode the model came in, also when the export failed (a layer without an ONNX form, an input of the wrong
+   -- channels): a training loop that went on after a failed export trained in evaluation mode, dropout off and batch
+   -- norm on its running statistics
+   if was_training then model:training() elseif was_fused then model:evaluate{fused = was_fused} end
+   if not built then error(out, 0) end
 
    local graph = pb.message()
    for _, n in ipairs(g.nodes) do graph:message(1, n) end
@@ -264,7 +293,7 @@ function M.export(model, path, opts)
    graph:message(11, value_info('images', input))
    graph:message(12, value_info('logits', out_dims))
 
-   local model_proto = pb.message():varint(1, opts.ir_version or 8):string(2, 'tshost'):string(3, '1')
+   local model_proto = pb.message():varint(1, ir_version):string(2, 'tshost'):string(3, '1')
    model_proto:message(7, graph):message(8, pb.message():string(1, ''):varint(2, opset))
    local doc = ('exported by tshost from %s'):format(tostring(model):match('^[^\n]*'))
    model_proto:string(6, doc)

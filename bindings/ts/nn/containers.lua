@@ -79,7 +79,14 @@ function Sequential:__init(...)
    self._children = {}
    local first = ...
    if type(first) == 'table' and not first.forward then
-      for _, pair in ipairs(first) do self:add(pair[2], pair[1]) end
+      -- a plain list {m1, m2} read as pairs added nil and said "expected a module, got nil"
+      for i, pair in ipairs(first) do
+         if type(pair) ~= 'table' or pair.forward then
+            error(('Sequential{...}: entry %d is not a {\'name\', module} pair: give the modules as arguments, ' ..
+                   'Sequential(m1, m2) or Sequential(unpack(list))'):format(i), 3)
+         end
+         self:add(pair[2], pair[1])
+      end
    else
       for i = 1, select('#', ...) do self:add((select(i, ...))) end
    end
@@ -157,12 +164,20 @@ end
 function Residual:updateOutput(input)
    local a = self._children[1].module:forward(input)
    local b = self._children[2] and self._children[2].module:forward(input) or input
+   -- the sum is of two tensors of one shape: a shortcut of [N,1] was broadcast over the block's [N,C] (and its
+   -- gradient failed in the backward), another shape failed as "arithmetic: operand ... does not broadcast"
+   if tostring(a:size()) ~= tostring(b:size()) then
+      error(('Residual: the %s gives %s and the %s %s: they must have one shape'):format(self._children[1].name,
+            tostring(a:size()), self._children[2] and self._children[2].name or 'identity shortcut (the input)',
+            tostring(b:size())), 0)
+   end
    local out = self:buffer('output', a:size())
    out:copy(a):add_(b)
    return out
 end
 
 function Residual:backward(input, gradOutput)
+   self:checkGradOutput(gradOutput, self:fromForward('output'):size())
    local g = self:buffer('gradInput', input:size())
    g:copy(self._children[1].module:backward(input, gradOutput))
    if self._children[2] then g:add_(self._children[2].module:backward(input, gradOutput))
@@ -174,7 +189,7 @@ end
 local Concat = Module.class('Concat', Container)
 function Concat:__init(dim, ...)
    if type(dim) ~= 'number' then error('Concat: first argument is the dim to join on', 3) end
-   self.dim = dim
+   self.dim = Module.sizes(dim, 'Concat', 'dim', 1, 1, 3)   -- 0 or 1.5 indexed nil in the forward
    self._children = {}
    for i = 1, select('#', ...) do self:add((select(i, ...))) end
 end
@@ -185,12 +200,26 @@ function Concat:describe(indent)
 end
 
 function Concat:updateOutput(input)
+   if #self._children == 0 then error('Concat: no modules to join (Concat(dim, m1, m2, ...))', 0) end
    local outs, shape, total = {}, nil, 0
    for i, c in ipairs(self._children) do
       outs[i] = c.module:forward(input)
-      shape = outs[i]:size()
-      total = total + shape[self.dim]
+      -- the outputs differ only along dim: [2,3,1] and [2,3] on dim 2 were copied into a [2,6] element by element
+      local s = outs[i]:size()
+      if #s < self.dim then
+         error(('Concat(dim=%d): %s (%s) gives %s, which has no dim %d'):format(self.dim, c.name, c.module.__typename,
+               tostring(s), self.dim), 0)
+      end
+      local fits = not shape or #s == #shape
+      for d = 1, shape and fits and #s or 0 do fits = fits and (d == self.dim or s[d] == shape[d]) end
+      if not fits then
+         error(('Concat(dim=%d): %s (%s) gives %s and the first module %s: the outputs must differ only along dim %d')
+               :format(self.dim, c.name, c.module.__typename, tostring(s), tostring(shape), self.dim), 0)
+      end
+      shape = shape or s
+      total = total + s[self.dim]
    end
+   shape = outs[1]:size()
    shape[self.dim] = total
    local out = self:buffer('output', shape)
    local at = 1
@@ -202,7 +231,7 @@ function Concat:updateOutput(input)
 end
 
 function Concat:backward(input, gradOutput)
-   self:fromForward('output')   -- each child's output gives its width of the gradient
+   self:checkGradOutput(gradOutput, self:fromForward('output'):size())   -- each child's output gives its width
    local g = self:buffer('gradInput', input:size()):zero()
    local at = 1
    for _, c in ipairs(self._children) do
@@ -279,10 +308,12 @@ end
 function Checkpoint:backward(input, gradOutput)
    local m = self._children[1].module
    m.needsGradInput = self.needsGradInput
+   -- the generator's state of the forward (without one, a NULL state crashed the process)
+   local rng = self:fromForward('rng')
    free_unless(self.gradInput, input, gradOutput, self.output)
    self.gradInput = nil
    local now, stats = rng_state(), running_stats(m)
-   cffi.C.ts_rng_set_state(self.rng)
+   cffi.C.ts_rng_set_state(rng)
    m:forward(input)
    cffi.C.ts_rng_set_state(now)
    for _, s in ipairs(stats) do

@@ -9,6 +9,7 @@ local T = require('ts.tensor')
 local ffi = require('ffi')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+local keys = require('ts.keys')
 
 local CrossEntropyLoss = Module.class('CrossEntropyLoss', Module)
 
@@ -32,8 +33,9 @@ function CrossEntropyLoss.checkWeights(w, what, level)
    if positive == 0 then error(('%s: the class weights are all 0'):format(what), level + 1) end
 end
 
+local ce_options = {weight = 1, label_smoothing = 1}
 function CrossEntropyLoss:__init(opts)
-   opts = opts or {}
+   opts = keys.check('CrossEntropyLoss', opts or {}, ce_options, 3)   -- label_smothing = 0.1 was ignored
    if opts.weight then CrossEntropyLoss.checkWeights(opts.weight, 'CrossEntropyLoss', 3) end
    self.weight = opts.weight and (T.isTensor(opts.weight) and opts.weight:float():contiguous() or T.tensor(opts.weight))
    self.label_smoothing = opts.label_smoothing or 0
@@ -42,6 +44,9 @@ end
 -- targets as contiguous int64 (on the host or the logits' device: C checks them on the host and moves them);
 -- the class weights follow the logits to their device
 local function targets_of(self, logits, target)
+   if not T.isTensor(logits) then
+      error(('%s: the logits must be a tensor [N, classes], got %s'):format(self.__typename, type(logits)), 3)
+   end
    local device = logits:device()
    self.device = device
    if self.weight and self.weight:device() ~= device then self.weight = self.weight:to(device) end
@@ -113,14 +118,21 @@ local MAX_TEACHERS = 16   -- kernels/pointwise.h's TSK_DISTILL_MAX_TEACHERS
 
 local finite = T.isFinite
 
+local distill_options = {teachers = 1, weight = 1, temperature = 1, label_smoothing = 1, class_weight = 1}
 function DistillationLoss:__init(opts)
-   opts = opts or {}
+   -- temprature = 4 was ignored: the loss distilled at T = 1
+   opts = keys.check('DistillationLoss', opts or {}, distill_options, 3)
    local teachers = opts.teachers
    if type(teachers) ~= 'table' or #teachers < 1 or #teachers > MAX_TEACHERS then
       error(('DistillationLoss: teachers must be a list of 1 to %d modules'):format(MAX_TEACHERS), 3)
    end
    for j, t in ipairs(teachers) do
       if type(t) ~= 'table' or not t.forward then error(('DistillationLoss: teacher %d is not a module'):format(j), 3) end
+      -- a class (nn.Linear for nn.Linear(...)) passed, and its evaluate set the mode of every Linear made after
+      if rawget(t, '__typename') then
+         error(('DistillationLoss: teacher %d is the class %s, not a module (make one: %s(...))'):format(j,
+               t.__typename, t.__typename), 3)
+      end
    end
    self.weight = opts.weight == nil and 0.5 or opts.weight
    self.temperature = opts.temperature or 1
@@ -149,6 +161,11 @@ function DistillationLoss:teach(x)
          t:evaluate{fused = true}
       end
       local out = t:forward(x)
+      -- every teacher gives logits [N, classes] of one shape (another failed as an unnamed copy or size error)
+      if out:dim() ~= 2 or (stack and (out:size(1) ~= stack:size(2) or out:size(2) ~= stack:size(3))) then
+         error(('DistillationLoss: teacher %d gives %s%s: the teachers\' logits must be [N, classes], one shape for all')
+               :format(j, tostring(out:size()), stack and (', teacher 1 [%dx%d]'):format(stack:size(2), stack:size(3)) or ''), 0)
+      end
       stack = stack or self:buffer('teacherLogits', {#self.teachers, out:size(1), out:size(2)})
       stack:select(1, j):copy(out)
    end

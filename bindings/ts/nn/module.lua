@@ -82,8 +82,18 @@ function Module:follow(input)
    end
 end
 
+-- what a layer's forward and backward take are tensors: a Lua table ({{1, 2, 3}}) or a number reached the layer's
+-- code and failed there as "attempt to call method 'dim'"
+local function tensor_arg(self, pass, name, v)
+   if not ts_tensor.isTensor(v) then
+      error(('%s:%s(%s): %s must be a tensor, got %s'):format(self.__typename or 'module', pass,
+            pass == 'forward' and 'input' or 'input, gradOutput', name, v == nil and 'nil' or type(v)), 3)
+   end
+end
+
 function Module:forward(input)
    if input == nil then error(('%s:forward(input): input is nil'):format(self.__typename or 'module'), 2) end
+   tensor_arg(self, 'forward', 'input', input)
    self:follow(input)
    self.output = self:updateOutput(input)
    return self.output
@@ -91,6 +101,8 @@ end
 
 -- a layer's updateGradInput also accumulates its parameters' gradients (unless frozen), in the same pass
 function Module:backward(input, gradOutput)
+   tensor_arg(self, 'backward', 'input', input)
+   tensor_arg(self, 'backward', 'gradOutput', gradOutput)
    self:follow(input)
    self.gradInput = self:updateGradInput(input, gradOutput)
    return self.gradInput
@@ -105,6 +117,18 @@ function Module:fromForward(field)
       error(('%s:backward: no forward came before it to keep its %s'):format(self.__typename or 'module', field), 0)
    end
    return v
+end
+
+-- An error naming the module unless gradOutput has the shape of what its forward gave (shape, a size table): the
+-- layers written in Lua (reshapes, containers, the shortcut) read a gradient of another shape with the same count
+-- of elements, or a wider one in part, without a word
+function Module:checkGradOutput(gradOutput, shape)
+   local same = gradOutput:dim() == #shape
+   for i = 1, #shape do same = same and gradOutput:size(i) == shape[i] end
+   if not same then
+      error(('%s:backward: gradOutput is %s, the forward gave %s'):format(self.__typename or 'module',
+            tostring(gradOutput:size()), '[' .. table.concat(shape, 'x') .. ']'), 0)
+   end
 end
 
 -- whether a caught error is the device running out of memory (the C side's flag, and its message: the flag

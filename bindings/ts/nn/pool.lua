@@ -8,6 +8,12 @@ local C, check = cffi.C, cffi.check
 local function pool_params(self, input)
    local p = self.params
    if self.global then
+      -- an average over no pixels is no number: H or W of 0 was "kernel and stride must be >= 1", a 3-dim input
+      -- "size: dim 4 out of range", neither naming the layer
+      if input:dim() ~= 4 or input:size(3) == 0 or input:size(4) == 0 then
+         error(('%s: expected an input [N,C,H,W] with H, W >= 1, got %s'):format(self.__typename,
+               tostring(input:size())), 0)
+      end
       p.kernel_h, p.kernel_w, p.stride_h, p.stride_w = input:size(3), input:size(4), 1, 1
    end
    return p

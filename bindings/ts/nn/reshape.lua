@@ -11,11 +11,26 @@ end
 
 local Flatten = Module.class('Flatten', Module)
 function Flatten:updateOutput(input) return input:reshape(input:size(1), per_sample(input)) end
-function Flatten:updateGradInput(input, gradOutput) return gradOutput:reshape(input:size()) end
+function Flatten:updateGradInput(input, gradOutput)
+   self:checkGradOutput(gradOutput, {input:size(1), per_sample(input)})   -- a [4,6] for [2,12] was reshaped as it was
+   return gradOutput:reshape(input:size())
+end
 
 -- View(2048) or View(-1, 2048): sizes of one sample; the batch dim is kept
 local View = Module.class('View', Module)
-function View:__init(...) self.sizes = {...} end
+function View:__init(...)
+   -- whole numbers >= 0 and at most one -1: View(-1, -1) gave [N,1,M], View(8, 1.5) failed in the forward, unnamed
+   local sizes, free = {...}, 0
+   for i = 1, select('#', ...) do
+      local s = sizes[i]
+      if s == -1 then free = free + 1 end
+      if type(s) ~= 'number' or s % 1 ~= 0 or s < -1 or s > 2 ^ 53 or free > 1 then
+         error(('View(...): sizes must be whole numbers >= 0 and at most one -1, got %s'):format(
+               require('ts.keys').show({...})), 3)
+      end
+   end
+   self.sizes = sizes
+end
 function View:updateOutput(input)
    -- a -1 is the sample's elements over the other sizes (read from the sample, so an empty batch keeps it)
    local sizes, known, free = {}, 1, nil
@@ -31,7 +46,10 @@ function View:updateOutput(input)
    end
    return input:reshape(input:size(1), unpack(sizes))
 end
-function View:updateGradInput(input, gradOutput) return gradOutput:reshape(input:size()) end
+function View:updateGradInput(input, gradOutput)
+   self:checkGradOutput(gradOutput, self:fromForward('output'):size())
+   return gradOutput:reshape(input:size())
+end
 function View:extraRepr() return table.concat(self.sizes, ', ') end
 
 local Identity = Module.class('Identity', Module)

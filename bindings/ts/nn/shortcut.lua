@@ -5,8 +5,12 @@ local Module = require('ts.nn.module')
 local ZeroPadShortcut = Module.class('ZeroPadShortcut', Module)
 
 function ZeroPadShortcut:__init(cin, cout, stride)
+   -- (Module.sizes: a stride of 0 or 1.5 failed in the forward as an unnamed slice or size error)
+   cin = Module.sizes(cin, 'ZeroPadShortcut', 'cin', 1, 1, 3)
+   cout = Module.sizes(cout, 'ZeroPadShortcut', 'cout', 1, 1, 3)
+   stride = Module.sizes(stride or 2, 'ZeroPadShortcut', 'stride', 1, 1, 3)
    if (cout - cin) % 2 ~= 0 or cout < cin then error('ZeroPadShortcut: cout - cin must be even and >= 0', 3) end
-   self.cin, self.cout, self.stride, self.pad = cin, cout, stride or 2, (cout - cin) / 2
+   self.cin, self.cout, self.stride, self.pad = cin, cout, stride, (cout - cin) / 2
 end
 
 local function subsampled(t, s)
@@ -25,6 +29,9 @@ function ZeroPadShortcut:updateOutput(input)
 end
 
 function ZeroPadShortcut:updateGradInput(input, gradOutput)
+   -- (a gradient with more channels was read in part)
+   self:checkGradOutput(gradOutput, {input:size(1), self.cout, math.ceil(input:size(3) / self.stride),
+                                     math.ceil(input:size(4) / self.stride)})
    local gx = self:buffer('gradInput', input:size()):zero()
    subsampled(gx, self.stride):copy(gradOutput:narrow(2, self.pad + 1, self.cin))
    return gx

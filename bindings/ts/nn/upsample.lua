@@ -10,9 +10,10 @@ local Upsample2d = Module.class('Upsample2d', Module)
 function Upsample2d:__init(scale, mode)
    local sh, sw = scale, scale
    if type(scale) == 'table' then sh, sw = scale[1], scale[2] end
-   for _, s in ipairs({sh, sw}) do
-      if type(s) ~= 'number' or s < 1 or s % 1 ~= 0 then
-         error('Upsample2d(scale_factor): whole factors >= 1, got ' .. tostring(s), 3)
+   -- both checked, sw too when it is nil: a list {2} passed with no width factor, and the forward failed on nil
+   for _, s in ipairs({sh or false, sw or false}) do
+      if type(s) ~= 'number' or s < 1 or s % 1 ~= 0 or s > 2 ^ 30 then
+         error('Upsample2d(scale_factor): whole factors >= 1, got ' .. require('ts.keys').show(scale), 3)
       end
    end
    if (mode or 'nearest') ~= 'nearest' then error("Upsample2d: only mode = 'nearest' is available, got " .. tostring(mode), 3) end
