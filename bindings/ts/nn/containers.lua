@@ -166,12 +166,13 @@ function Residual:updateOutput(input)
    local b = self._children[2] and self._children[2].module:forward(input) or input
    -- the sum is of two tensors of one shape: a shortcut of [N,1] was broadcast over the block's [N,C] (and its
    -- gradient failed in the backward), another shape failed as "arithmetic: operand ... does not broadcast"
-   if tostring(a:size()) ~= tostring(b:size()) then
+   local shape = a:size()
+   if not Module.hasShape(b, shape) then
       error(('Residual: the %s gives %s and the %s %s: they must have one shape'):format(self._children[1].name,
             tostring(a:size()), self._children[2] and self._children[2].name or 'identity shortcut (the input)',
             tostring(b:size())), 0)
    end
-   local out = self:buffer('output', a:size())
+   local out = self:buffer('output', shape)
    out:copy(a):add_(b)
    return out
 end
@@ -219,8 +220,7 @@ function Concat:updateOutput(input)
       shape = shape or s
       total = total + s[self.dim]
    end
-   shape = outs[1]:size()
-   shape[self.dim] = total
+   shape[self.dim] = total   -- the first output's sizes, joined along dim
    local out = self:buffer('output', shape)
    local at = 1
    for _, o in ipairs(outs) do

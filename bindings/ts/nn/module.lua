@@ -122,10 +122,15 @@ end
 -- An error naming the module unless gradOutput has the shape of what its forward gave (shape, a size table): the
 -- layers written in Lua (reshapes, containers, the shortcut) read a gradient of another shape with the same count
 -- of elements, or a wider one in part, without a word
+-- whether tensor t has the shape `shape` (a size table), compared as numbers: Residual asks it on every forward
+function Module.hasShape(t, shape)
+   if t:dim() ~= #shape then return false end
+   for i = 1, #shape do if t:size(i) ~= shape[i] then return false end end
+   return true
+end
+
 function Module:checkGradOutput(gradOutput, shape)
-   local same = gradOutput:dim() == #shape
-   for i = 1, #shape do same = same and gradOutput:size(i) == shape[i] end
-   if not same then
+   if not Module.hasShape(gradOutput, shape) then
       error(('%s:backward: gradOutput is %s, the forward gave %s'):format(self.__typename or 'module',
             tostring(gradOutput:size()), '[' .. table.concat(shape, 'x') .. ']'), 0)
    end
