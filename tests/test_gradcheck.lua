@@ -75,7 +75,9 @@ return function(t)
       t.near(m:forward(x), x, 1e-6, 1e-6)
       t.raises(function() nn.SpatialTransformer(nn.Sequential(nn.Flatten(), nn.Linear(12, 5))):forward(x) end,
                'the localization network gave')
-      t.raises(function() nn.SpatialTransformer(nn.Identity(), {0, 3}) end, 'size must be {h, w}')
+      t.raises(function() nn.SpatialTransformer(nn.Identity(), {0, 3}) end, 'size must be a whole number >= 1 or {h, w} of them, got {0, 3}')
+      -- words failed comparing a string with a number, naming nothing
+      t.raises(function() nn.SpatialTransformer(nn.Identity(), {'a', 'b'}) end, 'size must be a whole number >= 1 or {h, w} of them, got {"a", "b"}')
    end)
 
    t.test('gradcheck Conv2d: strides, paddings (incl. asymmetric), dilation, groups, depthwise, 1x1', function()

@@ -120,20 +120,25 @@ return function(t)
    t.test('ts.transfer refuses a missing model, a missing or misspelt option (freezeBackbone, paramGroups, gradualUnfreeze)', function()
       local m = ts.models.resnet8()
       t.raises(function() ts.transfer.freezeBackbone() end,
-               'ts.transfer.freezeBackbone(model [, opts]): model must be a network (a ts.nn module), got nil')
+               'ts.transfer.freezeBackbone(model [, opts]): model must be a module, got nil')
       t.raises(function() ts.transfer.freezeBackbone(m, {bn_evel = true}) end, 'ts.transfer.freezeBackbone: unknown option bn_evel (known: bn_eval)')
       t.raises(function() ts.transfer.freezeBackbone(m, {bn_eval = 1}) end, 'ts.transfer.freezeBackbone: bn_eval must be true or false, got 1')
       t.raises(function() ts.transfer.freezeBackbone(m, true) end, 'ts.transfer.freezeBackbone(model [, opts]): opts must be a table, got true')
+      -- a class passed for the model, and a lone layer froze nothing without a word
+      t.raises(function() ts.transfer.freezeBackbone(nn.Sequential) end,
+               'model must be a module, got the class Sequential (make one: Sequential(...))')
+      t.raises(function() ts.transfer.paramGroups(nn.ReLU(), {}) end,
+               'ts.transfer.paramGroups(model, o): model must be a network of a backbone and a head, got ReLU with 0 children')
       t.eq(#m:parameters(), #ts.models.resnet8():parameters(), 'nothing frozen by a refused call')
       t.raises(function() ts.transfer.paramGroups(m) end,
                'ts.transfer.paramGroups(model, o): o must be a table {backbone_lr, head_lr}, got nil')
-      t.raises(function() ts.transfer.paramGroups(nil, {}) end, 'ts.transfer.paramGroups(model, o): model must be a network (a ts.nn module), got nil')
+      t.raises(function() ts.transfer.paramGroups(nil, {}) end, 'ts.transfer.paramGroups(model, o): model must be a module, got nil')
       t.raises(function() ts.transfer.paramGroups(m, {backbone_lr = 0.01, head_rl = 0.1}) end,
                'ts.transfer.paramGroups: unknown option head_rl (known: backbone_lr, head_lr)')
       t.raises(function() ts.transfer.paramGroups(m, {backbone_lr = -1}) end, 'ts.transfer.paramGroups: backbone_lr must be a finite number >= 0, got -1')
       t.raises(function() ts.transfer.gradualUnfreeze(m, {backbone_rl = 0.01}) end,
                'ts.transfer.gradualUnfreeze: unknown option backbone_rl (known: backbone_lr, head_lr, stages)')
-      t.raises(function() ts.transfer.gradualUnfreeze(nil, {}) end, 'ts.transfer.gradualUnfreeze(model [, o]): model must be a network')
+      t.raises(function() ts.transfer.gradualUnfreeze(nil, {}) end, 'ts.transfer.gradualUnfreeze(model [, o]): model must be a module, got nil')
       -- nil learning rates are the optimizer's own, as before
       local groups = ts.transfer.paramGroups(m, {head_lr = 0.1})
       local opt = ts.optim.SGD(groups, {lr = 0.05})

@@ -382,7 +382,13 @@ return function(t)
       t.truthy(nn.CrossEntropyLoss{weight = {0, 1, 2}}:forward(ts.randn(2, 3), {1, 2}) > 0)
       -- a class for a module (nn.ReLU for nn.ReLU()) failed only in the forward, inside the layer's code
       t.raises(function() nn.Sequential(nn.Linear(2, 2), nn.ReLU) end,
-               'Sequential:add: expected a module, got the class ReLU (make one: ReLU(...))')
+               'Sequential:add: the child must be a module, got the class ReLU (make one: ReLU(...))')
+      t.raises(function() nn.Sequential(nn.Linear(2, 2), 'relu') end, 'Sequential:add: the child must be a module, got "relu"')
+      -- a missing size was passed over by the check and failed on arithmetic inside the layer
+      t.raises(function() nn.Conv2d(3, 8, nil) end, 'Conv2d: kernel must be a whole number >= 1 or {h, w} of them, got nil')
+      -- a [3] became [3, 1], three samples of one value
+      t.raises(function() nn.Flatten():forward(ts.tensor({1, 2, 3})) end, 'Flatten: input must be [N, ...], got [3]')
+      t.eq(tostring(nn.Flatten():forward(ts.zeros(2, 3, 4)):size()), '[2x12]')
    end)
 
    t.test('hostile inputs to the layers and containers: a named error, no crash and no silent result', function()
@@ -439,7 +445,7 @@ return function(t)
       t.raises(function() nn.CrossEntropyLoss{label_smothing = 0.1} end, 'CrossEntropyLoss: unknown option label_smothing')
       t.raises(function() nn.DistillationLoss{teachers = {nn.Linear(3, 4)}, temprature = 4} end,
                'DistillationLoss: unknown option temprature')
-      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear}} end, 'DistillationLoss: teacher 1 is the class Linear, not a module')
+      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear}} end, 'DistillationLoss: teacher 1 must be a module, got the class Linear (make one: Linear(...))')
       local d = nn.DistillationLoss{teachers = {nn.Linear(3, 4), nn.Linear(3, 5)}}
       t.raises(function() d:forward(ts.randn(2, 4), {0, 1}, ts.randn(2, 3)) end,
                "DistillationLoss: teacher 2 gives [2x5], teacher 1 [2x4]: the teachers' logits must be [N, classes]")

@@ -362,8 +362,8 @@ return function(t)
       -- missing or mistyped arguments: "attempt to index a nil value" before
       local r = ts.scene.Random(1)
       t.raises(function() ts.scene.background(r, nil, 40) end,
-               'ts.scene.background(r, h, w): h must be a whole number of pixels from 1, got nil')
-      t.raises(function() ts.scene.background(r, 30, 2.5) end, 'w must be a whole number of pixels from 1, got 2.5')
+               'ts.scene.background(r, h, w): h must be a whole number >= 1, got nil')
+      t.raises(function() ts.scene.background(r, 30, 2.5) end, 'w must be a whole number >= 1, got 2.5')
       t.raises(function() ts.scene.background(nil, 30, 40) end, 'ts.scene.background(r, h, w): r must be a ts.scene.Random, got nil')
       t.raises(function() ts.scene.weather(nil, ts.zeros(4, 4, 3, 'uint8')) end, 'ts.scene.weather(r, img [, opts]): r must be a ts.scene.Random')
       t.raises(function() ts.scene.generate() end, 'ts.scene.generate(opts): opts must be a table of options, got nil')
@@ -397,7 +397,7 @@ return function(t)
       t.raises(function() ts.scene.generate{n = 1, signs = signs, size = {0, 20}} end,
                'ts.scene.generate: size must be {lo, hi} pixels with 1 <= lo <= hi, got {0, 20}')
       t.raises(function() ts.scene.generate{n = 1, signs = signs, size = 30} end, 'size must be {lo, hi}')
-      t.raises(function() ts.scene.generate{n = 1, signs = signs, height = 0} end, 'ts.scene.generate: height must be a whole number of pixels from 1, got 0')
+      t.raises(function() ts.scene.generate{n = 1, signs = signs, height = 0} end, 'ts.scene.generate: height must be a whole number >= 1, got 0')
       t.raises(function() ts.scene.generate{n = 1.5, signs = signs} end, 'ts.scene.generate: n must be a whole number from 0, got 1.5')
       t.raises(function() ts.scene.generate{n = 1, signs = signs, per_scene = {2, 1}} end,
                'ts.scene.generate: per_scene must be {lo, hi}, whole numbers with 0 <= lo <= hi, got {2, 1}')

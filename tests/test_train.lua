@@ -50,6 +50,13 @@ return function(t)
       t.raises(function() ts.metrics.mcnemar({true}, {true, false}) end, '1 results against 2')
       t.raises(function() ts.metrics.mcnemar(nil, {true}) end, 'mcnemar: expected two lists of booleans (metrics.correct), got nil and table')
       t.raises(function() ts.metrics.summary() end, 'summary: expected a confusion matrix (ts.metrics.confusion), got nil')
+      -- an empty list gave a NaN mean; a word in the list an error from inside the sum
+      t.raises(function() ts.metrics.meanSd({}) end, 'meanSd: expected a list of at least one number, got {}')
+      t.raises(function() ts.metrics.meanSd({0.99, '0.98'}) end, 'meanSd: item 2 is "0.98", not a number')
+      local mean, sd = ts.metrics.meanSd({0.9})
+      t.eq(mean, 0.9); t.eq(sd, nil)
+      mean, sd = ts.metrics.meanSd({1, 3})
+      t.eq(mean, 2); t.near(sd, math.sqrt(2), 1e-12)
       local lo, hi = ts.metrics.interval(95, 100)
       t.near(lo, 0.8882, 1e-3); t.near(hi, 0.9785, 1e-3)
       local a, b = {}, {}
@@ -821,7 +828,7 @@ return function(t)
       local many = {}
       for j = 1, 17 do many[j] = teacher end
       t.raises(function() nn.DistillationLoss{teachers = many} end, 'teachers must be a list of 1 to 16 modules')
-      t.raises(function() nn.DistillationLoss{teachers = {teacher, 'runs/a'}} end, 'teacher 2 is not a module')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher, 'runs/a'}} end, 'teacher 2 must be a module, got "runs/a"')
       t.raises(function() nn.DistillationLoss{teachers = {teacher}, weight = 1.5} end, 'weight must be in [0, 1]')
       t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0} end, 'temperature must be a finite number > 0')
       t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0 / 0} end, 'temperature must be a finite number > 0')

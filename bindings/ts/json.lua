@@ -1,5 +1,6 @@
 -- A small JSON encoder and decoder for run files, checkpoints' metadata and the REPL.
--- Tables with 1..n integer keys are arrays; others objects with sorted keys (stable output).
+-- Tables with 1..n integer keys are arrays, and so are empty ones json.array marked (decode marks each [] it
+-- reads); others are objects with sorted keys (stable output).
 local M = {}
 
 -- A string as valid UTF-8 for JSON (RFC 8259 text is Unicode): each byte that does not start a well-formed
@@ -29,6 +30,12 @@ local function utf8_valid(v)
    return table.concat(out)
 end
 
+-- The mark of an array that may be empty: Lua has one empty table for [] and {}, and a decoded [] was written back
+-- as {} (a reader of the rewritten file expecting a list got an object). decode marks every [] it reads; M.array(t)
+-- marks a list built in Lua that may stay empty.
+local array_mark = {__name = 'json array'}
+function M.array(t) return setmetatable(t or {}, array_mark) end
+
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b', ['\f'] = '\\f'}
 
 local function encode(v, out, depth)
@@ -53,7 +60,7 @@ local function encode(v, out, depth)
          if type(k) ~= 'number' or k < 1 or k ~= math.floor(k) then is_array = false
          elseif k > n then n = k end
       end
-      if is_array and n > 0 and n <= 2 * count then
+      if is_array and (n > 0 or getmetatable(v) == array_mark) and n <= 2 * count then
          out[#out + 1] = '['
          for i = 1, n do
             if i > 1 then out[#out + 1] = ',' end
@@ -176,7 +183,7 @@ function M.decode(s)
          end
       elseif c == '[' then
          -- counted, not appended: a null stays a hole at its place ([1, null, 2] has 2 at index 3)
-         local arr, n = {}, 0
+         local arr, n = M.array(), 0
          pos = pos + 1
          ws()
          if s:sub(pos, pos) == ']' then pos, depth = pos + 1, depth - 1 return arr end

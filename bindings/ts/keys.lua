@@ -1,5 +1,6 @@
 -- The one check of a settings table's keys: wherever tshost takes a table of options, a misspelt key (batch_size,
 -- temprature, widht) was ignored and the work ran without it. Every taker refuses it here, naming the known ones.
+-- Beside it, the one check of sizes given in whole numbers (layers' kernels, images' pixels).
 local M = {}
 
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
@@ -27,6 +28,30 @@ function M.show(v)
    local parts = {}
    for i = 1, #v do parts[i] = type(v[i]) == 'string' and ('%q'):format(v[i]) or tostring(v[i]) end
    return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+-- Size arguments as whole numbers of at least `least`: a layer's kernel, stride, padding, dilation and groups when
+-- it is made, an image's or a scene's pixels. Unchecked, the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0
+-- without a word, and a kernel of 0 gave NaN. v is one number for all `count` values or a list of exactly `count`;
+-- count 2 ({h, w}, the default), 4 ({top, bottom, left, right}) or 1. Returns the count values; errors name the call
+-- (what) and the argument (name), at `level` as error's counted from the caller (default: the caller's caller).
+local arrangement = {'', ' or {h, w} of them', nil, ' or {top, bottom, left, right} of them'}
+function M.sizes(v, what, name, least, count, level)
+   count = count or 2
+   local values = {}
+   if type(v) == 'table' and count > 1 and #v == count then
+      for i = 1, count do values[i] = v[i] end
+   else
+      for i = 1, count do values[i] = v end
+   end
+   for i = 1, count do   -- not ipairs: a nil size stopped it at once, and came back unchecked
+      local x = values[i]
+      if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
+         error(('%s: %s must be a whole number >= %d%s, got %s'):format(what, name, least, arrangement[count],
+               M.show(v)), (level or 2) + 1)
+      end
+   end
+   return unpack(values)
 end
 
 return M

@@ -132,17 +132,6 @@ end
 -- (x, y) to output coordinates: ts.data.augmentMatrix{size = 32, rotate = 10, scale = 1.1, shear = 0,
 -- tx = 0, ty = 0 (pixels), px = 0, py = 0 (perspective), out = size}
 local matrix_options = {size = 1, out = 1, rotate = 1, scale = 1, shear = 1, tx = 1, ty = 1, px = 1, py = 1}
--- a size of the matrix: n or {h, w}, whole numbers of pixels (a nil size reached C as a nil int, 0 divided by zero)
-local function matrix_size(v, name)
-   if type(v) == 'number' then v = {v, v} end
-   local ok = type(v) == 'table' and #v == 2
-   for i = 1, 2 do ok = ok and T.isFinite(v[i]) and v[i] % 1 == 0 and v[i] >= 1 and v[i] < 2 ^ 31 end
-   if not ok then
-      error(('ts.data.augmentMatrix: %s must be a whole number of pixels from 1, or {h, w} of them, got %s'):format(name,
-            keys.show(v)), 3)
-   end
-   return v[1], v[2]
-end
 function M.augmentMatrix(o)
    if type(o) ~= 'table' then
       error(('ts.data.augmentMatrix(o): o must be a table {size, rotate, scale, ...}, got %s'):format(tostring(o)), 2)
@@ -153,8 +142,9 @@ function M.augmentMatrix(o)
    end
    if o.scale ~= nil and o.scale <= 0 then error(('ts.data.augmentMatrix: scale must be positive, got %s'):format(o.scale), 2) end
    local m = ffi.new('double[9]')
-   local h, w = matrix_size(o.size, 'size')
-   local oh, ow = matrix_size(o.out or o.size, 'out')
+   -- n or {h, w} pixels (a nil size reached C as a nil int, 0 divided by zero)
+   local h, w = keys.sizes(o.size, 'ts.data.augmentMatrix', 'size', 1, 2, 2)
+   local oh, ow = keys.sizes(o.out or o.size, 'ts.data.augmentMatrix', 'out', 1, 2, 2)
    C.ts_augment_matrix(m, h, w, oh, ow, o.rotate or 0, o.scale or 1, o.shear or 0, o.tx or 0, o.ty or 0,
                        o.px or 0, o.py or 0)
    return function(x, y)

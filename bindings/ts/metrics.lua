@@ -9,6 +9,7 @@
 -- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
 local ffi = require('ffi')
 local T = require('ts.tensor')
+local keys = require('ts.keys')
 
 local metrics = {}
 
@@ -279,8 +280,15 @@ function metrics.correct(pred, target)
    return c
 end
 
--- the mean of a list of numbers and its sample standard deviation (nil for fewer than two)
+-- the mean of a list of numbers and its sample standard deviation (nil for fewer than two); an empty list gave a
+-- NaN mean and a word in it an error from inside the sum
 function metrics.meanSd(list)
+   if type(list) ~= 'table' or #list == 0 then
+      error(('meanSd: expected a list of at least one number, got %s'):format(keys.show(list)), 2)
+   end
+   for i, v in ipairs(list) do
+      if type(v) ~= 'number' then error(('meanSd: item %d is %s, not a number'):format(i, keys.show(v)), 2) end
+   end
    local sum, sq = 0, 0
    for _, v in ipairs(list) do sum = sum + v end
    local mean = sum / #list

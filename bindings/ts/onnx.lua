@@ -15,6 +15,7 @@ local T = require('ts.tensor')
 local json = require('ts.json')
 local files = require('ts.files')
 local keys = require('ts.keys')
+local Module = require('ts.nn.module')
 
 local M = {}
 
@@ -215,10 +216,7 @@ local export_options = {input = 1, opset = 1, preprocess = 1, classes = 1, ir_ve
 function M.export(model, path, opts)
    -- a misspelt option (inputs = {1, 3, 48, 48}) was ignored: the model was exported for 32x32 images
    opts = keys.check('ts.onnx.export', opts or {}, export_options, 2)
-   if type(model) ~= 'table' or not model.forward or rawget(model, '__typename') then
-      error(('ts.onnx.export(model, path, opts): model must be a module, got %s'):format(
-            type(model) == 'table' and model.__typename and 'the class ' .. model.__typename or type(model)), 2)
-   end
+   Module.check(model, 'ts.onnx.export(model, path, opts): model', 2)
    if type(path) ~= 'string' then error('ts.onnx.export(model, path, opts): path must be a string', 2) end
    local input = opts.input or {1, 3, 32, 32}
    local opset = opts.opset or 17

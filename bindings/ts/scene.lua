@@ -28,13 +28,6 @@ local show = keys.show
 
 local function whole(v) return T.isFinite(v) and v % 1 == 0 end
 
--- a size in pixels: a whole number from 1
-local function check_pixels(v, call, name, level)
-   if not (whole(v) and v >= 1) then
-      error(('%s: %s must be a whole number of pixels from 1, got %s'):format(call, name, tostring(v)), level + 1)
-   end
-end
-
 local function check_probability(v, call, name, level)
    if v ~= nil and not (T.isFinite(v) and v >= 0 and v <= 1) then
       error(('%s: %s must be a probability in [0, 1], got %s'):format(call, name, tostring(v)), level + 1)
@@ -162,8 +155,8 @@ local cars = {{200, 30, 30}, {30, 40, 160}, {230, 230, 230}, {25, 25, 28}, {120,
 
 function M.background(r, h, w)
    check_random(r, 'ts.scene.background(r, h, w)', 2)
-   check_pixels(h, 'ts.scene.background(r, h, w)', 'h', 2)
-   check_pixels(w, 'ts.scene.background(r, h, w)', 'w', 2)
+   keys.sizes(h, 'ts.scene.background(r, h, w)', 'h', 1, 1, 2)
+   keys.sizes(w, 'ts.scene.background(r, h, w)', 'w', 1, 1, 2)
    local cv = canvas(h, w)
    local p = cv.p
    local horizon = math.floor(h * r:uniform(0.35, 0.65))
@@ -375,8 +368,8 @@ function M.generate(opts)
    if not (whole(n) and n >= 0) then error(('%s: n must be a whole number from 0, got %s'):format(call, tostring(n)), 2) end
    check_seed(opts.seed, call, 2)
    local H, W = opts.height or 240, opts.width or 320
-   check_pixels(H, call, 'height', 2)
-   check_pixels(W, call, 'width', 2)
+   keys.sizes(H, call, 'height', 1, 1, 2)
+   keys.sizes(W, call, 'width', 1, 1, 2)
    local size = opts.size or {18, 110}
    if not (type(size) == 'table' and T.isFinite(size[1]) and T.isFinite(size[2]) and size[1] >= 1 and size[1] <= size[2]) then
       error(('%s: size must be {lo, hi} pixels with 1 <= lo <= hi, got %s'):format(call, show(size)), 2)

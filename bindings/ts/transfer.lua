@@ -10,6 +10,7 @@
 --   ts.transfer.foldInputScale(m)   -- a 0..255 convention becomes 0..1, the scale moved into the first conv
 local T = require('ts.tensor')
 local keys = require('ts.keys')
+local Module = require('ts.nn.module')
 local nn = require('ts.nn')
 local optim = require('ts.optim')
 local data = require('ts.data')
@@ -38,10 +39,13 @@ local function backbone_children(model)
    return out
 end
 
--- the model argument, or an error naming the call (a nil model failed on indexing it, deep inside)
+-- the model argument, or an error naming the call: a nil model failed on indexing it, deep inside, and a class
+-- (nn.Sequential for nn.Sequential()) passed
 local function check_model(model, call)
-   if type(model) ~= 'table' or type(model.children) ~= 'function' then
-      error(('%s: model must be a network (a ts.nn module), got %s'):format(call, tostring(model)), 3)
+   Module.check(model, call .. ': model', 3)
+   if #model:children() < 2 then   -- a lone layer (nn.ReLU()) has no backbone and no head: nothing was frozen
+      error(('%s: model must be a network of a backbone and a head, got %s with %d children'):format(call,
+            model.__typename, #model:children()), 3)
    end
 end
 

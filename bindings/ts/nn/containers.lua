@@ -26,14 +26,7 @@ end
 -- The name '' makes the child transparent in state names: its tensors are named as if they were the
 -- parent's own (a residual block's body in PyTorch's ResNets, for instance).
 function Container:add(module, name)
-   if type(module) ~= 'table' or not module.forward then
-      error(self.__typename .. ':add: expected a module, got ' .. type(module), 2)
-   end
-   -- a class has forward too (nn.ReLU for nn.ReLU()): it passed, and its forward failed inside the layer's code
-   if rawget(module, '__typename') then
-      error(('%s:add: expected a module, got the class %s (make one: %s(...))'):format(self.__typename,
-            module.__typename, module.__typename), 2)
-   end
+   Module.check(module, self.__typename .. ':add: the child', 2)
    name = name or tostring(#self._children)
    for _, c in ipairs(self._children) do
       if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, 2) end

@@ -127,12 +127,7 @@ function DistillationLoss:__init(opts)
       error(('DistillationLoss: teachers must be a list of 1 to %d modules'):format(MAX_TEACHERS), 3)
    end
    for j, t in ipairs(teachers) do
-      if type(t) ~= 'table' or not t.forward then error(('DistillationLoss: teacher %d is not a module'):format(j), 3) end
-      -- a class (nn.Linear for nn.Linear(...)) passed, and its evaluate set the mode of every Linear made after
-      if rawget(t, '__typename') then
-         error(('DistillationLoss: teacher %d is the class %s, not a module (make one: %s(...))'):format(j,
-               t.__typename, t.__typename), 3)
-      end
+      Module.check(t, ('DistillationLoss: teacher %d'):format(j), 3)
    end
    self.weight = opts.weight == nil and 0.5 or opts.weight
    self.temperature = opts.temperature or 1

@@ -38,28 +38,8 @@ Module.class = class
 
 function Module:__init() end
 
--- The size arguments of a layer (kernel, stride, padding, dilation, groups) as whole numbers of at least `least`,
--- checked when the layer is made: the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0 without a word, and
--- a kernel of 0 gave NaN. v is one number for all `count` values or a list of exactly `count`; count 2 ({h, w}, the
--- default), 4 ({top, bottom, left, right}) or 1. Returns the count values; errors name the layer (what) and the
--- argument (name), at `level` as error's counted from the caller (default: the caller's caller).
-local arrangement = {'', ' or {h, w} of them', nil, ' or {top, bottom, left, right} of them'}
-function Module.sizes(v, what, name, least, count, level)
-   count = count or 2
-   local values = {}
-   if type(v) == 'table' and count > 1 and #v == count then
-      for i = 1, count do values[i] = v[i] end
-   else
-      for i = 1, count do values[i] = v end
-   end
-   for _, x in ipairs(values) do
-      if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
-         error(('%s: %s must be a whole number >= %d%s, got %s'):format(what, name, least, arrangement[count],
-               require('ts.keys').show(v)), (level or 2) + 1)
-      end
-   end
-   return unpack(values)
-end
+-- the size arguments of a layer (kernel, stride, padding, dilation, groups), checked when it is made (ts.keys.sizes)
+Module.sizes = require('ts.keys').sizes
 
 -- whether the module holds tensors of its own (parameters, running statistics), as opposed to scratch and results
 local function holds_tensors(m)
@@ -122,6 +102,21 @@ end
 -- An error naming the module unless gradOutput has the shape of what its forward gave (shape, a size table): the
 -- layers written in Lua (reshapes, containers, the shortcut) read a gradient of another shape with the same count
 -- of elements, or a wider one in part, without a word
+-- v if it is a module (a layer or network made by calling its class), else an error "<what> must be a module, got
+-- ..." at `level` as error's, counted from the caller. A class has forward too (nn.ReLU for nn.ReLU()): it passed a
+-- looser check and failed later inside the layer's code, or, as a teacher, set the mode of every module made after it.
+function Module.check(v, what, level)
+   if type(v) ~= 'table' or type(v.forward) ~= 'function' then
+      error(('%s must be a module, got %s'):format(what, type(v) == 'table' and 'a table that is not one' or
+            require('ts.keys').show(v)), level + 1)
+   end
+   if rawget(v, '__typename') then
+      error(('%s must be a module, got the class %s (make one: %s(...))'):format(what, v.__typename, v.__typename),
+            level + 1)
+   end
+   return v
+end
+
 -- whether tensor t has the shape `shape` (a size table), compared as numbers: Residual asks it on every forward
 function Module.hasShape(t, shape)
    if t:dim() ~= #shape then return false end

@@ -10,7 +10,11 @@ local function per_sample(input)
 end
 
 local Flatten = Module.class('Flatten', Module)
-function Flatten:updateOutput(input) return input:reshape(input:size(1), per_sample(input)) end
+function Flatten:updateOutput(input)
+   -- a [3] became [3, 1], three samples of one value, where PyTorch's Flatten refuses a tensor without a batch dim
+   if input:dim() < 2 then error(('Flatten: input must be [N, ...], got %s'):format(tostring(input:size())), 3) end
+   return input:reshape(input:size(1), per_sample(input))
+end
 function Flatten:updateGradInput(input, gradOutput)
    self:checkGradOutput(gradOutput, {input:size(1), per_sample(input)})   -- a [4,6] for [2,12] was reshaped as it was
    return gradOutput:reshape(input:size())

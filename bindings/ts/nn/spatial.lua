@@ -17,10 +17,9 @@ local SpatialTransformer = Module.class('SpatialTransformer', Container)
 function SpatialTransformer:__init(localization, size)
    self._children = {}
    self:add(localization, 'localization')
-   if size ~= nil and (type(size) ~= 'table' or #size ~= 2 or size[1] < 1 or size[2] < 1 or size[1] % 1 ~= 0 or size[2] % 1 ~= 0) then
-      error('SpatialTransformer(localization, size): size must be {h, w}, whole numbers >= 1', 3)
+   if size ~= nil then   -- {'a', 'b'} failed comparing a string with a number
+      self.out_size = {Module.sizes(size, 'SpatialTransformer(localization, size)', 'size', 1, 2, 3)}
    end
-   self.out_size = size
 end
 
 -- a Linear(in, 6) made to output the identity warp whatever its input
