@@ -320,4 +320,51 @@ return function(t)
       t.eq(tostring(ts.zeros(0, 3):view(-1):size()), '[0]')
       t.eq(tostring(ts.zeros(4, 0):t():reshape(0, 2, 2):size()), '[0x2x2]')
    end)
+
+   -- hostile input: each is refused naming the call and the argument, at the caller's line (not in tensor.lua)
+   t.test('bad arguments are refused at the caller\'s line; no tensor, fraction or hole is read as something else', function()
+      local function at_caller(err) t.truthy(tostring(err):find('test_tensor.lua:', 1, true), 'not at the caller: ' .. tostring(err)) end
+      -- a dtype code is one of 0 to 4 (1.5 was cut to uint8, 0.5 to float32)
+      at_caller(t.raises(function() local x = ts.tensor({1, 2}, 1.5) end, 'unknown dtype 1.5'))
+      at_caller(t.raises(function() local x = ts.zeros(2):type(1.5) end, 'unknown dtype 1.5'))
+      t.raises(function() local x = ts.full({2}, 1, 0.5) end, 'unknown dtype 0.5')
+      t.raises(function() local x = ts.zerosOn('cpu', {2}, 7) end, 'unknown dtype 7')
+      t.eq(ts.zeros(2):type(3):dtype(), 'int64')
+      -- a tensor inside a table read as an empty row ([2x0]); a nil inside a row ended it ({1, nil, 3} was {1})
+      at_caller(t.raises(function() local x = ts.tensor{ts.zeros(2), ts.zeros(2)} end, 'ts.tensor: an element is a tensor'))
+      t.raises(function() local x = ts.tensor{{1, 2}, ts.zeros(2)} end, 'an element is a tensor')
+      at_caller(t.raises(function() local x = ts.tensor{1, nil, 3} end, 'ts.tensor:'))
+      t.raises(function() local x = ts.tensor{{1, 2, nil, 4}} end, 'ts.tensor:')
+      -- errors from deeper rows were reported in tensor.lua
+      at_caller(t.raises(function() local x = ts.tensor{{{1, 2}, {3}}} end, 'ragged table: dim 3 should have 2 entries'))
+      at_caller(t.raises(function() local x = ts.tensor{{1, 'a'}} end, 'ts.tensor: non-number element a'))
+      -- constructors that fill (and ts.full, ts.arange's dtype) reported a bad size at their line in tensor.lua
+      at_caller(t.raises(function() local x = ts.ones(2.5) end, 'size 1 must be a non-negative integer'))
+      at_caller(t.raises(function() local x = ts.randn(0 / 0) end, 'size 1 must be'))
+      at_caller(t.raises(function() local x = ts.rand({2, -3}) end, 'size 2 must be'))
+      at_caller(t.raises(function() local x = ts.full({0 / 0}, 1) end, 'size 1 must be'))
+      at_caller(t.raises(function() local x = ts.arange(3, 'half') end, 'unknown dtype half'))
+      t.eq(ts.ones({2, 3}, 'int64'):sum(), 6)
+      t.eq(ts.randn(2, 3):dtype(), 'float32')
+      -- randperm of -1 or NaN was {} without a word
+      for _, n in ipairs({-1, 0 / 0, 2.5, '3'}) do
+         at_caller(t.raises(function() local p = ts.randperm(n) end, 'randperm: n must be a whole number >= 0'))
+      end
+      t.eq(#ts.randperm(0), 0)
+      -- a reduction's bad dim named the call's caller's caller (nothing from a pcall), and not the reduction
+      local a = ts.zeros(2, 3)
+      at_caller(t.raises(function() local x = a:sum(3) end, 'sum: dim 3 out of range for a 2-dim tensor'))
+      at_caller(t.raises(function() local x = a:mean(0) end, 'mean: dim 0 out of range'))
+      at_caller(t.raises(function() local x = ts.zeros(0, 2):mean(3) end, 'mean: dim 3 out of range'))
+      at_caller(t.raises(function() local x = a:argmax(1.5) end, 'argmax: dim 1.5 is not an integer'))
+      at_caller(t.raises(function() local x = a:std(-3) end, 'std: dim -3 out of range'))
+      -- copy, assignment, allclose and maxAbsDiff name themselves for what is no tensor
+      at_caller(t.raises(function() a:copy('x') end, 'copy: the source must be a tensor or a (nested) table of numbers, got string'))
+      at_caller(t.raises(function() a[1] = 'x' end, 't[...] = v: the value must be a number, a tensor or a table of numbers, got string'))
+      at_caller(t.raises(function() a[{1, {}}] = nil end, 'got nil'))
+      at_caller(t.raises(function() local x = a:allclose({0}) end, 'allclose: expected a tensor, got table'))
+      at_caller(t.raises(function() local x = a:maxAbsDiff(0) end, 'maxAbsDiff: expected a tensor, got number'))
+      a[2] = {7, 8, 9}
+      t.eq(a:sum(), 24)
+   end)
 end

@@ -428,6 +428,75 @@ return function(t)
       t.near(none.factor(4), 1, 0); t.near(none.factor(5), 0.5, 0)
    end)
 
+   -- hostile arguments to the optimizers and schedules: refused by name, never a NaN, negative or doubled update
+   t.test('optimizers refuse a tensor in two groups, eps 0, a bad max_norm and options that are no table', function()
+      local l, head = nn.Linear(2, 2), nn.Linear(2, 2)
+      -- a parameter in two groups was updated twice a step
+      t.raises(function() ts.optim.SGD({{params = l}, {params = l}}, {lr = 1}) end,
+               'SGD: parameter 1 of group 2 is parameter 1 of group 1: list each tensor once')
+      local opt = ts.optim.SGD(l, {lr = 1})
+      t.raises(function() opt:addParamGroup({params = {{head.weight, l.bias}, {head.grad.weight, l.grad.bias}}}) end,
+               'parameter 2 of group 2 is parameter 2 of group 1')
+      t.eq(#opt.groups, 1)
+      ts.optim.SGD({{params = l}, {params = head}}, {lr = 1})   -- two modules: two groups
+      -- eps 0 gave NaN weights wherever a gradient was 0
+      t.raises(function() ts.optim.Adam(l, {eps = 0}) end, 'Adam: eps must be above 0')
+      t.raises(function() ts.optim.AdamW({{params = l, eps = 0}}) end, 'AdamW: eps must be above 0')
+      -- what is no table, or no tensor, failed inside with "attempt to index ..."
+      t.raises(function() ts.optim.SGD(l, 0.1) end, 'SGD: the options must be a table, got number')
+      t.raises(function() ts.optim.SGD(l, {lr = 1, momentun = 0.9}) end, 'SGD: unknown option momentun (known: dampening, lr,')
+      t.raises(function() ts.optim.Adam(nil) end, 'Adam: the parameters must be a module or a list of groups, got nil')
+      t.raises(function() ts.optim.SGD({{params = {{1}, {2}}}}, {lr = 1}) end, 'SGD: parameter 1 of a group must be a tensor, got number')
+      t.raises(function() ts.optim.SGD({{lr = 1}}, {lr = 1}) end, 'SGD: a group needs params')
+      -- clipGradNorm: NaN clipped nothing, a negative max_norm turned the gradients around, {wiat = false} waited
+      l.grad.weight:fill(1)
+      for _, bad in ipairs({0 / 0, -1, '1'}) do
+         local err = t.raises(function() opt:clipGradNorm(bad) end, 'clipGradNorm: max_norm must be a number >= 0, got ')
+         t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+      end
+      t.eq(l.grad.weight:min(), 1, 'the gradients untouched')
+      t.raises(function() opt:clipGradNorm(1, {wiat = false}) end, 'clipGradNorm: unknown option wiat (known: wait)')
+      t.near(opt:clipGradNorm(math.huge), 2, 1e-6)
+   end)
+
+   t.test('schedules refuse settings that give NaN, infinite, negative or above-peak learning rates, and misspelt ones', function()
+      local opt = ts.optim.SGD(nn.Linear(2, 2), {lr = 1})
+      local S = ts.optim.schedule
+      for _, case in ipairs({
+         {S.step, {step_size = 0}, 'step schedule: step_size must be a number above 0, got 0'},
+         {S.step, {}, 'step schedule: step_size must be a number above 0, got nil'},
+         {S.step, {step_size = 0 / 0}, 'step_size must be a number above 0, got nan'},
+         {S.step, {step_size = 2, gamma = -1}, 'step schedule: gamma must be a number >= 0, got -1'},
+         {S.step, {step_size = 2, gama = 0.5}, 'step schedule: unknown option gama (known: gamma, step_size)'},
+         {S.cosine, {total = 0 / 0}, 'cosine schedule: total (number of updates) must be a whole number >= 1, got nan'},
+         {S.cosine, {total = 10, warmup = 1.5}, 'cosine schedule: warmup must be a whole number >= 0, got 1.5'},
+         {S.cosine, {total = 10, min_factor = -1}, 'cosine schedule: min_factor must be a number from 0 to 1, got -1'},
+         {S.cosine, {total = 10, warmpu = 2}, 'cosine schedule: unknown option warmpu'},
+         {S.cosine, {total = 2, warmup = 2}, 'cosine schedule: total (number of updates) must exceed warmup'},
+         {S.onecycle, {total = 10, final_div_factor = 0}, 'onecycle schedule: final_div_factor must be a number above 0, got 0'},
+         {S.onecycle, {total = 10, div_factor = -1}, 'div_factor must be a number above 0'},
+         {S.onecycle, {total = 10, pct_start = 0 / 0}, 'onecycle schedule: pct_start must be a number from 0 to 1, got nan'},
+         {S.onecycle, {total = 1}, 'onecycle schedule: total (number of updates) must be a whole number >= 2, got 1'},
+         {S.onecycle, {total = 10, max_lr = 3}, 'onecycle schedule: unknown option max_lr'},
+         {S.swa, {start = 1, factor = math.huge}, 'swa schedule: factor must be a number >= 0, got inf'},
+         {S.swa, {start = 1, factor = 0.5, anneal = 0 / 0}, 'swa schedule: anneal must be a whole number >= 0, got nan'},
+         {S.swa, {start = 1, factor = 0.5, base = 3}, 'swa schedule: base must be a schedule, got number'},
+         {S.swa, {start = 1}, 'swa schedule: factor must be a number >= 0, got nil'},
+      }) do
+         local err = t.raises(function() local s = case[1](opt, case[2]) end, case[3])
+         t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+         t.eq(opt:lr(), 1, 'the lr untouched: ' .. case[3])
+      end
+      t.raises(function() local s = S.cosine(opt) end, 'cosine schedule: the options must be a table, got nil')
+      t.raises(function() local s = S.cosine(nil, {total = 3}) end, 'cosine schedule: the first argument must be an optimizer, got nil')
+      -- what ts.train gives is taken: a fractional step_size (epochs times updates), gamma 0, warmup 0
+      local s = S.step(opt, {step_size = 1.5, gamma = 0})
+      s:step(); s:step()
+      t.eq(opt:lr(), 0)
+      S.cosine(opt, {total = 1, warmup = 0})
+      t.eq(opt:lr(), 1)
+   end)
+
    t.test('updateBatchNorm: the running statistics become the exact mean and variance of the input over a dataset', function()
       local g = ts.data.synthetic{train = 37, valid = 8, test = 8, seed = 5}
       local pre = ts.data.preprocess{mean = {0.4, 0.4, 0.4}, std = {0.3, 0.3, 0.3}}

@@ -7,6 +7,7 @@
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
+local keys = require('ts.keys')
 local C, check = cffi.C, cffi.check
 local tensors = ffi.typeof('ts_tensor *[?]')
 
@@ -15,10 +16,20 @@ local optim = {}
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function params_of(spec)
+local function params_of(kind, spec)
    if type(spec) == 'table' and spec.parameters then return spec:parameters() end
-   if type(spec) == 'table' and type(spec[1]) == 'table' and type(spec[2]) == 'table' then return spec[1], spec[2] end
-   error('optimizer: a group needs params = a module or {params, grads}', 4)
+   if type(spec) == 'table' and type(spec[1]) == 'table' and type(spec[2]) == 'table' then
+      -- each a tensor: a number or a table failed at the first step with "attempt to index a number value"
+      for i = 1, math.max(#spec[1], #spec[2]) do
+         for _, l in ipairs({{spec[1][i], 'parameter'}, {spec[2][i], 'gradient'}}) do
+            if l[1] ~= nil and not T.isTensor(l[1]) then
+               error(('%s: %s %d of a group must be a tensor, got %s'):format(kind, l[2], i, type(l[1])), 0)
+            end
+         end
+      end
+      return spec[1], spec[2]
+   end
+   error(kind .. ': a group needs params = a module or {params, grads}', 0)
 end
 
 -- The hyperparameters of a group, as torch.optim checks them (an lr, momentum, weight decay or eps below 0, a beta
@@ -32,6 +43,8 @@ local function check_group(kind, g)
    for _, k in ipairs({'lr', 'momentum', 'weight_decay', 'eps'}) do
       if g[k] and g[k] < 0 then error(('%s: %s must be >= 0, got %s'):format(kind, k, g[k]), 0) end
    end
+   -- eps 0, which torch.optim takes, divides 0 by 0 wherever a gradient and its moments are 0: NaN weights
+   if g.eps == 0 then error(('%s: eps must be above 0 (0 makes NaN weights where a gradient is 0), got 0'):format(kind), 0) end
    for _, k in ipairs({'beta1', 'beta2'}) do
       if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), 0) end
    end
@@ -47,8 +60,11 @@ end
 local function new_optimizer(kind, defaults, groups, opts)
    local self = setmetatable({kind = kind, groups = {}, state = {}}, Optimizer)
    opts = opts or {}
-   for k, v in pairs(opts) do
-      if defaults[k] == nil then error(('%s: unknown option %s'):format(kind, k), 0) end
+   local known = {}   -- a set: nesterov's default, false, would read as unknown
+   for k in pairs(defaults) do known[k] = true end
+   keys.check(kind, opts, known, 0)   -- opts not a table failed inside pairs
+   if type(groups) ~= 'table' then   -- nil failed with "attempt to index local 'groups'"
+      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 0)
    end
    if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
    for _, g in ipairs(groups) do self:addParamGroup(g, defaults, opts) end
@@ -67,7 +83,19 @@ function Optimizer:addParamGroup(g, defaults, opts)
       if k ~= 'params' and defaults[k] == nil then error(('%s: unknown option %s in a parameter group'):format(self.kind, k), 0) end
    end
    check_group(self.kind, group)
-   group.params, group.grads = params_of(g.params)
+   group.params, group.grads = params_of(self.kind, g.params)
+   -- a tensor in two groups (a model and its head, the same module twice) was updated twice a step; within a
+   -- group C refuses it (and any shared memory)
+   for gi, other in ipairs(self.groups) do
+      for i, p in ipairs(group.params) do
+         for j, q in ipairs(other.params) do
+            if rawequal(p, q) then
+               error(('%s: parameter %d of group %d is parameter %d of group %d: list each tensor once'):format(
+                     self.kind, i, #self.groups + 1, j, gi), 0)
+            end
+         end
+      end
+   end
    group.initial_lr = group.lr
    self.groups[#self.groups + 1] = group
    for i = 1, #group.params do self.state[#self.state + 1] = {} end
@@ -111,6 +139,11 @@ end
 -- device once, or, with {wait = false} (ts.train's every step), not read back at all (nil), so that a step on the
 -- GPU never waits for it.
 function Optimizer:clipGradNorm(max_norm, opts)
+   -- a NaN max_norm clipped nothing and a negative one turned the gradients around, without a word
+   if not (type(max_norm) == 'number' and max_norm >= 0) then
+      error('clipGradNorm: max_norm must be a number >= 0, got ' .. keys.show(max_norm), 2)
+   end
+   if opts ~= nil then keys.check('clipGradNorm', opts, {wait = true}, 2) end   -- {wiat = false} waited
    local acc
    self:each(function(_, _, grad)
       acc = acc or T.zerosOn(grad:device(), {1}, 'float64')
@@ -192,18 +225,48 @@ function Schedule:step()
    self:apply()
 end
 
+-- The checks of a schedule's arguments, at the caller of optim.schedule.<name> (what: '<name> schedule'). Unchecked,
+-- a NaN, a step_size of 0, a negative gamma or min_factor, a final_div_factor of 0 or a fractional warmup gave the
+-- groups NaN, infinite, negative or above-peak learning rates without a word, a misspelt option was ignored, and a
+-- missing table failed with "attempt to index local 'o'".
+local function schedule_args(what, opt, o, known)
+   if type(opt) ~= 'table' or not opt.groups then
+      error(('%s: the first argument must be an optimizer, got %s'):format(what, type(opt)), 3)
+   end
+   local set = {}
+   for _, k in ipairs(known) do set[k] = true end
+   keys.check(what, o, set, 3)   -- (not returned: a tail call would take this frame off the count)
+end
+-- o[key] (default when nil; none: required): a finite number that ok(v) takes, `expected` saying which
+local function factor_arg(what, o, key, default, ok, expected)
+   local v = o[key]
+   if v == nil and default ~= nil then return default end
+   if not (T.isFinite(v) and ok(v)) then error(('%s: %s must be %s, got %s'):format(what, key, expected, keys.show(v)), 3) end
+   return v
+end
+local function nonnegative(v) return v >= 0 end
+local function positive(v) return v > 0 end
+
 optim.schedule = {}
 
 -- multiply by gamma every step_size updates
 function optim.schedule.step(opt, o)
-   local gamma = o.gamma or 0.1
-   return schedule(opt, function(n) return gamma ^ math.floor(n / o.step_size) end)
+   local what = 'step schedule'
+   schedule_args(what, opt, o, {'step_size', 'gamma'})
+   -- (a fraction taken: ts.train's step_size is in epochs)
+   local step_size = factor_arg(what, o, 'step_size', nil, positive, 'a number above 0')
+   local gamma = factor_arg(what, o, 'gamma', 0.1, nonnegative, 'a number >= 0')
+   return schedule(opt, function(n) return gamma ^ math.floor(n / step_size) end)
 end
 
 -- linear warmup from 0 over `warmup` updates, then half a cosine down to min_factor at `total`
 function optim.schedule.cosine(opt, o)
-   local warmup, total, floor = o.warmup or 0, o.total, o.min_factor or 0
-   assert(total and total > warmup, 'cosine schedule: total (number of updates) must exceed warmup')
+   local what = 'cosine schedule'
+   schedule_args(what, opt, o, {'total', 'warmup', 'min_factor'})
+   local total = keys.sizes(o.total, what, 'total (number of updates)', 1, 1)
+   local warmup = o.warmup == nil and 0 or keys.sizes(o.warmup, what, 'warmup', 0, 1)
+   local floor = factor_arg(what, o, 'min_factor', 0, function(v) return v <= 1 and v >= 0 end, 'a number from 0 to 1')
+   if total <= warmup then error(what .. ': total (number of updates) must exceed warmup', 2) end
    return schedule(opt, function(n)
       if n < warmup then return (n + 1) / warmup end
       local t = math.min(1, (n - warmup) / (total - warmup))
@@ -215,8 +278,15 @@ end
 -- until update `start`, then a cosine from base's factor there to `factor` over `anneal` updates, then `factor`
 -- held (each group at that share of its initial lr, as every schedule here scales them)
 function optim.schedule.swa(opt, o)
-   local base, start, anneal, target = o.base and o.base.factor, o.start, o.anneal or 0, o.factor
-   assert(start and start >= 0 and target and target >= 0, 'swa schedule: start (an update count) and factor are required')
+   local what = 'swa schedule'
+   schedule_args(what, opt, o, {'base', 'start', 'anneal', 'factor'})
+   if o.base ~= nil and getmetatable(o.base) ~= Schedule then
+      error(('%s: base must be a schedule, got %s'):format(what, type(o.base)), 2)
+   end
+   local base = o.base and o.base.factor
+   local start = keys.sizes(o.start, what, 'start (an update count)', 0, 1)
+   local anneal = o.anneal == nil and 0 or keys.sizes(o.anneal, what, 'anneal', 0, 1)
+   local target = factor_arg(what, o, 'factor', nil, nonnegative, 'a number >= 0')
    local from = base and base(start) or 1
    return schedule(opt, function(n)
       if n < start then return base and base(n) or 1 end
@@ -230,9 +300,12 @@ end
 -- one-cycle (Smith): from 1/div_factor up to 1 over pct_start of `total` (cosine), then down to
 -- 1/(div_factor * final_div_factor); the groups' lr is the peak, as PyTorch's max_lr
 function optim.schedule.onecycle(opt, o)
-   local total, pct = o.total, o.pct_start or 0.3
-   local div, final_div = o.div_factor or 25, o.final_div_factor or 1e4
-   assert(total and total > 1, 'onecycle schedule: total (number of updates) is required')
+   local what = 'onecycle schedule'
+   schedule_args(what, opt, o, {'total', 'pct_start', 'div_factor', 'final_div_factor'})
+   local total = keys.sizes(o.total, what, 'total (number of updates)', 2, 1)
+   local pct = factor_arg(what, o, 'pct_start', 0.3, function(v) return v >= 0 and v <= 1 end, 'a number from 0 to 1')
+   local div = factor_arg(what, o, 'div_factor', 25, positive, 'a number above 0')
+   local final_div = factor_arg(what, o, 'final_div_factor', 1e4, positive, 'a number above 0')
    local up = pct * total - 1   -- PyTorch's end of the first phase, a fractional step count
    local function cos(a, b, t) return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t)) end
    return schedule(opt, function(n)

@@ -4,6 +4,7 @@
 -- t[{ {1,3}, 2, {} }] narrows, selects and keeps dims in one go. Dims are 1-based too.
 local ffi = require('ffi')
 local cffi = require('ts.ffi')
+local keys = require('ts.keys')
 local C, check, fail = cffi.C, cffi.check, cffi.fail
 
 local Tensor = {}          -- methods
@@ -69,7 +70,8 @@ end
 
 local function dtype_code(name, level)
    if name == nil then return 0 end
-   local code = type(name) == 'number' and name or dtypes[name]
+   -- a number is a code as C counts them, 0 to 4: a fraction (1.5) was cut by the FFI into another dtype's code
+   local code = type(name) == 'number' and dtype_names[name] and name or dtypes[name]
    if not code then error('ts: unknown dtype ' .. tostring(name) .. ' (float32, uint8, int32, int64, float64)', level or 3) end
    return code
 end
@@ -117,26 +119,43 @@ local function split_dtype(...)
    return 0, n
 end
 
+-- The constructors below call shape_of (and split_dtype) themselves, then made: through T.zeros, one call deeper,
+-- a bad size in ts.ones, ts.rand, ts.randn or ts.full was reported at their line in this file, not their caller's
+local function made(dtype, n) return wrap(C.ts_tensor_new_on(0, dtype, n, shape_buf)) end
+
 function T.zeros(...)
    local dtype, n = split_dtype(...)
-   return new(dtype, unpack({...}, 1, n))
+   return made(dtype, shape_of(unpack({...}, 1, n)))
 end
 T.empty = T.zeros
 
-function T.ones(...) return T.zeros(...):fill(1) end
-
-function T.full(shape, value, dtype)
-   return new(dtype_code(dtype), shape):fill(value)
+function T.ones(...)
+   local dtype, n = split_dtype(...)
+   return made(dtype, shape_of(unpack({...}, 1, n))):fill(1)
 end
 
-function T.rand(...) local t = T.zeros(...); check(C.ts_tensor_uniform(t._c, 0, 1)); return t end
-function T.randn(...) local t = T.zeros(...); check(C.ts_tensor_normal(t._c, 0, 1)); return t end
+function T.full(shape, value, dtype)
+   return made(dtype_code(dtype), shape_of(shape)):fill(value)
+end
+
+function T.rand(...)
+   local dtype, n = split_dtype(...)
+   local t = made(dtype, shape_of(unpack({...}, 1, n)))
+   check(C.ts_tensor_uniform(t._c, 0, 1))
+   return t
+end
+function T.randn(...)
+   local dtype, n = split_dtype(...)
+   local t = made(dtype, shape_of(unpack({...}, 1, n)))
+   check(C.ts_tensor_normal(t._c, 0, 1))
+   return t
+end
 
 -- float32, as the tensors it mostly indexes and scales; values float32 cannot hold exactly (whole numbers beyond
 -- 2^24) are refused rather than rounded into repeats: ask for 'int64' or 'float64' as the last argument
 function T.arange(...)
    local args, dtype = {...}, 'float32'
-   if type(args[#args]) == 'string' then dtype = dtype_names[dtype_code(table.remove(args), 2)] end
+   if type(args[#args]) == 'string' then dtype = dtype_names[dtype_code(table.remove(args), 3)] end
    local a, b, step = args[1], args[2], args[3]
    if not b then a, b = 0, a end   -- arange(n) = 0 .. n-1; arange(a, b) stops before b, as numpy and PyTorch
    step = step or 1
@@ -168,8 +187,9 @@ function T.randint(n)
    return tonumber(C.ts_rng_u64() % n) + 1
 end
 
--- a random permutation of 1..n (Fisher-Yates over the global generator)
+-- a random permutation of 1..n (Fisher-Yates over the global generator); n of -1 or NaN gave {} without a word
 function T.randperm(n)
+   keys.sizes(n, 'randperm', 'n', 0, 1)
    local p = {}
    for i = 1, n do p[i] = i end
    for i = n, 2, -1 do
@@ -205,21 +225,29 @@ function T.tensor(data, dtype)
    if type(data) == 'number' then data = {data} end
    if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
    local shape, node = {}, data
-   while type(node) == 'table' do
+   while type(node) == 'table' and not is_tensor(node) do
       -- a table that holds itself would go on for ever
       if #shape == 5 then error('ts.tensor: more than 5 nested levels (at most 5 dims)', 2) end
       shape[#shape + 1] = #node
       node = node[1]
    end
    local flat = {}
+   -- errors at level d + 2, the caller of ts.tensor under d calls of walk (a fixed 4 named this file below dim 2)
    local function walk(x, d)
+      if is_tensor(x) then   -- read as an empty table, {t1, t2} gave [2x0]
+         error('ts.tensor: an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', d + 2)
+      end
       if d > #shape then
-         if type(x) ~= 'number' then error('ts.tensor: non-number element ' .. tostring(x), 4) end
+         if type(x) ~= 'number' then error('ts.tensor: non-number element ' .. tostring(x), d + 2) end
          flat[#flat + 1] = x
          return
       end
       if type(x) ~= 'table' or #x ~= shape[d] then
-         error(('ts.tensor: ragged table: dim %d should have %d entries'):format(d, shape[d]), 4)
+         error(('ts.tensor: ragged table: dim %d should have %d entries'):format(d, shape[d]), d + 2)
+      end
+      -- a nil inside a row ({1, nil, 3}) may end its length early: the values after it were dropped
+      if table.maxn(x) > #x then
+         error(('ts.tensor: entry %d of dim %d is nil'):format(#x + 1, d), d + 2)
       end
       for i = 1, #x do walk(x[i], d + 1) end
    end
@@ -352,6 +380,9 @@ function Tensor:clone()
 end
 
 function Tensor:copy(src)
+   if type(src) ~= 'table' then   -- ts.tensor's error named ts.tensor, at this line
+      error('copy: the source must be a tensor or a (nested) table of numbers, got ' .. type(src), 2)
+   end
    if not is_tensor(src) then src = T.tensor(src) end
    check(C.ts_tensor_copy(self._c, src._c))
    return self
@@ -523,6 +554,8 @@ mt.__newindex = function(self, k, v)
    if type(v) == 'number' then
       check_fits('t[...] = v: the value', v, target:dtype(), 2)   -- named at the assignment, not inside fill
       target:fill(v)
+   elseif type(v) ~= 'table' then   -- named at the assignment, not inside copy
+      error('t[...] = v: the value must be a number, a tensor or a table of numbers, got ' .. type(v), 2)
    else target:copy(v) end
 end
 
@@ -609,7 +642,7 @@ mt.__unm = function(a) return a:neg() end
 -- values are its elements, as in PyTorch), sum/mean give float32 (rounded once, at the end), argmax/argmin
 -- 0-based int64; over the whole tensor a Lua number (argmax/argmin 1-based).
 local red = {sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5}
-local function reduce(self, op, d, level)
+local function reduce(self, op, d, level, name)   -- name: the method, in errors (default op)
    local src = self:contiguous()
    local arg = op == 'argmax' or op == 'argmin'
    if not d then
@@ -618,7 +651,7 @@ local function reduce(self, op, d, level)
       return arg and out:get(1) + 1 or out:get(1)
    end
    local shape = self:size()
-   local d0 = dim_arg(self, d, level)
+   local d0 = dim_arg(self, d, level, name or op)
    shape[d0 + 1] = 1
    local dtype = arg and 'int64' or (op == 'max' or op == 'min') and self:dtype() or 'float32'
    local out = new_on(device_of(self), dtype_code(dtype), shape)
@@ -626,14 +659,17 @@ local function reduce(self, op, d, level)
    return out
 end
 
-function Tensor:sum(d) return reduce(self, 'sum', d, 3) end
+-- (the reductions call reduce with level 3 and not as a tail call: returned straight away, reduce's errors named the
+-- caller's caller, nothing at all from a pcall)
+function Tensor:sum(d) local r = reduce(self, 'sum', d, 3); return r end
 -- the mean of nothing is NaN, as in PyTorch (0 / 0)
 function Tensor:mean(d)
    if self:numel() == 0 then
       if not d then return 0 / 0 end
-      return reduce(self, 'sum', d, 3):fill(0 / 0)
+      return reduce(self, 'sum', d, 3, 'mean'):fill(0 / 0)
    end
-   return reduce(self, 'mean', d, 3)
+   local r = reduce(self, 'mean', d, 3)
+   return r
 end
 -- max/min with a dim return values and 0-based int64 indices (as the class ids they usually are)
 function Tensor:max(d)
@@ -645,10 +681,11 @@ function Tensor:min(d)
    return reduce(self, 'min', d, 3), reduce(self, 'argmin', d, 3)
 end
 -- argmax(): 1-based position of the maximum; argmax(d): 0-based indices along d (class ids)
-function Tensor:argmax(d) return reduce(self, 'argmax', d, 3) end
-function Tensor:argmin(d) return reduce(self, 'argmin', d, 3) end
+function Tensor:argmax(d) local r = reduce(self, 'argmax', d, 3); return r end
+function Tensor:argmin(d) local r = reduce(self, 'argmin', d, 3); return r end
 -- the unbiased standard deviation (n - 1: NaN for one element, as torch.std); t:std(d) along dim d, kept with size 1
 function Tensor:std(d)
+   if d then dim_arg(self, d, 2, 'std') end   -- here: from x:mean(d) below, its error named this file
    local x = self:float()
    if x:numel() == 0 then return x:mean(d) end   -- NaN, as the mean
    if d then return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt() end
@@ -677,12 +714,19 @@ function Tensor:mm(b, trans_a, trans_b)
    return out
 end
 
+-- (the other tensor checked here: a table or a number failed inside with "attempt to call method 'float'")
+local function other_tensor(what, other)
+   if not is_tensor(other) then error(('%s: expected a tensor, got %s'):format(what, type(other)), 3) end
+end
+
 function Tensor:maxAbsDiff(other)
+   other_tensor('maxAbsDiff', other)
    return (self:float() - other:float()):abs():max()
 end
 
 -- true when |a - b| <= atol + rtol |b| everywhere (numpy.allclose)
 function Tensor:allclose(other, rtol, atol)
+   other_tensor('allclose', other)
    rtol, atol = rtol or 1e-5, atol or 1e-8
    local a, b = self:float(), other:float()
    if a:numel() == 0 then return true end
@@ -694,7 +738,7 @@ end
 
 -- same sizes and elements, compared exactly (int64 as int64, the rest as float64); NaN equals nothing
 function Tensor:equal(other)
-   if not is_tensor(other) then error('equal: expected a tensor, got ' .. type(other), 2) end
+   other_tensor('equal', other)
    if tostring(self:size()) ~= tostring(other:size()) then return false end
    local wide = (self:dtype() == 'int64' and other:dtype() == 'int64') and 'int64' or 'float64'
    local a, b = self:cpu():contiguous():type(wide), other:cpu():contiguous():type(wide)
