@@ -563,9 +563,17 @@ int ts_tensor_fill(ts_tensor *t, double value)
     return fill_with(t, constant, &value);
 }
 
+/* random draws are real numbers: stored into an integer tensor they were cut or saturated without a word (a uint8
+ * normal(1000, 1) gave 255 everywhere, an int32 uniform(0, 1) zeros); PyTorch refuses them too */
+static int check_real(const char *what, const ts_tensor *t)
+{
+    if (t->dtype == TS_FLOAT32 || t->dtype == TS_FLOAT64) return 0;
+    return ts_error("%s: draws real numbers, into a float32 or float64 tensor, got %s", what, dtype_name(t->dtype));
+}
+
 int ts_tensor_uniform(ts_tensor *t, double lo, double hi)
 {
-    if (ts_check_writable("uniform", t)) return -1;
+    if (ts_check_writable("uniform", t) || check_real("uniform", t)) return -1;
     if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi))
         return ts_error("uniform: expected finite bounds with from <= to, got %g and %g", lo, hi);
     double lohi[2] = {lo, hi};
@@ -574,7 +582,7 @@ int ts_tensor_uniform(ts_tensor *t, double lo, double hi)
 
 int ts_tensor_normal(ts_tensor *t, double mean, double std)
 {
-    if (ts_check_writable("normal", t)) return -1;
+    if (ts_check_writable("normal", t) || check_real("normal", t)) return -1;
     if (!(std >= 0) || !isfinite(std) || !isfinite(mean))
         return ts_error("normal: expected a finite mean and a finite std >= 0, got mean %g, std %g", mean, std);
     double ms[2] = {mean, std};

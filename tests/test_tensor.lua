@@ -366,5 +366,10 @@ return function(t)
       at_caller(t.raises(function() local x = a:maxAbsDiff(0) end, 'maxAbsDiff: expected a tensor, got number'))
       a[2] = {7, 8, 9}
       t.eq(a:sum(), 24)
+      -- random draws into an integer tensor were cut or saturated (uint8 normal(1000, 1): 255 everywhere)
+      t.raises(function() ts.zeros({3}, 'uint8'):normal(1000, 1) end, 'normal: draws real numbers, into a float32 or float64 tensor, got uint8')
+      t.raises(function() ts.zeros({3}, 'int32'):uniform(0, 1) end, 'uniform: draws real numbers, into a float32 or float64 tensor, got int32')
+      t.raises(function() local x = ts.rand(3, 'int64') end, 'uniform: draws real numbers')
+      t.eq(ts.zeros({3}, 'float64'):uniform(2, 2):sum(), 6)
    end)
 end
