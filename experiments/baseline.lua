@@ -26,8 +26,9 @@ local g = ts.experiment.dataset(opt)
 local mean, std = g.train:channelStats()
 local cfg = ts.experiment.baseline(opt)
 local held   -- {set, record}: the validation tracks a trainval run keeps out of its training
+local kept   -- the validation tracks it trains on
 if opt.trainval then
-   local kept = g.valid
+   kept = g.valid
    if opt.held_out ~= 0 then
       local ok, set, record
       ok, kept, set, record = pcall(g.valid.splitTracks, g.valid, {share = opt.held_out})
@@ -51,8 +52,9 @@ ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet
 
 -- the sign detector predict.lua searches photos with (runs/baseline/detector; detector=false leaves it out)
 if opt.detector ~= false then
+   -- validated on scenes of the kept tracks: the held-out ones, where its threshold is fitted, choose nothing before
    local det = ts.detect.train(g, {run = opt.run .. '/detector', scenes = opt.detector_scenes, seed = opt.seed,
-                                   quiet = opt.quiet})
+                                   quiet = opt.quiet, valid = held and kept or nil})
    print(('sign detector: validation accuracy %.2f%% (sign or no sign, windows of generated scenes), %.0f s'):format(
       100 * det.best.accuracy, det.train_seconds))
    if no_calibration then   -- (and no search.json of an earlier run in this folder left to speak for this one)

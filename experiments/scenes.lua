@@ -41,8 +41,10 @@ local data_dir = not g.synthetic and ((opt.data ~= '' and opt.data) or os.getenv
 local detector = opt.run .. '/detector'
 if not ts.files.exists(detector .. '/model.safetensors') then
    print(('training the sign detector into %s (%d scenes, %d epochs)'):format(detector, opt.detector_scenes, opt.detector_epochs))
-   ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet})
-   local unseen, why = ts.experiment.heldOut(opt.run, final, g)
+   -- a trainval run's detector validates on the tracks it kept: the held-out ones, which fit the threshold, choose nothing
+   local unseen, why, kept = ts.experiment.heldOut(opt.run, final, g)
+   ts.detect.train(g, {run = detector, scenes = opt.detector_scenes, epochs = opt.detector_epochs, quiet = opt.quiet,
+                       valid = kept})
    if unseen then print(ts.detect.describeFit(opt.run, ts.detect.fitRun(opt.run, g)))
    else print(('no threshold fitted: %s'):format(why)) end
 end

@@ -27,11 +27,12 @@ if not ts.files.exists(run .. '/model.safetensors') then
 end
 local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
-ts.experiment.heldOut(run, final, g, 'the "no sign" threshold')   -- refused before the detector's minutes of training
+-- refused before the detector's minutes of training; a trainval run's detector validates on the tracks it kept
+local _, _, kept = ts.experiment.heldOut(run, final, g, 'the "no sign" threshold')
 if opt.fit_only ~= true then
    os.remove(run .. '/detector/checkpoint.safetensors')   -- a new detector, not the old one resumed
    local result = ts.detect.train(g, {run = run .. '/detector', scenes = opt.scenes, epochs = opt.epochs, seed = opt.seed,
-                                      quiet = opt.quiet})
+                                      quiet = opt.quiet, valid = kept})
    print(('%s/detector: validation accuracy %.2f%% (sign or no sign, %d scenes, %d epochs, %.0f s)'):format(
       run, 100 * result.best.accuracy, opt.scenes, opt.epochs, result.train_seconds or 0))
 elseif not ts.files.exists(run .. '/detector/model.safetensors') then

@@ -115,8 +115,19 @@ return function(t)
       t.eq(final.trained_on.valid, 'none'); t.eq(final.best_epoch, 1)
       t.eq(final.trained_on.held_out.fingerprint, record.fingerprint); t.eq(final.trained_on.held_out.images, held:size())
       t.eq(ts.experiment.heldOut(dir .. '/tv', final, g):fingerprint(), held:fingerprint(), 'readers rebuild it')
+      -- and the tracks it kept, which the detector's epoch is chosen on: the held-out ones choose nothing before the
+      -- threshold is fitted on them (ts.detect.train's valid; an empty set shows it is the one scenes are made of)
+      t.eq(select(3, ts.experiment.heldOut(dir .. '/tv', final, g)):fingerprint(), kept:fingerprint())
+      t.raises(function() ts.detect.train(g, {scenes = 10, valid = g.valid:subset({}, 'no tracks')}) end,
+               'ts.detect.train(g, opts): valid must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got Dataset no tracks')
+      t.raises(function() ts.detect.train(g, {scenes = 10, sceens = 3}) end, 'ts.detect.train: unknown option sceens')
       local cal = ts.json.decode(t.readfile(dir .. '/tv/calibration.json'))
       t.eq(cal.valid_images, held:size())
+      -- the report's class histogram counts the images trained on, not the training set alone
+      local html = t.readfile(dir .. '/tv/report.html')
+      t.truthy(html:find('Class distribution (training set and the validation tracks trained on)', 1, true), 'histogram title')
+      local imb = ts.data.join({g.train, kept}):imbalance()
+      t.truthy(html:find(('smallest %d (%d images)'):format(imb.smallest_class, imb.smallest), 1, true), 'histogram counts')
       t.truthy(ts.json.decode(t.readfile(dir .. '/tv/search.json')).threshold, 'a threshold fitted on held-out scenes')
       -- scripts/calibrate.lua refits on the same images; a run whose record names other images is refused
       local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=300'):format(t.tshost, ts.root, dir))
@@ -134,6 +145,8 @@ return function(t)
       g = ts.data.synthetic(final.synthetic)
       t.eq(final.trained_on.train_images, g.train:size() + g.valid:size())
       t.eq(io.open(dir .. '/all/calibration.json'), nil, 'no temperature fitted on trained-on images')
+      t.truthy(t.readfile(dir .. '/all/report.html'):find('Class distribution (training and validation sets, all trained on)',
+                                                        1, true), 'histogram title')
       t.eq(io.open(dir .. '/all/search.json'), nil, 'no threshold fitted on scenes of trained-on images')
       t.truthy(out:find('no threshold fitted (every validation image was part of the training)', 1, true), out)
       t.eq(select(2, ts.experiment.heldOut(dir .. '/all', final, g)), dir .. '/all trained on every validation image')

@@ -554,12 +554,18 @@ end
 -- is a sign). Round 2 starts afresh on the same windows plus the hard negatives round 1's network finds
 -- when it searches new scenes (a fifth of them without a sign): a search looks at thousands of windows per
 -- photo, so the false alarms that matter are the rare ones. Validation uses scenes of g.valid's crops (no
--- sign picture shared), with their hard negatives mined the same way. opts: run (the folder it is saved
--- in), scenes (3000 training scenes; a sixth as many for validation, a tenth for mining), epochs (6 per round),
--- seed, quiet. Returns round 2's ts.train result, then its training and validation datasets.
+-- sign picture shared), with their hard negatives mined the same way; opts.valid gives other crops for them (a
+-- trainval run's kept validation tracks, so that its held-out tracks, where the "no sign" threshold is fitted, choose
+-- nothing before). opts: run (the folder it is saved in), scenes (3000 training scenes; a sixth as many for
+-- validation, a tenth for mining), epochs (6 per round), seed, quiet, valid. Returns round 2's ts.train result,
+-- then its training and validation datasets.
+local train_options = {run = 1, scenes = 1, epochs = 1, seed = 1, quiet = 1, valid = 1}
 function M.train(g, opts)
    local data, train = require('ts.data'), require('ts.train')
-   opts = opts or {}
+   opts = keys.check('ts.detect.train', opts or {}, train_options, 2)   -- a misspelt option was ignored
+   -- checked before any scene is made (an empty valid failed in the scene generator, after the training scenes)
+   scene.checkCrops(type(g) == 'table' and g.train or nil, 'ts.detect.train(g, opts)', 'g.train', 2)
+   local valid = scene.checkCrops(opts.valid or g.valid, 'ts.detect.train(g, opts)', opts.valid and 'valid' or 'g.valid', 2)
    local n, seed = opts.scenes or 3000, opts.seed or 1
    local function windows(ds, count, s)
       local x, y = M.samples(scene.generate{n = count, seed = s, signs = ds, empty = 0.2}, {seed = s})
@@ -570,7 +576,7 @@ function M.train(g, opts)
       return {x = x, y = y}, {x = cx, y = 1}
    end
    local tw, tc = windows(g.train, n, seed)
-   local vw, vc = windows(g.valid, math.max(1, math.ceil(n / 6)), seed + 1000)
+   local vw, vc = windows(valid, math.max(1, math.ceil(n / 6)), seed + 1000)
    local tr, va = dataset_of({tw, tc}), dataset_of({vw, vc})
    local mean, std = tr:channelStats()
    local function round(train_set, valid_set, run)
@@ -588,7 +594,7 @@ function M.train(g, opts)
                      scan = M.signScanner(first.model, first.preprocess)}
    local mined = math.max(1, math.ceil(n / 10))
    local hard_train = M.mine(scene.generate{n = mined, seed = seed + 2000, signs = g.train, empty = 0.2}, detector)
-   local hard_valid = M.mine(scene.generate{n = math.max(1, math.ceil(mined / 6)), seed = seed + 3000, signs = g.valid,
+   local hard_valid = M.mine(scene.generate{n = math.max(1, math.ceil(mined / 6)), seed = seed + 3000, signs = valid,
                                             empty = 0.2}, detector)
    if not opts.quiet then
       print(('sign detector: %d hard negatives mined from %d scenes for round 2'):format(hard_train:size(1), mined))

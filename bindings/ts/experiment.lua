@@ -105,7 +105,8 @@ end
 -- the network has not seen (the temperature, the detector's "no sign" threshold): all of g.valid for a run that
 -- validated on it; the share of the tracks a trainval run held out (trained_on.held_out, Dataset:splitTracks's
 -- record), split again and checked against its fingerprint; nil and why for a run that trained on every one, or,
--- when `need` names what is to be fitted on them ('a temperature'), an error saying so.
+-- when `need` names what is to be fitted on them ('a temperature'), an error saying so. A trainval run's kept tracks
+-- (the validation images it trained on) come third: what chooses anything else (the detector's epoch) takes them.
 function M.heldOut(run, final, g, need)
    local on = type(final) == 'table' and final.trained_on
    if type(on) ~= 'table' or on.valid ~= 'none' then return g.valid end
@@ -115,13 +116,13 @@ function M.heldOut(run, final, g, need)
       if need then error(('%s: no validation images left to fit %s on'):format(why, need), 0) end
       return nil, why
    end
-   local ok, _, held = pcall(g.valid.splitTracks, g.valid, type(r) == 'table' and {share = r.share, track = r.track} or r)
-   if not ok then error(('%s/final.json: trained_on.held_out: %s'):format(run, tostring(_):gsub('^[^:]*:%d+: ', '')), 0) end
+   local ok, kept, held = pcall(g.valid.splitTracks, g.valid, type(r) == 'table' and {share = r.share, track = r.track} or r)
+   if not ok then error(('%s/final.json: trained_on.held_out: %s'):format(run, tostring(kept):gsub('^[^:]*:%d+: ', '')), 0) end
    if held:fingerprint() ~= r.fingerprint then
       error(('%s/final.json: the held-out validation images were %s, and the same share of the validation here is %s: %s')
             :format(run, tostring(r.fingerprint), held:fingerprint(), DATA_ADVICE), 0)
    end
-   return held
+   return held, nil, kept
 end
 
 -- A run's calibration as predict and the window search use it: the temperature and the number of views it
@@ -199,7 +200,7 @@ function M.finish(result, g, opt)
          held_out = held and held.record} or nil,
       temperature = cal and cal.temperature, test_ece = cal and cal.test.before.ece,
       test_ece_calibrated = cal and cal.test.after.ece,
-      per_class = {}, most_confused = {},
+      per_class = {}, most_confused = json.array(),   -- [] when nothing is confused, not {}
    }
    for c = 0, s.classes - 1 do final.per_class[c + 1] = s.per_class[c] end
    for _, cell in ipairs(metrics.mostConfused(ev.cm, 15)) do

@@ -153,6 +153,17 @@ local walls = {{170, 150, 130}, {200, 190, 170}, {120, 110, 100}, {150, 60, 50},
 local cars = {{200, 30, 30}, {30, 40, 160}, {230, 230, 230}, {25, 25, 28}, {120, 120, 125}, {220, 180, 30},
               {30, 120, 60}}
 
+-- ds, if it is a dataset of at least one crop to paste into scenes, else an error naming the call and the argument at
+-- `level` as error's (counted from the caller)
+function M.checkCrops(ds, call, name, level)
+   if not (type(ds) == 'table' and type(ds.size) == 'function' and T.isTensor(ds.x) and ds.x:dim() == 4
+           and ds.x:size(1) >= 1 and T.isTensor(ds.y)) then
+      error(('%s: %s must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got %s'):format(call, name,
+            tostring(ds)), level + 1)
+   end
+   return ds
+end
+
 function M.background(r, h, w)
    check_random(r, 'ts.scene.background(r, h, w)', 2)
    keys.sizes(h, 'ts.scene.background(r, h, w)', 'h', 1, 1, 2)
@@ -382,11 +393,7 @@ function M.generate(opts)
    check_probability(opts.icon_share, call, 'icon_share', 2)
    if not opts.signs and not opts.icons then error('ts.scene.generate: give signs (a dataset) or icons', 2) end
    local crops, icons = opts.signs, opts.icons   -- (signs in the loop below are a scene's)
-   if crops and not (type(crops) == 'table' and type(crops.size) == 'function' and T.isTensor(crops.x)
-                     and crops.x:dim() == 4 and crops.x:size(1) >= 1 and T.isTensor(crops.y)) then
-      error(('%s: signs must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got %s'):format(call,
-            tostring(crops)), 2)
-   end
+   if crops then M.checkCrops(crops, call, 'signs', 2) end
    if icons then
       local ok = type(icons) == 'table' and #icons >= 1
       for _, icon in ipairs(ok and icons or {}) do
