@@ -381,9 +381,20 @@ return function(t)
       t.raises(function() nn.CrossEntropyLoss{weight = {0, 0, 0}} end, 'CrossEntropyLoss: the class weights are all 0')
       t.truthy(nn.CrossEntropyLoss{weight = {0, 1, 2}}:forward(ts.randn(2, 3), {1, 2}) > 0)
       -- a class for a module (nn.ReLU for nn.ReLU()) failed only in the forward, inside the layer's code
-      t.raises(function() nn.Sequential(nn.Linear(2, 2), nn.ReLU) end,
-               'Sequential:add: the child must be a module, got the class ReLU (make one: ReLU(...))')
-      t.raises(function() nn.Sequential(nn.Linear(2, 2), 'relu') end, 'Sequential:add: the child must be a module, got "relu"')
+      local err = t.raises(function() nn.Sequential(nn.Linear(2, 2), nn.ReLU) end,
+                           'Sequential: argument 2 must be a module, got the class ReLU (make one: ReLU(...))')
+      t.truthy(err:find('test_nn.lua:', 1, true), 'at the line that built it: ' .. err)
+      t.raises(function() nn.Sequential():add('relu') end, 'Sequential:add: the child must be a module, got "relu"')
+      t.raises(function() nn.Sequential{{'relu', nn.ReLU}} end, "Sequential{...}: entry 1's module must be a module, got the class ReLU")
+      t.raises(function() nn.Residual(nn.Identity(), nn.Linear) end, 'Residual(block, shortcut): shortcut must be a module, got the class Linear')
+      t.raises(function() nn.Concat(2, nn.Identity(), 3) end, 'Concat: argument 3 must be a module, got 3')
+      t.raises(function() nn.Checkpoint(nn.ReLU) end, 'Checkpoint(module): module must be a module, got the class ReLU')
+      t.raises(function() nn.SpatialTransformer(nil) end, 'SpatialTransformer(localization, size): localization must be a module, got nil')
+      -- evaluate and ts.train took a class for the model (its forward failed inside)
+      t.raises(function() ts.evaluate(nn.Sequential, ts.data.synthetic{train = 6, valid = 6, test = 6}.test) end,
+               'evaluate(model, dataset, opts): model must be a module, got the class Sequential')
+      t.raises(function() ts.train{model = nn.Sequential, data = ts.data.synthetic{train = 6, valid = 6, test = 6}, epochs = 1} end,
+               'ts.train: model must be a module, got the class Sequential')
       -- a missing size was passed over by the check and failed on arithmetic inside the layer
       t.raises(function() nn.Conv2d(3, 8, nil) end, 'Conv2d: kernel must be a whole number >= 1 or {h, w} of them, got nil')
       -- a [3] became [3, 1], three samples of one value

@@ -397,6 +397,9 @@ return function(t)
       t.raises(bad({start = 2, lr = 0}), 'swa.lr must be a learning rate > 0')
       t.raises(bad({start = 2, anneal = -1}), 'swa.anneal must be a number of epochs >= 0')
       t.raises(bad({start = 2, every = 2}), 'swa has no option every')
+      -- a rate to move to from a first group's lr of 0 was an infinite share of it
+      t.raises(function() ts.train{model = spec, data = {train = g.train}, epochs = 4, lr = 0, swa = {start = 2, lr = 0.01}} end,
+               "ts.train: swa.lr = 0.01 is a rate to move to, and the first parameter group's lr is 0")
       t.raises(bad(3), 'swa must be a table')
    end)
 
@@ -438,7 +441,7 @@ return function(t)
       t.raises(function() opt:addParamGroup({params = {{head.weight, l.bias}, {head.grad.weight, l.grad.bias}}}) end,
                'parameter 2 of group 2 is parameter 2 of group 1')
       t.eq(#opt.groups, 1)
-      ts.optim.SGD({{params = l}, {params = head}}, {lr = 1})   -- two modules: two groups
+      t.eq(#ts.optim.SGD({{params = l}, {params = head}}, {lr = 1}).groups, 2)   -- two modules: two groups
       -- eps 0 gave NaN weights wherever a gradient was 0
       t.raises(function() ts.optim.Adam(l, {eps = 0}) end, 'Adam: eps must be above 0')
       t.raises(function() ts.optim.AdamW({{params = l, eps = 0}}) end, 'AdamW: eps must be above 0')

@@ -1,6 +1,6 @@
 -- The one check of a settings table's keys: wherever tshost takes a table of options, a misspelt key (batch_size,
 -- temprature, widht) was ignored and the work ran without it. Every taker refuses it here, naming the known ones.
--- Beside it, the one check of sizes given in whole numbers (layers' kernels, images' pixels).
+-- Beside it, the one check of sizes and counts given in whole numbers (layers' kernels, images' pixels, updates).
 local M = {}
 
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
@@ -31,7 +31,7 @@ function M.show(v)
 end
 
 -- Size arguments as whole numbers of at least `least`: a layer's kernel, stride, padding, dilation and groups when
--- it is made, an image's or a scene's pixels. Unchecked, the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0
+-- it is made, an image's or a scene's pixels, a schedule's update counts. Unchecked, the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0
 -- without a word, and a kernel of 0 gave NaN. v is one number for all `count` values or a list of exactly `count`;
 -- count 2 ({h, w}, the default), 4 ({top, bottom, left, right}) or 1. Returns the count values; errors name the call
 -- (what) and the argument (name), at `level` as error's counted from the caller (default: the caller's caller).

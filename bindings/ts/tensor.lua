@@ -119,36 +119,32 @@ local function split_dtype(...)
    return 0, n
 end
 
--- The constructors below call shape_of (and split_dtype) themselves, then made: through T.zeros, one call deeper,
--- a bad size in ts.ones, ts.rand, ts.randn or ts.full was reported at their line in this file, not their caller's
-local function made(dtype, n) return wrap(C.ts_tensor_new_on(0, dtype, n, shape_buf)) end
-
-function T.zeros(...)
+-- ts.zeros(2, 3), ts.ones({2, 3}, 'int64'), ts.rand, ts.randn, ts.full: a tensor of those sizes (numbers, or one
+-- table) and dtype (a name, last), then its values: init nil (zeros), a number, or 'uniform' / 'normal' draws. Each
+-- constructor returns made(...) as a tail call, which takes its own frame off the stack: shape_of's and split_dtype's
+-- errors then name the constructor's caller (through one call more, ts.ones's named this file).
+local function made(init, ...)
    local dtype, n = split_dtype(...)
-   return made(dtype, shape_of(unpack({...}, 1, n)))
+   local t = wrap(C.ts_tensor_new_on(0, dtype, shape_of(unpack({...}, 1, n)), shape_buf))
+   if init == 'uniform' then check(C.ts_tensor_uniform(t._c, 0, 1))
+   elseif init == 'normal' then check(C.ts_tensor_normal(t._c, 0, 1))
+   elseif init then
+      check_fits('the value', init, dtype_names[dtype], 2)
+      t:fill(init)
+   end
+   return t
 end
+
+function T.zeros(...) return made(nil, ...) end
 T.empty = T.zeros
-
-function T.ones(...)
-   local dtype, n = split_dtype(...)
-   return made(dtype, shape_of(unpack({...}, 1, n))):fill(1)
-end
-
+function T.ones(...) return made(1, ...) end
+function T.rand(...) return made('uniform', ...) end
+function T.randn(...) return made('normal', ...) end
 function T.full(shape, value, dtype)
-   return made(dtype_code(dtype), shape_of(shape)):fill(value)
-end
-
-function T.rand(...)
-   local dtype, n = split_dtype(...)
-   local t = made(dtype, shape_of(unpack({...}, 1, n)))
-   check(C.ts_tensor_uniform(t._c, 0, 1))
-   return t
-end
-function T.randn(...)
-   local dtype, n = split_dtype(...)
-   local t = made(dtype, shape_of(unpack({...}, 1, n)))
-   check(C.ts_tensor_normal(t._c, 0, 1))
-   return t
+   if type(value) ~= 'number' then   -- (nil would make zeros, a word draws)
+      error(('ts.full(shape, value [, dtype]): value must be a number, got %s'):format(keys.show(value)), 2)
+   end
+   return made(value, shape, dtype_names[dtype_code(dtype)])
 end
 
 -- float32, as the tensors it mostly indexes and scales; values float32 cannot hold exactly (whole numbers beyond

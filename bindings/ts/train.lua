@@ -123,7 +123,7 @@ local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta
 function M.evaluate(model, ds, opts)
    opts = opts or {}
    keys.check('evaluate', opts, evaluate_options, 2)   -- temprature = 2 was ignored, and the evaluation ran without it
-   if type(model) ~= 'table' or not model.forward then error('evaluate(model, dataset, opts): model must be a module', 2) end
+   nn.Module.check(model, 'evaluate(model, dataset, opts): model', 2)
    if type(ds) ~= 'table' or not ds.x or not ds.y then error('evaluate(model, dataset, opts): dataset must be a ts.data dataset', 2) end
    for _, k in ipairs({'batch', 'classes'}) do
       local v = opts[k]
@@ -730,7 +730,7 @@ local function update(opt, clip)
 end
 
 local function build_model(spec)
-   if type(spec) == 'table' and spec.forward then return spec, nil end
+   if type(spec) == 'table' and spec.forward then return nn.Module.check(spec, 'ts.train: model', 0), nil end
    if type(spec) ~= 'table' or not spec.name then error('ts.train: model must be a module or {name = builder, ...}', 0) end
    local builder = models.builder(spec.name)
    if not builder then
@@ -927,6 +927,10 @@ local function train(cfg, spec, model)
    local ema = cfg.ema and average_new(model)
    local swa = cfg.swa and average_new(model)
    if swa and cfg.swa.lr then
+      -- its rate is a share of the first group's: of an lr of 0 an infinite one, which the schedule refuses unnamed
+      if not (opt.groups[1].initial_lr > 0) then
+         error(('ts.train: swa.lr = %g is a rate to move to, and the first parameter group\'s lr is 0'):format(cfg.swa.lr), 0)
+      end
       sched = optim.schedule.swa(opt, {base = sched, start = (cfg.swa.start - 1) * updates_per_epoch,
                                        anneal = math.floor(cfg.swa.anneal * updates_per_epoch + 0.5),
                                        factor = cfg.swa.lr / opt.groups[1].initial_lr})

@@ -78,10 +78,11 @@ function Sequential:__init(...)
             error(('Sequential{...}: entry %d is not a {\'name\', module} pair: give the modules as arguments, ' ..
                    'Sequential(m1, m2) or Sequential(unpack(list))'):format(i), 3)
          end
-         self:add(pair[2], pair[1])
+         self:add(Module.check(pair[2], ('Sequential{...}: entry %d\'s module'):format(i), 3), pair[1])
       end
    else
-      for i = 1, select('#', ...) do self:add((select(i, ...))) end
+      -- checked here, not in add: an error there named this file, not the line that built the network
+      for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Sequential: argument %d'):format(i), 3)) end
    end
 end
 
@@ -150,8 +151,8 @@ local Residual = Module.class('Residual', Container)
 function Residual:__init(block, shortcut, names)
    self._children = {}
    names = names or {'block', 'shortcut'}
-   self:add(block, names[1])
-   if shortcut then self:add(shortcut, names[2]) end
+   self:add(Module.check(block, 'Residual(block, shortcut): block', 3), names[1])
+   if shortcut then self:add(Module.check(shortcut, 'Residual(block, shortcut): shortcut', 3), names[2]) end
 end
 
 function Residual:updateOutput(input)
@@ -185,7 +186,7 @@ function Concat:__init(dim, ...)
    if type(dim) ~= 'number' then error('Concat: first argument is the dim to join on', 3) end
    self.dim = Module.sizes(dim, 'Concat', 'dim', 1, 1, 3)   -- 0 or 1.5 indexed nil in the forward
    self._children = {}
-   for i = 1, select('#', ...) do self:add((select(i, ...))) end
+   for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Concat: argument %d'):format(i + 1), 3)) end
 end
 
 function Concat:extraRepr() return 'dim=' .. self.dim end
@@ -247,7 +248,7 @@ end
 local Checkpoint = Module.class('Checkpoint', Container)
 function Checkpoint:__init(module)
    self._children = {}
-   self:add(module, '')
+   self:add(Module.check(module, 'Checkpoint(module): module', 3), '')
 end
 
 local function rng_state()

@@ -99,20 +99,19 @@ function Module:fromForward(field)
    return v
 end
 
--- An error naming the module unless gradOutput has the shape of what its forward gave (shape, a size table): the
--- layers written in Lua (reshapes, containers, the shortcut) read a gradient of another shape with the same count
--- of elements, or a wider one in part, without a word
 -- v if it is a module (a layer or network made by calling its class), else an error "<what> must be a module, got
--- ..." at `level` as error's, counted from the caller. A class has forward too (nn.ReLU for nn.ReLU()): it passed a
--- looser check and failed later inside the layer's code, or, as a teacher, set the mode of every module made after it.
+-- ..." at `level` as error's, counted from the caller (0: no position). A class has forward too (nn.ReLU for
+-- nn.ReLU()): it passed a looser check and failed later inside the layer's code, or, as a teacher, set the mode of
+-- every module made after it.
 function Module.check(v, what, level)
+   level = level == 0 and 0 or level + 1
    if type(v) ~= 'table' or type(v.forward) ~= 'function' then
       error(('%s must be a module, got %s'):format(what, type(v) == 'table' and 'a table that is not one' or
-            require('ts.keys').show(v)), level + 1)
+            require('ts.keys').show(v)), level)
    end
    if rawget(v, '__typename') then
       error(('%s must be a module, got the class %s (make one: %s(...))'):format(what, v.__typename, v.__typename),
-            level + 1)
+            level)
    end
    return v
 end
@@ -124,6 +123,9 @@ function Module.hasShape(t, shape)
    return true
 end
 
+-- An error naming the module unless gradOutput has the shape of what its forward gave (shape, a size table): the
+-- layers written in Lua (reshapes, containers, the shortcut) read a gradient of another shape with the same count
+-- of elements, or a wider one in part, without a word
 function Module:checkGradOutput(gradOutput, shape)
    if not Module.hasShape(gradOutput, shape) then
       error(('%s:backward: gradOutput is %s, the forward gave %s'):format(self.__typename or 'module',
