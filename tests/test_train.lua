@@ -447,8 +447,12 @@ return function(t)
       t.raises(function() ts.optim.AdamW({{params = l, eps = 0}}) end, 'AdamW: eps must be above 0')
       -- what is no table, or no tensor, failed inside with "attempt to index ..."
       t.raises(function() ts.optim.SGD(l, 0.1) end, 'SGD: the options must be a table, got number')
-      t.raises(function() ts.optim.SGD(l, {lr = 1, momentun = 0.9}) end, 'SGD: unknown option momentun (known: dampening, lr,')
-      t.raises(function() ts.optim.Adam(nil) end, 'Adam: the parameters must be a module or a list of groups, got nil')
+      for _, case in ipairs({{function() ts.optim.SGD(l, {lr = 1, momentun = 0.9}) end, 'SGD: unknown option momentun (known: dampening, lr,'},
+                             {function() ts.optim.Adam(nil) end, 'Adam: the parameters must be a module or a list of groups, got nil'},
+                             {function() ts.optim.AdamW(l, {bet1 = 0.9}) end, 'AdamW: unknown option bet1'}}) do
+         local err = t.raises(case[1], case[2])
+         t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+      end
       t.raises(function() ts.optim.SGD({{params = {{1}, {2}}}}, {lr = 1}) end, 'SGD: parameter 1 of a group must be a tensor, got number')
       t.raises(function() ts.optim.SGD({{lr = 1}}, {lr = 1}) end, 'SGD: a group needs params')
       -- clipGradNorm: NaN clipped nothing, a negative max_norm turned the gradients around, {wiat = false} waited

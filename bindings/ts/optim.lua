@@ -62,9 +62,10 @@ local function new_optimizer(kind, defaults, groups, opts)
    opts = opts or {}
    local known = {}   -- a set: nesterov's default, false, would read as unknown
    for k in pairs(defaults) do known[k] = true end
-   keys.check(kind, opts, known, 0)   -- opts not a table failed inside pairs
+   -- at the line that made the optimizer (this, SGD or Adam's maker, then the caller)
+   keys.check(kind, opts, known, 3)   -- opts not a table failed inside pairs
    if type(groups) ~= 'table' then   -- nil failed with "attempt to index local 'groups'"
-      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 0)
+      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 3)
    end
    if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
    for _, g in ipairs(groups) do self:addParamGroup(g, defaults, opts) end
