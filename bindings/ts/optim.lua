@@ -239,7 +239,7 @@ local function schedule_args(what, opt, o, known)
    keys.check(what, o, set, 3)   -- (not returned: a tail call would take this frame off the count)
 end
 -- o[key] (default when nil; none: required): a finite number that ok(v) takes, `expected` saying which
-local function factor_arg(what, o, key, default, ok, expected)
+local function number_arg(what, o, key, default, ok, expected)
    local v = o[key]
    if v == nil and default ~= nil then return default end
    if not (T.isFinite(v) and ok(v)) then error(('%s: %s must be %s, got %s'):format(what, key, expected, keys.show(v)), 3) end
@@ -255,8 +255,8 @@ function optim.schedule.step(opt, o)
    local what = 'step schedule'
    schedule_args(what, opt, o, {'step_size', 'gamma'})
    -- (a fraction taken: ts.train's step_size is in epochs)
-   local step_size = factor_arg(what, o, 'step_size', nil, positive, 'a number above 0')
-   local gamma = factor_arg(what, o, 'gamma', 0.1, nonnegative, 'a number >= 0')
+   local step_size = number_arg(what, o, 'step_size', nil, positive, 'a number above 0')
+   local gamma = number_arg(what, o, 'gamma', 0.1, nonnegative, 'a number >= 0')
    return schedule(opt, function(n) return gamma ^ math.floor(n / step_size) end)
 end
 
@@ -266,7 +266,7 @@ function optim.schedule.cosine(opt, o)
    schedule_args(what, opt, o, {'total', 'warmup', 'min_factor'})
    local total = keys.sizes(o.total, what, 'total (number of updates)', 1, 1)
    local warmup = o.warmup == nil and 0 or keys.sizes(o.warmup, what, 'warmup', 0, 1)
-   local floor = factor_arg(what, o, 'min_factor', 0, function(v) return v <= 1 and v >= 0 end, 'a number from 0 to 1')
+   local floor = number_arg(what, o, 'min_factor', 0, function(v) return v <= 1 and v >= 0 end, 'a number from 0 to 1')
    if total <= warmup then error(what .. ': total (number of updates) must exceed warmup', 2) end
    return schedule(opt, function(n)
       if n < warmup then return (n + 1) / warmup end
@@ -287,7 +287,7 @@ function optim.schedule.swa(opt, o)
    local base = o.base and o.base.factor
    local start = keys.sizes(o.start, what, 'start (an update count)', 0, 1)
    local anneal = o.anneal == nil and 0 or keys.sizes(o.anneal, what, 'anneal', 0, 1)
-   local target = factor_arg(what, o, 'factor', nil, nonnegative, 'a number >= 0')
+   local target = number_arg(what, o, 'factor', nil, nonnegative, 'a number >= 0')
    local from = base and base(start) or 1
    return schedule(opt, function(n)
       if n < start then return base and base(n) or 1 end
@@ -304,9 +304,9 @@ function optim.schedule.onecycle(opt, o)
    local what = 'onecycle schedule'
    schedule_args(what, opt, o, {'total', 'pct_start', 'div_factor', 'final_div_factor'})
    local total = keys.sizes(o.total, what, 'total (number of updates)', 2, 1)
-   local pct = factor_arg(what, o, 'pct_start', 0.3, function(v) return v >= 0 and v <= 1 end, 'a number from 0 to 1')
-   local div = factor_arg(what, o, 'div_factor', 25, positive, 'a number above 0')
-   local final_div = factor_arg(what, o, 'final_div_factor', 1e4, positive, 'a number above 0')
+   local pct = number_arg(what, o, 'pct_start', 0.3, function(v) return v >= 0 and v <= 1 end, 'a number from 0 to 1')
+   local div = number_arg(what, o, 'div_factor', 25, positive, 'a number above 0')
+   local final_div = number_arg(what, o, 'final_div_factor', 1e4, positive, 'a number above 0')
    local up = pct * total - 1   -- PyTorch's end of the first phase, a fractional step count
    local function cos(a, b, t) return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t)) end
    return schedule(opt, function(n)

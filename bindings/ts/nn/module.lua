@@ -66,13 +66,12 @@ end
 -- code and failed there as "attempt to call method 'dim'"
 local function tensor_arg(self, pass, name, v)
    if not ts_tensor.isTensor(v) then
-      error(('%s:%s(%s): %s must be a tensor, got %s'):format(self.__typename or 'module', pass,
-            pass == 'forward' and 'input' or 'input, gradOutput', name, v == nil and 'nil' or type(v)), 3)
+      error(('%s:%s(%s): %s %s'):format(self.__typename or 'module', pass, pass == 'forward' and 'input' or
+            'input, gradOutput', name, v == nil and 'is nil' or 'must be a tensor, got ' .. type(v)), 3)
    end
 end
 
 function Module:forward(input)
-   if input == nil then error(('%s:forward(input): input is nil'):format(self.__typename or 'module'), 2) end
    tensor_arg(self, 'forward', 'input', input)
    self:follow(input)
    self.output = self:updateOutput(input)
