@@ -537,7 +537,23 @@ return function(t)
          for k, v in pairs(case[2]) do group[k] = v end
          t.raises(function() ts.optim[case[1]]({group}, {lr = 0.1}) end, case[3], 'the same in a group')
       end
-      t.raises(function() ts.optim.SGD({{params = l, lrr = 1}}, {lr = 0.1}) end, 'SGD: unknown option lrr in a parameter group')
+      local err = t.raises(function() ts.optim.SGD({{params = l, lrr = 1}}, {lr = 0.1}) end,
+                           'SGD parameter group: unknown option lrr (known: dampening, lr, momentum, nesterov, params, weight_decay)')
+      t.truthy(err:find('test_nn.lua:', 1, true), "a group's errors point at the line that made the optimizer: " .. err)
+      err = t.raises(function() ts.optim.SGD({{params = l, momentum = -1}}, {lr = 0.1}) end, 'SGD: momentum must be >= 0')
+      t.truthy(err:find('test_nn.lua:', 1, true), err)
+      -- added later (torch.optim's add_param_group): checked alike, at the line that added it; a group not a table
+      -- failed with "attempt to index local 'g'"
+      local opt = ts.optim.Adam(nn.Linear(2, 2), {lr = 0.1})
+      err = t.raises(function() opt:addParamGroup{params = l, beta1 = 1} end, 'Adam: beta1 must be in [0, 1), got 1')
+      t.truthy(err:find('test_nn.lua:', 1, true), err)
+      err = t.raises(function() opt:addParamGroup(l) end, 'Adam parameter group: unknown option')
+      t.truthy(err:find('test_nn.lua:', 1, true), err)
+      t.raises(function() opt:addParamGroup(nil) end, 'Adam parameter group: the options must be a table, got nil')
+      t.raises(function() opt:addParamGroup{params = 3} end, 'Adam: a group needs params = a module or {params, grads}')
+      t.eq(#opt.groups, 1, 'a refused group is not added')
+      t.eq(opt:addParamGroup{params = l, lr = 0.5}.lr, 0.5)
+      t.eq(opt.groups[2].beta2, 0.999, "a group's missing options are the kind's defaults")
       -- what torch.optim takes is taken: momentum above 1, no weight decay, lr 0
       ts.optim.SGD(l, {lr = 0, momentum = 1.5, nesterov = true})
    end)

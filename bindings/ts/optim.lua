@@ -16,75 +16,59 @@ local optim = {}
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function params_of(kind, spec)
+local function params_of(kind, spec, level)
    if type(spec) == 'table' and spec.parameters then return spec:parameters() end
    if type(spec) == 'table' and type(spec[1]) == 'table' and type(spec[2]) == 'table' then
       -- each a tensor: a number or a table failed at the first step with "attempt to index a number value"
       for i = 1, math.max(#spec[1], #spec[2]) do
          for _, l in ipairs({{spec[1][i], 'parameter'}, {spec[2][i], 'gradient'}}) do
             if l[1] ~= nil and not T.isTensor(l[1]) then
-               error(('%s: %s %d of a group must be a tensor, got %s'):format(kind, l[2], i, type(l[1])), 0)
+               error(('%s: %s %d of a group must be a tensor, got %s'):format(kind, l[2], i, type(l[1])), level + 1)
             end
          end
       end
       return spec[1], spec[2]
    end
-   error(kind .. ': a group needs params = a module or {params, grads}', 0)
+   error(kind .. ': a group needs params = a module or {params, grads}', level + 1)
 end
 
 -- The hyperparameters of a group, as torch.optim checks them (an lr, momentum, weight decay or eps below 0, a beta
 -- outside [0, 1), Nesterov without momentum or with dampening), and each a finite number where one is expected
-local function check_group(kind, g)
+local function check_group(kind, g, level)
    for k, v in pairs(g) do
       if k ~= 'nesterov' and not (type(v) == 'number' and v > -math.huge and v < math.huge) then
-         error(('%s: %s must be a finite number, got %s'):format(kind, k, tostring(v)), 0)
+         error(('%s: %s must be a finite number, got %s'):format(kind, k, tostring(v)), level + 1)
       end
    end
    for _, k in ipairs({'lr', 'momentum', 'weight_decay', 'eps'}) do
-      if g[k] and g[k] < 0 then error(('%s: %s must be >= 0, got %s'):format(kind, k, g[k]), 0) end
+      if g[k] and g[k] < 0 then error(('%s: %s must be >= 0, got %s'):format(kind, k, g[k]), level + 1) end
    end
    -- eps 0, which torch.optim takes, divides 0 by 0 wherever a gradient and its moments are 0: NaN weights
-   if g.eps == 0 then error(('%s: eps must be above 0 (0 makes NaN weights where a gradient is 0), got 0'):format(kind), 0) end
+   if g.eps == 0 then error(('%s: eps must be above 0 (0 makes NaN weights where a gradient is 0), got 0'):format(kind), level + 1) end
    for _, k in ipairs({'beta1', 'beta2'}) do
-      if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), 0) end
+      if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), level + 1) end
    end
    if g.nesterov ~= nil and type(g.nesterov) ~= 'boolean' then
-      error(('%s: nesterov must be true or false, got %s'):format(kind, tostring(g.nesterov)), 0)
+      error(('%s: nesterov must be true or false, got %s'):format(kind, tostring(g.nesterov)), level + 1)
    end
    if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
       error(('%s: Nesterov momentum needs a momentum above 0 and no dampening (momentum %s, dampening %s)'):format(kind,
-            g.momentum, g.dampening), 0)
+            g.momentum, g.dampening), level + 1)
    end
 end
 
-local function new_optimizer(kind, defaults, groups, opts)
-   local self = setmetatable({kind = kind, groups = {}, state = {}}, Optimizer)
-   opts = opts or {}
-   local known = {}   -- a set: nesterov's default, false, would read as unknown
-   for k in pairs(defaults) do known[k] = true end
-   -- at the line that made the optimizer (this, SGD or Adam's maker, then the caller)
-   keys.check(kind, opts, known, 3)   -- opts not a table failed inside pairs
-   if type(groups) ~= 'table' then   -- nil failed with "attempt to index local 'groups'"
-      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 3)
-   end
-   if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
-   for _, g in ipairs(groups) do self:addParamGroup(g, defaults, opts) end
-   return self
-end
-
-function Optimizer:addParamGroup(g, defaults, opts)
-   defaults = defaults or self.defaults
-   opts = opts or self.options
-   self.defaults, self.options = defaults, opts
+-- A group's options over the optimizer's (opts) over its kind's defaults, checked; errors at `level` as error's,
+-- counted from add_group (the line that made the optimizer or added the group)
+local function add_group(self, g, level)
+   local known = {params = true}   -- a set: nesterov's default, false, would read as unknown
+   for k in pairs(self.defaults) do known[k] = true end
+   keys.check(self.kind .. ' parameter group', g, known, level)
    local group = {}
-   for k, v in pairs(defaults) do
-      if g[k] ~= nil then group[k] = g[k] elseif opts[k] ~= nil then group[k] = opts[k] else group[k] = v end
+   for k, v in pairs(self.defaults) do
+      if g[k] ~= nil then group[k] = g[k] elseif self.options[k] ~= nil then group[k] = self.options[k] else group[k] = v end
    end
-   for k in pairs(g) do
-      if k ~= 'params' and defaults[k] == nil then error(('%s: unknown option %s in a parameter group'):format(self.kind, k), 0) end
-   end
-   check_group(self.kind, group)
-   group.params, group.grads = params_of(self.kind, g.params)
+   check_group(self.kind, group, level)
+   group.params, group.grads = params_of(self.kind, g.params, level)
    -- a tensor in two groups (a model and its head, the same module twice) was updated twice a step; within a
    -- group C refuses it (and any shared memory)
    for gi, other in ipairs(self.groups) do
@@ -92,7 +76,7 @@ function Optimizer:addParamGroup(g, defaults, opts)
          for j, q in ipairs(other.params) do
             if rawequal(p, q) then
                error(('%s: parameter %d of group %d is parameter %d of group %d: list each tensor once'):format(
-                     self.kind, i, #self.groups + 1, j, gi), 0)
+                     self.kind, i, #self.groups + 1, j, gi), level)
             end
          end
       end
@@ -100,6 +84,26 @@ function Optimizer:addParamGroup(g, defaults, opts)
    group.initial_lr = group.lr
    self.groups[#self.groups + 1] = group
    for i = 1, #group.params do self.state[#self.state + 1] = {} end
+   return group
+end
+
+local function new_optimizer(kind, defaults, groups, opts)
+   local self = setmetatable({kind = kind, groups = {}, state = {}, defaults = defaults, options = opts or {}}, Optimizer)
+   local known = {}
+   for k in pairs(defaults) do known[k] = true end
+   -- at the line that made the optimizer (this, SGD or Adam's maker, then the caller)
+   keys.check(kind, self.options, known, 3)   -- opts not a table failed inside pairs
+   if type(groups) ~= 'table' then   -- nil failed with "attempt to index local 'groups'"
+      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 3)
+   end
+   if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
+   for _, g in ipairs(groups) do add_group(self, g, 4) end
+   return self
+end
+
+-- torch.optim's add_param_group: one more group (params and any options), e.g. a backbone unfrozen later
+function Optimizer:addParamGroup(g)
+   local group = add_group(self, g, 3)   -- not a tail call, which would drop this frame from the error's count
    return group
 end
 
