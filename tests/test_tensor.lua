@@ -367,6 +367,20 @@ return function(t)
       at_caller(t.raises(function() local x = a:std(-3) end, 'std: dim -3 out of range'))
       -- copy, assignment, allclose and maxAbsDiff name themselves for what is no tensor
       at_caller(t.raises(function() a:copy('x') end, 'copy: the source must be a tensor or a (nested) table of numbers, got string'))
+      -- a table's errors name copy or the assignment at the caller's line (they named ts.tensor inside this library)
+      at_caller(t.raises(function() a:copy({{1, 'x', 3}, {4, 5, 6}}) end, 'copy: non-number element x'))
+      at_caller(t.raises(function() a[1] = {1, 'x', 3} end, 't[...] = v: non-number element x'))
+      at_caller(t.raises(function() ts.zeros(1, 'uint8'):copy({300}) end, 'copy: element 1 (300) does not fit uint8'))
+      -- and is read in the destination's dtype: through float32 a float64 lost 0.1's digits, an int64 2^40 + 1's
+      local d, i = ts.zeros(2, 'float64'), ts.zeros(1, 'int64')
+      d:copy({0.1, 1 / 3})
+      d[2] = 0.2
+      t.eq(d:totable()[1], 0.1)
+      i:copy({2 ^ 40 + 1})
+      t.eq(i:totable()[1], 2 ^ 40 + 1)
+      local m = ts.zeros(2, 2, 'float64')
+      m[2] = {0.1, 0.7}
+      t.eq(m:totable()[2][2], 0.7)
       at_caller(t.raises(function() a[1] = 'x' end, 't[...] = v: the value must be a number, a tensor or a table of numbers, got string'))
       at_caller(t.raises(function() a[{1, {}}] = nil end, 'got nil'))
       at_caller(t.raises(function() local x = a:allclose({0}) end, 'allclose: expected a tensor, got table'))

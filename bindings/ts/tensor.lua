@@ -215,48 +215,57 @@ function T.survey(t)
    return lo, hi, nonfinite, fractional
 end
 
+-- Nested tables of numbers to a tensor of dtype (float32 when nil), for ts.tensor and copy; errors begin with
+-- `what` and are raised at `level` as error's counted from here (2: the caller's line)
+local function from_table(what, data, dtype, level)
+   local shape, node = {}, data
+   while type(node) == 'table' and not is_tensor(node) do
+      -- a table that holds itself would go on for ever
+      if #shape == 5 then error(what .. ': more than 5 nested levels (at most 5 dims)', level) end
+      shape[#shape + 1] = #node
+      node = node[1]
+   end
+   local flat = {}
+   -- errors at level + d, from_table's `level` under d calls of walk (a fixed 4 named this file below dim 2)
+   local function walk(x, d)
+      if is_tensor(x) then   -- read as an empty table, {t1, t2} gave [2x0]
+         error(what .. ': an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', level + d)
+      end
+      if d > #shape then
+         if type(x) ~= 'number' then error(what .. ': non-number element ' .. tostring(x), level + d) end
+         flat[#flat + 1] = x
+         return
+      end
+      if type(x) ~= 'table' or #x ~= shape[d] then
+         error(('%s: ragged table: dim %d should have %d entries'):format(what, d, shape[d]), level + d)
+      end
+      -- a nil inside a row ({1, nil, 3}) may end its length early: the values after it were dropped
+      if table.maxn(x) > #x then
+         error(('%s: entry %d of dim %d is nil'):format(what, #x + 1, d), level + d)
+      end
+      for i = 1, #x do walk(x[i], d + 1) end
+   end
+   walk(data, 1)
+   local name = dtype_names[dtype_code(dtype, level + 1)]
+   local range = int_ranges[name]
+   for i, v in ipairs(flat) do   -- the message made only for an element that does not fit
+      if range and not (v > range[1] and v < range[2]) then check_fits(what .. ': element ' .. i, v, name, level) end
+   end
+   -- filled as float64, the numbers as Lua holds them, then converted once: a float64 or int64 destination keeps
+   -- what float32 would round
+   local t = new(4, shape)
+   local p = ffi.cast('double *', C.ts_tensor_data(t._c))
+   for i = 1, #flat do p[i - 1] = flat[i] end
+   return t:type(dtype or 'float32')
+end
+
 -- ts.tensor{{1,2},{3,4}} or ts.tensor({1,2,3}, 'int64'): nested tables to a tensor
 function T.tensor(data, dtype)
    if is_tensor(data) then return data:clone() end
    if type(data) == 'number' then data = {data} end
    if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
-   local shape, node = {}, data
-   while type(node) == 'table' and not is_tensor(node) do
-      -- a table that holds itself would go on for ever
-      if #shape == 5 then error('ts.tensor: more than 5 nested levels (at most 5 dims)', 2) end
-      shape[#shape + 1] = #node
-      node = node[1]
-   end
-   local flat = {}
-   -- errors at level d + 2, the caller of ts.tensor under d calls of walk (a fixed 4 named this file below dim 2)
-   local function walk(x, d)
-      if is_tensor(x) then   -- read as an empty table, {t1, t2} gave [2x0]
-         error('ts.tensor: an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', d + 2)
-      end
-      if d > #shape then
-         if type(x) ~= 'number' then error('ts.tensor: non-number element ' .. tostring(x), d + 2) end
-         flat[#flat + 1] = x
-         return
-      end
-      if type(x) ~= 'table' or #x ~= shape[d] then
-         error(('ts.tensor: ragged table: dim %d should have %d entries'):format(d, shape[d]), d + 2)
-      end
-      -- a nil inside a row ({1, nil, 3}) may end its length early: the values after it were dropped
-      if table.maxn(x) > #x then
-         error(('ts.tensor: entry %d of dim %d is nil'):format(#x + 1, d), d + 2)
-      end
-      for i = 1, #x do walk(x[i], d + 1) end
-   end
-   walk(data, 1)
-   local name = dtype_names[dtype_code(dtype, 3)]
-   local range = int_ranges[name]
-   for i, v in ipairs(flat) do   -- the message made only for an element that does not fit
-      if range and not (v > range[1] and v < range[2]) then check_fits('ts.tensor: element ' .. i, v, name, 3) end
-   end
-   local t = new(4, shape)
-   local p = ffi.cast('double *', C.ts_tensor_data(t._c))
-   for i = 1, #flat do p[i - 1] = flat[i] end
-   return t:type(dtype or 'float32')
+   local t = from_table('ts.tensor', data, dtype, 3)   -- not a tail call, which would drop this frame from the count
+   return t
 end
 
 -- ---- shape and access ------------------------------------------------------------------------------
@@ -375,12 +384,18 @@ function Tensor:clone()
    return c
 end
 
+-- src (a tensor, or nested tables read in dst's dtype: through float32, a float64 or int64 destination lost digits)
+-- into dst; errors name `what`, at `level` as error's counted from here
+local function copy_into(dst, src, what, level)
+   if not is_tensor(src) then src = from_table(what, src, dst:dtype(), level + 1) end
+   check(C.ts_tensor_copy(dst._c, src._c))
+end
+
 function Tensor:copy(src)
    if type(src) ~= 'table' then   -- ts.tensor's error named ts.tensor, at this line
       error('copy: the source must be a tensor or a (nested) table of numbers, got ' .. type(src), 2)
    end
-   if not is_tensor(src) then src = T.tensor(src) end
-   check(C.ts_tensor_copy(self._c, src._c))
+   copy_into(self, src, 'copy', 3)
    return self
 end
 
@@ -552,7 +567,7 @@ mt.__newindex = function(self, k, v)
       target:fill(v)
    elseif type(v) ~= 'table' then   -- named at the assignment, not inside copy
       error('t[...] = v: the value must be a number, a tensor or a table of numbers, got ' .. type(v), 2)
-   else target:copy(v) end
+   else copy_into(target, v, 't[...] = v', 3) end
 end
 
 -- ---- arithmetic ------------------------------------------------------------------------------------
