@@ -4,8 +4,10 @@
 -- It trains on the training images and on the validation images but a held-out share of their tracks (held_out=0.1:
 -- every tenth track, whole, Dataset:splitTracks; ts.data.join: about 10% more tracks, the largest gain measured,
 -- ingredients.lua's trainval), with no validation: the model is the last epoch's, which validation's choice did not
--- beat (ingredients.lua's last). The test set is evaluated once at the end; the temperature (calibration.json, for
--- predict's --abstain) is fitted on the held-out tracks. Then the sign detector that lets scripts/predict.lua find
+-- beat (ingredients.lua's last). The test set is evaluated once at the end, each image's probabilities averaged over
+-- tta=8 views (the image and seven small shifts, turns and zooms, ts.evaluate's tta: ingredients.lua's tta and
+-- experiments/README's section on it); the temperature (calibration.json, for predict's --abstain, which then uses
+-- as many views) is fitted on the held-out tracks with the same views. Then the sign detector that lets scripts/predict.lua find
 -- the sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which the
 -- search says "no sign" (ts.detect.fitRun, on scenes of the held-out tracks; experiments/scenes.lua measures both).
 -- trainval=false trains the recipe on the training images alone and chooses its epoch on validation; held_out=0
@@ -13,10 +15,10 @@
 -- softmax as it is and the threshold 0.5, and says so).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
 --                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=true]
---                                  [held_out=0.1]
+--                                  [held_out=0.1] [tta=8]
 local opt = ts.experiment.options{epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                   weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
-                                  fit_scenes = 150, trainval = true, held_out = 0.1}
+                                  fit_scenes = 150, trainval = true, held_out = 0.1, tta = 8}
 if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1) then
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)
@@ -48,7 +50,7 @@ cfg.note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, 
 local result = ts.train(cfg)
 local no_calibration = opt.trainval and not held and 'every validation image was part of the training' or nil
 ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet, held_out = held,
-                                 no_calibration = no_calibration})
+                                 no_calibration = no_calibration, tta = opt.tta})
 
 -- the sign detector predict.lua searches photos with (runs/baseline/detector; detector=false leaves it out)
 if opt.detector ~= false then

@@ -123,6 +123,17 @@ return function(t)
       t.raises(function() ts.detect.train(g, {scenes = 10, sceens = 3}) end, 'ts.detect.train: unknown option sceens')
       local cal = ts.json.decode(t.readfile(dir .. '/tv/calibration.json'))
       t.eq(cal.valid_images, held:size())
+      -- the test set and the temperature with the main job's eight views of each image (ts.evaluate's tta): the
+      -- predictions are those of that evaluation, and predict reads the views from calibration.json
+      t.eq(final.tta, 8); t.eq(cal.tta, 8)
+      local model, config = ts.models.load(dir .. '/tv')
+      local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = 8})
+      t.truthy(ts.experiment.readPredictions(dir .. '/tv', g.test:size()).pred:equal(ev.pred), 'the views predictions')
+      t.eq(final.test_accuracy, ev.accuracy)
+      t.eq(select(2, ts.experiment.readCalibration(dir .. '/tv')), 8)
+      t.truthy(t.readfile(dir .. '/tv/report.html'):find('; 8 views of each image', 1, true), 'the report says so')
+      t.raises(function() ts.experiment.finish({}, g, {tta = 1.5}) end, 'ts.experiment.finish: tta must be a whole number >= 1, got 1.5')
+      t.raises(function() ts.experiment.finish({}, g, {views = 8}) end, 'ts.experiment.finish: unknown option views')
       -- the report's class histogram counts the images trained on, not the training set alone
       local html = t.readfile(dir .. '/tv/report.html')
       t.truthy(html:find('Class distribution (training set and the validation tracks trained on)', 1, true), 'histogram title')

@@ -6,6 +6,7 @@ local json = require('ts.json')
 local train = require('ts.train')
 local files = require('ts.files')
 local serialize = require('ts.serialize')
+local keys = require('ts.keys')
 
 local M = {}
 
@@ -166,11 +167,15 @@ end
 
 -- Evaluates the chosen model on the test set once, fits the temperature on the validation images it did not train
 -- on (calibration.json: predict uses it), writes final.json and test_predictions.safetensors into the run, prints the per-class
--- table and the most confused pairs; returns the evaluation.
+-- table and the most confused pairs; returns the evaluation. opt.tta: test-time views (train.evaluate's tta) for the
+-- test set and the temperature alike, recorded in final.json and calibration.json (predict then uses as many)
 function M.finish(result, g, opt)
-   opt = opt or {}
+   opt = keys.check('ts.experiment.finish', opt or {}, {note = true, quiet = true, held_out = true, no_calibration = true,
+                                                        no_report = true, tta = true}, 2)
+   -- a number of views, as calibration.json records them ({views, augment} would be written there as a table)
+   if opt.tta ~= nil then keys.sizes(opt.tta, 'ts.experiment.finish', 'tta', 1, 1, 2) end
    local run = result.run
-   local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true})
+   local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true, tta = opt.tta})
    ev.target_y = g.test.y
    -- train_images, valid_images and data describe g, which the run's readers rebuild and check (checkRunData); a
    -- variant that trained on other images (changes.train) or without validation says so in trained_on.
@@ -182,7 +187,8 @@ function M.finish(result, g, opt)
    local held = opt.held_out
    local cal, no_calibration = nil, opt.no_calibration
    if not no_calibration then
-      cal, no_calibration = M.calibrate(result.model, held and {valid = held.set, test = g.test} or g, result.preprocess, ev)
+      cal, no_calibration = M.calibrate(result.model, held and {valid = held.set, test = g.test} or g, result.preprocess, ev,
+                                        opt.tta)
    end
    local s = ev.summary
    local lo, hi = metrics.interval(s.correct, s.total)
@@ -193,7 +199,7 @@ function M.finish(result, g, opt)
       best_epoch = result.best.epoch, best_valid_accuracy = validated and result.best.accuracy or nil,
       train_seconds = result.train_seconds, parameters = result.model:numParameters(),
       images_per_second = #result.history > 0 and result.history[#result.history].images_per_second or 0,
-      note = opt.note, synthetic = g.synthetic or false,
+      note = opt.note, synthetic = g.synthetic or false, tta = opt.tta or 1,
       data = data.fingerprints(g, {'train', 'valid', 'test'}),
       trained_on = (used.train ~= g.train or used.valid ~= g.valid) and {train_images = used.train:size(),
          train = used.train:fingerprint(), valid = validated and used.valid:fingerprint() or 'none',
@@ -232,8 +238,9 @@ function M.finish(result, g, opt)
       else
          print(('calibration: none (%s)'):format(no_calibration))
       end
-      print(('test accuracy %.4f (95%% CI %.4f-%.4f), macro-F1 %.4f, %d parameters, trained %.0f s'):format(
-         s.accuracy, lo, hi, s.macro.f1, final.parameters, result.train_seconds))
+      print(('test accuracy %.4f (95%% CI %.4f-%.4f)%s, macro-F1 %.4f, %d parameters, trained %.0f s'):format(
+         s.accuracy, lo, hi, final.tta > 1 and (' with %d views of each image'):format(final.tta) or '', s.macro.f1,
+         final.parameters, result.train_seconds))
    end
    return ev, final
 end

@@ -174,7 +174,8 @@ function M.write(run, opts)
    local lo, hi = unpack(final.test_accuracy_ci95 or {0, 0})
    add('<div>')
    for _, kpi in ipairs({
-      {'test accuracy', ('%.2f%%'):format(100 * (final.test_accuracy or 0)), ('95%% CI %.2f-%.2f%%'):format(100 * lo, 100 * hi)},
+      {'test accuracy', ('%.2f%%'):format(100 * (final.test_accuracy or 0)), ('95%% CI %.2f-%.2f%%%s'):format(100 * lo, 100 * hi,
+         (tonumber(final.tta) or 1) > 1 and ('; %d views of each image'):format(final.tta) or '')},
       {'macro-F1', ('%.4f'):format(final.test_macro_f1 or 0), ('weighted %.4f'):format(final.test_weighted_f1 or 0)},
       {'parameters', tostring(final.parameters or config.parameters or '?'), ''},
       {'training time', ('%.0f s'):format(final.train_seconds or 0), ('%.0f images/s'):format(final.images_per_second or 0)},
