@@ -7,13 +7,20 @@ if not run or not out then
    os.exit(2)
 end
 local bake = arg[3] ~= '--no-preprocess'
-if arg[3] and bake then
-   io.stderr:write(('export.lua: unknown option %s (--no-preprocess)\n'):format(arg[3]))
+-- (a word after the option was ignored: `--no-preprocess x.onnx` exported to the first path alone)
+if (arg[3] and bake) or arg[4] then
+   io.stderr:write(('export.lua: unknown option %s (--no-preprocess)\n'):format(bake and arg[3] or arg[4]))
    os.exit(2)
 end
 local model, config = ts.models.load(run)
 local pre = config.preprocess or {}
-local size = type(pre.size) == 'table' and pre.size[1] or pre.size or 32
+-- the run's images as its loader made them: size n or {h, w} (the width of {48, 64} was taken for 48), of the
+-- network's channels (a run of gray images, model.channels = 1, was exported for 3 and failed), or RGB that the
+-- preprocessing inside makes gray
+local h, w = 32, 32
+if type(pre.size) == 'table' then h, w = pre.size[1], pre.size[2] elseif pre.size then h, w = pre.size, pre.size end
+local net_channels = type(config.model) == 'table' and config.model.channels or 3
+local channels = bake and pre.grayscale and 3 or net_channels
 local names = ts.data.classNamesById(config.class_names, run .. '/config.json', true)
-ts.onnx.export(model, out, {input = {1, 3, size, size}, preprocess = bake and pre or nil, classes = names})
+ts.onnx.export(model, out, {input = {1, channels, h, w}, preprocess = bake and pre or nil, classes = names})
 print(('%s: %s from %s%s'):format(out, tostring(model):match('^[^\n]*'), run, bake and ', preprocessing inside' or ''))

@@ -111,7 +111,7 @@ return function(t)
          [{preprocess = {meen = {0.5}}}] = 'preprocess: unknown setting meen',
          -- a mean of 2 values for 3 channels subtracted 0 from the third
          [{preprocess = {mean = {0.5, 0.5}}}] = 'preprocess mean has 2 values for 3 channels',
-         [{ir_version = 'x'}] = 'ir_version must be a whole number from 3 to 11, got "x"',
+         [{ir_version = 'x'}] = 'ir_version must be a whole number from 4 to 11, got "x"',
       }) do
          t.raises(function() ts.onnx.export(m, path, opts) end, 'ts.onnx.export: ' .. words)
       end
@@ -129,5 +129,96 @@ return function(t)
       m:evaluate{fused = true}
       ts.onnx.export(m, path)
       t.truthy(not m.train and m.fuseInference, 'a model in fused evaluation stays in it')
+   end)
+   -- a run directory made by hand (no training): a refcnn with global average pooling, any input size, its
+   -- preprocess settings and its input channels
+   local function hand_run(dir, pre, channels)
+      ts.files.mkdirs(dir)
+      local spec = {name = 'refcnn', widths = {4, 8, 8}, hidden = 16, classes = 5, gap = true, channels = channels}
+      local m = ts.models.refcnn(spec)
+      m:training()
+      m:forward(ts.rand(4, channels or 3, 16, 16))   -- running statistics away from 0 and 1
+      ts.save(dir .. '/model.safetensors', m)
+      ts.files.writeFile(dir .. '/config.json', ts.json.encode({model = spec, preprocess = pre, class_names = {['0'] = 'a'}}))
+   end
+
+   t.test('export refuses hostile arguments before any work, naming them at the caller, and writes nothing', function()
+      local dir = t.tmpdir()
+      local m, path = ts.models.refcnn{widths = {4, 8, 8}}, dir .. '/m.onnx'
+      local function refused(opts, words, p, model)
+         local err = t.raises(function() ts.onnx.export(model or m, p or path, opts) end, words)
+         t.truthy(err:find('test_onnx.lua', 1, true), 'at the caller: ' .. err)
+      end
+      -- these failed inside the library: a preprocess of true or 5 indexed, a NUL path in ts.files.writeFile after the
+      -- whole forward, a table with a forward alone as "attempt to call method 'evaluate'"
+      refused({preprocess = 5}, 'ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got 5')
+      refused({preprocess = true}, 'preprocess must be a ts.data.preprocess or its settings, got true')
+      refused({}, 'ts.onnx.export(model, path, opts): the path', dir .. '/a\0b.onnx')
+      refused({}, 'ts.onnx.export(model, path, opts): path must be a file\'s path, got an empty string', '')
+      refused({}, 'model must be a network of ts.nn layers', nil, {forward = function(_, x) return x end})
+      -- IR version 3 lists the initializers among the inputs, as this writer does not: onnx's checker refused the file
+      refused({ir_version = 3}, 'ir_version must be a whole number from 4 to 11, got 3')
+      -- a loader that resizes to 48x48 where the graph took the default 32x32; grayscale of 4 channels (a luma
+      -- convolution of 3 written for it)
+      refused({input = {1, 3, 32, 32}, preprocess = {size = 48}}, 'input is 32x32, and preprocess resizes the images to 48x48')
+      refused({input = {1, 4, 32, 32}, preprocess = {grayscale = true}}, 'preprocess grayscale takes RGB images (3 channels, or 1 already gray), and input has 4')
+      t.eq(ts.files.exists(path), false, 'a refused export wrote its file')
+      -- scripts/export.lua: a word after the option was ignored; a run of gray images (model.channels = 1) exported
+      -- without its preprocessing was given 3 channels and failed
+      hand_run(dir .. '/gray', {grayscale = true, mean = {0.4}, std = {0.2}}, 1)
+      local rc, out = t.sh(('%s %s/scripts/export.lua %s/gray %s/g.onnx --no-preprocess %s/h.onnx'):format(t.tshost, ts.root, dir, dir, dir))
+      t.eq(rc, 2, out)
+      t.truthy(out:find('unknown option', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/export.lua %s/gray %s/g.onnx --no-preprocess'):format(t.tshost, ts.root, dir, dir))
+      t.eq(rc, 0, out)
+   end)
+
+   t.test('export computes what the loader and the network do: holes in mean and std, gray images, a resize, opset 18+', function()
+      local py, why = t.python({'onnx', 'onnxruntime', 'numpy'})
+      if not py then t.skip(why) end
+      local dir = t.tmpdir()
+      ts.manualSeed(7)
+      local nn = ts.nn
+      local function images(n, c) return ts.data.Dataset((ts.rand(n, 8, 8, c) * 255):byte(), ts.zeros({n}, 'int64')) end
+      local rgb, gray, picks = images(3, 3), images(3, 1), {1, 2, 3}
+      local function net(c) return nn.Sequential(nn.Conv2d(c, 4, 3, {padding = 1}), nn.ReLU(), nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(4, 5)) end
+      -- tshost: the loader's batch, then the network; onnxruntime: the images in 0..1 (or as the loader resized them)
+      local function against_loader(name, model, ds, pre, opts, raw)
+         local path = dir .. '/' .. name .. '.onnx'
+         opts.preprocess = pre
+         ts.onnx.export(model, path, opts)
+         model:evaluate()
+         local expected = model:forward((ts.data.batch(ds, picks, {preprocess = ts.data.preprocess(pre)}))):clone()
+         check(py, dir, name, model, raw or ts.data.batch(ds, picks), path, expected)
+      end
+      -- a hole: the loader takes the first value for the second channel, the graph took 0 and 1
+      against_loader('holes', net(3), rgb, {mean = {0.5, nil, 0.2}, std = {0.25, nil, 0.5}}, {input = {1, 3, 8, 8}})
+      -- gray images are taken as they are: the graph had a luma convolution of 3 channels, which onnxruntime refused
+      against_loader('gray', net(1), gray, {grayscale = true, mean = {0.4}, std = {0.2}}, {input = {1, 1, 8, 8}})
+      -- a resize: the input is the loader's size (it was 32x32, which onnxruntime refused for 6x10 images)
+      against_loader('resize', net(3), rgb, {size = {6, 10}}, {},
+                     ts.data.batch(rgb, picks, {preprocess = ts.data.preprocess{size = {6, 10}}}))
+      -- Normalize from opset 18, where ReduceL2 takes its axes as an input: the attribute made a model the checker refused
+      local embed = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GlobalAvgPool2d(), nn.Flatten(), nn.Linear(4, 6), nn.Normalize())
+      for _, opset in ipairs({18, 21}) do
+         local path = dir .. '/normalize' .. opset .. '.onnx'
+         ts.onnx.export(embed, path, {input = {1, 3, 8, 8}, opset = opset})
+         local r = check(py, dir, 'normalize' .. opset, embed, ts.randn(2, 3, 8, 8), path)
+         t.eq(r.opset, opset)
+      end
+      -- a join along the batch gives 2N rows: the output's first dimension is left unnamed, not said to be N
+      local twice = nn.Concat(1, nn.Identity(), nn.Identity())
+      ts.onnx.export(twice, dir .. '/twice.onnx', {input = {1, 3, 4, 4}})
+      local rc, out = t.sh(("'%s' -c \"import onnx; d = onnx.load('%s/twice.onnx').graph.output[0].type.tensor_type.shape.dim; " ..
+                            "print(repr(d[0].dim_param), d[0].dim_value)\""):format(py, dir))
+      t.eq(rc, 0, out)
+      t.eq(out:match('[^\n]*'), "'' 0", 'the first dimension of the output')
+      -- scripts/export.lua: a run resized to {24, 40} was exported for 24x24 images
+      hand_run(dir .. '/wide', {size = {24, 40}, mean = {0.5}, std = {0.25}})
+      rc, out = t.sh(('%s %s/scripts/export.lua %s/wide %s/wide.onnx'):format(t.tshost, ts.root, dir, dir))
+      t.eq(rc, 0, out)
+      local model = ts.models.load(dir .. '/wide')
+      local x = ts.rand(2, 3, 24, 40)
+      check(py, dir, 'wide', model, x, dir .. '/wide.onnx', model:forward((x - 0.5) / 0.25):clone())
    end)
 end

@@ -171,6 +171,37 @@ return function(t)
       t.raises(function() ts.load(dir .. '/c.safetensors', b, {prefix = 1}) end, 'prefix must be a string')
    end)
 
+   t.test('save and load refuse a class, names a file cannot hold, clashing metadata, unknown options, naming them', function()
+      local dir = t.tmpdir()
+      -- a class has a stateDict of nothing: an empty checkpoint was written for it
+      t.raises(function() ts.save(dir .. '/c.safetensors', ts.nn.Linear) end,
+               'ts.save(path, model or table): model must be a module, got the class Linear')
+      t.eq(ts.files.exists(dir .. '/c.safetensors'), false, 'nothing written for a class')
+      -- a NUL cut the name ('a\0b' saved as 'a'); a Latin-1 name made a file that ts.load refused
+      local err = t.raises(function() ts.save(dir .. '/n.safetensors', {['a\0b'] = ts.ones(1)}) end, 'cannot name a tensor')
+      t.truthy(err:find('test_serialize.lua', 1, true), 'the error is at the caller: ' .. err)
+      t.raises(function() ts.save(dir .. '/n.safetensors', {['caf\233'] = ts.ones(1)}) end, 'cannot name a tensor')
+      t.eq(ts.files.exists(dir .. '/n.safetensors'), false, 'nothing written for a name it cannot hold')
+      ts.save(dir .. '/u.safetensors', {['caf\195\169'] = ts.ones(1)})   -- UTF-8 is fine
+      t.truthy(ts.load(dir .. '/u.safetensors')['caf\195\169'], 'a UTF-8 name round-trips')
+      -- metadata: 1 and '1' are one key in the file (one value was dropped); a function failed inside json
+      t.raises(function() ts.save(dir .. '/m.safetensors', {a = ts.ones(1)}, {[1] = 'x', ['1'] = 'y'}) end,
+               'ts.save: metadata has the key 1 twice')
+      t.raises(function() ts.save(dir .. '/m.safetensors', {a = ts.ones(1)}, {k = print}) end,
+               'ts.save: metadata "k": json: cannot encode a function')
+      -- load: options and the model checked (opts = 5 and model = true were indexed, strcit = false ignored, a class
+      -- read as a model with no tensors: "unexpected weight")
+      ts.save(dir .. '/l.safetensors', ts.nn.Linear(2, 3))
+      t.raises(function() ts.load(dir .. '/l.safetensors', ts.nn.Linear(2, 3), 5) end, 'ts.load: the options must be a table, got number')
+      t.raises(function() ts.load(dir .. '/l.safetensors', ts.nn.Linear(2, 3), {strcit = false}) end,
+               'ts.load: unknown option strcit (known: prefix, strict)')
+      t.raises(function() ts.load(dir .. '/l.safetensors', ts.nn.Linear) end,
+               'ts.load(path, model, opts): model must be a module, got the class Linear')
+      t.raises(function() ts.load(dir .. '/l.safetensors', true) end, 'ts.load(path, model, opts): model must be a module, got true')
+      t.raises(function() ts.load(dir .. '/l.safetensors', {}) end, 'model must be a module, got a table that is not one')
+      t.truthy(ts.load(dir .. '/l.safetensors', ts.nn.Linear(2, 3), {strict = true, prefix = ''}), 'the known options')
+   end)
+
    t.test('tables of tensors of every dtype round-trip', function()
       local dir = t.tmpdir()
       local src = {f = ts.randn(3, 4), u = ts.tensor({1, 2, 255}, 'uint8'), l = ts.tensor({-5, 7}, 'int64'),

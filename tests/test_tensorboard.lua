@@ -118,6 +118,59 @@ return function(t)
       t.raises(function() c:scalar('x', 1, 1) end, 'is closed')
    end)
 
+   t.test('the writer refuses what it cannot write, naming the call, at the caller', function()
+      local dir = t.tmpdir()
+      -- (these failed inside the library: in ts.files.mkdirs, ts.protobuf, pairs, ipairs, or as an index of a boolean)
+      local err = t.raises(function() tensorboard.writer(nil) end, 'ts.tensorboard.writer(dir, opts): path must be a string, got nil')
+      t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
+      t.raises(function() tensorboard.writer(dir .. '/a', true) end, 'ts.tensorboard.writer: the options must be a table, got boolean')
+      -- appnd = true was ignored, and a new file begun beside the run's
+      t.raises(function() tensorboard.writer(dir .. '/a', {appnd = true}) end, 'ts.tensorboard.writer: unknown option appnd (known: append)')
+      local w = tensorboard.writer(dir .. '/w')
+      err = t.raises(function() w:image(5, ts.zeros(3, 4, 4), 1) end,
+                     'image(tag, img, step) takes a string and an image tensor, got number and a tensor')
+      t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
+      t.raises(function() w:image('x', nil, 1) end, 'takes a string and an image tensor, got string and nil')
+      t.raises(function() w:image('x', ts.zeros({4, 4, 3}, 'int64'), 1) end, 'tensorboard: image(tag, img, step): ts.image.encodePng(img): an image is uint8')
+      t.raises(function() w:hparams(nil) end, 'hparams(values, metric_tags): values must be a table, got nil')
+      -- a table value was written as the text "table: 0x..."; a number name failed sorting beside the strings
+      t.raises(function() w:hparams({widths = {1, 2}}) end, 'values must map names (strings) to numbers, strings or booleans, got "widths" = {1, 2}')
+      t.raises(function() w:hparams({[1] = 2, a = 3}) end, 'got 1 = 2')
+      t.raises(function() w:hparams({a = 1}, 'loss') end, 'metric_tags must be a list of strings, got string')
+      t.raises(function() w:hparams({a = 1}, {5}) end, 'metric_tags[1] must be a string, got 5')
+      t.raises(function() w:epoch(nil) end, 'epoch(record): record must be a table, got nil')
+      t.raises(function() w:epoch({epoch = 1, train_loss = '0.5'}) end, 'epoch(record): record.train_loss must be a number, got "0.5"')
+      err = t.raises(function() w:epoch({train_loss = 0.5}) end, 'the step must be a whole number from 0 below 2^53, got nil')
+      t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
+      w:close()
+      -- a negative count made shades outside 0..255 that the picture's bytes wrapped round to other colours
+      t.raises(function() tensorboard.confusionImage({[0] = {[0] = -5, [1] = 10}}, 2) end, 'cm[0][0] must be a count >= 0, got -5')
+      t.raises(function() tensorboard.confusionImage({[0] = {[0] = 0 / 0}}, 1) end, 'cm[0][0] must be a count >= 0, got nan')
+      t.raises(function() tensorboard.confusionImage({}, nil) end, 'ts.tensorboard.confusionImage: classes must be a whole number >= 1, got nil')
+      t.raises(function() tensorboard.confusionImage({}, 2, 1.5) end, 'ts.tensorboard.confusionImage: cell must be a whole number >= 1, got 1.5')
+      t.eq(tostring(tensorboard.confusionImage({[0] = {[0] = 3, [1] = 1}}, 2, 2):size()), '[4x4x3]')
+   end)
+
+   t.test("protobuf string fields are UTF-8: a Latin-1 tag or hyperparameter no longer stops TensorBoard's reader", function()
+      -- a string field's byte that starts no UTF-8 sequence becomes U+FFFD; bytes fields stay as they are
+      t.eq(hex(pb.message():string(1, 'a\255b'):encode()), '0a0561efbfbd62')
+      t.eq(hex(pb.message():bytes(1, 'a\255b'):encode()), '0a0361ff62')
+      t.eq(hex(pb.message():string(1, 'caf\195\169'):encode()), '0a05636166c3a9')
+      local py, why = t.python({'tensorboard'})
+      if not py then t.skip(why) end
+      -- TensorBoard's reader failed on the whole file ("String field had bad UTF-8"), the good points with it
+      local dir = t.tmpdir() .. '/latin1'
+      local w = tensorboard.writer(dir)
+      w:hparams({lr = 0.1, data = '/data/caf\233'}, {'loss/train'})
+      w:scalar('loss/train', 0.5, 1)
+      w:scalar('caf\233', 2, 1)
+      w:close()
+      local got = read(py, dir)
+      t.eq(got.scalars['loss/train'][1][2], 0.5)
+      t.eq(got.scalars['caf\239\191\189'][1][2], 2)
+      t.eq(got.hparams.data, '/data/caf\239\191\189')
+   end)
+
    t.test('a run without validation writes no validation points', function()
       local py, why = t.python({'tensorboard'})
       if not py then t.skip(why) end

@@ -5,7 +5,8 @@ local M = {}
 
 -- A string as valid UTF-8 for JSON (RFC 8259 text is Unicode): each byte that does not start a well-formed
 -- sequence (a Latin-1 file name, a cut character) becomes U+FFFD, as Python's errors='replace' does, so
--- that the output parses everywhere; valid text, ASCII above all, is returned as it is.
+-- that the output parses everywhere; valid text, ASCII above all, is returned as it is. Also M.utf8, for other
+-- writers of text that readers check (protobuf's string fields, safetensors' tensor names).
 local function utf8_valid(v)
    if not v:find('[\128-\255]') then return v end
    local out, i, n = {}, 1, #v
@@ -29,6 +30,7 @@ local function utf8_valid(v)
    end
    return table.concat(out)
 end
+M.utf8 = utf8_valid
 
 -- The mark of an array that may be empty: Lua has one empty table for [] and {}, and a decoded [] was written back
 -- as {} (a reader of the rewritten file expecting a list got an object). decode marks every [] it reads; M.array(t)

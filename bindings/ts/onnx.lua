@@ -2,11 +2,12 @@
 -- for onnxruntime, TensorRT, OpenCV's dnn and the rest of the ecosystem.
 --   ts.onnx.export(model, path, {input = {1, 3, 32, 32}, opset = 17, preprocess = ts.data.preprocess{...} or its
 --                  settings, classes = {[0] = 'name', ...}})
--- The batch dimension is dynamic (named N); the others are opts.input's. The model is exported as it evaluates
--- (batch norm with its running statistics, dropout left out). With opts.preprocess the model takes images in 0..1
--- and does the preprocessing itself (grayscale, then (x - mean) / std), as tshost's loader does before the network;
--- without it, the network's own input. The class names, when given, are in the model's metadata (class_names, a JSON
--- list in class order). Every layer tshost has is exported: Conv2d (any padding, groups, dilation), BatchNorm2d/1d,
+-- The batch dimension is dynamic (named N); the others are opts.input's (by default {1, 3, 32, 32}, or the size
+-- preprocess resizes to). The model is exported as it evaluates (batch norm with its running statistics, dropout
+-- left out). With opts.preprocess the model takes images in 0..1 at the loader's size and does the preprocessing
+-- itself (grayscale of RGB, then (x - mean) / std with the loader's numbers), as tshost's loader does before the
+-- network; without it, the network's own input. The class names, when given, are in the model's metadata
+-- (class_names, a JSON list in class order). Every layer tshost has is exported: Conv2d (any padding, groups, dilation), BatchNorm2d/1d,
 -- ReLU, LeakyReLU, ELU, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear, Flatten, View, Dropout, Identity, Upsample2d,
 -- Sequential, Checkpoint, Residual, Concat, ZeroPadShortcut, Normalize; anything else is an error naming it.
 local ffi = require('ffi')
@@ -15,6 +16,7 @@ local T = require('ts.tensor')
 local json = require('ts.json')
 local files = require('ts.files')
 local keys = require('ts.keys')
+local cffi = require('ts.ffi')
 local Module = require('ts.nn.module')
 
 local M = {}
@@ -26,7 +28,7 @@ local A_FLOAT, A_INT, A_STRING, A_INTS = 1, 2, 3, 7   -- AttributeProto.Attribut
 local Graph = {}
 Graph.__index = Graph
 
-local function new_graph() return setmetatable({nodes = {}, initializers = {}, count = 0}, Graph) end
+local function new_graph(opset) return setmetatable({nodes = {}, initializers = {}, count = 0, opset = opset}, Graph) end
 
 function Graph:name(prefix)
    self.count = self.count + 1
@@ -170,9 +172,11 @@ emit.ZeroPadShortcut = function(g, m, x)
    return g:node('Pad', {sub, g:ints('pads', {0, m.pad, 0, 0, 0, m.pad, 0, 0})}, {mode = 'constant'})
 end
 
--- y = x / max(||x||, eps) along dim 2
+-- y = x / max(||x||, eps) along dim 2; from opset 18 ReduceL2 takes its axes as an input (the attribute of the
+-- older forms made a model that onnx's checker and onnxruntime refuse)
 emit.Normalize = function(g, m, x)
-   local norm = g:node('ReduceL2', {x}, {axes = {1}, keepdims = 1})
+   local norm = g.opset >= 18 and g:node('ReduceL2', {x, g:ints('axes', {1})}, {keepdims = 1})
+                or g:node('ReduceL2', {x}, {axes = {1}, keepdims = 1})
    local floor = g:node('Max', {norm, g:floats('eps', {1}, {m.eps})})
    return g:node('Div', {x, floor})
 end
@@ -183,29 +187,37 @@ function M.emit(g, m, x)
    return f(g, m, x)
 end
 
--- the preprocessing a loader applies (settings of ts.data.preprocess: grayscale, mean, std), as nodes on x in 0..1
-local function preprocess(g, settings, x, channels)
+-- the preprocessing a loader applies (settings of ts.data.preprocess: grayscale, mean, std; pre: what
+-- ts.data.preprocess made of them, whose values the loader uses), as nodes on x in 0..1
+local function preprocess(g, settings, pre, x, channels)
    if settings.equalize and settings.equalize ~= 'none' then
       error('ts.onnx.export: histogram equalization and CLAHE have no ONNX form: export without the preprocessing ' ..
             'and equalize the images before the model', 0)
    end
-   if settings.grayscale then
-      x = g:node('Conv', {x, g:floats('luma', {1, 3, 1, 1}, {0.299, 0.587, 0.114})}, {kernel_shape = {1, 1}})
+   if settings.grayscale then   -- images of one channel are gray already: the loader takes them as they are
+      if channels == 3 then
+         x = g:node('Conv', {x, g:floats('luma', {1, 3, 1, 1}, {0.299, 0.587, 0.114})}, {kernel_shape = {1, 1}})
+      end
       channels = 1
    end
+   -- the loader's numbers: a list with a hole, mean = {0.5, nil, 0.2}, is 0.5 for the second channel there (the
+   -- first value stands for a missing one), and was 0 here; one value stands for all channels
    local mean, std = {}, {}
    for c = 1, channels do
-      mean[c] = settings.mean and settings.mean[#settings.mean == 1 and 1 or c] or 0
-      std[c] = settings.std and settings.std[#settings.std == 1 and 1 or c] or 1
+      mean[c] = pre.c.mean[c <= 3 and c - 1 or 0]
+      std[c] = pre.c.std[c <= 3 and c - 1 or 0]
    end
    x = g:node('Sub', {x, g:floats('mean', {1, channels, 1, 1}, mean)})
    return g:node('Div', {x, g:floats('std', {1, channels, 1, 1}, std)}), channels
 end
 
-local function value_info(name, dims)
+-- a graph input or output, float [N, dims[2], ...]: the first dimension the dynamic batch N, or with batch false
+-- a dimension of no known size (a model that joins along the batch gives 2N rows, which N would misstate)
+local function value_info(name, dims, batch)
    local shape = pb.message()
    for i, d in ipairs(dims) do
-      shape:message(1, i == 1 and pb.message():string(2, 'N') or pb.message():varint(1, d))
+      local dim = i > 1 and pb.message():varint(1, d) or batch ~= false and pb.message():string(2, 'N') or pb.message()
+      shape:message(1, dim)
    end
    local tensor = pb.message():varint(1, FLOAT):message(2, shape)
    return pb.message():string(1, name):message(2, pb.message():message(1, tensor))
@@ -217,8 +229,23 @@ function M.export(model, path, opts)
    -- a misspelt option (inputs = {1, 3, 48, 48}) was ignored: the model was exported for 32x32 images
    opts = keys.check('ts.onnx.export', opts or {}, export_options, 2)
    Module.check(model, 'ts.onnx.export(model, path, opts): model', 2)
-   if type(path) ~= 'string' then error('ts.onnx.export(model, path, opts): path must be a string', 2) end
-   local input = opts.input or {1, 3, 32, 32}
+   -- a table with a forward alone passed the check above and failed inside as "attempt to call method 'evaluate'"
+   if type(model.evaluate) ~= 'function' or type(model.__typename) ~= 'string' then
+      error('ts.onnx.export(model, path, opts): model must be a network of ts.nn layers, got a table with a forward', 2)
+   end
+   -- checked before the work: a path with a NUL failed at the end, in ts.files.writeFile, at a line of this file
+   cffi.path(path, 'ts.onnx.export(model, path, opts)')
+   if path == '' then error('ts.onnx.export(model, path, opts): path must be a file\'s path, got an empty string', 2) end
+   -- a preprocess of true or 5 was indexed as a table
+   if opts.preprocess and type(opts.preprocess) ~= 'table' then
+      error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. keys.show(opts.preprocess),
+            2)
+   end
+   local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
+   -- the loader's size: the images it gives the network are out_h x out_w, and the graph takes what the network takes
+   local valid, pre = pcall(require('ts.data').preprocess, settings)
+   local size = settings and valid and pre.c.out_h > 0 and {pre.c.out_h, pre.c.out_w} or nil
+   local input = opts.input or {1, 3, size and size[1] or 32, size and size[2] or 32}
    local opset = opts.opset or 17
    -- what the graph would carry wrong: an input of another rank, an opset older than the forms the operators are
    -- written in (13: Pad, Slice and Resize taking their settings as inputs), a standardization dividing by zero,
@@ -233,11 +260,12 @@ function M.export(model, path, opts)
    if not (type(opset) == 'number' and opset % 1 == 0 and opset >= 13 and opset <= 21) then
       error('ts.onnx.export: opset must be a whole number from 13 to 21, got ' .. tostring(opset), 2)
    end
+   -- (IR version 3 has initializers listed among the graph's inputs, as this writer does not: onnx's checker refused
+   -- the file that was written)
    local ir_version = opts.ir_version or 8
-   if not (type(ir_version) == 'number' and ir_version % 1 == 0 and ir_version >= 3 and ir_version <= 11) then
-      error('ts.onnx.export: ir_version must be a whole number from 3 to 11, got ' .. keys.show(ir_version), 2)
+   if not (type(ir_version) == 'number' and ir_version % 1 == 0 and ir_version >= 4 and ir_version <= 11) then
+      error('ts.onnx.export: ir_version must be a whole number from 4 to 11, got ' .. keys.show(ir_version), 2)
    end
-   local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
    if settings ~= nil and type(settings) ~= 'table' then
       error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. type(settings), 2)
    end
@@ -257,8 +285,18 @@ function M.export(model, path, opts)
       end
    end
    -- the rest as ts.data.preprocess checks them (a misspelt setting, meen = {...}, was left out of the graph)
-   local valid, why = pcall(require('ts.data').preprocess, settings)
-   if settings and not valid then error('ts.onnx.export: ' .. tostring(why):gsub('^[^:]*:%d+: ', ''), 2) end
+   if settings and not valid then error('ts.onnx.export: ' .. tostring(pre):gsub('^[^:]*:%d+: ', ''), 2) end
+   -- what the loader does that the graph would not: images resized to another size than the input's (the graph took
+   -- 32x32 images where the network had learnt on the 48x48 the loader made), grayscale of other than RGB (the
+   -- luma convolution of 3 channels was written for a 1-channel input, and onnxruntime refused the model)
+   if size and (input[3] ~= size[1] or input[4] ~= size[2]) then
+      error(('ts.onnx.export: input is %dx%d, and preprocess resizes the images to %dx%d: give input = {N, C, %d, %d}')
+            :format(input[3], input[4], size[1], size[2], size[1], size[2]), 2)
+   end
+   if settings and settings.grayscale and input[2] ~= 1 and input[2] ~= 3 then
+      error(('ts.onnx.export: preprocess grayscale takes RGB images (3 channels, or 1 already gray), and input has %d')
+            :format(input[2]), 2)
+   end
    local named, classes = pcall(require('ts.data').classNamesById, opts.classes, 'ts.onnx.export: classes')
    if not named then error(tostring(classes):gsub('^[^:]*:%d+: ', ''), 2) end
    local was_training, was_fused = model.train, model.fuseInference
@@ -270,9 +308,9 @@ function M.export(model, path, opts)
    local built, out, g = pcall(function()
       local probe = T.zeros({input[1], net_channels, input[3], input[4]}):to(model.device or 'cpu')
       local out = model:forward(probe)
-      local g = new_graph()
+      local g = new_graph(opset)
       local x = 'images'
-      if settings then x = preprocess(g, settings, x, channels_in) end
+      if settings then x = preprocess(g, settings, pre, x, channels_in) end
       g:node('Identity', {M.emit(g, model, x)}, nil, 'logits')   -- the output's own name, whatever the last layer was
       return out, g
    end)
@@ -289,7 +327,7 @@ function M.export(model, path, opts)
    local out_dims = {input[1]}
    for i = 2, out:dim() do out_dims[i] = out:size(i) end
    graph:message(11, value_info('images', input))
-   graph:message(12, value_info('logits', out_dims))
+   graph:message(12, value_info('logits', out_dims, out:size(1) == input[1]))
 
    local model_proto = pb.message():varint(1, ir_version):string(2, 'tshost'):string(3, '1')
    model_proto:message(7, graph):message(8, pb.message():string(1, ''):varint(2, opset))

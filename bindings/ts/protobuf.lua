@@ -4,11 +4,13 @@
 --   local m = pb.message()
 --   m:varint(1, 7)          int32/int64/uint/bool/enum (negative numbers as 10-byte two's complement)
 --   m:double(2, 0.5)        fixed64 IEEE double;  m:float(3, 1.5): fixed32 IEEE single
---   m:bytes(4, 'abc')       string/bytes;  m:message(5, other_message): an embedded message
+--   m:bytes(4, 'abc')       bytes, as they are;  m:string(4, 'abc'): a string field, valid UTF-8 (see Message:string)
+--   m:message(5, other_message): an embedded message
 --   m:packedVarints(6, {1, 2, 3});  m:packedFloats(7, {0.5, 2}) (repeated, packed)
 --   m:encode() -> the bytes as a Lua string
 local ffi = require('ffi')
 local bit = require('bit')
+local json = require('ts.json')
 
 local M = {}
 
@@ -55,8 +57,17 @@ end
 function Message:varint(field, v) return self:add(key(field, 0) .. varint(v == true and 1 or v == false and 0 or v)) end
 function Message:double(field, v) return self:add(key(field, 1) .. fixed64(v)) end
 function Message:float(field, v) return self:add(key(field, 5) .. fixed32(v)) end
-function Message:bytes(field, s) return self:add(key(field, 2) .. varint(#s) .. s) end
-Message.string = Message.bytes
+function Message:bytes(field, s)
+   if type(s) ~= 'string' then error(('protobuf: field %s takes a string, got %s'):format(tostring(field), type(s)), 2) end
+   return self:add(key(field, 2) .. varint(#s) .. s)
+end
+-- A proto3 string field holds UTF-8, and readers check it: one tag with a Latin-1 byte made TensorBoard's reader
+-- fail on the whole event file ("String field had bad UTF-8"). Each byte that starts no well-formed sequence
+-- becomes U+FFFD, as ts.json writes such text (json.utf8).
+function Message:string(field, s)
+   if type(s) == 'string' then s = json.utf8(s) end
+   return self:bytes(field, s)
+end
 function Message:message(field, m) return self:bytes(field, m:encode()) end
 function Message:packedVarints(field, list)
    local body = {}

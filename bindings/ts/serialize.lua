@@ -16,6 +16,8 @@ local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local C, check, fail = cffi.C, cffi.check, cffi.fail
 local json = require('ts.json')
+local keys = require('ts.keys')
+local Module = require('ts.nn.module')
 
 local M = {}
 
@@ -25,13 +27,19 @@ function M.save(path, what, metadata)
    cffi.path(path, 'ts.save(path, model or table)')
    local pairs_list = {}
    if is_module(what) then
+      -- a class (nn.Linear, not nn.Linear(2, 3)) gave a stateDict of nothing, and an empty checkpoint was written
+      Module.check(what, 'ts.save(path, model or table): model', 2)
       pairs_list = what:stateDict()
    elseif type(what) == 'table' then
       for name, t in pairs(what) do
          if not T.isTensor(t) then error(('ts.save: entry %s is not a tensor'):format(tostring(name)), 2) end
-         -- names a file can hold and ts.load read back: strings (or numbers), not the header's own key
-         if (type(name) ~= 'string' and type(name) ~= 'number') or name == '__metadata__' or name == '' then
-            error(('ts.save: %s cannot name a tensor (a non-empty string other than __metadata__)'):format(tostring(name)), 2)
+         -- names a file can hold and ts.load read back: strings (or numbers), not the header's own key; no NUL (the
+         -- name was cut there: 'a\0b' saved as 'a') and UTF-8 (a Latin-1 name made a file ts.load refused)
+         if (type(name) ~= 'string' and type(name) ~= 'number') or name == '__metadata__' or name == '' or
+            (type(name) == 'string' and (name:find('\0', 1, true) or json.utf8(name) ~= name)) then
+            local shown = type(name) == 'string' and name:find('[%z\1-\31\128-\255]') and keys.show(name) or tostring(name)
+            error(('ts.save: %s cannot name a tensor (a non-empty UTF-8 string without NUL, other than __metadata__)')
+                  :format(shown), 2)
          end
          pairs_list[#pairs_list + 1] = {tostring(name), t}
       end
@@ -54,7 +62,17 @@ function M.save(path, what, metadata)
       local copy = {}
       for k, v in pairs(metadata) do
          if type(k) ~= 'string' and type(k) ~= 'number' then error('ts.save: metadata keys must be strings', 2) end
-         copy[tostring(k)] = type(v) == 'string' and v or json.encode(v)
+         -- the key 1 and the key '1' are one string in the file: one of the two values was dropped without a word
+         if copy[tostring(k)] ~= nil then
+            error(('ts.save: metadata has the key %s twice (as a number and as a string)'):format(tostring(k)), 2)
+         end
+         -- (a function value failed inside json.encode, naming neither ts.save nor the key)
+         local ok, text = true, v
+         if type(v) ~= 'string' then ok, text = pcall(json.encode, v) end
+         if not ok then
+            error(('ts.save: metadata %s: %s'):format(keys.show(k), tostring(text):gsub('^[^:]*:%d+: ', '')), 2)
+         end
+         copy[tostring(k)] = text
       end
       meta = json.encode(copy)
    end
@@ -89,8 +107,14 @@ local fills = {
    uint8 = {U8 = true},
 }
 
+local load_options = {strict = 1, prefix = 1}
+
 function M.load(path, model, opts)
    cffi.path(path, 'ts.load(path [, model])')
+   -- checked before the file is read: opts = 5 and model = true were indexed (a class, nn.Linear, read as a model of
+   -- no tensors: "unexpected weight"); strcit = false was ignored
+   if model then Module.check(model, 'ts.load(path, model, opts): model', 2) end
+   if opts ~= nil then keys.check('ts.load', opts, load_options, 2) end
    local tensors, meta, order, file_dtypes = read_all(path)
    if not model then return tensors, meta end
    local strict = not (opts and opts.strict == false)

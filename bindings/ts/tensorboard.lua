@@ -16,6 +16,8 @@ local pb = require('ts.protobuf')
 local files = require('ts.files')
 local image = require('ts.image')
 local cffi = require('ts.ffi')
+local keys = require('ts.keys')
+local T = require('ts.tensor')
 local C = cffi.C
 
 local M = {}
@@ -42,6 +44,7 @@ Writer.__index = Writer
 
 -- the files this module writes in a directory (a tshost event file ends in .tshost)
 function M.files(dir)
+   cffi.path(dir, 'ts.tensorboard.files(dir)')
    local out = {}
    for _, name in ipairs(files.list(dir) or {}) do
       if name:match('^events%.out%.tfevents%..*%.tshost$') then out[#out + 1] = dir .. '/' .. name end
@@ -58,9 +61,15 @@ end
 
 -- a new event file in dir; opts.append: append to the newest tshost event file there instead (a run's last
 -- pictures after its training)
+local writer_options = {append = 1}
 function M.writer(dir, opts)
-   opts = opts or {}
-   files.mkdirs(dir)
+   -- (a nil or NUL-holding dir failed in ts.files.mkdirs, named so; opts = true indexed a boolean; appnd = true
+   -- was ignored and a new file begun)
+   cffi.path(dir, 'ts.tensorboard.writer(dir, opts)')
+   if dir == '' then error('ts.tensorboard.writer(dir, opts): dir must be a folder\'s path, got an empty string', 2) end
+   opts = keys.check('ts.tensorboard.writer', opts or {}, writer_options, 2)
+   local made, why = pcall(files.mkdirs, dir)   -- (its error named the line here, not the caller's)
+   if not made then error('ts.tensorboard.writer: ' .. tostring(why):gsub('^[^:]*:%d+: ', ''), 2) end
    local path
    if opts.append then path = M.files(dir)[#M.files(dir)] end
    local fresh = not path
@@ -86,12 +95,17 @@ function Writer:event(ev)
    if not ok then error(('tensorboard: %s: %s'):format(self.path, tostring(err)), 3) end
 end
 
+-- an error unless step is a whole number from 0 below 2^53, at `level` as error's, counted from the caller
+local function check_step(step, level)
+   if type(step) ~= 'number' or step % 1 ~= 0 or step < 0 or step >= 2 ^ 53 then
+      error(('tensorboard: the step must be a whole number from 0 below 2^53, got %s'):format(tostring(step)), level + 1)
+   end
+end
+
 -- an Event holding one Summary.Value (tag, and the value's own fields set by fill)
 function Writer:summary(step, fill)
    if not self.file then error(('tensorboard: %s is closed'):format(self.path), 3) end
-   if type(step) ~= 'number' or step % 1 ~= 0 or step < 0 or step >= 2 ^ 53 then
-      error(('tensorboard: the step must be a whole number from 0 below 2^53, got %s'):format(tostring(step)), 3)
-   end
+   check_step(step, 3)
    local value = pb.message()
    fill(value)
    self:event(pb.message():double(1, files.wallClock()):varint(2, step):message(5, pb.message():message(1, value)))
@@ -105,7 +119,14 @@ function Writer:scalar(tag, v, step)
 end
 
 function Writer:image(tag, img, step)
-   local bytes = image.encodePng(img)
+   -- (a number tag failed inside ts.protobuf, a nil image inside this file)
+   if type(tag) ~= 'string' or not T.isTensor(img) then
+      error(('tensorboard: image(tag, img, step) takes a string and an image tensor, got %s and %s'):format(type(tag),
+            T.isTensor(img) and 'a tensor' or type(img)), 2)
+   end
+   check_step(step, 2)   -- before the picture is encoded
+   local encoded, bytes = pcall(image.encodePng, img)   -- (its errors named the line here)
+   if not encoded then error('tensorboard: image(tag, img, step): ' .. tostring(bytes):gsub('^[^:]*:%d+: ', ''), 2) end
    local h, w, c = img:dtype() == 'uint8' and img:size(1) or img:size(2), img:dtype() == 'uint8' and img:size(2) or img:size(3),
                    img:dtype() == 'uint8' and img:size(3) or img:size(1)
    self:summary(step, function(value)
@@ -132,8 +153,26 @@ end
 -- the hyperparameters of this run (values: name -> number, string or boolean) and the metrics the dashboard
 -- lists for it: an Experiment (the columns) and the SessionStartInfo (this run's values)
 function Writer:hparams(values, metric_tags)
+   -- names strings and values numbers, strings or booleans: a table value was written as "table: 0x...", a number
+   -- key failed sorting beside the strings, a nil values or a string metric_tags inside pairs and ipairs
+   local what = 'tensorboard: hparams(values, metric_tags)'
+   if type(values) ~= 'table' then error(('%s: values must be a table, got %s'):format(what, type(values)), 2) end
    local names = {}
-   for name in pairs(values) do names[#names + 1] = name end
+   for name, v in pairs(values) do
+      if type(name) ~= 'string' or (type(v) ~= 'number' and type(v) ~= 'string' and type(v) ~= 'boolean') then
+         error(('%s: values must map names (strings) to numbers, strings or booleans, got %s = %s'):format(what,
+               keys.show(name), keys.show(v)), 2)
+      end
+      names[#names + 1] = name
+   end
+   if metric_tags ~= nil and type(metric_tags) ~= 'table' then
+      error(('%s: metric_tags must be a list of strings, got %s'):format(what, type(metric_tags)), 2)
+   end
+   for i, tag in ipairs(metric_tags or {}) do
+      if type(tag) ~= 'string' then
+         error(('%s: metric_tags[%d] must be a string, got %s'):format(what, i, keys.show(tag)), 2)
+      end
+   end
    table.sort(names)
    local experiment, start = pb.message(), pb.message()
    for _, name in ipairs(names) do
@@ -164,6 +203,17 @@ M.epochTags = {train_loss = 'loss/train', valid_loss = 'loss/valid', train_accur
                images_per_second = 'images_per_second'}
 
 function Writer:epoch(record)
+   -- checked here, so that an error names the record, not this file's call of scalar
+   if type(record) ~= 'table' then
+      error('tensorboard: epoch(record): record must be a table, got ' .. type(record), 2)
+   end
+   check_step(record.epoch, 2)
+   for field in pairs(M.epochTags) do
+      if record[field] ~= nil and type(record[field]) ~= 'number' then
+         error(('tensorboard: epoch(record): record.%s must be a number, got %s'):format(field,
+               keys.show(record[field])), 2)
+      end
+   end
    local names = {}
    for field in pairs(M.epochTags) do names[#names + 1] = field end
    table.sort(names)
@@ -176,7 +226,24 @@ end
 -- the confusion matrix cm [C][C] (true rows, predicted columns, 0-based) as a picture: each cell `cell` pixels,
 -- green on the diagonal and red off it, as deep as the row's share
 function M.confusionImage(cm, classes, cell)
-   cell = cell or 8
+   -- (a nil classes failed in arithmetic; a cell of 1.5 made a picture whose cells were not all of one size; a
+   -- negative count made shades outside 0..255, which the picture's bytes wrapped round to other colours)
+   if type(cm) ~= 'table' then
+      error('ts.tensorboard.confusionImage(cm, classes, cell): cm must be a table, got ' .. type(cm), 2)
+   end
+   classes = keys.sizes(classes, 'ts.tensorboard.confusionImage', 'classes', 1, 1)
+   cell = keys.sizes(cell or 8, 'ts.tensorboard.confusionImage', 'cell', 1, 1)
+   for t = 0, classes - 1 do
+      if cm[t] ~= nil and type(cm[t]) ~= 'table' then
+         error(('ts.tensorboard.confusionImage: cm[%d] must be a table of counts, got %s'):format(t, keys.show(cm[t])), 2)
+      end
+      for q = 0, classes - 1 do
+         local n = cm[t] and cm[t][q] or 0
+         if not (T.isFinite(n) and n >= 0) then
+            error(('ts.tensorboard.confusionImage: cm[%d][%d] must be a count >= 0, got %s'):format(t, q, keys.show(n)), 2)
+         end
+      end
+   end
    local side = classes * cell
    local img = require('ts.tensor').zeros({side, side, 3}, 'uint8')
    local p = ffi.cast('uint8_t *', img:data())
