@@ -13,10 +13,36 @@ local keys = require('ts.keys')
 
 local metrics = {}
 
+-- #v, or an error naming the call (what) and the argument (name) unless table v is a list: keys 1 .. #v and no other.
+-- The length of {0.9, nil, 0.8} is 1 or 3: the items after a hole were left out without a word (a confusion matrix
+-- short of samples, a mean of fewer runs), or the hole's nil was taken for an item; a 0-based list lost its first.
+-- level as error's, counted from the caller.
+local function length(v, what, name, level)
+   local n, count = #v, 0
+   for k in pairs(v) do
+      if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 or k > n then
+         error(('%s: %s must be a list {a, b, ...} without holes, got the key %s beside positions 1 .. %d'):format(
+               what, name, keys.show(k), n), level + 1)
+      end
+      count = count + 1
+   end
+   if count < n then
+      error(('%s: %s must be a list {a, b, ...} without holes, got %d nil among its %d items'):format(what, name,
+            n - count, n), level + 1)
+   end
+   return n
+end
+
 -- a list or tensor's values as a 1-based accessor, its length and what keeps a tensor's memory alive; a tensor is
--- read as doubles, so that a fraction (0.9 read as class 0) or a NaN is seen by the caller's checks
-local function values(v)
-   if not T.isTensor(v) then return v, #v, 1 end
+-- read as doubles, so that a fraction (0.9 read as class 0) or a NaN is seen by the caller's checks. Errors name
+-- the call and the argument, at level as error's counted from the caller.
+local function values(v, what, name, level)
+   if not T.isTensor(v) then
+      if type(v) ~= 'table' then
+         error(('%s: %s must be a tensor or a list, got %s'):format(what, name, keys.show(v)), level + 1)
+      end
+      return v, length(v, what, name, level + 1), 1
+   end
    local c = v:contiguous():double()
    local p = ffi.cast('double *', c:data())
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
@@ -26,8 +52,8 @@ function metrics.confusion(pred, target, classes)
    if type(classes) ~= 'number' or classes % 1 ~= 0 or classes < 1 or classes > 100000 then
       error(('confusion: classes must be a whole number from 1 to 100000, got %s'):format(tostring(classes)), 2)
    end
-   local pv, n, keep1 = values(pred)
-   local tv, m, keep2 = values(target)
+   local pv, n, keep1 = values(pred, 'confusion', 'the predictions', 2)
+   local tv, m, keep2 = values(target, 'confusion', 'the targets', 2)
    if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end
    local cm = {}
    for t = 0, classes - 1 do
@@ -48,10 +74,25 @@ function metrics.confusion(pred, target, classes)
    return cm
 end
 
-function metrics.summary(cm)
-   if type(cm) ~= 'table' or type(cm.classes) ~= 'number' then
-      error('summary: expected a confusion matrix (ts.metrics.confusion), got ' .. type(cm), 2)
+-- cm, or an error naming the call (what) at its caller's line unless cm is a confusion matrix as confusion makes
+-- it: a whole number of classes and a count in every cell (summary read a hand-made {classes = 2} as far as the
+-- missing row and failed inside, and took {classes = 0} for an accuracy of 0)
+local function matrix(what, cm)
+   local ok = type(cm) == 'table' and type(cm.classes) == 'number' and cm.classes % 1 == 0 and cm.classes >= 1
+   for t = 0, ok and cm.classes - 1 or -1 do
+      ok = type(cm[t]) == 'table'
+      for p = 0, ok and cm.classes - 1 or -1 do ok = ok and type(cm[t][p]) == 'number' end
+      if not ok then break end
    end
+   if not ok then
+      error(('%s: expected a confusion matrix (ts.metrics.confusion), got %s'):format(what,
+            type(cm) == 'table' and 'a table that is not one' or keys.show(cm)), 3)
+   end
+   return cm
+end
+
+function metrics.summary(cm)
+   matrix('summary', cm)
    local classes, total, correct = cm.classes, 0, 0
    local per, pred_count = {}, {}
    for p = 0, classes - 1 do pred_count[p] = 0 end
@@ -92,7 +133,7 @@ end
 local function rows_and_targets(what, logits, target)
    if not T.isTensor(logits) or logits:dim() ~= 2 then error(what .. ': logits must be a tensor [N, C]', 3) end
    local l = logits:float():contiguous()
-   local tv, n, keep = values(target)
+   local tv, n, keep = values(target, what, 'the targets', 3)
    local c = l:size(2)
    if n ~= l:size(1) then error(('%s: %d rows of logits but %d targets'):format(what, l:size(1), n), 3) end
    for i = 1, n do
@@ -142,6 +183,10 @@ end
 -- softmax(row / temperature) of one row of logits (a 1-D tensor), as a Lua list; the largest is subtracted
 -- first so that no exponential overflows
 function metrics.softmax(row, temperature)
+   if not T.isTensor(row) or row:dim() ~= 1 then   -- nil, a list or a [1, C] row failed inside
+      error(('softmax: row must be a 1-D tensor of logits, got %s'):format(T.isTensor(row) and tostring(row:size()) or
+            keys.show(row)), 2)
+   end
    local n, best = row:numel(), -math.huge
    for c = 1, n do
       local v = row[c]
@@ -208,8 +253,11 @@ local T_LO, T_HI = math.log(0.01), math.log(100)
 local function mean_confidence(logits, target, u) return metrics.calibration(logits, target, math.exp(u)).confidence end
 
 function metrics.temperature(logits, target)
+   -- checked as calibration checks them, named as this call and at its caller's line (the errors were calibration's,
+   -- raised inside this function)
+   local ok, c = pcall(metrics.calibration, logits, target)
+   if not ok then error((tostring(c):gsub('^calibration: ', 'temperature: ')), 2) end
    local n = T.isTensor(target) and target:numel() or #target
-   local c = metrics.calibration(logits, target)
    local function unfit()
       return nil, ('%d images, %.2f%% of them predicted right, leave no temperature from 0.01 to 100 to fit'):format(
          n, 100 * c.accuracy)
@@ -239,9 +287,8 @@ end
 
 -- the n largest off-diagonal cells: {true, predicted, count}
 function metrics.mostConfused(cm, n)
-   if type(cm) ~= 'table' or type(cm.classes) ~= 'number' or (cm.classes > 0 and type(cm[0]) ~= 'table') then
-      error('mostConfused: expected a confusion matrix (ts.metrics.confusion)', 2)
-   end
+   matrix('mostConfused', cm)
+   n = keys.sizes(n or 10, 'mostConfused', 'n', 0, 1)   -- -1 gave none, 1.5 one and 'x' an error inside math.min
    local cells = {}
    for t = 0, cm.classes - 1 do
       for p = 0, cm.classes - 1 do
@@ -250,7 +297,7 @@ function metrics.mostConfused(cm, n)
    end
    table.sort(cells, function(a, b) return a[3] > b[3] or (a[3] == b[3] and (a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]))) end)
    local out = {}
-   for i = 1, math.min(n or 10, #cells) do out[i] = cells[i] end
+   for i = 1, math.min(n, #cells) do out[i] = cells[i] end
    return out
 end
 
@@ -271,8 +318,8 @@ end
 -- of two models' correctness on the same samples; b = only A right, c = only B right; returns b, c, p
 -- whether each prediction is its target's class (tensors or lists): the list McNemar's test pairs
 function metrics.correct(pred, target)
-   local pv, n, keep1 = values(pred)
-   local tv, m, keep2 = values(target)
+   local pv, n, keep1 = values(pred, 'correct', 'the predictions', 2)
+   local tv, m, keep2 = values(target, 'correct', 'the targets', 2)
    if n ~= m then error(('correct: %d predictions but %d targets'):format(n, m), 2) end
    local c = {}
    for i = 1, n do c[i] = pv[i] == tv[i] end
@@ -281,9 +328,10 @@ function metrics.correct(pred, target)
 end
 
 -- the mean of a list of numbers and its sample standard deviation (nil for fewer than two); an empty list gave a
--- NaN mean and a word in it an error from inside the sum
+-- NaN mean, a word in it an error from inside the sum, and a hole (a run without its accuracy) a mean of the
+-- items before it divided by the length
 function metrics.meanSd(list)
-   if type(list) ~= 'table' or #list == 0 then
+   if type(list) ~= 'table' or length(list, 'meanSd', 'the numbers', 2) == 0 then
       error(('meanSd: expected a list of at least one number, got %s'):format(keys.show(list)), 2)
    end
    for i, v in ipairs(list) do
@@ -302,7 +350,7 @@ function metrics.mcnemar(correct_a, correct_b)
       error(('mcnemar: expected two lists of booleans (metrics.correct), got %s and %s'):format(type(correct_a),
             type(correct_b)), 2)
    end
-   if #correct_a ~= #correct_b then
+   if length(correct_a, 'mcnemar', 'the first list', 2) ~= length(correct_b, 'mcnemar', 'the second list', 2) then
       error(('mcnemar: %d results against %d: the two models must be judged on the same samples'):format(#correct_a,
             #correct_b), 2)
    end
@@ -339,6 +387,10 @@ end
 
 -- the summary as an aligned text table, one row per class, then the averages
 function metrics.format(m, names)
+   if type(m) ~= 'table' or type(m.per_class) ~= 'table' then   -- a confusion matrix failed inside, as nil did
+      error(('format: expected a summary (ts.metrics.summary), got %s'):format(type(m) == 'table' and
+            'a table that is not one' or keys.show(m)), 2)
+   end
    local lines = {('%-4s %-44s %9s %9s %9s %8s'):format('id', 'class', 'precision', 'recall', 'f1', 'support')}
    for c = 0, m.classes - 1 do
       local r = m.per_class[c]

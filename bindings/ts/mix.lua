@@ -62,6 +62,9 @@ end
 -- One step's draw for images of h x w: nil (this batch is not mixed), or {lam, box = {y, x, h, w} (1-based
 -- corner and size) for cutmix}
 function Mix:draw(h, w)
+   -- a box's corner and size are pixels: h = 4.5 gave a lam that was not the box's share, NaN a lam of NaN
+   keys.sizes(h, 'mix:draw(h, w)', 'h', 1, 1)
+   keys.sizes(w, 'mix:draw(h, w)', 'w', 1, 1)
    if self.prob < 1 and C.ts_rng_uniform() >= self.prob then return nil end
    local cut = self.cutmix > 0 and (self.mixup == 0 or C.ts_rng_uniform() < self.switch)
    local lam = M.beta(cut and self.cutmix or self.mixup)
@@ -78,7 +81,8 @@ end
 -- the batch in reverse order, into a buffer of the mixer's (on x's device)
 local function reversed(self, x)
    local n = x:size(1)
-   if not self.rev or self.rev:device() ~= x:device() or self.rev:numel() ~= x:numel() then
+   -- (of x's dtype too: float64 images after float32 ones came back as float32)
+   if not self.rev or self.rev:device() ~= x:device() or self.rev:dtype() ~= x:dtype() or self.rev:numel() ~= x:numel() then
       self.rev, self.out = x:zerosLike(), x:zerosLike()
    end
    local rev = self.rev:view(x:size())
@@ -95,7 +99,14 @@ function Mix:apply(x, y, d)
    if not T.isTensor(y) or y:numel() ~= n then
       error(('mix:apply(x, y, d): %d images but %s labels'):format(n, T.isTensor(y) and y:numel() or type(y)), 2)
    end
-   if type(d) ~= 'table' or type(d.lam) ~= 'number' then error('mix:apply(x, y, d): d must be a draw of mix:draw()', 2) end
+   -- labels are class ids: y:long() took 1.7 as 1
+   if y:dtype() ~= 'int64' then error(('mix:apply(x, y, d): y must be int64 labels, got %s'):format(y:dtype()), 2) end
+   -- a lam of NaN or 2 gave NaN images or 2 x - x reversed, and a loss weighing one label by -1
+   local lam = type(d) == 'table' and d.lam
+   if not (type(lam) == 'number' and lam >= 0 and lam <= 1) then
+      error(('mix:apply(x, y, d): d must be a draw of mix:draw(), its lam in [0, 1], got %s'):format(
+            type(d) == 'table' and 'lam ' .. tostring(lam) or keys.show(d)), 2)
+   end
    local rev = reversed(self, x)
    local out = self.out:view(x:size())
    out:copy(x)
@@ -105,7 +116,7 @@ function Mix:apply(x, y, d)
    else
       out:mul_(d.lam):axpy_(1 - d.lam, rev)
    end
-   local yc, yr = y:long():contiguous(), T.zeros({n}, 'int64')
+   local yc, yr = y:contiguous(), T.zeros({n}, 'int64')
    local src, dst = ffi.cast('int64_t *', yc:data()), ffi.cast('int64_t *', yr:data())
    for i = 0, n - 1 do dst[i] = src[n - 1 - i] end
    return out, yr, d.lam
