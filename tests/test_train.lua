@@ -137,6 +137,37 @@ return function(t)
       t.truthy(ts.metrics.temperature(ts.tensor({{3, 2, -10}, {-10, 3, 2}}, 'float32'), {1, 2}))
    end)
 
+   t.test('metrics refuse lists with holes, arguments of the wrong kind and hand-made matrices, naming the call', function()
+      -- a hole in a list: its length left the samples after it out of the matrix, or a run out of the mean
+      t.raises(function() ts.metrics.confusion({0, nil, 1}, {0, nil, 1}, 2) end,
+               'confusion: the predictions must be a list {a, b, ...} without holes')
+      local runs = {0.9, 0.7}
+      runs[4] = 0.1
+      t.raises(function() ts.metrics.meanSd(runs) end,
+               'meanSd: the numbers must be a list {a, b, ...} without holes, got 1 nil among its 4 items')
+      t.raises(function() ts.metrics.mcnemar({true, nil, true}, {true, nil, false}) end, 'mcnemar: the first list must be a list')
+      t.raises(function() ts.metrics.confusion({[0] = 1, 0}, {[0] = 1, 0}, 2) end, 'got the key 0 beside positions 1 .. 1')
+      -- no list or tensor at all, or a row that is no 1-D tensor: errors from inside the library
+      local err = t.raises(function() ts.metrics.correct(nil, {1}) end, 'correct: the predictions must be a tensor or a list, got nil')
+      t.truthy(err:find('test_train.lua', 1, true), 'the error points at the caller: ' .. err)
+      t.raises(function() ts.metrics.topk(ts.zeros(2, 3), nil, 1) end, 'topk: the targets must be a tensor or a list, got nil')
+      t.raises(function() ts.metrics.softmax({1, 2}) end, 'softmax: row must be a 1-D tensor of logits, got {1, 2}')
+      t.raises(function() ts.metrics.softmax(ts.zeros(1, 3)) end, 'softmax: row must be a 1-D tensor of logits, got [1x3]')
+      -- temperature's errors were calibration's, raised inside temperature; a nil target failed inside it
+      t.raises(function() ts.metrics.temperature(ts.zeros(2, 3), nil) end, 'temperature: the targets must be a tensor or a list, got nil')
+      err = t.raises(function() ts.metrics.temperature(ts.tensor{{0 / 0, 1}}, {0}) end, 'temperature: the logits hold NaN or infinities')
+      t.truthy(err:find('test_train.lua', 1, true), 'the error points at the caller: ' .. err)
+      -- hand-made confusion matrices and summaries: refused by name, not read as far as a missing row
+      t.raises(function() ts.metrics.summary({classes = 2}) end,
+               'summary: expected a confusion matrix (ts.metrics.confusion), got a table that is not one')
+      t.raises(function() ts.metrics.summary({classes = 0}) end, 'summary: expected a confusion matrix')
+      t.raises(function() ts.metrics.mostConfused({classes = 2.5, [0] = {[0] = 0}}) end, 'mostConfused: expected a confusion matrix')
+      local cm = ts.metrics.confusion({0, 1}, {1, 0}, 2)
+      t.raises(function() ts.metrics.mostConfused(cm, 1.5) end, 'mostConfused: n must be a whole number >= 0, got 1.5')
+      t.eq(#ts.metrics.mostConfused(cm, 1), 1)
+      t.raises(function() ts.metrics.format(cm) end, 'format: expected a summary (ts.metrics.summary), got a table that is not one')
+   end)
+
    t.test('evaluation with test-time augmentation: the mean probability over the views, reproducible by seed', function()
       local function softmax(z)   -- rows of z [N, C], in double
          local out = ts.zeros(z:size(1), z:size(2))
@@ -565,6 +596,31 @@ return function(t)
       t.raises(function() ts.updateBatchNorm(net, g.train, {batch = 0}) end, 'batch must be a positive whole number')
    end)
 
+   t.test('updateBatchNorm refuses a class for the model, a tensor for the dataset and a seed that is no whole number', function()
+      local g = ts.data.synthetic{train = 8, valid = 2, test = 2, seed = 3}
+      local net = nn.Sequential(nn.BatchNorm2d(3))
+      t.raises(function() ts.updateBatchNorm(nn.Sequential, g.train) end, 'updateBatchNorm: model must be a module, got the class Sequential')
+      t.raises(function() ts.updateBatchNorm(net, g.train.x) end, 'updateBatchNorm: ds must be a ts.data.Dataset, got a table that is not one')
+      -- the seed went to C as a uint64: 1.5 drew as 1, -1 and NaN as 2^63, a string failed in the FFI
+      for _, bad in ipairs({{1.5, '1.5'}, {-1, '-1'}, {0 / 0, 'nan'}, {'x', '"x"'}}) do
+         t.raises(function() ts.updateBatchNorm(net, g.train, {seed = bad[1]}) end,
+                  'updateBatchNorm: seed must be a whole number from 0 to 2^53, got ' .. bad[2])
+      end
+      t.eq(ts.updateBatchNorm(net, g.train, {seed = 7}), 1)
+      -- 9 images in batches of 4 left one image for the last batch, which a BatchNorm1d cannot take statistics of; the
+      -- statistics are those of all nine at once
+      local g9 = ts.data.synthetic{train = 9, valid = 2, test = 2, seed = 4}
+      local function stats(batch)
+         ts.manualSeed(5)
+         local bn = nn.BatchNorm1d(4)
+         ts.updateBatchNorm(nn.Sequential(nn.Flatten(), nn.Linear(32 * 32 * 3, 4), bn), g9.train, {batch = batch})
+         return bn.running_mean, bn.running_var
+      end
+      local mean9, var9 = stats(9)
+      local mean4, var4 = stats(4)
+      t.truthy(mean4:allclose(mean9, 1e-5, 1e-6) and var4:allclose(var9, 1e-5, 1e-6), 'the statistics of all nine')
+   end)
+
    t.test('the trainer learns the generated signs and keeps its run directory', function()
       local g = ts.data.synthetic{train = 2000, valid = 400, test = 400, seed = 2}
       local dir = t.tmpdir() .. '/run'
@@ -837,6 +893,21 @@ return function(t)
       local _, arg = out:max(2)
       t.eq(c1, arg:view(-1):float():eq(y2:float()):sum())
       t.eq(c2, c1)
+   end)
+
+   t.test('mix: draw refuses sizes that are no whole numbers, apply a lam outside [0, 1] and labels that are not int64', function()
+      local cut = ts.data.mix{cutmix = 1}
+      -- a box of a fractional image gave a lam that was not its share, a NaN size a lam of NaN, nil an error inside
+      t.raises(function() cut:draw(4.5, 5) end, 'mix:draw(h, w): h must be a whole number >= 1, got 4.5')
+      t.raises(function() cut:draw(4, 0 / 0) end, 'mix:draw(h, w): w must be a whole number >= 1, got nan')
+      t.raises(function() cut:draw() end, 'mix:draw(h, w): h must be a whole number >= 1, got nil')
+      local x, y = ts.randn(2, 1, 4, 5), ts.tensor({0, 1}, 'int64')
+      t.raises(function() cut:apply(x, y, {lam = 0 / 0}) end, 'mix:apply(x, y, d): d must be a draw of mix:draw(), its lam in [0, 1], got lam nan')
+      t.raises(function() cut:apply(x, y, {lam = 2}) end, 'its lam in [0, 1], got lam 2')
+      t.raises(function() cut:apply(x, ts.tensor{0.5, 1.7}, {lam = 0.5}) end, 'mix:apply(x, y, d): y must be int64 labels, got float32')
+      -- the buffers follow x's dtype: float64 images after float32 ones came back as float32
+      cut:apply(x, y, {lam = 0.5})
+      t.eq(cut:apply(x:double(), y, {lam = 0.9, box = {1, 1, 1, 2}}):dtype(), 'float64')
    end)
 
    t.test('mix in training: it learns, it changes the run, and a resumed run ends as an uninterrupted one', function()
