@@ -1,17 +1,26 @@
--- tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]
+-- tshost scripts/calibrate.lua RUN_DIR [tta=run] [data=DIR] [synthetic_train=N]
 -- Fits the temperature of a finished run on the validation images it did not train on (all of them, or the share
--- of their tracks a trainval run held out; temperature scaling: runs that finish do this themselves, with one
--- view) and writes RUN_DIR/calibration.json, which predict.lua uses; tta=n fits it for predictions averaged over
--- n views (predict then uses n views). Prints the NLL and expected calibration error before and after on those
+-- of their tracks a trainval run held out; temperature scaling: runs that finish do this themselves) and writes
+-- RUN_DIR/calibration.json, which predict.lua uses; tta=n fits it for predictions averaged over n views (predict
+-- then uses n views), tta=run (the default) for as many as the run's test evaluation had (final.json's tta: 8 for
+-- the main job, 1 for runs without it). Prints the NLL and expected calibration error before and after on those
 -- images. The test set is not touched.
 local run = arg[1]
 if not run or run:sub(1, 1) == '-' then
-   io.stderr:write('usage: tshost scripts/calibrate.lua RUN_DIR [tta=1] [data=DIR] [synthetic_train=N]\n')
+   io.stderr:write('usage: tshost scripts/calibrate.lua RUN_DIR [tta=run] [data=DIR] [synthetic_train=N]\n')
    os.exit(2)
 end
-local opt = ts.experiment.options{tta = 1}   -- and the data options of the experiment that made the run
+-- a word that is no key=value after the run was ignored: `calibrate.lua RUN 8` or `RUN tta 8` fitted one view
+for i = 2, #arg do
+   if not arg[i]:find('=', 1, true) then
+      io.stderr:write(('calibrate.lua: %s is no option (options are key=value, as tta=8; one RUN_DIR)\n'):format(arg[i]))
+      os.exit(2)
+   end
+end
+local opt = ts.experiment.options{tta = 'run'}   -- and the data options of the experiment that made the run
 local model, config = ts.models.load(run)
 local final = ts.json.readFile(run .. '/final.json') or {}
+if opt.tta == 'run' then opt.tta = type(final.tta) == 'number' and final.tta or 1 end
 local g = ts.experiment.runData(run, final, opt)
 local unseen = ts.experiment.heldOut(run, final, g, 'a temperature')   -- a trainval run: the tracks it held out
 local cal, unfit = ts.experiment.calibrate(model, {valid = unseen}, ts.data.preprocess(config.preprocess), nil, opt.tta)

@@ -142,7 +142,10 @@ return function(t)
       t.truthy(ts.json.decode(t.readfile(dir .. '/tv/search.json')).threshold, 'a threshold fitted on held-out scenes')
       -- scripts/calibrate.lua refits on the same images; a run whose record names other images is refused
       local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=300'):format(t.tshost, ts.root, dir))
-      t.truthy(rc == 0 and o:find(('(1 view, %d validation images)'):format(held:size()), 1, true), o)
+      t.truthy(rc == 0 and o:find(('(8 views, %d validation images)'):format(held:size()), 1, true), 'the run\'s views: ' .. o)
+      -- a word that is no key=value was ignored: `calibrate.lua RUN 8` fitted one view
+      rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv 8'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 2 and o:find('calibrate.lua: 8 is no option (options are key=value, as tta=8; one RUN_DIR)', 1, true), o)
       final.trained_on.held_out.share = 0.25
       t.raises(function() ts.experiment.heldOut(dir .. '/tv', final, g) end,
                'tv/final.json: the held-out validation images were')
@@ -253,7 +256,7 @@ return function(t)
       t.truthy(rc == 0 and out:find('the temperature was fitted with 3 view(s), these predictions use 2', 1, true), out)
 
       -- the main job trained the sign detector and fitted its "no sign" threshold on 4 + 2 validation scenes
-      -- (at the one-view temperature; the run is now calibrated for 3 views, so that threshold no longer
+      -- (at the run's eight-view temperature; the run is now calibrated for 3 views, so that threshold no longer
       -- holds): scenes.lua measures the search on generated scenes, and predict searches one of them, prints
       -- the box and draws it
       t.truthy(io.open(dir .. '/base/detector/model.safetensors'), 'the main job trains the sign detector')
