@@ -106,7 +106,7 @@ return function(t)
       local dir = t.tmpdir()
       -- half the tracks held out (25 images): a one-epoch network gets some of them right and some wrong, so that they
       -- fit a temperature (a tenth, 5 images, might all be wrong)
-      run('baseline.lua', ('epochs=1 trainval=true held_out=0.5 detector_scenes=60 fit_scenes=4 run=%s/tv'):format(dir))
+      run('baseline.lua', ('epochs=1 trainval=true held_out=0.5 detector_scenes=60 fit_scenes=4 tta=8 run=%s/tv'):format(dir))
       local final = ts.json.decode(t.readfile(dir .. '/tv/final.json'))
       local g = ts.data.synthetic(final.synthetic)
       local kept, held, record = g.valid:splitTracks{share = 0.5}
@@ -123,8 +123,8 @@ return function(t)
       t.raises(function() ts.detect.train(g, {scenes = 10, sceens = 3}) end, 'ts.detect.train: unknown option sceens')
       local cal = ts.json.decode(t.readfile(dir .. '/tv/calibration.json'))
       t.eq(cal.valid_images, held:size())
-      -- the test set and the temperature with the main job's eight views of each image (ts.evaluate's tta): the
-      -- predictions are those of that evaluation, and predict reads the views from calibration.json
+      -- tta=8: the test set and the temperature with eight views of each image (ts.evaluate's tta): the predictions
+      -- are those of that evaluation, and predict reads the views from calibration.json
       t.eq(final.tta, 8); t.eq(cal.tta, 8)
       local model, config = ts.models.load(dir .. '/tv')
       local ev = ts.evaluate(model, g.test, {preprocess = ts.data.preprocess(config.preprocess), tta = 8})
@@ -256,7 +256,7 @@ return function(t)
       t.truthy(rc == 0 and out:find('the temperature was fitted with 3 view(s), these predictions use 2', 1, true), out)
 
       -- the main job trained the sign detector and fitted its "no sign" threshold on 4 + 2 validation scenes
-      -- (at the run's eight-view temperature; the run is now calibrated for 3 views, so that threshold no longer
+      -- (at the one-view temperature; the run is now calibrated for 3 views, so that threshold no longer
       -- holds): scenes.lua measures the search on generated scenes, and predict searches one of them, prints
       -- the box and draws it
       t.truthy(io.open(dir .. '/base/detector/model.safetensors'), 'the main job trains the sign detector')
