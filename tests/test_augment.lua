@@ -646,6 +646,12 @@ return function(t)
       t.raises(function() ts.transfer.foldInputScale(m) end, 'std[3] must be a finite number other than 0, got nil')
       t.raises(function() ts.transfer.gradualUnfreeze(ts.models.resnet8(), {stages = 1.5}) end,
                'ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got 1.5')
+      -- features: a plain preprocess table reached the loader, refused there under its name at a line of transfer.lua
+      local err = t.raises(function() ts.transfer.features(ts.models.resnet8(), g.train, {mean = {0.5}}) end,
+                           'transfer.features: preprocess must be the settings ts.data.preprocess{...} makes')
+      t.truthy(err:find('test_augment.lua:', 1, true), err)
+      t.raises(function() ts.transfer.features(ts.models.resnet8(), g.train.x) end,
+               'transfer.features(model, ds, preprocess, batch): ds must be a dataset (ts.data.Dataset)')
    end)
 
    t.test('augmentMatrix and synthesize name the argument or option they were given wrong', function()

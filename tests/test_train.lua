@@ -600,7 +600,9 @@ return function(t)
       local g = ts.data.synthetic{train = 8, valid = 2, test = 2, seed = 3}
       local net = nn.Sequential(nn.BatchNorm2d(3))
       t.raises(function() ts.updateBatchNorm(nn.Sequential, g.train) end, 'updateBatchNorm: model must be a module, got the class Sequential')
-      t.raises(function() ts.updateBatchNorm(net, g.train.x) end, 'updateBatchNorm: ds must be a ts.data.Dataset, got a table that is not one')
+      t.raises(function() ts.updateBatchNorm(net, g.train.x) end, 'updateBatchNorm(model, ds, opts): ds must be a dataset (ts.data.Dataset), got a table that is not one')
+      t.raises(function() ts.updateBatchNorm(net, g.train, {preprocess = {mean = {0.5}}}) end,
+               'updateBatchNorm: preprocess must be the settings ts.data.preprocess{...} makes, got a table it did not make')
       -- the seed went to C as a uint64: 1.5 drew as 1, -1 and NaN as 2^63, a string failed in the FFI
       for _, bad in ipairs({{1.5, '1.5'}, {-1, '-1'}, {0 / 0, 'nan'}, {'x', '"x"'}}) do
          t.raises(function() ts.updateBatchNorm(net, g.train, {seed = bad[1]}) end,
@@ -713,14 +715,19 @@ return function(t)
          [{sampler = 'bogus'}] = 'sampler must be one of downsample, sequential, shuffle, sqrt, upsample',
          [{precision = 'fp16'}] = "precision must be 'fp32' or 'bf16', got fp16",
          [{device = 'gpu'}] = "device must be 'cpu' or 'cuda', got gpu",
-         [{augment = 5}] = 'augment must be made by ts.data.augment{...}, got number',
-         [{preprocess = 'x'}] = 'preprocess must be made by ts.data.preprocess{...}, got string',
-         [{workers = 100000}] = 'workers must be 1 to 63, got 100000',
+         [{augment = 5}] = 'augment must be the settings ts.data.augment{...} makes, got number 5',
+         [{preprocess = 'x'}] = 'preprocess must be the settings ts.data.preprocess{...} makes, got string "x"',
+         [{workers = 100000}] = 'workers must be 1 to 32, got 100000',
          [{nesterov = 'false'}] = 'nesterov must be true or false, got string false',
          [{warmup = 5, epochs = 1}] = 'warmup (5 epochs) is longer than the training (1 epochs)',
          [{class_weights = {1, -1}}] = 'ts.train: class_weights: class weight 2 (class 1) is -1',
          [{class_weights = ts.zeros(43)}] = 'ts.train: class_weights: the class weights are all 0',
          [{on_epoch = 5}] = 'on_epoch must be a function(epoch, model, optimizer), got number',
+         -- a workers count the loader refuses (33 to 63) failed there, after the run directory was made
+         [{workers = 40}] = 'workers must be 1 to 32, got 40',
+         [{preprocess = {mean = {0.5}}}] = 'preprocess must be the settings ts.data.preprocess{...} makes, got a table it did not make',
+         [{augment = ts.data.preprocess{}}] = 'augment must be the settings ts.data.augment{...} makes, got the settings ts.data.preprocess',
+         [{data = {train = {x = 1}}}] = 'ts.train: data.train must be a dataset (ts.data.Dataset), got a table that is not one',
       }) do
          opts.run = dir
          bad(opts, words)
@@ -749,6 +756,140 @@ return function(t)
       t.raises(function() ts.metrics.confusion({0}, {0 / 0}, 3) end, 'confusion: target 1 is nan')
       t.raises(function() ts.metrics.confusion({0}, {0}) end, 'confusion: classes must be a whole number from 1')
       t.raises(function() ts.metrics.mostConfused({classes = 2}) end, 'mostConfused: expected a confusion matrix')
+   end)
+
+   -- an error of a check here names the call and points at the line that called it (this file), not inside the library
+   local function at_caller(err) return err:find('test_train.lua:%d+: ') ~= nil end
+
+   t.test('the loader refuses what is no dataset, settings ts.data did not make, and workers, flips, drop_last, device it cannot take', function()
+      local g = small_data(20)
+      local function bad(ds, opts, words)
+         local err = t.raises(function() local l = ts.data.Loader(ds, opts) end, words)
+         t.truthy(at_caller(err), 'not at the caller: ' .. err)
+      end
+      -- no dataset: indexed inside
+      bad(nil, {}, 'Loader(ds, opts): ds must be a dataset (ts.data.Dataset), got nil')
+      bad({x = g.train.x}, {}, 'ds must be a dataset (ts.data.Dataset), got a table that is not one')
+      -- settings tables not made by ts.data: a plain preprocess reached C as none (unnormalized images, no word), a plain
+      -- augment or a number failed on indexing, the one kind for the other in the FFI
+      bad(g.train, {preprocess = {mean = {0.5, 0.5, 0.5}, std = {0.1, 0.1, 0.1}}},
+          'Loader: preprocess must be the settings ts.data.preprocess{...} makes, got a table it did not make')
+      bad(g.train, {augment = {rotate = 10}}, 'Loader: augment must be the settings ts.data.augment{...} makes')
+      bad(g.train, {augment = 5}, 'augment must be the settings ts.data.augment{...} makes, got number 5')
+      bad(g.train, {augment = ts.data.preprocess{}}, 'got the settings ts.data.preprocess{...} makes')
+      bad(g.train, {preprocess = ts.data.augment{}}, 'got the settings ts.data.augment{...} makes')
+      -- workers cut from 2.5 to 2, or reaching C as a depth of -2^31; drop_last = 0 true in Lua
+      bad(g.train, {workers = 2.5}, 'Loader: workers must be a whole number, 1 to 32 workers, got 2.5')
+      bad(g.train, {workers = 2 ^ 40}, 'got 1099511627776')
+      bad(g.train, {workers = 'x'}, 'got "x"')
+      bad(g.train, {drop_last = 0}, 'Loader: drop_last must be true or false, got 0')
+      bad(g.train, {device = 'gpu'}, "Loader: device must be 'cpu' or 'cuda', got \"gpu\"")
+      bad(g.train, {sampler = {}}, 'Loader: sampler must be one of downsample, sequential, shuffle, sqrt, upsample or a function')
+      -- flip maps: a number failed on indexing, a class of 1.5 was cut to 1, one of 1000 labelled mirrored images 1000
+      local flip = ts.data.augment{flip = 1}
+      bad(g.train, {augment = flip, flips = 5}, 'Loader: flips must be a table {[class] = class of its mirror image}, got 5')
+      bad(g.train, {augment = flip, flips = {[1] = 1.5}}, 'Loader: flips maps 1 to 1.5; both must be class ids')
+      bad(g.train, {augment = flip, flips = {[0] = 1000}}, 'flips maps 0 to 1000')
+      bad(g.train, {augment = flip, flips = {['11'] = 11}}, 'flips maps "11" to 11')
+      -- what it takes still goes
+      local l = ts.data.Loader(g.train, {batch = 8, drop_last = true, workers = 2, augment = flip, flips = {[3] = 3},
+                                         preprocess = ts.data.preprocess{mean = {0.5}, std = {0.25}}, device = 'cpu'})
+      local n = 0
+      for x in l:epoch() do n = n + x:size(1) end
+      t.eq(n, 16)
+      -- ts.data.batch takes the same checks
+      t.raises(function() ts.data.batch(g.train, {1}, {preprocess = {mean = {0.5}}}) end,
+               'ts.data.batch: preprocess must be the settings ts.data.preprocess{...} makes')
+      t.raises(function() ts.data.batch(nil, {1}) end, 'ts.data.batch(ds, positions, opts): ds must be a dataset')
+   end)
+
+   t.test('Loader:epoch refuses a first batch or seed that is no whole number, and an iterator a later epoch stopped', function()
+      local g = small_data(20)
+      local aug = ts.data.augment{rotate = 20, noise = 0.1}
+      local l = ts.data.Loader(g.train, {batch = 4, sampler = 'sequential', augment = aug})
+      -- seeds go to C as a uint64: 1.5 drew seed 1's images, -0.5 seed 0's, NaN and 1e30 those of 2^63
+      for _, seed in ipairs({1.5, -0.5, 0 / 0, 1e30, '5'}) do
+         local err = t.raises(function() local it = l:epoch(1, seed) end, 'Loader:epoch(first, seed): seed must be a whole number from 0 to 2^53')
+         t.truthy(at_caller(err), err)
+      end
+      t.raises(function() ts.data.batch(g.train, {1}, {augment = aug, seed = 1.5}) end, 'ts.data.batch: seed must be a whole number')
+      -- a first batch of 1.5 started at batch 1, NaN reached C as -2^31
+      for _, first in ipairs({1.5, 0, 0 / 0, '2'}) do
+         t.raises(function() local it = l:epoch(first) end, 'Loader:epoch(first, seed): first must be a whole number of a batch from 1')
+      end
+      -- whole seeds give their draws, the same each time
+      local a = l:epoch(2, 7)()
+      t.near(l:epoch(2, 7)(), a, 0, 0)
+      t.truthy(not l:epoch(2, 8)():equal(a), 'another seed, other draws')
+      -- two epochs at once: the first one's iterator went on with the second's batches without a word
+      local first_epoch = l:epoch(1, 3)
+      first_epoch()
+      local second = l:epoch(3, 3)
+      t.raises(first_epoch, 'Loader: this epoch was stopped by a later loader:epoch() (a loader runs one epoch at a time)')
+      local _, y = second()
+      t.eq(y[1], g.train.y[9], 'the later epoch goes on from its own start')
+      l:close()
+   end)
+
+   t.test('evaluate refuses a dataset, preprocess, tta or option it cannot use, at the caller, before evaluating', function()
+      local g = small_data(20)
+      local net = tiny_net()
+      local function bad(ds, opts, words)
+         local err = t.raises(function() local e = ts.evaluate(net, ds, opts) end, words)
+         t.truthy(at_caller(err), 'not at the caller: ' .. err)
+      end
+      bad({x = g.test.x, y = g.test.y}, {}, 'evaluate(model, dataset, opts): dataset must be a dataset (ts.data.Dataset), got a table that is not one')
+      -- no images: refused by the confusion matrix under its name (and with class names an accuracy of 0)
+      bad(ts.data.Dataset(ts.zeros({0, 32, 32, 3}, 'uint8'), ts.zeros({0}, 'int64'), {[0] = 'a'}), {},
+          'evaluate: the dataset has no images to evaluate')
+      -- a plain table as preprocess evaluated the images unnormalized, without a word
+      bad(g.test, {preprocess = {mean = {0.5, 0.5, 0.5}, std = {0.1, 0.1, 0.1}}},
+          'evaluate: preprocess must be the settings ts.data.preprocess{...} makes, got a table it did not make')
+      bad(g.test, {preprocess = ts.data.augment{}}, 'got the settings ts.data.augment{...} makes')
+      bad(g.test, {device = 'gpu'}, "evaluate: device must be 'cpu' or 'cuda', got \"gpu\"")
+      bad(g.test, {logits = 'no'}, 'evaluate: logits must be true or false, got "no"')
+      bad(g.test, {auto_microbatch = 1}, 'evaluate: auto_microbatch must be true or false, got 1')
+      -- tta: {view = 2} evaluated 8 views; a plain augment failed on indexing inside
+      bad(g.test, {tta = {view = 2}}, 'evaluate: tta: unknown option view (known: augment, seed, views)')
+      bad(g.test, {tta = {views = 2, augment = {rotate = 5}}}, 'evaluate: tta augment must be the settings ts.data.augment{...} makes')
+      bad(g.test, {tta = {views = 2, augment = ts.data.preprocess{}}}, 'got the settings ts.data.preprocess{...} makes')
+      -- with auto_microbatch (the evaluation inside a pcall) the errors point at the caller too
+      bad(g.test, {auto_microbatch = true, tta = {views = 2, seed = 1.5}}, 'evaluate: tta seed must be a whole number')
+      local few = nn.Sequential(nn.Conv2d(3, 4, 3, {stride = 2, padding = 1}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                nn.Linear(256, 2))
+      for _, opts in ipairs({{}, {auto_microbatch = true}}) do
+         local err = t.raises(function() local e = ts.evaluate(few, g.test, opts) end, 'is outside the model\'s 2 classes')
+         t.truthy(at_caller(err), 'not at the caller: ' .. err)
+      end
+   end)
+
+   t.test('ensemble refuses members of other images, labels of other images or not whole, and logits that are no [N, classes]', function()
+      local g = ts.data.synthetic{train = 8, valid = 10, test = 10, seed = 6}
+      ts.manualSeed(2)
+      local net, net2 = tiny_net(), tiny_net()
+      local a, b = ts.evaluate(net, g.test, {logits = true}), ts.evaluate(net2, g.test, {logits = true, tta = 2})
+      t.eq(a.data, g.test:fingerprint())
+      local e = ts.ensemble({a, b}, g.test.y)
+      t.eq(e.data, a.data)
+      t.eq(e.pred:numel(), 10)
+      -- evaluations of as many other images, or the labels of other images, were averaged without a word
+      local other = ts.evaluate(net2, g.valid, {logits = true})
+      local function bad(evals, y, words)
+         local err = t.raises(function() local r = ts.ensemble(evals, y) end, words)
+         t.truthy(at_caller(err), 'not at the caller: ' .. err)
+      end
+      bad({a, other}, g.test.y, 'ensemble: member 2 evaluated other images than member 1')
+      bad({a, b}, g.valid.y, 'ensemble: y are not the labels of the images the members evaluated')
+      -- labels read through a pointer as int64: 1.5 was class 1, then refused by the confusion matrix under its name
+      bad({a, b}, g.test.y:float():add(0.5), 'ensemble: label 1 is ')
+      bad({a, b}, ts.full({10}, 0 / 0), 'is nan; labels are class ids, whole numbers')
+      -- a member's logits as a table or 1-d failed inside, on a method or a size
+      bad({a, {logits = {{1, 2}}}}, g.test.y, "ensemble: member 2's logits must be [N, classes], got {")
+      bad({a, {logits = ts.zeros(10)}}, g.test.y, "ensemble: member 2's logits must be [N, classes], got [10]")
+      bad({a, {logits = ts.zeros({10, 43}, 'int64')}}, g.test.y, 'ensemble: member 2 has int64 scores; float scores are needed')
+      bad({{logits = ts.zeros(0, 3)}}, ts.zeros({0}, 'int64'), 'ensemble: the members scored no images')
+      -- a label outside the classes pointed at the caller's caller
+      bad({{logits = ts.zeros(2, 2)}}, ts.tensor({0, 2}, 'int64'), "ensemble: label 2 of image 2 is outside the model's 2 classes")
    end)
 
    t.test('a resume that fails at its first step leaves the run\'s config.json as it was', function()

@@ -22,20 +22,16 @@ function M.update(model, ds, opts)
    keys.check('updateBatchNorm', opts, options, 2)   -- batch_size = 0 was ignored
    -- a class (ts.nn.Sequential unmade) or a tensor as ds passed the checks of an apply and a size, and failed inside
    nn.Module.check(model, 'updateBatchNorm: model', 2)
-   if getmetatable(ds) ~= data.DatasetClass then
-      error(('updateBatchNorm: ds must be a ts.data.Dataset, got %s'):format(type(ds) == 'table' and
-            'a table that is not one' or keys.show(ds)), 2)
-   end
+   data.checkDataset(ds, 'updateBatchNorm(model, ds, opts)', 'ds', 2)
+   -- (a bad preprocess or augment was refused by the loader, named so and at a line of this file)
+   data.checkSettings(opts.preprocess, 'preprocess', 'updateBatchNorm', 2)
+   data.checkSettings(opts.augment, 'augment', 'updateBatchNorm', 2)
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end
    local batch = opts.batch or 128
    if type(batch) ~= 'number' or batch < 1 or batch % 1 ~= 0 then
       error(('updateBatchNorm: batch must be a positive whole number, got %s'):format(tostring(batch)), 2)
    end
-   -- the seed goes to C as a uint64: 1.5 gave seed 1's draws, -1 and NaN those of 2^63, a string an FFI error
-   local seed = opts.seed
-   if seed ~= nil and not (type(seed) == 'number' and seed % 1 == 0 and seed >= 0 and seed <= 2 ^ 53) then
-      error(('updateBatchNorm: seed must be a whole number from 0 to 2^53, got %s'):format(keys.show(seed)), 2)
-   end
+   data.checkSeed(opts.seed, 'updateBatchNorm', 2)   -- C takes it as a uint64: 1.5 gave seed 1's draws
    -- a last batch of one image failed in a BatchNorm1d (one value a channel has no variance; PyTorch's update_bn fails
    -- alike): the statistics are gathered exactly over all images, so a batch a little smaller gives the same numbers
    local n = ds:size()

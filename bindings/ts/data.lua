@@ -460,9 +460,16 @@ end
 -- was trained on: "N images HxWxC, crc32c XXXXXXXX, labels crc32c XXXXXXXX" (CRC-32C of the uint8 pixels and of
 -- the int64 labels, 28 ms for GTSRB's training set)
 function Dataset:fingerprint()
-   local x, y = self.x:contiguous(), self.y:contiguous()
-   return ('%d images %dx%dx%d, crc32c %08x, labels crc32c %08x'):format(self:size(), x:size(2), x:size(3), x:size(4),
-      C.ts_crc32c(x:data(), x:numel()), C.ts_crc32c(y:data(), y:numel() * 8))
+   local x = self.x:contiguous()
+   return ('%d images %dx%dx%d, crc32c %08x, labels crc32c %s'):format(self:size(), x:size(2), x:size(3), x:size(4),
+      C.ts_crc32c(x:data(), x:numel()), data.labelsCrc(self.y))
+end
+
+-- The CRC-32C of labels (class ids, read as int64) in hex, as fingerprints show it: what ts.ensemble matches its
+-- members' labels by
+function data.labelsCrc(y)
+   local l = y:cpu():long():contiguous()
+   return ('%08x'):format(C.ts_crc32c(l:data(), l:numel() * 8))
 end
 
 -- The fingerprints of the splits of sets ({train =, valid =, test =}; a split not given is 'none'), as a run

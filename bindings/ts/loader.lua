@@ -14,6 +14,48 @@ local C, check, fail = cffi.C, cffi.check, cffi.fail
 
 local M = {}
 
+-- ---- the checks of what batches are made from, shared by every taker (the Loader, ts.data.batch, ts.data.synthesize,
+-- ts.evaluate, ts.train) -----------------------------------------------------------------------------------------
+
+-- ds, unless it is no dataset (ts.data.Dataset, or a table with its images x, labels y, size and numClasses): an error
+-- "<what>: <name> must be a dataset (ts.data.Dataset), got ..." at `level` as error's, counted from the caller (nil and
+-- tables without them failed on indexing inside)
+function M.checkDataset(ds, what, name, level)
+   if not (type(ds) == 'table' and T.isTensor(ds.x) and T.isTensor(ds.y) and type(ds.size) == 'function' and
+           type(ds.numClasses) == 'function') then
+      error(('%s: %s must be a dataset (ts.data.Dataset), got %s'):format(what, name,
+            type(ds) == 'table' and 'a table that is not one' or keys.show(ds)), level + 1)
+   end
+   return ds
+end
+
+-- v, unless it is neither nil nor the settings ts.data.<kind>{...} makes (kind 'augment' or 'preprocess'): an error
+-- "<what>: <name> must be the settings ts.data.<kind>{...} makes, got ..." (name: kind unless given) at `level` as
+-- error's, counted from the caller. A plain table of settings reached C as none at all (preprocess = {mean = ..., std =
+-- ...} gave unnormalized images without a word, augment = {rotate = 10} no augmentation), a number failed on indexing
+-- inside, and the one kind given for the other failed in the FFI.
+local settings_types = {augment = ffi.typeof('ts_augment'), preprocess = ffi.typeof('ts_preprocess')}
+function M.checkSettings(v, kind, what, level, name)
+   if v == nil or (type(v) == 'table' and ffi.istype(settings_types[kind], v.c) and type(v.settings) == 'table') then
+      return v
+   end
+   local got = type(v) ~= 'table' and type(v) .. ' ' .. keys.show(v) or
+               ('a table it did not make (make it with ts.data.%s{...})'):format(kind)
+   for other, ct in pairs(settings_types) do
+      if type(v) == 'table' and ffi.istype(ct, v.c) then got = ('the settings ts.data.%s{...} makes'):format(other) end
+   end
+   error(('%s: %s must be the settings ts.data.%s{...} makes, got %s'):format(what, name or kind, kind, got), level + 1)
+end
+
+-- a seed for the augmentation's draws, which C takes as a uint64: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30
+-- those of 2^63, a string an FFI error
+function M.checkSeed(seed, what, level)
+   if seed ~= nil and not (type(seed) == 'number' and seed % 1 == 0 and seed >= 0 and seed <= 2 ^ 53) then
+      error(('%s: seed must be a whole number from 0 to 2^53, got %s'):format(what, keys.show(seed)), level + 1)
+   end
+   return seed
+end
+
 -- a setting's number, refused when it is not a finite number (a NaN rotation reaches the warp as a NaN
 -- matrix; math.huge as an infinite one)
 local function finite(v, what, name, level)
@@ -162,8 +204,23 @@ M.gtsrbFlips = {[11] = 11, [12] = 12, [13] = 13, [15] = 15, [17] = 17, [18] = 18
                 [30] = 30, [35] = 35, [19] = 20, [20] = 19, [33] = 34, [34] = 33, [36] = 37, [37] = 36, [38] = 39,
                 [39] = 38}
 
-local function flip_array(map, classes)
+-- a flip map {[class] = class of the mirror image} as C's array over classes 0 .. classes-1 (-1: never mirrored). Keys
+-- and classes are whole numbers in that range, else an error naming `what` at `level` (counted from the caller): a
+-- number or true failed on indexing inside, a class of 1.5 was cut to 1, one of 1000 labelled mirrored images 1000,
+-- a key '11' (a string) or 50 was ignored
+local function flip_array(map, classes, what, level)
    if not map then return nil, 0 end
+   if type(map) ~= 'table' then
+      error(('%s: flips must be a table {[class] = class of its mirror image}, got %s'):format(what, keys.show(map)),
+            level + 1)
+   end
+   local function class(c) return type(c) == 'number' and c % 1 == 0 and c >= 0 and c < classes end
+   for k, v in pairs(map) do
+      if not (class(k) and class(v)) then
+         error(('%s: flips maps %s to %s; both must be class ids, whole numbers 0 .. %d'):format(what, keys.show(k),
+               keys.show(v), classes - 1), level + 1)
+      end
+   end
    local arr = ffi.new('int32_t[?]', classes)
    for c = 0, classes - 1 do arr[c] = map[c] or -1 end
    return arr, classes
@@ -267,15 +324,11 @@ end
 function M.synthesize(ds, target, augment)
    -- (a nil dataset or target failed on indexing or arithmetic inside)
    local call = 'ts.data.synthesize(ds, target [, augment])'
-   if type(ds) ~= 'table' or not T.isTensor(ds.x) or not T.isTensor(ds.y) or type(ds.size) ~= 'function' then
-      error(('%s: ds must be a dataset (ts.data.Dataset), got %s'):format(call, tostring(ds)), 2)
-   end
+   M.checkDataset(ds, call, 'ds', 2)
    if not (T.isFinite(target) and target % 1 == 0 and target >= 0) then
       error(('%s: target must be a whole number of images per class from 0, got %s'):format(call, tostring(target)), 2)
    end
-   if augment ~= nil and not (type(augment) == 'table' and augment.c ~= nil and type(augment.settings) == 'table') then
-      error(('%s: augment must be the settings ts.data.augment{...} makes, got %s'):format(call, tostring(augment)), 2)
-   end
+   M.checkSettings(augment, 'augment', call, 2)
    local strong = augment or M.augment{rotate = 15, scale = {0.85, 1.15}, translate = 0.1, shear = 8, perspective = 0.05,
                                        brightness = 0.4, contrast = 0.4, saturation = 0.3, gamma = {0.7, 1.5},
                                        blur = {0.3, 1.0}, noise = 0.03}
@@ -305,23 +358,52 @@ Loader.__index = Loader
 -- batches do not depend on it), device ('cpu'; 'cuda': the images arrive on the GPU, finished there)
 local loader_options = {batch = 1, drop_last = 1, sampler = 1, augment = 1, preprocess = 1, flips = 1, workers = 1,
                         prefetch = 1, device = 1}
+-- the sampler s names (nil: 'shuffle') or is, unless it is neither one of M.samplers' names nor a function: an error
+-- "<what>: sampler must be one of ..., got ..." at `level` as error's, counted from the caller
+function M.checkSampler(s, what, level)
+   local sampler = type(s) == 'function' and s or M.samplers[s == nil and 'shuffle' or s]
+   if type(sampler) ~= 'function' then
+      local known = {}
+      for name in pairs(M.samplers) do known[#known + 1] = name end
+      table.sort(known)
+      error(('%s: sampler must be one of %s or a function(dataset) -> order, got %s'):format(what,
+            table.concat(known, ', '), keys.show(s)), level + 1)
+   end
+   return sampler
+end
+
 function M.Loader(ds, opts)
    opts = opts or {}
    keys.check('Loader', opts, loader_options, 2)   -- batch_size = 2 was ignored: batches of 128
-   for _, k in ipairs({'batch', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size (C checks workers)
+   M.checkDataset(ds, 'Loader(ds, opts)', 'ds', 2)
+   for _, k in ipairs({'batch', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size
       local v = opts[k]
       if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
          error(('Loader: %s must be a whole number from 1 to 2^24, got %s'):format(k, tostring(v)), 2)
       end
    end
+   -- workers as well: 2.5 was cut to 2 threads, 2^40 and NaN reached C as a prefetch depth of -2^31, a string failed in
+   -- the arithmetic
+   local workers = opts.workers or 1
+   if not (type(workers) == 'number' and workers % 1 == 0 and workers >= 1 and workers <= C.TS_LOADER_MAX_WORKERS) then
+      error(('Loader: workers must be a whole number, 1 to %d workers, got %s'):format(C.TS_LOADER_MAX_WORKERS,
+            keys.show(workers)), 2)
+   end
+   -- drop_last = 0 or 'no' is true in Lua, and dropped the last batch
+   if opts.drop_last ~= nil and type(opts.drop_last) ~= 'boolean' then
+      error(('Loader: drop_last must be true or false, got %s'):format(keys.show(opts.drop_last)), 2)
+   end
+   M.checkSettings(opts.augment, 'augment', 'Loader', 2)
+   M.checkSettings(opts.preprocess, 'preprocess', 'Loader', 2)
+   if opts.device ~= nil and opts.device ~= 'cpu' and opts.device ~= 'cuda' then
+      error(("Loader: device must be 'cpu' or 'cuda', got %s"):format(keys.show(opts.device)), 2)
+   end
    local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
-   self.sampler = type(opts.sampler) == 'function' and opts.sampler or M.samplers[opts.sampler or 'shuffle']
-   if not self.sampler then error('Loader: unknown sampler ' .. tostring(opts.sampler), 2) end
+   self.sampler = M.checkSampler(opts.sampler, 'Loader', 2)
    self.augment, self.preprocess = opts.augment, opts.preprocess or M.preprocess()
    local flips = opts.flips
    if flips == nil and self.augment and (self.augment.settings.flip or 0) > 0 then flips = M.gtsrbFlips end
-   self.flip_arr, self.flip_classes = flip_array(flips, math.max(ds:numClasses(), 43))
-   local workers = opts.workers or 1
+   self.flip_arr, self.flip_classes = flip_array(flips, math.max(ds:numClasses(), 43), 'Loader', 2)
    local l = C.ts_loader_new(ds.x._c, ds.y._c, self.augment and self.augment.c or nil, self.preprocess.c,
                              self.flip_arr, self.flip_classes, math.max(opts.prefetch or 3, workers + 1), workers,
                              T.deviceCode(opts.device or 'cpu'))
@@ -374,16 +456,29 @@ function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), 
 -- the augmentation's seed from `seed` when given. first (1-based, default 1): the batch to start at, for an
 -- epoch resumed in its middle (the batches are the ones an epoch from its start would give, without building
 -- those skipped)
+-- One epoch at a time: starting another stops this one, whose iterator then refuses to go on (it went on with the
+-- new epoch's batches, from wherever that one started).
 function Loader:epoch(first, seed)
    if self.c == nil then error('Loader: closed; it cannot start another epoch', 2) end
+   -- C's int took a first batch of 1.5 as 1, and NaN or 2^40 as -2^31
+   if first ~= nil and not (type(first) == 'number' and first % 1 == 0 and first >= 1 and first <= 2 ^ 31) then
+      error(('Loader:epoch(first, seed): first must be a whole number of a batch from 1, got %s'):format(
+            keys.show(first)), 2)
+   end
+   M.checkSeed(seed, 'Loader:epoch(first, seed)', 2)
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
    self.epoch_images = count   -- this epoch's, which a custom sampler may change from epoch to epoch
+   self.epochs_started = (self.epochs_started or 0) + 1
+   local this_epoch = self.epochs_started
    check(C.ts_loader_start(self.c, arr, count, self.batch, self.drop_last and 1 or 0, seed or C.ts_rng_u64(),
                            (first or 1) - 1))
    self.batches = C.ts_loader_batches(self.c)
    local x, y = ffi.new('ts_tensor *[1]'), ffi.new('ts_tensor *[1]')
    return function()
       if self.c == nil then error('Loader: closed in the middle of its epoch', 2) end
+      if self.epochs_started ~= this_epoch then
+         error('Loader: this epoch was stopped by a later loader:epoch() (a loader runs one epoch at a time)', 2)
+      end
       local rc = C.ts_loader_next(self.c, x, y)
       if rc < 0 then fail() end
       if rc == 0 then return nil end
@@ -405,6 +500,10 @@ local batch_options = {preprocess = 1, augment = 1, flips = 1, seed = 1}
 function M.batch(ds, positions, opts)
    opts = opts or {}
    keys.check('ts.data.batch', opts, batch_options, 2)   -- preprocesss = ... was ignored: the images came unnormalized
+   M.checkDataset(ds, 'ts.data.batch(ds, positions, opts)', 'ds', 2)
+   M.checkSettings(opts.augment, 'augment', 'ts.data.batch', 2)
+   M.checkSettings(opts.preprocess, 'preprocess', 'ts.data.batch', 2)
+   M.checkSeed(opts.seed, 'ts.data.batch', 2)
    -- a list or a 1-d tensor of 1-based positions (as Dataset:subset takes), each a whole number in the dataset: a
    -- hole made the rest image 1, a tensor an empty batch, a fraction another image
    if T.isTensor(positions) and positions:dim() == 1 then positions = positions:totable() end
@@ -426,7 +525,7 @@ function M.batch(ds, positions, opts)
    local x, y = T.zeros(n, oc, h, w), T.zeros({n}, 'int64')
    local flips = opts.flips
    if flips == nil and opts.augment and (opts.augment.settings.flip or 0) > 0 then flips = M.gtsrbFlips end
-   local farr, fc = flip_array(flips, math.max(ds:numClasses(), 43))
+   local farr, fc = flip_array(flips, math.max(ds:numClasses(), 43), 'ts.data.batch', 2)
    check(C.ts_batch_fill(x._c, y._c, ds.x._c, ds.y._c, idx, n, opts.augment and opts.augment.c or nil, ps, farr, fc,
                          opts.seed or C.ts_rng_u64()))
    return x, y

@@ -109,8 +109,8 @@ end
 local evaluate
 -- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
 -- the probability of the prediction), cm, summary, seconds, logits (float [N, classes], the log-probabilities,
--- when opts.logits)}. opts: batch, preprocess, device, logits, tta, auto_microbatch (an evaluation that runs
--- out of memory starts over with half the batch).
+-- when opts.logits), data (the dataset's fingerprint, which ts.ensemble matches)}. opts: batch, preprocess, device,
+-- logits, tta, auto_microbatch (an evaluation that runs out of memory starts over with half the batch), classes.
 -- tta (test-time augmentation): a number of views, or {views = n, augment = ts.data.augment{...}, seed = 1}.
 -- The first view is the image as it is; the others are drawn from the augmentation (by default small shifts,
 -- rotations and zooms: M.ttaAugment), the same draws on every call with the same seed. The prediction is
@@ -120,24 +120,67 @@ M.ttaAugment = {rotate = 6, scale = {0.94, 1.06}, translate = 0.05}
 -- started with it
 function M.ttaViewSeed(seed, view) return seed * 1000003 + view end
 local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta = 1, auto_microbatch = 1, classes = 1}
+local tta_options = {views = 1, augment = 1, seed = 1}
+
+-- opts.tta as {views, augment, seed}, refused when it makes no sense: an error at `level` as error's, counted from
+-- the caller (checked before the evaluation, whose auto_microbatch runs it inside a pcall)
+local function tta_settings(tta, level)
+   if tta == nil or tta == false then return {views = 1} end
+   if type(tta) == 'number' then tta = {views = tta} end
+   if type(tta) ~= 'table' then error('evaluate: tta must be a number of views or {views, augment, seed}', level + 1) end
+   keys.check('evaluate: tta', tta, tta_options, level + 1)   -- {view = 2} was ignored: 8 views
+   local views = tta.views or 8
+   if type(views) ~= 'number' or views < 1 or views % 1 ~= 0 or views > 1024 then
+      error(('evaluate: tta views must be a whole number 1..1024, got %s'):format(tostring(views)), level + 1)
+   end
+   -- a plain table of settings failed on indexing here, a number too, ts.data.preprocess{...} in the FFI
+   local augment = data.checkSettings(tta.augment, 'augment', 'evaluate', level + 1, 'tta augment') or
+                   data.augment(M.ttaAugment)
+   if (augment.settings.flip or 0) > 0 then
+      error('evaluate: tta augment cannot flip (a mirrored sign can be another class)', level + 1)
+   end
+   local seed = tta.seed or 1
+   if type(seed) ~= 'number' or seed % 1 ~= 0 or seed < 0 or seed >= 2 ^ 31 then
+      error(('evaluate: tta seed must be a whole number from 0 to 2^31, got %s'):format(tostring(seed)), level + 1)
+   end
+   return {views = views, augment = augment, seed = seed}
+end
+
 function M.evaluate(model, ds, opts)
    opts = opts or {}
    keys.check('evaluate', opts, evaluate_options, 2)   -- temprature = 2 was ignored, and the evaluation ran without it
    nn.Module.check(model, 'evaluate(model, dataset, opts): model', 2)
-   if type(ds) ~= 'table' or not ds.x or not ds.y then error('evaluate(model, dataset, opts): dataset must be a ts.data dataset', 2) end
+   -- (a table with x and y but without a dataset's methods failed inside)
+   data.checkDataset(ds, 'evaluate(model, dataset, opts)', 'dataset', 2)
+   -- no images have no accuracy: it failed in the confusion matrix, or, with class names, came out as 0
+   if ds:size() == 0 then error('evaluate: the dataset has no images to evaluate', 2) end
    for _, k in ipairs({'batch', 'classes'}) do
       local v = opts[k]
       if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
          error(('evaluate: %s must be a whole number >= 1, got %s'):format(k, tostring(v)), 2)
       end
    end
-   if not opts.auto_microbatch then return evaluate(model, ds, opts) end
+   -- checked here, not by the loader: a plain table of settings evaluated unnormalized images without a word
+   data.checkSettings(opts.preprocess, 'preprocess', 'evaluate', 2)
+   if opts.device ~= nil and opts.device ~= 'cpu' and opts.device ~= 'cuda' then
+      error(("evaluate: device must be 'cpu' or 'cuda', got %s"):format(keys.show(opts.device)), 2)
+   end
+   for _, k in ipairs({'logits', 'auto_microbatch'}) do   -- 0 or 'no' is true in Lua
+      if opts[k] ~= nil and type(opts[k]) ~= 'boolean' then
+         error(('evaluate: %s must be true or false, got %s'):format(k, keys.show(opts[k])), 2)
+      end
+   end
+   local tta = tta_settings(opts.tta, 2)
+   if not opts.auto_microbatch then
+      local out = evaluate(model, ds, opts, tta, 0)   -- not a tail call: its errors' levels count this call
+      return out
+   end
    local o = {}
    for k, v in pairs(opts) do o[k] = v end
    o.batch = o.batch or 256
    local was_training = model.train
    while true do
-      local ok, result = pcall(evaluate, model, ds, o)
+      local ok, result = pcall(evaluate, model, ds, o, tta, 1)
       if ok then
          if was_training then model:training() end
          return result
@@ -146,26 +189,6 @@ function M.evaluate(model, ds, opts)
       o.batch = math.ceil(o.batch / 2)
       release_memory(model)
    end
-end
-
--- opts.tta as {views, augment, seed}, refused when it makes no sense
-local function tta_settings(tta)
-   if tta == nil or tta == false then return {views = 1} end
-   if type(tta) == 'number' then tta = {views = tta} end
-   if type(tta) ~= 'table' then error('evaluate: tta must be a number of views or {views, augment, seed}', 4) end
-   local views = tta.views or 8
-   if type(views) ~= 'number' or views < 1 or views % 1 ~= 0 or views > 1024 then
-      error(('evaluate: tta views must be a whole number 1..1024, got %s'):format(tostring(views)), 4)
-   end
-   local augment = tta.augment or data.augment(M.ttaAugment)
-   if (augment.settings.flip or 0) > 0 then
-      error('evaluate: tta augment cannot flip (a mirrored sign can be another class)', 4)
-   end
-   local seed = tta.seed or 1
-   if type(seed) ~= 'number' or seed % 1 ~= 0 or seed < 0 or seed >= 2 ^ 31 then
-      error(('evaluate: tta seed must be a whole number from 0 to 2^31, got %s'):format(tostring(seed)), 4)
-   end
-   return {views = views, augment = augment, seed = seed}
 end
 
 -- The mean of several predictions' probabilities (views of an image, members of an ensemble), kept as
@@ -179,9 +202,11 @@ end
 -- (0-based) of prediction number `which` (1 for the first)
 -- scores as float32, which add_scores reads (float64 rounded; integer scores are no scores: refused, as they were
 -- read as floats, past their end for uint8)
-local function float_scores(o, what)
+local function float_scores(o, what, level)
    if o:dtype() == 'float32' then return o end
-   if o:dtype() ~= 'float64' then error(('%s %s scores; float scores are needed'):format(what, o:dtype()), 0) end
+   if o:dtype() ~= 'float64' then
+      error(('%s %s scores; float scores are needed'):format(what, o:dtype()), level and level + 1 or 0)
+   end
    return o:float()
 end
 
@@ -209,8 +234,9 @@ local function add_scores(m, which, first, rows, scores)
 end
 
 -- evaluate's result from the mean probabilities: pred, confidence, loss (the mean negative log of the mean
--- probability of the label), cm, summary, logits (log mean probabilities, when want_logits)
-local function scores_result(m, y, want_logits, at_least_classes, where)
+-- probability of the label), cm, summary, logits (log mean probabilities, when want_logits); a label outside the
+-- classes is an error naming `where` at `level` as error's, counted from the caller
+local function scores_result(m, y, want_logits, at_least_classes, where, level)
    local n, classes = m.n, m.classes
    local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
    local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
@@ -227,7 +253,7 @@ local function scores_result(m, y, want_logits, at_least_classes, where)
       pp[i], cp[i] = arg, math.exp(best - log_count)
       local label = tonumber(yp[i])
       if label >= 0 and label < classes then loss_sum = loss_sum + log_count - acc[label]
-      else error(('%s: label %d of image %d is outside the model\'s %d classes'):format(where, label, i + 1, classes), 4) end
+      else error(('%s: label %d of image %d is outside the model\'s %d classes'):format(where, label, i + 1, classes), level + 1) end
    end
    local cm = metrics.confusion(pred, y, math.max(at_least_classes, classes))
    local summary = metrics.summary(cm)
@@ -235,10 +261,11 @@ local function scores_result(m, y, want_logits, at_least_classes, where)
            summary = summary, logits = logits or nil}
 end
 
-function evaluate(model, ds, opts)
+-- tta: what tta_settings made of opts.tta; depth: the calls between M.evaluate and this one beyond a direct call (1
+-- through pcall), for the errors that point at M.evaluate's caller
+function evaluate(model, ds, opts, tta, depth)
    local was_training = model.train
    local device = opts.device or model.device or 'cpu'
-   local tta = tta_settings(opts.tta)
    model:evaluate{fused = true}   -- only the logits are read: convolutions run with their batch norms folded in
    local n, start = ds:size(), now()
    local mean
@@ -262,40 +289,77 @@ function evaluate(model, ds, opts)
    end
    if was_training then model:training() end
    local out = scores_result(mean or mean_probability(n, 0), ds.y, opts.logits,
-                             math.max(ds:numClasses(), opts.classes or 0), 'evaluate')
+                             math.max(ds:numClasses(), opts.classes or 0), 'evaluate', 3 + depth)
    -- a NaN or an infinite score makes the loss NaN, and every such image class 0: an accuracy would mislead
    if out.loss ~= out.loss then
       error('evaluate: the model\'s scores hold NaN or infinities (a diverged or damaged model)', 0)
    end
    out.seconds = now() - start
+   -- which images and labels, for ts.ensemble to match its members and labels by
+   out.data, out.labels_crc = ds:fingerprint(), data.labelsCrc(ds.y)
    return out
 end
 
 -- An ensemble's evaluation from its members' evaluations of the same images (each with logits): the mean
 -- of their probabilities, as evaluate's result (loss, accuracy, pred, confidence, cm, summary, logits).
+-- Members that ts.evaluate made carry their dataset's fingerprint (data): those of other images, or labels y of other
+-- images, are refused, as other sizes and class counts are (of the same size they were averaged without a word).
 function M.ensemble(evals, y)
    if type(evals) ~= 'table' or #evals == 0 then error('ensemble: no member evaluations', 2) end
    for k = 1, table.maxn(evals) do
       if type(evals[k]) ~= 'table' then error(('ensemble: member %d is missing'):format(k), 2) end
    end
-   local first = evals[1].logits or error('ensemble: member 1 was evaluated without logits = true', 2)
-   if not T.isTensor(first) or first:dim() ~= 2 then error('ensemble: member 1\'s logits must be [N, classes]', 2) end
-   -- the labels are read through a pointer, one per image
-   if not T.isTensor(y) or y:numel() ~= first:size(1) then
-      error(('ensemble: %d images but %s labels'):format(first:size(1), T.isTensor(y) and y:numel() or type(y)), 2)
-   end
-   local mean = mean_probability(first:size(1), first:size(2))
+   -- each member's scores [N, classes] as float32 (a table or a 1-d tensor failed on a method or a size inside)
+   local scores = {}
    for k, ev in ipairs(evals) do
-      local l = ev.logits and float_scores(ev.logits, ('ensemble: member %d has'):format(k)):contiguous()
-                or error(('ensemble: member %d was evaluated without logits = true'):format(k), 2)
-      if l:dim() ~= 2 or l:size(1) ~= mean.n or l:size(2) ~= mean.classes then
-         error(('ensemble: member %d scored %dx%d, member 1 %dx%d (the same images and classes are needed)'):format(
-            k, l:size(1), l:size(2), mean.n, mean.classes), 2)
+      local l = ev.logits
+      if l == nil then error(('ensemble: member %d was evaluated without logits = true'):format(k), 2) end
+      if not T.isTensor(l) or l:dim() ~= 2 then
+         error(('ensemble: member %d\'s logits must be [N, classes], got %s'):format(k,
+               T.isTensor(l) and tostring(l:size()) or keys.show(l)), 2)
       end
-      add_scores(mean, k, 0, mean.n, ffi.cast('float *', l:data()))
+      scores[k] = float_scores(l, ('ensemble: member %d has'):format(k), 2):cpu():contiguous()
    end
-   local out = scores_result(mean, y, true, 0, 'ensemble')
+   local n, classes = scores[1]:size(1), scores[1]:size(2)
+   for k, l in ipairs(scores) do
+      if l:size(1) ~= n or l:size(2) ~= classes then
+         error(('ensemble: member %d scored %dx%d, member 1 %dx%d (the same images and classes are needed)'):format(
+            k, l:size(1), l:size(2), n, classes), 2)
+      end
+   end
+   if n == 0 then error('ensemble: the members scored no images', 2) end
+   -- the labels are read through a pointer, one per image, as whole numbers: 1.7 was read as class 1, and refused
+   -- later by the confusion matrix under its own name
+   if not T.isTensor(y) or y:numel() ~= n then
+      error(('ensemble: %d images but %s labels'):format(n, T.isTensor(y) and y:numel() or type(y)), 2)
+   end
+   local yd = y:cpu():double():contiguous()
+   local yp = ffi.cast('double *', yd:data())
+   for i = 0, n - 1 do
+      if yp[i] % 1 ~= 0 then
+         error(('ensemble: label %d is %s; labels are class ids, whole numbers'):format(i + 1, tostring(yp[i])), 2)
+      end
+   end
+   -- the members' images and y, where ts.evaluate recorded them (the dataset's fingerprint and its labels' CRC)
+   local first_data
+   for k, ev in ipairs(evals) do
+      if type(ev.data) == 'string' then
+         first_data = first_data or {k = k, data = ev.data, labels_crc = ev.labels_crc}
+         if ev.data ~= first_data.data then
+            error(('ensemble: member %d evaluated other images than member %d (%s, not %s)'):format(k, first_data.k,
+                  ev.data, first_data.data), 2)
+         end
+      end
+   end
+   if first_data and first_data.labels_crc and data.labelsCrc(y) ~= first_data.labels_crc then
+      error(('ensemble: y are not the labels of the images the members evaluated (member %d: %s)'):format(
+            first_data.k, first_data.data), 2)
+   end
+   local mean = mean_probability(n, classes)
+   for k, l in ipairs(scores) do add_scores(mean, k, 0, n, ffi.cast('float *', l:data())) end
+   local out = scores_result(mean, y, true, 0, 'ensemble', 2)
    if out.loss ~= out.loss then error('ensemble: a member\'s logits hold NaN or infinities', 2) end
+   out.data, out.labels_crc = first_data and first_data.data, first_data and first_data.labels_crc
    return out
 end
 
@@ -549,31 +613,25 @@ local function check_options(user, cfg)
    if cfg.warmup > cfg.epochs then
       error(('ts.train: warmup (%g epochs) is longer than the training (%d epochs)'):format(cfg.warmup, cfg.epochs), 3)
    end
-   if cfg.workers and cfg.workers > 63 then error('ts.train: workers must be 1 to 63, got ' .. cfg.workers, 3) end
+   -- (63 passed here, and the loader refused more than it takes after the run directory was made)
+   if cfg.workers and cfg.workers > C.TS_LOADER_MAX_WORKERS then
+      error(('ts.train: workers must be 1 to %d, got %s'):format(C.TS_LOADER_MAX_WORKERS, cfg.workers), 3)
+   end
    for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do
       if cfg[key] ~= nil and type(cfg[key]) ~= 'boolean' then
          error(('ts.train: %s must be true or false, got %s %s'):format(key, type(cfg[key]), tostring(cfg[key])), 3)
       end
    end
-   if not (type(cfg.sampler) == 'function' or data.samplers[cfg.sampler]) then
-      local known = {}
-      for name in pairs(data.samplers) do known[#known + 1] = name end
-      table.sort(known)
-      error(('ts.train: sampler must be one of %s or a function(dataset) -> order, got %s'):format(
-            table.concat(known, ', '), tostring(cfg.sampler)), 3)
-   end
+   data.checkSampler(cfg.sampler, 'ts.train', 3)
    if cfg.precision ~= 'fp32' and cfg.precision ~= 'bf16' then
       error(("ts.train: precision must be 'fp32' or 'bf16', got %s"):format(tostring(cfg.precision)), 3)
    end
    if cfg.device ~= nil and cfg.device ~= 'cpu' and cfg.device ~= 'cuda' then
       error(("ts.train: device must be 'cpu' or 'cuda', got %s"):format(tostring(cfg.device)), 3)
    end
-   for _, key in ipairs({'augment', 'preprocess'}) do
-      local v = cfg[key]
-      if v ~= nil and not (type(v) == 'table' and v.c ~= nil and v.settings ~= nil) then
-         error(('ts.train: %s must be made by ts.data.%s{...}, got %s'):format(key, key, type(v)), 3)
-      end
-   end
+   -- the loader's check, before the run directory is made
+   data.checkSettings(cfg.augment, 'augment', 'ts.train', 3)
+   data.checkSettings(cfg.preprocess, 'preprocess', 'ts.train', 3)
    if cfg.on_epoch ~= nil and type(cfg.on_epoch) ~= 'function' then
       error('ts.train: on_epoch must be a function(epoch, model, optimizer), got ' .. type(cfg.on_epoch), 3)
    end
@@ -597,7 +655,12 @@ local function check_options(user, cfg)
       cfg.mix = m
    end
    if cfg.mix and cfg.distill then error('ts.train: mix and distill together are not supported (the teachers would see mixed images)', 3) end
-   if not cfg.data or not cfg.data.train then error('ts.train: data = {train = dataset, valid = dataset} is required', 3) end
+   if type(cfg.data) ~= 'table' or not cfg.data.train then
+      error('ts.train: data = {train = dataset, valid = dataset} is required', 3)
+   end
+   -- (a table that is no dataset failed inside, on a method it lacks)
+   data.checkDataset(cfg.data.train, 'ts.train', 'data.train', 3)
+   if cfg.data.valid then data.checkDataset(cfg.data.valid, 'ts.train', 'data.valid', 3) end
    if cfg.data.train:size() == 0 then error('ts.train: the training set has no images', 3) end
    if cfg.data.valid and cfg.data.valid:size() == 0 then error('ts.train: the validation set has no images', 3) end
    if cfg.early_stop and not cfg.data.valid then

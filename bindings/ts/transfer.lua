@@ -172,6 +172,10 @@ end
 
 -- the penultimate features (the output of the model's `flatten` child) of every image, in order
 function M.features(model, ds, preprocess, batch)
+   -- (a bad one was refused by the loader, named so and at a line of this file)
+   Module.check(model, 'transfer.features(model, ds, preprocess, batch): model', 2)
+   data.checkDataset(ds, 'transfer.features(model, ds, preprocess, batch)', 'ds', 2)
+   data.checkSettings(preprocess, 'preprocess', 'transfer.features', 2)
    model:evaluate{fused = true}   -- the flatten child is never inside a fused group
    local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
    local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess,
