@@ -234,15 +234,37 @@ return function(t)
          return nn.Sequential(nn.Conv2d(3, 6, 3, {padding = 1}), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                               nn.Linear(6 * 16 * 16, 5), nn.BatchNorm1d(5))
       end)
-      t.eq(ts.updateBatchNorm(cpu, g.train, {batch = 16}), 2)
-      t.eq(ts.updateBatchNorm(gpu, g.train, {batch = 16}), 2)
-      local pc, pg = cpu:stateDict(), gpu:stateDict()
-      for i = 1, #pc do
-         if pc[i][1]:find('running_') then
-            t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
-            t.near(pg[i][2]:cpu(), pc[i][2], 1e-4, 1e-5, pc[i][1])
+      -- batches of 11 leave one image for the last, which the BatchNorm1d could not take statistics of
+      for _, batch in ipairs({16, 11}) do
+         t.eq(ts.updateBatchNorm(cpu, g.train, {batch = batch}), 2)
+         t.eq(ts.updateBatchNorm(gpu, g.train, {batch = batch}), 2)
+         local pc, pg = cpu:stateDict(), gpu:stateDict()
+         for i = 1, #pc do
+            if pc[i][1]:find('running_') then
+               t.eq(pg[i][2]:device(), 'cuda', pc[i][1] .. ' stays on the device')
+               t.near(pg[i][2]:cpu(), pc[i][2], 1e-4, 1e-5, pc[i][1])
+            end
          end
       end
+   end)
+
+   gpu_test(t, 'evaluate on the GPU gives the CPU\'s predictions, and ensemble reads logits and labels left on the device', function()
+      local g = ts.data.synthetic{train = 12, valid = 8, test = 23, seed = 8}
+      local cpu, gpu = twins(function()
+         return nn.Sequential(nn.Conv2d(3, 4, 3, {padding = 1}), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(),
+                              nn.Linear(4 * 8 * 8, 43))
+      end)
+      local ec = ts.evaluate(cpu, g.test, {logits = true, batch = 10})
+      local eg = ts.evaluate(gpu, g.test, {logits = true, batch = 10})
+      t.near(eg.logits:cpu(), ec.logits, 1e-4, 1e-5, 'logits')
+      t.eq(eg.data, ec.data, 'the same images recorded')
+      -- members made by hand, their logits and the labels on the device: read through host pointers, they were
+      -- read from device addresses
+      local shifted = ec.logits:clone():mul(0.5)
+      local want = ts.ensemble({ec, {logits = shifted}}, g.test.y)
+      local got = ts.ensemble({eg, {logits = shifted:cuda()}}, g.test.y:cuda())
+      t.truthy(got.pred:equal(want.pred), "the ensemble's predictions")
+      t.near(got.logits:cpu(), want.logits, 1e-4, 1e-5, 'ensemble logits')
    end)
 
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()

@@ -240,7 +240,9 @@ local function scores_result(m, y, want_logits, at_least_classes, where, level)
    local n, classes = m.n, m.classes
    local pred, conf = T.zeros({n}, 'int64'), T.zeros(n)
    local pp, cp = ffi.cast('int64_t *', pred:data()), ffi.cast('float *', conf:data())
-   local yp, logits = ffi.cast('int64_t *', y:long():contiguous():data()), want_logits and n > 0 and T.zeros(n, classes)
+   -- the labels on the host, held in a local while read through their pointer (a device tensor's address was read)
+   local labels = y:cpu():long():contiguous()
+   local yp, logits = ffi.cast('int64_t *', labels:data()), want_logits and n > 0 and T.zeros(n, classes)
    local lgp = logits and ffi.cast('float *', logits:data())
    local log_count, loss_sum = math.log(math.max(m.count, 1)), 0
    for i = 0, n - 1 do
@@ -255,7 +257,7 @@ local function scores_result(m, y, want_logits, at_least_classes, where, level)
       if label >= 0 and label < classes then loss_sum = loss_sum + log_count - acc[label]
       else error(('%s: label %d of image %d is outside the model\'s %d classes'):format(where, label, i + 1, classes), level + 1) end
    end
-   local cm = metrics.confusion(pred, y, math.max(at_least_classes, classes))
+   local cm = metrics.confusion(pred, labels, math.max(at_least_classes, classes))
    local summary = metrics.summary(cm)
    return {loss = loss_sum / math.max(n, 1), accuracy = summary.accuracy, pred = pred, confidence = conf, cm = cm,
            summary = summary, logits = logits or nil}
