@@ -5,7 +5,8 @@
 local runs, html = {}, nil
 local i = 1
 while i <= #arg do
-   if arg[i] == '--html' then html = arg[i + 1] or ''; i = i + 1
+   -- --html once: a second one replaced the first without a word
+   if arg[i] == '--html' then html = html == nil and arg[i + 1] or ''; i = i + 1
    elseif arg[i]:sub(1, 2) == '--' then html = ''   -- --htlm x.html was read as a run named --htlm
    else runs[#runs + 1] = arg[i] end
    i = i + 1
@@ -13,6 +14,13 @@ end
 if #runs == 0 or html == '' then
    io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
    os.exit(2)
+end
+-- each run once: a run given twice (runs/a runs/a/, or a link to it) was compared with itself, "not distinguishable"
+local given = {}
+for _, run in ipairs(runs) do
+   local at = ts.files.realpath(run) or run
+   if given[at] then error(('compare.lua: %s and %s are the same run: give each run once'):format(given[at], run), 0) end
+   given[at] = run
 end
 -- the page goes beside the runs, never into one (--html runs/a/report.html replaced that run's own report, and
 -- runs/a/final.json its record)
@@ -45,7 +53,8 @@ for _, run in ipairs(runs) do
    end
    local config = ts.json.readFile(run .. '/config.json') or {}
    local path = run .. '/test_predictions.safetensors'
-   local preds = ts.experiment.readPredictions(run)
+   -- as many predictions as the record's test images: a file of another run's test set was compared as this one's
+   local preds = ts.experiment.readPredictions(run, type(final.test_images) == 'number' and final.test_images or nil)
    local ok, correct = pcall(ts.metrics.correct, preds.pred, preds.target)
    if not ok then error(path .. ': ' .. tostring(correct), 0) end
    local data = type(final.data) == 'table' and final.data.test
@@ -82,6 +91,7 @@ for a = 1, #rows do
          pairs_out[#pairs_out + 1] = {ra.run, rb.run, nb, nc, p, verdict}
       else
          lines[#lines + 1] = ('  %s vs %s: different test sets, not compared'):format(ra.run, rb.run)
+         pairs_out[#pairs_out + 1] = {ra.run, rb.run}   -- the page says so too: it left such a pair out without a word
       end
    end
 end
@@ -99,7 +109,11 @@ if html then
    end
    h[#h + 1] = '</table><h2>Paired McNemar tests</h2><table><tr><th class="l">model A</th><th class="l">model B</th><th>only A right</th><th>only B right</th><th>p</th><th class="l">verdict</th></tr>'
    for _, p in ipairs(pairs_out) do
-      h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td>%d</td><td>%d</td><td>%.3g</td><td class="l">%s</td></tr>'):format(esc(p[1]), esc(p[2]), p[3], p[4], p[5], p[6])
+      if p[3] then
+         h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td>%d</td><td>%d</td><td>%.3g</td><td class="l">%s</td></tr>'):format(esc(p[1]), esc(p[2]), p[3], p[4], p[5], p[6])
+      else
+         h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td></td><td></td><td></td><td class="l">different test sets, not compared</td></tr>'):format(esc(p[1]), esc(p[2]))
+      end
    end
    h[#h + 1] = '</table></body></html>'
    ts.files.writeFile(html, table.concat(h, '\n'))

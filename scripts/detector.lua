@@ -12,6 +12,13 @@ if not run or run:sub(1, 1) == '-' then
    io.stderr:write('usage: tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N] [fit_scenes=150] [fit_only=false]\n')
    os.exit(2)
 end
+-- one run: a second folder (detector.lua runs/a runs/b) was dropped, and runs/a's detector trained alone
+for i = 2, #arg do
+   if not arg[i]:find('=', 1, true) then
+      io.stderr:write(('detector: one run directory, got %s and %s (options are key=value)\n'):format(run, arg[i]))
+      os.exit(2)
+   end
+end
 local opt = ts.experiment.options{scenes = 3000, epochs = 6, fit_scenes = 150, fit_only = false}   -- and the data options of the run's experiment
 -- checked before anything is made or removed (an inf scene count generated scenes until memory ran out)
 for key, range in pairs({scenes = {10, 1e6}, epochs = {1, 1000}, fit_scenes = {2, 1e5}}) do
@@ -25,6 +32,10 @@ if not ts.files.exists(run .. '/model.safetensors') then
    io.stderr:write(('detector: %s has no model.safetensors (is it a finished run?)\n'):format(run))
    os.exit(1)
 end
+-- the classifier and its calibration the fit reads, loaded before the detector's minutes of training and before the
+-- one there is replaced: damaged weights or a config.json that builds no model failed only at the fit, after both
+ts.models.load(run)
+ts.experiment.readCalibration(run)
 local final = ts.json.readFile(run .. '/final.json') or {}
 local g = ts.experiment.runData(run, final, opt)
 -- refused before the detector's minutes of training; a trainval run's detector validates on the tracks it kept

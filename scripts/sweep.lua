@@ -11,12 +11,19 @@
 local experiment, grid, jobs, dir = nil, {}, 1, 'runs/sweep'
 local slurm = {file = nil, wait = false, submit = true, cpus = 4, gpus = 0}
 local extra, given = {}, {}
+local function usage(why)
+   io.stderr:write(why and 'sweep: ' .. why .. '\n' or 'usage: tshost scripts/sweep.lua EXPERIMENT key=v1,v2 ... [--jobs N] ' ..
+                   '[--dir DIR] [--slurm FILE [--wait] [--no-submit] [--partition P] [--time T] [--cpus N] [--gpus N]]\n')
+   os.exit(2)
+end
+-- an option's value: given once (--jobs 2 --jobs 4 ran with the last), not empty (--dir '' failed in mkdirs with a
+-- traceback, --slurm '' in writing "no file named") and no other option (--dir --jobs 2 made a folder named --jobs)
+local seen = {}
 local function value(i, name)
    local v = arg[i + 1]
-   if not v then
-      io.stderr:write(('sweep: %s needs a value\n'):format(name))
-      os.exit(2)
-   end
+   if seen[name] then usage(('%s given twice'):format(name)) end
+   seen[name] = true
+   if not v or v == '' or v:sub(1, 2) == '--' then usage(('%s needs a value'):format(name)) end
    return v
 end
 local i = 1
@@ -25,8 +32,8 @@ while i <= #arg do
    if a == '--jobs' then jobs = tonumber(value(i, a)); i = i + 1
    elseif a == '--dir' then dir = value(i, a); i = i + 1
    elseif a == '--slurm' then slurm.file = value(i, a); i = i + 1
-   elseif a == '--wait' then slurm.wait = true
-   elseif a == '--no-submit' then slurm.submit = false
+   elseif a == '--wait' then slurm.wait = true; seen[a] = true
+   elseif a == '--no-submit' then slurm.submit = false; seen[a] = true
    elseif a == '--partition' then slurm.partition = value(i, a); i = i + 1
    elseif a == '--time' then slurm.time = value(i, a); i = i + 1
    elseif a == '--cpus' then slurm.cpus = tonumber(value(i, a)); i = i + 1
@@ -61,9 +68,25 @@ while i <= #arg do
 end
 local function whole(n) return n and n >= 0 and n % 1 == 0 and n < 2 ^ 31 end
 if not experiment or not whole(jobs) or jobs < 1 or not whole(slurm.cpus) or slurm.cpus < 1 or not whole(slurm.gpus) then
-   io.stderr:write('usage: tshost scripts/sweep.lua EXPERIMENT key=v1,v2 ... [--jobs N] [--dir DIR] [--slurm FILE ' ..
-                   '[--wait] [--no-submit] [--partition P] [--time T] [--cpus N] [--gpus N]]\n')
-   os.exit(2)
+   usage()
+end
+-- the Slurm options without --slurm were dropped: --wait, --gpus 1 and the rest ran the grid here, as if not given
+if not slurm.file then
+   for _, name in ipairs({'--wait', '--no-submit', '--partition', '--time', '--cpus', '--gpus'}) do
+      if seen[name] then usage(('%s is an option of --slurm, which is not given'):format(name)) end
+   end
+end
+-- checked before any folder is made: a missing experiment (or a folder, or key=value given first) failed in every
+-- point's process, each leaving its folder and a log saying so
+local script = experiment ~= '' and not ts.files.isDir(experiment) and io.open(experiment, 'rb')
+if not script then
+   error(('sweep: %s is not a readable file: the first argument is the experiment script to run, then key=value...')
+         :format(experiment), 0)
+end
+script:close()
+-- the folder of the runs: a file in its place failed in mkdirs, with a traceback, after the grid was made
+if ts.files.exists(dir) and not ts.files.isDir(dir) then
+   error(('sweep: --dir %s is a file, not a folder'):format(dir), 0)
 end
 
 -- the grid's points, each a list of key=value strings

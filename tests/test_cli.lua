@@ -355,6 +355,72 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       t.truthy(rc == 2 and out:find('scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
    end)
 
+   -- a finished run made by hand: final.json, test_predictions.safetensors of `n` test images, a tiny refcnn's
+   -- config.json and model.safetensors; generated signs of the given seed
+   local function fake_run(t, run, n, seed)
+      ts.files.mkdirs(run)
+      local target = ts.zeros({n}, 'int64')
+      for i = 1, n do target[i] = (i * 7 + seed) % 43 end
+      t.writefile(run .. '/final.json', ts.json.encode{test_accuracy = 0.5, test_accuracy_ci95 = {0.3, 0.7},
+         test_macro_f1 = 0.4, test_images = n,
+         synthetic = {train = 60, valid = 10, test = n, seed = seed, classes = 43, size = 32}})
+      ts.save(run .. '/test_predictions.safetensors', {pred = target:clone(), target = target,
+                                                      confidence = ts.ones(n)})
+      local spec = {name = 'refcnn', widths = {4, 8, 8}, hidden = 8, classes = 43}
+      t.writefile(run .. '/config.json', ts.json.encode{model = spec, seed = seed,
+         preprocess = {mean = {0.5, 0.5, 0.5}, std = {0.25, 0.25, 0.25}}})
+      ts.save(run .. '/model.safetensors', ts.models.refcnn(spec))
+   end
+
+   t.test('compare.lua: a run given twice, predictions that are not the record\'s test set, --html twice are refused', function()
+      local dir = t.tmpdir()
+      fake_run(t, dir .. '/a', 20, 1)
+      fake_run(t, dir .. '/b', 20, 1)
+      local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
+      local rc, out = compare(('%s/a %s/b'):format(dir, dir))
+      t.truthy(rc == 0 and out:find('b=   0 c=   0 p=1', 1, true), out)
+      -- the same run twice, under any spelling, was compared with itself: "not distinguishable"
+      for _, again in ipairs({'a', 'a/', 'b/../a'}) do
+         rc, out = compare(('%s/a %s/%s'):format(dir, dir, again))
+         t.truthy(rc == 1 and out:find(('compare.lua: %s/a and %s/%s are the same run: give each run once'):format(dir, dir, again),
+                                       1, true) and not out:find('p=1', 1, true), out)
+      end
+      -- 5 predictions in a run whose record says 20 test images: shown as that run's test set
+      ts.save(dir .. '/b/test_predictions.safetensors', {pred = ts.zeros({5}, 'int64'), target = ts.zeros({5}, 'int64'),
+                                                         confidence = ts.ones(5)})
+      rc, out = compare(('%s/a %s/b'):format(dir, dir))
+      t.truthy(rc == 1 and out:find(dir .. '/b/test_predictions.safetensors: 5 predictions for 20 test images', 1, true), out)
+      -- a second --html replaced the first without a word
+      rc, out = compare(('%s/a --html %s/x.html --html %s/y.html'):format(dir, dir, dir))
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
+      -- runs on different test sets: their page says the pair was not compared (it left it out)
+      fake_run(t, dir .. '/c', 20, 2)
+      rc, out = compare(('%s/a %s/c --html %s/z.html'):format(dir, dir, dir))
+      t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true), out)
+      t.truthy(t.readfile(dir .. '/z.html'):find('different test sets, not compared', 1, true), 'the page says so')
+   end)
+
+   t.test('report.lua and detector.lua: options are no runs, one run each for the detector, its classifier loaded first', function()
+      local dir = t.tmpdir()
+      -- --help was read as a run ("--help/config.json not found")
+      local rc, out = t.sh(('%s %s/scripts/report.lua --help'):format(t.tshost, ts.root))
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/report.lua RUN', 1, true), out)
+      fake_run(t, dir .. '/a', 20, 1)
+      fake_run(t, dir .. '/b', 20, 1)
+      -- a second run was dropped, and the first one's detector trained alone
+      rc, out = t.sh(('%s %s/scripts/detector.lua %s/a %s/b scenes=10 epochs=1'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 2 and out:find(('detector: one run directory, got %s/a and %s/b'):format(dir, dir), 1, true), out)
+      t.truthy(not ts.files.exists(dir .. '/a/detector'), 'no detector made')
+      -- the classifier's weights damaged: refused before a detector is trained (and the one there replaced), in one line
+      local weights = ts.load(dir .. '/a/model.safetensors')
+      weights['0.weight'][1][1][1][1] = 0 / 0
+      ts.save(dir .. '/a/model.safetensors', weights)
+      rc, out = t.sh(('%s %s/scripts/detector.lua %s/a scenes=10 epochs=1 fit_scenes=2'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 1 and out:find(dir .. '/a/model.safetensors: 0.weight holds NaN or infinite values', 1, true) and
+               not out:find('stack traceback', 1, true), out)
+      t.truthy(not ts.files.exists(dir .. '/a/detector'), 'a detector was trained for a run whose classifier does not load')
+   end)
+
    t.test('compare.lua: a record whose numbers are no shares, and an unknown option, are refused', function()
       local dir = t.tmpdir()
       ts.files.mkdirs(dir .. '/r')

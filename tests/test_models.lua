@@ -350,6 +350,78 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.eq(ts.models.refcnn{name = 'refcnn', widths = {4, 8, 16}, hidden = 8, classes = 43}:numParameters(), 4791)
    end)
 
+   t.test('builders refuse switches that are not true or false, and baseline options that are no table', function()
+      -- any value but nil and false was true: multiscale = "false" built the multi-scale network, stn = 0 the transformer
+      t.raises(function() ts.models.refcnn{multiscale = 'false'} end, 'ts.models.refcnn: multiscale must be true or false, got "false"')
+      t.raises(function() ts.models.baseline{stn = 0} end, 'ts.models.refcnn: stn must be true or false, got 0')
+      t.raises(function() ts.models.refcnn{gap = 'yes'} end, 'gap must be true or false, got "yes"')
+      -- failed in pairs, a Lua error
+      t.raises(function() ts.models.baseline(5) end, 'ts.models.baseline: options must be a table, got number')
+      t.raises(function() ts.models.baseline{widht = {1}} end, 'ts.models.baseline: unknown option widht')
+      -- widths of strings, as a damaged config.json holds them, were shown as {48, 96, 192}, which reads as right
+      t.raises(function() ts.models.refcnn{widths = {'48', '96', '192'}} end, 'got {"48", "96", "192"}')
+      t.raises(function() ts.models.refcnn{dropout = '0.5'} end, 'dropout must be in [0, 1), got "0.5"')
+      t.eq(ts.models.refcnn{widths = {4, 8, 8}, hidden = 8, stn = false, multiscale = false, gap = false}:numParameters(),
+           ts.models.refcnn{widths = {4, 8, 8}, hidden = 8}:numParameters())
+   end)
+
+   t.test('ts.models.load: a damaged run is named by its file, in one line, and opts are checked', function()
+      local dir = t.tmpdir()
+      local run = dir .. '/run'
+      ts.files.mkdirs(run)
+      local spec = {name = 'refcnn', widths = {4, 8, 8}, hidden = 8, classes = 43}
+      local config = {model = spec, epochs = 1, preprocess = {mean = {0.5, 0.5, 0.5}, std = {0.25, 0.25, 0.25}}}
+      local function write_config(c) t.writefile(run .. '/config.json', ts.json.encode(c)) end
+      write_config(config)
+      local net = ts.models.refcnn(spec)
+      ts.save(run .. '/model.safetensors', net)
+      t.eq(ts.models.load(run):numParameters(), net:numParameters())
+      -- the options: a string or a misspelt key loaded the best weights without a word, a number failed indexing it
+      t.raises(function() ts.models.load(run, 'last') end, 'ts.models.load: the options must be a table, got string')
+      t.raises(function() ts.models.load(run, {weight = 'last'}) end, 'ts.models.load: unknown option weight (known: weights)')
+      t.raises(function() ts.models.load(run, 5) end, 'ts.models.load: the options must be a table, got number')
+      t.raises(function() ts.models.load('') end, "run must be a run directory's path, got \"\"")
+      -- an error for the user has no position (the script runner then shows it without a traceback)
+      local function refused(plain)
+         local err = t.raises(function() ts.models.load(run) end, plain)
+         t.truthy(not tostring(err):find('^[^:]*:%d+:'), 'a position in: ' .. tostring(err))
+      end
+      -- a precision of nothing it knows failed in setPrecision, with a traceback into the library
+      local c = {}
+      for k, v in pairs(config) do c[k] = v end
+      c.precision = 'fp8'
+      write_config(c)
+      refused(run .. "/config.json: precision must be 'fp32' or 'bf16', got \"fp8\"")
+      -- a model record that is no builder's spec was called "a model built in its script"; null was "not found"
+      c.precision, c.model = nil, 5
+      write_config(c)
+      refused(run .. '/config.json: model must be a builder\'s spec {"name": ..., its options}, got 5')
+      c.model = {classes = 43}
+      write_config(c)
+      refused('model must be a builder\'s spec {"name": ..., its options}, got {"classes":43}')
+      c.model = {module = 'Sequential'}
+      write_config(c)
+      refused(run .. ' was trained with a model built in its script')
+      t.writefile(run .. '/config.json', 'null')
+      refused(run .. '/config.json is not a JSON object')
+      -- a builder file that does not run is named as the run's (a syntax error came with a traceback through load)
+      t.writefile(dir .. '/broken.lua', 'this is not lua')
+      c.model, c.model_source = {name = 'tiny_broken'}, {file = dir .. '/broken.lua'}
+      write_config(c)
+      refused(run .. '/config.json: model_source ' .. dir .. '/broken.lua, the file of the builder tiny_broken, does not run: ')
+      write_config(config)
+      -- weights holding a NaN: one line naming the file (it came at the caller's level, with a traceback)
+      local weights, last = ts.load(run .. '/model.safetensors'), net:stateDict()[#net:stateDict()][1]
+      weights[last][2] = 0 / 0
+      ts.save(run .. '/model.safetensors', weights)
+      refused('ts.models.load: ' .. run .. '/model.safetensors: ' .. last .. ' holds NaN or infinite values')
+      os.remove(run .. '/model.safetensors')
+      refused('ts.models.load: ' .. run .. '/model.safetensors not found (the run saved no model')
+      -- ts.models.unfinished of a config.json that is no object: a Lua error indexing it
+      t.writefile(run .. '/config.json', '5')
+      t.raises(function() ts.models.unfinished(run) end, 'ts.models.unfinished: ' .. run .. '/config.json is not a JSON object')
+   end)
+
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()
       local dir = os.getenv('TSHOST_MODELS')
       if not dir then t.skip('TSHOST_MODELS is not set (point it at the pretrained models folder)') end

@@ -51,6 +51,35 @@ return function(t)
       t.truthy(not ts.files.exists(dir .. '/sweep'), 'a refused sweep made its folder')
    end)
 
+   t.test('a sweep refuses a missing experiment, a file for --dir, Slurm options without --slurm, an option twice or empty', function()
+      local dir = t.tmpdir()
+      -- a missing experiment (or a folder, or the grid given first) failed in every point, each leaving its folder
+      for _, first in ipairs({dir .. '/nosuch.lua', dir, 'lr=0.1,0.2'}) do
+         local rc, out = t.sh(('%s %s/scripts/sweep.lua %s lr=0.1,0.2 --dir %s/sweep'):format(t.tshost, ts.root, first, dir))
+         t.truthy(rc == 1 and out:find(('sweep: %s is not a readable file: the first argument is the experiment script'):format(first),
+                                       1, true), first .. ': ' .. out)
+      end
+      t.truthy(not ts.files.exists(dir .. '/sweep'), 'a refused sweep made its folder')
+      -- a file in the way of --dir failed in mkdirs, with a traceback
+      t.writefile(dir .. '/file', 'x')
+      local rc, out = sweep(('lr=0.1,0.2 %s --dir %s/file'):format(quick, dir))
+      t.truthy(rc == 1 and out:find(('sweep: --dir %s/file is a file, not a folder'):format(dir), 1, true)
+               and not out:find('traceback', 1, true), out)
+      -- --wait and --gpus without --slurm were dropped and the grid run here; --jobs twice ran with the last; an empty
+      -- --dir failed in mkdirs with a traceback, --dir --jobs 2 made a folder named --jobs
+      for args, words in pairs({['--wait'] = '--wait is an option of --slurm, which is not given',
+                                ['--gpus 1'] = '--gpus is an option of --slurm, which is not given',
+                                ['--jobs 1 --jobs 2'] = '--jobs given twice',
+                                ["--dir ''"] = '--dir needs a value',
+                                ['--dir --jobs 2'] = '--dir needs a value',
+                                ["--slurm ''"] = '--slurm needs a value'}) do
+         -- (in a folder of the test's own: with these options dropped, the grid ran)
+         local at = args:find('--dir', 1, true) and '' or ('--dir %s/run'):format(dir)
+         rc, out = sweep(('epochs=1 lr=0.1,0.2 %s %s %s'):format(quick, at, args))
+         t.truthy(rc == 2 and out:find('sweep: ' .. words, 1, true), args .. ': ' .. out)
+      end
+   end)
+
    t.test('a real Slurm: a 2x2 sweep through sbatch, one task killed by scancel and resumed by a second submission', function()
       for _, tool in ipairs({'slurmctld', 'slurmd', 'munged', 'sbatch', 'scancel', 'squeue'}) do
          if t.sh('command -v ' .. tool .. ' || test -x /usr/sbin/' .. tool) ~= 0 then

@@ -5,6 +5,7 @@ local json = require('ts.json')
 local serialize = require('ts.serialize')
 local root = require('ts.ffi').root
 local options = require('ts.models.options')
+local keys = require('ts.keys')
 
 local models = {}
 
@@ -33,15 +34,20 @@ function models.refcnn(opts)
       local w = opts.widths
       local ok = type(w) == 'table' and #w == 3
       for i = 1, 3 do ok = ok and type(w[i]) == 'number' and w[i] % 1 == 0 and w[i] >= 1 end
+      -- keys.show quotes strings: widths {"48", "96", "192"} from a config.json read as {48, 96, 192}, which looks right
       if not ok then
-         local shown = {}
-         for i, v in ipairs(type(w) == 'table' and w or {}) do shown[i] = tostring(v) end
-         error(('ts.models.refcnn: widths must be three whole numbers >= 1, one per stage, got %s'):format(
-               type(w) == 'table' and '{' .. table.concat(shown, ', ') .. '}' or tostring(w)), 0)
+         error(('ts.models.refcnn: widths must be three whole numbers >= 1, one per stage, got %s'):format(keys.show(w)), 0)
       end
    end
    if opts.dropout ~= nil and not (type(opts.dropout) == 'number' and opts.dropout >= 0 and opts.dropout < 1) then
-      error(('ts.models.refcnn: dropout must be in [0, 1), got %s'):format(tostring(opts.dropout)), 0)
+      error(('ts.models.refcnn: dropout must be in [0, 1), got %s'):format(keys.show(opts.dropout)), 0)
+   end
+   -- the switches are true or false: any other value was true, so multiscale = "false" or stn = 0 (a hand-edited
+   -- config.json, a value from the command line) built the network they turn on, and its weights then did not fit
+   for _, k in ipairs({'stn', 'multiscale', 'gap'}) do
+      if opts[k] ~= nil and type(opts[k]) ~= 'boolean' then
+         error(('ts.models.refcnn: %s must be true or false, got %s'):format(k, keys.show(opts[k])), 0)
+      end
    end
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
@@ -108,7 +114,8 @@ end
 -- widths {48, 96, 192}: 1,443,195). Same options as refcnn.
 function models.baseline(opts)
    local o = {}
-   for k, v in pairs(opts or {}) do o[k] = v end
+   -- checked as its own: baseline(5) failed in pairs
+   for k, v in pairs(options.check('baseline', opts, REFCNN_OPTIONS)) do o[k] = v end
    if not o.convs then o.stage3 = o.stage3 or 2 end
    return models.refcnn(o)
 end
@@ -180,7 +187,12 @@ local function builder_of(run, config)
       if not files.realpath(path) then
          error(('ts.models.load: %s was trained with the builder %s from %s, which is gone'):format(run, name, path), 0)
       end
-      dofile(path)
+      -- a file that fails (a syntax error, an error of its own, a folder) is named as the run's builder file
+      local ran, why = pcall(dofile, path)
+      if not ran then
+         error(('ts.models.load: %s/config.json: model_source %s, the file of the builder %s, does not run: %s'):format(
+               run, path, tostring(name), tostring(why)), 0)
+      end
       if not registered[name] then
          error(('ts.models.load: %s no longer registers the builder %s that %s was trained with'):format(path, name, run), 0)
       end
@@ -195,17 +207,37 @@ end
 -- in; returns the model (in evaluation mode) and the run's config. A run whose training was cut off before
 -- its last epoch is said so on stderr (models.unfinished), whatever script loads it.
 function models.load(run, opts)
+   -- opts a table of known keys: load(run, 'last') and load(run, {weight = 'last'}) loaded the best weights, without
+   -- a word, and load(run, 5) failed indexing it
+   if opts ~= nil then keys.check('ts.models.load', opts, {weights = true}, 2) end
    local weights = opts and opts.weights or 'best'
    if weights ~= 'best' and weights ~= 'last' and weights ~= 'swa' then
-      error(("ts.models.load: weights must be 'best', 'last' or 'swa', got %s"):format(tostring(weights)), 2)
+      error(("ts.models.load: weights must be 'best', 'last' or 'swa', got %s"):format(keys.show(weights)), 2)
    end
-   if type(run) ~= 'string' then error('ts.models.load(run): run must be a run directory\'s path, got ' .. type(run), 2) end
+   if type(run) ~= 'string' or run == '' then
+      error('ts.models.load(run): run must be a run directory\'s path, got ' .. keys.show(run), 2)
+   end
    local ok, config = pcall(json.readFile, run .. '/config.json')
    if not ok then error('ts.models.load: ' .. tostring(config), 0) end
-   if not config then error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 0) end
+   -- (a file holding null reads as nil too: it is there, and no object)
+   if not config and not files.exists(run .. '/config.json') then
+      error(('ts.models.load: %s/config.json not found (is %s a run directory?)'):format(run, run), 0)
+   end
    if type(config) ~= 'table' then error(('ts.models.load: %s/config.json is not a JSON object'):format(run), 0) end
-   if type(config.model) ~= 'table' or not config.model.name then
+   -- a model built in its script is recorded as {module = ...} (ts.train); anything else without a builder's name is
+   -- a damaged record, not such a model
+   local spec = config.model
+   if type(spec) == 'table' and spec.name == nil and spec.module ~= nil then
       error(('ts.models.load: %s was trained with a model built in its script, not a ts.models builder'):format(run), 0)
+   end
+   if type(spec) ~= 'table' or type(spec.name) ~= 'string' then
+      error(('ts.models.load: %s/config.json: model must be a builder\'s spec {"name": ..., its options}, got %s'):format(
+            run, type(spec) == 'table' and json.encode(spec) or keys.show(spec)), 0)
+   end
+   -- checked before the weights are read: a bad one failed in setPrecision, with a traceback into the library
+   if config.precision ~= nil and config.precision ~= 'fp32' and config.precision ~= 'bf16' then
+      error(("ts.models.load: %s/config.json: precision must be 'fp32' or 'bf16', got %s"):format(run,
+            keys.show(config.precision)), 0)
    end
    local built, model = pcall(builder_of(run, config), config.model)
    if not built then
@@ -221,6 +253,10 @@ function models.load(run, opts)
    end
    local path = run .. '/model.safetensors'
    if weights == 'best' then
+      if not files.exists(path) then
+         error(('ts.models.load: %s not found (the run saved no model: it stopped before its first epoch ended?)'):format(
+               path), 0)
+      end
       serialize.load(path, model)
    elseif weights == 'swa' then
       path = run .. '/swa.safetensors'
@@ -243,7 +279,7 @@ function models.load(run, opts)
          local sum = t:sum()
          if sum ~= sum or sum == math.huge or sum == -math.huge then
             error(('ts.models.load: %s: %s holds NaN or infinite values: the weights are damaged, or the training '
-                   .. 'diverged'):format(path, pair[1]), 2)
+                   .. 'diverged'):format(path, pair[1]), 0)
          end
       end
    end
@@ -261,6 +297,7 @@ end
 -- already.
 function models.unfinished(run, config)
    config = config or json.readFile(run .. '/config.json') or {}
+   if type(config) ~= 'table' then error(('ts.models.unfinished: %s/config.json is not a JSON object'):format(run), 0) end
    local planned = tonumber(config.epochs)
    if not planned or config.early_stop then return nil end
    local text = files.readFile(run .. '/metrics.jsonl')
