@@ -77,12 +77,14 @@ end
 
 -- ts.options{lr = 0.01, epochs = 10, name = 'run'}: the defaults overridden by ts.args, each converted to
 -- the type of its default; an unknown key in ts.args is an error (a typo in a sweep should not pass silently).
+-- The errors are the command line's: one line naming the script, without a position in it (which drew a traceback).
 function ts.options(defaults)
+   local function fail(msg) error(('%s: %s'):format(arg and arg[0] or 'ts.options', msg), 0) end
    -- an argument that looks like an option but is no key=value (--epochs=1, =5) would be dropped, and the
    -- script run with its defaults: refused (a bare word stays, for the scripts that take a run directory first)
    for _, a in ipairs(arg or {}) do
       if type(a) == 'string' and (a:sub(1, 1) == '-' or (a:find('=', 1, true) and not a:match('^[%w_%.]+='))) then
-         error(('option %s: options are key=value, as epochs=3'):format(a), 2)
+         fail(('option %s: options are key=value, as epochs=3'):format(a))
       end
    end
    local out = {}
@@ -93,12 +95,12 @@ function ts.options(defaults)
          local known = {}
          for name in pairs(defaults) do known[#known + 1] = name end
          table.sort(known)
-         error(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(known, ', ')), 2)
+         fail(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(known, ', ')))
       elseif type(d) == 'number' then
-         out[k] = tonumber(v) or error(('option %s: expected a number, got %q'):format(k, v), 2)
+         out[k] = tonumber(v) or fail(('option %s: expected a number, got %q'):format(k, v))
       elseif type(d) == 'boolean' then
          local b = ({['true'] = true, ['1'] = true, yes = true, ['false'] = false, ['0'] = false, no = false})[v]
-         if b == nil then error(('option %s: expected true or false, got %q'):format(k, v), 2) end
+         if b == nil then fail(('option %s: expected true or false, got %q'):format(k, v)) end
          out[k] = b
       else
          out[k] = v
