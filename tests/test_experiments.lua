@@ -52,7 +52,7 @@ return function(t)
 
    t.test('a run\'s generated signs are made again from its final.json; data of other sizes or kind is refused', function()
       local g = ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 3}
-      local final = ts.json.decode(ts.json.encode({synthetic = g.synthetic, test_images = g.test:size()}))
+      local final = ts.json.decode(ts.json.encode({synthetic = g.synthetic, test_images = g.test:size(), test_accuracy = 0.5}))
       -- other command-line sizes and seed than the run's do not matter: the record decides
       local again = ts.experiment.runData('runs/x', final, {synthetic_train = 300, seed = 1})
       t.eq(again.test:size(), 20)
@@ -60,8 +60,12 @@ return function(t)
       t.truthy(not ts.experiment.dataset{synthetic = true, synthetic_train = 60, seed = 1}.test.x:equal(g.test.x),
                'the test must be able to fail: another seed makes other images')
       -- a run recorded before the settings were kept: the command line's size, checked against the run's count
-      t.raises(function() ts.experiment.runData('runs/x', {synthetic = true, test_images = 20}, {synthetic_train = 300}) end,
+      t.raises(function() ts.experiment.runData('runs/x', {synthetic = true, test_images = 20, test_accuracy = 0.5},
+                                                {synthetic_train = 300}) end,
                'runs/x was trained on 20 test images, and the data here has 100')
+      -- a record of another shape was read as a GTSRB run's, and refused as trained on other data
+      t.raises(function() ts.experiment.runData('runs/x', {foo = 1}, {}) end,
+               "runs/x/final.json is no run's record (it has no test_accuracy): is runs/x a finished run?")
       -- every split the run kept is checked, and the kind of data
       t.raises(function() ts.experiment.checkRunData('runs/x', {synthetic = g.synthetic, valid_images = 11}, g) end,
                'runs/x was trained on 11 valid images, and the data here has 10')

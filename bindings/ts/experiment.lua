@@ -51,6 +51,10 @@ function M.runData(run, final, opt)
    if type(final) ~= 'table' or next(final) == nil then
       error(('%s/final.json is missing or empty: is %s a finished run?'):format(run, run), 0)
    end
+   -- a record of another shape ([1], {"foo": 1}) was read as a GTSRB run's, and refused as trained on other data
+   if type(final.test_accuracy) ~= 'number' then
+      error(('%s/final.json is no run\'s record (it has no test_accuracy): is %s a finished run?'):format(run, run), 0)
+   end
    local g = M.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
                         synthetic_train = opt.synthetic_train, seed = opt.seed})
    return M.checkRunData(run, final, g)
