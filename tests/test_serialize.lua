@@ -214,7 +214,7 @@ return function(t)
       end
    end)
 
-   t.test('a mismatched checkpoint names every missing, unexpected and mis-shaped tensor', function()
+   t.test('a mismatched checkpoint names its missing, unexpected and mis-shaped tensors: six, and how many more', function()
       local dir = t.tmpdir()
       ts.save(dir .. '/x.safetensors', {['0.weight'] = ts.zeros(2, 2), extra = ts.zeros(1)})
       local net = ts.nn.Sequential(ts.nn.Linear(3, 2))
@@ -228,6 +228,12 @@ return function(t)
       ts.save(dir .. '/dp.safetensors', {['module.0.weight'] = ts.zeros(2, 3), ['module.0.bias'] = ts.zeros(2)})
       err = t.raises(function() ts.load(dir .. '/dp.safetensors', net, {strict = false}) end, 'nothing in ')
       t.truthy(err:find('unexpected module.0.weight', 1, true), err)
+      -- another network's file: the first six problems and a count, not each of its tensors
+      local many = {}
+      for i = 1, 40 do many['layer' .. i .. '.weight'] = ts.zeros(1) end
+      ts.save(dir .. '/many.safetensors', many)
+      err = t.raises(function() ts.load(dir .. '/many.safetensors', net) end, 'does not fit the model: missing 0.weight; ')
+      t.truthy(err:find('; and 36 more$'), err)
    end)
 
    t.test('truncated and corrupt files give an error naming the file, at every cut', function()

@@ -3,7 +3,7 @@
 --   ts.save(path, {name = tensor, ...})  any tensors, e.g. for numpy or PyTorch
 --   ts.load(path)                        a table name -> tensor, and the metadata table
 --   ts.load(path, model [, {strict = false}])  copies into the model; strict (the default) fails on a
---                                        missing, unexpected or mis-shaped tensor, naming all of them; a
+--                                        missing, unexpected or mis-shaped tensor, naming them (six, and a count); a
 --                                        tensor whose file dtype cannot fill its parameter fails always
 --   ts.load(path, model, {prefix = 'model.'})  the model's tensors are the file's named prefix .. name
 --                                        (a training checkpoint's weights beside its optimizer state);
@@ -145,13 +145,15 @@ function M.load(path, model, opts)
       error(('ts.load: %s does not fit the model: %s (integers and floats do not fill each other)'):format(path,
             table.concat(wrong_kind, '; ')), 0)
    end
+   -- the first six problems and how many more: another network's file listed each of its thousands of tensors
+   local listed = table.concat(problems, '; ', 1, math.min(#problems, 6)) ..
+                  (#problems > 6 and ('; and %d more'):format(#problems - 6) or '')
    if strict and #problems > 0 then
-      error(('ts.load: %s does not fit the model: %s'):format(path, table.concat(problems, '; ')), 0)
+      error(('ts.load: %s does not fit the model: %s'):format(path, listed), 0)
    end
    -- not strict: what is left out is said, and a file of which nothing fits (another network, or every name
    -- under a prefix such as DataParallel's 'module.') is refused: the model would keep its random weights
    if #problems > 0 then
-      local listed = table.concat(problems, '; ', 1, math.min(#problems, 6)) .. (#problems > 6 and '; ...' or '')
       if not next(used) and #state > 0 then
          error(('ts.load: nothing in %s fits the model (strict = false loads what fits): %s'):format(path, listed), 0)
       end
