@@ -334,11 +334,11 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
    t.test('builders refuse options they do not take and sizes of nothing', function()
       t.raises(function() ts.models.refcnn{widths = {4, 8, 16}, widht = {1}} end,
                'ts.models.refcnn: unknown option widht (known: channels, classes, convs, dropout, fine, gap, hidden')
-      t.raises(function() ts.models.baseline{hidden = 0} end, 'ts.models.refcnn: hidden must be a whole number from 1, got 0')
+      t.raises(function() ts.models.baseline{hidden = 0} end, 'ts.models.refcnn: hidden must be a whole number >= 1, got 0')
       t.raises(function() ts.models.refcnn{widths = {4, 8}} end, 'widths must be three whole numbers >= 1, one per stage, got {4, 8}')
       t.raises(function() ts.models.refcnn{dropout = 1} end, 'dropout must be in [0, 1), got 1')
-      t.raises(function() ts.models.resnet8{classes = 0} end, 'ts.models.resnet8: classes must be a whole number from 1')
-      t.raises(function() ts.models.resnet20{clases = 3} end, 'ts.models.resnet20: unknown option clases (known: channels, classes)')
+      t.raises(function() ts.models.resnet8{classes = 0} end, 'ts.models.resnet8: classes must be a whole number >= 1')
+      t.raises(function() ts.models.resnet20{clases = 3} end, 'ts.models.resnet20: unknown option clases (known: channels, classes, name)')
       t.raises(function() ts.models.mobilenet_v1_025{channel = 1} end, 'ts.models.mobilenet_v1_025: unknown option channel')
       -- a spec names a builder, not another of ts.models' functions (name = 'load' called ts.models.load)
       t.eq(ts.models.builder('load'), nil); t.eq(ts.models.builder('source'), nil); t.eq(ts.models.builder(5), nil)
@@ -356,7 +356,7 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.raises(function() ts.models.baseline{stn = 0} end, 'ts.models.refcnn: stn must be true or false, got 0')
       t.raises(function() ts.models.refcnn{gap = 'yes'} end, 'gap must be true or false, got "yes"')
       -- failed in pairs, a Lua error
-      t.raises(function() ts.models.baseline(5) end, 'ts.models.baseline: options must be a table, got number')
+      t.raises(function() ts.models.baseline(5) end, 'ts.models.baseline: the options must be a table, got number')
       t.raises(function() ts.models.baseline{widht = {1}} end, 'ts.models.baseline: unknown option widht')
       -- widths of strings, as a damaged config.json holds them, were shown as {48, 96, 192}, which reads as right
       t.raises(function() ts.models.refcnn{widths = {'48', '96', '192'}} end, 'got {"48", "96", "192"}')

@@ -34,7 +34,8 @@ end
 -- it is made, an image's or a scene's pixels, a schedule's update counts. Unchecked, the FFI cut a kernel of 2.5 to 2 and a padding of 0.5 to 0
 -- without a word, and a kernel of 0 gave NaN. v is one number for all `count` values or a list of exactly `count`;
 -- count 2 ({h, w}, the default), 4 ({top, bottom, left, right}) or 1. Returns the count values; errors name the call
--- (what) and the argument (name), at `level` as error's counted from the caller (default: the caller's caller).
+-- (what) and the argument (name), at `level` as error's counted from the caller (default: the caller's caller; 0: no
+-- position).
 local arrangement = {'', ' or {h, w} of them', nil, ' or {top, bottom, left, right} of them'}
 function M.sizes(v, what, name, least, count, level)
    count = count or 2
@@ -48,7 +49,7 @@ function M.sizes(v, what, name, least, count, level)
       local x = values[i]
       if type(x) ~= 'number' or x % 1 ~= 0 or x < least or x > 2 ^ 30 then
          error(('%s: %s must be a whole number >= %d%s, got %s'):format(what, name, least, arrangement[count],
-               M.show(v)), (level or 2) + 1)
+               M.show(v)), level == 0 and 0 or (level or 2) + 1)
       end
    end
    return unpack(values)

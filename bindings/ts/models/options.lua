@@ -1,25 +1,20 @@
 -- The options a ts.models builder takes, checked before it builds: a misspelt one (widht = {...}) was ignored and
 -- the network built at its defaults, and a size of 0 built a layer of nothing. `name` is the spec's own key
 -- (ts.train's model = {name = 'refcnn', ...} reaches the builder whole).
+local keys = require('ts.keys')
+
 local M = {}
 
--- opts (nil: none) against `known` (a set of option names); counts (a list of names) must be whole numbers >= 1
+-- opts (nil: none) against `known` (a set of option names); counts (a list of names) must be whole numbers >= 1. The
+-- errors carry no position: a spec read from a run's config.json has no line of the caller's to point at.
 function M.check(builder, opts, known, counts)
+   local what = 'ts.models.' .. builder
    opts = opts or {}
-   if type(opts) ~= 'table' then error(('ts.models.%s: options must be a table, got %s'):format(builder, type(opts)), 0) end
-   for k in pairs(opts) do
-      if k ~= 'name' and not known[k] then
-         local names = {}
-         for n in pairs(known) do names[#names + 1] = n end
-         table.sort(names)
-         error(('ts.models.%s: unknown option %s (known: %s)'):format(builder, tostring(k), table.concat(names, ', ')), 0)
-      end
-   end
+   local with_name = {name = true}
+   for k in pairs(known) do with_name[k] = true end
+   keys.check(what, opts, with_name, 0)
    for _, k in ipairs(counts or {}) do
-      local v = opts[k]
-      if v ~= nil and (type(v) ~= 'number' or v % 1 ~= 0 or v < 1 or v > 2 ^ 24) then
-         error(('ts.models.%s: %s must be a whole number from 1, got %s'):format(builder, k, tostring(v)), 0)
-      end
+      if opts[k] ~= nil then keys.sizes(opts[k], what, k, 1, 1, 0) end
    end
    return opts
 end
