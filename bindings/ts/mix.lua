@@ -52,11 +52,14 @@ local function gamma(a)
 end
 
 -- Beta(a, a) as G1 / (G1 + G2); for tiny a both gammas may underflow to 0: then lam is 0 or 1, as the
--- distribution itself nearly is
+-- distribution itself nearly is; for a huge a (above about 1e307) their sum overflows, and the ratio of the two
+-- gives the same share (lam was 0 for every draw; the distribution is then 0.5 for all purposes)
 function M.beta(a)
    local g1, g2 = gamma(a), gamma(a)
-   if g1 + g2 == 0 then return C.ts_rng_uniform() < 0.5 and 0 or 1 end
-   return g1 / (g1 + g2)
+   local sum = g1 + g2
+   if sum == 0 then return C.ts_rng_uniform() < 0.5 and 0 or 1 end
+   if sum == math.huge then return 1 / (1 + g2 / g1) end
+   return g1 / sum
 end
 
 -- One step's draw for images of h x w: nil (this batch is not mixed), or {lam, box = {y, x, h, w} (1-based
