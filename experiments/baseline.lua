@@ -7,7 +7,7 @@
 -- beat (ingredients.lua's last). The test set is evaluated once at the end; the temperature (calibration.json, for
 -- predict's --abstain) is fitted on the held-out tracks. tta=n evaluates both with n views of each image (the image
 -- and n - 1 small shifts, turns and zooms, ts.evaluate's tta; predict then uses as many): not the default, since on
--- validation, the set that chooses, eight views cost the recipe 0.12-0.18 points (experiments/README, tta). Then the sign detector that lets scripts/predict.lua find
+-- validation, the set that chooses, eight views cost the recipe 0.09-0.18 points (experiments/README, tta). Then the sign detector that lets scripts/predict.lua find
 -- the sign in a photo where it is a small part of the scene (ts.detect.train), and the threshold below which the
 -- search says "no sign" (ts.detect.fitRun, on scenes of the held-out tracks; experiments/scenes.lua measures both).
 -- trainval=false trains the recipe on the training images alone and chooses its epoch on validation; held_out=0
@@ -23,6 +23,8 @@ if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)
 end
+-- checked before the training, not after it
+require('ts.train').checkViews(opt.tta, 'baseline.lua', 'tta', 0)
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()

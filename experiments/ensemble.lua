@@ -72,7 +72,9 @@ local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_m
                test_weighted_f1 = s.weighted.f1, test_loss = test.loss, test_images = s.total,
                best_valid_accuracy = validated and valid.accuracy or nil, train_seconds = seconds, parameters = parameters,
                images_per_second = 0, members = {}, tta = opt.tta, temperature = temperature,
-               note = ('ensemble of %d (mean probability)'):format(#members), synthetic = g.synthetic or false}
+               note = ('ensemble of %d (mean probability)'):format(#members), synthetic = g.synthetic or false,
+               -- the members' data (checked alike above), by which compare.lua tells test sets apart
+               data = members[1].final.data}
 for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})

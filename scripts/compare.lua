@@ -59,7 +59,7 @@ for _, run in ipairs(runs) do
    if not ok then error(path .. ': ' .. tostring(correct), 0) end
    local data = type(final.data) == 'table' and final.data.test
    rows[#rows + 1] = {run = run, final = final, config = config, correct = correct, target = preds.target,
-                      test = type(data) == 'table' and ts.json.encode(data) or nil}
+                      test = type(data) == 'string' and data or nil}
 end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
 

@@ -61,7 +61,7 @@ while i <= #arg do
       max_side = whole_after(i, 32, 16384, 'a whole number of pixels')
       i = i + 1
    elseif arg[i] == '--tta' then
-      tta = whole_after(i, 1, 1024, 'a number of views')
+      tta = whole_after(i, 1, require('ts.train').MAX_VIEWS, 'a number of views')
       i = i + 1
    elseif arg[i]:sub(1, 2) == '--' then usage('unknown option ' .. arg[i])
    elseif not run then run = arg[i]

@@ -400,6 +400,16 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = compare(('%s/a %s/c --html %s/z.html'):format(dir, dir, dir))
       t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true), out)
       t.truthy(t.readfile(dir .. '/z.html'):find('different test sets, not compared', 1, true), 'the page says so')
+      -- the same labels in the same order, but other images by the records' fingerprints (final.json's data.test, a
+      -- string, was read as a table, so the check never ran and the pair was compared image by image)
+      fake_run(t, dir .. '/d', 20, 1)
+      for _, r in ipairs({{'a', '11111111'}, {'d', '22222222'}}) do
+         local f = ts.json.readFile(dir .. '/' .. r[1] .. '/final.json')
+         f.data = {test = '20 images 32x32x3, crc32c ' .. r[2] .. ', labels crc32c 00000000'}
+         t.writefile(dir .. '/' .. r[1] .. '/final.json', ts.json.encode(f))
+      end
+      rc, out = compare(('%s/a %s/d'):format(dir, dir))
+      t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true) and not out:find('p=1', 1, true), out)
    end)
 
    t.test('report.lua and detector.lua: options are no runs, one run each for the detector, its classifier loaded first', function()

@@ -257,7 +257,6 @@ return function(t)
       local ec = ts.evaluate(cpu, g.test, {logits = true, batch = 10})
       local eg = ts.evaluate(gpu, g.test, {logits = true, batch = 10})
       t.near(eg.logits:cpu(), ec.logits, 1e-4, 1e-5, 'logits')
-      t.eq(eg.data, ec.data, 'the same images recorded')
       -- members made by hand, their logits and the labels on the device: read through host pointers, they were
       -- read from device addresses
       local shifted = ec.logits:clone():mul(0.5)

@@ -136,7 +136,16 @@ return function(t)
       t.eq(final.test_accuracy, ev.accuracy)
       t.eq(select(2, ts.experiment.readCalibration(dir .. '/tv')), 8)
       t.truthy(t.readfile(dir .. '/tv/report.html'):find('; 8 views of each image', 1, true), 'the report says so')
-      t.raises(function() ts.experiment.finish({}, g, {tta = 1.5}) end, 'ts.experiment.finish: tta must be a whole number >= 1, got 1.5')
+      t.raises(function() ts.experiment.finish({}, g, {tta = 1.5}) end,
+               'ts.experiment.finish: tta must be a whole number of views from 1 to 1024, got 1.5')
+      -- a number given on the command line (the default is the word run), and a bad one refused in one line
+      local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv tta=2 synthetic_train=300'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 0 and o:find('(2 views, ', 1, true), o)
+      rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv tta=x'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 1 and o:find('calibrate.lua: tta must be a whole number of views from 1 to 1024, got "x"\n', 1, true), o)
+      rc, o = t.sh(('%s %s/experiments/baseline.lua tta=0 synthetic_train=60'):format(t.tshost, ts.root))
+      t.truthy(rc ~= 0 and o:find('baseline.lua: tta must be a whole number of views from 1 to 1024, got 0', 1, true) and
+               not o:find('epoch 1', 1, true), 'refused before the training: ' .. o)
       t.raises(function() ts.experiment.finish({}, g, {views = 8}) end, 'ts.experiment.finish: unknown option views')
       -- the report's class histogram counts the images trained on, not the training set alone
       local html = t.readfile(dir .. '/tv/report.html')
@@ -145,7 +154,7 @@ return function(t)
       t.truthy(html:find(('smallest %d (%d images)'):format(imb.smallest_class, imb.smallest), 1, true), 'histogram counts')
       t.truthy(ts.json.decode(t.readfile(dir .. '/tv/search.json')).threshold, 'a threshold fitted on held-out scenes')
       -- scripts/calibrate.lua refits on the same images; a run whose record names other images is refused
-      local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=300'):format(t.tshost, ts.root, dir))
+      rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv synthetic_train=300'):format(t.tshost, ts.root, dir))
       t.truthy(rc == 0 and o:find(('(8 views, %d validation images)'):format(held:size()), 1, true), 'the run\'s views: ' .. o)
       -- a word that is no key=value was ignored: `calibrate.lua RUN 8` fitted one view
       rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv 8'):format(t.tshost, ts.root, dir))
@@ -441,6 +450,7 @@ return function(t)
       t.truthy(out:find('ensemble of 2', 1, true) and out:find('conclusion', 1, true), out)
       local ens = ts.json.decode(t.readfile(dir .. '/ens/final.json'))
       t.eq(#ens.members, 2)
+      t.eq(ens.data.test, ts.json.decode(t.readfile(a .. '/final.json')).data.test, "the members' test set, for compare.lua")
       t.truthy(ens.temperature > 0 and ens.test_accuracy >= 0, t.readfile(dir .. '/ens/final.json'))
       out = run('ensemble.lua', ('runs=%s,%s run=%s/twice'):format(a, a, dir))
       t.near(ts.json.decode(t.readfile(dir .. '/twice/final.json')).test_accuracy,

@@ -214,7 +214,7 @@ return function(t)
       -- the same seed, the same answer; another seed, other views
       t.near(ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 9}}).logits, tta.logits, 0, 0)
       t.truthy(not ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 10}}).logits:allclose(tta.logits, 1e-4, 1e-4))
-      t.raises(function() ts.evaluate(net, g.test, {tta = 0}) end, 'tta views must be a whole number 1..1024, got 0')
+      t.raises(function() ts.evaluate(net, g.test, {tta = 0}) end, 'evaluate: tta views must be a whole number of views from 1 to 1024, got 0')
       t.raises(function() ts.evaluate(net, g.test, {tta = {augment = ts.data.augment{flip = 0.5}}}) end, 'tta augment cannot flip')
       t.raises(function() ts.evaluate(net, g.test, {tta = 'yes'}) end, 'tta must be a number of views')
    end)
@@ -593,7 +593,7 @@ return function(t)
       t.eq(gray_bn.momentum, 0.1, 'momentum restored')
       t.near(gray_first.running_mean, ts.zeros(3), 0, 0, 'a batch norm before the error restored too')
       t.raises(function() ts.updateBatchNorm(net, g.train:subset({}, 'empty')) end, 'the dataset is empty')
-      t.raises(function() ts.updateBatchNorm(net, g.train, {batch = 0}) end, 'batch must be a positive whole number')
+      t.raises(function() ts.updateBatchNorm(net, g.train, {batch = 0}) end, 'batch must be a whole number from 1 to 2^24, got 0')
    end)
 
    t.test('updateBatchNorm refuses a class for the model, a tensor for the dataset and a seed that is no whole number', function()
@@ -609,18 +609,27 @@ return function(t)
                   'updateBatchNorm: seed must be a whole number from 0 to 2^53, got ' .. bad[2])
       end
       t.eq(ts.updateBatchNorm(net, g.train, {seed = 7}), 1)
-      -- 9 images in batches of 4 left one image for the last batch, which a BatchNorm1d cannot take statistics of; the
-      -- statistics are those of all nine at once
-      local g9 = ts.data.synthetic{train = 9, valid = 2, test = 2, seed = 4}
-      local function stats(batch)
+      -- 9 images in batches of 4 left one image for the last batch, which a BatchNorm1d cannot take statistics of (and
+      -- 7 in 3, 13 in 4, 9 in 2, where the next smaller batch leaves one too); the statistics are those of all at once
+      local function stats(ds, batch)
          ts.manualSeed(5)
          local bn = nn.BatchNorm1d(4)
-         ts.updateBatchNorm(nn.Sequential(nn.Flatten(), nn.Linear(32 * 32 * 3, 4), bn), g9.train, {batch = batch})
+         ts.updateBatchNorm(nn.Sequential(nn.Flatten(), nn.Linear(32 * 32 * 3, 4), bn), ds, {batch = batch})
          return bn.running_mean, bn.running_var
       end
-      local mean9, var9 = stats(9)
-      local mean4, var4 = stats(4)
-      t.truthy(mean4:allclose(mean9, 1e-5, 1e-6) and var4:allclose(var9, 1e-5, 1e-6), 'the statistics of all nine')
+      for _, case in ipairs({{9, 4}, {7, 3}, {13, 4}, {9, 2}}) do
+         local ds = ts.data.synthetic{train = case[1], valid = 2, test = 2, seed = 4}.train
+         local mean_all, var_all = stats(ds, case[1])
+         local mean, var = stats(ds, case[2])
+         t.truthy(mean:allclose(mean_all, 1e-5, 1e-6) and var:allclose(var_all, 1e-5, 1e-6),
+                  ('%d images in batches of %d: the statistics of all at once'):format(case[1], case[2]))
+      end
+      -- a loader that cannot be made (device 'gpu') left every batch norm gathering, in training mode
+      local bn = nn.BatchNorm2d(3)
+      local err = t.raises(function() ts.updateBatchNorm(nn.Sequential(bn), g.train, {device = 'gpu'}) end,
+                           "updateBatchNorm: device must be 'cpu' or 'cuda', got \"gpu\"")
+      t.truthy(err:find('test_train.lua:', 1, true), err)
+      t.eq(bn.train, true, 'a fresh module trains'); t.eq(bn.gathering, nil); t.eq(bn.momentum, 0.1)
    end)
 
    t.test('the trainer learns the generated signs and keeps its run directory', function()
@@ -714,7 +723,7 @@ return function(t)
       for opts, words in pairs({
          [{sampler = 'bogus'}] = 'sampler must be one of downsample, sequential, shuffle, sqrt, upsample',
          [{precision = 'fp16'}] = "precision must be 'fp32' or 'bf16', got fp16",
-         [{device = 'gpu'}] = "device must be 'cpu' or 'cuda', got gpu",
+         [{device = 'gpu'}] = "device must be 'cpu' or 'cuda', got \"gpu\"",
          [{augment = 5}] = 'augment must be the settings ts.data.augment{...} makes, got number 5',
          [{preprocess = 'x'}] = 'preprocess must be the settings ts.data.preprocess{...} makes, got string "x"',
          [{workers = 100000}] = 'workers must be 1 to 32, got 100000',

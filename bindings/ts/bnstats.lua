@@ -28,14 +28,27 @@ function M.update(model, ds, opts)
    data.checkSettings(opts.augment, 'augment', 'updateBatchNorm', 2)
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end
    local batch = opts.batch or 128
-   if type(batch) ~= 'number' or batch < 1 or batch % 1 ~= 0 then
-      error(('updateBatchNorm: batch must be a positive whole number, got %s'):format(tostring(batch)), 2)
+   if type(batch) ~= 'number' or batch < 1 or batch % 1 ~= 0 or batch > 2 ^ 24 then
+      error(('updateBatchNorm: batch must be a whole number from 1 to 2^24, got %s'):format(keys.show(batch)), 2)
    end
    data.checkSeed(opts.seed, 'updateBatchNorm', 2)   -- C takes it as a uint64: 1.5 gave seed 1's draws
+   data.checkDevice(opts.device, 'updateBatchNorm', 2)
    -- a last batch of one image failed in a BatchNorm1d (one value a channel has no variance; PyTorch's update_bn fails
-   -- alike): the statistics are gathered exactly over all images, so a batch a little smaller gives the same numbers
+   -- alike): the statistics are gathered exactly over all images, so another batch size gives the same numbers. The
+   -- nearest smaller one that leaves no single image, else a larger one (n itself, one batch, always does)
    local n = ds:size()
-   while batch > 2 and n % batch == 1 do batch = batch - 1 end
+   if n > 1 and n % batch == 1 then
+      local b = batch - 1
+      while b >= 2 and n % b == 1 do b = b - 1 end
+      if b < 2 then
+         b = batch + 1
+         while n % b == 1 do b = b + 1 end
+      end
+      batch = b
+   end
+   -- made before any batch norm is touched: a loader that cannot be made left them gathering, in training mode
+   local loader = data.Loader(ds, {batch = batch, sampler = 'sequential', preprocess = opts.preprocess,
+                                   augment = opts.augment, device = opts.device or model.device or 'cpu'})
    local was_training = model.train
    model:evaluate()
    local norms = {}
@@ -45,8 +58,6 @@ function M.update(model, ds, opts)
          if m:usesBatchStats() then norms[#norms + 1] = m; m:startGathering() else m.train = false end
       end
    end)
-   local loader = data.Loader(ds, {batch = batch, sampler = 'sequential', preprocess = opts.preprocess,
-                                   augment = opts.augment, device = opts.device or model.device or 'cpu'})
    local ok, err = pcall(function()
       for x in loader:epoch(1, opts.seed) do model:forward(x) end
    end)

@@ -140,11 +140,7 @@ function M.readCalibration(run)
    if not temperature or not (temperature > 0 and temperature < math.huge) then
       error(('%s/calibration.json has no valid temperature'):format(run), 0)
    end
-   local views = cal.tta == nil and 1 or tonumber(cal.tta)
-   if not views or views % 1 ~= 0 or views < 1 or views > 1024 then
-      error(('%s/calibration.json: tta must be a whole number of views from 1 to 1024, got %s'):format(run,
-            tostring(cal.tta)), 0)
-   end
+   local views = train.checkViews(cal.tta == nil and 1 or cal.tta, run .. '/calibration.json', 'tta', 0)
    return temperature, views, true
 end
 
@@ -177,7 +173,7 @@ function M.finish(result, g, opt)
    opt = keys.check('ts.experiment.finish', opt or {}, {note = true, quiet = true, held_out = true, no_calibration = true,
                                                         no_report = true, tta = true}, 2)
    -- a number of views, as calibration.json records them ({views, augment} would be written there as a table)
-   if opt.tta ~= nil then keys.sizes(opt.tta, 'ts.experiment.finish', 'tta', 1, 1, 2) end
+   if opt.tta ~= nil then train.checkViews(opt.tta, 'ts.experiment.finish', 'tta', 2) end
    local run = result.run
    local ev = train.evaluate(result.model, g.test, {preprocess = result.preprocess, logits = true, tta = opt.tta})
    ev.target_y = g.test.y

@@ -49,6 +49,15 @@ end
 
 -- a seed for the augmentation's draws, which C takes as a uint64: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30
 -- those of 2^63, a string an FFI error
+-- device, unless it is neither nil nor 'cpu' or 'cuda': an error "<what>: device must be 'cpu' or 'cuda', got ..." at
+-- `level` as error's, counted from the caller
+function M.checkDevice(device, what, level)
+   if device ~= nil and device ~= 'cpu' and device ~= 'cuda' then
+      error(("%s: device must be 'cpu' or 'cuda', got %s"):format(what, keys.show(device)), level + 1)
+   end
+   return device
+end
+
 function M.checkSeed(seed, what, level)
    if seed ~= nil and not (type(seed) == 'number' and seed % 1 == 0 and seed >= 0 and seed <= 2 ^ 53) then
       error(('%s: seed must be a whole number from 0 to 2^53, got %s'):format(what, keys.show(seed)), level + 1)
@@ -395,9 +404,7 @@ function M.Loader(ds, opts)
    end
    M.checkSettings(opts.augment, 'augment', 'Loader', 2)
    M.checkSettings(opts.preprocess, 'preprocess', 'Loader', 2)
-   if opts.device ~= nil and opts.device ~= 'cpu' and opts.device ~= 'cuda' then
-      error(("Loader: device must be 'cpu' or 'cuda', got %s"):format(keys.show(opts.device)), 2)
-   end
+   M.checkDevice(opts.device, 'Loader', 2)
    local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
    self.sampler = M.checkSampler(opts.sampler, 'Loader', 2)
    self.augment, self.preprocess = opts.augment, opts.preprocess or M.preprocess()

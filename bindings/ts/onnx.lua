@@ -236,12 +236,12 @@ function M.export(model, path, opts)
    -- checked before the work: a path with a NUL failed at the end, in ts.files.writeFile, at a line of this file
    cffi.path(path, 'ts.onnx.export(model, path, opts)')
    if path == '' then error('ts.onnx.export(model, path, opts): path must be a file\'s path, got an empty string', 2) end
-   -- a preprocess of true or 5 was indexed as a table
-   if opts.preprocess and type(opts.preprocess) ~= 'table' then
-      error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. keys.show(opts.preprocess),
-            2)
+   -- the settings table (a ts.data.preprocess carries its own): a preprocess of true or 5 was indexed as a table
+   local pp = opts.preprocess
+   local settings = type(pp) == 'table' and (pp.settings or pp) or pp or nil   -- (false: none)
+   if settings ~= nil and type(settings) ~= 'table' then
+      error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. keys.show(pp), 2)
    end
-   local settings = opts.preprocess and (opts.preprocess.settings or opts.preprocess) or nil
    -- the loader's size: the images it gives the network are out_h x out_w, and the graph takes what the network takes
    local valid, pre = pcall(require('ts.data').preprocess, settings)
    local size = settings and valid and pre.c.out_h > 0 and {pre.c.out_h, pre.c.out_w} or nil
@@ -265,9 +265,6 @@ function M.export(model, path, opts)
    local ir_version = opts.ir_version or 8
    if not (type(ir_version) == 'number' and ir_version % 1 == 0 and ir_version >= 4 and ir_version <= 11) then
       error('ts.onnx.export: ir_version must be a whole number from 4 to 11, got ' .. keys.show(ir_version), 2)
-   end
-   if settings ~= nil and type(settings) ~= 'table' then
-      error('ts.onnx.export: preprocess must be a ts.data.preprocess or its settings, got ' .. type(settings), 2)
    end
    for _, key in ipairs({'mean', 'std'}) do
       local list = settings and settings[key]

@@ -66,7 +66,7 @@ end
 -- becomes U+FFFD, as ts.json writes such text (json.utf8).
 function Message:string(field, s)
    if type(s) == 'string' then s = json.utf8(s) end
-   return self:bytes(field, s)
+   return self:bytes(field, s)   -- a tail call: bytes' errors point at this call's caller
 end
 function Message:message(field, m) return self:bytes(field, m:encode()) end
 function Message:packedVarints(field, list)

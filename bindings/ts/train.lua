@@ -109,8 +109,9 @@ end
 local evaluate
 -- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
 -- the probability of the prediction), cm, summary, seconds, logits (float [N, classes], the log-probabilities,
--- when opts.logits), data (the dataset's fingerprint, which ts.ensemble matches)}. opts: batch, preprocess, device,
--- logits, tta, auto_microbatch (an evaluation that runs out of memory starts over with half the batch), classes.
+-- when opts.logits), data and labels_crc (the dataset's fingerprint and its labels' CRC, which ts.ensemble matches)}.
+-- opts: batch, preprocess, device, logits, tta, auto_microbatch (an evaluation that runs out of memory starts over with
+-- half the batch), classes.
 -- tta (test-time augmentation): a number of views, or {views = n, augment = ts.data.augment{...}, seed = 1}.
 -- The first view is the image as it is; the others are drawn from the augmentation (by default small shifts,
 -- rotations and zooms: M.ttaAugment), the same draws on every call with the same seed. The prediction is
@@ -122,6 +123,18 @@ function M.ttaViewSeed(seed, view) return seed * 1000003 + view end
 local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta = 1, auto_microbatch = 1, classes = 1}
 local tta_options = {views = 1, augment = 1, seed = 1}
 
+-- The one check of a number of test-time views (evaluate's tta, a run's final.json and calibration.json, the main job's
+-- option): v, unless it is no whole number from 1 to M.MAX_VIEWS, an error "<what>: <name> must be a whole number of
+-- views from 1 to 1024, got ..." at `level` as error's, counted from the caller (0: no position)
+M.MAX_VIEWS = 1024
+function M.checkViews(v, what, name, level)
+   if not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= M.MAX_VIEWS) then
+      error(('%s: %s must be a whole number of views from 1 to %d, got %s'):format(what, name, M.MAX_VIEWS, keys.show(v)),
+            level == 0 and 0 or level + 1)
+   end
+   return v
+end
+
 -- opts.tta as {views, augment, seed}, refused when it makes no sense: an error at `level` as error's, counted from
 -- the caller (checked before the evaluation, whose auto_microbatch runs it inside a pcall)
 local function tta_settings(tta, level)
@@ -129,10 +142,7 @@ local function tta_settings(tta, level)
    if type(tta) == 'number' then tta = {views = tta} end
    if type(tta) ~= 'table' then error('evaluate: tta must be a number of views or {views, augment, seed}', level + 1) end
    keys.check('evaluate: tta', tta, tta_options, level + 1)   -- {view = 2} was ignored: 8 views
-   local views = tta.views or 8
-   if type(views) ~= 'number' or views < 1 or views % 1 ~= 0 or views > 1024 then
-      error(('evaluate: tta views must be a whole number 1..1024, got %s'):format(tostring(views)), level + 1)
-   end
+   local views = M.checkViews(tta.views or 8, 'evaluate', 'tta views', level + 1)
    -- a plain table of settings failed on indexing here, a number too, ts.data.preprocess{...} in the FFI
    local augment = data.checkSettings(tta.augment, 'augment', 'evaluate', level + 1, 'tta augment') or
                    data.augment(M.ttaAugment)
@@ -162,9 +172,7 @@ function M.evaluate(model, ds, opts)
    end
    -- checked here, not by the loader: a plain table of settings evaluated unnormalized images without a word
    data.checkSettings(opts.preprocess, 'preprocess', 'evaluate', 2)
-   if opts.device ~= nil and opts.device ~= 'cpu' and opts.device ~= 'cuda' then
-      error(("evaluate: device must be 'cpu' or 'cuda', got %s"):format(keys.show(opts.device)), 2)
-   end
+   data.checkDevice(opts.device, 'evaluate', 2)
    for _, k in ipairs({'logits', 'auto_microbatch'}) do   -- 0 or 'no' is true in Lua
       if opts[k] ~= nil and type(opts[k]) ~= 'boolean' then
          error(('evaluate: %s must be true or false, got %s'):format(k, keys.show(opts[k])), 2)
@@ -628,9 +636,7 @@ local function check_options(user, cfg)
    if cfg.precision ~= 'fp32' and cfg.precision ~= 'bf16' then
       error(("ts.train: precision must be 'fp32' or 'bf16', got %s"):format(tostring(cfg.precision)), 3)
    end
-   if cfg.device ~= nil and cfg.device ~= 'cpu' and cfg.device ~= 'cuda' then
-      error(("ts.train: device must be 'cpu' or 'cuda', got %s"):format(tostring(cfg.device)), 3)
-   end
+   data.checkDevice(cfg.device, 'ts.train', 3)
    -- the loader's check, before the run directory is made
    data.checkSettings(cfg.augment, 'augment', 'ts.train', 3)
    data.checkSettings(cfg.preprocess, 'preprocess', 'ts.train', 3)
