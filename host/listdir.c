@@ -1,5 +1,6 @@
 /* listdir.c — the names in a folder, read with opendir instead of a shell's ls (a folder named with a quote or a
- * $( ) ran as a command), for ts.files.list. */
+ * $( ) ran as a command), for ts.files.list. Each name is followed by '/', the one byte besides NUL no name can hold
+ * (a newline can: a name holding one came back as two names). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ char *ts_list_dir(const char *path)
         }
         memcpy(out + size, e->d_name, n);
         size += n;
-        out[size++] = '\n';
+        out[size++] = '/';
     }
     closedir(d);
     if (!out) {

@@ -268,8 +268,8 @@ int ts_distill_into(ts_tensor *loss, ts_tensor *grad_logits, const ts_tensor *lo
  * not worth the wait). */
 int ts_write_file(const char *path, const void *data, size_t bytes, int durable);
 
-/* the names in a folder (not . and ..), each followed by '\n', in the order the system gives (host/listdir.c);
- * malloc'd, for free(); NULL with the system's reason when it cannot be read */
+/* the names in a folder (not . and ..), each followed by '/' (which no name holds), in the order the system gives
+ * (host/listdir.c); malloc'd, for free(); NULL with the system's reason when it cannot be read */
 char *ts_list_dir(const char *path);
 
 /* ---- optimizers (host/optim.c): PyTorch's update rules over the `count` tensors of a parameter group --------

@@ -675,4 +675,152 @@ return function(t)
       t.eq(ts.data.synthesize(ds, 0):size(), 4)
       t.eq(ts.data.synthesize(ds, 2, ts.data.augment{rotate = 5}):size(), 5)
    end)
+
+   t.test('subset takes 1-based positions in the set, repeats kept: no wrapping, no hole ending the list', function()
+      local ds = numbered_dataset(5)
+      local function first_bytes(d) local v = {} for i = 1, d:size() do v[i] = d.x:get(i, 1, 1, 1) end return table.concat(v, ' ') end
+      local s = ds:subset({5, 1, 1}, 'picked')
+      t.eq(first_bytes(s), '5 1 1'); t.eq(table.concat(s.y:totable(), ' '), '4 0 0'); t.eq(s.name, 'picked')
+      t.eq(first_bytes(ds:subset(ts.tensor({2, 4}, 'int64'))), '2 4')
+      t.eq(ds:subset({}):size(), 0)
+      -- -1 took the last image, a hole ended the list at 1 image, 0 and 6 failed inside on indexing
+      local err = t.raises(function() local _ = ds:subset({-1}) end,
+                           'ds:subset(positions [, name]): position 1 is -1; positions are whole numbers 1 .. 5 (1-based)')
+      t.truthy(err:find('test_augment.lua:', 1, true), err)
+      t.raises(function() local _ = ds:subset({1, nil, 3}) end, 'position 2 is nil')
+      t.raises(function() local _ = ds:subset({0}) end, 'position 1 is 0')
+      t.raises(function() local _ = ds:subset({6}) end, 'position 1 is 6')
+      t.raises(function() local _ = ds:subset({2.5}) end, 'position 1 is 2.5')
+      t.raises(function() local _ = ds:subset(ts.tensor({0}, 'int64')) end, 'position 1 is 0')
+      t.raises(function() local _ = ds:subset(ts.tensor({{1, 2}}, 'int64')) end, 'positions must be a list or a 1-d tensor, got a tensor [1x2]')
+      t.raises(function() local _ = ds:subset() end, 'positions must be a list or a 1-d tensor of 1-based positions, got nil')
+      t.raises(function() local _ = ds:subset({1}, {}) end, 'ds:subset(positions [, name]): name must be a string, got {}')
+      t.raises(function() local _ = ds.subset({1}) end, 'ds:subset(positions [, name]): ds (called as ds:method(...)) must be a dataset')
+      t.raises(function() local _ = ts.data.Dataset(ds.x, ds.y, nil, {}) end, 'Dataset(x, y, classNames, name): name must be a string, got {}')
+      -- join: a hole ended the list there ({a, nil, b} was a alone)
+      t.raises(function() local _ = ts.data.join({ds, nil, ds}) end, 'ts.data.join: part 2 is not a dataset, got nil')
+      t.raises(function() local _ = ts.data.join({ds}, 7) end, 'ts.data.join(list [, name]): name must be a string, got 7')
+   end)
+
+   t.test('channelStats, imbalance and the other set methods refuse no images, a bad limit and a call with a dot', function()
+      local ds = numbered_dataset(10)
+      local empty = ds:subset({})
+      -- NaN means, and largest -1 or 0 over an infinite smallest
+      t.raises(function() local _ = empty:channelStats() end, 'ds:channelStats([limit]): dataset holds no images')
+      t.raises(function() local _ = empty:imbalance() end, 'ds:imbalance(): dataset holds no images')
+      -- 0 took one image, -1 and math.huge all, NaN none (NaN means)
+      for _, bad in ipairs({0, -1, 0 / 0, math.huge, 2.5, 'x'}) do
+         t.raises(function() local _ = ds:channelStats(bad) end, 'ds:channelStats([limit]): limit must be a whole number >= 1')
+      end
+      t.eq(ds:channelStats(1)[1], ds:subset({1}):channelStats()[1], 'limit 1: every 10th of 10 images, the first alone')
+      t.raises(function() local _ = ds.channelStats(5000) end, 'ds:channelStats([limit]): ds (called as ds:method(...)) must be a dataset')
+      t.raises(function() local _ = ds.splitTracks() end, 'ds:splitTracks(opts): ds (called as ds:method(...))')
+      t.raises(function() local _ = ds.fingerprint() end, 'ds:fingerprint(): ds (called as ds:method(...))')
+      t.raises(function() local _ = ds:splitTracks{share = '0.5'} end, 'share must be a number between 0 and 1 (exclusive), got "0.5"')
+      -- the generator makes 45 classes at most: 46 to 1000 passed here and failed in C
+      t.raises(function() local _ = ts.data.synthetic{classes = 46} end, 'ts.data.synthetic: classes must be a whole number from 1 to 45, got 46')
+      t.raises(function() local _ = ts.data.synthetic{size = {16, 16}} end, 'size must be a whole number from 8 to 4096, got {16, 16}')
+      -- gtsrb('') looked in /, a table failed on concatenation; readPickle's options were indexed unchecked
+      t.raises(function() local _ = ts.data.gtsrb('') end, 'ts.data.gtsrb(dir): dir must name a folder, got the empty string')
+      t.raises(function() local _ = ts.data.gtsrb({}) end, 'ts.data.gtsrb(dir): path must be a string, got table')
+      t.raises(function() local _ = ts.data.readPickle(t.dir .. '/fixtures/pickles/p3_uint8.pickle', {quite = true}) end,
+               'ts.data.readPickle: unknown option quite')
+   end)
+
+   t.test('class names by id: a string key is decimal digits, and no class is named twice', function()
+      local by = ts.data.classNamesById
+      t.eq(by({['7'] = 'a', [3] = 'b'}, 'x')[7], 'a')
+      -- two keys of one id kept whichever pairs gave last; ' 1', '1.0', '0x1' and '1e0' were read as 1
+      t.raises(function() local _ = by({['1'] = 'a', [1] = 'b'}, 'run/config.json') end, 'run/config.json: class names name class 1 twice')
+      t.raises(function() local _ = by({['01'] = 'a', ['1'] = 'b'}, 'cfg') end, 'name class 1 twice')
+      for _, k in ipairs({' 1', '1.0', '0x1', '1e0'}) do
+         t.raises(function() local _ = by({[k] = 'a'}, 'cfg') end, 'cfg: class names must map a class id from 0 to 99999 to a string, got ' .. k)
+      end
+   end)
+
+   t.test('imageFolder: only folders are classes, their subfolders are walked, ClassId folders are not mixed or repeated', function()
+      local d = t.tmpdir()
+      local function img(path, v) ts.image.save(path, ts.full({6, 6, 3}, v, 'uint8')) end
+      local function labels(ds) return table.concat(ds.y:totable(), ' ') end
+      os.execute(('mkdir -p %s/a/00 %s/a/07/more %s/a/03'):format(d, d, d))
+      img(d .. '/a/00/x.png', 10); img(d .. '/a/07/y.png', 20); img(d .. '/a/07/more/z.png', 30)
+      t.writefile(d .. '/a/README', 'class folders below')
+      t.writefile(d .. '/a/07/notes.txt', 'no image')
+      -- the README was a class: the ClassId folders became classes 0 .. 3 in sorted order; more/z.png was left out
+      local ds = ts.data.imageFolder(d .. '/a', {size = 4})
+      t.eq(labels(ds), '0 7 7'); t.eq(ds.x:get(2, 1, 1, 1), 30, 'more/z.png at its place in sorted order'); t.eq(ds.x:get(3, 1, 1, 1), 20)
+      -- folders named otherwise: numbered in sorted order (torchvision's ImageFolder), an empty one keeping its id;
+      -- the caller's names over the folders', its table untouched
+      os.execute(('mkdir -p %s/b/cat %s/b/dog %s/b/emu'):format(d, d, d))
+      img(d .. '/b/cat/x.png', 1); img(d .. '/b/emu/y.png', 2)
+      local mine = {[0] = 'Cat'}
+      ds = ts.data.imageFolder(d .. '/b', {classNames = mine, size = 4})
+      t.eq(labels(ds), '0 2'); t.eq(ds.classNames[0], 'Cat'); t.eq(ds.classNames[2], 'emu')
+      t.eq(mine[1], nil, 'the caller\'s classNames table is not written')
+      -- a ClassId folder beside another name (a stray checkpoint folder) made 00 class 1 without a word
+      os.execute(('mkdir -p %s/c/00 %s/c/.ipynb_checkpoints'):format(d, d))
+      img(d .. '/c/00/x.png', 1)
+      local err = t.raises(function() local _ = ts.data.imageFolder(d .. '/c') end,
+                           'ts.data.imageFolder: ' .. d .. '/c mixes folders named by ClassId ("00") with others (".ipynb_checkpoints")')
+      t.truthy(err:find('test_augment.lua:', 1, true), err)
+      -- 1 and 01 were one class; 0x10 was class 16
+      os.execute(('mkdir -p %s/e/1 %s/e/01'):format(d, d))
+      img(d .. '/e/1/x.png', 1); img(d .. '/e/01/x.png', 2)
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/e') end, 'the folders 01 and 1 of ' .. d .. '/e are both class 1')
+      os.execute(('mkdir -p %s/h/0x10 %s/h/2'):format(d, d))
+      img(d .. '/h/0x10/x.png', 1); img(d .. '/h/2/x.png', 2)
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/h') end, 'mixes folders named by ClassId ("2") with others ("0x10")')
+      -- no images at all was an empty dataset
+      os.execute(('mkdir -p %s/g/00'):format(d))
+      t.writefile(d .. '/g/00/a.txt', 'x')
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/g') end, 'the class folders of ' .. d .. '/g hold no images')
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/a', {sizes = 8}) end, 'ts.data.imageFolder: unknown option sizes')
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/a', {size = 0}) end, 'ts.data.imageFolder: size must be a whole number >= 1, got 0')
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/a', 5) end, 'ts.data.imageFolder: the options must be a table, got number')
+      t.raises(function() local _ = ts.data.imageFolder() end, 'ts.data.imageFolder(dir, opts): path must be a string, got nil')
+      t.raises(function() local _ = ts.data.imageFolder(d .. '/a/README') end, 'is missing or empty')
+   end)
+
+   t.test('imageCSV: a row that is not what its columns say is an error naming the file and line', function()
+      local d = t.tmpdir()
+      os.execute(('mkdir -p "%s/sub dir"'):format(d))
+      ts.image.save(d .. '/a.png', ts.full({10, 10, 3}, 10, 'uint8'))
+      ts.image.save(d .. '/sub dir/b c.png', ts.full({10, 10, 3}, 20, 'uint8'))
+      local n = 0
+      local function csv(s) n = n + 1; local p = ('%s/%d.csv'):format(d, n); t.writefile(p, s); return p end
+      -- CRLF ends, a byte-order mark, a quoted path with spaces, a blank line, a repeated row, an absolute path
+      local ds = ts.data.imageCSV(csv('\239\187\191file,ClassId\r\n"sub dir/b c.png",2\r\n\r\na.png,1\r\na.png,1\r\n' .. d .. '/a.png,0\r\n'), {size = 4})
+      t.eq(table.concat(ds.y:totable(), ' '), '2 1 1 0')
+      t.eq(ds.x:get(1, 1, 1, 1), 20)
+      local function bad(text, msg, opts)
+         local p = csv(text)
+         local err = t.raises(function() local _ = ts.data.imageCSV(p, opts) end, (msg:gsub('@', (p:gsub('%%', '%%%%')))))
+         t.truthy(err:find('test_augment.lua:', 1, true), err)
+      end
+      -- 1.5 was class 1, 0x10 class 16, 1e1 class 10; inf and nan failed inside; -1 named no line
+      bad('file,ClassId\na.png,0\na.png,1.5\n', 'ts.data.imageCSV: @:3: ClassId "1.5" is not a whole number')
+      bad('file,ClassId\na.png,0x10\n', '@:2: ClassId "0x10" is not a number')
+      bad('file,ClassId\na.png,1e1\n', '@:2: ClassId "1e1" is not a number')
+      bad('file,ClassId\na.png,inf\n', '@:2: ClassId "inf" is not a number')
+      bad('file,ClassId\na.png,-1\n', '@:2: ClassId "-1" is negative')
+      bad('file,ClassId\n\na.png\n', '@:3: no ClassId')
+      bad('file,ClassId\n,1\n', '@:2: no file')
+      -- a comma in an unquoted name: its cells beyond the header were dropped
+      bad('file,ClassId\na.png,1,,7\n', '@:2: 4 cells, but the header names 2 columns')
+      -- a box of fewer than four numbers failed inside on arithmetic
+      bad('file,ClassId,Roi.X1\na.png,1,2\n', '@: the header has Roi columns but no Roi.Y1')
+      bad('file,ClassId,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2\na.png,1,x,0,5,5\n', '@:2: Roi.X1 "x" is not a number')
+      bad('file,ClassId,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2\na.png,1,,,,\n', '@:2: Roi.X1 "" is not a number')
+      t.eq(ts.data.imageCSV(csv('file,ClassId,Roi.X1\na.png,1,x\n'), {roi = false, size = 4}):size(), 1)
+      -- the later of two columns of one name won
+      bad('file,ClassId,ClassId\na.png,1,2\n', '@: the header names the column "ClassId" twice (fields 2 and 3)')
+      bad('file,Label\na.png,1\n', '@: the header has no ClassId column (it has: "file", "Label")')
+      -- no rows was an empty dataset
+      bad('', '@ has no header line')
+      bad('file,ClassId\n', '@ lists no images')
+      bad('file,ClassId\nnone.png,1\n', '@:2: ' .. d .. '/none.png: cannot open')
+      bad('file,ClassId\na.png,1\n', 'ts.data.imageCSV: unknown option rooot', {rooot = d})
+      bad('file,ClassId\na.png,1\n', 'ts.data.imageCSV: root: path must be a string, got number', {root = 5})
+      bad('file,ClassId\na.png,1\n', 'ts.data.imageCSV: roi must be true or false, got "no"', {roi = 'no'})
+   end)
 end

@@ -49,6 +49,30 @@ return function(t)
                ('cannot make the folder %s/a/b/c/log/d: %s/a/b/c/log: a file of that name is in the way'):format(dir, dir))
    end)
 
+   t.test('list: every name whole, a newline in it included; a file or a missing folder is nil and the reason', function()
+      local dir = t.tmpdir()
+      -- host/listdir.c joins the names with newlines: "a\nb" came back as the two names a and b
+      files.writeFile(dir .. '/a\nb', 'x')
+      files.writeFile(dir .. '/c d', 'y')
+      files.mkdirs(dir .. '/e')
+      local names = files.list(dir)
+      t.eq(#names, 3); t.eq(names[1], 'a\nb'); t.eq(names[2], 'c d'); t.eq(names[3], 'e')
+      t.eq(#files.list(dir .. '/e'), 0)
+      local none, why = files.list(dir .. '/c d')
+      t.eq(none, nil); t.eq(why, dir .. '/c d: cannot list the folder: Not a directory')
+      t.eq(select(2, files.list(dir .. '/f')), dir .. '/f: cannot list the folder: No such file or directory')
+   end)
+
+   t.test('appendFile takes a string, as writeFile does', function()
+      local dir = t.tmpdir()
+      -- nil failed inside io's write ("bad argument #1 to 'write'"), a number was written as its digits
+      local err = t.raises(function() files.appendFile(dir .. '/log', nil) end,
+                           'ts.files.appendFile(path, s): the contents must be a string, got nil')
+      t.truthy(err:find('test_files.lua:', 1, true), err)
+      t.raises(function() files.appendFile(dir .. '/log', 5) end, 'the contents must be a string, got number')
+      t.eq(files.exists(dir .. '/log'), false)
+   end)
+
    t.test('now is a clock that does not go back', function()
       local a = files.now()
       local b = files.now()

@@ -19,6 +19,7 @@ local data = {}
 
 function data.readPickle(path, opts)
    cffi.path(path, 'ts.data.readPickle(path)')
+   if opts ~= nil then keys.check('ts.data.readPickle', opts, {quiet = 1}, 2) end
    local p = C.ts_pickle_load(path)
    if p == nil then fail() end
    p = ffi.gc(p, C.ts_pickle_free)
@@ -72,6 +73,8 @@ data.csvFields = csv_fields
 -- rows of a CSV file with a header, as tables keyed by column name; the separator is ';' when the header
 -- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
 -- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
+-- Also returns, for each row, its line in the file and its count of fields up to its last non-empty one (more than
+-- the header's: cells that no column names, which a reader of columns would otherwise drop without a word).
 function data.readCSV(path)
    if type(path) ~= 'string' then error('ts.data.readCSV(path): path must be a string, got ' .. type(path), 2) end
    local f, err = io.open(path, 'rb')
@@ -85,7 +88,7 @@ function data.readCSV(path)
       local _, lines = text:sub(1, nul):gsub('\n', '')
       error(('%s:%d: a NUL byte: not a text file'):format(path, lines + 1), 0)
    end
-   local header, rows, n, sep = nil, {}, 0, nil
+   local header, rows, n, sep, lines, widths = nil, {}, 0, nil, {}, {}
    for line in text:gmatch('([^\n]*)\n?') do
       n = n + 1
       if n == 1 then line = line:gsub('^\239\187\191', '') end
@@ -93,18 +96,22 @@ function data.readCSV(path)
          sep = sep or ((line:find(';', 1, true) and not line:find(',', 1, true)) and ';' or ',')
          local ok, fields = pcall(csv_fields, line, sep)
          if not ok then error(('%s:%d: %s'):format(path, n, fields), 0) end
-         local cells = false   -- a row of empty cells only (',,' as spreadsheets end a sheet) is a blank line
-         for _, v in ipairs(fields) do cells = cells or v ~= '' end
-         if cells and not header then header = fields
-         elseif cells then
+         local cells = 0   -- a row of empty cells only (',,' as spreadsheets end a sheet) is a blank line
+         for i, v in ipairs(fields) do if v ~= '' then cells = i end end
+         if cells > 0 and not header then header = fields
+         elseif cells > 0 then
             local row = {}
             for i, name in ipairs(header) do row[name] = fields[i] end
-            rows[#rows + 1] = row
+            local k = #rows + 1
+            rows[k], lines[k], widths[k] = row, n, cells
          end
       end
    end
-   return rows, header
+   return rows, header, lines, widths
 end
+
+-- a number as a CSV cell holds one, in decimal digits: tonumber also took 0x10, 1e1, inf and nan
+local decimal = '^%s*%-?%d+%.?%d*%s*$'
 
 -- what is wrong with a ClassId (a number or nil), or nil
 local function class_id_problem(id)
@@ -127,7 +134,7 @@ function data.readLabelNames(path)
    for i, row in ipairs(rows) do
       -- in decimal digits: tonumber would also take 0x1 and 1e0
       local text = row[idcol]
-      local id = text and text:match('^%s*%-?%d+%.?%d*%s*$') and tonumber(text) or nil
+      local id = text and text:match(decimal) and tonumber(text) or nil
       local problem = class_id_problem(id) or names[id] and ('repeats row %d'):format(row_of[id])
                       or not row.SignName and 'has no SignName'
       if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
@@ -209,14 +216,20 @@ function data.classNamesById(names, where, from_json)
          if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 then list = false end
       end
    end
-   local out = {}
+   -- a string key is an id in decimal digits, as JSON writes one: tonumber also read ' 1', '1.0', '0x1' and '1e0',
+   -- and two keys of one id ('1' and 1, '01' and '1') kept whichever pairs gave last
+   local out, key_of = {}, {}
    for k, v in pairs(names) do
-      local id = list and k - 1 or tonumber(k)
+      local id = list and k - 1 or (type(k) == 'number' and k) or (type(k) == 'string' and k:match('^%d+$') and tonumber(k))
       if not id or id % 1 ~= 0 or id < 0 or id >= MAX_CLASSES or type(v) ~= 'string' then
          error(('%s: class names must map a class id from 0 to %d to a string, got %s = %s'):format(where,
                MAX_CLASSES - 1, tostring(k), tostring(v)), 2)
       end
-      out[id] = v
+      if key_of[id] ~= nil then
+         error(('%s: class names name class %d twice, as %s = %s and %s = %s'):format(where, id, keys.show(key_of[id]),
+               keys.show(out[id]), keys.show(k), keys.show(v)), 2)
+      end
+      out[id], key_of[id] = v, k
    end
    return out
 end
@@ -242,7 +255,17 @@ end
 
 -- ds = ts.data.Dataset(x, y [, classNames, name]): x [N,H,W,C] or [N,C,H,W] (C = 1 or 3), uint8 or values that
 -- image_bytes reads as uint8; y labels [N]
+-- name, unless it is neither nil nor a string: an error naming the call, at `level` as error's, counted from the
+-- caller (a table failed inside on concatenating it)
+local function check_name(name, what, level)
+   if name ~= nil and type(name) ~= 'string' then
+      error(('%s: name must be a string, got %s'):format(what, keys.show(name)), level + 1)
+   end
+   return name
+end
+
 function data.Dataset(x, y, classNames, name)
+   check_name(name, 'Dataset(x, y, classNames, name)', 2)
    local ok, ds = pcall(new_dataset, x, y, classNames, name, name and 'Dataset ' .. name or 'Dataset', 'images', 'labels')
    if not ok then error(ds, 2) end
    return ds
@@ -270,15 +293,29 @@ function Dataset:__tostring()
    return ('Dataset %s: %d images %s, %d classes'):format(self.name, self:size(), tostring(self.x:size()), self:numClasses())
 end
 
--- a dataset holding the given 1-based indices (a table or int64 tensor of 1-based positions)
+-- self, unless a method was called on no dataset (ds.subset(p) for ds:subset(p)): an error naming the call, at the
+-- method's caller (it failed inside on indexing a nil or a list)
+local function check_self(self, what)
+   data.checkDataset(self, what, 'ds (called as ds:method(...))', 3)   -- not a tail call: the level counts this frame
+end
+
+-- a dataset holding the images at the given 1-based positions (a list or a 1-d tensor), in their order, repeats
+-- included
 function Dataset:subset(indices, name)
-   local n = T.isTensor(indices) and indices:numel() or #indices
-   local x = T.zeros({n, self.x:size(2), self.x:size(3), self.x:size(4)}, 'uint8')
-   local y = T.zeros({n}, 'int64')
+   local what = 'ds:subset(positions [, name])'
+   check_self(self, what)
+   check_name(name, what, 2)
+   local list, n = data.checkPositions(indices, self:size(), what, 2)
+   local h, w, c = self.x:size(2), self.x:size(3), self.x:size(4)
+   local x, y = T.zeros({n, h, w, c}, 'uint8'), T.zeros({n}, 'int64')
+   local sx, sy = self.x:cpu():contiguous(), self.y:cpu():long():contiguous()
+   local per = h * w * c
+   local src, dst = ffi.cast('uint8_t *', sx:data()), ffi.cast('uint8_t *', x:data())
+   local ysrc, ydst = ffi.cast('int64_t *', sy:data()), ffi.cast('int64_t *', y:data())
    for i = 1, n do
-      local j = T.isTensor(indices) and indices:get(i) or indices[i]
-      x[i] = self.x[j]
-      y[i] = self.y[j]
+      local j = list[i] - 1
+      ffi.copy(dst + (i - 1) * per, src + j * per, per)
+      ydst[i - 1] = ysrc[j]
    end
    return data.Dataset(x, y, self.classNames, name or self.name)
 end
@@ -288,10 +325,17 @@ data.DatasetClass = Dataset
 -- labelled image once validation has fixed the recipe. Every part must have the first's image shape and class
 -- names (the same id naming the same sign); boxes (coords, sizes) are not carried over.
 function data.join(list, name)
-   if type(list) ~= 'table' or #list == 0 then error('ts.data.join: expects a list of datasets', 2) end
+   -- every part up to the highest: {a, nil, b} was a and no more, without a word
+   local parts = type(list) == 'table' and table.maxn(list) or 0
+   if parts == 0 then error('ts.data.join: expects a list of datasets', 2) end
+   check_name(name, 'ts.data.join(list [, name])', 2)
    local n, first = 0, list[1]
-   for k, ds in ipairs(list) do
-      if getmetatable(ds) ~= Dataset then error(('ts.data.join: part %d is not a dataset'):format(k), 2) end
+   for k = 1, parts do
+      local ds = list[k]
+      if getmetatable(ds) ~= Dataset then
+         error(('ts.data.join: part %d is not a dataset, got %s'):format(k, type(ds) == 'table' and 'a table that is not one'
+               or keys.show(ds)), 2)
+      end
       if ds:imageShape() ~= first:imageShape() then
          error(('ts.data.join: part %d (%s) has images %s, part 1 (%s) %s'):format(k, ds.name, ds:imageShape(),
                first.name, first:imageShape()), 2)
@@ -329,13 +373,14 @@ end
 -- so that a run can rebuild and check it. track = 1 holds out single images.
 local split_keys = {share = 1, track = 1}
 function Dataset:splitTracks(opts)
+   check_self(self, 'ds:splitTracks(opts)')
    opts = keys.check('splitTracks', opts or {}, split_keys, 2)
    local share, track = opts.share or 0.1, opts.track or 30
    if type(share) ~= 'number' or not (share > 0 and share < 1) then
-      error(('splitTracks: share must be a number between 0 and 1 (exclusive), got %s'):format(tostring(share)), 2)
+      error(('splitTracks: share must be a number between 0 and 1 (exclusive), got %s'):format(keys.show(share)), 2)
    end
    if type(track) ~= 'number' or track % 1 ~= 0 or track < 1 or track > 2^31 then
-      error(('splitTracks: track must be a whole number of images from 1, got %s'):format(tostring(track)), 2)
+      error(('splitTracks: track must be a whole number of images from 1, got %s'):format(keys.show(track)), 2)
    end
    local y, n = ffi.cast('int64_t *', self.y:data()), self:size()
    local kept, held, tracks, held_tracks, i = {}, {}, 0, 0, 0
@@ -377,6 +422,10 @@ local function exists(path)
 end
 
 function data.gtsrb(dir)
+   -- a table failed inside on concatenating it, '' looked in / (its files as /train.pickle)
+   if dir ~= nil and (cffi.path(dir, 'ts.data.gtsrb(dir)') == '') then
+      error('ts.data.gtsrb(dir): dir must name a folder, got the empty string', 2)
+   end
    dir = dir or os.getenv('TSHOST_DATA') or 'data'
    local files = {'train.pickle', 'valid.pickle', 'test.pickle', 'label_names.csv'}
    for _, f in ipairs(files) do
@@ -427,10 +476,16 @@ function data.gtsrb(dir)
    return out
 end
 
--- per-channel mean and standard deviation of the images in 0..1 (for ts.data.preprocess), over at most
--- `limit` images spread evenly through the set
+-- per-channel mean and standard deviation of the images in 0..1 (for ts.data.preprocess), over every
+-- floor(N / limit)-th image (limit 5000 by default; every image when N < 2 limit), so about `limit` to 2 limit images
+-- spread evenly through the set. A limit that is no whole number from 1 (0 took one image, -1, NaN and math.huge none
+-- or all) and a set of no images (NaN means, which only preprocess named) are refused.
 function Dataset:channelStats(limit)
+   local what = 'ds:channelStats([limit])'
+   check_self(self, what)
+   if limit ~= nil then keys.sizes(limit, what, 'limit', 1, 1) end
    local n = self:size()
+   if n == 0 then error(('%s: %s holds no images'):format(what, tostring(self.name)), 2) end
    local step = math.max(1, math.floor(n / (limit or 5000)))
    local count, c = 0, self.x:size(4)
    local sum, sq = {}, {}
@@ -460,6 +515,7 @@ end
 -- was trained on: "N images HxWxC, crc32c XXXXXXXX, labels crc32c XXXXXXXX" (CRC-32C of the uint8 pixels and of
 -- the int64 labels, 28 ms for GTSRB's training set)
 function Dataset:fingerprint()
+   check_self(self, 'ds:fingerprint()')
    local x = self.x:contiguous()
    return ('%d images %dx%dx%d, crc32c %08x, labels crc32c %s'):format(self:size(), x:size(2), x:size(3), x:size(4),
       C.ts_crc32c(x:data(), x:numel()), data.labelsCrc(self.y))
@@ -493,6 +549,9 @@ end
 
 -- imbalance figures: the largest and smallest class counts and their ratio
 function Dataset:imbalance()
+   check_self(self, 'ds:imbalance()')
+   -- no images: the figures were -1 or 0 over infinity
+   if self:size() == 0 then error(('ds:imbalance(): %s holds no images'):format(tostring(self.name)), 2) end
    local counts, most, least, cmost, cleast = self:counts(), -1, math.huge, nil, nil
    for c, n in pairs(counts) do
       if n > most then most, cmost = n, c end
@@ -511,19 +570,21 @@ end
 
 local image = require('ts.image')
 
--- images of any size and format as a dataset of size x size images; items = {{path, label, roi}, ...}
+-- images of any size and format as a dataset of size x size images; items = {{path, label, roi, where}, ...}, where
+-- (the CSV's file and line) leading each error about the item
 local function from_files(items, size, names, name)
    local x = T.zeros({#items, size, size, 3}, 'uint8')
    local y = T.zeros({#items}, 'int64')
    for i, it in ipairs(items) do
+      local at = it[4] and it[4] .. ': ' or ''
       local ok, img = pcall(image.load, it[1])
-      if not ok then error(img, 3) end
+      if not ok then error(at .. tostring(img), 3) end
       local roi = it[3]
       -- a list's box must lie in its image (resize would repeat the border pixels beyond the edge, as a search
       -- window may, and a wrong box would pass unnoticed)
       if roi and not (roi[1] >= 0 and roi[2] >= 0 and roi[3] <= img:size(2) and roi[4] <= img:size(1)
                       and roi[3] > roi[1] and roi[4] > roi[2]) then
-         error(('%s: its box %s,%s,%s,%s (end exclusive) does not lie in the %dx%d image'):format(it[1],
+         error(('%s%s: its box %s,%s,%s,%s (end exclusive) does not lie in the %dx%d image'):format(at, it[1],
                tostring(roi[1]), tostring(roi[2]), tostring(roi[3]), tostring(roi[4]), img:size(2), img:size(1)), 3)
       end
       x[i]:copy(image.resize(img, size, size, roi))
@@ -532,49 +593,163 @@ local function from_files(items, size, names, name)
    return data.Dataset(x, y, names, name)
 end
 
--- A folder with one subfolder per class: named by the 0-based ClassId (00, 1, 42, ...) or by any name
--- (classes then numbered in sorted order). opts: size (32), classNames.
-function data.imageFolder(dir, opts)
-   opts = opts or {}
-   local subdirs = files.list(dir) or {}
-   if #subdirs == 0 then error(('imageFolder: %s is missing or empty'):format(dir), 2) end
-   local numeric = true
-   for _, d in ipairs(subdirs) do numeric = numeric and tonumber(d) ~= nil end
-   local items, names = {}, opts.classNames or {}
-   for k, d in ipairs(subdirs) do
-      local label = numeric and tonumber(d) or k - 1
-      if not numeric then names[label] = d end
-      for _, f in ipairs(files.list(dir .. '/' .. d) or {}) do
-         if f:lower():match('%.png$') or f:lower():match('%.jpe?g$') or f:lower():match('%.ppm$') or f:lower():match('%.bmp$') then
-            items[#items + 1] = {dir .. '/' .. d .. '/' .. f, label}
-         end
+-- the classNames option of a reader (what: its name) by class id, or an error at the reader's caller
+local function class_names_option(names, what)
+   local ok, out = pcall(data.classNamesById, names, what .. ': classNames')
+   if not ok then error(out, 3) end
+   return out
+end
+
+local image_extensions = {png = true, jpg = true, jpeg = true, ppm = true, bmp = true}
+
+-- Appends to items {path, label} for each image file under the folder `at`, its subfolders' included (as
+-- torchvision's ImageFolder takes them), in sorted order, a subfolder's images at its place; seen: the folders
+-- walked, by their real path (a link back up the tree is walked once). Returns true, or false and why a folder
+-- cannot be read (its images were left out without a word).
+local function images_under(at, label, items, seen)
+   local real = files.realpath(at) or at
+   if seen[real] then return true end
+   seen[real] = true
+   local names, why = files.list(at)
+   if not names then return false, why end
+   for _, f in ipairs(names) do
+      local p = at .. '/' .. f
+      if files.isDir(p) then
+         local ok, err = images_under(p, label, items, seen)
+         if not ok then return false, err end
+      elseif image_extensions[(f:match('%.([^.]+)$') or ''):lower()] then
+         items[#items + 1] = {p, label}
       end
    end
-   return from_files(items, opts.size or 32, names, dir)
+   return true
+end
+
+-- A folder with one subfolder per class: each named by its 0-based ClassId in decimal digits (00, 1, 42, ...), or
+-- else by any name, the classes then numbered in sorted order of the names, as torchvision's ImageFolder does. Files
+-- beside the class folders are no classes; the images of a class are its folder's .png, .jpg, .jpeg, .ppm and .bmp
+-- files, its subfolders' included. opts: size (32), classNames (by class id; over the folders' names).
+local folder_options = {size = 1, classNames = 1}
+function data.imageFolder(dir, opts)
+   local what = 'ts.data.imageFolder'
+   cffi.path(dir, 'ts.data.imageFolder(dir, opts)')
+   opts = keys.check(what, opts or {}, folder_options, 2)
+   local size = keys.sizes(opts.size or 32, what, 'size', 1, 1)
+   local entries, why = files.list(dir)
+   if not entries then error(('%s: %s is missing or empty (%s)'):format(what, dir, why), 2) end
+   -- folders only: a README beside them was a class, and made the numbered folders' ids sorted positions
+   local classes = {}
+   for _, d in ipairs(entries) do
+      if files.isDir(dir .. '/' .. d) then classes[#classes + 1] = d end
+   end
+   if #classes == 0 then error(('%s: %s is missing or empty: it holds no class folders'):format(what, dir), 2) end
+   -- decimal digits only: tonumber also read 0x10 as 16, 1e1 as 10, ' 1' as 1, and -1, 1.5, inf and nan failed later
+   local ids, others = {}, {}
+   for _, d in ipairs(classes) do
+      local into = d:match('^%d+$') and ids or others
+      into[#into + 1] = keys.show(d)
+   end
+   -- ClassId folders beside others (.ipynb_checkpoints, __MACOSX, a copy): all were numbered in sorted order, and
+   -- 00 was class 1 or 2 without a word
+   if #ids > 0 and #others > 0 then
+      error(('%s: %s mixes folders named by ClassId (%s) with others (%s): name every class folder by its ClassId or '
+             .. 'none (classes then numbered in sorted order)'):format(what, dir, table.concat(ids, ', '),
+             table.concat(others, ', ')), 2)
+   end
+   local numeric = #others == 0
+   local items, names, folder_of = {}, {}, {}
+   for k, d in ipairs(classes) do
+      local label = numeric and tonumber(d) or k - 1
+      if label >= MAX_CLASSES then
+         error(('%s: the class folder %s/%s: ClassId %s is beyond %d (ts.data.maxClasses - 1)'):format(what, dir, d, d,
+               MAX_CLASSES - 1), 2)
+      end
+      if folder_of[label] then   -- 1 and 01: their images were one class
+         error(('%s: the folders %s and %s of %s are both class %d'):format(what, folder_of[label], d, dir, label), 2)
+      end
+      folder_of[label] = d
+      if not numeric then names[label] = d end
+      local ok, err = images_under(dir .. '/' .. d, label, items, {})
+      if not ok then error(('%s: %s'):format(what, err), 2) end
+   end
+   if #items == 0 then
+      error(('%s: the class folders of %s hold no images (.png, .jpg, .jpeg, .ppm, .bmp)'):format(what, dir), 2)
+   end
+   -- the caller's names over the folders', in a table of their own (the caller's had the folders' names written in)
+   for id, n in pairs(class_names_option(opts.classNames, what)) do names[id] = n end
+   local ds = from_files(items, size, names, dir)   -- not a tail call: from_files's errors are at this one's caller
+   return ds
 end
 
 -- A CSV of image files and labels, as GTSRB's original layout has them (Filename;...;ClassId with ';', or
--- Path/file columns with ','): columns file|Filename|Path and ClassId, optionally Roi.X1..Roi.Y2 to crop.
--- opts: root (folder the paths are relative to, default the CSV's folder), size (32), roi (true),
--- classNames.
+-- Path/file columns with ','): columns file|Filename|Path (the first of these the header has) and ClassId, optionally
+-- Roi.X1..Roi.Y2 to crop. A file's path is relative to root unless it starts with /. opts: root (folder the paths
+-- are relative to, default the CSV's folder), size (32), roi (true), classNames. A row that is not what its columns
+-- say (no file, a ClassId that is no whole number from 0, a box of other than four numbers, more cells than the
+-- header names) is an error naming the file and line.
+local csv_options = {root = 1, size = 1, roi = 1, classNames = 1}
+local roi_columns = {'Roi.X1', 'Roi.Y1', 'Roi.X2', 'Roi.Y2'}
 function data.imageCSV(path, opts)
-   opts = opts or {}
-   local ok, rows = pcall(data.readCSV, path)
-   if not ok then error('imageCSV: ' .. rows, 2) end
+   local what = 'ts.data.imageCSV'
+   cffi.path(path, 'ts.data.imageCSV(path, opts)')
+   opts = keys.check(what, opts or {}, csv_options, 2)
+   local size = keys.sizes(opts.size or 32, what, 'size', 1, 1)
+   if opts.root ~= nil then cffi.path(opts.root, what .. ': root') end
+   if opts.roi ~= nil and type(opts.roi) ~= 'boolean' then
+      error(('%s: roi must be true or false, got %s'):format(what, keys.show(opts.roi)), 2)
+   end
+   local ok, rows, header, lines, widths = pcall(data.readCSV, path)
+   if not ok then error(what .. ': ' .. rows, 2) end
+   if not header then error(('%s: %s has no header line (an empty file?)'):format(what, path), 2) end
+   local col = {}
+   for i, name in ipairs(header) do
+      if name ~= '' and col[name] then   -- a row's value was the last of the two, without a word
+         error(('%s: %s: the header names the column %s twice (fields %d and %d)'):format(what, path, keys.show(name), col[name], i), 2)
+      end
+      col[name] = i
+   end
+   local filecol = (col.file and 'file') or (col.Filename and 'Filename') or (col.Path and 'Path')
+   if not filecol or not col.ClassId then
+      error(('%s: %s: the header has no %s column (it has: %s)'):format(what, path,
+            filecol and 'ClassId' or 'file, Filename or Path', keys.show(header):sub(2, -2)), 2)
+   end
+   local use_roi = opts.roi ~= false and (col['Roi.X1'] or col['Roi.Y1'] or col['Roi.X2'] or col['Roi.Y2'])
+   for _, c in ipairs(use_roi and roi_columns or {}) do
+      if not col[c] then
+         error(('%s: %s: the header has Roi columns but no %s (a box takes Roi.X1, Roi.Y1, Roi.X2 and Roi.Y2; roi = false '
+                .. 'reads none)'):format(what, path, c), 2)
+      end
+   end
+   if #rows == 0 then error(('%s: %s lists no images'):format(what, path), 2) end
    local root = opts.root or path:match('^(.*)/[^/]*$') or '.'
    local items = {}
    for i, row in ipairs(rows) do
-      local file = row.file or row.Filename or row.Path
-      local label = tonumber(row.ClassId)
-      if not file or not label then error(('imageCSV: %s row %d lacks a file or ClassId column'):format(path, i + 1), 2) end
-      local roi
-      if opts.roi ~= false and row['Roi.X1'] then
-         -- GTSRB gives Roi.X2/Roi.Y2 as the last pixel inside the box; the crop wants the end exclusive
-         roi = {tonumber(row['Roi.X1']), tonumber(row['Roi.Y1']), tonumber(row['Roi.X2']) + 1, tonumber(row['Roi.Y2']) + 1}
+      local at = ('%s:%d'):format(path, lines[i])
+      local function bad(msg) error(('%s: %s: %s'):format(what, at, msg), 3) end
+      if widths[i] > #header then
+         bad(('%d cells, but the header names %d columns (a comma in an unquoted field?)'):format(widths[i], #header))
       end
-      items[#items + 1] = {root .. '/' .. file, label, roi}
+      local file = row[filecol]
+      if not file or file == '' then bad(('no %s'):format(filecol)) end
+      local text = row.ClassId
+      if not text or text == '' then bad('no ClassId') end
+      local label = text:match(decimal) and tonumber(text) or nil
+      local problem = class_id_problem(label)
+      if problem then bad(('ClassId %s %s'):format(keys.show(text), problem)) end
+      local roi
+      if use_roi then
+         -- GTSRB gives Roi.X2/Roi.Y2 as the last pixel inside the box; the crop wants the end exclusive
+         roi = {}
+         for k, c in ipairs(roi_columns) do
+            local v = row[c]
+            local x = v and v:match(decimal) and tonumber(v)
+            if not x then bad(('%s %s is not a number'):format(c, keys.show(v or ''))) end
+            roi[k] = k > 2 and x + 1 or x
+         end
+      end
+      items[#items + 1] = {file:sub(1, 1) == '/' and file or root .. '/' .. file, label, roi, at}
    end
-   return from_files(items, opts.size or 32, opts.classNames or {}, path)
+   local ds = from_files(items, size, class_names_option(opts.classNames, what), path)   -- not a tail call, as above
+   return ds
 end
 
 -- A generated stand-in for GTSRB with the same API: ts.data.synthetic{train = 4000, valid = 800,
@@ -590,10 +765,11 @@ function data.synthetic(o)
    local counts = {o.train or 4000, o.valid or 800, o.test or 1600}
    -- whole numbers in range: seeds of -1, NaN or 1e19 overflowed into one and the same set of images; no training
    -- images made a NaN channel mean that only preprocess named
-   for _, v in ipairs({{classes, 'classes', 1, 1000}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31},
+   -- (45 classes: host/synth.c's 5 shapes x 3 palettes x 3 glyphs; 46 to 1000 passed here and failed in C)
+   for _, v in ipairs({{classes, 'classes', 1, 45}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31},
                        {counts[1], 'train', 1, 1e7}, {counts[2], 'valid', 0, 1e7}, {counts[3], 'test', 0, 1e7}}) do
       if type(v[1]) ~= 'number' or v[1] % 1 ~= 0 or v[1] < v[3] or v[1] > v[4] then
-         error(('ts.data.synthetic: %s must be a whole number from %d to %d, got %s'):format(v[2], v[3], v[4], tostring(v[1])), 2)
+         error(('ts.data.synthetic: %s must be a whole number from %d to %d, got %s'):format(v[2], v[3], v[4], keys.show(v[1])), 2)
       end
    end
    local shapes = {'circle', 'triangle up', 'triangle down', 'octagon', 'diamond'}

@@ -90,7 +90,12 @@ function M.writeFile(path, s)
    cffi.check(C.ts_write_file(path, s, #s, 1))
 end
 
-function M.appendFile(path, s) write_or_fail(open_or_fail(cffi.path(path, 'ts.files.appendFile(path, s)'), 'ab'), path, s) end
+function M.appendFile(path, s)
+   cffi.path(path, 'ts.files.appendFile(path, s)')
+   -- as writeFile: nil failed inside io's write, a number was written as its digits
+   if type(s) ~= 'string' then error('ts.files.appendFile(path, s): the contents must be a string, got ' .. type(s), 2) end
+   write_or_fail(open_or_fail(path, 'ab'), path, s)
+end
 
 local resolved = ffi.new('char[4096]')   -- PATH_MAX
 function M.realpath(path)
@@ -99,14 +104,15 @@ function M.realpath(path)
 end
 
 -- the names in a folder (not . and ..), sorted; nil and the reason when it cannot be read. No shell: a name with a
--- quote or a $( ) is only a name
+-- quote or a $( ) is only a name. C ends each name with '/', which no name holds (with a newline, a name that held
+-- one came back as two names)
 function M.list(dir)
    local p = C.ts_list_dir(cffi.path(dir, 'ts.files.list(dir)'))
    if p == nil then return nil, ffi.string(C.ts_last_error()) end
    local text = ffi.string(p)
    C.free(p)
    local names = {}
-   for name in text:gmatch('[^\n]+') do names[#names + 1] = name end
+   for name in text:gmatch('[^/]+') do names[#names + 1] = name end
    table.sort(names)
    return names
 end

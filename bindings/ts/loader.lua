@@ -49,6 +49,38 @@ end
 
 -- a seed for the augmentation's draws, which C takes as a uint64: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30
 -- those of 2^63, a string an FFI error
+-- A list or a 1-d tensor of 1-based positions in a dataset of n images, each a whole number in 1 .. n (repeats
+-- allowed), as a list and its length (Dataset:subset, ts.data.batch); an error naming `what` otherwise, at `level` as
+-- error's, counted from the caller. Unchecked, -1 took the last image, a hole ended the list there (or made the rest
+-- image 1), and 0, n + 1 or 1.5 failed inside on indexing.
+function M.checkPositions(v, n, what, level)
+   if T.isTensor(v) then
+      if v:dim() ~= 1 then
+         error(('%s: positions must be a list or a 1-d tensor, got a tensor %s'):format(what, tostring(v:size())), level + 1)
+      end
+      v = v:totable()
+   end
+   if type(v) ~= 'table' then
+      error(('%s: positions must be a list or a 1-d tensor of 1-based positions, got %s'):format(what, keys.show(v)),
+            level + 1)
+   end
+   local count = 0
+   for k in pairs(v) do
+      if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 then
+         error(('%s: positions must be a list, got a table with the key %s'):format(what, keys.show(k)), level + 1)
+      end
+      count = math.max(count, k)
+   end
+   for i = 1, count do
+      local p = v[i]
+      if type(p) ~= 'number' or p % 1 ~= 0 or p < 1 or p > n then
+         error(('%s: position %d is %s; positions are whole numbers 1 .. %d (1-based)'):format(what, i, keys.show(p), n),
+               level + 1)
+      end
+   end
+   return v, count
+end
+
 -- device, unless it is neither nil nor 'cpu' or 'cuda': an error "<what>: device must be 'cpu' or 'cuda', got ..." at
 -- `level` as error's, counted from the caller
 function M.checkDevice(device, what, level)
@@ -511,19 +543,11 @@ function M.batch(ds, positions, opts)
    M.checkSettings(opts.augment, 'augment', 'ts.data.batch', 2)
    M.checkSettings(opts.preprocess, 'preprocess', 'ts.data.batch', 2)
    M.checkSeed(opts.seed, 'ts.data.batch', 2)
-   -- a list or a 1-d tensor of 1-based positions (as Dataset:subset takes), each a whole number in the dataset: a
-   -- hole made the rest image 1, a tensor an empty batch, a fraction another image
-   if T.isTensor(positions) and positions:dim() == 1 then positions = positions:totable() end
-   if type(positions) ~= 'table' then error('ts.data.batch: positions must be a list or a 1-d tensor, got ' .. type(positions), 2) end
-   local n = table.maxn(positions)
+   -- as Dataset:subset takes them (a hole made the rest image 1, a tensor an empty batch, a fraction another image)
+   local n
+   positions, n = M.checkPositions(positions, ds:size(), 'ts.data.batch', 2)
    local idx = ffi.new('int64_t[?]', math.max(n, 1))
-   for i = 1, n do
-      local p = positions[i]
-      if type(p) ~= 'number' or p % 1 ~= 0 or p < 1 or p > ds:size() then
-         error(('ts.data.batch: position %d is %s; positions are whole numbers 1 .. %d'):format(i, tostring(p), ds:size()), 2)
-      end
-      idx[i - 1] = p - 1
-   end
+   for i = 1, n do idx[i - 1] = positions[i] - 1 end
    local pre = opts.preprocess or M.preprocess()
    local ps = pre.c
    local oc = ps.grayscale == 1 and 1 or ds.x:size(4)

@@ -76,11 +76,6 @@ int flock(int fd, int operation);
 int ftruncate(int fd, int64_t length);
 long write(int fd, const void *buf, size_t n);
 int kill(int pid, int sig);
-typedef struct ts_dir ts_dir;
-struct ts_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };
-ts_dir *opendir(const char *path);
-struct ts_dirent *readdir(ts_dir *dir);
-int closedir(ts_dir *dir);
 char *strerror(int errnum);
 ]]
 
@@ -545,17 +540,11 @@ end
 -- The temporary files that writes killed half-way left in the run (name.tmp<pid>, their process gone or
 -- this one, which holds the run's lock); returns how many were removed.
 local function remove_abandoned(run)
-   local dir = C.opendir(run)
-   if dir == nil then return 0 end
    local stale, me = {}, C.getpid()
-   while true do
-      local e = C.readdir(dir)
-      if e == nil then break end
-      local name = ffi.string(e.d_name)
+   for _, name in ipairs(files.list(run) or {}) do
       local pid = tonumber(name:match('%.tmp(%d+)$'))
       if pid and (pid == me or (C.kill(pid, 0) ~= 0 and ffi.errno() == ESRCH)) then stale[#stale + 1] = name end
    end
-   C.closedir(dir)
    for _, name in ipairs(stale) do os.remove(run .. '/' .. name) end
    return #stale
 end
