@@ -298,6 +298,35 @@ return function(t)
       end
    end)
 
+   -- Clipping multiplies by max_norm / (norm + 1e-6) in double and rounds each product once, on both devices.
+   -- Gradients of multiples of 1/64 have sums of squares that are exact in any order, so the norms agree to the
+   -- bit and the clipped gradients must too (a factor rounded to float first changed a quarter of them).
+   gpu_test(t, 'clipping by the gradient norm gives the CPU\'s bits', function()
+      local cpu, gpu = twins(function() return nn.Linear(30, 7) end)
+      local oa, ob = ts.optim.SGD(cpu, {lr = 0.1}), ts.optim.SGD(gpu, {lr = 0.1})
+      local _, ga = cpu:parameters()
+      local _, gb = gpu:parameters()
+      for i = 1, #ga do
+         local flat = ga[i]:view(ga[i]:numel())
+         for j = 1, flat:size(1) do flat[j] = ((j * 37) % 1001 - 500) / 64 end
+         gb[i]:copy(ga[i]:cuda())
+      end
+      t.eq(ob:clipGradNorm(0.5), oa:clipGradNorm(0.5), 'the norm')
+      for i = 1, #ga do t.truthy(gb[i]:cpu():equal(ga[i]), 'clipped gradient ' .. i) end
+   end)
+
+   -- cuDNN refuses a dimension of 0: an empty batch must not reach it
+   gpu_test(t, 'an empty batch goes through a convolution on the GPU as on the CPU', function()
+      for _, bf16 in ipairs({false, true}) do
+         local cpu, gpu = twins(function() return nn.Conv2d(3, 4, 3, {padding = 1}) end)
+         if bf16 then cpu:setPrecision('bf16'); gpu:setPrecision('bf16') end
+         local c, g = both_ways(cpu, gpu, {0, 3, 8, 8})
+         t.eq(tostring(g.y:size()), tostring(c.y:size()), 'output')
+         t.eq(tostring(g.gx:size()), tostring(c.gx:size()), 'gradInput')
+         for i = 1, #c.grads do t.near(g.grads[i]:cpu(), c.grads[i], 0, 0, 'parameter gradient ' .. i) end
+      end
+   end)
+
    gpu_test(t, 'an optimizer step over a group of 42 tensors matches the CPU and launches a kernel per 32', function()
       -- 21 Linear layers of different sizes (42 tensors, from 1 to 108 elements): past one launch's 32 tensors, so the
       -- joined index range of each launch and the search for a tensor in it are both crossed

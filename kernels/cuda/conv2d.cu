@@ -412,6 +412,9 @@ static const float one = 1.0f, zero = 0.0f;
 
 void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *bias, float *y)
 {
+    // an empty batch: nothing to compute, and cuDNN refuses a dimension of 0 (CUDNN_STATUS_BAD_PARAM: the layer
+    // failed with "no algorithm in any staging" where the CPU gives an empty output)
+    if (s->n == 0) return;
     conv_plan *p = plan_for(s);
     if (!p) return;
     const conv_descriptors &d = p->d;
@@ -439,6 +442,8 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
 void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
                               float *gw, float *gb)
 {
+    // an empty batch (see the forward): gx is empty, and nothing is added to gw and gb
+    if (s->n == 0) return;
     conv_plan *p = plan_for(s);
     if (!p) return;
     const conv_descriptors &d = p->d;
