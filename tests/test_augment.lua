@@ -455,7 +455,7 @@ return function(t)
          t.eq(table.concat(sizes_w, ','), '64,64,64,64,44')
          t.eq(sw, s1, workers .. ' workers')
       end
-      t.raises(function() ts.data.Loader(ds, {workers = 0}) end, '1 to 32 workers')
+      t.raises(function() ts.data.Loader(ds, {workers = 0}) end, 'workers must be a whole number from 1 to 32, got 0')
       -- stopping an epoch early and starting another is fine
       local loader = ts.data.Loader(ds, {batch = 10})
       for _ in loader:epoch() do break end
@@ -581,8 +581,8 @@ return function(t)
          [{gamma = {-1, 2}}] = 'gamma must be {lo, hi} with 0 < lo <= hi <= 10',
          [{gamma = 0}] = 'gamma must be {lo, hi} with 0 < lo <= hi <= 10',
          [{blur = {1, 5e9}}] = 'the blur sigma (pixels; its kernel reaches 8) must be in 0..4',
-         [{cutout = {1, 8.7}}] = 'the cutout size must be a whole number of pixels 0..4096, got 8.7',
-         [{cutout = {1, 3e9}}] = 'the cutout size must be a whole number of pixels 0..4096, got 3000000000',
+         [{cutout = {1, 8.7}}] = 'the cutout size (pixels) must be a whole number from 0 to 4096, got 8.7',
+         [{cutout = {1, 3e9}}] = 'the cutout size (pixels) must be a whole number from 0 to 4096, got 3000000000',
          [{flip = 2}] = 'flip must be in 0..1, got 2',
          [{cutout = 0.5}] = 'cutout must be {probability, size}, got 0.5',
       }) do
@@ -669,7 +669,7 @@ return function(t)
       t.near(x, 16, 1e-9); t.near(y, 16, 1e-9)
       local ds = ts.data.Dataset(ts.zeros({4, 8, 8, 3}, 'uint8'), ts.tensor({0, 0, 0, 1}, 'int64'))
       t.raises(function() ts.data.synthesize() end, 'ts.data.synthesize(ds, target [, augment]): ds must be a dataset (ts.data.Dataset), got nil')
-      t.raises(function() ts.data.synthesize(ds) end, 'ts.data.synthesize(ds, target [, augment]): target must be a whole number of images per class from 0, got nil')
+      t.raises(function() ts.data.synthesize(ds) end, 'ts.data.synthesize(ds, target [, augment]): target (images per class) must be a whole number >= 0, got nil')
       t.raises(function() ts.data.synthesize(ds, 2.5) end, 'got 2.5')
       t.raises(function() ts.data.synthesize(ds, 3, {rotate = 10}) end, 'augment must be the settings ts.data.augment{...} makes')
       t.eq(ts.data.synthesize(ds, 0):size(), 4)

@@ -125,7 +125,7 @@ return function(t)
       -- threshold is fitted on them (ts.detect.train's valid; an empty set shows it is the one scenes are made of)
       t.eq(select(3, ts.experiment.heldOut(dir .. '/tv', final, g)):fingerprint(), kept:fingerprint())
       t.raises(function() ts.detect.train(g, {scenes = 10, valid = g.valid:subset({}, 'no tracks')}) end,
-               'ts.detect.train(g, opts): valid must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got Dataset no tracks')
+               'ts.detect.train(g, opts): valid must hold at least one image [N, h, w, C], got none')
       t.raises(function() ts.detect.train(g, {scenes = 10, sceens = 3}) end, 'ts.detect.train: unknown option sceens')
       local cal = ts.json.decode(t.readfile(dir .. '/tv/calibration.json'))
       t.eq(cal.valid_images, held:size())
@@ -139,14 +139,14 @@ return function(t)
       t.eq(select(2, ts.experiment.readCalibration(dir .. '/tv')), 8)
       t.truthy(t.readfile(dir .. '/tv/report.html'):find('; 8 views of each image', 1, true), 'the report says so')
       t.raises(function() ts.experiment.finish({}, g, {tta = 1.5}) end,
-               'ts.experiment.finish: tta must be a whole number of views from 1 to 1024, got 1.5')
+               'ts.experiment.finish: tta must be a whole number from 1 to 1024, got 1.5')
       -- a number given on the command line (the default is the word run), and a bad one refused in one line
       local rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv tta=2 synthetic_train=300'):format(t.tshost, ts.root, dir))
       t.truthy(rc == 0 and o:find('(2 views, ', 1, true), o)
       rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv tta=x'):format(t.tshost, ts.root, dir))
-      t.truthy(rc == 1 and o:find('calibrate.lua: tta must be a whole number of views from 1 to 1024, got "x"\n', 1, true), o)
+      t.truthy(rc == 1 and o:find('calibrate.lua: tta must be a whole number from 1 to 1024, got "x"\n', 1, true), o)
       rc, o = t.sh(('%s %s/experiments/baseline.lua tta=0 synthetic_train=60'):format(t.tshost, ts.root))
-      t.truthy(rc ~= 0 and o:find('baseline.lua: tta must be a whole number of views from 1 to 1024, got 0', 1, true) and
+      t.truthy(rc ~= 0 and o:find('baseline.lua: tta must be a whole number from 1 to 1024, got 0', 1, true) and
                not o:find('epoch 1', 1, true), 'refused before the training: ' .. o)
       t.raises(function() ts.experiment.finish({}, g, {views = 8}) end, 'ts.experiment.finish: unknown option views')
       -- the report's class histogram counts the images trained on, not the training set alone

@@ -180,7 +180,7 @@ return function(t)
       t.eq(select(2, ds:splitTracks{share = 0.5}):size(), 5, 'tracks 2 of 3: the 5 images of class 1')
       t.raises(function() ds:splitTracks{share = 0} end, 'share must be a number between 0 and 1')
       t.raises(function() ds:splitTracks{share = 0 / 0} end, 'share must be a number between 0 and 1')
-      t.raises(function() ds:splitTracks{track = 2.5} end, 'track must be a whole number')
+      t.raises(function() ds:splitTracks{track = 2.5} end, 'track (images) must be a whole number from 1 to 2^31, got 2.5')
       t.raises(function() ds:splitTracks{shares = 0.1} end, 'unknown option shares')
       -- single images: every other one
       t.eq(values(select(2, ds:splitTracks{share = 0.5, track = 1})), '2 4 6 8 10 12 14 16 18 20 22 24 26 28 30 32')

@@ -41,7 +41,7 @@ return function(t)
       t.near(ts.metrics.topk(ts.zeros(4, 10), y4, 1), 0.25)
       t.near(ts.metrics.topk(ts.zeros(4, 10), y4, 2), 0.5)
       t.raises(function() ts.metrics.topk(ts.full({4, 10}, 0 / 0), y4, 1) end, 'topk: row 1 holds NaN')
-      t.raises(function() ts.metrics.topk(ts.zeros(4, 10), y4) end, 'topk: k must be a whole number from 1 to the 10 classes, got nil')
+      t.raises(function() ts.metrics.topk(ts.zeros(4, 10), y4) end, 'topk: k (of 10 classes) must be a whole number from 1 to 10, got nil')
    end)
 
    t.test('Wilson interval and McNemar test', function()
@@ -214,7 +214,7 @@ return function(t)
       -- the same seed, the same answer; another seed, other views
       t.near(ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 9}}).logits, tta.logits, 0, 0)
       t.truthy(not ts.evaluate(net, g.test, {preprocess = pre, logits = true, tta = {views = 4, augment = aug, seed = 10}}).logits:allclose(tta.logits, 1e-4, 1e-4))
-      t.raises(function() ts.evaluate(net, g.test, {tta = 0}) end, 'evaluate: tta views must be a whole number of views from 1 to 1024, got 0')
+      t.raises(function() ts.evaluate(net, g.test, {tta = 0}) end, 'evaluate: tta views must be a whole number from 1 to 1024, got 0')
       t.raises(function() ts.evaluate(net, g.test, {tta = {augment = ts.data.augment{flip = 0.5}}}) end, 'tta augment cannot flip')
       t.raises(function() ts.evaluate(net, g.test, {tta = 'yes'}) end, 'tta must be a number of views')
    end)
@@ -690,12 +690,15 @@ return function(t)
       end
       bad({lr = 0 / 0}, 'lr must be a finite number >= 0, got nan')
       bad({lr = math.huge}, 'lr must be a finite number >= 0, got inf')
-      bad({epochs = -1}, 'epochs must be a whole number >= 1, got -1')
-      bad({epochs = 2.5}, 'epochs must be a whole number >= 1, got 2.5')
-      bad({epochs = 0}, 'epochs must be a whole number >= 1, got 0')
+      bad({epochs = -1}, 'epochs must be a whole number from 1 to 2^31, got -1')
+      bad({epochs = 2.5}, 'epochs must be a whole number from 1 to 2^31, got 2.5')
+      bad({epochs = 0}, 'epochs must be a whole number from 1 to 2^31, got 0')
       bad({weight_decay = -1}, 'weight_decay must be a finite number >= 0, got -1')
-      bad({batch = 0}, 'batch must be a whole number >= 1, got 0')
-      bad({accumulate = 1.5}, 'accumulate must be a whole number >= 1')
+      bad({batch = 0}, 'batch must be a whole number from 1 to 2^24, got 0')
+      bad({accumulate = 1.5}, 'accumulate must be a whole number from 1 to 2^24, got 1.5')
+      -- above what C's int takes: refused as the training's option, not by the loader it makes
+      bad({batch = 2 ^ 25}, 'ts.train: batch must be a whole number from 1 to 2^24, got 33554432')
+      bad({seed = 2 ^ 60}, 'ts.train: seed must be a whole number from 0 to 2^53')
       bad({early_stop = 0}, 'early_stop must be a whole number >= 1, got 0')
       bad({clip = 0}, 'clip must be a finite number > 0, got 0')
       bad({label_smoothing = 1}, 'label_smoothing must be below 1')
@@ -726,14 +729,14 @@ return function(t)
          [{device = 'gpu'}] = "device must be 'cpu' or 'cuda', got \"gpu\"",
          [{augment = 5}] = 'augment must be the settings ts.data.augment{...} makes, got number 5',
          [{preprocess = 'x'}] = 'preprocess must be the settings ts.data.preprocess{...} makes, got string "x"',
-         [{workers = 100000}] = 'workers must be 1 to 32, got 100000',
-         [{nesterov = 'false'}] = 'nesterov must be true or false, got string false',
+         [{workers = 100000}] = 'workers must be a whole number from 1 to 32, got 100000',
+         [{nesterov = 'false'}] = 'nesterov must be true or false, got "false"',
          [{warmup = 5, epochs = 1}] = 'warmup (5 epochs) is longer than the training (1 epochs)',
          [{class_weights = {1, -1}}] = 'ts.train: class_weights: class weight 2 (class 1) is -1',
          [{class_weights = ts.zeros(43)}] = 'ts.train: class_weights: the class weights are all 0',
          [{on_epoch = 5}] = 'on_epoch must be a function(epoch, model, optimizer), got number',
          -- a workers count the loader refuses (33 to 63) failed there, after the run directory was made
-         [{workers = 40}] = 'workers must be 1 to 32, got 40',
+         [{workers = 40}] = 'workers must be a whole number from 1 to 32, got 40',
          [{preprocess = {mean = {0.5}}}] = 'preprocess must be the settings ts.data.preprocess{...} makes, got a table it did not make',
          [{augment = ts.data.preprocess{}}] = 'augment must be the settings ts.data.augment{...} makes, got the settings ts.data.preprocess',
          [{data = {train = {x = 1}}}] = 'ts.train: data.train must be a dataset (ts.data.Dataset), got a table that is not one',
@@ -755,8 +758,8 @@ return function(t)
       for _, p in ipairs(net:parameters()) do p:fill(0 / 0) end
       t.raises(function() ts.evaluate(net, g.train) end, "evaluate: the model's scores hold NaN or infinities")
       t.raises(function() ts.evaluate(tiny_net(), g.train, {temprature = 2}) end, 'evaluate: unknown option temprature')
-      t.raises(function() ts.evaluate(tiny_net(), g.train, {batch = 2.5}) end, 'evaluate: batch must be a whole number >= 1')
-      t.raises(function() ts.evaluate(tiny_net(), g.train, {classes = -5}) end, 'evaluate: classes must be a whole number >= 1, got -5')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {batch = 2.5}) end, 'evaluate: batch must be a whole number from 1 to 2^24, got 2.5')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {classes = -5}) end, 'evaluate: classes must be a whole number from 1 to 2^24, got -5')
       t.raises(function() ts.evaluate(tiny_net(), g.train, {tta = {views = 2, seed = 'x'}}) end, 'tta seed must be a whole number')
       -- the confusion matrix takes class ids: a fraction (0.9 as a float tensor read as class 0), a NaN or no class
       -- count is refused by name
@@ -788,7 +791,7 @@ return function(t)
       bad(g.train, {augment = ts.data.preprocess{}}, 'got the settings ts.data.preprocess{...} makes')
       bad(g.train, {preprocess = ts.data.augment{}}, 'got the settings ts.data.augment{...} makes')
       -- workers cut from 2.5 to 2, or reaching C as a depth of -2^31; drop_last = 0 true in Lua
-      bad(g.train, {workers = 2.5}, 'Loader: workers must be a whole number, 1 to 32 workers, got 2.5')
+      bad(g.train, {workers = 2.5}, 'Loader: workers must be a whole number from 1 to 32, got 2.5')
       bad(g.train, {workers = 2 ^ 40}, 'got 1099511627776')
       bad(g.train, {workers = 'x'}, 'got "x"')
       bad(g.train, {drop_last = 0}, 'Loader: drop_last must be true or false, got 0')
@@ -824,7 +827,7 @@ return function(t)
       t.raises(function() ts.data.batch(g.train, {1}, {augment = aug, seed = 1.5}) end, 'ts.data.batch: seed must be a whole number')
       -- a first batch of 1.5 started at batch 1, NaN reached C as -2^31
       for _, first in ipairs({1.5, 0, 0 / 0, '2'}) do
-         t.raises(function() local it = l:epoch(first) end, 'Loader:epoch(first, seed): first must be a whole number of a batch from 1')
+         t.raises(function() local it = l:epoch(first) end, 'Loader:epoch(first, seed): first (a batch) must be a whole number from 1 to 2^31')
       end
       -- whole seeds give their draws, the same each time
       local a = l:epoch(2, 7)()

@@ -27,10 +27,7 @@ function M.update(model, ds, opts)
    data.checkSettings(opts.preprocess, 'preprocess', 'updateBatchNorm', 2)
    data.checkSettings(opts.augment, 'augment', 'updateBatchNorm', 2)
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end
-   local batch = opts.batch or 128
-   if type(batch) ~= 'number' or batch < 1 or batch % 1 ~= 0 or batch > 2 ^ 24 then
-      error(('updateBatchNorm: batch must be a whole number from 1 to 2^24, got %s'):format(keys.show(batch)), 2)
-   end
+   local batch = data.checkBatch(opts.batch or 128, 'updateBatchNorm', 'batch', 2)
    data.checkSeed(opts.seed, 'updateBatchNorm', 2)   -- C takes it as a uint64: 1.5 gave seed 1's draws
    data.checkDevice(opts.device, 'updateBatchNorm', 2)
    -- a last batch of one image failed in a BatchNorm1d (one value a channel has no variance; PyTorch's update_bn fails

@@ -379,9 +379,7 @@ function Dataset:splitTracks(opts)
    if type(share) ~= 'number' or not (share > 0 and share < 1) then
       error(('splitTracks: share must be a number between 0 and 1 (exclusive), got %s'):format(keys.show(share)), 2)
    end
-   if type(track) ~= 'number' or track % 1 ~= 0 or track < 1 or track > 2^31 then
-      error(('splitTracks: track must be a whole number of images from 1, got %s'):format(keys.show(track)), 2)
-   end
+   keys.count(track, 'splitTracks', 'track (images)', 1, 2 ^ 31, 2)
    local y, n = ffi.cast('int64_t *', self.y:data()), self:size()
    local kept, held, tracks, held_tracks, i = {}, {}, 0, 0, 0
    while i < n do   -- one track: images i .. i+len-1
@@ -694,9 +692,7 @@ function data.imageCSV(path, opts)
    opts = keys.check(what, opts or {}, csv_options, 2)
    local size = keys.sizes(opts.size or 32, what, 'size', 1, 1)
    if opts.root ~= nil then cffi.path(opts.root, what .. ': root') end
-   if opts.roi ~= nil and type(opts.roi) ~= 'boolean' then
-      error(('%s: roi must be true or false, got %s'):format(what, keys.show(opts.roi)), 2)
-   end
+   keys.flag(opts.roi, what, 'roi', 2)
    local ok, rows, header, lines, widths = pcall(data.readCSV, path)
    if not ok then error(what .. ': ' .. rows, 2) end
    if not header then error(('%s: %s has no header line (an empty file?)'):format(what, path), 2) end
@@ -768,9 +764,7 @@ function data.synthetic(o)
    -- (45 classes: host/synth.c's 5 shapes x 3 palettes x 3 glyphs; 46 to 1000 passed here and failed in C)
    for _, v in ipairs({{classes, 'classes', 1, 45}, {size, 'size', 8, 4096}, {seed, 'seed', 0, 2 ^ 31},
                        {counts[1], 'train', 1, 1e7}, {counts[2], 'valid', 0, 1e7}, {counts[3], 'test', 0, 1e7}}) do
-      if type(v[1]) ~= 'number' or v[1] % 1 ~= 0 or v[1] < v[3] or v[1] > v[4] then
-         error(('ts.data.synthetic: %s must be a whole number from %d to %d, got %s'):format(v[2], v[3], v[4], keys.show(v[1])), 2)
-      end
+      keys.count(v[1], 'ts.data.synthetic', v[2], v[3], v[4], 2)
    end
    local shapes = {'circle', 'triangle up', 'triangle down', 'octagon', 'diamond'}
    local palettes = {'red rim', 'blue', 'yellow'}

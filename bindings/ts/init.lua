@@ -44,9 +44,7 @@ ts.zerosOn = T.zerosOn
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)
    -- a whole number a uint64 holds exactly: 1.5 was seed 1 and NaN some seed, each silently
-   if type(seed) ~= 'number' or seed % 1 ~= 0 or seed < 0 or seed >= 2 ^ 53 then
-      error('ts.manualSeed(seed): seed must be a whole number from 0 to 2^53, got ' .. tostring(seed), 2)
-   end
+   require('ts.keys').count(seed, 'ts.manualSeed(seed)', 'seed', 0, 2 ^ 53, 2)
    C.ts_manual_seed(seed)
    math.randomseed(seed)
 end

@@ -1,6 +1,7 @@
 -- The one check of a settings table's keys: wherever tshost takes a table of options, a misspelt key (batch_size,
 -- temprature, widht) was ignored and the work ran without it. Every taker refuses it here, naming the known ones.
--- Beside it, the one check of sizes and counts given in whole numbers (layers' kernels, images' pixels, updates).
+-- Beside it, the one check of sizes and counts given in whole numbers (layers' kernels, images' pixels, updates;
+-- batches, classes, views, seeds) and the one of switches given as true or false.
 local M = {}
 
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
@@ -28,6 +29,34 @@ function M.show(v)
    local parts = {}
    for i = 1, #v do parts[i] = type(v[i]) == 'string' and ('%q'):format(v[i]) or tostring(v[i]) end
    return '{' .. table.concat(parts, ', ') .. '}'
+end
+
+-- A count or an index given as one whole number from lo to hi (hi nil: no upper bound): a batch size, a number of
+-- classes, views, bins or workers, a seed, an opset. Returns v; otherwise an error "<what>: <name> must be a whole
+-- number from lo to hi, got v" (">= lo" without hi, as M.sizes says it) at `level` as error's, counted from the
+-- caller (0: no position). Unchecked, the FFI cut 2.5 to 2, wrapped 2^40 into a negative int and took NaN as some
+-- number; a string failed in the arithmetic. Bounds that are large powers of two show as 2^k.
+local function bound(x)
+   local k = math.log(x) / math.log(2)
+   if x >= 2 ^ 20 and math.abs(k - math.floor(k + 0.5)) < 1e-9 then return ('2^%d'):format(math.floor(k + 0.5)) end
+   return ('%d'):format(x)
+end
+function M.count(v, what, name, lo, hi, level)
+   if type(v) ~= 'number' or v % 1 ~= 0 or v < lo or (hi and v > hi) then
+      error(('%s: %s must be a whole number %s, got %s'):format(what, name, hi and ('from %s to %s'):format(bound(lo),
+            bound(hi)) or '>= ' .. bound(lo), M.show(v)), level == 0 and 0 or level + 1)
+   end
+   return v
+end
+
+-- A switch given as true or false (nil: not given): v, or an error "<what>: <name> must be true or false, got v" at
+-- `level` as error's, counted from the caller (0: no position). 0, 'no' and "false" are true in Lua: they turned on
+-- what they were meant to turn off.
+function M.flag(v, what, name, level)
+   if v ~= nil and type(v) ~= 'boolean' then
+      error(('%s: %s must be true or false, got %s'):format(what, name, M.show(v)), level == 0 and 0 or level + 1)
+   end
+   return v
 end
 
 -- Size arguments as whole numbers of at least `least`: a layer's kernel, stride, padding, dilation and groups when

@@ -47,8 +47,6 @@ function M.checkSettings(v, kind, what, level, name)
    error(('%s: %s must be the settings ts.data.%s{...} makes, got %s'):format(what, name or kind, kind, got), level + 1)
 end
 
--- a seed for the augmentation's draws, which C takes as a uint64: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30
--- those of 2^63, a string an FFI error
 -- A list or a 1-d tensor of 1-based positions in a dataset of n images, each a whole number in 1 .. n (repeats
 -- allowed), as a list and its length (Dataset:subset, ts.data.batch); an error naming `what` otherwise, at `level` as
 -- error's, counted from the caller. Unchecked, -1 took the last image, a hole ended the list there (or made the rest
@@ -90,11 +88,17 @@ function M.checkDevice(device, what, level)
    return device
 end
 
+-- a seed for the augmentation's draws, which C takes as a uint64, unless it is neither nil nor a whole number from 0 to
+-- 2^53: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30 those of 2^63, a string an FFI error
 function M.checkSeed(seed, what, level)
-   if seed ~= nil and not (type(seed) == 'number' and seed % 1 == 0 and seed >= 0 and seed <= 2 ^ 53) then
-      error(('%s: seed must be a whole number from 0 to 2^53, got %s'):format(what, keys.show(seed)), level + 1)
-   end
+   if seed ~= nil then keys.count(seed, what, 'seed', 0, 2 ^ 53, level + 1) end
    return seed
+end
+
+-- a number of images a batch (or batches prefetched) as C's int takes it, unless it is no whole number from 1 to
+-- 2^24: the Loader's, the evaluation's and updateBatchNorm's. name: the option's name
+function M.checkBatch(v, what, name, level)
+   return keys.count(v, what, name, 1, 2 ^ 24, level + 1)
 end
 
 -- a setting's number, refused when it is not a finite number (a NaN rotation reaches the warp as a NaN
@@ -171,7 +175,7 @@ function M.augment(o)
    a.noise = number(o, 'noise')
    local cp, cs = range(o.cutout, 'cutout', 0, 0)
    -- a whole number of pixels, checked before the C int takes it (3e9 wrapped to a negative size)
-   if cs % 1 ~= 0 or cs < 0 or cs > 4096 then error('augment: the cutout size must be a whole number of pixels 0..4096, got ' .. cs, 2) end
+   keys.count(cs, 'augment', 'the cutout size (pixels)', 0, 4096, 2)
    a.cutout_prob, a.cutout_size = cp, cs
    a.flip_prob = number(o, 'flip')
    if a.scale_min <= 0 or a.scale_max <= 0 then error('augment: scale must be positive', 2) end
@@ -192,9 +196,7 @@ function M.preprocess(o)
          error(('preprocess: %s must be a list of 1 or 3 numbers (one per channel), got %s'):format(k, tostring(v)), 2)
       end
    end
-   if o.grayscale ~= nil and type(o.grayscale) ~= 'boolean' then
-      error('preprocess: grayscale must be true or false, got ' .. tostring(o.grayscale), 2)
-   end
+   keys.flag(o.grayscale, 'preprocess', 'grayscale', 2)
    local p = ffi.new('ts_preprocess')
    p.grayscale = o.grayscale and 1 or 0
    local eq = {none = 0, hist = 1, clahe = 2}
@@ -366,9 +368,7 @@ function M.synthesize(ds, target, augment)
    -- (a nil dataset or target failed on indexing or arithmetic inside)
    local call = 'ts.data.synthesize(ds, target [, augment])'
    M.checkDataset(ds, call, 'ds', 2)
-   if not (T.isFinite(target) and target % 1 == 0 and target >= 0) then
-      error(('%s: target must be a whole number of images per class from 0, got %s'):format(call, tostring(target)), 2)
-   end
+   keys.count(target, call, 'target (images per class)', 0, nil, 2)
    M.checkSettings(augment, 'augment', call, 2)
    local strong = augment or M.augment{rotate = 15, scale = {0.85, 1.15}, translate = 0.1, shear = 8, perspective = 0.05,
                                        brightness = 0.4, contrast = 0.4, saturation = 0.3, gamma = {0.7, 1.5},
@@ -417,27 +417,17 @@ function M.Loader(ds, opts)
    opts = opts or {}
    keys.check('Loader', opts, loader_options, 2)   -- batch_size = 2 was ignored: batches of 128
    M.checkDataset(ds, 'Loader(ds, opts)', 'ds', 2)
-   for _, k in ipairs({'batch', 'prefetch'}) do   -- C's int took 2.5 as 2 and 2^31 as a negative size
-      local v = opts[k]
-      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
-         error(('Loader: %s must be a whole number from 1 to 2^24, got %s'):format(k, tostring(v)), 2)
-      end
-   end
-   -- workers as well: 2.5 was cut to 2 threads, 2^40 and NaN reached C as a prefetch depth of -2^31, a string failed in
-   -- the arithmetic
-   local workers = opts.workers or 1
-   if not (type(workers) == 'number' and workers % 1 == 0 and workers >= 1 and workers <= C.TS_LOADER_MAX_WORKERS) then
-      error(('Loader: workers must be a whole number, 1 to %d workers, got %s'):format(C.TS_LOADER_MAX_WORKERS,
-            keys.show(workers)), 2)
-   end
+   -- C's int took a batch of 2.5 as 2 and 2^31 as a negative size; workers 2.5 ran 2 threads, 2^40 and NaN reached C
+   -- as a prefetch depth of -2^31
+   local batch = M.checkBatch(opts.batch or 128, 'Loader', 'batch', 2)
+   if opts.prefetch ~= nil then M.checkBatch(opts.prefetch, 'Loader', 'prefetch', 2) end
+   local workers = keys.count(opts.workers or 1, 'Loader', 'workers', 1, C.TS_LOADER_MAX_WORKERS, 2)
    -- drop_last = 0 or 'no' is true in Lua, and dropped the last batch
-   if opts.drop_last ~= nil and type(opts.drop_last) ~= 'boolean' then
-      error(('Loader: drop_last must be true or false, got %s'):format(keys.show(opts.drop_last)), 2)
-   end
+   keys.flag(opts.drop_last, 'Loader', 'drop_last', 2)
    M.checkSettings(opts.augment, 'augment', 'Loader', 2)
    M.checkSettings(opts.preprocess, 'preprocess', 'Loader', 2)
    M.checkDevice(opts.device, 'Loader', 2)
-   local self = setmetatable({ds = ds, batch = opts.batch or 128, drop_last = opts.drop_last or false}, Loader)
+   local self = setmetatable({ds = ds, batch = batch, drop_last = opts.drop_last or false}, Loader)
    self.sampler = M.checkSampler(opts.sampler, 'Loader', 2)
    self.augment, self.preprocess = opts.augment, opts.preprocess or M.preprocess()
    local flips = opts.flips
@@ -500,10 +490,7 @@ function Loader:epochSize() return select(2, order_array(self.sampler(self.ds), 
 function Loader:epoch(first, seed)
    if self.c == nil then error('Loader: closed; it cannot start another epoch', 2) end
    -- C's int took a first batch of 1.5 as 1, and NaN or 2^40 as -2^31
-   if first ~= nil and not (type(first) == 'number' and first % 1 == 0 and first >= 1 and first <= 2 ^ 31) then
-      error(('Loader:epoch(first, seed): first must be a whole number of a batch from 1, got %s'):format(
-            keys.show(first)), 2)
-   end
+   if first ~= nil then keys.count(first, 'Loader:epoch(first, seed)', 'first (a batch)', 1, 2 ^ 31, 2) end
    M.checkSeed(seed, 'Loader:epoch(first, seed)', 2)
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
    self.epoch_images = count   -- this epoch's, which a custom sampler may change from epoch to epoch

@@ -49,9 +49,7 @@ local function values(v, what, name, level)
 end
 
 function metrics.confusion(pred, target, classes)
-   if type(classes) ~= 'number' or classes % 1 ~= 0 or classes < 1 or classes > 100000 then
-      error(('confusion: classes must be a whole number from 1 to 100000, got %s'):format(tostring(classes)), 2)
-   end
+   keys.count(classes, 'confusion', 'classes', 1, 100000, 2)
    local pv, n, keep1 = values(pred, 'confusion', 'the predictions', 2)
    local tv, m, keep2 = values(target, 'confusion', 'the targets', 2)
    if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end
@@ -158,9 +156,7 @@ end
 function metrics.topk(logits, target, k)
    local l, p, tv, n, c, keep = rows_and_targets('topk', logits, target)
    if n == 0 then error('topk: no rows', 2) end
-   if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 or k > c then
-      error(('topk: k must be a whole number from 1 to the %d classes, got %s'):format(c, tostring(k)), 2)
-   end
+   keys.count(k, 'topk', ('k (of %d classes)'):format(c), 1, c, 2)
    local hits = 0
    for i = 0, n - 1 do
       -- the classes ranked before the target: higher scores, and equal ones of a lower id (argmax takes the first
@@ -210,10 +206,7 @@ function metrics.calibration(logits, target, temperature, bins)
    local l, p, tv, n, c, keep = rows_and_targets('calibration', logits, target)
    if n == 0 then error('calibration: no rows', 2) end
    local inv = 1 / temperature_of('calibration', temperature)
-   bins = bins or 15
-   if type(bins) ~= 'number' or bins % 1 ~= 0 or bins < 1 or bins > 1e6 then
-      error('calibration: bins must be a whole number >= 1, got ' .. tostring(bins), 2)
-   end
+   bins = keys.count(bins or 15, 'calibration', 'bins', 1, 1e6, 2)
    local count, hit, conf = {}, {}, {}
    for b = 1, bins do count[b], hit[b], conf[b] = 0, 0, 0 end
    local nll, right, conf_sum = 0, 0, 0

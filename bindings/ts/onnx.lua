@@ -257,15 +257,10 @@ function M.export(model, path, opts)
       end
    end
    if not ok_input then error('ts.onnx.export: input must be {N, C, H, W}, four whole numbers >= 1', 2) end
-   if not (type(opset) == 'number' and opset % 1 == 0 and opset >= 13 and opset <= 21) then
-      error('ts.onnx.export: opset must be a whole number from 13 to 21, got ' .. tostring(opset), 2)
-   end
+   keys.count(opset, 'ts.onnx.export', 'opset', 13, 21, 2)
    -- (IR version 3 has initializers listed among the graph's inputs, as this writer does not: onnx's checker refused
    -- the file that was written)
-   local ir_version = opts.ir_version or 8
-   if not (type(ir_version) == 'number' and ir_version % 1 == 0 and ir_version >= 4 and ir_version <= 11) then
-      error('ts.onnx.export: ir_version must be a whole number from 4 to 11, got ' .. keys.show(ir_version), 2)
-   end
+   local ir_version = keys.count(opts.ir_version or 8, 'ts.onnx.export', 'ir_version', 4, 11, 2)
    for _, key in ipairs({'mean', 'std'}) do
       local list = settings and settings[key]
       for i, v in ipairs(type(list) == 'table' and list or {}) do

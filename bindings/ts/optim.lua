@@ -48,9 +48,7 @@ local function check_group(kind, g, level)
    for _, k in ipairs({'beta1', 'beta2'}) do
       if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), level + 1) end
    end
-   if g.nesterov ~= nil and type(g.nesterov) ~= 'boolean' then
-      error(('%s: nesterov must be true or false, got %s'):format(kind, tostring(g.nesterov)), level + 1)
-   end
+   keys.flag(g.nesterov, kind, 'nesterov', level + 1)
    if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
       error(('%s: Nesterov momentum needs a momentum above 0 and no dampening (momentum %s, dampening %s)'):format(kind,
             g.momentum, g.dampening), level + 1)
@@ -58,17 +56,17 @@ local function check_group(kind, g, level)
 end
 
 -- A group's options over the optimizer's (opts) over its kind's defaults, checked; errors at `level` as error's,
--- counted from add_group (the line that made the optimizer or added the group)
+-- counted from the caller (pointing at the line that made the optimizer or added the group)
 local function add_group(self, g, level)
    local known = {params = true}   -- a set: nesterov's default, false, would read as unknown
    for k in pairs(self.defaults) do known[k] = true end
-   keys.check(self.kind .. ' parameter group', g, known, level)
+   keys.check(self.kind .. ' parameter group', g, known, level + 1)
    local group = {}
    for k, v in pairs(self.defaults) do
       if g[k] ~= nil then group[k] = g[k] elseif self.options[k] ~= nil then group[k] = self.options[k] else group[k] = v end
    end
-   check_group(self.kind, group, level)
-   group.params, group.grads = params_of(self.kind, g.params, level)
+   check_group(self.kind, group, level + 1)
+   group.params, group.grads = params_of(self.kind, g.params, level + 1)
    -- a tensor in two groups (a model and its head, the same module twice) was updated twice a step; within a
    -- group C refuses it (and any shared memory)
    for gi, other in ipairs(self.groups) do
@@ -76,7 +74,7 @@ local function add_group(self, g, level)
          for j, q in ipairs(other.params) do
             if rawequal(p, q) then
                error(('%s: parameter %d of group %d is parameter %d of group %d: list each tensor once'):format(
-                     self.kind, i, #self.groups + 1, j, gi), level)
+                     self.kind, i, #self.groups + 1, j, gi), level + 1)
             end
          end
       end
@@ -97,13 +95,13 @@ local function new_optimizer(kind, defaults, groups, opts)
       error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 3)
    end
    if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
-   for _, g in ipairs(groups) do add_group(self, g, 4) end
+   for _, g in ipairs(groups) do add_group(self, g, 3) end
    return self
 end
 
 -- torch.optim's add_param_group: one more group (params and any options), e.g. a backbone unfrozen later
 function Optimizer:addParamGroup(g)
-   local group = add_group(self, g, 3)   -- not a tail call, which would drop this frame from the error's count
+   local group = add_group(self, g, 2)   -- not a tail call, which would drop this frame from the error's count
    return group
 end
 

@@ -16,6 +16,7 @@ local ffi = require('ffi')
 local T = require('ts.tensor')
 local image = require('ts.image')
 local keys = require('ts.keys')
+local loader = require('ts.loader')
 
 local M = {}
 M.cropMargin = 0.13
@@ -34,11 +35,10 @@ local function check_probability(v, call, name, level)
    end
 end
 
--- a seed: a finite number, or nil for 1 (NaN made every draw NaN; a string was read by tonumber)
+-- a seed: a whole number each of which gives its own draws (Random's state is seed % (2^31 - 2) + 1), or nil for 1
+-- (NaN made every draw NaN; a string was read by tonumber; 1.5 gave seed 1's draws and 2^31 - 2 seed 0's)
 local function check_seed(seed, call, level)
-   if seed ~= nil and not T.isFinite(seed) then
-      error(('%s: seed must be a finite number, got %s'):format(call, tostring(seed)), level + 1)
-   end
+   if seed ~= nil then keys.count(seed, call, 'seed', 0, 2 ^ 31 - 3, level + 1) end
 end
 
 -- ---- a deterministic generator: Park and Miller's minimal standard, exact in doubles ----------------------
@@ -46,7 +46,7 @@ local Random = {}
 Random.__index = Random
 function M.Random(seed)
    check_seed(seed, 'ts.scene.Random(seed)', 2)
-   local s = math.floor(seed or 1) % 2147483646 + 1
+   local s = (seed or 1) % 2147483646 + 1
    return setmetatable({s = s}, Random)
 end
 
@@ -153,13 +153,13 @@ local walls = {{170, 150, 130}, {200, 190, 170}, {120, 110, 100}, {150, 60, 50},
 local cars = {{200, 30, 30}, {30, 40, 160}, {230, 230, 230}, {25, 25, 28}, {120, 120, 125}, {220, 180, 30},
               {30, 120, 60}}
 
--- ds, if it is a dataset of at least one crop to paste into scenes, else an error naming the call and the argument at
--- `level` as error's (counted from the caller)
+-- ds, if it is a dataset (the loader's check) of at least one crop [N, h, w, C] to paste into scenes, else an error
+-- naming the call and the argument at `level` as error's (counted from the caller)
 function M.checkCrops(ds, call, name, level)
-   if not (type(ds) == 'table' and type(ds.size) == 'function' and T.isTensor(ds.x) and ds.x:dim() == 4
-           and ds.x:size(1) >= 1 and T.isTensor(ds.y)) then
-      error(('%s: %s must be a dataset (ts.data.Dataset) of at least one image [N, h, w, 3], got %s'):format(call, name,
-            tostring(ds)), level + 1)
+   loader.checkDataset(ds, call, name, level + 1)
+   if ds.x:dim() ~= 4 or ds:size() < 1 then
+      error(('%s: %s must hold at least one image [N, h, w, C], got %s'):format(call, name, ds:size() < 1 and
+            'none' or 'images ' .. tostring(ds.x:size())), level + 1)
    end
    return ds
 end
@@ -376,7 +376,7 @@ function M.generate(opts)
    -- the options checked before a scene is made (a size of 0 pasted signs of nothing, icon_share without icons
    -- indexed nil)
    local n = opts.n or 1
-   if not (whole(n) and n >= 0) then error(('%s: n must be a whole number from 0, got %s'):format(call, tostring(n)), 2) end
+   keys.count(n, call, 'n', 0, nil, 2)
    check_seed(opts.seed, call, 2)
    local H, W = opts.height or 240, opts.width or 320
    keys.sizes(H, call, 'height', 1, 1, 2)

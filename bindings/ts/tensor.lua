@@ -68,11 +68,13 @@ local function shape_of(...)
    return n
 end
 
+-- a dtype's name (or C's code) as C's code; an unknown one an error at `level` as error's, counted from the caller
+-- (default: the caller's caller)
 local function dtype_code(name, level)
    if name == nil then return 0 end
    -- a number is a code as C counts them, 0 to 4: a fraction (1.5) was cut by the FFI into another dtype's code
    local code = type(name) == 'number' and dtype_names[name] and name or dtypes[name]
-   if not code then error('ts: unknown dtype ' .. tostring(name) .. ' (float32, uint8, int32, int64, float64)', level or 3) end
+   if not code then error('ts: unknown dtype ' .. tostring(name) .. ' (float32, uint8, int32, int64, float64)', (level or 2) + 1) end
    return code
 end
 T.dtypeCode = dtype_code
@@ -91,9 +93,10 @@ end
 
 local devices = {cpu = 0, cuda = 1}
 local device_names = {[0] = 'cpu', 'cuda'}
+-- a device's name (or C's code) as C's code; an unknown one an error as dtype_code's
 local function device_code(name, level)
    local code = type(name) == 'number' and name or devices[name]
-   if not device_names[code] then error(('ts: unknown device %s (cpu, cuda)'):format(tostring(name)), level or 3) end
+   if not device_names[code] then error(('ts: unknown device %s (cpu, cuda)'):format(tostring(name)), (level or 2) + 1) end
    return code
 end
 
@@ -115,7 +118,7 @@ local function split_dtype(...)
    local n = select('#', ...)
    if n == 0 then return 0, 0 end
    local last = select(n, ...)
-   if type(last) == 'string' then return dtype_code(last, 4), n - 1 end
+   if type(last) == 'string' then return dtype_code(last, 3), n - 1 end
    return 0, n
 end
 
@@ -151,7 +154,7 @@ end
 -- 2^24) are refused rather than rounded into repeats: ask for 'int64' or 'float64' as the last argument
 function T.arange(...)
    local args, dtype = {...}, 'float32'
-   if type(args[#args]) == 'string' then dtype = dtype_names[dtype_code(table.remove(args), 3)] end
+   if type(args[#args]) == 'string' then dtype = dtype_names[dtype_code(table.remove(args), 2)] end
    local a, b, step = args[1], args[2], args[3]
    if not b then a, b = 0, a end   -- arange(n) = 0 .. n-1; arange(a, b) stops before b, as numpy and PyTorch
    step = step or 1
@@ -177,9 +180,7 @@ end
 
 -- random integer in [1, n] from the global generator
 function T.randint(n)
-   if type(n) ~= 'number' or n < 1 or n ~= math.floor(n) or n >= 2 ^ 53 then
-      error(('randint: n must be a whole number from 1 to 2^53, got %s'):format(tostring(n)), 2)
-   end
+   keys.count(n, 'randint', 'n', 1, 2 ^ 53, 2)
    return tonumber(C.ts_rng_u64() % n) + 1
 end
 
@@ -216,32 +217,32 @@ function T.survey(t)
 end
 
 -- Nested tables of numbers to a tensor of dtype (float32 when nil), for ts.tensor and copy; errors begin with
--- `what` and are raised at `level` as error's counted from here (2: the caller's line)
+-- `what` and are raised at `level` as error's, counted from the caller (1: the caller's line)
 local function from_table(what, data, dtype, level)
    local shape, node = {}, data
    while type(node) == 'table' and not is_tensor(node) do
       -- a table that holds itself would go on for ever
-      if #shape == 5 then error(what .. ': more than 5 nested levels (at most 5 dims)', level) end
+      if #shape == 5 then error(what .. ': more than 5 nested levels (at most 5 dims)', level + 1) end
       shape[#shape + 1] = #node
       node = node[1]
    end
    local flat = {}
-   -- errors at level + d, from_table's `level` under d calls of walk (a fixed 4 named this file below dim 2)
+   -- errors at level + 1 + d, from_table's `level` under d calls of walk (a fixed 4 named this file below dim 2)
    local function walk(x, d)
       if is_tensor(x) then   -- read as an empty table, {t1, t2} gave [2x0]
-         error(what .. ': an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', level + d)
+         error(what .. ': an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', level + 1 + d)
       end
       if d > #shape then
-         if type(x) ~= 'number' then error(what .. ': non-number element ' .. tostring(x), level + d) end
+         if type(x) ~= 'number' then error(what .. ': non-number element ' .. tostring(x), level + 1 + d) end
          flat[#flat + 1] = x
          return
       end
       if type(x) ~= 'table' or #x ~= shape[d] then
-         error(('%s: ragged table: dim %d should have %d entries'):format(what, d, shape[d]), level + d)
+         error(('%s: ragged table: dim %d should have %d entries'):format(what, d, shape[d]), level + 1 + d)
       end
       -- a nil inside a row ({1, nil, 3}) may end its length early: the values after it were dropped
       if table.maxn(x) > #x then
-         error(('%s: entry %d of dim %d is nil'):format(what, #x + 1, d), level + d)
+         error(('%s: entry %d of dim %d is nil'):format(what, #x + 1, d), level + 1 + d)
       end
       for i = 1, #x do walk(x[i], d + 1) end
    end
@@ -249,7 +250,7 @@ local function from_table(what, data, dtype, level)
    local name = dtype_names[dtype_code(dtype, level + 1)]
    local range = int_ranges[name]
    for i, v in ipairs(flat) do   -- the message made only for an element that does not fit
-      if range and not (v > range[1] and v < range[2]) then check_fits(what .. ': element ' .. i, v, name, level) end
+      if range and not (v > range[1] and v < range[2]) then check_fits(what .. ': element ' .. i, v, name, level + 1) end
    end
    -- filled as float64, the numbers as Lua holds them, then converted once: a float64 or int64 destination keeps
    -- what float32 would round
@@ -264,7 +265,7 @@ function T.tensor(data, dtype)
    if is_tensor(data) then return data:clone() end
    if type(data) == 'number' then data = {data} end
    if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
-   local t = from_table('ts.tensor', data, dtype, 3)   -- not a tail call, which would drop this frame from the count
+   local t = from_table('ts.tensor', data, dtype, 2)   -- not a tail call, which would drop this frame from the count
    return t
 end
 
@@ -385,7 +386,7 @@ function Tensor:clone()
 end
 
 -- src (a tensor, or nested tables read in dst's dtype: through float32, a float64 or int64 destination lost digits)
--- into dst; errors name `what`, at `level` as error's counted from here
+-- into dst; errors name `what`, at `level` as error's, counted from the caller
 local function copy_into(dst, src, what, level)
    if not is_tensor(src) then src = from_table(what, src, dst:dtype(), level + 1) end
    check(C.ts_tensor_copy(dst._c, src._c))
@@ -395,7 +396,7 @@ function Tensor:copy(src)
    if type(src) ~= 'table' then   -- ts.tensor's error named ts.tensor, at this line
       error('copy: the source must be a tensor or a (nested) table of numbers, got ' .. type(src), 2)
    end
-   copy_into(self, src, 'copy', 3)
+   copy_into(self, src, 'copy', 2)
    return self
 end
 
@@ -567,7 +568,7 @@ mt.__newindex = function(self, k, v)
       target:fill(v)
    elseif type(v) ~= 'table' then   -- named at the assignment, not inside copy
       error('t[...] = v: the value must be a number, a tensor or a table of numbers, got ' .. type(v), 2)
-   else copy_into(target, v, 't[...] = v', 3) end
+   else copy_into(target, v, 't[...] = v', 2) end
 end
 
 -- ---- arithmetic ------------------------------------------------------------------------------------
@@ -713,11 +714,8 @@ function Tensor:mm(b, trans_a, trans_b)
    if self:dim() ~= 2 or b:dim() ~= 2 then
       error(('mm: both operands must be matrices (2 dims), got %s and %s'):format(tostring(self:size()), tostring(b:size())), 2)
    end
-   for _, flag in ipairs({{trans_a, 'trans_a'}, {trans_b, 'trans_b'}}) do
-      if flag[1] ~= nil and type(flag[1]) ~= 'boolean' then
-         error(('mm: %s must be true or false, got %s'):format(flag[2], tostring(flag[1])), 2)
-      end
-   end
+   keys.flag(trans_a, 'mm', 'trans_a', 2)
+   keys.flag(trans_b, 'mm', 'trans_b', 2)
    local m = trans_a and self:size(2) or self:size(1)
    local n = trans_b and b:size(1) or b:size(2)
    local out = new_on(device_of(self), 0, m, n)

@@ -95,11 +95,10 @@ function Writer:event(ev)
    if not ok then error(('tensorboard: %s: %s'):format(self.path, tostring(err)), 3) end
 end
 
--- an error unless step is a whole number from 0 below 2^53, at `level` as error's, counted from the caller
+-- an error unless step is a whole number from 0 to 2^53 (a double holds each exactly), at `level` as error's, counted
+-- from the caller
 local function check_step(step, level)
-   if type(step) ~= 'number' or step % 1 ~= 0 or step < 0 or step >= 2 ^ 53 then
-      error(('tensorboard: the step must be a whole number from 0 below 2^53, got %s'):format(tostring(step)), level + 1)
-   end
+   keys.count(step, 'tensorboard', 'the step', 0, 2 ^ 53, level + 1)
 end
 
 -- an Event holding one Summary.Value (tag, and the value's own fields set by fill)

@@ -119,15 +119,11 @@ local evaluate_options = {batch = 1, preprocess = 1, device = 1, logits = 1, tta
 local tta_options = {views = 1, augment = 1, seed = 1}
 
 -- The one check of a number of test-time views (evaluate's tta, a run's final.json and calibration.json, the main job's
--- option): v, unless it is no whole number from 1 to M.MAX_VIEWS, an error "<what>: <name> must be a whole number of
--- views from 1 to 1024, got ..." at `level` as error's, counted from the caller (0: no position)
+-- option): v, unless it is no whole number from 1 to M.MAX_VIEWS, an error "<what>: <name> must be a whole number
+-- from 1 to 1024, got ..." at `level` as error's, counted from the caller (0: no position)
 M.MAX_VIEWS = 1024
 function M.checkViews(v, what, name, level)
-   if not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= M.MAX_VIEWS) then
-      error(('%s: %s must be a whole number of views from 1 to %d, got %s'):format(what, name, M.MAX_VIEWS, keys.show(v)),
-            level == 0 and 0 or level + 1)
-   end
-   return v
+   return keys.count(v, what, name, 1, M.MAX_VIEWS, level == 0 and 0 or level + 1)
 end
 
 -- opts.tta as {views, augment, seed}, refused when it makes no sense: an error at `level` as error's, counted from
@@ -144,10 +140,7 @@ local function tta_settings(tta, level)
    if (augment.settings.flip or 0) > 0 then
       error('evaluate: tta augment cannot flip (a mirrored sign can be another class)', level + 1)
    end
-   local seed = tta.seed or 1
-   if type(seed) ~= 'number' or seed % 1 ~= 0 or seed < 0 or seed >= 2 ^ 31 then
-      error(('evaluate: tta seed must be a whole number from 0 to 2^31, got %s'):format(tostring(seed)), level + 1)
-   end
+   local seed = keys.count(tta.seed or 1, 'evaluate', 'tta seed', 0, 2 ^ 31 - 1, level + 1)
    return {views = views, augment = augment, seed = seed}
 end
 
@@ -159,20 +152,12 @@ function M.evaluate(model, ds, opts)
    data.checkDataset(ds, 'evaluate(model, dataset, opts)', 'dataset', 2)
    -- no images have no accuracy: it failed in the confusion matrix, or, with class names, came out as 0
    if ds:size() == 0 then error('evaluate: the dataset has no images to evaluate', 2) end
-   for _, k in ipairs({'batch', 'classes'}) do
-      local v = opts[k]
-      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1 and v <= 2 ^ 24) then
-         error(('evaluate: %s must be a whole number >= 1, got %s'):format(k, tostring(v)), 2)
-      end
-   end
+   if opts.batch ~= nil then data.checkBatch(opts.batch, 'evaluate', 'batch', 2) end
+   if opts.classes ~= nil then keys.count(opts.classes, 'evaluate', 'classes', 1, 2 ^ 24, 2) end
    -- checked here, not by the loader: a plain table of settings evaluated unnormalized images without a word
    data.checkSettings(opts.preprocess, 'preprocess', 'evaluate', 2)
    data.checkDevice(opts.device, 'evaluate', 2)
-   for _, k in ipairs({'logits', 'auto_microbatch'}) do   -- 0 or 'no' is true in Lua
-      if opts[k] ~= nil and type(opts[k]) ~= 'boolean' then
-         error(('evaluate: %s must be true or false, got %s'):format(k, keys.show(opts[k])), 2)
-      end
-   end
+   for _, k in ipairs({'logits', 'auto_microbatch'}) do keys.flag(opts[k], 'evaluate', k, 2) end
    local tta = tta_settings(opts.tta, 2)
    if not opts.auto_microbatch then
       local out = evaluate(model, ds, opts, tta, 0)   -- not a tail call: its errors' levels count this call
@@ -563,10 +548,14 @@ local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weight
 local is_finite = T.isFinite
 
 -- the numeric options' ranges: {key, lowest, whole number?, lowest excluded?}
-local ranges = {{'epochs', 1, true}, {'batch', 1, true}, {'accumulate', 1, true}, {'lr', 0}, {'momentum', 0},
-                {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0}, {'step_size', 0, false, true},
-                {'gamma', 0, false, true}, {'seed', 0, true}, {'max_nonfinite', 0, true}, {'clip', 0, false, true},
-                {'early_stop', 1, true}, {'workers', 1, true}}
+local known_options = {}
+for k in pairs(defaults) do known_options[k] = 1 end
+for k in pairs(optional) do known_options[k] = 1 end
+-- the numbers: {key, least, open (> least, not >=)}, and the counts {key, least, most}
+local ranges = {{'lr', 0}, {'momentum', 0}, {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0},
+                {'step_size', 0, true}, {'gamma', 0, true}, {'clip', 0, true}}
+local counts = {{'epochs', 1, 2 ^ 31}, {'batch', 1, 2 ^ 24}, {'accumulate', 1, 2 ^ 24}, {'seed', 0, 2 ^ 53},
+                {'max_nonfinite', 0}, {'early_stop', 1}, {'workers', 1, C.TS_LOADER_MAX_WORKERS}}
 
 -- swa = {start, lr, anneal} checked, as {start, lr, anneal, settings} (settings: what config.json records)
 local function swa_settings(o, epochs)
@@ -590,37 +579,23 @@ local function swa_settings(o, epochs)
 end
 
 local function check_options(user, cfg)
-   for k in pairs(user) do
-      if defaults[k] == nil and not optional[k] then
-         local known = {}
-         for name in pairs(defaults) do known[#known + 1] = name end
-         for name in pairs(optional) do known[#known + 1] = name end
-         table.sort(known)
-         error(('ts.train: unknown option %s (known: %s)'):format(tostring(k), table.concat(known, ', ')), 3)
+   keys.check('ts.train', user, known_options, 3)
+   for _, r in ipairs(ranges) do
+      local key, lo, open = r[1], r[2], r[3]
+      local v = cfg[key]
+      if v ~= nil and (not is_finite(v) or v < lo or (open and v == lo)) then
+         error(('ts.train: %s must be a finite number %s %g, got %s'):format(key, open and '>' or '>=', lo, tostring(v)), 3)
       end
    end
-   for _, r in ipairs(ranges) do
-      local key, lo, whole, open = r[1], r[2], r[3], r[4]
-      local v = cfg[key]
-      if v ~= nil and (not is_finite(v) or v < lo or (open and v == lo) or (whole and v % 1 ~= 0)) then
-         error(('ts.train: %s must be %s %s %g, got %s'):format(key, whole and 'a whole number' or 'a finite number',
-               open and '>' or '>=', lo, tostring(v)), 3)
-      end
+   for _, r in ipairs(counts) do
+      if cfg[r[1]] ~= nil then keys.count(cfg[r[1]], 'ts.train', r[1], r[2], r[3], 3) end
    end
    if cfg.label_smoothing >= 1 then error('ts.train: label_smoothing must be below 1, got ' .. cfg.label_smoothing, 3) end
    -- the options that were only checked where they are used, after the run directory had been written
    if cfg.warmup > cfg.epochs then
       error(('ts.train: warmup (%g epochs) is longer than the training (%d epochs)'):format(cfg.warmup, cfg.epochs), 3)
    end
-   -- (63 passed here, and the loader refused more than it takes after the run directory was made)
-   if cfg.workers and cfg.workers > C.TS_LOADER_MAX_WORKERS then
-      error(('ts.train: workers must be 1 to %d, got %s'):format(C.TS_LOADER_MAX_WORKERS, cfg.workers), 3)
-   end
-   for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do
-      if cfg[key] ~= nil and type(cfg[key]) ~= 'boolean' then
-         error(('ts.train: %s must be true or false, got %s %s'):format(key, type(cfg[key]), tostring(cfg[key])), 3)
-      end
-   end
+   for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do keys.flag(cfg[key], 'ts.train', key, 3) end
    data.checkSampler(cfg.sampler, 'ts.train', 3)
    if cfg.precision ~= 'fp32' and cfg.precision ~= 'bf16' then
       error(("ts.train: precision must be 'fp32' or 'bf16', got %s"):format(tostring(cfg.precision)), 3)

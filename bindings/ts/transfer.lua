@@ -71,9 +71,7 @@ local freeze_options = {bn_eval = 1}
 function M.freezeBackbone(model, opts)
    check_model(model, 'ts.transfer.freezeBackbone(model [, opts])')
    opts = options(opts, 'ts.transfer.freezeBackbone', 'ts.transfer.freezeBackbone(model [, opts])', 'opts', freeze_options)
-   if opts.bn_eval ~= nil and type(opts.bn_eval) ~= 'boolean' then
-      error(('ts.transfer.freezeBackbone: bn_eval must be true or false, got %s'):format(tostring(opts.bn_eval)), 2)
-   end
+   keys.flag(opts.bn_eval, 'ts.transfer.freezeBackbone', 'bn_eval', 2)
    for _, m in ipairs(backbone_children(model)) do
       m:freeze()
       if opts.bn_eval then m:apply(function(x) x.freezeStats = true end) end
@@ -117,10 +115,8 @@ function M.gradualUnfreeze(model, o)
    for _, m in ipairs(backbone_children(model)) do
       if #m:parameters() > 0 then learnable[#learnable + 1] = m end
    end
-   if o.stages ~= nil and not (type(o.stages) == 'number' and o.stages % 1 == 0 and o.stages >= 1) then
-      -- 1.5 or 0 stages left part of the backbone frozen for good
-      error(('ts.transfer.gradualUnfreeze: stages must be a whole number >= 1, got %s'):format(tostring(o.stages)), 2)
-   end
+   -- 1.5 or 0 stages left part of the backbone frozen for good
+   if o.stages ~= nil then keys.count(o.stages, 'ts.transfer.gradualUnfreeze', 'stages', 1, nil, 2) end
    M.freezeBackbone(model, {bn_eval = true})
    local n = math.min(o.stages or #learnable, #learnable)
    local stages = {}
@@ -201,10 +197,7 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
    o = o or {}
    keys.check('ts.transfer.linearProbe', o, probe_options, 2)
    for _, k in ipairs({'classes', 'batch', 'epochs'}) do   -- batch = -1 ran no step and returned an untrained head
-      local v = o[k]
-      if v ~= nil and not (type(v) == 'number' and v % 1 == 0 and v >= 1) then
-         error(('ts.transfer.linearProbe: %s must be a whole number >= 1, got %s'):format(k, tostring(v)), 2)
-      end
+      if o[k] ~= nil then keys.count(o[k], 'ts.transfer.linearProbe', k, 1, nil, 2) end
    end
    if not T.isTensor(features) or features:dim() ~= 2 then
       error('ts.transfer.linearProbe(features, labels, ...): features must be [N, F] (the model is not an argument)', 2)

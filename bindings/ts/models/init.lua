@@ -44,11 +44,7 @@ function models.refcnn(opts)
    end
    -- the switches are true or false: any other value was true, so multiscale = "false" or stn = 0 (a hand-edited
    -- config.json, a value from the command line) built the network they turn on, and its weights then did not fit
-   for _, k in ipairs({'stn', 'multiscale', 'gap'}) do
-      if opts[k] ~= nil and type(opts[k]) ~= 'boolean' then
-         error(('ts.models.refcnn: %s must be true or false, got %s'):format(k, keys.show(opts[k])), 0)
-      end
-   end
+   for _, k in ipairs({'stn', 'multiscale', 'gap'}) do keys.flag(opts[k], 'ts.models.refcnn', k, 0) end
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
    local net = nn.Sequential()
