@@ -350,6 +350,14 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       t.eq(ts.models.refcnn{name = 'refcnn', widths = {4, 8, 16}, hidden = 8, classes = 43}:numParameters(), 4791)
    end)
 
+   t.test('ts.models.pretrained checks its options before it looks for the weights', function()
+      -- a number failed indexing it; classes = 43 (a new head is ts.transfer's) and a misspelt strict were ignored
+      t.raises(function() ts.models.pretrained('resnet20', 5) end, 'ts.models.pretrained: the options must be a table, got number')
+      t.raises(function() ts.models.pretrained('resnet20', {classes = 43, dir = '/nonexistent'}) end,
+               'ts.models.pretrained: unknown option classes (known: dir, strict)')
+      t.raises(function() ts.models.pretrained('resnet20', {strikt = false, dir = '/nonexistent'}) end, 'unknown option strikt')
+   end)
+
    t.test('builders refuse switches that are not true or false, and baseline options that are no table', function()
       -- any value but nil and false was true: multiscale = "false" built the multi-scale network, stn = 0 the transformer
       t.raises(function() ts.models.refcnn{multiscale = 'false'} end, 'ts.models.refcnn: multiscale must be true or false, got "false"')

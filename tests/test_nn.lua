@@ -374,8 +374,8 @@ return function(t)
       t.raises(function() nn.BatchNorm1d(3, {momentum = 2}) end, 'BatchNorm1d: momentum must be a number from 0 to 1, got 2')
       t.raises(function() nn.BatchNorm2d(1.5) end, 'BatchNorm2d(channels): channels must be a positive whole number, got 1.5')
       -- a NaN label smoothing, and class weights that are NaN, negative or all 0: a NaN or unbounded loss
-      t.raises(function() nn.CrossEntropyLoss{label_smoothing = 0 / 0}:forward(ts.randn(2, 3), {0, 1}) end,
-               'cross_entropy: label smoothing must be in [0, 1]')
+      t.raises(function() nn.CrossEntropyLoss{label_smoothing = 0 / 0} end,
+               'CrossEntropyLoss: label_smoothing must be a number from 0 to 1, got nan')
       t.raises(function() nn.CrossEntropyLoss{weight = {1, 0 / 0, 1}} end, 'CrossEntropyLoss: class weight 2 (class 1) is nan')
       t.raises(function() nn.CrossEntropyLoss{weight = ts.tensor({1, -1, 1})} end, 'class weight 2 (class 1) is -1')
       t.raises(function() nn.CrossEntropyLoss{weight = {0, 0, 0}} end, 'CrossEntropyLoss: the class weights are all 0')
@@ -460,6 +460,81 @@ return function(t)
       local d = nn.DistillationLoss{teachers = {nn.Linear(3, 4), nn.Linear(3, 5)}}
       t.raises(function() d:forward(ts.randn(2, 4), {0, 1}, ts.randn(2, 3)) end,
                "DistillationLoss: teacher 2 gives [2x5], teacher 1 [2x4]: the teachers' logits must be [N, classes]")
+   end)
+
+   t.test('more hostile inputs: stale batch norm statistics, misspelt options, metric losses, replace', function()
+      -- batch norm's backward in evaluation took whatever save_invstd held: zeros before any forward (zero gradients),
+      -- a training batch's statistics after one (a gradient scaled by the batch's invstd, not the running one)
+      local bn = nn.BatchNorm1d(1)
+      bn:evaluate()
+      local x, g = ts.tensor({{1}, {3}}), ts.tensor({{1}, {1}})
+      t.raises(function() bn:backward(x, g) end, 'BatchNorm1d:backward: no forward in evaluation mode came before it')
+      bn:training()
+      bn:forward(ts.tensor({{0}, {10}}))
+      bn:evaluate()
+      t.raises(function() bn:backward(x, g) end, 'no forward in evaluation mode came before it (the running statistics')
+      bn:forward(x)
+      t.near(bn:backward(x, g), ts.tensor({{1}, {1}}) / math.sqrt(bn.running_var:item() + 1e-5), 1e-6, 0)
+      -- a misspelt option was ignored and the layer made at its default; false passed as the default eps or momentum
+      t.raises(function() nn.Conv2d(3, 4, 3, {strid = 2}) end, 'Conv2d: unknown option strid (known: bias, dilation, groups')
+      t.raises(function() nn.Linear(2, 3, {bais = false}) end, 'Linear: unknown option bais (known: bias)')
+      t.raises(function() nn.BatchNorm2d(3, {momentun = 0.01}) end, 'BatchNorm2d: unknown option momentun')
+      t.raises(function() nn.BatchNorm2d(3, {momentum = false}) end, 'BatchNorm2d: momentum must be a number from 0 to 1, got false')
+      t.raises(function() nn.MaxPool2d(2, 2, 0, {ceilmode = true}) end, 'MaxPool2d: unknown option ceilmode (known: ceil_mode)')
+      t.raises(function() nn.MaxPool2d(2, 2, 0, {count_include_pad = false}) end, 'MaxPool2d: unknown option count_include_pad')
+      nn.AvgPool2d(2, 2, 0, {ceil_mode = true, count_include_pad = false})
+      -- switches: 'no' or 0 is true in Lua, and kept the bias or the affine parameters, or turned ceil_mode on
+      t.raises(function() nn.Linear(2, 3, {bias = 'no'}) end, 'Linear: bias must be true or false, got "no"')
+      t.raises(function() nn.Conv2d(3, 4, 3, {bias = 0}) end, 'Conv2d: bias must be true or false, got 0')
+      t.raises(function() nn.BatchNorm2d(3, {affine = 'false'}) end, 'BatchNorm2d: affine must be true or false, got "false"')
+      t.raises(function() nn.MaxPool2d(2, 2, 0, {ceil_mode = 0}) end, 'MaxPool2d: ceil_mode must be true or false, got 0')
+      t.raises(function() nn.AvgPool2d(2, 2, 0, {count_include_pad = 'no'}) end, 'AvgPool2d: count_include_pad must be true or false')
+      t.eq(#nn.Linear(2, 3, {bias = false}):parameters(), 1)
+      -- a label smoothing of the wrong type failed in the FFI at the first forward; a missing target was "ts.tensor:
+      -- expected a (nested) table of numbers, got nil"
+      t.raises(function() nn.CrossEntropyLoss{label_smoothing = '0.1'} end,
+               'CrossEntropyLoss: label_smoothing must be a number from 0 to 1, got "0.1"')
+      t.raises(function() nn.CrossEntropyLoss{label_smoothing = 1.5} end, 'label_smoothing must be a number from 0 to 1, got 1.5')
+      t.raises(function() nn.CrossEntropyLoss():forward(ts.randn(2, 3)) end,
+               'CrossEntropyLoss: the targets must be a tensor or a list of class ids, got nil')
+      t.near(nn.CrossEntropyLoss():forward(ts.zeros(1, 4), 2), math.log(4), 1e-6, 0, 'one sample, its class a number')
+      t.raises(function() nn.CrossEntropyLoss():forward(ts.zeros(1, 4), 1.5) end, 'target 1 is 1.5, not a class id')
+      -- the metric losses: a NaN margin made every loss 0, row 0 was taken as "no triplet" and row 1.5 as row 1,
+      -- labels 0.5 as class 0, misspelt options were ignored, a table for the embeddings failed on indexing
+      local e = ts.tensor({{0, 0}, {1, 0}, {0, 2}, {3, 3}})
+      t.raises(function() nn.TripletMarginLoss{margin = 0 / 0} end, 'TripletMarginLoss: margin must be a finite number, got nan')
+      t.raises(function() nn.TripletMarginLoss{margn = 2} end, 'TripletMarginLoss: unknown option margn')
+      t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {0}, positives = {1}, negatives = {2}}) end,
+               'TripletMarginLoss: anchors[1] (a 1-based row number) must be a whole number >= 1, got 0')
+      t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {1}, positives = {1.5}, negatives = {3}}) end,
+               'positives[1] (a 1-based row number) must be a whole number >= 1, got 1.5')
+      t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {1}, positives = {2}}) end,
+               'TripletMarginLoss: anchors, positives and negatives must be lists of as many row numbers')
+      t.raises(function() nn.TripletMarginLoss():forward(e, {0, 0.5, 1, 1}) end, 'TripletMarginLoss: target 2 is 0.5, not a class id')
+      t.raises(function() nn.TripletMarginLoss():backward({1, 2}, {0, 1}) end,
+               'TripletMarginLoss: the embeddings must be a tensor [N, D], got table')
+      t.raises(function() nn.ContrastiveLoss{margn = 2} end, 'ContrastiveLoss: unknown option margn')
+      t.raises(function() nn.ContrastiveLoss():forward(e, ts.tensor({0, 0.5, 1, 1})) end,
+               'ContrastiveLoss: the float32 targets hold values that are not class ids')
+      t.raises(function() nn.Normalize(0 / 0) end, 'Normalize(eps): eps must be a finite number >= 0, got nan')
+      -- replace took a number (printing the network then failed indexing it) and a module at a second place
+      local lin = nn.Linear(2, 2)
+      local net = nn.Sequential(lin, nn.ReLU())
+      t.raises(function() net:replace('1', 5) end, 'Sequential:replace: the child must be a module, got 5')
+      t.raises(function() net:replace('1', lin) end, 'Sequential:replace: the Linear is in this network already')
+      net:replace('0', lin)   -- a child in its own place
+      t.eq(net:get(1), lin)
+      -- a gradient of another shape was handed on by Identity, and by Dropout in evaluation
+      local id, drop = nn.Identity(), nn.Dropout(0.5)
+      drop:evaluate()
+      for _, m in ipairs({id, drop}) do
+         m:forward(ts.randn(2, 3))
+         t.raises(function() m:backward(ts.randn(2, 3), ts.randn(3, 2)) end,
+                  m.__typename .. ':backward: gradOutput is [3x2], the forward gave [2x3]')
+      end
+      -- a localization Linear without a bias cannot start at the identity warp (it indexed the missing bias)
+      t.raises(function() nn.SpatialTransformer.identity(nn.Linear(4, 6, {bias = false})) end,
+               'SpatialTransformer.identity: the Linear needs a bias')
    end)
 
    t.test('gradient clipping scales to the requested norm', function()

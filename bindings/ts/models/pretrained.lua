@@ -18,7 +18,8 @@ M.catalog = {
 }
 
 function M.pretrained(models, name, opts)
-   opts = opts or {}
+   -- a number failed indexing it, and {classes = 43} (a head is ts.transfer's) or {strikt = false} was ignored
+   opts = require('ts.keys').check('ts.models.pretrained', opts or {}, {dir = true, strict = true}, 3)
    local entry = M.catalog[name]
    if not entry then
       local known = {}

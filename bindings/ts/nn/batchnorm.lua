@@ -9,6 +9,7 @@ local Module = require('ts.nn.module')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+local keys = require('ts.keys')
 
 local BatchNorm = Module.class('BatchNorm', Module)
 BatchNorm._params = {'weight', 'bias'}
@@ -16,14 +17,17 @@ BatchNorm._buffers = {'running_mean', 'running_var', 'num_batches_tracked'}
 BatchNorm._hostOnly = {num_batches_tracked = true}   -- a counter bumped every step: no device round trip
 BatchNorm._optional = {num_batches_tracked = true}
 
+local bn_options = {eps = true, momentum = true, affine = true}
 function BatchNorm:__init(channels, opts)
-   opts = opts or {}
+   -- a misspelt option (momentun = 0.01) was ignored: the layer kept the default
+   opts = keys.check(self.__typename, opts or {}, bn_options, 3)
    if type(channels) ~= 'number' or not (channels >= 1 and channels % 1 == 0) then
       error(self.__typename .. '(channels): channels must be a positive whole number, got ' .. tostring(channels), 3)
    end
    self.channels = channels
-   self.eps = opts.eps or 1e-5
-   self.momentum = opts.momentum or 0.1
+   -- (nil is the default; false, which `or` took for it, is checked and refused)
+   self.eps = opts.eps == nil and 1e-5 or opts.eps
+   self.momentum = opts.momentum == nil and 0.1 or opts.momentum
    -- checked here, not at the first forward: a negative or NaN eps made every output NaN, and a momentum outside
    -- [0, 1] (or NaN) turned the running statistics, which evaluation and the saved model use, into nonsense
    if not (T.isFinite(self.eps) and self.eps >= 0) then
@@ -32,7 +36,7 @@ function BatchNorm:__init(channels, opts)
    if not (T.isFinite(self.momentum) and self.momentum >= 0 and self.momentum <= 1) then
       error(('%s: momentum must be a number from 0 to 1, got %s'):format(self.__typename, tostring(self.momentum)), 3)
    end
-   if opts.affine ~= false then
+   if keys.flag(opts.affine, self.__typename, 'affine', 3) ~= false then   -- ('no' kept the affine parameters)
       self.weight = T.ones(channels)
       self.bias = T.zeros(channels)
       self.grad.weight = T.zeros(channels)
@@ -116,16 +120,21 @@ local function normalize(self, input, y, relu)
                                 self.running_var._c, self.save_mean._c, self.save_invstd._c, batch and 1 or 0,
                                 relu and 1 or 0, self.momentum, self.eps))
    if batch then self.num_batches_tracked:fill(self.num_batches_tracked:item() + 1) end
-   self.batch_saved = batch or nil   -- save_mean and save_invstd now hold this batch's statistics
+   -- save_mean and save_invstd now hold this batch's statistics, or the running ones
+   self.saved_stats = batch and 'batch' or 'running'
    if batch and self.gathering then gather(self, input) end
    return y
 end
 
 -- the input gradient from gradOutput, which is the fused ReLU's output's gradient when relu_output is given
 local function gradient(self, input, gradOutput, relu_output)
-   -- in training the gradient needs the statistics of the batch the forward saw: before any, it was zeros
-   if self:usesBatchStats() and not self.batch_saved then
-      error(self.__typename .. ':backward: no forward in training mode came before it (the batch statistics are needed)', 3)
+   -- the gradient takes the statistics the forward saved: in training the batch's, in evaluation the running ones.
+   -- Before any forward they were zeros (an evaluation's backward gave zero gradients without a word), and after a
+   -- forward in the other mode they were the other statistics (an evaluation's gradient scaled by a batch's invstd)
+   local want = self:usesBatchStats() and 'batch' or 'running'
+   if self.saved_stats ~= want then
+      error(('%s:backward: no forward in %s mode came before it (the %s statistics are needed)'):format(self.__typename,
+            want == 'batch' and 'training' or 'evaluation', want), 3)
    end
    local gx = self:buffer('gradInput', input:size())
    local frozen = self.frozen

@@ -22,6 +22,22 @@ local function each_module(m, fn)
    for _, c in ipairs(m._children or {}) do each_module(c.module, fn) end
 end
 
+-- An error unless module (and every module inside it) is new to the network self, leaving out `leaving` (the child a
+-- replace takes out): a module is at one place in a network: each keeps one output and one gradInput, so a layer used
+-- twice overwrote its first output with its second (Sequential(A, A) computed A(x) into the buffer it read, and a
+-- backward through A twice saw the second call's values), and its parameters counted twice
+local function not_here(self, module, verb, leaving)
+   local here = {}
+   each_module(self, function(m) here[m] = true end)
+   if leaving then each_module(leaving, function(m) here[m] = nil end) end
+   each_module(module, function(m)
+      if here[m] then
+         error(('%s:%s: the %s is in this network already: a module keeps one output, so give each place a module ' ..
+                'of its own'):format(self.__typename, verb, m.__typename), 4)
+      end
+   end)
+end
+
 -- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.
 -- The name '' makes the child transparent in state names: its tensors are named as if they were the
 -- parent's own (a residual block's body in PyTorch's ResNets, for instance).
@@ -31,17 +47,7 @@ function Container:add(module, name)
    for _, c in ipairs(self._children) do
       if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
    end
-   -- a module is at one place in a network: each keeps one output and one gradInput, so a layer used twice
-   -- overwrote its first output with its second (Sequential(A, A) computed A(x) into the buffer it read, and a
-   -- backward through A twice saw the second call's values), and its parameters counted twice
-   local here = {}
-   each_module(self, function(m) here[m] = true end)
-   each_module(module, function(m)
-      if here[m] then
-         error(('%s:add: the %s is in this network already: a module keeps one output, so give each place a module ' ..
-                'of its own'):format(self.__typename, m.__typename), 3)
-      end
-   end)
+   not_here(self, module, 'add')
    self._children[#self._children + 1] = {name = name, module = module}
    if name ~= '' then self[name] = module end
    return self
@@ -49,8 +55,12 @@ end
 
 -- replace('linear', nn.Linear(64, 43)): swaps the named child (a new head for fine-tuning)
 function Container:replace(name, module)
+   -- checked as add checks: a number was put in, and printing or any pass then failed indexing it, and a module that
+   -- was elsewhere in the network already shared its one output between two places
+   Module.check(module, self.__typename .. ':replace: the child', 2)
    for _, c in ipairs(self._children) do
       if c.name == name then
+         not_here(self, module, 'replace', c.module)
          c.module = module
          self[name] = module
          return self

@@ -6,13 +6,16 @@ local ffi = require('ffi')
 local Module = require('ts.nn.module')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+local keys = require('ts.keys')
 
 local Conv2d = Module.class('Conv2d', Module)
 Conv2d._params = {'weight', 'bias'}
 
+local conv_options = {stride = true, padding = true, dilation = true, groups = true, bias = true}
 function Conv2d:__init(nin, nout, kernel, opts, padding)
    if type(opts) == 'number' then opts = {stride = opts, padding = padding} end
-   opts = opts or {}
+   -- a misspelt option (strid = 2, paddding = 1) was ignored: the layer was made at the default
+   opts = keys.check('Conv2d', opts or {}, conv_options, 3)
    for _, v in ipairs({nin, nout}) do
       if type(v) ~= 'number' or v < 1 or v % 1 ~= 0 then
          error('Conv2d(in, out, kernel, opts): channel counts must be positive whole numbers', 3)
@@ -36,7 +39,7 @@ function Conv2d:__init(nin, nout, kernel, opts, padding)
    end
    self.params = ffi.new('ts_conv2d_params')
    self:addParameter('weight', nout, nin / self.groups, self.kh, self.kw)
-   if opts.bias ~= false then self:addParameter('bias', nout) end
+   if keys.flag(opts.bias, 'Conv2d', 'bias', 3) ~= false then self:addParameter('bias', nout) end   -- ('no' kept it)
    self:reset()
 end
 

@@ -30,6 +30,9 @@ function Dropout:updateOutput(input)
 end
 
 function Dropout:updateGradInput(input, gradOutput)
+   -- a gradient of another shape was handed on as the input's in evaluation, and in training refused as "dropout:
+   -- output: expected shape" of the gradient's own shape
+   self:checkGradOutput(gradOutput, input:size())
    if not self.train or self.p == 0 then return gradOutput end
    local g = self:buffer('gradInput', input:size())
    check(C.ts_dropout(g._c, gradOutput:contiguous()._c, self.p, self:fromForward('seed')))

@@ -2,6 +2,7 @@
 local Module = require('ts.nn.module')
 local cffi = require('ts.ffi')
 local C, check, ptr = cffi.C, cffi.check, cffi.ptr
+local keys = require('ts.keys')
 
 local Linear = Module.class('Linear', Module)
 Linear._params = {'weight', 'bias'}
@@ -12,10 +13,10 @@ function Linear:__init(nin, nout, opts)
          error(('Linear(in, out): sizes must be whole numbers >= 0, got %s'):format(tostring(v)), 3)
       end
    end
-   opts = opts or {}
+   opts = keys.check('Linear', opts or {}, {bias = true}, 3)   -- Linear(2, 3, {bais = false}) kept its bias
    self.nin, self.nout = nin, nout
    self:addParameter('weight', nout, nin)
-   if opts.bias ~= false then self:addParameter('bias', nout) end
+   if keys.flag(opts.bias, 'Linear', 'bias', 3) ~= false then self:addParameter('bias', nout) end   -- ('no' kept it)
    self:reset()
 end
 

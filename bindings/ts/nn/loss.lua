@@ -39,6 +39,39 @@ function CrossEntropyLoss:__init(opts)
    if opts.weight then CrossEntropyLoss.checkWeights(opts.weight, 'CrossEntropyLoss', 3) end
    self.weight = opts.weight and (T.isTensor(opts.weight) and opts.weight:float():contiguous() or T.tensor(opts.weight))
    self.label_smoothing = opts.label_smoothing or 0
+   -- checked here: a string failed in the FFI at the first forward ("cannot convert 'string' to 'double'"), and 1.5 was
+   -- refused only there
+   if not (T.isFinite(self.label_smoothing) and self.label_smoothing >= 0 and self.label_smoothing <= 1) then
+      error(('CrossEntropyLoss: label_smoothing must be a number from 0 to 1, got %s'):format(keys.show(self.label_smoothing)), 3)
+   end
+end
+
+-- Class ids as a contiguous int64 tensor, from a tensor of any dtype or a Lua list; an error naming `what` (at `level`
+-- as error's, counted from the caller; 0: no position) when a value is not a whole number: a float target of 1.5 (a
+-- probability or a mistake) must not pass as class 1. The metric losses' labels are taken alike.
+function CrossEntropyLoss.classIds(target, what, level)
+   level = level == 0 and 0 or level + 1
+   if type(target) == 'number' then target = {target} end   -- one sample's class (1.5 was cut to 1 as a tensor)
+   if not T.isTensor(target) then
+      if type(target) ~= 'table' then   -- nil failed as "ts.tensor: expected a (nested) table of numbers, got nil"
+         error(('%s: the targets must be a tensor or a list of class ids, got %s'):format(what, keys.show(target)), level)
+      end
+      for i, v in ipairs(target) do
+         if type(v) ~= 'number' or v % 1 ~= 0 then
+            error(('%s: target %d is %s, not a class id (a whole number)'):format(what, i, tostring(v)), level)
+         end
+      end
+      target = T.tensor(target, 'int64')
+   end
+   if target:dtype() == 'float32' or target:dtype() == 'float64' then
+      local _, _, nonfinite, fractional = T.survey(target)
+      if nonfinite + fractional > 0 then
+         error(('%s: the %s targets hold values that are not class ids (whole numbers); class ids are ' ..
+                'int64, and probabilities as targets are not supported'):format(what, target:dtype()), level)
+      end
+   end
+   if target:dtype() ~= 'int64' then target = target:long() end
+   return target:contiguous()
 end
 
 -- targets as contiguous int64 (on the host or the logits' device: C checks them on the host and moves them);
@@ -50,26 +83,7 @@ local function targets_of(self, logits, target)
    local device = logits:device()
    self.device = device
    if self.weight and self.weight:device() ~= device then self.weight = self.weight:to(device) end
-   -- class ids are whole numbers: a float target of 1.5 (a probability or a mistake) must not pass as class 1
-   if not T.isTensor(target) then
-      if type(target) == 'table' then
-         for i, v in ipairs(target) do
-            if type(v) ~= 'number' or v % 1 ~= 0 then
-               error(('CrossEntropyLoss: target %d is %s, not a class id (a whole number)'):format(i, tostring(v)), 3)
-            end
-         end
-      end
-      target = T.tensor(target, 'int64')
-   end
-   if target:dtype() == 'float32' or target:dtype() == 'float64' then
-      local _, _, nonfinite, fractional = T.survey(target)
-      if nonfinite + fractional > 0 then
-         error(('CrossEntropyLoss: the %s targets hold values that are not class ids (whole numbers); class ids are ' ..
-                'int64, and probabilities as targets are not supported'):format(target:dtype()), 3)
-      end
-   end
-   if target:dtype() ~= 'int64' then target = target:long() end
-   return target:contiguous()
+   return CrossEntropyLoss.classIds(target, 'CrossEntropyLoss', 3)
 end
 
 local loss_out = ffi.new('double[1]')

@@ -4,6 +4,7 @@ local ffi = require('ffi')
 local Module = require('ts.nn.module')
 local cffi = require('ts.ffi')
 local C, check = cffi.C, cffi.check
+local keys = require('ts.keys')
 
 local function pool_params(self, input)
    local p = self.params
@@ -19,16 +20,19 @@ local function pool_params(self, input)
    return p
 end
 
+local max_options, avg_options = {ceil_mode = true}, {ceil_mode = true, count_include_pad = true}
 local function new_pool(self, kernel, stride, padding, opts)
    if kernel == nil then error(self.__typename .. '(kernel, stride, padding): kernel size missing', 3) end
-   opts = opts or {}
-   local p = ffi.new('ts_pool2d_params')
-   local what = self.__typename   -- (Module.sizes: a kernel of 2.5 was cut to 2; errors at the code making the layer)
+   local what = self.__typename
+   -- a misspelt option (ceilmode = true) was ignored; MaxPool2d has no count_include_pad
+   opts = keys.check(what, opts or {}, what == 'AvgPool2d' and avg_options or max_options, 3)
+   local p = ffi.new('ts_pool2d_params')   -- (Module.sizes: a kernel of 2.5 was cut to 2; errors at the code making the layer)
    p.kernel_h, p.kernel_w = Module.sizes(kernel, what, 'kernel', 1, 2, 3)
    p.stride_h, p.stride_w = Module.sizes(stride or kernel, what, 'stride', 1, 2, 3)
    p.pad_h, p.pad_w = Module.sizes(padding or 0, what, 'padding', 0, 2, 3)
-   p.ceil_mode = opts.ceil_mode and 1 or 0
-   p.count_include_pad = opts.count_include_pad == false and 0 or 1
+   -- switches: 0 or 'no' was true
+   p.ceil_mode = keys.flag(opts.ceil_mode, what, 'ceil_mode', 3) and 1 or 0
+   p.count_include_pad = keys.flag(opts.count_include_pad, what, 'count_include_pad', 3) == false and 0 or 1
    self.params = p
 end
 

@@ -58,6 +58,9 @@ function View:extraRepr() return table.concat(self.sizes, ', ') end
 
 local Identity = Module.class('Identity', Module)
 function Identity:updateOutput(input) return input end
-function Identity:updateGradInput(input, gradOutput) return gradOutput end
+function Identity:updateGradInput(input, gradOutput)
+   self:checkGradOutput(gradOutput, input:size())   -- a gradient of another shape was handed on as the input's
+   return gradOutput
+end
 
 return {Flatten = Flatten, View = View, Identity = Identity}

@@ -25,6 +25,8 @@ end
 -- a Linear(in, 6) made to output the identity warp whatever its input
 function SpatialTransformer.identity(linear)
    if linear.nout ~= 6 then error('SpatialTransformer.identity: the localization ends in 6 outputs, this Linear has ' .. tostring(linear.nout), 2) end
+   -- without a bias it cannot give the identity warp (it indexed the missing bias)
+   if not linear.bias then error('SpatialTransformer.identity: the Linear needs a bias (made with bias = false)', 2) end
    linear.weight:zero()
    linear.bias:copy(require('ts.tensor').tensor({1, 0, 0, 0, 1, 0}))
    return linear
