@@ -184,6 +184,24 @@ static void swap_pnm16(unsigned char *d, size_t n, int w, int h, int c)
     }
 }
 
+/* A PNM's samples are shares of its maxval, but stb reads them as they are, as if maxval were 255 (or 65535): the
+ * white of a 4-bit PGM (maxval 15) came back as 15 of 255, nearly black. Its samples (all there: its size was
+ * checked), still big-endian, scaled to 255 or 65535 in place, as Pillow and netpbm read them. */
+static void scale_pnm(unsigned char *d, size_t n, int w, int h, int c)
+{
+    long maxval;
+    size_t at = pnm_header(d, n, &maxval);
+    if (!at || maxval < 1 || maxval == 255 || maxval == 65535) return;
+    unsigned long full = maxval > 255 ? 65535 : 255;
+    for (size_t i = 0, count = (size_t)w * (size_t)h * (size_t)c; i < count; i++) {
+        unsigned char *p = d + at + (full == 255 ? i : 2 * i);
+        unsigned long v = full == 255 ? p[0] : (unsigned long)p[0] << 8 | p[1];
+        v = v >= (unsigned long)maxval ? full : (v * full + (unsigned long)maxval / 2) / (unsigned long)maxval;
+        if (full == 255) p[0] = (unsigned char)v;
+        else p[0] = (unsigned char)(v >> 8), p[1] = (unsigned char)v;
+    }
+}
+
 /* why stb_image failed, in its words (it gives none for some files) */
 static const char *stb_reason(void)
 {
@@ -229,6 +247,7 @@ ts_tensor *ts_image_load(const char *path, int channels)
     else if (size < needed)
         ts_error("%s: is truncated: %d x %d pixels need %zu bytes, the file has %zu", path, w, h, needed, size);
     else {
+        scale_pnm(data, size, w, h, n);
         swap_pnm16(data, size, w, h, n);
         if (!(pixels = stbi_load_from_memory(data, (int)size, &w, &h, &n, channels))) {
             /* stb's reason is often a format it tried before this one ("Not a PNG" for a truncated JPEG) */

@@ -10,6 +10,12 @@
 #define STBI_MALLOC(size) calloc(1, (size) ? (size) : 1)
 #define STBI_REALLOC(p, size) realloc(p, size)
 #define STBI_FREE(p) free(p)
+/* Zeroed local arrays as well: a palette PNG whose pixels name entries past its PLTE chunk read them from
+ * stb's uninitialized palette[1024] on the stack, and the image came back with whatever bytes the stack held
+ * there (text of earlier calls). Zeroed, those pixels are black, as other readers show them. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("-ftrivial-auto-var-init=zero")
+#endif
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -12,6 +12,12 @@ if (arg[3] and bake) or arg[4] then
    io.stderr:write(('export.lua: unknown option %s (--no-preprocess)\n'):format(bake and arg[3] or arg[4]))
    os.exit(2)
 end
+-- the output is named .onnx: any other name was written over as it was, the run's own model.safetensors (its
+-- trained weights) or a photo among them, and `RUN --no-preprocess` wrote a file named --no-preprocess
+if not out:lower():match('%.onnx$') then
+   io.stderr:write(('export.lua: %s: the output must be named .onnx (usage: RUN out.onnx [--no-preprocess])\n'):format(out))
+   os.exit(2)
+end
 local model, config = ts.models.load(run)
 local pre = config.preprocess or {}
 -- the run's images as its loader made them: size n or {h, w} (the width of {48, 64} was taken for 48), of the

@@ -453,4 +453,18 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = t.sh(('%s %s/scripts/compare.lua %s/r --htlm %s/c.html'):format(t.tshost, ts.root, dir, dir))
       t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
    end)
+   t.test('export.lua writes an .onnx only: never over the run\'s own model, nor a file named for the missing output', function()
+      local dir = t.tmpdir()
+      fake_run(t, dir .. '/r', 4, 1)
+      local model = t.readfile(dir .. '/r/model.safetensors')
+      -- the run's weights were replaced by the ONNX file, and `RUN --no-preprocess` wrote ./--no-preprocess
+      local rc, out = t.sh(('%s %s/scripts/export.lua %s/r %s/r/model.safetensors'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 2 and out:find('r/model.safetensors: the output must be named .onnx', 1, true), out)
+      t.truthy(t.readfile(dir .. '/r/model.safetensors') == model, "the run's model is untouched")
+      rc, out = t.sh(('cd %s && %s %s/scripts/export.lua r --no-preprocess'):format(dir, t.tshost, ts.root))
+      t.truthy(rc == 2 and out:find('--no-preprocess: the output must be named .onnx', 1, true), out)
+      t.eq(ts.files.exists(dir .. '/--no-preprocess'), false)
+      rc, out = t.sh(('%s %s/scripts/export.lua %s/r %s/r/model.ONNX'):format(t.tshost, ts.root, dir, dir))
+      t.truthy(rc == 0 and ts.files.exists(dir .. '/r/model.ONNX'), out)
+   end)
 end

@@ -277,4 +277,59 @@ return function(t)
       t.raises(function() ts.image.grid(ts.rand(1, 3, 4, 4), {mean = {}}) end, 'mean must be a list of 1 to 4 numbers')
       t.raises(function() ts.image.activationGrid(ts.rand(2, 3, 0, 4)) end, 'expected feature maps [B, C, H, W] with no empty dim')
    end)
+   t.test('a palette PNG whose pixels name entries past its palette reads them black, not from stale memory', function()
+      local dir = t.tmpdir()
+      -- a PNG of 4 x 1 palette indices (colour type 3), its pixels deflated as one stored block (stb checks no CRC)
+      local function palette_png(palette, indices)
+         local raw = '\0' .. string.char(unpack(indices))
+         local a, b = 1, 0
+         for i = 1, #raw do a = (a + raw:byte(i)) % 65521; b = (b + a) % 65521 end
+         local zlib = '\120\1\1' .. le16(#raw) .. le16(65535 - #raw) .. raw .. be32(b * 65536 + a)
+         local function chunk(kind, body) return be32(#body) .. kind .. body .. '\0\0\0\0' end
+         return '\137PNG\r\n\26\n' .. chunk('IHDR', be32(#indices) .. be32(1) .. '\8\3\0\0\0') ..
+                chunk('PLTE', palette) .. chunk('IDAT', zlib) .. chunk('IEND', '')
+      end
+      -- a full palette first (what a stale one would hold), then one of two entries whose pixels name 0, 1, 7 and 255
+      t.writefile(dir .. '/full.png', palette_png(string.rep('\200\100\50', 256), {0, 1, 7, 255}))
+      t.writefile(dir .. '/short.png', palette_png('\10\20\30\40\50\60', {0, 1, 7, 255}))
+      t.eq(ts.image.load(dir .. '/full.png'):view(-1):totable()[10], 200)
+      local want = ts.tensor({10, 20, 30, 255, 40, 50, 60, 255, 0, 0, 0, 0, 0, 0, 0, 0}, 'uint8')
+      for _ = 1, 2 do
+         ts.image.load(dir .. '/full.png', 4)
+         local got = ts.image.load(dir .. '/short.png', 4)
+         t.truthy(got:view(-1):equal(want), 'pixels past the palette: ' .. tostring(got:view(-1)))
+         ts.image.load(dir .. '/full.png')
+         t.truthy(ts.image.load(dir .. '/short.png'):view(-1):equal(ts.tensor({10, 20, 30, 40, 50, 60, 0, 0, 0, 0, 0, 0}, 'uint8')))
+      end
+   end)
+   t.test('resize, drawBox and load refuse sizes, regions, colours and channels the FFI would cut or wrap', function()
+      local img = ts.zeros({4, 4, 3}, 'uint8')
+      -- 2^32 + 5 rows: C's int took 5, the other rows stayed black; a short region was an FFI error
+      t.raises(function() ts.image.resize(img, 2 ^ 32 + 5, 1) end, 'h must be a whole number from 1 to 2^30, got 4294967301')
+      t.raises(function() ts.image.resize(img, 2, 2.5) end, 'w must be a whole number from 1 to 2^30, got 2.5')
+      t.raises(function() ts.image.resize(img, 0, 2) end, 'h must be a whole number from 1 to 2^30, got 0')
+      t.raises(function() ts.image.resize(img, 2, 2, {0, 0, 2}) end, 'roi must be four numbers {x1, y1, x2, y2}, got {0, 0, 2}')
+      t.raises(function() ts.image.resize(img, 2, 2, 3) end, 'roi must be four numbers')
+      -- a colour of NaN or 2.5 was written as the FFI cut it
+      t.raises(function() ts.image.drawBox(img, {0, 0, 2, 2}, {0 / 0, 0, 0}) end, 'rgb[1] must be a whole number from 0 to 255, got nan')
+      t.raises(function() ts.image.drawBox(img, {0, 0, 2, 2}, {0, 2.5, 0}) end, 'rgb[2] must be a whole number from 0 to 255, got 2.5')
+      t.raises(function() ts.image.drawBox(img, {0, 0, 2, 2}, 'red') end, 'rgb must be {r, g, b}, got string')
+      -- channels = 2.5 gave 2 channels, a string an FFI error
+      local dir = t.tmpdir()
+      ts.image.save(dir .. '/a.png', img)
+      t.raises(function() ts.image.load(dir .. '/a.png', 2.5) end, 'channels must be a whole number from 0 to 4, got 2.5')
+      t.raises(function() ts.image.load(dir .. '/a.png', 'rgb') end, 'channels must be a whole number from 0 to 4, got "rgb"')
+      t.eq(tostring(ts.image.load(dir .. '/a.png', 0):size()), '[4x4x3]')
+   end)
+   t.test('PNM samples are shares of the maxval: a 4-bit PGM\'s white is 255, not 15', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/g15.pgm', 'P5 3 1 15\n\x0f\x07\x00')
+      t.writefile(dir .. '/c1.ppm', 'P6 1 1 1\n\x01\x00\x01')
+      -- 16-bit samples of maxval 1000: 1000, 500 and one above it (read as the maxval)
+      t.writefile(dir .. '/g1000.pgm', 'P5 3 1 1000\n\x03\xe8\x01\xf4\x07\xd0')
+      t.truthy(ts.image.load(dir .. '/g15.pgm', 1):view(-1):equal(ts.tensor({255, 119, 0}, 'uint8')))
+      t.truthy(ts.image.load(dir .. '/c1.ppm'):view(-1):equal(ts.tensor({255, 0, 255}, 'uint8')))
+      t.truthy(ts.image.load(dir .. '/g1000.pgm', 1):view(-1):equal(ts.tensor({255, 128, 255}, 'uint8')),
+               tostring(ts.image.load(dir .. '/g1000.pgm', 1):view(-1)))
+   end)
 end

@@ -13,11 +13,14 @@ local ffi = require('ffi')
 local T = require('ts.tensor')
 local cffi = require('ts.ffi')
 local C, check = cffi.C, cffi.check
+local keys = require('ts.keys')
 
 local image = {}
 
 function image.load(path, channels)
    cffi.path(path, 'ts.image.load(path)')
+   -- (2.5 was cut to 2 channels by the FFI, a string an FFI error)
+   if channels ~= nil then keys.count(channels, 'ts.image.load(path [, channels])', 'channels', 0, 4, 2) end
    return T.wrap(C.ts_image_load(path, channels or 3))
 end
 
@@ -33,12 +36,20 @@ end
 local roi_buf = ffi.new('double[4]')
 function image.resize(img, h, w, roi)
    if not T.isTensor(img) or img:dim() ~= 3 then error('ts.image.resize: expected an image [H,W,C]', 2) end
-   local out = T.zeros({h, w or h, img:size(3)}, 'uint8')
+   -- sizes C's ints hold (2^32 + 5 rows became 5, the rest left black), a region of four numbers (a short one
+   -- was an FFI error)
+   keys.count(h, 'ts.image.resize(img, h, w [, roi])', 'h', 1, 2 ^ 30, 2)
+   keys.count(w or h, 'ts.image.resize(img, h, w [, roi])', 'w', 1, 2 ^ 30, 2)
    local r = nil
    if roi then
+      if type(roi) ~= 'table' or type(roi[1]) ~= 'number' or type(roi[2]) ~= 'number' or type(roi[3]) ~= 'number' or
+         type(roi[4]) ~= 'number' then
+         error('ts.image.resize(img, h, w [, roi]): roi must be four numbers {x1, y1, x2, y2}, got ' .. keys.show(roi), 2)
+      end
       for i = 1, 4 do roi_buf[i - 1] = roi[i] end
       r = roi_buf
    end
+   local out = T.zeros({h, w or h, img:size(3)}, 'uint8')
    check(C.ts_image_resize(out._c, img:contiguous()._c, r))
    return out
 end
@@ -57,11 +68,9 @@ function image.drawBox(img, box, rgb, thickness)
    if not T.isFinite(thickness) or thickness < 1 then
       error('ts.image.drawBox: thickness must be a number >= 1, got ' .. tostring(thickness), 2)
    end
-   for i = 1, 3 do
-      if type(rgb[i]) ~= 'number' or rgb[i] < 0 or rgb[i] > 255 then
-         error(('ts.image.drawBox: rgb[%d] must be 0..255, got %s'):format(i, tostring(rgb[i])), 2)
-      end
-   end
+   if type(rgb) ~= 'table' then error('ts.image.drawBox: rgb must be {r, g, b}, got ' .. type(rgb), 2) end
+   -- (NaN and 2.5 were written as the FFI cut them)
+   for i = 1, 3 do keys.count(rgb[i], 'ts.image.drawBox', ('rgb[%d]'):format(i), 0, 255, 2) end
    local h, w = img:size(1), img:size(2)
    local o = ffi.cast('uint8_t *', img:data())
    local x1, y1 = math.floor(box[1] + 0.5), math.floor(box[2] + 0.5)
