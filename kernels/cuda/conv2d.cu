@@ -16,6 +16,10 @@
 //    run without transposing, unless channels-last is turned off (ts.cuda.channelsLast(false)).
 //    y, gx and gw pass through bfloat16 on the way out (cuDNN writes the operands' type): one more
 //    rounding than the CPU, which keeps its sums in fp32.
+//  - alignment: an operand not 16-byte aligned (a batch-narrowed view whose images are not a multiple of 16
+//    bytes, as micro-batches of [N,3,5,5] are) is staged as it is, in fp32 NCHW. The plan's algorithms were
+//    timed on cuDNN's own aligned buffers and are cached by shape alone, and cuDNN's vectorized kernels need
+//    aligned operands (PyTorch keys its plans by the operands' alignment for this reason).
 #include <string.h>
 
 #include "common.cuh"
@@ -323,6 +327,9 @@ static bool covers(const stage_view &v) { return v.top + v.h <= v.ph && v.left +
 
 static size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+// whether an operand cuDNN would see as it is lies off a 16-byte boundary (see the top of the file)
+static bool misaligned(const void *p) { return ((uintptr_t)p & 15) != 0; }
+
 static size_t staged_bytes(const stage_view &v, int bf16)
 {
     return aligned((bf16 ? sizeof(uint16_t) : sizeof(float)) * (size_t)v.n * v.c * v.ph * v.pw);
@@ -419,9 +426,9 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
     if (!p) return;
     const conv_descriptors &d = p->d;
     size_t used = 0;
-    operand xs = operand_of(input_view(s, p), p->bf16 || p->padded_h, p, x, &used);
-    operand wo = operand_of(weight_view(s), p->bf16, p, w, &used);
-    operand ys = operand_of(output_view(s), p->bf16, p, y, &used);
+    operand xs = operand_of(input_view(s, p), p->bf16 || p->padded_h || misaligned(x), p, x, &used);
+    operand wo = operand_of(weight_view(s), p->bf16 || misaligned(w), p, w, &used);
+    operand ys = operand_of(output_view(s), p->bf16 || misaligned(y), p, y, &used);
     char *ws = (char *)tsk_cuda_workspace(used + p->fwd_bytes + 256);
     if (ws) {
         locate(&xs, ws), locate(&wo, ws), locate(&ys, ws);
@@ -449,11 +456,11 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
     const conv_descriptors &d = p->d;
     bool stage_x = p->bf16 || p->padded_h;
     size_t used = 0;
-    operand xs = operand_of(input_view(s, p), stage_x && gw, p, x, &used);
-    operand wo = operand_of(weight_view(s), p->bf16 && gx, p, w, &used);
-    operand gys = operand_of(output_view(s), p->bf16, p, gy, &used);
-    operand gxs = operand_of(input_view(s, p), stage_x && gx, p, gx, &used);
-    operand gws = operand_of(weight_view(s), p->bf16 && gw, p, gw, &used);
+    operand xs = operand_of(input_view(s, p), (stage_x || misaligned(x)) && gw, p, x, &used);
+    operand wo = operand_of(weight_view(s), (p->bf16 || misaligned(w)) && gx, p, w, &used);
+    operand gys = operand_of(output_view(s), p->bf16 || misaligned(gy), p, gy, &used);
+    operand gxs = operand_of(input_view(s, p), (stage_x || misaligned(gx)) && gx, p, gx, &used);
+    operand gws = operand_of(weight_view(s), (p->bf16 || misaligned(gw)) && gw, p, gw, &used);
     size_t algo_bytes = p->data_bytes > p->filter_bytes ? p->data_bytes : p->filter_bytes;
     char *ws = (char *)tsk_cuda_workspace(used + algo_bytes + 256);
     if (ws) {
