@@ -1,4 +1,6 @@
 /* Conv2d: argument checks and dispatch to the kernels. */
+#include <limits.h>
+
 #include "internal.h"
 
 static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_params *p, tsk_conv2d_shape *s)
@@ -25,12 +27,17 @@ static int conv_shape(const ts_tensor *x, const ts_tensor *w, const ts_conv2d_pa
         .dilation_h = p->dilation_h, .dilation_w = p->dilation_w, .groups = p->groups, .math = p->math,
         .relu = p->relu != 0,
     };
+    /* in int64: paddings near 2^30 overflowed int in the padded size, and an output of over 2^31 rows the int */
     int64_t eh = (int64_t)p->dilation_h * (s->kh - 1) + 1, ew = (int64_t)p->dilation_w * (s->kw - 1) + 1;
-    int64_t oh = (s->h + p->pad_top + p->pad_bottom - eh) / p->stride_h + 1;
-    int64_t ow = (s->w + p->pad_left + p->pad_right - ew) / p->stride_w + 1;
-    if (s->h + p->pad_top + p->pad_bottom < eh || s->w + p->pad_left + p->pad_right < ew)
+    int64_t ph = (int64_t)s->h + p->pad_top + p->pad_bottom, pw = (int64_t)s->w + p->pad_left + p->pad_right;
+    if (ph < eh || pw < ew)
         return ts_error("conv2d: kernel %dx%d (dilated %lldx%lld) is larger than the padded input %s", s->kh, s->kw,
                         (long long)eh, (long long)ew, ts_shape_str(x, a, sizeof a));
+    int64_t oh = (ph - eh) / p->stride_h + 1, ow = (pw - ew) / p->stride_w + 1;
+    if (oh > INT_MAX || ow > INT_MAX)
+        return ts_error("conv2d: the output would be %lldx%lld, over 2^31 rows or columns (input %s, padding %d+%d, "
+                        "%d+%d)", (long long)oh, (long long)ow, ts_shape_str(x, a, sizeof a), p->pad_top, p->pad_bottom,
+                        p->pad_left, p->pad_right);
     s->oh = (int)oh;
     s->ow = (int)ow;
     return 0;

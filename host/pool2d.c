@@ -3,7 +3,7 @@
 
 static int64_t pooled(int64_t in, int k, int s, int pad, int ceil_mode)
 {
-    int64_t span = in + 2 * pad - k;
+    int64_t span = in + 2 * (int64_t)pad - k;
     int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
     /* ceil mode: the last window must start inside the input or the left padding */
     if (ceil_mode && (out - 1) * s >= in + pad) out--;
@@ -17,9 +17,9 @@ static int pool_shape(const ts_tensor *x, const ts_pool2d_params *p, tsk_pool2d_
     if (x->ndim != 4) return ts_error("%s: input must be 4-d [N,C,H,W], got %s", what, ts_shape_str(x, a, sizeof a));
     if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 || p->pad_w < 0)
         return ts_error("%s: kernel and stride must be >= 1, padding >= 0", what);
-    if (2 * p->pad_h > p->kernel_h || 2 * p->pad_w > p->kernel_w)
+    if (2 * (int64_t)p->pad_h > p->kernel_h || 2 * (int64_t)p->pad_w > p->kernel_w)   /* (2^30 * 2 overflowed int) */
         return ts_error("%s: padding must be at most half the kernel size", what);
-    if (x->shape[2] + 2 * p->pad_h < p->kernel_h || x->shape[3] + 2 * p->pad_w < p->kernel_w)
+    if (x->shape[2] + 2 * (int64_t)p->pad_h < p->kernel_h || x->shape[3] + 2 * (int64_t)p->pad_w < p->kernel_w)
         return ts_error("%s: kernel %dx%d is larger than the input %s", what, p->kernel_h, p->kernel_w,
                         ts_shape_str(x, a, sizeof a));
     int64_t oh = pooled(x->shape[2], p->kernel_h, p->stride_h, p->pad_h, p->ceil_mode);

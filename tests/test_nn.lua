@@ -490,6 +490,9 @@ return function(t)
       t.raises(function() nn.MaxPool2d(2, 2, 0, {ceil_mode = 0}) end, 'MaxPool2d: ceil_mode must be true or false, got 0')
       t.raises(function() nn.AvgPool2d(2, 2, 0, {count_include_pad = 'no'}) end, 'AvgPool2d: count_include_pad must be true or false')
       t.eq(#nn.Linear(2, 3, {bias = false}):parameters(), 1)
+      -- paddings near 2^30 overflowed C's int in the padded size: "kernel larger than the padded input"
+      t.raises(function() nn.Conv2d(1, 1, 1, {padding = 2 ^ 30}):forward(ts.zeros(1, 1, 1, 1)) end,
+               'conv2d: the output would be 2147483649x2147483649, over 2^31 rows or columns')
       -- a label smoothing of the wrong type failed in the FFI at the first forward; a missing target was "ts.tensor:
       -- expected a (nested) table of numbers, got nil"
       t.raises(function() nn.CrossEntropyLoss{label_smoothing = '0.1'} end,
