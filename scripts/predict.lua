@@ -23,11 +23,11 @@
 -- are still listed). --tta n averages the probabilities over n views (the image and n - 1 slightly shifted,
 -- rotated, zoomed copies; by default as many as the calibration was fitted with, else 1). An image that
 -- cannot be read, or whose drawing cannot be written, gets an error in its place (the others are still
--- reported) and the exit status is 1.
+-- reported) and the exit status is 1. After --, every word is the run or an image (a file named --x.png).
 local function usage(why)
    if why then io.stderr:write('predict: ' .. why .. '\n') end
    io.stderr:write('usage: tshost scripts/predict.lua RUN_DIR IMAGE [IMAGE ...] [--json] [--abstain p] [--tta n] '
-                   .. '[--draw out.png] [--whole] [--detector DIR] [--max-side n]\n')
+                   .. '[--draw out.png] [--whole] [--detector DIR] [--max-side n] [-- IMAGE ...]\n')
    os.exit(2)
 end
 local function fail(message)
@@ -43,9 +43,12 @@ local function whole_after(i, lo, hi, what)
    return v
 end
 local run, files, as_json, abstain, tta, draw, whole, detector, max_side = nil, {}, false, nil, nil, nil, false, nil, nil
-local i = 1
+local i, options_end = 1, false
 while i <= #arg do
-   if arg[i] == '--json' then as_json = true
+   if options_end then   -- after --, every word is the run or an image, a name that begins with -- too
+      if not run then run = arg[i] else files[#files + 1] = arg[i] end
+   elseif arg[i] == '--' then options_end = true
+   elseif arg[i] == '--json' then as_json = true
    elseif arg[i] == '--whole' then whole = true
    elseif arg[i] == '--draw' or arg[i] == '--detector' then
       if not arg[i + 1] or arg[i + 1]:sub(1, 2) == '--' then usage(arg[i] .. ' needs a path') end
@@ -69,9 +72,11 @@ while i <= #arg do
    i = i + 1
 end
 if not run or #files == 0 then usage() end
+if whole and detector then usage('--whole and --detector exclude each other') end
+-- (the size a photo is searched at: a whole photo is not searched, and the option was dropped without a word)
+if whole and max_side then usage('--whole and --max-side exclude each other') end
 local loaded, model, config = pcall(ts.models.load, run)
 if not loaded then fail(tostring(model)) end
-if whole and detector then usage('--whole and --detector exclude each other') end
 if detector and not ts.files.exists(detector .. '/model.safetensors') then
    fail(('--detector %s: no model.safetensors there'):format(detector))
 end

@@ -450,4 +450,15 @@ return function(t)
       t.raises(function() ts.detect.describeFit(nil, {}) end, 'ts.detect.describeFit(run, fit): run must be a string (the run\'s folder), got nil')
       t.truthy(ts.detect.describeFit('r', {threshold = 0.5, sign_right = 0.9, no_sign = 0.8, scenes = 10, empty = 5}):find('r/search.json', 1, true))
    end)
+
+   t.test('predict.lua: --whole refuses --max-side, which it never used; after -- a file named --x.png is an image', function()
+      local dir = t.tmpdir()
+      local rc, out = t.sh(('%s %s/scripts/predict.lua %s/run a.png --whole --max-side 480'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 2 and out:find('predict: --whole and --max-side exclude each other', 1, true), out)
+      -- the options end at --: the name is an image's (the run is looked at first: it is none here), not an option
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run -- --x.png'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 1 and not out:find('unknown option', 1, true) and out:find(dir .. '/run', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/predict.lua %s/run --x.png'):format(t.tshost, ts.root, dir))
+      t.truthy(rc == 2 and out:find('unknown option --x.png', 1, true), out)
+   end)
 end
