@@ -655,7 +655,7 @@ return function(t)
    end)
 
    t.test('augmentMatrix and synthesize name the argument or option they were given wrong', function()
-      t.raises(function() ts.data.augmentMatrix() end, 'ts.data.augmentMatrix(o): o must be a table {size, rotate, scale, ...}, got nil')
+      t.raises(function() ts.data.augmentMatrix() end, 'ts.data.augmentMatrix: the options must be a table, got nil')
       t.raises(function() ts.data.augmentMatrix{rotate = 10} end,
                'ts.data.augmentMatrix: size must be a whole number >= 1 or {h, w} of them, got nil')
       t.raises(function() ts.data.augmentMatrix{size = 16, rotation = 10} end,

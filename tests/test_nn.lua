@@ -417,7 +417,8 @@ return function(t)
       -- dim of 0 and no children indexed nil, a wider gradient was read in part
       t.raises(function() nn.Concat(2, nn.Identity(), nn.Flatten()):forward(ts.randn(2, 3, 1)) end,
                'Concat(dim=2): 1 (Flatten) gives [2x3] and the first module [2x3x1]: the outputs must differ only along dim 2')
-      t.raises(function() nn.Concat(0, nn.Identity()) end, 'Concat: dim must be a whole number >= 1, got 0')
+      t.raises(function() nn.Concat(0, nn.Identity()) end, 'Concat: dim (the first argument) must be a whole number >= 1, got 0')
+      t.raises(function() nn.Concat(nn.Identity()) end, 'Concat: dim (the first argument) must be a whole number >= 1, got an Identity')
       t.raises(function() nn.Concat(3, nn.Identity()):forward(ts.randn(2, 3)) end, 'Concat(dim=3): 0 (Identity) gives [2x3], which has no dim 3')
       t.raises(function() nn.Concat(2):forward(ts.randn(2, 3)) end, 'Concat: no modules to join')
       local cat = nn.Concat(2, nn.Identity(), nn.Identity())

@@ -22,10 +22,14 @@ function M.check(what, t, known, level, noun)
    return t
 end
 
--- A value as an error message shows it: a list as {a, b, c} (tostring gave "table: 0x..."), a string quoted
+-- A value as an error message shows it: a list as {a, b, c} (tostring gave "table: 0x..."), a string quoted, a module
+-- or a tensor by its kind, another table with keys as such (a module given for a number showed as {})
 function M.show(v)
    if type(v) == 'string' then return ('%q'):format(v) end
    if type(v) ~= 'table' then return tostring(v) end
+   if type(v.__typename) == 'string' then return (v.__typename:find('^[AEIOU]') and 'an ' or 'a ') .. v.__typename end
+   if type(v.numel) == 'function' and type(v.size) == 'function' then return 'a tensor ' .. tostring(v:size()) end
+   if #v == 0 and next(v) ~= nil then return 'a table with keys' end
    local parts = {}
    for i = 1, #v do parts[i] = type(v[i]) == 'string' and ('%q'):format(v[i]) or tostring(v[i]) end
    return '{' .. table.concat(parts, ', ') .. '}'

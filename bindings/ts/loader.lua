@@ -218,9 +218,6 @@ end
 -- tx = 0, ty = 0 (pixels), px = 0, py = 0 (perspective), out = size}
 local matrix_options = {size = 1, out = 1, rotate = 1, scale = 1, shear = 1, tx = 1, ty = 1, px = 1, py = 1}
 function M.augmentMatrix(o)
-   if type(o) ~= 'table' then
-      error(('ts.data.augmentMatrix(o): o must be a table {size, rotate, scale, ...}, got %s'):format(tostring(o)), 2)
-   end
    keys.check('ts.data.augmentMatrix', o, matrix_options, 2)   -- rotation = 10 was ignored: no rotation
    for _, k in ipairs({'rotate', 'scale', 'shear', 'tx', 'ty', 'px', 'py'}) do   -- a NaN made a NaN matrix
       if o[k] ~= nil then finite(o[k], 'ts.data.augmentMatrix', k, 2) end

@@ -368,9 +368,6 @@ end
 local generate_options = {n = 1, seed = 1, height = 1, width = 1, signs = 1, icons = 1, icon_share = 1, per_scene = 1,
                           size = 1, empty = 1, weather = 1}
 function M.generate(opts)
-   if type(opts) ~= 'table' then
-      error(('ts.scene.generate(opts): opts must be a table of options, got %s'):format(tostring(opts)), 2)
-   end
    local call = 'ts.scene.generate'
    keys.check(call, opts, generate_options, 2)   -- per_scen = {1, 1} was ignored: scenes of one or two signs
    -- the options checked before a scene is made (a size of 0 pasted signs of nothing, icon_share without icons

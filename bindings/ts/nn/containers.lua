@@ -193,8 +193,7 @@ end
 -- Concat(dim, m1, m2, ...): every child sees the input; outputs joined along dim (2 = channels)
 local Concat = Module.class('Concat', Container)
 function Concat:__init(dim, ...)
-   if type(dim) ~= 'number' then error('Concat: first argument is the dim to join on', 3) end
-   self.dim = Module.sizes(dim, 'Concat', 'dim', 1, 1, 3)   -- 0 or 1.5 indexed nil in the forward
+   self.dim = Module.sizes(dim, 'Concat', 'dim (the first argument)', 1, 1, 3)   -- 0 or 1.5 indexed nil in the forward
    self._children = {}
    for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Concat: argument %d'):format(i + 1), 3)) end
 end
