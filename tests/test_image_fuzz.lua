@@ -302,6 +302,7 @@ return function(t)
          t.truthy(ts.image.load(dir .. '/short.png'):view(-1):equal(ts.tensor({10, 20, 30, 40, 50, 60, 0, 0, 0, 0, 0, 0}, 'uint8')))
       end
    end)
+
    t.test('resize, drawBox and load refuse sizes, regions, colours and channels the FFI would cut or wrap', function()
       local img = ts.zeros({4, 4, 3}, 'uint8')
       -- 2^32 + 5 rows: C's int took 5, the other rows stayed black; a short region was an FFI error
@@ -321,6 +322,7 @@ return function(t)
       t.raises(function() ts.image.load(dir .. '/a.png', 'rgb') end, 'channels must be a whole number from 0 to 4, got "rgb"')
       t.eq(tostring(ts.image.load(dir .. '/a.png', 0):size()), '[4x4x3]')
    end)
+
    t.test('PNM samples are shares of the maxval: a 4-bit PGM\'s white is 255, not 15', function()
       local dir = t.tmpdir()
       t.writefile(dir .. '/g15.pgm', 'P5 3 1 15\n\x0f\x07\x00')
