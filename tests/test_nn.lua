@@ -541,6 +541,42 @@ return function(t)
                'SpatialTransformer.identity: the Linear needs a bias')
    end)
 
+   t.test('layers and losses take views that are not laid out densely (a transpose), with a dense copy\'s numbers', function()
+      -- every layer refused them ("expected a contiguous tensor"), where PyTorch's take any view
+      local function transposed(shape)   -- a random tensor of shape whose last two dims are swapped in memory
+         local s = {unpack(shape)}
+         s[#s], s[#s - 1] = s[#s - 1], s[#s]
+         return ts.randn(s):transpose(#s - 1, #s)
+      end
+      local x = transposed({2, 3, 6, 6})
+      t.truthy(not x:isContiguous())
+      for _, make in ipairs({
+         function() return nn.Conv2d(3, 4, 3, {padding = 1}) end, function() return nn.BatchNorm2d(3) end,
+         function() return nn.MaxPool2d(2) end, function() return nn.ReLU() end, function() return nn.Dropout(0.3) end,
+         function() return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 5)) end,
+         function() return nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 3, {padding = 1}), nn.ReLU())) end,
+      }) do
+         ts.manualSeed(1)
+         local a = make()
+         ts.manualSeed(1)
+         local b = make()
+         ts.manualSeed(2)
+         local ya = a:forward(x)
+         ts.manualSeed(2)
+         local yb = b:forward(x:contiguous())
+         t.near(ya, yb, 0, 0, a.__typename .. ' output')
+         local g = transposed(ya:size())
+         t.near(a:backward(x, g), b:backward(x:contiguous(), g:contiguous()), 0, 0, a.__typename .. ' gradInput')
+         local _, ga = a:parameters()
+         local _, gb = b:parameters()
+         for i = 1, #ga do t.near(ga[i], gb[i], 0, 0, a.__typename .. ' parameter gradient ' .. i) end
+      end
+      local logits, y = transposed({4, 5}), {0, 1, 2, 3}
+      local ce = nn.CrossEntropyLoss()
+      t.near(ce:forward(logits, y), ce:forward(logits:contiguous(), y), 0, 0)
+      t.near(ce:backward(logits, y):clone(), ce:backward(logits:contiguous(), y), 0, 0)
+   end)
+
    t.test('gradient clipping scales to the requested norm', function()
       local lin = nn.Linear(3, 2)
       local opt = ts.optim.SGD(lin, {lr = 0.1})

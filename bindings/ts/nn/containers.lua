@@ -127,6 +127,7 @@ end
 -- model.needsGradInput = false (the input is data, not a layer's output) lets the first layer skip
 -- computing a gradient nobody reads; it passes down to the first child of each nested Sequential.
 function Sequential:backward(input, gradOutput)
+   input, gradOutput = Module.dense(input), Module.dense(gradOutput)
    self:fromForward('output')   -- the children's outputs are their successors' inputs
    local g, children, i = gradOutput, self._children, #self._children
    while i >= 1 do
@@ -182,6 +183,7 @@ function Residual:updateOutput(input)
 end
 
 function Residual:backward(input, gradOutput)
+   input, gradOutput = Module.dense(input), Module.dense(gradOutput)
    self:checkGradOutput(gradOutput, self:fromForward('output'):size())
    local g = self:buffer('gradInput', input:size())
    g:copy(self._children[1].module:backward(input, gradOutput))
@@ -234,6 +236,7 @@ function Concat:updateOutput(input)
 end
 
 function Concat:backward(input, gradOutput)
+   input, gradOutput = Module.dense(input), Module.dense(gradOutput)
    self:checkGradOutput(gradOutput, self:fromForward('output'):size())   -- each child's output gives its width
    local g = self:buffer('gradInput', input:size()):zero()
    local at = 1
@@ -309,6 +312,7 @@ function Checkpoint:updateOutput(input)
 end
 
 function Checkpoint:backward(input, gradOutput)
+   input, gradOutput = Module.dense(input), Module.dense(gradOutput)
    local m = self._children[1].module
    m.needsGradInput = self.needsGradInput
    -- the generator's state of the forward (without one, a NULL state crashed the process)

@@ -74,8 +74,8 @@ function CrossEntropyLoss.classIds(target, what, level)
    return target:contiguous()
 end
 
--- targets as contiguous int64 (on the host or the logits' device: C checks them on the host and moves them);
--- the class weights follow the logits to their device
+-- the logits laid out densely, and the targets as contiguous int64 (on the host or the logits' device: C checks them
+-- on the host and moves them); the class weights follow the logits to their device
 local function targets_of(self, logits, target)
    if not T.isTensor(logits) then
       error(('%s: the logits must be a tensor [N, classes], got %s'):format(self.__typename, type(logits)), 3)
@@ -83,12 +83,13 @@ local function targets_of(self, logits, target)
    local device = logits:device()
    self.device = device
    if self.weight and self.weight:device() ~= device then self.weight = self.weight:to(device) end
-   return CrossEntropyLoss.classIds(target, 'CrossEntropyLoss', 3)
+   return Module.dense(logits), CrossEntropyLoss.classIds(target, 'CrossEntropyLoss', 3)
 end
 
 local loss_out = ffi.new('double[1]')
 function CrossEntropyLoss:forward(logits, target)
-   local t = targets_of(self, logits, target)
+   local t
+   logits, t = targets_of(self, logits, target)
    check(C.ts_cross_entropy(loss_out, nil, logits._c, t._c, ptr(self.weight), self.label_smoothing))
    self.output = loss_out[0]
    return self.output
@@ -96,7 +97,8 @@ end
 CrossEntropyLoss.updateOutput = CrossEntropyLoss.forward
 
 function CrossEntropyLoss:backward(logits, target)
-   local t = targets_of(self, logits, target)
+   local t
+   logits, t = targets_of(self, logits, target)
    local g = self:buffer('gradInput', logits:size())
    check(C.ts_cross_entropy(loss_out, g._c, logits._c, t._c, ptr(self.weight), self.label_smoothing))
    self.output = loss_out[0]
@@ -104,7 +106,8 @@ function CrossEntropyLoss:backward(logits, target)
 end
 
 function CrossEntropyLoss:backwardInto(logits, target, loss, correct)
-   local t = targets_of(self, logits, target)
+   local t
+   logits, t = targets_of(self, logits, target)
    local g = self:buffer('gradInput', logits:size())
    check(C.ts_cross_entropy_into(loss._c, ptr(correct), g._c, logits._c, t._c, ptr(self.weight), self.label_smoothing))
    return g
@@ -183,6 +186,7 @@ end
 
 -- the mixed loss into loss (one float on the device) and its gradient into g
 function DistillationLoss:mix(logits, target, loss, correct, x)
+   logits = Module.dense(logits)
    local stack = self:teach(x)
    local g = self.hard:backwardInto(logits, target, loss, correct)
    if self.weight ~= 0 then

@@ -29,7 +29,7 @@ local function embeddings(self, x)
    if not T.isTensor(x) then
       error(('%s: the embeddings must be a tensor [N, D], got %s'):format(self.__typename, type(x)), 3)
    end
-   return x
+   return Module.dense(x)
 end
 
 local Normalize = Module.class('Normalize', Module)
@@ -97,7 +97,8 @@ end
 
 function TripletMarginLoss:forward(x, target) return triplet(self, embeddings(self, x), target, nil) end
 function TripletMarginLoss:backward(x, target)
-   self:follow(embeddings(self, x))
+   x = embeddings(self, x)
+   self:follow(x)
    local g = self:buffer('gradInput', x:size())
    triplet(self, x, target, g)
    return g
@@ -118,7 +119,8 @@ local function contrastive(self, x, labels, grad)
 end
 function ContrastiveLoss:forward(x, labels) return contrastive(self, embeddings(self, x), labels, nil) end
 function ContrastiveLoss:backward(x, labels)
-   self:follow(embeddings(self, x))
+   x = embeddings(self, x)
+   self:follow(x)
    local g = self:buffer('gradInput', x:size())
    contrastive(self, x, labels, g)
    return g

@@ -71,8 +71,16 @@ local function tensor_arg(self, pass, name, v)
    end
 end
 
+-- A tensor laid out densely, as the kernels take it: a view that is not (a transpose, a slice with a step) copied,
+-- as PyTorch's layers take any view (every layer refused one with "expected a contiguous tensor")
+function Module.dense(v)
+   return (ts_tensor.isTensor(v) and not v:isContiguous()) and v:contiguous() or v
+end
+local dense = Module.dense
+
 function Module:forward(input)
    tensor_arg(self, 'forward', 'input', input)
+   input = dense(input)
    self:follow(input)
    self.output = self:updateOutput(input)
    return self.output
@@ -82,6 +90,7 @@ end
 function Module:backward(input, gradOutput)
    tensor_arg(self, 'backward', 'input', input)
    tensor_arg(self, 'backward', 'gradOutput', gradOutput)
+   input, gradOutput = dense(input), dense(gradOutput)
    self:follow(input)
    self.gradInput = self:updateGradInput(input, gradOutput)
    return self.gradInput

@@ -50,6 +50,7 @@ function SpatialTransformer:updateOutput(input)
 end
 
 function SpatialTransformer:backward(input, gradOutput)
+   input, gradOutput = Module.dense(input), Module.dense(gradOutput)
    local loc = self._children[1].module
    local gx = self:buffer('gradInput', input:size())
    local ggrid = self:buffer('gradGrid', self:fromForward('grid'):size())
