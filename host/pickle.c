@@ -461,10 +461,13 @@ static int build(machine *m)
     }
     if (obj->kind != V_ARRAY) return fail(m, "corrupt pickle: %s", "BUILD on an object that is not an array");
     /* (version, shape, dtype, is_fortran, data): the data are bytes, or a list for object arrays */
-    if (state->kind != V_TUPLE || state->n != 5 || state->items[2]->kind != V_DTYPE)
+    /* is_fortran is an int to numpy's __setstate__ (a bool, or 1 in a hand-made file, means Fortran order); None or
+     * a float fail there, and were read as C order here: the array came back transposed */
+    if (state->kind != V_TUPLE || state->n != 5 || state->items[2]->kind != V_DTYPE ||
+        (state->items[3]->kind != V_BOOL && state->items[3]->kind != V_INT))
         return fail(m, "corrupt pickle: %s", "array state");
     *obj->arr = (pickled_array){.shape = state->items[1], .dtype = state->items[2], .data = state->items[4],
-                                .fortran = state->items[3]->kind == V_BOOL && state->items[3]->i};
+                                .fortran = state->items[3]->i != 0};
     return push(m, obj);
 }
 

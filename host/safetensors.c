@@ -539,7 +539,7 @@ static int parse_header(ts_safetensors *f)
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->bytes[i];
     /* a torch.save file named .safetensors, say; a cut safetensors file still has its header's '{' */
-    const char *kind = f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size, NULL) : NULL;
+    const char *kind = f->size > 8 && f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size, NULL) : NULL;
     if (hlen > f->size - 8 && kind) return ts_error("%s: is %s, not a safetensors file", f->path, kind);
     if (hlen > f->size - 8)
         return ts_error("%s: truncated: the header claims %llu bytes but the file has %zu after the length", f->path,
@@ -638,7 +638,8 @@ int ts_safetensors_write(const char *path, int count, const char *const *names, 
     FILE *h = open_memstream(&header, &hlen);
     if (!h) return ts_error("out of memory");
     fputc('{', h);
-    if (metadata_json && *metadata_json) fprintf(h, "\"__metadata__\":%s,", metadata_json);
+    /* no comma after the metadata when no tensor follows: {"__metadata__":{..},} was a file no reader took */
+    if (metadata_json && *metadata_json) fprintf(h, "\"__metadata__\":%s%s", metadata_json, count ? "," : "");
     uint64_t offset = 0;
     for (int i = 0; i < count; i++) {
         const ts_tensor *t = tensors[i];

@@ -7,6 +7,7 @@
  * replaced), an existing file keeps its permissions, and a target that is no regular file (/dev/stdout, a pipe)
  * is written in place, since nothing can be renamed over it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,10 +47,19 @@ ts_atomic_file *ts_atomic_open(const char *path, int durable)
     memcpy(f->path, target, n + 1);
     f->durable = durable;
     if (!in_place) snprintf(f->tmp, n + 32, "%s.tmp%ld", target, (long)getpid());
-    if (!(f->fp = fopen(in_place ? f->path : f->tmp, "wb"))) {
+    /* The temporary file is made anew (O_EXCL follows no link): a link planted at its name was written through,
+     * and the file it named destroyed. One of that name left by a killed process of the same id is removed first. */
+    int fd = -1;
+    if (!in_place) {
+        unlink(f->tmp);
+        fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    }
+    if (!(f->fp = in_place ? fopen(f->path, "wb") : fd >= 0 ? fdopen(fd, "wb") : NULL)) {
+        int err = errno;
+        if (fd >= 0) close(fd), unlink(f->tmp);
         /* named by the file asked for; the temporary one is where it failed */
-        if (in_place) ts_error("%s: cannot write: %s", f->path, strerror(errno));
-        else ts_error("%s: cannot write: %s (creating %s)", f->path, strerror(errno), f->tmp);
+        if (in_place) ts_error("%s: cannot write: %s", f->path, strerror(err));
+        else ts_error("%s: cannot write: %s (creating %s)", f->path, strerror(err), f->tmp);
         free(f->path), free(f->tmp), free(f);
         return NULL;
     }

@@ -35,6 +35,19 @@ return function(t)
       t.eq(listing(dir), 'taken')
    end)
 
+   t.test('a link planted at the temporary file\'s name is not written through: the file it names is kept', function()
+      local dir = t.tmpdir()
+      files.writeFile(dir .. '/victim', 'precious')
+      for _, write in ipairs({function(p) files.writeFile(p, 'new') end, function(p) ts.save(p, {a = ts.ones(1)}) end}) do
+         os.execute(('ln -sf %s/victim %s/out.tmp%d'):format(dir, dir, pid))
+         write(dir .. '/out')
+         t.eq(files.readFile(dir .. '/victim'), 'precious')
+         t.eq(listing(dir), 'out victim')
+         t.eq(files.realpath(dir .. '/out'), files.realpath(dir) .. '/out', 'out is a file of its own, not a link')
+         os.remove(dir .. '/out')
+      end
+   end)
+
    t.test('appendFile adds at the end; mkdirs makes the parents and keeps what exists', function()
       local dir = t.tmpdir()
       files.mkdirs(dir .. '/a/b/c')
@@ -111,6 +124,8 @@ return function(t)
       files.writeFile(dir .. '/bad.json', '{"a": 1,')
       t.raises(function() json.readFile(dir .. '/bad.json') end, dir .. '/bad.json: json: ')
       t.eq(json.readFile(dir .. '/missing.json'), nil)
+      -- nil failed inside the decoder, "attempt to index upvalue 's'"
+      t.raises(function() json.decode(nil) end, 'json: expected JSON text to decode, got nil')
    end)
 
    t.test('class names by id from a table keyed by id, JSON\'s string keys, or a JSON array (the first name is class 0)', function()

@@ -188,7 +188,7 @@ local function pickle_records(entries, protocol)
       int(1)
       ints(a.shape, 'shape')
       dtype(a.descr, a.order, a.objects)
-      raw(a.fortran and '\136' or '\137')
+      raw(a.fortran_flag or (a.fortran and '\136' or '\137'))   -- fortran_flag: other bytes in its place
       if a.objects then
          raw(']')
          memoize()
@@ -206,7 +206,7 @@ local function pickle_records(entries, protocol)
    memoize()
    raw('(')
    for _, e in ipairs(entries) do
-      text(e[1])
+      if type(e[1]) == 'number' then int(e[1]) else text(e[1]) end
       if e.array then array(e.array) elseif e.scalar then scalar(e.scalar) else text(e.text) end
    end
    raw('u.')
@@ -309,6 +309,33 @@ return function(t)
       local ok, err = load(pickle_bytes({{'a', array = {descr = 'i2', shape = {2, 2, 3}, axes = {0, 2, 2}, frombuffer = true,
                                                          data = pack('i2', '<', layout)}}}, 5))
       t.truthy(not ok and tostring(err):find('the axes are not a permutation of the 3 dims', 1, true), tostring(err))
+   end)
+
+   t.test('is_fortran as numpy reads it: an int 1 is Fortran order (it was read as C order, transposed), None refused', function()
+      local fortran, want = {}, ts.zeros({2, 3}, 'int64')
+      for i = 0, 1 do for j = 0, 2 do
+         want[{i + 1, j + 1}] = 3 * i + j
+         fortran[1 + i + 2 * j] = 3 * i + j
+      end end
+      for _, f in ipairs({{'K\1', true}, {'K\0', false}, {'\136', true}}) do
+         local ok, d = load(pickle_bytes({{'a', array = {descr = 'i2', shape = {2, 3}, fortran = f[2], fortran_flag = f[1],
+                                                          data = pack('i2', '<', f[2] and fortran or {0, 1, 2, 3, 4, 5})}}}, 2))
+         t.truthy(ok, tostring(d))
+         t.truthy(d.a:long():equal(want), ('flag %q: the values in their places'):format(f[1]))
+      end
+      for _, flag in ipairs({'N', 'G\63\240\0\0\0\0\0\0'}) do
+         local ok, err = load(pickle_bytes({{'a', array = {descr = 'i2', shape = {2, 3}, fortran_flag = flag,
+                                                            data = pack('i2', '<', fortran)}}}, 2))
+         t.truthy(not ok and tostring(err):find('made.pickle: corrupt pickle: array state', 1, true), tostring(err))
+      end
+   end)
+
+   t.test('keys that read as the same text (the int 0 and the str \'0\') are refused, not one array dropped', function()
+      local a = {descr = 'u1', order = '|', shape = {1}, data = '\1'}
+      local ok, err = load(pickle_bytes({{0, array = a}, {'0', array = a}}))
+      t.truthy(not ok and tostring(err):find('made.pickle: two arrays under the key "0"', 1, true), tostring(err))
+      local ok2, d = load(pickle_bytes({{0, array = a}, {'1', array = a}}))
+      t.truthy(ok2 and d['0'] and d['1'], tostring(d))
    end)
 
    t.test('numpy scalars beside the arrays (n_classes = y.max() + 1) read as 0-d arrays, in protocols 2 and 4', function()

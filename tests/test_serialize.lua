@@ -202,6 +202,32 @@ return function(t)
       t.truthy(ts.load(dir .. '/l.safetensors', ts.nn.Linear(2, 3), {strict = true, prefix = ''}), 'the known options')
    end)
 
+   t.test('metadata that is not UTF-8 is refused (it came back with U+FFFD), strict must be true or false', function()
+      local dir = t.tmpdir()
+      t.raises(function() ts.save(dir .. '/m.safetensors', {a = ts.ones(1)}, {k = 'caf\233'}) end,
+               'ts.save: metadata "k": "caf\233" is not UTF-8 text')
+      t.raises(function() ts.save(dir .. '/m.safetensors', {a = ts.ones(1)}, {['caf\233'] = 'v'}) end, 'is not UTF-8 text')
+      t.eq(ts.files.exists(dir .. '/m.safetensors'), false, 'nothing written for metadata it cannot hold')
+      ts.save(dir .. '/m.safetensors', {a = ts.ones(1)}, {['caf\195\169'] = 'caf\195\169'})
+      t.eq(select(2, ts.load(dir .. '/m.safetensors'))['caf\195\169'], 'caf\195\169', 'UTF-8 metadata round-trips')
+      -- strict = 0 or 'false' loaded strictly: only false turned it off
+      ts.save(dir .. '/l.safetensors', ts.nn.Linear(2, 3))
+      for _, v in ipairs({0, 'false'}) do
+         t.raises(function() ts.load(dir .. '/l.safetensors', ts.nn.Linear(2, 3), {strict = v}) end,
+                  'ts.load: strict must be true or false, got ' .. require('ts.keys').show(v))
+      end
+   end)
+
+   t.test('a file of metadata and no tensors loads back (a comma after the metadata made it unreadable)', function()
+      local dir = t.tmpdir()
+      for _, meta in ipairs({{note = 'x'}, {}}) do
+         ts.save(dir .. '/m.safetensors', {}, meta)
+         local tensors, got = ts.load(dir .. '/m.safetensors')
+         t.eq(next(tensors), nil)
+         t.eq(got.note, meta.note)
+      end
+   end)
+
    t.test('tables of tensors of every dtype round-trip', function()
       local dir = t.tmpdir()
       local src = {f = ts.randn(3, 4), u = ts.tensor({1, 2, 255}, 'uint8'), l = ts.tensor({-5, 7}, 'int64'),

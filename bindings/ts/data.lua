@@ -25,7 +25,14 @@ function data.readPickle(path, opts)
    p = ffi.gc(p, C.ts_pickle_free)
    local out, skipped = {}, {}
    for i = 0, C.ts_pickle_count(p) - 1 do
-      out[ffi.string(C.ts_pickle_key(p, i))] = T.wrap(C.ts_pickle_tensor(p, i))
+      -- keys are read as text: the int 0 and the str '0' (or b'0') are two keys to Python, one here, and the array
+      -- of either was dropped without a word
+      local key = ffi.string(C.ts_pickle_key(p, i))
+      if out[key] then
+         error(('%s: two arrays under the key %s (an int and a str, or bytes and a str?): tshost reads keys as text')
+               :format(path, keys.show(key)), 0)
+      end
+      out[key] = T.wrap(C.ts_pickle_tensor(p, i))
    end
    for i = 0, C.ts_pickle_skipped_count(p) - 1 do
       skipped[i + 1] = ffi.string(C.ts_pickle_skipped(p, i))

@@ -111,6 +111,8 @@ function M.encode(v)
 end
 
 function M.decode(s)
+   -- nil (a checkpoint's metadata without the key asked for) failed inside, "attempt to index upvalue 's'"
+   if type(s) ~= 'string' then error(('json: expected JSON text to decode, got %s'):format(type(s)), 2) end
    local pos = 1
    local function fail(what) error(('json: %s at character %d'):format(what, pos), 0) end
    local function ws() pos = s:find('[^ \t\r\n]', pos) or #s + 1 end

@@ -66,6 +66,14 @@ function M.save(path, what, metadata)
          if copy[tostring(k)] ~= nil then
             error(('ts.save: metadata has the key %s twice (as a number and as a string)'):format(tostring(k)), 2)
          end
+         -- as tensor names: a Latin-1 key or string value was written with U+FFFD in place of its bytes, and read back
+         -- other than it was saved
+         for _, s in ipairs({k, v}) do
+            if type(s) == 'string' and json.utf8(s) ~= s then
+               error(('ts.save: metadata %s: %s is not UTF-8 text, which a safetensors header holds'):format(keys.show(k),
+                     keys.show(s)), 2)
+            end
+         end
          -- (a function value failed inside json.encode, naming neither ts.save nor the key)
          local ok, text = true, v
          if type(v) ~= 'string' then ok, text = pcall(json.encode, v) end
@@ -115,11 +123,13 @@ function M.load(path, model, opts)
    -- no tensors: "unexpected weight"); strcit = false was ignored
    if model then Module.check(model, 'ts.load(path, model, opts): model', 2) end
    if opts ~= nil then keys.check('ts.load', opts, load_options, 2) end
+   -- strict = 0 or 'false' was taken as strict (only false turned it off)
+   keys.flag(opts and opts.strict, 'ts.load', 'strict', 2)
+   local prefix = opts and opts.prefix or ''
+   if type(prefix) ~= 'string' then error('ts.load: prefix must be a string', 2) end
    local tensors, meta, order, file_dtypes = read_all(path)
    if not model then return tensors, meta end
    local strict = not (opts and opts.strict == false)
-   local prefix = opts and opts.prefix or ''
-   if type(prefix) ~= 'string' then error('ts.load: prefix must be a string', 2) end
    local state = model:stateDict()
    local problems, used, known, wrong_kind = {}, {}, {}, {}
    for _, pair in ipairs(state) do
