@@ -694,6 +694,8 @@ return function(t)
          -- text after a closing quote would be lost; a NUL byte joined two rows
          ['0,"Speed"limit\n'] = ':2: text after the closing quote of field 2: "Speed"l',
          ['0,a\0b\n1,c\n'] = ':2: a NUL byte: not a text file',
+         -- an unquoted comma cut the name at it ("Keep right")
+         ['0,a\n1,Keep right, please\n'] = 'line 3: 3 cells, but the header names 2 columns (a comma in an unquoted name? quote it)',
       }) do
          t.writefile(d .. '/ids.csv', 'ClassId,SignName\n' .. rows)
          t.raises(function() ts.data.readLabelNames(d .. '/ids.csv') end, d .. '/ids.csv' .. (words:sub(1, 1) == ':' and '' or ': ') .. words)

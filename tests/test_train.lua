@@ -1336,6 +1336,7 @@ return function(t)
       -- the same network's description in config.json, but the first convolution's weights cut to 3 filters
       local ckpt = dir .. '/checkpoint.safetensors'
       local tensors, meta = ts.load(ckpt)
+      local good = tensors['model.0.weight']
       tensors['model.0.weight'] = ts.zeros(3, 3, 3, 3)
       ts.save(ckpt, tensors, meta)
       local before = t.readfile(ckpt)
@@ -1344,6 +1345,26 @@ return function(t)
       end, 'ts.load: ' .. ckpt .. ' does not fit the model: model.0.weight has shape [3x3x3x3] in the file, [4x3x3x3] in the model')
       t.eq(err:sub(1, 9), 'ts.load: ', 'the message begins with a place in the code')
       t.eq(t.readfile(ckpt) == before, true, 'the refused run touched the checkpoint')
+      -- the rest of a checkpoint, trusted as read: a short generator state was read past its end, an optimizer
+      -- buffer of another shape went into the update, a file without the training state failed inside
+      tensors['model.0.weight'] = good
+      local function refused(change, words)
+         local copy = {}
+         for k, v in pairs(tensors) do copy[k] = v end
+         local m = {state = meta.state}
+         change(copy, m)
+         ts.save(ckpt, copy, m)
+         t.raises(function()
+            ts.train{model = net(), data = {train = g.train}, epochs = 2, batch = 20, run = dir, quiet = true}
+         end, words)
+      end
+      refused(function(c) c.rng = ts.zeros({1}, 'int64') end, ckpt .. ': rng must be the generator\'s state, 4 int64 values, got a tensor [1]')
+      refused(function(c) c.rng = ts.zeros(4) end, 'rng must be the generator\'s state')
+      refused(function(c) c.rng = nil end, 'rng must be the generator\'s state, 4 int64 values, got nil')
+      local buffer
+      for k in pairs(tensors) do if k:match('^optim%.1%.') then buffer = k end end
+      refused(function(c) c[buffer] = ts.zeros(7) end, ckpt .. ': ' .. buffer .. ' is float32 [7], but its parameter is float32 [4x3x3x3]')
+      refused(function(_, m) m.state = nil end, ckpt .. ': its metadata holds no training state')
    end)
 
    t.test('temporary files of writes that were killed are removed when the run starts again', function()

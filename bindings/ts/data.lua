@@ -132,7 +132,7 @@ end
 -- counted with the header as row 1, blank lines skipped.
 function data.readLabelNames(path)
    if type(path) ~= 'string' then error('ts.data.readLabelNames(path): path must be a string, got ' .. type(path), 2) end
-   local rows, header = data.readCSV(path)
+   local rows, header, lines, widths = data.readCSV(path)
    local idcol = header and header[1]
    if idcol ~= 'ClassId' or header[2] ~= 'SignName' then
       error(('%s: expected the header ClassId,SignName'):format(path), 2)
@@ -145,6 +145,11 @@ function data.readLabelNames(path)
       local problem = class_id_problem(id) or names[id] and ('repeats row %d'):format(row_of[id])
                       or not row.SignName and 'has no SignName'
       if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
+      -- a name with an unquoted comma ("Keep right, please") was cut at it, the rest dropped without a word
+      if widths[i] > #header then
+         error(('%s: line %d: %d cells, but the header names %d columns (a comma in an unquoted name? quote it)')
+               :format(path, lines[i], widths[i], #header), 2)
+      end
       names[id], row_of[id], max = row.SignName, i + 1, math.max(max, id)
    end
    for id = 0, max do

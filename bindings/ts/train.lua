@@ -379,6 +379,15 @@ local function rng_tensor()
    return r
 end
 
+-- r, if it is the generator's 32-byte state as rng_tensor makes it, else an error naming it as `what` (a checkpoint's
+-- file and key): set_rng copied 32 bytes from whatever a checkpoint's tensor held, past the end of a shorter one
+local function check_rng(r, what)
+   if not (T.isTensor(r) and r:dtype() == 'int64' and r:numel() == 4 and r:isContiguous() and r:device() == 'cpu') then
+      error(('%s must be the generator\'s state, 4 int64 values, got %s'):format(what, keys.show(r)), 0)
+   end
+   return r
+end
+
 local function set_rng(r) C.ts_rng_set_state(ffi.cast('uint64_t *', r:data())) end
 
 -- state: everything that decides the run's future besides the tensors (epoch, history, best, the early-stop
@@ -459,7 +468,11 @@ local function load_checkpoint(path, model, opt, device, averages)
    -- called through pcall, ts.load's message carries no place in this file
    local ok, err, meta, tensors = pcall(serialize.load, path, model, {prefix = 'model.'})
    if not ok then error(err, 0) end
-   local state = json.decode(meta.state)
+   -- a safetensors file that is no checkpoint (model.safetensors given as one, another tool's) failed inside
+   local decoded, state = pcall(json.decode, meta.state)
+   if not (decoded and type(state) == 'table' and type(state.optim_steps) == 'table') then
+      error(('%s: its metadata holds no training state (not a checkpoint ts.train wrote)'):format(path), 0)
+   end
    -- the optimizer's state is by position: a resume with a layer frozen or unfrozen gave one layer's momentum to
    -- another of its shape, or failed at its first step after the run's files were rewritten
    local recorded, now = state.optim_params, optimized_names(model, opt)
@@ -483,14 +496,24 @@ local function load_checkpoint(path, model, opt, device, averages)
       end
       avg.updates = state[kind .. '_updates'] or 0
    end
+   -- each optimizer buffer (momentum, moments) has its parameter's shape: one of another went into the update as is
+   local params = {}
+   opt:each(function(_, p) params[#params + 1] = p end)
    for i, st in ipairs(opt.state) do
       for k, v in pairs(tensors) do
          local idx, field = k:match('^optim%.(%d+)%.(.+)$')
-         if tonumber(idx) == i then st[field] = v:to(device) end
+         if tonumber(idx) == i then
+            if tostring(v:size()) ~= tostring(params[i]:size()) or v:dtype() ~= params[i]:dtype() then
+               error(('%s: %s is %s %s, but its parameter is %s %s'):format(path, k, v:dtype(), tostring(v:size()),
+                     params[i]:dtype(), tostring(params[i]:size())), 0)
+            end
+            st[field] = v:to(device)
+         end
       end
       if state.optim_steps[i] and state.optim_steps[i] > 0 then st.step = state.optim_steps[i] end
    end
-   set_rng(tensors.rng)
+   set_rng(check_rng(tensors.rng, path .. ': rng'))
+   if tensors.epoch_rng ~= nil then check_rng(tensors.epoch_rng, path .. ': epoch_rng') end
    return state, tensors.epoch_rng
 end
 
