@@ -236,7 +236,10 @@ ts_tensor *ts_image_load(const char *path, int channels)
     else if (!known) {
         /* stb tries every format in turn, so an image it refuses (too large for stb, or broken) ends with the
            last format's "unknown type": the first bytes say which it was */
-        if (image_kind) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
+        if (image_kind == 2)   /* (it said "Image not of any known type", naming no format) */
+            ts_error("%s: is %s, a format tshost does not read (PNG, JPEG, BMP, GIF, TGA, PSD, HDR and PNM it does): "
+                     "convert it", path, kind);
+        else if (image_kind) ts_error("%s: %s that stb_image cannot read: corrupt, or larger than it decodes", path, kind);
         else if (kind) ts_error("%s: is %s, not an image", path, kind);
         else ts_error("%s: cannot read the image: %s", path, stb_reason());
     } else if (w <= 0 || h <= 0)

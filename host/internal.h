@@ -32,7 +32,7 @@ void ts_element_store(void *base, int dtype, int64_t i, double v);
 /* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
  * directory, or is longer than limit bytes), and what a file's first bytes say it is ("a gzip-compressed
  * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) and, when is_image is given,
- * whether that kind is an image format */
+ * whether that kind is an image format: 1 one stb_image reads, 2 one it does not (TIFF, WebP, HEIC, ...) */
 unsigned char *ts_read_file(const char *path, size_t limit, size_t *size);
 const char *ts_file_kind(const unsigned char *bytes, size_t n, int *is_image);
 

@@ -63,25 +63,36 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
 const char *ts_file_kind(const unsigned char *b, size_t n, int *is_image)
 {
     static const struct {
+        size_t offset;
         const char *magic;
         size_t length;
         const char *kind;
-        int image;
+        int image;   /* 1: a format stb_image reads; 2: an image format it does not */
     } kinds[] = {
-        {"\x89PNG\r\n\x1a\n", 8, "a PNG image", 1},
-        {"\xff\xd8\xff", 3, "a JPEG image", 1},
-        {"GIF8", 4, "a GIF image", 1},
-        {"BM", 2, "a BMP image", 1},
-        {"\x1f\x8b", 2, "a gzip-compressed file", 0},
-        {"PK\x03\x04", 4, "a zip archive (torch.save and numpy.savez write these)", 0},
-        {"\x93NUMPY", 6, "a NumPy .npy file", 0},
-        {"\x80", 1, "a Python pickle", 0},
-        {"BZh", 3, "a bzip2-compressed file", 0},
-        {"\xfd" "7zXZ", 5, "an xz-compressed file", 0},
+        {0, "\x89PNG\r\n\x1a\n", 8, "a PNG image", 1},
+        {0, "\xff\xd8\xff", 3, "a JPEG image", 1},
+        {0, "GIF8", 4, "a GIF image", 1},
+        {0, "BM", 2, "a BMP image", 1},
+        {0, "II*\0", 4, "a TIFF image", 2},
+        {0, "MM\0*", 4, "a TIFF image", 2},
+        {8, "WEBP", 4, "a WebP image", 2},
+        {4, "ftypheic", 8, "a HEIC image", 2},
+        {4, "ftypheix", 8, "a HEIC image", 2},
+        {4, "ftypmif1", 8, "a HEIF image", 2},
+        {4, "ftypavif", 8, "an AVIF image", 2},
+        {0, "\0\0\0\x0cjP  ", 8, "a JPEG 2000 image", 2},
+        {0, "\xff\x0a", 2, "a JPEG XL image", 2},
+        {0, "\0\0\0\x0cJXL ", 8, "a JPEG XL image", 2},
+        {0, "\x1f\x8b", 2, "a gzip-compressed file", 0},
+        {0, "PK\x03\x04", 4, "a zip archive (torch.save and numpy.savez write these)", 0},
+        {0, "\x93NUMPY", 6, "a NumPy .npy file", 0},
+        {0, "\x80", 1, "a Python pickle", 0},
+        {0, "BZh", 3, "a bzip2-compressed file", 0},
+        {0, "\xfd" "7zXZ", 5, "an xz-compressed file", 0},
     };
     if (is_image) *is_image = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (n >= kinds[i].length && !memcmp(b, kinds[i].magic, kinds[i].length)) {
+        if (n >= kinds[i].offset + kinds[i].length && !memcmp(b + kinds[i].offset, kinds[i].magic, kinds[i].length)) {
             if (is_image) *is_image = kinds[i].image;
             return kinds[i].kind;
         }

@@ -246,6 +246,13 @@ return function(t)
       -- a PNG whose header declares more than stb_image decodes (2^24 + 1 rows): named as a PNG it refuses
       t.writefile(dir .. '/tall.png', '\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\0\1\1\0\0\1\8\2\0\0\0\0\0\0\0')
       t.raises(function() ts.image.load(dir .. '/tall.png') end, 'tall.png: a PNG image that stb_image cannot read: corrupt, or larger')
+      -- image formats stb_image does not read are named ("Image not of any known type" named none)
+      for name, bytes in pairs({['a.tif'] = 'II*\0\8\0\0\0', ['a.webp'] = 'RIFF\16\0\0\0WEBPVP8 ',
+                                ['a.heic'] = '\0\0\0\24ftypheic\0\0\0\0'}) do
+         t.writefile(dir .. '/' .. name, bytes)
+         local kind = ({['a.tif'] = 'a TIFF', ['a.webp'] = 'a WebP', ['a.heic'] = 'a HEIC'})[name]
+         t.raises(function() ts.image.load(dir .. '/' .. name) end, name .. ': is ' .. kind .. ' image, a format tshost does not read')
+      end
       -- a pipe can be read once: the image is read whole, then decoded
       local img = (ts.rand(5, 7, 3) * 255):byte()
       ts.image.save(dir .. '/a.png', img)
