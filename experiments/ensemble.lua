@@ -13,6 +13,24 @@ if #members < 2 then error('ensemble.lua: runs= needs at least two run directori
 for _, m in ipairs(members) do
    m.final = ts.json.readFile(m.run .. '/final.json') or error(m.run .. '/final.json not found (did the run finish?)', 0)
 end
+-- checked before any member is evaluated: tta=0 failed in evaluate, named as its option, after the data was made
+require('ts.train').checkViews(opt.tta, 'ensemble.lua', 'tta', 0)
+-- the ensemble's own folder: never a member or another trained run (run=runs/a replaced that run's final.json and
+-- predictions with the ensemble's), nor a file or nothing (mkdirs failed with a traceback after every evaluation)
+if opt.run == '' or (ts.files.exists(opt.run) and not ts.files.isDir(opt.run)) then
+   error(('ensemble.lua: run=%s is no folder to write the ensemble into'):format(opt.run), 0)
+end
+local out_at = ts.files.realpath(opt.run)
+for _, m in ipairs(members) do
+   if out_at and out_at == ts.files.realpath(m.run) then
+      error(('ensemble.lua: run=%s is the member %s, whose record it would replace: write the ensemble elsewhere')
+            :format(opt.run, m.run), 0)
+   end
+end
+if ts.files.exists(opt.run .. '/model.safetensors') or ts.files.exists(opt.run .. '/config.json') then
+   error(('ensemble.lua: run=%s holds a trained run, whose record it would replace: write the ensemble elsewhere')
+         :format(opt.run), 0)
+end
 -- the first member's data, which every other member must have been trained and tested on too
 local g = ts.experiment.runData(members[1].run, members[1].final, opt)
 for k = 2, #members do ts.experiment.checkRunData(members[k].run, members[k].final, g) end
@@ -40,6 +58,12 @@ for k, m in ipairs(members) do
    local pre = ts.data.preprocess(config.preprocess)
    valid_evals[k] = ts.evaluate(model, unseen or g.valid, {preprocess = pre, logits = true, tta = opt.tta})
    test_evals[k] = ts.evaluate(model, g.test, {preprocess = pre, logits = true, tta = opt.tta})
+   -- members of other class counts: ts.ensemble refused them with a traceback, naming neither run
+   local classes, first = test_evals[k].logits:size(2), test_evals[1].logits:size(2)
+   if classes ~= first then
+      error(('ensemble.lua: %s scores %d classes, and %s %d: an ensemble needs members of the same classes'):format(
+            m.run, classes, members[1].run, first), 0)
+   end
    parameters, seconds = parameters + model:numParameters(), seconds + (m.final.train_seconds or 0)
    print(('%-36s %9.2f%% %9.2f%% %10d %9.0f'):format(m.run, 100 * valid_evals[k].accuracy, 100 * test_evals[k].accuracy,
                                                    model:numParameters(), m.final.train_seconds or 0))
@@ -78,7 +102,8 @@ local final = {test_accuracy = s.accuracy, test_accuracy_ci95 = {lo, hi}, test_m
 for k, m in ipairs(members) do final.members[k] = m.run end
 ts.files.writeFile(opt.run .. '/final.json', ts.json.encode(final))
 ts.save(opt.run .. '/test_predictions.safetensors', {pred = test.pred, confidence = test.confidence, target = g.test.y})
-if cal then ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode(cal)) end
+-- (a calibration.json of an earlier ensemble in this folder would otherwise speak for this one)
+if cal then ts.files.writeFile(opt.run .. '/calibration.json', ts.json.encode(cal)) else os.remove(opt.run .. '/calibration.json') end
 print(('wrote %s (final.json, test_predictions.safetensors%s)'):format(opt.run, temperature and ', calibration.json' or
       '; no calibration.json: ' .. tostring(why)))
 print(('conclusion: the ensemble of %d gives %.2f%% on test, %+.2f points over %s (%s)'):format(

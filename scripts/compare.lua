@@ -25,7 +25,9 @@ end
 -- the page goes beside the runs, never into one (--html runs/a/report.html replaced that run's own report, and
 -- runs/a/final.json its record)
 if html then
-   local folder = ts.files.realpath(html:match('^(.*)/[^/]*$') or '.')
+   -- where the page lands: a link (out.html -> runs/a/final.json) is followed by the write, so judged where it points
+   local at = ts.files.realpath(html)
+   local folder = at and at:match('^(.*)/[^/]*$') or ts.files.realpath(html:match('^(.*)/[^/]*$') or '.')
    for _, run in ipairs(runs) do
       local r = ts.files.realpath(run)
       if folder and r and (folder == r or folder:sub(1, #r + 1) == r .. '/') then
@@ -37,24 +39,14 @@ end
 local rows = {}
 for _, run in ipairs(runs) do
    local final = ts.json.readFile(run .. '/final.json') or error(run .. '/final.json not found (did the run finish?)', 0)
-   -- the fields the table shows, each a number where one is expected: a damaged file is named, not a Lua error
-   local ci = type(final) == 'table' and final.test_accuracy_ci95
-   if type(final) ~= 'table' or type(final.test_accuracy) ~= 'number' or type(ci) ~= 'table' or type(ci[1]) ~= 'number'
-      or type(ci[2]) ~= 'number' or type(final.test_macro_f1) ~= 'number' then
-      error(run .. '/final.json: not a finished run\'s record (test_accuracy, test_accuracy_ci95, test_macro_f1)', 0)
-   end
-   -- shares from 0 to 1, the interval low to high: 7 was shown as 700.00%, 1e999 as inf% and ranked first
-   local function share(v) return v >= 0 and v <= 1 end
-   if not (share(final.test_accuracy) and share(ci[1]) and share(ci[2]) and share(final.test_macro_f1) and
-           ci[1] <= ci[2]) then
-      error(('%s/final.json: test_accuracy %s, test_accuracy_ci95 {%s, %s}, test_macro_f1 %s: not shares from 0 to 1 ' ..
-             '(the interval low to high)'):format(run, tostring(final.test_accuracy), tostring(ci[1]), tostring(ci[2]),
-             tostring(final.test_macro_f1)), 0)
-   end
+   -- the fields the table shows, each a share from 0 to 1: a damaged file is named, not a Lua error (7 was shown as
+   -- 700.00%, 1e999 as inf% and ranked first)
+   ts.experiment.checkRecord(run, final)
    local config = ts.json.readFile(run .. '/config.json') or {}
    local path = run .. '/test_predictions.safetensors'
    -- as many predictions as the record's test images: a file of another run's test set was compared as this one's
-   local preds = ts.experiment.readPredictions(run, type(final.test_images) == 'number' and final.test_images or nil)
+   -- (and right as often as the record says: another run's predictions were paired with this run's record)
+   local preds = ts.experiment.readPredictions(run, type(final.test_images) == 'number' and final.test_images or nil, final)
    local ok, correct = pcall(ts.metrics.correct, preds.pred, preds.target)
    if not ok then error(path .. ': ' .. tostring(correct), 0) end
    local data = type(final.data) == 'table' and final.data.test

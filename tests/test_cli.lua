@@ -351,8 +351,8 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = t.sh(t.tshost .. [[ -e "error(setmetatable({}, {__tostring = function() return 'an object' end}))"]])
       t.truthy(rc == 1 and out:find('tshost: an object', 1, true), out)
       -- the detector's counts are checked before anything is made or removed (inf scenes ran out of memory)
-      rc, out = t.sh(('%s %s/scripts/detector.lua %s/none fit_only=true fit_scenes=1e400'):format(t.tshost, ts.root, t.tmpdir()))
-      t.truthy(rc == 2 and out:find('fit_scenes must be a whole number from 2 to 100000, got inf', 1, true), out)
+      rc, out = t.sh(('%s %s/scripts/detector.lua %s/none fit_only=true fit_scenes=1e9'):format(t.tshost, ts.root, t.tmpdir()))
+      t.truthy(rc == 2 and out:find('fit_scenes must be a whole number from 2 to 100000, got 1000000000', 1, true), out)
       rc, out = t.sh(('%s %s/scripts/detector.lua %s scenes=2.5'):format(t.tshost, ts.root, t.tmpdir()))
       t.truthy(rc == 2 and out:find('scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
    end)
@@ -363,8 +363,9 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       ts.files.mkdirs(run)
       local target = ts.zeros({n}, 'int64')
       for i = 1, n do target[i] = (i * 7 + seed) % 43 end
-      t.writefile(run .. '/final.json', ts.json.encode{test_accuracy = 0.5, test_accuracy_ci95 = {0.3, 0.7},
-         test_macro_f1 = 0.4, test_images = n,
+      -- (every prediction right, as its record says)
+      t.writefile(run .. '/final.json', ts.json.encode{test_accuracy = 1, test_accuracy_ci95 = {0.8, 1},
+         test_macro_f1 = 1, test_images = n,
          synthetic = {train = 60, valid = 10, test = n, seed = seed, classes = 43, size = 32}})
       ts.save(run .. '/test_predictions.safetensors', {pred = target:clone(), target = target,
                                                       confidence = ts.ones(n)})
@@ -392,6 +393,13 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
                                                          confidence = ts.ones(5)})
       rc, out = compare(('%s/a %s/b'):format(dir, dir))
       t.truthy(rc == 1 and out:find(dir .. '/b/test_predictions.safetensors: 5 predictions for 20 test images', 1, true), out)
+      -- another run's predictions of the same test set (a folder reused, a file copied): paired with this record
+      local other = ts.zeros({20}, 'int64')
+      for i = 1, 20 do other[i] = (i * 7 + 1) % 43 end
+      ts.save(dir .. '/b/test_predictions.safetensors', {pred = ts.zeros({20}, 'int64'), target = other, confidence = ts.ones(20)})
+      rc, out = compare(('%s/a %s/b'):format(dir, dir))
+      t.truthy(rc == 1 and out:find('right on 1 of 20 test images (5.00%), and ' .. dir .. '/b/final.json says test_accuracy 100.00%',
+                                    1, true), out)
       -- a second --html replaced the first without a word
       rc, out = compare(('%s/a --html %s/x.html --html %s/y.html'):format(dir, dir, dir))
       t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
@@ -466,5 +474,73 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       t.eq(ts.files.exists(dir .. '/--no-preprocess'), false)
       rc, out = t.sh(('%s %s/scripts/export.lua %s/r %s/r/model.ONNX'):format(t.tshost, ts.root, dir, dir))
       t.truthy(rc == 0 and ts.files.exists(dir .. '/r/model.ONNX'), out)
+   end)
+
+   t.test('a long LUA_PATH is kept whole, and a --doctor report longer than its buffer says it was cut', function()
+      -- package.path was made in a fixed buffer of 3 x PATH_MAX, which cut a longer LUA_PATH without a word
+      local long = string.rep('/x', 7000) .. '/?.lua;/y/?.lua;;'
+      local rc, out = t.sh(("LUA_PATH='%s' %s -e \"print(package.path:find('/y/?.lua;', 1, true) ~= nil)\""):format(long, t.tshost))
+      t.truthy(rc == 0 and out:find('true', 1, true), out)
+      local dirs = {}
+      for i = 1, 1500 do dirs[i] = ('/nonexistent/x%05d'):format(i) end
+      rc, out = t.sh(("LD_LIBRARY_PATH='%s' %s --doctor"):format(table.concat(dirs, ':'), t.tshost))
+      t.truthy(rc == 0 and out:find('(cut: the report is longer than its buffer)', 1, true), out:sub(-300))
+   end)
+
+   t.test('output that could not be written fails the run; piped NUL bytes, a BOM, --doctor with work, error objects', function()
+      -- a full disk or a closed stdout: exit status 0 for output that was lost
+      local rc, out = t.sh(exe .. " -e 'print(1)' > /dev/full")
+      t.truthy(rc == 1 and out:find('tshost: writing the output (stdout) failed: ', 1, true), out)
+      rc, out = t.sh(exe .. " -e 'io.write(1) os.exit(0)' > /dev/full")
+      t.truthy(rc == 1 and out:find('writing the output (stdout) failed', 1, true), out)
+      rc, out = t.sh(exe .. " -e 'print(1)' >&-")
+      t.truthy(rc == 1 and out:find('writing the output (stdout) failed', 1, true), out)
+      rc, out = t.sh(exe .. " -e 'x = 1' >&-")   -- nothing written: no failure
+      t.truthy(rc == 0 and out == '', out)
+      rc, out = t.sh(exe .. ' --help > /dev/full')
+      t.eq(rc, 1, out)
+      -- a NUL byte in piped input cut the line there: the rest was dropped without a word and the status said 0
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/nul.lua', 'x = 1\0 print("hidden")\nprint(x)\nprint(#"a\0b")\n')
+      rc, out = t.sh(exe .. ' < ' .. dir .. '/nul.lua')
+      t.truthy(rc == 1 and out:find('error: stdin:1:', 1, true) and not out:find('hidden', 1, true) and
+               out:find('nil\n3\n', 1, true), out)
+      -- a byte-order mark that begins piped input is dropped, as a script's is
+      t.writefile(dir .. '/bom.lua', '\239\187\191print(1)\n')
+      rc, out = t.sh(exe .. ' < ' .. dir .. '/bom.lua')
+      t.truthy(rc == 0 and out == '1\n', out)
+      -- --doctor with a script or -e ran neither, and said 0
+      for _, extra in ipairs({" -e 'print(1)'", ' ' .. dir .. '/bom.lua', ' -i'}) do
+         rc, out = t.sh(exe .. ' --doctor' .. extra)
+         t.truthy(rc == 2 and out:find('--doctor runs alone', 1, true) and not out:find('tshost doctor', 1, true), extra .. ': ' .. out)
+      end
+      -- the REPL shows errors as the command line does: a user's message alone, a bug's with the stack; an error object
+      -- by its __tostring or its type ("error in error handling" when __tostring failed, "table: 0x..." else)
+      t.writefile(dir .. '/errors.lua', "error('for the user', 0)\nerror({})\nerror()\n" ..
+                  "error(setmetatable({}, {__tostring = function() error('no') end}))\nlocal x; return x.y\n")
+      rc, out = t.sh(exe .. ' < ' .. dir .. '/errors.lua')
+      t.truthy(rc == 1 and out:find('error: for the user\nerror: (error object is a table value)\n' ..
+                                    'error: (error object is a nil value)\nerror: (error object is a table value)\n' ..
+                                    "error: stdin:1: attempt to index local 'x' (a nil value)\nstack traceback:", 1, true), out)
+      rc, out = t.sh(exe .. " -e 'error({})'")
+      t.truthy(rc == 1 and out == 'tshost: (error object is a table value)\n', out)
+   end)
+
+   t.test('ts.options: NaN and infinite numbers, a key given twice, a default no key=value can give are refused', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/o.lua', "local o = ts.options{lr = 0.1, wait = math.huge, sizes = {32}, name = 'x'}\n" ..
+                  "print(o.lr, o.wait, o.name)")
+      for a, says in pairs({['lr=nan'] = 'option lr: expected a finite number, got "nan"',
+                            ['lr=inf'] = 'option lr: expected a finite number, got "inf"',
+                            ['lr=-1e400'] = 'option lr: expected a finite number, got "-1e400"',
+                            ['wait=nan'] = 'option wait: expected a finite number, got "nan"',
+                            ['lr=1 lr=2'] = 'option lr given twice (lr=1 and lr=2): give it once',
+                            ['sizes=64'] = 'option sizes: its default is a table, which key=value cannot give'}) do
+         local rc, out = t.sh(exe .. ' ' .. dir .. '/o.lua ' .. a)
+         t.truthy(rc == 1 and out:find(says, 1, true) and not out:find('traceback', 1, true), a .. ': ' .. out)
+      end
+      -- what stays: a default that is itself infinite takes inf, numbers in Lua's forms, a string that looks like one
+      local rc, out = t.sh(exe .. ' ' .. dir .. '/o.lua wait=inf lr=0x10 name=1e5')
+      t.truthy(rc == 0 and out == '16\tinf\t1e5\n', out)
    end)
 end

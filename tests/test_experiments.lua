@@ -1,8 +1,11 @@
 -- Every experiment script runs end to end on a few generated images and prints its conclusion.
 return function(t)
    local function run(script, args)
-      local cmd = ('%s --threads 2 %s/experiments/%s synthetic=true synthetic_train=300 quiet=true %s'):format(
-         t.tshost, ts.root, script, args or '')
+      -- 300 images unless args give their own size (ts.options refuses a key given twice)
+      args = args or ''
+      local size = (' ' .. args):find(' synthetic_train=', 1, true) and '' or 'synthetic_train=300 '
+      local cmd = ('%s --threads 2 %s/experiments/%s synthetic=true %squiet=true %s'):format(
+         t.tshost, ts.root, script, size, args)
       local rc, out = t.sh(cmd)
       t.eq(rc, 0, script .. ':\n' .. out)
       return out
@@ -50,6 +53,84 @@ return function(t)
       t.writefile(dir .. '/s2/final.json', '[1, 2, 3]')
       rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
       t.truthy(rc == 1 and out:find(dir .. "/s2/final.json: not a finished run's record", 1, true), out)
+   end)
+
+   t.test('damaged or mismatched run folders: the run readers name the file, and never write over a run', function()
+      local dir = t.tmpdir()
+      -- two members of one data set (seed 1) and two recipes
+      local function script(name, args) return t.sh(('%s %s/%s %s'):format(t.tshost, ts.root, name, args)) end
+      for _, member in ipairs({'a', 'b lr=0.2'}) do
+         local rc, o = script('experiments/baseline.lua', ('synthetic=true synthetic_train=60 epochs=1 trainval=false ' ..
+                                                           'detector=false quiet=true run=%s/%s'):format(dir, member))
+         t.eq(rc, 0, o)
+      end
+      local record = t.readfile(dir .. '/a/final.json')
+      -- the ensemble's run= a member (or a trained run): its final.json and predictions were replaced by the ensemble's
+      for _, out in ipairs({dir .. '/a', dir .. '/a/', dir .. '/b'}) do
+         local rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b run=%s'):format(dir, dir, out))
+         t.truthy(rc == 1 and o:find('whose record it would replace', 1, true), o)
+      end
+      t.eq(t.readfile(dir .. '/a/final.json'), record, "the member's record kept")
+      t.writefile(dir .. '/file', 'x')
+      local rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b run=%s/file'):format(dir, dir, dir))
+      t.truthy(rc == 1 and o:find('is no folder to write the ensemble into', 1, true) and not o:find('traceback'), o)
+      rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b tta=0'):format(dir, dir))
+      t.truthy(rc == 1 and o:find('ensemble.lua: tta must be a whole number', 1, true) and not o:find('member '), o)
+      -- an earlier ensemble's calibration.json in the folder does not speak for one that fitted none
+      ts.files.mkdirs(dir .. '/ens')
+      t.writefile(dir .. '/ens/calibration.json', '{"temperature": 2.5, "tta": 1}')
+      rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b run=%s/ens'):format(dir, dir, dir))
+      t.eq(rc, 0, o)
+      local fitted = ts.json.decode(t.readfile(dir .. '/ens/final.json')).temperature
+      t.truthy(fitted == nil and io.open(dir .. '/ens/calibration.json') == nil or fitted ~= 2.5,
+               'a stale calibration.json: ' .. tostring(fitted))
+      -- a member of another class count is named (ts.ensemble refused it with a traceback)
+      t.sh(('cp -r %s/b %s/c50'):format(dir, dir))
+      local config = ts.json.decode(t.readfile(dir .. '/c50/config.json'))
+      config.model.classes = 50
+      ts.files.writeFile(dir .. '/c50/config.json', ts.json.encode(config))
+      ts.save(dir .. '/c50/model.safetensors', ts.models.baseline{classes = 50, widths = config.model.widths})
+      rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/c50 run=%s/ens'):format(dir, dir, dir))
+      t.truthy(rc == 1 and o:find(dir .. '/c50 scores 50 classes, and ' .. dir .. '/a 43', 1, true), o)
+      -- compare --html through a link into a run wrote over what the link points at
+      os.execute(('ln -s %s/a/final.json %s/page.html'):format(dir, dir))
+      rc, o = script('scripts/compare.lua', ('%s/a %s/b --html %s/page.html'):format(dir, dir, dir))
+      t.truthy(rc == 1 and o:find('is inside the run', 1, true), o)
+      t.eq(t.readfile(dir .. '/a/final.json'), record, 'the record behind the link kept')
+      -- predictions of another run (here: every one right, of a run that got some wrong) in a run's folder were shown
+      -- under its record's numbers
+      t.sh(('cp -r %s/a %s/mixed'):format(dir, dir))
+      local preds = ts.load(dir .. '/a/test_predictions.safetensors')
+      t.truthy(ts.json.decode(record).test_accuracy < 1, record)
+      ts.save(dir .. '/mixed/test_predictions.safetensors', {pred = preds.target:clone(), target = preds.target,
+                                                             confidence = preds.confidence})
+      rc, o = script('scripts/report.lua', dir .. '/mixed')
+      t.truthy(rc == 1 and o:find('the files are not of one run', 1, true), o)
+      -- damaged fields of final.json and metrics.jsonl: one line naming the file, no traceback
+      local function damaged(file, change, says)
+         t.sh(('rm -rf %s/d && cp -r %s/a %s/d'):format(dir, dir, dir))
+         if file == 'final.json' then
+            local f = ts.json.decode(record)
+            change(f)
+            ts.files.writeFile(dir .. '/d/final.json', ts.json.encode(f))
+         else
+            t.writefile(dir .. '/d/' .. file, change)
+         end
+         local rc2, o2 = script('scripts/report.lua', dir .. '/d')
+         t.truthy(rc2 == 1 and o2:find(says, 1, true) and not o2:find('traceback', 1, true), o2)
+      end
+      damaged('final.json', function(f) f.test_accuracy_ci95 = 'x' end, "d/final.json: not a finished run's record")
+      damaged('final.json', function(f) f.synthetic.train = 1e12 end, 'd/final.json: synthetic: ts.data.synthetic: train')
+      damaged('final.json', function(f) f.test_images = '20' end, 'd/final.json: test_images must be a number, got "20"')
+      damaged('metrics.jsonl', '5\n', 'd/metrics.jsonl, line 1: not an epoch\'s record')
+      damaged('metrics.jsonl', '{"train_loss": "x"}\n', 'd/metrics.jsonl, line 1: train_loss is no number')
+      -- optional fields of another type are left out of the page, not a Lua error
+      t.sh(('rm -rf %s/d && cp -r %s/a %s/d'):format(dir, dir, dir))
+      local f = ts.json.decode(record)
+      f.train_seconds, f.best_valid_accuracy = 'x', 'y'
+      ts.files.writeFile(dir .. '/d/final.json', ts.json.encode(f))
+      rc, o = script('scripts/report.lua', dir .. '/d')
+      t.eq(rc, 0, o)
    end)
 
    t.test('a run\'s generated signs are made again from its final.json; data of other sizes or kind is refused', function()

@@ -24,7 +24,11 @@ end
 function M.dataset(opt)
    local dir = (opt.data and opt.data ~= '') and opt.data or os.getenv('TSHOST_DATA') or 'data'
    if type(opt.synthetic) == 'table' then
-      local g = data.synthetic(opt.synthetic)
+      -- settings a damaged record gives (train 1e12, seed "x") are named with it, not a traceback into this file
+      local ok, g = pcall(data.synthetic, opt.synthetic)
+      if not ok then
+         error(('%s: synthetic: %s'):format(opt.record or 'the run\'s record', tostring(g):gsub('^[^:]*:%d+: ', '')), 0)
+      end
       print(('data: generated traffic signs as the run had them (%d train, %d valid, %d test, seed %d)'):format(
          g.train:size(), g.valid:size(), g.test:size(), g.synthetic.seed))
       return g
@@ -56,7 +60,7 @@ function M.runData(run, final, opt)
       error(('%s/final.json is no run\'s record (it has no test_accuracy): is %s a finished run?'):format(run, run), 0)
    end
    local g = M.dataset({data = opt.data, synthetic = final.synthetic or opt.synthetic,
-                        synthetic_train = opt.synthetic_train, seed = opt.seed})
+                        synthetic_train = opt.synthetic_train, seed = opt.seed, record = run .. '/final.json'})
    return M.checkRunData(run, final, g)
 end
 
@@ -73,6 +77,10 @@ function M.checkRunData(run, final, g)
    end
    for _, split in ipairs{'train', 'valid', 'test'} do
       local n = final[split .. '_images']
+      -- (a count given as a string, "20", was refused as "trained on 20 test images, and the data here has 20")
+      if n ~= nil and type(n) ~= 'number' then
+         error(('%s/final.json: %s_images must be a number, got %s'):format(run, split, keys.show(n)), 0)
+      end
       if n and g[split]:size() ~= n then
          error(('%s was trained on %d %s images, and the data here has %d: %s'):format(run, n, split, g[split]:size(),
                DATA_ADVICE), 0)
@@ -144,10 +152,31 @@ function M.readCalibration(run)
    return temperature, views, true
 end
 
+-- The fields of a finished run's final.json that its readers show (test_accuracy, its test_accuracy_ci95 and
+-- test_macro_f1), each a share from 0 to 1 and the interval low to high; final, or an error naming the file.
+-- A damaged record failed in a format or an arithmetic with a traceback, 7 was shown as 700.00%, 1e999 as inf%.
+function M.checkRecord(run, final)
+   local ci = type(final) == 'table' and final.test_accuracy_ci95
+   if type(final) ~= 'table' or type(final.test_accuracy) ~= 'number' or type(ci) ~= 'table' or type(ci[1]) ~= 'number'
+      or type(ci[2]) ~= 'number' or type(final.test_macro_f1) ~= 'number' then
+      error(run .. '/final.json: not a finished run\'s record (test_accuracy, test_accuracy_ci95, test_macro_f1)', 0)
+   end
+   local function share(v) return v >= 0 and v <= 1 end
+   if not (share(final.test_accuracy) and share(ci[1]) and share(ci[2]) and share(final.test_macro_f1) and
+           ci[1] <= ci[2]) then
+      error(('%s/final.json: test_accuracy %s, test_accuracy_ci95 {%s, %s}, test_macro_f1 %s: not shares from 0 to 1 ' ..
+             '(the interval low to high)'):format(run, tostring(final.test_accuracy), tostring(ci[1]), tostring(ci[2]),
+             tostring(final.test_macro_f1)), 0)
+   end
+   return final
+end
+
 -- A run's test_predictions.safetensors, checked: pred and target int64 [N], confidence float32 [N], and N the
 -- test set's size when `n` is given. Readers cast these to C pointers: a float pred was read 8 bytes at a time
--- past its end. An error names the file otherwise.
-function M.readPredictions(run, n)
+-- past its end. With the run's final.json (`final`), the predictions must be right as often as its test_accuracy
+-- says, and with the test labels `y`, their targets must be those: the predictions of another run (a folder reused,
+-- a file copied) were paired, tabled and shown against this run's record and images. An error names the file otherwise.
+function M.readPredictions(run, n, final, y)
    local path = run .. '/test_predictions.safetensors'
    local preds = serialize.load(path)
    local want = {pred = 'int64', target = 'int64', confidence = 'float32'}
@@ -162,6 +191,17 @@ function M.readPredictions(run, n)
       if t:numel() ~= count then error(('%s: pred, target and confidence differ in length'):format(path), 0) end
    end
    if n and count ~= n then error(('%s: %d predictions for %d test images'):format(path, count, n), 0) end
+   if y and not (y:numel() == count and preds.target:equal(y)) then
+      error(('%s: its targets are not the labels of the test set here: the predictions of another test set'):format(path), 0)
+   end
+   if type(final) == 'table' and type(final.test_accuracy) == 'number' and count > 0 then
+      local right = 0
+      for _, ok in ipairs(metrics.correct(preds.pred, preds.target)) do right = right + (ok and 1 or 0) end
+      if math.abs(right / count - final.test_accuracy) > 1e-9 then
+         error(('%s: right on %d of %d test images (%.2f%%), and %s/final.json says test_accuracy %.2f%%: the files are ' ..
+                'not of one run'):format(path, right, count, 100 * right / count, run, 100 * final.test_accuracy), 0)
+      end
+   end
    return preds
 end
 

@@ -151,15 +151,27 @@ end
 function M.write(run, opts)
    local model, g, pre = opts.model, opts.data, opts.preprocess
    local config = json.readFile(run .. '/config.json') or {}
-   local final = json.readFile(run .. '/final.json') or {}
+   local experiment = require('ts.experiment')
+   -- the record's shares checked, its other numbers shown only when they are numbers: a damaged field failed in a
+   -- format or an arithmetic, with a traceback
+   local final = experiment.checkRecord(run, json.readFile(run .. '/final.json') or {})
+   local function number(v) return type(v) == 'number' and v or nil end
    local history = {}
+   -- each line an epoch's record, its losses and accuracies numbers (a missing file, a line 5 or "x" failed inside)
+   local lines = io.open(run .. '/metrics.jsonl') or error(('%s/metrics.jsonl not found'):format(run), 0)
+   lines:close()
    for line in io.lines(run .. '/metrics.jsonl') do
       local ok, record = pcall(json.decode, line)
+      if ok and type(record) ~= 'table' then ok, record = false, 'not an epoch\'s record' end
+      for _, k in ipairs(ok and {'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy'} or {}) do
+         if record[k] ~= nil and type(record[k]) ~= 'number' then ok, record = false, k .. ' is no number' break end
+      end
       if not ok then error(('%s/metrics.jsonl, line %d: %s'):format(run, #history + 1, tostring(record)), 0) end
       history[#history + 1] = record
    end
    local names = g.classNames
-   local preds = require('ts.experiment').readPredictions(run, g.test:size())
+   -- the predictions of this record and of these test images (another run's were shown under this one's numbers)
+   local preds = experiment.readPredictions(run, g.test:size(), final, g.test.y)
    local cm = metrics.confusion(preds.pred, preds.target, math.max(g.test:numClasses(), 43))
    local summary = metrics.summary(cm)
    local h = {}
@@ -171,15 +183,15 @@ function M.write(run, opts)
    add('.kpi{display:inline-block;margin:0 24px 8px 0}.kpi b{font-size:22px;display:block}.gallery figure{display:inline-block;margin:4px;width:120px;font-size:10px;vertical-align:top}.gallery img{width:96px;image-rendering:pixelated}')
    add('img.act{image-rendering:pixelated}</style></head><body>')
    add(('<h1>%s</h1><p>%s</p>'):format(esc(run), esc(config.note or '')))
-   local lo, hi = unpack(final.test_accuracy_ci95 or {0, 0})
+   local lo, hi = unpack(final.test_accuracy_ci95)
    add('<div>')
    for _, kpi in ipairs({
-      {'test accuracy', ('%.2f%%'):format(100 * (final.test_accuracy or 0)), ('95%% CI %.2f-%.2f%%%s'):format(100 * lo, 100 * hi,
-         (tonumber(final.tta) or 1) > 1 and ('; %d views of each image'):format(final.tta) or '')},
-      {'macro-F1', ('%.4f'):format(final.test_macro_f1 or 0), ('weighted %.4f'):format(final.test_weighted_f1 or 0)},
+      {'test accuracy', ('%.2f%%'):format(100 * final.test_accuracy), ('95%% CI %.2f-%.2f%%%s'):format(100 * lo, 100 * hi,
+         (number(final.tta) or 1) > 1 and ('; %s views of each image'):format(tostring(final.tta)) or '')},
+      {'macro-F1', ('%.4f'):format(final.test_macro_f1), ('weighted %.4f'):format(number(final.test_weighted_f1) or 0)},
       {'parameters', tostring(final.parameters or config.parameters or '?'), ''},
-      {'training time', ('%.0f s'):format(final.train_seconds or 0), ('%.0f images/s'):format(final.images_per_second or 0)},
-      final.best_valid_accuracy
+      {'training time', ('%.0f s'):format(number(final.train_seconds) or 0), ('%.0f images/s'):format(number(final.images_per_second) or 0)},
+      number(final.best_valid_accuracy)
          and {'best epoch', tostring(final.best_epoch or '?'), ('valid accuracy %.2f%%'):format(100 * final.best_valid_accuracy)}
          or {'epoch', tostring(final.best_epoch or '?'), 'the last: no validation'},
    }) do
