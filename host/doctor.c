@@ -24,7 +24,14 @@ static void add(report *r, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(r->out + r->at, r->size - r->at, fmt, ap);
     va_end(ap);
-    if (n > 0) r->at += (size_t)n < r->size - r->at ? (size_t)n : r->size - r->at - 1;
+    if (n < 0) return;
+    if ((size_t)n >= r->size - r->at) {   /* full: the end says so (a long LD_LIBRARY_PATH cut it without a word) */
+        static const char cut[] = "\n... (cut: the report is longer than its buffer)\n";
+        if (r->size > sizeof cut) memcpy(r->out + r->size - sizeof cut, cut, sizeof cut);
+        r->at = r->size;
+        return;
+    }
+    r->at += (size_t)n;
 }
 
 /* the shared libraries the process has loaded that decide how it computes, with their paths */

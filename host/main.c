@@ -7,6 +7,7 @@
  * The REPL's evaluation, printing and completion are Lua (bindings/ts/repl.lua); this file reads lines
  * (GNU readline on a terminal, plain stdin otherwise), keeps the history file and handles Ctrl-C. */
 #include <ctype.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <libgen.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 #include <readline/readline.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -135,7 +137,7 @@ static int traceback(lua_State *l)
 {
     const char *msg = lua_tostring(l, 1);
     if (!msg && luaL_callmeta(l, 1, "__tostring") && lua_isstring(l, -1)) msg = lua_tostring(l, -1);
-    if (!msg) msg = "(error object is not a string)";
+    if (!msg) msg = lua_pushfstring(l, "(error object is a %s value)", luaL_typename(l, 1));
     const char *colon = strchr(msg, ':');
     int positioned = colon && colon[1] >= '0' && colon[1] <= '9';
     const char *force = getenv("TSHOST_TRACEBACK");
@@ -161,15 +163,15 @@ static int run_chunk(int nargs)
     return 0;
 }
 
-/* Calls ts.repl.<name>(string) and returns what it returned as a Lua value on the stack. */
-static int repl_call(const char *name, const char *text, int nresults)
+/* Calls ts.repl.<name>(string of len bytes, NULs included) and returns what it returned as a Lua value on the stack. */
+static int repl_call(const char *name, const char *text, size_t len, int nresults)
 {
     lua_getglobal(L, "ts");
     lua_getfield(L, -1, "repl");
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
     lua_remove(L, -2);
-    lua_pushstring(L, text);
+    lua_pushlstring(L, text, len);
     if (lua_pcall(L, 1, nresults, 0)) {
         fprintf(stderr, "tshost: REPL internal error: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -182,7 +184,7 @@ static char **complete(const char *text, int start, int end)
 {
     (void)start, (void)end;
     rl_attempted_completion_over = 1;   /* no file-name completion */
-    if (repl_call("complete", text, 1) || !lua_istable(L, -1)) {
+    if (repl_call("complete", text, strlen(text), 1) || !lua_istable(L, -1)) {
         lua_settop(L, 0);
         return NULL;
     }
@@ -203,21 +205,31 @@ static char **complete(const char *text, int start, int end)
     return out;
 }
 
-/* a line of any length (readline on a terminal, getline otherwise), without its newline; NULL at the end */
-static char *read_line(const char *prompt, int tty)
+/* a line of any length (readline on a terminal, getline otherwise), without its newline, its length in *len (a NUL
+ * byte in piped input is kept, for Lua to judge: the line was cut at it, and what followed dropped without a word);
+ * NULL at the end */
+static char *read_line(const char *prompt, int tty, size_t *len)
 {
     repl_state = REPL_READING;
     char *line = NULL;
-    if (tty) line = readline(prompt);
-    else {
+    if (tty) {
+        line = readline(prompt);
+        *len = line ? strlen(line) : 0;
+    } else {
         size_t cap = 0;
         ssize_t n = getline(&line, &cap, stdin);
         if (n < 0) {
             free(line);
             line = NULL;
         } else if (n > 0 && line[n - 1] == '\n') {
-            line[n - 1] = 0;
+            line[--n] = 0;
         }
+        /* a UTF-8 byte-order mark that begins the input goes, as luaL_loadfile drops a script's: an editor's mark made
+         * the first line "attempt to call global '\xEF\xBB\xBFprint'" */
+        static int first = 1;
+        if (line && first && n >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) memmove(line, line + 3, (size_t)(n -= 3) + 1);
+        first = 0;
+        *len = n > 0 ? (size_t)n : 0;
     }
     repl_state = REPL_BUSY;
     prompt_stale = 0;   /* a Ctrl-C that readline had no wait left to show */
@@ -242,7 +254,7 @@ static void remember(const char *chunk, const char *history)
 /* Runs a complete chunk through ts.repl.eval, which prints its results or its error; a Ctrl-C that came
  * after its last line was entered drops it, as if it had come as the chunk began. Returns 0, or -1 when the
  * chunk failed. */
-static int evaluate(const char *chunk)
+static int evaluate(const char *chunk, size_t len)
 {
     if (line_dropped) {
         line_dropped = 0;
@@ -251,7 +263,7 @@ static int evaluate(const char *chunk)
     }
     pending_interrupts = 0;
     repl_state = REPL_EVALUATING;
-    int ok = repl_call("eval", chunk, 1) == 0 && lua_toboolean(L, -1);
+    int ok = repl_call("eval", chunk, len, 1) == 0 && lua_toboolean(L, -1);
     repl_state = REPL_BUSY;
     lua_sethook(L, NULL, 0, 0);   /* a Ctrl-C that came as the chunk ended */
     lua_settop(L, 0);
@@ -277,13 +289,15 @@ static int repl(void)
         printf("tshost REPL (LuaJIT) — ts is loaded; help: print(ts.help()) — Ctrl-D to quit\n");
     }
     char *pending = NULL;
+    size_t pending_len = 0;
     int failed = 0;
     for (;;) {
-        char *line = read_line(pending ? ">> " : "> ", tty);
+        size_t line_len;
+        char *line = read_line(pending ? ">> " : "> ", tty, &line_len);
         if (!line) {
             /* the input ended inside a statement: run it, so that its error ("unexpected <eof>") is seen rather
                than the statement dropped without a word */
-            if (pending) failed += evaluate(pending) != 0;
+            if (pending) failed += evaluate(pending, pending_len) != 0;
             break;
         }
         if (line_dropped) {   /* Ctrl-C at the prompt also drops an unfinished statement */
@@ -291,21 +305,27 @@ static int repl(void)
             free(pending);
             pending = NULL;
         }
-        size_t len = (pending ? strlen(pending) + 1 : 0) + strlen(line) + 1;
-        char *chunk = malloc(len);
-        snprintf(chunk, len, "%s%s%s", pending ? pending : "", pending ? "\n" : "", line);
+        size_t len = (pending ? pending_len + 1 : 0) + line_len;
+        char *chunk = malloc(len + 1);
+        if (pending) {
+            memcpy(chunk, pending, pending_len);
+            chunk[pending_len] = '\n';
+        }
+        memcpy(chunk + (pending ? pending_len + 1 : 0), line, line_len);
+        chunk[len] = 0;
         free(line);
         free(pending);
         pending = NULL;
         /* an unfinished statement continues on the next line */
-        if (repl_call("incomplete", chunk, 1) == 0 && lua_toboolean(L, -1)) {
+        if (repl_call("incomplete", chunk, len, 1) == 0 && lua_toboolean(L, -1)) {
             lua_settop(L, 0);
             pending = chunk;
+            pending_len = len;
             continue;
         }
         lua_settop(L, 0);
         if (tty && *chunk) remember(chunk, history);
-        failed += evaluate(chunk) != 0;
+        failed += evaluate(chunk, len) != 0;
         free(chunk);
         fflush(stdout);
     }
@@ -358,9 +378,25 @@ static int check_device(const char *what, const char *text)
     return -1;
 }
 
+/* At exit, however it comes (the end of main, os.exit): output that could not be written (a full disk, a closed
+ * stdout) fails the run, as it does in cat or Python, instead of exit status 0 for a file that lacks what was printed.
+ * A closed stdout that nothing was written to is no failure. (gnulib's close_stdout.) */
+static void close_stdout(void)
+{
+    int pending = __fpending(stdout) != 0, failed_before = ferror(stdout);
+    errno = 0;
+    int close_failed = fclose(stdout) != 0;
+    if (failed_before || (close_failed && (pending || errno != EBADF))) {
+        if (errno) fprintf(stderr, "tshost: writing the output (stdout) failed: %s\n", strerror(errno));
+        else fprintf(stderr, "tshost: writing the output (stdout) failed: what was printed is incomplete\n");
+        _exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress reaches a log file line by line */
+    atexit(close_stdout);
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESTART;
@@ -430,12 +466,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    char root[PATH_MAX], path[3 * PATH_MAX];
+    char root[PATH_MAX];
     /* this executable, for the root and for ts.program */
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
     find_root(root, sizeof root, exe);
+    if (doctor && (ncode || interactive || first_script < argc)) {   /* the rest was not run, and the status said 0 */
+        fprintf(stderr, "tshost: --doctor runs alone: no script, -e or -i with it\n");
+        return 2;
+    }
     if (doctor) {
         static char report[16384];
         ts_doctor_report(report, sizeof report, root);
@@ -446,9 +486,9 @@ int main(int argc, char **argv)
     luaL_openlibs(L);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
-    snprintf(path, sizeof path, "%s/bindings/?.lua;%s/bindings/?/init.lua;%s", root, root, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_pushstring(L, path);
+    /* made by Lua, of any length: a fixed buffer cut a long LUA_PATH without a word */
+    lua_pushfstring(L, "%s/bindings/?.lua;%s/bindings/?/init.lua;%s", root, root, lua_tostring(L, -1));
+    lua_remove(L, -2);
     lua_setfield(L, -2, "path");
     lua_pop(L, 1);
     lua_pushstring(L, root);

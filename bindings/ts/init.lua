@@ -80,10 +80,15 @@ function ts.options(defaults)
    local function fail(msg) error(('%s: %s'):format(arg and arg[0] or 'ts.options', msg), 0) end
    -- an argument that looks like an option but is no key=value (--epochs=1, =5) would be dropped, and the
    -- script run with its defaults: refused (a bare word stays, for the scripts that take a run directory first)
+   -- a key given twice (lr=1 lr=2) ran with the last value alone, as scripts/sweep.lua refuses it too
+   local given = {}
    for _, a in ipairs(arg or {}) do
       if type(a) == 'string' and (a:sub(1, 1) == '-' or (a:find('=', 1, true) and not a:match('^[%w_%.]+='))) then
          fail(('option %s: options are key=value, as epochs=3'):format(a))
       end
+      local k = type(a) == 'string' and a:match('^([%w_%.]+)=')
+      if k and given[k] then fail(('option %s given twice (%s and %s): give it once'):format(k, given[k], a)) end
+      if k then given[k] = a end
    end
    local out = {}
    for k, v in pairs(defaults) do out[k] = v end
@@ -95,13 +100,21 @@ function ts.options(defaults)
          table.sort(known)
          fail(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(known, ', ')))
       elseif type(d) == 'number' then
-         out[k] = tonumber(v) or fail(('option %s: expected a number, got %q'):format(k, v))
+         -- nan, inf and 1e400 read as numbers: a learning rate of NaN trained without a word (a default that is
+         -- itself infinite takes them)
+         local n = tonumber(v)
+         if not n or n ~= n or ((n == math.huge or n == -math.huge) and d ~= math.huge and d ~= -math.huge) then
+            fail(('option %s: expected a %snumber, got %q'):format(k, n and 'finite ' or '', v))
+         end
+         out[k] = n
       elseif type(d) == 'boolean' then
          local b = ({['true'] = true, ['1'] = true, yes = true, ['false'] = false, ['0'] = false, no = false})[v]
          if b == nil then fail(('option %s: expected true or false, got %q'):format(k, v)) end
          out[k] = b
-      else
+      elseif type(d) == 'string' then
          out[k] = v
+      else   -- a table default ({32, 48}) was replaced by the string "64"
+         fail(('option %s: its default is a %s, which key=value cannot give'):format(k, type(d)))
       end
    end
    return out
