@@ -122,6 +122,14 @@ return function(t)
       damaged('final.json', function(f) f.test_accuracy_ci95 = 'x' end, "d/final.json: not a finished run's record")
       damaged('final.json', function(f) f.synthetic.train = 1e12 end, 'd/final.json: synthetic: ts.data.synthetic: train')
       damaged('final.json', function(f) f.test_images = '20' end, 'd/final.json: test_images must be a number, got "20"')
+      -- data recorded as no table skipped the fingerprint check
+      damaged('final.json', function(f) f.data = 'x' end, 'its final.json records its data as "x", not as the fingerprints')
+      -- a temperature given as text was read as a number
+      t.sh(('rm -rf %s/d && cp -r %s/a %s/d'):format(dir, dir, dir))
+      t.writefile(dir .. '/d/calibration.json', '{"temperature": "2", "tta": 1}')
+      ts.image.save(dir .. '/sign.png', ts.zeros({32, 32, 3}, 'uint8'))
+      rc, o = script('scripts/predict.lua', ('%s/d %s/sign.png --whole'):format(dir, dir))
+      t.truthy(rc ~= 0 and o:find('d/calibration.json has no valid temperature', 1, true), o)
       damaged('metrics.jsonl', '5\n', 'd/metrics.jsonl, line 1: not an epoch\'s record')
       damaged('metrics.jsonl', '{"train_loss": "x"}\n', 'd/metrics.jsonl, line 1: train_loss is no number')
       -- optional fields of another type are left out of the page, not a Lua error

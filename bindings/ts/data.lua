@@ -549,6 +549,11 @@ end
 -- An error unless every split `recorded` holds (a run's record, read from its `file`) has the fingerprint
 -- `now` gives it: "<run> <did> other <split> data (its <file> has ..., the data here is ...): <advice>"
 function data.checkFingerprints(run, did, file, recorded, now, advice)
+   -- a damaged record's data ("x", a list) skipped the check, and the run went on as if its data were known
+   if type(recorded) ~= 'table' then
+      error(('%s: its %s records its data as %s, not as the fingerprints of its splits'):format(run, file,
+            keys.show(recorded)), 0)
+   end
    for _, split in ipairs{'train', 'valid', 'test'} do
       if recorded[split] ~= nil and recorded[split] ~= now[split] then
          error(('%s %s other %s data (its %s has %s, the data here is %s): %s'):format(run, did, split, file,

@@ -86,7 +86,7 @@ function M.checkRunData(run, final, g)
                DATA_ADVICE), 0)
       end
    end
-   if type(final.data) == 'table' then
+   if final.data ~= nil then   -- (records from before fingerprints were kept have none)
       data.checkFingerprints(run, 'was trained and tested on', 'final.json', final.data,
                              data.fingerprints(g, {'train', 'valid', 'test'}), DATA_ADVICE)
    end
@@ -144,7 +144,8 @@ end
 function M.readCalibration(run)
    local cal = json.readFile(run .. '/calibration.json')
    if not cal then return 1, 1, false end
-   local temperature = type(cal) == 'table' and tonumber(cal.temperature) or nil
+   -- a number, as calibrate.lua and finish write it ("2", a hand edit, was read as one)
+   local temperature = type(cal) == 'table' and type(cal.temperature) == 'number' and cal.temperature or nil
    if not temperature or not (temperature > 0 and temperature < math.huge) then
       error(('%s/calibration.json has no valid temperature'):format(run), 0)
    end
