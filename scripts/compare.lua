@@ -28,6 +28,8 @@ if html then
    -- where the page lands: a link (out.html -> runs/a/final.json) is followed by the write, so judged where it points
    local at = ts.files.realpath(html)
    local folder = at and at:match('^(.*)/[^/]*$') or ts.files.realpath(html:match('^(.*)/[^/]*$') or '.')
+   -- (a folder that is not there failed the write after the table was printed)
+   if not folder then error(('compare.lua: --html %s: its folder does not exist'):format(html), 0) end
    for _, run in ipairs(runs) do
       local r = ts.files.realpath(run)
       if folder and r and (folder == r or folder:sub(1, #r + 1) == r .. '/') then

@@ -400,6 +400,10 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = compare(('%s/a %s/b'):format(dir, dir))
       t.truthy(rc == 1 and out:find('right on 1 of 20 test images (5.00%), and ' .. dir .. '/b/final.json says test_accuracy 100.00%',
                                     1, true), out)
+      -- a page into a folder that is not there failed after the table was printed
+      rc, out = compare(('%s/a %s/b --html %s/none/page.html'):format(dir, dir, dir))
+      t.truthy(rc == 1 and out:find('--html ' .. dir .. '/none/page.html: its folder does not exist', 1, true) and
+               not out:find('%', 1, true), out)
       -- a second --html replaced the first without a word
       rc, out = compare(('%s/a --html %s/x.html --html %s/y.html'):format(dir, dir, dir))
       t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
