@@ -55,6 +55,14 @@ return function(t)
       t.truthy(rc == 1 and out:find(dir .. "/s2/final.json: not a finished run's record", 1, true), out)
    end)
 
+   t.test('the report\'s learning curves put each value at its own epoch: a NaN loss or a missing one leaves a gap', function()
+      -- values were packed into a list (a NaN loss, stored as null, moved every later epoch one place left), and an
+      -- infinite one made NaN coordinates
+      local svg = require('ts.report').lineChart('loss', {{'train', '#000', {1, nil, 3, 1 / 0, 5}}}, 5)
+      t.eq(svg:match('points="([^"]*)"'), '50.0,224.0 200.0,126.0 350.0,28.0')
+      t.eq(require('ts.report').lineChart('loss', {{'train', '#000', {0 / 0}}}, 1), '', 'no finite value, no chart')
+   end)
+
    t.test('damaged or mismatched run folders: the run readers name the file, and never write over a run', function()
       local dir = t.tmpdir()
       -- two members of one data set (seed 1) and two recipes

@@ -18,15 +18,20 @@ local function esc(s)
 end
 M.escape = esc
 
--- a line chart: series = {{name, color, values (by epoch)}}, y range from the data
-local function line_chart(title, series, ylabel)
+-- a line chart of epochs 1..n: series = {{name, color, values}}, values[epoch] a number, or nil or not finite where
+-- the epoch has none (a NaN loss, no validation that epoch): no point there, the others at their own epochs (the
+-- values were packed into a list, so every later epoch moved one place left, and an infinite one made no chart);
+-- y range from the data
+local function finite(v) return type(v) == 'number' and v > -math.huge and v < math.huge end
+local function line_chart(title, series, n)
    local w, h, l, r, t, b = 460, 260, 50, 110, 28, 36
-   local n, lo, hi = 0, math.huge, -math.huge
+   local lo, hi = math.huge, -math.huge
    for _, s in ipairs(series) do
-      n = math.max(n, #s[3])
-      for _, v in ipairs(s[3]) do lo, hi = math.min(lo, v), math.max(hi, v) end
+      for i = 1, n do
+         if finite(s[3][i]) then lo, hi = math.min(lo, s[3][i]), math.max(hi, s[3][i]) end
+      end
    end
-   if n == 0 then return '' end
+   if n == 0 or lo > hi then return '' end
    if hi - lo < 1e-9 then hi = lo + 1 end
    local function X(i) return l + (n == 1 and 0 or (i - 1) / (n - 1)) * (w - l - r) end
    local function Y(v) return t + (1 - (v - lo) / (hi - lo)) * (h - t - b) end
@@ -40,7 +45,9 @@ local function line_chart(title, series, ylabel)
       :format(l, h - 12, w - r, h - 12, n)
    for k, s in ipairs(series) do
       local pts = {}
-      for i, v in ipairs(s[3]) do pts[#pts + 1] = ('%.1f,%.1f'):format(X(i), Y(v)) end
+      for i = 1, n do
+         if finite(s[3][i]) then pts[#pts + 1] = ('%.1f,%.1f'):format(X(i), Y(s[3][i])) end
+      end
       out[#out + 1] = ('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'):format(s[2], table.concat(pts, ' '))
       out[#out + 1] = ('<rect x="%d" y="%d" width="12" height="4" fill="%s"/><text x="%d" y="%d" class="tick">%s</text>')
          :format(w - r + 8, t + 16 * k, s[2], w - r + 24, t + 16 * k + 5, esc(s[1]))
@@ -201,12 +208,9 @@ function M.write(run, opts)
 
    add('<h2>Learning curves</h2>')
    local tl, vl, ta, va = {}, {}, {}, {}
-   for _, r in ipairs(history) do
-      tl[#tl + 1], ta[#ta + 1] = r.train_loss, r.train_accuracy
-      if r.valid_loss then vl[#vl + 1], va[#va + 1] = r.valid_loss, r.valid_accuracy end
-   end
-   add(line_chart('loss', {{'train', '#1f77b4', tl}, {'validation', '#d62728', vl}}))
-   add(line_chart('accuracy', {{'train', '#1f77b4', ta}, {'validation', '#d62728', va}}))
+   for i, r in ipairs(history) do tl[i], ta[i], vl[i], va[i] = r.train_loss, r.train_accuracy, r.valid_loss, r.valid_accuracy end
+   add(line_chart('loss', {{'train', '#1f77b4', tl}, {'validation', '#d62728', vl}}, #history))
+   add(line_chart('accuracy', {{'train', '#1f77b4', ta}, {'validation', '#d62728', va}}, #history))
 
    local trained, trained_title = trained_images(run, final, g)
    add(('<h2>Class distribution (%s)</h2>'):format(trained_title))
