@@ -13,8 +13,9 @@ if (arg[3] and bake) or arg[4] then
    os.exit(2)
 end
 -- the output is named .onnx: any other name was written over as it was, the run's own model.safetensors (its
--- trained weights) or a photo among them, and `RUN --no-preprocess` wrote a file named --no-preprocess
-if not out:lower():match('%.onnx$') then
+-- trained weights) or a photo among them, and `RUN --no-preprocess` wrote a file named --no-preprocess. A device
+-- (/dev/stdout, /dev/fd/3) is a stream, written in place: `export.lua RUN /dev/stdout | ...`
+if not out:lower():match('%.onnx$') and not out:match('^/dev/') then
    io.stderr:write(('export.lua: %s: the output must be named .onnx (usage: RUN out.onnx [--no-preprocess])\n'):format(out))
    os.exit(2)
 end

@@ -577,6 +577,29 @@ return function(t)
       t.near(ce:backward(logits, y):clone(), ce:backward(logits:contiguous(), y), 0, 0)
    end)
 
+   t.test('errors of containers, metric losses and pretrained models point at the caller\'s line', function()
+      -- raised inside a walk of the network or below a call that is a tail call in one path and not in another, they
+      -- named a line of the library: containers.lua, metric.lua, or none at all
+      local function at_caller(f, words)
+         local err = t.raises(f, words)
+         t.truthy(err:find('test_nn.lua:%d+: ') ~= nil, 'not at the caller: ' .. err)
+      end
+      local a = nn.Linear(2, 2)
+      local s = nn.Sequential(a)
+      at_caller(function() s:add(a) end, 'Sequential:add: the Linear is in this network already')
+      at_caller(function() s:add(nn.Sequential(nn.Sequential(a))) end, 'the Linear is in this network already')
+      s:add(nn.ReLU())
+      at_caller(function() s:replace('1', nn.Sequential(a)) end, 'Sequential:replace: the Linear is in this network already')
+      local l, x = nn.TripletMarginLoss(), ts.randn(4, 2)
+      for _, pass in ipairs({'forward', 'backward'}) do
+         at_caller(function() local v = l[pass](l, x, {anchors = {0}, positives = {2}, negatives = {3}}) end,
+                   'anchors[1] (a 1-based row number) must be a whole number >= 1, got 0')
+         at_caller(function() local v = l[pass](l, x, {anchors = {1}, positives = {2}}) end, 'as many row numbers')
+      end
+      at_caller(function() local m = ts.models.pretrained('nope') end, 'ts.models.pretrained: unknown model nope')
+      at_caller(function() local m = ts.models.pretrained('resnet20', {classes = 43}) end, 'unknown option classes')
+   end)
+
    t.test('gradient clipping scales to the requested norm', function()
       local lin = nn.Linear(3, 2)
       local opt = ts.optim.SGD(lin, {lr = 0.1})

@@ -98,7 +98,8 @@ end
 -- a number of images a batch (or batches prefetched) as C's int takes it, unless it is no whole number from 1 to
 -- 2^24: the Loader's, the evaluation's and updateBatchNorm's. name: the option's name
 function M.checkBatch(v, what, name, level)
-   return keys.count(v, what, name, 1, 2 ^ 24, level + 1)
+   keys.count(v, what, name, 1, 2 ^ 24, level + 1)   -- not a tail call, which drops this frame from the count
+   return v
 end
 
 -- a setting's number, refused when it is not a finite number (a NaN rotation reaches the warp as a NaN

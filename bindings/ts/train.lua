@@ -123,7 +123,8 @@ local tta_options = {views = 1, augment = 1, seed = 1}
 -- from 1 to 1024, got ..." at `level` as error's, counted from the caller (0: no position)
 M.MAX_VIEWS = 1024
 function M.checkViews(v, what, name, level)
-   return keys.count(v, what, name, 1, M.MAX_VIEWS, level == 0 and 0 or level + 1)
+   keys.count(v, what, name, 1, M.MAX_VIEWS, level == 0 and 0 or level + 1)   -- not a tail call, which drops this frame
+   return v
 end
 
 -- opts.tta as {views, augment, seed}, refused when it makes no sense: an error at `level` as error's, counted from

@@ -123,7 +123,10 @@ for _, family in ipairs({require('ts.models.resnet'), require('ts.models.mobilen
    for name, builder in pairs(family) do models[name], builtin[name] = builder, true end
 end
 local pretrained = require('ts.models.pretrained')
-function models.pretrained(name, opts) return pretrained.pretrained(models, name, opts) end
+function models.pretrained(name, opts)
+   local m = pretrained.pretrained(models, name, opts)   -- not a tail call: its errors count this frame
+   return m
+end
 models.catalog = pretrained.catalog
 
 -- ---- builders registered by scripts ----------------------------------------------------------------------

@@ -30,12 +30,12 @@ local function not_here(self, module, verb, leaving)
    local here = {}
    each_module(self, function(m) here[m] = true end)
    if leaving then each_module(leaving, function(m) here[m] = nil end) end
-   each_module(module, function(m)
-      if here[m] then
-         error(('%s:%s: the %s is in this network already: a module keeps one output, so give each place a module ' ..
-                'of its own'):format(self.__typename, verb, m.__typename), 4)
-      end
-   end)
+   local again
+   each_module(module, function(m) again = again or (here[m] and m) end)
+   if again then   -- raised here, not in the walk, whose depth would move the line it names
+      error(('%s:%s: the %s is in this network already: a module keeps one output, so give each place a module ' ..
+             'of its own'):format(self.__typename, verb, again.__typename), 3)
+   end
 end
 
 -- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.

@@ -62,7 +62,8 @@ function TripletMarginLoss:__init(opts)
    self.eps = opts.eps == nil and 1e-6 or setting(opts.eps, 'TripletMarginLoss', 'eps', true)
 end
 
--- the triplets as int32 row indices (0-based) on x's device: mined from labels, or the given 1-based row numbers
+-- the triplets as int32 row indices (0-based) on x's device: mined from labels, or the given 1-based row numbers;
+-- errors at the line that called forward or backward (this, triplet, forward or backward, the caller: level 4)
 function TripletMarginLoss:triplets(x, target)
    local device, n = x:device(), x:size(1)
    if type(target) == 'table' and target.anchors then
@@ -70,12 +71,12 @@ function TripletMarginLoss:triplets(x, target)
       for k, name in ipairs({'anchors', 'positives', 'negatives'}) do
          local rows = target[name]
          if type(rows) ~= 'table' or #rows ~= #target.anchors then
-            error('TripletMarginLoss: anchors, positives and negatives must be lists of as many row numbers', 3)
+            error('TripletMarginLoss: anchors, positives and negatives must be lists of as many row numbers', 4)
          end
          local t = T.zeros({#rows}, 'int32')
          for i, r in ipairs(rows) do
             -- row 0 became -1, the mark of an anchor left out (the triplet gave no loss), and 1.5 was cut to row 1
-            t[i] = keys.count(r, 'TripletMarginLoss', ('%s[%d] (a 1-based row number)'):format(name, i), 1, nil, 3) - 1
+            t[i] = keys.count(r, 'TripletMarginLoss', ('%s[%d] (a 1-based row number)'):format(name, i), 1, nil, 4) - 1
          end
          out[k] = t:to(device)
       end
@@ -95,7 +96,10 @@ local function triplet(self, x, target, grad)
    return self.output
 end
 
-function TripletMarginLoss:forward(x, target) return triplet(self, embeddings(self, x), target, nil) end
+function TripletMarginLoss:forward(x, target)
+   local loss = triplet(self, embeddings(self, x), target, nil)   -- not a tail call: triplets counts this frame
+   return loss
+end
 function TripletMarginLoss:backward(x, target)
    x = embeddings(self, x)
    self:follow(x)
