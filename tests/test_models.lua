@@ -223,6 +223,39 @@ return function(t)
       t.near(raw, history[150], 0, 0.011, 'the folded head on raw features')
    end)
 
+   t.test('ts.transfer: newHead checks its classes, gradualUnfreeze unfreezes a backbone frozen before, linearProbe checks its data', function()
+      local m = ts.models.resnet8()
+      t.raises(function() ts.transfer.newHead(m, 0) end, 'ts.transfer.newHead(model, classes): classes must be a whole number >= 1, got 0')
+      t.raises(function() ts.transfer.newHead(nil, 10) end, 'ts.transfer.newHead(model, classes): model must be a module, got nil')
+      -- a backbone frozen first (the linear probe's recipe) made no stage at all: it stayed frozen for good
+      local total = #m:parameters()
+      ts.transfer.freezeBackbone(m)
+      local groups, on_epoch, stages = ts.transfer.gradualUnfreeze(m, {stages = 2})
+      t.eq(#stages, 2)
+      local opt = ts.optim.SGD(groups, {lr = 0.1})
+      on_epoch(1, m, opt)
+      on_epoch(2, m, opt)
+      t.eq(#m:parameters(), total, 'every parameter learns after the last stage')
+      -- no rows gave a head of NaN weights; fractional labels were cut to classes, a short list of them read past
+      -- its end, and validation labels fewer than the validation rows were broadcast into an accuracy
+      local f, y = ts.randn(6, 3), ts.tensor({0, 1, 0, 1, 0, 1}, 'int64')
+      local o = {classes = 2, epochs = 1}
+      t.raises(function() ts.transfer.linearProbe(ts.zeros(0, 3), ts.zeros({0}, 'int64'), nil, nil, o) end,
+               'ts.transfer.linearProbe: features must be [N, F] with N and F >= 1, got [0x3]')
+      t.raises(function() ts.transfer.linearProbe(ts.zeros(6, 0), y, nil, nil, o) end, 'with N and F >= 1, got [6x0]')
+      t.raises(function() ts.transfer.linearProbe(f, ts.full({6}, 0.5), nil, nil, o) end,
+               'ts.transfer.linearProbe: labels: the float32 targets hold values that are not class ids')
+      t.raises(function() ts.transfer.linearProbe(f, ts.zeros({9}, 'int64'), nil, nil, o) end,
+               'ts.transfer.linearProbe: 6 rows of features but 9 labels')
+      t.raises(function() ts.transfer.linearProbe(f, y, f, ts.zeros({1}, 'int64'), o) end,
+               'ts.transfer.linearProbe: 6 rows of valid_features but 1 valid_labels')
+      t.raises(function() ts.transfer.linearProbe(f, y, ts.randn(6, 4), y, o) end,
+               'ts.transfer.linearProbe: valid_features must be [M, 3] as the features are, got a tensor [6x4]')
+      local head, history = ts.transfer.linearProbe(f, {0, 1, 0, 1, 0, 1}, f, y, o)
+      t.eq(head.nout, 2)
+      t.truthy(history[1] >= 0 and history[1] <= 1)
+   end)
+
    t.test('a run whose training was cut off before its last epoch is named so', function()
       local dir = t.tmpdir()
       t.writefile(dir .. '/config.json', ts.json.encode{epochs = 6})

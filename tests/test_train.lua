@@ -137,6 +137,15 @@ return function(t)
       t.truthy(ts.metrics.temperature(ts.tensor({{3, 2, -10}, {-10, 3, 2}}, 'float32'), {1, 2}))
    end)
 
+   t.test('topk and calibration read float64 logits as they are, not cut to float32 ties', function()
+      -- argmax in float64 is class 1 in both rows; in float32 each row is a tie, which went to class 0
+      local l = ts.tensor({{1, 1 + 1e-9}, {1e8, 1e8 + 1}}, 'float64')
+      t.eq(ts.metrics.topk(l, {0, 0}, 1), 0)
+      local c = ts.metrics.calibration(l, {0, 0})
+      t.eq(c.accuracy, 0)
+      t.near(c.nll, (math.log(1 + math.exp(1e-9)) + math.log(1 + math.exp(1))) / 2, 1e-9)
+   end)
+
    t.test('metrics refuse lists with holes, arguments of the wrong kind and hand-made matrices, naming the call', function()
       -- a hole in a list: its length left the samples after it out of the matrix, or a run out of the mean
       t.raises(function() ts.metrics.confusion({0, nil, 1}, {0, nil, 1}, 2) end,
@@ -861,6 +870,13 @@ return function(t)
       bad(g.test, {device = 'gpu'}, "evaluate: device must be 'cpu' or 'cuda', got \"gpu\"")
       bad(g.test, {logits = 'no'}, 'evaluate: logits must be true or false, got "no"')
       bad(g.test, {auto_microbatch = 1}, 'evaluate: auto_microbatch must be true or false, got 1')
+      -- the shared count checks, called in tail position, lost their own frame and pointed one level too high
+      bad(g.test, {batch = 0}, 'evaluate: batch must be a whole number from 1 to 2^24, got 0')
+      bad(g.test, {tta = 0}, 'evaluate: tta views must be a whole number from 1 to 1024, got 0')
+      local err = t.raises(function() local l = ts.data.Loader(g.test, {batch = 0}) end, 'Loader: batch must be')
+      t.truthy(at_caller(err), 'not at the caller: ' .. err)
+      err = t.raises(function() local n = ts.updateBatchNorm(net, g.test, {batch = 2.5}) end, 'updateBatchNorm: batch must be')
+      t.truthy(at_caller(err), 'not at the caller: ' .. err)
       -- tta: {view = 2} evaluated 8 views; a plain augment failed on indexing inside
       bad(g.test, {tta = {view = 2}}, 'evaluate: tta: unknown option view (known: augment, seed, views)')
       bad(g.test, {tta = {views = 2, augment = {rotate = 5}}}, 'evaluate: tta augment must be the settings ts.data.augment{...} makes')
@@ -1019,6 +1035,24 @@ return function(t)
                'ts.train: mix: prob must be a probability in [0, 1], got -1')
       t.raises(function() ts.train{model = tiny_net(), data = {train = g.train}, mix = {mixup = 1}, quiet = true,
                                    distill = {teachers = {tiny_net()}}} end, 'mix and distill together are not supported')
+   end)
+
+   t.test('mix: a CutMix draw for other images, or a lam that is not its box\'s share, is refused by apply', function()
+      ts.manualSeed(6)
+      local cut, y = ts.data.mix{cutmix = 1}, ts.tensor({0, 1}, 'int64')
+      local d
+      repeat d = cut:draw(8, 8) until d.box
+      -- drawn for 8x8, applied to 16x16: the box covers a quarter of the share its lam says was pasted
+      t.raises(function() cut:apply(ts.randn(2, 1, 16, 16), y, d) end, 'd.lam is ' .. tostring(d.lam) .. ' but its box leaves')
+      -- a box beyond the images failed in narrow, without naming the call
+      t.raises(function() cut:apply(ts.randn(2, 1, 4, 4), y, {lam = 0.75, box = {3, 3, 4, 4}}) end,
+               'mix:apply(x, y, d): d.box must be {y, x, h, w} inside the 4x4 images, got {3, 3, 4, 4}')
+      t.raises(function() cut:apply(ts.randn(2, 1, 4, 4), y, {lam = 0.9, box = {1, 1, 4, 4}}) end,
+               'd.lam is 0.9 but its box leaves 0 of the 4x4 images')
+      local _, _, lam = cut:apply(ts.randn(2, 1, 4, 4), y, {lam = 0.75, box = {2, 2, 2, 2}})
+      t.eq(lam, 0.75)
+      t.raises(function() ts.data.mix{mixup = 1}:apply(ts.zeros({2, 1, 2, 2}, 'uint8'), y, {lam = 0.5}) end,
+               'mix:apply(x, y, d): mixup blends float32 images, got uint8 ones')
    end)
 
    t.test('mix: the loss and gradient of a mixed batch are lam L(y) + (1 - lam) L(y reversed), in micro-batches too', function()

@@ -126,11 +126,13 @@ function metrics.summary(cm)
            macro = macro, weighted = weighted, classes = classes}
 end
 
--- logits [N, C] as contiguous floats with their pointer, and targets [N] each a class 0..C-1 (an FFI read of
--- row i at column t must stay inside the tensor: a target of 1e9, or fewer rows than targets, read anywhere)
+-- logits [N, C] as contiguous doubles with their pointer, and targets [N] each a class 0..C-1 (an FFI read of
+-- row i at column t must stay inside the tensor: a target of 1e9, or fewer rows than targets, read anywhere). Read
+-- as doubles: float64 logits cut to float32 tied where they differed (1 and 1 + 1e-9, 1e8 and 1e8 + 1), and a tie
+-- went to the lower class, so a wrong top-1 counted as right in topk and calibration.
 local function rows_and_targets(what, logits, target)
    if not T.isTensor(logits) or logits:dim() ~= 2 then error(what .. ': logits must be a tensor [N, C]', 3) end
-   local l = logits:float():contiguous()
+   local l = logits:double():contiguous()
    local tv, n, keep = values(target, what, 'the targets', 3)
    local c = l:size(2)
    if n ~= l:size(1) then error(('%s: %d rows of logits but %d targets'):format(what, l:size(1), n), 3) end
@@ -140,7 +142,7 @@ local function rows_and_targets(what, logits, target)
          error(('%s: target %d is %s, outside the classes 0..%d'):format(what, i, tostring(t), c - 1), 3)
       end
    end
-   return l, ffi.cast('float *', l:data()), tv, n, c, keep
+   return l, ffi.cast('double *', l:data()), tv, n, c, keep
 end
 
 -- a temperature: a finite number > 0 (nil: 1); 0, a negative or NaN one inverted or emptied the distribution

@@ -110,6 +110,26 @@ function Mix:apply(x, y, d)
       error(('mix:apply(x, y, d): d must be a draw of mix:draw(), its lam in [0, 1], got %s'):format(
             type(d) == 'table' and 'lam ' .. tostring(lam) or keys.show(d)), 2)
    end
+   -- a box is pixels of these images, and lam the share it leaves: a draw for other sizes (or a hand-made one) mixed a
+   -- box of another area under its own lam, or failed in narrow
+   -- (a blend is float32 arithmetic: other images failed in it with a message that named neither this call nor x)
+   if d.box == nil and x:dtype() ~= 'float32' then
+      error(('mix:apply(x, y, d): mixup blends float32 images, got %s ones (convert with :float())'):format(x:dtype()), 2)
+   end
+   if d.box ~= nil then
+      local h, w, b = x:size(3), x:size(4), d.box
+      local ok = type(b) == 'table' and #b == 4
+      for i = 1, 4 do ok = ok and type(b[i]) == 'number' and b[i] % 1 == 0 and b[i] >= 1 end
+      if not (ok and b[1] + b[3] - 1 <= h and b[2] + b[4] - 1 <= w) then
+         error(('mix:apply(x, y, d): d.box must be {y, x, h, w} inside the %dx%d images, got %s'):format(h, w,
+               keys.show(b)), 2)
+      end
+      local share = 1 - b[3] * b[4] / (h * w)
+      if math.abs(lam - share) > 1e-9 then
+         error(('mix:apply(x, y, d): d.lam is %s but its box leaves %s of the %dx%d images (draw for their size)'):format(
+               tostring(lam), tostring(share), h, w), 2)
+      end
+   end
    local rev = reversed(self, x)
    local out = self.out:view(x:size())
    out:copy(x)

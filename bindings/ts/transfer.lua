@@ -23,6 +23,9 @@ local function head_name(model)
 end
 
 function M.newHead(model, classes)
+   -- a nil model failed indexing it, nil classes inside the tensor code and 0 classes made a head of no outputs
+   Module.check(model, 'ts.transfer.newHead(model, classes): model', 2)
+   keys.count(classes, 'ts.transfer.newHead(model, classes)', 'classes', 1, nil, 2)
    local name = head_name(model)
    local old = model[name]
    if not old or not old.nin then error('transfer.newHead: the model has no Linear head named ' .. tostring(name), 2) end
@@ -54,7 +57,8 @@ end
 local function options(o, name, call, what, known)
    if o == nil then return {} end
    if type(o) ~= 'table' then error(('%s: %s must be a table, got %s'):format(call, what, tostring(o)), 3) end
-   return keys.check(name, o, known, 3)
+   keys.check(name, o, known, 3)   -- not a tail call, which drops this frame from the count
+   return o
 end
 
 -- learning rates given: finite and >= 0 (nil: the optimizer's own lr)
@@ -111,9 +115,13 @@ function M.gradualUnfreeze(model, o)
    check_model(model, 'ts.transfer.gradualUnfreeze(model [, o])')
    o = options(o, 'ts.transfer.gradualUnfreeze', 'ts.transfer.gradualUnfreeze(model [, o])', 'o', unfreeze_options)
    check_lrs(o, 'ts.transfer.gradualUnfreeze')
+   -- children with parameters, frozen ones too: parameters() leaves those out, so a backbone frozen before (by
+   -- freezeBackbone, a linear probe's recipe, or a first gradualUnfreeze) made no stage and stayed frozen for good
    local learnable = {}
    for _, m in ipairs(backbone_children(model)) do
-      if #m:parameters() > 0 then learnable[#learnable + 1] = m end
+      local has = false
+      m:apply(function(x) for _, name in ipairs(x._params or {}) do has = has or x[name] ~= nil end end)
+      if has then learnable[#learnable + 1] = m end
    end
    -- 1.5 or 0 stages left part of the backbone frozen for good
    if o.stages ~= nil then keys.count(o.stages, 'ts.transfer.gradualUnfreeze', 'stages', 1, nil, 2) end
@@ -202,9 +210,31 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
    if not T.isTensor(features) or features:dim() ~= 2 then
       error('ts.transfer.linearProbe(features, labels, ...): features must be [N, F] (the model is not an argument)', 2)
    end
+   local n, f = features:size(1), features:size(2)
+   -- no rows gave a head of NaN weights (the mean of nothing), no columns a head that sees nothing
+   if n == 0 or f == 0 then
+      error(('ts.transfer.linearProbe: features must be [N, F] with N and F >= 1, got %s'):format(tostring(features:size())), 2)
+   end
    local _, _, nonfinite = T.survey(features)
    if nonfinite > 0 then error(('ts.transfer.linearProbe: %d features are NaN or infinite'):format(nonfinite), 2) end
-   local n, f = features:size(1), features:size(2)
+   -- labels as class ids, one per row: 0.7 was cut to class 0, a list failed indexing it, extra labels were ignored
+   -- and a short validation list was broadcast against the predictions into a wrong accuracy
+   local ids = require('ts.nn.loss').CrossEntropyLoss.classIds
+   labels = ids(labels, 'ts.transfer.linearProbe: labels', 2)
+   if labels:numel() ~= n then
+      error(('ts.transfer.linearProbe: %d rows of features but %d labels'):format(n, labels:numel()), 2)
+   end
+   if valid_features ~= nil or valid_labels ~= nil then
+      if not T.isTensor(valid_features) or valid_features:dim() ~= 2 or valid_features:size(2) ~= f then
+         error(('ts.transfer.linearProbe: valid_features must be [M, %d] as the features are, got %s'):format(f,
+               keys.show(valid_features)), 2)
+      end
+      valid_labels = ids(valid_labels, 'ts.transfer.linearProbe: valid_labels', 2)
+      if valid_labels:numel() ~= valid_features:size(1) or valid_labels:numel() == 0 then
+         error(('ts.transfer.linearProbe: %d rows of valid_features but %d valid_labels'):format(valid_features:size(1),
+               valid_labels:numel()), 2)
+      end
+   end
    local classes = o.classes or 43
    local mean = features:mean(1)
    local sd = (features - mean):square():mean(1):sqrt():clamp(1e-6)
