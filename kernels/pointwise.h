@@ -363,7 +363,9 @@ TSK_SHARED double tsk_pair_distance(const float *u, const float *v, int64_t d, f
 
 /* Batch-hard mining (Hermans et al., "In defense of the triplet loss", 2017) for anchor a: the farthest row of its
  * class (positive) and the nearest of another class (negative) by pairwise distance, the first of equals; -1 where
- * there is none */
+ * there is none. A NaN distance (NaN embeddings) is the hardest of all and stays chosen, so that the loss is NaN as
+ * PyTorch's would be: compared as a number it lost every comparison, no triplet was mined and the loss was 0, which
+ * the training's check of a non-finite loss never saw. */
 TSK_SHARED void tsk_hardest(int n, int64_t d, const float *x, const int64_t *labels, int a, float eps, int32_t *pos,
                             int32_t *neg)
 {
@@ -373,8 +375,8 @@ TSK_SHARED void tsk_hardest(int n, int64_t d, const float *x, const int64_t *lab
         if (j == a) continue;
         double dist = tsk_pair_distance(x + (int64_t)a * d, x + (int64_t)j * d, d, eps);
         if (labels[j] == labels[a]) {
-            if (dist > far) far = dist, *pos = j;
-        } else if (*neg < 0 || dist < near) {
+            if (far == far && !(dist <= far)) far = dist, *pos = j;
+        } else if (*neg < 0 || (near == near && !(dist >= near))) {
             near = dist, *neg = j;
         }
     }
@@ -383,11 +385,12 @@ TSK_SHARED void tsk_hardest(int n, int64_t d, const float *x, const int64_t *lab
 /* a triplet whose three rows exist (mining leaves -1 where an anchor has no positive or no negative) */
 TSK_SHARED int tsk_triplet_valid(int32_t a, int32_t p, int32_t q) { return a >= 0 && p >= 0 && q >= 0; }
 
-/* PyTorch's TripletMarginLoss for one triplet: max(d(a, p) - d(a, n) + margin, 0), d = tsk_pair_distance */
+/* PyTorch's TripletMarginLoss for one triplet: max(d(a, p) - d(a, n) + margin, 0), d = tsk_pair_distance; NaN stays
+ * NaN, as PyTorch's clamp keeps it (l > 0 ? l : 0 made it 0) */
 TSK_SHARED double tsk_triplet_loss(const float *x, int64_t d, int32_t a, int32_t p, int32_t q, float margin, float eps)
 {
     double l = tsk_pair_distance(x + a * d, x + p * d, d, eps) - tsk_pair_distance(x + a * d, x + q * d, d, eps) + margin;
-    return l > 0 ? l : 0;
+    return l > 0 || l != l ? l : 0;
 }
 
 /* row r's gradient of the mean triplet loss over the valid triplets (scale = 1 / their number), gathered over
@@ -416,7 +419,7 @@ TSK_SHARED void tsk_triplet_row_grad(int r, int t, int64_t d, const float *x, co
 TSK_SHARED double tsk_contrastive_pair(const float *x, int64_t d, int i, int j, int same, float margin)
 {
     double dist = tsk_pair_distance(x + (int64_t)i * d, x + (int64_t)j * d, d, 0.0f), m = margin - dist;
-    return same ? 0.5 * dist * dist : m > 0 ? 0.5 * m * m : 0;
+    return same ? 0.5 * dist * dist : m > 0 || m != m ? 0.5 * m * m : 0;   /* (NaN stays NaN, as in the triplet loss) */
 }
 
 /* row i's gradient: sum over j != i of c_ij (x_i - x_j) scale (scale = 1 / pairs), c = 1 for one class and

@@ -521,6 +521,16 @@ return function(t)
       t.raises(function() nn.ContrastiveLoss():forward(e, ts.tensor({0, 0.5, 1, 1})) end,
                'ContrastiveLoss: the float32 targets hold values that are not class ids')
       t.raises(function() nn.Normalize(0 / 0) end, 'Normalize(eps): eps must be a finite number >= 0, got nan')
+      -- NaN embeddings lost every comparison of the mining and the clamp: no triplet, a loss of 0 that the training's
+      -- check of a non-finite loss never saw; PyTorch's is NaN
+      local nan = ts.randn(4, 3)
+      nan[2][1] = 0 / 0
+      for _, loss in ipairs({nn.TripletMarginLoss(), nn.ContrastiveLoss()}) do
+         local v = loss:forward(nan, {0, 0, 1, 1})
+         t.truthy(v ~= v, loss.__typename .. ' of NaN embeddings: ' .. tostring(v))
+      end
+      local v = nn.TripletMarginLoss():forward(nan, {anchors = {1}, positives = {2}, negatives = {3}})
+      t.truthy(v ~= v, 'a given triplet of a NaN row: ' .. tostring(v))
       -- replace took a number (printing the network then failed indexing it) and a module at a second place
       local lin = nn.Linear(2, 2)
       local net = nn.Sequential(lin, nn.ReLU())
