@@ -156,6 +156,9 @@ return function(t)
                'meanSd: the numbers must be a list {a, b, ...} without holes, got 1 nil among its 4 items')
       t.raises(function() ts.metrics.mcnemar({true, nil, true}, {true, nil, false}) end, 'mcnemar: the first list must be a list')
       t.raises(function() ts.metrics.confusion({[0] = 1, 0}, {[0] = 1, 0}, 2) end, 'got the key 0 beside positions 1 .. 1')
+      -- no predictions were an accuracy of 0; 100,000 classes asked for a table of 10^10 cells
+      t.raises(function() ts.metrics.summary(ts.metrics.confusion({}, {}, 3)) end, 'summary: the confusion matrix counts no predictions')
+      t.raises(function() ts.metrics.confusion({0}, {0}, 100000) end, 'confusion: classes must be a whole number from 1 to 10000')
       -- no list or tensor at all, or a row that is no 1-D tensor: errors from inside the library
       local err = t.raises(function() ts.metrics.correct(nil, {1}) end, 'correct: the predictions must be a tensor or a list, got nil')
       t.truthy(err:find('test_train.lua', 1, true), 'the error points at the caller: ' .. err)

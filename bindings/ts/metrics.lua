@@ -48,8 +48,10 @@ local function values(v, what, name, level)
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
 end
 
+-- (at most 10,000 classes: a Lua table of classes^2 cells, and 100,000 asked for 10^10 of them, more memory than any
+-- machine has, where an error belongs)
 function metrics.confusion(pred, target, classes)
-   keys.count(classes, 'confusion', 'classes', 1, 100000, 2)
+   keys.count(classes, 'confusion', 'classes', 1, 10000, 2)
    local pv, n, keep1 = values(pred, 'confusion', 'the predictions', 2)
    local tv, m, keep2 = values(target, 'confusion', 'the targets', 2)
    if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end
@@ -101,6 +103,8 @@ function metrics.summary(cm)
       end
       correct = correct + cm[t][t]
    end
+   -- no predictions have no accuracy: it was reported as 0 (scikit-learn's is NaN, with a warning)
+   if total == 0 then error('summary: the confusion matrix counts no predictions', 2) end
    local macro, weighted, present = {precision = 0, recall = 0, f1 = 0}, {precision = 0, recall = 0, f1 = 0}, 0
    for c = 0, classes - 1 do
       local support = 0
