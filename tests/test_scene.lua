@@ -462,4 +462,165 @@ return function(t)
       rc, out = t.sh(('%s %s/scripts/predict.lua %s/run --x.png'):format(t.tshost, ts.root, dir))
       t.truthy(rc == 2 and out:find('unknown option --x.png', 1, true), out)
    end)
+
+   t.test('the search refuses scorers that answer wrong, and keeps its boxes inside the photo', function()
+      local cls = function(x) return ts.zeros(x:size(1), 4) end
+      local function constant(v, n)
+         return function(x)
+            local p = {}
+            for i = 1, n or x:size(1) do p[i] = v end
+            return p
+         end
+      end
+      -- a 10x10 photo has two windows and no refinement: a missing P(sign) counted as 1, a P(sign) of 5 was taken
+      local small = ts.zeros(10, 10, 3, 'uint8')
+      t.raises(function() ts.detect.search(small, {classify = cls, sign = constant(0.1, 1)}) end,
+               'ts.detect.search(img, scorers [, opts]): scorers.sign must give P(sign) in [0, 1] of each of 2 windows, got nil for window 2')
+      t.raises(function() ts.detect.search(small, {classify = cls, sign = constant(5)}) end, 'scorers.sign must give P(sign) in [0, 1]')
+      t.raises(function() ts.detect.search(small, {classify = cls, sign = constant(0 / 0)}) end, 'scorers.sign must give P(sign) in [0, 1]')
+      t.raises(function() ts.detect.search(small, {classify = cls, sign = function() end}) end, 'scorers.sign must give P(sign) of each of 2 windows')
+      local bg = ts.zeros(60, 80, 3, 'uint8')
+      t.raises(function() ts.detect.search(bg, {classify = cls, sign = function(x) return constant(0.5)(x:narrow(1, 1, 1)) end}) end,
+               'scorers.sign must give P(sign) in [0, 1]')
+      -- the classifier: a row for each crop, some classes, no NaN (they failed on indexing or in softmax)
+      t.raises(function() ts.detect.search(small, {classify = function() return ts.zeros(1, 4) end}) end,
+               'ts.detect.search(img, scorers [, opts]): scorers.classify must give log-probabilities [2, classes] of the 2 crops, got a tensor [1x4]')
+      t.raises(function() ts.detect.search(small, {classify = function(x) return ts.zeros(x:size(1)) end}) end, 'scorers.classify must give log-probabilities')
+      t.raises(function() ts.detect.search(small, {classify = function(x) return ts.zeros(x:size(1), 3):fill(0 / 0) end}) end,
+               'scorers.classify gave crop 1 no log-probabilities: logit 1 is nan')
+      t.raises(function() ts.detect.mine({{image = bg, signs = {}}}, {sign = constant(0 / 0)}) end,
+               'ts.detect.mine(scenes, detector [, opts]): detector.sign must give P(sign) in [0, 1]')
+      -- boxes in the photo's own pixels, inside it to the last bit after the shrink (rounding put them 3e-15 outside)
+      local sc = {classify = cls, sign = function(x)
+         local p = {}
+         for i = 1, x:size(1) do p[i] = (i * 7919 % 101) / 100 end
+         return p
+      end}
+      for _, hw in ipairs({{1000, 37}, {99, 31}, {3, 500}}) do
+         local found = ts.detect.search(ts.zeros(hw[1], hw[2], 3, 'uint8'), sc, {max_side = 256})
+         for _, d in ipairs(found.detections) do
+            local b = d.box
+            t.truthy(b[1] >= 0 and b[2] >= 0 and b[3] <= hw[2] and b[4] <= hw[1] and b[1] < b[3] and b[2] < b[4],
+                     ('%dx%d: %s'):format(hw[1], hw[2], table.concat(b, ',')))
+         end
+      end
+   end)
+
+   t.test('nms: a window of no area, inverted or not numbers is refused, never kept twice', function()
+      -- two identical windows of no area overlapped by nothing and were both kept
+      local call = 'ts.detect.nms(items, threshold [, limit]): '
+      t.raises(function() ts.detect.nms({{window = {5, 5, 5, 5}, score = 1}, {window = {5, 5, 5, 5}, score = 0.5}}, 0.3) end,
+               call .. 'item 1 has no window {x1, y1, x2, y2} with x1 < x2 and y1 < y2, got {5, 5, 5, 5}')
+      t.raises(function() ts.detect.nms({{window = {0, 0, 10, 10}, score = 1}, {window = {10, 10, 0, 0}, score = 0.5}}, 0.3) end,
+               call .. 'item 2 has no window')
+      t.raises(function() ts.detect.nms({{window = {0 / 0, 0, 10, 10}, score = 1}}, 0.3) end, 'got {nan, 0, 10, 10}')
+      t.raises(function() ts.detect.nms({{window = {0, 0}, score = 1}, {window = {0, 0, 10, 10}, score = 0.5}}, 0.3) end, 'got {0, 0}')
+      t.raises(function() ts.detect.nms({{window = {0, 0, 1, 1}, score = 1}, nil, {window = {5, 0, 6, 1}, score = 1}}, 0.3) end,
+               call .. 'item 2 has no window')
+      -- identical windows: one kept at any threshold below 1; touching ones both kept at 0
+      local function same() return {{window = {0, 0, 10, 10}, score = 1}, {window = {0, 0, 10, 10}, score = 0.5}} end
+      t.eq(#ts.detect.nms(same(), 0), 1)
+      t.eq(#ts.detect.nms(same(), 0.99), 1)
+      t.eq(#ts.detect.nms({{window = {0, 0, 10, 10}, score = 1}, {window = {10, 0, 20, 10}, score = 0.5}}, 0), 2)
+      t.eq(#ts.detect.nms({}, 0.3), 0)
+      -- the window grid's sides and options: 0, NaN or nil sides gave the whole image alone or failed in math.min
+      t.raises(function() ts.detect.windows(0, 10) end, 'ts.detect.windows(h, w [, opts]): h must be a whole number >= 1, got 0')
+      t.raises(function() ts.detect.windows(10, 0 / 0) end, 'w must be a whole number >= 1, got nan')
+      t.raises(function() ts.detect.windows(10, 10, {stide = 0.5}) end, 'ts.detect.windows: unknown option stide')
+   end)
+
+   t.test('the "no sign" threshold: scores of 1 are found at threshold 1, and scores are probabilities', function()
+      -- an empty scene scoring 1 (the most a score can be) is found at every threshold: "above them all" at 1 was
+      -- reported as rejecting it, with a sign scene read wrong
+      local th, signs, empty = ts.detect.bestThreshold({{score = 1, empty = true}, {score = 0.5, right = false}})
+      t.eq(signs, 0)
+      t.eq(empty, 0)
+      t.truthy(th <= 1)
+      -- a right sign scoring 1 above an empty scene: the threshold between them, both right
+      th, signs, empty = ts.detect.bestThreshold({{score = 1, right = true}, {score = 0.4, empty = true}})
+      t.near(th, 0.7, 1e-12)
+      t.eq(signs, 1)
+      t.eq(empty, 1)
+      t.raises(function() ts.detect.bestThreshold({{score = 2, right = true}, {score = 0.1, empty = true}}) end,
+               'ts.detect.bestThreshold: outcome 1 has no score in [0, 1], got 2')
+      t.raises(function() ts.detect.bestThreshold({{score = 0.2, right = true}, {score = -1, empty = true}}) end, 'outcome 2 has no score in [0, 1]')
+      t.raises(function() ts.detect.bestThreshold(nil) end, 'ts.detect.bestThreshold: outcomes must be a list')
+      -- finding every scene can answer the most right when the lowest score is 0: threshold 0, which predict must read
+      th = ts.detect.bestThreshold({{score = 0, right = true}, {score = 0, right = true}, {score = 0, empty = true}})
+      t.eq(th, 0)
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/search.json', ts.json.encode({threshold = 0, search = ts.detect.version, temperature = 1, views = 1}))
+      t.eq(ts.detect.threshold(dir, true, 1, 1), 0)
+      -- options: a misspelt one was ignored (the threshold fitted on 150 scenes), 0 scenes failed in bestThreshold
+      local signs_ds = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      local sc = {classify = function(x) return ts.zeros(x:size(1), 3) end}
+      t.raises(function() ts.detect.fitThreshold(sc, signs_ds, {scene = 2}) end, 'ts.detect.fitThreshold: unknown option scene')
+      t.raises(function() ts.detect.fitThreshold(sc, signs_ds, {scenes = 0}) end,
+               'ts.detect.fitThreshold(scorers, signs [, opts]): scenes must be a whole number >= 1, got 0')
+      t.raises(function() ts.detect.fitRun(dir, {}, {scene = 2}) end, 'ts.detect.fitRun: unknown option scene')
+      local fit = ts.detect.fitThreshold(sc, signs_ds, {scenes = 1})
+      t.truthy(fit.threshold >= 0 and fit.threshold <= 1, fit.threshold)
+   end)
+
+   t.test('scenes: signs are where their boxes say however small, as many as asked or an error, icons that can be drawn', function()
+      local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      -- signs of 1 pixel are drawn 2 wide: placed as 1 wide, one was drawn over another, off its box
+      for seed = 1, 5 do
+         local s = ts.scene.generate{n = 1, seed = seed, signs = signs, per_scene = {4, 4}, size = {1, 1}, height = 6, width = 6,
+                                     weather = false}[1]
+         for i = 1, #s.signs do
+            for j = i + 1, #s.signs do
+               t.eq(ts.detect.iou(s.signs[i].box, s.signs[j].box), 0, ('seed %d: %s over %s'):format(seed,
+                    table.concat(s.signs[i].box, ','), table.concat(s.signs[j].box, ',')))
+            end
+         end
+      end
+      -- more signs than fit: scenes with fewer, without a word
+      t.raises(function() ts.scene.generate{n = 2, signs = signs, per_scene = {5, 5}, size = {200, 240}, weather = false} end,
+               'ts.scene.generate: scene 1 has room for 1 of the 5 signs per_scene asks for at least')
+      -- icons: a transparent one was recorded as a sign filling its square, a NaN class recorded, a grey or empty image
+      -- failed in the paste
+      local function icon(h, w, c, v) return {image = ts.zeros(h, w, c, 'uint8'):fill(v or 200), class = 3} end
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon(10, 10, 4, 0)}} end,
+               'ts.scene.generate: icon 1 is transparent (no alpha above 127)')
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon(10, 10, 4), icon(10, 10, 1)}} end,
+               'ts.scene.generate: icon 2\'s image must be uint8 [h, w, 3 or 4], got uint8 [10x10x1]')
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon(0, 10, 4)}} end, 'icon 1\'s image must be uint8')
+      t.raises(function() ts.scene.generate{n = 1, icons = {{image = ts.zeros(8, 8, 4, 'uint8'):fill(255), class = 0 / 0}}} end,
+               'ts.scene.generate: icon 1\'s class must be a whole number >= 0, got nan')
+      t.raises(function() ts.scene.generate{n = 1, signs = ts.data.Dataset(ts.zeros(2, 32, 32, 1, 'uint8'), ts.tensor({1, 2}, 'int64'))} end,
+               'ts.scene.generate: signs must hold RGB images [N, h, w, 3], got images [2x32x32x1]')
+      t.eq(#ts.scene.generate{n = 1, icons = {icon(1, 50, 4), icon(7, 3, 3)}, weather = false}[1].signs >= 1, true)
+      -- close-ups of a box outside its scene: a photo without the sign, the box outside it; an inverted one failed
+      t.raises(function() ts.scene.closeups({{image = ts.zeros(10, 10, 3, 'uint8'), signs = {{class = 1, box = {50, 50, 60, 60}}}}}) end,
+               'ts.scene.closeups: scene 1\'s first sign has no box {x1, y1, x2, y2} inside its 10x10 image, got {50, 50, 60, 60}')
+      t.raises(function() ts.scene.closeups({{image = ts.zeros(10, 10, 3, 'uint8'), signs = {{class = 1, box = {8, 8, 2, 2}}}}}) end,
+               'inside its 10x10 image')
+   end)
+
+   t.test('detector training windows: close-ups, options and scenes checked', function()
+      local signs = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))
+      -- a near miss of a sign on a close-up's edge lay beyond the photo: the resize failed on its empty cut
+      local close = ts.scene.closeups(ts.scene.generate{n = 30, seed = 3, signs = signs, per_scene = {1, 1}, weather = false}, 5)
+      local x, y, wins, owners = ts.detect.samples(close, {near = 10})
+      t.eq(x:size(1), #wins)
+      for i, w in ipairs(wins) do
+         local img = close[owners[i]].image
+         t.truthy(math.min(img:size(2), w[3]) - math.max(0, w[1]) >= 1 and math.min(img:size(1), w[4]) - math.max(0, w[2]) >= 1,
+                  table.concat(w, ','))
+      end
+      -- misspelt options were ignored, a nil list or detector failed on indexing it
+      t.raises(function() ts.detect.samples(close, {postives = 5}) end, 'ts.detect.samples: unknown option postives')
+      t.raises(function() ts.detect.samples(nil) end, 'ts.detect.samples(scenes [, opts]): scenes must be a list of scenes')
+      t.raises(function() ts.detect.samples({{signs = {}}}) end, 'scene 1 has no uint8 image [H, W, 3]')
+      local sign = function(c) return ts.zeros(c:size(1)) end
+      t.raises(function() ts.detect.mine(close, {sign = sign}, {per_scen = 1}) end, 'ts.detect.mine: unknown option per_scen')
+      t.raises(function() ts.detect.mine(close, nil) end, 'ts.detect.mine(scenes, detector [, opts]): detector must be a table {sign [, scan]}')
+      t.eq(ts.detect.mine({close[1]}, {sign = sign}):size(1), 0)
+      -- the detector's own options: 0 scenes failed in channelStats, 2.5 named ts.scene.generate's n
+      local g = {train = signs, valid = signs}
+      t.raises(function() ts.detect.train(g, {scenes = 0}) end, 'ts.detect.train(g, opts): scenes must be a whole number >= 1, got 0')
+      t.raises(function() ts.detect.train(g, {scenes = 2.5}) end, 'scenes must be a whole number >= 1, got 2.5')
+      t.raises(function() ts.detect.train(g, {scenes = 1, seed = 0 / 0}) end, 'ts.detect.train(g, opts): seed must be a whole number')
+   end)
 end

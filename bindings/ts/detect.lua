@@ -79,9 +79,15 @@ function M.nms(items, threshold, limit)
    if limit ~= nil and not (T.isFinite(limit) and limit % 1 == 0 and limit >= 0) then
       error(('%s: limit must be a whole number from 0, got %s'):format(call, tostring(limit)), 2)
    end
-   for k, it in ipairs(items) do
-      if type(it) ~= 'table' or type(it.window) ~= 'table' then
-         error(('%s: item %d has no window {x1, y1, x2, y2}'):format(call, k), 2)
+   -- (every item up to #items, as the sort takes them: a hole failed inside the sort; a window of no area, inverted or
+   -- with NaN overlapped nothing, so two identical ones were both kept, and a short one failed in the arithmetic)
+   for k = 1, #items do
+      local it = items[k]
+      local w = type(it) == 'table' and it.window
+      if not (type(w) == 'table' and T.isFinite(w[1]) and T.isFinite(w[2]) and T.isFinite(w[3]) and T.isFinite(w[4])
+              and w[3] > w[1] and w[4] > w[2]) then
+         error(('%s: item %d has no window {x1, y1, x2, y2} with x1 < x2 and y1 < y2, got %s'):format(call, k,
+               keys.show(type(it) == 'table' and it.window or it)), 2)
       end
       if type(it.score) ~= 'number' or it.score ~= it.score then
          error(('%s: item %d has no score (a number), got %s'):format(call, k, tostring(it.score)), 2)
@@ -110,8 +116,12 @@ end
 -- what lets the detector's convolutions run once over each scale's whole picture (M.signScanner) instead of
 -- once per window. Returns the windows and the scales' grids ({side, x0, nx, y0, ny, first}: nx by ny squares,
 -- the first at (x0, y0), windows[first] the first of them, rows of x after one another).
+local window_options = {step = 1, stride = 1, min = 1}
 function M.windows(h, w, opts)
-   opts = opts or {}
+   -- (a nil side failed in math.min, 0, -5 or NaN gave the whole image alone, a misspelt stide was ignored)
+   keys.sizes(h, 'ts.detect.windows(h, w [, opts])', 'h', 1, 1, 2)
+   keys.sizes(w, 'ts.detect.windows(h, w [, opts])', 'w', 1, 1, 2)
+   opts = keys.check('ts.detect.windows', opts or {}, window_options, 2)
    local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
    -- each scale smaller than the one before, squares at least 2 pixels and a stride of at least a pixel's share of the
    -- smallest: step = 1 or min = 0 looped for ever, stride = 0 made windows until memory ran out
@@ -166,18 +176,37 @@ end
 -- zero-padded, and can be wrong by half a probability on a window); the other windows get 0, out of the
 -- running. Else, or where the grids hold no more windows than it would propose, every window is scored on
 -- its crop.
-local function score_windows(img, wins, grids, scorers, opts)
+-- A scorer's P(sign) of windows from..to (a list, or a float tensor [to]), each a number in [0, 1], else an error
+-- naming the call (what) and the scorer (name) at `level` as error's, counted from the caller: a missing value
+-- counted as P(sign) 1, a value of 5 (a logit) or NaN went through to the ranking, a nil failed on indexing
+local function probabilities(p, from, to, what, name, level)
+   if not (type(p) == 'table' or T.isTensor(p) and p:dim() == 1 and p:size(1) >= to) then
+      error(('%s: %s must give P(sign) of each of %d windows (a list, or a tensor [%d]), got %s'):format(what, name,
+            to - from + 1, to, keys.show(p)), level + 1)
+   end
+   for k = from, to do
+      local v = tonumber(p[k])
+      if not (v and v >= 0 and v <= 1) then
+         error(('%s: %s must give P(sign) in [0, 1] of each of %d windows, got %s for window %d'):format(what, name,
+               to - from + 1, tostring(p[k]), k), level + 1)
+      end
+   end
+   return p
+end
+
+local function score_windows(img, wins, grids, scorers, opts, call, name)
    local proposals = opts.proposals or 256
    if not (scorers.scan and (opts.stride or 0.25) == scorers.scan.stride and #wins - 1 > proposals) then
-      return scorers.sign(M.crops(img, wins))
+      local p = probabilities(scorers.sign(M.crops(img, wins)), 1, #wins, call, name .. '.sign', 3)
+      return p   -- (not a tail call: the error's level counts this function)
    end
-   local scanned = scorers.scan(img, grids)
+   local scanned = probabilities(scorers.scan(img, grids), 2, #wins, call, name .. '.scan', 3)
    local order = {}
    for k = 2, #wins do order[k - 1] = k end
    table.sort(order, function(a, b) return scanned[a] > scanned[b] or (scanned[a] == scanned[b] and a < b) end)
    local picked, chosen = {1}, {wins[1]}   -- the whole image and the proposals: their indices and windows
    for j = 1, proposals do picked[j + 1], chosen[j + 1] = order[j], wins[order[j]] end
-   local exact = scorers.sign(M.crops(img, chosen))
+   local exact = probabilities(scorers.sign(M.crops(img, chosen)), 1, #chosen, call, name .. '.sign', 3)
    local p = {}
    for k = 1, #wins do p[k] = 0 end
    for j, k in ipairs(picked) do p[k] = tonumber(exact[j]) end
@@ -275,8 +304,8 @@ function M.search(img, scorers, opts)
    local h, w = work:size(1), work:size(2)
    local sx, sy = W / w, H / h
    local smallest, margin = opts.min or 24, scene.cropMargin
-   local wins, grids = M.windows(h, w, opts)
-   local sign = scorers.sign and score_windows(work, wins, grids, scorers, opts)
+   local wins, grids = M.windows(h, w, {step = opts.step, stride = opts.stride, min = opts.min})
+   local sign = scorers.sign and score_windows(work, wins, grids, scorers, opts, call, 'scorers')
    local searched = #wins
    local items = {}
    for k, win in ipairs(wins) do   -- ranked by P(sign) until classified
@@ -319,7 +348,7 @@ function M.search(img, scorers, opts)
          local near_windows = {}
          for k, n in ipairs(near) do near_windows[k] = n.window end
          local nx = M.crops(work, near_windows)
-         local ns = scorers.sign(nx)
+         local ns = probabilities(scorers.sign(nx), 1, #near, call, 'scorers.sign', 2)
          searched = searched + #near
          for k, n in ipairs(near) do
             local p = tonumber(ns[k])
@@ -330,17 +359,29 @@ function M.search(img, scorers, opts)
    table.insert(chosen, 1, whole)
    local cx = T.zeros({#chosen, 32, 32, 3}, 'uint8')
    for k, it in ipairs(chosen) do cx[k]:copy(it.crop) end
+   -- (a table, a row too few or a list of one number per crop failed on indexing; NaN in softmax, which named no scorer)
    local logp = scorers.classify(cx)
+   if not (T.isTensor(logp) and logp:dim() == 2 and logp:size(1) == #chosen and logp:size(2) >= 1) then
+      error(('%s: scorers.classify must give log-probabilities [%d, classes] of the %d crops, got %s'):format(call,
+            #chosen, #chosen, keys.show(logp)), 2)
+   end
    for k, it in ipairs(chosen) do
       it.logp = logp[k]:clone()
-      it.probs = metrics.softmax(it.logp, opts.temperature)
+      local ok, probs = pcall(metrics.softmax, it.logp, opts.temperature)
+      if not ok then
+         error(('%s: scorers.classify gave crop %d no log-probabilities: %s'):format(call, k,
+               tostring(probs):match('softmax: (.*)') or tostring(probs)), 2)
+      end
+      it.probs = probs
       local best = 1
       for c = 2, #it.probs do if it.probs[c] > it.probs[best] then best = c end end
       it.class, it.probability = best - 1, it.probs[best]
       it.score = it.sign * it.probability
       local win = it.window
       it.window = {win[1] * sx, win[2] * sy, win[3] * sx, win[4] * sy}
-      it.box = M.signBox(it.window)
+      -- the window's middle lies inside the photo; the box kept inside it where rounding put it 1e-14 beyond
+      local b = M.signBox(it.window)
+      it.box = {math.max(0, b[1]), math.max(0, b[2]), math.min(W, b[3]), math.min(H, b[4])}
    end
    -- (without a detector every window counts as a sign: none could be told from a part)
    local detections = M.nms(scorers.sign and M.dropParts(chosen, H, W) or chosen, opts.overlap or 0.3)
@@ -348,20 +389,58 @@ function M.search(img, scorers, opts)
 end
 
 -- ---- the detector's training windows ---------------------------------------------------------------------
+-- scenes: a list of {image = uint8 [H, W, 3], signs = {{box = {x1, y1, x2, y2}}, ...}} (ts.scene.generate's), or an
+-- error naming the call and the scene at `level` as error's, counted from the caller
+local function check_scenes(scenes, call, level)
+   if type(scenes) ~= 'table' then
+      error(("%s: scenes must be a list of scenes (ts.scene.generate's), got %s"):format(call, keys.show(scenes)), level + 1)
+   end
+   for k, s in ipairs(scenes) do
+      local img = type(s) == 'table' and s.image
+      if not (T.isTensor(img) and img:dtype() == 'uint8' and img:dim() == 3 and img:size(3) == 3 and img:numel() > 0) then
+         error(('%s: scene %d has no uint8 image [H, W, 3]'):format(call, k), level + 1)
+      end
+      if type(s.signs) ~= 'table' then error(('%s: scene %d has no list of signs'):format(call, k), level + 1) end
+      for j, sg in ipairs(s.signs) do
+         local b = type(sg) == 'table' and sg.box
+         if not (type(b) == 'table' and T.isFinite(b[1]) and T.isFinite(b[2]) and T.isFinite(b[3]) and T.isFinite(b[4])
+                 and b[3] > b[1] and b[4] > b[2]) then
+            error(('%s: scene %d\'s sign %d has no box {x1, y1, x2, y2}, got %s'):format(call, k, j,
+                  keys.show(type(sg) == 'table' and sg.box or sg)), level + 1)
+         end
+      end
+   end
+   return scenes
+end
+
 -- From generated scenes: positives (label 1) are windows around a sign's crop window, shifted by up to 7% and
 -- scaled by 0.88..1.14 (IoU >= 0.6 with it); negatives (label 0) overlap every sign's window by IoU < 0.3:
 -- near misses (half or twice the size, or shifted by half a side or more: a sign cut off or lost in its
 -- scene) and windows drawn as the search draws them (any scale, anywhere, the whole scene among them).
 -- opts: seed, positives (3 per sign), near (3 per sign), random (8 per scene), min (24). Returns uint8
 -- x [N, 32, 32, 3], int64 y [N], and each sample's window and scene (index into scenes) as two lists.
+local sample_options = {seed = 1, positives = 1, near = 1, random = 1, min = 1}
 function M.samples(scenes, opts)
-   opts = opts or {}
+   -- (a misspelt postives was ignored; a nil list or a scene without an image failed on indexing it)
+   local call = 'ts.detect.samples(scenes [, opts])'
+   check_scenes(scenes, call, 2)
+   opts = keys.check('ts.detect.samples', opts or {}, sample_options, 2)
+   for _, k in ipairs({'positives', 'near', 'random'}) do
+      if opts[k] ~= nil then keys.count(opts[k], call, k, 0, nil, 2) end
+   end
+   if opts.min ~= nil then keys.sizes(opts.min, call, 'min', 1, 1, 2) end
    local r = scene.Random(opts.seed or 1)
    local smallest = opts.min or 24
    local wins, labels, owners = {}, {}, {}
-   local function add(k, win, label) wins[#wins + 1], labels[#labels + 1], owners[#owners + 1] = win, label, k end
    for k, s in ipairs(scenes) do
       local h, w = s.image:size(1), s.image:size(2)
+      -- a window is cut at the scene's edge below: one that lies beyond it (a near miss of a sign on the edge of a
+      -- close-up) has nothing to cut, and failed in the resize
+      local function add(win, label)
+         if math.min(w, win[3]) - math.max(0, win[1]) >= 1 and math.min(h, win[4]) - math.max(0, win[2]) >= 1 then
+            wins[#wins + 1], labels[#labels + 1], owners[#owners + 1] = win, label, k
+         end
+      end
       local targets = {}
       for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
       local function best_iou(win)
@@ -376,14 +455,14 @@ function M.samples(scenes, opts)
       for _, t in ipairs(targets) do
          for _ = 1, opts.positives or 3 do
             local win = around(t, r:uniform(0.88, 1.14), r:uniform(-0.07, 0.07), r:uniform(-0.07, 0.07))
-            if M.iou(win, t) >= 0.6 then add(k, win, 1) end
+            if M.iou(win, t) >= 0.6 then add(win, 1) end
          end
          for _ = 1, opts.near or 3 do
             local kind = r:int(1, 3)
             local win = kind == 1 and around(t, r:uniform(0.4, 0.6), r:uniform(-0.5, 0.5), r:uniform(-0.5, 0.5))
                      or kind == 2 and around(t, r:uniform(1.8, 3), r:uniform(-0.3, 0.3), r:uniform(-0.3, 0.3))
                      or around(t, r:uniform(0.8, 1.2), (r:chance(0.5) and 1 or -1) * r:uniform(0.5, 0.9), r:uniform(-0.6, 0.6))
-            if best_iou(win) < 0.3 then add(k, win, 0) end
+            if best_iou(win) < 0.3 then add(win, 0) end
          end
       end
       for j = 1, opts.random or 8 do
@@ -394,7 +473,7 @@ function M.samples(scenes, opts)
             local x, y = r:uniform(0, w - side), r:uniform(0, h - side)
             win = {x, y, x + side, y + side}
          end
-         if best_iou(win) < 0.3 then add(k, win, 0) end
+         if best_iou(win) < 0.3 then add(win, 0) end
       end
    end
    -- a window sticking out of its scene is cut at the edge (and squeezed to a square), although the search's
@@ -507,15 +586,28 @@ end
 -- and that the detector likes best (after non-maximum suppression), at most per_scene of them and only those
 -- above P(sign) `above`. detector: {sign = P(sign) of crops [, scan]} (the search's scorers). Returns uint8
 -- [N, 32, 32, 3].
+local mine_options = {per_scene = 1, above = 1, step = 1, stride = 1, min = 1, proposals = 1}
 function M.mine(scenes, detector, opts)
-   opts = opts or {}
+   -- (a nil detector, or one without sign, failed on indexing it; a misspelt per_scen was ignored)
+   local call = 'ts.detect.mine(scenes, detector [, opts])'
+   check_scenes(scenes, call, 2)
+   if type(detector) ~= 'table' or not callable(detector.sign) or (detector.scan ~= nil and not callable(detector.scan)) then
+      error(('%s: detector must be a table {sign [, scan]} of functions (the search\'s scorers), got %s'):format(call,
+            keys.show(detector)), 2)
+   end
+   opts = keys.check('ts.detect.mine', opts or {}, mine_options, 2)
+   if opts.per_scene ~= nil then keys.count(opts.per_scene, call, 'per_scene', 0, nil, 2) end
+   if opts.proposals ~= nil then keys.count(opts.proposals, call, 'proposals', 1, nil, 2) end
+   if opts.above ~= nil and not (T.isFinite(opts.above) and opts.above >= 0 and opts.above <= 1) then
+      error(('%s: above must be a P(sign) in [0, 1], got %s'):format(call, keys.show(opts.above)), 2)
+   end
    local picked = {}
    for _, s in ipairs(scenes) do
       local h, w = s.image:size(1), s.image:size(2)
       local targets = {}
       for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
-      local wins, grids = M.windows(h, w, opts)
-      local p = score_windows(s.image, wins, grids, detector, opts)
+      local wins, grids = M.windows(h, w, {step = opts.step, stride = opts.stride, min = opts.min})
+      local p = score_windows(s.image, wins, grids, detector, opts, call, 'detector')
       local items = {}
       for k, win in ipairs(wins) do
          local overlap = 0
@@ -566,7 +658,9 @@ function M.train(g, opts)
    -- checked before any scene is made (an empty valid failed in the scene generator, after the training scenes)
    scene.checkCrops(type(g) == 'table' and g.train or nil, 'ts.detect.train(g, opts)', 'g.train', 2)
    local valid = scene.checkCrops(opts.valid or g.valid, 'ts.detect.train(g, opts)', opts.valid and 'valid' or 'g.valid', 2)
-   local n, seed = opts.scenes or 3000, opts.seed or 1
+   -- (scenes = 0 failed on "scene windows holds no images", 2.5 and a NaN seed named ts.scene.generate's n and seed)
+   local n = keys.count(opts.scenes or 3000, 'ts.detect.train(g, opts)', 'scenes', 1, nil, 2)
+   local seed = keys.count(opts.seed or 1, 'ts.detect.train(g, opts)', 'seed', 0, 2 ^ 53 - 3000, 2)
    local function windows(ds, count, s)
       local x, y = M.samples(scene.generate{n = count, seed = s, signs = ds, empty = 0.2}, {seed = s})
       local crops = math.min(ds:size(), math.ceil(x:size(1) / 6))   -- whole crops: a sixth as many again
@@ -640,9 +734,14 @@ end
 -- rates at it: right on scenes with a sign, right on scenes without.
 function M.bestThreshold(outcomes)
    local signs, empties = 0, 0
-   for _, o in ipairs(outcomes) do
-      if type(o.score) ~= 'number' or o.score ~= o.score then
-         error('ts.detect.bestThreshold: an outcome has no score')
+   if type(outcomes) ~= 'table' then   -- (nil failed in ipairs)
+      error(('ts.detect.bestThreshold: outcomes must be a list of {score, empty or right}, got %s'):format(keys.show(outcomes)), 2)
+   end
+   for k, o in ipairs(outcomes) do
+      -- a score is P(sign) x P(class): one of -2 gave a threshold below 0, one of 2 one above 1, which nothing reads
+      if type(o) ~= 'table' or not (T.isFinite(o.score) and o.score >= 0 and o.score <= 1) then
+         error(('ts.detect.bestThreshold: outcome %d has no score in [0, 1], got %s'):format(k,
+               keys.show(type(o) == 'table' and o.score or o)), 2)
       end
       if o.empty then empties = empties + 1 else signs = signs + 1 end
    end
@@ -653,12 +752,19 @@ function M.bestThreshold(outcomes)
    local sorted = {}
    for k, o in ipairs(outcomes) do sorted[k] = o end
    table.sort(sorted, function(a, b) return a.score < b.score end)
-   -- threshold just above everything: every sign scene is "no sign", every empty one right
+   -- the highest threshold, 1: every sign scene is "no sign", every empty one right, but those scoring 1, which 1
+   -- finds too (score >= t: a threshold "above them all" of 1 was reported as rejecting the empty scenes that scored
+   -- 1, and predict found them)
    local right_signs, right_empty = 0, 0
    for _, o in ipairs(sorted) do if o.empty then right_empty = right_empty + 1 end end
-   local best = {value = 0.5 * right_empty / empties, at = #sorted + 1, signs = 0, empty = right_empty / empties}
-   -- lowering the threshold past sorted[i] (and every equal score) finds those windows
    local i = #sorted
+   while i >= 1 and sorted[i].score >= 1 do
+      if sorted[i].empty then right_empty = right_empty - 1 elseif sorted[i].right then right_signs = right_signs + 1 end
+      i = i - 1
+   end
+   local best = {value = 0.5 * (right_signs / signs + right_empty / empties), at = i + 1, signs = right_signs / signs,
+                 empty = right_empty / empties}
+   -- lowering the threshold past sorted[i] (and every equal score) finds those windows
    while i >= 1 do
       local s = sorted[i].score
       while i >= 1 and sorted[i].score == s do
@@ -683,9 +789,12 @@ end
 -- learned from), searched as predict searches them: opts.scenes (150) with one sign, half as many without,
 -- opts.seed (5000: scenes of their own), opts.search (ts.detect.search's options, the temperature among
 -- them). Returns {threshold, sign_right, no_sign, scenes, empty, temperature}.
+local fit_options = {scenes = 1, seed = 1, search = 1}
 function M.fitThreshold(scorers, signs, opts)
-   opts = opts or {}
-   local n, seed = opts.scenes or 150, opts.seed or 5000
+   -- (a misspelt scene = 20 was ignored: the threshold fitted on 150 scenes; 0 failed in bestThreshold)
+   local call = 'ts.detect.fitThreshold(scorers, signs [, opts])'
+   opts = keys.check('ts.detect.fitThreshold', opts or {}, fit_options, 2)
+   local n, seed = keys.count(opts.scenes or 150, call, 'scenes', 1, nil, 2), keys.count(opts.seed or 5000, call, 'seed', 0, 2 ^ 53 - 1, 2)
    local outcomes = {}
    for _, s in ipairs(scene.generate{n = n, seed = seed, signs = signs, per_scene = {1, 1}}) do
       local best = M.search(s.image, scorers, opts.search).detections[1]
@@ -706,7 +815,7 @@ end
 -- (M.fitThreshold's). Returns the fit.
 function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
-   opts = opts or {}
+   opts = keys.check('ts.detect.fitRun', opts or {}, {scenes = 1, seed = 1}, 2)   -- (a misspelt option was ignored)
    local unseen = require('ts.experiment').heldOut(run, json.readFile(run .. '/final.json'), g, 'the "no sign" threshold')
    local model, config = models.load(run)
    local temperature, views = require('ts.experiment').readCalibration(run)
@@ -742,7 +851,8 @@ function M.threshold(run, own, temperature, views)
       return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)
    end
    local t = type(fit) == 'table' and tonumber(fit.threshold)
-   if not t or not (t > 0 and t <= 1) then error(('%s/search.json: no threshold in (0, 1]'):format(run), 0) end
+   -- (0 is bestThreshold's when finding every scene, their lowest score 0, answers the most right: it was refused here)
+   if not t or not (t >= 0 and t <= 1) then error(('%s/search.json: no threshold in [0, 1]'):format(run), 0) end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end

@@ -162,6 +162,10 @@ function M.checkCrops(ds, call, name, level)
       error(('%s: %s must hold at least one image [N, h, w, C], got %s'):format(call, name, ds:size() < 1 and
             'none' or 'images ' .. tostring(ds.x:size())), level + 1)
    end
+   -- (grey crops [N, h, w, 1] failed in the paste, after the scenes before it were made)
+   if ds.x:size(4) ~= 3 then
+      error(('%s: %s must hold RGB images [N, h, w, 3], got images %s'):format(call, name, tostring(ds.x:size())), level + 1)
+   end
    return ds
 end
 
@@ -400,6 +404,20 @@ function M.generate(opts)
       if not ok then
          error(('%s: icons must be a non-empty list of {image, class} (ts.scene.icons), got %s'):format(call, tostring(icons)), 2)
       end
+      -- each icon one paste can draw, of a whole class, with something opaque to draw: a float, grey or empty
+      -- image failed in the paste after the scenes before it were made, a NaN class was recorded, and a transparent
+      -- icon was recorded as a sign filling its square where nothing was drawn
+      for k, icon in ipairs(icons) do
+         local im = icon.image
+         if not (im:dtype() == 'uint8' and im:dim() == 3 and (im:size(3) == 3 or im:size(3) == 4) and im:numel() > 0) then
+            error(('%s: icon %d\'s image must be uint8 [h, w, 3 or 4], got %s %s'):format(call, k, im:dtype(),
+                  tostring(im:size())), 2)
+         end
+         if im:size(3) == 4 and im:select(3, 4):max() <= 127 then
+            error(('%s: icon %d is transparent (no alpha above 127): nothing of it would be drawn'):format(call, k), 2)
+         end
+         keys.count(icon.class, call, ('icon %d\'s class'):format(k), 0, nil, 2)
+      end
    end
    local icon_share = opts.icon_share or (icons and crops and 0.5) or (icons and 1) or 0
    if icon_share > 0 and not icons then error(('%s: icon_share %g needs icons'):format(call, icon_share), 2) end
@@ -423,9 +441,11 @@ function M.generate(opts)
          for _ = 1, 20 do   -- a place that overlaps no other sign
             local s = math.min(math.floor(r:logUniform(size[1], size[2])), H, W)
             local x, y = r:int(0, W - s), r:int(0, math.max(0, math.floor(H * 0.8) - s))
+            -- the square paste draws: at least 2 pixels (a sign of 1 was drawn over its neighbour, off its box)
+            local drawn = math.max(2, s)
             local free = true
             for _, q in ipairs(placed) do
-               if x < q[3] and q[1] < x + s and y < q[4] and q[2] < y + s then free = false end
+               if x < q[3] and q[1] < x + drawn and y < q[4] and q[2] < y + drawn then free = false end
             end
             if free then
                local sign, class, source
@@ -437,11 +457,17 @@ function M.generate(opts)
                   sign, class, source = opts.signs.x[i], tonumber(opts.signs.y[i]), 'crop ' .. i
                end
                local box = M.paste(img, sign, x, y, s, {pole = r:chance(0.6)})
-               placed[#placed + 1] = {x, y, x + s, y + s}
+               placed[#placed + 1] = {x, y, x + drawn, y + drawn}
                signs[#signs + 1] = {class = class, box = box, source = source}
                break
             end
          end
+      end
+      -- (fewer signs than per_scene's least, where they did not fit, were a scene with fewer without a word)
+      if #signs < count and #signs < per[1] then
+         error(('%s: scene %d has room for %d of the %d signs per_scene asks for at least (%d tries each, sizes %s in a '
+                .. '%dx%d scene): give smaller signs, fewer, or a larger scene'):format(call, k, #signs, per[1], 20, show(size),
+                W, H), 2)
       end
       if opts.weather ~= false then M.weather(r, img, opts.weather) end
       scenes[k] = {image = img, signs = signs}
@@ -469,8 +495,13 @@ function M.closeups(scenes, seed)
       local sign = s.signs[1]
       if not sign then error('ts.scene.closeups: a scene without a sign has no close-up', 2) end
       local box = type(sign) == 'table' and sign.box
-      if not (type(box) == 'table' and T.isFinite(box[1]) and T.isFinite(box[2]) and T.isFinite(box[3]) and T.isFinite(box[4])) then
-         error(('ts.scene.closeups: scene %d\'s first sign has no box {x1, y1, x2, y2}, got %s'):format(k, show(box)), 2)
+      -- inside its image, x1 < x2 and y1 < y2 (one beyond it was cut as a photo without the sign and a box outside it,
+      -- an inverted one failed in the indexing)
+      if not (type(box) == 'table' and T.isFinite(box[1]) and T.isFinite(box[2]) and T.isFinite(box[3]) and T.isFinite(box[4])
+              and 0 <= box[1] and box[1] < box[3] and box[3] <= s.image:size(2) and 0 <= box[2] and box[2] < box[4]
+              and box[4] <= s.image:size(1)) then
+         error(('ts.scene.closeups: scene %d\'s first sign has no box {x1, y1, x2, y2} inside its %dx%d image, got %s'):format(
+               k, s.image:size(2), s.image:size(1), show(box)), 2)
       end
       local b, H, W = sign.box, s.image:size(1), s.image:size(2)
       local side = math.max(b[3] - b[1], b[4] - b[2])
