@@ -37,7 +37,23 @@ return function(t)
          t.truthy(ts.zeros(16) ~= nil, 'small allocations still fit')
       end)
       t.truthy(ts.memory('cpu').failures >= 1)
-      t.raises(function() ts.setMemoryLimit('cpu', -1) end, 'must be >= 0')
+      t.raises(function() ts.setMemoryLimit('cpu', -1) end, 'bytes must be a whole number from 0')
+   end)
+
+   t.test('the switches take true or false and the memory limit whole bytes: anything else is refused, nothing set', function()
+      -- 0 and 'off' are true in Lua: ts.cuda.tf32(0) turned TF32 on; nil or a string failed in the FFI, naming
+      -- cuda.lua; NaN and 1e30 read as -2^63, and 2.5 as a limit of 2 bytes
+      for _, switch in ipairs({'tf32', 'deterministic', 'channelsLast', 'debug', 'strict'}) do
+         t.raises(function() ts.cuda[switch](0) end, 'ts.cuda.' .. switch .. ': the setting must be true or false, got 0')
+         t.raises(function() ts.cuda[switch]('off') end, 'must be true or false, got "off"')
+      end
+      t.eq(ts.cuda.isStrict(), false)
+      for _, bytes in ipairs({'100', 0 / 0, 1e30, 2.5, -1}) do
+         t.raises(function() ts.setMemoryLimit('cpu', bytes) end, 'ts.setMemoryLimit(device, bytes): bytes must be a whole number')
+         t.raises(function() ts.cuda.setMemoryLimit(bytes) end, 'ts.cuda.setMemoryLimit(bytes): bytes must be a whole number')
+      end
+      t.raises(function() ts.cuda.setMemoryLimit() end, 'got nil')
+      t.eq(ts.memory('cpu').limit, 0)
    end)
 
    t.test('running out of memory inside a network names the layer and the input', function()

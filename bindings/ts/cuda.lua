@@ -15,21 +15,24 @@
 -- `tshost --device` sets), else cuda when available. Documented global state: that choice.
 local ffi = require('ffi')
 local cffi = require('ts.ffi')
+local keys = require('ts.keys')
 local C, check = cffi.C, cffi.check
 
 local M = {}
+-- a switch's argument: true, false or nil (on); 0, 'off' or 'false' turned on what they were meant to turn off
+local function switch(on, what) return keys.flag(on, what, 'the setting', 3) == false and 0 or 1 end
 local device_codes = {cpu = 0, cuda = 1}
 
 function M.isBuilt() return C.ts_cuda_built() == 1 end
 function M.isAvailable() return C.ts_cuda_available() == 1 end
 function M.deviceName() return ffi.string(C.ts_cuda_device_name()) end
 function M.synchronize() check(C.ts_cuda_synchronize()) end
-function M.deterministic(on) check(C.ts_cuda_set('deterministic', on == false and 0 or 1)) end
-function M.tf32(on) check(C.ts_cuda_set('tf32', on == false and 0 or 1)) end
-function M.channelsLast(on) check(C.ts_cuda_set('channels_last', on == false and 0 or 1)) end
-function M.debug(on) check(C.ts_cuda_set('sync', on == false and 0 or 1)) end
+function M.deterministic(on) check(C.ts_cuda_set('deterministic', switch(on, 'ts.cuda.deterministic'))) end
+function M.tf32(on) check(C.ts_cuda_set('tf32', switch(on, 'ts.cuda.tf32'))) end
+function M.channelsLast(on) check(C.ts_cuda_set('channels_last', switch(on, 'ts.cuda.channelsLast'))) end
+function M.debug(on) check(C.ts_cuda_set('sync', switch(on, 'ts.cuda.debug'))) end
 function M.fallbacks() return tonumber(C.ts_math_fallbacks()) end
-function M.strict(on) return C.ts_math_set_strict(on == false and 0 or 1) == 1 end
+function M.strict(on) return C.ts_math_set_strict(switch(on, 'ts.cuda.strict')) == 1 end
 function M.isStrict() return C.ts_math_is_strict() == 1 end
 
 local function code_of(device)
@@ -46,8 +49,13 @@ end
 function M.memory() return M.memoryOf('cuda') end
 function M.resetPeak(device) check(C.ts_memory_reset_peak(code_of(device or 'cuda'))) end
 function M.emptyCache() C.ts_memory_empty_cache() end
-function M.setMemoryLimitOf(device, bytes) check(C.ts_memory_set_limit(code_of(device), bytes)) end
-function M.setMemoryLimit(bytes) M.setMemoryLimitOf('cuda', bytes) end
+-- (bytes checked here: nil or a string failed in the FFI naming this file, NaN and 1e30 read as -2^63, 2.5 as 2)
+local function set_limit(code, bytes, what)
+   keys.count(bytes, what, 'bytes', 0, 2 ^ 62, 3)
+   check(C.ts_memory_set_limit(code, bytes))
+end
+function M.setMemoryLimitOf(device, bytes) set_limit(code_of(device), bytes, 'ts.setMemoryLimit(device, bytes)') end
+function M.setMemoryLimit(bytes) set_limit(device_codes.cuda, bytes, 'ts.cuda.setMemoryLimit(bytes)') end
 
 -- why cuda cannot be used here, in words
 -- why the GPU is not there: built without CUDA, or the first failure of its start in the driver's or the
