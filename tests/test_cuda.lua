@@ -264,6 +264,26 @@ return function(t)
       local got = ts.ensemble({eg, {logits = shifted:cuda()}}, g.test.y:cuda())
       t.truthy(got.pred:equal(want.pred), "the ensemble's predictions")
       t.near(got.logits:cpu(), want.logits, 1e-4, 1e-5, 'ensemble logits')
+      -- a model on the other device than evaluate's device option failed in its first layer, naming neither
+      t.raises(function() local e = ts.evaluate(cpu, g.test, {device = 'cuda'}) end,
+               "evaluate: device is 'cuda' but the model is on cpu: move it first (model:to('cuda'))")
+      t.raises(function() local e = ts.evaluate(gpu, g.test, {device = 'cpu'}) end, "device is 'cpu' but the model is on cuda")
+      t.near(ts.evaluate(gpu, g.test, {logits = true, batch = 10, device = 'cuda'}).logits:cpu(), ec.logits, 1e-4, 1e-5)
+   end)
+
+   -- a move that ran out of memory marked every module as moved before its tensors were, and named no call
+   gpu_test(t, 'a move to the GPU that runs out of memory names the call, and a second move completes it', function()
+      local m = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 100000))
+      ts.cuda.emptyCache()   -- (blocks cached by earlier tests would serve the large layer)
+      ts.cuda.setMemoryLimit(ts.cuda.memory().in_use + 65536)   -- room for the small layer, not for the large one
+      local ok, err = pcall(function() m:to('cuda') end)
+      ts.cuda.setMemoryLimit(0)
+      t.truthy(not ok and tostring(err):find('Sequential:to("cuda"): ', 1, true), tostring(err))
+      t.eq(m:get(1).device, 'cuda')
+      t.eq(m:get(2).device, nil, 'the large layer is not marked as moved')
+      m:to('cuda')
+      t.eq(m:get(2).weight:device(), 'cuda')
+      t.eq(m:forward(ts.randn(2, 8):cuda()):size(2), 100000)
    end)
 
    gpu_test(t, 'cross entropy and optimizer steps match the CPU', function()

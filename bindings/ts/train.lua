@@ -158,6 +158,12 @@ function M.evaluate(model, ds, opts)
    -- checked here, not by the loader: a plain table of settings evaluated unnormalized images without a word
    data.checkSettings(opts.preprocess, 'preprocess', 'evaluate', 2)
    data.checkDevice(opts.device, 'evaluate', 2)
+   -- the batches go to opts.device and meet the model there: a model on the other one failed in its first layer, with
+   -- a message that named neither evaluate nor its device option (evaluate moves no model: ts.train does, for its own)
+   if opts.device and opts.device ~= (model.device or 'cpu') then
+      error(("evaluate: device is '%s' but the model is on %s: move it first (model:to('%s'))"):format(opts.device,
+            model.device or 'cpu', opts.device), 2)
+   end
    for _, k in ipairs({'logits', 'auto_microbatch'}) do keys.flag(opts[k], 'evaluate', k, 2) end
    local tta = tta_settings(opts.tta, 2)
    if not opts.auto_microbatch then

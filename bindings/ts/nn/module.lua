@@ -11,6 +11,7 @@
 -- A layer lists its parameter names in self._params (gradients in self.grad[name]) and its other
 -- saved tensors in self._buffers; containers list their children in self._children.
 local ts_tensor = require('ts.tensor')
+local keys = require('ts.keys')
 local C = require('ts.ffi').C
 
 local Module = {}
@@ -39,7 +40,7 @@ Module.class = class
 function Module:__init() end
 
 -- the size arguments of a layer (kernel, stride, padding, dilation, groups), checked when it is made (ts.keys.sizes)
-Module.sizes = require('ts.keys').sizes
+Module.sizes = keys.sizes
 
 -- whether the module holds tensors of its own (parameters, running statistics), as opposed to scratch and results
 local function holds_tensors(m)
@@ -115,7 +116,7 @@ function Module.check(v, what, level)
    level = level == 0 and 0 or level + 1
    if type(v) ~= 'table' or type(v.forward) ~= 'function' then
       error(('%s must be a module, got %s'):format(what, type(v) == 'table' and 'a table that is not one' or
-            require('ts.keys').show(v)), level)
+            keys.show(v)), level)
    end
    if rawget(v, '__typename') then
       error(('%s must be a module, got the class %s (make one: %s(...))'):format(what, v.__typename, v.__typename),
@@ -184,15 +185,21 @@ end
 -- again where it is needed) to device, in place: a tensor object keeps its identity and now holds data
 -- on the device, so optimizer groups and references made before the move stay valid. Fields in
 -- _hostOnly stay on the host (counters read every step).
+-- A move that fails (the device's memory full) names the call and leaves each module's device as its tensors are:
+-- one marked as moved before its tensors were failed later as a mix of devices; calling to again goes on with it.
 function Module:to(device)
    self:clearState()
-   self:apply(function(m)
-      m.device = device
+   local ok, err = pcall(self.apply, self, function(m)
       for k, v in pairs(m) do
          if ts_tensor.isTensor(v) and not (m._hostOnly and m._hostOnly[k]) then v:moveTo(device) end
       end
       for _, v in pairs(m.grad or {}) do v:moveTo(device) end
+      m.device = device
    end)
+   if not ok then
+      error(('%s:to(%s): %s (the modules moved so far are on %s: free memory and call to again)'):format(
+            self.__typename or 'module', keys.show(device), tostring(err):gsub('^[^:]*:%d+: ', ''), keys.show(device)), 2)
+   end
    return self
 end
 
