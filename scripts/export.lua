@@ -13,9 +13,10 @@ if (arg[3] and bake) or arg[4] then
    os.exit(2)
 end
 -- the output is named .onnx: any other name was written over as it was, the run's own model.safetensors (its
--- trained weights) or a photo among them, and `RUN --no-preprocess` wrote a file named --no-preprocess. A device
--- (/dev/stdout, /dev/fd/3) is a stream, written in place: `export.lua RUN /dev/stdout | ...`
-if not out:lower():match('%.onnx$') and not out:match('^/dev/') then
+-- trained weights) or a photo among them, and `RUN --no-preprocess` wrote a file named --no-preprocess. Standard
+-- output or a descriptor (/dev/stdout, /dev/fd/3) is a stream, written in place: `export.lua RUN /dev/stdout | ...`
+local stream = out == '/dev/stdout' or out:match('^/dev/fd/%d+$') ~= nil
+if not out:lower():match('%.onnx$') and not stream then
    io.stderr:write(('export.lua: %s: the output must be named .onnx (usage: RUN out.onnx [--no-preprocess])\n'):format(out))
    os.exit(2)
 end
@@ -30,4 +31,6 @@ local net_channels = type(config.model) == 'table' and config.model.channels or 
 local channels = bake and pre.grayscale and 3 or net_channels
 local names = ts.data.classNamesById(config.class_names, run .. '/config.json', true)
 ts.onnx.export(model, out, {input = {1, channels, h, w}, preprocess = bake and pre or nil, classes = names})
-print(('%s: %s from %s%s'):format(out, tostring(model):match('^[^\n]*'), run, bake and ', preprocessing inside' or ''))
+-- (to standard error when the model went to a stream: printed after it, the line became part of the file)
+local said = ('%s: %s from %s%s\n'):format(out, tostring(model):match('^[^\n]*'), run, bake and ', preprocessing inside' or '')
+if stream then io.stderr:write(said) else io.write(said) end

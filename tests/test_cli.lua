@@ -479,7 +479,7 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       rc, out = t.sh(('%s %s/scripts/export.lua %s/r %s/r/model.ONNX'):format(t.tshost, ts.root, dir, dir))
       t.truthy(rc == 0 and ts.files.exists(dir .. '/r/model.ONNX'), out)
       -- a stream is no file to protect: the model to standard output, as before the check
-      rc, out = t.sh(('%s %s/scripts/export.lua %s/r /dev/stdout > %s/piped.onnx'):format(t.tshost, ts.root, dir, dir))
+      rc, out = t.sh(('%s %s/scripts/export.lua %s/r /dev/stdout | cat > %s/piped.onnx'):format(t.tshost, ts.root, dir, dir))
       t.truthy(rc == 0 and t.readfile(dir .. '/piped.onnx') == t.readfile(dir .. '/r/model.ONNX'), out)
    end)
 

@@ -575,7 +575,7 @@ return function(t)
             end
          end
       end
-      -- more signs than fit: scenes with fewer, without a word
+      -- more signs than fit were scenes with fewer, without a word: now an error naming the scene
       t.raises(function() ts.scene.generate{n = 2, signs = signs, per_scene = {5, 5}, size = {200, 240}, weather = false} end,
                'ts.scene.generate: scene 1 has room for 1 of the 5 signs per_scene asks for at least')
       -- icons: a transparent one was recorded as a sign filling its square, a NaN class recorded, a grey or empty image
@@ -606,7 +606,7 @@ return function(t)
       t.eq(x:size(1), #wins)
       for i, w in ipairs(wins) do
          local img = close[owners[i]].image
-         t.truthy(math.min(img:size(2), w[3]) - math.max(0, w[1]) >= 1 and math.min(img:size(1), w[4]) - math.max(0, w[2]) >= 1,
+         t.truthy(math.min(img:size(2), w[3]) - math.max(0, w[1]) > 0 and math.min(img:size(1), w[4]) - math.max(0, w[2]) > 0,
                   table.concat(w, ','))
       end
       -- misspelt options were ignored, a nil list or detector failed on indexing it

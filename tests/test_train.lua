@@ -771,7 +771,12 @@ return function(t)
       t.raises(function() ts.evaluate(net, g.train) end, "evaluate: the model's scores hold NaN or infinities")
       t.raises(function() ts.evaluate(tiny_net(), g.train, {temprature = 2}) end, 'evaluate: unknown option temprature')
       t.raises(function() ts.evaluate(tiny_net(), g.train, {batch = 2.5}) end, 'evaluate: batch must be a whole number from 1 to 2^24, got 2.5')
-      t.raises(function() ts.evaluate(tiny_net(), g.train, {classes = -5}) end, 'evaluate: classes must be a whole number from 1 to 2^24, got -5')
+      t.raises(function() ts.evaluate(tiny_net(), g.train, {classes = -5}) end, 'evaluate: classes must be a whole number from 1 to 10000, got -5')
+      -- more classes than a confusion matrix holds failed inside it, naming a line of train.lua
+      local wide = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10001))
+      local err = t.raises(function() local e = ts.evaluate(wide, g.train) end,
+                           'evaluate: the model scores 10001 classes, more than the 10000 a confusion matrix holds')
+      t.truthy(err:find('test_train.lua:%d+: ') ~= nil, 'not at the caller: ' .. err)
       t.raises(function() ts.evaluate(tiny_net(), g.train, {tta = {views = 2, seed = 'x'}}) end, 'tta seed must be a whole number')
       -- the confusion matrix takes class ids: a fraction (0.9 as a float tensor read as class 0), a NaN or no class
       -- count is refused by name

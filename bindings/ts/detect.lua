@@ -437,7 +437,7 @@ function M.samples(scenes, opts)
       -- a window is cut at the scene's edge below: one that lies beyond it (a near miss of a sign on the edge of a
       -- close-up) has nothing to cut, and failed in the resize
       local function add(win, label)
-         if math.min(w, win[3]) - math.max(0, win[1]) >= 1 and math.min(h, win[4]) - math.max(0, win[2]) >= 1 then
+         if math.min(w, win[3]) - math.max(0, win[1]) > 0 and math.min(h, win[4]) - math.max(0, win[2]) > 0 then
             wins[#wins + 1], labels[#labels + 1], owners[#owners + 1] = win, label, k
          end
       end
@@ -729,7 +729,7 @@ end
 -- kind among the validation scenes does not decide it.
 -- outcomes: a list of {score = s, empty = true} or {score = s, right = true|false}. Every threshold between
 -- two neighbouring scores answers alike, so the candidates are the scores themselves (found: score >= t)
--- and 1, above them all; the threshold returned lies halfway between the best candidate and the score
+-- and 1, the highest (it finds only scores of 1); the threshold returned lies halfway between the best candidate and the score
 -- below it (ties: the lowest such threshold, which finds the most signs). Returns the threshold and the two
 -- rates at it: right on scenes with a sign, right on scenes without.
 function M.bestThreshold(outcomes)
@@ -747,7 +747,7 @@ function M.bestThreshold(outcomes)
    end
    if signs == 0 or empties == 0 then
       error(('ts.detect.bestThreshold: needs scenes with a sign and scenes without (got %d and %d)'):format(
-         signs, empties))
+         signs, empties), 2)
    end
    local sorted = {}
    for k, o in ipairs(outcomes) do sorted[k] = o end

@@ -48,10 +48,11 @@ local function values(v, what, name, level)
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
 end
 
--- (at most 10,000 classes: a Lua table of classes^2 cells, and 100,000 asked for 10^10 of them, more memory than any
+-- (at most MAX_CLASSES: a Lua table of classes^2 cells, and 100,000 asked for 10^10 of them, more memory than any
 -- machine has, where an error belongs)
+metrics.MAX_CLASSES = 10000
 function metrics.confusion(pred, target, classes)
-   keys.count(classes, 'confusion', 'classes', 1, 10000, 2)
+   keys.count(classes, 'confusion', 'classes', 1, metrics.MAX_CLASSES, 2)
    local pv, n, keep1 = values(pred, 'confusion', 'the predictions', 2)
    local tv, m, keep2 = values(target, 'confusion', 'the targets', 2)
    if n ~= m then error(('confusion: %d predictions but %d targets'):format(n, m), 2) end

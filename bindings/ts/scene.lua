@@ -162,7 +162,8 @@ function M.checkCrops(ds, call, name, level)
       error(('%s: %s must hold at least one image [N, h, w, C], got %s'):format(call, name, ds:size() < 1 and
             'none' or 'images ' .. tostring(ds.x:size())), level + 1)
    end
-   -- (grey crops [N, h, w, 1] failed in the paste, after the scenes before it were made)
+   -- RGB: a dataset holds 1 or 3 channels, and grey crops [N, h, w, 1] failed in the paste, after the scenes before
+   -- it were made
    if ds.x:size(4) ~= 3 then
       error(('%s: %s must hold RGB images [N, h, w, 3], got images %s'):format(call, name, tostring(ds.x:size())), level + 1)
    end

@@ -154,7 +154,7 @@ function M.evaluate(model, ds, opts)
    -- no images have no accuracy: it failed in the confusion matrix, or, with class names, came out as 0
    if ds:size() == 0 then error('evaluate: the dataset has no images to evaluate', 2) end
    if opts.batch ~= nil then data.checkBatch(opts.batch, 'evaluate', 'batch', 2) end
-   if opts.classes ~= nil then keys.count(opts.classes, 'evaluate', 'classes', 1, 2 ^ 24, 2) end
+   if opts.classes ~= nil then keys.count(opts.classes, 'evaluate', 'classes', 1, metrics.MAX_CLASSES, 2) end
    -- checked here, not by the loader: a plain table of settings evaluated unnormalized images without a word
    data.checkSettings(opts.preprocess, 'preprocess', 'evaluate', 2)
    data.checkDevice(opts.device, 'evaluate', 2)
@@ -251,6 +251,11 @@ local function scores_result(m, y, want_logits, at_least_classes, where, level)
       local label = tonumber(yp[i])
       if label >= 0 and label < classes then loss_sum = loss_sum + log_count - acc[label]
       else error(('%s: label %d of image %d is outside the model\'s %d classes'):format(where, label, i + 1, classes), level + 1) end
+   end
+   -- (a model of more classes than a confusion matrix holds failed inside, naming the matrix and a line of this file)
+   if math.max(at_least_classes, classes) > metrics.MAX_CLASSES then
+      error(('%s: the model scores %d classes, more than the %d a confusion matrix holds'):format(where,
+            math.max(at_least_classes, classes), metrics.MAX_CLASSES), level + 1)
    end
    local cm = metrics.confusion(pred, labels, math.max(at_least_classes, classes))
    local summary = metrics.summary(cm)

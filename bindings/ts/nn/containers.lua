@@ -25,8 +25,9 @@ end
 -- An error unless module (and every module inside it) is new to the network self, leaving out `leaving` (the child a
 -- replace takes out): a module is at one place in a network: each keeps one output and one gradInput, so a layer used
 -- twice overwrote its first output with its second (Sequential(A, A) computed A(x) into the buffer it read, and a
--- backward through A twice saw the second call's values), and its parameters counted twice
-local function not_here(self, module, verb, leaving)
+-- backward through A twice saw the second call's values), and its parameters counted twice; at `level` as error's,
+-- counted from the caller
+local function not_here(self, module, verb, leaving, level)
    local here = {}
    each_module(self, function(m) here[m] = true end)
    if leaving then each_module(leaving, function(m) here[m] = nil end) end
@@ -34,20 +35,23 @@ local function not_here(self, module, verb, leaving)
    each_module(module, function(m) again = again or (here[m] and m) end)
    if again then   -- raised here, not in the walk, whose depth would move the line it names
       error(('%s:%s: the %s is in this network already: a module keeps one output, so give each place a module ' ..
-             'of its own'):format(self.__typename, verb, again.__typename), 3)
+             'of its own'):format(self.__typename, verb, again.__typename), level + 1)
    end
 end
 
 -- add(module) names the child by its position from 0 (as PyTorch's Sequential); add(module, 'name') names it.
 -- The name '' makes the child transparent in state names: its tensors are named as if they were the
--- parent's own (a residual block's body in PyTorch's ResNets, for instance).
-function Container:add(module, name)
-   Module.check(module, self.__typename .. ':add: the child', 2)
+-- parent's own (a residual block's body in PyTorch's ResNets, for instance). level: where its errors point, as error's
+-- counted from add's caller (1, the default: that line; a constructor adding its arguments gives 3, the line that
+-- built the network, which Sequential(a, a) named as a line of this file)
+function Container:add(module, name, level)
+   level = level or 1
+   Module.check(module, self.__typename .. ':add: the child', level + 1)
    name = name or tostring(#self._children)
    for _, c in ipairs(self._children) do
-      if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, 2) end
+      if c.name == name and name ~= '' then error(self.__typename .. ':add: a child is already named ' .. name, level + 1) end
    end
-   not_here(self, module, 'add')
+   not_here(self, module, 'add', nil, level + 1)
    self._children[#self._children + 1] = {name = name, module = module}
    if name ~= '' then self[name] = module end
    return self
@@ -60,7 +64,7 @@ function Container:replace(name, module)
    Module.check(module, self.__typename .. ':replace: the child', 2)
    for _, c in ipairs(self._children) do
       if c.name == name then
-         not_here(self, module, 'replace', c.module)
+         not_here(self, module, 'replace', c.module, 2)
          c.module = module
          self[name] = module
          return self
@@ -88,11 +92,11 @@ function Sequential:__init(...)
             error(('Sequential{...}: entry %d is not a {\'name\', module} pair: give the modules as arguments, ' ..
                    'Sequential(m1, m2) or Sequential(unpack(list))'):format(i), 3)
          end
-         self:add(Module.check(pair[2], ('Sequential{...}: entry %d\'s module'):format(i), 3), pair[1])
+         self:add(Module.check(pair[2], ('Sequential{...}: entry %d\'s module'):format(i), 3), pair[1], 3)
       end
    else
       -- checked here, not in add: an error there named this file, not the line that built the network
-      for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Sequential: argument %d'):format(i), 3)) end
+      for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Sequential: argument %d'):format(i), 3), nil, 3) end
    end
 end
 
@@ -162,8 +166,8 @@ local Residual = Module.class('Residual', Container)
 function Residual:__init(block, shortcut, names)
    self._children = {}
    names = names or {'block', 'shortcut'}
-   self:add(Module.check(block, 'Residual(block, shortcut): block', 3), names[1])
-   if shortcut then self:add(Module.check(shortcut, 'Residual(block, shortcut): shortcut', 3), names[2]) end
+   self:add(Module.check(block, 'Residual(block, shortcut): block', 3), names[1], 3)
+   if shortcut then self:add(Module.check(shortcut, 'Residual(block, shortcut): shortcut', 3), names[2], 3) end
 end
 
 function Residual:updateOutput(input)
@@ -197,7 +201,7 @@ local Concat = Module.class('Concat', Container)
 function Concat:__init(dim, ...)
    self.dim = Module.sizes(dim, 'Concat', 'dim (the first argument)', 1, 1, 3)   -- 0 or 1.5 indexed nil in the forward
    self._children = {}
-   for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Concat: argument %d'):format(i + 1), 3)) end
+   for i = 1, select('#', ...) do self:add(Module.check((select(i, ...)), ('Concat: argument %d'):format(i + 1), 3), nil, 3) end
 end
 
 function Concat:extraRepr() return 'dim=' .. self.dim end
@@ -260,7 +264,7 @@ end
 local Checkpoint = Module.class('Checkpoint', Container)
 function Checkpoint:__init(module)
    self._children = {}
-   self:add(Module.check(module, 'Checkpoint(module): module', 3), '')
+   self:add(Module.check(module, 'Checkpoint(module): module', 3), '', 3)
 end
 
 local function rng_state()

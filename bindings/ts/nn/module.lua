@@ -185,8 +185,9 @@ end
 -- again where it is needed) to device, in place: a tensor object keeps its identity and now holds data
 -- on the device, so optimizer groups and references made before the move stay valid. Fields in
 -- _hostOnly stay on the host (counters read every step).
--- A move that fails (the device's memory full) names the call and leaves each module's device as its tensors are:
--- one marked as moved before its tensors were failed later as a mix of devices; calling to again goes on with it.
+-- A move that fails (the device's memory full) names the call and marks no module as moved: every tensor moves first,
+-- then every module is marked (a container, marked before its children moved, passed for a model on the device, and
+-- a layer of it failed later as a mix of devices); calling to again goes on with the tensors left.
 function Module:to(device)
    self:clearState()
    local ok, err = pcall(self.apply, self, function(m)
@@ -194,12 +195,13 @@ function Module:to(device)
          if ts_tensor.isTensor(v) and not (m._hostOnly and m._hostOnly[k]) then v:moveTo(device) end
       end
       for _, v in pairs(m.grad or {}) do v:moveTo(device) end
-      m.device = device
    end)
    if not ok then
-      error(('%s:to(%s): %s (the modules moved so far are on %s: free memory and call to again)'):format(
-            self.__typename or 'module', keys.show(device), tostring(err):gsub('^[^:]*:%d+: ', ''), keys.show(device)), 2)
+      error(('%s:to(%s): %s%s'):format(self.__typename or 'module', keys.show(device),
+            tostring(err):gsub('^[^:]*:%d+: ', ''), Module.isOutOfMemory(err) and
+            ' (some tensors are moved, none of the modules marked: free memory and call to again)' or ''), 2)
    end
+   self:apply(function(m) m.device = device end)
    return self
 end
 

@@ -16,7 +16,7 @@ local SpatialTransformer = Module.class('SpatialTransformer', Container)
 
 function SpatialTransformer:__init(localization, size)
    self._children = {}
-   self:add(Module.check(localization, 'SpatialTransformer(localization, size): localization', 3), 'localization')
+   self:add(Module.check(localization, 'SpatialTransformer(localization, size): localization', 3), 'localization', 3)
    if size ~= nil then   -- {'a', 'b'} failed comparing a string with a number
       self.out_size = {Module.sizes(size, 'SpatialTransformer(localization, size)', 'size', 1, 2, 3)}
    end
