@@ -523,6 +523,15 @@ return function(t)
       t.eq(#ts.detect.nms(same(), 0.99), 1)
       t.eq(#ts.detect.nms({{window = {0, 0, 10, 10}, score = 1}, {window = {10, 0, 20, 10}, score = 0.5}}, 0), 2)
       t.eq(#ts.detect.nms({}, 0.3), 0)
+      -- the caller's list stays as given, and equal scores keep their order (table.sort is not stable)
+      local items = {}
+      for k = 1, 40 do items[k] = {window = {k * 20, 0, k * 20 + 10, 10}, score = k % 2 == 0 and 0.5 or 0.9, id = k} end
+      local kept = ts.detect.nms(items, 0.3)
+      for k = 1, 40 do t.eq(items[k].id, k, 'the list was reordered') end
+      local want = {}
+      for k = 1, 40, 2 do want[#want + 1] = k end
+      for k = 2, 40, 2 do want[#want + 1] = k end
+      for k, it in ipairs(kept) do t.eq(it.id, want[k], 'kept ' .. k) end
       -- the window grid's sides and options: 0, NaN or nil sides gave the whole image alone or failed in math.min
       t.raises(function() ts.detect.windows(0, 10) end, 'ts.detect.windows(h, w [, opts]): h must be a whole number >= 1, got 0')
       t.raises(function() ts.detect.windows(10, 0 / 0) end, 'w must be a whole number >= 1, got nan')

@@ -158,6 +158,7 @@ return function(t)
       t.raises(function() ts.metrics.confusion({[0] = 1, 0}, {[0] = 1, 0}, 2) end, 'got the key 0 beside positions 1 .. 1')
       -- no predictions were an accuracy of 0; 100,000 classes asked for a table of 10^10 cells
       t.raises(function() ts.metrics.summary(ts.metrics.confusion({}, {}, 3)) end, 'summary: the confusion matrix counts no predictions')
+      t.raises(function() ts.metrics.correct({1.5, 2}, {1.5, 2}) end, 'correct: prediction 1 is 1.5 and its target 1.5: class ids are whole numbers')
       t.raises(function() ts.metrics.confusion({0}, {0}, 100000) end, 'confusion: classes must be a whole number from 1 to 10000')
       -- no list or tensor at all, or a row that is no 1-D tensor: errors from inside the library
       local err = t.raises(function() ts.metrics.correct(nil, {1}) end, 'correct: the predictions must be a tensor or a list, got nil')

@@ -93,9 +93,15 @@ function M.nms(items, threshold, limit)
          error(('%s: item %d has no score (a number), got %s'):format(call, k, tostring(it.score)), 2)
       end
    end
-   table.sort(items, function(a, b) return a.score > b.score end)
+   -- by score, equal scores in the order given: the caller's list was sorted in place, and table.sort is not stable
+   local order = {}
+   for k = 1, #items do order[k] = k end
+   table.sort(order, function(a, b)
+      return items[a].score > items[b].score or (items[a].score == items[b].score and a < b)
+   end)
    local kept = {}
-   for _, it in ipairs(items) do
+   for _, i in ipairs(order) do
+      local it = items[i]
       if limit and #kept >= limit then break end
       local ok = true
       for _, k in ipairs(kept) do

@@ -322,7 +322,15 @@ function metrics.correct(pred, target)
    local tv, m, keep2 = values(target, 'correct', 'the targets', 2)
    if n ~= m then error(('correct: %d predictions but %d targets'):format(n, m), 2) end
    local c = {}
-   for i = 1, n do c[i] = pv[i] == tv[i] end
+   for i = 1, n do
+      local p, t = pv[i], tv[i]
+      -- class ids: 1.5 against 1.5 counted as a right prediction
+      if type(p) ~= 'number' or p % 1 ~= 0 or type(t) ~= 'number' or t % 1 ~= 0 then
+         error(('correct: prediction %d is %s and its target %s: class ids are whole numbers'):format(i, keys.show(p),
+               keys.show(t)), 2)
+      end
+      c[i] = p == t
+   end
    local _ = keep1, keep2   -- the tensors values() reads stay alive until here
    return c
 end
