@@ -96,9 +96,10 @@ function M.checkSeed(seed, what, level)
 end
 
 -- a number of images a batch (or batches prefetched) as C's int takes it, unless it is no whole number from 1 to
--- 2^24: the Loader's, the evaluation's and updateBatchNorm's. name: the option's name
+-- MAX_BATCH: the Loader's, the evaluation's, updateBatchNorm's and ts.train's. name: the option's name
+M.MAX_BATCH = 2 ^ 24
 function M.checkBatch(v, what, name, level)
-   keys.count(v, what, name, 1, 2 ^ 24, level + 1)   -- not a tail call, which drops this frame from the count
+   keys.count(v, what, name, 1, M.MAX_BATCH, level + 1)   -- not a tail call, which drops this frame from the count
    return v
 end
 

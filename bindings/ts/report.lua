@@ -166,16 +166,17 @@ function M.write(run, opts)
    local history = {}
    -- each line an epoch's record, its losses and accuracies numbers (a missing file, a line 5 or "x" failed inside)
    local lines = io.open(run .. '/metrics.jsonl') or error(('%s/metrics.jsonl not found'):format(run), 0)
-   lines:close()
-   for line in io.lines(run .. '/metrics.jsonl') do
+   local numbers = {'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy'}
+   for line in lines:lines() do
       local ok, record = pcall(json.decode, line)
       if ok and type(record) ~= 'table' then ok, record = false, 'not an epoch\'s record' end
-      for _, k in ipairs(ok and {'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy'} or {}) do
+      for _, k in ipairs(ok and numbers or {}) do
          if record[k] ~= nil and type(record[k]) ~= 'number' then ok, record = false, k .. ' is no number' break end
       end
       if not ok then error(('%s/metrics.jsonl, line %d: %s'):format(run, #history + 1, tostring(record)), 0) end
       history[#history + 1] = record
    end
+   lines:close()
    local names = g.classNames
    -- the predictions of this record and of these test images (another run's were shown under this one's numbers)
    local preds = experiment.readPredictions(run, g.test:size(), final, g.test.y)

@@ -35,12 +35,10 @@ local function check_probability(v, call, name, level)
    end
 end
 
--- a seed: a whole number from 0 to 2^53, as ts.train's (the detector draws its scenes from the run's seed plus
--- offsets), or nil for 1. Random's state is seed % (2^31 - 2) + 1: seeds below 2^31 - 2 each give their own draws.
--- (NaN made every draw NaN; a string was read by tonumber; 1.5 gave seed 1's draws)
-local function check_seed(seed, call, level)
-   if seed ~= nil then keys.count(seed, call, 'seed', 0, 2 ^ 53, level + 1) end
-end
+-- a seed: the loader's check (a whole number from 0 to 2^53, as ts.train's: the detector draws its scenes from the
+-- run's seed plus offsets), or nil for 1. Random's state is seed % (2^31 - 2) + 1: seeds below 2^31 - 2 each give
+-- their own draws. (NaN made every draw NaN; a string was read by tonumber; 1.5 gave seed 1's draws)
+local check_seed = loader.checkSeed
 
 -- ---- a deterministic generator: Park and Miller's minimal standard, exact in doubles ----------------------
 local Random = {}
