@@ -222,7 +222,7 @@ ts_tensor *ts_image_load(const char *path, int channels)
        and at most what stb's int lengths hold */
     int64_t pixels_max = ts_image_pixel_limit(0);
     size_t limit = pixels_max < (INT_MAX - (1 << 20)) / 8 ? (size_t)pixels_max * 8 + (1 << 20) : (size_t)INT_MAX;
-    unsigned char *data = ts_read_file(path, limit, &size);
+    unsigned char *data = ts_read_file(path, limit, &size, NULL);
     if (!data) return NULL;
     ts_tensor *t = NULL;
     unsigned char *pixels = NULL, *turned = NULL;

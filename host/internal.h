@@ -30,10 +30,14 @@ double ts_element_load(const void *base, int dtype, int64_t i);
 void ts_element_store(void *base, int dtype, int64_t i, double v);
 
 /* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
- * directory, or is longer than limit bytes), and what a file's first bytes say it is ("a gzip-compressed
- * file", "a Python pickle", ...; NULL when none of the kinds tshost knows) and, when is_image is given,
- * whether that kind is an image format: 1 one stb_image reads, 2 one it does not (TIFF, WebP, HEIC, ...) */
-unsigned char *ts_read_file(const char *path, size_t limit, size_t *size);
+ * directory, is longer than limit bytes, or its first bytes are refused), and what a file's first bytes say it
+ * is ("a gzip-compressed file", "a Python pickle", ...; NULL when none of the kinds tshost knows) and, when
+ * is_image is given, whether that kind is an image format: 1 one stb_image reads, 2 one it does not (TIFF, WebP,
+ * HEIC, ...). `first`, when given, sees the first bytes (the first 64 KiB, or the whole file when shorter)
+ * before the rest is read, and returns non-zero with an error set to stop there: a stream such as /dev/zero
+ * has no end to wait for. A stream (a pipe, a device) is read to at most half the machine's memory. */
+typedef int (*ts_first_bytes)(const char *path, const unsigned char *bytes, size_t n);
+unsigned char *ts_read_file(const char *path, size_t limit, size_t *size, ts_first_bytes first);
 const char *ts_file_kind(const unsigned char *bytes, size_t n, int *is_image);
 
 /* writefile.c: a file written whole or not at all (a temporary file beside it, with durable flushed to the disk,

@@ -909,20 +909,22 @@ static ts_pickle *entries(machine *m, const value *top)
     return p;
 }
 
+/* protocols 2 to 5 begin with PROTO; anything else is named for what it is, not by its first opcode, and is
+ * refused before the rest is read */
+static int pickle_first_bytes(const char *path, const unsigned char *b, size_t n)
+{
+    if (!n || b[0] == 0x80) return 0;
+    const char *kind = ts_file_kind(b, n, NULL);
+    if (kind) return ts_error("%s: is %s, not a pickle", path, kind);
+    return ts_error("%s: not a pickle of protocol 2 to 5 (0x%02x at byte 0, not PROTO): protocols 0 and 1 are not "
+                    "read; save it again with pickle.dump(data, f, protocol=4)", path, b[0]);
+}
+
 ts_pickle *ts_pickle_load(const char *path)
 {
     size_t size = 0;
-    unsigned char *buf = ts_read_file(path, SIZE_MAX, &size);
+    unsigned char *buf = ts_read_file(path, SIZE_MAX, &size, pickle_first_bytes);
     if (!buf) return NULL;
-    /* protocols 2 to 5 begin with PROTO; anything else is named for what it is, not by its first opcode */
-    const char *kind = size ? ts_file_kind(buf, size, NULL) : NULL;
-    if (size && buf[0] != 0x80) {
-        if (kind) ts_error("%s: is %s, not a pickle", path, kind);
-        else ts_error("%s: not a pickle of protocol 2 to 5 (0x%02x at byte 0, not PROTO): protocols 0 and 1 are not "
-                      "read; save it again with pickle.dump(data, f, protocol=4)", path, buf[0]);
-        free(buf);
-        return NULL;
-    }
     /* A dict of arrays needs values of about its own size (protocol 2 decodes its bytes into the arena);
      * four times that, and room for a small file's thousands of values, stops a flood of cheap opcodes. */
     machine m = {.path = path, .buf = buf, .size = size, .end = size, .loose_from = NO_LOOSE_RUN, .budget = 4 * size + (64 << 20),

@@ -9,10 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
+static size_t half_the_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return SIZE_MAX;
+    return (size_t)pages / 2 <= SIZE_MAX / (size_t)page ? (size_t)pages / 2 * (size_t)page : SIZE_MAX;
+}
+
+unsigned char *ts_read_file(const char *path, size_t limit, size_t *size, ts_first_bytes first)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -25,18 +33,34 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
         ts_error("%s: is a directory, not a file", path);
         return NULL;
     }
-    /* a regular file's size is the first guess (one byte more, to see its end in the same read), so that a
-       large one is not grown by doubling past twice its size */
-    unsigned char *data = NULL;
-    size_t used = 0, capacity = 0, first = S_ISREG(st.st_mode) && st.st_size >= 0 ? (size_t)st.st_size + 1 : (size_t)1 << 16;
+    /* a stream (a pipe, /dev/zero) may never end: it is read to at most half the memory, where reading on would
+       only end with the process killed for it */
+    int regular = S_ISREG(st.st_mode);
+    size_t stream_most = half_the_memory();
+    if (!regular && stream_most < limit) limit = stream_most;
+    /* with `first`, the first read is of 64 KiB at most, judged before more is read; then, for a regular file,
+       its size (one byte more, to see its end in the same read), so that a large one is not grown by doubling
+       past twice its size */
+    enum { FIRST = 1 << 16 };
+    size_t guess = regular && st.st_size >= 0 ? (size_t)st.st_size + 1 : (size_t)FIRST;
     size_t most = limit < SIZE_MAX ? limit + 1 : SIZE_MAX;   /* a file of exactly limit bytes ends within it */
+    unsigned char *data = NULL;
+    size_t used = 0, capacity = 0;
+    int judged = !first;
     for (;;) {
         if (used == capacity) {
+            if (!judged && used) {   /* the first read filled its buffer: judged before reading on */
+                judged = 1;
+                if (first(path, data, used)) break;
+            }
             if (capacity == most) {
-                ts_error("%s: larger than %.0f MiB, the most this reader takes", path, (double)limit / (1 << 20));
+                ts_error("%s: larger than %.0f MiB, the most %s", path, (double)limit / (1 << 20),
+                         !regular && limit == stream_most ? "read from a stream (half this machine's memory)" : "this reader takes");
                 break;
             }
-            size_t grown = !capacity ? (first < most ? first : most) : capacity > most / 2 ? most : capacity * 2;
+            size_t want = !capacity ? (first && guess > FIRST ? (size_t)FIRST : guess)
+                        : capacity < guess ? guess : capacity > most / 2 ? most : capacity * 2;
+            size_t grown = want < most ? want : most;
             unsigned char *p = realloc(data, grown);
             if (!p) {
                 ts_error("%s: out of memory reading %zu bytes", path, grown);
@@ -51,6 +75,7 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size)
             ts_error("%s: cannot read: %s", path, strerror(errno));
             break;
         }
+        if (!judged && first(path, data, used)) break;   /* the whole file was shorter than the first read */
         fclose(f);
         *size = used;
         return data;

@@ -538,9 +538,6 @@ static int parse_header(ts_safetensors *f)
         return ts_error("%s: not a safetensors file (%zu bytes, shorter than the 8-byte header length)", f->path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->bytes[i];
-    /* a torch.save file named .safetensors, say; a cut safetensors file still has its header's '{' */
-    const char *kind = f->size > 8 && f->bytes[8] != '{' ? ts_file_kind(f->bytes, f->size, NULL) : NULL;
-    if (hlen > f->size - 8 && kind) return ts_error("%s: is %s, not a safetensors file", f->path, kind);
     if (hlen > f->size - 8)
         return ts_error("%s: truncated: the header claims %llu bytes but the file has %zu after the length", f->path,
                         (unsigned long long)hlen, f->size - 8);
@@ -558,6 +555,18 @@ static int parse_header(ts_safetensors *f)
     return check_layout(f);
 }
 
+/* A safetensors file's header begins with '{' at byte 8, after its length; anything else (a torch.save file
+ * named .safetensors, /dev/zero) is refused before the rest is read, named for what it is when its first
+ * bytes say. A cut safetensors file still has its '{' and is read, to be called truncated. */
+static int safetensors_first_bytes(const char *path, const unsigned char *b, size_t n)
+{
+    if (n <= 8 || b[8] == '{') return 0;
+    const char *kind = ts_file_kind(b, n, NULL);
+    if (kind) return ts_error("%s: is %s, not a safetensors file", path, kind);
+    return ts_error("%s: not a safetensors file: the header must begin with '{' at byte 8, after its length (0x%02x "
+                    "there)", path, b[8]);
+}
+
 ts_safetensors *ts_safetensors_open(const char *path)
 {
     ts_safetensors *f = calloc(1, sizeof *f);
@@ -566,7 +575,7 @@ ts_safetensors *ts_safetensors_open(const char *path)
         ts_error("out of memory");
         return NULL;
     }
-    if (!(f->bytes = ts_read_file(path, SIZE_MAX, &f->size)) || parse_header(f)) {
+    if (!(f->bytes = ts_read_file(path, SIZE_MAX, &f->size, safetensors_first_bytes)) || parse_header(f)) {
         ts_safetensors_close(f);
         return NULL;
     }

@@ -375,6 +375,20 @@ return function(t)
       t.raises(function() ts.data.readPickle(other .. '/gz.pickle') end, 'gz.pickle: is a gzip-compressed file, not a pickle')
    end)
 
+   t.test('a stream that is no pickle is refused at its first bytes (/dev/zero was read until memory ran out)', function()
+      t.raises(function() ts.data.readPickle('/dev/zero') end, '/dev/zero: not a pickle of protocol 2 to 5 (0x00 at byte 0')
+      -- a pickle given through a pipe still loads whole, past the first bytes judged
+      local bytes = t.readfile(dir .. '/p4_int64.pickle')
+      local fifo = t.tmpdir() .. '/fifo'
+      t.truthy(os.execute(('mkfifo %q'):format(fifo)) == 0, 'mkfifo')
+      local writer = io.popen(('cat %q > %q'):format(dir .. '/p4_int64.pickle', fifo), 'w')
+      local piped = ts.data.readPickle(fifo)
+      writer:close()
+      local direct = ts.data.readPickle(dir .. '/p4_int64.pickle')
+      t.truthy(#bytes > 0)
+      for k, v in pairs(direct) do t.eq(tostring(piped[k]), tostring(v), k) end
+   end)
+
    t.test('a file cut at any length is an error naming the file and the byte offset', function()
       for _, name in ipairs({'p2_uint8.pickle', 'p3_float32.pickle', 'p4_int64.pickle', 'p5_uint8.pickle'}) do
          local bytes = t.readfile(dir .. '/' .. name)
