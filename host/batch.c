@@ -41,6 +41,9 @@ static void add_noise(rng *r, float *img, int n, double sd)
     }
 }
 
+/* the least sigma a blur draws (pixels): a lighter one barely changes a pixel */
+#define BLUR_LEAST_SIGMA 0.3
+
 static int has_geometry(const ts_augment *a)
 {
     return a && (a->rotate != 0 || a->scale_min != 1 || a->scale_max != 1 || a->translate != 0 || a->shear != 0 ||
@@ -171,6 +174,9 @@ static double bright_level(const uint8_t *raw, int n, int c)
     return v < 26 ? 0.1 : v / 255.0;
 }
 
+/* the least factor a colour jitter of this spread draws: 1 - spread, but no negative factor */
+static double jitter_low(double spread) { return spread < 1 ? 1 - spread : 0; }
+
 /* The random choices for one image (its raw pixels, h x w x c, for the washout's bright level), drawn in a
  * fixed order: flip, geometry, colour, blur, noise level, shadow; the cutout's place is drawn after them all
  * (draw_cutout). */
@@ -207,19 +213,21 @@ static int draw_plan(const ts_augment *aug, const int32_t *flip_map, int flip_cl
         p->k.warp = 1;
     }
     if (!aug) return 0;
-    p->k.brightness = (float)uniform(r, 1 - aug->brightness, 1 + aug->brightness);
+    /* factors from max(0, 1 - spread), as torchvision's ColorJitter draws them: a spread above 1 gave negative
+     * factors, which made black images (brightness), inverted ones (contrast) or complementary colours (saturation) */
+    p->k.brightness = (float)uniform(r, jitter_low(aug->brightness), 1 + aug->brightness);
     if (aug->exposure_prob > 0 && uniform(r, 0, 1) < aug->exposure_prob)   /* drawn only when asked for, so */
         p->k.brightness *= (float)log_uniform(r, 1, aug->exposure_max);   /* older plans replay alike */
     if (aug->washout_prob > 0 && uniform(r, 0, 1) < aug->washout_prob)
         p->k.brightness *= (float)(log_uniform(r, 1, aug->washout_max) / bright_level(raw, h * w, c));
-    p->k.contrast = (float)uniform(r, 1 - aug->contrast, 1 + aug->contrast);
-    p->k.saturation = (float)uniform(r, 1 - aug->saturation, 1 + aug->saturation);
+    p->k.contrast = (float)uniform(r, jitter_low(aug->contrast), 1 + aug->contrast);
+    p->k.saturation = (float)uniform(r, jitter_low(aug->saturation), 1 + aug->saturation);
     if (aug->fade_prob > 0 && uniform(r, 0, 1) < aug->fade_prob)   /* drawn only when asked for (see exposure) */
         p->k.fade = (float)uniform(r, 0, aug->fade_max);
     p->k.hue = (float)uniform(r, -aug->hue, aug->hue);
     p->k.gamma = aug->gamma_min > 0 && aug->gamma_max > 0 ? (float)log_uniform(r, aug->gamma_min, aug->gamma_max) : 1.0f;
     if (aug->blur_prob > 0 && uniform(r, 0, 1) < aug->blur_prob)
-        p->blur_sigma = (float)uniform(r, 0.3, aug->blur_sigma > 0.3 ? aug->blur_sigma : 0.3);
+        p->blur_sigma = (float)uniform(r, BLUR_LEAST_SIGMA, aug->blur_sigma);
     if (aug->noise > 0) p->noise_sd = uniform(r, 0, aug->noise);
     if (aug->shadow_prob > 0 && uniform(r, 0, 1) < aug->shadow_prob) {   /* drawn last, only when asked for */
         double angle = uniform(r, 0, M_PI), size = oh > ow ? oh : ow;
@@ -323,6 +331,8 @@ int ts_augment_check(const char *what, const ts_augment *a)
             return ts_error("%s: %s must be in %g..%g, got %g", what, r[i].name, r[i].lo, r[i].hi, r[i].v);
     if (has_geometry(a) && !(a->scale_min >= 1e-3 && a->scale_min <= 100 && a->scale_max >= 1e-3 && a->scale_max <= 100))
         return ts_error("%s: scale must be in 0.001..100, got %g..%g", what, a->scale_min, a->scale_max);
+    if (a->scale_min > a->scale_max)   /* as gamma's, and as PyTorch's uniform_ refuses from > to */
+        return ts_error("%s: scale must be {lo, hi} with lo <= hi, got %g..%g", what, a->scale_min, a->scale_max);
     if ((a->gamma_min != 0 || a->gamma_max != 0) && !(a->gamma_min > 0 && a->gamma_max >= a->gamma_min && a->gamma_max <= 10))
         return ts_error("%s: gamma must be {lo, hi} with 0 < lo <= hi <= 10, got %g..%g", what, a->gamma_min, a->gamma_max);
     if (a->exposure_prob > 0 && a->exposure_max < 1)
@@ -333,6 +343,13 @@ int ts_augment_check(const char *what, const ts_augment *a)
         return ts_error("%s: fade %g must be in (0, 1]", what, a->fade_max);
     if (a->shadow_prob > 0 && !(a->shadow_min >= 0 && a->shadow_min < 1))
         return ts_error("%s: shadow gain %g must be in [0, 1)", what, a->shadow_min);
+    /* a blur draws its sigma from BLUR_LEAST_SIGMA up: a lower max was blurred at that sigma, above what was asked */
+    if (a->blur_prob > 0 && a->blur_sigma < BLUR_LEAST_SIGMA)
+        return ts_error("%s: the blur's max sigma %g is below %g, the least sigma a blur draws", what, a->blur_sigma,
+                        BLUR_LEAST_SIGMA);
+    /* a cutout of no pixels was none at all, a setting silently off (as a fade of 0 is refused) */
+    if (a->cutout_prob > 0 && a->cutout_size < 1)
+        return ts_error("%s: the cutout size must be at least 1 pixel when its probability is above 0", what);
     return 0;
 }
 
@@ -346,10 +363,12 @@ static int check_settings(const ts_augment *a, const ts_preprocess *pre)
             if (!isfinite(pre->mean[i]) || !isfinite(pre->std[i]) || pre->std[i] == 0)
                 return ts_error("batch: preprocessing mean/std of channel %d must be finite with std != 0 (got %g, %g)",
                                 i + 1, pre->mean[i], pre->std[i]);
-        if (pre->out_h < 0 || pre->out_w < 0 || pre->out_h > 8192 || pre->out_w > 8192)
-            return ts_error("batch: output size %dx%d outside 0..8192", pre->out_h, pre->out_w);
-        if (pre->equalize == 2 && (pre->clahe_tiles < 1 || pre->clahe_tiles > 64 || !isfinite(pre->clahe_clip)))
-            return ts_error("batch: CLAHE needs 1..64 tiles and a finite clip limit (got %d, %g)", pre->clahe_tiles,
+        if (pre->out_h < 0 || pre->out_w < 0 || pre->out_h > TS_PREPROCESS_MAX_SIDE || pre->out_w > TS_PREPROCESS_MAX_SIDE)
+            return ts_error("batch: output size %dx%d outside 0..%d", pre->out_h, pre->out_w, TS_PREPROCESS_MAX_SIDE);
+        if (pre->equalize == 2 && (pre->clahe_tiles < 1 || pre->clahe_tiles > TS_PREPROCESS_MAX_TILES ||
+                                   !isfinite(pre->clahe_clip)))
+            return ts_error("batch: CLAHE needs 1..%d tiles and a finite clip limit (got %d, %g)", TS_PREPROCESS_MAX_TILES,
+                            pre->clahe_tiles,
                             pre->clahe_clip);
     }
     return 0;
@@ -370,6 +389,10 @@ int ts_batch_check(const ts_tensor *images, const ts_tensor *labels, const ts_au
         !ts_tensor_is_contiguous(labels))
         return ts_error("batch: labels must be contiguous int64 [%lld]", (long long)images->shape[0]);
     *h = (int)images->shape[1], *w = (int)images->shape[2], *c = (int)images->shape[3];
+    /* more tiles than pixels a side left tiles of no pixels, whose empty histograms blackened the image */
+    if (pre && pre->equalize == 2 && *h > 0 && *w > 0 && (pre->clahe_tiles > *h || pre->clahe_tiles > *w))
+        return ts_error("batch: CLAHE's clahe_tiles = %d is more than the %dx%d images have pixels a side", pre->clahe_tiles,
+                        *h, *w);
     *out_c = pre && pre->grayscale ? 1 : *c;
     *oh = pre && pre->out_h > 0 ? pre->out_h : *h;
     *ow = pre && pre->out_w > 0 ? pre->out_w : *w;

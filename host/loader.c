@@ -129,8 +129,8 @@ ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment 
 {
     int h, w, c, out_c, oh, ow;
     if (ts_batch_check(images, labels, aug, pre, &h, &w, &c, &out_c, &oh, &ow)) return NULL;
-    if (depth < 1 || depth > 64) {
-        ts_error("loader: prefetch depth must be 1 to 64, got %d", depth);
+    if (depth < 1 || depth > TS_LOADER_MAX_PREFETCH) {
+        ts_error("loader: prefetch depth must be 1 to %d, got %d", TS_LOADER_MAX_PREFETCH, depth);
         return NULL;
     }
     if (workers < 1 || workers > TS_LOADER_MAX_WORKERS) {

@@ -377,6 +377,8 @@ typedef struct {
     double flip_prob;               /* horizontal flip where the flip map allows it (and relabels) */
 } ts_augment;
 
+/* the largest output side a batch is resized to, and the most CLAHE tiles a side */
+enum { TS_PREPROCESS_MAX_SIDE = 8192, TS_PREPROCESS_MAX_TILES = 64 };
 typedef struct {
     int grayscale;                  /* one output channel: 0.299 R + 0.587 G + 0.114 B */
     int equalize;                   /* 0 none, 1 global histogram equalization, 2 CLAHE, on luminance */
@@ -402,7 +404,7 @@ int ts_augment_matrix(double *forward9, int h, int w, int out_h, int out_w, doub
  * `depth` ahead, handed out in order and identical whatever the number of workers. It keeps references
  * to images and labels and copies aug, pre and flip_map (aug NULL: none). device TS_CUDA: the images x
  * come on the GPU (finished there when the augmentation allows: see host/batch.c), labels on the host. */
-enum { TS_LOADER_MAX_WORKERS = 32 };
+enum { TS_LOADER_MAX_WORKERS = 32, TS_LOADER_MAX_PREFETCH = 64 };
 typedef struct ts_loader ts_loader;
 ts_loader *ts_loader_new(ts_tensor *images, ts_tensor *labels, const ts_augment *aug, const ts_preprocess *pre,
                          const int32_t *flip_map, int flip_classes, int depth, int workers, int device);

@@ -367,6 +367,28 @@ return function(t)
       t.truthy(a:equal(b))
       t.truthy(not a:equal(c))
       t.truthy(not a[1]:equal(a[2]), 'each image in a batch gets its own draw')
+      -- every probability 0 and every spread 0: the images of no augmentation, bit for bit
+      local off = ts.data.augment{flip = 0, blur = {0, 2}, cutout = {0, 4}, exposure = {0, 2}, washout = {0, 2},
+                                  fade = {0, 0.5}, shadow = {0, 0.5}, rotate = 0, brightness = 0, noise = 0}
+      t.truthy(ts.data.batch(ds, {1, 2, 3, 4}, {augment = off, seed = 11}):equal(ts.data.batch(ds, {1, 2, 3, 4})))
+   end)
+
+   t.test('a colour jitter above 1 draws its factors from 0, as torchvision does: no black or inverted images', function()
+      -- two-tone images, dark left and bright right: a negative brightness made them black, a negative contrast
+      -- brighter left than right
+      local x = ts.zeros({64, 2, 2, 3}, 'uint8')
+      x[{{}, {}, 1}] = 64
+      x[{{}, {}, 2}] = 192
+      local ds, all = ts.data.Dataset(x, ts.zeros({64}, 'int64')), {}
+      for i = 1, 64 do all[i] = i end
+      for _, settings in ipairs({{brightness = 3}, {contrast = 3}}) do
+         local out = ts.data.batch(ds, all, {augment = ts.data.augment(settings), seed = 5})
+         for i = 1, 64 do
+            local left, right = out:get(i, 1, 1, 1), out:get(i, 1, 1, 2)
+            t.truthy(right > 0 and right >= left, ('%s: image %d reads %g left, %g right'):format(next(settings), i,
+                     left, right))
+         end
+      end
    end)
 
    t.test('preprocessing: standardization, grayscale, histogram equalization and CLAHE', function()
@@ -480,7 +502,7 @@ return function(t)
       local whole = {}
       for v in s1:gmatch('%S+') do whole[#whole + 1] = v end
       t.eq(table.concat(resumed, ' '), whole[4] .. ' ' .. whole[5])
-      t.raises(function() for _ in l2:epoch(7) do end end, 'cannot start at batch 7 of an epoch of 5')
+      t.raises(function() for _ in l2:epoch(7) do end end, 'first (a batch) is 7, past the end of this epoch of 5 batches')
    end)
 
    t.test('a loader that runs out of memory goes on, after retry, with the batches an uninterrupted epoch gives', function()
@@ -602,6 +624,48 @@ return function(t)
       local pre = ts.data.preprocess()
       pre.c.std[1] = 0
       t.raises(function() ts.data.batch(ds, {1}, {preprocess = pre}) end, 'std != 0')
+   end)
+
+   t.test('settings silently off, cut, reversed or refused only by C are refused when made, at the caller', function()
+      local function bad(f, words)
+         local err = t.raises(f, words)
+         t.truthy(err:find('test_augment.lua:', 1, true), 'not at the caller: ' .. err)
+      end
+      -- errors of {lo, hi} settings pointed above the caller
+      bad(function() ts.data.augment{scale = {1}} end, 'augment: scale must be a number or {lo, hi}, got {1}')
+      bad(function() ts.data.augment{scale = {0.9, 'x'}} end, 'augment: scale must be a finite number, got "x"')
+      bad(function() ts.data.augment{exposure = {0.5, 2, 3}} end, 'augment: exposure must be {probability, max gain}, got {0.5, 2, 3}')
+      -- a reversed scale was taken (PyTorch refuses it, as gamma here); a blur below its least sigma blurred at that
+      -- sigma; a cutout of 0 pixels was none
+      bad(function() ts.data.augment{scale = {1.2, 0.8}} end, 'augment: scale must be {lo, hi} with lo <= hi, got 1.2..0.8')
+      bad(function() ts.data.augment{blur = {0.5, 0.1}} end, "augment: the blur's max sigma 0.1 is below 0.3")
+      bad(function() ts.data.augment{cutout = {0.5, 0}} end, 'augment: the cutout size must be at least 1 pixel')
+      t.eq(ts.data.augment{blur = {0, 0}, cutout = {0, 0}}.c.cutout_size, 0)   -- off: probability 0
+      -- an output size of 0 (or {16, 0}) kept the images' own, 2.5 was 2, 1e6 an out-of-memory at the batch
+      for _, size in ipairs({0, {16, 0}, 2.5, 0 / 0}) do
+         bad(function() ts.data.preprocess{size = size} end, 'preprocess: size must be a whole number >= 1 or {h, w} of them')
+      end
+      bad(function() ts.data.preprocess{size = 1e6} end, 'preprocess: size must be at most 8192 pixels a side, got 1000000')
+      bad(function() ts.data.preprocess{clahe_tiles = 2.5} end, 'preprocess: clahe_tiles must be a whole number from 1 to 64, got 2.5')
+      bad(function() ts.data.preprocess{mean = {0.5, 0.5}} end, 'mean must be a list of 1 or 3 numbers (one per channel), got {0.5, 0.5}')
+      -- more CLAHE tiles than pixels a side: tiles of no pixels blackened the images
+      local ds = dot_dataset(2, 2, 2, 0, 8)
+      local clahe = ts.data.preprocess{equalize = 'clahe', clahe_tiles = 9}
+      t.raises(function() ts.data.batch(ds, {1, 2}, {preprocess = clahe}) end,
+               "batch: CLAHE's clahe_tiles = 9 is more than the 8x8 images have pixels a side")
+      t.eq(ts.data.batch(ds, {1}, {preprocess = ts.data.preprocess{equalize = 'clahe', clahe_tiles = 8}}):size(4), 8)
+      -- a prefetch above C's 64 and a first batch past the epoch's end failed in C, at no line
+      bad(function() ts.data.Loader(ds, {prefetch = 100}) end, 'Loader: prefetch must be a whole number from 1 to 64, got 100')
+      local l = ts.data.Loader(ds, {batch = 1, sampler = 'sequential'})
+      bad(function() local _ = l:epoch(4) end, 'Loader:epoch(first, seed): first (a batch) is 4, past the end of this epoch of 2 batches')
+      local n = 0
+      for _ in l:epoch(3) do n = n + 1 end   -- an epoch resumed at its end: no batches
+      t.eq(n, 0)
+      -- mix showed a string alpha '1' as 1, as if a valid alpha were refused
+      bad(function() ts.data.mix{mixup = '1'} end, 'mix: mixup must be a Beta parameter alpha >= 0 (0: off), got "1"')
+      -- images without channels: the message named neither the shape nor the fix
+      bad(function() ts.data.Dataset(ts.zeros({2, 8, 8}, 'uint8'), ts.tensor({0, 1})) end,
+          'Dataset: images must be a 4-d tensor [N,H,W,C] or [N,C,H,W], got a tensor [2x8x8] (grayscale images [N,H,W]?')
    end)
 
    t.test('batch positions, mix labels and generated-sign settings are checked, not read past or ignored', function()

@@ -248,7 +248,10 @@ end
 
 -- the dataset of images x and labels y, named in errors as `where` (the file) and `xkey`, `ykey`
 local function new_dataset(x, y, classNames, name, where, xkey, ykey)
-   if not T.isTensor(x) or x:dim() ~= 4 then error(('%s: %s must be a 4-d tensor'):format(where, xkey), 0) end
+   if not T.isTensor(x) or x:dim() ~= 4 then   -- (the message named neither what it got nor the likely fix)
+      error(('%s: %s must be a 4-d tensor [N,H,W,C] or [N,C,H,W], got %s%s'):format(where, xkey, keys.show(x),
+            T.isTensor(x) and x:dim() == 3 and ' (grayscale images [N,H,W]? give them a channel: x:view(N, H, W, 1))' or ''), 0)
+   end
    if x:size(4) ~= 1 and x:size(4) ~= 3 then
       if x:size(2) == 1 or x:size(2) == 3 then
          x = x:transpose(2, 3):transpose(3, 4):contiguous()   -- channels first -> last, once

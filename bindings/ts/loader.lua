@@ -107,17 +107,18 @@ end
 -- matrix; math.huge as an infinite one)
 local function finite(v, what, name, level)
    if not T.isFinite(v) then
-      error(('%s: %s must be a finite number, got %s'):format(what, name, tostring(v)), level + 1)
+      error(('%s: %s must be a finite number, got %s'):format(what, name, keys.show(v)), level + 1)
    end
    return v
 end
 
-local function range(v, name, default_lo, default_hi, what)
-   what = what or 'augment'
+-- an augmentation setting given as one number or {lo, hi} (nil: the defaults), its errors at augment's caller (they
+-- pointed one level above it: into the runner, or nowhere)
+local function range(v, name, default_lo, default_hi)
    if v == nil then return default_lo, default_hi end
-   if type(v) == 'number' then return finite(v, what, name, 4), v end
-   if type(v) == 'table' and #v == 2 then return finite(v[1], what, name, 4), finite(v[2], what, name, 4) end
-   error(('%s: %s must be a number or {lo, hi}'):format(what, name), 4)
+   if type(v) == 'number' then return finite(v, 'augment', name, 3), v end
+   if type(v) == 'table' and #v == 2 then return finite(v[1], 'augment', name, 3), finite(v[2], 'augment', name, 3) end
+   error(('augment: %s must be a number or {lo, hi}, got %s'):format(name, keys.show(v)), 3)
 end
 
 -- a single-number setting: nil gives 0 (off)
@@ -129,7 +130,8 @@ local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspecti
 
 -- ts.data.augment{...}: every transformation is off unless named.
 --   rotate (degrees), scale {lo, hi}, translate (fraction), shear (degrees), perspective (0.05 mild),
---   brightness, contrast, saturation (factor spread), hue (turns), gamma {lo, hi},
+--   brightness, contrast, saturation (factor spread s: factors from max(0, 1 - s) to 1 + s), hue (turns),
+--   gamma {lo, hi},
 --   exposure {probability, max gain} (overexposure: a gain >= 1 before the clip, washing out bright colours),
 --   washout {probability, max gain} (overexposure relative to the image's light: the gain that brings its
 --   bright level, the 90th percentile of each pixel's brightest channel, to 1, times one >= 1; a dark image
@@ -138,8 +140,8 @@ local augment_keys = {rotate = 1, scale = 1, translate = 1, shear = 1, perspecti
 --   its green and blue added to both, so a sun-bleached red rim pales toward white and its symbol stays),
 --   shadow {probability, darkest gain} (a cast shadow: a band at a random angle and place, from a pole's
 --   width to most of the image, its light times a gain uniform in [darkest, 1], with soft edges),
---   blur {probability, max sigma}, noise (std, 0..1 scale), cutout {probability, size}, flip (probability,
---   applied only where the loader's flip map allows, relabelling mirrored signs)
+--   blur {probability, max sigma >= 0.3} (sigma from 0.3 to max), noise (std, 0..1 scale), cutout {probability,
+--   size}, flip (probability, applied only where the loader's flip map allows, relabelling mirrored signs)
 function M.augment(o)
    o = o or {}
    keys.check('augment', o, augment_keys, 2, 'setting')
@@ -147,8 +149,8 @@ function M.augment(o)
    -- pixel half the time, was silently none)
    for key, magnitude in pairs({exposure = 'max gain', washout = 'max gain', fade = 'max', shadow = 'darkest gain',
                                 blur = 'max sigma', cutout = 'size'}) do
-      if o[key] ~= nil and type(o[key]) ~= 'table' then
-         error(('augment: %s must be {probability, %s}, got %s'):format(key, magnitude, tostring(o[key])), 2)
+      if o[key] ~= nil and (type(o[key]) ~= 'table' or #o[key] ~= 2) then
+         error(('augment: %s must be {probability, %s}, got %s'):format(key, magnitude, keys.show(o[key])), 2)
       end
    end
    local a = ffi.new('ts_augment')
@@ -185,6 +187,7 @@ function M.augment(o)
    return {c = a, settings = o}
 end
 
+
 -- ts.data.preprocess{mean = {r, g, b}, std = {r, g, b}, grayscale = false, equalize = nil|'hist'|'clahe',
 --                    clahe_tiles = 4, clahe_clip = 2, size = {h, w} or n}
 local preprocess_keys = {mean = 1, std = 1, grayscale = 1, equalize = 1, clahe_tiles = 1, clahe_clip = 1, size = 1}
@@ -195,7 +198,7 @@ function M.preprocess(o)
    for _, k in ipairs({'mean', 'std'}) do
       local v = o[k]
       if v ~= nil and (type(v) ~= 'table' or (#v ~= 1 and #v ~= 3)) then
-         error(('preprocess: %s must be a list of 1 or 3 numbers (one per channel), got %s'):format(k, tostring(v)), 2)
+         error(('preprocess: %s must be a list of 1 or 3 numbers (one per channel), got %s'):format(k, keys.show(v)), 2)
       end
    end
    keys.flag(o.grayscale, 'preprocess', 'grayscale', 2)
@@ -203,9 +206,17 @@ function M.preprocess(o)
    p.grayscale = o.grayscale and 1 or 0
    local eq = {none = 0, hist = 1, clahe = 2}
    p.equalize = eq[o.equalize or 'none'] or error("preprocess: equalize must be nil, 'hist' or 'clahe'", 2)
-   p.clahe_tiles = o.clahe_tiles and finite(o.clahe_tiles, 'preprocess', 'clahe_tiles', 2) or 4
+   -- tiles as C takes them (2.5 was 2 tiles; 0 and 65 were refused only when a batch was made, at no line)
+   p.clahe_tiles = keys.count(o.clahe_tiles or 4, 'preprocess', 'clahe_tiles', 1, C.TS_PREPROCESS_MAX_TILES, 2)
    p.clahe_clip = o.clahe_clip and finite(o.clahe_clip, 'preprocess', 'clahe_clip', 2) or 2
-   if o.size then p.out_h, p.out_w = range(o.size, 'size', nil, nil, 'preprocess') end
+   -- pixels, 0 being C's "the images' own size": size = 0 or {16, 0} kept that size without a word, 2.5 was 2, and
+   -- -4 or 1e6 failed only when a batch was made (1e6 as an out-of-memory)
+   if o.size ~= nil then
+      p.out_h, p.out_w = keys.sizes(o.size, 'preprocess', 'size', 1, 2, 2)
+      if p.out_h > C.TS_PREPROCESS_MAX_SIDE or p.out_w > C.TS_PREPROCESS_MAX_SIDE then
+         error(('preprocess: size must be at most %d pixels a side, got %s'):format(C.TS_PREPROCESS_MAX_SIDE, keys.show(o.size)), 2)
+      end
+   end
    local mean, std = o.mean or {0, 0, 0}, o.std or {1, 1, 1}
    for i = 1, 3 do
       p.mean[i - 1] = finite(mean[i] or mean[1], 'preprocess', 'mean', 2)
@@ -419,7 +430,8 @@ function M.Loader(ds, opts)
    -- C's int took a batch of 2.5 as 2 and 2^31 as a negative size; workers 2.5 ran 2 threads, 2^40 and NaN reached C
    -- as a prefetch depth of -2^31
    local batch = M.checkBatch(opts.batch or 128, 'Loader', 'batch', 2)
-   if opts.prefetch ~= nil then M.checkBatch(opts.prefetch, 'Loader', 'prefetch', 2) end
+   -- (100 passed here and failed in C, at no line)
+   if opts.prefetch ~= nil then keys.count(opts.prefetch, 'Loader', 'prefetch', 1, C.TS_LOADER_MAX_PREFETCH, 2) end
    local workers = keys.count(opts.workers or 1, 'Loader', 'workers', 1, C.TS_LOADER_MAX_WORKERS, 2)
    -- drop_last = 0 or 'no' is true in Lua, and dropped the last batch
    keys.flag(opts.drop_last, 'Loader', 'drop_last', 2)
@@ -492,6 +504,12 @@ function Loader:epoch(first, seed)
    if first ~= nil then keys.count(first, 'Loader:epoch(first, seed)', 'first (a batch)', 1, 2 ^ 31, 2) end
    M.checkSeed(seed, 'Loader:epoch(first, seed)', 2)
    local arr, count = order_array(self.sampler(self.ds), self.ds:size())
+   -- a start past the batch after the last (an epoch resumed at its end: no batches) failed in C, at no line
+   local batches = (self.drop_last and math.floor or math.ceil)(count / self.batch)
+   if first and first > batches + 1 then
+      error(('Loader:epoch(first, seed): first (a batch) is %d, past the end of this epoch of %d batches'):format(first,
+            batches), 2)
+   end
    self.epoch_images = count   -- this epoch's, which a custom sampler may change from epoch to epoch
    self.epochs_started = (self.epochs_started or 0) + 1
    local this_epoch = self.epochs_started

@@ -30,11 +30,15 @@ function M.new(o)
    local m = setmetatable({settings = o, mixup = o.mixup or 0, cutmix = o.cutmix or 0, prob = o.prob or 1,
                            switch = o.switch or 0.5}, Mix)
    for _, k in ipairs({'mixup', 'cutmix'}) do
-      if not finite(m[k]) or m[k] < 0 then error(('mix: %s must be a Beta parameter alpha >= 0 (0: off), got %s'):format(k, tostring(m[k])), 2) end
+      if not finite(m[k]) or m[k] < 0 then
+         error(('mix: %s must be a Beta parameter alpha >= 0 (0: off), got %s'):format(k, keys.show(m[k])), 2)
+      end
    end
    if m.mixup == 0 and m.cutmix == 0 then error('mix: give mixup or cutmix an alpha above 0', 2) end
    for _, k in ipairs({'prob', 'switch'}) do
-      if not finite(m[k]) or m[k] < 0 or m[k] > 1 then error(('mix: %s must be a probability in [0, 1], got %s'):format(k, tostring(m[k])), 2) end
+      if not finite(m[k]) or m[k] < 0 or m[k] > 1 then
+         error(('mix: %s must be a probability in [0, 1], got %s'):format(k, keys.show(m[k])), 2)
+      end
    end
    return m
 end
