@@ -346,11 +346,15 @@ ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape)
         ts_error("expand: cannot expand %s to %d dims", ts_shape_str(t, buf, sizeof buf), ndim);
         return NULL;
     }
+    /* -1 keeps an existing dim's size, as PyTorch's expand (a new leading dim has none to keep) */
+    int lead = ndim - t->ndim;
+    int64_t sizes[TS_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) sizes[d] = shape[d] == -1 && d >= lead ? t->shape[d - lead] : shape[d];
+    shape = sizes;
     int64_t numel, unused;   /* the sizes are the user's: an expanded count may leave int64 */
     if (ts_shape_bytes("expand", ndim, shape, 1, &numel, &unused)) return NULL;
     ts_tensor *v = view_of(t);
     if (!v) return NULL;
-    int lead = ndim - t->ndim;
     for (int d = 0; d < ndim; d++) {
         int64_t have = d < lead ? 1 : t->shape[d - lead];
         int64_t stride = d < lead ? 0 : t->stride[d - lead];

@@ -3,6 +3,7 @@
  * With a CUDA operand, arithmetic and reductions run on host copies (on_host), each one counted and, in strict
  * mode, refused (ts_math_fallback); axpy, sums of squares, matrix products and the whole-tensor cases the layers
  * use (on_device), which the training step needs, run on the device. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -152,6 +153,23 @@ static int on_device(int *rc, ts_tensor *out, const ts_tensor *a, const ts_tenso
     return 1;
 }
 
+/* Arithmetic is on real numbers: float32, or float64 where an operand or the result is (computed in double, each
+ * result rounded once into out's dtype; through float32 a float64 lost its digits). Integer tensors are refused:
+ * the dtype of an integer result (int64 + 1 is int64 in PyTorch, int64 / 2 float32) is the caller's conversion. */
+static int check_real_operands(const char *what, const ts_tensor *out, const ts_tensor *a, const ts_tensor *b)
+{
+    const ts_tensor *all[3] = {out, a, b};
+    for (int i = 0; i < 3; i++)
+        if (all[i] && all[i]->dtype != TS_FLOAT32 && all[i]->dtype != TS_FLOAT64)
+            return ts_error("%s: float32 or float64 tensors expected (convert with :float() or :double())", what);
+    return 0;
+}
+
+static int all_f32(const ts_tensor *out, const ts_tensor *a, const ts_tensor *b)
+{
+    return out->dtype == TS_FLOAT32 && a->dtype == TS_FLOAT32 && (!b || b->dtype == TS_FLOAT32);
+}
+
 /* an operand that shares out's storage without being out's own view is read from a copy (numpy's rule for
  * overlapping operands), so that no element is read after the loop has written it */
 static const ts_tensor *unaliased(const ts_tensor *out, const ts_tensor *x, ts_tensor **tmp)
@@ -182,11 +200,19 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
     if (ts_on_cuda(out) && on_device(&rc, out, a, b, op, 0)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
         return on_host(OP_NAME(binary_names, op), out, a, b, binary_op, &(op_args){.op = op});
-    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32 || b->dtype != TS_FLOAT32)
-        return ts_error("arithmetic: float32 tensors expected (convert with :float())");
+    if (check_real_operands("arithmetic", out, a, b)) return -1;
     int64_t sa[TS_MAX_DIMS], sb[TS_MAX_DIMS];
     if (broadcast_strides(out, a, sa, "arithmetic") || broadcast_strides(out, b, sb, "arithmetic")) return -1;
     int64_t n = ts_tensor_numel(out);
+    if (!all_f32(out, a, b)) {
+        void *o = ts_tensor_data(out);
+        const void *pa = ts_tensor_data(a), *pb = ts_tensor_data(b);
+        for (int64_t i = 0; i < n; i++)
+            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
+                             apply_binary(op, ts_element_load(pa, a->dtype, offset_of(out, sa, i)),
+                                          ts_element_load(pb, b->dtype, offset_of(out, sb, i))));
+        return 0;
+    }
     float *o = ts_f32(out);
     const float *pa = ts_f32(a), *pb = ts_f32(b);
     if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a) && ts_tensor_is_contiguous(b) &&
@@ -208,10 +234,19 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(binary_names, op), out, a, NULL, scalar_op,
                        &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
-    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
-        return ts_error("arithmetic: float32 tensors expected (convert with :float())");
+    if (check_real_operands("arithmetic", out, a, NULL)) return -1;
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("arithmetic: result and operand sizes differ");
     int64_t n = ts_tensor_numel(out);
+    if (!all_f32(out, a, NULL)) {
+        void *o = ts_tensor_data(out);
+        const void *pa = ts_tensor_data(a);
+        for (int64_t i = 0; i < n; i++) {
+            double v = ts_element_load(pa, a->dtype, offset_of(a, a->stride, i));
+            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
+                             scalar_first ? apply_binary(op, s, v) : apply_binary(op, v, s));
+        }
+        return 0;
+    }
     float *o = ts_f32(out);
     const float *pa = ts_f32(a);
     if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a)) {
@@ -232,10 +267,17 @@ int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
     if (ts_check_writable("math", out)) return -1;
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(unary_names, op), out, a, NULL, unary_op, &(op_args){.op = op});
-    if (out->dtype != TS_FLOAT32 || a->dtype != TS_FLOAT32)
-        return ts_error("math: float32 tensors expected (convert with :float())");
+    if (check_real_operands("math", out, a, NULL)) return -1;
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("math: result and operand sizes differ");
     int64_t n = ts_tensor_numel(out);
+    if (!all_f32(out, a, NULL)) {
+        void *o = ts_tensor_data(out);
+        const void *pa = ts_tensor_data(a);
+        for (int64_t i = 0; i < n; i++)
+            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
+                             apply_unary(op, ts_element_load(pa, a->dtype, offset_of(a, a->stride, i))));
+        return 0;
+    }
     float *o = ts_f32(out);
     const float *pa = ts_f32(a);
     if (ts_tensor_is_contiguous(out) && ts_tensor_is_contiguous(a)) {
@@ -390,6 +432,12 @@ int ts_tensor_matmul(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
                                  ts_shape_str(b, sb, sizeof sb));
     int64_t shape[2] = {m, n};
     if (ts_check_shape("matmul: result", out, 2, shape)) return -1;
+    if (m == 0 || n == 0) return 0;   /* nothing to write, whatever k is */
+    /* BLAS counts in int: a size beyond it wrapped to a negative one, BLAS printed a complaint and left the
+     * result as it was (zeros from ts.mm), as if it were the product */
+    if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
+        return ts_error("matmul: sizes up to 2^31 - 1 (what BLAS counts), got %s and %s", ts_shape_str(a, sa, sizeof sa),
+                        ts_shape_str(b, sb, sizeof sb));
     const tsk_backend *kern = ts_kernels(out);
     kern->gemm(TSK_MATH_FP32, trans_a, trans_b, (int)m, (int)n, (int)k, 1.0f, ts_f32(a), (int)a->shape[1], ts_f32(b),
                (int)b->shape[1], 0.0f, ts_f32(out), (int)n);

@@ -289,7 +289,7 @@ return function(t)
       t.truthy(s ~= s)
       local rows = ts.zeros(2, 0):mean(2)
       t.eq(tostring(rows:size()), '[2x1]'); t.truthy(rows:get(1, 1) ~= rows:get(1, 1))
-      t.raises(function() ts.zeros(0):max() end, 'empty')
+      t.raises(function() ts.zeros(0):max() end, 'max: the tensor has no elements, so no maximum')
       -- randint and arange
       for _, n in ipairs({0, -1, 0 / 0, 2.5}) do t.raises(function() ts.randint(n) end, 'randint: n must be a whole number') end
       t.raises(function() ts.arange(2 ^ 24, 2 ^ 24 + 4) end, "not exact in float32; give the dtype")
@@ -341,7 +341,7 @@ return function(t)
       t.raises(function() local x = ts.tensor{row} end, 'entry 2 of dim 2 is nil')
       -- errors from deeper rows were reported in tensor.lua
       at_caller(t.raises(function() local x = ts.tensor{{{1, 2}, {3}}} end, 'ragged table: dim 3 should have 2 entries'))
-      at_caller(t.raises(function() local x = ts.tensor{{1, 'a'}} end, 'ts.tensor: non-number element a'))
+      at_caller(t.raises(function() local x = ts.tensor{{1, 'a'}} end, 'ts.tensor: non-number element "a"'))
       -- constructors that fill (and ts.full, ts.arange's dtype) reported a bad size at their line in tensor.lua
       at_caller(t.raises(function() local x = ts.ones(2.5) end, 'size 1 must be a non-negative integer'))
       at_caller(t.raises(function() local x = ts.randn(0 / 0) end, 'size 1 must be'))
@@ -368,8 +368,8 @@ return function(t)
       -- copy, assignment, allclose and maxAbsDiff name themselves for what is no tensor
       at_caller(t.raises(function() a:copy('x') end, 'copy: the source must be a tensor or a (nested) table of numbers, got string'))
       -- a table's errors name copy or the assignment at the caller's line (they named ts.tensor inside this library)
-      at_caller(t.raises(function() a:copy({{1, 'x', 3}, {4, 5, 6}}) end, 'copy: non-number element x'))
-      at_caller(t.raises(function() a[1] = {1, 'x', 3} end, 't[...] = v: non-number element x'))
+      at_caller(t.raises(function() a:copy({{1, 'x', 3}, {4, 5, 6}}) end, 'copy: non-number element "x"'))
+      at_caller(t.raises(function() a[1] = {1, 'x', 3} end, 't[...] = v: non-number element "x"'))
       at_caller(t.raises(function() ts.zeros(1, 'uint8'):copy({300}) end, 'copy: element 1 (300) does not fit uint8'))
       -- and is read in the destination's dtype: through float32 a float64 lost 0.1's digits, an int64 2^40 + 1's
       local d, i = ts.zeros(2, 'float64'), ts.zeros(1, 'int64')
@@ -392,5 +392,101 @@ return function(t)
       t.raises(function() ts.zeros({3}, 'int32'):uniform(0, 1) end, 'uniform: draws real numbers, into a float32 or float64 tensor, got int32')
       t.raises(function() local x = ts.rand(3, 'int64') end, 'uniform: draws real numbers')
       t.eq(ts.zeros({3}, 'float64'):uniform(2, 2):sum(), 6)
+   end)
+
+   t.test('float64 arithmetic keeps its digits: std, norm, maxAbsDiff and allclose of float64 and integer tensors', function()
+      local T = ts.tensor
+      local x = T({1}, 'float64') + 1e-12   -- through float32 (refused before) 1 + 1e-12 is 1
+      t.eq(x:dtype(), 'float64'); t.eq(x:get(1), 1 + 1e-12)
+      local mixed = T{{1}, {2}} + T({1e-12, 0}, 'float64')   -- a float64 operand makes a float64 result
+      t.eq(mixed:dtype(), 'float64'); t.eq(mixed:get(2, 1), 2 + 1e-12)
+      local f = T{1}
+      f:add_(T({0.5}, 'float64'))   -- in place the result keeps the destination's dtype
+      t.eq(f:dtype(), 'float32'); t.eq(f:get(1), 1.5)
+      local sq = T({{4, 9}, {16, 25}}, 'float64')
+      sq:t():sqrt_()
+      t.truthy(sq:equal(T({{2, 3}, {4, 5}}, 'float64')), tostring(sq))
+      t.eq(T({1, 1 + 1e-12}, 'float64'):eq(1):dtype(), 'float32')
+      -- each went through float32: 0, inf, 0, 0 and true
+      t.near(T({1, 1 + 1e-10, 1 + 2e-10}, 'float64'):std(), 1e-10, 1e-6, 0)
+      t.near(T({1e30, 1e30}, 'float64'):norm(), math.sqrt(2) * 1e30, 1e-12, 0)
+      t.eq(T({1, 1}, 'float64'):maxAbsDiff(T({1, 1 + 2 ^ -40}, 'float64')), 2 ^ -40)
+      t.eq(T({2 ^ 24}, 'int64'):maxAbsDiff(T({2 ^ 24 + 1}, 'int64')), 1)
+      t.eq(T({1 + 1e-12}, 'float64'):allclose(T({1}, 'float64'), 0, 0), false)
+      t.eq(T({2 ^ 40, 2 ^ 40 + 1, 2 ^ 40 + 2}, 'int64'):std(), 1)
+      local s = T({{1, 1e-12}}, 'float64'):sum(2)   -- along a dim a float64 stays float64, as in PyTorch
+      t.eq(s:dtype(), 'float64'); t.eq(s:get(1, 1), 1 + 1e-12)
+      t.eq(T({{1, 2}}, 'float64'):std(2):dtype(), 'float64')
+      t.eq(T({{1, 2}}, 'int64'):std(2):dtype(), 'float32')
+      -- an integer tensor is refused, naming the op, at the caller's line (binary's errors had no position)
+      local function at_caller(err) t.truthy(tostring(err):find('test_tensor.lua:', 1, true), 'not at the caller: ' .. tostring(err)) end
+      at_caller(t.raises(function() local y = T({1}, 'int64') + 1 end, 'add: arithmetic takes float32 or float64 tensors, got int64'))
+      at_caller(t.raises(function() local y = T({1}, 'int32'):exp() end, 'exp: arithmetic takes float32 or float64'))
+      at_caller(t.raises(function() local y = T{1}:add('a') end, 'add: operands are tensors or numbers, got string'))
+      at_caller(t.raises(function() local y = T{1, 2} + T{1, 2, 3} end, 'shapes [2] and [3] do not broadcast'))
+      at_caller(t.raises(function() local y = T({1}, 'uint8'):clamp(0) end, 'maximum: arithmetic takes float32 or float64'))
+   end)
+
+   t.test('views and copies take what PyTorch takes: negative select and narrow, expand -1, t() of a vector, broadcast copies', function()
+      local T = ts.tensor
+      local m = ts.arange(6):view(2, 3)
+      t.truthy(m:select(1, -1):equal(T{3, 4, 5}))
+      t.truthy(m:select(2, -3):equal(T{0, 3}))
+      t.raises(function() local y = m:select(1, -3) end, 'select: index -3 out of range for dim 1 of size 2')
+      t.truthy(ts.arange(5):narrow(1, -2, 2):equal(T{3, 4}))
+      t.raises(function() local y = ts.arange(5):narrow(1, -6, 2) end, 'narrow: start -6 out of range for dim 1 of size 5')
+      t.eq(tostring(ts.zeros(3, 1):expand(2, -1, 4):size()), '[2x3x4]')
+      t.raises(function() local y = ts.zeros(3):expand(-1, 3) end, 'expand: size -1 of dim 1 is negative')
+      -- t() of a vector is the vector (it was an error); of 3 dims an error (it swapped the first two)
+      local v = ts.arange(3)
+      local vt = v:t()
+      vt[1] = 9
+      t.eq(v:get(1), 9); t.eq(tostring(vt:size()), '[3]')
+      t.raises(function() local y = ts.zeros(2, 3, 4):t() end, 't: a tensor of at most 2 dims, got [2x3x4]')
+      -- a row into every row, as copy_ and assignment broadcast in PyTorch; a source that does not broadcast is refused
+      local x = ts.zeros(2, 3)
+      x:copy(T{1, 2, 3})
+      t.truthy(x:equal(T{{1, 2, 3}, {1, 2, 3}}), tostring(x))
+      x[{{}, {}}] = T{{7}, {8}}
+      t.truthy(x:equal(T{{7, 7, 7}, {8, 8, 8}}), tostring(x))
+      local ids = ts.zeros(2, 2, 'int64')
+      ids[{{}, {}}] = {5, 6}
+      t.truthy(ids:equal(T({{5, 6}, {5, 6}}, 'int64')), tostring(ids))
+      local self_row = T{{1, 2}, {3, 4}}
+      self_row:copy(self_row[1])
+      t.truthy(self_row:equal(T{{1, 2}, {1, 2}}), tostring(self_row))
+      t.raises(function() ts.zeros(2, 3):copy(T{1, 2}) end, 'copy: destination [2,3] and source [2] differ in element count')
+   end)
+
+   t.test('hostile arguments: named entries, draws of strings, empty maxima, int64 beyond 2^53 in print', function()
+      local T = ts.tensor
+      -- named entries were dropped: {a = 1} made an empty tensor, {1, 2, a = 1} a [2]
+      t.raises(function() local x = T{a = 1} end, 'ts.tensor: dim 1 has an entry named "a"; a tensor is made of lists of numbers')
+      t.raises(function() local x = T{{1, 2, n = 2}} end, 'dim 2 has an entry named "n"')
+      t.raises(function() local x = T{[0] = 5, 1} end, 'dim 1 has an entry named 0')
+      t.raises(function() ts.zeros(2):copy({1, 2, x = 3}) end, 'copy: dim 1 has an entry named "x"')
+      t.eq(tostring(T{}:size()), '[0]')
+      -- a tensor given to ts.tensor with a dtype came back in its own dtype
+      local src = T{1.5, -2}
+      local ids = T(src, 'int64')
+      t.truthy(ids:equal(T({1, -2}, 'int64')), tostring(ids))
+      local same = T(src)
+      same[1] = 7
+      t.eq(src:get(1), 1.5, 'a copy')
+      t.raises(function() local x = T(src, 'foo') end, 'unknown dtype foo')
+      -- a string reached the FFI, whose error named this library's line
+      t.raises(function() ts.zeros(2):uniform('a') end, 'uniform: from must be a number, got "a"')
+      t.raises(function() ts.zeros(2):normal(0, {}) end, 'normal: std must be a number, got {}')
+      -- the max of nothing names the call and the dim (C's "reduce: empty dimension" named neither)
+      t.raises(function() local x = ts.zeros(0, 3):argmax(1) end, 'argmax: dim 1 has no elements, so no maximum')
+      t.raises(function() local x = ts.zeros(0):min() end, 'min: the tensor has no elements, so no minimum')
+      t.eq(tostring(ts.zeros(0, 3):max(2):size()), '[0x1]')
+      -- printing: an int64 as its digits, a float64 summary without float32's overflow
+      local big = ts.zeros(2, 'int64')
+      local p = require('ffi').cast('int64_t *', big:data())
+      p[0], p[1] = 9007199254740993LL, -9223372036854775807LL - 1
+      t.truthy(tostring(big):find('{9007199254740993, -9223372036854775808}', 1, true), tostring(big))
+      t.truthy(tostring(ts.full({100}, 1e300, 'float64')):find('max 1e+300', 1, true))
+      t.truthy(tostring(T{{1.5, 2}, {3, 4}}:t()):find('{{1.5, 3}\n {2, 4}}'))
    end)
 end

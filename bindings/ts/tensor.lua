@@ -233,16 +233,22 @@ local function from_table(what, data, dtype, level)
          error(what .. ': an element is a tensor; ts.tensor takes nested tables of numbers (t:totable())', level + 1 + d)
       end
       if d > #shape then
-         if type(x) ~= 'number' then error(what .. ': non-number element ' .. tostring(x), level + 1 + d) end
+         if type(x) ~= 'number' then error(what .. ': non-number element ' .. keys.show(x), level + 1 + d) end
          flat[#flat + 1] = x
          return
       end
       if type(x) ~= 'table' or #x ~= shape[d] then
          error(('%s: ragged table: dim %d should have %d entries'):format(what, d, shape[d]), level + 1 + d)
       end
-      -- a nil inside a row ({1, nil, 3}) may end its length early: the values after it were dropped
-      if table.maxn(x) > #x then
-         error(('%s: entry %d of dim %d is nil'):format(what, #x + 1, d), level + 1 + d)
+      -- every key a position from 1 to #x: a nil inside a row ({1, nil, 3}) may end its length early, and the values
+      -- after it were dropped, as were named entries ({a = 1} gave an empty tensor)
+      for key in pairs(x) do
+         if type(key) == 'number' and key % 1 == 0 and key > #x then
+            error(('%s: entry %d of dim %d is nil'):format(what, #x + 1, d), level + 1 + d)
+         elseif type(key) ~= 'number' or key % 1 ~= 0 or key < 1 then
+            error(('%s: dim %d has an entry named %s; a tensor is made of lists of numbers'):format(what, d,
+                  keys.show(key)), level + 1 + d)
+         end
       end
       for i = 1, #x do walk(x[i], d + 1) end
    end
@@ -262,7 +268,10 @@ end
 
 -- ts.tensor{{1,2},{3,4}} or ts.tensor({1,2,3}, 'int64'): nested tables to a tensor
 function T.tensor(data, dtype)
-   if is_tensor(data) then return data:clone() end
+   if is_tensor(data) then   -- a copy in dtype, as torch.tensor(t, dtype=...) (the dtype was ignored)
+      local c = data:type(dtype_code(dtype or data:dtype(), 2))
+      return c == data and data:clone() or c
+   end
    if type(data) == 'number' then data = {data} end
    if type(data) ~= 'table' then error('ts.tensor: expected a (nested) table of numbers, got ' .. type(data), 2) end
    local t = from_table('ts.tensor', data, dtype, 2)   -- not a tail call, which would drop this frame from the count
@@ -333,6 +342,19 @@ local function int_arg(v, what, level)
    return v
 end
 
+-- index k along the 0-based dim d0 as C's 0-based index (k 1-based; a negative k counts from the end, as t[{k}] and
+-- PyTorch's t[k] do); errors begin with `what` (or nothing), at `level` as error's, counted from the caller
+local function place(self, d0, k, level, what)
+   local size = tonumber(C.ts_tensor_size(self._c, d0))
+   what = what or ''
+   if k ~= math.floor(k) then error(('%sindex %s is not an integer'):format(what, tostring(k)), level + 1) end
+   local i = k < 0 and size + k + 1 or k
+   if i < 1 or i > size then
+      error(('%sindex %s out of range for dim %d of size %d'):format(what, tostring(k), d0 + 1, size), level + 1)
+   end
+   return i - 1
+end
+
 local size_mt = {__tostring = function(s) return '[' .. table.concat(s, 'x') .. ']' end}
 -- t:size() is a table of sizes; t:size(d) one of them
 function Tensor:size(d)
@@ -352,9 +374,16 @@ function Tensor:reshape(...)
    if self:isContiguous() then return self:view(...) end
    return self:contiguous():view(...)
 end
+-- (a negative start counts from the end, as PyTorch's: narrow(1, -2, 2) is the last two)
 function Tensor:narrow(d, start, len)
    local dim = dim_arg(self, d, 2, 'narrow')
-   return wrap(C.ts_tensor_narrow(self._c, dim, int_arg(start, 'narrow: start', 2) - 1, int_arg(len, 'narrow: length', 2)))
+   int_arg(start, 'narrow: start', 2)
+   if start < 0 then
+      local size = tonumber(C.ts_tensor_size(self._c, dim))
+      if start < -size then error(('narrow: start %s out of range for dim %d of size %d'):format(start, dim + 1, size), 2) end
+      start = size + start + 1
+   end
+   return wrap(C.ts_tensor_narrow(self._c, dim, start - 1, int_arg(len, 'narrow: length', 2)))
 end
 -- t:slice(d, from, to, step): elements from, from + step, ... up to `to` along d (1-based, inclusive), a view
 function Tensor:slice(d, from, to, step)
@@ -367,14 +396,22 @@ function Tensor:slice(d, from, to, step)
    local len = math.max(0, math.floor((to - from) / step) + 1)
    return wrap(C.ts_tensor_slice(self._c, dim_arg(self, d, 2), from - 1, len, step))
 end
+-- (a negative index counts from the end, as t[k] and PyTorch's select do)
 function Tensor:select(d, i)
    local dim = dim_arg(self, d, 2, 'select')
-   return wrap(C.ts_tensor_select(self._c, dim, int_arg(i, 'select: index', 2) - 1))
+   return wrap(C.ts_tensor_select(self._c, dim, place(self, dim, int_arg(i, 'select: index', 2), 2, 'select: ')))
 end
 function Tensor:transpose(a, b)
    return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2, 'transpose'), dim_arg(self, b, 2, 'transpose')))
 end
-function Tensor:t() return self:transpose(1, 2) end
+-- a matrix's transpose; a vector or a scalar as it is, as PyTorch's t() (which refuses more dims: it transposed the
+-- first two without a word)
+function Tensor:t()
+   local n = self:dim()
+   if n > 2 then error(('t: a tensor of at most 2 dims, got %s (use transpose(a, b))'):format(tostring(self:size())), 2) end
+   if n < 2 then return wrap(C.ts_tensor_retain(self._c)) end
+   return self:transpose(1, 2)
+end
 function Tensor:expand(...) local n = shape_of(...); return wrap(C.ts_tensor_expand(self._c, n, shape_buf)) end
 function Tensor:contiguous() return wrap(C.ts_tensor_contiguous(self._c)) end
 function Tensor:flatten() return self:reshape(self:numel()) end
@@ -385,10 +422,23 @@ function Tensor:clone()
    return c
 end
 
+-- whether sizes `from` broadcast to exactly sizes `to` (each dim of from, right-aligned, equal or 1)
+local function broadcasts(from, to)
+   if #from > #to then return false end
+   for i = 1, #from do
+      local x = from[#from - i + 1]
+      if x ~= 1 and x ~= to[#to - i + 1] then return false end
+   end
+   return true
+end
+
 -- src (a tensor, or nested tables read in dst's dtype: through float32, a float64 or int64 destination lost digits)
 -- into dst; errors name `what`, at `level` as error's, counted from the caller
 local function copy_into(dst, src, what, level)
    if not is_tensor(src) then src = from_table(what, src, dst:dtype(), level + 1) end
+   if src:numel() ~= dst:numel() and broadcasts(src:size(), dst:size()) then
+      src = src:expand(dst:size())   -- a row into every row, as PyTorch's copy_ and t[...] = v
+   end
    check(C.ts_tensor_copy(dst._c, src._c))
 end
 
@@ -406,8 +456,20 @@ function Tensor:fill(v)
    return self
 end
 function Tensor:zero() return self:fill(0) end
-function Tensor:uniform(lo, hi) check(C.ts_tensor_uniform(self._c, lo or 0, hi or 1)); return self end
-function Tensor:normal(mean, std) check(C.ts_tensor_normal(self._c, mean or 0, std or 1)); return self end
+-- (C checks the bounds; a string reached the FFI, whose error named this file)
+local function number_arg(v, default, what, level)
+   if v == nil then return default end
+   if type(v) ~= 'number' then error(('%s must be a number, got %s'):format(what, keys.show(v)), level + 1) end
+   return v
+end
+function Tensor:uniform(lo, hi)
+   check(C.ts_tensor_uniform(self._c, number_arg(lo, 0, 'uniform: from', 2), number_arg(hi, 1, 'uniform: to', 2)))
+   return self
+end
+function Tensor:normal(mean, std)
+   check(C.ts_tensor_normal(self._c, number_arg(mean, 0, 'normal: mean', 2), number_arg(std, 1, 'normal: std', 2)))
+   return self
+end
 
 function Tensor:type(dtype)
    if not dtype then return self:dtype() end
@@ -520,26 +582,17 @@ local function index_table(self, spec, level)
    return t
 end
 
--- t[k]'s place along dim 1 (1-based; a negative k counts from the end, as t[{k}] and PyTorch's t[k] do)
-local function first_dim_index(self, k, level)
-   local size = tonumber(C.ts_tensor_size(self._c, 0))
-   if k ~= math.floor(k) then error(('index %s is not an integer'):format(tostring(k)), level) end
-   local i = k < 0 and size + k + 1 or k
-   if i < 1 or i > size then error(('index %s out of range for dim 1 of size %d'):format(tostring(k), size), level) end
-   return i
-end
-
 mt.__index = function(self, k)
    -- only absent keys arrive here: numbers and tables index, strings name methods
    if type(k) == 'number' then
       local n = C.ts_tensor_ndim(self._c)
       if n == 0 then error('cannot index a 0-dim tensor', 2) end
-      local i = first_dim_index(self, k, 3)
+      local i = place(self, 0, k, 2)
       if n == 1 then
-         index_buf[0] = i - 1
+         index_buf[0] = i
          return element(self)
       end
-      return wrap(C.ts_tensor_select(self._c, 0, i - 1))
+      return wrap(C.ts_tensor_select(self._c, 0, i))
    elseif type(k) == 'table' then
       return index_table(self, k, 2)
    end
@@ -550,14 +603,14 @@ mt.__newindex = function(self, k, v)
    local target
    if type(k) == 'number' then
       if C.ts_tensor_ndim(self._c) == 0 then error('cannot index a 0-dim tensor', 2) end
-      local i = first_dim_index(self, k, 3)
+      local i = place(self, 0, k, 2)
       if C.ts_tensor_ndim(self._c) == 1 then
          check_fits(('t[%s] = v: the value'):format(tostring(k)), v, self:dtype(), 2)
-         index_buf[0] = i - 1
+         index_buf[0] = i
          check(C.ts_tensor_set(self._c, index_buf, v))
          return
       end
-      target = wrap(C.ts_tensor_select(self._c, 0, i - 1))
+      target = wrap(C.ts_tensor_select(self._c, 0, i))
    elseif type(k) == 'table' then
       target = index_table(self, k, 2)
    else
@@ -576,7 +629,7 @@ end
 local ops = {add = 0, sub = 1, mul = 2, div = 3, maximum = 4, minimum = 5, pow = 6, eq = 7, lt = 8, gt = 9}
 local unops = {neg = 0, exp = 1, log = 2, sqrt = 3, abs = 4, tanh = 5, sigmoid = 6, floor = 7, square = 8}
 
-local function broadcast_shape(a, b)
+local function broadcast_shape(a, b, level)
    local sa, sb = a:size(), b:size()
    local n = math.max(#sa, #sb)
    local out = {}
@@ -584,29 +637,53 @@ local function broadcast_shape(a, b)
       local x = sa[#sa - n + i] or 1
       local y = sb[#sb - n + i] or 1
       if x ~= y and x ~= 1 and y ~= 1 then
-         error(('shapes %s and %s do not broadcast'):format(tostring(sa), tostring(sb)), 4)
+         error(('shapes %s and %s do not broadcast'):format(tostring(sa), tostring(sb)), level + 1)
       end
       out[i] = x == 1 and y or x
    end
    return out
 end
 
--- out = a op b, where either may be a number; in place when out is given
-local function binary(op, a, b, out)
+-- Arithmetic is on real tensors: float32, or float64 where an operand is (the result float64 too, as PyTorch
+-- promotes; comparisons give float32 0 and 1). Through float32 a float64 lost its digits: the std of 1, 1 + 1e-10 and
+-- 1 + 2e-10 was 0. An integer tensor is refused: which dtype its result should have is the caller's choice.
+local real = {float32 = 0, float64 = 4}
+local comparisons = {eq = true, lt = true, gt = true}
+-- (errors at `level` as error's, counted from the caller)
+local function result_dtype(op, a, b, level)
+   local code = 0
+   for _, x in ipairs({a, b}) do
+      if is_tensor(x) then
+         local dtype = x:dtype()
+         if not real[dtype] then
+            error(('%s: arithmetic takes float32 or float64 tensors, got %s (convert with :float() or :double())'):format(
+                  op, dtype), level + 1)
+         end
+         code = math.max(code, real[dtype])
+      end
+   end
+   return comparisons[op] and 0 or code
+end
+
+-- out = a op b, where either may be a number; in place when out is given. Errors at `level` as error's, counted from
+-- the caller (default 1: the methods and operators call binary in tail position, which leaves their frame out)
+local function binary(op, a, b, out, level)
+   level = level or 1
    local code = ops[op]
    if not (type(a) == 'number' or is_tensor(a)) or not (type(b) == 'number' or is_tensor(b)) then
       local bad = a
       if type(a) == 'number' or is_tensor(a) then bad = b end
-      error(('%s: operands are tensors or numbers, got %s'):format(op, type(bad)), 3)
+      error(('%s: operands are tensors or numbers, got %s'):format(op, type(bad)), level + 1)
    end
+   local dtype = result_dtype(op, a, b, level + 1)
    if type(a) == 'number' then
-      out = out or new_on(device_of(b), 0, b:size())
+      out = out or new_on(device_of(b), dtype, b:size())
       check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1))
    elseif type(b) == 'number' then
-      out = out or new_on(device_of(a), 0, a:size())
+      out = out or new_on(device_of(a), dtype, a:size())
       check(C.ts_tensor_binary_scalar(out._c, a._c, b, code, 0))
    else
-      out = out or new_on(device_of(a), 0, broadcast_shape(a, b))
+      out = out or new_on(device_of(a), dtype, broadcast_shape(a, b, level + 1))
       check(C.ts_tensor_binary(out._c, a._c, b._c, code))
    end
    return out
@@ -618,7 +695,7 @@ for name in pairs(ops) do
 end
 for name, code in pairs(unops) do
    Tensor[name] = function(self)
-      local out = new_on(device_of(self), 0, self:size())
+      local out = new_on(device_of(self), result_dtype(name, self, nil, 2), self:size())
       check(C.ts_tensor_unary(out._c, self._c, code))
       return out
    end
@@ -636,8 +713,8 @@ end
 
 function Tensor:clamp(lo, hi)
    local out = self
-   if lo then out = binary('maximum', out, lo) end
-   if hi then out = binary('minimum', out, hi) end
+   if lo then out = binary('maximum', out, lo, nil, 2) end
+   if hi then out = binary('minimum', out, hi, nil, 2) end
    return out == self and self:clone() or out
 end
 
@@ -648,24 +725,34 @@ mt.__div = function(a, b) return binary('div', a, b) end
 mt.__pow = function(a, b) return binary('pow', a, b) end
 mt.__unm = function(a) return a:neg() end
 
+-- t as arithmetic takes it: float32 and float64 as they are, an integer tensor as float64 (exact up to 2^53; through
+-- float32, 2^24 + 1 and 2^24 were one number)
+local function as_real(t) return real[t:dtype()] and t or t:double() end
+
 -- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1. Every dtype is reduced in its own
 -- values, as numpy does (through float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would read 2^24 or
 -- 1): max/min compare exactly, sum/mean add in double. Along a dim, max/min keep the input's dtype (the
--- values are its elements, as in PyTorch), sum/mean give float32 (rounded once, at the end), argmax/argmin
--- 0-based int64; over the whole tensor a Lua number (argmax/argmin 1-based).
+-- values are its elements, as in PyTorch), sum/mean give float64 for float64 (as PyTorch) and float32 for the
+-- rest (rounded once, at the end), argmax/argmin 0-based int64; over the whole tensor a Lua number
+-- (argmax/argmin 1-based).
 local red = {sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5}
 local function reduce(self, op, d, level, name)   -- name: the method, in errors (default op)
-   local src = self:contiguous()
    local arg = op == 'argmax' or op == 'argmin'
+   local d0 = d and dim_arg(self, d, level, name or op)
+   -- nothing has a largest element (C's "reduce: empty dimension" named neither the call nor the dim)
+   if op ~= 'sum' and op ~= 'mean' and (d and self:size(d0 + 1) == 0 or self:numel() == 0 and not d) then
+      error(('%s: %s has no elements, so no %s'):format(name or op, d and ('dim %d'):format(d0 + 1) or 'the tensor',
+            (op == 'max' or op == 'argmax') and 'maximum' or 'minimum'), level)
+   end
+   local src = self:contiguous()
    if not d then
       local out = new(dtype_code(arg and 'int64' or 'float64'), 1)
       check(C.ts_tensor_reduce(out._c, src._c, -1, red[op]), level)
       return arg and out:get(1) + 1 or out:get(1)
    end
    local shape = self:size()
-   local d0 = dim_arg(self, d, level, name or op)
    shape[d0 + 1] = 1
-   local dtype = arg and 'int64' or (op == 'max' or op == 'min') and self:dtype() or 'float32'
+   local dtype = arg and 'int64' or (op == 'max' or op == 'min' or self:dtype() == 'float64') and self:dtype() or 'float32'
    local out = new_on(device_of(self), dtype_code(dtype), shape)
    check(C.ts_tensor_reduce(out._c, src._c, d0, red[op]), level)
    return out
@@ -685,11 +772,11 @@ function Tensor:mean(d)
 end
 -- max/min with a dim return values and 0-based int64 indices (as the class ids they usually are)
 function Tensor:max(d)
-   if not d then return reduce(self, 'max', nil, 3) end
+   if not d then local r = reduce(self, 'max', nil, 3); return r end
    return reduce(self, 'max', d, 3), reduce(self, 'argmax', d, 3)
 end
 function Tensor:min(d)
-   if not d then return reduce(self, 'min', nil, 3) end
+   if not d then local r = reduce(self, 'min', nil, 3); return r end
    return reduce(self, 'min', d, 3), reduce(self, 'argmin', d, 3)
 end
 -- argmax(): 1-based position of the maximum; argmax(d): 0-based indices along d (class ids)
@@ -698,15 +785,18 @@ function Tensor:argmin(d) local r = reduce(self, 'argmin', d, 3); return r end
 -- the unbiased standard deviation (n - 1: NaN for one element, as torch.std); t:std(d) along dim d, kept with size 1
 function Tensor:std(d)
    if d then dim_arg(self, d, 2, 'std') end   -- here: from x:mean(d) below, its error named this file
-   local x = self:float()
+   local x = as_real(self)
    if x:numel() == 0 then return x:mean(d) end   -- NaN, as the mean
-   if d then return (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt() end
+   if d then
+      local s = (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt()
+      return self:dtype() == 'float64' and s or s:float()   -- an integer's along a dim is float32, as its mean
+   end
    return math.sqrt((x - x:mean()):square():sum() / (x:numel() - 1))
 end
 -- the L2 norm of all elements (other p and per-dim norms are refused rather than answered with this one)
 function Tensor:norm(p, d)
    if (p ~= nil and p ~= 2) or d ~= nil then error('norm: only the L2 norm of the whole tensor, t:norm()', 2) end
-   return math.sqrt(self:contiguous():float():square():sum())
+   return math.sqrt(as_real(self):square():sum())
 end
 
 function Tensor:mm(b, trans_a, trans_b)
@@ -730,14 +820,14 @@ end
 
 function Tensor:maxAbsDiff(other)
    other_tensor('maxAbsDiff', other)
-   return (self:float() - other:float()):abs():max()
+   return (as_real(self) - as_real(other)):abs():max()
 end
 
 -- true when |a - b| <= atol + rtol |b| everywhere (numpy.allclose)
 function Tensor:allclose(other, rtol, atol)
    other_tensor('allclose', other)
    rtol, atol = rtol or 1e-5, atol or 1e-8
-   local a, b = self:float(), other:float()
+   local a, b = as_real(self), as_real(other)
    if a:numel() == 0 then return true end
    local excess = (a - b):abs() - b:abs():mul(rtol)
    -- close where excess <= atol (a NaN excess is not), or where a == b (inf == inf, as numpy.allclose)
@@ -776,7 +866,7 @@ function Tensor:summary()
       for d = 1, self:dim() do
          if self:stride(d) == 0 and self:size(d) > 1 then f = f:narrow(d, 1, 1) end
       end
-      f = f:cpu():float()
+      f = f:cpu()   -- reduced in its own dtype (through float32, a float64 of 1e300 showed as inf)
       s = s .. ('  min %s  max %s  mean %s'):format(fmt(f:min()), fmt(f:max()), fmt(f:mean()))
    end
    return s
@@ -786,15 +876,22 @@ mt.__tostring = function(self)
    local n = self:numel()
    if n == 0 and self:dim() > 0 then return ('{}\n[ts.Tensor %s %s]'):format(self:dtype(), tostring(self:size())) end
    if n > 64 or self:dim() > 2 or device_of(self) ~= 0 then return self:summary() end
+   local c = self:contiguous()
+   local p = ffi.cast(T.ctypes[c:dtype()], c:data())
+   -- element k in row-major order; an int64 as its digits (through a double, 2^53 + 1 showed as 9.007e+15)
+   local function text(k)
+      if c:dtype() == 'int64' then return (tostring(p[k]):gsub('LL$', '')) end
+      return fmt(tonumber(p[k]))
+   end
    local lines = {}
    if self:dim() <= 1 then
       local vals = {}
-      for i = 1, n do vals[i] = fmt(self:dim() == 0 and self:item() or self:get(i)) end
+      for i = 1, n do vals[i] = text(i - 1) end
       lines[1] = '{' .. table.concat(vals, ', ') .. '}'
    else
       for i = 1, self:size(1) do
          local vals = {}
-         for j = 1, self:size(2) do vals[j] = fmt(self:get(i, j)) end
+         for j = 1, self:size(2) do vals[j] = text((i - 1) * self:size(2) + j - 1) end
          lines[i] = ' {' .. table.concat(vals, ', ') .. '}'
       end
       if #lines == 0 then lines[1] = ' {}' end
