@@ -489,6 +489,8 @@ return function(t)
       -- eps 0 gave NaN weights wherever a gradient was 0
       t.raises(function() ts.optim.Adam(l, {eps = 0}) end, 'Adam: eps must be above 0')
       t.raises(function() ts.optim.AdamW({{params = l, eps = 0}}) end, 'AdamW: eps must be above 0')
+      -- so did one the kernels' float32 takes as 0
+      t.raises(function() ts.optim.Adam(l, {eps = 1e-50}) end, 'Adam: eps must be above 0 in float32 (0 makes NaN weights where a gradient is 0), got 1e-50')
       -- what is no table, or no tensor, failed inside with "attempt to index ..."
       t.raises(function() ts.optim.SGD(l, 0.1) end, 'SGD: the options must be a table, got number')
       for _, case in ipairs({{function() ts.optim.SGD(l, {lr = 1, momentun = 0.9}) end, 'SGD: unknown option momentun (known: dampening, lr,'},
@@ -546,6 +548,40 @@ return function(t)
       t.eq(opt:lr(), 0)
       S.cosine(opt, {total = 1, warmup = 0})
       t.eq(opt:lr(), 1)
+   end)
+
+   t.test('optimizers refuse parameters that would train nothing: no groups, modules or tensors for groups, options among them', function()
+      local l = nn.Linear(2, 2)
+      for _, case in ipairs({
+         -- each made an optimizer over nothing (or nothing of a group) that trained nothing, or failed at opt:lr()
+         {{}, 'SGD: no parameter groups (an empty list)'},
+         {{l, nn.Linear(2, 2)}, 'SGD: group 1 must be a table {params = ..., lr = ...}, got a Linear'},
+         {{l.weight, l.bias}, 'SGD: group 1 must be a table {params = ..., lr = ...}, got a tensor [2x2]'},
+         {{{params = {l.weight, l.bias}}}, 'SGD: a group needs params = a module or {params, grads} (two lists of tensors), got a list of tensors'},
+         {{{params = {{}, {l.grad.weight}}}}, "SGD: a group's {params, grads} holds 0 parameters and 1 gradients"},
+         {{params = l, lr = 0.5}, 'SGD: a single group must be in a list, {{params = ..., lr = ...}}'},
+         -- the lr in the wrong table, and a group after a hole, were skipped
+         {{{params = l}, lr = 0.5}, 'SGD: the list of groups holds the key lr; options go in the second argument'},
+         {{{params = l}, nil, {params = nn.Linear(2, 2)}}, 'SGD: group 2 must be a table {params = ..., lr = ...}, got nil'},
+         {{{params = l, lr = '0.1'}}, 'SGD: lr must be a finite number, got "0.1"'},
+      }) do
+         local err = t.raises(function() ts.optim.SGD(case[1], {lr = 1}) end, case[2])
+         t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+      end
+      -- what is a group stays one: {params, grads} given alone or in a group, and a group of no parameters
+      t.eq(#ts.optim.SGD({{l.weight}, {l.grad.weight}}, {lr = 1}).groups[1].params, 1)
+      t.eq(#ts.optim.SGD({{params = {{}, {}}}}, {lr = 1}).groups[1].params, 0)
+   end)
+
+   t.test('onecycle: a first phase of one update ends at the peak (0 / 0 made the lr NaN)', function()
+      local opt = ts.optim.SGD(nn.Linear(2, 2), {lr = 2})
+      local s = ts.optim.schedule.onecycle(opt, {total = 10, pct_start = 0.1, div_factor = 4})
+      t.eq(opt:lr(), 2)
+      s:step()
+      t.truthy(opt:lr() < 2 and opt:lr() > 0, 'lr ' .. opt:lr())
+      opt = ts.optim.SGD(nn.Linear(2, 2), {lr = 2})
+      s = ts.optim.schedule.onecycle(opt, {total = 2, pct_start = 0.5})
+      t.eq(opt:lr(), 2)
    end)
 
    t.test('updateBatchNorm: the running statistics become the exact mean and variance of the input over a dataset', function()
@@ -761,6 +797,76 @@ return function(t)
       -- the script options: a boolean that is not one is refused as a number that is not one is
       local rc, out = t.sh(t.tshost .. " -e 'ts.args = {quiet = \"maybe\"} ts.options{quiet = false}'")
       t.truthy(rc ~= 0 and out:find('option quiet: expected true or false, got "maybe"', 1, true), out)
+   end)
+
+   -- n random images of three classes, a training of them takes milliseconds
+   local function few_images(n)
+      local y = ts.zeros({n}, 'int64')
+      for i = 1, n do y[i] = (i - 1) % 3 end
+      return ts.data.Dataset(ts.randn(n, 32, 32, 3):mul(40):add(128):byte(), y)
+   end
+
+   t.test('ts.train refuses an optimizer, a schedule or groups it cannot use before the run directory is made', function()
+      local ds, dir = few_images(8), t.tmpdir() .. '/never'
+      local function bad(opts, plain)
+         opts.model, opts.data, opts.quiet, opts.batch = opts.model or tiny_net(), {train = ds}, true, 4
+         local err = t.raises(function() ts.train(opts) end, plain)
+         t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+         t.truthy(not ts.files.exists(dir), 'the run directory was made for: ' .. plain)
+      end
+      -- unknown names were refused once the run directory had been made
+      bad({optimizer = 'sgdd', run = dir}, "ts.train: optimizer must be 'sgd', 'adam', 'adamw' or an optimizer")
+      bad({schedule = 'cosin', run = dir}, "ts.train: schedule must be 'cosine', 'onecycle', 'step' or 'none', got \"cosin\"")
+      bad({param_groups = {}, run = dir}, 'ts.train: param_groups: SGD: no parameter groups')   -- failed at opt:lr()
+      bad({param_groups = {{params = tiny_net(), lr = -1}}, run = dir}, 'ts.train: param_groups: SGD: lr must be >= 0')
+      -- groups or an optimizer of another model trained that one: this one came back untrained, without a word
+      bad({param_groups = {{params = tiny_net()}}, run = dir}, "ts.train: tensor 1 that the param_groups updates is not the model's")
+      bad({optimizer = ts.optim.SGD(tiny_net(), {lr = 0.1}), run = dir}, "tensor 1 that the optimizer updates is not the model's")
+      bad({lr = '0.1'}, 'ts.train: lr must be a finite number >= 0, got "0.1"')
+      t.raises(function() ts.train() end, 'ts.train: the options must be a table, got nil')   -- failed inside pairs
+      t.writefile(dir, 'a file')
+      local err = t.raises(function() ts.train{model = tiny_net(), data = {train = ds}, quiet = true, run = dir} end,
+                           'ts.train: cannot make the folder ' .. dir .. ': ' .. dir .. ': a file of that name is in the way')
+      t.truthy(err:find('test_train.lua:', 1, true), 'at the caller: ' .. err)
+      -- one update in all: the schedule's own error named a total the caller never gave, at a line of train.lua
+      t.raises(function() ts.train{model = tiny_net(), data = {train = ds}, quiet = true, batch = 8, epochs = 1,
+                                   schedule = 'onecycle'} end,
+               "ts.train: schedule 'onecycle' needs 2 updates or more, and 1 epoch(s) of 1 update(s) are 1")
+   end)
+
+   t.test('a run is resumed only to as many epochs as it has or more; one that early stopping ended stays ended', function()
+      local ds, dir = few_images(8), t.tmpdir()
+      local function run(name, o)
+         o.model, o.data, o.quiet, o.batch, o.run = tiny_net(), o.data or {train = ds}, true, 4, dir .. '/' .. name
+         return ts.train(o)
+      end
+      local function lines(name)
+         local n = 0
+         for _ in io.lines(dir .. '/' .. name .. '/metrics.jsonl') do n = n + 1 end
+         return n
+      end
+      run('a', {epochs = 3})
+      -- it ran no epoch and returned the run of 3 as a training of 2
+      t.raises(function() run('a', {epochs = 2}) end, 'has trained 3 epochs, more than epochs = 2: give epochs = 3 or more')
+      t.eq(#run('a', {epochs = 3}).history, 3, 'the same command again: the run as it is')
+      -- a checkpoint it cannot read was taken for none: the run started again, over its metrics
+      local ckpt = dir .. '/a/checkpoint.safetensors'
+      os.rename(ckpt, ckpt .. '.kept')
+      ts.files.mkdirs(ckpt)
+      t.raises(function() run('a', {epochs = 4}) end, ckpt .. ': is a directory')
+      t.eq(lines('a'), 3, 'metrics.jsonl kept')
+      -- lr 0: epoch 1 is the best, early_stop = 1 ends the run after epoch 2; each run again trained one more epoch
+      local early = {epochs = 6, lr = 0, schedule = 'none', early_stop = 1, data = {train = ds, valid = few_images(6)}}
+      run('b', early)
+      t.eq(lines('b'), 2)
+      local weights = ts.load(dir .. '/b/checkpoint.safetensors')
+      t.eq(#run('b', early).history, 2)
+      t.eq(lines('b'), 2, 'the ended run was trained further')
+      local again = ts.load(dir .. '/b/checkpoint.safetensors')
+      for name, v in pairs(weights) do t.near(again[name], v, 0, 0, name) end
+      -- a config.json that is no JSON object failed on an index
+      t.writefile(dir .. '/b/config.json', '5')
+      t.raises(function() run('b', early) end, 'ts.train: ' .. dir .. '/b/config.json: not a run\'s record (a JSON object), got 5')
    end)
 
    t.test('evaluate refuses scores that are no [N, classes] or not finite, rather than give an accuracy of them', function()

@@ -16,35 +16,58 @@ local optim = {}
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
+-- whether v is a plain table (neither a tensor nor a module), and whether such a table is a group (params, or
+-- options without a list part) rather than a list of tensors
+local function is_list(v) return type(v) == 'table' and not T.isTensor(v) and not v.parameters end
+local function is_group(v) return is_list(v) and (v.params ~= nil or (#v == 0 and next(v) ~= nil)) end
+
+-- a group's params as an error shows them (keys.show would print each tensor of a list in full)
+local function show_params(v)
+   if is_list(v) and T.isTensor(v[1]) then return 'a list of tensors' end
+   if is_list(v) and type(v[1]) == 'table' and v[1].parameters then return 'a list of modules' end
+   return keys.show(v)
+end
+
 local function params_of(kind, spec, level)
    if type(spec) == 'table' and spec.parameters then return spec:parameters() end
-   if type(spec) == 'table' and type(spec[1]) == 'table' and type(spec[2]) == 'table' then
-      -- each a tensor: a number or a table failed at the first step with "attempt to index a number value"
-      for i = 1, math.max(#spec[1], #spec[2]) do
-         for _, l in ipairs({{spec[1][i], 'parameter'}, {spec[2][i], 'gradient'}}) do
-            if l[1] ~= nil and not T.isTensor(l[1]) then
-               error(('%s: %s %d of a group must be a tensor, got %s'):format(kind, l[2], i, type(l[1])), level + 1)
-            end
+   -- two lists: a list of tensors or of modules, or a tensor, was taken as {params, grads} of their (empty) array
+   -- parts, a group that trained nothing; more gradients than parameters left the extra ones unused
+   if not (is_list(spec) and is_list(spec[1]) and is_list(spec[2])) then
+      error(('%s: a group needs params = a module or {params, grads} (two lists of tensors), got %s'):format(kind,
+            show_params(spec)), level + 1)
+   end
+   if #spec[1] ~= #spec[2] then
+      error(('%s: a group\'s {params, grads} holds %d parameters and %d gradients'):format(kind, #spec[1], #spec[2]),
+            level + 1)
+   end
+   -- each a tensor: a number or a table failed at the first step with "attempt to index a number value"
+   for i = 1, #spec[1] do
+      for _, l in ipairs({{spec[1][i], 'parameter'}, {spec[2][i], 'gradient'}}) do
+         if not T.isTensor(l[1]) then
+            error(('%s: %s %d of a group must be a tensor, got %s'):format(kind, l[2], i, type(l[1])), level + 1)
          end
       end
-      return spec[1], spec[2]
    end
-   error(kind .. ': a group needs params = a module or {params, grads}', level + 1)
+   return spec[1], spec[2]
 end
 
 -- The hyperparameters of a group, as torch.optim checks them (an lr, momentum, weight decay or eps below 0, a beta
 -- outside [0, 1), Nesterov without momentum or with dampening), and each a finite number where one is expected
 local function check_group(kind, g, level)
    for k, v in pairs(g) do
-      if k ~= 'nesterov' and not (type(v) == 'number' and v > -math.huge and v < math.huge) then
-         error(('%s: %s must be a finite number, got %s'):format(kind, k, tostring(v)), level + 1)
+      if k ~= 'nesterov' and not T.isFinite(v) then   -- (a string shown quoted: lr = '0.1' read as got 0.1)
+         error(('%s: %s must be a finite number, got %s'):format(kind, k, keys.show(v)), level + 1)
       end
    end
    for _, k in ipairs({'lr', 'momentum', 'weight_decay', 'eps'}) do
       if g[k] and g[k] < 0 then error(('%s: %s must be >= 0, got %s'):format(kind, k, g[k]), level + 1) end
    end
-   -- eps 0, which torch.optim takes, divides 0 by 0 wherever a gradient and its moments are 0: NaN weights
-   if g.eps == 0 then error(('%s: eps must be above 0 (0 makes NaN weights where a gradient is 0), got 0'):format(kind), level + 1) end
+   -- eps 0, which torch.optim takes, divides 0 by 0 wherever a gradient and its moments are 0: NaN weights; so did one
+   -- below float32's least (1e-50), which the kernels take as 0
+   if g.eps and tonumber(ffi.cast('float', g.eps)) == 0 then
+      error(('%s: eps must be above 0 in float32 (0 makes NaN weights where a gradient is 0), got %s'):format(kind,
+            g.eps), level + 1)
+   end
    for _, k in ipairs({'beta1', 'beta2'}) do
       if g[k] and not (g[k] >= 0 and g[k] < 1) then error(('%s: %s must be in [0, 1), got %s'):format(kind, k, g[k]), level + 1) end
    end
@@ -85,17 +108,47 @@ local function add_group(self, g, level)
    return group
 end
 
+-- What a maker takes as its parameters, as a list of groups: a module or a {params, grads} pair is one group; else
+-- a list of groups, each a table. Errors at the line that made the optimizer (level 4 from here). Unchecked, no
+-- groups ({}, or one group not in a list) made an optimizer that failed at opt:lr(); a key that is no position
+-- ({{params = m}, lr = 0.1}: the options in the wrong table) or a hole was skipped, its group or lr unused; a
+-- module or a tensor in the list failed as a group of unknown options.
+local function group_list(kind, groups)
+   if type(groups) ~= 'table' or T.isTensor(groups) then   -- nil failed with "attempt to index local 'groups'"
+      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, keys.show(groups)), 4)
+   end
+   if groups.parameters or (is_list(groups[1]) and not is_group(groups[1]) and not is_group(groups[2])) then
+      return {{params = groups}}
+   end
+   if groups.params ~= nil then
+      error(('%s: a single group must be in a list, {{params = ..., lr = ...}}'):format(kind), 4)
+   end
+   local n = 0
+   for k in pairs(groups) do
+      if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 then
+         error(('%s: the list of groups holds the key %s; options go in the second argument, %s(params, {%s = ...})'):
+               format(kind, tostring(k), kind, tostring(k)), 4)
+      end
+      n = math.max(n, k)
+   end
+   if n == 0 then error(kind .. ': no parameter groups (an empty list)', 4) end
+   for i = 1, n do
+      local g = groups[i]
+      if not is_list(g) then
+         error(('%s: group %d must be a table {params = ..., lr = ...}, got %s'):format(kind, i, g == nil and 'nil' or
+               keys.show(g)), 4)
+      end
+   end
+   return groups
+end
+
 local function new_optimizer(kind, defaults, groups, opts)
    local self = setmetatable({kind = kind, groups = {}, state = {}, defaults = defaults, options = opts or {}}, Optimizer)
    local known = {}
    for k in pairs(defaults) do known[k] = true end
    -- at the line that made the optimizer (this, SGD or Adam's maker, then the caller)
    keys.check(kind, self.options, known, 3)   -- opts not a table failed inside pairs
-   if type(groups) ~= 'table' then   -- nil failed with "attempt to index local 'groups'"
-      error(('%s: the parameters must be a module or a list of groups, got %s'):format(kind, type(groups)), 3)
-   end
-   if groups.parameters or (groups[1] and not groups[1].params) then groups = {{params = groups}} end
-   for _, g in ipairs(groups) do add_group(self, g, 3) end
+   for _, g in ipairs(group_list(kind, groups)) do add_group(self, g, 3) end
    return self
 end
 
@@ -312,7 +365,8 @@ function optim.schedule.onecycle(opt, o)
    local up = pct * total - 1   -- PyTorch's end of the first phase, a fractional step count
    local function cos(a, b, t) return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t)) end
    return schedule(opt, function(n)
-      if n <= up then return cos(1 / div, 1, n / up) end
+      -- (up 0, a first phase of one update, pct_start * total = 1: 0 / 0 made the lr NaN; it ends at the peak)
+      if n <= up then return cos(1 / div, 1, up > 0 and n / up or 1) end
       return cos(1, 1 / (div * final_div), math.min(1, (n - up) / (total - 1 - up)))
    end)
 end

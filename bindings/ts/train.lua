@@ -437,13 +437,26 @@ local function save_checkpoint(path, model, opt, state, epoch_rng, averages)
    serialize.save(path, tensors, {state = json.encode(state)})
 end
 
+-- run's config.json as a table ({} when there is none): another JSON value (a damaged file) failed on an index
+local function recorded_config(run)
+   local conf = json.readFile(run .. '/config.json')
+   if conf ~= nil and type(conf) ~= 'table' then
+      error(('ts.train: %s/config.json: not a run\'s record (a JSON object), got %s'):format(run, keys.show(conf)), 0)
+   end
+   return conf or {}
+end
+
 -- A run directory is resumed only by the network it was started with: config.json's architecture (the
 -- printed network, every layer's shape) must be the model's; the training settings may change (more epochs).
 -- Otherwise a changed recipe would resume an old run under its name, or fail later on a tensor of another
 -- size; the error names the first layer that differs.
 local function check_same_network(run, model)
-   local recorded = (json.readFile(run .. '/config.json') or {}).architecture
+   local recorded = recorded_config(run).architecture
    if not recorded then return end
+   if type(recorded) ~= 'string' then   -- (it failed in gmatch)
+      error(('ts.train: %s/config.json: architecture must be the printed network, got %s'):format(run,
+            keys.show(recorded)), 0)
+   end
    -- the layers, without whether they are frozen (a transfer recipe unfreezes as it goes), and containers'
    -- headers without their count of parameters (it differs whenever a layer inside does, which is named then)
    local function layers(text)
@@ -469,7 +482,7 @@ end
 -- is not found would go on, or be tested, on the generated signs, and its files would be overwritten with the
 -- other data's numbers. Runs from before config.json kept the data are not checked.
 local function check_same_data(run, fingerprints)
-   local recorded = (json.readFile(run .. '/config.json') or {}).data
+   local recorded = recorded_config(run).data
    if not recorded then return end
    data.checkFingerprints('ts.train: ' .. run, 'was started on', 'config.json', recorded, fingerprints,
                           'give it the data it was started with, or give this training another run= directory')
@@ -613,13 +626,15 @@ local function swa_settings(o, epochs)
    return {start = start, lr = lr, anneal = anneal, settings = {start = start, lr = lr, anneal = anneal}}
 end
 
-local function check_options(user, cfg)
-   keys.check('ts.train', user, known_options, 3)
+local optimizers = {sgd = optim.SGD, adam = optim.Adam, adamw = optim.AdamW}
+local schedules = {cosine = true, onecycle = true, step = true, none = true}
+
+local function check_options(cfg)
    for _, r in ipairs(ranges) do
       local key, lo, open = r[1], r[2], r[3]
       local v = cfg[key]
       if v ~= nil and (not is_finite(v) or v < lo or (open and v == lo)) then
-         error(('ts.train: %s must be a finite number %s %g, got %s'):format(key, open and '>' or '>=', lo, tostring(v)), 3)
+         error(('ts.train: %s must be a finite number %s %g, got %s'):format(key, open and '>' or '>=', lo, keys.show(v)), 3)
       end
    end
    for _, r in ipairs(counts) do
@@ -631,6 +646,15 @@ local function check_options(user, cfg)
       error(('ts.train: warmup (%g epochs) is longer than the training (%d epochs)'):format(cfg.warmup, cfg.epochs), 3)
    end
    for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do keys.flag(cfg[key], 'ts.train', key, 3) end
+   -- (an unknown name was refused once the run directory had been made)
+   local o = cfg.optimizer
+   if not (optimizers[o] or (type(o) == 'table' and type(o.step) == 'function' and type(o.groups) == 'table')) then
+      error(("ts.train: optimizer must be 'sgd', 'adam', 'adamw' or an optimizer (ts.optim.SGD(model, {...})), got %s"):format(
+            keys.show(o)), 3)
+   end
+   if not schedules[cfg.schedule] then
+      error(("ts.train: schedule must be 'cosine', 'onecycle', 'step' or 'none', got %s"):format(keys.show(cfg.schedule)), 3)
+   end
    data.checkSampler(cfg.sampler, 'ts.train', 3)
    if cfg.precision ~= 'fp32' and cfg.precision ~= 'bf16' then
       error(("ts.train: precision must be 'fp32' or 'bf16', got %s"):format(tostring(cfg.precision)), 3)
@@ -810,15 +834,29 @@ local function build_model(spec)
    return builder(spec), spec
 end
 
+-- The optimizer (cfg.optimizer, or one made over cfg.param_groups or the model), made before the run directory is:
+-- groups it refuses leave none made. Its errors are ts.train's, at the caller of ts.train (make_optimizer's caller's
+-- caller). Every tensor it updates must be the model's: an optimizer or groups made for another model (another
+-- instance of the same builder) trained that one, and this one came back as it was, without a word.
 local function make_optimizer(cfg, model)
-   if type(cfg.optimizer) == 'table' then return cfg.optimizer end
-   local o = {lr = cfg.lr, weight_decay = cfg.weight_decay}
-   if cfg.optimizer == 'sgd' then
-      o.momentum, o.nesterov = cfg.momentum, cfg.nesterov and cfg.momentum > 0
-      return optim.SGD(cfg.param_groups or model, o)
-   elseif cfg.optimizer == 'adam' then return optim.Adam(cfg.param_groups or model, o)
-   elseif cfg.optimizer == 'adamw' then return optim.AdamW(cfg.param_groups or model, o) end
-   error('ts.train: unknown optimizer ' .. tostring(cfg.optimizer), 0)
+   local opt = cfg.optimizer
+   if type(opt) ~= 'table' then
+      local o = {lr = cfg.lr, weight_decay = cfg.weight_decay}
+      if opt == 'sgd' then o.momentum, o.nesterov = cfg.momentum, cfg.nesterov and cfg.momentum > 0 end
+      local ok, made = pcall(optimizers[opt], cfg.param_groups or model, o)
+      if not ok then
+         error((cfg.param_groups and 'ts.train: param_groups: ' or 'ts.train: ') .. tostring(made):gsub('^[^:]*:%d+: ', ''), 3)
+      end
+      opt = made
+   end
+   for i, name in ipairs(optimized_names(model, opt)) do
+      if name == '?' then
+         error(('ts.train: tensor %d that the %s updates is not the model\'s: it was made for another model, which the ' ..
+                'training would update in this one\'s place'):format(i, type(cfg.optimizer) == 'table' and 'optimizer' or
+                'param_groups'), 3)
+      end
+   end
+   return opt
 end
 
 local function make_schedule(cfg, opt, updates_per_epoch)
@@ -826,13 +864,16 @@ local function make_schedule(cfg, opt, updates_per_epoch)
    if cfg.schedule == 'cosine' then
       return optim.schedule.cosine(opt, {total = total, warmup = math.min(math.floor(cfg.warmup * updates_per_epoch), total - 1)})
    elseif cfg.schedule == 'onecycle' then
+      -- (the schedule's own error named a total the caller never gave, at a line of this file)
+      if total < 2 then
+         error(("ts.train: schedule 'onecycle' needs 2 updates or more, and %d epoch(s) of %d update(s) are %d: give " ..
+                "more epochs, a smaller batch, or another schedule"):format(cfg.epochs, updates_per_epoch, total), 0)
+      end
       return optim.schedule.onecycle(opt, {total = total})
    elseif cfg.schedule == 'step' then
       return optim.schedule.step(opt, {step_size = cfg.step_size * updates_per_epoch, gamma = cfg.gamma})
-   elseif cfg.schedule == 'none' or cfg.schedule == nil then
-      return nil
    end
-   error('ts.train: unknown schedule ' .. tostring(cfg.schedule), 0)
+   return nil   -- 'none' (check_options refused any other name)
 end
 
 -- a config's plain values, for config.json
@@ -970,7 +1011,7 @@ local function swa_finish(cfg, model, swa, st, device)
    return rec
 end
 
-local function train(cfg, spec, model)
+local function train(cfg, spec, model, opt)
    local train_ds, valid_ds = cfg.data.train, cfg.data.valid
    local device = cfg.device or cuda.device()
    model:to(device)
@@ -988,7 +1029,6 @@ local function train(cfg, spec, model)
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
    local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
                                          sampler = cfg.sampler, workers = workers, device = device})
-   local opt = make_optimizer(cfg, model)
    local epoch_images = loader:epochSize()
    local micro_per_epoch = math.ceil(epoch_images / cfg.batch)
    if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
@@ -1019,7 +1059,8 @@ local function train(cfg, spec, model)
       end
       local ckpt = run .. '/checkpoint.safetensors'
       fingerprints = data.fingerprints(cfg.data, {'train', 'valid'})
-      if cfg.resume and read_file(ckpt) then
+      -- (read_file took a checkpoint it could not read, a folder, for none: the run started again over its files)
+      if cfg.resume and files.exists(ckpt) then
          check_same_network(run, model)
          check_same_data(run, fingerprints)
          st, epoch_rng = load_checkpoint(ckpt, model, opt, device, averages)
@@ -1029,6 +1070,13 @@ local function train(cfg, spec, model)
          if sched then
             sched.count = st.schedule_count
             sched:apply()
+         end
+         -- fewer epochs than the run has trained (or begun): none ran, and it came back with more than asked for
+         local least = st.partial and st.epoch + 1 or st.epoch
+         if cfg.epochs < least then
+            error(('ts.train: %s has trained %d epochs%s, more than epochs = %d: give epochs = %d or more to resume ' ..
+                   'it, or another run= directory'):format(run, st.epoch, st.partial and
+                   (' and part of epoch %d'):format(st.epoch + 1) or '', cfg.epochs, least), 0)
          end
          if not cfg.quiet then
             print(st.partial and ('resuming %s in epoch %d after step %d'):format(run, st.epoch + 1, st.partial.step)
@@ -1076,7 +1124,13 @@ local function train(cfg, spec, model)
    -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
    -- (a wait per step) only when steps may be skipped, else the running sums are checked when they are read
    local check_each_step = device ~= 'cuda' or cfg.max_nonfinite > 0
-   for epoch = st.epoch + 1, cfg.epochs do
+   -- a run early stopping ended stays ended: the same command again trained one more epoch each time
+   local last_epoch = cfg.epochs
+   if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
+      last_epoch = st.epoch
+      if not cfg.quiet then print(('early stop: the run had stopped after epoch %d'):format(st.epoch)) end
+   end
+   for epoch = st.epoch + 1, last_epoch do
       if cfg.on_epoch then cfg.on_epoch(epoch, model, opt) end
       model:training()
       local partial = st.partial
@@ -1284,20 +1338,24 @@ local function train(cfg, spec, model)
 end
 
 function M.train(user)
+   keys.check('ts.train', user, known_options, 2)   -- (ts.train(nil) failed inside pairs)
    local cfg = {}
    for k, v in pairs(defaults) do cfg[k] = v end
    for k, v in pairs(user) do cfg[k] = v end
-   check_options(user, cfg)
+   check_options(cfg)
    C.ts_manual_seed(cfg.seed)
    local model, spec = build_model(cfg.model)
+   local opt = make_optimizer(cfg, model)
    local release = function() end
    if cfg.run then
-      files.mkdirs(cfg.run)
+      -- (its error pointed at this line)
+      local ok, err = pcall(files.mkdirs, cfg.run)
+      if not ok then error('ts.train: ' .. err, 2) end
       release = lock_run(cfg.run)
    end
    -- Ctrl-C finishes the current update, then the loop checkpoints and stops; a second Ctrl-C exits at once
    C.ts_interrupt_defer(1)
-   local ok, result = pcall(train, cfg, spec, model)
+   local ok, result = pcall(train, cfg, spec, model, opt)
    C.ts_interrupt_defer(0)
    release()
    if not ok then error(result, 0) end
