@@ -339,6 +339,31 @@ ts_tensor *ts_tensor_transpose(ts_tensor *t, int dim0, int dim1)
     return v;
 }
 
+ts_tensor *ts_tensor_unsqueeze(ts_tensor *t, int dim)
+{
+    char buf[96];
+    if (dim < 0 || dim > t->ndim) {
+        ts_error("unsqueeze: dim %d out of range for a %d-dim tensor", dim + 1, t->ndim);
+        return NULL;
+    }
+    if (t->ndim == TS_MAX_DIMS) {
+        ts_error("unsqueeze: %s has %d dims already, at most %d supported", ts_shape_str(t, buf, sizeof buf), t->ndim,
+                 TS_MAX_DIMS);
+        return NULL;
+    }
+    ts_tensor *v = view_of(t);
+    if (!v) return NULL;
+    for (int d = t->ndim; d > dim; d--) {
+        v->shape[d] = t->shape[d - 1];
+        v->stride[d] = t->stride[d - 1];
+    }
+    /* the stride a contiguous tensor would have there, as PyTorch gives it: the new dim steps over the dims after it */
+    v->shape[dim] = 1;
+    v->stride[dim] = dim < t->ndim ? t->shape[dim] * t->stride[dim] : 1;
+    v->ndim++;
+    return v;
+}
+
 ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape)
 {
     char buf[96];

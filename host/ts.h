@@ -111,6 +111,7 @@ ts_tensor *ts_tensor_narrow(ts_tensor *t, int dim, int64_t start, int64_t length
 ts_tensor *ts_tensor_select(ts_tensor *t, int dim, int64_t index);       /* drops the dim */
 ts_tensor *ts_tensor_slice(ts_tensor *t, int dim, int64_t start, int64_t length, int64_t step); /* every step-th */
 ts_tensor *ts_tensor_transpose(ts_tensor *t, int dim0, int dim1);
+ts_tensor *ts_tensor_unsqueeze(ts_tensor *t, int dim);             /* a new dim of size 1 before dim (0..ndim) */
 ts_tensor *ts_tensor_expand(ts_tensor *t, int ndim, const int64_t *shape); /* broadcast view, stride 0 */
 ts_tensor *ts_tensor_contiguous(ts_tensor *t);  /* the same tensor (retained) or a contiguous copy */
 

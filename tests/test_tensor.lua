@@ -489,4 +489,87 @@ return function(t)
       t.truthy(tostring(ts.full({100}, 1e300, 'float64')):find('max 1e+300', 1, true))
       t.truthy(tostring(T{{1.5, 2}, {3, 4}}:t()):find('{{1.5, 3}\n {2, 4}}'))
    end)
+
+   t.test('permute, squeeze and unsqueeze are views; ts.cat and ts.stack join as PyTorch does', function()
+      local T = ts.tensor
+      local function at_caller(err) t.truthy(tostring(err):find('test_tensor.lua:', 1, true), 'not at the caller: ' .. tostring(err)) end
+      -- permute: dim k of the result is dim dims[k] of t; made contiguous, a matrix's is its transpose
+      t.truthy(T{{1, 2, 3}, {4, 5, 6}}:permute(2, 1):contiguous():equal(T{{1, 4}, {2, 5}, {3, 6}}))
+      local x = ts.arange(24):view(2, 3, 4)
+      local p = x:permute(3, 1, 2)
+      t.eq(tostring(p:size()), '[4x2x3]')
+      t.eq(p:get(4, 2, 3), x:get(2, 3, 4))   -- p[k][i][j] is x[i][j][k]
+      t.eq(p:get(2, 1, 3), x:get(1, 3, 2))
+      t.eq(tostring(x:permute{-1, 1, -2}:size()), '[4x2x3]')
+      t.truthy(x:permute(2, 3, 1):permute(3, 1, 2):equal(x))
+      t.eq(ts.zeros({}):permute():dim(), 0)
+      p:select(1, 1):fill(-1)   -- x[i][j][1]: 0, 4, ..., 20 (60 in all) become -1
+      t.eq(x:get(2, 3, 1), -1)
+      t.eq(x:sum(), 276 - 60 - 6)
+      -- squeeze: every dim of size 1, or dim d only where its size is 1
+      local a = ts.zeros(1, 3, 1)
+      t.eq(tostring(a:squeeze():size()), '[3]')
+      t.eq(tostring(a:squeeze(1):size()), '[3x1]')
+      t.eq(tostring(a:squeeze(-1):size()), '[1x3]')
+      t.eq(tostring(a:squeeze(2):size()), '[1x3x1]')
+      a:squeeze():copy(T{1, 2, 3})
+      t.eq(a:get(1, 3, 1), 3)
+      t.truthy(ts.arange(6):view(2, 3):t():narrow(2, 2, 1):squeeze():equal(T{3, 4, 5}))
+      t.eq(ts.zeros({}):squeeze(-1):dim(), 0)   -- a 0-dim tensor takes dim 1 or -1, as in PyTorch
+      -- unsqueeze: d from 1 to dim + 1, negatives from dim + 1; of a transpose with PyTorch's strides (1, 6, 3)
+      local b = T{{1, 2, 3}, {4, 5, 6}}
+      t.eq(tostring(b:unsqueeze(1):size()), '[1x2x3]')
+      t.eq(tostring(b:unsqueeze(3):size()), '[2x3x1]')
+      t.eq(tostring(b:unsqueeze(-1):size()), '[2x3x1]')
+      t.eq(tostring(b:unsqueeze(-3):size()), '[1x2x3]')
+      t.eq(tostring(ts.zeros({}):unsqueeze(1):size()), '[1]')
+      local u = b:t():unsqueeze(2)
+      t.eq(tostring(u:size()), '[3x1x2]')
+      t.eq(u:stride(2), 6)
+      t.eq(u:get(3, 1, 2), 6)
+      u:select(2, 1):fill(0)
+      t.eq(b:sum(), 0)
+      -- cat: every dim but d agrees; sources of any strides; the result is a new tensor
+      t.truthy(ts.cat({T{{1, 2, 3}, {4, 5, 6}}, T{{7, 8, 9}}}, 1):equal(T{{1, 2, 3}, {4, 5, 6}, {7, 8, 9}}))
+      t.truthy(ts.cat({T{{1}, {2}}, T{{3, 4}, {5, 6}}}, -1):equal(T{{1, 3, 4}, {2, 5, 6}}))
+      t.truthy(ts.cat({T{1, 2}, T{3}}):equal(T{1, 2, 3}), 'dim 1 by default')
+      local src = T{{1, 2}, {3, 4}}
+      local joined = ts.cat({src:t(), T{{9, 8}}:expand(2, 2)}, 2)
+      t.truthy(joined:equal(T{{1, 3, 9, 8}, {2, 4, 9, 8}}), tostring(joined))
+      joined:fill(0)
+      t.eq(src:sum(), 10)
+      local one = ts.cat({src}, 1)
+      t.truthy(one:equal(src))
+      one[1][1] = 5
+      t.eq(src:get(1, 1), 1, 'a one-element list gives a copy')
+      t.eq(ts.cat({T({1}, 'int64'), T({2}, 'int64')}):dtype(), 'int64')
+      -- zero sizes as PyTorch: an empty part adds nothing, a 1-dim [0] is left out whatever the others' shape
+      t.eq(tostring(ts.cat({ts.zeros(0, 3), ts.ones(2, 3)}, 1):size()), '[2x3]')
+      t.eq(tostring(ts.cat({ts.zeros(2, 0), ts.zeros(2, 0)}, 2):size()), '[2x0]')
+      t.eq(tostring(ts.cat({ts.zeros(0), ts.ones(2, 3), ts.zeros(0)}, 2):size()), '[2x3]')
+      -- stack: tensors of one shape as the slices of a new dim d
+      t.truthy(ts.stack({T{1, 2}, T{3, 4}, T{5, 6}}, 2):equal(T{{1, 3, 5}, {2, 4, 6}}))
+      t.truthy(ts.stack({T{1, 2}, T{3, 4}, T{5, 6}}):equal(T{{1, 2}, {3, 4}, {5, 6}}))
+      t.truthy(ts.stack({T{1, 2}, T{3, 4}}, -1):equal(T{{1, 3}, {2, 4}}))
+      t.eq(tostring(ts.stack({ts.zeros(2, 3)}, 3):size()), '[2x3x1]')
+      -- refusals name the call and the argument, at the caller's line
+      at_caller(t.raises(function() local y = x:permute(1, 2) end, 'permute: 2 dims given for a 3-dim tensor [2x3x4]'))
+      at_caller(t.raises(function() local y = x:permute(1, 2, -3) end, 'permute: dim 1 appears twice (given as 1 and -3)'))
+      at_caller(t.raises(function() local y = x:permute(1, 2, 4) end, 'permute: dim 4 out of range for a 3-dim tensor'))
+      at_caller(t.raises(function() local y = x:squeeze(4) end, 'squeeze: dim 4 out of range for a 3-dim tensor'))
+      at_caller(t.raises(function() local y = b:unsqueeze(4) end, 'unsqueeze: dim 4 out of range for a 2-dim tensor (1 to 3, or -3 to -1)'))
+      t.raises(function() local y = ts.zeros(1, 1, 1, 1, 1):unsqueeze(1) end, 'unsqueeze: [1,1,1,1,1] has 5 dims already')
+      at_caller(t.raises(function() local y = ts.cat({}) end, 'ts.cat: tensors must be a non-empty list of tensors, got {}'))
+      at_caller(t.raises(function() local y = ts.cat(src) end, 'ts.cat: tensors must be a non-empty list of tensors, got a tensor [2x2]'))
+      at_caller(t.raises(function() local y = ts.cat({src, 1}) end, 'ts.cat: tensors[2] is 1, not a tensor'))
+      at_caller(t.raises(function() local y = ts.cat({src, src:double()}) end, 'ts.cat: tensors[2] is float64, tensors[1] float32'))
+      at_caller(t.raises(function() local y = ts.cat({src, ts.zeros(2, 3)}, 1) end,
+                         'ts.cat: tensors[2] is [2x3], tensors[1] [2x2]; they must agree in every dim but dim 1'))
+      at_caller(t.raises(function() local y = ts.cat({src, src}, 3) end, 'ts.cat: dim 3 out of range for a 2-dim tensor'))
+      at_caller(t.raises(function() local y = ts.cat({ts.zeros({}), ts.zeros({})}) end, 'ts.cat: tensors[1] has no dims'))
+      at_caller(t.raises(function() local y = ts.stack({T{1, 2}, T{1, 2, 3}}) end,
+                         'ts.stack: tensors[2] is [3], tensors[1] [2]; all must have one shape'))
+      at_caller(t.raises(function() local y = ts.stack({T{1, 2}}, 3) end, 'ts.stack: dim 3 out of range for a 1-dim tensor (1 to 2, or -2 to -1)'))
+      at_caller(t.raises(function() local y = ts.stack({ts.zeros(1, 1, 1, 1, 1)}) end, 'ts.stack: tensors of 5 dims'))
+   end)
 end

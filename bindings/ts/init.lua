@@ -21,7 +21,8 @@ local ts = {
    args = {},
 }
 
-for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'randn', 'arange', 'isTensor', 'randint', 'randperm'}) do
+for _, name in ipairs({'tensor', 'zeros', 'ones', 'full', 'empty', 'rand', 'randn', 'arange', 'isTensor', 'randint', 'randperm',
+                        'cat', 'stack'}) do
    ts[name] = T[name]
 end
 local serialize = require('ts.serialize')

@@ -319,16 +319,18 @@ function Tensor:cpu() return self:to('cpu') end
 function Tensor:zerosLike() return new_on(device_of(self), C.ts_tensor_dtype(self._c), self:size()) end
 
 -- a dim argument (1-based; a negative one counts from the end) as the C API's 0-based dim; errors name the
--- dim as given and the range a tensor of this many dims takes, as PyTorch's do
-local function dim_arg(self, d, level, what)
+-- dim as given and the range a tensor of this many dims takes, as PyTorch's do. past 1: a dim may also be one past
+-- the last, negatives counting from there (where unsqueeze and stack put a new dim, as PyTorch's dim + 1 range)
+local function dim_arg(self, d, level, what, past)
    local n = C.ts_tensor_ndim(self._c)
+   local m = n + (past or 0)
    what = what and what .. ': ' or ''
    if type(d) ~= 'number' then error(('%sexpected a dim number, got %s'):format(what, type(d)), level + 1) end
    if d ~= math.floor(d) then error(('%sdim %s is not an integer'):format(what, tostring(d)), level + 1) end
-   local k = d < 0 and n + d + 1 or d
-   if k < 1 or k > n then
+   local k = d < 0 and m + d + 1 or d
+   if k < 1 or k > m then
       error(('%sdim %s out of range for a %d-dim tensor (%s)'):format(what, tostring(d), n,
-            n > 0 and ('1 to %d, or -%d to -1'):format(n, n) or 'it has no dims'), level + 1)
+            m > 0 and ('1 to %d, or -%d to -1'):format(m, m) or 'it has no dims'), level + 1)
    end
    return k - 1
 end
@@ -413,6 +415,59 @@ function Tensor:t()
    return self:transpose(1, 2)
 end
 function Tensor:expand(...) local n = shape_of(...); return wrap(C.ts_tensor_expand(self._c, n, shape_buf)) end
+-- a new handle on self's view, for the methods that leave a tensor as it is (a view all the same, as PyTorch's)
+local function same_view(self) return wrap(C.ts_tensor_retain(self._c)) end
+-- t:permute(3, 1, 2) or t:permute{3, 1, 2}: a view whose dim k is dim dims[k] of t, each dim of t exactly once, as
+-- PyTorch's; made of transposes, each of which swaps two dims' sizes and strides
+function Tensor:permute(...)
+   local dims, given = {...}, select('#', ...)
+   if given == 1 and type(dims[1]) == 'table' then dims = dims[1]; given = table.maxn(dims) end
+   local n = self:dim()
+   if given ~= n then
+      error(('permute: %d dims given for a %d-dim tensor %s; each of its dims exactly once'):format(given, n,
+            tostring(self:size())), 2)
+   end
+   local want, seen = {}, {}
+   for i = 1, n do
+      want[i] = dim_arg(self, dims[i], 2, 'permute')
+      local before = seen[want[i]]
+      if before then
+         error(('permute: dim %d appears twice (given as %s and %s); each dim exactly once'):format(want[i] + 1,
+               tostring(dims[before]), tostring(dims[i])), 2)
+      end
+      seen[want[i]] = i
+   end
+   local t, at = self, {}   -- at[i]: the dim of self that is dim i of t
+   for i = 1, n do at[i] = i - 1 end
+   for i = 1, n do
+      if at[i] ~= want[i] then
+         local j = i + 1
+         while at[j] ~= want[i] do j = j + 1 end
+         t = wrap(C.ts_tensor_transpose(t._c, i - 1, j - 1))
+         at[i], at[j] = at[j], at[i]
+      end
+   end
+   return t == self and same_view(self) or t
+end
+-- t:squeeze(): a view without t's dims of size 1; t:squeeze(d): without dim d where its size is 1, else all of t, as
+-- PyTorch's (a 0-dim tensor takes d = 1 or -1 there). A dim of size 1 goes by selecting its one element.
+function Tensor:squeeze(d)
+   local n = self:dim()
+   if d ~= nil then
+      local d0 = dim_arg(self, d, 2, 'squeeze', n == 0 and 1 or 0)
+      if n > 0 and self:size(d0 + 1) == 1 then return wrap(C.ts_tensor_select(self._c, d0, 0)) end
+      return same_view(self)
+   end
+   local t = self
+   for d0 = n - 1, 0, -1 do   -- from the last, so that the dims before d0 keep their numbers
+      if tonumber(C.ts_tensor_size(self._c, d0)) == 1 then t = wrap(C.ts_tensor_select(t._c, d0, 0)) end
+   end
+   return t == self and same_view(self) or t
+end
+-- t:unsqueeze(d): a view with a new dim of size 1 at d (1 to dim + 1; -1 puts it last), as PyTorch's
+function Tensor:unsqueeze(d)
+   return wrap(C.ts_tensor_unsqueeze(self._c, dim_arg(self, d, 2, 'unsqueeze', 1)))
+end
 function Tensor:contiguous() return wrap(C.ts_tensor_contiguous(self._c)) end
 function Tensor:flatten() return self:reshape(self:numel()) end
 
@@ -420,6 +475,85 @@ function Tensor:clone()
    local c = new_on(device_of(self), C.ts_tensor_dtype(self._c), self:size())
    check(C.ts_tensor_copy(c._c, self._c))
    return c
+end
+
+-- the count of `tensors`, a non-empty list of tensors of one dtype on one device (what ts.cat and ts.stack join:
+-- their copies would convert or move without a word); errors begin with `what`, at `level` as error's
+local function tensor_list(tensors, what, level)
+   local n = type(tensors) == 'table' and not is_tensor(tensors) and table.maxn(tensors) or 0
+   if n == 0 then
+      error(('%s: tensors must be a non-empty list of tensors, got %s'):format(what, keys.show(tensors)), level + 1)
+   end
+   local first = tensors[1]
+   for i = 1, n do
+      local x = tensors[i]
+      if not is_tensor(x) then error(('%s: tensors[%d] is %s, not a tensor'):format(what, i, keys.show(x)), level + 1) end
+      if x:dtype() ~= first:dtype() then
+         error(('%s: tensors[%d] is %s, tensors[1] %s; all must have one dtype (convert with :type())'):format(what, i,
+               x:dtype(), first:dtype()), level + 1)
+      end
+      if x:device() ~= first:device() then
+         error(('%s: tensors[%d] is on %s, tensors[1] on %s; all must be on one device'):format(what, i, x:device(),
+               first:device()), level + 1)
+      end
+   end
+   return n
+end
+
+-- ts.cat(tensors, d): a new tensor, the tensors one after another along dim d (default 1, as PyTorch's 0); their
+-- other dims must agree. A 1-dim empty tensor is left out whatever the others' shape, as PyTorch does (where a loop
+-- starts from one and cats onto it).
+function T.cat(tensors, d)
+   local n = tensor_list(tensors, 'ts.cat', 2)
+   local parts = {}
+   for i = 1, n do
+      local x = tensors[i]
+      if x:dim() == 0 then
+         error(('ts.cat: tensors[%d] has no dims (0-dim) to join along; use ts.stack, or :view(1) it'):format(i), 2)
+      end
+      if x:dim() ~= 1 or x:numel() > 0 then parts[#parts + 1] = i end
+   end
+   local first = tensors[parts[1] or 1]
+   local d0 = dim_arg(first, d == nil and 1 or d, 2, 'ts.cat')
+   local shape = first:size()
+   shape[d0 + 1] = 0
+   for _, i in ipairs(parts) do
+      local x = tensors[i]
+      local agree = x:dim() == first:dim()
+      for k = 1, first:dim() do agree = agree and (k == d0 + 1 or tonumber(C.ts_tensor_size(x._c, k - 1)) == shape[k]) end
+      if not agree then
+         error(('ts.cat: tensors[%d] is %s, tensors[%d] %s; they must agree in every dim but dim %d'):format(i,
+               tostring(x:size()), parts[1], tostring(first:size()), d0 + 1), 2)
+      end
+      shape[d0 + 1] = shape[d0 + 1] + x:size(d0 + 1)
+   end
+   local out, at = new_on(device_of(first), C.ts_tensor_dtype(first._c), shape), 1
+   for _, i in ipairs(parts) do
+      local len = tensors[i]:size(d0 + 1)
+      check(C.ts_tensor_copy(out:narrow(d0 + 1, at, len)._c, tensors[i]._c))
+      at = at + len
+   end
+   return out
+end
+
+-- ts.stack(tensors, d): a new tensor whose slices along a new dim d (1 to their dims + 1, default 1) are the
+-- tensors, which must have one shape
+function T.stack(tensors, d)
+   local n = tensor_list(tensors, 'ts.stack', 2)
+   local first = tensors[1]
+   local d0 = dim_arg(first, d == nil and 1 or d, 2, 'ts.stack', 1)
+   for i = 2, n do
+      if tostring(tensors[i]:size()) ~= tostring(first:size()) then
+         error(('ts.stack: tensors[%d] is %s, tensors[1] %s; all must have one shape'):format(i,
+               tostring(tensors[i]:size()), tostring(first:size())), 2)
+      end
+   end
+   if first:dim() == 5 then error(('ts.stack: tensors of 5 dims %s would make 6, at most 5'):format(tostring(first:size())), 2) end
+   local shape = first:size()
+   table.insert(shape, d0 + 1, n)
+   local out = new_on(device_of(first), C.ts_tensor_dtype(first._c), shape)
+   for i = 1, n do check(C.ts_tensor_copy(out:select(d0 + 1, i)._c, tensors[i]._c)) end
+   return out
 end
 
 -- whether sizes `from` broadcast to exactly sizes `to` (each dim of from, right-aligned, equal or 1)
