@@ -367,7 +367,8 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
    t.test('builders refuse options they do not take and sizes of nothing', function()
       t.raises(function() ts.models.refcnn{widths = {4, 8, 16}, widht = {1}} end,
                'ts.models.refcnn: unknown option widht (known: channels, classes, convs, dropout, fine, gap, hidden')
-      t.raises(function() ts.models.baseline{hidden = 0} end, 'ts.models.refcnn: hidden must be a whole number >= 1, got 0')
+      -- (baseline's errors named refcnn, a function the caller had not called)
+      t.raises(function() ts.models.baseline{hidden = 0} end, 'ts.models.baseline: hidden must be a whole number >= 1, got 0')
       t.raises(function() ts.models.refcnn{widths = {4, 8}} end, 'widths must be three whole numbers >= 1, one per stage, got {4, 8}')
       t.raises(function() ts.models.refcnn{dropout = 1} end, 'dropout must be in [0, 1), got 1')
       t.raises(function() ts.models.resnet8{classes = 0} end, 'ts.models.resnet8: classes must be a whole number >= 1')
@@ -394,7 +395,7 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
    t.test('builders refuse switches that are not true or false, and baseline options that are no table', function()
       -- any value but nil and false was true: multiscale = "false" built the multi-scale network, stn = 0 the transformer
       t.raises(function() ts.models.refcnn{multiscale = 'false'} end, 'ts.models.refcnn: multiscale must be true or false, got "false"')
-      t.raises(function() ts.models.baseline{stn = 0} end, 'ts.models.refcnn: stn must be true or false, got 0')
+      t.raises(function() ts.models.baseline{stn = 0} end, 'ts.models.baseline: stn must be true or false, got 0')
       t.raises(function() ts.models.refcnn{gap = 'yes'} end, 'gap must be true or false, got "yes"')
       -- failed in pairs, a Lua error
       t.raises(function() ts.models.baseline(5) end, 'ts.models.baseline: the options must be a table, got number')
@@ -461,6 +462,104 @@ ts.train{model = {name = 'tiny_registered', classes = 43}, data = {train = g.tra
       -- ts.models.unfinished of a config.json that is no object: a Lua error indexing it
       t.writefile(run .. '/config.json', '5')
       t.raises(function() ts.models.unfinished(run) end, 'ts.models.unfinished: ' .. run .. '/config.json is not a JSON object')
+   end)
+
+   t.test('ts.models.pretrained: a missing folder, a file of another network, a mis-shaped or damaged tensor, named', function()
+      -- tiny stand-ins for the published files: each folder holds what another builder saved
+      local dir = t.tmpdir()
+      local function holds(folder, model)
+         ts.files.mkdirs(dir .. '/' .. folder)
+         ts.save(dir .. '/' .. folder .. '/model.safetensors', model)
+         return dir .. '/' .. folder .. '/model.safetensors'
+      end
+      -- dir = true failed in a concatenation; strict = 'no' was strict; a folder not there was "cannot open" of a file
+      t.raises(function() ts.models.pretrained('resnet8', {dir = true}) end,
+               "ts.models.pretrained: dir must be a folder's path, got true")
+      t.raises(function() ts.models.pretrained('resnet8', {dir = ''}) end, "dir must be a folder's path, got \"\"")
+      t.raises(function() ts.models.pretrained('resnet8', {dir = dir, strict = 'no'}) end,
+               'ts.models.pretrained: strict must be true or false, got "no"')
+      t.raises(function() ts.models.pretrained('resnet8', {dir = dir .. '/nowhere'}) end,
+               'ts.models.pretrained: the pretrained models folder ' .. dir .. '/nowhere does not exist (dir)')
+      -- an empty TSHOST_MODELS, as a shell leaves an unset one, looked in the root folder
+      local rc, out = t.sh(("TSHOST_MODELS= %s -e \"ts.models.pretrained('resnet8')\""):format(t.tshost))
+      t.truthy(rc ~= 0 and out:find('set TSHOST_MODELS to the pretrained models folder', 1, true), out)
+      local path = holds('resnet20-cifar10', ts.models.resnet8())
+      t.raises(function() ts.models.pretrained('resnet20', {dir = dir}) end, path .. ' does not fit the model: missing layer1.0.conv1.weight')
+      path = holds('resnet8-cifar10', ts.models.resnet8{classes = 7})
+      t.raises(function() ts.models.pretrained('resnet8', {dir = dir}) end, 'fc.weight has shape [7x64] in the file, [10x64] in the model')
+      -- a NaN in the weights loaded without a word, and every answer was NaN
+      local damaged = ts.models.resnet8()
+      damaged.fc.bias:fill(0 / 0)
+      holds('resnet8-cifar10', damaged)
+      t.raises(function() ts.models.pretrained('resnet8', {dir = dir}) end,
+               'ts.models.pretrained: ' .. path .. ': fc.bias holds NaN or infinite values')
+      local good = ts.models.resnet8()
+      holds('resnet8-cifar10', good)
+      local m = ts.models.pretrained('resnet8', {dir = dir, strict = true})
+      t.truthy(m.fc.weight:equal(good.fc.weight) and m.headName == 'fc', 'the weights of the file')
+   end)
+
+   t.test('baseline and localization errors name the call; transfer refuses a headName of no child', function()
+      t.raises(function() ts.models.baseline{widths = {4, 8}} end, 'ts.models.baseline: widths must be three whole numbers')
+      t.raises(function() ts.models.baseline{convs = {2, 2, 'x'}} end, 'ts.models.baseline: convs must be whole numbers from 1 to 64, got "x"')
+      t.raises(function() ts.models.localization() end, 'ts.models.localization(channels): channels must be a whole number >= 1, got nil')
+      -- a headName naming no child froze the whole network, head and all, and gave the head's group no parameters
+      local m = ts.models.resnet8()
+      m.headName = 'classifier'
+      for _, call in ipairs({function() ts.transfer.freezeBackbone(m) end, function() ts.transfer.paramGroups(m, {}) end,
+                             function() ts.transfer.gradualUnfreeze(m) end}) do
+         t.raises(call, 'model.headName "classifier" names no child of the model (children: conv1, bn1, relu, stage1')
+      end
+      t.eq(#m:parameters(), #ts.models.resnet8():parameters(), 'nothing frozen by a refused call')
+   end)
+
+   t.test('foldInputScale: a grouped first convolution, and input that goes elsewhere first, are not scaled wrongly', function()
+      t.raises(function() ts.transfer.foldInputScale(nil) end, 'ts.transfer.foldInputScale(model): model must be a module, got nil')
+      -- a depthwise first layer had every channel divided by std[1]; grouped, each group's columns by the first stds
+      local std = {0.5, 0.25, 2, 4}
+      for _, groups in ipairs({4, 2}) do
+         local m = nn.Sequential(nn.Dropout(0.2), nn.Sequential(nn.Conv2d(4, 4, 3, {padding = 1, groups = groups})), nn.Flatten())
+         m:evaluate()
+         m.inputConvention = {mean = {0, 0, 0, 0}, std = std}
+         local x = ts.rand(2, 4, 5, 5)
+         local scaled = x:clone()
+         for c = 1, 4 do scaled:narrow(2, c, 1):mul_(1 / std[c]) end
+         local want = m:forward(scaled):clone()
+         ts.transfer.foldInputScale(m)
+         t.near(m:forward(x), want, 1e-5, 1e-5, groups .. ' groups')
+      end
+      -- the images go to a spatial transformer (its localization's convolution was scaled, the images not) or a
+      -- batch norm first
+      local stn = ts.models.refcnn{widths = {4, 4, 4}, hidden = 8, stn = true}
+      stn.inputConvention = {mean = {0, 0, 0}, std = {2, 2, 2}}
+      t.raises(function() ts.transfer.foldInputScale(stn) end, 'its input goes to SpatialTransformer first')
+      local bn = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 1), nn.Flatten())
+      bn.inputConvention = {mean = {0, 0, 0}, std = {2, 2, 2}}
+      t.raises(function() ts.transfer.foldInputScale(bn) end, 'its input goes to BatchNorm2d first')
+   end)
+
+   t.test('linearProbe: labels outside the head, NaN validation features, float64 features; features of no images', function()
+      local f, y = ts.randn(6, 3), ts.tensor({0, 1, 0, 1, 0, 1}, 'int64')
+      local o = {classes = 2, epochs = 1}
+      -- a label the head has no output for failed inside cross_entropy; in validation it was counted wrong, silently
+      t.raises(function() ts.transfer.linearProbe(f, ts.tensor({0, 1, 0, 1, 0, 5}, 'int64'), nil, nil, o) end,
+               'ts.transfer.linearProbe: labels hold class 5, outside 0..1 of the head (o.classes = 2')
+      t.raises(function() ts.transfer.linearProbe(f, y, f, ts.tensor({0, 1, 0, 1, 0, -1}, 'int64'), o) end,
+               'ts.transfer.linearProbe: valid_labels hold class -1, outside 0..1')
+      -- a NaN validation row was predicted as class 0 (NaN wins argmax): an accuracy of 1 here
+      local bad = ts.full({3, 3}, 0 / 0)
+      t.raises(function() ts.transfer.linearProbe(f, y, bad, {0, 0, 0}, o) end, 'ts.transfer.linearProbe: 9 valid_features are NaN or infinite')
+      -- float64 features (numpy's) failed in the arithmetic
+      local head, history = ts.transfer.linearProbe(f:double(), y, f:double(), y, o)
+      t.eq(head.nout, 2)
+      t.truthy(history[1] >= 0 and history[1] <= 1)
+      -- no images gave nil for the features, and a bad batch was refused at a line of the library
+      local empty = ts.data.Dataset(ts.zeros({0, 8, 8, 3}, 'uint8'), ts.zeros({0}, 'int64'))
+      local pre = ts.data.preprocess{}
+      t.raises(function() ts.transfer.features(ts.models.resnet8(), empty, pre) end, 'transfer.features(model, ds, preprocess, batch): ds holds no images')
+      local two = ts.data.Dataset(ts.zeros({2, 8, 8, 3}, 'uint8'), ts.zeros({2}, 'int64'))
+      local err = t.raises(function() ts.transfer.features(ts.models.resnet8(), two, pre, 0) end, 'batch must be a whole number from 1 to 2^24, got 0')
+      t.truthy(err:find('test_models.lua', 1, true), 'at the caller: ' .. err)
    end)
 
    t.test('the four pretrained networks reproduce their published outputs (eval mode, 1e-4 relative)', function()

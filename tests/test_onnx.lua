@@ -173,6 +173,29 @@ return function(t)
       t.eq(rc, 0, out)
    end)
 
+   t.test('export names the layer it cannot write by its place, the input a network does not take, the path it cannot write', function()
+      local dir = t.tmpdir()
+      -- the whole description of the layer, a container's over many lines, did not say which of the network's it was
+      local stn = ts.models.refcnn{widths = {4, 4, 4}, hidden = 8, stn = true}
+      local err = t.raises(function() ts.onnx.export(stn, dir .. '/stn.onnx') end,
+                           "ts.onnx.export: no ONNX form for SpatialTransformer (the model's child stn)")
+      t.truthy(not err:find('\n'), 'one line: ' .. err)
+      local Module = require('ts.nn.module')
+      local Odd = Module.class('OddLayer', Module)
+      function Odd:updateOutput(x) return x end
+      local nested = nn.Sequential(nn.Conv2d(3, 2, 1), nn.Residual(nn.Sequential(nn.ReLU(), Odd())), nn.Flatten())
+      t.raises(function() ts.onnx.export(nested, dir .. '/odd.onnx', {input = {1, 3, 4, 4}}) end,
+               "no ONNX form for OddLayer (OddLayer(), the model's child 1.block.1)")
+      -- an input too small for the pooling failed naming a layer alone, not the export or its input
+      local m = ts.models.refcnn{widths = {4, 4, 4}, hidden = 8}
+      t.raises(function() ts.onnx.export(m, dir .. '/small.onnx', {input = {1, 3, 4, 4}}) end,
+               'ts.onnx.export: the model does not take the input {1, 3, 4, 4} (opts.input): ')
+      -- a folder that is not there: "<path>: cannot write", neither the call nor its line
+      err = t.raises(function() ts.onnx.export(m, dir .. '/nowhere/m.onnx') end, 'ts.onnx.export: ' .. dir .. '/nowhere/m.onnx: cannot write')
+      t.truthy(err:find('test_onnx.lua', 1, true), 'at the caller: ' .. err)
+      t.eq(ts.files.exists(dir .. '/stn.onnx') or ts.files.exists(dir .. '/small.onnx'), false, 'a refused export wrote its file')
+   end)
+
    t.test('export computes what the loader and the network do: holes in mean and std, gray images, a resize, opset 18+', function()
       local py, why = t.python({'onnx', 'onnxruntime', 'numpy'})
       if not py then t.skip(why) end

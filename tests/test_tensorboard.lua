@@ -113,6 +113,10 @@ return function(t)
       local c = tensorboard.writer(dir .. '/steps')
       t.raises(function() c:scalar('x', 1, 1e30) end, 'the step must be a whole number from 0 to 2^53, got 1e+30')
       t.raises(function() c:scalar('x', 1, -1) end, 'the step must be a whole number')
+      -- the last step the check passes: ts.protobuf refused it, inside the library ("not a whole number below 2^53")
+      c:scalar('x', 1, 2 ^ 53)
+      t.eq(hex(pb.varint(2 ^ 53)), '8080808080808010')
+      t.raises(function() pb.varint(2 ^ 53 + 2) end, 'is not a whole number from -2^63 to 2^53')
       t.raises(function() c:scalar('x', '0.5', 1) end, 'scalar(tag, value, step) takes a string and a number, got string and string')
       c:close()
       t.raises(function() c:scalar('x', 1, 1) end, 'is closed')
@@ -169,6 +173,31 @@ return function(t)
       t.eq(got.scalars['loss/train'][1][2], 0.5)
       t.eq(got.scalars['caf\239\191\189'][1][2], 2)
       t.eq(got.hparams.data, '/data/caf\239\191\189')
+   end)
+
+   -- (ts.json writes the class names of ts.onnx's metadata and every run file beside the event files)
+   t.test('json: number keys keep their digits, encode errors come at the caller, hostile text is refused by name', function()
+      local json = ts.json
+      -- tostring kept 14 digits: 2^53 and 2^53 + 2 were one key "9.007199254741e+15" (refused), a lone 15-digit id
+      -- came back as another string, "1.2345678901234e+14"
+      t.eq(json.encode({[2 ^ 53] = 'a', [2 ^ 53 + 2] = 'b'}), '{"9007199254740992":"a","9007199254740994":"b"}')
+      t.eq(json.encode({[123456789012345] = 1, [0.1] = 2, [-3] = 3}), '{"-3":3,"0.1":2,"123456789012345":1}')
+      t.raises(function() json.encode({[1] = 'a', ['1'] = 'b', x = 1}) end, 'would both be written as "1"')
+      -- a function or a cdata inside a table was reported at a line of the library
+      local err = t.raises(function() json.encode({run = {f = print}}) end, 'json: cannot encode a function')
+      t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
+      local loop = {}
+      loop.self = loop
+      err = t.raises(function() json.encode(loop) end, 'nested deeper than 200')
+      t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
+      -- what decode keeps refusing or reading as Python does
+      t.raises(function() json.decode(('['):rep(100000)) end, 'json: nesting deeper than 200')
+      t.raises(function() json.decode('NaN') end, 'json: unexpected input at character 1')
+      t.eq(json.decode('{"a":1,"a":2}').a, 2)   -- the last of duplicate keys, as Python's json
+      t.eq(json.decode('1e400'), math.huge)
+      t.eq(json.encode({0 / 0, math.huge}), '[null,null]')
+      t.eq(json.decode('"\255"'), '\255')
+      t.eq(json.encode('\255'), '"\239\191\189"')
    end)
 
    t.test('a run without validation writes no validation points', function()

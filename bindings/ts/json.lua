@@ -40,6 +40,16 @@ function M.array(t) return setmetatable(t or {}, array_mark) end
 
 local escapes = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b', ['\f'] = '\\f'}
 
+-- A number key's text: the fewest digits that read back as the same number (tostring keeps 14, so 2^53 and 2^53 + 2
+-- were both "9.007199254741e+15", refused as one key, and a lone 123456789012345 came back as "1.2345678901234e+14")
+local function key_text(k)
+   for digits = 14, 17 do
+      local text = ('%.' .. digits .. 'g'):format(k)
+      if tonumber(text) == k then return text end
+   end
+   return tostring(k)   -- inf, -inf
+end
+
 local function encode(v, out, depth)
    local t = type(v)
    if t == 'nil' then out[#out + 1] = 'null'
@@ -77,7 +87,7 @@ local function encode(v, out, depth)
             if type(k) ~= 'string' and type(k) ~= 'number' then
                error(('json: cannot encode a table key that is a %s (%s)'):format(type(k), tostring(k)), 0)
             end
-            local name = tostring(k)
+            local name = type(k) == 'number' and key_text(k) or k
             if values[name] ~= nil then
                error(('json: two keys of the table (a number and a string?) would both be written as "%s"'):format(name), 0)
             end
@@ -94,7 +104,7 @@ local function encode(v, out, depth)
          out[#out + 1] = '}'
       end
    else
-      error('json: cannot encode a ' .. t, 3)
+      error('json: cannot encode a ' .. t, 0)
    end
 end
 
@@ -104,9 +114,11 @@ end
 -- interpreter's speed is enough.
 jit.off(encode, true)
 
+-- (the errors come at the caller: a function inside a table was reported at a line of this file)
 function M.encode(v)
    local out = {}
-   encode(v, out)
+   local ok, err = pcall(encode, v, out)
+   if not ok then error(err, 2) end
    return table.concat(out)
 end
 

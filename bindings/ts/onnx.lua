@@ -28,7 +28,10 @@ local A_FLOAT, A_INT, A_STRING, A_INTS = 1, 2, 3, 7   -- AttributeProto.Attribut
 local Graph = {}
 Graph.__index = Graph
 
-local function new_graph(opset) return setmetatable({nodes = {}, initializers = {}, count = 0, opset = opset}, Graph) end
+-- (path: the names of the layers being emitted, from the model down)
+local function new_graph(opset)
+   return setmetatable({nodes = {}, initializers = {}, count = 0, opset = opset, path = {}}, Graph)
+end
 
 function Graph:name(prefix)
    self.count = self.count + 1
@@ -93,7 +96,7 @@ end
 local emit = {}
 
 local function chain(g, m, x)
-   for _, c in ipairs(m:children()) do x = M.emit(g, c.module, x) end
+   for _, c in ipairs(m:children()) do x = M.emit(g, c.module, x, c.name) end
    return x
 end
 emit.Sequential, emit.Checkpoint = chain, chain
@@ -153,14 +156,14 @@ end
 
 emit.Residual = function(g, m, x)
    local children = m:children()
-   local a = M.emit(g, children[1].module, x)
-   local b = children[2] and M.emit(g, children[2].module, x) or x
+   local a = M.emit(g, children[1].module, x, children[1].name)
+   local b = children[2] and M.emit(g, children[2].module, x, children[2].name) or x
    return g:node('Add', {a, b})
 end
 
 emit.Concat = function(g, m, x)
    local outs = {}
-   for i, c in ipairs(m:children()) do outs[i] = M.emit(g, c.module, x) end
+   for i, c in ipairs(m:children()) do outs[i] = M.emit(g, c.module, x, c.name) end
    return g:node('Concat', outs, {axis = m.dim - 1})
 end
 
@@ -181,10 +184,21 @@ emit.Normalize = function(g, m, x)
    return g:node('Div', {x, floor})
 end
 
-function M.emit(g, m, x)
+-- m's nodes on x; name: m's name in its parent, which an error joins to the path from the model down (the whole
+-- description of the layer, a container's over many lines, did not say which of a network's layers it was)
+function M.emit(g, m, x, name)
+   g.path[#g.path + 1] = name or ''
    local f = emit[m.__typename]
-   if not f then error(('ts.onnx.export: no ONNX form for %s (%s)'):format(m.__typename, m:describe('')), 0) end
-   return f(g, m, x)
+   if not f then
+      local named = {}   -- (the model itself, and a Residual's block, have no name of their own)
+      for _, n in ipairs(g.path) do if n ~= '' then named[#named + 1] = n end end
+      local shown = m:describe('')   -- (a container's over many lines is left out: its children say what it is)
+      error(('ts.onnx.export: no ONNX form for %s (%s%s)'):format(m.__typename, shown:find('\n') and '' or shown .. ', ',
+            #named > 0 and 'the model\'s child ' .. table.concat(named, '.') or 'the model itself'), 0)
+   end
+   local y = f(g, m, x)
+   g.path[#g.path] = nil
+   return y
 end
 
 -- the preprocessing a loader applies (settings of ts.data.preprocess: grayscale, mean, std; pre: what
@@ -297,9 +311,14 @@ function M.export(model, path, opts)
    -- its output, whose size the graph's output takes
    local channels_in = input[2]
    local net_channels = settings and settings.grayscale and 1 or channels_in
+   local probe = {input[1], net_channels, input[3], input[4]}
    local built, out, g = pcall(function()
-      local probe = T.zeros({input[1], net_channels, input[3], input[4]}):to(model.device or 'cpu')
-      local out = model:forward(probe)
+      local ran, out = pcall(model.forward, model, T.zeros(probe):to(model.device or 'cpu'))
+      -- (a network that does not take the input, one too small for its pooling above all, failed naming a layer alone)
+      if not ran then
+         error(('ts.onnx.export: the model does not take the input {%s} (opts.input%s): %s'):format(
+               table.concat(probe, ', '), settings and ', through preprocess' or '', tostring(out)), 0)
+      end
       local g = new_graph(opset)
       local x = 'images'
       if settings then x = preprocess(g, settings, pre, x, channels_in) end
@@ -335,7 +354,9 @@ function M.export(model, path, opts)
    if settings then
       model_proto:message(14, pb.message():string(1, 'input'):string(2, 'images in 0..1, RGB, channels first; preprocessing inside'))
    end
-   files.writeFile(path, model_proto:encode())
+   -- (a folder not there or not writable was "<path>: cannot write ...", which did not name the call)
+   local written, why = pcall(files.writeFile, path, model_proto:encode())
+   if not written then error('ts.onnx.export: ' .. tostring(why):gsub('^[^:]*:%d+: ', ''), 2) end
    return path
 end
 

@@ -19,11 +19,12 @@ Message.__index = Message
 
 function M.message() return setmetatable({parts = {}}, Message) end
 
--- the varint of a non-negative whole number below 2^53, or of a negative one as its 64-bit two's complement
+-- the varint of a non-negative whole number up to 2^53, or of a negative one as its 64-bit two's complement
 local function varint(v)
-   -- a protobuf varint holds 64 bits; beyond 2^53 a Lua number is no exact whole number anyway
-   if type(v) ~= 'number' or v ~= v or v % 1 ~= 0 or v >= 2 ^ 53 or v < -2 ^ 63 then
-      error(('protobuf: %s is not a whole number below 2^53'):format(tostring(v)), 3)
+   -- a protobuf varint holds 64 bits; beyond 2^53 a Lua number is no exact whole number anyway. 2^53 itself is one
+   -- (and the last step ts.tensorboard takes: it failed here, in the library, after the writer's check passed it)
+   if type(v) ~= 'number' or v ~= v or v % 1 ~= 0 or v > 2 ^ 53 or v < -2 ^ 63 then
+      error(('protobuf: %s is not a whole number from -2^63 to 2^53'):format(tostring(v)), 3)
    end
    local out = {}
    if v < 0 then

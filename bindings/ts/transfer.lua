@@ -28,7 +28,7 @@ function M.newHead(model, classes)
    keys.count(classes, 'ts.transfer.newHead(model, classes)', 'classes', 1, nil, 2)
    local name = head_name(model)
    local old = model[name]
-   if not old or not old.nin then error('transfer.newHead: the model has no Linear head named ' .. tostring(name), 2) end
+   if not old or not old.nin then error('ts.transfer.newHead: the model has no Linear head named ' .. tostring(name), 2) end
    model:replace(name, nn.Linear(old.nin, classes))
    return model[name]
 end
@@ -50,6 +50,15 @@ local function check_model(model, call)
       error(('%s: model must be a network of a backbone and a head, got %s with %d children'):format(call,
             model.__typename, #model:children()), 3)
    end
+   -- a headName that names no child (a typo, or a model rebuilt with other names) froze the head with the backbone,
+   -- and gave the head's group no parameters, without a word
+   local name, names = head_name(model), {}
+   for _, c in ipairs(model:children()) do
+      if c.name == name then return end
+      names[#names + 1] = c.name
+   end
+   error(('%s: model.headName %s names no child of the model (children: %s)'):format(call, keys.show(name),
+         table.concat(names, ', ')), 3)
 end
 
 -- the options table o of function `name` (nil gives {}), its keys checked against `known` (a misspelt bn_evel left
@@ -148,25 +157,51 @@ function M.gradualUnfreeze(model, o)
    return groups, on_epoch, stages
 end
 
+-- layers that act on each channel alone and linearly, so that a scale of the input passes through them unchanged
+local scale_commutes = {Identity = true, Dropout = true, AvgPool2d = true, Upsample2d = true}
+
+-- the convolution the model's input reaches first, inside Sequentials and Checkpoints and past the layers above; else
+-- nil and the layer in the way (nil, nil: m is all such layers). The first convolution of apply's walk was scaled
+-- wherever it was: a spatial transformer's localization network, which left the path of the images unscaled, or one
+-- behind a batch norm.
+local function input_conv(m)
+   local kind = m.__typename
+   if kind == 'Conv2d' then return m end
+   if scale_commutes[kind] then return nil end
+   if kind ~= 'Sequential' and kind ~= 'Checkpoint' then return nil, m end
+   for _, c in ipairs(m:children()) do
+      local conv, blocker = input_conv(c.module)
+      if conv or blocker then return conv, blocker end
+   end
+end
+
 -- Moves a per-channel input scale into the first convolution: a model fed (x - mean) / std becomes one fed
 -- x - mean, with W'[:, c] = W[:, c] / std[c]. Exact (zero padding commutes with scaling), and it matters for
 -- SGD: a network trained on 0..255 inputs otherwise takes first-layer steps 255^2 times too large.
 function M.foldInputScale(model)
-   local conv
-   model:apply(function(m) if not conv and m.weight and m.weight:dim() == 4 then conv = m end end)
+   Module.check(model, 'ts.transfer.foldInputScale(model): model', 2)   -- (nil failed indexing it)
+   local conv, blocker = input_conv(model)
    local conv_input = model.inputConvention
-   if not conv or not conv_input then error('transfer.foldInputScale: the model needs a convolution and an inputConvention', 2) end
+   if not conv or not conv_input then
+      error(('ts.transfer.foldInputScale: the model needs a convolution that takes its input, and an inputConvention%s')
+            :format(blocker and (', and its input goes to %s first'):format(blocker.__typename) or ''), 2)
+   end
    local std = conv_input.std
    -- one finite, non-zero std per input channel: a 0 made the weights infinite, a short list a nil in arithmetic
-   for c = 1, conv.weight:size(2) do
+   for c = 1, conv.nin do
       local v = type(std) == 'table' and std[c]
       if not (T.isFinite(v) and v ~= 0) then
-         error(('transfer.foldInputScale: inputConvention.std[%d] must be a finite number other than 0, got %s'):format(
+         error(('ts.transfer.foldInputScale: inputConvention.std[%d] must be a finite number other than 0, got %s'):format(
                c, tostring(v)), 2)
       end
    end
-   for c = 1, conv.weight:size(2) do
-      conv.weight:narrow(2, c, 1):mul_(1 / std[c])
+   -- input channel c reaches the output channels of its group alone, as column k of the weight [out, in / groups, ...]
+   -- (the columns of a grouped or depthwise convolution were scaled as if each were one input channel: a depthwise
+   -- first layer had every channel divided by std[1])
+   local per_in, per_out = conv.nin / conv.groups, conv.nout / conv.groups
+   for c = 1, conv.nin do
+      local group, k = math.floor((c - 1) / per_in), (c - 1) % per_in + 1
+      conv.weight:narrow(1, group * per_out + 1, per_out):narrow(2, k, 1):mul_(1 / std[c])
    end
    local folded = {mean = conv_input.mean, std = {}, size = conv_input.size}
    for c = 1, #std do folded.std[c] = 1 end
@@ -180,6 +215,9 @@ function M.features(model, ds, preprocess, batch)
    Module.check(model, 'transfer.features(model, ds, preprocess, batch): model', 2)
    data.checkDataset(ds, 'transfer.features(model, ds, preprocess, batch)', 'ds', 2)
    data.checkSettings(preprocess, 'preprocess', 'transfer.features', 2)
+   -- (the loader refused a bad batch at a line of this file; a dataset of no images gave nil, no [0, F] of features)
+   if batch ~= nil then keys.count(batch, 'transfer.features(model, ds, preprocess, batch)', 'batch', 1, 2 ^ 24, 2) end
+   if ds:size() == 0 then error('transfer.features(model, ds, preprocess, batch): ds holds no images', 2) end
    model:evaluate{fused = true}   -- the flatten child is never inside a fused group
    local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
    local loader = data.Loader(ds, {batch = batch or 256, sampler = 'sequential', preprocess = preprocess,
@@ -210,6 +248,8 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
    if not T.isTensor(features) or features:dim() ~= 2 then
       error('ts.transfer.linearProbe(features, labels, ...): features must be [N, F] (the model is not an argument)', 2)
    end
+   -- (float64 features, as numpy gives them, or bytes failed in the arithmetic: "float32 tensors expected")
+   features = features:float()
    local n, f = features:size(1), features:size(2)
    -- no rows gave a head of NaN weights (the mean of nothing), no columns a head that sees nothing
    if n == 0 or f == 0 then
@@ -229,6 +269,10 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
          error(('ts.transfer.linearProbe: valid_features must be [M, %d] as the features are, got %s'):format(f,
                keys.show(valid_features)), 2)
       end
+      valid_features = valid_features:float()
+      -- (a NaN row was predicted as class 0, NaN winning argmax: an accuracy of nothing the head had done)
+      local _, _, bad = T.survey(valid_features)
+      if bad > 0 then error(('ts.transfer.linearProbe: %d valid_features are NaN or infinite'):format(bad), 2) end
       valid_labels = ids(valid_labels, 'ts.transfer.linearProbe: valid_labels', 2)
       if valid_labels:numel() ~= valid_features:size(1) or valid_labels:numel() == 0 then
          error(('ts.transfer.linearProbe: %d rows of valid_features but %d valid_labels'):format(valid_features:size(1),
@@ -236,6 +280,15 @@ function M.linearProbe(features, labels, valid_features, valid_labels, o)
       end
    end
    local classes = o.classes or 43
+   -- a label the head has no output for failed in the training's cross_entropy, which named neither this call nor
+   -- classes; a validation label so counted as wrong without a word
+   for name, l in pairs({labels = labels, valid_labels = valid_labels}) do
+      local lo, hi = l:min(), l:max()
+      if lo < 0 or hi >= classes then
+         error(('ts.transfer.linearProbe: %s hold class %d, outside 0..%d of the head (o.classes = %d, 43 by default)')
+               :format(name, lo < 0 and lo or hi, classes - 1, classes), 2)
+      end
+   end
    local mean = features:mean(1)
    local sd = (features - mean):square():mean(1):sqrt():clamp(1e-6)
    local train_z = (features - mean) / sd

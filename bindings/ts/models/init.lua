@@ -28,23 +28,25 @@ local models = {}
 -- and 16 places may too; the first Linear shrinks from 16 w3 to w3 inputs).
 local REFCNN_OPTIONS = {classes = 1, channels = 1, widths = 1, hidden = 1, dropout = 1, stage3 = 1, convs = 1, stn = 1,
                         multiscale = 1, fine = 1, gap = 1}
-function models.refcnn(opts)
-   opts = options.check('refcnn', opts, REFCNN_OPTIONS, {'classes', 'channels', 'hidden', 'fine', 'stage3'})
+-- what: the builder called, which its errors name (baseline's were refcnn's, a function the caller had not called)
+local function refcnn(what, opts)
+   opts = options.check(what, opts, REFCNN_OPTIONS, {'classes', 'channels', 'hidden', 'fine', 'stage3'})
+   what = 'ts.models.' .. what
    if opts.widths ~= nil then
       local w = opts.widths
       local ok = type(w) == 'table' and #w == 3
       for i = 1, 3 do ok = ok and type(w[i]) == 'number' and w[i] % 1 == 0 and w[i] >= 1 end
       -- keys.show quotes strings: widths {"48", "96", "192"} from a config.json read as {48, 96, 192}, which looks right
       if not ok then
-         error(('ts.models.refcnn: widths must be three whole numbers >= 1, one per stage, got %s'):format(keys.show(w)), 0)
+         error(('%s: widths must be three whole numbers >= 1, one per stage, got %s'):format(what, keys.show(w)), 0)
       end
    end
    if opts.dropout ~= nil and not (type(opts.dropout) == 'number' and opts.dropout >= 0 and opts.dropout < 1) then
-      error(('ts.models.refcnn: dropout must be in [0, 1), got %s'):format(keys.show(opts.dropout)), 0)
+      error(('%s: dropout must be in [0, 1), got %s'):format(what, keys.show(opts.dropout)), 0)
    end
    -- the switches are true or false: any other value was true, so multiscale = "false" or stn = 0 (a hand-edited
    -- config.json, a value from the command line) built the network they turn on, and its weights then did not fit
-   for _, k in ipairs({'stn', 'multiscale', 'gap'}) do keys.flag(opts[k], 'ts.models.refcnn', k, 0) end
+   for _, k in ipairs({'stn', 'multiscale', 'gap'}) do keys.flag(opts[k], what, k, 0) end
    local classes, cin = opts.classes or 43, opts.channels or 3
    local w, hidden = opts.widths or {32, 64, 128}, opts.hidden or 256
    local net = nn.Sequential()
@@ -54,12 +56,12 @@ function models.refcnn(opts)
       into:add(nn.BatchNorm2d(b))
       into:add(nn.ReLU())
    end
-   if opts.convs and opts.stage3 then error('ts.models.refcnn: convs and stage3 both set the third stage; give one', 0) end
+   if opts.convs and opts.stage3 then error(what .. ': convs and stage3 both set the third stage; give one', 0) end
    local convs = opts.convs or {2, 2, opts.stage3 or 1}
-   if type(convs) ~= 'table' or #convs ~= 3 then error('ts.models.refcnn: convs must be three counts, one per stage', 0) end
+   if type(convs) ~= 'table' or #convs ~= 3 then error(what .. ': convs must be three counts, one per stage', 0) end
    for _, n in ipairs(convs) do
       if type(n) ~= 'number' or n % 1 ~= 0 or n < 1 or n > 64 then
-         error(('ts.models.refcnn: convs must be whole numbers from 1 to 64, got %s'):format(tostring(n)), 0)
+         error(('%s: convs must be whole numbers from 1 to 64, got %s'):format(what, keys.show(n)), 0)
       end
    end
    local function stage(into, a, b, n)
@@ -73,7 +75,7 @@ function models.refcnn(opts)
    stage(deep, w[1], w[2], convs[2])
    deep:add(nn.MaxPool2d(2))
    stage(deep, w[2], w[3], convs[3])
-   if opts.fine and opts.gap then error('ts.models.refcnn: fine and gap are two ways to end the third stage; give one', 0) end
+   if opts.fine and opts.gap then error(what .. ': fine and gap are two ways to end the third stage; give one', 0) end
    if opts.fine then
       deep:add(nn.Conv2d(w[3], opts.fine, 1, {bias = false}))
       deep:add(nn.BatchNorm2d(opts.fine))
@@ -95,11 +97,13 @@ function models.refcnn(opts)
    net:add(nn.Linear(hidden, classes))
    return net
 end
+function models.refcnn(opts) return refcnn('refcnn', opts) end
 
 -- The spatial transformer's localization network for 32x32 inputs (in the manner of Arcos-Garcia et al.
 -- 2018, smaller): 2x2 max-pool to 16x16, conv 5x5 to 16 channels, ReLU, pool, conv 5x5 to 32, ReLU, pool to
 -- 4x4, Linear(512, 64), ReLU, Linear(64, 6) starting at the identity warp; 47,270 parameters for 3 channels.
 function models.localization(channels)
+   keys.count(channels, 'ts.models.localization(channels)', 'channels', 1, nil, 2)   -- (nil failed in Conv2d's arithmetic)
    return nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(channels, 16, 5, {padding = 2}), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(16, 32, 5, {padding = 2}), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(512, 64), nn.ReLU(), nn.SpatialTransformer.identity(nn.Linear(64, 6)))
@@ -113,7 +117,7 @@ function models.baseline(opts)
    -- checked as its own: baseline(5) failed in pairs
    for k, v in pairs(options.check('baseline', opts, REFCNN_OPTIONS)) do o[k] = v end
    if not o.convs then o.stage3 = o.stage3 or 2 end
-   return models.refcnn(o)
+   return refcnn('baseline', o)
 end
 
 -- the networks a spec ({name = ...}) can name: these and the registered ones, not ts.models' other functions (a spec
@@ -270,18 +274,7 @@ function models.load(run, opts)
       end
       serialize.load(path, model, {prefix = 'model.'})
    end
-   -- a NaN or an infinity in the weights makes every answer NaN, which reads as a confident prediction (and
-   -- passes an abstention threshold, NaN < p being false): refused here, where the file can be named
-   for _, pair in ipairs(model:stateDict()) do
-      local t = pair[2]
-      if t:dtype() == 'float32' and t:numel() > 0 then
-         local sum = t:sum()
-         if sum ~= sum or sum == math.huge or sum == -math.huge then
-            error(('ts.models.load: %s: %s holds NaN or infinite values: the weights are damaged, or the training '
-                   .. 'diverged'):format(path, pair[1]), 0)
-         end
-      end
-   end
+   pretrained.checkFinite(model, 'ts.models.load', path)
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
    local why = models.unfinished(run, config)
