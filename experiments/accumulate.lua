@@ -4,7 +4,11 @@
 -- the same updates, and the activation memory per step.
 --   tshost experiments/accumulate.lua [batch=128] [k=4]
 local nn = ts.nn
-local opt = ts.experiment.options{batch = 128, k = 4, images = 2048, seed = 1}
+local opt = ts.experiment.options({batch = 128, k = 4, images = 2048, seed = 1}, {batch = {1}, k = {1}, images = {1}})
+-- (k=3 of batch=128 failed in ts.train on a batch of 42.67, after the data was made)
+if opt.batch % opt.k ~= 0 then
+   error(('accumulate.lua: k=%d does not divide batch=%d into micro-batches of one size'):format(opt.k, opt.batch), 0)
+end
 local g = ts.experiment.dataset(opt)
 local train = g.train:subset((function() local p = {} for i = 1, math.min(opt.images, g.train:size()) do p[i] = i end return p end)())
 

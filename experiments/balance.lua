@@ -3,7 +3,7 @@
 -- same size whose class shares follow the square roots of the counts), synthesized images of rare classes,
 -- down-sampling, and class-weighted loss: overall accuracy and the recall of the rare classes.
 --   tshost experiments/balance.lua [epochs=6] [seeds=1] [run=runs/balance]
-local opt = ts.experiment.options{epochs = 6, run = 'runs/balance'}
+local opt = ts.experiment.options({epochs = 6, run = 'runs/balance'}, {epochs = {1}})
 local g = ts.experiment.dataset(opt)
 local counts, imb = g.train:counts(), g.train:imbalance()
 print(('training set: %d images, %d classes; largest class %d (%s) %d images, smallest %d (%s) %d: ratio %.1f'):format(

@@ -5,8 +5,8 @@
 --   tshost experiments/ensemble.lua [runs=A,B,...] [tta=1] [run=runs/ensemble]
 -- runs: comma-separated run directories (default: the baseline recipe's three seeds in runs/recipe, made by
 -- experiments/exposure.lua seeds=3); tta: views per image for every member (1: none).
-local opt = ts.experiment.options{runs = 'runs/recipe/baseline-s1,runs/recipe/baseline-s2,runs/recipe/baseline-s3',
-                                  tta = 1, run = 'runs/ensemble'}
+local opt = ts.experiment.options({runs = 'runs/recipe/baseline-s1,runs/recipe/baseline-s2,runs/recipe/baseline-s3',
+                                   tta = 1, run = 'runs/ensemble'}, {})
 local members = {}
 for dir in opt.runs:gmatch('[^,]+') do members[#members + 1] = {run = dir} end
 if #members < 2 then error('ensemble.lua: runs= needs at least two run directories, got ' .. opt.runs, 0) end
@@ -15,11 +15,8 @@ for _, m in ipairs(members) do
 end
 -- checked before any member is evaluated: tta=0 failed in evaluate, named as its option, after the data was made
 require('ts.train').checkViews(opt.tta, 'ensemble.lua', 'tta', 0)
--- the ensemble's own folder: never a member or another trained run (run=runs/a replaced that run's final.json and
--- predictions with the ensemble's), nor a file or nothing (mkdirs failed with a traceback after every evaluation)
-if opt.run == '' or (ts.files.exists(opt.run) and not ts.files.isDir(opt.run)) then
-   error(('ensemble.lua: run=%s is no folder to write the ensemble into'):format(opt.run), 0)
-end
+-- the ensemble's own folder (a folder, ts.experiment.options checks): never a member or another trained run
+-- (run=runs/a replaced that run's final.json and predictions with the ensemble's)
 local out_at = ts.files.realpath(opt.run)
 for _, m in ipairs(members) do
    if out_at and out_at == ts.files.realpath(m.run) then

@@ -14,7 +14,11 @@
 -- The runs go to runs/recipe, where experiments/ingredients.lua finds the baseline's runs again.
 --   tshost experiments/exposure.lua [epochs=24] [seeds=1] [run=runs/recipe] [variants=no-exposure,baseline,washout]
 local ffi = require('ffi')
-local opt = ts.experiment.options{epochs = 24, run = 'runs/recipe', variants = 'no-exposure,baseline,washout'}
+local opt = ts.experiment.options({epochs = 24, run = 'runs/recipe', variants = 'no-exposure,baseline,washout'},
+                                 {epochs = {1}})
+-- checked before the data and the first part's pictures (a variant given twice trained twice into one folder)
+local KNOWN = {'no-exposure', 'baseline', 'washout'}
+local names = ts.experiment.choices(opt.variants, 'variants', KNOWN)
 local g = ts.experiment.dataset(opt)
 ts.files.mkdirs(opt.run)
 local DOUBLE_CURVE, RIGHT_OF_WAY = 21, 11
@@ -71,18 +75,9 @@ end
 local without_exposure = ts.experiment.with(ts.experiment.baselineAugment, {}, {'exposure'})
 local washout = ts.experiment.with(ts.experiment.baselineAugment, {washout = {0.3, 3}}, {'exposure'})
 local augments = {['no-exposure'] = without_exposure, baseline = ts.experiment.baselineAugment, washout = washout}
-local KNOWN = {'no-exposure', 'baseline', 'washout'}
 local recipe = {recipe = ts.experiment.baseline}
 for k, v in pairs(opt) do recipe[k] = v end
-local variants, names = {}, {}
-for name in opt.variants:gmatch('[^,%s]+') do
-   if not augments[name] then
-      error(('exposure.lua: unknown variant %s in variants=%s (known: %s)'):format(name, opt.variants,
-                                                                                 table.concat(KNOWN, ', ')), 0)
-   end
-   names[#names + 1] = name
-end
-if #names == 0 then error('exposure.lua: variants= names none', 0) end
+local variants = {}
 for k, name in ipairs(names) do
    local changes = name == 'baseline' and {} or {augment = ts.data.augment(augments[name])}
    variants[k] = ts.experiment.variant(g, name, changes, recipe)

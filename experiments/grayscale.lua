@@ -1,7 +1,7 @@
 -- Colour or grayscale? The same network, budget and seeds on RGB input and on its luminance
 -- (0.299 R + 0.587 G + 0.114 B, one input channel).
 --   tshost experiments/grayscale.lua [epochs=6] [seeds=1] [run=runs/grayscale]
-local opt = ts.experiment.options{epochs = 6, run = 'runs/grayscale'}
+local opt = ts.experiment.options({epochs = 6, run = 'runs/grayscale'}, {epochs = {1}})
 local g = ts.experiment.dataset(opt)
 local mean, std = g.train:channelStats()
 local gray_mean = 0.299 * mean[1] + 0.587 * mean[2] + 0.114 * mean[3]

@@ -2,7 +2,7 @@
 -- image), pictures of the darkest and brightest, and training with none vs histogram equalization vs CLAHE.
 --   tshost experiments/illumination.lua [epochs=6] [seeds=1] [run=runs/illumination]
 local ffi = require('ffi')
-local opt = ts.experiment.options{epochs = 6, run = 'runs/illumination'}
+local opt = ts.experiment.options({epochs = 6, run = 'runs/illumination'}, {epochs = {1}})
 local g = ts.experiment.dataset(opt)
 local n, hw = g.train:size(), g.train.x:size(2) * g.train.x:size(3)
 local p = ffi.cast('uint8_t *', g.train.x:data())

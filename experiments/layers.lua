@@ -1,7 +1,7 @@
 -- Activations of random images through every layer of a trained network (default runs/baseline): one
 -- picture per layer and, per layer, how much of the map is active (ReLU sparsity) and how large it is.
 --   tshost experiments/layers.lua [run=runs/baseline] [images=4]
-local opt = ts.experiment.options{run = 'runs/baseline', images = 4, seed = 7}
+local opt = ts.experiment.options({run = 'runs/baseline', images = 4, seed = 7}, {images = {1}})
 ts.manualSeed(opt.seed)
 local model, config = ts.models.load(opt.run)
 local final = ts.json.readFile(opt.run .. '/final.json') or {}

@@ -6,11 +6,21 @@
 -- (ts.memory(device).peak: tensors, the kernels' scratch, cached blocks on a GPU).
 --   tshost experiments/memory.lua [batches=64,128,256] [steps=6]
 local nn = ts.nn
-local opt = ts.experiment.options{batches = '64,128,256', steps = 6, k = 4}
-local g = ts.experiment.dataset(opt)
-local device = ts.device()
+local opt = ts.experiment.options({batches = '64,128,256', steps = 6, k = 4}, {steps = {1}, k = {1}})
+-- each a whole number that k divides (batches=1.5,abc was read as 1 and 5; k=3 split 64 into micro-batches of 21.3)
 local batches = {}
-for b in tostring(opt.batches):gmatch('%d+') do batches[#batches + 1] = tonumber(b) end
+for b in (opt.batches .. ','):gmatch('([^,]*),') do
+   local n = require('ts.keys').count(tonumber(b) or b, 'memory.lua', 'each of batches=' .. opt.batches, 1, nil, 0)
+   if n % opt.k ~= 0 then error(('memory.lua: k=%d does not divide the batch %d into micro-batches of one size'):format(opt.k, n), 0) end
+   batches[#batches + 1] = n
+end
+local g = ts.experiment.dataset(opt)
+for _, b in ipairs(batches) do   -- (a batch past the training set failed in ts.data.batch, with a traceback)
+   if b > g.train:size() then
+      error(('memory.lua: the batch %d is larger than the training set (%d images)'):format(b, g.train:size()), 0)
+   end
+end
+local device = ts.device()
 
 -- the baseline, its convolution stages (the layers between the poolings) checkpointed when asked. Not each block:
 -- with batch norm and ReLU fused in training a block keeps two tensors, its input and its output, which a

@@ -4,7 +4,9 @@
 -- when every test image is shifted by 1, 2 and 3 pixels. Then how many pooling stages (what=stages): 2x2 max
 -- pooling after the first one, two or three of the network's three stages (the head takes the last map whole).
 --   tshost experiments/pooling.lua [epochs=6] [seeds=1] [run=runs/pooling] [what=down,stages]
-local opt = ts.experiment.options{epochs = 6, run = 'runs/pooling', what = 'down,stages'}
+local opt = ts.experiment.options({epochs = 6, run = 'runs/pooling', what = 'down,stages'}, {epochs = {1}})
+local what = {}   -- (what=pools, or down misspelt, ran nothing)
+for _, w in ipairs(ts.experiment.choices(opt.what, 'what', {'down', 'stages'})) do what[w] = true end
 local g = ts.experiment.dataset(opt)
 
 -- the variants' builder, pooling_variant, registers from a file of its own so that the runs can be reloaded
@@ -22,7 +24,7 @@ end
 
 -- how many pooling stages: each 2x2 pool halves the side, so a 32x32 input is 16, 8, 4, 2, then 1 pixel after
 -- five of them, and a sixth has nothing left to pool
-if opt.what:find('stages', 1, true) then
+if what.stages then
    local side, sides = 32, {}
    for p = 1, 6 do
       side = math.floor(side / 2)
@@ -39,7 +41,7 @@ if opt.what:find('stages', 1, true) then
    print(('conclusion (stages): %s; fewer pools keep larger maps, so every later layer costs more and the head grows '
           .. 'four times per pool left out (parameters above)'):format(select(2, ts.experiment.best(stages))))
 end
-if not opt.what:find('down', 1, true) then return end
+if not what.down then return end
 
 local variants = {}
 for _, down in ipairs({'max', 'avg', 'stride', 'none'}) do

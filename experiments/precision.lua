@@ -3,7 +3,7 @@
 -- (ts.train{precision = 'bf16'}: operands rounded to bf16, sums, storage, batch norm, loss and optimizer
 -- in fp32). bf16 keeps fp32's exponent range, so no loss scaling is involved.
 --   tshost experiments/precision.lua [epochs=6] [seeds=1] [run=runs/precision]
-local opt = ts.experiment.options{epochs = 6, run = 'runs/precision'}
+local opt = ts.experiment.options({epochs = 6, run = 'runs/precision'}, {epochs = {1}})
 local g = ts.experiment.dataset(opt)
 
 local fp32 = ts.experiment.variant(g, 'fp32', {}, opt)

@@ -19,8 +19,9 @@
 --   4. a contact sheet: the truth in green, the search's box in red.
 --   tshost experiments/scenes.lua [run=runs/baseline] [scenes=200] [out=runs/scenes] [detector_scenes=3000]
 --                                [detector_epochs=6] [threshold=the run's]
-local opt = ts.experiment.options{run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
-                                  detector_epochs = 6, threshold = ''}
+local opt = ts.experiment.options({run = 'runs/baseline', scenes = 200, out = 'runs/scenes', detector_scenes = 3000,
+                                   detector_epochs = 6, threshold = ''},
+                                  {scenes = {1}, detector_scenes = {1}, detector_epochs = {1}})
 if opt.threshold ~= '' then   -- a string option (its default says "the run's"): read as a number here
    local th = tonumber(opt.threshold)
    if not (th and th > 0 and th < 1) then

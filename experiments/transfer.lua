@@ -9,18 +9,20 @@
 -- the custom CNN of runs/baseline, then what pretraining bought per class.
 --   tshost experiments/transfer.lua [epochs=4] [models=resnet20,resnet8,mobilenet,resnet56]
 --                                   [recipes=probe,finetune,unfreeze,scratch] [lr=0.05] [backbone_lr=0.02]
-local opt = ts.experiment.options{epochs = 4, models = 'resnet20,resnet8,mobilenet,resnet56', run = 'runs/transfer',
-                                  recipes = 'probe,finetune,unfreeze,scratch', lr = 0.05, backbone_lr = 0.02,
-                                  probe_epochs = 30, baseline = 'runs/baseline'}
-local g = ts.experiment.dataset(opt)
+local opt = ts.experiment.options({epochs = 4, models = 'resnet20,resnet8,mobilenet,resnet56', run = 'runs/transfer',
+                                   recipes = 'probe,finetune,unfreeze,scratch', lr = 0.05, backbone_lr = 0.02,
+                                   probe_epochs = 30, baseline = 'runs/baseline'}, {epochs = {1}, probe_epochs = {1}})
 local recipe_names = {'probe', 'finetune', 'unfreeze', 'scratch'}
 local recipe_labels = {probe = 'linear probe', finetune = 'fine-tuned', unfreeze = 'gradual unfreezing',
                        scratch = 'from scratch'}
+-- both lists checked before any data is made: an unknown model failed after the models before it had trained
 local wanted = {}
-for r in opt.recipes:gmatch('[^,]+') do
-   if not recipe_labels[r] then error('unknown recipe ' .. r .. ' (probe, finetune, unfreeze, scratch)') end
-   wanted[r] = true
-end
+for _, r in ipairs(ts.experiment.choices(opt.recipes, 'recipes', recipe_names)) do wanted[r] = true end
+local catalog = {}
+for name in pairs(ts.models.catalog) do catalog[#catalog + 1] = name end
+table.sort(catalog)
+local models = ts.experiment.choices(opt.models, 'models', catalog)
+local g = ts.experiment.dataset(opt)
 
 local function pretrained(name)
    local m = ts.models.pretrained(name)
@@ -80,8 +82,7 @@ function recipes.scratch(name)
    fit(m, name, 'scratch')
 end
 
-for name in opt.models:gmatch('[^,]+') do
-   if not ts.models.catalog[name] then error('unknown model ' .. name) end
+for _, name in ipairs(models) do
    for _, recipe in ipairs(recipe_names) do
       if wanted[recipe] then
          recipes[recipe](name)

@@ -3,7 +3,7 @@
 -- (mu_max - mu_rest) / (mu_max + mu_rest) (Morcos et al. 2018): 1 = fires for one class only, 0 = for all alike.
 --   tshost experiments/units.lua [run=runs/baseline] [images=3000]
 local ffi = require('ffi')
-local opt = ts.experiment.options{run = 'runs/baseline', images = 3000}
+local opt = ts.experiment.options({run = 'runs/baseline', images = 3000}, {images = {1}})
 local model, config = ts.models.load(opt.run)
 local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)

@@ -12,8 +12,14 @@
 -- batch holds a positive pair: every anchor is left out of the triplet loss, nothing is learned.
 --   tshost experiments/verification.lua [steps=600] [batch=128] [per_class=8] [images=4000] [subsets=30]
 local nn = ts.nn
-local opt = ts.experiment.options{steps = 600, batch = 128, per_class = 8, images = 4000, subsets = 30, lr = 1e-3,
-                                  margin = 0.2, dim = 64, optimizer = 'adam'}
+local opt = ts.experiment.options({steps = 600, batch = 128, per_class = 8, images = 4000, subsets = 30, lr = 1e-3,
+                                   margin = 0.2, dim = 64, optimizer = 'adam'},
+                                  {steps = {1}, batch = {2}, per_class = {1}, images = {1}, subsets = {1}, dim = {1}})
+if opt.optimizer ~= 'adam' and opt.optimizer ~= 'sgd' then   -- (any other word trained with SGD)
+   error(('verification.lua: optimizer must be adam or sgd, got %q'):format(opt.optimizer), 0)
+end
+-- (batch=1 failed in the batch norm, lr=-1 in the optimizer with a traceback, both after the data was made)
+if opt.lr < 0 then error(('verification.lua: lr must be >= 0, got %g'):format(opt.lr), 0) end
 local g = ts.experiment.dataset(opt)
 ts.manualSeed(opt.seed)
 

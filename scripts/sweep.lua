@@ -88,6 +88,23 @@ script:close()
 if ts.files.exists(dir) and not ts.files.isDir(dir) then
    error(('sweep: --dir %s is a file, not a folder'):format(dir), 0)
 end
+if slurm.file then
+   -- the job script replaces only a job script (--slurm EXPERIMENT.lua wrote it over the experiment); a folder
+   -- failed in the write, after the runs' folder was made
+   if ts.files.isDir(slurm.file) then error(('sweep: --slurm %s is a folder, not a file'):format(slurm.file), 0) end
+   local old = ts.files.readFile(slurm.file)
+   if old and not old:find('^#!/bin/bash\n#SBATCH %-%-job%-name=tshost%-sweep\n') then
+      error(('sweep: --slurm %s is there and is no sweep\'s job script: it would be replaced'):format(slurm.file), 0)
+   end
+   -- #SBATCH lines end at a line break: one in --partition or --time (or the log folder, --dir) began a line of the
+   -- script that bash ran as a command
+   for name, v in pairs({['--partition'] = slurm.partition, ['--time'] = slurm.time, ['--dir'] = dir}) do
+      if v:find('%c') then
+         local shown = v:gsub('%c', function(c) return ('\\%03d'):format(c:byte()) end)
+         error(('sweep: %s must be one line without control characters, got %s'):format(name, shown), 0)
+      end
+   end
+end
 
 -- the grid's points, each a list of key=value strings
 local points = {{}}
@@ -111,20 +128,27 @@ end
 -- a word for the shell, whatever it holds (spaces, quotes, ;): nothing in a value runs as a command
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
--- one command per point, every part quoted; THREADS is replaced by the run's thread count
+-- one command per point, every part quoted but the thread count, `threads`: a number here, the Slurm task's CPUs
+-- in the job script. (A THREADS placeholder replaced afterwards was replaced in the values and --dir too: a sweep in
+-- runs/THREADS_test ran its Slurm tasks in runs/4_test.)
 local commands, names = {}, {}
 for _, p in ipairs(points) do
    local name = name_of(p)
    if names[name] then
       error(('sweep: the points %s and %s would share the run %s/%s'):format(names[name], table.concat(p, ' '), dir, name), 0)
    end
+   -- (found before any run: a name too long for a folder failed in mkdirs, with a traceback, after the runs before it)
+   if #name > 255 then
+      error(('sweep: the point %s makes a folder name of %d bytes, over the 255 a file system takes'):format(
+            table.concat(p, ' '), #name), 0)
+   end
    names[name] = table.concat(p, ' ')
    local args = {}
    for _, a in ipairs(p) do args[#args + 1] = quote(a) end
    for _, a in ipairs(extra) do args[#args + 1] = quote(a) end
    local run = dir .. '/' .. name
-   commands[#commands + 1] = {run = run, cmd = ('%s --threads THREADS %s %s %s'):format(quote(ts.program), quote(experiment),
-                                                                                       table.concat(args, ' '), quote('run=' .. run))}
+   local rest = ('%s %s %s'):format(quote(experiment), table.concat(args, ' '), quote('run=' .. run))
+   commands[#commands + 1] = {run = run, cmd = function(threads) return ('%s --threads %s %s'):format(quote(ts.program), threads, rest) end}
 end
 
 local function finished(c) return io.open(c.run .. '/final.json') ~= nil end
@@ -154,9 +178,9 @@ if slurm.file then
    lines[#lines + 1] = 'set -euo pipefail'
    lines[#lines + 1] = '# one grid point per array task; a finished run is skipped, a killed one resumes from its checkpoint'
    lines[#lines + 1] = 'commands=('
-   for _, c in ipairs(commands) do lines[#lines + 1] = '  ' .. quote(c.cmd) end
+   for _, c in ipairs(commands) do lines[#lines + 1] = '  ' .. quote(c.cmd('"${SLURM_CPUS_PER_TASK:-1}"')) end
    lines[#lines + 1] = ')'
-   lines[#lines + 1] = 'eval "${commands[$SLURM_ARRAY_TASK_ID]//THREADS/${SLURM_CPUS_PER_TASK:-1}}"'
+   lines[#lines + 1] = 'eval "${commands[$SLURM_ARRAY_TASK_ID]}"'
    ts.files.writeFile(slurm.file, table.concat(lines, '\n') .. '\n')
    if #missing == 0 then
       print(('wrote %s; all %d points have finished runs in %s: nothing to submit'):format(slurm.file, #commands, dir))
@@ -198,8 +222,7 @@ for start = 1, #commands, jobs do
    for k = start, math.min(start + jobs - 1, #commands) do
       local c = commands[k]
       ts.files.mkdirs(c.run)
-      wave[#wave + 1] = ('(%s > %s 2>&1; echo "$? %d")'):format(c.cmd:gsub('THREADS', tostring(threads), 1),
-                                                                 quote(c.run .. '/log.txt'), k)
+      wave[#wave + 1] = ('(%s > %s 2>&1; echo "$? %d")'):format(c.cmd(threads), quote(c.run .. '/log.txt'), k)
    end
    local p = io.popen(table.concat(wave, ' & ') .. ' & wait')
    for line in p:lines() do

@@ -81,7 +81,7 @@ return function(t)
       t.eq(t.readfile(dir .. '/a/final.json'), record, "the member's record kept")
       t.writefile(dir .. '/file', 'x')
       local rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b run=%s/file'):format(dir, dir, dir))
-      t.truthy(rc == 1 and o:find('is no folder to write the ensemble into', 1, true) and not o:find('traceback'), o)
+      t.truthy(rc == 1 and o:find('option run=' .. dir .. '/file is a file, not a folder', 1, true) and not o:find('traceback'), o)
       rc, o = script('experiments/ensemble.lua', ('runs=%s/a,%s/b tta=0'):format(dir, dir))
       t.truthy(rc == 1 and o:find('ensemble.lua: tta must be a whole number', 1, true) and not o:find('member '), o)
       -- an earlier ensemble's calibration.json in the folder does not speak for one that fitted none
@@ -172,6 +172,64 @@ return function(t)
                'runs/x was trained on GTSRB, and the data here is generated signs')
       t.eq(ts.experiment.checkRunData('runs/x', {synthetic = g.synthetic, train_images = 60, valid_images = 10,
                                                  test_images = 20}, g), g)
+   end)
+
+   t.test('ts.experiment.options: counts, bare words, and the folders run and out are checked before anything runs', function()
+      local dir = t.tmpdir()
+      t.writefile(dir .. '/file', 'x')
+      -- the command line as the host gives it: arg and the key=value arguments in ts.args
+      local function options(words, defaults, counts)
+         local saved_arg, saved_args = arg, ts.args
+         arg = {[0] = 'x.lua'}
+         for i, w in ipairs(words) do arg[i] = w end
+         ts.args = ts.parse_args(arg)
+         local ok, v = pcall(ts.experiment.options, defaults, counts)
+         arg, ts.args = saved_arg, saved_args
+         if not ok then error(v, 0) end
+         return v
+      end
+      local defaults = {epochs = 6, run = dir .. '/runs'}
+      -- seeds=0 failed in a traceback after the data was made, seeds=1.5 ran one seed; epochs=0 failed in ts.train
+      for word, says in pairs({['seeds=0'] = 'x.lua: option seeds must be a whole number >= 1, got 0',
+                               ['seeds=1.5'] = 'option seeds must be a whole number >= 1, got 1.5',
+                               ['seed=-1'] = 'option seed must be a whole number from 0 to 2^31, got -1',
+                               ['synthetic_train=0'] = 'option synthetic_train must be a whole number from 1 to 10000000',
+                               ['epochs=0'] = 'x.lua: option epochs must be a whole number >= 1, got 0',
+                               ['epochs=2.5'] = 'option epochs must be a whole number >= 1, got 2.5',
+                               -- run= wrote every variant's run at the root of the file system
+                               ['run='] = 'x.lua: option run= is empty: give a folder',
+                               ['run=' .. dir .. '/file'] = ('option run=%s/file is a file, not a folder'):format(dir),
+                               -- a bare word (meant as run=) was dropped and the script ran on its defaults
+                               [dir] = ('x.lua: %s is no option: options are key=value'):format(dir)}) do
+         t.raises(function() options({'quiet=true', word}, defaults, {epochs = {1}}) end, says)
+      end
+      t.raises(function() options({'out='}, {out = 'runs/o'}, {}) end, 'option out= is empty')
+      local opt = options({'epochs=3', 'seeds=2', 'run=' .. dir .. '/new'}, defaults, {epochs = {1}})
+      t.truthy(opt.epochs == 3 and opt.seeds == 2 and opt.run == dir .. '/new', 'the options as given')
+      -- without counts (calibrate's and detector's form), a run directory given first stays theirs
+      t.eq(options({dir, 'epochs=2'}, {epochs = 6}).epochs, 2)
+   end)
+
+   t.test('ts.experiment.choices: a comma-separated option names known choices, each once', function()
+      local known = {'down', 'stages'}
+      t.eq(table.concat(ts.experiment.choices('stages, down', 'what', known), ' '), 'stages down')
+      -- pooling.lua what=pools ran nothing, and said nothing
+      t.raises(function() ts.experiment.choices('pools', 'what', known) end,
+               'option what=pools: unknown name pools (known: down, stages)')
+      t.raises(function() ts.experiment.choices('down,down', 'what', known) end, 'what=down,down: down given twice')
+      t.raises(function() ts.experiment.choices('down,', 'what', known) end, 'what=down,: an empty name')
+      t.raises(function() ts.experiment.choices('', 'what', known) end, 'an empty name')
+   end)
+
+   t.test('the REPL takes =expr as the lua and th prompts do, an unfinished one continued on the next line', function()
+      local repl = require('ts.repl')
+      local printed, saved = {}, print
+      print = function(...) printed[#printed + 1] = table.concat({...}, '\t') end   -- luacheck: ignore
+      local ok = {repl.eval('=1 + 1'), repl.eval(' = 2, nil'), repl.eval('=1 +\n2')}
+      print = saved   -- luacheck: ignore
+      t.truthy(ok[1] and ok[2] and ok[3], table.concat(printed, '\n'))
+      t.eq(table.concat(printed, '\n'), '2\n2\tnil\n3')
+      t.truthy(repl.incomplete('=1 +') and not repl.incomplete('=1'), 'an unfinished =expr continues')
    end)
 
    t.test('the comparison\'s verdict: significant only when McNemar\'s seed 1 and the mean over seeds agree', function()
@@ -522,7 +580,7 @@ return function(t)
       end
       local rc, out = t.sh(('%s %s/experiments/exposure.lua synthetic=true synthetic_train=300 epochs=1 variants=baseline,glare run=%s/x'):format(
          t.tshost, ts.root, dir))
-      t.truthy(rc ~= 0 and out:find('unknown variant glare', 1, true), out)
+      t.truthy(rc ~= 0 and out:find('variants=baseline,glare: unknown name glare', 1, true), out)
       -- pooling's runs reload in another process: their builder registers from a file of its own
       local pooled = dir .. '/pooling.lua/downsample stride-s1'
       local config = ts.json.decode(t.readfile(pooled .. '/config.json'))

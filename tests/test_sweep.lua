@@ -80,6 +80,31 @@ return function(t)
       end
    end)
 
+   t.test('a job script: its thread count nowhere but --threads, written over no other file, one line per #SBATCH', function()
+      local dir = t.tmpdir()
+      -- "THREADS" in --dir (or a value) was replaced by the task's CPUs too: the tasks ran in runs/4_test
+      local rc, out = sweep(('lr=0.1,0.2 --dir %s/THREADS --slurm %s/job.sh --no-submit'):format(dir, dir))
+      t.eq(rc, 0, out)
+      local script = t.readfile(dir .. '/job.sh')
+      t.truthy(script:find("'\\''run=" .. dir .. "/THREADS/lr0.1'\\''", 1, true) and
+               script:find('--threads "${SLURM_CPUS_PER_TASK:-1}"', 1, true) and not script:find('//THREADS', 1, true), script)
+      -- --slurm naming the experiment (or any file that is no job script) replaced it
+      t.writefile(dir .. '/exp.lua', 'print(1)\n')
+      rc, out = t.sh(('%s %s/scripts/sweep.lua %s/exp.lua lr=0.1,0.2 --dir %s/s --slurm %s/exp.lua --no-submit'):format(
+                     t.tshost, ts.root, dir, dir, dir))
+      t.truthy(rc == 1 and out:find('--slurm ' .. dir .. "/exp.lua is there and is no sweep's job script", 1, true), out)
+      t.eq(t.readfile(dir .. '/exp.lua'), 'print(1)\n', 'the experiment kept')
+      -- a line break in --partition began a line of the job script that bash ran; a folder name over 255 bytes
+      -- failed in mkdirs, with a traceback, after the points before it had run
+      for args, says in pairs({["--partition 'debug\necho pwned'"] = '--partition must be one line without control ' ..
+                                  'characters, got debug\\010echo pwned',
+                               ['note=1,' .. ('x'):rep(300)] = 'makes a folder name of 310 bytes'}) do
+         rc, out = sweep(('lr=0.1,0.2 %s --dir %s/s2 --slurm %s/job2.sh --no-submit'):format(args, dir, dir))
+         t.truthy(rc == 1 and out:find('sweep: ', 1, true) and out:find(says, 1, true), args .. ': ' .. out)
+      end
+      t.truthy(not ts.files.exists(dir .. '/job2.sh') and not ts.files.exists(dir .. '/s2'), 'a refused sweep wrote nothing')
+   end)
+
    t.test('a real Slurm: a 2x2 sweep through sbatch, one task killed by scancel and resumed by a second submission', function()
       for _, tool in ipairs({'slurmctld', 'slurmd', 'munged', 'sbatch', 'scancel', 'squeue'}) do
          if t.sh('command -v ' .. tool .. ' || test -x /usr/sbin/' .. tool) ~= 0 then

@@ -11,11 +11,54 @@ local keys = require('ts.keys')
 local M = {}
 
 -- ts.options with the keys every experiment shares: data (the GTSRB folder), synthetic (use the generated
--- signs), synthetic_train (their training-set size), seed, seeds (runs per variant), quiet
-function M.options(defaults)
+-- signs), synthetic_train (their training-set size), seed, seeds (runs per variant), quiet. Checked before anything
+-- runs, the errors naming the script and the option: the shared whole numbers (SHARED_COUNTS), the script's own
+-- (`counts`, {name = {lo [, hi]}}), and the folder options run and out, which must name a folder (run= wrote every
+-- variant's run at the root of the file system, out= its images). Unchecked, seeds=0 failed in a traceback after the
+-- data was made and seeds=1.5 ran one seed; epochs=0 or images=-1 failed in the library after minutes of work.
+-- Given `counts` ({} for none: the experiments' form), every argument must be a key=value: a bare word
+-- (mispredict.lua runs/x, meant as run=runs/x) was dropped and the script ran on its default run. Without it, words
+-- stay for the scripts that take a run directory first (calibrate, detector).
+local SHARED_COUNTS = {seeds = {1}, synthetic_train = {1, 1e7}, seed = {0, 2 ^ 31}}   -- (ts.data.synthetic's bounds)
+function M.options(defaults, counts)
+   local script = arg and arg[0] or 'ts.experiment.options'
+   if counts then
+      for _, a in ipairs(arg or {}) do
+         if not tostring(a):find('=', 1, true) then
+            error(('%s: %s is no option: options are key=value, as run=DIR'):format(script, a), 0)
+         end
+      end
+   end
    local all = {data = '', synthetic = false, synthetic_train = 6000, seed = 1, seeds = 1, quiet = false}
    for k, v in pairs(defaults) do all[k] = v end
-   return require('ts').options(all)
+   local opt = require('ts').options(all)
+   for _, set in ipairs({SHARED_COUNTS, counts or {}}) do
+      for name, range in pairs(set) do keys.count(opt[name], script, 'option ' .. name, range[1], range[2], 0) end
+   end
+   for _, name in ipairs({'run', 'out'}) do
+      local dir = type(defaults[name]) == 'string' and opt[name]
+      if dir == '' then error(('%s: option %s= is empty: give a folder'):format(script, name), 0) end
+      if dir and files.exists(dir) and not files.isDir(dir) then
+         error(('%s: option %s=%s is a file, not a folder'):format(script, name, dir), 0)
+      end
+   end
+   return opt
+end
+
+-- The names of a comma-separated option (what=down,stages, models=resnet20,resnet8), in order: each one of `known`
+-- (a list) and given once, at least one; else an error naming the script, the option and the known names. An
+-- unknown name was dropped without a word (pooling.lua what=pools ran nothing) or failed after the runs before it.
+function M.choices(value, name, known)
+   local script, allowed, out, seen = arg and arg[0] or 'ts.experiment.choices', {}, {}, {}
+   for _, k in ipairs(known) do allowed[k] = true end
+   for x in (value .. ','):gmatch('%s*([^,]-)%s*,') do
+      if not allowed[x] or seen[x] then
+         local why = seen[x] and x .. ' given twice' or x == '' and 'an empty name' or 'unknown name ' .. x
+         error(('%s: option %s=%s: %s (known: %s)'):format(script, name, value, why, table.concat(known, ', ')), 0)
+      end
+      out[#out + 1], seen[x] = x, true
+   end
+   return out
 end
 
 -- The real GTSRB when it can be found (opt.data, TSHOST_DATA, data/), else the generated stand-in,

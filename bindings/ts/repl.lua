@@ -31,15 +31,23 @@ end
 -- the function of a chunk: an expression's values are returned (to print them), else the statements. The
 -- expression is returned through select(1, ...), all its values kept, so that its last call is no tail call:
 -- error('x') typed here was reported at repl.lua's line, the chunk's frame gone; 'return x;' is the fallback for
--- what select's parentheses do not take.
+-- what select's parentheses do not take. "=expr" is an expression alone, as the lua and th prompts take it (it was
+-- a syntax error here).
+local function expression(chunk) return chunk:match('^%s*=(.*)$') end
 local function compile(chunk)
-   local fn = loadstring('return select(1, ' .. chunk .. '\n)', '=stdin') or loadstring('return ' .. chunk, '=stdin')
+   local expr = expression(chunk)
+   local fn = loadstring('return select(1, ' .. (expr or chunk) .. '\n)', '=stdin')
    if fn then return fn end
+   local err
+   fn, err = loadstring('return ' .. (expr or chunk), '=stdin')
+   if fn or expr then return fn, err end
    return loadstring(chunk, '=stdin')
 end
 
--- true when the chunk is an unfinished statement that continues on the next line
+-- true when the chunk is an unfinished statement that continues on the next line ("=expr" too)
 function repl.incomplete(chunk)
+   local expr = expression(chunk)
+   if expr then chunk = 'return ' .. expr end
    if loadstring('return ' .. chunk, '=stdin') then return false end
    local _, err = loadstring(chunk, '=stdin')
    return err ~= nil and err:match("<eof>'?$") ~= nil
