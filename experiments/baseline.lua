@@ -15,11 +15,13 @@
 -- softmax as it is and the threshold 0.5, and says so).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
 --                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=true]
---                                  [held_out=0.1] [tta=1]
+--                                  [held_out=0.1] [tta=1] [clean=0]
+-- clean=k: the last k epochs train on the images without augmentation (ts.train's clean_epochs; an experiment, not
+-- the default)
 local opt = ts.experiment.options({epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                    weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
-                                   fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1},
-                                  {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}})
+                                   fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1, clean = 0},
+                                  {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}, clean = {0}})
 if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1) then
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)
@@ -47,7 +49,7 @@ if opt.trainval then
 else
    cfg.data = {train = g.train, valid = g.valid}
 end
-cfg.seed, cfg.run, cfg.quiet = opt.seed, opt.run, opt.quiet
+cfg.seed, cfg.run, cfg.quiet, cfg.clean_epochs = opt.seed, opt.run, opt.quiet, opt.clean
 cfg.preprocess = ts.data.preprocess{mean = mean, std = std}
 cfg.note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine'
 local result = ts.train(cfg)

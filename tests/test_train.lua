@@ -1214,6 +1214,38 @@ return function(t)
       t.eq(cut:apply(x:double(), y, {lam = 0.9, box = {1, 1, 1, 2}}):dtype(), 'float64')
    end)
 
+   t.test('clean_epochs: the last epochs see the images as they are; a resume across the switch ends as an uninterrupted run', function()
+      local g = ts.data.synthetic{train = 400, valid = 100, test = 10, seed = 7}
+      local aug = ts.data.augment{rotate = 15, brightness = 0.5, noise = 0.05}
+      local dir = t.tmpdir()
+      local function run(where, epochs, clean, augment)
+         ts.manualSeed(3)
+         ts.train{model = tiny_net(), data = {train = g.train, valid = g.valid}, epochs = epochs, batch = 40, lr = 0.05,
+                  schedule = 'none', run = dir .. '/' .. where, quiet = true, augment = augment, clean_epochs = clean}
+         return ts.load(dir .. '/' .. where .. '/checkpoint.safetensors')
+      end
+      local function same(a, b) for name, v in pairs(a) do t.near(b[name], v, 0, 0, name) end end
+      local function losses(where)
+         local out = {}
+         for line in io.lines(dir .. '/' .. where .. '/metrics.jsonl') do out[#out + 1] = ts.json.decode(line).train_loss end
+         return out
+      end
+      -- every epoch clean is the training without augmentation, to the bit
+      same(run('all', 3, 3, aug), run('none', 3, 0, nil))
+      -- one clean epoch: the first two are the augmented run's, the third is not
+      local last = run('last', 3, 1, aug)
+      run('augmented', 3, 0, aug)
+      local a, b = losses('last'), losses('augmented')
+      t.eq(a[1], b[1], 'epoch 1 augmented in both')
+      t.eq(a[2], b[2], 'epoch 2 augmented in both')
+      t.truthy(a[3] ~= b[3], 'epoch 3 clean in one only')
+      -- two augmented epochs, then resumed with the last clean: as the run that was never interrupted
+      run('parts', 2, 0, aug)
+      same(last, run('parts', 3, 1, aug))
+      t.raises(function() run('many', 3, 4, aug) end, 'clean_epochs (4) is more than the training\'s 3 epochs')
+      t.raises(function() run('frac', 3, 1.5, aug) end, 'clean_epochs')
+   end)
+
    t.test('mix in training: it learns, it changes the run, and a resumed run ends as an uninterrupted one', function()
       local g = ts.data.synthetic{train = 1000, valid = 200, test = 10, seed = 6}
       local dir = t.tmpdir()

@@ -31,6 +31,10 @@
 --      workers = threads preparing batches (default 1 on the CPU, the cores but one with a GPU),
 --      precision = 'fp32' | 'bf16' (mixed precision for convolutions and linear layers: model:setPrecision;
 --      it stays set on the returned model, so its evaluation computes as its training did),
+--      clean_epochs = 0: the last clean_epochs epochs train on the images without augmentation or mixing (He et
+--      al. 2019, "Data augmentation revisited": heavy augmentation leaves a gap between the training images and
+--      the clean ones the model is tested on, which a few epochs on the clean images at the schedule's low rates
+--      close),
 --   }
 -- auto_microbatch: when the device runs out of memory in a step, the step is redone in micro-batches of
 -- half the size whose gradients add up to the whole batch's (the loss is a mean, each part weighs its
@@ -587,7 +591,7 @@ end
 local defaults = {epochs = 10, batch = 128, accumulate = 1, optimizer = 'sgd', lr = 0.05, momentum = 0.9,
                   nesterov = true, weight_decay = 5e-4, schedule = 'cosine', warmup = 0, label_smoothing = 0,
                   sampler = 'shuffle', resume = true, seed = 1, step_size = 10, gamma = 0.1, auto_microbatch = false,
-                  precision = 'fp32', max_nonfinite = 0}
+                  precision = 'fp32', max_nonfinite = 0, clean_epochs = 0}
 -- the keys without a default; anything else given to ts.train is a typo and refused
 local optional = {model = 1, data = 1, augment = 1, preprocess = 1, class_weights = 1, clip = 1, early_stop = 1, run = 1,
                   note = 1, quiet = 1, param_groups = 1, on_epoch = 1, device = 1, workers = 1, ema = 1,
@@ -603,7 +607,8 @@ for k in pairs(optional) do known_options[k] = 1 end
 local ranges = {{'lr', 0}, {'momentum', 0}, {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0},
                 {'step_size', 0, true}, {'gamma', 0, true}, {'clip', 0, true}}
 local counts = {{'epochs', 1, 2 ^ 31}, {'batch', 1, data.MAX_BATCH}, {'accumulate', 1, 2 ^ 24}, {'seed', 0, 2 ^ 53},
-                {'max_nonfinite', 0}, {'early_stop', 1}, {'workers', 1, C.TS_LOADER_MAX_WORKERS}}
+                {'max_nonfinite', 0}, {'early_stop', 1}, {'workers', 1, C.TS_LOADER_MAX_WORKERS},
+                {'clean_epochs', 0, 2 ^ 31}}
 
 -- swa = {start, lr, anneal} checked, as {start, lr, anneal, settings} (settings: what config.json records)
 local function swa_settings(o, epochs)
@@ -644,6 +649,9 @@ local function check_options(cfg)
    -- the options that were only checked where they are used, after the run directory had been written
    if cfg.warmup > cfg.epochs then
       error(('ts.train: warmup (%g epochs) is longer than the training (%d epochs)'):format(cfg.warmup, cfg.epochs), 3)
+   end
+   if cfg.clean_epochs > cfg.epochs then
+      error(('ts.train: clean_epochs (%d) is more than the training\'s %d epochs'):format(cfg.clean_epochs, cfg.epochs), 3)
    end
    for _, key in ipairs({'nesterov', 'resume', 'quiet', 'auto_microbatch'}) do keys.flag(cfg[key], 'ts.train', key, 3) end
    -- (an unknown name was refused once the run directory had been made)
@@ -1027,8 +1035,14 @@ local function train(cfg, spec, model, opt)
                 nn.CrossEntropyLoss{weight = class_weights, label_smoothing = cfg.label_smoothing}
    -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
-   local loader = data.Loader(train_ds, {batch = cfg.batch, augment = cfg.augment, preprocess = cfg.preprocess,
-                                         sampler = cfg.sampler, workers = workers, device = device})
+   -- the training images as the epoch takes them: augmented, but in the last clean_epochs as they are
+   local function loader_for(epoch)
+      local clean = epoch > cfg.epochs - cfg.clean_epochs
+      return data.Loader(train_ds, {batch = cfg.batch, augment = not clean and cfg.augment or nil,
+                                    preprocess = cfg.preprocess, sampler = cfg.sampler, workers = workers,
+                                    device = device}), clean
+   end
+   local loader, clean = loader_for(1)
    local epoch_images = loader:epochSize()
    local micro_per_epoch = math.ceil(epoch_images / cfg.batch)
    if micro_per_epoch == 0 then error('ts.train: the sampler gives no images for an epoch', 0) end
@@ -1140,6 +1154,11 @@ local function train(cfg, spec, model, opt)
       local now_rng = partial and rng_tensor()
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
+      if not clean and epoch > cfg.epochs - cfg.clean_epochs then
+         loader:close()
+         loader, clean = loader_for(epoch)
+         if not cfg.quiet then print(('epoch %d: the training images without augmentation or mixing from here on'):format(epoch)) end
+      end
       local epoch_batches = loader:epoch(partial and partial.step + 1 or 1)
       -- the updates, the schedule and each batch's share of its update are counted from the epoch's images
       if loader.epoch_images ~= epoch_images then
@@ -1173,7 +1192,7 @@ local function train(cfg, spec, model, opt)
          -- the images come on the device from the loader, the labels stay on the host (the loss moves them)
          local ok, err
          local xin, mixed = x, nil
-         local d = cfg.mix and cfg.mix:draw(x:size(3), x:size(4))
+         local d = cfg.mix and not clean and cfg.mix:draw(x:size(3), x:size(4))
          if d then
             local y2, lam
             xin, y2, lam = cfg.mix:apply(x, y, d)
