@@ -28,6 +28,12 @@ void ts_note_allocation(size_t bytes);
  * from one (uint8 saturates, NaN gives 0; int32 wraps from int64; out of range and NaN give INT64_MIN for int64) */
 double ts_element_load(const void *base, int dtype, int64_t i);
 void ts_element_store(void *base, int dtype, int64_t i, double v);
+/* the same in int64, exactly (beyond 2^53 too), for integer arithmetic: an integer dtype's element loaded, and
+ * stored wrapping into uint8 and int32 as integer arithmetic wraps (PyTorch's uint8 255 + 1 is 0; a conversion
+ * to uint8 saturates instead), into a float dtype rounded once */
+int ts_dtype_is_integer(int dtype);
+int64_t ts_element_load_int(const void *base, int dtype, int64_t i);
+void ts_element_store_int(void *base, int dtype, int64_t i, int64_t v);
 
 /* readfile.c: the whole file (malloc; NULL with an error naming the file: it cannot be opened or read, is a
  * directory, is longer than limit bytes, or its first bytes are refused), and what a file's first bytes say it

@@ -428,24 +428,42 @@ void ts_element_store(void *base, int dtype, int64_t i, double v)
     case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(v > 255 ? 255 : v > 0 ? v : 0); break;   /* NaN: 0 */
     /* integers wrap as C's and numpy's integer casts do (int64 2^32 + 5 -> int32 5); NaN and what int64 cannot
        hold become INT64_MIN, as x86's conversion gives, instead of C's undefined behaviour */
-    case TS_INT32: ((int32_t *)base)[i] = (int32_t)(uint32_t)(uint64_t)to_int64(v); break;
-    case TS_INT64: ((int64_t *)base)[i] = to_int64(v); break;
+    case TS_INT32: case TS_INT64: ts_element_store_int(base, dtype, i, to_int64(v)); break;
     default: ((double *)base)[i] = v; break;
     }
 }
 
+int ts_dtype_is_integer(int dtype) { return dtype == TS_UINT8 || dtype == TS_INT32 || dtype == TS_INT64; }
+
+int64_t ts_element_load_int(const void *base, int dtype, int64_t i)
+{
+    switch (dtype) {
+    case TS_UINT8: return ((const uint8_t *)base)[i];
+    case TS_INT32: return ((const int32_t *)base)[i];
+    default: return ((const int64_t *)base)[i];
+    }
+}
+
+void ts_element_store_int(void *base, int dtype, int64_t i, int64_t v)
+{
+    switch (dtype) {
+    case TS_FLOAT32: ((float *)base)[i] = (float)v; break;
+    case TS_UINT8: ((uint8_t *)base)[i] = (uint8_t)(uint64_t)v; break;
+    case TS_INT32: ((int32_t *)base)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
+    case TS_INT64: ((int64_t *)base)[i] = v; break;
+    default: ((double *)base)[i] = (double)v; break;
+    }
+}
+
 /* One element converted from one dtype to another. Between integer dtypes through int64, so that an int64 beyond
- * 2^53 (which a double cannot hold) wraps into int32 as numpy's cast does instead of through a rounded double. */
-static int is_integer_dtype(int dtype) { return dtype == TS_UINT8 || dtype == TS_INT32 || dtype == TS_INT64; }
+ * 2^53 (which a double cannot hold) wraps into int32 as numpy's cast does instead of through a rounded double;
+ * into uint8 through a double, which saturates (pixels). */
 static void convert_element(void *d, int dtype, int64_t di, const void *s, int src_dtype, int64_t si)
 {
-    if (!is_integer_dtype(dtype) || !is_integer_dtype(src_dtype) || dtype == TS_UINT8) {
+    if (!ts_dtype_is_integer(dtype) || !ts_dtype_is_integer(src_dtype) || dtype == TS_UINT8)
         ts_element_store(d, dtype, di, ts_element_load(s, src_dtype, si));
-        return;
-    }
-    int64_t v = src_dtype == TS_INT64 ? ((const int64_t *)s)[si] : (int64_t)ts_element_load(s, src_dtype, si);
-    if (dtype == TS_INT64) ((int64_t *)d)[di] = v;
-    else ((int32_t *)d)[di] = (int32_t)(uint32_t)(uint64_t)v;
+    else
+        ts_element_store_int(d, dtype, di, ts_element_load_int(s, src_dtype, si));
 }
 
 /* Offset (in elements) of the first element of row r, where rows are all dims but the last. */

@@ -1,5 +1,6 @@
-/* Elementwise float32 arithmetic with broadcasting, reductions and matrix products on tensors.
- * These serve Lua-level code (preprocessing, metrics, tests); the layers have their own kernels.
+/* Elementwise arithmetic with broadcasting (float32 fast paths; other dtypes in double, integers in int64),
+ * reductions and matrix products on tensors. These serve Lua-level code (preprocessing, metrics, tests); the
+ * layers have their own kernels.
  * With a CUDA operand, arithmetic and reductions run on host copies (on_host), each one counted and, in strict
  * mode, refused (ts_math_fallback); axpy, sums of squares, matrix products and the whole-tensor cases the layers
  * use (on_device), which the training step needs, run on the device. */
@@ -25,6 +26,34 @@ static double apply_binary(int op, double a, double b)
     }
 }
 
+/* a^e by squaring, wrapping as the products do; a negative e gives PyTorch's integer answer, the integer part
+ * of 1 / a^-e: 1 for a = 1, +-1 for a = -1, 0 otherwise */
+static int64_t int_pow(int64_t a, int64_t e)
+{
+    if (e < 0) return a == 1 ? 1 : a == -1 ? ((e & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, b = (uint64_t)a;
+    for (; e; e >>= 1, b *= b)
+        if (e & 1) r *= b;
+    return (int64_t)r;
+}
+
+/* apply_binary on integers, in int64: exact beyond 2^53, wrapping on overflow as PyTorch's integer arithmetic (through
+ * uint64, where C's signed overflow is undefined). Comparisons give 0 or 1. */
+static int64_t apply_binary_int(int op, int64_t a, int64_t b)
+{
+    switch (op) {
+    case TS_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+    case TS_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+    case TS_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+    case TS_MAXIMUM: return a > b ? a : b;
+    case TS_MINIMUM: return a < b ? a : b;
+    case TS_POW: return int_pow(a, b);
+    case TS_EQ: return a == b;
+    case TS_LT: return a < b;
+    default: return a > b;   /* TS_GT; true division is never integer (binary_is_integer) */
+    }
+}
+
 static double apply_unary(int op, double a)
 {
     switch (op) {
@@ -37,6 +66,16 @@ static double apply_unary(int op, double a)
     case TS_SIGMOID: return 1.0 / (1.0 + exp(-a));
     case TS_FLOOR: return floor(a);
     default: return a * a;
+    }
+}
+
+static int64_t apply_unary_int(int op, int64_t a)
+{
+    switch (op) {
+    case TS_NEG: return (int64_t)(0 - (uint64_t)a);
+    case TS_ABS: return a < 0 ? (int64_t)(0 - (uint64_t)a) : a;   /* INT64_MIN stays, as in PyTorch */
+    case TS_FLOOR: return a;
+    default: return (int64_t)((uint64_t)a * (uint64_t)a);   /* TS_SQUARE (unary_is_integer) */
     }
 }
 
@@ -153,16 +192,33 @@ static int on_device(int *rc, ts_tensor *out, const ts_tensor *a, const ts_tenso
     return 1;
 }
 
-/* Arithmetic is on real numbers: float32, or float64 where an operand or the result is (computed in double, each
- * result rounded once into out's dtype; through float32 a float64 lost its digits). Integer tensors are refused:
- * the dtype of an integer result (int64 + 1 is int64 in PyTorch, int64 / 2 float32) is the caller's conversion. */
-static int check_real_operands(const char *what, const ts_tensor *out, const ts_tensor *a, const ts_tensor *b)
+/* Arithmetic beside float32's fast paths: integer operands (an integer scalar among them) in int64, exactly
+ * (through a double an int64 beyond 2^53 lost its last digits), wrapping on overflow as PyTorch's integers do;
+ * the rest (a float operand or scalar, true division, exp and the like) in double, each result rounded once into
+ * out's dtype (through float32 a float64 lost its digits). Which dtype the result has is the caller's choice (the
+ * bindings promote as PyTorch). */
+static int is_comparison(int op) { return op == TS_EQ || op == TS_LT || op == TS_GT; }
+
+static int binary_is_integer(int op, int dtype_a, int dtype_b)
 {
-    const ts_tensor *all[3] = {out, a, b};
-    for (int i = 0; i < 3; i++)
-        if (all[i] && all[i]->dtype != TS_FLOAT32 && all[i]->dtype != TS_FLOAT64)
-            return ts_error("%s: float32 or float64 tensors expected (convert with :float() or :double())", what);
-    return 0;
+    return op != TS_DIV && ts_dtype_is_integer(dtype_a) && ts_dtype_is_integer(dtype_b);
+}
+
+static int unary_is_integer(int op, int dtype)
+{
+    return ts_dtype_is_integer(dtype) && (op == TS_NEG || op == TS_ABS || op == TS_FLOOR || op == TS_SQUARE);
+}
+
+/* whether a scalar is an integer as int64 holds it exactly */
+static int is_whole(double s) { return s == floor(s) && s >= -0x1p63 && s < 0x1p63; }
+
+/* A real result would be cut into an integer out: refused, as PyTorch refuses that cast (a comparison's 0 and 1
+ * excepted) */
+static int check_result(const char *name, const ts_tensor *out, int integer, int comparison)
+{
+    if (integer || comparison || !ts_dtype_is_integer(out->dtype)) return 0;
+    return ts_error("%s: the result is a real number and the result tensor an integer one (convert with :float() "
+                    "or :double())", name);
 }
 
 static int all_f32(const ts_tensor *out, const ts_tensor *a, const ts_tensor *b)
@@ -200,17 +256,23 @@ int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int
     if (ts_on_cuda(out) && on_device(&rc, out, a, b, op, 0)) return rc;
     if (ts_on_cuda(out) || ts_on_cuda(a) || ts_on_cuda(b))
         return on_host(OP_NAME(binary_names, op), out, a, b, binary_op, &(op_args){.op = op});
-    if (check_real_operands("arithmetic", out, a, b)) return -1;
+    int integer = binary_is_integer(op, a->dtype, b->dtype);
+    if (check_result(OP_NAME(binary_names, op), out, integer, is_comparison(op))) return -1;
     int64_t sa[TS_MAX_DIMS], sb[TS_MAX_DIMS];
     if (broadcast_strides(out, a, sa, "arithmetic") || broadcast_strides(out, b, sb, "arithmetic")) return -1;
     int64_t n = ts_tensor_numel(out);
     if (!all_f32(out, a, b)) {
         void *o = ts_tensor_data(out);
         const void *pa = ts_tensor_data(a), *pb = ts_tensor_data(b);
-        for (int64_t i = 0; i < n; i++)
-            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
-                             apply_binary(op, ts_element_load(pa, a->dtype, offset_of(out, sa, i)),
-                                          ts_element_load(pb, b->dtype, offset_of(out, sb, i))));
+        for (int64_t i = 0; i < n; i++) {
+            int64_t at = offset_of(out, out->stride, i), ia = offset_of(out, sa, i), ib = offset_of(out, sb, i);
+            if (integer)
+                ts_element_store_int(o, out->dtype, at, apply_binary_int(op, ts_element_load_int(pa, a->dtype, ia),
+                                                                         ts_element_load_int(pb, b->dtype, ib)));
+            else
+                ts_element_store(o, out->dtype, at, apply_binary(op, ts_element_load(pa, a->dtype, ia),
+                                                                 ts_element_load(pb, b->dtype, ib)));
+        }
         return 0;
     }
     float *o = ts_f32(out);
@@ -234,16 +296,23 @@ int ts_tensor_binary_scalar(ts_tensor *out, const ts_tensor *a, double s, int op
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(binary_names, op), out, a, NULL, scalar_op,
                        &(op_args){.s = s, .op = op, .scalar_first = scalar_first});
-    if (check_real_operands("arithmetic", out, a, NULL)) return -1;
+    int integer = is_whole(s) && binary_is_integer(op, a->dtype, TS_INT64);
+    if (check_result(OP_NAME(binary_names, op), out, integer, is_comparison(op))) return -1;
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("arithmetic: result and operand sizes differ");
     int64_t n = ts_tensor_numel(out);
     if (!all_f32(out, a, NULL)) {
         void *o = ts_tensor_data(out);
         const void *pa = ts_tensor_data(a);
+        int64_t si = integer ? (int64_t)s : 0;
         for (int64_t i = 0; i < n; i++) {
-            double v = ts_element_load(pa, a->dtype, offset_of(a, a->stride, i));
-            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
-                             scalar_first ? apply_binary(op, s, v) : apply_binary(op, v, s));
+            int64_t at = offset_of(out, out->stride, i), ia = offset_of(a, a->stride, i);
+            if (integer) {
+                int64_t v = ts_element_load_int(pa, a->dtype, ia);
+                ts_element_store_int(o, out->dtype, at, scalar_first ? apply_binary_int(op, si, v) : apply_binary_int(op, v, si));
+            } else {
+                double v = ts_element_load(pa, a->dtype, ia);
+                ts_element_store(o, out->dtype, at, scalar_first ? apply_binary(op, s, v) : apply_binary(op, v, s));
+            }
         }
         return 0;
     }
@@ -267,15 +336,18 @@ int ts_tensor_unary(ts_tensor *out, const ts_tensor *a, int op)
     if (ts_check_writable("math", out)) return -1;
     if (ts_on_cuda(out) || ts_on_cuda(a))
         return on_host(OP_NAME(unary_names, op), out, a, NULL, unary_op, &(op_args){.op = op});
-    if (check_real_operands("math", out, a, NULL)) return -1;
+    int integer = unary_is_integer(op, a->dtype);
+    if (check_result(OP_NAME(unary_names, op), out, integer, 0)) return -1;
     if (ts_tensor_numel(out) != ts_tensor_numel(a)) return ts_error("math: result and operand sizes differ");
     int64_t n = ts_tensor_numel(out);
     if (!all_f32(out, a, NULL)) {
         void *o = ts_tensor_data(out);
         const void *pa = ts_tensor_data(a);
-        for (int64_t i = 0; i < n; i++)
-            ts_element_store(o, out->dtype, offset_of(out, out->stride, i),
-                             apply_unary(op, ts_element_load(pa, a->dtype, offset_of(a, a->stride, i))));
+        for (int64_t i = 0; i < n; i++) {
+            int64_t at = offset_of(out, out->stride, i), ia = offset_of(a, a->stride, i);
+            if (integer) ts_element_store_int(o, out->dtype, at, apply_unary_int(op, ts_element_load_int(pa, a->dtype, ia)));
+            else ts_element_store(o, out->dtype, at, apply_unary(op, ts_element_load(pa, a->dtype, ia)));
+        }
         return 0;
     }
     float *o = ts_f32(out);

@@ -123,7 +123,10 @@ int ts_tensor_normal(ts_tensor *t, double mean, double std);
 int ts_tensor_get(const ts_tensor *t, const int64_t *index, double *value);   /* a device's element is copied */
 int ts_tensor_set(ts_tensor *t, const int64_t *index, double value);
 
-/* elementwise float32 arithmetic with NumPy broadcasting; out has the broadcast shape and may alias an input */
+/* elementwise arithmetic with NumPy broadcasting; out has the broadcast shape and may alias an input. Integer
+ * operands (and whole scalars) are computed in int64, wrapping; the rest in double (float32 alone in float), each
+ * result stored once into out's dtype, which the caller chooses (the bindings promote as PyTorch); a real result
+ * into an integer out is refused, a comparison's 0 and 1 excepted */
 typedef enum { TS_ADD, TS_SUB, TS_MUL, TS_DIV, TS_MAXIMUM, TS_MINIMUM, TS_POW, TS_EQ, TS_LT, TS_GT } ts_binop;
 typedef enum { TS_NEG, TS_EXP, TS_LOG, TS_SQRT, TS_ABS, TS_TANH, TS_SIGMOID, TS_FLOOR, TS_SQUARE } ts_unop;
 int ts_tensor_binary(ts_tensor *out, const ts_tensor *a, const ts_tensor *b, int op);

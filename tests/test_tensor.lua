@@ -418,13 +418,85 @@ return function(t)
       t.eq(s:dtype(), 'float64'); t.eq(s:get(1, 1), 1 + 1e-12)
       t.eq(T({{1, 2}}, 'float64'):std(2):dtype(), 'float64')
       t.eq(T({{1, 2}}, 'int64'):std(2):dtype(), 'float32')
-      -- an integer tensor is refused, naming the op, at the caller's line (binary's errors had no position)
+      -- bad operands are refused, naming the op, at the caller's line (binary's errors had no position)
       local function at_caller(err) t.truthy(tostring(err):find('test_tensor.lua:', 1, true), 'not at the caller: ' .. tostring(err)) end
-      at_caller(t.raises(function() local y = T({1}, 'int64') + 1 end, 'add: arithmetic takes float32 or float64 tensors, got int64'))
-      at_caller(t.raises(function() local y = T({1}, 'int32'):exp() end, 'exp: arithmetic takes float32 or float64'))
       at_caller(t.raises(function() local y = T{1}:add('a') end, 'add: operands are tensors or numbers, got string'))
       at_caller(t.raises(function() local y = T{1, 2} + T{1, 2, 3} end, 'shapes [2] and [3] do not broadcast'))
-      at_caller(t.raises(function() local y = T({1}, 'uint8'):clamp(0) end, 'maximum: arithmetic takes float32 or float64'))
+   end)
+
+   -- integer tensors were refused ("add: arithmetic takes float32 or float64 tensors, got int64")
+   t.test('integer arithmetic promotes as PyTorch, in int64 beyond 2^53, wrapping; in place a real result is refused', function()
+      local T = ts.tensor
+      local function is(x, dtype, values)
+         t.eq(x:dtype(), dtype)
+         t.truthy(x:equal(T(values, dtype)), tostring(x))
+      end
+      -- int op int: the wider int
+      is(T({1, 2}, 'uint8') + T({1000, -3}, 'int64'), 'int64', {1001, -1})
+      is(T({7, 2}, 'int32') - T({1, 5}, 'int64'), 'int64', {6, -3})
+      is(T({200, 3}, 'uint8') * T({2, 4}, 'int32'), 'int32', {400, 12})
+      is(T({{1}, {2}}, 'int64'):maximum(T({0, 5}, 'int32')), 'int64', {{1, 5}, {2, 5}})
+      is(ts.arange(6, 'int64'):view(2, 3):t() + T({10, 20}, 'int64'), 'int64', {{10, 23}, {11, 24}, {12, 25}})
+      -- int op a whole number: the tensor's dtype, wrapping as PyTorch's (uint8 255 + 1 is 0)
+      is(T({255, 3}, 'uint8') + 1, 'uint8', {0, 4})
+      is(T({2, 3}, 'uint8') - 3, 'uint8', {255, 0})
+      is(-T({1, 0}, 'uint8'), 'uint8', {255, 0})
+      is(T({2 ^ 31 - 1}, 'int32') + 1, 'int32', {-2 ^ 31})
+      is(T({5}, 'uint8') + 300, 'uint8', {49})   -- 305 mod 256, what PyTorch's cast of 300 to uint8 gives
+      is(10 - T({3}, 'int64'), 'int64', {7})
+      is(T({-4, 9}, 'int64'):clamp(0, 5), 'int64', {0, 5})
+      -- a fraction, a float tensor, true division and exp and the like: floats (PyTorch's default float32)
+      is(T({1, 2}, 'int64') + 0.5, 'float32', {1.5, 2.5})
+      is(T({-4, 9}, 'int64'):clamp(0.5, 5), 'float32', {0.5, 5})
+      is(T({1, 2}, 'int64') * T{1.5, 2}, 'float32', {1.5, 4})
+      is(T({1}, 'uint8') + T({0.25}, 'float64'), 'float64', {1.25})
+      is(T({3, 4}, 'int64') / 2, 'float32', {1.5, 2})
+      is(T({3, 4}, 'int32') / T({4, 8}, 'int32'), 'float32', {0.75, 0.5})
+      local q = T({1, 0, -1}, 'int64') / 0   -- inf, nan and -inf, as PyTorch's
+      t.eq(q:get(1), math.huge); t.truthy(q:get(2) ~= q:get(2)); t.eq(q:get(3), -math.huge)
+      is(T({4, 9}, 'int32'):sqrt(), 'float32', {2, 3})
+      is(T({0}, 'uint8'):sigmoid(), 'float32', {0.5})
+      is(T({0}, 'int64'):exp(), 'float32', {1})
+      -- neg, abs, floor and square keep the dtype
+      is(T({-2, 3}, 'int32'):abs(), 'int32', {2, 3})
+      is(T({-2, 3}, 'int64'):floor(), 'int64', {-2, 3})
+      is(T({16, 3}, 'uint8'):square(), 'uint8', {0, 9})
+      -- pow: an int to a whole exponent is an int; a negative exponent in a tensor as PyTorch's integer pow
+      is(T({2, 3}, 'int64') ^ 3, 'int64', {8, 27})
+      is(2 ^ T({0, 10}, 'int32'), 'int32', {1, 1024})
+      is(T({4, 9}, 'int64') ^ 0.5, 'float32', {2, 3})
+      is(T({1, -1, -1, 2}, 'int64') ^ T({-2, -2, -3, -1}, 'int64'), 'int64', {1, 1, -1, 0})
+      -- comparisons: float32 0 and 1, as before
+      is(T({3, 4}, 'int64'):gt(3), 'float32', {0, 1})
+      is(T({1, 2}, 'uint8'):lt(1.5), 'float32', {1, 0})
+      -- int64 beyond 2^53 in int64, not through a double (where 2^53 + 1 is 2^53)
+      local function exact(x) return tostring(require('ffi').cast('int64_t *', x:contiguous():data())[0]) end
+      local big = T({2 ^ 53}, 'int64') + 1
+      t.eq(exact(big), '9007199254740993LL')
+      t.eq(exact(big + 1), '9007199254740994LL')
+      t.eq(exact(big * 2 - T({2 ^ 53}, 'int64')), '9007199254740994LL')
+      t.eq(exact(-big), '-9007199254740993LL')
+      t.eq(exact(big:maximum(T({2 ^ 53}, 'int64'))), '9007199254740993LL')
+      t.eq(big:gt(T({2 ^ 53}, 'int64')):get(1), 1)
+      t.eq(exact(T({2 ^ 62}, 'int64') * 2), '-9223372036854775808LL')   -- wraps, as PyTorch's
+      -- in place: the result cast into the destination's dtype; a real one into an integer tensor refused by name
+      local u = T({250}, 'uint8'); u:add_(10); is(u, 'uint8', {4})
+      local i = T({250}, 'int32'); i:add_(T({10}, 'int64')); is(i, 'int32', {260})
+      local f = T{1.5}; f:mul_(T({2}, 'int64')); is(f, 'float32', {3})
+      local e = T({1, 2}, 'int64'); e:eq_(1); is(e, 'int64', {1, 0})
+      local function at_caller(err) t.truthy(tostring(err):find('test_tensor.lua:', 1, true), 'not at the caller: ' .. tostring(err)) end
+      at_caller(t.raises(function() local y = T({1}, 'uint8'):add_(0.5) end, 'add_: the result is float32, which the uint8 tensor cannot hold in place'))
+      at_caller(t.raises(function() local y = T({4}, 'int64'):div_(2) end, 'div_: the result is float32, which the int64 tensor'))
+      at_caller(t.raises(function() local y = T({4}, 'int32'):add_(T({1}, 'float64')) end, 'add_: the result is float64'))
+      at_caller(t.raises(function() local y = T({4}, 'int32'):sqrt_() end, 'sqrt_: the result is float32'))
+      -- and what has no integer answer: a negative power, a maximum beyond the dtype, a number beyond int64
+      at_caller(t.raises(function() local y = T({2}, 'int64') ^ -1 end, 'pow: an integer tensor to a negative power (-1)'))
+      at_caller(t.raises(function() local y = T({2}, 'uint8'):clamp(300) end, 'maximum: the result (300) does not fit uint8'))
+      at_caller(t.raises(function() local y = T({2}, 'int64') + 2 ^ 63 end, 'does not fit int64'))
+      -- C refuses a real result into an integer tensor too, for callers other than these bindings
+      local C = require('ts.ffi').C
+      t.eq(C.ts_tensor_binary_scalar(i._c, i._c, 0.5, 0, 0), -1)
+      t.truthy(require('ffi').string(C.ts_last_error()):find('add: the result is a real number', 1, true))
    end)
 
    t.test('views and copies take what PyTorch takes: negative select and narrow, expand -1, t() of a vector, broadcast copies', function()

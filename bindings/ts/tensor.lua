@@ -778,25 +778,54 @@ local function broadcast_shape(a, b, level)
    return out
 end
 
--- Arithmetic is on real tensors: float32, or float64 where an operand is (the result float64 too, as PyTorch
--- promotes; comparisons give float32 0 and 1). Through float32 a float64 lost its digits: the std of 1, 1 + 1e-10 and
--- 1 + 2e-10 was 0. An integer tensor is refused: which dtype its result should have is the caller's choice.
+-- PyTorch's promotion: between tensors the wider dtype in the order below (uint8 + int64 is int64, int64 + float32
+-- float32, float32 + float64 float64); a number keeps the tensor's dtype, but a fraction (or inf, NaN) with an integer
+-- tensor gives float32, PyTorch's default, as do true division and exp and the like of integers. Integer results are
+-- computed in int64, exactly beyond 2^53 too, and wrap on overflow as PyTorch's (uint8 255 + 1 is 0). Comparisons
+-- give float32 0 and 1. Through float32 a float64 lost its digits: the std of 1, 1 + 1e-10 and 1 + 2e-10 was 0.
 local real = {float32 = 0, float64 = 4}
+local order = {uint8 = 1, int32 = 2, int64 = 3, float32 = 4, float64 = 5}
+local integer = {uint8 = true, int32 = true, int64 = true}
+local real_of_integers = {div = true, exp = true, log = true, sqrt = true, tanh = true, sigmoid = true}
 local comparisons = {eq = true, lt = true, gt = true}
--- (errors at `level` as error's, counted from the caller)
-local function result_dtype(op, a, b, level)
-   local code = 0
-   for _, x in ipairs({a, b}) do
-      if is_tensor(x) then
-         local dtype = x:dtype()
-         if not real[dtype] then
-            error(('%s: arithmetic takes float32 or float64 tensors, got %s (convert with :float() or :double())'):format(
-                  op, dtype), level + 1)
-         end
-         code = math.max(code, real[dtype])
-      end
+
+local function whole(v) return v == math.floor(v) and v - v == 0 end   -- inf - inf is NaN
+
+-- A whole number beside an integer tensor takes part with its exact value, which int64 must hold (add, sub and mul
+-- then wrap as with it cast to the tensor's dtype, as PyTorch casts it). Refused: a maximum or minimum (clamp) whose
+-- result the dtype cannot hold (uint8 max(t, 300); PyTorch's cast made that 44), and an integer to a negative power
+-- (no integer; PyTorch refuses it too). Errors at `level` as error's, counted from the caller.
+local function check_integer_number(op, v, dtype, exponent, level)
+   check_fits(op .. ': the number', v, 'int64', level + 1)
+   local range = int_ranges[dtype]
+   if (op == 'maximum' and v >= range[2]) or (op == 'minimum' and v <= range[1]) then
+      error(('%s: the result (%s) does not fit %s, the tensor\'s dtype (convert it first)'):format(op, v, dtype), level + 1)
    end
-   return comparisons[op] and 0 or code
+   if exponent and v < 0 then
+      error(('pow: an integer tensor to a negative power (%s) is no integer, refused as in PyTorch (convert with :float())'):format(v), level + 1)
+   end
+end
+
+-- the dtype code of `a op b` (b nil for a unary op), a and b tensors or numbers
+local function result_dtype(op, a, b, level)
+   if comparisons[op] then return 0 end
+   local ta, tb = is_tensor(a) and a:dtype(), is_tensor(b) and b:dtype()
+   local dtype = (not tb or ta and order[ta] >= order[tb]) and ta or tb
+   local number = type(a) == 'number' and a or type(b) == 'number' and b or nil
+   if integer[dtype] then
+      if real_of_integers[op] or number and not whole(number) then return dtypes.float32 end
+      if number then check_integer_number(op, number, dtype, op == 'pow' and number == b, level + 1) end
+   end
+   return dtypes[dtype]
+end
+
+-- in place, the result is cast into the destination's dtype, as PyTorch casts it; a real number would be cut into an
+-- integer destination, refused as PyTorch refuses that cast
+local function check_in_place(name, out, dtype, level)
+   if integer[out:dtype()] and not integer[dtype_names[dtype]] then
+      error(('%s: the result is %s, which the %s tensor cannot hold in place (PyTorch refuses this cast too; use '
+             .. 'the op without _ or convert with :float())'):format(name, dtype_names[dtype], out:dtype()), level + 1)
+   end
 end
 
 -- out = a op b, where either may be a number; in place when out is given. Errors at `level` as error's, counted from
@@ -810,6 +839,7 @@ local function binary(op, a, b, out, level)
       error(('%s: operands are tensors or numbers, got %s'):format(op, type(bad)), level + 1)
    end
    local dtype = result_dtype(op, a, b, level + 1)
+   if out and not comparisons[op] then check_in_place(op .. '_', out, dtype, level + 1) end
    if type(a) == 'number' then
       out = out or new_on(device_of(b), dtype, b:size())
       check(C.ts_tensor_binary_scalar(out._c, b._c, a, code, 1))
@@ -833,7 +863,11 @@ for name, code in pairs(unops) do
       check(C.ts_tensor_unary(out._c, self._c, code))
       return out
    end
-   Tensor[name .. '_'] = function(self) check(C.ts_tensor_unary(self._c, self._c, code)); return self end
+   Tensor[name .. '_'] = function(self)
+      check_in_place(name .. '_', self, result_dtype(name, self, nil, 2), 2)
+      check(C.ts_tensor_unary(self._c, self._c, code))
+      return self
+   end
 end
 
 -- self += alpha x, in place, on the tensors' device (same number of elements)
@@ -859,8 +893,8 @@ mt.__div = function(a, b) return binary('div', a, b) end
 mt.__pow = function(a, b) return binary('pow', a, b) end
 mt.__unm = function(a) return a:neg() end
 
--- t as arithmetic takes it: float32 and float64 as they are, an integer tensor as float64 (exact up to 2^53; through
--- float32, 2^24 + 1 and 2^24 were one number)
+-- t as the statistics below take it: float32 and float64 as they are, an integer tensor as float64 (its deviations
+-- and squares are real numbers: exact up to 2^53, where through float32 2^24 + 1 and 2^24 were one number)
 local function as_real(t) return real[t:dtype()] and t or t:double() end
 
 -- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1. Every dtype is reduced in its own
