@@ -22,6 +22,9 @@ local opt = ts.experiment.options({epochs = 24, lr = 0.05, batch = 128, run = 'r
                                    weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
                                    fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1, clean = 0},
                                   {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}, clean = {0}})
+if opt.clean > opt.epochs then
+   error(('baseline.lua: clean=%d is more than epochs=%d'):format(opt.clean, opt.epochs), 0)
+end
 if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1) then
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)

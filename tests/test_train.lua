@@ -864,6 +864,12 @@ return function(t)
       t.eq(lines('b'), 2, 'the ended run was trained further')
       local again = ts.load(dir .. '/b/checkpoint.safetensors')
       for name, v in pairs(weights) do t.near(again[name], v, 0, 0, name) end
+      -- more patience goes on; a run trained without early stopping is no run it ended, whatever its bad epochs
+      t.eq(#run('b', {epochs = 3, lr = 0, schedule = 'none', early_stop = 2, data = early.data}).history, 3)
+      local plain = {epochs = 2, lr = 0, schedule = 'none', data = early.data}
+      run('c', plain)
+      plain.epochs, plain.early_stop = 3, 1
+      t.eq(#run('c', plain).history, 3, 'a run without early stopping said it had stopped')
       -- a config.json that is no JSON object failed on an index
       t.writefile(dir .. '/b/config.json', '5')
       t.raises(function() run('b', early) end, 'ts.train: ' .. dir .. '/b/config.json: not a run\'s record (a JSON object), got 5')

@@ -954,11 +954,10 @@ function Tensor:argmin(d) local r = reduce(self, 'argmin', d, 3); return r end
 function Tensor:std(d)
    if d then dim_arg(self, d, 2, 'std') end   -- here: from x:mean(d) below, its error named this file
    local x = as_real(self)
-   if x:numel() == 0 then return x:mean(d) end   -- NaN, as the mean
-   if d then
-      local s = (x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt()
-      return self:dtype() == 'float64' and s or s:float()   -- an integer's along a dim is float32, as its mean
-   end
+   -- along a dim, an integer's is float32, as its mean
+   local function as_mean(s) return self:dtype() == 'float64' and s or s:float() end
+   if x:numel() == 0 then return d and as_mean(x:mean(d)) or x:mean() end   -- NaN, as the mean
+   if d then return as_mean((x - x:mean(d)):square():sum(d):div(x:size(d) - 1):sqrt()) end
    return math.sqrt((x - x:mean()):square():sum() / (x:numel() - 1))
 end
 -- the L2 norm of all elements (other p and per-dim norms are refused rather than answered with this one)

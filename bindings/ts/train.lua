@@ -1138,9 +1138,10 @@ local function train(cfg, spec, model, opt)
    -- a step's loss is read on the host to catch a divergence before its update: free on the CPU; on the GPU
    -- (a wait per step) only when steps may be skipped, else the running sums are checked when they are read
    local check_each_step = device ~= 'cuda' or cfg.max_nonfinite > 0
-   -- a run early stopping ended stays ended: the same command again trained one more epoch each time
+   -- a run early stopping ended stays ended (the same command again trained one more epoch each time), unless it is
+   -- given more patience; one trained without early stopping goes on whatever its count of bad epochs
    local last_epoch = cfg.epochs
-   if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
+   if st.early_stopped and cfg.early_stop and st.bad_epochs >= cfg.early_stop then
       last_epoch = st.epoch
       if not cfg.quiet then print(('early stop: the run had stopped after epoch %d'):format(st.epoch)) end
    end
@@ -1154,7 +1155,7 @@ local function train(cfg, spec, model, opt)
       local now_rng = partial and rng_tensor()
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
-      if not clean and epoch > cfg.epochs - cfg.clean_epochs then
+      if not clean and epoch > cfg.epochs - cfg.clean_epochs and (cfg.augment or cfg.mix) then
          loader:close()
          loader, clean = loader_for(epoch)
          if not cfg.quiet then print(('epoch %d: the training images without augmentation or mixing from here on'):format(epoch)) end
@@ -1323,6 +1324,8 @@ local function train(cfg, spec, model, opt)
       else
          st.bad_epochs = st.bad_epochs + 1
       end
+      local stop = cfg.early_stop and st.bad_epochs >= cfg.early_stop
+      st.early_stopped = stop or nil   -- (in the checkpoint: a resume knows the run ended so)
       if run then
          if improved then
             local function save() serialize.save(run .. '/model.safetensors', model, {epoch = tostring(epoch)}) end
@@ -1332,7 +1335,7 @@ local function train(cfg, spec, model, opt)
          files.appendFile(run .. '/metrics.jsonl', json.encode(record) .. '\n')
          tb:epoch(record)
       end
-      if cfg.early_stop and st.bad_epochs >= cfg.early_stop then
+      if stop then
          if not cfg.quiet then print(('early stop: no improvement for %d epochs'):format(st.bad_epochs)) end
          break
       end
