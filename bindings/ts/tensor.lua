@@ -380,12 +380,14 @@ end
 function Tensor:narrow(d, start, len)
    local dim = dim_arg(self, d, 2, 'narrow')
    int_arg(start, 'narrow: start', 2)
-   if start < 0 then
-      local size = tonumber(C.ts_tensor_size(self._c, dim))
-      if start < -size then error(('narrow: start %s out of range for dim %d of size %d'):format(start, dim + 1, size), 2) end
-      start = size + start + 1
+   int_arg(len, 'narrow: length', 2)
+   local size = tonumber(C.ts_tensor_size(self._c, dim))
+   local first = start < 0 and size + start + 1 or start
+   -- (checked here, to name the start as given: C's message named a negative one converted, at no line)
+   if first < 1 or len < 0 or first - 1 + len > size then
+      error(('narrow: start %s and length %s do not fit dim %d of size %d'):format(start, len, dim + 1, size), 2)
    end
-   return wrap(C.ts_tensor_narrow(self._c, dim, start - 1, int_arg(len, 'narrow: length', 2)))
+   return wrap(C.ts_tensor_narrow(self._c, dim, first - 1, len))
 end
 -- t:slice(d, from, to, step): elements from, from + step, ... up to `to` along d (1-based, inclusive), a view
 function Tensor:slice(d, from, to, step)
