@@ -385,7 +385,7 @@ function Tensor:narrow(d, start, len)
    local first = start < 0 and size + start + 1 or start
    -- (checked here, to name the start as given: C's message named a negative one converted, at no line)
    if first < 1 or len < 0 or first - 1 + len > size then
-      error(('narrow: start %s and length %s do not fit dim %d of size %d'):format(start, len, dim + 1, size), 2)
+      error(('narrow: start %s and length %s fall outside dim %d of size %d'):format(start, len, dim + 1, size), 2)
    end
    return wrap(C.ts_tensor_narrow(self._c, dim, first - 1, len))
 end
