@@ -201,6 +201,76 @@ return function(t)
       t.eq(values(select(2, ds:splitTracks{share = 0.5, track = 1})), '2 4 6 8 10 12 14 16 18 20 22 24 26 28 30 32')
    end)
 
+   t.test('imageFolder: a link to another class\'s folder or up to the classes is refused; a loop in one class is walked once', function()
+      local d = t.tmpdir()
+      local function img(path, v) ts.image.save(path, ts.full({4, 4, 3}, v, 'uint8')) end
+      local function labels() return table.concat(ts.data.imageFolder(d .. '/r', {size = 2}).y:totable(), ' ') end
+      t.sh(('mkdir -p %s/r/0/in %s/r/1/sub %s/outside'):format(d, d, d))
+      img(d .. '/r/0/a.png', 1); img(d .. '/r/0/in/b.png', 2); img(d .. '/r/1/c.png', 3); img(d .. '/r/1/sub/d.png', 4)
+      img(d .. '/outside/e.png', 5)
+      -- links back into the class's own folders: each folder once
+      t.sh(('ln -s .. %s/r/0/in/back && ln -s . %s/r/0/self && ln -s ../../outside %s/r/0/out'):format(d, d, d))
+      t.eq(labels(), '0 0 0 1 1')
+      local function refused(link, target, words)
+         t.sh(('ln -s %s %s/r/%s'):format(target, d, link))
+         t.raises(function() labels() end, 'ts.data.imageFolder: ' .. words:gsub('@', d))
+         os.remove(d .. '/r/' .. link)
+      end
+      -- a link to .. made every image of every class one of class 0 as well (7 images, 4 of them labelled twice)
+      refused('0/up', '..', '@/r/0/up (really @/r) is the folder that holds the class folders: the images of every class would be of class 0 as well')
+      refused('1/root', '/', '@/r/1/root (really /) is the folder that holds the class folders or one above it')
+      -- a link from one class into another's folder, whichever is walked first
+      refused('0/s', '../1/sub', '@/r/1/sub is reached by class 0 as @/r/0/s: its images would be of classes 0 and 1')
+      refused('1/t', '../0/in', '@/r/1/t (really @/r/0/in) is reached by class 0 as @/r/0/in: its images would be of classes 0 and 1')
+      refused('2', '0', '@/r/2 (really @/r/0) is reached by class 0 as @/r/0: its images would be of classes 0 and 2')
+      refused('1/out', '../../outside', '@/r/1/out (really @/outside) is reached by class 0 as @/r/0/out: its images would be of classes 0 and 1')
+   end)
+
+   t.test('imageFolder reads torchvision\'s extensions: .pgm as an image, a .tif refused naming the file', function()
+      local d = t.tmpdir()
+      t.sh(('mkdir -p %s/r/cat %s/r/dog'):format(d, d))
+      ts.image.save(d .. '/r/cat/a.png', ts.full({4, 4, 3}, 1, 'uint8'))
+      -- a .pgm (grayscale PNM) was left out without a word
+      t.writefile(d .. '/r/dog/b.PGM', 'P5\n2 2\n255\n\9\9\9\9')
+      local ds = ts.data.imageFolder(d .. '/r', {size = 2})
+      t.eq(table.concat(ds.y:totable(), ' '), '0 1'); t.eq(ds.x:get(2, 1, 1, 3), 9)
+      t.writefile(d .. '/r/dog/c.tif', 'II*\0\8\0\0\0\0\0')
+      t.raises(function() ts.data.imageFolder(d .. '/r') end, d .. '/r/dog/c.tif: is a TIFF image, a format tshost does not read')
+   end)
+
+   t.test('imageFolder: classNames beyond the folders named otherwise than by ClassId (a list read from 1) are refused', function()
+      local d = t.tmpdir()
+      t.sh(('mkdir -p %s/cat %s/dog'):format(d, d))
+      ts.image.save(d .. '/cat/a.png', ts.full({4, 4, 3}, 1, 'uint8'))
+      ts.image.save(d .. '/dog/b.png', ts.full({4, 4, 3}, 2, 'uint8'))
+      -- {'Cat', 'Dog'} named class 1 (the dog folder) 'Cat' and made a class 2 of no folder
+      t.raises(function() ts.data.imageFolder(d, {classNames = {'Cat', 'Dog'}}) end,
+               ('ts.data.imageFolder: classNames names class 2 ("Dog"), but the 2 class folders of %s are classes 0 to 1'):format(d))
+      local ds = ts.data.imageFolder(d, {classNames = {[0] = 'Cat', 'Dog'}, size = 2})
+      t.eq(ds.classNames[0], 'Cat'); t.eq(ds.classNames[1], 'Dog'); t.eq(ds:numClasses(), 2)
+   end)
+
+   t.test('imageCSV: one image (and box) under two ClassIds is refused naming both lines; root \'\' is the current folder', function()
+      local d = t.tmpdir()
+      ts.image.save(d .. '/a.png', ts.full({4, 4, 3}, 1, 'uint8'))
+      ts.image.save(d .. '/b.png', ts.full({4, 4, 3}, 2, 'uint8'))
+      local function csv(text) t.writefile(d .. '/l.csv', text); return d .. '/l.csv' end
+      local function labels(path, opts) return table.concat(ts.data.imageCSV(path, opts).y:totable(), ' ') end
+      t.eq(labels(csv('file,ClassId\na.png,3\nb.png,1\na.png,3\n'), {size = 2}), '3 1 3', 'a repeated row is read as it is')
+      t.raises(function() labels(csv('file,ClassId\na.png,3\nb.png,1\n\na.png,4\n')) end,
+               'ts.data.imageCSV: ' .. d .. '/l.csv:5: a.png has ClassId 4 here but 3 at line 2')
+      -- two boxes of one image may be two signs; one box twice, or whole images (roi = false), may not
+      local boxes = 'file,ClassId,Roi.X1,Roi.Y1,Roi.X2,Roi.Y2\na.png,3,0,0,1,1\na.png,4,%s\n'
+      t.eq(labels(csv(boxes:format('1,1,2,2')), {size = 2}), '3 4')
+      t.raises(function() labels(csv(boxes:format('1,1,2,2')), {roi = false}) end, 'l.csv:3: a.png has ClassId 4 here but 3 at line 2')
+      t.raises(function() labels(csv(boxes:format('0,0,1,1'))) end, 'l.csv:3: a.png has ClassId 4 here but 3 at line 2')
+      -- root '' was joined as '/' .. file, a path from the top of the file system: here the temporary a.png, which the
+      -- tests' folder does not hold
+      local rel = d:sub(2) .. '/a.png'
+      t.writefile(d .. '/r.csv', 'file,ClassId\n' .. rel .. ',2\n')
+      t.raises(function() labels(d .. '/r.csv', {root = ''}) end, 'r.csv:2: ' .. rel .. ': cannot open')
+   end)
+
    t.test('a path with a NUL byte is refused by every reader and writer (C and io.open would cut it there)', function()
       local dir = t.tmpdir()
       local bad = dir .. '/cut\0.bak'

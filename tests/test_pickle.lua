@@ -688,6 +688,10 @@ return function(t)
       t.writefile(d .. '/bomq.csv', '\239\187\191"ClassId","SignName"\r\n"0","Stop"\r\n"1","Yield"\r\n')
       names = ts.data.readLabelNames(d .. '/bomq.csv')
       t.eq(names[1], 'Yield')
+      -- lines ended by a CR alone, as Python's csv reads them (the file was one header line)
+      t.writefile(d .. '/cr.csv', 'ClassId,SignName\r0,Stop\r1,"Yield"\r\r')
+      names = ts.data.readLabelNames(d .. '/cr.csv')
+      t.truthy(names[0] == 'Stop' and names[1] == 'Yield' and not names[2])
       -- rows of empty cells after the last class, as a spreadsheet exports them
       t.writefile(d .. '/sheet.csv', 'ClassId,SignName\n0,Stop\n1,Yield\n,\n,\n')
       names = ts.data.readLabelNames(d .. '/sheet.csv')
@@ -710,6 +714,10 @@ return function(t)
          ['0,a\0b\n1,c\n'] = ':2: a NUL byte: not a text file',
          -- an unquoted comma cut the name at it ("Keep right")
          ['0,a\n1,Keep right, please\n'] = 'line 3: 3 cells, but the header names 2 columns (a comma in an unquoted name? quote it)',
+         -- an empty name (NaN to pandas) named the class '' in every report
+         ['0,a\n1,\n'] = 'row 3: ClassId "1" has an empty SignName',
+         ['0,""\n1,b\n'] = 'row 2: ClassId "0" has an empty SignName',
+         ['0,a\n1, \t\n'] = 'row 3: ClassId "1" has an empty SignName',
       }) do
          t.writefile(d .. '/ids.csv', 'ClassId,SignName\n' .. rows)
          t.raises(function() ts.data.readLabelNames(d .. '/ids.csv') end, d .. '/ids.csv' .. (words:sub(1, 1) == ':' and '' or ': ') .. words)
@@ -720,6 +728,18 @@ return function(t)
       local d = t.tmpdir()
       local err = t.raises(function() ts.data.gtsrb(d) end, 'train.pickle not found in ' .. d)
       t.truthy(err:find('TSHOST_DATA', 1, true), err)
+   end)
+
+   t.test('a pickle without the keys features and labels is refused naming the arrays it has', function()
+      local renamed = dataset_entries(2)
+      renamed[1][1], renamed[2][1] = 'X_train', 'y_train'
+      local d = gtsrb_dir({all = renamed})
+      t.raises(function() ts.data.gtsrb(d) end, d .. '/train.pickle: expected the keys features and labels; its arrays are "X_train", "y_train"')
+      -- labels pickled as a Python object, not an array: skipped (noted), and the error says what is left
+      local listed = dataset_entries(2)
+      listed[2] = {'labels', text = '[0, 1]'}
+      d = gtsrb_dir({all = listed})
+      t.raises(function() ts.data.gtsrb(d) end, 'train.pickle: expected the keys features and labels; its arrays are "features"')
    end)
 
    -- ---- structure-aware fuzzing -----------------------------------------------------------------------------

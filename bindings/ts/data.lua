@@ -95,6 +95,9 @@ function data.readCSV(path)
       local _, lines = text:sub(1, nul):gsub('\n', '')
       error(('%s:%d: a NUL byte: not a text file'):format(path, lines + 1), 0)
    end
+   -- lines ended by a CR alone (classic Mac OS, some exporters) are lines, as Python's csv and pandas read them: the
+   -- file was one line, a header of every row
+   text = text:gsub('\r\n?', '\n')
    local header, rows, n, sep, lines, widths = nil, {}, 0, nil, {}, {}
    for line in text:gmatch('([^\n]*)\n?') do
       n = n + 1
@@ -144,6 +147,8 @@ function data.readLabelNames(path)
       local id = text and text:match(decimal) and tonumber(text) or nil
       local problem = class_id_problem(id) or names[id] and ('repeats row %d'):format(row_of[id])
                       or not row.SignName and 'has no SignName'
+                      -- (pandas reads an empty cell as NaN; here it named the class '' in every report)
+                      or not row.SignName:match('%S') and 'has an empty SignName'
       if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
       -- a name with an unquoted comma ("Keep right, please") was cut at it, the rest dropped without a word
       if widths[i] > #header then
@@ -455,8 +460,12 @@ function data.gtsrb(dir)
    for _, split in ipairs({'train', 'valid', 'test'}) do
       local path = dir .. '/' .. split .. '.pickle'
       local d = data.readPickle(path)
-      if not d.features or not d.labels then
-         error(('%s: expected the keys features and labels'):format(path), 2)
+      if not d.features or not d.labels then   -- (what it has instead: X_train, y_train, or labels skipped as a list)
+         local have = {}
+         for k in pairs(d) do have[#have + 1] = keys.show(k) end
+         table.sort(have)
+         error(('%s: expected the keys features and labels; its arrays are %s'):format(path,
+               #have > 0 and table.concat(have, ', ') or 'none'), 2)
       end
       local ok, ds = pcall(new_dataset, d.features, d.labels, names, split, path, "key 'features'", "key 'labels'")
       if not ok then error(ds, 2) end
@@ -618,34 +627,49 @@ local function class_names_option(names, what)
    return out
 end
 
-local image_extensions = {png = true, jpg = true, jpeg = true, ppm = true, bmp = true}
+-- torchvision's ImageFolder extensions, so that none of its images is left out without a word (a .pgm was): a .tif or
+-- .webp, which tshost cannot decode, is refused naming the file and the formats it reads
+local image_extensions = {png = true, jpg = true, jpeg = true, ppm = true, pgm = true, bmp = true, tif = true,
+                          tiff = true, webp = true}
 
 -- Appends to items {path, label} for each image file under the folder `at`, its subfolders' included (as
--- torchvision's ImageFolder takes them), in sorted order, a subfolder's images at its place; seen: the folders
--- walked, by their real path (a link back up the tree is walked once). Returns true, or false and why a folder
--- cannot be read (its images were left out without a word).
+-- torchvision's ImageFolder takes them), in sorted order, a subfolder's images at its place. seen: the folders walked,
+-- by their real path, each with the class it was walked for and its path; the folder of the classes is in it from the
+-- start, with no class. A link back to a folder of the same class (a loop) is walked once; one to another class's
+-- folder, or to the folder of the classes or above it, gave that folder's images this class too (a link to .. made
+-- every image of every class one of this class as well). Returns nil, or why the walk cannot go on.
 local function images_under(at, label, items, seen)
    local real = files.realpath(at) or at
-   if seen[real] then return true end
-   seen[real] = true
+   local first, above = seen[real], real:gsub('/$', '') .. '/'
+   if not first and seen.top:sub(1, #above) == above then first = seen[seen.top] end
+   if first and first.label == label then return nil end
+   if first then
+      local where = real == at and at or ('%s (really %s)'):format(at, real)
+      if not first.label then
+         return ('%s is the folder that holds the class folders%s: the images of every class would be of class %d as well')
+                :format(where, real == seen.top and '' or ' or one above it', label)
+      end
+      return ('%s is reached by class %d as %s: its images would be of classes %d and %d'):format(where, first.label,
+             first.path, first.label, label)
+   end
+   seen[real] = {label = label, path = at}
    local names, why = files.list(at)
-   if not names then return false, why end
+   if not names then return why end
    for _, f in ipairs(names) do
       local p = at .. '/' .. f
       if files.isDir(p) then
-         local ok, err = images_under(p, label, items, seen)
-         if not ok then return false, err end
+         local err = images_under(p, label, items, seen)
+         if err then return err end
       elseif image_extensions[(f:match('%.([^.]+)$') or ''):lower()] then
          items[#items + 1] = {p, label}
       end
    end
-   return true
 end
 
 -- A folder with one subfolder per class: each named by its 0-based ClassId in decimal digits (00, 1, 42, ...), or
 -- else by any name, the classes then numbered in sorted order of the names, as torchvision's ImageFolder does. Files
--- beside the class folders are no classes; the images of a class are its folder's .png, .jpg, .jpeg, .ppm and .bmp
--- files, its subfolders' included. opts: size (32), classNames (by class id; over the folders' names).
+-- beside the class folders are no classes; the images of a class are its folder's image files (torchvision's
+-- extensions), its subfolders' included. opts: size (32), classNames (by class id; over the folders' names).
 local folder_options = {size = 1, classNames = 1}
 function data.imageFolder(dir, opts)
    local what = 'ts.data.imageFolder'
@@ -675,6 +699,8 @@ function data.imageFolder(dir, opts)
    end
    local numeric = #others == 0
    local items, names, folder_of = {}, {}, {}
+   local top = files.realpath(dir) or dir
+   local seen = {top = top, [top] = {path = dir}}
    for k, d in ipairs(classes) do
       local label = numeric and tonumber(d) or k - 1
       if label >= MAX_CLASSES then
@@ -686,14 +712,24 @@ function data.imageFolder(dir, opts)
       end
       folder_of[label] = d
       if not numeric then names[label] = d end
-      local ok, err = images_under(dir .. '/' .. d, label, items, {})
-      if not ok then error(('%s: %s'):format(what, err), 2) end
+      local err = images_under(dir .. '/' .. d, label, items, seen)
+      if err then error(('%s: %s'):format(what, err), 2) end
    end
    if #items == 0 then
-      error(('%s: the class folders of %s hold no images (.png, .jpg, .jpeg, .ppm, .bmp)'):format(what, dir), 2)
+      error(('%s: the class folders of %s hold no images (.png, .jpg, .jpeg, .ppm, .pgm, .bmp, .tif, .tiff, .webp)')
+            :format(what, dir), 2)
    end
-   -- the caller's names over the folders', in a table of their own (the caller's had the folders' names written in)
-   for id, n in pairs(class_names_option(opts.classNames, what)) do names[id] = n end
+   -- the caller's names over the folders', in a table of their own (the caller's had the folders' names written in).
+   -- Folders named otherwise than by ClassId are classes 0 .. #classes-1 and no more: a name beyond them is a list
+   -- read from 1 ({'cat', 'dog'} named class 1 'cat' and made a class 2 'dog' of no folder, without a word).
+   for id, n in pairs(class_names_option(opts.classNames, what)) do
+      if not numeric and id >= #classes then
+         error(('%s: classNames names class %d (%s), but the %d class folders of %s are classes 0 to %d (names are keyed '
+                .. 'by class id from 0: {[0] = %s, ...})'):format(what, id, keys.show(n), #classes, dir, #classes - 1,
+                keys.show(classes[1])), 2)
+      end
+      names[id] = n
+   end
    local ds = from_files(items, size, names, dir)   -- not a tail call: from_files's errors are at this one's caller
    return ds
 end
@@ -737,7 +773,7 @@ function data.imageCSV(path, opts)
    end
    if #rows == 0 then error(('%s: %s lists no images'):format(what, path), 2) end
    local root = opts.root or path:match('^(.*)/[^/]*$') or '.'
-   local items = {}
+   local items, listed = {}, {}   -- listed: the first row of each file and box, by file and box
    for i, row in ipairs(rows) do
       local at = ('%s:%d'):format(path, lines[i])
       local function bad(msg) error(('%s: %s: %s'):format(what, at, msg), 3) end
@@ -762,7 +798,16 @@ function data.imageCSV(path, opts)
             roi[k] = k > 2 and x + 1 or x
          end
       end
-      items[#items + 1] = {file:sub(1, 1) == '/' and file or root .. '/' .. file, label, roi, at}
+      -- one image (and box) under two ClassIds: one of them is wrong, and both were kept (a repeated row of one
+      -- ClassId is read as the repeat it is, as pandas reads it)
+      local key = file .. '\0' .. table.concat(roi or {}, ',')
+      local first = listed[key]
+      if first and first.label ~= label then
+         bad(('%s has ClassId %d here but %d at line %d'):format(file, label, first.label, first.line))
+      end
+      listed[key] = first or {label = label, line = lines[i]}
+      -- a root of '' is the current folder, as Python's os.path.join takes it ('' .. '/' .. file was a path from /)
+      items[#items + 1] = {(file:sub(1, 1) == '/' or root == '') and file or root .. '/' .. file, label, roi, at}
    end
    local ds = from_files(items, size, class_names_option(opts.classNames, what), path)   -- not a tail call, as above
    return ds
