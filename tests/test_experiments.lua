@@ -673,4 +673,43 @@ return function(t)
       t.truthy(out:find('activation checkpointing', 1, true) and out:find('auto_microbatch under', 1, true), out)
    end)
 
+   -- a run folder made by hand (no training): four 8x8 test images of three classes, two predicted right
+   t.test('the report escapes the record\'s fields, cuts long class names whole, and shows classes predicted beyond the test set\'s', function()
+      local dir = t.tmpdir()
+      local long = string.rep('\195\156berholverbot ', 8)   -- "Überholverbot", 104 characters in all
+      local ds = ts.data.Dataset(ts.zeros(4, 8, 8, 3, 'uint8'), ts.tensor({0, 1, 2, 1}, 'int64'),
+                                 {[0] = '<script>x</script>', [1] = 'a & "b"', [2] = long})
+      local function report(pred, confidence)
+         ts.files.writeFile(dir .. '/config.json', '{}')
+         ts.files.writeFile(dir .. '/final.json', ts.json.encode({test_accuracy = 0.5, test_accuracy_ci95 = {0.1, 0.9},
+            test_macro_f1 = 0.4, parameters = '<script>p</script>', best_epoch = '<img src=x onerror=alert(1)>'}))
+         ts.files.writeFile(dir .. '/metrics.jsonl', '{"train_loss": 1, "train_accuracy": 0.5}\n')
+         ts.save(dir .. '/test_predictions.safetensors', {pred = ts.tensor(pred, 'int64'), target = ds.y,
+                                                          confidence = ts.tensor(confidence or {0.9, 0.8, 0.7, 0.6})})
+         ts.report.write(dir, {data = {train = ds, test = ds, classNames = ds.classNames}})
+         return t.readfile(dir .. '/report.html')
+      end
+      local html = report({0, 1, 1, 2})
+      -- final.json's parameters and best epoch went into the page as markup
+      t.truthy(not html:find('<script>', 1, true) and not html:find('<img src=x', 1, true), 'markup from the run files')
+      t.truthy(html:find('<b>&lt;script&gt;p&lt;/script&gt;</b>', 1, true) and html:find('&lt;script&gt;x&lt;/script&gt;', 1, true))
+      -- a long name ran off the chart's left edge: cut to 45 characters, whole ones, and whole in the tooltip
+      local cut = html:match('text%-anchor="end">(2 \195\156[^<]*)<')
+      t.eq(cut, '2 ' .. long:sub(1, 45) .. '\226\128\166')   -- 42 characters of the name (45 bytes)
+      t.truthy(html:find('<title>2 ' .. long .. ': precision', 1, true), 'the whole name in the tooltip')
+      t.eq(ts.report.clip('\195\156\195\156\195\156', 2), '\195\156\226\128\166')
+      -- a prediction of a class the test set lacks (a model of 61 classes) failed in the confusion matrix
+      html = report({0, 60, 2, 2})
+      t.truthy(html:find('<tr><td>60</td>', 1, true), 'class 60 in the per-class table')
+      t.raises(function() report({0, -1, 2, 2}) end, 'test_predictions.safetensors: predicted classes from -1 to 2; class ids lie in 0..9999')
+      -- the most confident mistakes first, one of NaN confidence last (a NaN broke the sort's order)
+      html = report({0, 1, 1, 2}, {0.9, 0.8, 0 / 0, 0.6})
+      local order = {}
+      for i, conf in html:gmatch('<figcaption>#(%d+)<br>.-%((.-)%)</figcaption>') do order[#order + 1] = i .. ' ' .. conf end
+      t.eq(table.concat(order, ', '), '4 60%, 3 confidence NaN')
+      -- an empty run argument (an unset variable) failed with a traceback
+      local rc, out = t.sh(('%s %s/scripts/report.lua ""'):format(t.tshost, ts.root))
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/report.lua RUN', 1, true), out)
+   end)
+
 end

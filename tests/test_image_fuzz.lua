@@ -341,4 +341,87 @@ return function(t)
       t.truthy(ts.image.load(dir .. '/g1000.pgm', 1):view(-1):equal(ts.tensor({255, 128, 255}, 'uint8')),
                tostring(ts.image.load(dir .. '/g1000.pgm', 1):view(-1)))
    end)
+
+   -- each map scaled to the range of its finite values: one NaN made min and max NaN and the whole map black, one
+   -- infinity all of it 0 or NaN, and a range under 1e-6 was divided by 1e-6 and came out dark
+   t.test('activationGrid scales each map by its finite values and shows NaN and infinities red', function()
+      -- the colour drawn for each value of a one-row map [1, 1, 1, w] (2 pixels per value, past the 1-pixel padding)
+      local function shown(values, dtype)
+         local g = ts.image.activationGrid(ts.tensor({{{values}}}, dtype))
+         local out = {}
+         for i = 1, #values do
+            local z = 2 + (i - 1) * 64
+            out[i] = ('%d,%d,%d'):format(g:get(2, z, 1), g:get(2, z, 2), g:get(2, z, 3))
+         end
+         return table.concat(out, ' ')
+      end
+      t.eq(shown({0, 1e-7, 5e-8}), '0,0,0 255,255,255 128,128,128')
+      t.eq(shown({0, 0 / 0, 1, 1 / 0, 0.5, -1 / 0}), '0,0,0 255,0,0 255,255,255 255,0,0 128,128,128 255,0,0')
+      t.eq(shown({-1.7e308, 0, 1.7e308}, 'float64'), '0,0,0 128,128,128 255,255,255')
+      t.eq(shown({5, 5}), '0,0,0 0,0,0', 'a map of one value')
+      t.eq(shown({0 / 0, 0 / 0}), '255,0,0 255,0,0')
+      t.eq(ts.image.rescale(ts.tensor({2, 4, 0 / 0, 3})):totable()[2], 1)
+      -- channels as a count (0 failed inside grid, 2.5 and -1 in making the tiles, '2' was taken as 2)
+      for _, bad in ipairs({0, 2.5, -1, 0 / 0, '2'}) do
+         t.raises(function() ts.image.activationGrid(ts.rand(1, 4, 4, 4), bad) end,
+                  'ts.image.activationGrid(maps [, channels]): channels must be a whole number >= 1')
+      end
+      t.eq(tostring(ts.image.activationGrid(ts.rand(2, 4, 4, 4), 3):size()), '[131x196x3]')
+   end)
+
+   t.test('grid: options checked, grey and alpha drawn grey, integer tensors refused, NaN black', function()
+      -- a misspelt option (torchvision's nrow) was ignored, a background of 300 failed in fill naming no call
+      t.raises(function() ts.image.grid(ts.rand(2, 3, 4, 4), {nrow = 1}) end, 'ts.image.grid: unknown option nrow')
+      t.raises(function() ts.image.grid(ts.rand(2, 3, 4, 4), 5) end, 'ts.image.grid: the options must be a table')
+      t.raises(function() ts.image.grid(ts.rand(1, 1, 1, 1), {background = 300}) end,
+               'ts.image.grid: background must be a whole number from 0 to 255, got 300')
+      t.eq(ts.image.grid(ts.rand(1, 1, 1, 1), {background = 7}):get(1, 1, 1), 7)
+      -- grey 1 with alpha 0 was drawn red (the alpha as green and blue)
+      local ga = ts.zeros(1, 2, 1, 1)
+      ga[1][1]:fill(1)
+      t.eq(tostring(ts.image.grid(ga, {pad = 0}):view(-1)), tostring(ts.tensor({255, 255, 255}, 'uint8')))
+      -- an int64 tensor of 1s was drawn white, as floats in 0..1
+      t.raises(function() ts.image.grid(ts.ones(1, 1, 2, 2, 'int64')) end, 'images are float in 0..1 or uint8, got int64')
+      t.raises(function() ts.image.grid(ts.zeros(2, 8, 8, 3, 'uint8')) end, '(channels last? :permute(1, 4, 2, 3) first)')
+      t.eq(ts.image.grid(ts.full({1, 3, 1, 1}, 0 / 0), {pad = 0}):view(-1):totable()[1], 0)
+   end)
+
+   t.test('save: JPEG and TGA hold 65535 pixels a side, [H,W] images are grey, channels first is named', function()
+      local dir = t.tmpdir()
+      -- a JPEG 70,000 pixels wide was written as one 4,464 wide (its header holds 16 bits a side)
+      for _, ext in ipairs({'jpg', 'JPEG', 'tga'}) do
+         t.raises(function() ts.image.save(dir .. '/w.' .. ext, ts.zeros(1, 70000, 1, 'uint8')) end,
+                  ('a .%s image is at most 65535 pixels a side, got 1x70000'):format(ext))
+      end
+      t.eq(ts.files.exists(dir .. '/w.jpg'), false)
+      -- [H,W] as grayscale, as PIL and torchvision's save_image take it (it was refused)
+      ts.image.save(dir .. '/g.png', ts.tensor({{0, 255, 7}}, 'uint8'))
+      t.eq(tostring(ts.image.load(dir .. '/g.png', 0):view(-1)), tostring(ts.tensor({0, 255, 7}, 'uint8')))
+      ts.image.save(dir .. '/f.png', ts.tensor({{0, 1}, {0.5, 0 / 0}}))
+      t.eq(tostring(ts.image.load(dir .. '/f.png', 0):view(-1)), tostring(ts.tensor({0, 255, 128, 0}, 'uint8')))
+      t.raises(function() ts.image.save(dir .. '/c.png', ts.zeros(3, 8, 8, 'uint8')) end,
+               'a uint8 image is [H,W,C] with 1 to 4 channels, got [3x8x8] (channels first? :permute(2, 3, 1) first)')
+      t.raises(function() ts.image.resize(ts.zeros(3, 8, 8), 4, 4) end, 'ts.image.resize: expected a uint8 image [H,W,C], got float32 [3x8x8]')
+   end)
+
+   t.test('drawBox: corners the other way round are refused, a view is drawn into', function()
+      local img = ts.zeros(8, 8, 3, 'uint8')
+      -- {x2, y2, x1, y1} drew nothing at all
+      t.raises(function() ts.image.drawBox(img, {6, 1, 2, 5}) end, 'box must be {x1, y1, x2, y2} with x1 <= x2 and y1 <= y2, got {6, 1, 2, 5}')
+      t.eq(img:float():sum(), 0)
+      -- a transposed view was refused as not contiguous; it is drawn into as the box transposed
+      local base = ts.zeros(8, 8, 3, 'uint8')
+      t.eq(ts.image.drawBox(base:transpose(1, 2), {1, 1, 6, 3}, {0, 9, 0}, 1):size(1), 8)
+      t.truthy(base:equal(ts.image.drawBox(ts.zeros(8, 8, 3, 'uint8'), {1, 1, 3, 6}, {0, 9, 0}, 1)))
+      t.eq(base:float():sum(), 9 * 10)
+      t.raises(function() ts.image.drawBox(ts.zeros(8, 8, 1, 'uint8'), {0, 0, 1, 1}) end, 'got uint8 [8x8x1] on cpu')
+   end)
+
+   t.test('pictures of GPU tensors are those of their CPU copies', function()
+      if not ts.cuda.isAvailable() then t.skip(ts.cuda.unavailableReason()) end
+      local x = ts.rand(2, 3, 4, 4)
+      t.truthy(ts.image.grid(x:cuda()):equal(ts.image.grid(x)))
+      t.truthy(ts.image.activationGrid(x:cuda()):equal(ts.image.activationGrid(x)))
+      t.eq(ts.image.encodePng(x:cuda()[1]), ts.image.encodePng(x[1]))
+   end)
 end

@@ -57,7 +57,20 @@ local function line_chart(title, series, n)
 end
 M.lineChart = line_chart
 
--- horizontal bars: rows = {{label, value, tooltip}}, values in 0..max
+-- s cut to at most n characters, the last an ellipsis; whole UTF-8 characters (cut inside one, the page held
+-- invalid text)
+local function clip(s, n)
+   local starts = {}
+   for at in s:gmatch('()[^\128-\191][\128-\191]*') do
+      starts[#starts + 1] = at
+      if #starts > n then return s:sub(1, starts[n] - 1) .. '\226\128\166' end
+   end
+   return s
+end
+M.clip = clip
+
+-- horizontal bars: rows = {{label, value, tooltip}}, values in 0..max; a label longer than its 300 pixels is cut,
+-- and whole in the tooltip (it ran off the chart's left edge, its start unseen)
 local function bar_chart(title, rows, max, color, fmt)
    local rh, l, w = 14, 300, 720
    local out = {('<svg width="%d" height="%d" class="chart"><text x="4" y="16" class="title">%s</text>'):format(w, 28 + rh * #rows, esc(title))}
@@ -65,7 +78,8 @@ local function bar_chart(title, rows, max, color, fmt)
       local y = 24 + (i - 1) * rh
       local bw = max > 0 and row[2] / max * (w - l - 70) or 0
       out[#out + 1] = ('<g><title>%s</title><text x="%d" y="%d" class="tick" text-anchor="end">%s</text><rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/><text x="%.1f" y="%d" class="tick">%s</text></g>')
-         :format(esc(row[3] or row[1]), l - 6, y + 10, esc(row[1]), l, y + 2, bw, rh - 3, row[4] or color, l + bw + 4, y + 10, (fmt or '%d'):format(row[2]))
+         :format(esc(row[3] and row[1] .. ': ' .. row[3] or row[1]), l - 6, y + 10, esc(clip(row[1], 45)), l, y + 2, bw,
+                 rh - 3, row[4] or color, l + bw + 4, y + 10, (fmt or '%d'):format(row[2]))
    end
    out[#out + 1] = '</svg>'
    return table.concat(out)
@@ -180,7 +194,18 @@ function M.write(run, opts)
    local names = g.classNames
    -- the predictions of this record and of these test images (another run's were shown under this one's numbers)
    local preds = experiment.readPredictions(run, g.test:size(), final, g.test.y)
-   local cm = metrics.confusion(preds.pred, preds.target, math.max(g.test:numClasses(), 43))
+   -- the test set's classes, 43 at least, and every class predicted: a model of more classes may predict one the
+   -- test set lacks (the report of such a run failed in the confusion matrix, naming a line of this file)
+   local classes = math.max(g.test:numClasses(), 43)
+   if preds.pred:numel() > 0 then
+      local lo, hi = preds.pred:min(), preds.pred:max()
+      if lo < 0 or hi >= metrics.MAX_CLASSES then
+         error(('%s/test_predictions.safetensors: predicted classes from %d to %d; class ids lie in 0..%d'):format(run,
+               lo, hi, metrics.MAX_CLASSES - 1), 0)
+      end
+      classes = math.max(classes, hi + 1)
+   end
+   local cm = metrics.confusion(preds.pred, preds.target, classes)
    local summary = metrics.summary(cm)
    local h = {}
    local function add(s) h[#h + 1] = s end
@@ -188,7 +213,7 @@ function M.write(run, opts)
    add('body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1200px}h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;margin-top:28px}')
    add('table{border-collapse:collapse;font-size:12px}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}td.l,th.l{text-align:left}')
    add('.chart{background:#fafafa;border:1px solid #ddd;margin:4px}.title{font-size:13px;font-weight:bold}.tick{font-size:11px;fill:#444}.small{font-size:8px}.grid{stroke:#e4e4e4}')
-   add('.kpi{display:inline-block;margin:0 24px 8px 0}.kpi b{font-size:22px;display:block}.gallery figure{display:inline-block;margin:4px;width:120px;font-size:10px;vertical-align:top}.gallery img{width:96px;image-rendering:pixelated}')
+   add('.kpi{display:inline-block;margin:0 24px 8px 0}.kpi b{font-size:22px;display:block}.gallery figure{display:inline-block;margin:4px;width:120px;font-size:10px;vertical-align:top;overflow-wrap:anywhere}.gallery img{width:96px;image-rendering:pixelated}')
    add('img.act{image-rendering:pixelated}</style></head><body>')
    add(('<h1>%s</h1><p>%s</p>'):format(esc(run), esc(config.note or '')))
    local lo, hi = unpack(final.test_accuracy_ci95)
@@ -203,7 +228,8 @@ function M.write(run, opts)
          and {'best epoch', tostring(final.best_epoch or '?'), ('valid accuracy %.2f%%'):format(100 * final.best_valid_accuracy)}
          or {'epoch', tostring(final.best_epoch or '?'), 'the last: no validation'},
    }) do
-      add(('<span class="kpi">%s<b>%s</b>%s</span>'):format(kpi[1], kpi[2], kpi[3]))
+      -- (escaped: final.json's parameters and best_epoch are shown as the file has them, markup and all)
+      add(('<span class="kpi">%s<b>%s</b>%s</span>'):format(esc(kpi[1]), esc(kpi[2]), esc(kpi[3])))
    end
    add('</div><p>data: ' .. (final.synthetic and 'generated traffic signs' or 'GTSRB') .. (', %d test images'):format(summary.total) .. '</p>')
 
@@ -261,16 +287,23 @@ function M.write(run, opts)
    local tp = ffi.cast('int64_t *', preds.target:data())
    local cp = ffi.cast('float *', preds.confidence:data())
    for i = 0, preds.pred:numel() - 1 do
-      if pp[i] ~= tp[i] then wrong[#wrong + 1] = {i = i + 1, t = tonumber(tp[i]), p = tonumber(pp[i]), conf = cp[i]} end
+      if pp[i] ~= tp[i] then
+         local conf = cp[i]
+         wrong[#wrong + 1] = {i = i + 1, t = tonumber(tp[i]), p = tonumber(pp[i]), conf = conf,
+                              rank = conf == conf and conf or -math.huge}
+      end
    end
-   table.sort(wrong, function(a, b) return a.conf > b.conf end)
+   -- the most confident first, a NaN confidence last, equal ones in the test set's order (compared as they were, a
+   -- NaN broke the sort's order, and a gallery of "most confident" mistakes held NaN ones and missed the highest)
+   table.sort(wrong, function(a, b) return a.rank > b.rank or (a.rank == b.rank and a.i < b.i) end)
    add(('<p>%d of %d test images are mispredicted; the %d most confident mistakes:</p>'):format(#wrong, preds.pred:numel(), math.min(#wrong, 48)))
    for k = 1, math.min(#wrong, 48) do
       local w = wrong[k]
       local img = image.resize(g.test.x[w.i], 96, 96)
       local file = png(run, ('wrong_%02d.png'):format(k), img)
-      add(('<figure><img src="%s" alt="test image %d"><figcaption>#%d<br>true: %d %s<br><b>predicted: %d %s</b> (%.0f%%)</figcaption></figure>'):format(
-         file, w.i, w.i, w.t, esc(names[w.t] or ''), w.p, esc(names[w.p] or ''), 100 * w.conf))
+      add(('<figure><img src="%s" alt="test image %d"><figcaption>#%d<br>true: %d %s<br><b>predicted: %d %s</b> (%s)</figcaption></figure>'):format(
+         file, w.i, w.i, w.t, esc(names[w.t] or ''), w.p, esc(names[w.p] or ''),
+         w.conf == w.conf and ('%.0f%%'):format(100 * w.conf) or 'confidence NaN'))
    end
    add('</div>')
 
@@ -285,18 +318,15 @@ function M.write(run, opts)
             esc(row.name), esc(row.kind), esc(row.shape), row.file, esc(row.name)))
       end
       add('</table>')
-      -- the first convolution's filters
+      -- the first convolution's filters, as pictures where they have an image's channels (grey or RGB), each scaled
+      -- to its own range (one NaN made all of a filter black; it alone is now)
       local first
       model:apply(function(m) if not first and m.__typename == 'Conv2d' then first = m end end)
-      if first and first.weight:size(2) <= 3 then
-         local wgt = first.weight:contiguous()
+      if first and (first.weight:size(2) == 1 or first.weight:size(2) == 3) then
+         local wgt = first.weight
          local n = wgt:size(1)
          local tiles = T.zeros(n, wgt:size(2), wgt:size(3), wgt:size(4))
-         for k = 1, n do
-            local f = wgt[k]
-            local lo2, hi2 = f:min(), f:max()
-            tiles[k]:copy((f - lo2) / math.max(hi2 - lo2, 1e-6))
-         end
+         for k = 1, n do tiles[k]:copy(image.rescale(wgt[k])) end
          add('<h2>First layer filters</h2>')
          add(('<img class="act" src="%s" alt="filters">'):format(png(run, 'filters.png', image.grid(tiles, {cols = 16, scale = 12, pad = 2}))))
       end
