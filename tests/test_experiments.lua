@@ -701,7 +701,9 @@ return function(t)
       -- a prediction of a class the test set lacks (a model of 61 classes) failed in the confusion matrix
       html = report({0, 60, 2, 2})
       t.truthy(html:find('<tr><td>60</td>', 1, true), 'class 60 in the per-class table')
-      t.raises(function() report({0, -1, 2, 2}) end, 'test_predictions.safetensors: predicted classes from -1 to 2; class ids lie in 0..9999')
+      t.raises(function() report({0, -1, 2, 2}) end, 'test_predictions.safetensors: pred holds classes from -1 to 2; class ids lie in 0..9999')
+      -- (compare.lua reads the predictions through the same check)
+      t.raises(function() report({0, 1, 1, 2}, {0.9, 1.5, 0.7, 0.6}) end, 'confidence holds values outside [0, 1]')
       -- the most confident mistakes first, one of NaN confidence last (a NaN broke the sort's order)
       html = report({0, 1, 1, 2}, {0.9, 0.8, 0 / 0, 0.6})
       local order = {}

@@ -235,6 +235,19 @@ function M.readPredictions(run, n, final, y)
       if t:numel() ~= count then error(('%s: pred, target and confidence differ in length'):format(path), 0) end
    end
    if n and count ~= n then error(('%s: %d predictions for %d test images'):format(path, count, n), 0) end
+   -- class ids a confusion matrix holds, and confidences that are probabilities (NaN for a network that gave NaN): a
+   -- damaged file failed in the report's confusion matrix, and compare paired it as it was
+   for _, name in ipairs(count > 0 and {'pred', 'target'} or {}) do
+      local lo, hi = preds[name]:min(), preds[name]:max()
+      if lo < 0 or hi >= metrics.MAX_CLASSES then
+         error(('%s: %s holds classes from %d to %d; class ids lie in 0..%d'):format(path, name, lo, hi,
+               metrics.MAX_CLASSES - 1), 0)
+      end
+   end
+   local c = preds.confidence   -- (a NaN is neither below 0 nor above 1)
+   if count > 0 and (c:lt(0):sum() > 0 or c:gt(1):sum() > 0) then
+      error(('%s: confidence holds values outside [0, 1]: not probabilities'):format(path), 0)
+   end
    if y and not (y:numel() == count and preds.target:equal(y)) then
       error(('%s: its targets are not the labels of the test set here: the predictions of another test set'):format(path), 0)
    end
