@@ -18,12 +18,33 @@ local C = require('ts.ffi').C
 local ffi = require('ffi')
 local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device(),
                         precision = 'fp32', layers = false, cpu = ''}
+-- checked before anything is built or timed: a bare word (bench.lua recipe) ran the whole default benchmark;
+-- batch=1.5, model=foo, device=gpu or precision=fp16 failed in a traceback, rounds=0 in one after the timings,
+-- and steps=0 or -1 printed 0 or negative images/s as a result
+local keys = require('ts.keys')
+for _, a in ipairs(arg) do
+   if not a:find('=', 1, true) then error(('bench: %s is no option: options are key=value, as model=recipe'):format(a), 0) end
+end
+for _, name in ipairs({'batch', 'steps', 'rounds'}) do keys.count(opt[name], 'bench', 'option ' .. name, 1, nil, 0) end
+-- (bench_torch.py takes the same names; cpu=avx2 is the one restriction PyTorch can be given too, cpu= none)
+local choices = {model = {'refcnn', 'baseline', 'recipe'}, device = {'cpu', 'cuda'}, precision = {'fp32', 'bf16'},
+                 cpu = {'avx2'}}
+for name, known in pairs(choices) do
+   local given = name == 'cpu' and opt.cpu == ''
+   for _, k in ipairs(known) do given = given or opt[name] == k end
+   if not given then
+      local what = #known > 1 and 'one of ' .. table.concat(known, ', ') or known[1]
+      error(('bench: option %s must be %s, got %s'):format(name, what, keys.show(opt[name])), 0)
+   end
+end
+if opt.device == 'cuda' and not ts.cuda.isAvailable() then
+   error('bench: device=cuda: ' .. ts.cuda.unavailableReason(), 0)
+end
 ts.setThreads(opt.threads)
 -- cpu=avx2 on a processor with AVX-512: tshost's avx2 path against PyTorch held to AVX2 too (its ATen kernels and
 -- oneDNN's), to see what a processor without AVX-512 would (the clock and the caches stay this processor's)
 if opt.cpu ~= '' then require('ts.ffi').check(C.ts_cpu_select_path(opt.cpu)) end
 local torch_env = opt.cpu == 'avx2' and 'ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ' or ''
-if opt.cpu ~= '' and opt.cpu ~= 'avx2' then error('bench: cpu=avx2 is the one restriction it can give PyTorch too', 0) end
 ts.manualSeed(0)
 
 local clock = ts.files.now

@@ -7,7 +7,8 @@ local i = 1
 while i <= #arg do
    -- --html once: a second one replaced the first without a word
    if arg[i] == '--html' then html = html == nil and arg[i + 1] or ''; i = i + 1
-   elseif arg[i]:sub(1, 2) == '--' then html = ''   -- --htlm x.html was read as a run named --htlm
+   -- --htlm x.html was read as a run named --htlm, -h as a run named -h, and an empty word as the folder / itself
+   elseif arg[i]:sub(1, 1) == '-' or arg[i] == '' then html = ''
    else runs[#runs + 1] = arg[i] end
    i = i + 1
 end
@@ -27,9 +28,12 @@ end
 if html then
    -- where the page lands: a link (out.html -> runs/a/final.json) is followed by the write, so judged where it points
    local at = ts.files.realpath(html)
-   local folder = at and at:match('^(.*)/[^/]*$') or ts.files.realpath(html:match('^(.*)/[^/]*$') or '.')
-   -- (a folder that is not there failed the write after the table was printed)
-   if not folder then error(('compare.lua: --html %s: its folder does not exist'):format(html), 0) end
+   -- (its folder with the slash: /page.html's was '', "not there")
+   local folder = ts.files.realpath((at or html):match('^(.*/)[^/]*$') or '.')
+   -- (a folder that is not there, or a file in its place, failed the write after the table was printed)
+   if not (folder and ts.files.isDir(folder)) then error(('compare.lua: --html %s: its folder does not exist'):format(html), 0) end
+   -- (the write into a folder failed after the table was printed: compare.lua runs/a --html runs/b runs/c)
+   if ts.files.isDir(html) then error(('compare.lua: --html %s is a folder: name the page, as out.html'):format(html), 0) end
    for _, run in ipairs(runs) do
       local r = ts.files.realpath(run)
       if folder and r and (folder == r or folder:sub(1, #r + 1) == r .. '/') then

@@ -38,26 +38,37 @@ end
 local function whole_after(i, lo, hi, what)
    local v = tonumber(arg[i + 1])
    if not v or v < lo or v % 1 ~= 0 or v > hi then
-      usage(('%s needs %s %d..%d, got %s'):format(arg[i], what, lo, hi, tostring(arg[i + 1])))
+      usage(('%s needs %s %d..%d, got %s'):format(arg[i], what, lo, hi, arg[i + 1] or 'nothing'))
    end
    return v
 end
 local run, files, as_json, abstain, tta, draw, whole, detector, max_side = nil, {}, false, nil, nil, nil, false, nil, nil
+-- the options with a value, each given once: a second --abstain, --tta or --draw replaced the first without a word
+local valued, given = {['--abstain'] = true, ['--tta'] = true, ['--max-side'] = true, ['--draw'] = true,
+                       ['--detector'] = true}, {}
 local i, options_end = 1, false
 while i <= #arg do
+   if not options_end and valued[arg[i]] then
+      if given[arg[i]] then
+         usage(('%s given twice (%s and %s): give it once'):format(arg[i], given[arg[i]], arg[i + 1] or 'nothing'))
+      end
+      given[arg[i]] = arg[i + 1] or 'nothing'
+   end
    if options_end then   -- after --, every word is the run or an image, a name that begins with -- too
       if not run then run = arg[i] else files[#files + 1] = arg[i] end
    elseif arg[i] == '--' then options_end = true
    elseif arg[i] == '--json' then as_json = true
    elseif arg[i] == '--whole' then whole = true
+   elseif arg[i] == '--help' or arg[i] == '-h' then usage()
    elseif arg[i] == '--draw' or arg[i] == '--detector' then
-      if not arg[i + 1] or arg[i + 1]:sub(1, 2) == '--' then usage(arg[i] .. ' needs a path') end
+      -- ('' failed in mkdirs, or named no detector, in a message that showed no path)
+      if not arg[i + 1] or arg[i + 1] == '' or arg[i + 1]:sub(1, 2) == '--' then usage(arg[i] .. ' needs a path') end
       if arg[i] == '--draw' then draw = arg[i + 1] else detector = arg[i + 1] end
       i = i + 1
    elseif arg[i] == '--abstain' then
       abstain = tonumber(arg[i + 1])
       if not abstain or not (abstain > 0 and abstain < 1) then
-         usage(('--abstain needs a probability between 0 and 1, got %s'):format(tostring(arg[i + 1])))
+         usage(('--abstain needs a probability between 0 and 1, got %s'):format(arg[i + 1] or 'nothing'))
       end
       i = i + 1
    elseif arg[i] == '--max-side' then

@@ -550,4 +550,65 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       local rc, out = t.sh(exe .. ' ' .. dir .. '/o.lua wait=inf lr=0x10 name=1e5')
       t.truthy(rc == 0 and out == '16\tinf\t1e5\n', out)
    end)
+
+   t.test('calibrate.lua and detector.lua: a run whose path holds =, an option or an empty word where the run goes', function()
+      local dir = t.tmpdir()
+      fake_run(t, dir .. '/lr=0.1', 20, 1)   -- a run named by run=runs/lr=0.1
+      local function script(name, args) return t.sh(('%s %s/scripts/%s %s'):format(t.tshost, ts.root, name, args)) end
+      -- the run was left among the options, and refused as a malformed one: its own options are now what is checked
+      local rc, out = script('calibrate.lua', dir .. '/lr=0.1 tta=0')
+      t.truthy(rc == 1 and out:find('calibrate.lua: tta must be a whole number from 1 to 1024, got 0', 1, true), out)
+      rc, out = script('detector.lua', dir .. '/lr=0.1 scenes=2.5')
+      t.truthy(rc == 2 and out:find('detector: scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
+      -- an option first was taken for the run ("fit_only=true has no model.safetensors"); an empty word failed in a
+      -- traceback (calibrate) or was read as the folder "" (detector)
+      for _, name in ipairs({'calibrate.lua', 'detector.lua'}) do
+         rc, out = script(name, 'fit_only=true ' .. dir .. '/lr=0.1')
+         t.truthy(rc == 2 and out:find('fit_only=true is an option: the run comes first', 1, true) and
+                  out:find('usage: tshost scripts/' .. name, 1, true), out)
+         rc, out = script(name, "''")
+         t.truthy(rc == 2 and out:find('usage: tshost scripts/' .. name, 1, true) and not out:find('traceback', 1, true), out)
+      end
+      t.eq(ts.files.exists(dir .. '/lr=0.1/detector'), false)
+   end)
+
+   t.test('predict.lua: an option given twice, an empty path, --help; compare.lua: -h, a page named as a folder', function()
+      local dir = t.tmpdir()
+      local function predict(args) return t.sh(('%s %s/scripts/predict.lua %s/none %s/a.png %s'):format(t.tshost, ts.root, dir, dir, args)) end
+      -- the second value replaced the first without a word
+      local rc, out = predict('--abstain 0.5 --abstain 0.9')
+      t.truthy(rc == 2 and out:find('predict: --abstain given twice (0.5 and 0.9): give it once', 1, true), out)
+      -- '' failed in mkdirs after the run was loaded
+      rc, out = predict("--json --draw ''")
+      t.truthy(rc == 2 and out:find('predict: --draw needs a path', 1, true), out)
+      rc, out = predict('--help')
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/predict.lua', 1, true) and not out:find('unknown option', 1, true), out)
+      fake_run(t, dir .. '/a', 20, 1)
+      local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
+      rc, out = compare(dir .. '/a -h')   -- a run named -h
+      t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua', 1, true), out)
+      -- a page named as a folder (a run's among them), or inside a file: the write failed after the table was printed
+      ts.files.mkdirs(dir .. '/b')
+      for html, says in pairs({[dir .. '/b'] = 'is a folder: name the page', [dir .. '/a/final.json/x.html'] = 'its folder does not exist'}) do
+         rc, out = compare(('%s/a --html %s'):format(dir, html))
+         t.truthy(rc == 1 and out:find(('--html %s'):format(html), 1, true) and out:find(says, 1, true) and
+                  not out:find('accuracy', 1, true), out)
+      end
+   end)
+
+   t.test('bench.lua: a bare word and options of the wrong kind are refused before anything runs', function()
+      -- a bare word ran the whole default benchmark; batch=1.5, model=foo, precision=fp16 failed in a traceback, rounds=0
+      -- in one after the timings, steps=0 and steps=-1 printed 0 and negative images/s
+      for a, says in pairs({['recipe'] = 'bench: recipe is no option: options are key=value',
+                            ['batch=1.5'] = 'bench: option batch must be a whole number >= 1, got 1.5',
+                            ['steps=0'] = 'option steps must be a whole number >= 1, got 0',
+                            ['rounds=0'] = 'option rounds must be a whole number >= 1, got 0',
+                            ['model=foo'] = 'option model must be one of refcnn, baseline, recipe, got "foo"',
+                            ['precision=fp16'] = 'option precision must be one of fp32, bf16, got "fp16"',
+                            ['cpu=avx512'] = 'option cpu must be avx2, got "avx512"'}) do
+         local rc, out = t.sh(('timeout 60 %s %s/scripts/bench.lua torch=false %s'):format(t.tshost, ts.root, a))
+         t.truthy(rc == 1 and out:find(says, 1, true) and not out:find('traceback', 1, true) and
+                  not out:find('images/s', 1, true), a .. ': ' .. out)
+      end
+   end)
 end
