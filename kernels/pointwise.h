@@ -253,7 +253,9 @@ TSK_SHARED double tsk_distill_row(int m, int64_t stride, const float *t, const f
         for (int j = 0; j < m; j++) p += exp(t[j * stride + k] * s - lt[j]);
         p /= m;
         double logq = z[k] * s - lz;
-        if (p > 0) kl += p * (log(p) - logq);
+        /* p = 0 adds nothing (0 log 0 = 0); a NaN p (a teacher's NaN or infinite logit) makes the loss NaN, as
+           PyTorch's KLDivLoss does: skipped, the loss stayed finite while every gradient was NaN */
+        if (p > 0 || p != p) kl += p * (log(p) - logq);
         if (g) g[k] += (float)(gscale * (exp(logq) - p));
     }
     return kl;

@@ -192,7 +192,7 @@ return function(t)
       criterion_check('triplet, given', nn.TripletMarginLoss{margin = 2}, x, given, 1e-3, 2e-2, 2e-3)
       criterion_check('contrastive', nn.ContrastiveLoss{margin = 2.5}, x, labels, 1e-3, 2e-2, 2e-3)
       t.raises(function() nn.TripletMarginLoss():forward(x, {anchors = {1}, positives = {11}, negatives = {2}}) end,
-               'names row 10 of 10 embeddings')
+               'positives[1] (a 1-based row number) must be a whole number from 1 to 10, got 11')
    end)
 
 end

@@ -509,9 +509,9 @@ return function(t)
       t.raises(function() nn.TripletMarginLoss{margin = 0 / 0} end, 'TripletMarginLoss: margin must be a finite number, got nan')
       t.raises(function() nn.TripletMarginLoss{margn = 2} end, 'TripletMarginLoss: unknown option margn')
       t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {0}, positives = {1}, negatives = {2}}) end,
-               'TripletMarginLoss: anchors[1] (a 1-based row number) must be a whole number >= 1, got 0')
+               'TripletMarginLoss: anchors[1] (a 1-based row number) must be a whole number from 1 to 4, got 0')
       t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {1}, positives = {1.5}, negatives = {3}}) end,
-               'positives[1] (a 1-based row number) must be a whole number >= 1, got 1.5')
+               'positives[1] (a 1-based row number) must be a whole number from 1 to 4, got 1.5')
       t.raises(function() nn.TripletMarginLoss():forward(e, {anchors = {1}, positives = {2}}) end,
                'TripletMarginLoss: anchors, positives and negatives must be lists of as many row numbers')
       t.raises(function() nn.TripletMarginLoss():forward(e, {0, 0.5, 1, 1}) end, 'TripletMarginLoss: target 2 is 0.5, not a class id')
@@ -606,7 +606,7 @@ return function(t)
       local l, x = nn.TripletMarginLoss(), ts.randn(4, 2)
       for _, pass in ipairs({'forward', 'backward'}) do
          at_caller(function() local v = l[pass](l, x, {anchors = {0}, positives = {2}, negatives = {3}}) end,
-                   'anchors[1] (a 1-based row number) must be a whole number >= 1, got 0')
+                   'anchors[1] (a 1-based row number) must be a whole number from 1 to 4, got 0')
          at_caller(function() local v = l[pass](l, x, {anchors = {1}, positives = {2}}) end, 'as many row numbers')
       end
       at_caller(function() local m = ts.models.pretrained('nope') end, 'ts.models.pretrained: unknown model nope')
@@ -724,5 +724,75 @@ return function(t)
       t.near(opt.groups[2].lr, 0.5)
       for _ = 1, 9 do sched:step() end   -- update 10 of 10: the end of the cosine
       t.near(opt.groups[2].lr, 0, 0, 1e-9)
+   end)
+
+   t.test('Checkpoint gives back only the tensors it made, and refuses a backward after a switch of mode', function()
+      -- a module that hands its input on (Identity) returned the caller's tensor, which the next forward freed: the
+      -- caller's input, and in the backward their gradOutput, were "used after :free()" from then on
+      local c, x1, x2 = nn.Checkpoint(nn.Identity()), ts.tensor({{1, 2}}), ts.tensor({{3, 4}})
+      c:forward(x1)
+      c:forward(x2)
+      t.near(x1, ts.tensor({{1, 2}}), 0, 0, 'the first input')
+      local g1, g2 = ts.tensor({{5, 6}}), ts.tensor({{7, 8}})
+      c:backward(x2, g1)
+      c:forward(x2)
+      c:backward(x2, g2)
+      t.near(g1, ts.tensor({{5, 6}}), 0, 0, 'the first gradOutput')
+      -- the backward runs the forward again: in the other mode it gave another function's gradients (batch norm's
+      -- running statistics for the batch's), where the plain module refuses
+      local m = nn.Checkpoint(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))
+      local x = ts.randn(5, 3)
+      m:forward(x)
+      m:evaluate()
+      t.raises(function() m:backward(x, ts.randn(5, 4)) end,
+               'Checkpoint:backward: the forward ran in training mode and the module is now in evaluation mode')
+      m:forward(x)
+      t.eq(tostring(m:backward(x, ts.randn(5, 4)):size()), '[5x3]', 'a forward in evaluation, then its backward')
+   end)
+
+   t.test('the rarer layers and losses: named errors at the caller\'s line for what they cannot take', function()
+      local function at_caller(f, words)
+         local err = t.raises(f, words)
+         t.truthy(err:find('test_nn.lua:%d+: ') ~= nil, 'not at the caller: ' .. err)
+      end
+      -- the shortcut's backward took another input to a raw "size: dim 4 out of range" or a copy of other shapes
+      local pad = nn.ZeroPadShortcut(2, 4)
+      at_caller(function() pad:backward(ts.randn(2, 3, 5), ts.randn(1, 4, 2, 3)) end, 'ZeroPadShortcut: expected [N,2,H,W], got [2x3x5]')
+      at_caller(function() pad:backward(ts.randn(1, 3, 4, 4), ts.randn(1, 4, 2, 2)) end, 'got [1x3x4x4]')
+      -- an output past C's int was first allocated, and failed as "more elements than a 64-bit count (corrupt size
+      -- field?)" or out of memory, naming neither the layer nor its factor
+      local up = nn.Upsample2d(2 ^ 30)
+      at_caller(function() up:forward(ts.zeros(1, 1, 2, 2)) end,
+                'Upsample2d: the output would be 2147483648x2147483648 (input [1x1x2x2], scale_factor=(1073741824, 1073741824))')
+      -- a given row past the batch was named 0-based by the host ("names row 4 of 4"), and on the GPU read outside
+      local e, triplet = ts.randn(4, 2), nn.TripletMarginLoss()
+      at_caller(function() triplet:forward(e, {anchors = {1}, positives = {5}, negatives = {3}}) end,
+                'TripletMarginLoss: positives[1] (a 1-based row number) must be a whole number from 1 to 4, got 5')
+      t.truthy(triplet:forward(e, {anchors = {4}, positives = {1}, negatives = {2}}) >= 0, 'row 4 of 4 is taken')
+      -- distillation: false was the default temperature, the string '4' was refused as "got 4", and a missing batch
+      -- or bad logits and targets were named at a line of loss.lua, the latter two as CrossEntropyLoss's
+      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear(3, 4)}, temperature = false} end,
+               'DistillationLoss: temperature must be a finite number > 0, got false')
+      t.raises(function() nn.DistillationLoss{teachers = {nn.Linear(3, 4)}, temperature = '4'} end, 'got "4"')
+      local d, z, x = nn.DistillationLoss{teachers = {nn.Linear(3, 4)}}, ts.randn(2, 4), ts.randn(2, 3)
+      for _, pass in ipairs({'forward', 'backward'}) do
+         at_caller(function() local v = d[pass](d, z, {0, 1}) end, "DistillationLoss: the batch's input images are needed")
+         at_caller(function() local v = d[pass](d, {1, 2}, {0, 1}, x) end, 'DistillationLoss: the logits must be a tensor [N, classes], got {1, 2}')
+         at_caller(function() local v = d[pass](d, z, {0.5, 1}, x) end, 'DistillationLoss: target 1 is 0.5, not a class id')
+      end
+      -- updateBatchNorm took batch = false as the default 128
+      local ds = ts.data.synthetic{train = 4, valid = 1, test = 1, seed = 2}.train
+      t.raises(function() ts.updateBatchNorm(nn.Sequential(nn.BatchNorm2d(3)), ds, {batch = false}) end,
+               'updateBatchNorm: batch must be a whole number from 1 to 2^24, got false')
+   end)
+
+   t.test('SpatialTransformer matches grid_sample by hand: a zoom by 2 reads between the pixel centres', function()
+      -- theta = diag(0.5, 0.5): output pixel centres at +-0.25, read at pixel coordinates 0.25 and 0.75 (align_corners
+      -- false), so output (1, 1) = 0.75 (0.75 * 1 + 0.25 * 2) + 0.25 (0.75 * 3 + 0.25 * 4) = 1.75
+      local linear = nn.Linear(4, 6)
+      linear.weight:zero()
+      linear.bias:copy(ts.tensor({0.5, 0, 0, 0, 0.5, 0}))
+      local stn = nn.SpatialTransformer(nn.Sequential(nn.Flatten(), linear))
+      t.near(stn:forward(ts.tensor({{{{1, 2}, {3, 4}}}})), ts.tensor({{{{1.75, 2.25}, {2.75, 3.25}}}}), 1e-6, 1e-6)
    end)
 end

@@ -1288,6 +1288,13 @@ return function(t)
          t.near(d:forward(z, target, x), distill_by_hand(z, outs, target, case.w, case.T, case.e), 1e-5, 1e-6,
                 ('weight %g, T %g'):format(case.w, case.T))
       end
+      -- a teacher whose logit is NaN makes the loss NaN, as PyTorch's KLDivLoss (its term was skipped: a finite loss
+      -- beside NaN gradients, which the training's check of the loss could not see)
+      local nan_teacher = nn.Linear(5, 4)
+      nan_teacher.bias:fill(0 / 0)
+      local dn = nn.DistillationLoss{teachers = {nan_teacher}, weight = 0.5, temperature = 2}
+      local loss_nan = dn:forward(z, target, x)
+      t.truthy(loss_nan ~= loss_nan, 'a NaN teacher gave the loss ' .. tostring(loss_nan))
       -- weight 0 is the cross entropy itself, loss and gradient
       local d0 = nn.DistillationLoss{teachers = teachers, weight = 0, label_smoothing = 0.1}
       local ce = nn.CrossEntropyLoss{label_smoothing = 0.1}

@@ -8,8 +8,9 @@
 -- opts: preprocess (ts.data.preprocess; the identity when nil), augment (ts.data.augment: the images augmented as in
 -- training; nil: as they are), seed (of the augmentation's draws), batch (128), device (the model's).
 -- The other modules run as in evaluation (dropout off). A batch norm frozen with its statistics kept
--- (freeze_stats) is left as it is. The model is left in evaluation mode; on an error every batch norm gets back
--- the statistics it had.
+-- (freeze_stats) is left as it is. The model is left in the mode it was in, every module of it (a part the caller
+-- had put in evaluation inside a training model is then in training, as PyTorch's update_bn leaves it); on an error
+-- every batch norm gets back the statistics it had.
 local data = require('ts.data')
 local keys = require('ts.keys')
 local nn = require('ts.nn')
@@ -27,7 +28,8 @@ function M.update(model, ds, opts)
    data.checkSettings(opts.preprocess, 'preprocess', 'updateBatchNorm', 2)
    data.checkSettings(opts.augment, 'augment', 'updateBatchNorm', 2)
    if ds:size() == 0 then error('updateBatchNorm: the dataset is empty, so there are no statistics to take', 2) end
-   local batch = data.checkBatch(opts.batch or 128, 'updateBatchNorm', 'batch', 2)
+   -- (false was taken as the default batch)
+   local batch = data.checkBatch(opts.batch == nil and 128 or opts.batch, 'updateBatchNorm', 'batch', 2)
    data.checkSeed(opts.seed, 'updateBatchNorm', 2)   -- C takes it as a uint64: 1.5 gave seed 1's draws
    data.checkDevice(opts.device, 'updateBatchNorm', 2)
    -- a last batch of one image failed in a BatchNorm1d (one value a channel has no variance; PyTorch's update_bn fails

@@ -305,13 +305,17 @@ local function free_unless(t, ...)
    t:free()
 end
 
+-- Only what the module made is given back: a module that hands on what it was given (Identity, Dropout in
+-- evaluation) returns the caller's own tensor, which the next forward freed (the caller's input, or in the
+-- backward their gradOutput, unusable from then on)
 function Checkpoint:updateOutput(input)
    local m = self._children[1].module
-   free_unless(self.output, input)
+   if self.ownOutput then free_unless(self.output, input) end
    self.output = nil
-   self.rng = rng_state()
+   self.rng, self.forwardTrain = rng_state(), self.train
    local out = m:forward(input)
-   release_inside(m, {[out] = true, [input] = true})   -- a layer may hand its input on as its output (Identity)
+   self.ownOutput = out ~= input
+   release_inside(m, {[out] = true, [input] = true})
    return out
 end
 
@@ -321,7 +325,14 @@ function Checkpoint:backward(input, gradOutput)
    m.needsGradInput = self.needsGradInput
    -- the generator's state of the forward (without one, a NULL state crashed the process)
    local rng = self:fromForward('rng')
-   free_unless(self.gradInput, input, gradOutput, self.output)
+   -- the forward run again in the other mode gave the gradients of another function than the output's (batch norm's
+   -- running statistics for its batch's, no dropout mask), where the plain module's backward refuses
+   if self.train ~= self.forwardTrain then
+      error(('Checkpoint:backward: the forward ran in %s mode and the module is now in %s mode: the backward runs the ' ..
+             'forward again, so call it before switching'):format(self.forwardTrain and 'training' or 'evaluation',
+             self.train and 'training' or 'evaluation'), 0)
+   end
+   if self.ownGradInput then free_unless(self.gradInput, input, gradOutput, self.output) end
    self.gradInput = nil
    local now, stats = rng_state(), running_stats(m)
    cffi.C.ts_rng_set_state(rng)
@@ -333,6 +344,7 @@ function Checkpoint:backward(input, gradOutput)
       s[1].num_batches_tracked:copy(s[4])
    end
    self.gradInput = m:backward(input, gradOutput)
+   self.ownGradInput = self.gradInput ~= gradOutput
    release_inside(m, {[self.gradInput] = true, [self.output] = true, [input] = true, [gradOutput] = true})
    return self.gradInput
 end

@@ -146,24 +146,34 @@ function DistillationLoss:__init(opts)
    for j, t in ipairs(teachers) do
       Module.check(t, ('DistillationLoss: teacher %d'):format(j), 3)
    end
+   -- (false was taken as the default temperature, and the string '4' was refused as "got 4")
    self.weight = opts.weight == nil and 0.5 or opts.weight
-   self.temperature = opts.temperature or 1
+   self.temperature = opts.temperature == nil and 1 or opts.temperature
    if not (finite(self.weight) and self.weight >= 0 and self.weight <= 1) then
-      error('DistillationLoss: weight must be in [0, 1] (the distillation term\'s share), got ' .. tostring(self.weight), 3)
+      error('DistillationLoss: weight must be in [0, 1] (the distillation term\'s share), got ' .. keys.show(self.weight), 3)
    end
    if not (finite(self.temperature) and self.temperature > 0) then
-      error('DistillationLoss: temperature must be a finite number > 0, got ' .. tostring(self.temperature), 3)
+      error('DistillationLoss: temperature must be a finite number > 0, got ' .. keys.show(self.temperature), 3)
    end
    self.teachers = teachers
    self.hard = CrossEntropyLoss{weight = opts.class_weight, label_smoothing = opts.label_smoothing}
    for _, t in ipairs(teachers) do t:evaluate{fused = true} end
 end
 
--- the teachers' logits for the batch x, stacked [teachers, N, classes] on x's device
-function DistillationLoss:teach(x)
+-- The arguments of forward, backward and backwardInto, checked where the caller gave them: checked further in, a
+-- missing batch was named at a line of this file, and bad logits or targets as CrossEntropyLoss's
+local function check_args(logits, target, x)
+   if not T.isTensor(logits) then
+      error(('DistillationLoss: the logits must be a tensor [N, classes], got %s'):format(keys.show(logits)), 3)
+   end
+   CrossEntropyLoss.classIds(target, 'DistillationLoss', 3)
    if not T.isTensor(x) then
       error('DistillationLoss: the batch\'s input images are needed as the last argument (the teachers see them)', 3)
    end
+end
+
+-- the teachers' logits for the batch x, stacked [teachers, N, classes] on x's device
+function DistillationLoss:teach(x)
    local device = x:device()
    self.device = device
    local stack
@@ -203,10 +213,12 @@ function DistillationLoss:mix(logits, target, loss, correct, x)
 end
 
 function DistillationLoss:backwardInto(logits, target, loss, correct, x)
+   check_args(logits, target, x)
    return self:mix(logits, target, loss, correct, x)
 end
 
 function DistillationLoss:backward(logits, target, x)
+   check_args(logits, target, x)
    self:follow(logits)
    local loss = self:buffer('lossOut', {1})
    local g = self:mix(logits, target, loss, nil, x)
@@ -216,6 +228,7 @@ function DistillationLoss:backward(logits, target, x)
 end
 
 function DistillationLoss:forward(logits, target, x)
+   check_args(logits, target, x)
    self:backward(logits, target, x)
    return self.output
 end

@@ -75,8 +75,9 @@ function TripletMarginLoss:triplets(x, target)
          end
          local t = T.zeros({#rows}, 'int32')
          for i, r in ipairs(rows) do
-            -- row 0 became -1, the mark of an anchor left out (the triplet gave no loss), and 1.5 was cut to row 1
-            t[i] = keys.count(r, 'TripletMarginLoss', ('%s[%d] (a 1-based row number)'):format(name, i), 1, nil, 4) - 1
+            -- row 0 became -1, the mark of an anchor left out (the triplet gave no loss), and 1.5 was cut to row 1; a
+            -- row past the batch was named 0-based by the host's check, and on the GPU read outside the embeddings
+            t[i] = keys.count(r, 'TripletMarginLoss', ('%s[%d] (a 1-based row number)'):format(name, i), 1, n, 4) - 1
          end
          out[k] = t:to(device)
       end

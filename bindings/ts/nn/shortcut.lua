@@ -17,10 +17,16 @@ local function subsampled(t, s)
    return t:slice(3, 1, t:size(3), s):slice(4, 1, t:size(4), s)
 end
 
-function ZeroPadShortcut:updateOutput(input)
+-- an error unless input is [N,cin,H,W], at the caller of forward or backward (the backward took another one to a
+-- raw "size: dim 4 out of range" or a copy of mismatched shapes)
+local function check_input(self, input)
    if input:dim() ~= 4 or input:size(2) ~= self.cin then
-      error(('ZeroPadShortcut: expected [N,%d,H,W], got %s'):format(self.cin, tostring(input:size())), 3)
+      error(('ZeroPadShortcut: expected [N,%d,H,W], got %s'):format(self.cin, tostring(input:size())), 4)
    end
+end
+
+function ZeroPadShortcut:updateOutput(input)
+   check_input(self, input)
    local s = self.stride
    local y = self:buffer('output', {input:size(1), self.cout, math.ceil(input:size(3) / s), math.ceil(input:size(4) / s)})
    y:zero()
@@ -29,6 +35,7 @@ function ZeroPadShortcut:updateOutput(input)
 end
 
 function ZeroPadShortcut:updateGradInput(input, gradOutput)
+   check_input(self, input)
    -- (a gradient with more channels was read in part)
    self:checkGradOutput(gradOutput, {input:size(1), self.cout, math.ceil(input:size(3) / self.stride),
                                      math.ceil(input:size(4) / self.stride)})

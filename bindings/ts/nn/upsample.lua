@@ -22,7 +22,14 @@ end
 
 function Upsample2d:updateOutput(input)
    if input:dim() ~= 4 then error(('Upsample2d: expected an input [N,C,H,W], got %s'):format(tostring(input:size())), 3) end
-   local y = self:buffer('output', {input:size(1), input:size(2), input:size(3) * self.sh, input:size(4) * self.sw})
+   local oh, ow = input:size(3) * self.sh, input:size(4) * self.sw
+   -- checked before the output is made: the C side's limit came after an allocation that failed first, as "out of
+   -- memory" or "more elements than a 64-bit count (corrupt size field?)", naming neither the layer nor its factor
+   if oh > 2 ^ 31 - 1 or ow > 2 ^ 31 - 1 then
+      error(('Upsample2d: the output would be %.0fx%.0f (input %s, scale_factor=(%d, %d)), over 2^31 rows or columns')
+            :format(oh, ow, tostring(input:size()), self.sh, self.sw), 3)
+   end
+   local y = self:buffer('output', {input:size(1), input:size(2), oh, ow})
    check(C.ts_upsample2d_forward(y._c, input._c, self.sh, self.sw))
    return y
 end
