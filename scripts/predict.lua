@@ -122,7 +122,8 @@ local function top5(row)
    local probs = ts.metrics.softmax(row, temperature)
    local ranked = {}
    for c = 1, #probs do ranked[c] = {c - 1, probs[c]} end
-   table.sort(ranked, function(a, b) return a[2] > b[2] end)
+   -- equal probabilities in class order, the lower first, as argmax and the metrics take them (table.sort is not stable)
+   table.sort(ranked, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
    local top = {}
    for j = 1, math.min(5, #ranked) do
       local c = ranked[j][1]

@@ -682,7 +682,8 @@ return function(t)
       local function report(pred, confidence)
          ts.files.writeFile(dir .. '/config.json', '{}')
          ts.files.writeFile(dir .. '/final.json', ts.json.encode({test_accuracy = 0.5, test_accuracy_ci95 = {0.1, 0.9},
-            test_macro_f1 = 0.4, parameters = '<script>p</script>', best_epoch = '<img src=x onerror=alert(1)>'}))
+            test_macro_f1 = 0.4, parameters = '<script>p</script>', best_epoch = '<img src=x onerror=alert(1)>',
+            trained_on = {train = 'x', train_images = '<script>n</script>'}}))
          ts.files.writeFile(dir .. '/metrics.jsonl', '{"train_loss": 1, "train_accuracy": 0.5}\n')
          ts.save(dir .. '/test_predictions.safetensors', {pred = ts.tensor(pred, 'int64'), target = ds.y,
                                                           confidence = ts.tensor(confidence or {0.9, 0.8, 0.7, 0.6})})
@@ -698,6 +699,7 @@ return function(t)
       t.eq(cut, '2 ' .. long:sub(1, 45) .. '\226\128\166')   -- 42 characters of the name (45 bytes)
       t.truthy(html:find('<title>2 ' .. long .. ': precision', 1, true), 'the whole name in the tooltip')
       t.eq(ts.report.clip('\195\156\195\156\195\156', 2), '\195\156\226\128\166')
+      t.eq(ts.report.clip(7, 2), '7')   -- a number label failed on gmatch
       -- a prediction of a class the test set lacks (a model of 61 classes) failed in the confusion matrix
       html = report({0, 60, 2, 2})
       t.truthy(html:find('<tr><td>60</td>', 1, true), 'class 60 in the per-class table')

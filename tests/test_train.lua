@@ -244,6 +244,9 @@ return function(t)
       t.near(e.accuracy, 0.5)
       t.raises(function() ts.ensemble({a, {logits = ts.zeros(3, 2)}}, y) end, 'member 2 scored 3x2, member 1 2x2')
       t.raises(function() ts.ensemble({a, {}}, y) end, 'member 2 was evaluated without logits = true')
+      -- two members certain a class is not: its mean probability is 0, its log -inf (it was NaN)
+      local sure = {logits = ts.tensor{{0, -math.huge}, {1, 0}}}
+      t.eq(ts.ensemble({sure, sure}, ts.tensor({0, 0}, 'int64')).logits:get(1, 2), -math.huge)
    end)
 
    t.test('ema: the model is the moving average of the weights after each update; a resumed run keeps it', function()
@@ -1684,5 +1687,16 @@ return function(t)
       rc, out = t.sh(('%s --threads 2 %s %s run=%s/stopped'):format(t.tshost, script, args, base))
       t.eq(rc, 0, out)
       same_run(t, base .. '/whole', base .. '/stopped')
+   end)
+
+   t.test('calibration at a temperature so small that its inverse is inf: the limit, every probability on the best logit', function()
+      -- row 1 right and sure, row 2 wrong and sure: its label's probability 0; one bin of confidence 1 holding 1 hit of 2
+      local c = ts.metrics.calibration(ts.tensor{{0, 1}, {2, 0}}, {1, 1}, 1e-320)
+      t.eq(c.nll, math.huge)
+      t.near(c.ece, 0.5, 1e-12); t.near(c.accuracy, 0.5, 1e-12); t.near(c.confidence, 1, 1e-12)
+      -- a tie stays a tie (its gap 0 divided, not multiplied by inf), and matches softmax at that temperature
+      c = ts.metrics.calibration(ts.tensor{{3, 3, 1}}, {1}, 1e-320)
+      t.near(c.confidence, ts.metrics.softmax(ts.tensor{3, 3, 1}, 1e-320)[1], 1e-12)
+      t.near(c.nll, math.log(2), 1e-12)
    end)
 end

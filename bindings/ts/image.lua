@@ -140,7 +140,7 @@ function image.save(path, img)
       error(('ts.image.save: %s: .%s is not a format it writes (png, jpg, jpeg, bmp, tga)'):format(path, ext), 2)
    end
    -- an [H,W] image as grayscale, as PIL and torchvision's save_image take one (it was refused)
-   if T.isTensor(img) and img:dim() == 2 then
+   if T.isTensor(img) and img:dim() == 2 and (img:dtype() == 'uint8' or img:dtype():match('^float')) then
       local h, w = img:size(1), img:size(2)
       img = img:dtype() == 'uint8' and img:contiguous():view(h, w, 1) or img:contiguous():view(1, h, w)
    end

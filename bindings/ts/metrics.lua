@@ -212,7 +212,9 @@ end
 function metrics.calibration(logits, target, temperature, bins)
    local l, p, tv, n, c, keep = rows_and_targets('calibration', logits, target)
    if n == 0 then error('calibration: no rows', 2) end
-   local inv = 1 / temperature_of('calibration', temperature)
+   -- divided by, as softmax does: the inverse of a temperature below 1e-308 is inf, and inf times a gap of 0 made
+   -- the best logit NaN, reported as NaN in the logits
+   local temp = temperature_of('calibration', temperature)
    bins = keys.count(bins or 15, 'calibration', 'bins', 1, 1e6, 2)
    local count, hit, conf = {}, {}, {}
    for b = 1, bins do count[b], hit[b], conf[b] = 0, 0, 0 end
@@ -222,8 +224,8 @@ function metrics.calibration(logits, target, temperature, bins)
       local best, arg = -math.huge, 0
       for j = 0, c - 1 do if row[j] > best then best, arg = row[j], j end end
       local z = 0
-      for j = 0, c - 1 do z = z + math.exp((row[j] - best) * inv) end
-      nll = nll + math.log(z) - (row[t] - best) * inv
+      for j = 0, c - 1 do z = z + math.exp((row[j] - best) / temp) end
+      nll = nll + math.log(z) - (row[t] - best) / temp
       local top = 1 / z
       if top ~= top or nll ~= nll then error('calibration: the logits hold NaN or infinities', 2) end
       local b = math.min(bins, math.floor(top * bins) + 1)

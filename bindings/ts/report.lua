@@ -60,6 +60,7 @@ M.lineChart = line_chart
 -- s cut to at most n characters, the last an ellipsis; whole UTF-8 characters (cut inside one, the page held
 -- invalid text)
 local function clip(s, n)
+   s = tostring(s)   -- (a number label failed on gmatch)
    local starts = {}
    for at in s:gmatch('()[^\128-\191][\128-\191]*') do
       starts[#starts + 1] = at
@@ -233,7 +234,7 @@ function M.write(run, opts)
    add(line_chart('accuracy', {{'train', '#1f77b4', ta}, {'validation', '#d62728', va}}, #history))
 
    local trained, trained_title = trained_images(run, final, g)
-   add(('<h2>Class distribution (%s)</h2>'):format(trained_title))
+   add(('<h2>Class distribution (%s)</h2>'):format(esc(trained_title)))
    local counts, rows, most = trained:counts(), {}, 0
    for c = 0, trained:numClasses() - 1 do
       rows[#rows + 1] = {('%d %s'):format(c, names[c] or ''), counts[c]}

@@ -224,8 +224,9 @@ local function add_scores(m, which, first, rows, scores)
          local v = (row[c] - best) - log_z
          if which == 1 then acc[c] = v
          else   -- log(exp(a) + exp(v)), the larger one factored out
-            local a = acc[c]
-            acc[c] = a > v and a + math.log(1 + math.exp(v - a)) or v + math.log(1 + math.exp(a - v))
+            -- (two -inf are -inf: -inf - -inf made NaN, a mean probability of 0 read as no number)
+            local hi, lo = math.max(acc[c], v), math.min(acc[c], v)
+            acc[c] = hi == -math.huge and hi or hi + math.log(1 + math.exp(lo - hi))
          end
       end
    end

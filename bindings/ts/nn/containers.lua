@@ -326,7 +326,7 @@ function Checkpoint:backward(input, gradOutput)
    -- the generator's state of the forward (without one, a NULL state crashed the process)
    local rng = self:fromForward('rng')
    -- the forward run again in the other mode gave the gradients of another function than the output's (batch norm's
-   -- running statistics for its batch's, no dropout mask), where the plain module's backward refuses
+   -- running statistics for its batch's, no dropout mask): refused, as a plain BatchNorm's backward refuses it
    if self.train ~= self.forwardTrain then
       error(('Checkpoint:backward: the forward ran in %s mode and the module is now in %s mode: the backward runs the ' ..
              'forward again, so call it before switching'):format(self.forwardTrain and 'training' or 'evaluation',
