@@ -73,6 +73,14 @@ local layers = {
 }
 
 return function(t)
+   gpu_test(t, 'the metrics take GPU tensors as their CPU copies (data() of one failed inside metrics.lua)', function()
+      local p, y = ts.tensor({0, 1, 1}, 'int64'), ts.tensor({0, 1, 0}, 'int64')
+      local l = ts.tensor{{2, 1}, {0, 3}, {1, 0}}
+      local cm, cm_gpu = ts.metrics.confusion(p, y, 2), ts.metrics.confusion(p:to('cuda'), y:to('cuda'), 2)
+      t.eq(ts.json.encode(cm_gpu), ts.json.encode(cm))
+      t.eq(ts.metrics.calibration(l:to('cuda'), y:to('cuda')).nll, ts.metrics.calibration(l, y).nll)
+   end)
+
    gpu_test(t, 'every layer forward and backward on the GPU matches the CPU (training and eval)', function()
       for k, case in ipairs(layers) do
          for _, mode in ipairs({'training', 'evaluate'}) do

@@ -43,7 +43,7 @@ local function values(v, what, name, level)
       end
       return v, length(v, what, name, level + 1), 1
    end
-   local c = v:contiguous():double()
+   local c = v:cpu():contiguous():double()   -- (a GPU tensor's data() failed, naming a line of this file)
    local p = ffi.cast('double *', c:data())
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
 end
@@ -137,7 +137,7 @@ end
 -- went to the lower class, so a wrong top-1 counted as right in topk and calibration.
 local function rows_and_targets(what, logits, target)
    if not T.isTensor(logits) or logits:dim() ~= 2 then error(what .. ': logits must be a tensor [N, C]', 3) end
-   local l = logits:double():contiguous()
+   local l = logits:cpu():double():contiguous()
    local tv, n, keep = values(target, what, 'the targets', 3)
    local c = l:size(2)
    if n ~= l:size(1) then error(('%s: %d rows of logits but %d targets'):format(what, l:size(1), n), 3) end
