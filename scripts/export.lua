@@ -32,5 +32,5 @@ local channels = bake and pre.grayscale and 3 or net_channels
 local names = ts.data.classNamesById(config.class_names, run .. '/config.json', true)
 ts.onnx.export(model, out, {input = {1, channels, h, w}, preprocess = bake and pre or nil, classes = names})
 -- (to standard error when the model went to a stream: printed after it, the line became part of the file)
-local said = ('%s: %s from %s%s\n'):format(out, tostring(model):match('^[^\n]*'), run, bake and ', preprocessing inside' or '')
+local said = ('%s: a %s from %s%s\n'):format(out, ts.onnx.describe(model), run, bake and ', preprocessing inside' or '')
 if stream then io.stderr:write(said) else io.write(said) end

@@ -20,19 +20,27 @@ local C, check = cffi.C, cffi.check
 
 local M = {}
 -- a switch's argument: true, false or nil (on); 0, 'off' or 'false' turned on what they were meant to turn off
-local function switch(on, what) return keys.flag(on, what, 'the setting', 3) == false and 0 or 1 end
+-- (errors at `level` as error's, counted from switch's caller: 2, the caller of the function that called switch)
+local function switch(on, what, level) return keys.flag(on, what, 'the setting', level + 1) == false and 0 or 1 end
 local device_codes = {cpu = 0, cuda = 1}
 
 function M.isBuilt() return C.ts_cuda_built() == 1 end
 function M.isAvailable() return C.ts_cuda_available() == 1 end
 function M.deviceName() return ffi.string(C.ts_cuda_device_name()) end
 function M.synchronize() check(C.ts_cuda_synchronize()) end
-function M.deterministic(on) check(C.ts_cuda_set('deterministic', switch(on, 'ts.cuda.deterministic'))) end
-function M.tf32(on) check(C.ts_cuda_set('tf32', switch(on, 'ts.cuda.tf32'))) end
-function M.channelsLast(on) check(C.ts_cuda_set('channels_last', switch(on, 'ts.cuda.channelsLast'))) end
-function M.debug(on) check(C.ts_cuda_set('sync', switch(on, 'ts.cuda.debug'))) end
+-- a device switch set, its errors named by the Lua function `what` (C names its own setting: "cuda.sync: ...", where
+-- the caller had called ts.cuda.debug), at the caller of `what`
+local function set(option, on, what)
+   if C.ts_cuda_set(option, switch(on, what, 3)) ~= 0 then
+      error(what .. ': ' .. ffi.string(C.ts_last_error()):gsub('^cuda%.[%w_]+: ', ''), 3)
+   end
+end
+function M.deterministic(on) set('deterministic', on, 'ts.cuda.deterministic') end
+function M.tf32(on) set('tf32', on, 'ts.cuda.tf32') end
+function M.channelsLast(on) set('channels_last', on, 'ts.cuda.channelsLast') end
+function M.debug(on) set('sync', on, 'ts.cuda.debug') end
 function M.fallbacks() return tonumber(C.ts_math_fallbacks()) end
-function M.strict(on) return C.ts_math_set_strict(switch(on, 'ts.cuda.strict')) == 1 end
+function M.strict(on) return C.ts_math_set_strict(switch(on, 'ts.cuda.strict', 2)) == 1 end
 function M.isStrict() return C.ts_math_is_strict() == 1 end
 
 local function code_of(device)

@@ -239,6 +239,12 @@ end
 
 local export_options = {input = 1, opset = 1, preprocess = 1, classes = 1, ir_version = 1}
 
+-- the model in a few words, for the file's doc string and export.lua's line: its kind and size (the first line of its
+-- printed form, "Sequential(  [1443195 params]", left a bracket open)
+function M.describe(model)
+   return ('%s of %d parameters'):format(model.__typename or 'a model', model:numParameters())
+end
+
 function M.export(model, path, opts)
    -- a misspelt option (inputs = {1, 3, 48, 48}) was ignored: the model was exported for 32x32 images
    opts = keys.check('ts.onnx.export', opts or {}, export_options, 2)
@@ -342,7 +348,7 @@ function M.export(model, path, opts)
 
    local model_proto = pb.message():varint(1, ir_version):string(2, 'tshost'):string(3, '1')
    model_proto:message(7, graph):message(8, pb.message():string(1, ''):varint(2, opset))
-   local doc = ('exported by tshost from %s'):format(tostring(model):match('^[^\n]*'))
+   local doc = 'exported by tshost from a ' .. M.describe(model)
    model_proto:string(6, doc)
    if next(classes) then
       local names = {}
