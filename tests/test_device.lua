@@ -37,7 +37,7 @@ return function(t)
          t.truthy(ts.zeros(16) ~= nil, 'small allocations still fit')
       end)
       t.truthy(ts.memory('cpu').failures >= 1)
-      t.raises(function() ts.setMemoryLimit('cpu', -1) end, 'bytes must be a whole number from 0')
+      t.raises(function() ts.setMemoryLimit('cpu', -1) end, 'bytes (0: no limit) must be a whole number from 0')
    end)
 
    t.test('the switches take true or false and the memory limit whole bytes: anything else is refused, nothing set', function()
@@ -49,8 +49,8 @@ return function(t)
       end
       t.eq(ts.cuda.isStrict(), false)
       for _, bytes in ipairs({'100', 0 / 0, 1e30, 2.5, -1}) do
-         t.raises(function() ts.setMemoryLimit('cpu', bytes) end, 'ts.setMemoryLimit(device, bytes): bytes must be a whole number')
-         t.raises(function() ts.cuda.setMemoryLimit(bytes) end, 'ts.cuda.setMemoryLimit(bytes): bytes must be a whole number')
+         t.raises(function() ts.setMemoryLimit('cpu', bytes) end, 'ts.setMemoryLimit(device, bytes): bytes (0: no limit) must be a whole number')
+         t.raises(function() ts.cuda.setMemoryLimit(bytes) end, 'ts.cuda.setMemoryLimit(bytes): bytes (0: no limit) must be a whole number')
       end
       t.raises(function() ts.cuda.setMemoryLimit() end, 'got nil')
       t.eq(ts.memory('cpu').limit, 0)

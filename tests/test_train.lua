@@ -1223,6 +1223,23 @@ return function(t)
       t.eq(cut:apply(x:double(), y, {lam = 0.9, box = {1, 1, 1, 2}}):dtype(), 'float64')
    end)
 
+   t.test('evaluate without a preprocess feeds a trained model the images as it was trained on them', function()
+      local g = ts.data.synthetic{train = 200, valid = 60, test = 10, seed = 8}
+      local dir = t.tmpdir()
+      ts.manualSeed(2)
+      local r = ts.train{model = {name = 'refcnn', classes = 43, widths = {4, 4, 4}, hidden = 8}, data = {train = g.train},
+                         epochs = 1, batch = 40, run = dir .. '/r', quiet = true}
+      local with = ts.evaluate(r.model, g.valid, {preprocess = r.preprocess, logits = true})
+      -- (the identity was used: a model trained on standardized images was fed others, without a word)
+      local plain = ts.evaluate(r.model, g.valid, {logits = true})
+      t.near(plain.logits, with.logits, 0, 0, 'ts.train\'s model')
+      local loaded = ts.models.load(dir .. '/r')
+      t.near(ts.evaluate(loaded, g.valid, {logits = true}).logits, with.logits, 1e-6, 1e-6, 'ts.models.load\'s model')
+      -- a preprocess given still wins
+      local other = ts.evaluate(r.model, g.valid, {preprocess = ts.data.preprocess(), logits = true})
+      t.truthy(not other.logits:allclose(with.logits, 1e-3, 1e-3), 'the identity given')
+   end)
+
    t.test('clean_epochs: the last epochs see the images as they are; a resume across the switch ends as an uninterrupted run', function()
       local g = ts.data.synthetic{train = 400, valid = 100, test = 10, seed = 7}
       local aug = ts.data.augment{rotate = 15, brightness = 0.5, noise = 0.05}

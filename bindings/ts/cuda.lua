@@ -59,7 +59,7 @@ function M.resetPeak(device) check(C.ts_memory_reset_peak(code_of(device or 'cud
 function M.emptyCache() C.ts_memory_empty_cache() end
 -- (bytes checked here: nil or a string failed in the FFI naming this file, NaN and 1e30 read as -2^63, 2.5 as 2)
 local function set_limit(code, bytes, what)
-   keys.count(bytes, what, 'bytes', 0, 2 ^ 62, 3)
+   keys.count(bytes, what, 'bytes (0: no limit)', 0, 2 ^ 62, 3)   -- (nil did not say how to lift a limit)
    check(C.ts_memory_set_limit(code, bytes))
 end
 function M.setMemoryLimitOf(device, bytes) set_limit(code_of(device), bytes, 'ts.setMemoryLimit(device, bytes)') end

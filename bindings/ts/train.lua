@@ -109,8 +109,9 @@ local evaluate
 -- Runs the model over a dataset in evaluation mode: {loss, accuracy, pred (int64 [N]), confidence (float [N],
 -- the probability of the prediction), cm, summary, seconds, logits (float [N, classes], the log-probabilities,
 -- when opts.logits), data and labels_crc (the dataset's fingerprint and its labels' CRC, which ts.ensemble matches)}.
--- opts: batch, preprocess, device, logits, tta, auto_microbatch (an evaluation that runs out of memory starts over with
--- half the batch), classes.
+-- opts: batch, preprocess (default: model.preprocess, the one ts.train trained it with or ts.models.load read from its
+-- run; else none: evaluated without, a model trained on standardized images was fed others, silently), device, logits,
+-- tta, auto_microbatch (an evaluation that runs out of memory starts over with half the batch), classes.
 -- tta (test-time augmentation): a number of views, or {views = n, augment = ts.data.augment{...}, seed = 1}.
 -- The first view is the image as it is; the others are drawn from the augmentation (by default small shifts,
 -- rotations and zooms: M.ttaAugment), the same draws on every call with the same seed. The prediction is
@@ -277,7 +278,8 @@ function evaluate(model, ds, opts, tta, depth)
    local n, start = ds:size(), now()
    local mean
    for view = 1, tta.views do
-      local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential', preprocess = opts.preprocess,
+      local loader = data.Loader(ds, {batch = opts.batch or 256, sampler = 'sequential',
+                                      preprocess = opts.preprocess or model.preprocess,
                                       device = device, augment = view > 1 and tta.augment or nil})
       local at = 0
       for x in loader:epoch(1, view > 1 and M.ttaViewSeed(tta.seed, view) or nil) do
@@ -1030,6 +1032,7 @@ local function train(cfg, spec, model, opt)
       local mean, std = train_ds:channelStats()
       cfg.preprocess = data.preprocess{mean = mean, std = std}
    end
+   model.preprocess = cfg.preprocess   -- what ts.evaluate feeds the model when given no preprocess
    local class_weights = cfg.class_weights
    if class_weights == 'balanced' then class_weights = train_ds:classWeights() end
    local crit = distillation(cfg, class_weights, device) or

@@ -4,7 +4,8 @@
 --   ts.transfer.freezeBackbone(m, {bn_eval = true})   -- linear probe: only the head learns; BN keeps its stats
 --   local groups = ts.transfer.paramGroups(m, {backbone_lr = 0.005, head_lr = 0.05})   -- full fine-tuning
 --   local f = ts.transfer.features(m, dataset, preprocess)   -- cached penultimate features [N, F]
---   local head, acc = ts.transfer.linearProbe(train_f, train_y, valid_f, valid_y, {epochs = 30})
+--   local head, history = ts.transfer.linearProbe(train_f, train_y, valid_f, valid_y, {epochs = 30})
+--   -- (history: the validation accuracy after each epoch, a list; history[#history] is the last)
 --   local groups, on_epoch = ts.transfer.gradualUnfreeze(m, {backbone_lr = 0.01, head_lr = 0.05, stages = 3})
 --   ts.train{model = m, param_groups = groups, on_epoch = on_epoch, ...}   -- one more stage after each epoch
 --   ts.transfer.foldInputScale(m)   -- a 0..255 convention becomes 0..1, the scale moved into the first conv

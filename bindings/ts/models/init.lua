@@ -207,7 +207,8 @@ end
 -- model.safetensors (the model chosen on validation), with opts.weights = 'last' from the checkpoint
 -- the run ended on (checkpoint.safetensors: the weights of its last epoch), with 'swa' from swa.safetensors (the
 -- average of ts.train's swa, with its batch norm statistics), in the precision it was trained
--- in; returns the model (in evaluation mode) and the run's config. A run whose training was cut off before
+-- in, model.preprocess the images' preprocessing it was trained with (ts.evaluate's default for it); returns the
+-- model (in evaluation mode) and the run's config. A run whose training was cut off before
 -- its last epoch is said so on stderr (models.unfinished), whatever script loads it.
 function models.load(run, opts)
    -- opts a table of known keys: load(run, 'last') and load(run, {weight = 'last'}) loaded the best weights, without
@@ -249,10 +250,10 @@ function models.load(run, opts)
    end
    -- the images' normalization the model was trained with: ts.train records it always, so a run without a valid one
    -- would be fed other numbers than it learnt on, silently
-   local pre_ok, why = pcall(require('ts.loader').preprocess, config.preprocess)
+   local pre_ok, pre = pcall(require('ts.loader').preprocess, config.preprocess)
    if type(config.preprocess) ~= 'table' or not pre_ok then
       error(('ts.models.load: %s/config.json: %s'):format(run, type(config.preprocess) ~= 'table'
-            and 'no preprocess settings (the normalization the model was trained with)' or tostring(why)), 0)
+            and 'no preprocess settings (the normalization the model was trained with)' or tostring(pre)), 0)
    end
    local path = run .. '/model.safetensors'
    if weights == 'best' then
@@ -277,6 +278,7 @@ function models.load(run, opts)
    pretrained.checkFinite(model, 'ts.models.load', path)
    model:setPrecision(config.precision or 'fp32')
    model:evaluate()
+   model.preprocess = pre   -- what ts.evaluate feeds it when given no preprocess
    local why = models.unfinished(run, config)
    if why then io.stderr:write(('ts.models.load: note: %s\n'):format(why)) end
    return model, config
