@@ -632,4 +632,84 @@ return function(t)
       t.raises(function() ts.detect.train(g, {scenes = 2.5}) end, 'scenes must be a whole number >= 1, got 2.5')
       t.raises(function() ts.detect.train(g, {scenes = 1, seed = 0 / 0}) end, 'ts.detect.train(g, opts): seed must be a whole number')
    end)
+
+   t.test('scenes: no more pixels than a photo may have, signs no larger than the scene, no more than fit', function()
+      local icon = {image = ts.zeros(8, 8, 4, 'uint8'):fill(255), class = 0}
+      -- 2^30 x 2^30 failed in ffi.new, 10000 x 10000 drew for minutes; per_scene {1e9, 1e9} tried a billion signs
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon}, height = 2 ^ 30, width = 2 ^ 30} end,
+               'ts.scene.generate: a scene of 1073741824x1073741824 pixels is more than the')
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon}, height = 10000, width = 10000} end, '(ts.image.pixelLimit())')
+      t.raises(function() ts.scene.background(ts.scene.Random(1), 2 ^ 30, 2 ^ 30) end, 'ts.scene.background(r, h, w): a scene of')
+      t.raises(function() ts.scene.paste(ts.zeros(20, 20, 3, 'uint8'), ts.full({8, 8, 3}, 200, 'uint8'), -1e9 + 5, -1e9 + 5, 1e9) end,
+               'ts.scene.paste: a sign of 1000000000x1000000000 pixels is more than the')
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon}, per_scene = {1e9, 1e9}} end,
+               'ts.scene.generate: per_scene {1000000000, 1000000000} asks for more signs than the 320x240 scene holds (19200 of 2 pixels)')
+      local s = ts.scene.generate{n = 1, icons = {icon}, per_scene = {0, 1e15}, size = {2, 4}, height = 20, width = 20, weather = false}
+      t.truthy(#s[1].signs >= 1 and #s[1].signs <= 100, #s[1].signs)
+      -- a sign larger than the scene was drawn at its side, none as asked
+      t.raises(function() ts.scene.generate{n = 1, icons = {icon}, size = {500, 1000}} end,
+               'ts.scene.generate: size {500, 1000} asks for signs larger than the 320x240 scene: lo must be at most its short side, 240')
+      -- the default range is cut to a small scene, as before: it still gets its signs
+      local small = ts.scene.generate{n = 1, seed = 3, height = 12, width = 12, signs = ts.data.synthetic{train = 4, valid = 1, test = 1}.train,
+                                      weather = false}
+      t.truthy(#small[1].signs >= 1, 'signs in a 12x12 scene')
+      t.eq(#ts.scene.generate{n = 1, icons = {icon}, height = 1, width = 1, size = {1, 1}, per_scene = {1, 1}}[1].signs, 1)
+   end)
+
+   t.test('iou and dropParts check their boxes; windows and samples are counted before they are made', function()
+      -- a NaN corner gave IoU NaN, reversed corners 0, nil failed on indexing
+      t.raises(function() ts.detect.iou({0 / 0, 0, 1, 1}, {0, 0, 1, 1}) end,
+               'ts.detect.iou(a, b): a must be a box {x1, y1, x2, y2} of finite numbers with x1 <= x2 and y1 <= y2, got {nan, 0, 1, 1}')
+      t.raises(function() ts.detect.iou({0, 0, 1, 1}, {2, 2, 0, 0}) end, 'ts.detect.iou(a, b): b must be a box')
+      t.raises(function() ts.detect.iou(nil, {0, 0, 1, 1}) end, 'ts.detect.iou(a, b): a must be a box')
+      t.eq(ts.detect.iou({0, 0, 0, 0}, {0, 0, 0, 0}), 0)
+      t.raises(function() ts.detect.dropParts(nil, 10, 10) end, 'ts.detect.dropParts(items, h, w): items must be a list')
+      t.raises(function() ts.detect.dropParts({{window = {0, 0, 9, 9}, score = 1}, {window = {1, 1, 2, 2}, score = 1}}, 10, 10) end,
+               'ts.detect.dropParts(items, h, w): item 1 must have a window')
+      t.raises(function() ts.detect.dropParts({}, 0 / 0, 10) end, 'ts.detect.dropParts(items, h, w): h must be a whole number >= 1')
+      -- 2^30 x 2^30 made windows until memory ran out; positives = 1e12 drew them for ever
+      t.raises(function() ts.detect.windows(2 ^ 30, 2 ^ 30) end, 'ts.detect.windows: a 1073741824x1073741824 image has')
+      local sc = {{image = ts.zeros(40, 40, 3, 'uint8'), signs = {{class = 1, box = {5, 5, 20, 20}}}}}
+      t.raises(function() ts.detect.samples(sc, {positives = 1e12}) end, 'ts.detect.samples(scenes [, opts]): 1000000000011 windows asked for')
+      t.raises(function() ts.detect.samples(sc, {seed = 0 / 0}) end, 'ts.detect.samples(scenes [, opts]): seed must be')
+      -- a min beyond the scene drew windows larger than it
+      local _, _, wins = ts.detect.samples(sc, {min = 1000, positives = 0, near = 0})
+      for _, w in ipairs(wins) do t.truthy(w[3] - w[1] <= 40 + 1e-9, table.concat(w, ',')) end
+      -- the search's and mine's grid options were refused naming ts.detect.windows
+      local scorers = {sign = function(x) return ts.full({x:size(1)}, 0.5) end, classify = function(x) return ts.zeros(x:size(1), 3) end}
+      t.raises(function() ts.detect.search(ts.zeros(40, 40, 3, 'uint8'), scorers, {min = 2}) end,
+               'ts.detect.search: stride must be a share of the side from 1/min to 1, got 0.25 (min 2)')
+      t.raises(function() ts.detect.mine(sc, scorers, {step = 1}) end, 'ts.detect.mine: step must be in (0, 1), got 1')
+      -- a nil network or preprocessing failed on indexing it
+      t.raises(function() ts.detect.signScanner(nil, ts.data.preprocess{}) end, 'ts.detect.signScanner(net, pre): net must be a network')
+      t.raises(function() ts.detect.signScanner(ts.nn.Sequential(), {}) end, 'ts.detect.signScanner(net, pre): pre must be a preprocessing')
+   end)
+
+   t.test('a damaged search.json, a fit that is no fit, and the detector\'s options refused before the work', function()
+      local dir = t.tmpdir()
+      local function with(fit) t.writefile(dir .. '/search.json', ts.json.encode(fit)); return ts.detect.threshold(dir, true, 1, 1) end
+      -- a temperature or views that is no number was taken as 1; a threshold given as a string was read
+      t.raises(function() with({threshold = 0.3, search = ts.detect.version, temperature = 'abc'}) end,
+               '/search.json: temperature must be a number > 0, got "abc"')
+      t.raises(function() with({threshold = 0.3, search = ts.detect.version, views = 'two'}) end, '/search.json: views must be a whole number >= 1')
+      t.raises(function() with({threshold = '0.3', search = ts.detect.version}) end, '/search.json: no threshold in [0, 1]')
+      t.eq(with({threshold = 0.3, search = ts.detect.version}), 0.3)
+      t.raises(function() ts.detect.threshold(nil, true) end, 'ts.detect.threshold(run, own, temperature, views): run must be a string')
+      -- printed as "nan", "500.0% of -9223372036854775808 scenes"
+      local fit = {threshold = 0.5, sign_right = 0.9, no_sign = 0.8, scenes = 10, empty = 5}
+      for k, v in pairs({threshold = 0 / 0, sign_right = 5, scenes = 1.5, empty = -1}) do
+         local bad = {}
+         for key, value in pairs(fit) do bad[key] = value end
+         bad[k] = v
+         t.raises(function() ts.detect.describeFit('r', bad) end, 'ts.detect.describeFit(run, fit): fit.' .. k .. ' must be')
+      end
+      t.raises(function() ts.detect.fitRun(nil, {}) end, 'ts.detect.fitRun(run, g [, opts]): run must be a string')
+      t.raises(function() ts.detect.fitRun(dir, {}, {scenes = 0}) end, 'ts.detect.fitRun(run, g [, opts]): scenes must be a whole number >= 1, got 0')
+      -- ts.train refused these after the scenes were made (a run that is no folder name: after round 1 trained)
+      local g = {train = ts.data.Dataset(magenta(2), ts.tensor({1, 2}, 'int64'))}
+      g.valid = g.train
+      t.raises(function() ts.detect.train(g, {scenes = 1, epochs = 0}) end, 'ts.detect.train(g, opts): epochs must be a whole number from 1')
+      t.raises(function() ts.detect.train(g, {scenes = 1, quiet = 1}) end, 'ts.detect.train(g, opts): quiet must be true or false, got 1')
+      t.raises(function() ts.detect.train(g, {scenes = 1, run = 5}) end, 'ts.detect.train(g, opts): run must be a string')
+   end)
 end

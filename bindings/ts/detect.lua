@@ -62,9 +62,30 @@ local function shared(a, b)
    return iw > 0 and ih > 0 and iw * ih or 0
 end
 
-function M.iou(a, b)
+-- whether b is a box {x1, y1, x2, y2} of finite numbers with x1 <= x2 and y1 <= y2 (strict: <, an area)
+local function is_box(b, strict)
+   if not (type(b) == 'table' and T.isFinite(b[1]) and T.isFinite(b[2]) and T.isFinite(b[3]) and T.isFinite(b[4])) then
+      return false
+   end
+   if strict then return b[1] < b[3] and b[2] < b[4] end
+   return b[1] <= b[3] and b[2] <= b[4]
+end
+
+-- the IoU of two boxes, unchecked (the search's own windows)
+local function iou(a, b)
    local inter = shared(a, b)
    return inter > 0 and inter / (area(a) + area(b) - inter) or 0
+end
+
+function M.iou(a, b)
+   -- (a NaN corner gave IoU NaN, an infinite box 0, reversed corners 0 as if apart; nil failed on indexing it)
+   for _, v in ipairs({{a, 'a'}, {b, 'b'}}) do
+      if not is_box(v[1]) then
+         error(('ts.detect.iou(a, b): %s must be a box {x1, y1, x2, y2} of finite numbers with x1 <= x2 and y1 <= y2, '
+                .. 'got %s'):format(v[2], keys.show(v[1])), 2)
+      end
+   end
+   return iou(a, b)
 end
 
 -- items (each with .window and .score), best first; those overlapping a better one by more than
@@ -83,9 +104,7 @@ function M.nms(items, threshold, limit)
    -- with NaN overlapped nothing, so two identical ones were both kept, and a short one failed in the arithmetic)
    for k = 1, #items do
       local it = items[k]
-      local w = type(it) == 'table' and it.window
-      if not (type(w) == 'table' and T.isFinite(w[1]) and T.isFinite(w[2]) and T.isFinite(w[3]) and T.isFinite(w[4])
-              and w[3] > w[1] and w[4] > w[2]) then
+      if not is_box(type(it) == 'table' and it.window, true) then
          error(('%s: item %d has no window {x1, y1, x2, y2} with x1 < x2 and y1 < y2, got %s'):format(call, k,
                keys.show(type(it) == 'table' and it.window or it)), 2)
       end
@@ -105,11 +124,68 @@ function M.nms(items, threshold, limit)
       if limit and #kept >= limit then break end
       local ok = true
       for _, k in ipairs(kept) do
-         if M.iou(it.window, k.window) > threshold then ok = false break end
+         if iou(it.window, k.window) > threshold then ok = false break end
       end
       if ok then kept[#kept + 1] = it end
    end
    return kept
+end
+
+-- the grid's options (opts.step, stride, min) as numbers, or an error naming the call at `level` as error's, counted
+-- from the caller: each scale smaller than the one before, squares at least 2 pixels and a stride of at least a
+-- pixel's share of the smallest (step = 1 or min = 0 looped for ever, stride = 0 made windows until memory ran out)
+local function grid_options(opts, call, level)
+   local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
+   if not (T.isFinite(step) and step > 0 and step < 1) then error(('%s: step must be in (0, 1), got %s'):format(call, tostring(step)), level + 1) end
+   if not (T.isFinite(smallest) and smallest >= 2) then error(('%s: min must be a number of pixels >= 2, got %s'):format(call, tostring(smallest)), level + 1) end
+   if not (T.isFinite(stride) and stride >= 1 / smallest and stride <= 1) then
+      error(('%s: stride must be a share of the side from 1/min to 1, got %s (min %s)'):format(call, tostring(stride),
+            tostring(smallest)), level + 1)
+   end
+   return step, stride, smallest
+end
+
+-- the most windows a search makes: about 2 GiB of Lua tables (a photo of 2^30 x 2^30 pixels made windows until memory
+-- ran out; one of 10000 x 10000 makes about 7.5 million)
+local most_windows = 2 ^ 24
+
+-- M.windows' windows and grids, of options grid_options checked; an error naming the call at `level` as error's, counted
+-- from the caller, where there would be more than most_windows
+local function make_windows(h, w, step, stride, smallest, call, level)
+   local m = scene.cropMargin
+   -- along an axis of length n: the first square's place and their count, as many as fit between -m side and
+   -- n - side + m side at a spacing of stride side, centred
+   local function axis(n, side)
+      local gap = side * stride
+      local k = math.max(0, math.floor((n - side + 2 * m * side) / gap + 1e-9)) + 1
+      return (n - side - (k - 1) * gap) / 2, k
+   end
+   local short = math.min(h, w)
+   local sides = {short / (1 - 2 * m)}
+   local side = short
+   while side >= smallest do
+      sides[#sides + 1] = side
+      side = side * step
+   end
+   local total = 1
+   for _, s in ipairs(sides) do total = total + select(2, axis(w, s)) * select(2, axis(h, s)) end
+   if total > most_windows then
+      error(('%s: a %dx%d image has %d windows at min %s, more than 2^24: search it shrunk (max_side) or with a larger min'):format(
+            call, w, h, total, tostring(smallest)), level + 1)
+   end
+   local out, grids = {{0, 0, w, h}}, {}
+   for _, s in ipairs(sides) do
+      local x0, nx = axis(w, s)
+      local y0, ny = axis(h, s)
+      grids[#grids + 1] = {side = s, x0 = x0, nx = nx, y0 = y0, ny = ny, first = #out + 1}
+      for j = 0, ny - 1 do
+         for i = 0, nx - 1 do
+            local x, y = x0 + i * s * stride, y0 + j * s * stride
+            out[#out + 1] = {x, y, x + s, y + s}
+         end
+      end
+   end
+   return out, grids
 end
 
 -- The windows of an h x w image: the whole image (squeezed to a square, as predict did before the search),
@@ -128,42 +204,8 @@ function M.windows(h, w, opts)
    keys.sizes(h, 'ts.detect.windows(h, w [, opts])', 'h', 1, 1, 2)
    keys.sizes(w, 'ts.detect.windows(h, w [, opts])', 'w', 1, 1, 2)
    opts = keys.check('ts.detect.windows', opts or {}, window_options, 2)
-   local step, stride, smallest = opts.step or 0.8, opts.stride or 0.25, opts.min or 24
-   -- each scale smaller than the one before, squares at least 2 pixels and a stride of at least a pixel's share of the
-   -- smallest: step = 1 or min = 0 looped for ever, stride = 0 made windows until memory ran out
-   if not (T.isFinite(step) and step > 0 and step < 1) then error(('ts.detect.windows: step must be in (0, 1), got %s'):format(tostring(step)), 2) end
-   if not (T.isFinite(smallest) and smallest >= 2) then error(('ts.detect.windows: min must be a number of pixels >= 2, got %s'):format(tostring(smallest)), 2) end
-   if not (T.isFinite(stride) and stride >= 1 / smallest and stride <= 1) then
-      error(('ts.detect.windows: stride must be a share of the side from 1/min to 1, got %s'):format(tostring(stride)), 2)
-   end
-   local m = scene.cropMargin
-   local out, grids = {{0, 0, w, h}}, {}
-   -- along an axis of length n: the first square's place and their count, as many as fit between -m side and
-   -- n - side + m side at a spacing of stride side, centred
-   local function axis(n, side)
-      local gap = side * stride
-      local k = math.max(0, math.floor((n - side + 2 * m * side) / gap + 1e-9)) + 1
-      return (n - side - (k - 1) * gap) / 2, k
-   end
-   local short = math.min(h, w)
-   local sides = {short / (1 - 2 * m)}
-   local side = short
-   while side >= smallest do
-      sides[#sides + 1] = side
-      side = side * step
-   end
-   for _, s in ipairs(sides) do
-      local x0, nx = axis(w, s)
-      local y0, ny = axis(h, s)
-      grids[#grids + 1] = {side = s, x0 = x0, nx = nx, y0 = y0, ny = ny, first = #out + 1}
-      for j = 0, ny - 1 do
-         for i = 0, nx - 1 do
-            local x, y = x0 + i * s * stride, y0 + j * s * stride
-            out[#out + 1] = {x, y, x + s, y + s}
-         end
-      end
-   end
-   return out, grids
+   local step, stride, smallest = grid_options(opts, 'ts.detect.windows', 2)
+   return make_windows(h, w, step, stride, smallest, 'ts.detect.windows', 2)
 end
 
 -- the windows' crops, each shrunk to size x size; beyond the image's edge its border pixels repeat
@@ -228,6 +270,19 @@ end
 -- a small sign and much background can have the detector's favour too, and would swallow the sign.
 -- (experiments/scenes.lua: no scene read differently, a third more of the class icons read right.)
 function M.dropParts(items, h, w)
+   -- (a nil list failed in ipairs, an item without sign in a comparison, a NaN side dropped nothing)
+   local call = 'ts.detect.dropParts(items, h, w)'
+   if type(items) ~= 'table' then error(('%s: items must be a list of {window, sign, score}, got %s'):format(call, keys.show(items)), 2) end
+   keys.sizes(h, call, 'h', 1, 1, 2)
+   keys.sizes(w, call, 'w', 1, 1, 2)
+   for k, it in ipairs(items) do
+      local t = type(it) == 'table' and it or {}
+      if not (is_box(t.window, true) and T.isFinite(t.sign) and T.isFinite(t.score)) then
+         error(('%s: item %d must have a window {x1, y1, x2, y2} with x1 < x2 and y1 < y2, a sign and a score (finite '
+                .. 'numbers), got window %s, sign %s, score %s'):format(call, k, keys.show(t.window), keys.show(t.sign),
+                keys.show(t.score)), 2)
+      end
+   end
    local span = 0.9 * math.min(h, w)
    local kept = {}
    for _, it in ipairs(items) do
@@ -303,14 +358,15 @@ function M.search(img, scorers, opts)
    if opts.temperature ~= nil and not (T.isFinite(opts.temperature) and opts.temperature > 0) then
       error(('ts.detect.search: temperature must be a finite number > 0, got %s'):format(tostring(opts.temperature)), 2)
    end
+   local step, stride, smallest = grid_options(opts, 'ts.detect.search', 2)   -- (they were named ts.detect.windows')
    local H, W = img:size(1), img:size(2)
    local f = math.max(1, math.max(H, W) / (opts.max_side or 1024))
    local work = f > 1 and image.resize(img:contiguous(), math.max(1, math.floor(H / f + 0.5)),
                                         math.max(1, math.floor(W / f + 0.5))) or img
    local h, w = work:size(1), work:size(2)
    local sx, sy = W / w, H / h
-   local smallest, margin = opts.min or 24, scene.cropMargin
-   local wins, grids = M.windows(h, w, {step = opts.step, stride = opts.stride, min = opts.min})
+   local margin = scene.cropMargin
+   local wins, grids = make_windows(h, w, step, stride, smallest, 'ts.detect.search', 2)
    local sign = scorers.sign and score_windows(work, wins, grids, scorers, opts, call, 'scorers')
    local searched = #wins
    local items = {}
@@ -408,9 +464,7 @@ local function check_scenes(scenes, call, level)
       end
       if type(s.signs) ~= 'table' then error(('%s: scene %d has no list of signs'):format(call, k), level + 1) end
       for j, sg in ipairs(s.signs) do
-         local b = type(sg) == 'table' and sg.box
-         if not (type(b) == 'table' and T.isFinite(b[1]) and T.isFinite(b[2]) and T.isFinite(b[3]) and T.isFinite(b[4])
-                 and b[3] > b[1] and b[4] > b[2]) then
+         if not is_box(type(sg) == 'table' and sg.box, true) then
             error(('%s: scene %d\'s sign %d has no box {x1, y1, x2, y2}, got %s'):format(call, k, j,
                   keys.show(type(sg) == 'table' and sg.box or sg)), level + 1)
          end
@@ -435,6 +489,14 @@ function M.samples(scenes, opts)
       if opts[k] ~= nil then keys.count(opts[k], call, k, 0, nil, 2) end
    end
    if opts.min ~= nil then keys.sizes(opts.min, call, 'min', 1, 1, 2) end
+   require('ts.loader').checkSeed(opts.seed, call, 2)   -- (a NaN seed was refused naming ts.scene.Random)
+   -- at most as many windows as a search makes (positives = 1e12 drew windows for ever)
+   local asked = 0
+   for _, s in ipairs(scenes) do asked = asked + #s.signs * ((opts.positives or 3) + (opts.near or 3)) + (opts.random or 8) end
+   if asked > most_windows then
+      error(('%s: %s windows asked for (positives and near per sign, random per scene), more than 2^24'):format(call,
+            keys.show(asked)), 2)
+   end
    local r = scene.Random(opts.seed or 1)
    local smallest = opts.min or 24
    local wins, labels, owners = {}, {}, {}
@@ -451,7 +513,7 @@ function M.samples(scenes, opts)
       for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
       local function best_iou(win)
          local b = 0
-         for _, t in ipairs(targets) do b = math.max(b, M.iou(win, t)) end
+         for _, t in ipairs(targets) do b = math.max(b, iou(win, t)) end
          return b
       end
       local function around(t, scale, dx, dy)
@@ -461,7 +523,7 @@ function M.samples(scenes, opts)
       for _, t in ipairs(targets) do
          for _ = 1, opts.positives or 3 do
             local win = around(t, r:uniform(0.88, 1.14), r:uniform(-0.07, 0.07), r:uniform(-0.07, 0.07))
-            if M.iou(win, t) >= 0.6 then add(win, 1) end
+            if iou(win, t) >= 0.6 then add(win, 1) end
          end
          for _ = 1, opts.near or 3 do
             local kind = r:int(1, 3)
@@ -475,7 +537,8 @@ function M.samples(scenes, opts)
          local win
          if j == 1 then win = {0, 0, w, h}
          else
-            local side = r:logUniform(smallest, math.min(h, w))
+            -- (a min beyond the scene drew windows larger than it, cut to it squeezed; the search's are the scene's side)
+            local side = r:logUniform(math.min(smallest, h, w), math.min(h, w))
             local x, y = r:uniform(0, w - side), r:uniform(0, h - side)
             win = {x, y, x + side, y + side}
          end
@@ -527,6 +590,13 @@ end
 -- P(sign)}, with scan.stride the grid spacing it needs (a fraction of the side).
 function M.signScanner(net, pre)
    local nn, data = require('ts.nn'), require('ts.data')
+   -- (a nil network or preprocessing failed on indexing it)
+   if not (type(net) == 'table' and type(net.__typename) == 'string') then
+      error(('ts.detect.signScanner(net, pre): net must be a network (a ts.nn module), got %s'):format(keys.show(net)), 2)
+   end
+   if not (type(pre) == 'table' and pre.c ~= nil) then
+      error(('ts.detect.signScanner(net, pre): pre must be a preprocessing (ts.data.preprocess), got %s'):format(keys.show(pre)), 2)
+   end
    if not (net.__typename == 'Sequential') then return nil end
    local trunk, head, in_head = nn.Sequential(), nn.Sequential(), false
    local local_layers = {Conv2d = true, BatchNorm2d = true, ReLU = true, MaxPool2d = true}
@@ -607,17 +677,18 @@ function M.mine(scenes, detector, opts)
    if opts.above ~= nil and not (T.isFinite(opts.above) and opts.above >= 0 and opts.above <= 1) then
       error(('%s: above must be a P(sign) in [0, 1], got %s'):format(call, keys.show(opts.above)), 2)
    end
+   local step, stride, smallest = grid_options(opts, 'ts.detect.mine', 2)
    local picked = {}
    for _, s in ipairs(scenes) do
       local h, w = s.image:size(1), s.image:size(2)
       local targets = {}
       for _, sg in ipairs(s.signs) do targets[#targets + 1] = M.window(sg.box) end
-      local wins, grids = M.windows(h, w, {step = opts.step, stride = opts.stride, min = opts.min})
+      local wins, grids = make_windows(h, w, step, stride, smallest, 'ts.detect.mine', 2)
       local p = score_windows(s.image, wins, grids, detector, opts, call, 'detector')
       local items = {}
       for k, win in ipairs(wins) do
          local overlap = 0
-         for _, t in ipairs(targets) do overlap = math.max(overlap, M.iou(win, t)) end
+         for _, t in ipairs(targets) do overlap = math.max(overlap, iou(win, t)) end
          if overlap < 0.3 and p[k] > (opts.above or 0.1) then items[#items + 1] = {window = win, score = p[k]} end
       end
       local chosen = {}
@@ -667,12 +738,23 @@ function M.train(g, opts)
    -- (scenes = 0 failed on "scene windows holds no images", 2.5 and a NaN seed named ts.scene.generate's n and seed)
    local n = keys.count(opts.scenes or 3000, 'ts.detect.train(g, opts)', 'scenes', 1, nil, 2)
    local seed = keys.count(opts.seed or 1, 'ts.detect.train(g, opts)', 'seed', 0, 2 ^ 53 - 3000, 2)
+   -- (epochs = 0 and a run that is no folder name were refused by ts.train only after the scenes were made, the latter
+   -- after round 1 had trained)
+   keys.count(opts.epochs or 6, 'ts.detect.train(g, opts)', 'epochs', 1, 2 ^ 31, 2)
+   keys.flag(opts.quiet, 'ts.detect.train(g, opts)', 'quiet', 2)
+   if opts.run ~= nil and type(opts.run) ~= 'string' then
+      error(("ts.detect.train(g, opts): run must be a string (the detector's folder), got %s"):format(keys.show(opts.run)), 2)
+   end
    local function windows(ds, count, s)
       local x, y = M.samples(scene.generate{n = count, seed = s, signs = ds, empty = 0.2}, {seed = s})
       local crops = math.min(ds:size(), math.ceil(x:size(1) / 6))   -- whole crops: a sixth as many again
       local cx = T.zeros({crops, 32, 32, 3}, 'uint8')
       local r = scene.Random(s + 7)
-      for i = 1, crops do cx[i]:copy(ds.x[r:int(1, ds:size())]) end
+      -- (crops of another size than 32x32 failed in the copy, after the scenes were made)
+      for i = 1, crops do
+         local c = ds.x[r:int(1, ds:size())]
+         cx[i]:copy((c:size(1) == 32 and c:size(2) == 32) and c or image.resize(c:contiguous(), 32, 32))
+      end
       return {x = x, y = y}, {x = cx, y = 1}
    end
    local tw, tc = windows(g.train, n, seed)
@@ -821,7 +903,14 @@ end
 -- (M.fitThreshold's). Returns the fit.
 function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
+   local call = 'ts.detect.fitRun(run, g [, opts])'
+   if type(run) ~= 'string' then   -- (nil failed in a concatenation)
+      error(("%s: run must be a string (the run's folder), got %s"):format(call, keys.show(run)), 2)
+   end
    opts = keys.check('ts.detect.fitRun', opts or {}, {scenes = 1, seed = 1}, 2)   -- (a misspelt option was ignored)
+   -- checked before the run's networks load, as M.fitThreshold checks them (whose name its errors gave)
+   if opts.scenes ~= nil then keys.count(opts.scenes, call, 'scenes', 1, nil, 2) end
+   if opts.seed ~= nil then keys.count(opts.seed, call, 'seed', 0, 2 ^ 53 - 1, 2) end
    local unseen = require('ts.experiment').heldOut(run, json.readFile(run .. '/final.json'), g, 'the "no sign" threshold')
    local model, config = models.load(run)
    local temperature, views = require('ts.experiment').readCalibration(run)
@@ -839,9 +928,12 @@ function M.describeFit(run, fit)
    local call = 'ts.detect.describeFit(run, fit)'   -- (a nil fit failed on indexing it, a field in the format)
    if type(run) ~= 'string' then error(("%s: run must be a string (the run's folder), got %s"):format(call, tostring(run)), 2) end
    if type(fit) ~= 'table' then error(("%s: fit must be a table (ts.detect.fitRun's), got %s"):format(call, tostring(fit)), 2) end
-   for _, k in ipairs({'threshold', 'sign_right', 'scenes', 'no_sign', 'empty'}) do
-      if type(fit[k]) ~= 'number' then error(('%s: fit.%s must be a number, got %s'):format(call, k, tostring(fit[k])), 2) end
+   -- (a NaN threshold, a rate of 5 or a count of 1.5 were printed as 500.0% of -9223372036854775808 scenes)
+   for _, k in ipairs({'threshold', 'sign_right', 'no_sign'}) do
+      if type(fit[k]) ~= 'number' then error(('%s: fit.%s must be a number, got %s'):format(call, k, keys.show(fit[k])), 2) end
+      if not (fit[k] >= 0 and fit[k] <= 1) then error(('%s: fit.%s must be in [0, 1], got %s'):format(call, k, keys.show(fit[k])), 2) end
    end
+   for _, k in ipairs({'scenes', 'empty'}) do keys.count(fit[k], call, 'fit.' .. k, 0, nil, 2) end
    return ('%s/search.json: "no sign" below P(sign) x P(class) %.3f, fitted on scenes of unseen validation images: %.1f%% of %d scenes '
            .. 'with a sign found and read right, %.1f%% of %d without one said "no sign"'):format(
       run, fit.threshold, 100 * fit.sign_right, fit.scenes, 100 * fit.no_sign, fit.empty)
@@ -852,13 +944,25 @@ end
 -- as a second value.
 function M.threshold(run, own, temperature, views)
    local json = require('ts.json')
+   if type(run) ~= 'string' then   -- (nil failed in a concatenation)
+      error(("ts.detect.threshold(run, own, temperature, views): run must be a string (the run's folder), got %s"):format(
+            keys.show(run)), 2)
+   end
    local fit = json.readFile(run .. '/search.json')
    if not fit then
       return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)
    end
-   local t = type(fit) == 'table' and tonumber(fit.threshold)
+   local t = type(fit) == 'table' and fit.threshold
    -- (0 is bestThreshold's when finding every scene, their lowest score 0, answers the most right: it was refused here)
-   if not t or not (t >= 0 and t <= 1) then error(('%s/search.json: no threshold in [0, 1]'):format(run), 0) end
+   if not (type(t) == 'number' and t >= 0 and t <= 1) then error(('%s/search.json: no threshold in [0, 1]'):format(run), 0) end
+   -- the temperature and views fitted at, missing in a file of an earlier search (1 each); one that is there but no
+   -- such number was taken as 1 and the threshold used for a search it may not have been fitted for
+   if fit.temperature ~= nil and not (T.isFinite(fit.temperature) and fit.temperature > 0) then
+      error(('%s/search.json: temperature must be a number > 0, got %s'):format(run, keys.show(fit.temperature)), 0)
+   end
+   if fit.views ~= nil and not (type(fit.views) == 'number' and fit.views % 1 == 0 and fit.views >= 1) then
+      error(('%s/search.json: views must be a whole number >= 1, got %s'):format(run, keys.show(fit.views)), 0)
+   end
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end
@@ -866,11 +970,11 @@ function M.threshold(run, own, temperature, views)
       return 0.5, ('%s/search.json was fitted for an earlier search (scripts/detector.lua %s fit_only=true fits it '
                    .. 'again)'):format(run, run)
    end
-   if math.abs((tonumber(fit.temperature) or 1) - (temperature or 1)) > 1e-6 then
+   if math.abs((fit.temperature or 1) - (temperature or 1)) > 1e-6 then
       return 0.5, ('%s/search.json was fitted at temperature %s, the run is now calibrated to %s'):format(
          run, tostring(fit.temperature), tostring(temperature))
    end
-   if (tonumber(fit.views) or 1) ~= (views or 1) then
+   if (fit.views or 1) ~= (views or 1) then
       return 0.5, ('%s/search.json was fitted with %s view(s), the search now uses %d'):format(
          run, tostring(fit.views), views or 1)
    end

@@ -79,6 +79,19 @@ local function from_image(img)
    return cv
 end
 
+-- the most pixels a scene has: as many as ts.image.load takes from a photo (ts.image.pixelLimit()), and no more than
+-- the float canvas the scene is drawn on holds (12 bytes a pixel in LuaJIT's largest C array, 2^31 bytes). h x w, or
+-- an error naming the call at `level` as error's, counted from the caller (a scene of 2^30 x 2^30 failed in ffi.new
+-- with "size of C type is unknown or too large", one of 10000 x 10000 drew for minutes a scene no photo can be). what:
+-- 'scene' (the default) or 'sign' (one pasted, resized whole first)
+local function check_pixels(h, w, call, level, what)
+   local most = math.min(image.pixelLimit(), math.floor((2 ^ 31 - 1) / 12))
+   if h * w > most then
+      error(('%s: a %s of %dx%d pixels is more than the %d pixels one may have (ts.image.pixelLimit())'):format(call,
+            what or 'scene', w, h, most), level + 1)
+   end
+end
+
 -- what the functions that write into a scene image take: a contiguous uint8 [H, W, 3] (they write through its
 -- pointer: an expanded view or a column slice had pixels written outside it), and a sign's uint8 [h, w, 3 or 4]
 local function check_scene(img, what)
@@ -87,6 +100,7 @@ local function check_scene(img, what)
       error(('%s: the scene must be a contiguous uint8 image [H, W, 3], got %s'):format(what, T.isTensor(img) and
             ('%s %s%s'):format(img:dtype(), tostring(img:size()), img:isContiguous() and '' or ' (not contiguous)') or type(img)), 3)
    end
+   check_pixels(img:size(1), img:size(2), what, 3)   -- (its float canvas)
 end
 
 -- the canvas rounded and clipped into img (uint8 [h, w, 3], contiguous); returns img
@@ -172,6 +186,7 @@ function M.background(r, h, w)
    check_random(r, 'ts.scene.background(r, h, w)', 2)
    keys.sizes(h, 'ts.scene.background(r, h, w)', 'h', 1, 1, 2)
    keys.sizes(w, 'ts.scene.background(r, h, w)', 'w', 1, 1, 2)
+   check_pixels(h, w, 'ts.scene.background(r, h, w)', 2)
    local cv = canvas(h, w)
    local p = cv.p
    local horizon = math.floor(h * r:uniform(0.35, 0.65))
@@ -261,6 +276,7 @@ function M.paste(img, sign, x, y, size, opts)
    -- (a size of 0, or one that rounds down to it, was drawn 2 pixels wide)
    if size < 1 then error(('ts.scene.paste: size must be a number of pixels >= 1, got %s'):format(tostring(size)), 2) end
    size = math.max(2, math.floor(size))
+   check_pixels(size, size, 'ts.scene.paste', 2, 'sign')   -- (1e9 failed as an out-of-memory naming nothing)
    local h, w, channels = img:size(1), img:size(2), sign:size(3)
    if x >= w or y >= h or x + size <= 0 or y + size <= 0 then   -- its box would come back inverted
       error(('ts.scene.paste: a sign of %d pixels at (%g, %g) lies outside the %dx%d scene'):format(size, x, y, w, h), 2)
@@ -365,8 +381,8 @@ end
 -- opts: n (scenes), seed, height (240), width (320), signs = a dataset (uint8 x [N, 32, 32, 3], y) to take
 -- the signs from, icons = a list of {image = uint8 [h, w, 4], class} (either or both: each sign is an icon
 -- with probability opts.icon_share, 0.5 when both), per_scene ({1, 2}: a range), size ({18, 110}: the pasted
--- square's side in pixels, log-uniform), empty (0: the share of scenes without a sign), weather (options
--- for M.weather, or false for none).
+-- square's side in pixels, log-uniform, cut to the scene's short side, which a given lo may not exceed), empty (0: the
+-- share of scenes without a sign), weather (options for M.weather, or false for none).
 -- Signs do not overlap one another. Returns {{image, signs = {{class, box, source}, ...}}, ...}, source being
 -- 'crop <index>' or 'icon'.
 local generate_options = {n = 1, seed = 1, height = 1, width = 1, signs = 1, icons = 1, icon_share = 1, per_scene = 1,
@@ -382,13 +398,27 @@ function M.generate(opts)
    local H, W = opts.height or 240, opts.width or 320
    keys.sizes(H, call, 'height', 1, 1, 2)
    keys.sizes(W, call, 'width', 1, 1, 2)
+   check_pixels(H, W, call, 2)
    local size = opts.size or {18, 110}
    if not (type(size) == 'table' and T.isFinite(size[1]) and T.isFinite(size[2]) and size[1] >= 1 and size[1] <= size[2]) then
       error(('%s: size must be {lo, hi} pixels with 1 <= lo <= hi, got %s'):format(call, show(size)), 2)
    end
+   -- a sign is at most the scene's short side: with a given lo beyond it, every sign was drawn at that side, none as
+   -- asked (the default range is cut to the scene, as before: a small scene still gets signs)
+   if opts.size and size[1] > math.min(H, W) then
+      error(('%s: size %s asks for signs larger than the %dx%d scene: lo must be at most its short side, %d'):format(call,
+            show(size), W, H, math.min(H, W)), 2)
+   end
    local per = opts.per_scene or {1, 2}
    if not (type(per) == 'table' and whole(per[1]) and whole(per[2]) and per[1] >= 0 and per[1] <= per[2]) then
       error(('%s: per_scene must be {lo, hi}, whole numbers with 0 <= lo <= hi, got %s'):format(call, show(per)), 2)
+   end
+   -- a scene holds at most the signs of 2 pixels (the least drawn) that fit side by side: no more are tried, and a lo
+   -- above them is an error at once (per_scene = {1e9, 1e9} tried to place a billion signs, 20 times each, first)
+   local most = math.max(1, math.floor(H / 2) * math.floor(W / 2))
+   if per[1] > most then
+      error(('%s: per_scene %s asks for more signs than the %dx%d scene holds (%d of 2 pixels)'):format(call, show(per),
+            W, H, most), 2)
    end
    check_probability(opts.empty, call, 'empty', 2)
    check_probability(opts.icon_share, call, 'icon_share', 2)
@@ -435,7 +465,7 @@ function M.generate(opts)
    for k = 1, n do
       local img = M.background(r, H, W)
       local signs, placed = {}, {}
-      local count = r:chance(opts.empty or 0) and 0 or r:int(per[1], per[2])
+      local count = r:chance(opts.empty or 0) and 0 or math.min(most, r:int(per[1], per[2]))
       for _ = 1, count do
          for _ = 1, 20 do   -- a place that overlaps no other sign
             local s = math.min(math.floor(r:logUniform(size[1], size[2])), H, W)
