@@ -408,17 +408,17 @@ end
 function Tensor:transpose(a, b)
    return wrap(C.ts_tensor_transpose(self._c, dim_arg(self, a, 2, 'transpose'), dim_arg(self, b, 2, 'transpose')))
 end
+-- a new handle on self's view, for the methods that leave a tensor as it is (a view all the same, as PyTorch's)
+local function same_view(self) return wrap(C.ts_tensor_retain(self._c)) end
 -- a matrix's transpose; a vector or a scalar as it is, as PyTorch's t() (which refuses more dims: it transposed the
 -- first two without a word)
 function Tensor:t()
    local n = self:dim()
    if n > 2 then error(('t: a tensor of at most 2 dims, got %s (use transpose(a, b))'):format(tostring(self:size())), 2) end
-   if n < 2 then return wrap(C.ts_tensor_retain(self._c)) end
+   if n < 2 then return same_view(self) end
    return self:transpose(1, 2)
 end
 function Tensor:expand(...) local n = shape_of(...); return wrap(C.ts_tensor_expand(self._c, n, shape_buf)) end
--- a new handle on self's view, for the methods that leave a tensor as it is (a view all the same, as PyTorch's)
-local function same_view(self) return wrap(C.ts_tensor_retain(self._c)) end
 -- t:permute(3, 1, 2) or t:permute{3, 1, 2}: a view whose dim k is dim dims[k] of t, each dim of t exactly once, as
 -- PyTorch's; made of transposes, each of which swaps two dims' sizes and strides
 function Tensor:permute(...)
@@ -785,7 +785,6 @@ end
 -- tensor gives float32, PyTorch's default, as do true division and exp and the like of integers. Integer results are
 -- computed in int64, exactly beyond 2^53 too, and wrap on overflow as PyTorch's (uint8 255 + 1 is 0). Comparisons
 -- give float32 0 and 1. Through float32 a float64 lost its digits: the std of 1, 1 + 1e-10 and 1 + 2e-10 was 0.
-local real = {float32 = 0, float64 = 4}
 local order = {uint8 = 1, int32 = 2, int64 = 3, float32 = 4, float64 = 5}
 local integer = {uint8 = true, int32 = true, int64 = true}
 local real_of_integers = {div = true, exp = true, log = true, sqrt = true, tanh = true, sigmoid = true}
@@ -897,7 +896,7 @@ mt.__unm = function(a) return a:neg() end
 
 -- t as the statistics below take it: float32 and float64 as they are, an integer tensor as float64 (its deviations
 -- and squares are real numbers: exact up to 2^53, where through float32 2^24 + 1 and 2^24 were one number)
-local function as_real(t) return real[t:dtype()] and t or t:double() end
+local function as_real(t) return integer[t:dtype()] and t:double() or t end
 
 -- reductions: t:sum() is a number, t:sum(d) keeps dim d with size 1. Every dtype is reduced in its own
 -- values, as numpy does (through float32, an int64 of 2^24 + 1 or a float64 of 1 + 1e-12 would read 2^24 or

@@ -453,12 +453,13 @@ local function recorded_config(run)
    return conf or {}
 end
 
--- A run directory is resumed only by the network it was started with: config.json's architecture (the
+-- A run directory is resumed only by the network it was started with: config.json's architecture (config, the
+-- recorded_config of run; the
 -- printed network, every layer's shape) must be the model's; the training settings may change (more epochs).
 -- Otherwise a changed recipe would resume an old run under its name, or fail later on a tensor of another
 -- size; the error names the first layer that differs.
-local function check_same_network(run, model)
-   local recorded = recorded_config(run).architecture
+local function check_same_network(run, config, model)
+   local recorded = config.architecture
    if not recorded then return end
    if type(recorded) ~= 'string' then   -- (it failed in gmatch)
       error(('ts.train: %s/config.json: architecture must be the printed network, got %s'):format(run,
@@ -484,12 +485,12 @@ local function check_same_network(run, model)
    end
 end
 
--- A run directory is resumed only on the data it was started with: config.json's data (each split's
+-- A run directory is resumed only on the data it was started with: config.json's data (config's; each split's
 -- Dataset:fingerprint) must be the data given now. Otherwise a run trained on GTSRB and resumed where GTSRB
 -- is not found would go on, or be tested, on the generated signs, and its files would be overwritten with the
 -- other data's numbers. Runs from before config.json kept the data are not checked.
-local function check_same_data(run, fingerprints)
-   local recorded = recorded_config(run).data
+local function check_same_data(run, config, fingerprints)
+   local recorded = config.data
    if not recorded then return end
    data.checkFingerprints('ts.train: ' .. run, 'was started on', 'config.json', recorded, fingerprints,
                           'give it the data it was started with, or give this training another run= directory')
@@ -1040,8 +1041,9 @@ local function train(cfg, spec, model, opt)
    -- on the GPU the host's cores are free to prepare batches; on the CPU the kernels use them
    local workers = cfg.workers or (device == 'cuda' and math.max(1, math.min(C.ts_get_threads() - 1, 16)) or 1)
    -- the training images as the epoch takes them: augmented, but in the last clean_epochs as they are
+   local function is_clean(epoch) return epoch > cfg.epochs - cfg.clean_epochs end
    local function loader_for(epoch)
-      local clean = epoch > cfg.epochs - cfg.clean_epochs
+      local clean = is_clean(epoch)
       return data.Loader(train_ds, {batch = cfg.batch, augment = not clean and cfg.augment or nil,
                                     preprocess = cfg.preprocess, sampler = cfg.sampler, workers = workers,
                                     device = device}), clean
@@ -1079,8 +1081,9 @@ local function train(cfg, spec, model, opt)
       fingerprints = data.fingerprints(cfg.data, {'train', 'valid'})
       -- (read_file took a checkpoint it could not read, a folder, for none: the run started again over its files)
       if cfg.resume and files.exists(ckpt) then
-         check_same_network(run, model)
-         check_same_data(run, fingerprints)
+         local config = recorded_config(run)   -- (read once for both checks)
+         check_same_network(run, config, model)
+         check_same_data(run, config, fingerprints)
          st, epoch_rng = load_checkpoint(ckpt, model, opt, device, averages)
          if st.partial and not epoch_rng then error(ckpt .. ': an interrupted epoch without its epoch_rng', 0) end
          st.bad_epochs, st.micro_batch, st.nonfinite_steps = st.bad_epochs or 0, st.micro_batch or cfg.batch,
@@ -1159,7 +1162,7 @@ local function train(cfg, spec, model, opt)
       local now_rng = partial and rng_tensor()
       if partial then set_rng(epoch_rng) end
       local epoch_start_rng = rng_tensor()
-      if not clean and epoch > cfg.epochs - cfg.clean_epochs and (cfg.augment or cfg.mix) then
+      if not clean and is_clean(epoch) and (cfg.augment or cfg.mix) then
          loader:close()
          loader, clean = loader_for(epoch)
          if not cfg.quiet then print(('epoch %d: the training images without augmentation or mixing from here on'):format(epoch)) end
