@@ -60,6 +60,14 @@ function t.raises(fn, plain, msg)
    return err
 end
 
+-- err (an error raised through a library call) must be positioned at a line of the test file that calls this: the
+-- library's errors count their level from the caller; returns err
+function t.atCaller(err)
+   local file = debug.getinfo(2, 'S').short_src:match('[^/]*$')
+   if not tostring(err):find(file:gsub('%p', '%%%0') .. ':%d+: ') then fail('not at the caller: ' .. tostring(err), 1) end
+   return err
+end
+
 -- One batch's forward and backward through ts.train in micro-batches of `micro` images, on the CPU, from
 -- zeroed gradients (mixed: a ts.data.mix batch's {y, lam}): the mean loss, copies of the parameters'
 -- gradients and the count of right predictions

@@ -35,6 +35,9 @@ local function train(net, opt, x, y, steps)
 end
 
 return function(t)
+   -- f must raise an error containing words, positioned at the line of this file that made the call
+   local function at_caller(f, words) t.atCaller(t.raises(f, words)) end
+
    t.test('a small network converges on generated data (SGD+Nesterov, AdamW)', function()
       local x, y = blobs(256)
       for _, make in ipairs({
@@ -590,10 +593,6 @@ return function(t)
    t.test('errors of containers, metric losses and pretrained models point at the caller\'s line', function()
       -- raised inside a walk of the network or below a call that is a tail call in one path and not in another, they
       -- named a line of the library: containers.lua, metric.lua, or none at all
-      local function at_caller(f, words)
-         local err = t.raises(f, words)
-         t.truthy(err:find('test_nn.lua:%d+: ') ~= nil, 'not at the caller: ' .. err)
-      end
       local a = nn.Linear(2, 2)
       local s = nn.Sequential(a)
       at_caller(function() s:add(a) end, 'Sequential:add: the Linear is in this network already')
@@ -751,10 +750,6 @@ return function(t)
    end)
 
    t.test('the rarer layers and losses: named errors at the caller\'s line for what they cannot take', function()
-      local function at_caller(f, words)
-         local err = t.raises(f, words)
-         t.truthy(err:find('test_nn.lua:%d+: ') ~= nil, 'not at the caller: ' .. err)
-      end
       -- the shortcut's backward took another input to a raw "size: dim 4 out of range" or a copy of other shapes
       local pad = nn.ZeroPadShortcut(2, 4)
       at_caller(function() pad:backward(ts.randn(2, 3, 5), ts.randn(1, 4, 2, 3)) end, 'ZeroPadShortcut: expected [N,2,H,W], got [2x3x5]')
