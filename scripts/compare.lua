@@ -49,14 +49,11 @@ for _, run in ipairs(runs) do
    -- 700.00%, 1e999 as inf% and ranked first)
    ts.experiment.checkRecord(run, final)
    local config = ts.json.readFile(run .. '/config.json') or {}
-   local path = run .. '/test_predictions.safetensors'
    -- as many predictions as the record's test images: a file of another run's test set was compared as this one's
    -- (and right as often as the record says: another run's predictions were paired with this run's record)
    local preds = ts.experiment.readPredictions(run, type(final.test_images) == 'number' and final.test_images or nil, final)
-   local ok, correct = pcall(ts.metrics.correct, preds.pred, preds.target)
-   if not ok then error(path .. ': ' .. tostring(correct), 0) end
    local data = type(final.data) == 'table' and final.data.test
-   rows[#rows + 1] = {run = run, final = final, config = config, correct = correct, target = preds.target,
+   rows[#rows + 1] = {run = run, final = final, config = config, correct = preds.correct, target = preds.target,
                       test = type(data) == 'string' and data or nil}
 end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)

@@ -220,6 +220,7 @@ end
 -- past its end. With the run's final.json (`final`), the predictions must be right as often as its test_accuracy
 -- says, and with the test labels `y`, their targets must be those: the predictions of another run (a folder reused,
 -- a file copied) were paired, tabled and shown against this run's record and images. An error names the file otherwise.
+-- preds.correct: whether each prediction is right (metrics.correct), for the check and for the callers that pair runs.
 function M.readPredictions(run, n, final, y)
    local path = run .. '/test_predictions.safetensors'
    local preds = serialize.load(path)
@@ -251,9 +252,10 @@ function M.readPredictions(run, n, final, y)
    if y and not (y:numel() == count and preds.target:equal(y)) then
       error(('%s: its targets are not the labels of the test set here: the predictions of another test set'):format(path), 0)
    end
+   preds.correct = metrics.correct(preds.pred, preds.target)
    if type(final) == 'table' and type(final.test_accuracy) == 'number' and count > 0 then
       local right = 0
-      for _, ok in ipairs(metrics.correct(preds.pred, preds.target)) do right = right + (ok and 1 or 0) end
+      for _, ok in ipairs(preds.correct) do right = right + (ok and 1 or 0) end
       if math.abs(right / count - final.test_accuracy) > 1e-9 then
          error(('%s: right on %d of %d test images (%.2f%%), and %s/final.json says test_accuracy %.2f%%: the files are ' ..
                 'not of one run'):format(path, right, count, 100 * right / count, run, 100 * final.test_accuracy), 0)

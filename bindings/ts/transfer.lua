@@ -217,7 +217,7 @@ function M.features(model, ds, preprocess, batch)
    data.checkDataset(ds, 'transfer.features(model, ds, preprocess, batch)', 'ds', 2)
    data.checkSettings(preprocess, 'preprocess', 'transfer.features', 2)
    -- (the loader refused a bad batch at a line of this file; a dataset of no images gave nil, no [0, F] of features)
-   if batch ~= nil then keys.count(batch, 'transfer.features(model, ds, preprocess, batch)', 'batch', 1, 2 ^ 24, 2) end
+   if batch ~= nil then data.checkBatch(batch, 'transfer.features(model, ds, preprocess, batch)', 'batch', 2) end
    if ds:size() == 0 then error('transfer.features(model, ds, preprocess, batch): ds holds no images', 2) end
    model:evaluate{fused = true}   -- the flatten child is never inside a fused group
    local flatten = model.flatten or error('transfer.features: the model has no child named flatten', 2)
