@@ -22,7 +22,7 @@ M.escape = esc
 -- the epoch has none (a NaN loss, no validation that epoch): no point there, the others at their own epochs (the
 -- values were packed into a list, so every later epoch moved one place left, and an infinite one made no chart);
 -- y range from the data
-local function finite(v) return type(v) == 'number' and v > -math.huge and v < math.huge end
+local finite = T.isFinite
 local function line_chart(title, series, n)
    local w, h, l, r, t, b = 460, 260, 50, 110, 28, 36
    local lo, hi = math.huge, -math.huge
