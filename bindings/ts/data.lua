@@ -772,10 +772,11 @@ function data.imageCSV(path, opts)
       end
    end
    if #rows == 0 then error(('%s: %s lists no images'):format(what, path), 2) end
-   -- the CSV's folder by default ('/' for a CSV at the root, whose folder matched as ''); a root of '' given is the
-   -- current folder, as os.path.join has it
-   local root = opts.root or path:match('^(.*)/[^/]*$') or '.'
-   if opts.root == nil and root == '' then root = '/' end
+   -- what a relative file's path starts with: the CSV's folder by default ('/' for a CSV at the root), else the root
+   -- given and a slash; a root of '' given is the current folder, as os.path.join has it ('' .. '/' .. file was a path
+   -- from /)
+   local prefix = opts.root and (opts.root == '' and '' or opts.root:gsub('/$', '') .. '/')
+                  or path:match('^(.*/)[^/]*$') or './'
    local items, listed = {}, {}   -- listed: the first row of each file and box, by file and box
    for i, row in ipairs(rows) do
       local at = ('%s:%d'):format(path, lines[i])
@@ -809,8 +810,7 @@ function data.imageCSV(path, opts)
          bad(('%s has ClassId %d here but %d at line %d'):format(file, label, first.label, first.line))
       end
       listed[key] = first or {label = label, line = lines[i]}
-      -- a root of '' is the current folder, as Python's os.path.join takes it ('' .. '/' .. file was a path from /)
-      items[#items + 1] = {(file:sub(1, 1) == '/' or root == '') and file or root:gsub('/$', '') .. '/' .. file, label, roi, at}
+      items[#items + 1] = {file:sub(1, 1) == '/' and file or prefix .. file, label, roi, at}
    end
    local ds = from_files(items, size, class_names_option(opts.classNames, what), path)   -- not a tail call, as above
    return ds
