@@ -15,13 +15,16 @@
 -- softmax as it is and the threshold 0.5, and says so).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
 --                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=true]
---                                  [held_out=0.1] [tta=1] [clean=0]
+--                                  [held_out=0.1] [tta=1] [clean=0] [convs=2] [stn=false]
 -- clean=k: the last k epochs train on the images without augmentation (ts.train's clean_epochs; an experiment, not
--- the default)
+-- the default). convs=n: n convolutions in every stage instead of two; stn=true: a spatial transformer in front
+-- (ts.models.baseline's convs and stn; other networks for an ensemble's members, ensemble.lua)
 local opt = ts.experiment.options({epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                    weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
-                                   fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1, clean = 0},
-                                  {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}, clean = {0}})
+                                   fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1, clean = 0,
+                                   convs = 2, stn = false},
+                                  {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}, clean = {0},
+                                   convs = {1, 64}})
 if opt.clean > opt.epochs then
    error(('baseline.lua: clean=%d is more than epochs=%d'):format(opt.clean, opt.epochs), 0)
 end
@@ -35,6 +38,8 @@ local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
 local cfg = ts.experiment.baseline(opt)
+cfg.model.convs = opt.convs ~= 2 and {opt.convs, opt.convs, opt.convs} or nil
+cfg.model.stn = opt.stn or nil
 local held   -- {set, record}: the validation tracks a trainval run keeps out of its training
 local kept   -- the validation tracks it trains on
 if opt.trainval then
