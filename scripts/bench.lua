@@ -16,15 +16,13 @@
 -- matrix products would (Winograd's do fewer multiplications: the fraction is the step's, not the kernels').
 local C = require('ts.ffi').C
 local ffi = require('ffi')
-local opt = ts.options{batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn', device = ts.device(),
-                        precision = 'fp32', layers = false, cpu = ''}
--- checked before anything is built or timed: a bare word (bench.lua recipe) ran the whole default benchmark;
+local opt = ts.options({batch = 128, steps = 10, rounds = 5, threads = 2, torch = true, model = 'refcnn',
+                        device = ts.device(), precision = 'fp32', layers = false, cpu = ''}, true)
+-- checked before anything is built or timed (a bare word, bench.lua recipe, ran the whole default benchmark: ts.options'
+-- strict refuses it);
 -- batch=1.5, model=foo, device=gpu or precision=fp16 failed in a traceback, rounds=0 in one after the timings,
 -- and steps=0 or -1 printed 0 or negative images/s as a result
 local keys = require('ts.keys')
-for _, a in ipairs(arg) do
-   if not a:find('=', 1, true) then error(('bench: %s is no option: options are key=value, as model=recipe'):format(a), 0) end
-end
 for _, name in ipairs({'batch', 'steps', 'rounds'}) do keys.count(opt[name], 'bench', 'option ' .. name, 1, nil, 0) end
 -- (bench_torch.py takes the same names; cpu=avx2 is the one restriction PyTorch can be given too, cpu= none)
 local choices = {model = {'refcnn', 'baseline', 'recipe'}, device = {'cpu', 'cuda'}, precision = {'fp32', 'bf16'},

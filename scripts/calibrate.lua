@@ -5,25 +5,7 @@
 -- then uses n views), tta=run (the default) for as many as the run's test evaluation had (final.json's tta: 8 for
 -- baseline.lua tta=8, 1 for runs without it). Prints the NLL and expected calibration error before and after on those
 -- images. The test set is not touched.
-local run = arg[1]
--- (an empty word failed in a traceback; an option first, `calibrate.lua tta=8 runs/x`, was taken for the run)
-local option_first = run and run:match('^[%w_%.]+=') ~= nil
-if not run or run == '' or run:sub(1, 1) == '-' or option_first then
-   if option_first then
-      io.stderr:write(('calibrate.lua: %s is an option: the run comes first (a folder of that name: ./%s)\n'):format(run, run))
-   end
-   io.stderr:write('usage: tshost scripts/calibrate.lua RUN_DIR [tta=run] [data=DIR] [synthetic_train=N]\n')
-   os.exit(2)
-end
--- a word that is no key=value after the run was ignored: `calibrate.lua RUN 8` or `RUN tta 8` fitted one view
-for i = 2, #arg do
-   if not arg[i]:match('^[%w_%.]+=') then
-      io.stderr:write(('calibrate.lua: %s is no option (options are key=value, as tta=8; one RUN_DIR)\n'):format(arg[i]))
-      os.exit(2)
-   end
-end
--- the run is no option: left among them, a path with = in it (runs/lr=0.1, as run= names one) was refused as one
-table.remove(arg, 1)
+local run = ts.experiment.runArgument('RUN_DIR [tta=run] [data=DIR] [synthetic_train=N]')
 local opt = ts.experiment.options{tta = 'run'}   -- and the data options of the experiment that made the run
 local final = ts.json.readFile(run .. '/final.json') or {}
 -- (its default a string, tta=3 came as the string '3', which evaluate refused after the data was made)

@@ -7,34 +7,11 @@
 -- fits the "no sign" threshold predict uses (ts.detect.fitRun: searches of fit_scenes scenes of the validation
 -- images the run did not train on, with a sign, and half as many without) into RUN_DIR/search.json; fit_only=true fits it for the detector
 -- that is there without training a new one.
-local run = arg[1]
--- (an empty word was read as the folder "", an option first, `detector.lua fit_only=true runs/x`, as the run)
-local option_first = run and run:match('^[%w_%.]+=') ~= nil
-if not run or run == '' or run:sub(1, 1) == '-' or option_first then
-   if option_first then
-      io.stderr:write(('detector: %s is an option: the run comes first (a folder of that name: ./%s)\n'):format(run, run))
-   end
-   io.stderr:write('usage: tshost scripts/detector.lua RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N] [fit_scenes=150] [fit_only=false]\n')
-   os.exit(2)
-end
--- one run: a second folder (detector.lua runs/a runs/b) was dropped, and runs/a's detector trained alone
-for i = 2, #arg do
-   if not arg[i]:match('^[%w_%.]+=') then
-      io.stderr:write(('detector: one run directory, got %s and %s (options are key=value)\n'):format(run, arg[i]))
-      os.exit(2)
-   end
-end
--- the run is no option: left among them, a path with = in it (runs/lr=0.1, as run= names one) was refused as one
-table.remove(arg, 1)
-local opt = ts.experiment.options{scenes = 3000, epochs = 6, fit_scenes = 150, fit_only = false}   -- and the data options of the run's experiment
--- checked before anything is made or removed (an inf scene count generated scenes until memory ran out)
-for key, range in pairs({scenes = {10, 1e6}, epochs = {1, 1000}, fit_scenes = {2, 1e5}}) do
-   local ok, why = pcall(require('ts.keys').count, opt[key], 'detector', key, range[1], range[2], 0)
-   if not ok then
-      io.stderr:write(why .. '\n')
-      os.exit(2)
-   end
-end
+local run = ts.experiment.runArgument('RUN_DIR [scenes=3000] [epochs=6] [data=DIR] [synthetic_train=N] [fit_scenes=150] [fit_only=false]')
+-- (and the data options of the run's experiment); the counts checked before anything is made or removed: an inf
+-- scene count generated scenes until memory ran out
+local opt = ts.experiment.options({scenes = 3000, epochs = 6, fit_scenes = 150, fit_only = false},
+                                  {scenes = {10, 1e6}, epochs = {1, 1000}, fit_scenes = {2, 1e5}})
 if not ts.files.exists(run .. '/model.safetensors') then
    io.stderr:write(('detector: %s has no model.safetensors (is it a finished run?)\n'):format(run))
    os.exit(1)

@@ -352,9 +352,9 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       t.truthy(rc == 1 and out:find('tshost: an object', 1, true), out)
       -- the detector's counts are checked before anything is made or removed (inf scenes ran out of memory)
       rc, out = t.sh(('%s %s/scripts/detector.lua %s/none fit_only=true fit_scenes=1e9'):format(t.tshost, ts.root, t.tmpdir()))
-      t.truthy(rc == 2 and out:find('fit_scenes must be a whole number from 2 to 100000, got 1000000000', 1, true), out)
+      t.truthy(rc == 1 and out:find('option fit_scenes must be a whole number from 2 to 100000, got 1000000000', 1, true), out)
       rc, out = t.sh(('%s %s/scripts/detector.lua %s scenes=2.5'):format(t.tshost, ts.root, t.tmpdir()))
-      t.truthy(rc == 2 and out:find('scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
+      t.truthy(rc == 1 and out:find('option scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
    end)
 
    -- a finished run made by hand: final.json, test_predictions.safetensors of `n` test images, a tiny refcnn's
@@ -433,7 +433,7 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       fake_run(t, dir .. '/b', 20, 1)
       -- a second run was dropped, and the first one's detector trained alone
       rc, out = t.sh(('%s %s/scripts/detector.lua %s/a %s/b scenes=10 epochs=1'):format(t.tshost, ts.root, dir, dir))
-      t.truthy(rc == 2 and out:find(('detector: one run directory, got %s/a and %s/b'):format(dir, dir), 1, true), out)
+      t.truthy(rc == 1 and out:find(('detector.lua: %s/b is no option: options are key=value'):format(dir), 1, true), out)
       t.truthy(not ts.files.exists(dir .. '/a/detector'), 'no detector made')
       -- the classifier's weights damaged: refused before a detector is trained (and the one there replaced), in one line
       local weights = ts.load(dir .. '/a/model.safetensors')
@@ -546,6 +546,12 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
          local rc, out = t.sh(exe .. ' ' .. dir .. '/o.lua ' .. a)
          t.truthy(rc == 1 and out:find(says, 1, true) and not out:find('traceback', 1, true), a .. ': ' .. out)
       end
+      -- strict: a bare word is refused with an example of the script's own options; without it, it stays in arg
+      t.writefile(dir .. '/s.lua', "local o = ts.options({lr = 0.1, name = 'x'}, arg[1] ~= 'loose')\nprint(o.lr, arg[1])")
+      local rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua images lr=2')
+      t.truthy(rc == 1 and out:find('s.lua: images is no option: options are key=value, as lr=0.1', 1, true), out)
+      rc, out = t.sh(exe .. ' ' .. dir .. '/s.lua loose lr=2')
+      t.truthy(rc == 0 and out == '2\tloose\n', out)
       -- what stays: a default that is itself infinite takes inf, numbers in Lua's forms, a string that looks like one
       local rc, out = t.sh(exe .. ' ' .. dir .. '/o.lua wait=inf lr=0x10 name=1e5')
       t.truthy(rc == 0 and out == '16\tinf\t1e5\n', out)
@@ -559,7 +565,7 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
       local rc, out = script('calibrate.lua', dir .. '/lr=0.1 tta=0')
       t.truthy(rc == 1 and out:find('calibrate.lua: tta must be a whole number from 1 to 1024, got 0', 1, true), out)
       rc, out = script('detector.lua', dir .. '/lr=0.1 scenes=2.5')
-      t.truthy(rc == 2 and out:find('detector: scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
+      t.truthy(rc == 1 and out:find('detector.lua: option scenes must be a whole number from 10 to 1000000, got 2.5', 1, true), out)
       -- an option first was taken for the run ("fit_only=true has no model.safetensors"); an empty word failed in a
       -- traceback (calibrate) or was read as the folder "" (detector)
       for _, name in ipairs({'calibrate.lua', 'detector.lua'}) do
@@ -599,7 +605,7 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
    t.test('bench.lua: a bare word and options of the wrong kind are refused before anything runs', function()
       -- a bare word ran the whole default benchmark; batch=1.5, model=foo, precision=fp16 failed in a traceback, rounds=0
       -- in one after the timings, steps=0 and steps=-1 printed 0 and negative images/s
-      for a, says in pairs({['recipe'] = 'bench: recipe is no option: options are key=value',
+      for a, says in pairs({['recipe'] = 'bench.lua: recipe is no option: options are key=value',
                             ['batch=1.5'] = 'bench: option batch must be a whole number >= 1, got 1.5',
                             ['steps=0'] = 'option steps must be a whole number >= 1, got 0',
                             ['rounds=0'] = 'option rounds must be a whole number >= 1, got 0',

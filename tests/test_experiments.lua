@@ -206,8 +206,8 @@ return function(t)
       t.raises(function() options({'out='}, {out = 'runs/o'}, {}) end, 'option out= is empty')
       local opt = options({'epochs=3', 'seeds=2', 'run=' .. dir .. '/new'}, defaults, {epochs = {1}})
       t.truthy(opt.epochs == 3 and opt.seeds == 2 and opt.run == dir .. '/new', 'the options as given')
-      -- without counts (calibrate's and detector's form), a run directory given first stays theirs
-      t.eq(options({dir, 'epochs=2'}, {epochs = 6}).epochs, 2)
+      -- without counts too (calibrate and detector take their run out of arg first: ts.experiment.runArgument)
+      t.raises(function() options({dir, 'epochs=2'}, {epochs = 6}) end, ('x.lua: %s is no option'):format(dir))
    end)
 
    t.test('ts.experiment.choices: a comma-separated option names known choices, each once', function()
@@ -315,7 +315,7 @@ return function(t)
       t.truthy(rc == 0 and o:find(('(8 views, %d validation images)'):format(held:size()), 1, true), 'the run\'s views: ' .. o)
       -- a word that is no key=value was ignored: `calibrate.lua RUN 8` fitted one view
       rc, o = t.sh(('%s %s/scripts/calibrate.lua %s/tv 8'):format(t.tshost, ts.root, dir))
-      t.truthy(rc == 2 and o:find('calibrate.lua: 8 is no option (options are key=value, as tta=8; one RUN_DIR)', 1, true), o)
+      t.truthy(rc == 1 and o:find('calibrate.lua: 8 is no option: options are key=value', 1, true), o)
       final.trained_on.held_out.share = 0.25
       t.raises(function() ts.experiment.heldOut(dir .. '/tv', final, g) end,
                'tv/final.json: the held-out validation images were')

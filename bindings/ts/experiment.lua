@@ -16,22 +16,15 @@ local M = {}
 -- (`counts`, {name = {lo [, hi]}}), and the folder options run and out, which must name a folder (run= wrote every
 -- variant's run at the root of the file system, out= its images). Unchecked, seeds=0 failed in a traceback after the
 -- data was made and seeds=1.5 ran one seed; epochs=0 or images=-1 failed in the library after minutes of work.
--- Given `counts` ({} for none: the experiments' form), every argument must be a key=value: a bare word
--- (mispredict.lua runs/x, meant as run=runs/x) was dropped and the script ran on its default run. Without it, words
--- stay for the scripts that take a run directory first (calibrate, detector).
+-- Every argument must be a key=value (ts.options' strict): a bare word (mispredict.lua runs/x, meant as
+-- run=runs/x) was dropped and the script ran on its default run; a script that takes a run directory first takes
+-- it out of arg before (M.runArgument).
 local SHARED_COUNTS = {seeds = {1}, synthetic_train = {1, 1e7}, seed = {0, 2 ^ 31}}   -- (ts.data.synthetic's bounds)
 function M.options(defaults, counts)
    local script = arg and arg[0] or 'ts.experiment.options'
-   if counts then
-      for _, a in ipairs(arg or {}) do
-         if not tostring(a):find('=', 1, true) then
-            error(('%s: %s is no option: options are key=value, as run=DIR'):format(script, a), 0)
-         end
-      end
-   end
    local all = {data = '', synthetic = false, synthetic_train = 6000, seed = 1, seeds = 1, quiet = false}
    for k, v in pairs(defaults) do all[k] = v end
-   local opt = require('ts').options(all)
+   local opt = require('ts').options(all, true)
    for _, set in ipairs({SHARED_COUNTS, counts or {}}) do
       for name, range in pairs(set) do keys.count(opt[name], script, 'option ' .. name, range[1], range[2], 0) end
    end
@@ -43,6 +36,26 @@ function M.options(defaults, counts)
       end
    end
    return opt
+end
+
+-- The run directory a hand-run script takes first (`tshost scripts/calibrate.lua RUN_DIR [key=value ...]`), taken
+-- out of arg so that M.options sees the options alone (a path with = in it, runs/lr=0.1, as run= names one, is no
+-- malformed option there). No run, an empty word (read as the folder ""), a flag, or an option where the run belongs
+-- (`detector.lua fit_only=true runs/x`, which took the option for the run) print the usage and exit 2. usage: the
+-- arguments after the script's name, for the usage line.
+function M.runArgument(usage)
+   local script = (arg and arg[0] or 'script'):match('[^/]*$')
+   local run = arg and arg[1]
+   local option_first = run and run:match('^[%w_%.]+=') ~= nil
+   if not run or run == '' or run:sub(1, 1) == '-' or option_first then
+      if option_first then
+         io.stderr:write(('%s: %s is an option: the run comes first (a folder of that name: ./%s)\n'):format(script, run, run))
+      end
+      io.stderr:write(('usage: tshost scripts/%s %s\n'):format(script, usage))
+      os.exit(2)
+   end
+   table.remove(arg, 1)
+   return run
 end
 
 -- The names of a comma-separated option (what=down,stages, models=resnet20,resnet8), in order: each one of `known`

@@ -76,16 +76,26 @@ end
 
 -- ts.options{lr = 0.01, epochs = 10, name = 'run'}: the defaults overridden by ts.args, each converted to
 -- the type of its default; an unknown key in ts.args is an error (a typo in a sweep should not pass silently).
--- The errors are the command line's: one line naming the script, without a position in it (which drew a traceback).
-function ts.options(defaults)
+-- strict: every argument must be a key=value; a bare word (`bench.lua recipe`, meant as model=recipe) was dropped and
+-- the script ran on its defaults. Without it, bare words stay in arg for a script that takes them (files, a run
+-- directory). The errors are the command line's: one line naming the script, without a position in it (which drew
+-- a traceback).
+function ts.options(defaults, strict)
    local function fail(msg) error(('%s: %s'):format(arg and arg[0] or 'ts.options', msg), 0) end
+   local names = {}
+   for name in pairs(defaults) do names[#names + 1] = name end
+   table.sort(names)
+   local example = names[1] and ('%s=%s'):format(names[1], tostring(defaults[names[1]])) or 'epochs=3'
    -- an argument that looks like an option but is no key=value (--epochs=1, =5) would be dropped, and the
-   -- script run with its defaults: refused (a bare word stays, for the scripts that take a run directory first)
+   -- script run with its defaults: refused
    -- a key given twice (lr=1 lr=2) ran with the last value alone, as scripts/sweep.lua refuses it too
    local given = {}
    for _, a in ipairs(arg or {}) do
       if type(a) == 'string' and (a:sub(1, 1) == '-' or (a:find('=', 1, true) and not a:match('^[%w_%.]+='))) then
-         fail(('option %s: options are key=value, as epochs=3'):format(a))
+         fail(('option %s: options are key=value, as %s'):format(a, example))
+      end
+      if strict and not (type(a) == 'string' and a:match('^[%w_%.]+=')) then
+         fail(('%s is no option: options are key=value, as %s'):format(tostring(a), example))
       end
       local k = type(a) == 'string' and a:match('^([%w_%.]+)=')
       if k and given[k] then fail(('option %s given twice (%s and %s): give it once'):format(k, given[k], a)) end
@@ -96,10 +106,7 @@ function ts.options(defaults)
    for k, v in pairs(ts.args) do
       local d = defaults[k]
       if d == nil then
-         local known = {}
-         for name in pairs(defaults) do known[#known + 1] = name end
-         table.sort(known)
-         fail(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(known, ', ')))
+         fail(('unknown option %s=%s (known: %s)'):format(k, v, table.concat(names, ', ')))
       elseif type(d) == 'number' then
          -- nan, inf and 1e400 read as numbers: a learning rate of NaN trained without a word (a default that is
          -- itself infinite takes them)
@@ -136,7 +143,7 @@ ts.models — refcnn, baseline, resnet20/56, resnet8, mobilenet_v1_025, pretrain
      register(name, builder); ts.transfer
 ts.files — mkdirs, readFile, writeFile (atomic), appendFile, now, realpath
 ts.cuda — isAvailable, memory, fallbacks (math on host copies), strict(true) (such math fails), deterministic
-ts.manualSeed(n), ts.setThreads(n), ts.options{...} (script options from key=value arguments)]]
+ts.manualSeed(n), ts.setThreads(n), ts.options({...}, strict) (script options from key=value arguments)]]
 end
 
 return ts
