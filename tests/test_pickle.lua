@@ -713,7 +713,7 @@ return function(t)
          ['0,"Speed"limit\n'] = ':2: text after the closing quote of field 2: "Speed"l',
          ['0,a\0b\n1,c\n'] = ':2: a NUL byte: not a text file',
          -- an unquoted comma cut the name at it ("Keep right")
-         ['0,a\n1,Keep right, please\n'] = 'line 3: 3 cells, but the header names 2 columns (a comma in an unquoted name? quote it)',
+         ['0,a\n1,Keep right, please\n'] = ':3: 3 cells, but the header names 2 columns (a comma in an unquoted field? quote it)',
          -- an empty name (NaN to pandas) named the class '' in every report
          ['0,a\n1,\n'] = 'row 3: ClassId "1" has an empty SignName',
          ['0,""\n1,b\n'] = 'row 2: ClassId "0" has an empty SignName',

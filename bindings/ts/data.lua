@@ -80,8 +80,9 @@ data.csvFields = csv_fields
 -- rows of a CSV file with a header, as tables keyed by column name; the separator is ';' when the header
 -- has semicolons and no commas (GTSRB's original files), else ','. A UTF-8 byte-order mark before the header
 -- (spreadsheets and Python's utf-8-sig write one) is not part of it, even before a quoted first name.
--- Also returns, for each row, its line in the file and its count of fields up to its last non-empty one (more than
--- the header's: cells that no column names, which a reader of columns would otherwise drop without a word).
+-- Also returns, for each row, its line in the file. A row with more cells than the header names (up to its last
+-- non-empty one: a comma in an unquoted name, "Keep right, please") is an error naming the file and line: a reader of
+-- columns dropped those cells without a word.
 function data.readCSV(path)
    if type(path) ~= 'string' then error('ts.data.readCSV(path): path must be a string, got ' .. type(path), 2) end
    local f, err = io.open(path, 'rb')
@@ -98,7 +99,7 @@ function data.readCSV(path)
    -- lines ended by a CR alone (classic Mac OS, some exporters) are lines, as Python's csv and pandas read them: the
    -- file was one line, a header of every row
    text = text:gsub('\r\n?', '\n')
-   local header, rows, n, sep, lines, widths = nil, {}, 0, nil, {}, {}
+   local header, rows, n, sep, lines = nil, {}, 0, nil, {}
    for line in text:gmatch('([^\n]*)\n?') do
       n = n + 1
       if n == 1 then line = line:gsub('^\239\187\191', '') end
@@ -110,14 +111,18 @@ function data.readCSV(path)
          for i, v in ipairs(fields) do if v ~= '' then cells = i end end
          if cells > 0 and not header then header = fields
          elseif cells > 0 then
+            if cells > #header then
+               error(('%s:%d: %d cells, but the header names %d columns (a comma in an unquoted field? quote it)'):format(
+                     path, n, cells, #header), 0)
+            end
             local row = {}
             for i, name in ipairs(header) do row[name] = fields[i] end
             local k = #rows + 1
-            rows[k], lines[k], widths[k] = row, n, cells
+            rows[k], lines[k] = row, n
          end
       end
    end
-   return rows, header, lines, widths
+   return rows, header, lines
 end
 
 -- a number as a CSV cell holds one, in decimal digits: tonumber also took 0x10, 1e1, inf and nan
@@ -135,7 +140,7 @@ end
 -- counted with the header as row 1, blank lines skipped.
 function data.readLabelNames(path)
    if type(path) ~= 'string' then error('ts.data.readLabelNames(path): path must be a string, got ' .. type(path), 2) end
-   local rows, header, lines, widths = data.readCSV(path)
+   local rows, header = data.readCSV(path)
    local idcol = header and header[1]
    if idcol ~= 'ClassId' or header[2] ~= 'SignName' then
       error(('%s: expected the header ClassId,SignName'):format(path), 2)
@@ -150,11 +155,6 @@ function data.readLabelNames(path)
                       -- (pandas reads an empty cell as NaN; here it named the class '' in every report)
                       or not row.SignName:match('%S') and 'has an empty SignName'
       if problem then error(('%s: row %d: ClassId %q %s'):format(path, i + 1, tostring(text), problem), 2) end
-      -- a name with an unquoted comma ("Keep right, please") was cut at it, the rest dropped without a word
-      if widths[i] > #header then
-         error(('%s: line %d: %d cells, but the header names %d columns (a comma in an unquoted name? quote it)')
-               :format(path, lines[i], widths[i], #header), 2)
-      end
       names[id], row_of[id], max = row.SignName, i + 1, math.max(max, id)
    end
    for id = 0, max do
@@ -749,7 +749,7 @@ function data.imageCSV(path, opts)
    local size = keys.sizes(opts.size or 32, what, 'size', 1, 1)
    if opts.root ~= nil then cffi.path(opts.root, what .. ': root') end
    keys.flag(opts.roi, what, 'roi', 2)
-   local ok, rows, header, lines, widths = pcall(data.readCSV, path)
+   local ok, rows, header, lines = pcall(data.readCSV, path)
    if not ok then error(what .. ': ' .. rows, 2) end
    if not header then error(('%s: %s has no header line (an empty file?)'):format(what, path), 2) end
    local col = {}
@@ -781,9 +781,6 @@ function data.imageCSV(path, opts)
    for i, row in ipairs(rows) do
       local at = ('%s:%d'):format(path, lines[i])
       local function bad(msg) error(('%s: %s: %s'):format(what, at, msg), 3) end
-      if widths[i] > #header then
-         bad(('%d cells, but the header names %d columns (a comma in an unquoted field?)'):format(widths[i], #header))
-      end
       local file = row[filecol]
       if not file or file == '' then bad(('no %s'):format(filecol)) end
       local text = row.ClassId
