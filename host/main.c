@@ -132,11 +132,15 @@ int ts_interrupt_pending(void) { return deferred ? pending_interrupts : 0; }
 /* The error's message, with the stack where it came from when it carries a source position ("x.lua:12: ..."): a
  * bug's or a script's own. A message without one was raised for the user (error(msg, 0): "run/final.json is
  * missing ..."), and a traceback would only bury it; TSHOST_TRACEBACK=1 shows it anyway. An error object with a
- * __tostring says what it is. */
+ * __tostring says what it is; one whose __tostring fails, by its type (raised here, that error left only "error in
+ * error handling"). Scripts' errors and the REPL's (_TSHOST_ERROR_MESSAGE) are shown by this one rule. */
 static int traceback(lua_State *l)
 {
     const char *msg = lua_tostring(l, 1);
-    if (!msg && luaL_callmeta(l, 1, "__tostring") && lua_isstring(l, -1)) msg = lua_tostring(l, -1);
+    if (!msg && luaL_getmetafield(l, 1, "__tostring")) {
+        lua_pushvalue(l, 1);
+        if (lua_pcall(l, 1, 1, 0) == 0 && lua_type(l, -1) == LUA_TSTRING) msg = lua_tostring(l, -1);
+    }
     if (!msg) msg = lua_pushfstring(l, "(error object is a %s value)", luaL_typename(l, 1));
     const char *colon = strchr(msg, ':');
     int positioned = colon && colon[1] >= '0' && colon[1] <= '9';
@@ -499,6 +503,9 @@ int main(int argc, char **argv)
     const char *launcher = getenv("TSHOST_PROGRAM");
     lua_pushstring(L, launcher && *launcher ? launcher : *exe ? exe : argv[0]);
     lua_setglobal(L, "_TSHOST_PROGRAM");
+    /* the REPL shows its errors by the same rule as scripts' (bindings/ts/repl.lua) */
+    lua_pushcfunction(L, traceback);
+    lua_setglobal(L, "_TSHOST_ERROR_MESSAGE");
 
     /* arg: arg[0] is the script, arg[1..] what follows it, as in the lua interpreter */
     lua_newtable(L);

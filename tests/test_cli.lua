@@ -531,6 +531,9 @@ C.ts_interrupt_defer(1); ffi.C.kill(ffi.C.getpid(), 2); ffi.C.kill(ffi.C.getpid(
                                     "error: stdin:1: attempt to index local 'x' (a nil value)\nstack traceback:", 1, true), out)
       rc, out = t.sh(exe .. " -e 'error({})'")
       t.truthy(rc == 1 and out == 'tshost: (error object is a table value)\n', out)
+      -- a script's error object whose __tostring fails, by its type too (it left "error in error handling")
+      rc, out = t.sh(exe .. [[ -e "error(setmetatable({}, {__tostring = function() error('no') end}))"]])
+      t.truthy(rc == 1 and out == 'tshost: (error object is a table value)\n', out)
    end)
 
    t.test('ts.options: NaN and infinite numbers, a key given twice, a default no key=value can give are refused', function()

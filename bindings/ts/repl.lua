@@ -70,21 +70,10 @@ local function run(chunk)
    return true
 end
 
--- The error as the command line shows it (host/main.c's traceback): one raised for the user (error(msg, 0), no
--- position) alone, a bug's (a position, "stdin:3: ...") or any with TSHOST_TRACEBACK=1 with its stack; an error
--- object that is no string by its __tostring, else by its type. (Every error drew the stack here, a user's message
--- buried under it, and an object whose __tostring failed left only "error in error handling".)
-local function shown(e)
-   local msg = (type(e) == 'string' or type(e) == 'number') and tostring(e) or nil
-   local mt = getmetatable(e)
-   if not msg and type(mt) == 'table' and mt.__tostring then
-      local ok, s = pcall(tostring, e)
-      msg = ok and type(s) == 'string' and s or nil
-   end
-   msg = msg or ('(error object is a %s value)'):format(type(e))
-   if msg:match('^[^:]*:%d') or os.getenv('TSHOST_TRACEBACK') == '1' then return debug.traceback(msg, 2) end
-   return msg
-end
+-- The error as the command line shows it (host/main.c's traceback, the host's _TSHOST_ERROR_MESSAGE): one raised for
+-- the user (error(msg, 0), no position) alone, a bug's with its stack. (Every error drew the stack here, a user's
+-- message buried under it.) Outside the host, every error with its stack.
+local shown = _TSHOST_ERROR_MESSAGE or function(e) return debug.traceback(e, 2) end
 
 -- Runs the chunk and prints its results, or the error; never raises. Returns whether it ran without error.
 function repl.eval(chunk)
