@@ -104,12 +104,17 @@ function image.drawBox(img, box, rgb, thickness)
    return img
 end
 
--- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C], NaN as 0; a uint8 image as it is; on the CPU (a GPU
--- tensor was refused, where torchvision's save_image copies it). Other integer dtypes are refused: read as 0..1
--- floats, 3 became 255
+-- a float [C,H,W] tensor in 0..1 as a uint8 image [H,W,C], NaN as 0; a uint8 image as it is; an [H,W] image of
+-- either as grayscale, as PIL and torchvision's save_image take one (it was refused); on the CPU (a GPU tensor was
+-- refused, where torchvision's save_image copies it). Other integer dtypes are refused: read as 0..1 floats, 3
+-- became 255
 local function as_bytes(img, what)
    if not T.isTensor(img) then error(('%s: expected an image tensor, got %s'):format(what, type(img)), 3) end
    img = img:cpu()
+   if img:dim() == 2 and (img:dtype() == 'uint8' or img:dtype():match('^float')) then
+      local h, w = img:size(1), img:size(2)
+      img = img:dtype() == 'uint8' and img:contiguous():view(h, w, 1) or img:contiguous():view(1, h, w)
+   end
    if img:dtype() == 'uint8' then
       if img:dim() ~= 3 or img:size(3) < 1 or img:size(3) > 4 then
          error(('%s: a uint8 image is [H,W,C] with 1 to 4 channels, got %s%s'):format(what, tostring(img:size()),
@@ -128,7 +133,8 @@ local function as_bytes(img, what)
    return (img:float() * 255):clamp(0, 255):add_(0.5):floor_():transpose(1, 2):transpose(2, 3):contiguous():byte()
 end
 
--- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C]) as an image file (PNG, or JPEG/BMP/TGA by the extension)
+-- a float [C,H,W] tensor in 0..1 (or uint8 [H,W,C], or [H,W] of either) as an image file (PNG, or JPEG/BMP/TGA by
+-- the extension)
 local SAVED_AS = {png = 1, jpg = 1, jpeg = 1, bmp = 1, tga = 1}
 -- the formats whose headers hold each side in 16 bits: stb wrote a JPEG 70,000 pixels wide as one 4,464 wide
 local SIDE_LIMIT = {jpg = 65535, jpeg = 65535, tga = 65535}
@@ -138,11 +144,6 @@ function image.save(path, img)
    local ext = path:match('%.([^./]+)$')
    if ext and not SAVED_AS[ext:lower()] then
       error(('ts.image.save: %s: .%s is not a format it writes (png, jpg, jpeg, bmp, tga)'):format(path, ext), 2)
-   end
-   -- an [H,W] image as grayscale, as PIL and torchvision's save_image take one (it was refused)
-   if T.isTensor(img) and img:dim() == 2 and (img:dtype() == 'uint8' or img:dtype():match('^float')) then
-      local h, w = img:size(1), img:size(2)
-      img = img:dtype() == 'uint8' and img:contiguous():view(h, w, 1) or img:contiguous():view(1, h, w)
    end
    local bytes = as_bytes(img, 'ts.image.save(path, img)')
    local limit = ext and SIDE_LIMIT[ext:lower()]
@@ -154,6 +155,7 @@ function image.save(path, img)
    return path
 end
 
+-- the same image as the bytes of a PNG file
 function image.encodePng(img)
    local png = T.wrap(C.ts_image_encode_png(as_bytes(img, 'ts.image.encodePng(img)')._c))
    return ffi.string(png:data(), png:numel())
