@@ -262,11 +262,12 @@ function image.activationGrid(maps, channels)
    keys.count(channels or 8, 'ts.image.activationGrid(maps [, channels])', 'channels', 1, nil, 2)
    local b, c, h, w = maps:size(1), maps:size(2), maps:size(3), maps:size(4)
    local show = math.min(c, channels or 8)
+   local shown = maps:narrow(2, 1, show):cpu()   -- one copy of the channels drawn, not one per plane
    local tiles = T.zeros(b * show, 3, h, w)
    local n = h * w
    for k = 1, b do
       for ch = 1, show do
-         local plane = image.rescale(maps[k][ch])
+         local plane = image.rescale(shown[k][ch])
          local p, q = ffi.cast('float *', plane:data()), ffi.cast('float *', tiles[(k - 1) * show + ch]:data())
          for i = 0, n - 1 do
             local v = p[i]
