@@ -38,28 +38,36 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size, ts_fir
     int regular = S_ISREG(st.st_mode);
     size_t stream_most = half_the_memory();
     if (!regular && stream_most < limit) limit = stream_most;
-    /* with `first`, the first read is of 64 KiB at most, judged before more is read; then, for a regular file,
-       its size (one byte more, to see its end in the same read), so that a large one is not grown by doubling
-       past twice its size */
+    /* with `first`, the first read is of 64 KiB at most (all of a shorter file), judged before more is read; then,
+       for a regular file, its size (one byte more, to see its end in the same read), so that a large one is not
+       grown by doubling past twice its size */
     enum { FIRST = 1 << 16 };
     size_t guess = regular && st.st_size >= 0 ? (size_t)st.st_size + 1 : (size_t)FIRST;
     size_t most = limit < SIZE_MAX ? limit + 1 : SIZE_MAX;   /* a file of exactly limit bytes ends within it */
     unsigned char *data = NULL;
     size_t used = 0, capacity = 0;
-    int judged = !first;
+    if (first) {
+        capacity = guess < FIRST ? guess : (size_t)FIRST;
+        if (capacity > most) capacity = most;
+        if (!(data = malloc(capacity))) {
+            ts_error("%s: out of memory reading %zu bytes", path, capacity);
+            goto fail;
+        }
+        used = fread(data, 1, capacity, f);   /* (fread stops short only at the end or an error) */
+        if (ferror(f)) {
+            ts_error("%s: cannot read: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (first(path, data, used)) goto fail;   /* refused, with its message */
+    }
     for (;;) {
         if (used == capacity) {
-            if (!judged && used) {   /* the first read filled its buffer: judged before reading on */
-                judged = 1;
-                if (first(path, data, used)) break;
-            }
             if (capacity == most) {
                 ts_error("%s: larger than %.0f MiB, the most %s", path, (double)limit / (1 << 20),
                          !regular && limit == stream_most ? "read from a stream (half this machine's memory)" : "this reader takes");
                 break;
             }
-            size_t want = !capacity ? (first && guess > FIRST ? (size_t)FIRST : guess)
-                        : capacity < guess ? guess : capacity > most / 2 ? most : capacity * 2;
+            size_t want = capacity < guess ? guess : capacity > most / 2 ? most : capacity * 2;
             size_t grown = want < most ? want : most;
             unsigned char *p = realloc(data, grown);
             if (!p) {
@@ -75,11 +83,11 @@ unsigned char *ts_read_file(const char *path, size_t limit, size_t *size, ts_fir
             ts_error("%s: cannot read: %s", path, strerror(errno));
             break;
         }
-        if (!judged && first(path, data, used)) break;   /* the whole file was shorter than the first read */
         fclose(f);
         *size = used;
         return data;
     }
+fail:
     fclose(f);
     free(data);
     return NULL;
