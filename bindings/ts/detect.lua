@@ -960,9 +960,7 @@ function M.threshold(run, own, temperature, views)
    if fit.temperature ~= nil and not (T.isFinite(fit.temperature) and fit.temperature > 0) then
       error(('%s/search.json: temperature must be a number > 0, got %s'):format(run, keys.show(fit.temperature)), 0)
    end
-   if fit.views ~= nil and not (type(fit.views) == 'number' and fit.views % 1 == 0 and fit.views >= 1) then
-      error(('%s/search.json: views must be a whole number >= 1, got %s'):format(run, keys.show(fit.views)), 0)
-   end
+   require('ts.train').checkViews(fit.views or 1, run .. '/search.json', 'views', 0)
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end
