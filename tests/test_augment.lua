@@ -798,7 +798,7 @@ return function(t)
       t.raises(function() local _ = by({['1'] = 'a', [1] = 'b'}, 'run/config.json') end, 'run/config.json: class names name class 1 twice')
       t.raises(function() local _ = by({['01'] = 'a', ['1'] = 'b'}, 'cfg') end, 'name class 1 twice')
       for _, k in ipairs({' 1', '1.0', '0x1', '1e0'}) do
-         t.raises(function() local _ = by({[k] = 'a'}, 'cfg') end, 'cfg: class names must map a class id from 0 to 99999 to a string, got ' .. k)
+         t.raises(function() local _ = by({[k] = 'a'}, 'cfg') end, 'cfg: class names must map a class id from 0 to 9999 to a string, got ' .. k)
       end
    end)
 

@@ -140,10 +140,10 @@ return function(t)
       t.truthy(sub.classNames[1] == 'one' and sub.classNames[2] == 'two' and sub.classNames[0] == nil)
       t.eq(next(by(nil, 'x')), nil)
       t.raises(function() by(5, 'run/config.json') end, 'run/config.json: class names must be a table')
-      t.raises(function() by({['-1'] = 'a'}, 'run/config.json') end, 'must map a class id from 0 to 99999 to a string, got -1 = a')
+      t.raises(function() by({['-1'] = 'a'}, 'run/config.json') end, 'must map a class id from 0 to 9999 to a string, got -1 = a')
       t.raises(function() by({[0] = 3}, 'run/config.json') end, 'got 0 = 3')
       t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), ts.tensor({0, 1}, 'int64'), {x = 'a'}) end,
-               'Dataset: class names must map a class id from 0 to 99999')
+               'Dataset: class names must map a class id from 0 to 9999')
    end)
 
    t.test('datasets joined: images and labels in order, names kept; other shapes or names refused', function()

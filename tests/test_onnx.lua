@@ -96,7 +96,7 @@ return function(t)
          [{input = {1, 3, 32, 32, 1}}] = 'input must be {N, C, H, W}, four whole numbers >= 1',
          [{opset = 0}] = 'opset must be a whole number from 13 to 21, got 0',
          [{preprocess = {std = {0, 1, 1}}}] = 'preprocess std[1] must be a finite number other than 0, got 0',
-         [{classes = {[0] = 'a', [1e9] = 'b'}}] = 'classes: class names must map a class id from 0 to 99999',
+         [{classes = {[0] = 'a', [1e9] = 'b'}}] = 'classes: class names must map a class id from 0 to 9999',
       }) do
          t.raises(function() ts.onnx.export(m, path, opts) end, 'ts.onnx.export: ' .. words)
       end

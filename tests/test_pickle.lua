@@ -672,6 +672,10 @@ return function(t)
       local y = ts.zeros({2}, 'int64')
       t.raises(function() ts.data.Dataset(ts.zeros(2, 4, 4, 3):fill(-2), y) end, 'Dataset: images holds float32 values in [-2, -2]')
       t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), y:fill(100000)) end, 'Dataset: labels holds labels from')
+      -- ids a confusion matrix cannot hold are refused here, not at the evaluation after the training (they were taken)
+      t.raises(function() ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), y:fill(ts.metrics.MAX_CLASSES)) end,
+               'Dataset: labels holds labels from 10000 to 10000; class ids lie in 0..9999')
+      t.eq(ts.data.Dataset(ts.zeros({2, 4, 4, 3}, 'uint8'), y:fill(ts.metrics.MAX_CLASSES - 1)):size(), 2)
    end)
 
    t.test('label_names.csv: ids to names, quoted commas, a byte-order mark; bad ids refused naming the row', function()
@@ -705,7 +709,7 @@ return function(t)
          ['0,a\n1.5,b\n'] = 'row 3: ClassId "1.5" is not a whole number',
          ['0,a\nten,b\n'] = 'row 3: ClassId "ten" is not a number',
          ['0,a\n,b\n'] = 'row 3: ClassId "" is not a number',
-         ['0,a\n1000000000,b\n'] = 'row 3: ClassId "1000000000" is beyond 99999',
+         ['0,a\n1000000000,b\n'] = 'row 3: ClassId "1000000000" is beyond 9999',
          ['0,a\n1\n'] = 'row 3: ClassId "1" has no SignName',
          ['0,a\n0x1,b\n'] = 'row 3: ClassId "0x1" is not a number',
          ['0,a\n1e0,b\n'] = 'row 3: ClassId "1e0" is not a number',

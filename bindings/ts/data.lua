@@ -41,9 +41,8 @@ function data.readPickle(path, opts)
    return out, skipped
 end
 
--- A sane bound on class ids, far above any real label set: a corrupt label or ClassId such as 2^40 would
--- otherwise make per-class tables (counts, names) of that many entries.
-local MAX_CLASSES = 100000
+-- the bound on class ids (keys.MAX_CLASSES says why)
+local MAX_CLASSES = keys.MAX_CLASSES
 data.maxClasses = MAX_CLASSES
 
 -- a CSV line split on sep (',' by default), with "quoted, fields" kept whole

@@ -4,6 +4,12 @@
 -- batches, classes, views, seeds) and the one of switches given as true or false.
 local M = {}
 
+-- The most classes anything takes (class ids 0 .. MAX_CLASSES - 1), one bound for all: far above any real label set,
+-- so that a corrupt label or ClassId such as 2^40 does not make per-class tables of that many entries, and low enough
+-- for the confusion matrix every evaluation makes (classes^2 cells: 100,000 classes asked for 10^10). Datasets took
+-- ids to 99,999 while the matrix took 10,000 classes, so such a set trained for hours and failed at its evaluation.
+M.MAX_CLASSES = 10000
+
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
 -- 'option' (the default) or 'setting'; level as error's, counted from the caller (0: no position)
 function M.check(what, t, known, level, noun)

@@ -48,9 +48,8 @@ local function values(v, what, name, level)
    return setmetatable({}, {__index = function(_, i) return tonumber(p[i - 1]) end}), c:numel(), c
 end
 
--- (at most MAX_CLASSES: a Lua table of classes^2 cells, and 100,000 asked for 10^10 of them, more memory than any
--- machine has, where an error belongs)
-metrics.MAX_CLASSES = 10000
+-- (at most MAX_CLASSES, the datasets' bound: a Lua table of classes^2 cells)
+metrics.MAX_CLASSES = keys.MAX_CLASSES
 function metrics.confusion(pred, target, classes)
    keys.count(classes, 'confusion', 'classes', 1, metrics.MAX_CLASSES, 2)
    local pv, n, keep1 = values(pred, 'confusion', 'the predictions', 2)
