@@ -74,15 +74,21 @@ int ts_triplet_loss(ts_tensor *loss, ts_tensor *grad_x, const ts_tensor *x, cons
         ts_check_same_device("triplet loss", x, loss, grad_x, NULL))
         return -1;
     if (t > INT32_MAX) return ts_error("triplet loss: %lld triplets are too many", (long long)t);
-    /* indices are checked where they are, on the host: a row outside x would be read out of bounds */
-    if (!ts_on_cuda(anchors)) {
-        const int32_t *idx[3] = {ts_tensor_data(anchors), ts_tensor_data(positives), ts_tensor_data(negatives)};
-        for (int w = 0; w < 3; w++)
-            for (int64_t i = 0; i < t; i++)
-                if (idx[w][i] < -1 || idx[w][i] >= n)
-                    return ts_error("triplet loss: triplet %lld names row %d of %lld embeddings", (long long)i + 1,
-                                    idx[w][i], (long long)n);
+    /* indices are checked on the host (GPU ones from host copies, as cross_entropy checks its targets): a row
+       outside x would be read out of bounds, on the GPU without a word */
+    const ts_tensor *given[3] = {anchors, positives, negatives};
+    int bad = 0;
+    for (int w = 0; w < 3 && !bad; w++) {
+        ts_tensor *copy = ts_on_cuda(given[w]) ? ts_host_copy(given[w]) : NULL;
+        if (ts_on_cuda(given[w]) && !copy) return -1;
+        const int32_t *idx = ts_tensor_data(copy ? copy : given[w]);
+        for (int64_t i = 0; i < t && !bad; i++)
+            if (idx[i] < -1 || idx[i] >= n)
+                bad = ts_error("triplet loss: triplet %lld names row %d of %lld embeddings", (long long)i + 1, idx[i],
+                               (long long)n);
+        ts_tensor_free(copy);
     }
+    if (bad) return -1;
     const tsk_backend *k = ts_kernels(x);
     k->triplet_loss((int)t, (int)n, d, ts_f32(x), ts_tensor_data(anchors), ts_tensor_data(positives),
                     ts_tensor_data(negatives), (float)margin, (float)eps, ts_f32(loss), grad_x ? ts_f32(grad_x) : NULL);

@@ -603,6 +603,22 @@ print(('%.17g'):format(r.history[1].train_loss))]])
       for i = 1, #whole do t.near(got[i], whole[i], 0, 0, 'batch ' .. i) end
    end)
 
+   gpu_test(t, 'the triplet loss checks GPU row indices on the host, as the CPU\'s (they were read out of bounds)', function()
+      local cffi = require('ts.ffi')
+      local x, loss = ts.randn(4, 3):cuda(), ts.zeros(1):cuda()
+      local function rows(r) return ts.tensor(r, 'int32'):cuda() end
+      for _, bad in ipairs({{0, 1, 4}, {0, 1, -2}}) do   -- (-1 marks an anchor left out: allowed)
+         local a, p, q = rows({bad[1]}), rows({bad[2]}), rows({bad[3]})
+         t.raises(function() cffi.check(cffi.C.ts_triplet_loss(loss._c, nil, x._c, a._c, p._c, q._c, 1, 1e-6)) end,
+                  ('triplet loss: triplet 1 names row %d of 4 embeddings'):format(bad[3]))
+      end
+      local a, p, q = rows({0}), rows({1}), rows({2})
+      cffi.check(cffi.C.ts_triplet_loss(loss._c, nil, x._c, a._c, p._c, q._c, 1, 1e-6))
+      local h = ts.zeros(1)
+      cffi.check(cffi.C.ts_triplet_loss(h._c, nil, x:cpu()._c, a:cpu()._c, p:cpu()._c, q:cpu()._c, 1, 1e-6))
+      t.near(loss:cpu()[1], h[1], 1e-5)
+   end)
+
    gpu_test(t, 'memory: statistics, the caching allocator, out of memory named by layer, auto_microbatch', function()
       -- from an empty cache: the earlier tests' blocks and the convolutions' workspace all given back (the
       -- workspace is released into the cache, so it must go first for the cache to end empty)

@@ -110,12 +110,12 @@ void tsk_cuda_batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x,
 void tsk_cuda_batchnorm_fold(int64_t o, int64_t k, const float *w, const float *b, const float *gamma, const float *beta,
                              const float *running_mean, const float *running_var, float eps, float *w_out, float *b_out)
 {
-    tsk_each(o * k, "batchnorm fold", [=] __device__(int64_t i) {
-        int64_t ch = i / k;
+    // a thread per output channel, as the CPU's loop: its bias is written for k = 0 too (a thread per weight wrote none)
+    tsk_each(o, "batchnorm fold", [=] __device__(int64_t ch) {
         float scale, shift;
         tsk_bn_affine(running_mean[ch], tsk_bn_invstd(running_var[ch], eps), gamma, beta, ch, &scale, &shift);
-        w_out[i] = w[i] * scale;
-        if (i % k == 0) b_out[ch] = (b ? b[ch] : 0.0f) * scale + shift;
+        for (int64_t j = 0; j < k; j++) w_out[ch * k + j] = w[ch * k + j] * scale;
+        b_out[ch] = (b ? b[ch] : 0.0f) * scale + shift;
     });
 }
 
