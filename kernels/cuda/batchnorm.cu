@@ -1,7 +1,7 @@
 // batchnorm.cu — batch normalization over x [N, C, S], the math of kernels/cpu/batchnorm.c.
 // Forward: cuDNN's spatial batch norm (its running variance is the unbiased one, as PyTorch's), except
-// where cuDNN cannot (no affine parameters, no running statistics, or eps below CUDNN_BN_MIN_EPSILON):
-// then our own kernels.
+// where cuDNN cannot (no affine parameters, no running statistics, eps below CUDNN_BN_MIN_EPSILON, or 2^31
+// values or more, which its int dimensions and strides do not hold): then our own kernels.
 // Backward: our own, the two per-channel sums by common.cuh's two-level reduction and a pointwise pass for gx,
 // in both modes (cuDNN has no evaluation-mode backward, which frozen BN layers need), in a fixed order.
 // A fused ReLU (batchnorm.c): applied in place after the forward, and gy taken through it in the backward.
@@ -65,7 +65,7 @@ static void batchnorm_forward(int64_t n, int64_t c, int64_t s, const float *x, c
                               float *running_mean, float *running_var, float *save_mean, float *save_invstd, int training,
                               float momentum, float eps, float *y)
 {
-    if (weight && bias && running_mean && eps >= CUDNN_BN_MIN_EPSILON) {
+    if (weight && bias && running_mean && eps >= CUDNN_BN_MIN_EPSILON && n * c * s <= INT32_MAX) {
         cudnnTensorDescriptor_t xd = NULL, pd = NULL;
         float one = 1, zero = 0;
         if (tsk_dnn_ok(cudnnCreateTensorDescriptor(&xd), "batchnorm") && tsk_dnn_ok(cudnnCreateTensorDescriptor(&pd), "batchnorm") &&

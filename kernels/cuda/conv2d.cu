@@ -271,6 +271,15 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
         p.padded_h = (s->oh - 1) * s->stride_h + s->dilation_h * (s->kh - 1) + 1;
         p.padded_w = (s->ow - 1) * s->stride_w + s->dilation_w * (s->kw - 1) + 1;
     }
+    // cuDNN's tensor descriptors take int dimensions and compute int strides: 2^31 values or more in the (staged)
+    // input or the output were refused as "no algorithm in any staging (CUDNN_STATUS_BAD_PARAM)"
+    int64_t in = (int64_t)s->n * s->c * input_h(s, &p) * input_w(s, &p), out = (int64_t)s->n * s->o * s->oh * s->ow;
+    if (in > INT32_MAX || out > INT32_MAX) {
+        tsk_cuda_fail(0, "conv2d: input [%d,%d,%d,%d] and output [%d,%d,%d,%d] hold %lld and %lld values: cuDNN takes "
+                      "fewer than 2^31 a tensor (a smaller batch)", s->n, s->c, s->h, s->w, s->n, s->o, s->oh, s->ow,
+                      (long long)in, (long long)out);
+        return NULL;
+    }
     // the same layer planned at another batch size (the largest, the run's usual batch): its algorithms
     const conv_plan *sibling = NULL;
     for (int i = 0; i < plan_count; i++)
