@@ -202,12 +202,30 @@ void ts_memory_release(int device, void *p, size_t granted)
     if (!b) k->release(p);   /* outside the lock: cudaFree synchronizes */
 }
 
+/* the bytes a device's cache holds */
+static size_t cached_bytes(int device)
+{
+    pthread_mutex_lock(&lock);
+    int64_t bytes = stats[device].cached;
+    pthread_mutex_unlock(&lock);
+    return bytes > 0 ? (size_t)bytes : 0;
+}
+
+/* a started caching device's idle memory given back to it (one never started has nothing to give back) */
+static void trim(int device)
+{
+    const tsk_backend *k = ts_backend_started(device);
+    if (k && k->caching) give_back_cache(device, k);
+}
+
 /* This allocator as a backend's for its own memory (the CPU kernels' scratch, the GPU's workspace), per
  * device; device.c hands it to each backend when the device starts. */
 static void *cpu_block(size_t bytes, size_t *granted) { return ts_memory_alloc(TS_CPU, bytes, granted); }
 static void cpu_unblock(void *p, size_t granted) { ts_memory_release(TS_CPU, p, granted); }
 static void *cuda_block(size_t bytes, size_t *granted) { return ts_memory_alloc(TS_CUDA, bytes, granted); }
 static void cuda_unblock(void *p, size_t granted) { ts_memory_release(TS_CUDA, p, granted); }
+static size_t cuda_cached(void) { return cached_bytes(TS_CUDA); }
+static void cuda_trim(void) { trim(TS_CUDA); }
 static const char *failure(int *out_of_memory)
 {
     *out_of_memory = ts_last_error_is_oom();
@@ -216,8 +234,8 @@ static const char *failure(int *out_of_memory)
 
 tsk_allocator ts_memory_allocator(int device)
 {
-    return device == TS_CUDA ? (tsk_allocator){cuda_block, cuda_unblock, failure}
-                             : (tsk_allocator){cpu_block, cpu_unblock, failure};
+    return device == TS_CUDA ? (tsk_allocator){cuda_block, cuda_unblock, failure, cuda_cached, cuda_trim}
+                             : (tsk_allocator){cpu_block, cpu_unblock, failure, NULL, NULL};
 }
 
 static int check_device(int device)
@@ -256,8 +274,5 @@ int ts_memory_set_limit(int device, int64_t bytes)
 
 void ts_memory_empty_cache(void)
 {
-    for (int device = 0; device < 2; device++) {
-        const tsk_backend *k = ts_backend_started(device);   /* one never started has nothing to give back */
-        if (k && k->caching) give_back_cache(device, k);
-    }
+    for (int device = 0; device < 2; device++) trim(device);
 }

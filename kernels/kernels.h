@@ -65,11 +65,16 @@ typedef struct {
  * kernels' scratch, the GPU's workspace): counted with the tensors and under the same limit. alloc returns
  * the block and the size granted, which release takes back, or NULL with the host's error set; why gives that
  * error's message and whether it is the device out of room (*out_of_memory 1) or another failure (0: a fault
- * of the device, which must not pass for a full one). */
+ * of the device, which must not pass for a full one). cached: the bytes the host keeps for reuse, free to the
+ * backend's purposes (an alloc that needs them gets them back); trim gives them, and the backend's own memory
+ * (release_cache), back to the device now, for memory a library allocates itself (cuDNN's timed search); both NULL
+ * where no backend asks for them (the CPU's). */
 typedef struct {
     void *(*alloc)(size_t bytes, size_t *granted);
     void (*release)(void *p, size_t granted);
     const char *(*why)(int *out_of_memory);
+    size_t (*cached)(void);
+    void (*trim)(void);
 } tsk_allocator;
 
 /* A backend: one device's runtime and compute ops, with the same contract on every device. */

@@ -22,6 +22,15 @@ local function gpu_test(t, name, fn)
    end)
 end
 
+-- the emulated GPU's counter `name` (make emu's build exports them) as a function read through the FFI; nil on a
+-- real GPU
+local function emu_counter(name)
+   local ffi = require('ffi')
+   pcall(ffi.cdef, ('long %s(void);'):format(name))   -- (declared once: a second declaration is refused)
+   local found, f = pcall(function() return ffi.C[name] end)
+   return found and f or nil
+end
+
 -- the same module twice: one stays on the CPU, the other goes to the GPU with identical tensors
 local function twins(make)
    local a, b = make(), make()
@@ -380,11 +389,7 @@ return function(t)
          for i = 1, 21 do s:add(nn.Linear(i % 9 + 1, (i * 5) % 12 + 1)) end
          return s
       end
-      local ffi = require('ffi')
-      local counted = pcall(function()
-         ffi.cdef('long tsk_emu_launches(void);')
-         return ffi.C.tsk_emu_launches
-      end)
+      local launches = emu_counter('tsk_emu_launches')
       for _, make in ipairs({
          function(m) return ts.optim.SGD(m, {lr = 0.1, momentum = 0.9, dampening = 0.1, weight_decay = 5e-4}) end,
          function(m) return ts.optim.AdamW(m, {lr = 0.01, weight_decay = 0.05}) end,
@@ -396,10 +401,10 @@ return function(t)
          t.eq(#pb, 42)
          t.seedState({oa, ob}, pb, 3)   -- state of its own for every third tensor
          t.stepTogether(oa, ga, ob, gb, 3, function(o, step)
-            local before = counted and ffi.C.tsk_emu_launches()
+            local before = launches and launches()
             o:step()
-            if counted and step > 1 then   -- the first step also makes the state
-               t.eq(tonumber(ffi.C.tsk_emu_launches() - before), 2, oa.kind .. ': launches for 42 tensors')
+            if launches and step > 1 then   -- the first step also makes the state
+               t.eq(tonumber(launches() - before), 2, oa.kind .. ': launches for 42 tensors')
             end
          end)
          local pa = cpu:parameters()
@@ -413,22 +418,18 @@ return function(t)
       -- GPU, MixUp/CutMix, dropout, label smoothing and class weights, accumulation, clipping, AdamW with a
       -- one-cycle schedule, the moving average. (max_nonfinite = k waits each step by design: it must see a step's
       -- loss before its update.)
-      local ffi = require('ffi')
-      local counted = pcall(function()
-         ffi.cdef('long tsk_emu_host_waits(void);')
-         return ffi.C.tsk_emu_host_waits
-      end)
-      if not counted then t.skip('counts the host\'s waits on make emu\'s emulated GPU only') end
+      local host_waits = emu_counter('tsk_emu_host_waits')
+      if not host_waits then t.skip('counts the host\'s waits on make emu\'s emulated GPU only') end
       local waits = {}
       for _, n in ipairs({256, 512}) do
          local g = ts.data.synthetic{train = n, valid = 64, test = 8, seed = 5}
-         local before = ffi.C.tsk_emu_host_waits()
+         local before = host_waits()
          ts.train{model = {name = 'baseline', classes = 43, widths = {8, 16, 16}}, data = {train = g.train}, epochs = 1,
                   batch = 32, quiet = true, device = 'cuda', seed = 9, clip = 1, ema = 0.99, accumulate = 2,
                   augment = ts.data.augment{rotate = 10, brightness = 0.2, cutout = {0.5, 8}, scale = {0.9, 1.1}},
                   mix = {mixup = 0.4, cutmix = 1}, label_smoothing = 0.1, class_weights = 'balanced',
                   optimizer = 'adamw', lr = 1e-3, schedule = 'onecycle'}
-         waits[#waits + 1] = tonumber(ffi.C.tsk_emu_host_waits() - before)
+         waits[#waits + 1] = tonumber(host_waits() - before)
       end
       t.truthy(waits[1] > 0, 'the count must be able to fail: the epoch\'s end reads its sums')
       t.eq(waits[2], waits[1], 'waits in an epoch of 16 steps against one of 8')
@@ -601,6 +602,28 @@ print(('%.17g'):format(r.history[1].train_loss))]])
       for x in batches do got[#got + 1] = x:cpu() end
       t.eq(#got, #whole)
       for i = 1, #whole do t.near(got[i], whole[i], 0, 0, 'batch ' .. i) end
+   end)
+
+   gpu_test(t, 'cuDNN\'s timed search, which allocates for itself, finds room the host\'s cache held (make emu\'s GPU)', function()
+      if not emu_counter('tsk_emu_launches') then
+         t.skip('fills the emulated GPU\'s memory (make emu); a real one would have to be filled to its last bytes')
+      end
+      -- a 6 MiB device: blocks of 1 MiB, then smaller ones, until it is full, given back to the cache; then a layer
+      -- never planned. Find found no room and the layer failed as out of memory while the cache held the device
+      local script = [[
+local x, conv = ts.randn(1, 2, 8, 8):cuda(), ts.nn.Conv2d(2, 3, 3):to('cuda')
+local held = {}
+for _, n in ipairs({262144, 65536, 16384, 4096}) do
+   while pcall(function() held[#held + 1] = ts.zeros(n):cuda() end) do end
+end
+held = nil
+collectgarbage()
+local cached = ts.cuda.memory().cached
+print(cached > 5 * 2 ^ 20, conv:forward(x):size(2))]]
+      local path = t.tmpdir() .. '/fill.lua'
+      t.writefile(path, script)
+      local rc, out = t.sh(('TSHOST_EMU_MEMORY=%d %s %s'):format(6 * 2 ^ 20, t.tshost, path))
+      t.truthy(rc == 0 and out:find('true\t3', 1, true), out)
    end)
 
    gpu_test(t, 'the triplet loss checks GPU row indices on the host, as the CPU\'s (they were read out of bounds)', function()

@@ -60,6 +60,10 @@ int tsk_cuda_synchronize(void);
 void tsk_cuda_set_option(const char *option, int on);
 void tsk_cuda_release_workspace(void);
 void tsk_cuda_set_allocator(tsk_allocator a);
+// the bytes the host's allocator keeps cached (free for a workspace: an allocation that needs them gets them back),
+// and those bytes and the workspace given back to the device now (for cuDNN's timed search, which allocates itself)
+size_t tsk_cuda_cached_bytes(void);
+void tsk_cuda_trim(void);
 // the kernels' scratch memory, grown on demand and kept (NULL and the error set when it cannot grow)
 void *tsk_cuda_workspace(size_t bytes);
 

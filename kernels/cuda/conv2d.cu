@@ -135,7 +135,9 @@ static int pick(const Perf *perf, int count, int deterministic, size_t cap)
 }
 
 // The workspace an algorithm may ask for: half the device's free memory when the plan is made (an FFT
-// algorithm can ask for gigabytes, which would then fail the first allocation after it)
+// algorithm can ask for gigabytes, which would then fail the first allocation after it), the host's cache counted
+// as free (an allocation that needs it gets it back: uncounted, a full cache late in a run refused every bf16
+// channels-last algorithm and fell back to slower stagings for the rest of it)
 static size_t workspace_cap(void)
 {
     size_t free_bytes = 0, total = 0;
@@ -143,7 +145,7 @@ static size_t workspace_cap(void)
         cudaGetLastError();
         return (size_t)1 << 30;
     }
-    return free_bytes / 2;
+    return (free_bytes + tsk_cuda_cached_bytes()) / 2;
 }
 
 // cuDNN's three rankings of algorithms for the descriptors d: its heuristics (Get*_v7: untimed, the same ranking
@@ -179,7 +181,14 @@ static cudnnStatus_t choose(const tsk_conv2d_shape *s, conv_plan *p)
     // so the next process could pick another algorithm and get other bits. Otherwise the timed ranking, as
     // PyTorch's cudnn.benchmark.
     rankings r;
-    DNN_TRY(rank(d, !p->deterministic, &r));
+    cudnnStatus_t ranked = rank(d, !p->deterministic, &r);
+    if (ranked == CUDNN_STATUS_ALLOC_FAILED) {
+        // Find* allocates its buffers and workspaces itself, outside the host's allocator: with the device's memory
+        // in the host's cache it found no room, and the layer failed as out of memory. The cache given back, once.
+        tsk_cuda_trim();
+        ranked = rank(d, !p->deterministic, &r);
+    }
+    DNN_TRY(ranked);
     size_t cap = workspace_cap();
     int f = pick(r.fwd, r.nf, p->deterministic, cap), a = pick(r.data, r.nd, p->deterministic, cap);
     int b = pick(r.filter, r.nw, p->deterministic, cap);
@@ -275,7 +284,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
     // input or the output were refused as "no algorithm in any staging (CUDNN_STATUS_BAD_PARAM)"
     int64_t in = (int64_t)s->n * s->c * input_h(s, &p) * input_w(s, &p), out = (int64_t)s->n * s->o * s->oh * s->ow;
     if (in > INT32_MAX || out > INT32_MAX) {
-        tsk_cuda_fail(0, "conv2d: input [%d,%d,%d,%d] and output [%d,%d,%d,%d] hold %lld and %lld values: cuDNN takes "
+        tsk_cuda_fail(0, "input [%d,%d,%d,%d] and output [%d,%d,%d,%d] hold %lld and %lld values: cuDNN takes "
                       "fewer than 2^31 a tensor (a smaller batch)", s->n, s->c, s->h, s->w, s->n, s->o, s->oh, s->ow,
                       (long long)in, (long long)out);
         return NULL;
@@ -312,7 +321,7 @@ static conv_plan *plan_for(const tsk_conv2d_shape *s)
         }
         destroy(&p.d);
     }
-    tsk_cuda_fail(status == CUDNN_STATUS_ALLOC_FAILED, "conv2d: %scuDNN has no %salgorithm for input [%d,%d,%d,%d], "
+    tsk_cuda_fail(status == CUDNN_STATUS_ALLOC_FAILED, "%scuDNN has no %salgorithm for input [%d,%d,%d,%d], "
                   "weight [%d,%d,%d,%d] in any staging (%s)", status == CUDNN_STATUS_ALLOC_FAILED ? "out of memory: " : "",
                   p.deterministic ? "deterministic " : "", s->n, s->c, s->h,
                   s->w, s->o, s->c / s->groups, s->kh, s->kw, cudnnGetErrorString(status));

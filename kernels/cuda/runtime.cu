@@ -334,6 +334,12 @@ static tsk_allocator allocator;
 static size_t workspace_granted;
 
 void tsk_cuda_set_allocator(tsk_allocator a) { allocator = a; }
+size_t tsk_cuda_cached_bytes(void) { return allocator.cached ? allocator.cached() : 0; }
+void tsk_cuda_trim(void)
+{
+    if (allocator.trim) allocator.trim();
+    else tsk_cuda_release_workspace();
+}
 
 void *tsk_cuda_workspace(size_t bytes)
 {

@@ -932,7 +932,8 @@ static const cudnnConvolutionBwdFilterAlgo_t filter_algos[2] = {CUDNN_CONVOLUTIO
 static const bool fwd_det[2] = {true, true}, data_det[2] = {false, true}, filter_det[2] = {false, true};
 
 // each direction's Get*_v7 (heuristics) and Find* (timed): the same list here, there being nothing to time; x, w and
-// y name which of the three descriptors a, b, c is the input, the filter and the output
+// y name which of the three descriptors a, b, c is the input, the filter and the output. Find* runs the algorithms,
+// in workspaces it allocates itself as cuDNN's does: without room on the device for the largest, it fails
 #define CONV_QUERIES(get, find, perf_t, first, second, third, x, w, y, algos, det) \
     cudnnStatus_t get(cudnnHandle_t h, first a, second b, cudnnConvolutionDescriptor_t cv, third c, const int requested, \
                       int *returned, perf_t *perf) \
@@ -943,6 +944,7 @@ static const bool fwd_det[2] = {true, true}, data_det[2] = {false, true}, filter
     cudnnStatus_t find(cudnnHandle_t h, first a, second b, cudnnConvolutionDescriptor_t cv, third c, const int requested, \
                        int *returned, perf_t *perf) \
     { \
+        if (memory_cap() && allocated + workspace_of(1) > memory_cap()) return CUDNN_STATUS_ALLOC_FAILED; \
         return get(h, a, b, cv, c, requested, returned, perf); \
     }
 CONV_QUERIES(cudnnGetConvolutionForwardAlgorithm_v7, cudnnFindConvolutionForwardAlgorithm, cudnnConvolutionFwdAlgoPerf_t,
