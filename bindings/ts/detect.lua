@@ -674,9 +674,7 @@ function M.mine(scenes, detector, opts)
    opts = keys.check('ts.detect.mine', opts or {}, mine_options, 2)
    if opts.per_scene ~= nil then keys.count(opts.per_scene, call, 'per_scene', 0, nil, 2) end
    if opts.proposals ~= nil then keys.count(opts.proposals, call, 'proposals', 1, nil, 2) end
-   if opts.above ~= nil and not (T.isFinite(opts.above) and opts.above >= 0 and opts.above <= 1) then
-      error(('%s: above must be a P(sign) in [0, 1], got %s'):format(call, keys.show(opts.above)), 2)
-   end
+   keys.probability(opts.above, call, 'above (a P(sign))', 2)
    local step, stride, smallest = grid_options(opts, 'ts.detect.mine', 2)
    local picked = {}
    for _, s in ipairs(scenes) do

@@ -59,6 +59,15 @@ function M.count(v, what, name, lo, hi, level)
    return v
 end
 
+-- A probability (nil: not given): v, or an error "<what>: <name> must be a probability in [0, 1], got v" at `level`
+-- as error's, counted from the caller (0: no position); NaN is none (it is neither below 0 nor above 1)
+function M.probability(v, what, name, level)
+   if v ~= nil and not (type(v) == 'number' and v >= 0 and v <= 1) then
+      error(('%s: %s must be a probability in [0, 1], got %s'):format(what, name, M.show(v)), level == 0 and 0 or level + 1)
+   end
+   return v
+end
+
 -- A switch given as true or false (nil: not given): v, or an error "<what>: <name> must be true or false, got v" at
 -- `level` as error's, counted from the caller (0: no position). 0, 'no' and "false" are true in Lua: they turned on
 -- what they were meant to turn off.

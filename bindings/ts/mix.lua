@@ -35,11 +35,7 @@ function M.new(o)
       end
    end
    if m.mixup == 0 and m.cutmix == 0 then error('mix: give mixup or cutmix an alpha above 0', 2) end
-   for _, k in ipairs({'prob', 'switch'}) do
-      if not finite(m[k]) or m[k] < 0 or m[k] > 1 then
-         error(('mix: %s must be a probability in [0, 1], got %s'):format(k, keys.show(m[k])), 2)
-      end
-   end
+   for _, k in ipairs({'prob', 'switch'}) do keys.probability(m[k], 'mix', k, 2) end
    return m
 end
 

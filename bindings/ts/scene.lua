@@ -29,12 +29,6 @@ local show = keys.show
 
 local function whole(v) return T.isFinite(v) and v % 1 == 0 end
 
-local function check_probability(v, call, name, level)
-   if v ~= nil and not (T.isFinite(v) and v >= 0 and v <= 1) then
-      error(('%s: %s must be a probability in [0, 1], got %s'):format(call, name, tostring(v)), level + 1)
-   end
-end
-
 -- a seed: the loader's check (a whole number from 0 to 2^53, as ts.train's: the detector draws its scenes from the
 -- run's seed plus offsets), or nil for 1. Random's state is seed % (2^31 - 2) + 1: seeds below 2^31 - 2 each give
 -- their own draws. (NaN made every draw NaN; a string was read by tonumber; 1.5 gave seed 1's draws)
@@ -328,7 +322,7 @@ local function check_weather(o, call, level)
    if g ~= nil and not (type(g) == 'table' and T.isFinite(g[1]) and T.isFinite(g[2]) and g[1] > 0 and g[1] <= g[2]) then
       error(('%s: gain must be {lo, hi} with 0 < lo <= hi, finite, got %s'):format(call, show(g)), level + 1)
    end
-   for _, k in ipairs({'fog', 'rain', 'night', 'blur'}) do check_probability(o[k], call, k, level + 1) end
+   for _, k in ipairs({'fog', 'rain', 'night', 'blur'}) do keys.probability(o[k], call, k, level + 1) end
    if o.noise ~= nil and not (T.isFinite(o.noise) and o.noise >= 0) then
       error(('%s: noise must be a finite sigma >= 0, got %s'):format(call, tostring(o.noise)), level + 1)
    end
@@ -420,8 +414,8 @@ function M.generate(opts)
       error(('%s: per_scene %s asks for more signs than the %dx%d scene holds (%d of 2 pixels)'):format(call, show(per),
             W, H, most), 2)
    end
-   check_probability(opts.empty, call, 'empty', 2)
-   check_probability(opts.icon_share, call, 'icon_share', 2)
+   keys.probability(opts.empty, call, 'empty', 2)
+   keys.probability(opts.icon_share, call, 'icon_share', 2)
    if not opts.signs and not opts.icons then error('ts.scene.generate: give signs (a dataset) or icons', 2) end
    local crops, icons = opts.signs, opts.icons   -- (signs in the loop below are a scene's)
    if crops then M.checkCrops(crops, call, 'signs', 2) end
