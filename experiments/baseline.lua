@@ -40,6 +40,9 @@ local mean, std = g.train:channelStats()
 local cfg = ts.experiment.baseline(opt)
 cfg.model.convs = opt.convs ~= 2 and {opt.convs, opt.convs, opt.convs} or nil
 cfg.model.stn = opt.stn or nil
+-- the network in the run's note, so that compare.lua and ensemble.lua tell the members apart
+local network = ('baseline custom CNN%s%s'):format(opt.convs ~= 2 and (', %d convolutions a stage'):format(opt.convs) or '',
+                                                   opt.stn and ', spatial transformer' or '')
 local held   -- {set, record}: the validation tracks a trainval run keeps out of its training
 local kept   -- the validation tracks it trains on
 if opt.trainval then
@@ -62,7 +65,7 @@ cfg.preprocess = ts.data.preprocess{mean = mean, std = std}
 cfg.note = 'custom CNN (baseline): augmentation, label smoothing, SGD+Nesterov, cosine'
 local result = ts.train(cfg)
 local no_calibration = opt.trainval and not held and 'every validation image was part of the training' or nil
-ts.experiment.finish(result, g, {note = 'baseline custom CNN', quiet = opt.quiet, held_out = held,
+ts.experiment.finish(result, g, {note = network, quiet = opt.quiet, held_out = held,
                                  no_calibration = no_calibration, tta = opt.tta})
 
 -- the sign detector predict.lua searches photos with (runs/baseline/detector; detector=false leaves it out)

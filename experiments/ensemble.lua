@@ -6,7 +6,7 @@
 -- runs: comma-separated run directories (default: the baseline recipe's three seeds in runs/recipe, made by
 -- experiments/exposure.lua seeds=3); tta: views per image for every member (1: none).
 local opt = ts.experiment.options({runs = 'runs/recipe/baseline-s1,runs/recipe/baseline-s2,runs/recipe/baseline-s3',
-                                   tta = 1, run = 'runs/ensemble'}, {})
+                                   tta = 1, run = 'runs/ensemble'})
 local members = {}
 for dir in opt.runs:gmatch('[^,]+') do members[#members + 1] = {run = dir} end
 if #members < 2 then error('ensemble.lua: runs= needs at least two run directories, got ' .. opt.runs, 0) end

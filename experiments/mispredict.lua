@@ -3,7 +3,7 @@
 -- the correct predictions: brightness, contrast and sharpness (variance of the Laplacian, low = blurred).
 --   tshost experiments/mispredict.lua [run=runs/baseline]
 local ffi = require('ffi')
-local opt = ts.experiment.options({run = 'runs/baseline'}, {})
+local opt = ts.experiment.options({run = 'runs/baseline'})
 local model, config = ts.models.load(opt.run)
 local final = ts.json.readFile(opt.run .. '/final.json') or {}
 local g = ts.experiment.runData(opt.run, final, opt)

@@ -127,9 +127,10 @@ local function items_of(scenes)
 end
 for _, set in ipairs(sets) do measure(set.name, items_of(set.scenes)) end
 measure('close-ups of test crops', items_of(close))
-local ok_csv, originals = false, nil
-if data_dir then ok_csv, originals = pcall(ts.data.readCSV, data_dir .. '/originals/labels.csv') end
-if ok_csv then
+-- (only a missing list leaves them out: a damaged one is an error naming its line, which pcall called missing)
+local originals = data_dir and ts.files.exists(data_dir .. '/originals/labels.csv') and
+                  ts.data.readCSV(data_dir .. '/originals/labels.csv')
+if originals then
    local items = {}
    for _, row in ipairs(originals) do
       items[#items + 1] = {image = ts.image.load(data_dir .. '/originals/' .. row.file), class = tonumber(row.ClassId)}

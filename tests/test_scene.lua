@@ -692,6 +692,7 @@ return function(t)
       t.raises(function() with({threshold = 0.3, search = ts.detect.version, temperature = 'abc'}) end,
                '/search.json: temperature must be a number > 0, got "abc"')
       t.raises(function() with({threshold = 0.3, search = ts.detect.version, views = 'two'}) end, '/search.json: views must be a whole number from 1 to')
+      t.raises(function() with({threshold = 0.3, search = ts.detect.version, views = false}) end, '/search.json: views must be a whole number from 1 to 1024, got false')
       t.raises(function() with({threshold = '0.3', search = ts.detect.version}) end, '/search.json: no threshold in [0, 1]')
       t.eq(with({threshold = 0.3, search = ts.detect.version}), 0.3)
       t.raises(function() ts.detect.threshold(nil, true) end, 'ts.detect.threshold(run, own, temperature, views): run must be a string')

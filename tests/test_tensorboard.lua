@@ -136,6 +136,17 @@ return function(t)
       t.truthy(err:find('test_tensorboard.lua', 1, true), 'at the caller: ' .. err)
       t.raises(function() w:image('x', nil, 1) end, 'takes a string and an image tensor, got string and nil')
       t.raises(function() w:image('x', ts.zeros({4, 4, 3}, 'int64'), 1) end, 'tensorboard: image(tag, img, step): ts.image.encodePng(img): an image is uint8')
+      -- an [H,W] image is grey, as encodePng takes it (its sizes were read from dims it does not have: a traceback)
+      w:image('grey', ts.zeros(4, 6), 1)
+      w:image('grey8', ts.zeros({5, 7}, 'uint8'), 1)
+      w:close()
+      local py = t.python({'tensorboard'})
+      if py then   -- (TensorBoard's own reader: width, height)
+         local images = read(py, dir .. '/w').images
+         t.eq(images.grey[1][2] .. 'x' .. images.grey[1][3], '6x4')
+         t.eq(images.grey8[1][2] .. 'x' .. images.grey8[1][3], '7x5')
+      end
+      w = tensorboard.writer(dir .. '/w2')
       t.raises(function() w:hparams(nil) end, 'hparams(values, metric_tags): values must be a table, got nil')
       -- a table value was written as the text "table: 0x..."; a number name failed sorting beside the strings
       t.raises(function() w:hparams({widths = {1, 2}}) end, 'values must map names (strings) to numbers, strings or booleans, got "widths" = {1, 2}')

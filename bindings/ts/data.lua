@@ -534,13 +534,14 @@ end
 
 -- What identifies these images and labels, for a run to check that it goes on or is studied with the data it
 -- was trained on: "N images HxWxC, crc32c XXXXXXXX, labels crc32c XXXXXXXX" (CRC-32C of the uint8 pixels and of
--- the int64 labels, 28 ms for GTSRB's training set), and the labels' CRC alone (data.labelsCrc's)
+-- the int64 labels, 28 ms for GTSRB's training set; data.fingerprintLabels reads the labels' CRC back)
 function Dataset:fingerprint()
    check_self(self, 'ds:fingerprint()')
-   local x, labels = self.x:contiguous(), data.labelsCrc(self.y)
+   local x = self.x:contiguous()
    return ('%d images %dx%dx%d, crc32c %08x, labels crc32c %s'):format(self:size(), x:size(2), x:size(3), x:size(4),
-      C.ts_crc32c(x:data(), x:numel()), labels), labels
+      C.ts_crc32c(x:data(), x:numel()), data.labelsCrc(self.y))
 end
+function data.fingerprintLabels(fingerprint) return fingerprint:match('labels crc32c (%x+)$') end
 
 -- The CRC-32C of labels (class ids, read as int64) in hex, as fingerprints show it: what ts.ensemble matches its
 -- members' labels by

@@ -958,7 +958,7 @@ function M.threshold(run, own, temperature, views)
    if fit.temperature ~= nil and not (T.isFinite(fit.temperature) and fit.temperature > 0) then
       error(('%s/search.json: temperature must be a number > 0, got %s'):format(run, keys.show(fit.temperature)), 0)
    end
-   require('ts.train').checkViews(fit.views or 1, run .. '/search.json', 'views', 0)
+   require('ts.train').checkViews(fit.views == nil and 1 or fit.views, run .. '/search.json', 'views', 0)
    if not own then
       return 0.5, ('%s/search.json holds the threshold of its own detector, not of this one'):format(run)
    end

@@ -24,7 +24,7 @@ function M.options(defaults, counts)
    local script = arg and arg[0] or 'ts.experiment.options'
    local all = {data = '', synthetic = false, synthetic_train = 6000, seed = 1, seeds = 1, quiet = false}
    for k, v in pairs(defaults) do all[k] = v end
-   local opt = require('ts').options(all, true)
+   local opt = require('ts').options(all, keys.example(defaults))   -- (an example of the script's own options)
    for _, set in ipairs({SHARED_COUNTS, counts or {}}) do
       for name, range in pairs(set) do keys.count(opt[name], script, 'option ' .. name, range[1], range[2], 0) end
    end

@@ -155,10 +155,11 @@ function image.save(path, img)
    return path
 end
 
--- the same image as the bytes of a PNG file
+-- the same image as the bytes of a PNG file, and the height, width and channels it holds
 function image.encodePng(img)
-   local png = T.wrap(C.ts_image_encode_png(as_bytes(img, 'ts.image.encodePng(img)')._c))
-   return ffi.string(png:data(), png:numel())
+   local bytes = as_bytes(img, 'ts.image.encodePng(img)')
+   local png = T.wrap(C.ts_image_encode_png(bytes._c))
+   return ffi.string(png:data(), png:numel()), bytes:size(1), bytes:size(2), bytes:size(3)
 end
 
 -- a contact sheet: a batch x [B,C,H,W] (float in 0..1, or uint8 in 0..255) as one uint8 image

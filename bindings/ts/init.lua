@@ -76,16 +76,17 @@ end
 
 -- ts.options{lr = 0.01, epochs = 10, name = 'run'}: the defaults overridden by ts.args, each converted to
 -- the type of its default; an unknown key in ts.args is an error (a typo in a sweep should not pass silently).
--- strict: every argument must be a key=value; a bare word (`bench.lua recipe`, meant as model=recipe) was dropped and
--- the script ran on its defaults. Without it, bare words stay in arg for a script that takes them (files, a run
--- directory). The errors are the command line's: one line naming the script, without a position in it (which drew
--- a traceback).
+-- strict (true, or the key=value the errors give as an example): every argument must be a key=value; a bare word
+-- (`bench.lua recipe`, meant as model=recipe) was dropped and the script ran on its defaults. Without it, bare words
+-- stay in arg for a script that takes them (files, a run directory). The errors are the command line's: one line
+-- naming the script, without a position in it (which drew a traceback).
 function ts.options(defaults, strict)
+   local keys = require('ts.keys')
    local function fail(msg) error(('%s: %s'):format(arg and arg[0] or 'ts.options', msg), 0) end
    local names = {}
    for name in pairs(defaults) do names[#names + 1] = name end
    table.sort(names)
-   local example = names[1] and ('%s=%s'):format(names[1], tostring(defaults[names[1]])) or 'epochs=3'
+   local example = type(strict) == 'string' and strict or keys.example(defaults)
    -- an argument that looks like an option but is no key=value (--epochs=1, =5) would be dropped, and the
    -- script run with its defaults: refused
    -- a key given twice (lr=1 lr=2) ran with the last value alone, as scripts/sweep.lua refuses it too

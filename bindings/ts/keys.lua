@@ -59,6 +59,16 @@ function M.count(v, what, name, lo, hi, level)
    return v
 end
 
+-- A key=value of a script's option defaults, for an error's example: the first key in order whose default key=value
+-- can give (not a table, not empty), with that default; 'epochs=3' when none can
+function M.example(defaults)
+   local best
+   for k, d in pairs(defaults) do
+      if type(k) == 'string' and type(d) ~= 'table' and d ~= '' and (not best or k < best) then best = k end
+   end
+   return best and ('%s=%s'):format(best, tostring(defaults[best])) or 'epochs=3'
+end
+
 -- A probability (nil: not given): v, or an error "<what>: <name> must be a probability in [0, 1], got v" at `level`
 -- as error's, counted from the caller (0: no position); NaN is none (it is neither below 0 nor above 1)
 function M.probability(v, what, name, level)

@@ -73,7 +73,7 @@ end
 -- The error as the command line shows it (host/main.c's traceback, the host's _TSHOST_ERROR_MESSAGE): one raised for
 -- the user (error(msg, 0), no position) alone, a bug's with its stack. (Every error drew the stack here, a user's
 -- message buried under it.) Outside the host, every error with its stack.
-local shown = _TSHOST_ERROR_MESSAGE or function(e) return debug.traceback(e, 2) end
+local shown = _TSHOST_ERROR_MESSAGE or function(e) return debug.traceback(tostring(e), 2) end
 
 -- Runs the chunk and prints its results, or the error; never raises. Returns whether it ran without error.
 function repl.eval(chunk)

@@ -124,10 +124,8 @@ function Writer:image(tag, img, step)
             T.isTensor(img) and 'a tensor' or type(img)), 2)
    end
    check_step(step, 2)   -- before the picture is encoded
-   local encoded, bytes = pcall(image.encodePng, img)   -- (its errors named the line here)
+   local encoded, bytes, h, w, c = pcall(image.encodePng, img)   -- (its errors named the line here)
    if not encoded then error('tensorboard: image(tag, img, step): ' .. tostring(bytes):gsub('^[^:]*:%d+: ', ''), 2) end
-   local h, w, c = img:dtype() == 'uint8' and img:size(1) or img:size(2), img:dtype() == 'uint8' and img:size(2) or img:size(3),
-                   img:dtype() == 'uint8' and img:size(3) or img:size(1)
    self:summary(step, function(value)
       value:string(1, tag):message(4, pb.message():varint(1, h):varint(2, w):varint(3, c):bytes(4, bytes))
    end)

@@ -305,7 +305,8 @@ function evaluate(model, ds, opts, tta, depth)
    end
    out.seconds = now() - start
    -- which images and labels, for ts.ensemble to match its members and labels by
-   out.data, out.labels_crc = ds:fingerprint()
+   out.data = ds:fingerprint()
+   out.labels_crc = data.fingerprintLabels(out.data)
    return out
 end
 

@@ -184,7 +184,9 @@ static cudnnStatus_t choose(const tsk_conv2d_shape *s, conv_plan *p)
     cudnnStatus_t ranked = rank(d, !p->deterministic, &r);
     if (ranked == CUDNN_STATUS_ALLOC_FAILED) {
         // Find* allocates its buffers and workspaces itself, outside the host's allocator: with the device's memory
-        // in the host's cache it found no room, and the layer failed as out of memory. The cache given back, once.
+        // in the host's cache it found no room, and the layer failed as out of memory. The cache given back, once
+        // (and its failed cudaMalloc's error cleared, which the layer's launch check would read as its own).
+        cudaGetLastError();
         tsk_cuda_trim();
         ranked = rank(d, !p->deterministic, &r);
     }
@@ -461,7 +463,7 @@ void tsk_cuda_conv2d_forward(const tsk_conv2d_shape *s, const float *x, const fl
             if (s->relu) tsk_cuda_activation_forward((int64_t)s->n * s->o * s->oh * s->ow, 0, 0.0f, y, y);   // fused ReLU
         }
     }
-    tsk_launch_ok("conv2d");
+    tsk_launch_ok("its staging, bias and ReLU kernels");
 }
 
 void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const float *w, const float *gy, float *gx,
@@ -504,5 +506,5 @@ void tsk_cuda_conv2d_backward(const tsk_conv2d_shape *s, const float *x, const f
         }
         if (gb) tsk_cuda_channel_sum(s->n, s->o, (int64_t)s->oh * s->ow, gy, gb);
     }
-    tsk_launch_ok("conv2d backward");
+    tsk_launch_ok("its staging and bias-gradient kernels");
 }

@@ -16,7 +16,11 @@ for tag in tags["scalars"]:
     out["wall_time"] = ea.Scalars(tag)[-1].wall_time
 for tag in tags["images"]:
     out["images"][tag] = [[e.step, e.width, e.height, len(e.encoded_image_string)] for e in ea.Images(tag)]
-for tag, content in ea.PluginTagToContent("hparams").items():
+try:
+    hparams = ea.PluginTagToContent("hparams")
+except KeyError:   # a file without hyperparameters
+    hparams = {}
+for tag, content in hparams.items():
     data = plugin_data_pb2.HParamsPluginData.FromString(content)
     out["hparams_messages"].append(data.WhichOneof("data"))
     if data.HasField("session_start_info"):
