@@ -15,14 +15,15 @@
 -- softmax as it is and the threshold 0.5, and says so).
 --   tshost experiments/baseline.lua [epochs=24] [lr=0.05] [batch=128] [run=runs/baseline] [synthetic=false]
 --                                  [detector=true] [detector_scenes=3000] [fit_scenes=150] [trainval=true]
---                                  [held_out=0.1] [tta=1] [clean=0] [convs=2] [stn=false]
+--                                  [held_out=0.1] [tta=1] [clean=0] [convs=2] [stn=false] [shadow=0]
 -- clean=k: the last k epochs train on the images without augmentation (ts.train's clean_epochs; an experiment, not
 -- the default). convs=n: n convolutions in every stage instead of two; stn=true: a spatial transformer in front
--- (ts.models.baseline's convs and stn; other networks for an ensemble's members, ensemble.lua)
+-- (ts.models.baseline's convs and stn; other networks for an ensemble's members, ensemble.lua). shadow=p: cast shadows
+-- on a share p of the training images (ts.data.augment's shadow, darkest gain 0.3, as ingredients.lua's shadow)
 local opt = ts.experiment.options({epochs = 24, lr = 0.05, batch = 128, run = 'runs/baseline', label_smoothing = 0.1,
                                    weight_decay = 5e-4, warmup = 1, detector = true, detector_scenes = 3000,
                                    fit_scenes = 150, trainval = true, held_out = 0.1, tta = 1, clean = 0,
-                                   convs = 2, stn = false},
+                                   convs = 2, stn = false, shadow = 0},
                                   {epochs = {1}, batch = {1}, detector_scenes = {1}, fit_scenes = {1}, clean = {0},
                                    convs = {1, 64}})
 if opt.clean > opt.epochs then
@@ -32,17 +33,22 @@ if type(opt.held_out) ~= 'number' or not (opt.held_out >= 0 and opt.held_out < 1
    error(('baseline.lua: held_out must be a share of the validation tracks from 0 to below 1, got %s'):format(
          tostring(opt.held_out)), 0)
 end
+require('ts.keys').probability(opt.shadow, 'baseline.lua', 'option shadow', 0)   -- (refused after the data was made)
 -- checked before the training, not after it
 require('ts.train').checkViews(opt.tta, 'baseline.lua', 'tta', 0)
 local g = ts.experiment.dataset(opt)
 
 local mean, std = g.train:channelStats()
 local cfg = ts.experiment.baseline(opt)
+if opt.shadow ~= 0 then
+   cfg.augment = ts.data.augment(ts.experiment.with(ts.experiment.baselineAugment, {shadow = {opt.shadow, 0.3}}))
+end
 cfg.model.convs = opt.convs ~= 2 and {opt.convs, opt.convs, opt.convs} or nil
 cfg.model.stn = opt.stn or nil
 -- the network in the run's note, so that compare.lua and ensemble.lua tell the members apart
-local network = ('baseline custom CNN%s%s'):format(opt.convs ~= 2 and (', %d convolutions a stage'):format(opt.convs) or '',
-                                                   opt.stn and ', spatial transformer' or '')
+local network = ('baseline custom CNN%s%s%s'):format(opt.convs ~= 2 and (', %d convolutions a stage'):format(opt.convs) or '',
+                                                     opt.stn and ', spatial transformer' or '',
+                                                     opt.shadow ~= 0 and (', shadows %g'):format(opt.shadow) or '')
 local held   -- {set, record}: the validation tracks a trainval run keeps out of its training
 local kept   -- the validation tracks it trains on
 if opt.trainval then
