@@ -88,15 +88,21 @@ function M.iou(a, b)
    return iou(a, b)
 end
 
+-- an overlap threshold, or an error naming the call (what) and the argument at its caller's caller: nms's and the
+-- search's
+local function check_iou(v, what, name)
+   if not (T.isFinite(v) and v >= 0 and v <= 1) then
+      error(('%s: %s must be an IoU in [0, 1], got %s'):format(what, name, tostring(v)), 3)
+   end
+end
+
 -- items (each with .window and .score), best first; those overlapping a better one by more than
 -- `threshold` IoU dropped; the first `limit` of them (all by default)
 function M.nms(items, threshold, limit)
    -- (a nil threshold failed in a comparison, a nil or NaN score in the sort)
    local call = 'ts.detect.nms(items, threshold [, limit])'
    if type(items) ~= 'table' then error(('%s: items must be a list of {window, score}, got %s'):format(call, tostring(items)), 2) end
-   if not (T.isFinite(threshold) and threshold >= 0 and threshold <= 1) then
-      error(('%s: threshold must be an IoU in [0, 1], got %s'):format(call, tostring(threshold)), 2)
-   end
+   check_iou(threshold, call, 'threshold')
    if limit ~= nil and not (T.isFinite(limit) and limit % 1 == 0 and limit >= 0) then
       error(('%s: limit must be a whole number from 0, got %s'):format(call, tostring(limit)), 2)
    end
@@ -352,9 +358,7 @@ function M.search(img, scorers, opts)
          error(('ts.detect.search: %s must be a whole number from 1, got %s'):format(k, tostring(v)), 2)
       end
    end
-   if opts.overlap ~= nil and not (T.isFinite(opts.overlap) and opts.overlap >= 0 and opts.overlap <= 1) then
-      error(('ts.detect.search: overlap must be an IoU in [0, 1], got %s'):format(tostring(opts.overlap)), 2)
-   end
+   if opts.overlap ~= nil then check_iou(opts.overlap, 'ts.detect.search', 'overlap') end
    if opts.temperature ~= nil and not (T.isFinite(opts.temperature) and opts.temperature > 0) then
       error(('ts.detect.search: temperature must be a finite number > 0, got %s'):format(tostring(opts.temperature)), 2)
    end
@@ -895,6 +899,13 @@ function M.fitThreshold(scorers, signs, opts)
            temperature = opts.search and opts.search.temperature or 1}
 end
 
+-- run, or an error naming the call (what) at its caller's caller unless it is a run's folder name (nil failed in a
+-- concatenation): fitRun's, describeFit's and threshold's
+local function check_run(run, what)
+   if type(run) ~= 'string' then error(("%s: run must be a string (the run's folder), got %s"):format(what, keys.show(run)), 3) end
+   return run
+end
+
 -- Fits the threshold of a finished run that has its detector (run/detector): its classifier at the
 -- temperature and views of its calibration.json, on scenes of the validation images it did not train on (all of
 -- g.valid, or a trainval run's held-out tracks: experiment.heldOut); writes run/search.json. opts: scenes, seed
@@ -902,9 +913,7 @@ end
 function M.fitRun(run, g, opts)
    local files, json, models = require('ts.files'), require('ts.json'), require('ts.models')
    local call = 'ts.detect.fitRun(run, g [, opts])'
-   if type(run) ~= 'string' then   -- (nil failed in a concatenation)
-      error(("%s: run must be a string (the run's folder), got %s"):format(call, keys.show(run)), 2)
-   end
+   check_run(run, call)
    opts = keys.check('ts.detect.fitRun', opts or {}, {scenes = 1, seed = 1}, 2)   -- (a misspelt option was ignored)
    -- checked before the run's networks load, as M.fitThreshold checks them (whose name its errors gave)
    if opts.scenes ~= nil then keys.count(opts.scenes, call, 'scenes', 1, nil, 2) end
@@ -924,7 +933,7 @@ end
 -- One line for a person: the fitted threshold and what it answers right on the scenes of unseen validation images
 function M.describeFit(run, fit)
    local call = 'ts.detect.describeFit(run, fit)'   -- (a nil fit failed on indexing it, a field in the format)
-   if type(run) ~= 'string' then error(("%s: run must be a string (the run's folder), got %s"):format(call, tostring(run)), 2) end
+   check_run(run, call)
    if type(fit) ~= 'table' then error(("%s: fit must be a table (ts.detect.fitRun's), got %s"):format(call, tostring(fit)), 2) end
    -- (a NaN threshold, a rate of 5 or a count of 1.5 were printed as 500.0% of -9223372036854775808 scenes)
    for _, k in ipairs({'threshold', 'sign_right', 'no_sign'}) do
@@ -942,10 +951,7 @@ end
 -- as a second value.
 function M.threshold(run, own, temperature, views)
    local json = require('ts.json')
-   if type(run) ~= 'string' then   -- (nil failed in a concatenation)
-      error(("ts.detect.threshold(run, own, temperature, views): run must be a string (the run's folder), got %s"):format(
-            keys.show(run)), 2)
-   end
+   check_run(run, 'ts.detect.threshold(run, own, temperature, views)')
    local fit = json.readFile(run .. '/search.json')
    if not fit then
       return 0.5, ('%s has no search.json (scripts/detector.lua %s fits the threshold)'):format(run, run)

@@ -454,9 +454,9 @@ local function recorded_config(run)
    return conf or {}
 end
 
--- A run directory is resumed only by the network it was started with: config.json's architecture (config, the
--- recorded_config of run; the
--- printed network, every layer's shape) must be the model's; the training settings may change (more epochs).
+-- A run directory is resumed only by the network it was started with: config.json's architecture (config is the
+-- run's recorded_config; the printed network, every layer's shape) must be the model's; the training settings may
+-- change (more epochs).
 -- Otherwise a changed recipe would resume an old run under its name, or fail later on a tensor of another
 -- size; the error names the first layer that differs.
 local function check_same_network(run, config, model)
