@@ -1345,7 +1345,7 @@ return function(t)
       for j = 1, 17 do many[j] = teacher end
       t.raises(function() nn.DistillationLoss{teachers = many} end, 'teachers must be a list of 1 to 16 modules')
       t.raises(function() nn.DistillationLoss{teachers = {teacher, 'runs/a'}} end, 'teacher 2 must be a module, got "runs/a"')
-      t.raises(function() nn.DistillationLoss{teachers = {teacher}, weight = 1.5} end, 'weight must be in [0, 1]')
+      t.raises(function() nn.DistillationLoss{teachers = {teacher}, weight = 1.5} end, "weight (the distillation term's share) must be a number from 0 to 1")
       t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0} end, 'temperature must be a finite number > 0')
       t.raises(function() nn.DistillationLoss{teachers = {teacher}, temperature = 0 / 0} end, 'temperature must be a finite number > 0')
       local d = nn.DistillationLoss{teachers = {teacher}}
@@ -1362,7 +1362,7 @@ return function(t)
       bad({teachers = {teacher}, weigth = 1}, 'distill has no option weigth')
       bad({teachers = {42}}, 'teacher 1 must be a run directory or a module, got number')
       bad({teachers = {t.tmpdir() .. '/none'}}, 'config.json not found')
-      bad({teachers = {teacher}, weight = -1}, 'weight must be in [0, 1]')
+      bad({teachers = {teacher}, weight = -1}, "weight (the distillation term's share) must be a number from 0 to 1")
       -- a teacher run that prepared its images otherwise than the student
       local dir = t.tmpdir() .. '/teacher'
       ts.train{model = {name = 'refcnn', widths = {4, 4, 4}, hidden = 8}, data = {train = g.train, valid = g.valid}, epochs = 1,

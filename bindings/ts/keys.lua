@@ -10,6 +10,10 @@ local M = {}
 -- ids to 99,999 while the matrix took 10,000 classes, so such a set trained for hours and failed at its evaluation.
 M.MAX_CLASSES = 10000
 
+-- The largest seed (ts.manualSeed, ts.train, the loader, the scenes): every whole number up to 2^53 is exact in a Lua
+-- number, and C takes it as a uint64
+M.MAX_SEED = 2 ^ 53
+
 -- t, or an error unless each of its keys is in `known` (a set): "<what>: unknown <noun> <key> (known: ...)", noun
 -- 'option' (the default) or 'setting'; level as error's, counted from the caller (0: no position)
 function M.check(what, t, known, level, noun)
@@ -69,12 +73,23 @@ function M.example(defaults)
    return best and ('%s=%s'):format(best, tostring(defaults[best])) or 'epochs=3'
 end
 
--- A probability (nil: not given): v, or an error "<what>: <name> must be a probability in [0, 1], got v" at `level`
--- as error's, counted from the caller (0: no position); NaN is none (it is neither below 0 nor above 1)
-function M.probability(v, what, name, level)
+-- A number from 0 to 1 (nil: not given): v, or an error "<what>: <name> must be <kind>, got v" at `level` as error's,
+-- counted from the caller (0: no position); NaN is none (it is neither below 0 nor above 1). kind: how the message names
+-- such a number. Its callers call it, then return v: a tail call would drop their frame from the count
+local function in_unit_interval(v, what, name, level, kind)
    if v ~= nil and not (type(v) == 'number' and v >= 0 and v <= 1) then
-      error(('%s: %s must be a probability in [0, 1], got %s'):format(what, name, M.show(v)), level == 0 and 0 or level + 1)
+      error(('%s: %s must be %s, got %s'):format(what, name, kind, M.show(v)), level == 0 and 0 or level + 1)
    end
+end
+-- a probability: "... must be a probability in [0, 1], got v"
+function M.probability(v, what, name, level)
+   in_unit_interval(v, what, name, level == 0 and 0 or level + 1, 'a probability in [0, 1]')
+   return v
+end
+-- a share or a rate that is not a probability (label smoothing, a moving average's momentum): "... must be a number
+-- from 0 to 1, got v"
+function M.fraction(v, what, name, level)
+   in_unit_interval(v, what, name, level == 0 and 0 or level + 1, 'a number from 0 to 1')
    return v
 end
 

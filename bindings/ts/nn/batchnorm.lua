@@ -33,9 +33,7 @@ function BatchNorm:__init(channels, opts)
    if not (T.isFinite(self.eps) and self.eps >= 0) then
       error(('%s: eps must be a finite number >= 0, got %s'):format(self.__typename, tostring(self.eps)), 3)
    end
-   if not (T.isFinite(self.momentum) and self.momentum >= 0 and self.momentum <= 1) then
-      error(('%s: momentum must be a number from 0 to 1, got %s'):format(self.__typename, tostring(self.momentum)), 3)
-   end
+   keys.fraction(self.momentum, self.__typename, 'momentum', 3)
    if keys.flag(opts.affine, self.__typename, 'affine', 3) ~= false then   -- ('no' kept the affine parameters)
       self.weight = T.ones(channels)
       self.bias = T.zeros(channels)

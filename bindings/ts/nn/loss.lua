@@ -41,9 +41,7 @@ function CrossEntropyLoss:__init(opts)
    self.label_smoothing = opts.label_smoothing or 0
    -- checked here: a string failed in the FFI at the first forward ("cannot convert 'string' to 'double'"), and 1.5 was
    -- refused only there
-   if not (T.isFinite(self.label_smoothing) and self.label_smoothing >= 0 and self.label_smoothing <= 1) then
-      error(('CrossEntropyLoss: label_smoothing must be a number from 0 to 1, got %s'):format(keys.show(self.label_smoothing)), 3)
-   end
+   keys.fraction(self.label_smoothing, 'CrossEntropyLoss', 'label_smoothing', 3)
 end
 
 -- Class ids as a contiguous int64 tensor, from a tensor of any dtype or a Lua list; an error naming `what` (at `level`
@@ -149,9 +147,7 @@ function DistillationLoss:__init(opts)
    -- (false was taken as the default temperature, and the string '4' was refused as "got 4")
    self.weight = opts.weight == nil and 0.5 or opts.weight
    self.temperature = opts.temperature == nil and 1 or opts.temperature
-   if not (finite(self.weight) and self.weight >= 0 and self.weight <= 1) then
-      error('DistillationLoss: weight must be in [0, 1] (the distillation term\'s share), got ' .. keys.show(self.weight), 3)
-   end
+   keys.fraction(self.weight, 'DistillationLoss', "weight (the distillation term's share)", 3)
    if not (finite(self.temperature) and self.temperature > 0) then
       error('DistillationLoss: temperature must be a finite number > 0, got ' .. keys.show(self.temperature), 3)
    end
