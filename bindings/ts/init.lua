@@ -45,7 +45,8 @@ ts.zerosOn = T.zerosOn
 -- One seed fixes weight init, dropout, shuffling and augmentation (all draw from the C generator).
 function ts.manualSeed(seed)
    -- a whole number a uint64 holds exactly: 1.5 was seed 1 and NaN some seed, each silently
-   require('ts.keys').count(seed, 'ts.manualSeed(seed)', 'seed', 0, 2 ^ 53, 2)
+   local keys = require('ts.keys')
+   keys.count(seed, 'ts.manualSeed(seed)', 'seed', 0, keys.MAX_SEED, 2)
    C.ts_manual_seed(seed)
    math.randomseed(seed)
 end

@@ -91,7 +91,7 @@ end
 -- a seed for the augmentation's draws, which C takes as a uint64, unless it is neither nil nor a whole number from 0 to
 -- 2^53: 1.5 gave seed 1's draws, -0.5 seed 0's, NaN and 1e30 those of 2^63, a string an FFI error
 function M.checkSeed(seed, what, level)
-   if seed ~= nil then keys.count(seed, what, 'seed', 0, 2 ^ 53, level + 1) end
+   if seed ~= nil then keys.count(seed, what, 'seed', 0, keys.MAX_SEED, level + 1) end
    return seed
 end
 

@@ -611,7 +611,7 @@ for k in pairs(optional) do known_options[k] = 1 end
 -- the numbers: {key, least, open (> least, not >=)}, and the counts {key, least, most}
 local ranges = {{'lr', 0}, {'momentum', 0}, {'weight_decay', 0}, {'warmup', 0}, {'label_smoothing', 0},
                 {'step_size', 0, true}, {'gamma', 0, true}, {'clip', 0, true}}
-local counts = {{'epochs', 1, 2 ^ 31}, {'batch', 1, data.MAX_BATCH}, {'accumulate', 1, 2 ^ 24}, {'seed', 0, 2 ^ 53},
+local counts = {{'epochs', 1, 2 ^ 31}, {'batch', 1, data.MAX_BATCH}, {'accumulate', 1, 2 ^ 24}, {'seed', 0, keys.MAX_SEED},
                 {'max_nonfinite', 0}, {'early_stop', 1}, {'workers', 1, C.TS_LOADER_MAX_WORKERS},
                 {'clean_epochs', 0, 2 ^ 31}}
 
