@@ -181,6 +181,69 @@ return function(t)
       t.raises(function() ts.metrics.format(cm) end, 'format: expected a summary (ts.metrics.summary), got a table that is not one')
    end)
 
+   t.test('metrics agree with scikit-learn, statsmodels and scipy (their numbers written here)', function()
+      -- class 3 never predicted, 4 only predicted, 5 in neither: left out of the macro average, as scikit-learn does
+      local m = ts.metrics.summary(ts.metrics.confusion({0, 2, 1, 1, 4, 0, 2, 2}, {0, 1, 1, 2, 3, 0, 2, 0}, 6))
+      t.near(m.macro.precision, 0.36666666666666664, 1e-12); t.near(m.macro.recall, 0.3333333333333333, 1e-12)
+      t.near(m.macro.f1, 0.34, 1e-12)
+      t.near(m.weighted.precision, 0.5833333333333334, 1e-12); t.near(m.weighted.recall, 0.5, 1e-12)
+      t.near(m.weighted.f1, 0.525, 1e-12)
+      t.near(m.per_class[2].f1, 0.4, 1e-12); t.eq(m.per_class[3].f1, 0); t.eq(m.per_class[4].precision, 0)
+      -- Wilson (proportion_confint): the normal quantile to full precision put the bounds 4e-9 off
+      for _, case in ipairs({{0, 4, 0, 0.4898908364545974}, {4, 4, 0.5101091635454025, 1},
+                             {95, 100, 0.8882495307680808, 0.9784563208456319}}) do
+         local lo, hi = ts.metrics.interval(case[1], case[2])
+         t.near(lo, case[3], 1e-12, 1e-15, 'low bound'); t.near(hi, case[4], 1e-12, 1e-15, 'high bound')
+      end
+      -- McNemar: exact to 50 disagreements, then chi-square with continuity correction (an approximation of erfc put
+      -- p 1.1e-7 off, relatively); b = c above 50 gives p < 1 as statsmodels' exact=False does
+      local function p(b, c)
+         local x, y = {}, {}
+         for i = 1, b + c do x[i], y[i] = i <= b, i > b end
+         return select(3, ts.metrics.mcnemar(x, y))
+      end
+      t.near(p(21, 14), 0.31050465907901537, 1e-12)
+      t.near(p(40, 11), 8.826126346812178e-05, 1e-12)
+      t.near(p(60, 60), 0.9272644735252321, 1e-12)
+      t.near(p(1000, 0), 4.8840137355217796e-219, 1e-12, 0)
+      -- temperature: scipy's minimize_scalar of the NLL, and for the rows predicted right the temperature whose mean
+      -- confidence is 5/6 (brentq), both to the documented 1e-4
+      local l = ts.tensor({{2, 0.5, -1}, {0.3, 0.2, 0.1}, {-1, 3, 0.5}, {1, 1.5, 0}, {0, 0, 4}, {2.5, -0.5, 0.4},
+                           {0.1, 0.9, 0.3}, {1.2, 1.1, -2}}, 'float64')
+      local temperature, how = ts.metrics.temperature(l, {0, 1, 1, 0, 2, 0, 2, 1})
+      t.eq(how, 'likeliest'); t.near(temperature, 0.7575192568554983, 1e-4, 0)
+      t.near(ts.metrics.calibration(l, {0, 1, 1, 0, 2, 0, 2, 1}, temperature).nll, 0.5866399889461189, 1e-8)
+      temperature, how = ts.metrics.temperature(ts.tensor({{2, 0.5, -1}, {-1, 3, 0.5}, {0, 0, 4}, {2.5, -0.5, 0.4}}), {0, 1, 2, 0})
+      t.eq(how, 'succession'); t.near(temperature, 1.188094209588765, 1e-4, 0)
+      -- ECE's bins are [lo, hi): a tie of two classes (0.5) falls in the upper of 2 bins, with a right one at 0.75
+      t.near(ts.metrics.calibration(ts.tensor({{0, 0}, {math.log(3), 0}}, 'float64'), {1, 0}, 1, 2).ece, 0.125, 1e-12)
+   end)
+
+   t.test('paired: two recipes over pairs of runs, as scipy gives them (ttest_rel, t.interval, permutation_test)', function()
+      local m = ts.metrics
+      -- six pairs, every difference positive: t = 13 on 5 degrees of freedom; 2 of the 64 sign patterns as far from 0
+      local r = m.paired({1, 2, 3, 4, 5, 6}, {2, 3, 4, 5, 6, 7.5})
+      t.near(r.p_t, 4.802202801017837e-05, 1e-9)
+      t.near(r.ci95[1], 0.8691181803636403, 1e-9); t.near(r.ci95[2], 1.2975484863030262, 1e-9)
+      t.eq(r.p_flip, 2 / 64); t.eq(('%d %d %d'):format(r.n, r.ahead, r.behind), '6 6 0'); t.near(r.diff, 13 / 12, 1e-12)
+      -- seven pairs of both signs and a tie; scipy's permutation_test over the sign flips: 0.40625
+      r = m.paired({5, 3, 8, 1, 9, 2, 7}, {6, 2, 9, 3, 9, 4, 6})
+      t.near(r.p_t, 0.27965829090465777, 1e-9); t.eq(r.p_flip, 0.40625)
+      t.near(r.ci95[1], -0.6053618249702573, 1e-9); t.near(r.ci95[2], 1.7482189678274, 1e-9)
+      t.eq(('%d %d'):format(r.ahead, r.behind), '4 2')
+      -- two pairs: one degree of freedom, the interval 12.7 standard errors each way
+      r = m.paired({0, 0}, {1, 3})
+      t.near(r.p_t, 0.2951672353008665, 1e-9); t.near(r.ci95[1], -10.706204736174694, 1e-9); t.eq(r.p_flip, 0.5)
+      -- one pair: no spread, so no t-test or interval; differences all alike: no doubt either way
+      r = m.paired({0.99}, {0.995})
+      t.truthy(r.sd == nil and r.ci95 == nil and r.p_t == nil and r.p_flip == 1, 'one pair')
+      t.eq(m.paired({1, 2}, {1, 2}).p_t, 1); t.eq(m.paired({1, 2, 3}, {2, 3, 4}).p_t, 0)
+      t.raises(function() m.paired({1, 2}, {1}) end, 'paired: 2 numbers against 1')
+      t.raises(function() m.paired({}, {}) end, 'paired: 0 numbers against 0')
+      t.raises(function() m.paired({1, 0 / 0}, {1, 2}) end, 'paired: pair 2 is nan and 2, not two finite numbers')
+      t.raises(function() m.paired({1, nil, 3}, {1, 2, 3}) end, 'paired: the first list')
+   end)
+
    t.test('evaluation with test-time augmentation: the mean probability over the views, reproducible by seed', function()
       local function softmax(z)   -- rows of z [N, C], in double
          local out = ts.zeros(z:size(1), z:size(2))

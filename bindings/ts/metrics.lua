@@ -5,11 +5,14 @@
 --   print(ts.metrics.format(m, names)) -- an aligned table
 --   ts.metrics.temperature(logits, y), ts.metrics.calibration(logits, y, T)   -- temperature scaling, NLL, ECE
 --   ts.metrics.softmax(row, T), ts.metrics.correct(pred, y), ts.metrics.meanSd(list), ts.metrics.mcnemar(a, b)
+--   ts.metrics.paired(a, b)          -- two recipes over pairs of runs (seeds): mean difference, t-test, sign flips
 -- Precision of a class never predicted, and recall of a class absent from the targets, are 0 (as
 -- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
 local ffi = require('ffi')
 local T = require('ts.tensor')
 local keys = require('ts.keys')
+
+ffi.cdef('double erfc(double x); double lgamma(double x);')   -- the C library's, for McNemar's p and Student's t
 
 local metrics = {}
 
@@ -158,7 +161,8 @@ local function temperature_of(what, temperature)
    return temperature
 end
 
--- fraction of rows of logits [N, C] whose target is among the k largest
+-- fraction of rows of logits [N, C] whose target is among the k largest, equal scores ranked by class id, the
+-- lowest first as argmax takes it (scikit-learn's top_k_accuracy_score ranks the highest first)
 function metrics.topk(logits, target, k)
    local l, p, tv, n, c, keep = rows_and_targets('topk', logits, target)
    if n == 0 then error('topk: no rows', 2) end
@@ -207,7 +211,10 @@ end
 -- How well softmax(logits / temperature) states its own chance of being right, on logits [N, C] and
 -- targets [N]: {nll (mean negative log-likelihood), ece, accuracy, confidence (the mean top-1
 -- probability)}. ECE, the expected calibration error: the top-1 probabilities in `bins` equal-width bins
--- (15), the sum over bins of |accuracy - mean confidence| weighted by the bin's share of the samples.
+-- (15), the sum over bins of |accuracy - mean confidence| weighted by the bin's share of the samples. Bin b holds
+-- [(b-1)/bins, b/bins), the last one 1 as well. Guo et al.'s bins, and scikit-learn's calibration_curve's, are closed
+-- on the right instead, and torchmetrics puts a confidence of 1 in a bin of its own: the ECE differs only where
+-- a confidence lies on an edge (with 15 bins, 1/3: a tie of three classes).
 function metrics.calibration(logits, target, temperature, bins)
    local l, p, tv, n, c, keep = rows_and_targets('calibration', logits, target)
    if n == 0 then error('calibration: no rows', 2) end
@@ -302,21 +309,20 @@ function metrics.mostConfused(cm, n)
    return out
 end
 
--- Wilson 95% interval of a proportion k/n
+-- Wilson 95% score interval of a proportion k/n (statsmodels' proportion_confint, method 'wilson'); for n = 0,
+-- where that is undefined, (0, 1): nothing is known
 function metrics.interval(k, n)
    if not (T.isFinite(k) and T.isFinite(n) and n >= 0 and k >= 0 and k <= n) then
       error(('interval: expected 0 <= k <= n, got %s of %s'):format(tostring(k), tostring(n)), 2)
    end
    if n == 0 then return 0, 1 end
-   local z, p = 1.959964, k / n
+   local z, p = 1.959963984540054, k / n   -- the normal's 97.5% quantile (1.959964 put the bounds 4e-9 off)
    local d = 1 + z * z / n
    local centre = (p + z * z / (2 * n)) / d
    local half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
    return math.max(0, centre - half), math.min(1, centre + half)
 end
 
--- McNemar's test (exact binomial for few disagreements, chi-square with continuity correction otherwise)
--- of two models' correctness on the same samples; b = only A right, c = only B right; returns b, c, p
 -- whether each prediction is its target's class (tensors or lists): the list McNemar's test pairs
 function metrics.correct(pred, target)
    local pv, n, keep1 = values(pred, 'correct', 'the predictions', 2)
@@ -353,6 +359,9 @@ function metrics.meanSd(list)
    return mean, #list > 1 and math.sqrt(sq / (#list - 1)) or nil
 end
 
+-- McNemar's test of two models' correctness on the same samples; b = only A right, c = only B right; returns b, c, p.
+-- For b + c <= 50 the exact binomial test (statsmodels' mcnemar, exact=True), above it chi-square with continuity
+-- correction, (|b - c| - 1)^2 / (b + c) (exact=False), which like statsmodels' and R's gives b = c a p below 1.
 function metrics.mcnemar(correct_a, correct_b)
    -- two lists of booleans of one length (metrics.correct's): a 0 is true in Lua, so 0/1 lists counted nothing
    if type(correct_a) ~= 'table' or type(correct_b) ~= 'table' then
@@ -385,13 +394,103 @@ function metrics.mcnemar(correct_a, correct_b)
       return b, c, math.min(1, 2 * tail)
    end
    local chi = (math.abs(b - c) - 1) ^ 2 / n
-   -- survival of chi-square with 1 degree of freedom: erfc(sqrt(chi / 2))
-   local x = math.sqrt(chi / 2)
-   local t = 1 / (1 + 0.5 * x)
-   local erfc = t * math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-      t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-   -- the approximation of erfc is good to 1.2e-7, and above 1 near 0: a p of 1.00000003 where b and c differ by 1
-   return b, c, math.min(1, erfc)
+   -- survival of chi-square with 1 degree of freedom: erfc(sqrt(chi / 2)), the C library's (a polynomial
+   -- approximation of erfc put p 1.2e-7 off, relatively, and above 1 where b and c differ by 1)
+   return b, c, ffi.C.erfc(math.sqrt(chi / 2))
+end
+
+-- The continued fraction of the regularized incomplete beta function I_x(a, b), by Lentz's method; it converges fast
+-- for x < (a + 1) / (a + b + 2), and incomplete_beta takes 1 - I_{1-x}(b, a) above that
+local function beta_fraction(a, b, x)
+   local function off_zero(v) return math.abs(v) < 1e-300 and 1e-300 or v end
+   local c, d = 1, 1 / off_zero(1 - (a + b) * x / (a + 1))
+   local h = d
+   for m = 1, 500 do
+      local even = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+      d, c = 1 / off_zero(1 + even * d), off_zero(1 + even / c)
+      h = h * d * c
+      local odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+      d, c = 1 / off_zero(1 + odd * d), off_zero(1 + odd / c)
+      h = h * d * c
+      if math.abs(d * c - 1) < 1e-15 then break end
+   end
+   return h
+end
+
+-- I_x(a, b) = B(x; a, b) / B(a, b)
+local function incomplete_beta(a, b, x)
+   if x <= 0 then return 0 end
+   if x >= 1 then return 1 end
+   local front = math.exp(ffi.C.lgamma(a + b) - ffi.C.lgamma(a) - ffi.C.lgamma(b) + a * math.log(x) + b * math.log(1 - x))
+   if x < (a + 1) / (a + b + 2) then return front * beta_fraction(a, b, x) / a end
+   return 1 - front * beta_fraction(b, a, 1 - x) / b
+end
+
+-- P(|T| >= t) for Student's t with df degrees of freedom: I_{df/(df+t^2)}(df/2, 1/2)
+local function t_two_sided(t, df)
+   if math.abs(t) == math.huge then return 0 end
+   return incomplete_beta(df / 2, 0.5, df / (df + t * t))
+end
+
+-- the q with P(|T| >= q) = 0.05: the half-width of a 95% interval in standard errors (12.71 for df = 1, 1.96 for many)
+local function t_quantile_95(df)
+   local lo, hi = 0, 1e4
+   for _ = 1, 200 do
+      local mid = (lo + hi) / 2
+      if t_two_sided(mid, df) > 0.05 then lo = mid else hi = mid end
+   end
+   return (lo + hi) / 2
+end
+
+-- Two recipes over n pairs of runs (a[k] and b[k], numbers such as test accuracies; a pair is one seed, as a rule):
+-- {n, mean_a, sd_a, mean_b, sd_b, diff = the mean of b[k] - a[k], sd = the differences' sample sd, ci95 = {lo, hi}
+-- (Student's t), p_t (the paired t-test, two-sided: scipy's ttest_rel), p_flip (the exact sign-flip test: the share
+-- of the 2^n ways of flipping the differences' signs whose sum lies as far from 0 as theirs, which assumes no
+-- distribution; for n <= 20), ahead, behind (the pairs where b is above, below a)}. Each McNemar's test asks whether
+-- two models differ; this asks whether the recipes do, across what the seeds change. With one pair, sd, ci95 and p_t
+-- are nil; where every difference is the same, the interval is that one number and p_t 0 (1 where it is 0).
+function metrics.paired(a, b)
+   if type(a) ~= 'table' or type(b) ~= 'table' then
+      error(('paired: expected two lists of numbers, got %s and %s'):format(keys.show(a), keys.show(b)), 2)
+   end
+   local n = length(a, 'paired', 'the first list', 2)
+   if n == 0 or n ~= length(b, 'paired', 'the second list', 2) then
+      error(('paired: %d numbers against %d: each of the first list pairs with one of the second'):format(n, #b), 2)
+   end
+   local d, ahead, behind = {}, 0, 0
+   for k = 1, n do
+      if not (T.isFinite(a[k]) and T.isFinite(b[k])) then
+         error(('paired: pair %d is %s and %s, not two finite numbers'):format(k, keys.show(a[k]), keys.show(b[k])), 2)
+      end
+      d[k] = b[k] - a[k]
+      if d[k] > 0 then ahead = ahead + 1 elseif d[k] < 0 then behind = behind + 1 end
+   end
+   local r = {n = n, ahead = ahead, behind = behind}
+   r.mean_a, r.sd_a = metrics.meanSd(a)
+   r.mean_b, r.sd_b = metrics.meanSd(b)
+   r.diff, r.sd = metrics.meanSd(d)
+   if n > 1 then
+      local se = r.sd / math.sqrt(n)
+      local half = t_quantile_95(n - 1) * se
+      r.ci95 = {r.diff - half, r.diff + half}
+      r.p_t = se > 0 and t_two_sided(r.diff / se, n - 1) or (r.diff == 0 and 1 or 0)
+   end
+   if n <= 20 then
+      -- every sign pattern; a sum as far from 0 as the observed one, less a rounding's worth, counts
+      local total, scale = 0, 0
+      for k = 1, n do total, scale = total + d[k], scale + math.abs(d[k]) end
+      local as_far = 0
+      for mask = 0, 2 ^ n - 1 do
+         local sum, m = 0, mask
+         for k = 1, n do
+            sum = sum + (m % 2 == 1 and -d[k] or d[k])
+            m = math.floor(m / 2)
+         end
+         if math.abs(sum) >= math.abs(total) - 1e-9 * scale then as_far = as_far + 1 end
+      end
+      r.p_flip = as_far / 2 ^ n
+   end
+   return r
 end
 
 -- the summary as an aligned text table, one row per class, then the averages
