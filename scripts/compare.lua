@@ -1,19 +1,34 @@
 -- tshost scripts/compare.lua runs/a runs/b ... [--html out.html]
+-- tshost scripts/compare.lua runs/a-s1 runs/a-s2 ... --versus runs/b-s1 runs/b-s2 ... [--html out.html]
 -- A side-by-side table of models: test accuracy with its 95% interval, macro-F1, parameters, training
 -- time, images/s and each run's note; then, for every pair evaluated on the same test set, McNemar's test
 -- of whether their difference in correctness is real.
-local runs, html = {}, nil
+-- With --versus, two recipes trained on several seeds each: the runs before it are recipe A's, those after it recipe
+-- B's, paired in the order given (A's first with B's first: the same seed, as a rule). McNemar's test then runs on
+-- each pair only, and the two recipes are compared over the pairs (ts.metrics.paired): the mean difference with its
+-- 95% interval, a paired t-test, and the exact sign-flip test, which assumes no distribution (with three pairs its p
+-- is never below 0.25: three seeds cannot show a difference, whatever each McNemar says).
+local runs, html, versus = {}, nil, nil
 local i = 1
 while i <= #arg do
    -- --html once: a second one replaced the first without a word
    if arg[i] == '--html' then html = html == nil and arg[i + 1] or ''; i = i + 1
+   -- --versus once, between two groups of runs
+   elseif arg[i] == '--versus' then versus = versus == nil and #runs + 1 or 0
    -- --htlm x.html was read as a run named --htlm, -h as a run named -h, and an empty word as the folder / itself
    elseif arg[i]:sub(1, 1) == '-' or arg[i] == '' then html = ''
    else runs[#runs + 1] = arg[i] end
    i = i + 1
 end
-if #runs == 0 or html == '' then
-   io.stderr:write('usage: tshost scripts/compare.lua RUN [RUN ...] [--html FILE]\n')
+local usage = 'usage: tshost scripts/compare.lua RUN [RUN ...] [--versus RUN ...] [--html FILE]\n'
+if #runs == 0 or html == '' or versus == 0 then
+   io.stderr:write(usage)
+   os.exit(2)
+end
+-- as many runs after --versus as before it: pairs
+if versus and (versus - 1 ~= #runs - versus + 1) then
+   io.stderr:write(('compare.lua: --versus pairs the runs before it with those after it, in order: %d before, %d after\n')
+                   :format(versus - 1, #runs - versus + 1) .. usage)
    os.exit(2)
 end
 -- each run once: a run given twice (runs/a runs/a/, or a link to it) was compared with itself, "not distinguishable"
@@ -56,6 +71,8 @@ for _, run in ipairs(runs) do
    rows[#rows + 1] = {run = run, final = final, config = config, correct = preds.correct, target = preds.target,
                       test = type(data) == 'string' and data or nil}
 end
+local given_order = {}   -- the rows as given, for --versus's pairs
+for k, r in ipairs(rows) do given_order[k] = r end
 table.sort(rows, function(a, b) return a.final.test_accuracy > b.final.test_accuracy end)
 
 -- what a run may not have recorded (an ensemble's speed, an older record's fields): '?' in the width given ('' none)
@@ -71,24 +88,50 @@ for _, r in ipairs(rows) do
 end
 lines[#lines + 1] = ''
 lines[#lines + 1] = 'paired McNemar tests (b: only the first right, c: only the second right):'
-local pairs_out = {}
-for a = 1, #rows do
-   for b = a + 1, #rows do
-      local ra, rb = rows[a], rows[b]
-      -- the same test set: the same labels in the same order, and the same images where both runs recorded them
-      -- (two generated test sets of one size were once compared image by image)
-      local same = ra.target:numel() == rb.target:numel() and ra.target:equal(rb.target) and
-                   (not ra.test or not rb.test or ra.test == rb.test)
-      if same then
-         local nb, nc, p = ts.metrics.mcnemar(ra.correct, rb.correct)
-         local verdict = p < 0.05 and 'a real difference (p < 0.05)' or 'not distinguishable (p >= 0.05)'
-         lines[#lines + 1] = ('  %-28s vs %-28s b=%4d c=%4d p=%.3g  %s'):format(ra.run, rb.run, nb, nc, p, verdict)
-         pairs_out[#pairs_out + 1] = {ra.run, rb.run, nb, nc, p, verdict}
-      else
-         lines[#lines + 1] = ('  %s vs %s: different test sets, not compared'):format(ra.run, rb.run)
-         pairs_out[#pairs_out + 1] = {ra.run, rb.run}   -- the page says so too: it left such a pair out without a word
-      end
+-- the pairs to test: every two runs, best first, or with --versus each of A's runs with its partner in B
+local pairs_to_test = {}
+if versus then
+   for k = 1, versus - 1 do pairs_to_test[k] = {given_order[k], given_order[versus - 1 + k]} end
+else
+   for a = 1, #rows do
+      for b = a + 1, #rows do pairs_to_test[#pairs_to_test + 1] = {rows[a], rows[b]} end
    end
+end
+local pairs_out = {}
+for _, pair in ipairs(pairs_to_test) do
+   local ra, rb = pair[1], pair[2]
+   -- the same test set: the same labels in the same order, and the same images where both runs recorded them
+   -- (two generated test sets of one size were once compared image by image)
+   local same = ra.target:numel() == rb.target:numel() and ra.target:equal(rb.target) and
+                (not ra.test or not rb.test or ra.test == rb.test)
+   if same then
+      local nb, nc, p = ts.metrics.mcnemar(ra.correct, rb.correct)
+      local verdict = p < 0.05 and 'a real difference (p < 0.05)' or 'not distinguishable (p >= 0.05)'
+      lines[#lines + 1] = ('  %-28s vs %-28s b=%4d c=%4d p=%.3g  %s'):format(ra.run, rb.run, nb, nc, p, verdict)
+      pairs_out[#pairs_out + 1] = {ra.run, rb.run, nb, nc, p, verdict}
+   else
+      lines[#lines + 1] = ('  %s vs %s: different test sets, not compared'):format(ra.run, rb.run)
+      pairs_out[#pairs_out + 1] = {ra.run, rb.run}   -- the page says so too: it left such a pair out without a word
+   end
+end
+-- --versus: the recipes over their pairs, in points of test accuracy
+local recipes
+if versus then
+   local a, b = {}, {}
+   for k, pair in ipairs(pairs_to_test) do a[k], b[k] = pair[1].final.test_accuracy, pair[2].final.test_accuracy end
+   local r = ts.metrics.paired(a, b)
+   local function mean_sd(m, sd) return ('%.2f%%%s'):format(100 * m, sd and (' (sd %.2f)'):format(100 * sd) or '') end
+   recipes = {('A, the runs before --versus: mean %s over %d runs'):format(mean_sd(r.mean_a, r.sd_a), r.n),
+              ('B, the runs after it: mean %s'):format(mean_sd(r.mean_b, r.sd_b)),
+              ('B - A: %+.2f points%s; B ahead on %d of %d pairs, behind on %d'):format(100 * r.diff,
+                 r.ci95 and (', 95%% interval %+.2f to %+.2f'):format(100 * r.ci95[1], 100 * r.ci95[2]) or '', r.ahead, r.n,
+                 r.behind),
+              r.p_t and ('paired t-test p = %.3g; %s'):format(r.p_t, r.p_flip and
+                 ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
+                 'no sign-flip test beyond 20 pairs') or 'one pair: no test over pairs (McNemar above is the only one)'}
+   lines[#lines + 1] = ''
+   lines[#lines + 1] = 'the two recipes over the pairs:'
+   for _, line in ipairs(recipes) do lines[#lines + 1] = '  ' .. line end
 end
 print(table.concat(lines, '\n'))
 
@@ -110,7 +153,13 @@ if html then
          h[#h + 1] = ('<tr><td class="l">%s</td><td class="l">%s</td><td></td><td></td><td></td><td class="l">different test sets, not compared</td></tr>'):format(esc(p[1]), esc(p[2]))
       end
    end
-   h[#h + 1] = '</table></body></html>'
+   h[#h + 1] = '</table>'
+   if recipes then
+      h[#h + 1] = '<h2>The two recipes over the pairs</h2><ul>'
+      for _, line in ipairs(recipes) do h[#h + 1] = '<li>' .. esc(line) .. '</li>' end
+      h[#h + 1] = '</ul>'
+   end
+   h[#h + 1] = '</body></html>'
    ts.files.writeFile(html, table.concat(h, '\n'))
    print('wrote ' .. html)
 end

@@ -55,6 +55,49 @@ return function(t)
       t.truthy(rc == 1 and out:find(dir .. "/s2/final.json: not a finished run's record", 1, true), out)
    end)
 
+   t.test('compare.lua --versus: two recipes over paired runs, McNemar on each pair, the t-test and the sign-flip test', function()
+      local dir = t.tmpdir()
+      -- a finished run's record and predictions on 20 test images (classes 0..9 twice), the first `wrong` of them wrong
+      local function run_with(name, wrong)
+         local at = dir .. '/' .. name
+         ts.files.mkdirs(at)
+         local target, pred = {}, {}
+         for i = 1, 20 do target[i] = (i - 1) % 10; pred[i] = i <= wrong and (target[i] + 1) % 10 or target[i] end
+         ts.save(at .. '/test_predictions.safetensors', {pred = ts.tensor(pred, 'int64'), target = ts.tensor(target, 'int64'),
+                                                         confidence = ts.ones(20)})
+         local acc = (20 - wrong) / 20
+         ts.files.writeFile(at .. '/final.json', ts.json.encode({test_accuracy = acc, test_accuracy_ci95 = {acc, acc},
+                                                                 test_macro_f1 = acc}))
+         return at
+      end
+      local a = {run_with('a1', 2), run_with('a2', 3), run_with('a3', 1)}
+      local b = {run_with('b1', 1), run_with('b2', 1), run_with('b3', 0)}
+      local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
+      local rc, out = compare(('%s --versus %s'):format(table.concat(a, ' '), table.concat(b, ' ')))
+      t.eq(rc, 0, out)
+      -- McNemar on the three pairs only, A's k-th against B's k-th (not on all fifteen pairs of six runs)
+      local _, tests = out:gsub(' b=', '')
+      t.eq(tests, 3, out)
+      t.truthy(out:find(('%-28s vs %-28s b=   0 c=   2'):format(a[2], b[2]), 1, true), out)
+      -- the numbers scipy gives for these accuracies (stats.ttest_rel, stats.t.interval(0.95, 2, ...)): t = 4, p = 0.0572,
+      -- the interval -0.0050 to 0.1384; every difference positive, so 2 of the 8 sign patterns are as far from 0
+      t.truthy(out:find('A, the runs before --versus: mean 90.00% (sd 5.00) over 3 runs', 1, true), out)
+      t.truthy(out:find('B, the runs after it: mean 96.67% (sd 2.89)', 1, true), out)
+      t.truthy(out:find('B - A: +6.67 points, 95% interval -0.50 to +13.84; B ahead on 3 of 3 pairs, behind on 0', 1, true), out)
+      t.truthy(out:find('paired t-test p = 0.0572; exact sign-flip test p = 0.25 (8 sign patterns)', 1, true), out)
+      -- one pair: McNemar only
+      rc, out = compare(('%s --versus %s --html %s/page.html'):format(a[1], b[1], dir))
+      t.truthy(rc == 0 and out:find('one pair: no test over pairs', 1, true), out)
+      t.truthy(t.readfile(dir .. '/page.html'):find('The two recipes over the pairs', 1, true), 'the page has the comparison')
+      -- runs that do not pair, and --versus twice or with nothing before it
+      for _, args in ipairs({('%s %s --versus %s'):format(a[1], a[2], b[1]), ('--versus %s'):format(b[1]),
+                             ('%s --versus %s --versus %s'):format(a[1], b[1], b[2])}) do
+         rc, out = compare(args)
+         t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua RUN [RUN ...] [--versus RUN ...]', 1, true), out)
+      end
+      t.truthy(select(2, compare(('%s %s --versus %s'):format(a[1], a[2], b[1]))):find('2 before, 1 after', 1, true))
+   end)
+
    t.test('the report\'s learning curves put each value at its own epoch: a NaN loss or a missing one leaves a gap', function()
       -- values were packed into a list (a NaN loss, stored as null, moved every later epoch one place left), and an
       -- infinite one made NaN coordinates
@@ -260,6 +303,29 @@ return function(t)
       best, said = ts.experiment.best({ref, tie})
       t.eq(best.name, 'baseline+tie')
       t.truthy(said:find('not significantly ahead of baseline', 1, true), said)
+   end)
+
+   t.test('the comparison adds the tests over the seeds where both variants ran as many', function()
+      local y = ts.zeros({10}, 'int64')
+      local function variant(name, accuracies)
+         local runs = {}
+         for k, a in ipairs(accuracies) do runs[k] = {test_accuracy = a, test_macro_f1 = 0, train_seconds = 0} end
+         return ts.experiment.settle({name = name, runs = runs, evals = {{pred = ts.zeros({10}):long(), target_y = y}}})
+      end
+      local printed, saved = {}, print
+      print = function(...) printed[#printed + 1] = table.concat({...}, '\t') end   -- luacheck: ignore
+      -- (b - a: 0.01 five times and 0.015, as test_train's {1..6} against {2..6, 7.5} scaled: the same t and p)
+      local ok, err = pcall(ts.experiment.compare, {variant('a', {0.980, 0.981, 0.982, 0.983, 0.984, 0.985}),
+                                                   variant('b', {0.990, 0.991, 0.992, 0.993, 0.994, 1.000}),
+                                                   variant('c', {0.99, 0.98})}, 'seeds')
+      print = saved   -- luacheck: ignore
+      t.truthy(ok, err)
+      local out = table.concat(printed, '\n')
+      -- b against a: the paired test of the six seeds (test_train's paired test has scipy's numbers); c ran two seeds
+      t.truthy(out:find('over the 6 seeds: ahead on 6, behind on 0; paired t-test p = 4.8e-05; exact sign-flip test p = 0.0313',
+               1, true), out)
+      local _, lines = out:gsub('over the ', '')
+      t.eq(lines, 1, out)
    end)
 
    t.test('baseline trainval=true: trained on train and valid but a held-out share of the tracks, which the temperature '

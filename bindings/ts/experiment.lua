@@ -474,7 +474,8 @@ local function versus(ref, v)
 end
 
 -- Prints the variants side by side and says, for each against the first, whether the difference exceeds
--- the seed-to-seed spread (when several seeds ran) and what McNemar's paired test says on the first seed.
+-- the seed-to-seed spread (when several seeds ran) and what McNemar's paired test says on the first seed; with as many
+-- seeds on both sides, the paired tests over the seeds too (ts.metrics.paired). The verdict stays versus's.
 function M.compare(variants, title)
    print(('\n%s'):format(title or 'comparison'))
    print(('%-28s %10s %8s %9s %9s'):format('variant', 'accuracy', 'sd', 'macro-F1', 'train s'))
@@ -488,6 +489,14 @@ function M.compare(variants, title)
       local v = variants[k]
       local r = versus(ref, v)
       print(('  %s vs %s: %+.2f points, p = %.3g: %s'):format(v.name, ref.name, 100 * r.diff, r.p, r.words))
+      -- over the seeds as well, where both ran the same several: the seed-level tests compare.lua --versus gives
+      if #ref.runs > 1 and #ref.runs == #v.runs then
+         local a, b = {}, {}
+         for k = 1, #v.runs do a[k], b[k] = ref.runs[k].test_accuracy, v.runs[k].test_accuracy end
+         local s = metrics.paired(a, b)
+         print(('    over the %d seeds: ahead on %d, behind on %d; paired t-test p = %.3g%s'):format(s.n, s.ahead, s.behind,
+               s.p_t, s.p_flip and ('; exact sign-flip test p = %.3g'):format(s.p_flip) or ''))
+      end
       verdicts[v.name] = r
    end
    return verdicts
