@@ -129,6 +129,13 @@ if versus then
               r.p_t and ('paired t-test p = %.3g; %s'):format(r.p_t, r.p_flip and
                  ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
                  'no sign-flip test beyond 20 pairs') or 'one pair: no test over pairs (McNemar above is the only one)'}
+   -- a pair on two test sets differs by its images as well as by its recipes: said, not hidden in the mean
+   local mixed = 0
+   for _, p in ipairs(pairs_out) do if not p[3] then mixed = mixed + 1 end end
+   if mixed > 0 then
+      recipes[#recipes + 1] = ('%d of the %d pairs were tested on different test sets: their differences are not the ' ..
+                               'recipes\' alone'):format(mixed, #pairs_out)
+   end
    lines[#lines + 1] = ''
    lines[#lines + 1] = 'the two recipes over the pairs:'
    for _, line in ipairs(recipes) do lines[#lines + 1] = '  ' .. line end

@@ -57,12 +57,14 @@ return function(t)
 
    t.test('compare.lua --versus: two recipes over paired runs, McNemar on each pair, the t-test and the sign-flip test', function()
       local dir = t.tmpdir()
-      -- a finished run's record and predictions on 20 test images (classes 0..9 twice), the first `wrong` of them wrong
-      local function run_with(name, wrong)
+      -- a finished run's record and predictions on 20 test images (classes 0..9 twice, or 0..classes-1 in turn), the first
+      -- `wrong` of them wrong
+      local function run_with(name, wrong, classes)
          local at = dir .. '/' .. name
          ts.files.mkdirs(at)
          local target, pred = {}, {}
-         for i = 1, 20 do target[i] = (i - 1) % 10; pred[i] = i <= wrong and (target[i] + 1) % 10 or target[i] end
+         classes = classes or 10
+         for i = 1, 20 do target[i] = (i - 1) % classes; pred[i] = i <= wrong and (target[i] + 1) % classes or target[i] end
          ts.save(at .. '/test_predictions.safetensors', {pred = ts.tensor(pred, 'int64'), target = ts.tensor(target, 'int64'),
                                                          confidence = ts.ones(20)})
          local acc = (20 - wrong) / 20
@@ -96,6 +98,10 @@ return function(t)
          t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua RUN [RUN ...] [--versus RUN ...]', 1, true), out)
       end
       t.truthy(select(2, compare(('%s %s --versus %s'):format(a[1], a[2], b[1]))):find('2 before, 1 after', 1, true))
+      -- a pair on two test sets (other labels): no McNemar for it, and the summary says its difference is not the recipes'
+      rc, out = compare(('%s %s --versus %s %s'):format(a[1], a[2], b[1], run_with('other', 0, 7)))
+      t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true) and
+               out:find('1 of the 2 pairs were tested on different test sets', 1, true), out)
    end)
 
    t.test('the report\'s learning curves put each value at its own epoch: a NaN loss or a missing one leaves a gap', function()
