@@ -1,4 +1,5 @@
--- Gradient accumulation: k micro-batches of size B/k, gradients summed (each loss scaled by 1/k), one
+-- Gradient accumulation: k micro-batches of size B/k, gradients summed (each loss scaled by its share of the update's
+-- images: 1/k, and the micro-batch's share of what is left in an epoch's last, shorter update), one
 -- update: the same update as one batch of B, with the activation memory of B/k. Shown here on a network
 -- without batch norm (whose batch statistics would differ between B and B/k by design): the weights after
 -- the same updates, and the activation memory per step.

@@ -49,7 +49,7 @@ local function mean_shares(ds, list)
       local a, b = pixel_shares(ds, i)
       c, r = c + a, r + b
    end
-   return 100 * c / math.max(#list, 1), 100 * r / math.max(#list, 1)
+   return 100 * c / #list, 100 * r / #list
 end
 
 -- the dataset with every channel multiplied by gain and clipped at 255, as an overexposed camera records it
@@ -104,7 +104,9 @@ for _, name in ipairs(KNOWN) do
 end
 print(('%-30s %10s %10s'):format('pixels (class ' .. DOUBLE_CURVE .. ')', 'clipped', 'rim red'))
 for _, row in ipairs({{'training', g.train, train21}, {'test, right', g.test, right21}, {'test, mispredicted', g.test, wrong21}}) do
-   print(('%-30s %9.1f%% %9.1f%%'):format(row[1], mean_shares(row[2], row[3])))
+   -- (an empty group has no shares: it printed 0.0%, as if none of its pixels were clipped)
+   if #row[3] == 0 then print(('%-30s %10s %10s'):format(row[1], '-', '-'))
+   else print(('%-30s %9.1f%% %9.1f%%'):format(row[1], mean_shares(row[2], row[3]))) end
 end
 
 print(('\n%-28s %14s %10s'):format('variant', 'class 21 recall', '21 -> 11'))
@@ -133,10 +135,12 @@ for _, v in ipairs(variants) do
    end
    print(line)
 end
+-- with its test (a single variant printed no conclusion at all)
+if #variants == 1 then print(('conclusion: only %s trained: nothing to compare it with (variants=)'):format(names[1])) end
 for k = 2, #variants do
    local name = variants[k].name
    local verdict = not verdicts[name].significant and 'makes no significant difference'
                    or verdicts[name].diff > 0 and 'pays' or 'hurts'
-   print(('conclusion: %s against %s %s (%+.2f points on test)'):format(name, names[1], verdict,
-                                                                      100 * verdicts[name].diff))
+   print(('conclusion: %s against %s %s (%+.2f points on test, %s)'):format(name, names[1], verdict,
+                                                                          100 * verdicts[name].diff, verdicts[name].detail))
 end

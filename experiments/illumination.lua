@@ -18,9 +18,12 @@ for i = 0, n - 1 do
    stats[#stats + 1] = {i + 1, mean, math.sqrt(math.max(0, sq / hw - mean * mean))}
 end
 table.sort(stats, function(a, b) return a[2] < b[2] end)
-local function pct(q) return stats[math.max(1, math.floor(q * #stats))][2] end
+-- the q-quantile of a sorted list (its first element below 1/n: a set of 10 images looked up contrasts[0])
+local function pct(sorted, q) return sorted[math.max(1, math.floor(q * #sorted))] end
+local means = {}
+for k, s in ipairs(stats) do means[k] = s[2] end
 print(('mean luminance per image: min %.1f, 5%% %.1f, median %.1f, 95%% %.1f, max %.1f (0..255)'):format(
-   stats[1][2], pct(0.05), pct(0.5), pct(0.95), stats[#stats][2]))
+   means[1], pct(means, 0.05), pct(means, 0.5), pct(means, 0.95), means[#means]))
 local dark = 0
 for _, s in ipairs(stats) do if s[2] < 40 then dark = dark + 1 end end
 print(('%d images (%.1f%%) are very dark (mean luminance under 40)'):format(dark, 100 * dark / #stats))
@@ -28,17 +31,19 @@ local contrasts = {}
 for _, s in ipairs(stats) do contrasts[#contrasts + 1] = s[3] end
 table.sort(contrasts)
 print(('contrast (luminance standard deviation): 5%% %.1f, median %.1f, 95%% %.1f'):format(
-   contrasts[math.floor(0.05 * #contrasts)], contrasts[math.floor(0.5 * #contrasts)], contrasts[math.floor(0.95 * #contrasts)]))
+   pct(contrasts, 0.05), pct(contrasts, 0.5), pct(contrasts, 0.95)))
 
--- pictures: the 16 darkest and 16 brightest, raw, equalized and with CLAHE
+-- pictures: the 16 darkest and 16 brightest (half the set each when it has fewer than 32 images: a set of 20 failed
+-- here), raw, equalized and with CLAHE
 ts.files.mkdirs(opt.run)
+local per_row = math.min(16, math.floor(#stats / 2))
 local picks = {}
-for k = 1, 16 do picks[k] = stats[k][1] end
-for k = 1, 16 do picks[16 + k] = stats[#stats - 16 + k][1] end
-for _, mode in ipairs({'none', 'hist', 'clahe'}) do
+for k = 1, per_row do picks[k] = stats[k][1] end
+for k = 1, per_row do picks[per_row + k] = stats[#stats - per_row + k][1] end
+for _, mode in ipairs(per_row > 0 and {'none', 'hist', 'clahe'} or {}) do
    local x = ts.data.batch(g.train, picks, {preprocess = ts.data.preprocess{equalize = mode ~= 'none' and mode or nil}})
    local file = ('%s/darkest_brightest_%s.png'):format(opt.run, mode)
-   ts.image.save(file, ts.image.grid(x, {cols = 16, scale = 3}))
+   ts.image.save(file, ts.image.grid(x, {cols = per_row, scale = 3}))
    print('wrote ' .. file .. ' (top row: darkest, bottom: brightest)')
 end
 

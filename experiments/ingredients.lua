@@ -83,7 +83,7 @@
 --         on the test set)
 local opt = ts.experiment.options({epochs = 24, run = 'runs/recipe', what = 'ema,tta', teachers = 3},
                                   {epochs = {1}, teachers = {1, 16}})
-local g = ts.experiment.dataset(opt)
+local g   -- the data, made once what= is checked (after the ingredients below: what=foo failed after GTSRB was read)
 local recipe = {recipe = ts.experiment.baseline}
 for k, v in pairs(opt) do recipe[k] = v end
 
@@ -222,17 +222,11 @@ local ingredients = {
    end,
 }
 
-local chosen = {}
-for name in opt.what:gmatch('[^,%s]+') do
-   if not ingredients[name] then
-      local known = {}
-      for k in pairs(ingredients) do known[#known + 1] = k end
-      table.sort(known)
-      error(('ingredients.lua: unknown ingredient %s in what=%s (known: %s)'):format(name, opt.what, table.concat(known, ', ')), 0)
-   end
-   chosen[#chosen + 1] = name
-end
-if #chosen == 0 then error('ingredients.lua: what= names no ingredient', 0) end
+local known = {}
+for name in pairs(ingredients) do known[#known + 1] = name end
+table.sort(known)
+local chosen = ts.experiment.choices(opt.what, 'what', known)   -- (each once: what=ema,ema compared one run twice)
+g = ts.experiment.dataset(opt)
 
 local base = ts.experiment.variant(g, 'baseline', {}, recipe)
 local variants = {base}

@@ -13,14 +13,16 @@ model:forward(x)
 ts.files.mkdirs(opt.run .. '/layers')
 print(('%-4s %-12s %-16s %9s %9s'):format('#', 'layer', 'output', 'active', 'mean'))
 local relu_active = {}
-for i, c in ipairs(model:children()) do
+for _, c in ipairs(model:children()) do
    local out = c.module.output
    if out and out:dim() >= 2 then
       local active = out:gt(0):sum() / out:numel()
       print(('%-4s %-12s %-16s %8.1f%% %9.3f'):format(c.name, c.module.__typename, tostring(out:size()), 100 * active, out:mean()))
       if c.module.__typename == 'ReLU' and out:dim() == 4 then relu_active[#relu_active + 1] = {c.name, active, out:size(3)} end
+      -- named as the # column names the layer (the pictures were numbered from 1 where the column counts from 0)
       if out:dim() == 4 then
-         ts.image.save(('%s/layers/%02d_%s.png'):format(opt.run, i, c.module.__typename), ts.image.activationGrid(out, 16))
+         local id = tonumber(c.name) and ('%02d'):format(c.name) or c.name
+         ts.image.save(('%s/layers/%s_%s.png'):format(opt.run, id, c.module.__typename), ts.image.activationGrid(out, 16))
       end
    end
 end

@@ -40,11 +40,14 @@ print(('%s: %d of %d test images mispredicted (%.2f%%)'):format(opt.run, #wrong,
 
 local cm = ts.metrics.confusion(preds.pred, preds.target, 43)
 local summary = ts.metrics.summary(cm)
+-- (a class without test images has no recall: it was listed among the lowest, "recall 0.0000 of 0")
 local worst = {}
-for c = 0, 42 do worst[#worst + 1] = {c, summary.per_class[c].recall, summary.per_class[c].support} end
+for c = 0, 42 do
+   if summary.per_class[c].support > 0 then worst[#worst + 1] = {c, summary.per_class[c].recall, summary.per_class[c].support} end
+end
 table.sort(worst, function(a, b) return a[2] < b[2] end)
 print('classes with the lowest recall:')
-for k = 1, 8 do
+for k = 1, math.min(8, #worst) do
    print(('  %2d %-50s recall %.4f of %d'):format(worst[k][1], names[worst[k][1]] or '', worst[k][2], worst[k][3]))
 end
 print('most confused pairs (true -> predicted):')
@@ -71,6 +74,36 @@ if #wrong == 0 then
    print('conclusion: no test image is mispredicted')
    return
 end
+local pair = ts.metrics.mostConfused(cm, 1)[1]
+local confusion = pair and ('the most frequent confusion is %s -> %s (%d images; mispredicted_pairs.png puts each mistake ' ..
+                            'beside the class it was taken for)'):format(names[pair[1]] or pair[1], names[pair[2]] or pair[2], pair[3])
+-- each mistake beside an image of the class it was taken for: a test image the model reads right, else a training
+-- image of that class (with none in the test set, the mistake was put beside itself, under the words "a correct image
+-- of the class"); written before the statistics, which need correct images to compare with
+local function example_of(class)
+   for j = 1, g.test:size() do if g.test.y[j] == class and preds.pred[j] == class then return g.test, j end end
+   for j = 1, g.train:size() do if g.train.y[j] == class then return g.train, j end end
+end
+local function gallery()
+   local shown = {}
+   for k = 1, math.min(24, #wrong) do shown[k] = wrong[k] end
+   local mistakes, rows = ts.data.batch(g.test, shown), {}
+   for k, i in ipairs(shown) do
+      local ds, j = example_of(preds.pred[i])
+      rows[2 * k - 1] = mistakes:narrow(1, k, 1)
+      rows[2 * k] = ds and ts.data.batch(ds, {j}) or mistakes:narrow(1, k, 1):clone():zero()
+   end
+   local file = opt.run .. '/mispredicted_pairs.png'
+   ts.image.save(file, ts.image.grid(ts.cat(rows, 1), {cols = 8, scale = 3}))
+   print('wrote ' .. file .. ' (pairs: a mistake, then an image of the class it was taken for: a test image read right, ' ..
+         'else a training image)')
+end
+if #right == 0 then
+   gallery()
+   print('conclusion: every test image is mispredicted, so no correct prediction to compare the mistakes with' ..
+         (confusion and '; ' .. confusion or ''))
+   return
+end
 local step = math.max(1, math.floor(#right / 2000))
 local sample = {}
 for k = 1, #right, step do sample[#sample + 1] = right[k] end
@@ -91,25 +124,7 @@ for k, n in ipairs(names3) do
       reasons[#reasons + 1] = ('%s (%.0f%% of the correct ones\' %s)'):format(w < r and n[2] or n[3], 100 * w / r, n[1])
    end
 end
-local pair = ts.metrics.mostConfused(cm, 1)[1]
 print('conclusion: the mistakes are ' ..
       (#reasons > 0 and table.concat(reasons, ', ') or 'not clearly different in brightness, contrast or sharpness') ..
-      (pair and ('; the most frequent confusion is %s -> %s (%d images; mispredicted_pairs.png puts each mistake beside the ' ..
-                 'class it was taken for)'):format(names[pair[1]] or pair[1], names[pair[2]] or pair[2], pair[3]) or ''))
-
--- a gallery of the mistakes: each mistake next to a correct example of the class it was taken for
-local picks = {}
-for k = 1, math.min(24, #wrong) do
-   local i = wrong[k]
-   picks[#picks + 1] = i
-   local p = preds.pred[i]
-   local example = i
-   for j = 1, g.test:size() do if g.test.y[j] == p and preds.pred[j] == p then example = j break end end
-   picks[#picks + 1] = example
-end
-if #picks > 0 then
-   local x = ts.data.batch(g.test, picks)
-   local file = opt.run .. '/mispredicted_pairs.png'
-   ts.image.save(file, ts.image.grid(x, {cols = 8, scale = 3}))
-   print('wrote ' .. file .. ' (pairs: a mistake, then a correct image of the class it was taken for)')
-end
+      (confusion and '; ' .. confusion or ''))
+gallery()

@@ -12,7 +12,7 @@ local g = ts.experiment.dataset(opt)
 -- the variants' builder, pooling_variant, registers from a file of its own so that the runs can be reloaded
 dofile(ts.root .. '/experiments/models/pooling.lua')
 
--- test accuracy with every image translated by (dx, dy) pixels (edges replicated)
+-- test accuracy with every image translated by d pixels right and down, the d rows and columns it uncovers black
 local function shifted_accuracy(model, pre, d)
    local ds = g.test
    local n, h, w = ds:size(), ds.x:size(2), ds.x:size(3)
@@ -49,7 +49,7 @@ for _, down in ipairs({'max', 'avg', 'stride', 'none'}) do
    variants[#variants + 1] = v
 end
 ts.experiment.compare(variants, 'downsampling (same budget)')
-print('\ntranslation robustness (test accuracy with images shifted by d pixels right and down):')
+print('\ntranslation robustness (test accuracy with images shifted by d pixels right and down, the uncovered border black):')
 for _, v in ipairs(variants) do
    local model, config = ts.models.load(v.dirs[1])
    local pre = ts.data.preprocess(config.preprocess)

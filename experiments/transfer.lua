@@ -97,8 +97,12 @@ for name in pairs(ts.models.catalog) do names[#names + 1] = name end
 table.sort(names)
 local function add_row(label, path)
    local final = ts.json.readFile(path .. '/final.json')
-   -- runs on the other data set (generated signs vs GTSRB) do not belong in the table
-   if final and not final.synthetic == not g.synthetic then rows[#rows + 1] = {name = label, final = final, path = path} end
+   if not final then return end
+   -- runs on other data (generated signs vs GTSRB, or generated signs of another size or seed) do not belong in the
+   -- table: with only the kind checked, an earlier invocation's run on another test set was compared by McNemar
+   local same, why = pcall(ts.experiment.checkRunData, path, final, g)
+   if same then rows[#rows + 1] = {name = label, final = final, path = path}
+   else print(('(left out: %s)'):format(tostring(why))) end
 end
 for _, name in ipairs(names) do
    for _, recipe in ipairs(recipe_names) do

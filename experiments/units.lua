@@ -65,7 +65,7 @@ end
 -- "one-sign" units: selectivity above 0.9
 local with = {}
 for li, r in ipairs(relus) do
-   if r.one > 0 then with[#with + 1] = ('layer %d (%d of %d units)'):format(li, r.one, r.units) end
+   if r.one > 0 then with[#with + 1] = ('the ReLU at depth %d (layer %s: %d of %d units)'):format(li, r.name, r.one, r.units) end
 end
 -- the shape of the mean selectivity over depth, said as the numbers have it: where it is lowest and highest, and
 -- a reading only where the shape is plain (steadily up, steadily down, or a dip with both ends above it)
@@ -78,7 +78,8 @@ for li, r in ipairs(relus) do
       falling = falling and r.mean <= relus[li - 1].mean
    end
 end
-local shape = ('mean selectivity is %.3f in layer 1 and %.3f in the last, lowest in layer %d (%.3f), highest in layer %d (%.3f)'):format(
+-- (said by depth, the table's second column: it said "layer 7" for depth 7, which the first column calls layer 24)
+local shape = ('mean selectivity is %.3f at depth 1 and %.3f at the last, lowest at depth %d (%.3f), highest at depth %d (%.3f)'):format(
    relus[1].mean, relus[#relus].mean, low, relus[low].mean, high, relus[high].mean)
 if #relus > 1 and relus[high].mean > relus[low].mean then
    if rising then shape = shape .. ': it grows with depth, single-sign units deeper'
