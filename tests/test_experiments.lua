@@ -749,6 +749,19 @@ return function(t)
       t.truthy(out:find('mean selectivity is [%d.]+ at depth 1 and [%d.]+ at the last'), out)
    end)
 
+   t.test('a data folder given by data= or TSHOST_DATA that holds no GTSRB is an error, not generated signs', function()
+      local dir = t.tmpdir()
+      -- the experiment ran on generated signs after one printed line, and its numbers read as GTSRB's
+      for _, env_and_arg in ipairs({{'', 'data=' .. dir}, {'TSHOST_DATA=' .. dir .. ' ', ''}}) do
+         local rc, out = t.sh(('%s%s %s/experiments/baseline.lua epochs=1 detector=false %s run=%s/r'):format(env_and_arg[1],
+                              t.tshost, ts.root, env_and_arg[2], dir))
+         local named = env_and_arg[2] ~= '' and env_and_arg[2] or 'TSHOST_DATA=' .. dir
+         t.truthy(rc == 1 and out:find(named .. ': GTSRB: train.pickle not found in ' .. dir, 1, true) and
+                  not out:find('data: generated', 1, true), out)
+         t.truthy(not ts.files.exists(dir .. '/r/config.json'), 'nothing trained')
+      end
+   end)
+
    t.test('illumination on fewer than 32 images; ingredients checks what= before the data', function()
       local dir = t.tmpdir()
       -- 10 images: the contrast's 5% quantile looked up element 0 and the 16 darkest and 16 brightest past the end

@@ -95,7 +95,14 @@ function M.dataset(opt)
          print(('data: GTSRB from %s (%d train, %d valid, %d test)'):format(dir, g.train:size(), g.valid:size(), g.test:size()))
          return g
       end
-      print('data: GTSRB not found (' .. tostring(g):match('^[^.]*') .. '); using the generated traffic signs instead')
+      -- a folder the user named (data= or TSHOST_DATA) that does not hold GTSRB is an error: the experiment ran on
+      -- generated signs after one printed line, its numbers read as GTSRB's. Only the default data/ falls back
+      local named = (opt.data and opt.data ~= '') and 'data=' .. opt.data or
+                    (os.getenv('TSHOST_DATA') or '') ~= '' and 'TSHOST_DATA=' .. os.getenv('TSHOST_DATA')
+      local why = tostring(g):gsub('^[^:]*:%d+: ', '')
+      if named then error(('%s: %s (or synthetic=true: generated signs)'):format(named, why), 0) end
+      -- its first sentence ("train.pickle not found in data ...": cut at the first dot, it said "GTSRB: train")
+      print('data: GTSRB not found (' .. (why:match('^(.-)%.%s') or why) .. '); using the generated traffic signs instead')
    end
    local n = opt.synthetic_train or 6000
    local g = data.synthetic{train = n, valid = math.ceil(n / 6), test = math.ceil(n / 3), seed = opt.seed or 1}
