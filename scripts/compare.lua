@@ -136,6 +136,15 @@ if versus then
       recipes[#recipes + 1] = ('%d of the %d pairs were tested on different test sets: their differences are not the ' ..
                                'recipes\' alone'):format(mixed, #pairs_out)
    end
+   -- a pair trained with other arithmetic (threads, CPU path, processor: config.json's machine) rounds otherwise, and
+   -- that alone moves a model by tenths of a point
+   for k, pair in ipairs(pairs_to_test) do
+      local apart = require('ts.machine').differences(pair[1].config.machine, pair[2].config.machine)
+      if #apart > 0 then
+         recipes[#recipes + 1] = ('pair %d was trained with other arithmetic (%s): its difference holds rounding as well ' ..
+                                  'as recipe'):format(k, table.concat(apart, ', '))
+      end
+   end
    lines[#lines + 1] = ''
    lines[#lines + 1] = 'the two recipes over the pairs:'
    for _, line in ipairs(recipes) do lines[#lines + 1] = '  ' .. line end

@@ -17,6 +17,10 @@ return function(t)
          run('baseline.lua', ('synthetic_train=60 epochs=1 trainval=false detector=false seed=%d run=%s/s%d'):format(seed,
              dir, seed))
       end
+      -- each run records what its bits depend on besides its settings (run() trains with --threads 2)
+      local machine = ts.json.readFile(dir .. '/s1/config.json').machine
+      t.truthy(machine and machine.threads == 2 and machine.cpu_path == ts.cpuPath() and machine.device == 'cpu',
+               'config.json machine: ' .. ts.json.encode(machine or {}))
       local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
       -- two generated test sets of one size: other images, so no paired test (it once said "not distinguishable")
       local rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
@@ -98,6 +102,12 @@ return function(t)
          t.truthy(rc == 2 and out:find('usage: tshost scripts/compare.lua RUN [RUN ...] [--versus RUN ...]', 1, true), out)
       end
       t.truthy(select(2, compare(('%s %s --versus %s'):format(a[1], a[2], b[1]))):find('2 before, 1 after', 1, true))
+      -- a pair trained with other arithmetic (config.json's machine) is said to hold rounding as well as recipe
+      ts.files.writeFile(a[2] .. '/config.json', ts.json.encode({machine = {threads = 1, cpu_path = 'avx2', device = 'cpu'}}))
+      ts.files.writeFile(b[2] .. '/config.json', ts.json.encode({machine = {threads = 2, cpu_path = 'avx2', device = 'cpu'}}))
+      rc, out = compare(('%s --versus %s'):format(table.concat(a, ' '), table.concat(b, ' ')))
+      t.truthy(rc == 0 and out:find('pair 2 was trained with other arithmetic (threads 1 against 2)', 1, true) and
+               not out:find('pair 1 was', 1, true), out)
       -- a pair on two test sets (other labels): no McNemar for it, and the summary says its difference is not the recipes'
       rc, out = compare(('%s %s --versus %s %s'):format(a[1], a[2], b[1], run_with('other', 0, 7)))
       t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true) and

@@ -64,6 +64,8 @@ end
 -- the CPU path in use (avx2, avx512, avx512bf16, amx: TSHOST_CPU, else the best this processor runs); bf16 layers
 -- compute in bf16 only on avx512bf16 and amx (AMX tiles for the convolutions' products), in fp32 elsewhere
 function ts.cpuPath() return ffi.string(C.ts_cpu_path()) end
+-- what a run's bits depend on besides its settings: threads, CPU path, processor, device, the code's commit (ts.machine)
+ts.machine = require('ts.machine').describe
 
 -- key=value arguments after the script become ts.args (strings); the rest stay in arg
 function ts.parse_args(argv)

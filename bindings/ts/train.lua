@@ -60,6 +60,7 @@ local metrics = require('ts.metrics')
 local json = require('ts.json')
 local serialize = require('ts.serialize')
 local cuda = require('ts.cuda')
+local machine = require('ts.machine')
 local models = require('ts.models')
 local C = require('ts.ffi').C
 local files = require('ts.files')
@@ -1133,6 +1134,8 @@ local function train(cfg, spec, model, opt)
       conf.architecture = tostring(model)
       conf.data = fingerprints
       conf.device = device == 'cuda' and cuda.deviceName() or 'cpu'
+      -- what else the bits depend on (threads, CPU path, processor, code), as the process that writes this found it
+      conf.machine = machine.describe(device)
       write_file(run .. '/config.json', json.encode(conf))
    end
 
