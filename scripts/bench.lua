@@ -126,7 +126,8 @@ local function find_pythons()
    local found, seen = {}, {}
    for _, c in ipairs(candidates) do
       local py = c[1]
-      local p = io.popen(("'%s' -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null"):format(py))
+      local p = io.popen(("%s -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null"):format(
+                         ts.files.shellQuote(py)))
       local version, cuda = (p:read('*a') or ''):match('^(%S+) (%a+)')
       p:close()
       if version and (not want_cuda or cuda == 'True') then
@@ -150,8 +151,8 @@ local layouts = {'nchw', 'channels_last'}
 
 -- one PyTorch round in a fresh process: its own warm-up, then `steps` steps of each kind; with layers, its table
 local function torch_round(torch, layout, layers)
-   local cmd = (torch_env .. "'%s' %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s --layout %s%s 2>/dev/null")
-      :format(torch.python, ts.root, opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision, layout,
+   local cmd = (torch_env .. "%s %s/scripts/bench_torch.py --batch %d --threads %d --steps %d --rounds 1 --model %s --device %s --precision %s --layout %s%s 2>/dev/null")
+      :format(ts.files.shellQuote(torch.python), ts.files.shellQuote(ts.root), opt.batch, opt.threads, opt.steps, opt.model, opt.device, opt.precision, layout,
               layers and ' --layers' or '')
    local p = io.popen(cmd)
    local out = p:read('*a')

@@ -121,14 +121,19 @@ if versus then
    for k, pair in ipairs(pairs_to_test) do a[k], b[k] = pair[1].final.test_accuracy, pair[2].final.test_accuracy end
    local r = ts.metrics.paired(a, b)
    local function mean_sd(m, sd) return ('%.2f%%%s'):format(100 * m, sd and (' (sd %.2f)'):format(100 * sd) or '') end
+   local flip = r.p_flip and ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
+                'no sign-flip test beyond 20 pairs'
+   -- (differences all alike have no spread: their t-test's p of 0 and interval of one point read as certainty)
+   local tests = not r.sd and 'one pair: no test over pairs (McNemar above is the only one)' or
+                 r.sd == 0 and ('every pair differs by the same %+.2f points: no spread for a t-test or an interval; %s')
+                    :format(100 * r.diff, flip) or
+                 ('paired t-test p = %.3g; %s'):format(r.p_t, flip)
    recipes = {('A, the runs before --versus: mean %s over %d runs'):format(mean_sd(r.mean_a, r.sd_a), r.n),
               ('B, the runs after it: mean %s'):format(mean_sd(r.mean_b, r.sd_b)),
               ('B - A: %+.2f points%s; B ahead on %d of %d pairs, behind on %d'):format(100 * r.diff,
-                 r.ci95 and (', 95%% interval %+.2f to %+.2f'):format(100 * r.ci95[1], 100 * r.ci95[2]) or '', r.ahead, r.n,
-                 r.behind),
-              r.p_t and ('paired t-test p = %.3g; %s'):format(r.p_t, r.p_flip and
-                 ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
-                 'no sign-flip test beyond 20 pairs') or 'one pair: no test over pairs (McNemar above is the only one)'}
+                 r.sd and r.sd > 0 and (', 95%% interval %+.2f to %+.2f'):format(100 * r.ci95[1], 100 * r.ci95[2]) or '',
+                 r.ahead, r.n, r.behind),
+              tests}
    -- a pair on two test sets differs by its images as well as by its recipes: said, not hidden in the mean
    local mixed = 0
    for _, p in ipairs(pairs_out) do if not p[3] then mixed = mixed + 1 end end
@@ -139,6 +144,12 @@ if versus then
    -- a pair trained with other arithmetic (threads, CPU path, processor: config.json's machine) rounds otherwise, and
    -- that alone moves a model by tenths of a point
    for k, pair in ipairs(pairs_to_test) do
+      -- pairs are taken as given: a pair of two seeds (a-s1 a-s2 --versus b-s2 b-s1) is said, not compared as one seed
+      local sa, sb = pair[1].config.seed, pair[2].config.seed
+      if type(sa) == 'number' and type(sb) == 'number' and sa ~= sb then
+         recipes[#recipes + 1] = ('pair %d pairs seed %d with seed %d: give the runs of each seed in the same place on ' ..
+                                  'both sides'):format(k, sa, sb)
+      end
       local apart = require('ts.machine').differences(pair[1].config.machine, pair[2].config.machine)
       if #apart > 0 then
          recipes[#recipes + 1] = ('pair %d was trained with other arithmetic (%s): its difference holds rounding as well ' ..

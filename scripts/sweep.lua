@@ -126,7 +126,7 @@ local function name_of(p)
 end
 
 -- a word for the shell, whatever it holds (spaces, quotes, ;): nothing in a value runs as a command
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local quote = ts.files.shellQuote
 
 -- one command per point, every part quoted but the thread count, `threads`: a number here, the Slurm task's CPUs
 -- in the job script. (A THREADS placeholder replaced afterwards was replaced in the values and --dir too: a sweep in

@@ -19,8 +19,9 @@ return function(t)
       end
       -- each run records what its bits depend on besides its settings (run() trains with --threads 2)
       local machine = ts.json.readFile(dir .. '/s1/config.json').machine
-      t.truthy(machine and machine.threads == 2 and machine.cpu_path == ts.cpuPath() and machine.device == 'cpu',
-               'config.json machine: ' .. ts.json.encode(machine or {}))
+      local device = ts.device() == 'cuda' and ts.cuda.deviceName() or 'cpu'   -- (TSHOST_TEST_DEVICE=cuda: the GPU)
+      t.truthy(machine and machine.threads == 2 and machine.cpu_path == ts.cpuPath() and machine.device == device and
+               machine.blas == ts.machine().blas, 'config.json machine: ' .. ts.json.encode(machine or {}))
       local function compare(args) return t.sh(('%s %s/scripts/compare.lua %s'):format(t.tshost, ts.root, args)) end
       -- two generated test sets of one size: other images, so no paired test (it once said "not distinguishable")
       local rc, out = compare(('%s/s1 %s/s2'):format(dir, dir))
@@ -108,6 +109,13 @@ return function(t)
       rc, out = compare(('%s --versus %s'):format(table.concat(a, ' '), table.concat(b, ' ')))
       t.truthy(rc == 0 and out:find('pair 2 was trained with other arithmetic (threads 1 against 2)', 1, true) and
                not out:find('pair 1 was', 1, true), out)
+      -- pairs of two seeds are said (config.json's seed), and differences all alike get no t-test
+      ts.files.writeFile(a[1] .. '/config.json', ts.json.encode({seed = 1}))
+      ts.files.writeFile(b[1] .. '/config.json', ts.json.encode({seed = 2}))
+      rc, out = compare(('%s %s --versus %s %s'):format(a[1], a[3], b[1], b[3]))
+      t.truthy(rc == 0 and out:find('pair 1 pairs seed 1 with seed 2', 1, true), out)
+      t.truthy(out:find('every pair differs by the same +5.00 points: no spread for a t-test or an interval; exact ' ..
+                        'sign-flip test p = 0.5 (4 sign patterns)', 1, true) and not out:find('t-test p =', 1, true), out)
       -- a pair on two test sets (other labels): no McNemar for it, and the summary says its difference is not the recipes'
       rc, out = compare(('%s %s --versus %s %s'):format(a[1], a[2], b[1], run_with('other', 0, 7)))
       t.truthy(rc == 0 and out:find('different test sets, not compared', 1, true) and
@@ -770,6 +778,16 @@ return function(t)
                   not out:find('data: generated', 1, true), out)
          t.truthy(not ts.files.exists(dir .. '/r/config.json'), 'nothing trained')
       end
+      -- why it looked there: data=data was "neither an argument nor TSHOST_DATA was given"; an empty TSHOST_DATA is
+      -- none (it looked in '' and never in data/)
+      local rc, out = t.sh(('cd %s && %s %s/experiments/baseline.lua epochs=1 data=data run=%s/r'):format(dir, t.tshost,
+                           ts.root, dir))
+      t.truthy(rc == 1 and out:find('data=data: GTSRB: train.pickle not found in data (looked there because it was given)',
+               1, true), out)
+      rc, out = t.sh(('cd %s && TSHOST_DATA= %s %s/experiments/grayscale.lua epochs=1 synthetic_train=30 run=%s/g'):format(
+                     dir, t.tshost, ts.root, dir))
+      t.truthy(rc == 0 and out:find('train.pickle not found in data (looked there because neither an argument nor ' ..
+                                    'TSHOST_DATA was given)', 1, true), out)
    end)
 
    t.test('illumination on fewer than 32 images; ingredients checks what= before the data', function()
@@ -788,19 +806,25 @@ return function(t)
 
    t.test('balance: the rare classes\' recall is the mean over the seeds, and the best accuracy is said with its test', function()
       local dir = t.tmpdir()
-      local out = run('balance.lua', ('synthetic_train=60 epochs=1 seeds=2 run=%s'):format(dir))
+      -- (300 images: at 60 the rare classes were those without a training image, recall 0 on every seed alike)
+      local out = run('balance.lua', ('synthetic_train=300 epochs=1 seeds=2 run=%s'):format(dir))
       local rare = {}
       for c in out:match('rare classes %(under half the median of %d+%): ([%d ]*)'):gmatch('%d+') do rare[#rare + 1] = tonumber(c) end
       -- seed 1's recall and macro-F1 were printed beside the mean accuracy of both seeds
+      local seeds_differ = false   -- (where both seeds' recalls are alike, this test could not tell them apart)
       for _, name in ipairs({'none', 'upsample+augment', 'sqrt sampling', 'synthesize', 'downsample', 'class weights'}) do
-         local recall, f1 = 0, 0
+         local recall, f1, first = 0, 0, nil
          for seed = 1, 2 do
             local final = ts.json.decode(t.readfile(('%s/%s-s%d/final.json'):format(dir, name, seed)))
-            for _, c in ipairs(rare) do recall = recall + final.per_class[c + 1].recall / #rare / 2 end
-            f1 = f1 + final.test_macro_f1 / 2
+            local own = 0
+            for _, c in ipairs(rare) do own = own + final.per_class[c + 1].recall / #rare end
+            first = first or own
+            recall, f1 = recall + own / 2, f1 + final.test_macro_f1 / 2
          end
+         seeds_differ = seeds_differ or math.abs(first - recall) > 1e-4
          t.truthy(out:find(('  %-20s mean rare-class recall %.4f   macro-F1 %.4f'):format(name, recall, f1), 1, true), name .. ': ' .. out)
       end
+      t.truthy(seeds_differ, 'the two seeds give every variant the same rare-class recall: ' .. out)
       t.truthy(out:find('conclusion: best rare%-class recall with .*; .* gives the best test accuracy .*McNemar p = '), out)
    end)
 

@@ -290,4 +290,16 @@ return function(t)
       t.eq(ts.files.exists(dir .. '/cut'), false, 'nothing written under the cut name')
       t.raises(function() ts.save(5, {}) end, 'ts.save(path, model or table): path must be a string, got number')
    end)
+
+   t.test('shellQuote: a word the shell reads back as it is, whatever it holds; ts.machine describes this process', function()
+      -- %q's double quotes let $(...) and `...` run (the commit ts.machine asks git for, in a root named so)
+      for _, s in ipairs({"plain", "a b", "it's", "$(echo ran)", "`echo ran`", "a\nb", "'", "", "x;y|z&"}) do
+         local pipe = io.popen('printf %s ' .. ts.files.shellQuote(s))
+         local back = pipe:read('*a')
+         pipe:close()
+         t.eq(back, s)
+      end
+      local m = ts.machine()
+      t.truthy(m.threads == ts.getThreads() and m.cpu_path == ts.cpuPath() and type(m.processor or '') == 'string', 'ts.machine')
+   end)
 end

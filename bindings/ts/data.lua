@@ -438,20 +438,31 @@ local function exists(path)
    return f ~= nil
 end
 
+-- The folder GTSRB is read from, and who named it: dir when given ('argument'), else TSHOST_DATA unless it is unset or
+-- empty ('TSHOST_DATA'), else data/ ('default': the only one that may be missing without an error, see ts.experiment)
+function data.gtsrbFolder(dir)
+   if dir ~= nil then return dir, 'argument' end
+   local env = os.getenv('TSHOST_DATA')
+   if env and env ~= '' then return env, 'TSHOST_DATA' end
+   return 'data', 'default'
+end
+
+local looked_because = {argument = 'it was given', TSHOST_DATA = 'TSHOST_DATA names it',
+                        default = 'neither an argument nor TSHOST_DATA was given'}
 function data.gtsrb(dir)
    -- a table failed inside on concatenating it, '' looked in / (its files as /train.pickle)
    if dir ~= nil and (cffi.path(dir, 'ts.data.gtsrb(dir)') == '') then
       error('ts.data.gtsrb(dir): dir must name a folder, got the empty string', 2)
    end
-   dir = dir or os.getenv('TSHOST_DATA') or 'data'
+   local how
+   dir, how = data.gtsrbFolder(dir)
    local files = {'train.pickle', 'valid.pickle', 'test.pickle', 'label_names.csv'}
    for _, f in ipairs(files) do
       if not exists(dir .. '/' .. f) then
          error(('GTSRB: %s not found in %s (looked there because %s). The dataset is the 32x32 pickled GTSRB of the ' ..
                 'traffic-sign course (train.pickle, valid.pickle, test.pickle, label_names.csv), made from the ' ..
                 'German Traffic Sign Recognition Benchmark (benchmark.ini.rub.de); put the files in data/ or point ' ..
-                'TSHOST_DATA at them'):format(f, dir, dir == 'data' and 'neither an argument nor TSHOST_DATA was given'
-                                                     or 'it was given'), 2)
+                'TSHOST_DATA at them'):format(f, dir, looked_because[how]), 2)
       end
    end
    local names = data.readLabelNames(dir .. '/label_names.csv')

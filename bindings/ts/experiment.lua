@@ -78,7 +78,8 @@ end
 -- saying which. opt.synthetic = true forces the generated data (opt.synthetic_train images, opt.seed);
 -- a table, as a run's final.json records it (ts.data.synthetic's settings), makes exactly those images.
 function M.dataset(opt)
-   local dir = (opt.data and opt.data ~= '') and opt.data or os.getenv('TSHOST_DATA') or 'data'
+   local given = (opt.data and opt.data ~= '') and opt.data or nil
+   local dir, how = data.gtsrbFolder(given)
    if type(opt.synthetic) == 'table' then
       -- settings a damaged record gives (train 1e12, seed "x") are named with it, not a traceback into this file
       local ok, g = pcall(data.synthetic, opt.synthetic)
@@ -90,17 +91,17 @@ function M.dataset(opt)
       return g
    end
    if not opt.synthetic then
-      local ok, g = pcall(data.gtsrb, dir)
+      local ok, g = pcall(data.gtsrb, given)
       if ok then
          print(('data: GTSRB from %s (%d train, %d valid, %d test)'):format(dir, g.train:size(), g.valid:size(), g.test:size()))
          return g
       end
       -- a folder the user named (data= or TSHOST_DATA) that does not hold GTSRB is an error: the experiment ran on
       -- generated signs after one printed line, its numbers read as GTSRB's. Only the default data/ falls back
-      local named = (opt.data and opt.data ~= '') and 'data=' .. opt.data or
-                    (os.getenv('TSHOST_DATA') or '') ~= '' and 'TSHOST_DATA=' .. os.getenv('TSHOST_DATA')
       local why = tostring(g):gsub('^[^:]*:%d+: ', '')
-      if named then error(('%s: %s (or synthetic=true: generated signs)'):format(named, why), 0) end
+      if how ~= 'default' then
+         error(('%s=%s: %s (or synthetic=true: generated signs)'):format(how == 'argument' and 'data' or how, dir, why), 0)
+      end
       -- its first sentence ("train.pickle not found in data ...": cut at the first dot, it said "GTSRB: train")
       print('data: GTSRB not found (' .. (why:match('^(.-)%.%s') or why) .. '); using the generated traffic signs instead')
    end
@@ -501,8 +502,9 @@ function M.compare(variants, title)
          local a, b = {}, {}
          for k = 1, #v.runs do a[k], b[k] = ref.runs[k].test_accuracy, v.runs[k].test_accuracy end
          local s = metrics.paired(a, b)
-         print(('    over the %d seeds: ahead on %d, behind on %d; paired t-test p = %.3g%s'):format(s.n, s.ahead, s.behind,
-               s.p_t, s.p_flip and ('; exact sign-flip test p = %.3g'):format(s.p_flip) or ''))
+         print(('    over the %d seeds: ahead on %d, behind on %d; %s%s'):format(s.n, s.ahead, s.behind,
+               s.sd == 0 and 'the same difference on every seed, no spread for a t-test' or
+               ('paired t-test p = %.3g'):format(s.p_t), s.p_flip and ('; exact sign-flip test p = %.3g'):format(s.p_flip) or ''))
       end
       verdicts[v.name] = r
    end

@@ -118,6 +118,9 @@ function M.list(dir)
 end
 
 -- only a folder has a "." inside it to resolve
+-- s as one word for a POSIX shell, whatever it holds (spaces, quotes, $(...), ;): single-quoted, each ' as '\''
+function M.shellQuote(s) return "'" .. (s:gsub("'", "'\\''")) .. "'" end
+
 function M.isDir(path) return cffi.path(path, 'ts.files.isDir(path)') ~= '' and C.realpath(path .. '/.', resolved) ~= nil end
 
 return M

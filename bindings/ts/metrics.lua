@@ -448,7 +448,8 @@ end
 -- of the 2^n ways of flipping the differences' signs whose sum lies as far from 0 as theirs, which assumes no
 -- distribution; for n <= 20), ahead, behind (the pairs where b is above, below a)}. Each McNemar's test asks whether
 -- two models differ; this asks whether the recipes do, across what the seeds change. With one pair, sd, ci95 and p_t
--- are nil; where every difference is the same, the interval is that one number and p_t 0 (1 where it is 0).
+-- are nil; where every difference is the same (to 1e-12 of the largest), sd is 0, the interval that one number and p_t 0
+-- (1 where it is 0): scipy's limit, which a reader should be told is no test (compare.lua says so).
 function metrics.paired(a, b)
    if type(a) ~= 'table' or type(b) ~= 'table' then
       error(('paired: expected two lists of numbers, got %s and %s'):format(keys.show(a), keys.show(b)), 2)
@@ -469,6 +470,11 @@ function metrics.paired(a, b)
    r.mean_a, r.sd_a = metrics.meanSd(a)
    r.mean_b, r.sd_b = metrics.meanSd(b)
    r.diff, r.sd = metrics.meanSd(d)
+   -- accuracies are k/N: differences alike in exact numbers (19/20 - 18/20, 20/20 - 19/20) differ in the last bits,
+   -- and that spread made a t of 10^15 and a p of 0 out of rounding. A spread within such bits is none
+   local largest = 0
+   for k = 1, n do largest = math.max(largest, math.abs(d[k])) end
+   if r.sd and r.sd <= 1e-12 * largest then r.sd = 0 end
    if n > 1 then
       local se = r.sd / math.sqrt(n)
       local half = t_quantile_95(n - 1) * se

@@ -1133,9 +1133,9 @@ local function train(cfg, spec, model, opt)
       conf.preprocess = cfg.preprocess.settings
       conf.architecture = tostring(model)
       conf.data = fingerprints
-      conf.device = device == 'cuda' and cuda.deviceName() or 'cpu'
       -- what else the bits depend on (threads, CPU path, processor, code), as the process that writes this found it
       conf.machine = machine.describe(device)
+      conf.device = conf.machine.device   -- 'cpu' or the GPU's name
       write_file(run .. '/config.json', json.encode(conf))
    end
 
