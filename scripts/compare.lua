@@ -121,19 +121,13 @@ if versus then
    for k, pair in ipairs(pairs_to_test) do a[k], b[k] = pair[1].final.test_accuracy, pair[2].final.test_accuracy end
    local r = ts.metrics.paired(a, b)
    local function mean_sd(m, sd) return ('%.2f%%%s'):format(100 * m, sd and (' (sd %.2f)'):format(100 * sd) or '') end
-   local flip = r.p_flip and ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
-                'no sign-flip test beyond 20 pairs'
-   -- (differences all alike have no spread: their t-test's p of 0 and interval of one point read as certainty)
-   local tests = not r.sd and 'one pair: no test over pairs (McNemar above is the only one)' or
-                 r.sd == 0 and ('every pair differs by the same %+.2f points: no spread for a t-test or an interval; %s')
-                    :format(100 * r.diff, flip) or
-                 ('paired t-test p = %.3g; %s'):format(r.p_t, flip)
    recipes = {('A, the runs before --versus: mean %s over %d runs'):format(mean_sd(r.mean_a, r.sd_a), r.n),
               ('B, the runs after it: mean %s'):format(mean_sd(r.mean_b, r.sd_b)),
               ('B - A: %+.2f points%s; B ahead on %d of %d pairs, behind on %d'):format(100 * r.diff,
+                 -- (differences all alike have no spread: an interval of one point would read as certainty)
                  r.sd and r.sd > 0 and (', 95%% interval %+.2f to %+.2f'):format(100 * r.ci95[1], 100 * r.ci95[2]) or '',
                  r.ahead, r.n, r.behind),
-              tests}
+              ts.metrics.describePaired(r)}
    -- a pair on two test sets differs by its images as well as by its recipes: said, not hidden in the mean
    local mixed = 0
    for _, p in ipairs(pairs_out) do if not p[3] then mixed = mixed + 1 end end

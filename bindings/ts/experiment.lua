@@ -502,9 +502,7 @@ function M.compare(variants, title)
          local a, b = {}, {}
          for k = 1, #v.runs do a[k], b[k] = ref.runs[k].test_accuracy, v.runs[k].test_accuracy end
          local s = metrics.paired(a, b)
-         print(('    over the %d seeds: ahead on %d, behind on %d; %s%s'):format(s.n, s.ahead, s.behind,
-               s.sd == 0 and 'the same difference on every seed, no spread for a t-test' or
-               ('paired t-test p = %.3g'):format(s.p_t), s.p_flip and ('; exact sign-flip test p = %.3g'):format(s.p_flip) or ''))
+         print(('    over the %d seeds: ahead on %d, behind on %d; %s'):format(s.n, s.ahead, s.behind, metrics.describePaired(s)))
       end
       verdicts[v.name] = r
    end

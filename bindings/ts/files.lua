@@ -117,10 +117,10 @@ function M.list(dir)
    return names
 end
 
--- only a folder has a "." inside it to resolve
 -- s as one word for a POSIX shell, whatever it holds (spaces, quotes, $(...), ;): single-quoted, each ' as '\''
 function M.shellQuote(s) return "'" .. (s:gsub("'", "'\\''")) .. "'" end
 
+-- only a folder has a "." inside it to resolve
 function M.isDir(path) return cffi.path(path, 'ts.files.isDir(path)') ~= '' and C.realpath(path .. '/.', resolved) ~= nil end
 
 return M

@@ -6,6 +6,7 @@
 --   ts.metrics.temperature(logits, y), ts.metrics.calibration(logits, y, T)   -- temperature scaling, NLL, ECE
 --   ts.metrics.softmax(row, T), ts.metrics.correct(pred, y), ts.metrics.meanSd(list), ts.metrics.mcnemar(a, b)
 --   ts.metrics.paired(a, b)          -- two recipes over pairs of runs (seeds): mean difference, t-test, sign flips
+--   ts.metrics.describePaired(r)     -- its tests in a sentence
 -- Precision of a class never predicted, and recall of a class absent from the targets, are 0 (as
 -- scikit-learn's zero_division=0); macro averages run over the classes present in targets or predictions.
 local ffi = require('ffi')
@@ -458,13 +459,15 @@ function metrics.paired(a, b)
    if n == 0 or n ~= length(b, 'paired', 'the second list', 2) then
       error(('paired: %d numbers against %d: each of the first list pairs with one of the second'):format(n, #b), 2)
    end
-   local d, ahead, behind = {}, 0, 0
+   -- the differences, their sum, the sum and the largest of their sizes (what a rounding's worth is measured by)
+   local d, ahead, behind, total, scale, largest = {}, 0, 0, 0, 0, 0
    for k = 1, n do
       if not (T.isFinite(a[k]) and T.isFinite(b[k])) then
          error(('paired: pair %d is %s and %s, not two finite numbers'):format(k, keys.show(a[k]), keys.show(b[k])), 2)
       end
       d[k] = b[k] - a[k]
       if d[k] > 0 then ahead = ahead + 1 elseif d[k] < 0 then behind = behind + 1 end
+      total, scale, largest = total + d[k], scale + math.abs(d[k]), math.max(largest, math.abs(d[k]))
    end
    local r = {n = n, ahead = ahead, behind = behind}
    r.mean_a, r.sd_a = metrics.meanSd(a)
@@ -472,8 +475,6 @@ function metrics.paired(a, b)
    r.diff, r.sd = metrics.meanSd(d)
    -- accuracies are k/N: differences alike in exact numbers (19/20 - 18/20, 20/20 - 19/20) differ in the last bits,
    -- and that spread made a t of 10^15 and a p of 0 out of rounding. A spread within such bits is none
-   local largest = 0
-   for k = 1, n do largest = math.max(largest, math.abs(d[k])) end
    if r.sd and r.sd <= 1e-12 * largest then r.sd = 0 end
    if n > 1 then
       local se = r.sd / math.sqrt(n)
@@ -483,8 +484,6 @@ function metrics.paired(a, b)
    end
    if n <= 20 then
       -- every sign pattern; a sum as far from 0 as the observed one, less a rounding's worth, counts
-      local total, scale = 0, 0
-      for k = 1, n do total, scale = total + d[k], scale + math.abs(d[k]) end
       local as_far = 0
       for mask = 0, 2 ^ n - 1 do
          local sum, m = 0, mask
@@ -497,6 +496,20 @@ function metrics.paired(a, b)
       r.p_flip = as_far / 2 ^ n
    end
    return r
+end
+
+-- paired's tests in one sentence, for a person (compare.lua --versus and the ingredients' comparison): the t-test and
+-- the sign flips; where every pair differs alike, that there is no spread to test (a p of 0 read as certainty); with
+-- one pair, that there is no test over pairs
+function metrics.describePaired(r)
+   if not r.sd then return 'one pair: no test over pairs (McNemar above is the only one)' end
+   local flip = r.p_flip and ('exact sign-flip test p = %.3g (%d sign patterns)'):format(r.p_flip, 2 ^ r.n) or
+                'no sign-flip test beyond 20 pairs'
+   if r.sd == 0 then
+      return ('every pair differs by the same %+.2f points: no spread for a t-test or an interval; %s'):format(100 * r.diff,
+                                                                                                              flip)
+   end
+   return ('paired t-test p = %.3g; %s'):format(r.p_t, flip)
 end
 
 -- the summary as an aligned text table, one row per class, then the averages
